@@ -1,0 +1,70 @@
+# Billing Portal — developer commands. `make run` and `make test` are all a new machine needs.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# pytest arguments, e.g. `make test ARGS="-k billing -x"`
+ARGS ?=
+
+.PHONY: help system-deps venv install-base install-dev run demo migrate test lint format worker beat clean
+
+help:
+	@echo "make run          set up everything and serve the demo on http://$(HOST):$(PORT)/"
+	@echo "make test         install test dependencies and run the whole suite"
+	@echo "make lint         ruff lint + format check"
+	@echo "make worker/beat  run a Celery worker / beat against CELERY_BROKER_URL"
+
+system-deps:
+	@bash .ci/system-deps.sh requirements/system.txt
+
+$(PY):
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# Re-install only when the requirement files change.
+$(VENV)/.base-installed: requirements/base.txt | $(PY)
+	$(PIP) install --quiet -r requirements/base.txt
+	@touch $@
+
+$(VENV)/.dev-installed: requirements/base.txt requirements/dev.txt | $(PY)
+	$(PIP) install --quiet -r requirements/dev.txt
+	@touch $@ $(VENV)/.base-installed
+
+install-base: system-deps $(VENV)/.base-installed
+install-dev: system-deps $(VENV)/.dev-installed
+
+migrate: install-base
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py load_demo_data
+	$(PY) manage.py ensure_demo_admin
+
+run: demo
+	@echo "Serving on http://$(HOST):$(PORT)/  (admin: /admin/, API docs: /api/docs/)"
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+test: install-dev
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m pytest $(if $(CI),--create-db,) $(ARGS)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+worker: install-base
+	$(VENV)/bin/celery -A billing_portal worker -Q celery,billing,pdf --loglevel INFO
+
+beat: install-base
+	$(VENV)/bin/celery -A billing_portal beat --scheduler django_celery_beat.schedulers:DatabaseScheduler --loglevel INFO
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

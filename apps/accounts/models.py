@@ -1,0 +1,88 @@
+from django.conf import settings
+from django.core.validators import MaxValueValidator
+from django.db import models
+from django.db.models import Q
+from django_countries.fields import CountryField
+
+from apps.core.models import TimeStampedModel
+from apps.core.money import currency_choices
+
+
+class Customer(TimeStampedModel):
+    """A billing account: who is billed, where, and in which currency."""
+
+    external_id = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text="Your own identifier for this customer (unique when set); used by integrations.",
+    )
+    name = models.CharField(max_length=255)
+    email = models.EmailField(help_text="Where bills are sent.")
+    address_line1 = models.CharField("address line 1", max_length=255, blank=True)
+    address_line2 = models.CharField("address line 2", max_length=255, blank=True)
+    city = models.CharField(max_length=128, blank=True)
+    postal_code = models.CharField(max_length=32, blank=True)
+    state = models.CharField("state / region", max_length=128, blank=True)
+    country = CountryField()
+    currency = models.CharField(
+        max_length=3, choices=currency_choices, help_text="The one currency this customer is billed in."
+    )
+    tax_id = models.CharField("tax ID", max_length=64, blank=True)
+    payment_terms_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(365)],
+        help_text="Days from issue to due date; empty means the default terms.",
+    )
+    users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        through="CustomerMembership",
+        related_name="customers",
+        blank=True,
+    )
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["external_id"],
+                condition=~Q(external_id=""),
+                name="customer_external_id_unique",
+                violation_error_message="A customer with this external ID already exists.",
+            ),
+        ]
+        indexes = [models.Index(fields=["email"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def address_lines(self) -> list[str]:
+        city_line = " ".join(part for part in [self.postal_code, self.city] if part)
+        lines = [self.address_line1, self.address_line2, city_line, self.state, self.country.name]
+        return [line for line in lines if line]
+
+
+class CustomerMembership(TimeStampedModel):
+    """A portal user's access to a customer account (a user may belong to several customers)."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        BILLING = "billing", "Billing manager"
+        VIEWER = "viewer", "Viewer"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.BILLING)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "customer"],
+                name="membership_user_customer_unique",
+                violation_error_message="This user already belongs to this customer.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.customer} ({self.get_role_display()})"

@@ -1,0 +1,74 @@
+from django.db import transaction
+
+from apps.core.errors import ValidationFailed
+from apps.core.validation import validate_instance
+
+from .models import Customer
+
+CUSTOMER_EDITABLE_FIELDS = (
+    "external_id",
+    "name",
+    "email",
+    "address_line1",
+    "address_line2",
+    "city",
+    "postal_code",
+    "state",
+    "country",
+    "tax_id",
+    "payment_terms_days",
+)
+
+
+@transaction.atomic
+def customer_create(
+    *,
+    name: str,
+    email: str,
+    country: str,
+    currency: str,
+    external_id: str = "",
+    address_line1: str = "",
+    address_line2: str = "",
+    city: str = "",
+    postal_code: str = "",
+    state: str = "",
+    tax_id: str = "",
+    payment_terms_days: int | None = None,
+) -> Customer:
+    customer = Customer(
+        name=name,
+        email=email,
+        country=country,
+        currency=currency,
+        external_id=external_id,
+        address_line1=address_line1,
+        address_line2=address_line2,
+        city=city,
+        postal_code=postal_code,
+        state=state,
+        tax_id=tax_id,
+        payment_terms_days=payment_terms_days,
+    )
+    validate_instance(customer)
+    customer.save()
+    return customer
+
+
+@transaction.atomic
+def customer_update(*, customer_id: int, **changes) -> Customer:
+    """Change a customer's details. The billing currency is fixed once the customer exists."""
+    unknown = set(changes) - set(CUSTOMER_EDITABLE_FIELDS)
+    if "currency" in unknown:
+        raise ValidationFailed(
+            "The billing currency cannot be changed.",
+            fields={"currency": ["The billing currency cannot be changed once the customer exists."]},
+        )
+    if unknown:
+        raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    customer = Customer.objects.select_for_update().get(pk=customer_id)
+    for name, value in changes.items():
+        setattr(customer, name, value)
+    validate_instance(customer)
+    customer.save(update_fields=[*changes, "updated_at"])
+    return customer

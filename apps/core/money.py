@@ -1,0 +1,62 @@
+"""Money helpers. The only place in the code base where amounts are rounded.
+
+Rule (docs/money.md): intermediate values are exact Decimals; each invoice line is rounded once to
+the currency's minor unit with ROUND_HALF_UP; totals are sums of rounded lines.
+"""
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.conf import settings
+from djmoney.money import Money
+from moneyed import get_currency
+from moneyed.classes import CurrencyDoesNotExist
+
+
+def currency_decimal_places(currency: str) -> int:
+    """Number of decimals of the currency's minor unit: 2 for USD, 0 for JPY, 3 for KWD."""
+    try:
+        sub_unit = get_currency(currency).sub_unit
+    except CurrencyDoesNotExist as exc:
+        raise ValueError(f"unknown currency {currency!r}") from exc
+    return len(str(sub_unit)) - 1
+
+
+def is_supported_currency(currency: str) -> bool:
+    return currency in settings.CURRENCIES
+
+
+def quantize_amount(amount: Decimal, currency: str, rounding: str = ROUND_HALF_UP) -> Decimal:
+    """Round an exact amount to the currency's minor unit (once, at the end of a computation)."""
+    if not isinstance(amount, Decimal):
+        raise TypeError(f"amounts are Decimal, not {type(amount).__name__}")
+    exponent = Decimal(1).scaleb(-currency_decimal_places(currency))
+    return amount.quantize(exponent, rounding=rounding)
+
+
+def round_money(money: Money, rounding: str = ROUND_HALF_UP) -> Money:
+    currency = str(money.currency)
+    return Money(quantize_amount(money.amount, currency, rounding), currency)
+
+
+def zero(currency: str) -> Money:
+    return Money(quantize_amount(Decimal(0), currency), currency)
+
+
+def sum_money(amounts: list[Money], currency: str) -> Money:
+    """Sum Money values of one currency; refuses to mix currencies."""
+    total = Decimal(0)
+    for amount in amounts:
+        if str(amount.currency) != currency:
+            raise ValueError(f"cannot add {amount.currency} to a {currency} total")
+        total += amount.amount
+    return Money(quantize_amount(total, currency), currency)
+
+
+def has_more_decimals_than_currency(amount: Decimal, currency: str) -> bool:
+    return amount != quantize_amount(amount, currency)
+
+
+def currency_choices() -> list[tuple[str, str]]:
+    """Choices for currency fields: the seller's CURRENCIES setting (callable, so that changing the
+    setting needs no migration)."""
+    return [(code, f"{code} — {get_currency(code).name}") for code in settings.CURRENCIES]

@@ -1,0 +1,47 @@
+from django.db import models
+
+
+class InvoiceStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    OPEN = "open", "Open"
+    PAID = "paid", "Paid"
+    VOID = "void", "Void"
+    UNCOLLECTIBLE = "uncollectible", "Uncollectible"
+
+
+# The invoice state machine: the only transitions any service may make.
+INVOICE_TRANSITIONS: dict[str, frozenset[str]] = {
+    InvoiceStatus.DRAFT: frozenset({InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.VOID}),
+    InvoiceStatus.OPEN: frozenset({InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE}),
+    InvoiceStatus.UNCOLLECTIBLE: frozenset({InvoiceStatus.PAID, InvoiceStatus.VOID}),
+    InvoiceStatus.PAID: frozenset(),
+    InvoiceStatus.VOID: frozenset(),
+}
+
+# Statuses of an invoice that has been issued to the customer (numbered and frozen).
+FINALIZED_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE)
+
+
+class InvoiceEventType(models.TextChoices):
+    CREATED = "created", "Created"
+    UPDATED = "updated", "Draft updated"
+    FINALIZED = "finalized", "Finalized"
+    PAID = "paid", "Marked paid"
+    VOIDED = "voided", "Voided"
+    MARKED_UNCOLLECTIBLE = "marked_uncollectible", "Marked uncollectible"
+    PDF_RENDERED = "pdf_rendered", "PDF rendered"
+    PDF_FAILED = "pdf_failed", "PDF rendering failed"
+
+
+class BillingRunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    COMPLETED_WITH_ERRORS = "completed_with_errors", "Completed with errors"
+    FAILED = "failed", "Failed"
+
+
+class BillingRunTrigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    ADMIN = "admin", "Admin"
+    COMMAND = "command", "Command"
+    API = "api", "API"

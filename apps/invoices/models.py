@@ -1,0 +1,194 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from djmoney.models.fields import MoneyField
+
+from apps.accounts.models import Customer
+from apps.core.models import TimeStampedModel
+from apps.core.money import currency_choices
+from apps.subscriptions.models import Subscription
+
+from .constants import (
+    FINALIZED_STATUSES,
+    BillingRunStatus,
+    BillingRunTrigger,
+    InvoiceEventType,
+    InvoiceStatus,
+)
+
+
+def _money(**kwargs) -> MoneyField:
+    return MoneyField(
+        max_digits=19, decimal_places=4, currency_choices=currency_choices, default_currency=None, **kwargs
+    )
+
+
+def invoice_pdf_path(invoice: "Invoice", filename: str) -> str:
+    return f"invoices/{invoice.issued_at:%Y/%m}/{invoice.number}.pdf"
+
+
+class Invoice(TimeStampedModel):
+    """A bill. Drafts can change; from finalization on, every amount and detail is frozen."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="invoices", null=True, blank=True
+    )
+    status = models.CharField(max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT)
+    number = models.CharField(max_length=64, null=True, blank=True, editable=False)
+    period_start_at = models.DateTimeField(null=True, blank=True)
+    period_end_at = models.DateTimeField(null=True, blank=True)
+    subtotal = _money()
+    tax_total = _money()
+    total = _money()
+    memo = models.TextField(blank=True, help_text="Printed on the bill.")
+    due_on = models.DateField(null=True, blank=True)
+    issued_at = models.DateTimeField(null=True, blank=True)
+    auto_finalize_at = models.DateTimeField(
+        null=True, blank=True, help_text="The billing run finalizes the draft from this moment on."
+    )
+    paid_at = models.DateTimeField(null=True, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    marked_uncollectible_at = models.DateTimeField(null=True, blank=True)
+    # Snapshots taken at finalization; the bill is rendered from these, never from live rows.
+    seller_details = models.JSONField(default=dict, blank=True, editable=False)
+    customer_details = models.JSONField(default=dict, blank=True, editable=False)
+    pdf = models.FileField(upload_to=invoice_pdf_path, blank=True, editable=False)
+    pdf_sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    pdf_rendered_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Exactly once: one invoice per subscription and period, whatever runs at once.
+            models.UniqueConstraint(
+                fields=["subscription", "period_start_at"],
+                name="invoice_subscription_period_unique",
+                violation_error_message="This subscription already has an invoice for this period.",
+            ),
+            models.UniqueConstraint(fields=["number"], condition=Q(number__isnull=False), name="invoice_number_unique"),
+            models.CheckConstraint(
+                condition=Q(status=InvoiceStatus.DRAFT) | Q(status=InvoiceStatus.VOID) | Q(number__isnull=False),
+                name="invoice_finalized_has_number",
+            ),
+            models.CheckConstraint(condition=Q(total=F("subtotal") + F("tax_total")), name="invoice_total_is_sum"),
+            models.CheckConstraint(
+                condition=Q(subtotal_currency=F("total_currency")) & Q(tax_total_currency=F("total_currency")),
+                name="invoice_single_currency",
+            ),
+            models.CheckConstraint(
+                condition=Q(period_end_at__isnull=True) | Q(period_end_at__gt=F("period_start_at")),
+                name="invoice_period_not_empty",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "-created_at"], name="invoice_customer_idx"),
+            models.Index(fields=["status", "due_on"], name="invoice_status_due_idx"),
+            models.Index(
+                fields=["auto_finalize_at"],
+                name="invoice_draft_finalize_idx",
+                condition=Q(status="draft"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number or f"Draft #{self.pk}"
+
+    @property
+    def currency(self) -> str:
+        return str(self.total.currency)
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == InvoiceStatus.DRAFT
+
+    @property
+    def is_finalized(self) -> bool:
+        return self.status in FINALIZED_STATUSES or (self.status == InvoiceStatus.VOID and bool(self.number))
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField(default=0)
+    description = models.CharField(max_length=500)
+    period_start_at = models.DateTimeField(null=True, blank=True)
+    period_end_at = models.DateTimeField(null=True, blank=True)
+    quantity = models.DecimalField(max_digits=19, decimal_places=6)
+    # Unit prices may carry more decimals than the currency (rounded only on the line amount).
+    unit_amount = MoneyField(max_digits=28, decimal_places=12, currency_choices=currency_choices, default_currency=None)
+    amount = _money()
+
+    class Meta:
+        ordering = ["invoice", "position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(unit_amount_currency=F("amount_currency")), name="invoice_line_single_currency"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class InvoiceNumberSequence(models.Model):
+    """A gapless counter per number series, locked row by row during finalization."""
+
+    key = models.CharField(max_length=64)
+    last_value = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key"], name="invoice_number_sequence_key_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.last_value}"
+
+
+class InvoiceEvent(models.Model):
+    """Append-only audit trail of everything that happened to an invoice."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=32, choices=InvoiceEventType.choices)
+    occurred_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class BillingRun(models.Model):
+    """One pass of the billing engine: what it saw, what it did, what went wrong."""
+
+    as_of = models.DateTimeField(help_text="Subscriptions due at or before this moment were billed.")
+    trigger = models.CharField(max_length=16, choices=BillingRunTrigger.choices)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    status = models.CharField(max_length=24, choices=BillingRunStatus.choices, default=BillingRunStatus.RUNNING)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    due_count = models.PositiveIntegerField(default=0, help_text="Subscriptions found due.")
+    invoiced_count = models.PositiveIntegerField(default=0, help_text="Invoices created.")
+    skipped_count = models.PositiveIntegerField(
+        default=0, help_text="Subscriptions already billed or being billed by another run."
+    )
+    failed_count = models.PositiveIntegerField(default=0)
+    finalized_count = models.PositiveIntegerField(default=0, help_text="Draft invoices finalized.")
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Billing run {self.pk} as of {self.as_of:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()

@@ -1,0 +1,27 @@
+from .billing import (
+    bill_due_subscriptions,
+    invoice_finalize_due_drafts,
+    subscription_bill_due,
+    subscription_bill_next_period,
+)
+from .lifecycle import (
+    invoice_finalize,
+    invoice_mark_paid,
+    invoice_mark_uncollectible,
+    invoice_update_draft,
+    invoice_void,
+)
+from .pdf import invoice_render_pdf
+
+__all__ = [
+    "bill_due_subscriptions",
+    "invoice_finalize",
+    "invoice_finalize_due_drafts",
+    "invoice_mark_paid",
+    "invoice_mark_uncollectible",
+    "invoice_render_pdf",
+    "invoice_update_draft",
+    "invoice_void",
+    "subscription_bill_due",
+    "subscription_bill_next_period",
+]

@@ -1,0 +1,197 @@
+"""The billing run: turn due subscriptions into invoices, exactly once.
+
+Each subscription period is billed in its own transaction, which locks the subscription row
+(`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL) and re-checks that it is still due; the unique
+constraint on (subscription, period start) is the last line of defence. So two runs at once, or a
+re-run after a crash, never bill a period twice, and a crash loses at most the period in flight
+(rolled back, billed by the next run).
+"""
+
+import logging
+import time
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from djmoney.money import Money
+
+from apps.core import clock
+from apps.core.errors import ApplicationError
+from apps.core.money import zero
+from apps.subscriptions.models import Subscription
+from apps.subscriptions.periods import period_containing
+
+from ..constants import BillingRunStatus, BillingRunTrigger, InvoiceEventType, InvoiceStatus
+from ..events import invoice_event_record
+from ..models import BillingRun, Invoice, InvoiceLine
+from ..pricing import flat_fee_line
+from .lifecycle import invoice_finalize, invoice_recompute_totals
+
+logger = logging.getLogger(__name__)
+
+PROGRESS_EVERY = 200
+
+
+def subscription_bill_next_period(*, subscription_id: int, now: datetime) -> Invoice | None:
+    """Invoice the next period of one subscription if it has begun by `now`.
+
+    Returns the invoice, or None when the subscription is not due (any more) or another transaction
+    is billing it right now.
+    """
+    with transaction.atomic():
+        subscription = (
+            Subscription.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("customer", "plan")
+            .due_for_billing(now)
+            .filter(pk=subscription_id)
+            .first()
+        )
+        if subscription is None:
+            return None
+        invoice = _invoice_next_period(subscription, now)
+        if settings.INVOICE_DRAFT_GRACE_HOURS == 0:
+            invoice = invoice_finalize(invoice_id=invoice.pk, now=now)
+        return invoice
+
+
+def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
+    plan = subscription.plan
+    currency = subscription.currency
+    period = period_containing(
+        subscription.billing_anchor_at, plan.interval, plan.interval_count, subscription.next_billing_at
+    )
+    price = plan.price_for(currency)
+    if price is None:
+        raise ApplicationError(f"Plan {plan.code!r} has no price in {currency}.", code="missing_price")
+
+    invoice = Invoice.objects.create(
+        customer=subscription.customer,
+        subscription=subscription,
+        status=InvoiceStatus.DRAFT,
+        period_start_at=period.start,
+        period_end_at=period.end,
+        subtotal=zero(currency),
+        tax_total=zero(currency),
+        total=zero(currency),
+        auto_finalize_at=now + timedelta(hours=settings.INVOICE_DRAFT_GRACE_HOURS),
+    )
+    line = flat_fee_line(unit_amount=price.amount.amount, quantity=subscription.quantity, currency=currency)
+    InvoiceLine.objects.create(
+        invoice=invoice,
+        position=1,
+        description=f"{plan.product.name} — {plan.name} ({plan.interval_label})",
+        period_start_at=period.start,
+        period_end_at=period.end,
+        quantity=line.quantity,
+        unit_amount=Money(line.unit_amount, currency),
+        amount=Money(line.amount, currency),
+    )
+    invoice_recompute_totals(invoice)
+    invoice.save(update_fields=["subtotal", "subtotal_currency", "total", "total_currency"])
+    invoice_event_record(
+        invoice=invoice,
+        type=InvoiceEventType.CREATED,
+        occurred_at=now,
+        data={
+            "subscription": subscription.pk,
+            "period_start": period.start.isoformat(),
+            "period_end": period.end.isoformat(),
+        },
+    )
+
+    subscription.current_period_start_at = period.start
+    subscription.current_period_end_at = period.end
+    subscription.next_billing_at = period.end
+    subscription.save(
+        update_fields=["current_period_start_at", "current_period_end_at", "next_billing_at", "updated_at"]
+    )
+    return invoice
+
+
+def subscription_bill_due(*, subscription_id: int, now: datetime) -> list[Invoice]:
+    """Bill every period of one subscription that has begun by `now` (catching up if behind)."""
+    invoices = []
+    while (invoice := subscription_bill_next_period(subscription_id=subscription_id, now=now)) is not None:
+        invoices.append(invoice)
+    return invoices
+
+
+def bill_due_subscriptions(
+    *, now: datetime | None = None, trigger: str = BillingRunTrigger.COMMAND, triggered_by=None
+) -> BillingRun:
+    """Run billing as of `now`: invoice every due period, then finalize drafts whose review time is
+    over. One failing subscription is recorded on the run and does not stop the others."""
+    now = clock.ensure_aware(now or clock.now())
+    started = time.monotonic()
+    run = BillingRun.objects.create(
+        as_of=now,
+        trigger=trigger,
+        triggered_by=triggered_by if triggered_by is not None and triggered_by.is_authenticated else None,
+        started_at=clock.now(),
+    )
+    due_ids = list(
+        Subscription.objects.due_for_billing(now).order_by("next_billing_at", "id").values_list("id", flat=True)
+    )
+    run.due_count = len(due_ids)
+    run.save(update_fields=["due_count"])
+
+    for position, subscription_id in enumerate(due_ids, start=1):
+        _bill_one(run, subscription_id, now)
+        if position % PROGRESS_EVERY == 0:
+            run.save(update_fields=["invoiced_count", "skipped_count", "failed_count", "errors"])
+
+    run.finalized_count = invoice_finalize_due_drafts(now=now, run=run)
+    run.status = BillingRunStatus.COMPLETED_WITH_ERRORS if run.failed_count else BillingRunStatus.SUCCEEDED
+    run.finished_at = run.started_at + timedelta(seconds=time.monotonic() - started)
+    run.save()
+    logger.info(
+        "billing run %s as of %s: %s due, %s invoiced, %s skipped, %s failed, %s finalized",
+        run.pk, now.isoformat(), run.due_count, run.invoiced_count,
+        run.skipped_count, run.failed_count, run.finalized_count,
+    )  # fmt: skip
+    return run
+
+
+def _bill_one(run: BillingRun, subscription_id: int, now: datetime) -> None:
+    billed_any = False
+    try:
+        while subscription_bill_next_period(subscription_id=subscription_id, now=now) is not None:
+            run.invoiced_count += 1
+            billed_any = True
+    except IntegrityError:
+        # Another run invoiced this period between our read and our write: nothing to do.
+        run.skipped_count += 0 if billed_any else 1
+        return
+    except Exception as exc:  # noqa: BLE001 - one subscription must not stop the run
+        logger.exception("billing subscription %s failed", subscription_id)
+        run.failed_count += 1
+        run.errors.append({"subscription": subscription_id, "error": f"{type(exc).__name__}: {exc}"})
+        return
+    if not billed_any:
+        run.skipped_count += 1
+
+
+def invoice_finalize_due_drafts(*, now: datetime, run: BillingRun | None = None) -> int:
+    """Finalize drafts whose review period is over. Returns how many were finalized."""
+    draft_ids = list(
+        Invoice.objects.filter(status=InvoiceStatus.DRAFT, auto_finalize_at__lte=now)
+        .order_by("auto_finalize_at", "id")
+        .values_list("id", flat=True)
+    )
+    finalized = 0
+    for invoice_id in draft_ids:
+        try:
+            with transaction.atomic():
+                locked = Invoice.objects.select_for_update(skip_locked=True).filter(
+                    pk=invoice_id, status=InvoiceStatus.DRAFT
+                )
+                if not locked.exists():
+                    continue
+                invoice_finalize(invoice_id=invoice_id, now=now)
+                finalized += 1
+        except Exception as exc:  # noqa: BLE001 - one bad draft must not stop the others
+            logger.exception("finalizing invoice %s failed", invoice_id)
+            if run is not None:
+                run.failed_count += 1
+                run.errors.append({"invoice": invoice_id, "error": f"{type(exc).__name__}: {exc}"})
+    return finalized

@@ -1,0 +1,184 @@
+"""Invoice state changes. Each one locks the row, checks the transition table, saves the changed
+fields, records an event and schedules follow-up work after commit."""
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from djmoney.money import Money
+
+from apps.core import clock
+from apps.core.errors import InvalidTransition, NotEditable, NotFound, ValidationFailed
+
+from ..constants import INVOICE_TRANSITIONS, InvoiceEventType, InvoiceStatus
+from ..events import invoice_event_record
+from ..models import Invoice
+from ..pricing import invoice_totals
+from .numbering import invoice_number_allocate
+
+
+def invoice_lock(invoice_id: int) -> Invoice:
+    try:
+        return Invoice.objects.select_for_update(of=("self",)).select_related("customer").get(pk=invoice_id)
+    except Invoice.DoesNotExist as exc:
+        raise NotFound(f"Invoice {invoice_id} does not exist.") from exc
+
+
+def invoice_ensure_transition(invoice: Invoice, target: str) -> None:
+    if target not in INVOICE_TRANSITIONS[invoice.status]:
+        raise InvalidTransition(
+            f"Invoice {invoice} is {invoice.get_status_display().lower()} and cannot become "
+            f"{InvoiceStatus(target).label.lower()}.",
+            fields={"status": [f"Not allowed from {invoice.status} to {target}."]},
+        )
+
+
+def invoice_ensure_draft(invoice: Invoice) -> None:
+    if invoice.status != InvoiceStatus.DRAFT:
+        raise NotEditable(
+            f"Invoice {invoice} is {invoice.get_status_display().lower()}: a finalized invoice never "
+            "changes (issue a credit note to correct it)."
+        )
+
+
+def invoice_recompute_totals(invoice: Invoice) -> None:
+    """Set subtotal and total of a draft from its (already rounded) lines. Tax arrives with tax rates."""
+    currency = invoice.currency
+    amounts = [line.amount.amount for line in invoice.lines.all()]
+    tax_total = invoice.tax_total.amount
+    subtotal, total = invoice_totals(line_amounts=amounts, tax_total=tax_total, currency=currency)
+    invoice.subtotal = Money(subtotal, currency)
+    invoice.total = Money(total, currency)
+
+
+@transaction.atomic
+def invoice_update_draft(
+    *, invoice_id: int, actor=None, memo: str | None = None, due_on: date | None = None
+) -> Invoice:
+    """Staff edits of a draft before it is issued."""
+    invoice = invoice_lock(invoice_id)
+    invoice_ensure_draft(invoice)
+    changed: dict[str, str] = {}
+    if memo is not None and memo != invoice.memo:
+        invoice.memo = memo
+        changed["memo"] = memo
+    if due_on is not None and due_on != invoice.due_on:
+        if due_on < clock.now().date():
+            raise ValidationFailed("The due date cannot be in the past.", fields={"due_on": ["Cannot be in the past."]})
+        invoice.due_on = due_on
+        changed["due_on"] = due_on.isoformat()
+    if changed:
+        invoice.save(update_fields=[*changed, "updated_at"])
+        invoice_event_record(invoice=invoice, type=InvoiceEventType.UPDATED, actor=actor, data=changed)
+    return invoice
+
+
+def _customer_snapshot(invoice: Invoice) -> dict:
+    customer = invoice.customer
+    return {
+        "id": customer.pk,
+        "external_id": customer.external_id,
+        "name": customer.name,
+        "email": customer.email,
+        "address_lines": customer.address_lines,
+        "country": str(customer.country.code),
+        "tax_id": customer.tax_id,
+    }
+
+
+def _payment_terms_days(invoice: Invoice) -> int:
+    terms = invoice.customer.payment_terms_days
+    return settings.INVOICE_PAYMENT_TERMS_DAYS if terms is None else terms
+
+
+@transaction.atomic
+def invoice_finalize(*, invoice_id: int, actor=None, now: datetime | None = None) -> Invoice:
+    """Issue a draft: freeze its amounts, snapshot seller and buyer, give it the next number of its
+    series, and render its PDF after commit. A zero-amount invoice is settled at once."""
+    now = now or clock.now()
+    invoice = invoice_lock(invoice_id)
+    invoice_ensure_transition(invoice, InvoiceStatus.OPEN)
+    if not invoice.lines.exists():
+        raise ValidationFailed("An invoice without lines cannot be finalized.")
+    invoice_recompute_totals(invoice)
+    if invoice.total.amount < 0:
+        raise ValidationFailed("An invoice total cannot be negative; issue a credit note instead.")
+    invoice.number = invoice_number_allocate(issued_at=now)
+    invoice.issued_at = now
+    if invoice.due_on is None or invoice.due_on < now.date():
+        invoice.due_on = (now + timedelta(days=_payment_terms_days(invoice))).date()
+    invoice.seller_details = dict(settings.SELLER)
+    invoice.customer_details = _customer_snapshot(invoice)
+    invoice.auto_finalize_at = None
+    invoice.status = InvoiceStatus.OPEN
+    if invoice.total.amount == Decimal(0):
+        invoice.status = InvoiceStatus.PAID
+        invoice.paid_at = now
+    invoice.save(
+        update_fields=[
+            "number", "issued_at", "due_on", "seller_details", "customer_details", "auto_finalize_at",
+            "status", "paid_at", "subtotal", "subtotal_currency", "total", "total_currency", "updated_at",
+        ]
+    )  # fmt: skip
+    invoice_event_record(
+        invoice=invoice, type=InvoiceEventType.FINALIZED, actor=actor, occurred_at=now,
+        data={"number": invoice.number, "total": str(invoice.total.amount), "currency": invoice.currency},
+    )  # fmt: skip
+    if invoice.status == InvoiceStatus.PAID:
+        invoice_event_record(
+            invoice=invoice, type=InvoiceEventType.PAID, actor=actor, occurred_at=now, data={"reason": "zero amount"}
+        )
+    invoice_id = invoice.pk
+    transaction.on_commit(lambda: _enqueue_pdf(invoice_id))
+    return invoice
+
+
+def _enqueue_pdf(invoice_id: int) -> None:
+    from ..tasks import invoice_render_pdf_task
+
+    invoice_render_pdf_task.delay(invoice_id)
+
+
+def _transition(
+    *, invoice_id: int, target: str, event: str, stamp_field: str, actor, now: datetime | None, data: dict
+) -> Invoice:
+    now = now or clock.now()
+    invoice = invoice_lock(invoice_id)
+    invoice_ensure_transition(invoice, target)
+    invoice.status = target
+    setattr(invoice, stamp_field, now)
+    invoice.save(update_fields=["status", stamp_field, "updated_at"])
+    invoice_event_record(invoice=invoice, type=event, actor=actor, occurred_at=now, data=data)
+    return invoice
+
+
+@transaction.atomic
+def invoice_void(*, invoice_id: int, actor=None, reason: str = "", now: datetime | None = None) -> Invoice:
+    """Cancel an invoice for good. Its number, if it has one, stays used (no gap)."""
+    return _transition(
+        invoice_id=invoice_id, target=InvoiceStatus.VOID, event=InvoiceEventType.VOIDED,
+        stamp_field="voided_at", actor=actor, now=now, data={"reason": reason},
+    )  # fmt: skip
+
+
+@transaction.atomic
+def invoice_mark_paid(*, invoice_id: int, actor=None, reference: str = "", now: datetime | None = None) -> Invoice:
+    """Record that an issued invoice was paid outside the product (e.g. bank transfer)."""
+    invoice = Invoice.objects.only("status").filter(pk=invoice_id).first()
+    if invoice is not None and invoice.status == InvoiceStatus.DRAFT:
+        raise InvalidTransition("Finalize the draft before recording a payment for it.")
+    return _transition(
+        invoice_id=invoice_id, target=InvoiceStatus.PAID, event=InvoiceEventType.PAID,
+        stamp_field="paid_at", actor=actor, now=now, data={"reference": reference},
+    )  # fmt: skip
+
+
+@transaction.atomic
+def invoice_mark_uncollectible(
+    *, invoice_id: int, actor=None, reason: str = "", now: datetime | None = None
+) -> Invoice:
+    return _transition(
+        invoice_id=invoice_id, target=InvoiceStatus.UNCOLLECTIBLE, event=InvoiceEventType.MARKED_UNCOLLECTIBLE,
+        stamp_field="marked_uncollectible_at", actor=actor, now=now, data={"reason": reason},
+    )  # fmt: skip

@@ -1,0 +1,46 @@
+"""Gapless invoice numbers.
+
+Each series has one counter row. Finalization locks that row (SELECT … FOR UPDATE), increments it and
+writes the number in the same transaction, so a rolled-back finalization gives its number back and two
+concurrent ones wait for each other: no gap, no duplicate. Never Max()+1.
+"""
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from ..models import InvoiceNumberSequence
+
+
+def invoice_number_series_key(*, issued_at: datetime) -> str:
+    prefix = settings.INVOICE_NUMBER_PREFIX
+    if "{year}" in settings.INVOICE_NUMBER_FORMAT:
+        return f"{prefix}-{issued_at:%Y}"
+    return prefix
+
+
+def invoice_number_allocate(*, issued_at: datetime) -> str:
+    """Take the next number of the series for `issued_at`. Must run inside the finalizing transaction."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("invoice numbers are allocated inside the finalization transaction")
+    key = invoice_number_series_key(issued_at=issued_at)
+    sequence = _lock_sequence(key)
+    sequence.last_value += 1
+    sequence.save(update_fields=["last_value"])
+    return settings.INVOICE_NUMBER_FORMAT.format(
+        prefix=settings.INVOICE_NUMBER_PREFIX, year=issued_at.year, sequence=sequence.last_value
+    )
+
+
+def _lock_sequence(key: str) -> InvoiceNumberSequence:
+    sequence = InvoiceNumberSequence.objects.select_for_update().filter(key=key).first()
+    if sequence is not None:
+        return sequence
+    # First number of a series: create the row; if another transaction created it first, lock theirs.
+    try:
+        with transaction.atomic():
+            InvoiceNumberSequence.objects.create(key=key, last_value=0)
+    except IntegrityError:
+        pass
+    return InvoiceNumberSequence.objects.select_for_update().get(key=key)

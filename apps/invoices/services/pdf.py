@@ -1,0 +1,71 @@
+"""PDF bills, rendered with WeasyPrint from the invoice's frozen snapshot and local static files."""
+
+import hashlib
+import logging
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.template.loader import render_to_string
+
+from apps.core import clock
+from apps.core.errors import NotEditable, NotFound
+
+from ..constants import InvoiceEventType
+from ..events import invoice_event_record
+from ..models import Invoice
+
+logger = logging.getLogger(__name__)
+
+
+def _local_only_fetcher(url: str, *args, **kwargs):
+    """Bills may load local files (logo, fonts) but never anything from the network."""
+    if not url.startswith("file://"):
+        raise ValueError(f"refusing to fetch {url!r} while rendering a bill")
+    from weasyprint.urls import default_url_fetcher
+
+    return default_url_fetcher(url, *args, **kwargs)
+
+
+def invoice_pdf_context(invoice: Invoice) -> dict:
+    return {
+        "invoice": invoice,
+        "seller": invoice.seller_details,
+        "buyer": invoice.customer_details,
+        "lines": list(invoice.lines.all()),
+        "currency": invoice.currency,
+    }
+
+
+def invoice_render_pdf_bytes(invoice: Invoice) -> bytes:
+    from weasyprint import HTML
+
+    html = render_to_string("invoices/invoice_pdf.html", invoice_pdf_context(invoice))
+    base_url = (settings.BASE_DIR / "static").as_uri() + "/"
+    return HTML(string=html, base_url=base_url, url_fetcher=_local_only_fetcher).write_pdf()
+
+
+def invoice_render_pdf(*, invoice_id: int, actor=None) -> Invoice:
+    """Render (or re-render) the PDF bill of a finalized invoice and store it with its SHA-256."""
+    invoice = Invoice.objects.select_related("customer").filter(pk=invoice_id).first()
+    if invoice is None:
+        raise NotFound(f"Invoice {invoice_id} does not exist.")
+    if not invoice.number:
+        raise NotEditable("Only finalized invoices have a PDF bill.")
+    pdf_bytes = invoice_render_pdf_bytes(invoice)  # slow: outside any transaction
+    digest = hashlib.sha256(pdf_bytes).hexdigest()
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+        old_name = invoice.pdf.name
+        invoice.pdf.save(f"{invoice.number}.pdf", ContentFile(pdf_bytes), save=False)
+        invoice.pdf_sha256 = digest
+        invoice.pdf_rendered_at = clock.now()
+        invoice.save(update_fields=["pdf", "pdf_sha256", "pdf_rendered_at"])
+        invoice_event_record(
+            invoice=invoice, type=InvoiceEventType.PDF_RENDERED, actor=actor,
+            data={"sha256": digest, "bytes": len(pdf_bytes)},
+        )  # fmt: skip
+        if old_name and old_name != invoice.pdf.name:
+            storage, name = invoice.pdf.storage, old_name
+            transaction.on_commit(lambda: storage.delete(name))
+    return invoice

@@ -1,0 +1,70 @@
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+
+from apps.accounts.models import Customer
+from apps.catalog.models import Plan
+from apps.core.models import TimeStampedModel
+from apps.core.money import currency_choices
+
+from .constants import BILLABLE_STATUSES, SubscriptionStatus
+from .periods import Period
+
+
+class SubscriptionQuerySet(models.QuerySet):
+    def due_for_billing(self, now):
+        """Subscriptions whose next period has begun and is not invoiced yet."""
+        return self.filter(status__in=BILLABLE_STATUSES, next_billing_at__lte=now)
+
+
+class Subscription(TimeStampedModel):
+    """A customer's subscription to a plan.
+
+    The recurring fee is billed in advance: when a period begins (`next_billing_at`), the billing run
+    invoices it and makes it the current period.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    quantity = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
+    currency = models.CharField(max_length=3, choices=currency_choices, editable=False)
+    status = models.CharField(max_length=16, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE)
+    billing_anchor_at = models.DateTimeField(help_text="Periods are counted from this moment (UTC).")
+    started_at = models.DateTimeField()
+    current_period_start_at = models.DateTimeField()
+    current_period_end_at = models.DateTimeField()
+    next_billing_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the next period begins and is invoiced; empty once nothing more will be billed.",
+    )
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SubscriptionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="subscription_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(current_period_end_at__gt=F("current_period_start_at")),
+                name="subscription_period_not_empty",
+            ),
+        ]
+        indexes = [
+            # The billing run's query: due, billable subscriptions ordered by due time.
+            models.Index(
+                fields=["next_billing_at"],
+                name="subscription_due_idx",
+                condition=Q(status__in=["active", "past_due"]),
+            ),
+            models.Index(fields=["customer", "status"], name="subscription_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} — {self.plan} ×{self.quantity}"
+
+    @property
+    def current_period(self) -> Period:
+        return Period(self.current_period_start_at, self.current_period_end_at)

@@ -1,0 +1,24 @@
+"""Test settings: fast hashing, local files under a temporary media root, no eager Celery."""
+
+import tempfile
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = False
+SECRET_KEY = "test-only-secret-key"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+MEDIA_ROOT = tempfile.mkdtemp(prefix="billing-portal-media-")
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Tasks are scheduled on commit into an in-memory broker where nothing consumes them: tests assert
+# the scheduling and call services directly. The end-to-end test runs a real worker on Redis
+# (E2E_CELERY_BROKER_URL) instead.
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BROKER_URL = "memory://"
+E2E_CELERY_BROKER_URL = env(
+    "E2E_CELERY_BROKER_URL", default=env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
+)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
