@@ -48,6 +48,7 @@ class Customer(TimeStampedModel):
                 fields=["external_id"],
                 condition=~Q(external_id=""),
                 name="customer_external_id_unique",
+                violation_error_code="unique",
                 violation_error_message="A customer with this external ID already exists.",
             ),
         ]

@@ -26,6 +26,7 @@ class Product(TimeStampedModel):
             models.UniqueConstraint(
                 fields=["code"],
                 name="product_code_unique",
+                violation_error_code="unique",
                 violation_error_message="A product with this code already exists.",
             )
         ]
@@ -55,6 +56,7 @@ class Plan(TimeStampedModel):
             models.UniqueConstraint(
                 fields=["code"],
                 name="plan_code_unique",
+                violation_error_code="unique",
                 violation_error_message="A plan with this code already exists.",
             ),
             models.CheckConstraint(condition=Q(interval_count__gte=1), name="plan_interval_count_positive"),
