@@ -18,13 +18,20 @@ from ..models import Invoice
 logger = logging.getLogger(__name__)
 
 
-def _local_only_fetcher(url: str, *args, **kwargs):
-    """Bills may load local files (logo, fonts) but never anything from the network."""
-    if not url.startswith("file://"):
-        raise ValueError(f"refusing to fetch {url!r} while rendering a bill")
-    from weasyprint.urls import default_url_fetcher
+def _local_only_fetcher():
+    """A WeasyPrint URL fetcher for one rendering: bills may load local files (stylesheet, logo,
+    fonts) but never anything from the network. WeasyPrint 70 wants a `URLFetcher` instance (it
+    reads attributes of it), not a plain function; imported lazily because weasyprint is slow to
+    import."""
+    from weasyprint.urls import URLFetcher
 
-    return default_url_fetcher(url, *args, **kwargs)
+    class LocalOnlyURLFetcher(URLFetcher):
+        def fetch(self, url, headers=None):
+            if not url.startswith("file://"):
+                raise ValueError(f"refusing to fetch {url!r} while rendering a bill")
+            return super().fetch(url, headers)
+
+    return LocalOnlyURLFetcher(allowed_protocols={"file"})
 
 
 def invoice_pdf_context(invoice: Invoice) -> dict:
@@ -42,7 +49,7 @@ def invoice_render_pdf_bytes(invoice: Invoice) -> bytes:
 
     html = render_to_string("invoices/invoice_pdf.html", invoice_pdf_context(invoice))
     base_url = (settings.BASE_DIR / "static").as_uri() + "/"
-    return HTML(string=html, base_url=base_url, url_fetcher=_local_only_fetcher).write_pdf()
+    return HTML(string=html, base_url=base_url, url_fetcher=_local_only_fetcher()).write_pdf()
 
 
 def invoice_render_pdf(*, invoice_id: int, actor=None) -> Invoice:
