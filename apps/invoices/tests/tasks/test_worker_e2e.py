@@ -1,0 +1,136 @@
+"""The whole monthly cycle through a real Celery worker process on Redis and PostgreSQL:
+the scheduled billing task invoices due subscriptions, finalizes them, and the worker renders each
+PDF bill from a `pdf` queue task."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+from djmoney.money import Money
+from pypdf import PdfReader
+
+from apps.catalog.tests.factories import PlanFactory
+from apps.invoices.constants import BillingRunStatus, InvoiceStatus
+from apps.invoices.models import BillingRun, Invoice
+from apps.invoices.tasks import billing_run_task
+from apps.subscriptions.periods import utc
+from apps.subscriptions.tests.factories import make_subscription
+from billing_portal.celery import app as celery_app
+
+BROKER_URL = settings.E2E_CELERY_BROKER_URL
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="the worker process needs a shared PostgreSQL database"
+    ),
+]
+
+
+def _redis_or_skip() -> redis.Redis:
+    client = redis.Redis.from_url(BROKER_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Redis is not reachable at {BROKER_URL}")
+    return client
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def worker(tmp_path):
+    _redis_or_skip().flushdb()  # a dedicated Redis database: start with empty queues
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "billing_portal.settings.local",
+        "DATABASE_URL": _database_url(),
+        "CELERY_BROKER_URL": BROKER_URL,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+    }
+    log = (tmp_path / "worker.log").open("w")
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "billing_portal",
+            "worker",
+            "-Q",
+            "celery,billing,pdf",
+            "--concurrency",
+            "2",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "INFO",
+        ],  # fmt: skip
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    yield process
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+    print(Path(log.name).read_text()[-3000:])  # shown by pytest only when the test fails
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def test_monthly_cycle_runs_on_a_real_worker(worker):
+    plan = PlanFactory(prices=[Money("49.00", "USD")])
+    subscriptions = [make_subscription(plan=plan, quantity=q, started_at=utc(2026, 1, 31, 12)) for q in (1, 2)]
+
+    with celery_app.connection_for_write(url=BROKER_URL) as broker:
+        billing_run_task.apply_async(kwargs={"as_of": "2026-03-01T00:00:00+00:00"}, connection=broker)
+
+    run = _wait_for(
+        lambda: BillingRun.objects.filter(finished_at__isnull=False).first(), timeout=60, what="the billing run"
+    )
+    assert (run.status, run.due_count, run.invoiced_count) == (BillingRunStatus.SUCCEEDED, 2, 4)
+
+    invoices = _wait_for(
+        lambda: (rows := list(Invoice.objects.exclude(pdf=""))) and len(rows) == 4 and rows,
+        timeout=60,
+        what="four rendered PDF bills",
+    )
+    assert sorted(i.number for i in invoices) == [f"INV-2026-{n:06d}" for n in (1, 2, 3, 4)]
+    for invoice in invoices:
+        assert invoice.status == InvoiceStatus.OPEN
+        assert invoice.subscription_id in {s.pk for s in subscriptions}
+        text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(invoice.pdf.read())).pages)
+        assert invoice.number in text
+        assert f"{invoice.total.amount:,.2f}" in text
+    assert {(i.period_start_at, i.period_end_at) for i in invoices} == {
+        (utc(2026, 1, 31, 12), utc(2026, 2, 28, 12)),
+        (utc(2026, 2, 28, 12), utc(2026, 3, 31, 12)),
+    }
