@@ -160,9 +160,10 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- API -----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: an anonymous request gets 401 with `WWW-Authenticate: Token` (session still works).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.core.api.permissions.StaffModelPermissions"],
     "DEFAULT_PAGINATION_CLASS": "apps.core.api.pagination.DefaultPagination",
@@ -171,7 +172,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apps.core.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler.api_exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -186,7 +187,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "InvoiceStatusEnum": "apps.invoices.constants.InvoiceStatus",
+        "SubscriptionStatusEnum": "apps.subscriptions.constants.SubscriptionStatus",
+        "BillingRunStatusEnum": "apps.invoices.constants.BillingRunStatus",
+    },
 }
 
 # --- Stripe (dj-stripe; payments arrive in a later release) ------------------------------------

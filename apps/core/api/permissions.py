@@ -2,7 +2,11 @@ from rest_framework.permissions import DjangoModelPermissions
 
 
 class StaffModelPermissions(DjangoModelPermissions):
-    """Staff users holding the model permission for the action, reads included (view_<model>)."""
+    """Staff users holding the model permission for the action, reads included (view_<model>).
+
+    A viewset may name the permissions of its extra actions in `action_permissions`
+    (e.g. `{"finalize": ["invoices.change_invoice"]}`); those replace the per-method defaults.
+    """
 
     perms_map = {
         "GET": ["%(app_label)s.view_%(model_name)s"],
@@ -18,4 +22,8 @@ class StaffModelPermissions(DjangoModelPermissions):
         user = request.user
         if not (user and user.is_authenticated and user.is_staff):
             return False
+        action_permissions = getattr(view, "action_permissions", {})
+        action = getattr(view, "action", None)
+        if action in action_permissions:
+            return user.has_perms(action_permissions[action])
         return super().has_permission(request, view)

@@ -1,0 +1,13 @@
+import django_filters
+
+from apps.accounts.models import Customer
+
+
+class CustomerFilter(django_filters.FilterSet):
+    country = django_filters.CharFilter(field_name="country", lookup_expr="iexact", help_text="ISO 3166-1 alpha-2.")
+    currency = django_filters.CharFilter(field_name="currency", lookup_expr="iexact", help_text="ISO 4217.")
+    external_id = django_filters.CharFilter(field_name="external_id")
+
+    class Meta:
+        model = Customer
+        fields = ["country", "currency", "external_id"]

@@ -1,0 +1,288 @@
+import pytest
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+
+from apps.accounts.models import Customer
+from apps.accounts.tests.factories import CustomerFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+LIST_URL = reverse("api:customer-list")
+
+
+def detail_url(customer_id: int) -> str:
+    return reverse("api:customer-detail", args=[customer_id])
+
+
+VALID_INPUT = {
+    "external_id": "crm-42",
+    "name": "Globex Corporation",
+    "email": "ap@globex.example",
+    "address_line1": "1 Globex Way",
+    "city": "Springfield",
+    "postal_code": "49007",
+    "state": "OR",
+    "country": "US",
+    "currency": "USD",
+    "tax_id": "US-123",
+    "payment_terms_days": 30,
+}
+
+
+def test_create_customer_returns_the_customer(api_client, superuser):
+    api_client.force_authenticate(superuser)
+
+    response = api_client.post(LIST_URL, VALID_INPUT)
+
+    assert response.status_code == 201, response.data
+    customer = Customer.objects.get()
+    body = response.json()
+    assert body == {
+        "id": customer.pk,
+        "external_id": "crm-42",
+        "name": "Globex Corporation",
+        "email": "ap@globex.example",
+        "address_line1": "1 Globex Way",
+        "address_line2": "",
+        "city": "Springfield",
+        "postal_code": "49007",
+        "state": "OR",
+        "country": "US",
+        "currency": "USD",
+        "tax_id": "US-123",
+        "payment_terms_days": 30,
+        "created_at": body["created_at"],
+        "updated_at": body["updated_at"],
+    }
+    assert customer.currency == "USD" and customer.country.code == "US"
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"currency": "XXX"}, "currency"),
+        ({"currency": "BTC"}, "currency"),
+        ({"country": "ZZ"}, "country"),
+        ({"email": "not-an-email"}, "email"),
+        ({"name": ""}, "name"),
+        ({"payment_terms_days": -1}, "payment_terms_days"),
+    ],
+)
+def test_create_customer_with_bad_input_is_refused_and_writes_nothing(api_client, superuser, changes, field):
+    api_client.force_authenticate(superuser)
+
+    response = api_client.post(LIST_URL, {**VALID_INPUT, **changes})
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid"
+    assert set(body) == {"code", "message", "fields"}
+    assert field in body["fields"]
+    assert Customer.objects.count() == 0
+
+
+def test_create_customer_with_a_taken_external_id_is_refused(api_client, superuser):
+    CustomerFactory(external_id="crm-42")
+    api_client.force_authenticate(superuser)
+
+    response = api_client.post(LIST_URL, VALID_INPUT)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+    assert Customer.objects.count() == 1
+
+
+def test_list_customers_is_paginated(api_client, superuser):
+    customers = [CustomerFactory(name=f"Customer {index:02d}") for index in range(3)]
+    api_client.force_authenticate(superuser)
+
+    response = api_client.get(LIST_URL, {"page_size": 2})
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["count"] == 3
+    assert body["previous"] is None
+    assert body["next"].endswith("page=2&page_size=2")
+    assert [row["id"] for row in body["results"]] == [customers[0].pk, customers[1].pk]
+
+
+def test_list_customers_filters_searches_and_orders(api_client, superuser):
+    alpha = CustomerFactory(name="Alpha", country="DE", currency="EUR", external_id="a-1", email="x@alpha.example")
+    beta = CustomerFactory(name="Beta", country="GB", currency="USD", external_id="b-1")
+    gamma = CustomerFactory(name="Gamma", country="DE", currency="USD", external_id="g-1")
+    api_client.force_authenticate(superuser)
+
+    def ids(params):
+        response = api_client.get(LIST_URL, params)
+        assert response.status_code == 200, response.data
+        return [row["id"] for row in response.json()["results"]]
+
+    assert ids({"country": "DE"}) == [alpha.pk, gamma.pk]
+    assert ids({"currency": "USD"}) == [beta.pk, gamma.pk]
+    assert ids({"country": "DE", "currency": "USD"}) == [gamma.pk]
+    assert ids({"external_id": "b-1"}) == [beta.pk]
+    assert ids({"search": "alpha.example"}) == [alpha.pk]
+    assert ids({"search": "g-1"}) == [gamma.pk]
+    assert ids({"ordering": "-name"}) == [gamma.pk, beta.pk, alpha.pk]
+
+
+def test_list_customers_runs_a_bounded_number_of_queries(api_client, superuser, django_assert_max_num_queries):
+    CustomerFactory.create_batch(20)
+    api_client.force_authenticate(superuser)
+
+    with django_assert_max_num_queries(4):
+        response = api_client.get(LIST_URL)
+
+    assert len(response.json()["results"]) == 20
+
+
+def test_retrieve_customer(api_client, superuser):
+    customer = CustomerFactory(name="Initech", currency="EUR")
+    api_client.force_authenticate(superuser)
+
+    response = api_client.get(detail_url(customer.pk))
+
+    assert response.status_code == 200
+    assert response.json()["name"] == "Initech"
+    assert response.json()["currency"] == "EUR"
+
+
+def test_retrieve_unknown_customer_is_404_with_the_error_shape(api_client, superuser):
+    api_client.force_authenticate(superuser)
+
+    response = api_client.get(detail_url(999999))
+
+    assert response.status_code == 404
+    assert response.json() == {"code": "not_found", "message": "Not found.", "fields": {}}
+
+
+def test_partial_update_changes_only_the_fields_sent(api_client, superuser):
+    customer = CustomerFactory(name="Old name", email="old@example.com", city="London")
+    api_client.force_authenticate(superuser)
+
+    response = api_client.patch(detail_url(customer.pk), {"name": "New name", "payment_terms_days": 7})
+
+    assert response.status_code == 200, response.data
+    customer.refresh_from_db()
+    assert (customer.name, customer.email, customer.city, customer.payment_terms_days) == (
+        "New name",
+        "old@example.com",
+        "London",
+        7,
+    )
+    assert response.json()["name"] == "New name"
+
+
+def test_partial_update_refuses_a_currency_change(api_client, superuser):
+    customer = CustomerFactory(name="Keep me", currency="USD")
+    api_client.force_authenticate(superuser)
+
+    response = api_client.patch(detail_url(customer.pk), {"currency": "EUR", "name": "Changed"})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "invalid",
+        "message": "The billing currency cannot be changed.",
+        "fields": {"currency": ["The billing currency cannot be changed once the customer exists."]},
+    }
+    customer.refresh_from_db()
+    assert (customer.currency, customer.name) == ("USD", "Keep me")
+
+
+def test_partial_update_with_bad_input_writes_nothing(api_client, superuser):
+    customer = CustomerFactory(email="ok@example.com")
+    api_client.force_authenticate(superuser)
+
+    response = api_client.patch(detail_url(customer.pk), {"email": "nope", "name": "Changed"})
+
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == ["email"]
+    customer.refresh_from_db()
+    assert customer.email == "ok@example.com"
+
+
+def test_put_is_not_allowed(api_client, superuser):
+    customer = CustomerFactory()
+    api_client.force_authenticate(superuser)
+
+    response = api_client.put(detail_url(customer.pk), VALID_INPUT)
+
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+# --- permissions ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "perm", "expected"),
+    [
+        ("list", None, 401),
+        ("list", "", 403),
+        ("list", "accounts.view_customer", 200),
+        ("retrieve", "", 403),
+        ("retrieve", "accounts.view_customer", 200),
+        ("create", None, 401),
+        ("create", "accounts.view_customer", 403),
+        ("create", "accounts.add_customer", 201),
+        ("update", None, 401),
+        ("update", "accounts.view_customer", 403),
+        ("update", "accounts.change_customer", 200),
+    ],
+)
+def test_customer_permission_matrix(api_client, make_staff, method, perm, expected):
+    customer = CustomerFactory()
+    if perm is not None:
+        api_client.force_authenticate(make_staff(*([perm] if perm else [])))
+
+    if method == "list":
+        response = api_client.get(LIST_URL)
+    elif method == "retrieve":
+        response = api_client.get(detail_url(customer.pk))
+    elif method == "create":
+        response = api_client.post(LIST_URL, VALID_INPUT)
+    else:
+        response = api_client.patch(detail_url(customer.pk), {"name": "Renamed"})
+
+    assert response.status_code == expected, response.data
+    if expected >= 400:
+        assert set(response.json()) == {"code", "message", "fields"}
+
+
+def test_token_authentication_works_for_staff(api_client, make_staff):
+    user = make_staff("accounts.view_customer")
+    token = Token.objects.create(user=user)
+    CustomerFactory()
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+
+    response = api_client.get(LIST_URL)
+
+    assert response.status_code == 200
+    assert response.json()["count"] == 1
+
+
+def test_non_staff_user_with_a_token_is_forbidden(api_client):
+    user = UserFactory(is_staff=False, is_superuser=True)
+    token = Token.objects.create(user=user)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+
+    response = api_client.get(LIST_URL)
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+
+
+def test_bad_token_is_401(api_client):
+    api_client.credentials(HTTP_AUTHORIZATION="Token nope")
+
+    response = api_client.get(LIST_URL)
+
+    assert response.status_code == 401
+    assert response.json() == {"code": "authentication_failed", "message": "Invalid token.", "fields": {}}
+
+
+def test_session_authentication_works(api_client, make_staff):
+    user = make_staff("accounts.view_customer")
+    api_client.force_login(user)
+
+    assert api_client.get(LIST_URL).status_code == 200
