@@ -41,7 +41,8 @@ def subscription_bill_next_period(*, subscription_id: int, now: datetime) -> Inv
     with transaction.atomic():
         subscription = (
             Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("customer", "plan")
+            .select_related("customer", "plan__product")
+            .prefetch_related("plan__prices")
             .due_for_billing(now)
             .filter(pk=subscription_id)
             .first()
