@@ -1,0 +1,574 @@
+"""Finance staff's view of invoices and billing runs.
+
+Invoices are made by billing and change only through the lifecycle services: the admin never adds or
+deletes one, edits only a draft's memo and due date (through `invoice_update_draft`), and offers each
+state change as a list action and as a button on the invoice page, both calling the service one
+invoice at a time and reporting every success and failure.
+"""
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import flatten_fieldsets, unquote
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
+from apps.core.errors import ApplicationError
+
+from .constants import BillingRunStatus, InvoiceStatus
+from .models import BillingRun, Invoice, InvoiceEvent, InvoiceLine, InvoiceNumberSequence
+from .services import (
+    bill_due_subscriptions,
+    invoice_finalize,
+    invoice_mark_paid,
+    invoice_mark_uncollectible,
+    invoice_render_pdf,
+    invoice_update_draft,
+    invoice_void,
+)
+
+INVOICE_STATUS_TONES = {
+    InvoiceStatus.DRAFT: "neutral",
+    InvoiceStatus.OPEN: "info",
+    InvoiceStatus.PAID: "success",
+    InvoiceStatus.VOID: "danger",
+    InvoiceStatus.UNCOLLECTIBLE: "warning",
+}
+BILLING_RUN_STATUS_TONES = {
+    BillingRunStatus.RUNNING: "info",
+    BillingRunStatus.SUCCEEDED: "success",
+    BillingRunStatus.COMPLETED_WITH_ERRORS: "warning",
+    BillingRunStatus.FAILED: "danger",
+}
+# The permission each invoice operation needs. One permission for now; a dedicated permission per
+# operation (e.g. who may void) needs only a change here once the model declares them.
+OPERATIONS_PERMISSION = "invoices.change_invoice"
+
+
+def _period(start, end) -> str:
+    if start is None or end is None:
+        return "—"
+    return f"{start:%Y-%m-%d} → {end:%Y-%m-%d}"
+
+
+def _pretty_json(value) -> str:
+    if not value:
+        return "—"
+    return format_html(
+        '<pre style="margin:0;white-space:pre-wrap">{}</pre>', json.dumps(value, indent=2, ensure_ascii=False)
+    )
+
+
+# --- Operations -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvoiceOperation:
+    name: str  # URL segment and permission suffix: has_<name>_permission
+    label: str  # button and action label
+    done: str  # past tense, for messages
+    explanation: str  # shown on the confirmation page
+    available_from: tuple[str, ...]  # statuses for which the button is offered (the service decides)
+    run: Callable[..., Invoice]  # (invoice_id, actor, note) -> Invoice
+    note_label: str = ""  # optional free-text input on the confirmation page
+    errors: tuple[type[Exception], ...] = (ApplicationError,)
+
+    def is_available_for(self, invoice: Invoice) -> bool:
+        if self.name == "render_pdf":
+            return bool(invoice.number)
+        return invoice.status in self.available_from
+
+
+OPERATIONS: dict[str, InvoiceOperation] = {
+    operation.name: operation
+    for operation in [
+        InvoiceOperation(
+            name="finalize",
+            label="Finalize",
+            done="Finalized",
+            explanation=(
+                "Finalizing issues the invoice: it takes the next invoice number, its amounts and the "
+                "seller and customer details are frozen, and its PDF bill is rendered. This cannot be undone."
+            ),
+            available_from=(InvoiceStatus.DRAFT,),
+            run=lambda invoice_id, actor, note: invoice_finalize(invoice_id=invoice_id, actor=actor),
+        ),
+        InvoiceOperation(
+            name="void",
+            label="Void",
+            done="Voided",
+            explanation=(
+                "Voiding cancels the invoice for good. An issued invoice keeps its number (no gap); "
+                "the customer no longer owes it."
+            ),
+            available_from=(InvoiceStatus.DRAFT, InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE),
+            run=lambda invoice_id, actor, note: invoice_void(invoice_id=invoice_id, actor=actor, reason=note),
+            note_label="Reason",
+        ),
+        InvoiceOperation(
+            name="mark_paid",
+            label="Mark paid",
+            done="Marked paid",
+            explanation="Records that the customer paid this invoice outside the product (e.g. bank transfer).",
+            available_from=(InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE),
+            run=lambda invoice_id, actor, note: invoice_mark_paid(invoice_id=invoice_id, actor=actor, reference=note),
+            note_label="Payment reference",
+        ),
+        InvoiceOperation(
+            name="mark_uncollectible",
+            label="Mark uncollectible",
+            done="Marked uncollectible",
+            explanation=(
+                "Records that this invoice is not expected to be paid (bad debt). It can still be paid or voided later."
+            ),
+            available_from=(InvoiceStatus.OPEN,),
+            run=lambda invoice_id, actor, note: invoice_mark_uncollectible(
+                invoice_id=invoice_id, actor=actor, reason=note
+            ),
+            note_label="Reason",
+        ),
+        InvoiceOperation(
+            name="render_pdf",
+            label="Re-render PDF",
+            done="Rendered the PDF of",
+            explanation="Renders the PDF bill again from the invoice's frozen details and replaces the stored file.",
+            available_from=(),
+            run=lambda invoice_id, actor, note: invoice_render_pdf(invoice_id=invoice_id, actor=actor),
+            errors=(ApplicationError, OSError),
+        ),
+    ]
+}
+
+
+class OperationForm(forms.Form):
+    note = forms.CharField(required=False, max_length=500, widget=forms.TextInput(attrs={"size": 60}))
+
+
+def _bulk_action(operation: InvoiceOperation):
+    def action(modeladmin: "InvoiceAdmin", request: HttpRequest, queryset) -> None:
+        modeladmin.run_operation_on_each(request, operation, queryset)
+
+    action.__name__ = f"{operation.name}_selected"
+    return admin.action(description=f"{operation.label} selected invoices", permissions=[operation.name])(action)
+
+
+# --- Invoice ----------------------------------------------------------------------------------------
+
+
+class InvoiceLineInline(ReadOnlyInline):
+    model = InvoiceLine
+    fields = ["position", "description", "line_period", "quantity", "unit_amount", "amount"]
+    readonly_fields = ["line_period"]
+    view_permission_from_parent = True
+    verbose_name_plural = "lines"
+
+    @admin.display(description="period")
+    def line_period(self, line: InvoiceLine) -> str:
+        return _period(line.period_start_at, line.period_end_at)
+
+
+class InvoiceEventInline(ReadOnlyInline):
+    model = InvoiceEvent
+    fields = ["occurred_at", "type", "actor", "details"]
+    readonly_fields = ["details"]
+    view_permission_from_parent = True
+    verbose_name = "event"
+    verbose_name_plural = "history (audit trail)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor")
+
+    @admin.display(description="details")
+    def details(self, event: InvoiceEvent) -> str:
+        if not event.data:
+            return "—"
+        return format_html_join(", ", "{}: {}", ((key, value) for key, value in event.data.items()))
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    title = "payment"
+    parameter_name = "overdue"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Overdue"), ("no", "Not overdue")]
+
+    def queryset(self, request, queryset):
+        overdue = {"status__in": [InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE], "due_on__lt": timezone.now().date()}
+        if self.value() == "yes":
+            return queryset.filter(**overdue)
+        if self.value() == "no":
+            return queryset.exclude(**overdue)
+        return queryset
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "display_number",
+        "customer",
+        "status_badge",
+        "billing_period",
+        "total",
+        "issued_at",
+        "due_on",
+        "pdf_link",
+    ]
+    list_filter = ["status", "total_currency", OverdueFilter]
+    search_fields = ["number", "customer__name", "customer__external_id"]
+    list_select_related = ["customer"]
+    date_hierarchy = "issued_at"
+    show_facets = admin.ShowFacets.NEVER
+    actions = [_bulk_action(operation) for operation in OPERATIONS.values()]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "display_number",
+                    "status_badge",
+                    "customer_link",
+                    "subscription_link",
+                    "billing_period",
+                    "memo",
+                    "due_on",
+                ]
+            },
+        ),
+        ("Amounts", {"fields": ["subtotal", "tax_total", "total"]}),
+        ("Dates", {"fields": ["issued_at", "auto_finalize_at", "paid_at", "voided_at", "marked_uncollectible_at"]}),
+        ("PDF bill", {"fields": ["pdf_link", "pdf_rendered_at", "pdf_sha256"]}),
+        ("Details frozen at issue", {"fields": ["seller_snapshot", "customer_snapshot"], "classes": ["collapse"]}),
+        ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+    draft_editable_fields = ("memo", "due_on")
+    inlines = [InvoiceLineInline, InvoiceEventInline]
+
+    # --- permissions ---
+
+    def has_add_permission(self, request):
+        return False  # invoices come from billing
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # an invoice is voided, never deleted
+
+    def has_change_permission(self, request, obj=None):
+        if obj is not None and not obj.is_draft:
+            return False  # a finalized invoice never changes: the page is read-only
+        return super().has_change_permission(request, obj)
+
+    def has_operation_permission(self, request, operation: InvoiceOperation) -> bool:
+        return request.user.has_perm(OPERATIONS_PERMISSION)
+
+    def has_finalize_permission(self, request):
+        return self.has_operation_permission(request, OPERATIONS["finalize"])
+
+    def has_void_permission(self, request):
+        return self.has_operation_permission(request, OPERATIONS["void"])
+
+    def has_mark_paid_permission(self, request):
+        return self.has_operation_permission(request, OPERATIONS["mark_paid"])
+
+    def has_mark_uncollectible_permission(self, request):
+        return self.has_operation_permission(request, OPERATIONS["mark_uncollectible"])
+
+    def has_render_pdf_permission(self, request):
+        return self.has_operation_permission(request, OPERATIONS["render_pdf"])
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    # --- change page ---
+
+    def get_readonly_fields(self, request, obj=None):
+        return [name for name in flatten_fieldsets(self.fieldsets) if name not in self.draft_editable_fields]
+
+    def save_model(self, request, obj, form, change):
+        changes = {name: form.cleaned_data[name] for name in form.changed_data if name in self.draft_editable_fields}
+        if changes:
+            adopt(obj, self.call_service(invoice_update_draft, invoice_id=obj.pk, actor=request.user, **changes))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        invoice = self.get_object(request, unquote(object_id))
+        extra_context = {**(extra_context or {}), **self._tools_context(request, invoice)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _tools_context(self, request, invoice: Invoice | None) -> dict:
+        if invoice is None:
+            return {}
+        operations = [
+            {
+                "name": operation.name,
+                "label": operation.label,
+                "url": reverse(f"admin:invoices_invoice_{operation.name}", args=[invoice.pk]),
+                "needs_confirmation": operation.name != "render_pdf",
+            }
+            for operation in OPERATIONS.values()
+            if operation.is_available_for(invoice) and self.has_operation_permission(request, operation)
+        ]
+        pdf_url = reverse("admin:invoices_invoice_pdf", args=[invoice.pk]) if invoice.pdf else None
+        return {"invoice_operations": operations, "invoice_pdf_url": pdf_url}
+
+    # --- display ---
+
+    @admin.display(description="invoice", ordering="number")
+    def display_number(self, invoice: Invoice) -> str:
+        return str(invoice)
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, invoice: Invoice) -> str:
+        return status_badge(invoice.get_status_display(), INVOICE_STATUS_TONES.get(invoice.status, "neutral"))
+
+    @admin.display(description="period", ordering="period_start_at")
+    def billing_period(self, invoice: Invoice) -> str:
+        return _period(invoice.period_start_at, invoice.period_end_at)
+
+    @admin.display(description="PDF")
+    def pdf_link(self, invoice: Invoice) -> str:
+        if not invoice.pdf:
+            return "—"
+        return format_html('<a href="{}">PDF</a>', reverse("admin:invoices_invoice_pdf", args=[invoice.pk]))
+
+    @admin.display(description="customer")
+    def customer_link(self, invoice: Invoice) -> str:
+        url = reverse("admin:accounts_customer_change", args=[invoice.customer_id])
+        return format_html('<a href="{}">{}</a>', url, invoice.customer)
+
+    @admin.display(description="subscription")
+    def subscription_link(self, invoice: Invoice) -> str:
+        if invoice.subscription_id is None:
+            return "—"
+        url = reverse("admin:subscriptions_subscription_change", args=[invoice.subscription_id])
+        return format_html('<a href="{}">#{}</a>', url, invoice.subscription_id)
+
+    @admin.display(description="seller")
+    def seller_snapshot(self, invoice: Invoice) -> str:
+        return _pretty_json(invoice.seller_details)
+
+    @admin.display(description="customer")
+    def customer_snapshot(self, invoice: Invoice) -> str:
+        return _pretty_json(invoice.customer_details)
+
+    # --- custom views ---
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        custom = [
+            path("<path:object_id>/pdf/", view(self.pdf_view), name="invoices_invoice_pdf"),
+        ]
+        custom += [
+            path(
+                f"<path:object_id>/{name}/",
+                view(self.operation_view),
+                {"operation_name": name},
+                name=f"invoices_invoice_{name}",
+            )
+            for name in OPERATIONS
+        ]
+        return custom + super().get_urls()
+
+    def pdf_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        invoice = self.get_object(request, unquote(object_id))
+        if invoice is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if invoice.pdf:
+            try:
+                handle = invoice.pdf.open("rb")
+            except FileNotFoundError:
+                reason = "its PDF file is missing from storage. Re-render the PDF to restore it."
+            else:
+                return FileResponse(handle, content_type="application/pdf", filename=f"{invoice.number}.pdf")
+        elif invoice.number:
+            reason = "its PDF has not been rendered yet. It is rendered shortly after finalization; try again later."
+        else:
+            reason = "it is a draft: the PDF bill is rendered when the invoice is finalized."
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "No PDF yet",
+            "invoice": invoice,
+            "reason": reason,
+        }
+        return TemplateResponse(request, "admin/invoices/invoice/pdf_missing.html", context, status=404)
+
+    def operation_view(self, request: HttpRequest, object_id: str, operation_name: str) -> HttpResponse:
+        operation = OPERATIONS[operation_name]
+        if not self.has_operation_permission(request, operation):
+            raise PermissionDenied
+        invoice = self.get_object(request, unquote(object_id))
+        if invoice is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if request.method == "POST":
+            form = OperationForm(request.POST)
+            note = form.cleaned_data["note"] if form.is_valid() else ""
+            self.run_operation(request, operation, invoice, note=note)
+            return redirect("admin:invoices_invoice_change", invoice.pk)
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET", "POST"])
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"{operation.label} {invoice}?",
+            "invoice": invoice,
+            "operation": operation,
+            "form": OperationForm(),
+            "change_url": reverse("admin:invoices_invoice_change", args=[invoice.pk]),
+        }
+        return TemplateResponse(request, "admin/invoices/invoice/operation_confirm.html", context)
+
+    def run_operation(self, request: HttpRequest, operation: InvoiceOperation, invoice: Invoice, *, note: str = ""):
+        """Call the operation's service for one invoice and report the outcome. Returns the changed
+        invoice, or None when the service refused (the refusal is shown as an error message)."""
+        before = str(invoice)
+        try:
+            changed = operation.run(invoice.pk, request.user, note)
+        except operation.errors as exc:
+            message = exc.message if isinstance(exc, ApplicationError) else f"{type(exc).__name__}: {exc}"
+            messages.error(request, f"{before}: {message}")
+            return None
+        after = f" as {changed}" if str(changed) != before else ""
+        messages.success(request, f"{operation.done} {before}{after}.")
+        return changed
+
+    def run_operation_on_each(self, request: HttpRequest, operation: InvoiceOperation, queryset) -> None:
+        """A list action: the service is called once per invoice, each in its own transaction, so one
+        refusal does not undo the others; every success and refusal is reported."""
+        done, failed = [], 0
+        for invoice in queryset.select_related("customer").order_by("pk"):
+            before = str(invoice)
+            try:
+                changed = operation.run(invoice.pk, request.user, "")
+            except operation.errors as exc:
+                failed += 1
+                message = exc.message if isinstance(exc, ApplicationError) else f"{type(exc).__name__}: {exc}"
+                messages.error(request, f"{before}: {message}")
+                continue
+            done.append(before if str(changed) == before else f"{before} as {changed}")
+        if done:
+            messages.success(request, f"{operation.done} {len(done)} invoice(s): {', '.join(done)}.")
+        if failed:
+            messages.warning(request, f"{failed} invoice(s) were left unchanged (see the errors above).")
+
+
+# --- Billing runs and numbering -----------------------------------------------------------------------
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by services: listed and shown, never added, changed or deleted here."""
+
+    actions = None
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(BillingRun)
+class BillingRunAdmin(ReadOnlyAdmin):
+    list_display = [
+        "__str__",
+        "started_at",
+        "as_of",
+        "trigger",
+        "status_badge",
+        "due_count",
+        "invoiced_count",
+        "skipped_count",
+        "failed_count",
+        "finalized_count",
+        "duration",
+        "triggered_by",
+    ]
+    list_filter = ["status", "trigger"]
+    list_select_related = ["triggered_by"]
+    date_hierarchy = "started_at"
+    fieldsets = [
+        (None, {"fields": ["as_of", "trigger", "triggered_by", "status_badge"]}),
+        ("Timing", {"fields": ["started_at", "finished_at", "duration"]}),
+        ("Counts", {"fields": ["due_count", "invoiced_count", "skipped_count", "failed_count", "finalized_count"]}),
+        ("Errors", {"fields": ["error_table"]}),
+    ]
+    readonly_fields = ["status_badge", "duration", "error_table"]
+    run_billing_permission = "invoices.add_billingrun"
+
+    def has_run_billing_permission(self, request) -> bool:
+        return request.user.has_perm(self.run_billing_permission)
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, run: BillingRun) -> str:
+        return status_badge(run.get_status_display(), BILLING_RUN_STATUS_TONES.get(run.status, "neutral"))
+
+    @admin.display(description="duration")
+    def duration(self, run: BillingRun) -> str:
+        seconds = run.duration_seconds
+        if seconds is None:
+            return "—"
+        return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+    @admin.display(description="errors")
+    def error_table(self, run: BillingRun) -> str:
+        if not run.errors:
+            return "None"
+        rows = []
+        for error in run.errors:
+            if "subscription" in error:
+                url = reverse("admin:subscriptions_subscription_change", args=[error["subscription"]])
+                subject = format_html('<a href="{}">Subscription #{}</a>', url, error["subscription"])
+            elif "invoice" in error:
+                url = reverse("admin:invoices_invoice_change", args=[error["invoice"]])
+                subject = format_html('<a href="{}">Invoice #{}</a>', url, error["invoice"])
+            else:
+                subject = "—"
+            rows.append((subject, error.get("error", "")))
+        return format_html(
+            "<table><thead><tr><th>Concerns</th><th>Error</th></tr></thead><tbody>{}</tbody></table>",
+            format_html_join("", "<tr><td>{}</td><td><code>{}</code></td></tr>", rows),
+        )
+
+    def get_urls(self):
+        custom = [path("run/", self.admin_site.admin_view(self.run_billing_view), name="invoices_billingrun_run")]
+        return custom + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_run_billing": self.has_run_billing_permission(request)}
+        return super().changelist_view(request, extra_context)
+
+    def run_billing_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_run_billing_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        run = bill_due_subscriptions(trigger="admin", triggered_by=request.user)
+        summary = (
+            f"Billing run {run.pk} finished: {run.due_count} subscription(s) due, {run.invoiced_count} invoiced, "
+            f"{run.skipped_count} skipped, {run.failed_count} failed, {run.finalized_count} invoice(s) finalized."
+        )
+        if run.failed_count:
+            messages.warning(request, summary)
+        else:
+            messages.success(request, summary)
+        return redirect("admin:invoices_billingrun_change", run.pk)
+
+
+@admin.register(InvoiceNumberSequence)
+class InvoiceNumberSequenceAdmin(ReadOnlyAdmin):
+    list_display = ["key", "last_value"]
+    search_fields = ["key"]
+    ordering = ["key"]
