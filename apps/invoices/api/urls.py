@@ -1,6 +1,10 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-router = SimpleRouter()
+from .views import BillingRunViewSet, InvoiceViewSet
+
+router = SimpleRouter(trailing_slash=False)
+router.register("invoices", InvoiceViewSet, basename="invoice")
+router.register("billing-runs", BillingRunViewSet, basename="billing-run")
 
 urlpatterns = [path("", include(router.urls))]

@@ -1,6 +1,9 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-router = SimpleRouter()
+from .views import SubscriptionViewSet
+
+router = SimpleRouter(trailing_slash=False)
+router.register("subscriptions", SubscriptionViewSet, basename="subscription")
 
 urlpatterns = [path("", include(router.urls))]

@@ -1,0 +1,185 @@
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+from djmoney.money import Money
+
+from apps.catalog.models import Plan, PlanPrice, Product
+from apps.catalog.tests.factories import PlanFactory, ProductFactory
+
+pytestmark = pytest.mark.django_db
+
+PRODUCTS_URL = reverse("api:product-list")
+PLANS_URL = reverse("api:plan-list")
+
+
+def plan_input(product: Product, changes: dict | None = None) -> dict:
+    return {
+        "product": product.pk,
+        "code": "pro-monthly",
+        "name": "Pro",
+        "interval": "month",
+        "interval_count": 1,
+        "prices": [{"amount": "49.00", "currency": "USD"}, {"amount": "0.00012", "currency": "EUR"}],
+        **(changes or {}),
+    }
+
+
+# --- products ------------------------------------------------------------------------------------
+
+
+def test_create_product(api_client, superuser):
+    api_client.force_authenticate(superuser)
+
+    response = api_client.post(PRODUCTS_URL, {"code": "hosting", "name": "Cloud Hosting", "description": "VMs"})
+
+    assert response.status_code == 201, response.data
+    product = Product.objects.get()
+    body = response.json()
+    assert body == {
+        "id": product.pk,
+        "code": "hosting",
+        "name": "Cloud Hosting",
+        "description": "VMs",
+        "is_archived": False,
+        "created_at": body["created_at"],
+        "updated_at": body["updated_at"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"code": "Not Valid!", "name": "X"}, "code"),
+        ({"code": "taken", "name": "X"}, "code"),
+        ({"code": "ok"}, "name"),
+    ],
+)
+def test_create_product_with_bad_input_is_refused(api_client, superuser, payload, field):
+    ProductFactory(code="taken")
+    api_client.force_authenticate(superuser)
+
+    response = api_client.post(PRODUCTS_URL, payload)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+    assert field in response.json()["fields"]
+    assert Product.objects.count() == 1
+
+
+def test_list_and_retrieve_products(api_client, superuser):
+    beta = ProductFactory(name="Beta", code="beta")
+    alpha = ProductFactory(name="Alpha", code="alpha", is_archived=True)
+    api_client.force_authenticate(superuser)
+
+    listed = api_client.get(PRODUCTS_URL).json()
+    assert [row["code"] for row in listed["results"]] == ["alpha", "beta"]
+    assert [row["id"] for row in api_client.get(PRODUCTS_URL, {"is_archived": "false"}).json()["results"]] == [beta.pk]
+    assert [row["id"] for row in api_client.get(PRODUCTS_URL, {"search": "alp"}).json()["results"]] == [alpha.pk]
+    assert api_client.get(reverse("api:product-detail", args=[alpha.pk])).json()["is_archived"] is True
+
+
+# --- plans ---------------------------------------------------------------------------------------
+
+
+def test_create_plan_with_prices(api_client, superuser):
+    product = ProductFactory()
+    api_client.force_authenticate(superuser)
+
+    response = api_client.post(PLANS_URL, plan_input(product))
+
+    assert response.status_code == 201, response.data
+    plan = Plan.objects.get()
+    body = response.json()
+    assert body == {
+        "id": plan.pk,
+        "product": product.pk,
+        "code": "pro-monthly",
+        "name": "Pro",
+        "description": "",
+        "interval": "month",
+        "interval_count": 1,
+        "is_archived": False,
+        "prices": [{"amount": "0.00012", "currency": "EUR"}, {"amount": "49.00", "currency": "USD"}],
+        "created_at": body["created_at"],
+        "updated_at": body["updated_at"],
+    }
+    assert plan.price_for("USD").amount == Money(Decimal("49.00"), "USD")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"prices": [{"amount": "10.00", "currency": "XXX"}]}, "prices.0.currency"),
+        ({"prices": [{"amount": "-1.00", "currency": "USD"}]}, "prices.0.amount"),
+        ({"prices": [{"amount": "12345678901234567890", "currency": "USD"}]}, "prices.0.amount"),
+        ({"prices": [{"amount": "abc", "currency": "USD"}]}, "prices.0.amount"),
+        ({"prices": []}, "prices"),
+        ({"prices": [{"amount": "1", "currency": "USD"}, {"amount": "2", "currency": "USD"}]}, "prices.1"),
+        ({"product": 999999}, "product"),
+        ({"interval": "fortnight"}, "interval"),
+        ({"interval_count": 0}, "interval_count"),
+        ({"code": "taken"}, "code"),
+    ],
+)
+def test_create_plan_with_bad_input_is_refused_and_writes_nothing(api_client, superuser, changes, field):
+    PlanFactory(code="taken")
+    product = ProductFactory()
+    api_client.force_authenticate(superuser)
+
+    response = api_client.post(PLANS_URL, plan_input(product, changes))
+
+    assert response.status_code == 400, response.data
+    body = response.json()
+    assert body["code"] == "invalid"
+    assert field in body["fields"], body
+    assert (Plan.objects.count(), PlanPrice.objects.count()) == (1, 2)
+
+
+def test_list_plans_with_prices_in_bounded_queries(api_client, superuser, django_assert_max_num_queries):
+    PlanFactory.create_batch(20)
+    api_client.force_authenticate(superuser)
+
+    with django_assert_max_num_queries(5):
+        response = api_client.get(PLANS_URL)
+
+    results = response.json()["results"]
+    assert len(results) == 20
+    assert results[0]["prices"] == [{"amount": "45.00", "currency": "EUR"}, {"amount": "49.00", "currency": "USD"}]
+
+
+def test_list_plans_filters_by_product(api_client, superuser):
+    plan = PlanFactory()
+    PlanFactory()
+    api_client.force_authenticate(superuser)
+
+    response = api_client.get(PLANS_URL, {"product": plan.product_id})
+
+    assert [row["id"] for row in response.json()["results"]] == [plan.pk]
+    assert api_client.get(reverse("api:plan-detail", args=[plan.pk])).json()["code"] == plan.code
+
+
+@pytest.mark.parametrize(
+    ("url", "method", "perm", "expected"),
+    [
+        (PRODUCTS_URL, "get", None, 401),
+        (PRODUCTS_URL, "get", "", 403),
+        (PRODUCTS_URL, "get", "catalog.view_product", 200),
+        (PRODUCTS_URL, "post", "catalog.view_product", 403),
+        (PRODUCTS_URL, "post", "catalog.add_product", 201),
+        (PLANS_URL, "get", None, 401),
+        (PLANS_URL, "get", "catalog.view_product", 403),
+        (PLANS_URL, "get", "catalog.view_plan", 200),
+        (PLANS_URL, "post", "catalog.view_plan", 403),
+        (PLANS_URL, "post", "catalog.add_plan", 201),
+    ],
+)
+def test_catalog_permission_matrix(api_client, make_staff, url, method, perm, expected):
+    product = ProductFactory()
+    if perm is not None:
+        api_client.force_authenticate(make_staff(*([perm] if perm else [])))
+    payload = plan_input(product) if url == PLANS_URL else {"code": "new", "name": "New"}
+
+    response = api_client.get(url) if method == "get" else api_client.post(url, payload)
+
+    assert response.status_code == expected, response.data

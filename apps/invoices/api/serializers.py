@@ -1,0 +1,123 @@
+from rest_framework import serializers
+
+from apps.core.api.serializers import DecimalStringField, MoneyOutputSerializer
+from apps.invoices.models import BillingRun, Invoice, InvoiceLine
+
+
+class InvoiceListOutputSerializer(serializers.ModelSerializer):
+    customer = serializers.PrimaryKeyRelatedField(read_only=True)
+    subscription = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    currency = serializers.CharField(read_only=True, help_text="ISO 4217 code of every amount on the invoice.")
+    subtotal = MoneyOutputSerializer(read_only=True)
+    tax_total = MoneyOutputSerializer(read_only=True)
+    total = MoneyOutputSerializer(read_only=True)
+    has_pdf = serializers.SerializerMethodField(help_text="Whether the PDF bill has been rendered.")
+
+    class Meta:
+        model = Invoice
+        fields = [
+            "id",
+            "number",
+            "status",
+            "customer",
+            "subscription",
+            "currency",
+            "subtotal",
+            "tax_total",
+            "total",
+            "period_start_at",
+            "period_end_at",
+            "issued_at",
+            "due_on",
+            "paid_at",
+            "voided_at",
+            "marked_uncollectible_at",
+            "has_pdf",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_has_pdf(self, invoice: Invoice) -> bool:
+        return bool(invoice.pdf)
+
+
+class InvoiceLineOutputSerializer(serializers.ModelSerializer):
+    quantity = DecimalStringField(help_text='Decimal string, e.g. "3" or "1.5".')
+    unit_amount = MoneyOutputSerializer(read_only=True, help_text="May carry more decimals than the currency.")
+    amount = MoneyOutputSerializer(read_only=True, help_text="Rounded once to the currency's minor unit.")
+
+    class Meta:
+        model = InvoiceLine
+        fields = [
+            "id",
+            "position",
+            "description",
+            "period_start_at",
+            "period_end_at",
+            "quantity",
+            "unit_amount",
+            "amount",
+        ]
+        read_only_fields = fields
+
+
+class InvoiceDetailOutputSerializer(InvoiceListOutputSerializer):
+    lines = InvoiceLineOutputSerializer(many=True, read_only=True)
+    seller_details = serializers.DictField(read_only=True, help_text="Seller as printed on the bill (frozen at issue).")
+    customer_details = serializers.DictField(
+        read_only=True, help_text="Buyer as printed on the bill (frozen at issue)."
+    )
+
+    class Meta(InvoiceListOutputSerializer.Meta):
+        fields = [
+            *InvoiceListOutputSerializer.Meta.fields,
+            "memo",
+            "auto_finalize_at",
+            "lines",
+            "seller_details",
+            "customer_details",
+            "pdf_sha256",
+            "pdf_rendered_at",
+        ]
+        read_only_fields = fields
+
+
+class InvoiceVoidInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)
+
+
+class InvoiceMarkPaidInputSerializer(serializers.Serializer):
+    reference = serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=255, help_text="E.g. the bank transfer reference."
+    )
+
+
+class InvoiceMarkUncollectibleInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)
+
+
+class BillingRunOutputSerializer(serializers.ModelSerializer):
+    triggered_by = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True, help_text="Staff user id.")
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+    errors = serializers.ListField(child=serializers.DictField(), read_only=True)
+
+    class Meta:
+        model = BillingRun
+        fields = [
+            "id",
+            "as_of",
+            "trigger",
+            "triggered_by",
+            "status",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "due_count",
+            "invoiced_count",
+            "skipped_count",
+            "failed_count",
+            "finalized_count",
+            "errors",
+        ]
+        read_only_fields = fields

@@ -1,0 +1,7 @@
+from django.db.models import QuerySet
+
+from .models import Subscription
+
+
+def subscription_list() -> QuerySet[Subscription]:
+    return Subscription.objects.all()
