@@ -19,6 +19,24 @@ def _currencies_in(forms_: list[forms.Form]) -> list[tuple[forms.Form, str]]:
     return found
 
 
+class PlanPriceForm(forms.ModelForm):
+    class Meta:
+        model = PlanPrice
+        fields = ["plan", "amount"]
+
+    def clean(self):
+        cleaned_data = super().clean()
+        # The currency is part of the `amount` form field, so model validation leaves the unique
+        # (plan, currency) constraint out: check it here rather than hit the database constraint.
+        plan, amount = cleaned_data.get("plan"), cleaned_data.get("amount")
+        if plan is not None and plan.pk is not None and amount is not None:
+            currency = str(amount.currency)
+            taken = PlanPrice.objects.filter(plan=plan, amount_currency=currency).exclude(pk=self.instance.pk)
+            if taken.exists():
+                self.add_error("amount", f"The plan already has a price in {currency}.")
+        return cleaned_data
+
+
 class PlanPriceInlineFormSet(forms.BaseInlineFormSet):
     def clean(self):
         super().clean()
@@ -33,6 +51,7 @@ class PlanPriceInlineFormSet(forms.BaseInlineFormSet):
 
 class PlanPriceInline(admin.TabularInline):
     model = PlanPrice
+    form = PlanPriceForm
     formset = PlanPriceInlineFormSet
     fields = ["amount", "updated_at"]
     readonly_fields = ["updated_at"]
@@ -101,6 +120,7 @@ class PlanAdmin(admin.ModelAdmin):
 
 @admin.register(PlanPrice)
 class PlanPriceAdmin(admin.ModelAdmin):
+    form = PlanPriceForm
     list_display = ["plan", "amount", "currency", "plan_interval", "updated_at"]
     list_filter = ["amount_currency", "plan__interval", "plan__is_archived", "plan__product"]
     search_fields = ["plan__name", "plan__code", "plan__product__name"]
