@@ -23,12 +23,25 @@ class CustomerMembershipInline(admin.TabularInline):
 
 class CustomerSubscriptionInline(ReadOnlyInline):
     model = Subscription
-    fields = ["plan", "quantity", "status", "current_period_start_at", "current_period_end_at", "next_billing_at"]
-    show_change_link = True
+    fields = [
+        "subscription",
+        "plan",
+        "quantity",
+        "status",
+        "current_period_start_at",
+        "current_period_end_at",
+        "next_billing_at",
+    ]
+    readonly_fields = ["subscription"]
     verbose_name_plural = "subscriptions"
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("plan", "customer")
+
+    @admin.display(description="subscription")
+    def subscription(self, subscription: Subscription) -> str:
+        url = reverse("admin:subscriptions_subscription_change", args=[subscription.pk])
+        return format_html('<a href="{}">#{}</a>', url, subscription.pk)
 
 
 class CustomerInvoiceInline(ReadOnlyInline):

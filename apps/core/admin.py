@@ -112,6 +112,7 @@ class ReadOnlyInline(admin.TabularInline):
     extra = 0
     max_num = 0
     can_delete = False
+    classes = ["readonly-inline"]  # styled in templates/admin/base_site.html
     view_permission_from_parent = False
 
     def get_readonly_fields(self, request, obj=None):

@@ -77,15 +77,15 @@ class InvoiceOperation:
     label: str  # button and action label
     done: str  # past tense, for messages
     explanation: str  # shown on the confirmation page
-    available_from: tuple[str, ...]  # statuses for which the button is offered (the service decides)
+    is_offered_for: Callable[[Invoice], bool]  # whether the invoice page offers it (the service decides)
     run: Callable[..., Invoice]  # (invoice_id, actor, note) -> Invoice
     note_label: str = ""  # optional free-text input on the confirmation page
+    needs_confirmation: bool = True  # the button opens a confirmation page rather than POSTing at once
     errors: tuple[type[Exception], ...] = (ApplicationError,)
 
-    def is_available_for(self, invoice: Invoice) -> bool:
-        if self.name == "render_pdf":
-            return bool(invoice.number)
-        return invoice.status in self.available_from
+
+def _status_in(*statuses: str) -> Callable[[Invoice], bool]:
+    return lambda invoice: invoice.status in statuses
 
 
 OPERATIONS: dict[str, InvoiceOperation] = {
@@ -99,7 +99,7 @@ OPERATIONS: dict[str, InvoiceOperation] = {
                 "Finalizing issues the invoice: it takes the next invoice number, its amounts and the "
                 "seller and customer details are frozen, and its PDF bill is rendered. This cannot be undone."
             ),
-            available_from=(InvoiceStatus.DRAFT,),
+            is_offered_for=_status_in(InvoiceStatus.DRAFT),
             run=lambda invoice_id, actor, note: invoice_finalize(invoice_id=invoice_id, actor=actor),
         ),
         InvoiceOperation(
@@ -110,7 +110,7 @@ OPERATIONS: dict[str, InvoiceOperation] = {
                 "Voiding cancels the invoice for good. An issued invoice keeps its number (no gap); "
                 "the customer no longer owes it."
             ),
-            available_from=(InvoiceStatus.DRAFT, InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE),
+            is_offered_for=_status_in(InvoiceStatus.DRAFT, InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE),
             run=lambda invoice_id, actor, note: invoice_void(invoice_id=invoice_id, actor=actor, reason=note),
             note_label="Reason",
         ),
@@ -119,7 +119,7 @@ OPERATIONS: dict[str, InvoiceOperation] = {
             label="Mark paid",
             done="Marked paid",
             explanation="Records that the customer paid this invoice outside the product (e.g. bank transfer).",
-            available_from=(InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE),
+            is_offered_for=_status_in(InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE),
             run=lambda invoice_id, actor, note: invoice_mark_paid(invoice_id=invoice_id, actor=actor, reference=note),
             note_label="Payment reference",
         ),
@@ -130,7 +130,7 @@ OPERATIONS: dict[str, InvoiceOperation] = {
             explanation=(
                 "Records that this invoice is not expected to be paid (bad debt). It can still be paid or voided later."
             ),
-            available_from=(InvoiceStatus.OPEN,),
+            is_offered_for=_status_in(InvoiceStatus.OPEN),
             run=lambda invoice_id, actor, note: invoice_mark_uncollectible(
                 invoice_id=invoice_id, actor=actor, reason=note
             ),
@@ -141,8 +141,9 @@ OPERATIONS: dict[str, InvoiceOperation] = {
             label="Re-render PDF",
             done="Rendered the PDF of",
             explanation="Renders the PDF bill again from the invoice's frozen details and replaces the stored file.",
-            available_from=(),
+            is_offered_for=lambda invoice: bool(invoice.number),
             run=lambda invoice_id, actor, note: invoice_render_pdf(invoice_id=invoice_id, actor=actor),
+            needs_confirmation=False,
             errors=(ApplicationError, OSError),
         ),
     ]
@@ -311,10 +312,10 @@ class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 "name": operation.name,
                 "label": operation.label,
                 "url": reverse(f"admin:invoices_invoice_{operation.name}", args=[invoice.pk]),
-                "needs_confirmation": operation.name != "render_pdf",
+                "needs_confirmation": operation.needs_confirmation,
             }
             for operation in OPERATIONS.values()
-            if operation.is_available_for(invoice) and self.has_operation_permission(request, operation)
+            if operation.is_offered_for(invoice) and self.has_operation_permission(request, operation)
         ]
         pdf_url = reverse("admin:invoices_invoice_pdf", args=[invoice.pk]) if invoice.pdf else None
         return {"invoice_operations": operations, "invoice_pdf_url": pdf_url}
