@@ -1,0 +1,64 @@
+"""The database itself refuses changes to a finalized invoice, whatever code path tries."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, transaction
+from djmoney.money import Money
+
+from apps.invoices.constants import InvoiceStatus
+from apps.invoices.models import Invoice, InvoiceLine
+from apps.invoices.services import invoice_mark_paid, invoice_render_pdf, invoice_void
+from apps.invoices.tests.factories import make_draft_invoice, make_open_invoice
+
+pytestmark = pytest.mark.django_db
+
+
+def _refused(action) -> None:
+    with pytest.raises(IntegrityError, match="finalized|final status"), transaction.atomic():
+        action()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"memo": "edited after issue"},
+        {"number": "INV-2026-999999"},
+        {"subtotal": Decimal("1.00"), "total": Decimal("1.00")},
+        {"customer_details": {"name": "Someone else"}},
+        {"due_on": "2099-01-01"},
+    ],
+)
+def test_frozen_columns_of_a_finalized_invoice_cannot_be_updated(changes):
+    invoice = make_open_invoice()
+    _refused(lambda: Invoice.objects.filter(pk=invoice.pk).update(**changes))
+    fresh = Invoice.objects.get(pk=invoice.pk)
+    assert (fresh.memo, fresh.number, fresh.total) == (invoice.memo, invoice.number, invoice.total)
+
+
+def test_lines_of_a_finalized_invoice_cannot_be_added_or_changed():
+    invoice = make_open_invoice()
+    line = invoice.lines.get()
+    _refused(lambda: InvoiceLine.objects.filter(pk=line.pk).update(description="changed"))
+    _refused(
+        lambda: InvoiceLine.objects.create(
+            invoice=invoice, description="extra", quantity=1, unit_amount=Money(1, "USD"), amount=Money(1, "USD")
+        )
+    )
+    assert list(invoice.lines.values_list("description", flat=True)) == [line.description]
+
+
+def test_paid_and_void_are_final_statuses():
+    paid = invoice_mark_paid(invoice_id=make_open_invoice().pk)
+    _refused(lambda: Invoice.objects.filter(pk=paid.pk).update(status=InvoiceStatus.OPEN))
+    void = invoice_void(invoice_id=make_open_invoice().pk)
+    _refused(lambda: Invoice.objects.filter(pk=void.pk).update(status=InvoiceStatus.OPEN))
+
+
+def test_allowed_changes_still_work():
+    draft = make_draft_invoice()
+    Invoice.objects.filter(pk=draft.pk).update(memo="drafts are editable")
+    InvoiceLine.objects.filter(invoice=draft).update(description="edited draft line")
+    invoice = make_open_invoice()
+    invoice_render_pdf(invoice_id=invoice.pk)  # PDF bookkeeping columns may change
+    assert invoice_mark_paid(invoice_id=invoice.pk).status == InvoiceStatus.PAID
