@@ -155,8 +155,13 @@ class OperationForm(forms.Form):
 
 
 def _bulk_action(operation: InvoiceOperation):
-    def action(modeladmin: "InvoiceAdmin", request: HttpRequest, queryset) -> None:
-        modeladmin.run_operation_on_each(request, operation, queryset)
+    def action(modeladmin: "InvoiceAdmin", request: HttpRequest, queryset):
+        if operation.needs_confirmation and request.POST.get("post") != "yes":
+            return modeladmin.confirm_operation_on_each(request, operation, queryset, action_name=action.__name__)
+        form = OperationForm(request.POST)
+        note = form.cleaned_data["note"] if form.is_valid() else ""
+        modeladmin.run_operation_on_each(request, operation, queryset, note=note)
+        return None
 
     action.__name__ = f"{operation.name}_selected"
     return admin.action(description=f"{operation.label} selected invoices", permissions=[operation.name])(action)
@@ -443,14 +448,30 @@ class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
         messages.success(request, f"{operation.done} {before}{after}.")
         return changed
 
-    def run_operation_on_each(self, request: HttpRequest, operation: InvoiceOperation, queryset) -> None:
+    def confirm_operation_on_each(
+        self, request: HttpRequest, operation: InvoiceOperation, queryset, *, action_name: str
+    ) -> TemplateResponse:
+        """The intermediate page of a list action: what will happen to which invoices, and the note."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"{operation.label} {queryset.count()} invoice(s)?",
+            "operation": operation,
+            "queryset": queryset.select_related("customer").order_by("pk"),
+            "action_name": action_name,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "form": OperationForm(),
+        }
+        return TemplateResponse(request, "admin/invoices/invoice/action_confirm.html", context)
+
+    def run_operation_on_each(self, request: HttpRequest, operation: InvoiceOperation, queryset, *, note: str = ""):
         """A list action: the service is called once per invoice, each in its own transaction, so one
         refusal does not undo the others; every success and refusal is reported."""
         done, failed = [], 0
         for invoice in queryset.select_related("customer").order_by("pk"):
             before = str(invoice)
             try:
-                changed = operation.run(invoice.pk, request.user, "")
+                changed = operation.run(invoice.pk, request.user, note)
             except operation.errors as exc:
                 failed += 1
                 message = exc.message if isinstance(exc, ApplicationError) else f"{type(exc).__name__}: {exc}"

@@ -351,11 +351,36 @@ def test_refused_button_shows_an_error_and_changes_nothing(client, superuser, ma
 # --- operations: list actions ----------------------------------------------------------------------
 
 
-def run_action(client, action: str, invoices: list[Invoice]):
-    return client.post(
-        changelist_url(),
-        {"action": action, "_selected_action": [invoice.pk for invoice in invoices]},
-    )
+def run_action(client, action: str, invoices: list[Invoice], *, confirmed: bool = True, **extra):
+    data = {"action": action, "_selected_action": [invoice.pk for invoice in invoices], **extra}
+    if confirmed:
+        data["post"] = "yes"
+    return client.post(changelist_url(), data)
+
+
+@pytest.mark.parametrize("action", ["finalize_selected", "void_selected", "mark_paid_selected"])
+def test_state_actions_ask_for_confirmation_first(client, superuser, action):
+    invoice = make_draft_invoice() if action == "finalize_selected" else make_open_invoice()
+    before = snapshot(invoice)
+    client.force_login(superuser)
+
+    response = run_action(client, action, [invoice], confirmed=False)
+
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert str(invoice) in content
+    assert f'value="{action}"' in content and 'name="post" value="yes"' in content
+    assert snapshot(invoice) == before
+
+
+def test_void_action_records_the_reason_on_each_invoice(client, superuser):
+    invoices = [make_open_invoice(), make_open_invoice()]
+    client.force_login(superuser)
+
+    run_action(client, "void_selected", invoices, note="customer churned")
+
+    for invoice in invoices:
+        assert invoice.events.get(type=InvoiceEventType.VOIDED).data == {"reason": "customer churned"}
 
 
 def test_finalize_action_reports_each_success_and_each_failure(client, superuser):
