@@ -1,0 +1,58 @@
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from rest_framework.authtoken.models import Token
+
+from apps.accounts.models import CustomerMembership
+from apps.invoices.management.demo import demo_first_customer
+
+ADMIN_URL = "http://127.0.0.1:8000/admin/"
+ADMIN_USERNAME = "admin"
+PORTAL_USERNAME = "demo-customer"
+
+
+class Command(BaseCommand):
+    help = (
+        "Create or update the local superuser 'admin' with a fresh random password and an API token, and "
+        "a portal user 'demo-customer' for the first demo customer. For local demos only."
+    )
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        User = get_user_model()
+        admin, created = User.objects.get_or_create(
+            username=ADMIN_USERNAME, defaults={"email": "admin@localhost.example"}
+        )
+        password = secrets.token_urlsafe(12)
+        admin.is_staff = True
+        admin.is_superuser = True
+        admin.is_active = True
+        admin.set_password(password)
+        admin.save()
+        token, _ = Token.objects.get_or_create(user=admin)
+
+        self.stdout.write(self.style.SUCCESS(f"Superuser {'created' if created else 'updated'} (new password)."))
+        self.stdout.write(f"  Admin:    {ADMIN_URL}")
+        self.stdout.write(f"  Username: {ADMIN_USERNAME}")
+        self.stdout.write(f"  Password: {password}")
+        self.stdout.write(f"  API token: {token.key}  (header: Authorization: Token {token.key})")
+
+        customer = demo_first_customer()
+        if customer is None:
+            self.stdout.write(self.style.WARNING("No demo customer yet: run load_demo_data first for the portal user."))
+            return
+        portal_user, _ = User.objects.get_or_create(username=PORTAL_USERNAME, defaults={"email": customer.email})
+        portal_password = secrets.token_urlsafe(12)
+        portal_user.is_staff = False
+        portal_user.is_superuser = False
+        portal_user.is_active = True
+        portal_user.set_password(portal_password)
+        portal_user.save()
+        CustomerMembership.objects.get_or_create(
+            user=portal_user, customer=customer, defaults={"role": CustomerMembership.Role.OWNER}
+        )
+        self.stdout.write(f"Portal user for {customer.name}:")
+        self.stdout.write(f"  Username: {PORTAL_USERNAME}")
+        self.stdout.write(f"  Password: {portal_password}")

@@ -1,0 +1,153 @@
+import hashlib
+import re
+from collections import defaultdict
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.contrib.auth import authenticate, get_user_model
+from django.core.management import CommandError, call_command
+from rest_framework.authtoken.models import Token
+
+from apps.accounts.models import Customer, CustomerMembership
+from apps.accounts.tests.factories import CustomerFactory
+from apps.core import clock
+from apps.invoices.constants import InvoiceEventType, InvoiceStatus
+from apps.invoices.models import BillingRun, Invoice, InvoiceEvent, InvoiceNumberSequence
+from apps.subscriptions.models import Subscription
+from apps.subscriptions.periods import utc
+from apps.subscriptions.tests.factories import make_subscription
+
+pytestmark = pytest.mark.django_db
+
+NOW = utc(2026, 3, 20, 12)
+
+
+def _load() -> str:
+    out = StringIO()
+    with clock.frozen_at(NOW):
+        call_command("load_demo_data", stdout=out)
+    return out.getvalue()
+
+
+def _counts() -> tuple[int, ...]:
+    return tuple(
+        model.objects.count()
+        for model in (Customer, Subscription, Invoice, InvoiceEvent, BillingRun, InvoiceNumberSequence)
+    )
+
+
+def test_load_demo_data_creates_a_realistic_history_once():
+    output = _load()
+
+    assert "Demo data loaded" in output
+    assert 18 <= Customer.objects.count() <= 25
+    assert {str(c) for c in Customer.objects.values_list("country", flat=True)} >= {"US", "DE", "FR", "GB", "IE", "NL"}
+    assert set(Customer.objects.values_list("currency", flat=True)) == {"USD", "EUR", "GBP"}
+    assert Customer.objects.exclude(tax_id="").exists() and Customer.objects.filter(tax_id="").exists()
+    assert 20 <= Subscription.objects.count() <= 40
+    starts = list(Subscription.objects.values_list("started_at", flat=True))
+    assert all(NOW - timedelta(days=153) <= start <= NOW - timedelta(days=30) for start in starts)
+
+    invoices = list(Invoice.objects.all())
+    assert 50 <= len(invoices) <= 150
+    by_status = defaultdict(list)
+    for invoice in invoices:
+        by_status[invoice.status].append(invoice)
+    assert set(by_status) == {InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE}
+    assert len(by_status[InvoiceStatus.VOID]) == 1 and len(by_status[InvoiceStatus.UNCOLLECTIBLE]) == 1
+    assert len(by_status[InvoiceStatus.PAID]) > len(invoices) / 2
+    assert f"{len(invoices)} (" in output and "paid" in output and "void" in output
+
+    # Historical issue dates; old bills mostly paid (by bank transfer, after issue), recent ones open.
+    assert all(invoice.issued_at < NOW for invoice in invoices)
+    assert min(invoice.issued_at for invoice in invoices) < NOW - timedelta(days=60)
+    for invoice in by_status[InvoiceStatus.PAID]:
+        assert invoice.issued_at < invoice.paid_at <= NOW
+        assert invoice.issued_at <= NOW - timedelta(days=30)
+    overdue = [i for i in by_status[InvoiceStatus.OPEN] if i.issued_at <= NOW - timedelta(days=30)]
+    assert 0 < len(overdue) < len(by_status[InvoiceStatus.PAID]) / 2  # a late payer and a few stragglers
+    recent = [invoice for invoice in invoices if invoice.issued_at > NOW - timedelta(days=30)]
+    assert recent and all(invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.VOID) for invoice in recent)
+    payment = InvoiceEvent.objects.filter(type=InvoiceEventType.PAID).first()
+    assert payment.data == {"reference": "Bank transfer"}
+
+    # Every issued invoice has its PDF, stored with the hash of its bytes.
+    for invoice in invoices:
+        assert invoice.number
+        assert invoice.pdf, invoice.number
+        with invoice.pdf.open("rb") as stored:
+            assert hashlib.sha256(stored.read()).hexdigest() == invoice.pdf_sha256
+
+    # Gapless numbers per series: INV-YYYY-000001 … N, and the counter stands at N.
+    series = defaultdict(list)
+    for invoice in invoices:
+        match = re.fullmatch(r"INV-(\d{4})-(\d{6})", invoice.number)
+        assert match, invoice.number
+        assert int(match[1]) == invoice.issued_at.year
+        series[match[1]].append(int(match[2]))
+    assert set(series) == {"2025", "2026"}
+    for year, numbers in series.items():
+        assert sorted(numbers) == list(range(1, len(numbers) + 1))
+        assert InvoiceNumberSequence.objects.get(key=f"INV-{year}").last_value == len(numbers)
+
+    # A second run creates nothing and says so.
+    before = _counts()
+    assert "already present" in _load()
+    assert _counts() == before
+
+
+def test_load_demo_data_refuses_a_database_with_subscriptions_of_its_own():
+    make_subscription(started_at=utc(2026, 1, 1))
+
+    with pytest.raises(CommandError, match="empty database"):
+        _load()
+
+    assert not Customer.objects.filter(external_id__startswith="demo-").exists()
+    assert Invoice.objects.count() == 0
+
+
+def _field(output: str, label: str, occurrence: int = 0) -> str:
+    return re.findall(rf"{label}:\s+(\S+)", output)[occurrence]
+
+
+def test_ensure_demo_admin_creates_a_superuser_with_a_fresh_password_a_token_and_a_portal_user():
+    customer = CustomerFactory(external_id="demo-0001", name="Nordwind Logistik GmbH")
+    out = StringIO()
+
+    call_command("ensure_demo_admin", stdout=out)
+
+    output = out.getvalue()
+    assert "http://127.0.0.1:8000/admin/" in output
+    assert _field(output, "Username") == "admin"
+    password = _field(output, "Password")
+    admin = authenticate(username="admin", password=password)
+    assert admin is not None and admin.is_superuser and admin.is_staff
+    token = Token.objects.get(user=admin)
+    assert token.key in output
+
+    portal_password = _field(output, "Password", 1)
+    portal_user = authenticate(username="demo-customer", password=portal_password)
+    assert portal_user is not None and not portal_user.is_staff and not portal_user.is_superuser
+    membership = CustomerMembership.objects.get(user=portal_user)
+    assert membership.customer == customer
+
+    # Again: a new password (the old one stops working), the same token, no duplicates.
+    out = StringIO()
+    call_command("ensure_demo_admin", stdout=out)
+    new_password = _field(out.getvalue(), "Password")
+    assert new_password != password
+    assert authenticate(username="admin", password=password) is None
+    assert authenticate(username="admin", password=new_password) is not None
+    assert Token.objects.get(user=admin).key == token.key
+    assert get_user_model().objects.filter(username__in=["admin", "demo-customer"]).count() == 2
+    assert CustomerMembership.objects.filter(user=portal_user).count() == 1
+
+
+def test_ensure_demo_admin_without_demo_data_creates_only_the_admin():
+    out = StringIO()
+
+    call_command("ensure_demo_admin", stdout=out)
+
+    assert "run load_demo_data first" in out.getvalue()
+    assert not get_user_model().objects.filter(username="demo-customer").exists()
