@@ -1,6 +1,6 @@
 from django.db import transaction
 
-from apps.core.errors import ValidationFailed
+from apps.core.errors import NotFound, ValidationFailed
 from apps.core.validation import validate_instance
 
 from .models import Customer
@@ -58,6 +58,11 @@ def customer_create(
 @transaction.atomic
 def customer_update(*, customer_id: int, **changes) -> Customer:
     """Change a customer's details. The billing currency is fixed once the customer exists."""
+    customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
+    if customer is None:
+        raise NotFound(f"Customer {customer_id} does not exist.")
+    if changes.get("currency", customer.currency) == customer.currency:
+        changes.pop("currency", None)  # sending the unchanged currency back is fine
     unknown = set(changes) - set(CUSTOMER_EDITABLE_FIELDS)
     if "currency" in unknown:
         raise ValidationFailed(
@@ -66,7 +71,6 @@ def customer_update(*, customer_id: int, **changes) -> Customer:
         )
     if unknown:
         raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.")
-    customer = Customer.objects.select_for_update().get(pk=customer_id)
     for name, value in changes.items():
         setattr(customer, name, value)
     validate_instance(customer)

@@ -53,9 +53,9 @@ class Invoice(TimeStampedModel):
     # Snapshots taken at finalization; the bill is rendered from these, never from live rows.
     seller_details = models.JSONField(default=dict, blank=True, editable=False)
     customer_details = models.JSONField(default=dict, blank=True, editable=False)
-    pdf = models.FileField(upload_to=invoice_pdf_path, blank=True, editable=False)
-    pdf_sha256 = models.CharField(max_length=64, blank=True, editable=False)
-    pdf_rendered_at = models.DateTimeField(null=True, blank=True, editable=False)
+    pdf = models.FileField("PDF bill", upload_to=invoice_pdf_path, blank=True, editable=False)
+    pdf_sha256 = models.CharField("PDF SHA-256", max_length=64, blank=True, editable=False)
+    pdf_rendered_at = models.DateTimeField("PDF rendered at", null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -84,6 +84,7 @@ class Invoice(TimeStampedModel):
         indexes = [
             models.Index(fields=["customer", "-created_at"], name="invoice_customer_idx"),
             models.Index(fields=["status", "due_on"], name="invoice_status_due_idx"),
+            models.Index(fields=["issued_at"], name="invoice_issued_at_idx"),
             models.Index(
                 fields=["auto_finalize_at"],
                 name="invoice_draft_finalize_idx",

@@ -6,10 +6,10 @@ from django.utils.html import format_html
 
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
 from apps.invoices.models import Invoice
+from apps.invoices.services import subscription_start
 
 from .constants import SubscriptionStatus
 from .models import Subscription
-from .services import subscription_create
 
 STATUS_TONES = {
     SubscriptionStatus.INCOMPLETE: "neutral",
@@ -36,7 +36,7 @@ class SubscriptionAddForm(forms.ModelForm):
         fields = ["customer", "plan", "quantity", "started_at"]
 
     def _post_clean(self):
-        # No model validation here: the instance is built by `subscription_create`, which validates it.
+        # No model validation here: the instance is built by `subscription_start`, which validates it.
         pass
 
 
@@ -87,7 +87,7 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
     actions = None
 
     # Subscriptions change only through lifecycle services (billing, and later change/cancel); the
-    # admin creates them through `subscription_create` and otherwise shows them.
+    # admin creates them through `subscription_start` (which invoices the first period) and otherwise shows them.
 
     def has_change_permission(self, request, obj=None):
         if obj is not None:
@@ -123,7 +123,7 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         created = self.call_service(
-            subscription_create,
+            subscription_start,
             customer=data["customer"],
             plan=data["plan"],
             quantity=data["quantity"],

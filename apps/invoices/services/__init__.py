@@ -3,6 +3,7 @@ from .billing import (
     invoice_finalize_due_drafts,
     subscription_bill_due,
     subscription_bill_next_period,
+    subscription_start,
 )
 from .lifecycle import (
     invoice_finalize,
@@ -24,4 +25,5 @@ __all__ = [
     "invoice_void",
     "subscription_bill_due",
     "subscription_bill_next_period",
+    "subscription_start",
 ]

@@ -15,11 +15,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from djmoney.money import Money
 
+from apps.accounts.models import Customer
+from apps.catalog.models import Plan
 from apps.core import clock
 from apps.core.errors import ApplicationError
 from apps.core.money import zero
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.periods import period_containing
+from apps.subscriptions.services import subscription_create
 
 from ..constants import BillingRunStatus, BillingRunTrigger, InvoiceEventType, InvoiceStatus
 from ..events import invoice_event_record
@@ -115,6 +118,24 @@ def subscription_bill_due(*, subscription_id: int, now: datetime) -> list[Invoic
     while (invoice := subscription_bill_next_period(subscription_id=subscription_id, now=now)) is not None:
         invoices.append(invoice)
     return invoices
+
+
+@transaction.atomic
+def subscription_start(
+    *,
+    customer: Customer,
+    plan: Plan,
+    quantity: int = 1,
+    started_at: datetime | None = None,
+    now: datetime | None = None,
+) -> Subscription:
+    """Subscribe a customer and invoice every period that has already begun (normally the first one),
+    in one transaction: either the subscription exists with its first invoice, or neither does."""
+    now = now or clock.now()
+    subscription = subscription_create(customer=customer, plan=plan, quantity=quantity, started_at=started_at)
+    subscription_bill_due(subscription_id=subscription.pk, now=now)
+    subscription.refresh_from_db()
+    return subscription
 
 
 def bill_due_subscriptions(

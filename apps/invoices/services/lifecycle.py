@@ -1,6 +1,7 @@
 """Invoice state changes. Each one locks the row, checks the transition table, saves the changed
 fields, records an event and schedules follow-up work after commit."""
 
+import logging
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -16,6 +17,8 @@ from ..events import invoice_event_record
 from ..models import Invoice
 from ..pricing import invoice_totals
 from .numbering import invoice_number_allocate
+
+logger = logging.getLogger(__name__)
 
 
 def invoice_lock(invoice_id: int) -> Invoice:
@@ -135,9 +138,22 @@ def invoice_finalize(*, invoice_id: int, actor=None, now: datetime | None = None
 
 
 def _enqueue_pdf(invoice_id: int) -> None:
+    """Hand the PDF to the `pdf` queue. The invoice is already committed: if the broker is down, the
+    failure is recorded on the invoice (staff can re-render from the admin) instead of failing the
+    request that finalized it."""
+    from kombu.exceptions import OperationalError as BrokerUnavailable
+
     from ..tasks import invoice_render_pdf_task
 
-    invoice_render_pdf_task.delay(invoice_id)
+    try:
+        invoice_render_pdf_task.delay(invoice_id)
+    except BrokerUnavailable as exc:
+        logger.exception("could not queue the PDF of invoice %s", invoice_id)
+        invoice = Invoice.objects.filter(pk=invoice_id).first()
+        if invoice is not None:
+            invoice_event_record(
+                invoice=invoice, type=InvoiceEventType.PDF_FAILED, data={"error": f"queue unavailable: {exc}"}
+            )
 
 
 def _transition(

@@ -1,13 +1,10 @@
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
 
-from apps.core import clock
 from apps.core.api.schema import error_responses
 from apps.core.idempotency import idempotent
-from apps.invoices.services import subscription_bill_due
-from apps.subscriptions import services
+from apps.invoices.services import subscription_start
 from apps.subscriptions.selectors import subscription_list
 
 from .filters import SubscriptionFilter
@@ -41,8 +38,5 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def create(self, request):
         serializer = SubscriptionCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        with transaction.atomic():
-            subscription = services.subscription_create(**serializer.validated_data)
-            subscription_bill_due(subscription_id=subscription.pk, now=clock.now())
-        subscription.refresh_from_db()
+        subscription = subscription_start(**serializer.validated_data)
         return Response(SubscriptionCreateOutputSerializer(subscription).data, status=status.HTTP_201_CREATED)

@@ -10,7 +10,7 @@ from apps.catalog.tests.factories import PlanFactory
 from apps.core import clock
 from apps.invoices.constants import BillingRunStatus, InvoiceStatus
 from apps.invoices.models import Invoice
-from apps.invoices.services import bill_due_subscriptions, subscription_bill_due
+from apps.invoices.services import bill_due_subscriptions, subscription_bill_due, subscription_start
 from apps.subscriptions.periods import utc
 from apps.subscriptions.tests.factories import make_subscription
 
@@ -150,3 +150,24 @@ def test_finalizing_schedules_the_pdf_after_commit(django_capture_on_commit_call
         bill_due_subscriptions(now=utc(2026, 1, 1))
     assert len(callbacks) == 1
     assert callbacks[0].__qualname__.startswith("invoice_finalize")
+
+
+def test_subscription_start_creates_the_subscription_with_its_first_invoice():
+    customer = CustomerFactory(currency="EUR")
+    subscription = subscription_start(
+        customer=customer, plan=PlanFactory(), quantity=2, started_at=utc(2026, 3, 31), now=utc(2026, 3, 31, 0, 5)
+    )
+    [invoice] = _invoices(subscription)
+    assert (invoice.status, invoice.total, invoice.period_end_at) == (
+        InvoiceStatus.OPEN,
+        Money("90.00", "EUR"),
+        utc(2026, 4, 30),
+    )
+    assert subscription.next_billing_at == utc(2026, 4, 30)
+
+
+def test_subscription_start_in_the_future_bills_nothing_yet():
+    subscription = subscription_start(
+        customer=CustomerFactory(), plan=PlanFactory(), started_at=utc(2026, 6, 1), now=utc(2026, 5, 1)
+    )
+    assert _invoices(subscription) == []
