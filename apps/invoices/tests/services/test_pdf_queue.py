@@ -8,15 +8,21 @@ from billing_portal.celery import app as celery_app
 pytestmark = pytest.mark.django_db
 
 
+def _drop_broker_connections() -> None:
+    """Forget pooled connections and producers so the next publish uses the current broker_url."""
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def unreachable_broker():
     """Point the Celery app at a closed local port, with no publish retries."""
     saved = {key: celery_app.conf[key] for key in ("broker_url", "task_publish_retry")}
     celery_app.conf.update(broker_url="redis://127.0.0.1:1/0", task_publish_retry=False)
-    celery_app._pool = None  # drop connections made to the previous broker
+    _drop_broker_connections()
     yield
     celery_app.conf.update(saved)
-    celery_app._pool = None
+    _drop_broker_connections()
 
 
 def test_a_broker_outage_after_finalization_is_recorded_not_raised(
