@@ -132,7 +132,7 @@ def subscription_start(
     """Subscribe a customer and invoice every period that has already begun (normally the first one),
     in one transaction: either the subscription exists with its first invoice, or neither does."""
     now = now or clock.now()
-    subscription = subscription_create(customer=customer, plan=plan, quantity=quantity, started_at=started_at)
+    subscription = subscription_create(customer=customer, plan=plan, quantity=quantity, started_at=started_at or now)
     subscription_bill_due(subscription_id=subscription.pk, now=now)
     subscription.refresh_from_db()
     return subscription

@@ -171,3 +171,13 @@ def test_subscription_start_in_the_future_bills_nothing_yet():
         customer=CustomerFactory(), plan=PlanFactory(), started_at=utc(2026, 6, 1), now=utc(2026, 5, 1)
     )
     assert _invoices(subscription) == []
+
+
+def test_subscription_started_now_is_invoiced_now():
+    """No explicit times: the start and the billing moment are the same clock reading."""
+    with clock.frozen_at(utc(2026, 5, 17, 13, 45)):
+        subscription = subscription_start(customer=CustomerFactory(), plan=PlanFactory())
+    [invoice] = _invoices(subscription)
+    assert (invoice.period_start_at, invoice.period_end_at) == (utc(2026, 5, 17, 13, 45), utc(2026, 6, 17, 13, 45))
+    subscription = subscription_start(customer=CustomerFactory(), plan=PlanFactory())  # wall clock
+    assert len(_invoices(subscription)) == 1
