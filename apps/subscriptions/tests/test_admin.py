@@ -104,7 +104,11 @@ def test_add_subscription_through_the_service(client, superuser):
     assert subscription.currency == "EUR"
     assert subscription.status == SubscriptionStatus.ACTIVE
     assert subscription.started_at >= before
-    assert subscription.next_billing_at == subscription.current_period_start_at == subscription.started_at
+    assert subscription.current_period_start_at == subscription.started_at
+    # The first period is invoiced at once; the next invoice is due when it ends.
+    assert subscription.next_billing_at == subscription.current_period_end_at
+    [invoice] = subscription.invoices.all()
+    assert (invoice.period_start_at, invoice.total) == (subscription.started_at, Money("135.00", "EUR"))
 
 
 def test_add_subscription_with_a_start_date(client, superuser):
