@@ -9,6 +9,12 @@ from apps.core.views import healthz
 admin.site.site_header = "Billing Portal"
 admin.site.site_title = "Billing Portal admin"
 admin.site.index_title = "Finance administration"
+admin.site.enable_nav_sidebar = False  # the lists are wide; the breadcrumbs and index suffice
+
+# dj-stripe registers ~40 models of its own. Payments are not collected through Stripe yet, so keep
+# them out of the finance admin rather than drown our own pages in them.
+for _model in [model for model in admin.site._registry if model._meta.app_label == "djstripe"]:
+    admin.site.unregister(_model)
 
 api_v1 = [
     path("", include("apps.accounts.api.urls")),
