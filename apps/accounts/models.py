@@ -7,6 +7,10 @@ from django_countries.fields import CountryField
 from apps.core.models import TimeStampedModel
 from apps.core.money import currency_choices
 
+# Address conventions for printing (others use "postcode city" on one line, then region).
+CITY_STATE_POSTCODE_COUNTRIES = frozenset({"US", "CA", "AU"})
+POSTCODE_LAST_COUNTRIES = frozenset({"GB", "IE"})
+
 
 class Customer(TimeStampedModel):
     """A billing account: who is billed, where, and in which currency."""
@@ -59,8 +63,16 @@ class Customer(TimeStampedModel):
 
     @property
     def address_lines(self) -> list[str]:
-        city_line = " ".join(part for part in [self.postal_code, self.city] if part)
-        lines = [self.address_line1, self.address_line2, city_line, self.state, self.country.name]
+        """The postal address as printed on a bill, following the country's convention."""
+        country = self.country.code
+        if country in CITY_STATE_POSTCODE_COUNTRIES:  # "Seattle, WA 98101"
+            state_postcode = " ".join(part for part in [self.state, self.postal_code] if part)
+            locality = [", ".join(part for part in [self.city, state_postcode] if part)]
+        elif country in POSTCODE_LAST_COUNTRIES:  # "London" / "SW1A 2AA"
+            locality = [self.city, self.state, self.postal_code]
+        else:  # "20457 Hamburg"
+            locality = [" ".join(part for part in [self.postal_code, self.city] if part), self.state]
+        lines = [self.address_line1, self.address_line2, *locality, self.country.name]
         return [line for line in lines if line]
 
 

@@ -3,7 +3,7 @@ from django.db import transaction
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.validation import validate_instance
 
-from .models import Customer
+from .models import Customer, CustomerMembership
 
 CUSTOMER_EDITABLE_FIELDS = (
     "external_id",
@@ -76,3 +76,14 @@ def customer_update(*, customer_id: int, **changes) -> Customer:
     validate_instance(customer)
     customer.save(update_fields=[*changes, "updated_at"])
     return customer
+
+
+@transaction.atomic
+def customer_membership_add(
+    *, customer: Customer, user, role: str = CustomerMembership.Role.BILLING
+) -> CustomerMembership:
+    """Let a user act for a customer (a user may belong to several customers). Idempotent: an existing
+    membership keeps its row and takes the given role."""
+    membership, _ = CustomerMembership.objects.update_or_create(customer=customer, user=user, defaults={"role": role})
+    validate_instance(membership, exclude=["user", "customer"])
+    return membership

@@ -1,7 +1,8 @@
 import pytest
 
 from apps.accounts.models import Customer
-from apps.accounts.services import customer_create, customer_update
+from apps.accounts.services import customer_create, customer_membership_add, customer_update
+from apps.accounts.tests.factories import UserFactory
 from apps.core.errors import ValidationFailed
 
 pytestmark = pytest.mark.django_db
@@ -54,3 +55,34 @@ def test_billing_currency_cannot_change():
     customer.refresh_from_db()
     assert customer.currency == "USD"
     assert customer_update(customer_id=customer.pk, name="Globex Corp", currency="USD").name == "Globex Corp"
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (
+            {"country": "US", "address_line1": "400 Pine St", "city": "Seattle", "state": "WA", "postal_code": "98101"},
+            ["400 Pine St", "Seattle, WA 98101", "United States of America"],
+        ),
+        (
+            {"country": "DE", "address_line1": "Speicherstraße 12", "city": "Hamburg", "postal_code": "20457"},
+            ["Speicherstraße 12", "20457 Hamburg", "Germany"],
+        ),
+        (
+            {"country": "GB", "address_line1": "1 High St", "city": "London", "postal_code": "EC1A 1BB"},
+            ["1 High St", "London", "EC1A 1BB", "United Kingdom"],
+        ),
+        ({"country": "FR"}, ["France"]),
+    ],
+)
+def test_address_lines_follow_the_country_convention(fields, expected):
+    assert customer_create(**{**VALID, **fields}).address_lines == expected
+
+
+def test_customer_membership_add_is_idempotent_and_a_user_may_join_several_customers():
+    user = UserFactory()
+    first, second = customer_create(**VALID), customer_create(**VALID)
+    customer_membership_add(customer=first, user=user, role="viewer")
+    customer_membership_add(customer=first, user=user, role="owner")
+    customer_membership_add(customer=second, user=user)
+    assert sorted(user.memberships.values_list("customer_id", "role")) == [(first.pk, "owner"), (second.pk, "billing")]

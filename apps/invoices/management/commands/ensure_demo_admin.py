@@ -6,6 +6,7 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 from apps.accounts.models import CustomerMembership
+from apps.accounts.services import customer_membership_add
 from apps.invoices.management.demo import demo_first_customer
 
 ADMIN_URL = "http://127.0.0.1:8000/admin/"
@@ -50,9 +51,7 @@ class Command(BaseCommand):
         portal_user.is_active = True
         portal_user.set_password(portal_password)
         portal_user.save()
-        CustomerMembership.objects.get_or_create(
-            user=portal_user, customer=customer, defaults={"role": CustomerMembership.Role.OWNER}
-        )
+        customer_membership_add(customer=customer, user=portal_user, role=CustomerMembership.Role.OWNER)
         self.stdout.write(f"Portal user for {customer.name}:")
         self.stdout.write(f"  Username: {PORTAL_USERNAME}")
         self.stdout.write(f"  Password: {portal_password}")

@@ -39,7 +39,7 @@ def test_finalize_numbers_snapshots_and_freezes_the_invoice():
     assert invoice.due_on == date(2026, 1, 30)  # 14 days' default terms
     assert invoice.seller_details["name"] == "Acme Cloud Ltd."
     assert invoice.customer_details["name"] == draft.customer.name
-    assert invoice.customer_details["address_lines"] == ["10 Downing Street", "SW1A 2AA London", "United Kingdom"]
+    assert invoice.customer_details["address_lines"] == ["10 Downing Street", "London", "SW1A 2AA", "United Kingdom"]
     assert [e.type for e in invoice.events.all()] == [InvoiceEventType.CREATED, InvoiceEventType.FINALIZED]
 
 
