@@ -4,7 +4,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt
-from apps.invoices.models import Invoice
+from apps.invoices.admin_inlines import InvoiceSummaryInline
 from apps.subscriptions.models import Subscription
 
 from .models import Customer, CustomerMembership
@@ -44,19 +44,8 @@ class CustomerSubscriptionInline(ReadOnlyInline):
         return format_html('<a href="{}">#{}</a>', url, subscription.pk)
 
 
-class CustomerInvoiceInline(ReadOnlyInline):
-    model = Invoice
-    fields = ["invoice", "status", "period_start_at", "period_end_at", "total", "issued_at", "due_on"]
-    readonly_fields = ["invoice"]
-    verbose_name_plural = "invoices"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("customer")
-
-    @admin.display(description="invoice")
-    def invoice(self, invoice: Invoice) -> str:
-        url = reverse("admin:invoices_invoice_change", args=[invoice.pk])
-        return format_html('<a href="{}">{}</a>', url, invoice)
+class CustomerInvoiceInline(InvoiceSummaryInline):
+    pass
 
 
 @admin.register(Customer)

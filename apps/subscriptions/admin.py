@@ -1,11 +1,9 @@
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.widgets import AdminSplitDateTime
-from django.urls import reverse
-from django.utils.html import format_html
 
-from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
-from apps.invoices.models import Invoice
+from apps.core.admin import ServiceAdminMixin, adopt, status_badge
+from apps.invoices.admin_inlines import InvoiceSummaryInline
 from apps.invoices.services import subscription_start
 
 from .constants import SubscriptionStatus
@@ -40,19 +38,8 @@ class SubscriptionAddForm(forms.ModelForm):
         pass
 
 
-class SubscriptionInvoiceInline(ReadOnlyInline):
-    model = Invoice
-    fields = ["invoice", "status", "period_start_at", "period_end_at", "total", "issued_at", "due_on"]
-    readonly_fields = ["invoice"]
-    verbose_name_plural = "invoices"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("customer")
-
-    @admin.display(description="invoice")
-    def invoice(self, invoice: Invoice) -> str:
-        url = reverse("admin:invoices_invoice_change", args=[invoice.pk])
-        return format_html('<a href="{}">{}</a>', url, invoice)
+class SubscriptionInvoiceInline(InvoiceSummaryInline):
+    pass
 
 
 @admin.register(Subscription)

@@ -65,36 +65,37 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         invoice = invoice_list_with_lines().get(pk=invoice_id)
         return Response(InvoiceDetailOutputSerializer(invoice).data)
 
+    def _transition(self, request, service, input_serializer_class=None) -> Response:
+        """Parse the optional input, call one lifecycle service, answer with the invoice."""
+        invoice = self.get_object()
+        arguments = {}
+        if input_serializer_class is not None:
+            serializer = input_serializer_class(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            arguments = serializer.validated_data
+        service(invoice_id=invoice.pk, actor=request.user, **arguments)
+        return self._detail_response(invoice.pk)
+
     @extend_schema(request=None, responses=_TRANSITION_RESPONSES, summary="Finalize a draft")
     @action(detail=True, methods=["post"])
     @idempotent
     def finalize(self, request, pk=None):
         """Issue a draft: freeze its amounts, number it and schedule its PDF."""
-        invoice = self.get_object()
-        services.invoice_finalize(invoice_id=invoice.pk, actor=request.user)
-        return self._detail_response(invoice.pk)
+        return self._transition(request, services.invoice_finalize)
 
     @extend_schema(request=InvoiceVoidInputSerializer, responses=_TRANSITION_RESPONSES, summary="Void")
     @action(detail=True, methods=["post"])
     @idempotent
     def void(self, request, pk=None):
         """Cancel the invoice for good; a number it has stays used."""
-        invoice = self.get_object()
-        serializer = InvoiceVoidInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        services.invoice_void(invoice_id=invoice.pk, actor=request.user, **serializer.validated_data)
-        return self._detail_response(invoice.pk)
+        return self._transition(request, services.invoice_void, InvoiceVoidInputSerializer)
 
     @extend_schema(request=InvoiceMarkPaidInputSerializer, responses=_TRANSITION_RESPONSES, summary="Mark paid")
     @action(detail=True, methods=["post"], url_path="mark-paid")
     @idempotent
     def mark_paid(self, request, pk=None):
         """Record a payment received outside the product (e.g. a bank transfer)."""
-        invoice = self.get_object()
-        serializer = InvoiceMarkPaidInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        services.invoice_mark_paid(invoice_id=invoice.pk, actor=request.user, **serializer.validated_data)
-        return self._detail_response(invoice.pk)
+        return self._transition(request, services.invoice_mark_paid, InvoiceMarkPaidInputSerializer)
 
     @extend_schema(
         request=InvoiceMarkUncollectibleInputSerializer, responses=_TRANSITION_RESPONSES, summary="Mark uncollectible"
@@ -103,11 +104,7 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @idempotent
     def mark_uncollectible(self, request, pk=None):
         """Give up collecting an open invoice (it can still be paid or voided later)."""
-        invoice = self.get_object()
-        serializer = InvoiceMarkUncollectibleInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        services.invoice_mark_uncollectible(invoice_id=invoice.pk, actor=request.user, **serializer.validated_data)
-        return self._detail_response(invoice.pk)
+        return self._transition(request, services.invoice_mark_uncollectible, InvoiceMarkUncollectibleInputSerializer)
 
     @extend_schema(
         summary="Download the PDF bill",

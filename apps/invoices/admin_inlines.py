@@ -1,0 +1,24 @@
+"""Inlines other apps' admin pages use to list a customer's or a subscription's invoices."""
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from apps.core.admin import ReadOnlyInline
+
+from .models import Invoice
+
+
+class InvoiceSummaryInline(ReadOnlyInline):
+    model = Invoice
+    fields = ["invoice", "status", "period_start_at", "period_end_at", "total", "issued_at", "due_on"]
+    readonly_fields = ["invoice"]
+    verbose_name_plural = "invoices"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("customer")
+
+    @admin.display(description="invoice")
+    def invoice(self, invoice: Invoice) -> str:
+        url = reverse("admin:invoices_invoice_change", args=[invoice.pk])
+        return format_html('<a href="{}">{}</a>', url, invoice)
