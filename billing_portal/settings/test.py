@@ -1,5 +1,6 @@
 """Test settings: fast hashing, local files under a temporary media root, no eager Celery."""
 
+import os
 import tempfile
 
 from .base import *  # noqa: F403
@@ -15,9 +16,11 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # (E2E_CELERY_BROKER_URL) instead.
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_URL = "memory://"
-E2E_CELERY_BROKER_URL = env(
-    "E2E_CELERY_BROKER_URL", default=env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
-)
+# The end-to-end test flushes this Redis database: it must be one used for nothing else.
+E2E_CELERY_BROKER_URL = env("E2E_CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
+# Celery reads the CELERY_BROKER_URL environment variable *over* Django settings; CI exports it, so
+# take it out of the environment or every test would publish its tasks to that Redis.
+os.environ.pop("CELERY_BROKER_URL", None)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

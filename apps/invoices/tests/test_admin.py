@@ -4,12 +4,13 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
+from apps.accounts.tests.factories import CustomerFactory
 from apps.core import clock
 from apps.core.tests.test_admin import change_form_data
 from apps.invoices.constants import BillingRunTrigger, InvoiceEventType, InvoiceStatus
 from apps.invoices.models import BillingRun, Invoice, InvoiceEvent, InvoiceNumberSequence
 from apps.invoices.services import invoice_mark_paid, invoice_render_pdf
-from apps.invoices.tests.factories import make_draft_invoice, make_open_invoice
+from apps.invoices.tests.factories import DEFAULT_START, make_draft_invoice, make_open_invoice
 from apps.subscriptions.tests.factories import make_subscription
 
 pytestmark = pytest.mark.django_db
@@ -108,8 +109,16 @@ def test_changelist_filters_by_status(client, superuser):
 
 
 def test_changelist_search_by_number_customer_name_and_external_id(client, superuser):
-    issued = make_open_invoice()
-    other = make_open_invoice()
+    # Distinctive names: generic ones ("Customer 202 Ltd.") hold terms such as "202" that every
+    # number (INV-2026-…) contains, and admin search matches each term separately.
+    issued = make_open_invoice(
+        subscription=make_subscription(
+            customer=CustomerFactory(name="Zephyr Analytics", external_id="zephyr-7"), started_at=DEFAULT_START
+        )
+    )
+    other = make_open_invoice(
+        subscription=make_subscription(customer=CustomerFactory(name="Quokka Foods"), started_at=DEFAULT_START)
+    )
     client.force_login(superuser)
 
     for term in [issued.number, issued.customer.name, issued.customer.external_id]:
