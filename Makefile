@@ -14,7 +14,7 @@ ARGS ?=
 help:
 	@echo "make run          set up everything and serve the demo on http://$(HOST):$(PORT)/"
 	@echo "make test         install test dependencies and run the whole suite"
-	@echo "make lint         ruff lint + format check"
+	@echo "make lint         ruff lint + format check, mypy (strict on the money and time math)"
 	@echo "make worker/beat  run a Celery worker / beat against CELERY_BROKER_URL"
 
 system-deps:
@@ -55,6 +55,7 @@ test: install-dev
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: install-dev
 	$(VENV)/bin/ruff check --fix .
