@@ -5,6 +5,7 @@ the currency's minor unit with ROUND_HALF_UP; totals are sums of rounded lines.
 """
 
 from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
 
 from django.conf import settings
 from djmoney.money import Money
@@ -31,6 +32,18 @@ def quantize_amount(amount: Decimal, currency: str, rounding: str = ROUND_HALF_U
         raise TypeError(f"amounts are Decimal, not {type(amount).__name__}")
     exponent = Decimal(1).scaleb(-currency_decimal_places(currency))
     return amount.quantize(exponent, rounding=rounding)
+
+
+def quantize_fraction(value: Fraction, currency: str) -> Decimal:
+    """Round an exact rational amount (e.g. a prorated fee) once to the currency's minor unit,
+    halves away from zero (ROUND_HALF_UP), without passing through a finite-precision Decimal."""
+    scale = 10 ** currency_decimal_places(currency)
+    scaled = abs(value) * scale
+    whole = scaled.numerator // scaled.denominator
+    if scaled - whole >= Fraction(1, 2):
+        whole += 1
+    rounded = Decimal(whole if value >= 0 else -whole).scaleb(-currency_decimal_places(currency))
+    return quantize_amount(rounded, currency)
 
 
 def round_money(money: Money, rounding: str = ROUND_HALF_UP) -> Money:
