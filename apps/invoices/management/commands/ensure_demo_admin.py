@@ -52,6 +52,6 @@ class Command(BaseCommand):
         portal_user.set_password(portal_password)
         portal_user.save()
         customer_membership_add(customer=customer, user=portal_user, role=CustomerMembership.Role.OWNER)
-        self.stdout.write(f"Portal user for {customer.name}:")
+        self.stdout.write(f"Customer user for {customer.name} (for the self-service portal, not built yet):")
         self.stdout.write(f"  Username: {PORTAL_USERNAME}")
         self.stdout.write(f"  Password: {portal_password}")
