@@ -515,6 +515,7 @@ class BillingRunAdmin(ReadOnlyAdmin):
         "skipped_count",
         "failed_count",
         "finalized_count",
+        "ended_count",
         "duration",
         "triggered_by",
     ]
@@ -524,7 +525,19 @@ class BillingRunAdmin(ReadOnlyAdmin):
     fieldsets = [
         (None, {"fields": ["as_of", "trigger", "triggered_by", "status_badge"]}),
         ("Timing", {"fields": ["started_at", "finished_at", "duration"]}),
-        ("Counts", {"fields": ["due_count", "invoiced_count", "skipped_count", "failed_count", "finalized_count"]}),
+        (
+            "Counts",
+            {
+                "fields": [
+                    "due_count",
+                    "invoiced_count",
+                    "skipped_count",
+                    "failed_count",
+                    "finalized_count",
+                    "ended_count",
+                ]
+            },
+        ),  # fmt: skip
         ("Errors", {"fields": ["error_table"]}),
     ]
     readonly_fields = ["status_badge", "duration", "error_table"]
@@ -580,7 +593,8 @@ class BillingRunAdmin(ReadOnlyAdmin):
         run = bill_due_subscriptions(trigger="admin", triggered_by=request.user)
         summary = (
             f"Billing run {run.pk} finished: {run.due_count} subscription(s) due, {run.invoiced_count} invoiced, "
-            f"{run.skipped_count} skipped, {run.failed_count} failed, {run.finalized_count} invoice(s) finalized."
+            f"{run.skipped_count} skipped, {run.failed_count} failed, {run.finalized_count} invoice(s) finalized, "
+            f"{run.ended_count} subscription(s) ended."
         )
         if run.failed_count:
             messages.warning(request, summary)

@@ -178,6 +178,7 @@ class BillingRun(models.Model):
     skipped_count = models.PositiveIntegerField(
         default=0, help_text="Subscriptions already billed or being billed by another run."
     )
+    ended_count = models.PositiveIntegerField(default=0, help_text="Subscriptions ended at period end.")
     failed_count = models.PositiveIntegerField(default=0)
     finalized_count = models.PositiveIntegerField(default=0, help_text="Draft invoices finalized.")
     errors = models.JSONField(default=list, blank=True)

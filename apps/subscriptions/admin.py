@@ -2,12 +2,12 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.widgets import AdminSplitDateTime
 
-from apps.core.admin import ServiceAdminMixin, adopt, status_badge
+from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
 from apps.invoices.admin_inlines import InvoiceSummaryInline
 from apps.invoices.services import subscription_start
 
 from .constants import SubscriptionStatus
-from .models import Subscription
+from .models import Subscription, SubscriptionEvent
 
 STATUS_TONES = {
     SubscriptionStatus.INCOMPLETE: "neutral",
@@ -42,6 +42,16 @@ class SubscriptionInvoiceInline(InvoiceSummaryInline):
     pass
 
 
+class SubscriptionEventInline(ReadOnlyInline):
+    model = SubscriptionEvent
+    fields = ["occurred_at", "type", "actor", "data"]
+    verbose_name_plural = "history (audit trail)"
+    view_permission_from_parent = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("actor")
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = ["reference", "customer", "plan", "quantity", "status_badge", "current_period", "next_billing_at"]
@@ -62,15 +72,14 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
                     "current_period_start_at",
                     "current_period_end_at",
                     "next_billing_at",
-                    "canceled_at",
-                    "ended_at",
                 ]
             },
         ),
+        ("Cancellation", {"fields": ["cancel_at_period_end", "canceled_at", "ended_at", "cancellation_reason"]}),
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
     readonly_fields = ["currency", "created_at", "updated_at"]
-    inlines = [SubscriptionInvoiceInline]
+    inlines = [SubscriptionInvoiceInline, SubscriptionEventInline]
     actions = None
 
     # Subscriptions change only through lifecycle services (billing, and later change/cancel); the
@@ -115,5 +124,6 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
             plan=data["plan"],
             quantity=data["quantity"],
             started_at=data.get("started_at"),
+            actor=request.user,
         )
         adopt(obj, created)

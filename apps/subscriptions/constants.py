@@ -12,3 +12,23 @@ class SubscriptionStatus(models.TextChoices):
 
 # Statuses whose subscriptions the billing run invoices.
 BILLABLE_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+
+
+# The subscription state machine: the only transitions any service may make.
+SUBSCRIPTION_TRANSITIONS: dict[str, frozenset[str]] = {
+    SubscriptionStatus.INCOMPLETE: frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.CANCELED}),
+    SubscriptionStatus.TRIALING: frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.CANCELED}),
+    SubscriptionStatus.ACTIVE: frozenset(
+        {SubscriptionStatus.PAST_DUE, SubscriptionStatus.PAUSED, SubscriptionStatus.CANCELED}
+    ),
+    SubscriptionStatus.PAST_DUE: frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.CANCELED}),
+    SubscriptionStatus.PAUSED: frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.CANCELED}),
+    SubscriptionStatus.CANCELED: frozenset(),
+}
+
+
+class SubscriptionEventType(models.TextChoices):
+    CREATED = "created", "Created"
+    CANCELLATION_SCHEDULED = "cancellation_scheduled", "Cancellation at period end scheduled"
+    CANCELLATION_UNDONE = "cancellation_undone", "Scheduled cancellation undone"
+    CANCELED = "canceled", "Canceled"

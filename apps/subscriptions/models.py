@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
@@ -7,14 +8,18 @@ from apps.catalog.models import Plan
 from apps.core.models import TimeStampedModel
 from apps.core.money import currency_choices
 
-from .constants import BILLABLE_STATUSES, SubscriptionStatus
+from .constants import BILLABLE_STATUSES, SubscriptionEventType, SubscriptionStatus
 from .periods import Period
 
 
 class SubscriptionQuerySet(models.QuerySet):
     def due_for_billing(self, now):
         """Subscriptions whose next period has begun and is not invoiced yet."""
-        return self.filter(status__in=BILLABLE_STATUSES, next_billing_at__lte=now)
+        return self.filter(status__in=BILLABLE_STATUSES, next_billing_at__lte=now, cancel_at_period_end=False)
+
+    def due_to_end(self, now):
+        """Subscriptions canceled at period end whose period has ended."""
+        return self.filter(status__in=BILLABLE_STATUSES, next_billing_at__lte=now, cancel_at_period_end=True)
 
 
 class Subscription(TimeStampedModel):
@@ -38,8 +43,12 @@ class Subscription(TimeStampedModel):
         blank=True,
         help_text="When the next period begins and is invoiced; empty once nothing more will be billed.",
     )
-    canceled_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(
+        default=False, help_text="Ends when the current period ends instead of renewing."
+    )
+    canceled_at = models.DateTimeField(null=True, blank=True, help_text="When the cancellation was asked for.")
+    ended_at = models.DateTimeField(null=True, blank=True, help_text="When the subscription stopped.")
+    cancellation_reason = models.TextField(blank=True)
 
     objects = SubscriptionQuerySet.as_manager()
 
@@ -68,3 +77,21 @@ class Subscription(TimeStampedModel):
     @property
     def current_period(self) -> Period:
         return Period(self.current_period_start_at, self.current_period_end_at)
+
+
+class SubscriptionEvent(models.Model):
+    """Append-only record of what happened to a subscription: who, when, why."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=32, choices=SubscriptionEventType.choices)
+    occurred_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"

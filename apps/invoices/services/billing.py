@@ -10,6 +10,7 @@ re-run after a crash, never bill a period twice, and a crash loses at most the p
 import logging
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -22,7 +23,7 @@ from apps.core.errors import ApplicationError
 from apps.core.money import zero
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.periods import period_containing
-from apps.subscriptions.services import subscription_create
+from apps.subscriptions.services import subscription_create, subscription_end_if_due
 
 from ..constants import BillingRunStatus, BillingRunTrigger, InvoiceEventType, InvoiceStatus
 from ..events import invoice_event_record
@@ -128,11 +129,14 @@ def subscription_start(
     quantity: int = 1,
     started_at: datetime | None = None,
     now: datetime | None = None,
+    actor: Any = None,
 ) -> Subscription:
     """Subscribe a customer and invoice every period that has already begun (normally the first one),
     in one transaction: either the subscription exists with its first invoice, or neither does."""
     now = now or clock.now()
-    subscription = subscription_create(customer=customer, plan=plan, quantity=quantity, started_at=started_at or now)
+    subscription = subscription_create(
+        customer=customer, plan=plan, quantity=quantity, started_at=started_at or now, actor=actor, now=now
+    )
     subscription_bill_due(subscription_id=subscription.pk, now=now)
     subscription.refresh_from_db()
     return subscription
@@ -151,6 +155,12 @@ def bill_due_subscriptions(
         triggered_by=triggered_by if triggered_by is not None and triggered_by.is_authenticated else None,
         started_at=clock.now(),
     )
+    ending_ids = list(
+        Subscription.objects.due_to_end(now).order_by("next_billing_at", "id").values_list("id", flat=True)
+    )
+    for subscription_id in ending_ids:
+        run.ended_count += subscription_end_if_due(subscription_id=subscription_id, now=now)
+
     due_ids = list(
         Subscription.objects.due_for_billing(now).order_by("next_billing_at", "id").values_list("id", flat=True)
     )
@@ -167,9 +177,9 @@ def bill_due_subscriptions(
     run.finished_at = run.started_at + timedelta(seconds=time.monotonic() - started)
     run.save()
     logger.info(
-        "billing run %s as of %s: %s due, %s invoiced, %s skipped, %s failed, %s finalized",
+        "billing run %s as of %s: %s due, %s invoiced, %s skipped, %s failed, %s finalized, %s ended",
         run.pk, now.isoformat(), run.due_count, run.invoiced_count,
-        run.skipped_count, run.failed_count, run.finalized_count,
+        run.skipped_count, run.failed_count, run.finalized_count, run.ended_count,
     )  # fmt: skip
     return run
 

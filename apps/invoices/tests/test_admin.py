@@ -609,7 +609,7 @@ def test_run_billing_now_bills_due_subscriptions(client, superuser):
         (
             "success",
             f"Billing run {run.pk} finished: 2 subscription(s) due, 2 invoiced, 0 skipped, 0 failed, "
-            f"{run.finalized_count} invoice(s) finalized.",
+            f"{run.finalized_count} invoice(s) finalized, {run.ended_count} subscription(s) ended.",
         )
     ]
     page = client.get(response["Location"])

@@ -38,5 +38,5 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def create(self, request):
         serializer = SubscriptionCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        subscription = subscription_start(**serializer.validated_data)
+        subscription = subscription_start(**serializer.validated_data, actor=request.user)
         return Response(SubscriptionCreateOutputSerializer(subscription).data, status=status.HTTP_201_CREATED)
