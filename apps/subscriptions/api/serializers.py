@@ -25,8 +25,10 @@ class SubscriptionOutputSerializer(serializers.ModelSerializer):
             "current_period_start_at",
             "current_period_end_at",
             "next_billing_at",
+            "cancel_at_period_end",
             "canceled_at",
             "ended_at",
+            "cancellation_reason",
             "created_at",
             "updated_at",
         ]
@@ -50,3 +52,12 @@ class SubscriptionCreateInputSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField(
         required=False, help_text="When the first period starts (default: now). Past periods are invoiced at once."
     )
+
+
+class SubscriptionCancelInputSerializer(serializers.Serializer):
+    at_period_end = serializers.BooleanField(
+        default=True,
+        help_text="True: the subscription does not renew and ends when the current period ends (undo until "
+        "then). False: it ends now and nothing more is billed.",
+    )
+    reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)

@@ -1,14 +1,17 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.core.api.schema import error_responses
 from apps.core.idempotency import idempotent
 from apps.invoices.services import subscription_start
 from apps.subscriptions.selectors import subscription_list
+from apps.subscriptions.services import subscription_cancel, subscription_cancel_undo
 
 from .filters import SubscriptionFilter
 from .serializers import (
+    SubscriptionCancelInputSerializer,
     SubscriptionCreateInputSerializer,
     SubscriptionCreateOutputSerializer,
     SubscriptionOutputSerializer,
@@ -22,6 +25,10 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     filterset_class = SubscriptionFilter
     ordering_fields = ["started_at", "next_billing_at", "created_at", "id"]
     ordering = ["-started_at", "-id"]
+    action_permissions = {
+        "cancel": ["subscriptions.change_subscription"],
+        "cancel_undo": ["subscriptions.change_subscription"],
+    }
 
     def get_queryset(self):
         return subscription_list()
@@ -40,3 +47,34 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         serializer.is_valid(raise_exception=True)
         subscription = subscription_start(**serializer.validated_data, actor=request.user)
         return Response(SubscriptionCreateOutputSerializer(subscription).data, status=status.HTTP_201_CREATED)
+
+    def _detail_response(self, subscription_id: int) -> Response:
+        return Response(SubscriptionOutputSerializer(subscription_list().get(pk=subscription_id)).data)
+
+    @extend_schema(
+        request=SubscriptionCancelInputSerializer,
+        responses={200: SubscriptionOutputSerializer, **error_responses(400, 404, 409)},
+        summary="Cancel",
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def cancel(self, request, pk=None):
+        """Cancel now, or at the end of the current period (the default)."""
+        subscription = self.get_object()
+        serializer = SubscriptionCancelInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        subscription_cancel(subscription_id=subscription.pk, actor=request.user, **serializer.validated_data)
+        return self._detail_response(subscription.pk)
+
+    @extend_schema(
+        request=None,
+        responses={200: SubscriptionOutputSerializer, **error_responses(404, 409)},
+        summary="Undo a scheduled cancellation",
+    )
+    @action(detail=True, methods=["post"], url_path="cancel-undo")
+    @idempotent
+    def cancel_undo(self, request, pk=None):
+        """Keep a subscription whose cancellation at period end is scheduled."""
+        subscription = self.get_object()
+        subscription_cancel_undo(subscription_id=subscription.pk, actor=request.user)
+        return self._detail_response(subscription.pk)
