@@ -1,64 +1,349 @@
+"""Catalog admin: products, plans, plan versions edited with their charges, prices and tiers inline,
+and a live price calculator on each price.
+
+A plan version with subscribers is read-only everywhere (inlines included); "New version from this
+one" copies it into an editable version. Validation is the pricing engine's (`pricing.price_validate`
+on each price, `services.charges_validate` on the whole version), shown on the fields it concerns.
+"""
+
+from decimal import Decimal, InvalidOperation
+
+import nested_admin
 from django import forms
-from django.contrib import admin
-from django.db.models import Count
-from django.urls import reverse
-from django.utils.html import format_html
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Count, Max
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
-from .models import Plan, PlanPrice, Product
+from apps.core.admin import ServiceAdminMixin
+from apps.core.errors import ApplicationError, ValidationFailed
 
-
-def _currencies_in(forms_: list[forms.Form]) -> list[tuple[forms.Form, str]]:
-    """(form, currency) for every price form that will be saved."""
-    found = []
-    for form in forms_:
-        if not getattr(form, "cleaned_data", None) or form.cleaned_data.get("DELETE"):
-            continue
-        amount = form.cleaned_data.get("amount")
-        if amount is not None:
-            found.append((form, str(amount.currency)))
-    return found
+from . import pricing, services
+from .constants import TIERED_MODELS, PriceModelChoice
+from .models import Charge, Plan, PlanVersion, Price, PriceTier, Product
 
 
-class PlanPriceForm(forms.ModelForm):
-    class Meta:
-        model = PlanPrice
-        fields = ["plan", "amount"]
-
-    def clean(self):
-        cleaned_data = super().clean()
-        # The currency is part of the `amount` form field, so model validation leaves the unique
-        # (plan, currency) constraint out: check it here rather than hit the database constraint.
-        plan, amount = cleaned_data.get("plan"), cleaned_data.get("amount")
-        if plan is not None and plan.pk is not None and amount is not None:
-            currency = str(amount.currency)
-            taken = PlanPrice.objects.filter(plan=plan, amount_currency=currency).exclude(pk=self.instance.pk)
-            if taken.exists():
-                self.add_error("amount", f"The plan already has a price in {currency}.")
-        return cleaned_data
+def _version_of(obj) -> PlanVersion | None:
+    if isinstance(obj, PlanVersion):
+        return obj
+    if isinstance(obj, Charge):
+        return obj.plan_version if obj.plan_version_id else None
+    if isinstance(obj, Price):
+        return obj.charge.plan_version if obj.charge_id else None
+    if isinstance(obj, PriceTier):
+        return obj.price.charge.plan_version if obj.price_id else None
+    return None
 
 
-class PlanPriceInlineFormSet(forms.BaseInlineFormSet):
+def _is_locked(obj) -> bool:
+    version = _version_of(obj)
+    if version is None or version.pk is None:
+        return False
+    cached = getattr(version, "_locked", None)
+    if cached is None:
+        cached = version._locked = services.plan_version_is_locked(version)
+    return cached
+
+
+class LockedVersionPermissions:
+    """Inlines and admins of things that belong to a plan version: read-only once it has subscribers."""
+
+    def has_add_permission(self, request, obj=None):
+        return not _is_locked(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return not _is_locked(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return not _is_locked(obj) and super().has_delete_permission(request, obj)
+
+
+def _decimal_or_none(value) -> Decimal | None:
+    return value if isinstance(value, Decimal) else None
+
+
+class PriceTierFormSet(nested_admin.formsets.NestedInlineFormSet):
+    """Validates the whole price (its fields and its tiers) with the pricing engine, and places each
+    problem on the field it concerns."""
+
     def clean(self):
         super().clean()
-        # The unique constraint (plan, currency) is checked by each form against the database only;
-        # two new rows in the same currency would reach the database. Refuse them here.
-        seen: set[str] = set()
-        for form, currency in _currencies_in(self.forms):
-            if currency in seen:
-                form.add_error("amount", f"The plan already has a price in {currency}.")
-            seen.add(currency)
+        price_form = getattr(self, "parent_form", None)
+        if price_form is None or not hasattr(price_form, "cleaned_data"):
+            return
+        if price_form.cleaned_data.get("DELETE"):
+            return
+        charge_form = getattr(getattr(price_form, "parent_formset", None), "parent_form", None)
+        model = None
+        if charge_form is not None and hasattr(charge_form, "cleaned_data"):
+            model = charge_form.cleaned_data.get("price_model")
+        elif price_form.instance.charge_id:
+            model = price_form.instance.charge.price_model
+        if model not in PriceModelChoice.values:
+            return
+        tier_forms = [
+            form
+            for form in self.forms
+            if hasattr(form, "cleaned_data") and form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        data = price_form.cleaned_data
+        currency = data.get("currency")
+        if not currency:
+            return
+        spec = pricing.PriceSpec(
+            model=pricing.PriceModel(model),
+            currency=currency,
+            amount=data.get("amount") or Decimal(0),
+            tiers=tuple(
+                pricing.Tier(
+                    up_to=_decimal_or_none(form.cleaned_data.get("up_to")),
+                    unit_amount=form.cleaned_data.get("unit_amount") or Decimal(0),
+                    flat_amount=form.cleaned_data.get("flat_amount") or Decimal(0),
+                )
+                for form in tier_forms
+            ),
+            package_size=Decimal(data.get("package_size") or 1),
+            included_units=data.get("included_units") or Decimal(0),
+            percentage=data.get("percentage") or Decimal(0),
+            fixed_fee=data.get("fixed_fee") or Decimal(0),
+            min_per_transaction=_decimal_or_none(data.get("min_per_transaction")),
+            max_per_transaction=_decimal_or_none(data.get("max_per_transaction")),
+            minimum_amount=_decimal_or_none(data.get("minimum_amount")),
+        )
+        problems = pricing.price_validate(spec)
+        summary = []
+        for key, field_messages in problems.items():
+            parts = key.split(".")
+            for message in field_messages:
+                if parts[0] == "tiers" and len(parts) == 3 and parts[1].isdigit() and int(parts[1]) < len(tier_forms):
+                    tier_form = tier_forms[int(parts[1])]
+                    if parts[2] in tier_form.fields:
+                        tier_form.add_error(parts[2], message)
+                    else:
+                        tier_form.add_error(None, message)
+                elif parts[0] != "tiers" and key in price_form.fields:
+                    price_form.add_error(key, message)
+                    summary.append(f"{price_form.fields[key].label}: {message}")
+                else:
+                    summary.append(message)
+        if summary or problems:
+            raise forms.ValidationError(summary or "Correct the tiers below.")
 
 
-class PlanPriceInline(admin.TabularInline):
-    model = PlanPrice
-    form = PlanPriceForm
-    formset = PlanPriceInlineFormSet
-    fields = ["amount", "updated_at"]
-    readonly_fields = ["updated_at"]
+class PriceTierInline(LockedVersionPermissions, nested_admin.NestedTabularInline):
+    model = PriceTier
+    formset = PriceTierFormSet
+    fields = ["position", "up_to", "unit_amount", "flat_amount"]
     extra = 0
-    min_num = 1
-    verbose_name = "price"
+    sortable_field_name = "position"
+    verbose_name = "tier"
+    verbose_name_plural = "tiers (graduated and volume prices; leave the last tier's 'up to' empty)"
+
+
+class PriceInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
+    model = Price
+    fields = [
+        ("currency", "amount"),
+        ("package_size", "included_units"),
+        ("percentage", "fixed_fee", "min_per_transaction", "max_per_transaction"),
+        "minimum_amount",
+        "calculator_link",
+    ]
+    readonly_fields = ["calculator_link"]
+    inlines = [PriceTierInline]
+    extra = 0
     verbose_name_plural = "prices (one per currency)"
+
+    @admin.display(description="calculator")
+    def calculator_link(self, price: Price) -> str:
+        if price.pk is None:
+            return "Save to try this price in the calculator."
+        url = reverse("admin:catalog_price_change", args=[price.pk])
+        return format_html('<a href="{}">Open the price calculator</a>', url)
+
+
+class ChargeInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
+    model = Charge
+    fields = [("position", "kind", "name"), ("price_model", "metric_code")]
+    inlines = [PriceInline]
+    extra = 0
+    sortable_field_name = "position"
+
+
+class PlanVersionAdminForm(forms.ModelForm):
+    class Meta:
+        model = PlanVersion
+        fields = ["plan", "notes"]
+
+    def clean_plan(self):
+        plan = self.cleaned_data["plan"]
+        if plan is not None and plan.is_archived and self.instance.pk is None:
+            raise forms.ValidationError("This plan is archived and takes no new versions.")
+        return plan
+
+
+@admin.register(PlanVersion)
+class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
+    form = PlanVersionAdminForm
+    change_form_template = "admin/catalog/planversion/change_form.html"
+    list_display = ["__str__", "plan", "number", "charge_summary", "subscriber_count", "created_at"]
+    list_filter = [("plan", admin.RelatedOnlyFieldListFilter), "plan__product"]
+    search_fields = ["plan__name", "plan__code", "plan__product__name", "notes"]
+    list_select_related = ["plan", "plan__product"]
+    autocomplete_fields = ["plan"]
+    readonly_fields = ["number", "subscriber_count", "created_at", "updated_at"]
+    inlines = [ChargeInline]
+
+    def get_fields(self, request, obj=None):
+        return ["plan", "number", "notes", "subscriber_count", "created_at", "updated_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "plan"] if obj is not None else self.readonly_fields
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(subscriber_total=Count("subscriptions", distinct=True))
+            .prefetch_related("charges__prices")
+        )
+
+    def has_change_permission(self, request, obj=None):
+        return not _is_locked(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is not None and not _is_locked(obj) and super().has_delete_permission(request, obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # locked versions must not be bulk-deleted
+        return actions
+
+    @admin.display(description="subscribers", ordering="subscriber_total")
+    def subscriber_count(self, version: PlanVersion) -> str:
+        count = getattr(version, "subscriber_total", None)
+        if count is None:
+            count = version.subscriptions.count()
+        url = reverse("admin:subscriptions_subscription_changelist") + f"?plan_version__id__exact={version.pk}"
+        return format_html('<a href="{}">{}</a>', url, count)
+
+    @admin.display(description="charges")
+    def charge_summary(self, version: PlanVersion) -> str:
+        return (
+            format_html_join(
+                ", ",
+                "{} ({})",
+                (
+                    (charge.name, ", ".join(sorted(price.currency for price in charge.prices.all())))
+                    for charge in version.charges.all()
+                ),
+            )
+            or "—"
+        )
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            with transaction.atomic():
+                Plan.objects.select_for_update().filter(pk=obj.plan_id).first()
+                obj.number = (PlanVersion.objects.filter(plan_id=obj.plan_id).aggregate(n=Max("number"))["n"] or 0) + 1
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # The inlines saved field by field; check the version as a whole (at least one charge, the
+        # same currencies on every charge) with the service's rules, and roll everything back if not.
+        version = form.instance
+        problems = services.charges_validate(services.plan_version_charge_inputs(version))
+        if problems:
+            names = [charge.name for charge in version.charges.all()]
+            messages_ = []
+            for key, field_messages in problems.items():
+                parts = key.split(".")
+                where = ""
+                if len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(names):
+                    where = f"Charge “{names[int(parts[1])]}”: "
+                messages_.extend(where + message for message in field_messages)
+            self.call_service(_raise_validation, message=" ".join(messages_))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        version = self.get_object(request, unquote(object_id))
+        extra_context = dict(extra_context or {})
+        if version is not None:
+            extra_context["version_locked"] = _is_locked(version)
+            extra_context["copy_url"] = reverse("admin:catalog_planversion_copy", args=[version.pk])
+            extra_context["can_copy"] = self.has_add_permission(request)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/copy/", view(self.copy_view), name="catalog_planversion_copy"),
+        ] + super().get_urls()
+
+    def copy_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        version = self.get_object(request, unquote(object_id))
+        if version is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        try:
+            new_version = services.plan_version_copy(version=version)
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:catalog_planversion_change", args=[version.pk]))
+        self.message_user(
+            request,
+            f"Created {new_version} from v{version.number}. Edit its prices and save; new subscribers get it, "
+            "existing subscribers stay on theirs until you migrate them.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:catalog_planversion_change", args=[new_version.pk]))
+
+
+def _raise_validation(*, message: str) -> None:
+    raise ValidationFailed(message)
+
+
+class PlanVersionSummaryInline(admin.TabularInline):
+    model = PlanVersion
+    fields = ["version_link", "notes", "charges", "subscribers", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = False
+    verbose_name_plural = "versions (new subscribers get the latest)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        return (
+            super().get_queryset(request).annotate(subscriber_total=Count("subscriptions")).prefetch_related("charges")
+        )
+
+    @admin.display(description="version")
+    def version_link(self, version: PlanVersion) -> str:
+        return format_html(
+            '<a href="{}">v{}</a>', reverse("admin:catalog_planversion_change", args=[version.pk]), version.number
+        )
+
+    @admin.display(description="charges")
+    def charges(self, version: PlanVersion) -> str:
+        return ", ".join(charge.name for charge in version.charges.all()) or "—"
+
+    @admin.display(description="subscribers")
+    def subscribers(self, version: PlanVersion) -> int:
+        return version.subscriber_total
 
 
 @admin.register(Product)
@@ -72,6 +357,9 @@ class ProductAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(plan_count=Count("plans"))
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # archive instead: invoices and subscriptions refer to products
+
     @admin.display(description="plans", ordering="plan_count")
     def plan_count(self, product: Product) -> str:
         url = reverse("admin:catalog_plan_changelist") + f"?product__id__exact={product.pk}"
@@ -81,7 +369,7 @@ class ProductAdmin(admin.ModelAdmin):
 class PlanAdminForm(forms.ModelForm):
     class Meta:
         model = Plan
-        fields = ["product", "code", "name", "description", "interval", "interval_count", "is_archived"]
+        fields = ["product", "code", "name", "description", "interval", "interval_count", "trial_days", "is_archived"]
 
     def clean_product(self):
         product = self.cleaned_data["product"]
@@ -89,50 +377,194 @@ class PlanAdminForm(forms.ModelForm):
             raise forms.ValidationError("This product is archived and takes no new plans.")
         return product
 
+    def clean(self):
+        cleaned_data = super().clean()
+        if self.instance.pk is not None and self.instance.subscriptions.exists():
+            for name in ("interval", "interval_count"):
+                if name in cleaned_data and cleaned_data[name] != getattr(self.instance, name):
+                    self.add_error(name, "This plan has subscribers: its billing interval cannot change.")
+        return cleaned_data
+
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
     form = PlanAdminForm
-    list_display = ["name", "code", "product", "billing_interval", "price_list", "is_archived", "created_at"]
+    list_display = [
+        "name", "code", "product", "billing_interval", "latest_version", "price_list", "trial_days", "is_archived",
+    ]  # fmt: skip
     list_filter = ["interval", "is_archived", ("product", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "code", "product__name", "product__code"]
     list_select_related = ["product"]
     autocomplete_fields = ["product"]
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["created_at", "updated_at", "add_version_link"]
     fieldsets = [
         (None, {"fields": ["product", "name", "code", "description"]}),
-        ("Billing", {"fields": ["interval", "interval_count", "is_archived"]}),
+        ("Billing", {"fields": ["interval", "interval_count", "trial_days", "is_archived"]}),
+        ("Prices", {"fields": ["add_version_link"]}),
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
-    inlines = [PlanPriceInline]
+    inlines = [PlanVersionSummaryInline]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).prefetch_related("prices")
+        return super().get_queryset(request).prefetch_related("versions__charges__prices")
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # archive instead
 
     @admin.display(description="billed", ordering="interval")
     def billing_interval(self, plan: Plan) -> str:
         return plan.interval_label
 
-    @admin.display(description="prices")
+    @admin.display(description="version")
+    def latest_version(self, plan: Plan) -> str:
+        version = plan.current_version
+        return f"v{version.number}" if version else "—"
+
+    @admin.display(description="prices (latest version)")
     def price_list(self, plan: Plan) -> str:
-        return ", ".join(str(price.amount) for price in plan.prices.all()) or "—"
+        version = plan.current_version
+        if version is None:
+            return "no version yet"
+        parts = []
+        for charge in version.charges.all():
+            if charge.price_model in TIERED_MODELS:
+                parts.append(f"{charge.name}: {charge.get_price_model_display().lower()}")
+                continue
+            prices = ", ".join(pricing.format_price(price.amount, price.currency) for price in charge.prices.all())
+            parts.append(f"{charge.name}: {prices}")
+        return "; ".join(parts) or "—"
+
+    @admin.display(description="versions")
+    def add_version_link(self, plan: Plan) -> str:
+        if plan.pk is None:
+            return "Save the plan, then add its first version with its charges and prices."
+        url = reverse("admin:catalog_planversion_add") + f"?plan={plan.pk}"
+        return format_html('<a class="addlink" href="{}">Add a version with new prices</a>', url)
 
 
-@admin.register(PlanPrice)
-class PlanPriceAdmin(admin.ModelAdmin):
-    form = PlanPriceForm
-    list_display = ["plan", "amount", "currency", "plan_interval", "updated_at"]
-    list_filter = ["amount_currency", "plan__interval", "plan__is_archived", "plan__product"]
-    search_fields = ["plan__name", "plan__code", "plan__product__name"]
-    list_select_related = ["plan", "plan__product"]
-    autocomplete_fields = ["plan"]
-    fields = ["plan", "amount", "created_at", "updated_at"]
-    readonly_fields = ["created_at", "updated_at"]
+class PriceAdminForm(forms.ModelForm):
+    class Meta:
+        model = Price
+        fields = [
+            "charge", "currency", "amount", "package_size", "included_units", "percentage", "fixed_fee",
+            "min_per_transaction", "max_per_transaction", "minimum_amount",
+        ]  # fmt: skip
 
-    @admin.display(description="currency", ordering="amount_currency")
-    def currency(self, price: PlanPrice) -> str:
-        return str(price.amount.currency)
 
-    @admin.display(description="interval", ordering="plan__interval")
-    def plan_interval(self, price: PlanPrice) -> str:
-        return price.plan.interval_label
+@admin.register(Price)
+class PriceAdmin(LockedVersionPermissions, nested_admin.NestedModelAdmin):
+    """A price on its own page, with its tiers and the live calculator."""
+
+    form = PriceAdminForm
+    change_form_template = "admin/catalog/price/change_form.html"
+    list_display = ["__str__", "version", "currency", "model", "amount", "updated_hint"]
+    list_filter = ["currency", "charge__price_model", "charge__kind", "charge__plan_version__plan"]
+    search_fields = ["charge__name", "charge__plan_version__plan__name", "charge__plan_version__plan__code"]
+    list_select_related = ["charge__plan_version__plan"]
+    inlines = [PriceTierInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["charge"] if obj is not None else []
+
+    def has_add_permission(self, request, obj=None):
+        return False  # prices are added on their plan version's page
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.display(description="version")
+    def version(self, price: Price) -> PlanVersion:
+        return price.charge.plan_version
+
+    @admin.display(description="price model", ordering="charge__price_model")
+    def model(self, price: Price) -> str:
+        return price.charge.get_price_model_display()
+
+    @admin.display(description="kind", ordering="charge__kind")
+    def updated_hint(self, price: Price) -> str:
+        return price.charge.get_kind_display()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        price = self.get_object(request, unquote(object_id))
+        extra_context = dict(extra_context or {})
+        if price is not None:
+            extra_context.update(self._calculator_context(request, price))
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _calculator_context(self, request: HttpRequest, price: Price) -> dict:
+        raw_quantity = request.GET.get("quantity", "")
+        raw_transactions = request.GET.get("transactions", "")
+        context = {
+            "calculator_url": reverse("admin:catalog_price_quote", args=[price.pk]),
+            "calculator_quantity": raw_quantity,
+            "calculator_transactions": raw_transactions,
+            "calculator_is_percentage": price.charge.price_model == PriceModelChoice.PERCENTAGE,
+            "version_locked": _is_locked(price),
+        }
+        if raw_quantity or raw_transactions:
+            context["calculator"] = _quote_payload(price, raw_quantity, raw_transactions)
+        return context
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/quote/", view(self.quote_view), name="catalog_price_quote"),
+        ] + super().get_urls()
+
+    def quote_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        price = self.get_object(request, unquote(object_id))
+        if price is None:
+            return JsonResponse({"error": "This price does not exist."}, status=404)
+        payload = _quote_payload(price, request.GET.get("quantity", ""), request.GET.get("transactions", ""))
+        return JsonResponse(payload, status=400 if "error" in payload else 200)
+
+
+def _quote_payload(price: Price, raw_quantity: str, raw_transactions: str) -> dict:
+    """The calculator's answer for typed input: amounts as strings, or a clear error."""
+    try:
+        transactions = [Decimal(part.strip().replace(",", "")) for part in raw_transactions.split() if part.strip()]
+        if price.charge.price_model == PriceModelChoice.PERCENTAGE:
+            quantity = Decimal(len(transactions))
+        else:
+            quantity = Decimal(raw_quantity.strip().replace(",", "").replace("_", "") or "0")
+        if not quantity.is_finite() or any(not amount.is_finite() for amount in transactions):
+            raise InvalidOperation
+    except InvalidOperation:
+        return {"error": "Type a number, e.g. 1500 or 12.5 (transactions: amounts separated by spaces)."}
+    try:
+        quote = services.price_quote(price=price, quantity=quantity, transactions=transactions)
+    except ApplicationError as exc:
+        return {"error": exc.message}
+    except ValueError as exc:
+        return {"error": str(exc)}
+    return quote_as_dict(quote)
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def quote_as_dict(quote: pricing.Quote) -> dict:
+    return {
+        "currency": quote.currency,
+        "quantity": _plain(quote.quantity),
+        "billable_quantity": _plain(quote.billable_quantity),
+        "exact_amount": _plain(quote.exact_amount),
+        "amount": str(quote.amount),
+        "minimum_true_up": str(quote.minimum_true_up),
+        "total": str(quote.total),
+        "lines": [
+            {
+                "description": line.description,
+                "quantity": _plain(line.quantity),
+                "unit_amount": _plain(line.unit_amount),
+                "flat_amount": _plain(line.flat_amount),
+                "amount": _plain(line.amount),
+            }
+            for line in quote.lines
+        ],
+    }

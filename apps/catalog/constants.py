@@ -6,3 +6,31 @@ class BillingInterval(models.TextChoices):
     WEEK = "week", "Week"
     MONTH = "month", "Month"
     YEAR = "year", "Year"
+
+
+class ChargeKind(models.TextChoices):
+    RECURRING = "recurring", "Recurring (billed in advance)"
+    USAGE = "usage", "Usage (billed in arrears)"
+
+
+class PriceModelChoice(models.TextChoices):
+    """How a price turns a quantity into an amount (the math lives in `apps.catalog.pricing`)."""
+
+    FLAT = "flat", "Flat fee"
+    PER_UNIT = "per_unit", "Per unit"
+    GRADUATED = "graduated", "Graduated tiers"
+    VOLUME = "volume", "Volume tiers"
+    PACKAGE = "package", "Package"
+    PERCENTAGE = "percentage", "Percentage"
+
+
+# The one charge of a plan created with a plain fee per period (`plan_create(prices=...)`); its invoice
+# line is titled after the plan alone.
+SIMPLE_CHARGE_NAME = "Subscription fee"
+
+TIERED_MODELS = frozenset({PriceModelChoice.GRADUATED, PriceModelChoice.VOLUME})
+
+
+class VersionMigrationTiming(models.TextChoices):
+    NOW = "now", "Now (from the next invoice on, including this period's usage)"
+    NEXT_PERIOD = "next_period", "At the start of the next period"

@@ -1,14 +1,17 @@
-from django.core.validators import MinValueValidator, RegexValidator
+from decimal import Decimal
+
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
-from djmoney.models.fields import MoneyField
-from djmoney.models.validators import MinMoneyValidator
+from djmoney.money import Money
 
 from apps.core.models import TimeStampedModel
 from apps.core.money import currency_choices
 
-from .constants import BillingInterval
+from . import pricing
+from .constants import BillingInterval, ChargeKind, PriceModelChoice
 
+NOT_NEGATIVE = [MinValueValidator(Decimal(0), "This cannot be negative.")]
 code_validator = RegexValidator(r"^[a-z0-9][a-z0-9_.-]*$", "Use lower-case letters, digits, '.', '_' and '-' only.")
 
 
@@ -36,7 +39,11 @@ class Product(TimeStampedModel):
 
 
 class Plan(TimeStampedModel):
-    """How a product is sold: a recurring fee per billing interval, priced per currency."""
+    """How a product is sold: a billing interval and a history of versions, each with its charges.
+
+    New subscriptions take the plan's latest version; existing subscribers stay on theirs until staff
+    migrate them (grandfathering).
+    """
 
     product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="plans")
     code = models.CharField(max_length=64, validators=[code_validator])
@@ -47,6 +54,11 @@ class Plan(TimeStampedModel):
         default=1,
         validators=[MinValueValidator(1)],
         help_text="Bill every N intervals (e.g. 3 months).",
+    )
+    trial_days = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(730)],
+        help_text="Days of free trial for new subscribers (0 for none); a subscription may override it.",
     )
     is_archived = models.BooleanField(default=False, help_text="Archived plans take no new subscriptions.")
 
@@ -71,33 +83,179 @@ class Plan(TimeStampedModel):
             return {"day": "daily", "week": "weekly", "month": "monthly", "year": "yearly"}[self.interval]
         return f"every {self.interval_count} {self.interval}s"
 
-    def price_for(self, currency: str) -> "PlanPrice | None":
-        return next((price for price in self.prices.all() if str(price.amount.currency) == currency), None)
+    @property
+    def current_version(self) -> "PlanVersion | None":
+        """The version new subscribers get: the latest one (uses prefetched versions when loaded)."""
+        versions = list(self.versions.all())
+        return max(versions, key=lambda version: version.number) if versions else None
 
 
-class PlanPrice(TimeStampedModel):
-    """The flat fee of a plan per billing period in one currency (one row per currency)."""
+class PlanVersion(TimeStampedModel):
+    """One edition of a plan's prices. Immutable once it has subscribers: changing prices then means a
+    new version, and existing subscribers keep theirs until migrated."""
 
-    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="prices")
-    amount = MoneyField(
-        max_digits=19,
-        decimal_places=6,
-        currency_choices=currency_choices,
-        default_currency=None,
-        validators=[MinMoneyValidator(0)],
-        help_text="Fee per billing period per unit of quantity.",
-    )
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="versions")
+    number = models.PositiveIntegerField()
+    notes = models.TextField(blank=True, help_text="What changed in this version (for staff).")
 
     class Meta:
-        ordering = ["plan", "amount_currency"]
+        ordering = ["plan", "-number"]
         constraints = [
             models.UniqueConstraint(
-                fields=["plan", "amount_currency"],
-                name="plan_price_currency_unique",
-                violation_error_message="This plan already has a price in this currency.",
+                fields=["plan", "number"],
+                name="plan_version_number_unique",
+                violation_error_message="This plan already has a version with this number.",
             ),
-            models.CheckConstraint(condition=Q(amount__gte=0), name="plan_price_amount_not_negative"),
+            models.CheckConstraint(condition=Q(number__gte=1), name="plan_version_number_positive"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.plan}: {self.amount}"
+        return f"{self.plan} v{self.number}"
+
+    @property
+    def currencies(self) -> set[str]:
+        """Currencies in which every charge of this version has a price (uses prefetched rows)."""
+        charges = list(self.charges.all())
+        if not charges:
+            return set()
+        sets = [{price.currency for price in charge.prices.all()} for charge in charges]
+        return set.intersection(*sets)
+
+
+class Charge(models.Model):
+    """Something a plan version bills each period: a recurring fee (in advance) or usage (in arrears)."""
+
+    plan_version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="charges")
+    position = models.PositiveSmallIntegerField(default=0)
+    kind = models.CharField(max_length=16, choices=ChargeKind.choices, default=ChargeKind.RECURRING)
+    name = models.CharField(max_length=255, help_text='Shown on the invoice line, e.g. "Platform fee".')
+    price_model = models.CharField(max_length=16, choices=PriceModelChoice.choices, default=PriceModelChoice.PER_UNIT)
+    metric_code = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[code_validator],
+        help_text="Usage charges: the billable metric whose aggregate is the quantity.",
+    )
+
+    class Meta:
+        ordering = ["plan_version", "position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind="recurring", metric_code="") | Q(kind="usage") & ~Q(metric_code=""),
+                name="charge_metric_only_on_usage",
+                violation_error_message="Usage charges need a metric code; recurring charges have none.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="recurring", price_model="percentage"),
+                name="charge_percentage_only_on_usage",
+                violation_error_message="Percentage prices apply to usage charges only.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def price_for(self, currency: str) -> "Price | None":
+        return next((price for price in self.prices.all() if price.currency == currency), None)
+
+
+def _amount_field(help_text: str = "", **kwargs) -> models.DecimalField:
+    # Unit prices may carry more decimals than the currency (e.g. 0.00012 per request); amounts are
+    # rounded only on invoice lines.
+    return models.DecimalField(max_digits=28, decimal_places=12, help_text=help_text, validators=NOT_NEGATIVE, **kwargs)
+
+
+class Price(models.Model):
+    """A charge's price in one currency. Which fields apply depends on the charge's price model."""
+
+    charge = models.ForeignKey(Charge, on_delete=models.CASCADE, related_name="prices")
+    currency = models.CharField(max_length=3, choices=currency_choices)
+    amount = _amount_field(
+        "Flat: the fee. Per unit: the price of one unit. Package: the price of one package.", default=Decimal(0)
+    )
+    package_size = models.PositiveIntegerField(default=1, help_text="Package: units per package.")
+    included_units = models.DecimalField(
+        max_digits=19,
+        decimal_places=6,
+        default=Decimal(0),
+        validators=NOT_NEGATIVE,
+        help_text="Free units per period, taken off before pricing (percentage: free transactions).",
+    )
+    percentage = models.DecimalField(
+        max_digits=7, decimal_places=4, default=Decimal(0), help_text="Percentage: e.g. 2.9 for 2.9 %."
+    )
+    fixed_fee = _amount_field("Percentage: fixed fee per transaction.", default=Decimal(0))
+    min_per_transaction = _amount_field("Percentage: lowest fee per transaction.", null=True, blank=True)
+    max_per_transaction = _amount_field("Percentage: highest fee per transaction.", null=True, blank=True)
+    minimum_amount = _amount_field(
+        "Minimum charge per period; a true-up line makes up the difference.", null=True, blank=True
+    )
+
+    class Meta:
+        ordering = ["charge", "currency"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["charge", "currency"],
+                name="price_charge_currency_unique",
+                violation_error_message="This charge already has a price in this currency.",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gte=0, fixed_fee__gte=0, included_units__gte=0, package_size__gte=1)
+                & Q(percentage__gte=0, percentage__lte=100),
+                name="price_amounts_not_negative",
+                violation_error_message="Amounts, included units and percentages cannot be negative.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        charge = self.charge.name if self.charge_id else "New price"
+        return f"{charge} ({self.currency})"
+
+    @property
+    def amount_money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+    def to_spec(self) -> pricing.PriceSpec:
+        """The pure price the engine computes with (tiers from prefetched rows when loaded)."""
+        return pricing.PriceSpec(
+            model=pricing.PriceModel(self.charge.price_model),
+            currency=self.currency,
+            amount=self.amount,
+            tiers=tuple(
+                pricing.Tier(up_to=tier.up_to, unit_amount=tier.unit_amount, flat_amount=tier.flat_amount)
+                for tier in sorted(self.tiers.all(), key=lambda tier: tier.position)
+            ),
+            package_size=Decimal(self.package_size),
+            included_units=self.included_units,
+            percentage=self.percentage,
+            fixed_fee=self.fixed_fee,
+            min_per_transaction=self.min_per_transaction,
+            max_per_transaction=self.max_per_transaction,
+            minimum_amount=self.minimum_amount,
+        )
+
+
+class PriceTier(models.Model):
+    """A tier of a graduated or volume price: units up to `up_to` (inclusive; empty on the last,
+    open-ended tier), each at `unit_amount`, plus an optional flat fee for reaching the tier."""
+
+    price = models.ForeignKey(Price, on_delete=models.CASCADE, related_name="tiers")
+    position = models.PositiveSmallIntegerField(default=0)
+    up_to = models.DecimalField(
+        max_digits=19, decimal_places=6, null=True, blank=True, help_text="Last unit of the tier; empty = no limit."
+    )
+    unit_amount = _amount_field("Price per unit in this tier.", default=Decimal(0))
+    flat_amount = _amount_field("Flat fee for reaching this tier.", default=Decimal(0))
+
+    class Meta:
+        ordering = ["price", "position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(unit_amount__gte=0, flat_amount__gte=0) & (Q(up_to__isnull=True) | Q(up_to__gt=0)),
+                name="price_tier_amounts_not_negative",
+                violation_error_message="Tier bounds must be positive and tier prices cannot be negative.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"up to {self.up_to}" if self.up_to is not None else "and above"

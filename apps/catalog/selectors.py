@@ -1,12 +1,23 @@
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
-from .models import Plan, Product
+from .models import Plan, PlanVersion, Price, Product
 
 
 def product_list() -> QuerySet[Product]:
     return Product.objects.all()
 
 
+def plan_version_list() -> QuerySet[PlanVersion]:
+    """Versions with their charges, prices and tiers loaded (a fixed number of queries per page)."""
+    return PlanVersion.objects.select_related("plan").prefetch_related("charges__prices__tiers")
+
+
 def plan_list() -> QuerySet[Plan]:
-    """Plans with their product and prices loaded (one query each, whatever the page size)."""
-    return Plan.objects.select_related("product").prefetch_related("prices")
+    """Plans with their product and every version's charges and prices loaded."""
+    return Plan.objects.select_related("product").prefetch_related(
+        Prefetch("versions", queryset=PlanVersion.objects.prefetch_related("charges__prices__tiers"))
+    )
+
+
+def price_list() -> QuerySet[Price]:
+    return Price.objects.select_related("charge__plan_version__plan").prefetch_related("tiers")

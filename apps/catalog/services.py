@@ -1,13 +1,71 @@
+"""Catalog services: products, plans and their versions, charges and prices.
+
+A plan version is immutable once a subscription uses it: changing its prices means a new version
+(`plan_version_create`, or `plan_version_copy` to start from the current one), and existing
+subscribers stay on theirs until migrated (`apps.subscriptions.services.subscription_migrate_version`).
+"""
+
 from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 
 from django.db import transaction
+from django.db.models import Max
 from djmoney.money import Money
 
-from apps.core.errors import ValidationFailed
+from apps.core.errors import NotEditable, ValidationFailed
 from apps.core.money import is_supported_currency
 from apps.core.validation import validate_instance
 
-from .models import Plan, PlanPrice, Product
+from . import pricing
+from .constants import SIMPLE_CHARGE_NAME, ChargeKind, PriceModelChoice
+from .models import Charge, Plan, PlanVersion, Price, PriceTier, Product
+
+
+@dataclass(frozen=True)
+class TierInput:
+    up_to: Decimal | None
+    unit_amount: Decimal = Decimal(0)
+    flat_amount: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class PriceInput:
+    currency: str
+    amount: Decimal = Decimal(0)
+    tiers: Sequence[TierInput] = ()
+    package_size: int = 1
+    included_units: Decimal = Decimal(0)
+    percentage: Decimal = Decimal(0)
+    fixed_fee: Decimal = Decimal(0)
+    min_per_transaction: Decimal | None = None
+    max_per_transaction: Decimal | None = None
+    minimum_amount: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class ChargeInput:
+    name: str
+    prices: Sequence[PriceInput]
+    kind: str = ChargeKind.RECURRING
+    price_model: str = PriceModelChoice.PER_UNIT
+    metric_code: str = ""
+
+
+def price_input_spec(charge: ChargeInput, price: PriceInput) -> pricing.PriceSpec:
+    return pricing.PriceSpec(
+        model=pricing.PriceModel(charge.price_model),
+        currency=price.currency,
+        amount=price.amount,
+        tiers=tuple(pricing.Tier(t.up_to, t.unit_amount, t.flat_amount) for t in price.tiers),
+        package_size=Decimal(price.package_size),
+        included_units=price.included_units,
+        percentage=price.percentage,
+        fixed_fee=price.fixed_fee,
+        min_per_transaction=price.min_per_transaction,
+        max_per_transaction=price.max_per_transaction,
+        minimum_amount=price.minimum_amount,
+    )
 
 
 @transaction.atomic
@@ -24,18 +82,36 @@ def plan_create(
     product: Product,
     code: str,
     name: str,
-    prices: Sequence[Money],
+    prices: Sequence[Money] = (),
+    charges: Sequence[ChargeInput] = (),
     interval: str = "month",
     interval_count: int = 1,
+    trial_days: int = 0,
     description: str = "",
 ) -> Plan:
-    """Create a plan with its flat fee in one or more currencies (at least one)."""
+    """Create a plan and its first version.
+
+    Either `charges` (any price models) or, for the common case of one fee per period, `prices`: a
+    per-unit recurring "Subscription fee" in one or more currencies (the fee × the subscription's
+    quantity)."""
     if product.is_archived:
         raise ValidationFailed("This product is archived.", fields={"product": ["This product is archived."]})
-    if not prices:
+    if prices and charges:
+        raise ValidationFailed(
+            "Give either prices or charges, not both.", fields={"prices": ["Give either prices or charges, not both."]}
+        )
+    if not prices and not charges:
         raise ValidationFailed(
             "A plan needs a price in at least one currency.", fields={"prices": ["Give at least one price."]}
         )
+    if prices:
+        _validate_simple_prices(prices)
+        charges = [
+            ChargeInput(
+                name=SIMPLE_CHARGE_NAME,
+                prices=[PriceInput(currency=str(money.currency), amount=money.amount) for money in prices],
+            )
+        ]
     plan = Plan(
         product=product,
         code=code,
@@ -43,31 +119,222 @@ def plan_create(
         description=description,
         interval=interval,
         interval_count=interval_count,
+        trial_days=trial_days,
     )
     validate_instance(plan)
-    _validate_prices(prices)
     plan.save()
-    for amount in prices:
-        price = PlanPrice(plan=plan, amount=amount)
-        validate_instance(price)
-        price.save()
+    _version_create(plan=plan, number=1, charges=charges, notes="First version.")
     return plan
 
 
-def _validate_prices(prices: Sequence[Money]) -> None:
+@transaction.atomic
+def plan_version_create(*, plan: Plan, charges: Sequence[ChargeInput], notes: str = "") -> PlanVersion:
+    """Add a new version to a plan; new subscribers take it, existing ones keep theirs."""
+    plan = Plan.objects.select_for_update().get(pk=plan.pk)  # serialize version numbering per plan
+    if plan.is_archived:
+        raise ValidationFailed("This plan is archived.", fields={"plan": ["This plan is archived."]})
+    number = (plan.versions.aggregate(last=Max("number"))["last"] or 0) + 1
+    return _version_create(plan=plan, number=number, charges=charges, notes=notes)
+
+
+@transaction.atomic
+def plan_version_copy(*, version: PlanVersion, notes: str = "") -> PlanVersion:
+    """A new version of the plan with the same charges and prices as `version`, to be edited."""
+    return plan_version_create(
+        plan=version.plan, charges=plan_version_charge_inputs(version), notes=notes or f"Copied from v{version.number}."
+    )
+
+
+@transaction.atomic
+def plan_version_replace_charges(
+    *, version: PlanVersion, charges: Sequence[ChargeInput], notes: str | None = None
+) -> PlanVersion:
+    """Rewrite the charges of a version that nobody is subscribed to yet."""
+    version = PlanVersion.objects.select_for_update().get(pk=version.pk)
+    plan_version_ensure_editable(version)
+    version.charges.all().delete()
+    _charges_create(version, charges)
+    if notes is not None:
+        version.notes = notes
+        version.save(update_fields=["notes", "updated_at"])
+    return version
+
+
+def plan_version_is_locked(version: PlanVersion) -> bool:
+    """A version is locked (immutable) once any subscription, past or present, uses or will use it."""
+    return version.subscriptions.exists() or version.pending_subscriptions.exists()
+
+
+def plan_version_ensure_editable(version: PlanVersion) -> None:
+    if plan_version_is_locked(version):
+        raise NotEditable(
+            f"{version} has subscribers, so its prices cannot change. Create a new version instead; "
+            "subscribers keep theirs until you migrate them.",
+            fields={"charges": ["This version has subscribers and cannot be edited; create a new version."]},
+        )
+
+
+def plan_version_charge_inputs(version: PlanVersion) -> list[ChargeInput]:
+    return [
+        ChargeInput(
+            name=charge.name,
+            kind=charge.kind,
+            price_model=charge.price_model,
+            metric_code=charge.metric_code,
+            prices=[
+                PriceInput(
+                    currency=price.currency,
+                    amount=price.amount,
+                    tiers=[
+                        TierInput(up_to=tier.up_to, unit_amount=tier.unit_amount, flat_amount=tier.flat_amount)
+                        for tier in price.tiers.all()
+                    ],
+                    package_size=price.package_size,
+                    included_units=price.included_units,
+                    percentage=price.percentage,
+                    fixed_fee=price.fixed_fee,
+                    min_per_transaction=price.min_per_transaction,
+                    max_per_transaction=price.max_per_transaction,
+                    minimum_amount=price.minimum_amount,
+                )
+                for price in charge.prices.all()
+            ],
+        )
+        for charge in version.charges.prefetch_related("prices__tiers")
+    ]
+
+
+def _version_create(*, plan: Plan, number: int, charges: Sequence[ChargeInput], notes: str) -> PlanVersion:
+    version = PlanVersion(plan=plan, number=number, notes=notes)
+    validate_instance(version)
+    version.save()
+    _charges_create(version, charges)
+    return version
+
+
+def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
+    """Every problem with a version's charges, keyed `charges.<i>.<field>` or
+    `charges.<i>.prices.<j>.<field>`; empty when they can be saved."""
+    problems: dict[str, list[str]] = {}
+
+    def add(key: str, message: str) -> None:
+        problems.setdefault(key, []).append(message)
+
+    if not charges:
+        add("charges", "A plan version needs at least one charge.")
+        return problems
+    currency_sets: list[set[str]] = []
+    for index, charge in enumerate(charges):
+        key = f"charges.{index}"
+        if not charge.name.strip():
+            add(f"{key}.name", "Give the charge a name; it is printed on the invoice.")
+        if charge.kind not in ChargeKind.values:
+            add(f"{key}.kind", f"{charge.kind!r} is not a charge kind ({', '.join(ChargeKind.values)}).")
+        if charge.price_model not in PriceModelChoice.values:
+            add(
+                f"{key}.price_model",
+                f"{charge.price_model!r} is not a price model ({', '.join(PriceModelChoice.values)}).",
+            )
+            continue
+        if charge.kind == ChargeKind.USAGE and not charge.metric_code:
+            add(f"{key}.metric_code", "A usage charge needs the code of the metric it bills.")
+        if charge.kind == ChargeKind.RECURRING and charge.metric_code:
+            add(f"{key}.metric_code", "Only usage charges bill a metric; leave it empty on a recurring charge.")
+        if charge.kind == ChargeKind.RECURRING and charge.price_model == PriceModelChoice.PERCENTAGE:
+            add(f"{key}.price_model", "A percentage price takes a share of usage amounts: use it on a usage charge.")
+        if not charge.prices:
+            add(f"{key}.prices", "Give the charge a price in at least one currency.")
+        seen: set[str] = set()
+        for price_index, price in enumerate(charge.prices):
+            price_key = f"{key}.prices.{price_index}"
+            if price.currency in seen:
+                add(f"{price_key}.currency", f"The charge already has a price in {price.currency}.")
+            seen.add(price.currency)
+            if not is_supported_currency(price.currency):
+                add(f"{price_key}.currency", f"{price.currency!r} is not one of the currencies this seller bills in.")
+                continue
+            if not isinstance(price.package_size, int) or price.package_size < 1:
+                add(f"{price_key}.package_size", "A package holds at least one unit.")
+                continue
+            for field_name, messages in pricing.price_validate(price_input_spec(charge, price)).items():
+                for message in messages:
+                    add(f"{price_key}.{field_name}", message)
+        currency_sets.append(seen)
+    every = set.union(*currency_sets) if currency_sets else set()
+    for index, currencies in enumerate(currency_sets):
+        missing = sorted(every - currencies)
+        if missing:
+            add(
+                f"charges.{index}.prices",
+                f"This charge has no price in {', '.join(missing)}, which other charges of the version are "
+                "priced in: every charge needs a price in each currency the version bills in.",
+            )
+    return problems
+
+
+def _charges_create(version: PlanVersion, charges: Sequence[ChargeInput]) -> None:
+    problems = charges_validate(charges)
+    if problems:
+        first = next(iter(problems.values()))[0]
+        raise ValidationFailed(first if len(problems) == 1 else f"{first} (and more)", fields=problems)
+    for position, charge in enumerate(charges, start=1):
+        charge_row = Charge(
+            plan_version=version,
+            position=position,
+            kind=charge.kind,
+            name=charge.name.strip(),
+            price_model=charge.price_model,
+            metric_code=charge.metric_code,
+        )
+        validate_instance(charge_row, exclude=["plan_version"])
+        charge_row.save()
+        for price in charge.prices:
+            price_row = Price(
+                charge=charge_row,
+                currency=price.currency,
+                amount=price.amount,
+                package_size=price.package_size,
+                included_units=price.included_units,
+                percentage=price.percentage,
+                fixed_fee=price.fixed_fee,
+                min_per_transaction=price.min_per_transaction,
+                max_per_transaction=price.max_per_transaction,
+                minimum_amount=price.minimum_amount,
+            )
+            price_row.save()
+            PriceTier.objects.bulk_create(
+                PriceTier(
+                    price=price_row,
+                    position=tier_position,
+                    up_to=tier.up_to,
+                    unit_amount=tier.unit_amount,
+                    flat_amount=tier.flat_amount,
+                )
+                for tier_position, tier in enumerate(price.tiers, start=1)
+            )
+
+
+def _validate_simple_prices(prices: Sequence[Money]) -> None:
     seen: set[str] = set()
     for index, amount in enumerate(prices):
         currency = str(amount.currency)
-        field = f"prices.{index}"
+        key = f"prices.{index}"
         if not is_supported_currency(currency):
             raise ValidationFailed(
                 f"Unknown or unsupported currency {currency!r}.",
-                fields={field: [f"{currency!r} is not one of the currencies this seller bills in."]},
+                fields={key: [f"{currency!r} is not one of the currencies this seller bills in."]},
             )
         if amount.amount < 0:
-            raise ValidationFailed("Prices cannot be negative.", fields={field: ["Prices cannot be negative."]})
+            raise ValidationFailed("Prices cannot be negative.", fields={key: ["Prices cannot be negative."]})
         if currency in seen:
             raise ValidationFailed(
-                f"Two prices in {currency}.", fields={field: [f"The plan already has a price in {currency}."]}
+                f"Two prices in {currency}.", fields={key: [f"The plan already has a price in {currency}."]}
             )
         seen.add(currency)
+
+
+def price_quote(*, price: Price, quantity: Decimal, transactions: Sequence[Decimal] = ()) -> pricing.Quote:
+    """Price a quantity with a stored price (the admin calculator and the quote API)."""
+    if quantity < 0:
+        raise ValidationFailed("The quantity cannot be negative.", fields={"quantity": ["Must be 0 or more."]})
+    return pricing.price_quote(price.to_spec(), quantity=quantity, transactions=transactions)

@@ -45,3 +45,12 @@ class BillingRunTrigger(models.TextChoices):
     ADMIN = "admin", "Admin"
     COMMAND = "command", "Command"
     API = "api", "API"
+
+
+class InvoiceLineKind(models.TextChoices):
+    RECURRING = "recurring", "Recurring fee"
+    USAGE = "usage", "Usage"
+    MINIMUM = "minimum", "Minimum charge true-up"
+    PRORATION = "proration", "Proration"
+    DISCOUNT = "discount", "Discount"
+    MANUAL = "manual", "Manual"

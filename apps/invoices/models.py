@@ -13,6 +13,7 @@ from .constants import (
     BillingRunStatus,
     BillingRunTrigger,
     InvoiceEventType,
+    InvoiceLineKind,
     InvoiceStatus,
 )
 
@@ -114,10 +115,25 @@ class InvoiceLine(models.Model):
     description = models.CharField(max_length=500)
     period_start_at = models.DateTimeField(null=True, blank=True)
     period_end_at = models.DateTimeField(null=True, blank=True)
+    kind = models.CharField(max_length=16, choices=InvoiceLineKind.choices, default=InvoiceLineKind.RECURRING)
+    charge = models.ForeignKey(
+        "catalog.Charge", on_delete=models.PROTECT, null=True, blank=True, related_name="invoice_lines"
+    )
     quantity = models.DecimalField(max_digits=19, decimal_places=6)
-    # Unit prices may carry more decimals than the currency (rounded only on the line amount).
-    unit_amount = MoneyField(max_digits=28, decimal_places=12, currency_choices=currency_choices, default_currency=None)
+    # Unit prices may carry more decimals than the currency (rounded only on the line amount). Empty
+    # where no single unit price applies (tiers, packages, percentages): the explanation says how.
+    unit_amount = MoneyField(
+        max_digits=28,
+        decimal_places=12,
+        currency_choices=currency_choices,
+        default_currency=None,
+        null=True,
+        blank=True,
+    )
     amount = _money()
+    explanation = models.JSONField(
+        default=list, blank=True, help_text="How the amount was computed, one sentence per step (printed on the bill)."
+    )
 
     class Meta:
         ordering = ["invoice", "position", "id"]

@@ -32,3 +32,5 @@ class SubscriptionEventType(models.TextChoices):
     CANCELLATION_SCHEDULED = "cancellation_scheduled", "Cancellation at period end scheduled"
     CANCELLATION_UNDONE = "cancellation_undone", "Scheduled cancellation undone"
     CANCELED = "canceled", "Canceled"
+    VERSION_MIGRATED = "version_migrated", "Moved to another plan version"
+    VERSION_MIGRATION_SCHEDULED = "version_migration_scheduled", "Plan version migration scheduled"

@@ -4,7 +4,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from apps.accounts.models import Customer
-from apps.catalog.models import Plan
+from apps.catalog.models import Plan, PlanVersion
 from apps.core.models import TimeStampedModel
 from apps.core.money import currency_choices
 
@@ -31,6 +31,20 @@ class Subscription(TimeStampedModel):
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    plan_version = models.ForeignKey(
+        PlanVersion,
+        on_delete=models.PROTECT,
+        related_name="subscriptions",
+        help_text="The prices this subscription is billed at (kept when the plan gets a new version).",
+    )
+    pending_plan_version = models.ForeignKey(
+        PlanVersion,
+        on_delete=models.PROTECT,
+        related_name="pending_subscriptions",
+        null=True,
+        blank=True,
+        help_text="A version migration scheduled for the start of the next period.",
+    )
     quantity = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
     currency = models.CharField(max_length=3, choices=currency_choices, editable=False)
     status = models.CharField(max_length=16, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE)

@@ -4,7 +4,8 @@ from typing import Any
 from django.db import transaction
 
 from apps.accounts.models import Customer
-from apps.catalog.models import Plan
+from apps.catalog.constants import VersionMigrationTiming
+from apps.catalog.models import Plan, PlanVersion
 from apps.core import clock
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
 from apps.core.validation import validate_instance
@@ -36,8 +37,14 @@ def subscription_create(
         raise ValidationFailed(
             "This plan is archived.", fields={"plan": ["This plan is archived and takes no new subscriptions."]}
         )
-    if plan.price_for(customer.currency) is None:
-        available = ", ".join(sorted(str(price.amount.currency) for price in plan.prices.all())) or "none"
+    version = plan.current_version
+    if version is None:
+        raise ValidationFailed(
+            f"Plan {plan.code!r} has no prices yet.",
+            fields={"plan": ["This plan has no version with prices yet; add one before subscribing customers."]},
+        )
+    if customer.currency not in version.currencies:
+        available = ", ".join(sorted(version.currencies)) or "none"
         raise ValidationFailed(
             f"Plan {plan.code!r} has no price in {customer.currency}, the customer's billing currency.",
             fields={"plan": [f"This plan has no price in {customer.currency} (it is priced in: {available})."]},
@@ -50,6 +57,7 @@ def subscription_create(
     subscription = Subscription(
         customer=customer,
         plan=plan,
+        plan_version=version,
         quantity=quantity,
         currency=customer.currency,
         status=SubscriptionStatus.ACTIVE,
@@ -66,7 +74,7 @@ def subscription_create(
         type=SubscriptionEventType.CREATED,
         actor=actor,
         occurred_at=now,
-        data={"plan": plan.code, "quantity": quantity, "started_at": started_at.isoformat()},
+        data={"plan": plan.code, "version": version.number, "quantity": quantity, "started_at": started_at.isoformat()},
     )
     return subscription
 
@@ -173,3 +181,88 @@ def subscription_end_if_due(*, subscription_id: int, now: datetime) -> bool:
             data={"at_period_end": True, "ended_at": ended_at.isoformat() if ended_at else None},
         )  # fmt: skip
         return True
+
+
+@transaction.atomic
+def subscription_migrate_version(
+    *,
+    subscription_id: int,
+    version: PlanVersion,
+    timing: str = VersionMigrationTiming.NEXT_PERIOD,
+    actor: Any = None,
+    now: datetime | None = None,
+) -> Subscription:
+    """Move a subscriber to another version of the same plan (grandfathering ends here).
+
+    `now`: the version prices everything billed from now on (the next invoice, and this period's usage);
+    the period already invoiced is not re-billed. `next_period`: the version takes over when the
+    next period begins (the billing run applies it); until then nothing changes.
+    """
+    now = now or clock.now()
+    subscription = subscription_lock(subscription_id)
+    if subscription.status == SubscriptionStatus.CANCELED:
+        raise InvalidTransition(
+            f"Subscription #{subscription.pk} is canceled; it cannot move to another version.",
+            fields={"status": ["A canceled subscription cannot change."]},
+        )
+    if version.plan_id != subscription.plan_id:
+        raise ValidationFailed(
+            f"{version} is not a version of {subscription.plan}.",
+            fields={
+                "version": [f"Choose a version of {subscription.plan}; changing plans is an upgrade or downgrade."]
+            },
+        )
+    if timing not in VersionMigrationTiming.values:
+        raise ValidationFailed(
+            f"Unknown timing {timing!r}.",
+            fields={"timing": [f"Use one of: {', '.join(VersionMigrationTiming.values)}."]},
+        )
+    if subscription.currency not in version.currencies:
+        raise ValidationFailed(
+            f"{version} has no price in {subscription.currency}.",
+            fields={"version": [f"This version has no price in {subscription.currency}, the subscription's currency."]},
+        )
+    already_there = version.pk == subscription.plan_version_id and subscription.pending_plan_version_id is None
+    if already_there or (
+        timing == VersionMigrationTiming.NEXT_PERIOD and subscription.pending_plan_version_id == version.pk
+    ):
+        return subscription  # asking twice changes nothing
+    from_version = subscription.plan_version
+    if timing == VersionMigrationTiming.NOW:
+        subscription.plan_version = version
+        subscription.pending_plan_version = None
+        subscription.save(update_fields=["plan_version", "pending_plan_version", "updated_at"])
+        subscription_event_record(
+            subscription=subscription, type=SubscriptionEventType.VERSION_MIGRATED, actor=actor, occurred_at=now,
+            data={"from_version": from_version.number, "to_version": version.number, "timing": timing},
+        )  # fmt: skip
+        return subscription
+    # Scheduling the version the subscription is already on withdraws a scheduled move.
+    subscription.pending_plan_version = None if version.pk == subscription.plan_version_id else version
+    subscription.save(update_fields=["pending_plan_version", "updated_at"])
+    subscription_event_record(
+        subscription=subscription, type=SubscriptionEventType.VERSION_MIGRATION_SCHEDULED, actor=actor,
+        occurred_at=now,
+        data={
+            "from_version": from_version.number, "to_version": version.number,
+            "effective_at": subscription.next_billing_at.isoformat() if subscription.next_billing_at else None,
+        },
+    )  # fmt: skip
+    return subscription
+
+
+def subscription_apply_pending_version(subscription: Subscription, *, now: datetime) -> None:
+    """Called by the billing run, under the subscription's row lock, as a new period begins."""
+    if subscription.pending_plan_version_id is None:
+        return
+    from_version = subscription.plan_version
+    subscription.plan_version = subscription.pending_plan_version
+    subscription.pending_plan_version = None
+    subscription.save(update_fields=["plan_version", "pending_plan_version", "updated_at"])
+    subscription_event_record(
+        subscription=subscription, type=SubscriptionEventType.VERSION_MIGRATED, occurred_at=now,
+        data={
+            "from_version": from_version.number, "to_version": subscription.plan_version.number,
+            "timing": VersionMigrationTiming.NEXT_PERIOD,
+        },
+    )  # fmt: skip

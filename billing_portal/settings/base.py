@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "djmoney",
     "django_countries",
     "django_filters",
+    "nested_admin",
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",

@@ -1,8 +1,21 @@
+from decimal import Decimal
+
 from rest_framework import serializers
 
-from apps.catalog.constants import BillingInterval
-from apps.catalog.models import Plan, PlanPrice, Product
-from apps.core.api.serializers import MoneyInputSerializer, MoneyOutputSerializer
+from apps.catalog.constants import BillingInterval, ChargeKind, PriceModelChoice
+from apps.catalog.models import Charge, Plan, PlanVersion, Price, PriceTier, Product
+from apps.catalog.services import ChargeInput, PriceInput, TierInput
+from apps.core.api.serializers import (
+    DecimalStringField,
+    MoneyInputSerializer,
+    format_amount,
+    validate_currency_code,
+)
+
+
+def _decimal(**kwargs) -> serializers.DecimalField:
+    kwargs.setdefault("min_value", Decimal(0))
+    return serializers.DecimalField(max_digits=28, decimal_places=12, **kwargs)
 
 
 class ProductOutputSerializer(serializers.ModelSerializer):
@@ -18,33 +31,144 @@ class ProductCreateInputSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, default="", allow_blank=True)
 
 
-class PlanPriceOutputSerializer(MoneyOutputSerializer):
-    """A plan's fee per billing period per unit, in one currency."""
+# --- output ---------------------------------------------------------------------------------------
 
-    def to_representation(self, instance: PlanPrice) -> dict:
-        return super().to_representation(instance.amount)
+
+class PriceTierOutputSerializer(serializers.ModelSerializer):
+    up_to = DecimalStringField(allow_null=True, help_text="Last unit of the tier; null on the open-ended last tier.")
+    unit_amount = DecimalStringField()
+    flat_amount = DecimalStringField()
+
+    class Meta:
+        model = PriceTier
+        fields = ["up_to", "unit_amount", "flat_amount"]
+
+
+class PriceOutputSerializer(serializers.ModelSerializer):
+    amount = DecimalStringField(help_text="Flat fee, unit price or package price (may have more decimals).")
+    included_units = DecimalStringField()
+    percentage = DecimalStringField()
+    fixed_fee = DecimalStringField()
+    min_per_transaction = DecimalStringField(allow_null=True)
+    max_per_transaction = DecimalStringField(allow_null=True)
+    minimum_amount = DecimalStringField(allow_null=True)
+    tiers = PriceTierOutputSerializer(many=True, read_only=True)
+    price_model = serializers.CharField(source="charge.price_model", read_only=True)
+    charge = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = Price
+        fields = [
+            "id", "charge", "price_model", "currency", "amount", "package_size", "included_units", "percentage",
+            "fixed_fee", "min_per_transaction", "max_per_transaction", "minimum_amount", "tiers",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def to_representation(self, instance: Price) -> dict:
+        # Amounts in the price's currency show its decimals ("49.00", "500" in JPY), more when they
+        # have them ("0.00012").
+        data = super().to_representation(instance)
+        for name in ("amount", "fixed_fee", "min_per_transaction", "max_per_transaction", "minimum_amount"):
+            value = getattr(instance, name)
+            if value is not None:
+                data[name] = format_amount(value, instance.currency)
+        for tier, row in zip(instance.tiers.all(), data["tiers"], strict=True):
+            row["unit_amount"] = format_amount(tier.unit_amount, instance.currency)
+            row["flat_amount"] = format_amount(tier.flat_amount, instance.currency)
+        return data
+
+
+class ChargeOutputSerializer(serializers.ModelSerializer):
+    prices = PriceOutputSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Charge
+        fields = ["id", "position", "kind", "name", "price_model", "metric_code", "prices"]
+        read_only_fields = fields
+
+
+class PlanVersionOutputSerializer(serializers.ModelSerializer):
+    plan = serializers.PrimaryKeyRelatedField(read_only=True)
+    charges = ChargeOutputSerializer(many=True, read_only=True)
+    currencies = serializers.SerializerMethodField(help_text="Currencies every charge is priced in.")
+
+    class Meta:
+        model = PlanVersion
+        fields = ["id", "plan", "number", "notes", "currencies", "charges", "created_at"]
+        read_only_fields = fields
+
+    def get_currencies(self, version: PlanVersion) -> list[str]:
+        return sorted(version.currencies)
 
 
 class PlanOutputSerializer(serializers.ModelSerializer):
     product = serializers.PrimaryKeyRelatedField(read_only=True)
-    prices = PlanPriceOutputSerializer(many=True, read_only=True)
+    current_version = PlanVersionOutputSerializer(
+        read_only=True, allow_null=True, help_text="The version new subscribers get (the latest)."
+    )
 
     class Meta:
         model = Plan
         fields = [
-            "id",
-            "product",
-            "code",
-            "name",
-            "description",
-            "interval",
-            "interval_count",
-            "is_archived",
-            "prices",
-            "created_at",
-            "updated_at",
-        ]
+            "id", "product", "code", "name", "description", "interval", "interval_count", "trial_days",
+            "is_archived", "current_version", "created_at", "updated_at",
+        ]  # fmt: skip
         read_only_fields = fields
+
+
+# --- input ----------------------------------------------------------------------------------------
+
+
+class PriceTierInputSerializer(serializers.Serializer):
+    up_to = _decimal(allow_null=True, required=False, default=None, help_text="null on the last tier.")
+    unit_amount = _decimal(required=False, default=Decimal(0))
+    flat_amount = _decimal(required=False, default=Decimal(0))
+
+
+class PriceInputSerializer(serializers.Serializer):
+    currency = serializers.CharField(max_length=3, help_text="ISO 4217 code the seller bills in.")
+    amount = _decimal(required=False, default=Decimal(0))
+    tiers = PriceTierInputSerializer(many=True, required=False, default=list)
+    package_size = serializers.IntegerField(min_value=1, required=False, default=1)
+    included_units = serializers.DecimalField(max_digits=19, decimal_places=6, min_value=Decimal(0), default=Decimal(0))
+    percentage = serializers.DecimalField(
+        max_digits=7, decimal_places=4, min_value=Decimal(0), max_value=Decimal(100), default=Decimal(0)
+    )
+    fixed_fee = _decimal(required=False, default=Decimal(0))
+    min_per_transaction = _decimal(required=False, allow_null=True, default=None)
+    max_per_transaction = _decimal(required=False, allow_null=True, default=None)
+    minimum_amount = _decimal(required=False, allow_null=True, default=None)
+
+    def validate_currency(self, value: str) -> str:
+        return validate_currency_code(value)
+
+
+class ChargeInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+    kind = serializers.ChoiceField(choices=ChargeKind.choices, default=ChargeKind.RECURRING)
+    price_model = serializers.ChoiceField(choices=PriceModelChoice.choices, default=PriceModelChoice.PER_UNIT)
+    metric_code = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
+    prices = PriceInputSerializer(many=True, allow_empty=False)
+
+
+def charge_inputs(data: list[dict]) -> list[ChargeInput]:
+    """Validated charge data → the service's input objects."""
+    return [
+        ChargeInput(
+            name=charge["name"],
+            kind=charge["kind"],
+            price_model=charge["price_model"],
+            metric_code=charge["metric_code"],
+            prices=[
+                PriceInput(
+                    **{key: value for key, value in price.items() if key != "tiers"},
+                    tiers=[TierInput(**tier) for tier in price["tiers"]],
+                )
+                for price in charge["prices"]
+            ],
+        )
+        for charge in data
+    ]
 
 
 class PlanCreateInputSerializer(serializers.Serializer):
@@ -54,6 +178,79 @@ class PlanCreateInputSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, default="", allow_blank=True)
     interval = serializers.ChoiceField(choices=BillingInterval.choices, default=BillingInterval.MONTH)
     interval_count = serializers.IntegerField(min_value=1, max_value=32767, default=1)
+    trial_days = serializers.IntegerField(min_value=0, max_value=730, default=0)
     prices = MoneyInputSerializer(
-        many=True, allow_empty=False, help_text='Fee per period per unit, one per currency: [{"amount": "49.00", …}].'
+        many=True,
+        required=False,
+        default=list,
+        help_text='The simple case, one fee per period per unit, one per currency: [{"amount": "49.00", …}].',
     )
+    charges = ChargeInputSerializer(
+        many=True, required=False, default=list, help_text="Any price models: the charges of the first version."
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        attrs["charges"] = charge_inputs(attrs["charges"])
+        return attrs
+
+
+class PlanVersionCreateInputSerializer(serializers.Serializer):
+    plan = serializers.PrimaryKeyRelatedField(queryset=Plan.objects.all(), help_text="Plan id.")
+    notes = serializers.CharField(required=False, default="", allow_blank=True)
+    charges = ChargeInputSerializer(many=True, allow_empty=False)
+
+    def validate(self, attrs: dict) -> dict:
+        attrs["charges"] = charge_inputs(attrs["charges"])
+        return attrs
+
+
+class PlanVersionUpdateInputSerializer(serializers.Serializer):
+    notes = serializers.CharField(required=False, allow_blank=True)
+    charges = ChargeInputSerializer(many=True, allow_empty=False)
+
+    def validate(self, attrs: dict) -> dict:
+        attrs["charges"] = charge_inputs(attrs["charges"])
+        return attrs
+
+
+class PriceQuoteInputSerializer(serializers.Serializer):
+    quantity = serializers.DecimalField(
+        max_digits=28, decimal_places=12, min_value=Decimal(0), required=False, default=Decimal(0),
+        help_text='Units to price, as a decimal string (e.g. "1500"). For percentage prices, ignored: the '
+        "number of transactions is used.",
+    )  # fmt: skip
+    transactions = serializers.ListField(
+        child=serializers.DecimalField(max_digits=28, decimal_places=12, min_value=Decimal(0)),
+        required=False,
+        default=list,
+        max_length=100_000,
+        help_text="Percentage prices: the amount of each transaction.",
+    )
+
+
+class QuoteLineOutputSerializer(serializers.Serializer):
+    description = serializers.CharField()
+    quantity = DecimalStringField()
+    unit_amount = DecimalStringField()
+    flat_amount = DecimalStringField()
+    amount = DecimalStringField(help_text="Exact, before rounding.")
+
+
+class PriceQuoteOutputSerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    quantity = DecimalStringField()
+    billable_quantity = DecimalStringField(help_text="After included (free) units.")
+    exact_amount = DecimalStringField(help_text="The exact sum of the lines, before rounding.")
+    amount = serializers.SerializerMethodField(help_text="Rounded once to the currency's minor unit.")
+    minimum_true_up = serializers.SerializerMethodField(help_text="What a minimum charge per period adds.")
+    total = serializers.SerializerMethodField(help_text="amount + minimum_true_up.")
+    lines = QuoteLineOutputSerializer(many=True, help_text="How the amount is computed, step by step.")
+
+    def get_amount(self, quote) -> str:
+        return str(quote.amount)
+
+    def get_minimum_true_up(self, quote) -> str:
+        return str(quote.minimum_true_up)
+
+    def get_total(self, quote) -> str:
+        return str(quote.total)

@@ -1,10 +1,12 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from .views import PlanViewSet, ProductViewSet
+from .views import PlanVersionViewSet, PlanViewSet, PriceViewSet, ProductViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("products", ProductViewSet, basename="product")
 router.register("plans", PlanViewSet, basename="plan")
+router.register("plan-versions", PlanVersionViewSet, basename="plan-version")
+router.register("prices", PriceViewSet, basename="price")
 
 urlpatterns = [path("", include(router.urls))]

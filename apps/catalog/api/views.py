@@ -1,16 +1,23 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.catalog import services
-from apps.catalog.selectors import plan_list, product_list
+from apps.catalog.selectors import plan_list, plan_version_list, price_list, product_list
 from apps.core.api.schema import error_responses
 from apps.core.idempotency import idempotent
 
-from .filters import PlanFilter, ProductFilter
+from .filters import PlanFilter, PlanVersionFilter, PriceFilter, ProductFilter
 from .serializers import (
     PlanCreateInputSerializer,
     PlanOutputSerializer,
+    PlanVersionCreateInputSerializer,
+    PlanVersionOutputSerializer,
+    PlanVersionUpdateInputSerializer,
+    PriceOutputSerializer,
+    PriceQuoteInputSerializer,
+    PriceQuoteOutputSerializer,
     ProductCreateInputSerializer,
     ProductOutputSerializer,
 )
@@ -41,7 +48,8 @@ class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
 
 class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """How a product is sold: a recurring fee per billing interval, priced per currency."""
+    """How a product is sold: a billing interval and versions of its charges and prices (new
+    subscribers get the latest version)."""
 
     serializer_class = PlanOutputSerializer
     filterset_class = PlanFilter
@@ -62,3 +70,87 @@ class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         serializer.is_valid(raise_exception=True)
         plan = services.plan_create(**serializer.validated_data)
         return Response(PlanOutputSerializer(plan_list().get(pk=plan.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class PlanVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Editions of a plan's charges and prices. A version with subscribers is immutable (409
+    `not_editable`): create a new version instead; subscribers keep theirs until migrated."""
+
+    serializer_class = PlanVersionOutputSerializer
+    filterset_class = PlanVersionFilter
+    ordering_fields = ["number", "created_at", "id"]
+    ordering = ["plan", "-number"]
+    action_permissions = {"copy": ["catalog.add_planversion"]}
+
+    def get_queryset(self):
+        return plan_version_list()
+
+    @extend_schema(
+        request=PlanVersionCreateInputSerializer,
+        responses={201: PlanVersionOutputSerializer, **error_responses(400, 409)},
+    )
+    @idempotent
+    def create(self, request):
+        serializer = PlanVersionCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version = services.plan_version_create(**serializer.validated_data)
+        return Response(
+            PlanVersionOutputSerializer(plan_version_list().get(pk=version.pk)).data, status=status.HTTP_201_CREATED
+        )
+
+    @extend_schema(
+        request=PlanVersionUpdateInputSerializer,
+        responses={200: PlanVersionOutputSerializer, **error_responses(400, 404, 409)},
+        description="Replace the charges of a version nobody is subscribed to yet.",
+    )
+    @idempotent
+    def update(self, request, pk=None):
+        version = self.get_object()
+        serializer = PlanVersionUpdateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.plan_version_replace_charges(version=version, **serializer.validated_data)
+        return Response(PlanVersionOutputSerializer(plan_version_list().get(pk=version.pk)).data)
+
+    @extend_schema(
+        request=None,
+        responses={201: PlanVersionOutputSerializer, **error_responses(400, 404, 409)},
+        description="Start a new version of the plan from this one (same charges and prices).",
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def copy(self, request, pk=None):
+        version = services.plan_version_copy(version=self.get_object())
+        return Response(
+            PlanVersionOutputSerializer(plan_version_list().get(pk=version.pk)).data, status=status.HTTP_201_CREATED
+        )
+
+
+class PriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """A charge's price in one currency (created with its plan version)."""
+
+    serializer_class = PriceOutputSerializer
+    filterset_class = PriceFilter
+    ordering_fields = ["id", "currency"]
+    ordering = ["id"]
+    action_permissions = {"quote": ["catalog.view_price"]}
+
+    def get_queryset(self):
+        return price_list()
+
+    @extend_schema(
+        request=PriceQuoteInputSerializer,
+        responses={200: PriceQuoteOutputSerializer, **error_responses(400, 404)},
+        description="Price a quantity (or, for percentage prices, a list of transaction amounts) and explain "
+        "the amount line by line. Changes nothing.",
+    )
+    @action(detail=True, methods=["post"])
+    def quote(self, request, pk=None):
+        price = self.get_object()
+        serializer = PriceQuoteInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        quantity = data["quantity"]
+        if price.charge.price_model == "percentage":
+            quantity = type(quantity)(len(data["transactions"]))
+        quote = services.price_quote(price=price, quantity=quantity, transactions=data["transactions"])
+        return Response(PriceQuoteOutputSerializer(quote).data)

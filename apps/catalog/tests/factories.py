@@ -3,7 +3,8 @@ from decimal import Decimal
 import factory
 from djmoney.money import Money
 
-from apps.catalog.models import Plan, PlanPrice, Product
+from apps.catalog.constants import SIMPLE_CHARGE_NAME
+from apps.catalog.models import Charge, Plan, PlanVersion, Price, PriceTier, Product
 
 
 class ProductFactory(factory.django.DjangoModelFactory):
@@ -15,7 +16,8 @@ class ProductFactory(factory.django.DjangoModelFactory):
 
 
 class PlanFactory(factory.django.DjangoModelFactory):
-    """A monthly plan priced 49.00 USD and 45.00 EUR unless told otherwise (`prices=[Money(...)]`)."""
+    """A monthly plan whose version 1 has one per-unit "Subscription fee" priced 49.00 USD and
+    45.00 EUR unless told otherwise (`prices=[Money(...)]`; `prices=[]` for a plan with no version)."""
 
     class Meta:
         model = Plan
@@ -34,5 +36,41 @@ class PlanFactory(factory.django.DjangoModelFactory):
         amounts = (
             extracted if extracted is not None else [Money(Decimal("49.00"), "USD"), Money(Decimal("45.00"), "EUR")]
         )
+        if not amounts:
+            return
+        version = PlanVersion.objects.create(plan=self, number=1)
+        charge = Charge.objects.create(plan_version=version, position=1, name=SIMPLE_CHARGE_NAME)
         for amount in amounts:
-            PlanPrice.objects.create(plan=self, amount=amount)
+            Price.objects.create(charge=charge, currency=str(amount.currency), amount=amount.amount)
+
+
+def add_charge(
+    version: PlanVersion,
+    *,
+    name: str,
+    price_model: str,
+    currency: str = "USD",
+    kind: str = "recurring",
+    metric_code: str = "",
+    tiers: list[tuple] = (),
+    **price_fields,
+) -> Price:
+    """Add a charge priced in one currency to a version (tiers as (up_to, unit_amount, flat_amount))."""
+    charge = Charge.objects.create(
+        plan_version=version,
+        position=version.charges.count() + 1,
+        name=name,
+        kind=kind,
+        price_model=price_model,
+        metric_code=metric_code,
+    )
+    price = Price.objects.create(charge=charge, currency=currency, **price_fields)
+    for position, (up_to, unit_amount, flat_amount) in enumerate(tiers, start=1):
+        PriceTier.objects.create(
+            price=price,
+            position=position,
+            up_to=None if up_to is None else Decimal(up_to),
+            unit_amount=Decimal(unit_amount),
+            flat_amount=Decimal(flat_amount),
+        )
+    return price

@@ -4,29 +4,68 @@ import pytest
 from django.urls import reverse
 from djmoney.money import Money
 
-from apps.catalog.models import Plan, PlanPrice
-from apps.catalog.tests.factories import PlanFactory, ProductFactory
+from apps.catalog.models import Plan, PlanVersion, Price, PriceTier
+from apps.catalog.tests.factories import PlanFactory, ProductFactory, add_charge
 from apps.core.tests.test_admin import change_form_data
+from apps.subscriptions.tests.factories import make_subscription
 
 pytestmark = pytest.mark.django_db
 
 
-def add_plan_data(client, product, *prices: tuple[str, str], **fields) -> dict:
-    """The add-plan POST with the given (amount, currency) price rows."""
-    form_page = client.get(reverse("admin:catalog_plan_add"))
-    data = change_form_data(
-        form_page,
-        product=product.pk,
-        code=fields.get("code", "pro-monthly"),
-        name="Pro",
-        interval="month",
-        interval_count=1,
-    )
-    data.update({"prices-TOTAL_FORMS": len(prices), "prices-INITIAL_FORMS": 0})
-    for index, (amount, currency) in enumerate(prices):
-        data[f"prices-{index}-amount_0"] = amount
-        data[f"prices-{index}-amount_1"] = currency
+def version_post(plan, *charges: dict, notes: str = "") -> dict:
+    """The add-version POST with charges (each: name, kind, price_model, metric_code, prices=[{currency,
+    amount, …, tiers=[(up_to, unit_amount, flat_amount), …]}]), as the nested inlines send it."""
+    data = {"plan": plan.pk, "notes": notes, "charges-TOTAL_FORMS": len(charges), "charges-INITIAL_FORMS": 0}
+    for index, charge in enumerate(charges):
+        prefix = f"charges-{index}"
+        data.update(
+            {
+                f"{prefix}-position": index + 1,
+                f"{prefix}-kind": charge.get("kind", "recurring"),
+                f"{prefix}-name": charge["name"],
+                f"{prefix}-price_model": charge.get("price_model", "per_unit"),
+                f"{prefix}-metric_code": charge.get("metric_code", ""),
+                f"{prefix}-prices-TOTAL_FORMS": len(charge["prices"]),
+                f"{prefix}-prices-INITIAL_FORMS": 0,
+            }
+        )
+        for price_index, price in enumerate(charge["prices"]):
+            price_prefix = f"{prefix}-prices-{price_index}"
+            tiers = price.get("tiers", [])
+            data.update(
+                {
+                    f"{price_prefix}-currency": price["currency"],
+                    f"{price_prefix}-amount": price.get("amount", "0"),
+                    f"{price_prefix}-package_size": price.get("package_size", 1),
+                    f"{price_prefix}-included_units": price.get("included_units", "0"),
+                    f"{price_prefix}-percentage": price.get("percentage", "0"),
+                    f"{price_prefix}-fixed_fee": price.get("fixed_fee", "0"),
+                    f"{price_prefix}-min_per_transaction": price.get("min_per_transaction", ""),
+                    f"{price_prefix}-max_per_transaction": price.get("max_per_transaction", ""),
+                    f"{price_prefix}-minimum_amount": price.get("minimum_amount", ""),
+                    f"{price_prefix}-tiers-TOTAL_FORMS": len(tiers),
+                    f"{price_prefix}-tiers-INITIAL_FORMS": 0,
+                }
+            )
+            for tier_index, (up_to, unit_amount, flat_amount) in enumerate(tiers):
+                tier_prefix = f"{price_prefix}-tiers-{tier_index}"
+                data.update(
+                    {
+                        f"{tier_prefix}-position": tier_index + 1,
+                        f"{tier_prefix}-up_to": up_to,
+                        f"{tier_prefix}-unit_amount": unit_amount,
+                        f"{tier_prefix}-flat_amount": flat_amount,
+                    }
+                )
     return data
+
+
+PLATFORM_FEE = {"name": "Platform fee", "price_model": "flat", "prices": [{"currency": "USD", "amount": "99"}]}
+GRADUATED_API_CALLS = {
+    "name": "API calls",
+    "price_model": "graduated",
+    "prices": [{"currency": "USD", "tiers": [("1000", "0", "0"), ("10000", "0.002", "0"), ("", "0.001", "5")]}],
+}
 
 
 @pytest.mark.parametrize(
@@ -38,9 +77,11 @@ def add_plan_data(client, product, *prices: tuple[str, str], **fields) -> dict:
         ("admin:catalog_plan_changelist", ""),
         ("admin:catalog_plan_changelist", "interval__exact=month&is_archived__exact=0"),
         ("admin:catalog_plan_changelist", "q=plan"),
-        ("admin:catalog_planprice_changelist", ""),
-        ("admin:catalog_planprice_changelist", "amount_currency__exact=EUR&plan__interval__exact=month"),
-        ("admin:catalog_planprice_changelist", "q=plan"),
+        ("admin:catalog_planversion_changelist", ""),
+        ("admin:catalog_planversion_changelist", "q=plan"),
+        ("admin:catalog_price_changelist", ""),
+        ("admin:catalog_price_changelist", "currency__exact=EUR&charge__price_model__exact=per_unit"),
+        ("admin:catalog_price_changelist", "q=plan"),
     ],
 )
 def test_changelists_load_with_search_and_filters(client, superuser, url, query):
@@ -51,7 +92,7 @@ def test_changelists_load_with_search_and_filters(client, superuser, url, query)
     assert "errornote" not in response.content.decode()
 
 
-def test_plan_list_filters_by_product_and_shows_prices(client, superuser):
+def test_plan_list_shows_the_latest_version_and_its_prices(client, superuser):
     plan = PlanFactory()
     PlanFactory()
     client.force_login(superuser)
@@ -59,18 +100,21 @@ def test_plan_list_filters_by_product_and_shows_prices(client, superuser):
     response = client.get(reverse("admin:catalog_plan_changelist"), {"product__id__exact": plan.product_id})
 
     assert list(response.context["cl"].result_list) == [plan]
-    assert "$49.00" in response.content.decode() or "49.00" in response.content.decode()
+    assert "Subscription fee: 45.00 EUR, 49.00 USD" in response.content.decode()
 
 
 def test_change_pages_load(client, superuser):
     plan = PlanFactory()
+    version = plan.versions.get()
+    price = Price.objects.filter(charge__plan_version=version).first()
     client.force_login(superuser)
     for url in [
         reverse("admin:catalog_product_change", args=[plan.product_id]),
         reverse("admin:catalog_plan_change", args=[plan.pk]),
-        reverse("admin:catalog_planprice_change", args=[plan.prices.first().pk]),
         reverse("admin:catalog_plan_add"),
-        reverse("admin:catalog_planprice_add"),
+        reverse("admin:catalog_planversion_change", args=[version.pk]),
+        reverse("admin:catalog_planversion_add") + f"?plan={plan.pk}",
+        reverse("admin:catalog_price_change", args=[price.pk]),
     ]:
         assert client.get(url).status_code == 200, url
 
@@ -80,105 +124,198 @@ def test_list_queries_are_bounded(client, superuser, django_assert_max_num_queri
     client.force_login(superuser)
     for url in [
         "admin:catalog_plan_changelist",
-        "admin:catalog_planprice_changelist",
+        "admin:catalog_planversion_changelist",
+        "admin:catalog_price_changelist",
         "admin:catalog_product_changelist",
     ]:
         client.get(reverse(url))
-        with django_assert_max_num_queries(10):
+        with django_assert_max_num_queries(12):
             assert client.get(reverse(url)).status_code == 200
 
 
-def test_add_plan_with_prices(client, superuser):
+def test_add_plan_then_a_version_with_tiers_inline(client, superuser):
     product = ProductFactory()
     client.force_login(superuser)
+    form_page = client.get(reverse("admin:catalog_plan_add"))
+    response = client.post(
+        reverse("admin:catalog_plan_add"),
+        change_form_data(form_page, product=product.pk, code="api", name="API", interval="month", interval_count=1),
+    )
+    assert response.status_code == 302
+    plan = Plan.objects.get(code="api")
 
     response = client.post(
-        reverse("admin:catalog_plan_add"), add_plan_data(client, product, ("49.00", "USD"), ("45.00", "EUR"))
-    )
+        reverse("admin:catalog_planversion_add"),
+        version_post(plan, PLATFORM_FEE, GRADUATED_API_CALLS),
+    )  # fmt: skip
 
-    assert response.status_code == 302
-    plan = Plan.objects.get(code="pro-monthly")
-    assert sorted(str(price.amount) for price in plan.prices.all()) == ["$49.00", "€45.00"]
+    assert response.status_code == 302, response.context["errors"] if response.context else response
+    version = plan.versions.get()
+    assert version.number == 1
+    assert [(charge.name, charge.price_model) for charge in version.charges.all()] == [
+        ("Platform fee", "flat"),
+        ("API calls", "graduated"),
+    ]
+    tiers = PriceTier.objects.filter(price__charge__name="API calls").order_by("position")
+    assert [(tier.up_to, tier.unit_amount, tier.flat_amount) for tier in tiers] == [
+        (Decimal("1000"), Decimal("0"), Decimal("0")),
+        (Decimal("10000"), Decimal("0.002"), Decimal("0")),
+        (None, Decimal("0.001"), Decimal("5")),
+    ]
 
 
 @pytest.mark.parametrize(
-    ("prices", "message"),
+    ("tiers", "message"),
     [
-        ((("-1.00", "USD"),), "greater than or equal to 0"),
-        ((("10.00", "XYZ"),), "Select a valid choice"),
-        ((("10.00", "USD"), ("12.00", "USD")), "The plan already has a price in USD."),
+        ([("1000", "0", "0"), ("500", "0.002", "0"), ("", "0.001", "0")], "Tiers must go up"),
+        ([("1000", "0", "0"), ("", "0.002", "0"), ("", "0.001", "0")], "Only the last tier can be open-ended"),
+        ([("1000", "0", "0"), ("5000", "0.002", "0")], "Leave the last tier&#x27;s upper bound empty"),
+        ([], "Add at least one tier"),
     ],
 )
-def test_invalid_prices_are_form_errors(client, superuser, prices, message):
-    product = ProductFactory()
+def test_bad_tiers_are_form_errors_and_nothing_is_saved(client, superuser, tiers, message):
+    plan = PlanFactory(prices=[])
     client.force_login(superuser)
+    charge = {"name": "API calls", "price_model": "graduated", "prices": [{"currency": "USD", "tiers": tiers}]}
 
-    response = client.post(reverse("admin:catalog_plan_add"), add_plan_data(client, product, *prices))
+    response = client.post(reverse("admin:catalog_planversion_add"), version_post(plan, charge))
 
     assert response.status_code == 200
     assert message in response.content.decode()
-    assert not Plan.objects.exists()
+    assert not PlanVersion.objects.exists()
+    assert not PriceTier.objects.exists()
 
 
-def test_duplicate_currency_against_a_saved_price_is_a_form_error(client, superuser):
-    plan = PlanFactory(prices=[Money(Decimal("49.00"), "USD")])
+@pytest.mark.parametrize(
+    ("charge", "message"),
+    [
+        ({"name": "Fee", "prices": [{"currency": "USD", "amount": "-1"}]}, "This cannot be negative."),
+        ({"name": "Fee", "prices": [{"currency": "XYZ", "amount": "1"}]}, "Select a valid choice"),
+        (
+            {
+                "name": "Fee",
+                "price_model": "per_unit",
+                "prices": [{"currency": "USD", "amount": "1", "percentage": "2"}],
+            },
+            "Only percentage prices use this",
+        ),
+        (
+            {"name": "Fee", "price_model": "percentage", "prices": [{"currency": "USD", "percentage": "2"}]},
+            "usage charge",
+        ),
+    ],
+)
+def test_bad_prices_are_form_errors_and_nothing_is_saved(client, superuser, charge, message):
+    plan = PlanFactory(prices=[])
+    client.force_login(superuser)
+
+    response = client.post(reverse("admin:catalog_planversion_add"), version_post(plan, charge))
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not PlanVersion.objects.exists()
+
+
+def test_charges_priced_in_different_currencies_are_refused(client, superuser):
+    plan = PlanFactory(prices=[])
     client.force_login(superuser)
 
     response = client.post(
-        reverse("admin:catalog_planprice_add"), {"plan": plan.pk, "amount_0": "10.00", "amount_1": "USD"}
+        reverse("admin:catalog_planversion_add"),
+        version_post(
+            plan,
+            {
+                "name": "Platform fee",
+                "prices": [{"currency": "USD", "amount": "10"}, {"currency": "EUR", "amount": "9"}],
+            },
+            {"name": "Seats", "prices": [{"currency": "USD", "amount": "5"}]},
+        ),
     )
 
     assert response.status_code == 200
-    assert response.context["adminform"].form.errors == {"amount": ["The plan already has a price in USD."]}
-    assert plan.prices.count() == 1
+    assert "has no price in EUR" in response.content.decode()
+    assert not PlanVersion.objects.exists()
 
 
-def test_changing_a_plan_to_a_second_price_in_a_saved_currency_is_a_form_error(client, superuser):
-    plan = PlanFactory(prices=[Money(Decimal("49.00"), "USD")])
+def test_a_version_with_subscribers_is_read_only_and_can_be_copied(client, superuser):
+    subscription = make_subscription()
+    version = subscription.plan_version
     client.force_login(superuser)
-    url = reverse("admin:catalog_plan_change", args=[plan.pk])
-    data = change_form_data(client.get(url))
-    data.update({"prices-TOTAL_FORMS": 2, "prices-1-amount_0": "12.00", "prices-1-amount_1": "USD"})
+    url = reverse("admin:catalog_planversion_change", args=[version.pk])
 
-    response = client.post(url, data)
-
-    assert response.status_code == 200
-    assert "The plan already has a price in USD." in response.content.decode()
-    assert plan.prices.count() == 1
-
-
-def test_negative_standalone_price_is_a_form_error(client, superuser):
-    plan = PlanFactory(prices=[Money(Decimal("49.00"), "USD")])
-    client.force_login(superuser)
-
+    page = client.get(url)
+    assert page.status_code == 200
+    assert 'id="version-locked"' in page.content.decode()
+    assert page.context["has_change_permission"] is False
+    price = Price.objects.get(charge__plan_version=version, currency="USD")
     response = client.post(
-        reverse("admin:catalog_planprice_add"), {"plan": plan.pk, "amount_0": "-5", "amount_1": "EUR"}
+        reverse("admin:catalog_price_change", args=[price.pk]), {"amount": "1.00", "currency": "USD"}
     )
+    assert response.status_code == 403
+    price.refresh_from_db()
+    assert price.amount == Decimal("49.00")
 
-    assert response.status_code == 200
-    assert "amount" in response.context["adminform"].form.errors
-    assert not PlanPrice.objects.filter(amount_currency="EUR").exists()
+    response = client.post(reverse("admin:catalog_planversion_copy", args=[version.pk]))
+
+    new_version = PlanVersion.objects.get(plan=version.plan, number=2)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:catalog_planversion_change", args=[new_version.pk])
+    assert client.get(response["Location"]).context["has_change_permission"] is True
+    subscription.refresh_from_db()
+    assert subscription.plan_version == version  # grandfathered
+
+
+def test_price_calculator_explains_the_amount(client, superuser):
+    plan = PlanFactory(prices=[])
+    version = PlanVersion.objects.create(plan=plan, number=1)
+    price = add_charge(
+        version, name="API calls", price_model="graduated",
+        tiers=[("5", "7", "0"), ("10", "6.5", "0"), (None, "6", "0")],
+    )  # fmt: skip
+    client.force_login(superuser)
+
+    page = client.get(reverse("admin:catalog_price_change", args=[price.pk]), {"quantity": "12"})
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert "units 6–10: 5 × 6.50 USD" in body
+    assert "79.50 USD" in body
+
+    live = client.get(reverse("admin:catalog_price_quote", args=[price.pk]), {"quantity": "12"})
+    assert live.json()["amount"] == "79.50"
+    assert [line["amount"] for line in live.json()["lines"]] == ["35", "32.5", "12"]
+
+    bad = client.get(reverse("admin:catalog_price_quote", args=[price.pk]), {"quantity": "twelve"})
+    assert bad.status_code == 400
+    assert "Type a number" in bad.json()["error"]
+
+
+def test_price_calculator_needs_view_permission(client, make_staff):
+    plan = PlanFactory()
+    price = Price.objects.filter(charge__plan_version__plan=plan).first()
+    client.force_login(make_staff())
+
+    response = client.get(reverse("admin:catalog_price_quote", args=[price.pk]), {"quantity": "1"})
+
+    assert response.status_code == 403
 
 
 def test_archived_product_takes_no_new_plans(client, superuser):
     product = ProductFactory(is_archived=True)
     client.force_login(superuser)
+    form_page = client.get(reverse("admin:catalog_plan_add"))
 
-    response = client.post(reverse("admin:catalog_plan_add"), add_plan_data(client, product, ("49.00", "USD")))
-
-    assert response.status_code == 200
-    assert "This product is archived and takes no new plans." in response.content.decode()
-    assert not Plan.objects.exists()
-
-
-def test_autocomplete_for_products_and_plans(client, superuser):
-    plan = PlanFactory(name="Gold monthly")
-    client.force_login(superuser)
-
-    response = client.get(
-        reverse("admin:autocomplete"),
-        {"app_label": "subscriptions", "model_name": "subscription", "field_name": "plan", "term": "Gold"},
+    response = client.post(
+        reverse("admin:catalog_plan_add"),
+        change_form_data(form_page, product=product.pk, code="x", name="X", interval="month", interval_count=1),
     )
 
     assert response.status_code == 200
-    assert [row["id"] for row in response.json()["results"]] == [str(plan.pk)]
+    assert "This product is archived and takes no new plans." in response.content.decode()
+
+
+def test_products_and_plans_are_archived_not_deleted(client, superuser):
+    plan = PlanFactory(prices=[Money("1", "USD")])
+    client.force_login(superuser)
+
+    assert client.get(reverse("admin:catalog_plan_delete", args=[plan.pk])).status_code == 403
+    assert client.get(reverse("admin:catalog_product_delete", args=[plan.product_id])).status_code == 403

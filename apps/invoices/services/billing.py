@@ -10,6 +10,7 @@ re-run after a crash, never bill a period twice, and a crash loses at most the p
 import logging
 import time
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -17,18 +18,23 @@ from django.db import IntegrityError, transaction
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
-from apps.catalog.models import Plan
+from apps.catalog import pricing
+from apps.catalog.constants import SIMPLE_CHARGE_NAME, ChargeKind, PriceModelChoice
+from apps.catalog.models import Charge, Plan, Price
 from apps.core import clock
 from apps.core.errors import ApplicationError
 from apps.core.money import zero
 from apps.subscriptions.models import Subscription
-from apps.subscriptions.periods import period_containing
-from apps.subscriptions.services import subscription_create, subscription_end_if_due
+from apps.subscriptions.periods import Period, period_containing
+from apps.subscriptions.services import (
+    subscription_apply_pending_version,
+    subscription_create,
+    subscription_end_if_due,
+)
 
-from ..constants import BillingRunStatus, BillingRunTrigger, InvoiceEventType, InvoiceStatus
+from ..constants import BillingRunStatus, BillingRunTrigger, InvoiceEventType, InvoiceLineKind, InvoiceStatus
 from ..events import invoice_event_record
 from ..models import BillingRun, Invoice, InvoiceLine
-from ..pricing import flat_fee_line
 from .lifecycle import invoice_finalize, invoice_recompute_totals
 
 logger = logging.getLogger(__name__)
@@ -45,8 +51,8 @@ def subscription_bill_next_period(*, subscription_id: int, now: datetime) -> Inv
     with transaction.atomic():
         subscription = (
             Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("customer", "plan__product")
-            .prefetch_related("plan__prices")
+            .select_related("customer", "plan__product", "plan_version", "pending_plan_version")
+            .prefetch_related("plan_version__charges__prices__tiers", "pending_plan_version__charges__prices__tiers")
             .due_for_billing(now)
             .filter(pk=subscription_id)
             .first()
@@ -65,9 +71,16 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
     period = period_containing(
         subscription.billing_anchor_at, plan.interval, plan.interval_count, subscription.next_billing_at
     )
-    price = plan.price_for(currency)
-    if price is None:
-        raise ApplicationError(f"Plan {plan.code!r} has no price in {currency}.", code="missing_price")
+    subscription_apply_pending_version(subscription, now=now)
+    charges = [charge for charge in subscription.plan_version.charges.all() if charge.kind == ChargeKind.RECURRING]
+    priced = []
+    for charge in charges:
+        price = charge.price_for(currency)
+        if price is None:
+            raise ApplicationError(
+                f"{subscription.plan_version}: charge {charge.name!r} has no price in {currency}.", code="missing_price"
+            )
+        priced.append((charge, price))
 
     invoice = Invoice.objects.create(
         customer=subscription.customer,
@@ -80,17 +93,18 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
         total=zero(currency),
         auto_finalize_at=now + timedelta(hours=settings.INVOICE_DRAFT_GRACE_HOURS),
     )
-    line = flat_fee_line(unit_amount=price.amount.amount, quantity=subscription.quantity, currency=currency)
-    InvoiceLine.objects.create(
-        invoice=invoice,
-        position=1,
-        description=f"{plan.product.name} — {plan.name} ({plan.interval_label})",
-        period_start_at=period.start,
-        period_end_at=period.end,
-        quantity=line.quantity,
-        unit_amount=Money(line.unit_amount, currency),
-        amount=Money(line.amount, currency),
-    )
+    lines = []
+    for charge, price in priced:
+        quote = pricing.price_quote(price.to_spec(), quantity=Decimal(subscription.quantity))
+        lines.extend(
+            recurring_charge_lines(
+                invoice=invoice, charge=charge, price=price, quote=quote, period=period, plan=plan,
+                quantity=Decimal(subscription.quantity),
+            )
+        )  # fmt: skip
+    for position, line in enumerate(lines, start=1):
+        line.position = position
+    InvoiceLine.objects.bulk_create(lines)
     invoice_recompute_totals(invoice)
     invoice.save(update_fields=["subtotal", "subtotal_currency", "total", "total_currency"])
     invoice_event_record(
@@ -111,6 +125,59 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
         update_fields=["current_period_start_at", "current_period_end_at", "next_billing_at", "updated_at"]
     )
     return invoice
+
+
+def recurring_charge_lines(
+    *,
+    invoice: Invoice,
+    charge: Charge,
+    price: Price,
+    quote: pricing.Quote,
+    period: Period,
+    plan: Plan,
+    quantity: Decimal,
+) -> list[InvoiceLine]:
+    """The invoice line of a recurring charge for one period, and its minimum true-up line if any."""
+    currency = quote.currency
+    single_unit_price = charge.price_model in (PriceModelChoice.FLAT, PriceModelChoice.PER_UNIT)
+    line_quantity = Decimal(1) if charge.price_model == PriceModelChoice.FLAT else quantity
+    title = f"{plan.product.name} — {plan.name}"
+    description = title if charge.name == SIMPLE_CHARGE_NAME else f"{title}: {charge.name}"
+    lines = [
+        InvoiceLine(
+            invoice=invoice,
+            kind=InvoiceLineKind.RECURRING,
+            charge=charge,
+            description=f"{description} ({plan.interval_label})",
+            period_start_at=period.start,
+            period_end_at=period.end,
+            quantity=line_quantity,
+            unit_amount=Money(price.amount, currency) if single_unit_price else None,
+            amount=Money(quote.amount, currency),
+            explanation=[]
+            if single_unit_price and not price.included_units
+            else [line.description for line in quote.lines],
+        )
+    ]
+    if quote.minimum_true_up:
+        lines.append(
+            InvoiceLine(
+                invoice=invoice,
+                kind=InvoiceLineKind.MINIMUM,
+                charge=charge,
+                description=f"{description}: minimum charge true-up",
+                period_start_at=period.start,
+                period_end_at=period.end,
+                quantity=Decimal(1),
+                unit_amount=Money(quote.minimum_true_up, currency),
+                amount=Money(quote.minimum_true_up, currency),
+                explanation=[
+                    f"Minimum charge per period {pricing.format_price(price.minimum_amount or Decimal(0), currency)}; "
+                    f"this charge came to {pricing.format_price(quote.amount, currency)}."
+                ],
+            )
+        )
+    return lines
 
 
 def subscription_bill_due(*, subscription_id: int, now: datetime) -> list[Invoice]:

@@ -1,10 +1,7 @@
-from decimal import Decimal
-
 import pytest
 from django.urls import reverse
-from djmoney.money import Money
 
-from apps.catalog.models import Plan, PlanPrice, Product
+from apps.catalog.models import Plan, Price, Product
 from apps.catalog.tests.factories import PlanFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -99,12 +96,43 @@ def test_create_plan_with_prices(api_client, superuser):
         "description": "",
         "interval": "month",
         "interval_count": 1,
+        "trial_days": 0,
         "is_archived": False,
-        "prices": [{"amount": "0.00012", "currency": "EUR"}, {"amount": "49.00", "currency": "USD"}],
+        "current_version": {
+            "id": plan.current_version.pk,
+            "plan": plan.pk,
+            "number": 1,
+            "notes": "First version.",
+            "currencies": ["EUR", "USD"],
+            "charges": [
+                {
+                    "id": plan.current_version.charges.get().pk,
+                    "position": 1,
+                    "kind": "recurring",
+                    "name": "Subscription fee",
+                    "price_model": "per_unit",
+                    "metric_code": "",
+                    "prices": [_simple_price(price) for price in Price.objects.order_by("currency")],
+                }
+            ],
+            "created_at": body["current_version"]["created_at"],
+        },
         "created_at": body["created_at"],
         "updated_at": body["updated_at"],
     }
-    assert plan.price_for("USD").amount == Money(Decimal("49.00"), "USD")
+    assert [(p["currency"], p["amount"]) for p in body["current_version"]["charges"][0]["prices"]] == [
+        ("EUR", "0.00012"),
+        ("USD", "49.00"),
+    ]
+
+
+def _simple_price(price: Price) -> dict:
+    return {
+        "id": price.pk, "charge": price.charge_id, "price_model": "per_unit", "currency": price.currency,
+        "amount": {"EUR": "0.00012", "USD": "49.00"}[price.currency], "package_size": 1,
+        "included_units": "0", "percentage": "0", "fixed_fee": "0.00", "min_per_transaction": None,
+        "max_per_transaction": None, "minimum_amount": None, "tiers": [],
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -133,19 +161,20 @@ def test_create_plan_with_bad_input_is_refused_and_writes_nothing(api_client, su
     body = response.json()
     assert body["code"] == "invalid"
     assert field in body["fields"], body
-    assert (Plan.objects.count(), PlanPrice.objects.count()) == (1, 2)
+    assert (Plan.objects.count(), Price.objects.count()) == (1, 2)
 
 
 def test_list_plans_with_prices_in_bounded_queries(api_client, superuser, django_assert_max_num_queries):
     PlanFactory.create_batch(20)
     api_client.force_authenticate(superuser)
 
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(7):  # page, count, versions, charges, prices, tiers: not per plan
         response = api_client.get(PLANS_URL)
 
     results = response.json()["results"]
     assert len(results) == 20
-    assert results[0]["prices"] == [{"amount": "45.00", "currency": "EUR"}, {"amount": "49.00", "currency": "USD"}]
+    prices = results[0]["current_version"]["charges"][0]["prices"]
+    assert [(price["currency"], price["amount"]) for price in prices] == [("EUR", "45.00"), ("USD", "49.00")]
 
 
 def test_list_plans_filters_by_product(api_client, superuser):

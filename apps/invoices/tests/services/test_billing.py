@@ -5,7 +5,7 @@ from django.test import override_settings
 from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
-from apps.catalog.models import PlanPrice
+from apps.catalog.models import Price
 from apps.catalog.tests.factories import PlanFactory
 from apps.core import clock
 from apps.invoices.constants import BillingRunStatus, InvoiceStatus
@@ -95,14 +95,17 @@ def test_zero_decimal_currency_bills_whole_yen():
 def test_a_failing_subscription_is_recorded_and_the_others_are_billed():
     healthy = make_subscription(started_at=utc(2026, 1, 1))
     broken = make_subscription(started_at=utc(2026, 1, 1))
-    PlanPrice.objects.filter(plan=broken.plan).delete()  # its price disappeared after it was sold
+    Price.objects.filter(charge__plan_version__plan=broken.plan).delete()  # its price disappeared after it was sold
 
     run = bill_due_subscriptions(now=utc(2026, 1, 2))
 
     assert run.status == BillingRunStatus.COMPLETED_WITH_ERRORS
     assert (run.due_count, run.invoiced_count, run.failed_count) == (2, 1, 1)
     assert run.errors == [
-        {"subscription": broken.pk, "error": f"ApplicationError: Plan {broken.plan.code!r} has no price in USD."}
+        {
+            "subscription": broken.pk,
+            "error": f"ApplicationError: {broken.plan.name} v1: charge 'Subscription fee' has no price in USD.",
+        }
     ]
     assert len(_invoices(healthy)) == 1
     assert _invoices(broken) == []

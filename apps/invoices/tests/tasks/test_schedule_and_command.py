@@ -4,7 +4,7 @@ from django.core.management.base import CommandError
 from django_celery_beat.models import PeriodicTask
 from django_celery_beat.schedulers import DatabaseScheduler
 
-from apps.catalog.models import PlanPrice
+from apps.catalog.models import Price
 from apps.invoices.constants import BillingRunTrigger
 from apps.invoices.models import BillingRun, Invoice
 from apps.invoices.tasks import billing_run_task
@@ -46,6 +46,6 @@ def test_billing_run_command_refuses_bad_dates_and_reports_failures():
     with pytest.raises(CommandError, match="not an ISO 8601"):
         call_command("billing_run", "--as-of", "yesterday")
     subscription = make_subscription(started_at=utc(2026, 1, 1))
-    PlanPrice.objects.filter(plan=subscription.plan).delete()
+    Price.objects.filter(charge__plan_version__plan=subscription.plan).delete()
     with pytest.raises(CommandError, match="1 item"):
         call_command("billing_run", "--as-of", "2026-01-15T00:00:00+00:00")
