@@ -20,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
 from apps.core.errors import ApplicationError
@@ -172,10 +173,14 @@ def _bulk_action(operation: InvoiceOperation):
 
 class InvoiceLineInline(ReadOnlyInline):
     model = InvoiceLine
-    fields = ["position", "description", "line_period", "quantity", "unit_amount", "amount"]
-    readonly_fields = ["line_period"]
+    fields = ["position", "kind", "description", "line_period", "quantity", "unit_amount", "amount", "how_computed"]
+    readonly_fields = ["line_period", "how_computed"]
     view_permission_from_parent = True
     verbose_name_plural = "lines"
+
+    @admin.display(description="how it is computed")
+    def how_computed(self, line: InvoiceLine) -> str:
+        return format_html_join(mark_safe("<br>"), "{}", ((step,) for step in line.explanation)) or "—"
 
     @admin.display(description="period")
     def line_period(self, line: InvoiceLine) -> str:

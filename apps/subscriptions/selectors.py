@@ -4,4 +4,4 @@ from .models import Subscription
 
 
 def subscription_list() -> QuerySet[Subscription]:
-    return Subscription.objects.all()
+    return Subscription.objects.select_related("plan_version")

@@ -192,6 +192,9 @@ SPECTACULAR_SETTINGS = {
         "InvoiceStatusEnum": "apps.invoices.constants.InvoiceStatus",
         "SubscriptionStatusEnum": "apps.subscriptions.constants.SubscriptionStatus",
         "BillingRunStatusEnum": "apps.invoices.constants.BillingRunStatus",
+        "ChargeKindEnum": "apps.catalog.constants.ChargeKind",
+        "InvoiceLineKindEnum": "apps.invoices.constants.InvoiceLineKind",
+        "PriceModelEnum": "apps.catalog.constants.PriceModelChoice",
     },
 }
 

@@ -44,20 +44,30 @@ class InvoiceListOutputSerializer(serializers.ModelSerializer):
 
 class InvoiceLineOutputSerializer(serializers.ModelSerializer):
     quantity = DecimalStringField(help_text='Decimal string, e.g. "3" or "1.5".')
-    unit_amount = MoneyOutputSerializer(read_only=True, help_text="May carry more decimals than the currency.")
+    unit_amount = MoneyOutputSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="May carry more decimals than the currency; null where no single unit price applies (tiers, "
+        "packages, percentages: see `explanation`).",
+    )
     amount = MoneyOutputSerializer(read_only=True, help_text="Rounded once to the currency's minor unit.")
+    explanation = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="How the amount was computed, step by step."
+    )
 
     class Meta:
         model = InvoiceLine
         fields = [
             "id",
             "position",
+            "kind",
             "description",
             "period_start_at",
             "period_end_at",
             "quantity",
             "unit_amount",
             "amount",
+            "explanation",
         ]
         read_only_fields = fields
 

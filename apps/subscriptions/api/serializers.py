@@ -1,7 +1,8 @@
 from rest_framework import serializers
 
 from apps.accounts.models import Customer
-from apps.catalog.models import Plan
+from apps.catalog.constants import VersionMigrationTiming
+from apps.catalog.models import Plan, PlanVersion
 from apps.invoices.api.serializers import InvoiceListOutputSerializer
 from apps.subscriptions.models import Subscription
 
@@ -9,6 +10,11 @@ from apps.subscriptions.models import Subscription
 class SubscriptionOutputSerializer(serializers.ModelSerializer):
     customer = serializers.PrimaryKeyRelatedField(read_only=True)
     plan = serializers.PrimaryKeyRelatedField(read_only=True)
+    plan_version = serializers.PrimaryKeyRelatedField(read_only=True, help_text="The plan version it is billed at.")
+    plan_version_number = serializers.IntegerField(source="plan_version.number", read_only=True)
+    pending_plan_version = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="A version it moves to when the next period begins."
+    )
     currency = serializers.CharField(read_only=True, help_text="The customer's billing currency (ISO 4217).")
 
     class Meta:
@@ -17,6 +23,9 @@ class SubscriptionOutputSerializer(serializers.ModelSerializer):
             "id",
             "customer",
             "plan",
+            "plan_version",
+            "plan_version_number",
+            "pending_plan_version",
             "quantity",
             "currency",
             "status",
@@ -61,3 +70,15 @@ class SubscriptionCancelInputSerializer(serializers.Serializer):
         "then). False: it ends now and nothing more is billed.",
     )
     reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)
+
+
+class SubscriptionMigrateVersionInputSerializer(serializers.Serializer):
+    version = serializers.PrimaryKeyRelatedField(
+        queryset=PlanVersion.objects.all(), help_text="Id of a version of the subscription's plan."
+    )
+    timing = serializers.ChoiceField(
+        choices=VersionMigrationTiming.choices,
+        default=VersionMigrationTiming.NEXT_PERIOD,
+        help_text="`next_period` (default): the version takes over when the next period begins. `now`: it "
+        "prices everything billed from now on (the period already invoiced is not re-billed).",
+    )

@@ -7,13 +7,14 @@ from apps.core.api.schema import error_responses
 from apps.core.idempotency import idempotent
 from apps.invoices.services import subscription_start
 from apps.subscriptions.selectors import subscription_list
-from apps.subscriptions.services import subscription_cancel, subscription_cancel_undo
+from apps.subscriptions.services import subscription_cancel, subscription_cancel_undo, subscription_migrate_version
 
 from .filters import SubscriptionFilter
 from .serializers import (
     SubscriptionCancelInputSerializer,
     SubscriptionCreateInputSerializer,
     SubscriptionCreateOutputSerializer,
+    SubscriptionMigrateVersionInputSerializer,
     SubscriptionOutputSerializer,
 )
 
@@ -28,6 +29,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     action_permissions = {
         "cancel": ["subscriptions.change_subscription"],
         "cancel_undo": ["subscriptions.change_subscription"],
+        "migrate_version": ["subscriptions.change_subscription"],
     }
 
     def get_queryset(self):
@@ -77,4 +79,20 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         """Keep a subscription whose cancellation at period end is scheduled."""
         subscription = self.get_object()
         subscription_cancel_undo(subscription_id=subscription.pk, actor=request.user)
+        return self._detail_response(subscription.pk)
+
+    @extend_schema(
+        request=SubscriptionMigrateVersionInputSerializer,
+        responses={200: SubscriptionOutputSerializer, **error_responses(400, 404, 409)},
+        summary="Move to another version of its plan",
+    )
+    @action(detail=True, methods=["post"], url_path="migrate-version")
+    @idempotent
+    def migrate_version(self, request, pk=None):
+        """End grandfathering: bill the subscription at another version of its plan, now or from the
+        next period."""
+        subscription = self.get_object()
+        serializer = SubscriptionMigrateVersionInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        subscription_migrate_version(subscription_id=subscription.pk, actor=request.user, **serializer.validated_data)
         return self._detail_response(subscription.pk)

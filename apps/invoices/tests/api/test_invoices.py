@@ -51,12 +51,14 @@ def test_retrieve_invoice_with_lines_and_totals(api_client, superuser):
         {
             "id": line.pk,
             "position": 1,
+            "kind": "recurring",
             "description": line.description,
             "period_start_at": "2026-01-15T09:00:00Z",
             "period_end_at": "2026-02-15T09:00:00Z",
             "quantity": "3",
             "unit_amount": {"amount": "49.00", "currency": "USD"},
             "amount": {"amount": "147.00", "currency": "USD"},
+            "explanation": [],
         }
     ]
     assert body["customer_details"]["name"] == subscription.customer.name
