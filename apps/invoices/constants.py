@@ -54,3 +54,20 @@ class InvoiceLineKind(models.TextChoices):
     PRORATION = "proration", "Proration"
     DISCOUNT = "discount", "Discount"
     MANUAL = "manual", "Manual"
+
+
+class BillingReason(models.TextChoices):
+    SUBSCRIPTION_CYCLE = "subscription_cycle", "Subscription period"
+    SUBSCRIPTION_UPDATE = "subscription_update", "Subscription change"
+    MANUAL = "manual", "Manual"
+
+
+class ProrationBehavior(models.TextChoices):
+    PRORATE = "prorate", "Prorate on the next invoice"
+    INVOICE_NOW = "invoice_now", "Prorate and invoice at once"
+    NONE = "none", "No proration"
+
+
+class ChangeTiming(models.TextChoices):
+    NOW = "now", "Now"
+    PERIOD_END = "period_end", "At the end of the current period"

@@ -10,6 +10,7 @@ from apps.subscriptions.models import Subscription
 
 from .constants import (
     FINALIZED_STATUSES,
+    BillingReason,
     BillingRunStatus,
     BillingRunTrigger,
     InvoiceEventType,
@@ -36,6 +37,9 @@ class Invoice(TimeStampedModel):
         Subscription, on_delete=models.PROTECT, related_name="invoices", null=True, blank=True
     )
     status = models.CharField(max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT)
+    billing_reason = models.CharField(
+        max_length=24, choices=BillingReason.choices, default=BillingReason.SUBSCRIPTION_CYCLE, editable=False
+    )
     number = models.CharField(max_length=64, null=True, blank=True, editable=False)
     period_start_at = models.DateTimeField(null=True, blank=True)
     period_end_at = models.DateTimeField(null=True, blank=True)
@@ -64,6 +68,7 @@ class Invoice(TimeStampedModel):
             # Exactly once: one invoice per subscription and period, whatever runs at once.
             models.UniqueConstraint(
                 fields=["subscription", "period_start_at"],
+                condition=Q(billing_reason="subscription_cycle"),
                 name="invoice_subscription_period_unique",
                 violation_error_message="This subscription already has an invoice for this period.",
             ),
@@ -141,6 +146,45 @@ class InvoiceLine(models.Model):
             models.CheckConstraint(
                 condition=Q(unit_amount_currency=F("amount_currency")), name="invoice_line_single_currency"
             ),
+        ]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class InvoiceItem(models.Model):
+    """A line waiting for the subscription's next invoice (e.g. the proration of a mid-period change),
+    like Stripe's pending invoice items. `invoice` is set when an invoice takes it."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoice_items")
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="invoice_items", null=True, blank=True
+    )
+    invoice = models.ForeignKey(
+        "Invoice", on_delete=models.SET_NULL, related_name="items", null=True, blank=True, editable=False
+    )
+    kind = models.CharField(max_length=16, choices=InvoiceLineKind.choices, default=InvoiceLineKind.PRORATION)
+    charge = models.ForeignKey("catalog.Charge", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    description = models.CharField(max_length=500)
+    period_start_at = models.DateTimeField(null=True, blank=True)
+    period_end_at = models.DateTimeField(null=True, blank=True)
+    quantity = models.DecimalField(max_digits=19, decimal_places=6, default=1)
+    unit_amount = MoneyField(
+        max_digits=28,
+        decimal_places=12,
+        currency_choices=currency_choices,
+        default_currency=None,
+        null=True,
+        blank=True,
+    )
+    amount = _money()
+    explanation = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["subscription"], name="invoice_item_pending_idx", condition=Q(invoice__isnull=True))
         ]
 
     def __str__(self) -> str:

@@ -33,4 +33,7 @@ class SubscriptionEventType(models.TextChoices):
     CANCELLATION_UNDONE = "cancellation_undone", "Scheduled cancellation undone"
     CANCELED = "canceled", "Canceled"
     VERSION_MIGRATED = "version_migrated", "Moved to another plan version"
+    CHANGED = "changed", "Plan or quantity changed"
+    CHANGE_SCHEDULED = "change_scheduled", "Plan or quantity change scheduled"
+    SCHEDULED_CHANGE_CANCELED = "scheduled_change_canceled", "Scheduled change withdrawn"
     VERSION_MIGRATION_SCHEDULED = "version_migration_scheduled", "Plan version migration scheduled"

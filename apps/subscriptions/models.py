@@ -109,3 +109,34 @@ class SubscriptionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_type_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class ScheduledChange(models.Model):
+    """A plan or quantity change registered now and applied by the billing run when `effective_at`
+    (the end of the current period) comes. At most one is pending per subscription."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="scheduled_changes")
+    effective_at = models.DateTimeField()
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    plan_version = models.ForeignKey(PlanVersion, on_delete=models.PROTECT, related_name="scheduled_changes")
+    quantity = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    created_at = models.DateTimeField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    applied_at = models.DateTimeField(null=True, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["effective_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription"],
+                condition=Q(applied_at__isnull=True, canceled_at__isnull=True),
+                name="scheduled_change_one_pending",
+                violation_error_message="This subscription already has a scheduled change.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan} ×{self.quantity} from {self.effective_at:%Y-%m-%d}"

@@ -12,7 +12,7 @@ from apps.core.validation import validate_instance
 
 from .constants import SUBSCRIPTION_TRANSITIONS, SubscriptionEventType, SubscriptionStatus
 from .events import subscription_event_record
-from .models import Subscription
+from .models import ScheduledChange, Subscription
 from .periods import period_containing
 
 
@@ -266,3 +266,161 @@ def subscription_apply_pending_version(subscription: Subscription, *, now: datet
             "timing": VersionMigrationTiming.NEXT_PERIOD,
         },
     )  # fmt: skip
+
+
+def subscription_change_target(
+    subscription: Subscription, *, plan: Plan | None, quantity: int | None
+) -> tuple[Plan, PlanVersion, int]:
+    """Check a plan or quantity change and return what the subscription becomes (plan, the version it
+    will be billed at, quantity). Refuses, with a field-level message, anything that cannot be billed."""
+    if subscription.status == SubscriptionStatus.CANCELED:
+        raise InvalidTransition(
+            f"Subscription #{subscription.pk} is canceled; it cannot change.",
+            fields={"status": ["A canceled subscription cannot change."]},
+        )
+    target_plan = plan or subscription.plan
+    target_quantity = subscription.quantity if quantity is None else quantity
+    if not isinstance(target_quantity, int) or isinstance(target_quantity, bool) or target_quantity < 1:
+        raise ValidationFailed(
+            "Quantity must be a whole number of at least 1.", fields={"quantity": ["Must be at least 1."]}
+        )
+    if target_plan.pk == subscription.plan_id:
+        version = subscription.plan_version
+    else:
+        if target_plan.is_archived:
+            raise ValidationFailed(
+                "This plan is archived.", fields={"plan": ["This plan is archived and takes no new subscriptions."]}
+            )
+        if (target_plan.interval, target_plan.interval_count) != (
+            subscription.plan.interval,
+            subscription.plan.interval_count,
+        ):
+            raise ValidationFailed(
+                "The new plan bills on another interval.",
+                fields={
+                    "plan": [
+                        f"{target_plan} is billed {target_plan.interval_label} and this subscription "
+                        f"{subscription.plan.interval_label}: choose a plan with the same billing interval."
+                    ]
+                },
+            )
+        latest = target_plan.current_version
+        if latest is None or subscription.currency not in latest.currencies:
+            raise ValidationFailed(
+                f"Plan {target_plan.code!r} has no price in {subscription.currency}.",
+                fields={"plan": [f"This plan has no price in {subscription.currency}, the subscription's currency."]},
+            )
+        version = latest
+    if target_plan.pk == subscription.plan_id and target_quantity == subscription.quantity:
+        raise ValidationFailed(
+            "Nothing to change: this is the subscription's plan and quantity already.",
+            fields={"plan": ["Choose another plan or quantity."]},
+        )
+    return target_plan, version, target_quantity
+
+
+def subscription_apply_change(
+    subscription: Subscription,
+    *,
+    plan: Plan,
+    version: PlanVersion,
+    quantity: int,
+    now: datetime,
+    actor: Any = None,
+    data: dict | None = None,
+) -> None:
+    """Set the new plan, version and quantity (the caller holds the row lock) and record it."""
+    before = {
+        "plan": subscription.plan.code,
+        "version": subscription.plan_version.number,
+        "quantity": subscription.quantity,
+    }
+    subscription.plan = plan
+    subscription.plan_version = version
+    subscription.quantity = quantity
+    subscription.pending_plan_version = None
+    subscription.save(update_fields=["plan", "plan_version", "quantity", "pending_plan_version", "updated_at"])
+    after = {"plan": plan.code, "version": version.number, "quantity": quantity}
+    subscription_event_record(
+        subscription=subscription, type=SubscriptionEventType.CHANGED, actor=actor, occurred_at=now,
+        data={"from": before, "to": after, **(data or {})},
+    )  # fmt: skip
+
+
+@transaction.atomic
+def subscription_schedule_change(
+    *,
+    subscription_id: int,
+    plan: Plan | None = None,
+    quantity: int | None = None,
+    actor: Any = None,
+    now: datetime | None = None,
+) -> ScheduledChange:
+    """Register a change that the billing run applies when the current period ends (replacing any
+    change already scheduled)."""
+    now = now or clock.now()
+    subscription = subscription_lock(subscription_id)
+    if subscription.cancel_at_period_end:
+        raise InvalidTransition(
+            f"Subscription #{subscription.pk} ends with this period; undo the cancellation before scheduling a change.",
+            fields={"cancel_at_period_end": ["The subscription is canceled at period end."]},
+        )
+    target_plan, version, target_quantity = subscription_change_target(subscription, plan=plan, quantity=quantity)
+    ScheduledChange.objects.filter(subscription=subscription, applied_at=None, canceled_at=None).update(canceled_at=now)
+    change = ScheduledChange.objects.create(
+        subscription=subscription,
+        effective_at=subscription.current_period_end_at,
+        plan=target_plan,
+        plan_version=version,
+        quantity=target_quantity,
+        created_at=now,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    subscription_event_record(
+        subscription=subscription, type=SubscriptionEventType.CHANGE_SCHEDULED, actor=actor, occurred_at=now,
+        data={
+            "effective_at": change.effective_at.isoformat(), "plan": target_plan.code, "version": version.number,
+            "quantity": target_quantity,
+        },
+    )  # fmt: skip
+    return change
+
+
+@transaction.atomic
+def subscription_scheduled_change_cancel(
+    *, subscription_id: int, actor: Any = None, now: datetime | None = None
+) -> Subscription:
+    now = now or clock.now()
+    subscription = subscription_lock(subscription_id)
+    withdrawn = ScheduledChange.objects.filter(subscription=subscription, applied_at=None, canceled_at=None).update(
+        canceled_at=now
+    )
+    if not withdrawn:
+        raise InvalidTransition(
+            f"Subscription #{subscription.pk} has no scheduled change.",
+            fields={"scheduled_change": ["No change is scheduled."]},
+        )
+    subscription_event_record(
+        subscription=subscription, type=SubscriptionEventType.SCHEDULED_CHANGE_CANCELED, actor=actor, occurred_at=now
+    )
+    return subscription
+
+
+def subscription_apply_scheduled_change(subscription: Subscription, *, at: datetime, now: datetime) -> None:
+    """Called by the billing run, under the row lock, as the period starting at `at` is billed."""
+    change = next(
+        (
+            change
+            for change in subscription.scheduled_changes.all()
+            if change.applied_at is None and change.canceled_at is None and change.effective_at <= at
+        ),
+        None,
+    )
+    if change is None:
+        return
+    subscription_apply_change(
+        subscription, plan=change.plan, version=change.plan_version, quantity=change.quantity, now=now,
+        actor=change.created_by, data={"scheduled_change": change.pk},
+    )  # fmt: skip
+    change.applied_at = now
+    change.save(update_fields=["applied_at"])

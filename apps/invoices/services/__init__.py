@@ -5,6 +5,7 @@ from .billing import (
     subscription_bill_next_period,
     subscription_start,
 )
+from .changes import subscription_change, subscription_change_preview, subscription_upcoming_invoice
 from .lifecycle import (
     invoice_finalize,
     invoice_mark_paid,
@@ -25,5 +26,8 @@ __all__ = [
     "invoice_void",
     "subscription_bill_due",
     "subscription_bill_next_period",
+    "subscription_change",
+    "subscription_change_preview",
     "subscription_start",
+    "subscription_upcoming_invoice",
 ]

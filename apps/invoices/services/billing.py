@@ -10,32 +10,29 @@ re-run after a crash, never bill a period twice, and a crash loses at most the p
 import logging
 import time
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from djmoney.money import Money
 
 from apps.accounts.models import Customer
-from apps.catalog import pricing
-from apps.catalog.constants import SIMPLE_CHARGE_NAME, ChargeKind, PriceModelChoice
-from apps.catalog.models import Charge, Plan, Price
+from apps.catalog.models import Plan
 from apps.core import clock
-from apps.core.errors import ApplicationError
 from apps.core.money import zero
 from apps.subscriptions.models import Subscription
-from apps.subscriptions.periods import Period, period_containing
+from apps.subscriptions.periods import period_containing
 from apps.subscriptions.services import (
     subscription_apply_pending_version,
+    subscription_apply_scheduled_change,
     subscription_create,
     subscription_end_if_due,
 )
 
-from ..constants import BillingRunStatus, BillingRunTrigger, InvoiceEventType, InvoiceLineKind, InvoiceStatus
+from ..constants import BillingRunStatus, BillingRunTrigger, InvoiceEventType, InvoiceStatus
 from ..events import invoice_event_record
-from ..models import BillingRun, Invoice, InvoiceLine
+from ..models import BillingRun, Invoice, InvoiceItem, InvoiceLine
 from .lifecycle import invoice_finalize, invoice_recompute_totals
+from .lines import invoice_lines_from_drafts, item_line_draft, recurring_line_drafts
 
 logger = logging.getLogger(__name__)
 
@@ -71,16 +68,16 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
     period = period_containing(
         subscription.billing_anchor_at, plan.interval, plan.interval_count, subscription.next_billing_at
     )
+    subscription_apply_scheduled_change(subscription, at=period.start, now=now)
     subscription_apply_pending_version(subscription, now=now)
-    charges = [charge for charge in subscription.plan_version.charges.all() if charge.kind == ChargeKind.RECURRING]
-    priced = []
-    for charge in charges:
-        price = charge.price_for(currency)
-        if price is None:
-            raise ApplicationError(
-                f"{subscription.plan_version}: charge {charge.name!r} has no price in {currency}.", code="missing_price"
-            )
-        priced.append((charge, price))
+    plan = subscription.plan
+    items = list(
+        InvoiceItem.objects.select_for_update().filter(subscription=subscription, invoice__isnull=True).order_by("id")
+    )
+    drafts = [item_line_draft(item) for item in items]
+    drafts += recurring_line_drafts(
+        plan=plan, version=subscription.plan_version, quantity=subscription.quantity, currency=currency, period=period
+    )
 
     invoice = Invoice.objects.create(
         customer=subscription.customer,
@@ -93,18 +90,9 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
         total=zero(currency),
         auto_finalize_at=now + timedelta(hours=settings.INVOICE_DRAFT_GRACE_HOURS),
     )
-    lines = []
-    for charge, price in priced:
-        quote = pricing.price_quote(price.to_spec(), quantity=Decimal(subscription.quantity))
-        lines.extend(
-            recurring_charge_lines(
-                invoice=invoice, charge=charge, price=price, quote=quote, period=period, plan=plan,
-                quantity=Decimal(subscription.quantity),
-            )
-        )  # fmt: skip
-    for position, line in enumerate(lines, start=1):
-        line.position = position
-    InvoiceLine.objects.bulk_create(lines)
+    InvoiceLine.objects.bulk_create(invoice_lines_from_drafts(invoice, drafts))
+    if items:
+        InvoiceItem.objects.filter(pk__in=[item.pk for item in items]).update(invoice=invoice)
     invoice_recompute_totals(invoice)
     invoice.save(update_fields=["subtotal", "subtotal_currency", "total", "total_currency"])
     invoice_event_record(
@@ -125,59 +113,6 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
         update_fields=["current_period_start_at", "current_period_end_at", "next_billing_at", "updated_at"]
     )
     return invoice
-
-
-def recurring_charge_lines(
-    *,
-    invoice: Invoice,
-    charge: Charge,
-    price: Price,
-    quote: pricing.Quote,
-    period: Period,
-    plan: Plan,
-    quantity: Decimal,
-) -> list[InvoiceLine]:
-    """The invoice line of a recurring charge for one period, and its minimum true-up line if any."""
-    currency = quote.currency
-    single_unit_price = charge.price_model in (PriceModelChoice.FLAT, PriceModelChoice.PER_UNIT)
-    line_quantity = Decimal(1) if charge.price_model == PriceModelChoice.FLAT else quantity
-    title = f"{plan.product.name} — {plan.name}"
-    description = title if charge.name == SIMPLE_CHARGE_NAME else f"{title}: {charge.name}"
-    lines = [
-        InvoiceLine(
-            invoice=invoice,
-            kind=InvoiceLineKind.RECURRING,
-            charge=charge,
-            description=f"{description} ({plan.interval_label})",
-            period_start_at=period.start,
-            period_end_at=period.end,
-            quantity=line_quantity,
-            unit_amount=Money(price.amount, currency) if single_unit_price else None,
-            amount=Money(quote.amount, currency),
-            explanation=[]
-            if single_unit_price and not price.included_units
-            else [line.description for line in quote.lines],
-        )
-    ]
-    if quote.minimum_true_up:
-        lines.append(
-            InvoiceLine(
-                invoice=invoice,
-                kind=InvoiceLineKind.MINIMUM,
-                charge=charge,
-                description=f"{description}: minimum charge true-up",
-                period_start_at=period.start,
-                period_end_at=period.end,
-                quantity=Decimal(1),
-                unit_amount=Money(quote.minimum_true_up, currency),
-                amount=Money(quote.minimum_true_up, currency),
-                explanation=[
-                    f"Minimum charge per period {pricing.format_price(price.minimum_amount or Decimal(0), currency)}; "
-                    f"this charge came to {pricing.format_price(quote.amount, currency)}."
-                ],
-            )
-        )
-    return lines
 
 
 def subscription_bill_due(*, subscription_id: int, now: datetime) -> list[Invoice]:

@@ -1,0 +1,278 @@
+"""Changing a subscription's plan or quantity, with the proration behaviour the caller picks, and
+the previews that show the money before anything changes.
+
+- `now` + `prorate`: the change applies at once; the credit for the unused time and the charge for
+  the remaining time wait as invoice items for the next invoice.
+- `now` + `invoice_now`: the same lines, invoiced at once on their own invoice.
+- `now` + `none`: the change applies at once; nothing is prorated (the next period is billed at the
+  new price).
+- `period_end`: the change is scheduled; the billing run applies it when the next period begins
+  (nothing to prorate).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from apps.catalog.models import Plan
+from apps.core import clock
+from apps.core.errors import NotFound, ValidationFailed
+from apps.core.money import quantize_amount, zero
+from apps.subscriptions.models import ScheduledChange, Subscription
+from apps.subscriptions.periods import period_containing
+from apps.subscriptions.services import (
+    subscription_apply_change,
+    subscription_change_target,
+    subscription_lock,
+    subscription_schedule_change,
+)
+
+from ..constants import BillingReason, ChangeTiming, InvoiceEventType, InvoiceStatus, ProrationBehavior
+from ..events import invoice_event_record
+from ..models import Invoice, InvoiceItem, InvoiceLine
+from .lifecycle import invoice_finalize, invoice_recompute_totals
+from .lines import (
+    LineDraft,
+    invoice_item_from_draft,
+    invoice_lines_from_drafts,
+    item_line_draft,
+    proration_line_drafts,
+    recurring_line_drafts,
+)
+
+
+@dataclass(frozen=True)
+class ChangePreview:
+    """What a change would do: its proration lines (and whether they are invoiced at once)."""
+
+    currency: str
+    timing: str
+    proration: str
+    effective_at: datetime
+    lines: list[LineDraft]
+    total: Decimal
+    invoiced_now: bool
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    subscription: Subscription
+    preview: ChangePreview
+    invoice: Invoice | None = None
+    scheduled_change: ScheduledChange | None = None
+
+
+@dataclass(frozen=True)
+class UpcomingInvoice:
+    currency: str
+    billing_at: datetime
+    period_start_at: datetime
+    period_end_at: datetime
+    lines: list[LineDraft]
+    subtotal: Decimal
+    total: Decimal
+
+
+def _validate_options(timing: str, proration: str) -> None:
+    if timing not in ChangeTiming.values:
+        raise ValidationFailed(
+            f"Unknown timing {timing!r}.", fields={"timing": [f"Use one of: {', '.join(ChangeTiming.values)}."]}
+        )
+    if proration not in ProrationBehavior.values:
+        raise ValidationFailed(
+            f"Unknown proration behaviour {proration!r}.",
+            fields={"proration": [f"Use one of: {', '.join(ProrationBehavior.values)}."]},
+        )
+
+
+def _current_period_is_billed(subscription: Subscription, now: datetime) -> bool:
+    """Billing is in advance: the current period has been invoiced once `next_billing_at` moved to its end."""
+    return (
+        subscription.next_billing_at is not None
+        and subscription.next_billing_at == subscription.current_period_end_at
+        and subscription.current_period_start_at <= now < subscription.current_period_end_at
+    )
+
+
+def _preview(
+    subscription: Subscription, *, plan: Plan | None, quantity: int | None, timing: str, proration: str, now: datetime
+) -> tuple[ChangePreview, tuple]:
+    _validate_options(timing, proration)
+    target = subscription_change_target(subscription, plan=plan, quantity=quantity)
+    currency = subscription.currency
+    lines: list[LineDraft] = []
+    effective_at = now if timing == ChangeTiming.NOW else subscription.current_period_end_at
+    if (
+        timing == ChangeTiming.NOW
+        and proration != ProrationBehavior.NONE
+        and _current_period_is_billed(subscription, now)
+    ):
+        target_plan, target_version, target_quantity = target
+        lines = proration_line_drafts(
+            plan=subscription.plan, version=subscription.plan_version, quantity=subscription.quantity,
+            new_plan=target_plan, new_version=target_version, new_quantity=target_quantity,
+            currency=currency, period=subscription.current_period, changed_at=now,
+        )  # fmt: skip
+    preview = ChangePreview(
+        currency=currency,
+        timing=timing,
+        proration=proration,
+        effective_at=effective_at,
+        lines=lines,
+        total=quantize_amount(sum((line.amount for line in lines), Decimal(0)), currency),
+        invoiced_now=bool(lines) and proration == ProrationBehavior.INVOICE_NOW,
+    )
+    return preview, target
+
+
+def subscription_change_preview(
+    *,
+    subscription_id: int,
+    plan: Plan | None = None,
+    quantity: int | None = None,
+    timing: str = ChangeTiming.NOW,
+    proration: str = ProrationBehavior.PRORATE,
+    now: datetime | None = None,
+) -> ChangePreview:
+    """The proration lines a change would produce, without changing anything."""
+    now = now or clock.now()
+    subscription = _load(subscription_id)
+    preview, _ = _preview(subscription, plan=plan, quantity=quantity, timing=timing, proration=proration, now=now)
+    return preview
+
+
+@transaction.atomic
+def subscription_change(
+    *,
+    subscription_id: int,
+    plan: Plan | None = None,
+    quantity: int | None = None,
+    timing: str = ChangeTiming.NOW,
+    proration: str = ProrationBehavior.PRORATE,
+    actor: Any = None,
+    now: datetime | None = None,
+) -> ChangeResult:
+    """Upgrade, downgrade or change the quantity of a subscription (see the module docstring)."""
+    now = now or clock.now()
+    subscription_lock(subscription_id)
+    subscription = _load(subscription_id)
+    preview, (target_plan, target_version, target_quantity) = _preview(
+        subscription, plan=plan, quantity=quantity, timing=timing, proration=proration, now=now
+    )
+    if timing == ChangeTiming.PERIOD_END:
+        change = subscription_schedule_change(
+            subscription_id=subscription.pk, plan=plan, quantity=quantity, actor=actor, now=now
+        )
+        subscription.refresh_from_db()
+        return ChangeResult(subscription=subscription, preview=preview, scheduled_change=change)
+
+    subscription_apply_change(
+        subscription, plan=target_plan, version=target_version, quantity=target_quantity, now=now, actor=actor,
+        data={"proration": proration, "proration_total": str(preview.total)},
+    )  # fmt: skip
+    items = InvoiceItem.objects.bulk_create(
+        invoice_item_from_draft(draft=draft, subscription=subscription, created_at=now) for draft in preview.lines
+    )
+    invoice = None
+    if preview.invoiced_now:
+        invoice = _invoice_items_now(subscription, items, preview, now)
+    return ChangeResult(subscription=subscription, preview=preview, invoice=invoice)
+
+
+def _invoice_items_now(
+    subscription: Subscription, items: list[InvoiceItem], preview: ChangePreview, now: datetime
+) -> Invoice:
+    currency = subscription.currency
+    invoice = Invoice.objects.create(
+        customer=subscription.customer,
+        subscription=subscription,
+        billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
+        status=InvoiceStatus.DRAFT,
+        period_start_at=now,
+        period_end_at=subscription.current_period_end_at,
+        subtotal=zero(currency),
+        tax_total=zero(currency),
+        total=zero(currency),
+        auto_finalize_at=now + timedelta(hours=settings.INVOICE_DRAFT_GRACE_HOURS),
+    )
+    InvoiceLine.objects.bulk_create(invoice_lines_from_drafts(invoice, preview.lines))
+    InvoiceItem.objects.filter(pk__in=[item.pk for item in items]).update(invoice=invoice)
+    invoice_recompute_totals(invoice)
+    invoice.save(update_fields=["subtotal", "subtotal_currency", "total", "total_currency"])
+    invoice_event_record(
+        invoice=invoice, type=InvoiceEventType.CREATED, occurred_at=now,
+        data={"subscription": subscription.pk, "reason": BillingReason.SUBSCRIPTION_UPDATE},
+    )  # fmt: skip
+    if settings.INVOICE_DRAFT_GRACE_HOURS == 0:
+        invoice = invoice_finalize(invoice_id=invoice.pk, now=now)
+    return invoice
+
+
+def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None = None) -> UpcomingInvoice:
+    """The invoice the next billing run would issue for this subscription: the items waiting for it
+    (prorations) and the next period's charges, with any scheduled change or version migration that
+    takes effect then. Nothing is written."""
+    now = now or clock.now()
+    subscription = _load(subscription_id)
+    if subscription.next_billing_at is None:
+        raise ValidationFailed(
+            f"Subscription #{subscription.pk} has nothing more to bill.",
+            fields={"subscription": ["This subscription has ended; no invoice is coming."]},
+        )
+    if subscription.cancel_at_period_end:
+        raise ValidationFailed(
+            f"Subscription #{subscription.pk} ends at the end of its period; no invoice is coming.",
+            fields={"subscription": ["The subscription is canceled at period end."]},
+        )
+    plan, version, quantity = subscription.plan, subscription.plan_version, subscription.quantity
+    pending = next(
+        (
+            change
+            for change in subscription.scheduled_changes.all()
+            if change.applied_at is None and change.canceled_at is None
+            and change.effective_at <= subscription.next_billing_at
+        ),
+        None,
+    )  # fmt: skip
+    if pending is not None:
+        plan, version, quantity = pending.plan, pending.plan_version, pending.quantity
+    elif subscription.pending_plan_version is not None:
+        version = subscription.pending_plan_version
+    period = period_containing(
+        subscription.billing_anchor_at, plan.interval, plan.interval_count, subscription.next_billing_at
+    )
+    currency = subscription.currency
+    items = subscription.invoice_items.filter(invoice__isnull=True).select_related("charge").order_by("id")
+    lines = [item_line_draft(item) for item in items]
+    lines += recurring_line_drafts(plan=plan, version=version, quantity=quantity, currency=currency, period=period)
+    subtotal = quantize_amount(sum((line.amount for line in lines), Decimal(0)), currency)
+    return UpcomingInvoice(
+        currency=currency,
+        billing_at=subscription.next_billing_at,
+        period_start_at=period.start,
+        period_end_at=period.end,
+        lines=lines,
+        subtotal=subtotal,
+        total=subtotal,
+    )
+
+
+def _load(subscription_id: int) -> Subscription:
+    subscription = (
+        Subscription.objects.select_related("customer", "plan__product", "plan_version", "pending_plan_version")
+        .prefetch_related(
+            "plan_version__charges__prices__tiers",
+            "pending_plan_version__charges__prices__tiers",
+            "scheduled_changes__plan__product",
+            "scheduled_changes__plan_version__charges__prices__tiers",
+        )
+        .filter(pk=subscription_id)
+        .first()
+    )
+    if subscription is None:
+        raise NotFound(f"Subscription {subscription_id} does not exist.")
+    return subscription

@@ -1,0 +1,204 @@
+"""What goes on an invoice, computed without writing anything: the billing run turns these drafts
+into invoice lines; previews (upcoming invoice, change preview) show them as they are."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from djmoney.money import Money
+
+from apps.catalog import pricing
+from apps.catalog.constants import SIMPLE_CHARGE_NAME, ChargeKind, PriceModelChoice
+from apps.catalog.models import Charge, Plan, PlanVersion
+from apps.core.errors import ApplicationError
+from apps.subscriptions.periods import Period
+from apps.subscriptions.proration import prorated_amount, remaining_fraction
+
+from ..constants import InvoiceLineKind
+from ..models import Invoice, InvoiceItem, InvoiceLine
+
+
+@dataclass(frozen=True)
+class LineDraft:
+    kind: str
+    description: str
+    period_start_at: datetime | None
+    period_end_at: datetime | None
+    quantity: Decimal
+    unit_amount: Decimal | None  # None where no single unit price applies (tiers, packages)
+    amount: Decimal  # rounded once
+    currency: str
+    explanation: tuple[str, ...] = field(default=())
+    charge: Charge | None = None
+
+
+def charge_title(plan: Plan, charge: Charge) -> str:
+    title = f"{plan.product.name} — {plan.name}"
+    return title if charge.name == SIMPLE_CHARGE_NAME else f"{title}: {charge.name}"
+
+
+def recurring_charges(version: PlanVersion) -> list[Charge]:
+    return [charge for charge in version.charges.all() if charge.kind == ChargeKind.RECURRING]
+
+
+def charge_quote(charge: Charge, *, currency: str, quantity: int) -> tuple[pricing.Quote, Decimal]:
+    """The charge priced for one full period, and the price's own amount (its unit price)."""
+    price = charge.price_for(currency)
+    if price is None:
+        raise ApplicationError(
+            f"{charge.plan_version}: charge {charge.name!r} has no price in {currency}.", code="missing_price"
+        )
+    return pricing.price_quote(price.to_spec(), quantity=Decimal(quantity)), price.amount
+
+
+def recurring_line_drafts(
+    *, plan: Plan, version: PlanVersion, quantity: int, currency: str, period: Period
+) -> list[LineDraft]:
+    """One line per recurring charge for a full period (in advance), plus a minimum true-up line
+    where a charge's minimum is not reached."""
+    drafts = []
+    for charge in recurring_charges(version):
+        quote, price_amount = charge_quote(charge, currency=currency, quantity=quantity)
+        price = charge.price_for(currency)
+        single_unit_price = charge.price_model in (PriceModelChoice.FLAT, PriceModelChoice.PER_UNIT)
+        described = not single_unit_price or bool(price and price.included_units)
+        title = charge_title(plan, charge)
+        drafts.append(
+            LineDraft(
+                kind=InvoiceLineKind.RECURRING,
+                description=f"{title} ({plan.interval_label})",
+                period_start_at=period.start,
+                period_end_at=period.end,
+                quantity=Decimal(1) if charge.price_model == PriceModelChoice.FLAT else Decimal(quantity),
+                unit_amount=price_amount if single_unit_price else None,
+                amount=quote.amount,
+                currency=currency,
+                explanation=tuple(line.description for line in quote.lines) if described else (),
+                charge=charge,
+            )
+        )
+        if quote.minimum_true_up:
+            minimum = price.minimum_amount if price and price.minimum_amount is not None else Decimal(0)
+            drafts.append(
+                LineDraft(
+                    kind=InvoiceLineKind.MINIMUM,
+                    description=f"{title}: minimum charge true-up",
+                    period_start_at=period.start,
+                    period_end_at=period.end,
+                    quantity=Decimal(1),
+                    unit_amount=quote.minimum_true_up,
+                    amount=quote.minimum_true_up,
+                    currency=currency,
+                    explanation=(
+                        f"Minimum charge per period {pricing.format_price(minimum, currency)}; "
+                        f"this charge came to {pricing.format_price(quote.amount, currency)}.",
+                    ),
+                    charge=charge,
+                )
+            )
+    return drafts
+
+
+def proration_line_drafts(
+    *,
+    plan: Plan,
+    version: PlanVersion,
+    quantity: int,
+    new_plan: Plan,
+    new_version: PlanVersion,
+    new_quantity: int,
+    currency: str,
+    period: Period,
+    changed_at: datetime,
+) -> list[LineDraft]:
+    """Credit the unused time of every recurring charge as it was, charge the remaining time of every
+    recurring charge as it will be: each charge's full-period amount (exact, before rounding) × the
+    exact remaining share of the period, rounded once. Lines of zero are left out."""
+    fraction = remaining_fraction(period, changed_at)
+    hundredths = fraction.numerator * 10_000 // fraction.denominator
+    share = f"{hundredths // 100}.{hundredths % 100:02d} % of the period" if fraction < 1 else "the whole period"
+    drafts = []
+    sides = [
+        (-1, plan, version, quantity, "Unused time on"),
+        (1, new_plan, new_version, new_quantity, "Remaining time on"),
+    ]
+    for sign, side_plan, side_version, side_quantity, label in sides:
+        for charge in recurring_charges(side_version):
+            quote, _ = charge_quote(charge, currency=currency, quantity=side_quantity)
+            amount = sign * prorated_amount(
+                unit_amount=quote.exact_amount, quantity=1, fraction=fraction, currency=currency
+            )
+            if amount == 0:
+                continue
+            quantity_text = "" if charge.price_model == PriceModelChoice.FLAT else f" ×{side_quantity}"
+            drafts.append(
+                LineDraft(
+                    kind=InvoiceLineKind.PRORATION,
+                    description=f"{label} {charge_title(side_plan, charge)}{quantity_text}",
+                    period_start_at=changed_at,
+                    period_end_at=period.end,
+                    quantity=Decimal(side_quantity),
+                    unit_amount=None,
+                    amount=amount,
+                    currency=currency,
+                    explanation=(
+                        f"{pricing.format_price(quote.exact_amount, currency)} per period × {share} "
+                        f"({fraction.numerator:,}/{fraction.denominator:,} of its seconds)",
+                    ),
+                    charge=charge,
+                )
+            )
+    return drafts
+
+
+def item_line_draft(item: InvoiceItem) -> LineDraft:
+    currency = str(item.amount.currency)
+    return LineDraft(
+        kind=item.kind,
+        description=item.description,
+        period_start_at=item.period_start_at,
+        period_end_at=item.period_end_at,
+        quantity=item.quantity,
+        unit_amount=item.unit_amount.amount if item.unit_amount is not None else None,
+        amount=item.amount.amount,
+        currency=currency,
+        explanation=tuple(item.explanation),
+        charge=item.charge,
+    )
+
+
+def invoice_lines_from_drafts(invoice: Invoice, drafts: Iterable[LineDraft], *, start: int = 1) -> list[InvoiceLine]:
+    return [
+        InvoiceLine(
+            invoice=invoice,
+            position=position,
+            kind=draft.kind,
+            charge=draft.charge,
+            description=draft.description,
+            period_start_at=draft.period_start_at,
+            period_end_at=draft.period_end_at,
+            quantity=draft.quantity,
+            unit_amount=Money(draft.unit_amount, draft.currency) if draft.unit_amount is not None else None,
+            amount=Money(draft.amount, draft.currency),
+            explanation=list(draft.explanation),
+        )
+        for position, draft in enumerate(drafts, start=start)
+    ]
+
+
+def invoice_item_from_draft(*, draft: LineDraft, subscription, created_at: datetime) -> InvoiceItem:
+    return InvoiceItem(
+        customer_id=subscription.customer_id,
+        subscription=subscription,
+        kind=draft.kind,
+        charge=draft.charge,
+        description=draft.description,
+        period_start_at=draft.period_start_at,
+        period_end_at=draft.period_end_at,
+        quantity=draft.quantity,
+        unit_amount=Money(draft.unit_amount, draft.currency) if draft.unit_amount is not None else None,
+        amount=Money(draft.amount, draft.currency),
+        explanation=list(draft.explanation),
+        created_at=created_at,
+    )
