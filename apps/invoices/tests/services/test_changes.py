@@ -26,7 +26,10 @@ from apps.subscriptions.services import subscription_cancel
 pytestmark = pytest.mark.django_db
 
 
-def _start(plan, *, quantity=1, at=utc(2026, 4, 1)):
+APRIL_1 = utc(2026, 4, 1)
+
+
+def _start(plan, *, quantity=1, at=APRIL_1):
     return subscription_start(
         customer=CustomerFactory(currency="USD"), plan=plan, quantity=quantity, started_at=at, now=at
     )
