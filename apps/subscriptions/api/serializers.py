@@ -1,9 +1,13 @@
+from djmoney.money import Money
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.accounts.models import Customer
 from apps.catalog.constants import VersionMigrationTiming
 from apps.catalog.models import Plan, PlanVersion
+from apps.core.api.serializers import DecimalStringField, MoneyOutputSerializer
 from apps.invoices.api.serializers import InvoiceListOutputSerializer
+from apps.invoices.constants import ChangeTiming, ProrationBehavior
 from apps.subscriptions.models import Subscription
 
 
@@ -82,3 +86,85 @@ class SubscriptionMigrateVersionInputSerializer(serializers.Serializer):
         help_text="`next_period` (default): the version takes over when the next period begins. `now`: it "
         "prices everything billed from now on (the period already invoiced is not re-billed).",
     )
+
+
+class SubscriptionChangeInputSerializer(serializers.Serializer):
+    plan = serializers.PrimaryKeyRelatedField(
+        queryset=Plan.objects.all(), required=False, allow_null=True, default=None,
+        help_text="The new plan (same billing interval); omit to keep the plan.",
+    )  # fmt: skip
+    quantity = serializers.IntegerField(
+        min_value=1, max_value=1_000_000, required=False, allow_null=True, default=None,
+        help_text="The new quantity; omit to keep it.",
+    )  # fmt: skip
+    timing = serializers.ChoiceField(
+        choices=ChangeTiming.choices, default=ChangeTiming.NOW,
+        help_text="`now`, or `period_end` (scheduled; applied when the next period begins, nothing prorated).",
+    )  # fmt: skip
+    proration = serializers.ChoiceField(
+        choices=ProrationBehavior.choices, default=ProrationBehavior.PRORATE,
+        help_text="For changes made now: `prorate` (credit and charge on the next invoice), `invoice_now` (the "
+        "same lines on an invoice issued at once) or `none`.",
+    )  # fmt: skip
+
+
+class LinePreviewOutputSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    description = serializers.CharField()
+    period_start_at = serializers.DateTimeField(allow_null=True)
+    period_end_at = serializers.DateTimeField(allow_null=True)
+    quantity = DecimalStringField()
+    unit_amount = serializers.SerializerMethodField(help_text="Null where no single unit price applies.")
+    amount = serializers.SerializerMethodField(help_text="Rounded once; negative for credits.")
+    explanation = serializers.ListField(child=serializers.CharField())
+
+    @extend_schema_field(MoneyOutputSerializer(allow_null=True))
+    def get_unit_amount(self, line) -> dict | None:
+        if line.unit_amount is None:
+            return None
+        return MoneyOutputSerializer(Money(line.unit_amount, line.currency)).data
+
+    @extend_schema_field(MoneyOutputSerializer)
+    def get_amount(self, line) -> dict:
+        return MoneyOutputSerializer(Money(line.amount, line.currency)).data
+
+
+class ChangePreviewOutputSerializer(serializers.Serializer):
+    timing = serializers.CharField()
+    proration = serializers.CharField()
+    effective_at = serializers.DateTimeField()
+    invoiced_now = serializers.BooleanField(help_text="True when the lines are invoiced at once (`invoice_now`).")
+    lines = LinePreviewOutputSerializer(many=True, help_text="Proration credits and charges.")
+    total = serializers.SerializerMethodField(help_text="What the change costs now (negative: a credit).")
+
+    @extend_schema_field(MoneyOutputSerializer)
+    def get_total(self, preview) -> dict:
+        return MoneyOutputSerializer(Money(preview.total, preview.currency)).data
+
+
+class SubscriptionChangeOutputSerializer(serializers.Serializer):
+    subscription = SubscriptionOutputSerializer()
+    change = ChangePreviewOutputSerializer(source="preview")
+    invoice = serializers.IntegerField(
+        source="invoice.pk", read_only=True, allow_null=True, help_text="Id of the invoice issued at once, if any."
+    )
+    scheduled_change = serializers.IntegerField(
+        source="scheduled_change.pk", read_only=True, allow_null=True, help_text="Id of the scheduled change, if any."
+    )
+
+
+class UpcomingInvoiceOutputSerializer(serializers.Serializer):
+    billing_at = serializers.DateTimeField(help_text="When the billing run issues it.")
+    period_start_at = serializers.DateTimeField()
+    period_end_at = serializers.DateTimeField()
+    lines = LinePreviewOutputSerializer(many=True)
+    subtotal = serializers.SerializerMethodField()
+    total = serializers.SerializerMethodField()
+
+    @extend_schema_field(MoneyOutputSerializer)
+    def get_subtotal(self, upcoming) -> dict:
+        return MoneyOutputSerializer(Money(upcoming.subtotal, upcoming.currency)).data
+
+    @extend_schema_field(MoneyOutputSerializer)
+    def get_total(self, upcoming) -> dict:
+        return MoneyOutputSerializer(Money(upcoming.total, upcoming.currency)).data

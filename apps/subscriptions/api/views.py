@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -5,17 +7,31 @@ from rest_framework.response import Response
 
 from apps.core.api.schema import error_responses
 from apps.core.idempotency import idempotent
-from apps.invoices.services import subscription_start
+from apps.invoices.services import (
+    subscription_change,
+    subscription_change_preview,
+    subscription_start,
+    subscription_upcoming_invoice,
+)
 from apps.subscriptions.selectors import subscription_list
-from apps.subscriptions.services import subscription_cancel, subscription_cancel_undo, subscription_migrate_version
+from apps.subscriptions.services import (
+    subscription_cancel,
+    subscription_cancel_undo,
+    subscription_migrate_version,
+    subscription_scheduled_change_cancel,
+)
 
 from .filters import SubscriptionFilter
 from .serializers import (
+    ChangePreviewOutputSerializer,
     SubscriptionCancelInputSerializer,
+    SubscriptionChangeInputSerializer,
+    SubscriptionChangeOutputSerializer,
     SubscriptionCreateInputSerializer,
     SubscriptionCreateOutputSerializer,
     SubscriptionMigrateVersionInputSerializer,
     SubscriptionOutputSerializer,
+    UpcomingInvoiceOutputSerializer,
 )
 
 
@@ -30,6 +46,10 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         "cancel": ["subscriptions.change_subscription"],
         "cancel_undo": ["subscriptions.change_subscription"],
         "migrate_version": ["subscriptions.change_subscription"],
+        "change": ["subscriptions.change_subscription"],
+        "preview_change": ["subscriptions.view_subscription"],
+        "upcoming_invoice": ["subscriptions.view_subscription", "invoices.view_invoice"],
+        "scheduled_change_cancel": ["subscriptions.change_subscription"],
     }
 
     def get_queryset(self):
@@ -95,4 +115,59 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         serializer = SubscriptionMigrateVersionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         subscription_migrate_version(subscription_id=subscription.pk, actor=request.user, **serializer.validated_data)
+        return self._detail_response(subscription.pk)
+
+    @extend_schema(
+        request=SubscriptionChangeInputSerializer,
+        responses={200: SubscriptionChangeOutputSerializer, **error_responses(400, 404, 409)},
+        summary="Change plan or quantity",
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def change(self, request, pk=None):
+        """Upgrade, downgrade or change the quantity, now (with the chosen proration) or at period end."""
+        subscription = self.get_object()
+        serializer = SubscriptionChangeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = subscription_change(subscription_id=subscription.pk, actor=request.user, **serializer.validated_data)
+        result = replace(result, subscription=subscription_list().get(pk=subscription.pk))
+        return Response(SubscriptionChangeOutputSerializer(result).data)
+
+    @extend_schema(
+        request=SubscriptionChangeInputSerializer,
+        responses={200: ChangePreviewOutputSerializer, **error_responses(400, 404, 409)},
+        summary="Preview a change",
+    )
+    @action(detail=True, methods=["post"], url_path="preview-change")
+    def preview_change(self, request, pk=None):
+        """The proration lines a change would produce. Changes nothing."""
+        subscription = self.get_object()
+        serializer = SubscriptionChangeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        preview = subscription_change_preview(subscription_id=subscription.pk, **serializer.validated_data)
+        return Response(ChangePreviewOutputSerializer(preview).data)
+
+    @extend_schema(
+        request=None,
+        responses={200: UpcomingInvoiceOutputSerializer, **error_responses(400, 404)},
+        summary="Upcoming invoice",
+    )
+    @action(detail=True, methods=["get"], url_path="upcoming-invoice")
+    def upcoming_invoice(self, request, pk=None):
+        """The invoice the next billing run would issue, every line explained. Changes nothing."""
+        subscription = self.get_object()
+        return Response(
+            UpcomingInvoiceOutputSerializer(subscription_upcoming_invoice(subscription_id=subscription.pk)).data
+        )
+
+    @extend_schema(
+        request=None,
+        responses={200: SubscriptionOutputSerializer, **error_responses(404, 409)},
+        summary="Withdraw a scheduled change",
+    )
+    @action(detail=True, methods=["post"], url_path="scheduled-change/cancel")
+    @idempotent
+    def scheduled_change_cancel(self, request, pk=None):
+        subscription = self.get_object()
+        subscription_scheduled_change_cancel(subscription_id=subscription.pk, actor=request.user)
         return self._detail_response(subscription.pk)
