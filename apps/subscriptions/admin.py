@@ -28,6 +28,9 @@ class SubscriptionAddForm(forms.ModelForm):
     """What staff choose when subscribing a customer; the service derives everything else (currency,
     periods, status) and validates the choice."""
 
+    trial_days = forms.IntegerField(
+        required=False, min_value=0, max_value=730, help_text="Days of free trial. Empty: the plan's trial length."
+    )
     started_at = forms.SplitDateTimeField(
         required=False,
         widget=AdminSplitDateTime,
@@ -36,7 +39,7 @@ class SubscriptionAddForm(forms.ModelForm):
 
     class Meta:
         model = Subscription
-        fields = ["customer", "plan", "quantity", "started_at"]
+        fields = ["customer", "plan", "quantity", "started_at", "trial_days"]
 
     def _post_clean(self):
         # No model validation here: the instance is built by `subscription_start`, which validates it.
@@ -88,7 +91,7 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_select_related = ["customer", "plan", "plan_version"]
     date_hierarchy = "started_at"
     autocomplete_fields = ["customer", "plan"]
-    add_fieldsets = [(None, {"fields": ["customer", "plan", "quantity", "started_at"]})]
+    add_fieldsets = [(None, {"fields": ["customer", "plan", "quantity", "started_at", "trial_days"]})]
     fieldsets = [
         (
             None,
@@ -100,6 +103,7 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 "fields": [
                     "billing_anchor_at",
                     "started_at",
+                    "trial_end_at",
                     "current_period_start_at",
                     "current_period_end_at",
                     "next_billing_at",
@@ -203,6 +207,7 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
             plan=data["plan"],
             quantity=data["quantity"],
             started_at=data.get("started_at"),
+            trial_days=data.get("trial_days"),
             actor=request.user,
         )
         adopt(obj, created)

@@ -11,7 +11,10 @@ class SubscriptionStatus(models.TextChoices):
 
 
 # Statuses whose subscriptions the billing run invoices.
-BILLABLE_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+# A trialing subscription is "due" when its trial ends: the run activates it and bills its first period.
+BILLABLE_STATUSES = (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+
+MAX_TRIAL_DAYS = 730
 
 
 # The subscription state machine: the only transitions any service may make.
@@ -32,6 +35,9 @@ class SubscriptionEventType(models.TextChoices):
     CANCELLATION_SCHEDULED = "cancellation_scheduled", "Cancellation at period end scheduled"
     CANCELLATION_UNDONE = "cancellation_undone", "Scheduled cancellation undone"
     CANCELED = "canceled", "Canceled"
+    TRIAL_ENDED = "trial_ended", "Trial ended"
+    PAUSED = "paused", "Paused"
+    RESUMED = "resumed", "Resumed"
     VERSION_MIGRATED = "version_migrated", "Moved to another plan version"
     CHANGED = "changed", "Plan or quantity changed"
     CHANGE_SCHEDULED = "change_scheduled", "Plan or quantity change scheduled"

@@ -50,6 +50,8 @@ class Subscription(TimeStampedModel):
     status = models.CharField(max_length=16, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE)
     billing_anchor_at = models.DateTimeField(help_text="Periods are counted from this moment (UTC).")
     started_at = models.DateTimeField()
+    trial_end_at = models.DateTimeField(null=True, blank=True, help_text="When the free trial ends (billing starts).")
+    paused_at = models.DateTimeField(null=True, blank=True, help_text="When the current pause began.")
     current_period_start_at = models.DateTimeField()
     current_period_end_at = models.DateTimeField()
     next_billing_at = models.DateTimeField(
@@ -80,7 +82,7 @@ class Subscription(TimeStampedModel):
             models.Index(
                 fields=["next_billing_at"],
                 name="subscription_due_idx",
-                condition=Q(status__in=["active", "past_due"]),
+                condition=Q(status__in=["trialing", "active", "past_due"]),
             ),
             models.Index(fields=["customer", "status"], name="subscription_customer_idx"),
         ]

@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -10,10 +10,10 @@ from apps.core import clock
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
 from apps.core.validation import validate_instance
 
-from .constants import SUBSCRIPTION_TRANSITIONS, SubscriptionEventType, SubscriptionStatus
+from .constants import MAX_TRIAL_DAYS, SUBSCRIPTION_TRANSITIONS, SubscriptionEventType, SubscriptionStatus
 from .events import subscription_event_record
 from .models import ScheduledChange, Subscription
-from .periods import period_containing
+from .periods import Period, period_containing
 
 
 @transaction.atomic
@@ -23,13 +23,16 @@ def subscription_create(
     plan: Plan,
     quantity: int = 1,
     started_at: datetime | None = None,
+    trial_days: int | None = None,
     actor: Any = None,
     now: datetime | None = None,
 ) -> Subscription:
     """Subscribe a customer to a plan, in the customer's billing currency.
 
     The first period starts at `started_at` (default: now) and is invoiced by the next billing run,
-    or at once by the caller (see `apps.invoices.services.subscription_bill_due`).
+    or at once by the caller (see `apps.invoices.services.subscription_bill_due`). With a trial (the
+    plan's `trial_days`, or `trial_days` given here; 0 for none) the subscription is `trialing` until
+    the trial ends, nothing is billed before, and periods are counted from the trial's end.
     """
     now = now or clock.now()
     started_at = clock.ensure_aware(started_at or now)
@@ -53,19 +56,32 @@ def subscription_create(
         raise ValidationFailed(
             "Quantity must be a whole number of at least 1.", fields={"quantity": ["Must be at least 1."]}
         )
-    period = period_containing(started_at, plan.interval, plan.interval_count, started_at)
+    days = plan.trial_days if trial_days is None else trial_days
+    if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= MAX_TRIAL_DAYS:
+        raise ValidationFailed(
+            f"A trial lasts 0 to {MAX_TRIAL_DAYS} days.", fields={"trial_days": [f"Give 0 to {MAX_TRIAL_DAYS} days."]}
+        )
+    if days:
+        trial_end_at = started_at + timedelta(days=days)
+        period = Period(started_at, trial_end_at)  # the trial, billed at nothing
+        anchor_at, next_billing_at, status = trial_end_at, trial_end_at, SubscriptionStatus.TRIALING
+    else:
+        trial_end_at = None
+        period = period_containing(started_at, plan.interval, plan.interval_count, started_at)
+        anchor_at, next_billing_at, status = started_at, period.start, SubscriptionStatus.ACTIVE
     subscription = Subscription(
         customer=customer,
         plan=plan,
         plan_version=version,
         quantity=quantity,
         currency=customer.currency,
-        status=SubscriptionStatus.ACTIVE,
-        billing_anchor_at=started_at,
+        status=status,
+        billing_anchor_at=anchor_at,
         started_at=started_at,
+        trial_end_at=trial_end_at,
         current_period_start_at=period.start,
         current_period_end_at=period.end,
-        next_billing_at=period.start,
+        next_billing_at=next_billing_at,
     )
     validate_instance(subscription)
     subscription.save()
@@ -74,9 +90,28 @@ def subscription_create(
         type=SubscriptionEventType.CREATED,
         actor=actor,
         occurred_at=now,
-        data={"plan": plan.code, "version": version.number, "quantity": quantity, "started_at": started_at.isoformat()},
-    )
+        data={
+            "plan": plan.code, "version": version.number, "quantity": quantity, "started_at": started_at.isoformat(),
+            "trial_end_at": trial_end_at.isoformat() if trial_end_at else None,
+        },
+    )  # fmt: skip
     return subscription
+
+
+def subscription_end_trial_if_due(subscription: Subscription, *, at: datetime, now: datetime) -> None:
+    """Called by the billing run, under the row lock, when the first paid period (starting at `at`)
+    is billed: a trial that has ended becomes active."""
+    if subscription.status != SubscriptionStatus.TRIALING or subscription.trial_end_at is None:
+        return
+    if subscription.trial_end_at > at:
+        return
+    subscription_ensure_transition(subscription, SubscriptionStatus.ACTIVE)
+    subscription.status = SubscriptionStatus.ACTIVE
+    subscription.save(update_fields=["status", "updated_at"])
+    subscription_event_record(
+        subscription=subscription, type=SubscriptionEventType.TRIAL_ENDED, occurred_at=now,
+        data={"trial_end_at": subscription.trial_end_at.isoformat()},
+    )  # fmt: skip
 
 
 def subscription_lock(subscription_id: int) -> Subscription:

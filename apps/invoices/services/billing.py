@@ -26,6 +26,7 @@ from apps.subscriptions.services import (
     subscription_apply_scheduled_change,
     subscription_create,
     subscription_end_if_due,
+    subscription_end_trial_if_due,
 )
 
 from ..constants import BillingRunStatus, BillingRunTrigger, InvoiceEventType, InvoiceStatus
@@ -68,6 +69,7 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
     period = period_containing(
         subscription.billing_anchor_at, plan.interval, plan.interval_count, subscription.next_billing_at
     )
+    subscription_end_trial_if_due(subscription, at=period.start, now=now)
     subscription_apply_scheduled_change(subscription, at=period.start, now=now)
     subscription_apply_pending_version(subscription, now=now)
     plan = subscription.plan
@@ -130,15 +132,18 @@ def subscription_start(
     plan: Plan,
     quantity: int = 1,
     started_at: datetime | None = None,
+    trial_days: int | None = None,
     now: datetime | None = None,
     actor: Any = None,
 ) -> Subscription:
-    """Subscribe a customer and invoice every period that has already begun (normally the first one),
-    in one transaction: either the subscription exists with its first invoice, or neither does."""
+    """Subscribe a customer and invoice every period that has already begun (normally the first one;
+    none during a trial), in one transaction: either the subscription exists with its first invoice,
+    or neither does."""
     now = now or clock.now()
     subscription = subscription_create(
-        customer=customer, plan=plan, quantity=quantity, started_at=started_at or now, actor=actor, now=now
-    )
+        customer=customer, plan=plan, quantity=quantity, started_at=started_at or now, trial_days=trial_days,
+        actor=actor, now=now,
+    )  # fmt: skip
     subscription_bill_due(subscription_id=subscription.pk, now=now)
     subscription.refresh_from_db()
     return subscription

@@ -22,6 +22,7 @@ from apps.catalog.models import Plan
 from apps.core import clock
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.money import quantize_amount, zero
+from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import ScheduledChange, Subscription
 from apps.subscriptions.periods import period_containing
 from apps.subscriptions.services import (
@@ -92,7 +93,8 @@ def _validate_options(timing: str, proration: str) -> None:
 def _current_period_is_billed(subscription: Subscription, now: datetime) -> bool:
     """Billing is in advance: the current period has been invoiced once `next_billing_at` moved to its end."""
     return (
-        subscription.next_billing_at is not None
+        subscription.status != SubscriptionStatus.TRIALING
+        and subscription.next_billing_at is not None
         and subscription.next_billing_at == subscription.current_period_end_at
         and subscription.current_period_start_at <= now < subscription.current_period_end_at
     )

@@ -35,6 +35,8 @@ class SubscriptionOutputSerializer(serializers.ModelSerializer):
             "status",
             "billing_anchor_at",
             "started_at",
+            "trial_end_at",
+            "paused_at",
             "current_period_start_at",
             "current_period_end_at",
             "next_billing_at",
@@ -65,6 +67,10 @@ class SubscriptionCreateInputSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField(
         required=False, help_text="When the first period starts (default: now). Past periods are invoiced at once."
     )
+    trial_days = serializers.IntegerField(
+        min_value=0, max_value=730, required=False, allow_null=True, default=None,
+        help_text="Days of free trial; omit for the plan's trial length, 0 for none.",
+    )  # fmt: skip
 
 
 class SubscriptionCancelInputSerializer(serializers.Serializer):

@@ -87,7 +87,13 @@ def test_add_page_asks_only_for_what_staff_choose(client, superuser):
     client.force_login(superuser)
     response = client.get(reverse(ADD))
     assert response.status_code == 200
-    assert set(response.context["adminform"].form.fields) == {"customer", "plan", "quantity", "started_at"}
+    assert set(response.context["adminform"].form.fields) == {
+        "customer",
+        "plan",
+        "quantity",
+        "started_at",
+        "trial_days",
+    }
 
 
 def test_add_subscription_through_the_service(client, superuser):

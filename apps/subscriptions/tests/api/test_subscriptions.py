@@ -40,6 +40,8 @@ def test_create_subscription_invoices_the_first_period_at_once(api_client, super
         "status": "active",
         "billing_anchor_at": "2026-03-10T12:00:00Z",
         "started_at": "2026-03-10T12:00:00Z",
+        "trial_end_at": None,
+        "paused_at": None,
         "current_period_start_at": "2026-03-10T12:00:00Z",
         "current_period_end_at": "2026-04-10T12:00:00Z",
         "next_billing_at": "2026-04-10T12:00:00Z",
