@@ -144,6 +144,11 @@ def subscription_cancel(
     now = now or clock.now()
     subscription = subscription_lock(subscription_id)
     subscription_ensure_transition(subscription, SubscriptionStatus.CANCELED)
+    if at_period_end and subscription.status == SubscriptionStatus.PAUSED:
+        raise InvalidTransition(
+            f"Subscription #{subscription.pk} is paused: its period is not running. Cancel it now instead.",
+            fields={"at_period_end": ["A paused subscription can only be canceled now."]},
+        )
     if at_period_end:
         if subscription.cancel_at_period_end:
             return subscription  # already scheduled: asking twice changes nothing
@@ -459,3 +464,51 @@ def subscription_apply_scheduled_change(subscription: Subscription, *, at: datet
     )  # fmt: skip
     change.applied_at = now
     change.save(update_fields=["applied_at"])
+
+
+def subscription_mark_paused(subscription: Subscription, *, now: datetime, actor: Any = None, reason: str = "") -> None:
+    """Pause (the caller holds the row lock): nothing is billed until it resumes."""
+    if subscription.cancel_at_period_end:
+        raise InvalidTransition(
+            f"Subscription #{subscription.pk} ends with this period; it cannot be paused.",
+            fields={"status": ["The subscription is canceled at period end."]},
+        )
+    subscription_ensure_transition(subscription, SubscriptionStatus.PAUSED)
+    subscription.status = SubscriptionStatus.PAUSED
+    subscription.paused_at = now
+    subscription.save(update_fields=["status", "paused_at", "updated_at"])
+    subscription_event_record(
+        subscription=subscription, type=SubscriptionEventType.PAUSED, actor=actor, occurred_at=now,
+        data={"reason": reason},
+    )  # fmt: skip
+
+
+def subscription_mark_resumed(subscription: Subscription, *, now: datetime, actor: Any = None) -> None:
+    """Resume (the caller holds the row lock): a new period starts now and periods are counted from
+    here on (the time paused is neither billed nor owed)."""
+    if subscription.status != SubscriptionStatus.PAUSED:
+        raise InvalidTransition(
+            f"Subscription #{subscription.pk} is {subscription.get_status_display().lower()}, not paused; "
+            "only a paused subscription can resume.",
+            fields={"status": ["Only a paused subscription can resume."]},
+        )
+    subscription_ensure_transition(subscription, SubscriptionStatus.ACTIVE)
+    paused_at = subscription.paused_at
+    plan = subscription.plan
+    period = period_containing(now, plan.interval, plan.interval_count, now)
+    subscription.status = SubscriptionStatus.ACTIVE
+    subscription.paused_at = None
+    subscription.billing_anchor_at = now
+    subscription.current_period_start_at = period.start
+    subscription.current_period_end_at = period.end
+    subscription.next_billing_at = period.start
+    subscription.save(
+        update_fields=[
+            "status", "paused_at", "billing_anchor_at", "current_period_start_at", "current_period_end_at",
+            "next_billing_at", "updated_at",
+        ]
+    )  # fmt: skip
+    subscription_event_record(
+        subscription=subscription, type=SubscriptionEventType.RESUMED, actor=actor, occurred_at=now,
+        data={"paused_at": paused_at.isoformat() if paused_at else None, "new_anchor_at": now.isoformat()},
+    )  # fmt: skip

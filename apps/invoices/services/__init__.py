@@ -5,7 +5,13 @@ from .billing import (
     subscription_bill_next_period,
     subscription_start,
 )
-from .changes import subscription_change, subscription_change_preview, subscription_upcoming_invoice
+from .changes import (
+    subscription_change,
+    subscription_change_preview,
+    subscription_pause,
+    subscription_resume,
+    subscription_upcoming_invoice,
+)
 from .lifecycle import (
     invoice_finalize,
     invoice_mark_paid,
@@ -28,6 +34,8 @@ __all__ = [
     "subscription_bill_next_period",
     "subscription_change",
     "subscription_change_preview",
+    "subscription_pause",
+    "subscription_resume",
     "subscription_start",
     "subscription_upcoming_invoice",
 ]

@@ -29,12 +29,15 @@ from apps.subscriptions.services import (
     subscription_apply_change,
     subscription_change_target,
     subscription_lock,
+    subscription_mark_paused,
+    subscription_mark_resumed,
     subscription_schedule_change,
 )
 
 from ..constants import BillingReason, ChangeTiming, InvoiceEventType, InvoiceStatus, ProrationBehavior
 from ..events import invoice_event_record
 from ..models import Invoice, InvoiceItem, InvoiceLine
+from .billing import subscription_bill_due
 from .lifecycle import invoice_finalize, invoice_recompute_totals
 from .lines import (
     LineDraft,
@@ -93,7 +96,7 @@ def _validate_options(timing: str, proration: str) -> None:
 def _current_period_is_billed(subscription: Subscription, now: datetime) -> bool:
     """Billing is in advance: the current period has been invoiced once `next_billing_at` moved to its end."""
     return (
-        subscription.status != SubscriptionStatus.TRIALING
+        subscription.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
         and subscription.next_billing_at is not None
         and subscription.next_billing_at == subscription.current_period_end_at
         and subscription.current_period_start_at <= now < subscription.current_period_end_at
@@ -278,3 +281,58 @@ def _load(subscription_id: int) -> Subscription:
     if subscription is None:
         raise NotFound(f"Subscription {subscription_id} does not exist.")
     return subscription
+
+
+@transaction.atomic
+def subscription_pause(
+    *, subscription_id: int, prorate: bool = True, reason: str = "", actor: Any = None, now: datetime | None = None
+) -> ChangeResult:
+    """Pause billing. With `prorate`, the unused time of the period already invoiced is credited on
+    the invoice issued when the subscription resumes."""
+    now = now or clock.now()
+    subscription_lock(subscription_id)
+    subscription = _load(subscription_id)
+    lines: list[LineDraft] = []
+    if prorate and _current_period_is_billed(subscription, now):
+        lines = [
+            line
+            for line in proration_line_drafts(
+                plan=subscription.plan,
+                version=subscription.plan_version,
+                quantity=subscription.quantity,
+                new_plan=subscription.plan,
+                new_version=subscription.plan_version,
+                new_quantity=subscription.quantity,
+                currency=subscription.currency,
+                period=subscription.current_period,
+                changed_at=now,
+            )  # fmt: skip
+            if line.amount < 0
+        ]
+    subscription_mark_paused(subscription, now=now, actor=actor, reason=reason)
+    InvoiceItem.objects.bulk_create(
+        invoice_item_from_draft(draft=draft, subscription=subscription, created_at=now) for draft in lines
+    )
+    preview = ChangePreview(
+        currency=subscription.currency, timing=ChangeTiming.NOW,
+        proration=ProrationBehavior.PRORATE if prorate else ProrationBehavior.NONE, effective_at=now, lines=lines,
+        total=quantize_amount(sum((line.amount for line in lines), Decimal(0)), subscription.currency),
+        invoiced_now=False,
+    )  # fmt: skip
+    return ChangeResult(subscription=subscription, preview=preview)
+
+
+@transaction.atomic
+def subscription_resume(*, subscription_id: int, actor: Any = None, now: datetime | None = None) -> ChangeResult:
+    """Resume a paused subscription: a new period starts now and is invoiced at once (with any credit
+    from the pause)."""
+    now = now or clock.now()
+    subscription = subscription_lock(subscription_id)
+    subscription_mark_resumed(subscription, now=now, actor=actor)
+    invoices = subscription_bill_due(subscription_id=subscription.pk, now=now)
+    subscription.refresh_from_db()
+    preview = ChangePreview(
+        currency=subscription.currency, timing=ChangeTiming.NOW, proration=ProrationBehavior.NONE, effective_at=now,
+        lines=[], total=Decimal(0), invoiced_now=bool(invoices),
+    )  # fmt: skip
+    return ChangeResult(subscription=subscription, preview=preview, invoice=invoices[0] if invoices else None)

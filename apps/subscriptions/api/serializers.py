@@ -174,3 +174,10 @@ class UpcomingInvoiceOutputSerializer(serializers.Serializer):
     @extend_schema_field(MoneyOutputSerializer)
     def get_total(self, upcoming) -> dict:
         return MoneyOutputSerializer(Money(upcoming.total, upcoming.currency)).data
+
+
+class SubscriptionPauseInputSerializer(serializers.Serializer):
+    prorate = serializers.BooleanField(
+        default=True, help_text="Credit the unused time of the period already invoiced (on the invoice at resume)."
+    )
+    reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)

@@ -10,6 +10,8 @@ from apps.core.idempotency import idempotent
 from apps.invoices.services import (
     subscription_change,
     subscription_change_preview,
+    subscription_pause,
+    subscription_resume,
     subscription_start,
     subscription_upcoming_invoice,
 )
@@ -31,6 +33,7 @@ from .serializers import (
     SubscriptionCreateOutputSerializer,
     SubscriptionMigrateVersionInputSerializer,
     SubscriptionOutputSerializer,
+    SubscriptionPauseInputSerializer,
     UpcomingInvoiceOutputSerializer,
 )
 
@@ -50,6 +53,8 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         "preview_change": ["subscriptions.view_subscription"],
         "upcoming_invoice": ["subscriptions.view_subscription", "invoices.view_invoice"],
         "scheduled_change_cancel": ["subscriptions.change_subscription"],
+        "pause": ["subscriptions.change_subscription"],
+        "resume": ["subscriptions.change_subscription"],
     }
 
     def get_queryset(self):
@@ -171,3 +176,33 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         subscription = self.get_object()
         subscription_scheduled_change_cancel(subscription_id=subscription.pk, actor=request.user)
         return self._detail_response(subscription.pk)
+
+    @extend_schema(
+        request=SubscriptionPauseInputSerializer,
+        responses={200: SubscriptionChangeOutputSerializer, **error_responses(400, 404, 409)},
+        summary="Pause",
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def pause(self, request, pk=None):
+        """Stop billing until resumed; optionally credit the unused time already invoiced."""
+        subscription = self.get_object()
+        serializer = SubscriptionPauseInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = subscription_pause(subscription_id=subscription.pk, actor=request.user, **serializer.validated_data)
+        result = replace(result, subscription=subscription_list().get(pk=subscription.pk))
+        return Response(SubscriptionChangeOutputSerializer(result).data)
+
+    @extend_schema(
+        request=None,
+        responses={200: SubscriptionChangeOutputSerializer, **error_responses(404, 409)},
+        summary="Resume",
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def resume(self, request, pk=None):
+        """Start a new period now and invoice it at once (with any credit from the pause)."""
+        subscription = self.get_object()
+        result = subscription_resume(subscription_id=subscription.pk, actor=request.user)
+        result = replace(result, subscription=subscription_list().get(pk=subscription.pk))
+        return Response(SubscriptionChangeOutputSerializer(result).data)

@@ -156,3 +156,22 @@ def test_anonymous_is_refused(api_client, upgrade):
     response = api_client.post(reverse("api:subscription-change", args=[subscription.pk]), {"quantity": 2})
     assert response.status_code == 401
     assert Decimal(subscription.quantity) == 1
+
+
+def test_pause_then_resume(api_client, superuser, upgrade):
+    subscription, _ = upgrade
+    api_client.force_authenticate(superuser)
+
+    with clock.frozen_at(utc(2026, 4, 11)):
+        paused = api_client.post(reverse("api:subscription-pause", args=[subscription.pk]), {"reason": "Holiday"})
+        paused_again = api_client.post(reverse("api:subscription-pause", args=[subscription.pk]))
+    with clock.frozen_at(utc(2026, 5, 20)):
+        resumed = api_client.post(reverse("api:subscription-resume", args=[subscription.pk]))
+
+    assert paused.status_code == 200, paused.data
+    assert paused.json()["subscription"]["status"] == "paused"
+    assert paused.json()["change"]["total"] == {"amount": "-20.00", "currency": "USD"}
+    assert paused_again.status_code == 409
+    assert resumed.status_code == 200, resumed.data
+    assert resumed.json()["subscription"]["status"] == "active"
+    assert resumed.json()["invoice"] is not None
