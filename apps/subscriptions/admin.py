@@ -28,6 +28,13 @@ class SubscriptionAddForm(forms.ModelForm):
     """What staff choose when subscribing a customer; the service derives everything else (currency,
     periods, status) and validates the choice."""
 
+    billing_cycle_day = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=28,
+        help_text="Calendar billing (monthly plans): bill on this day of every month, first period prorated. "
+        "Empty: on the anniversary of the start.",
+    )
     trial_days = forms.IntegerField(
         required=False, min_value=0, max_value=730, help_text="Days of free trial. Empty: the plan's trial length."
     )
@@ -39,7 +46,7 @@ class SubscriptionAddForm(forms.ModelForm):
 
     class Meta:
         model = Subscription
-        fields = ["customer", "plan", "quantity", "started_at", "trial_days"]
+        fields = ["customer", "plan", "quantity", "started_at", "trial_days", "billing_cycle_day"]
 
     def _post_clean(self):
         # No model validation here: the instance is built by `subscription_start`, which validates it.
@@ -91,7 +98,9 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_select_related = ["customer", "plan", "plan_version"]
     date_hierarchy = "started_at"
     autocomplete_fields = ["customer", "plan"]
-    add_fieldsets = [(None, {"fields": ["customer", "plan", "quantity", "started_at", "trial_days"]})]
+    add_fieldsets = [
+        (None, {"fields": ["customer", "plan", "quantity", "started_at", "trial_days", "billing_cycle_day"]})
+    ]
     fieldsets = [
         (
             None,
@@ -208,6 +217,7 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
             quantity=data["quantity"],
             started_at=data.get("started_at"),
             trial_days=data.get("trial_days"),
+            billing_cycle_day=data.get("billing_cycle_day"),
             actor=request.user,
         )
         adopt(obj, created)

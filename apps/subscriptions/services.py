@@ -13,7 +13,7 @@ from apps.core.validation import validate_instance
 from .constants import MAX_TRIAL_DAYS, SUBSCRIPTION_TRANSITIONS, SubscriptionEventType, SubscriptionStatus
 from .events import subscription_event_record
 from .models import ScheduledChange, Subscription
-from .periods import Period, period_containing
+from .periods import Period, add_months, period_containing
 
 
 @transaction.atomic
@@ -24,6 +24,7 @@ def subscription_create(
     quantity: int = 1,
     started_at: datetime | None = None,
     trial_days: int | None = None,
+    billing_cycle_day: int | None = None,
     actor: Any = None,
     now: datetime | None = None,
 ) -> Subscription:
@@ -33,6 +34,10 @@ def subscription_create(
     or at once by the caller (see `apps.invoices.services.subscription_bill_due`). With a trial (the
     plan's `trial_days`, or `trial_days` given here; 0 for none) the subscription is `trialing` until
     the trial ends, nothing is billed before, and periods are counted from the trial's end.
+
+    `billing_cycle_day` (1–28, monthly plans) bills on that day of every month at 00:00 UTC (calendar
+    billing): the first period runs from the start (or the trial's end) to the first such day and is
+    prorated by its exact share of the month.
     """
     now = now or clock.now()
     started_at = clock.ensure_aware(started_at or now)
@@ -61,6 +66,8 @@ def subscription_create(
         raise ValidationFailed(
             f"A trial lasts 0 to {MAX_TRIAL_DAYS} days.", fields={"trial_days": [f"Give 0 to {MAX_TRIAL_DAYS} days."]}
         )
+    if billing_cycle_day is not None:
+        _validate_billing_cycle_day(billing_cycle_day, plan)
     if days:
         trial_end_at = started_at + timedelta(days=days)
         period = Period(started_at, trial_end_at)  # the trial, billed at nothing
@@ -69,6 +76,12 @@ def subscription_create(
         trial_end_at = None
         period = period_containing(started_at, plan.interval, plan.interval_count, started_at)
         anchor_at, next_billing_at, status = started_at, period.start, SubscriptionStatus.ACTIVE
+    if billing_cycle_day is not None:
+        anchor_at = next_cycle_day(next_billing_at, billing_cycle_day)
+        if not days:
+            # The first period is the stretch up to the first cycle day (the whole month if it starts on one).
+            end = anchor_at if anchor_at > started_at else add_months(anchor_at, plan.interval_count)
+            period = Period(started_at, end)
     subscription = Subscription(
         customer=customer,
         plan=plan,
@@ -96,6 +109,27 @@ def subscription_create(
         },
     )  # fmt: skip
     return subscription
+
+
+def _validate_billing_cycle_day(day: Any, plan: Plan) -> None:
+    if not isinstance(day, int) or isinstance(day, bool) or not 1 <= day <= 28:
+        raise ValidationFailed(
+            "The billing day is a day of the month from 1 to 28.",
+            fields={"billing_cycle_day": ["Give a day from 1 to 28 (every month has it)."]},
+        )
+    if plan.interval != "month":
+        raise ValidationFailed(
+            "Calendar billing is for monthly plans.",
+            fields={
+                "billing_cycle_day": [f"{plan} is billed {plan.interval_label}; a billing day needs a monthly plan."]
+            },
+        )
+
+
+def next_cycle_day(moment: datetime, day: int) -> datetime:
+    """The first `day`-of-the-month at 00:00 UTC at or after `moment`."""
+    candidate = moment.replace(day=day, hour=0, minute=0, second=0, microsecond=0)
+    return candidate if candidate >= moment else add_months(candidate, 1)
 
 
 def subscription_end_trial_if_due(subscription: Subscription, *, at: datetime, now: datetime) -> None:

@@ -69,8 +69,11 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
     period = period_containing(
         subscription.billing_anchor_at, plan.interval, plan.interval_count, subscription.next_billing_at
     )
-    subscription_end_trial_if_due(subscription, at=period.start, now=now)
-    subscription_apply_scheduled_change(subscription, at=period.start, now=now)
+    # Normally the period starts at `next_billing_at`; a calendar-billed subscription's first period
+    # starts before its first cycle day and is billed from `next_billing_at` on, prorated.
+    billed_from = max(period.start, subscription.next_billing_at)
+    subscription_end_trial_if_due(subscription, at=billed_from, now=now)
+    subscription_apply_scheduled_change(subscription, at=billed_from, now=now)
     subscription_apply_pending_version(subscription, now=now)
     plan = subscription.plan
     items = list(
@@ -78,14 +81,15 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
     )
     drafts = [item_line_draft(item) for item in items]
     drafts += recurring_line_drafts(
-        plan=plan, version=subscription.plan_version, quantity=subscription.quantity, currency=currency, period=period
-    )
+        plan=plan, version=subscription.plan_version, quantity=subscription.quantity, currency=currency,
+        period=period, billed_from=billed_from,
+    )  # fmt: skip
 
     invoice = Invoice.objects.create(
         customer=subscription.customer,
         subscription=subscription,
         status=InvoiceStatus.DRAFT,
-        period_start_at=period.start,
+        period_start_at=billed_from,
         period_end_at=period.end,
         subtotal=zero(currency),
         tax_total=zero(currency),
@@ -103,12 +107,12 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
         occurred_at=now,
         data={
             "subscription": subscription.pk,
-            "period_start": period.start.isoformat(),
+            "period_start": billed_from.isoformat(),
             "period_end": period.end.isoformat(),
         },
     )
 
-    subscription.current_period_start_at = period.start
+    subscription.current_period_start_at = billed_from
     subscription.current_period_end_at = period.end
     subscription.next_billing_at = period.end
     subscription.save(
@@ -133,6 +137,7 @@ def subscription_start(
     quantity: int = 1,
     started_at: datetime | None = None,
     trial_days: int | None = None,
+    billing_cycle_day: int | None = None,
     now: datetime | None = None,
     actor: Any = None,
 ) -> Subscription:
@@ -142,7 +147,7 @@ def subscription_start(
     now = now or clock.now()
     subscription = subscription_create(
         customer=customer, plan=plan, quantity=quantity, started_at=started_at or now, trial_days=trial_days,
-        actor=actor, now=now,
+        billing_cycle_day=billing_cycle_day, actor=actor, now=now,
     )  # fmt: skip
     subscription_bill_due(subscription_id=subscription.pk, now=now)
     subscription.refresh_from_db()

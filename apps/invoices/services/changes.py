@@ -24,7 +24,7 @@ from apps.core.errors import NotFound, ValidationFailed
 from apps.core.money import quantize_amount, zero
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import ScheduledChange, Subscription
-from apps.subscriptions.periods import period_containing
+from apps.subscriptions.periods import Period, period_containing
 from apps.subscriptions.services import (
     subscription_apply_change,
     subscription_change_target,
@@ -103,6 +103,13 @@ def _current_period_is_billed(subscription: Subscription, now: datetime) -> bool
     )
 
 
+def _full_period(subscription: Subscription, moment: datetime) -> Period:
+    """The whole billing period containing `moment` (a calendar-billed first period is only its tail:
+    prorating against the whole period keeps credits equal to what was charged)."""
+    plan = subscription.plan
+    return period_containing(subscription.billing_anchor_at, plan.interval, plan.interval_count, moment)
+
+
 def _preview(
     subscription: Subscription, *, plan: Plan | None, quantity: int | None, timing: str, proration: str, now: datetime
 ) -> tuple[ChangePreview, tuple]:
@@ -120,7 +127,7 @@ def _preview(
         lines = proration_line_drafts(
             plan=subscription.plan, version=subscription.plan_version, quantity=subscription.quantity,
             new_plan=target_plan, new_version=target_version, new_quantity=target_quantity,
-            currency=currency, period=subscription.current_period, changed_at=now,
+            currency=currency, period=_full_period(subscription, now), changed_at=now,
         )  # fmt: skip
     preview = ChangePreview(
         currency=currency,
@@ -304,7 +311,7 @@ def subscription_pause(
                 new_version=subscription.plan_version,
                 new_quantity=subscription.quantity,
                 currency=subscription.currency,
-                period=subscription.current_period,
+                period=_full_period(subscription, now),
                 changed_at=now,
             )  # fmt: skip
             if line.amount < 0

@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
 
 from djmoney.money import Money
 
@@ -12,6 +13,7 @@ from apps.catalog import pricing
 from apps.catalog.constants import SIMPLE_CHARGE_NAME, ChargeKind, PriceModelChoice
 from apps.catalog.models import Charge, Plan, PlanVersion
 from apps.core.errors import ApplicationError
+from apps.core.money import quantize_fraction
 from apps.subscriptions.periods import Period
 from apps.subscriptions.proration import prorated_amount, remaining_fraction
 
@@ -53,51 +55,82 @@ def charge_quote(charge: Charge, *, currency: str, quantity: int) -> tuple[prici
 
 
 def recurring_line_drafts(
-    *, plan: Plan, version: PlanVersion, quantity: int, currency: str, period: Period
+    *,
+    plan: Plan,
+    version: PlanVersion,
+    quantity: int,
+    currency: str,
+    period: Period,
+    billed_from: datetime | None = None,
 ) -> list[LineDraft]:
-    """One line per recurring charge for a full period (in advance), plus a minimum true-up line
-    where a charge's minimum is not reached."""
+    """One line per recurring charge for the period (billed in advance), plus a minimum true-up line
+    where a charge's minimum is not reached.
+
+    `billed_from` after the period's start bills a partial first period (calendar billing): each
+    amount, and each minimum, is the full-period one × the exact share of the period's seconds that
+    is billed, rounded once."""
+    start = billed_from if billed_from is not None and billed_from > period.start else period.start
+    fraction = remaining_fraction(period, start)
+    partial = fraction < 1
     drafts = []
     for charge in recurring_charges(version):
         quote, price_amount = charge_quote(charge, currency=currency, quantity=quantity)
         price = charge.price_for(currency)
         single_unit_price = charge.price_model in (PriceModelChoice.FLAT, PriceModelChoice.PER_UNIT)
-        described = not single_unit_price or bool(price and price.included_units)
+        described = partial or not single_unit_price or bool(price and price.included_units)
         title = charge_title(plan, charge)
+        explanation = [line.description for line in quote.lines] if described else []
+        amount = quote.amount
+        if partial:
+            amount = quantize_fraction(Fraction(quote.exact_amount) * fraction, currency)
+            explanation.append(
+                f"Partial period: {pricing.format_price(quote.exact_amount, currency)} × {_share(fraction)} "
+                f"({fraction.numerator:,}/{fraction.denominator:,} of its seconds)"
+            )
         drafts.append(
             LineDraft(
                 kind=InvoiceLineKind.RECURRING,
-                description=f"{title} ({plan.interval_label})",
-                period_start_at=period.start,
+                description=f"{title} ({plan.interval_label}{', partial period' if partial else ''})",
+                period_start_at=start,
                 period_end_at=period.end,
                 quantity=Decimal(1) if charge.price_model == PriceModelChoice.FLAT else Decimal(quantity),
-                unit_amount=price_amount if single_unit_price else None,
-                amount=quote.amount,
+                unit_amount=price_amount if single_unit_price and not partial else None,
+                amount=amount,
                 currency=currency,
-                explanation=tuple(line.description for line in quote.lines) if described else (),
+                explanation=tuple(explanation),
                 charge=charge,
             )
         )
-        if quote.minimum_true_up:
-            minimum = price.minimum_amount if price and price.minimum_amount is not None else Decimal(0)
+        minimum = price.minimum_amount if price is not None else None
+        if minimum is None:
+            continue
+        due_minimum = quantize_fraction(Fraction(minimum) * fraction, currency) if partial else minimum
+        true_up = quantize_fraction(Fraction(due_minimum - amount), currency) if due_minimum > amount else Decimal(0)
+        if true_up > 0:
             drafts.append(
                 LineDraft(
                     kind=InvoiceLineKind.MINIMUM,
                     description=f"{title}: minimum charge true-up",
-                    period_start_at=period.start,
+                    period_start_at=start,
                     period_end_at=period.end,
                     quantity=Decimal(1),
-                    unit_amount=quote.minimum_true_up,
-                    amount=quote.minimum_true_up,
+                    unit_amount=true_up,
+                    amount=true_up,
                     currency=currency,
                     explanation=(
-                        f"Minimum charge per period {pricing.format_price(minimum, currency)}; "
-                        f"this charge came to {pricing.format_price(quote.amount, currency)}.",
+                        f"Minimum charge per period {pricing.format_price(due_minimum, currency)}"
+                        f"{' (for the part of the period billed)' if partial else ''}; "
+                        f"this charge came to {pricing.format_price(amount, currency)}.",
                     ),
                     charge=charge,
                 )
             )
     return drafts
+
+
+def _share(fraction: Fraction) -> str:
+    hundredths = fraction.numerator * 10_000 // fraction.denominator
+    return f"{hundredths // 100}.{hundredths % 100:02d} % of the period" if fraction < 1 else "the whole period"
 
 
 def proration_line_drafts(
@@ -116,8 +149,7 @@ def proration_line_drafts(
     recurring charge as it will be: each charge's full-period amount (exact, before rounding) × the
     exact remaining share of the period, rounded once. Lines of zero are left out."""
     fraction = remaining_fraction(period, changed_at)
-    hundredths = fraction.numerator * 10_000 // fraction.denominator
-    share = f"{hundredths // 100}.{hundredths % 100:02d} % of the period" if fraction < 1 else "the whole period"
+    share = _share(fraction)
     drafts = []
     sides = [
         (-1, plan, version, quantity, "Unused time on"),

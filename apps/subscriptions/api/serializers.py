@@ -71,6 +71,11 @@ class SubscriptionCreateInputSerializer(serializers.Serializer):
         min_value=0, max_value=730, required=False, allow_null=True, default=None,
         help_text="Days of free trial; omit for the plan's trial length, 0 for none.",
     )  # fmt: skip
+    billing_cycle_day = serializers.IntegerField(
+        min_value=1, max_value=28, required=False, allow_null=True, default=None,
+        help_text="Calendar billing (monthly plans): bill on this day of every month; the first period is "
+        "prorated. Omit to bill on the anniversary of the start.",
+    )  # fmt: skip
 
 
 class SubscriptionCancelInputSerializer(serializers.Serializer):
