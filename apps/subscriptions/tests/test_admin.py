@@ -93,6 +93,7 @@ def test_add_page_asks_only_for_what_staff_choose(client, superuser):
         "quantity",
         "started_at",
         "trial_days",
+        "billing_cycle_day",
     }
 
 
