@@ -12,6 +12,23 @@ CITY_STATE_POSTCODE_COUNTRIES = frozenset({"US", "CA", "AU"})
 POSTCODE_LAST_COUNTRIES = frozenset({"GB", "IE"})
 
 
+class TestClock(TimeStampedModel):
+    """A clock of its own for test customers: time stands still for them until staff advance it, and
+    advancing runs everything that would have happened in between (trial ends, renewals, scheduled
+    changes, finalizations), in order. Production customers never have one."""
+
+    __test__ = False  # not a pytest test class
+
+    name = models.CharField(max_length=255)
+    frozen_at = models.DateTimeField(help_text="The current time for the customers on this clock (UTC).")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.frozen_at:%Y-%m-%d %H:%M} UTC)"
+
+
 class Customer(TimeStampedModel):
     """A billing account: who is billed, where, and in which currency."""
 
@@ -37,6 +54,14 @@ class Customer(TimeStampedModel):
         blank=True,
         validators=[MaxValueValidator(365)],
         help_text="Days from issue to due date; empty means the default terms.",
+    )
+    test_clock = models.ForeignKey(
+        TestClock,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="customers",
+        help_text="Test customers only: their time is the clock's, and only advancing it bills them.",
     )
     users = models.ManyToManyField(
         settings.AUTH_USER_MODEL,

@@ -1,9 +1,12 @@
+from datetime import datetime
+
 from django.db import transaction
 
+from apps.core import clock
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.validation import validate_instance
 
-from .models import Customer, CustomerMembership
+from .models import Customer, CustomerMembership, TestClock
 
 CUSTOMER_EDITABLE_FIELDS = (
     "external_id",
@@ -35,8 +38,10 @@ def customer_create(
     state: str = "",
     tax_id: str = "",
     payment_terms_days: int | None = None,
+    test_clock: TestClock | None = None,
 ) -> Customer:
     customer = Customer(
+        test_clock=test_clock,
         name=name,
         email=email,
         country=country,
@@ -87,3 +92,15 @@ def customer_membership_add(
     membership, _ = CustomerMembership.objects.update_or_create(customer=customer, user=user, defaults={"role": role})
     validate_instance(membership, exclude=["user", "customer"])
     return membership
+
+
+@transaction.atomic
+def test_clock_create(*, name: str, frozen_at: datetime | None = None) -> TestClock:
+    """A test clock starting at `frozen_at` (default: now)."""
+    test_clock = TestClock(name=name, frozen_at=clock.ensure_aware(frozen_at or clock.now()))
+    validate_instance(test_clock)
+    test_clock.save()
+    return test_clock
+
+
+test_clock_create.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

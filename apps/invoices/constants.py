@@ -45,6 +45,7 @@ class BillingRunTrigger(models.TextChoices):
     ADMIN = "admin", "Admin"
     COMMAND = "command", "Command"
     API = "api", "API"
+    TEST_CLOCK = "test_clock", "Test clock"
 
 
 class InvoiceLineKind(models.TextChoices):

@@ -230,6 +230,14 @@ class BillingRun(models.Model):
     triggered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    test_clock = models.ForeignKey(
+        "accounts.TestClock",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="billing_runs",
+        help_text="Runs of a test clock bill only its customers; all other runs leave them alone.",
+    )
     status = models.CharField(max_length=24, choices=BillingRunStatus.choices, default=BillingRunStatus.RUNNING)
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)

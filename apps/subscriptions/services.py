@@ -4,6 +4,7 @@ from typing import Any
 from django.db import transaction
 
 from apps.accounts.models import Customer
+from apps.accounts.selectors import customer_now
 from apps.catalog.constants import VersionMigrationTiming
 from apps.catalog.models import Plan, PlanVersion
 from apps.core import clock
@@ -39,7 +40,7 @@ def subscription_create(
     billing): the first period runs from the start (or the trial's end) to the first such day and is
     prorated by its exact share of the month.
     """
-    now = now or clock.now()
+    now = now or customer_now(customer)
     started_at = clock.ensure_aware(started_at or now)
     if plan.is_archived:
         raise ValidationFailed(
@@ -148,6 +149,13 @@ def subscription_end_trial_if_due(subscription: Subscription, *, at: datetime, n
     )  # fmt: skip
 
 
+def subscription_now(subscription_id: int) -> datetime:
+    """The current time for a subscription: its customer's test clock time if it has one."""
+    rows = Subscription.objects.filter(pk=subscription_id)
+    frozen_at = rows.values_list("customer__test_clock__frozen_at", flat=True).first()
+    return frozen_at or clock.now()
+
+
 def subscription_lock(subscription_id: int) -> Subscription:
     subscription = Subscription.objects.select_for_update(of=("self",)).filter(pk=subscription_id).first()
     if subscription is None:
@@ -175,7 +183,7 @@ def subscription_cancel(
 ) -> Subscription:
     """Cancel at once (nothing more is billed) or at the end of the current period (it does not renew;
     undo with `subscription_cancel_undo` until then). Credits for unused time come with credit notes."""
-    now = now or clock.now()
+    now = now or subscription_now(subscription_id)
     subscription = subscription_lock(subscription_id)
     subscription_ensure_transition(subscription, SubscriptionStatus.CANCELED)
     if at_period_end and subscription.status == SubscriptionStatus.PAUSED:
@@ -217,6 +225,7 @@ def subscription_cancel(
 @transaction.atomic
 def subscription_cancel_undo(*, subscription_id: int, actor: Any = None, now: datetime | None = None) -> Subscription:
     """Keep a subscription whose cancellation at period end is scheduled: it renews as usual."""
+    now = now or subscription_now(subscription_id)
     subscription = subscription_lock(subscription_id)
     if subscription.status == SubscriptionStatus.CANCELED or not subscription.cancel_at_period_end:
         raise InvalidTransition(
@@ -272,7 +281,7 @@ def subscription_migrate_version(
     the period already invoiced is not re-billed. `next_period`: the version takes over when the
     next period begins (the billing run applies it); until then nothing changes.
     """
-    now = now or clock.now()
+    now = now or subscription_now(subscription_id)
     subscription = subscription_lock(subscription_id)
     if subscription.status == SubscriptionStatus.CANCELED:
         raise InvalidTransition(
@@ -432,7 +441,7 @@ def subscription_schedule_change(
 ) -> ScheduledChange:
     """Register a change that the billing run applies when the current period ends (replacing any
     change already scheduled)."""
-    now = now or clock.now()
+    now = now or subscription_now(subscription_id)
     subscription = subscription_lock(subscription_id)
     if subscription.cancel_at_period_end:
         raise InvalidTransition(
@@ -464,7 +473,7 @@ def subscription_schedule_change(
 def subscription_scheduled_change_cancel(
     *, subscription_id: int, actor: Any = None, now: datetime | None = None
 ) -> Subscription:
-    now = now or clock.now()
+    now = now or subscription_now(subscription_id)
     subscription = subscription_lock(subscription_id)
     withdrawn = ScheduledChange.objects.filter(subscription=subscription, applied_at=None, canceled_at=None).update(
         canceled_at=now

@@ -15,7 +15,8 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from apps.accounts.models import Customer
+from apps.accounts.models import Customer, TestClock
+from apps.accounts.selectors import customer_now
 from apps.catalog.models import Plan
 from apps.core import clock
 from apps.core.money import zero
@@ -144,7 +145,7 @@ def subscription_start(
     """Subscribe a customer and invoice every period that has already begun (normally the first one;
     none during a trial), in one transaction: either the subscription exists with its first invoice,
     or neither does."""
-    now = now or clock.now()
+    now = now or customer_now(customer)
     subscription = subscription_create(
         customer=customer, plan=plan, quantity=quantity, started_at=started_at or now, trial_days=trial_days,
         billing_cycle_day=billing_cycle_day, actor=actor, now=now,
@@ -155,27 +156,31 @@ def subscription_start(
 
 
 def bill_due_subscriptions(
-    *, now: datetime | None = None, trigger: str = BillingRunTrigger.COMMAND, triggered_by=None
+    *,
+    now: datetime | None = None,
+    trigger: str = BillingRunTrigger.COMMAND,
+    triggered_by=None,
+    test_clock: TestClock | None = None,
 ) -> BillingRun:
     """Run billing as of `now`: invoice every due period, then finalize drafts whose review time is
-    over. One failing subscription is recorded on the run and does not stop the others."""
+    over. One failing subscription is recorded on the run and does not stop the others.
+
+    Customers on a test clock are billed only by their clock's runs (`test_clock`), never by others."""
     now = clock.ensure_aware(now or clock.now())
     started = time.monotonic()
     run = BillingRun.objects.create(
         as_of=now,
+        test_clock=test_clock,
         trigger=trigger,
         triggered_by=triggered_by if triggered_by is not None and triggered_by.is_authenticated else None,
         started_at=clock.now(),
     )
-    ending_ids = list(
-        Subscription.objects.due_to_end(now).order_by("next_billing_at", "id").values_list("id", flat=True)
-    )
+    subscriptions = _on_clock(Subscription.objects.all(), "customer__test_clock", test_clock)
+    ending_ids = list(subscriptions.due_to_end(now).order_by("next_billing_at", "id").values_list("id", flat=True))
     for subscription_id in ending_ids:
         run.ended_count += subscription_end_if_due(subscription_id=subscription_id, now=now)
 
-    due_ids = list(
-        Subscription.objects.due_for_billing(now).order_by("next_billing_at", "id").values_list("id", flat=True)
-    )
+    due_ids = list(subscriptions.due_for_billing(now).order_by("next_billing_at", "id").values_list("id", flat=True))
     run.due_count = len(due_ids)
     run.save(update_fields=["due_count"])
 
@@ -184,7 +189,7 @@ def bill_due_subscriptions(
         if position % PROGRESS_EVERY == 0:
             run.save(update_fields=["invoiced_count", "skipped_count", "failed_count", "errors"])
 
-    run.finalized_count = invoice_finalize_due_drafts(now=now, run=run)
+    run.finalized_count = invoice_finalize_due_drafts(now=now, run=run, test_clock=test_clock)
     run.status = BillingRunStatus.COMPLETED_WITH_ERRORS if run.failed_count else BillingRunStatus.SUCCEEDED
     run.finished_at = run.started_at + timedelta(seconds=time.monotonic() - started)
     run.save()
@@ -215,10 +220,20 @@ def _bill_one(run: BillingRun, subscription_id: int, now: datetime) -> None:
         run.skipped_count += 1
 
 
-def invoice_finalize_due_drafts(*, now: datetime, run: BillingRun | None = None) -> int:
+def _on_clock(queryset, path: str, test_clock: TestClock | None):
+    """Only the given test clock's rows, or (no clock) only rows of customers without one."""
+    if test_clock is None:
+        return queryset.filter(**{f"{path}__isnull": True})
+    return queryset.filter(**{path: test_clock})
+
+
+def invoice_finalize_due_drafts(
+    *, now: datetime, run: BillingRun | None = None, test_clock: TestClock | None = None
+) -> int:
     """Finalize drafts whose review period is over. Returns how many were finalized."""
+    drafts = _on_clock(Invoice.objects.all(), "customer__test_clock", test_clock)
     draft_ids = list(
-        Invoice.objects.filter(status=InvoiceStatus.DRAFT, auto_finalize_at__lte=now)
+        drafts.filter(status=InvoiceStatus.DRAFT, auto_finalize_at__lte=now)
         .order_by("auto_finalize_at", "id")
         .values_list("id", flat=True)
     )

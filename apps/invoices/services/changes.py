@@ -19,7 +19,6 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.catalog.models import Plan
-from apps.core import clock
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.money import quantize_amount, zero
 from apps.subscriptions.constants import SubscriptionStatus
@@ -31,6 +30,7 @@ from apps.subscriptions.services import (
     subscription_lock,
     subscription_mark_paused,
     subscription_mark_resumed,
+    subscription_now,
     subscription_schedule_change,
 )
 
@@ -151,7 +151,7 @@ def subscription_change_preview(
     now: datetime | None = None,
 ) -> ChangePreview:
     """The proration lines a change would produce, without changing anything."""
-    now = now or clock.now()
+    now = now or subscription_now(subscription_id)
     subscription = _load(subscription_id)
     preview, _ = _preview(subscription, plan=plan, quantity=quantity, timing=timing, proration=proration, now=now)
     return preview
@@ -169,7 +169,7 @@ def subscription_change(
     now: datetime | None = None,
 ) -> ChangeResult:
     """Upgrade, downgrade or change the quantity of a subscription (see the module docstring)."""
-    now = now or clock.now()
+    now = now or subscription_now(subscription_id)
     subscription_lock(subscription_id)
     subscription = _load(subscription_id)
     preview, (target_plan, target_version, target_quantity) = _preview(
@@ -228,7 +228,7 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
     """The invoice the next billing run would issue for this subscription: the items waiting for it
     (prorations) and the next period's charges, with any scheduled change or version migration that
     takes effect then. Nothing is written."""
-    now = now or clock.now()
+    now = now or subscription_now(subscription_id)
     subscription = _load(subscription_id)
     if subscription.next_billing_at is None:
         raise ValidationFailed(
@@ -296,7 +296,7 @@ def subscription_pause(
 ) -> ChangeResult:
     """Pause billing. With `prorate`, the unused time of the period already invoiced is credited on
     the invoice issued when the subscription resumes."""
-    now = now or clock.now()
+    now = now or subscription_now(subscription_id)
     subscription_lock(subscription_id)
     subscription = _load(subscription_id)
     lines: list[LineDraft] = []
@@ -333,7 +333,7 @@ def subscription_pause(
 def subscription_resume(*, subscription_id: int, actor: Any = None, now: datetime | None = None) -> ChangeResult:
     """Resume a paused subscription: a new period starts now and is invoiced at once (with any credit
     from the pause)."""
-    now = now or clock.now()
+    now = now or subscription_now(subscription_id)
     subscription = subscription_lock(subscription_id)
     subscription_mark_resumed(subscription, now=now, actor=actor)
     invoices = subscription_bill_due(subscription_id=subscription.pk, now=now)
