@@ -1,14 +1,21 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.admin.widgets import AdminSplitDateTime
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt
+from apps.core.errors import ApplicationError
 from apps.invoices.admin_inlines import InvoiceSummaryInline
+from apps.invoices.services.test_clocks import test_clock_advance
 from apps.subscriptions.models import Subscription
 
-from .models import Customer, CustomerMembership
-from .services import CUSTOMER_EDITABLE_FIELDS, customer_create, customer_update
+from .models import Customer, CustomerMembership, TestClock
+from .services import CUSTOMER_EDITABLE_FIELDS, customer_create, customer_update, test_clock_create
 
 
 class CustomerMembershipInline(admin.TabularInline):
@@ -51,13 +58,13 @@ class CustomerInvoiceInline(InvoiceSummaryInline):
 @admin.register(Customer)
 class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = ["name", "external_id", "email", "country", "currency", "created_at"]
-    list_filter = ["country", "currency"]
+    list_filter = ["country", "currency", ("test_clock", admin.EmptyFieldListFilter)]
     search_fields = ["name", "email", "external_id", "tax_id"]
     date_hierarchy = "created_at"
     ordering = ["name", "id"]
     fieldsets = [
         (None, {"fields": ["name", "external_id", "email"]}),
-        ("Billing", {"fields": ["currency", "payment_terms_days", "tax_id"]}),
+        ("Billing", {"fields": ["currency", "payment_terms_days", "tax_id", "test_clock"]}),
         (
             "Address",
             {"fields": ["address_line1", "address_line2", "postal_code", "city", "state", "country"]},
@@ -71,7 +78,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
         if obj is not None:
             # The billing currency is fixed once the customer exists (prices, invoices and
             # subscriptions all depend on it).
-            readonly.append("currency")
+            readonly += ["currency", "test_clock"]
         return readonly
 
     def get_fieldsets(self, request, obj=None):
@@ -109,4 +116,106 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 adopt(obj, self.call_service(customer_update, customer_id=obj.pk, **changes))
         else:
             fields = {name: data[name] for name in CUSTOMER_EDITABLE_FIELDS if name in data}
-            adopt(obj, self.call_service(customer_create, currency=data["currency"], **fields))
+            adopt(
+                obj,
+                self.call_service(
+                    customer_create, currency=data["currency"], test_clock=data.get("test_clock"), **fields
+                ),
+            )
+
+
+class TestClockCustomerInline(ReadOnlyInline):
+    model = Customer
+    fields = ["customer", "email", "currency"]
+    readonly_fields = ["customer"]
+    verbose_name_plural = "customers on this clock"
+
+    @admin.display(description="customer")
+    def customer(self, customer: Customer) -> str:
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:accounts_customer_change", args=[customer.pk]), customer
+        )
+
+
+class TestClockAdvanceForm(forms.Form):
+    frozen_at = forms.SplitDateTimeField(
+        label="Advance to", widget=AdminSplitDateTime, help_text="UTC; after the clock's time, at most five years on."
+    )
+
+
+@admin.register(TestClock)
+class TestClockAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    __test__ = False
+    change_form_template = "admin/accounts/testclock/change_form.html"
+    list_display = ["name", "frozen_at", "customer_count", "created_at"]
+    search_fields = ["name"]
+    date_hierarchy = "frozen_at"
+    fields = ["name", "frozen_at", "created_at", "updated_at"]
+    inlines = [TestClockCustomerInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(customer_total=Count("customers"))
+
+    def get_readonly_fields(self, request, obj=None):
+        # Time moves only forward, through "Advance" (which runs what falls due on the way).
+        return ["frozen_at", "created_at", "updated_at"] if obj is not None else ["created_at", "updated_at"]
+
+    @admin.display(description="customers", ordering="customer_total")
+    def customer_count(self, test_clock: TestClock) -> int:
+        return test_clock.customer_total
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        adopt(
+            obj,
+            self.call_service(
+                test_clock_create, name=form.cleaned_data["name"], frozen_at=form.cleaned_data.get("frozen_at")
+            ),
+        )
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/advance/", view(self.advance_view), name="accounts_testclock_advance")
+        ] + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "advance_form": TestClockAdvanceForm(), "advance_url": reverse(
+            "admin:accounts_testclock_advance", args=[object_id]
+        ), "can_advance": self.has_change_permission(request)}  # fmt: skip
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def advance_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        test_clock = self.get_object(request, unquote(object_id))
+        if test_clock is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        form = TestClockAdvanceForm(request.POST)
+        change_url = reverse("admin:accounts_testclock_change", args=[test_clock.pk])
+        if not form.is_valid():
+            for errors in form.errors.values():
+                for error in errors:
+                    self.message_user(request, f"Not advanced: {error}", messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        try:
+            advanced = test_clock_advance(
+                test_clock_id=test_clock.pk, to=form.cleaned_data["frozen_at"], actor=request.user
+            )
+        except ApplicationError as exc:
+            messages_ = [message for field_messages in exc.fields.values() for message in field_messages]
+            self.message_user(request, f"Not advanced: {exc.message} {' '.join(messages_)}".strip(), messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        runs = advanced.billing_runs.filter(as_of__gt=test_clock.frozen_at)
+        invoices = sum(run.invoiced_count for run in runs)
+        self.message_user(
+            request,
+            f"{advanced.name} is now at {advanced.frozen_at:%Y-%m-%d %H:%M} UTC: {runs.count()} billing run(s), "
+            f"{invoices} invoice(s) created.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(change_url)

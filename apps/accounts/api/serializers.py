@@ -1,7 +1,7 @@
 from django_countries.serializer_fields import CountryField
 from rest_framework import serializers
 
-from apps.accounts.models import Customer
+from apps.accounts.models import Customer, TestClock
 from apps.core.api.serializers import validate_currency_code
 
 
@@ -25,6 +25,7 @@ class CustomerOutputSerializer(serializers.ModelSerializer):
             "currency",
             "tax_id",
             "payment_terms_days",
+            "test_clock",
             "created_at",
             "updated_at",
         ]
@@ -44,6 +45,10 @@ class CustomerCreateInputSerializer(serializers.Serializer):
     currency = serializers.CharField(max_length=3, help_text="ISO 4217 code; cannot be changed later.")
     tax_id = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
     payment_terms_days = serializers.IntegerField(min_value=0, max_value=365, required=False, allow_null=True)
+    test_clock = serializers.PrimaryKeyRelatedField(
+        queryset=TestClock.objects.all(), required=False, allow_null=True, default=None,
+        help_text="Test customers only: attach to a test clock (cannot change later).",
+    )  # fmt: skip
 
     def validate_currency(self, value: str) -> str:
         return validate_currency_code(value)
@@ -65,3 +70,24 @@ class CustomerUpdateInputSerializer(serializers.Serializer):
     currency = serializers.CharField(max_length=3, required=False, help_text="Cannot be changed (always refused).")
     tax_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
     payment_terms_days = serializers.IntegerField(min_value=0, max_value=365, required=False, allow_null=True)
+
+
+class TestClockOutputSerializer(serializers.ModelSerializer):
+    __test__ = False
+    customer_count = serializers.IntegerField(read_only=True, help_text="Customers living at this clock's time.")
+
+    class Meta:
+        model = TestClock
+        fields = ["id", "name", "frozen_at", "customer_count", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class TestClockCreateInputSerializer(serializers.Serializer):
+    __test__ = False
+    name = serializers.CharField(max_length=255)
+    frozen_at = serializers.DateTimeField(required=False, help_text="Where the clock starts (default: now).")
+
+
+class TestClockAdvanceInputSerializer(serializers.Serializer):
+    __test__ = False
+    frozen_at = serializers.DateTimeField(help_text="The new time; after the clock's time, at most five years on.")

@@ -1,14 +1,24 @@
+from django.db.models import Count
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.accounts import services
-from apps.accounts.selectors import customer_list
+from apps.accounts.selectors import customer_list, test_clock_list
 from apps.core.api.schema import error_responses
 from apps.core.idempotency import idempotent
+from apps.invoices.services.test_clocks import test_clock_advance
 
 from .filters import CustomerFilter
-from .serializers import CustomerCreateInputSerializer, CustomerOutputSerializer, CustomerUpdateInputSerializer
+from .serializers import (
+    CustomerCreateInputSerializer,
+    CustomerOutputSerializer,
+    CustomerUpdateInputSerializer,
+    TestClockAdvanceInputSerializer,
+    TestClockCreateInputSerializer,
+    TestClockOutputSerializer,
+)
 
 
 class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -44,3 +54,44 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         serializer.is_valid(raise_exception=True)
         customer = services.customer_update(customer_id=customer.pk, **serializer.validated_data)
         return Response(CustomerOutputSerializer(customer).data)
+
+
+class TestClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Clocks for test customers: advance one to see trials end, periods renew and invoices appear."""
+
+    __test__ = False
+    serializer_class = TestClockOutputSerializer
+    ordering = ["-created_at", "-id"]
+    action_permissions = {"advance": ["accounts.change_testclock"]}
+
+    def get_queryset(self):
+        return test_clock_list().annotate(customer_count=Count("customers"))
+
+    @extend_schema(
+        request=TestClockCreateInputSerializer,
+        responses={201: TestClockOutputSerializer, **error_responses(400)},
+    )
+    @idempotent
+    def create(self, request):
+        serializer = TestClockCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        test_clock = services.test_clock_create(**serializer.validated_data)
+        return Response(
+            TestClockOutputSerializer(self.get_queryset().get(pk=test_clock.pk)).data, status=status.HTTP_201_CREATED
+        )
+
+    @extend_schema(
+        request=TestClockAdvanceInputSerializer,
+        responses={200: TestClockOutputSerializer, **error_responses(400, 404)},
+        summary="Advance",
+        description="Move the clock forward: every renewal, trial end, scheduled change, period-end "
+        "cancellation and draft finalization due on the way runs in order, at its own moment.",
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def advance(self, request, pk=None):
+        test_clock = self.get_object()
+        serializer = TestClockAdvanceInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        test_clock_advance(test_clock_id=test_clock.pk, to=serializer.validated_data["frozen_at"], actor=request.user)
+        return Response(TestClockOutputSerializer(self.get_queryset().get(pk=test_clock.pk)).data)

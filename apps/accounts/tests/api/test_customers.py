@@ -51,6 +51,7 @@ def test_create_customer_returns_the_customer(api_client, superuser):
         "currency": "USD",
         "tax_id": "US-123",
         "payment_terms_days": 30,
+        "test_clock": None,
         "created_at": body["created_at"],
         "updated_at": body["updated_at"],
     }
