@@ -1,18 +1,31 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AdminSplitDateTime
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.urls import path, reverse
 
 from apps.catalog.constants import VersionMigrationTiming
-from apps.catalog.models import PlanVersion
-from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
+from apps.catalog.models import Plan, PlanVersion
+from apps.catalog.pricing import format_price
+from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, application_error_to_form, status_badge
 from apps.core.errors import ApplicationError
 from apps.invoices.admin_inlines import InvoiceSummaryInline
-from apps.invoices.services import subscription_start
+from apps.invoices.constants import ChangeTiming, ProrationBehavior
+from apps.invoices.services import (
+    subscription_change,
+    subscription_change_preview,
+    subscription_pause,
+    subscription_resume,
+    subscription_start,
+    subscription_upcoming_invoice,
+)
 
 from .constants import SubscriptionStatus
 from .models import Subscription, SubscriptionEvent
-from .services import subscription_migrate_version
+from .services import subscription_cancel, subscription_cancel_undo, subscription_migrate_version
 
 STATUS_TONES = {
     SubscriptionStatus.INCOMPLETE: "neutral",
@@ -124,6 +137,7 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
     ]
     readonly_fields = ["currency", "created_at", "updated_at"]
     inlines = [SubscriptionInvoiceInline, SubscriptionEventInline]
+    change_form_template = "admin/subscriptions/subscription/change_form.html"
     actions = ["migrate_to_latest_version"]
 
     # Subscriptions change only through lifecycle services (billing, and later change/cancel); the
@@ -188,6 +202,64 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         return self.add_fieldsets if obj is None else self.fieldsets
 
+    def has_operation_permission(self, request) -> bool:
+        return super().has_change_permission(request)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        operations = [
+            path(
+                f"<path:object_id>/{name.replace('_', '-')}/",
+                view(lambda request, object_id, name=name: subscription_operation_view(self, request, object_id, name)),
+                name=f"subscriptions_subscription_{name}",
+            )
+            for name in SUBSCRIPTION_OPERATIONS
+        ]
+        undo = path(
+            "<path:object_id>/cancel-undo/", view(self.cancel_undo_view), name="subscriptions_subscription_cancel_undo"
+        )
+        return [*operations, undo, *super().get_urls()]
+
+    def cancel_undo_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if request.method != "POST" or not self.has_operation_permission(request):
+            raise PermissionDenied
+        subscription = self.get_object(request, unquote(object_id))
+        if subscription is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        try:
+            subscription_cancel_undo(subscription_id=subscription.pk, actor=request.user)
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        else:
+            self.message_user(
+                request, "The scheduled cancellation is undone; the subscription renews.", messages.SUCCESS
+            )
+        return HttpResponseRedirect(reverse("admin:subscriptions_subscription_change", args=[subscription.pk]))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        subscription = self.get_object(request, unquote(object_id))
+        extra_context = dict(extra_context or {})
+        if subscription is not None:
+            allowed = self.has_operation_permission(request)
+            extra_context["subscription_operations"] = [
+                {
+                    "name": name,
+                    "label": SUBSCRIPTION_OPERATIONS[name][0],
+                    "url": reverse(f"admin:subscriptions_subscription_{name}", args=[subscription.pk]),
+                }
+                for name in (_operation_names(subscription) if allowed else [])
+            ]
+            if allowed and subscription.cancel_at_period_end and subscription.status != SubscriptionStatus.CANCELED:
+                extra_context["cancel_undo_url"] = reverse(
+                    "admin:subscriptions_subscription_cancel_undo", args=[subscription.pk]
+                )
+            try:
+                extra_context["upcoming"] = subscription_upcoming_invoice(subscription_id=subscription.pk)
+            except ApplicationError as exc:
+                extra_context["upcoming_note"] = exc.message
+            extra_context["timeline"] = subscription_timeline(subscription)
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
             kwargs["form"] = SubscriptionAddForm
@@ -221,3 +293,185 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
             actor=request.user,
         )
         adopt(obj, created)
+
+
+# --- Operations on one subscription, each with a preview before it is confirmed ---------------------
+
+
+class SubscriptionChangeForm(forms.Form):
+    plan = forms.ModelChoiceField(queryset=Plan.objects.filter(is_archived=False), required=False)
+    quantity = forms.IntegerField(min_value=1, required=False)
+    timing = forms.ChoiceField(choices=ChangeTiming.choices, initial=ChangeTiming.NOW, widget=forms.RadioSelect)
+    proration = forms.ChoiceField(
+        choices=ProrationBehavior.choices, initial=ProrationBehavior.PRORATE, widget=forms.RadioSelect
+    )
+
+
+class SubscriptionCancelForm(forms.Form):
+    when = forms.ChoiceField(
+        choices=[("period_end", "At the end of the current period (undo possible until then)"), ("now", "Now")],
+        initial="period_end",
+        widget=forms.RadioSelect,
+    )
+    reason = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class SubscriptionPauseForm(forms.Form):
+    prorate = forms.BooleanField(
+        required=False, initial=True, label="Credit the unused time already invoiced (on the invoice at resume)"
+    )
+    reason = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class SubscriptionResumeForm(forms.Form):
+    pass
+
+
+SUBSCRIPTION_OPERATIONS = {
+    "change_plan": ("Change plan or quantity", SubscriptionChangeForm),
+    "cancel": ("Cancel", SubscriptionCancelForm),
+    "pause": ("Pause", SubscriptionPauseForm),
+    "resume": ("Resume", SubscriptionResumeForm),
+}
+
+
+def _operation_names(subscription: Subscription) -> list[str]:
+    if subscription.status == SubscriptionStatus.CANCELED:
+        return []
+    if subscription.status == SubscriptionStatus.PAUSED:
+        return ["resume", "cancel", "change_plan"]
+    names = ["change_plan", "cancel"]
+    if subscription.status == SubscriptionStatus.ACTIVE and not subscription.cancel_at_period_end:
+        names.append("pause")
+    return names
+
+
+def subscription_operation_view(model_admin, request: HttpRequest, object_id: str, operation: str) -> HttpResponse:
+    """GET: the form. POST without `confirm`: the form and what it would do (preview). POST with
+    `confirm`: do it through the service, then back to the subscription with a message."""
+    if not model_admin.has_operation_permission(request):
+        raise PermissionDenied
+    subscription = model_admin.get_object(request, unquote(object_id))
+    if subscription is None:
+        return model_admin._get_obj_does_not_exist_redirect(request, model_admin.opts, object_id)
+    label, form_class = SUBSCRIPTION_OPERATIONS[operation]
+    change_url = reverse("admin:subscriptions_subscription_change", args=[subscription.pk])
+    form = form_class(request.POST if request.method == "POST" else None)
+    preview, error = None, None
+    if request.method == "POST" and form.is_valid():
+        try:
+            if "confirm" in request.POST:
+                message = _operation_run(subscription, operation, form.cleaned_data, request.user)
+                model_admin.message_user(request, message, messages.SUCCESS)
+                return HttpResponseRedirect(change_url)
+            preview = _operation_preview(subscription, operation, form.cleaned_data)
+        except ApplicationError as exc:
+            application_error_to_form(form, exc)
+            error = exc.message
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "title": f"{label}: subscription #{subscription.pk}",
+        "subscription": subscription,
+        "operation": operation,
+        "operation_label": label,
+        "form": form,
+        "preview": preview,
+        "error": error,
+        "change_url": change_url,
+        "media": model_admin.media + form.media,
+    }
+    return TemplateResponse(request, "admin/subscriptions/subscription/operation.html", context)
+
+
+def _money_text(amount, currency: str) -> str:
+    return format_price(amount, currency)
+
+
+def _operation_preview(subscription: Subscription, operation: str, data: dict) -> dict:
+    currency = subscription.currency
+    if operation == "change_plan":
+        result = subscription_change_preview(
+            subscription_id=subscription.pk, plan=data.get("plan"), quantity=data.get("quantity"),
+            timing=data["timing"], proration=data["proration"],
+        )  # fmt: skip
+        if data["timing"] == ChangeTiming.PERIOD_END:
+            summary = (
+                f"The change takes effect on {result.effective_at:%Y-%m-%d %H:%M} UTC, when the next period begins."
+            )
+        elif not result.lines:
+            summary = "The change takes effect now; nothing is prorated."
+        elif result.invoiced_now:
+            summary = "These lines are invoiced at once, on an invoice of their own."
+        else:
+            summary = "These lines go on the next invoice."
+        return {"summary": summary, "lines": result.lines, "total": _money_text(result.total, currency)}
+    if operation == "cancel":
+        if data["when"] == "now":
+            return {"summary": "The subscription ends now; nothing more is billed."}
+        return {
+            "summary": f"The subscription ends on {subscription.current_period_end_at:%Y-%m-%d %H:%M} UTC "
+            "and is not renewed; you can undo this until then."
+        }
+    if operation == "pause":
+        return {"summary": "Nothing is billed while the subscription is paused. Resuming starts a new period."}
+    return {"summary": "A new period starts now and is invoiced at once, with any credit from the pause."}
+
+
+def _operation_run(subscription: Subscription, operation: str, data: dict, actor) -> str:
+    if operation == "change_plan":
+        result = subscription_change(
+            subscription_id=subscription.pk, plan=data.get("plan"), quantity=data.get("quantity"),
+            timing=data["timing"], proration=data["proration"], actor=actor,
+        )  # fmt: skip
+        if result.scheduled_change is not None:
+            return f"Change scheduled for {result.scheduled_change.effective_at:%Y-%m-%d %H:%M} UTC."
+        if result.invoice is not None:
+            return f"Changed; the proration was invoiced at once ({result.invoice})."
+        return f"Changed; {len(result.preview.lines)} proration line(s) go on the next invoice."
+    if operation == "cancel":
+        subscription_cancel(
+            subscription_id=subscription.pk, at_period_end=data["when"] == "period_end", actor=actor,
+            reason=data.get("reason", ""),
+        )  # fmt: skip
+        return "Canceled now." if data["when"] == "now" else "Cancellation at the end of the period scheduled."
+    if operation == "pause":
+        subscription_pause(
+            subscription_id=subscription.pk, prorate=data.get("prorate", False), reason=data.get("reason", ""),
+            actor=actor,
+        )  # fmt: skip
+        return "Paused."
+    result = subscription_resume(subscription_id=subscription.pk, actor=actor)
+    return f"Resumed; {result.invoice} issued." if result.invoice else "Resumed."
+
+
+def subscription_timeline(subscription: Subscription) -> list[dict]:
+    """What happened to a subscription, oldest first: its recorded events and the invoices it got."""
+    entries = [
+        {"at": event.occurred_at, "what": event.get_type_display(), "detail": _event_detail(event.data), "url": ""}
+        for event in subscription.events.select_related("actor")
+    ]
+    for invoice in subscription.invoices.order_by("created_at"):
+        period = ""
+        if invoice.period_start_at and invoice.period_end_at:
+            period = f"{invoice.period_start_at:%Y-%m-%d} → {invoice.period_end_at:%Y-%m-%d}, "
+        entries.append(
+            {
+                "at": invoice.issued_at or invoice.created_at,
+                "what": f"Invoice {invoice.number or '(draft)'} — {invoice.get_billing_reason_display().lower()}",
+                "detail": f"{period}{invoice.total} ({invoice.get_status_display().lower()})",
+                "url": reverse("admin:invoices_invoice_change", args=[invoice.pk]),
+            }
+        )
+    return sorted(entries, key=lambda entry: entry["at"])
+
+
+def _event_detail(data: dict) -> str:
+    parts = []
+    for key, value in data.items():
+        if value in (None, "", {}, []):
+            continue
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        parts.append(f"{key.replace('_', ' ')}: {value}")
+    return "; ".join(parts)
