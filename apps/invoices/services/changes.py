@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.catalog.models import Plan
+from apps.core import clock
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.money import quantize_amount, zero
 from apps.subscriptions.constants import SubscriptionStatus
@@ -110,24 +111,63 @@ def _full_period(subscription: Subscription, moment: datetime) -> Period:
     return period_containing(subscription.billing_anchor_at, plan.interval, plan.interval_count, moment)
 
 
+def _validate_effective_at(
+    subscription: Subscription, timing: str, effective_at: datetime | None, now: datetime
+) -> datetime:
+    """A change made now may be dated back (like Stripe's proration date) within the current period,
+    never into a period already invoiced and closed, nor into the future."""
+    if effective_at is None:
+        return now
+    effective_at = clock.ensure_aware(effective_at)
+    if timing != ChangeTiming.NOW:
+        raise ValidationFailed(
+            "Only a change made now can carry a date.",
+            fields={"effective_at": ["Leave it empty for a change at period end."]},
+        )
+    if effective_at > now:
+        raise ValidationFailed(
+            "A change cannot be dated in the future.",
+            fields={"effective_at": ["Schedule it at period end instead, or date it now or earlier."]},
+        )
+    if effective_at < subscription.current_period_start_at:
+        raise ValidationFailed(
+            "That date falls in a period that is already invoiced and closed.",
+            fields={
+                "effective_at": [
+                    f"Date the change on or after {subscription.current_period_start_at:%Y-%m-%d %H:%M} UTC, the "
+                    "start of the current period; correct earlier periods with a credit note."
+                ]
+            },
+        )
+    return effective_at
+
+
 def _preview(
-    subscription: Subscription, *, plan: Plan | None, quantity: int | None, timing: str, proration: str, now: datetime
+    subscription: Subscription,
+    *,
+    plan: Plan | None,
+    quantity: int | None,
+    timing: str,
+    proration: str,
+    now: datetime,
+    effective_at: datetime | None = None,
 ) -> tuple[ChangePreview, tuple]:
     _validate_options(timing, proration)
     target = subscription_change_target(subscription, plan=plan, quantity=quantity)
     currency = subscription.currency
     lines: list[LineDraft] = []
-    effective_at = now if timing == ChangeTiming.NOW else subscription.current_period_end_at
+    changed_at = _validate_effective_at(subscription, timing, effective_at, now)
+    effective_at = changed_at if timing == ChangeTiming.NOW else subscription.current_period_end_at
     if (
         timing == ChangeTiming.NOW
         and proration != ProrationBehavior.NONE
-        and _current_period_is_billed(subscription, now)
+        and _current_period_is_billed(subscription, changed_at)
     ):
         target_plan, target_version, target_quantity = target
         lines = proration_line_drafts(
             plan=subscription.plan, version=subscription.plan_version, quantity=subscription.quantity,
             new_plan=target_plan, new_version=target_version, new_quantity=target_quantity,
-            currency=currency, period=_full_period(subscription, now), changed_at=now,
+            currency=currency, period=_full_period(subscription, changed_at), changed_at=changed_at,
         )  # fmt: skip
     preview = ChangePreview(
         currency=currency,
@@ -148,12 +188,16 @@ def subscription_change_preview(
     quantity: int | None = None,
     timing: str = ChangeTiming.NOW,
     proration: str = ProrationBehavior.PRORATE,
+    effective_at: datetime | None = None,
     now: datetime | None = None,
 ) -> ChangePreview:
     """The proration lines a change would produce, without changing anything."""
     now = now or subscription_now(subscription_id)
     subscription = _load(subscription_id)
-    preview, _ = _preview(subscription, plan=plan, quantity=quantity, timing=timing, proration=proration, now=now)
+    preview, _ = _preview(
+        subscription, plan=plan, quantity=quantity, timing=timing, proration=proration, now=now,
+        effective_at=effective_at,
+    )  # fmt: skip
     return preview
 
 
@@ -165,6 +209,7 @@ def subscription_change(
     quantity: int | None = None,
     timing: str = ChangeTiming.NOW,
     proration: str = ProrationBehavior.PRORATE,
+    effective_at: datetime | None = None,
     actor: Any = None,
     now: datetime | None = None,
 ) -> ChangeResult:
@@ -173,8 +218,9 @@ def subscription_change(
     subscription_lock(subscription_id)
     subscription = _load(subscription_id)
     preview, (target_plan, target_version, target_quantity) = _preview(
-        subscription, plan=plan, quantity=quantity, timing=timing, proration=proration, now=now
-    )
+        subscription, plan=plan, quantity=quantity, timing=timing, proration=proration, now=now,
+        effective_at=effective_at,
+    )  # fmt: skip
     if timing == ChangeTiming.PERIOD_END:
         change = subscription_schedule_change(
             subscription_id=subscription.pk, plan=plan, quantity=quantity, actor=actor, now=now
@@ -184,7 +230,10 @@ def subscription_change(
 
     subscription_apply_change(
         subscription, plan=target_plan, version=target_version, quantity=target_quantity, now=now, actor=actor,
-        data={"proration": proration, "proration_total": str(preview.total)},
+        data={
+            "proration": proration, "proration_total": str(preview.total),
+            "effective_at": preview.effective_at.isoformat(),
+        },
     )  # fmt: skip
     items = InvoiceItem.objects.bulk_create(
         invoice_item_from_draft(draft=draft, subscription=subscription, created_at=now) for draft in preview.lines
@@ -204,7 +253,7 @@ def _invoice_items_now(
         subscription=subscription,
         billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
         status=InvoiceStatus.DRAFT,
-        period_start_at=now,
+        period_start_at=preview.effective_at,
         period_end_at=subscription.current_period_end_at,
         subtotal=zero(currency),
         tax_total=zero(currency),

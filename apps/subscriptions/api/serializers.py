@@ -117,6 +117,11 @@ class SubscriptionChangeInputSerializer(serializers.Serializer):
         help_text="For changes made now: `prorate` (credit and charge on the next invoice), `invoice_now` (the "
         "same lines on an invoice issued at once) or `none`.",
     )  # fmt: skip
+    effective_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None,
+        help_text="For changes made now: date the change back within the current period (prorations are "
+        "computed from then). Never before the current period's start, never in the future.",
+    )  # fmt: skip
 
 
 class LinePreviewOutputSerializer(serializers.Serializer):

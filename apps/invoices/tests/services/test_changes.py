@@ -236,3 +236,38 @@ def test_upcoming_invoice_shows_waiting_prorations_and_the_next_period():
     assert upcoming.total == Decimal("35.00")
     bill_due_subscriptions(now=utc(2026, 5, 1, 1))
     assert _cycle_invoices(subscription)[1].total == Money(upcoming.total, "USD")  # the preview was right
+
+
+def test_a_change_can_be_dated_back_within_the_current_period():
+    seats = PlanFactory(prices=[Money("30.00", "USD")])
+    subscription = _start(seats)
+
+    result = subscription_change(
+        subscription_id=subscription.pk, quantity=2, effective_at=utc(2026, 4, 11), now=utc(2026, 4, 20)
+    )
+
+    assert [line.amount for line in result.preview.lines] == [Decimal("-20.00"), Decimal("40.00")]  # 20 of 30 days
+    assert result.preview.effective_at == utc(2026, 4, 11)
+
+
+@pytest.mark.parametrize(
+    ("effective_at", "message"),
+    [
+        (utc(2026, 3, 31), "already invoiced and closed"),
+        (utc(2026, 4, 25), "cannot be dated in the future"),
+    ],
+)
+def test_a_change_dated_in_a_closed_period_or_the_future_is_refused(effective_at, message):
+    seats = PlanFactory(prices=[Money("30.00", "USD")])
+    subscription = _start(seats)
+    subscription_start(customer=CustomerFactory(), plan=seats, now=utc(2026, 3, 1))  # unrelated
+
+    with pytest.raises(ValidationFailed, match=message) as excinfo:
+        subscription_change(
+            subscription_id=subscription.pk, quantity=2, effective_at=effective_at, now=utc(2026, 4, 20)
+        )
+
+    assert list(excinfo.value.fields) == ["effective_at"]
+    subscription.refresh_from_db()
+    assert subscription.quantity == 1
+    assert not InvoiceItem.objects.exists()
