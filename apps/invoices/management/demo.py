@@ -17,11 +17,12 @@ from django.db.models import Count, Q
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
-from apps.accounts.services import customer_create
+from apps.accounts.services import customer_create, test_clock_create
+from apps.catalog.constants import SIMPLE_CHARGE_NAME
 from apps.catalog.models import Plan, Product
-from apps.catalog.services import plan_create, product_create
+from apps.catalog.services import ChargeInput, PriceInput, TierInput, plan_create, plan_version_create, product_create
 from apps.core import clock
-from apps.invoices.constants import BillingRunTrigger, InvoiceStatus
+from apps.invoices.constants import BillingRunTrigger, ChangeTiming, InvoiceStatus
 from apps.invoices.models import Invoice
 from apps.invoices.services import (
     bill_due_subscriptions,
@@ -29,6 +30,8 @@ from apps.invoices.services import (
     invoice_mark_uncollectible,
     invoice_render_pdf,
     invoice_void,
+    subscription_change,
+    subscription_start,
 )
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.services import subscription_create
@@ -46,6 +49,46 @@ PRODUCTS = [
 ]
 
 # (product code, plan code, name, interval, USD, EUR, GBP)
+# A hybrid plan: a platform fee, seats priced in graduated tiers, and API requests metered (priced
+# from usage once metering lands; its price can be tried in the admin's price calculator today).
+API_TEAM_PLAN = "api-team-monthly"
+API_TEAM_CHARGES = [
+    ChargeInput(
+        name="Platform fee",
+        price_model="flat",
+        prices=[PriceInput(currency=c, amount=Decimal(a)) for c, a in (("USD", "49"), ("EUR", "45"), ("GBP", "39"))],
+    ),
+    ChargeInput(
+        name="Seats",
+        price_model="graduated",
+        prices=[
+            PriceInput(
+                currency=currency,
+                tiers=[
+                    TierInput(Decimal(5), Decimal(first)),
+                    TierInput(Decimal(20), Decimal(second)),
+                    TierInput(None, Decimal(rest)),
+                ],
+            )  # fmt: skip
+            for currency, first, second, rest in (
+                ("USD", "10", "8", "6"),
+                ("EUR", "9", "7.5", "5.5"),
+                ("GBP", "8", "6.5", "5"),
+            )
+        ],
+    ),  # fmt: skip
+    ChargeInput(
+        name="API requests",
+        kind="usage",
+        metric_code="api_requests",
+        price_model="per_unit",
+        prices=[
+            PriceInput(currency=currency, amount=Decimal(amount), included_units=Decimal(100_000))
+            for currency, amount in (("USD", "0.0002"), ("EUR", "0.00018"), ("GBP", "0.00016"))
+        ],
+    ),
+]
+
 PLANS = [
     ("cloud-hosting", "hosting-starter-monthly", "Starter", "month", "29.00", "27.00", "23.00"),
     ("cloud-hosting", "hosting-pro-monthly", "Pro", "month", "99.00", "92.00", "79.00"),
@@ -80,7 +123,7 @@ CUSTOMERS = [
                  subscriptions=[("hosting-business-monthly", 1), ("database-standard-monthly", 2)]),
     DemoCustomer("Brightline Analytics, Inc.", "ap@brightline-analytics.example", "500 Howard Street", "San Francisco",
                  "94105", "US", "USD", state="CA", address_line2="Suite 300", tax_id="EIN 94-3141592",
-                 subscriptions=[("hosting-pro-monthly", 3)]),
+                 subscriptions=[("hosting-pro-monthly", 3), (API_TEAM_PLAN, 12)]),
     DemoCustomer("Thames Fintech Ltd", "finance@thamesfintech.example", "30 St Mary Axe", "London", "EC3A 8BF",
                  "GB", "GBP", tax_id="GB123456789", payment_terms_days=30,
                  subscriptions=[("hosting-business-yearly", 1), ("support-priority-yearly", 1)]),
@@ -172,6 +215,7 @@ def demo_data_load(*, now: datetime | None = None) -> DemoSummary:
     _subscriptions(customers, plans, now=now, rng=rng)
     billing_runs = _replay_history(customers, now=now, rng=rng)
     _void_and_write_off(customers, now=now)
+    _showcase(customers, plans, now=now)
     rendered = _render_missing_pdfs()
 
     invoices = Invoice.objects.filter(customer__external_id__startswith=DEMO_EXTERNAL_ID_PREFIX)
@@ -193,6 +237,12 @@ def _catalog() -> dict[str, Plan]:
             code=code, name=name, description=description
         )
     plans = {}
+    products["api-gateway"] = Product.objects.filter(code="api-gateway").first() or product_create(
+        code="api-gateway", name="API Gateway", description="Managed API gateway: seats, requests, analytics."
+    )
+    plans[API_TEAM_PLAN] = Plan.objects.filter(code=API_TEAM_PLAN).first() or plan_create(
+        product=products["api-gateway"], code=API_TEAM_PLAN, name="Team", charges=API_TEAM_CHARGES
+    )
     for product_code, code, name, interval, usd, eur, gbp in PLANS:
         plans[code] = Plan.objects.filter(code=code).first() or plan_create(
             product=products[product_code],
@@ -295,6 +345,43 @@ def _void_and_write_off(customers: list[Customer], *, now: datetime) -> None:
         moment = min(now, to_void.issued_at + timedelta(days=2))
         with clock.frozen_at(moment):
             invoice_void(invoice_id=to_void.pk, reason="Issued in error: duplicate of a manual invoice.", now=moment)
+
+
+def _showcase(customers: list[Customer], plans: dict[str, Plan], *, now: datetime) -> None:
+    """Today's state of things a finance user should find in the demo: a price rise that existing
+    subscribers are grandfathered from, a trial, a scheduled downgrade, and a customer on a test clock."""
+    with clock.frozen_at(now):
+        pro = plans["hosting-pro-monthly"]
+        plan_version_create(
+            plan=pro,
+            charges=[
+                ChargeInput(
+                    name=SIMPLE_CHARGE_NAME,
+                    prices=[
+                        PriceInput(currency=currency, amount=Decimal(amount))
+                        for currency, amount in (("USD", "109"), ("EUR", "101"), ("GBP", "87"))
+                    ],
+                )
+            ],
+            notes="Price rise for new subscribers; existing ones keep v1 until migrated.",
+        )  # fmt: skip
+        subscription_start(customer=customers[-1], plan=plans[API_TEAM_PLAN], quantity=4, trial_days=14)
+        downgrading = Subscription.objects.filter(customer=customers[0], plan__code="hosting-business-monthly").first()
+        if downgrading is not None:
+            subscription_change(subscription_id=downgrading.pk, plan=pro, timing=ChangeTiming.PERIOD_END)
+        test_clock = test_clock_create(name="Sales demo clock", frozen_at=_midnight(now))
+    clock_customer = customer_create(
+        external_id=f"{DEMO_EXTERNAL_ID_PREFIX}clock",
+        name="Clockwork Trial Ltd",
+        email="billing@clockwork-trial.example",
+        address_line1="1 Test Street",
+        city="London",
+        postal_code="EC1A 1BB",
+        country="GB",
+        currency="GBP",
+        test_clock=test_clock,
+    )
+    subscription_start(customer=clock_customer, plan=plans[API_TEAM_PLAN], quantity=3, trial_days=14)
 
 
 def _render_missing_pdfs() -> int:

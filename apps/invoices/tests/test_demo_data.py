@@ -11,10 +11,11 @@ from rest_framework.authtoken.models import Token
 
 from apps.accounts.models import Customer, CustomerMembership
 from apps.accounts.tests.factories import CustomerFactory
+from apps.catalog.models import Plan
 from apps.core import clock
 from apps.invoices.constants import InvoiceEventType, InvoiceStatus
-from apps.invoices.models import BillingRun, Invoice, InvoiceEvent, InvoiceNumberSequence
-from apps.subscriptions.models import Subscription
+from apps.invoices.models import BillingRun, Invoice, InvoiceEvent, InvoiceLine, InvoiceNumberSequence
+from apps.subscriptions.models import ScheduledChange, Subscription
 from apps.subscriptions.periods import utc
 from apps.subscriptions.tests.factories import make_subscription
 
@@ -46,8 +47,17 @@ def test_load_demo_data_creates_a_realistic_history_once():
     assert set(Customer.objects.values_list("currency", flat=True)) == {"USD", "EUR", "GBP"}
     assert Customer.objects.exclude(tax_id="").exists() and Customer.objects.filter(tax_id="").exists()
     assert 20 <= Subscription.objects.count() <= 40
-    starts = list(Subscription.objects.values_list("started_at", flat=True))
+    history = Subscription.objects.exclude(status="trialing")
+    starts = list(history.values_list("started_at", flat=True))
     assert all(NOW - timedelta(days=153) <= start <= NOW - timedelta(days=30) for start in starts)
+    # Today's showcase: a trial, a grandfathered price rise, a scheduled downgrade, a test-clock customer.
+    assert Subscription.objects.filter(status="trialing").count() == 2
+    pro = Plan.objects.get(code="hosting-pro-monthly")
+    assert pro.current_version.number == 2 and not pro.current_version.subscriptions.exclude(status="trialing").exists()
+    assert ScheduledChange.objects.filter(applied_at=None).count() == 1
+    assert Customer.objects.filter(test_clock__isnull=False).count() == 1
+    seats = InvoiceLine.objects.filter(charge__name="Seats").first()
+    assert seats.explanation[:2] == ["units 1–5: 5 × 10.00 USD", "units 6–20: 7 × 8.00 USD"]
 
     invoices = list(Invoice.objects.all())
     assert 50 <= len(invoices) <= 150
