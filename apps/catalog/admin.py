@@ -13,11 +13,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Count, Max
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect, JsonResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from apps.core.admin import ServiceAdminMixin
 from apps.core.errors import ApplicationError, ValidationFailed
@@ -60,6 +61,50 @@ class LockedVersionPermissions:
 
     def has_delete_permission(self, request, obj=None):
         return not _is_locked(obj) and super().has_delete_permission(request, obj)
+
+
+class PlainDecimalField(forms.DecimalField):
+    """Shows stored amounts without the padding zeros of their column ("27", "0.00012", not
+    "27.000000000000")."""
+
+    def prepare_value(self, value):
+        if isinstance(value, Decimal):
+            return format(value.normalize(), "f")
+        return super().prepare_value(value)
+
+
+DECIMAL_OVERRIDES = {models.DecimalField: {"form_class": PlainDecimalField}}
+
+
+def prices_table(version: PlanVersion) -> str:
+    """A version's charges and prices as a finance person reads them."""
+    rows = []
+    for charge in version.charges.all():
+        prices = sorted(charge.prices.all(), key=lambda price: price.currency)
+        described = format_html_join(
+            mark_safe("<br>"),
+            "<strong>{}</strong> {}",
+            ((p.currency, pricing.price_describe(p.to_spec())) for p in prices),
+        )
+        metric = f" · metric {charge.metric_code}" if charge.metric_code else ""
+        rows.append(
+            format_html(
+                "<tr><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td></tr>",
+                charge.name,
+                charge.get_kind_display(),
+                metric,
+                charge.get_price_model_display(),
+                described or "—",
+            )  # fmt: skip
+        )
+    if not rows:
+        return "No charges yet."
+    head = mark_safe("<tr><th>Charge</th><th>Kind</th><th>Price model</th><th>Prices</th></tr>")
+    return format_html(
+        '<table class="prices-table"><thead>{}</thead><tbody>{}</tbody></table>',
+        head,
+        format_html_join("", "{}", ((row,) for row in rows)),
+    )
 
 
 def _decimal_or_none(value) -> Decimal | None:
@@ -135,6 +180,7 @@ class PriceTierFormSet(nested_admin.formsets.NestedInlineFormSet):
 
 
 class PriceTierInline(LockedVersionPermissions, nested_admin.NestedTabularInline):
+    formfield_overrides = DECIMAL_OVERRIDES
     model = PriceTier
     formset = PriceTierFormSet
     fields = ["position", "up_to", "unit_amount", "flat_amount"]
@@ -145,6 +191,7 @@ class PriceTierInline(LockedVersionPermissions, nested_admin.NestedTabularInline
 
 
 class PriceInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
+    formfield_overrides = DECIMAL_OVERRIDES
     model = Price
     fields = [
         ("currency", "amount"),
@@ -195,11 +242,21 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
     search_fields = ["plan__name", "plan__code", "plan__product__name", "notes"]
     list_select_related = ["plan", "plan__product"]
     autocomplete_fields = ["plan"]
-    readonly_fields = ["number", "subscriber_count", "created_at", "updated_at"]
+    readonly_fields = ["number", "subscriber_count", "prices", "created_at", "updated_at"]
     inlines = [ChargeInline]
 
     def get_fields(self, request, obj=None):
-        return ["plan", "number", "notes", "subscriber_count", "created_at", "updated_at"]
+        if obj is None:
+            return ["plan", "notes"]
+        return ["plan", "number", "notes", "subscriber_count", "prices", "created_at", "updated_at"]
+
+    def get_inlines(self, request, obj):
+        # A locked version is shown as the prices table above; its rows are not editable anyway.
+        return [] if obj is not None and _is_locked(obj) else self.inlines
+
+    @admin.display(description="prices")
+    def prices(self, version: PlanVersion) -> str:
+        return prices_table(version)
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "plan"] if obj is not None else self.readonly_fields
@@ -463,8 +520,24 @@ class PriceAdmin(LockedVersionPermissions, nested_admin.NestedModelAdmin):
     list_select_related = ["charge__plan_version__plan"]
     inlines = [PriceTierInline]
 
+    formfield_overrides = DECIMAL_OVERRIDES
+
+    def get_fields(self, request, obj=None):
+        if obj is not None and _is_locked(obj):
+            return ["charge", "version", "currency", "described"]
+        return super().get_fields(request, obj)
+
     def get_readonly_fields(self, request, obj=None):
+        if obj is not None and _is_locked(obj):
+            return ["charge", "version", "currency", "described"]
         return ["charge"] if obj is not None else []
+
+    def get_inlines(self, request, obj):
+        return [] if obj is not None and _is_locked(obj) else self.inlines
+
+    @admin.display(description="price")
+    def described(self, price: Price) -> str:
+        return pricing.price_describe(price.to_spec())
 
     def has_add_permission(self, request, obj=None):
         return False  # prices are added on their plan version's page

@@ -408,3 +408,44 @@ _PRICERS = {
     PriceModel.VOLUME: _volume,
     PriceModel.PACKAGE: _package,
 }
+
+
+def price_describe(spec: PriceSpec) -> str:
+    """A price in one sentence for people: "10.00 USD per unit, first 1,000 units included"."""
+    currency = spec.currency
+    model = PriceModel(spec.model)
+    if model == PriceModel.FLAT:
+        text = f"{format_price(spec.amount, currency)} flat"
+    elif model == PriceModel.PER_UNIT:
+        text = f"{format_price(spec.amount, currency)} per unit"
+    elif model == PriceModel.PACKAGE:
+        text = f"{format_price(spec.amount, currency)} per package of {format_quantity(spec.package_size)} units"
+    elif model == PriceModel.PERCENTAGE:
+        text = f"{format_quantity(spec.percentage)} %"
+        if spec.fixed_fee:
+            text += f" + {format_price(spec.fixed_fee, currency)}"
+        text += " per transaction"
+        limits = []
+        if spec.min_per_transaction is not None:
+            limits.append(f"at least {format_price(spec.min_per_transaction, currency)}")
+        if spec.max_per_transaction is not None:
+            limits.append(f"at most {format_price(spec.max_per_transaction, currency)}")
+        if limits:
+            text += f" ({', '.join(limits)})"
+    else:
+        parts = []
+        lower = ZERO
+        for tier in spec.tiers:
+            part = f"{_tier_label(lower, tier.up_to)}: {format_price(tier.unit_amount, currency)}"
+            if tier.flat_amount:
+                part += f" + {format_price(tier.flat_amount, currency)} flat"
+            parts.append(part)
+            lower = tier.up_to if tier.up_to is not None else lower
+        kind = "graduated" if model == PriceModel.GRADUATED else "volume (the tier reached prices all units)"
+        text = f"{kind}: " + "; ".join(parts)
+    if spec.included_units:
+        noun = "transactions" if model == PriceModel.PERCENTAGE else "units"
+        text += f", first {format_quantity(spec.included_units)} {noun} included"
+    if spec.minimum_amount is not None:
+        text += f", minimum {format_price(spec.minimum_amount, currency)} per period"
+    return text
