@@ -430,8 +430,9 @@ def discount_amount(
 
     The eligible amount is a sum of rounded invoice lines, so it has the currency's decimals at most.
     Percentage: eligible × percent_off / 100, rounded once (half up); fixed: the amount off, capped at
-    the eligible amount (and shown with the currency's decimals). Never negative, never above the eligible amount; nothing to discount (0 or
-    less) gives 0. Raises ValueError for an invalid discount or an unrounded eligible amount."""
+    the eligible amount (with the currency's decimals). Never negative, never above the eligible
+    amount; nothing to discount (0 or less) gives 0. Raises ValueError for an invalid discount or an
+    unrounded eligible amount."""
     for name, value in (("percent_off", percent_off), ("amount_off", amount_off), ("eligible_amount", eligible_amount)):
         _require_decimal(name, value)
     kind = DiscountKind(discount_type)
