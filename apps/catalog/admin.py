@@ -19,13 +19,14 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from djmoney.money import Money
 
-from apps.core.admin import ServiceAdminMixin
+from apps.core.admin import ServiceAdminMixin, adopt, status_badge
 from apps.core.errors import ApplicationError, ValidationFailed
 
 from . import pricing, services
-from .constants import TIERED_MODELS, PriceModelChoice
-from .models import Charge, Plan, PlanVersion, Price, PriceTier, Product
+from .constants import TIERED_MODELS, CouponDuration, DiscountType, PriceModelChoice
+from .models import Charge, Coupon, CouponAmount, Discount, Plan, PlanVersion, Price, PriceTier, Product
 
 
 def _version_of(obj) -> PlanVersion | None:
@@ -641,3 +642,243 @@ def quote_as_dict(quote: pricing.Quote) -> dict:
             for line in quote.lines
         ],
     }
+
+
+# --- coupons and discounts ------------------------------------------------------------------------
+
+
+class CouponAmountInline(admin.TabularInline):
+    model = CouponAmount
+    fields = ["currency", "amount_off"]
+    extra = 1
+    verbose_name = "amount off"
+    verbose_name_plural = "amounts off (fixed-amount coupons: one per currency; leave empty for a percentage)"
+
+    def has_add_permission(self, request, obj=None):
+        return obj is None and super().has_add_permission(request, obj)  # set when the coupon is created
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class CouponAddForm(forms.ModelForm):
+    class Meta:
+        model = Coupon
+        fields = [
+            "code", "name", "discount_type", "percent_off", "duration", "duration_in_periods", "max_redemptions",
+            "redeem_by", "products",
+        ]  # fmt: skip
+
+    def _post_clean(self):
+        # No model validation here: `coupon_create` validates and places its messages on the fields.
+        pass
+
+
+@admin.register(Coupon)
+class CouponAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """Coupons are created through `coupon_create` (all its rules, as form errors) and archived, never
+    deleted: discounts refer to them. After creation only the name changes."""
+
+    list_display = [
+        "code", "name", "discount_type", "value", "duration_label", "redemptions", "redeem_by", "is_archived",
+    ]  # fmt: skip
+    list_filter = ["discount_type", "duration", "is_archived", ("products", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["code", "name"]
+    date_hierarchy = "created_at"
+    filter_horizontal = ["products"]
+    inlines = [CouponAmountInline]
+    actions = ["archive_coupons"]
+    fieldsets = [
+        (None, {"fields": ["code", "name"]}),
+        ("Discount", {"fields": ["discount_type", "percent_off", "duration", "duration_in_periods"]}),
+        ("Limits", {"fields": ["max_redemptions", "redeem_by", "products"]}),
+        ("Record", {"fields": ["is_archived", "redemptions", "created_at", "updated_at"]}),
+    ]
+    add_fieldsets = fieldsets[:3]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(redemption_count=Count("discounts", distinct=True))
+            .prefetch_related("amounts")
+        )
+
+    def get_fieldsets(self, request, obj=None):
+        return self.add_fieldsets if obj is None else self.fieldsets
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = CouponAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return [
+            "code", "discount_type", "percent_off", "duration", "duration_in_periods", "max_redemptions",
+            "redeem_by", "products", "is_archived", "redemptions", "created_at", "updated_at",
+        ]  # fmt: skip
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # archive instead: discounts refer to coupons
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.display(description="off")
+    def value(self, coupon: Coupon) -> str:
+        if coupon.discount_type == DiscountType.PERCENTAGE and coupon.percent_off is not None:
+            return f"{pricing.format_quantity(coupon.percent_off)} %"
+        return ", ".join(pricing.format_price(a.amount_off, a.currency) for a in coupon.amounts.all()) or "—"
+
+    @admin.display(description="duration", ordering="duration")
+    def duration_label(self, coupon: Coupon) -> str:
+        if coupon.duration == CouponDuration.REPEATING:
+            return f"{coupon.duration_in_periods} period(s)"
+        return coupon.get_duration_display().split(" (")[0]
+
+    @admin.display(description="redeemed / max", ordering="redemption_count")
+    def redemptions(self, coupon: Coupon) -> str:
+        count = getattr(coupon, "redemption_count", None)
+        if count is None:
+            count = coupon.discounts.count()
+        limit = coupon.max_redemptions if coupon.max_redemptions is not None else "no limit"
+        url = reverse("admin:catalog_discount_changelist") + f"?coupon__id__exact={coupon.pk}"
+        return format_html('<a href="{}">{}</a> / {}', url, count, limit)
+
+    @admin.action(description="Archive (no new redemptions)", permissions=["change"])
+    def archive_coupons(self, request, queryset):
+        for coupon in queryset:
+            services.coupon_archive(coupon=coupon)
+            self.message_user(request, f"Archived {coupon}; its discounts keep applying.", messages.SUCCESS)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+        # A new coupon is created with its amounts in `save_related`, where the inline rows are known.
+
+    def save_related(self, request, form, formsets, change):
+        if change:
+            super().save_related(request, form, formsets, change)
+            return
+        data = form.cleaned_data
+        amounts = [
+            Money(row.cleaned_data["amount_off"], row.cleaned_data["currency"])
+            for formset in formsets
+            if formset.model is CouponAmount
+            for row in formset.forms
+            if row.has_changed() and row.cleaned_data and not row.cleaned_data.get("DELETE")
+        ]
+        coupon = self.call_service(
+            services.coupon_create,
+            code=data["code"],
+            name=data["name"],
+            discount_type=data["discount_type"],
+            percent_off=data.get("percent_off"),
+            amounts=amounts,
+            duration=data["duration"],
+            duration_in_periods=data.get("duration_in_periods"),
+            max_redemptions=data.get("max_redemptions"),
+            redeem_by=data.get("redeem_by"),
+            product_ids=[product.pk for product in data.get("products", [])],
+        )
+        adopt(form.instance, coupon)
+        for formset in formsets:  # what the admin's history message reads
+            formset.new_objects = list(coupon.amounts.all()) if formset.model is CouponAmount else []
+            formset.changed_objects, formset.deleted_objects = [], []
+
+
+class DiscountAddForm(forms.ModelForm):
+    class Meta:
+        model = Discount
+        fields = ["coupon", "customer", "subscription"]
+        help_texts = {
+            "customer": "The discount applies to every subscription of this customer. Give this or a subscription.",
+            "subscription": "The discount applies to this subscription only.",
+        }
+
+    def _post_clean(self):
+        # No model validation here: `coupon_redeem` validates and places its messages on the fields.
+        pass
+
+
+class DiscountActiveFilter(admin.SimpleListFilter):
+    title = "active"
+    parameter_name = "active"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Active"), ("no", "Ended")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(ended_at__isnull=self.value() == "yes")
+        return queryset
+
+
+@admin.register(Discount)
+class DiscountAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """Redeemed coupons. Added through `coupon_redeem` (refusals are form errors); shown, never edited."""
+
+    list_display = ["reference", "coupon", "target", "periods", "starts_at", "ended_at", "state"]
+    list_filter = [DiscountActiveFilter, ("coupon", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["coupon__code", "coupon__name", "customer__name", "subscription__customer__name"]
+    list_select_related = ["coupon", "customer", "subscription__customer"]
+    date_hierarchy = "starts_at"
+    autocomplete_fields = ["coupon", "customer", "subscription"]
+    fields = ["coupon", "customer", "subscription", "starts_at", "periods_applied", "ended_at", "created_by"]
+    add_fields = ["coupon", "customer", "subscription"]
+
+    def get_fields(self, request, obj=None):
+        return self.add_fields if obj is None else self.fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = DiscountAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.display(description="discount", ordering="id")
+    def reference(self, discount: Discount) -> str:
+        return f"#{discount.pk}"
+
+    @admin.display(description="applies to")
+    def target(self, discount: Discount) -> str:
+        if discount.subscription_id is not None:
+            return f"Subscription #{discount.subscription_id} ({discount.subscription.customer})"
+        return str(discount.customer)
+
+    @admin.display(description="invoices discounted", ordering="periods_applied")
+    def periods(self, discount: Discount) -> str:
+        limit = discount.coupon.period_limit
+        return f"{discount.periods_applied} / {limit if limit is not None else 'forever'}"
+
+    @admin.display(description="state")
+    def state(self, discount: Discount) -> str:
+        return status_badge("active", "success") if discount.is_active else status_badge("ended", "neutral")
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        created = self.call_service(
+            services.coupon_redeem,
+            coupon=data["coupon"],
+            customer=data.get("customer"),
+            subscription=data.get("subscription"),
+            actor=request.user,
+        )
+        adopt(obj, created)

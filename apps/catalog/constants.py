@@ -34,3 +34,16 @@ TIERED_MODELS = frozenset({PriceModelChoice.GRADUATED, PriceModelChoice.VOLUME})
 class VersionMigrationTiming(models.TextChoices):
     NOW = "now", "Now (from the next invoice on, including this period's usage)"
     NEXT_PERIOD = "next_period", "At the start of the next period"
+
+
+class DiscountType(models.TextChoices):
+    PERCENTAGE = "percentage", "Percentage off"
+    FIXED_AMOUNT = "fixed_amount", "Fixed amount off (per currency)"
+
+
+class CouponDuration(models.TextChoices):
+    """How many invoices a redeemed coupon discounts."""
+
+    ONCE = "once", "Once (the next invoice)"
+    REPEATING = "repeating", "Repeating (a number of periods)"
+    FOREVER = "forever", "Forever"

@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -9,7 +10,7 @@ from apps.core.models import TimeStampedModel
 from apps.core.money import currency_choices
 
 from . import pricing
-from .constants import BillingInterval, ChargeKind, PriceModelChoice
+from .constants import BillingInterval, ChargeKind, CouponDuration, DiscountType, PriceModelChoice
 
 NOT_NEGATIVE = [MinValueValidator(Decimal(0), "This cannot be negative.")]
 code_validator = RegexValidator(r"^[a-z0-9][a-z0-9_.-]*$", "Use lower-case letters, digits, '.', '_' and '-' only.")
@@ -259,3 +260,193 @@ class PriceTier(models.Model):
 
     def __str__(self) -> str:
         return f"up to {self.up_to}" if self.up_to is not None else "and above"
+
+
+class Coupon(TimeStampedModel):
+    """A discount offer: a percentage or a fixed amount per currency off, for one invoice, a number of
+    periods or forever. Redeeming it for a customer or a subscription makes a `Discount`."""
+
+    code = models.CharField(max_length=64, validators=[code_validator], help_text="What customers and staff type.")
+    name = models.CharField(max_length=255, help_text='Shown on the invoice line, e.g. "Launch offer".')
+    discount_type = models.CharField(max_length=16, choices=DiscountType.choices, default=DiscountType.PERCENTAGE)
+    percent_off = models.DecimalField(
+        max_digits=7,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(Decimal(100), "A percentage off is at most 100.")],
+        help_text="Percentage coupons: e.g. 25 for 25 % off (more than 0, at most 100).",
+    )
+    duration = models.CharField(max_length=16, choices=CouponDuration.choices, default=CouponDuration.ONCE)
+    duration_in_periods = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Repeating coupons: how many invoices each redemption discounts.",
+    )
+    max_redemptions = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="How many times the coupon can be redeemed in all; empty for no limit.",
+    )
+    redeem_by = models.DateTimeField(
+        null=True, blank=True, help_text="The coupon cannot be redeemed from this moment on (UTC); empty for never."
+    )
+    products = models.ManyToManyField(
+        Product,
+        blank=True,
+        related_name="coupons",
+        help_text="The products it discounts; none selected means every product.",
+    )
+    is_archived = models.BooleanField(
+        default=False, help_text="Archived coupons cannot be redeemed; discounts already given keep applying."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["code"],
+                name="coupon_code_unique",
+                violation_error_code="unique",
+                violation_error_message="A coupon with this code already exists.",
+            ),
+            models.CheckConstraint(
+                condition=Q(discount_type=DiscountType.PERCENTAGE, percent_off__gt=0, percent_off__lte=100)
+                | Q(discount_type=DiscountType.FIXED_AMOUNT, percent_off__isnull=True),
+                name="coupon_percent_off_only_on_percentage",
+                violation_error_message="A percentage coupon takes between 0 (excluded) and 100 % off; "
+                "a fixed-amount coupon has no percentage.",
+            ),
+            models.CheckConstraint(
+                condition=Q(duration=CouponDuration.REPEATING, duration_in_periods__gte=1)
+                | ~Q(duration=CouponDuration.REPEATING) & Q(duration_in_periods__isnull=True),
+                name="coupon_periods_only_on_repeating",
+                violation_error_message="A repeating coupon lasts at least one period; other coupons have no "
+                "number of periods.",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_redemptions__isnull=True) | Q(max_redemptions__gte=1),
+                name="coupon_max_redemptions_positive",
+                violation_error_message="The redemption limit is at least 1 (empty for no limit).",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+    @property
+    def is_percentage(self) -> bool:
+        return self.discount_type == DiscountType.PERCENTAGE
+
+    @property
+    def period_limit(self) -> int | None:
+        """How many invoices one redemption discounts; None for forever."""
+        if self.duration == CouponDuration.ONCE:
+            return 1
+        if self.duration == CouponDuration.REPEATING:
+            return self.duration_in_periods
+        return None
+
+    def amount_for(self, currency: str) -> "CouponAmount | None":
+        """The amount off in `currency` (uses prefetched amounts when loaded)."""
+        return next((amount for amount in self.amounts.all() if amount.currency == currency), None)
+
+    def applies_to_product(self, product_id: int) -> bool:
+        """Whether the coupon discounts this product (uses prefetched products when loaded)."""
+        products = list(self.products.all())
+        return not products or any(product.pk == product_id for product in products)
+
+
+class CouponAmount(models.Model):
+    """A fixed-amount coupon's amount off in one currency."""
+
+    coupon = models.ForeignKey(Coupon, on_delete=models.CASCADE, related_name="amounts")
+    currency = models.CharField(max_length=3, choices=currency_choices)
+    amount_off = _amount_field("The amount taken off an invoice in this currency.")
+
+    class Meta:
+        ordering = ["coupon", "currency"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["coupon", "currency"],
+                name="coupon_amount_currency_unique",
+                violation_error_message="This coupon already has an amount in this currency.",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_off__gte=0),
+                name="coupon_amount_not_negative",
+                violation_error_message="The amount off cannot be negative.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount_off} {self.currency} off"
+
+    @property
+    def amount_off_money(self) -> Money:
+        return Money(self.amount_off, self.currency)
+
+
+class Discount(TimeStampedModel):
+    """A redeemed coupon: it discounts the invoices of one subscription, or of every subscription of one
+    customer, until its duration is used up (`periods_applied` counts the invoices discounted so far)."""
+
+    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="discounts")
+    # By name, not by import: subscriptions depend on the catalog, not the other way round.
+    customer = models.ForeignKey(
+        "accounts.Customer", on_delete=models.PROTECT, null=True, blank=True, related_name="discounts"
+    )
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription", on_delete=models.PROTECT, null=True, blank=True, related_name="discounts"
+    )
+    starts_at = models.DateTimeField(help_text="When the coupon was redeemed (UTC).")
+    periods_applied = models.PositiveIntegerField(default=0, help_text="Invoices discounted so far.")
+    ended_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the discount stopped applying (its duration used up)."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-starts_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(customer__isnull=False, subscription__isnull=True)
+                | Q(customer__isnull=True, subscription__isnull=False),
+                name="discount_exactly_one_target",
+                violation_error_message="A discount applies to a customer or to a subscription, not both.",
+            ),
+            models.UniqueConstraint(
+                fields=["coupon", "customer"],
+                condition=Q(ended_at__isnull=True, customer__isnull=False),
+                name="discount_active_coupon_customer_unique",
+                violation_error_message="This coupon is already applied to this customer.",
+            ),
+            models.UniqueConstraint(
+                fields=["coupon", "subscription"],
+                condition=Q(ended_at__isnull=True, subscription__isnull=False),
+                name="discount_active_coupon_subscription_unique",
+                violation_error_message="This coupon is already applied to this subscription.",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["subscription", "ended_at"], name="discount_subscription_idx"),
+            models.Index(fields=["customer", "ended_at"], name="discount_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.coupon.code} on {self.target_label}"
+
+    @property
+    def target_label(self) -> str:
+        if self.subscription_id is not None:
+            return f"subscription #{self.subscription_id}"
+        return str(self.customer) if self.customer_id is not None else "nobody"
+
+    @property
+    def is_active(self) -> bool:
+        limit = self.coupon.period_limit
+        return self.ended_at is None and (limit is None or self.periods_applied < limit)

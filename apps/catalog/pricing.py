@@ -449,3 +449,45 @@ def price_describe(spec: PriceSpec) -> str:
     if spec.minimum_amount is not None:
         text += f", minimum {format_price(spec.minimum_amount, currency)} per period"
     return text
+
+
+# --- discounts ------------------------------------------------------------------------------------
+
+
+class DiscountKind(StrEnum):
+    PERCENTAGE = "percentage"  # a share of the eligible amount
+    FIXED_AMOUNT = "fixed_amount"  # an amount in the invoice's currency, at most the eligible amount
+
+
+def discount_amount(
+    *,
+    discount_type: str,
+    percent_off: Decimal | None,
+    amount_off: Decimal | None,
+    eligible_amount: Decimal,
+    currency: str,
+) -> Decimal:
+    """The discount (a positive amount, to be subtracted) on an eligible subtotal.
+
+    The eligible amount is a sum of rounded invoice lines, so it has the currency's decimals at most.
+    Percentage: eligible × percent_off / 100, rounded once (half up); fixed: the amount off, capped at
+    the eligible amount (with the currency's decimals). Never negative, never above the eligible
+    amount; nothing to discount (0 or less) gives 0. Raises ValueError for an invalid discount or an
+    unrounded eligible amount."""
+    for name, value in (("percent_off", percent_off), ("amount_off", amount_off), ("eligible_amount", eligible_amount)):
+        _require_decimal(name, value)
+    kind = DiscountKind(discount_type)
+    if eligible_amount != quantize_amount(eligible_amount, currency):
+        raise ValueError(f"the eligible amount {eligible_amount} has more decimals than {currency}")
+    if kind == DiscountKind.PERCENTAGE:
+        if percent_off is None or not ZERO < percent_off <= HUNDRED:
+            raise ValueError("a percentage discount takes more than 0 and at most 100 percent off")
+        if eligible_amount <= 0:
+            return quantize_amount(ZERO, currency)
+        return quantize_amount(eligible_amount * percent_off / HUNDRED, currency)
+    if amount_off is None or amount_off < 0:
+        raise ValueError("a fixed discount needs an amount off of 0 or more")
+    if eligible_amount <= 0:
+        return quantize_amount(ZERO, currency)
+    # Rounding a value at most the (rounded) eligible amount cannot take it above that amount.
+    return quantize_amount(min(amount_off, eligible_amount), currency)

@@ -1,4 +1,5 @@
-"""Catalog services: products, plans and their versions, charges and prices.
+"""Catalog services: products, plans and their versions, charges and prices; coupons and the
+discounts they give once redeemed.
 
 A plan version is immutable once a subscription uses it: changing its prices means a new version
 (`plan_version_create`, or `plan_version_copy` to start from the current one), and existing
@@ -7,19 +8,28 @@ subscribers stay on theirs until migrated (`apps.subscriptions.services.subscrip
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Max
 from djmoney.money import Money
 
-from apps.core.errors import NotEditable, ValidationFailed
-from apps.core.money import is_supported_currency
+from apps.core import clock
+from apps.core.errors import InvalidTransition, NotEditable, ValidationFailed
+from apps.core.money import has_more_decimals_than_currency, is_supported_currency
 from apps.core.validation import validate_instance
 
 from . import pricing
-from .constants import SIMPLE_CHARGE_NAME, ChargeKind, PriceModelChoice
-from .models import Charge, Plan, PlanVersion, Price, PriceTier, Product
+from .constants import SIMPLE_CHARGE_NAME, ChargeKind, CouponDuration, DiscountType, PriceModelChoice
+from .models import Charge, Coupon, CouponAmount, Discount, Plan, PlanVersion, Price, PriceTier, Product
+from .selectors import discounts_applicable as discounts_applicable  # read by the billing run
+
+if TYPE_CHECKING:
+    from apps.accounts.models import Customer
+    from apps.subscriptions.models import Subscription
 
 
 @dataclass(frozen=True)
@@ -338,3 +348,239 @@ def price_quote(*, price: Price, quantity: Decimal, transactions: Sequence[Decim
     if quantity < 0:
         raise ValidationFailed("The quantity cannot be negative.", fields={"quantity": ["Must be 0 or more."]})
     return pricing.price_quote(price.to_spec(), quantity=quantity, transactions=transactions)
+
+
+# --- coupons and discounts ------------------------------------------------------------------------
+
+
+def _raise_problems(problems: dict[str, list[str]]) -> None:
+    if problems:
+        first = next(iter(problems.values()))[0]
+        raise ValidationFailed(first if len(problems) == 1 else f"{first} (and more)", fields=problems)
+
+
+def coupon_validate(
+    *,
+    discount_type: str,
+    percent_off: Decimal | None,
+    amounts: Sequence[Money],
+    duration: str,
+    duration_in_periods: int | None,
+    max_redemptions: int | None,
+    redeem_by: datetime | None,
+    product_ids: Sequence[int],
+    now: datetime,
+) -> dict[str, list[str]]:
+    """Every problem with a new coupon, keyed by field (`amounts.<i>.currency`, …); empty when valid."""
+    problems: dict[str, list[str]] = {}
+
+    def add(key: str, message: str) -> None:
+        problems.setdefault(key, []).append(message)
+
+    if discount_type not in DiscountType.values:
+        add("discount_type", f"{discount_type!r} is not a discount type ({', '.join(DiscountType.values)}).")
+    elif discount_type == DiscountType.PERCENTAGE:
+        if percent_off is None:
+            add("percent_off", "Give the percentage off: more than 0, at most 100.")
+        elif not Decimal(0) < percent_off <= Decimal(100):
+            add("percent_off", "A percentage off is more than 0 and at most 100.")
+        if amounts:
+            add("amounts", "A percentage coupon has no amounts off; remove them or make it a fixed-amount coupon.")
+    else:
+        if percent_off is not None:
+            add("percent_off", "Only percentage coupons have a percentage off; leave it empty.")
+        if not amounts:
+            add("amounts", "Give the amount off in at least one currency.")
+        seen: set[str] = set()
+        for index, money in enumerate(amounts):
+            currency = str(money.currency)
+            key = f"amounts.{index}"
+            if not is_supported_currency(currency):
+                add(f"{key}.currency", f"{currency!r} is not one of the currencies this seller bills in.")
+                continue
+            if currency in seen:
+                add(f"{key}.currency", f"The coupon already has an amount off in {currency}.")
+            seen.add(currency)
+            if money.amount < 0:
+                add(f"{key}.amount", "The amount off cannot be negative.")
+            elif has_more_decimals_than_currency(money.amount, currency):
+                add(f"{key}.amount", f"An amount off in {currency} has at most the currency's decimals.")
+            else:
+                try:
+                    CouponAmount(currency=currency, amount_off=money.amount).full_clean(
+                        exclude=["coupon"], validate_unique=False, validate_constraints=False
+                    )
+                except DjangoValidationError as exc:
+                    for message in exc.message_dict.get("amount_off", []):
+                        add(f"{key}.amount", message)
+
+    if duration not in CouponDuration.values:
+        add("duration", f"{duration!r} is not a duration ({', '.join(CouponDuration.values)}).")
+    elif duration == CouponDuration.REPEATING:
+        if duration_in_periods is None or duration_in_periods < 1:
+            add("duration_in_periods", "A repeating coupon needs the number of periods it discounts (at least 1).")
+    elif duration_in_periods is not None:
+        add("duration_in_periods", "Only repeating coupons last a number of periods; leave it empty.")
+    if max_redemptions is not None and max_redemptions < 1:
+        add("max_redemptions", "The redemption limit is at least 1; leave it empty for no limit.")
+    if redeem_by is not None and redeem_by <= now:
+        add("redeem_by", "The expiry must be in the future.")
+    known = set(Product.objects.filter(pk__in=product_ids).values_list("pk", flat=True))
+    unknown = [product_id for product_id in dict.fromkeys(product_ids) if product_id not in known]
+    if unknown:
+        add("product_ids", f"No product with id {', '.join(str(product_id) for product_id in unknown)}.")
+    return problems
+
+
+@transaction.atomic
+def coupon_create(
+    *,
+    code: str,
+    name: str,
+    discount_type: str,
+    percent_off: Decimal | None = None,
+    amounts: Sequence[Money] = (),
+    duration: str = CouponDuration.ONCE,
+    duration_in_periods: int | None = None,
+    max_redemptions: int | None = None,
+    redeem_by: datetime | None = None,
+    product_ids: Sequence[int] = (),
+) -> Coupon:
+    """Create a coupon: a percentage off (`percent_off`) or fixed amounts off, one per currency
+    (`amounts`); for one invoice, `duration_in_periods` invoices (repeating) or forever; for every
+    product, or only the products in `product_ids`."""
+    problems = coupon_validate(
+        discount_type=discount_type,
+        percent_off=percent_off,
+        amounts=amounts,
+        duration=duration,
+        duration_in_periods=duration_in_periods,
+        max_redemptions=max_redemptions,
+        redeem_by=redeem_by,
+        product_ids=product_ids,
+        now=clock.now(),
+    )
+    coupon = Coupon(
+        code=code,
+        name=name,
+        discount_type=discount_type,
+        percent_off=percent_off,
+        duration=duration,
+        duration_in_periods=duration_in_periods,
+        max_redemptions=max_redemptions,
+        redeem_by=redeem_by,
+    )
+    try:
+        coupon.full_clean(exclude=list(problems))
+    except DjangoValidationError as exc:
+        for field, messages in ValidationFailed.from_django(exc).fields.items():
+            problems.setdefault(field, messages)
+        if not problems:
+            raise ValidationFailed.from_django(exc) from exc
+    _raise_problems(problems)
+    coupon.save()
+    CouponAmount.objects.bulk_create(
+        CouponAmount(coupon=coupon, currency=str(money.currency), amount_off=money.amount) for money in amounts
+    )
+    coupon.products.set(list(dict.fromkeys(product_ids)))
+    return coupon
+
+
+@transaction.atomic
+def coupon_archive(*, coupon: Coupon) -> Coupon:
+    """Stop a coupon from being redeemed (again). Discounts already given keep applying."""
+    coupon = Coupon.objects.select_for_update().get(pk=coupon.pk)
+    if not coupon.is_archived:
+        coupon.is_archived = True
+        coupon.save(update_fields=["is_archived", "updated_at"])
+    return coupon
+
+
+@transaction.atomic
+def coupon_redeem(
+    *,
+    coupon: Coupon,
+    customer: "Customer | None" = None,
+    subscription: "Subscription | None" = None,
+    actor: Any = None,
+    now: datetime | None = None,
+) -> Discount:
+    """Apply a coupon to a customer (all their subscriptions) or to one subscription.
+
+    The coupon row is locked while its redemptions are counted, so two redemptions at once cannot
+    exceed `max_redemptions`."""
+    now = clock.ensure_aware(now) if now is not None else clock.now()
+    if customer is None and subscription is None:
+        message = "Give the customer or the subscription the coupon applies to."
+        raise ValidationFailed(message, fields={"customer": [message], "subscription": [message]})
+    if customer is not None and subscription is not None:
+        message = "A coupon applies to a customer or to one subscription, not both."
+        raise ValidationFailed(message, fields={"subscription": [message]})
+
+    coupon = Coupon.objects.select_for_update().get(pk=coupon.pk)
+    target_field = "subscription" if subscription is not None else "customer"
+    target_label = "subscription" if subscription is not None else "customer"
+
+    def refuse(field: str, message: str) -> None:
+        raise ValidationFailed(message, fields={field: [message]})
+
+    if coupon.is_archived:
+        refuse("coupon", "This coupon is archived and cannot be redeemed.")
+    if coupon.redeem_by is not None and coupon.redeem_by <= now:
+        refuse("coupon", f"This coupon expired on {coupon.redeem_by:%Y-%m-%d %H:%M} UTC.")
+    if coupon.max_redemptions is not None and coupon.discounts.count() >= coupon.max_redemptions:
+        refuse("coupon", f"This coupon has been redeemed {coupon.max_redemptions} time(s), its limit.")
+
+    if subscription is not None:
+        if subscription.ended_at is not None:
+            refuse("subscription", "This subscription has ended.")
+        currency = subscription.currency
+        product_id = subscription.plan.product_id
+        if not coupon.applies_to_product(product_id):
+            names = ", ".join(sorted(product.name for product in coupon.products.all()))
+            refuse(
+                "subscription",
+                f"This coupon applies only to {names}; this subscription is for {subscription.plan.product.name}.",
+            )
+        active = Discount.objects.filter(coupon=coupon, subscription=subscription, ended_at__isnull=True)
+    else:
+        assert customer is not None
+        currency = customer.currency
+        active = Discount.objects.filter(coupon=coupon, customer=customer, ended_at__isnull=True)
+    if coupon.discount_type == DiscountType.FIXED_AMOUNT and coupon.amount_for(currency) is None:
+        currencies = ", ".join(amount.currency for amount in coupon.amounts.all())
+        refuse(
+            target_field,
+            f"This coupon has no amount off in {currency}, the currency of this {target_label} "
+            f"(it has amounts in {currencies}).",
+        )
+    if active.exists():
+        refuse("coupon", f"This coupon is already applied to this {target_label}.")
+
+    discount = Discount(
+        coupon=coupon,
+        customer=customer,
+        subscription=subscription,
+        starts_at=now,
+        created_by=actor if getattr(actor, "pk", None) is not None else None,
+    )
+    validate_instance(discount)
+    discount.save()
+    return discount
+
+
+@transaction.atomic
+def discount_record_applied(*, discount: Discount, now: datetime | None = None) -> Discount:
+    """Count one more invoice discounted; end the discount when its duration is used up."""
+    now = clock.ensure_aware(now) if now is not None else clock.now()
+    discount = Discount.objects.select_for_update().select_related("coupon").get(pk=discount.pk)
+    if not discount.is_active:
+        raise InvalidTransition(f"The discount {discount} has ended; it discounts no more invoices.")
+    discount.periods_applied += 1
+    update_fields = ["periods_applied", "updated_at"]
+    limit = discount.coupon.period_limit
+    if limit is not None and discount.periods_applied >= limit:
+        discount.ended_at = now
+        update_fields.append("ended_at")
+    discount.save(update_fields=update_fields)
+    return discount

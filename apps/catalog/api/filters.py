@@ -1,6 +1,6 @@
 import django_filters
 
-from apps.catalog.models import Plan, PlanVersion, Price, Product
+from apps.catalog.models import Coupon, Discount, Plan, PlanVersion, Price, Product
 
 
 class ProductFilter(django_filters.FilterSet):
@@ -28,3 +28,21 @@ class PriceFilter(django_filters.FilterSet):
     class Meta:
         model = Price
         fields = ["currency", "charge", "plan_version", "price_model"]
+
+
+class CouponFilter(django_filters.FilterSet):
+    product = django_filters.NumberFilter(field_name="products", help_text="Coupons restricted to this product id.")
+
+    class Meta:
+        model = Coupon
+        fields = ["discount_type", "duration", "is_archived", "product"]
+
+
+class DiscountFilter(django_filters.FilterSet):
+    is_active = django_filters.BooleanFilter(
+        field_name="ended_at", lookup_expr="isnull", help_text="true: not ended; false: ended."
+    )
+
+    class Meta:
+        model = Discount
+        fields = ["coupon", "customer", "subscription", "is_active"]

@@ -1,16 +1,20 @@
 from decimal import Decimal
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.catalog.constants import BillingInterval, ChargeKind, PriceModelChoice
-from apps.catalog.models import Charge, Plan, PlanVersion, Price, PriceTier, Product
+from apps.accounts.models import Customer
+from apps.catalog.constants import BillingInterval, ChargeKind, CouponDuration, DiscountType, PriceModelChoice
+from apps.catalog.models import Charge, Coupon, Discount, Plan, PlanVersion, Price, PriceTier, Product
 from apps.catalog.services import ChargeInput, PriceInput, TierInput
 from apps.core.api.serializers import (
     DecimalStringField,
     MoneyInputSerializer,
+    MoneyOutputSerializer,
     format_amount,
     validate_currency_code,
 )
+from apps.subscriptions.models import Subscription
 
 
 def _decimal(**kwargs) -> serializers.DecimalField:
@@ -254,3 +258,91 @@ class PriceQuoteOutputSerializer(serializers.Serializer):
 
     def get_total(self, quote) -> str:
         return str(quote.total)
+
+
+# --- coupons and discounts ------------------------------------------------------------------------
+
+
+class CouponOutputSerializer(serializers.ModelSerializer):
+    percent_off = DecimalStringField(allow_null=True, help_text='Percentage coupons: e.g. "25"; else null.')
+    amounts = serializers.SerializerMethodField(help_text="Fixed-amount coupons: the amount off per currency.")
+    product_ids = serializers.PrimaryKeyRelatedField(
+        source="products", many=True, read_only=True, help_text="The products it discounts; empty: every product."
+    )
+    redemption_count = serializers.IntegerField(read_only=True, help_text="Times redeemed so far.")
+
+    class Meta:
+        model = Coupon
+        fields = [
+            "id", "code", "name", "discount_type", "percent_off", "amounts", "duration", "duration_in_periods",
+            "max_redemptions", "redemption_count", "redeem_by", "product_ids", "is_archived", "created_at",
+            "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    @extend_schema_field(MoneyOutputSerializer(many=True))
+    def get_amounts(self, coupon: Coupon) -> list[dict]:
+        return [MoneyOutputSerializer(amount.amount_off_money).data for amount in coupon.amounts.all()]
+
+
+class CouponCreateInputSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=64, help_text="Lower-case letters, digits, '.', '_' and '-'.")
+    name = serializers.CharField(max_length=255, help_text="Shown on the invoice line.")
+    discount_type = serializers.ChoiceField(choices=DiscountType.choices)
+    percent_off = serializers.DecimalField(
+        max_digits=7,
+        decimal_places=4,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text='Percentage coupons: more than 0, at most 100 (e.g. "25").',
+    )
+    amounts = MoneyInputSerializer(
+        many=True, required=False, default=list, help_text="Fixed-amount coupons: the amount off, one per currency."
+    )
+    duration = serializers.ChoiceField(choices=CouponDuration.choices, default=CouponDuration.ONCE)
+    duration_in_periods = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="Repeating coupons: invoices discounted (≥ 1)."
+    )
+    max_redemptions = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="Total redemptions allowed; null for no limit."
+    )
+    redeem_by = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, help_text="Cannot be redeemed from this moment on."
+    )
+    product_ids = serializers.ListField(
+        child=serializers.IntegerField(), required=False, default=list, help_text="Empty: every product."
+    )
+
+
+class DiscountOutputSerializer(serializers.ModelSerializer):
+    coupon = serializers.PrimaryKeyRelatedField(read_only=True)
+    customer = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    subscription = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    is_active = serializers.BooleanField(read_only=True, help_text="Still discounts the next invoices.")
+
+    class Meta:
+        model = Discount
+        fields = [
+            "id", "coupon", "customer", "subscription", "starts_at", "periods_applied", "ended_at", "is_active",
+            "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class DiscountCreateInputSerializer(serializers.Serializer):
+    coupon = serializers.PrimaryKeyRelatedField(queryset=Coupon.objects.all(), help_text="Coupon id.")
+    customer = serializers.PrimaryKeyRelatedField(
+        queryset=Customer.objects.all(),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Customer id: the discount applies to all their subscriptions. Give this or `subscription`.",
+    )
+    subscription = serializers.PrimaryKeyRelatedField(
+        queryset=Subscription.objects.select_related("plan__product"),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Subscription id: the discount applies to this subscription only.",
+    )

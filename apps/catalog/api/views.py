@@ -4,12 +4,23 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.catalog import services
-from apps.catalog.selectors import plan_list, plan_version_list, price_list, product_list
+from apps.catalog.selectors import (
+    coupon_list,
+    discount_list,
+    plan_list,
+    plan_version_list,
+    price_list,
+    product_list,
+)
 from apps.core.api.schema import error_responses
 from apps.core.idempotency import idempotent
 
-from .filters import PlanFilter, PlanVersionFilter, PriceFilter, ProductFilter
+from .filters import CouponFilter, DiscountFilter, PlanFilter, PlanVersionFilter, PriceFilter, ProductFilter
 from .serializers import (
+    CouponCreateInputSerializer,
+    CouponOutputSerializer,
+    DiscountCreateInputSerializer,
+    DiscountOutputSerializer,
     PlanCreateInputSerializer,
     PlanOutputSerializer,
     PlanVersionCreateInputSerializer,
@@ -154,3 +165,67 @@ class PriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             quantity = type(quantity)(len(data["transactions"]))
         quote = services.price_quote(price=price, quantity=quantity, transactions=data["transactions"])
         return Response(PriceQuoteOutputSerializer(quote).data)
+
+
+class CouponViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Discount offers: a percentage or a fixed amount per currency off, once, for a number of periods
+    or forever, for every product or some. Archive a coupon to stop new redemptions."""
+
+    serializer_class = CouponOutputSerializer
+    filterset_class = CouponFilter
+    search_fields = ["code", "name"]
+    ordering_fields = ["code", "name", "created_at", "id"]
+    ordering = ["-created_at", "-id"]
+    action_permissions = {"archive": ["catalog.change_coupon"]}
+
+    def get_queryset(self):
+        return coupon_list()
+
+    @extend_schema(
+        request=CouponCreateInputSerializer,
+        responses={201: CouponOutputSerializer, **error_responses(400, 409)},
+    )
+    @idempotent
+    def create(self, request):
+        serializer = CouponCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        coupon = services.coupon_create(**serializer.validated_data)
+        return Response(CouponOutputSerializer(coupon_list().get(pk=coupon.pk)).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=None,
+        responses={200: CouponOutputSerializer, **error_responses(404, 409)},
+        description="Stop the coupon from being redeemed. Discounts already given keep applying.",
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def archive(self, request, pk=None):
+        coupon = services.coupon_archive(coupon=self.get_object())
+        return Response(CouponOutputSerializer(coupon_list().get(pk=coupon.pk)).data)
+
+
+class DiscountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Redeemed coupons: each discounts the invoices of one customer or one subscription until its
+    duration is used up."""
+
+    serializer_class = DiscountOutputSerializer
+    filterset_class = DiscountFilter
+    ordering_fields = ["starts_at", "id"]
+    ordering = ["-starts_at", "-id"]
+
+    def get_queryset(self):
+        return discount_list()
+
+    @extend_schema(
+        request=DiscountCreateInputSerializer,
+        responses={201: DiscountOutputSerializer, **error_responses(400, 409)},
+        description="Redeem a coupon for a customer or a subscription (give exactly one).",
+    )
+    @idempotent
+    def create(self, request):
+        serializer = DiscountCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        discount = services.coupon_redeem(**serializer.validated_data, actor=request.user)
+        return Response(
+            DiscountOutputSerializer(discount_list().get(pk=discount.pk)).data, status=status.HTTP_201_CREATED
+        )

@@ -4,7 +4,7 @@ import factory
 from djmoney.money import Money
 
 from apps.catalog.constants import SIMPLE_CHARGE_NAME
-from apps.catalog.models import Charge, Plan, PlanVersion, Price, PriceTier, Product
+from apps.catalog.models import Charge, Coupon, CouponAmount, Plan, PlanVersion, Price, PriceTier, Product
 
 
 class ProductFactory(factory.django.DjangoModelFactory):
@@ -74,3 +74,33 @@ def add_charge(
             flat_amount=Decimal(flat_amount),
         )
     return price
+
+
+class CouponFactory(factory.django.DjangoModelFactory):
+    """25 % off once, unless told otherwise (for service rules, use `services.coupon_create`)."""
+
+    class Meta:
+        model = Coupon
+
+    code = factory.Sequence(lambda n: f"coupon-{n}")
+    name = factory.Sequence(lambda n: f"Offer {n}")
+    discount_type = "percentage"
+    percent_off = Decimal("25")
+    duration = "once"
+
+
+class FixedCouponFactory(CouponFactory):
+    """10.00 USD off once; more currencies with `amounts=[Money(...)]`."""
+
+    class Meta:
+        skip_postgeneration_save = True
+
+    discount_type = "fixed_amount"
+    percent_off = None
+
+    @factory.post_generation
+    def amounts(self, create, extracted, **kwargs):
+        if not create:
+            return
+        for money in extracted if extracted is not None else [Money(Decimal("10.00"), "USD")]:
+            CouponAmount.objects.create(coupon=self, currency=str(money.currency), amount_off=money.amount)
