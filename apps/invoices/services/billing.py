@@ -18,6 +18,8 @@ from django.db import IntegrityError, transaction
 from apps.accounts.models import Customer, TestClock
 from apps.accounts.selectors import customer_now
 from apps.catalog.models import Plan
+from apps.catalog.selectors import discounts_applicable
+from apps.catalog.services import discount_record_applied
 from apps.core import clock
 from apps.core.money import zero
 from apps.subscriptions.models import Subscription
@@ -34,7 +36,7 @@ from ..constants import BillingRunStatus, BillingRunTrigger, InvoiceEventType, I
 from ..events import invoice_event_record
 from ..models import BillingRun, Invoice, InvoiceItem, InvoiceLine
 from .lifecycle import invoice_finalize, invoice_recompute_totals
-from .lines import invoice_lines_from_drafts, item_line_draft, recurring_line_drafts
+from .lines import discount_line_drafts, invoice_lines_from_drafts, item_line_draft, recurring_line_drafts
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +87,10 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
         plan=plan, version=subscription.plan_version, quantity=subscription.quantity, currency=currency,
         period=period, billed_from=billed_from,
     )  # fmt: skip
+    discount_drafts, used_discounts = discount_line_drafts(
+        drafts=drafts, discounts=discounts_applicable(subscription=subscription), plan=plan, currency=currency
+    )
+    drafts += discount_drafts
 
     invoice = Invoice.objects.create(
         customer=subscription.customer,
@@ -100,6 +106,8 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
     InvoiceLine.objects.bulk_create(invoice_lines_from_drafts(invoice, drafts))
     if items:
         InvoiceItem.objects.filter(pk__in=[item.pk for item in items]).update(invoice=invoice)
+    for discount in used_discounts:
+        discount_record_applied(discount=discount, now=now)
     invoice_recompute_totals(invoice)
     invoice.save(update_fields=["subtotal", "subtotal_currency", "total", "total_currency"])
     invoice_event_record(

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.catalog.models import Plan
+from apps.catalog.selectors import discounts_applicable
 from apps.core import clock
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.money import quantize_amount, zero
@@ -42,6 +43,7 @@ from .billing import subscription_bill_due
 from .lifecycle import invoice_finalize, invoice_recompute_totals
 from .lines import (
     LineDraft,
+    discount_line_drafts,
     invoice_item_from_draft,
     invoice_lines_from_drafts,
     item_line_draft,
@@ -309,7 +311,14 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
     currency = subscription.currency
     items = subscription.invoice_items.filter(invoice__isnull=True).select_related("charge").order_by("id")
     lines = [item_line_draft(item) for item in items]
-    lines += recurring_line_drafts(plan=plan, version=version, quantity=quantity, currency=currency, period=period)
+    lines += recurring_line_drafts(
+        plan=plan, version=version, quantity=quantity, currency=currency, period=period,
+        billed_from=max(period.start, subscription.next_billing_at),
+    )  # fmt: skip
+    discounts, _ = discount_line_drafts(
+        drafts=lines, discounts=discounts_applicable(subscription=subscription), plan=plan, currency=currency
+    )
+    lines += discounts
     subtotal = quantize_amount(sum((line.amount for line in lines), Decimal(0)), currency)
     return UpcomingInvoice(
         currency=currency,

@@ -11,7 +11,7 @@ from djmoney.money import Money
 
 from apps.catalog import pricing
 from apps.catalog.constants import SIMPLE_CHARGE_NAME, ChargeKind, PriceModelChoice
-from apps.catalog.models import Charge, Plan, PlanVersion
+from apps.catalog.models import Charge, Discount, Plan, PlanVersion
 from apps.core.errors import ApplicationError
 from apps.core.money import quantize_fraction
 from apps.subscriptions.periods import Period
@@ -234,3 +234,86 @@ def invoice_item_from_draft(*, draft: LineDraft, subscription, created_at: datet
         explanation=list(draft.explanation),
         created_at=created_at,
     )
+
+
+DISCOUNTABLE_KINDS = frozenset(
+    {InvoiceLineKind.RECURRING, InvoiceLineKind.USAGE, InvoiceLineKind.MINIMUM, InvoiceLineKind.PRORATION}
+)
+
+
+def discount_line_drafts(
+    *, drafts: list[LineDraft], discounts: list[Discount], plan: Plan, currency: str
+) -> tuple[list[LineDraft], list[Discount]]:
+    """One negative line per discount that takes something off, and the discounts used.
+
+    A discount covers the lines of the products its coupon names (every product when it names none);
+    its base is the sum of those rounded lines. Several discounts apply one after the other, each on
+    what the earlier ones left, so that the invoice never goes below zero through discounts."""
+    lines: list[LineDraft] = []
+    used: list[Discount] = []
+    taken_by_line: dict[int, Decimal] = {}
+    for discount in discounts:
+        coupon = discount.coupon
+        covered = [
+            index
+            for index, draft in enumerate(drafts)
+            if draft.kind in DISCOUNTABLE_KINDS and coupon.applies_to_product(_product_id(draft, plan))
+        ]
+        eligible = sum((drafts[index].amount - taken_by_line.get(index, Decimal(0)) for index in covered), Decimal(0))
+        amount_row = coupon.amount_for(currency)
+        if coupon.discount_type == "fixed_amount" and amount_row is None:
+            continue
+        taken = pricing.discount_amount(
+            discount_type=coupon.discount_type,
+            percent_off=coupon.percent_off,
+            amount_off=amount_row.amount_off if amount_row is not None else None,
+            eligible_amount=eligible,
+            currency=currency,
+        )
+        if taken <= 0:
+            continue
+        _spread(taken, covered, drafts, taken_by_line)
+        what = (
+            f"{pricing.format_quantity(coupon.percent_off)} % off"
+            if coupon.percent_off is not None
+            else f"{pricing.format_price(amount_row.amount_off, currency)} off"  # type: ignore[union-attr]
+        )
+        products = [product.name for product in coupon.products.all()]
+        only = f" ({', '.join(products)} only)" if products else ""
+        limit = coupon.period_limit
+        duration = "forever" if limit is None else f"invoice {discount.periods_applied + 1} of {limit}"
+        lines.append(
+            LineDraft(
+                kind=InvoiceLineKind.DISCOUNT,
+                description=f"Discount: {coupon.name} ({what})",
+                period_start_at=None,
+                period_end_at=None,
+                quantity=Decimal(1),
+                unit_amount=None,
+                amount=-taken,
+                currency=currency,
+                explanation=(
+                    f"{what} of {pricing.format_price(eligible, currency)}{only}; coupon {coupon.code}, {duration}.",
+                ),
+            )
+        )
+        used.append(discount)
+    return lines, used
+
+
+def _product_id(draft: LineDraft, plan: Plan) -> int:
+    if draft.charge is not None:
+        return draft.charge.plan_version.plan.product_id
+    return plan.product_id
+
+
+def _spread(taken: Decimal, covered: list[int], drafts: list[LineDraft], taken_by_line: dict[int, Decimal]) -> None:
+    """Book a discount against the lines it covers, in order, so later discounts see what is left."""
+    remaining = taken
+    for index in covered:
+        left = drafts[index].amount - taken_by_line.get(index, Decimal(0))
+        if left <= 0 or remaining <= 0:
+            continue
+        share = min(left, remaining)
+        taken_by_line[index] = taken_by_line.get(index, Decimal(0)) + share
+        remaining -= share
