@@ -1,413 +1,640 @@
-"""The pricing engine: pure functions from a quantity (and, for percentage prices, the transaction
-amounts) to an amount with its explanation. No ORM, no settings, no I/O; Decimal only.
+"""The pricing engine: what a price charges for a quantity, and why. Pure: no ORM, no settings, no I/O.
 
-Rules (docs/pricing.md):
-- Every intermediate value is exact. The amount of a priced charge is rounded once, at the end, to
-  the currency's minor unit, half away from zero (`apps.core.money.quantize_amount`).
-- Included units are taken off the quantity before pricing (percentage: the first N transactions
-  are free).
-- Tiers are contiguous by construction: tier k covers the units above tier k-1's `up_to`, up to and
-  including its own `up_to`; the last tier is open-ended.
-- A minimum charge per period is a separate true-up line: max(0, minimum - amount), itself rounded.
+Every price is a `PriceSpec` (one of the `PriceModel`s). `price_validate` lists what is wrong with a
+spec, field by field; `price_quote` prices a quantity and explains the amount line by line.
+
+The rules (docs/pricing.md, pinned by apps/catalog/tests/test_pricing.py):
+
+- Decimal only. A float anywhere (spec, tier, quantity, transaction) raises `TypeError`.
+- Intermediate values are exact: they are computed in a decimal context that raises instead of
+  rounding, so an explanation line never carries a silently rounded figure.
+- Each priced charge is rounded once, at the end, to the currency's minor unit with
+  `apps.core.money.quantize_amount` (ROUND_HALF_UP): `Quote.amount = quantize_amount(exact_amount)`.
+- Tiers are contiguous by construction: tier k covers the quantities in `(up_to[k-1], up_to[k]]`
+  (the first starts above 0, the last is open-ended), on the continuous quantity, so fractional
+  quantities (e.g. GB) fall in exactly one tier.
+- Included units are free units subtracted from the quantity before pricing; for a percentage price
+  they are the number of free transactions (the first N transactions carry no fee).
+- A minimum charge per period is made up by a separate, rounded true-up line.
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from decimal import Decimal
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from decimal import Decimal, Inexact, Rounded, localcontext
 from enum import StrEnum
 
 from apps.core.money import currency_decimal_places, quantize_amount
 
+__all__ = [
+    "ExplanationLine",
+    "InvalidPrice",
+    "PriceModel",
+    "PriceSpec",
+    "Quote",
+    "Tier",
+    "format_amount",
+    "format_percentage",
+    "format_quantity",
+    "price_quote",
+    "price_validate",
+]
+
 ZERO = Decimal(0)
+ONE = Decimal(1)
 HUNDRED = Decimal(100)
 
 
 class PriceModel(StrEnum):
-    FLAT = "flat"  # a fixed fee per period; the quantity is ignored
-    PER_UNIT = "per_unit"  # unit amount × billable quantity
-    GRADUATED = "graduated"  # each tier prices the units that fall in it (+ its flat fee once reached)
-    VOLUME = "volume"  # the tier the quantity reaches prices all units (+ that tier's flat fee)
-    PACKAGE = "package"  # amount per started block of package_size units
-    PERCENTAGE = "percentage"  # share of each transaction + fixed fee, clamped per transaction
+    """How a price turns a quantity into an amount. The values are stored in the database."""
+
+    FLAT = "flat"  # a fixed fee per period, quantity ignored
+    PER_UNIT = "per_unit"  # unit_amount × billable quantity
+    GRADUATED = "graduated"  # each tier prices the units that fall in it (+ a flat fee per tier reached)
+    VOLUME = "volume"  # the tier the total quantity reaches prices ALL units (+ that tier's flat fee)
+    PACKAGE = "package"  # amount per block of package_size units, started blocks count in full
+    PERCENTAGE = "percentage"  # percent of each transaction + fixed fee, clamped to min/max per transaction
+
+    @property
+    def label(self) -> str:
+        return _MODEL_LABELS[self]
 
 
-QUANTITY_MODELS = frozenset({PriceModel.PER_UNIT, PriceModel.GRADUATED, PriceModel.VOLUME, PriceModel.PACKAGE})
-TIERED_MODELS = frozenset({PriceModel.GRADUATED, PriceModel.VOLUME})
+_MODEL_LABELS = {
+    PriceModel.FLAT: "flat",
+    PriceModel.PER_UNIT: "per-unit",
+    PriceModel.GRADUATED: "graduated",
+    PriceModel.VOLUME: "volume",
+    PriceModel.PACKAGE: "package",
+    PriceModel.PERCENTAGE: "percentage",
+}
+
+
+def _require_decimal(value: object, name: str, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, Decimal):
+        raise TypeError(f"{name} must be a Decimal, not {type(value).__name__}")
 
 
 @dataclass(frozen=True)
 class Tier:
-    up_to: Decimal | None  # inclusive upper bound; None on the last, open-ended tier
+    """One tier of a graduated or volume price.
+
+    A tier starts right after the previous tier's `up_to` (the first starts above 0) and ends at its
+    own `up_to`, inclusive: tiers are contiguous by construction, there is no `from` to get wrong.
+    Only the last tier is open-ended (`up_to=None`)."""
+
+    up_to: Decimal | None  # inclusive upper bound in units; None = open-ended (last tier only)
     unit_amount: Decimal = ZERO
-    flat_amount: Decimal = ZERO
+    flat_amount: Decimal = ZERO  # charged once when any unit falls in (graduated) or reaches (volume) the tier
+
+    def __post_init__(self) -> None:
+        _require_decimal(self.up_to, "up_to", optional=True)
+        _require_decimal(self.unit_amount, "unit_amount")
+        _require_decimal(self.flat_amount, "flat_amount")
 
 
 @dataclass(frozen=True)
 class PriceSpec:
     model: PriceModel
-    currency: str
-    amount: Decimal = ZERO  # flat: the fee; per unit: one unit; package: one package
-    tiers: tuple[Tier, ...] = ()
-    package_size: Decimal = Decimal(1)
-    included_units: Decimal = ZERO  # free units (percentage: free transactions)
-    percentage: Decimal = ZERO  # e.g. 2.9 for 2.9 %
-    fixed_fee: Decimal = ZERO  # percentage: per transaction
-    min_per_transaction: Decimal | None = None
-    max_per_transaction: Decimal | None = None
-    minimum_amount: Decimal | None = None  # minimum charge per period
+    currency: str  # ISO 4217 code
+    amount: Decimal = ZERO  # FLAT: the fee; PER_UNIT: price per unit (may have extra decimals); PACKAGE: per package
+    tiers: tuple[Tier, ...] = ()  # GRADUATED / VOLUME
+    package_size: Decimal = ONE  # PACKAGE
+    included_units: Decimal = ZERO  # free units (PER_UNIT, GRADUATED, VOLUME, PACKAGE); free transactions (PERCENTAGE)
+    percentage: Decimal = ZERO  # PERCENTAGE, e.g. Decimal("2.9") = 2.9 %
+    fixed_fee: Decimal = ZERO  # PERCENTAGE, per transaction
+    min_per_transaction: Decimal | None = None  # PERCENTAGE
+    max_per_transaction: Decimal | None = None  # PERCENTAGE
+    minimum_amount: Decimal | None = None  # minimum charge per period, made up by a true-up line
+
+    def __post_init__(self) -> None:
+        # Values read from the database arrive as plain strings; an unknown one raises ValueError.
+        object.__setattr__(self, "model", PriceModel(self.model))
+        if not isinstance(self.currency, str):
+            raise TypeError(f"currency must be a str, not {type(self.currency).__name__}")
+        object.__setattr__(self, "tiers", tuple(self.tiers))
+        for tier in self.tiers:
+            if not isinstance(tier, Tier):
+                raise TypeError(f"tiers must be Tier objects, not {type(tier).__name__}")
+        for name in ("amount", "package_size", "included_units", "percentage", "fixed_fee"):
+            _require_decimal(getattr(self, name), name)
+        for name in ("min_per_transaction", "max_per_transaction", "minimum_amount"):
+            _require_decimal(getattr(self, name), name, optional=True)
 
 
 @dataclass(frozen=True)
 class ExplanationLine:
-    description: str
+    description: str  # human text, e.g. "Units 1,001–10,000: 9,000 × 0.002 USD"
     quantity: Decimal
     unit_amount: Decimal
     flat_amount: Decimal
-    amount: Decimal  # exact
+    amount: Decimal  # exact, unrounded: quantity × unit_amount + flat_amount, or an adjustment
 
 
 @dataclass(frozen=True)
 class Quote:
     currency: str
-    quantity: Decimal
-    billable_quantity: Decimal
-    exact_amount: Decimal
-    amount: Decimal  # exact_amount rounded once
+    quantity: Decimal  # quantity as given
+    billable_quantity: Decimal  # after included units
+    exact_amount: Decimal  # exact, unrounded sum of the explanation lines
+    amount: Decimal  # exact_amount rounded once to the minor unit
     lines: tuple[ExplanationLine, ...]
-    minimum_true_up: Decimal  # rounded; 0 when no minimum applies
+    minimum_true_up: Decimal  # rounded; 0 when there is no minimum or it is reached
     total: Decimal  # amount + minimum_true_up
 
 
-# --- formatting -----------------------------------------------------------------------------------
+class InvalidPrice(ValueError):
+    """A spec that `price_validate` rejects; `errors` holds its field-level messages."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        self.errors = errors
+        summary = "; ".join(f"{key}: {' '.join(messages)}" for key, messages in errors.items())
+        super().__init__(f"invalid price: {summary}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting for descriptions
 
 
 def format_quantity(value: Decimal) -> str:
-    """1234567 → "1,234,567"; 12.500 → "12.5"."""
-    normalized = value.normalize()
-    if normalized == normalized.to_integral_value():
-        return f"{int(normalized):,}"
-    whole, _, fraction = f"{normalized:f}".partition(".")
-    return f"{int(whole):,}.{fraction}" if whole not in ("", "-0") else f"{whole}.{fraction}"
+    """1234567 → "1,234,567"; 2.500 → "2.5"; never an exponent."""
+    _require_decimal(value, "quantity")
+    text = f"{value.normalize():,f}"
+    return "0" if text == "-0" else text
 
 
-def format_price(value: Decimal, currency: str) -> str:
-    """An amount with the currency's decimals, more only when it has them: "7.00 USD", "0.00012 USD"."""
-    places = currency_decimal_places(currency)
-    normalized = value.normalize()
-    exponent = normalized.as_tuple().exponent
-    decimals = max(places, -exponent if isinstance(exponent, int) else 0)
-    return f"{value:,.{decimals}f} {currency}"
+def format_amount(amount: Decimal, currency: str) -> str:
+    """An amount with its currency: at least the currency's decimals, more only when the amount
+    has them, without trailing-zero noise: 7 → "7.00 USD", 0.00012 → "0.00012 USD",
+    1000 → "1,000 JPY", 1.5 → "1.500 KWD". Display only: never rounds."""
+    _require_decimal(amount, "amount")
+    exponent = amount.normalize().as_tuple().exponent
+    extra = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    places = max(currency_decimal_places(currency), extra)
+    return f"{amount:,.{places}f} {currency}"
 
 
-# --- validation -----------------------------------------------------------------------------------
+def format_percentage(value: Decimal) -> str:
+    """2.9 → "2.9 %"."""
+    return f"{format_quantity(value)} %"
 
 
-def _require_decimal(name: str, value: object) -> None:
-    if isinstance(value, float):
-        raise TypeError(f"{name} must be a Decimal, not a float")
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+# Which models use which optional field; a field outside its models must stay at its default.
+_FIELD_MODELS: dict[str, frozenset[PriceModel]] = {
+    "amount": frozenset({PriceModel.FLAT, PriceModel.PER_UNIT, PriceModel.PACKAGE}),
+    "tiers": frozenset({PriceModel.GRADUATED, PriceModel.VOLUME}),
+    "package_size": frozenset({PriceModel.PACKAGE}),
+    "included_units": frozenset(
+        {PriceModel.PER_UNIT, PriceModel.GRADUATED, PriceModel.VOLUME, PriceModel.PACKAGE, PriceModel.PERCENTAGE}
+    ),
+    "percentage": frozenset({PriceModel.PERCENTAGE}),
+    "fixed_fee": frozenset({PriceModel.PERCENTAGE}),
+    "min_per_transaction": frozenset({PriceModel.PERCENTAGE}),
+    "max_per_transaction": frozenset({PriceModel.PERCENTAGE}),
+}
+
+_FIELD_LABELS = {
+    "amount": "an amount",
+    "tiers": "tiers",
+    "package_size": "a package size",
+    "included_units": "included units",
+    "percentage": "a percentage",
+    "fixed_fee": "a fixed fee per transaction",
+    "min_per_transaction": "a minimum fee per transaction",
+    "max_per_transaction": "a maximum fee per transaction",
+}
+
+_NON_NEGATIVE = {
+    "amount": "The amount cannot be negative.",
+    "included_units": "Included units cannot be negative.",
+    "fixed_fee": "The fixed fee per transaction cannot be negative.",
+    "min_per_transaction": "The minimum fee per transaction cannot be negative.",
+    "max_per_transaction": "The maximum fee per transaction cannot be negative.",
+    "minimum_amount": "The minimum charge cannot be negative.",
+}
+
+
+def _models_text(models: frozenset[PriceModel]) -> str:
+    labels = [model.label for model in PriceModel if model in models]
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
 def price_validate(spec: PriceSpec) -> dict[str, list[str]]:
-    """Field-level problems with a price, keyed by field ('amount', 'tiers', 'tiers.1.up_to', …);
-    empty when the price is valid. Messages are sentences a finance person understands."""
-    problems: dict[str, list[str]] = {}
+    """Field-level problems with a spec, keyed by field name ('amount', 'tiers', 'tiers.1.up_to',
+    'package_size', 'percentage', 'currency', ...; tier indexes count from 0, the messages count
+    tiers from 1); empty when the spec is valid.
+
+    Rules: the currency is a known ISO 4217 code; every number is finite and none is negative;
+    graduated and volume prices have tiers, whose `up_to` are positive and strictly increasing,
+    and only the last tier is — and must be — open-ended (tiers are contiguous by construction:
+    each starts right after the previous `up_to`); package_size > 0; percentage within 0..100;
+    min_per_transaction <= max_per_transaction; included transactions of a percentage price are a
+    whole number; fields that the model does not use stay at their defaults."""
+    errors: dict[str, list[str]] = {}
 
     def add(key: str, message: str) -> None:
-        problems.setdefault(key, []).append(message)
+        errors.setdefault(key, []).append(message)
 
-    for name in ("amount", "package_size", "included_units", "percentage", "fixed_fee"):
-        _require_decimal(name, getattr(spec, name))
     try:
         currency_decimal_places(spec.currency)
     except ValueError:
-        add("currency", f"{spec.currency!r} is not a known currency code.")
-    try:
-        model = PriceModel(spec.model)
-    except ValueError:
-        add("model", f"{spec.model!r} is not a price model.")
-        return problems
+        add("currency", f"“{spec.currency}” is not a known ISO 4217 currency code.")
 
+    defaults = {f.name: f.default for f in fields(PriceSpec)}
+    finite: dict[str, Decimal] = {}
     for name in (
         "amount",
-        "fixed_fee",
+        "package_size",
         "included_units",
+        "percentage",
+        "fixed_fee",
         "min_per_transaction",
         "max_per_transaction",
         "minimum_amount",
     ):
         value = getattr(spec, name)
-        if value is not None and value < 0:
-            add(name, "This cannot be negative.")
-    if not ZERO <= spec.percentage <= HUNDRED:
-        add("percentage", "A percentage is between 0 and 100.")
-    if spec.package_size <= 0 or spec.package_size != spec.package_size.to_integral_value():
-        add("package_size", "A package holds a whole number of units, at least 1.")
-
-    if model in TIERED_MODELS:
-        _validate_tiers(spec.tiers, add)
-    elif spec.tiers:
-        add("tiers", "Only graduated and volume prices have tiers; remove them or change the price model.")
-    if model in TIERED_MODELS and spec.amount:
-        add("amount", "Graduated and volume prices are set by their tiers; leave the amount at 0.")
-    if model != PriceModel.PACKAGE and spec.package_size != 1:
-        add("package_size", "Only package prices use a package size; leave it at 1.")
-    if model == PriceModel.FLAT and spec.included_units:
-        add("included_units", "A flat fee does not depend on a quantity; included units do not apply.")
-    if model != PriceModel.PERCENTAGE:
-        for name in ("percentage", "fixed_fee"):
-            if getattr(spec, name):
-                add(name, "Only percentage prices use this; leave it at 0.")
-        for name in ("min_per_transaction", "max_per_transaction"):
-            if getattr(spec, name) is not None:
-                add(name, "Only percentage prices have per-transaction limits; leave it empty.")
-    else:
-        if spec.amount:
-            add("amount", "A percentage price is set by its percentage and fixed fee; leave the amount at 0.")
-        if spec.included_units != spec.included_units.to_integral_value():
-            add("included_units", "For a percentage price, included units are free transactions: a whole number.")
-        low, high = spec.min_per_transaction, spec.max_per_transaction
-        if low is not None and high is not None and low > high:
-            add("max_per_transaction", "The highest fee per transaction must not be below the lowest.")
-    return problems
-
-
-def _validate_tiers(tiers: tuple[Tier, ...], add) -> None:  # type: ignore[no-untyped-def]
-    if not tiers:
-        add("tiers", "Add at least one tier; the last one has no upper bound.")
-        return
-    previous: Decimal = ZERO
-    for index, tier in enumerate(tiers):
-        _require_decimal("up_to", tier.up_to)
-        _require_decimal("unit_amount", tier.unit_amount)
-        _require_decimal("flat_amount", tier.flat_amount)
-        key = f"tiers.{index}"
-        if tier.unit_amount < 0:
-            add(f"{key}.unit_amount", "A tier's unit price cannot be negative.")
-        if tier.flat_amount < 0:
-            add(f"{key}.flat_amount", "A tier's flat fee cannot be negative.")
-        last = index == len(tiers) - 1
-        if tier.up_to is None:
-            if not last:
-                add(f"{key}.up_to", "Only the last tier can be open-ended; give this tier an upper bound.")
+        if value is None:
             continue
-        if last:
-            add(f"{key}.up_to", "Leave the last tier's upper bound empty so that every quantity is priced.")
-        if tier.up_to <= previous:
+        if not value.is_finite():
+            add(name, "This must be a number.")
+        else:
+            finite[name] = value
+
+    for name, models in _FIELD_MODELS.items():
+        if spec.model not in models and getattr(spec, name) != defaults[name]:
+            add(
+                name,
+                f"A {spec.model.label} price does not use {_FIELD_LABELS[name]}; "
+                f"only {_models_text(models)} prices do.",
+            )
+
+    for name, message in _NON_NEGATIVE.items():
+        if name in finite and finite[name] < 0:
+            add(name, message)
+
+    if "package_size" in finite and finite["package_size"] <= 0:
+        add("package_size", "The package size must be greater than zero.")
+    if "percentage" in finite and not 0 <= finite["percentage"] <= 100:
+        add("percentage", "The percentage must be between 0 and 100.")
+    minimum, maximum = finite.get("min_per_transaction"), finite.get("max_per_transaction")
+    if minimum is not None and maximum is not None and minimum > maximum:
+        add("min_per_transaction", "The minimum fee per transaction cannot be more than the maximum.")
+    included = finite.get("included_units")
+    if spec.model == PriceModel.PERCENTAGE and included is not None and included != included.to_integral_value():
+        add("included_units", "Free transactions must be a whole number.")
+
+    if spec.model in (PriceModel.GRADUATED, PriceModel.VOLUME):
+        _validate_tiers(spec, add)
+    return errors
+
+
+def _validate_tiers(spec: PriceSpec, add: Callable[[str, str], None]) -> None:
+    if not spec.tiers:
+        add("tiers", f"A {spec.model.label} price needs at least one tier.")
+        return
+    previous: Decimal | None = ZERO
+    last = len(spec.tiers) - 1
+    for index, tier in enumerate(spec.tiers):
+        key, number = f"tiers.{index}", index + 1
+        for name in ("unit_amount", "flat_amount"):
+            value: Decimal = getattr(tier, name)
+            if not value.is_finite():
+                add(f"{key}.{name}", f"Tier {number}: this must be a number.")
+            elif value < 0:
+                label = "unit price" if name == "unit_amount" else "flat fee"
+                add(f"{key}.{name}", f"Tier {number}: the {label} cannot be negative.")
+        if tier.up_to is None:
+            if index != last:
+                add(f"{key}.up_to", f"Only the last tier can be open-ended; give tier {number} an upper bound.")
+            previous = None
+            continue
+        if index == last:
             add(
                 f"{key}.up_to",
-                f"Tiers must go up: this tier must end above {format_quantity(previous)}"
-                + (" (the previous tier's last unit)." if index else "."),
+                f"The last tier must be open-ended (no upper bound), so that every quantity has a price; "
+                f"add a tier above {format_quantity(tier.up_to) if tier.up_to.is_finite() else 'it'}.",
             )
-        else:
+        if not tier.up_to.is_finite():
+            add(f"{key}.up_to", f"Tier {number}: the upper bound must be a number.")
+            previous = None
+        elif tier.up_to <= 0:
+            add(f"{key}.up_to", f"Tier {number}: the upper bound must be greater than zero.")
+        elif previous is not None and index > 0 and tier.up_to <= previous:
+            add(
+                f"{key}.up_to",
+                f"Tier {number} must end above tier {index}, which ends at {format_quantity(previous)} units.",
+            )
+        if tier.up_to.is_finite():
             previous = tier.up_to
 
 
-# --- pricing --------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------
+# Pricing
+
+
+@contextmanager
+def _exact() -> Iterator[None]:
+    """A decimal context that raises (decimal.Inexact) rather than round an intermediate value."""
+    with localcontext() as context:
+        context.prec = 200
+        context.traps[Inexact] = True
+        context.traps[Rounded] = True
+        yield
 
 
 def price_quote(spec: PriceSpec, *, quantity: Decimal, transactions: Sequence[Decimal] = ()) -> Quote:
-    """Price a quantity and explain it. For percentage prices, `transactions` are the amounts and the
-    quantity is their number. Raises ValueError for an invalid price or a negative quantity."""
-    _require_decimal("quantity", quantity)
-    for amount in transactions:
-        _require_decimal("transaction amount", amount)
-    if not isinstance(quantity, Decimal):
-        raise TypeError("quantity must be a Decimal")
-    problems = price_validate(spec)
-    if problems:
-        raise ValueError("invalid price: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in problems.items()))
-    if quantity < 0:
-        raise ValueError("the quantity cannot be negative")
+    """Price a quantity (and, for PERCENTAGE, a list of transaction amounts; quantity is then the
+    number of transactions) and explain it.
 
-    model = PriceModel(spec.model)
-    if model == PriceModel.PERCENTAGE:
-        billable, lines = _percentage(spec, transactions)
-        quantity = Decimal(len(transactions))
-    else:
-        billable = max(ZERO, quantity - spec.included_units) if model in QUANTITY_MODELS else quantity
-        lines = []
-        if model in QUANTITY_MODELS and spec.included_units:
-            free = min(quantity, spec.included_units)
-            lines.append(
-                ExplanationLine(f"{format_quantity(free)} included units at no charge", free, ZERO, ZERO, ZERO)
+    Raises TypeError for anything that is not a Decimal (floats included), `InvalidPrice` (a
+    ValueError) for a spec that `price_validate` rejects, and ValueError for a negative or
+    non-finite quantity, negative transactions, transactions on a price that is not a percentage,
+    or a quantity that is not the number of transactions."""
+    _require_decimal(quantity, "quantity")
+    for transaction in transactions:
+        _require_decimal(transaction, "transaction amount")
+    errors = price_validate(spec)
+    if errors:
+        raise InvalidPrice(errors)
+    if not quantity.is_finite() or quantity < 0:
+        raise ValueError(f"the quantity must be a number of at least 0, not {quantity}")
+    if spec.model == PriceModel.PERCENTAGE:
+        if quantity != len(transactions):
+            raise ValueError(
+                f"a percentage price is quoted on its transactions: quantity {quantity} is not "
+                f"the number of transactions ({len(transactions)})"
             )
-        lines.extend(_PRICERS[model](spec, billable))
+        if any(not amount.is_finite() or amount < 0 for amount in transactions):
+            raise ValueError("transaction amounts must be numbers of at least 0 (refunds are credited, not priced)")
+    elif transactions:
+        raise ValueError(f"only a percentage price is quoted on transactions, not a {spec.model.label} price")
 
-    exact = sum((line.amount for line in lines), ZERO)
-    amount = quantize_amount(exact, spec.currency)
-    true_up = ZERO
+    with _exact():
+        billable, lines = _PRICERS[spec.model](spec, quantity, transactions)
+        exact_amount = sum((line.amount for line in lines), ZERO)
+    amount = quantize_amount(exact_amount, spec.currency)
+    true_up = ZERO  # measured against the rounded amount, then rounded itself (docs/pricing.md, "Minimums")
     if spec.minimum_amount is not None and amount < spec.minimum_amount:
-        true_up = quantize_amount(spec.minimum_amount - amount, spec.currency)
-    true_up = quantize_amount(true_up, spec.currency)
+        with _exact():
+            true_up = spec.minimum_amount - amount
+    minimum_true_up = quantize_amount(true_up, spec.currency)
     return Quote(
         currency=spec.currency,
         quantity=quantity,
         billable_quantity=billable,
-        exact_amount=exact,
+        exact_amount=exact_amount,
         amount=amount,
         lines=tuple(lines),
-        minimum_true_up=true_up,
-        total=amount + true_up,
+        minimum_true_up=minimum_true_up,
+        total=amount + minimum_true_up,
     )
 
 
-def _flat(spec: PriceSpec, quantity: Decimal) -> list[ExplanationLine]:
+_Priced = tuple[Decimal, list[ExplanationLine]]
+
+
+def _units(quantity: Decimal) -> str:
+    return f"{format_quantity(quantity)} unit{'' if quantity == 1 else 's'}"
+
+
+def _billable(spec: PriceSpec, quantity: Decimal) -> Decimal:
+    return max(ZERO, quantity - spec.included_units)
+
+
+def _included_line(spec: PriceSpec, quantity: Decimal) -> list[ExplanationLine]:
+    if spec.included_units <= 0 or quantity <= 0:
+        return []
+    free = min(quantity, spec.included_units)
     return [
         ExplanationLine(
-            f"Flat fee {format_price(spec.amount, spec.currency)}", Decimal(1), spec.amount, ZERO, spec.amount
+            description=f"Included units: {format_quantity(free)} of {format_quantity(spec.included_units)} free",
+            quantity=free,
+            unit_amount=ZERO,
+            flat_amount=ZERO,
+            amount=ZERO,
         )
     ]
 
 
-def _per_unit(spec: PriceSpec, quantity: Decimal) -> list[ExplanationLine]:
-    return [
-        ExplanationLine(
-            f"{format_quantity(quantity)} × {format_price(spec.amount, spec.currency)}",
-            quantity,
-            spec.amount,
-            ZERO,
-            quantity * spec.amount,
-        )
-    ]
+def _price_flat(spec: PriceSpec, quantity: Decimal, transactions: Sequence[Decimal]) -> _Priced:
+    line = ExplanationLine(
+        description=f"Flat fee: {format_amount(spec.amount, spec.currency)}",
+        quantity=ONE,
+        unit_amount=spec.amount,
+        flat_amount=ZERO,
+        amount=spec.amount,
+    )
+    return quantity, [line]
 
 
-def _tier_label(lower: Decimal, upper: Decimal | None) -> str:
-    """Units of a tier for humans: "units 1–5", "units 11 and above", "units above 10.5"."""
-    start = lower + 1 if lower == lower.to_integral_value() else None
-    if upper is None:
-        return (
-            f"units {format_quantity(start)} and above"
-            if start is not None
-            else f"units above {format_quantity(lower)}"
-        )
-    if start is not None:
-        return f"units {format_quantity(start)}–{format_quantity(upper)}"
-    return f"units above {format_quantity(lower)} up to {format_quantity(upper)}"
+def _price_per_unit(spec: PriceSpec, quantity: Decimal, transactions: Sequence[Decimal]) -> _Priced:
+    billable = _billable(spec, quantity)
+    line = ExplanationLine(
+        description=f"{format_quantity(billable)} × {format_amount(spec.amount, spec.currency)}",
+        quantity=billable,
+        unit_amount=spec.amount,
+        flat_amount=ZERO,
+        amount=billable * spec.amount,
+    )
+    return billable, [*_included_line(spec, quantity), line]
 
 
-def _tier_line(spec: PriceSpec, label: str, units: Decimal, tier: Tier) -> ExplanationLine:
-    text = f"{label}: {format_quantity(units)} × {format_price(tier.unit_amount, spec.currency)}"
+def _tier_line(spec: PriceSpec, tier: Tier, units: Decimal, description: str) -> ExplanationLine:
+    text = f"{description}: {format_quantity(units)} × {format_amount(tier.unit_amount, spec.currency)}"
     if tier.flat_amount:
-        text += f" + flat {format_price(tier.flat_amount, spec.currency)}"
-    return ExplanationLine(text, units, tier.unit_amount, tier.flat_amount, units * tier.unit_amount + tier.flat_amount)
+        text += f" + {format_amount(tier.flat_amount, spec.currency)} flat fee"
+    return ExplanationLine(
+        description=text,
+        quantity=units,
+        unit_amount=tier.unit_amount,
+        flat_amount=tier.flat_amount,
+        amount=units * tier.unit_amount + tier.flat_amount,
+    )
 
 
-def _graduated(spec: PriceSpec, quantity: Decimal) -> list[ExplanationLine]:
-    lines = []
+def _is_whole(value: Decimal) -> bool:
+    return value == value.to_integral_value()
+
+
+def _units_range(lower: Decimal, upper: Decimal) -> str:
+    """The units from just above `lower` to `upper` inclusive: "Unit 6", "Units 6–10", or, for
+    fractional bounds, "Units above 100 up to 100.25"."""
+    if _is_whole(lower) and _is_whole(upper) and upper == lower + 1:
+        return f"Unit {format_quantity(upper)}"
+    if _is_whole(lower) and _is_whole(upper):
+        return f"Units {format_quantity(lower + 1)}–{format_quantity(upper)}"
+    return f"Units above {format_quantity(lower)} up to {format_quantity(upper)}"
+
+
+def _tier_bounds(lower: Decimal, up_to: Decimal | None) -> str:
+    """A tier's whole range: "units 6–10", "units 11 and above", "above 2.5 up to 10"."""
+    if up_to is None:
+        if _is_whole(lower):
+            return f"units {format_quantity(lower + 1)} and above"
+        return f"above {format_quantity(lower)}"
+    return _units_range(lower, up_to).replace("Unit", "unit", 1)
+
+
+def _price_graduated(spec: PriceSpec, quantity: Decimal, transactions: Sequence[Decimal]) -> _Priced:
+    billable = _billable(spec, quantity)
+    lines = _included_line(spec, quantity)
     lower = ZERO
     for tier in spec.tiers:
-        if quantity <= lower:
+        if billable <= lower:
             break
-        upper = quantity if tier.up_to is None else min(quantity, tier.up_to)
-        units = upper - lower
-        lines.append(_tier_line(spec, _tier_label(lower, tier.up_to), units, tier))
+        upper = billable if tier.up_to is None else min(billable, tier.up_to)
+        lines.append(_tier_line(spec, tier, upper - lower, _units_range(lower, upper)))
         if tier.up_to is None:
             break
         lower = tier.up_to
-    return lines
+    return billable, lines
 
 
-def _volume(spec: PriceSpec, quantity: Decimal) -> list[ExplanationLine]:
-    if quantity == 0:
-        return []
+def _price_volume(spec: PriceSpec, quantity: Decimal, transactions: Sequence[Decimal]) -> _Priced:
+    billable = _billable(spec, quantity)
+    lines = _included_line(spec, quantity)
+    if billable <= 0:
+        return billable, lines
     lower = ZERO
-    for tier in spec.tiers:
-        if tier.up_to is None or quantity <= tier.up_to:
-            label = f"All {format_quantity(quantity)} units at the rate of {_tier_label(lower, tier.up_to)}"
-            text = f"{label}: {format_quantity(quantity)} × {format_price(tier.unit_amount, spec.currency)}"
-            if tier.flat_amount:
-                text += f" + flat {format_price(tier.flat_amount, spec.currency)}"
-            return [
-                ExplanationLine(
-                    text, quantity, tier.unit_amount, tier.flat_amount, quantity * tier.unit_amount + tier.flat_amount
-                )
-            ]
+    for number, tier in enumerate(spec.tiers, start=1):
+        if tier.up_to is None or billable <= tier.up_to:
+            description = f"All {_units(billable)} at tier {number} ({_tier_bounds(lower, tier.up_to)})"
+            lines.append(_tier_line(spec, tier, billable, description))
+            break
         lower = tier.up_to
-    raise AssertionError("validated tiers end with an open-ended tier")
+    return billable, lines
 
 
-def _package(spec: PriceSpec, quantity: Decimal) -> list[ExplanationLine]:
-    whole, rest = divmod(quantity, spec.package_size)  # exact for non-negative Decimals
-    packages = whole + (1 if rest else 0)  # a started package is a package
-    return [
-        ExplanationLine(
-            f"{format_quantity(quantity)} units in {format_quantity(packages)} package(s) of "
-            f"{format_quantity(spec.package_size)} × {format_price(spec.amount, spec.currency)}",
-            packages,
-            spec.amount,
-            ZERO,
-            packages * spec.amount,
-        )
-    ]
-
-
-def _percentage(spec: PriceSpec, transactions: Sequence[Decimal]) -> tuple[Decimal, list[ExplanationLine]]:
-    free = int(spec.included_units)
-    charged = list(transactions[free:])
-    lines: list[ExplanationLine] = []
-    if free and transactions:
-        free_count = min(free, len(transactions))
-        lines.append(
-            ExplanationLine(f"{free_count} included transaction(s) at no charge", Decimal(free_count), ZERO, ZERO, ZERO)
-        )
-    if not charged:
-        return ZERO, lines
-    rate = spec.percentage / HUNDRED
-    volume = sum(charged, ZERO)
-    raw_fees = [amount * rate + spec.fixed_fee for amount in charged]
-    fees = [_clamp(fee, spec.min_per_transaction, spec.max_per_transaction) for fee in raw_fees]
-    count = Decimal(len(charged))
-    text = (
-        f"{format_quantity(spec.percentage)} % of {format_price(volume, spec.currency)} "
-        f"over {format_quantity(count)} transaction(s)"
+def _price_package(spec: PriceSpec, quantity: Decimal, transactions: Sequence[Decimal]) -> _Priced:
+    billable = _billable(spec, quantity)
+    whole, rest = divmod(billable, spec.package_size)  # exact: integral quotient and remainder
+    packages = whole + (1 if rest else 0)
+    started = " (a started package counts in full)" if rest else ""
+    line = ExplanationLine(
+        description=(
+            f"{_units(billable)} in packages of {format_quantity(spec.package_size)}: "
+            f"{format_quantity(packages)} × {format_amount(spec.amount, spec.currency)}{started}"
+        ),
+        quantity=packages,
+        unit_amount=spec.amount,
+        flat_amount=ZERO,
+        amount=packages * spec.amount,
     )
-    lines.append(ExplanationLine(text, count, rate, ZERO, volume * rate))
-    if spec.fixed_fee:
+    return billable, [*_included_line(spec, quantity), line]
+
+
+def _price_percentage(spec: PriceSpec, quantity: Decimal, transactions: Sequence[Decimal]) -> _Priced:
+    free = min(len(transactions), int(spec.included_units))
+    charged = transactions[free:]
+    count = Decimal(len(charged))
+    rate = spec.percentage.scaleb(-2)
+    lines: list[ExplanationLine] = []
+    if free:
         lines.append(
             ExplanationLine(
-                f"Fixed fee {format_quantity(count)} × {format_price(spec.fixed_fee, spec.currency)}",
-                count,
-                spec.fixed_fee,
-                ZERO,
-                count * spec.fixed_fee,
+                description=f"Free transactions: {free} of {format_quantity(spec.included_units)}, no fee",
+                quantity=Decimal(free),
+                unit_amount=ZERO,
+                flat_amount=ZERO,
+                amount=ZERO,
             )
         )
-    adjustment = sum(fees, ZERO) - sum(raw_fees, ZERO)
-    if adjustment:
-        raised = sum(1 for raw, fee in zip(raw_fees, fees, strict=True) if fee > raw)
-        lowered = sum(1 for raw, fee in zip(raw_fees, fees, strict=True) if fee < raw)
-        parts = []
-        if raised:
-            parts.append(
-                f"{raised} raised to the minimum of {format_price(spec.min_per_transaction or ZERO, spec.currency)}"
-            )
-        if lowered:
-            parts.append(
-                f"{lowered} capped at the maximum of {format_price(spec.max_per_transaction or ZERO, spec.currency)}"
-            )
+    volume = sum(charged, ZERO)
+    plural = "" if count == 1 else "s"
+    if spec.percentage and count:
         lines.append(
             ExplanationLine(
-                f"Per-transaction limits: {', '.join(parts)}", Decimal(raised + lowered), ZERO, ZERO, adjustment
+                description=(
+                    f"{format_percentage(spec.percentage)} of {format_amount(volume, spec.currency)} "
+                    f"({format_quantity(count)} transaction{plural})"
+                ),
+                quantity=volume,
+                unit_amount=rate,
+                flat_amount=ZERO,
+                amount=volume * rate,
+            )
+        )
+    if spec.fixed_fee and count:
+        lines.append(
+            ExplanationLine(
+                description=f"Fixed fee: {format_quantity(count)} × {format_amount(spec.fixed_fee, spec.currency)}",
+                quantity=count,
+                unit_amount=spec.fixed_fee,
+                flat_amount=ZERO,
+                amount=count * spec.fixed_fee,
+            )
+        )
+    raised, raised_by, capped, capped_by = 0, ZERO, 0, ZERO
+    for transaction in charged:
+        fee = transaction * rate + spec.fixed_fee
+        if spec.min_per_transaction is not None and fee < spec.min_per_transaction:
+            raised, raised_by = raised + 1, raised_by + spec.min_per_transaction - fee
+        elif spec.max_per_transaction is not None and fee > spec.max_per_transaction:
+            capped, capped_by = capped + 1, capped_by + fee - spec.max_per_transaction
+    if raised and spec.min_per_transaction is not None:
+        lines.append(
+            ExplanationLine(
+                description=(
+                    f"Raised to the minimum fee of {format_amount(spec.min_per_transaction, spec.currency)} "
+                    f"per transaction: {raised} transaction{'' if raised == 1 else 's'}"
+                ),
+                quantity=Decimal(raised),
+                unit_amount=ZERO,
+                flat_amount=raised_by,
+                amount=raised_by,
+            )
+        )
+    if capped and spec.max_per_transaction is not None:
+        lines.append(
+            ExplanationLine(
+                description=(
+                    f"Capped at the maximum fee of {format_amount(spec.max_per_transaction, spec.currency)} "
+                    f"per transaction: {capped} transaction{'' if capped == 1 else 's'}"
+                ),
+                quantity=Decimal(capped),
+                unit_amount=ZERO,
+                flat_amount=-capped_by,
+                amount=-capped_by,
             )
         )
     return count, lines
 
 
-def _clamp(fee: Decimal, low: Decimal | None, high: Decimal | None) -> Decimal:
-    if low is not None and fee < low:
-        fee = low
-    if high is not None and fee > high:
-        fee = high
+_PRICERS = {
+    PriceModel.FLAT: _price_flat,
+    PriceModel.PER_UNIT: _price_per_unit,
+    PriceModel.GRADUATED: _price_graduated,
+    PriceModel.VOLUME: _price_volume,
+    PriceModel.PACKAGE: _price_package,
+    PriceModel.PERCENTAGE: _price_percentage,
+}
+
+
+def percentage_transaction_fee(spec: PriceSpec, transaction: Decimal) -> Decimal:
+    """The exact fee on one charged (not free) transaction: clamp(amount × percentage / 100 +
+    fixed fee, min, max). The quote's lines add up to the sum of these."""
+    _require_decimal(transaction, "transaction amount")
+    with _exact():
+        fee = transaction * spec.percentage.scaleb(-2) + spec.fixed_fee
+        if spec.min_per_transaction is not None:
+            fee = max(fee, spec.min_per_transaction)
+        if spec.max_per_transaction is not None:
+            fee = min(fee, spec.max_per_transaction)
     return fee
 
 
-_PRICERS = {
-    PriceModel.FLAT: _flat,
-    PriceModel.PER_UNIT: _per_unit,
-    PriceModel.GRADUATED: _graduated,
-    PriceModel.VOLUME: _volume,
-    PriceModel.PACKAGE: _package,
-}
+# ---------------------------------------------------------------------------------------------
+# For people
+
+
+def format_price(amount: Decimal, currency: str) -> str:
+    """Alias of `format_amount` used by invoice lines and the admin."""
+    return format_amount(amount, currency)
 
 
 def price_describe(spec: PriceSpec) -> str:
@@ -421,7 +648,7 @@ def price_describe(spec: PriceSpec) -> str:
     elif model == PriceModel.PACKAGE:
         text = f"{format_price(spec.amount, currency)} per package of {format_quantity(spec.package_size)} units"
     elif model == PriceModel.PERCENTAGE:
-        text = f"{format_quantity(spec.percentage)} %"
+        text = format_percentage(spec.percentage)
         if spec.fixed_fee:
             text += f" + {format_price(spec.fixed_fee, currency)}"
         text += " per transaction"
@@ -436,7 +663,7 @@ def price_describe(spec: PriceSpec) -> str:
         parts = []
         lower = ZERO
         for tier in spec.tiers:
-            part = f"{_tier_label(lower, tier.up_to)}: {format_price(tier.unit_amount, currency)}"
+            part = f"{_tier_bounds(lower, tier.up_to)}: {format_price(tier.unit_amount, currency)}"
             if tier.flat_amount:
                 part += f" + {format_price(tier.flat_amount, currency)} flat"
             parts.append(part)
@@ -475,7 +702,7 @@ def discount_amount(
     amount; nothing to discount (0 or less) gives 0. Raises ValueError for an invalid discount or an
     unrounded eligible amount."""
     for name, value in (("percent_off", percent_off), ("amount_off", amount_off), ("eligible_amount", eligible_amount)):
-        _require_decimal(name, value)
+        _require_decimal(value, name, optional=name != "eligible_amount")
     kind = DiscountKind(discount_type)
     if eligible_amount != quantize_amount(eligible_amount, currency):
         raise ValueError(f"the eligible amount {eligible_amount} has more decimals than {currency}")

@@ -167,10 +167,10 @@ def test_add_plan_then_a_version_with_tiers_inline(client, superuser):
 @pytest.mark.parametrize(
     ("tiers", "message"),
     [
-        ([("1000", "0", "0"), ("500", "0.002", "0"), ("", "0.001", "0")], "Tiers must go up"),
+        ([("1000", "0", "0"), ("500", "0.002", "0"), ("", "0.001", "0")], "Tier 2 must end above tier 1"),
         ([("1000", "0", "0"), ("", "0.002", "0"), ("", "0.001", "0")], "Only the last tier can be open-ended"),
-        ([("1000", "0", "0"), ("5000", "0.002", "0")], "Leave the last tier&#x27;s upper bound empty"),
-        ([], "Add at least one tier"),
+        ([("1000", "0", "0"), ("5000", "0.002", "0")], "The last tier must be open-ended"),
+        ([], "A graduated price needs at least one tier."),
     ],
 )
 def test_bad_tiers_are_form_errors_and_nothing_is_saved(client, superuser, tiers, message):
@@ -197,7 +197,7 @@ def test_bad_tiers_are_form_errors_and_nothing_is_saved(client, superuser, tiers
                 "price_model": "per_unit",
                 "prices": [{"currency": "USD", "amount": "1", "percentage": "2"}],
             },
-            "Only percentage prices use this",
+            "only percentage prices do",
         ),
         (
             {"name": "Fee", "price_model": "percentage", "prices": [{"currency": "USD", "percentage": "2"}]},
@@ -277,7 +277,7 @@ def test_price_calculator_explains_the_amount(client, superuser):
     page = client.get(reverse("admin:catalog_price_change", args=[price.pk]), {"quantity": "12"})
     body = page.content.decode()
     assert page.status_code == 200
-    assert "units 6–10: 5 × 6.50 USD" in body
+    assert "Units 6–10: 5 × 6.50 USD" in body
     assert "79.50 USD" in body
 
     live = client.get(reverse("admin:catalog_price_quote", args=[price.pk]), {"quantity": "12"})

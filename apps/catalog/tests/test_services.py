@@ -120,19 +120,19 @@ def test_a_hybrid_plan_with_a_fee_and_graduated_usage():
                 prices=[PriceInput(currency="USD", tiers=[TierInput(Decimal(10)), TierInput(Decimal(5)), TierInput(None)])],  # noqa: E501
             ),
             "charges.0.prices.0.tiers.1.up_to",
-            "Tiers must go up: this tier must end above 10 (the previous tier's last unit).",
+            "Tier 2 must end above tier 1, which ends at 10 units.",
         ),
         (
             ChargeInput(
                 name="Calls", price_model="volume", prices=[PriceInput(currency="USD", tiers=[TierInput(Decimal(10))])]
             ),
             "charges.0.prices.0.tiers.0.up_to",
-            "Leave the last tier's upper bound empty so that every quantity is priced.",
+            "The last tier must be open-ended (no upper bound), so that every quantity has a price; add a tier above 10.",
         ),
         (
             ChargeInput(name="Fee", prices=[PriceInput(currency="USD", amount=Decimal(-1))]),
             "charges.0.prices.0.amount",
-            "This cannot be negative.",
+            "The amount cannot be negative.",
         ),
         (
             ChargeInput(name="Fee", prices=[PriceInput(currency="XYZ", amount=Decimal(1))]),

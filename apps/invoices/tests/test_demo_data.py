@@ -57,7 +57,7 @@ def test_load_demo_data_creates_a_realistic_history_once():
     assert ScheduledChange.objects.filter(applied_at=None).count() == 1
     assert Customer.objects.filter(test_clock__isnull=False).count() == 1
     seats = InvoiceLine.objects.filter(charge__name="Seats").first()
-    assert seats.explanation[:2] == ["units 1–5: 5 × 10.00 USD", "units 6–20: 7 × 8.00 USD"]
+    assert seats.explanation[:2] == ["Units 1–5: 5 × 10.00 USD", "Units 6–12: 7 × 8.00 USD"]
 
     invoices = list(Invoice.objects.all())
     assert 50 <= len(invoices) <= 150

@@ -122,11 +122,11 @@ def test_quote_a_price(api_client, superuser):
         "minimum_true_up": "0.00",
         "total": "79.50",
         "lines": [
-            {"description": "units 1–5: 5 × 7.00 USD", "quantity": "5", "unit_amount": "7", "flat_amount": "0",
+            {"description": "Units 1–5: 5 × 7.00 USD", "quantity": "5", "unit_amount": "7", "flat_amount": "0",
              "amount": "35"},
-            {"description": "units 6–10: 5 × 6.50 USD", "quantity": "5", "unit_amount": "6.5", "flat_amount": "0",
+            {"description": "Units 6–10: 5 × 6.50 USD", "quantity": "5", "unit_amount": "6.5", "flat_amount": "0",
              "amount": "32.5"},
-            {"description": "units 11 and above: 2 × 6.00 USD", "quantity": "2", "unit_amount": "6",
+            {"description": "Units 11–12: 2 × 6.00 USD", "quantity": "2", "unit_amount": "6",
              "flat_amount": "0", "amount": "12"},
         ],
     }  # fmt: skip

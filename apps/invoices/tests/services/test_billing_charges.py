@@ -54,7 +54,7 @@ def test_each_recurring_charge_is_a_line_priced_by_its_model():
         ("recurring", "Workspace — Team: Platform fee (monthly)", Decimal(1), Money("99", "USD"),
          Money("99.00", "USD"), []),
         ("recurring", "Workspace — Team: Seats (monthly)", Decimal(7), None, Money("66.00", "USD"),
-         ["units 1–5: 5 × 10.00 USD", "units 6 and above: 2 × 8.00 USD"]),
+         ["Units 1–5: 5 × 10.00 USD", "Units 6–7: 2 × 8.00 USD"]),
         ("recurring", "Workspace — Team: Support (monthly)", Decimal(7), Money("2", "USD"), Money("14.00", "USD"), []),
         ("minimum", "Workspace — Team: Support: minimum charge true-up", Decimal(1), Money("11.00", "USD"),
          Money("11.00", "USD"), ["Minimum charge per period 25.00 USD; this charge came to 14.00 USD."]),
@@ -146,4 +146,4 @@ def test_invoice_lines_carry_their_kind_and_explanation_in_the_api(api_client, s
         (InvoiceLineKind.RECURRING, {"amount": "2.00", "currency": "USD"}, "14.00"),
         (InvoiceLineKind.MINIMUM, {"amount": "11.00", "currency": "USD"}, "11.00"),
     ]
-    assert lines[1]["explanation"] == ["units 1–5: 5 × 10.00 USD", "units 6 and above: 2 × 8.00 USD"]
+    assert lines[1]["explanation"] == ["Units 1–5: 5 × 10.00 USD", "Units 6–7: 2 × 8.00 USD"]
