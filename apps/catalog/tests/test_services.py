@@ -127,7 +127,7 @@ def test_a_hybrid_plan_with_a_fee_and_graduated_usage():
                 name="Calls", price_model="volume", prices=[PriceInput(currency="USD", tiers=[TierInput(Decimal(10))])]
             ),
             "charges.0.prices.0.tiers.0.up_to",
-            "The last tier must be open-ended (no upper bound), so that every quantity has a price; add a tier above 10.",
+            "The last tier must be open-ended (no upper bound), so that every quantity has a price; add a tier above 10.",  # noqa: E501
         ),
         (
             ChargeInput(name="Fee", prices=[PriceInput(currency="USD", amount=Decimal(-1))]),
