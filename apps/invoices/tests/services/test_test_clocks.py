@@ -107,3 +107,86 @@ def test_a_clock_only_moves_forward_and_not_too_far(to):
     assert list(excinfo.value.fields) == ["frozen_at"]
     clock.refresh_from_db()
     assert clock.frozen_at == utc(2026, 1, 1)
+
+
+def _on_clock(start):
+    clock = test_clock_create(name="Timeline", frozen_at=start)
+    return clock, CustomerFactory(currency="USD", test_clock=clock)
+
+
+def test_downgrade_at_period_end_on_a_test_clock():
+    clock, customer = _on_clock(utc(2026, 4, 1))
+    pro = PlanFactory(name="Pro", product__name="Hosting", prices=[Money("60.00", "USD")])
+    basic = PlanFactory(name="Basic", product=pro.product, prices=[Money("30.00", "USD")])
+    subscription = subscription_start(customer=customer, plan=pro)
+    test_clock_advance(test_clock_id=clock.pk, to=utc(2026, 4, 20))
+
+    subscription_change(subscription_id=subscription.pk, plan=basic, timing="period_end")
+    test_clock_advance(test_clock_id=clock.pk, to=utc(2026, 6, 15))
+
+    assert _cycle_totals(subscription) == [
+        (utc(2026, 4, 1), Money("60.00", "USD")),
+        (utc(2026, 5, 1), Money("30.00", "USD")),
+        (utc(2026, 6, 1), Money("30.00", "USD")),
+    ]
+
+
+def test_three_quantity_changes_in_one_period_on_a_test_clock():
+    clock, customer = _on_clock(utc(2026, 4, 1))
+    subscription = subscription_start(customer=customer, plan=PlanFactory(prices=[Money("10.00", "USD")]))
+
+    for moment, quantity in [(utc(2026, 4, 6), 3), (utc(2026, 4, 16), 2), (utc(2026, 4, 26), 5)]:
+        test_clock_advance(test_clock_id=clock.pk, to=moment)
+        subscription_change(subscription_id=subscription.pk, quantity=quantity)
+    test_clock_advance(test_clock_id=clock.pk, to=utc(2026, 5, 2))
+
+    may = Invoice.objects.get(subscription=subscription, period_start_at=utc(2026, 5, 1))
+    assert [line.amount.amount for line in may.lines.order_by("position")] == [
+        Decimal("-8.33"), Decimal("25.00"), Decimal("-15.00"), Decimal("10.00"), Decimal("-3.33"), Decimal("8.33"),
+        Decimal("50.00"),
+    ]  # fmt: skip
+    assert may.total == Money("66.67", "USD")
+
+
+def test_calendar_billing_from_the_17th_on_a_test_clock():
+    clock, customer = _on_clock(utc(2026, 3, 17, 10))
+    subscription = subscription_start(
+        customer=customer, plan=PlanFactory(prices=[Money("31.00", "USD")]), billing_cycle_day=1
+    )
+
+    test_clock_advance(test_clock_id=clock.pk, to=utc(2026, 5, 5))
+
+    assert _cycle_totals(subscription) == [
+        (utc(2026, 3, 17, 10), Money("14.58", "USD")),
+        (utc(2026, 4, 1), Money("31.00", "USD")),
+        (utc(2026, 5, 1), Money("31.00", "USD")),
+    ]
+
+
+def test_leap_year_february_on_a_test_clock():
+    clock, customer = _on_clock(utc(2028, 1, 31))
+    subscription = subscription_start(customer=customer, plan=PlanFactory(prices=[Money("29.00", "USD")]))
+
+    test_clock_advance(test_clock_id=clock.pk, to=utc(2028, 4, 1))
+
+    # Anchored on 31 January: periods end on 29 February (a leap year), 31 March, 30 April.
+    assert [
+        (invoice.period_start_at, invoice.period_end_at)
+        for invoice in Invoice.objects.filter(subscription=subscription).order_by("period_start_at")
+    ] == [
+        (utc(2028, 1, 31), utc(2028, 2, 29)),
+        (utc(2028, 2, 29), utc(2028, 3, 31)),
+        (utc(2028, 3, 31), utc(2028, 4, 30)),
+    ]
+
+
+def test_a_subscription_starting_in_the_future_is_billed_when_it_starts():
+    clock, customer = _on_clock(utc(2026, 1, 10))
+    subscription = subscription_start(
+        customer=customer, plan=PlanFactory(prices=[Money("10.00", "USD")]), started_at=utc(2026, 2, 1)
+    )
+    assert _cycle_totals(subscription) == []
+
+    test_clock_advance(test_clock_id=clock.pk, to=utc(2026, 2, 1, 1))
+
+    assert _cycle_totals(subscription) == [(utc(2026, 2, 1), Money("10.00", "USD"))]
