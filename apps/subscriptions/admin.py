@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -15,6 +17,8 @@ from apps.core.errors import ApplicationError
 from apps.invoices.admin_inlines import InvoiceSummaryInline
 from apps.invoices.constants import ChangeTiming, ProrationBehavior
 from apps.invoices.services import (
+    subscription_cancel_credit_preview,
+    subscription_cancel_with_credit,
     subscription_change,
     subscription_change_preview,
     subscription_pause,
@@ -313,6 +317,9 @@ class SubscriptionCancelForm(forms.Form):
         initial="period_end",
         widget=forms.RadioSelect,
     )
+    prorate = forms.BooleanField(
+        required=False, label="When canceling now: credit the unused time already invoiced (on the next invoices)"
+    )
     reason = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
 
 
@@ -407,6 +414,14 @@ def _operation_preview(subscription: Subscription, operation: str, data: dict) -
             summary = "These lines go on the next invoice."
         return {"summary": summary, "lines": result.lines, "total": _money_text(result.total, currency)}
     if operation == "cancel":
+        if data["when"] == "now" and data.get("prorate"):
+            lines = subscription_cancel_credit_preview(subscription_id=subscription.pk)
+            total = sum((line.amount for line in lines), Decimal(0))
+            return {
+                "summary": "The subscription ends now; the unused time is credited on the customer's next invoices.",
+                "lines": lines,
+                "total": _money_text(total, currency),
+            }
         if data["when"] == "now":
             return {"summary": "The subscription ends now; nothing more is billed."}
         return {
@@ -429,6 +444,11 @@ def _operation_run(subscription: Subscription, operation: str, data: dict, actor
         if result.invoice is not None:
             return f"Changed; the proration was invoiced at once ({result.invoice})."
         return f"Changed; {len(result.preview.lines)} proration line(s) go on the next invoice."
+    if operation == "cancel" and data["when"] == "now" and data.get("prorate"):
+        result = subscription_cancel_with_credit(
+            subscription_id=subscription.pk, reason=data.get("reason", ""), actor=actor
+        )
+        return f"Canceled now; {_money_text(-result.preview.total, subscription.currency)} credited to the customer."
     if operation == "cancel":
         subscription_cancel(
             subscription_id=subscription.pk, at_period_end=data["when"] == "period_end", actor=actor,

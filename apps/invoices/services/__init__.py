@@ -6,6 +6,8 @@ from .billing import (
     subscription_start,
 )
 from .changes import (
+    subscription_cancel_credit_preview,
+    subscription_cancel_with_credit,
     subscription_change,
     subscription_change_preview,
     subscription_pause,
@@ -32,6 +34,8 @@ __all__ = [
     "invoice_void",
     "subscription_bill_due",
     "subscription_bill_next_period",
+    "subscription_cancel_credit_preview",
+    "subscription_cancel_with_credit",
     "subscription_change",
     "subscription_change_preview",
     "subscription_pause",

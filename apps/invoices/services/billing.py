@@ -36,7 +36,14 @@ from ..constants import BillingRunStatus, BillingRunTrigger, InvoiceEventType, I
 from ..events import invoice_event_record
 from ..models import BillingRun, Invoice, InvoiceItem, InvoiceLine
 from .lifecycle import invoice_finalize, invoice_recompute_totals
-from .lines import discount_line_drafts, invoice_lines_from_drafts, item_line_draft, recurring_line_drafts
+from .lines import (
+    customer_credit_drafts,
+    customer_credit_take,
+    discount_line_drafts,
+    invoice_lines_from_drafts,
+    item_line_draft,
+    recurring_line_drafts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +98,10 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
         drafts=drafts, discounts=discounts_applicable(subscription=subscription), plan=plan, currency=currency
     )
     drafts += discount_drafts
+    credit_drafts, credit_uses = customer_credit_drafts(
+        customer_id=subscription.customer_id, currency=currency, drafts=drafts, lock=True
+    )
+    drafts += credit_drafts
 
     invoice = Invoice.objects.create(
         customer=subscription.customer,
@@ -108,6 +119,7 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
         InvoiceItem.objects.filter(pk__in=[item.pk for item in items]).update(invoice=invoice)
     for discount in used_discounts:
         discount_record_applied(discount=discount, now=now)
+    customer_credit_take(credit_uses, invoice=invoice)
     invoice_recompute_totals(invoice)
     invoice.save(update_fields=["subtotal", "subtotal_currency", "total", "total_currency"])
     invoice_event_record(

@@ -21,13 +21,14 @@ from django.db import transaction
 from apps.catalog.models import Plan
 from apps.catalog.selectors import discounts_applicable
 from apps.core import clock
-from apps.core.errors import NotFound, ValidationFailed
+from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
 from apps.core.money import quantize_amount, zero
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import ScheduledChange, Subscription
 from apps.subscriptions.periods import Period, period_containing
 from apps.subscriptions.services import (
     subscription_apply_change,
+    subscription_cancel,
     subscription_change_target,
     subscription_lock,
     subscription_mark_paused,
@@ -43,6 +44,7 @@ from .billing import subscription_bill_due
 from .lifecycle import invoice_finalize, invoice_recompute_totals
 from .lines import (
     LineDraft,
+    customer_credit_drafts,
     discount_line_drafts,
     invoice_item_from_draft,
     invoice_lines_from_drafts,
@@ -319,6 +321,8 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
         drafts=lines, discounts=discounts_applicable(subscription=subscription), plan=plan, currency=currency
     )
     lines += discounts
+    credits, _ = customer_credit_drafts(customer_id=subscription.customer_id, currency=currency, drafts=lines)
+    lines += credits
     subtotal = quantize_amount(sum((line.amount for line in lines), Decimal(0)), currency)
     return UpcomingInvoice(
         currency=currency,
@@ -348,6 +352,54 @@ def _load(subscription_id: int) -> Subscription:
     return subscription
 
 
+def _unused_time_credits(subscription: Subscription, now: datetime) -> list[LineDraft]:
+    """Credits for the unused time of the period already invoiced (nothing if it is not invoiced)."""
+    if not _current_period_is_billed(subscription, now):
+        return []
+    lines = proration_line_drafts(
+        plan=subscription.plan, version=subscription.plan_version, quantity=subscription.quantity,
+        new_plan=subscription.plan, new_version=subscription.plan_version, new_quantity=subscription.quantity,
+        currency=subscription.currency, period=_full_period(subscription, now), changed_at=now,
+    )  # fmt: skip
+    return [line for line in lines if line.amount < 0]
+
+
+def subscription_cancel_credit_preview(*, subscription_id: int, now: datetime | None = None) -> list[LineDraft]:
+    """The credit lines a cancellation now would give. Changes nothing."""
+    now = now or subscription_now(subscription_id)
+    subscription = _load(subscription_id)
+    if subscription.status == SubscriptionStatus.CANCELED:
+        raise InvalidTransition(
+            f"Subscription #{subscription.pk} is already canceled.", fields={"status": ["Already canceled."]}
+        )
+    return _unused_time_credits(subscription, now)
+
+
+@transaction.atomic
+def subscription_cancel_with_credit(
+    *, subscription_id: int, reason: str = "", actor: Any = None, now: datetime | None = None
+) -> ChangeResult:
+    """Cancel at once and credit the unused time of the period already invoiced. The credit waits on
+    the customer's account and is taken off the customer's next invoices (never below zero)."""
+    now = now or subscription_now(subscription_id)
+    subscription_lock(subscription_id)
+    subscription = _load(subscription_id)
+    lines = _unused_time_credits(subscription, now)
+    subscription_cancel(subscription_id=subscription.pk, at_period_end=False, reason=reason, actor=actor, now=now)
+    items = [invoice_item_from_draft(draft=draft, subscription=subscription, created_at=now) for draft in lines]
+    for item in items:
+        item.subscription = None  # nothing more is billed on this subscription: the credit is the customer's
+    InvoiceItem.objects.bulk_create(items)
+    subscription.refresh_from_db()
+    preview = ChangePreview(
+        currency=subscription.currency, timing=ChangeTiming.NOW, proration=ProrationBehavior.PRORATE,
+        effective_at=now, lines=lines,
+        total=quantize_amount(sum((line.amount for line in lines), Decimal(0)), subscription.currency),
+        invoiced_now=False,
+    )  # fmt: skip
+    return ChangeResult(subscription=subscription, preview=preview)
+
+
 @transaction.atomic
 def subscription_pause(
     *, subscription_id: int, prorate: bool = True, reason: str = "", actor: Any = None, now: datetime | None = None
@@ -357,23 +409,7 @@ def subscription_pause(
     now = now or subscription_now(subscription_id)
     subscription_lock(subscription_id)
     subscription = _load(subscription_id)
-    lines: list[LineDraft] = []
-    if prorate and _current_period_is_billed(subscription, now):
-        lines = [
-            line
-            for line in proration_line_drafts(
-                plan=subscription.plan,
-                version=subscription.plan_version,
-                quantity=subscription.quantity,
-                new_plan=subscription.plan,
-                new_version=subscription.plan_version,
-                new_quantity=subscription.quantity,
-                currency=subscription.currency,
-                period=_full_period(subscription, now),
-                changed_at=now,
-            )  # fmt: skip
-            if line.amount < 0
-        ]
+    lines = _unused_time_credits(subscription, now) if prorate else []
     subscription_mark_paused(subscription, now=now, actor=actor, reason=reason)
     InvoiceItem.objects.bulk_create(
         invoice_item_from_draft(draft=draft, subscription=subscription, created_at=now) for draft in lines

@@ -317,3 +317,56 @@ def _spread(taken: Decimal, covered: list[int], drafts: list[LineDraft], taken_b
         share = min(left, remaining)
         taken_by_line[index] = taken_by_line.get(index, Decimal(0)) + share
         remaining -= share
+
+
+def customer_credit_drafts(
+    *, customer_id: int, currency: str, drafts: list[LineDraft], lock: bool = False
+) -> tuple[list[LineDraft], list[tuple[InvoiceItem, Decimal]]]:
+    """The customer's waiting credits (e.g. from a subscription canceled with a credit) taken off
+    this invoice, oldest first, never below zero: the part that does not fit waits for the next
+    invoice. Returns the lines and (item, amount taken) for `customer_credit_take`."""
+    available = sum((draft.amount for draft in drafts), Decimal(0))
+    credits = InvoiceItem.objects.filter(
+        customer_id=customer_id, subscription__isnull=True, invoice__isnull=True, amount__lt=0, amount_currency=currency
+    ).order_by("created_at", "id")
+    if lock:
+        credits = credits.select_for_update()
+    lines, uses = [], []
+    for item in credits:
+        if available <= 0:
+            break
+        taken = min(-item.amount.amount, available)
+        available -= taken
+        whole = taken == -item.amount.amount
+        draft = item_line_draft(item)
+        lines.append(
+            LineDraft(
+                kind=draft.kind, description=draft.description, period_start_at=draft.period_start_at,
+                period_end_at=draft.period_end_at, quantity=draft.quantity, unit_amount=None, amount=-taken,
+                currency=currency,
+                explanation=draft.explanation if whole else (
+                    *draft.explanation,
+                    f"Credit of {pricing.format_price(-item.amount.amount, currency)}: "
+                    f"{pricing.format_price(taken, currency)} taken here, the rest on the next invoice.",
+                ),
+                charge=draft.charge,
+            )
+        )  # fmt: skip
+        uses.append((item, taken))
+    return lines, uses
+
+
+def customer_credit_take(uses: list[tuple[InvoiceItem, Decimal]], *, invoice: Invoice) -> None:
+    """Mark the credits taken by `invoice`; a credit taken in part is split, its rest still waiting."""
+    for item, taken in uses:
+        currency = str(item.amount.currency)
+        if taken == -item.amount.amount:
+            InvoiceItem.objects.filter(pk=item.pk).update(invoice=invoice)
+            continue
+        InvoiceItem.objects.filter(pk=item.pk).update(amount=Money(item.amount.amount + taken, currency))
+        InvoiceItem.objects.create(
+            customer_id=item.customer_id, subscription=None, invoice=invoice, kind=item.kind, charge=item.charge,
+            description=item.description, period_start_at=item.period_start_at, period_end_at=item.period_end_at,
+            quantity=item.quantity, amount=Money(-taken, currency), explanation=item.explanation,
+            created_at=item.created_at,
+        )  # fmt: skip

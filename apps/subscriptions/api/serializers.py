@@ -85,6 +85,18 @@ class SubscriptionCancelInputSerializer(serializers.Serializer):
         "then). False: it ends now and nothing more is billed.",
     )
     reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)
+    prorate = serializers.BooleanField(
+        default=False,
+        help_text="With `at_period_end: false`: credit the unused time of the period already invoiced; the "
+        "credit is taken off the customer's next invoices.",
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs["prorate"] and attrs["at_period_end"]:
+            raise serializers.ValidationError(
+                {"prorate": ["Only a cancellation now has unused time to credit; set at_period_end to false."]}
+            )
+        return attrs
 
 
 class SubscriptionMigrateVersionInputSerializer(serializers.Serializer):

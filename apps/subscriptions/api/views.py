@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from apps.core.api.schema import error_responses
 from apps.core.idempotency import idempotent
 from apps.invoices.services import (
+    subscription_cancel_with_credit,
     subscription_change,
     subscription_change_preview,
     subscription_pause,
@@ -90,7 +91,11 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         subscription = self.get_object()
         serializer = SubscriptionCancelInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        subscription_cancel(subscription_id=subscription.pk, actor=request.user, **serializer.validated_data)
+        data = dict(serializer.validated_data)
+        if data.pop("prorate"):
+            subscription_cancel_with_credit(subscription_id=subscription.pk, actor=request.user, reason=data["reason"])
+        else:
+            subscription_cancel(subscription_id=subscription.pk, actor=request.user, **data)
         return self._detail_response(subscription.pk)
 
     @extend_schema(
