@@ -199,19 +199,24 @@ def plan_version_charge_inputs(version: PlanVersion) -> list[ChargeInput]:
                         TierInput(up_to=tier.up_to, unit_amount=tier.unit_amount, flat_amount=tier.flat_amount)
                         for tier in price.tiers.all()
                     ],
-                    package_size=price.package_size,
-                    included_units=price.included_units,
-                    percentage=price.percentage,
-                    fixed_fee=price.fixed_fee,
-                    min_per_transaction=price.min_per_transaction,
-                    max_per_transaction=price.max_per_transaction,
-                    minimum_amount=price.minimum_amount,
+                    **_price_values(price),
                 )
                 for price in charge.prices.all()
             ],
         )
         for charge in version.charges.prefetch_related("prices__tiers")
     ]
+
+
+# The fields a price has besides its currency, amount and tiers (same names on `PriceInput` and `Price`).
+PRICE_VALUE_FIELDS = (
+    "package_size", "included_units", "percentage", "fixed_fee", "min_per_transaction", "max_per_transaction",
+    "minimum_amount",
+)  # fmt: skip
+
+
+def _price_values(price: "PriceInput | Price") -> dict:
+    return {name: getattr(price, name) for name in PRICE_VALUE_FIELDS}
 
 
 def _version_create(*, plan: Plan, number: int, charges: Sequence[ChargeInput], notes: str) -> PlanVersion:
@@ -299,18 +304,7 @@ def _charges_create(version: PlanVersion, charges: Sequence[ChargeInput]) -> Non
         validate_instance(charge_row, exclude=["plan_version"])
         charge_row.save()
         for price in charge.prices:
-            price_row = Price(
-                charge=charge_row,
-                currency=price.currency,
-                amount=price.amount,
-                package_size=price.package_size,
-                included_units=price.included_units,
-                percentage=price.percentage,
-                fixed_fee=price.fixed_fee,
-                min_per_transaction=price.min_per_transaction,
-                max_per_transaction=price.max_per_transaction,
-                minimum_amount=price.minimum_amount,
-            )
+            price_row = Price(charge=charge_row, currency=price.currency, amount=price.amount, **_price_values(price))
             price_row.save()
             PriceTier.objects.bulk_create(
                 PriceTier(
