@@ -8,14 +8,21 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt
+from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
 from apps.core.errors import ApplicationError
 from apps.invoices.admin_inlines import InvoiceSummaryInline
 from apps.invoices.services.test_clocks import test_clock_advance
 from apps.subscriptions.models import Subscription
 
-from .models import Customer, CustomerMembership, TestClock
-from .services import CUSTOMER_EDITABLE_FIELDS, customer_create, customer_update, test_clock_create
+from .models import ApiKey, Customer, CustomerMembership, TestClock
+from .services import (
+    CUSTOMER_EDITABLE_FIELDS,
+    api_key_create,
+    api_key_revoke,
+    customer_create,
+    customer_update,
+    test_clock_create,
+)
 
 
 class CustomerMembershipInline(admin.TabularInline):
@@ -219,3 +226,58 @@ class TestClockAdmin(ServiceAdminMixin, admin.ModelAdmin):
             messages.SUCCESS,
         )
         return HttpResponseRedirect(change_url)
+
+
+class ApiKeyAddForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ["name"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "prefix", "state", "created_by", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix"]
+    fields = ["name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_by", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiKeyAddForm
+            kwargs["fields"] = ["name"]
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ["name"] if obj is None else self.fields
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: the record of a key stays
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.display(description="state")
+    def state(self, api_key: ApiKey) -> str:
+        return status_badge("revoked", "danger") if api_key.revoked_at else status_badge("active", "success")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)  # only the name can change
+            return
+        api_key, raw_key = self.call_service(api_key_create, name=form.cleaned_data["name"], actor=request.user)
+        adopt(obj, api_key)
+        self.message_user(
+            request,
+            f"API key created. Copy it now, it is shown only this once: {raw_key}",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke the selected API keys", permissions=["change"])
+    def revoke(self, request, queryset):
+        for api_key in queryset:
+            api_key_revoke(api_key_id=api_key.pk)
+        self.message_user(request, f"{queryset.count()} API key(s) revoked; requests with them are refused.")

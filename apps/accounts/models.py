@@ -124,3 +124,32 @@ class CustomerMembership(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.customer} ({self.get_role_display()})"
+
+
+class ApiKey(TimeStampedModel):
+    """A key the seller's own systems use to send usage events. Only its SHA-256 is stored; the key is
+    shown once, when it is created. Revoked keys stay for the record."""
+
+    name = models.CharField(max_length=255, help_text='What uses this key, e.g. "Metering pipeline (prod)".')
+    prefix = models.CharField(max_length=16, editable=False, help_text="The key's visible start, to recognise it.")
+    key_hash = models.CharField(max_length=64, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API key"
+        constraints = [
+            models.UniqueConstraint(fields=["prefix"], name="api_key_prefix_unique"),
+            models.UniqueConstraint(fields=["key_hash"], name="api_key_hash_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

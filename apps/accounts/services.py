@@ -1,4 +1,8 @@
-from datetime import datetime
+import hashlib
+import hmac
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 
@@ -6,7 +10,7 @@ from apps.core import clock
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.validation import validate_instance
 
-from .models import Customer, CustomerMembership, TestClock
+from .models import ApiKey, Customer, CustomerMembership, TestClock
 
 CUSTOMER_EDITABLE_FIELDS = (
     "external_id",
@@ -104,3 +108,52 @@ def test_clock_create(*, name: str, frozen_at: datetime | None = None) -> TestCl
 
 
 test_clock_create.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+API_KEY_PREFIX = "bp_"
+
+
+def api_key_hash(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+@transaction.atomic
+def api_key_create(*, name: str, actor: Any = None) -> tuple[ApiKey, str]:
+    """A new API key and its secret, which is shown this once and never stored (only its hash is)."""
+    if not name.strip():
+        raise ValidationFailed("Give the key a name.", fields={"name": ["Say what uses this key."]})
+    public = secrets.token_hex(4)
+    raw_key = f"{API_KEY_PREFIX}{public}_{secrets.token_urlsafe(32)}"
+    api_key = ApiKey(
+        name=name.strip(),
+        prefix=f"{API_KEY_PREFIX}{public}",
+        key_hash=api_key_hash(raw_key),
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    validate_instance(api_key)
+    api_key.save()
+    return api_key, raw_key
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key_id: int, now: datetime | None = None) -> ApiKey:
+    api_key = ApiKey.objects.select_for_update().filter(pk=api_key_id).first()
+    if api_key is None:
+        raise NotFound(f"API key {api_key_id} does not exist.")
+    if api_key.revoked_at is None:
+        api_key.revoked_at = now or clock.now()
+        api_key.save(update_fields=["revoked_at", "updated_at"])
+    return api_key
+
+
+def api_key_authenticate(raw_key: str, *, now: datetime | None = None) -> ApiKey | None:
+    """The active key matching `raw_key`, or None. Records when it was last used (at most once a minute)."""
+    if not raw_key.startswith(API_KEY_PREFIX):
+        return None
+    api_key = ApiKey.objects.filter(key_hash=api_key_hash(raw_key), revoked_at__isnull=True).first()
+    if api_key is None or not hmac.compare_digest(api_key.key_hash, api_key_hash(raw_key)):
+        return None
+    now = now or clock.now()
+    if api_key.last_used_at is None or now - api_key.last_used_at > timedelta(minutes=1):
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    return api_key

@@ -1,0 +1,55 @@
+"""API-key authentication for the seller's own systems (usage ingestion): `Authorization: Bearer bp_…`."""
+
+from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+from rest_framework.permissions import BasePermission
+
+from apps.accounts.models import ApiKey
+from apps.accounts.services import API_KEY_PREFIX, api_key_authenticate
+
+
+class ApiKeyClient(AnonymousUser):
+    """The caller behind an API key: not a person, never staff."""
+
+    def __init__(self, api_key: ApiKey) -> None:
+        super().__init__()
+        self.api_key = api_key
+
+    @property
+    def is_authenticated(self) -> bool:  # type: ignore[override]
+        return True
+
+    def __str__(self) -> str:
+        return str(self.api_key)
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode(errors="replace").split()
+        if len(header) != 2 or header[0] != self.keyword or not header[1].startswith(API_KEY_PREFIX):
+            return None  # not ours: other authentications may try
+        api_key = api_key_authenticate(header[1])
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
+        return ApiKeyClient(api_key), api_key
+
+    def authenticate_header(self, request) -> str:
+        return self.keyword
+
+
+class HasApiKey(BasePermission):
+    message = "Send an API key: Authorization: Bearer bp_…"
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.auth, ApiKey)
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "apps.accounts.api.authentication.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "An API key made in the admin (bp_…)."}
