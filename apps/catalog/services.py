@@ -171,8 +171,14 @@ def plan_version_replace_charges(
 
 
 def plan_version_is_locked(version: PlanVersion) -> bool:
-    """A version is locked (immutable) once any subscription, past or present, uses or will use it."""
-    return version.subscriptions.exists() or version.pending_subscriptions.exists()
+    """A version is locked (immutable) once anything depends on its prices: a subscription on it (now
+    or in the past), a migration or a change scheduled to it, or an invoice line or item it priced."""
+    return (
+        version.subscriptions.exists()
+        or version.pending_subscriptions.exists()
+        or version.scheduled_changes.exists()
+        or version.charges.filter(invoice_lines__isnull=False).exists()
+    )
 
 
 def plan_version_ensure_editable(version: PlanVersion) -> None:

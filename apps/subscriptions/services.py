@@ -418,10 +418,11 @@ def subscription_apply_change(
         "version": subscription.plan_version.number,
         "quantity": subscription.quantity,
     }
+    if plan.pk != subscription.plan_id:
+        subscription.pending_plan_version = None  # a migration between versions of the old plan no longer applies
     subscription.plan = plan
     subscription.plan_version = version
     subscription.quantity = quantity
-    subscription.pending_plan_version = None
     subscription.save(update_fields=["plan", "plan_version", "quantity", "pending_plan_version", "updated_at"])
     after = {"plan": plan.code, "version": version.number, "quantity": quantity}
     subscription_event_record(
@@ -501,10 +502,18 @@ def subscription_apply_scheduled_change(subscription: Subscription, *, at: datet
     )
     if change is None:
         return
+    version = change.plan_version
+    if change.plan_id == subscription.plan_id:
+        # A quantity change within the plan: the prices are those the subscription is on by then
+        # (a version migration made or scheduled after the change was registered wins).
+        version = subscription.pending_plan_version or subscription.plan_version
     subscription_apply_change(
-        subscription, plan=change.plan, version=change.plan_version, quantity=change.quantity, now=now,
+        subscription, plan=change.plan, version=version, quantity=change.quantity, now=now,
         actor=change.created_by, data={"scheduled_change": change.pk},
     )  # fmt: skip
+    if subscription.pending_plan_version_id == version.pk:
+        subscription.pending_plan_version = None
+        subscription.save(update_fields=["pending_plan_version", "updated_at"])
     change.applied_at = now
     change.save(update_fields=["applied_at"])
 

@@ -22,6 +22,7 @@ from apps.catalog.selectors import discounts_applicable
 from apps.catalog.services import discount_record_applied
 from apps.core import clock
 from apps.core.money import zero
+from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.periods import period_containing
 from apps.subscriptions.services import (
@@ -44,6 +45,7 @@ from .lines import (
     item_line_draft,
     recurring_line_drafts,
 )
+from .settlement import subscription_settle_waiting_items
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +200,20 @@ def bill_due_subscriptions(
     subscriptions = _on_clock(Subscription.objects.all(), "customer__test_clock", test_clock)
     ending_ids = list(subscriptions.due_to_end(now).order_by("next_billing_at", "id").values_list("id", flat=True))
     for subscription_id in ending_ids:
-        run.ended_count += subscription_end_if_due(subscription_id=subscription_id, now=now)
+        with transaction.atomic():
+            ended = subscription_end_if_due(subscription_id=subscription_id, now=now)
+            if ended:
+                subscription_settle_waiting_items(subscription_id=subscription_id, now=now)
+        run.ended_count += ended
+    # Anything still waiting on a subscription that ended some other way is settled too.
+    stranded = _on_clock(
+        InvoiceItem.objects.filter(invoice__isnull=True, subscription__status=SubscriptionStatus.CANCELED),
+        "customer__test_clock",
+        test_clock,
+    )
+    for subscription_id in set(stranded.values_list("subscription_id", flat=True)):
+        with transaction.atomic():
+            subscription_settle_waiting_items(subscription_id=subscription_id, now=now)
 
     due_ids = list(subscriptions.due_for_billing(now).order_by("next_billing_at", "id").values_list("id", flat=True))
     run.due_count = len(due_ids)

@@ -11,19 +11,19 @@ the previews that show the money before anything changes.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 
 from apps.catalog.models import Plan
 from apps.catalog.selectors import discounts_applicable
 from apps.core import clock
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
-from apps.core.money import quantize_amount, zero
-from apps.subscriptions.constants import SubscriptionStatus
+from apps.core.money import quantize_amount
+from apps.subscriptions.constants import SubscriptionEventType, SubscriptionStatus
 from apps.subscriptions.models import ScheduledChange, Subscription
 from apps.subscriptions.periods import Period, period_containing
 from apps.subscriptions.services import (
@@ -37,21 +37,27 @@ from apps.subscriptions.services import (
     subscription_schedule_change,
 )
 
-from ..constants import BillingReason, ChangeTiming, InvoiceEventType, InvoiceStatus, ProrationBehavior
-from ..events import invoice_event_record
-from ..models import Invoice, InvoiceItem, InvoiceLine
+from ..constants import (
+    BillingReason,
+    ChangeTiming,
+    InvoiceLineKind,
+    InvoiceStatus,
+    ProrationBehavior,
+)
+from ..models import Invoice, InvoiceItem
 from .billing import subscription_bill_due
-from .lifecycle import invoice_finalize, invoice_recompute_totals
 from .lines import (
     LineDraft,
     customer_credit_drafts,
     discount_line_drafts,
     invoice_item_from_draft,
-    invoice_lines_from_drafts,
     item_line_draft,
     proration_line_drafts,
     recurring_line_drafts,
 )
+from .settlement import invoice_items_invoice_now, subscription_settle_waiting_items
+
+CHARGED_KINDS = frozenset({InvoiceLineKind.RECURRING, InvoiceLineKind.MINIMUM})
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,17 @@ def _validate_effective_at(
             "A change cannot be dated in the future.",
             fields={"effective_at": ["Schedule it at period end instead, or date it now or earlier."]},
         )
+    last_change_at = _last_change_in_period(subscription)
+    if last_change_at is not None and effective_at < last_change_at:
+        raise ValidationFailed(
+            "That date is before the subscription's last change in this period.",
+            fields={
+                "effective_at": [
+                    f"Date the change on or after {last_change_at:%Y-%m-%d %H:%M} UTC, when the subscription last "
+                    "changed; its prorations were computed from then."
+                ]
+            },
+        )
     if effective_at < subscription.current_period_start_at:
         raise ValidationFailed(
             "That date falls in a period that is already invoiced and closed.",
@@ -144,6 +161,18 @@ def _validate_effective_at(
             },
         )
     return effective_at
+
+
+def _last_change_in_period(subscription: Subscription) -> datetime | None:
+    """When the plan, quantity or version last changed within the current period, if it did."""
+    moments = []
+    for event in subscription.events.filter(
+        type__in=[SubscriptionEventType.CHANGED, SubscriptionEventType.VERSION_MIGRATED],
+        occurred_at__gte=subscription.current_period_start_at,
+    ):
+        effective = event.data.get("effective_at")
+        moments.append(datetime.fromisoformat(effective) if effective else event.occurred_at)
+    return max(moments, default=None)
 
 
 def _preview(
@@ -158,6 +187,13 @@ def _preview(
 ) -> tuple[ChangePreview, tuple]:
     _validate_options(timing, proration)
     target = subscription_change_target(subscription, plan=plan, quantity=quantity)
+    pending = [c for c in subscription.scheduled_changes.all() if c.applied_at is None and c.canceled_at is None]
+    if timing == ChangeTiming.NOW and pending:
+        raise InvalidTransition(
+            f"Subscription #{subscription.pk} has a change scheduled for "
+            f"{pending[0].effective_at:%Y-%m-%d %H:%M} UTC; withdraw it before changing now.",
+            fields={"scheduled_change": ["Withdraw the scheduled change first (it would undo this one)."]},
+        )
     currency = subscription.currency
     lines: list[LineDraft] = []
     changed_at = _validate_effective_at(subscription, timing, effective_at, now)
@@ -251,30 +287,10 @@ def subscription_change(
 def _invoice_items_now(
     subscription: Subscription, items: list[InvoiceItem], preview: ChangePreview, now: datetime
 ) -> Invoice:
-    currency = subscription.currency
-    invoice = Invoice.objects.create(
-        customer=subscription.customer,
-        subscription=subscription,
-        billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
-        status=InvoiceStatus.DRAFT,
-        period_start_at=preview.effective_at,
-        period_end_at=subscription.current_period_end_at,
-        subtotal=zero(currency),
-        tax_total=zero(currency),
-        total=zero(currency),
-        auto_finalize_at=now + timedelta(hours=settings.INVOICE_DRAFT_GRACE_HOURS),
-    )
-    InvoiceLine.objects.bulk_create(invoice_lines_from_drafts(invoice, preview.lines))
-    InvoiceItem.objects.filter(pk__in=[item.pk for item in items]).update(invoice=invoice)
-    invoice_recompute_totals(invoice)
-    invoice.save(update_fields=["subtotal", "subtotal_currency", "total", "total_currency"])
-    invoice_event_record(
-        invoice=invoice, type=InvoiceEventType.CREATED, occurred_at=now,
-        data={"subscription": subscription.pk, "reason": BillingReason.SUBSCRIPTION_UPDATE},
+    return invoice_items_invoice_now(
+        subscription=subscription, items=items, drafts=preview.lines,
+        period_start_at=preview.effective_at, period_end_at=subscription.current_period_end_at, now=now,
     )  # fmt: skip
-    if settings.INVOICE_DRAFT_GRACE_HOURS == 0:
-        invoice = invoice_finalize(invoice_id=invoice.pk, now=now)
-    return invoice
 
 
 def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None = None) -> UpcomingInvoice:
@@ -352,16 +368,39 @@ def _load(subscription_id: int) -> Subscription:
     return subscription
 
 
-def _unused_time_credits(subscription: Subscription, now: datetime) -> list[LineDraft]:
-    """Credits for the unused time of the period already invoiced (nothing if it is not invoiced)."""
+def _unused_time_credits(subscription: Subscription, now: datetime, *, as_invoiced: bool = False) -> list[LineDraft]:
+    """Credits for the unused time of the period already invoiced (nothing if it is not invoiced).
+    `as_invoiced`: scaled to what the period's invoice charged after its discounts."""
     if not _current_period_is_billed(subscription, now):
         return []
     lines = proration_line_drafts(
         plan=subscription.plan, version=subscription.plan_version, quantity=subscription.quantity,
         new_plan=subscription.plan, new_version=subscription.plan_version, new_quantity=subscription.quantity,
         currency=subscription.currency, period=_full_period(subscription, now), changed_at=now,
+        credit_scale=_invoiced_share(subscription) if as_invoiced else Fraction(1),
     )  # fmt: skip
     return [line for line in lines if line.amount < 0]
+
+
+def _invoiced_share(subscription: Subscription) -> Fraction:
+    """The share of the current period's charges its invoice actually billed after discounts (1 without)."""
+    invoice = (
+        Invoice.objects.filter(
+            subscription=subscription,
+            billing_reason=BillingReason.SUBSCRIPTION_CYCLE,
+            period_start_at=subscription.current_period_start_at,
+        )
+        .exclude(status=InvoiceStatus.VOID)
+        .first()
+    )
+    if invoice is None:
+        return Fraction(1)
+    lines = list(invoice.lines.all())
+    charged = sum((line.amount.amount for line in lines if line.kind in CHARGED_KINDS), Decimal(0))
+    discounted = sum((line.amount.amount for line in lines if line.kind == InvoiceLineKind.DISCOUNT), Decimal(0))
+    if charged <= 0:
+        return Fraction(1)
+    return max(Fraction(0), Fraction(charged + discounted) / Fraction(charged))
 
 
 def subscription_cancel_credit_preview(*, subscription_id: int, now: datetime | None = None) -> list[LineDraft]:
@@ -372,24 +411,25 @@ def subscription_cancel_credit_preview(*, subscription_id: int, now: datetime | 
         raise InvalidTransition(
             f"Subscription #{subscription.pk} is already canceled.", fields={"status": ["Already canceled."]}
         )
-    return _unused_time_credits(subscription, now)
+    return _unused_time_credits(subscription, now, as_invoiced=True)
 
 
 @transaction.atomic
 def subscription_cancel_with_credit(
-    *, subscription_id: int, reason: str = "", actor: Any = None, now: datetime | None = None
+    *, subscription_id: int, prorate: bool = True, reason: str = "", actor: Any = None, now: datetime | None = None
 ) -> ChangeResult:
-    """Cancel at once and credit the unused time of the period already invoiced. The credit waits on
-    the customer's account and is taken off the customer's next invoices (never below zero)."""
+    """Cancel at once; with `prorate`, credit the unused time of the period already invoiced (as
+    invoiced, discounts included). The credit waits on the customer's account and is taken off the
+    customer's next invoices (never below zero). Anything still waiting for the subscription's next
+    invoice is settled (see `subscription_settle_waiting_items`)."""
     now = now or subscription_now(subscription_id)
     subscription_lock(subscription_id)
     subscription = _load(subscription_id)
-    lines = _unused_time_credits(subscription, now)
+    lines = _unused_time_credits(subscription, now, as_invoiced=True) if prorate else []
     subscription_cancel(subscription_id=subscription.pk, at_period_end=False, reason=reason, actor=actor, now=now)
     items = [invoice_item_from_draft(draft=draft, subscription=subscription, created_at=now) for draft in lines]
-    for item in items:
-        item.subscription = None  # nothing more is billed on this subscription: the credit is the customer's
     InvoiceItem.objects.bulk_create(items)
+    subscription_settle_waiting_items(subscription_id=subscription.pk, now=now)
     subscription.refresh_from_db()
     preview = ChangePreview(
         currency=subscription.currency, timing=ChangeTiming.NOW, proration=ProrationBehavior.PRORATE,

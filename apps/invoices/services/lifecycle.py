@@ -14,7 +14,7 @@ from apps.core.errors import InvalidTransition, NotEditable, NotFound, Validatio
 
 from ..constants import INVOICE_TRANSITIONS, InvoiceEventType, InvoiceStatus
 from ..events import invoice_event_record
-from ..models import Invoice
+from ..models import Invoice, InvoiceItem
 from ..pricing import invoice_totals
 from .numbering import invoice_number_allocate
 
@@ -171,11 +171,16 @@ def _transition(
 
 @transaction.atomic
 def invoice_void(*, invoice_id: int, actor=None, reason: str = "", now: datetime | None = None) -> Invoice:
-    """Cancel an invoice for good. Its number, if it has one, stays used (no gap)."""
-    return _transition(
+    """Cancel an invoice for good. Its number, if it has one, stays used (no gap). A voided draft gives
+    back the waiting items it had taken (prorations, credits): the next invoice takes them."""
+    was_draft = Invoice.objects.filter(pk=invoice_id, status=InvoiceStatus.DRAFT).exists()
+    invoice = _transition(
         invoice_id=invoice_id, target=InvoiceStatus.VOID, event=InvoiceEventType.VOIDED,
         stamp_field="voided_at", actor=actor, now=now, data={"reason": reason},
     )  # fmt: skip
+    if was_draft:
+        InvoiceItem.objects.filter(invoice=invoice).update(invoice=None)
+    return invoice
 
 
 @transaction.atomic

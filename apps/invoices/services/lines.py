@@ -15,7 +15,7 @@ from apps.catalog.models import Charge, Discount, Plan, PlanVersion
 from apps.core.errors import ApplicationError
 from apps.core.money import quantize_fraction
 from apps.subscriptions.periods import Period
-from apps.subscriptions.proration import prorated_amount, remaining_fraction
+from apps.subscriptions.proration import remaining_fraction
 
 from ..constants import InvoiceLineKind
 from ..models import Invoice, InvoiceItem, InvoiceLine
@@ -144,10 +144,13 @@ def proration_line_drafts(
     currency: str,
     period: Period,
     changed_at: datetime,
+    credit_scale: Fraction = Fraction(1),
 ) -> list[LineDraft]:
     """Credit the unused time of every recurring charge as it was, charge the remaining time of every
-    recurring charge as it will be: each charge's full-period amount (exact, before rounding) × the
-    exact remaining share of the period, rounded once. Lines of zero are left out."""
+    recurring charge as it will be: each charge's full-period amount (exact, before rounding; at least
+    its minimum per period) × the exact remaining share of the period, rounded once. Credits are
+    × `credit_scale` (what share of the list price was actually invoiced, e.g. after a discount).
+    Lines of zero are left out."""
     fraction = remaining_fraction(period, changed_at)
     share = _share(fraction)
     drafts = []
@@ -158,9 +161,12 @@ def proration_line_drafts(
     for sign, side_plan, side_version, side_quantity, label in sides:
         for charge in recurring_charges(side_version):
             quote, _ = charge_quote(charge, currency=currency, quantity=side_quantity)
-            amount = sign * prorated_amount(
-                unit_amount=quote.exact_amount, quantity=1, fraction=fraction, currency=currency
-            )
+            price = charge.price_for(currency)
+            full = quote.exact_amount
+            if price is not None and price.minimum_amount is not None and price.minimum_amount > full:
+                full = price.minimum_amount  # the period cost its minimum
+            scale = credit_scale if sign < 0 else Fraction(1)
+            amount = sign * quantize_fraction(Fraction(full) * fraction * scale, currency)
             if amount == 0:
                 continue
             quantity_text = "" if charge.price_model == PriceModelChoice.FLAT else f" ×{side_quantity}"
@@ -175,8 +181,13 @@ def proration_line_drafts(
                     amount=amount,
                     currency=currency,
                     explanation=(
-                        f"{pricing.format_price(quote.exact_amount, currency)} per period × {share} "
-                        f"({fraction.numerator:,}/{fraction.denominator:,} of its seconds)",
+                        f"{pricing.format_price(full, currency)} per period × {share} "
+                        f"({fraction.numerator:,}/{fraction.denominator:,} of its seconds)"
+                        + (
+                            f" × {_share(scale).replace(' of the period', '')} invoiced after discounts"
+                            if scale != 1
+                            else ""
+                        ),
                     ),
                     charge=charge,
                 )
@@ -325,14 +336,19 @@ def customer_credit_drafts(
     """The customer's waiting credits (e.g. from a subscription canceled with a credit) taken off
     this invoice, oldest first, never below zero: the part that does not fit waits for the next
     invoice. Returns the lines and (item, amount taken) for `customer_credit_take`."""
-    available = sum((draft.amount for draft in drafts), Decimal(0))
-    credits = InvoiceItem.objects.filter(
-        customer_id=customer_id, subscription__isnull=True, invoice__isnull=True, amount__lt=0, amount_currency=currency
+    waiting = InvoiceItem.objects.filter(
+        customer_id=customer_id, subscription__isnull=True, invoice__isnull=True, amount_currency=currency
     ).order_by("created_at", "id")
     if lock:
-        credits = credits.select_for_update()
+        waiting = waiting.select_for_update()
+    waiting = list(waiting)
     lines, uses = [], []
-    for item in credits:
+    for item in waiting:
+        if item.amount.amount >= 0:  # charges left by an ended subscription: always taken
+            lines.append(item_line_draft(item))
+            uses.append((item, -item.amount.amount))
+    available = sum((draft.amount for draft in [*drafts, *lines]), Decimal(0))
+    for item in (item for item in waiting if item.amount.amount < 0):
         if available <= 0:
             break
         taken = min(-item.amount.amount, available)
@@ -360,7 +376,7 @@ def customer_credit_take(uses: list[tuple[InvoiceItem, Decimal]], *, invoice: In
     """Mark the credits taken by `invoice`; a credit taken in part is split, its rest still waiting."""
     for item, taken in uses:
         currency = str(item.amount.currency)
-        if taken == -item.amount.amount:
+        if item.amount.amount >= 0 or taken == -item.amount.amount:
             InvoiceItem.objects.filter(pk=item.pk).update(invoice=invoice)
             continue
         InvoiceItem.objects.filter(pk=item.pk).update(amount=Money(item.amount.amount + taken, currency))

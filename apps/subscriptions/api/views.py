@@ -92,10 +92,14 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         serializer = SubscriptionCancelInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        if data.pop("prorate"):
-            subscription_cancel_with_credit(subscription_id=subscription.pk, actor=request.user, reason=data["reason"])
+        if data["at_period_end"]:
+            subscription_cancel(
+                subscription_id=subscription.pk, actor=request.user, at_period_end=True, reason=data["reason"]
+            )
         else:
-            subscription_cancel(subscription_id=subscription.pk, actor=request.user, **data)
+            subscription_cancel_with_credit(
+                subscription_id=subscription.pk, prorate=data["prorate"], actor=request.user, reason=data["reason"]
+            )
         return self._detail_response(subscription.pk)
 
     @extend_schema(
