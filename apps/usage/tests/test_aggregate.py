@@ -119,7 +119,6 @@ def test_latest_breaks_ties_by_the_last_event_received(customer, make_metric, so
 
 
 def test_other_customers_and_metrics_do_not_count(customer, make_metric):
-
     metric = make_metric()
     make_metric("other")
     other = CustomerFactory(external_id="other")
