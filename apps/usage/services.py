@@ -130,6 +130,9 @@ def usage_events_ingest(*, events: Sequence[Mapping[str, Any]], now: datetime) -
         seen.add(transaction_id)
         valid.append(valid_event)
 
+    # In transaction id order: concurrent batches then wait on each other's rows in one order, never
+    # in a cycle (no deadlock between two batches sharing transaction ids).
+    valid.sort(key=lambda valid_event: valid_event.transaction_id)
     inserted = _insert_events(valid, received_at=now)
     # A transaction id stored by a concurrent batch after our look-up above: that batch counted it.
     duplicates += len(valid) - len(inserted)
