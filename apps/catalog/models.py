@@ -532,7 +532,13 @@ class BillableMetric(TimeStampedModel):
         if self.aggregation == MetricAggregation.COUNT and self.field_name:
             errors["field_name"] = ["Count counts events: leave the field name empty."]
         elif self.aggregation != MetricAggregation.COUNT and not self.field_name:
-            errors["field_name"] = [f"Name the event property to {self.get_aggregation_display().lower()}."]
+            verb = {
+                MetricAggregation.SUM: "sum",
+                MetricAggregation.MAX: "take the highest value of",
+                MetricAggregation.UNIQUE_COUNT: "count the distinct values of",
+                MetricAggregation.LATEST: "take the latest value of",
+            }.get(self.aggregation, "aggregate")
+            errors["field_name"] = [f"Name the event property to {verb}."]
         if problems := metric_filters_problems(self.filters):
             errors["filters"] = problems
         if errors:
