@@ -8,9 +8,9 @@ so any window gives the same result from either source (tested with random event
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
-from django.db.models import Count, F, Max, QuerySet, Sum, Window
+from django.db.models import Aggregate, Count, F, Max, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
 
 from apps.accounts.models import Customer
@@ -127,8 +127,8 @@ def _combine(
         if rollups is not None:
             candidates.append(_latest_per_group(rollups, "latest_at", "latest_event_id", "latest_value"))
         latest: dict[str, _Latest] = {}
-        for part in candidates:
-            for group_key, candidate in part.items():
+        for candidate_part in candidates:
+            for group_key, candidate in candidate_part.items():
                 current = latest.get(group_key)
                 if current is None or (candidate.at, candidate.event_id) > (current.at, current.event_id):
                     latest[group_key] = candidate
@@ -152,12 +152,12 @@ def _combine(
     return {group_key: Decimal(len(group_values)) for group_key, group_values in values.items()}
 
 
-def _per_group(queryset: QuerySet, expression) -> dict[str, Decimal]:
+def _per_group(queryset: QuerySet[Any], expression: Aggregate) -> dict[str, Decimal]:
     rows = queryset.order_by().values("group_key").annotate(amount=expression).values_list("group_key", "amount")
     return {group_key: Decimal(amount) for group_key, amount in rows if amount is not None}
 
 
-def _latest_per_group(queryset: QuerySet, at: str, event_id: str, value: str) -> dict[str, _Latest]:
+def _latest_per_group(queryset: QuerySet[Any], at: str, event_id: str, value: str) -> dict[str, _Latest]:
     ranked = (
         queryset.order_by()
         .annotate(rank=Window(RowNumber(), partition_by=[F("group_key")], order_by=[F(at).desc(), F(event_id).desc()]))

@@ -15,11 +15,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 from django.apps import apps
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Field as DjangoField
 from django.db.models import Model
 from django.utils.dateparse import parse_datetime
 
@@ -142,8 +143,8 @@ def usage_events_ingest(*, events: Sequence[Mapping[str, Any]], now: datetime) -
 
 
 def _transaction_id_of(raw: object) -> str:
-    if isinstance(raw, Mapping) and isinstance(raw.get("transaction_id"), str):
-        return raw["transaction_id"][:MAX_TEXT_LENGTH]
+    if isinstance(raw, Mapping) and isinstance(transaction_id := raw.get("transaction_id"), str):
+        return transaction_id[:MAX_TEXT_LENGTH]
     return ""
 
 
@@ -366,7 +367,7 @@ def _invoiced_spans(
     if not customer_ids or not metric_codes:
         return {}
     # By name, not by import: usage and subscriptions sit side by side above the catalog.
-    subscription_model: type[Model] = apps.get_model("subscriptions", "Subscription")
+    subscription_model: Any = apps.get_model("subscriptions", "Subscription")
     rows = (
         subscription_model.objects.filter(
             customer_id__in=customer_ids,
@@ -390,16 +391,16 @@ def _insert_events(valid: list[_ValidEvent], *, received_at: datetime) -> list[_
     """Insert the events, skipping transaction ids already stored; return those inserted (with ids)."""
     if not valid:
         return []
-    fields = [
-        UsageEvent._meta.get_field(name)
-        for name in (
+    fields = _fields(
+        UsageEvent,
+        (
             "transaction_id", "customer", "metric", "occurred_at", "properties",
             "value", "distinct_value", "group_key", "received_at",
-        )
-    ]  # fmt: skip
+        ),
+    )  # fmt: skip
     quote = connection.ops.quote_name
     table = quote(UsageEvent._meta.db_table)
-    columns = ", ".join(quote(f.column) for f in fields)
+    columns = ", ".join(quote(f.column or f.name) for f in fields)
     key = quote("transaction_id")
     by_transaction_id = {event.transaction_id: event for event in valid}
     inserted: list[_ValidEvent] = []
@@ -423,6 +424,12 @@ def _insert_events(valid: list[_ValidEvent], *, received_at: datetime) -> list[_
                 event.id = event_id
                 inserted.append(event)
     return inserted
+
+
+def _fields(model: type[Model], names: Sequence[str]) -> "list[DjangoField[Any, Any]]":
+    fields = [model._meta.get_field(name) for name in names]
+    assert all(isinstance(f, DjangoField) for f in fields)
+    return cast("list[DjangoField[Any, Any]]", fields)
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
@@ -465,16 +472,16 @@ def _rollups_add(inserted: list[_ValidEvent]) -> None:
         if event.distinct_value:
             distinct.add((*key, event.distinct_value))
 
-    fields = [
-        UsageRollup._meta.get_field(name)
-        for name in (
+    fields = _fields(
+        UsageRollup,
+        (
             "customer", "metric", "group_key", "hour", "event_count",
             "value_sum", "value_max", "latest_at", "latest_event_id", "latest_value",
-        )
-    ]  # fmt: skip
+        ),
+    )  # fmt: skip
     quote = connection.ops.quote_name
     table = quote(UsageRollup._meta.db_table)
-    column = {f.name: quote(f.column) for f in fields}
+    column = {f.name: quote(f.column or f.name) for f in fields}
     newer = (
         f"(excluded.{column['latest_at']}, excluded.{column['latest_event_id']}) > "
         f"({table}.{column['latest_at']}, {table}.{column['latest_event_id']})"
