@@ -100,10 +100,12 @@ def usage_events_ingest(*, events: Sequence[Mapping[str, Any]], now: datetime) -
         except _Rejected as exc:
             rejected.append(RejectedEvent(index, _transaction_id_of(raw), exc.code, exc.reason))
 
-    transaction_ids = {event["transaction_id"] for _, event in parsed}
-    already_stored = set(
-        UsageEvent.objects.filter(transaction_id__in=transaction_ids).values_list("transaction_id", flat=True)
-    )
+    transaction_ids = sorted({event["transaction_id"] for _, event in parsed})
+    already_stored: set[str] = set()
+    for chunk in _chunks(transaction_ids, INSERT_CHUNK):
+        already_stored.update(
+            UsageEvent.objects.filter(transaction_id__in=chunk).values_list("transaction_id", flat=True)
+        )
     customers = {
         customer.external_id: customer
         for customer in Customer.objects.filter(

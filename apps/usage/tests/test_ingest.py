@@ -2,6 +2,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.models import TestClock
 from apps.accounts.tests.factories import CustomerFactory
@@ -280,3 +282,26 @@ def test_unix_timestamps_are_accepted(customer, make_metric):
     assert _rejections(result) == [(0, "t1", "invalid_timestamp")]  # digits in a string are not a date
     assert result_int.accepted == 1
     assert UsageEvent.objects.get().occurred_at == utc(2026, 3, 15, 9)
+
+
+def test_a_batch_takes_the_same_number_of_queries_whatever_its_size(make_metric):
+    make_metric()
+    make_metric("storage", "sum", field_name="gb", group_by="region")
+    make_metric("users", "unique_count", field_name="user")
+    for name in ("a", "b", "c"):
+        CustomerFactory(external_id=name)
+
+    def batch(prefix: str, size: int) -> list[dict]:
+        return [
+            event(f"{prefix}{i}", utc(2026, 3, 15, i % 12), customer="abc"[i % 3],
+                  metric=("api_calls", "storage", "users")[i % 3], gb=i, region="eu", user=f"u{i % 7}")
+            for i in range(size)
+        ]  # fmt: skip
+
+    with CaptureQueriesContext(connection) as small:
+        usage_events_ingest(events=batch("s", 6), now=NOW)
+    with CaptureQueriesContext(connection) as large:
+        result = usage_events_ingest(events=batch("l", 450), now=NOW)
+
+    assert result.accepted == 450
+    assert len(large) == len(small)
