@@ -26,7 +26,7 @@ from apps.core.errors import ApplicationError, ValidationFailed
 
 from . import pricing, services
 from .constants import TIERED_MODELS, CouponDuration, DiscountType, PriceModelChoice
-from .models import Charge, Coupon, CouponAmount, Discount, Plan, PlanVersion, Price, PriceTier, Product
+from .models import BillableMetric, Charge, Coupon, CouponAmount, Discount, Plan, PlanVersion, Price, PriceTier, Product
 
 
 def _version_of(obj) -> PlanVersion | None:
@@ -402,6 +402,56 @@ class PlanVersionSummaryInline(admin.TabularInline):
     @admin.display(description="subscribers")
     def subscribers(self, version: PlanVersion) -> int:
         return version.subscriber_total
+
+
+class BillableMetricAddForm(forms.ModelForm):
+    class Meta:
+        model = BillableMetric
+        fields = ["code", "name", "description", "aggregation", "field_name", "filters", "group_by"]
+
+    def _post_clean(self):
+        # No model validation here: `billable_metric_create` validates and places its messages on the fields.
+        pass
+
+
+@admin.register(BillableMetric)
+class BillableMetricAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """Metrics are created through `billable_metric_create`; afterwards only the name, description and
+    archiving change (events and usage charges refer to the code and the aggregation)."""
+
+    list_display = ["code", "name", "aggregation", "field_name", "group_by", "is_archived", "created_at"]
+    list_filter = ["aggregation", "is_archived"]
+    search_fields = ["code", "name", "field_name"]
+    date_hierarchy = "created_at"
+    fields = [
+        "code", "name", "description", "aggregation", "field_name", "filters", "group_by", "is_archived",
+        "created_at", "updated_at",
+    ]  # fmt: skip
+    frozen_fields = ["code", "aggregation", "field_name", "filters", "group_by", "created_at", "updated_at"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = BillableMetricAddForm
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return BillableMetricAddForm.Meta.fields if obj is None else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.frozen_fields
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # archive instead: usage events refer to metrics
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        created = self.call_service(
+            services.billable_metric_create,
+            **{name: form.cleaned_data[name] for name in BillableMetricAddForm.Meta.fields},
+        )
+        adopt(obj, created)
 
 
 @admin.register(Product)

@@ -47,3 +47,17 @@ class CouponDuration(models.TextChoices):
     ONCE = "once", "Once (the next invoice)"
     REPEATING = "repeating", "Repeating (a number of periods)"
     FOREVER = "forever", "Forever"
+
+
+class MetricAggregation(models.TextChoices):
+    """How a billable metric turns a period's usage events into a quantity (see docs/usage.md)."""
+
+    COUNT = "count", "Count of events"
+    SUM = "sum", "Sum of a property"
+    MAX = "max", "Highest value of a property"
+    UNIQUE_COUNT = "unique_count", "Number of distinct values of a property"
+    LATEST = "latest", "Latest value of a property"
+
+
+# Aggregations over a numeric property: events must carry a number in the metric's field.
+NUMERIC_AGGREGATIONS = frozenset({MetricAggregation.SUM, MetricAggregation.MAX, MetricAggregation.LATEST})

@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -10,10 +11,13 @@ from apps.core.models import TimeStampedModel
 from apps.core.money import currency_choices
 
 from . import pricing
-from .constants import BillingInterval, ChargeKind, CouponDuration, DiscountType, PriceModelChoice
+from .constants import BillingInterval, ChargeKind, CouponDuration, DiscountType, MetricAggregation, PriceModelChoice
 
 NOT_NEGATIVE = [MinValueValidator(Decimal(0), "This cannot be negative.")]
 code_validator = RegexValidator(r"^[a-z0-9][a-z0-9_.-]*$", "Use lower-case letters, digits, '.', '_' and '-' only.")
+property_name_validator = RegexValidator(
+    r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", "Use letters, digits, '.', '_' and '-' only (no spaces)."
+)
 
 
 class Product(TimeStampedModel):
@@ -450,3 +454,92 @@ class Discount(TimeStampedModel):
     def is_active(self) -> bool:
         limit = self.coupon.period_limit
         return self.ended_at is None and (limit is None or self.periods_applied < limit)
+
+
+def metric_filters_problems(filters: object) -> list[str]:
+    """What is wrong with a metric's filters ({"property": ["allowed", "values"]}); empty when valid."""
+    if not isinstance(filters, dict):
+        return ['Give filters as {"property": ["allowed", "values"]}.']
+    problems = []
+    for name, values in filters.items():
+        if not isinstance(name, str) or not property_name_validator.regex.match(name) or len(name) > 64:
+            problems.append(f"{name!r} is not a property name: use letters, digits, '.', '_' and '-' only.")
+        elif not isinstance(values, list) or not values:
+            problems.append(f'Filter "{name}": give a non-empty list of allowed values.')
+        elif not all(isinstance(value, str) and value for value in values):
+            problems.append(f'Filter "{name}": allowed values are non-empty strings.')
+        elif len(set(values)) != len(values):
+            problems.append(f'Filter "{name}": a value is listed twice.')
+    return problems
+
+
+class BillableMetric(TimeStampedModel):
+    """What usage charges count: an aggregation of a period's usage events with the same metric code.
+
+    `count` counts events; `sum`, `max` and `latest` aggregate the number in the event property
+    `field_name`; `unique_count` counts the distinct values of that property. Events must match every
+    filter (property → allowed values) to be accepted; with `group_by`, each value of that property is
+    aggregated (and priced) separately. See docs/usage.md.
+    """
+
+    code = models.CharField(
+        max_length=64, validators=[code_validator], help_text='What usage events name, e.g. "api_calls".'
+    )
+    name = models.CharField(max_length=255, help_text='Shown to staff and on invoices, e.g. "API calls".')
+    description = models.TextField(blank=True)
+    aggregation = models.CharField(max_length=16, choices=MetricAggregation.choices, default=MetricAggregation.COUNT)
+    field_name = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[property_name_validator],
+        help_text="The event property aggregated (every aggregation but count).",
+    )
+    filters = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Only events whose properties have one of these values count, e.g. {"region": ["eu"]}.',
+    )
+    group_by = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[property_name_validator],
+        help_text="An event property whose values are aggregated and priced separately, e.g. region.",
+    )
+    is_archived = models.BooleanField(default=False, help_text="Archived metrics take no new events.")
+
+    class Meta:
+        ordering = ["code", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["code"],
+                name="billable_metric_code_unique",
+                violation_error_code="unique",
+                violation_error_message="A billable metric with this code already exists.",
+            ),
+            models.CheckConstraint(
+                condition=Q(aggregation=MetricAggregation.COUNT, field_name="")
+                | ~Q(aggregation=MetricAggregation.COUNT) & ~Q(field_name=""),
+                name="billable_metric_field_unless_count",
+                violation_error_message="Every aggregation but count needs a field name; count has none.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        if self.aggregation == MetricAggregation.COUNT and self.field_name:
+            errors["field_name"] = ["Count counts events: leave the field name empty."]
+        elif self.aggregation != MetricAggregation.COUNT and not self.field_name:
+            verb = {
+                MetricAggregation.SUM: "sum",
+                MetricAggregation.MAX: "take the highest value of",
+                MetricAggregation.UNIQUE_COUNT: "count the distinct values of",
+                MetricAggregation.LATEST: "take the latest value of",
+            }.get(self.aggregation, "aggregate")
+            errors["field_name"] = [f"Name the event property to {verb}."]
+        if problems := metric_filters_problems(self.filters):
+            errors["filters"] = problems
+        if errors:
+            raise DjangoValidationError(errors)

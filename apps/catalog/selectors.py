@@ -3,7 +3,7 @@ from typing import TYPE_CHECKING
 from django.db.models import Count, F, Prefetch, Q, QuerySet
 
 from .constants import CouponDuration
-from .models import Coupon, Discount, Plan, PlanVersion, Price, Product
+from .models import BillableMetric, Coupon, Discount, Plan, PlanVersion, Price, Product
 
 if TYPE_CHECKING:
     from apps.subscriptions.models import Subscription
@@ -11,6 +11,10 @@ if TYPE_CHECKING:
 
 def product_list() -> QuerySet[Product]:
     return Product.objects.all()
+
+
+def billable_metric_list() -> QuerySet[BillableMetric]:
+    return BillableMetric.objects.all()
 
 
 def plan_version_list() -> QuerySet[PlanVersion]:

@@ -1,5 +1,5 @@
-"""Catalog services: products, plans and their versions, charges and prices; coupons and the
-discounts they give once redeemed.
+"""Catalog services: products, plans and their versions, charges and prices; billable metrics;
+coupons and the discounts they give once redeemed.
 
 A plan version is immutable once a subscription uses it: changing its prices means a new version
 (`plan_version_create`, or `plan_version_copy` to start from the current one), and existing
@@ -23,8 +23,15 @@ from apps.core.money import has_more_decimals_than_currency, is_supported_curren
 from apps.core.validation import validate_instance
 
 from . import pricing
-from .constants import SIMPLE_CHARGE_NAME, ChargeKind, CouponDuration, DiscountType, PriceModelChoice
-from .models import Charge, Coupon, CouponAmount, Discount, Plan, PlanVersion, Price, PriceTier, Product
+from .constants import (
+    SIMPLE_CHARGE_NAME,
+    ChargeKind,
+    CouponDuration,
+    DiscountType,
+    MetricAggregation,
+    PriceModelChoice,
+)
+from .models import BillableMetric, Charge, Coupon, CouponAmount, Discount, Plan, PlanVersion, Price, PriceTier, Product
 from .selectors import discounts_applicable as discounts_applicable  # read by the billing run
 
 if TYPE_CHECKING:
@@ -84,6 +91,32 @@ def product_create(*, code: str, name: str, description: str = "") -> Product:
     validate_instance(product)
     product.save()
     return product
+
+
+@transaction.atomic
+def billable_metric_create(
+    *,
+    code: str,
+    name: str,
+    aggregation: str = MetricAggregation.COUNT,
+    field_name: str = "",
+    filters: dict[str, list[str]] | None = None,
+    group_by: str = "",
+    description: str = "",
+) -> BillableMetric:
+    """Create a billable metric (see docs/usage.md); every refusal names the field it concerns."""
+    metric = BillableMetric(
+        code=code,
+        name=name,
+        description=description,
+        aggregation=aggregation,
+        field_name=field_name,
+        filters=filters if filters is not None else {},
+        group_by=group_by,
+    )
+    validate_instance(metric)
+    metric.save()
+    return metric
 
 
 @transaction.atomic

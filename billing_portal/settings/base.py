@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.catalog",
     "apps.subscriptions",
+    "apps.usage",
     "apps.invoices",
 ]
 
@@ -114,6 +115,11 @@ INVOICE_NUMBER_PREFIX = env("INVOICE_NUMBER_PREFIX", default="INV")
 INVOICE_NUMBER_FORMAT = env("INVOICE_NUMBER_FORMAT", default="{prefix}-{year}-{sequence:06d}")
 # Hours a draft invoice waits for staff review before the billing run finalizes it (0 = at once).
 INVOICE_DRAFT_GRACE_HOURS = env.int("INVOICE_DRAFT_GRACE_HOURS", default=0)
+
+# Usage events are accepted when dated at most this long before, or this far after, the time of
+# ingestion (the customer's test clock time for test customers). See docs/usage.md.
+USAGE_EVENT_MAX_AGE_DAYS = env.int("USAGE_EVENT_MAX_AGE_DAYS", default=35)
+USAGE_EVENT_MAX_FUTURE_MINUTES = env.int("USAGE_EVENT_MAX_FUTURE_MINUTES", default=60)
 # Days between issue and due date unless the customer has its own terms.
 INVOICE_PAYMENT_TERMS_DAYS = env.int("INVOICE_PAYMENT_TERMS_DAYS", default=14)
 

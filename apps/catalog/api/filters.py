@@ -1,6 +1,6 @@
 import django_filters
 
-from apps.catalog.models import Coupon, Discount, Plan, PlanVersion, Price, Product
+from apps.catalog.models import BillableMetric, Coupon, Discount, Plan, PlanVersion, Price, Product
 
 
 class ProductFilter(django_filters.FilterSet):
@@ -46,3 +46,9 @@ class DiscountFilter(django_filters.FilterSet):
     class Meta:
         model = Discount
         fields = ["coupon", "customer", "subscription", "is_active"]
+
+
+class BillableMetricFilter(django_filters.FilterSet):
+    class Meta:
+        model = BillableMetric
+        fields = ["aggregation", "is_archived"]

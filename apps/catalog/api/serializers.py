@@ -4,8 +4,15 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.accounts.models import Customer
-from apps.catalog.constants import BillingInterval, ChargeKind, CouponDuration, DiscountType, PriceModelChoice
-from apps.catalog.models import Charge, Coupon, Discount, Plan, PlanVersion, Price, PriceTier, Product
+from apps.catalog.constants import (
+    BillingInterval,
+    ChargeKind,
+    CouponDuration,
+    DiscountType,
+    MetricAggregation,
+    PriceModelChoice,
+)
+from apps.catalog.models import BillableMetric, Charge, Coupon, Discount, Plan, PlanVersion, Price, PriceTier, Product
 from apps.catalog.services import ChargeInput, PriceInput, TierInput
 from apps.core.api.serializers import (
     DecimalStringField,
@@ -33,6 +40,41 @@ class ProductCreateInputSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=64, help_text="Lower-case letters, digits, '.', '_' and '-'.")
     name = serializers.CharField(max_length=255)
     description = serializers.CharField(required=False, default="", allow_blank=True)
+
+
+class BillableMetricOutputSerializer(serializers.ModelSerializer):
+    filters = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text='Only events with one of these values count, e.g. {"region": ["eu"]}.',
+    )
+
+    class Meta:
+        model = BillableMetric
+        fields = [
+            "id", "code", "name", "description", "aggregation", "field_name", "filters", "group_by", "is_archived",
+            "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class BillableMetricCreateInputSerializer(serializers.Serializer):
+    code = serializers.CharField(
+        max_length=64, help_text="What usage events name; lower-case letters, digits, '.', '_' and '-'."
+    )
+    name = serializers.CharField(max_length=255)
+    description = serializers.CharField(required=False, default="", allow_blank=True)
+    aggregation = serializers.ChoiceField(choices=MetricAggregation.choices)
+    field_name = serializers.CharField(
+        max_length=64, required=False, default="", allow_blank=True,
+        help_text="The event property aggregated; required for every aggregation but count.",
+    )  # fmt: skip
+    filters = serializers.JSONField(
+        required=False, default=dict, help_text='Property → allowed values, e.g. {"region": ["eu", "uk"]}.'
+    )
+    group_by = serializers.CharField(
+        max_length=64, required=False, default="", allow_blank=True,
+        help_text="An event property whose values are aggregated and priced separately.",
+    )  # fmt: skip
 
 
 # --- output ---------------------------------------------------------------------------------------

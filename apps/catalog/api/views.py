@@ -5,6 +5,7 @@ from rest_framework.response import Response
 
 from apps.catalog import services
 from apps.catalog.selectors import (
+    billable_metric_list,
     coupon_list,
     discount_list,
     plan_list,
@@ -15,8 +16,18 @@ from apps.catalog.selectors import (
 from apps.core.api.schema import error_responses
 from apps.core.idempotency import idempotent
 
-from .filters import CouponFilter, DiscountFilter, PlanFilter, PlanVersionFilter, PriceFilter, ProductFilter
+from .filters import (
+    BillableMetricFilter,
+    CouponFilter,
+    DiscountFilter,
+    PlanFilter,
+    PlanVersionFilter,
+    PriceFilter,
+    ProductFilter,
+)
 from .serializers import (
+    BillableMetricCreateInputSerializer,
+    BillableMetricOutputSerializer,
     CouponCreateInputSerializer,
     CouponOutputSerializer,
     DiscountCreateInputSerializer,
@@ -56,6 +67,31 @@ class ProductViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         serializer.is_valid(raise_exception=True)
         product = services.product_create(**serializer.validated_data)
         return Response(ProductOutputSerializer(product).data, status=status.HTTP_201_CREATED)
+
+
+class BillableMetricViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """What usage charges count: an aggregation (count, sum, max, unique count, latest) of a period's
+    usage events with the metric's code, optionally filtered and grouped by event properties."""
+
+    serializer_class = BillableMetricOutputSerializer
+    filterset_class = BillableMetricFilter
+    search_fields = ["code", "name"]
+    ordering_fields = ["code", "name", "created_at", "id"]
+    ordering = ["code", "id"]
+
+    def get_queryset(self):
+        return billable_metric_list()
+
+    @extend_schema(
+        request=BillableMetricCreateInputSerializer,
+        responses={201: BillableMetricOutputSerializer, **error_responses(400, 409)},
+    )
+    @idempotent
+    def create(self, request):
+        serializer = BillableMetricCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        metric = services.billable_metric_create(**serializer.validated_data)
+        return Response(BillableMetricOutputSerializer(metric).data, status=status.HTTP_201_CREATED)
 
 
 class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -1,0 +1,23 @@
+from django.db import models
+
+
+class EventRejection(models.TextChoices):
+    """Why an ingested usage event was refused (returned to the sender with the event's index)."""
+
+    INVALID = "invalid", "Malformed event"
+    UNKNOWN_CUSTOMER = "unknown_customer", "Unknown customer"
+    UNKNOWN_METRIC = "unknown_metric", "Unknown or archived metric"
+    INVALID_TIMESTAMP = "invalid_timestamp", "Timestamp not understood"
+    TIMESTAMP_OUT_OF_WINDOW = "timestamp_out_of_window", "Timestamp outside the accepted window"
+    INVALID_VALUE = "invalid_value", "Value not usable by the metric"
+    FILTERED_OUT = "filtered_out", "Properties outside the metric's filters"
+    MISSING_GROUP = "missing_group", "Group property missing"
+    PERIOD_INVOICED = "period_invoiced", "Period already invoiced"
+
+
+# Rollups keep one row per customer, metric, group and hour: the finest window a rollup can answer.
+ROLLUP_GRANULARITY_SECONDS = 3600
+
+# Values are quantities: at most this many decimal places (the precision of plans' included units).
+VALUE_DECIMAL_PLACES = 6
+VALUE_MAX_DIGITS = 28

@@ -1,0 +1,100 @@
+"""Usage events and the rollups that keep their aggregation cheap.
+
+`UsageEvent` is append-only: rows are inserted by `services.usage_events_ingest` and never updated
+or deleted by the product. `UsageRollup` and `UsageDistinctValue` are derived from the events, kept up
+to date in the same transaction as the insert, and answer any window made of whole hours; see
+docs/usage.md for how the selectors combine them with raw events for partial hours.
+"""
+
+from django.db import models
+
+from apps.accounts.models import Customer
+from apps.catalog.models import BillableMetric
+
+from .constants import VALUE_DECIMAL_PLACES, VALUE_MAX_DIGITS
+
+
+def _value_field(**kwargs) -> models.DecimalField:
+    return models.DecimalField(max_digits=VALUE_MAX_DIGITS, decimal_places=VALUE_DECIMAL_PLACES, **kwargs)
+
+
+class UsageEvent(models.Model):
+    """One usage event as accepted: its idempotency key, who and what it is for, when it happened, and
+    the values extracted from its properties at ingestion (so aggregation never parses JSON)."""
+
+    transaction_id = models.CharField(max_length=255, help_text="The sender's idempotency key.")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="usage_events")
+    metric = models.ForeignKey(BillableMetric, on_delete=models.PROTECT, related_name="usage_events")
+    occurred_at = models.DateTimeField(help_text="When the usage happened (UTC), as sent.")
+    properties = models.JSONField(default=dict, blank=True)
+    value = _value_field(
+        null=True, blank=True, help_text="The number in the metric's field (sum, max and latest metrics)."
+    )
+    distinct_value = models.CharField(
+        max_length=255, blank=True, help_text="The metric's field as text (unique-count metrics)."
+    )
+    group_key = models.CharField(max_length=255, blank=True, help_text="The value of the metric's group property.")
+    received_at = models.DateTimeField(help_text="When the event was ingested.")
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["transaction_id"], name="usage_event_transaction_id_unique"),
+        ]
+        indexes = [
+            # Every aggregation reads one customer's events of one metric in a time window.
+            models.Index(fields=["customer", "metric", "occurred_at"], name="usage_event_window_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.transaction_id
+
+
+class UsageRollup(models.Model):
+    """The events of one customer, metric and group in one hour [hour, hour + 1 h), aggregated."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    metric = models.ForeignKey(BillableMetric, on_delete=models.CASCADE, related_name="+")
+    group_key = models.CharField(max_length=255, blank=True)
+    hour = models.DateTimeField(help_text="Start of the hour (UTC).")
+    event_count = models.PositiveIntegerField(default=0)
+    value_sum = models.DecimalField(max_digits=38, decimal_places=VALUE_DECIMAL_PLACES, default=0)
+    value_max = _value_field(null=True, blank=True)
+    # The latest event of the hour, ordered by (occurred_at, id), exactly as the raw aggregation does.
+    latest_at = models.DateTimeField()
+    latest_event_id = models.BigIntegerField()
+    latest_value = _value_field(null=True, blank=True)
+
+    class Meta:
+        ordering = ["customer", "metric", "group_key", "hour"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "metric", "group_key", "hour"], name="usage_rollup_customer_metric_group_hour"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric_id}/{self.customer_id}/{self.group_key or '-'} @ {self.hour:%Y-%m-%d %H:00}"
+
+
+class UsageDistinctValue(models.Model):
+    """A value of a unique-count metric's field seen in one hour. Counting distinct values over the
+    hours of a period gives the period's unique count exactly (a value seen in several hours counts
+    once); a rollup of counts per hour could not."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    metric = models.ForeignKey(BillableMetric, on_delete=models.CASCADE, related_name="+")
+    group_key = models.CharField(max_length=255, blank=True)
+    hour = models.DateTimeField(help_text="Start of the hour (UTC).")
+    value = models.CharField(max_length=255)
+
+    class Meta:
+        ordering = ["customer", "metric", "group_key", "hour", "value"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "metric", "group_key", "hour", "value"], name="usage_distinct_value_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.value

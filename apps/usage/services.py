@@ -1,0 +1,532 @@
+"""Usage ingestion: validate a batch of usage events, store the good ones exactly once, and keep the
+rollups up to date in the same transaction.
+
+A batch is all-or-nothing only for the database write: each bad event is refused on its own (with its
+index, a code and a reason), and the good events of the same batch are stored. A transaction id seen
+before (in an earlier batch or earlier in the same batch) is acknowledged as a duplicate and not
+counted again, also when two batches carrying it arrive at the same time: the insert is
+`INSERT … ON CONFLICT (transaction_id) DO NOTHING RETURNING`, so each batch learns exactly which rows it
+inserted and rolls up only those. See docs/usage.md for every rule.
+"""
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, cast
+
+from django.apps import apps
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Field as DjangoField
+from django.db.models import Model
+from django.utils.dateparse import parse_datetime
+
+from apps.accounts.models import Customer
+from apps.catalog.constants import NUMERIC_AGGREGATIONS, ChargeKind, MetricAggregation
+from apps.catalog.models import BillableMetric
+from apps.core import clock
+
+from .constants import VALUE_DECIMAL_PLACES, VALUE_MAX_DIGITS, EventRejection
+from .models import UsageDistinctValue, UsageEvent, UsageRollup
+
+INSERT_CHUNK = 500
+MAX_TEXT_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class RejectedEvent:
+    """An event of a batch that was not stored, and why."""
+
+    index: int  # its position in the batch, from 0
+    transaction_id: str  # as sent ("" when missing or not a string)
+    code: str  # an `EventRejection`
+    reason: str  # a sentence for the sender
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "transaction_id": self.transaction_id, "code": self.code, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What became of a batch: every event is accepted, a duplicate, or rejected with a reason."""
+
+    accepted: int
+    duplicates: int
+    rejected: list[RejectedEvent] = field(default_factory=list)
+
+
+class _Rejected(Exception):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+@dataclass
+class _ValidEvent:
+    transaction_id: str
+    customer: Customer
+    metric: BillableMetric
+    occurred_at: datetime
+    properties: dict[str, Any]
+    value: Decimal | None
+    distinct_value: str
+    group_key: str
+    id: int | None = None
+
+
+# --- ingestion -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def usage_events_ingest(*, events: Sequence[Mapping[str, Any]], now: datetime) -> IngestResult:
+    """Validate and store a batch of usage events; return what became of each.
+
+    Each event is a mapping with `transaction_id` (the idempotency key), `external_customer_id`,
+    `metric_code`, `timestamp` (ISO 8601 with a UTC offset, or Unix seconds) and optional
+    `properties` (an object). One transaction per batch.
+    """
+    now = clock.ensure_aware(now)
+    rejected: list[RejectedEvent] = []
+    duplicates = 0
+
+    parsed: list[tuple[int, dict[str, Any]]] = []
+    for index, raw in enumerate(events):
+        try:
+            parsed.append((index, _parse_shape(raw)))
+        except _Rejected as exc:
+            rejected.append(RejectedEvent(index, _transaction_id_of(raw), exc.code, exc.reason))
+
+    transaction_ids = sorted({event["transaction_id"] for _, event in parsed})
+    already_stored: set[str] = set()
+    for chunk in _chunks(transaction_ids, INSERT_CHUNK):
+        already_stored.update(
+            UsageEvent.objects.filter(transaction_id__in=chunk).values_list("transaction_id", flat=True)
+        )
+    customers = {
+        customer.external_id: customer
+        for customer in Customer.objects.filter(
+            external_id__in={event["external_customer_id"] for _, event in parsed}
+        ).select_related("test_clock")
+    }
+    metrics = {
+        metric.code: metric
+        for metric in BillableMetric.objects.filter(code__in={event["metric_code"] for _, event in parsed})
+    }
+    invoiced = _invoiced_spans(customer_ids={c.pk for c in customers.values()}, metric_codes=set(metrics))
+
+    valid: list[_ValidEvent] = []
+    seen: set[str] = set()
+    for index, event in parsed:
+        transaction_id = event["transaction_id"]
+        if transaction_id in already_stored or transaction_id in seen:
+            duplicates += 1
+            continue
+        try:
+            valid_event = _validate(event, customers=customers, metrics=metrics, invoiced=invoiced, now=now)
+        except _Rejected as exc:
+            rejected.append(RejectedEvent(index, transaction_id, exc.code, exc.reason))
+            continue
+        seen.add(transaction_id)
+        valid.append(valid_event)
+
+    # In transaction id order: concurrent batches then wait on each other's rows in one order, never
+    # in a cycle (no deadlock between two batches sharing transaction ids).
+    valid.sort(key=lambda valid_event: valid_event.transaction_id)
+    inserted = _insert_events(valid, received_at=now)
+    # A transaction id stored by a concurrent batch after our look-up above: that batch counted it.
+    duplicates += len(valid) - len(inserted)
+    _rollups_add(inserted)
+    rejected.sort(key=lambda rejection: rejection.index)
+    return IngestResult(accepted=len(inserted), duplicates=duplicates, rejected=rejected)
+
+
+def _transaction_id_of(raw: object) -> str:
+    if isinstance(raw, Mapping) and isinstance(transaction_id := raw.get("transaction_id"), str):
+        return transaction_id[:MAX_TEXT_LENGTH]
+    return ""
+
+
+def _parse_shape(raw: object) -> dict[str, Any]:
+    """The event's fields with their types checked (nothing looked up yet)."""
+    if not isinstance(raw, Mapping):
+        raise _Rejected(EventRejection.INVALID, "An event is an object with transaction_id, external_customer_id, "
+                        "metric_code, timestamp and properties.")  # fmt: skip
+    event: dict[str, Any] = {}
+    for name in ("transaction_id", "external_customer_id", "metric_code"):
+        value = raw.get(name)
+        if not isinstance(value, str) or not value.strip():
+            raise _Rejected(EventRejection.INVALID, f"{name} is required (a non-empty string).")
+        if len(value) > MAX_TEXT_LENGTH:
+            raise _Rejected(EventRejection.INVALID, f"{name} is longer than {MAX_TEXT_LENGTH} characters.")
+        event[name] = value
+    properties = raw.get("properties")
+    if properties is None:
+        properties = {}
+    if not isinstance(properties, Mapping):
+        raise _Rejected(EventRejection.INVALID, "properties must be an object.")
+    event["properties"] = dict(properties)
+    event["occurred_at"] = _parse_timestamp(raw.get("timestamp"))
+    return event
+
+
+def _parse_timestamp(value: object) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, tz=UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise _Rejected(EventRejection.INVALID_TIMESTAMP, f"Timestamp {value} is out of range.") from exc
+    elif isinstance(value, str) and value.strip():
+        try:
+            parsed = parse_datetime(value.strip())
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise _Rejected(
+                EventRejection.INVALID_TIMESTAMP,
+                f"Timestamp {value!r} is not an ISO 8601 date and time (e.g. 2026-03-01T12:00:00Z).",
+            )
+        moment = parsed
+    else:
+        raise _Rejected(
+            EventRejection.INVALID_TIMESTAMP,
+            "timestamp is required: an ISO 8601 date and time with a UTC offset, or Unix seconds.",
+        )
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise _Rejected(
+            EventRejection.INVALID_TIMESTAMP,
+            f"Timestamp {value!r} has no UTC offset; add one (e.g. Z or +02:00) so it is not guessed.",
+        )
+    return moment.astimezone(UTC)
+
+
+def _validate(
+    event: dict[str, Any],
+    *,
+    customers: dict[str, Customer],
+    metrics: dict[str, BillableMetric],
+    invoiced: dict[tuple[int, str], list[tuple[datetime, datetime]]],
+    now: datetime,
+) -> _ValidEvent:
+    customer = customers.get(event["external_customer_id"])
+    if customer is None:
+        raise _Rejected(
+            EventRejection.UNKNOWN_CUSTOMER, f"No customer has the external ID {event['external_customer_id']!r}."
+        )
+    metric = metrics.get(event["metric_code"])
+    if metric is None:
+        raise _Rejected(EventRejection.UNKNOWN_METRIC, f"No billable metric has the code {event['metric_code']!r}.")
+    if metric.is_archived:
+        raise _Rejected(
+            EventRejection.UNKNOWN_METRIC, f"The billable metric {metric.code!r} is archived and takes no new events."
+        )
+
+    occurred_at: datetime = event["occurred_at"]
+    # Test customers live on their test clock: the window is around the clock's time.
+    reference = customer.test_clock.frozen_at if customer.test_clock is not None else now
+    oldest = reference - timedelta(days=settings.USAGE_EVENT_MAX_AGE_DAYS)
+    latest = reference + timedelta(minutes=settings.USAGE_EVENT_MAX_FUTURE_MINUTES)
+    if occurred_at < oldest:
+        raise _Rejected(
+            EventRejection.TIMESTAMP_OUT_OF_WINDOW,
+            f"Timestamp {_format(occurred_at)} is more than {settings.USAGE_EVENT_MAX_AGE_DAYS} days in the past "
+            f"(the oldest accepted is {_format(oldest)}).",
+        )
+    if occurred_at > latest:
+        raise _Rejected(
+            EventRejection.TIMESTAMP_OUT_OF_WINDOW,
+            f"Timestamp {_format(occurred_at)} is more than {settings.USAGE_EVENT_MAX_FUTURE_MINUTES} minutes in "
+            f"the future (the latest accepted is {_format(latest)}).",
+        )
+
+    properties: dict[str, Any] = event["properties"]
+    for name, allowed in metric.filters.items():
+        text = _scalar_text(properties.get(name))
+        if text not in allowed:
+            shown = "missing" if name not in properties else f"{properties[name]!r}"
+            raise _Rejected(
+                EventRejection.FILTERED_OUT,
+                f"Property {name!r} is {shown}; the metric {metric.code!r} counts only {name} in {', '.join(allowed)}.",
+            )
+
+    group_key = ""
+    if metric.group_by:
+        group_key = _scalar_text(properties.get(metric.group_by)) or ""
+        if not group_key:
+            raise _Rejected(
+                EventRejection.MISSING_GROUP,
+                f"The metric {metric.code!r} is grouped by {metric.group_by!r}: give it as a non-empty string "
+                f"or number in properties.",
+            )
+        if len(group_key) > MAX_TEXT_LENGTH:
+            raise _Rejected(EventRejection.INVALID, f"Property {metric.group_by!r} is longer than 255 characters.")
+
+    value: Decimal | None = None
+    distinct_value = ""
+    if metric.aggregation in NUMERIC_AGGREGATIONS:
+        value = _parse_value(properties, metric)
+    elif metric.aggregation == MetricAggregation.UNIQUE_COUNT:
+        distinct_value = _scalar_text(properties.get(metric.field_name)) or ""
+        if not distinct_value:
+            raise _Rejected(
+                EventRejection.INVALID_VALUE,
+                f"The metric {metric.code!r} counts distinct values of {metric.field_name!r}: give it as a "
+                f"non-empty string or number in properties.",
+            )
+        if len(distinct_value) > MAX_TEXT_LENGTH:
+            raise _Rejected(
+                EventRejection.INVALID_VALUE, f"Property {metric.field_name!r} is longer than 255 characters."
+            )
+
+    for started_at, invoiced_until in invoiced.get((customer.pk, metric.code), ()):
+        if started_at <= occurred_at < invoiced_until:
+            raise _Rejected(
+                EventRejection.PERIOD_INVOICED,
+                f"Usage of {metric.code!r} before {_format(invoiced_until)} is already invoiced; "
+                f"events dated {_format(occurred_at)} are no longer accepted.",
+            )
+
+    return _ValidEvent(
+        transaction_id=event["transaction_id"],
+        customer=customer,
+        metric=metric,
+        occurred_at=occurred_at,
+        properties=properties,
+        value=value,
+        distinct_value=distinct_value,
+        group_key=group_key,
+    )
+
+
+def _format(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _scalar_text(value: object) -> str | None:
+    """A property as text for filters, groups and distinct values: strings as sent, integers and
+    decimals in plain notation; anything else (missing, null, booleans, objects, lists) is None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        number = Decimal(repr(value))
+        return str(int(number)) if number == number.to_integral_value() else format(number.normalize(), "f")
+    if isinstance(value, Decimal) and value.is_finite():
+        return str(int(value)) if value == value.to_integral_value() else format(value.normalize(), "f")
+    return None
+
+
+def _parse_value(properties: Mapping[str, Any], metric: BillableMetric) -> Decimal:
+    name = metric.field_name
+    what = f"The metric {metric.code!r} ({metric.get_aggregation_display().lower()})"
+    if name not in properties or properties[name] is None:
+        raise _Rejected(EventRejection.INVALID_VALUE, f"{what} needs a number in property {name!r}; it is missing.")
+    raw = properties[name]
+    number: Decimal | None = None
+    if isinstance(raw, bool):
+        number = None
+    elif isinstance(raw, int | Decimal):
+        number = Decimal(raw)
+    elif isinstance(raw, float):
+        number = Decimal(repr(raw))
+    elif isinstance(raw, str):
+        try:
+            number = Decimal(raw.strip())
+        except InvalidOperation:
+            number = None
+    if number is None or not number.is_finite():
+        raise _Rejected(EventRejection.INVALID_VALUE, f"{what} needs a number in property {name!r}, not {raw!r}.")
+    if number.as_tuple().exponent < -VALUE_DECIMAL_PLACES:  # type: ignore[operator]  # finite: an int
+        number = number.normalize()  # "1.50000000" is 1.5
+    if number.as_tuple().exponent < -VALUE_DECIMAL_PLACES:  # type: ignore[operator]
+        raise _Rejected(
+            EventRejection.INVALID_VALUE,
+            f"Property {name!r} has more than {VALUE_DECIMAL_PLACES} decimal places ({raw!r}).",
+        )
+    if abs(number) >= Decimal(10) ** (VALUE_MAX_DIGITS - VALUE_DECIMAL_PLACES):
+        raise _Rejected(EventRejection.INVALID_VALUE, f"Property {name!r} is too large ({raw!r}).")
+    return number
+
+
+def _invoiced_spans(
+    *, customer_ids: set[int], metric_codes: set[str]
+) -> dict[tuple[int, str], list[tuple[datetime, datetime]]]:
+    """For each (customer, metric code): the spans [started_at, current_period_start_at) of the
+    customer's subscriptions whose plan version has a usage charge on the metric.
+
+    The billing run makes a period current when it invoices it, and usage is billed in arrears on
+    that invoice: so a subscription's usage before its current period's start is invoiced (or being
+    invoiced) and can no longer change. See docs/usage.md.
+    """
+    if not customer_ids or not metric_codes:
+        return {}
+    # By name, not by import: usage and subscriptions sit side by side above the catalog.
+    subscription_model: Any = apps.get_model("subscriptions", "Subscription")
+    rows = (
+        subscription_model.objects.filter(
+            customer_id__in=customer_ids,
+            plan_version__charges__kind=ChargeKind.USAGE,
+            plan_version__charges__metric_code__in=metric_codes,
+        )
+        .values_list("customer_id", "plan_version__charges__metric_code", "started_at", "current_period_start_at")
+        .distinct()
+    )
+    spans: dict[tuple[int, str], list[tuple[datetime, datetime]]] = defaultdict(list)
+    for customer_id, metric_code, started_at, current_period_start_at in rows:
+        if current_period_start_at > started_at:
+            spans[(customer_id, metric_code)].append((started_at, current_period_start_at))
+    return spans
+
+
+# --- storage ---------------------------------------------------------------------------------------
+
+
+def _insert_events(valid: list[_ValidEvent], *, received_at: datetime) -> list[_ValidEvent]:
+    """Insert the events, skipping transaction ids already stored; return those inserted (with ids)."""
+    if not valid:
+        return []
+    fields = _fields(
+        UsageEvent,
+        (
+            "transaction_id", "customer", "metric", "occurred_at", "properties",
+            "value", "distinct_value", "group_key", "received_at",
+        ),
+    )  # fmt: skip
+    quote = connection.ops.quote_name
+    table = quote(UsageEvent._meta.db_table)
+    columns = ", ".join(quote(f.column or f.name) for f in fields)
+    key = quote("transaction_id")
+    by_transaction_id = {event.transaction_id: event for event in valid}
+    inserted: list[_ValidEvent] = []
+    with connection.cursor() as cursor:
+        for chunk in _chunks(valid, INSERT_CHUNK):
+            params: list[Any] = []
+            for event in chunk:
+                values = [
+                    event.transaction_id, event.customer.pk, event.metric.pk, event.occurred_at, event.properties,
+                    event.value, event.distinct_value, event.group_key, received_at,
+                ]  # fmt: skip
+                params += [f.get_db_prep_save(value, connection) for f, value in zip(fields, values, strict=True)]
+            placeholders = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {placeholders} "  # noqa: S608 - names from the model
+                f"ON CONFLICT ({key}) DO NOTHING RETURNING {quote('id')}, {key}",
+                params,
+            )
+            for event_id, transaction_id in cursor.fetchall():
+                event = by_transaction_id[transaction_id]
+                event.id = event_id
+                inserted.append(event)
+    return inserted
+
+
+def _fields(model: type[Model], names: Sequence[str]) -> "list[DjangoField[Any, Any]]":
+    fields = [model._meta.get_field(name) for name in names]
+    assert all(isinstance(f, DjangoField) for f in fields)
+    return cast("list[DjangoField[Any, Any]]", fields)
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def hour_of(moment: datetime) -> datetime:
+    """The start of the hour containing `moment` (UTC): the rollup row it belongs to."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass
+class _RollupDelta:
+    event_count: int = 0
+    value_sum: Decimal = Decimal(0)
+    value_max: Decimal | None = None
+    latest: tuple[datetime, int, Decimal | None] | None = None
+
+
+def _rollups_add(inserted: list[_ValidEvent]) -> None:
+    """Add the inserted events to their hourly rollups (and distinct values), one upsert per batch.
+
+    Rows are upserted in key order, so concurrent batches lock rollup rows in the same order."""
+    if not inserted:
+        return
+    deltas: dict[tuple[int, int, str, datetime], _RollupDelta] = defaultdict(_RollupDelta)
+    distinct: set[tuple[int, int, str, datetime, str]] = set()
+    for event in inserted:
+        assert event.id is not None
+        key = (event.customer.pk, event.metric.pk, event.group_key, hour_of(event.occurred_at))
+        delta = deltas[key]
+        delta.event_count += 1
+        if event.value is not None:
+            delta.value_sum += event.value
+            delta.value_max = event.value if delta.value_max is None else max(delta.value_max, event.value)
+        candidate = (event.occurred_at, event.id, event.value)
+        if delta.latest is None or candidate[:2] > delta.latest[:2]:
+            delta.latest = candidate
+        if event.distinct_value:
+            distinct.add((*key, event.distinct_value))
+
+    fields = _fields(
+        UsageRollup,
+        (
+            "customer", "metric", "group_key", "hour", "event_count",
+            "value_sum", "value_max", "latest_at", "latest_event_id", "latest_value",
+        ),
+    )  # fmt: skip
+    quote = connection.ops.quote_name
+    table = quote(UsageRollup._meta.db_table)
+    column = {f.name: quote(f.column or f.name) for f in fields}
+    newer = (
+        f"(excluded.{column['latest_at']}, excluded.{column['latest_event_id']}) > "
+        f"({table}.{column['latest_at']}, {table}.{column['latest_event_id']})"
+    )
+    updates = {
+        "event_count": f"{table}.{column['event_count']} + excluded.{column['event_count']}",
+        "value_sum": f"{table}.{column['value_sum']} + excluded.{column['value_sum']}",
+        "value_max": (
+            f"CASE WHEN excluded.{column['value_max']} IS NULL THEN {table}.{column['value_max']} "
+            f"WHEN {table}.{column['value_max']} IS NULL OR excluded.{column['value_max']} > "
+            f"{table}.{column['value_max']} THEN excluded.{column['value_max']} ELSE {table}.{column['value_max']} END"
+        ),
+        **{
+            name: f"CASE WHEN {newer} THEN excluded.{column[name]} ELSE {table}.{column[name]} END"
+            for name in ("latest_at", "latest_event_id", "latest_value")
+        },
+    }
+    conflict = ", ".join(column[name] for name in ("customer", "metric", "group_key", "hour"))
+    assignments = ", ".join(f"{column[name]} = {expression}" for name, expression in updates.items())
+    rows = sorted(deltas.items(), key=lambda item: item[0])
+    with connection.cursor() as cursor:
+        for chunk in _chunks(rows, INSERT_CHUNK):
+            params: list[Any] = []
+            for (customer_id, metric_id, group_key, hour), delta in chunk:
+                assert delta.latest is not None
+                latest_at, latest_event_id, latest_value = delta.latest
+                values = [
+                    customer_id, metric_id, group_key, hour, delta.event_count,
+                    delta.value_sum, delta.value_max, latest_at, latest_event_id, latest_value,
+                ]  # fmt: skip
+                params += [f.get_db_prep_save(value, connection) for f, value in zip(fields, values, strict=True)]
+            placeholders = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(chunk))
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(column[f.name] for f in fields)}) VALUES {placeholders} "  # noqa: S608
+                f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}",
+                params,
+            )
+    if distinct:
+        UsageDistinctValue.objects.bulk_create(
+            [
+                UsageDistinctValue(customer_id=c, metric_id=m, group_key=g, hour=h, value=v)
+                for c, m, g, h, v in sorted(distinct)
+            ],
+            ignore_conflicts=True,
+            batch_size=INSERT_CHUNK,
+        )
