@@ -44,6 +44,7 @@ from .lines import (
     invoice_lines_from_drafts,
     item_line_draft,
     recurring_line_drafts,
+    usage_line_drafts,
 )
 from .settlement import subscription_settle_waiting_items
 
@@ -84,6 +85,14 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
     # Normally the period starts at `next_billing_at`; a calendar-billed subscription's first period
     # starts before its first cycle day and is billed from `next_billing_at` on, prorated.
     billed_from = max(period.start, subscription.next_billing_at)
+    # Usage is billed in arrears, at the prices of the period it happened in (before any change that
+    # takes effect now), for the period ending as this one begins; trials use for free.
+    usage_drafts = []
+    if subscription.status != SubscriptionStatus.TRIALING and subscription.current_period_end_at == billed_from:
+        usage_drafts = usage_line_drafts(
+            customer=subscription.customer, plan=subscription.plan, version=subscription.plan_version,
+            currency=currency, start=subscription.current_period_start_at, end=subscription.current_period_end_at,
+        )  # fmt: skip
     subscription_end_trial_if_due(subscription, at=billed_from, now=now)
     subscription_apply_scheduled_change(subscription, at=billed_from, now=now)
     subscription_apply_pending_version(subscription, now=now)
@@ -91,7 +100,7 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
     items = list(
         InvoiceItem.objects.select_for_update().filter(subscription=subscription, invoice__isnull=True).order_by("id")
     )
-    drafts = [item_line_draft(item) for item in items]
+    drafts = [item_line_draft(item) for item in items] + usage_drafts
     drafts += recurring_line_drafts(
         plan=plan, version=subscription.plan_version, quantity=subscription.quantity, currency=currency,
         period=period, billed_from=billed_from,

@@ -54,6 +54,7 @@ from .lines import (
     item_line_draft,
     proration_line_drafts,
     recurring_line_drafts,
+    usage_line_drafts,
 )
 from .settlement import invoice_items_invoice_now, subscription_settle_waiting_items
 
@@ -329,6 +330,13 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
     currency = subscription.currency
     items = subscription.invoice_items.filter(invoice__isnull=True).select_related("charge").order_by("id")
     lines = [item_line_draft(item) for item in items]
+    if subscription.status != SubscriptionStatus.TRIALING and subscription.current_period_end_at == period.start:
+        # Usage so far in the current period, billed in arrears on this invoice.
+        lines += usage_line_drafts(
+            customer=subscription.customer, plan=subscription.plan, version=subscription.plan_version,
+            currency=currency, start=subscription.current_period_start_at,
+            end=min(now, subscription.current_period_end_at),
+        )  # fmt: skip
     lines += recurring_line_drafts(
         plan=plan, version=version, quantity=quantity, currency=currency, period=period,
         billed_from=max(period.start, subscription.next_billing_at),

@@ -9,13 +9,16 @@ from fractions import Fraction
 
 from djmoney.money import Money
 
+from apps.accounts.models import Customer
 from apps.catalog import pricing
 from apps.catalog.constants import SIMPLE_CHARGE_NAME, ChargeKind, PriceModelChoice
-from apps.catalog.models import Charge, Discount, Plan, PlanVersion
+from apps.catalog.models import BillableMetric, Charge, Discount, Plan, PlanVersion
 from apps.core.errors import ApplicationError
 from apps.core.money import quantize_fraction
 from apps.subscriptions.periods import Period
 from apps.subscriptions.proration import remaining_fraction
+from apps.usage.models import UsageEvent
+from apps.usage.selectors import usage_aggregate
 
 from ..constants import InvoiceLineKind
 from ..models import Invoice, InvoiceItem, InvoiceLine
@@ -386,3 +389,89 @@ def customer_credit_take(uses: list[tuple[InvoiceItem, Decimal]], *, invoice: In
             quantity=item.quantity, amount=Money(-taken, currency), explanation=item.explanation,
             created_at=item.created_at,
         )  # fmt: skip
+
+
+def usage_line_drafts(
+    *, customer: Customer, plan: Plan, version: PlanVersion, currency: str, start: datetime, end: datetime
+) -> list[LineDraft]:
+    """Usage charges for [start, end), billed in arrears: per charge (and per group of a grouped
+    metric) the metric's aggregate priced by the charge's price, rounded once; a minimum true-up where
+    one applies. Charges with no usage and nothing to charge are left out."""
+    drafts: list[LineDraft] = []
+    if end <= start:
+        return drafts
+    usage_charges = [charge for charge in version.charges.all() if charge.kind == ChargeKind.USAGE]
+    if not usage_charges:
+        return drafts
+    metrics = {
+        metric.code: metric for metric in BillableMetric.objects.filter(code__in=[c.metric_code for c in usage_charges])
+    }
+    for charge in usage_charges:
+        metric = metrics.get(charge.metric_code)
+        price = charge.price_for(currency)
+        if metric is None or price is None:
+            raise ApplicationError(
+                f"{version}: usage charge {charge.name!r} has no "
+                + (f"billable metric {charge.metric_code!r}." if metric is None else f"price in {currency}."),
+                code="missing_price" if metric is not None else "missing_metric",
+            )
+        totals = usage_aggregate(customer=customer, metric=metric, start=start, end=end) or {"": Decimal(0)}
+        for group, quantity in sorted(totals.items()):
+            spec = price.to_spec()
+            transactions: list[Decimal] = []
+            if spec.model == pricing.PriceModel.PERCENTAGE:
+                transactions = usage_values(customer=customer, metric=metric, start=start, end=end, group_key=group)
+                quantity = Decimal(len(transactions))
+            quote = pricing.price_quote(spec, quantity=quantity, transactions=transactions)
+            if quote.total == 0 and quantity == 0:
+                continue
+            title = f"{charge_title(plan, charge)}{f' — {metric.group_by} {group}' if group else ''}"
+            single_unit_price = charge.price_model == PriceModelChoice.PER_UNIT and not price.included_units
+            drafts.append(
+                LineDraft(
+                    kind=InvoiceLineKind.USAGE,
+                    description=f"{title} (usage)",
+                    period_start_at=start,
+                    period_end_at=end,
+                    quantity=quote.quantity,
+                    unit_amount=price.amount if single_unit_price else None,
+                    amount=quote.amount,
+                    currency=currency,
+                    explanation=(
+                        f"{metric.name}: {pricing.format_quantity(quote.quantity)} "
+                        f"({metric.get_aggregation_display()})",
+                        *(line.description for line in quote.lines),
+                    ),
+                    charge=charge,
+                )
+            )
+            if quote.minimum_true_up:
+                drafts.append(
+                    LineDraft(
+                        kind=InvoiceLineKind.MINIMUM,
+                        description=f"{title}: minimum charge true-up",
+                        period_start_at=start,
+                        period_end_at=end,
+                        quantity=Decimal(1),
+                        unit_amount=quote.minimum_true_up,
+                        amount=quote.minimum_true_up,
+                        currency=currency,
+                        explanation=(
+                            "Minimum charge per period "
+                            f"{pricing.format_price(price.minimum_amount or Decimal(0), currency)}; "
+                            f"the usage came to {pricing.format_price(quote.amount, currency)}.",
+                        ),
+                        charge=charge,
+                    )
+                )
+    return drafts
+
+
+def usage_values(
+    *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, group_key: str
+) -> list[Decimal]:
+    """The amounts of each event in [start, end), oldest first (percentage prices price each one)."""
+    values = UsageEvent.objects.filter(
+        customer=customer, metric=metric, group_key=group_key, occurred_at__gte=start, occurred_at__lt=end
+    ).order_by("occurred_at", "id")
+    return [value if value is not None else Decimal(0) for value in values.values_list("value", flat=True)]

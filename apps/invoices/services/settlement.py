@@ -2,7 +2,6 @@
 waiting when a subscription ends."""
 
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from django.conf import settings
 
@@ -13,7 +12,14 @@ from ..constants import BillingReason, InvoiceEventType, InvoiceStatus
 from ..events import invoice_event_record
 from ..models import Invoice, InvoiceItem, InvoiceLine
 from .lifecycle import invoice_finalize, invoice_recompute_totals
-from .lines import LineDraft, invoice_lines_from_drafts, item_line_draft
+from .lines import (
+    LineDraft,
+    customer_credit_drafts,
+    customer_credit_take,
+    invoice_lines_from_drafts,
+    item_line_draft,
+    usage_line_drafts,
+)
 
 
 def invoice_items_invoice_now(
@@ -56,20 +62,41 @@ def invoice_items_invoice_now(
 
 
 def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) -> Invoice | None:
-    """When a subscription ends, what still waits for its next invoice (prorations, a pause credit)
-    must not be lost: charges that outweigh credits are invoiced at once on a final invoice; a net
-    credit moves to the customer's account and is taken off the customer's next invoices."""
-    subscription = Subscription.objects.select_related("customer").get(pk=subscription_id)
+    """When a subscription ends, nothing it still owes or is owed is lost: the usage of its last
+    period and the charges still waiting for its next invoice go on a final invoice of their own, and
+    its waiting credits move to the customer's account, taken off that final invoice first and then off
+    the customer's next invoices (never below zero)."""
+    subscription = Subscription.objects.select_related("customer", "plan__product", "plan_version").get(
+        pk=subscription_id
+    )
     items = list(InvoiceItem.objects.select_for_update().filter(subscription=subscription, invoice__isnull=True))
-    if not items:
+    charges = [item for item in items if item.amount.amount >= 0]
+    credits = [item for item in items if item.amount.amount < 0]
+    if credits:
+        InvoiceItem.objects.filter(pk__in=[item.pk for item in credits]).update(subscription=None)
+    drafts = [item_line_draft(item) for item in charges]
+    ended_at = subscription.ended_at or now
+    period_billed = Invoice.objects.filter(
+        subscription=subscription,
+        billing_reason=BillingReason.SUBSCRIPTION_CYCLE,
+        period_start_at=subscription.current_period_start_at,
+    ).exists()
+    if period_billed:
+        drafts += usage_line_drafts(
+            customer=subscription.customer, plan=subscription.plan, version=subscription.plan_version,
+            currency=subscription.currency, start=subscription.current_period_start_at,
+            end=min(ended_at, subscription.current_period_end_at),
+        )  # fmt: skip
+    if not drafts:
         return None
-    total = sum((item.amount.amount for item in items), Decimal(0))
-    if total <= 0:
-        InvoiceItem.objects.filter(pk__in=[item.pk for item in items]).update(subscription=None)
-        return None
-    starts = [item.period_start_at for item in items if item.period_start_at is not None]
-    ends = [item.period_end_at for item in items if item.period_end_at is not None]
-    return invoice_items_invoice_now(
-        subscription=subscription, items=items, drafts=[item_line_draft(item) for item in items],
+    credit_drafts, uses = customer_credit_drafts(
+        customer_id=subscription.customer_id, currency=subscription.currency, drafts=drafts, lock=True
+    )
+    starts = [draft.period_start_at for draft in drafts if draft.period_start_at is not None]
+    ends = [draft.period_end_at for draft in drafts if draft.period_end_at is not None]
+    invoice = invoice_items_invoice_now(
+        subscription=subscription, items=charges, drafts=drafts + credit_drafts,
         period_start_at=min(starts, default=None), period_end_at=max(ends, default=None), now=now,
     )  # fmt: skip
+    customer_credit_take(uses, invoice=invoice)
+    return invoice
