@@ -66,7 +66,7 @@ def test_usage_is_billed_in_arrears_per_group_and_the_period_end_belongs_to_the_
     ]
     usage_line = may.lines.filter(kind="usage").first()
     assert (usage_line.period_start_at, usage_line.period_end_at) == (utc(2026, 4, 1), utc(2026, 5, 1))
-    assert usage_line.explanation[0] == "API calls: 130 (Count)"
+    assert usage_line.explanation[0] == "API calls: 130 (Count of events)"
 
 
 def test_events_for_an_invoiced_period_are_refused_after_the_run(api_plan):
