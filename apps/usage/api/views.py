@@ -1,0 +1,135 @@
+"""Usage ingestion for the seller's systems (API key), and usage reads for staff."""
+
+from decimal import Decimal
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.api.authentication import ApiKeyAuthentication, HasApiKey
+from apps.accounts.models import Customer
+from apps.accounts.selectors import customer_now
+from apps.catalog.models import BillableMetric
+from apps.core import clock
+from apps.core.api.permissions import StaffModelPermissions
+from apps.core.api.schema import error_responses
+from apps.core.api.serializers import format_decimal
+from apps.core.errors import NotFound, ValidationFailed
+from apps.subscriptions.models import Subscription
+from apps.usage.selectors import usage_for_customer_period
+from apps.usage.services import usage_events_ingest
+
+from .serializers import (
+    CustomerUsageOutputSerializer,
+    EventBatchInputSerializer,
+    EventBatchOutputSerializer,
+    EventInputSerializer,
+    EventOutputSerializer,
+)
+
+MAX_BATCH = 1000
+
+
+class _IngestionView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasApiKey]
+    throttle_classes: list = []
+
+
+class EventView(_IngestionView):
+    @extend_schema(
+        request=EventInputSerializer,
+        responses={202: EventOutputSerializer, **error_responses(400, 401, 403)},
+        summary="Send one usage event",
+        description="Idempotent on `transaction_id`: a replayed event is acknowledged (`duplicate: true`) and "
+        "not counted again. A refused event gets 400 with the reason.",
+    )
+    def post(self, request):
+        if not isinstance(request.data, dict):
+            raise ValidationFailed("Send one event as a JSON object.", fields={"event": ["Expected an object."]})
+        result = usage_events_ingest(events=[request.data], now=clock.now())
+        if result.rejected:
+            rejection = result.rejected[0]
+            raise ValidationFailed(rejection.reason, fields={"event": [rejection.reason]}, code=rejection.code)
+        body = {"transaction_id": request.data.get("transaction_id"), "duplicate": bool(result.duplicates)}
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class EventBatchView(_IngestionView):
+    @extend_schema(
+        request=EventBatchInputSerializer,
+        responses={200: EventBatchOutputSerializer, **error_responses(400, 401, 403)},
+        summary="Send up to 1,000 usage events",
+        description="Good events are stored even when others are refused; each refused event comes back with "
+        "its index in the batch and the reason. Replayed `transaction_id`s are counted as duplicates, once.",
+    )
+    def post(self, request):
+        events = request.data.get("events") if isinstance(request.data, dict) else None
+        if not isinstance(events, list) or not events:
+            raise ValidationFailed(
+                'Send {"events": [...]} with 1 to 1,000 events.', fields={"events": ["Give a list of events."]}
+            )
+        if len(events) > MAX_BATCH:
+            raise ValidationFailed(
+                f"A batch holds at most {MAX_BATCH:,} events; this one has {len(events):,}.",
+                fields={"events": [f"Send at most {MAX_BATCH:,} events per batch."]},
+            )
+        result = usage_events_ingest(events=events, now=clock.now())
+        return Response(
+            {
+                "accepted": result.accepted,
+                "duplicates": result.duplicates,
+                "rejected": [rejection.as_dict() for rejection in result.rejected],
+            }
+        )
+
+
+class CustomerUsageView(APIView):
+    """Staff: a customer's usage so far in the current period of its subscriptions, per metric."""
+
+    permission_classes = [StaffModelPermissions]
+    queryset = Customer.objects.none()  # for the model permission (accounts.view_customer)
+
+    @extend_schema(responses={200: CustomerUsageOutputSerializer, **error_responses(401, 403, 404)}, summary="Usage")
+    def get(self, request, pk: int):
+        customer = Customer.objects.filter(pk=pk).first()
+        if customer is None:
+            raise NotFound(f"Customer {pk} does not exist.")
+        now = customer_now(customer)
+        subscription = (
+            Subscription.objects.filter(customer=customer, current_period_start_at__lte=now)
+            .exclude(status="canceled")
+            .order_by("current_period_start_at")
+            .first()
+        )
+        start = subscription.current_period_start_at if subscription else now
+        end = subscription.current_period_end_at if subscription else now
+        codes = sorted(
+            {
+                charge.metric_code
+                for sub in Subscription.objects.filter(customer=customer).exclude(status="canceled")
+                for charge in sub.plan_version.charges.all()
+                if charge.metric_code
+            }
+        )
+        usage = usage_for_customer_period(customer=customer, start=start, end=min(now, end), metric_codes=codes or None)
+        metrics = {metric.code: metric for metric in BillableMetric.objects.filter(code__in=usage)}
+        body = {
+            "customer": customer.pk,
+            "period_start_at": start,
+            "period_end_at": end,
+            "as_of": now,
+            "metrics": [
+                {
+                    "metric_code": code,
+                    "metric_name": metrics[code].name,
+                    "aggregation": metrics[code].aggregation,
+                    "total": format_decimal(sum(groups.values(), Decimal(0))),
+                    "groups": {group or "": format_decimal(value) for group, value in groups.items()},
+                }
+                for code, groups in usage.items()
+                if code in metrics
+            ],
+        }
+        return Response(CustomerUsageOutputSerializer(body).data)
