@@ -13,8 +13,10 @@ from apps.core.errors import ApplicationError
 from apps.invoices.admin_inlines import InvoiceSummaryInline
 from apps.invoices.services.test_clocks import test_clock_advance
 from apps.subscriptions.models import Subscription
+from apps.usage.reports import usage_daily
 
 from .models import ApiKey, Customer, CustomerMembership, TestClock
+from .selectors import customer_now
 from .services import (
     CUSTOMER_EDITABLE_FIELDS,
     api_key_create,
@@ -79,6 +81,15 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
         ("Activity", {"fields": ["billing_summary", "created_at", "updated_at"]}),
     ]
     inlines = [CustomerMembershipInline, CustomerSubscriptionInline, CustomerInvoiceInline]
+
+    change_form_template = "admin/accounts/customer/change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        customer = self.get_object(request, unquote(object_id))
+        extra_context = dict(extra_context or {})
+        if customer is not None:
+            extra_context["usage_charts"] = usage_daily(customer=customer, now=customer_now(customer))
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_readonly_fields(self, request, obj=None):
         readonly = ["billing_summary", "created_at", "updated_at"]

@@ -143,3 +143,20 @@ def test_customer_usage_so_far(api_client, setup, superuser):
         {"metric_code": "api_calls", "metric_name": "API calls", "aggregation": "count", "total": "7",
          "groups": {"": "7"}},
     ]  # fmt: skip
+
+
+def test_the_customer_admin_page_charts_usage_per_day(client, setup, superuser):
+    customer, raw_key = setup
+    with clock.frozen_at(NOW):
+        client.post(
+            reverse("api:event-batch"), {"events": [_event(f"e-{n}") for n in range(7)]},
+            headers={"Authorization": f"Bearer {raw_key}"}, content_type="application/json",
+        )  # fmt: skip
+        client.force_login(superuser)
+        page = client.get(reverse("admin:accounts_customer_change", args=[customer.pk]))
+
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert 'id="customer-usage"' in body
+    assert "<title>2026-04-10: 7</title>" in body
+    assert "<title>2026-04-09: 0</title>" in body
