@@ -143,6 +143,10 @@ def test_usage_for_a_customer_period_gives_every_metric(customer, make_metric):
         "api_calls": {"": Decimal(2)},
         "storage": {"eu": Decimal(4)},
     }
+    assert usage_for_customer_period(customer=customer, start=START + timedelta(minutes=5), end=END) == {
+        "api_calls": {"": Decimal(1)}
+    }
+    assert usage_for_customer_period(customer=customer, start=END, end=NEXT[1]) == {}
     assert usage_for_customer_period(
         customer=customer, start=START, end=END, metric_codes=["unused", "api_calls"], source="raw"
     ) == {"api_calls": {"": Decimal(2)}, "unused": {}}
