@@ -72,6 +72,10 @@ class UsageRollup(models.Model):
                 fields=["customer", "metric", "group_key", "hour"], name="usage_rollup_customer_metric_group_hour"
             ),
         ]
+        indexes = [
+            # A window's rollups of every group of a metric (the unique index above leads with the group).
+            models.Index(fields=["customer", "metric", "hour"], name="usage_rollup_window_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.metric_id}/{self.customer_id}/{self.group_key or '-'} @ {self.hour:%Y-%m-%d %H:00}"
@@ -95,6 +99,7 @@ class UsageDistinctValue(models.Model):
                 fields=["customer", "metric", "group_key", "hour", "value"], name="usage_distinct_value_unique"
             ),
         ]
+        indexes = [models.Index(fields=["customer", "metric", "hour"], name="usage_distinct_window_idx")]
 
     def __str__(self) -> str:
         return self.value

@@ -62,16 +62,21 @@ def usage_for_customer_period(
 ) -> dict[str, dict[str, Decimal]]:
     """Every metric's usage by the customer in [start, end): metric code → group key → aggregate.
     With `metric_codes`, only those metrics (each present, with {} when unused); without, every
-    metric the customer has events for."""
+    metric the customer has events for in the window."""
     metrics: QuerySet[BillableMetric] = BillableMetric.objects.all()
     if metric_codes is not None:
         metrics = metrics.filter(code__in=metric_codes)
     else:
-        metrics = metrics.filter(pk__in=UsageEvent.objects.filter(customer=customer).values("metric_id"))
-    return {
+        # Every event has a rollup row for its hour: the window's metrics, without scanning events.
+        in_window = UsageRollup.objects.filter(customer=customer, hour__gte=hour_of(start), hour__lt=end)
+        metrics = metrics.filter(pk__in=in_window.values("metric_id"))
+    usage = {
         metric.code: usage_aggregate(customer=customer, metric=metric, start=start, end=end, source=source)
         for metric in metrics.order_by("code")
     }
+    if metric_codes is None:  # events in the window's first hour but before its start: not used here
+        usage = {code: totals for code, totals in usage.items() if totals}
+    return usage
 
 
 def _ceil_hour(moment: datetime) -> datetime:

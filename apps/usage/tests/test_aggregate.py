@@ -5,6 +5,7 @@ import pytest
 
 from apps.accounts.tests.factories import CustomerFactory
 from apps.subscriptions.periods import utc
+from apps.usage.models import UsageEvent
 from apps.usage.selectors import usage_aggregate, usage_for_customer_period
 from apps.usage.services import usage_events_ingest
 
@@ -142,6 +143,36 @@ def test_usage_for_a_customer_period_gives_every_metric(customer, make_metric):
         "api_calls": {"": Decimal(2)},
         "storage": {"eu": Decimal(4)},
     }
+    assert usage_for_customer_period(customer=customer, start=START + timedelta(minutes=5), end=END) == {
+        "api_calls": {"": Decimal(1)}
+    }
+    assert usage_for_customer_period(customer=customer, start=END, end=NEXT[1]) == {}
     assert usage_for_customer_period(
         customer=customer, start=START, end=END, metric_codes=["unused", "api_calls"], source="raw"
     ) == {"api_calls": {"": Decimal(2)}, "unused": {}}
+
+
+def test_hour_aligned_windows_read_rollups_only(customer, make_metric):
+    metric = make_metric("storage", "sum", field_name="gb")
+    _ingest(*[event(f"t{i}", START + timedelta(minutes=7 * i), metric="storage", gb=2) for i in range(100)])
+    UsageEvent.objects.all().delete()  # raw events out of reach: only rollups can answer
+
+    assert usage_aggregate(customer=customer, metric=metric, start=START, end=END) == {"": Decimal(200)}
+    assert usage_aggregate(customer=customer, metric=metric, start=START, end=END, source="raw") == {}
+
+
+def test_reading_rollups_takes_a_fixed_number_of_queries(customer, make_metric, django_assert_num_queries):
+    metric = make_metric("storage", "latest", field_name="gb", group_by="region")
+    _ingest(
+        *[
+            event(f"t{i}", START + timedelta(minutes=13 * i), metric="storage", gb=i, region=("eu", "us")[i % 2])
+            for i in range(300)
+        ]
+    )
+
+    with django_assert_num_queries(3):  # rollups of the whole hours, raw events of the two partial hours
+        totals = usage_aggregate(
+            customer=customer, metric=metric, start=START + timedelta(minutes=5), end=END - timedelta(minutes=5)
+        )
+
+    assert totals == {"eu": Decimal(298), "us": Decimal(299)}
