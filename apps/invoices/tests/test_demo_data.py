@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
 
 from apps.accounts.models import Customer, CustomerMembership
+from apps.accounts.services import api_key_authenticate
 from apps.accounts.tests.factories import CustomerFactory
 from apps.catalog.models import Plan
 from apps.core import clock
@@ -135,6 +136,8 @@ def test_ensure_demo_admin_creates_a_superuser_with_a_fresh_password_a_token_and
     assert admin is not None and admin.is_superuser and admin.is_staff
     token = Token.objects.get(user=admin)
     assert token.key in output
+    usage_key = _field(output, "Usage API key").split()[0]
+    assert api_key_authenticate(usage_key) is not None
 
     portal_password = _field(output, "Password", 1)
     portal_user = authenticate(username="demo-customer", password=portal_password)
@@ -150,6 +153,8 @@ def test_ensure_demo_admin_creates_a_superuser_with_a_fresh_password_a_token_and
     assert authenticate(username="admin", password=password) is None
     assert authenticate(username="admin", password=new_password) is not None
     assert Token.objects.get(user=admin).key == token.key
+    assert api_key_authenticate(usage_key) is None  # replaced by a fresh one
+    assert api_key_authenticate(_field(out.getvalue(), "Usage API key").split()[0]) is not None
     assert get_user_model().objects.filter(username__in=["admin", "demo-customer"]).count() == 2
     assert CustomerMembership.objects.filter(user=portal_user).count() == 1
 

@@ -5,13 +5,16 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from apps.accounts.models import CustomerMembership
-from apps.accounts.services import customer_membership_add
+from apps.accounts.models import ApiKey, CustomerMembership
+from apps.accounts.services import api_key_create, api_key_revoke, customer_membership_add
 from apps.invoices.management.demo import demo_first_customer
 
 ADMIN_URL = "http://127.0.0.1:8000/admin/"
 ADMIN_USERNAME = "admin"
 PORTAL_USERNAME = "demo-customer"
+
+
+DEMO_API_KEY_NAME = "Demo metering"
 
 
 class Command(BaseCommand):
@@ -39,6 +42,11 @@ class Command(BaseCommand):
         self.stdout.write(f"  Username: {ADMIN_USERNAME}")
         self.stdout.write(f"  Password: {password}")
         self.stdout.write(f"  API token: {token.key}  (header: Authorization: Token {token.key})")
+        # A fresh key for sending usage events (keys are stored hashed: the old demo key is revoked).
+        for old in ApiKey.objects.filter(name=DEMO_API_KEY_NAME, revoked_at__isnull=True):
+            api_key_revoke(api_key_id=old.pk)
+        _, raw_key = api_key_create(name=DEMO_API_KEY_NAME, actor=admin)
+        self.stdout.write(f"  Usage API key: {raw_key}  (POST /api/v1/events/batch, header: Authorization: Bearer …)")
 
         customer = demo_first_customer()
         if customer is None:
