@@ -292,6 +292,11 @@ def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
             continue
         if charge.kind == ChargeKind.USAGE and not charge.metric_code:
             add(f"{key}.metric_code", "A usage charge needs the code of the metric it bills.")
+        elif charge.kind == ChargeKind.USAGE and not BillableMetric.objects.filter(code=charge.metric_code).exists():
+            add(
+                f"{key}.metric_code",
+                f"No billable metric has the code {charge.metric_code!r}; create the metric first.",
+            )
         if charge.kind == ChargeKind.RECURRING and charge.metric_code:
             add(f"{key}.metric_code", "Only usage charges bill a metric; leave it empty on a recurring charge.")
         if charge.kind == ChargeKind.RECURRING and charge.price_model == PriceModelChoice.PERCENTAGE:

@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 from djmoney.money import Money
 
-from apps.catalog.models import Plan, PlanVersion, Price
+from apps.catalog.models import BillableMetric, Plan, PlanVersion, Price
 from apps.catalog.services import (
     ChargeInput,
     PriceInput,
@@ -19,6 +19,11 @@ from apps.core.errors import NotEditable, ValidationFailed
 from apps.subscriptions.tests.factories import make_subscription
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def api_calls_metric():
+    return BillableMetric.objects.create(code="api_calls", name="API calls")
 
 
 def test_plan_with_prices_in_several_currencies():
@@ -215,3 +220,15 @@ def test_copying_a_version_keeps_its_charges_prices_and_tiers():
 
     assert version_2.number == 2
     assert shape(version_2) == shape(version_1)
+
+
+def test_a_usage_charge_needs_an_existing_metric():
+    unknown = ChargeInput(
+        name="Calls", kind="usage", metric_code="no_such_metric", prices=[PriceInput(currency="USD", amount=Decimal(1))]
+    )
+    with pytest.raises(ValidationFailed) as excinfo:
+        plan_create(product=ProductFactory(), code="p", name="P", charges=[unknown])
+    assert excinfo.value.fields == {
+        "charges.0.metric_code": ["No billable metric has the code 'no_such_metric'; create the metric first."]
+    }
+    assert not Plan.objects.exists()

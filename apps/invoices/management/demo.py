@@ -19,8 +19,16 @@ from djmoney.money import Money
 from apps.accounts.models import Customer
 from apps.accounts.services import customer_create, test_clock_create
 from apps.catalog.constants import SIMPLE_CHARGE_NAME
-from apps.catalog.models import Plan, Product
-from apps.catalog.services import ChargeInput, PriceInput, TierInput, plan_create, plan_version_create, product_create
+from apps.catalog.models import BillableMetric, Plan, Product
+from apps.catalog.services import (
+    ChargeInput,
+    PriceInput,
+    TierInput,
+    billable_metric_create,
+    plan_create,
+    plan_version_create,
+    product_create,
+)
 from apps.core import clock
 from apps.invoices.constants import BillingRunTrigger, ChangeTiming, InvoiceStatus
 from apps.invoices.models import Invoice
@@ -35,6 +43,7 @@ from apps.invoices.services import (
 )
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.services import subscription_create
+from apps.usage.services import usage_events_ingest
 
 DEMO_EXTERNAL_ID_PREFIX = "demo-"
 RANDOM_SEED = 20260115
@@ -240,6 +249,8 @@ def _catalog() -> dict[str, Plan]:
     products["api-gateway"] = Product.objects.filter(code="api-gateway").first() or product_create(
         code="api-gateway", name="API Gateway", description="Managed API gateway: seats, requests, analytics."
     )
+    if not BillableMetric.objects.filter(code="api_requests").exists():
+        billable_metric_create(code="api_requests", name="API requests", description="Requests through the gateway.")
     plans[API_TEAM_PLAN] = Plan.objects.filter(code=API_TEAM_PLAN).first() or plan_create(
         product=products["api-gateway"], code=API_TEAM_PLAN, name="Team", charges=API_TEAM_CHARGES
     )
@@ -291,6 +302,25 @@ def _subscriptions(customers: list[Customer], plans: dict[str, Plan], *, now: da
                 subscription_create(customer=customer, plan=plans[plan_code], quantity=quantity, started_at=started_at)
 
 
+def _send_yesterdays_requests(subscriptions: list[Subscription], *, day: datetime, rng: random.Random) -> None:
+    """A day of API traffic for the metered demo customers, sent in one batch just after midnight, as a
+    metering pipeline would (a few thousand requests a day, summarised as events of 1 to 50 calls)."""
+    yesterday = day - timedelta(days=1)
+    for subscription in subscriptions:
+        if subscription.started_at > yesterday:
+            continue
+        events = [
+            {
+                "transaction_id": f"demo-{subscription.pk}-{yesterday:%Y%m%d}-{n}",
+                "external_customer_id": subscription.customer.external_id,
+                "metric_code": "api_requests",
+                "timestamp": (yesterday + timedelta(seconds=rng.randint(0, 86_399))).isoformat(),
+            }
+            for n in range(rng.randint(2_000, 6_000))
+        ]
+        usage_events_ingest(events=events, now=day)
+
+
 def _replay_history(customers: list[Customer], *, now: datetime, rng: random.Random) -> int:
     """Run the daily billing run for every day from the first subscription until now, and record
     customer payments on the days they would have arrived."""
@@ -300,8 +330,12 @@ def _replay_history(customers: list[Customer], *, now: datetime, rng: random.Ran
     last_seen_id = Invoice.objects.order_by("-id").values_list("id", flat=True).first() or 0
     runs = 0
     day = _midnight(first_start)
+    metered = list(
+        Subscription.objects.filter(customer__in=customers, plan__code=API_TEAM_PLAN).select_related("customer")
+    )
     while (run_at := datetime.combine(day.date(), BILLING_RUN_TIME, tzinfo=day.tzinfo)) <= now:
         with clock.frozen_at(run_at):
+            _send_yesterdays_requests(metered, day=day, rng=rng)
             bill_due_subscriptions(now=run_at, trigger=BillingRunTrigger.SCHEDULE)
         runs += 1
         issued = Invoice.objects.filter(pk__gt=last_seen_id, number__isnull=False).order_by("id")

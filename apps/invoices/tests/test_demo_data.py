@@ -57,6 +57,9 @@ def test_load_demo_data_creates_a_realistic_history_once():
     assert pro.current_version.number == 2 and not pro.current_version.subscriptions.exclude(status="trialing").exists()
     assert ScheduledChange.objects.filter(applied_at=None).count() == 1
     assert Customer.objects.filter(test_clock__isnull=False).count() == 1
+    assert not BillingRun.objects.filter(failed_count__gt=0).exists()  # every run billed everything
+    usage = InvoiceLine.objects.filter(kind="usage", charge__name="API requests").first()
+    assert usage is not None and usage.quantity > 100_000 and usage.explanation[0].startswith("API requests:")
     seats = InvoiceLine.objects.filter(charge__name="Seats").first()
     assert seats.explanation[:2] == ["Units 1–5: 5 × 10.00 USD", "Units 6–12: 7 × 8.00 USD"]
 

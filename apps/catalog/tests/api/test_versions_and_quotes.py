@@ -3,11 +3,17 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from apps.catalog.models import PlanVersion, Price, PriceTier
+from apps.catalog.models import BillableMetric, PlanVersion, Price, PriceTier
 from apps.catalog.tests.factories import PlanFactory, add_charge
 from apps.subscriptions.tests.factories import make_subscription
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def api_calls_metric():
+    return BillableMetric.objects.create(code="api_calls", name="API calls")
+
 
 VERSIONS_URL = reverse("api:plan-version-list")
 
