@@ -3,6 +3,7 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
+from apps.accounts.models import ApiKey
 from apps.accounts.services import api_key_create, api_key_revoke
 from apps.accounts.tests.factories import CustomerFactory
 from apps.catalog.models import PlanVersion
@@ -118,7 +119,7 @@ def test_ingestion_needs_a_valid_api_key(api_client, setup, superuser):
     api_client.force_authenticate(superuser)  # staff are not an ingestion client
     assert api_client.post(url, {"events": [_event("a")]}).status_code == 403
     api_client.force_authenticate(None)
-    api_key_revoke(api_key_id=1)
+    api_key_revoke(api_key_id=ApiKey.objects.get().pk)  # ids are not reset between tests on PostgreSQL
     assert (
         api_client.post(url, {"events": [_event("a")]}, headers={"Authorization": f"Bearer {raw_key}"}).status_code
         == 401
