@@ -104,9 +104,9 @@ def usage_events_ingest(*, events: Sequence[Mapping[str, Any]], now: datetime) -
     already_stored = _stored_transaction_ids(sorted({event["transaction_id"] for _, event in parsed}))
     customers = {
         customer.external_id: customer
-        for customer in Customer.objects.filter(
-            external_id__in={event["external_customer_id"] for _, event in parsed}
-        ).select_related("test_clock")
+        for customer in Customer.objects.filter(external_id__in={event["external_customer_id"] for _, event in parsed})
+        .select_related("test_clock")
+        .only("external_id", "test_clock")  # what validation reads (loading a whole customer costs ~0.3 ms)
     }
     metrics = {
         metric.code: metric
@@ -320,11 +320,16 @@ def _scalar_text(value: object) -> str | None:
     return None
 
 
+def _metric_label(metric: BillableMetric) -> str:
+    return f"The metric {metric.code!r} ({metric.get_aggregation_display().lower()})"
+
+
 def _parse_value(properties: Mapping[str, Any], metric: BillableMetric) -> Decimal:
     name = metric.field_name
-    what = f"The metric {metric.code!r} ({metric.get_aggregation_display().lower()})"
     if name not in properties or properties[name] is None:
-        raise _Rejected(EventRejection.INVALID_VALUE, f"{what} needs a number in property {name!r}; it is missing.")
+        raise _Rejected(
+            EventRejection.INVALID_VALUE, f"{_metric_label(metric)} needs a number in property {name!r}; it is missing."
+        )
     raw = properties[name]
     number: Decimal | None = None
     if isinstance(raw, bool):
@@ -339,7 +344,9 @@ def _parse_value(properties: Mapping[str, Any], metric: BillableMetric) -> Decim
         except InvalidOperation:
             number = None
     if number is None or not number.is_finite():
-        raise _Rejected(EventRejection.INVALID_VALUE, f"{what} needs a number in property {name!r}, not {raw!r}.")
+        raise _Rejected(
+            EventRejection.INVALID_VALUE, f"{_metric_label(metric)} needs a number in property {name!r}, not {raw!r}."
+        )
     if number.as_tuple().exponent < -VALUE_DECIMAL_PLACES:  # type: ignore[operator]  # finite: an int
         number = number.normalize()  # "1.50000000" is 1.5
     if number.as_tuple().exponent < -VALUE_DECIMAL_PLACES:  # type: ignore[operator]
