@@ -34,7 +34,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="target a running server (e.g. http://127.0.0.1:8000) instead of starting gunicorn; it must use "
         "the same database",
     )
-    parser.add_argument("--gunicorn-workers", type=int, default=4, help="sync workers when starting gunicorn")
+    parser.add_argument(
+        "--gunicorn-workers", type=int, default=2, help="sync workers when starting gunicorn (default: %(default)s)"
+    )
     parser.add_argument("--port", type=int, default=0, help="port for the gunicorn started here (default: a free one)")
 
 

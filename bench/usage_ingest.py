@@ -53,7 +53,7 @@ def main() -> None:
     add_common_arguments(parser)
     parser.add_argument("--batches", type=int, default=300, help="requests to send (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=1000, help="events per request (default: %(default)s)")
-    parser.add_argument("--concurrency", type=int, default=4, help="client threads (default: %(default)s)")
+    parser.add_argument("--concurrency", type=int, default=2, help="client threads (default: %(default)s)")
     parser.add_argument("--customers", type=int, default=20, help="customers the events spread over")
     parser.add_argument("--warmup", type=int, default=8, help="untimed batches sent first (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1)

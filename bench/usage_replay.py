@@ -21,7 +21,7 @@ def main() -> None:
     add_common_arguments(parser)
     parser.add_argument("--batches", type=int, default=300, help="batches stored, then replayed (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=1000, help="events per request (default: %(default)s)")
-    parser.add_argument("--concurrency", type=int, default=4, help="client threads (default: %(default)s)")
+    parser.add_argument("--concurrency", type=int, default=2, help="client threads (default: %(default)s)")
     parser.add_argument("--customers", type=int, default=20, help="customers the events spread over")
     parser.add_argument("--seed", type=int, default=2)
     options = parser.parse_args()
