@@ -112,6 +112,7 @@ def usage_events_ingest(*, events: Sequence[Mapping[str, Any]], now: datetime) -
         metric.code: metric
         for metric in BillableMetric.objects.filter(code__in={event["metric_code"] for _, event in parsed})
     }
+    usage_ingest_lock(customer_ids={customer.pk for customer in customers.values()})
     invoiced = _invoiced_spans(customer_ids={c.pk for c in customers.values()}, metric_codes=set(metrics))
 
     valid: list[_ValidEvent] = []
@@ -357,6 +358,31 @@ def _parse_value(properties: Mapping[str, Any], metric: BillableMetric) -> Decim
     if abs(number) >= Decimal(10) ** (VALUE_MAX_DIGITS - VALUE_DECIMAL_PLACES):
         raise _Rejected(EventRejection.INVALID_VALUE, f"Property {name!r} is too large ({raw!r}).")
     return number
+
+
+# Ingestion and the billing run meet on one lock per customer (PostgreSQL advisory locks; SQLite has a
+# single writer anyway): batches share it, the billing run takes it alone while it reads a period's
+# usage and closes the period. So an event is either stored before the run reads the usage (and
+# billed), or checked after the period moved on (and refused as invoiced) — never accepted and lost.
+USAGE_LOCK_NAMESPACE = 7_310
+
+
+def usage_ingest_lock(*, customer_ids: set[int]) -> None:
+    if connection.vendor != "postgresql" or not customer_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock_shared(%s, c) FROM unnest(%s::integer[]) AS c ORDER BY c",
+            [USAGE_LOCK_NAMESPACE, sorted(customer_ids)],
+        )
+
+
+def usage_billing_lock(*, customer_id: int) -> None:
+    """Taken by the billing run, in its transaction, before it reads a customer's usage."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [USAGE_LOCK_NAMESPACE, customer_id])
 
 
 def _invoiced_spans(

@@ -32,6 +32,7 @@ from apps.subscriptions.services import (
     subscription_end_if_due,
     subscription_end_trial_if_due,
 )
+from apps.usage.services import usage_billing_lock
 
 from ..constants import BillingRunStatus, BillingRunTrigger, InvoiceEventType, InvoiceStatus
 from ..events import invoice_event_record
@@ -89,6 +90,7 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
     # takes effect now), for the period ending as this one begins; trials use for free.
     usage_drafts = []
     if subscription.status != SubscriptionStatus.TRIALING and subscription.current_period_end_at == billed_from:
+        usage_billing_lock(customer_id=subscription.customer_id)  # in-flight batches land first, later ones are refused
         usage_drafts = usage_line_drafts(
             customer=subscription.customer, plan=subscription.plan, version=subscription.plan_version,
             currency=currency, start=subscription.current_period_start_at, end=subscription.current_period_end_at,

@@ -7,6 +7,7 @@ from django.conf import settings
 
 from apps.core.money import zero
 from apps.subscriptions.models import Subscription
+from apps.usage.services import usage_billing_lock
 
 from ..constants import BillingReason, InvoiceEventType, InvoiceStatus
 from ..events import invoice_event_record
@@ -82,6 +83,7 @@ def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) ->
         period_start_at=subscription.current_period_start_at,
     ).exists()
     if period_billed:
+        usage_billing_lock(customer_id=subscription.customer_id)
         drafts += usage_line_drafts(
             customer=subscription.customer, plan=subscription.plan, version=subscription.plan_version,
             currency=subscription.currency, start=subscription.current_period_start_at,
