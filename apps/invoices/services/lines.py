@@ -214,39 +214,31 @@ def item_line_draft(item: InvoiceItem) -> LineDraft:
     )
 
 
+def _draft_values(draft: LineDraft) -> dict:
+    """The fields an invoice line and an invoice item share, from a draft."""
+    return {
+        "kind": draft.kind,
+        "charge": draft.charge,
+        "description": draft.description,
+        "period_start_at": draft.period_start_at,
+        "period_end_at": draft.period_end_at,
+        "quantity": draft.quantity,
+        "unit_amount": Money(draft.unit_amount, draft.currency) if draft.unit_amount is not None else None,
+        "amount": Money(draft.amount, draft.currency),
+        "explanation": list(draft.explanation),
+    }
+
+
 def invoice_lines_from_drafts(invoice: Invoice, drafts: Iterable[LineDraft], *, start: int = 1) -> list[InvoiceLine]:
     return [
-        InvoiceLine(
-            invoice=invoice,
-            position=position,
-            kind=draft.kind,
-            charge=draft.charge,
-            description=draft.description,
-            period_start_at=draft.period_start_at,
-            period_end_at=draft.period_end_at,
-            quantity=draft.quantity,
-            unit_amount=Money(draft.unit_amount, draft.currency) if draft.unit_amount is not None else None,
-            amount=Money(draft.amount, draft.currency),
-            explanation=list(draft.explanation),
-        )
+        InvoiceLine(invoice=invoice, position=position, **_draft_values(draft))
         for position, draft in enumerate(drafts, start=start)
     ]
 
 
 def invoice_item_from_draft(*, draft: LineDraft, subscription, created_at: datetime) -> InvoiceItem:
     return InvoiceItem(
-        customer_id=subscription.customer_id,
-        subscription=subscription,
-        kind=draft.kind,
-        charge=draft.charge,
-        description=draft.description,
-        period_start_at=draft.period_start_at,
-        period_end_at=draft.period_end_at,
-        quantity=draft.quantity,
-        unit_amount=Money(draft.unit_amount, draft.currency) if draft.unit_amount is not None else None,
-        amount=Money(draft.amount, draft.currency),
-        explanation=list(draft.explanation),
-        created_at=created_at,
+        customer_id=subscription.customer_id, subscription=subscription, created_at=created_at, **_draft_values(draft)
     )
 
 

@@ -1,13 +1,13 @@
 """Duplicates sent at the same time are counted once (PostgreSQL: a real unique index under load)."""
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
 from apps.accounts.tests.factories import CustomerFactory
 from apps.catalog.services import billable_metric_create
+from apps.core.tests.concurrency import run_in_threads
 from apps.usage.models import UsageEvent, UsageRollup
 from apps.usage.selectors import usage_aggregate
 from apps.usage.services import usage_events_ingest
@@ -20,29 +20,6 @@ pytestmark = [
 ]
 
 
-def _run_in_threads(target, count: int) -> list:
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-    errors: list[BaseException] = []
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = target(index)
-        except BaseException as exc:  # noqa: BLE001 - surfaced to the test below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors
-    return results
-
-
 def test_the_same_batch_sent_concurrently_is_counted_once():
     customer = CustomerFactory(external_id="acme")
     metric = billable_metric_create(code="storage", name="Storage", aggregation="sum", field_name="gb")
@@ -50,7 +27,7 @@ def test_the_same_batch_sent_concurrently_is_counted_once():
     batch = [event(f"t{i}", start.replace(hour=i % 12, minute=i % 60), metric="storage", gb="1.5") for i in range(200)]
 
     # Each thread sends the batch in its own order, so their inserts and upserts interleave.
-    results = _run_in_threads(
+    results = run_in_threads(
         lambda index: usage_events_ingest(events=batch[index * 37 :] + batch[: index * 37], now=NOW), count=6
     )
 

@@ -1,14 +1,14 @@
 """Exactly-once billing and gapless numbering under real concurrency (PostgreSQL row locks)."""
 
 import random
-import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.test import override_settings
 
 from apps.catalog.tests.factories import PlanFactory
 from apps.core.errors import InvalidTransition
+from apps.core.tests.concurrency import run_in_threads
 from apps.invoices.constants import InvoiceStatus
 from apps.invoices.models import Invoice
 from apps.invoices.services import bill_due_subscriptions, invoice_finalize
@@ -21,29 +21,6 @@ pytestmark = [
 ]
 
 
-def _run_in_threads(target, count: int) -> list:
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-    errors: list[BaseException] = []
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = target(index)
-        except BaseException as exc:  # noqa: BLE001 - surfaced to the test below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors
-    return results
-
-
 def _assert_gapless(numbers: list[str], year: int) -> None:
     assert sorted(numbers) == [f"INV-{year}-{n:06d}" for n in range(1, len(numbers) + 1)]
 
@@ -52,7 +29,7 @@ def test_two_billing_runs_at_once_bill_each_period_exactly_once():
     plan = PlanFactory()
     subscriptions = [make_subscription(plan=plan, started_at=utc(2026, 1, 1 + i % 28, i % 24)) for i in range(40)]
 
-    runs = _run_in_threads(lambda _: bill_due_subscriptions(now=utc(2026, 3, 1)), count=3)
+    runs = run_in_threads(lambda _: bill_due_subscriptions(now=utc(2026, 3, 1)), count=3)
 
     invoices = Invoice.objects.all()
     # Two periods each by 1 Mar; a third only for the subscription whose anchor is exactly 1 Jan 00:00.
@@ -86,7 +63,7 @@ def test_concurrent_finalization_gives_gapless_unique_numbers():
                 pass  # another worker finalized it first
         return done
 
-    finalized = _run_in_threads(finalize_all, count=4)
+    finalized = run_in_threads(finalize_all, count=4)
 
     assert sum(finalized) == 30
     _assert_gapless(list(Invoice.objects.values_list("number", flat=True)), 2026)
