@@ -385,7 +385,7 @@ def _unused_time_credits(subscription: Subscription, now: datetime, *, as_invoic
         plan=subscription.plan, version=subscription.plan_version, quantity=subscription.quantity,
         new_plan=subscription.plan, new_version=subscription.plan_version, new_quantity=subscription.quantity,
         currency=subscription.currency, period=_full_period(subscription, now), changed_at=now,
-        credit_scale=_invoiced_share(subscription) if as_invoiced else Fraction(1),
+        credit_scale=_invoiced_share(subscription) if as_invoiced else Fraction(1), skip_unchanged=False,
     )  # fmt: skip
     return [line for line in lines if line.amount < 0]
 

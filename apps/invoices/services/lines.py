@@ -3,7 +3,7 @@ into invoice lines; previews (upcoming invoice, change preview) show them as the
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
@@ -131,6 +131,17 @@ def recurring_line_drafts(
     return drafts
 
 
+def _duration(delta: timedelta) -> str:
+    """A span for people: "20 days 14 h 15 min" (to the minute; the amount uses the exact seconds)."""
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
+    parts += [f"{hours} h"] if hours else []
+    parts += [f"{minutes} min"] if minutes else []
+    return " ".join(parts) or "under a minute"
+
+
 def _share(fraction: Fraction) -> str:
     hundredths = fraction.numerator * 10_000 // fraction.denominator
     return f"{hundredths // 100}.{hundredths % 100:02d} % of the period" if fraction < 1 else "the whole period"
@@ -148,6 +159,7 @@ def proration_line_drafts(
     period: Period,
     changed_at: datetime,
     credit_scale: Fraction = Fraction(1),
+    skip_unchanged: bool = True,
 ) -> list[LineDraft]:
     """Credit the unused time of every recurring charge as it was, charge the remaining time of every
     recurring charge as it will be: each charge's full-period amount (exact, before rounding; at least
@@ -156,7 +168,10 @@ def proration_line_drafts(
     Lines of zero are left out."""
     fraction = remaining_fraction(period, changed_at)
     share = _share(fraction)
+    left = _duration(period.end - changed_at)
+    whole = _duration(period.end - period.start)
     drafts = []
+    full_amounts: dict[tuple[int, int], Decimal] = {}
     sides = [
         (-1, plan, version, quantity, "Unused time on"),
         (1, new_plan, new_version, new_quantity, "Remaining time on"),
@@ -168,6 +183,12 @@ def proration_line_drafts(
             full = quote.exact_amount
             if price is not None and price.minimum_amount is not None and price.minimum_amount > full:
                 full = price.minimum_amount  # the period cost its minimum
+            full_amounts[(sign, charge.pk)] = full
+            if skip_unchanged and sign > 0 and full_amounts.get((-1, charge.pk)) == full and credit_scale == 1:
+                # The same charge at the same amount before and after (e.g. a flat fee on a quantity
+                # change): nothing changes for it, so neither its credit nor its charge is shown.
+                drafts = [draft for draft in drafts if not (draft.charge == charge and draft.amount < 0)]
+                continue
             scale = credit_scale if sign < 0 else Fraction(1)
             amount = sign * quantize_fraction(Fraction(full) * fraction * scale, currency)
             if amount == 0:
@@ -185,7 +206,7 @@ def proration_line_drafts(
                     currency=currency,
                     explanation=(
                         f"{pricing.format_price(full, currency)} per period × {share} "
-                        f"({fraction.numerator:,}/{fraction.denominator:,} of its seconds)"
+                        f"({left} of {whole})"
                         + (
                             f" × {_share(scale).replace(' of the period', '')} invoiced after discounts"
                             if scale != 1

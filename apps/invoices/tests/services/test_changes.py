@@ -271,3 +271,24 @@ def test_a_change_dated_in_a_closed_period_or_the_future_is_refused(effective_at
     subscription.refresh_from_db()
     assert subscription.quantity == 1
     assert not InvoiceItem.objects.exists()
+
+
+def test_a_quantity_change_leaves_charges_that_do_not_depend_on_it_alone():
+    from apps.catalog.models import PlanVersion
+    from apps.catalog.tests.factories import add_charge
+
+    plan = PlanFactory(prices=[], name="Team", product__name="Chat")
+    version = PlanVersion.objects.create(plan=plan, number=1)
+    add_charge(version, name="Platform fee", price_model="flat", amount=Decimal("49"))
+    add_charge(version, name="Seats", price_model="per_unit", amount=Decimal("10"))
+    subscription = _start(plan, quantity=2)
+
+    result = subscription_change(subscription_id=subscription.pk, quantity=3, now=utc(2026, 4, 16, 12))
+
+    assert [(line.description, line.amount) for line in result.preview.lines] == [
+        ("Unused time on Chat — Team: Seats ×2", Decimal("-9.67")),  # 20.00 × 14.5/30
+        ("Remaining time on Chat — Team: Seats ×3", Decimal("14.50")),
+    ]
+    assert result.preview.lines[0].explanation == (
+        "20.00 USD per period × 48.33 % of the period (14 days 12 h of 30 days)",
+    )
