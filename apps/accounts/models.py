@@ -49,6 +49,7 @@ class Customer(TimeStampedModel):
         max_length=3, choices=currency_choices, help_text="The one currency this customer is billed in."
     )
     tax_id = models.CharField("tax ID", max_length=64, blank=True)
+    tax_exempt = models.BooleanField(default=False, help_text="Never charged tax (e.g. a registered charity).")
     payment_terms_days = models.PositiveSmallIntegerField(
         null=True,
         blank=True,

@@ -26,7 +26,7 @@ from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_bad
 from apps.core.errors import ApplicationError
 
 from .constants import BillingRunStatus, InvoiceStatus
-from .models import BillingRun, Invoice, InvoiceEvent, InvoiceLine, InvoiceNumberSequence
+from .models import BillingRun, Invoice, InvoiceEvent, InvoiceLine, InvoiceNumberSequence, InvoiceTax, TaxRate
 from .services import (
     bill_due_subscriptions,
     invoice_finalize,
@@ -187,6 +187,13 @@ class InvoiceLineInline(ReadOnlyInline):
         return _period(line.period_start_at, line.period_end_at)
 
 
+class InvoiceTaxInline(ReadOnlyInline):
+    model = InvoiceTax
+    fields = ["name", "percentage", "inclusive", "taxable_amount", "tax_amount"]
+    view_permission_from_parent = True
+    verbose_name_plural = "taxes per rate"
+
+
 class InvoiceEventInline(ReadOnlyInline):
     model = InvoiceEvent
     fields = ["occurred_at", "type", "actor", "details"]
@@ -254,14 +261,14 @@ class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 ]
             },
         ),
-        ("Amounts", {"fields": ["subtotal", "tax_total", "total"]}),
+        ("Amounts", {"fields": ["subtotal", "tax_total", "total", "reverse_charge"]}),
         ("Dates", {"fields": ["issued_at", "auto_finalize_at", "paid_at", "voided_at", "marked_uncollectible_at"]}),
         ("PDF bill", {"fields": ["pdf_link", "pdf_rendered_at", "pdf_sha256"]}),
         ("Details frozen at issue", {"fields": ["seller_snapshot", "customer_snapshot"], "classes": ["collapse"]}),
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
     draft_editable_fields = ("memo", "due_on")
-    inlines = [InvoiceLineInline, InvoiceEventInline]
+    inlines = [InvoiceLineInline, InvoiceTaxInline, InvoiceEventInline]
 
     # --- permissions ---
 
@@ -613,3 +620,14 @@ class InvoiceNumberSequenceAdmin(ReadOnlyAdmin):
     list_display = ["key", "last_value"]
     search_fields = ["key"]
     ordering = ["key"]
+
+
+@admin.register(TaxRate)
+class TaxRateAdmin(admin.ModelAdmin):
+    """Rates apply to drafts from now on; issued invoices keep the rate they were issued with."""
+
+    list_display = ["name", "percentage", "country", "region", "inclusive", "is_active", "updated_at"]
+    list_filter = ["is_active", "inclusive", "country"]
+    search_fields = ["name", "country", "region"]
+    ordering = ["country", "region", "name"]
+    fields = ["name", "percentage", "country", "region", "inclusive", "is_active"]

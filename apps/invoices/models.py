@@ -1,6 +1,8 @@
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django_countries.fields import CountryField
 from djmoney.models.fields import MoneyField
 
 from apps.accounts.models import Customer
@@ -47,6 +49,10 @@ class Invoice(TimeStampedModel):
     tax_total = _money()
     total = _money()
     memo = models.TextField(blank=True, help_text="Printed on the bill.")
+    reverse_charge = models.BooleanField(
+        default=False,
+        help_text="EU reverse charge: no VAT charged, the customer accounts for it (the bill says so).",
+    )
     due_on = models.DateField(null=True, blank=True)
     issued_at = models.DateTimeField(null=True, blank=True)
     auto_finalize_at = models.DateTimeField(
@@ -112,6 +118,55 @@ class Invoice(TimeStampedModel):
     @property
     def is_finalized(self) -> bool:
         return self.status in FINALIZED_STATUSES or (self.status == InvoiceStatus.VOID and bool(self.number))
+
+
+class TaxRate(TimeStampedModel):
+    """A tax charged to customers in a country, or in one region (state) of it. An inclusive rate is
+    already contained in the prices; an exclusive one is added on top."""
+
+    name = models.CharField(max_length=128, help_text='Printed on the bill, e.g. "VAT" or "Sales tax".')
+    percentage = models.DecimalField(
+        max_digits=7, decimal_places=4, validators=[MinValueValidator(0), MaxValueValidator(100)]
+    )
+    country = CountryField()
+    region = models.CharField(
+        max_length=128, blank=True, help_text="State or region code (e.g. CA); empty for the whole country."
+    )
+    inclusive = models.BooleanField(default=False, help_text="Prices already include this tax.")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["country", "region", "name", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(percentage__gte=0) & Q(percentage__lte=100), name="tax_rate_percentage_range"
+            ),
+        ]
+        indexes = [models.Index(fields=["country", "region"], name="tax_rate_location_idx")]
+
+    def __str__(self) -> str:
+        where = f"{self.country.code}-{self.region}" if self.region else str(self.country.code)
+        return f"{self.name} {self.percentage.normalize():f} % ({where}{', inclusive' if self.inclusive else ''})"
+
+
+class InvoiceTax(models.Model):
+    """One tax rate's total on an invoice, snapshotted (name, percentage) so that editing the rate
+    never changes an issued bill."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="taxes")
+    rate = models.ForeignKey(TaxRate, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    name = models.CharField(max_length=128)
+    percentage = models.DecimalField(max_digits=7, decimal_places=4)
+    inclusive = models.BooleanField(default=False)
+    taxable_amount = _money(help_text="The net amount the tax is computed on.")
+    tax_amount = _money()
+
+    class Meta:
+        ordering = ["invoice", "id"]
+        verbose_name_plural = "invoice taxes"
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.percentage.normalize():f} %"
 
 
 class InvoiceLine(models.Model):

@@ -9,7 +9,7 @@ def invoice_list() -> QuerySet[Invoice]:
 
 
 def invoice_list_with_lines() -> QuerySet[Invoice]:
-    return Invoice.objects.prefetch_related("lines")
+    return Invoice.objects.prefetch_related("lines", "taxes")
 
 
 def billing_run_list() -> QuerySet[BillingRun]:

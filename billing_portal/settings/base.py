@@ -130,6 +130,7 @@ SELLER = {
     "email": env("SELLER_EMAIL", default="billing@acme-cloud.example"),
     "website": env("SELLER_WEBSITE", default="acme-cloud.example"),
     "tax_id": env("SELLER_TAX_ID", default="IE1234567X"),
+    "country": env("SELLER_COUNTRY", default="IE"),
     "company_registration": env("SELLER_COMPANY_REGISTRATION", default="Registered in Ireland No. 654321"),
     "bank_name": env("SELLER_BANK_NAME", default="Bank of Example"),
     "iban": env("SELLER_IBAN", default="IE29 AIBK 9311 5212 3456 78"),

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from apps.core.api.serializers import DecimalStringField, MoneyOutputSerializer
-from apps.invoices.models import BillingRun, Invoice, InvoiceLine
+from apps.invoices.models import BillingRun, Invoice, InvoiceLine, InvoiceTax
 
 
 class InvoiceListOutputSerializer(serializers.ModelSerializer):
@@ -72,8 +72,25 @@ class InvoiceLineOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class InvoiceTaxOutputSerializer(serializers.ModelSerializer):
+    percentage = DecimalStringField(help_text='Decimal string, e.g. "19" or "7.25".')
+    inclusive = serializers.BooleanField(
+        read_only=True, help_text="The lines already contain this tax (not added to the total)."
+    )
+    taxable_amount = MoneyOutputSerializer(read_only=True, help_text="The net amount the tax is computed on.")
+    tax_amount = MoneyOutputSerializer(read_only=True)
+
+    class Meta:
+        model = InvoiceTax
+        fields = ["name", "percentage", "inclusive", "taxable_amount", "tax_amount"]
+        read_only_fields = fields
+
+
 class InvoiceDetailOutputSerializer(InvoiceListOutputSerializer):
     lines = InvoiceLineOutputSerializer(many=True, read_only=True)
+    taxes = InvoiceTaxOutputSerializer(
+        many=True, read_only=True, help_text="Tax per rate (for inclusive rates: the tax the lines contain)."
+    )
     seller_details = serializers.DictField(read_only=True, help_text="Seller as printed on the bill (frozen at issue).")
     customer_details = serializers.DictField(
         read_only=True, help_text="Buyer as printed on the bill (frozen at issue)."
@@ -85,6 +102,8 @@ class InvoiceDetailOutputSerializer(InvoiceListOutputSerializer):
             "memo",
             "auto_finalize_at",
             "lines",
+            "taxes",
+            "reverse_charge",
             "seller_details",
             "customer_details",
             "pdf_sha256",

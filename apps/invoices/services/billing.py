@@ -37,7 +37,7 @@ from apps.usage.services import usage_billing_lock
 from ..constants import BillingRunStatus, BillingRunTrigger, InvoiceEventType, InvoiceStatus
 from ..events import invoice_event_record
 from ..models import BillingRun, Invoice, InvoiceItem, InvoiceLine
-from .lifecycle import invoice_finalize, invoice_recompute_totals
+from .lifecycle import TOTALS_FIELDS, invoice_finalize, invoice_recompute_totals
 from .lines import (
     customer_credit_drafts,
     customer_credit_take,
@@ -134,7 +134,7 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
         discount_record_applied(discount=discount, now=now)
     customer_credit_take(credit_uses, invoice=invoice)
     invoice_recompute_totals(invoice)
-    invoice.save(update_fields=["subtotal", "subtotal_currency", "total", "total_currency"])
+    invoice.save(update_fields=TOTALS_FIELDS)
     invoice_event_record(
         invoice=invoice,
         type=InvoiceEventType.CREATED,

@@ -11,12 +11,14 @@ from djmoney.money import Money
 
 from apps.core import clock
 from apps.core.errors import InvalidTransition, NotEditable, NotFound, ValidationFailed
+from apps.core.money import quantize_amount
 
 from ..constants import INVOICE_TRANSITIONS, InvoiceEventType, InvoiceStatus
 from ..events import invoice_event_record
 from ..models import Invoice, InvoiceItem
-from ..pricing import invoice_totals
+from ..pricing import invoice_totals, tax_added
 from .numbering import invoice_number_allocate
+from .taxes import invoice_tax_breakdown, invoice_taxes_store
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +47,27 @@ def invoice_ensure_draft(invoice: Invoice) -> None:
         )
 
 
+# The invoice fields `invoice_recompute_totals` sets (for `save(update_fields=...)`).
+TOTALS_FIELDS = [
+    "subtotal", "subtotal_currency", "tax_total", "tax_total_currency", "total", "total_currency", "reverse_charge",
+]  # fmt: skip
+
+
 def invoice_recompute_totals(invoice: Invoice) -> None:
-    """Set subtotal and total of a draft from its (already rounded) lines. Tax arrives with tax rates."""
+    """Set a draft's taxes (per-rate rows, written now) and its subtotal, tax total and total (set on
+    the instance; the caller saves `TOTALS_FIELDS`). The subtotal is the sum of the lines as billed
+    (with any inclusive tax inside them); the tax total is the tax added on top by exclusive rates."""
+    invoice_ensure_draft(invoice)
     currency = invoice.currency
     amounts = [line.amount.amount for line in invoice.lines.all()]
-    tax_total = invoice.tax_total.amount
+    breakdown, reverse_charge = invoice_tax_breakdown(invoice=invoice)
+    invoice_taxes_store(invoice=invoice, breakdown=breakdown)
+    tax_total = tax_added(breakdown)
     subtotal, total = invoice_totals(line_amounts=amounts, tax_total=tax_total, currency=currency)
     invoice.subtotal = Money(subtotal, currency)
+    invoice.tax_total = Money(quantize_amount(tax_total, currency), currency)
     invoice.total = Money(total, currency)
+    invoice.reverse_charge = reverse_charge
 
 
 @transaction.atomic
@@ -121,7 +136,7 @@ def invoice_finalize(*, invoice_id: int, actor=None, now: datetime | None = None
     invoice.save(
         update_fields=[
             "number", "issued_at", "due_on", "seller_details", "customer_details", "auto_finalize_at",
-            "status", "paid_at", "subtotal", "subtotal_currency", "total", "total_currency", "updated_at",
+            "status", "paid_at", *TOTALS_FIELDS, "updated_at",
         ]
     )  # fmt: skip
     invoice_event_record(

@@ -11,7 +11,7 @@ from django.template.loader import render_to_string
 from apps.core import clock
 from apps.core.errors import NotEditable, NotFound
 
-from ..constants import InvoiceEventType
+from ..constants import REVERSE_CHARGE_NOTE, InvoiceEventType
 from ..events import invoice_event_record
 from ..models import Invoice
 
@@ -40,6 +40,8 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
         "seller": invoice.seller_details,
         "buyer": invoice.customer_details,
         "lines": list(invoice.lines.all()),
+        "taxes": list(invoice.taxes.all()),
+        "reverse_charge_note": REVERSE_CHARGE_NOTE,
         "currency": invoice.currency,
     }
 

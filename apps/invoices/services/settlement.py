@@ -12,7 +12,7 @@ from apps.usage.services import usage_billing_lock
 from ..constants import BillingReason, InvoiceEventType, InvoiceStatus
 from ..events import invoice_event_record
 from ..models import Invoice, InvoiceItem, InvoiceLine
-from .lifecycle import invoice_finalize, invoice_recompute_totals
+from .lifecycle import TOTALS_FIELDS, invoice_finalize, invoice_recompute_totals
 from .lines import (
     LineDraft,
     customer_credit_drafts,
@@ -52,7 +52,7 @@ def invoice_items_invoice_now(
     InvoiceLine.objects.bulk_create(invoice_lines_from_drafts(invoice, drafts))
     InvoiceItem.objects.filter(pk__in=[item.pk for item in items]).update(invoice=invoice)
     invoice_recompute_totals(invoice)
-    invoice.save(update_fields=["subtotal", "subtotal_currency", "total", "total_currency"])
+    invoice.save(update_fields=TOTALS_FIELDS)
     invoice_event_record(
         invoice=invoice, type=InvoiceEventType.CREATED, occurred_at=now,
         data={"subscription": subscription.pk, "reason": BillingReason.SUBSCRIPTION_UPDATE},

@@ -1,0 +1,73 @@
+"""Which tax a customer pays, and the per-rate tax of a draft invoice (see docs/billing-rules.md)."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from djmoney.money import Money
+
+from apps.accounts.models import Customer
+
+from ..constants import EU_COUNTRIES
+from ..models import Invoice, InvoiceTax, TaxRate
+from ..pricing import TaxAmount, TaxRateSpec, tax_breakdown
+
+
+@dataclass(frozen=True)
+class TaxTreatment:
+    rate: TaxRate | None
+    reverse_charge: bool = False
+
+
+def customer_is_reverse_charged(*, customer: Customer) -> bool:
+    """EU reverse charge: a customer in another EU member state than the seller, with a tax ID on file."""
+    country = str(customer.country.code)
+    seller_country = str(settings.SELLER.get("country", "")).upper()
+    return bool(customer.tax_id.strip()) and country in EU_COUNTRIES and country != seller_country
+
+
+def customer_tax_treatment(*, customer: Customer) -> TaxTreatment:
+    """Exempt customers pay no tax; reverse-charged ones neither (the bill says why); everyone else
+    the active rate of their region, or else of their country; no rate on file means no tax."""
+    if customer.tax_exempt:
+        return TaxTreatment(rate=None)
+    if customer_is_reverse_charged(customer=customer):
+        return TaxTreatment(rate=None, reverse_charge=True)
+    rates = TaxRate.objects.filter(country=customer.country, is_active=True).order_by("-created_at", "-id")
+    region = customer.state.strip()
+    if region:
+        regional = rates.filter(region__iexact=region).first()
+        if regional is not None:
+            return TaxTreatment(rate=regional)
+    return TaxTreatment(rate=rates.filter(region="").first())
+
+
+def invoice_tax_breakdown(*, invoice: Invoice) -> tuple[list[TaxAmount], bool]:
+    """The draft's taxes per rate from its lines (every line taxed at the customer's rate), and
+    whether the reverse charge applies. Writes nothing."""
+    treatment = customer_tax_treatment(customer=invoice.customer)
+    rate = treatment.rate
+    spec = (
+        TaxRateSpec(rate_id=rate.pk, name=rate.name, percentage=rate.percentage, inclusive=rate.inclusive)
+        if rate is not None
+        else None
+    )
+    lines = [(line.amount.amount, spec) for line in invoice.lines.all()]
+    return tax_breakdown(lines=lines, currency=invoice.currency), treatment.reverse_charge
+
+
+def invoice_taxes_store(*, invoice: Invoice, breakdown: list[TaxAmount]) -> None:
+    """Replace the draft's per-rate tax rows by `breakdown` (snapshots of name and percentage)."""
+    currency = invoice.currency
+    InvoiceTax.objects.filter(invoice=invoice).delete()
+    InvoiceTax.objects.bulk_create(
+        InvoiceTax(
+            invoice=invoice,
+            rate_id=tax.rate_id,
+            name=tax.name,
+            percentage=tax.percentage,
+            inclusive=tax.inclusive,
+            taxable_amount=Money(tax.taxable_amount, currency),
+            tax_amount=Money(tax.tax_amount, currency),
+        )
+        for tax in breakdown
+    )
