@@ -73,7 +73,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
     ordering = ["name", "id"]
     fieldsets = [
         (None, {"fields": ["name", "external_id", "email"]}),
-        ("Billing", {"fields": ["currency", "payment_terms_days", "tax_id", "test_clock"]}),
+        ("Billing", {"fields": ["currency", "payment_terms_days", "tax_id", "tax_exempt", "test_clock"]}),
         (
             "Address",
             {"fields": ["address_line1", "address_line2", "postal_code", "city", "state", "country"]},

@@ -23,6 +23,7 @@ CUSTOMER_EDITABLE_FIELDS = (
     "state",
     "country",
     "tax_id",
+    "tax_exempt",
     "payment_terms_days",
 )
 
@@ -41,6 +42,7 @@ def customer_create(
     postal_code: str = "",
     state: str = "",
     tax_id: str = "",
+    tax_exempt: bool = False,
     payment_terms_days: int | None = None,
     test_clock: TestClock | None = None,
 ) -> Customer:
@@ -57,6 +59,7 @@ def customer_create(
         postal_code=postal_code,
         state=state,
         tax_id=tax_id,
+        tax_exempt=tax_exempt,
         payment_terms_days=payment_terms_days,
     )
     validate_instance(customer)

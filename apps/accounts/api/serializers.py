@@ -24,6 +24,7 @@ class CustomerOutputSerializer(serializers.ModelSerializer):
             "country",
             "currency",
             "tax_id",
+            "tax_exempt",
             "payment_terms_days",
             "test_clock",
             "created_at",
@@ -44,6 +45,7 @@ class CustomerCreateInputSerializer(serializers.Serializer):
     country = CountryField(help_text="ISO 3166-1 alpha-2 code.")
     currency = serializers.CharField(max_length=3, help_text="ISO 4217 code; cannot be changed later.")
     tax_id = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
+    tax_exempt = serializers.BooleanField(required=False, default=False, help_text="Never charged tax.")
     payment_terms_days = serializers.IntegerField(min_value=0, max_value=365, required=False, allow_null=True)
     test_clock = serializers.PrimaryKeyRelatedField(
         queryset=TestClock.objects.all(), required=False, allow_null=True, default=None,
@@ -69,6 +71,7 @@ class CustomerUpdateInputSerializer(serializers.Serializer):
     country = CountryField(required=False, help_text="ISO 3166-1 alpha-2 code.")
     currency = serializers.CharField(max_length=3, required=False, help_text="Cannot be changed (always refused).")
     tax_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    tax_exempt = serializers.BooleanField(required=False, help_text="Never charged tax.")
     payment_terms_days = serializers.IntegerField(min_value=0, max_value=365, required=False, allow_null=True)
 
 

@@ -1,4 +1,5 @@
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.contrib.messages import get_messages
@@ -8,7 +9,7 @@ from apps.accounts.tests.factories import CustomerFactory
 from apps.core import clock
 from apps.core.tests.test_admin import change_form_data
 from apps.invoices.constants import BillingRunTrigger, InvoiceEventType, InvoiceStatus
-from apps.invoices.models import BillingRun, Invoice, InvoiceEvent, InvoiceNumberSequence
+from apps.invoices.models import BillingRun, Invoice, InvoiceEvent, InvoiceNumberSequence, TaxRate
 from apps.invoices.services import invoice_mark_paid, invoice_render_pdf
 from apps.invoices.tests.factories import DEFAULT_START, make_draft_invoice, make_open_invoice
 from apps.subscriptions.tests.factories import make_subscription
@@ -683,3 +684,26 @@ def test_invoice_events_are_not_a_separate_admin():
     from django.contrib import admin
 
     assert not admin.site.is_registered(InvoiceEvent)
+
+
+def test_invoice_page_shows_taxes_per_rate_read_only(client, superuser):
+    TaxRate.objects.create(name="Standard VAT", percentage=Decimal("20"), country="GB")
+    invoice = make_open_invoice()
+    client.force_login(superuser)
+
+    response = client.get(change_url(invoice))
+
+    assert response.status_code == 200
+    assert "Standard VAT" in response.content.decode()
+    assert 'name="taxes-0-name"' not in response.content.decode()
+
+
+def test_tax_rate_changelist_filters_and_search(client, superuser):
+    TaxRate.objects.create(name="Standard VAT", percentage=Decimal("19"), country="DE")
+    TaxRate.objects.create(name="CA sales tax", percentage=Decimal("7.25"), country="US", region="CA")
+    client.force_login(superuser)
+    url = reverse("admin:invoices_taxrate_changelist")
+
+    assert client.get(url).status_code == 200
+    assert [rate.name for rate in client.get(url, {"q": "sales"}).context["cl"].result_list] == ["CA sales tax"]
+    assert [rate.name for rate in client.get(url, {"country": "DE"}).context["cl"].result_list] == ["Standard VAT"]

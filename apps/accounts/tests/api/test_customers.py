@@ -50,6 +50,7 @@ def test_create_customer_returns_the_customer(api_client, superuser):
         "country": "US",
         "currency": "USD",
         "tax_id": "US-123",
+        "tax_exempt": False,
         "payment_terms_days": 30,
         "test_clock": None,
         "created_at": body["created_at"],

@@ -1,10 +1,12 @@
+from decimal import Decimal
+
 import pytest
 from django.urls import reverse
 
 from apps.accounts.tests.factories import CustomerFactory
 from apps.catalog.tests.factories import PlanFactory
 from apps.invoices.constants import InvoiceEventType
-from apps.invoices.models import Invoice, InvoiceEvent
+from apps.invoices.models import Invoice, InvoiceEvent, TaxRate
 from apps.invoices.services import invoice_render_pdf
 from apps.invoices.tests.factories import make_draft_invoice, make_open_invoice
 from apps.subscriptions.periods import utc
@@ -266,3 +268,24 @@ def test_customers_of_other_currencies_list_their_own_amounts(api_client, superu
 
     assert row["id"] == invoice.pk
     assert row["total"] == {"amount": "45.00", "currency": "EUR"}
+
+
+def test_invoice_detail_lists_taxes_per_rate(api_client, superuser):
+    TaxRate.objects.create(name="VAT", percentage=Decimal("20"), country="GB", inclusive=True)
+    invoice = make_open_invoice()  # a GB customer
+    api_client.force_authenticate(superuser)
+
+    body = api_client.get(detail_url(invoice.pk)).json()
+
+    (tax,) = invoice.taxes.all()
+    assert body["taxes"] == [
+        {
+            "name": "VAT",
+            "percentage": "20",
+            "inclusive": True,
+            "taxable_amount": {"amount": "40.83", "currency": "USD"},  # 49.00 less the 20 % it contains
+            "tax_amount": {"amount": "8.17", "currency": "USD"},  # 49.00 × 20/120 = 8.1666…
+        }
+    ]
+    assert body["reverse_charge"] is False
+    assert tax.taxable_amount + tax.tax_amount == invoice.subtotal
