@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 from djmoney.money import Money
 
 from apps.invoices.constants import InvoiceStatus
-from apps.invoices.models import Invoice, InvoiceLine
+from apps.invoices.models import Invoice, InvoiceLine, InvoiceTax, TaxRate
 from apps.invoices.services import invoice_mark_paid, invoice_render_pdf, invoice_void
 from apps.invoices.tests.factories import make_draft_invoice, make_open_invoice
 
@@ -62,3 +62,20 @@ def test_allowed_changes_still_work():
     invoice = make_open_invoice()
     invoice_render_pdf(invoice_id=invoice.pk)  # PDF bookkeeping columns may change
     assert invoice_mark_paid(invoice_id=invoice.pk).status == InvoiceStatus.PAID
+
+
+def test_taxes_of_a_finalized_invoice_cannot_be_added_or_changed():
+    TaxRate.objects.create(name="VAT", percentage=Decimal("20"), country="GB")
+    invoice = make_open_invoice()  # a GB customer
+    tax = invoice.taxes.get()
+    _refused(lambda: InvoiceTax.objects.filter(pk=tax.pk).update(tax_amount=Money(0, "USD")))
+    _refused(
+        lambda: InvoiceTax.objects.create(
+            invoice=invoice,
+            name="Extra",
+            percentage=Decimal(1),
+            taxable_amount=Money(1, "USD"),
+            tax_amount=Money(1, "USD"),
+        )  # fmt: skip
+    )
+    assert list(invoice.taxes.values_list("name", "tax_amount")) == [("VAT", tax.tax_amount.amount)]
