@@ -10,7 +10,7 @@ the previews that show the money before anything changes.
   (nothing to prorate).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
@@ -45,6 +45,7 @@ from ..constants import (
     ProrationBehavior,
 )
 from ..models import Invoice, InvoiceItem
+from ..pricing import TaxAmount, tax_added
 from .billing import subscription_bill_due
 from .lines import (
     LineDraft,
@@ -57,6 +58,7 @@ from .lines import (
     usage_line_drafts,
 )
 from .settlement import invoice_items_invoice_now, subscription_settle_waiting_items
+from .taxes import customer_tax_breakdown
 
 CHARGED_KINDS = frozenset({InvoiceLineKind.RECURRING, InvoiceLineKind.MINIMUM})
 
@@ -91,6 +93,9 @@ class UpcomingInvoice:
     lines: list[LineDraft]
     subtotal: Decimal
     total: Decimal
+    tax_total: Decimal = Decimal(0)  # added by exclusive rates (inclusive tax is inside the lines)
+    taxes: list[TaxAmount] = field(default_factory=list)
+    reverse_charge: bool = False
 
 
 def _validate_options(timing: str, proration: str) -> None:
@@ -348,6 +353,10 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
     credits, _ = customer_credit_drafts(customer_id=subscription.customer_id, currency=currency, drafts=lines)
     lines += credits
     subtotal = quantize_amount(sum((line.amount for line in lines), Decimal(0)), currency)
+    taxes, reverse_charge = customer_tax_breakdown(
+        customer=subscription.customer, amounts=[line.amount for line in lines], currency=currency
+    )
+    tax_total = quantize_amount(tax_added(taxes), currency)
     return UpcomingInvoice(
         currency=currency,
         billing_at=subscription.next_billing_at,
@@ -355,7 +364,10 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
         period_end_at=period.end,
         lines=lines,
         subtotal=subtotal,
-        total=subtotal,
+        total=subtotal + tax_total,
+        tax_total=tax_total,
+        taxes=taxes,
+        reverse_charge=reverse_charge,
     )
 
 

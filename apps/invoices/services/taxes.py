@@ -1,6 +1,7 @@
 """Which tax a customer pays, and the per-rate tax of a draft invoice (see docs/billing-rules.md)."""
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.conf import settings
 from djmoney.money import Money
@@ -41,18 +42,25 @@ def customer_tax_treatment(*, customer: Customer) -> TaxTreatment:
     return TaxTreatment(rate=rates.filter(region="").first())
 
 
-def invoice_tax_breakdown(*, invoice: Invoice) -> tuple[list[TaxAmount], bool]:
-    """The draft's taxes per rate from its lines (every line taxed at the customer's rate), and
-    whether the reverse charge applies. Writes nothing."""
-    treatment = customer_tax_treatment(customer=invoice.customer)
+def customer_tax_breakdown(
+    *, customer: Customer, amounts: list[Decimal], currency: str
+) -> tuple[list[TaxAmount], bool]:
+    """The taxes per rate of these (rounded) line amounts for this customer (every line taxed at the
+    customer's rate), and whether the reverse charge applies. Writes nothing."""
+    treatment = customer_tax_treatment(customer=customer)
     rate = treatment.rate
     spec = (
         TaxRateSpec(rate_id=rate.pk, name=rate.name, percentage=rate.percentage, inclusive=rate.inclusive)
         if rate is not None
         else None
     )
-    lines = [(line.amount.amount, spec) for line in invoice.lines.all()]
-    return tax_breakdown(lines=lines, currency=invoice.currency), treatment.reverse_charge
+    return tax_breakdown(lines=[(amount, spec) for amount in amounts], currency=currency), treatment.reverse_charge
+
+
+def invoice_tax_breakdown(*, invoice: Invoice) -> tuple[list[TaxAmount], bool]:
+    """The draft's taxes per rate from its lines, and whether the reverse charge applies."""
+    amounts = [line.amount.amount for line in invoice.lines.all()]
+    return customer_tax_breakdown(customer=invoice.customer, amounts=amounts, currency=invoice.currency)
 
 
 def invoice_taxes_store(*, invoice: Invoice, breakdown: list[TaxAmount]) -> None:

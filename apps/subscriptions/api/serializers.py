@@ -187,7 +187,13 @@ class UpcomingInvoiceOutputSerializer(serializers.Serializer):
     period_end_at = serializers.DateTimeField()
     lines = LinePreviewOutputSerializer(many=True)
     subtotal = serializers.SerializerMethodField()
+    tax_total = serializers.SerializerMethodField(help_text="Tax added by exclusive rates.")
     total = serializers.SerializerMethodField()
+    reverse_charge = serializers.BooleanField(help_text="No VAT charged: the customer accounts for it.")
+
+    @extend_schema_field(MoneyOutputSerializer)
+    def get_tax_total(self, upcoming) -> dict:
+        return MoneyOutputSerializer(Money(upcoming.tax_total, upcoming.currency)).data
 
     @extend_schema_field(MoneyOutputSerializer)
     def get_subtotal(self, upcoming) -> dict:

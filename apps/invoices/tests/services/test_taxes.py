@@ -13,7 +13,12 @@ from apps.catalog.tests.factories import CouponFactory, PlanFactory
 from apps.core.errors import NotEditable
 from apps.invoices.constants import REVERSE_CHARGE_NOTE
 from apps.invoices.models import Invoice, InvoiceItem, InvoiceTax, TaxRate
-from apps.invoices.services import bill_due_subscriptions, invoice_finalize, subscription_start
+from apps.invoices.services import (
+    bill_due_subscriptions,
+    invoice_finalize,
+    subscription_start,
+    subscription_upcoming_invoice,
+)
 from apps.invoices.services.lifecycle import invoice_recompute_totals
 from apps.invoices.services.pdf import invoice_pdf_context
 from apps.invoices.services.taxes import customer_tax_treatment
@@ -175,3 +180,15 @@ def test_a_draft_takes_the_rate_in_force_when_it_is_finalized():
 
     assert _taxes(invoice) == [("VAT", Decimal("16"), False, Decimal("100.00"), Decimal("16.00"))]
     assert invoice.total == Money("116.00", "EUR")
+
+
+def test_the_upcoming_invoice_preview_adds_the_tax_the_invoice_will_have():
+    TaxRate.objects.create(name="VAT", percentage=Decimal("19"), country="DE")
+    invoice = _bill(price="190.00", country="DE")
+
+    upcoming = subscription_upcoming_invoice(subscription_id=invoice.subscription_id, now=utc(2026, 5, 2))
+
+    assert (upcoming.subtotal, upcoming.tax_total, upcoming.total) == (
+        Decimal("190.00"), Decimal("36.10"), Decimal("226.10"),
+    )  # fmt: skip
+    assert [(tax.name, tax.tax_amount) for tax in upcoming.taxes] == [("VAT", Decimal("36.10"))]
