@@ -192,3 +192,13 @@ def test_the_upcoming_invoice_preview_adds_the_tax_the_invoice_will_have():
         Decimal("190.00"), Decimal("36.10"), Decimal("226.10"),
     )  # fmt: skip
     assert [(tax.name, tax.tax_amount) for tax in upcoming.taxes] == [("VAT", Decimal("36.10"))]
+
+
+def test_the_bill_prints_the_tax_per_rate():
+    TaxRate.objects.create(name="VAT", percentage=Decimal("19"), country="DE")
+    invoice = invoice_finalize(invoice_id=_bill(price="190.00", country="DE").pk, now=utc(2026, 5, 1, 2))
+
+    html = render_to_string("invoices/invoice_pdf.html", invoice_pdf_context(invoice))
+
+    assert "VAT 19 %" in html
+    assert REVERSE_CHARGE_NOTE not in html
