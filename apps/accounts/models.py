@@ -1,8 +1,11 @@
+from functools import lru_cache
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
-from django_countries.fields import CountryField
+from django.utils.translation import get_language
+from django_countries.fields import Country, CountryField
 
 from apps.core.models import TimeStampedModel
 from apps.core.money import currency_choices
@@ -98,7 +101,7 @@ class Customer(TimeStampedModel):
             locality = [self.city, self.state, self.postal_code]
         else:  # "20457 Hamburg"
             locality = [" ".join(part for part in [self.postal_code, self.city] if part), self.state]
-        lines = [self.address_line1, self.address_line2, *locality, self.country.name]
+        lines = [self.address_line1, self.address_line2, *locality, _country_name(str(country), get_language())]
         return [line for line in lines if line]
 
 
@@ -154,3 +157,10 @@ class ApiKey(TimeStampedModel):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+@lru_cache(maxsize=512)
+def _country_name(code: str, language: str | None) -> str:
+    """A country's name in a language (looked up through its translations: worth remembering when a
+    billing run prints thousands of addresses)."""
+    return str(Country(code=code).name)

@@ -221,7 +221,11 @@ class Price(models.Model):
         return Money(self.amount, self.currency)
 
     def to_spec(self) -> pricing.PriceSpec:
-        """The pure price the engine computes with (tiers from prefetched rows when loaded)."""
+        """The pure price the engine computes with (tiers from prefetched rows when loaded). A billing
+        run chunk, which loads its prices once and never changes them, sets `frozen_spec` first."""
+        frozen = self.__dict__.get("frozen_spec")
+        if frozen is not None:
+            return frozen
         return pricing.PriceSpec(
             model=pricing.PriceModel(self.charge.price_model),
             currency=self.currency,

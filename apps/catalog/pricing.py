@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from decimal import Decimal, Inexact, Rounded, localcontext
 from enum import StrEnum
+from functools import lru_cache
 
 from apps.core.money import currency_decimal_places, quantize_amount
 
@@ -224,6 +225,13 @@ def _models_text(models: frozenset[PriceModel]) -> str:
     return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
+@lru_cache(maxsize=4096)
+def _validation_errors(spec: PriceSpec) -> tuple[tuple[str, list[str]], ...]:
+    """`price_validate`, remembered per spec (specs are immutable): a billing run quotes the same few
+    prices hundreds of thousands of times."""
+    return tuple(price_validate(spec).items())
+
+
 def price_validate(spec: PriceSpec) -> dict[str, list[str]]:
     """Field-level problems with a spec, keyed by field name ('amount', 'tiers', 'tiers.1.up_to',
     'package_size', 'percentage', 'currency', ...; tier indexes count from 0, the messages count
@@ -358,9 +366,9 @@ def price_quote(spec: PriceSpec, *, quantity: Decimal, transactions: Sequence[De
     _require_decimal(quantity, "quantity")
     for transaction in transactions:
         _require_decimal(transaction, "transaction amount")
-    errors = price_validate(spec)
+    errors = _validation_errors(spec)
     if errors:
-        raise InvalidPrice(errors)
+        raise InvalidPrice(dict(errors))
     if not quantity.is_finite() or quantity < 0:
         raise ValueError(f"the quantity must be a number of at least 0, not {quantity}")
     if spec.model == PriceModel.PERCENTAGE:

@@ -44,7 +44,7 @@ def discount_list() -> QuerySet[Discount]:
     return Discount.objects.select_related("coupon", "customer", "subscription")
 
 
-def _active_discounts() -> QuerySet[Discount]:
+def active_discounts() -> QuerySet[Discount]:
     """Not ended, and for once/repeating coupons not yet used up."""
     return Discount.objects.filter(ended_at__isnull=True).exclude(
         Q(coupon__duration=CouponDuration.ONCE, periods_applied__gte=1)
@@ -57,7 +57,7 @@ def discounts_applicable(*, subscription: "Subscription") -> list[Discount]:
     with their coupon, the coupon's products and amounts loaded. Whether a discount covers a given
     line (product restriction) or currency is for the caller to check on the loaded coupon."""
     return list(
-        _active_discounts()
+        active_discounts()
         .filter(Q(subscription_id=subscription.pk) | Q(customer_id=subscription.customer_id))
         .select_related("coupon")
         .prefetch_related("coupon__products", "coupon__amounts")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.core.exceptions import PermissionDenied
@@ -528,6 +529,7 @@ class BillingRunAdmin(ReadOnlyAdmin):
         "failed_count",
         "finalized_count",
         "ended_count",
+        "progress",
         "duration",
         "triggered_by",
     ]
@@ -536,6 +538,10 @@ class BillingRunAdmin(ReadOnlyAdmin):
     date_hierarchy = "started_at"
     fieldsets = [
         (None, {"fields": ["as_of", "trigger", "triggered_by", "status_badge"]}),
+        (
+            "Progress",
+            {"fields": ["progress", "chunk_progress", "throughput", "statement_count", "statements_per_invoice"]},
+        ),
         ("Timing", {"fields": ["started_at", "finished_at", "duration"]}),
         (
             "Counts",
@@ -552,7 +558,9 @@ class BillingRunAdmin(ReadOnlyAdmin):
         ),  # fmt: skip
         ("Errors", {"fields": ["error_table"]}),
     ]
-    readonly_fields = ["status_badge", "duration", "error_table"]
+    readonly_fields = [
+        "status_badge", "duration", "error_table", "progress", "chunk_progress", "throughput", "statements_per_invoice",
+    ]  # fmt: skip
     run_billing_permission = "invoices.add_billingrun"
 
     def has_run_billing_permission(self, request) -> bool:
@@ -568,6 +576,29 @@ class BillingRunAdmin(ReadOnlyAdmin):
         if seconds is None:
             return "—"
         return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+    @admin.display(description="progress")
+    def progress(self, run: BillingRun) -> str:
+        return format_html(
+            '<progress max="100" value="{}" style="width: 10em"></progress> {} % ({} / {} subscriptions)',
+            run.progress_percent, run.progress_percent, f"{run.processed_count:,}", f"{run.due_count:,}",
+        )  # fmt: skip
+
+    @admin.display(description="chunks")
+    def chunk_progress(self, run: BillingRun) -> str:
+        return f"{run.chunks_done} of {run.chunk_count} billed"
+
+    @admin.display(description="invoices per second")
+    def throughput(self, run: BillingRun) -> str:
+        seconds = run.duration_seconds
+        if not seconds or not run.invoiced_count:
+            return "—"
+        return f"{run.invoiced_count / seconds:,.0f}"
+
+    @admin.display(description="SQL statements per invoice")
+    def statements_per_invoice(self, run: BillingRun) -> str:
+        value = run.statements_per_invoice
+        return "—" if value is None else f"{value:.2f}"
 
     @admin.display(description="errors")
     def error_table(self, run: BillingRun) -> str:
@@ -602,7 +633,14 @@ class BillingRunAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        run = bill_due_subscriptions(trigger="admin", triggered_by=request.user)
+        run = bill_due_subscriptions(trigger="admin", triggered_by=request.user, fan_out=settings.BILLING_RUN_FAN_OUT)
+        if run.finished_at is None:
+            messages.info(
+                request,
+                f"Billing run {run.pk} started: {run.due_count} subscription(s) due, in {run.chunk_count} chunk(s) "
+                "handed to the billing workers. This page follows its progress.",
+            )
+            return redirect("admin:invoices_billingrun_change", run.pk)
         summary = (
             f"Billing run {run.pk} finished: {run.due_count} subscription(s) due, {run.invoiced_count} invoiced, "
             f"{run.skipped_count} skipped, {run.failed_count} failed, {run.finalized_count} invoice(s) finalized, "

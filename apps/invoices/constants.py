@@ -38,6 +38,7 @@ class BillingRunStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     COMPLETED_WITH_ERRORS = "completed_with_errors", "Completed with errors"
     FAILED = "failed", "Failed"
+    INTERRUPTED = "interrupted", "Interrupted (finished by a later run)"
 
 
 class BillingRunTrigger(models.TextChoices):

@@ -305,6 +305,18 @@ class BillingRun(models.Model):
     failed_count = models.PositiveIntegerField(default=0)
     finalized_count = models.PositiveIntegerField(default=0, help_text="Draft invoices finalized.")
     errors = models.JSONField(default=list, blank=True)
+    # Progress of the chunks the run was split into (each billed by a Celery task on the `billing`
+    # queue, or one after the other when the run is not fanned out).
+    chunk_count = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    processed_count = models.PositiveIntegerField(default=0, help_text="Due subscriptions looked at so far.")
+    # Wall-clock bookkeeping (not business time: a run as of a test clock's moment still takes real time).
+    created_at = models.DateTimeField(auto_now_add=True, editable=False, null=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="Last chunk finished.")
+    duration_ms = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
+    statement_count = models.PositiveBigIntegerField(
+        "SQL statements", default=0, editable=False, help_text="Statements the chunks sent to the database."
+    )
 
     class Meta:
         ordering = ["-started_at", "-id"]
@@ -314,6 +326,18 @@ class BillingRun(models.Model):
 
     @property
     def duration_seconds(self) -> float | None:
+        if self.duration_ms is not None:
+            return self.duration_ms / 1000
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def statements_per_invoice(self) -> float | None:
+        return self.statement_count / self.invoiced_count if self.invoiced_count else None
+
+    @property
+    def progress_percent(self) -> int:
+        if not self.due_count:
+            return 100 if self.finished_at else 0
+        return min(100, self.processed_count * 100 // self.due_count)

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+from django.db import connection
 from django.db.models import Aggregate, Count, F, Max, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
 
@@ -174,3 +175,104 @@ def _latest_per_group(queryset: QuerySet[Any], at: str, event_id: str, value: st
         for group_key, moment, identifier, amount in ranked
         if amount is not None
     }
+
+
+@dataclass(frozen=True)
+class UsageWindow:
+    """One customer's use of one metric in [start, end): what `usage_aggregate_many` is asked for."""
+
+    customer_id: int
+    metric: BillableMetric
+    start: datetime
+    end: datetime
+
+
+# Aggregations `usage_aggregate_many` does in one statement per source on PostgreSQL; the others
+# (latest, unique count) are read window by window.
+BULK_AGGREGATIONS = frozenset({MetricAggregation.COUNT, MetricAggregation.SUM, MetricAggregation.MAX})
+
+
+def usage_aggregate_many(windows: list[UsageWindow]) -> list[dict[str, Decimal]]:
+    """`usage_aggregate` of many windows at once, in their order, with the same results.
+
+    The billing run asks this for every usage charge of a chunk of subscriptions: on PostgreSQL,
+    count, sum and max metrics are read for all windows together — one statement over the hourly
+    rollups and one over the raw events of the windows' partial hours — instead of a few statements
+    per window."""
+    results: list[dict[str, Decimal]] = [{} for _ in windows]
+    bulk: list[int] = []
+    for index, window in enumerate(windows):
+        if connection.vendor == "postgresql" and window.metric.aggregation in BULK_AGGREGATIONS:
+            bulk.append(index)
+        else:
+            results[index] = usage_aggregate(
+                customer=Customer(pk=window.customer_id), metric=window.metric, start=window.start, end=window.end
+            )
+    if not bulk:
+        return results
+    raw_spans: list[tuple[int, datetime, datetime]] = []
+    hour_spans: list[tuple[int, datetime, datetime]] = []
+    for index in bulk:
+        window = windows[index]
+        start, end = clock.ensure_aware(window.start), clock.ensure_aware(window.end)
+        if end <= start:
+            continue
+        first_hour, last_hour = _ceil_hour(start), hour_of(end)
+        if first_hour >= last_hour:
+            raw_spans.append((index, start, end))
+            continue
+        hour_spans.append((index, first_hour, last_hour))
+        raw_spans += [(index, a, b) for a, b in ((start, first_hour), (last_hour, end)) if a < b]
+    parts: dict[int, list[tuple[str, Decimal | None, Decimal | None, Decimal | None]]] = {}
+    for source, spans in (("raw", raw_spans), ("rollup", hour_spans)):
+        for index, group_key, count, total, highest in _bulk_rows(source, windows, spans):
+            parts.setdefault(index, []).append((group_key, count, total, highest))
+    for index, rows in parts.items():
+        aggregation = windows[index].metric.aggregation
+        combined: dict[str, Decimal] = {}
+        for group_key, count, total, highest in rows:
+            value = {MetricAggregation.COUNT: count, MetricAggregation.SUM: total}.get(aggregation, highest)
+            if value is None:
+                continue
+            if aggregation == MetricAggregation.MAX:
+                combined[group_key] = max(combined.get(group_key, value), value)
+            else:
+                combined[group_key] = combined.get(group_key, Decimal(0)) + value
+        results[index] = combined
+    return results
+
+
+def _bulk_rows(
+    source: Source, windows: list[UsageWindow], spans: list[tuple[int, datetime, datetime]]
+) -> list[tuple[int, str, Decimal | None, Decimal | None, Decimal | None]]:
+    """(window index, group key, count, sum, max) per window span and group, from raw events or rollups
+    (rows of a sum over events whose values are all empty have a sum of None, as in `usage_aggregate`)."""
+    if not spans:
+        return []
+    if source == "raw":
+        table, at = UsageEvent._meta.db_table, "occurred_at"
+        columns = "COUNT(u.id), SUM(u.value), MAX(u.value)"
+    else:
+        table, at = UsageRollup._meta.db_table, "hour"
+        columns = "SUM(u.event_count), SUM(u.value_sum), MAX(u.value_max)"
+    sql = f"""
+        SELECT w.idx, u.group_key, {columns}
+        FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[])
+             AS w(idx, customer_id, metric_id, span_start, span_end)
+        JOIN {table} u ON u.customer_id = w.customer_id AND u.metric_id = w.metric_id
+                      AND u.{at} >= w.span_start AND u.{at} < w.span_end
+        GROUP BY w.idx, u.group_key
+    """  # noqa: S608 - table and column names are ours, values are parameters
+    params = [
+        [index for index, _, _ in spans],
+        [windows[index].customer_id for index, _, _ in spans],
+        [windows[index].metric.pk for index, _, _ in spans],
+        [start for _, start, _ in spans],
+        [end for _, _, end in spans],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [
+            (index, group_key, None if count is None else Decimal(count), total, highest)
+            for index, group_key, count, total, highest in cursor.fetchall()
+        ]

@@ -385,6 +385,18 @@ def usage_billing_lock(*, customer_id: int) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [USAGE_LOCK_NAMESPACE, customer_id])
 
 
+def usage_billing_lock_many(*, customer_ids: set[int]) -> None:
+    """`usage_billing_lock` for a whole chunk of the billing run, taken in one statement (in id order,
+    like ingestion's shared locks, so that neither side can deadlock the other)."""
+    if connection.vendor != "postgresql" or not customer_ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, c) FROM unnest(%s::integer[]) AS c ORDER BY c",
+            [USAGE_LOCK_NAMESPACE, sorted(customer_ids)],
+        )
+
+
 def _invoiced_spans(
     *, customer_ids: set[int], metric_codes: set[str]
 ) -> dict[tuple[int, str], list[tuple[datetime, datetime]]]:

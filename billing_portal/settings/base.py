@@ -115,6 +115,13 @@ INVOICE_NUMBER_PREFIX = env("INVOICE_NUMBER_PREFIX", default="INV")
 INVOICE_NUMBER_FORMAT = env("INVOICE_NUMBER_FORMAT", default="{prefix}-{year}-{sequence:06d}")
 # Hours a draft invoice waits for staff review before the billing run finalizes it (0 = at once).
 INVOICE_DRAFT_GRACE_HOURS = env.int("INVOICE_DRAFT_GRACE_HOURS", default=0)
+# The billing run splits due subscriptions into chunks of this many; with fan-out (production) each
+# chunk is a Celery task on the `billing` queue, so more workers bill more chunks at once.
+BILLING_RUN_CHUNK_SIZE = env.int("BILLING_RUN_CHUNK_SIZE", default=500)
+BILLING_RUN_FAN_OUT = env.bool("BILLING_RUN_FAN_OUT", default=True)
+# A running run with no chunk finished for this long lost its workers; the next run closes it as
+# interrupted (and bills what it left).
+BILLING_RUN_STALE_MINUTES = env.int("BILLING_RUN_STALE_MINUTES", default=30)
 
 # Usage events are accepted when dated at most this long before, or this far after, the time of
 # ingestion (the customer's test clock time for test customers). See docs/usage.md.
@@ -150,7 +157,9 @@ CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_ROUTES = {
     "apps.invoices.tasks.billing_run_task": {"queue": "billing"},
+    "apps.invoices.tasks.billing_run_chunk_task": {"queue": "billing"},
     "apps.invoices.tasks.invoice_render_pdf_task": {"queue": "pdf"},
+    "apps.invoices.tasks.invoice_render_pdfs_task": {"queue": "pdf"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Declared here; django-celery-beat's database scheduler installs these entries when beat starts.

@@ -130,6 +130,7 @@ class BillingRunOutputSerializer(serializers.ModelSerializer):
     triggered_by = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True, help_text="Staff user id.")
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
     errors = serializers.ListField(child=serializers.DictField(), read_only=True)
+    progress_percent = serializers.IntegerField(read_only=True, help_text="Due subscriptions processed, in percent.")
 
     class Meta:
         model = BillingRun
@@ -147,6 +148,12 @@ class BillingRunOutputSerializer(serializers.ModelSerializer):
             "skipped_count",
             "failed_count",
             "finalized_count",
+            "ended_count",
+            "processed_count",
+            "chunk_count",
+            "chunks_done",
+            "progress_percent",
+            "statement_count",
             "errors",
         ]
         read_only_fields = fields

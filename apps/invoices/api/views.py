@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -140,14 +141,22 @@ class BillingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
 
     @extend_schema(
         request=None,
-        responses={201: BillingRunOutputSerializer, **error_responses(409)},
+        responses={201: BillingRunOutputSerializer, 202: BillingRunOutputSerializer, **error_responses(409)},
         summary="Run billing now",
         description=(
             "Invoice every subscription period that has begun and finalize drafts whose review time is over. "
-            "Runs synchronously; safe to repeat (nothing is billed twice)."
+            "Where the run is handed to the billing workers (production), the answer is 202 with the running "
+            "run: follow its progress with GET /billing-runs/{id}. Otherwise it runs to the end first (201). "
+            "Safe to repeat: nothing is billed twice."
         ),
     )
     @idempotent(atomic=False)
     def create(self, request):
-        run = services.bill_due_subscriptions(trigger=BillingRunTrigger.API, triggered_by=request.user)
-        return Response(BillingRunOutputSerializer(run).data, status=status.HTTP_201_CREATED)
+        run = services.bill_due_subscriptions(
+            trigger=BillingRunTrigger.API, triggered_by=request.user, fan_out=settings.BILLING_RUN_FAN_OUT
+        )
+        finished = run.finished_at is not None
+        return Response(
+            BillingRunOutputSerializer(run).data,
+            status=status.HTTP_201_CREATED if finished else status.HTTP_202_ACCEPTED,
+        )

@@ -8,12 +8,13 @@ re-run after a crash, never bill a period twice, and a crash loses at most the p
 """
 
 import logging
-import time
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from apps.accounts.models import Customer, TestClock
 from apps.accounts.selectors import customer_now
@@ -37,7 +38,8 @@ from apps.usage.services import usage_billing_lock
 from ..constants import BillingRunStatus, BillingRunTrigger, InvoiceEventType, InvoiceStatus
 from ..events import invoice_event_record
 from ..models import BillingRun, Invoice, InvoiceItem, InvoiceLine
-from .lifecycle import TOTALS_FIELDS, invoice_finalize, invoice_recompute_totals
+from .billing_chunk import billing_chunk_bill
+from .lifecycle import TOTALS_FIELDS, enqueue_pdfs, invoice_finalize, invoice_recompute_totals
 from .lines import (
     customer_credit_drafts,
     customer_credit_take,
@@ -51,7 +53,8 @@ from .settlement import subscription_settle_waiting_items
 
 logger = logging.getLogger(__name__)
 
-PROGRESS_EVERY = 200
+# A run keeps the first errors it meets (the count says how many there were in all).
+MAX_ERRORS_KEPT = 500
 
 
 def subscription_bill_next_period(*, subscription_id: int, now: datetime) -> Invoice | None:
@@ -194,19 +197,46 @@ def bill_due_subscriptions(
     trigger: str = BillingRunTrigger.COMMAND,
     triggered_by=None,
     test_clock: TestClock | None = None,
+    fan_out: bool = False,
 ) -> BillingRun:
     """Run billing as of `now`: invoice every due period, then finalize drafts whose review time is
     over. One failing subscription is recorded on the run and does not stop the others.
 
+    The due subscriptions are split into chunks (`BILLING_RUN_CHUNK_SIZE`). With `fan_out`, each
+    chunk becomes a Celery task on the `billing` queue and this returns the running run at once (the
+    last chunk to finish completes it); without, the chunks are billed here, one after the other.
+
     Customers on a test clock are billed only by their clock's runs (`test_clock`), never by others."""
     now = clock.ensure_aware(now or clock.now())
-    started = time.monotonic()
+    run, chunks = billing_run_begin(now=now, trigger=trigger, triggered_by=triggered_by, test_clock=test_clock)
+    if not chunks:
+        return billing_run_complete(run_id=run.pk, now=now)
+    if fan_out:
+        from ..tasks import billing_run_chunk_task
+
+        for subscription_ids in chunks:
+            billing_run_chunk_task.delay(run.pk, subscription_ids, now.isoformat())
+        run.refresh_from_db()  # (in eager mode the chunks have run already)
+        return run
+    for subscription_ids in chunks:
+        billing_run_chunk(run_id=run.pk, subscription_ids=subscription_ids, now=now)
+    run.refresh_from_db()
+    return run
+
+
+def billing_run_begin(
+    *, now: datetime, trigger: str, triggered_by=None, test_clock: TestClock | None = None
+) -> tuple[BillingRun, list[list[int]]]:
+    """Open a run: end the subscriptions canceled at period end, settle what they leave, and split the
+    due subscriptions into chunks (kept on the run as their count)."""
+    _mark_interrupted_runs()
     run = BillingRun.objects.create(
         as_of=now,
         test_clock=test_clock,
         trigger=trigger,
         triggered_by=triggered_by if triggered_by is not None and triggered_by.is_authenticated else None,
         started_at=clock.now(),
+        heartbeat_at=timezone.now(),
     )
     subscriptions = _on_clock(Subscription.objects.all(), "customer__test_clock", test_clock)
     ending_ids = list(subscriptions.due_to_end(now).order_by("next_billing_at", "id").values_list("id", flat=True))
@@ -226,44 +256,133 @@ def bill_due_subscriptions(
         with transaction.atomic():
             subscription_settle_waiting_items(subscription_id=subscription_id, now=now)
 
-    due_ids = list(subscriptions.due_for_billing(now).order_by("next_billing_at", "id").values_list("id", flat=True))
+    due_ids = list(subscriptions.due_for_billing(now).order_by("id").values_list("id", flat=True))
+    size = max(1, settings.BILLING_RUN_CHUNK_SIZE)
+    chunks = [due_ids[i : i + size] for i in range(0, len(due_ids), size)]
     run.due_count = len(due_ids)
-    run.save(update_fields=["due_count"])
+    run.chunk_count = len(chunks)
+    run.save(update_fields=["due_count", "chunk_count", "ended_count"])
+    return run, chunks
 
-    for position, subscription_id in enumerate(due_ids, start=1):
-        _bill_one(run, subscription_id, now)
-        if position % PROGRESS_EVERY == 0:
-            run.save(update_fields=["invoiced_count", "skipped_count", "failed_count", "errors"])
 
-    run.finalized_count = invoice_finalize_due_drafts(now=now, run=run, test_clock=test_clock)
-    run.status = BillingRunStatus.COMPLETED_WITH_ERRORS if run.failed_count else BillingRunStatus.SUCCEEDED
-    run.finished_at = run.started_at + timedelta(seconds=time.monotonic() - started)
-    run.save()
+@dataclass
+class _Tally:
+    invoiced_count: int = 0
+    skipped_count: int = 0
+    failed_count: int = 0
+    errors: list = field(default_factory=list)
+    extra_statements: int = 0
+
+
+def billing_run_chunk(*, run_id: int, subscription_ids: list[int], now: datetime) -> None:
+    """Bill one chunk of a run: in bulk where it can (`billing_chunk_bill`), one by one for the rest;
+    then add its counts to the run, and complete the run if this was its last chunk."""
+    tally = _Tally()
+    statements = _StatementCounter()
+    with connection.execute_wrapper(statements):
+        _bill_chunk(tally, subscription_ids, now)
+    with transaction.atomic():
+        run = BillingRun.objects.select_for_update().get(pk=run_id)
+        run.invoiced_count += tally.invoiced_count
+        run.skipped_count += tally.skipped_count
+        run.failed_count += tally.failed_count
+        run.errors = (run.errors + tally.errors)[:MAX_ERRORS_KEPT]
+        run.processed_count += len(subscription_ids)
+        run.chunks_done += 1
+        run.statement_count += statements.count + tally.extra_statements
+        run.heartbeat_at = timezone.now()
+        run.save(
+            update_fields=[
+                "invoiced_count", "skipped_count", "failed_count", "errors", "processed_count", "chunks_done",
+                "statement_count", "heartbeat_at",
+            ]
+        )  # fmt: skip
+        last = run.chunks_done >= run.chunk_count and run.finished_at is None
+    if last:
+        billing_run_complete(run_id=run_id, now=now)
+
+
+class _StatementCounter:
+    """A Django execute wrapper counting the statements a chunk sends."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+
+def _bill_chunk(tally: "_Tally", subscription_ids: list[int], now: datetime) -> None:
+    outcome = billing_chunk_bill(subscription_ids=subscription_ids, now=now)
+    tally.extra_statements += outcome.copy_statements
+    tally.invoiced_count += len(outcome.invoice_ids)
+    tally.skipped_count += len(outcome.not_due_ids)
+    tally.failed_count += len(outcome.errors)
+    tally.errors += outcome.errors
+    if outcome.finalized_ids:
+        finalized_ids = outcome.finalized_ids
+        transaction.on_commit(lambda: enqueue_pdfs(finalized_ids))
+    for subscription_id in outcome.one_by_one_ids:
+        _bill_one(tally, subscription_id, now)
+    # A subscription billed in bulk with another period already begun (a run that was days late).
+    behind = Subscription.objects.due_for_billing(now).filter(pk__in=outcome.billed_subscription_ids)
+    for subscription_id in behind.values_list("id", flat=True):
+        _bill_one(tally, subscription_id, now, counted=True)
+
+
+def billing_run_complete(*, run_id: int, now: datetime) -> BillingRun:
+    """Finalize the drafts whose review time is over and close the run with its status and duration."""
+    test_clock = BillingRun.objects.get(pk=run_id).test_clock
+    tally = _Tally()
+    finalized = invoice_finalize_due_drafts(now=now, run=tally, test_clock=test_clock)
+    with transaction.atomic():
+        run = BillingRun.objects.select_for_update().get(pk=run_id)
+        run.finalized_count += finalized
+        run.failed_count += tally.failed_count
+        run.errors = (run.errors + tally.errors)[:MAX_ERRORS_KEPT]
+        run.status = BillingRunStatus.COMPLETED_WITH_ERRORS if run.failed_count else BillingRunStatus.SUCCEEDED
+        elapsed = timezone.now() - (run.created_at or timezone.now())
+        run.duration_ms = int(elapsed.total_seconds() * 1000)
+        run.finished_at = run.started_at + elapsed
+        run.heartbeat_at = timezone.now()
+        run.save()
     logger.info(
-        "billing run %s as of %s: %s due, %s invoiced, %s skipped, %s failed, %s finalized, %s ended",
-        run.pk, now.isoformat(), run.due_count, run.invoiced_count,
-        run.skipped_count, run.failed_count, run.finalized_count, run.ended_count,
+        "billing run %s as of %s: %s due, %s invoiced, %s skipped, %s failed, %s finalized, %s ended in %.1f s",
+        run.pk, now.isoformat(), run.due_count, run.invoiced_count, run.skipped_count, run.failed_count,
+        run.finalized_count, run.ended_count, run.duration_ms / 1000,
     )  # fmt: skip
     return run
 
 
-def _bill_one(run: BillingRun, subscription_id: int, now: datetime) -> None:
+def _mark_interrupted_runs() -> None:
+    """Runs with no chunk finished for a long time lost their worker: a later run bills what they
+    left (their subscriptions are still due), so they are closed as interrupted."""
+    stale_before = timezone.now() - timedelta(minutes=settings.BILLING_RUN_STALE_MINUTES)
+    BillingRun.objects.filter(status=BillingRunStatus.RUNNING, heartbeat_at__lt=stale_before).update(
+        status=BillingRunStatus.INTERRUPTED
+    )
+
+
+def _bill_one(tally, subscription_id: int, now: datetime, *, counted: bool = False) -> None:
+    """Bill one subscription's due periods in their own transactions (`counted`: it was already
+    counted by the chunk, so not billing it now is not a skip)."""
     billed_any = False
     try:
         while subscription_bill_next_period(subscription_id=subscription_id, now=now) is not None:
-            run.invoiced_count += 1
+            tally.invoiced_count += 1
             billed_any = True
     except IntegrityError:
         # Another run invoiced this period between our read and our write: nothing to do.
-        run.skipped_count += 0 if billed_any else 1
+        tally.skipped_count += 0 if billed_any or counted else 1
         return
     except Exception as exc:  # noqa: BLE001 - one subscription must not stop the run
         logger.exception("billing subscription %s failed", subscription_id)
-        run.failed_count += 1
-        run.errors.append({"subscription": subscription_id, "error": f"{type(exc).__name__}: {exc}"})
+        tally.failed_count += 1
+        tally.errors.append({"subscription": subscription_id, "error": f"{type(exc).__name__}: {exc}"})
         return
-    if not billed_any:
-        run.skipped_count += 1
+    if not billed_any and not counted:
+        tally.skipped_count += 1
 
 
 def _on_clock(queryset, path: str, test_clock: TestClock | None):
@@ -273,9 +392,7 @@ def _on_clock(queryset, path: str, test_clock: TestClock | None):
     return queryset.filter(**{path: test_clock})
 
 
-def invoice_finalize_due_drafts(
-    *, now: datetime, run: BillingRun | None = None, test_clock: TestClock | None = None
-) -> int:
+def invoice_finalize_due_drafts(*, now: datetime, run=None, test_clock: TestClock | None = None) -> int:
     """Finalize drafts whose review period is over. Returns how many were finalized."""
     drafts = _on_clock(Invoice.objects.all(), "customer__test_clock", test_clock)
     draft_ids = list(

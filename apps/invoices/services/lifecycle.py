@@ -92,8 +92,8 @@ def invoice_update_draft(
     return invoice
 
 
-def _customer_snapshot(invoice: Invoice) -> dict:
-    customer = invoice.customer
+def customer_snapshot(customer) -> dict:
+    """The buyer as printed on the bill, frozen at finalization."""
     return {
         "id": customer.pk,
         "external_id": customer.external_id,
@@ -105,8 +105,8 @@ def _customer_snapshot(invoice: Invoice) -> dict:
     }
 
 
-def _payment_terms_days(invoice: Invoice) -> int:
-    terms = invoice.customer.payment_terms_days
+def payment_terms_days(customer) -> int:
+    terms = customer.payment_terms_days
     return settings.INVOICE_PAYMENT_TERMS_DAYS if terms is None else terms
 
 
@@ -125,9 +125,9 @@ def invoice_finalize(*, invoice_id: int, actor=None, now: datetime | None = None
     invoice.number = invoice_number_allocate(issued_at=now)
     invoice.issued_at = now
     if invoice.due_on is None or invoice.due_on < now.date():
-        invoice.due_on = (now + timedelta(days=_payment_terms_days(invoice))).date()
+        invoice.due_on = (now + timedelta(days=payment_terms_days(invoice.customer))).date()
     invoice.seller_details = dict(settings.SELLER)
-    invoice.customer_details = _customer_snapshot(invoice)
+    invoice.customer_details = customer_snapshot(invoice.customer)
     invoice.auto_finalize_at = None
     invoice.status = InvoiceStatus.OPEN
     if invoice.total.amount == Decimal(0):
@@ -166,6 +166,22 @@ def _enqueue_pdf(invoice_id: int) -> None:
         logger.exception("could not queue the PDF of invoice %s", invoice_id)
         invoice = Invoice.objects.filter(pk=invoice_id).first()
         if invoice is not None:
+            invoice_event_record(
+                invoice=invoice, type=InvoiceEventType.PDF_FAILED, data={"error": f"queue unavailable: {exc}"}
+            )
+
+
+def enqueue_pdfs(invoice_ids: list[int]) -> None:
+    """Hand the PDFs of many committed invoices (a billing run chunk) to the `pdf` queue as one task."""
+    from kombu.exceptions import OperationalError as BrokerUnavailable
+
+    from ..tasks import invoice_render_pdfs_task
+
+    try:
+        invoice_render_pdfs_task.delay(list(invoice_ids))
+    except BrokerUnavailable as exc:
+        logger.exception("could not queue the PDFs of %s invoices", len(invoice_ids))
+        for invoice in Invoice.objects.filter(pk__in=invoice_ids):
             invoice_event_record(
                 invoice=invoice, type=InvoiceEventType.PDF_FAILED, data={"error": f"queue unavailable: {exc}"}
             )

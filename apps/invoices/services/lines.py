@@ -404,22 +404,38 @@ def customer_credit_take(uses: list[tuple[InvoiceItem, Decimal]], *, invoice: In
         )  # fmt: skip
 
 
+def usage_charges(version: PlanVersion) -> list[Charge]:
+    return [charge for charge in version.charges.all() if charge.kind == ChargeKind.USAGE]
+
+
 def usage_line_drafts(
-    *, customer: Customer, plan: Plan, version: PlanVersion, currency: str, start: datetime, end: datetime
+    *,
+    customer: Customer,
+    plan: Plan,
+    version: PlanVersion,
+    currency: str,
+    start: datetime,
+    end: datetime,
+    metrics: dict[str, BillableMetric] | None = None,
+    totals_by_charge: dict[int, dict[str, Decimal]] | None = None,
 ) -> list[LineDraft]:
     """Usage charges for [start, end), billed in arrears: per charge (and per group of a grouped
     metric) the metric's aggregate priced by the charge's price, rounded once; a minimum true-up where
-    one applies. Charges with no usage and nothing to charge are left out."""
+    one applies. Charges with no usage and nothing to charge are left out.
+
+    The billing run passes the metrics and the aggregates it read for a whole chunk at once
+    (`metrics`, `totals_by_charge`: charge id → group → aggregate); without them they are read here."""
     drafts: list[LineDraft] = []
     if end <= start:
         return drafts
-    usage_charges = [charge for charge in version.charges.all() if charge.kind == ChargeKind.USAGE]
-    if not usage_charges:
+    charges = usage_charges(version)
+    if not charges:
         return drafts
-    metrics = {
-        metric.code: metric for metric in BillableMetric.objects.filter(code__in=[c.metric_code for c in usage_charges])
-    }
-    for charge in usage_charges:
+    if metrics is None:
+        metrics = {
+            metric.code: metric for metric in BillableMetric.objects.filter(code__in=[c.metric_code for c in charges])
+        }
+    for charge in charges:
         metric = metrics.get(charge.metric_code)
         price = charge.price_for(currency)
         if metric is None or price is None:
@@ -428,7 +444,10 @@ def usage_line_drafts(
                 + (f"billable metric {charge.metric_code!r}." if metric is None else f"price in {currency}."),
                 code="missing_price" if metric is not None else "missing_metric",
             )
-        totals = usage_aggregate(customer=customer, metric=metric, start=start, end=end) or {"": Decimal(0)}
+        if totals_by_charge is not None and charge.pk in totals_by_charge:
+            totals = totals_by_charge[charge.pk] or {"": Decimal(0)}
+        else:
+            totals = usage_aggregate(customer=customer, metric=metric, start=start, end=end) or {"": Decimal(0)}
         for group, quantity in sorted(totals.items()):
             spec = price.to_spec()
             transactions: list[Decimal] = []

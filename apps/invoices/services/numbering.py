@@ -33,6 +33,24 @@ def invoice_number_allocate(*, issued_at: datetime) -> str:
     )
 
 
+def invoice_numbers_allocate(*, issued_at: datetime, count: int) -> list[str]:
+    """Take the next `count` numbers of the series at once (the billing run finalizing a chunk): one
+    locked counter update, in the finalizing transaction, so a rollback gives them all back."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("invoice numbers are allocated inside the finalization transaction")
+    if count <= 0:
+        return []
+    key = invoice_number_series_key(issued_at=issued_at)
+    sequence = _lock_sequence(key)
+    first = sequence.last_value + 1
+    sequence.last_value += count
+    sequence.save(update_fields=["last_value"])
+    return [
+        settings.INVOICE_NUMBER_FORMAT.format(prefix=settings.INVOICE_NUMBER_PREFIX, year=issued_at.year, sequence=n)
+        for n in range(first, first + count)
+    ]
+
+
 def _lock_sequence(key: str) -> InvoiceNumberSequence:
     sequence = InvoiceNumberSequence.objects.select_for_update().filter(key=key).first()
     if sequence is not None:

@@ -29,17 +29,43 @@ def customer_is_reverse_charged(*, customer: Customer) -> bool:
 def customer_tax_treatment(*, customer: Customer) -> TaxTreatment:
     """Exempt customers pay no tax; reverse-charged ones neither (the bill says why); everyone else
     the active rate of their region, or else of their country; no rate on file means no tax."""
+    if customer.tax_exempt or customer_is_reverse_charged(customer=customer):
+        return customer_tax_treatment_among(customer=customer, rates=[])
+    rates = TaxRate.objects.filter(country=customer.country, is_active=True)
+    return customer_tax_treatment_among(customer=customer, rates=list(rates))
+
+
+def active_tax_rates(*, countries: set[str]) -> list[TaxRate]:
+    """The active rates of these countries, for `customer_tax_treatment_among` (one query for a whole
+    chunk of the billing run)."""
+    return list(TaxRate.objects.filter(country__in=countries, is_active=True))
+
+
+def customer_tax_treatment_among(*, customer: Customer, rates: list[TaxRate]) -> TaxTreatment:
+    """`customer_tax_treatment` choosing among `rates` (active rates, loaded by the caller): the newest
+    rate of the customer's region, else the newest of the whole country."""
     if customer.tax_exempt:
         return TaxTreatment(rate=None)
     if customer_is_reverse_charged(customer=customer):
         return TaxTreatment(rate=None, reverse_charge=True)
-    rates = TaxRate.objects.filter(country=customer.country, is_active=True).order_by("-created_at", "-id")
-    region = customer.state.strip()
+    country = str(customer.country.code)
+    candidates = sorted(
+        (rate for rate in rates if rate.is_active and str(rate.country.code) == country),
+        key=lambda rate: (rate.created_at, rate.pk),
+        reverse=True,
+    )
+    region = customer.state.strip().lower()
     if region:
-        regional = rates.filter(region__iexact=region).first()
+        regional = next((rate for rate in candidates if rate.region.lower() == region), None)
         if regional is not None:
             return TaxTreatment(rate=regional)
-    return TaxTreatment(rate=rates.filter(region="").first())
+    return TaxTreatment(rate=next((rate for rate in candidates if rate.region == ""), None))
+
+
+def tax_rate_spec(rate: TaxRate | None) -> TaxRateSpec | None:
+    if rate is None:
+        return None
+    return TaxRateSpec(rate_id=rate.pk, name=rate.name, percentage=rate.percentage, inclusive=rate.inclusive)
 
 
 def customer_tax_breakdown(
@@ -48,12 +74,7 @@ def customer_tax_breakdown(
     """The taxes per rate of these (rounded) line amounts for this customer (every line taxed at the
     customer's rate), and whether the reverse charge applies. Writes nothing."""
     treatment = customer_tax_treatment(customer=customer)
-    rate = treatment.rate
-    spec = (
-        TaxRateSpec(rate_id=rate.pk, name=rate.name, percentage=rate.percentage, inclusive=rate.inclusive)
-        if rate is not None
-        else None
-    )
+    spec = tax_rate_spec(treatment.rate)
     return tax_breakdown(lines=[(amount, spec) for amount in amounts], currency=currency), treatment.reverse_charge
 
 

@@ -12,6 +12,7 @@ from apps.invoices.constants import BillingRunStatus, InvoiceStatus
 from apps.invoices.models import Invoice
 from apps.invoices.services import bill_due_subscriptions, subscription_bill_due, subscription_start
 from apps.subscriptions.periods import utc
+from apps.subscriptions.services import subscription_create
 from apps.subscriptions.tests.factories import make_subscription
 
 pytestmark = pytest.mark.django_db
@@ -151,6 +152,17 @@ def test_finalizing_schedules_the_pdf_after_commit(django_capture_on_commit_call
     make_subscription(started_at=utc(2026, 1, 1))
     with django_capture_on_commit_callbacks() as callbacks:
         bill_due_subscriptions(now=utc(2026, 1, 1))
+    assert len(callbacks) == 1
+    assert callbacks[0].__qualname__.startswith("_bill_chunk")  # one task renders the chunk's bills
+
+
+def test_finalizing_one_invoice_schedules_its_pdf_after_commit(django_capture_on_commit_callbacks):
+    subscription = subscription_create(
+        customer=CustomerFactory(), plan=PlanFactory(), started_at=utc(2025, 12, 18), trial_days=14
+    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        bill_due_subscriptions(now=utc(2026, 1, 1))
+    assert Invoice.objects.filter(subscription=subscription).count() == 1  # billed one by one (trial end)
     assert len(callbacks) == 1
     assert callbacks[0].__qualname__.startswith("invoice_finalize")
 

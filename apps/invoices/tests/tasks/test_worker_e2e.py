@@ -52,9 +52,7 @@ def _database_url() -> str:
     return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-@pytest.fixture
-def worker(tmp_path):
-    _redis_or_skip().flushdb()  # a dedicated Redis database: start with empty queues
+def _start_worker(log_path: Path, *, queues: str = "celery,billing,pdf", concurrency: int = 2) -> subprocess.Popen:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "billing_portal.settings.local",
@@ -62,9 +60,9 @@ def worker(tmp_path):
         "CELERY_BROKER_URL": BROKER_URL,
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "BILLING_RUN_CHUNK_SIZE": os.environ.get("E2E_CHUNK_SIZE", "500"),
     }
-    log = (tmp_path / "worker.log").open("w")
-    process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+    return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
         [
             sys.executable,
             "-m",
@@ -73,9 +71,9 @@ def worker(tmp_path):
             "billing_portal",
             "worker",
             "-Q",
-            "celery,billing,pdf",
+            queues,
             "--concurrency",
-            "2",
+            str(concurrency),
             "--without-gossip",
             "--without-mingle",
             "--loglevel",
@@ -83,17 +81,29 @@ def worker(tmp_path):
         ],  # fmt: skip
         cwd=settings.BASE_DIR,
         env=env,
-        stdout=log,
+        stdout=log_path.open("w"),
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: killing the group kills the pool too
     )
+
+
+def _stop_worker(process: subprocess.Popen, log_path: Path) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+    print(log_path.read_text()[-3000:])  # shown by pytest only when the test fails
+
+
+@pytest.fixture
+def worker(tmp_path):
+    _redis_or_skip().flushdb()  # a dedicated Redis database: start with empty queues
+    log_path = tmp_path / "worker.log"
+    process = _start_worker(log_path)
     yield process
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
-    print(Path(log.name).read_text()[-3000:])  # shown by pytest only when the test fails
+    _stop_worker(process, log_path)
 
 
 def _wait_for(predicate, timeout: float, what: str):
@@ -134,3 +144,54 @@ def test_monthly_cycle_runs_on_a_real_worker(worker):
         (utc(2026, 1, 31, 12), utc(2026, 2, 28, 12)),
         (utc(2026, 2, 28, 12), utc(2026, 3, 31, 12)),
     }
+
+
+def test_a_worker_killed_mid_run_loses_nothing_and_a_rerun_bills_the_rest_once(tmp_path, monkeypatch):
+    """SIGKILL the whole worker (pool included) while a fanned-out run is half done; a new worker and
+    a new run bill what was left: every subscription exactly once, invoice numbers without a gap."""
+    _redis_or_skip().flushdb()
+    monkeypatch.setenv("E2E_CHUNK_SIZE", "10")
+    plan = PlanFactory(prices=[Money("12.00", "USD")])
+    subscriptions = [make_subscription(plan=plan, started_at=utc(2026, 2, 1, 12)) for _ in range(300)]
+
+    first_log = tmp_path / "first.log"
+    first = _start_worker(first_log, queues="billing", concurrency=2)
+    try:
+        with celery_app.connection_for_write(url=BROKER_URL) as broker:
+            billing_run_task.apply_async(kwargs={"as_of": "2026-02-01T12:00:00+00:00"}, connection=broker)
+        _wait_for(
+            lambda: BillingRun.objects.filter(chunks_done__gte=2).exists(), timeout=120, what="a few chunks billed"
+        )
+        os.killpg(first.pid, signal.SIGKILL)  # no warm shutdown: tasks in flight die with their transaction
+        first.wait(timeout=20)
+    finally:
+        _stop_worker(first, first_log)
+    interrupted = BillingRun.objects.get()
+    billed_before = Invoice.objects.count()
+    assert interrupted.finished_at is None
+    assert 0 < billed_before < len(subscriptions), "the kill came too late or too early to test anything"
+
+    second_log = tmp_path / "second.log"
+    second = _start_worker(second_log, queues="billing", concurrency=2)
+    try:
+        with celery_app.connection_for_write(url=BROKER_URL) as broker:
+            billing_run_task.apply_async(kwargs={"as_of": "2026-02-01T12:00:00+00:00"}, connection=broker)
+        rerun = _wait_for(
+            lambda: BillingRun.objects.exclude(pk=interrupted.pk).filter(finished_at__isnull=False).first(),
+            timeout=180,
+            what="the re-run",
+        )
+        # Chunks of the first run still queued (never delivered to the dead worker) run too: whichever
+        # chunk locks a subscription first bills it, the other skips it.
+        _wait_for(lambda: Invoice.objects.count() >= len(subscriptions), timeout=120, what="every subscription billed")
+        time.sleep(2)  # anything still in flight would show up as an extra invoice below
+    finally:
+        _stop_worker(second, second_log)
+
+    assert rerun.failed_count == 0
+    invoices = Invoice.objects.all()
+    assert invoices.count() == len(subscriptions)
+    assert sorted(invoices.values_list("subscription_id", flat=True)) == sorted(s.pk for s in subscriptions)
+    numbers = sorted(invoices.values_list("number", flat=True))
+    assert numbers == [f"INV-2026-{n:06d}" for n in range(1, len(subscriptions) + 1)]
+    assert rerun.invoiced_count <= len(subscriptions) - billed_before
