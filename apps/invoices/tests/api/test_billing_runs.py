@@ -36,6 +36,12 @@ def test_start_a_billing_run(api_client, superuser):
         "skipped_count": 0,
         "failed_count": 0,
         "finalized_count": 0,
+        "ended_count": 0,
+        "processed_count": 1,
+        "chunk_count": 1,
+        "chunks_done": 1,
+        "progress_percent": 100,
+        "statement_count": body["statement_count"],
         "errors": [],
     }
     assert Invoice.objects.count() == 1
