@@ -50,9 +50,10 @@ def _customer_tax_id_apply(customer: Customer, *, tax_id: str, tax_id_type: str)
 
 
 def _customer_validate(customer: Customer, *, tax_id_errors: dict[str, list[str]]) -> None:
-    """Refuse the customer with every field error at once: the model's and the tax ID's."""
+    """Refuse the customer with every field error at once: the model's and the tax ID's (a refused
+    tax ID's fields hold the input, so the model's checks of them are skipped)."""
     try:
-        validate_instance(customer)
+        validate_instance(customer, exclude=list(TAX_ID_FIELDS) if tax_id_errors else None)
     except ValidationFailed as exc:
         raise ValidationFailed(exc.message, fields={**exc.fields, **tax_id_errors}) from exc
     if tax_id_errors:
