@@ -103,12 +103,7 @@ class Customer(TimeStampedModel):
             models.CheckConstraint(
                 condition=(
                     Q(tax_id="", tax_id_type="", tax_id_status="", tax_id_checked_at__isnull=True)
-                    | (
-                        ~Q(tax_id="")
-                        & ~Q(tax_id_type="")
-                        & ~Q(tax_id_status="")
-                        & Q(tax_id_checked_at__isnull=False)
-                    )
+                    | (~Q(tax_id="") & ~Q(tax_id_type="") & ~Q(tax_id_status="") & Q(tax_id_checked_at__isnull=False))
                 ),
                 name="customer_tax_id_checked",
                 violation_error_message="A tax ID needs its kind, status and check time, and only a tax ID has them.",

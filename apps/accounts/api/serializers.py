@@ -5,7 +5,6 @@ from apps.accounts.constants import TaxIdType
 from apps.accounts.models import Customer, TestClock
 from apps.core.api.serializers import validate_currency_code
 
-
 TAX_ID_HELP = (
     "Checked and normalized: a VAT number (EU, UK, Switzerland, Norway) must pass its format and check-digit "
     "check and belong to the customer's country (EU numbers are stored with their prefix, e.g. DE123456788, "

@@ -185,9 +185,7 @@ def test_add_customer_with_an_invalid_vat_number_is_an_error_on_the_tax_id_field
     assert not Customer.objects.exists()
 
 
-def test_add_customer_with_a_kind_of_tax_id_that_does_not_fit_the_country_is_an_error_on_the_kind(
-    client, superuser
-):
+def test_add_customer_with_a_kind_of_tax_id_that_does_not_fit_the_country_is_an_error_on_the_kind(client, superuser):
     client.force_login(superuser)
 
     response = _add(client, tax_id="94-3141592", tax_id_type="us_ein")
@@ -215,9 +213,7 @@ def test_changing_to_an_invalid_vat_number_is_a_form_error_and_changes_nothing(c
     form_page = client.get(change_url(customer))
     assert "tax_id_status" not in form_page.context["adminform"].form.fields  # read-only
 
-    response = client.post(
-        change_url(customer), change_form_data(form_page, name="Renamed", tax_id="FR11123456782")
-    )
+    response = client.post(change_url(customer), change_form_data(form_page, name="Renamed", tax_id="FR11123456782"))
 
     assert response.status_code == 200
     assert response.context["adminform"].form.errors == {
