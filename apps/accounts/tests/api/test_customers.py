@@ -185,7 +185,7 @@ def test_list_customers_is_paginated(api_client, superuser):
 def test_list_customers_filters_searches_and_orders(api_client, superuser):
     alpha = CustomerFactory(name="Alpha", country="DE", currency="EUR", external_id="a-1", email="x@alpha.example")
     beta = CustomerFactory(name="Beta", country="GB", currency="USD", external_id="b-1")
-    gamma = CustomerFactory(name="Gamma", country="DE", currency="USD", external_id="g-1")
+    gamma = CustomerFactory(name="Gamma", country="DE", currency="USD", external_id="g-1", tax_id="DE123456789")
     api_client.force_authenticate(superuser)
 
     def ids(params):
@@ -200,6 +200,7 @@ def test_list_customers_filters_searches_and_orders(api_client, superuser):
     assert ids({"search": "alpha.example"}) == [alpha.pk]
     assert ids({"search": "g-1"}) == [gamma.pk]
     assert ids({"ordering": "-name"}) == [gamma.pk, beta.pk, alpha.pk]
+    assert ids({"tax_id_status": "invalid"}) == [gamma.pk]  # recorded before tax IDs were checked
 
 
 def test_list_customers_runs_a_bounded_number_of_queries(api_client, superuser, django_assert_max_num_queries):
