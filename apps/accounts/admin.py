@@ -67,13 +67,25 @@ class CustomerInvoiceInline(InvoiceSummaryInline):
 @admin.register(Customer)
 class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = ["name", "external_id", "email", "country", "currency", "created_at"]
-    list_filter = ["country", "currency", ("test_clock", admin.EmptyFieldListFilter)]
+    list_filter = ["country", "currency", "tax_id_status", ("test_clock", admin.EmptyFieldListFilter)]
     search_fields = ["name", "email", "external_id", "tax_id"]
     date_hierarchy = "created_at"
     ordering = ["name", "id"]
     fieldsets = [
         (None, {"fields": ["name", "external_id", "email"]}),
-        ("Billing", {"fields": ["currency", "payment_terms_days", "tax_id", "tax_exempt", "test_clock"]}),
+        (
+            "Billing",
+            {
+                "fields": [
+                    "currency",
+                    "payment_terms_days",
+                    ("tax_id", "tax_id_type"),
+                    ("tax_id_status", "tax_id_checked_at"),
+                    "tax_exempt",
+                    "test_clock",
+                ]
+            },
+        ),
         (
             "Address",
             {"fields": ["address_line1", "address_line2", "postal_code", "city", "state", "country"]},
@@ -92,7 +104,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_readonly_fields(self, request, obj=None):
-        readonly = ["billing_summary", "created_at", "updated_at"]
+        readonly = ["billing_summary", "tax_id_status", "tax_id_checked_at", "created_at", "updated_at"]
         if obj is not None:
             # The billing currency is fixed once the customer exists (prices, invoices and
             # subscriptions all depend on it).

@@ -10,6 +10,8 @@ from django_countries.fields import Country, CountryField
 from apps.core.models import TimeStampedModel
 from apps.core.money import currency_choices
 
+from .constants import TaxIdStatus, TaxIdType
+
 # Address conventions for printing (others use "postcode city" on one line, then region).
 CITY_STATE_POSTCODE_COUNTRIES = frozenset({"US", "CA", "AU"})
 POSTCODE_LAST_COUNTRIES = frozenset({"GB", "IE"})
@@ -51,7 +53,23 @@ class Customer(TimeStampedModel):
     currency = models.CharField(
         max_length=3, choices=currency_choices, help_text="The one currency this customer is billed in."
     )
-    tax_id = models.CharField("tax ID", max_length=64, blank=True)
+    tax_id = models.CharField("tax ID", max_length=64, blank=True, help_text="Checked and normalized when saved.")
+    tax_id_type = models.CharField(
+        "kind of tax ID",
+        max_length=16,
+        choices=TaxIdType.choices,
+        blank=True,
+        help_text="Leave empty for the customer's country's VAT number (or EIN in the US).",
+    )
+    tax_id_status = models.CharField(
+        "tax ID status",
+        max_length=16,
+        choices=TaxIdStatus.choices,
+        blank=True,
+        editable=False,
+        help_text="Only a valid EU VAT number allows the EU reverse charge.",
+    )
+    tax_id_checked_at = models.DateTimeField("tax ID checked at", null=True, blank=True, editable=False)
     tax_exempt = models.BooleanField(default=False, help_text="Never charged tax (e.g. a registered charity).")
     payment_terms_days = models.PositiveSmallIntegerField(
         null=True,
@@ -83,6 +101,15 @@ class Customer(TimeStampedModel):
                 name="customer_external_id_unique",
                 violation_error_code="unique",
                 violation_error_message="A customer with this external ID already exists.",
+            ),
+            # A tax ID always has its kind, status and check time; no tax ID, none of them.
+            models.CheckConstraint(
+                condition=(
+                    Q(tax_id="", tax_id_type="", tax_id_status="", tax_id_checked_at__isnull=True)
+                    | (~Q(tax_id="") & ~Q(tax_id_type="") & ~Q(tax_id_status="") & Q(tax_id_checked_at__isnull=False))
+                ),
+                name="customer_tax_id_checked",
+                violation_error_message="A tax ID needs its kind, status and check time, and only a tax ID has them.",
             ),
         ]
         indexes = [models.Index(fields=["email"])]

@@ -11,6 +11,7 @@ from apps.core.errors import NotFound, ValidationFailed
 from apps.core.validation import validate_instance
 
 from .models import ApiKey, Customer, CustomerMembership, TestClock
+from .tax_ids import InvalidTaxId, tax_id_check, tax_id_type_fits_country
 
 CUSTOMER_EDITABLE_FIELDS = (
     "external_id",
@@ -23,9 +24,40 @@ CUSTOMER_EDITABLE_FIELDS = (
     "state",
     "country",
     "tax_id",
+    "tax_id_type",
     "tax_exempt",
     "payment_terms_days",
 )
+
+TAX_ID_FIELDS = ("tax_id", "tax_id_type", "tax_id_status", "tax_id_checked_at")
+
+
+def _customer_tax_id_apply(customer: Customer, *, tax_id: str, tax_id_type: str) -> dict[str, list[str]]:
+    """Set the customer's tax ID fields from what was typed: checked and normalized (see
+    apps/accounts/tax_ids.py), or all empty without a tax ID. Returns the field errors, if any (then
+    the fields hold the input as typed, for the form to show)."""
+    if not tax_id.strip():
+        customer.tax_id, customer.tax_id_type, customer.tax_id_status, customer.tax_id_checked_at = "", "", "", None
+        return {}
+    try:
+        checked = tax_id_check(tax_id=tax_id, country=str(customer.country), tax_id_type=tax_id_type)
+    except InvalidTaxId as exc:
+        customer.tax_id, customer.tax_id_type = tax_id, tax_id_type
+        return {exc.field: [exc.message]}
+    customer.tax_id, customer.tax_id_type = checked.tax_id, checked.type
+    customer.tax_id_status, customer.tax_id_checked_at = checked.status, clock.now()
+    return {}
+
+
+def _customer_validate(customer: Customer, *, tax_id_errors: dict[str, list[str]]) -> None:
+    """Refuse the customer with every field error at once: the model's and the tax ID's (a refused
+    tax ID's fields hold the input, so the model's checks of them are skipped)."""
+    try:
+        validate_instance(customer, exclude=list(TAX_ID_FIELDS) if tax_id_errors else None)
+    except ValidationFailed as exc:
+        raise ValidationFailed(exc.message, fields={**exc.fields, **tax_id_errors}) from exc
+    if tax_id_errors:
+        raise ValidationFailed("The tax ID is not valid.", fields=tax_id_errors)
 
 
 @transaction.atomic
@@ -42,10 +74,13 @@ def customer_create(
     postal_code: str = "",
     state: str = "",
     tax_id: str = "",
+    tax_id_type: str = "",
     tax_exempt: bool = False,
     payment_terms_days: int | None = None,
     test_clock: TestClock | None = None,
 ) -> Customer:
+    """A new customer. A tax ID is checked and normalized first; `tax_id_type` empty means the usual
+    kind for the customer's country (an EU VAT number in an EU member state)."""
     customer = Customer(
         test_clock=test_clock,
         name=name,
@@ -58,18 +93,19 @@ def customer_create(
         city=city,
         postal_code=postal_code,
         state=state,
-        tax_id=tax_id,
         tax_exempt=tax_exempt,
         payment_terms_days=payment_terms_days,
     )
-    validate_instance(customer)
+    tax_id_errors = _customer_tax_id_apply(customer, tax_id=tax_id, tax_id_type=tax_id_type)
+    _customer_validate(customer, tax_id_errors=tax_id_errors)
     customer.save()
     return customer
 
 
 @transaction.atomic
 def customer_update(*, customer_id: int, **changes) -> Customer:
-    """Change a customer's details. The billing currency is fixed once the customer exists."""
+    """Change a customer's details. The billing currency is fixed once the customer exists. The tax
+    ID is checked again when it, its kind or the country changes."""
     customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
     if customer is None:
         raise NotFound(f"Customer {customer_id} does not exist.")
@@ -83,9 +119,21 @@ def customer_update(*, customer_id: int, **changes) -> Customer:
         )
     if unknown:
         raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    tax_id_changes = {name: changes.pop(name) for name in ("tax_id", "tax_id_type") if name in changes}
     for name, value in changes.items():
         setattr(customer, name, value)
-    validate_instance(customer)
+    tax_id_errors: dict[str, list[str]] = {}
+    if tax_id_changes or "country" in changes:
+        # The kind stays unless the customer moved where it does not apply (then: the new country's).
+        fits = tax_id_type_fits_country(tax_id_type=customer.tax_id_type, country=str(customer.country))
+        default_type = customer.tax_id_type if fits else ""
+        tax_id_errors = _customer_tax_id_apply(
+            customer,
+            tax_id=tax_id_changes.get("tax_id", customer.tax_id),
+            tax_id_type=tax_id_changes.get("tax_id_type", default_type),
+        )
+        changes.update(dict.fromkeys(TAX_ID_FIELDS))
+    _customer_validate(customer, tax_id_errors=tax_id_errors)
     customer.save(update_fields=[*changes, "updated_at"])
     return customer
 

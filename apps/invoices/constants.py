@@ -75,13 +75,4 @@ class ChangeTiming(models.TextChoices):
     PERIOD_END = "period_end", "At the end of the current period"
 
 
-# EU member states (ISO 3166-1 alpha-2): a business customer here with a tax ID on file, in another
-# member state than the seller's, is billed under the reverse charge.
-EU_COUNTRIES = frozenset(
-    {
-        "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT", "LT",
-        "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
-    }
-)  # fmt: skip
-
 REVERSE_CHARGE_NOTE = "Reverse charge: VAT to be accounted for by the recipient."

@@ -1,8 +1,19 @@
 from django_countries.serializer_fields import CountryField
 from rest_framework import serializers
 
+from apps.accounts.constants import TaxIdType
 from apps.accounts.models import Customer, TestClock
 from apps.core.api.serializers import validate_currency_code
+
+TAX_ID_HELP = (
+    "Checked and normalized: a VAT number (EU, UK, Switzerland, Norway) must pass its format and check-digit "
+    "check and belong to the customer's country (EU numbers are stored with their prefix, e.g. DE123456788, "
+    "EL094259216 for Greece); a refused one is a 400 with a `tax_id` field error. Empty removes it."
+)
+TAX_ID_TYPE_HELP = (
+    "The kind of tax ID (Stripe's names). Empty or left out: the customer's country's VAT number, a US EIN in the "
+    "US, else `other`, which is stored as typed, not checked, and never allows the EU reverse charge."
+)
 
 
 class CustomerOutputSerializer(serializers.ModelSerializer):
@@ -24,6 +35,9 @@ class CustomerOutputSerializer(serializers.ModelSerializer):
             "country",
             "currency",
             "tax_id",
+            "tax_id_type",
+            "tax_id_status",
+            "tax_id_checked_at",
             "tax_exempt",
             "payment_terms_days",
             "test_clock",
@@ -44,7 +58,10 @@ class CustomerCreateInputSerializer(serializers.Serializer):
     state = serializers.CharField(max_length=128, required=False, default="", allow_blank=True)
     country = CountryField(help_text="ISO 3166-1 alpha-2 code.")
     currency = serializers.CharField(max_length=3, help_text="ISO 4217 code; cannot be changed later.")
-    tax_id = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
+    tax_id = serializers.CharField(max_length=64, required=False, default="", allow_blank=True, help_text=TAX_ID_HELP)
+    tax_id_type = serializers.ChoiceField(
+        choices=TaxIdType.choices, required=False, default="", allow_blank=True, help_text=TAX_ID_TYPE_HELP
+    )
     tax_exempt = serializers.BooleanField(required=False, default=False, help_text="Never charged tax.")
     payment_terms_days = serializers.IntegerField(min_value=0, max_value=365, required=False, allow_null=True)
     test_clock = serializers.PrimaryKeyRelatedField(
@@ -70,7 +87,10 @@ class CustomerUpdateInputSerializer(serializers.Serializer):
     state = serializers.CharField(max_length=128, required=False, allow_blank=True)
     country = CountryField(required=False, help_text="ISO 3166-1 alpha-2 code.")
     currency = serializers.CharField(max_length=3, required=False, help_text="Cannot be changed (always refused).")
-    tax_id = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    tax_id = serializers.CharField(max_length=64, required=False, allow_blank=True, help_text=TAX_ID_HELP)
+    tax_id_type = serializers.ChoiceField(
+        choices=TaxIdType.choices, required=False, allow_blank=True, help_text=TAX_ID_TYPE_HELP
+    )
     tax_exempt = serializers.BooleanField(required=False, help_text="Never charged tax.")
     payment_terms_days = serializers.IntegerField(min_value=0, max_value=365, required=False, allow_null=True)
 

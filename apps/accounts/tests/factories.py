@@ -2,6 +2,8 @@ import factory
 from django.contrib.auth import get_user_model
 
 from apps.accounts.models import Customer, CustomerMembership
+from apps.accounts.tax_ids import tax_id_classify
+from apps.core import clock
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -26,6 +28,24 @@ class CustomerFactory(factory.django.DjangoModelFactory):
     postal_code = "SW1A 2AA"
     country = "GB"
     currency = "USD"
+    tax_id = ""
+    tax_id_type = ""
+
+    @classmethod
+    def _adjust_kwargs(cls, **kwargs):
+        # Record a tax ID as the services would: checked and normalized. One that fails its check is
+        # marked "invalid" rather than refused (as if recorded before tax IDs were checked).
+        if kwargs["tax_id"]:
+            checked = tax_id_classify(
+                tax_id=kwargs["tax_id"], country=str(kwargs["country"]), tax_id_type=kwargs["tax_id_type"]
+            )
+            kwargs.update(
+                tax_id=checked.tax_id,
+                tax_id_type=checked.type,
+                tax_id_status=checked.status,
+                tax_id_checked_at=clock.now(),
+            )
+        return kwargs
 
 
 class CustomerMembershipFactory(factory.django.DjangoModelFactory):

@@ -27,9 +27,11 @@ def test_changelist_lists_customers(client, superuser):
     assert "Globex" in content and "cus_globex" in content and customer.email in content
 
 
-@pytest.mark.parametrize("term", ["Globex", "ap@globex.example", "cus_globex", "DE123456789"])
+@pytest.mark.parametrize("term", ["Globex", "ap@globex.example", "cus_globex", "DE812345673"])
 def test_changelist_search(client, superuser, term):
-    customer = CustomerFactory(name="Globex", email="ap@globex.example", external_id="cus_globex", tax_id="DE123456789")
+    customer = CustomerFactory(
+        name="Globex", email="ap@globex.example", external_id="cus_globex", country="DE", tax_id="DE812345673"
+    )
     CustomerFactory(name="Initech")
     client.force_login(superuser)
 
@@ -47,6 +49,17 @@ def test_changelist_filters(client, superuser):
         response = client.get(f"{reverse(CHANGELIST)}?{query}")
         assert response.status_code == 200
         assert list(response.context["cl"].result_list) == [german]
+
+
+def test_changelist_filters_by_tax_id_status(client, superuser):
+    CustomerFactory(country="DE", tax_id="DE812345673")
+    legacy = CustomerFactory(country="DE", tax_id="DE123456789")  # recorded before the checks
+    CustomerFactory()
+    client.force_login(superuser)
+
+    response = client.get(reverse(CHANGELIST), {"tax_id_status__exact": "invalid"})
+
+    assert list(response.context["cl"].result_list) == [legacy]
 
 
 def test_changelist_queries_are_bounded(client, superuser, django_assert_max_num_queries):
@@ -152,3 +165,62 @@ def test_viewer_cannot_change_a_customer(client, make_staff):
     assert client.post(change_url(customer), {"name": "After"}).status_code == 403
     customer.refresh_from_db()
     assert customer.name == "Before"
+
+
+def _add(client, **fields):
+    form_page = client.get(reverse("admin:accounts_customer_add"))
+    data = {"name": "Nordwind", "email": "ap@nordwind.example", "country": "DE", "currency": "EUR", **fields}
+    return client.post(reverse("admin:accounts_customer_add"), change_form_data(form_page, **data))
+
+
+def test_add_customer_with_an_invalid_vat_number_is_an_error_on_the_tax_id_field(client, superuser):
+    client.force_login(superuser)
+
+    response = _add(client, tax_id="DE812345678")
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "tax_id": ["DE812345678 is not a VAT number of Germany: its check digits do not match (a typing error?)."]
+    }
+    assert not Customer.objects.exists()
+
+
+def test_add_customer_with_a_kind_of_tax_id_that_does_not_fit_the_country_is_an_error_on_the_kind(client, superuser):
+    client.force_login(superuser)
+
+    response = _add(client, tax_id="94-3141592", tax_id_type="us_ein")
+
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.errors) == ["tax_id_type"]
+    assert not Customer.objects.exists()
+
+
+def test_add_customer_stores_the_vat_number_normalized_and_shows_it_valid(client, superuser):
+    client.force_login(superuser)
+
+    response = _add(client, tax_id="de 812 345 673")
+
+    assert response.status_code == 302
+    customer = Customer.objects.get()
+    assert (customer.tax_id, customer.tax_id_type, customer.tax_id_status) == ("DE812345673", "eu_vat", "valid")
+    page = client.get(change_url(customer)).content.decode()
+    assert "Valid (format and check digits)" in page
+
+
+def test_changing_to_an_invalid_vat_number_is_a_form_error_and_changes_nothing(client, superuser):
+    customer = CustomerFactory(name="Nordwind", country="DE", currency="EUR", tax_id="DE812345673")
+    client.force_login(superuser)
+    form_page = client.get(change_url(customer))
+    assert "tax_id_status" not in form_page.context["adminform"].form.fields  # read-only
+
+    response = client.post(change_url(customer), change_form_data(form_page, name="Renamed", tax_id="FR11123456782"))
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "tax_id": [
+            "FR11123456782 is not a VAT number of Germany, where the customer is: it should start with DE (or give "
+            "no prefix)."
+        ]
+    }
+    customer.refresh_from_db()
+    assert (customer.name, customer.tax_id, customer.tax_id_status) == ("Nordwind", "DE812345673", "valid")

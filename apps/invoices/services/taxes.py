@@ -6,9 +6,10 @@ from decimal import Decimal
 from django.conf import settings
 from djmoney.money import Money
 
+from apps.accounts.constants import EU_COUNTRIES, TaxIdStatus, TaxIdType
 from apps.accounts.models import Customer
+from apps.accounts.tax_ids import eu_vat_number_is_valid
 
-from ..constants import EU_COUNTRIES
 from ..models import Invoice, InvoiceTax, TaxRate
 from ..pricing import TaxAmount, TaxRateSpec, tax_breakdown
 
@@ -20,10 +21,17 @@ class TaxTreatment:
 
 
 def customer_is_reverse_charged(*, customer: Customer) -> bool:
-    """EU reverse charge: a customer in another EU member state than the seller, with a tax ID on file."""
+    """EU reverse charge: a customer in another EU member state than the seller, with a valid VAT
+    number of that state on file (format and check digits; see apps/accounts/tax_ids.py)."""
     country = str(customer.country.code)
     seller_country = str(settings.SELLER.get("country", "")).upper()
-    return bool(customer.tax_id.strip()) and country in EU_COUNTRIES and country != seller_country
+    return (
+        country in EU_COUNTRIES
+        and country != seller_country
+        and customer.tax_id_type == TaxIdType.EU_VAT
+        and customer.tax_id_status == TaxIdStatus.VALID
+        and eu_vat_number_is_valid(tax_id=customer.tax_id, country=country)
+    )
 
 
 def customer_tax_treatment(*, customer: Customer) -> TaxTreatment:

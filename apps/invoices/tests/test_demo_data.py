@@ -47,6 +47,8 @@ def test_load_demo_data_creates_a_realistic_history_once():
     assert {str(c) for c in Customer.objects.values_list("country", flat=True)} >= {"US", "DE", "FR", "GB", "IE", "NL"}
     assert set(Customer.objects.values_list("currency", flat=True)) == {"USD", "EUR", "GBP"}
     assert Customer.objects.exclude(tax_id="").exists() and Customer.objects.filter(tax_id="").exists()
+    # Every demo tax ID passes its check (so EU business customers abroad show the reverse charge).
+    assert set(Customer.objects.exclude(tax_id="").values_list("tax_id_status", flat=True)) == {"valid"}
     assert 20 <= Subscription.objects.count() <= 40
     history = Subscription.objects.exclude(status="trialing")
     starts = list(history.values_list("started_at", flat=True))
@@ -71,6 +73,8 @@ def test_load_demo_data_creates_a_realistic_history_once():
     assert set(by_status) == {InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.VOID, InvoiceStatus.UNCOLLECTIBLE}
     assert len(by_status[InvoiceStatus.VOID]) == 1 and len(by_status[InvoiceStatus.UNCOLLECTIBLE]) == 1
     assert len(by_status[InvoiceStatus.PAID]) > len(invoices) / 2
+    reverse_charged = {str(invoice.customer.country) for invoice in invoices if invoice.reverse_charge}
+    assert reverse_charged == {"DE", "FR", "NL", "ES", "BE"}  # the seller is in IE
     assert f"{len(invoices)} (" in output and "paid" in output and "void" in output
 
     # Historical issue dates; old bills mostly paid (by bank transfer, after issue), recent ones open.

@@ -24,7 +24,7 @@ VALID_INPUT = {
     "state": "OR",
     "country": "US",
     "currency": "USD",
-    "tax_id": "US-123",
+    "tax_id": "12-3456789",
     "payment_terms_days": 30,
 }
 
@@ -49,7 +49,10 @@ def test_create_customer_returns_the_customer(api_client, superuser):
         "state": "OR",
         "country": "US",
         "currency": "USD",
-        "tax_id": "US-123",
+        "tax_id": "12-3456789",
+        "tax_id_type": "us_ein",
+        "tax_id_status": "valid",
+        "tax_id_checked_at": body["tax_id_checked_at"],
         "tax_exempt": False,
         "payment_terms_days": 30,
         "test_clock": None,
@@ -57,6 +60,7 @@ def test_create_customer_returns_the_customer(api_client, superuser):
         "updated_at": body["updated_at"],
     }
     assert customer.currency == "USD" and customer.country.code == "US"
+    assert body["tax_id_checked_at"] is not None
 
 
 @pytest.mark.parametrize(
@@ -68,6 +72,9 @@ def test_create_customer_returns_the_customer(api_client, superuser):
         ({"email": "not-an-email"}, "email"),
         ({"name": ""}, "name"),
         ({"payment_terms_days": -1}, "payment_terms_days"),
+        ({"tax_id": "US-123"}, "tax_id"),
+        ({"tax_id_type": "de_stnr"}, "tax_id_type"),
+        ({"tax_id_type": "eu_vat"}, "tax_id_type"),
     ],
 )
 def test_create_customer_with_bad_input_is_refused_and_writes_nothing(api_client, superuser, changes, field):
@@ -81,6 +88,73 @@ def test_create_customer_with_bad_input_is_refused_and_writes_nothing(api_client
     assert set(body) == {"code", "message", "fields"}
     assert field in body["fields"]
     assert Customer.objects.count() == 0
+
+
+EU_INPUT = {**VALID_INPUT, "country": "DE", "currency": "EUR", "state": "", "postal_code": "20457"}
+
+
+def test_create_customer_with_an_invalid_vat_number_is_a_field_error_and_writes_nothing(api_client, superuser):
+    api_client.force_authenticate(superuser)
+
+    response = api_client.post(LIST_URL, {**EU_INPUT, "tax_id": "DE812345678"})
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "invalid",
+        "message": "The tax ID is not valid.",
+        "fields": {
+            "tax_id": ["DE812345678 is not a VAT number of Germany: its check digits do not match (a typing error?)."]
+        },
+    }
+    assert Customer.objects.count() == 0
+
+
+def test_create_customer_stores_the_vat_number_normalized_and_valid(api_client, superuser):
+    api_client.force_authenticate(superuser)
+
+    response = api_client.post(LIST_URL, {**EU_INPUT, "country": "GR", "tax_id": "gr 094 259 216"})
+
+    assert response.status_code == 201, response.data
+    body = response.json()
+    assert (body["tax_id"], body["tax_id_type"], body["tax_id_status"]) == ("EL094259216", "eu_vat", "valid")
+    customer = Customer.objects.get()
+    assert (customer.tax_id, customer.tax_id_status) == ("EL094259216", "valid")
+
+
+def test_create_customer_with_a_tax_id_of_the_kind_other_keeps_it_unverified(api_client, superuser):
+    api_client.force_authenticate(superuser)
+
+    response = api_client.post(LIST_URL, {**VALID_INPUT, "tax_id": "EIN 94-3141592", "tax_id_type": "other"})
+
+    assert response.status_code == 201, response.data
+    body = response.json()
+    assert (body["tax_id"], body["tax_id_type"], body["tax_id_status"]) == ("EIN 94-3141592", "other", "unverified")
+
+
+def test_partial_update_with_an_invalid_vat_number_is_a_field_error_and_writes_nothing(api_client, superuser):
+    customer = CustomerFactory(name="Nordwind", country="DE", currency="EUR", tax_id="DE812345673")
+    api_client.force_authenticate(superuser)
+
+    response = api_client.patch(detail_url(customer.pk), {"tax_id": "DE 812 345 678", "name": "Changed"})
+
+    assert response.status_code == 400
+    assert response.json()["fields"] == {
+        "tax_id": ["DE 812 345 678 is not a VAT number of Germany: its check digits do not match (a typing error?)."]
+    }
+    customer.refresh_from_db()
+    assert (customer.name, customer.tax_id, customer.tax_id_status) == ("Nordwind", "DE812345673", "valid")
+
+
+def test_partial_update_moving_the_customer_checks_its_vat_number_against_the_new_country(api_client, superuser):
+    customer = CustomerFactory(country="DE", currency="EUR", tax_id="DE812345673")
+    api_client.force_authenticate(superuser)
+
+    refused = api_client.patch(detail_url(customer.pk), {"country": "FR"})
+    moved = api_client.patch(detail_url(customer.pk), {"country": "FR", "tax_id": "FR11123456782"})
+
+    assert refused.status_code == 400 and list(refused.json()["fields"]) == ["tax_id"]
+    assert moved.status_code == 200, moved.data
+    assert (moved.json()["country"], moved.json()["tax_id"]) == ("FR", "FR11123456782")
 
 
 def test_create_customer_with_a_taken_external_id_is_refused(api_client, superuser):
@@ -111,7 +185,7 @@ def test_list_customers_is_paginated(api_client, superuser):
 def test_list_customers_filters_searches_and_orders(api_client, superuser):
     alpha = CustomerFactory(name="Alpha", country="DE", currency="EUR", external_id="a-1", email="x@alpha.example")
     beta = CustomerFactory(name="Beta", country="GB", currency="USD", external_id="b-1")
-    gamma = CustomerFactory(name="Gamma", country="DE", currency="USD", external_id="g-1")
+    gamma = CustomerFactory(name="Gamma", country="DE", currency="USD", external_id="g-1", tax_id="DE123456789")
     api_client.force_authenticate(superuser)
 
     def ids(params):
@@ -126,6 +200,7 @@ def test_list_customers_filters_searches_and_orders(api_client, superuser):
     assert ids({"search": "alpha.example"}) == [alpha.pk]
     assert ids({"search": "g-1"}) == [gamma.pk]
     assert ids({"ordering": "-name"}) == [gamma.pk, beta.pk, alpha.pk]
+    assert ids({"tax_id_status": "invalid"}) == [gamma.pk]  # recorded before tax IDs were checked
 
 
 def test_list_customers_runs_a_bounded_number_of_queries(api_client, superuser, django_assert_max_num_queries):

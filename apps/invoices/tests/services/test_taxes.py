@@ -7,6 +7,7 @@ from django.template.loader import render_to_string
 from django.test import override_settings
 from djmoney.money import Money
 
+from apps.accounts.models import Customer
 from apps.accounts.tests.factories import CustomerFactory
 from apps.catalog.services import coupon_redeem
 from apps.catalog.tests.factories import CouponFactory, PlanFactory
@@ -109,7 +110,7 @@ def test_an_exempt_customer_pays_no_tax():
 def test_an_eu_business_in_another_member_state_is_reverse_charged_and_the_bill_says_so():
     TaxRate.objects.create(name="VAT", percentage=Decimal("19"), country="DE")
 
-    invoice = _bill(price="190.00", country="DE", tax_id="DE123456789")
+    invoice = _bill(price="190.00", country="DE", tax_id="DE812345673")
     invoice = invoice_finalize(invoice_id=invoice.pk, now=utc(2026, 5, 1, 2))
 
     assert _taxes(invoice) == []
@@ -122,13 +123,54 @@ def test_an_eu_business_in_another_member_state_is_reverse_charged_and_the_bill_
 def test_no_reverse_charge_in_the_sellers_own_country_nor_without_a_tax_id():
     TaxRate.objects.create(name="VAT", percentage=Decimal("19"), country="DE")
 
-    same_country = customer_tax_treatment(customer=CustomerFactory(country="DE", tax_id="DE123456789"))
+    same_country = customer_tax_treatment(customer=CustomerFactory(country="DE", tax_id="DE812345673"))
     no_tax_id = customer_tax_treatment(customer=CustomerFactory(country="FR", tax_id=""))
     outside_eu = customer_tax_treatment(customer=CustomerFactory(country="US", tax_id="12-3456789"))
 
     assert same_country.rate is not None and same_country.reverse_charge is False
     assert (no_tax_id.rate, no_tax_id.reverse_charge) == (None, False)
     assert (outside_eu.rate, outside_eu.reverse_charge) == (None, False)
+
+
+@override_settings(SELLER={"name": "Acme", "country": "IE"})
+@pytest.mark.parametrize(
+    ("country", "tax_id"),
+    [
+        ("DE", "DE812345673"),
+        ("FR", "FR11123456782"),
+        ("NL", "NL812345678B01"),
+        ("BE", "BE0123456749"),
+        ("GR", "EL094259216"),
+        ("ES", "ESB12345674"),
+    ],
+)
+def test_the_reverse_charge_applies_with_a_valid_vat_number_of_the_customers_member_state(country, tax_id):
+    treatment = customer_tax_treatment(customer=CustomerFactory(country=country, tax_id=tax_id))
+
+    assert (treatment.rate, treatment.reverse_charge) == (None, True)
+
+
+@override_settings(SELLER={"name": "Acme", "country": "IE"})
+def test_no_reverse_charge_without_a_valid_vat_number_the_customer_pays_the_vat():
+    TaxRate.objects.create(name="VAT", percentage=Decimal("19"), country="DE")
+    # Recorded before tax IDs were checked: the check digit is wrong (the migration marks it invalid).
+    legacy = CustomerFactory(country="DE", tax_id="DE123456789")
+    # A tax ID of another kind is never checked, so never enough for the reverse charge.
+    other_kind = CustomerFactory(country="DE", tax_id="21/815/08150", tax_id_type="other")
+    # Marked valid, but not a VAT number of the customer's (new) country: moved without the services.
+    moved = CustomerFactory(country="DE", tax_id="DE812345673")
+    Customer.objects.filter(pk=moved.pk).update(country="FR")
+    moved.refresh_from_db()
+
+    assert (legacy.tax_id_status, other_kind.tax_id_status, moved.tax_id_status) == ("invalid", "unverified", "valid")
+    for customer in (legacy, other_kind):
+        treatment = customer_tax_treatment(customer=customer)
+        assert treatment.reverse_charge is False and treatment.rate is not None
+    assert customer_tax_treatment(customer=moved).reverse_charge is False
+
+    invoice = _bill(price="190.00", country="DE", tax_id="DE123456789")
+    assert invoice.reverse_charge is False
+    assert _taxes(invoice) == [("VAT", Decimal("19"), False, Decimal("190.00"), Decimal("36.10"))]
 
 
 def test_a_discount_lowers_the_taxable_base():

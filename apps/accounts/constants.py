@@ -1,0 +1,28 @@
+from django.db import models
+
+# The member states of the European Union (ISO 3166-1 codes), for the EU VAT rules.
+EU_COUNTRIES = frozenset(
+    {
+        "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT", "LT",
+        "LU", "LV", "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+    }
+)  # fmt: skip
+
+
+class TaxIdType(models.TextChoices):
+    """Kinds of customer tax IDs (named like Stripe's customer tax ID types)."""
+
+    EU_VAT = "eu_vat", "EU VAT number"
+    GB_VAT = "gb_vat", "UK VAT number"
+    CH_VAT = "ch_vat", "Swiss VAT number"
+    NO_VAT = "no_vat", "Norwegian VAT number"
+    US_EIN = "us_ein", "US Employer Identification Number"
+    OTHER = "other", "Other (not checked)"
+
+
+class TaxIdStatus(models.TextChoices):
+    """What we know about a customer's tax ID. Only a valid EU VAT number allows the reverse charge."""
+
+    VALID = "valid", "Valid (format and check digits)"
+    UNVERIFIED = "unverified", "Not verified (no check for this kind of ID)"
+    INVALID = "invalid", "Invalid (recorded before tax IDs were checked; fix it)"
