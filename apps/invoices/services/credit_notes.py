@@ -228,8 +228,9 @@ def _requested_lines(
                 continue
             quantity_left = line.quantity - quantity_before
             if request.quantity > quantity_left:
+                left_text = format_quantity(max(quantity_left, Decimal(0)))
                 errors.setdefault(f"{prefix}.quantity", []).append(
-                    f"At most {format_quantity(max(quantity_left, Decimal(0)))} unit(s) are left to credit on this line."
+                    f"At most {left_text} unit(s) are left to credit on this line."
                 )
                 continue
             quantity = request.quantity
