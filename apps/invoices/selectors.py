@@ -5,6 +5,7 @@ from djmoney.money import Money
 
 from apps.accounts.models import Customer
 
+from .constants import CREDITABLE_STATUSES, UNPAID_STATUSES, CreditNoteStatus
 from .models import BillingRun, CreditNote, Invoice, InvoiceItem
 
 
@@ -42,3 +43,25 @@ def customer_balance(*, customer: Customer) -> Money:
         amount_currency=customer.currency,
     ).aggregate(total=Sum("amount"))["total"]
     return Money(-(waiting or Decimal(0)), customer.currency)
+
+
+def _credited(invoice: Invoice) -> dict[str, Decimal]:
+    totals = CreditNote.objects.filter(invoice=invoice, status=CreditNoteStatus.ISSUED).aggregate(
+        total=Sum("total"), amount_due_reduction=Sum("amount_due_reduction")
+    )
+    return {name: value or Decimal(0) for name, value in totals.items()}
+
+
+def invoice_amount_due(invoice: Invoice) -> Decimal:
+    """What the customer still owes on the invoice: its total less what credit notes took off it while
+    it was unpaid; nothing once it is paid or void, or while it is a draft."""
+    if invoice.status not in UNPAID_STATUSES:
+        return Decimal(0)
+    return invoice.total.amount - _credited(invoice)["amount_due_reduction"]
+
+
+def invoice_creditable_amount(invoice: Invoice) -> Decimal:
+    """What credit notes may still credit of the invoice (nothing for drafts and void invoices)."""
+    if invoice.status not in CREDITABLE_STATUSES:
+        return Decimal(0)
+    return invoice.total.amount - _credited(invoice)["total"]

@@ -206,6 +206,9 @@ SPECTACULAR_SETTINGS = {
         "ChargeKindEnum": "apps.catalog.constants.ChargeKind",
         "InvoiceLineKindEnum": "apps.invoices.constants.InvoiceLineKind",
         "PriceModelEnum": "apps.catalog.constants.PriceModelChoice",
+        "CreditNoteStatusEnum": "apps.invoices.constants.CreditNoteStatus",
+        "CreditNoteLineKindEnum": "apps.invoices.constants.CreditNoteLineKind",
+        "CreditNoteReasonEnum": "apps.invoices.constants.CreditNoteReason",
     },
 }
 

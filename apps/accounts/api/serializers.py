@@ -2,7 +2,7 @@ from django_countries.serializer_fields import CountryField
 from rest_framework import serializers
 
 from apps.accounts.models import Customer, TestClock
-from apps.core.api.serializers import validate_currency_code
+from apps.core.api.serializers import MoneyOutputSerializer, validate_currency_code
 
 
 class CustomerOutputSerializer(serializers.ModelSerializer):
@@ -31,6 +31,14 @@ class CustomerOutputSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+
+class CustomerBalanceOutputSerializer(serializers.Serializer):
+    customer = serializers.IntegerField()
+    credit_balance = MoneyOutputSerializer(
+        help_text="Credits waiting to be taken off the customer's next invoices (credit notes credited to the "
+        "balance, unused time of canceled subscriptions), never taking an invoice below zero."
+    )
 
 
 class CustomerCreateInputSerializer(serializers.Serializer):

@@ -140,21 +140,6 @@ def _credited_so_far(invoice: Invoice) -> _Credited:
     return credited
 
 
-def invoice_amount_due(invoice: Invoice) -> Decimal:
-    """What the customer still owes on the invoice: its total less what credit notes took off it while
-    it was unpaid; nothing once it is paid or void, or while it is a draft."""
-    if invoice.status not in UNPAID_STATUSES:
-        return Decimal(0)
-    return invoice.total.amount - _credited_so_far(invoice).amount_due_reduction
-
-
-def invoice_creditable_amount(invoice: Invoice) -> Decimal:
-    """What credit notes may still credit of the invoice (0 for drafts and void invoices)."""
-    if invoice.status not in CREDITABLE_STATUSES:
-        return Decimal(0)
-    return invoice.total.amount - _credited_so_far(invoice).total
-
-
 def _ensure_creditable(invoice: Invoice) -> None:
     if invoice.status == InvoiceStatus.DRAFT:
         raise InvalidTransition(

@@ -17,7 +17,7 @@ from apps.invoices.constants import (
     InvoiceStatus,
 )
 from apps.invoices.models import CreditNote, CreditNoteLine, Invoice, InvoiceItem, InvoiceNumberSequence, TaxRate
-from apps.invoices.selectors import customer_balance
+from apps.invoices.selectors import customer_balance, invoice_amount_due, invoice_creditable_amount
 from apps.invoices.services import (
     CreditNoteLineRequest,
     credit_note_issue,
@@ -26,7 +26,6 @@ from apps.invoices.services import (
     invoice_mark_paid,
     invoice_void,
 )
-from apps.invoices.services.credit_notes import invoice_amount_due, invoice_creditable_amount
 from apps.invoices.tests.factories import make_draft_invoice, make_manual_invoice, make_open_invoice
 from apps.subscriptions.periods import utc
 from apps.subscriptions.tests.factories import make_subscription
