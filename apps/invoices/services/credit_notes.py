@@ -130,8 +130,8 @@ def _credited_so_far(invoice: Invoice) -> _Credited:
         if row["invoice_line_id"] is not None:
             credited.by_line[row["invoice_line_id"]] = row["amount"]
             credited.quantity_by_line[row["invoice_line_id"]] = row["quantity"] or Decimal(0)
-    for row in CreditNoteTax.objects.filter(issued).values("invoice_tax_id").annotate(amount=Sum("tax_amount")):
-        credited.tax_by_invoice_tax[row["invoice_tax_id"]] = row["amount"]
+    for tax in CreditNoteTax.objects.filter(issued).values("invoice_tax_id").annotate(amount=Sum("tax_amount")):
+        credited.tax_by_invoice_tax[tax["invoice_tax_id"]] = tax["amount"]
     totals = CreditNote.objects.filter(invoice=invoice, status=CreditNoteStatus.ISSUED).aggregate(
         total=Sum("total"), amount_due_reduction=Sum("amount_due_reduction")
     )
@@ -208,6 +208,7 @@ def _requested_lines(
             errors.setdefault(f"{prefix}.invoice_line", []).append("This line has already been credited in full.")
             continue
         quantity: Decimal | None = None
+        explanation: tuple[str, ...]
         if request.quantity is not None:
             if not _positive(request.quantity, currency, errors, f"{prefix}.quantity"):
                 continue
@@ -624,7 +625,7 @@ def credit_note_void(
     credit_note.status = CreditNoteStatus.VOID
     credit_note.voided_at = now
     credit_note.save(update_fields=["status", "voided_at", "updated_at"])
-    if credit_note.balance_item is not None:
+    if credit_note.balance_item_id is not None:
         InvoiceItem.objects.filter(pk=credit_note.balance_item_id).delete()  # the link is set to null
     invoice_event_record(
         invoice=invoice, type=InvoiceEventType.CREDIT_NOTE_VOIDED, actor=actor, occurred_at=now,
