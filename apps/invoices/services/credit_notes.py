@@ -240,13 +240,26 @@ def _requested_lines(
             explanation = (f"{format_price(amount, currency)} of {format_price(line.amount.amount, currency)}",)
         else:
             amount = left
-            quantity = line.quantity - quantity_before if quantity_before < line.quantity else None
+            quantity = _quantity_left(line, credited, currency)
             explanation = ("All that was left of the line",) if amount_before else ()
         if amount <= 0:
             errors.setdefault(prefix, []).append("This comes to nothing to credit.")
             continue
         drafts.append(_line_draft(line, amount=amount, quantity=quantity, explanation=explanation))
     return drafts
+
+
+def _quantity_left(line: InvoiceLine, credited: _Credited, currency: str) -> Decimal | None:
+    """The units left on a line when all its earlier credits were by quantity (None when some were
+    plain amounts: what is left is then an amount, not a number of units)."""
+    quantity_before = credited.quantity_by_line.get(line.pk, Decimal(0))
+    amount_before = credited.by_line.get(line.pk, Decimal(0))
+    by_quantity = (
+        credit_share(credited=quantity_before, whole=line.quantity, share=line.amount.amount, currency=currency)
+        == amount_before
+    )
+    left = line.quantity - quantity_before
+    return left if by_quantity and left > 0 else None
 
 
 def _line_draft(
@@ -268,8 +281,9 @@ def _full_lines(*, lines: list[InvoiceLine], credited: _Credited) -> list[Credit
         left = line.amount.amount - credited.by_line.get(line.pk, Decimal(0))
         if left <= 0:
             continue
-        quantity_left = line.quantity - credited.quantity_by_line.get(line.pk, Decimal(0))
-        drafts.append(_line_draft(line, amount=left, quantity=quantity_left if quantity_left > 0 else None))
+        drafts.append(
+            _line_draft(line, amount=left, quantity=_quantity_left(line, credited, str(line.amount.currency)))
+        )
     earlier_amounts = credited.kind(CreditNoteLineKind.ADJUSTMENT)
     if earlier_amounts > 0 and drafts:
         drafts.append(

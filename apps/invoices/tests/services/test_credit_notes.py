@@ -475,3 +475,17 @@ def test_the_database_refuses_changes_to_an_issued_credit_note():
             statement()
     note.refresh_from_db()
     assert (note.number, note.total) == ("CN-2026-000001", Money("119.00", "EUR"))
+
+
+def test_the_rest_of_a_line_credited_earlier_by_amount_is_an_amount_not_units():
+    invoice = make_manual_invoice(lines=[("Seats", "4", "100.00")])
+    line = invoice.lines.get()
+    credit_note_issue(
+        invoice_id=invoice.pk, reason="other", lines=[CreditNoteLineRequest(line.pk, amount=Decimal("10.00"))], now=NOW
+    )
+
+    rest = credit_note_preview(invoice_id=invoice.pk, lines=[CreditNoteLineRequest(line.pk)])
+    everything = credit_note_preview(invoice_id=invoice.pk, full=True)
+
+    assert [(draft.quantity, draft.amount) for draft in rest.lines] == [(None, Decimal("90.00"))]
+    assert [(draft.quantity, draft.amount) for draft in everything.lines] == [(None, Decimal("90.00"))]
