@@ -25,6 +25,7 @@ from apps.invoices.services import (
     credit_note_void,
     invoice_mark_paid,
     invoice_void,
+    subscription_upcoming_invoice,
 )
 from apps.invoices.tests.factories import make_draft_invoice, make_manual_invoice, make_open_invoice
 from apps.subscriptions.periods import utc
@@ -489,3 +490,21 @@ def test_the_rest_of_a_line_credited_earlier_by_amount_is_an_amount_not_units():
 
     assert [(draft.quantity, draft.amount) for draft in rest.lines] == [(None, Decimal("90.00"))]
     assert [(draft.quantity, draft.amount) for draft in everything.lines] == [(None, Decimal("90.00"))]
+
+
+def test_the_upcoming_invoice_shows_the_balance_credit_taken_after_tax():
+    customer = _german_customer()
+    paid = _paid(make_manual_invoice(customer=customer, lines=[("Setup", "1", "20.00")]))
+    credit_note_issue(invoice_id=paid.pk, reason="other", full=True, now=NOW)  # 23.80 to the balance
+    plan = PlanFactory(prices=[Money("49.00", "EUR")])
+    subscription = make_subscription(customer=customer, plan=plan, started_at=utc(2026, 3, 1))
+    make_open_invoice(subscription=subscription)  # the first period takes all of the credit
+    paid_again = _paid(make_manual_invoice(customer=customer, lines=[("Setup", "1", "10.00")]))
+    credit_note_issue(invoice_id=paid_again.pk, reason="other", full=True, now=NOW)  # 11.90 waiting
+
+    upcoming = subscription_upcoming_invoice(subscription_id=subscription.pk, now=utc(2026, 3, 10))
+
+    assert [(line.kind, line.amount) for line in upcoming.lines][-1] == (InvoiceLineKind.CREDIT_NOTE, Decimal("-11.90"))
+    assert (upcoming.subtotal, upcoming.tax_total, upcoming.total) == (
+        Decimal("37.10"), Decimal("9.31"), Decimal("46.41")
+    )  # fmt: skip
