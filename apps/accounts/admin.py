@@ -8,9 +8,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from apps.catalog.pricing import format_price
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
 from apps.core.errors import ApplicationError
 from apps.invoices.admin_inlines import InvoiceSummaryInline
+from apps.invoices.selectors import customer_balance
 from apps.invoices.services.test_clocks import test_clock_advance
 from apps.subscriptions.models import Subscription
 from apps.usage.reports import usage_daily
@@ -130,12 +132,14 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
             reverse("admin:subscriptions_subscription_changelist") + f"?customer__id__exact={customer.pk}"
         )
         invoices_url = reverse("admin:invoices_invoice_changelist") + f"?customer__id__exact={customer.pk}"
+        balance = customer_balance(customer=customer)
         return format_html(
-            '<a href="{}">{} subscription(s)</a> · <a href="{}">{} invoice(s)</a>',
+            '<a href="{}">{} subscription(s)</a> · <a href="{}">{} invoice(s)</a> · credit balance {}',
             subscriptions_url,
             counts["subscriptions"],
             invoices_url,
             counts["invoices"],
+            format_price(balance.amount, customer.currency),
         )
 
     def save_model(self, request, obj, form, change):

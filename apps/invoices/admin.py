@@ -26,8 +26,24 @@ from django.utils.safestring import mark_safe
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
 from apps.core.errors import ApplicationError
 
+from .admin_credit_notes import (
+    ISSUE_PERMISSION,
+    CreditNoteAdmin,
+    InvoiceCreditNoteInline,
+    credit_note_is_offered_for,
+    invoice_credit_note_view,
+)
 from .constants import BillingRunStatus, InvoiceStatus
-from .models import BillingRun, Invoice, InvoiceEvent, InvoiceLine, InvoiceNumberSequence, InvoiceTax, TaxRate
+from .models import (
+    BillingRun,
+    CreditNote,
+    Invoice,
+    InvoiceEvent,
+    InvoiceLine,
+    InvoiceNumberSequence,
+    InvoiceTax,
+    TaxRate,
+)
 from .services import (
     bill_due_subscriptions,
     invoice_finalize,
@@ -269,7 +285,7 @@ class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
     draft_editable_fields = ("memo", "due_on")
-    inlines = [InvoiceLineInline, InvoiceTaxInline, InvoiceEventInline]
+    inlines = [InvoiceLineInline, InvoiceTaxInline, InvoiceCreditNoteInline, InvoiceEventInline]
 
     # --- permissions ---
 
@@ -336,7 +352,12 @@ class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
             if operation.is_offered_for(invoice) and self.has_operation_permission(request, operation)
         ]
         pdf_url = reverse("admin:invoices_invoice_pdf", args=[invoice.pk]) if invoice.pdf else None
-        return {"invoice_operations": operations, "invoice_pdf_url": pdf_url}
+        credit_note_url = (
+            reverse("admin:invoices_invoice_credit_note", args=[invoice.pk])
+            if request.user.has_perm(ISSUE_PERMISSION) and credit_note_is_offered_for(invoice)
+            else None
+        )
+        return {"invoice_operations": operations, "invoice_pdf_url": pdf_url, "credit_note_url": credit_note_url}
 
     # --- display ---
 
@@ -384,6 +405,11 @@ class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
         view = self.admin_site.admin_view
         custom = [
             path("<path:object_id>/pdf/", view(self.pdf_view), name="invoices_invoice_pdf"),
+            path(
+                "<path:object_id>/credit-note/",
+                view(lambda request, object_id: invoice_credit_note_view(self, request, object_id)),
+                name="invoices_invoice_credit_note",
+            ),
         ]
         custom += [
             path(
@@ -651,6 +677,9 @@ class BillingRunAdmin(ReadOnlyAdmin):
         else:
             messages.success(request, summary)
         return redirect("admin:invoices_billingrun_change", run.pk)
+
+
+admin.site.register(CreditNote, CreditNoteAdmin)
 
 
 @admin.register(InvoiceNumberSequence)

@@ -31,6 +31,10 @@ class InvoiceEventType(models.TextChoices):
     MARKED_UNCOLLECTIBLE = "marked_uncollectible", "Marked uncollectible"
     PDF_RENDERED = "pdf_rendered", "PDF rendered"
     PDF_FAILED = "pdf_failed", "PDF rendering failed"
+    CREDIT_NOTE_ISSUED = "credit_note_issued", "Credit note issued"
+    CREDIT_NOTE_VOIDED = "credit_note_voided", "Credit note voided"
+    CREDIT_NOTE_PDF_RENDERED = "credit_note_pdf_rendered", "Credit note PDF rendered"
+    CREDIT_NOTE_PDF_FAILED = "credit_note_pdf_failed", "Credit note PDF rendering failed"
 
 
 class BillingRunStatus(models.TextChoices):
@@ -56,6 +60,8 @@ class InvoiceLineKind(models.TextChoices):
     PRORATION = "proration", "Proration"
     DISCOUNT = "discount", "Discount"
     MANUAL = "manual", "Manual"
+    # A credit from a credit note, taken off a later invoice after tax (it already carries its tax).
+    CREDIT_NOTE = "credit_note", "Credit from a credit note"
 
 
 class BillingReason(models.TextChoices):
@@ -76,3 +82,31 @@ class ChangeTiming(models.TextChoices):
 
 
 REVERSE_CHARGE_NOTE = "Reverse charge: VAT to be accounted for by the recipient."
+
+
+# --- Credit notes ------------------------------------------------------------------------------------
+
+
+class CreditNoteStatus(models.TextChoices):
+    ISSUED = "issued", "Issued"
+    VOID = "void", "Void"
+
+
+class CreditNoteReason(models.TextChoices):
+    DUPLICATE = "duplicate", "Duplicate charge"
+    PRODUCT_UNSATISFACTORY = "product_unsatisfactory", "Product unsatisfactory"
+    ORDER_CHANGE = "order_change", "Order change"
+    OTHER = "other", "Other"
+
+
+class CreditNoteLineKind(models.TextChoices):
+    INVOICE_LINE = "invoice_line", "Invoice line"
+    ADJUSTMENT = "adjustment", "Amount"
+    DISCOUNT_SHARE = "discount_share", "Share of the invoice's discounts"
+    BALANCE_SHARE = "balance_share", "Share of the balance applied on the invoice"
+
+
+# Statuses of an invoice a credit note may be issued for (never a draft, never a void invoice).
+CREDITABLE_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE)
+# Unpaid statuses: a credit note reduces the amount due instead of being refunded or credited.
+UNPAID_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)

@@ -1,7 +1,11 @@
+from decimal import Decimal
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Abs
+from django.db.models.lookups import LessThan
 from django_countries.fields import CountryField
 from djmoney.models.fields import MoneyField
 
@@ -15,6 +19,9 @@ from .constants import (
     BillingReason,
     BillingRunStatus,
     BillingRunTrigger,
+    CreditNoteLineKind,
+    CreditNoteReason,
+    CreditNoteStatus,
     InvoiceEventType,
     InvoiceLineKind,
     InvoiceStatus,
@@ -341,3 +348,144 @@ class BillingRun(models.Model):
         if not self.due_count:
             return 100 if self.finished_at else 0
         return min(100, self.processed_count * 100 // self.due_count)
+
+# Half of the columns' last decimal: sums compare exactly on PostgreSQL (NUMERIC) and still hold on
+# SQLite, which adds decimals as binary floats (33.34 + 6.34 ≠ 39.68 there).
+_SUM_TOLERANCE = Value(Decimal("0.00005"))
+
+
+def _equals(left, right) -> LessThan:
+    return LessThan(Abs(left - right), _SUM_TOLERANCE)
+
+
+def credit_note_pdf_path(credit_note: "CreditNote", filename: str) -> str:
+    return f"credit_notes/{credit_note.issued_at:%Y/%m}/{credit_note.number}.pdf"
+
+
+class CreditNote(TimeStampedModel):
+    """The one way to correct an issued invoice: it credits some or all of the invoice (lines, taxes)
+    without changing it, and says how the credit is settled. Frozen once issued (database triggers),
+    like the invoice; only its status (void), its PDF (once) and its balance-credit link change."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="credit_notes")
+    number = models.CharField(max_length=64, editable=False)
+    status = models.CharField(max_length=16, choices=CreditNoteStatus.choices, default=CreditNoteStatus.ISSUED)
+    reason = models.CharField(max_length=32, choices=CreditNoteReason.choices)
+    memo = models.TextField(blank=True, help_text="Printed on the credit note.")
+    subtotal = _money()
+    tax_total = _money(help_text="Tax credited on top of the lines (exclusive rates only).")
+    total = _money(help_text="Everything credited: subtotal plus tax.")
+    # How the total is settled: the three parts add up to the total.
+    amount_due_reduction = _money(help_text="Taken off what is still due on the (unpaid) invoice.")
+    credit_to_balance = _money(help_text="Credited to the customer's balance, taken off their next invoices.")
+    refund_amount = _money(help_text="Paid back to the customer (recorded here; paid outside the product).")
+    refund_reference = models.CharField(max_length=255, blank=True, help_text="E.g. the bank transfer reference.")
+    balance_item = models.OneToOneField(
+        InvoiceItem,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="credit_note",
+        help_text="The customer credit this note created, while some of it is waiting.",
+    )
+    reverse_charge = models.BooleanField(default=False)
+    issued_at = models.DateTimeField()
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
+    voided_at = models.DateTimeField(null=True, blank=True)
+    seller_details = models.JSONField(default=dict, blank=True, editable=False)
+    customer_details = models.JSONField(default=dict, blank=True, editable=False)
+    pdf = models.FileField("PDF", upload_to=credit_note_pdf_path, blank=True, editable=False)
+    pdf_sha256 = models.CharField("PDF SHA-256", max_length=64, blank=True, editable=False)
+    pdf_rendered_at = models.DateTimeField("PDF rendered at", null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["number"], name="credit_note_number_unique"),
+            models.CheckConstraint(
+                condition=_equals(F("total"), F("subtotal") + F("tax_total")), name="credit_note_total_is_sum"
+            ),
+            models.CheckConstraint(
+                condition=_equals(F("total"), F("amount_due_reduction") + F("credit_to_balance") + F("refund_amount")),
+                name="credit_note_settled_in_full",
+            ),
+            models.CheckConstraint(
+                condition=Q(total__gt=0)
+                & Q(amount_due_reduction__gte=0)
+                & Q(credit_to_balance__gte=0)
+                & Q(refund_amount__gte=0),
+                name="credit_note_amounts_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(subtotal_currency=F("total_currency"))
+                & Q(tax_total_currency=F("total_currency"))
+                & Q(amount_due_reduction_currency=F("total_currency"))
+                & Q(credit_to_balance_currency=F("total_currency"))
+                & Q(refund_amount_currency=F("total_currency")),
+                name="credit_note_single_currency",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "-issued_at"], name="credit_note_customer_idx"),
+            models.Index(fields=["issued_at"], name="credit_note_issued_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def currency(self) -> str:
+        return str(self.total.currency)
+
+
+class CreditNoteLine(models.Model):
+    """What a credit note credits: (part of) an invoice line, a plain amount, or the share of the
+    invoice's discounts (or balance applied) that goes with the lines credited."""
+
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField(default=0)
+    kind = models.CharField(max_length=16, choices=CreditNoteLineKind.choices)
+    invoice_line = models.ForeignKey(
+        InvoiceLine, on_delete=models.PROTECT, null=True, blank=True, related_name="credit_note_lines"
+    )
+    description = models.CharField(max_length=500)
+    quantity = models.DecimalField(
+        max_digits=19, decimal_places=6, null=True, blank=True, help_text="Units credited, when credited by quantity."
+    )
+    amount = _money()
+    explanation = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["credit_note", "position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(kind=CreditNoteLineKind.INVOICE_LINE) | Q(invoice_line__isnull=False),
+                name="credit_note_line_has_invoice_line",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class CreditNoteTax(models.Model):
+    """One rate's tax credited, with the invoice's snapshot of the rate (name, percentage)."""
+
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="taxes")
+    invoice_tax = models.ForeignKey(InvoiceTax, on_delete=models.PROTECT, related_name="credit_note_taxes")
+    name = models.CharField(max_length=128)
+    percentage = models.DecimalField(max_digits=7, decimal_places=4)
+    inclusive = models.BooleanField(default=False)
+    taxable_amount = _money()
+    tax_amount = _money()
+
+    class Meta:
+        ordering = ["credit_note", "id"]
+        verbose_name_plural = "credit note taxes"
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.percentage.normalize():f} %"

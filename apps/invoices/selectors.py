@@ -1,6 +1,12 @@
-from django.db.models import QuerySet
+from decimal import Decimal
 
-from .models import BillingRun, Invoice
+from django.db.models import QuerySet, Sum
+from djmoney.money import Money
+
+from apps.accounts.models import Customer
+
+from .constants import CREDITABLE_STATUSES, UNPAID_STATUSES, CreditNoteStatus
+from .models import BillingRun, CreditNote, Invoice, InvoiceItem
 
 
 def invoice_list() -> QuerySet[Invoice]:
@@ -9,8 +15,53 @@ def invoice_list() -> QuerySet[Invoice]:
 
 
 def invoice_list_with_lines() -> QuerySet[Invoice]:
-    return Invoice.objects.prefetch_related("lines", "taxes")
+    return Invoice.objects.prefetch_related("lines", "taxes", "credit_notes")
 
 
 def billing_run_list() -> QuerySet[BillingRun]:
     return BillingRun.objects.all()
+
+
+def credit_note_list() -> QuerySet[CreditNote]:
+    """Every credit note (staff scope), with what its list shows."""
+    return CreditNote.objects.select_related("invoice", "customer")
+
+
+def credit_note_list_with_lines() -> QuerySet[CreditNote]:
+    return credit_note_list().prefetch_related("lines", "taxes")
+
+
+def customer_balance(*, customer: Customer) -> Money:
+    """The customer's credit balance: the credits waiting to be taken off their next invoices (from
+    credit notes credited to the balance, from unused time of canceled subscriptions, ...), in their
+    billing currency; zero when there is none."""
+    waiting = InvoiceItem.objects.filter(
+        customer=customer,
+        subscription__isnull=True,
+        invoice__isnull=True,
+        amount__lt=0,
+        amount_currency=customer.currency,
+    ).aggregate(total=Sum("amount"))["total"]
+    return Money(-(waiting or Decimal(0)), customer.currency)
+
+
+def _credited(invoice: Invoice) -> dict[str, Decimal]:
+    totals = CreditNote.objects.filter(invoice=invoice, status=CreditNoteStatus.ISSUED).aggregate(
+        total=Sum("total"), amount_due_reduction=Sum("amount_due_reduction")
+    )
+    return {name: value or Decimal(0) for name, value in totals.items()}
+
+
+def invoice_amount_due(invoice: Invoice) -> Decimal:
+    """What the customer still owes on the invoice: its total less what credit notes took off it while
+    it was unpaid; nothing once it is paid or void, or while it is a draft."""
+    if invoice.status not in UNPAID_STATUSES:
+        return Decimal(0)
+    return invoice.total.amount - _credited(invoice)["amount_due_reduction"]
+
+
+def invoice_creditable_amount(invoice: Invoice) -> Decimal:
+    """What credit notes may still credit of the invoice (nothing for drafts and void invoices)."""
+    if invoice.status not in CREDITABLE_STATUSES:
+        return Decimal(0)
+    return invoice.total.amount - _credited(invoice)["total"]

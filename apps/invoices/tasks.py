@@ -9,7 +9,12 @@ from django.conf import settings
 from apps.core.errors import NotFound
 
 from .constants import BillingRunTrigger
-from .services import bill_due_subscriptions, invoice_finalize_due_drafts, invoice_render_pdf
+from .services import (
+    bill_due_subscriptions,
+    credit_note_render_pdf,
+    invoice_finalize_due_drafts,
+    invoice_render_pdf,
+)
 from .services.billing import billing_run_chunk
 
 logger = logging.getLogger(__name__)
@@ -65,6 +70,24 @@ def invoice_render_pdf_task(self, invoice_id: int) -> str | None:
         return invoice_render_pdf(invoice_id=invoice_id).pdf_sha256
     except NotFound:
         logger.warning("invoice %s vanished before its PDF was rendered", invoice_id)
+        return None
+    except OSError as exc:  # storage hiccup: worth another try
+        raise self.retry(exc=exc) from exc
+
+
+@shared_task(
+    name="apps.invoices.tasks.credit_note_render_pdf_task",
+    bind=True,
+    time_limit=300,
+    soft_time_limit=240,
+    max_retries=3,
+    default_retry_delay=30,
+)
+def credit_note_render_pdf_task(self, credit_note_id: int) -> str | None:
+    try:
+        return credit_note_render_pdf(credit_note_id=credit_note_id).pdf_sha256
+    except NotFound:
+        logger.warning("credit note %s vanished before its PDF was rendered", credit_note_id)
         return None
     except OSError as exc:  # storage hiccup: worth another try
         raise self.retry(exc=exc) from exc

@@ -113,6 +113,9 @@ DEFAULT_CURRENCY = env("DEFAULT_CURRENCY", default="USD")
 # Invoice numbers: one gapless counter per prefix (and per year when the format uses {year}).
 INVOICE_NUMBER_PREFIX = env("INVOICE_NUMBER_PREFIX", default="INV")
 INVOICE_NUMBER_FORMAT = env("INVOICE_NUMBER_FORMAT", default="{prefix}-{year}-{sequence:06d}")
+# Credit notes have a gapless series of their own (same mechanism, their own counter rows).
+CREDIT_NOTE_NUMBER_PREFIX = env("CREDIT_NOTE_NUMBER_PREFIX", default="CN")
+CREDIT_NOTE_NUMBER_FORMAT = env("CREDIT_NOTE_NUMBER_FORMAT", default="{prefix}-{year}-{sequence:06d}")
 # Hours a draft invoice waits for staff review before the billing run finalizes it (0 = at once).
 INVOICE_DRAFT_GRACE_HOURS = env.int("INVOICE_DRAFT_GRACE_HOURS", default=0)
 # The billing run splits due subscriptions into chunks of this many; with fan-out (production) each
@@ -160,6 +163,7 @@ CELERY_TASK_ROUTES = {
     "apps.invoices.tasks.billing_run_chunk_task": {"queue": "billing"},
     "apps.invoices.tasks.invoice_render_pdf_task": {"queue": "pdf"},
     "apps.invoices.tasks.invoice_render_pdfs_task": {"queue": "pdf"},
+    "apps.invoices.tasks.credit_note_render_pdf_task": {"queue": "pdf"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Declared here; django-celery-beat's database scheduler installs these entries when beat starts.
@@ -211,6 +215,9 @@ SPECTACULAR_SETTINGS = {
         "ChargeKindEnum": "apps.catalog.constants.ChargeKind",
         "InvoiceLineKindEnum": "apps.invoices.constants.InvoiceLineKind",
         "PriceModelEnum": "apps.catalog.constants.PriceModelChoice",
+        "CreditNoteStatusEnum": "apps.invoices.constants.CreditNoteStatus",
+        "CreditNoteLineKindEnum": "apps.invoices.constants.CreditNoteLineKind",
+        "CreditNoteReasonEnum": "apps.invoices.constants.CreditNoteReason",
     },
 }
 

@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from apps.accounts.constants import TaxIdType
 from apps.accounts.models import Customer, TestClock
-from apps.core.api.serializers import validate_currency_code
+from apps.core.api.serializers import MoneyOutputSerializer, validate_currency_code
 
 TAX_ID_HELP = (
     "Checked and normalized: a VAT number (EU, UK, Switzerland, Norway) must pass its format and check-digit "
@@ -45,6 +45,14 @@ class CustomerOutputSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+
+class CustomerBalanceOutputSerializer(serializers.Serializer):
+    customer = serializers.IntegerField()
+    credit_balance = MoneyOutputSerializer(
+        help_text="Credits waiting to be taken off the customer's next invoices (credit notes credited to the "
+        "balance, unused time of canceled subscriptions), never taking an invoice below zero."
+    )
 
 
 class CustomerCreateInputSerializer(serializers.Serializer):

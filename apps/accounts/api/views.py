@@ -8,10 +8,12 @@ from apps.accounts import services
 from apps.accounts.selectors import customer_list, test_clock_list
 from apps.core.api.schema import error_responses
 from apps.core.idempotency import idempotent
+from apps.invoices.selectors import customer_balance
 from apps.invoices.services.test_clocks import test_clock_advance
 
 from .filters import CustomerFilter
 from .serializers import (
+    CustomerBalanceOutputSerializer,
     CustomerCreateInputSerializer,
     CustomerOutputSerializer,
     CustomerUpdateInputSerializer,
@@ -54,6 +56,14 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         serializer.is_valid(raise_exception=True)
         customer = services.customer_update(customer_id=customer.pk, **serializer.validated_data)
         return Response(CustomerOutputSerializer(customer).data)
+
+    @extend_schema(responses={200: CustomerBalanceOutputSerializer, **error_responses(404)}, summary="Credit balance")
+    @action(detail=True, methods=["get"])
+    def balance(self, request, pk=None):
+        """The customer's credit balance, in their billing currency."""
+        customer = self.get_object()
+        data = {"customer": customer.pk, "credit_balance": customer_balance(customer=customer)}
+        return Response(CustomerBalanceOutputSerializer(data).data)
 
 
 class TestClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

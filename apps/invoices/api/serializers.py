@@ -1,7 +1,13 @@
+from decimal import Decimal
+
+from djmoney.money import Money
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.core.api.serializers import DecimalStringField, MoneyOutputSerializer
-from apps.invoices.models import BillingRun, Invoice, InvoiceLine, InvoiceTax
+from apps.core.api.serializers import DecimalStringField, MoneyInputSerializer, MoneyOutputSerializer
+from apps.invoices.constants import CreditNoteLineKind, CreditNoteReason
+from apps.invoices.models import BillingRun, CreditNote, CreditNoteLine, CreditNoteTax, Invoice, InvoiceLine, InvoiceTax
+from apps.invoices.selectors import invoice_amount_due
 
 
 class InvoiceListOutputSerializer(serializers.ModelSerializer):
@@ -86,7 +92,20 @@ class InvoiceTaxOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class InvoiceCreditNoteSummaryOutputSerializer(serializers.ModelSerializer):
+    total = MoneyOutputSerializer(read_only=True)
+
+    class Meta:
+        model = CreditNote
+        fields = ["id", "number", "status", "total", "issued_at"]
+        read_only_fields = fields
+
+
 class InvoiceDetailOutputSerializer(InvoiceListOutputSerializer):
+    amount_due = serializers.SerializerMethodField(
+        help_text="What is still owed: the total less what credit notes took off it while unpaid (0 once paid or void)."
+    )
+    credit_notes = InvoiceCreditNoteSummaryOutputSerializer(many=True, read_only=True)
     lines = InvoiceLineOutputSerializer(many=True, read_only=True)
     taxes = InvoiceTaxOutputSerializer(
         many=True, read_only=True, help_text="Tax per rate (for inclusive rates: the tax the lines contain)."
@@ -108,8 +127,14 @@ class InvoiceDetailOutputSerializer(InvoiceListOutputSerializer):
             "customer_details",
             "pdf_sha256",
             "pdf_rendered_at",
+            "amount_due",
+            "credit_notes",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(MoneyOutputSerializer)
+    def get_amount_due(self, invoice: Invoice) -> dict:
+        return MoneyOutputSerializer(Money(invoice_amount_due(invoice), invoice.currency)).data
 
 
 class InvoiceVoidInputSerializer(serializers.Serializer):
@@ -157,3 +182,168 @@ class BillingRunOutputSerializer(serializers.ModelSerializer):
             "errors",
         ]
         read_only_fields = fields
+
+
+# --- Credit notes ------------------------------------------------------------------------------------
+
+
+class CreditNoteLineInputSerializer(serializers.Serializer):
+    invoice_line = serializers.IntegerField(help_text="Id of the invoice line to credit (a charge, not a discount).")
+    quantity = serializers.DecimalField(
+        max_digits=19, decimal_places=6, required=False, allow_null=True,
+        help_text="Units of the line to credit. Give a quantity or an amount; neither credits all that is left.",
+    )  # fmt: skip
+    amount = MoneyInputSerializer(
+        required=False, allow_null=True, help_text="Amount of the line to credit (before tax)."
+    )
+
+
+class CreditNoteCreateInputSerializer(serializers.Serializer):
+    """Exactly one of: `full`, `lines`, `amount` (lines and an amount may also be combined)."""
+
+    reason = serializers.ChoiceField(choices=CreditNoteReason.choices)
+    memo = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+    full = serializers.BooleanField(required=False, default=False, help_text="Credit all that is left of the invoice.")
+    lines = CreditNoteLineInputSerializer(many=True, required=False)
+    amount = MoneyInputSerializer(
+        required=False, allow_null=True,
+        help_text="A plain amount to credit (before tax; the tax is credited at the invoice's rates).",
+    )  # fmt: skip
+    credit_to_balance = MoneyInputSerializer(
+        required=False, allow_null=True,
+        help_text="Paid invoices: how much goes to the customer's balance (default: what is not refunded).",
+    )  # fmt: skip
+    refund_amount = MoneyInputSerializer(
+        required=False, allow_null=True, help_text="Paid invoices: how much is refunded (recorded)."
+    )
+    refund_reference = serializers.CharField(required=False, default="", allow_blank=True, max_length=255)
+
+    def _check_currency(self, value: Money | None) -> Decimal | None:
+        if value is None:
+            return None
+        currency = self.context["currency"]
+        if str(value.currency) != currency:
+            raise serializers.ValidationError({"currency": [f"The invoice is in {currency}."]})
+        return value.amount
+
+    def validate(self, attrs: dict) -> dict:
+        errors: dict = {}
+        for name in ("amount", "credit_to_balance", "refund_amount"):
+            try:
+                attrs[name] = self._check_currency(attrs.get(name))
+            except serializers.ValidationError as exc:
+                errors[name] = exc.detail
+        line_errors: list = []
+        for line in attrs.get("lines", []):
+            try:
+                line["amount"] = self._check_currency(line.get("amount"))
+                line_errors.append({})
+            except serializers.ValidationError as exc:
+                line_errors.append({"amount": exc.detail})
+        if any(line_errors):
+            errors["lines"] = line_errors
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class CreditNoteVoidInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)
+
+
+class CreditNoteLineOutputSerializer(serializers.ModelSerializer):
+    invoice_line = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    quantity = DecimalStringField(allow_null=True, help_text="Units credited, when credited by quantity.")
+    amount = MoneyOutputSerializer(read_only=True)
+    explanation = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = CreditNoteLine
+        fields = ["id", "position", "kind", "invoice_line", "description", "quantity", "amount", "explanation"]
+        read_only_fields = fields
+
+
+class CreditNoteTaxOutputSerializer(serializers.ModelSerializer):
+    percentage = DecimalStringField(help_text='Decimal string, e.g. "19".')
+    taxable_amount = MoneyOutputSerializer(read_only=True)
+    tax_amount = MoneyOutputSerializer(read_only=True)
+
+    class Meta:
+        model = CreditNoteTax
+        fields = ["name", "percentage", "inclusive", "taxable_amount", "tax_amount"]
+        read_only_fields = fields
+
+
+class CreditNoteListOutputSerializer(serializers.ModelSerializer):
+    invoice = serializers.PrimaryKeyRelatedField(read_only=True)
+    invoice_number = serializers.CharField(source="invoice.number", read_only=True)
+    customer = serializers.PrimaryKeyRelatedField(read_only=True)
+    currency = serializers.CharField(read_only=True)
+    subtotal = MoneyOutputSerializer(read_only=True)
+    tax_total = MoneyOutputSerializer(read_only=True)
+    total = MoneyOutputSerializer(read_only=True)
+    amount_due_reduction = MoneyOutputSerializer(read_only=True, help_text="Taken off what was due on the invoice.")
+    credit_to_balance = MoneyOutputSerializer(read_only=True, help_text="Credited to the customer's balance.")
+    refund_amount = MoneyOutputSerializer(read_only=True, help_text="Refunded (recorded).")
+    has_pdf = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CreditNote
+        fields = [
+            "id", "number", "status", "reason", "invoice", "invoice_number", "customer", "currency", "subtotal",
+            "tax_total", "total", "amount_due_reduction", "credit_to_balance", "refund_amount", "issued_at",
+            "voided_at", "has_pdf", "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_has_pdf(self, credit_note: CreditNote) -> bool:
+        return bool(credit_note.pdf)
+
+
+class CreditNoteDetailOutputSerializer(CreditNoteListOutputSerializer):
+    lines = CreditNoteLineOutputSerializer(many=True, read_only=True)
+    taxes = CreditNoteTaxOutputSerializer(many=True, read_only=True)
+
+    class Meta(CreditNoteListOutputSerializer.Meta):
+        fields = [
+            *CreditNoteListOutputSerializer.Meta.fields,
+            "memo", "refund_reference", "reverse_charge", "lines", "taxes", "pdf_sha256", "pdf_rendered_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class CreditNotePreviewLineOutputSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=CreditNoteLineKind.choices)
+    description = serializers.CharField()
+    invoice_line = serializers.IntegerField(source="invoice_line_id", allow_null=True)
+    quantity = DecimalStringField(allow_null=True)
+    amount = MoneyOutputSerializer()
+    explanation = serializers.ListField(child=serializers.CharField())
+
+
+class CreditNotePreviewTaxOutputSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    percentage = DecimalStringField()
+    inclusive = serializers.BooleanField()
+    taxable_amount = MoneyOutputSerializer()
+    tax_amount = MoneyOutputSerializer()
+
+
+class CreditNotePreviewOutputSerializer(serializers.Serializer):
+    """The credit note that would be issued (nothing is written), and where it leaves the invoice."""
+
+    invoice = serializers.IntegerField()
+    currency = serializers.CharField()
+    lines = CreditNotePreviewLineOutputSerializer(many=True)
+    taxes = CreditNotePreviewTaxOutputSerializer(many=True)
+    subtotal = MoneyOutputSerializer()
+    tax_total = MoneyOutputSerializer()
+    total = MoneyOutputSerializer()
+    amount_due_reduction = MoneyOutputSerializer()
+    credit_to_balance = MoneyOutputSerializer()
+    refund_amount = MoneyOutputSerializer()
+    creditable_before = MoneyOutputSerializer(help_text="Left to credit on the invoice before this credit note.")
+    creditable_after = MoneyOutputSerializer()
+    amount_due_before = MoneyOutputSerializer()
+    amount_due_after = MoneyOutputSerializer()
+    settles_invoice = serializers.BooleanField(help_text="The invoice is unpaid and nothing is due after it.")

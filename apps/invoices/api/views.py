@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.http import FileResponse
+from djmoney.money import Money
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -14,11 +15,23 @@ from apps.core.errors import NotFound
 from apps.core.idempotency import idempotent
 from apps.invoices import services
 from apps.invoices.constants import BillingRunTrigger
-from apps.invoices.selectors import billing_run_list, invoice_list, invoice_list_with_lines
+from apps.invoices.selectors import (
+    billing_run_list,
+    credit_note_list,
+    credit_note_list_with_lines,
+    invoice_list,
+    invoice_list_with_lines,
+)
+from apps.invoices.services.credit_notes import CreditNoteDraft
 
-from .filters import InvoiceFilter
+from .filters import CreditNoteFilter, InvoiceFilter
 from .serializers import (
     BillingRunOutputSerializer,
+    CreditNoteCreateInputSerializer,
+    CreditNoteDetailOutputSerializer,
+    CreditNoteListOutputSerializer,
+    CreditNotePreviewOutputSerializer,
+    CreditNoteVoidInputSerializer,
     InvoiceDetailOutputSerializer,
     InvoiceListOutputSerializer,
     InvoiceMarkPaidInputSerializer,
@@ -27,6 +40,7 @@ from .serializers import (
 )
 
 CHANGE_INVOICE = ["invoices.change_invoice"]
+ADD_CREDIT_NOTE = ["invoices.add_creditnote"]
 
 _TRANSITION_RESPONSES = {200: InvoiceDetailOutputSerializer, **error_responses(400, 404, 409)}
 
@@ -43,6 +57,8 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         "void": CHANGE_INVOICE,
         "mark_paid": CHANGE_INVOICE,
         "mark_uncollectible": CHANGE_INVOICE,
+        "credit_notes": ADD_CREDIT_NOTE,
+        "credit_notes_preview": ADD_CREDIT_NOTE,
     }
 
     def get_queryset(self):
@@ -107,6 +123,51 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         """Give up collecting an open invoice (it can still be paid or voided later)."""
         return self._transition(request, services.invoice_mark_uncollectible, InvoiceMarkUncollectibleInputSerializer)
 
+    def _credit_note_arguments(self, request, invoice) -> dict:
+        serializer = CreditNoteCreateInputSerializer(data=request.data, context={"currency": invoice.currency})
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        data["lines"] = [
+            services.CreditNoteLineRequest(
+                invoice_line_id=line["invoice_line"], quantity=line.get("quantity"), amount=line.get("amount")
+            )
+            for line in data.get("lines", [])
+        ]
+        return data
+
+    @extend_schema(
+        request=CreditNoteCreateInputSerializer,
+        responses={201: CreditNoteDetailOutputSerializer, **error_responses(400, 404, 409)},
+        summary="Issue a credit note",
+        description=(
+            "Credit the whole invoice (`full`), some of its lines (by quantity or amount), or a plain amount. "
+            "On an unpaid invoice the credit reduces what is due; on a paid one it is refunded (recorded) and/or "
+            "credited to the customer's balance. Never more than is left to credit on the invoice."
+        ),
+    )
+    @action(detail=True, methods=["post"], url_path="credit-notes", url_name="credit-notes")
+    @idempotent
+    def credit_notes(self, request, pk=None):
+        invoice = self.get_object()
+        arguments = self._credit_note_arguments(request, invoice)
+        credit_note = services.credit_note_issue(invoice_id=invoice.pk, actor=request.user, **arguments)
+        credit_note = credit_note_list_with_lines().get(pk=credit_note.pk)
+        return Response(CreditNoteDetailOutputSerializer(credit_note).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=CreditNoteCreateInputSerializer,
+        responses={200: CreditNotePreviewOutputSerializer, **error_responses(400, 404, 409)},
+        summary="Preview a credit note",
+        description="What issuing this credit note would do. Nothing is written.",
+    )
+    @action(detail=True, methods=["post"], url_path="credit-notes/preview", url_name="credit-notes-preview")
+    def credit_notes_preview(self, request, pk=None):
+        invoice = self.get_object()
+        arguments = self._credit_note_arguments(request, invoice)
+        arguments.pop("refund_reference", None)
+        draft = services.credit_note_preview(invoice_id=invoice.pk, **arguments)
+        return Response(CreditNotePreviewOutputSerializer(_preview_data(draft)).data)
+
     @extend_schema(
         summary="Download the PDF bill",
         responses={
@@ -127,6 +188,120 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         except FileNotFoundError as exc:
             raise NotFound("The PDF bill of this invoice is missing from storage.", code="pdf_not_rendered") from exc
         return FileResponse(handle, content_type=PDFRenderer.media_type, filename=f"{invoice.number}.pdf")
+
+
+def _preview_data(draft: CreditNoteDraft) -> dict:
+    currency = draft.currency
+
+    def money(amount):
+        return Money(amount, currency)
+
+    return {
+        "invoice": draft.invoice.pk,
+        "currency": currency,
+        "lines": [
+            {
+                "kind": line.kind,
+                "description": line.description,
+                "invoice_line_id": line.invoice_line_id,
+                "quantity": line.quantity,
+                "amount": money(line.amount),
+                "explanation": list(line.explanation),
+            }  # fmt: skip
+            for line in draft.lines
+        ],
+        "taxes": [
+            {
+                "name": tax.name,
+                "percentage": tax.percentage,
+                "inclusive": tax.inclusive,
+                "taxable_amount": money(tax.taxable_amount),
+                "tax_amount": money(tax.tax_amount),
+            }  # fmt: skip
+            for tax in draft.taxes
+        ],
+        **{
+            name: money(getattr(draft, name))
+            for name in (
+                "subtotal",
+                "tax_total",
+                "total",
+                "amount_due_reduction",
+                "credit_to_balance",
+                "refund_amount",
+                "creditable_before",
+                "creditable_after",
+                "amount_due_before",
+                "amount_due_after",
+            )
+        },  # fmt: skip
+        "settles_invoice": draft.settles_invoice,
+    }
+
+
+class CreditNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Credit notes, issued from their invoice (`POST /invoices/{id}/credit-notes`); never edited."""
+
+    filterset_class = CreditNoteFilter
+    search_fields = ["number", "invoice__number", "customer__name", "customer__external_id"]
+    ordering_fields = ["issued_at", "number", "id"]
+    ordering = ["-issued_at", "-id"]
+    action_permissions = {"void": ["invoices.change_creditnote"]}
+
+    def get_queryset(self):
+        if self.action == "list":
+            return credit_note_list()
+        return credit_note_list_with_lines()
+
+    def get_serializer_class(self):
+        if self.action == "list":
+            return CreditNoteListOutputSerializer
+        return CreditNoteDetailOutputSerializer
+
+    def handle_exception(self, exc):
+        if isinstance(getattr(self.request, "accepted_renderer", None), PDFRenderer):
+            self.request.accepted_renderer = JSONRenderer()
+            self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
+    @extend_schema(
+        request=CreditNoteVoidInputSerializer,
+        responses={200: CreditNoteDetailOutputSerializer, **error_responses(400, 404, 409)},
+        summary="Void a credit note",
+        description=(
+            "Cancel a credit note issued by mistake, while nothing it did has been used (no refund, its balance "
+            "credit still wholly waiting, the invoice it reduced still unpaid)."
+        ),
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def void(self, request, pk=None):
+        credit_note = self.get_object()
+        serializer = CreditNoteVoidInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.credit_note_void(credit_note_id=credit_note.pk, actor=request.user, **serializer.validated_data)
+        return Response(CreditNoteDetailOutputSerializer(credit_note_list_with_lines().get(pk=credit_note.pk)).data)
+
+    @extend_schema(
+        summary="Download the PDF",
+        responses={
+            (200, PDFRenderer.media_type): OpenApiResponse(OpenApiTypes.BINARY, description="The credit note PDF."),
+            (404, JSONRenderer.media_type): OpenApiResponse(
+                ErrorOutputSerializer, description="No such credit note, or its PDF is not rendered yet."
+            ),
+        },
+    )
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, PDFRenderer])
+    def pdf(self, request, pk=None):
+        """The PDF as rendered when the credit note was issued (rendered once, never replaced)."""
+        credit_note = self.get_object()
+        if not credit_note.pdf:
+            raise NotFound("The PDF of this credit note has not been rendered yet.", code="pdf_not_rendered")
+        try:
+            handle = credit_note.pdf.open("rb")
+        except FileNotFoundError as exc:
+            raise NotFound("The PDF of this credit note is missing from storage.", code="pdf_not_rendered") from exc
+        return FileResponse(handle, content_type=PDFRenderer.media_type, filename=f"{credit_note.number}.pdf")
 
 
 class BillingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

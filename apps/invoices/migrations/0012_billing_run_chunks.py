@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('invoices', '0009_finalized_invoice_tax_guard'),
+        ('invoices', '0010_credit_notes'),
     ]
 
     operations = [

@@ -14,6 +14,12 @@ from .changes import (
     subscription_resume,
     subscription_upcoming_invoice,
 )
+from .credit_notes import (
+    CreditNoteLineRequest,
+    credit_note_issue,
+    credit_note_preview,
+    credit_note_void,
+)
 from .lifecycle import (
     invoice_finalize,
     invoice_mark_paid,
@@ -21,10 +27,15 @@ from .lifecycle import (
     invoice_update_draft,
     invoice_void,
 )
-from .pdf import invoice_render_pdf
+from .pdf import credit_note_render_pdf, invoice_render_pdf
 
 __all__ = [
+    "CreditNoteLineRequest",
     "bill_due_subscriptions",
+    "credit_note_issue",
+    "credit_note_preview",
+    "credit_note_render_pdf",
+    "credit_note_void",
     "invoice_finalize",
     "invoice_finalize_due_drafts",
     "invoice_mark_paid",

@@ -58,7 +58,7 @@ from .lines import (
     usage_line_drafts,
 )
 from .settlement import invoice_items_invoice_now, subscription_settle_waiting_items
-from .taxes import customer_tax_breakdown
+from .taxes import customer_tax_breakdown, is_taxed_kind
 
 CHARGED_KINDS = frozenset({InvoiceLineKind.RECURRING, InvoiceLineKind.MINIMUM})
 
@@ -354,7 +354,9 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
     lines += credits
     subtotal = quantize_amount(sum((line.amount for line in lines), Decimal(0)), currency)
     taxes, reverse_charge = customer_tax_breakdown(
-        customer=subscription.customer, amounts=[line.amount for line in lines], currency=currency
+        customer=subscription.customer,
+        amounts=[line.amount for line in lines if is_taxed_kind(line.kind)],
+        currency=currency,
     )
     tax_total = quantize_amount(tax_added(taxes), currency)
     return UpcomingInvoice(

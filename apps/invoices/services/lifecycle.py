@@ -13,9 +13,9 @@ from apps.core import clock
 from apps.core.errors import InvalidTransition, NotEditable, NotFound, ValidationFailed
 from apps.core.money import quantize_amount
 
-from ..constants import INVOICE_TRANSITIONS, InvoiceEventType, InvoiceStatus
+from ..constants import INVOICE_TRANSITIONS, CreditNoteStatus, InvoiceEventType, InvoiceStatus
 from ..events import invoice_event_record
-from ..models import Invoice, InvoiceItem
+from ..models import CreditNote, Invoice, InvoiceItem
 from ..pricing import invoice_totals, tax_added
 from .numbering import invoice_number_allocate
 from .taxes import invoice_tax_breakdown, invoice_taxes_store
@@ -203,8 +203,14 @@ def _transition(
 @transaction.atomic
 def invoice_void(*, invoice_id: int, actor=None, reason: str = "", now: datetime | None = None) -> Invoice:
     """Cancel an invoice for good. Its number, if it has one, stays used (no gap). A voided draft gives
-    back the waiting items it had taken (prorations, credits): the next invoice takes them."""
+    back the waiting items it had taken (prorations, credits): the next invoice takes them. An invoice
+    with credit notes is not voided (the credit notes already corrected it): credit the rest."""
     was_draft = Invoice.objects.filter(pk=invoice_id, status=InvoiceStatus.DRAFT).exists()
+    if CreditNote.objects.filter(invoice_id=invoice_id, status=CreditNoteStatus.ISSUED).exists():
+        raise InvalidTransition(
+            "This invoice has credit notes: it cannot be voided. Credit what is left of it instead.",
+            fields={"status": ["The invoice has credit notes."]},
+        )
     invoice = _transition(
         invoice_id=invoice_id, target=InvoiceStatus.VOID, event=InvoiceEventType.VOIDED,
         stamp_field="voided_at", actor=actor, now=now, data={"reason": reason},

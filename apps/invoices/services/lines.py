@@ -22,6 +22,8 @@ from apps.usage.selectors import usage_aggregate
 
 from ..constants import InvoiceLineKind
 from ..models import Invoice, InvoiceItem, InvoiceLine
+from ..pricing import tax_added
+from .taxes import customer_tax_breakdown, is_taxed_kind
 
 
 @dataclass(frozen=True)
@@ -349,9 +351,10 @@ def _spread(taken: Decimal, covered: list[int], drafts: list[LineDraft], taken_b
 def customer_credit_drafts(
     *, customer_id: int, currency: str, drafts: list[LineDraft], lock: bool = False
 ) -> tuple[list[LineDraft], list[tuple[InvoiceItem, Decimal]]]:
-    """The customer's waiting credits (e.g. from a subscription canceled with a credit) taken off
-    this invoice, oldest first, never below zero: the part that does not fit waits for the next
-    invoice. Returns the lines and (item, amount taken) for `customer_credit_take`."""
+    """The customer's waiting credits (e.g. from a subscription canceled with a credit, or a credit
+    note credited to the balance) taken off this invoice, oldest first, never below zero: the part
+    that does not fit waits for the next invoice. Credits from credit notes come off after tax.
+    Returns the lines and (item, amount taken) for `customer_credit_take`."""
     waiting = InvoiceItem.objects.filter(
         customer_id=customer_id, subscription__isnull=True, invoice__isnull=True, amount_currency=currency
     ).order_by("created_at", "id")
@@ -364,7 +367,28 @@ def customer_credit_drafts(
             lines.append(item_line_draft(item))
             uses.append((item, -item.amount.amount))
     available = sum((draft.amount for draft in [*drafts, *lines]), Decimal(0))
-    for item in (item for item in waiting if item.amount.amount < 0):
+    # Credits before tax (e.g. unused time) lower the taxed amount and come off first; credits from
+    # credit notes already carry their tax, so they come off last, off the total with its tax.
+    before_tax = [item for item in waiting if item.amount.amount < 0 and is_taxed_kind(item.kind)]
+    after_tax = [item for item in waiting if item.amount.amount < 0 and not is_taxed_kind(item.kind)]
+    available = _credits_take(before_tax, available=available, currency=currency, lines=lines, uses=uses)
+    if after_tax and available > 0:
+        available += _tax_added(customer_id, currency, [*drafts, *lines])
+        _credits_take(after_tax, available=available, currency=currency, lines=lines, uses=uses)
+    return lines, uses
+
+
+def _credits_take(
+    credits: list[InvoiceItem],
+    *,
+    available: Decimal,
+    currency: str,
+    lines: list[LineDraft],
+    uses: list[tuple[InvoiceItem, Decimal]],
+) -> Decimal:
+    """Take `credits` in order, at most `available` in all (appending to `lines` and `uses`); returns
+    what is still available."""
+    for item in credits:
         if available <= 0:
             break
         taken = min(-item.amount.amount, available)
@@ -385,7 +409,17 @@ def customer_credit_drafts(
             )
         )  # fmt: skip
         uses.append((item, taken))
-    return lines, uses
+    return available
+
+
+def _tax_added(customer_id: int, currency: str, drafts: list[LineDraft]) -> Decimal:
+    """The tax these lines will have added on top of them (exclusive rates)."""
+    taxes, _ = customer_tax_breakdown(
+        customer=Customer.objects.get(pk=customer_id),
+        amounts=[draft.amount for draft in drafts if is_taxed_kind(draft.kind)],
+        currency=currency,
+    )
+    return tax_added(taxes)
 
 
 def customer_credit_take(uses: list[tuple[InvoiceItem, Decimal]], *, invoice: Invoice) -> None:

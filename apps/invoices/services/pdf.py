@@ -1,4 +1,4 @@
-"""PDF bills, rendered with WeasyPrint from the invoice's frozen snapshot and local static files."""
+"""PDF bills and credit notes, rendered with WeasyPrint from frozen snapshots and local static files."""
 
 import hashlib
 import logging
@@ -13,7 +13,7 @@ from apps.core.errors import NotEditable, NotFound
 
 from ..constants import REVERSE_CHARGE_NOTE, InvoiceEventType
 from ..events import invoice_event_record
-from ..models import Invoice
+from ..models import CreditNote, Invoice
 
 logger = logging.getLogger(__name__)
 
@@ -46,12 +46,16 @@ def invoice_pdf_context(invoice: Invoice) -> dict:
     }
 
 
-def invoice_render_pdf_bytes(invoice: Invoice) -> bytes:
+def _render_pdf_bytes(template: str, context: dict) -> bytes:
     from weasyprint import HTML
 
-    html = render_to_string("invoices/invoice_pdf.html", invoice_pdf_context(invoice))
+    html = render_to_string(template, context)
     base_url = (settings.BASE_DIR / "static").as_uri() + "/"
     return HTML(string=html, base_url=base_url, url_fetcher=_local_only_fetcher()).write_pdf()
+
+
+def invoice_render_pdf_bytes(invoice: Invoice) -> bytes:
+    return _render_pdf_bytes("invoices/invoice_pdf.html", invoice_pdf_context(invoice))
 
 
 def invoice_render_pdf(*, invoice_id: int, actor=None) -> Invoice:
@@ -78,3 +82,46 @@ def invoice_render_pdf(*, invoice_id: int, actor=None) -> Invoice:
             storage, name = invoice.pdf.storage, old_name
             transaction.on_commit(lambda: storage.delete(name))
     return invoice
+
+
+def credit_note_pdf_context(credit_note: CreditNote) -> dict:
+    invoice = credit_note.invoice
+    return {
+        "credit_note": credit_note,
+        "invoice": invoice,
+        "seller": credit_note.seller_details,
+        "buyer": credit_note.customer_details,
+        "lines": list(credit_note.lines.all()),
+        "taxes": list(credit_note.taxes.all()),
+        "reverse_charge_note": REVERSE_CHARGE_NOTE,
+        "currency": credit_note.currency,
+    }
+
+
+def credit_note_render_pdf_bytes(credit_note: CreditNote) -> bytes:
+    return _render_pdf_bytes("invoices/credit_note_pdf.html", credit_note_pdf_context(credit_note))
+
+
+def credit_note_render_pdf(*, credit_note_id: int, actor=None) -> CreditNote:
+    """Render the PDF of an issued credit note once and store it with its SHA-256. A credit note's PDF
+    is a document as issued: once stored it is never rendered again (a second call returns it)."""
+    credit_note = CreditNote.objects.select_related("invoice").filter(pk=credit_note_id).first()
+    if credit_note is None:
+        raise NotFound(f"Credit note {credit_note_id} does not exist.")
+    if credit_note.pdf_sha256:
+        return credit_note
+    pdf_bytes = credit_note_render_pdf_bytes(credit_note)  # slow: outside any transaction
+    digest = hashlib.sha256(pdf_bytes).hexdigest()
+    with transaction.atomic():
+        credit_note = CreditNote.objects.select_for_update().select_related("invoice").get(pk=credit_note_id)
+        if credit_note.pdf_sha256:  # rendered meanwhile by another worker: theirs stands
+            return credit_note
+        credit_note.pdf.save(f"{credit_note.number}.pdf", ContentFile(pdf_bytes), save=False)
+        credit_note.pdf_sha256 = digest
+        credit_note.pdf_rendered_at = clock.now()
+        credit_note.save(update_fields=["pdf", "pdf_sha256", "pdf_rendered_at"])
+        invoice_event_record(
+            invoice=credit_note.invoice, type=InvoiceEventType.CREDIT_NOTE_PDF_RENDERED, actor=actor,
+            data={"credit_note": credit_note.number, "sha256": digest, "bytes": len(pdf_bytes)},
+        )  # fmt: skip
+    return credit_note

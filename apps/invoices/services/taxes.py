@@ -10,6 +10,7 @@ from apps.accounts.constants import EU_COUNTRIES, TaxIdStatus, TaxIdType
 from apps.accounts.models import Customer
 from apps.accounts.tax_ids import eu_vat_number_is_valid
 
+from ..constants import InvoiceLineKind
 from ..models import Invoice, InvoiceTax, TaxRate
 from ..pricing import TaxAmount, TaxRateSpec, tax_breakdown
 
@@ -86,9 +87,15 @@ def customer_tax_breakdown(
     return tax_breakdown(lines=[(amount, spec) for amount in amounts], currency=currency), treatment.reverse_charge
 
 
+def is_taxed_kind(kind: str) -> bool:
+    """Every line is taxed but the credits from credit notes: they carry their own tax already and are
+    taken off after tax."""
+    return kind != InvoiceLineKind.CREDIT_NOTE
+
+
 def invoice_tax_breakdown(*, invoice: Invoice) -> tuple[list[TaxAmount], bool]:
-    """The draft's taxes per rate from its lines, and whether the reverse charge applies."""
-    amounts = [line.amount.amount for line in invoice.lines.all()]
+    """The draft's taxes per rate from its taxed lines, and whether the reverse charge applies."""
+    amounts = [line.amount.amount for line in invoice.lines.all() if is_taxed_kind(line.kind)]
     return customer_tax_breakdown(customer=invoice.customer, amounts=amounts, currency=invoice.currency)
 
 

@@ -1,0 +1,649 @@
+"""Credit notes: the one way to correct an issued invoice (see docs/billing-rules.md, "Credit notes").
+
+A credit note credits the whole invoice, some of its lines (by quantity or amount), or a plain amount.
+The invoice itself never changes. What is credited is settled by the invoice's status:
+
+- unpaid (open, uncollectible): the credit reduces what is due (`amount_due_reduction`); once nothing
+  is due any more, the invoice is settled (marked paid, by the credit notes);
+- paid: the credit is refunded (recorded) and/or credited to the customer's balance, a waiting customer
+  credit taken off the customer's next invoices after tax, never below zero.
+
+`credit_note_preview` computes a credit note without writing; `credit_note_issue` issues it inside one
+transaction holding the invoice's row lock, so concurrent credit notes of one invoice queue and can
+never credit more than the invoice.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, Sum
+from djmoney.money import Money
+
+from apps.accounts.selectors import customer_now
+from apps.catalog.pricing import format_price, format_quantity
+from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
+from apps.core.money import has_more_decimals_than_currency, quantize_amount
+
+from ..constants import (
+    CREDITABLE_STATUSES,
+    UNPAID_STATUSES,
+    CreditNoteLineKind,
+    CreditNoteReason,
+    CreditNoteStatus,
+    InvoiceEventType,
+    InvoiceLineKind,
+    InvoiceStatus,
+)
+from ..events import invoice_event_record
+from ..models import CreditNote, CreditNoteLine, CreditNoteTax, Invoice, InvoiceItem, InvoiceLine
+from ..pricing import (
+    CreditedTax,
+    InvoiceTaxSpec,
+    credit_note_taxes,
+    credit_share,
+    line_credit_by_quantity,
+)
+from .lifecycle import invoice_ensure_transition, invoice_lock
+from .numbering import credit_note_number_allocate
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CreditNoteLineRequest:
+    """Credit (part of) one invoice line: `quantity` units of it, or `amount` of it, or (neither) all
+    that is left of it."""
+
+    invoice_line_id: int
+    quantity: Decimal | None = None
+    amount: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class CreditNoteLineDraft:
+    kind: str
+    description: str
+    amount: Decimal
+    invoice_line_id: int | None = None
+    quantity: Decimal | None = None
+    explanation: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CreditNoteDraft:
+    """A credit note as it would be issued, and where it leaves the invoice."""
+
+    invoice: Invoice
+    currency: str
+    reason: str
+    memo: str
+    lines: list[CreditNoteLineDraft]
+    taxes: list[CreditedTax]
+    subtotal: Decimal
+    tax_total: Decimal
+    total: Decimal
+    amount_due_reduction: Decimal
+    credit_to_balance: Decimal
+    refund_amount: Decimal
+    creditable_before: Decimal  # of the invoice's total, still creditable before this credit note
+    amount_due_before: Decimal  # what the customer still owed on the invoice (0 once paid)
+    settles_invoice: bool = False  # the invoice was unpaid and nothing is due after this credit note
+
+    @property
+    def creditable_after(self) -> Decimal:
+        return self.creditable_before - self.total
+
+    @property
+    def amount_due_after(self) -> Decimal:
+        return self.amount_due_before - self.amount_due_reduction
+
+
+@dataclass
+class _Credited:
+    """What the issued credit notes of an invoice have credited so far."""
+
+    by_line: dict[int, Decimal] = field(default_factory=dict)
+    quantity_by_line: dict[int, Decimal] = field(default_factory=dict)
+    by_kind: dict[str, Decimal] = field(default_factory=dict)
+    tax_by_invoice_tax: dict[int, Decimal] = field(default_factory=dict)
+    total: Decimal = Decimal(0)
+    amount_due_reduction: Decimal = Decimal(0)
+
+    def kind(self, kind: str) -> Decimal:
+        return self.by_kind.get(kind, Decimal(0))
+
+
+def _credited_so_far(invoice: Invoice) -> _Credited:
+    issued = Q(credit_note__invoice=invoice, credit_note__status=CreditNoteStatus.ISSUED)
+    credited = _Credited()
+    for row in (
+        CreditNoteLine.objects.filter(issued)
+        .values("invoice_line_id", "kind")
+        .annotate(amount=Sum("amount"), quantity=Sum("quantity"))
+    ):
+        credited.by_kind[row["kind"]] = credited.kind(row["kind"]) + row["amount"]
+        if row["invoice_line_id"] is not None:
+            credited.by_line[row["invoice_line_id"]] = row["amount"]
+            credited.quantity_by_line[row["invoice_line_id"]] = row["quantity"] or Decimal(0)
+    for tax in CreditNoteTax.objects.filter(issued).values("invoice_tax_id").annotate(amount=Sum("tax_amount")):
+        credited.tax_by_invoice_tax[tax["invoice_tax_id"]] = tax["amount"]
+    totals = CreditNote.objects.filter(invoice=invoice, status=CreditNoteStatus.ISSUED).aggregate(
+        total=Sum("total"), amount_due_reduction=Sum("amount_due_reduction")
+    )
+    credited.total = totals["total"] or Decimal(0)
+    credited.amount_due_reduction = totals["amount_due_reduction"] or Decimal(0)
+    return credited
+
+
+def _ensure_creditable(invoice: Invoice) -> None:
+    if invoice.status == InvoiceStatus.DRAFT:
+        raise InvalidTransition(
+            f"Invoice {invoice} is a draft: change the draft instead of crediting it.",
+            fields={"invoice": ["A draft cannot be credited."]},
+        )
+    if invoice.status not in CREDITABLE_STATUSES:
+        raise InvalidTransition(
+            f"Invoice {invoice} is {invoice.get_status_display().lower()}: nothing is owed on it to credit.",
+            fields={"invoice": ["A void invoice cannot be credited."]},
+        )
+
+
+def _is_taxed(line: InvoiceLine) -> bool:
+    return line.kind != InvoiceLineKind.CREDIT_NOTE
+
+
+def _positive(value: Decimal | None, currency: str, errors: dict[str, list[str]], name: str) -> bool:
+    if value is None:
+        return False
+    if value <= 0:
+        errors.setdefault(name, []).append("Must be greater than zero.")
+        return False
+    if name.endswith("quantity"):
+        return True
+    if has_more_decimals_than_currency(value, currency):
+        errors.setdefault(name, []).append(f"Has more decimals than {currency} allows.")
+        return False
+    return True
+
+
+def _requested_lines(
+    *,
+    invoice: Invoice,
+    lines: list[InvoiceLine],
+    requests: list[CreditNoteLineRequest],
+    credited: _Credited,
+    currency: str,
+    errors: dict[str, list[str]],
+) -> list[CreditNoteLineDraft]:
+    by_id = {line.pk: line for line in lines}
+    drafts: list[CreditNoteLineDraft] = []
+    seen: set[int] = set()
+    for index, request in enumerate(requests):
+        prefix = f"lines.{index}"
+        line = by_id.get(request.invoice_line_id)
+        if line is None:
+            errors.setdefault(f"{prefix}.invoice_line", []).append(f"Not a line of invoice {invoice}.")
+            continue
+        if line.pk in seen:
+            errors.setdefault(f"{prefix}.invoice_line", []).append("This line is already listed.")
+            continue
+        seen.add(line.pk)
+        if line.amount.amount <= 0 or not _is_taxed(line):
+            errors.setdefault(f"{prefix}.invoice_line", []).append(
+                "Only charges can be credited line by line (not discounts or credits)."
+            )
+            continue
+        if request.quantity is not None and request.amount is not None:
+            errors.setdefault(prefix, []).append("Give a quantity or an amount, not both.")
+            continue
+        amount_before = credited.by_line.get(line.pk, Decimal(0))
+        quantity_before = credited.quantity_by_line.get(line.pk, Decimal(0))
+        left = line.amount.amount - amount_before
+        if left <= 0:
+            errors.setdefault(f"{prefix}.invoice_line", []).append("This line has already been credited in full.")
+            continue
+        quantity: Decimal | None = None
+        explanation: tuple[str, ...]
+        if request.quantity is not None:
+            if not _positive(request.quantity, currency, errors, f"{prefix}.quantity"):
+                continue
+            quantity_left = line.quantity - quantity_before
+            if request.quantity > quantity_left:
+                left_text = format_quantity(max(quantity_left, Decimal(0)))
+                errors.setdefault(f"{prefix}.quantity", []).append(
+                    f"At most {left_text} unit(s) are left to credit on this line."
+                )
+                continue
+            quantity = request.quantity
+            amount = line_credit_by_quantity(
+                line_amount=line.amount.amount, line_quantity=line.quantity, quantity_before=quantity_before,
+                amount_before=amount_before, quantity=quantity, currency=currency,
+            )  # fmt: skip
+            explanation = (
+                f"{format_quantity(quantity)} of {format_quantity(line.quantity)} unit(s) of "
+                f"{format_price(line.amount.amount, currency)}",
+            )
+        elif request.amount is not None:
+            if not _positive(request.amount, currency, errors, f"{prefix}.amount"):
+                continue
+            if request.amount > left:
+                errors.setdefault(f"{prefix}.amount", []).append(
+                    f"At most {format_price(left, currency)} is left to credit on this line."
+                )
+                continue
+            amount = request.amount
+            explanation = (f"{format_price(amount, currency)} of {format_price(line.amount.amount, currency)}",)
+        else:
+            amount = left
+            quantity = _quantity_left(line, credited, currency)
+            explanation = ("All that was left of the line",) if amount_before else ()
+        if amount <= 0:
+            errors.setdefault(prefix, []).append("This comes to nothing to credit.")
+            continue
+        drafts.append(_line_draft(line, amount=amount, quantity=quantity, explanation=explanation))
+    return drafts
+
+
+def _quantity_left(line: InvoiceLine, credited: _Credited, currency: str) -> Decimal | None:
+    """The units left on a line when all its earlier credits were by quantity (None when some were
+    plain amounts: what is left is then an amount, not a number of units)."""
+    quantity_before = credited.quantity_by_line.get(line.pk, Decimal(0))
+    amount_before = credited.by_line.get(line.pk, Decimal(0))
+    by_quantity = (
+        credit_share(credited=quantity_before, whole=line.quantity, share=line.amount.amount, currency=currency)
+        == amount_before
+    )
+    left = line.quantity - quantity_before
+    return left if by_quantity and left > 0 else None
+
+
+def _line_draft(
+    line: InvoiceLine, *, amount: Decimal, quantity: Decimal | None, explanation: tuple[str, ...] = ()
+) -> CreditNoteLineDraft:
+    return CreditNoteLineDraft(
+        kind=CreditNoteLineKind.INVOICE_LINE, description=line.description, amount=amount,
+        invoice_line_id=line.pk, quantity=quantity, explanation=explanation,
+    )  # fmt: skip
+
+
+def _full_lines(*, lines: list[InvoiceLine], credited: _Credited) -> list[CreditNoteLineDraft]:
+    """Everything still credited: what is left of every charge, less what earlier credit notes took
+    as plain amounts (they credited the invoice without a line)."""
+    drafts = []
+    for line in lines:
+        if line.amount.amount <= 0 or not _is_taxed(line):
+            continue
+        left = line.amount.amount - credited.by_line.get(line.pk, Decimal(0))
+        if left <= 0:
+            continue
+        drafts.append(
+            _line_draft(line, amount=left, quantity=_quantity_left(line, credited, str(line.amount.currency)))
+        )
+    earlier_amounts = credited.kind(CreditNoteLineKind.ADJUSTMENT)
+    if earlier_amounts > 0 and drafts:
+        drafts.append(
+            CreditNoteLineDraft(
+                kind=CreditNoteLineKind.ADJUSTMENT, description="Less amounts credited earlier",
+                amount=-earlier_amounts,
+                explanation=("Earlier credit notes credited this much of the invoice without naming a line.",),
+            )
+        )  # fmt: skip
+    return drafts
+
+
+def _share_lines(
+    *, lines: list[InvoiceLine], drafts: list[CreditNoteLineDraft], credited: _Credited, currency: str
+) -> list[CreditNoteLineDraft]:
+    """The share of the invoice's discounts (and of the customer balance applied on it) that goes with
+    the charges credited: a charge of 100 on an invoice with 10 % off credits 90."""
+    charges = sum((line.amount.amount for line in lines if line.amount.amount > 0 and _is_taxed(line)), Decimal(0))
+    credited_charges = credited.kind(CreditNoteLineKind.INVOICE_LINE) + sum(
+        (draft.amount for draft in drafts if draft.kind == CreditNoteLineKind.INVOICE_LINE), Decimal(0)
+    )
+    shares = []
+    for kind, description, taxed in [
+        (CreditNoteLineKind.DISCOUNT_SHARE, "Less the discounts of the invoice on these lines", True),
+        (CreditNoteLineKind.BALANCE_SHARE, "Less the balance credit applied on the invoice", False),
+    ]:
+        whole = -sum(
+            (line.amount.amount for line in lines if line.amount.amount < 0 and _is_taxed(line) == taxed), Decimal(0)
+        )
+        if whole <= 0:
+            continue
+        share = credit_share(credited=credited_charges, whole=charges, share=whole, currency=currency)
+        amount = share + credited.kind(kind)  # earlier shares are negative
+        if amount != 0:
+            shares.append(
+                CreditNoteLineDraft(
+                    kind=kind, description=description, amount=-amount,
+                    explanation=(
+                        f"{format_price(whole, currency)} on {format_price(charges, currency)} of charges, "
+                        f"in proportion to the charges credited",
+                    ),
+                )
+            )  # fmt: skip
+    return shares
+
+
+def _tax_specs(invoice: Invoice) -> list[InvoiceTaxSpec]:
+    return [
+        InvoiceTaxSpec(
+            invoice_tax_id=tax.pk,
+            name=tax.name,
+            percentage=tax.percentage,
+            inclusive=tax.inclusive,
+            base=tax.taxable_amount.amount + (tax.tax_amount.amount if tax.inclusive else Decimal(0)),
+            tax_amount=tax.tax_amount.amount,
+        )  # fmt: skip
+        for tax in invoice.taxes.all()
+    ]
+
+
+def _settlement(
+    *,
+    invoice: Invoice,
+    total: Decimal,
+    amount_due_before: Decimal,
+    credit_to_balance: Decimal | None,
+    refund_amount: Decimal | None,
+    currency: str,
+    errors: dict[str, list[str]],
+) -> tuple[Decimal, Decimal, Decimal]:
+    """(amount_due_reduction, credit_to_balance, refund_amount) adding up to the total."""
+    for name, value in [("credit_to_balance", credit_to_balance), ("refund_amount", refund_amount)]:
+        if value is not None and value < 0:
+            errors.setdefault(name, []).append("Cannot be negative.")
+        elif value is not None and has_more_decimals_than_currency(value, currency):
+            errors.setdefault(name, []).append(f"Has more decimals than {currency} allows.")
+    if invoice.status in UNPAID_STATUSES:
+        for name, value in [("credit_to_balance", credit_to_balance), ("refund_amount", refund_amount)]:
+            if value:
+                errors.setdefault(name, []).append(
+                    "The invoice is not paid: the credit reduces what is due on it; nothing is refunded or "
+                    "credited to the balance."
+                )
+        return min(total, amount_due_before), Decimal(0), Decimal(0)
+    refund = refund_amount or Decimal(0)
+    balance = credit_to_balance if credit_to_balance is not None else total - refund
+    if total > 0 and refund + balance != total and "credit_to_balance" not in errors and "refund_amount" not in errors:
+        message = (
+            f"The refund and the credit to the balance must add up to the credit note's total, "
+            f"{format_price(total, currency)}."
+        )
+        errors.setdefault("refund_amount" if refund_amount is not None else "credit_to_balance", []).append(message)
+    return Decimal(0), max(balance, Decimal(0)), max(refund, Decimal(0))
+
+
+def _compute(
+    invoice: Invoice,
+    *,
+    reason: str,
+    memo: str,
+    full: bool,
+    lines: list[CreditNoteLineRequest] | None,
+    amount: Decimal | None,
+    credit_to_balance: Decimal | None,
+    refund_amount: Decimal | None,
+) -> CreditNoteDraft:
+    _ensure_creditable(invoice)
+    currency = invoice.currency
+    errors: dict[str, list[str]] = {}
+    if reason not in CreditNoteReason.values:
+        errors["reason"] = [f"Choose one of: {', '.join(CreditNoteReason.values)}."]
+    requests = lines or []
+    if full and (requests or amount is not None):
+        errors.setdefault("full", []).append("A full credit note takes no lines or amount.")
+    if not full and not requests and amount is None:
+        errors.setdefault("lines", []).append("Credit the whole invoice, some of its lines, or an amount.")
+    invoice_lines = list(invoice.lines.all())
+    credited = _credited_so_far(invoice)
+    creditable_before = invoice.total.amount - credited.total
+    amount_due_before = (
+        invoice.total.amount - credited.amount_due_reduction if invoice.status in UNPAID_STATUSES else Decimal(0)
+    )
+    if creditable_before <= 0:
+        raise ValidationFailed(
+            f"Invoice {invoice} has already been credited in full.", fields={"invoice": ["Nothing left to credit."]}
+        )
+    if full:
+        drafts = _full_lines(lines=invoice_lines, credited=credited)
+    else:
+        drafts = _requested_lines(
+            invoice=invoice, lines=invoice_lines, requests=requests, credited=credited, currency=currency,
+            errors=errors,
+        )  # fmt: skip
+    drafts += _share_lines(lines=invoice_lines, drafts=drafts, credited=credited, currency=currency)
+    if amount is not None and _positive(amount, currency, errors, "amount"):
+        drafts.append(
+            CreditNoteLineDraft(kind=CreditNoteLineKind.ADJUSTMENT, description=memo.strip()[:500] or "Credit",
+                                amount=amount)
+        )  # fmt: skip
+
+    taxed_base = sum((line.amount.amount for line in invoice_lines if _is_taxed(line)), Decimal(0))
+    taxed_before = sum(
+        (value for kind, value in credited.by_kind.items() if kind != CreditNoteLineKind.BALANCE_SHARE), Decimal(0)
+    )
+    taxed_now = sum((draft.amount for draft in drafts if draft.kind != CreditNoteLineKind.BALANCE_SHARE), Decimal(0))
+    taxes = credit_note_taxes(
+        taxes=_tax_specs(invoice), invoice_base=taxed_base, credited_before=taxed_before,
+        credited_now=min(taxed_now, max(taxed_base - taxed_before, Decimal(0))),
+        tax_before=credited.tax_by_invoice_tax, currency=currency,
+    )  # fmt: skip
+    subtotal = quantize_amount(sum((draft.amount for draft in drafts), Decimal(0)), currency)
+    tax_total = quantize_amount(sum((tax.tax_amount for tax in taxes if not tax.inclusive), Decimal(0)), currency)
+    total = subtotal + tax_total
+    over_field = "amount" if amount is not None and not requests and not full else "lines"
+    if not errors and (total > creditable_before or taxed_before + taxed_now > taxed_base):
+        left = f"{format_price(creditable_before, currency)} is left to credit on invoice {invoice}"
+        raise ValidationFailed(
+            f"This would credit {format_price(total, currency)}, but only {left}.",
+            fields={over_field: [f"Only {left} (tax included)."]},
+        )
+    if not errors and total <= 0:
+        errors.setdefault(over_field, []).append("Nothing to credit.")
+    due_reduction, balance, refund = _settlement(
+        invoice=invoice, total=total, amount_due_before=amount_due_before, credit_to_balance=credit_to_balance,
+        refund_amount=refund_amount, currency=currency, errors=errors,
+    )  # fmt: skip
+    if errors:
+        raise ValidationFailed("The credit note is not valid: nothing was issued.", fields=errors)
+    due_reduction, balance, refund = (quantize_amount(value, currency) for value in (due_reduction, balance, refund))
+    return CreditNoteDraft(
+        invoice=invoice, currency=currency, reason=reason, memo=memo, lines=drafts, taxes=taxes,
+        subtotal=subtotal, tax_total=tax_total, total=total, amount_due_reduction=due_reduction,
+        credit_to_balance=balance, refund_amount=refund, creditable_before=creditable_before,
+        amount_due_before=amount_due_before,
+        settles_invoice=invoice.status in UNPAID_STATUSES and amount_due_before - due_reduction == 0,
+    )  # fmt: skip
+
+
+def _load(invoice_id: int) -> Invoice:
+    invoice = Invoice.objects.select_related("customer").filter(pk=invoice_id).first()
+    if invoice is None:
+        raise NotFound(f"Invoice {invoice_id} does not exist.")
+    return invoice
+
+
+def credit_note_preview(
+    *,
+    invoice_id: int,
+    reason: str = CreditNoteReason.OTHER,
+    memo: str = "",
+    full: bool = False,
+    lines: list[CreditNoteLineRequest] | None = None,
+    amount: Decimal | None = None,
+    credit_to_balance: Decimal | None = None,
+    refund_amount: Decimal | None = None,
+) -> CreditNoteDraft:
+    """The credit note `credit_note_issue` would issue with these arguments. Writes nothing; refuses
+    what the issue would refuse (`ValidationFailed` with messages per field)."""
+    return _compute(
+        _load(invoice_id), reason=reason, memo=memo, full=full, lines=lines, amount=amount,
+        credit_to_balance=credit_to_balance, refund_amount=refund_amount,
+    )  # fmt: skip
+
+
+@transaction.atomic
+def credit_note_issue(
+    *,
+    invoice_id: int,
+    reason: str,
+    memo: str = "",
+    full: bool = False,
+    lines: list[CreditNoteLineRequest] | None = None,
+    amount: Decimal | None = None,
+    credit_to_balance: Decimal | None = None,
+    refund_amount: Decimal | None = None,
+    refund_reference: str = "",
+    actor: Any = None,
+    now: datetime | None = None,
+) -> CreditNote:
+    """Issue a credit note for an open, paid or uncollectible invoice: number it (its own gapless
+    series), credit the customer's balance where it says so, take what it credits off what is due on an
+    unpaid invoice (settling it when nothing is left due), record the event on the invoice's trail and
+    render its PDF after commit. The invoice's row lock serializes credit notes of one invoice."""
+    invoice = invoice_lock(invoice_id)
+    now = now or customer_now(invoice.customer)
+    draft = _compute(
+        invoice, reason=reason, memo=memo, full=full, lines=lines, amount=amount,
+        credit_to_balance=credit_to_balance, refund_amount=refund_amount,
+    )  # fmt: skip
+    currency = draft.currency
+    number = credit_note_number_allocate(issued_at=now)
+    balance_item = None
+    if draft.credit_to_balance > 0:
+        balance_item = InvoiceItem.objects.create(
+            customer=invoice.customer, subscription=None, kind=InvoiceLineKind.CREDIT_NOTE,
+            description=f"Credit note {number} (invoice {invoice.number})", quantity=Decimal(1),
+            amount=Money(-draft.credit_to_balance, currency), created_at=now,
+            explanation=[f"Credited to the balance by credit note {number}, tax included."],
+        )  # fmt: skip
+    credit_note = CreditNote.objects.create(
+        invoice=invoice, customer=invoice.customer, number=number, status=CreditNoteStatus.ISSUED,
+        reason=draft.reason, memo=draft.memo, subtotal=Money(draft.subtotal, currency),
+        tax_total=Money(draft.tax_total, currency), total=Money(draft.total, currency),
+        amount_due_reduction=Money(draft.amount_due_reduction, currency),
+        credit_to_balance=Money(draft.credit_to_balance, currency),
+        refund_amount=Money(draft.refund_amount, currency), refund_reference=refund_reference,
+        balance_item=balance_item, reverse_charge=invoice.reverse_charge, issued_at=now,
+        issued_by=actor if actor is not None and actor.is_authenticated else None,
+        seller_details=dict(settings.SELLER), customer_details=dict(invoice.customer_details),
+    )  # fmt: skip
+    CreditNoteLine.objects.bulk_create(
+        CreditNoteLine(
+            credit_note=credit_note,
+            position=position,
+            kind=line.kind,
+            invoice_line_id=line.invoice_line_id,
+            description=line.description,
+            quantity=line.quantity,
+            amount=Money(line.amount, currency),
+            explanation=list(line.explanation),
+        )  # fmt: skip
+        for position, line in enumerate(draft.lines, start=1)
+    )
+    CreditNoteTax.objects.bulk_create(
+        CreditNoteTax(
+            credit_note=credit_note,
+            invoice_tax_id=tax.invoice_tax_id,
+            name=tax.name,
+            percentage=tax.percentage,
+            inclusive=tax.inclusive,
+            taxable_amount=Money(tax.taxable_amount, currency),
+            tax_amount=Money(tax.tax_amount, currency),
+        )  # fmt: skip
+        for tax in draft.taxes
+    )
+    invoice_event_record(
+        invoice=invoice, type=InvoiceEventType.CREDIT_NOTE_ISSUED, actor=actor, occurred_at=now,
+        data={
+            "credit_note": number, "total": str(draft.total), "currency": currency, "reason": draft.reason,
+            "amount_due_reduction": str(draft.amount_due_reduction),
+            "credit_to_balance": str(draft.credit_to_balance), "refund_amount": str(draft.refund_amount),
+        },
+    )  # fmt: skip
+    if draft.settles_invoice:
+        invoice_ensure_transition(invoice, InvoiceStatus.PAID)
+        invoice.status = InvoiceStatus.PAID
+        invoice.paid_at = now
+        invoice.save(update_fields=["status", "paid_at", "updated_at"])
+        invoice_event_record(
+            invoice=invoice, type=InvoiceEventType.PAID, actor=actor, occurred_at=now,
+            data={"reason": "credited in full", "credit_note": number},
+        )  # fmt: skip
+    credit_note_id = credit_note.pk
+    transaction.on_commit(lambda: _enqueue_pdf(credit_note_id))
+    return credit_note
+
+
+def _enqueue_pdf(credit_note_id: int) -> None:
+    """Hand the PDF to the `pdf` queue after commit; a broker outage is recorded on the invoice's
+    trail (staff can render it from the admin) rather than failing the request that issued it."""
+    from kombu.exceptions import OperationalError as BrokerUnavailable
+
+    from ..tasks import credit_note_render_pdf_task
+
+    try:
+        credit_note_render_pdf_task.delay(credit_note_id)
+    except BrokerUnavailable as exc:
+        logger.exception("could not queue the PDF of credit note %s", credit_note_id)
+        credit_note = CreditNote.objects.select_related("invoice").filter(pk=credit_note_id).first()
+        if credit_note is not None:
+            invoice_event_record(
+                invoice=credit_note.invoice, type=InvoiceEventType.CREDIT_NOTE_PDF_FAILED,
+                data={"credit_note": credit_note.number, "error": f"queue unavailable: {exc}"},
+            )  # fmt: skip
+
+
+@transaction.atomic
+def credit_note_void(
+    *, credit_note_id: int, reason: str = "", actor: Any = None, now: datetime | None = None
+) -> CreditNote:
+    """Cancel a credit note issued by mistake, while nothing it did has been used: no refund was paid,
+    the customer credit it created is still wholly waiting (it is removed), and the invoice it reduced
+    is still unpaid. Its number stays used; what it credited can be credited again."""
+    row = CreditNote.objects.filter(pk=credit_note_id).values_list("invoice_id", flat=True).first()
+    if row is None:
+        raise NotFound(f"Credit note {credit_note_id} does not exist.")
+    invoice = invoice_lock(row)  # the same lock order as credit_note_issue
+    credit_note = CreditNote.objects.select_for_update().get(pk=credit_note_id)
+    now = now or customer_now(invoice.customer)
+    if credit_note.status != CreditNoteStatus.ISSUED:
+        raise InvalidTransition(f"Credit note {credit_note} is already void.", fields={"status": ["Already void."]})
+    if credit_note.refund_amount.amount > 0:
+        raise InvalidTransition(
+            f"Credit note {credit_note} recorded a refund: it cannot be voided (issue an invoice instead).",
+            fields={"refund_amount": ["A refund was recorded."]},
+        )
+    if credit_note.credit_to_balance.amount > 0:
+        item = credit_note.balance_item
+        untouched = (
+            item is not None and item.invoice_id is None and item.amount.amount == -credit_note.credit_to_balance.amount
+        )
+        if not untouched:
+            raise InvalidTransition(
+                f"The customer credit of credit note {credit_note} has already been used on an invoice.",
+                fields={"credit_to_balance": ["Already used."]},
+            )
+    if credit_note.amount_due_reduction.amount > 0 and invoice.status not in UNPAID_STATUSES:
+        raise InvalidTransition(
+            f"Invoice {invoice} is {invoice.get_status_display().lower()} since credit note {credit_note}: "
+            "the credit note cannot be voided.",
+            fields={"amount_due_reduction": ["The invoice is no longer unpaid."]},
+        )
+    credit_note.status = CreditNoteStatus.VOID
+    credit_note.voided_at = now
+    credit_note.save(update_fields=["status", "voided_at", "updated_at"])
+    if credit_note.balance_item_id is not None:
+        InvoiceItem.objects.filter(pk=credit_note.balance_item_id).delete()  # the link is set to null
+    invoice_event_record(
+        invoice=invoice, type=InvoiceEventType.CREDIT_NOTE_VOIDED, actor=actor, occurred_at=now,
+        data={"credit_note": credit_note.number, "reason": reason},
+    )  # fmt: skip
+    credit_note.refresh_from_db()
+    return credit_note
