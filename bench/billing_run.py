@@ -183,7 +183,7 @@ def _fixtures(count: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE invoices_invoiceevent, invoices_invoicetax, invoices_invoiceline, invoices_invoiceitem, "
-            "invoices_invoice, invoices_billingrun, invoices_invoicenumbersequence"
+            "invoices_invoice, invoices_billingrun, invoices_invoicenumbersequence CASCADE"
         )
     Subscription.objects.filter(plan__code=PLAN_CODE).update(
         current_period_start_at=PERIOD_START, current_period_end_at=AS_OF, next_billing_at=AS_OF

@@ -349,6 +349,7 @@ class BillingRun(models.Model):
             return 100 if self.finished_at else 0
         return min(100, self.processed_count * 100 // self.due_count)
 
+
 # Half of the columns' last decimal: sums compare exactly on PostgreSQL (NUMERIC) and still hold on
 # SQLite, which adds decimals as binary floats (33.34 + 6.34 ≠ 39.68 there).
 _SUM_TOLERANCE = Value(Decimal("0.00005"))

@@ -224,14 +224,24 @@ def usage_aggregate_many(windows: list[UsageWindow]) -> list[dict[str, Decimal]]
         hour_spans.append((index, first_hour, last_hour))
         raw_spans += [(index, a, b) for a, b in ((start, first_hour), (last_hour, end)) if a < b]
     parts: dict[int, list[tuple[str, Decimal | None, Decimal | None, Decimal | None]]] = {}
-    for source, spans in (("raw", raw_spans), ("rollup", hour_spans)):
+    sources: tuple[tuple[Source, list[tuple[int, datetime, datetime]]], ...] = (
+        ("raw", raw_spans),
+        ("rollup", hour_spans),
+    )
+    for source, spans in sources:
         for index, group_key, count, total, highest in _bulk_rows(source, windows, spans):
             parts.setdefault(index, []).append((group_key, count, total, highest))
     for index, rows in parts.items():
         aggregation = windows[index].metric.aggregation
         combined: dict[str, Decimal] = {}
         for group_key, count, total, highest in rows:
-            value = {MetricAggregation.COUNT: count, MetricAggregation.SUM: total}.get(aggregation, highest)
+            value = (
+                count
+                if aggregation == MetricAggregation.COUNT
+                else total
+                if aggregation == MetricAggregation.SUM
+                else highest
+            )
             if value is None:
                 continue
             if aggregation == MetricAggregation.MAX:
@@ -263,7 +273,7 @@ def _bulk_rows(
                       AND u.{at} >= w.span_start AND u.{at} < w.span_end
         GROUP BY w.idx, u.group_key
     """  # noqa: S608 - table and column names are ours, values are parameters
-    params = [
+    params: list[Any] = [
         [index for index, _, _ in spans],
         [windows[index].customer_id for index, _, _ in spans],
         [windows[index].metric.pk for index, _, _ in spans],
