@@ -245,11 +245,11 @@ def _fixtures(count: int) -> None:
             for customer_id in customer_ids
         ],
     )  # fmt: skip
-    # Usage: for each customer and metric, 24 hourly rollups spread over the month.
+    # Usage: for each customer and metric, 6 hourly rollups spread over the month.
     rows = []
     for n, customer_id in enumerate(customer_ids):
-        for day in range(0, 30, 5):
-            for hour in (3, 9, 15, 21):
+        for day in range(0, 30, 10):
+            for hour in (3, 15):
                 at = PERIOD_START.replace(day=day + 1, hour=hour)
                 calls = 100 + (n * 7 + day * 13 + hour) % 900
                 rows.append(_rollup(customer_id, metrics["bench_api"].pk, at, calls, Decimal(calls), None))

@@ -17,9 +17,11 @@ lock; the unique constraint on (subscription, period start) backs that up. A cra
 chunk back: the next run bills it.
 """
 
+import gc
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -83,12 +85,26 @@ def billing_chunk_bill(*, subscription_ids: Sequence[int], now: datetime) -> Chu
     any more or were being billed by someone else."""
     outcome = ChunkOutcome()
     try:
-        with transaction.atomic():
+        with transaction.atomic(), _collector_paused():
             _bill_locked_chunk(subscription_ids, now, outcome)
     except DatabaseError:
         logger.exception("bulk billing of a chunk failed; billing its subscriptions one by one")
         return ChunkOutcome(one_by_one_ids=list(subscription_ids))
     return outcome
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a chunk is billed: the chunk makes tens of
+    thousands of short-lived objects (rows, lines, decimals) and frees them all at the end, so the
+    collector's passes in between find nothing to collect and only cost time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _bill_locked_chunk(subscription_ids: Sequence[int], now: datetime, outcome: ChunkOutcome) -> None:
