@@ -10,7 +10,7 @@ from apps.core import clock
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.validation import validate_instance
 
-from .models import ApiKey, Customer, CustomerMembership, TestClock
+from .models import ApiKey, BillingContact, Customer, CustomerMembership, TestClock
 
 CUSTOMER_EDITABLE_FIELDS = (
     "external_id",
@@ -45,6 +45,7 @@ def customer_create(
     tax_exempt: bool = False,
     payment_terms_days: int | None = None,
     test_clock: TestClock | None = None,
+    billing_contacts: list[dict[str, Any]] | None = None,
 ) -> Customer:
     customer = Customer(
         test_clock=test_clock,
@@ -64,15 +65,19 @@ def customer_create(
     )
     validate_instance(customer)
     customer.save()
+    if billing_contacts:
+        customer_billing_contacts_replace(customer=customer, contacts=billing_contacts)
     return customer
 
 
 @transaction.atomic
 def customer_update(*, customer_id: int, **changes) -> Customer:
-    """Change a customer's details. The billing currency is fixed once the customer exists."""
+    """Change a customer's details. The billing currency is fixed once the customer exists.
+    `billing_contacts`, when given, replaces the whole list (see `customer_billing_contacts_replace`)."""
     customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
     if customer is None:
         raise NotFound(f"Customer {customer_id} does not exist.")
+    billing_contacts = changes.pop("billing_contacts", None)
     if changes.get("currency", customer.currency) == customer.currency:
         changes.pop("currency", None)  # sending the unchanged currency back is fine
     unknown = set(changes) - set(CUSTOMER_EDITABLE_FIELDS)
@@ -87,7 +92,49 @@ def customer_update(*, customer_id: int, **changes) -> Customer:
         setattr(customer, name, value)
     validate_instance(customer)
     customer.save(update_fields=[*changes, "updated_at"])
+    if billing_contacts is not None:
+        customer_billing_contacts_replace(customer=customer, contacts=billing_contacts)
     return customer
+
+
+@transaction.atomic
+def customer_billing_contacts_replace(*, customer: Customer, contacts: list[dict[str, Any]]) -> list[BillingContact]:
+    """Make `contacts` ({"email", "name", "receives_invoices"}) the customer's billing contacts: a
+    contact already on file (same email, any case) keeps its row and takes the new name and flag,
+    the others are added, and contacts not listed are removed. Errors are per contact and field
+    (`billing_contacts.<index>.<field>`); nothing is written unless the whole list is valid."""
+    errors: dict[str, list[str]] = {}
+    seen: dict[str, int] = {}
+    for index, contact in enumerate(contacts):
+        email = str(contact.get("email", "")).strip()
+        if not email:
+            errors[f"billing_contacts.{index}.email"] = ["This field is required."]
+        elif email.lower() in seen:
+            errors[f"billing_contacts.{index}.email"] = [f"Already listed (contact {seen[email.lower()]})."]
+        else:
+            seen[email.lower()] = index
+    if errors:
+        raise ValidationFailed("Some billing contacts are invalid.", fields=errors)
+    existing = {contact.email.lower(): contact for contact in customer.billing_contacts.all()}
+    kept: list[BillingContact] = []
+    for index, data in enumerate(contacts):
+        email = str(data["email"]).strip()
+        contact = existing.pop(email.lower(), None) or BillingContact(customer=customer)
+        contact.email = email
+        contact.name = str(data.get("name", "")).strip()
+        contact.receives_invoices = bool(data.get("receives_invoices", True))
+        try:
+            validate_instance(contact, exclude=["customer"])
+        except ValidationFailed as exc:
+            raise ValidationFailed(
+                "Some billing contacts are invalid.",
+                fields={f"billing_contacts.{index}.{name}": messages for name, messages in exc.fields.items()},
+            ) from exc
+        kept.append(contact)
+    BillingContact.objects.filter(pk__in=[contact.pk for contact in existing.values()]).delete()
+    for contact in kept:
+        contact.save()
+    return kept
 
 
 @transaction.atomic

@@ -31,6 +31,8 @@ class InvoiceEventType(models.TextChoices):
     MARKED_UNCOLLECTIBLE = "marked_uncollectible", "Marked uncollectible"
     PDF_RENDERED = "pdf_rendered", "PDF rendered"
     PDF_FAILED = "pdf_failed", "PDF rendering failed"
+    EMAILED = "emailed", "Emailed to the customer"
+    EMAIL_FAILED = "email_failed", "Email failed"
 
 
 class BillingRunStatus(models.TextChoices):

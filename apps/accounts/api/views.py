@@ -42,6 +42,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         serializer = CustomerCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         customer = services.customer_create(**serializer.validated_data)
+        customer = self.get_queryset().get(pk=customer.pk)
         return Response(CustomerOutputSerializer(customer).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -52,8 +53,8 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         customer = self.get_object()
         serializer = CustomerUpdateInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        customer = services.customer_update(customer_id=customer.pk, **serializer.validated_data)
-        return Response(CustomerOutputSerializer(customer).data)
+        services.customer_update(customer_id=customer.pk, **serializer.validated_data)
+        return Response(CustomerOutputSerializer(self.get_queryset().get(pk=customer.pk)).data)
 
 
 class TestClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

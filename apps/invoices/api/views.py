@@ -22,6 +22,7 @@ from .serializers import (
     InvoiceListOutputSerializer,
     InvoiceMarkPaidInputSerializer,
     InvoiceMarkUncollectibleInputSerializer,
+    InvoiceSendOutputSerializer,
     InvoiceVoidInputSerializer,
 )
 
@@ -42,6 +43,7 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         "void": CHANGE_INVOICE,
         "mark_paid": CHANGE_INVOICE,
         "mark_uncollectible": CHANGE_INVOICE,
+        "send": CHANGE_INVOICE,
     }
 
     def get_queryset(self):
@@ -105,6 +107,23 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def mark_uncollectible(self, request, pk=None):
         """Give up collecting an open invoice (it can still be paid or voided later)."""
         return self._transition(request, services.invoice_mark_uncollectible, InvoiceMarkUncollectibleInputSerializer)
+
+    @extend_schema(
+        request=None,
+        responses={200: InvoiceSendOutputSerializer, **error_responses(404, 409)},
+        summary="Email the bill",
+        description=(
+            "Email the PDF bill to the customer's email and its billing contacts that receive invoices, even "
+            "if it was sent before (each send is recorded in the invoice's history). Refused with 409 for a "
+            "draft, a void invoice, or a bill whose PDF is not rendered yet (`pdf_not_rendered`)."
+        ),
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def send(self, request, pk=None):
+        invoice = self.get_object()
+        result = services.invoice_email_send(invoice_id=invoice.pk, actor=request.user, resend=True)
+        return Response(InvoiceSendOutputSerializer(result.event).data)
 
     @extend_schema(
         summary="Download the PDF bill",

@@ -14,6 +14,7 @@ from .changes import (
     subscription_resume,
     subscription_upcoming_invoice,
 )
+from .emails import invoice_email_failure_record, invoice_email_send
 from .lifecycle import (
     invoice_finalize,
     invoice_mark_paid,
@@ -21,14 +22,24 @@ from .lifecycle import (
     invoice_update_draft,
     invoice_void,
 )
-from .pdf import invoice_render_pdf
+from .pdf import (
+    invoice_pdf_ensure,
+    invoice_pdf_failure_record,
+    invoice_pdf_verify,
+    invoice_render_pdf,
+)
 
 __all__ = [
     "bill_due_subscriptions",
+    "invoice_email_failure_record",
+    "invoice_email_send",
     "invoice_finalize",
     "invoice_finalize_due_drafts",
     "invoice_mark_paid",
     "invoice_mark_uncollectible",
+    "invoice_pdf_ensure",
+    "invoice_pdf_failure_record",
+    "invoice_pdf_verify",
     "invoice_render_pdf",
     "invoice_update_draft",
     "invoice_void",

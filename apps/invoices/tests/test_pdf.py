@@ -12,10 +12,10 @@ from apps.accounts.services import customer_update
 from apps.accounts.tests.factories import CustomerFactory
 from apps.catalog.tests.factories import PlanFactory
 from apps.core.errors import NotEditable
+from apps.core.pdf import _local_only_fetcher
 from apps.invoices.models import Invoice, InvoiceLine
 from apps.invoices.services import invoice_finalize, invoice_render_pdf, invoice_void
 from apps.invoices.services.lifecycle import invoice_recompute_totals
-from apps.invoices.services.pdf import _local_only_fetcher
 from apps.invoices.templatetags.invoice_format import bill_date, money, quantity, service_period, unit_price
 from apps.invoices.tests.factories import make_draft_invoice, make_open_invoice
 from apps.subscriptions.periods import utc

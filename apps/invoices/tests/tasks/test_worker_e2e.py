@@ -73,7 +73,7 @@ def worker(tmp_path):
             "billing_portal",
             "worker",
             "-Q",
-            "celery,billing,pdf",
+            "celery,billing,pdf,email",
             "--concurrency",
             "2",
             "--without-gossip",
