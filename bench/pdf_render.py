@@ -88,18 +88,33 @@ def main() -> None:
 
 def _make_invoices(*, count: int, lines: int) -> list[int]:
     """`count` finalized invoices, made as billing makes them; extra lines added to the draft."""
+    import uuid
     from decimal import Decimal
 
     from djmoney.money import Money
 
+    from apps.accounts.tests.factories import CustomerFactory
+    from apps.catalog.tests.factories import PlanFactory
     from apps.invoices.models import InvoiceLine
     from apps.invoices.services import invoice_finalize
-    from apps.invoices.tests.factories import make_draft_invoice
+    from apps.invoices.tests.factories import DEFAULT_START, make_draft_invoice
+    from apps.subscriptions.tests.factories import make_subscription
 
     started = time.perf_counter()
+    run = uuid.uuid4().hex[:8]
+    plan = PlanFactory(
+        product__code=f"bench-pdf-{run}", product__name="Cloud platform", code=f"bench-pdf-{run}",
+        name="Business (monthly)", prices=[Money("49.00", "USD")],
+    )  # fmt: skip
     invoice_ids = []
-    for _ in range(count):
-        draft = make_draft_invoice()
+    for number in range(count):
+        customer = CustomerFactory(
+            external_id=f"bench_pdf_{run}_{number:04d}", name=f"Bench customer {number} Ltd.",
+            email=f"bench{number}@customer.example", tax_id=f"GB{number:09d}",
+        )  # fmt: skip
+        draft = make_draft_invoice(
+            subscription=make_subscription(customer=customer, plan=plan, started_at=DEFAULT_START)
+        )
         for position in range(2, lines + 1):
             InvoiceLine.objects.create(
                 invoice=draft, position=position, description=f"API requests — batch {position:02d}",

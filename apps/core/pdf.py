@@ -10,9 +10,11 @@ docs/performance.md. WeasyPrint is imported lazily because importing it takes a 
 """
 
 import functools
+import gc
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -85,6 +87,19 @@ def _stylesheet(path: str, modified_ns: int) -> Any:
     return CSS(filename=path, font_config=_font_config(), url_fetcher=_local_only_fetcher())
 
 
+@contextmanager
+def _garbage_collection_paused() -> Iterator[None]:
+    """Layout allocates hundreds of thousands of short-lived objects, which set off the cyclic garbage
+    collector over and over (about a tenth of a bill's CPU time); what it leaves is collected after."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def render_pdf(*, template_name: str, context: dict[str, Any], stylesheets: Iterable[str] = ()) -> bytes:
     """Render a Django template to PDF bytes. `stylesheets` are paths under static/ (or absolute),
     parsed once per process; relative URLs in the HTML resolve under static/; no network access."""
@@ -96,7 +111,8 @@ def render_pdf(*, template_name: str, context: dict[str, Any], stylesheets: Iter
         path = Path(static_url(name).removeprefix("file://"))
         sheets.append(_stylesheet(str(path), path.stat().st_mtime_ns))
     document = HTML(string=html, base_url=static_root().as_uri() + "/", url_fetcher=_local_only_fetcher())
-    return document.write_pdf(stylesheets=sheets, font_config=_font_config(), cache=_image_cache())
+    with _garbage_collection_paused():
+        return bytes(document.write_pdf(stylesheets=sheets, font_config=_font_config(), cache=_image_cache()))
 
 
 def sha256_hex(content: bytes) -> str:
