@@ -51,6 +51,10 @@ def invoice_render_pdf_task(self, invoice_id: int, email_customer: bool = False)
     except NotFound:
         logger.warning("invoice %s vanished before its PDF was rendered", invoice_id)
         return None
+    except ApplicationError as exc:  # e.g. a stray file where the bill goes: retrying would not help
+        logger.warning("PDF of invoice %s not rendered: %s", invoice_id, exc.message)
+        invoice_pdf_failure_record(invoice_id=invoice_id, error=exc.message)
+        return None
     except OSError as exc:  # storage hiccup: worth another try
         if self.request.retries >= self.max_retries:
             invoice_pdf_failure_record(invoice_id=invoice_id, error=f"{type(exc).__name__}: {exc}")

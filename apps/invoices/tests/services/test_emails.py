@@ -6,6 +6,8 @@ import smtplib
 
 import pytest
 from django.core import mail
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.test import override_settings
 
 from apps.accounts.models import BillingContact
@@ -148,6 +150,19 @@ def test_the_pdf_task_renders_then_queues_the_email(monkeypatch):
     assert sha256 == again == invoice.pdf_sha256
     assert invoice.events.filter(type=InvoiceEventType.PDF_RENDERED).count() == 1
     assert queued == [invoice.pk, invoice.pk]  # the email task itself sends once
+
+
+def test_the_pdf_task_records_a_refusal_and_queues_no_email(monkeypatch):
+    invoice = make_open_invoice()
+    default_storage.save(f"invoices/2026/01/{invoice.number}.pdf", ContentFile(b"%PDF- stray"))
+    queued = []
+    monkeypatch.setattr(tasks.invoice_email_task, "delay", lambda invoice_id: queued.append(invoice_id))
+
+    assert tasks.invoice_render_pdf_task.run(invoice.pk, email_customer=True) is None
+
+    failure = invoice.events.get(type=InvoiceEventType.PDF_FAILED)
+    assert "never overwritten" in failure.data["error"]
+    assert queued == []
 
 
 def test_the_pdf_task_does_not_queue_the_email_when_not_asked(monkeypatch):
