@@ -29,3 +29,11 @@ def make_staff(db):
         return user
 
     return _make
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    """Each test stores its files (PDF bills) in a folder of its own: stored PDFs are never overwritten,
+    and invoice numbers start again in every test's database transaction."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return settings.MEDIA_ROOT

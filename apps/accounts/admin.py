@@ -17,7 +17,7 @@ from apps.invoices.services.test_clocks import test_clock_advance
 from apps.subscriptions.models import Subscription
 from apps.usage.reports import usage_daily
 
-from .models import ApiKey, Customer, CustomerMembership, TestClock
+from .models import ApiKey, BillingContact, Customer, CustomerMembership, TestClock
 from .selectors import customer_now
 from .services import (
     CUSTOMER_EDITABLE_FIELDS,
@@ -37,6 +37,16 @@ class CustomerMembershipInline(admin.TabularInline):
     extra = 0
     verbose_name = "portal user"
     verbose_name_plural = "portal users"
+
+
+class BillingContactInline(admin.TabularInline):
+    """Who receives the customer's bills by email besides the customer's own email."""
+
+    model = BillingContact
+    fields = ["name", "email", "receives_invoices"]
+    extra = 0
+    verbose_name = "billing contact"
+    verbose_name_plural = "billing contacts (receive the bills by email, with the customer's email)"
 
 
 class CustomerSubscriptionInline(ReadOnlyInline):
@@ -94,7 +104,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
         ),
         ("Activity", {"fields": ["billing_summary", "created_at", "updated_at"]}),
     ]
-    inlines = [CustomerMembershipInline, CustomerSubscriptionInline, CustomerInvoiceInline]
+    inlines = [BillingContactInline, CustomerMembershipInline, CustomerSubscriptionInline, CustomerInvoiceInline]
 
     change_form_template = "admin/accounts/customer/change_form.html"
 
@@ -120,7 +130,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def get_inlines(self, request, obj):
         if obj is None:
-            return [CustomerMembershipInline]
+            return [BillingContactInline, CustomerMembershipInline]
         return self.inlines
 
     @admin.display(description="billing")

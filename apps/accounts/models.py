@@ -43,7 +43,7 @@ class Customer(TimeStampedModel):
         help_text="Your own identifier for this customer (unique when set); used by integrations.",
     )
     name = models.CharField(max_length=255)
-    email = models.EmailField(help_text="Where bills are sent.")
+    email = models.EmailField(help_text="Where bills are sent (with the billing contacts that receive invoices).")
     address_line1 = models.CharField("address line 1", max_length=255, blank=True)
     address_line2 = models.CharField("address line 2", max_length=255, blank=True)
     city = models.CharField(max_length=128, blank=True)
@@ -130,6 +130,29 @@ class Customer(TimeStampedModel):
             locality = [" ".join(part for part in [self.postal_code, self.city] if part), self.state]
         lines = [self.address_line1, self.address_line2, *locality, _country_name(str(country), get_language())]
         return [line for line in lines if line]
+
+
+class BillingContact(TimeStampedModel):
+    """Someone at the customer who receives its bills by email, besides the customer's own email
+    (e.g. accounts payable). Kept for the record when `receives_invoices` is turned off."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="billing_contacts")
+    name = models.CharField(max_length=255, blank=True)
+    email = models.EmailField()
+    receives_invoices = models.BooleanField(default=True, help_text="Bills are emailed to this contact.")
+
+    class Meta:
+        ordering = ["customer", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "email"],
+                name="billing_contact_customer_email_unique",
+                violation_error_message="This customer already has a billing contact with this email.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>" if self.name else self.email
 
 
 class CustomerMembership(TimeStampedModel):

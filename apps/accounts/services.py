@@ -10,7 +10,7 @@ from apps.core import clock
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.validation import validate_instance
 
-from .models import ApiKey, Customer, CustomerMembership, TestClock
+from .models import ApiKey, BillingContact, Customer, CustomerMembership, TestClock
 from .tax_ids import InvalidTaxId, tax_id_check, tax_id_type_fits_country
 
 CUSTOMER_EDITABLE_FIELDS = (
@@ -78,6 +78,7 @@ def customer_create(
     tax_exempt: bool = False,
     payment_terms_days: int | None = None,
     test_clock: TestClock | None = None,
+    billing_contacts: list[dict[str, Any]] | None = None,
 ) -> Customer:
     """A new customer. A tax ID is checked and normalized first; `tax_id_type` empty means the usual
     kind for the customer's country (an EU VAT number in an EU member state)."""
@@ -99,16 +100,20 @@ def customer_create(
     tax_id_errors = _customer_tax_id_apply(customer, tax_id=tax_id, tax_id_type=tax_id_type)
     _customer_validate(customer, tax_id_errors=tax_id_errors)
     customer.save()
+    if billing_contacts:
+        customer_billing_contacts_replace(customer=customer, contacts=billing_contacts)
     return customer
 
 
 @transaction.atomic
 def customer_update(*, customer_id: int, **changes) -> Customer:
     """Change a customer's details. The billing currency is fixed once the customer exists. The tax
-    ID is checked again when it, its kind or the country changes."""
+    ID is checked again when it, its kind or the country changes. `billing_contacts`, when given,
+    replaces the whole list (see `customer_billing_contacts_replace`)."""
     customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
     if customer is None:
         raise NotFound(f"Customer {customer_id} does not exist.")
+    billing_contacts = changes.pop("billing_contacts", None)
     if changes.get("currency", customer.currency) == customer.currency:
         changes.pop("currency", None)  # sending the unchanged currency back is fine
     unknown = set(changes) - set(CUSTOMER_EDITABLE_FIELDS)
@@ -135,7 +140,49 @@ def customer_update(*, customer_id: int, **changes) -> Customer:
         changes.update(dict.fromkeys(TAX_ID_FIELDS))
     _customer_validate(customer, tax_id_errors=tax_id_errors)
     customer.save(update_fields=[*changes, "updated_at"])
+    if billing_contacts is not None:
+        customer_billing_contacts_replace(customer=customer, contacts=billing_contacts)
     return customer
+
+
+@transaction.atomic
+def customer_billing_contacts_replace(*, customer: Customer, contacts: list[dict[str, Any]]) -> list[BillingContact]:
+    """Make `contacts` ({"email", "name", "receives_invoices"}) the customer's billing contacts: a
+    contact already on file (same email, any case) keeps its row and takes the new name and flag,
+    the others are added, and contacts not listed are removed. Errors are per contact and field
+    (`billing_contacts.<index>.<field>`); nothing is written unless the whole list is valid."""
+    errors: dict[str, list[str]] = {}
+    seen: dict[str, int] = {}
+    for index, contact in enumerate(contacts):
+        email = str(contact.get("email", "")).strip()
+        if not email:
+            errors[f"billing_contacts.{index}.email"] = ["This field is required."]
+        elif email.lower() in seen:
+            errors[f"billing_contacts.{index}.email"] = [f"Already listed (contact {seen[email.lower()]})."]
+        else:
+            seen[email.lower()] = index
+    if errors:
+        raise ValidationFailed("Some billing contacts are invalid.", fields=errors)
+    existing = {contact.email.lower(): contact for contact in customer.billing_contacts.all()}
+    kept: list[BillingContact] = []
+    for index, data in enumerate(contacts):
+        email = str(data["email"]).strip()
+        contact = existing.pop(email.lower(), None) or BillingContact(customer=customer)
+        contact.email = email
+        contact.name = str(data.get("name", "")).strip()
+        contact.receives_invoices = bool(data.get("receives_invoices", True))
+        try:
+            validate_instance(contact, exclude=["customer"])
+        except ValidationFailed as exc:
+            raise ValidationFailed(
+                "Some billing contacts are invalid.",
+                fields={f"billing_contacts.{index}.{name}": messages for name, messages in exc.fields.items()},
+            ) from exc
+        kept.append(contact)
+    BillingContact.objects.filter(pk__in=[contact.pk for contact in existing.values()]).delete()
+    for contact in kept:
+        contact.save()
+    return kept
 
 
 @transaction.atomic

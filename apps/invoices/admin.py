@@ -25,6 +25,7 @@ from django.utils.safestring import mark_safe
 
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
 from apps.core.errors import ApplicationError
+from apps.core.pdf import PdfIntegrity
 
 from .admin_credit_notes import (
     ISSUE_PERMISSION,
@@ -46,9 +47,11 @@ from .models import (
 )
 from .services import (
     bill_due_subscriptions,
+    invoice_email_send,
     invoice_finalize,
     invoice_mark_paid,
     invoice_mark_uncollectible,
+    invoice_pdf_verify,
     invoice_render_pdf,
     invoice_update_draft,
     invoice_void,
@@ -156,12 +159,29 @@ OPERATIONS: dict[str, InvoiceOperation] = {
         ),
         InvoiceOperation(
             name="render_pdf",
-            label="Re-render PDF",
+            label="Render PDF",
             done="Rendered the PDF of",
-            explanation="Renders the PDF bill again from the invoice's frozen details and replaces the stored file.",
-            is_offered_for=lambda invoice: bool(invoice.number),
+            explanation=(
+                "Renders the PDF bill from the invoice's frozen details, if it has none yet (e.g. the queue "
+                "was down). A rendered bill is never rendered again nor replaced."
+            ),
+            is_offered_for=lambda invoice: bool(invoice.number) and not invoice.pdf,
             run=lambda invoice_id, actor, note: invoice_render_pdf(invoice_id=invoice_id, actor=actor),
             needs_confirmation=False,
+            errors=(ApplicationError, OSError),
+        ),
+        InvoiceOperation(
+            name="send",
+            label="Email to customer",
+            done="Emailed",
+            explanation=(
+                "Emails the PDF bill to the customer's email and to its billing contacts that receive "
+                "invoices, even if it was sent before. Each send is recorded in the invoice's history."
+            ),
+            is_offered_for=lambda invoice: bool(invoice.pdf) and invoice.status != InvoiceStatus.VOID,
+            run=lambda invoice_id, actor, note: (
+                invoice_email_send(invoice_id=invoice_id, actor=actor, resend=True).event.invoice
+            ),
             errors=(ApplicationError, OSError),
         ),
     ]
@@ -280,7 +300,7 @@ class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
         ),
         ("Amounts", {"fields": ["subtotal", "tax_total", "total", "reverse_charge"]}),
         ("Dates", {"fields": ["issued_at", "auto_finalize_at", "paid_at", "voided_at", "marked_uncollectible_at"]}),
-        ("PDF bill", {"fields": ["pdf_link", "pdf_rendered_at", "pdf_sha256"]}),
+        ("PDF bill", {"fields": ["pdf_link", "pdf_rendered_at", "pdf_sha256", "pdf_integrity"]}),
         ("Details frozen at issue", {"fields": ["seller_snapshot", "customer_snapshot"], "classes": ["collapse"]}),
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
@@ -317,6 +337,9 @@ class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def has_render_pdf_permission(self, request):
         return self.has_operation_permission(request, OPERATIONS["render_pdf"])
+
+    def has_send_permission(self, request):
+        return self.has_operation_permission(request, OPERATIONS["send"])
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -379,6 +402,19 @@ class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
             return "—"
         return format_html('<a href="{}">PDF</a>', reverse("admin:invoices_invoice_pdf", args=[invoice.pk]))
 
+    @admin.display(description="integrity")
+    def pdf_integrity(self, invoice: Invoice) -> str:
+        """Recomputes the SHA-256 of the stored file (the change page only, one file)."""
+        if not invoice.pdf_sha256:
+            return "—"
+        integrity = invoice_pdf_verify(invoice_id=invoice.pk)
+        label, tone = {
+            PdfIntegrity.INTACT: ("intact: the stored file has this SHA-256", "success"),
+            PdfIntegrity.ALTERED: ("ALTERED: the stored file no longer has this SHA-256", "danger"),
+            PdfIntegrity.MISSING: ("MISSING from storage", "danger"),
+        }[integrity]
+        return status_badge(label, tone)
+
     @admin.display(description="customer")
     def customer_link(self, invoice: Invoice) -> str:
         url = reverse("admin:accounts_customer_change", args=[invoice.customer_id])
@@ -432,7 +468,10 @@ class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
             try:
                 handle = invoice.pdf.open("rb")
             except FileNotFoundError:
-                reason = "its PDF file is missing from storage. Re-render the PDF to restore it."
+                reason = (
+                    "its PDF file is missing from storage. A rendered bill is never rendered again: restore "
+                    f"{invoice.pdf.name} from a backup (its SHA-256 is {invoice.pdf_sha256})."
+                )
             else:
                 return FileResponse(handle, content_type="application/pdf", filename=f"{invoice.number}.pdf")
         elif invoice.number:

@@ -35,6 +35,8 @@ class InvoiceEventType(models.TextChoices):
     CREDIT_NOTE_VOIDED = "credit_note_voided", "Credit note voided"
     CREDIT_NOTE_PDF_RENDERED = "credit_note_pdf_rendered", "Credit note PDF rendered"
     CREDIT_NOTE_PDF_FAILED = "credit_note_pdf_failed", "Credit note PDF rendering failed"
+    EMAILED = "emailed", "Emailed to the customer"
+    EMAIL_FAILED = "email_failed", "Email failed"
 
 
 class BillingRunStatus(models.TextChoices):

@@ -4,8 +4,8 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q, Value
-from django.db.models.functions import Abs
-from django.db.models.lookups import LessThan
+from django.db.models.functions import Abs, Length
+from django.db.models.lookups import Exact, LessThan
 from django_countries.fields import CountryField
 from djmoney.models.fields import MoneyField
 
@@ -71,8 +71,11 @@ class Invoice(TimeStampedModel):
     # Snapshots taken at finalization; the bill is rendered from these, never from live rows.
     seller_details = models.JSONField(default=dict, blank=True, editable=False)
     customer_details = models.JSONField(default=dict, blank=True, editable=False)
+    # The PDF bill, rendered once and never replaced (a database trigger refuses any change once set).
     pdf = models.FileField("PDF bill", upload_to=invoice_pdf_path, blank=True, editable=False)
-    pdf_sha256 = models.CharField("PDF SHA-256", max_length=64, blank=True, editable=False)
+    pdf_sha256 = models.CharField(
+        "PDF SHA-256", max_length=64, blank=True, editable=False, help_text="SHA-256 of the stored file (hex)."
+    )
     pdf_rendered_at = models.DateTimeField("PDF rendered at", null=True, blank=True, editable=False)
 
     class Meta:
@@ -98,6 +101,13 @@ class Invoice(TimeStampedModel):
             models.CheckConstraint(
                 condition=Q(period_end_at__isnull=True) | Q(period_end_at__gt=F("period_start_at")),
                 name="invoice_period_not_empty",
+            ),
+            # A stored PDF always has its hash and rendering time, and only a stored PDF has them.
+            models.CheckConstraint(
+                condition=(Q(pdf="") & Q(pdf_sha256="") & Q(pdf_rendered_at__isnull=True))
+                | (~Q(pdf="") & Q(Exact(Length("pdf_sha256"), 64)) & Q(pdf_rendered_at__isnull=False)),
+                name="invoice_pdf_has_sha256",
+                violation_error_message="A stored PDF bill needs its SHA-256 and rendering time.",
             ),
         ]
         indexes = [

@@ -6,14 +6,17 @@ from datetime import datetime
 from celery import shared_task
 from django.conf import settings
 
-from apps.core.errors import NotFound
+from apps.core.errors import ApplicationError, NotFound
 
 from .constants import BillingRunTrigger
 from .services import (
     bill_due_subscriptions,
     credit_note_render_pdf,
+    invoice_email_failure_record,
+    invoice_email_send,
     invoice_finalize_due_drafts,
-    invoice_render_pdf,
+    invoice_pdf_ensure,
+    invoice_pdf_failure_record,
 )
 from .services.billing import billing_run_chunk
 
@@ -36,16 +39,21 @@ def billing_run_chunk_task(run_id: int, subscription_ids: list[int], as_of: str)
 
 
 @shared_task(name="apps.invoices.tasks.invoice_render_pdfs_task", time_limit=3600, soft_time_limit=3500)
-def invoice_render_pdfs_task(invoice_ids: list[int]) -> int:
-    """Render the PDFs of a billing run chunk's invoices; one failing bill does not stop the others
-    (staff can re-render it from the admin). Returns how many were rendered."""
+def invoice_render_pdfs_task(invoice_ids: list[int], email_customer: bool = False) -> int:
+    """Render the PDFs of a billing run chunk's invoices (each once: a stored bill is left alone) and
+    hand each bill's email to the `email` queue when asked; one failing bill does not stop the others
+    (the failure is recorded on it). Returns how many were rendered."""
     rendered = 0
     for invoice_id in invoice_ids:
         try:
-            invoice_render_pdf(invoice_id=invoice_id)
-            rendered += 1
-        except Exception:  # noqa: BLE001 - logged; the others still get their bill
+            invoice_pdf_ensure(invoice_id=invoice_id)
+        except Exception as exc:  # noqa: BLE001 - recorded; the others still get their bill
             logger.exception("rendering the PDF of invoice %s failed", invoice_id)
+            invoice_pdf_failure_record(invoice_id=invoice_id, error=f"{type(exc).__name__}: {exc}")
+            continue
+        rendered += 1
+        if email_customer:
+            invoice_email_task.delay(invoice_id)
     return rendered
 
 
@@ -65,14 +73,52 @@ def invoice_finalize_due_drafts_task(as_of: str | None = None) -> int:
     max_retries=3,
     default_retry_delay=30,
 )
-def invoice_render_pdf_task(self, invoice_id: int) -> str | None:
+def invoice_render_pdf_task(self, invoice_id: int, email_customer: bool = False) -> str | None:
+    """Render and store the bill (once: a repeated task finds it stored), then hand the email to the
+    `email` queue when asked. Returns the PDF's SHA-256."""
     try:
-        return invoice_render_pdf(invoice_id=invoice_id).pdf_sha256
+        sha256 = invoice_pdf_ensure(invoice_id=invoice_id).pdf_sha256
     except NotFound:
         logger.warning("invoice %s vanished before its PDF was rendered", invoice_id)
         return None
+    except ApplicationError as exc:  # e.g. a stray file where the bill goes: retrying would not help
+        logger.warning("PDF of invoice %s not rendered: %s", invoice_id, exc.message)
+        invoice_pdf_failure_record(invoice_id=invoice_id, error=exc.message)
+        return None
     except OSError as exc:  # storage hiccup: worth another try
+        if self.request.retries >= self.max_retries:
+            invoice_pdf_failure_record(invoice_id=invoice_id, error=f"{type(exc).__name__}: {exc}")
+            raise
         raise self.retry(exc=exc) from exc
+    if email_customer:
+        invoice_email_task.delay(invoice_id)
+    return sha256
+
+
+@shared_task(
+    name="apps.invoices.tasks.invoice_email_task",
+    bind=True,
+    time_limit=120,
+    soft_time_limit=100,
+    max_retries=5,
+)
+def invoice_email_task(self, invoice_id: int) -> int | None:
+    """Email the bill once (a bill already emailed is left alone). Retries a mail server failure with
+    growing delays; the last failure is recorded on the invoice. Returns the `emailed` event id."""
+    try:
+        return invoice_email_send(invoice_id=invoice_id).event.pk
+    except NotFound:
+        logger.warning("invoice %s vanished before its bill was emailed", invoice_id)
+        return None
+    except ApplicationError as exc:  # void meanwhile, no PDF, no address: retrying would not help
+        logger.warning("bill of invoice %s not emailed: %s", invoice_id, exc.message)
+        invoice_email_failure_record(invoice_id=invoice_id, error=exc.message)
+        return None
+    except OSError as exc:  # mail server unreachable or refusing (smtplib errors are OSErrors)
+        if self.request.retries >= self.max_retries:
+            invoice_email_failure_record(invoice_id=invoice_id, error=f"{type(exc).__name__}: {exc}")
+            return None
+        raise self.retry(exc=exc, countdown=60 * 2**self.request.retries) from exc
 
 
 @shared_task(

@@ -133,6 +133,9 @@ USAGE_EVENT_MAX_FUTURE_MINUTES = env.int("USAGE_EVENT_MAX_FUTURE_MINUTES", defau
 # Days between issue and due date unless the customer has its own terms.
 INVOICE_PAYMENT_TERMS_DAYS = env.int("INVOICE_PAYMENT_TERMS_DAYS", default=14)
 
+# Email each bill (PDF attached) to the customer's email and billing contacts once it is rendered.
+INVOICE_EMAIL_ON_FINALIZE = env.bool("INVOICE_EMAIL_ON_FINALIZE", default=True)
+
 # The seller as printed on every bill (snapshotted onto the invoice at finalization).
 SELLER = {
     "name": env("SELLER_NAME", default="Acme Cloud Ltd."),
@@ -145,6 +148,8 @@ SELLER = {
     "bank_name": env("SELLER_BANK_NAME", default="Bank of Example"),
     "iban": env("SELLER_IBAN", default="IE29 AIBK 9311 5212 3456 78"),
     "bic": env("SELLER_BIC", default="AIBKIE2D"),
+    # Printed at the top of every bill: a path under static/ or an absolute path (SVG, PNG or JPEG).
+    "logo": env("SELLER_LOGO", default="invoices/logo.svg"),
 }
 
 # --- Celery --------------------------------------------------------------------------------------
@@ -164,6 +169,7 @@ CELERY_TASK_ROUTES = {
     "apps.invoices.tasks.invoice_render_pdf_task": {"queue": "pdf"},
     "apps.invoices.tasks.invoice_render_pdfs_task": {"queue": "pdf"},
     "apps.invoices.tasks.credit_note_render_pdf_task": {"queue": "pdf"},
+    "apps.invoices.tasks.invoice_email_task": {"queue": "email"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Declared here; django-celery-beat's database scheduler installs these entries when beat starts.
@@ -228,7 +234,15 @@ STRIPE_LIVE_SECRET_KEY = env("STRIPE_LIVE_SECRET_KEY", default="")
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 
+# Bills are emailed through Django's email backend: the console in development (set EMAIL_BACKEND,
+# EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS for SMTP).
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)  # seconds; a send holds the invoice's row lock
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default=SELLER["email"])
 
 LOGGING = {

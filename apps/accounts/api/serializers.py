@@ -2,7 +2,7 @@ from django_countries.serializer_fields import CountryField
 from rest_framework import serializers
 
 from apps.accounts.constants import TaxIdType
-from apps.accounts.models import Customer, TestClock
+from apps.accounts.models import BillingContact, Customer, TestClock
 from apps.core.api.serializers import MoneyOutputSerializer, validate_currency_code
 
 TAX_ID_HELP = (
@@ -16,9 +16,31 @@ TAX_ID_TYPE_HELP = (
 )
 
 
+class BillingContactOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = BillingContact
+        fields = ["id", "name", "email", "receives_invoices"]
+        read_only_fields = fields
+
+
+class BillingContactInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
+    email = serializers.EmailField(max_length=254)
+    receives_invoices = serializers.BooleanField(required=False, default=True, help_text="Bills are emailed here.")
+
+
+_BILLING_CONTACTS_HELP = (
+    "People who receive the bills by email besides `email` (e.g. accounts payable). When sent, the list "
+    "replaces the customer's contacts (matched by email, without case)."
+)
+
+
 class CustomerOutputSerializer(serializers.ModelSerializer):
     country = serializers.CharField(source="country.code", help_text="ISO 3166-1 alpha-2 code.")
     currency = serializers.CharField(help_text="The one currency this customer is billed in (ISO 4217).")
+    billing_contacts = BillingContactOutputSerializer(
+        many=True, read_only=True, help_text="Who receives the bills by email besides `email`."
+    )
 
     class Meta:
         model = Customer
@@ -41,6 +63,7 @@ class CustomerOutputSerializer(serializers.ModelSerializer):
             "tax_exempt",
             "payment_terms_days",
             "test_clock",
+            "billing_contacts",
             "created_at",
             "updated_at",
         ]
@@ -76,6 +99,9 @@ class CustomerCreateInputSerializer(serializers.Serializer):
         queryset=TestClock.objects.all(), required=False, allow_null=True, default=None,
         help_text="Test customers only: attach to a test clock (cannot change later).",
     )  # fmt: skip
+    billing_contacts = BillingContactInputSerializer(
+        many=True, required=False, default=list, help_text=_BILLING_CONTACTS_HELP
+    )
 
     def validate_currency(self, value: str) -> str:
         return validate_currency_code(value)
@@ -101,6 +127,7 @@ class CustomerUpdateInputSerializer(serializers.Serializer):
     )
     tax_exempt = serializers.BooleanField(required=False, help_text="Never charged tax.")
     payment_terms_days = serializers.IntegerField(min_value=0, max_value=365, required=False, allow_null=True)
+    billing_contacts = BillingContactInputSerializer(many=True, required=False, help_text=_BILLING_CONTACTS_HELP)
 
 
 class TestClockOutputSerializer(serializers.ModelSerializer):

@@ -44,6 +44,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         serializer = CustomerCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         customer = services.customer_create(**serializer.validated_data)
+        customer = self.get_queryset().get(pk=customer.pk)
         return Response(CustomerOutputSerializer(customer).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -54,8 +55,8 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         customer = self.get_object()
         serializer = CustomerUpdateInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        customer = services.customer_update(customer_id=customer.pk, **serializer.validated_data)
-        return Response(CustomerOutputSerializer(customer).data)
+        services.customer_update(customer_id=customer.pk, **serializer.validated_data)
+        return Response(CustomerOutputSerializer(self.get_queryset().get(pk=customer.pk)).data)
 
     @extend_schema(responses={200: CustomerBalanceOutputSerializer, **error_responses(404)}, summary="Credit balance")
     @action(detail=True, methods=["get"])

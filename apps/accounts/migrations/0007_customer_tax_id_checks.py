@@ -42,7 +42,7 @@ def classify_existing_tax_ids(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0005_customer_tax_exempt'),
+        ('accounts', '0006_billing_contacts'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

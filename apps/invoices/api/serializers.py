@@ -151,6 +151,20 @@ class InvoiceMarkUncollectibleInputSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)
 
 
+class InvoiceSendOutputSerializer(serializers.Serializer):
+    invoice = serializers.IntegerField(source="invoice_id", read_only=True)
+    number = serializers.CharField(source="invoice.number", read_only=True)
+    sent_at = serializers.DateTimeField(source="occurred_at", read_only=True)
+    recipients = serializers.SerializerMethodField(help_text="Who the bill was emailed to.")
+    pdf_sha256 = serializers.SerializerMethodField(help_text="SHA-256 of the PDF bill attached.")
+
+    def get_recipients(self, event) -> list[str]:
+        return list(event.data.get("recipients", []))
+
+    def get_pdf_sha256(self, event) -> str:
+        return str(event.data.get("pdf_sha256", ""))
+
+
 class BillingRunOutputSerializer(serializers.ModelSerializer):
     triggered_by = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True, help_text="Staff user id.")
     duration_seconds = serializers.FloatField(read_only=True, allow_null=True)

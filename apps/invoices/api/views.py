@@ -36,6 +36,7 @@ from .serializers import (
     InvoiceListOutputSerializer,
     InvoiceMarkPaidInputSerializer,
     InvoiceMarkUncollectibleInputSerializer,
+    InvoiceSendOutputSerializer,
     InvoiceVoidInputSerializer,
 )
 
@@ -59,6 +60,7 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         "mark_uncollectible": CHANGE_INVOICE,
         "credit_notes": ADD_CREDIT_NOTE,
         "credit_notes_preview": ADD_CREDIT_NOTE,
+        "send": CHANGE_INVOICE,
     }
 
     def get_queryset(self):
@@ -167,6 +169,23 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         arguments.pop("refund_reference", None)
         draft = services.credit_note_preview(invoice_id=invoice.pk, **arguments)
         return Response(CreditNotePreviewOutputSerializer(_preview_data(draft)).data)
+
+    @extend_schema(
+        request=None,
+        responses={200: InvoiceSendOutputSerializer, **error_responses(404, 409)},
+        summary="Email the bill",
+        description=(
+            "Email the PDF bill to the customer's email and its billing contacts that receive invoices, even "
+            "if it was sent before (each send is recorded in the invoice's history). Refused with 409 for a "
+            "draft, a void invoice, or a bill whose PDF is not rendered yet (`pdf_not_rendered`)."
+        ),
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def send(self, request, pk=None):
+        invoice = self.get_object()
+        result = services.invoice_email_send(invoice_id=invoice.pk, actor=request.user, resend=True)
+        return Response(InvoiceSendOutputSerializer(result.event).data)
 
     @extend_schema(
         summary="Download the PDF bill",

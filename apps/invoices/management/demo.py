@@ -14,6 +14,7 @@ from datetime import time as day_time
 from decimal import Decimal
 
 from django.db.models import Count, Q
+from django.test import override_settings
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
@@ -219,13 +220,16 @@ def demo_data_load(*, now: datetime | None = None) -> DemoSummary:
     now = clock.ensure_aware(now or clock.now())
     rng = random.Random(RANDOM_SEED)
 
-    plans = _catalog()
-    customers = _customers()
-    _subscriptions(customers, plans, now=now, rng=rng)
-    billing_runs = _replay_history(customers, now=now, rng=rng)
-    _void_and_write_off(customers, now=now)
-    _showcase(customers, plans, now=now)
-    rendered = _render_missing_pdfs()
+    # Replayed history is not mailed: hundreds of back-dated bills to example addresses (printed in
+    # full, PDF included, by the console email backend) help no one. Staff can still send any of them.
+    with override_settings(INVOICE_EMAIL_ON_FINALIZE=False):
+        plans = _catalog()
+        customers = _customers()
+        _subscriptions(customers, plans, now=now, rng=rng)
+        billing_runs = _replay_history(customers, now=now, rng=rng)
+        _void_and_write_off(customers, now=now)
+        _showcase(customers, plans, now=now)
+        rendered = _render_missing_pdfs()
 
     invoices = Invoice.objects.filter(customer__external_id__startswith=DEMO_EXTERNAL_ID_PREFIX)
     return DemoSummary(

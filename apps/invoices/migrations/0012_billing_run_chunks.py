@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('invoices', '0010_credit_notes'),
+        ('invoices', '0011_rendered_pdf_immutable_and_emails'),
     ]
 
     operations = [

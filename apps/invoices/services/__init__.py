@@ -20,6 +20,7 @@ from .credit_notes import (
     credit_note_preview,
     credit_note_void,
 )
+from .emails import invoice_email_failure_record, invoice_email_send
 from .lifecycle import (
     invoice_finalize,
     invoice_mark_paid,
@@ -27,7 +28,13 @@ from .lifecycle import (
     invoice_update_draft,
     invoice_void,
 )
-from .pdf import credit_note_render_pdf, invoice_render_pdf
+from .pdf import (
+    credit_note_render_pdf,
+    invoice_pdf_ensure,
+    invoice_pdf_failure_record,
+    invoice_pdf_verify,
+    invoice_render_pdf,
+)
 
 __all__ = [
     "CreditNoteLineRequest",
@@ -36,10 +43,15 @@ __all__ = [
     "credit_note_preview",
     "credit_note_render_pdf",
     "credit_note_void",
+    "invoice_email_failure_record",
+    "invoice_email_send",
     "invoice_finalize",
     "invoice_finalize_due_drafts",
     "invoice_mark_paid",
     "invoice_mark_uncollectible",
+    "invoice_pdf_ensure",
+    "invoice_pdf_failure_record",
+    "invoice_pdf_verify",
     "invoice_render_pdf",
     "invoice_update_draft",
     "invoice_void",

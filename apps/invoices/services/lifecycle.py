@@ -153,15 +153,16 @@ def invoice_finalize(*, invoice_id: int, actor=None, now: datetime | None = None
 
 
 def _enqueue_pdf(invoice_id: int) -> None:
-    """Hand the PDF to the `pdf` queue. The invoice is already committed: if the broker is down, the
-    failure is recorded on the invoice (staff can re-render from the admin) instead of failing the
-    request that finalized it."""
+    """Hand the PDF to the `pdf` queue, which then emails the bill to the customer unless
+    `INVOICE_EMAIL_ON_FINALIZE` is off. The invoice is already committed: if the broker is down, the
+    failure is recorded on the invoice (staff can render the PDF from the admin) instead of failing
+    the request that finalized it."""
     from kombu.exceptions import OperationalError as BrokerUnavailable
 
     from ..tasks import invoice_render_pdf_task
 
     try:
-        invoice_render_pdf_task.delay(invoice_id)
+        invoice_render_pdf_task.delay(invoice_id, email_customer=settings.INVOICE_EMAIL_ON_FINALIZE)
     except BrokerUnavailable as exc:
         logger.exception("could not queue the PDF of invoice %s", invoice_id)
         invoice = Invoice.objects.filter(pk=invoice_id).first()
@@ -178,7 +179,7 @@ def enqueue_pdfs(invoice_ids: list[int]) -> None:
     from ..tasks import invoice_render_pdfs_task
 
     try:
-        invoice_render_pdfs_task.delay(list(invoice_ids))
+        invoice_render_pdfs_task.delay(list(invoice_ids), email_customer=settings.INVOICE_EMAIL_ON_FINALIZE)
     except BrokerUnavailable as exc:
         logger.exception("could not queue the PDFs of %s invoices", len(invoice_ids))
         for invoice in Invoice.objects.filter(pk__in=invoice_ids):

@@ -1,96 +1,166 @@
-"""PDF bills and credit notes, rendered with WeasyPrint from frozen snapshots and local static files."""
+"""PDF bills and credit notes, rendered once from frozen snapshots and local static files, then immutable.
 
-import hashlib
+A finalized invoice's bill is rendered (by the `pdf` queue, shortly after finalization), stored under
+`invoices/<year>/<month>/<number>.pdf` with its SHA-256 and never rendered again: a second request is
+refused with `PdfAlreadyStored`, an existing file is never overwritten, and a database trigger
+(migration 0011) refuses any change to the stored name, hash and rendering time.
+"""
+
 import logging
+from typing import Any
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import transaction
-from django.template.loader import render_to_string
 
 from apps.core import clock
-from apps.core.errors import NotEditable, NotFound
+from apps.core.errors import Conflict, NotEditable, NotFound
+from apps.core.pdf import (
+    PdfAlreadyStored,
+    PdfIntegrity,
+    pdf_file_discard,
+    pdf_file_integrity,
+    pdf_file_read,
+    pdf_file_store,
+    render_pdf,
+    sha256_hex,
+    static_url,
+)
 
 from ..constants import REVERSE_CHARGE_NOTE, InvoiceEventType
 from ..events import invoice_event_record
-from ..models import CreditNote, Invoice
+from ..models import CreditNote, Invoice, InvoiceLine, InvoiceTax
 
 logger = logging.getLogger(__name__)
 
-
-def _local_only_fetcher():
-    """A WeasyPrint URL fetcher for one rendering: bills may load local files (stylesheet, logo,
-    fonts) but never anything from the network. WeasyPrint 70 wants a `URLFetcher` instance (it
-    reads attributes of it), not a plain function; imported lazily because weasyprint is slow to
-    import."""
-    from weasyprint.urls import URLFetcher
-
-    class LocalOnlyURLFetcher(URLFetcher):
-        def fetch(self, url, headers=None):
-            if not url.startswith("file://"):
-                raise ValueError(f"refusing to fetch {url!r} while rendering a bill")
-            return super().fetch(url, headers)
-
-    return LocalOnlyURLFetcher(allowed_protocols={"file"})
+INVOICE_PDF_TEMPLATE = "invoices/invoice_pdf.html"
+INVOICE_PDF_STYLESHEETS = ("invoices/invoice.css",)
+DEFAULT_LOGO = "invoices/logo.svg"
 
 
-def invoice_pdf_context(invoice: Invoice) -> dict:
+class PdfNotAvailable(Conflict):
+    code = "pdf_not_rendered"
+
+
+def invoice_pdf_context(
+    invoice: Invoice, *, lines: list[InvoiceLine] | None = None, taxes: list[InvoiceTax] | None = None
+) -> dict[str, Any]:
+    """What the bill template reads: the invoice and its frozen seller (`seller`) and buyer (`buyer`)
+    snapshots, never live rows. `lines` and `taxes` default to the invoice's own."""
+    seller = invoice.seller_details
     return {
         "invoice": invoice,
-        "seller": invoice.seller_details,
+        "seller": seller,
         "buyer": invoice.customer_details,
-        "lines": list(invoice.lines.all()),
-        "taxes": list(invoice.taxes.all()),
+        "logo_url": static_url(seller.get("logo") or settings.SELLER.get("logo") or DEFAULT_LOGO),
+        "lines": list(invoice.lines.all()) if lines is None else lines,
+        "taxes": list(invoice.taxes.all()) if taxes is None else taxes,
         "reverse_charge_note": REVERSE_CHARGE_NOTE,
         "currency": invoice.currency,
     }
 
 
-def _render_pdf_bytes(template: str, context: dict) -> bytes:
-    from weasyprint import HTML
-
-    html = render_to_string(template, context)
-    base_url = (settings.BASE_DIR / "static").as_uri() + "/"
-    return HTML(string=html, base_url=base_url, url_fetcher=_local_only_fetcher()).write_pdf()
+def invoice_render_pdf_bytes(invoice: Invoice, **context_overrides: Any) -> bytes:
+    """The bill as PDF bytes (nothing stored). Used by `invoice_render_pdf` and the benchmark."""
+    context = invoice_pdf_context(invoice, **context_overrides)
+    return render_pdf(template_name=INVOICE_PDF_TEMPLATE, context=context, stylesheets=INVOICE_PDF_STYLESHEETS)
 
 
-def invoice_render_pdf_bytes(invoice: Invoice) -> bytes:
-    return _render_pdf_bytes("invoices/invoice_pdf.html", invoice_pdf_context(invoice))
+def _refuse_second_rendering(invoice: Invoice) -> None:
+    if invoice.pdf_sha256:
+        raise PdfAlreadyStored(
+            f"Invoice {invoice.number} already has its PDF bill (rendered "
+            f"{invoice.pdf_rendered_at:%Y-%m-%d %H:%M} UTC, SHA-256 {invoice.pdf_sha256}): "
+            "a rendered bill never changes."
+        )
 
 
-def invoice_render_pdf(*, invoice_id: int, actor=None) -> Invoice:
-    """Render (or re-render) the PDF bill of a finalized invoice and store it with its SHA-256."""
-    invoice = Invoice.objects.select_related("customer").filter(pk=invoice_id).first()
+def invoice_render_pdf(*, invoice_id: int, actor: Any = None) -> Invoice:
+    """Render the PDF bill of a finalized invoice once and store it with its SHA-256. Refuses
+    (`PdfAlreadyStored`) when the invoice already has one: a rendered bill is immutable."""
+    invoice = Invoice.objects.filter(pk=invoice_id).first()
     if invoice is None:
         raise NotFound(f"Invoice {invoice_id} does not exist.")
     if not invoice.number:
         raise NotEditable("Only finalized invoices have a PDF bill.")
-    pdf_bytes = invoice_render_pdf_bytes(invoice)  # slow: outside any transaction
-    digest = hashlib.sha256(pdf_bytes).hexdigest()
-    with transaction.atomic():
-        invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
-        old_name = invoice.pdf.name
-        invoice.pdf.save(f"{invoice.number}.pdf", ContentFile(pdf_bytes), save=False)
-        invoice.pdf_sha256 = digest
-        invoice.pdf_rendered_at = clock.now()
-        invoice.save(update_fields=["pdf", "pdf_sha256", "pdf_rendered_at"])
-        invoice_event_record(
-            invoice=invoice, type=InvoiceEventType.PDF_RENDERED, actor=actor,
-            data={"sha256": digest, "bytes": len(pdf_bytes)},
-        )  # fmt: skip
-        if old_name and old_name != invoice.pdf.name:
-            storage, name = invoice.pdf.storage, old_name
-            transaction.on_commit(lambda: storage.delete(name))
+    _refuse_second_rendering(invoice)
+    pdf_bytes = invoice_render_pdf_bytes(invoice)  # slow: outside any transaction and lock
+    digest = sha256_hex(pdf_bytes)
+    stored_name = None
+    try:
+        with transaction.atomic():
+            invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+            _refuse_second_rendering(invoice)  # another worker may have won meanwhile
+            stored_name = pdf_file_store(field_file=invoice.pdf, filename=f"{invoice.number}.pdf", content=pdf_bytes)
+            invoice.pdf_sha256 = digest
+            invoice.pdf_rendered_at = clock.now()
+            invoice.save(update_fields=["pdf", "pdf_sha256", "pdf_rendered_at"])
+            invoice_event_record(
+                invoice=invoice, type=InvoiceEventType.PDF_RENDERED, actor=actor,
+                data={"sha256": digest, "bytes": len(pdf_bytes), "file": stored_name},
+            )  # fmt: skip
+    except BaseException:
+        if stored_name is not None:  # stored, but not recorded: remove the orphan we made
+            pdf_file_discard(field_file=invoice.pdf, name=stored_name)
+        raise
     return invoice
 
 
-def credit_note_pdf_context(credit_note: CreditNote) -> dict:
+def invoice_pdf_ensure(*, invoice_id: int) -> Invoice:
+    """The worker's entry point: render the bill if it has none yet, else leave the stored one alone
+    (a retried or repeated task is a no-op). Returns the invoice with its stored PDF."""
+    try:
+        return invoice_render_pdf(invoice_id=invoice_id)
+    except PdfAlreadyStored:
+        invoice = Invoice.objects.get(pk=invoice_id)
+        if not invoice.pdf_sha256:  # a file without a record (see pdf_file_store): for staff to sort out
+            raise
+        return invoice
+
+
+def invoice_pdf_failure_record(*, invoice_id: int, error: str) -> None:
+    """Record on the invoice that its bill could not be rendered (the task gave up)."""
+    invoice = Invoice.objects.filter(pk=invoice_id).first()
+    if invoice is not None:
+        invoice_event_record(invoice=invoice, type=InvoiceEventType.PDF_FAILED, data={"error": error[:1000]})
+
+
+def invoice_pdf_verify(*, invoice_id: int) -> PdfIntegrity:
+    """Recompute the SHA-256 of the stored bill and compare it with the one recorded at rendering."""
+    invoice = Invoice.objects.filter(pk=invoice_id).first()
+    if invoice is None:
+        raise NotFound(f"Invoice {invoice_id} does not exist.")
+    if not invoice.pdf_sha256:
+        raise PdfNotAvailable(f"Invoice {invoice} has no PDF bill yet.")
+    return pdf_file_integrity(field_file=invoice.pdf, sha256=invoice.pdf_sha256)
+
+
+def invoice_pdf_read_verified(invoice: Invoice) -> bytes:
+    """The stored bill's bytes, checked against the recorded SHA-256 (for sending it to anyone)."""
+    if not invoice.pdf_sha256:
+        raise PdfNotAvailable(f"Invoice {invoice} has no PDF bill yet; it is rendered shortly after finalization.")
+    content = pdf_file_read(invoice.pdf)
+    if content is None:
+        raise PdfNotAvailable(f"The PDF bill of {invoice} is missing from storage ({invoice.pdf.name}).")
+    if sha256_hex(content) != invoice.pdf_sha256:
+        raise PdfNotAvailable(
+            f"The stored PDF bill of {invoice} does not match the SHA-256 recorded when it was rendered; "
+            "it is not sent."
+        )
+    return content
+
+
+CREDIT_NOTE_PDF_TEMPLATE = "invoices/credit_note_pdf.html"
+
+
+def credit_note_pdf_context(credit_note: CreditNote) -> dict[str, Any]:
     invoice = credit_note.invoice
+    seller = credit_note.seller_details
     return {
         "credit_note": credit_note,
         "invoice": invoice,
-        "seller": credit_note.seller_details,
+        "seller": seller,
         "buyer": credit_note.customer_details,
+        "logo_url": static_url(seller.get("logo") or settings.SELLER.get("logo") or DEFAULT_LOGO),
         "lines": list(credit_note.lines.all()),
         "taxes": list(credit_note.taxes.all()),
         "reverse_charge_note": REVERSE_CHARGE_NOTE,
@@ -99,10 +169,14 @@ def credit_note_pdf_context(credit_note: CreditNote) -> dict:
 
 
 def credit_note_render_pdf_bytes(credit_note: CreditNote) -> bytes:
-    return _render_pdf_bytes("invoices/credit_note_pdf.html", credit_note_pdf_context(credit_note))
+    return render_pdf(
+        template_name=CREDIT_NOTE_PDF_TEMPLATE,
+        context=credit_note_pdf_context(credit_note),
+        stylesheets=INVOICE_PDF_STYLESHEETS,
+    )
 
 
-def credit_note_render_pdf(*, credit_note_id: int, actor=None) -> CreditNote:
+def credit_note_render_pdf(*, credit_note_id: int, actor: Any = None) -> CreditNote:
     """Render the PDF of an issued credit note once and store it with its SHA-256. A credit note's PDF
     is a document as issued: once stored it is never rendered again (a second call returns it)."""
     credit_note = CreditNote.objects.select_related("invoice").filter(pk=credit_note_id).first()
@@ -111,17 +185,25 @@ def credit_note_render_pdf(*, credit_note_id: int, actor=None) -> CreditNote:
     if credit_note.pdf_sha256:
         return credit_note
     pdf_bytes = credit_note_render_pdf_bytes(credit_note)  # slow: outside any transaction
-    digest = hashlib.sha256(pdf_bytes).hexdigest()
-    with transaction.atomic():
-        credit_note = CreditNote.objects.select_for_update().select_related("invoice").get(pk=credit_note_id)
-        if credit_note.pdf_sha256:  # rendered meanwhile by another worker: theirs stands
-            return credit_note
-        credit_note.pdf.save(f"{credit_note.number}.pdf", ContentFile(pdf_bytes), save=False)
-        credit_note.pdf_sha256 = digest
-        credit_note.pdf_rendered_at = clock.now()
-        credit_note.save(update_fields=["pdf", "pdf_sha256", "pdf_rendered_at"])
-        invoice_event_record(
-            invoice=credit_note.invoice, type=InvoiceEventType.CREDIT_NOTE_PDF_RENDERED, actor=actor,
-            data={"credit_note": credit_note.number, "sha256": digest, "bytes": len(pdf_bytes)},
-        )  # fmt: skip
+    digest = sha256_hex(pdf_bytes)
+    stored_name = None
+    try:
+        with transaction.atomic():
+            credit_note = CreditNote.objects.select_for_update().select_related("invoice").get(pk=credit_note_id)
+            if credit_note.pdf_sha256:  # rendered meanwhile by another worker: theirs stands
+                return credit_note
+            stored_name = pdf_file_store(
+                field_file=credit_note.pdf, filename=f"{credit_note.number}.pdf", content=pdf_bytes
+            )
+            credit_note.pdf_sha256 = digest
+            credit_note.pdf_rendered_at = clock.now()
+            credit_note.save(update_fields=["pdf", "pdf_sha256", "pdf_rendered_at"])
+            invoice_event_record(
+                invoice=credit_note.invoice, type=InvoiceEventType.CREDIT_NOTE_PDF_RENDERED, actor=actor,
+                data={"credit_note": credit_note.number, "sha256": digest, "bytes": len(pdf_bytes)},
+            )  # fmt: skip
+    except BaseException:
+        if stored_name is not None:
+            pdf_file_discard(field_file=credit_note.pdf, name=stored_name)
+        raise
     return credit_note

@@ -3,6 +3,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.messages import get_messages
+from django.core import mail
 from django.urls import reverse
 
 from apps.accounts.tests.factories import CustomerFactory
@@ -16,7 +17,7 @@ from apps.subscriptions.tests.factories import make_subscription
 
 pytestmark = pytest.mark.django_db
 
-OPERATIONS = ["finalize", "void", "mark_paid", "mark_uncollectible", "render_pdf"]
+OPERATIONS = ["finalize", "void", "mark_paid", "mark_uncollectible", "render_pdf", "send"]
 
 
 def changelist_url() -> str:
@@ -464,6 +465,75 @@ def test_render_pdf_action(client, superuser):
         ("success", f"Rendered the PDF of 1 invoice(s): {issued.number}."),
         ("warning", "1 invoice(s) were left unchanged (see the errors above)."),
     ]
+
+
+def test_render_pdf_is_offered_only_while_the_bill_has_no_pdf(client, superuser):
+    invoice = make_open_invoice()
+    client.force_login(superuser)
+
+    offered = [operation["name"] for operation in client.get(change_url(invoice)).context["invoice_operations"]]
+    assert "render_pdf" in offered and "send" not in offered
+
+    invoice_render_pdf(invoice_id=invoice.pk)
+    offered = [operation["name"] for operation in client.get(change_url(invoice)).context["invoice_operations"]]
+    assert "render_pdf" not in offered and "send" in offered
+
+
+def test_a_second_render_from_the_admin_is_refused_and_changes_nothing(client, superuser):
+    invoice = invoice_render_pdf(invoice_id=make_open_invoice().pk)
+    client.force_login(superuser)
+
+    response = client.post(operation_url(invoice, "render_pdf"))
+
+    [(level, message)] = messages_of(response)
+    assert level == "error"
+    assert "already has its PDF bill" in message and "a rendered bill never changes" in message
+    fresh = Invoice.objects.get(pk=invoice.pk)
+    assert (fresh.pdf.name, fresh.pdf_sha256) == (invoice.pdf.name, invoice.pdf_sha256)
+
+
+def test_change_page_shows_the_pdf_hash_and_whether_the_file_still_has_it(client, superuser):
+    invoice = invoice_render_pdf(invoice_id=make_open_invoice().pk)
+    client.force_login(superuser)
+
+    content = client.get(change_url(invoice)).content.decode()
+    assert invoice.pdf_sha256 in content
+    assert "intact: the stored file has this SHA-256" in content
+
+    with open(invoice.pdf.path, "ab") as handle:
+        handle.write(b"%%tampered")
+    assert "ALTERED" in client.get(change_url(invoice)).content.decode()
+
+
+def test_send_button_emails_the_bill_after_confirmation(client, superuser):
+    invoice = invoice_render_pdf(invoice_id=make_open_invoice().pk)
+    client.force_login(superuser)
+
+    confirmation = client.get(operation_url(invoice, "send"))
+    assert confirmation.status_code == 200 and mail.outbox == []
+    response = client.post(operation_url(invoice, "send"))
+
+    assert messages_of(response) == [("success", f"Emailed {invoice.number}.")]
+    [message] = mail.outbox
+    assert message.to == [invoice.customer.email]
+    event = invoice.events.get(type=InvoiceEventType.EMAILED)
+    assert (event.actor, event.data["resend"]) == (superuser, True)
+
+
+def test_send_action_reports_each_success_and_each_failure(client, superuser):
+    sent = invoice_render_pdf(invoice_id=make_open_invoice().pk)
+    unrendered = make_open_invoice()
+    client.force_login(superuser)
+
+    response = run_action(client, "send_selected", [sent, unrendered])
+
+    assert messages_of(response) == [
+        ("error", f"{unrendered.number}: Invoice {unrendered.number} has no PDF bill yet; it is rendered shortly "
+                  "after finalization."),
+        ("success", f"Emailed 1 invoice(s): {sent.number}."),
+        ("warning", "1 invoice(s) were left unchanged (see the errors above)."),
+    ]  # fmt: skip
+    assert len(mail.outbox) == 1
 
 
 # --- PDF download ------------------------------------------------------------------------------------

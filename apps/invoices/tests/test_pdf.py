@@ -1,23 +1,36 @@
 import hashlib
 import io
+import re
+import subprocess
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.template import Context, Template
 from djmoney.money import Money
+from PIL import Image
 from pypdf import PdfReader
 
 from apps.accounts.services import customer_update
 from apps.accounts.tests.factories import CustomerFactory
 from apps.catalog.tests.factories import PlanFactory
 from apps.core.errors import NotEditable
-from apps.invoices.models import Invoice, InvoiceLine
-from apps.invoices.services import invoice_finalize, invoice_render_pdf, invoice_void
-from apps.invoices.services.lifecycle import invoice_recompute_totals
-from apps.invoices.services.pdf import _local_only_fetcher
+from apps.core.pdf import PdfAlreadyStored, PdfIntegrity, _local_only_fetcher
+from apps.invoices.constants import InvoiceEventType
+from apps.invoices.models import Invoice, InvoiceLine, TaxRate
+from apps.invoices.services import (
+    invoice_finalize,
+    invoice_pdf_ensure,
+    invoice_pdf_verify,
+    invoice_render_pdf,
+    invoice_void,
+)
+from apps.invoices.services.pdf import PdfNotAvailable, invoice_pdf_context
 from apps.invoices.templatetags.invoice_format import bill_date, money, quantity, service_period, unit_price
-from apps.invoices.tests.factories import make_draft_invoice, make_open_invoice
+from apps.invoices.tests.factories import DEFAULT_START, make_draft_invoice, make_open_invoice
 from apps.subscriptions.periods import utc
 from apps.subscriptions.tests.factories import make_subscription
 
@@ -123,8 +136,11 @@ def test_kwd_bill_shows_three_decimals():
     assert "15.25 KWD" not in text
 
 
-def test_long_invoice_breaks_across_pages_with_total_on_the_last_page_only():
-    draft = make_draft_invoice()
+def _sixty_line_invoice() -> Invoice:
+    """A finalized invoice of 60 lines with periods, a third of them explained, and VAT 20 %."""
+    TaxRate.objects.create(name="VAT", percentage=Decimal("20"), country="GB")
+    customer = CustomerFactory(tax_id="GB123456789")  # in the UK, billed in USD
+    draft = make_draft_invoice(subscription=make_subscription(customer=customer, started_at=DEFAULT_START))
     for position in range(2, 61):
         InvoiceLine.objects.create(
             invoice=draft,
@@ -135,25 +151,170 @@ def test_long_invoice_breaks_across_pages_with_total_on_the_last_page_only():
             quantity=Decimal(125_000),
             unit_amount=Money(Decimal("0.00012"), "USD"),
             amount=Money(Decimal("15.00"), "USD"),
+            explanation=["125,000 requests × 0.00012 USD"] if position % 3 == 0 else [],
         )
-    invoice_recompute_totals(draft)
-    draft.save(update_fields=["subtotal", "subtotal_currency", "total", "total_currency"])
     invoice = invoice_finalize(invoice_id=draft.pk, now=draft.period_start_at)
-    assert invoice.total == Money("934.00", "USD")  # 49.00 + 59 × 15.00
+    assert (invoice.subtotal, invoice.tax_total, invoice.total) == (
+        Money("934.00", "USD"), Money("186.80", "USD"), Money("1120.80", "USD"),
+    )  # fmt: skip  # 49.00 + 59 × 15.00, and 20 % of it
+    return invoice
 
-    pages = _pages(invoice_render_pdf(invoice_id=invoice.pk))
+
+def _layout_pages(path: Path) -> list[str]:
+    """Each page's text as `pdftotext -layout` lays it out (columns kept on one line)."""
+    count = len(PdfReader(path).pages)
+    return [
+        subprocess.run(
+            ["pdftotext", "-layout", "-f", str(number), "-l", str(number), str(path), "-"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+        for number in range(1, count + 1)
+    ]  # fmt: skip
+
+
+def test_sixty_line_invoice_runs_over_pages_with_headers_and_the_totals_on_the_last_page_only(tmp_path):
+    invoice = invoice_render_pdf(invoice_id=_sixty_line_invoice().pk)
+    path = tmp_path / "bill.pdf"
+    path.write_bytes(invoice.pdf.read())
+
+    pages = _layout_pages(path)
 
     count = len(pages)
-    assert count >= 3
+    assert count >= 2
     for number, text in enumerate(pages, start=1):
         assert f"Page {number} of {count}" in text
-        assert "DESCRIPTION" in text.upper()  # the table header repeats on every page
-    assert "934.00 USD" in pages[-1]
-    assert all("934.00 USD" not in text for text in pages[:-1])
-    assert "API requests — batch 60" in pages[-1]
-    assert "0.00012 USD" in pages[0]
+        assert re.search(r"DESCRIPTION +QTY +UNIT PRICE +AMOUNT", text), number  # the header row, every page
+        assert "Acme Cloud Ltd. · Registered in Ireland No. 654321 · VAT IE1234567X" in text  # legal footer
+        assert ("BILL TO" in text) is (number == 1)  # the parties open the bill only
+        if number > 1:  # continuation pages say whose invoice they continue
+            assert f"Invoice {invoice.number} · {invoice.customer.name} · continued" in text
+    *earlier, last = pages
+    for closing in ["TAX SUMMARY", "VAT 20 %", "186.80 USD", "1,120.80 USD", "HOW TO PAY", "IE29 AIBK"]:
+        assert closing in last, closing
+        assert all(closing not in text for text in earlier), closing
+    assert re.search(r"Subtotal +934\.00 USD", last)
+    assert re.search(r"Total +1,120\.80 USD", last)
+    assert f"reference: {invoice.number}" in last
+    assert "API requests — batch 60" in last  # the last line comes along with the totals
     text = "\n".join(pages)
-    assert all(f"batch {position:02d}" in text for position in range(2, 61))
+    assert all(text.count(f"batch {position:02d}") == 1 for position in range(2, 61))  # no line lost or split
+    assert text.count("15 Jan 2026 – 15 Feb 2026") >= 60  # every line shows its period
+    assert text.count("125,000 requests × 0.00012 USD") == 20  # and its explanation
+    assert re.search(r"VAT / Tax ID +IE1234567X +VAT / Tax ID +GB123456789", pages[0])  # seller's, buyer's
+    assert "Customer VAT / Tax ID: GB123456789" in last
+
+
+def test_sixty_line_invoice_pages_render_to_non_blank_a4_images(tmp_path):
+    invoice = invoice_render_pdf(invoice_id=_sixty_line_invoice().pk)
+    path = tmp_path / "bill.pdf"
+    path.write_bytes(invoice.pdf.read())
+
+    subprocess.run(["pdftoppm", "-png", "-r", "50", str(path), str(tmp_path / "page")], check=True)
+
+    images = sorted(tmp_path.glob("page-*.png"))
+    assert len(images) == len(PdfReader(path).pages) >= 2
+    for image_path in images:
+        with Image.open(image_path) as image:
+            width, height = image.size
+            assert abs(width / height - 210 / 297) < 0.01  # A4 portrait
+            grey = image.convert("L")
+            dark = sum(grey.histogram()[:200])  # pixels with ink on them
+            assert dark > 0.01 * width * height, image_path.name
+            assert grey.getextrema()[0] < 100  # some text is actually dark
+
+
+# --- Immutability --------------------------------------------------------------------------------
+
+
+def test_a_rendered_bill_is_never_rendered_again():
+    invoice = invoice_render_pdf(invoice_id=make_open_invoice().pk)
+    stored = invoice.pdf.read()
+    invoice.pdf.close()
+
+    with pytest.raises(PdfAlreadyStored, match="already has its PDF bill"):
+        invoice_render_pdf(invoice_id=invoice.pk)
+
+    again = Invoice.objects.get(pk=invoice.pk)
+    assert (again.pdf.name, again.pdf_sha256, again.pdf_rendered_at) == (
+        invoice.pdf.name, invoice.pdf_sha256, invoice.pdf_rendered_at,
+    )  # fmt: skip
+    with again.pdf.open("rb") as handle:
+        assert handle.read() == stored
+    assert again.events.filter(type=InvoiceEventType.PDF_RENDERED).count() == 1
+
+
+def test_ensure_leaves_a_stored_bill_alone():
+    invoice = invoice_render_pdf(invoice_id=make_open_invoice().pk)
+
+    again = invoice_pdf_ensure(invoice_id=invoice.pk)
+
+    assert (again.pdf.name, again.pdf_sha256) == (invoice.pdf.name, invoice.pdf_sha256)
+    assert again.events.filter(type=InvoiceEventType.PDF_RENDERED).count() == 1
+
+
+def test_an_existing_file_is_never_overwritten():
+    invoice = make_open_invoice()
+    name = f"invoices/2026/01/{invoice.number}.pdf"
+    default_storage.save(name, ContentFile(b"%PDF- not ours"))
+
+    with pytest.raises(PdfAlreadyStored, match="never overwritten"):
+        invoice_render_pdf(invoice_id=invoice.pk)
+
+    with default_storage.open(name, "rb") as handle:
+        assert handle.read() == b"%PDF- not ours"
+    invoice.refresh_from_db()
+    assert not invoice.pdf and invoice.pdf_sha256 == ""
+    assert default_storage.listdir("invoices/2026/01")[1] == [f"{invoice.number}.pdf"]  # no copy beside it
+
+
+def test_a_failed_save_removes_the_file_it_stored(monkeypatch):
+    invoice = make_open_invoice()
+
+    def fail(**kwargs):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr("apps.invoices.services.pdf.invoice_event_record", fail)
+    with pytest.raises(RuntimeError):
+        invoice_render_pdf(invoice_id=invoice.pk)
+
+    assert not default_storage.exists(f"invoices/2026/01/{invoice.number}.pdf")
+    invoice.refresh_from_db()
+    assert invoice.pdf_sha256 == ""
+    monkeypatch.undo()
+    assert invoice_render_pdf(invoice_id=invoice.pk).pdf_sha256  # and a later try succeeds
+
+
+def test_verify_recomputes_the_hash_of_the_stored_file():
+    invoice = invoice_render_pdf(invoice_id=make_open_invoice().pk)
+    assert invoice_pdf_verify(invoice_id=invoice.pk) == PdfIntegrity.INTACT
+
+    with open(invoice.pdf.path, "ab") as handle:  # someone edits the stored file
+        handle.write(b"%%tampered")
+    assert invoice_pdf_verify(invoice_id=invoice.pk) == PdfIntegrity.ALTERED
+
+    default_storage.delete(invoice.pdf.name)
+    assert invoice_pdf_verify(invoice_id=invoice.pk) == PdfIntegrity.MISSING
+
+
+def test_verify_without_a_pdf_is_refused():
+    with pytest.raises(PdfNotAvailable):
+        invoice_pdf_verify(invoice_id=make_open_invoice().pk)
+
+
+def test_the_logo_comes_from_the_seller_settings(tmp_path, settings):
+    logo = tmp_path / "brand.svg"
+    logo.write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10" fill="red"/></svg>'
+    )
+    settings.SELLER = {**settings.SELLER, "logo": str(logo)}
+    invoice = make_open_invoice()  # the snapshot takes the logo setting
+
+    assert invoice.seller_details["logo"] == str(logo)
+    assert invoice_pdf_context(invoice)["logo_url"] == logo.as_uri()
+    settings.SELLER = {**settings.SELLER, "logo": "invoices/logo.svg"}
+    assert invoice_pdf_context(invoice)["logo_url"] == logo.as_uri()  # the issued bill keeps its own
+    invoice.seller_details.pop("logo")
+    assert invoice_pdf_context(invoice)["logo_url"].endswith("/static/invoices/logo.svg")
 
 
 def test_renderer_refuses_network_urls_and_loads_local_files():

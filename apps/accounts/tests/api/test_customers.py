@@ -56,6 +56,7 @@ def test_create_customer_returns_the_customer(api_client, superuser):
         "tax_exempt": False,
         "payment_terms_days": 30,
         "test_clock": None,
+        "billing_contacts": [],
         "created_at": body["created_at"],
         "updated_at": body["updated_at"],
     }

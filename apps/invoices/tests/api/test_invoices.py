@@ -1,13 +1,15 @@
 from decimal import Decimal
 
 import pytest
+from django.core import mail
 from django.urls import reverse
 
+from apps.accounts.models import BillingContact
 from apps.accounts.tests.factories import CustomerFactory
 from apps.catalog.tests.factories import PlanFactory
 from apps.invoices.constants import InvoiceEventType
 from apps.invoices.models import Invoice, InvoiceEvent, TaxRate
-from apps.invoices.services import invoice_render_pdf
+from apps.invoices.services import invoice_render_pdf, invoice_void
 from apps.invoices.tests.factories import make_draft_invoice, make_open_invoice
 from apps.subscriptions.periods import utc
 from apps.subscriptions.tests.factories import make_subscription
@@ -217,6 +219,75 @@ def test_pdf_not_rendered_yet_is_404_with_the_error_shape(api_client, superuser,
     }
 
 
+# --- Email ---------------------------------------------------------------------------------------
+
+
+def test_send_emails_the_bill_again_and_says_to_whom(api_client, superuser):
+    invoice = invoice_render_pdf(invoice_id=make_open_invoice().pk)
+    BillingContact.objects.create(customer=invoice.customer, email="ap@customer.example")
+    api_client.force_authenticate(superuser)
+
+    response = api_client.post(action_url("send", invoice.pk))
+
+    assert response.status_code == 200
+    event = invoice.events.get(type=InvoiceEventType.EMAILED)
+    assert response.json() == {
+        "invoice": invoice.pk,
+        "number": invoice.number,
+        "sent_at": event.occurred_at.isoformat().replace("+00:00", "Z"),
+        "recipients": [invoice.customer.email, "ap@customer.example"],
+        "pdf_sha256": invoice.pdf_sha256,
+    }
+    assert (event.actor, event.data["resend"]) == (superuser, True)
+    [message] = mail.outbox
+    assert message.to == [invoice.customer.email, "ap@customer.example"]
+    assert message.attachments[0][0] == f"{invoice.number}.pdf"
+
+
+def test_send_is_idempotent_with_a_key(api_client, superuser):
+    invoice = invoice_render_pdf(invoice_id=make_open_invoice().pk)
+    api_client.force_authenticate(superuser)
+
+    first = api_client.post(action_url("send", invoice.pk), HTTP_IDEMPOTENCY_KEY="send-once")
+    second = api_client.post(action_url("send", invoice.pk), HTTP_IDEMPOTENCY_KEY="send-once")
+
+    assert first.status_code == second.status_code == 200
+    assert second.json() == first.json()
+    assert len(mail.outbox) == 1
+
+
+@pytest.mark.parametrize(
+    ("setup", "code"),
+    [("draft", "not_editable"), ("unrendered", "pdf_not_rendered"), ("void", "invalid_transition")],
+)
+def test_send_refusals_have_the_error_shape_and_send_nothing(api_client, superuser, setup, code):
+    if setup == "draft":
+        invoice = make_draft_invoice()
+    elif setup == "unrendered":
+        invoice = make_open_invoice()
+    else:
+        invoice = invoice_render_pdf(invoice_id=make_open_invoice().pk)
+        invoice_void(invoice_id=invoice.pk)
+    api_client.force_authenticate(superuser)
+
+    response = api_client.post(action_url("send", invoice.pk))
+
+    assert response.status_code == 409
+    assert response.json()["code"] == code
+    assert set(response.json()) == {"code", "message", "fields"}
+    assert mail.outbox == []
+    assert not InvoiceEvent.objects.filter(type=InvoiceEventType.EMAILED).exists()
+
+
+def test_detail_shows_the_pdf_hash(api_client, superuser):
+    invoice = invoice_render_pdf(invoice_id=make_open_invoice().pk)
+    api_client.force_authenticate(superuser)
+
+    body = api_client.get(detail_url(invoice.pk)).json()
+
+    assert body["pdf_sha256"] == invoice.pdf_sha256 and len(body["pdf_sha256"]) == 64
+
+
 # --- permissions ---------------------------------------------------------------------------------
 
 
@@ -240,6 +311,9 @@ def test_pdf_not_rendered_yet_is_404_with_the_error_shape(api_client, superuser,
         ("mark-paid", ["invoices.change_invoice"], 200),
         ("mark-uncollectible", ["invoices.view_invoice"], 403),
         ("mark-uncollectible", ["invoices.change_invoice"], 200),
+        ("send", None, 401),
+        ("send", ["invoices.view_invoice"], 403),
+        ("send", ["invoices.change_invoice"], 409),  # allowed; no PDF rendered yet
     ],
 )
 def test_invoice_permission_matrix(api_client, make_staff, request_kind, perms, expected):

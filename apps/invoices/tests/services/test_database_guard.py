@@ -79,3 +79,47 @@ def test_taxes_of_a_finalized_invoice_cannot_be_added_or_changed():
         )  # fmt: skip
     )
     assert list(invoice.taxes.values_list("name", "tax_amount")) == [("VAT", tax.tax_amount.amount)]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"pdf": "invoices/2026/01/other.pdf"},
+        {"pdf": ""},
+        {"pdf_sha256": "0" * 64},
+        {"pdf_rendered_at": "2030-01-01T00:00:00Z"},
+    ],
+)
+def test_a_rendered_pdf_cannot_be_replaced_or_forgotten(changes):
+    invoice = invoice_render_pdf(invoice_id=make_open_invoice().pk)
+
+    with pytest.raises(IntegrityError, match="immutable|invoice_pdf_has_sha256"), transaction.atomic():
+        Invoice.objects.filter(pk=invoice.pk).update(**changes)
+
+    fresh = Invoice.objects.get(pk=invoice.pk)
+    assert (fresh.pdf.name, fresh.pdf_sha256, fresh.pdf_rendered_at) == (
+        invoice.pdf.name, invoice.pdf_sha256, invoice.pdf_rendered_at,
+    )  # fmt: skip
+
+
+def test_a_rendered_pdf_stays_through_later_status_changes():
+    invoice = invoice_render_pdf(invoice_id=make_open_invoice().pk)
+
+    paid = invoice_mark_paid(invoice_id=invoice.pk)
+
+    assert (paid.status, paid.pdf_sha256) == (InvoiceStatus.PAID, invoice.pdf_sha256)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"pdf": "invoices/2026/01/x.pdf"},  # a file without its hash
+        {"pdf_sha256": "a" * 64},  # a hash without a file
+        {"pdf": "invoices/2026/01/x.pdf", "pdf_sha256": "abc"},  # not a SHA-256
+    ],
+)
+def test_a_stored_pdf_always_has_its_sha256(changes):
+    invoice = make_open_invoice()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Invoice.objects.filter(pk=invoice.pk).update(pdf_rendered_at="2026-01-15T09:00:00Z", **changes)
+    assert Invoice.objects.get(pk=invoice.pk).pdf_sha256 == ""

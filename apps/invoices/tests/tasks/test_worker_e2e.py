@@ -1,6 +1,7 @@
 """The whole monthly cycle through a real Celery worker process on Redis and PostgreSQL:
-the scheduled billing task invoices due subscriptions, finalizes them, and the worker renders each
-PDF bill from a `pdf` queue task."""
+the scheduled billing task invoices due subscriptions, finalizes them, the worker renders each
+PDF bill from a `pdf` queue task and then emails it once from an `email` queue task (the worker's
+console email backend prints it)."""
 
 import io
 import os
@@ -18,8 +19,8 @@ from djmoney.money import Money
 from pypdf import PdfReader
 
 from apps.catalog.tests.factories import PlanFactory
-from apps.invoices.constants import BillingRunStatus, InvoiceStatus
-from apps.invoices.models import BillingRun, Invoice
+from apps.invoices.constants import BillingRunStatus, InvoiceEventType, InvoiceStatus
+from apps.invoices.models import BillingRun, Invoice, InvoiceEvent
 from apps.invoices.tasks import billing_run_task
 from apps.subscriptions.periods import utc
 from apps.subscriptions.tests.factories import make_subscription
@@ -52,7 +53,9 @@ def _database_url() -> str:
     return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def _start_worker(log_path: Path, *, queues: str = "celery,billing,pdf", concurrency: int = 2) -> subprocess.Popen:
+def _start_worker(
+    log_path: Path, *, queues: str = "celery,billing,pdf,email", concurrency: int = 2
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "billing_portal.settings.local",
@@ -144,6 +147,17 @@ def test_monthly_cycle_runs_on_a_real_worker(worker):
         (utc(2026, 1, 31, 12), utc(2026, 2, 28, 12)),
         (utc(2026, 2, 28, 12), utc(2026, 3, 31, 12)),
     }
+
+    emailed = _wait_for(
+        lambda: (rows := list(InvoiceEvent.objects.filter(type=InvoiceEventType.EMAILED))) and len(rows) == 4 and rows,
+        timeout=60,
+        what="four bills emailed",
+    )
+    for event in emailed:
+        assert event.data["recipients"] == [event.invoice.customer.email]
+        assert event.data["pdf_sha256"] == event.invoice.pdf_sha256
+    time.sleep(1)  # a duplicate send would have been recorded by now
+    assert InvoiceEvent.objects.filter(type=InvoiceEventType.EMAILED).count() == 4
 
 
 def test_a_worker_killed_mid_run_loses_nothing_and_a_rerun_bills_the_rest_once(tmp_path, monkeypatch):
