@@ -326,7 +326,11 @@ def _write(bills: list[_Bill], now: datetime, *, finalize: bool, outcome: ChunkO
                 "auto_finalize_at": auto_finalize_at,
             }  # fmt: skip
         )
-    invoice_ids = _insert(Invoice, invoice_rows, returning_ids=True)
+    # On PostgreSQL the invoices are written last, already issued, with ids taken first: their lines
+    # and taxes go in before them (foreign keys are checked at commit), since the database refuses
+    # lines on an issued invoice. Elsewhere: drafts first, issued afterwards.
+    copying = connection.vendor == "postgresql"
+    invoice_ids = _allocate_ids(Invoice, len(bills)) if copying else _insert(Invoice, invoice_rows, returning_ids=True)
 
     lines, taxes, events = [], [], []
     for invoice_id, bill in zip(invoice_ids, bills, strict=True):
@@ -375,11 +379,18 @@ def _write(bills: list[_Bill], now: datetime, *, finalize: bool, outcome: ChunkO
                 },
             }  # fmt: skip
         )
-    # Lines and taxes go in while the invoices are drafts (the database refuses them on issued ones).
     _insert(InvoiceLine, lines)
     _insert(InvoiceTax, taxes)
+    issued: list[dict[str, Any]] = []
     if finalize:
-        events += _finalize(invoice_ids, bills, now)
+        issued, issue_events = _issue(invoice_ids, bills, now)
+        events += issue_events
+    if copying:
+        rows = [{**row, **fields} for row, fields in zip(invoice_rows, issued, strict=True)] if issued else invoice_rows
+        _insert(Invoice, rows, ids=invoice_ids)
+    else:
+        for invoice_id, fields in zip(invoice_ids, issued, strict=False):
+            Invoice.objects.filter(pk=invoice_id).update(**fields)
     _insert(InvoiceEvent, events)
     if connection.vendor == "postgresql":
         outcome.copy_statements += sum(1 for rows in (invoice_rows, lines, taxes, events) if rows)
@@ -387,63 +398,43 @@ def _write(bills: list[_Bill], now: datetime, *, finalize: bool, outcome: ChunkO
     return invoice_ids
 
 
-def _finalize(invoice_ids: list[int], bills: list[_Bill], now: datetime) -> list[dict[str, Any]]:
-    """Issue the chunk's new drafts as `invoice_finalize` does, all at once: consecutive numbers of
-    the series (one locked counter update), seller and buyer snapshots, due dates by the customer's
-    terms; a zero-amount invoice is paid at once. Returns the events to record."""
+def _issue(invoice_ids: list[int], bills: list[_Bill], now: datetime) -> tuple[list[dict[str, Any]], list[dict]]:
+    """Issue the chunk's invoices as `invoice_finalize` does, all at once: consecutive numbers of the
+    series (one locked counter update), seller and buyer snapshots, due dates by the customer's
+    terms; a zero-amount invoice is paid at once. Returns each invoice's issued fields and the events
+    to record."""
     numbers = invoice_numbers_allocate(issued_at=now, count=len(bills))
     seller = dict(settings.SELLER)
-    updates, events = [], []
+    issued, events = [], []
     for invoice_id, bill, number in zip(invoice_ids, bills, numbers, strict=True):
         customer = bill.subscription.customer
         paid = bill.total == 0
-        status = InvoiceStatus.PAID if paid else InvoiceStatus.OPEN
-        due_on = (now + timedelta(days=payment_terms_days(customer))).date()
-        updates.append((invoice_id, number, status, due_on, customer_snapshot(customer), now if paid else None))
+        issued.append(
+            {
+                "number": number,
+                "status": InvoiceStatus.PAID if paid else InvoiceStatus.OPEN,
+                "issued_at": now,
+                "due_on": (now + timedelta(days=payment_terms_days(customer))).date(),
+                "seller_details": seller,
+                "customer_details": customer_snapshot(customer),
+                "auto_finalize_at": None,
+                "paid_at": now if paid else None,
+            }
+        )
         events.append(
             {
                 "invoice_id": invoice_id,
                 "type": InvoiceEventType.FINALIZED,
                 "occurred_at": now,
                 "data": {"number": number, "total": str(bill.total), "currency": bill.subscription.currency},
-            }  # fmt: skip
+            }
         )
         if paid:
             events.append(
-                {
-                    "invoice_id": invoice_id,
-                    "type": InvoiceEventType.PAID,
-                    "occurred_at": now,
-                    "data": {"reason": "zero amount"},
-                }  # fmt: skip
-            )
-    if connection.vendor == "postgresql":
-        table = Invoice._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"""
-                UPDATE {table} AS i
-                SET number = v.number, status = v.status, issued_at = %s, due_on = v.due_on,
-                    seller_details = %s::jsonb, customer_details = v.customer_details::jsonb,
-                    auto_finalize_at = NULL, paid_at = v.paid_at
-                FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::date[], %s::text[], %s::timestamptz[])
-                     AS v(id, number, status, due_on, customer_details, paid_at)
-                WHERE i.id = v.id
-                """,  # noqa: S608 - our table name; values are parameters
-                [
-                    now, json.dumps(seller), *map(list, zip(*[
-                        (invoice_id, number, status, due_on, json.dumps(details), paid_at)
-                        for invoice_id, number, status, due_on, details, paid_at in updates
-                    ], strict=True)),
-                ],
+                {"invoice_id": invoice_id, "type": InvoiceEventType.PAID, "occurred_at": now,
+                 "data": {"reason": "zero amount"}}
             )  # fmt: skip
-        return events
-    for invoice_id, number, status, due_on, details, paid_at in updates:
-        Invoice.objects.filter(pk=invoice_id).update(
-            number=number, status=status, issued_at=now, due_on=due_on, seller_details=seller,
-            customer_details=details, auto_finalize_at=None, paid_at=paid_at,
-        )  # fmt: skip
-    return events
+    return issued, events
 
 
 def _advance_periods(bills: list[_Bill], written_at: datetime) -> None:
@@ -479,7 +470,23 @@ def _advance_periods(bills: list[_Bill], written_at: datetime) -> None:
     )
 
 
-def _insert(model: type[models.Model], rows: list[dict[str, Any]], *, returning_ids: bool = False) -> list[int]:
+def _allocate_ids(model: type[models.Model], count: int) -> list[int]:
+    """Take `count` ids from the table's sequence (PostgreSQL), for rows written later with COPY."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [model._meta.db_table, model._meta.pk.column, count],
+        )
+        return [value for (value,) in cursor.fetchall()]
+
+
+def _insert(
+    model: type[models.Model],
+    rows: list[dict[str, Any]],
+    *,
+    returning_ids: bool = False,
+    ids: list[int] | None = None,
+) -> list[int]:
     """Insert rows given as {attname: value}; columns not given take their field's default.
 
     PostgreSQL: COPY (ids taken from the table's sequence first, when asked for). Elsewhere:
@@ -493,14 +500,9 @@ def _insert(model: type[models.Model], rows: list[dict[str, Any]], *, returning_
         return [obj.pk for obj in created]
     table = model._meta.db_table
     pk_column = model._meta.pk.column
-    ids: list[int] = []
+    if ids is None:
+        ids = _allocate_ids(model, len(rows)) if returning_ids else []
     with connection.cursor() as cursor:
-        if returning_ids:
-            cursor.execute(
-                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                [table, pk_column, len(rows)],
-            )
-            ids = [value for (value,) in cursor.fetchall()]
         columns = [f.column for f in fields]
         json_columns = {f.attname for f in fields if isinstance(f, models.JSONField)}
         names = ", ".join(connection.ops.quote_name(column) for column in ([pk_column] if ids else []) + columns)
