@@ -91,6 +91,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 "fields": [
                     "currency",
                     "payment_terms_days",
+                    "invoice_grouping",
                     ("tax_id", "tax_id_type"),
                     ("tax_id_status", "tax_id_checked_at"),
                     "tax_exempt",

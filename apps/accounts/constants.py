@@ -26,3 +26,10 @@ class TaxIdStatus(models.TextChoices):
     VALID = "valid", "Valid (format and check digits)"
     UNVERIFIED = "unverified", "Not verified (no check for this kind of ID)"
     INVALID = "invalid", "Invalid (recorded before tax IDs were checked; fix it)"
+
+
+class InvoiceGrouping(models.TextChoices):
+    """How a customer's subscriptions that renew on the same date are invoiced by the billing run."""
+
+    PER_SUBSCRIPTION = "per_subscription", "One invoice per subscription"
+    PER_CUSTOMER = "per_customer", "One invoice for all subscriptions renewing on the same date"

@@ -10,7 +10,7 @@ from django_countries.fields import Country, CountryField
 from apps.core.models import TimeStampedModel
 from apps.core.money import currency_choices
 
-from .constants import TaxIdStatus, TaxIdType
+from .constants import InvoiceGrouping, TaxIdStatus, TaxIdType
 
 # Address conventions for printing (others use "postcode city" on one line, then region).
 CITY_STATE_POSTCODE_COUNTRIES = frozenset({"US", "CA", "AU"})
@@ -76,6 +76,14 @@ class Customer(TimeStampedModel):
         blank=True,
         validators=[MaxValueValidator(365)],
         help_text="Days from issue to due date; empty means the default terms.",
+    )
+    invoice_grouping = models.CharField(
+        max_length=16,
+        choices=InvoiceGrouping.choices,
+        blank=True,
+        default="",
+        help_text="Empty means the default (the INVOICE_GROUPING setting). Applies to billing runs; a new "
+        "subscription's first invoice is always its own.",
     )
     test_clock = models.ForeignKey(
         TestClock,

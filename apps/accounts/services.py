@@ -27,6 +27,7 @@ CUSTOMER_EDITABLE_FIELDS = (
     "tax_id_type",
     "tax_exempt",
     "payment_terms_days",
+    "invoice_grouping",
 )
 
 TAX_ID_FIELDS = ("tax_id", "tax_id_type", "tax_id_status", "tax_id_checked_at")
@@ -77,6 +78,7 @@ def customer_create(
     tax_id_type: str = "",
     tax_exempt: bool = False,
     payment_terms_days: int | None = None,
+    invoice_grouping: str = "",
     test_clock: TestClock | None = None,
     billing_contacts: list[dict[str, Any]] | None = None,
 ) -> Customer:
@@ -96,6 +98,7 @@ def customer_create(
         state=state,
         tax_exempt=tax_exempt,
         payment_terms_days=payment_terms_days,
+        invoice_grouping=invoice_grouping,
     )
     tax_id_errors = _customer_tax_id_apply(customer, tax_id=tax_id, tax_id_type=tax_id_type)
     _customer_validate(customer, tax_id_errors=tax_id_errors)

@@ -422,10 +422,17 @@ class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="subscription")
     def subscription_link(self, invoice: Invoice) -> str:
-        if invoice.subscription_id is None:
+        ids = [invoice.subscription_id] if invoice.subscription_id else []
+        if not ids and invoice.pk:  # an invoice grouping several subscriptions
+            ids = list(invoice.invoiced_periods.values_list("subscription_id", flat=True))
+        if not ids:
             return "—"
-        url = reverse("admin:subscriptions_subscription_change", args=[invoice.subscription_id])
-        return format_html('<a href="{}">#{}</a>', url, invoice.subscription_id)
+        links = [
+            format_html('<a href="{}">#{}</a>', reverse("admin:subscriptions_subscription_change", args=[pk]), pk)
+            for pk in ids
+        ]
+        grouped = " (one invoice for the customer's subscriptions renewing that day)" if len(ids) > 1 else ""
+        return format_html("{}{}", format_html_join(", ", "{}", ((link,) for link in links)), grouped)
 
     @admin.display(description="seller")
     def seller_snapshot(self, invoice: Invoice) -> str:

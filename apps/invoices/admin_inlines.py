@@ -6,7 +6,7 @@ from django.utils.html import format_html
 
 from apps.core.admin import ReadOnlyInline
 
-from .models import Invoice
+from .models import Invoice, InvoicedPeriod
 
 
 class InvoiceSummaryInline(ReadOnlyInline):
@@ -22,3 +22,20 @@ class InvoiceSummaryInline(ReadOnlyInline):
     def invoice(self, invoice: Invoice) -> str:
         url = reverse("admin:invoices_invoice_change", args=[invoice.pk])
         return format_html('<a href="{}">{}</a>', url, invoice)
+
+
+class InvoicedPeriodInline(ReadOnlyInline):
+    """A subscription's periods billed on invoices grouping the customer's subscriptions."""
+
+    model = InvoicedPeriod
+    fields = ["grouped_invoice", "period_start_at", "period_end_at"]
+    readonly_fields = ["grouped_invoice"]
+    verbose_name_plural = "periods billed on grouped invoices"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("invoice")
+
+    @admin.display(description="invoice")
+    def grouped_invoice(self, period: InvoicedPeriod) -> str:
+        url = reverse("admin:invoices_invoice_change", args=[period.invoice_id])
+        return format_html('<a href="{}">{}</a>', url, period.invoice)

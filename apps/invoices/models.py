@@ -196,6 +196,10 @@ class InvoiceLine(models.Model):
     charge = models.ForeignKey(
         "catalog.Charge", on_delete=models.PROTECT, null=True, blank=True, related_name="invoice_lines"
     )
+    # Set on invoices that group several subscriptions: the subscription the line bills.
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
     quantity = models.DecimalField(max_digits=19, decimal_places=6)
     # Unit prices may carry more decimals than the currency (rounded only on the line amount). Empty
     # where no single unit price applies (tiers, packages, percentages): the explanation says how.
@@ -219,9 +223,41 @@ class InvoiceLine(models.Model):
                 condition=Q(unit_amount_currency=F("amount_currency")), name="invoice_line_single_currency"
             ),
         ]
+        indexes = [
+            models.Index(
+                fields=["subscription"], name="invoice_line_subscription_idx", condition=Q(subscription__isnull=False)
+            )
+        ]
 
     def __str__(self) -> str:
         return self.description
+
+
+class InvoicedPeriod(models.Model):
+    """A subscription period billed on an invoice that groups several subscriptions (one invoice per
+    customer and renewal date). Its unique constraint keeps each period billed once, as the invoice's own
+    (subscription, period start) constraint does for single-subscription invoices."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="invoiced_periods")
+    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="invoiced_periods")
+    period_start_at = models.DateTimeField()
+    period_end_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["invoice_id", "subscription_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "period_start_at"],
+                name="invoiced_period_unique",
+                violation_error_message="This subscription already has an invoice for this period.",
+            ),
+            models.CheckConstraint(
+                condition=Q(period_end_at__gt=F("period_start_at")), name="invoiced_period_not_empty"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Subscription #{self.subscription_id} from {self.period_start_at:%Y-%m-%d}"
 
 
 class InvoiceItem(models.Model):

@@ -1,12 +1,13 @@
+from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
 
-from .constants import CREDITABLE_STATUSES, UNPAID_STATUSES, CreditNoteStatus
-from .models import BillingRun, CreditNote, Invoice, InvoiceItem
+from .constants import CREDITABLE_STATUSES, UNPAID_STATUSES, BillingReason, CreditNoteStatus
+from .models import BillingRun, CreditNote, Invoice, InvoicedPeriod, InvoiceItem
 
 
 def invoice_list() -> QuerySet[Invoice]:
@@ -15,7 +16,23 @@ def invoice_list() -> QuerySet[Invoice]:
 
 
 def invoice_list_with_lines() -> QuerySet[Invoice]:
-    return Invoice.objects.prefetch_related("lines", "taxes", "credit_notes")
+    return Invoice.objects.prefetch_related("lines", "taxes", "credit_notes", "invoiced_periods")
+
+
+def subscription_period_invoices(*, subscription_id: int, period_start_at: datetime) -> QuerySet[Invoice]:
+    """The cycle invoice that billed a subscription's period, whether it bills that subscription alone
+    or groups it with the customer's other subscriptions renewing on the same date."""
+    return Invoice.objects.filter(
+        Q(subscription_id=subscription_id, period_start_at=period_start_at)
+        | Q(invoiced_periods__subscription_id=subscription_id, invoiced_periods__period_start_at=period_start_at),
+        billing_reason=BillingReason.SUBSCRIPTION_CYCLE,
+    )
+
+
+def subscription_invoices(*, subscription_id: int) -> QuerySet[Invoice]:
+    """Every invoice with a line for the subscription: its own and those grouping it with others."""
+    grouped = InvoicedPeriod.objects.filter(subscription_id=subscription_id).values("invoice_id")
+    return Invoice.objects.filter(Q(subscription_id=subscription_id) | Q(pk__in=grouped))
 
 
 def billing_run_list() -> QuerySet[BillingRun]:

@@ -14,8 +14,9 @@ from apps.catalog.models import Plan, PlanVersion
 from apps.catalog.pricing import format_price
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, application_error_to_form, status_badge
 from apps.core.errors import ApplicationError
-from apps.invoices.admin_inlines import InvoiceSummaryInline
+from apps.invoices.admin_inlines import InvoicedPeriodInline, InvoiceSummaryInline
 from apps.invoices.constants import ChangeTiming, ProrationBehavior
+from apps.invoices.selectors import subscription_invoices
 from apps.invoices.services import (
     subscription_cancel_credit_preview,
     subscription_cancel_with_credit,
@@ -140,7 +141,7 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
     readonly_fields = ["currency", "created_at", "updated_at"]
-    inlines = [SubscriptionInvoiceInline, SubscriptionEventInline]
+    inlines = [SubscriptionInvoiceInline, InvoicedPeriodInline, SubscriptionEventInline]
     change_form_template = "admin/subscriptions/subscription/change_form.html"
     actions = ["migrate_to_latest_version"]
 
@@ -471,7 +472,7 @@ def subscription_timeline(subscription: Subscription) -> list[dict]:
         {"at": event.occurred_at, "what": event.get_type_display(), "detail": _event_detail(event.data), "url": ""}
         for event in subscription.events.select_related("actor")
     ]
-    for invoice in subscription.invoices.order_by("created_at"):
+    for invoice in subscription_invoices(subscription_id=subscription.pk).order_by("created_at"):
         period = ""
         if invoice.period_start_at and invoice.period_end_at:
             period = f"{invoice.period_start_at:%Y-%m-%d} → {invoice.period_end_at:%Y-%m-%d}, "

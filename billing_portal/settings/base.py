@@ -126,6 +126,10 @@ BILLING_RUN_FAN_OUT = env.bool("BILLING_RUN_FAN_OUT", default=True)
 # interrupted (and bills what it left).
 BILLING_RUN_STALE_MINUTES = env.int("BILLING_RUN_STALE_MINUTES", default=30)
 
+# The billing run's invoices: "per_subscription" (one each) or "per_customer" (one invoice for all of a
+# customer's subscriptions renewing on the same date, in one currency). Customers can override it.
+INVOICE_GROUPING = env("INVOICE_GROUPING", default="per_subscription")
+
 # Usage events are accepted when dated at most this long before, or this far after, the time of
 # ingestion (the customer's test clock time for test customers). See docs/usage.md.
 USAGE_EVENT_MAX_AGE_DAYS = env.int("USAGE_EVENT_MAX_AGE_DAYS", default=35)

@@ -1,7 +1,7 @@
 from django_countries.serializer_fields import CountryField
 from rest_framework import serializers
 
-from apps.accounts.constants import TaxIdType
+from apps.accounts.constants import InvoiceGrouping, TaxIdType
 from apps.accounts.models import BillingContact, Customer, TestClock
 from apps.core.api.serializers import MoneyOutputSerializer, validate_currency_code
 
@@ -62,6 +62,7 @@ class CustomerOutputSerializer(serializers.ModelSerializer):
             "tax_id_checked_at",
             "tax_exempt",
             "payment_terms_days",
+            "invoice_grouping",
             "test_clock",
             "billing_contacts",
             "created_at",
@@ -95,6 +96,11 @@ class CustomerCreateInputSerializer(serializers.Serializer):
     )
     tax_exempt = serializers.BooleanField(required=False, default=False, help_text="Never charged tax.")
     payment_terms_days = serializers.IntegerField(min_value=0, max_value=365, required=False, allow_null=True)
+    invoice_grouping = serializers.ChoiceField(
+        choices=InvoiceGrouping.choices, required=False, default="", allow_blank=True,
+        help_text="per_customer: one invoice for all subscriptions renewing on the same date; "
+        "per_subscription: one each; empty: the default.",
+    )  # fmt: skip
     test_clock = serializers.PrimaryKeyRelatedField(
         queryset=TestClock.objects.all(), required=False, allow_null=True, default=None,
         help_text="Test customers only: attach to a test clock (cannot change later).",
@@ -127,6 +133,11 @@ class CustomerUpdateInputSerializer(serializers.Serializer):
     )
     tax_exempt = serializers.BooleanField(required=False, help_text="Never charged tax.")
     payment_terms_days = serializers.IntegerField(min_value=0, max_value=365, required=False, allow_null=True)
+    invoice_grouping = serializers.ChoiceField(
+        choices=InvoiceGrouping.choices, required=False, allow_blank=True,
+        help_text="per_customer: one invoice for all subscriptions renewing on the same date; "
+        "per_subscription: one each; empty: the default.",
+    )  # fmt: skip
     billing_contacts = BillingContactInputSerializer(many=True, required=False, help_text=_BILLING_CONTACTS_HELP)
 
 

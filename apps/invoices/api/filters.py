@@ -1,9 +1,14 @@
 import django_filters
+from django.db.models import Q
 
-from apps.invoices.models import CreditNote, Invoice
+from apps.invoices.models import CreditNote, Invoice, InvoicedPeriod
 
 
 class InvoiceFilter(django_filters.FilterSet):
+    subscription = django_filters.NumberFilter(
+        method="filter_subscription",
+        help_text="Invoices billing this subscription, alone or grouped with the customer's others.",
+    )
     issued_at_after = django_filters.IsoDateTimeFilter(
         field_name="issued_at", lookup_expr="gte", help_text="Issued at or after this moment (ISO 8601)."
     )
@@ -14,6 +19,10 @@ class InvoiceFilter(django_filters.FilterSet):
     class Meta:
         model = Invoice
         fields = ["customer", "status", "subscription", "issued_at_after", "issued_at_before"]
+
+    def filter_subscription(self, queryset, name, value):
+        grouped = InvoicedPeriod.objects.filter(subscription_id=value).values("invoice_id")
+        return queryset.filter(Q(subscription_id=value) | Q(pk__in=grouped))
 
 
 class CreditNoteFilter(django_filters.FilterSet):

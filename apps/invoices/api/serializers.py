@@ -6,13 +6,27 @@ from rest_framework import serializers
 
 from apps.core.api.serializers import DecimalStringField, MoneyInputSerializer, MoneyOutputSerializer
 from apps.invoices.constants import CreditNoteLineKind, CreditNoteReason
-from apps.invoices.models import BillingRun, CreditNote, CreditNoteLine, CreditNoteTax, Invoice, InvoiceLine, InvoiceTax
+from apps.invoices.models import (
+    BillingRun,
+    CreditNote,
+    CreditNoteLine,
+    CreditNoteTax,
+    Invoice,
+    InvoicedPeriod,
+    InvoiceLine,
+    InvoiceTax,
+)
 from apps.invoices.selectors import invoice_amount_due
 
 
 class InvoiceListOutputSerializer(serializers.ModelSerializer):
     customer = serializers.PrimaryKeyRelatedField(read_only=True)
-    subscription = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    subscription = serializers.PrimaryKeyRelatedField(
+        read_only=True,
+        allow_null=True,
+        help_text="The subscription billed; null on an invoice grouping several (see `invoiced_periods`) or "
+        "not from a subscription.",
+    )
     currency = serializers.CharField(read_only=True, help_text="ISO 4217 code of every amount on the invoice.")
     subtotal = MoneyOutputSerializer(read_only=True)
     tax_total = MoneyOutputSerializer(read_only=True)
@@ -60,12 +74,16 @@ class InvoiceLineOutputSerializer(serializers.ModelSerializer):
     explanation = serializers.ListField(
         child=serializers.CharField(), read_only=True, help_text="How the amount was computed, step by step."
     )
+    subscription = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="On an invoice grouping several subscriptions: the one billed."
+    )
 
     class Meta:
         model = InvoiceLine
         fields = [
             "id",
             "position",
+            "subscription",
             "kind",
             "description",
             "period_start_at",
@@ -92,6 +110,15 @@ class InvoiceTaxOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class InvoicedPeriodOutputSerializer(serializers.ModelSerializer):
+    subscription = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = InvoicedPeriod
+        fields = ["subscription", "period_start_at", "period_end_at"]
+        read_only_fields = fields
+
+
 class InvoiceCreditNoteSummaryOutputSerializer(serializers.ModelSerializer):
     total = MoneyOutputSerializer(read_only=True)
 
@@ -106,6 +133,12 @@ class InvoiceDetailOutputSerializer(InvoiceListOutputSerializer):
         help_text="What is still owed: the total less what credit notes took off it while unpaid (0 once paid or void)."
     )
     credit_notes = InvoiceCreditNoteSummaryOutputSerializer(many=True, read_only=True)
+    invoiced_periods = InvoicedPeriodOutputSerializer(
+        many=True,
+        read_only=True,
+        help_text="On an invoice grouping a customer's subscriptions renewing on the same date: each "
+        "subscription's period it bills (empty otherwise).",
+    )
     lines = InvoiceLineOutputSerializer(many=True, read_only=True)
     taxes = InvoiceTaxOutputSerializer(
         many=True, read_only=True, help_text="Tax per rate (for inclusive rates: the tax the lines contain)."
@@ -120,6 +153,7 @@ class InvoiceDetailOutputSerializer(InvoiceListOutputSerializer):
             *InvoiceListOutputSerializer.Meta.fields,
             "memo",
             "auto_finalize_at",
+            "invoiced_periods",
             "lines",
             "taxes",
             "reverse_charge",

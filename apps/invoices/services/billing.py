@@ -14,8 +14,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from apps.accounts.constants import InvoiceGrouping
 from apps.accounts.models import Customer, TestClock
 from apps.accounts.selectors import customer_now
 from apps.catalog.models import Plan
@@ -25,7 +27,7 @@ from apps.core import clock
 from apps.core.money import zero
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import Subscription
-from apps.subscriptions.periods import period_containing
+from apps.subscriptions.periods import Period, period_containing
 from apps.subscriptions.services import (
     subscription_apply_pending_version,
     subscription_apply_scheduled_change,
@@ -37,10 +39,11 @@ from apps.usage.services import usage_billing_lock
 
 from ..constants import BillingRunStatus, BillingRunTrigger, InvoiceEventType, InvoiceStatus
 from ..events import invoice_event_record
-from ..models import BillingRun, Invoice, InvoiceItem, InvoiceLine
+from ..models import BillingRun, Invoice, InvoicedPeriod, InvoiceItem, InvoiceLine
 from .billing_chunk import billing_chunk_bill
 from .lifecycle import TOTALS_FIELDS, enqueue_pdfs, invoice_finalize, invoice_recompute_totals
 from .lines import (
+    LineDraft,
     customer_credit_drafts,
     customer_credit_take,
     discount_line_drafts,
@@ -80,7 +83,25 @@ def subscription_bill_next_period(*, subscription_id: int, now: datetime) -> Inv
         return invoice
 
 
+@dataclass
+class _PeriodPart:
+    """One subscription's next period, priced and ready to go on an invoice (its own or a grouped one)."""
+
+    subscription: Subscription
+    billed_from: datetime
+    period: Period
+    drafts: list[LineDraft]
+    items: list[InvoiceItem]
+    used_discounts: list
+
+
 def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
+    return _invoice_from_parts([_next_period_part(subscription, now)], now)
+
+
+def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
+    """Price the next period of a locked, due subscription: usage of the period ending, waiting items,
+    the recurring fee and its discounts (applying a trial end or a change that takes effect now)."""
     plan = subscription.plan
     currency = subscription.currency
     period = period_containing(
@@ -114,47 +135,79 @@ def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
         drafts=drafts, discounts=discounts_applicable(subscription=subscription), plan=plan, currency=currency
     )
     drafts += discount_drafts
-    credit_drafts, credit_uses = customer_credit_drafts(
-        customer_id=subscription.customer_id, currency=currency, drafts=drafts, lock=True
-    )
-    drafts += credit_drafts
+    return _PeriodPart(subscription, billed_from, period, drafts, items, used_discounts)
 
+
+def _invoice_from_parts(parts: list[_PeriodPart], now: datetime) -> Invoice:
+    """The draft invoice of one or more periods of one customer's subscriptions in one currency (more
+    than one: an invoice grouping them, with each line naming its subscription and each period kept in
+    `InvoicedPeriod`). The customer's credit balance comes off the whole invoice; the subscriptions
+    move on to their next periods."""
+    first = parts[0]
+    customer, currency = first.subscription.customer, first.subscription.currency
+    grouped = len(parts) > 1
+    drafts = [draft for part in parts for draft in part.drafts]
+    credit_drafts, credit_uses = customer_credit_drafts(
+        customer_id=customer.pk, currency=currency, drafts=drafts, lock=True
+    )
     invoice = Invoice.objects.create(
-        customer=subscription.customer,
-        subscription=subscription,
+        customer=customer,
+        subscription=None if grouped else first.subscription,
         status=InvoiceStatus.DRAFT,
-        period_start_at=billed_from,
-        period_end_at=period.end,
+        period_start_at=min(part.billed_from for part in parts),
+        period_end_at=max(part.period.end for part in parts),
         subtotal=zero(currency),
         tax_total=zero(currency),
         total=zero(currency),
         auto_finalize_at=now + timedelta(hours=settings.INVOICE_DRAFT_GRACE_HOURS),
     )
-    InvoiceLine.objects.bulk_create(invoice_lines_from_drafts(invoice, drafts))
-    if items:
-        InvoiceItem.objects.filter(pk__in=[item.pk for item in items]).update(invoice=invoice)
-    for discount in used_discounts:
-        discount_record_applied(discount=discount, now=now)
+    lines: list[InvoiceLine] = []
+    for part in parts:
+        part_lines = invoice_lines_from_drafts(invoice, part.drafts, start=len(lines) + 1)
+        if grouped:
+            for line in part_lines:
+                line.subscription = part.subscription
+        lines += part_lines
+    lines += invoice_lines_from_drafts(invoice, credit_drafts, start=len(lines) + 1)
+    InvoiceLine.objects.bulk_create(lines)
+    if grouped:
+        InvoicedPeriod.objects.bulk_create(
+            InvoicedPeriod(
+                invoice=invoice,
+                subscription=part.subscription,
+                period_start_at=part.billed_from,
+                period_end_at=part.period.end,
+            )  # fmt: skip
+            for part in parts
+        )
+    item_ids = [item.pk for part in parts for item in part.items]
+    if item_ids:
+        InvoiceItem.objects.filter(pk__in=item_ids).update(invoice=invoice)
+    for part in parts:
+        for discount in part.used_discounts:
+            discount_record_applied(discount=discount, now=now)
     customer_credit_take(credit_uses, invoice=invoice)
     invoice_recompute_totals(invoice)
     invoice.save(update_fields=TOTALS_FIELDS)
+    periods = [
+        {"subscription": part.subscription.pk, "period_start": part.billed_from.isoformat(),
+         "period_end": part.period.end.isoformat()}
+        for part in parts
+    ]  # fmt: skip
     invoice_event_record(
         invoice=invoice,
         type=InvoiceEventType.CREATED,
         occurred_at=now,
-        data={
-            "subscription": subscription.pk,
-            "period_start": billed_from.isoformat(),
-            "period_end": period.end.isoformat(),
-        },
+        data={"subscriptions": periods} if grouped else periods[0],
     )
-
-    subscription.current_period_start_at = billed_from
-    subscription.current_period_end_at = period.end
-    subscription.next_billing_at = period.end
-    subscription.save(
-        update_fields=["current_period_start_at", "current_period_end_at", "next_billing_at", "updated_at"]
-    )
+    for part in parts:
+        subscription = part.subscription
+        subscription.current_period_start_at = part.billed_from
+        subscription.current_period_end_at = part.period.end
+        subscription.next_billing_at = part.period.end
+        subscription.save(
+            update_fields=["current_period_start_at", "current_period_end_at", "next_billing_at", "updated_at"]
+        )
     return invoice
 
 
@@ -256,13 +309,44 @@ def billing_run_begin(
         with transaction.atomic():
             subscription_settle_waiting_items(subscription_id=subscription_id, now=now)
 
-    due_ids = list(subscriptions.due_for_billing(now).order_by("id").values_list("id", flat=True))
-    size = max(1, settings.BILLING_RUN_CHUNK_SIZE)
-    chunks = [due_ids[i : i + size] for i in range(0, len(due_ids), size)]
+    due = subscriptions.due_for_billing(now)
+    due_ids = list(due.order_by("id").values_list("id", "customer_id"))
+    grouping_customer_ids = set(due.filter(_groups_invoices("customer__")).values_list("customer_id", flat=True))
+    chunks = _chunks(due_ids, grouping_customer_ids, max(1, settings.BILLING_RUN_CHUNK_SIZE))
     run.due_count = len(due_ids)
     run.chunk_count = len(chunks)
     run.save(update_fields=["due_count", "chunk_count", "ended_count"])
     return run, chunks
+
+
+def _groups_invoices(prefix: str = "") -> Q:
+    """Customers whose subscriptions renewing on the same date share one invoice."""
+    grouped = Q(**{f"{prefix}invoice_grouping": InvoiceGrouping.PER_CUSTOMER})
+    if settings.INVOICE_GROUPING == InvoiceGrouping.PER_CUSTOMER:
+        grouped |= Q(**{f"{prefix}invoice_grouping": ""})
+    return grouped
+
+
+def _chunks(due: list[tuple[int, int]], grouping_customer_ids: set[int], size: int) -> list[list[int]]:
+    """Due subscription ids in chunks of about `size`, a grouping customer's subscriptions all in one
+    chunk (so that one chunk makes their shared invoice)."""
+    of_customer: dict[int, list[int]] = {}
+    for subscription_id, customer_id in due:
+        if customer_id in grouping_customer_ids:
+            of_customer.setdefault(customer_id, []).append(subscription_id)
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    for subscription_id, customer_id in due:
+        if customer_id not in grouping_customer_ids:
+            current.append(subscription_id)
+        elif of_customer[customer_id][0] == subscription_id:
+            current += of_customer[customer_id]
+        if len(current) >= size:
+            chunks.append(current)
+            current = []
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 @dataclass
@@ -314,6 +398,14 @@ class _StatementCounter:
 
 
 def _bill_chunk(tally: "_Tally", subscription_ids: list[int], now: datetime) -> None:
+    groups = _grouping_customers_subscriptions(subscription_ids)
+    if groups:
+        grouped_ids = {subscription_id for ids in groups.values() for subscription_id in ids}
+        subscription_ids = [
+            subscription_id for subscription_id in subscription_ids if subscription_id not in grouped_ids
+        ]
+        for ids in groups.values():
+            _bill_group(tally, ids, now)
     outcome = billing_chunk_bill(subscription_ids=subscription_ids, now=now)
     tally.extra_statements += outcome.copy_statements
     tally.invoiced_count += len(outcome.invoice_ids)
@@ -383,6 +475,69 @@ def _bill_one(tally, subscription_id: int, now: datetime, *, counted: bool = Fal
         return
     if not billed_any and not counted:
         tally.skipped_count += 1
+
+
+def _grouping_customers_subscriptions(subscription_ids: list[int]) -> dict[int, list[int]]:
+    """The chunk's subscriptions of customers who group their invoices, per customer (only customers with
+    several: a lone subscription's invoice is its own either way)."""
+    per_customer: dict[int, list[int]] = {}
+    rows = Subscription.objects.filter(_groups_invoices("customer__"), pk__in=subscription_ids).order_by("id")
+    for subscription_id, customer_id in rows.values_list("id", "customer_id"):
+        per_customer.setdefault(customer_id, []).append(subscription_id)
+    return {customer_id: ids for customer_id, ids in per_customer.items() if len(ids) > 1}
+
+
+def _bill_group(tally, subscription_ids: list[int], now: datetime) -> None:
+    """Bill one grouping customer's subscriptions (`customer_bill_due_grouped`); if that fails, bill
+    them one by one, so that the failing subscription is recorded and the others are billed."""
+    billed: set[int] = set()
+    try:
+        for _invoice, billed_ids in customer_bill_due_grouped(subscription_ids=subscription_ids, now=now):
+            tally.invoiced_count += 1
+            billed.update(billed_ids)
+    except IntegrityError:
+        pass  # another run invoiced one of these periods meanwhile: what is left is billed one by one below
+    except Exception:  # noqa: BLE001 - one subscription must not stop the others
+        logger.warning("grouped billing of subscriptions %s failed; billing them one by one", subscription_ids)
+    else:
+        tally.skipped_count += len(set(subscription_ids) - billed)
+        return
+    for subscription_id in subscription_ids:
+        _bill_one(tally, subscription_id, now, counted=subscription_id in billed)
+
+
+def customer_bill_due_grouped(*, subscription_ids: list[int], now: datetime):
+    """Bill the due periods of one customer's subscriptions with one invoice per renewal date (in the
+    project's time zone) and currency, earliest date first, each date in its own transaction. Yields
+    each invoice with the ids of the subscriptions it bills. Subscriptions locked by another
+    transaction are left to it (`SKIP LOCKED`), as in `subscription_bill_next_period`."""
+    while True:
+        with transaction.atomic():
+            subscriptions = list(
+                Subscription.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("customer", "plan__product", "plan_version", "pending_plan_version")
+                .prefetch_related(
+                    "plan_version__charges__prices__tiers", "pending_plan_version__charges__prices__tiers"
+                )
+                .due_for_billing(now)
+                .filter(pk__in=subscription_ids)
+                .order_by("id")
+            )
+            if not subscriptions:
+                return
+            first_date = min(timezone.localdate(sub.next_billing_at) for sub in subscriptions)
+            groups: dict[str, list[_PeriodPart]] = {}
+            for subscription in subscriptions:
+                if timezone.localdate(subscription.next_billing_at) == first_date:
+                    part = _next_period_part(subscription, now)
+                    groups.setdefault(subscription.currency, []).append(part)
+            billed = []
+            for parts in groups.values():
+                invoice = _invoice_from_parts(parts, now)
+                if settings.INVOICE_DRAFT_GRACE_HOURS == 0:
+                    invoice = invoice_finalize(invoice_id=invoice.pk, now=now)
+                billed.append((invoice, [part.subscription.pk for part in parts]))
+        yield from billed
 
 
 def _on_clock(queryset, path: str, test_clock: TestClock | None):

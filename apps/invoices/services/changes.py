@@ -38,7 +38,6 @@ from apps.subscriptions.services import (
 )
 
 from ..constants import (
-    BillingReason,
     ChangeTiming,
     InvoiceLineKind,
     InvoiceStatus,
@@ -46,6 +45,7 @@ from ..constants import (
 )
 from ..models import Invoice, InvoiceItem
 from ..pricing import TaxAmount, tax_added
+from ..selectors import subscription_period_invoices
 from .billing import subscription_bill_due
 from .lines import (
     LineDraft,
@@ -407,10 +407,8 @@ def _unused_time_credits(subscription: Subscription, now: datetime, *, as_invoic
 def _invoiced_share(subscription: Subscription) -> Fraction:
     """The share of the current period's charges its invoice actually billed after discounts (1 without)."""
     invoice = (
-        Invoice.objects.filter(
-            subscription=subscription,
-            billing_reason=BillingReason.SUBSCRIPTION_CYCLE,
-            period_start_at=subscription.current_period_start_at,
+        subscription_period_invoices(
+            subscription_id=subscription.pk, period_start_at=subscription.current_period_start_at
         )
         .exclude(status=InvoiceStatus.VOID)
         .first()
@@ -418,6 +416,8 @@ def _invoiced_share(subscription: Subscription) -> Fraction:
     if invoice is None:
         return Fraction(1)
     lines = list(invoice.lines.all())
+    if invoice.subscription_id is None:  # an invoice grouping several subscriptions: this one's lines
+        lines = [line for line in lines if line.subscription_id == subscription.pk]
     charged = sum((line.amount.amount for line in lines if line.kind in CHARGED_KINDS), Decimal(0))
     discounted = sum((line.amount.amount for line in lines if line.kind == InvoiceLineKind.DISCOUNT), Decimal(0))
     if charged <= 0:

@@ -29,6 +29,7 @@ from apps.core.pdf import (
 from ..constants import REVERSE_CHARGE_NOTE, InvoiceEventType
 from ..events import invoice_event_record
 from ..models import CreditNote, Invoice, InvoiceLine, InvoiceTax
+from ..templatetags.invoice_format import service_period
 
 logger = logging.getLogger(__name__)
 
@@ -47,16 +48,39 @@ def invoice_pdf_context(
     """What the bill template reads: the invoice and its frozen seller (`seller`) and buyer (`buyer`)
     snapshots, never live rows. `lines` and `taxes` default to the invoice's own."""
     seller = invoice.seller_details
+    lines = list(invoice.lines.all()) if lines is None else lines
     return {
         "invoice": invoice,
         "seller": seller,
         "buyer": invoice.customer_details,
         "logo_url": static_url(seller.get("logo") or settings.SELLER.get("logo") or DEFAULT_LOGO),
-        "lines": list(invoice.lines.all()) if lines is None else lines,
+        "lines": lines,
+        "sections": invoice_line_sections(invoice, lines),
         "taxes": list(invoice.taxes.all()) if taxes is None else taxes,
         "reverse_charge_note": REVERSE_CHARGE_NOTE,
         "currency": invoice.currency,
     }
+
+
+def invoice_line_sections(invoice: Invoice, lines: list[InvoiceLine]) -> list[dict[str, Any]]:
+    """The lines in sections: one, without a heading, on an invoice of one subscription; one per
+    subscription (headed by it and its period) on an invoice grouping several, then the lines of
+    none (customer credits) without a heading."""
+    if invoice.subscription_id is not None or not any(line.subscription_id for line in lines):
+        return [{"heading": "", "lines": lines}]
+    periods = {period.subscription_id: period for period in invoice.invoiced_periods.all()}
+    sections: dict[int | None, list[InvoiceLine]] = {}
+    for line in lines:
+        sections.setdefault(line.subscription_id, []).append(line)
+    result = []
+    for subscription_id, section_lines in sections.items():
+        heading = ""
+        if subscription_id is not None:
+            heading = f"Subscription #{subscription_id}"
+            if (period := periods.get(subscription_id)) is not None:
+                heading += f" · {service_period(period.period_start_at, period.period_end_at)}"
+        result.append({"heading": heading, "lines": section_lines})
+    return sorted(result, key=lambda section: not section["heading"])
 
 
 def invoice_render_pdf_bytes(invoice: Invoice, **context_overrides: Any) -> bytes:

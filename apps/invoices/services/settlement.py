@@ -12,6 +12,7 @@ from apps.usage.services import usage_billing_lock
 from ..constants import BillingReason, InvoiceEventType, InvoiceStatus
 from ..events import invoice_event_record
 from ..models import Invoice, InvoiceItem, InvoiceLine
+from ..selectors import subscription_period_invoices
 from .lifecycle import TOTALS_FIELDS, invoice_finalize, invoice_recompute_totals
 from .lines import (
     LineDraft,
@@ -77,10 +78,8 @@ def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) ->
         InvoiceItem.objects.filter(pk__in=[item.pk for item in credits]).update(subscription=None)
     drafts = [item_line_draft(item) for item in charges]
     ended_at = subscription.ended_at or now
-    period_billed = Invoice.objects.filter(
-        subscription=subscription,
-        billing_reason=BillingReason.SUBSCRIPTION_CYCLE,
-        period_start_at=subscription.current_period_start_at,
+    period_billed = subscription_period_invoices(
+        subscription_id=subscription.pk, period_start_at=subscription.current_period_start_at
     ).exists()
     if period_billed:
         usage_billing_lock(customer_id=subscription.customer_id)

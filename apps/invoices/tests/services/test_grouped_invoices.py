@@ -1,0 +1,208 @@
+"""Invoices grouped per customer: one invoice for all of a customer's subscriptions renewing on the
+same date (customer setting, or the INVOICE_GROUPING default), exactly once and to the cent."""
+
+import io
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test import override_settings
+from djmoney.money import Money
+from pypdf import PdfReader
+
+from apps.accounts.tests.factories import CustomerFactory
+from apps.catalog.models import Price
+from apps.catalog.tests.factories import PlanFactory
+from apps.core.tests.concurrency import run_in_threads
+from apps.invoices.constants import BillingRunStatus, InvoiceStatus
+from apps.invoices.models import Invoice, InvoicedPeriod, InvoiceItem, TaxRate
+from apps.invoices.selectors import subscription_invoices, subscription_period_invoices
+from apps.invoices.services import bill_due_subscriptions, subscription_bill_due
+from apps.invoices.services.billing import _chunks
+from apps.invoices.services.pdf import invoice_render_pdf_bytes
+from apps.subscriptions.periods import utc
+from apps.subscriptions.tests.factories import make_subscription
+
+pytestmark = pytest.mark.django_db
+
+APRIL, MAY, JUNE = utc(2026, 4, 1), utc(2026, 5, 1), utc(2026, 6, 1)
+
+
+def _signed_up(customer, plan, started_at):
+    """A subscription with its first period invoiced at sign-up (always on its own invoice)."""
+    subscription = make_subscription(customer=customer, plan=plan, started_at=started_at)
+    subscription_bill_due(subscription_id=subscription.pk, now=started_at)
+    return subscription
+
+
+def _customer_with_two(grouping: str, *, prices=("100.00", "30.00"), **fields):
+    customer = CustomerFactory(currency="USD", invoice_grouping=grouping, **fields)
+    subscriptions = [_signed_up(customer, PlanFactory(prices=[Money(price, "USD")]), APRIL) for price in prices]
+    return customer, subscriptions
+
+
+def _cycle_invoices(customer, since=MAY):
+    return Invoice.objects.filter(customer=customer, period_start_at__gte=since).order_by("id")
+
+
+def test_a_grouping_customer_gets_one_invoice_for_the_subscriptions_renewing_that_day():
+    TaxRate.objects.create(name="VAT", percentage=Decimal("20"), country="GB")
+    grouped, (fee, addon) = _customer_with_two("per_customer", country="GB")
+    single, _ = _customer_with_two("per_subscription", country="GB")
+
+    run = bill_due_subscriptions(now=MAY)
+
+    [invoice] = _cycle_invoices(grouped)
+    assert (invoice.subscription, invoice.status, invoice.number is not None) == (None, InvoiceStatus.OPEN, True)
+    assert (invoice.period_start_at, invoice.period_end_at) == (MAY, JUNE)
+    assert [(line.subscription_id, line.amount) for line in invoice.lines.order_by("position")] == [
+        (fee.pk, Money("100.00", "USD")),
+        (addon.pk, Money("30.00", "USD")),
+    ]
+    assert (invoice.subtotal, invoice.tax_total, invoice.total) == (
+        Money("130.00", "USD"), Money("26.00", "USD"), Money("156.00", "USD"),
+    )  # fmt: skip
+    assert list(invoice.invoiced_periods.values_list("subscription_id", "period_start_at", "period_end_at")) == [
+        (fee.pk, MAY, JUNE),
+        (addon.pk, MAY, JUNE),
+    ]
+    assert _cycle_invoices(single).count() == 2  # the other customer keeps one invoice per subscription
+    assert (run.status, run.due_count, run.invoiced_count, run.skipped_count) == (BillingRunStatus.SUCCEEDED, 4, 3, 0)
+    for subscription in (fee, addon):
+        subscription.refresh_from_db()
+        assert (subscription.current_period_start_at, subscription.next_billing_at) == (MAY, JUNE)
+        assert list(subscription_period_invoices(subscription_id=subscription.pk, period_start_at=MAY)) == [invoice]
+        assert invoice in subscription_invoices(subscription_id=subscription.pk)
+
+    again = bill_due_subscriptions(now=MAY)
+    assert (again.due_count, again.invoiced_count) == (0, 0)
+    assert _cycle_invoices(grouped).count() == 1
+
+
+@override_settings(INVOICE_GROUPING="per_customer")
+def test_the_default_groups_and_a_customer_can_opt_out():
+    by_default, _ = _customer_with_two("")
+    opted_out, _ = _customer_with_two("per_subscription")
+
+    bill_due_subscriptions(now=MAY)
+
+    assert _cycle_invoices(by_default).count() == 1
+    assert _cycle_invoices(opted_out).count() == 2
+
+
+def test_subscriptions_renewing_on_different_days_are_not_grouped_and_a_late_run_catches_up_by_day():
+    customer = CustomerFactory(currency="USD", invoice_grouping="per_customer")
+    plan = PlanFactory(prices=[Money("10.00", "USD")])
+    early, late, third = (_signed_up(customer, plan, utc(2026, 4, day)) for day in (1, 15, 15))
+
+    bill_due_subscriptions(now=utc(2026, 6, 20))  # a run weeks late: 1 May, 15 May, 1 Jun and 15 Jun are due
+
+    invoices = list(_cycle_invoices(customer).order_by("period_start_at"))
+    assert [(i.period_start_at, i.subscription_id) for i in invoices] == [
+        (utc(2026, 5, 1), early.pk),
+        (utc(2026, 5, 15), None),
+        (utc(2026, 6, 1), early.pk),
+        (utc(2026, 6, 15), None),
+    ]
+    for grouped in (invoices[1], invoices[3]):
+        assert sorted(grouped.invoiced_periods.values_list("subscription_id", flat=True)) == [late.pk, third.pk]
+        assert grouped.total == Money("20.00", "USD")
+
+
+def test_the_credit_balance_comes_off_the_grouped_invoice_once():
+    customer, _ = _customer_with_two("per_customer")
+    InvoiceItem.objects.create(
+        customer=customer, kind="proration", description="Credit", amount=Money("-120.00", "USD"), created_at=APRIL
+    )
+
+    bill_due_subscriptions(now=MAY)
+
+    [invoice] = _cycle_invoices(customer)
+    assert invoice.total == Money("10.00", "USD")
+    assert invoice.lines.order_by("position").last().subscription_id is None  # the credit is the customer's
+    assert not InvoiceItem.objects.filter(invoice=None).exists()
+
+
+@override_settings(INVOICE_DRAFT_GRACE_HOURS=24)
+def test_with_a_review_period_the_grouped_invoice_waits_as_a_draft_then_is_issued():
+    customer, _ = _customer_with_two("per_customer")
+    bill_due_subscriptions(now=MAY)
+    [draft] = _cycle_invoices(customer)
+    assert (draft.status, draft.number) == (InvoiceStatus.DRAFT, None)
+
+    bill_due_subscriptions(now=utc(2026, 5, 2))
+
+    draft.refresh_from_db()
+    assert draft.status == InvoiceStatus.OPEN and draft.number
+
+
+def test_a_failing_subscription_is_reported_and_the_customers_other_subscriptions_are_billed():
+    customer, (good, bad) = _customer_with_two("per_customer")
+    Price.objects.filter(charge__plan_version__plan=bad.plan).delete()  # no price any more
+
+    run = bill_due_subscriptions(now=MAY)
+
+    assert (run.status, run.invoiced_count, run.failed_count) == (BillingRunStatus.COMPLETED_WITH_ERRORS, 1, 1)
+    assert run.errors[0]["subscription"] == bad.pk
+    [invoice] = _cycle_invoices(customer)
+    assert invoice.subscription_id == good.pk  # billed on its own
+    bad.refresh_from_db()
+    assert bad.next_billing_at == MAY  # still due: the next run bills it once it has a price
+
+
+def test_a_period_cannot_be_grouped_twice():
+    customer, (fee, _) = _customer_with_two("per_customer")
+    bill_due_subscriptions(now=MAY)
+    [invoice] = _cycle_invoices(customer)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        InvoicedPeriod.objects.create(invoice=invoice, subscription=fee, period_start_at=MAY, period_end_at=JUNE)
+
+
+def test_a_grouping_customers_subscriptions_stay_in_one_chunk():
+    due = [(1, 10), (2, 20), (3, 10), (4, 30), (5, 10), (6, 40)]
+    assert _chunks(due, {10}, 2) == [[1, 3, 5], [2, 4], [6]]
+    assert _chunks(due, set(), 4) == [[1, 2, 3, 4], [5, 6]]
+
+    customer, _ = _customer_with_two("per_customer", prices=("1.00", "2.00", "3.00"))
+    _signed_up(CustomerFactory(currency="USD"), PlanFactory(), APRIL)
+    with override_settings(BILLING_RUN_CHUNK_SIZE=1):
+        run = bill_due_subscriptions(now=MAY)
+    assert (run.chunk_count, run.invoiced_count) == (2, 2)
+    [invoice] = _cycle_invoices(customer)
+    assert invoice.total == Money("6.00", "USD")
+
+
+def test_the_bill_heads_each_subscriptions_lines_with_it_and_its_period():
+    customer, (fee, addon) = _customer_with_two("per_customer")
+    bill_due_subscriptions(now=MAY)
+    [invoice] = _cycle_invoices(customer)
+
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(invoice_render_pdf_bytes(invoice))).pages)
+
+    fee_heading = f"Subscription #{fee.pk} · 1 May 2026 – 1 Jun 2026"
+    addon_heading = f"Subscription #{addon.pk} · 1 May 2026 – 1 Jun 2026"
+    assert fee_heading in text and addon_heading in text
+    assert text.index(fee_heading) < text.index("100.00") < text.index(addon_heading) < text.index("30.00")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row-lock concurrency is a PostgreSQL property")
+def test_two_runs_at_once_bill_each_grouped_period_once():
+    plan = PlanFactory(prices=[Money("5.00", "USD")])
+    customers = [CustomerFactory(currency="USD", invoice_grouping="per_customer") for _ in range(6)]
+    for n, customer in enumerate(customers):
+        for _ in range(1 + n % 3):
+            _signed_up(customer, plan, APRIL)
+
+    with override_settings(BILLING_RUN_CHUNK_SIZE=2):
+        runs = run_in_threads(lambda _: bill_due_subscriptions(now=MAY), count=3)
+
+    assert [error for run in runs for error in run.errors] == []
+    for customer in customers:
+        assert _cycle_invoices(customer).count() == 1
+    billed = list(InvoicedPeriod.objects.values_list("subscription_id", "period_start_at")) + list(
+        Invoice.objects.filter(period_start_at=MAY, subscription__isnull=False).values_list(
+            "subscription_id", "period_start_at"
+        )
+    )
+    assert len(billed) == len(set(billed)) == 12
