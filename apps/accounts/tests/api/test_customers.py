@@ -55,6 +55,7 @@ def test_create_customer_returns_the_customer(api_client, superuser):
         "tax_id_checked_at": body["tax_id_checked_at"],
         "tax_exempt": False,
         "payment_terms_days": 30,
+        "invoice_grouping": "",
         "test_clock": None,
         "billing_contacts": [],
         "created_at": body["created_at"],

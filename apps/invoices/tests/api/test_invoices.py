@@ -55,6 +55,7 @@ def test_retrieve_invoice_with_lines_and_totals(api_client, superuser):
         {
             "id": line.pk,
             "position": 1,
+            "subscription": None,
             "kind": "recurring",
             "description": line.description,
             "period_start_at": "2026-01-15T09:00:00Z",

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test import override_settings
+from django.urls import reverse
 from djmoney.money import Money
 from pypdf import PdfReader
 
@@ -206,3 +207,61 @@ def test_two_runs_at_once_bill_each_grouped_period_once():
         )
     )
     assert len(billed) == len(set(billed)) == 12
+
+
+# --- API ------------------------------------------------------------------------------------------
+
+
+def test_the_api_sets_a_customers_grouping_and_refuses_an_unknown_one(api_client, superuser):
+    customer = CustomerFactory(currency="USD")
+    api_client.force_authenticate(superuser)
+    url = reverse("api:customer-detail", args=[customer.pk])
+
+    refused = api_client.patch(url, {"invoice_grouping": "per_planet", "name": "Changed"})
+    assert refused.status_code == 400
+    assert list(refused.json()["fields"]) == ["invoice_grouping"]
+    customer.refresh_from_db()
+    assert (customer.invoice_grouping, customer.name) == ("", customer.name)
+
+    accepted = api_client.patch(url, {"invoice_grouping": "per_customer"})
+    assert accepted.status_code == 200, accepted.data
+    assert accepted.json()["invoice_grouping"] == "per_customer"
+    customer.refresh_from_db()
+    assert customer.invoice_grouping == "per_customer"
+
+
+def test_the_api_shows_a_grouped_invoices_periods_and_finds_it_by_subscription(api_client, superuser):
+    customer, (fee, addon) = _customer_with_two("per_customer")
+    bill_due_subscriptions(now=MAY)
+    [invoice] = _cycle_invoices(customer)
+    api_client.force_authenticate(superuser)
+
+    body = api_client.get(reverse("api:invoice-detail", args=[invoice.pk])).json()
+    assert body["subscription"] is None
+    assert [(p["subscription"], p["period_start_at"][:10]) for p in body["invoiced_periods"]] == [
+        (fee.pk, "2026-05-01"),
+        (addon.pk, "2026-05-01"),
+    ]
+    assert [line["subscription"] for line in body["lines"]] == [fee.pk, addon.pk]
+
+    found = api_client.get(reverse("api:invoice-list"), {"subscription": addon.pk}).json()
+    assert sorted(row["id"] for row in found["results"]) == sorted(
+        [invoice.pk, *Invoice.objects.filter(subscription=addon).values_list("id", flat=True)]
+    )
+    assert len(found["results"]) == 2  # its sign-up invoice and the grouped one
+
+
+def test_the_admin_links_a_grouped_invoice_to_its_subscriptions_and_back(client, superuser):
+    customer, (fee, addon) = _customer_with_two("per_customer")
+    bill_due_subscriptions(now=MAY)
+    [invoice] = _cycle_invoices(customer)
+    client.force_login(superuser)
+
+    page = client.get(reverse("admin:invoices_invoice_change", args=[invoice.pk])).content.decode()
+    for subscription in (fee, addon):
+        assert reverse("admin:subscriptions_subscription_change", args=[subscription.pk]) in page
+    assert "one invoice for the customer&#x27;s subscriptions renewing that day" in page
+
+    page = client.get(reverse("admin:subscriptions_subscription_change", args=[addon.pk])).content.decode()
+    assert "periods billed on grouped invoices" in page.lower()
+    assert reverse("admin:invoices_invoice_change", args=[invoice.pk]) in page
