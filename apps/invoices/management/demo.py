@@ -125,6 +125,8 @@ class DemoCustomer:
     # (plan code, quantity) pairs
     subscriptions: list[tuple[str, int]] = field(default_factory=list)
     pays_late: bool = False
+    # One invoice for the subscriptions renewing on the same day (their subscriptions start together).
+    invoice_grouping: str = ""
 
 
 CUSTOMERS = [
@@ -141,7 +143,8 @@ CUSTOMERS = [
                  "75002", "FR", "EUR", tax_id="FR11123456782", subscriptions=[("hosting-starter-monthly", 1)]),
     DemoCustomer("Liffey Labs Ltd", "accounts@liffeylabs.example", "2 Grand Canal Square", "Dublin", "D02 A342",
                  "IE", "EUR", tax_id="IE9876543H",
-                 subscriptions=[("hosting-pro-monthly", 1), ("database-standard-monthly", 1)]),
+                 subscriptions=[("hosting-pro-monthly", 1), ("database-standard-monthly", 1)],
+                 invoice_grouping="per_customer"),
     DemoCustomer("Grachten Digital B.V.", "facturen@grachtendigital.example", "Herengracht 420", "Amsterdam",
                  "1017 BZ", "NL", "EUR", tax_id="NL812345678B01", subscriptions=[("hosting-pro-monthly", 2)],
                  pays_late=True),
@@ -286,6 +289,7 @@ def _customers() -> list[Customer]:
                 currency=demo.currency,
                 tax_id=demo.tax_id,
                 payment_terms_days=demo.payment_terms_days,
+                invoice_grouping=demo.invoice_grouping,
             )
         )
     return customers
@@ -300,8 +304,11 @@ def _subscriptions(customers: list[Customer], plans: dict[str, Plan], *, now: da
     for customer, demo in zip(customers, CUSTOMERS, strict=True):
         first_start = _midnight(now) - timedelta(days=rng.randint(62, 150))
         for index, (plan_code, quantity) in enumerate(demo.subscriptions):
-            # A second subscription follows the first a few weeks later (an upsell), never in the future.
+            # A second subscription follows the first a few weeks later (an upsell), never in the future;
+            # a customer with grouped invoices took both at once.
             started_at = first_start + timedelta(days=index * rng.randint(7, 30))
+            if demo.invoice_grouping:
+                started_at = first_start
             with clock.frozen_at(started_at):
                 subscription_create(customer=customer, plan=plans[plan_code], quantity=quantity, started_at=started_at)
 

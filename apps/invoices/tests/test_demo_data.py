@@ -60,6 +60,10 @@ def test_load_demo_data_creates_a_realistic_history_once():
     assert ScheduledChange.objects.filter(applied_at=None).count() == 1
     assert Customer.objects.filter(test_clock__isnull=False).count() == 1
     assert not BillingRun.objects.filter(failed_count__gt=0).exists()  # every run billed everything
+    # A customer whose two subscriptions renew on the same day gets one invoice for both each month.
+    grouped = Invoice.objects.filter(subscription=None, invoiced_periods__isnull=False).distinct()
+    assert grouped.count() >= 2
+    assert all(invoice.invoiced_periods.count() == 2 for invoice in grouped)
     usage = InvoiceLine.objects.filter(kind="usage", charge__name="API requests").first()
     assert usage is not None and usage.quantity > 100_000 and usage.explanation[0].startswith("API requests:")
     seats = InvoiceLine.objects.filter(charge__name="Seats").first()
