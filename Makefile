@@ -42,7 +42,7 @@ migrate: install-base
 
 demo: migrate
 	$(PY) manage.py load_demo_data
-	$(PY) manage.py ensure_demo_admin
+	HOST=$(HOST) PORT=$(PORT) $(PY) manage.py ensure_demo_admin
 
 run: demo
 	@echo "Serving on http://$(HOST):$(PORT)/  (admin: /admin/, API docs: /api/docs/)"

@@ -32,7 +32,7 @@ from apps.catalog.services import (
 )
 from apps.core import clock
 from apps.invoices.constants import BillingRunTrigger, ChangeTiming, InvoiceStatus
-from apps.invoices.models import Invoice
+from apps.invoices.models import Invoice, TaxRate
 from apps.invoices.services import (
     bill_due_subscriptions,
     invoice_mark_paid,
@@ -107,6 +107,12 @@ PLANS = [
     ("managed-database", "database-standard-monthly", "Standard", "month", "149.00", "139.00", "119.00"),
     ("support", "support-priority-yearly", "Priority", "year", "1200.00", "1100.00", "950.00"),
 ]
+
+
+# Standard VAT rates of the EU countries the demo customers are in (the seller is in Ireland): Irish
+# customers pay Irish VAT; EU businesses with a valid VAT number elsewhere are reverse-charged; EU
+# consumers and businesses without one pay their country's rate; customers outside the EU pay none.
+DEMO_VAT_RATES = [("IE", "23"), ("DE", "19"), ("FR", "20"), ("NL", "21"), ("ES", "21"), ("BE", "21")]
 
 
 @dataclass(frozen=True)
@@ -227,6 +233,7 @@ def demo_data_load(*, now: datetime | None = None) -> DemoSummary:
     # full, PDF included, by the console email backend) help no one. Staff can still send any of them.
     with override_settings(INVOICE_EMAIL_ON_FINALIZE=False):
         plans = _catalog()
+        _tax_rates()
         customers = _customers()
         _subscriptions(customers, plans, now=now, rng=rng)
         billing_runs = _replay_history(customers, now=now, rng=rng)
@@ -270,6 +277,12 @@ def _catalog() -> dict[str, Plan]:
             prices=[Money(Decimal(usd), "USD"), Money(Decimal(eur), "EUR"), Money(Decimal(gbp), "GBP")],
         )
     return plans
+
+
+def _tax_rates() -> None:
+    for country, percentage in DEMO_VAT_RATES:
+        if not TaxRate.objects.filter(country=country, region="", is_active=True).exists():
+            TaxRate.objects.create(name="VAT", percentage=Decimal(percentage), country=country)
 
 
 def _customers() -> list[Customer]:

@@ -2,6 +2,7 @@ import hashlib
 import re
 from collections import defaultdict
 from datetime import timedelta
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -79,6 +80,10 @@ def test_load_demo_data_creates_a_realistic_history_once():
     assert len(by_status[InvoiceStatus.PAID]) > len(invoices) / 2
     reverse_charged = {str(invoice.customer.country) for invoice in invoices if invoice.reverse_charge}
     assert reverse_charged == {"DE", "FR", "NL", "ES", "BE"}  # the seller is in IE
+    # Irish customers pay Irish VAT; EU customers without a VAT number their country's; others none.
+    vat = {str(i.customer.country): i.taxes.get().percentage for i in invoices if i.taxes.exists()}
+    assert vat == {"IE": Decimal("23"), "DE": Decimal("19"), "FR": Decimal("20")}
+    assert not any(i.taxes.exists() for i in invoices if i.reverse_charge or str(i.customer.country) in ("US", "GB"))
     assert f"{len(invoices)} (" in output and "paid" in output and "void" in output
 
     # Historical issue dates; old bills mostly paid (by bank transfer, after issue), recent ones open.

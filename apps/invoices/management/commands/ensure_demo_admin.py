@@ -1,3 +1,4 @@
+import os
 import secrets
 
 from django.contrib.auth import get_user_model
@@ -9,7 +10,8 @@ from apps.accounts.models import ApiKey, CustomerMembership
 from apps.accounts.services import api_key_create, api_key_revoke, customer_membership_add
 from apps.invoices.management.demo import demo_first_customer
 
-ADMIN_URL = "http://127.0.0.1:8000/admin/"
+# Where `make run` serves the app (it passes its HOST and PORT).
+ADMIN_URL = "http://{host}:{port}/admin/"
 ADMIN_USERNAME = "admin"
 PORTAL_USERNAME = "demo-customer"
 
@@ -38,7 +40,8 @@ class Command(BaseCommand):
         token, _ = Token.objects.get_or_create(user=admin)
 
         self.stdout.write(self.style.SUCCESS(f"Superuser {'created' if created else 'updated'} (new password)."))
-        self.stdout.write(f"  Admin:    {ADMIN_URL}")
+        address = ADMIN_URL.format(host=os.environ.get("HOST", "127.0.0.1"), port=os.environ.get("PORT", "8000"))
+        self.stdout.write(f"  Admin:    {address}")
         self.stdout.write(f"  Username: {ADMIN_USERNAME}")
         self.stdout.write(f"  Password: {password}")
         self.stdout.write(f"  API token: {token.key}  (header: Authorization: Token {token.key})")
