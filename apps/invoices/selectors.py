@@ -7,7 +7,7 @@ from djmoney.money import Money
 from apps.accounts.models import Customer
 
 from .constants import CREDITABLE_STATUSES, UNPAID_STATUSES, BillingReason, CreditNoteStatus
-from .models import BillingRun, CreditNote, Invoice, InvoicedPeriod, InvoiceItem
+from .models import BillingRun, CreditNote, Invoice, InvoicedPeriod, InvoiceItem, TaxRate
 
 
 def invoice_list() -> QuerySet[Invoice]:
@@ -33,6 +33,10 @@ def subscription_invoices(*, subscription_id: int) -> QuerySet[Invoice]:
     """Every invoice with a line for the subscription: its own and those grouping it with others."""
     grouped = InvoicedPeriod.objects.filter(subscription_id=subscription_id).values("invoice_id")
     return Invoice.objects.filter(Q(subscription_id=subscription_id) | Q(pk__in=grouped))
+
+
+def tax_rate_list() -> QuerySet[TaxRate]:
+    return TaxRate.objects.all()
 
 
 def billing_run_list() -> QuerySet[BillingRun]:

@@ -1,7 +1,7 @@
 import django_filters
 from django.db.models import Q
 
-from apps.invoices.models import CreditNote, Invoice, InvoicedPeriod
+from apps.invoices.models import CreditNote, Invoice, InvoicedPeriod, TaxRate
 
 
 class InvoiceFilter(django_filters.FilterSet):
@@ -36,3 +36,9 @@ class CreditNoteFilter(django_filters.FilterSet):
     class Meta:
         model = CreditNote
         fields = ["invoice", "customer", "status", "reason", "issued_at_after", "issued_at_before"]
+
+
+class TaxRateFilter(django_filters.FilterSet):
+    class Meta:
+        model = TaxRate
+        fields = ["country", "region", "inclusive", "is_active"]

@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+from django_countries.serializer_fields import CountryField
 from djmoney.money import Money
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -15,6 +16,7 @@ from apps.invoices.models import (
     InvoicedPeriod,
     InvoiceLine,
     InvoiceTax,
+    TaxRate,
 )
 from apps.invoices.selectors import invoice_amount_due
 
@@ -395,3 +397,37 @@ class CreditNotePreviewOutputSerializer(serializers.Serializer):
     amount_due_before = MoneyOutputSerializer()
     amount_due_after = MoneyOutputSerializer()
     settles_invoice = serializers.BooleanField(help_text="The invoice is unpaid and nothing is due after it.")
+
+
+class TaxRateOutputSerializer(serializers.ModelSerializer):
+    percentage = DecimalStringField(help_text='Decimal string, e.g. "20" or "7.25".')
+    country = serializers.CharField(source="country.code", read_only=True, help_text="ISO 3166-1 alpha-2 code.")
+
+    class Meta:
+        model = TaxRate
+        fields = ["id", "name", "percentage", "country", "region", "inclusive", "is_active", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class TaxRateCreateInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=128, help_text='Printed on the bill, e.g. "VAT" or "Sales tax".')
+    percentage = serializers.DecimalField(max_digits=7, decimal_places=4, min_value=Decimal(0), max_value=Decimal(100))
+    country = CountryField(help_text="ISO 3166-1 alpha-2 code: customers billed to this country pay the rate.")
+    region = serializers.CharField(
+        max_length=128, required=False, default="", allow_blank=True,
+        help_text="State or region code (e.g. CA), matched against the customer's state; empty for the whole country.",
+    )  # fmt: skip
+    inclusive = serializers.BooleanField(
+        required=False, default=False, help_text="Prices already include this tax (it is not added on top)."
+    )
+
+
+class TaxRateUpdateInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=128, required=False)
+    percentage = serializers.DecimalField(
+        max_digits=7, decimal_places=4, min_value=Decimal(0), max_value=Decimal(100), required=False
+    )
+    country = CountryField(required=False)
+    region = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    inclusive = serializers.BooleanField(required=False)
+    is_active = serializers.BooleanField(required=False, help_text="false: no longer charged on new invoices.")

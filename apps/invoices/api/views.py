@@ -21,10 +21,11 @@ from apps.invoices.selectors import (
     credit_note_list_with_lines,
     invoice_list,
     invoice_list_with_lines,
+    tax_rate_list,
 )
 from apps.invoices.services.credit_notes import CreditNoteDraft
 
-from .filters import CreditNoteFilter, InvoiceFilter
+from .filters import CreditNoteFilter, InvoiceFilter, TaxRateFilter
 from .serializers import (
     BillingRunOutputSerializer,
     CreditNoteCreateInputSerializer,
@@ -38,6 +39,9 @@ from .serializers import (
     InvoiceMarkUncollectibleInputSerializer,
     InvoiceSendOutputSerializer,
     InvoiceVoidInputSerializer,
+    TaxRateCreateInputSerializer,
+    TaxRateOutputSerializer,
+    TaxRateUpdateInputSerializer,
 )
 
 CHANGE_INVOICE = ["invoices.change_invoice"]
@@ -354,3 +358,41 @@ class BillingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             BillingRunOutputSerializer(run).data,
             status=status.HTTP_201_CREATED if finished else status.HTTP_202_ACCEPTED,
         )
+
+
+class TaxRateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Taxes charged by customer location: the newest active rate of the customer's region, else of
+    their country (none on file: no tax). Exempt and EU reverse-charged customers pay none. A change
+    applies to invoices made from then on; issued invoices keep their rate. Rates are deactivated,
+    never deleted."""
+
+    serializer_class = TaxRateOutputSerializer
+    filterset_class = TaxRateFilter
+    search_fields = ["name", "country", "region"]
+    ordering_fields = ["country", "region", "name", "created_at", "id"]
+    ordering = ["country", "region", "name", "id"]
+
+    def get_queryset(self):
+        return tax_rate_list()
+
+    @extend_schema(
+        request=TaxRateCreateInputSerializer,
+        responses={201: TaxRateOutputSerializer, **error_responses(400, 409)},
+    )
+    @idempotent
+    def create(self, request):
+        serializer = TaxRateCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        rate = services.tax_rate_create(**serializer.validated_data)
+        return Response(TaxRateOutputSerializer(rate).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=TaxRateUpdateInputSerializer,
+        responses={200: TaxRateOutputSerializer, **error_responses(400, 404)},
+    )
+    def partial_update(self, request, pk=None):
+        rate = self.get_object()
+        serializer = TaxRateUpdateInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        rate = services.tax_rate_update(tax_rate_id=rate.pk, **serializer.validated_data)
+        return Response(TaxRateOutputSerializer(rate).data)

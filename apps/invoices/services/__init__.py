@@ -35,6 +35,7 @@ from .pdf import (
     invoice_pdf_verify,
     invoice_render_pdf,
 )
+from .taxes import tax_rate_create, tax_rate_update
 
 __all__ = [
     "CreditNoteLineRequest",
@@ -65,4 +66,6 @@ __all__ = [
     "subscription_resume",
     "subscription_start",
     "subscription_upcoming_invoice",
+    "tax_rate_create",
+    "tax_rate_update",
 ]

@@ -4,11 +4,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import transaction
 from djmoney.money import Money
 
 from apps.accounts.constants import EU_COUNTRIES, TaxIdStatus, TaxIdType
 from apps.accounts.models import Customer
 from apps.accounts.tax_ids import eu_vat_number_is_valid
+from apps.core.errors import NotFound, ValidationFailed
+from apps.core.validation import validate_instance
 
 from ..constants import InvoiceLineKind
 from ..models import Invoice, InvoiceTax, TaxRate
@@ -115,3 +118,34 @@ def invoice_taxes_store(*, invoice: Invoice, breakdown: list[TaxAmount]) -> None
         )
         for tax in breakdown
     )
+
+
+TAX_RATE_EDITABLE_FIELDS = ("name", "percentage", "country", "region", "inclusive", "is_active")
+
+
+def tax_rate_create(
+    *, name: str, percentage: Decimal, country: str, region: str = "", inclusive: bool = False
+) -> TaxRate:
+    """A tax rate for customers in `country` (and `region`, a state code, when given). It applies to
+    invoices made from now on; issued invoices keep the rate they were issued with."""
+    rate = TaxRate(name=name, percentage=percentage, country=country, region=region.strip(), inclusive=inclusive)
+    validate_instance(rate)
+    rate.save()
+    return rate
+
+
+@transaction.atomic
+def tax_rate_update(*, tax_rate_id: int, **changes) -> TaxRate:
+    """Change a rate (e.g. a new percentage, or `is_active=False` to stop charging it). Drafts pick the
+    change up when their totals are computed again; issued invoices never change."""
+    rate = TaxRate.objects.select_for_update().filter(pk=tax_rate_id).first()
+    if rate is None:
+        raise NotFound(f"Tax rate {tax_rate_id} does not exist.")
+    unknown = set(changes) - set(TAX_RATE_EDITABLE_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    for name, value in changes.items():
+        setattr(rate, name, value.strip() if name == "region" else value)
+    validate_instance(rate)
+    rate.save()
+    return rate
