@@ -744,3 +744,6 @@ class TaxRateAdmin(admin.ModelAdmin):
     search_fields = ["name", "country", "region"]
     ordering = ["country", "region", "name"]
     fields = ["name", "percentage", "country", "region", "inclusive", "is_active"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a rate is deactivated, never deleted: issued invoices name it
