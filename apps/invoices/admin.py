@@ -747,3 +747,7 @@ class TaxRateAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False  # a rate is deactivated, never deleted: issued invoices name it
+
+    def get_readonly_fields(self, request, obj=None):
+        # What a rate is about is fixed once it exists: a new rate replaces it.
+        return ["country", "region", "inclusive"] if obj is not None else []

@@ -1,11 +1,16 @@
 import django_filters
+from django import forms
 from django.db.models import Q
 
 from apps.invoices.models import CreditNote, Invoice, InvoicedPeriod, TaxRate
 
 
+class _IdFilter(django_filters.NumberFilter):
+    field_class = forms.IntegerField
+
+
 class InvoiceFilter(django_filters.FilterSet):
-    subscription = django_filters.NumberFilter(
+    subscription = _IdFilter(
         method="filter_subscription",
         help_text="Invoices billing this subscription, alone or grouped with the customer's others.",
     )

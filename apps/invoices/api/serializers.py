@@ -427,7 +427,9 @@ class TaxRateUpdateInputSerializer(serializers.Serializer):
     percentage = serializers.DecimalField(
         max_digits=7, decimal_places=4, min_value=Decimal(0), max_value=Decimal(100), required=False
     )
-    country = CountryField(required=False)
-    region = serializers.CharField(max_length=128, required=False, allow_blank=True)
-    inclusive = serializers.BooleanField(required=False)
+    country = CountryField(required=False, help_text="Fixed: sending another value is refused.")
+    region = serializers.CharField(
+        max_length=128, required=False, allow_blank=True, help_text="Fixed: sending another value is refused."
+    )
+    inclusive = serializers.BooleanField(required=False, help_text="Fixed: sending another value is refused.")
     is_active = serializers.BooleanField(required=False, help_text="false: no longer charged on new invoices.")

@@ -21,7 +21,7 @@ from apps.accounts.constants import InvoiceGrouping
 from apps.accounts.models import Customer, TestClock
 from apps.accounts.selectors import customer_now
 from apps.catalog.models import Plan
-from apps.catalog.selectors import discounts_applicable
+from apps.catalog.selectors import active_discounts, discounts_applicable
 from apps.catalog.services import discount_record_applied
 from apps.core import clock
 from apps.core.money import zero
@@ -404,8 +404,8 @@ def _bill_chunk(tally: "_Tally", subscription_ids: list[int], now: datetime) -> 
         subscription_ids = [
             subscription_id for subscription_id in subscription_ids if subscription_id not in grouped_ids
         ]
-        for ids in groups.values():
-            _bill_group(tally, ids, now)
+        for customer_id, ids in groups.items():
+            _bill_group(tally, customer_id, ids, now)
     outcome = billing_chunk_bill(subscription_ids=subscription_ids, now=now)
     tally.extra_statements += outcome.copy_statements
     tally.invoiced_count += len(outcome.invoice_ids)
@@ -479,26 +479,36 @@ def _bill_one(tally, subscription_id: int, now: datetime, *, counted: bool = Fal
 
 def _grouping_customers_subscriptions(subscription_ids: list[int]) -> dict[int, list[int]]:
     """The chunk's subscriptions of customers who group their invoices, per customer (only customers with
-    several: a lone subscription's invoice is its own either way)."""
+    several: a lone subscription's invoice is its own either way).
+
+    A customer with an active customer-wide discount is not grouped while it lasts: such a coupon is
+    counted per invoice ("once", "for 3 periods") and priced per subscription, so each subscription
+    keeps its own invoice, as without grouping."""
     per_customer: dict[int, list[int]] = {}
     rows = Subscription.objects.filter(_groups_invoices("customer__"), pk__in=subscription_ids).order_by("id")
     for subscription_id, customer_id in rows.values_list("id", "customer_id"):
         per_customer.setdefault(customer_id, []).append(subscription_id)
-    return {customer_id: ids for customer_id, ids in per_customer.items() if len(ids) > 1}
+    several = {customer_id: ids for customer_id, ids in per_customer.items() if len(ids) > 1}
+    if several:
+        discounted = active_discounts().filter(customer_id__in=several).values_list("customer_id", flat=True)
+        for customer_id in set(discounted):
+            del several[customer_id]
+    return several
 
 
-def _bill_group(tally, subscription_ids: list[int], now: datetime) -> None:
+def _bill_group(tally, customer_id: int, subscription_ids: list[int], now: datetime) -> None:
     """Bill one grouping customer's subscriptions (`customer_bill_due_grouped`); if that fails, bill
     them one by one, so that the failing subscription is recorded and the others are billed."""
     billed: set[int] = set()
     try:
-        for _invoice, billed_ids in customer_bill_due_grouped(subscription_ids=subscription_ids, now=now):
+        grouped = customer_bill_due_grouped(customer_id=customer_id, subscription_ids=subscription_ids, now=now)
+        for _invoice, billed_ids in grouped:
             tally.invoiced_count += 1
             billed.update(billed_ids)
     except IntegrityError:
-        pass  # another run invoiced one of these periods meanwhile: what is left is billed one by one below
+        logger.warning("customer %s: a period was invoiced meanwhile; billing the rest one by one", customer_id)
     except Exception:  # noqa: BLE001 - one subscription must not stop the others
-        logger.warning("grouped billing of subscriptions %s failed; billing them one by one", subscription_ids)
+        logger.exception("customer %s: grouped billing failed; billing its subscriptions one by one", customer_id)
     else:
         tally.skipped_count += len(set(subscription_ids) - billed)
         return
@@ -506,13 +516,18 @@ def _bill_group(tally, subscription_ids: list[int], now: datetime) -> None:
         _bill_one(tally, subscription_id, now, counted=subscription_id in billed)
 
 
-def customer_bill_due_grouped(*, subscription_ids: list[int], now: datetime):
+def customer_bill_due_grouped(*, customer_id: int, subscription_ids: list[int], now: datetime):
     """Bill the due periods of one customer's subscriptions with one invoice per renewal date (in the
     project's time zone) and currency, earliest date first, each date in its own transaction. Yields
-    each invoice with the ids of the subscriptions it bills. Subscriptions locked by another
-    transaction are left to it (`SKIP LOCKED`), as in `subscription_bill_next_period`."""
+    each invoice with the ids of the subscriptions it bills.
+
+    Each transaction first takes the customer's billing lock (the one usage ingestion meets, see
+    `usage_billing_lock`), so a second run billing the same customer waits, then finds nothing due:
+    a group is never split between two runs. Subscriptions locked by anything else are left to it
+    (`SKIP LOCKED`), as in `subscription_bill_next_period`."""
     while True:
         with transaction.atomic():
+            usage_billing_lock(customer_id=customer_id)
             subscriptions = list(
                 Subscription.objects.select_for_update(skip_locked=True, of=("self",))
                 .select_related("customer", "plan__product", "plan_version", "pending_plan_version")
@@ -520,7 +535,7 @@ def customer_bill_due_grouped(*, subscription_ids: list[int], now: datetime):
                     "plan_version__charges__prices__tiers", "pending_plan_version__charges__prices__tiers"
                 )
                 .due_for_billing(now)
-                .filter(pk__in=subscription_ids)
+                .filter(pk__in=subscription_ids, customer_id=customer_id)
                 .order_by("id")
             )
             if not subscriptions:

@@ -120,7 +120,9 @@ def invoice_taxes_store(*, invoice: Invoice, breakdown: list[TaxAmount]) -> None
     )
 
 
-TAX_RATE_EDITABLE_FIELDS = ("name", "percentage", "country", "region", "inclusive", "is_active")
+TAX_RATE_EDITABLE_FIELDS = ("name", "percentage", "is_active")
+# What a rate is about never changes (issued invoices name the rate): a new one replaces it.
+TAX_RATE_FIXED_FIELDS = ("country", "region", "inclusive")
 
 
 def tax_rate_create(
@@ -141,11 +143,24 @@ def tax_rate_update(*, tax_rate_id: int, **changes) -> TaxRate:
     rate = TaxRate.objects.select_for_update().filter(pk=tax_rate_id).first()
     if rate is None:
         raise NotFound(f"Tax rate {tax_rate_id} does not exist.")
+    fixed = {
+        name: ["Fixed once the rate exists: create a new rate and deactivate this one."]
+        for name in TAX_RATE_FIXED_FIELDS
+        if name in changes and _fixed_value(name, changes.pop(name)) != _fixed_value(name, getattr(rate, name))
+    }
+    if fixed:
+        raise ValidationFailed("A tax rate's country, region and kind cannot be changed.", fields=fixed)
     unknown = set(changes) - set(TAX_RATE_EDITABLE_FIELDS)
     if unknown:
         raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.")
     for name, value in changes.items():
-        setattr(rate, name, value.strip() if name == "region" else value)
+        setattr(rate, name, value)
     validate_instance(rate)
     rate.save()
     return rate
+
+
+def _fixed_value(name: str, value):
+    if name == "country":
+        return str(getattr(value, "code", value) or "").upper()
+    return value.strip() if isinstance(value, str) else value

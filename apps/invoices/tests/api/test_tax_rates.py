@@ -93,3 +93,17 @@ def test_staff_need_the_tax_rate_permissions(api_client, make_staff):
     refused = api_client.post(LIST_URL, {"name": "VAT", "percentage": "20", "country": "GB"}, format="json")
     assert refused.status_code == 403
     assert not TaxRate.objects.exists()
+
+
+def test_what_a_rate_is_about_cannot_change(api_client, superuser):
+    rate = TaxRate.objects.create(name="VAT", percentage=Decimal("20"), country="GB")
+    api_client.force_authenticate(superuser)
+
+    refused = api_client.patch(detail_url(rate.pk), {"country": "FR", "inclusive": True, "name": "TVA"}, format="json")
+    same = api_client.patch(detail_url(rate.pk), {"country": "GB", "region": "", "name": "UK VAT"}, format="json")
+
+    assert refused.status_code == 400
+    assert sorted(refused.json()["fields"]) == ["country", "inclusive"]
+    assert same.status_code == 200, same.data
+    rate.refresh_from_db()
+    assert (str(rate.country), rate.inclusive, rate.name) == ("GB", False, "UK VAT")

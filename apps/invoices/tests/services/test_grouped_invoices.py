@@ -2,6 +2,8 @@
 same date (customer setting, or the INVOICE_GROUPING default), exactly once and to the cent."""
 
 import io
+import threading
+import time
 from decimal import Decimal
 
 import pytest
@@ -13,7 +15,8 @@ from pypdf import PdfReader
 
 from apps.accounts.tests.factories import CustomerFactory
 from apps.catalog.models import Price
-from apps.catalog.tests.factories import PlanFactory
+from apps.catalog.services import coupon_redeem
+from apps.catalog.tests.factories import CouponFactory, PlanFactory
 from apps.core.tests.concurrency import run_in_threads
 from apps.invoices.constants import BillingRunStatus, InvoiceStatus
 from apps.invoices.models import Invoice, InvoicedPeriod, InvoiceItem, TaxRate
@@ -21,8 +24,10 @@ from apps.invoices.selectors import subscription_invoices, subscription_period_i
 from apps.invoices.services import bill_due_subscriptions, subscription_bill_due
 from apps.invoices.services.billing import _chunks
 from apps.invoices.services.pdf import invoice_render_pdf_bytes
+from apps.subscriptions.models import Subscription
 from apps.subscriptions.periods import utc
 from apps.subscriptions.tests.factories import make_subscription
+from apps.usage.services import usage_billing_lock
 
 pytestmark = pytest.mark.django_db
 
@@ -151,6 +156,22 @@ def test_a_failing_subscription_is_reported_and_the_customers_other_subscription
     assert bad.next_billing_at == MAY  # still due: the next run bills it once it has a price
 
 
+def test_a_customer_wide_coupon_keeps_one_invoice_per_subscription_while_it_lasts():
+    customer, (fee, addon) = _customer_with_two("per_customer")
+    coupon_redeem(coupon=CouponFactory(percent_off=Decimal("10"), duration="once"), customer=customer, now=APRIL)
+
+    bill_due_subscriptions(now=MAY)
+
+    may = list(_cycle_invoices(customer))
+    assert [invoice.subscription_id for invoice in may] == [fee.pk, addon.pk]
+    assert [invoice.total for invoice in may] == [Money("90.00", "USD"), Money("30.00", "USD")]  # once: 10 % off once
+
+    bill_due_subscriptions(now=JUNE)  # the coupon is used up: grouped again
+
+    [june] = _cycle_invoices(customer, since=JUNE)
+    assert (june.subscription_id, june.total) == (None, Money("130.00", "USD"))
+
+
 def test_a_period_cannot_be_grouped_twice():
     customer, (fee, _) = _customer_with_two("per_customer")
     bill_due_subscriptions(now=MAY)
@@ -249,6 +270,8 @@ def test_the_api_shows_a_grouped_invoices_periods_and_finds_it_by_subscription(a
         [invoice.pk, *Invoice.objects.filter(subscription=addon).values_list("id", flat=True)]
     )
     assert len(found["results"]) == 2  # its sign-up invoice and the grouped one
+    refused = api_client.get(reverse("api:invoice-list"), {"subscription": "5.9"})
+    assert refused.status_code == 400 and "subscription" in refused.json()["fields"]
 
 
 def test_the_admin_links_a_grouped_invoice_to_its_subscriptions_and_back(client, superuser):
@@ -265,3 +288,27 @@ def test_the_admin_links_a_grouped_invoice_to_its_subscriptions_and_back(client,
     page = client.get(reverse("admin:subscriptions_subscription_change", args=[addon.pk])).content.decode()
     assert "periods billed on grouped invoices" in page.lower()
     assert reverse("admin:invoices_invoice_change", args=[invoice.pk]) in page
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row-lock concurrency is a PostgreSQL property")
+def test_a_run_meeting_another_in_the_middle_of_a_customer_waits_and_never_splits_the_group():
+    customer, (fee, addon) = _customer_with_two("per_customer")
+    holding = threading.Event()
+
+    def other_run_in_the_middle(index: int):
+        if index == 0:  # another run has taken the customer and locked its first subscription
+            with transaction.atomic():
+                usage_billing_lock(customer_id=customer.pk)
+                list(Subscription.objects.select_for_update().filter(pk=fee.pk))
+                holding.set()
+                time.sleep(1)  # ... and then fails (rolls back), leaving both subscriptions due
+            return None
+        assert holding.wait(10)
+        return bill_due_subscriptions(now=MAY)
+
+    _, run = run_in_threads(other_run_in_the_middle, count=2)
+
+    assert (run.invoiced_count, run.skipped_count) == (1, 0)
+    [invoice] = _cycle_invoices(customer)
+    assert sorted(invoice.invoiced_periods.values_list("subscription_id", flat=True)) == [fee.pk, addon.pk]
