@@ -25,12 +25,13 @@ class InvoiceSummaryInline(ReadOnlyInline):
 
 
 class InvoicedPeriodInline(ReadOnlyInline):
-    """A subscription's periods billed on invoices grouping the customer's subscriptions."""
+    """A subscription's billed periods and the invoice of each (its own, or one grouping the customer's
+    subscriptions renewing that day)."""
 
     model = InvoicedPeriod
     fields = ["grouped_invoice", "period_start_at", "period_end_at"]
     readonly_fields = ["grouped_invoice"]
-    verbose_name_plural = "periods billed on grouped invoices"
+    verbose_name_plural = "billed periods"
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("invoice")

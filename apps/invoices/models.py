@@ -234,9 +234,9 @@ class InvoiceLine(models.Model):
 
 
 class InvoicedPeriod(models.Model):
-    """A subscription period billed on an invoice that groups several subscriptions (one invoice per
-    customer and renewal date). Its unique constraint keeps each period billed once, as the invoice's own
-    (subscription, period start) constraint does for single-subscription invoices."""
+    """A subscription period billed by the billing run, and the invoice that bills it: one row per
+    period, whether the invoice bills that subscription alone or groups several (one invoice per
+    customer and renewal date). Its unique constraint is what bills a period once, whichever way."""
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="invoiced_periods")
     subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="invoiced_periods")

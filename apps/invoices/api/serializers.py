@@ -138,8 +138,8 @@ class InvoiceDetailOutputSerializer(InvoiceListOutputSerializer):
     invoiced_periods = InvoicedPeriodOutputSerializer(
         many=True,
         read_only=True,
-        help_text="On an invoice grouping a customer's subscriptions renewing on the same date: each "
-        "subscription's period it bills (empty otherwise).",
+        help_text="The subscription periods the invoice bills (one for a renewal invoice; one per subscription "
+        "on an invoice grouping a customer's subscriptions renewing on the same date; none for other invoices).",
     )
     lines = InvoiceLineOutputSerializer(many=True, read_only=True)
     taxes = InvoiceTaxOutputSerializer(

@@ -140,9 +140,9 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
 
 def _invoice_from_parts(parts: list[_PeriodPart], now: datetime) -> Invoice:
     """The draft invoice of one or more periods of one customer's subscriptions in one currency (more
-    than one: an invoice grouping them, with each line naming its subscription and each period kept in
-    `InvoicedPeriod`). The customer's credit balance comes off the whole invoice; the subscriptions
-    move on to their next periods."""
+    than one: an invoice grouping them, with each line naming its subscription). Each period billed is
+    recorded in `InvoicedPeriod`, whose unique constraint bills it once. The customer's credit balance
+    comes off the whole invoice; the subscriptions move on to their next periods."""
     first = parts[0]
     customer, currency = first.subscription.customer, first.subscription.currency
     grouped = len(parts) > 1
@@ -170,16 +170,15 @@ def _invoice_from_parts(parts: list[_PeriodPart], now: datetime) -> Invoice:
         lines += part_lines
     lines += invoice_lines_from_drafts(invoice, credit_drafts, start=len(lines) + 1)
     InvoiceLine.objects.bulk_create(lines)
-    if grouped:
-        InvoicedPeriod.objects.bulk_create(
-            InvoicedPeriod(
-                invoice=invoice,
-                subscription=part.subscription,
-                period_start_at=part.billed_from,
-                period_end_at=part.period.end,
-            )  # fmt: skip
-            for part in parts
-        )
+    InvoicedPeriod.objects.bulk_create(
+        InvoicedPeriod(
+            invoice=invoice,
+            subscription=part.subscription,
+            period_start_at=part.billed_from,
+            period_end_at=part.period.end,
+        )  # fmt: skip
+        for part in parts
+    )
     item_ids = [item.pk for part in parts for item in part.items]
     if item_ids:
         InvoiceItem.objects.filter(pk__in=item_ids).update(invoice=invoice)

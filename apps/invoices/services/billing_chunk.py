@@ -43,7 +43,7 @@ from apps.usage.selectors import BULK_AGGREGATIONS, UsageWindow, usage_aggregate
 from apps.usage.services import usage_billing_lock_many
 
 from ..constants import InvoiceEventType, InvoiceStatus
-from ..models import Invoice, InvoiceEvent, InvoiceItem, InvoiceLine, InvoiceTax, TaxRate
+from ..models import Invoice, InvoicedPeriod, InvoiceEvent, InvoiceItem, InvoiceLine, InvoiceTax, TaxRate
 from ..pricing import invoice_totals, tax_added, tax_breakdown
 from .lifecycle import customer_snapshot, payment_terms_days
 from .lines import LineDraft, recurring_line_drafts, usage_charges, usage_line_drafts
@@ -332,7 +332,7 @@ def _write(bills: list[_Bill], now: datetime, *, finalize: bool, outcome: ChunkO
     copying = connection.vendor == "postgresql"
     invoice_ids = _allocate_ids(Invoice, len(bills)) if copying else _insert(Invoice, invoice_rows, returning_ids=True)
 
-    lines, taxes, events = [], [], []
+    lines, taxes, periods, events = [], [], [], []
     for invoice_id, bill in zip(invoice_ids, bills, strict=True):
         currency = bill.subscription.currency
         for position, draft in enumerate(bill.drafts, start=1):
@@ -367,6 +367,10 @@ def _write(bills: list[_Bill], now: datetime, *, finalize: bool, outcome: ChunkO
                     "tax_amount_currency": currency,
                 }  # fmt: skip
             )
+        periods.append(
+            {"invoice_id": invoice_id, "subscription_id": bill.subscription.pk,
+             "period_start_at": bill.billed_from, "period_end_at": bill.period.end}
+        )  # fmt: skip
         events.append(
             {
                 "invoice_id": invoice_id,
@@ -381,6 +385,7 @@ def _write(bills: list[_Bill], now: datetime, *, finalize: bool, outcome: ChunkO
         )
     _insert(InvoiceLine, lines)
     _insert(InvoiceTax, taxes)
+    _insert(InvoicedPeriod, periods)
     issued: list[dict[str, Any]] = []
     if finalize:
         issued, issue_events = _issue(invoice_ids, bills, now)
@@ -393,7 +398,7 @@ def _write(bills: list[_Bill], now: datetime, *, finalize: bool, outcome: ChunkO
             Invoice.objects.filter(pk=invoice_id).update(**fields)
     _insert(InvoiceEvent, events)
     if connection.vendor == "postgresql":
-        outcome.copy_statements += sum(1 for rows in (invoice_rows, lines, taxes, events) if rows)
+        outcome.copy_statements += sum(1 for rows in (invoice_rows, lines, taxes, periods, events) if rows)
     _advance_periods(bills, written_at)
     return invoice_ids
 

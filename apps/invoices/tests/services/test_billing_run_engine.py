@@ -123,6 +123,10 @@ def test_the_bulk_path_bills_exactly_what_the_one_by_one_path_bills(hybrid_plan,
     assert int(bulk_invoice.number[-6:]) + 1 == int(single_invoice.number[-6:])
     bulk.refresh_from_db()
     assert (bulk.current_period_start_at, bulk.next_billing_at) == (utc(2026, 5, 1), utc(2026, 6, 1))
+    for invoice, subscription in ((bulk_invoice, bulk), (single_invoice, single)):  # each period recorded once
+        assert list(invoice.invoiced_periods.values_list("subscription_id", "period_start_at", "period_end_at")) == [
+            (subscription.pk, utc(2026, 5, 1), utc(2026, 6, 1))
+        ]
 
 
 @override_settings(INVOICE_DRAFT_GRACE_HOURS=24)

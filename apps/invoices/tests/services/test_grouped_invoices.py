@@ -172,12 +172,19 @@ def test_a_customer_wide_coupon_keeps_one_invoice_per_subscription_while_it_last
     assert (june.subscription_id, june.total) == (None, Money("130.00", "USD"))
 
 
-def test_a_period_cannot_be_grouped_twice():
-    customer, (fee, _) = _customer_with_two("per_customer")
+def test_a_period_is_billed_once_whether_alone_or_grouped():
+    customer, (fee, addon) = _customer_with_two("per_customer")
+    alone = _signed_up(CustomerFactory(currency="USD"), PlanFactory(), APRIL)
     bill_due_subscriptions(now=MAY)
-    [invoice] = _cycle_invoices(customer)
-    with pytest.raises(IntegrityError), transaction.atomic():
-        InvoicedPeriod.objects.create(invoice=invoice, subscription=fee, period_start_at=MAY, period_end_at=JUNE)
+    [grouped] = _cycle_invoices(customer)
+    [single] = _cycle_invoices(alone.customer)
+    assert list(single.invoiced_periods.values_list("subscription_id", "period_start_at")) == [(alone.pk, MAY)]
+
+    for invoice, subscription in [(grouped, fee), (single, fee), (grouped, alone)]:  # a period billed twice
+        with pytest.raises(IntegrityError), transaction.atomic():
+            InvoicedPeriod.objects.create(
+                invoice=invoice, subscription=subscription, period_start_at=MAY, period_end_at=JUNE
+            )
 
 
 def test_a_grouping_customers_subscriptions_stay_in_one_chunk():
@@ -286,7 +293,7 @@ def test_the_admin_links_a_grouped_invoice_to_its_subscriptions_and_back(client,
     assert "one invoice for the customer&#x27;s subscriptions renewing that day" in page
 
     page = client.get(reverse("admin:subscriptions_subscription_change", args=[addon.pk])).content.decode()
-    assert "periods billed on grouped invoices" in page.lower()
+    assert "billed periods" in page.lower()
     assert reverse("admin:invoices_invoice_change", args=[invoice.pk]) in page
 
 
