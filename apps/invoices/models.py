@@ -239,7 +239,10 @@ class InvoicedPeriod(models.Model):
     customer and renewal date). Its unique constraint is what bills a period once, whichever way."""
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="invoiced_periods")
-    subscription = models.ForeignKey(Subscription, on_delete=models.PROTECT, related_name="invoiced_periods")
+    # Looked up through the unique (subscription, period start) index: no index of its own.
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="invoiced_periods", db_index=False
+    )
     period_start_at = models.DateTimeField()
     period_end_at = models.DateTimeField()
 

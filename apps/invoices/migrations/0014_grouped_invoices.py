@@ -41,7 +41,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='invoicedperiod',
             name='subscription',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='invoiced_periods', to='subscriptions.subscription'),
+            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='invoiced_periods', to='subscriptions.subscription'),
         ),
         migrations.AddConstraint(
             model_name='invoicedperiod',

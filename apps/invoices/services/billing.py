@@ -1,9 +1,11 @@
 """The billing run: turn due subscriptions into invoices, exactly once.
 
-Each subscription period is billed in its own transaction, which locks the subscription row
-(`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL) and re-checks that it is still due; the unique
-constraint on (subscription, period start) is the last line of defence. So two runs at once, or a
-re-run after a crash, never bill a period twice, and a crash loses at most the period in flight
+A run splits the due subscriptions into chunks; a chunk bills in bulk (`billing_chunk.py`), one
+subscription at a time for special cases, and one customer at a time for customers whose invoices are
+grouped. Every way locks the subscription rows (`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL),
+re-checks that they are still due, and records each billed period as an `InvoicedPeriod`, whose
+unique constraint on (subscription, period start) is the last line of defence. So two runs at once,
+or a re-run after a crash, never bill a period twice, and a crash loses at most the work in flight
 (rolled back, billed by the next run).
 """
 
