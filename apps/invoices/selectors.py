@@ -20,11 +20,11 @@ def invoice_list_with_lines() -> QuerySet[Invoice]:
 
 
 def subscription_period_invoices(*, subscription_id: int, period_start_at: datetime) -> QuerySet[Invoice]:
-    """The cycle invoice that billed a subscription's period, whether it bills that subscription alone
-    or groups it with the customer's other subscriptions renewing on the same date."""
+    """The renewal invoice that billed a subscription's period (through its `InvoicedPeriod` row),
+    whether it bills that subscription alone or groups it with the customer's other subscriptions."""
     return Invoice.objects.filter(
-        Q(subscription_id=subscription_id, period_start_at=period_start_at)
-        | Q(invoiced_periods__subscription_id=subscription_id, invoiced_periods__period_start_at=period_start_at),
+        invoiced_periods__subscription_id=subscription_id,
+        invoiced_periods__period_start_at=period_start_at,
         billing_reason=BillingReason.SUBSCRIPTION_CYCLE,
     )
 
