@@ -55,7 +55,10 @@ from .services import (
     invoice_render_pdf,
     invoice_update_draft,
     invoice_void,
+    tax_rate_create,
+    tax_rate_update,
 )
+from .services.taxes import TAX_RATE_EDITABLE_FIELDS, TAX_RATE_FIXED_FIELDS
 
 INVOICE_STATUS_TONES = {
     InvoiceStatus.DRAFT: "neutral",
@@ -736,7 +739,7 @@ class InvoiceNumberSequenceAdmin(ReadOnlyAdmin):
 
 
 @admin.register(TaxRate)
-class TaxRateAdmin(admin.ModelAdmin):
+class TaxRateAdmin(ServiceAdminMixin, admin.ModelAdmin):
     """Rates apply to drafts from now on; issued invoices keep the rate they were issued with."""
 
     list_display = ["name", "percentage", "country", "region", "inclusive", "is_active", "updated_at"]
@@ -749,5 +752,14 @@ class TaxRateAdmin(admin.ModelAdmin):
         return False  # a rate is deactivated, never deleted: issued invoices name it
 
     def get_readonly_fields(self, request, obj=None):
-        # What a rate is about is fixed once it exists: a new rate replaces it.
-        return ["country", "region", "inclusive"] if obj is not None else []
+        # What a rate is about is fixed once it exists (`tax_rate_update` refuses it): a new rate replaces it.
+        return list(TAX_RATE_FIXED_FIELDS) if obj is not None else []
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        if change:
+            changes = {name: data[name] for name in form.changed_data if name in TAX_RATE_EDITABLE_FIELDS}
+            if changes:
+                adopt(obj, self.call_service(tax_rate_update, tax_rate_id=obj.pk, **changes))
+        else:
+            adopt(obj, self.call_service(tax_rate_create, **{name: data[name] for name in self.fields}))

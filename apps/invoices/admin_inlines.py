@@ -29,14 +29,14 @@ class InvoicedPeriodInline(ReadOnlyInline):
     subscriptions renewing that day)."""
 
     model = InvoicedPeriod
-    fields = ["grouped_invoice", "period_start_at", "period_end_at"]
-    readonly_fields = ["grouped_invoice"]
+    fields = ["invoice_link", "period_start_at", "period_end_at"]
+    readonly_fields = ["invoice_link"]
     verbose_name_plural = "billed periods"
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("invoice")
 
     @admin.display(description="invoice")
-    def grouped_invoice(self, period: InvoicedPeriod) -> str:
+    def invoice_link(self, period: InvoicedPeriod) -> str:
         url = reverse("admin:invoices_invoice_change", args=[period.invoice_id])
         return format_html('<a href="{}">{}</a>', url, period.invoice)

@@ -29,10 +29,12 @@ def subscription_period_invoices(*, subscription_id: int, period_start_at: datet
     )
 
 
-def subscription_invoices(*, subscription_id: int) -> QuerySet[Invoice]:
-    """Every invoice with a line for the subscription: its own and those grouping it with others."""
+def subscription_invoices(*, subscription_id: int, invoices: QuerySet[Invoice] | None = None) -> QuerySet[Invoice]:
+    """Every invoice with a line for the subscription (among `invoices`, default all): its own and
+    those grouping it with the customer's others."""
     grouped = InvoicedPeriod.objects.filter(subscription_id=subscription_id).values("invoice_id")
-    return Invoice.objects.filter(Q(subscription_id=subscription_id) | Q(pk__in=grouped))
+    invoices = Invoice.objects.all() if invoices is None else invoices
+    return invoices.filter(Q(subscription_id=subscription_id) | Q(pk__in=grouped))
 
 
 def tax_rate_list() -> QuerySet[TaxRate]:

@@ -1,8 +1,8 @@
 import django_filters
 from django import forms
-from django.db.models import Q
 
-from apps.invoices.models import CreditNote, Invoice, InvoicedPeriod, TaxRate
+from apps.invoices.models import CreditNote, Invoice, TaxRate
+from apps.invoices.selectors import subscription_invoices
 
 
 class _IdFilter(django_filters.NumberFilter):
@@ -26,8 +26,7 @@ class InvoiceFilter(django_filters.FilterSet):
         fields = ["customer", "status", "subscription", "issued_at_after", "issued_at_before"]
 
     def filter_subscription(self, queryset, name, value):
-        grouped = InvoicedPeriod.objects.filter(subscription_id=value).values("invoice_id")
-        return queryset.filter(Q(subscription_id=value) | Q(pk__in=grouped))
+        return subscription_invoices(subscription_id=value, invoices=queryset)
 
 
 class CreditNoteFilter(django_filters.FilterSet):

@@ -69,20 +69,28 @@ def subscription_bill_next_period(*, subscription_id: int, now: datetime) -> Inv
     is billing it right now.
     """
     with transaction.atomic():
-        subscription = (
-            Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("customer", "plan__product", "plan_version", "pending_plan_version")
-            .prefetch_related("plan_version__charges__prices__tiers", "pending_plan_version__charges__prices__tiers")
-            .due_for_billing(now)
-            .filter(pk=subscription_id)
-            .first()
-        )
+        subscription = _locked_due(now).filter(pk=subscription_id).first()
         if subscription is None:
             return None
-        invoice = _invoice_next_period(subscription, now)
-        if settings.INVOICE_DRAFT_GRACE_HOURS == 0:
-            invoice = invoice_finalize(invoice_id=invoice.pk, now=now)
-        return invoice
+        return _finalize_unless_reviewed(_invoice_next_period(subscription, now), now)
+
+
+def _locked_due(now: datetime):
+    """Due subscriptions, locked for this transaction (rows another transaction holds are skipped),
+    with what pricing their next period reads."""
+    return (
+        Subscription.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("customer", "plan__product", "plan_version", "pending_plan_version")
+        .prefetch_related("plan_version__charges__prices__tiers", "pending_plan_version__charges__prices__tiers")
+        .due_for_billing(now)
+    )
+
+
+def _finalize_unless_reviewed(invoice: Invoice, now: datetime) -> Invoice:
+    """Issue a new draft at once, unless drafts wait for staff review (`INVOICE_DRAFT_GRACE_HOURS`)."""
+    if settings.INVOICE_DRAFT_GRACE_HOURS == 0:
+        return invoice_finalize(invoice_id=invoice.pk, now=now)
+    return invoice
 
 
 @dataclass
@@ -530,14 +538,7 @@ def customer_bill_due_grouped(*, customer_id: int, subscription_ids: list[int], 
         with transaction.atomic():
             usage_billing_lock(customer_id=customer_id)
             subscriptions = list(
-                Subscription.objects.select_for_update(skip_locked=True, of=("self",))
-                .select_related("customer", "plan__product", "plan_version", "pending_plan_version")
-                .prefetch_related(
-                    "plan_version__charges__prices__tiers", "pending_plan_version__charges__prices__tiers"
-                )
-                .due_for_billing(now)
-                .filter(pk__in=subscription_ids, customer_id=customer_id)
-                .order_by("id")
+                _locked_due(now).filter(pk__in=subscription_ids, customer_id=customer_id).order_by("id")
             )
             if not subscriptions:
                 return
@@ -549,9 +550,7 @@ def customer_bill_due_grouped(*, customer_id: int, subscription_ids: list[int], 
                     groups.setdefault(subscription.currency, []).append(part)
             billed = []
             for parts in groups.values():
-                invoice = _invoice_from_parts(parts, now)
-                if settings.INVOICE_DRAFT_GRACE_HOURS == 0:
-                    invoice = invoice_finalize(invoice_id=invoice.pk, now=now)
+                invoice = _finalize_unless_reviewed(_invoice_from_parts(parts, now), now)
                 billed.append((invoice, [part.subscription.pk for part in parts]))
         yield from billed
 

@@ -126,11 +126,24 @@ TAX_RATE_FIXED_FIELDS = ("country", "region", "inclusive")
 
 
 def tax_rate_create(
-    *, name: str, percentage: Decimal, country: str, region: str = "", inclusive: bool = False
+    *,
+    name: str,
+    percentage: Decimal,
+    country: str,
+    region: str = "",
+    inclusive: bool = False,
+    is_active: bool = True,
 ) -> TaxRate:
     """A tax rate for customers in `country` (and `region`, a state code, when given). It applies to
     invoices made from now on; issued invoices keep the rate they were issued with."""
-    rate = TaxRate(name=name, percentage=percentage, country=country, region=region.strip(), inclusive=inclusive)
+    rate = TaxRate(
+        name=name,
+        percentage=percentage,
+        country=country,
+        region=region.strip(),
+        inclusive=inclusive,
+        is_active=is_active,
+    )
     validate_instance(rate)
     rate.save()
     return rate
