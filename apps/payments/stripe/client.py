@@ -7,6 +7,7 @@ empty means Stripe itself. `STRIPE_ENABLED` says whether card payments are colle
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import stripe
@@ -14,6 +15,7 @@ from django.conf import settings
 from djstripe.settings import djstripe_settings
 
 from apps.core.errors import ApplicationError
+from apps.core.money import currency_decimal_places, quantize_amount
 
 # Network errors and Stripe's own 5xx/429 answers: the same request, with the same idempotency key,
 # may be sent again; everything else is an answer to act on.
@@ -86,3 +88,15 @@ def object_id(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     return str(value["id"])
+
+
+def stripe_amount(amount: Decimal, currency: str) -> int:
+    """An amount in the currency's minor unit, as Stripe takes it (10.50 USD → 1050, 500 JPY → 500)."""
+    if quantize_amount(amount, currency) != amount:
+        raise ValueError(f"{amount} {currency} has more decimals than the currency")
+    return int(amount.scaleb(currency_decimal_places(currency)))
+
+
+def money_from_stripe(amount: int, currency: str) -> Decimal:
+    currency = currency.upper()
+    return Decimal(amount).scaleb(-currency_decimal_places(currency))

@@ -1,5 +1,9 @@
 """What the browser does with Stripe.js, done directly against localstripe in tests."""
 
+import hashlib
+import hmac
+import json
+import uuid
 from typing import Any
 
 import stripe
@@ -33,3 +37,25 @@ def setup_intent_confirm(setup_intent_id: str, number: str) -> Any:
 
 def stripe_list(resource: type[Any]) -> list[Any]:
     return list(resource.list(limit=100, **_options())["data"])
+
+
+def signed_headers(payload: str, secret: str, timestamp: int) -> dict[str, str]:
+    """The `Stripe-Signature` header Stripe sends with an event (HMAC-SHA256 of `t.payload`)."""
+    signature = hmac.new(secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256).hexdigest()
+    return {"HTTP_STRIPE_SIGNATURE": f"t={timestamp},v1={signature}"}
+
+
+def event_payload(event_type: str, data_object: Any, *, event_id: str | None = None, created: int) -> str:
+    """A Stripe event of `event_type` carrying `data_object` (a Stripe object as localstripe returns it)."""
+    body = {
+        "id": event_id or f"evt_{uuid.uuid4().hex[:24]}",
+        "object": "event",
+        "api_version": "2017-08-15",  # what localstripe writes on its events
+        "created": created,
+        "data": {"object": data_object if isinstance(data_object, dict) else data_object.to_dict(for_json=True)},
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": event_type,
+    }
+    return json.dumps(body)
