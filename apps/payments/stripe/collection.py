@@ -29,18 +29,29 @@ from apps.invoices.models import Invoice
 from apps.payments.constants import PaymentStatus
 from apps.payments.models import Payment
 from apps.payments.services import (
+    payment_cancel,
     payment_create_pending,
     payment_mark_failed,
+    payment_mark_processing,
     payment_mark_requires_action,
     payment_mark_succeeded,
 )
 
-from .client import RETRYABLE_ERRORS, StripeUnavailable, error_message, object_id, request_options, stripe_amount
+from .client import (
+    RETRYABLE_ERRORS,
+    StripeUnavailable,
+    error_message,
+    request_options,
+    stripe_amount,
+    stripe_enabled,
+)
 from .customers import stripe_customer_ensure
 
 logger = logging.getLogger(__name__)
 
-FINISHED = {PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.CANCELED, PaymentStatus.REVERSED}
+# Settled for good: no later answer from Stripe moves these (a failed payment may still succeed, when
+# its PaymentIntent is confirmed again, e.g. by the customer in the portal).
+SETTLED = {PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED, PaymentStatus.REVERSED}
 
 
 def invoice_attempt_key(*, invoice_id: int, attempt: int) -> str:
@@ -89,7 +100,7 @@ def invoice_collect(*, invoice_id: int, attempt: int) -> Payment:
     pay link); or still `pending` when Stripe's answer is not known yet (a webhook settles it).
     Raises `StripeUnavailable` when Stripe could not be reached: run the same attempt again (same key)."""
     payment = _attempt_start(invoice_id=invoice_id, attempt=attempt)
-    if payment.status in FINISHED or payment.status == PaymentStatus.REQUIRES_ACTION:
+    if payment.status != PaymentStatus.PENDING:  # this attempt has had its answer: a retry is a new attempt
         return payment
     link = stripe_customer_ensure(customer_id=payment.customer_id)
     payment_method_id = link.default_payment_method_id
@@ -139,7 +150,7 @@ def payment_apply_intent(*, payment_id: int, intent: Any) -> Payment:
     repeated answer (a late `payment_failed` after `succeeded` changes nothing)."""
     payment = Payment.objects.get(pk=payment_id)
     status = intent["status"]
-    if payment.status in FINISHED:
+    if payment.status in SETTLED:
         if status == "succeeded" and payment.status != PaymentStatus.SUCCEEDED:
             logger.error("PaymentIntent %s succeeded but payment %s is %s", intent["id"], payment.pk, payment.status)
         return payment
@@ -155,14 +166,20 @@ def payment_apply_intent(*, payment_id: int, intent: Any) -> Payment:
         )
         transaction.on_commit(lambda: _action_email_enqueue(payment.pk))
         return payment
-    if status in ("requires_payment_method", "canceled"):
+    if status == "requires_payment_method":
+        if payment.status == PaymentStatus.FAILED:
+            return payment
         error = intent.get("last_payment_error") or {}
         return payment_mark_failed(
             payment_id=payment.pk,
-            failure_code=str(error.get("decline_code") or error.get("code") or status),
-            failure_message=str(error.get("message") or f"The payment is {status.replace('_', ' ')}."),
+            failure_code=str(error.get("decline_code") or error.get("code") or "card_declined"),
+            failure_message=str(error.get("message") or "The payment failed."),
         )
-    return payment  # processing / requires_confirmation: a webhook settles it
+    if status == "canceled":
+        return payment_cancel(payment_id=payment.pk, reason=f"PaymentIntent {intent['id']} was canceled.")
+    if status == "processing" and payment.status == PaymentStatus.PENDING:
+        return payment_mark_processing(payment_id=payment.pk, provider_payment_id=str(intent["id"]))
+    return payment  # requires_confirmation / requires_capture: not how we charge; a webhook settles it
 
 
 def _action_email_enqueue(payment_id: int) -> None:
@@ -210,3 +227,19 @@ def invoice_pay_link_email_send(*, invoice_id: int) -> bool:
         context={"invoice": invoice, "pay_url": invoice_pay_link(invoice_id=invoice.pk)},
     )
     return True
+
+
+def invoices_collection_start(*, invoice_ids: list[int]) -> None:
+    """Just-finalized invoices, handed to collection (card payments on, something due): a
+    `charge_automatically` invoice is charged (attempt 1), a `send_invoice` one gets its pay link
+    emailed. Called after the finalizing transaction committed; queues one task per invoice."""
+    if not stripe_enabled() or not invoice_ids:
+        return
+    from .tasks import invoice_collect_task, invoice_pay_link_email_task
+
+    invoices = Invoice.objects.filter(pk__in=invoice_ids, status=InvoiceStatus.OPEN).only("pk", "collection_method")
+    for invoice in invoices.order_by("pk"):
+        if invoice.collection_method == "charge_automatically":
+            invoice_collect_task.delay(invoice.pk, 1)
+        else:
+            invoice_pay_link_email_task.delay(invoice.pk)

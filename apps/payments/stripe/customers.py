@@ -144,9 +144,7 @@ def stripe_payment_method_attach(*, customer_id: int, setup_intent_id: str, make
     except stripe.StripeError as error:
         raise_as_application_error(error)
     if intent is None or object_id(intent.get("customer")) != link.stripe_customer_id:
-        raise NotFound(
-            f"No setup intent {setup_intent_id} for this customer.", fields={"setup_intent": ["Not found."]}
-        )
+        raise NotFound(f"No setup intent {setup_intent_id} for this customer.", fields={"setup_intent": ["Not found."]})
     if intent["status"] != "succeeded":
         raise ValidationFailed(
             "The card is not confirmed yet.",

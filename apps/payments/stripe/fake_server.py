@@ -1,9 +1,10 @@
 """A local fake Stripe for tests and the demo: localstripe, bound to 127.0.0.1, kept in memory.
 
 localstripe (a dev requirement) listens on every interface, pickles its whole state to
-``/tmp/localstripe.pickle`` on every write and lacks two things our code relies on:
+``/tmp/localstripe.pickle`` on every write and lacks three things our code relies on:
 
 * ``GET /v1/account`` — dj-stripe asks for the account before it syncs any object;
+* Stripe's ``resource_missing`` error for an unknown object (dj-stripe skips such objects);
 * ``Idempotency-Key`` — Stripe stores the response of a POST sent with a key and returns it again for
   a retry with the same key and the same parameters (and refuses the key with other parameters).
   Our charges depend on it: a timed-out request is retried with the same key and must not charge
@@ -17,8 +18,8 @@ This module imports nothing from Django, so the test session can start it as a p
 from __future__ import annotations
 
 import argparse
-import hashlib
 import contextlib
+import hashlib
 import socket
 import subprocess
 import sys
@@ -97,6 +98,26 @@ def idempotency_middleware(
     return middleware
 
 
+@web.middleware
+async def not_found_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Stripe's answer for a missing object (`resource_missing`, "No such …"), which clients and
+    dj-stripe recognise, instead of localstripe's bare "Not Found"."""
+    response = await handler(request)
+    parts = request.path.strip("/").split("/")
+    if response.status == 404 and len(parts) >= 3 and parts[0] == "v1":
+        resource, object_id = parts[1].rstrip("s").replace("_", " "), parts[2]
+        error = {
+            "error": {
+                "code": "resource_missing",
+                "message": f"No such {resource}: '{object_id}'",
+                "param": "id",
+                "type": "invalid_request_error",
+            }
+        }
+        return web.json_response(error, status=404)
+    return response
+
+
 async def _forget_idempotency_keys(request: web.Request) -> web.Response:
     request.app[SAVED_RESPONSES].clear()
     return web.Response()
@@ -118,6 +139,7 @@ def build_app() -> web.Application:
     # Tests start each case from nothing: `DELETE /_config/data` (localstripe's) empties the objects,
     # this one the saved idempotent responses.
     app.router.add_delete("/_config/idempotency_keys", _forget_idempotency_keys)
+    app.middlewares.insert(0, not_found_middleware)
     app.middlewares.insert(0, idempotency_middleware(saved))
     return app
 

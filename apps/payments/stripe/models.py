@@ -1,8 +1,10 @@
 """The link between a billing customer and its Stripe customer (dj-stripe's `Customer` row)."""
 
 from django.db import models
+from djmoney.models.fields import MoneyField
 
 from apps.core.models import TimeStampedModel
+from apps.core.money import currency_choices
 
 
 class StripeCustomer(TimeStampedModel):
@@ -31,3 +33,21 @@ class StripeCustomer(TimeStampedModel):
         if isinstance(value, dict):
             return str(value["id"])
         return value or None
+
+
+class StripeDispute(TimeStampedModel):
+    """A dispute (chargeback) a customer's bank opened on one of our card payments, as Stripe reported
+    it (`charge.dispute.created`). Recorded once per dispute for staff to answer in Stripe."""
+
+    payment = models.ForeignKey("payments.Payment", on_delete=models.PROTECT, related_name="stripe_disputes")
+    stripe_dispute_id = models.CharField("Stripe dispute ID", max_length=255)
+    amount = MoneyField(max_digits=19, decimal_places=4, currency_choices=currency_choices, default_currency=None)
+    reason = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        app_label = "payments"
+        verbose_name = "Stripe dispute"
+        constraints = [models.UniqueConstraint(fields=["stripe_dispute_id"], name="stripe_dispute_id_unique")]
+
+    def __str__(self) -> str:
+        return self.stripe_dispute_id

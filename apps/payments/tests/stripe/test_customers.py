@@ -25,7 +25,9 @@ pytestmark = pytest.mark.django_db
 def add_card(customer_id: int, number: str, *, make_default: bool = False):
     intent = stripe_setup_intent_create(customer_id=customer_id)
     setup_intent_confirm(intent["id"], number)
-    return stripe_payment_method_attach(customer_id=customer_id, setup_intent_id=intent["id"], make_default=make_default)
+    return stripe_payment_method_attach(
+        customer_id=customer_id, setup_intent_id=intent["id"], make_default=make_default
+    )
 
 
 def test_stripe_customer_is_created_once_and_linked(localstripe):
