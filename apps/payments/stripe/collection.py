@@ -22,6 +22,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 
+from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_invoice_recipients
 from apps.core.errors import ApplicationError, InvalidTransition, NotFound, ValidationFailed
 from apps.invoices.constants import InvoiceStatus
@@ -68,10 +69,12 @@ def _attempt_start(*, invoice_id: int, attempt: int) -> Payment:
     """The attempt's payment: the existing one (a retry of the same attempt), or a new pending one
     for what is due now."""
     key = invoice_attempt_key(invoice_id=invoice_id, attempt=attempt)
-    try:
-        invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
-    except Invoice.DoesNotExist:
-        raise NotFound(f"Invoice {invoice_id} does not exist.") from None
+    customer_id = Invoice.objects.filter(pk=invoice_id).values_list("customer_id", flat=True).first()
+    if customer_id is None:
+        raise NotFound(f"Invoice {invoice_id} does not exist.")
+    # The payments' lock order: the customer, then its invoices.
+    Customer.objects.select_for_update().get(pk=customer_id)
+    invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
     existing = Payment.objects.filter(idempotency_key=key).first()
     if existing is not None:
         return existing
