@@ -235,7 +235,8 @@ def invoice_pay_link_email_send(*, invoice_id: int) -> bool:
 def invoices_collection_start(*, invoice_ids: list[int]) -> None:
     """Just-finalized invoices, handed to collection (card payments on, something due): a
     `charge_automatically` invoice is charged (attempt 1), a `send_invoice` one gets its pay link
-    emailed. Called after the finalizing transaction committed; queues one task per invoice."""
+    emailed (when bills are emailed on finalization, `INVOICE_EMAIL_ON_FINALIZE`). Called after the
+    finalizing transaction committed; queues one task per invoice."""
     if not stripe_enabled() or not invoice_ids:
         return
     from .tasks import invoice_collect_task, invoice_pay_link_email_task
@@ -244,7 +245,7 @@ def invoices_collection_start(*, invoice_ids: list[int]) -> None:
     for invoice in invoices.order_by("pk"):
         if invoice.collection_method == "charge_automatically":
             invoice_collect_task.delay(invoice.pk, 1)
-        else:
+        elif settings.INVOICE_EMAIL_ON_FINALIZE:  # the pay link goes with the bill, when bills are emailed
             invoice_pay_link_email_task.delay(invoice.pk)
 
 
