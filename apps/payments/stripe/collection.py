@@ -41,6 +41,7 @@ from apps.payments.services import (
 from .client import (
     RETRYABLE_ERRORS,
     StripeUnavailable,
+    as_dict,
     error_message,
     request_options,
     stripe_amount,
@@ -126,7 +127,8 @@ def invoice_collect(*, invoice_id: int, attempt: int) -> Payment:
             **request_options(idempotency_key=payment.idempotency_key),
         )
     except stripe.CardError as error:
-        intent_data = (error.json_body or {}).get("error", {}).get("payment_intent")
+        body = error.json_body if isinstance(error.json_body, dict) else {}
+        intent_data = (body.get("error") or {}).get("payment_intent")
         if error.code == "authentication_required" and intent_data:
             # Stripe itself refuses an off-session charge that needs 3-D Secure: same as requires_action.
             return payment_apply_intent(payment_id=payment.pk, intent=intent_data)
@@ -151,6 +153,7 @@ def payment_apply_intent(*, payment_id: int, intent: Any) -> Payment:
     """Bring our payment in line with its PaymentIntent's status (from an API answer or a webhook).
     Each outcome is applied once; a payment already settled is never moved back by an older or a
     repeated answer (a late `payment_failed` after `succeeded` changes nothing)."""
+    intent = as_dict(intent)
     payment = Payment.objects.get(pk=payment_id)
     status = intent["status"]
     if payment.status in SETTLED:
