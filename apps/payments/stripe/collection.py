@@ -165,8 +165,8 @@ def payment_apply_intent(*, payment_id: int, intent: Any) -> Payment:
     if status == "requires_action":
         if payment.status == PaymentStatus.REQUIRES_ACTION:
             return payment
-        invoice_id = int(intent["metadata"]["invoice_id"])
-        link = invoice_pay_link(invoice_id=invoice_id)
+        allocation = payment.allocations.order_by("pk").first()
+        link = invoice_pay_link(invoice_id=allocation.invoice_id) if allocation else ""
         payment = payment_mark_requires_action(
             payment_id=payment.pk, provider_payment_id=str(intent["id"]), next_action_url=link
         )
