@@ -11,8 +11,9 @@ from apps.core import clock
 from apps.core.tests.test_admin import change_form_data
 from apps.invoices.constants import BillingRunTrigger, InvoiceEventType, InvoiceStatus
 from apps.invoices.models import BillingRun, Invoice, InvoiceEvent, InvoiceNumberSequence, TaxRate
-from apps.invoices.services import invoice_mark_paid, invoice_render_pdf
+from apps.invoices.services import invoice_render_pdf
 from apps.invoices.tests.factories import DEFAULT_START, make_draft_invoice, make_open_invoice
+from apps.payments.services import invoice_mark_paid
 from apps.subscriptions.tests.factories import make_subscription
 
 pytestmark = pytest.mark.django_db
