@@ -13,7 +13,7 @@ from apps.core import clock
 from apps.core.errors import InvalidTransition, NotEditable, NotFound, ValidationFailed
 from apps.core.money import quantize_amount
 
-from ..constants import INVOICE_TRANSITIONS, CreditNoteStatus, InvoiceEventType, InvoiceStatus
+from ..constants import INVOICE_TRANSITIONS, UNPAID_STATUSES, CreditNoteStatus, InvoiceEventType, InvoiceStatus
 from ..events import invoice_event_record
 from ..models import CreditNote, Invoice, InvoiceItem
 from ..pricing import invoice_totals, tax_added
@@ -217,7 +217,7 @@ def invoice_void(*, invoice_id: int, actor=None, reason: str = "", now: datetime
     back the waiting items it had taken (prorations, credits): the next invoice takes them. An invoice
     with credit notes is not voided (the credit notes already corrected it): credit the rest."""
     was_draft = Invoice.objects.filter(pk=invoice_id, status=InvoiceStatus.DRAFT).exists()
-    if Invoice.objects.filter(pk=invoice_id, amount_paid__gt=0).exists():
+    if Invoice.objects.filter(pk=invoice_id, status__in=UNPAID_STATUSES, amount_paid__gt=0).exists():
         raise InvalidTransition(
             "Payments have paid part of this invoice: it cannot be voided. Credit it instead (a credit note "
             "refunds what was paid), or reverse a payment recorded by mistake.",
