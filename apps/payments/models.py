@@ -188,3 +188,23 @@ class PaymentEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_type_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+# Dunning's models live in their own module (apps/payments/dunning/models.py).
+from .dunning.models import (  # noqa: E402
+    CustomerDunningSetting,
+    DunningCampaign,
+    InvoiceDunning,
+    InvoiceDunningEvent,
+)
+
+__all__ = [
+    "CustomerDunningSetting",
+    "DunningCampaign",
+    "InvoiceDunning",
+    "InvoiceDunningEvent",
+    "Payment",
+    "PaymentAllocation",
+    "PaymentEvent",
+    "Refund",
+]

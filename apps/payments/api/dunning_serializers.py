@@ -4,7 +4,13 @@ from apps.payments.dunning.constants import DunningEndAction
 from apps.payments.dunning.models import DunningCampaign
 from apps.payments.dunning.schedule import MAX_DAYS
 
-_DAYS = {"child": serializers.IntegerField(min_value=1, max_value=MAX_DAYS), "allow_empty": True}
+
+
+def _days(help_text: str) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_DAYS), allow_empty=True, required=False,
+        default=list, help_text=help_text,
+    )  # fmt: skip
 
 
 class DunningCampaignOutputSerializer(serializers.ModelSerializer):
@@ -27,15 +33,9 @@ class DunningCampaignCreateInputSerializer(serializers.Serializer):
     is_default = serializers.BooleanField(
         required=False, default=False, help_text="true: used for every customer without a campaign of its own."
     )
-    reminder_days_before_due = serializers.ListField(
-        required=False, default=list, help_text="Days before the due date, e.g. [3].", **_DAYS
-    )
-    reminder_days_after_due = serializers.ListField(
-        required=False, default=list, help_text="Days after the due date, e.g. [1, 7].", **_DAYS
-    )
-    retry_days = serializers.ListField(
-        required=False, default=list, help_text="Days after the first failed card payment, e.g. [3, 5, 7].", **_DAYS
-    )
+    reminder_days_before_due = _days("Days before the due date, e.g. [3].")
+    reminder_days_after_due = _days("Days after the due date, e.g. [1, 7].")
+    retry_days = _days("Days after the first failed card payment, e.g. [3, 5, 7].")
     final_notice_day = serializers.IntegerField(
         required=False, allow_null=True, default=None, min_value=1, max_value=MAX_DAYS,
         help_text="Days after the due date; null: no final notice.",

@@ -41,7 +41,7 @@ def test_an_unpaid_transfer_invoice_walks_the_whole_campaign_to_cancellation(cam
     assert (dunning.amount_due_at_start, dunning.amount_recovered) == (Money("10", "USD"), Money("0", "USD"))
     assert (dunning.next_action_at, dunning.ended_at) == (None, utc(2026, 1, 29, 9))
     assert _history(dunning) == [
-        ("started", None, "", utc(2026, 1, 12, 9), ""),
+        ("started", None, "", utc(2026, 1, 12, 9), "schedule"),
         ("action_done", 0, "reminder_before_due", utc(2026, 1, 12, 9), ""),
         ("action_done", 1, "overdue", utc(2026, 1, 16, 9), ""),
         ("action_done", 2, "reminder_after_due", utc(2026, 1, 16, 9), ""),
@@ -84,7 +84,7 @@ def test_a_payment_mid_way_recovers_the_dunning_and_stops_it(
             customer_id=invoice.customer_id, amount=Decimal("10.00"), currency="USD", method="bank_transfer",
             reference="TRF-1", received_at=utc(2026, 1, 17), allocations=[(invoice.pk, Decimal("10.00"))],
         )  # fmt: skip
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 3, 1, 12))
+    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 31, 12))
 
     dunning = InvoiceDunning.objects.get(invoice=invoice)
     assert (dunning.status, dunning.amount_recovered, dunning.ended_at) == (
@@ -114,7 +114,7 @@ def test_an_excluded_customer_gets_no_reminder_and_resumes_without_late_emails(c
 
     dunning.refresh_from_db()
     assert _history(dunning) == [
-        ("started", None, "", utc(2026, 1, 12, 9), ""),
+        ("started", None, "", utc(2026, 1, 12, 9), "schedule"),
         ("excluded", None, "", utc(2026, 1, 12, 9), "customer excluded from dunning"),
         ("resumed", None, "", utc(2026, 1, 20), ""),
         ("action_skipped", 0, "reminder_before_due", utc(2026, 1, 20), "a later step was due already"),
