@@ -276,11 +276,18 @@ def _amount_due(invoice: Invoice) -> Money:
 
 
 def invoice_dunning_start(
-    *, invoice_id: int, reason: str, now: datetime, failed_at: datetime | None = None
+    *,
+    invoice_id: int,
+    reason: str,
+    now: datetime,
+    failed_at: datetime | None = None,
+    planned_at: datetime | None = None,
 ) -> InvoiceDunning | None:
     """Start the dunning of an unpaid invoice under its customer's campaign (None when there is no
     campaign, the invoice is settled, or it has a dunning already). An excluded customer's dunning
-    starts excluded: it is on record and does nothing."""
+    starts excluded: it is on record and does nothing. `planned_at`: the moment the periodic run found
+    it due (its first action's), so that a run a little after that moment still sends that action;
+    reminders planned before it are skipped."""
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update(of=("self",)).filter(pk=invoice_id).first()
         if invoice is None:
@@ -297,7 +304,7 @@ def invoice_dunning_start(
             return None
         rules = campaign.rules
         plan = dunning_plan(
-            rules=rules, due_on=invoice.due_on, first_failed_at=failed_at, started_at=now,
+            rules=rules, due_on=invoice.due_on, first_failed_at=failed_at, started_at=min(planned_at or now, now),
             hour=settings.DUNNING_ACTION_HOUR,
         )  # fmt: skip
         dunning = InvoiceDunning(
@@ -625,7 +632,9 @@ def dunning_run_due(*, now: datetime | None = None, test_clock_id: int | None = 
                 _settle_if_paid(dunning, now=now)
     for invoice_id, starts_at in dunning_candidates(now=now, test_clock_id=test_clock_id):
         if starts_at <= now:
-            invoice_dunning_start(invoice_id=invoice_id, reason=DunningStartReason.SCHEDULE, now=now)
+            invoice_dunning_start(
+                invoice_id=invoice_id, reason=DunningStartReason.SCHEDULE, now=now, planned_at=starts_at
+            )
     ran = 0
     seen: set[tuple[int, int]] = set()
     while True:
