@@ -7,7 +7,15 @@ class PaymentsConfig(AppConfig):
     verbose_name = "Payments"
 
     def ready(self) -> None:
-        # Dunning: its periodic task, its receivers of the payment signals and its test clock hook.
-        from .dunning import receivers, tasks  # noqa: F401
+        # Card collection through Stripe: the client pointed at STRIPE_API_BASE, collection started
+        # on `invoices_finalized`, dj-stripe's webhook events mapped onto our payments, its admin pages.
+        from .stripe import admin, receivers, tasks, webhooks  # noqa: F401
+        from .stripe.client import configure
 
-        receivers.connect()
+        configure()
+
+        # Dunning: its periodic task, its receivers of the payment signals and its test clock hook.
+        from .dunning import receivers as dunning_receivers
+        from .dunning import tasks as dunning_tasks  # noqa: F401
+
+        dunning_receivers.connect()

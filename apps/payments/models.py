@@ -190,6 +190,9 @@ class PaymentEvent(models.Model):
         return f"{self.get_type_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"
 
 
+# Card collection keeps its link to Stripe customers next to its code (apps/payments/stripe/).
+from .stripe.models import StripeCustomer, StripeDispute  # noqa: E402
+
 # Dunning's models live in their own module (apps/payments/dunning/models.py).
 from .dunning.models import (  # noqa: E402
     CustomerDunningSetting,
@@ -207,4 +210,6 @@ __all__ = [
     "PaymentAllocation",
     "PaymentEvent",
     "Refund",
+    "StripeCustomer",
+    "StripeDispute",
 ]
