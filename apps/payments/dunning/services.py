@@ -17,10 +17,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from djmoney.money import Money
 
+from apps.accounts.constants import CollectionMethod
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_now
 from apps.core import clock
@@ -463,7 +464,13 @@ def dunning_run_next_action(
 ) -> InvoiceDunningEvent | None:
     """Run the dunning's next action if it is due at `now` (or at once with `force`, staff's "run next
     action now"). Returns the step's event, or None when there was nothing to do (not due, another
-    worker holds the dunning, or it ended because the invoice is settled)."""
+    worker holds the dunning, or it ended because the invoice is settled).
+
+    A card retry is recorded (and the dunning moved on) first; the card is charged after that commit,
+    by `invoice_collect` with the retry's own attempt number, whose payment row is committed before
+    Stripe is called and whose idempotency key (`invoice-<id>-attempt-<n>`) makes the same attempt
+    charge once whatever runs it again. Its outcome comes back through the payment signals."""
+    collect: tuple[int, int] | None = None
     with transaction.atomic():
         dunning = _lock(dunning_id, skip_locked=not force)
         if dunning is None or dunning.status != DunningStatus.ACTIVE or dunning.next_action_at is None:
@@ -482,14 +489,14 @@ def dunning_run_next_action(
         try:
             with transaction.atomic():
                 event = _run_action(dunning, action, now=now, actor=actor)
-        except IntegrityError:
-            raise  # the step was recorded already: never run twice
         except Exception as exc:  # noqa: BLE001 - recorded on the dunning; the next step still comes
             logger.exception("dunning action %s of dunning %s failed", action.step, dunning.pk)
             event = dunning_event_record(
                 dunning=dunning, type=DunningEventType.ACTION_FAILED, occurred_at=now, action=action, actor=actor,
                 data={"error": f"{type(exc).__name__}: {exc}"[:1000]},
             )  # fmt: skip
+        if action.kind == ActionKind.RETRY and event.type == DunningEventType.ACTION_DONE:
+            collect = (dunning.invoice_id, event.data["attempt"])
         _set_next(dunning, action.step + 1)
         fields = ["step", "next_action_at", "next_action_kind", "updated_at"]
         if action.kind == ActionKind.END_ACTION and event.type != DunningEventType.ACTION_FAILED:
@@ -500,7 +507,25 @@ def dunning_run_next_action(
         if dunning.status == DunningStatus.EXHAUSTED:
             dunning_event_record(dunning=dunning, type=DunningEventType.EXHAUSTED, occurred_at=now,
                                  data={"end_action": dunning.campaign_rules["end_action"]})  # fmt: skip
-        return event
+    if collect is not None:
+        _collect(dunning, invoice_id=collect[0], attempt=collect[1], now=now)
+    return event
+
+
+def _collect(dunning: InvoiceDunning, *, invoice_id: int, attempt: int, now: datetime) -> None:
+    """Charge the card for a retry (outside the dunning's transaction). A refusal or an outage is
+    recorded on the dunning; a payment left pending is settled by Stripe's webhook."""
+    collector = _card_collector()
+    if collector is None:
+        return
+    try:
+        collector(invoice_id=invoice_id, attempt=attempt)
+    except Exception as exc:  # noqa: BLE001 - recorded on the dunning
+        logger.warning("dunning retry of invoice %s (attempt %s) failed: %s", invoice_id, attempt, exc)
+        dunning_event_record(
+            dunning=dunning, type=DunningEventType.ACTION_FAILED, occurred_at=now,
+            data={"attempt": attempt, "error": f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"[:1000]},
+        )  # fmt: skip
 
 
 def _done(dunning, action, *, now, actor, data) -> InvoiceDunningEvent:
@@ -541,24 +566,23 @@ def _overtaken(dunning: InvoiceDunning, action: PlannedAction, *, now: datetime)
     return any(action.at < datetime.fromisoformat(entry["at"]) <= now for entry in dunning.plan[action.step + 1 :])
 
 
-def _card_collector():
+def _card_collector() -> Any:
     """The Stripe collection of card invoices (`invoice_collect(invoice_id=…, attempt=n)`), or None
-    where it is not installed."""
-    return None
+    when card payments are off (`STRIPE_ENABLED`)."""
+    from apps.payments.stripe.client import stripe_enabled
+    from apps.payments.stripe.collection import invoice_collect
+
+    return invoice_collect if stripe_enabled() else None
 
 
 def _retry(dunning: InvoiceDunning, action: PlannedAction, *, now: datetime, actor: Any) -> InvoiceDunningEvent:
-    from apps.accounts.constants import CollectionMethod
-
+    """Record the retry; the card is charged once this is committed (`dunning_run_next_action`)."""
     invoice = dunning.invoice
     if invoice.collection_method != CollectionMethod.CHARGE_AUTOMATICALLY:
         return _skipped(dunning, action, now=now, actor=actor, reason="the invoice is paid by transfer, not by card")
-    collect = _card_collector()
-    if collect is None:
-        return _skipped(dunning, action, now=now, actor=actor, reason="card collection is not available")
-    result = collect(invoice_id=invoice.pk, attempt=action.attempt)
-    payment_id = getattr(result, "pk", None)
-    return _done(dunning, action, now=now, actor=actor, data={"attempt": action.attempt, "payment": payment_id})
+    if _card_collector() is None:
+        return _skipped(dunning, action, now=now, actor=actor, reason="card payments are not enabled")
+    return _done(dunning, action, now=now, actor=actor, data={"attempt": action.attempt})
 
 
 def _end_action(dunning: InvoiceDunning, action: PlannedAction, *, now: datetime, actor: Any) -> InvoiceDunningEvent:
