@@ -161,6 +161,17 @@ class Migration(migrations.Migration):
             model_name='invoice',
             constraint=models.CheckConstraint(condition=models.Q(('amount_paid__gte', 0), ('amount_paid_currency', models.F('total_currency'))), name='invoice_amount_paid_valid', violation_error_message="The amount paid is never negative and in the invoice's currency."),
         ),
+        # The one-off defaults above were for existing rows only: new invoices get theirs from Invoice.save.
+        migrations.AlterField(
+            model_name='invoice',
+            name='amount_paid',
+            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, editable=False, help_text='Paid by the succeeded payments allocated to the invoice.', max_digits=19),
+        ),
+        migrations.AlterField(
+            model_name='invoice',
+            name='amount_paid_currency',
+            field=djmoney.models.fields.CurrencyField(choices=apps.core.money.currency_choices, default=None, editable=False, max_length=3),
+        ),
         migrations.RunPython(restore_sqlite_guard, drop_sqlite_guard),
         migrations.RunPython(postgres_guard, postgres_guard_backward),
     ]
