@@ -23,7 +23,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 
 from apps.accounts.selectors import customer_invoice_recipients
-from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
+from apps.core.errors import ApplicationError, InvalidTransition, NotFound, ValidationFailed
 from apps.invoices.constants import InvoiceStatus
 from apps.invoices.models import Invoice
 from apps.payments.constants import PaymentStatus
@@ -243,3 +243,38 @@ def invoices_collection_start(*, invoice_ids: list[int]) -> None:
             invoice_collect_task.delay(invoice.pk, 1)
         else:
             invoice_pay_link_email_task.delay(invoice.pk)
+
+
+class CardPaymentNotCompleted(ApplicationError):
+    """A charge that did not take the money now: declined, or waiting for the customer (3-D Secure)."""
+
+    code = "card_payment_not_completed"
+    http_status = 402
+
+
+def invoice_next_attempt(*, invoice_id: int) -> int:
+    """The number of the invoice's next collection attempt: one more than the highest so far."""
+    prefix = f"invoice-{invoice_id}-attempt-"
+    keys = Payment.objects.filter(idempotency_key__startswith=prefix).values_list("idempotency_key", flat=True)
+    numbers = [int(key[len(prefix) :]) for key in keys if key[len(prefix) :].isdigit()]
+    return max(numbers, default=0) + 1
+
+
+def invoice_charge_now(*, invoice_id: int) -> Payment:
+    """Staff's "charge now" (admin, API): a new attempt on the customer's default card."""
+    return invoice_collect(invoice_id=invoice_id, attempt=invoice_next_attempt(invoice_id=invoice_id))
+
+
+def payment_outcome_check(payment: Payment) -> Payment:
+    """The payment, when it succeeded (or is still being processed); otherwise why not, as an error."""
+    if payment.status == PaymentStatus.FAILED:
+        raise CardPaymentNotCompleted(
+            f"The card was not charged: {payment.failure_message or payment.failure_code}",
+            code=payment.failure_code or None,
+        )
+    if payment.status == PaymentStatus.REQUIRES_ACTION:
+        raise CardPaymentNotCompleted(
+            "The bank asks the customer to confirm the payment (3-D Secure); they were emailed the pay link.",
+            code="requires_action",
+        )
+    return payment

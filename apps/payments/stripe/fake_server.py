@@ -102,7 +102,10 @@ def idempotency_middleware(
 async def not_found_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Stripe's answer for a missing object (`resource_missing`, "No such …"), which clients and
     dj-stripe recognise, instead of localstripe's bare "Not Found"."""
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPNotFound as not_found:  # no such route: a resource localstripe does not know (disputes)
+        response = not_found
     parts = request.path.strip("/").split("/")
     if response.status == 404 and len(parts) >= 3 and parts[0] == "v1":
         resource, object_id = parts[1].rstrip("s").replace("_", " "), parts[2]

@@ -3,11 +3,15 @@
 import hashlib
 import hmac
 import json
+import urllib.parse
+import urllib.request
 import uuid
 from typing import Any
 
 import stripe
 from django.conf import settings
+
+from apps.payments.stripe.client import configure
 
 CARD_OK = "4242424242424242"
 CARD_DECLINED_AT_CHARGE = "4000000000000341"  # attaches, then every charge is declined
@@ -16,6 +20,7 @@ CARD_3DS = "4000002500003155"  # needs 3-D Secure for every payment (and when sa
 
 
 def _options() -> dict[str, Any]:
+    configure()  # the server of the settings (a test may have pointed them at a proxy meanwhile)
     return {"api_key": settings.STRIPE_TEST_SECRET_KEY}
 
 
@@ -59,3 +64,18 @@ def event_payload(event_type: str, data_object: Any, *, event_id: str | None = N
         "type": event_type,
     }
     return json.dumps(body)
+
+
+def stripe_options() -> dict[str, Any]:
+    """Keyword arguments for a direct call to localstripe from a test."""
+    return _options()
+
+
+def three_d_secure_pass(intent_id: str, client_secret: str) -> None:
+    """The customer passes 3-D Secure for a PaymentIntent (what Stripe.js does, with the publishable key)."""
+    body = urllib.parse.urlencode(
+        {"client_secret": client_secret, "success": "true", "key": settings.STRIPE_PUBLISHABLE_KEY}
+    ).encode()
+    address = f"{settings.STRIPE_API_BASE}/v1/payment_intents/{intent_id}/_authenticate"
+    with urllib.request.urlopen(urllib.request.Request(address, data=body, method="POST"), timeout=10) as response:
+        assert response.status == 200
