@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0009_customer_collection_method'),
-        ('invoices', '0017_alter_invoice_amount_paid_and_more'),
+        ('invoices', '0016_invoice_payments'),
         ('payments', '0002_stripe_customer_dispute'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
