@@ -137,11 +137,12 @@ class CustomerDunningSettingAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         customer = obj.customer if change else data["customer"]
+        campaign_id = data["campaign"].pk if data["campaign"] else None
         adopt(
             obj,
             self.call_service(
-                customer_dunning_set, customer_id=customer.pk, campaign_id=data["campaign"].pk if data["campaign"] else None,
-                excluded=data["excluded"], note=data["note"], actor=request.user,
+                customer_dunning_set, customer_id=customer.pk, campaign_id=campaign_id, excluded=data["excluded"],
+                note=data["note"], actor=request.user,
             ),
         )  # fmt: skip
 
@@ -265,10 +266,13 @@ class InvoiceDunningAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{dunning.invoice}: {exc.message}", messages.ERROR)
                 continue
             if event is None:
-                self.message_user(request, f"{dunning.invoice}: the invoice is settled; the dunning ended.", messages.INFO)
+                self.message_user(
+                    request, f"{dunning.invoice}: the invoice is settled; the dunning ended.", messages.INFO
+                )
             else:
+                what = f"{event.get_action_kind_display().lower()} — {event.get_type_display().lower()}"
                 self.message_user(
                     request,
-                    f"{dunning.invoice}: {event.get_action_kind_display().lower()} — {event.get_type_display().lower()}.",
+                    f"{dunning.invoice}: {what}.",
                     messages.SUCCESS if event.type == "action_done" else messages.WARNING,
                 )

@@ -191,8 +191,6 @@ class PaymentEvent(models.Model):
 
 
 # Card collection keeps its link to Stripe customers next to its code (apps/payments/stripe/).
-from .stripe.models import StripeCustomer, StripeDispute  # noqa: E402
-
 # Dunning's models live in their own module (apps/payments/dunning/models.py).
 from .dunning.models import (  # noqa: E402
     CustomerDunningSetting,
@@ -200,6 +198,7 @@ from .dunning.models import (  # noqa: E402
     InvoiceDunning,
     InvoiceDunningEvent,
 )
+from .stripe.models import StripeCustomer, StripeDispute  # noqa: E402
 
 __all__ = [
     "CustomerDunningSetting",

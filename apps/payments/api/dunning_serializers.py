@@ -5,7 +5,6 @@ from apps.payments.dunning.models import DunningCampaign
 from apps.payments.dunning.schedule import MAX_DAYS
 
 
-
 def _days(help_text: str) -> serializers.ListField:
     return serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=MAX_DAYS), allow_empty=True, required=False,

@@ -47,7 +47,9 @@ class DunningCampaignViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         campaign = self.get_object()
         serializer = DunningCampaignUpdateInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        campaign = services.dunning_campaign_update(campaign_id=campaign.pk, actor=request.user, **serializer.validated_data)
+        campaign = services.dunning_campaign_update(
+            campaign_id=campaign.pk, actor=request.user, **serializer.validated_data
+        )
         return Response(DunningCampaignOutputSerializer(campaign).data)
 
     @extend_schema(responses={204: None, **error_responses(404, 409)})

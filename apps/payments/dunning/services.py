@@ -38,7 +38,6 @@ from apps.subscriptions.services import subscription_mark_current, subscription_
 from .constants import (
     DUNNING_TRANSITIONS,
     OPEN_DUNNING_STATUSES,
-    DunningActionKind,
     DunningEndAction,
     DunningEventType,
     DunningStartReason,
@@ -340,9 +339,7 @@ def invoice_subscription_ids(invoice: Invoice) -> list[int]:
 def _subscriptions_past_due(invoice: Invoice, *, now: datetime) -> list[int]:
     changed = []
     for subscription_id in invoice_subscription_ids(invoice):
-        if subscription_mark_past_due(
-            subscription_id=subscription_id, now=now, reason=f"Invoice {invoice} is unpaid."
-        ):
+        if subscription_mark_past_due(subscription_id=subscription_id, now=now, reason=f"Invoice {invoice} is unpaid."):
             changed.append(subscription_id)
     return changed
 
@@ -354,7 +351,10 @@ def _subscriptions_current(invoice: Invoice, *, now: datetime) -> list[int]:
     for subscription_id in invoice_subscription_ids(invoice):
         still_unpaid = (
             InvoiceDunning.objects.filter(status__in=(DunningStatus.ACTIVE, DunningStatus.EXHAUSTED))
-            .filter(Q(invoice__subscription_id=subscription_id) | Q(invoice__invoiced_periods__subscription_id=subscription_id))
+            .filter(
+                Q(invoice__subscription_id=subscription_id)
+                | Q(invoice__invoiced_periods__subscription_id=subscription_id)
+            )
             .exclude(invoice=invoice)
             .exists()
         )
@@ -599,7 +599,8 @@ def _end_action(dunning: InvoiceDunning, action: PlannedAction, *, now: datetime
             subscription_cancel_with_credit(subscription_id=subscription_id, prorate=False, reason=reason, now=now)
             done.append(subscription_id)
         elif end_action == DunningEndAction.PAUSE_SUBSCRIPTION and status in (
-            SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE
+            SubscriptionStatus.ACTIVE,
+            SubscriptionStatus.PAST_DUE,
         ):
             subscription_pause(subscription_id=subscription_id, prorate=False, reason=reason, now=now)
             done.append(subscription_id)
@@ -624,8 +625,9 @@ def dunning_candidates(*, now: datetime, test_clock_id: int | None) -> list[tupl
 
     hour = settings.DUNNING_ACTION_HOUR
     invoices = invoices_with_amount_due(
-        Invoice.objects.filter(_customers(test_clock_id), status__in=DUNNABLE_STATUSES, due_on__isnull=False)
-        .filter(dunning__isnull=True)
+        Invoice.objects.filter(_customers(test_clock_id), status__in=DUNNABLE_STATUSES, due_on__isnull=False).filter(
+            dunning__isnull=True
+        )
     ).select_related("customer")
     campaigns: dict[int, tuple[DunningCampaign | None, bool]] = {}
     found = []
@@ -647,9 +649,11 @@ def dunning_run_due(*, now: datetime | None = None, test_clock_id: int | None = 
     order, each exactly once. Returns how many actions ran."""
     now = now or clock.now()
     scope = _customers(test_clock_id)
-    for dunning_id in InvoiceDunning.objects.filter(scope, status__in=OPEN_DUNNING_STATUSES).filter(
-        Q(invoice__status__in=(InvoiceStatus.PAID, InvoiceStatus.VOID))
-    ).values_list("pk", flat=True):
+    for dunning_id in (
+        InvoiceDunning.objects.filter(scope, status__in=OPEN_DUNNING_STATUSES)
+        .filter(Q(invoice__status__in=(InvoiceStatus.PAID, InvoiceStatus.VOID)))
+        .values_list("pk", flat=True)
+    ):
         with transaction.atomic():
             dunning = _lock(dunning_id, skip_locked=True)
             if dunning is not None:

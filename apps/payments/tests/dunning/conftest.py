@@ -11,6 +11,7 @@ from apps.catalog.tests.factories import PlanFactory
 from apps.invoices.models import Invoice
 from apps.invoices.services import subscription_start
 from apps.payments.dunning.services import dunning_campaign_create
+from apps.payments.tests.stripe.conftest import localstripe, localstripe_url  # noqa: F401 - localstripe for the card tests
 from apps.subscriptions.periods import utc
 
 CAMPAIGN = {

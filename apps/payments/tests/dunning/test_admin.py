@@ -54,7 +54,10 @@ def test_recovery_rate_after_a_payment(client, superuser, dunning, django_captur
 
     [figure] = response.context["recovery_totals"]
     assert (figure.started, figure.recovered, str(figure.amount_recovered.amount), figure.recovery_rate) == (
-        1, 1, "10.00", Decimal("100.00")
+        1,
+        1,
+        "10.00",
+        Decimal("100.00"),
     )
     assert "100.00 %" in response.content.decode()
 

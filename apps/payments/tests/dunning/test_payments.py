@@ -58,7 +58,11 @@ def test_a_declined_card_starts_dunning_and_a_later_success_clears_it(
     _attempt(invoice, 1, succeed=False, capture=django_capture_on_commit_callbacks)  # at the clock's 1 Jan 00:00
 
     dunning = InvoiceDunning.objects.get(invoice=invoice)
-    assert (dunning.status, dunning.start_reason, dunning.first_failed_at) == ("active", "payment_failed", utc(2026, 1, 1))
+    assert (dunning.status, dunning.start_reason, dunning.first_failed_at) == (
+        "active",
+        "payment_failed",
+        utc(2026, 1, 1),
+    )
     assert [(entry["kind"], entry["at"], entry["attempt"]) for entry in dunning.plan][:4] == [
         ("retry", "2026-01-04T00:00:00+00:00", 2),
         ("retry", "2026-01-06T00:00:00+00:00", 3),
@@ -80,7 +84,9 @@ def test_a_declined_card_starts_dunning_and_a_later_success_clears_it(
 
     dunning.refresh_from_db()
     assert (dunning.status, dunning.amount_recovered, dunning.ended_at) == (
-        DunningStatus.RECOVERED, Money("25", "USD"), utc(2026, 1, 13)
+        DunningStatus.RECOVERED,
+        Money("25", "USD"),
+        utc(2026, 1, 13),
     )
     invoice.refresh_from_db()
     assert (invoice.status, invoice.amount_paid) == ("paid", Money("25", "USD"))
@@ -93,7 +99,9 @@ def test_a_declined_card_starts_dunning_and_a_later_success_clears_it(
     assert types[-2:] == [("action_done", 3, utc(2026, 1, 12, 9)), ("recovered", None, utc(2026, 1, 13))]
 
 
-def test_a_second_failure_is_recorded_on_the_running_dunning(campaign, test_clock, card_subscription, django_capture_on_commit_callbacks):
+def test_a_second_failure_is_recorded_on_the_running_dunning(
+    campaign, test_clock, card_subscription, django_capture_on_commit_callbacks
+):
     invoice = Invoice.objects.get(subscription=card_subscription)
     _attempt(invoice, 1, succeed=False, capture=django_capture_on_commit_callbacks)
     _attempt(invoice, 2, succeed=False, capture=django_capture_on_commit_callbacks)
@@ -105,7 +113,9 @@ def test_a_second_failure_is_recorded_on_the_running_dunning(campaign, test_cloc
     assert InvoiceDunning.objects.count() == 1
 
 
-def test_a_part_payment_is_counted_and_dunning_goes_on(campaign, test_clock, invoice, django_capture_on_commit_callbacks):
+def test_a_part_payment_is_counted_and_dunning_goes_on(
+    campaign, test_clock, invoice, django_capture_on_commit_callbacks
+):
     test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
     with django_capture_on_commit_callbacks(execute=True):
         payment_record_manual(

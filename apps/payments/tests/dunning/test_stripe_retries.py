@@ -16,7 +16,6 @@ from apps.payments.dunning.models import InvoiceDunning
 from apps.payments.models import Payment
 from apps.payments.stripe.collection import invoice_collect
 from apps.payments.stripe.customers import stripe_payment_method_attach, stripe_setup_intent_create
-from apps.payments.tests.stripe.conftest import localstripe, localstripe_url  # noqa: F401 - the fixtures
 from apps.payments.tests.stripe.helpers import CARD_DECLINED_AT_CHARGE, CARD_OK, setup_intent_confirm, stripe_list
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.periods import utc
@@ -31,7 +30,10 @@ def _add_card(customer, number, *, make_default=False):
 
 
 def test_a_declined_card_is_retried_on_schedule_and_a_replaced_card_recovers_the_invoice(
-    localstripe, campaign, test_clock, django_capture_on_commit_callbacks  # noqa: F811
+    localstripe,
+    campaign,
+    test_clock,
+    django_capture_on_commit_callbacks,  # noqa: F811
 ):
     customer = CustomerFactory(
         currency="USD", test_clock=test_clock, email="card@customer.example", collection_method="charge_automatically"
@@ -45,7 +47,9 @@ def test_a_declined_card_is_retried_on_schedule_and_a_replaced_card_recovers_the
     assert (first.status, first.failure_code) == ("failed", "card_declined")
     dunning = InvoiceDunning.objects.get(invoice=invoice)
     assert (dunning.start_reason, dunning.first_failed_at, dunning.next_action_at) == (
-        "payment_failed", utc(2026, 1, 1), utc(2026, 1, 4)
+        "payment_failed",
+        utc(2026, 1, 1),
+        utc(2026, 1, 4),
     )
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -62,7 +66,11 @@ def test_a_declined_card_is_retried_on_schedule_and_a_replaced_card_recovers_the
     ]
     assert sorted(charge["status"] for charge in stripe_list(stripe.Charge)) == ["failed", "failed", "succeeded"]
     dunning.refresh_from_db()
-    assert (dunning.status, dunning.amount_recovered, dunning.ended_at) == ("recovered", Money("25", "USD"), utc(2026, 1, 6))
+    assert (dunning.status, dunning.amount_recovered, dunning.ended_at) == (
+        "recovered",
+        Money("25", "USD"),
+        utc(2026, 1, 6),
+    )
     history = list(dunning.events.order_by("id").values_list("type", "step", "occurred_at"))
     assert history == [
         ("started", None, utc(2026, 1, 1)),

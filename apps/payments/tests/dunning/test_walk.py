@@ -33,7 +33,9 @@ def _subjects():
     return [(message.subject, tuple(message.to)) for message in mail.outbox]
 
 
-def test_an_unpaid_transfer_invoice_walks_the_whole_campaign_to_cancellation(campaign, test_clock, invoice, subscription):
+def test_an_unpaid_transfer_invoice_walks_the_whole_campaign_to_cancellation(
+    campaign, test_clock, invoice, subscription
+):
     test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 5))
 
     dunning = InvoiceDunning.objects.get(invoice=invoice)
@@ -88,7 +90,9 @@ def test_a_payment_mid_way_recovers_the_dunning_and_stops_it(
 
     dunning = InvoiceDunning.objects.get(invoice=invoice)
     assert (dunning.status, dunning.amount_recovered, dunning.ended_at) == (
-        DunningStatus.RECOVERED, Money("10", "USD"), utc(2026, 1, 17)
+        DunningStatus.RECOVERED,
+        Money("10", "USD"),
+        utc(2026, 1, 17),
     )
     assert [event[0] for event in _history(dunning)][-1] == "recovered"
     assert len(mail.outbox) == 2  # the reminders before and after the due date; no final notice
@@ -98,7 +102,9 @@ def test_a_payment_mid_way_recovers_the_dunning_and_stops_it(
         "occurred_at", flat=True)) == [utc(2026, 1, 17)]  # fmt: skip
 
 
-def test_an_excluded_customer_gets_no_reminder_and_resumes_without_late_emails(campaign, test_clock, invoice, subscription):
+def test_an_excluded_customer_gets_no_reminder_and_resumes_without_late_emails(
+    campaign, test_clock, invoice, subscription
+):
     customer_dunning_set(customer_id=invoice.customer_id, excluded=True, note="Pays by arrangement")
 
     test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 20))
@@ -155,7 +161,9 @@ def test_changing_the_campaign_leaves_a_running_dunning_as_it_started(campaign, 
     dunning = InvoiceDunning.objects.get(invoice=invoice)
     plan_before = dunning.plan
 
-    dunning_campaign_update(campaign_id=campaign.pk, final_notice_day=20, end_action="mark_uncollectible", end_action_day=40)
+    dunning_campaign_update(
+        campaign_id=campaign.pk, final_notice_day=20, end_action="mark_uncollectible", end_action_day=40
+    )
     test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 30))
 
     dunning.refresh_from_db()
