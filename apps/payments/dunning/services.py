@@ -12,7 +12,7 @@ see it in the dunning's history.
 """
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -624,8 +624,13 @@ def dunning_candidates(*, now: datetime, test_clock_id: int | None) -> list[tupl
     from apps.invoices.selectors import invoices_with_amount_due
 
     hour = settings.DUNNING_ACTION_HOUR
+    reminder_days = list(DunningCampaign.objects.values_list("reminder_days_before_due", flat=True))
+    if not reminder_days:
+        return []
+    # No dunning starts before its campaign's earliest reminder: invoices due later are not looked at.
+    due_until = now.date() + timedelta(days=max((max(days, default=0) for days in reminder_days), default=0))
     invoices = invoices_with_amount_due(
-        Invoice.objects.filter(_customers(test_clock_id), status__in=DUNNABLE_STATUSES, due_on__isnull=False).filter(
+        Invoice.objects.filter(_customers(test_clock_id), status__in=DUNNABLE_STATUSES, due_on__lte=due_until).filter(
             dunning__isnull=True
         )
     ).select_related("customer")
