@@ -12,7 +12,7 @@ from apps.invoices.models import Invoice
 
 from .client import stripe_enabled
 from .collection import invoice_charge_now, payment_outcome_check
-from .models import StripeCustomer
+from .models import StripeCustomer, StripeDispute
 
 
 def card_label(payment_method_id: str | None) -> str:
@@ -42,6 +42,27 @@ class StripeCustomerAdmin(admin.ModelAdmin):
     @admin.display(description="default card")
     def default_card(self, obj: StripeCustomer) -> str:
         return card_label(obj.default_payment_method_id)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(StripeDispute)
+class StripeDisputeAdmin(admin.ModelAdmin):
+    """Disputes (chargebacks) Stripe reported on our card payments; answered in Stripe's dashboard."""
+
+    list_display = ["stripe_dispute_id", "payment", "amount", "reason", "created_at"]
+    list_select_related = ["payment"]
+    search_fields = ["stripe_dispute_id", "payment__customer__name", "payment__provider_payment_id"]
+    list_filter = ["reason"]
+    readonly_fields = fields = ["stripe_dispute_id", "payment", "amount", "reason", "created_at"]
+    date_hierarchy = "created_at"
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

@@ -22,6 +22,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 
+from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_invoice_recipients
 from apps.core.errors import ApplicationError, InvalidTransition, NotFound, ValidationFailed
 from apps.invoices.constants import InvoiceStatus
@@ -40,6 +41,7 @@ from apps.payments.services import (
 from .client import (
     RETRYABLE_ERRORS,
     StripeUnavailable,
+    as_dict,
     error_message,
     request_options,
     stripe_amount,
@@ -68,10 +70,12 @@ def _attempt_start(*, invoice_id: int, attempt: int) -> Payment:
     """The attempt's payment: the existing one (a retry of the same attempt), or a new pending one
     for what is due now."""
     key = invoice_attempt_key(invoice_id=invoice_id, attempt=attempt)
-    try:
-        invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
-    except Invoice.DoesNotExist:
-        raise NotFound(f"Invoice {invoice_id} does not exist.") from None
+    customer_id = Invoice.objects.filter(pk=invoice_id).values_list("customer_id", flat=True).first()
+    if customer_id is None:
+        raise NotFound(f"Invoice {invoice_id} does not exist.")
+    # The payments' lock order: the customer, then its invoices.
+    Customer.objects.select_for_update().get(pk=customer_id)
+    invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
     existing = Payment.objects.filter(idempotency_key=key).first()
     if existing is not None:
         return existing
@@ -123,7 +127,8 @@ def invoice_collect(*, invoice_id: int, attempt: int) -> Payment:
             **request_options(idempotency_key=payment.idempotency_key),
         )
     except stripe.CardError as error:
-        intent_data = (error.json_body or {}).get("error", {}).get("payment_intent")
+        body = error.json_body if isinstance(error.json_body, dict) else {}
+        intent_data = (body.get("error") or {}).get("payment_intent")
         if error.code == "authentication_required" and intent_data:
             # Stripe itself refuses an off-session charge that needs 3-D Secure: same as requires_action.
             return payment_apply_intent(payment_id=payment.pk, intent=intent_data)
@@ -148,6 +153,7 @@ def payment_apply_intent(*, payment_id: int, intent: Any) -> Payment:
     """Bring our payment in line with its PaymentIntent's status (from an API answer or a webhook).
     Each outcome is applied once; a payment already settled is never moved back by an older or a
     repeated answer (a late `payment_failed` after `succeeded` changes nothing)."""
+    intent = as_dict(intent)
     payment = Payment.objects.get(pk=payment_id)
     status = intent["status"]
     if payment.status in SETTLED:
@@ -159,8 +165,8 @@ def payment_apply_intent(*, payment_id: int, intent: Any) -> Payment:
     if status == "requires_action":
         if payment.status == PaymentStatus.REQUIRES_ACTION:
             return payment
-        invoice_id = int(intent["metadata"]["invoice_id"])
-        link = invoice_pay_link(invoice_id=invoice_id)
+        allocation = payment.allocations.order_by("pk").first()
+        link = invoice_pay_link(invoice_id=allocation.invoice_id) if allocation else ""
         payment = payment_mark_requires_action(
             payment_id=payment.pk, provider_payment_id=str(intent["id"]), next_action_url=link
         )
@@ -232,7 +238,8 @@ def invoice_pay_link_email_send(*, invoice_id: int) -> bool:
 def invoices_collection_start(*, invoice_ids: list[int]) -> None:
     """Just-finalized invoices, handed to collection (card payments on, something due): a
     `charge_automatically` invoice is charged (attempt 1), a `send_invoice` one gets its pay link
-    emailed. Called after the finalizing transaction committed; queues one task per invoice."""
+    emailed (when bills are emailed on finalization, `INVOICE_EMAIL_ON_FINALIZE`). Called after the
+    finalizing transaction committed; queues one task per invoice."""
     if not stripe_enabled() or not invoice_ids:
         return
     from .tasks import invoice_collect_task, invoice_pay_link_email_task
@@ -241,7 +248,7 @@ def invoices_collection_start(*, invoice_ids: list[int]) -> None:
     for invoice in invoices.order_by("pk"):
         if invoice.collection_method == "charge_automatically":
             invoice_collect_task.delay(invoice.pk, 1)
-        else:
+        elif settings.INVOICE_EMAIL_ON_FINALIZE:  # the pay link goes with the bill, when bills are emailed
             invoice_pay_link_email_task.delay(invoice.pk)
 
 

@@ -273,3 +273,14 @@ def test_pay_link_email_of_a_send_invoice_invoice(localstripe, settings):
     assert f"https://billing.example/portal/invoices/{invoice.pk}/pay/" in message.body
     assert "20.00" in message.body
     assert Decimal(invoice.amount_due.amount) == Decimal("20.00")
+
+
+def test_no_pay_link_when_bills_are_not_emailed_on_finalization(localstripe, settings, monkeypatch):
+    settings.INVOICE_EMAIL_ON_FINALIZE = False
+    pay_links = []
+    monkeypatch.setattr(tasks.invoice_pay_link_email_task, "delay", lambda *args: pay_links.append(args))
+    invoice = make_invoice(make_customer(collection_method="send_invoice"), "20.00")
+
+    invoices_collection_start(invoice_ids=[invoice.pk])
+
+    assert pay_links == []
