@@ -162,7 +162,7 @@ SELLER = {
 }
 
 # Dunning actions counted in days from the due date happen at this hour (UTC) of their day; retries
-# keep the time of day of the failed payment. See docs/payments-dunning.md.
+# keep the time of day of the failed payment. See docs/payments.md (Dunning).
 DUNNING_ACTION_HOUR = env.int("DUNNING_ACTION_HOUR", default=9)
 
 # --- Celery --------------------------------------------------------------------------------------

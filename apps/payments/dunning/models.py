@@ -1,5 +1,5 @@
 """Dunning: what happens when an invoice is not paid on time (campaigns, per-customer settings, and one
-dunning per unpaid invoice with its history). See docs/payments-dunning.md."""
+dunning per unpaid invoice with its history). See docs/payments.md (Dunning)."""
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator

@@ -57,7 +57,7 @@ class PlannedAction:
     kind: ActionKind
     at: datetime
     day: int  # days relative to the due date (negative: before it) or, for retries, to the failure
-    attempt: int | None = None  # retries: the payment attempt number (the first charge was attempt 1)
+    attempt: int | None = None  # retries: the planned attempt (when it runs, the invoice's next attempt number)
     skipped: bool = False  # its moment had passed when dunning started
 
 

@@ -1,6 +1,6 @@
 """Dunning services: campaigns and customer settings, starting a dunning when an invoice goes unpaid,
 running its actions exactly once at their moments, and ending it (recovered, exhausted, excluded,
-closed). See docs/payments-dunning.md.
+closed). See docs/payments.md (Dunning).
 
 Exactly once: each action runs in its own transaction under the dunning's row lock
 (`select_for_update(skip_locked=True)`: a second worker skips a dunning another one is working on),
@@ -467,7 +467,7 @@ def dunning_run_next_action(
     worker holds the dunning, or it ended because the invoice is settled).
 
     A card retry is recorded (and the dunning moved on) first; the card is charged after that commit,
-    by `invoice_collect` with the retry's own attempt number, whose payment row is committed before
+    by `invoice_collect` with the invoice's next attempt number, whose payment row is committed before
     Stripe is called and whose idempotency key (`invoice-<id>-attempt-<n>`) makes the same attempt
     charge once whatever runs it again. Its outcome comes back through the payment signals."""
     collect: tuple[int, int] | None = None
@@ -582,7 +582,10 @@ def _retry(dunning: InvoiceDunning, action: PlannedAction, *, now: datetime, act
         return _skipped(dunning, action, now=now, actor=actor, reason="the invoice is paid by transfer, not by card")
     if _card_collector() is None:
         return _skipped(dunning, action, now=now, actor=actor, reason="card payments are not enabled")
-    return _done(dunning, action, now=now, actor=actor, data={"attempt": action.attempt})
+    from apps.payments.stripe.collection import invoice_next_attempt
+
+    # The invoice's next attempt number (staff may have charged it in between: "charge now").
+    return _done(dunning, action, now=now, actor=actor, data={"attempt": invoice_next_attempt(invoice_id=invoice.pk)})
 
 
 def _end_action(dunning: InvoiceDunning, action: PlannedAction, *, now: datetime, actor: Any) -> InvoiceDunningEvent:
