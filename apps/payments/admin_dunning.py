@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from apps.accounts.selectors import customer_now
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
@@ -13,7 +13,7 @@ from apps.core.errors import ApplicationError
 from apps.invoices.selectors import invoices_with_amount_due
 from apps.invoices.templatetags.invoice_format import money
 
-from .dunning.constants import DunningStatus
+from .dunning.constants import DunningActionKind, DunningStatus
 from .dunning.models import CustomerDunningSetting, DunningCampaign, InvoiceDunning, InvoiceDunningEvent
 from .dunning.selectors import dunning_recovery_figures, dunning_recovery_totals
 from .dunning.services import (
@@ -162,12 +162,22 @@ class NextActionFilter(admin.SimpleListFilter):
     parameter_name = "next_action_kind"
 
     def lookups(self, request, model_admin):
-        from .dunning.constants import DunningActionKind
-
         return DunningActionKind.choices
 
     def queryset(self, request, queryset):
         return queryset.filter(next_action_kind=self.value()) if self.value() else queryset
+
+
+class CurrencyFilter(admin.SimpleListFilter):
+    title = "currency"
+    parameter_name = "currency"
+
+    def lookups(self, request, model_admin):
+        currencies = InvoiceDunning.objects.order_by().values_list("amount_due_at_start_currency", flat=True).distinct()
+        return [(currency, currency) for currency in sorted(currencies)]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(amount_due_at_start_currency=self.value()) if self.value() else queryset
 
 
 @admin.register(InvoiceDunning)
@@ -176,10 +186,10 @@ class InvoiceDunningAdmin(admin.ModelAdmin):
 
     change_list_template = "admin/payments/invoicedunning/change_list.html"
     list_display = [
-        "customer", "invoice_link", "amount_due", "status_badge", "step_display", "next_action_kind",
-        "next_action_at", "campaign", "started_at",
+        "customer", "invoice_link", "amount_due", "status_badge", "step_display", "next_action", "next_action_at",
+        "campaign", "started_at",
     ]  # fmt: skip
-    list_filter = ["status", NextActionFilter, "campaign", "amount_due_at_start_currency", "start_reason"]
+    list_filter = ["status", NextActionFilter, "campaign", CurrencyFilter, "start_reason"]
     list_select_related = ["customer", "campaign"]
     search_fields = ["customer__name", "customer__email", "invoice__number"]
     date_hierarchy = "started_at"
@@ -189,7 +199,7 @@ class InvoiceDunningAdmin(admin.ModelAdmin):
     fields = [
         "customer", "invoice", "campaign", "status", "start_reason", "step", "next_action_kind", "next_action_at",
         "started_at", "first_failed_at", "ended_at", "amount_due_at_start", "amount_recovered", "campaign_rules",
-        "plan",
+        "plan_table",
     ]  # fmt: skip
     readonly_fields = fields
 
@@ -213,6 +223,32 @@ class InvoiceDunningAdmin(admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj):
         return status_badge(obj.get_status_display(), STATUS_TONES.get(obj.status, "neutral"))
+
+    @admin.display(description="plan")
+    def plan_table(self, obj):
+        """Every action of the plan with its moment and what became of it."""
+        outcomes = {event.step: event.get_type_display() for event in obj.events.all() if event.step is not None}
+        kinds = dict(DunningActionKind.choices)
+        rows = []
+        for entry in obj.plan:
+            if entry["step"] in outcomes:
+                outcome = outcomes[entry["step"]]
+            elif entry["step"] == obj.step and obj.status == DunningStatus.ACTIVE:
+                outcome = "next"
+            else:
+                outcome = "planned" if obj.status == DunningStatus.ACTIVE else "—"
+            rows.append((entry["step"] + 1, kinds.get(entry["kind"], entry["kind"]), entry["at"][:16].replace("T", " "),
+                         f"attempt {entry['attempt']}" if entry["attempt"] else "", outcome))  # fmt: skip
+        body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{} UTC</td><td>{}</td><td>{}</td></tr>", rows)
+        return format_html(
+            "<table><thead><tr><th>Step</th><th>Action</th><th>When</th><th></th><th>Outcome</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            body,
+        )
+
+    @admin.display(description="next action", ordering="next_action_kind")
+    def next_action(self, obj):
+        return obj.get_next_action_kind_display() if obj.next_action_kind else "—"
 
     @admin.display(description="step")
     def step_display(self, obj):

@@ -73,7 +73,8 @@ def dunning_recovery_figures(dunnings: QuerySet[InvoiceDunning] | None = None) -
         )
         for (month, currency), values in totals.items()
     ]  # fmt: skip
-    return sorted(figures, key=lambda figure: (figure.month, figure.currency), reverse=True)
+    figures.sort(key=lambda figure: figure.currency)
+    return sorted(figures, key=lambda figure: figure.month, reverse=True)  # newest month first, currencies A–Z
 
 
 def dunning_recovery_totals(figures: list[RecoveryFigures]) -> list[RecoveryFigures]:
