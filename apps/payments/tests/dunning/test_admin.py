@@ -100,8 +100,13 @@ def test_a_dunnings_page_shows_its_plan_and_history(client, superuser, dunning):
 
     page = client.get(reverse("admin:payments_invoicedunning_change", args=[dunning.pk])).content.decode()
 
-    assert "<td>1</td><td>Reminder before the due date</td><td>2026-01-12 09:00 UTC</td><td></td><td>Action done</td>" in page
-    assert "<td>2</td><td>Overdue (subscription past due)</td><td>2026-01-16 09:00 UTC</td><td></td><td>next</td>" in page
+    assert (
+        "<td>1</td><td>Reminder before the due date</td><td>2026-01-12 09:00 UTC</td><td></td><td>Action done</td>"
+        in page
+    )
+    assert (
+        "<td>2</td><td>Overdue (subscription past due)</td><td>2026-01-16 09:00 UTC</td><td></td><td>next</td>" in page
+    )
     assert "<td>4</td><td>Payment retry</td><td>2026-01-18 09:00 UTC</td><td>attempt 2</td><td>planned</td>" in page
 
 
