@@ -90,3 +90,45 @@ def test_a_declined_card_is_retried_on_schedule_and_a_replaced_card_recovers_the
     test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 20))
     assert mail.outbox == []  # recovered: no reminder
     assert Payment.objects.filter(customer=customer).count() == 3  # and no further retry
+
+
+def test_a_card_declined_every_time_walks_the_whole_campaign_to_cancellation(
+    localstripe, campaign, test_clock, django_capture_on_commit_callbacks
+):
+    customer = CustomerFactory(
+        currency="USD", test_clock=test_clock, email="card@customer.example", collection_method="charge_automatically"
+    )
+    _add_card(customer, CARD_DECLINED_AT_CHARGE)
+    subscription = subscription_start(customer=customer, plan=PlanFactory(prices=[Money("25.00", "USD")]))
+    invoice = Invoice.objects.get(subscription=subscription)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        invoice_collect(invoice_id=invoice.pk, attempt=1)
+
+    for moment in [utc(2026, 1, 4), utc(2026, 1, 6), utc(2026, 1, 8), utc(2026, 1, 31)]:
+        with django_capture_on_commit_callbacks(execute=True):
+            test_clock_advance(test_clock_id=test_clock.pk, to=moment)
+
+    dunning = InvoiceDunning.objects.get(invoice=invoice)
+    steps = list(dunning.events.order_by("id").values_list("type", "action_kind", "occurred_at"))
+    assert steps == [
+        ("started", "", utc(2026, 1, 1)),
+        ("action_done", "retry", utc(2026, 1, 4)),
+        ("payment_failed", "", utc(2026, 1, 4)),
+        ("action_done", "retry", utc(2026, 1, 6)),
+        ("payment_failed", "", utc(2026, 1, 6)),
+        ("action_done", "retry", utc(2026, 1, 8)),
+        ("payment_failed", "", utc(2026, 1, 8)),
+        ("action_done", "reminder_before_due", utc(2026, 1, 12, 9)),
+        ("action_done", "overdue", utc(2026, 1, 16, 9)),
+        ("action_done", "reminder_after_due", utc(2026, 1, 16, 9)),
+        ("action_done", "final_notice", utc(2026, 1, 25, 9)),
+        ("action_done", "end_action", utc(2026, 1, 29, 9)),
+        ("exhausted", "", utc(2026, 1, 29, 9)),
+    ]
+    assert list(Payment.objects.filter(customer=customer).order_by("id").values_list("idempotency_key", "status")) == [
+        (f"invoice-{invoice.pk}-attempt-{n}", "failed") for n in (1, 2, 3, 4)
+    ]
+    assert [message.subject.split(":")[0] for message in mail.outbox] == ["Reminder", "Overdue", "Final notice"]
+    subscription.refresh_from_db()
+    assert (subscription.status, subscription.ended_at) == (SubscriptionStatus.CANCELED, utc(2026, 1, 29, 9))
