@@ -288,10 +288,13 @@ def invoice_dunning_start(
     starts excluded: it is on record and does nothing. `planned_at`: the moment the periodic run found
     it due (its first action's), so that a run a little after that moment still sends that action;
     reminders planned before it are skipped."""
+    customer_id = Invoice.objects.filter(pk=invoice_id).values_list("customer_id", flat=True).first()
+    if customer_id is None:
+        raise NotFound(f"Invoice {invoice_id} does not exist.")
     with transaction.atomic():
-        invoice = Invoice.objects.select_for_update(of=("self",)).filter(pk=invoice_id).first()
-        if invoice is None:
-            raise NotFound(f"Invoice {invoice_id} does not exist.")
+        # The payments' lock order: the customer, then the invoice.
+        Customer.objects.select_for_update(of=("self",)).filter(pk=customer_id).first()
+        invoice = Invoice.objects.select_for_update(of=("self",)).get(pk=invoice_id)
         if invoice.status not in DUNNABLE_STATUSES or invoice.due_on is None:
             return None
         if InvoiceDunning.objects.filter(invoice=invoice).exists():
