@@ -24,10 +24,10 @@ from django.template.loader import render_to_string
 
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_invoice_recipients
-from apps.core.errors import ApplicationError, InvalidTransition, NotFound, ValidationFailed
+from apps.core.errors import ApplicationError, Conflict, InvalidTransition, NotFound, ValidationFailed
 from apps.invoices.constants import InvoiceStatus
 from apps.invoices.models import Invoice
-from apps.payments.constants import PaymentStatus
+from apps.payments.constants import PaymentProvider, PaymentStatus
 from apps.payments.models import Payment
 from apps.payments.services import (
     payment_cancel,
@@ -79,6 +79,13 @@ def _attempt_start(*, invoice_id: int, attempt: int) -> Payment:
     existing = Payment.objects.filter(idempotency_key=key).first()
     if existing is not None:
         return existing
+    in_progress = _card_payments_of(invoice.pk).filter(status__in=[PaymentStatus.PENDING, PaymentStatus.PROCESSING])
+    if first := in_progress.order_by("pk").first():
+        # Its charge may have gone through (an answer not known yet): another would charge twice.
+        raise Conflict(
+            f"Card payment #{first.pk} of invoice {invoice} is still {first.status}: "
+            "its outcome comes first (run its own attempt again, or wait for Stripe's webhook)."
+        )
     if invoice.status != InvoiceStatus.OPEN:
         raise InvalidTransition(f"Invoice {invoice} is {invoice.status}: only open invoices are collected.")
     if attempt < 1:
@@ -96,6 +103,28 @@ def _attempt_start(*, invoice_id: int, attempt: int) -> Payment:
     )
 
 
+def _card_payments_of(invoice_id: int) -> Any:
+    return Payment.objects.filter(provider=PaymentProvider.STRIPE, allocations__invoice_id=invoice_id)
+
+
+def _waiting_attempts_cancel(*, invoice_id: int) -> None:
+    """Before a new attempt: earlier ones still waiting for the customer's 3-D Secure are canceled at
+    Stripe (so that the customer cannot complete them as well) and here."""
+    for waiting in _card_payments_of(invoice_id).filter(status=PaymentStatus.REQUIRES_ACTION).order_by("pk"):
+        try:
+            stripe.PaymentIntent.cancel(
+                waiting.provider_payment_id, **request_options(idempotency_key=f"payment-{waiting.pk}-cancel")
+            )
+        except RETRYABLE_ERRORS as error:
+            raise StripeUnavailable(f"Stripe is unavailable: {error_message(error)}") from error
+        except stripe.InvalidRequestError as error:  # completed meanwhile: its webhook settles it
+            raise Conflict(
+                f"Card payment #{waiting.pk} could not be canceled at Stripe ({error_message(error)}); "
+                "try again once Stripe's answer has arrived."
+            ) from error
+        payment_cancel(payment_id=waiting.pk, reason="Replaced by a new collection attempt.")
+
+
 def invoice_collect(*, invoice_id: int, attempt: int) -> Payment:
     """Charge the customer's default card for what is due on the invoice (attempt `attempt`).
 
@@ -103,6 +132,9 @@ def invoice_collect(*, invoice_id: int, attempt: int) -> Payment:
     and message recorded); `requires_action` (the bank wants 3-D Secure: the customer is emailed the
     pay link); or still `pending` when Stripe's answer is not known yet (a webhook settles it).
     Raises `StripeUnavailable` when Stripe could not be reached: run the same attempt again (same key)."""
+    key = invoice_attempt_key(invoice_id=invoice_id, attempt=attempt)
+    if not Payment.objects.filter(idempotency_key=key).exists():
+        _waiting_attempts_cancel(invoice_id=invoice_id)
     payment = _attempt_start(invoice_id=invoice_id, attempt=attempt)
     if payment.status != PaymentStatus.PENDING:  # this attempt has had its answer: a retry is a new attempt
         return payment

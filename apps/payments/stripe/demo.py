@@ -1,6 +1,7 @@
 """Card payments in the demo (`make run LOCALSTRIPE=1`): three demo customers add a card and have an
 open invoice charged — one paid at once, one declined and then paid with a new card (failed, then
-recovered), one waiting for 3-D Secure (the customer was emailed the pay link).
+recovered), one waiting for 3-D Secure (the customer was emailed the pay link). Their next invoices
+are charged automatically.
 
 Cards are added the way the portal adds them, except that the SetupIntent is confirmed here rather
 than by Stripe.js in a browser (only possible against test servers: raw test card numbers)."""
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 import stripe
 from django.conf import settings
 
+from apps.accounts.constants import CollectionMethod
+from apps.accounts.services import customer_update
 from apps.invoices.constants import InvoiceStatus
 from apps.invoices.management.demo import DEMO_EXTERNAL_ID_PREFIX
 from apps.invoices.models import Invoice
@@ -42,6 +45,8 @@ def _add_card(customer_id: int, number: str, *, make_default: bool = False) -> N
     if confirmed["status"] == "requires_action":  # the customer passes 3-D Secure when saving the card
         stripe.SetupIntent.confirm(intent["id"], **request_options())
     stripe_payment_method_attach(customer_id=customer_id, setup_intent_id=intent["id"], make_default=make_default)
+    # From now on their invoices are charged to the card when finalized.
+    customer_update(customer_id=customer_id, collection_method=CollectionMethod.CHARGE_AUTOMATICALLY)
 
 
 def stripe_demo_data_load() -> StripeDemoSummary:

@@ -62,6 +62,7 @@ def idempotency_middleware(
     saved: dict[str, tuple[str, int, bytes]],
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     """Stripe's idempotent requests: a POST with a known key gets the first response again."""
+    in_flight: set[str] = set()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -90,7 +91,19 @@ def idempotency_middleware(
                 content_type="application/json",
                 headers={"Idempotency-Key": key, "Idempotent-Replayed": "true"},
             )
-        response = await handler(request)
+        if key in in_flight:  # the same key still being answered: Stripe refuses the second request
+            error = {
+                "error": {
+                    "type": "idempotency_error",
+                    "message": "There is currently another in-progress request using this Stripe Idempotency Key.",
+                }
+            }
+            return web.json_response(error, status=409)
+        in_flight.add(key)
+        try:
+            response = await handler(request)
+        finally:
+            in_flight.discard(key)
         if isinstance(response, web.Response) and response.status < 500:
             payload = response.body if isinstance(response.body, bytes) else b""
             saved[key] = (fingerprint, response.status, payload)

@@ -7,7 +7,7 @@ import stripe
 from django.core import mail
 from djmoney.money import Money
 
-from apps.core.errors import InvalidTransition
+from apps.core.errors import Conflict, InvalidTransition
 from apps.invoices.constants import InvoiceStatus
 from apps.invoices.models import Invoice
 from apps.payments.constants import PaymentStatus
@@ -284,3 +284,37 @@ def test_no_pay_link_when_bills_are_not_emailed_on_finalization(localstripe, set
     invoices_collection_start(invoice_ids=[invoice.pk])
 
     assert pay_links == []
+
+
+def test_no_new_attempt_while_an_earlier_one_has_no_answer(localstripe, settings):
+    """The earlier charge may have gone through: a second attempt would charge twice."""
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "50.00")
+    with flaky_proxy(localstripe, lose="drop") as proxy:
+        settings.STRIPE_API_BASE = proxy.url
+        with pytest.raises(StripeUnavailable):
+            invoice_collect(invoice_id=invoice.pk, attempt=1)
+    settings.STRIPE_API_BASE = localstripe
+
+    with pytest.raises(Conflict):
+        invoice_collect(invoice_id=invoice.pk, attempt=2)
+
+    assert Payment.objects.count() == 1
+    assert len(stripe_list(stripe.Charge)) == 1
+    assert invoice_collect(invoice_id=invoice.pk, attempt=1).status == PaymentStatus.SUCCEEDED
+
+
+def test_a_new_attempt_cancels_one_waiting_for_3ds(localstripe):
+    customer = customer_with_card(CARD_3DS)
+    invoice = make_invoice(customer, "50.00")
+    waiting = invoice_collect(invoice_id=invoice.pk, attempt=1)
+    intent_setup = stripe_setup_intent_create(customer_id=customer.pk)
+    setup_intent_confirm(intent_setup["id"], CARD_OK)
+    stripe_payment_method_attach(customer_id=customer.pk, setup_intent_id=intent_setup["id"], make_default=True)
+
+    second = invoice_collect(invoice_id=invoice.pk, attempt=2)
+
+    waiting.refresh_from_db()
+    assert (waiting.status, second.status) == (PaymentStatus.CANCELED, PaymentStatus.SUCCEEDED)
+    statuses = {i["id"]: i["status"] for i in stripe_list(stripe.PaymentIntent)}
+    assert statuses == {waiting.provider_payment_id: "canceled", second.provider_payment_id: "succeeded"}

@@ -34,6 +34,9 @@ def test_demo_shows_a_card_payment_a_recovered_one_and_one_waiting_for_3ds(local
         invoices[1].pk: [(PaymentStatus.FAILED, "card_declined"), (PaymentStatus.SUCCEEDED, "")],
         invoices[0].pk: [(PaymentStatus.REQUIRES_ACTION, "")],
     }
+    for invoice in invoices:
+        invoice.customer.refresh_from_db()
+        assert invoice.customer.collection_method == "charge_automatically"
     out = capsys.readouterr().out
     assert "Card payments in the demo:" in out
     assert "failed (Your card was declined.)" in out

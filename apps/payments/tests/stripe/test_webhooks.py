@@ -11,10 +11,9 @@ from djmoney.money import Money
 from djstripe.models import Event
 
 from apps.invoices.constants import CreditNoteReason, InvoiceStatus
-from apps.invoices.services.credit_notes import credit_note_issue
 from apps.payments.constants import PaymentEventType, PaymentStatus, RefundStatus
 from apps.payments.models import Payment, PaymentEvent, Refund
-from apps.payments.services import refund_create
+from apps.payments.services import credit_note_issue_and_refund, refund_create
 from apps.payments.stripe import tasks
 from apps.payments.stripe.client import StripeUnavailable
 from apps.payments.stripe.collection import invoice_collect
@@ -187,14 +186,15 @@ def paid_by_card(amount="100.00"):
 def test_credit_note_refunded_to_the_card(localstripe, monkeypatch, django_capture_on_commit_callbacks, post_event):
     invoice, payment = paid_by_card("100.00")
     monkeypatch.setattr(tasks.stripe_refund_task, "delay", tasks.stripe_refund_task.run)  # run at once
-    credit_note = credit_note_issue(
-        invoice_id=invoice.pk, reason=CreditNoteReason.OTHER, amount=Decimal("30.00"), refund_amount=Decimal("30.00")
-    )
-
     with django_capture_on_commit_callbacks(execute=True):
-        refund = refund_create(payment_id=payment.pk, amount=Decimal("30.00"), credit_note_id=credit_note.pk)
+        credit_note = credit_note_issue_and_refund(
+            invoice_id=invoice.pk,
+            reason=CreditNoteReason.OTHER,
+            amount=Decimal("30.00"),
+            refund_amount=Decimal("30.00"),
+        )
 
-    refund.refresh_from_db()
+    refund = Refund.objects.get()
     assert refund.status == RefundStatus.SUCCEEDED
     assert refund.credit_note_id == credit_note.pk
     [remote] = stripe_list(stripe.Refund)
