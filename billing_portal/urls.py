@@ -24,6 +24,7 @@ api_v1 = [
     path("", include("apps.payments.api.urls")),
     path("", include("apps.usage.api.urls")),
     path("", include("apps.payments.stripe.api.urls")),
+    path("", include("apps.payments.api.dunning_urls")),
 ]
 
 urlpatterns = [

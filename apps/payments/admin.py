@@ -392,3 +392,6 @@ class RefundAdmin(admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_badge(self, refund: Refund) -> str:
         return status_badge(refund.get_status_display(), REFUND_TONES.get(refund.status, "neutral"))
+
+
+from . import admin_dunning  # noqa: E402, F401 - dunning's admin pages (campaigns, customer settings, customers in dunning)

@@ -13,3 +13,9 @@ class PaymentsConfig(AppConfig):
         from .stripe.client import configure
 
         configure()
+
+        # Dunning: its periodic task, its receivers of the payment signals and its test clock hook.
+        from .dunning import receivers as dunning_receivers
+        from .dunning import tasks as dunning_tasks  # noqa: F401
+
+        dunning_receivers.connect()

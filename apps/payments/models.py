@@ -191,4 +191,24 @@ class PaymentEvent(models.Model):
 
 
 # Card collection keeps its link to Stripe customers next to its code (apps/payments/stripe/).
-from .stripe.models import StripeCustomer, StripeDispute  # noqa: E402, F401
+# Dunning's models live in their own module (apps/payments/dunning/models.py).
+from .dunning.models import (  # noqa: E402
+    CustomerDunningSetting,
+    DunningCampaign,
+    InvoiceDunning,
+    InvoiceDunningEvent,
+)
+from .stripe.models import StripeCustomer, StripeDispute  # noqa: E402
+
+__all__ = [
+    "CustomerDunningSetting",
+    "DunningCampaign",
+    "InvoiceDunning",
+    "InvoiceDunningEvent",
+    "Payment",
+    "PaymentAllocation",
+    "PaymentEvent",
+    "Refund",
+    "StripeCustomer",
+    "StripeDispute",
+]

@@ -24,7 +24,10 @@ SUBSCRIPTION_TRANSITIONS: dict[str, frozenset[str]] = {
     SubscriptionStatus.ACTIVE: frozenset(
         {SubscriptionStatus.PAST_DUE, SubscriptionStatus.PAUSED, SubscriptionStatus.CANCELED}
     ),
-    SubscriptionStatus.PAST_DUE: frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.CANCELED}),
+    # Past due: an invoice is unpaid. Paid, it is active again; dunning's end action cancels or pauses it.
+    SubscriptionStatus.PAST_DUE: frozenset(
+        {SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED, SubscriptionStatus.CANCELED}
+    ),
     SubscriptionStatus.PAUSED: frozenset({SubscriptionStatus.ACTIVE, SubscriptionStatus.CANCELED}),
     SubscriptionStatus.CANCELED: frozenset(),
 }
@@ -43,3 +46,5 @@ class SubscriptionEventType(models.TextChoices):
     CHANGE_SCHEDULED = "change_scheduled", "Plan or quantity change scheduled"
     SCHEDULED_CHANGE_CANCELED = "scheduled_change_canceled", "Scheduled change withdrawn"
     VERSION_MIGRATION_SCHEDULED = "version_migration_scheduled", "Plan version migration scheduled"
+    PAST_DUE = "past_due", "Past due (an invoice is unpaid)"
+    PAYMENT_RECOVERED = "payment_recovered", "Back to active (unpaid invoices paid)"

@@ -564,3 +564,36 @@ def subscription_mark_resumed(subscription: Subscription, *, now: datetime, acto
         subscription=subscription, type=SubscriptionEventType.RESUMED, actor=actor, occurred_at=now,
         data={"paused_at": paused_at.isoformat() if paused_at else None, "new_anchor_at": now.isoformat()},
     )  # fmt: skip
+
+
+def subscription_mark_past_due(*, subscription_id: int, now: datetime, reason: str = "") -> bool:
+    """An active subscription with an unpaid invoice becomes past due (it still renews). Returns
+    whether it changed (False when it is not active: trialing, paused, canceled or past due already)."""
+    with transaction.atomic():
+        subscription = subscription_lock(subscription_id)
+        if subscription.status != SubscriptionStatus.ACTIVE:
+            return False
+        subscription_ensure_transition(subscription, SubscriptionStatus.PAST_DUE)
+        subscription.status = SubscriptionStatus.PAST_DUE
+        subscription.save(update_fields=["status", "updated_at"])
+        subscription_event_record(
+            subscription=subscription, type=SubscriptionEventType.PAST_DUE, occurred_at=now, data={"reason": reason}
+        )
+        return True
+
+
+def subscription_mark_current(*, subscription_id: int, now: datetime, reason: str = "") -> bool:
+    """A past-due subscription whose unpaid invoices are paid is active again. Returns whether it
+    changed (False when it was not past due)."""
+    with transaction.atomic():
+        subscription = subscription_lock(subscription_id)
+        if subscription.status != SubscriptionStatus.PAST_DUE:
+            return False
+        subscription_ensure_transition(subscription, SubscriptionStatus.ACTIVE)
+        subscription.status = SubscriptionStatus.ACTIVE
+        subscription.save(update_fields=["status", "updated_at"])
+        subscription_event_record(
+            subscription=subscription, type=SubscriptionEventType.PAYMENT_RECOVERED, occurred_at=now,
+            data={"reason": reason},
+        )  # fmt: skip
+        return True

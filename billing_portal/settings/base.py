@@ -161,6 +161,10 @@ SELLER = {
     "logo": env("SELLER_LOGO", default="invoices/logo.svg"),
 }
 
+# Dunning actions counted in days from the due date happen at this hour (UTC) of their day; retries
+# keep the time of day of the failed payment. See docs/payments.md (Dunning).
+DUNNING_ACTION_HOUR = env.int("DUNNING_ACTION_HOUR", default=9)
+
 # --- Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = None
@@ -190,6 +194,11 @@ CELERY_BEAT_SCHEDULE = {
     "finalize-due-drafts-hourly": {
         "task": "apps.invoices.tasks.invoice_finalize_due_drafts_task",
         "schedule": crontab(minute=15),
+    },
+    # Dunning: start dunnings whose moment came, run due reminders, retries and end actions once.
+    "dunning-run-hourly": {
+        "task": "apps.payments.dunning.tasks.dunning_run_task",
+        "schedule": crontab(minute=30),
     },
 }
 

@@ -1,5 +1,6 @@
 """Advancing a test clock: run, in order and at the moment each was due, everything that would have
-happened to the clock's customers between its time and the new one."""
+happened to the clock's customers between its time and the new one. Other apps' moments (dunning)
+come in through the hooks of `apps.core.clock_hooks`."""
 
 from datetime import datetime, timedelta
 
@@ -8,6 +9,7 @@ from django.db.models import Min
 
 from apps.accounts.models import TestClock
 from apps.core import clock
+from apps.core.clock_hooks import test_clock_hooks
 from apps.core.errors import NotFound, ValidationFailed
 from apps.subscriptions.constants import BILLABLE_STATUSES
 from apps.subscriptions.models import Subscription
@@ -22,8 +24,9 @@ MAX_STEPS = 10_000
 
 def test_clock_advance(*, test_clock_id: int, to: datetime, actor=None) -> TestClock:
     """Move a test clock forward to `to`. Each moment at which something falls due (a period begins,
-    a trial or a period-end cancellation ends, a draft's review time is over) is run in turn, as the
-    billing run would have at that moment; then the clock stops at `to`."""
+    a trial or a period-end cancellation ends, a draft's review time is over, or a registered hook has
+    something to do) is run in turn, as the billing run and the hooks' tasks would have at that moment;
+    then the clock stops at `to`."""
     to = clock.ensure_aware(to)
     with transaction.atomic():
         test_clock = TestClock.objects.select_for_update().filter(pk=test_clock_id).first()
@@ -73,6 +76,7 @@ def _first_due(test_clock: TestClock, *, after: datetime | None, until: datetime
         subscriptions.aggregate(first=Min("next_billing_at"))["first"],
         drafts.aggregate(first=Min("auto_finalize_at"))["first"],
     ]
+    moments += [hook.next_moment(test_clock.pk, after, until) for hook in test_clock_hooks()]
     return min((moment for moment in moments if moment is not None), default=None)
 
 
@@ -82,3 +86,5 @@ def _run_at(test_clock: TestClock, moment: datetime, actor) -> None:
         bill_due_subscriptions(
             now=moment, trigger=BillingRunTrigger.TEST_CLOCK, triggered_by=actor, test_clock=test_clock
         )
+        for hook in test_clock_hooks():
+            hook.run(test_clock.pk, moment)

@@ -1,0 +1,176 @@
+"""Dunning: what happens when an invoice is not paid on time (campaigns, per-customer settings, and one
+dunning per unpaid invoice with its history). See docs/payments.md (Dunning)."""
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from djmoney.models.fields import MoneyField
+
+from apps.accounts.models import Customer
+from apps.core.models import TimeStampedModel
+from apps.core.money import currency_choices
+
+from .constants import DunningActionKind, DunningEndAction, DunningEventType, DunningStartReason, DunningStatus
+from .schedule import MAX_DAYS, CampaignRules
+
+
+def _money(**kwargs) -> MoneyField:
+    return MoneyField(
+        max_digits=19, decimal_places=4, currency_choices=currency_choices, default_currency=None, **kwargs
+    )
+
+
+def _days() -> models.JSONField:
+    return models.JSONField(default=list, blank=True)
+
+
+class DunningCampaign(TimeStampedModel):
+    """A dunning schedule: reminders before and after the due date, payment retries, a final notice and
+    an end action. One campaign is the default; customers may have their own (`CustomerDunningSetting`).
+    A running dunning keeps the rules it started with: changing a campaign only affects dunnings that
+    start afterwards."""
+
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    retry_days = models.JSONField(
+        default=list, blank=True, help_text="Days after the first failed payment at which the card is charged again."
+    )
+    reminder_days_before_due = models.JSONField(
+        default=list, blank=True, help_text="Days before the due date at which a reminder is emailed."
+    )
+    reminder_days_after_due = models.JSONField(
+        default=list, blank=True, help_text="Days after the due date at which a reminder is emailed."
+    )
+    final_notice_day = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DAYS)],
+        help_text="Days after the due date at which the final notice is emailed (empty: none).",
+    )
+    end_action = models.CharField(max_length=24, choices=DunningEndAction.choices)
+    end_action_day = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DAYS)],
+        help_text="Days after the due date at which the end action is taken (after every other step).",
+    )
+    is_default = models.BooleanField(
+        default=False, help_text="Used for every customer without a campaign of its own (one campaign at most)."
+    )
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=Q(is_default=True),
+                name="dunning_campaign_one_default",
+                violation_error_message="Another campaign is the default already.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (default)" if self.is_default else self.name
+
+    @property
+    def rules(self) -> CampaignRules:
+        return CampaignRules(
+            retry_days=tuple(self.retry_days),
+            reminder_days_before_due=tuple(self.reminder_days_before_due),
+            reminder_days_after_due=tuple(self.reminder_days_after_due),
+            final_notice_day=self.final_notice_day,
+            end_action=self.end_action,
+            end_action_day=self.end_action_day,
+        )
+
+
+class CustomerDunningSetting(TimeStampedModel):
+    """A customer's own dunning: its campaign instead of the default, or no dunning at all."""
+
+    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="dunning_setting")
+    campaign = models.ForeignKey(
+        DunningCampaign,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="customer_settings",
+        help_text="Empty: the default campaign.",
+    )
+    excluded = models.BooleanField(
+        default=False, help_text="No reminders, retries or end actions for this customer's unpaid invoices."
+    )
+    note = models.TextField(blank=True, help_text="Why (e.g. pays by arrangement with finance).")
+
+    class Meta:
+        ordering = ["customer", "id"]
+
+    def __str__(self) -> str:
+        return f"Dunning of {self.customer}"
+
+
+class InvoiceDunning(TimeStampedModel):
+    """The dunning of one unpaid invoice: its campaign's rules as they were when it started, its plan
+    of actions with their moments (`plan`), the next one to run (`step`, `next_action_at`) and its
+    outcome. Its history is its events."""
+
+    invoice = models.OneToOneField("invoices.Invoice", on_delete=models.PROTECT, related_name="dunning")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="dunnings")
+    campaign = models.ForeignKey(
+        DunningCampaign, on_delete=models.SET_NULL, null=True, blank=True, related_name="dunnings"
+    )
+    campaign_rules = models.JSONField(help_text="The campaign's rules when the dunning started.", editable=False)
+    plan = models.JSONField(help_text="Every action with its step, kind and moment.", editable=False)
+    status = models.CharField(max_length=16, choices=DunningStatus.choices, default=DunningStatus.ACTIVE)
+    start_reason = models.CharField(max_length=16, choices=DunningStartReason.choices)
+    step = models.PositiveSmallIntegerField(default=0, help_text="The next action's step in the plan.")
+    next_action_at = models.DateTimeField(null=True, blank=True)
+    next_action_kind = models.CharField(max_length=24, choices=DunningActionKind.choices, blank=True)
+    started_at = models.DateTimeField()
+    first_failed_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    amount_due_at_start = _money()
+    amount_paid_at_start = _money(editable=False)
+    amount_recovered = _money(help_text="Paid on the invoice while it was in dunning.")
+
+    class Meta:
+        ordering = ["next_action_at", "id"]
+        verbose_name = "customer in dunning"
+        verbose_name_plural = "customers in dunning"
+        indexes = [
+            models.Index(fields=["next_action_at"], name="dunning_next_action_idx", condition=Q(status="active")),
+            models.Index(fields=["customer", "status"], name="dunning_customer_idx"),
+            models.Index(fields=["started_at"], name="dunning_started_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Dunning of {self.invoice}"
+
+    @property
+    def currency(self) -> str:
+        return str(self.amount_due_at_start.currency)
+
+
+class InvoiceDunningEvent(models.Model):
+    """Append-only history of a dunning. An action's event carries its step: a step is recorded once
+    (a unique constraint), so two workers can never both run it."""
+
+    dunning = models.ForeignKey(InvoiceDunning, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=24, choices=DunningEventType.choices)
+    step = models.PositiveSmallIntegerField(null=True, blank=True)
+    action_kind = models.CharField(max_length=24, choices=DunningActionKind.choices, blank=True)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    occurred_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dunning", "step"], condition=Q(step__isnull=False), name="dunning_event_step_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,134 @@
+"""Dunning retries of a card invoice against localstripe: a declined card (4000000000000341) is
+retried on schedule and declined again; once the customer replaces the card, the next retry succeeds
+and the dunning ends recovered."""
+
+import pytest
+import stripe
+from django.core import mail
+from djmoney.money import Money
+
+from apps.accounts.tests.factories import CustomerFactory
+from apps.catalog.tests.factories import PlanFactory
+from apps.invoices.models import Invoice
+from apps.invoices.services import subscription_start
+from apps.invoices.services.test_clocks import test_clock_advance
+from apps.payments.dunning.models import InvoiceDunning
+from apps.payments.models import Payment
+from apps.payments.stripe.collection import invoice_collect
+from apps.payments.stripe.customers import stripe_payment_method_attach, stripe_setup_intent_create
+from apps.payments.tests.stripe.helpers import CARD_DECLINED_AT_CHARGE, CARD_OK, setup_intent_confirm, stripe_list
+from apps.subscriptions.constants import SubscriptionStatus
+from apps.subscriptions.periods import utc
+
+pytestmark = pytest.mark.django_db
+
+
+def _add_card(customer, number, *, make_default=False):
+    intent = stripe_setup_intent_create(customer_id=customer.pk)
+    setup_intent_confirm(intent["id"], number)
+    stripe_payment_method_attach(customer_id=customer.pk, setup_intent_id=intent["id"], make_default=make_default)
+
+
+def test_a_declined_card_is_retried_on_schedule_and_a_replaced_card_recovers_the_invoice(
+    localstripe,
+    campaign,
+    test_clock,
+    django_capture_on_commit_callbacks,  # noqa: F811
+):
+    customer = CustomerFactory(
+        currency="USD", test_clock=test_clock, email="card@customer.example", collection_method="charge_automatically"
+    )
+    _add_card(customer, CARD_DECLINED_AT_CHARGE)
+    subscription = subscription_start(customer=customer, plan=PlanFactory(prices=[Money("25.00", "USD")]))
+    invoice = Invoice.objects.get(subscription=subscription)
+
+    with django_capture_on_commit_callbacks(execute=True):  # collection on finalization: attempt 1, 1 Jan
+        first = invoice_collect(invoice_id=invoice.pk, attempt=1)
+    assert (first.status, first.failure_code) == ("failed", "card_declined")
+    dunning = InvoiceDunning.objects.get(invoice=invoice)
+    assert (dunning.start_reason, dunning.first_failed_at, dunning.next_action_at) == (
+        "payment_failed",
+        utc(2026, 1, 1),
+        utc(2026, 1, 4),
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 4))  # retry: attempt 2, declined again
+    _add_card(customer, CARD_OK, make_default=True)  # the customer replaces the card on 4 Jan
+    with django_capture_on_commit_callbacks(execute=True):
+        test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 6))  # retry: attempt 3, succeeds
+
+    payments = list(Payment.objects.filter(customer=customer).order_by("id").values_list("idempotency_key", "status"))
+    assert payments == [
+        (f"invoice-{invoice.pk}-attempt-1", "failed"),
+        (f"invoice-{invoice.pk}-attempt-2", "failed"),
+        (f"invoice-{invoice.pk}-attempt-3", "succeeded"),
+    ]
+    assert sorted(charge["status"] for charge in stripe_list(stripe.Charge)) == ["failed", "failed", "succeeded"]
+    dunning.refresh_from_db()
+    assert (dunning.status, dunning.amount_recovered, dunning.ended_at) == (
+        "recovered",
+        Money("25", "USD"),
+        utc(2026, 1, 6),
+    )
+    history = list(dunning.events.order_by("id").values_list("type", "step", "occurred_at"))
+    assert history == [
+        ("started", None, utc(2026, 1, 1)),
+        ("action_done", 0, utc(2026, 1, 4)),
+        ("payment_failed", None, utc(2026, 1, 4)),
+        ("action_done", 1, utc(2026, 1, 6)),
+        ("recovered", None, utc(2026, 1, 6)),
+    ]
+    assert [event.data for event in dunning.events.filter(step__isnull=False).order_by("id")] == [
+        {"attempt": 2}, {"attempt": 3},
+    ]  # fmt: skip
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_paid) == ("paid", Money("25", "USD"))
+    subscription.refresh_from_db()
+    assert subscription.status == SubscriptionStatus.ACTIVE
+    mail.outbox.clear()
+    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 20))
+    assert mail.outbox == []  # recovered: no reminder
+    assert Payment.objects.filter(customer=customer).count() == 3  # and no further retry
+
+
+def test_a_card_declined_every_time_walks_the_whole_campaign_to_cancellation(
+    localstripe, campaign, test_clock, django_capture_on_commit_callbacks
+):
+    customer = CustomerFactory(
+        currency="USD", test_clock=test_clock, email="card@customer.example", collection_method="charge_automatically"
+    )
+    _add_card(customer, CARD_DECLINED_AT_CHARGE)
+    subscription = subscription_start(customer=customer, plan=PlanFactory(prices=[Money("25.00", "USD")]))
+    invoice = Invoice.objects.get(subscription=subscription)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        invoice_collect(invoice_id=invoice.pk, attempt=1)
+
+    for moment in [utc(2026, 1, 4), utc(2026, 1, 6), utc(2026, 1, 8), utc(2026, 1, 31)]:
+        with django_capture_on_commit_callbacks(execute=True):
+            test_clock_advance(test_clock_id=test_clock.pk, to=moment)
+
+    dunning = InvoiceDunning.objects.get(invoice=invoice)
+    steps = list(dunning.events.order_by("id").values_list("type", "action_kind", "occurred_at"))
+    assert steps == [
+        ("started", "", utc(2026, 1, 1)),
+        ("action_done", "retry", utc(2026, 1, 4)),
+        ("payment_failed", "", utc(2026, 1, 4)),
+        ("action_done", "retry", utc(2026, 1, 6)),
+        ("payment_failed", "", utc(2026, 1, 6)),
+        ("action_done", "retry", utc(2026, 1, 8)),
+        ("payment_failed", "", utc(2026, 1, 8)),
+        ("action_done", "reminder_before_due", utc(2026, 1, 12, 9)),
+        ("action_done", "overdue", utc(2026, 1, 16, 9)),
+        ("action_done", "reminder_after_due", utc(2026, 1, 16, 9)),
+        ("action_done", "final_notice", utc(2026, 1, 25, 9)),
+        ("action_done", "end_action", utc(2026, 1, 29, 9)),
+        ("exhausted", "", utc(2026, 1, 29, 9)),
+    ]
+    assert list(Payment.objects.filter(customer=customer).order_by("id").values_list("idempotency_key", "status")) == [
+        (f"invoice-{invoice.pk}-attempt-{n}", "failed") for n in (1, 2, 3, 4)
+    ]
+    assert [message.subject.split(":")[0] for message in mail.outbox] == ["Reminder", "Overdue", "Final notice"]
+    subscription.refresh_from_db()
+    assert (subscription.status, subscription.ended_at) == (SubscriptionStatus.CANCELED, utc(2026, 1, 29, 9))
