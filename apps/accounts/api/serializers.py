@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from apps.accounts.constants import InvoiceGrouping, TaxIdType
 from apps.accounts.models import BillingContact, Customer, TestClock
-from apps.core.api.serializers import MoneyOutputSerializer, validate_currency_code
+from apps.core.api.serializers import MAX_NESTED_ITEMS, MoneyOutputSerializer, validate_currency_code
 
 TAX_ID_HELP = (
     "Checked and normalized: a VAT number (EU, UK, Switzerland, Norway) must pass its format and check-digit "
@@ -106,7 +106,7 @@ class CustomerCreateInputSerializer(serializers.Serializer):
         help_text="Test customers only: attach to a test clock (cannot change later).",
     )  # fmt: skip
     billing_contacts = BillingContactInputSerializer(
-        many=True, required=False, default=list, help_text=_BILLING_CONTACTS_HELP
+        many=True, required=False, default=list, max_length=MAX_NESTED_ITEMS, help_text=_BILLING_CONTACTS_HELP
     )
 
     def validate_currency(self, value: str) -> str:
@@ -138,7 +138,9 @@ class CustomerUpdateInputSerializer(serializers.Serializer):
         help_text="per_customer: one invoice for all subscriptions renewing on the same date; "
         "per_subscription: one each; empty: the default.",
     )  # fmt: skip
-    billing_contacts = BillingContactInputSerializer(many=True, required=False, help_text=_BILLING_CONTACTS_HELP)
+    billing_contacts = BillingContactInputSerializer(
+        many=True, required=False, max_length=MAX_NESTED_ITEMS, help_text=_BILLING_CONTACTS_HELP
+    )
 
 
 class TestClockOutputSerializer(serializers.ModelSerializer):
