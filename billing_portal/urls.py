@@ -4,7 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
-from apps.core.views import healthz
+from apps.core.views import healthz, not_found
 
 admin.site.site_header = "Billing Portal"
 admin.site.site_title = "Billing Portal admin"
@@ -42,3 +42,6 @@ if settings.DEBUG:
     from django.conf.urls.static import static
 
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
+
+# A URL that matches nothing answers in the API's error shape under /api/ (HTML elsewhere).
+handler404 = not_found

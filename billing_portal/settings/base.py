@@ -199,6 +199,11 @@ USAGE_EVENT_MAX_FUTURE_MINUTES = env.int("USAGE_EVENT_MAX_FUTURE_MINUTES", defau
 # Days between issue and due date unless the customer has its own terms.
 INVOICE_PAYMENT_TERMS_DAYS = env.int("INVOICE_PAYMENT_TERMS_DAYS", default=14)
 
+# Bills whose rendering was never queued (the broker was down when they were finalized) are rendered
+# by a sweep every 10 minutes: invoices issued more than MIN_AGE minutes and less than MAX_AGE days ago.
+INVOICE_PDF_SWEEP_MIN_AGE_MINUTES = env.int("INVOICE_PDF_SWEEP_MIN_AGE_MINUTES", default=5)
+INVOICE_PDF_SWEEP_MAX_AGE_DAYS = env.int("INVOICE_PDF_SWEEP_MAX_AGE_DAYS", default=7)
+
 # Email each bill (PDF attached) to the customer's email and billing contacts once it is rendered.
 INVOICE_EMAIL_ON_FINALIZE = env.bool("INVOICE_EMAIL_ON_FINALIZE", default=True)
 
@@ -234,6 +239,7 @@ CELERY_TASK_ROUTES = {
     "apps.invoices.tasks.billing_run_chunk_task": {"queue": "billing"},
     "apps.invoices.tasks.invoice_render_pdf_task": {"queue": "pdf"},
     "apps.invoices.tasks.invoice_render_pdfs_task": {"queue": "pdf"},
+    "apps.invoices.tasks.invoice_render_missing_pdfs_task": {"queue": "pdf"},
     "apps.invoices.tasks.credit_note_render_pdf_task": {"queue": "pdf"},
     "apps.invoices.tasks.invoice_email_task": {"queue": "email"},
 }
@@ -243,6 +249,10 @@ CELERY_BEAT_SCHEDULE = {
     "billing-run-daily": {
         "task": "apps.invoices.tasks.billing_run_task",
         "schedule": crontab(minute=5, hour=0),
+    },
+    "render-missing-pdfs": {
+        "task": "apps.invoices.tasks.invoice_render_missing_pdfs_task",
+        "schedule": crontab(minute="*/10"),
     },
     "finalize-due-drafts-hourly": {
         "task": "apps.invoices.tasks.invoice_finalize_due_drafts_task",
@@ -260,7 +270,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["apps.core.api.permissions.StaffModelPermissions"],
     "DEFAULT_PAGINATION_CLASS": "apps.core.api.pagination.DefaultPagination",
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "apps.core.api.filters.StrictFilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],

@@ -1,7 +1,7 @@
 from django_countries.serializer_fields import CountryField
 from rest_framework import serializers
 
-from apps.accounts.constants import InvoiceGrouping, TaxIdType
+from apps.accounts.constants import InvoiceGrouping, TaxIdStatus, TaxIdType
 from apps.accounts.models import BillingContact, Customer, TestClock
 from apps.core.api.serializers import MAX_NESTED_ITEMS, MoneyOutputSerializer, validate_currency_code
 
@@ -40,6 +40,13 @@ class CustomerOutputSerializer(serializers.ModelSerializer):
     currency = serializers.CharField(help_text="The one currency this customer is billed in (ISO 4217).")
     billing_contacts = BillingContactOutputSerializer(
         many=True, read_only=True, help_text="Who receives the bills by email besides `email`."
+    )
+    # Empty when not set: declared so that the schema's enums include "" (read-only model fields lose
+    # allow_blank, and the schema then refused the empty values every customer without them has).
+    tax_id_type = serializers.ChoiceField(choices=TaxIdType.choices, allow_blank=True, read_only=True)
+    tax_id_status = serializers.ChoiceField(choices=TaxIdStatus.choices, allow_blank=True, read_only=True)
+    invoice_grouping = serializers.ChoiceField(
+        choices=InvoiceGrouping.choices, allow_blank=True, read_only=True, help_text="Empty: the default."
     )
 
     class Meta:
