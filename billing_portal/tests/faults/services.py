@@ -206,7 +206,7 @@ def django_process(args: list[str], environment: dict[str, str], log_path: Path)
                 except subprocess.TimeoutExpired:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait(timeout=20)
-    print(log_path.read_text()[-4000:])  # shown by pytest when the test fails
+            print(f"--- {log_path.name}\n{log_path.read_text()[-4000:]}")  # shown by pytest when the test fails
 
 
 def http_port_open(port: int) -> bool:
