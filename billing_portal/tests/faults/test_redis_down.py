@@ -94,9 +94,8 @@ def test_with_redis_down_the_api_ingests_and_bills_are_rendered_once_it_is_back(
             f"http://127.0.0.1:{port}/api/v1/events/batch", json=batch, timeout=30,
             headers={"Authorization": f"Bearer {seeded['api_key']}"},
         )  # fmt: skip
-        listed = requests.get(
-            f"http://127.0.0.1:{port}/api/v1/invoices", timeout=30, headers={"Authorization": f"Token {seeded['token']}"}
-        )
+        staff = {"Authorization": f"Token {seeded['token']}"}
+        listed = requests.get(f"http://127.0.0.1:{port}/api/v1/invoices", timeout=30, headers=staff)
     assert (ingested.status_code, ingested.json()) == (200, {"accepted": 25, "duplicates": 0, "rejected": []})
     assert listed.status_code == 200
     assert listed.json()["count"] == len(invoice_ids)
