@@ -2,9 +2,11 @@
 
 django-filter skips a filter whose value it cannot read (`?is_archived=maybe`, `?issued_at_before=`),
 so a typo silently returns everything. Here a boolean filter takes only `true`/`false`, a number
-filter on an id only a whole number, and a typed filter no empty value: anything else is 400 with the
-filter named, like any other bad input.
+filter on an id only a whole number, a date and time only a real UTC offset, and a typed filter (boolean,
+choice, number, date) no empty value: anything else is 400 with the filter named, like any other bad input.
 """
+
+from datetime import datetime, timedelta
 
 import django_filters
 from django.db import models
@@ -13,11 +15,14 @@ from rest_framework.exceptions import ValidationError
 
 _TYPED_FILTERS = (
     django_filters.BooleanFilter,
+    django_filters.ChoiceFilter,
     django_filters.NumberFilter,
     django_filters.DateFilter,
     django_filters.DateTimeFilter,
     django_filters.IsoDateTimeFilter,
 )
+# Real time zones are within ±14:00 (PostgreSQL refuses offsets past ±15:59 with a server error).
+MAX_UTC_OFFSET = timedelta(hours=14)
 _INTEGER_FIELDS = (models.IntegerField, models.AutoField, models.ForeignKey, models.ManyToManyField)
 
 
@@ -54,6 +59,11 @@ class StrictFilterBackend(DjangoFilterBackend):
                 value.isascii() and value.lstrip("-").isdigit()
             ):
                 errors[name] = ["Give a whole number (an id)."]
+        if not errors and filterset.form.is_valid():
+            for name, value in filterset.form.cleaned_data.items():
+                offset = value.utcoffset() if isinstance(value, datetime) else None
+                if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+                    errors[name] = ["Give a UTC offset between -14:00 and +14:00."]
         if errors:
             raise ValidationError(errors)
         return filterset

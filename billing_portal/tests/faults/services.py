@@ -117,7 +117,7 @@ class ThrowawayPostgres:
         with self.connect(autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{database}"')
         source = connection.settings_dict
-        test_database = connection.creation._get_test_db_name()  # the migrated one pytest-django made
+        test_database = self._suite_test_database()
         environment = {**os.environ, "PGPASSWORD": source.get("PASSWORD") or ""}
         dump = subprocess.run(  # noqa: S603
             [str(self.bin_dir / "pg_dump"), "--no-owner", "--no-privileges", "--host", source["HOST"] or "127.0.0.1",
@@ -129,6 +129,16 @@ class ThrowawayPostgres:
              "-U", POSTGRES_USER, "-d", database],
             input=dump.stdout, capture_output=True, check=True, timeout=120,
         )  # fmt: skip
+
+    @staticmethod
+    def _suite_test_database() -> str:
+        """The migrated database pytest-django made: the connection names it once a test has used it;
+        before that the connection still names the configured one, and the test one is test_<that>."""
+        current = connection.settings_dict["NAME"]
+        candidate = connection.creation._get_test_db_name()
+        with connection._nodb_cursor() as cursor:
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [candidate])
+            return candidate if cursor.fetchone() else current
 
     def copy_database(self, template: str, database: str) -> None:
         with self.connect(autocommit=True) as admin:

@@ -53,6 +53,18 @@ def test_pages_in_range_still_work(staff_client):
         ("/api/v1/coupons?product=0.5", "product", "Give a whole number (an id)."),
         ("/api/v1/prices?plan_version=abc", "plan_version", "Give a whole number (an id)."),
         ("/api/v1/invoices?issued_at_before=", "issued_at_before", "Give a value, or leave the filter out."),
+        ("/api/v1/plans?interval=", "interval", "Give a value, or leave the filter out."),
+        # PostgreSQL refused this offset with a server error (500) before.
+        (
+            "/api/v1/invoices?issued_at_before=2652-01-15T21%3A13%3A18%2B21%3A59",
+            "issued_at_before",
+            "Give a UTC offset between -14:00 and +14:00.",
+        ),
+        (
+            "/api/v1/credit-notes?issued_at_after=2026-01-15T21%3A13%3A18-15%3A00",
+            "issued_at_after",
+            "Give a UTC offset between -14:00 and +14:00.",
+        ),
     ],
 )
 def test_a_filter_value_that_cannot_be_read_is_refused_not_ignored(staff_client, url, field, message):
@@ -60,6 +72,12 @@ def test_a_filter_value_that_cannot_be_read_is_refused_not_ignored(staff_client,
 
     assert response.status_code == 400
     assert response.json()["fields"] == {field: [message]}
+
+
+def test_a_real_utc_offset_is_accepted(staff_client):
+    response = staff_client.get("/api/v1/invoices?issued_at_before=2026-01-15T21%3A13%3A18%2B14%3A00")
+
+    assert response.status_code == 200
 
 
 def test_good_filter_values_still_filter(staff_client):
