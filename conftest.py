@@ -37,3 +37,23 @@ def media_root(settings, tmp_path):
     and invoice numbers start again in every test's database transaction."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     return settings.MEDIA_ROOT
+
+
+# --- A summary line per hardening stage (API fuzzing, fault tests) at the end of the run ---------
+_STAGES = {"fuzz": "API fuzzing (schemathesis)", "faults": "Fault tests (PostgreSQL/Redis crashes)"}
+_stage_outcomes: dict[str, dict[str, int]] = {marker: {} for marker in _STAGES}
+
+
+def pytest_runtest_logreport(report):
+    for marker in _STAGES:
+        if marker in report.keywords and (report.when == "call" or report.outcome != "passed"):
+            outcomes = _stage_outcomes[marker]
+            outcomes[report.outcome] = outcomes.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    for marker, title in _STAGES.items():
+        outcomes = _stage_outcomes[marker]
+        if outcomes:
+            counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
+            terminalreporter.write_line(f"{title}: {counts}")

@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import DecimalField, OuterRef, Q, QuerySet, Subquery, Sum, Value
@@ -107,3 +107,13 @@ def invoice_creditable_amount(invoice: Invoice) -> Decimal:
     if invoice.status not in CREDITABLE_STATUSES:
         return Decimal(0)
     return invoice.total.amount - _credited(invoice)["total"]
+
+
+def invoice_ids_missing_pdf(*, now: datetime, min_age: timedelta, max_age: timedelta) -> list[int]:
+    """Finalized invoices issued between `max_age` and `min_age` ago that have no PDF bill yet: their
+    rendering was never queued (the broker was down) or was lost. Oldest first."""
+    return list(
+        Invoice.objects.filter(number__isnull=False, pdf="", issued_at__gte=now - max_age, issued_at__lte=now - min_age)
+        .order_by("issued_at", "pk")
+        .values_list("pk", flat=True)
+    )

@@ -1,7 +1,7 @@
 """Thin Celery interfaces: ids and ISO dates in, one service call each."""
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from celery import shared_task
 from django.conf import settings
@@ -9,6 +9,7 @@ from django.conf import settings
 from apps.core.errors import ApplicationError, NotFound
 
 from .constants import BillingRunTrigger
+from .selectors import invoice_ids_missing_pdf
 from .services import (
     bill_due_subscriptions,
     credit_note_render_pdf,
@@ -55,6 +56,25 @@ def invoice_render_pdfs_task(invoice_ids: list[int], email_customer: bool = Fals
         if email_customer:
             invoice_email_task.delay(invoice_id)
     return rendered
+
+
+@shared_task(name="apps.invoices.tasks.invoice_render_missing_pdfs_task", time_limit=3600, soft_time_limit=3500)
+def invoice_render_missing_pdfs_task() -> int:
+    """Render (and email, once) the bills of invoices finalized while the queue was unreachable: any
+    finalized invoice without a PDF issued more than INVOICE_PDF_SWEEP_MIN_AGE_MINUTES ago (the normal
+    task had its chance) and less than INVOICE_PDF_SWEEP_MAX_AGE_DAYS ago. Runs every few minutes from
+    beat; rendering and emailing are once-only, so overlapping the normal task is harmless."""
+    from apps.core import clock
+
+    invoice_ids = invoice_ids_missing_pdf(
+        now=clock.now(),
+        min_age=timedelta(minutes=settings.INVOICE_PDF_SWEEP_MIN_AGE_MINUTES),
+        max_age=timedelta(days=settings.INVOICE_PDF_SWEEP_MAX_AGE_DAYS),
+    )
+    if not invoice_ids:
+        return 0
+    logger.info("rendering the missing PDFs of %s invoices", len(invoice_ids))
+    return invoice_render_pdfs_task(invoice_ids, email_customer=settings.INVOICE_EMAIL_ON_FINALIZE)
 
 
 @shared_task(name="apps.invoices.tasks.invoice_finalize_due_drafts_task", time_limit=1800)

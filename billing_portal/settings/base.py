@@ -1,5 +1,6 @@
 """Settings shared by every environment. Values come from the environment (see .env.example)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -33,6 +34,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "djstripe",
+    "axes",
+    "csp",
     # ours
     "apps.core",
     "apps.accounts",
@@ -45,12 +48,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "apps.core.middleware.ApiRequestSizeLimitMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a locked-out login into its 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "billing_portal.urls"
@@ -104,6 +111,61 @@ STORAGES = {
 
 LOGIN_URL = "admin:login"
 
+# Persistent database connections (seconds; 0 closes each at the end of its request), checked before
+# reuse so that a restarted database costs no failed request.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# --- Caches --------------------------------------------------------------------------------------
+# In-process memory by default; production shares one between web processes (API rate limits count
+# across them): CACHE_URL=redis://127.0.0.1:6379/1. See docs/security.md.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+# --- Security (docs/security.md) -----------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    # Admin login brute-force protection (django-axes): refuses a locked-out login before any password check.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# After AXES_FAILURE_LIMIT failed logins for one username from one address, that pair is locked out
+# for AXES_COOLOFF_MINUTES (429); a successful login resets the count.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+
+# Headers on every response. HSTS and secure cookies are switched on by the production settings.
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+
+# Content Security Policy (django-csp) for the admin, the portal, the API docs and every other page:
+# scripts only from our own static files (no inline script, no eval), styles from our files plus
+# inline style attributes (the admin and the docs set them), images from us and data: URIs, nothing
+# framed, forms posted only to us. The ReDoc page starts a web worker from a blob: URL.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
+if report_uri := env("CSP_REPORT_URI", default=""):
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["report-uri"] = [report_uri]
+
 # --- Money -------------------------------------------------------------------------------------
 # Currencies the seller bills in. Anything else is refused as "not a valid choice".
 CURRENCIES = env.list("CURRENCIES", default=["USD", "EUR", "GBP", "CHF", "CAD", "AUD", "JPY", "SEK", "KWD"])
@@ -141,6 +203,10 @@ INVOICE_PAYMENT_TERMS_DAYS = env.int("INVOICE_PAYMENT_TERMS_DAYS", default=14)
 # Payments (docs/payments.md): money received beyond what its invoices owe is credited to the
 # customer's balance (taken off the next invoices); false refuses such payments instead.
 PAYMENT_OVERPAYMENT_TO_BALANCE = env.bool("PAYMENT_OVERPAYMENT_TO_BALANCE", default=True)
+# Bills whose rendering was never queued (the broker was down when they were finalized) are rendered
+# by a sweep every 10 minutes: invoices issued more than MIN_AGE minutes and less than MAX_AGE days ago.
+INVOICE_PDF_SWEEP_MIN_AGE_MINUTES = env.int("INVOICE_PDF_SWEEP_MIN_AGE_MINUTES", default=5)
+INVOICE_PDF_SWEEP_MAX_AGE_DAYS = env.int("INVOICE_PDF_SWEEP_MAX_AGE_DAYS", default=7)
 
 # Email each bill (PDF attached) to the customer's email and billing contacts once it is rendered.
 INVOICE_EMAIL_ON_FINALIZE = env.bool("INVOICE_EMAIL_ON_FINALIZE", default=True)
@@ -181,6 +247,7 @@ CELERY_TASK_ROUTES = {
     "apps.invoices.tasks.billing_run_chunk_task": {"queue": "billing"},
     "apps.invoices.tasks.invoice_render_pdf_task": {"queue": "pdf"},
     "apps.invoices.tasks.invoice_render_pdfs_task": {"queue": "pdf"},
+    "apps.invoices.tasks.invoice_render_missing_pdfs_task": {"queue": "pdf"},
     "apps.invoices.tasks.credit_note_render_pdf_task": {"queue": "pdf"},
     "apps.invoices.tasks.invoice_email_task": {"queue": "email"},
 }
@@ -190,6 +257,10 @@ CELERY_BEAT_SCHEDULE = {
     "billing-run-daily": {
         "task": "apps.invoices.tasks.billing_run_task",
         "schedule": crontab(minute=5, hour=0),
+    },
+    "render-missing-pdfs": {
+        "task": "apps.invoices.tasks.invoice_render_missing_pdfs_task",
+        "schedule": crontab(minute="*/10"),
     },
     "finalize-due-drafts-hourly": {
         "task": "apps.invoices.tasks.invoice_finalize_due_drafts_task",
@@ -212,22 +283,47 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["apps.core.api.permissions.StaffModelPermissions"],
     "DEFAULT_PAGINATION_CLASS": "apps.core.api.pagination.DefaultPagination",
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "apps.core.api.filters.StrictFilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "apps.core.api.schema.AutoSchema",
+    # Per user (staff API) and per client address (anonymous); the ingestion endpoints count per API
+    # key instead. Rates: API_THROTTLE_RATES below.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "apps.core.api.throttling.UserRateThrottle",
+        "apps.core.api.throttling.AnonRateThrottle",
+    ],
+    # Proxies in front of the app that append to X-Forwarded-For (0: the client address is REMOTE_ADDR).
+    "NUM_PROXIES": env.int("API_NUM_PROXIES", default=0),
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler.api_exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+# Requests allowed per window: "<count>/<second|minute|hour|day>"; empty for no limit. A request over
+# the limit gets 429 with Retry-After. The defaults leave room for 100,000 usage events a second per
+# API key (1,000-event batches).
+API_THROTTLE_RATES = {
+    "api_key": env("API_THROTTLE_API_KEY_RATE", default="6000/minute"),
+    "user": env("API_THROTTLE_USER_RATE", default="1200/minute"),
+    "anon": env("API_THROTTLE_ANON_RATE", default="120/minute"),
+}
+API_THROTTLE_CACHE = "default"
+# Largest API request body (bytes); larger ones get 413 before they are read. A full batch of 1,000
+# usage events is ~200 KB.
+API_MAX_REQUEST_BYTES = env.int("API_MAX_REQUEST_BYTES", default=4 * 1024 * 1024)
+# Largest batch of usage events in one request.
+USAGE_EVENTS_MAX_BATCH = env.int("USAGE_EVENTS_MAX_BATCH", default=1000)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Billing Portal API",
-    "DESCRIPTION": "Customers, catalog, subscriptions, invoices and payments. Amounts are decimal strings with a "
-    "currency.",
+    "DESCRIPTION": (BASE_DIR / "apps" / "core" / "api" / "schema_description.md").read_text(),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],  # schema and docs: staff only
+    # The schema and the docs describe the API and hold no data: public. Every endpoint they describe
+    # keeps its own authentication and permissions.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]",
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -296,5 +392,6 @@ LOGGING = {
         "weasyprint": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
         "stripe": {"level": "WARNING"},  # one INFO line per request and per response otherwise
+        "axes.apps": {"level": "WARNING"},  # its start-up banner on every command
     },
 }

@@ -32,3 +32,9 @@ STORAGES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, so that `--reuse-db` skips the (slow) migrations on the next run.
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}  # noqa: F405
+
+# Rate limits high enough that no test meets them by accident; the tests of the limits set their own.
+API_THROTTLE_RATES = {"api_key": "1000000/minute", "user": "1000000/minute", "anon": "1000000/minute"}
+# Django's test client logs in without a request, which the admin login protection requires; its own
+# tests switch it on.
+AXES_ENABLED = False

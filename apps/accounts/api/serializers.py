@@ -1,9 +1,9 @@
 from django_countries.serializer_fields import CountryField
 from rest_framework import serializers
 
-from apps.accounts.constants import CollectionMethod, InvoiceGrouping, TaxIdType
+from apps.accounts.constants import CollectionMethod, InvoiceGrouping, TaxIdStatus, TaxIdType
 from apps.accounts.models import BillingContact, Customer, TestClock
-from apps.core.api.serializers import MoneyOutputSerializer, validate_currency_code
+from apps.core.api.serializers import MAX_NESTED_ITEMS, MoneyOutputSerializer, validate_currency_code
 
 TAX_ID_HELP = (
     "Checked and normalized: a VAT number (EU, UK, Switzerland, Norway) must pass its format and check-digit "
@@ -40,6 +40,13 @@ class CustomerOutputSerializer(serializers.ModelSerializer):
     currency = serializers.CharField(help_text="The one currency this customer is billed in (ISO 4217).")
     billing_contacts = BillingContactOutputSerializer(
         many=True, read_only=True, help_text="Who receives the bills by email besides `email`."
+    )
+    # Empty when not set: declared so that the schema's enums include "" (read-only model fields lose
+    # allow_blank, and the schema then refused the empty values every customer without them has).
+    tax_id_type = serializers.ChoiceField(choices=TaxIdType.choices, allow_blank=True, read_only=True)
+    tax_id_status = serializers.ChoiceField(choices=TaxIdStatus.choices, allow_blank=True, read_only=True)
+    invoice_grouping = serializers.ChoiceField(
+        choices=InvoiceGrouping.choices, allow_blank=True, read_only=True, help_text="Empty: the default."
     )
 
     class Meta:
@@ -118,7 +125,7 @@ class CustomerCreateInputSerializer(serializers.Serializer):
         help_text="Test customers only: attach to a test clock (cannot change later).",
     )  # fmt: skip
     billing_contacts = BillingContactInputSerializer(
-        many=True, required=False, default=list, help_text=_BILLING_CONTACTS_HELP
+        many=True, required=False, default=list, max_length=MAX_NESTED_ITEMS, help_text=_BILLING_CONTACTS_HELP
     )
 
     def validate_currency(self, value: str) -> str:
@@ -153,7 +160,9 @@ class CustomerUpdateInputSerializer(serializers.Serializer):
     collection_method = serializers.ChoiceField(
         choices=CollectionMethod.choices, required=False, help_text=COLLECTION_METHOD_HELP
     )
-    billing_contacts = BillingContactInputSerializer(many=True, required=False, help_text=_BILLING_CONTACTS_HELP)
+    billing_contacts = BillingContactInputSerializer(
+        many=True, required=False, max_length=MAX_NESTED_ITEMS, help_text=_BILLING_CONTACTS_HELP
+    )
 
 
 class TestClockOutputSerializer(serializers.ModelSerializer):

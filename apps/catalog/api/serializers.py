@@ -15,6 +15,7 @@ from apps.catalog.constants import (
 from apps.catalog.models import BillableMetric, Charge, Coupon, Discount, Plan, PlanVersion, Price, PriceTier, Product
 from apps.catalog.services import ChargeInput, PriceInput, TierInput
 from apps.core.api.serializers import (
+    MAX_NESTED_ITEMS,
     DecimalStringField,
     MoneyInputSerializer,
     MoneyOutputSerializer,
@@ -174,7 +175,7 @@ class PriceTierInputSerializer(serializers.Serializer):
 class PriceInputSerializer(serializers.Serializer):
     currency = serializers.CharField(max_length=3, help_text="ISO 4217 code the seller bills in.")
     amount = _decimal(required=False, default=Decimal(0))
-    tiers = PriceTierInputSerializer(many=True, required=False, default=list)
+    tiers = PriceTierInputSerializer(many=True, required=False, default=list, max_length=MAX_NESTED_ITEMS)
     package_size = serializers.IntegerField(min_value=1, required=False, default=1)
     included_units = serializers.DecimalField(max_digits=19, decimal_places=6, min_value=Decimal(0), default=Decimal(0))
     percentage = serializers.DecimalField(
@@ -194,7 +195,7 @@ class ChargeInputSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=ChargeKind.choices, default=ChargeKind.RECURRING)
     price_model = serializers.ChoiceField(choices=PriceModelChoice.choices, default=PriceModelChoice.PER_UNIT)
     metric_code = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
-    prices = PriceInputSerializer(many=True, allow_empty=False)
+    prices = PriceInputSerializer(many=True, allow_empty=False, max_length=MAX_NESTED_ITEMS)
 
 
 def charge_inputs(data: list[dict]) -> list[ChargeInput]:
@@ -229,10 +230,15 @@ class PlanCreateInputSerializer(serializers.Serializer):
         many=True,
         required=False,
         default=list,
+        max_length=MAX_NESTED_ITEMS,
         help_text='The simple case, one fee per period per unit, one per currency: [{"amount": "49.00", …}].',
     )
     charges = ChargeInputSerializer(
-        many=True, required=False, default=list, help_text="Any price models: the charges of the first version."
+        many=True,
+        required=False,
+        default=list,
+        max_length=MAX_NESTED_ITEMS,
+        help_text="Any price models: the charges of the first version.",
     )
 
     def validate(self, attrs: dict) -> dict:
@@ -243,7 +249,7 @@ class PlanCreateInputSerializer(serializers.Serializer):
 class PlanVersionCreateInputSerializer(serializers.Serializer):
     plan = serializers.PrimaryKeyRelatedField(queryset=Plan.objects.all(), help_text="Plan id.")
     notes = serializers.CharField(required=False, default="", allow_blank=True)
-    charges = ChargeInputSerializer(many=True, allow_empty=False)
+    charges = ChargeInputSerializer(many=True, allow_empty=False, max_length=MAX_NESTED_ITEMS)
 
     def validate(self, attrs: dict) -> dict:
         attrs["charges"] = charge_inputs(attrs["charges"])
@@ -252,7 +258,7 @@ class PlanVersionCreateInputSerializer(serializers.Serializer):
 
 class PlanVersionUpdateInputSerializer(serializers.Serializer):
     notes = serializers.CharField(required=False, allow_blank=True)
-    charges = ChargeInputSerializer(many=True, allow_empty=False)
+    charges = ChargeInputSerializer(many=True, allow_empty=False, max_length=MAX_NESTED_ITEMS)
 
     def validate(self, attrs: dict) -> dict:
         attrs["charges"] = charge_inputs(attrs["charges"])
@@ -353,7 +359,11 @@ class CouponCreateInputSerializer(serializers.Serializer):
         required=False, allow_null=True, default=None, help_text="Cannot be redeemed from this moment on."
     )
     product_ids = serializers.ListField(
-        child=serializers.IntegerField(), required=False, default=list, help_text="Empty: every product."
+        child=serializers.IntegerField(),
+        required=False,
+        default=list,
+        max_length=MAX_NESTED_ITEMS,
+        help_text="Empty: every product.",
     )
 
 

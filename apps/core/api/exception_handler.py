@@ -1,7 +1,10 @@
 """One error shape for the whole API: {"code": str, "message": str, "fields": {field: [messages]}}."""
 
+import logging
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -9,6 +12,8 @@ from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler
 
 from apps.core.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
 
 
 def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
@@ -36,7 +41,20 @@ def error_body(code: str, message: str, fields: dict[str, list[str]] | None = No
     return {"code": code, "message": message, "fields": fields or {}}
 
 
+# Seconds a client is asked to wait when the database is unreachable (a restart, a failover).
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
 def api_exception_handler(exc, context):
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database went away (restart, failover, connection lost): nothing was committed, and a
+        # retry of the same request is safe (usage events and Idempotency-Key make it so).
+        logger.warning("database unavailable during %s", context.get("request"), exc_info=exc)
+        return Response(
+            error_body("service_unavailable", "The service is briefly unavailable; retry the request."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.code, exc.message, exc.fields), status=exc.http_status)
     if isinstance(exc, DjangoValidationError):

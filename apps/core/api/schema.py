@@ -20,7 +20,42 @@ IDEMPOTENCY_KEY_PARAMETER = OpenApiParameter(
 
 
 class AutoSchema(openapi.AutoSchema):
-    """Documents the `Idempotency-Key` header on every view method marked `@idempotent`."""
+    """Documents the `Idempotency-Key` header on every view method marked `@idempotent`, and the error
+    responses every endpoint can give (authentication, permission, limits, an unreachable database)
+    where the view does not document them itself."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        if direction != "response":
+            return responses
+        from apps.core.api.serializers import ErrorOutputSerializer
+
+        for code in self._implicit_error_statuses():
+            if str(code) not in responses:
+                response = OpenApiResponse(ErrorOutputSerializer, description=_ERROR_DESCRIPTIONS[code])
+                responses[str(code)] = self._get_response_for_code(response, str(code), direction=direction)
+        for code in ("429", "503"):
+            if code in responses:
+                responses[code].setdefault("headers", {})["Retry-After"] = {
+                    "schema": {"type": "integer"},
+                    "description": "Seconds to wait before retrying.",
+                }
+        return responses
+
+    def _implicit_error_statuses(self) -> list[int]:
+        has_body = self.method in ("POST", "PUT", "PATCH")
+        statuses = []
+        if has_body or self._get_filter_parameters() or self._get_pagination_parameters():
+            statuses.append(400)
+        if self.get_auth():
+            statuses += [401, 403]
+        if "{" in self.path:
+            statuses.append(404)
+        if getattr(self._view_handler(), "idempotent", False):
+            statuses.append(409)
+        if has_body:
+            statuses.append(413)
+        return [*statuses, 429, 503]
 
     def get_override_parameters(self):
         parameters = super().get_override_parameters()
@@ -40,7 +75,10 @@ _ERROR_DESCRIPTIONS = {
     404: "Not found.",
     409: "Conflict: `invalid_transition`, `not_editable` or `idempotency_key_reused`.",
     402: "The card was declined (`card_declined`, or Stripe's decline code).",
-    503: "Stripe could not be reached (`stripe_unavailable`): safe to retry with the same `Idempotency-Key`.",
+    413: "`request_too_large`: the body is over `API_MAX_REQUEST_BYTES`.",
+    429: "`throttled`: over the rate limit; the `Retry-After` header gives the seconds to wait.",
+    503: "`service_unavailable`: the database is briefly unreachable (retry after `Retry-After` seconds), or "
+    "`stripe_unavailable`: Stripe could not be reached (safe to retry with the same `Idempotency-Key`).",
 }
 
 

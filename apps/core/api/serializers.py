@@ -7,6 +7,11 @@ from rest_framework import serializers
 
 from apps.core.money import currency_decimal_places, has_more_decimals_than_currency, is_supported_currency
 
+# Batch size limits on list inputs: nested objects a request may hold (prices, tiers, charges,
+# contacts, products) and lines (credit note lines). Usage event batches: USAGE_EVENTS_MAX_BATCH.
+MAX_NESTED_ITEMS = 100
+MAX_LIST_ITEMS = 1000
+
 
 def format_decimal(value: Decimal) -> str:
     """A decimal as a plain string without trailing zeros ("1.000000" → "1", "0.000120" → "0.00012")."""

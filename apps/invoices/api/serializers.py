@@ -6,7 +6,12 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.accounts.constants import CollectionMethod
-from apps.core.api.serializers import DecimalStringField, MoneyInputSerializer, MoneyOutputSerializer
+from apps.core.api.serializers import (
+    MAX_LIST_ITEMS,
+    DecimalStringField,
+    MoneyInputSerializer,
+    MoneyOutputSerializer,
+)
 from apps.invoices.constants import CreditNoteLineKind, CreditNoteReason
 from apps.invoices.models import (
     BillingRun,
@@ -265,7 +270,7 @@ class CreditNoteCreateInputSerializer(serializers.Serializer):
     reason = serializers.ChoiceField(choices=CreditNoteReason.choices)
     memo = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
     full = serializers.BooleanField(required=False, default=False, help_text="Credit all that is left of the invoice.")
-    lines = CreditNoteLineInputSerializer(many=True, required=False)
+    lines = CreditNoteLineInputSerializer(many=True, required=False, max_length=MAX_LIST_ITEMS)
     amount = MoneyInputSerializer(
         required=False, allow_null=True,
         help_text="A plain amount to credit (before tax; the tax is credited at the invoice's rates).",

@@ -2,12 +2,14 @@
 
 from decimal import Decimal
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.api.authentication import ApiKeyAuthentication, HasApiKey
+from apps.accounts.api.throttling import ApiKeyRateThrottle
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_now
 from apps.catalog.models import BillableMetric
@@ -28,13 +30,11 @@ from .serializers import (
     EventOutputSerializer,
 )
 
-MAX_BATCH = 1000
-
 
 class _IngestionView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasApiKey]
-    throttle_classes: list = []
+    throttle_classes = [ApiKeyRateThrottle]
 
 
 class EventView(_IngestionView):
@@ -70,10 +70,11 @@ class EventBatchView(_IngestionView):
             raise ValidationFailed(
                 'Send {"events": [...]} with 1 to 1,000 events.', fields={"events": ["Give a list of events."]}
             )
-        if len(events) > MAX_BATCH:
+        max_batch = settings.USAGE_EVENTS_MAX_BATCH
+        if len(events) > max_batch:
             raise ValidationFailed(
-                f"A batch holds at most {MAX_BATCH:,} events; this one has {len(events):,}.",
-                fields={"events": [f"Send at most {MAX_BATCH:,} events per batch."]},
+                f"A batch holds at most {max_batch:,} events; this one has {len(events):,}.",
+                fields={"events": [f"Send at most {max_batch:,} events per batch."]},
             )
         result = usage_events_ingest(events=events, now=clock.now())
         return Response(

@@ -212,3 +212,16 @@ def test_catalog_permission_matrix(api_client, make_staff, url, method, perm, ex
     response = api_client.get(url) if method == "get" else api_client.post(url, payload)
 
     assert response.status_code == expected, response.data
+
+
+def test_a_plan_with_more_charges_than_the_batch_limit_is_refused_and_writes_nothing(api_client, superuser):
+    product = ProductFactory()
+    api_client.force_authenticate(superuser)
+    charge = {"name": "Fee", "kind": "recurring", "price_model": "flat", "prices": [{"currency": "USD", "amount": "1"}]}
+    body = {**plan_input(product), "prices": [], "charges": [charge] * 101}
+
+    response = api_client.post(PLANS_URL, body)
+
+    assert response.status_code == 400, response.data
+    assert response.json()["fields"] == {"charges": ["Ensure this field has no more than 100 elements."]}
+    assert not Plan.objects.exists()
