@@ -1,3 +1,4 @@
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.permissions import DjangoModelPermissions
 
 
@@ -22,6 +23,9 @@ class StaffModelPermissions(DjangoModelPermissions):
         user = request.user
         if not (user and user.is_authenticated and user.is_staff):
             return False
+        if request.method not in self.perms_map:
+            # Before the model lookup: views without a queryset answer an unknown method (TRACE) too.
+            raise MethodNotAllowed(request.method)
         action_permissions = getattr(view, "action_permissions", {})
         action = getattr(view, "action", None)
         if action in action_permissions:
