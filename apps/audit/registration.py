@@ -86,6 +86,8 @@ def register_audited_models() -> None:
 def actor_fields(context: AuditContext) -> dict[str, Any]:
     """Who acted, as stored on an entry: the user (when a person) and a label for everyone."""
     user = getattr(context.request, "user", None) if context.request is not None else None
+    if not getattr(user, "is_authenticated", False) and context.user is not None:
+        user = context.user
     user_model = get_user_model()
     fields: dict[str, Any] = {"user": None, "label": "", "via": ""}
     path = getattr(context.request, "path", "") or ""

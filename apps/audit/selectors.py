@@ -47,6 +47,19 @@ class AuditRecord:
     changes: dict[str, Any] = field(default_factory=dict)  # change: {field: [before, after]}; event: its data
     record_id: int = 0
 
+    @property
+    def detail_lines(self) -> list[str]:
+        """The changes (field: before → after) or the event's details, one line each."""
+        if self.kind == "change":
+            return [f"{name}: {_pair(values)}" for name, values in self.changes.items()]
+        return [f"{name}: {value}" for name, value in self.changes.items()]
+
+
+def _pair(values: Any) -> str:
+    if isinstance(values, list | tuple) and len(values) == 2:
+        return f"{values[0]} → {values[1]}"
+    return str(values)
+
 
 @dataclass(frozen=True)
 class AuditFilter:

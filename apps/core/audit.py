@@ -22,6 +22,7 @@ R = TypeVar("R")
 class AuditContext:
     request: Any = None  # the HttpRequest being served; its user is read when an entry is written
     system_actor: str = ""  # "billing run", "test clock", … when the product acts by itself
+    user: Any = None  # the `actor` a service was called with, when no request tells who acts
     reason: str = ""
 
 
@@ -57,11 +58,15 @@ def audit_reason(reason: str) -> Any:
 
 
 def audited_with_reason(function: Callable[P, R]) -> Callable[P, R]:
-    """For services taking a keyword `reason`: the changes they make carry it in the audit trail."""
+    """For services taking a keyword `reason` (and `actor`): the changes they make carry both in the
+    audit trail."""
 
     @wraps(function)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with audit_reason(str(kwargs.get("reason") or "")):
+        actor = kwargs.get("actor")
+        user = actor if getattr(actor, "is_authenticated", False) and getattr(actor, "pk", None) else None
+        context = _context.get()
+        with _with(reason=str(kwargs.get("reason") or "") or context.reason, user=user or context.user):
             return function(*args, **kwargs)
 
     return wrapper

@@ -130,7 +130,7 @@ def test_the_trail_of_an_object_merges_changes_and_domain_events_newest_first(su
 
     # The void's field change and its event, at the same moment (their order among equals is not fixed).
     assert sorted((record.kind, record.action, record.actor, record.reason) for record in trail[:2]) == [
-        ("change", "changed", "system", "wrong customer"),
+        ("change", "changed", "root", "wrong customer"),
         ("event", "Voided", "root", "wrong customer"),
     ]
     assert [record.occurred_at for record in trail] == sorted((record.occurred_at for record in trail), reverse=True)

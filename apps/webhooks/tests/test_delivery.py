@@ -52,7 +52,9 @@ def test_backoff_doubles_from_the_base_up_to_the_cap(settings):
     assert [retry_delay_seconds(n) for n in range(1, 7)] == [60, 120, 240, 480, 600, 600]
 
 
-def test_a_domain_event_is_recorded_once_and_delivered_signed(outbox_started, receiver, django_capture_on_commit_callbacks):
+def test_a_domain_event_is_recorded_once_and_delivered_signed(
+    outbox_started, receiver, django_capture_on_commit_callbacks
+):
     endpoint = _endpoint(receiver, event_types=["customer.created"])
     customer = _customer()
 
@@ -77,7 +79,11 @@ def test_a_domain_event_is_recorded_once_and_delivered_signed(outbox_started, re
     assert request["body"]["data"]["object"]["external_id"] == "liffey"
     assert request["body"]["data"]["object"]["currency"] == "EUR"
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempt_count, delivery.last_response_status) == (DeliveryStatus.SUCCEEDED, 1, 200)
+    assert (delivery.status, delivery.attempt_count, delivery.last_response_status) == (
+        DeliveryStatus.SUCCEEDED,
+        1,
+        200,
+    )
     # The log keeps the request without the signature itself.
     assert attempt.request_headers[SIGNATURE_HEADER].endswith(",v1=…")
     assert json.loads(attempt.request_body) == request["body"]
@@ -264,7 +270,9 @@ def test_an_endpoint_failing_too_often_in_a_row_is_turned_off_until_staff_turn_i
     endpoint.refresh_from_db()
     assert (endpoint.consecutive_failures, endpoint.disabled_at) == (3, now)
     # Turned off: due deliveries wait, new events make no delivery for it.
-    assert webhook_delivery_attempt(delivery_id=WebhookDelivery.objects.first().pk, now=now + timedelta(hours=1)) is None
+    assert (
+        webhook_delivery_attempt(delivery_id=WebhookDelivery.objects.first().pk, now=now + timedelta(hours=1)) is None
+    )
     customer_create(name="Later", email="later@example.com", country="IE", currency="EUR")
     webhook_events_collect()
     assert WebhookDelivery.objects.count() == 3
@@ -290,6 +298,10 @@ def test_redeliver_sends_again_now_whatever_the_state(outbox_started, receiver):
     assert (again.number, again.manual, again.response_status) == (2, True, 200)
     assert (failed.number, failed.manual, failed.response_status) == (3, True, 500)
     delivery.refresh_from_db()
-    assert (delivery.status, delivery.attempt_count, delivery.last_response_status) == (DeliveryStatus.SUCCEEDED, 1, 500)
+    assert (delivery.status, delivery.attempt_count, delivery.last_response_status) == (
+        DeliveryStatus.SUCCEEDED,
+        1,
+        500,
+    )
     assert WebhookAttempt.objects.count() == 3
     assert len({request["body"]["id"] for request in receiver.requests}) == 1  # the same event each time
