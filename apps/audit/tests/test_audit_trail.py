@@ -20,7 +20,6 @@ from apps.invoices.models import Invoice
 from apps.invoices.services import bill_due_subscriptions, invoice_void
 from apps.invoices.tasks import invoice_finalize_due_drafts_task
 from apps.invoices.tests.factories import make_draft_invoice, make_open_invoice
-from apps.subscriptions.models import Subscription
 from apps.subscriptions.services import subscription_cancel
 from apps.subscriptions.tests.factories import make_subscription
 
