@@ -165,7 +165,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{delivery}: {exc.message}", messages.ERROR)
                 continue
             if attempt.succeeded:
-                self.message_user(request, f"{delivery}: delivered (HTTP {attempt.response_status}).")
+                self.message_user(request, f"{delivery}: delivered (HTTP {attempt.response_status}).", messages.SUCCESS)
             else:
                 outcome = f"HTTP {attempt.response_status}" if attempt.response_status else attempt.error
                 self.message_user(request, f"{delivery}: not delivered ({outcome}).", messages.ERROR)

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -210,7 +211,7 @@ def webhook_events_collect(*, now: datetime | None = None, batch_size: int | Non
         with transaction.atomic():
             delivery_ids = _source_collect(source, now=now, batch_size=batch_size)
             if delivery_ids:
-                transaction.on_commit(lambda ids=delivery_ids: _deliveries_enqueue(ids))
+                transaction.on_commit(partial(_deliveries_enqueue, delivery_ids))
         queued += len(delivery_ids)
     return queued
 

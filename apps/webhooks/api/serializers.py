@@ -1,3 +1,4 @@
+from django.core.validators import URLValidator
 from rest_framework import serializers
 
 from apps.core.outbox import event_types
@@ -26,7 +27,10 @@ class WebhookEndpointCreatedOutputSerializer(WebhookEndpointOutputSerializer):
 
 
 class WebhookEndpointCreateInputSerializer(serializers.Serializer):
-    url = serializers.URLField(max_length=2000)
+    url = serializers.URLField(
+        max_length=2000,
+        validators=[URLValidator(schemes=["http", "https"], message="Enter a valid http:// or https:// URL.")],
+    )
     description = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     event_types = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
     is_active = serializers.BooleanField(required=False, default=True)
