@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "apps.subscriptions",
     "apps.usage",
     "apps.invoices",
+    "apps.payments",
     "apps.webhooks",
     "apps.audit",
 ]
@@ -140,6 +141,10 @@ USAGE_EVENT_MAX_AGE_DAYS = env.int("USAGE_EVENT_MAX_AGE_DAYS", default=35)
 USAGE_EVENT_MAX_FUTURE_MINUTES = env.int("USAGE_EVENT_MAX_FUTURE_MINUTES", default=60)
 # Days between issue and due date unless the customer has its own terms.
 INVOICE_PAYMENT_TERMS_DAYS = env.int("INVOICE_PAYMENT_TERMS_DAYS", default=14)
+
+# Payments (docs/payments.md): money received beyond what its invoices owe is credited to the
+# customer's balance (taken off the next invoices); false refuses such payments instead.
+PAYMENT_OVERPAYMENT_TO_BALANCE = env.bool("PAYMENT_OVERPAYMENT_TO_BALANCE", default=True)
 
 # Email each bill (PDF attached) to the customer's email and billing contacts once it is rendered.
 INVOICE_EMAIL_ON_FINALIZE = env.bool("INVOICE_EMAIL_ON_FINALIZE", default=True)
@@ -244,7 +249,8 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Billing Portal API",
-    "DESCRIPTION": "Customers, catalog, subscriptions and invoices. Amounts are decimal strings with a currency.",
+    "DESCRIPTION": "Customers, catalog, subscriptions, invoices and payments. Amounts are decimal strings with a "
+    "currency.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],  # schema and docs: staff only
@@ -263,6 +269,11 @@ SPECTACULAR_SETTINGS = {
         "CreditNoteStatusEnum": "apps.invoices.constants.CreditNoteStatus",
         "CreditNoteLineKindEnum": "apps.invoices.constants.CreditNoteLineKind",
         "CreditNoteReasonEnum": "apps.invoices.constants.CreditNoteReason",
+        "PaymentStatusEnum": "apps.payments.constants.PaymentStatus",
+        "PaymentMethodEnum": "apps.payments.constants.PaymentMethod",
+        "ManualPaymentMethodEnum": "apps.payments.constants.MANUAL_METHOD_CHOICES",
+        "PaymentProviderEnum": "apps.payments.constants.PaymentProvider",
+        "RefundStatusEnum": "apps.payments.constants.RefundStatus",
     },
 }
 

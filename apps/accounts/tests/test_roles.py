@@ -73,29 +73,28 @@ def test_role_permissions_at_a_glance():
         "subscriptions.view_subscription", "subscriptions.view_subscriptionevent", "subscriptions.view_scheduledchange",
         "invoices.view_invoice", "invoices.view_invoiceline", "invoices.view_invoiceevent", "invoices.view_creditnote",
         "invoices.view_creditnoteline",
+        "payments.view_payment", "payments.view_paymentallocation", "payments.view_refund",
     }  # fmt: skip
 
 
 def test_new_models_join_the_roles_when_roles_are_applied_again():
     """What happens after `migrate` brings a new app (here: its permissions made by hand)."""
-    content_type = ContentType.objects.create(app_label="payments", model="payment")
+    content_type = ContentType.objects.create(app_label="payments", model="payout")
     for action in ("view", "add", "change", "delete"):
-        Permission.objects.create(content_type=content_type, codename=f"{action}_payment", name=f"Can {action}")
-    Permission.objects.create(content_type=content_type, codename="refund_payment", name="Can refund")
+        Permission.objects.create(content_type=content_type, codename=f"{action}_payout", name=f"Can {action}")
+    Permission.objects.create(content_type=content_type, codename="approve_payout", name="Can approve")
     group = Group.objects.get(name=SUPPORT)
-    group.permissions.add(
-        Permission.objects.get(content_type__app_label="accounts", codename="delete_customer")
-    )  # a hand-made change
+    group.permissions.add(Permission.objects.get(content_type__app_label="accounts", codename="delete_customer"))
 
     roles_apply(apps=apps)
 
-    payments = {role: sorted(p for p in perms_of(role) if p.startswith("payments.")) for role in (FA, BO, AU, SU)}
-    assert payments == {
-        FA: ["payments.add_payment", "payments.change_payment", "payments.delete_payment",
-             "payments.refund_payment", "payments.view_payment"],
-        BO: ["payments.add_payment", "payments.change_payment", "payments.view_payment"],
-        AU: ["payments.view_payment"],
-        SU: ["payments.view_payment"],
+    payouts = {role: sorted(p for p in perms_of(role) if p.endswith("payout")) for role in (FA, BO, AU, SU)}
+    assert payouts == {
+        FA: ["payments.add_payout", "payments.approve_payout", "payments.change_payout", "payments.delete_payout",
+             "payments.view_payout"],
+        BO: ["payments.add_payout", "payments.change_payout", "payments.view_payout"],
+        AU: ["payments.view_payout"],
+        SU: [],  # support reads payments, allocations and refunds only
     }  # fmt: skip
     assert "accounts.delete_customer" not in perms_of(SUPPORT)  # the module is the source of truth
 
@@ -124,6 +123,8 @@ ADMIN_PAGES = [
     ("customer change page", lambda inv: reverse("admin:accounts_customer_change", args=[inv.customer_id]), ALL),
     ("invoice list", lambda inv: reverse("admin:invoices_invoice_changelist"), ALL),
     ("invoice void", lambda inv: reverse("admin:invoices_invoice_void", args=[inv.pk]), {FA, BO}),
+    ("payment list", lambda inv: reverse("admin:payments_payment_changelist"), ALL),
+    ("payment add", lambda inv: reverse("admin:payments_payment_add") + f"?customer={inv.customer_id}", {FA, BO}),
     ("tax rate add", lambda inv: reverse("admin:invoices_taxrate_add"), {FA}),
     ("plan add", lambda inv: reverse("admin:catalog_plan_add"), {FA}),
     ("plan list", lambda inv: reverse("admin:catalog_plan_changelist"), ALL),
@@ -175,6 +176,8 @@ API_CALLS = [
     ("change customer", "patch", f"/api/v1/customers/{MISSING}", {}, {FA, BO, SU}),
     ("list invoices", "get", "/api/v1/invoices", None, ALL),
     ("void invoice", "post", f"/api/v1/invoices/{MISSING}/void", {}, {FA, BO}),
+    ("list payments", "get", "/api/v1/payments", None, ALL),
+    ("record payment", "post", "/api/v1/payments", {}, {FA, BO}),
     ("list tax rates", "get", "/api/v1/tax-rates", None, {FA, BO, AU}),
     ("create tax rate", "post", "/api/v1/tax-rates", {}, {FA}),
     ("create plan", "post", "/api/v1/plans", {}, {FA}),

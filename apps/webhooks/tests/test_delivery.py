@@ -305,3 +305,29 @@ def test_redeliver_sends_again_now_whatever_the_state(outbox_started, receiver):
     )
     assert WebhookAttempt.objects.count() == 3
     assert len({request["body"]["id"] for request in receiver.requests}) == 1  # the same event each time
+
+
+def test_a_manual_payment_sends_payment_succeeded_and_invoice_paid(outbox_started, receiver):
+    from apps.payments.services import payment_record_manual
+
+    invoice = make_open_invoice()
+    endpoint = _endpoint(receiver, event_types=["payment.succeeded", "invoice.paid"])
+    webhook_events_collect()  # the invoice's own events: not wanted by this endpoint
+    assert not WebhookDelivery.objects.filter(endpoint=endpoint).exists()
+
+    payment = payment_record_manual(
+        customer_id=invoice.customer_id, amount=invoice.total.amount, currency=invoice.currency,
+        method="bank_transfer", reference="SEPA 42", received_at=clock.now(),
+    )  # fmt: skip
+    webhook_events_collect()
+
+    deliveries = WebhookDelivery.objects.filter(endpoint=endpoint).select_related("event").order_by("id")
+    assert [delivery.event.type for delivery in deliveries] == ["invoice.paid", "payment.succeeded"]
+    succeeded = WebhookEvent.objects.get(type="payment.succeeded")
+    assert succeeded.data["object"]["id"] == payment.pk
+    assert succeeded.data["object"]["reference"] == "SEPA 42"
+    assert succeeded.data["object"]["allocations"] == [{"invoice": invoice.pk, "amount": str(invoice.total.amount)}]
+    assert succeeded.data["object"]["amount"] == {"amount": str(invoice.total.amount), "currency": invoice.currency}
+    for delivery in deliveries:
+        assert webhook_delivery_attempt(delivery_id=delivery.pk).succeeded
+    assert sorted(request["body"]["type"] for request in receiver.requests) == ["invoice.paid", "payment.succeeded"]

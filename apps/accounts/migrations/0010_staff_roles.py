@@ -24,7 +24,7 @@ def delete_roles(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0008_customer_invoice_grouping"),
+        ("accounts", "0009_customer_collection_method"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]
