@@ -157,3 +157,23 @@ def test_admin_redeliver_action_reports_each_outcome(client, superuser, outbox_s
     page = client.get(reverse("admin:webhooks_webhookdelivery_change", args=[delivery.pk]))
     assert page.status_code == 200
     assert b"answered 502" in page.content
+
+
+def test_the_delivery_log_lists_in_a_fixed_number_of_queries(
+    api_client, superuser, outbox_started, receiver, django_assert_num_queries
+):
+    endpoint, receiver.secret = webhook_endpoint_create(url=receiver.url)
+    for number in range(3):
+        customer_create(name=f"Customer {number}", email=f"c{number}@example.com", country="IE", currency="EUR")
+    webhook_events_collect()
+    for delivery in WebhookDelivery.objects.all():
+        webhook_delivery_attempt(delivery_id=delivery.pk)
+    api_client.force_authenticate(superuser)
+
+    with django_assert_num_queries(3):  # count, page with event and endpoint, attempts
+        response = api_client.get(DELIVERIES)
+
+    assert response.status_code == 200
+    assert response.json()["count"] == 3
+    assert [len(row["attempts"]) for row in response.json()["results"]] == [1, 1, 1]
+    assert {row["endpoint"] for row in response.json()["results"]} == {endpoint.pk}
