@@ -25,6 +25,7 @@ api_v1 = [
     path("", include("apps.usage.api.urls")),
     path("", include("apps.payments.stripe.api.urls")),
     path("", include("apps.payments.api.dunning_urls")),
+    path("", include("apps.webhooks.api.urls")),
 ]
 
 urlpatterns = [

@@ -19,3 +19,10 @@ class PaymentsConfig(AppConfig):
         from .dunning import tasks as dunning_tasks  # noqa: F401
 
         dunning_receivers.connect()
+
+        # Outgoing webhooks: payments and refunds as a source of events.
+        from apps.core.outbox import event_source_register
+
+        from .webhooks import PAYMENT_EVENT_SOURCE
+
+        event_source_register(PAYMENT_EVENT_SOURCE)

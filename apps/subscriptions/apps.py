@@ -5,3 +5,10 @@ class SubscriptionsConfig(AppConfig):
     name = "apps.subscriptions"
     label = "subscriptions"
     verbose_name = "Subscriptions"
+
+    def ready(self) -> None:
+        from apps.core.outbox import event_source_register
+
+        from .webhooks import SUBSCRIPTION_EVENT_SOURCE
+
+        event_source_register(SUBSCRIPTION_EVENT_SOURCE)

@@ -8,6 +8,7 @@ from apps.accounts.selectors import customer_now
 from apps.catalog.constants import VersionMigrationTiming
 from apps.catalog.models import Plan, PlanVersion
 from apps.core import clock
+from apps.core.audit import audited_with_reason
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
 from apps.core.validation import validate_instance
 
@@ -172,6 +173,7 @@ def subscription_ensure_transition(subscription: Subscription, target: str) -> N
         )
 
 
+@audited_with_reason
 @transaction.atomic
 def subscription_cancel(
     *,

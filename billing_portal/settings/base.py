@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "djstripe",
     "axes",
     "csp",
+    "auditlog",
     # ours
     "apps.core",
     "apps.accounts",
@@ -44,6 +45,8 @@ INSTALLED_APPS = [
     "apps.usage",
     "apps.invoices",
     "apps.payments",
+    "apps.webhooks",
+    "apps.audit",
 ]
 
 MIDDLEWARE = [
@@ -54,6 +57,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.audit.middleware.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: turns a locked-out login into its 429 page.
@@ -230,6 +234,25 @@ SELLER = {
 # Dunning actions counted in days from the due date happen at this hour (UTC) of their day; retries
 # keep the time of day of the failed payment. See docs/payments.md (Dunning).
 DUNNING_ACTION_HOUR = env.int("DUNNING_ACTION_HOUR", default=9)
+# --- Outgoing webhooks (docs/audit-and-webhooks.md) -----------------------------------------------
+# Seconds between two collections of new domain events into webhook deliveries (Celery beat).
+WEBHOOK_COLLECT_EVERY_SECONDS = env.float("WEBHOOK_COLLECT_EVERY_SECONDS", default=15.0)
+WEBHOOK_COLLECT_BATCH_SIZE = env.int("WEBHOOK_COLLECT_BATCH_SIZE", default=500)
+# A domain row is expected to be committed within this many seconds of being written (longer than the
+# longest transaction, a billing chunk's): the collector looks back that far for late commits.
+WEBHOOK_OUTBOX_SETTLE_SECONDS = env.int("WEBHOOK_OUTBOX_SETTLE_SECONDS", default=3600)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Attempts of one delivery (the first included); the wait after the n-th failure is
+# base × 2^(n-1) seconds, at most the cap: 1 min, 2, 4, … 8 attempts span about 2 hours.
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=60)
+WEBHOOK_RETRY_MAX_SECONDS = env.int("WEBHOOK_RETRY_MAX_SECONDS", default=6 * 3600)
+# An endpoint whose attempts fail this many times in a row is turned off (staff turn it on again).
+WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=50)
+
+# --- Audit trail ---------------------------------------------------------------------------------
+AUDITLOG_DISABLE_REMOTE_ADDR = env.bool("AUDITLOG_DISABLE_REMOTE_ADDR", default=False)
+AUDITLOG_STORE_JSON_CHANGES = True
 
 # --- Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
@@ -250,6 +273,9 @@ CELERY_TASK_ROUTES = {
     "apps.invoices.tasks.invoice_render_missing_pdfs_task": {"queue": "pdf"},
     "apps.invoices.tasks.credit_note_render_pdf_task": {"queue": "pdf"},
     "apps.invoices.tasks.invoice_email_task": {"queue": "email"},
+    "apps.webhooks.tasks.webhook_events_collect_task": {"queue": "webhooks"},
+    "apps.webhooks.tasks.webhook_delivery_attempt_task": {"queue": "webhooks"},
+    "apps.webhooks.tasks.webhook_deliveries_requeue_due_task": {"queue": "webhooks"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Declared here; django-celery-beat's database scheduler installs these entries when beat starts.
@@ -270,6 +296,14 @@ CELERY_BEAT_SCHEDULE = {
     "dunning-run-hourly": {
         "task": "apps.payments.dunning.tasks.dunning_run_task",
         "schedule": crontab(minute=30),
+    },
+    "webhook-events-collect": {
+        "task": "apps.webhooks.tasks.webhook_events_collect_task",
+        "schedule": WEBHOOK_COLLECT_EVERY_SECONDS,
+    },
+    "webhook-deliveries-requeue-due": {
+        "task": "apps.webhooks.tasks.webhook_deliveries_requeue_due_task",
+        "schedule": crontab(),  # every minute
     },
 }
 

@@ -26,6 +26,7 @@ from apps.catalog.models import Plan
 from apps.catalog.selectors import active_discounts, discounts_applicable
 from apps.catalog.services import discount_record_applied
 from apps.core import clock
+from apps.core.audit import audited_as
 from apps.core.money import zero
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import Subscription
@@ -253,6 +254,7 @@ def subscription_start(
     return subscription
 
 
+@audited_as("billing run")
 def bill_due_subscriptions(
     *,
     now: datetime | None = None,

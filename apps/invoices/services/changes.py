@@ -21,6 +21,7 @@ from django.db import transaction
 from apps.catalog.models import Plan
 from apps.catalog.selectors import discounts_applicable
 from apps.core import clock
+from apps.core.audit import audited_with_reason
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
 from apps.core.money import quantize_amount
 from apps.subscriptions.constants import SubscriptionEventType, SubscriptionStatus
@@ -436,6 +437,7 @@ def subscription_cancel_credit_preview(*, subscription_id: int, now: datetime | 
     return _unused_time_credits(subscription, now, as_invoiced=True)
 
 
+@audited_with_reason
 @transaction.atomic
 def subscription_cancel_with_credit(
     *, subscription_id: int, prorate: bool = True, reason: str = "", actor: Any = None, now: datetime | None = None
@@ -462,6 +464,7 @@ def subscription_cancel_with_credit(
     return ChangeResult(subscription=subscription, preview=preview)
 
 
+@audited_with_reason
 @transaction.atomic
 def subscription_pause(
     *, subscription_id: int, prorate: bool = True, reason: str = "", actor: Any = None, now: datetime | None = None

@@ -28,6 +28,7 @@ from djmoney.money import Money
 
 from apps.accounts.selectors import customer_now
 from apps.catalog.pricing import format_price, format_quantity
+from apps.core.audit import audited_with_reason
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
 from apps.core.money import has_more_decimals_than_currency, quantize_amount
 
@@ -612,6 +613,7 @@ def _enqueue_pdf(credit_note_id: int) -> None:
             )  # fmt: skip
 
 
+@audited_with_reason
 @transaction.atomic
 def credit_note_void(
     *, credit_note_id: int, reason: str = "", actor: Any = None, now: datetime | None = None

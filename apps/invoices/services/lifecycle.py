@@ -10,6 +10,7 @@ from django.db import transaction
 from djmoney.money import Money
 
 from apps.core import clock
+from apps.core.audit import audited_with_reason
 from apps.core.errors import InvalidTransition, NotEditable, NotFound, ValidationFailed
 from apps.core.money import quantize_amount
 
@@ -211,6 +212,7 @@ def _transition(
     return invoice
 
 
+@audited_with_reason
 @transaction.atomic
 def invoice_void(*, invoice_id: int, actor=None, reason: str = "", now: datetime | None = None) -> Invoice:
     """Cancel an invoice for good. Its number, if it has one, stays used (no gap). A voided draft gives
@@ -237,6 +239,7 @@ def invoice_void(*, invoice_id: int, actor=None, reason: str = "", now: datetime
     return invoice
 
 
+@audited_with_reason
 @transaction.atomic
 def invoice_mark_uncollectible(
     *, invoice_id: int, actor=None, reason: str = "", now: datetime | None = None

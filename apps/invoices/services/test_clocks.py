@@ -9,6 +9,7 @@ from django.db.models import Min
 
 from apps.accounts.models import TestClock
 from apps.core import clock
+from apps.core.audit import audited_as
 from apps.core.clock_hooks import test_clock_hooks
 from apps.core.errors import NotFound, ValidationFailed
 from apps.subscriptions.constants import BILLABLE_STATUSES
@@ -22,6 +23,7 @@ MAX_ADVANCE = timedelta(days=366 * 5)
 MAX_STEPS = 10_000
 
 
+@audited_as("test clock")
 def test_clock_advance(*, test_clock_id: int, to: datetime, actor=None) -> TestClock:
     """Move a test clock forward to `to`. Each moment at which something falls due (a period begins,
     a trial or a period-end cancellation ends, a draft's review time is over, or a registered hook has

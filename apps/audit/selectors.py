@@ -1,0 +1,184 @@
+"""The audit trail: audit log entries (field changes, by whom and why) and the domain events the services
+record (`InvoiceEvent`, `SubscriptionEvent`, …) read together, newest first.
+
+The billing run's bulk path writes invoices with COPY, which no model signal sees; its invoices'
+`created`/`finalized` events are their record here.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from auditlog.models import LogEntry
+from django.apps import apps
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Q
+
+from .registration import audited_models
+
+# Domain event tables: (event model, the field pointing at the object, the object's model).
+DOMAIN_EVENT_TABLES = (
+    ("invoices.InvoiceEvent", "invoice", "invoices.Invoice"),
+    ("subscriptions.SubscriptionEvent", "subscription", "subscriptions.Subscription"),
+    ("payments.PaymentEvent", "payment", "payments.Payment"),
+)
+
+ACTIONS = {
+    LogEntry.Action.CREATE: "created",
+    LogEntry.Action.UPDATE: "changed",
+    LogEntry.Action.DELETE: "deleted",
+    LogEntry.Action.ACCESS: "accessed",
+}
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    occurred_at: datetime
+    kind: str  # "change" (audit log entry) or "event" (domain event)
+    model: str  # label_lower of the object's model, e.g. "invoices.invoice"
+    model_name: str
+    object_id: str
+    object_repr: str
+    action: str
+    actor: str
+    via: str
+    reason: str
+    changes: dict[str, Any] = field(default_factory=dict)  # change: {field: [before, after]}; event: its data
+    record_id: int = 0
+
+    @property
+    def detail_lines(self) -> list[str]:
+        """The changes (field: before → after) or the event's details, one line each."""
+        if self.kind == "change":
+            return [f"{name}: {_pair(values)}" for name, values in self.changes.items()]
+        return [f"{name}: {value}" for name, value in self.changes.items()]
+
+
+def _pair(values: Any) -> str:
+    if isinstance(values, list | tuple) and len(values) == 2:
+        return f"{values[0]} → {values[1]}"
+    return str(values)
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    model: str = ""  # label_lower
+    object_id: str = ""
+    actor: str = ""  # part of a username or of a system actor's name; "system" matches events without a user
+    date_from: date | None = None
+    date_to: date | None = None
+
+
+def _event_tables() -> list[tuple[Any, str, Any]]:
+    tables = []
+    for event_label, fk, object_label in DOMAIN_EVENT_TABLES:
+        try:
+            tables.append((apps.get_model(event_label), fk, apps.get_model(object_label)))
+        except LookupError:
+            continue
+    return tables
+
+
+def audit_model_choices() -> list[tuple[str, str]]:
+    models = {model._meta.label_lower: model for model in audited_models()}
+    for _event_model, _fk, object_model in _event_tables():
+        models[object_model._meta.label_lower] = object_model
+    return sorted(
+        (
+            (label, f"{model._meta.app_config.verbose_name}: {model._meta.verbose_name}")
+            for label, model in models.items()
+        ),
+        key=lambda choice: choice[1],
+    )
+
+
+def _moment_range(filters: AuditFilter) -> tuple[datetime | None, datetime | None]:
+    """Whole UTC days, `date_to` included."""
+    start = datetime.combine(filters.date_from, time.min, tzinfo=UTC) if filters.date_from else None
+    end = datetime.combine(filters.date_to + timedelta(days=1), time.min, tzinfo=UTC) if filters.date_to else None
+    return start, end
+
+
+def _log_entries(filters: AuditFilter, limit: int | None) -> Iterator[AuditRecord]:
+    entries = LogEntry.objects.select_related("content_type", "actor").order_by("-timestamp", "-id")
+    if filters.model:
+        app_label, _, model = filters.model.partition(".")
+        entries = entries.filter(content_type__app_label=app_label, content_type__model=model)
+    else:
+        entries = entries.filter(content_type__in=ContentType.objects.get_for_models(*audited_models()).values())
+    if filters.object_id:
+        entries = entries.filter(object_pk=filters.object_id)
+    if filters.actor:
+        entries = entries.filter(
+            Q(actor__username__icontains=filters.actor) | Q(additional_data__actor__icontains=filters.actor)
+            if filters.actor.lower() != "system"
+            else Q(actor__isnull=True)
+        )
+    start, end = _moment_range(filters)
+    if start:
+        entries = entries.filter(timestamp__gte=start)
+    if end:
+        entries = entries.filter(timestamp__lt=end)
+    for entry in entries[:limit] if limit else entries.iterator(chunk_size=2000):
+        data = entry.additional_data or {}
+        model_class = entry.content_type.model_class()
+        yield AuditRecord(
+            occurred_at=entry.timestamp,
+            kind="change",
+            model=f"{entry.content_type.app_label}.{entry.content_type.model}",
+            model_name=str(model_class._meta.verbose_name) if model_class else entry.content_type.model,
+            object_id=entry.object_pk,
+            object_repr=entry.object_repr,
+            action=ACTIONS.get(entry.action, str(entry.action)),
+            actor=entry.actor.get_username() if entry.actor else data.get("actor", "") or "system",
+            via=data.get("via", ""),
+            reason=data.get("reason", ""),
+            changes=entry.changes_dict or {},
+            record_id=entry.pk,
+        )
+
+
+def _domain_events(filters: AuditFilter, limit: int | None) -> Iterator[AuditRecord]:
+    start, end = _moment_range(filters)
+    for event_model, fk, object_model in _event_tables():
+        label = object_model._meta.label_lower
+        if filters.model and filters.model != label:
+            continue
+        events = event_model.objects.select_related(fk, "actor").order_by("-occurred_at", "-id")
+        if filters.object_id:
+            if not filters.object_id.isdigit():
+                continue
+            events = events.filter(**{f"{fk}_id": int(filters.object_id)})
+        if filters.actor:
+            events = events.filter(
+                actor__isnull=True if filters.actor.lower() == "system" else Q(actor__username__icontains=filters.actor)
+            )
+        if start:
+            events = events.filter(occurred_at__gte=start)
+        if end:
+            events = events.filter(occurred_at__lt=end)
+        for event in events[:limit] if limit else events.iterator(chunk_size=2000):
+            data = event.data or {}
+            yield AuditRecord(
+                occurred_at=event.occurred_at,
+                kind="event",
+                model=label,
+                model_name=str(object_model._meta.verbose_name),
+                object_id=str(getattr(event, f"{fk}_id")),
+                object_repr=str(getattr(event, fk)),
+                action=event.get_type_display(),
+                actor=event.actor.get_username() if event.actor else "system",
+                via="",
+                reason=str(data.get("reason", "") or ""),
+                changes=data,
+                record_id=event.pk,
+            )
+
+
+def audit_trail(filters: AuditFilter | None = None, *, limit: int | None = None) -> list[AuditRecord]:
+    """The trail, newest first; `limit` caps the rows read from each source (and the result)."""
+    filters = filters or AuditFilter()
+    records = [*_log_entries(filters, limit), *_domain_events(filters, limit)]
+    records.sort(key=lambda record: (record.occurred_at, record.kind == "change", record.record_id), reverse=True)
+    return records[:limit] if limit else records

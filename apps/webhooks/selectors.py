@@ -1,0 +1,15 @@
+from django.db.models import QuerySet
+
+from .models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+
+
+def webhook_endpoint_list() -> QuerySet[WebhookEndpoint]:
+    return WebhookEndpoint.objects.all()
+
+
+def webhook_delivery_list() -> QuerySet[WebhookDelivery]:
+    return WebhookDelivery.objects.select_related("event", "endpoint").prefetch_related("attempts")
+
+
+def webhook_event_list() -> QuerySet[WebhookEvent]:
+    return WebhookEvent.objects.all()
