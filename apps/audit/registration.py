@@ -48,6 +48,10 @@ AUDITED_MODELS: dict[str, list[str]] = {
     "payments.Payment": ["updated_at"],
     "payments.PaymentAllocation": [],
     "payments.Refund": ["updated_at"],
+    "payments.DunningCampaign": ["updated_at"],
+    "payments.CustomerDunningSetting": ["updated_at"],
+    "payments.InvoiceDunning": ["updated_at"],
+    "payments.StripeCustomer": ["updated_at"],
     "webhooks.WebhookEndpoint": ["updated_at", "secret", "consecutive_failures"],
     "auth.User": ["password", "last_login"],
     "auth.Group": [],
@@ -63,6 +67,9 @@ SYSTEM_ACTORS = {
     "apps.invoices.tasks.invoice_render_pdfs_task": "PDF rendering",
     "apps.invoices.tasks.credit_note_render_pdf_task": "PDF rendering",
     "apps.invoices.tasks.invoice_email_task": "invoice email",
+    "apps.payments.dunning.tasks.dunning_run_task": "dunning",
+    "apps.payments.stripe.tasks.invoice_collect_task": "card collection",
+    "apps.payments.stripe.tasks.stripe_refund_task": "card refund",
 }
 
 
