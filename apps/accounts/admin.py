@@ -31,7 +31,7 @@ from .services import (
 
 class CustomerMembershipInline(admin.TabularInline):
     model = CustomerMembership
-    fields = ["user", "role", "created_at"]
+    fields = ["user", "role", "language", "created_at"]
     readonly_fields = ["created_at"]
     autocomplete_fields = ["user"]
     extra = 0
@@ -92,6 +92,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
                     "currency",
                     "payment_terms_days",
                     "invoice_grouping",
+                    "preferred_language",
                     ("tax_id", "tax_id_type"),
                     ("tax_id_status", "tax_id_checked_at"),
                     "tax_exempt",

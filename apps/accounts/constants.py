@@ -33,3 +33,18 @@ class InvoiceGrouping(models.TextChoices):
 
     PER_SUBSCRIPTION = "per_subscription", "One invoice per subscription"
     PER_CUSTOMER = "per_customer", "One invoice for all subscriptions renewing on the same date"
+
+
+class PortalLanguage(models.TextChoices):
+    """Languages of the customer portal, its emails and PDF bills (Django language codes)."""
+
+    ENGLISH = "en", "English"
+    SIMPLIFIED_CHINESE = "zh-hans", "简体中文"
+
+
+# What each portal role may do (an owner may do everything, a viewer only reads).
+PORTAL_ROLE_ACTIONS: dict[str, frozenset[str]] = {
+    "owner": frozenset({"read", "manage_billing", "manage_team"}),
+    "billing": frozenset({"read", "manage_billing"}),
+    "viewer": frozenset({"read"}),
+}

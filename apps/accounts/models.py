@@ -10,7 +10,7 @@ from django_countries.fields import Country, CountryField
 from apps.core.models import TimeStampedModel
 from apps.core.money import currency_choices
 
-from .constants import InvoiceGrouping, TaxIdStatus, TaxIdType
+from .constants import InvoiceGrouping, PortalLanguage, TaxIdStatus, TaxIdType
 
 # Address conventions for printing (others use "postcode city" on one line, then region).
 CITY_STATE_POSTCODE_COUNTRIES = frozenset({"US", "CA", "AU"})
@@ -84,6 +84,12 @@ class Customer(TimeStampedModel):
         default="",
         help_text="Empty means the default (the INVOICE_GROUPING setting). Applies to billing runs; a new "
         "subscription's first invoice is always its own.",
+    )
+    preferred_language = models.CharField(
+        max_length=8,
+        choices=PortalLanguage.choices,
+        default=PortalLanguage.ENGLISH,
+        help_text="The language of the customer's portal, emails and PDF bills (each portal user may pick their own).",
     )
     test_clock = models.ForeignKey(
         TestClock,
@@ -174,6 +180,12 @@ class CustomerMembership(TimeStampedModel):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.BILLING)
+    language = models.CharField(
+        max_length=8,
+        choices=PortalLanguage.choices,
+        blank=True,
+        help_text="The portal's language for this user at this customer; empty means the customer's.",
+    )
 
     class Meta:
         constraints = [
@@ -186,6 +198,10 @@ class CustomerMembership(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.customer} ({self.get_role_display()})"
+
+    @property
+    def portal_language(self) -> str:
+        return self.language or self.customer.preferred_language
 
 
 class ApiKey(TimeStampedModel):

@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_noop
 
 
 class InvoiceStatus(models.TextChoices):
@@ -83,7 +84,8 @@ class ChangeTiming(models.TextChoices):
     PERIOD_END = "period_end", "At the end of the current period"
 
 
-REVERSE_CHARGE_NOTE = "Reverse charge: VAT to be accounted for by the recipient."
+# Printed on the bill (translated there, in the customer's language).
+REVERSE_CHARGE_NOTE = gettext_noop("Reverse charge: VAT to be accounted for by the recipient.")
 
 
 # --- Credit notes ------------------------------------------------------------------------------------

@@ -5,8 +5,9 @@ from django.db.models import Q, QuerySet, Sum
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
+from apps.core.errors import NotFound
 
-from .constants import CREDITABLE_STATUSES, UNPAID_STATUSES, BillingReason, CreditNoteStatus
+from .constants import CREDITABLE_STATUSES, UNPAID_STATUSES, BillingReason, CreditNoteStatus, InvoiceStatus
 from .models import BillingRun, CreditNote, Invoice, InvoicedPeriod, InvoiceItem, TaxRate
 
 
@@ -88,3 +89,62 @@ def invoice_creditable_amount(invoice: Invoice) -> Decimal:
     if invoice.status not in CREDITABLE_STATUSES:
         return Decimal(0)
     return invoice.total.amount - _credited(invoice)["total"]
+
+
+# --- Customer-facing reads (the portal and the customer API): always scoped to one customer -----------
+
+CUSTOMER_VISIBLE_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE, InvoiceStatus.VOID)
+
+
+def invoice_list_for_customer(*, customer_id: int, status: str = "") -> QuerySet[Invoice]:
+    """The customer's issued invoices (never drafts), newest first; `status` filters when given."""
+    invoices = Invoice.objects.filter(customer_id=customer_id, status__in=CUSTOMER_VISIBLE_STATUSES)
+    if status:
+        invoices = invoices.filter(status=status)
+    return invoices.order_by("-issued_at", "-id")
+
+
+def invoice_get_for_customer(*, customer_id: int, invoice_id: int | str) -> Invoice:
+    """One of the customer's issued invoices with its lines, taxes and credit notes; `NotFound` for
+    anybody else's, a draft, or an id that is not a number."""
+    try:
+        pk = int(invoice_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such invoice.") from None
+    invoice = (
+        invoice_list_for_customer(customer_id=customer_id)
+        .prefetch_related("lines", "taxes", "credit_notes")
+        .filter(pk=pk)
+        .first()
+    )
+    if invoice is None:
+        raise NotFound("No such invoice.")
+    return invoice
+
+
+def credit_note_list_for_customer(*, customer_id: int) -> QuerySet[CreditNote]:
+    return CreditNote.objects.filter(customer_id=customer_id).select_related("invoice").order_by("-issued_at", "-id")
+
+
+def credit_note_get_for_customer(*, customer_id: int, credit_note_id: int | str) -> CreditNote:
+    try:
+        pk = int(credit_note_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such credit note.") from None
+    credit_note = credit_note_list_for_customer(customer_id=customer_id).prefetch_related("lines").filter(pk=pk).first()
+    if credit_note is None:
+        raise NotFound("No such credit note.")
+    return credit_note
+
+
+def customer_amount_due(*, customer: Customer) -> Money:
+    """What the customer owes on its issued, unpaid invoices (less what credit notes took off them)."""
+    invoices = Invoice.objects.filter(customer=customer, status__in=UNPAID_STATUSES)
+    total = invoices.aggregate(total=Sum("total"))["total"] or Decimal(0)
+    reduced = (
+        CreditNote.objects.filter(
+            invoice__customer=customer, invoice__status__in=UNPAID_STATUSES, status=CreditNoteStatus.ISSUED
+        ).aggregate(total=Sum("amount_due_reduction"))["total"]
+        or Decimal(0)
+    )
+    return Money(total - reduced, customer.currency)

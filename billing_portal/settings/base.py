@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "djstripe",
+    "sesame",
     # ours
     "apps.core",
     "apps.accounts",
@@ -40,15 +41,18 @@ INSTALLED_APPS = [
     "apps.subscriptions",
     "apps.usage",
     "apps.invoices",
+    "apps.portal",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "apps.portal.middleware.PortalMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -87,6 +91,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# The portal, its emails and PDF bills speak these; the admin follows the staff user's browser language.
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -102,6 +109,16 @@ STORAGES = {
 }
 
 LOGIN_URL = "admin:login"
+
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    # The portal's passwordless sign-in links (one-time, short-lived).
+    "sesame.backends.ModelBackend",
+]
+SESAME_MAX_AGE = env.int("PORTAL_LOGIN_LINK_MAX_AGE", default=15 * 60)
+SESAME_ONE_TIME = True
+# Where the portal is served, for the links in its emails (sign-in links, invitations, pay links).
+PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 
 # --- Money -------------------------------------------------------------------------------------
 # Currencies the seller bills in. Anything else is refused as "not a valid choice".
