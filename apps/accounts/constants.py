@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 # The member states of the European Union (ISO 3166-1 codes), for the EU VAT rules.
 EU_COUNTRIES = frozenset(
@@ -12,12 +13,12 @@ EU_COUNTRIES = frozenset(
 class TaxIdType(models.TextChoices):
     """Kinds of customer tax IDs (named like Stripe's customer tax ID types)."""
 
-    EU_VAT = "eu_vat", "EU VAT number"
-    GB_VAT = "gb_vat", "UK VAT number"
-    CH_VAT = "ch_vat", "Swiss VAT number"
-    NO_VAT = "no_vat", "Norwegian VAT number"
-    US_EIN = "us_ein", "US Employer Identification Number"
-    OTHER = "other", "Other (not checked)"
+    EU_VAT = "eu_vat", _("EU VAT number")
+    GB_VAT = "gb_vat", _("UK VAT number")
+    CH_VAT = "ch_vat", _("Swiss VAT number")
+    NO_VAT = "no_vat", _("Norwegian VAT number")
+    US_EIN = "us_ein", _("US Employer Identification Number")
+    OTHER = "other", _("Other (not checked)")
 
 
 class TaxIdStatus(models.TextChoices):

@@ -5,6 +5,7 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
 from django_countries.fields import Country, CountryField
 
 from apps.core.models import TimeStampedModel
@@ -173,9 +174,9 @@ class CustomerMembership(TimeStampedModel):
     """A portal user's access to a customer account (a user may belong to several customers)."""
 
     class Role(models.TextChoices):
-        OWNER = "owner", "Owner"
-        BILLING = "billing", "Billing manager"
-        VIEWER = "viewer", "Viewer"
+        OWNER = "owner", _("Owner")
+        BILLING = "billing", _("Billing manager")
+        VIEWER = "viewer", _("Viewer")
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="memberships")

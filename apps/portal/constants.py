@@ -1,5 +1,6 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 
 class CancellationMode(models.TextChoices):
@@ -15,10 +16,11 @@ class PortalProration(models.TextChoices):
     NONE = "none", _("No proration")
 
 
+# Stored in English in the configuration; shown in the portal's language when a translation exists.
 DEFAULT_CANCELLATION_REASONS = [
-    "Too expensive",
-    "Missing features",
-    "Switched to another service",
-    "No longer needed",
-    "Other",
+    gettext_noop("Too expensive"),
+    gettext_noop("Missing features"),
+    gettext_noop("Switched to another service"),
+    gettext_noop("No longer needed"),
+    gettext_noop("Other"),
 ]
