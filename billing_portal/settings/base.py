@@ -245,6 +245,7 @@ SPECTACULAR_SETTINGS = {
         "CreditNoteStatusEnum": "apps.invoices.constants.CreditNoteStatus",
         "CreditNoteLineKindEnum": "apps.invoices.constants.CreditNoteLineKind",
         "CreditNoteReasonEnum": "apps.invoices.constants.CreditNoteReason",
+        "PortalLanguageEnum": "apps.accounts.constants.PortalLanguage",
     },
 }
 

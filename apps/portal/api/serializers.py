@@ -159,4 +159,6 @@ class PortalPlanOutputSerializer(serializers.Serializer):
 
 
 class PortalLanguageInputSerializer(serializers.Serializer):
-    language = serializers.ChoiceField(choices=[("", "The customer's"), *PortalLanguage.choices], allow_blank=True)
+    language = serializers.ChoiceField(
+        choices=PortalLanguage.choices, allow_blank=True, help_text="Empty: the customer's language."
+    )
