@@ -348,7 +348,9 @@ def portal_login_link_send(*, email: str) -> int:
     if not email:
         return 0
     User = get_user_model()
-    users = list(User.objects.filter(email__iexact=email, is_active=True, is_staff=False, memberships__isnull=False).distinct())
+    users = list(
+        User.objects.filter(email__iexact=email, is_active=True, is_staff=False, memberships__isnull=False).distinct()
+    )
     for user in users:
         membership = user.memberships.select_related("customer").order_by("id").first()
         link = portal_login_link(user=user)
@@ -427,7 +429,9 @@ def customer_membership_remove(*, customer_id: int, membership_id: int, actor: A
 def customer_membership_language_set(*, membership_id: int, language: str) -> CustomerMembership:
     """The portal language a user picked (for this customer); empty means the customer's."""
     if language and language not in PortalLanguage.values:
-        raise ValidationFailed("Unknown language.", fields={"language": [f"Use one of: {', '.join(PortalLanguage.values)}."]})
+        raise ValidationFailed(
+            "Unknown language.", fields={"language": [f"Use one of: {', '.join(PortalLanguage.values)}."]}
+        )
     membership = CustomerMembership.objects.select_for_update().get(pk=membership_id)
     membership.language = language
     membership.save(update_fields=["language", "updated_at"])

@@ -141,10 +141,7 @@ def customer_amount_due(*, customer: Customer) -> Money:
     """What the customer owes on its issued, unpaid invoices (less what credit notes took off them)."""
     invoices = Invoice.objects.filter(customer=customer, status__in=UNPAID_STATUSES)
     total = invoices.aggregate(total=Sum("total"))["total"] or Decimal(0)
-    reduced = (
-        CreditNote.objects.filter(
-            invoice__customer=customer, invoice__status__in=UNPAID_STATUSES, status=CreditNoteStatus.ISSUED
-        ).aggregate(total=Sum("amount_due_reduction"))["total"]
-        or Decimal(0)
-    )
+    reduced = CreditNote.objects.filter(
+        invoice__customer=customer, invoice__status__in=UNPAID_STATUSES, status=CreditNoteStatus.ISSUED
+    ).aggregate(total=Sum("amount_due_reduction"))["total"] or Decimal(0)
     return Money(total - reduced, customer.currency)

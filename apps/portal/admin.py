@@ -22,7 +22,14 @@ class PortalConfigurationAdmin(admin.ModelAdmin):
         ),
         (
             "Plan and quantity changes",
-            {"fields": ["subscription_update_enabled", "allowed_plans", "quantity_update_enabled", "proration_behavior"]},
+            {
+                "fields": [
+                    "subscription_update_enabled",
+                    "allowed_plans",
+                    "quantity_update_enabled",
+                    "proration_behavior",
+                ]
+            },
         ),
         (
             "Cancellation and pause",

@@ -2,8 +2,8 @@
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
-from django_countries.fields import LazyTypedChoiceField
 from django_countries import countries
+from django_countries.fields import LazyTypedChoiceField
 
 from apps.accounts.constants import PortalLanguage, TaxIdType
 from apps.accounts.models import CustomerMembership
@@ -53,9 +53,7 @@ class BillingDetailsForm(forms.Form):
         choices=[("", _("The usual one for my country"))] + list(TaxIdType.choices),
         required=False,
     )
-    preferred_language = forms.ChoiceField(
-        label=_("Language of bills and emails"), choices=PortalLanguage.choices
-    )
+    preferred_language = forms.ChoiceField(label=_("Language of bills and emails"), choices=PortalLanguage.choices)
 
     def clean_billing_emails(self) -> list[str]:
         return [line.strip() for line in self.cleaned_data["billing_emails"].splitlines() if line.strip()]
@@ -74,7 +72,9 @@ class ChangeSubscriptionForm(forms.Form):
 
 class CancelSubscriptionForm(forms.Form):
     reason = forms.ChoiceField(label=_("Why are you canceling?"), choices=(), required=False)
-    comment = forms.CharField(label=_("Anything else?"), required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 3}))
+    comment = forms.CharField(
+        label=_("Anything else?"), required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 3})
+    )
 
     def __init__(self, *args, reasons=(), reason_required=False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -91,5 +91,11 @@ class InvoiceFilterForm(forms.Form):
     status = forms.ChoiceField(
         label=_("Status"),
         required=False,
-        choices=[("", _("All")), ("open", _("Open")), ("paid", _("Paid")), ("void", _("Void")), ("uncollectible", _("Uncollectible"))],
+        choices=[
+            ("", _("All")),
+            ("open", _("Open")),
+            ("paid", _("Paid")),
+            ("void", _("Void")),
+            ("uncollectible", _("Uncollectible")),
+        ],
     )

@@ -148,7 +148,11 @@ def login_link_request(request):
     form = MagicLinkForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         portal_login_link_send(email=form.cleaned_data["email"])
-        return render(request, "portal/login_link_sent.html", {**_base_context(request, None), "email": form.cleaned_data["email"]})
+        return render(
+            request,
+            "portal/login_link_sent.html",
+            {**_base_context(request, None), "email": form.cleaned_data["email"]},
+        )
     return render(request, "portal/login_link.html", {**_base_context(request, None), "form": form})
 
 
@@ -296,7 +300,9 @@ def dashboard(request, membership, configuration):
         for s in subscription_list_for_customer(customer_id=customer.pk).prefetch_related("plan_version__charges")
         if s.status != SubscriptionStatus.CANCELED
     ]
-    open_invoices = list(invoice_list_for_customer(customer_id=customer.pk).filter(status__in=["open", "uncollectible"])[:5])
+    open_invoices = list(
+        invoice_list_for_customer(customer_id=customer.pk).filter(status__in=["open", "uncollectible"])[:5]
+    )
     context = {
         "now": now,
         "summaries": [_subscription_summary(subscription, now) for subscription in subscriptions],
@@ -444,7 +450,9 @@ def subscription_cancel_view(request, membership, configuration, subscription_id
         reason_required=configuration.cancellation_reason_required,
     )
     if request.method == "POST" and form.is_valid():
-        reason = " — ".join(part for part in [form.cleaned_data["reason"], form.cleaned_data["comment"].strip()] if part)
+        reason = " — ".join(
+            part for part in [form.cleaned_data["reason"], form.cleaned_data["comment"].strip()] if part
+        )
         try:
             if immediately:
                 subscription_cancel_with_credit(
@@ -523,7 +531,11 @@ def billing_details(request, membership, configuration):
             messages.success(request, _("Your billing details are saved."))
             return redirect("portal:billing")
     return _render(
-        request, "portal/billing_details.html", membership, configuration, {"form": form, "tax_id_status": customer.get_tax_id_status_display()}
+        request,
+        "portal/billing_details.html",
+        membership,
+        configuration,
+        {"form": form, "tax_id_status": customer.get_tax_id_status_display()},
     )
 
 
@@ -558,4 +570,3 @@ def team_remove(request, membership, configuration, membership_id):
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect("portal:team")
-

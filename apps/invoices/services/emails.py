@@ -50,7 +50,9 @@ def _in_language(language: str, function, *args):
 
 def _email_template(name: str, language: str, extension: str) -> str:
     """The bill email's template in the customer's language (English when there is none)."""
-    return select_template([f"invoices/email/{name}.{language}.{extension}", f"invoices/email/{name}.{extension}"]).template.name
+    return select_template(
+        [f"invoices/email/{name}.{language}.{extension}", f"invoices/email/{name}.{extension}"]
+    ).template.name
 
 
 def invoice_email_message(*, invoice: Invoice, recipients: list[str], pdf: bytes) -> EmailMultiAlternatives:

@@ -4,7 +4,6 @@ Every queryset and object comes from a customer-scoped selector with the custome
 membership (see `IsCustomerUser`): another customer's id is a 404, like an id that does not exist.
 """
 
-from dataclasses import replace
 
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
@@ -133,9 +132,7 @@ class PortalBillingDetailsView(PortalAPIMixin, APIView):
         super().initial(request, *args, **kwargs)
 
     def _customer(self):
-        return self.membership.customer.__class__.objects.prefetch_related("billing_contacts").get(
-            pk=self.customer_id
-        )
+        return self.membership.customer.__class__.objects.prefetch_related("billing_contacts").get(pk=self.customer_id)
 
     @extend_schema(
         responses={200: PortalBillingDetailsOutputSerializer, **error_responses(401, 403)}, summary="Billing details"
@@ -188,7 +185,9 @@ class PortalInvoiceViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no request user
             return Invoice.objects.none()
-        return invoice_list_for_customer(customer_id=self.customer_id, status=self.request.query_params.get("status", ""))
+        return invoice_list_for_customer(
+            customer_id=self.customer_id, status=self.request.query_params.get("status", "")
+        )
 
     def get_serializer_class(self):
         return PortalInvoiceDetailOutputSerializer if self.action == "retrieve" else PortalInvoiceOutputSerializer
@@ -237,7 +236,9 @@ class PortalCreditNoteViewSet(
 
 
 @extend_schema(tags=["portal"], parameters=[CUSTOMER_PARAMETER])
-class PortalSubscriptionViewSet(PortalAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class PortalSubscriptionViewSet(
+    PortalAPIMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """The customer's subscriptions: read, preview and make changes as the portal configuration allows."""
 
     serializer_class = PortalSubscriptionOutputSerializer
@@ -267,14 +268,18 @@ class PortalSubscriptionViewSet(PortalAPIMixin, mixins.ListModelMixin, mixins.Re
         subscription = subscription_get_for_customer(customer_id=self.customer_id, subscription_id=subscription_id)
         return Response(PortalSubscriptionOutputSerializer(subscription).data)
 
-    @extend_schema(responses={200: UpcomingInvoiceOutputSerializer, **error_responses(400, 404)}, summary="Next invoice")
+    @extend_schema(
+        responses={200: UpcomingInvoiceOutputSerializer, **error_responses(400, 404)}, summary="Next invoice"
+    )
     @action(detail=True, methods=["get"], url_path="upcoming-invoice")
     def upcoming_invoice(self, request, pk=None):
         subscription = self.get_object()
         upcoming = subscription_upcoming_invoice(subscription_id=subscription.pk)
         return Response(UpcomingInvoiceOutputSerializer(upcoming).data)
 
-    @extend_schema(responses={200: PortalMetricUsageOutputSerializer(many=True), **error_responses(404)}, summary="Usage so far")
+    @extend_schema(
+        responses={200: PortalMetricUsageOutputSerializer(many=True), **error_responses(404)}, summary="Usage so far"
+    )
     @action(detail=True, methods=["get"])
     def usage(self, request, pk=None):
         """Usage of the subscription's metrics in the current period so far, in total and per day."""
@@ -289,7 +294,9 @@ class PortalSubscriptionViewSet(PortalAPIMixin, mixins.ListModelMixin, mixins.Re
         )
         return Response(PortalMetricUsageOutputSerializer(usage, many=True).data)
 
-    @extend_schema(responses={200: PortalPlanOutputSerializer(many=True), **error_responses(404)}, summary="Plans to move to")
+    @extend_schema(
+        responses={200: PortalPlanOutputSerializer(many=True), **error_responses(404)}, summary="Plans to move to"
+    )
     @action(detail=True, methods=["get"])
     def plans(self, request, pk=None):
         configuration = self._feature("subscription_update_enabled")

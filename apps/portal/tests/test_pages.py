@@ -133,7 +133,9 @@ def test_plan_not_allowed_is_refused(client, world):
 def test_cancel_at_period_end_then_resume(client, world):
     client.force_login(world.a.user)
     pk = world.a.subscription.pk
-    response = client.post(reverse("portal:subscription-cancel", args=[pk]), {"reason": "Too expensive", "comment": "x"})
+    response = client.post(
+        reverse("portal:subscription-cancel", args=[pk]), {"reason": "Too expensive", "comment": "x"}
+    )
     assert response.status_code == 302
     subscription = Subscription.objects.get(pk=pk)
     assert (subscription.cancel_at_period_end, subscription.cancellation_reason) == (True, "Too expensive — x")

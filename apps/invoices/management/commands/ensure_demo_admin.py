@@ -9,8 +9,8 @@ from rest_framework.authtoken.models import Token
 from apps.accounts.models import ApiKey, CustomerMembership
 from apps.accounts.services import api_key_create, api_key_revoke, customer_membership_add
 from apps.catalog.models import Plan
-from apps.portal.selectors import portal_configuration
 from apps.invoices.management.demo import demo_first_customer
+from apps.portal.selectors import portal_configuration
 
 # Where `make run` serves the app (it passes its HOST and PORT).
 ADMIN_URL = "http://{host}:{port}/admin/"
