@@ -4,7 +4,6 @@ Every queryset and object comes from a customer-scoped selector with the custome
 membership (see `IsCustomerUser`): another customer's id is a 404, like an id that does not exist.
 """
 
-
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
