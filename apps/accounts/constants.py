@@ -36,6 +36,13 @@ class InvoiceGrouping(models.TextChoices):
     PER_CUSTOMER = "per_customer", "One invoice for all subscriptions renewing on the same date"
 
 
+class CollectionMethod(models.TextChoices):
+    """How a customer's invoices are collected (like Stripe's `collection_method`)."""
+
+    CHARGE_AUTOMATICALLY = "charge_automatically", "Charge the default payment method automatically"
+    SEND_INVOICE = "send_invoice", "Send the invoice; the customer pays it"
+
+
 class PortalLanguage(models.TextChoices):
     """Languages of the customer portal, its emails and PDF bills (Django language codes)."""
 

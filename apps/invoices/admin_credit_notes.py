@@ -19,7 +19,7 @@ from apps.catalog.pricing import format_price
 from apps.core.admin import ReadOnlyInline, status_badge
 from apps.core.errors import ApplicationError
 
-from .constants import CREDITABLE_STATUSES, UNPAID_STATUSES, CreditNoteReason, CreditNoteStatus, InvoiceLineKind
+from .constants import AFTER_TAX_LINE_KINDS, CREDITABLE_STATUSES, UNPAID_STATUSES, CreditNoteReason, CreditNoteStatus
 from .models import CreditNote, CreditNoteLine, CreditNoteTax, Invoice, InvoiceLine
 from .selectors import invoice_creditable_amount
 from .services import CreditNoteLineRequest, credit_note_issue, credit_note_preview, credit_note_void
@@ -70,7 +70,7 @@ class CreditNoteIssueForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.invoice = invoice
         self.charges = [
-            line for line in invoice.lines.all() if line.amount.amount > 0 and line.kind != InvoiceLineKind.CREDIT_NOTE
+            line for line in invoice.lines.all() if line.amount.amount > 0 and line.kind not in AFTER_TAX_LINE_KINDS
         ]
         for line in self.charges:
             label = line.description

@@ -30,6 +30,7 @@ from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
 from apps.core.money import has_more_decimals_than_currency, quantize_amount
 
 from ..constants import (
+    AFTER_TAX_LINE_KINDS,
     CREDITABLE_STATUSES,
     UNPAID_STATUSES,
     CreditNoteLineKind,
@@ -154,7 +155,7 @@ def _ensure_creditable(invoice: Invoice) -> None:
 
 
 def _is_taxed(line: InvoiceLine) -> bool:
-    return line.kind != InvoiceLineKind.CREDIT_NOTE
+    return line.kind not in AFTER_TAX_LINE_KINDS
 
 
 def _positive(value: Decimal | None, currency: str, errors: dict[str, list[str]], name: str) -> bool:

@@ -17,6 +17,7 @@ from ..constants import INVOICE_TRANSITIONS, CreditNoteStatus, InvoiceEventType,
 from ..events import invoice_event_record
 from ..models import CreditNote, Invoice, InvoiceItem
 from ..pricing import invoice_totals, tax_added
+from ..signals import invoices_finalized
 from .numbering import invoice_number_allocate
 from .taxes import invoice_tax_breakdown, invoice_taxes_store
 
@@ -130,6 +131,7 @@ def invoice_finalize(*, invoice_id: int, actor=None, now: datetime | None = None
     invoice.seller_details = dict(settings.SELLER)
     invoice.customer_details = customer_snapshot(invoice.customer)
     invoice.auto_finalize_at = None
+    invoice.collection_method = invoice.customer.collection_method
     invoice.status = InvoiceStatus.OPEN
     if invoice.total.amount == Decimal(0):
         invoice.status = InvoiceStatus.PAID
@@ -137,7 +139,7 @@ def invoice_finalize(*, invoice_id: int, actor=None, now: datetime | None = None
     invoice.save(
         update_fields=[
             "number", "issued_at", "due_on", "seller_details", "customer_details", "auto_finalize_at",
-            "status", "paid_at", *TOTALS_FIELDS, "updated_at",
+            "collection_method", "status", "paid_at", *TOTALS_FIELDS, "updated_at",
         ]
     )  # fmt: skip
     invoice_event_record(
@@ -150,7 +152,15 @@ def invoice_finalize(*, invoice_id: int, actor=None, now: datetime | None = None
         )
     invoice_id = invoice.pk
     transaction.on_commit(lambda: _enqueue_pdf(invoice_id))
+    invoices_finalized_send_on_commit([invoice_id])
     return invoice
+
+
+def invoices_finalized_send_on_commit(invoice_ids: list[int]) -> None:
+    """Tell payment collection, once committed, that these invoices were issued."""
+    ids = list(invoice_ids)
+    if ids:
+        transaction.on_commit(lambda: invoices_finalized.send(sender=Invoice, invoice_ids=ids), robust=True)
 
 
 def _enqueue_pdf(invoice_id: int) -> None:
