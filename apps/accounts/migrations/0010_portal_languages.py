@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0008_customer_invoice_grouping'),
+        ('accounts', '0009_customer_collection_method'),
     ]
 
     operations = [
