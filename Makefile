@@ -8,14 +8,22 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # pytest arguments, e.g. `make test ARGS="-k billing -x"`
 ARGS ?=
+# `make run LOCALSTRIPE=1`: card payments against a local fake Stripe started on LOCALSTRIPE_PORT.
+LOCALSTRIPE ?=
+LOCALSTRIPE_PORT ?= 8420
+ifneq ($(LOCALSTRIPE),)
+export STRIPE_API_BASE := http://127.0.0.1:$(LOCALSTRIPE_PORT)
+endif
 
-.PHONY: help system-deps venv install-base install-dev run demo migrate test lint format worker beat clean
+.PHONY: help system-deps venv install-base install-dev run demo migrate test lint format worker beat clean localstripe localstripe-background
 
 help:
 	@echo "make run          set up everything and serve the demo on http://$(HOST):$(PORT)/"
 	@echo "make test         install test dependencies and run the whole suite"
 	@echo "make lint         ruff lint + format check, mypy (strict on the money and time math)"
 	@echo "make worker/beat  run a Celery worker / beat against CELERY_BROKER_URL"
+	@echo "make run LOCALSTRIPE=1   the demo with card payments, against a local fake Stripe"
+	@echo "make localstripe  the local fake Stripe alone, on 127.0.0.1:$(LOCALSTRIPE_PORT)"
 
 system-deps:
 	@bash .ci/system-deps.sh requirements/system.txt
@@ -40,13 +48,26 @@ install-dev: system-deps $(VENV)/.dev-installed
 migrate: install-base
 	$(PY) manage.py migrate --noinput
 
-demo: migrate
+demo: migrate $(if $(LOCALSTRIPE),localstripe-background,)
 	$(PY) manage.py load_demo_data
+	$(PY) manage.py stripe_webhooks_setup --base-url http://$(HOST):$(PORT)
+	$(PY) manage.py load_stripe_demo_data
 	HOST=$(HOST) PORT=$(PORT) $(PY) manage.py ensure_demo_admin
 
 run: demo
 	@echo "Serving on http://$(HOST):$(PORT)/  (admin: /admin/, API docs: /api/docs/)"
+	@$(if $(LOCALSTRIPE),trap 'kill $$(cat .localstripe.pid) 2>/dev/null; rm -f .localstripe.pid' EXIT;,) \
 	$(PY) manage.py runserver $(HOST):$(PORT)
+
+# The local fake Stripe (localstripe, in memory, 127.0.0.1 only) in the foreground.
+localstripe: install-dev
+	$(PY) -m apps.payments.stripe.fake_server --port $(LOCALSTRIPE_PORT)
+
+# The same in the background for `make run LOCALSTRIPE=1` (stopped when the server stops).
+localstripe-background: install-dev
+	@if [ -f .localstripe.pid ] && kill -0 $$(cat .localstripe.pid) 2>/dev/null; then kill $$(cat .localstripe.pid); fi
+	@$(PY) -m apps.payments.stripe.fake_server --port $(LOCALSTRIPE_PORT) > .localstripe.log 2>&1 & echo $$! > .localstripe.pid
+	@for i in $$(seq 50); do grep -q "listening" .localstripe.log 2>/dev/null && break; sleep 0.2; done; head -1 .localstripe.log
 
 test: install-dev
 	$(PY) manage.py makemigrations --check --dry-run

@@ -188,3 +188,7 @@ class PaymentEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_type_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+# Card collection keeps its link to Stripe customers next to its code (apps/payments/stripe/).
+from .stripe.models import StripeCustomer, StripeDispute  # noqa: E402, F401

@@ -254,12 +254,28 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# --- Stripe (dj-stripe; payments arrive in a later release) ------------------------------------
+# --- Stripe (dj-stripe at the edge; see docs/payments.md) --------------------------------------
 STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
+# A placeholder test key keeps dj-stripe's checks quiet when card payments are off.
 STRIPE_TEST_SECRET_KEY = env("STRIPE_TEST_SECRET_KEY", default="sk_test_" + "0" * 32)
 STRIPE_LIVE_SECRET_KEY = env("STRIPE_LIVE_SECRET_KEY", default="")
+STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", default="pk_test_localstripe")
+# Another Stripe API server, e.g. the local fake one (`make localstripe`): http://127.0.0.1:8420.
+# Empty: Stripe itself.
+STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
+# Card payments on or off. Off (no Stripe key and no STRIPE_API_BASE), invoices are paid manually only.
+STRIPE_ENABLED = env.bool(
+    "STRIPE_ENABLED",
+    default=bool(STRIPE_API_BASE or env("STRIPE_TEST_SECRET_KEY", default="") or STRIPE_LIVE_SECRET_KEY),
+)
+# Seconds before a request to Stripe counts as timed out; network failures are retried this many
+# times at once by the client, with the same idempotency key, before the task retries later.
+STRIPE_TIMEOUT_SECONDS = env.int("STRIPE_TIMEOUT_SECONDS", default=30)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
+# Where customers reach the portal: links in emails (the pay link of an invoice) start with it.
+PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 
 # Bills are emailed through Django's email backend: the console in development (set EMAIL_BACKEND,
 # EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS for SMTP).

@@ -39,6 +39,8 @@ _ERROR_DESCRIPTIONS = {
     403: "Not staff, or missing the model permission.",
     404: "Not found.",
     409: "Conflict: `invalid_transition`, `not_editable` or `idempotency_key_reused`.",
+    402: "The card was declined (`card_declined`, or Stripe's decline code).",
+    503: "Stripe could not be reached (`stripe_unavailable`): safe to retry with the same `Idempotency-Key`.",
 }
 
 

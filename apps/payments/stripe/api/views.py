@@ -1,0 +1,79 @@
+"""Staff API for a customer's cards: `/api/v1/customers/{id}/payment-methods…`.
+
+Adding a card takes two calls around Stripe.js: `POST …/payment-methods/setup-intent` gives the
+browser a client secret, the browser confirms it with the card, then `POST …/payment-methods` with
+the SetupIntent id records the card on the customer.
+"""
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import status, viewsets
+from rest_framework.response import Response
+
+from apps.accounts.selectors import customer_list
+from apps.core.api.schema import error_responses
+from apps.core.idempotency import idempotent
+
+from ..customers import (
+    stripe_payment_method_attach,
+    stripe_payment_method_detach,
+    stripe_payment_method_set_default,
+    stripe_payment_methods_list,
+    stripe_setup_intent_create,
+)
+from .serializers import CardOutputSerializer, PaymentMethodAttachInputSerializer, SetupIntentOutputSerializer
+
+
+class CustomerPaymentMethodViewSet(viewsets.ViewSet):
+    """A customer's cards (Stripe): list, add through a SetupIntent, make default, remove."""
+
+    action_permissions = {
+        "list": ["accounts.view_customer"],
+        "create": ["accounts.change_customer"],
+        "setup_intent": ["accounts.change_customer"],
+        "make_default": ["accounts.change_customer"],
+        "destroy": ["accounts.change_customer"],
+    }
+
+    def _customer_id(self) -> int:
+        return int(get_object_or_404(customer_list(), pk=self.kwargs["customer_pk"]).pk)
+
+    @extend_schema(responses={200: CardOutputSerializer(many=True), **error_responses(404, 409)})
+    def list(self, request, customer_pk=None):
+        cards = stripe_payment_methods_list(customer_id=self._customer_id())
+        return Response(CardOutputSerializer([card.as_dict() for card in cards], many=True).data)
+
+    @extend_schema(request=None, responses={201: SetupIntentOutputSerializer, **error_responses(404, 409, 503)})
+    @idempotent
+    def setup_intent(self, request, customer_pk=None):
+        intent = stripe_setup_intent_create(customer_id=self._customer_id())
+        data = {**intent, "publishable_key": settings.STRIPE_PUBLISHABLE_KEY}
+        return Response(SetupIntentOutputSerializer(data).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=PaymentMethodAttachInputSerializer,
+        responses={201: CardOutputSerializer, **error_responses(400, 402, 404, 409, 503)},
+    )
+    @idempotent
+    def create(self, request, customer_pk=None):
+        customer_id = self._customer_id()
+        serializer = PaymentMethodAttachInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        card = stripe_payment_method_attach(
+            customer_id=customer_id,
+            setup_intent_id=serializer.validated_data["setup_intent"],
+            make_default=serializer.validated_data["make_default"],
+        )
+        return Response(CardOutputSerializer(card.as_dict()).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: CardOutputSerializer, **error_responses(404, 409, 503)})
+    @idempotent
+    def make_default(self, request, customer_pk=None, pk=None):
+        card = stripe_payment_method_set_default(customer_id=self._customer_id(), payment_method_id=pk)
+        return Response(CardOutputSerializer(card.as_dict()).data)
+
+    @extend_schema(responses={204: None, **error_responses(404, 409, 503)})
+    def destroy(self, request, customer_pk=None, pk=None):
+        stripe_payment_method_detach(customer_id=self._customer_id(), payment_method_id=pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)

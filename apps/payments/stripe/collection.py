@@ -1,0 +1,245 @@
+"""Collecting open invoices by card: one off-session PaymentIntent per attempt.
+
+`invoice_collect(invoice_id=…, attempt=n)` is the one way a card is charged for an invoice (on
+finalization with `attempt=1`, by dunning retries with the next numbers, by staff "charge now").
+Every attempt has its own `Payment` row and its own idempotency key, `invoice-<id>-attempt-<n>`,
+sent to Stripe with the PaymentIntent: the same attempt run again — a Celery retry after a timeout,
+a redelivered task, a second click — sends the same request with the same key, and Stripe answers
+with the PaymentIntent it already made instead of charging again.
+
+The pending payment is committed *before* Stripe is called: whatever happens to this process after
+Stripe charged, the webhook finds the payment (its id is in the PaymentIntent's metadata).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+
+from apps.accounts.selectors import customer_invoice_recipients
+from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
+from apps.invoices.constants import InvoiceStatus
+from apps.invoices.models import Invoice
+from apps.payments.constants import PaymentStatus
+from apps.payments.models import Payment
+from apps.payments.services import (
+    payment_cancel,
+    payment_create_pending,
+    payment_mark_failed,
+    payment_mark_processing,
+    payment_mark_requires_action,
+    payment_mark_succeeded,
+)
+
+from .client import (
+    RETRYABLE_ERRORS,
+    StripeUnavailable,
+    error_message,
+    request_options,
+    stripe_amount,
+    stripe_enabled,
+)
+from .customers import stripe_customer_ensure
+
+logger = logging.getLogger(__name__)
+
+# Settled for good: no later answer from Stripe moves these (a failed payment may still succeed, when
+# its PaymentIntent is confirmed again, e.g. by the customer in the portal).
+SETTLED = {PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED, PaymentStatus.REVERSED}
+
+
+def invoice_attempt_key(*, invoice_id: int, attempt: int) -> str:
+    return f"invoice-{invoice_id}-attempt-{attempt}"
+
+
+def invoice_pay_link(*, invoice_id: int) -> str:
+    """Where the customer pays an invoice (or authenticates a card payment) in the portal."""
+    return f"{settings.PORTAL_BASE_URL.rstrip('/')}/portal/invoices/{invoice_id}/pay/"
+
+
+@transaction.atomic
+def _attempt_start(*, invoice_id: int, attempt: int) -> Payment:
+    """The attempt's payment: the existing one (a retry of the same attempt), or a new pending one
+    for what is due now."""
+    key = invoice_attempt_key(invoice_id=invoice_id, attempt=attempt)
+    try:
+        invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+    except Invoice.DoesNotExist:
+        raise NotFound(f"Invoice {invoice_id} does not exist.") from None
+    existing = Payment.objects.filter(idempotency_key=key).first()
+    if existing is not None:
+        return existing
+    if invoice.status != InvoiceStatus.OPEN:
+        raise InvalidTransition(f"Invoice {invoice} is {invoice.status}: only open invoices are collected.")
+    if attempt < 1:
+        raise ValidationFailed("Attempts are numbered from 1.", fields={"attempt": ["Must be 1 or more."]})
+    amount_due = invoice.amount_due
+    if amount_due.amount <= 0:
+        raise InvalidTransition(f"Nothing is due on invoice {invoice}.")
+    return payment_create_pending(
+        customer_id=invoice.customer_id,
+        invoice_ids=[invoice.pk],
+        amount=amount_due.amount,
+        provider="stripe",
+        method="card",
+        idempotency_key=key,
+    )
+
+
+def invoice_collect(*, invoice_id: int, attempt: int) -> Payment:
+    """Charge the customer's default card for what is due on the invoice (attempt `attempt`).
+
+    Returns the attempt's payment: `succeeded`; `failed` (card declined, no card — the failure code
+    and message recorded); `requires_action` (the bank wants 3-D Secure: the customer is emailed the
+    pay link); or still `pending` when Stripe's answer is not known yet (a webhook settles it).
+    Raises `StripeUnavailable` when Stripe could not be reached: run the same attempt again (same key)."""
+    payment = _attempt_start(invoice_id=invoice_id, attempt=attempt)
+    if payment.status != PaymentStatus.PENDING:  # this attempt has had its answer: a retry is a new attempt
+        return payment
+    link = stripe_customer_ensure(customer_id=payment.customer_id)
+    payment_method_id = link.default_payment_method_id
+    if payment_method_id is None:
+        return payment_mark_failed(
+            payment_id=payment.pk,
+            failure_code="no_payment_method",
+            failure_message="The customer has no default card to charge.",
+        )
+    currency = str(payment.amount.currency)
+    try:
+        intent = stripe.PaymentIntent.create(
+            amount=stripe_amount(payment.amount.amount, currency),
+            currency=currency.lower(),
+            customer=link.stripe_customer_id,
+            payment_method=payment_method_id,
+            confirm=True,
+            off_session=True,
+            metadata={"payment_id": str(payment.pk), "invoice_id": str(invoice_id), "attempt": str(attempt)},
+            **request_options(idempotency_key=payment.idempotency_key),
+        )
+    except stripe.CardError as error:
+        intent_data = (error.json_body or {}).get("error", {}).get("payment_intent")
+        if error.code == "authentication_required" and intent_data:
+            # Stripe itself refuses an off-session charge that needs 3-D Secure: same as requires_action.
+            return payment_apply_intent(payment_id=payment.pk, intent=intent_data)
+        return payment_mark_failed(
+            payment_id=payment.pk,
+            failure_code=str(getattr(error, "decline_code", None) or error.code or "card_declined"),
+            failure_message=error_message(error),
+        )
+    except RETRYABLE_ERRORS as error:
+        logger.warning("Stripe unavailable for %s: %s", payment.idempotency_key, error)
+        raise StripeUnavailable(f"Stripe is unavailable: {error_message(error)}") from error
+    except stripe.StripeError as error:
+        return payment_mark_failed(
+            payment_id=payment.pk,
+            failure_code=str(getattr(error, "code", None) or "stripe_error"),
+            failure_message=error_message(error),
+        )
+    return payment_apply_intent(payment_id=payment.pk, intent=intent)
+
+
+def payment_apply_intent(*, payment_id: int, intent: Any) -> Payment:
+    """Bring our payment in line with its PaymentIntent's status (from an API answer or a webhook).
+    Each outcome is applied once; a payment already settled is never moved back by an older or a
+    repeated answer (a late `payment_failed` after `succeeded` changes nothing)."""
+    payment = Payment.objects.get(pk=payment_id)
+    status = intent["status"]
+    if payment.status in SETTLED:
+        if status == "succeeded" and payment.status != PaymentStatus.SUCCEEDED:
+            logger.error("PaymentIntent %s succeeded but payment %s is %s", intent["id"], payment.pk, payment.status)
+        return payment
+    if status == "succeeded":
+        return payment_mark_succeeded(payment_id=payment.pk, provider_payment_id=str(intent["id"]))
+    if status == "requires_action":
+        if payment.status == PaymentStatus.REQUIRES_ACTION:
+            return payment
+        invoice_id = int(intent["metadata"]["invoice_id"])
+        link = invoice_pay_link(invoice_id=invoice_id)
+        payment = payment_mark_requires_action(
+            payment_id=payment.pk, provider_payment_id=str(intent["id"]), next_action_url=link
+        )
+        transaction.on_commit(lambda: _action_email_enqueue(payment.pk))
+        return payment
+    if status == "requires_payment_method":
+        if payment.status == PaymentStatus.FAILED:
+            return payment
+        error = intent.get("last_payment_error") or {}
+        return payment_mark_failed(
+            payment_id=payment.pk,
+            failure_code=str(error.get("decline_code") or error.get("code") or "card_declined"),
+            failure_message=str(error.get("message") or "The payment failed."),
+        )
+    if status == "canceled":
+        return payment_cancel(payment_id=payment.pk, reason=f"PaymentIntent {intent['id']} was canceled.")
+    if status == "processing" and payment.status == PaymentStatus.PENDING:
+        return payment_mark_processing(payment_id=payment.pk, provider_payment_id=str(intent["id"]))
+    return payment  # requires_confirmation / requires_capture: not how we charge; a webhook settles it
+
+
+def _action_email_enqueue(payment_id: int) -> None:
+    from .tasks import payment_action_email_task
+
+    payment_action_email_task.delay(payment_id)
+
+
+def _send(*, template: str, subject: str, recipients: list[str], context: dict[str, Any]) -> None:
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string(f"payments/email/{template}.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=recipients,
+    )
+    message.send()
+
+
+def payment_action_email_send(*, payment_id: int) -> bool:
+    """Email the customer the link to confirm a card payment their bank wants authenticated.
+    Sent once per payment: a payment no longer waiting for the customer is not emailed."""
+    payment = Payment.objects.select_related("customer").get(pk=payment_id)
+    if payment.status != PaymentStatus.REQUIRES_ACTION:
+        return False
+    invoice = payment.allocations.select_related("invoice").get().invoice
+    recipients = customer_invoice_recipients(payment.customer)
+    _send(
+        template="payment_action_required",
+        subject=f"Please confirm your payment for invoice {invoice.number}",
+        recipients=recipients,
+        context={"payment": payment, "invoice": invoice, "pay_url": invoice_pay_link(invoice_id=invoice.pk)},
+    )
+    return True
+
+
+def invoice_pay_link_email_send(*, invoice_id: int) -> bool:
+    """Email a `send_invoice` invoice's pay link (card payments on, something due)."""
+    invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
+    if invoice.status != InvoiceStatus.OPEN or invoice.amount_due.amount <= 0:
+        return False
+    _send(
+        template="invoice_pay_link",
+        subject=f"Pay invoice {invoice.number} online",
+        recipients=customer_invoice_recipients(invoice.customer),
+        context={"invoice": invoice, "pay_url": invoice_pay_link(invoice_id=invoice.pk)},
+    )
+    return True
+
+
+def invoices_collection_start(*, invoice_ids: list[int]) -> None:
+    """Just-finalized invoices, handed to collection (card payments on, something due): a
+    `charge_automatically` invoice is charged (attempt 1), a `send_invoice` one gets its pay link
+    emailed. Called after the finalizing transaction committed; queues one task per invoice."""
+    if not stripe_enabled() or not invoice_ids:
+        return
+    from .tasks import invoice_collect_task, invoice_pay_link_email_task
+
+    invoices = Invoice.objects.filter(pk__in=invoice_ids, status=InvoiceStatus.OPEN).only("pk", "collection_method")
+    for invoice in invoices.order_by("pk"):
+        if invoice.collection_method == "charge_automatically":
+            invoice_collect_task.delay(invoice.pk, 1)
+        else:
+            invoice_pay_link_email_task.delay(invoice.pk)

@@ -1,0 +1,275 @@
+"""Charging open invoices by card (off-session PaymentIntents) against localstripe."""
+
+from decimal import Decimal
+
+import pytest
+import stripe
+from django.core import mail
+from djmoney.money import Money
+
+from apps.core.errors import InvalidTransition
+from apps.invoices.constants import InvoiceStatus
+from apps.invoices.models import Invoice
+from apps.payments.constants import PaymentStatus
+from apps.payments.models import Payment
+from apps.payments.signals import payment_failed, payment_requires_action, payment_succeeded
+from apps.payments.stripe import tasks
+from apps.payments.stripe.client import StripeUnavailable
+from apps.payments.stripe.collection import invoice_collect, invoices_collection_start
+from apps.payments.stripe.customers import stripe_payment_method_attach, stripe_setup_intent_create
+from apps.payments.tests.factories import make_customer, make_invoice
+
+from .flaky_proxy import flaky_proxy
+from .helpers import CARD_3DS, CARD_DECLINED_AT_CHARGE, CARD_OK, setup_intent_confirm, stripe_list
+
+pytestmark = pytest.mark.django_db
+
+
+def customer_with_card(number: str | None = CARD_OK, **kwargs):
+    customer = make_customer(collection_method="charge_automatically", **kwargs)
+    if number:
+        intent = stripe_setup_intent_create(customer_id=customer.pk)
+        setup_intent_confirm(intent["id"], number)
+        stripe_payment_method_attach(customer_id=customer.pk, setup_intent_id=intent["id"])
+    return customer
+
+
+def signals_sent(*signals):
+    sent = []
+    for signal in signals:
+        signal.connect(lambda sender, signal=signal, **kwargs: sent.append((signal, kwargs["payment_id"])), weak=False)
+    return sent
+
+
+def test_card_payment_succeeds_and_pays_the_invoice(localstripe, django_capture_on_commit_callbacks):
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "120.50")
+    assert invoice.collection_method == "charge_automatically"
+    succeeded = []
+    payment_succeeded.connect(lambda sender, **kw: succeeded.append(kw["payment_id"]), weak=False)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        payment = invoice_collect(invoice_id=invoice.pk, attempt=1)
+
+    assert payment.status == PaymentStatus.SUCCEEDED
+    assert payment.amount == Money("120.50", "USD")
+    assert payment.idempotency_key == f"invoice-{invoice.pk}-attempt-1"
+    assert (payment.provider, payment.method) == ("stripe", "card")
+    assert succeeded == [payment.pk]
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.PAID
+    assert invoice.amount_paid == Money("120.50", "USD")
+    [intent] = stripe_list(stripe.PaymentIntent)
+    assert intent["id"] == payment.provider_payment_id
+    assert (intent["amount"], intent["currency"], intent["status"]) == (12050, "usd", "succeeded")
+    metadata = {"payment_id": str(payment.pk), "invoice_id": str(invoice.pk), "attempt": "1"}
+    assert intent["metadata"].to_dict() == metadata
+    assert [(c["amount"], c["status"]) for c in stripe_list(stripe.Charge)] == [(12050, "succeeded")]
+
+
+def test_the_same_attempt_again_charges_nothing_more(localstripe):
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "40.00")
+    first = invoice_collect(invoice_id=invoice.pk, attempt=1)
+
+    again = invoice_collect(invoice_id=invoice.pk, attempt=1)
+
+    assert again.pk == first.pk
+    assert Payment.objects.count() == 1
+    assert len(stripe_list(stripe.PaymentIntent)) == 1
+    assert len(stripe_list(stripe.Charge)) == 1
+
+
+def test_declined_card_records_the_failure_and_leaves_the_invoice_open(localstripe, django_capture_on_commit_callbacks):
+    customer = customer_with_card(CARD_DECLINED_AT_CHARGE)
+    invoice = make_invoice(customer, "75.00")
+    failed = []
+    payment_failed.connect(lambda sender, **kw: failed.append(kw["payment_id"]), weak=False)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        payment = invoice_collect(invoice_id=invoice.pk, attempt=1)
+
+    assert payment.status == PaymentStatus.FAILED
+    assert (payment.failure_code, payment.failure_message) == ("card_declined", "Your card was declined.")
+    assert failed == [payment.pk]
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.OPEN
+    assert invoice.amount_paid == Money("0", "USD")
+    assert invoice.amount_due == Money("75.00", "USD")
+    assert [c["status"] for c in stripe_list(stripe.Charge)] == ["failed"]
+
+
+def test_a_new_attempt_after_a_decline_succeeds_with_a_new_card(localstripe):
+    customer = customer_with_card(CARD_DECLINED_AT_CHARGE)
+    invoice = make_invoice(customer, "75.00")
+    first = invoice_collect(invoice_id=invoice.pk, attempt=1)
+    intent = stripe_setup_intent_create(customer_id=customer.pk)
+    setup_intent_confirm(intent["id"], CARD_OK)
+    stripe_payment_method_attach(customer_id=customer.pk, setup_intent_id=intent["id"], make_default=True)
+
+    second = invoice_collect(invoice_id=invoice.pk, attempt=2)
+
+    assert (first.status, second.status) == (PaymentStatus.FAILED, PaymentStatus.SUCCEEDED)
+    assert second.idempotency_key == f"invoice-{invoice.pk}-attempt-2"
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.PAID
+    assert sorted(c["status"] for c in stripe_list(stripe.Charge)) == ["failed", "succeeded"]
+
+
+def test_three_d_secure_card_requires_action_and_the_customer_gets_the_link(
+    localstripe, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    settings.PORTAL_BASE_URL = "https://billing.example"
+    customer = customer_with_card(CARD_3DS, email="ap@liffey.example")
+    invoice = make_invoice(customer, "99.00")
+    queued = []
+    monkeypatch.setattr(tasks.payment_action_email_task, "delay", lambda payment_id: queued.append(payment_id))
+    action = []
+    payment_requires_action.connect(lambda sender, **kw: action.append(kw["payment_id"]), weak=False)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        payment = invoice_collect(invoice_id=invoice.pk, attempt=1)
+
+    link = f"https://billing.example/portal/invoices/{invoice.pk}/pay/"
+    assert payment.status == PaymentStatus.REQUIRES_ACTION
+    assert payment.next_action_url == link
+    [intent] = stripe_list(stripe.PaymentIntent)
+    assert (payment.provider_payment_id, intent["status"]) == (intent["id"], "requires_action")
+    assert queued == [payment.pk]
+    assert action == [payment.pk]
+    assert stripe_list(stripe.Charge) == []
+
+    assert tasks.payment_action_email_task(payment.pk) is True
+    [message] = mail.outbox
+    assert message.to == ["ap@liffey.example"]
+    assert message.subject == f"Please confirm your payment for invoice {invoice.number}"
+    assert link in message.body
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.OPEN
+
+
+def test_no_card_is_a_failed_attempt(localstripe):
+    customer = customer_with_card(None)
+    invoice = make_invoice(customer, "10.00")
+
+    payment = invoice_collect(invoice_id=invoice.pk, attempt=1)
+
+    assert payment.status == PaymentStatus.FAILED
+    assert payment.failure_code == "no_payment_method"
+    assert stripe_list(stripe.PaymentIntent) == []
+
+
+def test_paid_or_void_invoices_are_not_collected(localstripe):
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "10.00")
+    invoice_collect(invoice_id=invoice.pk, attempt=1)
+
+    with pytest.raises(InvalidTransition):
+        invoice_collect(invoice_id=invoice.pk, attempt=2)
+    assert Payment.objects.count() == 1
+    assert len(stripe_list(stripe.PaymentIntent)) == 1
+
+
+def test_lost_answer_then_retry_charges_once(localstripe, settings):
+    """Stripe charges, the answer is lost (connection dropped): the same attempt again sends the same
+    idempotency key and gets the same PaymentIntent back; one charge in all."""
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "250.00")
+    with flaky_proxy(localstripe, lose="drop") as proxy:
+        settings.STRIPE_API_BASE = proxy.url
+
+        with pytest.raises(StripeUnavailable):
+            invoice_collect(invoice_id=invoice.pk, attempt=1)
+
+        payment = Payment.objects.get()
+        assert payment.status == PaymentStatus.PENDING
+        assert [c["status"] for c in stripe_list(stripe.Charge)] == ["succeeded"]  # Stripe did charge
+
+        retried = invoice_collect(invoice_id=invoice.pk, attempt=1)
+
+    assert retried.pk == payment.pk
+    assert retried.status == PaymentStatus.SUCCEEDED
+    sent = proxy.requests_to("/v1/payment_intents")
+    assert [(f.idempotency_key, f.answered) for f in sent] == [
+        (f"invoice-{invoice.pk}-attempt-1", False),
+        (f"invoice-{invoice.pk}-attempt-1", True),
+    ]
+    [intent] = stripe_list(stripe.PaymentIntent)
+    assert retried.provider_payment_id == intent["id"]
+    assert len(stripe_list(stripe.Charge)) == 1
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.PAID
+
+
+def test_timeout_is_retried_by_the_client_with_the_same_key(localstripe, settings):
+    """Stripe charges and says nothing until the client times out; the client's own retry (same key)
+    gets the PaymentIntent: one charge."""
+    settings.STRIPE_TIMEOUT_SECONDS = 1
+    settings.STRIPE_MAX_NETWORK_RETRIES = 1
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "30.00")
+    with flaky_proxy(localstripe, lose="stall") as proxy:
+        settings.STRIPE_API_BASE = proxy.url
+        payment = invoice_collect(invoice_id=invoice.pk, attempt=1)
+
+    assert payment.status == PaymentStatus.SUCCEEDED
+    keys = [(f.idempotency_key, f.answered) for f in proxy.requests_to("/v1/payment_intents")]
+    assert keys == [(f"invoice-{invoice.pk}-attempt-1", False), (f"invoice-{invoice.pk}-attempt-1", True)]
+    assert len(stripe_list(stripe.PaymentIntent)) == 1
+    assert len(stripe_list(stripe.Charge)) == 1
+
+
+def test_task_retries_after_a_lost_answer_and_charges_once(localstripe, settings):
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "60.00")
+    with flaky_proxy(localstripe, lose="drop") as proxy:
+        settings.STRIPE_API_BASE = proxy.url
+        # Run in this process: the task's retry (after StripeUnavailable) runs here too, at once.
+        result = tasks.invoice_collect_task.apply(args=(invoice.pk, 1), throw=False)
+
+    assert (result.state, result.get()) == ("SUCCESS", "succeeded")
+    keys = [(f.idempotency_key, f.answered) for f in proxy.requests_to("/v1/payment_intents")]
+    assert keys == [(f"invoice-{invoice.pk}-attempt-1", False), (f"invoice-{invoice.pk}-attempt-1", True)]
+    assert len(stripe_list(stripe.Charge)) == 1
+    assert Payment.objects.get().status == PaymentStatus.SUCCEEDED
+
+
+def test_finalized_invoices_are_handed_to_collection(localstripe, monkeypatch):
+    charged = []
+    pay_links = []
+    monkeypatch.setattr(tasks.invoice_collect_task, "delay", lambda *args: charged.append(args))
+    monkeypatch.setattr(tasks.invoice_pay_link_email_task, "delay", lambda *args: pay_links.append(args))
+    automatic = make_invoice(customer_with_card(), "10.00")
+    emailed = make_invoice(make_customer(collection_method="send_invoice"), "20.00")
+    draft = Invoice.objects.filter(pk=make_invoice(make_customer(), "5.00").pk)
+    draft.update(status=InvoiceStatus.VOID)
+
+    invoices_collection_start(invoice_ids=[automatic.pk, emailed.pk, draft.get().pk])
+
+    assert charged == [(automatic.pk, 1)]
+    assert pay_links == [(emailed.pk,)]
+
+
+def test_nothing_is_handed_over_while_card_payments_are_off(settings, monkeypatch):
+    settings.STRIPE_ENABLED = False
+    charged = []
+    monkeypatch.setattr(tasks.invoice_collect_task, "delay", lambda *args: charged.append(args))
+    invoice = make_invoice(make_customer(collection_method="charge_automatically"), "10.00")
+
+    invoices_collection_start(invoice_ids=[invoice.pk])
+
+    assert charged == []
+
+
+def test_pay_link_email_of_a_send_invoice_invoice(localstripe, settings):
+    settings.PORTAL_BASE_URL = "https://billing.example/"
+    invoice = make_invoice(make_customer(collection_method="send_invoice", email="ap@kiez.example"), "20.00")
+
+    assert tasks.invoice_pay_link_email_task(invoice.pk) is True
+
+    [message] = mail.outbox
+    assert message.to == ["ap@kiez.example"]
+    assert message.subject == f"Pay invoice {invoice.number} online"
+    assert f"https://billing.example/portal/invoices/{invoice.pk}/pay/" in message.body
+    assert "20.00" in message.body
+    assert Decimal(invoice.amount_due.amount) == Decimal("20.00")
