@@ -5,10 +5,12 @@ customer taken from the signed-in user's membership (`request.portal_membership`
 an id of another customer's object is a 404, whatever the id.
 """
 
+import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import REDIRECT_FIELD_NAME, logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
@@ -50,6 +52,17 @@ from apps.invoices.services import (
     subscription_resume,
     subscription_upcoming_invoice,
 )
+from apps.payments.constants import PaymentStatus
+from apps.payments.selectors import payment_get_for_customer
+from apps.payments.stripe.client import stripe_enabled
+from apps.payments.stripe.customers import (
+    stripe_payment_method_attach,
+    stripe_payment_method_detach,
+    stripe_payment_method_set_default,
+    stripe_payment_methods_list,
+    stripe_setup_intent_create,
+)
+from apps.payments.stripe.pay_now import invoice_pay_now, payment_client_secret, payment_refresh
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.selectors import subscription_get_for_customer, subscription_list_for_customer
 from apps.subscriptions.services import subscription_cancel, subscription_cancel_undo
@@ -120,6 +133,7 @@ def _base_context(request, membership, configuration=None) -> dict[str, Any]:
         "business_name": portal_business_name(configuration),
         "can_manage_billing": "manage_billing" in allowed,
         "can_manage_team": "manage_team" in allowed,
+        "cards_enabled": configuration.payment_methods_enabled and stripe_enabled(),
         "languages": PortalLanguage.choices,
     }
 
@@ -261,8 +275,6 @@ def set_language(request):
     if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
         next_url = reverse("portal:dashboard")
     response = HttpResponseRedirect(next_url)
-    from django.conf import settings
-
     response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, samesite="Lax")
     translation.activate(language)
     return response
@@ -570,3 +582,122 @@ def team_remove(request, membership, configuration, membership_id):
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect("portal:team")
+
+
+# --- Payment methods and paying an invoice (Stripe) ------------------------------------------------------
+
+
+def stripe_js_url() -> str:
+    """Stripe.js: Stripe's own, or the stand-in that localstripe serves when the API base points there."""
+    if settings.STRIPE_API_BASE:
+        return settings.STRIPE_API_BASE.rstrip("/") + "/js.stripe.com/v3/"
+    return "https://js.stripe.com/v3/"
+
+
+def _cards_enabled(configuration) -> bool:
+    return configuration.payment_methods_enabled and stripe_enabled()
+
+
+@portal_view(action="manage_billing", feature="payment_methods_enabled")
+def payment_methods(request, membership, configuration):
+    if not stripe_enabled():
+        raise Http404("Card payments are not configured.")
+    cards = stripe_payment_methods_list(customer_id=membership.customer_id)
+    return _render(request, "portal/payment_methods.html", membership, configuration, {"cards": cards})
+
+
+@portal_view(action="manage_billing", feature="payment_methods_enabled")
+def payment_method_add(request, membership, configuration):
+    """Add a card: Stripe.js confirms a SetupIntent in the browser, then the confirmed card is recorded."""
+    if not stripe_enabled():
+        raise Http404("Card payments are not configured.")
+    error = ""
+    if request.method == "POST":
+        try:
+            stripe_payment_method_attach(
+                customer_id=membership.customer_id,
+                setup_intent_id=request.POST.get("setup_intent", ""),
+                make_default=bool(request.POST.get("make_default")),
+            )
+        except NotFound as exc:
+            raise Http404(exc.message) from exc
+        except ApplicationError as exc:
+            error = exc.message
+        else:
+            messages.success(request, _("Your card is saved."))
+            return redirect("portal:payment-methods")
+    intent = stripe_setup_intent_create(customer_id=membership.customer_id)
+    context = {
+        "client_secret": intent["client_secret"],
+        "stripe_js_url": stripe_js_url(),
+        "publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
+        "error": error,
+    }
+    return _render(request, "portal/payment_method_add.html", membership, configuration, context)
+
+
+@require_POST
+@portal_view(action="manage_billing", feature="payment_methods_enabled")
+def payment_method_default(request, membership, configuration, payment_method_id):
+    stripe_payment_method_set_default(customer_id=membership.customer_id, payment_method_id=payment_method_id)
+    messages.success(request, _("Default card changed."))
+    return redirect("portal:payment-methods")
+
+
+@require_POST
+@portal_view(action="manage_billing", feature="payment_methods_enabled")
+def payment_method_remove(request, membership, configuration, payment_method_id):
+    stripe_payment_method_detach(customer_id=membership.customer_id, payment_method_id=payment_method_id)
+    messages.success(request, _("Card removed."))
+    return redirect("portal:payment-methods")
+
+
+@portal_view(action="manage_billing", feature="invoice_history_enabled")
+def invoice_pay(request, membership, configuration, invoice_id):
+    """Pay what is due on an open invoice now, with a saved card (3-D Secure in the browser if asked)."""
+    invoice = invoice_get_for_customer(customer_id=membership.customer_id, invoice_id=invoice_id)
+    if not stripe_enabled():
+        raise Http404("Card payments are not configured.")
+    cards = stripe_payment_methods_list(customer_id=membership.customer_id) if _cards_enabled(configuration) else []
+    context: dict[str, Any] = {
+        "invoice": invoice,
+        "cards": cards,
+        "request_key": uuid.uuid4().hex,
+        "stripe_js_url": stripe_js_url(),
+        "publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
+        "error": "",
+    }
+    payment_id = request.GET.get("payment")
+    if payment_id:  # back from 3-D Secure in the browser
+        payment = payment_refresh(
+            payment=payment_get_for_customer(customer_id=membership.customer_id, payment_id=payment_id)
+        )
+        if payment.status == PaymentStatus.SUCCEEDED:
+            messages.success(request, _("Thank you: your payment is received."))
+            return redirect("portal:invoice", invoice_id=invoice.pk)
+        context["error"] = payment.failure_message or _("The payment was not completed.")
+    if request.method == "POST":
+        try:
+            payment = invoice_pay_now(
+                customer_id=membership.customer_id,
+                invoice_id=invoice.pk,
+                request_key=request.POST.get("request_key", ""),
+                payment_method_id=request.POST.get("payment_method") or None,
+            )
+        except NotFound as exc:
+            raise Http404(exc.message) from exc
+        except ApplicationError as exc:
+            context["error"] = exc.message
+        else:
+            if payment.status == PaymentStatus.SUCCEEDED:
+                messages.success(request, _("Thank you: your payment is received."))
+                return redirect("portal:invoice", invoice_id=invoice.pk)
+            if payment.status == PaymentStatus.REQUIRES_ACTION:
+                context["action_payment"] = payment
+                context["client_secret"] = payment_client_secret(payment=payment)
+            else:
+                context["error"] = payment.failure_message or _("The payment was not completed.")
+    context["amount_due"] = invoice_amount_due(
+        invoice_get_for_customer(customer_id=membership.customer_id, invoice_id=invoice.pk)
+    )
+    return _render(request, "portal/invoice_pay.html", membership, configuration, context)

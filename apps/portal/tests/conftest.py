@@ -86,3 +86,7 @@ def world(db) -> World:
     a = _account("Alpha Labs", plan=starter, test_clock=test_clock)
     b = _account("Beta Works", plan=starter, test_clock=test_clock)
     return World(a=a, b=b, starter=starter, pro=pro)
+
+
+# The local fake Stripe (localstripe on a free port of 127.0.0.1) of the payments tests.
+from apps.payments.tests.stripe.conftest import localstripe, localstripe_url  # noqa: E402, F401
