@@ -34,7 +34,9 @@ urlpatterns = [
     path("billing/", views.billing_details, name="billing"),
     path("payment-methods/", views.payment_methods, name="payment-methods"),
     path("payment-methods/add/", views.payment_method_add, name="payment-method-add"),
-    path("payment-methods/<str:payment_method_id>/default/", views.payment_method_default, name="payment-method-default"),
+    path(
+        "payment-methods/<str:payment_method_id>/default/", views.payment_method_default, name="payment-method-default"
+    ),
     path("payment-methods/<str:payment_method_id>/remove/", views.payment_method_remove, name="payment-method-remove"),
     path("team/", views.team, name="team"),
     path("team/<int:membership_id>/remove/", views.team_remove, name="team-remove"),

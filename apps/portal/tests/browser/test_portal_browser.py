@@ -104,3 +104,30 @@ def test_switch_to_simplified_chinese(page, world):
     expect(page.get_by_test_id("next-invoice")).to_have_text("下一张发票：2026年4月1日，US$49.06")
     expect(page.get_by_role("navigation", name="主导航").get_by_role("link", name="发票")).to_be_visible()
     assert axe_violations(page) == []
+
+
+def test_add_a_card_against_localstripe(page, world, localstripe):
+    _sign_in(page, world.a.user)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Payment methods").click()
+    expect(page.get_by_text("No card saved yet.")).to_be_visible()
+    assert axe_violations(page) == []
+    page.get_by_role("link", name="Add a card").click()
+    # localstripe's stand-in for Stripe.js mounts plain inputs in place of Stripe's card iframe.
+    card = page.locator("#card-element")
+    card.get_by_placeholder("number").fill("4242424242424242")
+    card.get_by_placeholder("exp_month").fill("12")
+    card.get_by_placeholder("exp_year").fill("34")
+    card.get_by_placeholder("cvc").fill("123")
+    card.get_by_placeholder("postal_code").fill("10115")
+    page.get_by_role("button", name="Save card").click()
+    expect(page.get_by_text("Your card is saved.")).to_be_visible()
+    expect(page.get_by_test_id("card-4242")).to_contain_text("Default")
+    assert axe_violations(page) == []
+
+    page.get_by_role("link", name="Invoices", exact=True).click()
+    page.get_by_role("rowheader").get_by_role("link", name=world.a.invoice.number, exact=True).click()
+    page.get_by_role("link", name="Pay now").click()
+    assert axe_violations(page) == []
+    page.get_by_role("button", name="Pay 39.00 USD").click()
+    expect(page.get_by_text("Thank you: your payment is received.")).to_be_visible()
+    expect(page.get_by_test_id("invoice-amount-due")).to_have_text("0.00 USD")
