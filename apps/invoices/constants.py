@@ -114,9 +114,9 @@ class CreditNoteStatus(models.TextChoices):
 
 
 class CreditNoteReason(models.TextChoices):
-    DUPLICATE = "duplicate", "Duplicate charge"
-    PRODUCT_UNSATISFACTORY = "product_unsatisfactory", "Product unsatisfactory"
-    ORDER_CHANGE = "order_change", "Order change"
+    DUPLICATE = "duplicate", gettext_noop("Duplicate charge")
+    PRODUCT_UNSATISFACTORY = "product_unsatisfactory", gettext_noop("Product unsatisfactory")
+    ORDER_CHANGE = "order_change", gettext_noop("Order change")
     OTHER = "other", "Other"
 
 

@@ -67,3 +67,16 @@ def test_bill_email_in_simplified_chinese():
     assert "金额 US$100.00" in message.body
     assert Decimal(invoice.total.amount) == Decimal("100.00")
     assert mail.outbox == []
+
+
+def test_credit_note_pdf_in_simplified_chinese(tmp_path):
+    from apps.invoices.services import credit_note_issue
+    from apps.invoices.services.pdf import credit_note_render_pdf_bytes
+
+    customer = CustomerFactory(preferred_language="zh-hans")
+    invoice = make_manual_invoice(customer=customer, lines=[("咨询服务", "1", "100.00")])
+    credit_note = credit_note_issue(invoice_id=invoice.pk, reason="duplicate", amount=Decimal("20.00"))
+    text = _pdf_text(credit_note_render_pdf_bytes(credit_note), tmp_path)
+    assert "贷项通知单" in text
+    assert "重复收费" in text
+    assert f"从发票 {invoice.number} 的应付金额中扣减 US$20.00。" in text
