@@ -162,3 +162,20 @@ class PortalLanguageInputSerializer(serializers.Serializer):
     language = serializers.ChoiceField(
         choices=PortalLanguage.choices, allow_blank=True, help_text="Empty: the customer's language."
     )
+
+
+class PortalInvoicePayInputSerializer(serializers.Serializer):
+    payment_method = serializers.CharField(
+        max_length=255,
+        required=False,
+        allow_blank=True,
+        help_text="One of the customer's cards; default: the default card.",
+    )
+
+
+class PortalPaymentOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField(help_text="succeeded, failed, requires_action, pending or processing.")
+    amount = MoneyOutputSerializer()
+    failure_message = serializers.CharField()
+    client_secret = serializers.CharField(help_text="For `requires_action`: Stripe.js `confirmCardPayment`.")

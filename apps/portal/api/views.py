@@ -4,10 +4,11 @@ Every queryset and object comes from a customer-scoped selector with the custome
 membership (see `IsCustomerUser`): another customer's id is a 404, like an id that does not exist.
 """
 
+from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import mixins, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
@@ -38,6 +39,20 @@ from apps.invoices.services import (
     subscription_resume,
     subscription_upcoming_invoice,
 )
+from apps.payments.stripe.api.serializers import (
+    CardOutputSerializer,
+    PaymentMethodAttachInputSerializer,
+    SetupIntentOutputSerializer,
+)
+from apps.payments.stripe.client import stripe_enabled
+from apps.payments.stripe.customers import (
+    stripe_payment_method_attach,
+    stripe_payment_method_detach,
+    stripe_payment_method_set_default,
+    stripe_payment_methods_list,
+    stripe_setup_intent_create,
+)
+from apps.payments.stripe.pay_now import invoice_pay_now, payment_client_secret
 from apps.portal.constants import CancellationMode
 from apps.portal.selectors import (
     portal_allowed_plans,
@@ -60,9 +75,11 @@ from .serializers import (
     PortalCreditNoteOutputSerializer,
     PortalInvoiceDetailOutputSerializer,
     PortalInvoiceOutputSerializer,
+    PortalInvoicePayInputSerializer,
     PortalLanguageInputSerializer,
     PortalMeOutputSerializer,
     PortalMetricUsageOutputSerializer,
+    PortalPaymentOutputSerializer,
     PortalPlanOutputSerializer,
     PortalSubscriptionCancelInputSerializer,
     PortalSubscriptionChangeInputSerializer,
@@ -395,3 +412,109 @@ class PortalSubscriptionViewSet(
         subscription = self.get_object()
         subscription_pause(subscription_id=subscription.pk, actor=request.user)
         return self._detail(subscription.pk)
+
+
+def _cards_feature() -> None:
+    if not (portal_configuration().payment_methods_enabled and stripe_enabled()):
+        raise NotFound("Card payments are not available.", code="feature_disabled")
+
+
+@extend_schema(tags=["portal"], parameters=[CUSTOMER_PARAMETER])
+class PortalPaymentMethodViewSet(PortalAPIMixin, viewsets.ViewSet):
+    """The customer's cards (Stripe): list, add through a SetupIntent confirmed by Stripe.js, make
+    default, remove. Another customer's card is a 404."""
+
+    action_roles = {
+        "list": "manage_billing",
+        "create": "manage_billing",
+        "setup_intent": "manage_billing",
+        "make_default": "manage_billing",
+        "destroy": "manage_billing",
+    }
+
+    @extend_schema(responses={200: CardOutputSerializer(many=True), **error_responses(401, 403, 404)})
+    def list(self, request):
+        _cards_feature()
+        cards = stripe_payment_methods_list(customer_id=self.customer_id)
+        return Response(CardOutputSerializer([card.as_dict() for card in cards], many=True).data)
+
+    @extend_schema(request=None, responses={201: SetupIntentOutputSerializer, **error_responses(401, 403, 404, 503)})
+    @idempotent
+    def setup_intent(self, request):
+        _cards_feature()
+        intent = stripe_setup_intent_create(customer_id=self.customer_id)
+        data = {**intent, "publishable_key": settings.STRIPE_PUBLISHABLE_KEY}
+        return Response(SetupIntentOutputSerializer(data).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=PaymentMethodAttachInputSerializer,
+        responses={201: CardOutputSerializer, **error_responses(400, 401, 403, 404, 503)},
+    )
+    @idempotent
+    def create(self, request):
+        _cards_feature()
+        serializer = PaymentMethodAttachInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        card = stripe_payment_method_attach(
+            customer_id=self.customer_id,
+            setup_intent_id=serializer.validated_data["setup_intent"],
+            make_default=serializer.validated_data["make_default"],
+        )
+        return Response(CardOutputSerializer(card.as_dict()).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: CardOutputSerializer, **error_responses(401, 403, 404, 503)})
+    @idempotent
+    def make_default(self, request, pk=None):
+        _cards_feature()
+        card = stripe_payment_method_set_default(customer_id=self.customer_id, payment_method_id=pk)
+        return Response(CardOutputSerializer(card.as_dict()).data)
+
+    @extend_schema(responses={204: None, **error_responses(401, 403, 404, 503)})
+    def destroy(self, request, pk=None):
+        _cards_feature()
+        stripe_payment_method_detach(customer_id=self.customer_id, payment_method_id=pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=["portal"], parameters=[CUSTOMER_PARAMETER])
+class PortalInvoicePayView(PortalAPIMixin, APIView):
+    action_roles = {"post": "manage_billing"}
+
+    def initial(self, request, *args, **kwargs):
+        self.action = request.method.lower()
+        super().initial(request, *args, **kwargs)
+
+    @extend_schema(
+        request=PortalInvoicePayInputSerializer,
+        responses={200: PortalPaymentOutputSerializer, **error_responses(400, 401, 403, 404, 409, 503)},
+        summary="Pay an invoice now",
+        description=(
+            "Charge what is due on an open invoice to one of the customer's cards (the default one unless "
+            "`payment_method` says). The `Idempotency-Key` header (required) makes a retry charge once. A "
+            "payment in `requires_action` carries the `client_secret` for Stripe.js `confirmCardPayment`."
+        ),
+    )
+    def post(self, request, invoice_id):
+        _cards_feature()
+        invoice = invoice_get_for_customer(customer_id=self.customer_id, invoice_id=invoice_id)
+        serializer = PortalInvoicePayInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        key = request.headers.get("Idempotency-Key", "").strip()
+        if not key:
+            raise ValidationFailed(
+                "Send an Idempotency-Key header.", fields={"Idempotency-Key": ["Required to pay an invoice."]}
+            )
+        payment = invoice_pay_now(
+            customer_id=self.customer_id,
+            invoice_id=invoice.pk,
+            request_key=f"api-{request.user.pk}-{key}",
+            payment_method_id=serializer.validated_data.get("payment_method") or None,
+        )
+        data = {
+            "id": payment.pk,
+            "status": payment.status,
+            "amount": payment.amount,
+            "failure_message": payment.failure_message,
+            "client_secret": payment_client_secret(payment=payment) if payment.status == "requires_action" else "",
+        }
+        return Response(PortalPaymentOutputSerializer(data).data)

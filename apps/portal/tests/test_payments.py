@@ -75,3 +75,42 @@ def test_pay_now_declined_shows_why_and_leaves_the_invoice_open(client, world, l
     assert 'role="alert"' in response.content.decode()
     invoice = Invoice.objects.get(pk=world.a.invoice.pk)
     assert (invoice.status, invoice.amount_paid.amount) == ("open", 0)
+
+
+def test_customer_api_cards_and_pay(api_client, world, localstripe):
+    card_b = _add_card(world.b.customer)
+    api_client.force_authenticate(world.a.user)
+    assert api_client.get("/api/v1/portal/payment-methods").json() == []
+    intent = api_client.post("/api/v1/portal/payment-methods/setup-intent").json()
+    setup_intent_confirm(intent["id"], CARD_OK)
+    card = api_client.post("/api/v1/portal/payment-methods", {"setup_intent": intent["id"]}, format="json").json()
+    assert (card["last4"], card["is_default"]) == ("4242", True)
+    # Customer B's card, SetupIntent and invoice are 404.
+    for response in [
+        api_client.post(f"/api/v1/portal/payment-methods/{card_b.id}/default"),
+        api_client.delete(f"/api/v1/portal/payment-methods/{card_b.id}"),
+        api_client.post(
+            f"/api/v1/portal/invoices/{world.b.invoice.pk}/pay", {}, format="json", HTTP_IDEMPOTENCY_KEY="b-1"
+        ),
+        api_client.post(
+            f"/api/v1/portal/invoices/{world.a.invoice.pk}/pay",
+            {"payment_method": card_b.id},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="a-0",
+        ),
+    ]:
+        assert response.status_code == 404, response.json()
+    assert Invoice.objects.get(pk=world.b.invoice.pk).status == "open"
+    assert Invoice.objects.get(pk=world.a.invoice.pk).status == "open"
+    # Without a key: refused; with one: paid once, however often it is sent.
+    refused = api_client.post(f"/api/v1/portal/invoices/{world.a.invoice.pk}/pay", {}, format="json")
+    assert refused.status_code == 400
+    assert Invoice.objects.get(pk=world.a.invoice.pk).status == "open"
+    for _ in range(2):
+        paid = api_client.post(
+            f"/api/v1/portal/invoices/{world.a.invoice.pk}/pay", {}, format="json", HTTP_IDEMPOTENCY_KEY="a-1"
+        )
+        assert paid.status_code == 200
+        assert (paid.json()["status"], paid.json()["amount"]) == ("succeeded", {"amount": "39.00", "currency": "USD"})
+    invoice = Invoice.objects.get(pk=world.a.invoice.pk)
+    assert (invoice.status, invoice.amount_paid.amount) == ("paid", 39)
