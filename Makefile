@@ -55,7 +55,7 @@ demo: migrate $(if $(LOCALSTRIPE),localstripe-background,)
 	HOST=$(HOST) PORT=$(PORT) $(PY) manage.py ensure_demo_admin
 
 run: demo
-	@echo "Serving on http://$(HOST):$(PORT)/  (admin: /admin/, API docs: /api/docs/)"
+	@echo "Serving on http://$(HOST):$(PORT)/  (admin: /admin/, customer portal: /portal/, API docs: /api/docs/)"
 	@$(if $(LOCALSTRIPE),trap 'kill $$(cat .localstripe.pid) 2>/dev/null; rm -f .localstripe.pid' EXIT;,) \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
