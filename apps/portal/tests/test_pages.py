@@ -206,3 +206,22 @@ def test_language_switch_to_simplified_chinese(client, world):
     assert "应付金额 US$39.00" in text
     assert "2026年4月1日" in text
     assert CustomerMembership.objects.get(customer=world.a.customer, user=world.a.user).language == "zh-hans"
+
+
+def test_invoice_list_queries_do_not_grow_with_invoices(client, world):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.invoices.tests.factories import make_manual_invoice
+
+    client.force_login(world.a.user)
+    url = reverse("portal:invoices")
+    client.get(url)  # warm: session, configuration row
+    with CaptureQueriesContext(connection) as one:
+        client.get(url)
+    make_manual_invoice(customer=world.a.customer)
+    make_manual_invoice(customer=world.a.customer)
+    with CaptureQueriesContext(connection) as three:
+        response = client.get(url)
+    assert response.content.decode().count("Download INV-") == 3
+    assert len(three) == len(one)
