@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from .models import PortalConfiguration
 
@@ -8,6 +9,7 @@ class PortalConfigurationAdmin(admin.ModelAdmin):
     """The customer portal's settings (one row), like Stripe's portal configuration."""
 
     filter_horizontal = ["allowed_plans"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = [
         (
             "Features",
