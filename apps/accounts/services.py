@@ -18,7 +18,7 @@ from apps.core import clock
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.validation import validate_instance
 
-from .constants import PortalLanguage
+from .constants import CollectionMethod, PortalLanguage
 from .models import ApiKey, BillingContact, Customer, CustomerMembership, TestClock
 from .tax_ids import InvalidTaxId, tax_id_check, tax_id_type_fits_country
 
@@ -37,6 +37,7 @@ CUSTOMER_EDITABLE_FIELDS = (
     "tax_exempt",
     "payment_terms_days",
     "invoice_grouping",
+    "collection_method",
     "preferred_language",
 )
 
@@ -89,6 +90,7 @@ def customer_create(
     tax_exempt: bool = False,
     payment_terms_days: int | None = None,
     invoice_grouping: str = "",
+    collection_method: str = CollectionMethod.SEND_INVOICE,
     preferred_language: str = PortalLanguage.ENGLISH,
     test_clock: TestClock | None = None,
     billing_contacts: list[dict[str, Any]] | None = None,
@@ -110,6 +112,7 @@ def customer_create(
         tax_exempt=tax_exempt,
         payment_terms_days=payment_terms_days,
         invoice_grouping=invoice_grouping,
+        collection_method=collection_method,
         preferred_language=preferred_language,
     )
     tax_id_errors = _customer_tax_id_apply(customer, tax_id=tax_id, tax_id_type=tax_id_type)

@@ -18,11 +18,12 @@ from django.utils.safestring import mark_safe
 from apps.catalog.pricing import format_price
 from apps.core.admin import ReadOnlyInline, status_badge
 from apps.core.errors import ApplicationError
+from apps.payments.services import credit_note_issue_and_refund
 
 from .constants import AFTER_TAX_LINE_KINDS, CREDITABLE_STATUSES, UNPAID_STATUSES, CreditNoteReason, CreditNoteStatus
 from .models import CreditNote, CreditNoteLine, CreditNoteTax, Invoice, InvoiceLine
 from .selectors import invoice_creditable_amount
-from .services import CreditNoteLineRequest, credit_note_issue, credit_note_preview, credit_note_void
+from .services import CreditNoteLineRequest, credit_note_preview, credit_note_void
 
 ISSUE_PERMISSION = "invoices.add_creditnote"
 VOID_PERMISSION = "invoices.change_creditnote"
@@ -58,7 +59,11 @@ class CreditNoteIssueForm(forms.Form):
     reason = forms.ChoiceField(choices=CreditNoteReason.choices, initial=CreditNoteReason.OTHER)
     memo = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
     refund_amount = forms.DecimalField(
-        required=False, min_value=Decimal(0), decimal_places=6, help_text="Paid invoices: the part refunded."
+        required=False,
+        min_value=Decimal(0),
+        decimal_places=6,
+        help_text="Paid invoices: the part refunded (out of the invoice's payments; "
+        "a manual payment's refund is recorded as paid, a card payment's is sent to Stripe).",
     )
     credit_to_balance = forms.DecimalField(
         required=False, min_value=Decimal(0), decimal_places=6,
@@ -80,7 +85,9 @@ class CreditNoteIssueForm(forms.Form):
             self.fields[f"line_{line.pk}_amount"] = forms.DecimalField(
                 required=False, min_value=Decimal("0.01"), decimal_places=6, label="or amount"
             )
-        if invoice.status in UNPAID_STATUSES:
+        if invoice.status in UNPAID_STATUSES and invoice.amount_paid.amount == 0:
+            # Nothing paid yet: the credit only reduces what is due. (On a partly paid invoice, what it
+            # credits beyond what is due is refunded or credited to the balance.)
             for name in ("refund_amount", "credit_to_balance", "refund_reference"):
                 del self.fields[name]
 
@@ -153,7 +160,7 @@ def invoice_credit_note_view(model_admin, request: HttpRequest, object_id: str) 
     if request.method == "POST" and form.is_valid():
         try:
             if "confirm" in request.POST:
-                credit_note = credit_note_issue(
+                credit_note = credit_note_issue_and_refund(
                     invoice_id=invoice.pk, actor=request.user,
                     refund_reference=form.cleaned_data.get("refund_reference", ""), **form.service_arguments(),
                 )  # fmt: skip

@@ -248,7 +248,7 @@ def _invoice_add_paid(invoice: Invoice, amount: Decimal, *, payment: Payment, no
     if invoice_owed(invoice) == 0:
         invoice_ensure_transition(invoice, InvoiceStatus.PAID)
         invoice.status = InvoiceStatus.PAID
-        invoice.paid_at = now
+        invoice.paid_at = payment.received_at or now  # when the money arrived
         fields += ["status", "paid_at"]
         invoice_event_record(
             invoice=invoice, type=InvoiceEventType.PAID, actor=actor, occurred_at=now,
@@ -284,7 +284,7 @@ def _apply(payment: Payment, invoices: dict[int, Invoice], *, now: datetime, act
     for allocation in payment.allocations.order_by("pk"):
         invoice = invoices.get(allocation.invoice_id)
         owed = invoice_owed(invoice) if invoice is not None and invoice.status in PAYABLE_STATUSES else Decimal(0)
-        amount = min(allocation.amount.amount, owed)
+        amount = quantize_amount(min(allocation.amount.amount, owed), payment.currency)
         if amount <= 0:
             allocation.delete()
             continue
@@ -300,7 +300,7 @@ def _apply(payment: Payment, invoices: dict[int, Invoice], *, now: datetime, act
             payment=payment, type=PaymentEventType.ALLOCATED, actor=actor, occurred_at=now,
             data={"allocations": allocated, "currency": payment.currency},
         )  # fmt: skip
-    rest = payment.amount.amount - applied
+    rest = quantize_amount(payment.amount.amount - applied, payment.currency)
     if rest > 0:
         _credit_to_balance(payment, rest, now=now, actor=actor)
 
@@ -433,8 +433,8 @@ def payment_reverse(*, payment_id: int, reason: str, actor=None) -> Payment:
         fields = ["amount_paid", "amount_paid_currency", "updated_at"]
         invoice_event_record(
             invoice=invoice, type=InvoiceEventType.PAYMENT_REVERSED, actor=actor, occurred_at=now,
-            data={"payment": payment.pk, "amount": str(allocation.amount.amount), "currency": currency,
-                  "reason": reason},
+            data={"payment": payment.pk, "amount": str(quantize_amount(allocation.amount.amount, currency)),
+                  "currency": currency, "reason": reason},
         )  # fmt: skip
         if invoice.status == InvoiceStatus.PAID and invoice_owed(invoice) > 0:
             target = InvoiceStatus.UNCOLLECTIBLE if invoice.marked_uncollectible_at else InvoiceStatus.OPEN
@@ -465,7 +465,7 @@ def payment_credited_to_balance(payment: Payment) -> Decimal:
     if payment.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.REVERSED):
         return Decimal(0)
     allocated = payment.allocations.aggregate(total=Sum("amount"))["total"] or Decimal(0)
-    return payment.amount.amount - allocated
+    return quantize_amount(payment.amount.amount - allocated, payment.currency)
 
 
 def _take_back_balance_credit(payment: Payment, *, now: datetime) -> None:
@@ -476,7 +476,7 @@ def _take_back_balance_credit(payment: Payment, *, now: datetime) -> None:
     item = payment.balance_item
     waiting = Decimal(0)
     if item is not None and item.invoice_id is None:
-        waiting = -item.amount.amount
+        waiting = quantize_amount(-item.amount.amount, currency)
         InvoiceItem.objects.filter(pk=item.pk).delete()  # the payment's link is set to null
     used = credited - waiting
     if used > 0:
@@ -678,7 +678,7 @@ def payment_cancel(*, payment_id: int, reason: str = "", actor=None) -> Payment:
 def payment_refundable(payment: Payment) -> Decimal:
     """What can still be refunded: the amount less refunds succeeded or under way."""
     taken = payment.refunds.exclude(status=RefundStatus.FAILED).aggregate(total=Sum("amount"))["total"]
-    return payment.amount.amount - (taken or Decimal(0))
+    return quantize_amount(payment.amount.amount - (taken or Decimal(0)), payment.currency)
 
 
 @transaction.atomic
@@ -719,8 +719,9 @@ def refund_create(
             ] or Decimal(0)
             if refunded + value > credit_note.refund_amount.amount:
                 errors.setdefault("amount", []).append(
-                    f"Credit note {credit_note} refunds {credit_note.refund_amount.amount} {payment.currency} in all; "
-                    f"{refunded} is already refunded."
+                    f"Credit note {credit_note} refunds "
+                    f"{quantize_amount(credit_note.refund_amount.amount, payment.currency)} {payment.currency} "
+                    f"in all; {quantize_amount(refunded, payment.currency)} is already refunded."
                 )
     if errors:
         raise ValidationFailed("The refund is not valid: nothing was refunded.", fields=errors)
@@ -752,14 +753,16 @@ def _refund_succeeded(payment: Payment, refund: Refund, *, now: datetime, actor)
     payment.save(update_fields=["amount_refunded", "amount_refunded_currency", "updated_at"])
     payment_event_record(
         payment=payment, type=PaymentEventType.REFUND_SUCCEEDED, actor=actor, occurred_at=now,
-        data={"refund": refund.pk, "amount": str(refund.amount.amount), "currency": payment.currency},
+        data={"refund": refund.pk, "amount": str(quantize_amount(refund.amount.amount, payment.currency)),
+              "currency": payment.currency},
     )  # fmt: skip
     if refund.credit_note_id is not None:
         credit_note = CreditNote.objects.select_related("invoice").get(pk=refund.credit_note_id)
         invoice_event_record(
             invoice=credit_note.invoice, type=InvoiceEventType.REFUNDED, actor=actor, occurred_at=now,
             data={"refund": refund.pk, "payment": payment.pk, "credit_note": credit_note.number,
-                  "amount": str(refund.amount.amount), "currency": payment.currency},
+                  "amount": str(quantize_amount(refund.amount.amount, payment.currency)),
+                  "currency": payment.currency},
         )  # fmt: skip
 
 
@@ -825,3 +828,62 @@ def refund_mark_failed(
         data={"refund": refund.pk, "failure_code": refund.failure_code, "failure_message": refund.failure_message},
     )  # fmt: skip
     return refund
+
+
+# --- credit notes that refund ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def credit_note_issue_and_refund(*, invoice_id: int, actor=None, **arguments: Any) -> CreditNote:
+    """Issue a credit note (`apps.invoices.services.credit_note_issue`, same arguments) and pay its
+    refund back out of the succeeded payments of the invoice, the latest first (each at most what it
+    paid of the invoice and what is left of it to refund): a manual payment's refund is recorded as
+    paid, a Stripe payment's is carried out by Stripe. A refund beyond those payments (an invoice
+    marked paid before payments were recorded) stays recorded on the credit note only."""
+    from apps.invoices.services import credit_note_issue
+
+    customer_id = Invoice.objects.filter(pk=invoice_id).values_list("customer_id", flat=True).first()
+    if customer_id is None:
+        raise NotFound(f"Invoice {invoice_id} does not exist.")
+    _lock_customer(customer_id)
+    credit_note = credit_note_issue(invoice_id=invoice_id, actor=actor, **arguments)
+    credit_note_refunds_create(credit_note=credit_note, actor=actor)
+    return credit_note
+
+
+def credit_note_refunds_create(*, credit_note: CreditNote, actor=None) -> list[Refund]:
+    """The refunds of an issued credit note's `refund_amount`, out of its invoice's payments (see
+    `credit_note_issue_and_refund`); the caller holds the customer's lock."""
+    left = quantize_amount(credit_note.refund_amount.amount, credit_note.currency)
+    refunds: list[Refund] = []
+    if left <= 0:
+        return refunds
+    allocations = (
+        PaymentAllocation.objects.filter(invoice_id=credit_note.invoice_id, payment__status=PaymentStatus.SUCCEEDED)
+        .select_related("payment")
+        .order_by("-payment__received_at", "-payment_id")
+    )
+    for allocation in allocations:
+        if left <= 0:
+            break
+        payment = allocation.payment
+        already = Refund.objects.filter(payment=payment, credit_note__invoice_id=credit_note.invoice_id).exclude(
+            status=RefundStatus.FAILED
+        ).aggregate(total=Sum("amount"))["total"] or Decimal(0)
+        amount = quantize_amount(
+            min(left, allocation.amount.amount - already, payment_refundable(payment)), payment.currency
+        )
+        if amount <= 0:
+            continue
+        refunds.append(
+            refund_create(
+                payment_id=payment.pk,
+                amount=amount,
+                credit_note_id=credit_note.pk,
+                reason=f"Credit note {credit_note.number}",
+                actor=actor,
+                reference=credit_note.refund_reference,
+            )  # fmt: skip
+        )
+        left -= amount
+    return refunds

@@ -13,7 +13,7 @@ from apps.core import clock
 from apps.core.errors import InvalidTransition, NotEditable, NotFound, ValidationFailed
 from apps.core.money import quantize_amount
 
-from ..constants import INVOICE_TRANSITIONS, CreditNoteStatus, InvoiceEventType, InvoiceStatus
+from ..constants import INVOICE_TRANSITIONS, UNPAID_STATUSES, CreditNoteStatus, InvoiceEventType, InvoiceStatus
 from ..events import invoice_event_record
 from ..models import CreditNote, Invoice, InvoiceItem
 from ..pricing import invoice_totals, tax_added
@@ -218,6 +218,12 @@ def invoice_void(*, invoice_id: int, actor=None, reason: str = "", now: datetime
     back the waiting items it had taken (prorations, credits): the next invoice takes them. An invoice
     with credit notes is not voided (the credit notes already corrected it): credit the rest."""
     was_draft = Invoice.objects.filter(pk=invoice_id, status=InvoiceStatus.DRAFT).exists()
+    if Invoice.objects.filter(pk=invoice_id, status__in=UNPAID_STATUSES, amount_paid__gt=0).exists():
+        raise InvalidTransition(
+            "Payments have paid part of this invoice: it cannot be voided. Credit it instead (a credit note "
+            "refunds what was paid), or reverse a payment recorded by mistake.",
+            fields={"status": ["The invoice has payments."]},
+        )
     if CreditNote.objects.filter(invoice_id=invoice_id, status=CreditNoteStatus.ISSUED).exists():
         raise InvalidTransition(
             "This invoice has credit notes: it cannot be voided. Credit what is left of it instead.",
@@ -230,18 +236,6 @@ def invoice_void(*, invoice_id: int, actor=None, reason: str = "", now: datetime
     if was_draft:
         InvoiceItem.objects.filter(invoice=invoice).update(invoice=None)
     return invoice
-
-
-@transaction.atomic
-def invoice_mark_paid(*, invoice_id: int, actor=None, reference: str = "", now: datetime | None = None) -> Invoice:
-    """Record that an issued invoice was paid outside the product (e.g. bank transfer)."""
-    invoice = Invoice.objects.only("status").filter(pk=invoice_id).first()
-    if invoice is not None and invoice.status == InvoiceStatus.DRAFT:
-        raise InvalidTransition("Finalize the draft before recording a payment for it.")
-    return _transition(
-        invoice_id=invoice_id, target=InvoiceStatus.PAID, event=InvoiceEventType.PAID,
-        stamp_field="paid_at", actor=actor, now=now, data={"reference": reference},
-    )  # fmt: skip
 
 
 @transaction.atomic

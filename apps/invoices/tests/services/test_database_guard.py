@@ -8,8 +8,9 @@ from djmoney.money import Money
 
 from apps.invoices.constants import InvoiceStatus
 from apps.invoices.models import Invoice, InvoiceLine, InvoiceTax, TaxRate
-from apps.invoices.services import invoice_mark_paid, invoice_render_pdf, invoice_void
+from apps.invoices.services import invoice_render_pdf, invoice_void
 from apps.invoices.tests.factories import make_draft_invoice, make_open_invoice
+from apps.payments.services import invoice_mark_paid
 
 pytestmark = pytest.mark.django_db
 
