@@ -48,16 +48,24 @@ install-dev: system-deps $(VENV)/.dev-installed
 migrate: install-base
 	$(PY) manage.py migrate --noinput
 
-demo: migrate $(if $(LOCALSTRIPE),localstripe-background,)
+demo: migrate
 	$(PY) manage.py load_demo_data
 	$(PY) manage.py stripe_webhooks_setup --base-url http://$(HOST):$(PORT)
 	$(PY) manage.py load_stripe_demo_data
 	HOST=$(HOST) PORT=$(PORT) $(PY) manage.py ensure_demo_admin
 
+ifneq ($(LOCALSTRIPE),)
+# The fake Stripe runs for as long as the demo: started first, stopped when the server (or the set-up) stops.
+run: localstripe-background
+	@trap 'kill $$(cat .localstripe.pid) 2>/dev/null; rm -f .localstripe.pid' EXIT; \
+	$(MAKE) --no-print-directory demo && \
+	echo "Serving on http://$(HOST):$(PORT)/  (admin: /admin/, customer portal: /portal/, API docs: /api/docs/; card payments: localstripe)" && \
+	$(PY) manage.py runserver $(HOST):$(PORT)
+else
 run: demo
 	@echo "Serving on http://$(HOST):$(PORT)/  (admin: /admin/, customer portal: /portal/, API docs: /api/docs/)"
-	@$(if $(LOCALSTRIPE),trap 'kill $$(cat .localstripe.pid) 2>/dev/null; rm -f .localstripe.pid' EXIT;,) \
 	$(PY) manage.py runserver $(HOST):$(PORT)
+endif
 
 # The local fake Stripe (localstripe, in memory, 127.0.0.1 only) in the foreground.
 localstripe: install-dev

@@ -304,5 +304,6 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "weasyprint": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
+        "stripe": {"level": "WARNING"},  # one INFO line per request and per response otherwise
     },
 }

@@ -6,8 +6,13 @@ from django.contrib import admin
 from djstripe.models import PaymentMethod as StripePaymentMethod
 
 from apps.accounts.admin import CustomerAdmin
+from apps.invoices.admin import OPERATIONS, InvoiceAdmin, InvoiceOperation, _bulk_action
+from apps.invoices.constants import InvoiceStatus
+from apps.invoices.models import Invoice
 
-from .models import StripeCustomer
+from .client import stripe_enabled
+from .collection import invoice_charge_now, payment_outcome_check
+from .models import StripeCustomer, StripeDispute
 
 
 def card_label(payment_method_id: str | None) -> str:
@@ -48,6 +53,27 @@ class StripeCustomerAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.register(StripeDispute)
+class StripeDisputeAdmin(admin.ModelAdmin):
+    """Disputes (chargebacks) Stripe reported on our card payments; answered in Stripe's dashboard."""
+
+    list_display = ["stripe_dispute_id", "payment", "amount", "reason", "created_at"]
+    list_select_related = ["payment"]
+    search_fields = ["stripe_dispute_id", "payment__customer__name", "payment__provider_payment_id"]
+    list_filter = ["reason"]
+    readonly_fields = fields = ["stripe_dispute_id", "payment", "amount", "reason", "created_at"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class StripeCustomerInline(admin.StackedInline):
     """On the customer page: its Stripe customer id and default card."""
 
@@ -70,3 +96,33 @@ class StripeCustomerInline(admin.StackedInline):
 # The customer page lists its Stripe customer next to its contacts (accounts knows nothing of payments).
 if StripeCustomerInline not in CustomerAdmin.inlines:
     CustomerAdmin.inlines = [*CustomerAdmin.inlines, StripeCustomerInline]
+
+
+# --- "Charge card now" on open invoices (the invoice page's operations and the list's actions) -----
+
+
+def _charge_card(invoice_id: int, actor, note: str) -> Invoice:
+    payment_outcome_check(invoice_charge_now(invoice_id=invoice_id))
+    return Invoice.objects.get(pk=invoice_id)
+
+
+CHARGE_CARD = InvoiceOperation(
+    name="charge_card",
+    label="Charge card now",
+    done="Charged the card for",
+    explanation=(
+        "Charges what is due on the invoice to the customer's default card (Stripe), as a new collection "
+        "attempt. A declined card or a bank asking for 3-D Secure is reported here and recorded on the payment."
+    ),
+    is_offered_for=lambda invoice: (
+        stripe_enabled() and invoice.status == InvoiceStatus.OPEN and invoice.amount_due.amount > 0
+    ),
+    run=_charge_card,
+)
+
+if CHARGE_CARD.name not in OPERATIONS:
+    OPERATIONS[CHARGE_CARD.name] = CHARGE_CARD
+    InvoiceAdmin.actions = [*InvoiceAdmin.actions, _bulk_action(CHARGE_CARD)]
+    InvoiceAdmin.has_charge_card_permission = (  # type: ignore[attr-defined]
+        lambda self, request: self.has_operation_permission(request, CHARGE_CARD)
+    )

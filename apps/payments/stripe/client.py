@@ -100,3 +100,11 @@ def stripe_amount(amount: Decimal, currency: str) -> int:
 def money_from_stripe(amount: int, currency: str) -> Decimal:
     currency = currency.upper()
     return Decimal(amount).scaleb(-currency_decimal_places(currency))
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """A Stripe object as a plain dict (nested objects too). stripe 15 objects are no dicts: `.get()`
+    works on them only where dj-stripe patched it back in, so our code reads plain dicts."""
+    if isinstance(value, stripe.StripeObject):
+        return value.to_dict()
+    return dict(value)

@@ -22,11 +22,12 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 
+from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_invoice_recipients
-from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
+from apps.core.errors import ApplicationError, Conflict, InvalidTransition, NotFound, ValidationFailed
 from apps.invoices.constants import InvoiceStatus
 from apps.invoices.models import Invoice
-from apps.payments.constants import PaymentStatus
+from apps.payments.constants import PaymentProvider, PaymentStatus
 from apps.payments.models import Payment
 from apps.payments.services import (
     payment_cancel,
@@ -40,6 +41,7 @@ from apps.payments.services import (
 from .client import (
     RETRYABLE_ERRORS,
     StripeUnavailable,
+    as_dict,
     error_message,
     request_options,
     stripe_amount,
@@ -68,13 +70,22 @@ def _attempt_start(*, invoice_id: int, attempt: int) -> Payment:
     """The attempt's payment: the existing one (a retry of the same attempt), or a new pending one
     for what is due now."""
     key = invoice_attempt_key(invoice_id=invoice_id, attempt=attempt)
-    try:
-        invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
-    except Invoice.DoesNotExist:
-        raise NotFound(f"Invoice {invoice_id} does not exist.") from None
+    customer_id = Invoice.objects.filter(pk=invoice_id).values_list("customer_id", flat=True).first()
+    if customer_id is None:
+        raise NotFound(f"Invoice {invoice_id} does not exist.")
+    # The payments' lock order: the customer, then its invoices.
+    Customer.objects.select_for_update().get(pk=customer_id)
+    invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
     existing = Payment.objects.filter(idempotency_key=key).first()
     if existing is not None:
         return existing
+    in_progress = _card_payments_of(invoice.pk).filter(status__in=[PaymentStatus.PENDING, PaymentStatus.PROCESSING])
+    if first := in_progress.order_by("pk").first():
+        # Its charge may have gone through (an answer not known yet): another would charge twice.
+        raise Conflict(
+            f"Card payment #{first.pk} of invoice {invoice} is still {first.status}: "
+            "its outcome comes first (run its own attempt again, or wait for Stripe's webhook)."
+        )
     if invoice.status != InvoiceStatus.OPEN:
         raise InvalidTransition(f"Invoice {invoice} is {invoice.status}: only open invoices are collected.")
     if attempt < 1:
@@ -92,6 +103,28 @@ def _attempt_start(*, invoice_id: int, attempt: int) -> Payment:
     )
 
 
+def _card_payments_of(invoice_id: int) -> Any:
+    return Payment.objects.filter(provider=PaymentProvider.STRIPE, allocations__invoice_id=invoice_id)
+
+
+def _waiting_attempts_cancel(*, invoice_id: int) -> None:
+    """Before a new attempt: earlier ones still waiting for the customer's 3-D Secure are canceled at
+    Stripe (so that the customer cannot complete them as well) and here."""
+    for waiting in _card_payments_of(invoice_id).filter(status=PaymentStatus.REQUIRES_ACTION).order_by("pk"):
+        try:
+            stripe.PaymentIntent.cancel(
+                waiting.provider_payment_id, **request_options(idempotency_key=f"payment-{waiting.pk}-cancel")
+            )
+        except RETRYABLE_ERRORS as error:
+            raise StripeUnavailable(f"Stripe is unavailable: {error_message(error)}") from error
+        except stripe.InvalidRequestError as error:  # completed meanwhile: its webhook settles it
+            raise Conflict(
+                f"Card payment #{waiting.pk} could not be canceled at Stripe ({error_message(error)}); "
+                "try again once Stripe's answer has arrived."
+            ) from error
+        payment_cancel(payment_id=waiting.pk, reason="Replaced by a new collection attempt.")
+
+
 def invoice_collect(*, invoice_id: int, attempt: int) -> Payment:
     """Charge the customer's default card for what is due on the invoice (attempt `attempt`).
 
@@ -99,6 +132,9 @@ def invoice_collect(*, invoice_id: int, attempt: int) -> Payment:
     and message recorded); `requires_action` (the bank wants 3-D Secure: the customer is emailed the
     pay link); or still `pending` when Stripe's answer is not known yet (a webhook settles it).
     Raises `StripeUnavailable` when Stripe could not be reached: run the same attempt again (same key)."""
+    key = invoice_attempt_key(invoice_id=invoice_id, attempt=attempt)
+    if not Payment.objects.filter(idempotency_key=key).exists():
+        _waiting_attempts_cancel(invoice_id=invoice_id)
     payment = _attempt_start(invoice_id=invoice_id, attempt=attempt)
     if payment.status != PaymentStatus.PENDING:  # this attempt has had its answer: a retry is a new attempt
         return payment
@@ -123,7 +159,8 @@ def invoice_collect(*, invoice_id: int, attempt: int) -> Payment:
             **request_options(idempotency_key=payment.idempotency_key),
         )
     except stripe.CardError as error:
-        intent_data = (error.json_body or {}).get("error", {}).get("payment_intent")
+        body = error.json_body if isinstance(error.json_body, dict) else {}
+        intent_data = (body.get("error") or {}).get("payment_intent")
         if error.code == "authentication_required" and intent_data:
             # Stripe itself refuses an off-session charge that needs 3-D Secure: same as requires_action.
             return payment_apply_intent(payment_id=payment.pk, intent=intent_data)
@@ -148,6 +185,7 @@ def payment_apply_intent(*, payment_id: int, intent: Any) -> Payment:
     """Bring our payment in line with its PaymentIntent's status (from an API answer or a webhook).
     Each outcome is applied once; a payment already settled is never moved back by an older or a
     repeated answer (a late `payment_failed` after `succeeded` changes nothing)."""
+    intent = as_dict(intent)
     payment = Payment.objects.get(pk=payment_id)
     status = intent["status"]
     if payment.status in SETTLED:
@@ -159,8 +197,8 @@ def payment_apply_intent(*, payment_id: int, intent: Any) -> Payment:
     if status == "requires_action":
         if payment.status == PaymentStatus.REQUIRES_ACTION:
             return payment
-        invoice_id = int(intent["metadata"]["invoice_id"])
-        link = invoice_pay_link(invoice_id=invoice_id)
+        allocation = payment.allocations.order_by("pk").first()
+        link = invoice_pay_link(invoice_id=allocation.invoice_id) if allocation else ""
         payment = payment_mark_requires_action(
             payment_id=payment.pk, provider_payment_id=str(intent["id"]), next_action_url=link
         )
@@ -232,7 +270,8 @@ def invoice_pay_link_email_send(*, invoice_id: int) -> bool:
 def invoices_collection_start(*, invoice_ids: list[int]) -> None:
     """Just-finalized invoices, handed to collection (card payments on, something due): a
     `charge_automatically` invoice is charged (attempt 1), a `send_invoice` one gets its pay link
-    emailed. Called after the finalizing transaction committed; queues one task per invoice."""
+    emailed (when bills are emailed on finalization, `INVOICE_EMAIL_ON_FINALIZE`). Called after the
+    finalizing transaction committed; queues one task per invoice."""
     if not stripe_enabled() or not invoice_ids:
         return
     from .tasks import invoice_collect_task, invoice_pay_link_email_task
@@ -241,5 +280,40 @@ def invoices_collection_start(*, invoice_ids: list[int]) -> None:
     for invoice in invoices.order_by("pk"):
         if invoice.collection_method == "charge_automatically":
             invoice_collect_task.delay(invoice.pk, 1)
-        else:
+        elif settings.INVOICE_EMAIL_ON_FINALIZE:  # the pay link goes with the bill, when bills are emailed
             invoice_pay_link_email_task.delay(invoice.pk)
+
+
+class CardPaymentNotCompleted(ApplicationError):
+    """A charge that did not take the money now: declined, or waiting for the customer (3-D Secure)."""
+
+    code = "card_payment_not_completed"
+    http_status = 402
+
+
+def invoice_next_attempt(*, invoice_id: int) -> int:
+    """The number of the invoice's next collection attempt: one more than the highest so far."""
+    prefix = f"invoice-{invoice_id}-attempt-"
+    keys = Payment.objects.filter(idempotency_key__startswith=prefix).values_list("idempotency_key", flat=True)
+    numbers = [int(key[len(prefix) :]) for key in keys if key[len(prefix) :].isdigit()]
+    return max(numbers, default=0) + 1
+
+
+def invoice_charge_now(*, invoice_id: int) -> Payment:
+    """Staff's "charge now" (admin, API): a new attempt on the customer's default card."""
+    return invoice_collect(invoice_id=invoice_id, attempt=invoice_next_attempt(invoice_id=invoice_id))
+
+
+def payment_outcome_check(payment: Payment) -> Payment:
+    """The payment, when it succeeded (or is still being processed); otherwise why not, as an error."""
+    if payment.status == PaymentStatus.FAILED:
+        raise CardPaymentNotCompleted(
+            f"The card was not charged: {payment.failure_message or payment.failure_code}",
+            code=payment.failure_code or None,
+        )
+    if payment.status == PaymentStatus.REQUIRES_ACTION:
+        raise CardPaymentNotCompleted(
+            "The bank asks the customer to confirm the payment (3-D Secure); they were emailed the pay link.",
+            code="requires_action",
+        )
+    return payment

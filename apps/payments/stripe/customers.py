@@ -19,7 +19,7 @@ from djstripe import models as djstripe_models
 from apps.accounts.models import Customer
 from apps.core.errors import NotFound, ValidationFailed
 
-from .client import object_id, raise_as_application_error, request_options
+from .client import as_dict, object_id, raise_as_application_error, request_options
 from .models import StripeCustomer
 
 
@@ -107,8 +107,9 @@ def _card(data: Any, default_id: str | None) -> CardSummary:
 
 def _retrieve_owned_payment_method(link: StripeCustomer, payment_method_id: str) -> Any:
     """The payment method, if it is attached to this customer: someone else's card is "not found"."""
+    data: dict[str, Any] | None = None
     try:
-        data = stripe.PaymentMethod.retrieve(payment_method_id, **request_options())
+        data = as_dict(stripe.PaymentMethod.retrieve(payment_method_id, **request_options()))
     except stripe.InvalidRequestError:
         data = None
     except stripe.StripeError as error:
@@ -137,8 +138,9 @@ def stripe_payment_method_attach(*, customer_id: int, setup_intent_id: str, make
     its default (the card charged for `charge_automatically` invoices), and so does any card added
     with `make_default`."""
     link = stripe_customer_ensure(customer_id=customer_id)
+    intent: dict[str, Any] | None = None
     try:
-        intent = stripe.SetupIntent.retrieve(setup_intent_id, **request_options())
+        intent = as_dict(stripe.SetupIntent.retrieve(setup_intent_id, **request_options()))
     except stripe.InvalidRequestError:
         intent = None
     except stripe.StripeError as error:
@@ -153,9 +155,11 @@ def stripe_payment_method_attach(*, customer_id: int, setup_intent_id: str, make
     payment_method_id = object_id(intent["payment_method"])
     assert payment_method_id is not None
     try:
-        data = stripe.PaymentMethod.retrieve(payment_method_id, **request_options())
+        data = as_dict(stripe.PaymentMethod.retrieve(payment_method_id, **request_options()))
         if object_id(data.get("customer")) != link.stripe_customer_id:
-            data = stripe.PaymentMethod.attach(payment_method_id, customer=link.stripe_customer_id, **request_options())
+            data = as_dict(
+                stripe.PaymentMethod.attach(payment_method_id, customer=link.stripe_customer_id, **request_options())
+            )
     except stripe.StripeError as error:
         raise_as_application_error(error)
     djstripe_models.PaymentMethod.sync_from_stripe_data(data, api_key=request_options()["api_key"])
@@ -174,7 +178,7 @@ def stripe_payment_methods_list(*, customer_id: int) -> list[CardSummary]:
     except stripe.StripeError as error:
         raise_as_application_error(error)
     default_id = link.default_payment_method_id
-    cards = [_card(data, default_id) for data in listed["data"]]
+    cards = [_card(data, default_id) for data in as_dict(listed)["data"]]
     return sorted(cards, key=lambda card: (not card.is_default, card.id))
 
 

@@ -25,13 +25,15 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 ACCOUNT_ID = "acct_localstripe0001"
 
 
-def _account(request: web.Request) -> web.Response:
+async def _account(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "id": ACCOUNT_ID,
@@ -60,6 +62,7 @@ def idempotency_middleware(
     saved: dict[str, tuple[str, int, bytes]],
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     """Stripe's idempotent requests: a POST with a known key gets the first response again."""
+    in_flight: set[str] = set()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -88,7 +91,19 @@ def idempotency_middleware(
                 content_type="application/json",
                 headers={"Idempotency-Key": key, "Idempotent-Replayed": "true"},
             )
-        response = await handler(request)
+        if key in in_flight:  # the same key still being answered: Stripe refuses the second request
+            error = {
+                "error": {
+                    "type": "idempotency_error",
+                    "message": "There is currently another in-progress request using this Stripe Idempotency Key.",
+                }
+            }
+            return web.json_response(error, status=409)
+        in_flight.add(key)
+        try:
+            response = await handler(request)
+        finally:
+            in_flight.discard(key)
         if isinstance(response, web.Response) and response.status < 500:
             payload = response.body if isinstance(response.body, bytes) else b""
             saved[key] = (fingerprint, response.status, payload)
@@ -134,7 +149,7 @@ def build_app() -> web.Application:
     from localstripe import resources, server
 
     # Keep the state in memory only: no pickle in /tmp shared by every process on the machine.
-    resources.Store.dump_to_disk = lambda self: None  # type: ignore[method-assign]
+    resources.Store.dump_to_disk = lambda self: None
     app: web.Application = server.app
     saved: dict[str, tuple[str, int, bytes]] = {}
     app[SAVED_RESPONSES] = saved
@@ -142,8 +157,8 @@ def build_app() -> web.Application:
     # Tests start each case from nothing: `DELETE /_config/data` (localstripe's) empties the objects,
     # this one the saved idempotent responses.
     app.router.add_delete("/_config/idempotency_keys", _forget_idempotency_keys)
-    app.middlewares.insert(0, not_found_middleware)
-    app.middlewares.insert(0, idempotency_middleware(saved))
+    app.middlewares.insert(0, cast(Middleware, not_found_middleware))
+    app.middlewares.insert(0, cast(Middleware, idempotency_middleware(saved)))
     return app
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import stripe
 from django.db import transaction
-from djmoney.money import Money
 
 from apps.payments.constants import PaymentProvider, RefundStatus
 from apps.payments.models import Payment, Refund
@@ -23,6 +22,7 @@ from apps.payments.services import refund_create, refund_mark_failed, refund_mar
 from .client import (
     RETRYABLE_ERRORS,
     StripeUnavailable,
+    as_dict,
     error_message,
     money_from_stripe,
     object_id,
@@ -67,6 +67,7 @@ def stripe_refund_execute(*, refund_id: int) -> Refund:
 
 
 def _apply_refund(refund_id: int, data: Any) -> Refund:
+    data = as_dict(data)
     status = data.get("status")
     if status == "succeeded":
         return refund_mark_succeeded(refund_id=refund_id, provider_refund_id=str(data["id"]))
@@ -83,6 +84,7 @@ def _apply_refund(refund_id: int, data: Any) -> Refund:
 @transaction.atomic
 def charge_refunds_sync(*, charge: Any) -> list[Refund]:
     """Bring our refunds of the charge's payment in line with the charge's refunds at Stripe."""
+    charge = as_dict(charge)
     payment = Payment.objects.filter(
         provider=PaymentProvider.STRIPE, provider_payment_id=object_id(charge.get("payment_intent")) or "-"
     ).first()
@@ -124,8 +126,9 @@ def charge_disputed_record(
     if payment_intent_id:
         payment = Payment.objects.filter(provider_payment_id=payment_intent_id).first()
     if payment is None and charge_id and stripe_enabled():
+        charge: dict[str, Any] | None = None
         try:
-            charge = stripe.Charge.retrieve(charge_id, **request_options())
+            charge = as_dict(stripe.Charge.retrieve(charge_id, **request_options()))
         except stripe.StripeError:
             charge = None
         intent_id = object_id(charge.get("payment_intent")) if charge else None
@@ -137,7 +140,8 @@ def charge_disputed_record(
         stripe_dispute_id=dispute_id,
         defaults={
             "payment": payment,
-            "amount": Money(money_from_stripe(amount, currency), currency.upper()),
+            "amount": money_from_stripe(amount, currency),
+            "amount_currency": currency.upper(),
             "reason": reason[:64],
         },
     )

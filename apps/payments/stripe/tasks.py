@@ -36,12 +36,12 @@ def invoice_collect_task(self, invoice_id: int, attempt: int = 1) -> str | None:
     return str(payment.status)
 
 
-@shared_task(name="apps.payments.stripe.tasks.payment_action_email_task", time_limit=120)
+@shared_task(name="apps.payments.stripe.tasks.payment_action_email_task", time_limit=120, soft_time_limit=110)
 def payment_action_email_task(payment_id: int) -> bool:
     return payment_action_email_send(payment_id=payment_id)
 
 
-@shared_task(name="apps.payments.stripe.tasks.invoice_pay_link_email_task", time_limit=120)
+@shared_task(name="apps.payments.stripe.tasks.invoice_pay_link_email_task", time_limit=120, soft_time_limit=110)
 def invoice_pay_link_email_task(invoice_id: int) -> bool:
     return invoice_pay_link_email_send(invoice_id=invoice_id)
 

@@ -21,3 +21,17 @@ class PaymentMethodAttachInputSerializer(serializers.Serializer):
         r"^seti_[A-Za-z0-9_]+$", max_length=255, help_text="The SetupIntent the browser confirmed with the card."
     )
     make_default = serializers.BooleanField(default=False)
+
+
+class CardChargeOutputSerializer(serializers.Serializer):
+    """The collection attempt a charge made: its payment and how it went."""
+
+    payment = serializers.IntegerField(source="pk")
+    status = serializers.CharField()
+    amount = serializers.DecimalField(source="amount.amount", max_digits=19, decimal_places=4)
+    currency = serializers.CharField()
+    idempotency_key = serializers.CharField()
+    provider_payment_id = serializers.CharField()
+    failure_code = serializers.CharField()
+    failure_message = serializers.CharField()
+    next_action_url = serializers.CharField()

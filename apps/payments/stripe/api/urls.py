@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import CustomerPaymentMethodViewSet
+from .views import CustomerPaymentMethodViewSet, InvoiceCardChargeViewSet
 
 PAYMENT_METHODS = "customers/<int:customer_pk>/payment-methods"
 
@@ -24,5 +24,10 @@ urlpatterns = [
         f"{PAYMENT_METHODS}/<str:pk>/default",
         CustomerPaymentMethodViewSet.as_view({"post": "make_default"}),
         name="customer-payment-method-default",
+    ),
+    path(
+        "invoices/<int:invoice_pk>/charge",
+        InvoiceCardChargeViewSet.as_view({"post": "charge"}),
+        name="invoice-card-charge",
     ),
 ]

@@ -14,7 +14,9 @@ from rest_framework.response import Response
 from apps.accounts.selectors import customer_list
 from apps.core.api.schema import error_responses
 from apps.core.idempotency import idempotent
+from apps.invoices.selectors import invoice_list
 
+from ..collection import invoice_charge_now
 from ..customers import (
     stripe_payment_method_attach,
     stripe_payment_method_detach,
@@ -22,7 +24,12 @@ from ..customers import (
     stripe_payment_methods_list,
     stripe_setup_intent_create,
 )
-from .serializers import CardOutputSerializer, PaymentMethodAttachInputSerializer, SetupIntentOutputSerializer
+from .serializers import (
+    CardChargeOutputSerializer,
+    CardOutputSerializer,
+    PaymentMethodAttachInputSerializer,
+    SetupIntentOutputSerializer,
+)
 
 
 class CustomerPaymentMethodViewSet(viewsets.ViewSet):
@@ -77,3 +84,22 @@ class CustomerPaymentMethodViewSet(viewsets.ViewSet):
     def destroy(self, request, customer_pk=None, pk=None):
         stripe_payment_method_detach(customer_id=self._customer_id(), payment_method_id=pk)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InvoiceCardChargeViewSet(viewsets.ViewSet):
+    """Charge an open invoice to the customer's default card now (a new collection attempt)."""
+
+    action_permissions = {"charge": ["invoices.view_invoice", "invoices.change_invoice"]}
+
+    @extend_schema(
+        request=None,
+        responses={201: CardChargeOutputSerializer, **error_responses(404, 409, 503)},
+        summary="Charge the card now",
+    )
+    @idempotent(atomic=False)  # the attempt's payment is committed before Stripe is called
+    def charge(self, request, invoice_pk=None):
+        """The attempt's payment: `succeeded`, `failed` (with the decline), or `requires_action` (the
+        customer was emailed the pay link). 409 when the invoice is not open or nothing is due."""
+        invoice = get_object_or_404(invoice_list(), pk=invoice_pk)
+        payment = invoice_charge_now(invoice_id=invoice.pk)
+        return Response(CardChargeOutputSerializer(payment).data, status=status.HTTP_201_CREATED)

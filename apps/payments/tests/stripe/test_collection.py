@@ -7,7 +7,7 @@ import stripe
 from django.core import mail
 from djmoney.money import Money
 
-from apps.core.errors import InvalidTransition
+from apps.core.errors import Conflict, InvalidTransition
 from apps.invoices.constants import InvoiceStatus
 from apps.invoices.models import Invoice
 from apps.payments.constants import PaymentStatus
@@ -273,3 +273,48 @@ def test_pay_link_email_of_a_send_invoice_invoice(localstripe, settings):
     assert f"https://billing.example/portal/invoices/{invoice.pk}/pay/" in message.body
     assert "20.00" in message.body
     assert Decimal(invoice.amount_due.amount) == Decimal("20.00")
+
+
+def test_no_pay_link_when_bills_are_not_emailed_on_finalization(localstripe, settings, monkeypatch):
+    settings.INVOICE_EMAIL_ON_FINALIZE = False
+    pay_links = []
+    monkeypatch.setattr(tasks.invoice_pay_link_email_task, "delay", lambda *args: pay_links.append(args))
+    invoice = make_invoice(make_customer(collection_method="send_invoice"), "20.00")
+
+    invoices_collection_start(invoice_ids=[invoice.pk])
+
+    assert pay_links == []
+
+
+def test_no_new_attempt_while_an_earlier_one_has_no_answer(localstripe, settings):
+    """The earlier charge may have gone through: a second attempt would charge twice."""
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "50.00")
+    with flaky_proxy(localstripe, lose="drop") as proxy:
+        settings.STRIPE_API_BASE = proxy.url
+        with pytest.raises(StripeUnavailable):
+            invoice_collect(invoice_id=invoice.pk, attempt=1)
+    settings.STRIPE_API_BASE = localstripe
+
+    with pytest.raises(Conflict):
+        invoice_collect(invoice_id=invoice.pk, attempt=2)
+
+    assert Payment.objects.count() == 1
+    assert len(stripe_list(stripe.Charge)) == 1
+    assert invoice_collect(invoice_id=invoice.pk, attempt=1).status == PaymentStatus.SUCCEEDED
+
+
+def test_a_new_attempt_cancels_one_waiting_for_3ds(localstripe):
+    customer = customer_with_card(CARD_3DS)
+    invoice = make_invoice(customer, "50.00")
+    waiting = invoice_collect(invoice_id=invoice.pk, attempt=1)
+    intent_setup = stripe_setup_intent_create(customer_id=customer.pk)
+    setup_intent_confirm(intent_setup["id"], CARD_OK)
+    stripe_payment_method_attach(customer_id=customer.pk, setup_intent_id=intent_setup["id"], make_default=True)
+
+    second = invoice_collect(invoice_id=invoice.pk, attempt=2)
+
+    waiting.refresh_from_db()
+    assert (waiting.status, second.status) == (PaymentStatus.CANCELED, PaymentStatus.SUCCEEDED)
+    statuses = {i["id"]: i["status"] for i in stripe_list(stripe.PaymentIntent)}
+    assert statuses == {waiting.provider_payment_id: "canceled", second.provider_payment_id: "succeeded"}

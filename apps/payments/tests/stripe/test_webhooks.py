@@ -6,14 +6,14 @@ from decimal import Decimal
 
 import pytest
 import stripe
+from django.urls import reverse
 from djmoney.money import Money
 from djstripe.models import Event
 
 from apps.invoices.constants import CreditNoteReason, InvoiceStatus
-from apps.invoices.services.credit_notes import credit_note_issue
 from apps.payments.constants import PaymentEventType, PaymentStatus, RefundStatus
 from apps.payments.models import Payment, PaymentEvent, Refund
-from apps.payments.services import refund_create
+from apps.payments.services import credit_note_issue_and_refund, refund_create
 from apps.payments.stripe import tasks
 from apps.payments.stripe.client import StripeUnavailable
 from apps.payments.stripe.collection import invoice_collect
@@ -186,14 +186,15 @@ def paid_by_card(amount="100.00"):
 def test_credit_note_refunded_to_the_card(localstripe, monkeypatch, django_capture_on_commit_callbacks, post_event):
     invoice, payment = paid_by_card("100.00")
     monkeypatch.setattr(tasks.stripe_refund_task, "delay", tasks.stripe_refund_task.run)  # run at once
-    credit_note = credit_note_issue(
-        invoice_id=invoice.pk, reason=CreditNoteReason.OTHER, amount=Decimal("30.00"), refund_amount=Decimal("30.00")
-    )
-
     with django_capture_on_commit_callbacks(execute=True):
-        refund = refund_create(payment_id=payment.pk, amount=Decimal("30.00"), credit_note_id=credit_note.pk)
+        credit_note = credit_note_issue_and_refund(
+            invoice_id=invoice.pk,
+            reason=CreditNoteReason.OTHER,
+            amount=Decimal("30.00"),
+            refund_amount=Decimal("30.00"),
+        )
 
-    refund.refresh_from_db()
+    refund = Refund.objects.get()
     assert refund.status == RefundStatus.SUCCEEDED
     assert refund.credit_note_id == credit_note.pk
     [remote] = stripe_list(stripe.Refund)
@@ -249,15 +250,13 @@ def test_refund_for_a_manual_payment_never_reaches_stripe(localstripe, monkeypat
     assert stripe_list(stripe.Refund) == []
 
 
-def test_dispute_is_recorded_once(localstripe, post_event):
-    invoice, payment = paid_by_card("100.00")
-    charge_id = the_intent()["latest_charge"]["id"]
-    dispute = {
+def dispute_object(payment) -> dict:
+    return {
         "id": "dp_1Test",
         "object": "dispute",
         "amount": 10000,
         "currency": "usd",
-        "charge": charge_id,
+        "charge": the_intent()["latest_charge"]["id"],
         "payment_intent": payment.provider_payment_id,
         "reason": "fraudulent",
         "status": "needs_response",
@@ -266,8 +265,25 @@ def test_dispute_is_recorded_once(localstripe, post_event):
         "metadata": {},
     }
 
+
+def test_dispute_is_recorded_once(localstripe, post_event):
+    invoice, payment = paid_by_card("100.00")
+
     for _ in range(3):
-        post_event("charge.dispute.created", dispute)
+        post_event("charge.dispute.created", dispute_object(payment))
 
     recorded = StripeDispute.objects.get()
     assert (recorded.payment_id, recorded.amount, recorded.reason) == (payment.pk, Money("100.00", "USD"), "fraudulent")
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.SUCCEEDED  # answered in Stripe; nothing changes here by itself
+
+
+def test_disputes_are_listed_in_the_admin(localstripe, post_event, client, superuser):
+    invoice, payment = paid_by_card("100.00")
+    post_event("charge.dispute.created", dispute_object(payment))
+    client.force_login(superuser)
+
+    response = client.get(reverse("admin:payments_stripedispute_changelist"))
+
+    assert response.status_code == 200
+    assert "dp_1Test" in response.content.decode()
