@@ -15,14 +15,16 @@ from typing import Any
 import stripe
 from django.db import transaction
 
-from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
+from apps.accounts.models import Customer
+from apps.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from apps.invoices.constants import InvoiceStatus
 from apps.invoices.models import Invoice
+from apps.payments.constants import PaymentStatus
 from apps.payments.models import Payment
 from apps.payments.services import payment_create_pending, payment_mark_failed
 
 from .client import RETRYABLE_ERRORS, StripeUnavailable, error_message, request_options, stripe_amount
-from .collection import payment_apply_intent
+from .collection import _card_payments_of, _waiting_attempts_cancel, payment_apply_intent
 from .customers import stripe_customer_ensure, stripe_payment_methods_list
 
 logger = logging.getLogger(__name__)
@@ -34,12 +36,20 @@ def invoice_pay_now_key(*, invoice_id: int, request_key: str) -> str:
 
 @transaction.atomic
 def _pending(*, customer_id: int, invoice_id: int, key: str) -> Payment:
+    # The payments' lock order: the customer, then its invoices.
+    Customer.objects.select_for_update().filter(pk=customer_id).first()
     invoice = Invoice.objects.select_for_update().filter(pk=invoice_id, customer_id=customer_id).first()
     if invoice is None:
         raise NotFound("No such invoice.")
     existing = Payment.objects.filter(idempotency_key=key).first()
     if existing is not None:
         return existing
+    in_progress = _card_payments_of(invoice.pk).filter(status__in=[PaymentStatus.PENDING, PaymentStatus.PROCESSING])
+    if in_progress.exists():  # its charge may have gone through: another would charge twice
+        raise Conflict(
+            "A card payment of this invoice is still being processed; try again in a moment.",
+            fields={"invoice": ["A payment is in progress."]},
+        )
     if invoice.status != InvoiceStatus.OPEN or invoice.amount_due.amount <= 0:
         raise InvalidTransition("Nothing is due on this invoice.", fields={"invoice": ["Nothing is due."]})
     return payment_create_pending(
@@ -65,8 +75,9 @@ def invoice_pay_now(
         raise NotFound("No such card.", fields={"payment_method": ["Not found."]})
     key = invoice_pay_now_key(invoice_id=invoice_id, request_key=request_key.strip())
     payment = _pending(customer_id=customer_id, invoice_id=invoice_id, key=key)
-    if payment.provider_payment_id:  # this submission already reached Stripe
+    if payment.provider_payment_id or payment.status != PaymentStatus.PENDING:  # this submission had its answer
         return payment
+    _waiting_attempts_cancel(invoice_id=invoice_id)  # an earlier one waiting for 3-D Secure: not both
     link = stripe_customer_ensure(customer_id=customer_id)
     currency = str(payment.amount.currency)
     try:
