@@ -59,11 +59,11 @@ ifneq ($(LOCALSTRIPE),)
 run: localstripe-background
 	@trap 'kill $$(cat .localstripe.pid) 2>/dev/null; rm -f .localstripe.pid' EXIT; \
 	$(MAKE) --no-print-directory demo && \
-	echo "Serving on http://$(HOST):$(PORT)/  (admin: /admin/, API docs: /api/docs/; card payments: localstripe)" && \
+	echo "Serving on http://$(HOST):$(PORT)/  (admin: /admin/, customer portal: /portal/, API docs: /api/docs/; card payments: localstripe)" && \
 	$(PY) manage.py runserver $(HOST):$(PORT)
 else
 run: demo
-	@echo "Serving on http://$(HOST):$(PORT)/  (admin: /admin/, API docs: /api/docs/)"
+	@echo "Serving on http://$(HOST):$(PORT)/  (admin: /admin/, customer portal: /portal/, API docs: /api/docs/)"
 	$(PY) manage.py runserver $(HOST):$(PORT)
 endif
 

@@ -26,12 +26,14 @@ api_v1 = [
     path("", include("apps.payments.stripe.api.urls")),
     path("", include("apps.payments.api.dunning_urls")),
     path("", include("apps.webhooks.api.urls")),
+    path("portal/", include("apps.portal.api.urls")),
 ]
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("portal/", include("apps.portal.urls")),
     path("nested_admin/", include("nested_admin.urls")),
     path("api/v1/", include((api_v1, "api"), namespace="api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -32,7 +32,7 @@ from .services import (
 
 class CustomerMembershipInline(admin.TabularInline):
     model = CustomerMembership
-    fields = ["user", "role", "created_at"]
+    fields = ["user", "role", "language", "created_at"]
     readonly_fields = ["created_at"]
     autocomplete_fields = ["user"]
     extra = 0
@@ -94,6 +94,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
                     "payment_terms_days",
                     "invoice_grouping",
                     "collection_method",
+                    "preferred_language",
                     ("tax_id", "tax_id_type"),
                     ("tax_id_status", "tax_id_checked_at"),
                     "tax_exempt",

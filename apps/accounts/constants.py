@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 # The member states of the European Union (ISO 3166-1 codes), for the EU VAT rules.
 EU_COUNTRIES = frozenset(
@@ -12,12 +13,12 @@ EU_COUNTRIES = frozenset(
 class TaxIdType(models.TextChoices):
     """Kinds of customer tax IDs (named like Stripe's customer tax ID types)."""
 
-    EU_VAT = "eu_vat", "EU VAT number"
-    GB_VAT = "gb_vat", "UK VAT number"
-    CH_VAT = "ch_vat", "Swiss VAT number"
-    NO_VAT = "no_vat", "Norwegian VAT number"
-    US_EIN = "us_ein", "US Employer Identification Number"
-    OTHER = "other", "Other (not checked)"
+    EU_VAT = "eu_vat", _("EU VAT number")
+    GB_VAT = "gb_vat", _("UK VAT number")
+    CH_VAT = "ch_vat", _("Swiss VAT number")
+    NO_VAT = "no_vat", _("Norwegian VAT number")
+    US_EIN = "us_ein", _("US Employer Identification Number")
+    OTHER = "other", _("Other (not checked)")
 
 
 class TaxIdStatus(models.TextChoices):
@@ -40,3 +41,18 @@ class CollectionMethod(models.TextChoices):
 
     CHARGE_AUTOMATICALLY = "charge_automatically", "Charge the default payment method automatically"
     SEND_INVOICE = "send_invoice", "Send the invoice; the customer pays it"
+
+
+class PortalLanguage(models.TextChoices):
+    """Languages of the customer portal, its emails and PDF bills (Django language codes)."""
+
+    ENGLISH = "en", "English"
+    SIMPLIFIED_CHINESE = "zh-hans", "简体中文"
+
+
+# What each portal role may do (an owner may do everything, a viewer only reads).
+PORTAL_ROLE_ACTIONS: dict[str, frozenset[str]] = {
+    "owner": frozenset({"read", "manage_billing", "manage_team"}),
+    "billing": frozenset({"read", "manage_billing"}),
+    "viewer": frozenset({"read"}),
+}

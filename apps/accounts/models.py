@@ -5,12 +5,13 @@ from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
 from django_countries.fields import Country, CountryField
 
 from apps.core.models import TimeStampedModel
 from apps.core.money import currency_choices
 
-from .constants import CollectionMethod, InvoiceGrouping, TaxIdStatus, TaxIdType
+from .constants import CollectionMethod, InvoiceGrouping, PortalLanguage, TaxIdStatus, TaxIdType
 
 # Address conventions for printing (others use "postcode city" on one line, then region).
 CITY_STATE_POSTCODE_COUNTRIES = frozenset({"US", "CA", "AU"})
@@ -91,6 +92,12 @@ class Customer(TimeStampedModel):
         default=CollectionMethod.SEND_INVOICE,
         help_text="Charge the customer's card automatically, or send the invoice for the customer to pay. "
         "Copied onto each invoice when it is finalized.",
+    )
+    preferred_language = models.CharField(
+        max_length=8,
+        choices=PortalLanguage.choices,
+        default=PortalLanguage.ENGLISH,
+        help_text="The language of the customer's portal, emails and PDF bills (each portal user may pick their own).",
     )
     test_clock = models.ForeignKey(
         TestClock,
@@ -174,13 +181,19 @@ class CustomerMembership(TimeStampedModel):
     """A portal user's access to a customer account (a user may belong to several customers)."""
 
     class Role(models.TextChoices):
-        OWNER = "owner", "Owner"
-        BILLING = "billing", "Billing manager"
-        VIEWER = "viewer", "Viewer"
+        OWNER = "owner", _("Owner")
+        BILLING = "billing", _("Billing manager")
+        VIEWER = "viewer", _("Viewer")
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.BILLING)
+    language = models.CharField(
+        max_length=8,
+        choices=PortalLanguage.choices,
+        blank=True,
+        help_text="The portal's language for this user at this customer; empty means the customer's.",
+    )
 
     class Meta:
         constraints = [
@@ -193,6 +206,10 @@ class CustomerMembership(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.customer} ({self.get_role_display()})"
+
+    @property
+    def portal_language(self) -> str:
+        return self.language or self.customer.preferred_language
 
 
 class ApiKey(TimeStampedModel):

@@ -3,8 +3,9 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from apps.core import clock
+from apps.core.errors import NotFound
 
-from .models import Customer, TestClock
+from .models import Customer, CustomerMembership, TestClock
 
 
 def customer_list() -> QuerySet[Customer]:
@@ -35,3 +36,32 @@ def test_clock_list():
 
 
 test_clock_list.__test__ = False  # type: ignore[attr-defined]
+
+
+def customer_memberships_for_user(*, user) -> QuerySet[CustomerMembership]:
+    """The customers a portal user may act for (none for an anonymous user), by customer name."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return CustomerMembership.objects.none()
+    return CustomerMembership.objects.filter(user=user).select_related("customer").order_by("customer__name", "id")
+
+
+def customer_membership_for_user(*, user, customer_id: int | str | None) -> CustomerMembership:
+    """The user's membership of that customer; `NotFound` (never a hint that the customer exists) when
+    the user does not belong to it."""
+    try:
+        customer_pk = int(customer_id)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise NotFound("No such customer.") from None
+    membership = customer_memberships_for_user(user=user).filter(customer_id=customer_pk).first()
+    if membership is None:
+        raise NotFound("No such customer.")
+    return membership
+
+
+def customer_team_list(*, customer_id: int) -> QuerySet[CustomerMembership]:
+    """The portal users of one customer, owners first."""
+    return (
+        CustomerMembership.objects.filter(customer_id=customer_id)
+        .select_related("user")
+        .order_by("role", "user__email", "id")
+    )

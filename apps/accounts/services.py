@@ -4,13 +4,21 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
 from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import translation
 
 from apps.core import clock
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.validation import validate_instance
 
-from .constants import CollectionMethod
+from .constants import CollectionMethod, PortalLanguage
 from .models import ApiKey, BillingContact, Customer, CustomerMembership, TestClock
 from .tax_ids import InvalidTaxId, tax_id_check, tax_id_type_fits_country
 
@@ -30,6 +38,7 @@ CUSTOMER_EDITABLE_FIELDS = (
     "payment_terms_days",
     "invoice_grouping",
     "collection_method",
+    "preferred_language",
 )
 
 TAX_ID_FIELDS = ("tax_id", "tax_id_type", "tax_id_status", "tax_id_checked_at")
@@ -82,6 +91,7 @@ def customer_create(
     payment_terms_days: int | None = None,
     invoice_grouping: str = "",
     collection_method: str = CollectionMethod.SEND_INVOICE,
+    preferred_language: str = PortalLanguage.ENGLISH,
     test_clock: TestClock | None = None,
     billing_contacts: list[dict[str, Any]] | None = None,
 ) -> Customer:
@@ -103,6 +113,7 @@ def customer_create(
         payment_terms_days=payment_terms_days,
         invoice_grouping=invoice_grouping,
         collection_method=collection_method,
+        preferred_language=preferred_language,
     )
     tax_id_errors = _customer_tax_id_apply(customer, tax_id=tax_id, tax_id_type=tax_id_type)
     _customer_validate(customer, tax_id_errors=tax_id_errors)
@@ -262,3 +273,169 @@ def api_key_authenticate(raw_key: str, *, now: datetime | None = None) -> ApiKey
     if api_key.last_used_at is None or now - api_key.last_used_at > timedelta(minutes=1):
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
     return api_key
+
+
+# --- Portal users ----------------------------------------------------------------------------------
+
+# What a customer user may change about their own billing account in the portal.
+CUSTOMER_SELF_SERVICE_FIELDS = (
+    "name",
+    "email",
+    "address_line1",
+    "address_line2",
+    "city",
+    "postal_code",
+    "state",
+    "country",
+    "tax_id",
+    "tax_id_type",
+    "preferred_language",
+)
+
+
+@transaction.atomic
+def customer_billing_details_update(
+    *, customer_id: int, billing_emails: list[str] | None = None, **changes: Any
+) -> Customer:
+    """A customer user's change of their billing details: address, tax ID (checked as everywhere),
+    language and the extra addresses bills are emailed to (`billing_emails`, contacts not listed are
+    removed; a contact kept keeps its name). Nothing else (currency, terms, tax exemption) may change
+    this way."""
+    unknown = set(changes) - set(CUSTOMER_SELF_SERVICE_FIELDS)
+    if unknown:
+        raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.")
+    contacts = None
+    if billing_emails is not None:
+        customer = Customer.objects.filter(pk=customer_id).first()
+        if customer is None:
+            raise NotFound(f"Customer {customer_id} does not exist.")
+        names = {contact.email.lower(): contact.name for contact in customer.billing_contacts.all()}
+        contacts = [
+            {"email": email, "name": names.get(email.strip().lower(), ""), "receives_invoices": True}
+            for email in billing_emails
+        ]
+        try:
+            return customer_update(customer_id=customer_id, billing_contacts=contacts, **changes)
+        except ValidationFailed as exc:
+            fields = {
+                name.replace("billing_contacts.", "billing_emails.").replace(".email", ""): messages
+                for name, messages in exc.fields.items()
+            }
+            raise ValidationFailed(exc.message, fields=fields) from exc
+    return customer_update(customer_id=customer_id, **changes)
+
+
+def _portal_url(path: str) -> str:
+    return settings.PORTAL_BASE_URL.rstrip("/") + path
+
+
+def portal_login_link(*, user) -> str:
+    """A one-time sign-in link to the portal (django-sesame; expires after `SESAME_MAX_AGE`)."""
+    from sesame.utils import get_query_string
+
+    return _portal_url(reverse("portal:magic-login")) + get_query_string(user)
+
+
+def _send_portal_email(*, template: str, to: str, language: str, context: dict[str, Any]) -> None:
+    with translation.override(language):
+        subject = render_to_string(f"accounts/email/{template}_subject.txt", context).strip()
+        body = render_to_string(f"accounts/email/{template}.txt", context)
+    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [to])
+
+
+def portal_login_link_send(*, email: str) -> int:
+    """Email a sign-in link to each active, non-staff user with this email who belongs to a customer.
+    Says nothing about who exists (returns how many links were sent, for tests and logs only). Staff
+    accounts sign in through the admin only: a customer's mailbox never opens a staff account."""
+    email = email.strip()
+    if not email:
+        return 0
+    User = get_user_model()
+    users = list(
+        User.objects.filter(email__iexact=email, is_active=True, is_staff=False, memberships__isnull=False).distinct()
+    )
+    for user in users:
+        membership = user.memberships.select_related("customer").order_by("id").first()
+        link = portal_login_link(user=user)
+        language = membership.portal_language if membership else PortalLanguage.ENGLISH
+        transaction.on_commit(
+            lambda user=user, link=link, language=language: _send_portal_email(
+                template="login_link", to=user.email, language=language, context={"user": user, "link": link}
+            )
+        )
+    return len(users)
+
+
+@transaction.atomic
+def customer_user_invite(*, customer_id: int, email: str, role: str, actor: Any) -> CustomerMembership:
+    """An owner invites a teammate: the user (found by email, or created without a password) joins the
+    customer with `role` and gets an email with a sign-in link (and may then set a password). Staff
+    accounts are never invited (they keep their own sign-in)."""
+    customer = Customer.objects.filter(pk=customer_id).first()
+    if customer is None:
+        raise NotFound(f"Customer {customer_id} does not exist.")
+    email = email.strip().lower()
+    errors: dict[str, list[str]] = {}
+    try:
+        validate_email(email)
+    except DjangoValidationError:
+        errors["email"] = ["Enter a valid email address."]
+    if role not in CustomerMembership.Role.values:
+        errors["role"] = [f"Use one of: {', '.join(CustomerMembership.Role.values)}."]
+    if errors:
+        raise ValidationFailed("The invitation is not valid.", fields=errors)
+    User = get_user_model()
+    user = User.objects.filter(email__iexact=email).order_by("id").first()
+    if user is not None and (user.is_staff or user.is_superuser):
+        raise ValidationFailed(
+            "This address belongs to a staff account.", fields={"email": ["Staff accounts cannot be invited."]}
+        )
+    if user is not None and CustomerMembership.objects.filter(customer=customer, user=user).exists():
+        raise ValidationFailed("Already a member.", fields={"email": ["This person already belongs to the team."]})
+    if user is None:
+        user = User(username=email[:150], email=email)
+        user.set_unusable_password()
+        user.save()
+    membership = CustomerMembership.objects.create(customer=customer, user=user, role=role)
+    link = portal_login_link(user=user)
+    inviter = getattr(actor, "email", "") or str(actor or "")
+    transaction.on_commit(
+        lambda: _send_portal_email(
+            template="invitation",
+            to=email,
+            language=customer.preferred_language,
+            context={"customer": customer, "link": link, "inviter": inviter, "role": membership.get_role_display()},
+        )
+    )
+    return membership
+
+
+@transaction.atomic
+def customer_membership_remove(*, customer_id: int, membership_id: int, actor: Any) -> None:
+    """An owner removes a teammate. The last owner stays (a customer is never left without one), and
+    nobody removes themselves this way."""
+    membership = (
+        CustomerMembership.objects.select_for_update().filter(pk=membership_id, customer_id=customer_id).first()
+    )
+    if membership is None:
+        raise NotFound("No such team member.")
+    if membership.user_id == getattr(actor, "pk", None):
+        raise ValidationFailed("You cannot remove yourself.", fields={"membership": ["Ask another owner."]})
+    if membership.role == CustomerMembership.Role.OWNER:
+        owners = CustomerMembership.objects.filter(customer_id=customer_id, role=CustomerMembership.Role.OWNER)
+        if owners.count() <= 1:
+            raise ValidationFailed("A customer keeps at least one owner.", fields={"membership": ["The last owner."]})
+    membership.delete()
+
+
+@transaction.atomic
+def customer_membership_language_set(*, membership_id: int, language: str) -> CustomerMembership:
+    """The portal language a user picked (for this customer); empty means the customer's."""
+    if language and language not in PortalLanguage.values:
+        raise ValidationFailed(
+            "Unknown language.", fields={"language": [f"Use one of: {', '.join(PortalLanguage.values)}."]}
+        )
+    membership = CustomerMembership.objects.select_for_update().get(pk=membership_id)
+    membership.language = language
+    membership.save(update_fields=["language", "updated_at"])
+    return membership

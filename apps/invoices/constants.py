@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_noop
 
 
 class InvoiceStatus(models.TextChoices):
@@ -100,7 +101,8 @@ class ChangeTiming(models.TextChoices):
     PERIOD_END = "period_end", "At the end of the current period"
 
 
-REVERSE_CHARGE_NOTE = "Reverse charge: VAT to be accounted for by the recipient."
+# Printed on the bill (translated there, in the customer's language).
+REVERSE_CHARGE_NOTE = gettext_noop("Reverse charge: VAT to be accounted for by the recipient.")
 
 
 # --- Credit notes ------------------------------------------------------------------------------------
@@ -112,9 +114,9 @@ class CreditNoteStatus(models.TextChoices):
 
 
 class CreditNoteReason(models.TextChoices):
-    DUPLICATE = "duplicate", "Duplicate charge"
-    PRODUCT_UNSATISFACTORY = "product_unsatisfactory", "Product unsatisfactory"
-    ORDER_CHANGE = "order_change", "Order change"
+    DUPLICATE = "duplicate", gettext_noop("Duplicate charge")
+    PRODUCT_UNSATISFACTORY = "product_unsatisfactory", gettext_noop("Product unsatisfactory")
+    ORDER_CHANGE = "order_change", gettext_noop("Order change")
     OTHER = "other", "Other"
 
 

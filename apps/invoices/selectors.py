@@ -6,8 +6,9 @@ from django.db.models.functions import Coalesce
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
+from apps.core.errors import NotFound
 
-from .constants import CREDITABLE_STATUSES, BillingReason, CreditNoteStatus
+from .constants import CREDITABLE_STATUSES, UNPAID_STATUSES, BillingReason, CreditNoteStatus, InvoiceStatus
 from .models import BillingRun, CreditNote, Invoice, InvoicedPeriod, InvoiceItem, TaxRate
 
 
@@ -117,3 +118,59 @@ def invoice_ids_missing_pdf(*, now: datetime, min_age: timedelta, max_age: timed
         .order_by("issued_at", "pk")
         .values_list("pk", flat=True)
     )
+
+
+# --- Customer-facing reads (the portal and the customer API): always scoped to one customer -----------
+
+CUSTOMER_VISIBLE_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE, InvoiceStatus.VOID)
+
+
+def invoice_list_for_customer(*, customer_id: int, status: str = "") -> QuerySet[Invoice]:
+    """The customer's issued invoices (never drafts), newest first; `status` filters when given."""
+    invoices = invoices_with_amount_due(
+        Invoice.objects.filter(customer_id=customer_id, status__in=CUSTOMER_VISIBLE_STATUSES)
+    )
+    if status:
+        invoices = invoices.filter(status=status)
+    return invoices.order_by("-issued_at", "-id")
+
+
+def invoice_get_for_customer(*, customer_id: int, invoice_id: int | str) -> Invoice:
+    """One of the customer's issued invoices with its lines, taxes and credit notes; `NotFound` for
+    anybody else's, a draft, or an id that is not a number."""
+    try:
+        pk = int(invoice_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such invoice.") from None
+    invoice = (
+        invoice_list_for_customer(customer_id=customer_id)
+        .prefetch_related("lines", "taxes", "credit_notes")
+        .filter(pk=pk)
+        .first()
+    )
+    if invoice is None:
+        raise NotFound("No such invoice.")
+    return invoice
+
+
+def credit_note_list_for_customer(*, customer_id: int) -> QuerySet[CreditNote]:
+    return CreditNote.objects.filter(customer_id=customer_id).select_related("invoice").order_by("-issued_at", "-id")
+
+
+def credit_note_get_for_customer(*, customer_id: int, credit_note_id: int | str) -> CreditNote:
+    try:
+        pk = int(credit_note_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such credit note.") from None
+    credit_note = credit_note_list_for_customer(customer_id=customer_id).prefetch_related("lines").filter(pk=pk).first()
+    if credit_note is None:
+        raise NotFound("No such credit note.")
+    return credit_note
+
+
+def customer_amount_due(*, customer: Customer) -> Money:
+    """What the customer owes on its issued, unpaid invoices: the sum of their `amount_due` (less what
+    payments paid and credit notes took off each)."""
+    invoices = invoices_with_amount_due(Invoice.objects.filter(customer=customer, status__in=UNPAID_STATUSES))
+    total = sum((invoice.amount_due.amount for invoice in invoices), Decimal(0))
+    return Money(total, customer.currency)

@@ -1,5 +1,6 @@
 from django.db.models import Prefetch, QuerySet
 
+from apps.core.errors import NotFound
 from apps.invoices.constants import UNPAID_STATUSES
 from apps.invoices.models import Invoice
 from apps.invoices.selectors import invoices_with_amount_due
@@ -40,3 +41,16 @@ def customer_unpaid_invoices(*, customer_id: int) -> QuerySet[Invoice]:
             "due_on", "issued_at", "pk"
         )
     )
+
+
+def payment_get_for_customer(*, customer_id: int, payment_id: int | str) -> Payment:
+    """One of the customer's payments (the portal); `NotFound` for anybody else's (or an id that is no
+    number)."""
+    try:
+        pk = int(payment_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such payment.") from None
+    payment = customer_payments(customer_id=customer_id).filter(pk=pk).first()
+    if payment is None:
+        raise NotFound("No such payment.")
+    return payment

@@ -286,3 +286,49 @@ def _bulk_rows(
             (index, group_key, None if count is None else Decimal(count), total, highest)
             for index, group_key, count, total, highest in cursor.fetchall()
         ]
+
+
+@dataclass(frozen=True)
+class MetricUsageSoFar:
+    """A customer's use of one metric in a window, in total and day by day (UTC days)."""
+
+    code: str
+    name: str
+    aggregation: str
+    total: Decimal
+    days: list[tuple[datetime, Decimal]]
+
+    @property
+    def peak(self) -> Decimal:
+        return max((value for _, value in self.days), default=Decimal(0))
+
+
+def usage_so_far_for_customer(
+    *, customer: Customer, metric_codes: list[str], start: datetime, end: datetime
+) -> list[MetricUsageSoFar]:
+    """The customer's usage of each metric (in `metric_codes`' order) in [start, end): the window's
+    aggregate (as billed: groups added up) and each day's, for a chart. Customer-scoped: only this
+    customer's events count."""
+    start, end = clock.ensure_aware(start), clock.ensure_aware(end)
+    metrics = {metric.code: metric for metric in BillableMetric.objects.filter(code__in=metric_codes)}
+    ordered = [metrics[code] for code in dict.fromkeys(metric_codes) if code in metrics]
+    if end <= start or not ordered:
+        return [MetricUsageSoFar(m.code, m.name, m.aggregation, Decimal(0), []) for m in ordered]
+    day_starts: list[datetime] = []
+    moment = start
+    while moment < end:
+        day_starts.append(moment)
+        moment = (moment + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    windows: list[UsageWindow] = []
+    for metric in ordered:
+        windows.append(UsageWindow(customer_id=customer.pk, metric=metric, start=start, end=end))
+        for index, day_start in enumerate(day_starts):
+            day_end = day_starts[index + 1] if index + 1 < len(day_starts) else end
+            windows.append(UsageWindow(customer_id=customer.pk, metric=metric, start=day_start, end=day_end))
+    results = iter(usage_aggregate_many(windows))
+    usage = []
+    for metric in ordered:
+        total = sum(next(results).values(), Decimal(0))
+        days = [(day_start, sum(next(results).values(), Decimal(0))) for day_start in day_starts]
+        usage.append(MetricUsageSoFar(metric.code, metric.name, metric.aggregation, total, days))
+    return usage

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "auditlog",
+    "sesame",
     # ours
     "apps.core",
     "apps.accounts",
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "apps.subscriptions",
     "apps.usage",
     "apps.invoices",
+    "apps.portal",
     "apps.payments",
     "apps.webhooks",
     "apps.audit",
@@ -54,11 +56,13 @@ MIDDLEWARE = [
     "apps.core.middleware.ApiRequestSizeLimitMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "apps.audit.middleware.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "apps.portal.middleware.PortalMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last: turns a locked-out login into its 429 page.
     "axes.middleware.AxesMiddleware",
@@ -99,6 +103,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# The portal, its emails and PDF bills speak these; the admin follows the staff user's browser language.
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -130,7 +137,11 @@ AUTHENTICATION_BACKENDS = [
     # Admin login brute-force protection (django-axes): refuses a locked-out login before any password check.
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # The portal's passwordless sign-in links (one-time, short-lived).
+    "sesame.backends.ModelBackend",
 ]
+SESAME_MAX_AGE = env.int("PORTAL_LOGIN_LINK_MAX_AGE", default=15 * 60)
+SESAME_ONE_TIME = True
 # After AXES_FAILURE_LIMIT failed logins for one username from one address, that pair is locked out
 # for AXES_COOLOFF_MINUTES (429); a successful login resets the count.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
@@ -378,6 +389,7 @@ SPECTACULAR_SETTINGS = {
         "ManualPaymentMethodEnum": "apps.payments.constants.MANUAL_METHOD_CHOICES",
         "PaymentProviderEnum": "apps.payments.constants.PaymentProvider",
         "RefundStatusEnum": "apps.payments.constants.RefundStatus",
+        "PortalLanguageEnum": "apps.accounts.constants.PortalLanguage",
     },
 }
 
@@ -403,7 +415,6 @@ DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 # Where customers reach the portal: links in emails (the pay link of an invoice) start with it.
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
-
 # Bills are emailed through Django's email backend: the console in development (set EMAIL_BACKEND,
 # EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS for SMTP).
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

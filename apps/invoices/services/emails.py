@@ -15,7 +15,9 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.template.loader import render_to_string
+from django.template.loader import render_to_string, select_template
+from django.utils import translation
+from django.utils.translation import gettext
 
 from apps.accounts.selectors import customer_invoice_recipients
 from apps.core import clock
@@ -26,7 +28,7 @@ from ..events import invoice_event_record
 from ..models import Invoice, InvoiceEvent
 from ..templatetags.invoice_format import service_period
 from .lifecycle import invoice_lock
-from .pdf import invoice_pdf_read_verified
+from .pdf import document_language, invoice_pdf_read_verified
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,20 @@ class InvoiceEmailResult:
 
 def invoice_email_subject(invoice: Invoice) -> str:
     seller = invoice.seller_details.get("name") or settings.SELLER.get("name", "")
-    return f"Invoice {invoice.number} from {seller}".strip()
+    with translation.override(document_language(invoice.customer_details)):
+        return (gettext("Invoice %(number)s from %(seller)s") % {"number": invoice.number, "seller": seller}).strip()
+
+
+def _in_language(language: str, function, *args):
+    with translation.override(language):
+        return function(*args)
+
+
+def _email_template(name: str, language: str, extension: str) -> str:
+    """The bill email's template in the customer's language (English when there is none)."""
+    return select_template(
+        [f"invoices/email/{name}.{language}.{extension}", f"invoices/email/{name}.{extension}"]
+    ).template.name
 
 
 def invoice_email_message(*, invoice: Invoice, recipients: list[str], pdf: bytes) -> EmailMultiAlternatives:
@@ -48,18 +63,24 @@ def invoice_email_message(*, invoice: Invoice, recipients: list[str], pdf: bytes
         "invoice": invoice,
         "seller": invoice.seller_details,
         "buyer": invoice.customer_details,
-        "billing_period": service_period(invoice.period_start_at, invoice.period_end_at),
+        "billing_period": _in_language(
+            document_language(invoice.customer_details), service_period, invoice.period_start_at, invoice.period_end_at
+        ),
         "filename": filename,
     }
     seller_email = invoice.seller_details.get("email")
+    language = document_language(invoice.customer_details)
+    with translation.override(language):
+        text = render_to_string(_email_template("invoice", language, "txt"), context)
+        html = render_to_string(_email_template("invoice", language, "html"), context)
     message = EmailMultiAlternatives(
         subject=invoice_email_subject(invoice),
-        body=render_to_string("invoices/email/invoice.txt", context),
+        body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=recipients,
         reply_to=[seller_email] if seller_email else None,
     )
-    message.attach_alternative(render_to_string("invoices/email/invoice.html", context), "text/html")
+    message.attach_alternative(html, "text/html")
     message.attach(filename, pdf, "application/pdf")
     return message
 

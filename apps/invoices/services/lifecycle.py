@@ -104,6 +104,7 @@ def customer_snapshot(customer) -> dict:
         "address_lines": customer.address_lines,
         "country": str(customer.country.code),
         "tax_id": customer.tax_id,
+        "language": customer.preferred_language,
     }
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import translation
 
 from apps.core import clock
 from apps.core.errors import Conflict, NotEditable, NotFound
@@ -83,10 +84,18 @@ def invoice_line_sections(invoice: Invoice, lines: list[InvoiceLine]) -> list[di
     return sorted(result, key=lambda section: not section["heading"])
 
 
+def document_language(customer_details: dict[str, Any]) -> str:
+    """The language a bill is written in: the customer's when it was issued (English for bills issued
+    before customers had one)."""
+    return str(customer_details.get("language") or "en")
+
+
 def invoice_render_pdf_bytes(invoice: Invoice, **context_overrides: Any) -> bytes:
-    """The bill as PDF bytes (nothing stored). Used by `invoice_render_pdf` and the benchmark."""
-    context = invoice_pdf_context(invoice, **context_overrides)
-    return render_pdf(template_name=INVOICE_PDF_TEMPLATE, context=context, stylesheets=INVOICE_PDF_STYLESHEETS)
+    """The bill as PDF bytes (nothing stored), in the customer's language. Used by
+    `invoice_render_pdf` and the benchmark."""
+    with translation.override(document_language(invoice.customer_details)):
+        context = invoice_pdf_context(invoice, **context_overrides)
+        return render_pdf(template_name=INVOICE_PDF_TEMPLATE, context=context, stylesheets=INVOICE_PDF_STYLESHEETS)
 
 
 def _refuse_second_rendering(invoice: Invoice) -> None:
@@ -193,11 +202,12 @@ def credit_note_pdf_context(credit_note: CreditNote) -> dict[str, Any]:
 
 
 def credit_note_render_pdf_bytes(credit_note: CreditNote) -> bytes:
-    return render_pdf(
-        template_name=CREDIT_NOTE_PDF_TEMPLATE,
-        context=credit_note_pdf_context(credit_note),
-        stylesheets=INVOICE_PDF_STYLESHEETS,
-    )
+    with translation.override(document_language(credit_note.customer_details)):
+        return render_pdf(
+            template_name=CREDIT_NOTE_PDF_TEMPLATE,
+            context=credit_note_pdf_context(credit_note),
+            stylesheets=INVOICE_PDF_STYLESHEETS,
+        )
 
 
 def credit_note_render_pdf(*, credit_note_id: int, actor: Any = None) -> CreditNote:

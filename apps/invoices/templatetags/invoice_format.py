@@ -9,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 
 from django import template
 from django.utils import timezone
+from django.utils.translation import get_language
 from djmoney.money import Money
 
 from apps.core.money import currency_decimal_places
@@ -16,6 +17,31 @@ from apps.core.money import currency_decimal_places
 register = template.Library()
 
 DATE_FORMAT = "%-d %b %Y"
+
+# Simplified Chinese conventions (CLDR): the currency symbol before the amount ("US$1,234.50"),
+# dates as "2026年1月15日". English keeps "1,234.50 USD" and "15 Jan 2026".
+ZH_CURRENCY_SYMBOLS = {
+    "USD": "US$", "EUR": "€", "GBP": "£", "JPY": "JP¥", "CNY": "¥", "CAD": "CA$", "AUD": "A$", "HKD": "HK$",
+}  # fmt: skip
+
+
+def _chinese() -> bool:
+    return (get_language() or "").lower().startswith("zh")
+
+
+def _with_currency(number: str, code: str) -> str:
+    if _chinese():
+        symbol = ZH_CURRENCY_SYMBOLS.get(code)
+        if symbol is None:
+            return f"{code} {number}"
+        return f"-{symbol}{number[1:]}" if number.startswith("-") else f"{symbol}{number}"
+    return f"{number} {code}"
+
+
+def _format_day(day: date) -> str:
+    if _chinese():
+        return f"{day.year}年{day.month}月{day.day}日"
+    return day.strftime(DATE_FORMAT)
 
 
 def _split(value, currency: str | None) -> tuple[Decimal, str] | None:
@@ -45,7 +71,7 @@ def money(value, currency: str | None = None) -> str:
     if parts is None:
         return ""
     amount, code = parts
-    return f"{_group(amount, currency_decimal_places(code))} {code}"
+    return _with_currency(_group(amount, currency_decimal_places(code)), code)
 
 
 @register.filter
@@ -72,7 +98,7 @@ def unit_price(value, currency: str | None = None) -> str:
         return ""
     amount, code = parts
     places = max(currency_decimal_places(code), _significant_places(amount))
-    return f"{_group(amount, places)} {code}"
+    return _with_currency(_group(amount, places), code)
 
 
 @register.filter
@@ -96,7 +122,7 @@ def _as_date(value) -> date | None:
 def bill_date(value) -> str:
     """ "15 Jan 2026" (the bill's one date style)."""
     day = _as_date(value)
-    return day.strftime(DATE_FORMAT) if day else ""
+    return _format_day(day) if day else ""
 
 
 @register.simple_tag
@@ -105,4 +131,4 @@ def service_period(start, end) -> str:
     start_day, end_day = _as_date(start), _as_date(end)
     if start_day is None or end_day is None:
         return ""
-    return f"{start_day.strftime(DATE_FORMAT)} – {end_day.strftime(DATE_FORMAT)}"
+    return f"{_format_day(start_day)} – {_format_day(end_day)}"

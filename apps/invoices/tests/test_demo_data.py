@@ -171,6 +171,8 @@ def test_ensure_demo_admin_creates_a_superuser_with_a_fresh_password_a_token_and
     assert portal_user is not None and not portal_user.is_staff and not portal_user.is_superuser
     membership = CustomerMembership.objects.get(user=portal_user)
     assert membership.customer == customer
+    assert "Portal:   http://127.0.0.1:8000/portal/" in output
+    assert Token.objects.get(user=portal_user).key == _field(output, "Customer API token")
 
     # Again: a new password (the old one stops working), the same token, no duplicates.
     out = StringIO()

@@ -8,10 +8,13 @@ from rest_framework.authtoken.models import Token
 
 from apps.accounts.models import ApiKey, CustomerMembership
 from apps.accounts.services import api_key_create, api_key_revoke, customer_membership_add
+from apps.catalog.models import Plan
 from apps.invoices.management.demo import demo_first_customer
+from apps.portal.selectors import portal_configuration
 
 # Where `make run` serves the app (it passes its HOST and PORT).
 ADMIN_URL = "http://{host}:{port}/admin/"
+PORTAL_URL = "http://{host}:{port}/portal/"
 ADMIN_USERNAME = "admin"
 PORTAL_USERNAME = "demo-customer"
 
@@ -22,7 +25,8 @@ DEMO_API_KEY_NAME = "Demo metering"
 class Command(BaseCommand):
     help = (
         "Create or update the local superuser 'admin' with a fresh random password and an API token, and "
-        "a portal user 'demo-customer' for the first demo customer. For local demos only."
+        "a customer portal user 'demo-customer' (with a password and an API token) for the first demo customer. "
+        "For local demos only."
     )
 
     @transaction.atomic
@@ -63,6 +67,15 @@ class Command(BaseCommand):
         portal_user.set_password(portal_password)
         portal_user.save()
         customer_membership_add(customer=customer, user=portal_user, role=CustomerMembership.Role.OWNER)
-        self.stdout.write(f"Customer user for {customer.name} (for the self-service portal, not built yet):")
+        portal_token, _ = Token.objects.get_or_create(user=portal_user)
+        configuration = portal_configuration()
+        if not configuration.allowed_plans.exists():  # let the demo customer change plans
+            configuration.allowed_plans.set(Plan.objects.filter(is_archived=False))
+        host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
+        self.stdout.write(self.style.SUCCESS(f"Customer portal user for {customer.name} (new password):"))
+        self.stdout.write(f"  Portal:   {PORTAL_URL.format(host=host, port=port)}")
         self.stdout.write(f"  Username: {PORTAL_USERNAME}")
         self.stdout.write(f"  Password: {portal_password}")
+        self.stdout.write(
+            f"  Customer API token: {portal_token.key}  (/api/v1/portal/…, header: Authorization: Token …)"
+        )

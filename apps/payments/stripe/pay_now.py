@@ -1,0 +1,134 @@
+"""An open invoice paid now by the customer, from the portal, with one of their saved cards.
+
+Unlike `invoice_collect` (off-session attempts numbered for dunning), the customer is present: the
+PaymentIntent is confirmed on session, and a bank's 3-D Secure challenge is passed in the browser
+(Stripe.js `confirmCardPayment` with the intent's client secret, see `payment_client_secret`); the
+webhook or `payment_refresh` then settles the payment. Each submission of the pay form carries a
+key of its own, so a double click charges once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import stripe
+from django.db import transaction
+
+from apps.accounts.models import Customer
+from apps.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from apps.invoices.constants import InvoiceStatus
+from apps.invoices.models import Invoice
+from apps.payments.constants import PaymentStatus
+from apps.payments.models import Payment
+from apps.payments.services import payment_create_pending, payment_mark_failed
+
+from .client import RETRYABLE_ERRORS, StripeUnavailable, error_message, request_options, stripe_amount
+from .collection import _card_payments_of, _waiting_attempts_cancel, payment_apply_intent
+from .customers import stripe_customer_ensure, stripe_payment_methods_list
+
+logger = logging.getLogger(__name__)
+
+
+def invoice_pay_now_key(*, invoice_id: int, request_key: str) -> str:
+    return f"invoice-{invoice_id}-portal-{request_key}"
+
+
+@transaction.atomic
+def _pending(*, customer_id: int, invoice_id: int, key: str) -> Payment:
+    # The payments' lock order: the customer, then its invoices.
+    Customer.objects.select_for_update().filter(pk=customer_id).first()
+    invoice = Invoice.objects.select_for_update().filter(pk=invoice_id, customer_id=customer_id).first()
+    if invoice is None:
+        raise NotFound("No such invoice.")
+    existing = Payment.objects.filter(idempotency_key=key).first()
+    if existing is not None:
+        return existing
+    in_progress = _card_payments_of(invoice.pk).filter(status__in=[PaymentStatus.PENDING, PaymentStatus.PROCESSING])
+    if in_progress.exists():  # its charge may have gone through: another would charge twice
+        raise Conflict(
+            "A card payment of this invoice is still being processed; try again in a moment.",
+            fields={"invoice": ["A payment is in progress."]},
+        )
+    if invoice.status != InvoiceStatus.OPEN or invoice.amount_due.amount <= 0:
+        raise InvalidTransition("Nothing is due on this invoice.", fields={"invoice": ["Nothing is due."]})
+    return payment_create_pending(
+        customer_id=customer_id, invoice_ids=[invoice.pk], amount=invoice.amount_due.amount, provider="stripe",
+        method="card", idempotency_key=key,
+    )  # fmt: skip
+
+
+def invoice_pay_now(
+    *, customer_id: int, invoice_id: int, request_key: str, payment_method_id: str | None = None
+) -> Payment:
+    """Charge what is due on one of the customer's open invoices to one of its cards (the default one
+    unless `payment_method_id` names another of its cards). Returns the payment: `succeeded`,
+    `failed` (declined: code and message recorded), or `requires_action` (3-D Secure, in the browser)."""
+    if not request_key.strip():
+        raise ValidationFailed("A request key is needed.", fields={"request_key": ["Missing."]})
+    cards = {card.id: card for card in stripe_payment_methods_list(customer_id=customer_id)}
+    if payment_method_id is None:
+        payment_method_id = next((card.id for card in cards.values() if card.is_default), None)
+        if payment_method_id is None:
+            raise ValidationFailed("Add a card first.", fields={"payment_method": ["No card on file."]})
+    elif payment_method_id not in cards:
+        raise NotFound("No such card.", fields={"payment_method": ["Not found."]})
+    key = invoice_pay_now_key(invoice_id=invoice_id, request_key=request_key.strip())
+    payment = _pending(customer_id=customer_id, invoice_id=invoice_id, key=key)
+    if payment.provider_payment_id or payment.status != PaymentStatus.PENDING:  # this submission had its answer
+        return payment
+    _waiting_attempts_cancel(invoice_id=invoice_id)  # an earlier one waiting for 3-D Secure: not both
+    link = stripe_customer_ensure(customer_id=customer_id)
+    currency = str(payment.amount.currency)
+    try:
+        intent = stripe.PaymentIntent.create(
+            amount=stripe_amount(payment.amount.amount, currency),
+            currency=currency.lower(),
+            customer=link.stripe_customer_id,
+            payment_method=payment_method_id,
+            confirm=True,
+            metadata={"payment_id": str(payment.pk), "invoice_id": str(invoice_id), "attempt": "portal"},
+            **request_options(idempotency_key=key),
+        )
+    except stripe.CardError as error:
+        intent_data = (error.json_body or {}).get("error", {}).get("payment_intent")
+        if error.code == "authentication_required" and intent_data:
+            return payment_apply_intent(payment_id=payment.pk, intent=intent_data)
+        return payment_mark_failed(
+            payment_id=payment.pk,
+            failure_code=str(getattr(error, "decline_code", None) or error.code or "card_declined"),
+            failure_message=error_message(error),
+        )
+    except RETRYABLE_ERRORS as error:
+        raise StripeUnavailable(f"Stripe is unavailable: {error_message(error)}") from error
+    except stripe.StripeError as error:
+        return payment_mark_failed(
+            payment_id=payment.pk,
+            failure_code=str(getattr(error, "code", None) or "stripe_error"),
+            failure_message=error_message(error),
+        )
+    return payment_apply_intent(payment_id=payment.pk, intent=intent)
+
+
+def payment_client_secret(*, payment: Payment) -> str:
+    """The client secret of a payment's PaymentIntent, for Stripe.js to pass 3-D Secure in the browser."""
+    if not payment.provider_payment_id:
+        raise NotFound("This payment has no PaymentIntent.")
+    try:
+        intent: Any = stripe.PaymentIntent.retrieve(payment.provider_payment_id, **request_options())
+    except stripe.StripeError as error:
+        raise NotFound(f"PaymentIntent not found: {error_message(error)}") from error
+    return str(intent["client_secret"])
+
+
+def payment_refresh(*, payment: Payment) -> Payment:
+    """Read the payment's PaymentIntent again and apply its status (after 3-D Secure in the browser,
+    without waiting for the webhook)."""
+    if not payment.provider_payment_id:
+        return payment
+    try:
+        intent = stripe.PaymentIntent.retrieve(payment.provider_payment_id, **request_options())
+    except stripe.StripeError as error:
+        logger.warning("PaymentIntent %s not read: %s", payment.provider_payment_id, error_message(error))
+        return payment
+    return payment_apply_intent(payment_id=payment.pk, intent=intent)

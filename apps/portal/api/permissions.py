@@ -1,0 +1,33 @@
+from rest_framework.permissions import BasePermission
+
+from apps.accounts.constants import PORTAL_ROLE_ACTIONS
+from apps.accounts.selectors import customer_membership_for_user, customer_memberships_for_user
+
+CUSTOMER_HEADER = "X-Customer-Id"
+
+
+class IsCustomerUser(BasePermission):
+    """A signed-in (session or token) user of a customer, whose role allows the view's action.
+
+    The customer is the one named by the `X-Customer-Id` header (404 if the user does not belong to
+    it), else the one picked in the portal session, else the user's first. Sets `view.membership`.
+    """
+
+    message = "This account does not belong to a customer, or its role does not allow this."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated):
+            return False
+        wanted = request.headers.get(CUSTOMER_HEADER)
+        if wanted is not None:
+            membership = customer_membership_for_user(user=user, customer_id=wanted)
+        else:
+            from apps.portal.middleware import membership_for_request
+
+            membership = membership_for_request(request._request) if customer_memberships_for_user(user=user) else None
+        if membership is None:
+            return False
+        view.membership = membership
+        required = getattr(view, "action_roles", {}).get(getattr(view, "action", None), "read")
+        return required in PORTAL_ROLE_ACTIONS.get(membership.role, frozenset())

@@ -1,0 +1,101 @@
+"""Portal forms: parse and check input shape; the services decide and report field errors."""
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+from django_countries import countries
+from django_countries.fields import LazyTypedChoiceField
+
+from apps.accounts.constants import PortalLanguage, TaxIdType
+from apps.accounts.models import CustomerMembership
+from apps.core.errors import ApplicationError
+
+
+def add_application_error(form: forms.Form, exc: ApplicationError) -> None:
+    """Show a service's refusal on the form: each field error on its field (when the form has it),
+    the rest at the top."""
+    placed = False
+    for name, messages in exc.fields.items():
+        field = name.split(".")[0]
+        for message in messages:
+            if field in form.fields:
+                form.add_error(field, message)
+                placed = True
+            else:
+                form.add_error(None, f"{message}")
+    if not placed and not exc.fields:
+        form.add_error(None, exc.message)
+    elif not placed:
+        form.add_error(None, exc.message)
+
+
+class MagicLinkForm(forms.Form):
+    email = forms.EmailField(label=_("Email"), widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+
+
+class BillingDetailsForm(forms.Form):
+    name = forms.CharField(label=_("Company name"), max_length=255)
+    email = forms.EmailField(label=_("Billing email"), help_text=_("Where bills are sent."))
+    billing_emails = forms.CharField(
+        label=_("Other billing emails"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("One address a line; each receives every bill."),
+    )
+    address_line1 = forms.CharField(label=_("Address line 1"), max_length=255, required=False)
+    address_line2 = forms.CharField(label=_("Address line 2"), max_length=255, required=False)
+    city = forms.CharField(label=_("City"), max_length=128, required=False)
+    postal_code = forms.CharField(label=_("Postal code"), max_length=32, required=False)
+    state = forms.CharField(label=_("State / region"), max_length=128, required=False)
+    country = LazyTypedChoiceField(label=_("Country"), choices=countries)
+    tax_id = forms.CharField(label=_("Tax ID"), max_length=64, required=False)
+    tax_id_type = forms.ChoiceField(
+        label=_("Kind of tax ID"),
+        choices=[("", _("The usual one for my country"))] + list(TaxIdType.choices),
+        required=False,
+    )
+    preferred_language = forms.ChoiceField(label=_("Language of bills and emails"), choices=PortalLanguage.choices)
+
+    def clean_billing_emails(self) -> list[str]:
+        return [line.strip() for line in self.cleaned_data["billing_emails"].splitlines() if line.strip()]
+
+
+class ChangeSubscriptionForm(forms.Form):
+    plan = forms.TypedChoiceField(label=_("Plan"), coerce=int, choices=())
+    quantity = forms.IntegerField(label=_("Quantity"), min_value=1, max_value=100000)
+
+    def __init__(self, *args, plans=(), quantity_enabled=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["plan"].choices = [(plan.pk, f"{plan.product.name} — {plan.name}") for plan in plans]
+        if not quantity_enabled:
+            self.fields["quantity"].disabled = True
+
+
+class CancelSubscriptionForm(forms.Form):
+    reason = forms.ChoiceField(label=_("Why are you canceling?"), choices=(), required=False)
+    comment = forms.CharField(
+        label=_("Anything else?"), required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+    def __init__(self, *args, reasons=(), reason_required=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].choices = [("", "—")] + [(reason, _(reason)) for reason in reasons]
+        self.fields["reason"].required = reason_required
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label=_("Email"))
+    role = forms.ChoiceField(label=_("Role"), choices=CustomerMembership.Role.choices)
+
+
+class InvoiceFilterForm(forms.Form):
+    status = forms.ChoiceField(
+        label=_("Status"),
+        required=False,
+        choices=[
+            ("", _("All")),
+            ("open", _("Open")),
+            ("paid", _("Paid")),
+            ("void", _("Void")),
+            ("uncollectible", _("Uncollectible")),
+        ],
+    )

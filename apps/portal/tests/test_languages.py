@@ -1,0 +1,82 @@
+"""Simplified Chinese beyond the portal's pages: the PDF bill and the bill email in the customer's
+language (set when the bill is issued), English bills unchanged."""
+
+import subprocess
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+
+from apps.accounts.tests.factories import CustomerFactory
+from apps.invoices.services.emails import invoice_email_message
+from apps.invoices.services.pdf import invoice_render_pdf_bytes
+from apps.invoices.tests.factories import make_manual_invoice
+
+pytestmark = pytest.mark.django_db
+
+
+def _pdf_text(pdf: bytes, tmp_path) -> str:
+    path = tmp_path / "bill.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, text=True).stdout
+
+
+def _fonts(pdf: bytes, tmp_path) -> str:
+    path = tmp_path / "fonts.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(["pdffonts", str(path)], check=True, capture_output=True, text=True).stdout
+
+
+def test_pdf_bill_in_simplified_chinese(tmp_path):
+    customer = CustomerFactory(name="北京云科技有限公司", preferred_language="zh-hans")
+    invoice = make_manual_invoice(customer=customer, lines=[("咨询服务", "1", "1234.50")])
+    assert invoice.customer_details["language"] == "zh-hans"
+    pdf = invoice_render_pdf_bytes(invoice)
+    text = _pdf_text(pdf, tmp_path)
+    assert "发票" in text
+    assert "北京云科技有限公司" in text
+    assert "总计" in text and "US$1,234.50" in text
+    assert "2026年1月15日" in text  # the issue date
+    assert "第 1 页，共 1 页" in text
+    assert "WenQuanYi" in _fonts(pdf, tmp_path)
+
+
+def test_pdf_bill_in_english_has_no_chinese_font(tmp_path):
+    invoice = make_manual_invoice(lines=[("Consulting", "1", "1234.50")])
+    pdf = invoice_render_pdf_bytes(invoice)
+    text = _pdf_text(pdf, tmp_path)
+    assert "INVOICE" in text and "1,234.50 USD" in text and "15 Jan 2026" in text
+    assert "Page 1 of 1" in text
+    assert "WenQuanYi" not in _fonts(pdf, tmp_path)
+
+
+def test_language_is_the_customers_when_the_bill_was_issued(tmp_path):
+    customer = CustomerFactory(preferred_language="zh-hans")
+    invoice = make_manual_invoice(customer=customer)
+    customer.preferred_language = "en"
+    customer.save()
+    assert "发票" in _pdf_text(invoice_render_pdf_bytes(invoice), tmp_path)
+
+
+def test_bill_email_in_simplified_chinese():
+    customer = CustomerFactory(name="北京云科技有限公司", preferred_language="zh-hans")
+    invoice = make_manual_invoice(customer=customer, lines=[("咨询服务", "1", "100.00")])
+    message = invoice_email_message(invoice=invoice, recipients=["a@example.com"], pdf=b"%PDF-")
+    assert message.subject == f"Acme Cloud Ltd. 发票 {invoice.number}"
+    assert "北京云科技有限公司，您好：" in message.body
+    assert "金额 US$100.00" in message.body
+    assert Decimal(invoice.total.amount) == Decimal("100.00")
+    assert mail.outbox == []
+
+
+def test_credit_note_pdf_in_simplified_chinese(tmp_path):
+    from apps.invoices.services import credit_note_issue
+    from apps.invoices.services.pdf import credit_note_render_pdf_bytes
+
+    customer = CustomerFactory(preferred_language="zh-hans")
+    invoice = make_manual_invoice(customer=customer, lines=[("咨询服务", "1", "100.00")])
+    credit_note = credit_note_issue(invoice_id=invoice.pk, reason="duplicate", amount=Decimal("20.00"))
+    text = _pdf_text(credit_note_render_pdf_bytes(credit_note), tmp_path)
+    assert "贷项通知单" in text
+    assert "重复收费" in text
+    assert f"从发票 {invoice.number} 的应付金额中扣减 US$20.00。" in text

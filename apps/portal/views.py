@@ -1,0 +1,721 @@
+"""The customer self-service portal: server-rendered pages for a customer's users.
+
+Every view reads and writes through the domain apps' customer-scoped selectors and services, with the
+customer taken from the signed-in user's membership (`request.portal_membership`, see middleware):
+an id of another customer's object is a 404, whatever the id.
+"""
+
+import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import REDIRECT_FIELD_NAME, logout, update_session_auth_hash
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse, reverse_lazy
+from django.utils import translation
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from apps.accounts.constants import PORTAL_ROLE_ACTIONS, PortalLanguage
+from apps.accounts.selectors import customer_memberships_for_user, customer_now, customer_team_list
+from apps.accounts.services import (
+    customer_billing_details_update,
+    customer_membership_language_set,
+    customer_membership_remove,
+    customer_user_invite,
+    portal_login_link_send,
+)
+from apps.core.errors import ApplicationError, NotFound
+from apps.invoices.selectors import (
+    credit_note_get_for_customer,
+    credit_note_list_for_customer,
+    customer_amount_due,
+    customer_balance,
+    invoice_amount_due,
+    invoice_get_for_customer,
+    invoice_list_for_customer,
+)
+from apps.invoices.services import (
+    credit_note_render_pdf,
+    invoice_pdf_ensure,
+    subscription_cancel_with_credit,
+    subscription_change,
+    subscription_change_preview,
+    subscription_pause,
+    subscription_resume,
+    subscription_upcoming_invoice,
+)
+from apps.payments.constants import PaymentStatus
+from apps.payments.selectors import payment_get_for_customer
+from apps.payments.stripe.client import stripe_enabled
+from apps.payments.stripe.customers import (
+    stripe_payment_method_attach,
+    stripe_payment_method_detach,
+    stripe_payment_method_set_default,
+    stripe_payment_methods_list,
+    stripe_setup_intent_create,
+)
+from apps.payments.stripe.pay_now import invoice_pay_now, payment_client_secret, payment_refresh
+from apps.subscriptions.constants import SubscriptionStatus
+from apps.subscriptions.selectors import subscription_get_for_customer, subscription_list_for_customer
+from apps.subscriptions.services import subscription_cancel, subscription_cancel_undo
+from apps.usage.selectors import usage_so_far_for_customer
+
+from .constants import CancellationMode
+from .forms import (
+    BillingDetailsForm,
+    CancelSubscriptionForm,
+    ChangeSubscriptionForm,
+    InviteForm,
+    InvoiceFilterForm,
+    MagicLinkForm,
+    add_application_error,
+)
+from .middleware import SESSION_KEY
+from .selectors import (
+    portal_allowed_plans,
+    portal_business_name,
+    portal_change_arguments,
+    portal_configuration,
+    preview_token_make,
+    preview_token_read,
+)
+
+LOGIN_URL = reverse_lazy("portal:login")
+
+
+def portal_view(action: str = "read", feature: str | None = None) -> Callable:
+    """A portal page: signed in, belonging to a customer, with a role allowing `action`
+    ("read", "manage_billing", "manage_team"), and the portal `feature` (a configuration flag) on.
+    Passes the membership and the configuration to the view."""
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect(f"{LOGIN_URL}?{REDIRECT_FIELD_NAME}={request.get_full_path()}")
+            membership = request.portal_membership
+            if membership is None:
+                return render(request, "portal/no_access.html", _base_context(request, None), status=403)
+            configuration = portal_configuration()
+            if feature is not None and not getattr(configuration, feature):
+                raise Http404("This page is turned off.")
+            if action not in PORTAL_ROLE_ACTIONS.get(membership.role, frozenset()):
+                return render(
+                    request, "portal/forbidden.html", _base_context(request, membership, configuration), status=403
+                )
+            try:
+                return view(request, membership, configuration, *args, **kwargs)
+            except NotFound as exc:
+                raise Http404(exc.message) from exc
+
+        return wrapper
+
+    return decorate
+
+
+def _base_context(request, membership, configuration=None) -> dict[str, Any]:
+    configuration = configuration or portal_configuration()
+    memberships = list(customer_memberships_for_user(user=request.user)) if request.user.is_authenticated else []
+    allowed = PORTAL_ROLE_ACTIONS.get(membership.role, frozenset()) if membership else frozenset()
+    return {
+        "membership": membership,
+        "customer": membership.customer if membership else None,
+        "memberships": memberships,
+        "portal": configuration,
+        "business_name": portal_business_name(configuration),
+        "can_manage_billing": "manage_billing" in allowed,
+        "can_manage_team": "manage_team" in allowed,
+        "cards_enabled": configuration.payment_methods_enabled and stripe_enabled(),
+        "languages": PortalLanguage.choices,
+    }
+
+
+def _render(request, template: str, membership, configuration, context: dict[str, Any], status: int = 200):
+    return render(request, template, {**_base_context(request, membership, configuration), **context}, status=status)
+
+
+# --- Sign-in --------------------------------------------------------------------------------------
+
+
+class PortalLoginView(auth_views.LoginView):
+    template_name = "portal/login.html"
+    redirect_authenticated_user = True
+
+    def get_default_redirect_url(self):
+        return reverse("portal:dashboard")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        return {**_base_context(self.request, None), **context}
+
+
+def login_link_request(request):
+    """Ask for a passwordless sign-in link. Always answers the same, whether the address is known."""
+    form = MagicLinkForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        portal_login_link_send(email=form.cleaned_data["email"])
+        return render(
+            request,
+            "portal/login_link_sent.html",
+            {**_base_context(request, None), "email": form.cleaned_data["email"]},
+        )
+    return render(request, "portal/login_link.html", {**_base_context(request, None), "form": form})
+
+
+def magic_login(request):
+    """Where a sign-in link lands (?sesame=…): one-time, short-lived (django-sesame)."""
+    from django.contrib.auth import authenticate, login
+
+    user = authenticate(request, sesame=request.GET.get("sesame", ""))
+    if user is None or user.is_staff:
+        return render(request, "portal/login_link_invalid.html", _base_context(request, None), status=403)
+    login(request, user, backend="sesame.backends.ModelBackend")
+    if not user.has_usable_password():
+        messages.info(request, _("Welcome! Set a password to sign in without a link next time."))
+        return redirect("portal:password")
+    return redirect("portal:dashboard")
+
+
+def portal_logout(request):
+    if request.method == "POST":
+        logout(request)
+        return redirect("portal:login")
+    return redirect("portal:dashboard")
+
+
+class PortalPasswordResetView(auth_views.PasswordResetView):
+    """Password reset by email, for customer users only (a staff account is never reset from here)."""
+
+    template_name = "portal/password_reset.html"
+    email_template_name = "portal/email/password_reset.txt"
+    subject_template_name = "portal/email/password_reset_subject.txt"
+    success_url = reverse_lazy("portal:password-reset-done")
+
+    def form_valid(self, form):
+        original = form.get_users
+
+        def customer_users(email):
+            return (user for user in original(email) if not user.is_staff and user.memberships.exists())
+
+        form.get_users = customer_users
+        return super().form_valid(form)
+
+    def get_context_data(self, **kwargs):
+        return {**_base_context(self.request, None), **super().get_context_data(**kwargs)}
+
+
+class PortalPasswordResetDoneView(auth_views.PasswordResetDoneView):
+    template_name = "portal/password_reset_done.html"
+
+    def get_context_data(self, **kwargs):
+        return {**_base_context(self.request, None), **super().get_context_data(**kwargs)}
+
+
+class PortalPasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "portal/password_reset_confirm.html"
+    success_url = reverse_lazy("portal:password-reset-complete")
+
+    def get_context_data(self, **kwargs):
+        return {**_base_context(self.request, None), **super().get_context_data(**kwargs)}
+
+
+class PortalPasswordResetCompleteView(auth_views.PasswordResetCompleteView):
+    template_name = "portal/password_reset_complete.html"
+
+    def get_context_data(self, **kwargs):
+        return {**_base_context(self.request, None), **super().get_context_data(**kwargs)}
+
+
+@portal_view()
+def password(request, membership, configuration):
+    """Set a password (after signing in with a link) or change it."""
+    form_class = PasswordChangeForm if request.user.has_usable_password() else SetPasswordForm
+    form = form_class(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        update_session_auth_hash(request, form.user)
+        messages.success(request, _("Your password is saved."))
+        return redirect("portal:dashboard")
+    return _render(request, "portal/password.html", membership, configuration, {"form": form})
+
+
+@require_POST
+def switch_customer(request):
+    """Act for another of the user's customers (a user may belong to several)."""
+    if not request.user.is_authenticated:
+        return redirect(LOGIN_URL)
+    try:
+        customer_id = int(request.POST.get("customer", ""))
+    except ValueError:
+        raise Http404("No such customer.") from None
+    if not customer_memberships_for_user(user=request.user).filter(customer_id=customer_id).exists():
+        raise Http404("No such customer.")
+    request.session[SESSION_KEY] = customer_id
+    return redirect("portal:dashboard")
+
+
+@require_POST
+def set_language(request):
+    """Pick the portal's language: remembered for the signed-in user (at this customer), and in a
+    cookie for the sign-in pages."""
+    language = request.POST.get("language", "")
+    if language not in PortalLanguage.values:
+        language = PortalLanguage.ENGLISH
+    if request.portal_membership is not None:
+        customer_membership_language_set(membership_id=request.portal_membership.pk, language=language)
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        next_url = reverse("portal:dashboard")
+    response = HttpResponseRedirect(next_url)
+    response.set_cookie(settings.LANGUAGE_COOKIE_NAME, language, samesite="Lax")
+    translation.activate(language)
+    return response
+
+
+# --- Dashboard -----------------------------------------------------------------------------------------
+
+
+def _subscription_summary(subscription, now):
+    """The next invoice (preview) and the usage so far of one live subscription."""
+    upcoming = None
+    upcoming_error = ""
+    try:
+        upcoming = subscription_upcoming_invoice(subscription_id=subscription.pk, now=now)
+    except ApplicationError as exc:
+        upcoming_error = exc.message
+    metric_codes = [charge.metric_code for charge in subscription.plan_version.charges.all() if charge.metric_code]
+    usage = []
+    if metric_codes and subscription.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE):
+        usage = usage_so_far_for_customer(
+            customer=subscription.customer,
+            metric_codes=metric_codes,
+            start=subscription.current_period_start_at,
+            end=min(now, subscription.current_period_end_at),
+        )
+    return {"subscription": subscription, "upcoming": upcoming, "upcoming_error": upcoming_error, "usage": usage}
+
+
+@portal_view()
+def dashboard(request, membership, configuration):
+    customer = membership.customer
+    now = customer_now(customer)
+    subscriptions = [
+        s
+        for s in subscription_list_for_customer(customer_id=customer.pk).prefetch_related("plan_version__charges")
+        if s.status != SubscriptionStatus.CANCELED
+    ]
+    open_invoices = list(
+        invoice_list_for_customer(customer_id=customer.pk).filter(status__in=["open", "uncollectible"])[:5]
+    )
+    context = {
+        "now": now,
+        "summaries": [_subscription_summary(subscription, now) for subscription in subscriptions],
+        "balance": customer_balance(customer=customer),
+        "amount_due": customer_amount_due(customer=customer),
+        "open_invoices": open_invoices,
+        "recent_invoices": list(invoice_list_for_customer(customer_id=customer.pk)[:5]),
+    }
+    return _render(request, "portal/dashboard.html", membership, configuration, context)
+
+
+# --- Invoices ------------------------------------------------------------------------------------------
+
+
+@portal_view(feature="invoice_history_enabled")
+def invoice_list(request, membership, configuration):
+    form = InvoiceFilterForm(request.GET or None)
+    status = form.cleaned_data["status"] if form.is_valid() else ""
+    invoices = list(invoice_list_for_customer(customer_id=membership.customer_id, status=status)[:200])
+    credit_notes = list(credit_note_list_for_customer(customer_id=membership.customer_id)[:50])
+    return _render(
+        request,
+        "portal/invoice_list.html",
+        membership,
+        configuration,
+        {"invoices": invoices, "credit_notes": credit_notes, "filter_form": form, "status": status},
+    )
+
+
+@portal_view(feature="invoice_history_enabled")
+def invoice_detail(request, membership, configuration, invoice_id):
+    invoice = invoice_get_for_customer(customer_id=membership.customer_id, invoice_id=invoice_id)
+    return _render(
+        request,
+        "portal/invoice_detail.html",
+        membership,
+        configuration,
+        {
+            "invoice": invoice,
+            "lines": list(invoice.lines.all()),
+            "taxes": list(invoice.taxes.all()),
+            "credit_notes": list(invoice.credit_notes.all()),
+            "amount_due": invoice_amount_due(invoice),
+        },
+    )
+
+
+def _pdf_response(field_file, filename: str) -> FileResponse:
+    try:
+        handle = field_file.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404("The PDF is missing.") from exc
+    return FileResponse(handle, content_type="application/pdf", as_attachment=True, filename=filename)
+
+
+@portal_view(feature="invoice_history_enabled")
+def invoice_pdf(request, membership, configuration, invoice_id):
+    """The PDF bill as issued (rendered now if the worker has not yet: it is rendered once, ever)."""
+    invoice = invoice_get_for_customer(customer_id=membership.customer_id, invoice_id=invoice_id)
+    if not invoice.pdf:
+        invoice = invoice_pdf_ensure(invoice_id=invoice.pk)
+    return _pdf_response(invoice.pdf, f"{invoice.number}.pdf")
+
+
+@portal_view(feature="invoice_history_enabled")
+def credit_note_pdf(request, membership, configuration, credit_note_id):
+    credit_note = credit_note_get_for_customer(customer_id=membership.customer_id, credit_note_id=credit_note_id)
+    if not credit_note.pdf:
+        credit_note = credit_note_render_pdf(credit_note_id=credit_note.pk)
+    return _pdf_response(credit_note.pdf, f"{credit_note.number}.pdf")
+
+
+# --- Subscriptions -------------------------------------------------------------------------------------
+
+
+@portal_view()
+def subscription_detail(request, membership, configuration, subscription_id):
+    subscription = subscription_get_for_customer(customer_id=membership.customer_id, subscription_id=subscription_id)
+    pending = [c for c in subscription.scheduled_changes.all() if c.applied_at is None and c.canceled_at is None]
+    return _render(
+        request,
+        "portal/subscription_detail.html",
+        membership,
+        configuration,
+        {
+            "subscription": subscription,
+            "pending_change": pending[0] if pending else None,
+            "can_change": subscription.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING)
+            and not subscription.cancel_at_period_end
+            and configuration.subscription_update_enabled,
+            "can_cancel": subscription.status != SubscriptionStatus.CANCELED
+            and not subscription.cancel_at_period_end
+            and configuration.subscription_cancel_enabled,
+            "can_pause": subscription.status == SubscriptionStatus.ACTIVE
+            and not subscription.cancel_at_period_end
+            and configuration.subscription_pause_enabled,
+        },
+    )
+
+
+@portal_view(action="manage_billing", feature="subscription_update_enabled")
+def subscription_change_view(request, membership, configuration, subscription_id):
+    """Change plan or quantity: the form, then the exact proration preview, then the change itself
+    (only with `confirm`, and only as previewed)."""
+    subscription = subscription_get_for_customer(customer_id=membership.customer_id, subscription_id=subscription_id)
+    plans = portal_allowed_plans(configuration=configuration, subscription=subscription)
+    initial = {"plan": subscription.plan_id, "quantity": subscription.quantity}
+    form = ChangeSubscriptionForm(
+        request.POST or None, initial=initial, plans=plans, quantity_enabled=configuration.quantity_update_enabled
+    )
+    preview, preview_token = None, ""
+    if request.method == "POST" and form.is_valid():
+        try:
+            arguments = portal_change_arguments(
+                configuration=configuration,
+                subscription=subscription,
+                plan_id=form.cleaned_data["plan"],
+                quantity=form.cleaned_data["quantity"] if configuration.quantity_update_enabled else None,
+            )
+            if request.POST.get("preview_token"):
+                effective_at = preview_token_read(token=request.POST["preview_token"], arguments=arguments)
+                subscription_change(**arguments, effective_at=effective_at, actor=request.user)
+                messages.success(request, _("Your subscription is changed."))
+                return redirect("portal:subscription", subscription_id=subscription.pk)
+            preview = subscription_change_preview(**arguments)
+            preview_token = preview_token_make(arguments=arguments, effective_at=preview.effective_at)
+        except ApplicationError as exc:
+            add_application_error(form, exc)
+    return _render(
+        request,
+        "portal/subscription_change.html",
+        membership,
+        configuration,
+        {"subscription": subscription, "form": form, "preview": preview, "preview_token": preview_token},
+    )
+
+
+@portal_view(action="manage_billing", feature="subscription_cancel_enabled")
+def subscription_cancel_view(request, membership, configuration, subscription_id):
+    subscription = subscription_get_for_customer(customer_id=membership.customer_id, subscription_id=subscription_id)
+    immediately = configuration.cancellation_mode == CancellationMode.IMMEDIATELY
+    form = CancelSubscriptionForm(
+        request.POST or None,
+        reasons=configuration.cancellation_reasons,
+        reason_required=configuration.cancellation_reason_required,
+    )
+    if request.method == "POST" and form.is_valid():
+        reason = " — ".join(
+            part for part in [form.cleaned_data["reason"], form.cleaned_data["comment"].strip()] if part
+        )
+        try:
+            if immediately:
+                subscription_cancel_with_credit(
+                    subscription_id=subscription.pk,
+                    prorate=configuration.cancellation_prorate,
+                    reason=reason,
+                    actor=request.user,
+                )
+                messages.success(request, _("Your subscription is canceled."))
+            else:
+                subscription_cancel(
+                    subscription_id=subscription.pk, at_period_end=True, reason=reason, actor=request.user
+                )
+                messages.success(request, _("Your subscription ends at the end of the billing period."))
+            return redirect("portal:subscription", subscription_id=subscription.pk)
+        except ApplicationError as exc:
+            add_application_error(form, exc)
+    return _render(
+        request,
+        "portal/subscription_cancel.html",
+        membership,
+        configuration,
+        {"subscription": subscription, "form": form, "immediately": immediately},
+    )
+
+
+@require_POST
+@portal_view(action="manage_billing")
+def subscription_resume_view(request, membership, configuration, subscription_id):
+    """Keep a subscription whose cancellation is scheduled, or resume a paused one."""
+    subscription = subscription_get_for_customer(customer_id=membership.customer_id, subscription_id=subscription_id)
+    try:
+        if subscription.status == SubscriptionStatus.PAUSED:
+            subscription_resume(subscription_id=subscription.pk, actor=request.user)
+        else:
+            subscription_cancel_undo(subscription_id=subscription.pk, actor=request.user)
+        messages.success(request, _("Your subscription continues."))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("portal:subscription", subscription_id=subscription.pk)
+
+
+@require_POST
+@portal_view(action="manage_billing", feature="subscription_pause_enabled")
+def subscription_pause_view(request, membership, configuration, subscription_id):
+    subscription = subscription_get_for_customer(customer_id=membership.customer_id, subscription_id=subscription_id)
+    try:
+        subscription_pause(subscription_id=subscription.pk, actor=request.user)
+        messages.success(request, _("Your subscription is paused."))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("portal:subscription", subscription_id=subscription.pk)
+
+
+# --- Billing details and team -------------------------------------------------------------------------
+
+
+@portal_view(action="manage_billing", feature="billing_details_enabled")
+def billing_details(request, membership, configuration):
+    customer = membership.customer
+    contacts = [contact.email for contact in customer.billing_contacts.filter(receives_invoices=True).order_by("id")]
+    initial = {
+        **{name: getattr(customer, name) for name in BillingDetailsForm.base_fields if hasattr(customer, name)},
+        "country": str(customer.country),
+        "billing_emails": "\n".join(contacts),
+    }
+    form = BillingDetailsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        billing_emails = data.pop("billing_emails")
+        try:
+            customer_billing_details_update(customer_id=customer.pk, billing_emails=billing_emails, **data)
+        except ApplicationError as exc:
+            add_application_error(form, exc)
+        else:
+            messages.success(request, _("Your billing details are saved."))
+            return redirect("portal:billing")
+    return _render(
+        request,
+        "portal/billing_details.html",
+        membership,
+        configuration,
+        {"form": form, "tax_id_status": customer.get_tax_id_status_display()},
+    )
+
+
+@portal_view(action="manage_team", feature="team_enabled")
+def team(request, membership, configuration):
+    form = InviteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            customer_user_invite(customer_id=membership.customer_id, actor=request.user, **form.cleaned_data)
+        except ApplicationError as exc:
+            add_application_error(form, exc)
+        else:
+            messages.success(request, _("Invitation sent to %(email)s.") % {"email": form.cleaned_data["email"]})
+            return redirect("portal:team")
+    return _render(
+        request,
+        "portal/team.html",
+        membership,
+        configuration,
+        {"form": form, "team": list(customer_team_list(customer_id=membership.customer_id))},
+    )
+
+
+@require_POST
+@portal_view(action="manage_team", feature="team_enabled")
+def team_remove(request, membership, configuration, membership_id):
+    try:
+        customer_membership_remove(customer_id=membership.customer_id, membership_id=membership_id, actor=request.user)
+        messages.success(request, _("Removed from the team."))
+    except NotFound:
+        raise
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("portal:team")
+
+
+# --- Payment methods and paying an invoice (Stripe) ------------------------------------------------------
+
+
+def stripe_js_url() -> str:
+    """Stripe.js: Stripe's own, or the stand-in that localstripe serves when the API base points there."""
+    if settings.STRIPE_API_BASE:
+        return settings.STRIPE_API_BASE.rstrip("/") + "/js.stripe.com/v3/"
+    return "https://js.stripe.com/v3/"
+
+
+def _stripe_csp_sources() -> dict[str, list[str]]:
+    """What the Content Security Policy of a card page adds: Stripe.js loads from Stripe, frames its card
+    fields and calls Stripe's API (all from localstripe's own origin when the API base points there)."""
+    if settings.STRIPE_API_BASE:
+        origin = "/".join(settings.STRIPE_API_BASE.split("/")[:3])
+        return {"script-src": [origin], "connect-src": [origin], "frame-src": [origin]}
+    return {
+        "script-src": ["https://js.stripe.com"],
+        "connect-src": ["https://api.stripe.com"],
+        "frame-src": ["https://js.stripe.com", "https://hooks.stripe.com"],
+    }
+
+
+def _with_stripe_js(response):
+    response._csp_update = _stripe_csp_sources()  # read by django-csp's middleware
+    return response
+
+
+def _cards_enabled(configuration) -> bool:
+    return configuration.payment_methods_enabled and stripe_enabled()
+
+
+@portal_view(action="manage_billing", feature="payment_methods_enabled")
+def payment_methods(request, membership, configuration):
+    if not stripe_enabled():
+        raise Http404("Card payments are not configured.")
+    cards = stripe_payment_methods_list(customer_id=membership.customer_id)
+    return _render(request, "portal/payment_methods.html", membership, configuration, {"cards": cards})
+
+
+@portal_view(action="manage_billing", feature="payment_methods_enabled")
+def payment_method_add(request, membership, configuration):
+    """Add a card: Stripe.js confirms a SetupIntent in the browser, then the confirmed card is recorded."""
+    if not stripe_enabled():
+        raise Http404("Card payments are not configured.")
+    error = ""
+    if request.method == "POST":
+        try:
+            stripe_payment_method_attach(
+                customer_id=membership.customer_id,
+                setup_intent_id=request.POST.get("setup_intent", ""),
+                make_default=bool(request.POST.get("make_default")),
+            )
+        except NotFound as exc:
+            raise Http404(exc.message) from exc
+        except ApplicationError as exc:
+            error = exc.message
+        else:
+            messages.success(request, _("Your card is saved."))
+            return redirect("portal:payment-methods")
+    intent = stripe_setup_intent_create(customer_id=membership.customer_id)
+    context = {
+        "client_secret": intent["client_secret"],
+        "stripe_js_url": stripe_js_url(),
+        "publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
+        "error": error,
+    }
+    return _with_stripe_js(_render(request, "portal/payment_method_add.html", membership, configuration, context))
+
+
+@require_POST
+@portal_view(action="manage_billing", feature="payment_methods_enabled")
+def payment_method_default(request, membership, configuration, payment_method_id):
+    stripe_payment_method_set_default(customer_id=membership.customer_id, payment_method_id=payment_method_id)
+    messages.success(request, _("Default card changed."))
+    return redirect("portal:payment-methods")
+
+
+@require_POST
+@portal_view(action="manage_billing", feature="payment_methods_enabled")
+def payment_method_remove(request, membership, configuration, payment_method_id):
+    stripe_payment_method_detach(customer_id=membership.customer_id, payment_method_id=payment_method_id)
+    messages.success(request, _("Card removed."))
+    return redirect("portal:payment-methods")
+
+
+@portal_view(action="manage_billing", feature="invoice_history_enabled")
+def invoice_pay(request, membership, configuration, invoice_id):
+    """Pay what is due on an open invoice now, with a saved card (3-D Secure in the browser if asked)."""
+    invoice = invoice_get_for_customer(customer_id=membership.customer_id, invoice_id=invoice_id)
+    if not stripe_enabled():
+        raise Http404("Card payments are not configured.")
+    cards = stripe_payment_methods_list(customer_id=membership.customer_id) if _cards_enabled(configuration) else []
+    context: dict[str, Any] = {
+        "invoice": invoice,
+        "cards": cards,
+        "request_key": uuid.uuid4().hex,
+        "stripe_js_url": stripe_js_url(),
+        "publishable_key": settings.STRIPE_PUBLISHABLE_KEY,
+        "error": "",
+    }
+    payment_id = request.GET.get("payment")
+    if payment_id:  # back from 3-D Secure in the browser
+        payment = payment_refresh(
+            payment=payment_get_for_customer(customer_id=membership.customer_id, payment_id=payment_id)
+        )
+        if payment.status == PaymentStatus.SUCCEEDED:
+            messages.success(request, _("Thank you: your payment is received."))
+            return redirect("portal:invoice", invoice_id=invoice.pk)
+        context["error"] = payment.failure_message or _("The payment was not completed.")
+    if request.method == "POST":
+        try:
+            payment = invoice_pay_now(
+                customer_id=membership.customer_id,
+                invoice_id=invoice.pk,
+                request_key=request.POST.get("request_key", ""),
+                payment_method_id=request.POST.get("payment_method") or None,
+            )
+        except NotFound as exc:
+            raise Http404(exc.message) from exc
+        except ApplicationError as exc:
+            context["error"] = exc.message
+        else:
+            if payment.status == PaymentStatus.SUCCEEDED:
+                messages.success(request, _("Thank you: your payment is received."))
+                return redirect("portal:invoice", invoice_id=invoice.pk)
+            if payment.status == PaymentStatus.REQUIRES_ACTION:
+                context["action_payment"] = payment
+                context["client_secret"] = payment_client_secret(payment=payment)
+            else:
+                context["error"] = payment.failure_message or _("The payment was not completed.")
+    context["amount_due"] = invoice_amount_due(
+        invoice_get_for_customer(customer_id=membership.customer_id, invoice_id=invoice.pk)
+    )
+    return _with_stripe_js(_render(request, "portal/invoice_pay.html", membership, configuration, context))
