@@ -42,6 +42,7 @@ migrate: install-base
 
 demo: migrate
 	$(PY) manage.py load_demo_data
+	$(PY) manage.py reports_rebuild
 	HOST=$(HOST) PORT=$(PORT) $(PY) manage.py ensure_demo_admin
 
 run: demo

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "apps.subscriptions",
     "apps.usage",
     "apps.invoices",
+    "apps.reports",
 ]
 
 MIDDLEWARE = [
@@ -175,6 +176,9 @@ CELERY_TASK_ROUTES = {
     "apps.invoices.tasks.credit_note_render_pdf_task": {"queue": "pdf"},
     "apps.invoices.tasks.invoice_email_task": {"queue": "email"},
 }
+# Queue a refresh of the finance reports when a billing run closes (the demo data loader turns it off
+# while it replays months of runs, then rebuilds the reports once).
+REPORTS_REFRESH_AFTER_BILLING_RUN = env.bool("REPORTS_REFRESH_AFTER_BILLING_RUN", default=True)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Declared here; django-celery-beat's database scheduler installs these entries when beat starts.
 CELERY_BEAT_SCHEDULE = {
@@ -185,6 +189,11 @@ CELERY_BEAT_SCHEDULE = {
     "finalize-due-drafts-hourly": {
         "task": "apps.invoices.tasks.invoice_finalize_due_drafts_task",
         "schedule": crontab(minute=15),
+    },
+    # Incremental: only what changed since the last refresh (and every billing run queues one too).
+    "reports-refresh": {
+        "task": "apps.reports.tasks.reports_refresh_task",
+        "schedule": crontab(minute="*/10"),
     },
 }
 
