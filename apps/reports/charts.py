@@ -45,7 +45,9 @@ def compact_number(value: float) -> str:
     return f"{sign}{value:.0f}" if value == int(value) else f"{sign}{value:.2f}"
 
 
-def chart(*, title: str, labels: list[str], series: list[Series], stacked: bool = False) -> SafeString:
+def chart(
+    *, title: str, labels: list[str], series: list[Series], stacked: bool = False, legend: bool = True
+) -> SafeString:
     """A bar and/or line chart over `labels` (months or buckets). Bars of several series stand side
     by side, or are stacked (positive values up, negative values down) when `stacked`."""
     bars = [s for s in series if s.kind == "bar"]
@@ -91,9 +93,11 @@ def chart(*, title: str, labels: list[str], series: list[Series], stacked: bool 
     for index, label in enumerate(labels):
         if index % every == 0:
             cx = LEFT + slot * (index + 0.5)
-            parts.append(
-                f'<text x="{cx:.1f}" y="{HEIGHT - 12}" text-anchor="middle" class="chart-axis">{escape(label)}</text>'
+            lines_of_label = "".join(
+                f'<tspan x="{cx:.1f}" dy="{0 if number == 0 else 12}">{escape(text)}</tspan>'
+                for number, text in enumerate(label.split("\n"))
             )
+            parts.append(f'<text y="{HEIGHT - 20}" text-anchor="middle" class="chart-axis">{lines_of_label}</text>')
     group_w = slot * 0.7
     for index in range(len(labels)):
         x0 = LEFT + slot * index + (slot - group_w) / 2
@@ -125,19 +129,24 @@ def chart(*, title: str, labels: list[str], series: list[Series], stacked: bool 
         for (px, py), label, value in zip(points, labels, s.values, strict=True):
             parts.append(
                 f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3.5" fill="#fff" stroke="{s.color}" stroke-width="2">'
-                f"<title>{escape(s.name)}, {escape(label)}: {value:,.2f}</title></circle>"
+                f"<title>{escape(s.name)}, {escape(_flat(label))}: {value:,.2f}</title></circle>"
             )
     parts.append("</svg>")
-    legend = "".join(
+    legend_html = "".join(
         f'<span class="legend-item"><span class="legend-swatch legend-{s.kind}" style="background:{s.color}">'
         f"</span>{escape(s.name)}</span>"
         for s in series
     )
-    return mark_safe(f'<figure class="chart-figure">{"".join(parts)}<figcaption class="legend">{legend}</figcaption></figure>')  # noqa: S308 - every text is escaped above
+    caption = f'<figcaption class="legend">{legend_html}</figcaption>' if legend else ""
+    return mark_safe(f'<figure class="chart-figure">{"".join(parts)}{caption}</figure>')  # noqa: S308 - every text is escaped above
+
+
+def _flat(label: str) -> str:
+    return label.replace("\n", " ")
 
 
 def _rect(x: float, y: float, width: float, height: float, series: Series, label: str, value: float) -> str:
     return (
         f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(width, 0):.1f}" height="{max(height, 0.5):.1f}" '
-        f'rx="2" fill="{series.color}"><title>{escape(series.name)}, {escape(label)}: {value:,.2f}</title></rect>'
+        f'rx="2" fill="{series.color}"><title>{escape(series.name)}, {escape(_flat(label))}: {value:,.2f}</title></rect>'
     )

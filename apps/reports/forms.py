@@ -10,7 +10,7 @@ from apps.catalog.models import Plan, Product
 from apps.core import clock
 
 from . import metrics
-from .selectors import ReportFilters, report_currencies
+from .selectors import ReportFilters, earliest_month, report_currencies
 
 MONTH_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
 MAX_MONTHS = 60
@@ -57,10 +57,15 @@ class ReportFilterForm(forms.Form):
         current = metrics.month_of(clock.now())
         last = cleaned.get("last_month") or current
         first = cleaned.get("first_month")
+        currency = cleaned.get("currency") or (self.currencies[0] if self.currencies else settings.CURRENCIES[0])
         if first is None:
             first = last
             for _ in range(DEFAULT_MONTHS - 1):
                 first = metrics.previous_month(first)
+            # No empty months before the first figures of the currency (a young business's charts).
+            earliest = earliest_month(currency)
+            if earliest is not None and first < earliest <= last:
+                first = earliest
         if first > last:
             self.add_error("first_month", "The first month comes after the last one.")
         elif len(list(metrics.months_between(first, last))) > MAX_MONTHS:
@@ -69,7 +74,7 @@ class ReportFilterForm(forms.Form):
         if product is not None and plan is not None and plan.product_id != product.pk:
             self.add_error("plan", f"{plan} is not a plan of {product}.")
         cleaned["first_month"], cleaned["last_month"] = first, last
-        cleaned["currency"] = cleaned.get("currency") or (self.currencies[0] if self.currencies else settings.CURRENCIES[0])
+        cleaned["currency"] = currency
         return cleaned
 
     def filters(self) -> ReportFilters:

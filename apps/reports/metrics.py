@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 
-from apps.core.money import quantize_amount, quantize_fraction
+from apps.core.money import quantize_amount, quantize_fraction, quantize_ratio
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -253,15 +254,21 @@ def recognition_schedule(
         raise TypeError("amounts are Decimal")
     if start_at is None or end_at is None or end_at <= start_at:
         return Recognition({month_of(issued_at): amount})
+    return Recognition(dict(_ratable(amount, currency, start_at, end_at)))
+
+
+@lru_cache(maxsize=65_536)
+def _ratable(amount: Decimal, currency: str, start_at: datetime, end_at: datetime) -> tuple[tuple[date, Decimal], ...]:
+    # Invoice lines repeat (same price, same period for every subscription renewing that day): cached.
     total = _microseconds(end_at - start_at)
-    schedule: dict[date, Decimal] = {}
+    schedule: list[tuple[date, Decimal]] = []
     given = ZERO
     for month in months_between(month_of(start_at), month_of(end_at - timedelta(microseconds=1))):
         covered_until = min(end_at, month_end_at(month))
-        cumulative = quantize_fraction(Fraction(amount) * Fraction(_microseconds(covered_until - start_at), total), currency)
-        schedule[month] = cumulative - given
+        cumulative = quantize_ratio(amount, _microseconds(covered_until - start_at), total, currency)
+        schedule.append((month, cumulative - given))
         given = cumulative
-    return Recognition(schedule)
+    return tuple(schedule)
 
 
 def deferred_at_month_end(recognition: Recognition, amount: Decimal, *, month: date) -> Decimal:

@@ -204,5 +204,15 @@ def report_currencies() -> list[str]:
     return sorted(mrr_by_currency, key=lambda currency: (-mrr_by_currency[currency], currency))
 
 
+def earliest_month(currency: str) -> date | None:
+    """The first month with any figure in this currency."""
+    months = [
+        MrrMonth.objects.filter(currency=currency, scope=ReportScope.ALL).order_by("month").values_list("month", flat=True).first(),
+        CashMonth.objects.filter(currency=currency).order_by("month").values_list("month", flat=True).first(),
+    ]
+    found = [month for month in months if month is not None]
+    return min(found) if found else None
+
+
 def last_refresh() -> ReportRefresh | None:
     return ReportRefresh.objects.order_by("-started_at", "-id").first()

@@ -12,12 +12,13 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Min, Q, Sum
+from django.db.models import Count, Min, Q, Sum
+from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
 from apps.catalog.models import Discount, Plan, PlanVersion
@@ -352,28 +353,33 @@ def revenue_months_rebuild(*, from_month: date | None, as_of: datetime) -> int:
         lines = lines.filter(
             Q(period_end_at__gt=since) | Q(period_end_at__isnull=True, invoice__issued_at__gte=since)
         )
-    values = lines.values_list(
-        "amount",
-        "amount_currency",
-        "period_start_at",
-        "period_end_at",
-        "invoice__issued_at",
-        "charge__plan_version__plan_id",
-        "subscription__plan_id",
-        "invoice__subscription__plan_id",
-    )
+    # Identical lines (same amount, period, plan and month of issue: every subscription of a plan
+    # renewing on the same day) are counted once, times their number.
+    groups = (
+        lines.annotate(issued_month=TruncMonth("invoice__issued_at", tzinfo=UTC))
+        .values(
+            "amount", "amount_currency", "period_start_at", "period_end_at", "issued_month",
+            "charge__plan_version__plan_id", "subscription__plan_id", "invoice__subscription__plan_id",
+        )
+        .annotate(count=Count("id"))
+        .values_list(
+            "amount", "amount_currency", "period_start_at", "period_end_at", "issued_month",
+            "charge__plan_version__plan_id", "subscription__plan_id", "invoice__subscription__plan_id", "count",
+        )
+        .order_by()
+    )  # fmt: skip
     sums: dict[tuple[date, str, int | None], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
-    for amount, currency, start_at, end_at, issued_at, charge_plan, line_plan, invoice_plan in values.iterator(
-        chunk_size=5000
+    for amount, currency, start_at, end_at, issued_at, charge_plan, line_plan, invoice_plan, count in groups.iterator(
+        chunk_size=10_000
     ):
         amount = Decimal(amount)
         if not amount:
             continue
         plan_id = charge_plan or line_plan or invoice_plan
-        schedule = metrics.recognition_schedule(
-            amount, currency=currency, start_at=start_at, end_at=end_at, issued_at=issued_at
-        )
         issued_month = metrics.month_of(issued_at)
+        schedule = metrics.recognition_schedule(
+            amount, currency=currency, start_at=start_at, end_at=end_at, issued_at=metrics.month_start_at(issued_month)
+        )
         months = sorted(schedule.recognized)
         recognized_so_far = Decimal(0)
         for month in months:
@@ -381,16 +387,16 @@ def revenue_months_rebuild(*, from_month: date | None, as_of: datetime) -> int:
             if month > current_month:
                 break
             if (from_month is None or month >= from_month) and schedule.recognized[month]:
-                sums[(month, currency, plan_id)][0] += schedule.recognized[month]
+                sums[(month, currency, plan_id)][0] += schedule.recognized[month] * count
             if month >= issued_month and (from_month is None or month >= from_month):
                 left = amount - recognized_so_far
                 if left:
-                    sums[(month, currency, plan_id)][1] += left
+                    sums[(month, currency, plan_id)][1] += left * count
         # Issued before the service began: deferred in full at the end of the months in between.
         first_month = months[0]
         for month in metrics.months_between(issued_month, min(metrics.previous_month(first_month), current_month)):
             if from_month is None or month >= from_month:
-                sums[(month, currency, plan_id)][1] += amount
+                sums[(month, currency, plan_id)][1] += amount * count
     rows = [
         RevenueMonth(
             month=month,
@@ -415,15 +421,17 @@ def revenue_months_rebuild(*, from_month: date | None, as_of: datetime) -> int:
 
 
 def _by_month(queryset, moment_field: str, amount_field: str) -> dict[tuple[date, str], tuple[Decimal, int]]:
-    """Sum `amount_field` per month of `moment_field` and currency (in Python: month truncation in the
-    database differs between SQLite and PostgreSQL, and the rows are few per refresh)."""
-    result: dict[tuple[date, str], tuple[Decimal, int]] = {}
-    rows = queryset.values_list(moment_field, f"{amount_field}_currency", amount_field)
-    for moment, currency, amount in rows.iterator(chunk_size=5000):
-        key = (metrics.month_of(moment), currency)
-        total, count = result.get(key, (Decimal(0), 0))
-        result[key] = (total + Decimal(amount), count + 1)
-    return result
+    """Sum `amount_field` per month of `moment_field` (UTC) and currency, in the database."""
+    rows = (
+        queryset.annotate(month=TruncMonth(moment_field, tzinfo=UTC))
+        .values("month", f"{amount_field}_currency")
+        .annotate(total=Sum(amount_field), count=Count("id"))
+        .values_list("month", f"{amount_field}_currency", "total", "count")
+        .order_by()
+    )
+    return {
+        (metrics.month_of(month), currency): (Decimal(total), count) for month, currency, total, count in rows
+    }
 
 
 def collected_by_month(*, since: datetime | None) -> dict[tuple[date, str], tuple[Decimal, int]]:
@@ -433,14 +441,12 @@ def collected_by_month(*, since: datetime | None) -> dict[tuple[date, str], tupl
     if since is not None:
         paid = paid.filter(paid_at__gte=since)
     collected = _by_month(paid, "paid_at", "total")
-    reductions = (
-        CreditNote.objects.filter(invoice__in=paid, status="issued")
-        .values_list("invoice__paid_at", "amount_due_reduction_currency", "amount_due_reduction")
+    reductions = _by_month(
+        CreditNote.objects.filter(invoice__in=paid, status="issued"), "invoice__paid_at", "amount_due_reduction"
     )
-    for paid_at, currency, amount in reductions.iterator(chunk_size=5000):
-        key = (metrics.month_of(paid_at), currency)
+    for key, (reduction, _) in reductions.items():
         total, count = collected[key]
-        collected[key] = (total - Decimal(amount), count)
+        collected[key] = (total - reduction, count)
     return collected
 
 

@@ -40,8 +40,12 @@ COLORS = {
 AGING_COLORS = ["#10b981", "#facc15", "#fb923c", "#f97316", "#dc2626"]
 
 
-def _month_label(month) -> str:
-    return month.strftime("%b %Y")
+def _month_labels(months) -> list[str]:
+    """"Jan" under each bar, the year under the first month and every January."""
+    return [
+        month.strftime("%b\n%Y") if index == 0 or month.month == 1 else month.strftime("%b")
+        for index, month in enumerate(months)
+    ]
 
 
 def _money(amount: Decimal | None, currency: str) -> str:
@@ -73,7 +77,7 @@ def finance_dashboard(request: HttpRequest) -> TemplateResponse:
 
 def _dashboard(filters: ReportFilters, request: HttpRequest) -> dict:
     currency = filters.currency
-    labels = [_month_label(month) for month in filters.months]
+    labels = _month_labels(filters.months)
     mrr_rows = mrr_report(filters)
     cash_rows = cash_report(filters)
     revenue_rows = revenue_report(filters)
@@ -146,8 +150,9 @@ def _dashboard(filters: ReportFilters, request: HttpRequest) -> dict:
         ),
         "aging_chart": charts.chart(
             title=f"Receivables by days past due, {currency}",
-            labels=[label for _, label, _, _ in aging.buckets],
+            labels=[label.replace(" (not yet due)", "") for _, label, _, _ in aging.buckets],
             stacked=True,
+            legend=False,
             series=[
                 charts.Series(
                     label,

@@ -21,3 +21,11 @@ def money(amount: Decimal | None, currency: str) -> str:
 @register.filter
 def percent(value: Decimal | None) -> str:
     return "–" if value is None else f"{value:.1f} %"
+
+
+@register.filter
+def amount(value: Decimal | None, currency: str) -> str:
+    """The amount alone, with the currency's decimals and thousands separators (the unit shown apart)."""
+    if value is None:
+        return "–"
+    return f"{quantize_amount(Decimal(value), currency):,}"
