@@ -188,6 +188,10 @@ def report_export(request: HttpRequest, report: str) -> HttpResponse:
     return response
 
 
+def _rate(value: Decimal | None) -> str:
+    return "" if value is None else str(value)
+
+
 def _scope_names(filters: ReportFilters) -> list[str]:
     return [
         filters.product.code if filters.product else (filters.plan.product.code if filters.plan else "all"),
@@ -209,8 +213,8 @@ def _export_mrr(filters: ReportFilters):
             f"{row.month:%Y-%m}", c, *_scope_names(filters), _money(row.mrr, c), _money(row.arr, c), row.customers,
             _money(row.arpa(c), c), _money(m.new, c), _money(m.expansion, c), _money(m.reactivation, c),
             _money(m.contraction, c), _money(m.churn, c), _money(m.net, c), m.new_customers,
-            m.reactivated_customers, m.churned_customers, row.logo_churn or "", row.revenue_churn or "",
-            row.net_revenue_retention or "",
+            m.reactivated_customers, m.churned_customers, _rate(row.logo_churn), _rate(row.revenue_churn),
+            _rate(row.net_revenue_retention),
         ]  # fmt: skip
 
 
