@@ -14,6 +14,7 @@ from apps.core.errors import ApplicationError
 from apps.invoices.admin_inlines import InvoiceSummaryInline
 from apps.invoices.selectors import customer_balance
 from apps.invoices.services.test_clocks import test_clock_advance
+from apps.payments.admin_inlines import CustomerPaymentInline
 from apps.subscriptions.models import Subscription
 from apps.usage.reports import usage_daily
 
@@ -92,6 +93,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
                     "currency",
                     "payment_terms_days",
                     "invoice_grouping",
+                    "collection_method",
                     ("tax_id", "tax_id_type"),
                     ("tax_id_status", "tax_id_checked_at"),
                     "tax_exempt",
@@ -105,7 +107,13 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
         ),
         ("Activity", {"fields": ["billing_summary", "created_at", "updated_at"]}),
     ]
-    inlines = [BillingContactInline, CustomerMembershipInline, CustomerSubscriptionInline, CustomerInvoiceInline]
+    inlines = [
+        BillingContactInline,
+        CustomerMembershipInline,
+        CustomerSubscriptionInline,
+        CustomerInvoiceInline,
+        CustomerPaymentInline,
+    ]
 
     change_form_template = "admin/accounts/customer/change_form.html"
 
@@ -114,6 +122,8 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
         extra_context = dict(extra_context or {})
         if customer is not None:
             extra_context["usage_charts"] = usage_daily(customer=customer, now=customer_now(customer))
+            if request.user.has_perm("payments.add_payment"):
+                extra_context["record_payment_url"] = reverse("admin:payments_payment_add") + f"?customer={customer.pk}"
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_readonly_fields(self, request, obj=None):

@@ -33,3 +33,10 @@ class InvoiceGrouping(models.TextChoices):
 
     PER_SUBSCRIPTION = "per_subscription", "One invoice per subscription"
     PER_CUSTOMER = "per_customer", "One invoice for all subscriptions renewing on the same date"
+
+
+class CollectionMethod(models.TextChoices):
+    """How a customer's invoices are collected (like Stripe's `collection_method`)."""
+
+    CHARGE_AUTOMATICALLY = "charge_automatically", "Charge the default payment method automatically"
+    SEND_INVOICE = "send_invoice", "Send the invoice; the customer pays it"

@@ -10,7 +10,7 @@ from django_countries.fields import Country, CountryField
 from apps.core.models import TimeStampedModel
 from apps.core.money import currency_choices
 
-from .constants import InvoiceGrouping, TaxIdStatus, TaxIdType
+from .constants import CollectionMethod, InvoiceGrouping, TaxIdStatus, TaxIdType
 
 # Address conventions for printing (others use "postcode city" on one line, then region).
 CITY_STATE_POSTCODE_COUNTRIES = frozenset({"US", "CA", "AU"})
@@ -84,6 +84,13 @@ class Customer(TimeStampedModel):
         default="",
         help_text="Empty means the default (the INVOICE_GROUPING setting). Applies to billing runs; a new "
         "subscription's first invoice is always its own.",
+    )
+    collection_method = models.CharField(
+        max_length=24,
+        choices=CollectionMethod.choices,
+        default=CollectionMethod.SEND_INVOICE,
+        help_text="Charge the customer's card automatically, or send the invoice for the customer to pay. "
+        "Copied onto each invoice when it is finalized.",
     )
     test_clock = models.ForeignKey(
         TestClock,

@@ -10,6 +10,7 @@ from apps.core import clock
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.validation import validate_instance
 
+from .constants import CollectionMethod
 from .models import ApiKey, BillingContact, Customer, CustomerMembership, TestClock
 from .tax_ids import InvalidTaxId, tax_id_check, tax_id_type_fits_country
 
@@ -28,6 +29,7 @@ CUSTOMER_EDITABLE_FIELDS = (
     "tax_exempt",
     "payment_terms_days",
     "invoice_grouping",
+    "collection_method",
 )
 
 TAX_ID_FIELDS = ("tax_id", "tax_id_type", "tax_id_status", "tax_id_checked_at")
@@ -79,6 +81,7 @@ def customer_create(
     tax_exempt: bool = False,
     payment_terms_days: int | None = None,
     invoice_grouping: str = "",
+    collection_method: str = CollectionMethod.SEND_INVOICE,
     test_clock: TestClock | None = None,
     billing_contacts: list[dict[str, Any]] | None = None,
 ) -> Customer:
@@ -99,6 +102,7 @@ def customer_create(
         tax_exempt=tax_exempt,
         payment_terms_days=payment_terms_days,
         invoice_grouping=invoice_grouping,
+        collection_method=collection_method,
     )
     tax_id_errors = _customer_tax_id_apply(customer, tax_id=tax_id, tax_id_type=tax_id_type)
     _customer_validate(customer, tax_id_errors=tax_id_errors)

@@ -23,9 +23,12 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from apps.catalog.pricing import format_price
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
 from apps.core.errors import ApplicationError
 from apps.core.pdf import PdfIntegrity
+from apps.payments.admin_inlines import InvoicePaymentInline
+from apps.payments.services import invoice_mark_paid
 
 from .admin_credit_notes import (
     ISSUE_PERMISSION,
@@ -45,11 +48,11 @@ from .models import (
     InvoiceTax,
     TaxRate,
 )
+from .selectors import invoices_with_amount_due
 from .services import (
     bill_due_subscriptions,
     invoice_email_send,
     invoice_finalize,
-    invoice_mark_paid,
     invoice_mark_uncollectible,
     invoice_pdf_verify,
     invoice_render_pdf,
@@ -142,7 +145,10 @@ OPERATIONS: dict[str, InvoiceOperation] = {
             name="mark_paid",
             label="Mark paid",
             done="Marked paid",
-            explanation="Records that the customer paid this invoice outside the product (e.g. bank transfer).",
+            explanation=(
+                "Records a manual payment (bank transfer) of what is still due on this invoice, which makes it "
+                "paid. To record another amount or method, use Payments › Record a manual payment."
+            ),
             is_offered_for=_status_in(InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE),
             run=lambda invoice_id, actor, note: invoice_mark_paid(invoice_id=invoice_id, actor=actor, reference=note),
             note_label="Payment reference",
@@ -276,6 +282,8 @@ class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
         "status_badge",
         "billing_period",
         "total",
+        "amount_paid_column",
+        "amount_due_column",
         "issued_at",
         "due_on",
         "pdf_link",
@@ -302,13 +310,14 @@ class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
             },
         ),
         ("Amounts", {"fields": ["subtotal", "tax_total", "total", "reverse_charge"]}),
+        ("Payment", {"fields": ["collection_method", "amount_paid", "amount_due_display", "record_payment_link"]}),
         ("Dates", {"fields": ["issued_at", "auto_finalize_at", "paid_at", "voided_at", "marked_uncollectible_at"]}),
         ("PDF bill", {"fields": ["pdf_link", "pdf_rendered_at", "pdf_sha256", "pdf_integrity"]}),
         ("Details frozen at issue", {"fields": ["seller_snapshot", "customer_snapshot"], "classes": ["collapse"]}),
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
     draft_editable_fields = ("memo", "due_on")
-    inlines = [InvoiceLineInline, InvoiceTaxInline, InvoiceCreditNoteInline, InvoiceEventInline]
+    inlines = [InvoiceLineInline, InvoiceTaxInline, InvoiceCreditNoteInline, InvoicePaymentInline, InvoiceEventInline]
 
     # --- permissions ---
 
@@ -387,9 +396,31 @@ class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     # --- display ---
 
+    def get_queryset(self, request):
+        return invoices_with_amount_due(super().get_queryset(request))
+
     @admin.display(description="invoice", ordering="number")
     def display_number(self, invoice: Invoice) -> str:
         return str(invoice)
+
+    @admin.display(description="paid", ordering="amount_paid")
+    def amount_paid_column(self, invoice: Invoice) -> str:
+        return format_price(invoice.amount_paid.amount, invoice.currency)
+
+    @admin.display(description="due")
+    def amount_due_column(self, invoice: Invoice) -> str:
+        return format_price(invoice.amount_due.amount, invoice.currency)
+
+    @admin.display(description="amount due")
+    def amount_due_display(self, invoice: Invoice) -> str:
+        return format_price(invoice.amount_due.amount, invoice.currency)
+
+    @admin.display(description="record a payment")
+    def record_payment_link(self, invoice: Invoice) -> str:
+        if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
+            return "—"
+        url = reverse("admin:payments_payment_add") + f"?customer={invoice.customer_id}"
+        return format_html('<a href="{}">Record a payment from {}</a>', url, invoice.customer)
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, invoice: Invoice) -> str:

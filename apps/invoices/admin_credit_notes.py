@@ -18,11 +18,12 @@ from django.utils.safestring import mark_safe
 from apps.catalog.pricing import format_price
 from apps.core.admin import ReadOnlyInline, status_badge
 from apps.core.errors import ApplicationError
+from apps.payments.services import credit_note_issue_and_refund
 
-from .constants import CREDITABLE_STATUSES, UNPAID_STATUSES, CreditNoteReason, CreditNoteStatus, InvoiceLineKind
+from .constants import AFTER_TAX_LINE_KINDS, CREDITABLE_STATUSES, UNPAID_STATUSES, CreditNoteReason, CreditNoteStatus
 from .models import CreditNote, CreditNoteLine, CreditNoteTax, Invoice, InvoiceLine
 from .selectors import invoice_creditable_amount
-from .services import CreditNoteLineRequest, credit_note_issue, credit_note_preview, credit_note_void
+from .services import CreditNoteLineRequest, credit_note_preview, credit_note_void
 
 ISSUE_PERMISSION = "invoices.add_creditnote"
 VOID_PERMISSION = "invoices.change_creditnote"
@@ -70,7 +71,7 @@ class CreditNoteIssueForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.invoice = invoice
         self.charges = [
-            line for line in invoice.lines.all() if line.amount.amount > 0 and line.kind != InvoiceLineKind.CREDIT_NOTE
+            line for line in invoice.lines.all() if line.amount.amount > 0 and line.kind not in AFTER_TAX_LINE_KINDS
         ]
         for line in self.charges:
             label = line.description
@@ -153,7 +154,7 @@ def invoice_credit_note_view(model_admin, request: HttpRequest, object_id: str) 
     if request.method == "POST" and form.is_valid():
         try:
             if "confirm" in request.POST:
-                credit_note = credit_note_issue(
+                credit_note = credit_note_issue_and_refund(
                     invoice_id=invoice.pk, actor=request.user,
                     refund_reference=form.cleaned_data.get("refund_reference", ""), **form.service_arguments(),
                 )  # fmt: skip

@@ -18,6 +18,12 @@ INVOICE_TRANSITIONS: dict[str, frozenset[str]] = {
     InvoiceStatus.VOID: frozenset(),
 }
 
+# The one way back from paid: a payment that paid the invoice is reversed (apps.payments), so money is
+# due on it again. No staff action or other service makes these transitions.
+INVOICE_REOPEN_TRANSITIONS: dict[str, frozenset[str]] = {
+    InvoiceStatus.PAID: frozenset({InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE}),
+}
+
 # Statuses of an invoice that has been issued to the customer (numbered and frozen).
 FINALIZED_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE)
 
@@ -37,6 +43,10 @@ class InvoiceEventType(models.TextChoices):
     CREDIT_NOTE_PDF_FAILED = "credit_note_pdf_failed", "Credit note PDF rendering failed"
     EMAILED = "emailed", "Emailed to the customer"
     EMAIL_FAILED = "email_failed", "Email failed"
+    PAYMENT_APPLIED = "payment_applied", "Payment applied"
+    PAYMENT_REVERSED = "payment_reversed", "Payment reversed"
+    REOPENED = "reopened", "Due again (payment reversed)"
+    REFUNDED = "refunded", "Refund"
 
 
 class BillingRunStatus(models.TextChoices):
@@ -64,6 +74,13 @@ class InvoiceLineKind(models.TextChoices):
     MANUAL = "manual", "Manual"
     # A credit from a credit note, taken off a later invoice after tax (it already carries its tax).
     CREDIT_NOTE = "credit_note", "Credit from a credit note"
+    # Money received and not allocated to an invoice (an overpayment), taken off a later invoice after
+    # tax like a credit note's credit; positive when a reversed payment's credit had already been used.
+    PAYMENT_CREDIT = "payment_credit", "Credit from a payment"
+
+
+# Lines that carry no tax of their own: balance credits taken off the total after tax.
+AFTER_TAX_LINE_KINDS = frozenset({InvoiceLineKind.CREDIT_NOTE, InvoiceLineKind.PAYMENT_CREDIT})
 
 
 class BillingReason(models.TextChoices):

@@ -8,10 +8,12 @@ from django.db.models.functions import Abs, Length
 from django.db.models.lookups import Exact, LessThan
 from django_countries.fields import CountryField
 from djmoney.models.fields import MoneyField
+from djmoney.money import Money
 
+from apps.accounts.constants import CollectionMethod
 from apps.accounts.models import Customer
 from apps.core.models import TimeStampedModel
-from apps.core.money import currency_choices
+from apps.core.money import currency_choices, quantize_amount
 from apps.subscriptions.models import Subscription
 
 from .constants import (
@@ -61,6 +63,13 @@ class Invoice(TimeStampedModel):
         help_text="EU reverse charge: no VAT charged, the customer accounts for it (the bill says so).",
     )
     due_on = models.DateField(null=True, blank=True)
+    # Collection: how the invoice is paid (the customer's setting, copied at finalization) and how much
+    # of it succeeded payments have paid so far (apps.payments keeps it in step with its allocations).
+    collection_method = models.CharField(
+        max_length=24, choices=CollectionMethod.choices, default=CollectionMethod.SEND_INVOICE, editable=False
+    )
+    # Set to zero in the invoice's currency when the invoice is created (see `save`).
+    amount_paid = _money(editable=False, help_text="Paid by the succeeded payments allocated to the invoice.")
     issued_at = models.DateTimeField(null=True, blank=True)
     auto_finalize_at = models.DateTimeField(
         null=True, blank=True, help_text="The billing run finalizes the draft from this moment on."
@@ -99,6 +108,11 @@ class Invoice(TimeStampedModel):
                 name="invoice_single_currency",
             ),
             models.CheckConstraint(
+                condition=Q(amount_paid__gte=0) & Q(amount_paid_currency=F("total_currency")),
+                name="invoice_amount_paid_valid",
+                violation_error_message="The amount paid is never negative and in the invoice's currency.",
+            ),
+            models.CheckConstraint(
                 condition=Q(period_end_at__isnull=True) | Q(period_end_at__gt=F("period_start_at")),
                 name="invoice_period_not_empty",
             ),
@@ -124,9 +138,37 @@ class Invoice(TimeStampedModel):
     def __str__(self) -> str:
         return self.number or f"Draft #{self.pk}"
 
+    def save(self, *args, **kwargs) -> None:
+        # A new invoice starts with nothing paid, in its own currency.
+        if self.amount_paid is None and self.total is not None:
+            self.amount_paid = Money(Decimal(0), self.total.currency)
+        super().save(*args, **kwargs)
+
     @property
     def currency(self) -> str:
         return str(self.total.currency)
+
+    @property
+    def amount_due(self) -> Money:
+        """What the customer still owes: the total, less what payments paid, less what credit notes
+        took off (never below zero); nothing on a draft, a paid or a void invoice. Querysets from
+        `apps.invoices.selectors.invoices_with_amount_due` carry the credit notes' part (no query
+        per invoice); otherwise it is read here."""
+        currency = self.currency
+        if self.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
+            return Money(quantize_amount(Decimal(0), currency), currency)
+        credited = getattr(self, "credit_notes_amount_due_reduction", None)
+        if credited is None:
+            credited = (
+                self.credit_notes.filter(status=CreditNoteStatus.ISSUED).aggregate(
+                    total=models.Sum("amount_due_reduction")
+                )["total"]
+                if self.pk
+                else None
+            )
+        paid = self.amount_paid.amount if self.amount_paid is not None else Decimal(0)
+        due = self.total.amount - paid - (credited or Decimal(0))
+        return Money(quantize_amount(max(due, Decimal(0)), currency), currency)
 
     @property
     def is_draft(self) -> bool:

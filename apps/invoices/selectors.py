@@ -1,13 +1,34 @@
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import DecimalField, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
 
-from .constants import CREDITABLE_STATUSES, UNPAID_STATUSES, BillingReason, CreditNoteStatus
+from .constants import CREDITABLE_STATUSES, BillingReason, CreditNoteStatus
 from .models import BillingRun, CreditNote, Invoice, InvoicedPeriod, InvoiceItem, TaxRate
+
+
+def invoices_with_amount_due(invoices: QuerySet[Invoice] | None = None) -> QuerySet[Invoice]:
+    """The invoices with what their credit notes took off what is due (one subquery, no query per
+    invoice), which `Invoice.amount_due` uses."""
+    invoices = Invoice.objects.all() if invoices is None else invoices
+    reduced = (
+        CreditNote.objects.filter(invoice=OuterRef("pk"), status=CreditNoteStatus.ISSUED)
+        .order_by()
+        .values("invoice")
+        .annotate(total=Sum("amount_due_reduction"))
+        .values("total")
+    )
+    return invoices.annotate(
+        credit_notes_amount_due_reduction=Coalesce(
+            Subquery(reduced, output_field=DecimalField(max_digits=19, decimal_places=4)),
+            Value(Decimal(0)),
+            output_field=DecimalField(max_digits=19, decimal_places=4),
+        )
+    )
 
 
 def invoice_list() -> QuerySet[Invoice]:
@@ -76,11 +97,9 @@ def _credited(invoice: Invoice) -> dict[str, Decimal]:
 
 
 def invoice_amount_due(invoice: Invoice) -> Decimal:
-    """What the customer still owes on the invoice: its total less what credit notes took off it while
-    it was unpaid; nothing once it is paid or void, or while it is a draft."""
-    if invoice.status not in UNPAID_STATUSES:
-        return Decimal(0)
-    return invoice.total.amount - _credited(invoice)["amount_due_reduction"]
+    """What the customer still owes on the invoice: its total less what payments paid and what credit
+    notes took off it while it was unpaid; nothing once it is paid or void, or while it is a draft."""
+    return invoice.amount_due.amount
 
 
 def invoice_creditable_amount(invoice: Invoice) -> Decimal:

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "apps.subscriptions",
     "apps.usage",
     "apps.invoices",
+    "apps.payments",
     "apps.reports",
 ]
 
@@ -137,6 +138,10 @@ USAGE_EVENT_MAX_AGE_DAYS = env.int("USAGE_EVENT_MAX_AGE_DAYS", default=35)
 USAGE_EVENT_MAX_FUTURE_MINUTES = env.int("USAGE_EVENT_MAX_FUTURE_MINUTES", default=60)
 # Days between issue and due date unless the customer has its own terms.
 INVOICE_PAYMENT_TERMS_DAYS = env.int("INVOICE_PAYMENT_TERMS_DAYS", default=14)
+
+# Payments (docs/payments.md): money received beyond what its invoices owe is credited to the
+# customer's balance (taken off the next invoices); false refuses such payments instead.
+PAYMENT_OVERPAYMENT_TO_BALANCE = env.bool("PAYMENT_OVERPAYMENT_TO_BALANCE", default=True)
 
 # Email each bill (PDF attached) to the customer's email and billing contacts once it is rendered.
 INVOICE_EMAIL_ON_FINALIZE = env.bool("INVOICE_EMAIL_ON_FINALIZE", default=True)

@@ -1,7 +1,7 @@
 from django_countries.serializer_fields import CountryField
 from rest_framework import serializers
 
-from apps.accounts.constants import InvoiceGrouping, TaxIdType
+from apps.accounts.constants import CollectionMethod, InvoiceGrouping, TaxIdType
 from apps.accounts.models import BillingContact, Customer, TestClock
 from apps.core.api.serializers import MoneyOutputSerializer, validate_currency_code
 
@@ -63,12 +63,19 @@ class CustomerOutputSerializer(serializers.ModelSerializer):
             "tax_exempt",
             "payment_terms_days",
             "invoice_grouping",
+            "collection_method",
             "test_clock",
             "billing_contacts",
             "created_at",
             "updated_at",
         ]
         read_only_fields = fields
+
+
+COLLECTION_METHOD_HELP = (
+    "charge_automatically: finalized invoices are charged to the customer's default card; send_invoice: the "
+    "customer is sent the invoice and pays it. Copied onto each invoice at finalization."
+)
 
 
 class CustomerBalanceOutputSerializer(serializers.Serializer):
@@ -100,6 +107,10 @@ class CustomerCreateInputSerializer(serializers.Serializer):
         choices=InvoiceGrouping.choices, required=False, default="", allow_blank=True,
         help_text="per_customer: one invoice for all subscriptions renewing on the same date; "
         "per_subscription: one each; empty: the default.",
+    )  # fmt: skip
+    collection_method = serializers.ChoiceField(
+        choices=CollectionMethod.choices, required=False, default=CollectionMethod.SEND_INVOICE,
+        help_text=COLLECTION_METHOD_HELP,
     )  # fmt: skip
     test_clock = serializers.PrimaryKeyRelatedField(
         queryset=TestClock.objects.all(), required=False, allow_null=True, default=None,
@@ -138,6 +149,9 @@ class CustomerUpdateInputSerializer(serializers.Serializer):
         help_text="per_customer: one invoice for all subscriptions renewing on the same date; "
         "per_subscription: one each; empty: the default.",
     )  # fmt: skip
+    collection_method = serializers.ChoiceField(
+        choices=CollectionMethod.choices, required=False, help_text=COLLECTION_METHOD_HELP
+    )
     billing_contacts = BillingContactInputSerializer(many=True, required=False, help_text=_BILLING_CONTACTS_HELP)
 
 

@@ -5,6 +5,7 @@ from djmoney.money import Money
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.accounts.constants import CollectionMethod
 from apps.core.api.serializers import DecimalStringField, MoneyInputSerializer, MoneyOutputSerializer
 from apps.invoices.constants import CreditNoteLineKind, CreditNoteReason
 from apps.invoices.models import (
@@ -33,6 +34,17 @@ class InvoiceListOutputSerializer(serializers.ModelSerializer):
     subtotal = MoneyOutputSerializer(read_only=True)
     tax_total = MoneyOutputSerializer(read_only=True)
     total = MoneyOutputSerializer(read_only=True)
+    amount_paid = MoneyOutputSerializer(read_only=True, help_text="Paid by succeeded payments allocated to it.")
+    amount_due = serializers.SerializerMethodField(
+        help_text="What is still owed: the total less what payments paid and what credit notes took off it while "
+        "unpaid (0 for drafts and once paid or void)."
+    )
+    collection_method = serializers.ChoiceField(
+        choices=CollectionMethod.choices,
+        read_only=True,
+        help_text="charge_automatically (the customer's card is charged) or send_invoice (the customer pays it); "
+        "the customer's setting, copied at finalization.",
+    )
     has_pdf = serializers.SerializerMethodField(help_text="Whether the PDF bill has been rendered.")
 
     class Meta:
@@ -47,6 +59,9 @@ class InvoiceListOutputSerializer(serializers.ModelSerializer):
             "subtotal",
             "tax_total",
             "total",
+            "amount_paid",
+            "amount_due",
+            "collection_method",
             "period_start_at",
             "period_end_at",
             "issued_at",
@@ -62,6 +77,10 @@ class InvoiceListOutputSerializer(serializers.ModelSerializer):
 
     def get_has_pdf(self, invoice: Invoice) -> bool:
         return bool(invoice.pdf)
+
+    @extend_schema_field(MoneyOutputSerializer)
+    def get_amount_due(self, invoice: Invoice) -> dict:
+        return MoneyOutputSerializer(Money(invoice_amount_due(invoice), invoice.currency)).data
 
 
 class InvoiceLineOutputSerializer(serializers.ModelSerializer):
@@ -131,9 +150,6 @@ class InvoiceCreditNoteSummaryOutputSerializer(serializers.ModelSerializer):
 
 
 class InvoiceDetailOutputSerializer(InvoiceListOutputSerializer):
-    amount_due = serializers.SerializerMethodField(
-        help_text="What is still owed: the total less what credit notes took off it while unpaid (0 once paid or void)."
-    )
     credit_notes = InvoiceCreditNoteSummaryOutputSerializer(many=True, read_only=True)
     invoiced_periods = InvoicedPeriodOutputSerializer(
         many=True,
@@ -163,14 +179,9 @@ class InvoiceDetailOutputSerializer(InvoiceListOutputSerializer):
             "customer_details",
             "pdf_sha256",
             "pdf_rendered_at",
-            "amount_due",
             "credit_notes",
         ]
         read_only_fields = fields
-
-    @extend_schema_field(MoneyOutputSerializer)
-    def get_amount_due(self, invoice: Invoice) -> dict:
-        return MoneyOutputSerializer(Money(invoice_amount_due(invoice), invoice.currency)).data
 
 
 class InvoiceVoidInputSerializer(serializers.Serializer):

@@ -21,9 +21,11 @@ from apps.invoices.selectors import (
     credit_note_list_with_lines,
     invoice_list,
     invoice_list_with_lines,
+    invoices_with_amount_due,
     tax_rate_list,
 )
 from apps.invoices.services.credit_notes import CreditNoteDraft
+from apps.payments.services import credit_note_issue_and_refund, invoice_mark_paid
 
 from .filters import CreditNoteFilter, InvoiceFilter, TaxRateFilter
 from .serializers import (
@@ -69,8 +71,8 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     def get_queryset(self):
         if self.action == "list":
-            return invoice_list()
-        return invoice_list_with_lines()
+            return invoices_with_amount_due(invoice_list())
+        return invoices_with_amount_due(invoice_list_with_lines())
 
     def get_serializer_class(self):
         if self.action == "list":
@@ -85,7 +87,7 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         return super().handle_exception(exc)
 
     def _detail_response(self, invoice_id: int) -> Response:
-        invoice = invoice_list_with_lines().get(pk=invoice_id)
+        invoice = invoices_with_amount_due(invoice_list_with_lines()).get(pk=invoice_id)
         return Response(InvoiceDetailOutputSerializer(invoice).data)
 
     def _transition(self, request, service, input_serializer_class=None) -> Response:
@@ -117,8 +119,9 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     @action(detail=True, methods=["post"], url_path="mark-paid")
     @idempotent
     def mark_paid(self, request, pk=None):
-        """Record a payment received outside the product (e.g. a bank transfer)."""
-        return self._transition(request, services.invoice_mark_paid, InvoiceMarkPaidInputSerializer)
+        """Record a manual payment (a bank transfer) of what is still due on the invoice, which makes it
+        paid. Other amounts and methods: `POST /api/v1/payments/`."""
+        return self._transition(request, invoice_mark_paid, InvoiceMarkPaidInputSerializer)
 
     @extend_schema(
         request=InvoiceMarkUncollectibleInputSerializer, responses=_TRANSITION_RESPONSES, summary="Mark uncollectible"
@@ -156,7 +159,7 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def credit_notes(self, request, pk=None):
         invoice = self.get_object()
         arguments = self._credit_note_arguments(request, invoice)
-        credit_note = services.credit_note_issue(invoice_id=invoice.pk, actor=request.user, **arguments)
+        credit_note = credit_note_issue_and_refund(invoice_id=invoice.pk, actor=request.user, **arguments)
         credit_note = credit_note_list_with_lines().get(pk=credit_note.pk)
         return Response(CreditNoteDetailOutputSerializer(credit_note).data, status=status.HTTP_201_CREATED)
 

@@ -31,17 +31,19 @@ from apps.catalog.services import (
     product_create,
 )
 from apps.core import clock
+from apps.core.money import quantize_amount
 from apps.invoices.constants import BillingRunTrigger, ChangeTiming, InvoiceStatus
 from apps.invoices.models import Invoice, TaxRate
 from apps.invoices.services import (
     bill_due_subscriptions,
-    invoice_mark_paid,
     invoice_mark_uncollectible,
     invoice_render_pdf,
     invoice_void,
     subscription_change,
     subscription_start,
 )
+from apps.payments.constants import PaymentMethod
+from apps.payments.services import invoice_mark_paid, payment_record_manual
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.services import subscription_create
 from apps.usage.services import usage_events_ingest
@@ -238,6 +240,7 @@ def demo_data_load(*, now: datetime | None = None) -> DemoSummary:
         _subscriptions(customers, plans, now=now, rng=rng)
         billing_runs = _replay_history(customers, now=now, rng=rng)
         _void_and_write_off(customers, now=now)
+        _partial_payment(customers, now=now)
         _showcase(customers, plans, now=now)
         rendered = _render_missing_pdfs()
 
@@ -403,6 +406,27 @@ def _void_and_write_off(customers: list[Customer], *, now: datetime) -> None:
         moment = min(now, to_void.issued_at + timedelta(days=2))
         with clock.frozen_at(moment):
             invoice_void(invoice_id=to_void.pk, reason="Issued in error: duplicate of a manual invoice.", now=moment)
+
+
+def _partial_payment(customers: list[Customer], *, now: datetime) -> None:
+    """One customer paid half of its latest open bill by bank transfer; the rest is still due."""
+    late_payers = [c.pk for c, demo in zip(customers, CUSTOMERS, strict=True) if demo.pays_late]
+    invoice = (
+        Invoice.objects.filter(customer__in=customers, status=InvoiceStatus.OPEN, total__gt=1)
+        .exclude(customer_id__in=late_payers)
+        .order_by("-issued_at", "-id")
+        .first()
+    )
+    if invoice is None:
+        return
+    moment = min(now, invoice.issued_at + timedelta(days=1))
+    half = quantize_amount(invoice.total.amount / 2, invoice.currency)
+    with clock.frozen_at(moment):
+        payment_record_manual(
+            customer_id=invoice.customer_id, amount=half, currency=invoice.currency,
+            method=PaymentMethod.BANK_TRANSFER, reference=f"Part payment {invoice.number}", received_at=moment,
+            allocations=[(invoice.pk, half)],
+        )  # fmt: skip
 
 
 def _showcase(customers: list[Customer], plans: dict[str, Plan], *, now: datetime) -> None:

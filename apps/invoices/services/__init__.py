@@ -23,7 +23,6 @@ from .credit_notes import (
 from .emails import invoice_email_failure_record, invoice_email_send
 from .lifecycle import (
     invoice_finalize,
-    invoice_mark_paid,
     invoice_mark_uncollectible,
     invoice_update_draft,
     invoice_void,
@@ -48,7 +47,6 @@ __all__ = [
     "invoice_email_send",
     "invoice_finalize",
     "invoice_finalize_due_drafts",
-    "invoice_mark_paid",
     "invoice_mark_uncollectible",
     "invoice_pdf_ensure",
     "invoice_pdf_failure_record",

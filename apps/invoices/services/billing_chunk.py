@@ -45,7 +45,7 @@ from apps.usage.services import usage_billing_lock_many
 from ..constants import InvoiceEventType, InvoiceStatus
 from ..models import Invoice, InvoicedPeriod, InvoiceEvent, InvoiceItem, InvoiceLine, InvoiceTax, TaxRate
 from ..pricing import invoice_totals, tax_added, tax_breakdown
-from .lifecycle import customer_snapshot, payment_terms_days
+from .lifecycle import customer_snapshot, invoices_finalized_send_on_commit, payment_terms_days
 from .lines import LineDraft, recurring_line_drafts, usage_charges, usage_line_drafts
 from .numbering import invoice_numbers_allocate
 from .taxes import active_tax_rates, customer_tax_treatment_among, tax_rate_spec
@@ -140,6 +140,7 @@ def _bill_locked_chunk(subscription_ids: Sequence[int], now: datetime, outcome: 
     outcome.billed_subscription_ids = [bill.subscription.pk for bill in bills]
     if finalize:
         outcome.finalized_ids = invoice_ids
+        invoices_finalized_send_on_commit(invoice_ids)
 
 
 def _load_versions(subscriptions: list[Subscription]) -> None:
@@ -322,6 +323,8 @@ def _write(bills: list[_Bill], now: datetime, *, finalize: bool, outcome: ChunkO
                 "tax_total_currency": currency,
                 "total": bill.total,
                 "total_currency": currency,
+                "amount_paid": Decimal(0),
+                "amount_paid_currency": currency,
                 "reverse_charge": bill.reverse_charge,
                 "auto_finalize_at": auto_finalize_at,
             }  # fmt: skip
@@ -423,6 +426,7 @@ def _issue(invoice_ids: list[int], bills: list[_Bill], now: datetime) -> tuple[l
                 "seller_details": seller,
                 "customer_details": customer_snapshot(customer),
                 "auto_finalize_at": None,
+                "collection_method": customer.collection_method,
                 "paid_at": now if paid else None,
             }
         )

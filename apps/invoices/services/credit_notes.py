@@ -4,9 +4,11 @@ A credit note credits the whole invoice, some of its lines (by quantity or amoun
 The invoice itself never changes. What is credited is settled by the invoice's status:
 
 - unpaid (open, uncollectible): the credit reduces what is due (`amount_due_reduction`); once nothing
-  is due any more, the invoice is settled (marked paid, by the credit notes);
-- paid: the credit is refunded (recorded) and/or credited to the customer's balance, a waiting customer
-  credit taken off the customer's next invoices after tax, never below zero.
+  is due any more, the invoice is settled (marked paid, by the credit notes). On a partly paid invoice,
+  what the credit note credits beyond what is still due is settled as on a paid one;
+- paid: the credit is refunded and/or credited to the customer's balance, a waiting customer credit
+  taken off the customer's next invoices after tax, never below zero. The refund is paid back out of
+  the invoice's payments by `apps.payments.services.credit_note_issue_and_refund` (Refund rows).
 
 `credit_note_preview` computes a credit note without writing; `credit_note_issue` issues it inside one
 transaction holding the invoice's row lock, so concurrent credit notes of one invoice queue and can
@@ -30,6 +32,7 @@ from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
 from apps.core.money import has_more_decimals_than_currency, quantize_amount
 
 from ..constants import (
+    AFTER_TAX_LINE_KINDS,
     CREDITABLE_STATUSES,
     UNPAID_STATUSES,
     CreditNoteLineKind,
@@ -154,7 +157,7 @@ def _ensure_creditable(invoice: Invoice) -> None:
 
 
 def _is_taxed(line: InvoiceLine) -> bool:
-    return line.kind != InvoiceLineKind.CREDIT_NOTE
+    return line.kind not in AFTER_TAX_LINE_KINDS
 
 
 def _positive(value: Decimal | None, currency: str, errors: dict[str, list[str]], name: str) -> bool:
@@ -360,23 +363,30 @@ def _settlement(
             errors.setdefault(name, []).append("Cannot be negative.")
         elif value is not None and has_more_decimals_than_currency(value, currency):
             errors.setdefault(name, []).append(f"Has more decimals than {currency} allows.")
+    reduction = Decimal(0)
     if invoice.status in UNPAID_STATUSES:
-        for name, value in [("credit_to_balance", credit_to_balance), ("refund_amount", refund_amount)]:
-            if value:
-                errors.setdefault(name, []).append(
-                    "The invoice is not paid: the credit reduces what is due on it; nothing is refunded or "
-                    "credited to the balance."
-                )
-        return min(total, amount_due_before), Decimal(0), Decimal(0)
+        # What is still due is reduced first; only what was already paid of it (a partly paid invoice)
+        # is refunded or credited to the balance.
+        reduction = min(total, amount_due_before)
+        if reduction == total:
+            for name, value in [("credit_to_balance", credit_to_balance), ("refund_amount", refund_amount)]:
+                if value:
+                    errors.setdefault(name, []).append(
+                        "The invoice is not paid: the credit reduces what is due on it; nothing is refunded or "
+                        "credited to the balance."
+                    )
+            return reduction, Decimal(0), Decimal(0)
+    rest = total - reduction
     refund = refund_amount or Decimal(0)
-    balance = credit_to_balance if credit_to_balance is not None else total - refund
-    if total > 0 and refund + balance != total and "credit_to_balance" not in errors and "refund_amount" not in errors:
+    balance = credit_to_balance if credit_to_balance is not None else rest - refund
+    if rest > 0 and refund + balance != rest and "credit_to_balance" not in errors and "refund_amount" not in errors:
+        what = "total" if reduction == 0 else "part already paid"
         message = (
-            f"The refund and the credit to the balance must add up to the credit note's total, "
-            f"{format_price(total, currency)}."
+            f"The refund and the credit to the balance must add up to the credit note's {what}, "
+            f"{format_price(rest, currency)}."
         )
         errors.setdefault("refund_amount" if refund_amount is not None else "credit_to_balance", []).append(message)
-    return Decimal(0), max(balance, Decimal(0)), max(refund, Decimal(0))
+    return reduction, max(balance, Decimal(0)), max(refund, Decimal(0))
 
 
 def _compute(
@@ -404,7 +414,9 @@ def _compute(
     credited = _credited_so_far(invoice)
     creditable_before = invoice.total.amount - credited.total
     amount_due_before = (
-        invoice.total.amount - credited.amount_due_reduction if invoice.status in UNPAID_STATUSES else Decimal(0)
+        max(invoice.total.amount - invoice.amount_paid.amount - credited.amount_due_reduction, Decimal(0))
+        if invoice.status in UNPAID_STATUSES
+        else Decimal(0)
     )
     if creditable_before <= 0:
         raise ValidationFailed(

@@ -13,10 +13,11 @@ from apps.core import clock
 from apps.core.errors import InvalidTransition, NotEditable, NotFound, ValidationFailed
 from apps.core.money import quantize_amount
 
-from ..constants import INVOICE_TRANSITIONS, CreditNoteStatus, InvoiceEventType, InvoiceStatus
+from ..constants import INVOICE_TRANSITIONS, UNPAID_STATUSES, CreditNoteStatus, InvoiceEventType, InvoiceStatus
 from ..events import invoice_event_record
 from ..models import CreditNote, Invoice, InvoiceItem
 from ..pricing import invoice_totals, tax_added
+from ..signals import invoices_finalized
 from .numbering import invoice_number_allocate
 from .taxes import invoice_tax_breakdown, invoice_taxes_store
 
@@ -129,6 +130,7 @@ def invoice_finalize(*, invoice_id: int, actor=None, now: datetime | None = None
     invoice.seller_details = dict(settings.SELLER)
     invoice.customer_details = customer_snapshot(invoice.customer)
     invoice.auto_finalize_at = None
+    invoice.collection_method = invoice.customer.collection_method
     invoice.status = InvoiceStatus.OPEN
     if invoice.total.amount == Decimal(0):
         invoice.status = InvoiceStatus.PAID
@@ -136,7 +138,7 @@ def invoice_finalize(*, invoice_id: int, actor=None, now: datetime | None = None
     invoice.save(
         update_fields=[
             "number", "issued_at", "due_on", "seller_details", "customer_details", "auto_finalize_at",
-            "status", "paid_at", *TOTALS_FIELDS, "updated_at",
+            "collection_method", "status", "paid_at", *TOTALS_FIELDS, "updated_at",
         ]
     )  # fmt: skip
     invoice_event_record(
@@ -149,7 +151,15 @@ def invoice_finalize(*, invoice_id: int, actor=None, now: datetime | None = None
         )
     invoice_id = invoice.pk
     transaction.on_commit(lambda: _enqueue_pdf(invoice_id))
+    invoices_finalized_send_on_commit([invoice_id])
     return invoice
+
+
+def invoices_finalized_send_on_commit(invoice_ids: list[int]) -> None:
+    """Tell payment collection, once committed, that these invoices were issued."""
+    ids = list(invoice_ids)
+    if ids:
+        transaction.on_commit(lambda: invoices_finalized.send(sender=Invoice, invoice_ids=ids), robust=True)
 
 
 def _enqueue_pdf(invoice_id: int) -> None:
@@ -207,6 +217,12 @@ def invoice_void(*, invoice_id: int, actor=None, reason: str = "", now: datetime
     back the waiting items it had taken (prorations, credits): the next invoice takes them. An invoice
     with credit notes is not voided (the credit notes already corrected it): credit the rest."""
     was_draft = Invoice.objects.filter(pk=invoice_id, status=InvoiceStatus.DRAFT).exists()
+    if Invoice.objects.filter(pk=invoice_id, status__in=UNPAID_STATUSES, amount_paid__gt=0).exists():
+        raise InvalidTransition(
+            "Payments have paid part of this invoice: it cannot be voided. Credit it instead (a credit note "
+            "refunds what was paid), or reverse a payment recorded by mistake.",
+            fields={"status": ["The invoice has payments."]},
+        )
     if CreditNote.objects.filter(invoice_id=invoice_id, status=CreditNoteStatus.ISSUED).exists():
         raise InvalidTransition(
             "This invoice has credit notes: it cannot be voided. Credit what is left of it instead.",
@@ -219,18 +235,6 @@ def invoice_void(*, invoice_id: int, actor=None, reason: str = "", now: datetime
     if was_draft:
         InvoiceItem.objects.filter(invoice=invoice).update(invoice=None)
     return invoice
-
-
-@transaction.atomic
-def invoice_mark_paid(*, invoice_id: int, actor=None, reference: str = "", now: datetime | None = None) -> Invoice:
-    """Record that an issued invoice was paid outside the product (e.g. bank transfer)."""
-    invoice = Invoice.objects.only("status").filter(pk=invoice_id).first()
-    if invoice is not None and invoice.status == InvoiceStatus.DRAFT:
-        raise InvalidTransition("Finalize the draft before recording a payment for it.")
-    return _transition(
-        invoice_id=invoice_id, target=InvoiceStatus.PAID, event=InvoiceEventType.PAID,
-        stamp_field="paid_at", actor=actor, now=now, data={"reference": reference},
-    )  # fmt: skip
 
 
 @transaction.atomic

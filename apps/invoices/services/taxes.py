@@ -13,7 +13,7 @@ from apps.accounts.tax_ids import eu_vat_number_is_valid
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.validation import validate_instance
 
-from ..constants import InvoiceLineKind
+from ..constants import AFTER_TAX_LINE_KINDS
 from ..models import Invoice, InvoiceTax, TaxRate
 from ..pricing import TaxAmount, TaxRateSpec, tax_breakdown
 
@@ -93,7 +93,7 @@ def customer_tax_breakdown(
 def is_taxed_kind(kind: str) -> bool:
     """Every line is taxed but the credits from credit notes: they carry their own tax already and are
     taken off after tax."""
-    return kind != InvoiceLineKind.CREDIT_NOTE
+    return kind not in AFTER_TAX_LINE_KINDS
 
 
 def invoice_tax_breakdown(*, invoice: Invoice) -> tuple[list[TaxAmount], bool]:

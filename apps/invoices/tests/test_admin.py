@@ -11,8 +11,10 @@ from apps.core import clock
 from apps.core.tests.test_admin import change_form_data
 from apps.invoices.constants import BillingRunTrigger, InvoiceEventType, InvoiceStatus
 from apps.invoices.models import BillingRun, Invoice, InvoiceEvent, InvoiceNumberSequence, TaxRate
-from apps.invoices.services import invoice_mark_paid, invoice_render_pdf
+from apps.invoices.services import invoice_render_pdf
 from apps.invoices.tests.factories import DEFAULT_START, make_draft_invoice, make_open_invoice
+from apps.payments.models import Payment
+from apps.payments.services import invoice_mark_paid
 from apps.subscriptions.tests.factories import make_subscription
 
 pytestmark = pytest.mark.django_db
@@ -309,7 +311,13 @@ def test_mark_paid_button_records_the_reference(client, superuser):
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.PAID and invoice.paid_at is not None
     assert messages_of(response) == [("success", f"Marked paid {invoice.number}.")]
-    assert invoice.events.get(type=InvoiceEventType.PAID).data == {"reference": "SEPA 123"}
+    payment = Payment.objects.get()  # a manual bank transfer of what was due
+    assert (payment.reference, payment.amount, payment.created_by) == ("SEPA 123", invoice.total, superuser)
+    assert invoice.events.get(type=InvoiceEventType.PAID).data == {
+        "payment": payment.pk,
+        "reference": "SEPA 123",
+        "method": "bank_transfer",
+    }
 
 
 def test_mark_uncollectible_button(client, superuser):

@@ -11,9 +11,10 @@ from django.db import DatabaseError, IntegrityError, transaction
 from apps.accounts.tests.factories import CustomerFactory
 from apps.invoices.constants import InvoiceEventType
 from apps.invoices.models import CreditNote, TaxRate
-from apps.invoices.services import CreditNoteLineRequest, credit_note_issue, credit_note_render_pdf, invoice_mark_paid
+from apps.invoices.services import CreditNoteLineRequest, credit_note_issue, credit_note_render_pdf
 from apps.invoices.tasks import credit_note_render_pdf_task
 from apps.invoices.tests.factories import make_manual_invoice
+from apps.payments.services import invoice_mark_paid
 from apps.subscriptions.periods import utc
 from billing_portal.celery import app as celery_app
 

@@ -15,8 +15,10 @@ from apps.accounts.services import api_key_authenticate
 from apps.accounts.tests.factories import CustomerFactory
 from apps.catalog.models import Plan
 from apps.core import clock
+from apps.core.money import quantize_amount
 from apps.invoices.constants import InvoiceEventType, InvoiceStatus
 from apps.invoices.models import BillingRun, Invoice, InvoiceEvent, InvoiceLine, InvoiceNumberSequence
+from apps.payments.models import Payment
 from apps.subscriptions.models import ScheduledChange, Subscription
 from apps.subscriptions.periods import utc
 from apps.subscriptions.tests.factories import make_subscription
@@ -96,8 +98,17 @@ def test_load_demo_data_creates_a_realistic_history_once():
     assert 0 < len(overdue) < len(by_status[InvoiceStatus.PAID]) / 2  # a late payer and a few stragglers
     recent = [invoice for invoice in invoices if invoice.issued_at > NOW - timedelta(days=30)]
     assert recent and all(invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.VOID) for invoice in recent)
-    payment = InvoiceEvent.objects.filter(type=InvoiceEventType.PAID).first()
-    assert payment.data == {"reference": "Bank transfer"}
+    paid_event = InvoiceEvent.objects.filter(type=InvoiceEventType.PAID).first()
+    payment = Payment.objects.get(pk=paid_event.data["payment"])
+    assert (payment.provider, payment.method, payment.reference) == ("manual", "bank_transfer", "Bank transfer")
+    assert paid_event.data == {"payment": payment.pk, "reference": "Bank transfer", "method": "bank_transfer"}
+    assert all(invoice.amount_paid == invoice.total for invoice in by_status[InvoiceStatus.PAID])
+    # One bill is paid in part (half, by bank transfer); the rest is still due.
+    [partial] = [invoice for invoice in by_status[InvoiceStatus.OPEN] if invoice.amount_paid.amount > 0]
+    half = quantize_amount(partial.total.amount / 2, partial.currency)
+    assert partial.amount_paid.amount == half
+    assert partial.amount_due.amount == partial.total.amount - half
+    assert Payment.objects.get(allocations__invoice=partial).reference == f"Part payment {partial.number}"
 
     # Every issued invoice has its PDF, stored with the hash of its bytes.
     for invoice in invoices:

@@ -56,6 +56,7 @@ def test_create_customer_returns_the_customer(api_client, superuser):
         "tax_exempt": False,
         "payment_terms_days": 30,
         "invoice_grouping": "",
+        "collection_method": "send_invoice",
         "test_clock": None,
         "billing_contacts": [],
         "created_at": body["created_at"],

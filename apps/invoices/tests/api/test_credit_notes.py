@@ -5,8 +5,9 @@ from django.urls import reverse
 
 from apps.accounts.tests.factories import CustomerFactory
 from apps.invoices.models import CreditNote, InvoiceEvent, TaxRate
-from apps.invoices.services import credit_note_issue, credit_note_render_pdf, invoice_mark_paid
+from apps.invoices.services import credit_note_issue, credit_note_render_pdf
 from apps.invoices.tests.factories import make_manual_invoice
+from apps.payments.services import invoice_mark_paid
 from apps.subscriptions.periods import utc
 
 pytestmark = pytest.mark.django_db

@@ -11,6 +11,7 @@ from apps.invoices.constants import InvoiceEventType
 from apps.invoices.models import Invoice, InvoiceEvent, TaxRate
 from apps.invoices.services import invoice_render_pdf, invoice_void
 from apps.invoices.tests.factories import make_draft_invoice, make_open_invoice
+from apps.payments.models import Payment
 from apps.subscriptions.periods import utc
 from apps.subscriptions.tests.factories import make_subscription
 
@@ -146,7 +147,13 @@ def test_void_mark_uncollectible_and_mark_paid(api_client, superuser):
     assert (uncollectible.status_code, uncollectible.json()["status"]) == (200, "uncollectible")
     assert (paid.status_code, paid.json()["status"]) == (200, "paid")
     assert InvoiceEvent.objects.get(invoice=first, type=InvoiceEventType.VOIDED).data == {"reason": "duplicate"}
-    assert InvoiceEvent.objects.get(invoice=second, type=InvoiceEventType.PAID).data == {"reference": "WIRE-7"}
+    payment = Payment.objects.get()  # mark paid records a manual payment of what is due
+    assert (payment.reference, payment.amount, payment.method) == ("WIRE-7", second.total, "bank_transfer")
+    assert InvoiceEvent.objects.get(invoice=second, type=InvoiceEventType.PAID).data == {
+        "payment": payment.pk,
+        "reference": "WIRE-7",
+        "method": "bank_transfer",
+    }
 
 
 @pytest.mark.parametrize(

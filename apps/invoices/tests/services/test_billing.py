@@ -11,6 +11,7 @@ from apps.core import clock
 from apps.invoices.constants import BillingRunStatus, InvoiceStatus
 from apps.invoices.models import Invoice
 from apps.invoices.services import bill_due_subscriptions, subscription_bill_due, subscription_start
+from apps.invoices.signals import invoices_finalized
 from apps.subscriptions.periods import utc
 from apps.subscriptions.services import subscription_create
 from apps.subscriptions.tests.factories import make_subscription
@@ -152,8 +153,11 @@ def test_finalizing_schedules_the_pdf_after_commit(django_capture_on_commit_call
     make_subscription(started_at=utc(2026, 1, 1))
     with django_capture_on_commit_callbacks() as callbacks:
         bill_due_subscriptions(now=utc(2026, 1, 1))
-    assert len(callbacks) == 1
-    assert callbacks[0].__qualname__.startswith("_bill_chunk")  # one task renders the chunk's bills
+    # One task renders the chunk's bills; one signal tells payment collection about the chunk.
+    assert [callback.__qualname__.split(".")[0] for callback in callbacks] == [
+        "invoices_finalized_send_on_commit",
+        "_bill_chunk",
+    ]
 
 
 def test_finalizing_one_invoice_schedules_its_pdf_after_commit(django_capture_on_commit_callbacks):
@@ -163,8 +167,32 @@ def test_finalizing_one_invoice_schedules_its_pdf_after_commit(django_capture_on
     with django_capture_on_commit_callbacks() as callbacks:
         bill_due_subscriptions(now=utc(2026, 1, 1))
     assert Invoice.objects.filter(subscription=subscription).count() == 1  # billed one by one (trial end)
-    assert len(callbacks) == 1
-    assert callbacks[0].__qualname__.startswith("invoice_finalize")
+    assert [callback.__qualname__.split(".")[0] for callback in callbacks] == [
+        "invoice_finalize",
+        "invoices_finalized_send_on_commit",
+    ]
+
+
+def test_every_finalization_path_sends_invoices_finalized_after_commit(django_capture_on_commit_callbacks):
+    received: list[list[int]] = []
+
+    def receiver(sender, invoice_ids, **kwargs):
+        received.append(list(invoice_ids))
+
+    invoices_finalized.connect(receiver, dispatch_uid="test-invoices-finalized")
+    try:
+        bulk = [make_subscription(started_at=utc(2026, 1, 1)) for _ in range(2)]
+        one_by_one = subscription_create(
+            customer=CustomerFactory(), plan=PlanFactory(), started_at=utc(2025, 12, 18), trial_days=14
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            bill_due_subscriptions(now=utc(2026, 1, 1))
+    finally:
+        invoices_finalized.disconnect(dispatch_uid="test-invoices-finalized")
+    bulk_ids = sorted(Invoice.objects.filter(subscription__in=bulk).values_list("pk", flat=True))
+    single_id = Invoice.objects.get(subscription=one_by_one).pk
+    assert len(bulk_ids) == 2
+    assert sorted(received) == sorted([bulk_ids, [single_id]])
 
 
 def test_subscription_start_creates_the_subscription_with_its_first_invoice():

@@ -23,11 +23,11 @@ from apps.invoices.services import (
     credit_note_issue,
     credit_note_preview,
     credit_note_void,
-    invoice_mark_paid,
     invoice_void,
     subscription_upcoming_invoice,
 )
 from apps.invoices.tests.factories import make_draft_invoice, make_manual_invoice, make_open_invoice
+from apps.payments.services import invoice_mark_paid
 from apps.subscriptions.periods import utc
 from apps.subscriptions.tests.factories import make_subscription
 

@@ -8,8 +8,9 @@ from djmoney.money import Money
 
 from apps.invoices.constants import InvoiceStatus
 from apps.invoices.models import Invoice, InvoiceLine, InvoiceTax, TaxRate
-from apps.invoices.services import invoice_mark_paid, invoice_render_pdf, invoice_void
+from apps.invoices.services import invoice_render_pdf, invoice_void
 from apps.invoices.tests.factories import make_draft_invoice, make_open_invoice
+from apps.payments.services import invoice_mark_paid
 
 pytestmark = pytest.mark.django_db
 
@@ -49,10 +50,20 @@ def test_lines_of_a_finalized_invoice_cannot_be_added_or_changed():
 
 
 def test_paid_and_void_are_final_statuses():
+    """Void is final; a paid invoice only becomes due again (open, uncollectible) when a payment is
+    reversed, never draft or void."""
     paid = invoice_mark_paid(invoice_id=make_open_invoice().pk)
-    _refused(lambda: Invoice.objects.filter(pk=paid.pk).update(status=InvoiceStatus.OPEN))
+    _refused(lambda: Invoice.objects.filter(pk=paid.pk).update(status=InvoiceStatus.VOID))
+    _refused(lambda: Invoice.objects.filter(pk=paid.pk).update(status=InvoiceStatus.DRAFT))
     void = invoice_void(invoice_id=make_open_invoice().pk)
     _refused(lambda: Invoice.objects.filter(pk=void.pk).update(status=InvoiceStatus.OPEN))
+    _refused(lambda: Invoice.objects.filter(pk=void.pk).update(status=InvoiceStatus.PAID))
+
+
+def test_a_paid_invoice_may_become_due_again():
+    paid = invoice_mark_paid(invoice_id=make_open_invoice().pk)
+    assert Invoice.objects.filter(pk=paid.pk).update(status=InvoiceStatus.OPEN) == 1
+    assert Invoice.objects.get(pk=paid.pk).status == InvoiceStatus.OPEN
 
 
 def test_allowed_changes_still_work():

@@ -11,12 +11,12 @@ from apps.invoices.constants import InvoiceEventType, InvoiceStatus
 from apps.invoices.models import Invoice, InvoiceNumberSequence
 from apps.invoices.services import (
     invoice_finalize,
-    invoice_mark_paid,
     invoice_mark_uncollectible,
     invoice_update_draft,
     invoice_void,
 )
 from apps.invoices.tests.factories import make_draft_invoice, make_open_invoice
+from apps.payments.services import invoice_mark_paid
 from apps.subscriptions.periods import utc
 from apps.subscriptions.tests.factories import make_subscription
 

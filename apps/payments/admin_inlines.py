@@ -1,0 +1,70 @@
+"""Inlines other apps' admin pages use: the payments of an invoice, the payments of a customer."""
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from apps.core.admin import ReadOnlyInline
+
+from .models import Payment, PaymentAllocation
+
+
+def payment_link(payment: Payment) -> str:
+    url = reverse("admin:payments_payment_change", args=[payment.pk])
+    return format_html('<a href="{}">Payment #{}</a>', url, payment.pk)
+
+
+class InvoicePaymentInline(ReadOnlyInline):
+    """On an invoice: the payments allocated to it (only succeeded ones count as paid)."""
+
+    model = PaymentAllocation
+    fields = ["payment_link", "status", "method", "reference", "received_at", "amount"]
+    readonly_fields = ["payment_link", "status", "method", "reference", "received_at"]
+    verbose_name = "payment"
+    verbose_name_plural = "payments"
+    view_permission_from_parent = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("payment").order_by("payment__created_at", "pk")
+
+    @admin.display(description="payment")
+    def payment_link(self, allocation: PaymentAllocation) -> str:
+        return payment_link(allocation.payment)
+
+    @admin.display(description="status")
+    def status(self, allocation: PaymentAllocation) -> str:
+        return allocation.payment.get_status_display()
+
+    @admin.display(description="method")
+    def method(self, allocation: PaymentAllocation) -> str:
+        return allocation.payment.get_method_display()
+
+    @admin.display(description="reference")
+    def reference(self, allocation: PaymentAllocation) -> str:
+        return allocation.payment.reference or allocation.payment.provider_payment_id or "—"
+
+    @admin.display(description="received at")
+    def received_at(self, allocation: PaymentAllocation):
+        return allocation.payment.received_at
+
+
+class CustomerPaymentInline(ReadOnlyInline):
+    """On a customer: every payment, newest first."""
+
+    model = Payment
+    fields = ["payment", "status", "method", "amount", "reference", "received_at", "invoices"]
+    readonly_fields = ["payment", "invoices"]
+    verbose_name_plural = "payments"
+    view_permission_from_parent = True
+    ordering = ["-created_at", "-id"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("allocations__invoice")
+
+    @admin.display(description="payment")
+    def payment(self, payment: Payment) -> str:
+        return payment_link(payment)
+
+    @admin.display(description="invoices paid")
+    def invoices(self, payment: Payment) -> str:
+        return ", ".join(f"{a.invoice} ({a.amount})" for a in payment.allocations.all()) or "— (credit balance)"

@@ -1,0 +1,90 @@
+from django.db import models
+
+
+class PaymentProvider(models.TextChoices):
+    STRIPE = "stripe", "Stripe"
+    MANUAL = "manual", "Manual (recorded by staff)"
+
+
+class PaymentMethod(models.TextChoices):
+    CARD = "card", "Card"
+    BANK_TRANSFER = "bank_transfer", "Bank transfer"
+    CHEQUE = "cheque", "Cheque"
+    CASH = "cash", "Cash"
+    OTHER = "other", "Other"
+
+
+# Methods staff record by hand (money that arrived outside the product).
+MANUAL_METHODS = (PaymentMethod.BANK_TRANSFER, PaymentMethod.CHEQUE, PaymentMethod.CASH, PaymentMethod.OTHER)
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    REQUIRES_ACTION = "requires_action", "Requires action (e.g. 3-D Secure)"
+    PROCESSING = "processing", "Processing"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+    REVERSED = "reversed", "Reversed"
+
+
+# The payment state machine: the only transitions any service may make. A failed attempt may still
+# succeed later (a PaymentIntent confirmed again after a decline); a retry by dunning is a new payment.
+PAYMENT_TRANSITIONS: dict[str, frozenset[str]] = {
+    PaymentStatus.PENDING: frozenset(
+        {
+            PaymentStatus.REQUIRES_ACTION,
+            PaymentStatus.PROCESSING,
+            PaymentStatus.SUCCEEDED,
+            PaymentStatus.FAILED,
+            PaymentStatus.CANCELED,
+        }
+    ),
+    PaymentStatus.REQUIRES_ACTION: frozenset(
+        {PaymentStatus.PROCESSING, PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.CANCELED}
+    ),
+    PaymentStatus.PROCESSING: frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.CANCELED}),
+    PaymentStatus.FAILED: frozenset(
+        {PaymentStatus.REQUIRES_ACTION, PaymentStatus.PROCESSING, PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED}
+    ),
+    # Money received: only a wrong manual payment is undone (reversed); card payments are refunded.
+    PaymentStatus.SUCCEEDED: frozenset({PaymentStatus.REVERSED}),
+    PaymentStatus.CANCELED: frozenset(),
+    PaymentStatus.REVERSED: frozenset(),
+}
+
+# Statuses in which the payment may still succeed.
+OPEN_PAYMENT_STATUSES = (
+    PaymentStatus.PENDING,
+    PaymentStatus.REQUIRES_ACTION,
+    PaymentStatus.PROCESSING,
+    PaymentStatus.FAILED,
+)
+
+
+class PaymentEventType(models.TextChoices):
+    CREATED = "created", "Created"
+    REQUIRES_ACTION = "requires_action", "Requires action"
+    PROCESSING = "processing", "Processing"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+    REVERSED = "reversed", "Reversed"
+    ALLOCATED = "allocated", "Allocated to invoices"
+    CREDITED_TO_BALANCE = "credited_to_balance", "Credited to the customer's balance"
+    REFUND_CREATED = "refund_created", "Refund created"
+    REFUND_SUCCEEDED = "refund_succeeded", "Refund succeeded"
+    REFUND_FAILED = "refund_failed", "Refund failed"
+
+
+class RefundStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+REFUND_TRANSITIONS: dict[str, frozenset[str]] = {
+    RefundStatus.PENDING: frozenset({RefundStatus.SUCCEEDED, RefundStatus.FAILED}),
+    RefundStatus.SUCCEEDED: frozenset(),
+    RefundStatus.FAILED: frozenset(),
+}

@@ -1,0 +1,190 @@
+"""Payments: money received from a customer (by card through Stripe, or recorded by staff), the
+invoices it pays (allocations), and money paid back (refunds). See docs/payments.md."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from djmoney.models.fields import MoneyField
+from djmoney.money import Money
+
+from apps.accounts.models import Customer
+from apps.core.models import TimeStampedModel
+from apps.core.money import currency_choices
+
+from .constants import (
+    PaymentEventType,
+    PaymentMethod,
+    PaymentProvider,
+    PaymentStatus,
+    RefundStatus,
+)
+
+
+def _money(**kwargs) -> MoneyField:
+    return MoneyField(
+        max_digits=19, decimal_places=4, currency_choices=currency_choices, default_currency=None, **kwargs
+    )
+
+
+class Payment(TimeStampedModel):
+    """Money from one customer, in the customer's currency, allocated to one or more of its invoices;
+    what is not allocated goes to the customer's credit balance. Only succeeded payments count."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
+    provider = models.CharField(max_length=16, choices=PaymentProvider.choices)
+    method = models.CharField(max_length=16, choices=PaymentMethod.choices)
+    amount = _money()
+    status = models.CharField(max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
+    reference = models.CharField(
+        max_length=255, blank=True, help_text="Manual payments: the bank reference, cheque number or receipt."
+    )
+    provider_payment_id = models.CharField(
+        "provider payment ID", max_length=255, blank=True, help_text="Stripe: the PaymentIntent id."
+    )
+    idempotency_key = models.CharField(max_length=255, blank=True)
+    failure_code = models.CharField(max_length=64, blank=True)
+    failure_message = models.TextField(blank=True)
+    next_action_url = models.URLField(
+        max_length=2000, blank=True, help_text="Where the customer completes the payment (e.g. 3-D Secure)."
+    )
+    received_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the money arrived (manual payments: as told by the bank)."
+    )
+    # Set to zero in the payment's currency when the payment is created (see `save`).
+    amount_refunded = _money(editable=False, help_text="Refunds that succeeded.")
+    balance_item = models.OneToOneField(
+        "invoices.InvoiceItem",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="payment",
+        help_text="The customer credit made of the money not allocated to invoices, while some of it waits.",
+    )
+    reversed_at = models.DateTimeField(null=True, blank=True)
+    reversal_reason = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(amount_refunded__gte=0) & Q(amount_refunded__lte=F("amount")),
+                name="payment_refunded_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_refunded_currency=F("amount_currency")), name="payment_single_currency"
+            ),
+            models.UniqueConstraint(
+                fields=["provider_payment_id"],
+                condition=~Q(provider_payment_id=""),
+                name="payment_provider_payment_id_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["idempotency_key"], condition=~Q(idempotency_key=""), name="payment_idempotency_key_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "-created_at"], name="payment_customer_idx"),
+            models.Index(fields=["status", "created_at"], name="payment_status_idx"),
+            models.Index(fields=["received_at"], name="payment_received_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Payment #{self.pk} {self.amount} ({self.get_status_display()})"
+
+    def save(self, *args, **kwargs) -> None:
+        # A new payment has refunded nothing, in its own currency.
+        if self.amount_refunded is None and self.amount is not None:
+            self.amount_refunded = Money(Decimal(0), self.amount.currency)
+        super().save(*args, **kwargs)
+
+    @property
+    def currency(self) -> str:
+        return str(self.amount.currency)
+
+    @property
+    def is_succeeded(self) -> bool:
+        return self.status == PaymentStatus.SUCCEEDED
+
+
+class PaymentAllocation(models.Model):
+    """The part of a payment that pays one invoice. Only allocations of succeeded payments count as
+    paid; while a payment is pending they say what it is meant to pay."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="allocations")
+    invoice = models.ForeignKey("invoices.Invoice", on_delete=models.PROTECT, related_name="payment_allocations")
+    amount = _money()
+    created_at = models.DateTimeField(auto_now_add=True, editable=False)
+
+    class Meta:
+        ordering = ["payment", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["payment", "invoice"], name="payment_allocation_unique"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_allocation_amount_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} of payment #{self.payment_id} to invoice #{self.invoice_id}"
+
+
+class Refund(TimeStampedModel):
+    """Money paid back to the customer out of one payment: by Stripe to the card, or by staff outside
+    the product (recorded). Usually made by a credit note of a paid invoice."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    credit_note = models.ForeignKey(
+        "invoices.CreditNote", on_delete=models.PROTECT, null=True, blank=True, related_name="refunds"
+    )
+    amount = _money()
+    status = models.CharField(max_length=16, choices=RefundStatus.choices, default=RefundStatus.PENDING)
+    provider_refund_id = models.CharField("provider refund ID", max_length=255, blank=True)
+    reason = models.TextField(blank=True)
+    reference = models.CharField(max_length=255, blank=True, help_text="E.g. the bank transfer reference.")
+    failure_code = models.CharField(max_length=64, blank=True)
+    failure_message = models.TextField(blank=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive"),
+            models.UniqueConstraint(
+                fields=["provider_refund_id"], condition=~Q(provider_refund_id=""), name="refund_provider_id_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="refund_status_idx")]
+
+    def __str__(self) -> str:
+        return f"Refund #{self.pk} {self.amount} ({self.get_status_display()})"
+
+    @property
+    def currency(self) -> str:
+        return str(self.amount.currency)
+
+
+class PaymentEvent(models.Model):
+    """Append-only audit trail of everything that happened to a payment (and its refunds)."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=32, choices=PaymentEventType.choices)
+    occurred_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"

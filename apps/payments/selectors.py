@@ -1,0 +1,42 @@
+from django.db.models import Prefetch, QuerySet
+
+from apps.invoices.constants import UNPAID_STATUSES
+from apps.invoices.models import Invoice
+from apps.invoices.selectors import invoices_with_amount_due
+
+from .models import Payment, PaymentAllocation, Refund
+
+
+def payment_list() -> QuerySet[Payment]:
+    """Every payment (staff scope), with its customer and allocations (and their invoices' numbers)."""
+    return Payment.objects.select_related("customer").prefetch_related(
+        Prefetch("allocations", queryset=PaymentAllocation.objects.select_related("invoice").order_by("pk"))
+    )
+
+
+def payment_list_with_details() -> QuerySet[Payment]:
+    return payment_list().prefetch_related("refunds", "events")
+
+
+def refund_list() -> QuerySet[Refund]:
+    return Refund.objects.select_related("payment", "payment__customer", "credit_note")
+
+
+def invoice_payments(*, invoice_id: int) -> QuerySet[Payment]:
+    """The payments allocated to an invoice (any status), newest first."""
+    return Payment.objects.filter(allocations__invoice_id=invoice_id).distinct().order_by("-created_at", "-pk")
+
+
+def customer_payments(*, customer_id: int) -> QuerySet[Payment]:
+    return Payment.objects.filter(customer_id=customer_id).order_by("-created_at", "-pk")
+
+
+def customer_unpaid_invoices(*, customer_id: int) -> QuerySet[Invoice]:
+    """The customer's invoices a payment may pay (open or uncollectible), oldest due first, with what
+    is due on each."""
+
+    return invoices_with_amount_due(
+        Invoice.objects.filter(customer_id=customer_id, status__in=UNPAID_STATUSES).order_by(
+            "due_on", "issued_at", "pk"
+        )
+    )

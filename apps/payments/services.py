@@ -1,0 +1,889 @@
+"""Payments: recording money received, allocating it to invoices, undoing a wrong manual payment, and
+paying money back (refunds). See docs/payments.md.
+
+Locks, always in this order so that concurrent services never deadlock: the customer's row (every
+service here takes it first, so payments of one customer queue), then the payment, then the invoices
+(by id). Amounts due are read under those locks, so two payments can never both pay the same euro.
+Signals for other apps are sent after commit.
+"""
+
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from djmoney.money import Money
+
+from apps.accounts.models import Customer
+from apps.accounts.selectors import customer_now
+from apps.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from apps.core.money import has_more_decimals_than_currency, quantize_amount
+from apps.invoices.constants import (
+    INVOICE_REOPEN_TRANSITIONS,
+    UNPAID_STATUSES,
+    CreditNoteStatus,
+    InvoiceEventType,
+    InvoiceLineKind,
+    InvoiceStatus,
+)
+from apps.invoices.events import invoice_event_record
+from apps.invoices.models import CreditNote, Invoice, InvoiceItem
+from apps.invoices.services.lifecycle import invoice_ensure_transition
+
+from . import signals
+from .constants import (
+    MANUAL_METHODS,
+    PAYMENT_TRANSITIONS,
+    REFUND_TRANSITIONS,
+    PaymentEventType,
+    PaymentMethod,
+    PaymentProvider,
+    PaymentStatus,
+    RefundStatus,
+)
+from .events import payment_event_record
+from .models import Payment, PaymentAllocation, Refund
+
+logger = logging.getLogger(__name__)
+
+# Invoices a payment may pay: issued and not settled.
+PAYABLE_STATUSES = UNPAID_STATUSES
+
+
+# --- locks and guards --------------------------------------------------------------------------------
+
+
+def _lock_customer(customer_id: int) -> Customer:
+    customer = Customer.objects.select_for_update(of=("self",)).filter(pk=customer_id).first()
+    if customer is None:
+        raise NotFound(f"Customer {customer_id} does not exist.", fields={"customer": ["Unknown customer."]})
+    return customer
+
+
+def _lock_payment(payment_id: int) -> Payment:
+    """Lock the payment's customer, then the payment."""
+    customer_id = Payment.objects.filter(pk=payment_id).values_list("customer_id", flat=True).first()
+    if customer_id is None:
+        raise NotFound(f"Payment {payment_id} does not exist.")
+    _lock_customer(customer_id)
+    return Payment.objects.select_for_update(of=("self",)).select_related("customer").get(pk=payment_id)
+
+
+def _credit_reductions(invoice_ids: Iterable[int]) -> dict[int, Decimal]:
+    rows = (
+        CreditNote.objects.filter(invoice_id__in=list(invoice_ids), status=CreditNoteStatus.ISSUED)
+        .values("invoice_id")
+        .annotate(total=Sum("amount_due_reduction"))
+    )
+    return {row["invoice_id"]: row["total"] or Decimal(0) for row in rows}
+
+
+def _with_reductions(invoices: list[Invoice]) -> list[Invoice]:
+    """Attach what credit notes took off each invoice (read in one query), for `amount_due`."""
+    reductions = _credit_reductions(invoice.pk for invoice in invoices)
+    for invoice in invoices:
+        invoice.credit_notes_amount_due_reduction = reductions.get(invoice.pk, Decimal(0))  # type: ignore[attr-defined]
+    return invoices
+
+
+def _lock_invoices(invoice_ids: Iterable[int]) -> dict[int, Invoice]:
+    invoices = list(Invoice.objects.select_for_update(of=("self",)).filter(pk__in=set(invoice_ids)).order_by("pk"))
+    return {invoice.pk: invoice for invoice in _with_reductions(invoices)}
+
+
+def invoice_owed(invoice: Invoice) -> Decimal:
+    """Total − amount paid − credit notes' reductions, whatever the status (never below zero). The
+    invoice must carry its credit notes' reductions (`_with_reductions`)."""
+    credited = getattr(invoice, "credit_notes_amount_due_reduction", Decimal(0))
+    owed = invoice.total.amount - invoice.amount_paid.amount - credited
+    return quantize_amount(max(owed, Decimal(0)), invoice.currency)
+
+
+def _ensure_transition(payment: Payment, target: str) -> None:
+    if target not in PAYMENT_TRANSITIONS[payment.status]:
+        raise InvalidTransition(
+            f"Payment #{payment.pk} is {payment.get_status_display().lower()} and cannot become "
+            f"{PaymentStatus(target).label.lower()}.",
+            fields={"status": [f"Not allowed from {payment.status} to {target}."]},
+        )
+
+
+def _on_commit_send(signal, **kwargs: Any) -> None:
+    transaction.on_commit(lambda: signal.send(sender=Payment, **kwargs), robust=True)
+
+
+def _actor(actor):
+    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+
+
+# --- validation --------------------------------------------------------------------------------------
+
+
+def _check_amount(amount: Any, currency: str, errors: dict[str, list[str]], name: str = "amount") -> Decimal | None:
+    if not isinstance(amount, Decimal):
+        try:
+            amount = Decimal(str(amount))
+        except ArithmeticError:
+            errors.setdefault(name, []).append("Give a number.")
+            return None
+    if not amount.is_finite():
+        errors.setdefault(name, []).append("Give a number.")
+        return None
+    if amount <= 0:
+        errors.setdefault(name, []).append("Must be greater than zero.")
+        return None
+    if has_more_decimals_than_currency(amount, currency):
+        errors.setdefault(name, []).append(f"Has more decimals than {currency} allows.")
+        return None
+    return amount
+
+
+def _check_invoice_payable(
+    invoice: Invoice | None, customer: Customer, name: str, errors: dict[str, list[str]]
+) -> bool:
+    if invoice is None or invoice.customer_id != customer.pk:
+        errors.setdefault(name, []).append(f"Not an invoice of customer {customer.name}.")
+        return False
+    if invoice.status == InvoiceStatus.DRAFT:
+        errors.setdefault(name, []).append(f"Invoice {invoice} is a draft: finalize it before it is paid.")
+        return False
+    if invoice.status not in PAYABLE_STATUSES:
+        errors.setdefault(name, []).append(
+            f"Invoice {invoice} is {invoice.get_status_display().lower()}: nothing is due on it."
+        )
+        return False
+    if invoice.currency != customer.currency:
+        errors.setdefault(name, []).append(f"Invoice {invoice} is in {invoice.currency}, not {customer.currency}.")
+        return False
+    return True
+
+
+def _default_allocations(customer: Customer, amount: Decimal) -> tuple[dict[int, Invoice], list[tuple[int, Decimal]]]:
+    """The customer's unpaid invoices, oldest due first, each paid as far as the money goes."""
+    invoices = _with_reductions(
+        list(
+            Invoice.objects.select_for_update(of=("self",))
+            .filter(customer=customer, status__in=PAYABLE_STATUSES, total_currency=customer.currency)
+            .order_by("due_on", "issued_at", "pk")
+        )
+    )
+    allocations = []
+    left = amount
+    for invoice in invoices:
+        if left <= 0:
+            break
+        owed = invoice_owed(invoice)
+        if owed <= 0:
+            continue
+        take = min(owed, left)
+        allocations.append((invoice.pk, take))
+        left -= take
+    return {invoice.pk: invoice for invoice in invoices}, allocations
+
+
+def _explicit_allocations(
+    customer: Customer, requested: list[tuple[int, Decimal]], *, amount: Decimal | None, errors: dict[str, list[str]]
+) -> tuple[dict[int, Invoice], list[tuple[int, Decimal]]]:
+    """Check the requested (invoice id, amount) pairs under the invoices' locks: the customer's own,
+    payable invoices, each paid at most what it still owes, all of them at most the payment."""
+    ids = []
+    for invoice_id, _ in requested:
+        try:
+            ids.append(int(invoice_id))
+        except (TypeError, ValueError):
+            continue
+    invoices = _lock_invoices(ids)
+    allocations: list[tuple[int, Decimal]] = []
+    seen: set[int] = set()
+    currency = customer.currency
+    for index, (raw_id, raw_amount) in enumerate(requested):
+        prefix = f"allocations.{index}"
+        try:
+            invoice_id = int(raw_id)
+        except (TypeError, ValueError):
+            errors.setdefault(f"{prefix}.invoice", []).append("Give an invoice id.")
+            continue
+        invoice = invoices.get(invoice_id)
+        if invoice is None:
+            errors.setdefault(f"{prefix}.invoice", []).append(f"Invoice {invoice_id} does not exist.")
+            continue
+        if not _check_invoice_payable(invoice, customer, f"{prefix}.invoice", errors):
+            continue
+        if invoice_id in seen:
+            errors.setdefault(f"{prefix}.invoice", []).append("This invoice is already listed.")
+            continue
+        seen.add(invoice_id)
+        value = _check_amount(raw_amount, currency, errors, f"{prefix}.amount")
+        if value is None:
+            continue
+        owed = invoice_owed(invoice)
+        if value > owed:
+            errors.setdefault(f"{prefix}.amount", []).append(f"At most {owed} {currency} is due on invoice {invoice}.")
+            continue
+        allocations.append((invoice_id, value))
+    total = sum((value for _, value in allocations), Decimal(0))
+    if amount is not None and total > amount and not errors:
+        errors.setdefault("allocations", []).append(
+            f"The allocations add up to {total} {currency}, more than the payment's {amount} {currency}."
+        )
+    return invoices, allocations
+
+
+# --- applying a succeeded payment --------------------------------------------------------------------
+
+
+def _invoice_add_paid(invoice: Invoice, amount: Decimal, *, payment: Payment, now: datetime, actor) -> None:
+    currency = invoice.currency
+    invoice.amount_paid = Money(invoice.amount_paid.amount + amount, currency)
+    fields = ["amount_paid", "amount_paid_currency", "updated_at"]
+    invoice_event_record(
+        invoice=invoice, type=InvoiceEventType.PAYMENT_APPLIED, actor=actor, occurred_at=now,
+        data={"payment": payment.pk, "amount": str(amount), "currency": currency, "method": payment.method,
+              "reference": payment.reference},
+    )  # fmt: skip
+    if invoice_owed(invoice) == 0:
+        invoice_ensure_transition(invoice, InvoiceStatus.PAID)
+        invoice.status = InvoiceStatus.PAID
+        invoice.paid_at = payment.received_at or now  # when the money arrived
+        fields += ["status", "paid_at"]
+        invoice_event_record(
+            invoice=invoice, type=InvoiceEventType.PAID, actor=actor, occurred_at=now,
+            data={"payment": payment.pk, "reference": payment.reference, "method": payment.method},
+        )  # fmt: skip
+    invoice.save(update_fields=fields)
+
+
+def _credit_to_balance(payment: Payment, amount: Decimal, *, now: datetime, actor) -> None:
+    """Money not allocated to an invoice waits on the customer's balance, taken off the next invoices
+    after tax (like a credit note's credit)."""
+    currency = payment.currency
+    item = InvoiceItem.objects.create(
+        customer_id=payment.customer_id, subscription=None, kind=InvoiceLineKind.PAYMENT_CREDIT,
+        description=f"Credit from payment #{payment.pk}" + (f" ({payment.reference})" if payment.reference else ""),
+        quantity=Decimal(1), amount=Money(-amount, currency), created_at=now,
+        explanation=[f"Received {amount} {currency} more than was due; credited to the balance."],
+    )  # fmt: skip
+    payment.balance_item = item
+    payment.save(update_fields=["balance_item", "updated_at"])
+    payment_event_record(
+        payment=payment, type=PaymentEventType.CREDITED_TO_BALANCE, actor=actor, occurred_at=now,
+        data={"amount": str(amount), "currency": currency, "invoice_item": item.pk},
+    )  # fmt: skip
+
+
+def _apply(payment: Payment, invoices: dict[int, Invoice], *, now: datetime, actor) -> None:
+    """A payment has just succeeded: each allocation pays its invoice, at most what the invoice still
+    owes now (a pending payment's allocation may have been overtaken by another payment); the money
+    left goes to the customer's balance."""
+    applied = Decimal(0)
+    allocated = []
+    for allocation in payment.allocations.order_by("pk"):
+        invoice = invoices.get(allocation.invoice_id)
+        owed = invoice_owed(invoice) if invoice is not None and invoice.status in PAYABLE_STATUSES else Decimal(0)
+        amount = quantize_amount(min(allocation.amount.amount, owed), payment.currency)
+        if amount <= 0:
+            allocation.delete()
+            continue
+        if amount != allocation.amount.amount:
+            allocation.amount = Money(amount, payment.currency)
+            allocation.save(update_fields=["amount"])
+        assert invoice is not None
+        _invoice_add_paid(invoice, amount, payment=payment, now=now, actor=actor)
+        applied += amount
+        allocated.append({"invoice": invoice.pk, "number": invoice.number, "amount": str(amount)})
+    if allocated:
+        payment_event_record(
+            payment=payment, type=PaymentEventType.ALLOCATED, actor=actor, occurred_at=now,
+            data={"allocations": allocated, "currency": payment.currency},
+        )  # fmt: skip
+    rest = quantize_amount(payment.amount.amount - applied, payment.currency)
+    if rest > 0:
+        _credit_to_balance(payment, rest, now=now, actor=actor)
+
+
+def _create_allocations(payment: Payment, allocations: list[tuple[int, Decimal]]) -> None:
+    PaymentAllocation.objects.bulk_create(
+        PaymentAllocation(payment=payment, invoice_id=invoice_id, amount=Money(amount, payment.currency))
+        for invoice_id, amount in allocations
+    )
+
+
+# --- manual payments ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def payment_record_manual(
+    *,
+    customer_id: int,
+    amount: Decimal,
+    currency: str,
+    method: str,
+    reference: str,
+    received_at: datetime,
+    allocations: list[tuple[int, Decimal]] | None = None,
+    actor=None,
+) -> Payment:
+    """Record money that arrived outside the product (bank transfer, cheque, cash). It pays the given
+    invoices (`allocations`: (invoice id, amount) pairs) or, by default, the customer's unpaid
+    invoices oldest due first; what is left goes to the customer's credit balance. Refuses bad input
+    with messages per field, storing nothing."""
+    customer = _lock_customer(customer_id)
+    errors: dict[str, list[str]] = {}
+    value = _check_amount(amount, customer.currency, errors)
+    if currency != customer.currency:
+        errors.setdefault("currency", []).append(f"Customer {customer.name} pays in {customer.currency}.")
+    if method not in MANUAL_METHODS:
+        errors.setdefault("method", []).append(f"Choose one of: {', '.join(MANUAL_METHODS)}.")
+    if len(reference or "") > 255:
+        errors.setdefault("reference", []).append("At most 255 characters.")
+    now = customer_now(customer)
+    if received_at is None or received_at.tzinfo is None:
+        errors.setdefault("received_at", []).append("Give the date and time with a time zone.")
+    elif received_at > now:
+        errors.setdefault("received_at", []).append("Cannot be in the future.")
+    if allocations is None:
+        invoices, chosen = _default_allocations(customer, value) if value is not None else ({}, [])
+    else:
+        invoices, chosen = _explicit_allocations(customer, list(allocations), amount=value, errors=errors)
+    if value is not None and not errors and not settings.PAYMENT_OVERPAYMENT_TO_BALANCE:
+        allocated = sum((amount for _, amount in chosen), Decimal(0))
+        if value > allocated:
+            errors.setdefault("amount", []).append(
+                f"Only {allocated} {customer.currency} is allocated to invoices; overpayments are not accepted."
+            )
+    if errors:
+        raise ValidationFailed("The payment is not valid: nothing was recorded.", fields=errors)
+    assert value is not None
+    payment = Payment.objects.create(
+        customer=customer, provider=PaymentProvider.MANUAL, method=method, amount=Money(value, customer.currency),
+        status=PaymentStatus.SUCCEEDED, reference=reference or "", received_at=received_at,
+        created_by=_actor(actor),
+    )  # fmt: skip
+    payment_event_record(
+        payment=payment, type=PaymentEventType.CREATED, actor=actor, occurred_at=now,
+        data={"amount": str(value), "currency": customer.currency, "method": method, "reference": reference},
+    )  # fmt: skip
+    payment_event_record(
+        payment=payment, type=PaymentEventType.SUCCEEDED, actor=actor, occurred_at=now,
+        data={"received_at": received_at.isoformat()},
+    )  # fmt: skip
+    _create_allocations(payment, chosen)
+    _apply(payment, invoices, now=now, actor=actor)
+    _on_commit_send(signals.payment_succeeded, payment_id=payment.pk)
+    return payment
+
+
+@transaction.atomic
+def invoice_mark_paid(
+    *, invoice_id: int, actor=None, reference: str = "", now: datetime | None = None, method: str = ""
+) -> Invoice:
+    """Staff's "mark paid": record a manual payment (bank transfer unless told otherwise) of what is
+    still due on the invoice, allocated to it, which makes it paid."""
+    customer_id = Invoice.objects.filter(pk=invoice_id).values_list("customer_id", flat=True).first()
+    if customer_id is None:
+        raise NotFound(f"Invoice {invoice_id} does not exist.")
+    customer = _lock_customer(customer_id)
+    invoice = _lock_invoices([invoice_id])[invoice_id]
+    if invoice.status == InvoiceStatus.DRAFT:
+        raise InvalidTransition("Finalize the draft before recording a payment for it.")
+    invoice_ensure_transition(invoice, InvoiceStatus.PAID)
+    owed = invoice_owed(invoice)
+    if owed <= 0:
+        raise InvalidTransition(f"Nothing is due on invoice {invoice}.", fields={"status": ["Nothing is due."]})
+    received_at = now or customer_now(customer)
+    payment_record_manual(
+        customer_id=customer_id, amount=owed, currency=invoice.currency,
+        method=method or PaymentMethod.BANK_TRANSFER, reference=reference, received_at=received_at,
+        allocations=[(invoice_id, owed)], actor=actor,
+    )  # fmt: skip
+    invoice.refresh_from_db()
+    return invoice
+
+
+@transaction.atomic
+def payment_reverse(*, payment_id: int, reason: str, actor=None) -> Payment:
+    """Undo a manual payment recorded by mistake: its invoices owe again what it paid (a paid invoice
+    becomes open again, or uncollectible if it was), and the credit it left on the customer's balance
+    is taken back (what was already used of it is charged on the next invoice). Card payments are
+    refunded instead."""
+    if not (reason or "").strip():
+        raise ValidationFailed("Say why the payment is reversed.", fields={"reason": ["This field is required."]})
+    payment = _lock_payment(payment_id)
+    if payment.provider != PaymentProvider.MANUAL:
+        raise InvalidTransition(
+            f"Payment #{payment.pk} was made by {payment.get_provider_display()}: refund it instead.",
+            fields={"provider": ["Only manual payments are reversed."]},
+        )
+    _ensure_transition(payment, PaymentStatus.REVERSED)
+    if payment.refunds.exclude(status=RefundStatus.FAILED).exists():
+        raise InvalidTransition(
+            f"Payment #{payment.pk} has refunds: it cannot be reversed.", fields={"refunds": ["Refunds exist."]}
+        )
+    now = customer_now(payment.customer)
+    allocations = list(payment.allocations.order_by("pk"))
+    invoices = _lock_invoices(allocation.invoice_id for allocation in allocations)
+    for allocation in allocations:
+        invoice = invoices[allocation.invoice_id]
+        currency = invoice.currency
+        invoice.amount_paid = Money(max(invoice.amount_paid.amount - allocation.amount.amount, Decimal(0)), currency)
+        fields = ["amount_paid", "amount_paid_currency", "updated_at"]
+        invoice_event_record(
+            invoice=invoice, type=InvoiceEventType.PAYMENT_REVERSED, actor=actor, occurred_at=now,
+            data={"payment": payment.pk, "amount": str(quantize_amount(allocation.amount.amount, currency)),
+                  "currency": currency, "reason": reason},
+        )  # fmt: skip
+        if invoice.status == InvoiceStatus.PAID and invoice_owed(invoice) > 0:
+            target = InvoiceStatus.UNCOLLECTIBLE if invoice.marked_uncollectible_at else InvoiceStatus.OPEN
+            if target not in INVOICE_REOPEN_TRANSITIONS.get(invoice.status, frozenset()):
+                raise InvalidTransition(f"Invoice {invoice} cannot be due again.")
+            invoice.status = target
+            invoice.paid_at = None
+            fields += ["status", "paid_at"]
+            invoice_event_record(
+                invoice=invoice, type=InvoiceEventType.REOPENED, actor=actor, occurred_at=now,
+                data={"payment": payment.pk, "status": target},
+            )  # fmt: skip
+        invoice.save(update_fields=fields)
+    _take_back_balance_credit(payment, now=now)
+    payment.status = PaymentStatus.REVERSED
+    payment.reversed_at = now
+    payment.reversal_reason = reason
+    payment.save(update_fields=["status", "reversed_at", "reversal_reason", "updated_at"])
+    payment_event_record(
+        payment=payment, type=PaymentEventType.REVERSED, actor=actor, occurred_at=now, data={"reason": reason}
+    )
+    _on_commit_send(signals.payment_reversed, payment_id=payment.pk)
+    return payment
+
+
+def payment_credited_to_balance(payment: Payment) -> Decimal:
+    """What of the payment was not allocated to invoices (credited to the customer's balance)."""
+    if payment.status not in (PaymentStatus.SUCCEEDED, PaymentStatus.REVERSED):
+        return Decimal(0)
+    allocated = payment.allocations.aggregate(total=Sum("amount"))["total"] or Decimal(0)
+    return quantize_amount(payment.amount.amount - allocated, payment.currency)
+
+
+def _take_back_balance_credit(payment: Payment, *, now: datetime) -> None:
+    credited = payment_credited_to_balance(payment)
+    if credited <= 0:
+        return
+    currency = payment.currency
+    item = payment.balance_item
+    waiting = Decimal(0)
+    if item is not None and item.invoice_id is None:
+        waiting = quantize_amount(-item.amount.amount, currency)
+        InvoiceItem.objects.filter(pk=item.pk).delete()  # the payment's link is set to null
+    used = credited - waiting
+    if used > 0:
+        InvoiceItem.objects.create(
+            customer_id=payment.customer_id, subscription=None, kind=InvoiceLineKind.PAYMENT_CREDIT,
+            description=f"Payment #{payment.pk} reversed: its credit already used",
+            quantity=Decimal(1), amount=Money(used, currency), created_at=now,
+            explanation=[f"Payment #{payment.pk} was reversed after {used} {currency} of its credit was used."],
+        )  # fmt: skip
+
+
+# --- payments collected by a provider (Stripe) --------------------------------------------------------
+
+
+@transaction.atomic
+def payment_create_pending(
+    *,
+    customer_id: int,
+    invoice_ids: list[int],
+    amount: Decimal | None,
+    provider: str,
+    method: str,
+    idempotency_key: str,
+    actor=None,
+) -> Payment:
+    """The payment row a collection attempt starts from (e.g. before a Stripe PaymentIntent is
+    created), allocated to the invoices in order, each up to what it owes now (`amount` None: all
+    they owe). The same `idempotency_key` returns the payment already made for it."""
+    customer = _lock_customer(customer_id)
+    if idempotency_key:
+        existing = Payment.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            if existing.customer_id != customer.pk:
+                raise Conflict("This idempotency key belongs to another customer's payment.")
+            return existing
+    errors: dict[str, list[str]] = {}
+    if provider not in PaymentProvider.values:
+        errors.setdefault("provider", []).append(f"Choose one of: {', '.join(PaymentProvider.values)}.")
+    if method not in PaymentMethod.values:
+        errors.setdefault("method", []).append(f"Choose one of: {', '.join(PaymentMethod.values)}.")
+    invoices = _lock_invoices(invoice_ids)
+    owed_by_invoice: list[tuple[int, Decimal]] = []
+    for index, invoice_id in enumerate(invoice_ids):
+        invoice = invoices.get(invoice_id)
+        if _check_invoice_payable(invoice, customer, f"invoice_ids.{index}", errors):
+            assert invoice is not None
+            owed_by_invoice.append((invoice_id, invoice_owed(invoice)))
+    value = (
+        sum((owed for _, owed in owed_by_invoice), Decimal(0))
+        if amount is None
+        else _check_amount(amount, customer.currency, errors)
+    )
+    if value is not None and value <= 0 and "amount" not in errors:
+        errors.setdefault("amount", []).append("Nothing is due on these invoices.")
+    if errors:
+        raise ValidationFailed("The payment is not valid: nothing was created.", fields=errors)
+    assert value is not None
+    allocations, left = [], value
+    for invoice_id, owed in owed_by_invoice:
+        take = min(owed, left)
+        if take > 0:
+            allocations.append((invoice_id, take))
+            left -= take
+    try:
+        with transaction.atomic():
+            payment = Payment.objects.create(
+                customer=customer, provider=provider, method=method, amount=Money(value, customer.currency),
+                status=PaymentStatus.PENDING, idempotency_key=idempotency_key or "", created_by=_actor(actor),
+            )  # fmt: skip
+    except IntegrityError as exc:
+        existing = Payment.objects.filter(idempotency_key=idempotency_key).first() if idempotency_key else None
+        if existing is None:
+            raise
+        if existing.customer_id != customer.pk:
+            raise Conflict("This idempotency key belongs to another customer's payment.") from exc
+        return existing
+    _create_allocations(payment, allocations)
+    payment_event_record(
+        payment=payment, type=PaymentEventType.CREATED, actor=actor,
+        data={"amount": str(value), "currency": customer.currency, "provider": provider, "method": method,
+              "invoices": [invoice_id for invoice_id, _ in allocations], "idempotency_key": idempotency_key},
+    )  # fmt: skip
+    return payment
+
+
+def _set_provider_payment_id(payment: Payment, provider_payment_id: str | None, fields: list[str]) -> None:
+    if not provider_payment_id or provider_payment_id == payment.provider_payment_id:
+        return
+    if Payment.objects.filter(provider_payment_id=provider_payment_id).exclude(pk=payment.pk).exists():
+        raise Conflict(
+            f"{provider_payment_id} already belongs to another payment.",
+            fields={"provider_payment_id": ["Already used by another payment."]},
+        )
+    payment.provider_payment_id = provider_payment_id
+    fields.append("provider_payment_id")
+
+
+@transaction.atomic
+def payment_mark_succeeded(
+    *, payment_id: int, provider_payment_id: str | None = None, received_at: datetime | None = None
+) -> Payment:
+    """The money arrived: the payment's invoices are paid (each at most what it still owes), the rest
+    goes to the customer's balance, and `payment_succeeded` is sent after commit. Idempotent: a payment
+    that already succeeded (or was since reversed) is returned unchanged."""
+    payment = _lock_payment(payment_id)
+    if payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.REVERSED):
+        return payment
+    _ensure_transition(payment, PaymentStatus.SUCCEEDED)
+    now = customer_now(payment.customer)
+    fields = ["status", "received_at", "failure_code", "failure_message", "next_action_url", "updated_at"]
+    _set_provider_payment_id(payment, provider_payment_id, fields)
+    payment.status = PaymentStatus.SUCCEEDED
+    payment.received_at = received_at or now
+    payment.failure_code = payment.failure_message = payment.next_action_url = ""
+    payment.save(update_fields=fields)
+    payment_event_record(
+        payment=payment, type=PaymentEventType.SUCCEEDED, occurred_at=now,
+        data={"provider_payment_id": payment.provider_payment_id, "received_at": payment.received_at.isoformat()},
+    )  # fmt: skip
+    invoices = _lock_invoices(payment.allocations.values_list("invoice_id", flat=True))
+    _apply(payment, invoices, now=now, actor=None)
+    _on_commit_send(signals.payment_succeeded, payment_id=payment.pk)
+    return payment
+
+
+@transaction.atomic
+def payment_mark_failed(*, payment_id: int, failure_code: str, failure_message: str) -> Payment:
+    """The attempt failed (e.g. the card was declined); `payment_failed` is sent after commit.
+    Idempotent: a payment already failed is returned unchanged."""
+    payment = _lock_payment(payment_id)
+    if payment.status == PaymentStatus.FAILED:
+        return payment
+    _ensure_transition(payment, PaymentStatus.FAILED)
+    payment.status = PaymentStatus.FAILED
+    payment.failure_code = (failure_code or "")[:64]
+    payment.failure_message = failure_message or ""
+    payment.next_action_url = ""
+    payment.save(update_fields=["status", "failure_code", "failure_message", "next_action_url", "updated_at"])
+    payment_event_record(
+        payment=payment, type=PaymentEventType.FAILED,
+        data={"failure_code": payment.failure_code, "failure_message": payment.failure_message},
+    )  # fmt: skip
+    _on_commit_send(signals.payment_failed, payment_id=payment.pk)
+    return payment
+
+
+@transaction.atomic
+def payment_mark_requires_action(*, payment_id: int, provider_payment_id: str, next_action_url: str = "") -> Payment:
+    """The customer must act (e.g. 3-D Secure) before the payment can succeed;
+    `payment_requires_action` is sent after commit. Idempotent."""
+    payment = _lock_payment(payment_id)
+    if payment.status == PaymentStatus.REQUIRES_ACTION:
+        return payment
+    _ensure_transition(payment, PaymentStatus.REQUIRES_ACTION)
+    fields = ["status", "next_action_url", "updated_at"]
+    _set_provider_payment_id(payment, provider_payment_id, fields)
+    payment.status = PaymentStatus.REQUIRES_ACTION
+    payment.next_action_url = next_action_url or ""
+    payment.save(update_fields=fields)
+    payment_event_record(
+        payment=payment, type=PaymentEventType.REQUIRES_ACTION,
+        data={"provider_payment_id": payment.provider_payment_id, "next_action_url": payment.next_action_url},
+    )  # fmt: skip
+    _on_commit_send(signals.payment_requires_action, payment_id=payment.pk)
+    return payment
+
+
+@transaction.atomic
+def payment_mark_processing(*, payment_id: int, provider_payment_id: str | None = None) -> Payment:
+    """The provider accepted the payment and is processing it (e.g. a bank debit). Idempotent."""
+    payment = _lock_payment(payment_id)
+    if payment.status == PaymentStatus.PROCESSING:
+        return payment
+    _ensure_transition(payment, PaymentStatus.PROCESSING)
+    fields = ["status", "updated_at"]
+    _set_provider_payment_id(payment, provider_payment_id, fields)
+    payment.status = PaymentStatus.PROCESSING
+    payment.save(update_fields=fields)
+    payment_event_record(payment=payment, type=PaymentEventType.PROCESSING)
+    return payment
+
+
+@transaction.atomic
+def payment_cancel(*, payment_id: int, reason: str = "", actor=None) -> Payment:
+    """Give up a payment that has not succeeded (e.g. its PaymentIntent was canceled). Idempotent."""
+    payment = _lock_payment(payment_id)
+    if payment.status == PaymentStatus.CANCELED:
+        return payment
+    _ensure_transition(payment, PaymentStatus.CANCELED)
+    payment.status = PaymentStatus.CANCELED
+    payment.save(update_fields=["status", "updated_at"])
+    payment_event_record(payment=payment, type=PaymentEventType.CANCELED, actor=actor, data={"reason": reason})
+    return payment
+
+
+# --- refunds ------------------------------------------------------------------------------------------
+
+
+def payment_refundable(payment: Payment) -> Decimal:
+    """What can still be refunded: the amount less refunds succeeded or under way."""
+    taken = payment.refunds.exclude(status=RefundStatus.FAILED).aggregate(total=Sum("amount"))["total"]
+    return quantize_amount(payment.amount.amount - (taken or Decimal(0)), payment.currency)
+
+
+@transaction.atomic
+def refund_create(
+    *,
+    payment_id: int,
+    amount: Decimal,
+    credit_note_id: int | None = None,
+    reason: str = "",
+    actor=None,
+    reference: str = "",
+) -> Refund:
+    """Pay money back out of a succeeded payment. A manual payment's refund is paid outside the
+    product and recorded as succeeded at once; a Stripe payment's refund is pending until the Stripe
+    integration (on `refund_created`) carries it out and calls `refund_mark_succeeded/failed`."""
+    payment = _lock_payment(payment_id)
+    errors: dict[str, list[str]] = {}
+    if payment.status != PaymentStatus.SUCCEEDED:
+        raise InvalidTransition(
+            f"Payment #{payment.pk} is {payment.get_status_display().lower()}: only money received is refunded.",
+            fields={"payment": ["The payment has not succeeded."]},
+        )
+    value = _check_amount(amount, payment.currency, errors)
+    if value is not None and value > payment_refundable(payment):
+        errors.setdefault("amount", []).append(
+            f"At most {payment_refundable(payment)} {payment.currency} of payment #{payment.pk} can be refunded."
+        )
+    credit_note = None
+    if credit_note_id is not None:
+        credit_note = CreditNote.objects.filter(pk=credit_note_id).first()
+        if credit_note is None or credit_note.customer_id != payment.customer_id:
+            errors.setdefault("credit_note", []).append("Not a credit note of the payment's customer.")
+        elif credit_note.status != CreditNoteStatus.ISSUED:
+            errors.setdefault("credit_note", []).append("The credit note is void.")
+        elif value is not None:
+            refunded = credit_note.refunds.exclude(status=RefundStatus.FAILED).aggregate(total=Sum("amount"))[
+                "total"
+            ] or Decimal(0)
+            if refunded + value > credit_note.refund_amount.amount:
+                errors.setdefault("amount", []).append(
+                    f"Credit note {credit_note} refunds "
+                    f"{quantize_amount(credit_note.refund_amount.amount, payment.currency)} {payment.currency} "
+                    f"in all; {quantize_amount(refunded, payment.currency)} is already refunded."
+                )
+    if errors:
+        raise ValidationFailed("The refund is not valid: nothing was refunded.", fields=errors)
+    assert value is not None
+    now = customer_now(payment.customer)
+    manual = payment.provider == PaymentProvider.MANUAL
+    refund = Refund.objects.create(
+        payment=payment, credit_note=credit_note, amount=Money(value, payment.currency),
+        status=RefundStatus.SUCCEEDED if manual else RefundStatus.PENDING, reason=reason or "",
+        reference=reference or "", succeeded_at=now if manual else None, created_by=_actor(actor),
+    )  # fmt: skip
+    payment_event_record(
+        payment=payment, type=PaymentEventType.REFUND_CREATED, actor=actor, occurred_at=now,
+        data={"refund": refund.pk, "amount": str(value), "currency": payment.currency,
+              "credit_note": credit_note.number if credit_note else None, "reason": reason},
+    )  # fmt: skip
+    if manual:
+        _refund_succeeded(payment, refund, now=now, actor=actor)
+    _on_commit_send_refund(refund.pk)
+    return refund
+
+
+def _on_commit_send_refund(refund_id: int) -> None:
+    transaction.on_commit(lambda: signals.refund_created.send(sender=Refund, refund_id=refund_id), robust=True)
+
+
+def _refund_succeeded(payment: Payment, refund: Refund, *, now: datetime, actor) -> None:
+    payment.amount_refunded = Money(payment.amount_refunded.amount + refund.amount.amount, payment.currency)
+    payment.save(update_fields=["amount_refunded", "amount_refunded_currency", "updated_at"])
+    payment_event_record(
+        payment=payment, type=PaymentEventType.REFUND_SUCCEEDED, actor=actor, occurred_at=now,
+        data={"refund": refund.pk, "amount": str(quantize_amount(refund.amount.amount, payment.currency)),
+              "currency": payment.currency},
+    )  # fmt: skip
+    if refund.credit_note_id is not None:
+        credit_note = CreditNote.objects.select_related("invoice").get(pk=refund.credit_note_id)
+        invoice_event_record(
+            invoice=credit_note.invoice, type=InvoiceEventType.REFUNDED, actor=actor, occurred_at=now,
+            data={"refund": refund.pk, "payment": payment.pk, "credit_note": credit_note.number,
+                  "amount": str(quantize_amount(refund.amount.amount, payment.currency)),
+                  "currency": payment.currency},
+        )  # fmt: skip
+
+
+def _lock_refund(refund_id: int) -> tuple[Payment, Refund]:
+    payment_id = Refund.objects.filter(pk=refund_id).values_list("payment_id", flat=True).first()
+    if payment_id is None:
+        raise NotFound(f"Refund {refund_id} does not exist.")
+    payment = _lock_payment(payment_id)
+    return payment, Refund.objects.select_for_update().get(pk=refund_id)
+
+
+def _ensure_refund_transition(refund: Refund, target: str) -> None:
+    if target not in REFUND_TRANSITIONS[refund.status]:
+        raise InvalidTransition(
+            f"Refund #{refund.pk} is {refund.get_status_display().lower()} and cannot become "
+            f"{RefundStatus(target).label.lower()}.",
+            fields={"status": [f"Not allowed from {refund.status} to {target}."]},
+        )
+
+
+@transaction.atomic
+def refund_mark_succeeded(*, refund_id: int, provider_refund_id: str | None = None) -> Refund:
+    """The provider paid the money back. Idempotent."""
+    payment, refund = _lock_refund(refund_id)
+    if refund.status == RefundStatus.SUCCEEDED:
+        return refund
+    _ensure_refund_transition(refund, RefundStatus.SUCCEEDED)
+    now = customer_now(payment.customer)
+    fields = ["status", "succeeded_at", "updated_at"]
+    if provider_refund_id and provider_refund_id != refund.provider_refund_id:
+        if Refund.objects.filter(provider_refund_id=provider_refund_id).exclude(pk=refund.pk).exists():
+            raise Conflict(f"{provider_refund_id} already belongs to another refund.")
+        refund.provider_refund_id = provider_refund_id
+        fields.append("provider_refund_id")
+    refund.status = RefundStatus.SUCCEEDED
+    refund.succeeded_at = now
+    refund.save(update_fields=fields)
+    _refund_succeeded(payment, refund, now=now, actor=None)
+    return refund
+
+
+@transaction.atomic
+def refund_mark_failed(
+    *, refund_id: int, failure_code: str = "", failure_message: str = "", provider_refund_id: str | None = None
+) -> Refund:
+    """The provider could not pay the money back (staff settle it another way). Idempotent."""
+    payment, refund = _lock_refund(refund_id)
+    if refund.status == RefundStatus.FAILED:
+        return refund
+    _ensure_refund_transition(refund, RefundStatus.FAILED)
+    now = customer_now(payment.customer)
+    fields = ["status", "failed_at", "failure_code", "failure_message", "updated_at"]
+    if provider_refund_id and provider_refund_id != refund.provider_refund_id:
+        refund.provider_refund_id = provider_refund_id
+        fields.append("provider_refund_id")
+    refund.status = RefundStatus.FAILED
+    refund.failed_at = now
+    refund.failure_code = (failure_code or "")[:64]
+    refund.failure_message = failure_message or ""
+    refund.save(update_fields=fields)
+    payment_event_record(
+        payment=payment, type=PaymentEventType.REFUND_FAILED, occurred_at=now,
+        data={"refund": refund.pk, "failure_code": refund.failure_code, "failure_message": refund.failure_message},
+    )  # fmt: skip
+    return refund
+
+
+# --- credit notes that refund ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def credit_note_issue_and_refund(*, invoice_id: int, actor=None, **arguments: Any) -> CreditNote:
+    """Issue a credit note (`apps.invoices.services.credit_note_issue`, same arguments) and pay its
+    refund back out of the succeeded payments of the invoice, the latest first (each at most what it
+    paid of the invoice and what is left of it to refund): a manual payment's refund is recorded as
+    paid, a Stripe payment's is carried out by Stripe. A refund beyond those payments (an invoice
+    marked paid before payments were recorded) stays recorded on the credit note only."""
+    from apps.invoices.services import credit_note_issue
+
+    customer_id = Invoice.objects.filter(pk=invoice_id).values_list("customer_id", flat=True).first()
+    if customer_id is None:
+        raise NotFound(f"Invoice {invoice_id} does not exist.")
+    _lock_customer(customer_id)
+    credit_note = credit_note_issue(invoice_id=invoice_id, actor=actor, **arguments)
+    credit_note_refunds_create(credit_note=credit_note, actor=actor)
+    return credit_note
+
+
+def credit_note_refunds_create(*, credit_note: CreditNote, actor=None) -> list[Refund]:
+    """The refunds of an issued credit note's `refund_amount`, out of its invoice's payments (see
+    `credit_note_issue_and_refund`); the caller holds the customer's lock."""
+    left = quantize_amount(credit_note.refund_amount.amount, credit_note.currency)
+    refunds: list[Refund] = []
+    if left <= 0:
+        return refunds
+    allocations = (
+        PaymentAllocation.objects.filter(invoice_id=credit_note.invoice_id, payment__status=PaymentStatus.SUCCEEDED)
+        .select_related("payment")
+        .order_by("-payment__received_at", "-payment_id")
+    )
+    for allocation in allocations:
+        if left <= 0:
+            break
+        payment = allocation.payment
+        already = Refund.objects.filter(payment=payment, credit_note__invoice_id=credit_note.invoice_id).exclude(
+            status=RefundStatus.FAILED
+        ).aggregate(total=Sum("amount"))["total"] or Decimal(0)
+        amount = quantize_amount(
+            min(left, allocation.amount.amount - already, payment_refundable(payment)), payment.currency
+        )
+        if amount <= 0:
+            continue
+        refunds.append(
+            refund_create(
+                payment_id=payment.pk,
+                amount=amount,
+                credit_note_id=credit_note.pk,
+                reason=f"Credit note {credit_note.number}",
+                actor=actor,
+                reference=credit_note.refund_reference,
+            )  # fmt: skip
+        )
+        left -= amount
+    return refunds
