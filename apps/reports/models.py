@@ -111,8 +111,9 @@ class CashMonth(models.Model):
     invoiced = _amount(help_text="Totals of the invoices issued in the month (void ones left out).")
     invoice_count = models.PositiveIntegerField(default=0)
     credited = _amount(help_text="Totals of the credit notes issued in the month (void ones left out).")
-    collected = _amount(help_text="Money received in the month.")
+    collected = _amount(help_text="Succeeded payments received in the month.")
     collected_count = models.PositiveIntegerField(default=0)
+    refunded = _amount(help_text="Refunds that succeeded in the month.")
 
     class Meta:
         ordering = ["currency", "month"]

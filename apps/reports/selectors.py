@@ -118,6 +118,7 @@ class CashRow:
     credited: Decimal = ZERO
     collected: Decimal = ZERO
     collected_count: int = 0
+    refunded: Decimal = ZERO
 
 
 def cash_report(filters: ReportFilters) -> list[CashRow]:
@@ -135,7 +136,13 @@ def cash_report(filters: ReportFilters) -> list[CashRow]:
             CashRow(month)
             if found is None
             else CashRow(
-                month, found.invoiced, found.invoice_count, found.credited, found.collected, found.collected_count
+                month,
+                found.invoiced,
+                found.invoice_count,
+                found.credited,
+                found.collected,
+                found.collected_count,
+                found.refunded,
             )
         )
     return rows

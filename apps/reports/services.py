@@ -17,14 +17,17 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, Min, Q, Sum
-from django.db.models.functions import TruncMonth
+from django.db.models import Count, DateTimeField, F, Min, Q, Sum
+from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 
 from apps.catalog.models import Discount, Plan, PlanVersion
 from apps.core import clock
 from apps.invoices.models import CreditNote, Invoice, InvoiceLine
+from apps.invoices.selectors import invoices_with_amount_due
 from apps.invoices.services.lines import charge_quote, recurring_charges
+from apps.payments.constants import PaymentStatus, RefundStatus
+from apps.payments.models import Payment, Refund
 from apps.subscriptions.constants import SubscriptionEventType, SubscriptionStatus
 from apps.subscriptions.models import Subscription, SubscriptionEvent
 from apps.subscriptions.periods import boundary
@@ -423,7 +426,7 @@ def revenue_months_rebuild(*, from_month: date | None, as_of: datetime) -> int:
 def _by_month(queryset, moment_field: str, amount_field: str) -> dict[tuple[date, str], tuple[Decimal, int]]:
     """Sum `amount_field` per month of `moment_field` (UTC) and currency, in the database."""
     rows = (
-        queryset.annotate(month=TruncMonth(moment_field, tzinfo=UTC))
+        queryset.annotate(month=TruncMonth(moment_field, tzinfo=UTC, output_field=DateTimeField()))
         .values("month", f"{amount_field}_currency")
         .annotate(total=Sum(amount_field), count=Count("id"))
         .values_list("month", f"{amount_field}_currency", "total", "count")
@@ -435,19 +438,24 @@ def _by_month(queryset, moment_field: str, amount_field: str) -> dict[tuple[date
 
 
 def collected_by_month(*, since: datetime | None) -> dict[tuple[date, str], tuple[Decimal, int]]:
-    """Money received per month and currency. Payments are recorded as invoices marked paid: the
-    invoice's total less what credit notes took off its amount due, on the day it was paid."""
-    paid = _issued_invoices().filter(status="paid", paid_at__isnull=False)
-    if since is not None:
-        paid = paid.filter(paid_at__gte=since)
-    collected = _by_month(paid, "paid_at", "total")
-    reductions = _by_month(
-        CreditNote.objects.filter(invoice__in=paid, status="issued"), "invoice__paid_at", "amount_due_reduction"
+    """Money received per month and currency: succeeded payments by the day the money arrived
+    (reversed ones, undone as recorded in error, are left out; refunds are counted apart)."""
+    payments = Payment.objects.filter(status=PaymentStatus.SUCCEEDED, customer__test_clock__isnull=True).annotate(
+        received=Coalesce("received_at", "created_at")
     )
-    for key, (reduction, _) in reductions.items():
-        total, count = collected[key]
-        collected[key] = (total - reduction, count)
-    return collected
+    if since is not None:
+        payments = payments.filter(received__gte=since)
+    return _by_month(payments, "received", "amount")
+
+
+def refunded_by_month(*, since: datetime | None) -> dict[tuple[date, str], tuple[Decimal, int]]:
+    """Money paid back per month and currency: succeeded refunds by the day they succeeded."""
+    refunds = Refund.objects.filter(
+        status=RefundStatus.SUCCEEDED, payment__customer__test_clock__isnull=True
+    ).annotate(refunded=Coalesce("succeeded_at", "created_at"))
+    if since is not None:
+        refunds = refunds.filter(refunded__gte=since)
+    return _by_month(refunds, "refunded", "amount")
 
 
 def cash_months_rebuild(*, from_month: date | None) -> int:
@@ -460,8 +468,9 @@ def cash_months_rebuild(*, from_month: date | None) -> int:
     invoiced = _by_month(invoices, "issued_at", "total")
     credited = _by_month(credit_notes, "issued_at", "total")
     collected = collected_by_month(since=since)
+    refunded = refunded_by_month(since=since)
     rows = []
-    for month, currency in sorted(set(invoiced) | set(credited) | set(collected)):
+    for month, currency in sorted(set(invoiced) | set(credited) | set(collected) | set(refunded)):
         key = (month, currency)
         rows.append(
             CashMonth(
@@ -472,6 +481,7 @@ def cash_months_rebuild(*, from_month: date | None) -> int:
                 credited=credited.get(key, (Decimal(0), 0))[0],
                 collected=collected.get(key, (Decimal(0), 0))[0],
                 collected_count=collected.get(key, (Decimal(0), 0))[1],
+                refunded=refunded.get(key, (Decimal(0), 0))[0],
             )
         )
     with transaction.atomic():
@@ -487,24 +497,18 @@ def cash_months_rebuild(*, from_month: date | None) -> int:
 
 
 def receivables_aging_rebuild(*, as_of: datetime) -> int:
-    """What is due on open invoices, by days past due on `as_of`'s day, per currency."""
+    """What is due on open invoices (total − paid − credit notes' reductions, never below zero), by
+    days past due on `as_of`'s day, per currency."""
     today = as_of.date()
-    open_invoices = _issued_invoices().filter(status__in=RECEIVABLE_STATUSES)
-    reductions = dict(
-        CreditNote.objects.filter(invoice__in=open_invoices, status="issued")
-        .values("invoice_id")
-        .annotate(total=Sum("amount_due_reduction"))
-        .values_list("invoice_id", "total")
+    open_invoices = invoices_with_amount_due(_issued_invoices().filter(status__in=RECEIVABLE_STATUSES)).annotate(
+        due=F("total") - F("amount_paid") - F("credit_notes_amount_due_reduction")
     )
     buckets: dict[tuple[str, str], tuple[Decimal, int]] = {}
-    rows_seen = open_invoices.values_list("pk", "total_currency", "total", "due_on")
-    for invoice_id, currency, total, due_on in rows_seen.iterator(chunk_size=5000):
-        due = max(Decimal(total) - Decimal(reductions.get(invoice_id) or 0), Decimal(0))
-        if not due:
-            continue
+    rows_seen = open_invoices.filter(due__gt=0).values_list("total_currency", "due", "due_on")
+    for currency, due, due_on in rows_seen.iterator(chunk_size=10_000):
         key = (currency, metrics.aging_bucket(due_on, as_of=today))
         amount, count = buckets.get(key, (Decimal(0), 0))
-        buckets[key] = (amount + due, count + 1)
+        buckets[key] = (amount + Decimal(due), count + 1)
     currencies = {currency for currency, _ in buckets}
     rows = [
         ReceivablesAging(
@@ -544,6 +548,8 @@ def _changed_since(last: ReportRefresh, as_of: datetime) -> tuple[set[int], date
             subscription_ids.update(Subscription.objects.filter(customer_id=customer_id).values_list("pk", flat=True))
     changed_invoices = Invoice.objects.filter(updated_at__gte=since)
     moments = [
+        Payment.objects.filter(updated_at__gte=since).aggregate(first=Min("received_at"))["first"],
+        Refund.objects.filter(updated_at__gte=since).aggregate(first=Min("succeeded_at"))["first"],
         changed_invoices.aggregate(first=Min("issued_at"))["first"],
         InvoiceLine.objects.filter(invoice__in=changed_invoices).aggregate(first=Min("period_start_at"))["first"],
         CreditNote.objects.filter(updated_at__gte=since).aggregate(first=Min("issued_at"))["first"],

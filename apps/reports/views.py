@@ -138,6 +138,7 @@ def _dashboard(filters: ReportFilters, request: HttpRequest) -> dict:
                 charts.Series("Invoiced", [row.invoiced for row in cash_rows], COLORS["invoiced"]),
                 charts.Series("Collected", [row.collected for row in cash_rows], COLORS["collected"]),
                 charts.Series("Credited", [row.credited for row in cash_rows], COLORS["credited"]),
+                charts.Series("Refunded", [row.refunded for row in cash_rows], "#a855f7"),
             ],
         ),
         "revenue_chart": charts.chart(
@@ -220,11 +221,11 @@ def _export_mrr(filters: ReportFilters):
 
 def _export_cash(filters: ReportFilters):
     c = filters.currency
-    yield ["month", "currency", "invoiced", "invoice_count", "credited", "collected", "collected_count"]
+    yield ["month", "currency", "invoiced", "invoice_count", "credited", "collected", "payment_count", "refunded"]
     for row in cash_report(filters):
         yield [
             f"{row.month:%Y-%m}", c, _money(row.invoiced, c), row.invoice_count, _money(row.credited, c),
-            _money(row.collected, c), row.collected_count,
+            _money(row.collected, c), row.collected_count, _money(row.refunded, c),
         ]  # fmt: skip
 
 

@@ -20,8 +20,9 @@ Customers and what happens to them
            1 Apr (reactivation)
   E (EUR)  basic from 1 Feb, 9.00 EUR (never added to the USD figures)
 
-Payments (invoices marked paid): the five January invoices on 10 Jan; A's and B's February
-invoices on 10 Feb; A's March invoice on 5 Mar. Payment terms 14 days. Figures as of 20 Apr 2026.
+Payments (manual bank transfers, allocated to the invoice): the five January invoices on 10 Jan; A's
+and B's February invoices on 10 Feb; A's March invoice on 5 Mar; 4.00 of D's February invoice (10.00)
+on 20 Mar. Payment terms 14 days. Figures as of 20 Apr 2026.
 """
 
 from dataclasses import dataclass
@@ -37,7 +38,8 @@ from apps.catalog.services import coupon_create, coupon_redeem, plan_create, pro
 from apps.core import clock
 from apps.invoices.constants import ChangeTiming
 from apps.invoices.models import Invoice
-from apps.invoices.services import bill_due_subscriptions, invoice_mark_paid, subscription_change
+from apps.invoices.services import bill_due_subscriptions, subscription_change
+from apps.payments.services import payment_record_manual
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.services import subscription_cancel, subscription_create
 
@@ -62,9 +64,13 @@ def _bill(moment: datetime) -> list[Invoice]:
     return list(Invoice.objects.filter(issued_at=moment))
 
 
-def _pay(invoice: Invoice, moment: datetime) -> None:
+def _pay(invoice: Invoice, moment: datetime, amount: Decimal | None = None) -> None:
+    amount = invoice.total.amount if amount is None else amount
     with clock.frozen_at(moment):
-        invoice_mark_paid(invoice_id=invoice.pk, reference="Bank transfer", now=moment)
+        payment_record_manual(
+            customer_id=invoice.customer_id, amount=amount, currency=invoice.currency, method="bank_transfer",
+            reference=f"Transfer for {invoice.number}", received_at=moment, allocations=[(invoice.pk, amount)],
+        )  # fmt: skip
 
 
 def _subscribe(customer, plan: Plan, moment: datetime, quantity: int = 1) -> Subscription:
@@ -132,6 +138,8 @@ def story(db, settings) -> Story:
     march = _bill(at(3, 1))
     assert len(march) == 3  # A, B and E; C's support ended, D is canceled
     _pay(next(invoice for invoice in march if invoice.customer_id == customers["A"].pk), at(3, 5))
+    # D pays 4.00 of its open February invoice (10.00) on 20 Mar: 6.00 is still due.
+    _pay(next(invoice for invoice in february if invoice.customer_id == customers["D"].pk), at(3, 20), Decimal("4.00"))
 
     subs["D-again"] = _subscribe(customers["D"], plans["basic"], at(4, 1))
     april = _bill(at(4, 1))

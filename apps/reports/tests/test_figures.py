@@ -126,9 +126,10 @@ def test_invoiced_and_collected(refreshed):
     assert [(row.invoiced, row.invoice_count) for row in rows] == [
         (D("1285.00"), 5), (D("85.00"), 4), (D("62.50"), 2), (D("62.50"), 3)
     ]  # fmt: skip
-    # Collected (day paid): all of January on 10 Jan; A 10 + B 45 on 10 Feb; A's 40.00 on 5 Mar.
+    # Collected (day received): all of January on 10 Jan; A 10 + B 45 on 10 Feb; A's 40.00 on 5 Mar
+    # and D's 4.00 on 20 Mar.
     assert [(row.collected, row.collected_count) for row in rows] == [
-        (D("1285.00"), 5), (D("55.00"), 2), (D("40.00"), 1), (D(0), 0)
+        (D("1285.00"), 5), (D("55.00"), 2), (D("44.00"), 2), (D(0), 0)
     ]  # fmt: skip
     eur = cash_report(ReportFilters(currency="EUR", first_month=JAN, last_month=APR))
     assert [row.invoiced for row in eur] == [D(0), D("9.00"), D("9.00"), D("9.00")]
@@ -137,14 +138,14 @@ def test_invoiced_and_collected(refreshed):
 def test_receivables_aging(refreshed):
     report = aging_report(usd())
     # Open on 20 Apr, due 14 days after issue:
-    #   Feb invoices (due 15 Feb, 64 days late): C support 20 + D 10 → 61–90: 30.00 (2)
+    #   Feb invoices (due 15 Feb, 64 days late): C support 20 + D 10 − 4.00 paid → 61–90: 26.00 (2)
     #   Mar B 22.50 (due 15 Mar, 36 days) → 31–60
     #   Apr A 30 + B 22.50 + D 10 (due 15 Apr, 5 days) → 1–30: 62.50 (3)
     assert [(key, amount, count) for key, _, amount, count in report.buckets] == [
-        ("current", D(0), 0), ("1_30", D("62.50"), 3), ("31_60", D("22.50"), 1), ("61_90", D("30.00"), 2),
+        ("current", D(0), 0), ("1_30", D("62.50"), 3), ("31_60", D("22.50"), 1), ("61_90", D("26.00"), 2),
         ("90_plus", D(0), 0),
     ]  # fmt: skip
-    assert (report.total, report.invoice_count, report.as_of) == (D("115.00"), 6, date(2026, 4, 20))
+    assert (report.total, report.invoice_count, report.as_of) == (D("111.00"), 6, date(2026, 4, 20))
     eur = aging_report(ReportFilters(currency="EUR", first_month=JAN, last_month=APR))
     assert [amount for _, _, amount, _ in eur.buckets] == [D(0), D("9.00"), D("9.00"), D("9.00"), D(0)]
     assert ReceivablesAging.objects.count() == 10  # five buckets × two currencies

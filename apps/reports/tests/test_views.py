@@ -115,11 +115,11 @@ def test_filtered_exports(client, superuser, refreshed):
 def test_cash_and_aging_exports(client, superuser, refreshed):
     client.force_login(superuser)
     assert _csv(client.get("/admin/reports/export/cash.csv" + USD_JAN_APR)) == [
-        ["month", "currency", "invoiced", "invoice_count", "credited", "collected", "collected_count"],
-        ["2026-01", "USD", "1285.00", "5", "0.00", "1285.00", "5"],
-        ["2026-02", "USD", "85.00", "4", "0.00", "55.00", "2"],
-        ["2026-03", "USD", "62.50", "2", "0.00", "40.00", "1"],
-        ["2026-04", "USD", "62.50", "3", "0.00", "0.00", "0"],
+        ["month", "currency", "invoiced", "invoice_count", "credited", "collected", "payment_count", "refunded"],
+        ["2026-01", "USD", "1285.00", "5", "0.00", "1285.00", "5", "0.00"],
+        ["2026-02", "USD", "85.00", "4", "0.00", "55.00", "2", "0.00"],
+        ["2026-03", "USD", "62.50", "2", "0.00", "44.00", "2", "0.00"],
+        ["2026-04", "USD", "62.50", "3", "0.00", "0.00", "0", "0.00"],
     ]
     assert _csv(client.get("/admin/reports/export/aging.csv?currency=EUR")) == [
         ["as_of", "currency", "bucket", "amount_due", "invoice_count"],
