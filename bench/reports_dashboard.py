@@ -6,7 +6,8 @@
 
 Builds (COPY, one transaction) 100,000 customers, each with one subscription to one of six plans in
 USD, EUR or GBP, started over the last 23 months, a fifth of them canceled since, and every period
-they were billed as an issued invoice with one line (most paid, the recent ones often open); then
+they were billed as an issued invoice with one line, most of them paid by a manual payment allocated
+to it (the recent ones often still open); then
 rebuilds the reports' summary tables (`reports_refresh(full=True)`, what `manage.py reports_rebuild`
 runs), times an incremental refresh, and times the dashboard view (`GET /admin/`, logged in, through
 Django's test client with the production settings) for the default filters and filtered by product
@@ -157,7 +158,9 @@ def build(*, subscriptions: int, months: int, now: datetime) -> None:
         subscription_id = cursor.fetchone()[0]
         cursor.execute("SELECT coalesce(max(id), 0) FROM invoices_invoice")
         invoice_id = cursor.fetchone()[0]
-    customers, subs, invoices, lines = [], [], [], []
+        cursor.execute("SELECT coalesce(max(id), 0) FROM payments_payment")
+        payment_id = cursor.fetchone()[0]
+    customers, subs, invoices, lines, payments, allocations = [], [], [], [], [], []
     stamp = (now - timedelta(days=1)).isoformat()  # written yesterday: the incremental refresh skips them
     for number in range(subscriptions):
         customer_id += 1
@@ -177,10 +180,17 @@ def build(*, subscriptions: int, months: int, now: datetime) -> None:
             period_end = _months_later(start, step * (index + 1))
             invoice_id += 1
             age = (today - period_start).days
-            status, paid_at = "open", None
+            status, paid_at, paid = "open", None, 0
             roll = rng.random()
             if age > 30 and roll < 0.93 or age <= 30 and roll < 0.5:
-                status, paid_at = "paid", (period_start + timedelta(days=rng.randint(1, min(12, max(age, 1))))).isoformat()
+                status, paid = "paid", fee
+                paid_at = (period_start + timedelta(days=rng.randint(1, min(12, max(age, 1))))).isoformat()
+                payment_id += 1
+                payments.append(
+                    (payment_id, stamp, stamp, "manual", "bank_transfer", currency, fee, "succeeded",
+                     f"BT-{payment_id}", "", "", "", "", "", paid_at, currency, 0, None, "", None, None, customer_id)
+                )  # fmt: skip
+                allocations.append((currency, fee, stamp, invoice_id, payment_id))
             elif age > 90 and roll > 0.985:
                 status = "uncollectible"
             issued = period_start.isoformat()
@@ -188,7 +198,7 @@ def build(*, subscriptions: int, months: int, now: datetime) -> None:
             invoices.append(
                 (invoice_id, stamp, stamp, status, f"BR-{invoice_id:08d}", issued, period_end.isoformat(), currency,
                  fee, currency, 0, currency, fee, "", due, issued, None, paid_at, None, None, "{}", "{}", "", "",
-                 None, customer_id, subscription_id, "subscription_cycle", False)
+                 None, customer_id, subscription_id, "subscription_cycle", False, paid, currency, "send_invoice")
             )  # fmt: skip
             lines.append(
                 (invoice_id, 1, f"{plan.name}", issued, period_end.isoformat(), quantity, currency,
@@ -201,7 +211,7 @@ def build(*, subscriptions: int, months: int, now: datetime) -> None:
         customers.append(
             (customer_id, stamp, stamp, f"{PREFIX}-{customer_id:07d}", f"Bench customer {number}",
              f"c{customer_id}@bench.example", "", "", "", "", "", "US", currency, "", None, None, False, None,
-             "", "", "")
+             "", "", "", "send_invoice")
         )  # fmt: skip
         subs.append(
             (subscription_id, stamp, stamp, quantity, currency, "canceled" if ended else "active", start.isoformat(),
@@ -215,7 +225,7 @@ def build(*, subscriptions: int, months: int, now: datetime) -> None:
         _copy(cursor, "accounts_customer", customers,
               "id, created_at, updated_at, external_id, name, email, address_line1, address_line2, city, "
               "postal_code, state, country, currency, tax_id, payment_terms_days, test_clock_id, tax_exempt, "
-              "tax_id_checked_at, tax_id_status, tax_id_type, invoice_grouping")  # fmt: skip
+              "tax_id_checked_at, tax_id_status, tax_id_type, invoice_grouping, collection_method")  # fmt: skip
         _copy(cursor, "subscriptions_subscription", subs,
               "id, created_at, updated_at, quantity, currency, status, billing_anchor_at, started_at, "
               "current_period_start_at, current_period_end_at, next_billing_at, canceled_at, ended_at, "
@@ -225,16 +235,25 @@ def build(*, subscriptions: int, months: int, now: datetime) -> None:
               "id, created_at, updated_at, status, number, period_start_at, period_end_at, subtotal_currency, "
               "subtotal, tax_total_currency, tax_total, total_currency, total, memo, due_on, issued_at, "
               "auto_finalize_at, paid_at, voided_at, marked_uncollectible_at, seller_details, customer_details, "
-              "pdf, pdf_sha256, pdf_rendered_at, customer_id, subscription_id, billing_reason, reverse_charge")  # fmt: skip
+              "pdf, pdf_sha256, pdf_rendered_at, customer_id, subscription_id, billing_reason, reverse_charge, "
+              "amount_paid, amount_paid_currency, collection_method")  # fmt: skip
         _copy(cursor, "invoices_invoiceline", lines,
               "invoice_id, position, description, period_start_at, period_end_at, quantity, unit_amount_currency, "
               "unit_amount, amount_currency, amount, charge_id, explanation, kind")  # fmt: skip
-        for table in ("accounts_customer", "subscriptions_subscription", "invoices_invoice"):
+        _copy(cursor, "payments_payment", payments,
+              "id, created_at, updated_at, provider, method, amount_currency, amount, status, reference, "
+              "provider_payment_id, idempotency_key, failure_code, failure_message, next_action_url, received_at, "
+              "amount_refunded_currency, amount_refunded, reversed_at, reversal_reason, balance_item_id, "
+              "created_by_id, customer_id")  # fmt: skip
+        _copy(cursor, "payments_paymentallocation", allocations,
+              "amount_currency, amount, created_at, invoice_id, payment_id")  # fmt: skip
+        for table in ("accounts_customer", "subscriptions_subscription", "invoices_invoice", "payments_payment"):
             cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     print(
-        f"built {len(subs):,} subscriptions, {len(invoices):,} invoices and {len(lines):,} lines in "
+        f"built {len(subs):,} subscriptions, {len(invoices):,} invoices, {len(lines):,} lines and "
+        f"{len(payments):,} payments in "
         f"{time.monotonic() - started:.1f} s ({generated:.1f} s generating, the rest COPY and ANALYZE)"
     )
 
