@@ -76,7 +76,10 @@ def main() -> None:
 
     settings.SECURE_SSL_REDIRECT = False
     # No collectstatic here: plain static URLs instead of the manifest's hashed names (same work per page).
-    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
     settings.SESSION_COOKIE_SECURE = False
     settings.CSRF_COOKIE_SECURE = False
 

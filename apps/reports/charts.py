@@ -120,7 +120,15 @@ def chart(
                 value = float(s.values[index])
                 y_from, y_to = y(0), y(value)
                 parts.append(
-                    _rect(x0 + position * width, min(y_from, y_to), width * 0.92, abs(y_to - y_from), s, labels[index], value)
+                    _rect(
+                        x0 + position * width,
+                        min(y_from, y_to),
+                        width * 0.92,
+                        abs(y_to - y_from),
+                        s,
+                        labels[index],
+                        value,
+                    )
                 )
     for s in lines:
         points = [(LEFT + slot * (index + 0.5), y(float(value))) for index, value in enumerate(s.values)]
@@ -148,5 +156,6 @@ def _flat(label: str) -> str:
 def _rect(x: float, y: float, width: float, height: float, series: Series, label: str, value: float) -> str:
     return (
         f'<rect x="{x:.1f}" y="{y:.1f}" width="{max(width, 0):.1f}" height="{max(height, 0.5):.1f}" '
-        f'rx="2" fill="{series.color}"><title>{escape(series.name)}, {escape(_flat(label))}: {value:,.2f}</title></rect>'
+        f'rx="2" fill="{series.color}">'
+        f"<title>{escape(series.name)}, {escape(_flat(label))}: {value:,.2f}</title></rect>"
     )

@@ -36,7 +36,9 @@ class ReportFilterForm(forms.Form):
     currency = forms.ChoiceField(required=False)
     first_month = MonthField(required=False, label="From")
     last_month = MonthField(required=False, label="To")
-    product = forms.ModelChoiceField(queryset=Product.objects.order_by("name"), required=False, empty_label="All products")
+    product = forms.ModelChoiceField(
+        queryset=Product.objects.order_by("name"), required=False, empty_label="All products"
+    )
     plan = forms.ModelChoiceField(
         queryset=Plan.objects.select_related("product").order_by("product__name", "name", "interval"),
         required=False,
@@ -48,7 +50,9 @@ class ReportFilterForm(forms.Form):
         self.currencies = report_currencies()
         known = self.currencies + [c for c in settings.CURRENCIES if c not in self.currencies]
         self.fields["currency"].choices = [(currency, currency) for currency in known]
-        self.fields["plan"].label_from_instance = lambda plan: f"{plan.product.name} — {plan.name} ({plan.interval_label})"
+        self.fields["plan"].label_from_instance = lambda plan: (
+            f"{plan.product.name} — {plan.name} ({plan.interval_label})"
+        )
 
     def clean(self):
         cleaned = super().clean()

@@ -214,7 +214,10 @@ def report_currencies() -> list[str]:
 def earliest_month(currency: str) -> date | None:
     """The first month with any figure in this currency."""
     months = [
-        MrrMonth.objects.filter(currency=currency, scope=ReportScope.ALL).order_by("month").values_list("month", flat=True).first(),
+        MrrMonth.objects.filter(currency=currency, scope=ReportScope.ALL)
+        .order_by("month")
+        .values_list("month", flat=True)
+        .first(),
         CashMonth.objects.filter(currency=currency).order_by("month").values_list("month", flat=True).first(),
     ]
     found = [month for month in months if month is not None]

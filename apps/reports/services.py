@@ -35,7 +35,7 @@ from apps.subscriptions.periods import boundary
 from . import metrics
 from .constants import ISSUED_STATUSES, RECEIVABLE_STATUSES, ReportScope
 from .history import BilledState, StateChange, Window, mrr_stretches
-from .models import CashMonth, MrrMonth, MrrSegment, ReceivablesAging, RevenueMonth, ReportRefresh
+from .models import CashMonth, MrrMonth, MrrSegment, ReceivablesAging, ReportRefresh, RevenueMonth
 
 logger = logging.getLogger(__name__)
 
@@ -214,9 +214,7 @@ def segments_rebuild(*, subscription_ids: Iterable[int] | None = None) -> int:
     done = 0
     for start in range(0, len(ids), SEGMENT_BATCH):
         batch = ids[start : start + SEGMENT_BATCH]
-        subscriptions = list(
-            _reportable_subscriptions().filter(pk__in=batch).select_related("plan").order_by("pk")
-        )
+        subscriptions = list(_reportable_subscriptions().filter(pk__in=batch).select_related("plan").order_by("pk"))
         events: dict[int, list[SubscriptionEvent]] = defaultdict(list)
         for event in SubscriptionEvent.objects.filter(subscription_id__in=batch).order_by("occurred_at", "id"):
             events[event.subscription_id].append(event)
@@ -298,7 +296,11 @@ def mrr_months_rebuild(*, as_of: datetime) -> int:
     for customer_rows in _segment_rows(as_of):
         series: dict[tuple[str, int, str], dict[date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
         for row in customer_rows:
-            for scope, scope_id in ((ReportScope.ALL, 0), (ReportScope.PRODUCT, row.product_id), (ReportScope.PLAN, row.plan_id)):
+            for scope, scope_id in (
+                (ReportScope.ALL, 0),
+                (ReportScope.PRODUCT, row.product_id),
+                (ReportScope.PLAN, row.plan_id),
+            ):
                 by_month = series[(scope, scope_id, row.currency)]
                 for month in metrics.months_between(row.first_month, row.last_month):
                     by_month[month] += row.mrr
@@ -323,12 +325,21 @@ def mrr_months_rebuild(*, as_of: datetime) -> int:
             moved = totals.get((scope, scope_id, currency, month), metrics.Movements())
             rows.append(
                 MrrMonth(
-                    month=month, currency=currency, scope=scope, scope_id=scope_id,
-                    mrr=moved.end_mrr, customers=moved.end_customers,
-                    start_mrr=moved.start_mrr, start_customers=moved.start_customers,
-                    new_mrr=moved.new, expansion_mrr=moved.expansion, contraction_mrr=moved.contraction,
-                    churned_mrr=moved.churn, reactivation_mrr=moved.reactivation,
-                    new_customers=moved.new_customers, churned_customers=moved.churned_customers,
+                    month=month,
+                    currency=currency,
+                    scope=scope,
+                    scope_id=scope_id,
+                    mrr=moved.end_mrr,
+                    customers=moved.end_customers,
+                    start_mrr=moved.start_mrr,
+                    start_customers=moved.start_customers,
+                    new_mrr=moved.new,
+                    expansion_mrr=moved.expansion,
+                    contraction_mrr=moved.contraction,
+                    churned_mrr=moved.churn,
+                    reactivation_mrr=moved.reactivation,
+                    new_customers=moved.new_customers,
+                    churned_customers=moved.churned_customers,
                     reactivated_customers=moved.reactivated_customers,
                 )  # fmt: skip
             )
@@ -353,9 +364,7 @@ def revenue_months_rebuild(*, from_month: date | None, as_of: datetime) -> int:
     lines = InvoiceLine.objects.filter(invoice__in=_issued_invoices())
     if from_month is not None:
         since = metrics.month_start_at(from_month)
-        lines = lines.filter(
-            Q(period_end_at__gt=since) | Q(period_end_at__isnull=True, invoice__issued_at__gte=since)
-        )
+        lines = lines.filter(Q(period_end_at__gt=since) | Q(period_end_at__isnull=True, invoice__issued_at__gte=since))
     # Identical lines (same amount, period, plan and month of issue: every subscription of a plan
     # renewing on the same day) are counted once, times their number.
     groups = (
@@ -432,9 +441,7 @@ def _by_month(queryset, moment_field: str, amount_field: str) -> dict[tuple[date
         .values_list("month", f"{amount_field}_currency", "total", "count")
         .order_by()
     )
-    return {
-        (metrics.month_of(month), currency): (Decimal(total), count) for month, currency, total, count in rows
-    }
+    return {(metrics.month_of(month), currency): (Decimal(total), count) for month, currency, total, count in rows}
 
 
 def collected_by_month(*, since: datetime | None) -> dict[tuple[date, str], tuple[Decimal, int]]:
@@ -450,9 +457,9 @@ def collected_by_month(*, since: datetime | None) -> dict[tuple[date, str], tupl
 
 def refunded_by_month(*, since: datetime | None) -> dict[tuple[date, str], tuple[Decimal, int]]:
     """Money paid back per month and currency: succeeded refunds by the day they succeeded."""
-    refunds = Refund.objects.filter(
-        status=RefundStatus.SUCCEEDED, payment__customer__test_clock__isnull=True
-    ).annotate(refunded=Coalesce("succeeded_at", "created_at"))
+    refunds = Refund.objects.filter(status=RefundStatus.SUCCEEDED, payment__customer__test_clock__isnull=True).annotate(
+        refunded=Coalesce("succeeded_at", "created_at")
+    )
     if since is not None:
         refunds = refunds.filter(refunded__gte=since)
     return _by_month(refunds, "refunded", "amount")
@@ -581,7 +588,9 @@ def reports_refresh(*, full: bool = False, now: datetime | None = None) -> Repor
     else:
         assert last is not None
         subscription_ids, from_month = _changed_since(last, as_of)
-        refresh.subscriptions_resegmented = segments_rebuild(subscription_ids=subscription_ids) if subscription_ids else 0
+        refresh.subscriptions_resegmented = (
+            segments_rebuild(subscription_ids=subscription_ids) if subscription_ids else 0
+        )
     mrr_months_rebuild(as_of=as_of)
     revenue_months_rebuild(from_month=from_month, as_of=as_of)
     cash_months_rebuild(from_month=from_month)

@@ -41,7 +41,7 @@ AGING_COLORS = ["#10b981", "#facc15", "#fb923c", "#f97316", "#dc2626"]
 
 
 def _month_labels(months) -> list[str]:
-    """"Jan" under each bar, the year under the first month and every January."""
+    """ "Jan" under each bar, the year under the first month and every January."""
     return [
         month.strftime("%b\n%Y") if index == 0 or month.month == 1 else month.strftime("%b")
         for index, month in enumerate(months)
@@ -146,7 +146,9 @@ def _dashboard(filters: ReportFilters, request: HttpRequest) -> dict:
             labels=labels,
             series=[
                 charts.Series("Recognized", [row.recognized for row in revenue_rows], COLORS["recognized"]),
-                charts.Series("Deferred at month end", [row.deferred for row in revenue_rows], COLORS["deferred"], kind="line"),
+                charts.Series(
+                    "Deferred at month end", [row.deferred for row in revenue_rows], COLORS["deferred"], kind="line"
+                ),
             ],
         ),
         "aging_chart": charts.chart(

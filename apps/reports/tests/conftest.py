@@ -43,6 +43,7 @@ from apps.payments.services import payment_record_manual
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.services import subscription_cancel, subscription_create
 
+
 def at(month: int, day: int, hour: int = 0) -> datetime:
     return datetime(2026, month, day, hour, tzinfo=UTC)
 
@@ -126,9 +127,7 @@ def story(db, settings) -> Story:
             _pay(invoice, at(2, 10))
 
     with clock.frozen_at(at(2, 10)):
-        subscription_change(
-            subscription_id=subs["B"].pk, quantity=1, timing=ChangeTiming.PERIOD_END, now=at(2, 10)
-        )
+        subscription_change(subscription_id=subs["B"].pk, quantity=1, timing=ChangeTiming.PERIOD_END, now=at(2, 10))
         subscription_cancel(subscription_id=subs["D"].pk, at_period_end=False, now=at(2, 10))
     with clock.frozen_at(at(2, 15)):
         subscription_change(subscription_id=subs["A"].pk, plan=plans["pro"], now=at(2, 15))

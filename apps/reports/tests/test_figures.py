@@ -51,7 +51,11 @@ def test_movements_per_month(refreshed):
     assert (jan.new, jan.new_customers, jan.start_mrr, jan.start_customers) == (D("185.00"), 4, D(0), 0)
     # February: A 10 → 30 is expansion 20; D 10 → 0 is churn 10. 185 + 20 − 10 = 195.
     assert (feb.new, feb.expansion, feb.contraction, feb.churn, feb.reactivation) == (
-        D(0), D("20.00"), D(0), D("10.00"), D(0)
+        D(0),
+        D("20.00"),
+        D(0),
+        D("10.00"),
+        D(0),
     )
     assert (feb.churned_customers, feb.start_customers, feb.end_customers) == (1, 4, 3)
     # March: B 45 → 22.50 and C 120 → 100: contraction 22.50 + 20 = 42.50. 195 − 42.50 = 152.50.

@@ -50,7 +50,9 @@ def test_discounts_apply_one_after_the_other_like_the_billing_run():
     fixed = metrics.DiscountTerms("fixed_amount", amount_off=D("5.00"))
     other_product = metrics.DiscountTerms("percentage", percent_off=D(50), applies=False)
     # 60.00 − 25 % (15.00) = 45.00, − 5.00 = 40.00; the coupon of another product takes nothing
-    assert metrics.discounted_period_amount(D("60.00"), [percentage, fixed, other_product], currency="USD") == D("40.00")
+    assert metrics.discounted_period_amount(D("60.00"), [percentage, fixed, other_product], currency="USD") == D(
+        "40.00"
+    )
     # A fixed amount never takes the fee below zero
     assert metrics.discounted_period_amount(D("3.00"), [fixed], currency="USD") == D(0)
     # 33.33 % of 10.00 = 3.333 → 3.33
@@ -129,7 +131,9 @@ def test_recognition_spreads_by_time_and_rounds_the_cumulative_amount():
     )
     assert half.recognized == {date(2026, 1, 1): D("5.00"), date(2026, 2, 1): D("5.00")}
     # No service period: recognized when issued
-    manual = metrics.recognition_schedule(D("-7.50"), currency="USD", start_at=None, end_at=None, issued_at=utc(2026, 3, 9))
+    manual = metrics.recognition_schedule(
+        D("-7.50"), currency="USD", start_at=None, end_at=None, issued_at=utc(2026, 3, 9)
+    )
     assert manual.recognized == {date(2026, 3, 1): D("-7.50")}
 
 
@@ -149,7 +153,7 @@ def test_recognition_never_loses_or_makes_a_cent(cents, start_minutes, length_mi
 
 
 @given(
-    cents=st.integers(min_value=-10**12, max_value=10**12),
+    cents=st.integers(min_value=-(10**12), max_value=10**12),
     numerator=st.integers(min_value=0, max_value=10**13),
     denominator=st.integers(min_value=1, max_value=10**13),
     currency=st.sampled_from(["USD", "JPY", "KWD"]),
@@ -205,4 +209,7 @@ def test_stretches_cut_at_changes_pauses_and_discounts():
 
 
 def test_a_subscription_ended_before_its_trial_has_no_stretch():
-    assert mrr_stretches(begins_at=utc(2026, 2, 1), ends_at=utc(2026, 1, 20), initial=BilledState(1, 1, 1), changes=[]) == []
+    assert (
+        mrr_stretches(begins_at=utc(2026, 2, 1), ends_at=utc(2026, 1, 20), initial=BilledState(1, 1, 1), changes=[])
+        == []
+    )

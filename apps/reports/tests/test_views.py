@@ -101,7 +101,8 @@ def test_filtered_exports(client, superuser, refreshed):
     query = f"{USD_JAN_APR}&product={story.products['hosting'].pk}&plan={story.plans['pro'].pk}"
     rows = _csv(client.get("/admin/reports/export/mrr.csv" + query))
     assert [(row[2], row[3], row[4]) for row in rows[1:]] == [
-        ("hosting", "pro", "45.00"), ("hosting", "pro", "75.00"), ("hosting", "pro", "52.50"), ("hosting", "pro", "52.50")
+        ("hosting", "pro", "45.00"), ("hosting", "pro", "75.00"), ("hosting", "pro", "52.50"),
+        ("hosting", "pro", "52.50"),
     ]  # fmt: skip
     revenue = _csv(client.get(f"/admin/reports/export/revenue.csv{USD_JAN_APR}&plan={story.plans['annual'].pk}"))
     assert revenue[1:] == [

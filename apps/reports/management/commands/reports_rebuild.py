@@ -10,9 +10,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--as-of", help="Business time of the figures (ISO 8601, aware); default now.")
-        parser.add_argument(
-            "--incremental", action="store_true", help="Only what changed since the last refresh."
-        )
+        parser.add_argument("--incremental", action="store_true", help="Only what changed since the last refresh.")
 
     def handle(self, *args, **options):
         now = None
