@@ -159,3 +159,13 @@ def _rect(x: float, y: float, width: float, height: float, series: Series, label
         f'rx="2" fill="{series.color}">'
         f"<title>{escape(series.name)}, {escape(_flat(label))}: {value:,.2f}</title></rect>"
     )
+
+
+def table(*, caption: str, headers: list[str], rows: list[list[str]]) -> SafeString:
+    """The figures behind a chart as an HTML table (the first column names the row)."""
+    head = "".join(f'<th scope="col">{escape(header)}</th>' for header in headers)
+    body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return mark_safe(  # noqa: S308 - every text is escaped above
+        f'<table class="fin-table"><caption class="visually-hidden">{escape(caption)}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )

@@ -288,51 +288,71 @@ def _segment_rows(as_of: datetime) -> Iterator[list[_SegmentRow]]:
         yield batch
 
 
+def _month_index(month: date) -> int:
+    return month.year * 12 + month.month - 1
+
+
+def _month_at(index: int) -> date:
+    return date(index // 12, index % 12 + 1, 1)
+
+
 def mrr_months_rebuild(*, as_of: datetime) -> int:
-    """Recompute every `MrrMonth` row from the segments; returns the number of rows written."""
-    current_month = metrics.month_of(as_of)
-    totals: dict[tuple[str, int, str, date], metrics.Movements] = defaultdict(metrics.Movements)
-    first_month_of_scope: dict[tuple[str, int, str], date] = {}
+    """Recompute every `MrrMonth` row from the segments; returns the number of rows written.
+
+    Each customer's MRR in a scope is constant between the months where one of its segments begins
+    or ends, so only those months are looked at: there the customer's movement is classified, and
+    the change of its MRR (and of whether it has any) is added to the scope's running totals."""
+    current = _month_index(metrics.month_of(as_of))
+    moves: dict[tuple[str, int, str, int], metrics.Movements] = defaultdict(metrics.Movements)
+    deltas: dict[tuple[str, int, str], dict[int, list]] = defaultdict(lambda: defaultdict(lambda: [Decimal(0), 0]))
+    first_of_scope: dict[tuple[str, int, str], int] = {}
     for customer_rows in _segment_rows(as_of):
-        series: dict[tuple[str, int, str], dict[date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+        changes: dict[tuple[str, int, str], dict[int, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
         for row in customer_rows:
-            for scope, scope_id in (
-                (ReportScope.ALL, 0),
-                (ReportScope.PRODUCT, row.product_id),
-                (ReportScope.PLAN, row.plan_id),
+            first, after_last = _month_index(row.first_month), _month_index(row.last_month) + 1
+            for key in (
+                (ReportScope.ALL, 0, row.currency),
+                (ReportScope.PRODUCT, row.product_id, row.currency),
+                (ReportScope.PLAN, row.plan_id, row.currency),
             ):
-                by_month = series[(scope, scope_id, row.currency)]
-                for month in metrics.months_between(row.first_month, row.last_month):
-                    by_month[month] += row.mrr
-        for key, by_month in series.items():
-            first = min(by_month)
-            if key not in first_month_of_scope or first < first_month_of_scope[key]:
-                first_month_of_scope[key] = first
-            before = Decimal(0)
-            seen = False
-            last_month = max(by_month)
-            for month in metrics.months_between(first, current_month):
-                after = by_month.get(month, Decimal(0))
-                if before or after:
-                    totals[(*key, month)].add(before, after, seen_before=seen)
-                seen = seen or after > 0
-                before = after
-                if not after and month > last_month:
-                    break  # churned for good: nothing more to count for this customer
+                by_month = changes[key]
+                by_month[first] += row.mrr
+                if after_last <= current:
+                    by_month[after_last] -= row.mrr
+        for key, by_month in changes.items():
+            value, seen = Decimal(0), False
+            first_of_scope[key] = min(first_of_scope.get(key, current), min(by_month))
+            running = deltas[key]
+            for index in sorted(by_month):
+                new = value + by_month[index]
+                if new == value:
+                    continue
+                moves[(*key, index)].add(value, new, seen_before=seen)
+                running[index][0] += new - value
+                running[index][1] += (new > 0) - (value > 0)
+                seen = seen or new > 0
+                value = new
     rows = []
-    for (scope, scope_id, currency), first in first_month_of_scope.items():
-        for month in metrics.months_between(first, current_month):
-            moved = totals.get((scope, scope_id, currency, month), metrics.Movements())
+    for key, first in first_of_scope.items():
+        scope, scope_id, currency = key
+        mrr, customers = Decimal(0), 0
+        running = deltas[key]
+        for index in range(first, current + 1):
+            start_mrr, start_customers = mrr, customers
+            if index in running:
+                mrr += running[index][0]
+                customers += running[index][1]
+            moved = moves.get((*key, index)) or metrics.Movements()
             rows.append(
                 MrrMonth(
-                    month=month,
+                    month=_month_at(index),
                     currency=currency,
                     scope=scope,
                     scope_id=scope_id,
-                    mrr=moved.end_mrr,
-                    customers=moved.end_customers,
-                    start_mrr=moved.start_mrr,
-                    start_customers=moved.start_customers,
+                    mrr=mrr,
+                    customers=customers,
+                    start_mrr=start_mrr,
+                    start_customers=start_customers,
                     new_mrr=moved.new,
                     expansion_mrr=moved.expansion,
                     contraction_mrr=moved.contraction,

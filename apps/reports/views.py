@@ -52,6 +52,19 @@ def _money(amount: Decimal | None, currency: str) -> str:
     return "" if amount is None else str(quantize_amount(Decimal(amount), currency))
 
 
+def _shown(amount: Decimal | None, currency: str) -> str:
+    """An amount as the dashboard shows it: thousands separators, the currency's decimals."""
+    return "–" if amount is None else f"{quantize_amount(Decimal(amount), currency):,}"
+
+
+def _percent(value: Decimal | None) -> str:
+    return "–" if value is None else f"{value:.1f} %"
+
+
+def _month_name(month) -> str:
+    return month.strftime("%b %Y")
+
+
 def finance_dashboard(request: HttpRequest) -> TemplateResponse:
     """The admin index: the finance dashboard for staff who may read it, then the admin's app list."""
     site = admin.site
@@ -102,17 +115,80 @@ def _dashboard(filters: ReportFilters, request: HttpRequest) -> dict:
             "month": latest.month,
             "net_new": latest.movements.net,
         },
-        "mrr_rows": [
-            {
-                "row": row,
-                "arpa": row.arpa(currency),
-                "net": row.movements.net,
-            }
-            for row in mrr_rows
-        ],
-        "cash_rows": cash_rows,
-        "revenue_rows": revenue_rows,
         "aging": aging,
+        "mrr_table": charts.table(
+            caption="MRR per month",
+            headers=["Month", "MRR", "ARR", "Customers", "ARPA", "Logo churn", "Revenue churn", "NRR"],
+            rows=[
+                [
+                    _month_name(row.month),
+                    _shown(row.mrr, currency),
+                    _shown(row.arr, currency),
+                    str(row.customers),
+                    _shown(row.arpa(currency), currency),
+                    _percent(row.logo_churn),
+                    _percent(row.revenue_churn),
+                    _percent(row.net_revenue_retention),
+                ]  # fmt: skip
+                for row in mrr_rows
+            ],
+        ),
+        "movements_table": charts.table(
+            caption="MRR movements per month",
+            headers=[
+                "Month",
+                "New",
+                "Expansion",
+                "Reactivation",
+                "Contraction",
+                "Churn",
+                "Net new",
+                "New / reactivated / churned customers",
+            ],  # fmt: skip
+            rows=[
+                [
+                    _month_name(row.month),
+                    _shown(m.new, currency),
+                    _shown(m.expansion, currency),
+                    _shown(m.reactivation, currency),
+                    _shown(m.contraction, currency),
+                    _shown(m.churn, currency),
+                    _shown(m.net, currency),
+                    f"{m.new_customers} / {m.reactivated_customers} / {m.churned_customers}",
+                ]  # fmt: skip
+                for row in mrr_rows
+                for m in (row.movements,)
+            ],
+        ),
+        "cash_table": charts.table(
+            caption="Invoiced and collected per month",
+            headers=["Month", "Invoiced", "Invoices", "Credited", "Collected", "Payments", "Refunded"],
+            rows=[
+                [
+                    _month_name(row.month),
+                    _shown(row.invoiced, currency),
+                    str(row.invoice_count),
+                    _shown(row.credited, currency),
+                    _shown(row.collected, currency),
+                    str(row.collected_count),
+                    _shown(row.refunded, currency),
+                ]  # fmt: skip
+                for row in cash_rows
+            ],
+        ),
+        "revenue_table": charts.table(
+            caption="Recognized and deferred revenue per month",
+            headers=["Month", "Recognized", "Deferred at month end"],
+            rows=[
+                [_month_name(row.month), _shown(row.recognized, currency), _shown(row.deferred, currency)]
+                for row in revenue_rows
+            ],
+        ),
+        "aging_table": charts.table(
+            caption="Receivables by days past due",
+            headers=["Days past due", "Amount due", "Invoices"],
+            rows=[[label, _shown(amount, currency), str(count)] for _, label, amount, count in aging.buckets],
+        ),
         "mrr_chart": charts.chart(
             title=f"MRR per month, {currency}",
             labels=labels,
