@@ -5,7 +5,7 @@
     .venv/bin/python bench/reports_dashboard.py --reuse --skip-rebuild   # the dashboard alone
 
 Builds (COPY, one transaction) 100,000 customers, each with one subscription to one of six plans in
-USD, EUR or GBP, started over the last 23 months, a fifth of them canceled since, and every period
+USD, EUR or GBP, started over the last 25 months, a fifth of them canceled since, and every period
 they were billed as an issued invoice with one line, most of them paid by a manual payment allocated
 to it (the recent ones often still open); then
 rebuilds the reports' summary tables (`reports_refresh(full=True)`, what `manage.py reports_rebuild`
@@ -48,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL))
     parser.add_argument("--subscriptions", type=int, default=100_000)
-    parser.add_argument("--months", type=int, default=23, help="history length (default: %(default)s)")
+    parser.add_argument("--months", type=int, default=25, help="history length (default: %(default)s)")
     parser.add_argument("--requests", type=int, default=200, help="timed dashboard requests per filter")
     parser.add_argument("--reuse", action="store_true", help="keep the data already loaded; only measure")
     parser.add_argument("--skip-rebuild", action="store_true", help="measure the dashboard on the tables as they are")
