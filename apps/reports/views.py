@@ -83,7 +83,17 @@ def finance_dashboard(request: HttpRequest) -> TemplateResponse:
                 form = ReportFilterForm({})
                 form.is_valid()
                 context["form"] = form
-            context.update(_dashboard(form.filters(), request))
+            filters = form.filters()
+            # Show the months and currency the figures are for (the defaults filled in).
+            form.data = form.data.copy()
+            form.data.update(
+                {
+                    "currency": filters.currency,
+                    "first_month": f"{filters.first_month:%Y-%m}",
+                    "last_month": f"{filters.last_month:%Y-%m}",
+                }
+            )
+            context.update(_dashboard(filters, request))
     request.current_app = site.name
     return TemplateResponse(request, "reports/dashboard.html", context)
 
