@@ -78,8 +78,8 @@ def mrr_report(filters: ReportFilters) -> list[MrrRow]:
             month__lte=filters.last_month,
         )
     }
-    # A month before the first stored one had nothing; a month after the last (no refresh yet) is
-    # carried over from it rather than shown as zero.
+    # A month without a stored row had no MRR in this scope (before its first subscription, or after
+    # the last refresh when the period reaches into the future).
     rows = []
     for month in filters.months:
         found = stored.get(month)
