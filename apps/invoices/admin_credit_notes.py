@@ -59,7 +59,11 @@ class CreditNoteIssueForm(forms.Form):
     reason = forms.ChoiceField(choices=CreditNoteReason.choices, initial=CreditNoteReason.OTHER)
     memo = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
     refund_amount = forms.DecimalField(
-        required=False, min_value=Decimal(0), decimal_places=6, help_text="Paid invoices: the part refunded."
+        required=False,
+        min_value=Decimal(0),
+        decimal_places=6,
+        help_text="Paid invoices: the part refunded (out of the invoice's payments; "
+        "a manual payment's refund is recorded as paid, a card payment's is sent to Stripe).",
     )
     credit_to_balance = forms.DecimalField(
         required=False, min_value=Decimal(0), decimal_places=6,
@@ -81,7 +85,9 @@ class CreditNoteIssueForm(forms.Form):
             self.fields[f"line_{line.pk}_amount"] = forms.DecimalField(
                 required=False, min_value=Decimal("0.01"), decimal_places=6, label="or amount"
             )
-        if invoice.status in UNPAID_STATUSES:
+        if invoice.status in UNPAID_STATUSES and invoice.amount_paid.amount == 0:
+            # Nothing paid yet: the credit only reduces what is due. (On a partly paid invoice, what it
+            # credits beyond what is due is refunded or credited to the balance.)
             for name in ("refund_amount", "credit_to_balance", "refund_reference"):
                 del self.fields[name]
 

@@ -16,6 +16,7 @@ class PaymentMethod(models.TextChoices):
 
 # Methods staff record by hand (money that arrived outside the product).
 MANUAL_METHODS = (PaymentMethod.BANK_TRANSFER, PaymentMethod.CHEQUE, PaymentMethod.CASH, PaymentMethod.OTHER)
+MANUAL_METHOD_CHOICES = [(method.value, method.label) for method in MANUAL_METHODS]
 
 
 class PaymentStatus(models.TextChoices):

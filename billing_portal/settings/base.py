@@ -223,7 +223,8 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Billing Portal API",
-    "DESCRIPTION": "Customers, catalog, subscriptions and invoices. Amounts are decimal strings with a currency.",
+    "DESCRIPTION": "Customers, catalog, subscriptions, invoices and payments. Amounts are decimal strings with a "
+    "currency.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],  # schema and docs: staff only
@@ -242,6 +243,11 @@ SPECTACULAR_SETTINGS = {
         "CreditNoteStatusEnum": "apps.invoices.constants.CreditNoteStatus",
         "CreditNoteLineKindEnum": "apps.invoices.constants.CreditNoteLineKind",
         "CreditNoteReasonEnum": "apps.invoices.constants.CreditNoteReason",
+        "PaymentStatusEnum": "apps.payments.constants.PaymentStatus",
+        "PaymentMethodEnum": "apps.payments.constants.PaymentMethod",
+        "ManualPaymentMethodEnum": "apps.payments.constants.MANUAL_METHOD_CHOICES",
+        "PaymentProviderEnum": "apps.payments.constants.PaymentProvider",
+        "RefundStatusEnum": "apps.payments.constants.RefundStatus",
     },
 }
 

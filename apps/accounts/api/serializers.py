@@ -82,7 +82,8 @@ class CustomerBalanceOutputSerializer(serializers.Serializer):
     customer = serializers.IntegerField()
     credit_balance = MoneyOutputSerializer(
         help_text="Credits waiting to be taken off the customer's next invoices (credit notes credited to the "
-        "balance, unused time of canceled subscriptions), never taking an invoice below zero."
+        "balance, unused time of canceled subscriptions, money paid beyond what was due), never taking an "
+        "invoice below zero."
     )
 
 

@@ -275,7 +275,9 @@ class CreditNoteCreateInputSerializer(serializers.Serializer):
         help_text="Paid invoices: how much goes to the customer's balance (default: what is not refunded).",
     )  # fmt: skip
     refund_amount = MoneyInputSerializer(
-        required=False, allow_null=True, help_text="Paid invoices: how much is refunded (recorded)."
+        required=False,
+        allow_null=True,
+        help_text="Paid (or partly paid) invoices: how much is refunded, out of the invoice's payments.",
     )
     refund_reference = serializers.CharField(required=False, default="", allow_blank=True, max_length=255)
 
@@ -345,7 +347,9 @@ class CreditNoteListOutputSerializer(serializers.ModelSerializer):
     total = MoneyOutputSerializer(read_only=True)
     amount_due_reduction = MoneyOutputSerializer(read_only=True, help_text="Taken off what was due on the invoice.")
     credit_to_balance = MoneyOutputSerializer(read_only=True, help_text="Credited to the customer's balance.")
-    refund_amount = MoneyOutputSerializer(read_only=True, help_text="Refunded (recorded).")
+    refund_amount = MoneyOutputSerializer(
+        read_only=True, help_text="Refunded (see /api/v1/refunds?credit_note= for the refunds of the payments)."
+    )
     has_pdf = serializers.SerializerMethodField()
 
     class Meta:

@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from apps.accounts.models import Customer
 from apps.core.api.serializers import MoneyInputSerializer, MoneyOutputSerializer
-from apps.payments.constants import MANUAL_METHODS, PaymentMethod
+from apps.payments.constants import MANUAL_METHOD_CHOICES
 from apps.payments.models import Payment, PaymentAllocation, PaymentEvent, Refund
 from apps.payments.services import payment_credited_to_balance
 
@@ -123,7 +123,7 @@ class PaymentManualCreateInputSerializer(serializers.Serializer):
     customer = serializers.PrimaryKeyRelatedField(queryset=Customer.objects.all())
     amount = MoneyInputSerializer(help_text="In the customer's currency; greater than zero.")
     method = serializers.ChoiceField(
-        choices=[(method, PaymentMethod(method).label) for method in MANUAL_METHODS],
+        choices=MANUAL_METHOD_CHOICES,
         help_text="How the money arrived.",
     )
     reference = serializers.CharField(

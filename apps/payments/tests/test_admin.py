@@ -204,3 +204,23 @@ def test_payment_admin_permission_matrix(client, make_staff, perms, view, expect
     assert response.status_code == expected
     payment.refresh_from_db()
     assert payment.status == (PaymentStatus.REVERSED if expected == 302 else PaymentStatus.SUCCEEDED)
+
+
+def test_a_credit_note_of_a_partly_paid_invoice_refunds_its_payment_from_the_admin(client, superuser):
+    customer = make_customer()
+    invoice = make_invoice(customer, "100.00")
+    payment = _pay(customer, "60.00", invoice)
+    url = reverse("admin:invoices_invoice_credit_note", args=[invoice.pk])
+    client.force_login(superuser)
+
+    form = client.get(url)
+    response = client.post(
+        url,
+        {"mode": "full", "reason": "duplicate", "refund_amount": "60.00", "refund_reference": "Back", "confirm": "1"},
+    )
+
+    assert "paid in part" in form.content.decode()
+    assert response.status_code == 302
+    refund = payment.refunds.get()
+    assert (refund.amount.amount, refund.reference, refund.status) == (Decimal("60.00"), "Back", "succeeded")
+    assert _state(invoice) == ("paid", Decimal("60.00"))

@@ -5,7 +5,9 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from djmoney.money import Money
 
@@ -243,3 +245,40 @@ def test_usage_read_in_bulk_equals_usage_read_window_by_window(hybrid_plan):
                                 end=w.end) for w in windows]  # fmt: skip
     assert usage_aggregate_many(windows) == expected
     assert any(result for result in expected) and any(not result for result in expected)
+
+
+def test_invoices_take_the_customers_collection_method_and_start_unpaid_on_both_paths():
+    plan = PlanFactory()
+    bulk = make_subscription(
+        plan=plan, started_at=utc(2026, 3, 1), customer=CustomerFactory(collection_method="charge_automatically")
+    )
+    single = make_subscription(plan=plan, started_at=utc(2026, 3, 1))
+    for subscription in (bulk, single):
+        subscription_bill_due(subscription_id=subscription.pk, now=utc(2026, 3, 1))
+    outcome = billing_chunk_bill(subscription_ids=[bulk.pk], now=utc(2026, 4, 1))
+    [one] = subscription_bill_due(subscription_id=single.pk, now=utc(2026, 4, 1))
+
+    bulk_invoice = Invoice.objects.get(pk=outcome.invoice_ids[0])
+    assert (bulk_invoice.collection_method, bulk_invoice.amount_paid, bulk_invoice.amount_due) == (
+        "charge_automatically",
+        Money("0.00", "USD"),
+        bulk_invoice.total,
+    )
+    assert (one.collection_method, one.amount_paid) == ("send_invoice", Money("0.00", "USD"))
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the bulk path writes with COPY on PostgreSQL only")
+def test_the_bulk_path_sends_as_many_statements_for_six_invoices_as_for_two():
+    plan = PlanFactory()
+    few = [make_subscription(plan=plan, started_at=utc(2026, 3, 1)) for _ in range(2)]
+    many = [make_subscription(plan=plan, started_at=utc(2026, 3, 1)) for _ in range(6)]
+    for subscription in few + many:
+        subscription_bill_due(subscription_id=subscription.pk, now=utc(2026, 3, 1))
+
+    with CaptureQueriesContext(connection) as small:
+        billing_chunk_bill(subscription_ids=[s.pk for s in few], now=utc(2026, 4, 1))
+    with CaptureQueriesContext(connection) as large:
+        outcome = billing_chunk_bill(subscription_ids=[s.pk for s in many], now=utc(2026, 4, 1))
+
+    assert len(outcome.invoice_ids) == 6
+    assert len(large.captured_queries) == len(small.captured_queries)

@@ -205,3 +205,31 @@ def test_a_credit_note_within_what_is_due_refunds_nothing():
         Decimal("60.00"),
         Decimal("0.00"),
     )
+
+
+def test_a_refund_for_a_credit_note_stays_within_it_and_its_customer():
+    customer = make_customer()
+    invoice = make_invoice(customer, "100.00")
+    payment = _pay(customer, "100.00", invoice)
+    note = credit_note_issue(
+        invoice_id=invoice.pk, reason="other", amount=Decimal("30.00"), refund_amount=Decimal("10")
+    )
+    stranger = make_customer()
+    strangers_invoice = make_invoice(stranger, "50.00")
+    _pay(stranger, "50.00", strangers_invoice)
+    strangers_note = credit_note_issue(invoice_id=strangers_invoice.pk, reason="other", full=True)
+
+    refund_create(payment_id=payment.pk, amount=Decimal("6.00"), credit_note_id=note.pk)
+    for credit_note_id, amount, fields in [
+        (
+            note.pk,
+            Decimal("4.01"),
+            {"amount": [f"Credit note {note.number} refunds 10.00 USD in all; 6.00 is already refunded."]},
+        ),
+        (strangers_note.pk, Decimal("1.00"), {"credit_note": ["Not a credit note of the payment's customer."]}),
+    ]:
+        with pytest.raises(ValidationFailed) as refused:
+            refund_create(payment_id=payment.pk, amount=amount, credit_note_id=credit_note_id)
+        assert refused.value.fields == fields
+
+    assert [r.amount.amount for r in Refund.objects.filter(payment=payment)] == [Decimal("6.00")]
