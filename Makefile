@@ -52,6 +52,7 @@ demo: migrate
 	$(PY) manage.py load_demo_data
 	$(PY) manage.py stripe_webhooks_setup --base-url http://$(HOST):$(PORT)
 	$(PY) manage.py load_stripe_demo_data
+	$(PY) manage.py reports_rebuild
 	HOST=$(HOST) PORT=$(PORT) $(PY) manage.py ensure_demo_admin
 
 ifneq ($(LOCALSTRIPE),)

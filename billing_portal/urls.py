@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from apps.core.views import healthz, not_found
+from apps.reports.views import finance_dashboard, report_export
 
 admin.site.site_header = "Billing Portal"
 admin.site.site_title = "Billing Portal admin"
@@ -32,6 +33,9 @@ api_v1 = [
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("healthz", healthz, name="healthz"),
+    # The finance dashboard is the admin's landing page (it shows the app list too); its CSV exports.
+    path("admin/", admin.site.admin_view(finance_dashboard), name="finance-dashboard"),
+    path("admin/reports/export/<slug:report>.csv", admin.site.admin_view(report_export), name="reports-export"),
     path("admin/", admin.site.urls),
     path("portal/", include("apps.portal.urls")),
     path("nested_admin/", include("nested_admin.urls")),

@@ -46,6 +46,25 @@ def quantize_fraction(value: Fraction, currency: str) -> Decimal:
     return quantize_amount(rounded, currency)
 
 
+def quantize_ratio(amount: Decimal, numerator: int, denominator: int, currency: str) -> Decimal:
+    """`amount × numerator / denominator` rounded once, half away from zero (ROUND_HALF_UP), to the
+    currency's minor unit — exactly what `quantize_fraction(Fraction(amount) * numerator / denominator)`
+    gives, in integer arithmetic (fast enough for a million invoice lines)."""
+    if not isinstance(amount, Decimal):
+        raise TypeError(f"amounts are Decimal, not {type(amount).__name__}")
+    if denominator <= 0:
+        raise ValueError("the denominator must be positive")
+    places = currency_decimal_places(currency)
+    minor = amount.scaleb(places)
+    if minor != minor.to_integral_value():
+        return quantize_fraction(Fraction(amount) * numerator / denominator, currency)
+    scaled = int(minor) * numerator
+    whole, rest = divmod(abs(scaled), denominator)
+    if 2 * rest >= denominator:
+        whole += 1
+    return quantize_amount(Decimal(whole if scaled >= 0 else -whole).scaleb(-places), currency)
+
+
 def round_money(money: Money, rounding: str = ROUND_HALF_UP) -> Money:
     currency = str(money.currency)
     return Money(quantize_amount(money.amount, currency, rounding), currency)

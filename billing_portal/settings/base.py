@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "apps.payments",
     "apps.webhooks",
     "apps.audit",
+    "apps.reports",
 ]
 
 MIDDLEWARE = [
@@ -288,6 +289,9 @@ CELERY_TASK_ROUTES = {
     "apps.webhooks.tasks.webhook_delivery_attempt_task": {"queue": "webhooks"},
     "apps.webhooks.tasks.webhook_deliveries_requeue_due_task": {"queue": "webhooks"},
 }
+# Queue a refresh of the finance reports when a billing run closes (the demo data loader turns it off
+# while it replays months of runs, then rebuilds the reports once).
+REPORTS_REFRESH_AFTER_BILLING_RUN = env.bool("REPORTS_REFRESH_AFTER_BILLING_RUN", default=True)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Declared here; django-celery-beat's database scheduler installs these entries when beat starts.
 CELERY_BEAT_SCHEDULE = {
@@ -315,6 +319,11 @@ CELERY_BEAT_SCHEDULE = {
     "webhook-deliveries-requeue-due": {
         "task": "apps.webhooks.tasks.webhook_deliveries_requeue_due_task",
         "schedule": crontab(),  # every minute
+    },
+    # Incremental: only what changed since the last refresh (and every billing run queues one too).
+    "reports-refresh": {
+        "task": "apps.reports.tasks.reports_refresh_task",
+        "schedule": crontab(minute="*/10"),
     },
 }
 

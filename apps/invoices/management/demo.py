@@ -233,7 +233,7 @@ def demo_data_load(*, now: datetime | None = None) -> DemoSummary:
 
     # Replayed history is not mailed: hundreds of back-dated bills to example addresses (printed in
     # full, PDF included, by the console email backend) help no one. Staff can still send any of them.
-    with override_settings(INVOICE_EMAIL_ON_FINALIZE=False):
+    with override_settings(INVOICE_EMAIL_ON_FINALIZE=False, REPORTS_REFRESH_AFTER_BILLING_RUN=False):
         plans = _catalog()
         _tax_rates()
         customers = _customers()

@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
+from django.dispatch import Signal
 from django.utils import timezone
 
 from apps.accounts.constants import InvoiceGrouping
@@ -434,6 +435,10 @@ def _bill_chunk(tally: "_Tally", subscription_ids: list[int], now: datetime) -> 
         _bill_one(tally, subscription_id, now, counted=True)
 
 
+# Sent after commit when a billing run closes (`run_id`, `as_of`): reports refresh their figures.
+billing_run_completed = Signal()
+
+
 def billing_run_complete(*, run_id: int, now: datetime) -> BillingRun:
     """Finalize the drafts whose review time is over and close the run with its status and duration."""
     test_clock = BillingRun.objects.get(pk=run_id).test_clock
@@ -450,6 +455,9 @@ def billing_run_complete(*, run_id: int, now: datetime) -> BillingRun:
         run.finished_at = run.started_at + elapsed
         run.heartbeat_at = timezone.now()
         run.save()
+        transaction.on_commit(
+            lambda: billing_run_completed.send(sender=BillingRun, run_id=run_id, as_of=now.isoformat())
+        )
     logger.info(
         "billing run %s as of %s: %s due, %s invoiced, %s skipped, %s failed, %s finalized, %s ended in %.1f s",
         run.pk, now.isoformat(), run.due_count, run.invoiced_count, run.skipped_count, run.failed_count,

@@ -153,10 +153,12 @@ def test_finalizing_schedules_the_pdf_after_commit(django_capture_on_commit_call
     make_subscription(started_at=utc(2026, 1, 1))
     with django_capture_on_commit_callbacks() as callbacks:
         bill_due_subscriptions(now=utc(2026, 1, 1))
-    # One task renders the chunk's bills; one signal tells payment collection about the chunk.
+    # One task renders the chunk's bills; one signal tells payment collection about the chunk; the
+    # run's end is announced (the reports refresh on it).
     assert [callback.__qualname__.split(".")[0] for callback in callbacks] == [
         "invoices_finalized_send_on_commit",
         "_bill_chunk",
+        "billing_run_complete",
     ]
 
 
@@ -170,6 +172,7 @@ def test_finalizing_one_invoice_schedules_its_pdf_after_commit(django_capture_on
     assert [callback.__qualname__.split(".")[0] for callback in callbacks] == [
         "invoice_finalize",
         "invoices_finalized_send_on_commit",
+        "billing_run_complete",
     ]
 
 

@@ -1,0 +1,161 @@
+"""Summary tables behind the finance dashboard.
+
+Nothing here is a source of truth: every row is derived from subscriptions, invoices, credit notes
+and payments by `apps.reports.services`, kept up to date by Celery (`reports_refresh_task`) and
+rebuilt from scratch by `manage.py reports_rebuild`. The dashboard reads only these tables, so it
+answers in constant time whatever the size of the billing history.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from apps.core.money import currency_choices
+
+from .constants import ReportScope
+
+
+def _amount(**kwargs) -> models.DecimalField:
+    return models.DecimalField(max_digits=19, decimal_places=4, default=0, **kwargs)
+
+
+class MrrSegment(models.Model):
+    """A stretch of time over which one subscription contributed the same MRR: its plan, quantity and
+    recurring discounts did not change and it was neither trialing, paused nor ended. Rebuilt per
+    subscription from its history (its events and discounts) whenever the subscription changes."""
+
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription", on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    currency = models.CharField(max_length=3, choices=currency_choices)
+    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    plan = models.ForeignKey("catalog.Plan", on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    mrr = _amount(help_text="Monthly recurring revenue over the stretch, after recurring discounts.")
+    valid_from = models.DateTimeField()
+    valid_to = models.DateTimeField(null=True, blank=True, help_text="Empty while the stretch goes on.")
+
+    class Meta:
+        ordering = ["subscription_id", "valid_from"]
+        indexes = [models.Index(fields=["subscription"], name="mrr_segment_subscription_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(valid_to__isnull=True) | Q(valid_to__gt=models.F("valid_from")),
+                name="mrr_segment_not_empty",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Subscription #{self.subscription_id}: {self.mrr} {self.currency} from {self.valid_from:%Y-%m-%d}"
+
+
+class MrrMonth(models.Model):
+    """MRR at the end of a month and how it moved during the month, per currency, for everything
+    (`scope` all), one product or one plan (movements are counted per customer within the scope)."""
+
+    month = models.DateField(help_text="First day of the month.")
+    currency = models.CharField(max_length=3, choices=currency_choices)
+    scope = models.CharField(max_length=8, choices=ReportScope.choices)
+    scope_id = models.PositiveBigIntegerField(default=0, help_text="The product or plan id; 0 for everything.")
+    mrr = _amount()
+    customers = models.PositiveIntegerField(default=0)
+    start_mrr = _amount()
+    start_customers = models.PositiveIntegerField(default=0)
+    new_mrr = _amount()
+    expansion_mrr = _amount()
+    contraction_mrr = _amount()
+    churned_mrr = _amount()
+    reactivation_mrr = _amount()
+    new_customers = models.PositiveIntegerField(default=0)
+    churned_customers = models.PositiveIntegerField(default=0)
+    reactivated_customers = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["scope", "scope_id", "currency", "month"]
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "scope_id", "currency", "month"], name="mrr_month_unique"),
+        ]
+        permissions = [("view_finance_reports", "Can view the finance dashboard and export its reports")]
+
+    def __str__(self) -> str:
+        return f"MRR {self.month:%Y-%m} {self.currency} ({self.scope} {self.scope_id})"
+
+
+class RevenueMonth(models.Model):
+    """Revenue recognized in a month and deferred revenue at its end, per currency, product and plan
+    (both empty for lines that belong to no plan, such as manual lines)."""
+
+    month = models.DateField()
+    currency = models.CharField(max_length=3, choices=currency_choices)
+    product = models.ForeignKey(
+        "catalog.Product", on_delete=models.CASCADE, null=True, blank=True, related_name="+", db_constraint=False
+    )
+    plan = models.ForeignKey(
+        "catalog.Plan", on_delete=models.CASCADE, null=True, blank=True, related_name="+", db_constraint=False
+    )
+    recognized = _amount()
+    deferred = _amount(help_text="Invoiced by the end of the month and not yet recognized.")
+
+    class Meta:
+        ordering = ["currency", "month", "product_id", "plan_id"]
+        indexes = [models.Index(fields=["month"], name="revenue_month_month_idx")]
+
+    def __str__(self) -> str:
+        return f"Revenue {self.month:%Y-%m} {self.currency}"
+
+
+class CashMonth(models.Model):
+    """Invoiced, credited and collected amounts of a month, per currency (taxes included)."""
+
+    month = models.DateField()
+    currency = models.CharField(max_length=3, choices=currency_choices)
+    invoiced = _amount(help_text="Totals of the invoices issued in the month (void ones left out).")
+    invoice_count = models.PositiveIntegerField(default=0)
+    credited = _amount(help_text="Totals of the credit notes issued in the month (void ones left out).")
+    collected = _amount(help_text="Succeeded payments received in the month.")
+    collected_count = models.PositiveIntegerField(default=0)
+    refunded = _amount(help_text="Refunds that succeeded in the month.")
+
+    class Meta:
+        ordering = ["currency", "month"]
+        constraints = [models.UniqueConstraint(fields=["currency", "month"], name="cash_month_unique")]
+
+    def __str__(self) -> str:
+        return f"Cash {self.month:%Y-%m} {self.currency}"
+
+
+class ReceivablesAging(models.Model):
+    """What customers owe on open invoices, by days past due, per currency, as of a day."""
+
+    as_of = models.DateField()
+    currency = models.CharField(max_length=3, choices=currency_choices)
+    bucket = models.CharField(max_length=8)
+    amount_due = _amount()
+    invoice_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["currency", "bucket"]
+        constraints = [models.UniqueConstraint(fields=["currency", "bucket"], name="receivables_aging_unique")]
+
+    def __str__(self) -> str:
+        return f"Receivables {self.currency} {self.bucket}"
+
+
+class ReportRefresh(models.Model):
+    """One refresh of the summary tables: what it looked at and how long it took. The last one is the
+    watermark the next incremental refresh starts from."""
+
+    started_at = models.DateTimeField(help_text="Wall-clock time the refresh began.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    full = models.BooleanField(default=False)
+    as_of = models.DateTimeField(help_text="Business time the figures are as of (aging, open segments).")
+    from_month = models.DateField(null=True, blank=True, help_text="Revenue and cash rebuilt from this month on.")
+    last_subscription_event_id = models.PositiveBigIntegerField(default=0)
+    subscriptions_resegmented = models.PositiveIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        get_latest_by = "started_at"
+
+    def __str__(self) -> str:
+        return f"Reports refresh {self.started_at:%Y-%m-%d %H:%M}"
