@@ -64,6 +64,7 @@ ROLES: tuple[Role, ...] = (
             Rule("usage", ("usageevent",), ("add",)),
             Rule("invoices", ("invoice", "creditnote", "billingrun"), ("add", "change")),
             Rule("payments", ("*",), ("add", "change")),
+            Rule("reports", ("*",), ("view_finance_reports",)),
         ),
         denials=(Rule("accounts", ("apikey",), ("*",)),),
     ),
@@ -73,6 +74,7 @@ ROLES: tuple[Role, ...] = (
         "changes nothing.",
         grants=(
             *_everything([*BUSINESS_APPS, "webhooks", "auditlog", "django_celery_beat"], ("view",)),
+            Rule("reports", ("*",), ("view_finance_reports",)),
             Rule("auth", ("user", "group"), ("view",)),
         ),
     ),

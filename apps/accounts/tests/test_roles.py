@@ -135,6 +135,7 @@ ADMIN_PAGES = [
     ("webhook delivery list", lambda inv: reverse("admin:webhooks_webhookdelivery_changelist"), {FA, AU}),
     ("audit trail", lambda inv: reverse("admin:auditlog_logentry_changelist"), {FA, AU}),
     ("staff users", lambda inv: reverse("admin:auth_user_changelist"), {FA, AU}),
+    ("finance report export", lambda inv: reverse("reports-export", args=["mrr"]), {FA, BO, AU}),
 ]
 
 
