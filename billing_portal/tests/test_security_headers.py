@@ -2,6 +2,7 @@
 script, no event handler attributes (the policy allows scripts from our own files only)."""
 
 import re
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -89,3 +90,15 @@ def test_the_price_calculator_reads_its_url_from_the_page(client, superuser):
     quote_url = reverse("admin:catalog_price_quote", args=[price.pk])
     assert f'data-calculator-url="{quote_url}"' in html
     assert 'src="/static/catalog/price_calculator.js"' in html
+
+
+def test_no_template_of_ours_writes_an_inline_script_or_event_handler():
+    # Every page template (admin, portal, reports, docs), including those the tests above do not open.
+    from django.conf import settings
+
+    offenders = []
+    for template in sorted(Path(settings.BASE_DIR).glob("templates/**/*.html")):
+        html = template.read_text()
+        if _inline_scripts(html) or EVENT_HANDLER.search(html):
+            offenders.append(str(template.relative_to(settings.BASE_DIR)))
+    assert offenders == []
