@@ -86,7 +86,13 @@ def audited_models() -> list[Any]:
 def register_audited_models() -> None:
     for model in audited_models():
         if not auditlog.contains(model):
-            auditlog.register(model, exclude_fields=AUDITED_MODELS[model._meta.label])
+            # The model's own columns only: a reverse one-to-one (a customer's Stripe link) would be read
+            # (one query each) and cached as missing on every save.
+            auditlog.register(
+                model,
+                include_fields=[field.name for field in model._meta.concrete_fields],
+                exclude_fields=AUDITED_MODELS[model._meta.label],
+            )
 
 
 def actor_fields(context: AuditContext) -> dict[str, Any]:

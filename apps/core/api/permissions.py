@@ -23,8 +23,9 @@ class StaffModelPermissions(DjangoModelPermissions):
         user = request.user
         if not (user and user.is_authenticated and user.is_staff):
             return False
-        if request.method not in self.perms_map:
-            # Before the model lookup: views without a queryset answer an unknown method (TRACE) too.
+        if request.method not in self.perms_map or getattr(view, request.method.lower(), None) is None:
+            # A method the view has no handler for (TRACE, or PUT on a list) is 405, before any model
+            # lookup: views without a queryset (the cards API) answer it too.
             raise MethodNotAllowed(request.method)
         action_permissions = getattr(view, "action_permissions", {})
         action = getattr(view, "action", None)

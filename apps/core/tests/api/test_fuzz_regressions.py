@@ -113,10 +113,18 @@ def test_the_customer_schema_allows_the_empty_values_customers_have(client):
         assert {"$ref": "#/components/schemas/BlankEnum"} in properties[name]["oneOf"], name
 
 
-@pytest.mark.parametrize("url", ["/api/v1/customers/{id}/payment-methods", "/api/v1/customers/{id}"])
-def test_an_unsupported_method_is_405_also_on_views_without_a_queryset(staff_client, url):
-    # TRACE on the cards view (a viewset without a model) was a 500 before.
+@pytest.mark.parametrize("method", ["TRACE", "PUT"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/customers/{id}/payment-methods",
+        "/api/v1/customers/{id}/payment-methods/pm_1/default",
+        "/api/v1/customers",
+    ],
+)
+def test_an_unsupported_method_is_405_also_on_views_without_a_queryset(staff_client, method, url):
+    # TRACE or PUT on the cards views (viewsets without a model) were a 500 before.
     customer = CustomerFactory()
-    response = staff_client.generic("TRACE", url.format(id=customer.pk))
+    response = staff_client.generic(method, url.format(id=customer.pk))
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
