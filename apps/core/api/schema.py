@@ -49,7 +49,9 @@ class AutoSchema(openapi.AutoSchema):
             statuses.append(400)
         if self.get_auth():
             statuses += [401, 403]
-        if "{" in self.path:
+        # A path with an id, or a view acting for a customer chosen by a header (the portal API's
+        # `X-Customer-Id`), can answer 404.
+        if "{" in self.path or getattr(self.view, "answers_not_found", False):
             statuses.append(404)
         if getattr(self._view_handler(), "idempotent", False):
             statuses.append(409)

@@ -96,6 +96,8 @@ CUSTOMER_PARAMETER = OpenApiParameter(
 
 
 class PortalAPIMixin:
+    # An `X-Customer-Id` the user does not belong to is 404 (documented on every operation).
+    answers_not_found = True
     authentication_classes = [TokenAuthentication, SessionAuthentication]
     permission_classes = [IsCustomerUser]
     filter_backends: list = []

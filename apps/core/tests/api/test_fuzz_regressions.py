@@ -128,3 +128,24 @@ def test_an_unsupported_method_is_405_also_on_views_without_a_queryset(staff_cli
     response = staff_client.generic(method, url.format(id=customer.pk))
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
+
+
+def test_options_on_a_view_without_a_queryset_describes_it(staff_client):
+    # OPTIONS on the cards API (no model) was a 500 before.
+    customer = CustomerFactory()
+    response = staff_client.options(f"/api/v1/customers/{customer.pk}/payment-methods")
+    assert response.status_code == 200
+
+
+def test_portal_operations_document_their_404(client):
+    # An X-Customer-Id the user does not belong to is 404 on every portal operation.
+    schema = client.get("/api/schema/?format=json").json()
+    portal = {path: operations for path, operations in schema["paths"].items() if path.startswith("/api/v1/portal/")}
+    assert portal
+    missing = [
+        f"{method.upper()} {path}"
+        for path, operations in portal.items()
+        for method, operation in operations.items()
+        if method in {"get", "post", "put", "patch", "delete"} and "404" not in operation["responses"]
+    ]
+    assert missing == []
