@@ -5,6 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.dispatch import receiver
 
+from apps.core.queue import enqueue
 from apps.invoices.services.billing import billing_run_completed
 
 
@@ -14,4 +15,4 @@ def refresh_after_billing_run(sender: Any, run_id: int, as_of: str, **kwargs: An
         return
     from .tasks import reports_refresh_task
 
-    reports_refresh_task.delay()
+    enqueue(reports_refresh_task)  # the 10-minute refresh catches up if the broker is down

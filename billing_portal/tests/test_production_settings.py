@@ -25,7 +25,8 @@ def _run(args: list[str], **environment: str) -> subprocess.CompletedProcess:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in ("SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "DATABASE_URL")
+        # Nothing of the test process's own settings (e.g. DJANGO_ALLOW_ASYNC_UNSAFE of the browser tests).
+        if key not in ("SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "DATABASE_URL", "DJANGO_ALLOW_ASYNC_UNSAFE")
     }
     env.update(DJANGO_SETTINGS_MODULE="billing_portal.settings.production", **environment)
     return subprocess.run(  # noqa: S603

@@ -25,6 +25,7 @@ from django.template.loader import render_to_string
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_invoice_recipients
 from apps.core.errors import ApplicationError, Conflict, InvalidTransition, NotFound, ValidationFailed
+from apps.core.queue import enqueue
 from apps.invoices.constants import InvoiceStatus
 from apps.invoices.models import Invoice
 from apps.payments.constants import PaymentProvider, PaymentStatus
@@ -223,7 +224,7 @@ def payment_apply_intent(*, payment_id: int, intent: Any) -> Payment:
 def _action_email_enqueue(payment_id: int) -> None:
     from .tasks import payment_action_email_task
 
-    payment_action_email_task.delay(payment_id)
+    enqueue(payment_action_email_task, payment_id)
 
 
 def _send(*, template: str, subject: str, recipients: list[str], context: dict[str, Any]) -> None:
@@ -279,9 +280,9 @@ def invoices_collection_start(*, invoice_ids: list[int]) -> None:
     invoices = Invoice.objects.filter(pk__in=invoice_ids, status=InvoiceStatus.OPEN).only("pk", "collection_method")
     for invoice in invoices.order_by("pk"):
         if invoice.collection_method == "charge_automatically":
-            invoice_collect_task.delay(invoice.pk, 1)
+            enqueue(invoice_collect_task, invoice.pk, 1)
         elif settings.INVOICE_EMAIL_ON_FINALIZE:  # the pay link goes with the bill, when bills are emailed
-            invoice_pay_link_email_task.delay(invoice.pk)
+            enqueue(invoice_pay_link_email_task, invoice.pk)
 
 
 class CardPaymentNotCompleted(ApplicationError):

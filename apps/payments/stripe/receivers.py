@@ -5,6 +5,7 @@ from typing import Any
 
 from django.dispatch import receiver
 
+from apps.core.queue import enqueue
 from apps.invoices.signals import invoices_finalized
 from apps.payments.signals import refund_created
 
@@ -21,4 +22,4 @@ def collect_finalized_invoices(sender: Any, invoice_ids: list[int], **kwargs: An
 @receiver(refund_created, dispatch_uid="stripe_refund_created")
 def refund_stripe_payment(sender: Any, refund_id: int, **kwargs: Any) -> None:
     if refund_is_for_stripe(refund_id):
-        stripe_refund_task.delay(refund_id)
+        enqueue(stripe_refund_task, refund_id)

@@ -8,9 +8,6 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM calls made by the test itself
-# (fixtures, assertions) are still plain synchronous code.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 # The live server listens on a free port of 127.0.0.1 only (never a fixed port, never all interfaces).
 os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", "127.0.0.1")
 
@@ -30,7 +27,20 @@ AXE_JS_PATH = "vendor/axe-core/axe.min.js"
 
 
 @pytest.fixture(scope="session")
-def browser():
+def _sync_orm_beside_playwright():
+    """Playwright's sync API runs an event loop in this thread; Django's ORM calls made by the test
+    itself (fixtures, assertions) are still plain synchronous code. Only while browser tests run."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="session")
+def browser(_sync_orm_beside_playwright):
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
