@@ -147,16 +147,33 @@ def invoice_collect(*, invoice_id: int, attempt: int) -> Payment:
             failure_code="no_payment_method",
             failure_message="The customer has no default card to charge.",
         )
+    return payment_intent_confirm(
+        payment=payment,
+        stripe_customer_id=link.stripe_customer_id,
+        payment_method_id=payment_method_id,
+        off_session=True,
+        metadata={"payment_id": str(payment.pk), "invoice_id": str(invoice_id), "attempt": str(attempt)},
+    )
+
+
+def payment_intent_confirm(
+    *, payment: Payment, stripe_customer_id: str, payment_method_id: str, off_session: bool, metadata: dict[str, str]
+) -> Payment:
+    """Create and confirm the PaymentIntent of a pending card payment (under the payment's own
+    idempotency key, so that a retry after a network error charges once) and apply Stripe's answer:
+    `succeeded`, `failed` (decline code and message recorded), `requires_action` (3-D Secure).
+    Raises `StripeUnavailable` when Stripe could not be reached."""
     currency = str(payment.amount.currency)
+    options: dict[str, Any] = {"off_session": True} if off_session else {}
     try:
         intent = stripe.PaymentIntent.create(
             amount=stripe_amount(payment.amount.amount, currency),
             currency=currency.lower(),
-            customer=link.stripe_customer_id,
+            customer=stripe_customer_id,
             payment_method=payment_method_id,
             confirm=True,
-            off_session=True,
-            metadata={"payment_id": str(payment.pk), "invoice_id": str(invoice_id), "attempt": str(attempt)},
+            metadata=metadata,
+            **options,
             **request_options(idempotency_key=payment.idempotency_key),
         )
     except stripe.CardError as error:

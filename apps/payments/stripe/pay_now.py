@@ -21,10 +21,10 @@ from apps.invoices.constants import InvoiceStatus
 from apps.invoices.models import Invoice
 from apps.payments.constants import PaymentStatus
 from apps.payments.models import Payment
-from apps.payments.services import payment_create_pending, payment_mark_failed
+from apps.payments.services import payment_create_pending
 
-from .client import RETRYABLE_ERRORS, StripeUnavailable, error_message, request_options, stripe_amount
-from .collection import _card_payments_of, _waiting_attempts_cancel, payment_apply_intent
+from .client import error_message, request_options
+from .collection import _card_payments_of, _waiting_attempts_cancel, payment_apply_intent, payment_intent_confirm
 from .customers import stripe_customer_ensure, stripe_payment_methods_list
 
 logger = logging.getLogger(__name__)
@@ -79,35 +79,13 @@ def invoice_pay_now(
         return payment
     _waiting_attempts_cancel(invoice_id=invoice_id)  # an earlier one waiting for 3-D Secure: not both
     link = stripe_customer_ensure(customer_id=customer_id)
-    currency = str(payment.amount.currency)
-    try:
-        intent = stripe.PaymentIntent.create(
-            amount=stripe_amount(payment.amount.amount, currency),
-            currency=currency.lower(),
-            customer=link.stripe_customer_id,
-            payment_method=payment_method_id,
-            confirm=True,
-            metadata={"payment_id": str(payment.pk), "invoice_id": str(invoice_id), "attempt": "portal"},
-            **request_options(idempotency_key=key),
-        )
-    except stripe.CardError as error:
-        intent_data = (error.json_body or {}).get("error", {}).get("payment_intent")
-        if error.code == "authentication_required" and intent_data:
-            return payment_apply_intent(payment_id=payment.pk, intent=intent_data)
-        return payment_mark_failed(
-            payment_id=payment.pk,
-            failure_code=str(getattr(error, "decline_code", None) or error.code or "card_declined"),
-            failure_message=error_message(error),
-        )
-    except RETRYABLE_ERRORS as error:
-        raise StripeUnavailable(f"Stripe is unavailable: {error_message(error)}") from error
-    except stripe.StripeError as error:
-        return payment_mark_failed(
-            payment_id=payment.pk,
-            failure_code=str(getattr(error, "code", None) or "stripe_error"),
-            failure_message=error_message(error),
-        )
-    return payment_apply_intent(payment_id=payment.pk, intent=intent)
+    return payment_intent_confirm(
+        payment=payment,
+        stripe_customer_id=link.stripe_customer_id,
+        payment_method_id=payment_method_id,
+        off_session=False,
+        metadata={"payment_id": str(payment.pk), "invoice_id": str(invoice_id), "attempt": "portal"},
+    )
 
 
 def payment_client_secret(*, payment: Payment) -> str:
