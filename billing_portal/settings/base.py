@@ -150,6 +150,10 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+# The client's address behind the proxies (API_NUM_PROXIES), as the API's rate limits read it: without
+# it every login behind a proxy would come from the proxy's address, and a few wrong passwords from
+# anywhere would lock a username out for everyone.
+AXES_CLIENT_IP_CALLABLE = "apps.core.network.client_address"
 
 # Headers on every response. HSTS and secure cookies are switched on by the production settings.
 SECURE_CONTENT_TYPE_NOSNIFF = True

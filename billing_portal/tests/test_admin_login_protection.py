@@ -3,6 +3,7 @@ AXES_FAILURE_LIMIT failed logins."""
 
 import pytest
 from axes.models import AccessAttempt
+from django.urls import reverse
 
 from apps.accounts.tests.factories import UserFactory
 
@@ -64,3 +65,53 @@ def test_a_successful_login_resets_the_count(client, admin_user):
 
     assert again == [200, 200]
     assert AccessAttempt.objects.get().failures_since_start == 2
+
+
+@pytest.fixture
+def behind_one_proxy(settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+
+
+def _login_through_proxy(client, password: str, forwarded_for: str):
+    return client.post(
+        LOGIN_URL,
+        {"username": "finance", "password": password},
+        REMOTE_ADDR="192.168.0.10",  # the proxy, the same for every client
+        HTTP_X_FORWARDED_FOR=forwarded_for,
+    )
+
+
+def test_behind_a_proxy_the_lockout_counts_the_client_address_not_the_proxys(client, admin_user, behind_one_proxy):
+    for n in range(3):
+        _login_through_proxy(client, f"guess-{n}", forwarded_for="10.1.1.1")
+
+    from_elsewhere = _login_through_proxy(client, "correct horse battery staple", forwarded_for="10.9.9.9")
+
+    assert from_elsewhere.status_code == 302  # not locked out by someone else's failures at the proxy
+    assert AccessAttempt.objects.get().ip_address == "10.1.1.1"
+
+
+def test_behind_a_proxy_a_forged_forwarded_address_does_not_escape_the_lockout(client, admin_user, behind_one_proxy):
+    for n in range(3):
+        _login_through_proxy(client, f"guess-{n}", forwarded_for="10.1.1.1")
+
+    # The client sends an X-Forwarded-For of its own; the proxy appends the address it really saw.
+    forged = _login_through_proxy(client, "correct horse battery staple", forwarded_for="10.7.7.7, 10.1.1.1")
+
+    assert forged.status_code == 429
+
+
+def test_the_portal_login_is_locked_out_too(client, admin_user):
+    customer_user = UserFactory(username="buyer")  # password: correct-horse-battery
+    portal_login = reverse("portal:login")
+
+    def attempt(password: str):
+        return client.post(portal_login, {"username": "buyer", "password": password}, REMOTE_ADDR="10.2.2.2")
+
+    failures = [attempt(f"guess-{n}").status_code for n in range(3)]
+    locked = attempt("correct-horse-battery")
+
+    assert failures == [200, 200, 429]
+    assert locked.status_code == 429
+    assert "_auth_user_id" not in client.session
+    assert customer_user.pk and AccessAttempt.objects.get().username == "buyer"

@@ -35,7 +35,9 @@ def _inline_scripts(html: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("url", ["/admin/login/", "/api/docs/", "/api/redoc/", "/api/schema/", "/healthz"])
+@pytest.mark.parametrize(
+    "url", ["/admin/login/", "/portal/login/", "/api/docs/", "/api/redoc/", "/api/schema/", "/healthz"]
+)
 def test_every_response_carries_the_security_headers(client, url):
     response = client.get(url)
 

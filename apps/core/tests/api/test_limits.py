@@ -11,7 +11,10 @@ from django.urls import reverse
 from apps.accounts.models import Customer
 from apps.accounts.services import api_key_create
 from apps.core.api.exception_handler import api_exception_handler
+from apps.core.api.serializers import MAX_LIST_ITEMS
 from apps.core.api.throttling import parse_rate
+from apps.invoices.models import CreditNote
+from apps.invoices.tests.factories import make_manual_invoice
 from apps.usage.models import UsageEvent
 
 pytestmark = pytest.mark.django_db
@@ -181,3 +184,18 @@ def test_a_lost_database_connection_is_503_with_retry_after():
         "fields": {},
     }
     assert response["Retry-After"] == "5"
+
+
+def test_a_credit_note_with_more_lines_than_the_limit_is_refused_and_writes_nothing(api_client, superuser):
+    invoice = make_manual_invoice(lines=[("Seats", "4", "200.00")])
+    line = invoice.lines.get()
+    api_client.force_authenticate(superuser)
+    lines = [{"invoice_line": line.pk, "amount": {"amount": "0.01", "currency": "USD"}}] * (MAX_LIST_ITEMS + 1)
+
+    response = api_client.post(
+        reverse("api:invoice-credit-notes", args=[invoice.pk]), {"reason": "other", "lines": lines}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"lines": [f"Ensure this field has no more than {MAX_LIST_ITEMS} elements."]}
+    assert not CreditNote.objects.exists()

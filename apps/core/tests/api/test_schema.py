@@ -1,3 +1,4 @@
+import re
 from io import StringIO
 
 import pytest
@@ -63,6 +64,23 @@ def test_the_endpoints_stay_protected(client):
 
     assert response.status_code == 401
     assert response.json()["code"] == "not_authenticated"
+
+
+@pytest.mark.django_db
+def test_every_operation_in_the_public_schema_stays_protected(client):
+    """The schema is public; none of the operations it describes answers without credentials."""
+    schema = client.get(reverse("api-schema"), HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+
+    answers = {}
+    for path, operations in schema["paths"].items():
+        url = re.sub(r"\{[^}]+\}", "1", path)
+        for method, operation in operations.items():
+            assert operation.get("security"), (method, path)  # each operation names its scheme
+            response = getattr(client, method)(url, data={}, content_type="application/json")
+            answers[f"{method.upper()} {path}"] = (response.status_code, response.json()["code"])
+
+    assert len(answers) > 60
+    assert {answer for answer in answers.values()} == {(401, "not_authenticated")}, answers
 
 
 @pytest.mark.django_db
