@@ -132,3 +132,53 @@ def test_a_card_declined_every_time_walks_the_whole_campaign_to_cancellation(
     assert [message.subject.split(":")[0] for message in mail.outbox] == ["Reminder", "Overdue", "Final notice"]
     subscription.refresh_from_db()
     assert (subscription.status, subscription.ended_at) == (SubscriptionStatus.CANCELED, utc(2026, 1, 29, 9))
+
+
+def test_a_declined_card_gets_a_reminder_and_a_later_payment_ends_the_dunning(
+    localstripe, campaign, test_clock, django_capture_on_commit_callbacks
+):
+    customer = CustomerFactory(
+        currency="USD", test_clock=test_clock, email="card@customer.example", collection_method="charge_automatically"
+    )
+    _add_card(customer, CARD_DECLINED_AT_CHARGE)
+    subscription = subscription_start(customer=customer, plan=PlanFactory(prices=[Money("25.00", "USD")]))
+    invoice = Invoice.objects.get(subscription=subscription)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        first = invoice_collect(invoice_id=invoice.pk, attempt=1)  # declined: the failure is recorded
+    assert (first.status, first.failure_code, first.failure_message) == (
+        "failed",
+        "card_declined",
+        "Your card was declined.",
+    )
+    dunning = InvoiceDunning.objects.get(invoice=invoice)
+    assert (dunning.status, dunning.next_action_kind, dunning.next_action_at) == ("active", "retry", utc(2026, 1, 4))
+
+    with django_capture_on_commit_callbacks(execute=True):  # three retries, declined; the reminder on 12 Jan
+        test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 12, 10))
+    assert [message.subject for message in mail.outbox] == [
+        f"Reminder: invoice {invoice.number} from {invoice.seller_details['name']} is due soon"
+    ]
+    assert mail.outbox[0].to == ["card@customer.example"]
+    assert "25.00" in mail.outbox[0].body
+    dunning.refresh_from_db()
+    assert (dunning.status, dunning.next_action_kind) == ("active", "overdue")
+
+    _add_card(customer, CARD_OK, make_default=True)  # the reminder worked: a new card, and "pay now"
+    with django_capture_on_commit_callbacks(execute=True):
+        paid = invoice_collect(invoice_id=invoice.pk, attempt=5)
+    assert paid.status == "succeeded"
+    dunning.refresh_from_db()
+    assert (dunning.status, dunning.amount_recovered, dunning.next_action_at) == (
+        "recovered",
+        Money("25", "USD"),
+        None,
+    )
+    subscription.refresh_from_db()
+    assert subscription.status == SubscriptionStatus.ACTIVE
+    mail.outbox.clear()
+    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 1))
+    assert [
+        message.subject for message in mail.outbox if "Reminder" in message.subject or "notice" in message.subject
+    ] == []
+    assert Payment.objects.filter(customer=customer).count() == 5  # no retry after the recovery
