@@ -46,6 +46,7 @@ from .client import (
     error_message,
     request_options,
     stripe_amount,
+    stripe_card_amount_refusal,
     stripe_enabled,
 )
 from .customers import stripe_customer_ensure
@@ -164,6 +165,9 @@ def payment_intent_confirm(
     `succeeded`, `failed` (decline code and message recorded), `requires_action` (3-D Secure).
     Raises `StripeUnavailable` when Stripe could not be reached."""
     currency = str(payment.amount.currency)
+    refusal = stripe_card_amount_refusal(payment.amount.amount, currency)
+    if refusal is not None:  # Stripe would refuse it: said plainly, without a request
+        return payment_mark_failed(payment_id=payment.pk, failure_code="amount_not_chargeable", failure_message=refusal)
     options: dict[str, Any] = {"off_session": True} if off_session else {}
     try:
         intent = stripe.PaymentIntent.create(
