@@ -322,7 +322,20 @@ def invoice_next_attempt(*, invoice_id: int) -> int:
 
 
 def invoice_charge_now(*, invoice_id: int) -> Payment:
-    """Staff's "charge now" (admin, API): a new attempt on the customer's default card."""
+    """Staff's "charge now" (admin, API): a new attempt on the customer's default card. While an
+    earlier attempt is still `pending` (Stripe's answer was lost and the task's retries ran out), that
+    attempt is sent again instead, with its own idempotency key: Stripe answers with the charge it
+    made, or makes it now — never a second charge."""
+    prefix = f"invoice-{invoice_id}-attempt-"
+    pending = (
+        _card_payments_of(invoice_id)
+        .filter(status=PaymentStatus.PENDING, idempotency_key__startswith=prefix)
+        .order_by("pk")
+        .values_list("idempotency_key", flat=True)
+        .first()
+    )
+    if pending is not None and pending[len(prefix) :].isdigit():
+        return invoice_collect(invoice_id=invoice_id, attempt=int(pending[len(prefix) :]))
     return invoice_collect(invoice_id=invoice_id, attempt=invoice_next_attempt(invoice_id=invoice_id))
 
 

@@ -15,7 +15,7 @@ from apps.payments.models import Payment
 from apps.payments.signals import payment_failed, payment_requires_action, payment_succeeded
 from apps.payments.stripe import tasks
 from apps.payments.stripe.client import StripeUnavailable, money_from_stripe, stripe_amount
-from apps.payments.stripe.collection import invoice_collect, invoices_collection_start
+from apps.payments.stripe.collection import invoice_charge_now, invoice_collect, invoices_collection_start
 from apps.payments.stripe.customers import stripe_payment_method_attach, stripe_setup_intent_create
 from apps.payments.tests.factories import make_customer, make_invoice
 
@@ -356,3 +356,26 @@ def test_a_three_decimal_amount_stripe_would_refuse_fails_the_attempt_without_a_
     assert stripe_list(stripe.PaymentIntent) == []
     invoice.refresh_from_db()
     assert (invoice.status, invoice.amount_paid) == (InvoiceStatus.OPEN, Money("0", "KWD"))
+
+
+def test_charge_now_sends_an_attempt_left_pending_again_and_charges_once(localstripe, settings):
+    """The answer was lost and the task's retries ran out: staff's "charge now" sends that attempt
+    again (same key) instead of being refused, and Stripe's charge is recorded, once."""
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "45.00")
+    with flaky_proxy(localstripe, lose="drop") as proxy:
+        settings.STRIPE_API_BASE = proxy.url
+        with pytest.raises(StripeUnavailable):
+            invoice_collect(invoice_id=invoice.pk, attempt=1)
+        assert Payment.objects.get().status == PaymentStatus.PENDING
+
+        payment = invoice_charge_now(invoice_id=invoice.pk)
+
+    assert (payment.status, payment.idempotency_key) == (PaymentStatus.SUCCEEDED, f"invoice-{invoice.pk}-attempt-1")
+    assert [f.idempotency_key for f in proxy.requests_to("/v1/payment_intents")] == [
+        f"invoice-{invoice.pk}-attempt-1",
+        f"invoice-{invoice.pk}-attempt-1",
+    ]
+    assert Payment.objects.count() == len(stripe_list(stripe.Charge)) == 1
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.PAID
