@@ -585,9 +585,14 @@ def _retry(dunning: InvoiceDunning, action: PlannedAction, *, now: datetime, act
         return _skipped(dunning, action, now=now, actor=actor, reason="the invoice is paid by transfer, not by card")
     if _card_collector() is None:
         return _skipped(dunning, action, now=now, actor=actor, reason="card payments are not enabled")
-    from apps.payments.stripe.collection import invoice_next_attempt
+    from apps.payments.stripe.collection import invoice_next_attempt, invoice_pending_attempt
 
-    # The invoice's next attempt number (staff may have charged it in between: "charge now").
+    # An attempt left pending (its answer lost, the task's retries spent) is sent again with its own
+    # key: Stripe answers with the charge it made, or makes it now, once. Otherwise the invoice's next
+    # attempt number (staff may have charged it in between: "charge now").
+    pending = invoice_pending_attempt(invoice_id=invoice.pk)
+    if pending is not None:
+        return _done(dunning, action, now=now, actor=actor, data={"attempt": pending, "resent": True})
     return _done(dunning, action, now=now, actor=actor, data={"attempt": invoice_next_attempt(invoice_id=invoice.pk)})
 
 

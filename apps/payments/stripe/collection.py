@@ -321,22 +321,34 @@ def invoice_next_attempt(*, invoice_id: int) -> int:
     return max(numbers, default=0) + 1
 
 
+def invoice_pending_attempt(*, invoice_id: int) -> int | None:
+    """The number of the invoice's earliest attempt still `pending` (Stripe's answer lost, the task's
+    retries spent), or None. Sending that attempt again (same idempotency key) is safe: Stripe answers
+    with the charge it made, or makes it now — never a second charge."""
+    prefix = f"invoice-{invoice_id}-attempt-"
+    keys = (
+        _card_payments_of(invoice_id)
+        .filter(status=PaymentStatus.PENDING, idempotency_key__startswith=prefix)
+        .order_by("pk")
+        .values_list("idempotency_key", flat=True)
+    )
+    numbers = [int(key[len(prefix) :]) for key in keys if key[len(prefix) :].isdigit()]
+    return numbers[0] if numbers else None
+
+
+def invoice_retry_attempt(*, invoice_id: int) -> int:
+    """The attempt a new charge of the invoice runs: an attempt left `pending` again (see
+    `invoice_pending_attempt`), else the next one. Used by staff's "charge now" and dunning retries."""
+    pending = invoice_pending_attempt(invoice_id=invoice_id)
+    return pending if pending is not None else invoice_next_attempt(invoice_id=invoice_id)
+
+
 def invoice_charge_now(*, invoice_id: int) -> Payment:
     """Staff's "charge now" (admin, API): a new attempt on the customer's default card. While an
     earlier attempt is still `pending` (Stripe's answer was lost and the task's retries ran out), that
     attempt is sent again instead, with its own idempotency key: Stripe answers with the charge it
     made, or makes it now — never a second charge."""
-    prefix = f"invoice-{invoice_id}-attempt-"
-    pending = (
-        _card_payments_of(invoice_id)
-        .filter(status=PaymentStatus.PENDING, idempotency_key__startswith=prefix)
-        .order_by("pk")
-        .values_list("idempotency_key", flat=True)
-        .first()
-    )
-    if pending is not None and pending[len(prefix) :].isdigit():
-        return invoice_collect(invoice_id=invoice_id, attempt=int(pending[len(prefix) :]))
-    return invoice_collect(invoice_id=invoice_id, attempt=invoice_next_attempt(invoice_id=invoice_id))
+    return invoice_collect(invoice_id=invoice_id, attempt=invoice_retry_attempt(invoice_id=invoice_id))
 
 
 def payment_outcome_check(payment: Payment) -> Payment:
