@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
+from djstripe import models as djstripe_models
 
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_invoice_recipients
@@ -169,6 +170,7 @@ def payment_intent_confirm(
     if refusal is not None:  # Stripe would refuse it: said plainly, without a request
         return payment_mark_failed(payment_id=payment.pk, failure_code="amount_not_chargeable", failure_message=refusal)
     options: dict[str, Any] = {"off_session": True} if off_session else {}
+    _reference_card(payment, payment_method_id)
     try:
         intent = stripe.PaymentIntent.create(
             amount=stripe_amount(payment.amount.amount, currency),
@@ -201,6 +203,17 @@ def payment_intent_confirm(
             failure_message=error_message(error),
         )
     return payment_apply_intent(payment_id=payment.pk, intent=intent)
+
+
+def _reference_card(payment: Payment, payment_method_id: str) -> None:
+    """The card charged ("Visa •••• 4242"), as the payment's reference for staff, from dj-stripe's
+    synced row of the payment method (no call to Stripe); left as it is when unknown or already set."""
+    row = djstripe_models.PaymentMethod.objects.filter(id=payment_method_id).only("stripe_data").first()
+    card = (row.stripe_data or {}).get("card") if row is not None else None
+    if payment.reference or not card or not card.get("last4"):
+        return
+    payment.reference = f"{str(card.get('brand') or 'card').title()} •••• {card['last4']}"
+    Payment.objects.filter(pk=payment.pk, reference="").update(reference=payment.reference)
 
 
 def payment_apply_intent(*, payment_id: int, intent: Any) -> Payment:
