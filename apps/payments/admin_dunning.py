@@ -32,6 +32,7 @@ STATUS_TONES = {
     DunningStatus.EXHAUSTED: "danger",
     DunningStatus.EXCLUDED: "neutral",
     DunningStatus.CLOSED: "neutral",
+    DunningStatus.REOPENED: "neutral",
 }
 DAY_FIELDS = ("retry_days", "reminder_days_before_due", "reminder_days_after_due")
 

@@ -1,6 +1,7 @@
 """Inlines other apps' admin pages use: the payments of an invoice, the payments of a customer."""
 
 from django.contrib import admin
+from django.contrib.admin.utils import display_for_value
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -41,11 +42,18 @@ class InvoicePaymentInline(ReadOnlyInline):
 
     @admin.display(description="reference")
     def reference(self, allocation: PaymentAllocation) -> str:
-        return allocation.payment.reference or allocation.payment.provider_payment_id or "—"
+        """The bank reference, or the card charged; a card payment's PaymentIntent id below it."""
+        payment = allocation.payment
+        if not payment.provider_payment_id:
+            return payment.reference or "—"
+        return format_html(
+            '{}<br><small class="quiet">{}</small>', payment.reference or "—", payment.provider_payment_id
+        )
 
     @admin.display(description="received at")
-    def received_at(self, allocation: PaymentAllocation):
-        return allocation.payment.received_at
+    def received_at(self, allocation: PaymentAllocation) -> str:
+        # Formatted as the admin formats dates (the current time zone); "—" while nothing arrived.
+        return display_for_value(allocation.payment.received_at, "—")
 
 
 class CustomerPaymentInline(ReadOnlyInline):

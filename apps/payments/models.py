@@ -38,7 +38,9 @@ class Payment(TimeStampedModel):
     amount = _money()
     status = models.CharField(max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.PENDING)
     reference = models.CharField(
-        max_length=255, blank=True, help_text="Manual payments: the bank reference, cheque number or receipt."
+        max_length=255,
+        blank=True,
+        help_text="Manual payments: the bank reference, cheque number or receipt. Card payments: the card charged.",
     )
     provider_payment_id = models.CharField(
         "provider payment ID", max_length=255, blank=True, help_text="Stripe: the PaymentIntent id."

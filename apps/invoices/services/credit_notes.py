@@ -379,6 +379,11 @@ def _settlement(
             return reduction, Decimal(0), Decimal(0)
     rest = total - reduction
     refund = refund_amount or Decimal(0)
+    if refund > rest and "refund_amount" not in errors:
+        what = "total" if reduction == 0 else "part already paid"
+        errors.setdefault("refund_amount", []).append(
+            f"At most the credit note's {what}, {format_price(rest, currency)}, is refunded."
+        )
     balance = credit_to_balance if credit_to_balance is not None else rest - refund
     if rest > 0 and refund + balance != rest and "credit_to_balance" not in errors and "refund_amount" not in errors:
         what = "total" if reduction == 0 else "part already paid"

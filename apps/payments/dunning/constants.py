@@ -15,6 +15,7 @@ class DunningStatus(models.TextChoices):
     EXHAUSTED = "exhausted", "Exhausted (end action taken)"
     EXCLUDED = "excluded", "Excluded"
     CLOSED = "closed", "Closed (invoice voided)"
+    REOPENED = "reopened", "Reopened (dunned again)"
 
 
 # Statuses of a dunning that still holds its invoice (a new dunning never starts beside it).
@@ -27,8 +28,10 @@ DUNNING_TRANSITIONS: dict[str, frozenset[str]] = {
     ),
     DunningStatus.EXCLUDED: frozenset({DunningStatus.ACTIVE, DunningStatus.RECOVERED, DunningStatus.CLOSED}),
     DunningStatus.EXHAUSTED: frozenset({DunningStatus.RECOVERED}),
-    DunningStatus.RECOVERED: frozenset(),
+    # A payment reversed (or refunded) reopens the invoice: the recovered dunning gives way to a new one.
+    DunningStatus.RECOVERED: frozenset({DunningStatus.REOPENED}),
     DunningStatus.CLOSED: frozenset(),
+    DunningStatus.REOPENED: frozenset(),
 }
 
 
@@ -57,6 +60,7 @@ class DunningEventType(models.TextChoices):
     EXCLUDED = "excluded", "Excluded"
     RESUMED = "resumed", "Resumed"
     CLOSED = "closed", "Closed"
+    REOPENED = "reopened", "Reopened (dunned again)"
 
 
 class DunningActionOutcome(models.TextChoices):

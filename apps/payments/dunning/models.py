@@ -110,9 +110,10 @@ class CustomerDunningSetting(TimeStampedModel):
 class InvoiceDunning(TimeStampedModel):
     """The dunning of one unpaid invoice: its campaign's rules as they were when it started, its plan
     of actions with their moments (`plan`), the next one to run (`step`, `next_action_at`) and its
-    outcome. Its history is its events."""
+    outcome. Its history is its events. An invoice has one current dunning; a recovered one whose
+    invoice is reopened (payment reversed, refund) becomes `reopened` and a new cycle starts."""
 
-    invoice = models.OneToOneField("invoices.Invoice", on_delete=models.PROTECT, related_name="dunning")
+    invoice = models.ForeignKey("invoices.Invoice", on_delete=models.PROTECT, related_name="dunnings")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="dunnings")
     campaign = models.ForeignKey(
         DunningCampaign, on_delete=models.SET_NULL, null=True, blank=True, related_name="dunnings"
@@ -139,6 +140,14 @@ class InvoiceDunning(TimeStampedModel):
             models.Index(fields=["next_action_at"], name="dunning_next_action_idx", condition=Q(status="active")),
             models.Index(fields=["customer", "status"], name="dunning_customer_idx"),
             models.Index(fields=["started_at"], name="dunning_started_at_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice"],
+                condition=~Q(status=DunningStatus.REOPENED),
+                name="dunning_one_current_per_invoice",
+                violation_error_message="The invoice has a dunning already.",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -46,10 +46,11 @@ class RecoveryFigures:
 def dunning_recovery_figures(dunnings: QuerySet[InvoiceDunning] | None = None) -> list[RecoveryFigures]:
     """Amounts that entered dunning and what was recovered of them, per currency and per month the
     dunnings started (newest month first). Dunnings closed because their invoice was voided are left
-    out: nothing was owed any more."""
+    out: nothing was owed any more; so are recovered dunnings reopened (their payment reversed or
+    refunded): the same debt is counted once, by the invoice's new dunning."""
     dunnings = InvoiceDunning.objects.all() if dunnings is None else dunnings
     rows = (
-        dunnings.exclude(status=DunningStatus.CLOSED)
+        dunnings.exclude(status__in=(DunningStatus.CLOSED, DunningStatus.REOPENED))
         .annotate(month=TruncMonth("started_at"))
         .values("month", "amount_due_at_start_currency", "status")
         .annotate(count=Count("id"), due=Sum("amount_due_at_start"), recovered=Sum("amount_recovered"))

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from djmoney.money import Money
 
 from apps.accounts.constants import CollectionMethod
@@ -284,7 +284,9 @@ def invoice_dunning_start(
     planned_at: datetime | None = None,
 ) -> InvoiceDunning | None:
     """Start the dunning of an unpaid invoice under its customer's campaign (None when there is no
-    campaign, the invoice is settled, or it has a dunning already). An excluded customer's dunning
+    campaign, the invoice is settled, or it has a dunning already). A dunning that was recovered before
+    the invoice was reopened (a payment reversed, a refund) becomes `reopened` — its history kept —
+    and a new cycle starts in its place. An excluded customer's dunning
     starts excluded: it is on record and does nothing. `planned_at`: the moment the periodic run found
     it due (its first action's), so that a run a little after that moment still sends that action;
     reminders planned before it are skipped."""
@@ -297,7 +299,8 @@ def invoice_dunning_start(
         invoice = Invoice.objects.select_for_update(of=("self",)).get(pk=invoice_id)
         if invoice.status not in DUNNABLE_STATUSES or invoice.due_on is None:
             return None
-        if InvoiceDunning.objects.filter(invoice=invoice).exists():
+        current = _current_dunning(invoice.pk, lock=True)
+        if current is not None and current.status != DunningStatus.RECOVERED:
             return None
         amount_due = _amount_due(invoice)
         if amount_due.amount <= 0:
@@ -305,9 +308,20 @@ def invoice_dunning_start(
         campaign, excluded = customer_dunning_campaign(invoice.customer_id)
         if campaign is None:
             return None
+        if current is not None:  # recovered, then reopened (payment reversed, refund): a new cycle
+            _ensure_transition(current, DunningStatus.REOPENED)  # it keeps its moment of recovery (ended_at)
+            current.status = DunningStatus.REOPENED
+            current.save(update_fields=["status", "updated_at"])
+            dunning_event_record(dunning=current, type=DunningEventType.REOPENED, occurred_at=now,
+                                 data={"reason": "invoice reopened", "amount_due": str(amount_due.amount)})  # fmt: skip
         rules = campaign.rules
+        due_on, starts_at = invoice.due_on, min(planned_at or now, now)
+        if current is not None:
+            # A new cycle counts from the reopening, as if the invoice fell due today: its reminders,
+            # final notice and end action all come, in turn, rather than the end action at once.
+            due_on, starts_at = max(invoice.due_on, now.date()), now
         plan = dunning_plan(
-            rules=rules, due_on=invoice.due_on, first_failed_at=failed_at, started_at=min(planned_at or now, now),
+            rules=rules, due_on=due_on, first_failed_at=failed_at, started_at=starts_at,
             hour=settings.DUNNING_ACTION_HOUR,
         )  # fmt: skip
         dunning = InvoiceDunning(
@@ -329,6 +343,12 @@ def invoice_dunning_start(
         elif failed_at is not None:
             _subscriptions_past_due(invoice, now=now)
         return dunning
+
+
+def _current_dunning(invoice_id: int, *, lock: bool = False) -> InvoiceDunning | None:
+    """The invoice's current dunning (running or ended; not one that gave way to a new cycle)."""
+    dunnings = InvoiceDunning.objects.filter(invoice_id=invoice_id).exclude(status=DunningStatus.REOPENED)
+    return (dunnings.select_for_update(of=("self",)) if lock else dunnings).first()
 
 
 def invoice_subscription_ids(invoice: Invoice) -> list[int]:
@@ -585,9 +605,14 @@ def _retry(dunning: InvoiceDunning, action: PlannedAction, *, now: datetime, act
         return _skipped(dunning, action, now=now, actor=actor, reason="the invoice is paid by transfer, not by card")
     if _card_collector() is None:
         return _skipped(dunning, action, now=now, actor=actor, reason="card payments are not enabled")
-    from apps.payments.stripe.collection import invoice_next_attempt
+    from apps.payments.stripe.collection import invoice_next_attempt, invoice_pending_attempt
 
-    # The invoice's next attempt number (staff may have charged it in between: "charge now").
+    # An attempt left pending (its answer lost, the task's retries spent) is sent again with its own
+    # key: Stripe answers with the charge it made, or makes it now, once. Otherwise the invoice's next
+    # attempt number (staff may have charged it in between: "charge now").
+    pending = invoice_pending_attempt(invoice_id=invoice.pk)
+    if pending is not None:
+        return _done(dunning, action, now=now, actor=actor, data={"attempt": pending, "resent": True})
     return _done(dunning, action, now=now, actor=actor, data={"attempt": invoice_next_attempt(invoice_id=invoice.pk)})
 
 
@@ -624,7 +649,7 @@ def _customers(test_clock_id: int | None) -> Q:
 
 
 def dunning_candidates(*, now: datetime, test_clock_id: int | None) -> list[tuple[int, datetime]]:
-    """Unpaid invoices without a dunning yet, with the moment their dunning begins (their campaign's
+    """Unpaid invoices without a (current) dunning yet, with the moment their dunning begins (their campaign's
     first reminder, else the day after the due date), for the customers of a test clock or (None) of
     the real clock."""
     from apps.invoices.selectors import invoices_with_amount_due
@@ -635,9 +660,14 @@ def dunning_candidates(*, now: datetime, test_clock_id: int | None) -> list[tupl
         return []
     # No dunning starts before its campaign's earliest reminder: invoices due later are not looked at.
     due_until = now.date() + timedelta(days=max((max(days, default=0) for days in reminder_days), default=0))
+    # Without a dunning, or whose dunning was recovered before the invoice was reopened (a reversed
+    # payment, a refund): a new cycle.
+    held = InvoiceDunning.objects.filter(invoice=OuterRef("pk")).exclude(
+        status__in=(DunningStatus.RECOVERED, DunningStatus.REOPENED)
+    )
     invoices = invoices_with_amount_due(
         Invoice.objects.filter(_customers(test_clock_id), status__in=DUNNABLE_STATUSES, due_on__lte=due_until).filter(
-            dunning__isnull=True
+            ~Exists(held)
         )
     ).select_related("customer")
     campaigns: dict[int, tuple[DunningCampaign | None, bool]] = {}
@@ -739,7 +769,7 @@ def dunning_on_payment_failed(*, payment_id: int) -> list[InvoiceDunning]:
             started.append(dunning)
             continue
         with transaction.atomic():
-            existing = InvoiceDunning.objects.select_for_update().filter(invoice_id=invoice_id).first()
+            existing = _current_dunning(invoice_id, lock=True)
             if existing is not None and existing.status in OPEN_DUNNING_STATUSES:
                 dunning_event_record(
                     dunning=existing, type=DunningEventType.PAYMENT_FAILED, occurred_at=now,
@@ -756,7 +786,8 @@ def dunning_on_payment_succeeded(*, payment_id: int) -> list[InvoiceDunning]:
     payment, invoice_ids = _payment_invoice_ids(payment_id)
     now = customer_now(payment.customer)
     recovered = []
-    for dunning_id in InvoiceDunning.objects.filter(invoice_id__in=invoice_ids).values_list("pk", flat=True):
+    current = InvoiceDunning.objects.filter(invoice_id__in=invoice_ids).exclude(status=DunningStatus.REOPENED)
+    for dunning_id in current.values_list("pk", flat=True):
         with transaction.atomic():
             dunning = _lock(dunning_id)
             if dunning.status != DunningStatus.RECOVERED and _settle_if_paid(dunning, now=now):

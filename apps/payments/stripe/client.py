@@ -7,7 +7,7 @@ empty means Stripe itself. `STRIPE_ENABLED` says whether card payments are colle
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import stripe
@@ -95,6 +95,19 @@ def stripe_amount(amount: Decimal, currency: str) -> int:
     if quantize_amount(amount, currency) != amount:
         raise ValueError(f"{amount} {currency} has more decimals than the currency")
     return int(amount.scaleb(currency_decimal_places(currency)))
+
+
+def stripe_card_amount_refusal(amount: Decimal, currency: str) -> str | None:
+    """Why Stripe would refuse to charge this amount to a card, or None. Stripe charges cards in the
+    three-decimal currencies (KWD, BHD, JOD, OMR, TND) only in whole tens of the minor unit
+    (12.340 KWD, not 12.345 KWD)."""
+    if currency_decimal_places(currency) == 3 and stripe_amount(amount, currency) % 10:
+        return (
+            f"Stripe charges cards in {currency} only in steps of 0.010 {currency}: {amount} {currency} cannot be "
+            f"charged by card. Record a manual payment, or issue a credit note for the last "
+            f"{amount - amount.quantize(Decimal('0.01'), rounding=ROUND_DOWN)} {currency}."
+        )
+    return None
 
 
 def money_from_stripe(amount: int, currency: str) -> Decimal:

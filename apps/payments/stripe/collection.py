@@ -21,6 +21,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
+from djstripe import models as djstripe_models
 
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_invoice_recipients
@@ -46,6 +47,7 @@ from .client import (
     error_message,
     request_options,
     stripe_amount,
+    stripe_card_amount_refusal,
     stripe_enabled,
 )
 from .customers import stripe_customer_ensure
@@ -164,7 +166,11 @@ def payment_intent_confirm(
     `succeeded`, `failed` (decline code and message recorded), `requires_action` (3-D Secure).
     Raises `StripeUnavailable` when Stripe could not be reached."""
     currency = str(payment.amount.currency)
+    refusal = stripe_card_amount_refusal(payment.amount.amount, currency)
+    if refusal is not None:  # Stripe would refuse it: said plainly, without a request
+        return payment_mark_failed(payment_id=payment.pk, failure_code="amount_not_chargeable", failure_message=refusal)
     options: dict[str, Any] = {"off_session": True} if off_session else {}
+    _reference_card(payment, payment_method_id)
     try:
         intent = stripe.PaymentIntent.create(
             amount=stripe_amount(payment.amount.amount, currency),
@@ -197,6 +203,17 @@ def payment_intent_confirm(
             failure_message=error_message(error),
         )
     return payment_apply_intent(payment_id=payment.pk, intent=intent)
+
+
+def _reference_card(payment: Payment, payment_method_id: str) -> None:
+    """The card charged ("Visa •••• 4242"), as the payment's reference for staff, from dj-stripe's
+    synced row of the payment method (no call to Stripe); left as it is when unknown or already set."""
+    row = djstripe_models.PaymentMethod.objects.filter(id=payment_method_id).only("stripe_data").first()
+    card = (row.stripe_data or {}).get("card") if row is not None else None
+    if payment.reference or not card or not card.get("last4"):
+        return
+    payment.reference = f"{str(card.get('brand') or 'card').title()} •••• {card['last4']}"
+    Payment.objects.filter(pk=payment.pk, reference="").update(reference=payment.reference)
 
 
 def payment_apply_intent(*, payment_id: int, intent: Any) -> Payment:
@@ -317,9 +334,34 @@ def invoice_next_attempt(*, invoice_id: int) -> int:
     return max(numbers, default=0) + 1
 
 
+def invoice_pending_attempt(*, invoice_id: int) -> int | None:
+    """The number of the invoice's earliest attempt still `pending` (Stripe's answer lost, the task's
+    retries spent), or None. Sending that attempt again (same idempotency key) is safe: Stripe answers
+    with the charge it made, or makes it now — never a second charge."""
+    prefix = f"invoice-{invoice_id}-attempt-"
+    keys = (
+        _card_payments_of(invoice_id)
+        .filter(status=PaymentStatus.PENDING, idempotency_key__startswith=prefix)
+        .order_by("pk")
+        .values_list("idempotency_key", flat=True)
+    )
+    numbers = [int(key[len(prefix) :]) for key in keys if key[len(prefix) :].isdigit()]
+    return numbers[0] if numbers else None
+
+
+def invoice_retry_attempt(*, invoice_id: int) -> int:
+    """The attempt a new charge of the invoice runs: an attempt left `pending` again (see
+    `invoice_pending_attempt`), else the next one. Used by staff's "charge now" and dunning retries."""
+    pending = invoice_pending_attempt(invoice_id=invoice_id)
+    return pending if pending is not None else invoice_next_attempt(invoice_id=invoice_id)
+
+
 def invoice_charge_now(*, invoice_id: int) -> Payment:
-    """Staff's "charge now" (admin, API): a new attempt on the customer's default card."""
-    return invoice_collect(invoice_id=invoice_id, attempt=invoice_next_attempt(invoice_id=invoice_id))
+    """Staff's "charge now" (admin, API): a new attempt on the customer's default card. While an
+    earlier attempt is still `pending` (Stripe's answer was lost and the task's retries ran out), that
+    attempt is sent again instead, with its own idempotency key: Stripe answers with the charge it
+    made, or makes it now — never a second charge."""
+    return invoice_collect(invoice_id=invoice_id, attempt=invoice_retry_attempt(invoice_id=invoice_id))
 
 
 def payment_outcome_check(payment: Payment) -> Payment:

@@ -1,7 +1,8 @@
 """Card payments in the demo (`make run LOCALSTRIPE=1`): three demo customers add a card and have an
 open invoice charged — one paid at once, one declined and then paid with a new card (failed, then
 recovered), one waiting for 3-D Secure (the customer was emailed the pay link). Their next invoices
-are charged automatically.
+are charged automatically. Without a dunning campaign yet, a default one is made first, so that the
+declined payment starts a dunning that the later payment recovers (Payments › Customers in dunning).
 
 Cards are added the way the portal adds them, except that the SetupIntent is confirmed here rather
 than by Stripe.js in a browser (only possible against test servers: raw test card numbers)."""
@@ -18,6 +19,8 @@ from apps.accounts.services import customer_update
 from apps.invoices.constants import InvoiceStatus
 from apps.invoices.management.demo import DEMO_EXTERNAL_ID_PREFIX
 from apps.invoices.models import Invoice
+from apps.payments.dunning.models import DunningCampaign
+from apps.payments.dunning.services import dunning_campaign_create
 from apps.payments.models import Payment
 
 from .client import request_options
@@ -28,6 +31,17 @@ from .models import StripeCustomer
 CARD_OK = "4242424242424242"
 CARD_DECLINED = "4000000000000341"  # attaches, declined when charged
 CARD_3DS = "4000002500003155"  # asks for 3-D Secure on every payment
+DEMO_CAMPAIGN = {
+    "name": "Standard (demo)",
+    "description": "Made by the card demo data; change or replace it as you like.",
+    "retry_days": [3, 5, 7],
+    "reminder_days_before_due": [3],
+    "reminder_days_after_due": [1, 7],
+    "final_notice_day": 14,
+    "end_action": "mark_uncollectible",
+    "end_action_day": 21,
+    "is_default": True,
+}
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,8 @@ def stripe_demo_data_load() -> StripeDemoSummary:
             chosen.append(invoice)
         if len(chosen) == 3:
             break
+    if not DunningCampaign.objects.filter(is_default=True).exists():
+        dunning_campaign_create(**DEMO_CAMPAIGN)
     payments: list[Payment] = []
     if len(chosen) > 0:  # paid by card at once
         _add_card(chosen[0].customer_id, CARD_OK)

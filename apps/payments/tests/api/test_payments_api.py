@@ -311,6 +311,25 @@ def test_a_credit_note_through_the_invoice_api_refunds_the_payment(api_client, s
     )
 
 
+def test_a_refund_larger_than_the_credit_note_is_a_field_error_and_stores_nothing(api_client, superuser):
+    customer = make_customer()
+    invoice = make_invoice(customer, "100.00")
+    _pay(customer, "100.00", invoice)
+    api_client.force_authenticate(superuser)
+
+    response = api_client.post(
+        reverse("api:invoice-credit-notes", args=[invoice.pk]),
+        {"reason": "duplicate", "amount": _usd("10.00"), "refund_amount": _usd("100.00")},
+        format="json",
+    )
+
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["fields"] == {"refund_amount": ["At most the credit note's total, 10.00 USD, is refunded."]}
+    assert Refund.objects.count() == 0
+    assert not invoice.credit_notes.exists()
+    assert _invoice_row(invoice) == ("paid", Decimal("100.00"))
+
+
 # --- permissions ----------------------------------------------------------------------------------
 
 

@@ -15,11 +15,13 @@ from apps.invoices.services import subscription_start
 from apps.invoices.services.test_clocks import test_clock_advance
 from apps.payments.dunning.constants import DunningStatus
 from apps.payments.dunning.models import InvoiceDunning
+from apps.payments.dunning.selectors import RecoveryFigures, dunning_recovery_figures
 from apps.payments.services import (
     payment_create_pending,
     payment_mark_failed,
     payment_mark_succeeded,
     payment_record_manual,
+    payment_reverse,
 )
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.periods import utc
@@ -134,3 +136,48 @@ def test_a_customer_without_campaign_is_not_dunned(test_clock, invoice):
 
     assert InvoiceDunning.objects.count() == 0
     assert mail.outbox == []
+
+
+def test_a_reversed_payment_reopens_the_invoice_and_a_new_dunning_cycle_starts(
+    campaign, test_clock, invoice, django_capture_on_commit_callbacks
+):
+    """The payment that recovered the dunning is reversed: the invoice is open and overdue again, so
+    it is dunned again — a new cycle; the earlier one keeps its history and is counted once."""
+    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
+    with django_capture_on_commit_callbacks(execute=True):
+        payment = payment_record_manual(
+            customer_id=invoice.customer_id, amount=Decimal("10.00"), currency="USD", method="bank_transfer",
+            reference="wire", received_at=utc(2026, 1, 13), allocations=[(invoice.pk, Decimal("10.00"))],
+        )  # fmt: skip
+    first = InvoiceDunning.objects.get(invoice=invoice)
+    assert (first.status, first.ended_at) == (DunningStatus.RECOVERED, utc(2026, 1, 13))
+    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 20))
+    with django_capture_on_commit_callbacks(execute=True):
+        payment_reverse(payment_id=payment.pk, reason="The wire was recalled.")
+    mail.outbox.clear()
+
+    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 21, 10))
+
+    first.refresh_from_db()
+    assert (first.status, first.ended_at, first.amount_recovered) == (
+        DunningStatus.REOPENED, utc(2026, 1, 13), Money("10", "USD"),
+    )  # fmt: skip
+    assert list(first.events.order_by("id").values_list("type", flat=True))[-2:] == ["recovered", "reopened"]
+    second = InvoiceDunning.objects.exclude(pk=first.pk).get(invoice=invoice)
+    assert (second.status, second.start_reason, second.amount_due_at_start) == (
+        DunningStatus.ACTIVE, "schedule", Money("10", "USD"),
+    )  # fmt: skip
+    assert "10.00" in mail.outbox[-1].body  # dunned again: the overdue reminder
+    assert dunning_recovery_figures() == [
+        RecoveryFigures(month="2026-01", currency="USD", started=1, recovered=0,
+                        amount_in_dunning=Money("10", "USD"), amount_recovered=Money("0", "USD")),
+    ]  # fmt: skip
+
+    with django_capture_on_commit_callbacks(execute=True):
+        payment_record_manual(
+            customer_id=invoice.customer_id, amount=Decimal("10.00"), currency="USD", method="bank_transfer",
+            reference="wire again", received_at=utc(2026, 1, 21, 10), allocations=[(invoice.pk, Decimal("10.00"))],
+        )  # fmt: skip
+    second.refresh_from_db()
+    assert (second.status, second.amount_recovered) == (DunningStatus.RECOVERED, Money("10", "USD"))
+    assert [(f.started, f.recovered, f.recovery_rate) for f in dunning_recovery_figures()] == [(1, 1, Decimal("100"))]

@@ -14,8 +14,10 @@ from apps.invoices.services import subscription_start
 from apps.invoices.services.test_clocks import test_clock_advance
 from apps.payments.dunning.models import InvoiceDunning
 from apps.payments.models import Payment
+from apps.payments.stripe.client import StripeUnavailable
 from apps.payments.stripe.collection import invoice_collect
 from apps.payments.stripe.customers import stripe_payment_method_attach, stripe_setup_intent_create
+from apps.payments.tests.stripe.flaky_proxy import flaky_proxy
 from apps.payments.tests.stripe.helpers import CARD_DECLINED_AT_CHARGE, CARD_OK, setup_intent_confirm, stripe_list
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.periods import utc
@@ -132,3 +134,96 @@ def test_a_card_declined_every_time_walks_the_whole_campaign_to_cancellation(
     assert [message.subject.split(":")[0] for message in mail.outbox] == ["Reminder", "Overdue", "Final notice"]
     subscription.refresh_from_db()
     assert (subscription.status, subscription.ended_at) == (SubscriptionStatus.CANCELED, utc(2026, 1, 29, 9))
+
+
+def test_a_declined_card_gets_a_reminder_and_a_later_payment_ends_the_dunning(
+    localstripe, campaign, test_clock, django_capture_on_commit_callbacks
+):
+    customer = CustomerFactory(
+        currency="USD", test_clock=test_clock, email="card@customer.example", collection_method="charge_automatically"
+    )
+    _add_card(customer, CARD_DECLINED_AT_CHARGE)
+    subscription = subscription_start(customer=customer, plan=PlanFactory(prices=[Money("25.00", "USD")]))
+    invoice = Invoice.objects.get(subscription=subscription)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        first = invoice_collect(invoice_id=invoice.pk, attempt=1)  # declined: the failure is recorded
+    assert (first.status, first.failure_code, first.failure_message) == (
+        "failed",
+        "card_declined",
+        "Your card was declined.",
+    )
+    dunning = InvoiceDunning.objects.get(invoice=invoice)
+    assert (dunning.status, dunning.next_action_kind, dunning.next_action_at) == ("active", "retry", utc(2026, 1, 4))
+
+    with django_capture_on_commit_callbacks(execute=True):  # three retries, declined; the reminder on 12 Jan
+        test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 12, 10))
+    assert [message.subject for message in mail.outbox] == [
+        f"Reminder: invoice {invoice.number} from {invoice.seller_details['name']} is due soon"
+    ]
+    assert mail.outbox[0].to == ["card@customer.example"]
+    assert "25.00" in mail.outbox[0].body
+    dunning.refresh_from_db()
+    assert (dunning.status, dunning.next_action_kind) == ("active", "overdue")
+
+    _add_card(customer, CARD_OK, make_default=True)  # the reminder worked: a new card, and "pay now"
+    with django_capture_on_commit_callbacks(execute=True):
+        paid = invoice_collect(invoice_id=invoice.pk, attempt=5)
+    assert paid.status == "succeeded"
+    dunning.refresh_from_db()
+    assert (dunning.status, dunning.amount_recovered, dunning.next_action_at) == (
+        "recovered",
+        Money("25", "USD"),
+        None,
+    )
+    subscription.refresh_from_db()
+    assert subscription.status == SubscriptionStatus.ACTIVE
+    mail.outbox.clear()
+    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 1))
+    assert [
+        message.subject for message in mail.outbox if "Reminder" in message.subject or "notice" in message.subject
+    ] == []
+    assert Payment.objects.filter(customer=customer).count() == 5  # no retry after the recovery
+
+
+def test_a_retry_sends_an_attempt_left_pending_again_and_the_card_is_charged_once(
+    localstripe, campaign, test_clock, settings, django_capture_on_commit_callbacks
+):
+    """Attempt 2's answer was lost (Stripe charged) and the task's retries ran out: it stays pending.
+    The dunning's next retry sends attempt 2 again with its own key instead of being refused
+    (action_failed): Stripe answers with the charge it made, and the dunning ends recovered."""
+    customer = CustomerFactory(
+        currency="USD", test_clock=test_clock, email="card@customer.example", collection_method="charge_automatically"
+    )
+    _add_card(customer, CARD_DECLINED_AT_CHARGE)
+    subscription = subscription_start(customer=customer, plan=PlanFactory(prices=[Money("25.00", "USD")]))
+    invoice = Invoice.objects.get(subscription=subscription)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert invoice_collect(invoice_id=invoice.pk, attempt=1).status == "failed"
+    _add_card(customer, CARD_OK, make_default=True)
+    with flaky_proxy(localstripe, lose="drop") as proxy:
+        settings.STRIPE_API_BASE = proxy.url
+        with pytest.raises(StripeUnavailable):
+            invoice_collect(invoice_id=invoice.pk, attempt=2)
+    settings.STRIPE_API_BASE = localstripe
+    assert Payment.objects.get(idempotency_key=f"invoice-{invoice.pk}-attempt-2").status == "pending"
+    assert [charge["status"] for charge in stripe_list(stripe.Charge)] == ["failed", "succeeded"]  # Stripe charged
+
+    with django_capture_on_commit_callbacks(execute=True):
+        test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 4))  # the first retry
+
+    assert list(Payment.objects.filter(customer=customer).order_by("id").values_list("idempotency_key", "status")) == [
+        (f"invoice-{invoice.pk}-attempt-1", "failed"),
+        (f"invoice-{invoice.pk}-attempt-2", "succeeded"),
+    ]
+    assert sorted(charge["status"] for charge in stripe_list(stripe.Charge)) == ["failed", "succeeded"]  # once
+    dunning = InvoiceDunning.objects.get(invoice=invoice)
+    assert list(dunning.events.order_by("id").values_list("type", "step", "data")) == [
+        ("started", None, {"reason": "payment_failed", "campaign": "Standard", "amount_due": "25.00",
+                           "failed_at": utc(2026, 1, 1).isoformat()}),
+        ("action_done", 0, {"attempt": 2, "resent": True}),
+        ("recovered", None, {"amount_recovered": "25.00"}),
+    ]  # fmt: skip
+    assert (dunning.status, dunning.amount_recovered) == ("recovered", Money("25", "USD"))
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_paid) == ("paid", Money("25", "USD"))

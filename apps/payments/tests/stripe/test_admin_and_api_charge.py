@@ -1,18 +1,23 @@
 """Staff charge a card now: the invoice admin's operation and `POST /api/v1/invoices/{id}/charge`;
 the customer's Stripe id and default card in the admin."""
 
+import re
+
 import pytest
 import stripe
 from django.contrib.messages import get_messages
 from django.urls import reverse
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
 
 from apps.invoices.constants import InvoiceStatus
 from apps.payments.constants import PaymentStatus
 from apps.payments.models import Payment
 from apps.payments.stripe.collection import invoice_collect
+from apps.payments.stripe.customers import stripe_payment_method_attach, stripe_setup_intent_create
 from apps.payments.tests.factories import make_customer, make_invoice
 
-from .helpers import CARD_3DS, CARD_DECLINED_AT_CHARGE, CARD_OK, stripe_list
+from .helpers import CARD_3DS, CARD_DECLINED_AT_CHARGE, CARD_OK, setup_intent_confirm, stripe_list
 from .test_collection import customer_with_card
 
 pytestmark = pytest.mark.django_db
@@ -154,3 +159,31 @@ def test_api_charge_permission_matrix(localstripe, api_client, make_staff, perms
 def test_api_charge_of_an_unknown_invoice_is_not_found(localstripe, api_client, superuser):
     api_client.force_authenticate(superuser)
     assert api_client.post("/api/v1/invoices/999999/charge").status_code == 404
+
+
+def _inline_cells(page: str, field: str) -> list[str]:
+    cells = re.findall(rf'<td class="field-{field}">(.*?)</td>', page, flags=re.S)
+    return [re.sub(r"\s+", " ", re.sub(r"<(?!br)[^>]+>", "", cell)).strip() for cell in cells]
+
+
+def test_the_invoice_page_lists_card_payments_with_the_card_and_formatted_times(localstripe, client, superuser):
+    """A failed attempt has no receipt time ("—", not "None"); a time is formatted like the rest of
+    the admin; a card payment's reference is the card charged, its PaymentIntent id below it."""
+    customer = customer_with_card(CARD_DECLINED_AT_CHARGE)
+    invoice = make_invoice(customer, "60.00")
+    failed = invoice_collect(invoice_id=invoice.pk, attempt=1)
+    intent = stripe_setup_intent_create(customer_id=customer.pk)
+    setup_intent_confirm(intent["id"], CARD_OK)
+    stripe_payment_method_attach(customer_id=customer.pk, setup_intent_id=intent["id"], make_default=True)
+    paid = invoice_collect(invoice_id=invoice.pk, attempt=2)
+    assert (failed.status, paid.status) == (PaymentStatus.FAILED, PaymentStatus.SUCCEEDED)
+    client.force_login(superuser)
+
+    page = client.get(reverse("admin:invoices_invoice_change", args=[invoice.pk])).content.decode()
+
+    assert _inline_cells(page, "received_at") == ["—", date_format(localtime(paid.received_at), "DATETIME_FORMAT")]
+    assert _inline_cells(page, "reference") == [
+        "Visa •••• 0341",  # declined: Stripe gave no PaymentIntent to keep
+        f"Visa •••• 4242<br>{paid.provider_payment_id}",
+    ]
+    assert "None" not in "".join(_inline_cells(page, "received_at") + _inline_cells(page, "reference"))

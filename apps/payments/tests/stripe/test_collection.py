@@ -14,8 +14,8 @@ from apps.payments.constants import PaymentStatus
 from apps.payments.models import Payment
 from apps.payments.signals import payment_failed, payment_requires_action, payment_succeeded
 from apps.payments.stripe import tasks
-from apps.payments.stripe.client import StripeUnavailable
-from apps.payments.stripe.collection import invoice_collect, invoices_collection_start
+from apps.payments.stripe.client import StripeUnavailable, money_from_stripe, stripe_amount
+from apps.payments.stripe.collection import invoice_charge_now, invoice_collect, invoices_collection_start
 from apps.payments.stripe.customers import stripe_payment_method_attach, stripe_setup_intent_create
 from apps.payments.tests.factories import make_customer, make_invoice
 
@@ -318,3 +318,64 @@ def test_a_new_attempt_cancels_one_waiting_for_3ds(localstripe):
     assert (waiting.status, second.status) == (PaymentStatus.CANCELED, PaymentStatus.SUCCEEDED)
     statuses = {i["id"]: i["status"] for i in stripe_list(stripe.PaymentIntent)}
     assert statuses == {waiting.provider_payment_id: "canceled", second.provider_payment_id: "succeeded"}
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "minor"),
+    [("10.50", "USD", 1050), ("500", "JPY", 500), ("12.340", "KWD", 12340), ("0.005", "KWD", 5)],
+)
+def test_amounts_go_to_stripe_in_the_currencys_minor_unit_and_back(amount, currency, minor):
+    assert stripe_amount(Decimal(amount), currency) == minor
+    assert money_from_stripe(minor, currency.lower()) == Decimal(amount)
+
+
+def test_a_three_decimal_amount_in_whole_tens_is_charged(localstripe):
+    customer = customer_with_card(currency="KWD")
+    invoice = make_invoice(customer, "12.340")
+
+    payment = invoice_collect(invoice_id=invoice.pk, attempt=1)
+
+    assert (payment.status, payment.amount) == (PaymentStatus.SUCCEEDED, Money("12.340", "KWD"))
+    [intent] = stripe_list(stripe.PaymentIntent)
+    assert (intent["amount"], intent["currency"]) == (12340, "kwd")
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.PAID
+
+
+def test_a_three_decimal_amount_stripe_would_refuse_fails_the_attempt_without_a_request(localstripe):
+    customer = customer_with_card(currency="KWD")
+    invoice = make_invoice(customer, "12.345")
+
+    payment = invoice_collect(invoice_id=invoice.pk, attempt=1)
+
+    assert (payment.status, payment.failure_code) == (PaymentStatus.FAILED, "amount_not_chargeable")
+    assert payment.failure_message == (
+        "Stripe charges cards in KWD only in steps of 0.010 KWD: 12.345 KWD cannot be charged by card. "
+        "Record a manual payment, or issue a credit note for the last 0.005 KWD."
+    )
+    assert stripe_list(stripe.PaymentIntent) == []
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.amount_paid) == (InvoiceStatus.OPEN, Money("0", "KWD"))
+
+
+def test_charge_now_sends_an_attempt_left_pending_again_and_charges_once(localstripe, settings):
+    """The answer was lost and the task's retries ran out: staff's "charge now" sends that attempt
+    again (same key) instead of being refused, and Stripe's charge is recorded, once."""
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "45.00")
+    with flaky_proxy(localstripe, lose="drop") as proxy:
+        settings.STRIPE_API_BASE = proxy.url
+        with pytest.raises(StripeUnavailable):
+            invoice_collect(invoice_id=invoice.pk, attempt=1)
+        assert Payment.objects.get().status == PaymentStatus.PENDING
+
+        payment = invoice_charge_now(invoice_id=invoice.pk)
+
+    assert (payment.status, payment.idempotency_key) == (PaymentStatus.SUCCEEDED, f"invoice-{invoice.pk}-attempt-1")
+    assert [f.idempotency_key for f in proxy.requests_to("/v1/payment_intents")] == [
+        f"invoice-{invoice.pk}-attempt-1",
+        f"invoice-{invoice.pk}-attempt-1",
+    ]
+    assert Payment.objects.count() == len(stripe_list(stripe.Charge)) == 1
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.PAID

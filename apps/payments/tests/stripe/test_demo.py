@@ -5,6 +5,7 @@ from django.core.management import call_command
 
 from apps.invoices.management.demo import DEMO_EXTERNAL_ID_PREFIX
 from apps.payments.constants import PaymentStatus
+from apps.payments.dunning.models import DunningCampaign, InvoiceDunning
 from apps.payments.models import Payment
 from apps.payments.tests.factories import make_customer, make_invoice
 
@@ -16,6 +17,7 @@ def demo_invoice(number: int, amount: str):
     return make_invoice(customer, amount)
 
 
+@pytest.mark.django_db(transaction=True)  # committed as `manage.py` commits: the payment signals run at once
 def test_demo_shows_a_card_payment_a_recovered_one_and_one_waiting_for_3ds(localstripe, capsys):
     invoices = [demo_invoice(1, "10.00"), demo_invoice(2, "20.00"), demo_invoice(3, "30.00")]
 
@@ -37,6 +39,11 @@ def test_demo_shows_a_card_payment_a_recovered_one_and_one_waiting_for_3ds(local
     for invoice in invoices:
         invoice.customer.refresh_from_db()
         assert invoice.customer.collection_method == "charge_automatically"
+    # The declined payment started a dunning under the demo's default campaign; the later one recovered it.
+    assert list(DunningCampaign.objects.values_list("name", "is_default")) == [("Standard (demo)", True)]
+    assert list(InvoiceDunning.objects.values_list("invoice_id", "start_reason", "status")) == [
+        (invoices[1].pk, "payment_failed", "recovered")
+    ]
     out = capsys.readouterr().out
     assert "Card payments in the demo:" in out
     assert "failed (Your card was declined.)" in out
