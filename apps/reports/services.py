@@ -378,8 +378,9 @@ def _issued_invoices():
 
 
 # Balance settlements, not revenue: a credit note's credit (already taken off revenue by the credit
-# note itself) or a payment's credit (money received in advance) applied on a later invoice.
-SETTLEMENT_LINE_KINDS = (InvoiceLineKind.CREDIT_NOTE, InvoiceLineKind.PAYMENT_CREDIT)
+# note itself), a payment's credit (money received in advance) or an invoice's credit (already taken
+# off revenue by the lines of the invoice that came to below zero) applied on a later invoice.
+SETTLEMENT_LINE_KINDS = (InvoiceLineKind.CREDIT_NOTE, InvoiceLineKind.PAYMENT_CREDIT, InvoiceLineKind.INVOICE_CREDIT)
 
 
 def _issued_credit_note_lines():
