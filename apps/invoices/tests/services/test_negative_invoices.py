@@ -20,6 +20,7 @@ from apps.invoices.services import (
     subscription_upcoming_invoice,
 )
 from apps.invoices.services.billing_chunk import billing_chunk_bill
+from apps.subscriptions.api.serializers import UpcomingInvoiceOutputSerializer
 from apps.subscriptions.periods import utc
 
 pytestmark = pytest.mark.django_db
@@ -58,6 +59,11 @@ def test_three_to_one_seats_on_5_january_credits_the_balance_and_the_next_invoic
         Decimal("-7.42"), Decimal("-1.41"), Decimal("-8.83"),
     )  # fmt: skip
     assert (upcoming.amount_due, upcoming.credited_to_balance) == (Decimal("0"), Decimal("8.83"))
+    shown = UpcomingInvoiceOutputSerializer(upcoming).data
+    assert (shown["total"], shown["amount_due"], shown["credited_to_balance"]) == (
+        {"amount": "-8.83", "currency": "USD"}, {"amount": "0.00", "currency": "USD"},
+        {"amount": "8.83", "currency": "USD"},
+    )  # fmt: skip
     # The bulk path leaves it (waiting prorations) to the one-by-one path, which issues it.
     assert billing_chunk_bill(subscription_ids=[subscription.pk], now=utc(2026, 2, 1, 1)).one_by_one_ids == [
         subscription.pk
