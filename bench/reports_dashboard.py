@@ -214,7 +214,7 @@ def build(*, subscriptions: int, months: int, now: datetime) -> None:
         customers.append(
             (customer_id, stamp, stamp, f"{PREFIX}-{customer_id:07d}", f"Bench customer {number}",
              f"c{customer_id}@bench.example", "", "", "", "", "", "US", currency, "", None, None, False, None,
-             "", "", "", "send_invoice")
+             "", "", "", "send_invoice", "en")
         )  # fmt: skip
         subs.append(
             (subscription_id, stamp, stamp, quantity, currency, "canceled" if ended else "active", start.isoformat(),
@@ -228,7 +228,8 @@ def build(*, subscriptions: int, months: int, now: datetime) -> None:
         _copy(cursor, "accounts_customer", customers,
               "id, created_at, updated_at, external_id, name, email, address_line1, address_line2, city, "
               "postal_code, state, country, currency, tax_id, payment_terms_days, test_clock_id, tax_exempt, "
-              "tax_id_checked_at, tax_id_status, tax_id_type, invoice_grouping, collection_method")  # fmt: skip
+              "tax_id_checked_at, tax_id_status, tax_id_type, invoice_grouping, collection_method, "
+              "preferred_language")  # fmt: skip
         _copy(cursor, "subscriptions_subscription", subs,
               "id, created_at, updated_at, quantity, currency, status, billing_anchor_at, started_at, "
               "current_period_start_at, current_period_end_at, next_billing_at, canceled_at, ended_at, "

@@ -2,7 +2,8 @@
 record (`InvoiceEvent`, `SubscriptionEvent`, …) read together, newest first.
 
 The billing run's bulk path writes invoices with COPY, which no model signal sees; its invoices'
-`created`/`finalized` events are their record here.
+`created`/`finalized` events are their record here, and each period a subscription was moved to shows
+in the subscriptions' trail ("Period invoiced").
 """
 
 from collections.abc import Iterator
@@ -13,7 +14,8 @@ from typing import Any
 from auditlog.models import LogEntry
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Q
+from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 
 from .registration import audited_models
 
@@ -152,7 +154,9 @@ def _domain_events(filters: AuditFilter, limit: int | None) -> Iterator[AuditRec
             events = events.filter(**{f"{fk}_id": int(filters.object_id)})
         if filters.actor:
             events = events.filter(
-                actor__isnull=True if filters.actor.lower() == "system" else Q(actor__username__icontains=filters.actor)
+                Q(actor__isnull=True)
+                if filters.actor.lower() == "system"
+                else Q(actor__username__icontains=filters.actor)
             )
         if start:
             events = events.filter(occurred_at__gte=start)
@@ -176,9 +180,62 @@ def _domain_events(filters: AuditFilter, limit: int | None) -> Iterator[AuditRec
             )
 
 
+def _invoiced_periods(filters: AuditFilter, limit: int | None) -> Iterator[AuditRecord]:
+    """In a subscription's trail (and the trail of subscriptions): each period the billing run billed,
+    which made it the subscription's current period, with its invoice. The billing run's bulk path moves
+    subscriptions to their new period with one UPDATE that writes no audit log entry; these rows (and
+    the invoice's `created` event, whose moment and actor they take) are the record of that move."""
+    if filters.model != "subscriptions.subscription" or (filters.object_id and not filters.object_id.isdigit()):
+        return
+    try:
+        period_model = apps.get_model("invoices.InvoicedPeriod")
+        event_model = apps.get_model("invoices.InvoiceEvent")
+    except LookupError:
+        return
+    created = event_model.objects.filter(invoice=OuterRef("invoice_id"), type="created").order_by("id")
+    periods = (
+        period_model.objects.select_related("invoice", "subscription")
+        .annotate(
+            occurred_at=Coalesce(Subquery(created.values("occurred_at")[:1]), F("invoice__created_at")),
+            actor_name=Subquery(created.values("actor__username")[:1]),
+        )
+        .order_by("-occurred_at", "-id")
+    )
+    if filters.object_id:
+        periods = periods.filter(subscription_id=int(filters.object_id))
+    if filters.actor:
+        periods = periods.filter(
+            Q(actor_name__isnull=True) if filters.actor.lower() == "system" else Q(actor_name__icontains=filters.actor)
+        )
+    start, end = _moment_range(filters)
+    if start:
+        periods = periods.filter(occurred_at__gte=start)
+    if end:
+        periods = periods.filter(occurred_at__lt=end)
+    for period in periods[:limit] if limit else periods.iterator(chunk_size=2000):
+        yield AuditRecord(
+            occurred_at=period.occurred_at,
+            kind="event",
+            model="subscriptions.subscription",
+            model_name=str(period.subscription._meta.verbose_name),
+            object_id=str(period.subscription_id),
+            object_repr=str(period.subscription),
+            action="Period invoiced",
+            actor=period.actor_name or "system",
+            via="",
+            reason="",
+            changes={
+                "period_start": period.period_start_at.isoformat(),
+                "period_end": period.period_end_at.isoformat(),
+                "invoice": period.invoice.number or f"draft #{period.invoice_id}",
+            },
+            record_id=period.pk,
+        )
+
+
 def audit_trail(filters: AuditFilter | None = None, *, limit: int | None = None) -> list[AuditRecord]:
     """The trail, newest first; `limit` caps the rows read from each source (and the result)."""
     filters = filters or AuditFilter()
-    records = [*_log_entries(filters, limit), *_domain_events(filters, limit)]
+    records = [*_log_entries(filters, limit), *_domain_events(filters, limit), *_invoiced_periods(filters, limit)]
     records.sort(key=lambda record: (record.occurred_at, record.kind == "change", record.record_id), reverse=True)
     return records[:limit] if limit else records

@@ -78,10 +78,16 @@ class InvoiceLineKind(models.TextChoices):
     # Money received and not allocated to an invoice (an overpayment), taken off a later invoice after
     # tax like a credit note's credit; positive when a reversed payment's credit had already been used.
     PAYMENT_CREDIT = "payment_credit", "Credit from a payment"
+    # What an invoice came to below zero (e.g. the credit for unused seats exceeding the new period's
+    # fee), tax included: the invoice is issued with nothing due and this waits on the customer's
+    # balance, taken off a later invoice after tax like a credit note's credit.
+    INVOICE_CREDIT = "invoice_credit", "Credit from an invoice"
 
 
 # Lines that carry no tax of their own: balance credits taken off the total after tax.
-AFTER_TAX_LINE_KINDS = frozenset({InvoiceLineKind.CREDIT_NOTE, InvoiceLineKind.PAYMENT_CREDIT})
+AFTER_TAX_LINE_KINDS = frozenset(
+    {InvoiceLineKind.CREDIT_NOTE, InvoiceLineKind.PAYMENT_CREDIT, InvoiceLineKind.INVOICE_CREDIT}
+)
 
 
 class BillingReason(models.TextChoices):

@@ -249,7 +249,7 @@ def recognition_schedule(
 
     Each month gets the rounded cumulative amount up to its end minus what earlier months got, so the
     months add up to the line's amount exactly and no cent is lost or created. A line without a
-    service period (a manual line, a credit from a credit note) is recognized when issued."""
+    service period (a manual line, a discount) is recognized when issued."""
     if not isinstance(amount, Decimal):
         raise TypeError("amounts are Decimal")
     if start_at is None or end_at is None or end_at <= start_at:

@@ -23,7 +23,8 @@ from django.utils import timezone
 
 from apps.catalog.models import Discount, Plan, PlanVersion
 from apps.core import clock
-from apps.invoices.models import CreditNote, Invoice, InvoiceLine
+from apps.invoices.constants import CreditNoteLineKind, CreditNoteStatus, InvoiceLineKind
+from apps.invoices.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from apps.invoices.selectors import invoices_with_amount_due
 from apps.invoices.services.lines import charge_quote, recurring_charges
 from apps.payments.constants import PaymentStatus, RefundStatus
@@ -376,15 +377,77 @@ def _issued_invoices():
     return Invoice.objects.filter(status__in=ISSUED_STATUSES, customer__test_clock__isnull=True)
 
 
+# Balance settlements, not revenue: a credit note's credit (already taken off revenue by the credit
+# note itself), a payment's credit (money received in advance) or an invoice's credit (already taken
+# off revenue by the lines of the invoice that came to below zero) applied on a later invoice.
+SETTLEMENT_LINE_KINDS = (InvoiceLineKind.CREDIT_NOTE, InvoiceLineKind.PAYMENT_CREDIT, InvoiceLineKind.INVOICE_CREDIT)
+
+
+def _issued_credit_note_lines():
+    """What issued credit notes take off revenue: the invoice lines they credit, the plain amounts, and
+    the share of the invoice's discounts they give back (negative); not the share of the balance
+    credit applied on the invoice, a settlement like the balance credit itself."""
+    return CreditNoteLine.objects.filter(
+        credit_note__status=CreditNoteStatus.ISSUED,
+        credit_note__invoice__in=_issued_invoices(),
+    ).exclude(kind=CreditNoteLineKind.BALANCE_SHARE)
+
+
+def _recognize(
+    sums: dict[tuple[date, str, int | None], list[Decimal]],
+    amount: Decimal,
+    *,
+    currency: str,
+    start_at: datetime | None,
+    end_at: datetime | None,
+    issued_month: date,
+    plan_id: int | None,
+    count: int,
+    current_month: date,
+    from_month: date | None,
+    catch_up: bool,
+) -> None:
+    """Add one line's recognized and deferred amounts (times `count` identical lines) to `sums`.
+    `catch_up`: what the schedule puts before the month of issue is recognized in that month (a
+    credit note changes no month before its own)."""
+    schedule = metrics.recognition_schedule(
+        amount, currency=currency, start_at=start_at, end_at=end_at, issued_at=metrics.month_start_at(issued_month)
+    ).recognized
+    if catch_up and min(schedule) < issued_month:
+        caught_up = sum((value for month, value in schedule.items() if month <= issued_month), Decimal(0))
+        later = {month: value for month, value in schedule.items() if month > issued_month}
+        schedule = {issued_month: caught_up} | later
+    months = sorted(schedule)
+    recognized_so_far = Decimal(0)
+    for month in months:
+        recognized_so_far += schedule[month]
+        if month > current_month:
+            break
+        if (from_month is None or month >= from_month) and schedule[month]:
+            sums[(month, currency, plan_id)][0] += schedule[month] * count
+        if month >= issued_month and (from_month is None or month >= from_month):
+            left = amount - recognized_so_far
+            if left:
+                sums[(month, currency, plan_id)][1] += left * count
+    # Issued before the service began: deferred in full at the end of the months in between.
+    for month in metrics.months_between(issued_month, min(metrics.previous_month(months[0]), current_month)):
+        if from_month is None or month >= from_month:
+            sums[(month, currency, plan_id)][1] += amount * count
+
+
 def revenue_months_rebuild(*, from_month: date | None, as_of: datetime) -> int:
     """Recompute recognized and deferred revenue for every month from `from_month` (all when None) to
-    the current one, line by line (see `metrics.recognition_schedule`)."""
+    the current one, line by line (see `metrics.recognition_schedule`), less what credit notes credit
+    (over the rest of the credited line's service period, what fell before the credit note's month
+    caught up in that month)."""
     current_month = metrics.month_of(as_of)
     plans = {plan.pk: plan.product_id for plan in Plan.objects.all()}
-    lines = InvoiceLine.objects.filter(invoice__in=_issued_invoices())
+    lines = InvoiceLine.objects.filter(invoice__in=_issued_invoices()).exclude(kind__in=SETTLEMENT_LINE_KINDS)
+    credits = _issued_credit_note_lines()
     if from_month is not None:
         since = metrics.month_start_at(from_month)
         lines = lines.filter(Q(period_end_at__gt=since) | Q(period_end_at__isnull=True, invoice__issued_at__gte=since))
+        credits = credits.filter(Q(invoice_line__period_end_at__gt=since) | Q(credit_note__issued_at__gte=since))
     # Identical lines (same amount, period, plan and month of issue: every subscription of a plan
     # renewing on the same day) are counted once, times their number.
     groups = (
@@ -400,35 +463,32 @@ def revenue_months_rebuild(*, from_month: date | None, as_of: datetime) -> int:
         )
         .order_by()
     )  # fmt: skip
+    credit_rows = credits.annotate(issued_month=TruncMonth("credit_note__issued_at", tzinfo=UTC)).values_list(
+        "amount", "amount_currency", "invoice_line__period_start_at", "invoice_line__period_end_at", "issued_month",
+        "invoice_line__charge__plan_version__plan_id", "invoice_line__subscription__plan_id",
+        "credit_note__invoice__subscription__plan_id",
+    )  # fmt: skip
     sums: dict[tuple[date, str, int | None], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
     for amount, currency, start_at, end_at, issued_at, charge_plan, line_plan, invoice_plan, count in groups.iterator(
         chunk_size=10_000
     ):
         amount = Decimal(amount)
-        if not amount:
-            continue
-        plan_id = charge_plan or line_plan or invoice_plan
-        issued_month = metrics.month_of(issued_at)
-        schedule = metrics.recognition_schedule(
-            amount, currency=currency, start_at=start_at, end_at=end_at, issued_at=metrics.month_start_at(issued_month)
-        )
-        months = sorted(schedule.recognized)
-        recognized_so_far = Decimal(0)
-        for month in months:
-            recognized_so_far += schedule.recognized[month]
-            if month > current_month:
-                break
-            if (from_month is None or month >= from_month) and schedule.recognized[month]:
-                sums[(month, currency, plan_id)][0] += schedule.recognized[month] * count
-            if month >= issued_month and (from_month is None or month >= from_month):
-                left = amount - recognized_so_far
-                if left:
-                    sums[(month, currency, plan_id)][1] += left * count
-        # Issued before the service began: deferred in full at the end of the months in between.
-        first_month = months[0]
-        for month in metrics.months_between(issued_month, min(metrics.previous_month(first_month), current_month)):
-            if from_month is None or month >= from_month:
-                sums[(month, currency, plan_id)][1] += amount * count
+        if amount:
+            _recognize(
+                sums, amount, currency=currency, start_at=start_at, end_at=end_at,
+                issued_month=metrics.month_of(issued_at), plan_id=charge_plan or line_plan or invoice_plan,
+                count=count, current_month=current_month, from_month=from_month, catch_up=False,
+            )  # fmt: skip
+    for amount, currency, start_at, end_at, issued_at, charge_plan, line_plan, invoice_plan in credit_rows.iterator(
+        chunk_size=10_000
+    ):
+        amount = -Decimal(amount)
+        if amount:
+            _recognize(
+                sums, amount, currency=currency, start_at=start_at, end_at=end_at,
+                issued_month=metrics.month_of(issued_at), plan_id=charge_plan or line_plan or invoice_plan,
+                count=1, current_month=current_month, from_month=from_month, catch_up=True,
+            )  # fmt: skip
     rows = [
         RevenueMonth(
             month=month,

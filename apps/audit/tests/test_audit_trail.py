@@ -111,6 +111,40 @@ def test_the_billing_run_is_the_actor_of_what_it_changes_and_its_events_are_in_t
     assert events == [("event", "Finalized", "system"), ("event", "Created", "system")]
 
 
+def test_a_subscriptions_trail_shows_each_period_the_billing_run_moved_it_to(client, superuser):
+    subscription = make_subscription(started_at=datetime(2026, 1, 15, 9, tzinfo=UTC))
+    runs = []
+    for _ in range(2):  # the first period, then a plain renewal (the bulk path on PostgreSQL)
+        subscription.refresh_from_db()
+        due = subscription.next_billing_at
+        with clock.frozen_at(due):
+            bill_due_subscriptions(now=due, fan_out=False)
+        runs.append(due)
+    subscription.refresh_from_db()
+    invoices = list(Invoice.objects.filter(subscription=subscription).order_by("-issued_at"))
+    assert len(invoices) == 2 and subscription.current_period_start_at == invoices[0].lines.get().period_start_at
+
+    trail = audit_trail(AuditFilter(model="subscriptions.subscription", object_id=str(subscription.pk)))
+
+    # Whichever path billed it (the bulk path moves the period with an UPDATE no audit log entry sees),
+    # each move is in the subscription's own trail, at the invoice's creation, with the period and invoice.
+    periods = [record for record in trail if record.action == "Period invoiced"]
+    assert [(record.occurred_at, record.actor, record.object_id) for record in periods] == [
+        (runs[1], "system", str(subscription.pk)), (runs[0], "system", str(subscription.pk))
+    ]  # fmt: skip
+    assert periods[0].changes == {
+        "period_start": subscription.current_period_start_at.isoformat(),
+        "period_end": subscription.current_period_end_at.isoformat(),
+        "invoice": invoices[0].number,
+    }
+    # Only in the subscriptions' trail: the invoice's own trail has its events, not a copy of these.
+    assert not [r for r in audit_trail(AuditFilter(model="invoices.invoice")) if r.action == "Period invoiced"]
+    assert audit_trail(AuditFilter(model="subscriptions.subscription", actor="alice")) == []
+    client.force_login(superuser)
+    page = client.get(reverse("admin:subscriptions_subscription_history", args=[subscription.pk]), follow=True)
+    assert "Period invoiced" in page.content.decode() and invoices[0].number in page.content.decode()
+
+
 def test_a_celery_task_acts_as_its_named_system_actor():
     draft = make_draft_invoice()
 
@@ -160,6 +194,13 @@ def test_admin_trail_filters_by_actor_model_and_date_and_exports_csv(client, sup
     assert b"Filtered Ltd" not in day_before.content
     assert b"Filtered Ltd" not in by_actor.content
     assert b"Filtered Ltd" in by_system.content
+    # A user name over every kind of object, domain events included (their actor is a user or none).
+    invoice = make_open_invoice()
+    invoice_void(invoice_id=invoice.pk, actor=auditor, reason="wrong customer")
+    by_user = client.get(TRAIL_URL, {"actor": "audit"})
+    assert by_user.status_code == 200
+    assert b"Voided" in by_user.content and b"wrong customer" in by_user.content
+    assert b"Filtered Ltd" not in by_user.content
 
     export = client.get(TRAIL_URL, {"model": "accounts.customer", "object_id": customer.pk, "format": "csv"})
     assert export["Content-Type"] == "text/csv"

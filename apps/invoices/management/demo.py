@@ -45,7 +45,7 @@ from apps.invoices.services import (
 from apps.payments.constants import PaymentMethod
 from apps.payments.services import invoice_mark_paid, payment_record_manual
 from apps.subscriptions.models import Subscription
-from apps.subscriptions.services import subscription_create
+from apps.subscriptions.services import subscription_cancel, subscription_create
 from apps.usage.services import usage_events_ingest
 
 DEMO_EXTERNAL_ID_PREFIX = "demo-"
@@ -53,6 +53,19 @@ RANDOM_SEED = 20260115
 BILLING_RUN_TIME = day_time(0, 5)  # the daily beat schedule (crontab 00:05 UTC)
 PAID_AFTER_DAYS = 30  # bills older than this are mostly paid; younger ones are left open
 PAY_PROBABILITY = 0.9
+# What customers did during the replayed history, so that the finance dashboard shows every kind of
+# MRR movement (upsells already make expansions): (days before today, customer, what they did). The
+# subscriptions' start days are seeded: each change comes more than a month after the customer's
+# start and a churn more than a month before a return, so each shows at a month end of its own.
+LIFECYCLE = [
+    (60, "Corrib Energy DAC", "cancel"),  # churn (EUR), started 145 days ago
+    (45, "Solana Viajes S.L.", "one seat"),  # contraction (EUR): starter ×3 → ×1 at renewal
+    (40, "Maple Leaf Robotics Inc.", "cancel"),  # churn (USD)
+    (38, "Harbor & Finch LLC", "one seat"),  # contraction (USD): starter ×2 → ×1 at renewal
+    (20, "Provence Data SARL", "cancel"),  # churn (EUR), started 71 days ago
+    (12, "Corrib Energy DAC", "resubscribe"),  # reactivation (EUR)
+]
+LIFECYCLE_TIME = day_time(10, 0)
 
 PRODUCTS = [
     ("cloud-hosting", "Cloud Hosting", "Virtual machines, load balancers and object storage."),
@@ -376,6 +389,7 @@ def _replay_history(customers: list[Customer], *, now: datetime, rng: random.Ran
             payments.append((min(paid_at, now), invoice.pk))
         payments.sort()
         next_day = day + timedelta(days=1)
+        _lifecycle(customers, day=day, now=now)
         while payments and payments[0][0] < next_day:
             paid_at, invoice_id = payments.pop(0)
             with clock.frozen_at(paid_at):
@@ -385,6 +399,33 @@ def _replay_history(customers: list[Customer], *, now: datetime, rng: random.Ran
         with clock.frozen_at(paid_at):
             invoice_mark_paid(invoice_id=invoice_id, reference="Bank transfer", now=paid_at)
     return runs
+
+
+def _lifecycle(customers: list[Customer], *, day: datetime, now: datetime) -> None:
+    """Apply what LIFECYCLE says happened on `day` (at 10:00 UTC, after that day's billing run)."""
+    by_name = {customer.name: customer for customer in customers}
+    for days_before, name, action in LIFECYCLE:
+        if _midnight(now) - timedelta(days=days_before) != day:
+            continue
+        moment = datetime.combine(day.date(), LIFECYCLE_TIME, tzinfo=day.tzinfo)
+        customer = by_name[name]
+        live = Subscription.objects.filter(customer=customer, ended_at__isnull=True, started_at__lt=moment)
+        with clock.frozen_at(moment):
+            if action == "cancel":
+                for subscription in live:
+                    subscription_cancel(
+                        subscription_id=subscription.pk, at_period_end=False, reason="Moved to another provider.",
+                        now=moment,
+                    )  # fmt: skip
+            elif action == "one seat":
+                subscription = live.filter(quantity__gt=1).first()
+                if subscription is not None:
+                    subscription_change(
+                        subscription_id=subscription.pk, quantity=1, timing=ChangeTiming.PERIOD_END, now=moment
+                    )
+            elif action == "resubscribe":
+                plan_code = CUSTOMERS[customers.index(customer)].subscriptions[0][0]
+                subscription_create(customer=customer, plan=Plan.objects.get(code=plan_code), started_at=moment)
 
 
 def _void_and_write_off(customers: list[Customer], *, now: datetime) -> None:

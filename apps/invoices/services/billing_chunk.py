@@ -254,10 +254,17 @@ def _compute(
     bills = []
     for subscription in subscriptions:
         try:
-            bills.append(_bill_of(subscription, usage.get(subscription.pk), metrics, rates, recurring_cache))
+            bill = _bill_of(subscription, usage.get(subscription.pk), metrics, rates, recurring_cache)
         except Exception as exc:  # noqa: BLE001 - one subscription must not stop the chunk
             logger.exception("billing subscription %s failed", subscription.pk)
             outcome.errors.append({"subscription": subscription.pk, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        if bill.total < 0:
+            # A plain renewal never comes to below zero (its lines are fees and usage); should one
+            # ever do, the one-by-one path issues it and credits the excess to the balance.
+            outcome.one_by_one_ids.append(subscription.pk)
+            continue
+        bills.append(bill)
     return bills
 
 

@@ -98,6 +98,16 @@ class UpcomingInvoice:
     taxes: list[TaxAmount] = field(default_factory=list)
     reverse_charge: bool = False
 
+    @property
+    def amount_due(self) -> Decimal:
+        """What the customer will owe: the total, or nothing when it comes to below zero."""
+        return max(self.total, Decimal(0))
+
+    @property
+    def credited_to_balance(self) -> Decimal:
+        """What the invoice comes to below zero: credited to the customer's balance when it is issued."""
+        return max(-self.total, Decimal(0))
+
 
 def _validate_options(timing: str, proration: str) -> None:
     if timing not in ChangeTiming.values:

@@ -14,7 +14,14 @@ from apps.core.audit import audited_with_reason
 from apps.core.errors import InvalidTransition, NotEditable, NotFound, ValidationFailed
 from apps.core.money import quantize_amount
 
-from ..constants import INVOICE_TRANSITIONS, UNPAID_STATUSES, CreditNoteStatus, InvoiceEventType, InvoiceStatus
+from ..constants import (
+    INVOICE_TRANSITIONS,
+    UNPAID_STATUSES,
+    CreditNoteStatus,
+    InvoiceEventType,
+    InvoiceLineKind,
+    InvoiceStatus,
+)
 from ..events import invoice_event_record
 from ..models import CreditNote, Invoice, InvoiceItem
 from ..pricing import invoice_totals, tax_added
@@ -116,15 +123,16 @@ def payment_terms_days(customer) -> int:
 @transaction.atomic
 def invoice_finalize(*, invoice_id: int, actor=None, now: datetime | None = None) -> Invoice:
     """Issue a draft: freeze its amounts, snapshot seller and buyer, give it the next number of its
-    series, and render its PDF after commit. A zero-amount invoice is settled at once."""
+    series, and render its PDF after commit. A zero-amount invoice is settled at once; so is one that
+    comes to below zero (e.g. a credit for unused seats larger than the new period's fee): it is issued
+    with its lines and totals as they are, nothing is due, and what it came to below zero goes to the
+    customer's credit balance (`invoice_credit_excess_to_balance`)."""
     now = now or clock.now()
     invoice = invoice_lock(invoice_id)
     invoice_ensure_transition(invoice, InvoiceStatus.OPEN)
     if not invoice.lines.exists():
         raise ValidationFailed("An invoice without lines cannot be finalized.")
     invoice_recompute_totals(invoice)
-    if invoice.total.amount < 0:
-        raise ValidationFailed("An invoice total cannot be negative; issue a credit note instead.")
     invoice.number = invoice_number_allocate(issued_at=now)
     invoice.issued_at = now
     if invoice.due_on is None or invoice.due_on < now.date():
@@ -134,7 +142,7 @@ def invoice_finalize(*, invoice_id: int, actor=None, now: datetime | None = None
     invoice.auto_finalize_at = None
     invoice.collection_method = invoice.customer.collection_method
     invoice.status = InvoiceStatus.OPEN
-    if invoice.total.amount == Decimal(0):
+    if invoice.total.amount <= Decimal(0):
         invoice.status = InvoiceStatus.PAID
         invoice.paid_at = now
     invoice.save(
@@ -147,7 +155,14 @@ def invoice_finalize(*, invoice_id: int, actor=None, now: datetime | None = None
         invoice=invoice, type=InvoiceEventType.FINALIZED, actor=actor, occurred_at=now,
         data={"number": invoice.number, "total": str(invoice.total.amount), "currency": invoice.currency},
     )  # fmt: skip
-    if invoice.status == InvoiceStatus.PAID:
+    if invoice.total.amount < 0:
+        item = invoice_credit_excess_to_balance(invoice, now=now)
+        invoice_event_record(
+            invoice=invoice, type=InvoiceEventType.PAID, actor=actor, occurred_at=now,
+            data={"reason": "below zero: credited to the balance", "credited_to_balance": str(-item.amount.amount),
+                  "currency": invoice.currency, "invoice_item": item.pk},
+        )  # fmt: skip
+    elif invoice.status == InvoiceStatus.PAID:
         invoice_event_record(
             invoice=invoice, type=InvoiceEventType.PAID, actor=actor, occurred_at=now, data={"reason": "zero amount"}
         )
@@ -155,6 +170,22 @@ def invoice_finalize(*, invoice_id: int, actor=None, now: datetime | None = None
     transaction.on_commit(lambda: _enqueue_pdf(invoice_id))
     invoices_finalized_send_on_commit([invoice_id])
     return invoice
+
+
+def invoice_credit_excess_to_balance(invoice: Invoice, *, now: datetime) -> InvoiceItem:
+    """What a finalized invoice came to below zero, tax included, waits on the customer's credit
+    balance in the invoice's currency, taken off their next invoices after tax (like a credit note's
+    credit). Called once, by the finalization that issues the invoice (its row is locked and it is
+    no longer a draft afterwards), so a retried billing run never credits it twice."""
+    currency = invoice.currency
+    excess = -invoice.total.amount
+    return InvoiceItem.objects.create(
+        customer_id=invoice.customer_id, subscription=None, kind=InvoiceLineKind.INVOICE_CREDIT,
+        description=f"Credit from invoice {invoice.number}", quantity=Decimal(1), amount=Money(-excess, currency),
+        created_at=now,
+        explanation=[f"Invoice {invoice.number} came to {excess} {currency} below zero, tax included; "
+                     "credited to the balance."],
+    )  # fmt: skip
 
 
 def invoices_finalized_send_on_commit(invoice_ids: list[int]) -> None:

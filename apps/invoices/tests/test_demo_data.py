@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command
+from django.db.models import Q, Sum
 from rest_framework.authtoken.models import Token
 
 from apps.accounts.models import Customer, CustomerMembership
@@ -19,6 +20,9 @@ from apps.core.money import quantize_amount
 from apps.invoices.constants import InvoiceEventType, InvoiceStatus
 from apps.invoices.models import BillingRun, Invoice, InvoiceEvent, InvoiceLine, InvoiceNumberSequence
 from apps.payments.models import Payment
+from apps.reports.constants import ReportScope
+from apps.reports.models import MrrMonth
+from apps.reports.services import reports_refresh
 from apps.subscriptions.models import ScheduledChange, Subscription
 from apps.subscriptions.periods import utc
 from apps.subscriptions.tests.factories import make_subscription
@@ -53,7 +57,10 @@ def test_load_demo_data_creates_a_realistic_history_once():
     # Every demo tax ID passes its check (so EU business customers abroad show the reverse charge).
     assert set(Customer.objects.exclude(tax_id="").values_list("tax_id_status", flat=True)) == {"valid"}
     assert 20 <= Subscription.objects.count() <= 40
-    history = Subscription.objects.exclude(status="trialing")
+    # (One customer who left came back 12 days ago.)
+    history = Subscription.objects.exclude(status="trialing").exclude(
+        started_at=NOW.replace(hour=10) - timedelta(days=12)
+    )
     starts = list(history.values_list("started_at", flat=True))
     assert all(NOW - timedelta(days=153) <= start <= NOW - timedelta(days=30) for start in starts)
     # Today's showcase: a trial, a grandfathered price rise, a scheduled downgrade, a test-clock customer.
@@ -61,6 +68,7 @@ def test_load_demo_data_creates_a_realistic_history_once():
     pro = Plan.objects.get(code="hosting-pro-monthly")
     assert pro.current_version.number == 2 and not pro.current_version.subscriptions.exclude(status="trialing").exists()
     assert ScheduledChange.objects.filter(applied_at=None).count() == 1
+    assert ScheduledChange.objects.exclude(applied_at=None).count() == 2  # two customers dropped seats
     assert Customer.objects.filter(test_clock__isnull=False).count() == 1
     assert not BillingRun.objects.filter(failed_count__gt=0).exists()  # every run billed everything
     # A customer whose two subscriptions renew on the same day gets one invoice for both each month.
@@ -128,6 +136,17 @@ def test_load_demo_data_creates_a_realistic_history_once():
     for year, numbers in series.items():
         assert sorted(numbers) == list(range(1, len(numbers) + 1))
         assert InvoiceNumberSequence.objects.get(key=f"INV-{year}").last_value == len(numbers)
+
+    # Customers left, shrank and came back during the history: every MRR movement shows on the
+    # dashboard, in EUR (shown first) and in USD.
+    reports_refresh(full=True, now=NOW)
+    movements = MrrMonth.objects.filter(scope=ReportScope.ALL).aggregate(
+        **{f"{currency}_{field}": Sum(field, filter=Q(currency=currency))
+           for currency in ("EUR", "USD") for field in ("new_mrr", "expansion_mrr", "contraction_mrr",
+                                                        "churned_mrr", "reactivation_mrr")}
+    )  # fmt: skip
+    assert all(value > 0 for key, value in movements.items() if key != "USD_reactivation_mrr"), movements
+    assert Subscription.objects.filter(status="canceled", cancellation_reason="Moved to another provider.").count() == 3
 
     # A second run creates nothing and says so.
     before = _counts()

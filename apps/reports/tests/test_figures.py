@@ -7,14 +7,16 @@ from decimal import Decimal
 import pytest
 
 from apps.core import clock
-from apps.invoices.models import BillingRun
+from apps.invoices.models import BillingRun, Invoice
+from apps.invoices.services import bill_due_subscriptions
 from apps.invoices.services.billing import billing_run_complete
-from apps.reports.models import CashMonth, MrrMonth, MrrSegment, ReceivablesAging, ReportRefresh
+from apps.invoices.services.credit_notes import CreditNoteLineRequest, credit_note_issue
+from apps.reports.models import CashMonth, MrrMonth, MrrSegment, ReceivablesAging, ReportRefresh, RevenueMonth
 from apps.reports.selectors import ReportFilters, aging_report, cash_report, mrr_report, revenue_report
 from apps.reports.services import reports_refresh
 from apps.subscriptions.services import subscription_cancel
 
-from .conftest import AS_OF
+from .conftest import AS_OF, at
 
 D = Decimal
 JAN, FEB, MAR, APR = (date(2026, month, 1) for month in (1, 2, 3, 4))
@@ -218,3 +220,64 @@ def test_refresh_after_a_billing_run_is_queued_on_commit(story, django_capture_o
         assert ReportRefresh.objects.count() == 1
     finally:
         app.conf.task_always_eager = False
+
+
+def _revenue_rows():
+    fields = ("month", "currency", "plan_id", "recognized", "deferred")
+    return list(RevenueMonth.objects.order_by(*fields).values_list(*fields))
+
+
+def _credit(invoice, moment, **kwargs):
+    with clock.frozen_at(moment):
+        return credit_note_issue(invoice_id=invoice.pk, reason="other", now=moment, **kwargs)
+
+
+def test_a_credit_note_is_taken_off_revenue_from_its_month_on(refreshed):
+    """C is refunded half of its annual fee on 10 Mar: the 600.00 credited is taken off over the
+    annual line's service period, and what fell before March is caught up in March (a credit note
+    changes no month before its own). Checked through an incremental refresh."""
+    story = refreshed
+    annual_invoice = Invoice.objects.get(subscription=story.subscriptions["C-annual"])
+    annual_line = annual_invoice.lines.get()
+    _credit(
+        annual_invoice, at(3, 10), lines=[CreditNoteLineRequest(invoice_line_id=annual_line.pk, amount=D("600.00"))],
+        refund_amount=D("600.00"),
+    )  # fmt: skip
+    reports_refresh(now=AS_OF)
+    rows = revenue_report(usd())
+    # 600.00 over 1 Jan 2026 – 1 Jan 2027 (365 days): through Jan 31/365 → 50.96, Feb 59/365 → 96.99,
+    # Mar 90/365 → 147.95, Apr 120/365 → 197.26. Jan and Feb are unchanged; March takes the three
+    # months through its end at once (147.95), April its own share (197.26 − 147.95 = 49.31):
+    #   Mar 154.42 − 147.95 = 6.47; Apr 161.13 − 49.31 = 111.82
+    assert [row.recognized for row in rows] == [D("186.92"), D("187.05"), D("6.47"), D("111.82")]
+    # Deferred: the credit's unrecognized rest comes off from March: 904.11 − (600 − 147.95) = 452.06,
+    # 805.48 − (600 − 197.26) = 402.74 (half of the annual fee's rest, as it should be).
+    assert [row.deferred for row in rows] == [D("1098.08"), D("1006.03"), D("452.06"), D("402.74")]
+    annual = revenue_report(usd(plan=story.plans["annual"]))
+    assert [row.recognized for row in annual] == [D("101.92"), D("92.05"), D("-46.03"), D("49.32")]
+    incremental = _revenue_rows()
+    reports_refresh(full=True, now=AS_OF)
+    assert _revenue_rows() == incremental
+
+
+def test_a_balance_credit_is_taken_off_revenue_once(refreshed):
+    """A is credited 10.00 (a plain amount) to its balance on 15 Apr; the credit is taken off A's
+    May invoice. Revenue loses 10.00 in April, when the credit note is issued, and not again in May
+    (the balance applied on the invoice settles it, like a payment)."""
+    story = refreshed
+    march_invoice = Invoice.objects.get(customer=story.customers["A"], issued_at=at(3, 1))
+    _credit(march_invoice, at(4, 15), amount=D("10.00"), credit_to_balance=D("10.00"))
+    may = at(5, 1)
+    with clock.frozen_at(may):
+        bill_due_subscriptions(now=may)
+    a_may = Invoice.objects.get(customer=story.customers["A"], issued_at=may)
+    assert a_may.total.amount == D("20.00")  # 30.00 − the 10.00 credit
+    reports_refresh(full=True, now=at(5, 1, 12))
+    rows = revenue_report(ReportFilters(currency="USD", first_month=APR, last_month=date(2026, 5, 1)))
+    # Apr 161.13 − 10.00 = 151.13. May: A 30 + B 22.50 + D 10 + C (151/365 × 1,200 = 496.44 − 394.52
+    # = 101.92) = 164.42, the credit applied on A's invoice not taken off again.
+    assert [row.recognized for row in rows] == [D("151.13"), D("164.42")]
+    # Cash is unchanged by the rule: invoiced in May is what was billed, 20.00 for A.
+    assert cash_report(ReportFilters(currency="USD", first_month=APR, last_month=date(2026, 5, 1)))[1].invoiced == D(
+        "62.50"
+    ) - D("10.00")

@@ -189,6 +189,10 @@ class UpcomingInvoiceOutputSerializer(serializers.Serializer):
     subtotal = serializers.SerializerMethodField()
     tax_total = serializers.SerializerMethodField(help_text="Tax added by exclusive rates.")
     total = serializers.SerializerMethodField()
+    amount_due = serializers.SerializerMethodField(help_text="The total, or zero when the total is below zero.")
+    credited_to_balance = serializers.SerializerMethodField(
+        help_text="What the total comes to below zero: credited to the customer's balance when the invoice is issued."
+    )
     reverse_charge = serializers.BooleanField(help_text="No VAT charged: the customer accounts for it.")
 
     @extend_schema_field(MoneyOutputSerializer)
@@ -202,6 +206,14 @@ class UpcomingInvoiceOutputSerializer(serializers.Serializer):
     @extend_schema_field(MoneyOutputSerializer)
     def get_total(self, upcoming) -> dict:
         return MoneyOutputSerializer(Money(upcoming.total, upcoming.currency)).data
+
+    @extend_schema_field(MoneyOutputSerializer)
+    def get_amount_due(self, upcoming) -> dict:
+        return MoneyOutputSerializer(Money(upcoming.amount_due, upcoming.currency)).data
+
+    @extend_schema_field(MoneyOutputSerializer)
+    def get_credited_to_balance(self, upcoming) -> dict:
+        return MoneyOutputSerializer(Money(upcoming.credited_to_balance, upcoming.currency)).data
 
 
 class SubscriptionPauseInputSerializer(serializers.Serializer):

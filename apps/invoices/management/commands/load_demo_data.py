@@ -9,7 +9,8 @@ from apps.invoices.management.demo import DemoDataRefused, demo_data_load
 class Command(BaseCommand):
     help = (
         "Load a demo catalog, twenty customers and a few months of billing history (invoices with their "
-        "PDFs, payments, one void and one uncollectible bill). Does nothing if the demo data is there."
+        "PDFs, payments, one void and one uncollectible bill; customers who upgrade, drop seats, leave and "
+        "come back). Does nothing if the demo data is there."
     )
 
     def handle(self, *args, **options):
