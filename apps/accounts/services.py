@@ -13,13 +13,14 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
+from django.utils.translation import gettext as _
 
 from apps.core import clock
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.validation import validate_instance
 
 from .constants import CollectionMethod, PortalLanguage
-from .models import ApiKey, BillingContact, Customer, CustomerMembership, TestClock
+from .models import ApiKey, BillingContact, Customer, CustomerMembership, PortalToken, TestClock
 from .tax_ids import InvalidTaxId, tax_id_check, tax_id_type_fits_country
 
 CUSTOMER_EDITABLE_FIELDS = (
@@ -209,7 +210,9 @@ def customer_membership_add(
 ) -> CustomerMembership:
     """Let a user act for a customer (a user may belong to several customers). Idempotent: an existing
     membership keeps its row and takes the given role."""
-    membership, _ = CustomerMembership.objects.update_or_create(customer=customer, user=user, defaults={"role": role})
+    membership, _created = CustomerMembership.objects.update_or_create(
+        customer=customer, user=user, defaults={"role": role}
+    )
     validate_instance(membership, exclude=["user", "customer"])
     return membership
 
@@ -439,3 +442,79 @@ def customer_membership_language_set(*, membership_id: int, language: str) -> Cu
     membership.language = language
     membership.save(update_fields=["language", "updated_at"])
     return membership
+
+
+# --- Customer users' API tokens -------------------------------------------------------------------
+
+PORTAL_TOKEN_PREFIX = "bpc_"
+PORTAL_TOKEN_NAME_MAX_LENGTH = PortalToken._meta.get_field("name").max_length
+# Active tokens one member may hold for one customer.
+PORTAL_TOKENS_PER_MEMBER = 20
+
+
+@transaction.atomic
+def portal_token_create(*, membership_id: int, name: str) -> tuple[PortalToken, str]:
+    """A customer user's new personal token for the customer API, acting for the membership's customer
+    only. Returns the token and its secret, which is shown this once and never stored (only its hash is)."""
+    membership = CustomerMembership.objects.select_for_update().filter(pk=membership_id).first()
+    if membership is None:
+        raise NotFound("No such membership.")
+    name = name.strip()
+    if not name:
+        raise ValidationFailed(_("Give the token a name."), fields={"name": [_("Say what uses this token.")]})
+    if len(name) > PORTAL_TOKEN_NAME_MAX_LENGTH:
+        raise ValidationFailed(
+            _("The name is too long."),
+            fields={"name": [_("At most %(count)d characters.") % {"count": PORTAL_TOKEN_NAME_MAX_LENGTH}]},
+        )
+    if membership.portal_tokens.filter(revoked_at__isnull=True).count() >= PORTAL_TOKENS_PER_MEMBER:
+        raise ValidationFailed(
+            _("You have too many tokens."),
+            fields={
+                "name": [
+                    _("Revoke one you no longer use first (at most %(count)d).") % {"count": PORTAL_TOKENS_PER_MEMBER}
+                ]
+            },
+        )
+    public = secrets.token_hex(4)
+    raw_token = f"{PORTAL_TOKEN_PREFIX}{public}_{secrets.token_urlsafe(32)}"
+    token = PortalToken(
+        membership=membership, name=name, prefix=f"{PORTAL_TOKEN_PREFIX}{public}", key_hash=api_key_hash(raw_token)
+    )
+    validate_instance(token)
+    token.save()
+    return token, raw_token
+
+
+@transaction.atomic
+def portal_token_revoke(*, membership_id: int, token_id: int | str, now: datetime | None = None) -> PortalToken:
+    """Revoke one of the member's own tokens; another member's or customer's token is `NotFound`."""
+    try:
+        token_pk = int(token_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such token.") from None
+    token = PortalToken.objects.select_for_update().filter(pk=token_pk, membership_id=membership_id).first()
+    if token is None:
+        raise NotFound("No such token.")
+    if token.revoked_at is None:
+        token.revoked_at = now or clock.now()
+        token.save(update_fields=["revoked_at", "updated_at"])
+    return token
+
+
+def portal_token_authenticate(raw_token: str, *, now: datetime | None = None) -> PortalToken | None:
+    """The active token matching `raw_token` of an active user still in the team, or None. Records when
+    it was last used (at most once a minute)."""
+    if not raw_token.startswith(PORTAL_TOKEN_PREFIX):
+        return None
+    token = (
+        PortalToken.objects.select_related("membership__user", "membership__customer")
+        .filter(key_hash=api_key_hash(raw_token), revoked_at__isnull=True, membership__user__is_active=True)
+        .first()
+    )
+    if token is None or not hmac.compare_digest(token.key_hash, api_key_hash(raw_token)):
+        return None
+    now = now or clock.now()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        PortalToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token

@@ -28,6 +28,12 @@ def add_application_error(form: forms.Form, exc: ApplicationError) -> None:
         form.add_error(None, exc.message)
 
 
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(
+        label=_("Token name"), max_length=100, help_text=_('What will use it, e.g. "Accounting export".')
+    )
+
+
 class MagicLinkForm(forms.Form):
     email = forms.EmailField(label=_("Email"), widget=forms.EmailInput(attrs={"autocomplete": "email"}))
 

@@ -24,13 +24,20 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from apps.accounts.constants import PORTAL_ROLE_ACTIONS, PortalLanguage
-from apps.accounts.selectors import customer_memberships_for_user, customer_now, customer_team_list
+from apps.accounts.selectors import (
+    customer_memberships_for_user,
+    customer_now,
+    customer_team_list,
+    portal_token_list_for_membership,
+)
 from apps.accounts.services import (
     customer_billing_details_update,
     customer_membership_language_set,
     customer_membership_remove,
     customer_user_invite,
     portal_login_link_send,
+    portal_token_create,
+    portal_token_revoke,
 )
 from apps.core.errors import ApplicationError, NotFound
 from apps.invoices.selectors import (
@@ -70,6 +77,7 @@ from apps.usage.selectors import usage_so_far_for_customer
 
 from .constants import CancellationMode
 from .forms import (
+    ApiTokenForm,
     BillingDetailsForm,
     CancelSubscriptionForm,
     ChangeSubscriptionForm,
@@ -582,6 +590,48 @@ def team_remove(request, membership, configuration, membership_id):
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect("portal:team")
+
+
+# --- Personal tokens for the customer API -----------------------------------------------------------
+
+
+@portal_view()
+def api_tokens(request, membership, configuration):
+    """The user's own tokens for the customer API, for this customer; a new token's secret is shown
+    once, on the page that made it."""
+    form = ApiTokenForm(request.POST or None)
+    created = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            token, raw_token = portal_token_create(membership_id=membership.pk, name=form.cleaned_data["name"])
+        except ApplicationError as exc:
+            add_application_error(form, exc)
+        else:
+            created = {"token": token, "secret": raw_token}
+            form = ApiTokenForm()
+    response = _render(
+        request,
+        "portal/api_tokens.html",
+        membership,
+        configuration,
+        {
+            "form": form,
+            "created": created,
+            "tokens": list(portal_token_list_for_membership(membership_id=membership.pk)),
+            "api_base": request.build_absolute_uri("/api/v1/portal/"),
+        },
+    )
+    if created:
+        response.headers["Cache-Control"] = "no-store"  # the secret must not stay in a cache
+    return response
+
+
+@require_POST
+@portal_view()
+def api_token_revoke(request, membership, configuration, token_id):
+    portal_token_revoke(membership_id=membership.pk, token_id=token_id)
+    messages.success(request, _("The token is revoked."))
+    return redirect("portal:api-tokens")
 
 
 # --- Payment methods and paying an invoice (Stripe) ------------------------------------------------------
