@@ -70,7 +70,7 @@ def _customer_validate(customer: Customer, *, tax_id_errors: dict[str, list[str]
     except ValidationFailed as exc:
         raise ValidationFailed(exc.message, fields={**exc.fields, **tax_id_errors}) from exc
     if tax_id_errors:
-        raise ValidationFailed("The tax ID is not valid.", fields=tax_id_errors)
+        raise ValidationFailed(_("The tax ID is not valid."), fields=tax_id_errors)
 
 
 @transaction.atomic
@@ -175,13 +175,15 @@ def customer_billing_contacts_replace(*, customer: Customer, contacts: list[dict
     for index, contact in enumerate(contacts):
         email = str(contact.get("email", "")).strip()
         if not email:
-            errors[f"billing_contacts.{index}.email"] = ["This field is required."]
+            errors[f"billing_contacts.{index}.email"] = [_("This field is required.")]
         elif email.lower() in seen:
-            errors[f"billing_contacts.{index}.email"] = [f"Already listed (contact {seen[email.lower()]})."]
+            errors[f"billing_contacts.{index}.email"] = [
+                _("Already listed (contact %(index)d).") % {"index": seen[email.lower()]}
+            ]
         else:
             seen[email.lower()] = index
     if errors:
-        raise ValidationFailed("Some billing contacts are invalid.", fields=errors)
+        raise ValidationFailed(_("Some billing contacts are invalid."), fields=errors)
     existing = {contact.email.lower(): contact for contact in customer.billing_contacts.all()}
     kept: list[BillingContact] = []
     for index, data in enumerate(contacts):
@@ -194,7 +196,7 @@ def customer_billing_contacts_replace(*, customer: Customer, contacts: list[dict
             validate_instance(contact, exclude=["customer"])
         except ValidationFailed as exc:
             raise ValidationFailed(
-                "Some billing contacts are invalid.",
+                _("Some billing contacts are invalid."),
                 fields={f"billing_contacts.{index}.{name}": messages for name, messages in exc.fields.items()},
             ) from exc
         kept.append(contact)
@@ -382,19 +384,21 @@ def customer_user_invite(*, customer_id: int, email: str, role: str, actor: Any)
     try:
         validate_email(email)
     except DjangoValidationError:
-        errors["email"] = ["Enter a valid email address."]
+        errors["email"] = [_("Enter a valid email address.")]
     if role not in CustomerMembership.Role.values:
         errors["role"] = [f"Use one of: {', '.join(CustomerMembership.Role.values)}."]
     if errors:
-        raise ValidationFailed("The invitation is not valid.", fields=errors)
+        raise ValidationFailed(_("The invitation is not valid."), fields=errors)
     User = get_user_model()
     user = User.objects.filter(email__iexact=email).order_by("id").first()
     if user is not None and (user.is_staff or user.is_superuser):
         raise ValidationFailed(
-            "This address belongs to a staff account.", fields={"email": ["Staff accounts cannot be invited."]}
+            _("This address belongs to a staff account."), fields={"email": [_("Staff accounts cannot be invited.")]}
         )
     if user is not None and CustomerMembership.objects.filter(customer=customer, user=user).exists():
-        raise ValidationFailed("Already a member.", fields={"email": ["This person already belongs to the team."]})
+        raise ValidationFailed(
+            _("Already a member."), fields={"email": [_("This person already belongs to the team.")]}
+        )
     if user is None:
         user = User(username=email[:150], email=email)
         user.set_unusable_password()
@@ -423,11 +427,13 @@ def customer_membership_remove(*, customer_id: int, membership_id: int, actor: A
     if membership is None:
         raise NotFound("No such team member.")
     if membership.user_id == getattr(actor, "pk", None):
-        raise ValidationFailed("You cannot remove yourself.", fields={"membership": ["Ask another owner."]})
+        raise ValidationFailed(_("You cannot remove yourself."), fields={"membership": [_("Ask another owner.")]})
     if membership.role == CustomerMembership.Role.OWNER:
         owners = CustomerMembership.objects.filter(customer_id=customer_id, role=CustomerMembership.Role.OWNER)
         if owners.count() <= 1:
-            raise ValidationFailed("A customer keeps at least one owner.", fields={"membership": ["The last owner."]})
+            raise ValidationFailed(
+                _("A customer keeps at least one owner."), fields={"membership": [_("The last owner.")]}
+            )
     membership.delete()
 
 

@@ -61,6 +61,11 @@ class BillingDetailsForm(forms.Form):
     )
     preferred_language = forms.ChoiceField(label=_("Language of bills and emails"), choices=PortalLanguage.choices)
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Country names in the language of this request (the field's choices are built once, in English).
+        self.fields["country"].choices = list(countries)
+
     def clean_billing_emails(self) -> list[str]:
         return [line.strip() for line in self.cleaned_data["billing_emails"].splitlines() if line.strip()]
 
