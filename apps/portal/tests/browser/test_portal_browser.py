@@ -131,3 +131,15 @@ def test_add_a_card_against_localstripe(page, world, localstripe):
     page.get_by_role("button", name="Pay 39.00 USD").click()
     expect(page.get_by_text("Thank you: your payment is received.")).to_be_visible()
     expect(page.get_by_test_id("invoice-amount-due")).to_have_text("0.00 USD")
+
+
+def test_api_token_on_a_phone(page, world):
+    page.set_viewport_size({"width": 390, "height": 844})
+    _sign_in(page, world.a.user)
+    page.get_by_role("link", name="API tokens").click()
+    expect(page.get_by_text("No token yet.")).to_be_visible()
+    page.get_by_label("Token name").fill("Accounting export")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.get_by_label("Token", exact=True)).to_have_value(re.compile(r"^bpc_"))
+    expect(page.get_by_role("button", name="Revoke Accounting export")).to_be_visible()
+    assert axe_violations(page) == []
