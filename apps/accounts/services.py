@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from apps.core import clock
 from apps.core.errors import NotFound, ValidationFailed
+from apps.core.queue import enqueue
 from apps.core.validation import validate_instance
 
 from .constants import CollectionMethod, PortalLanguage
@@ -348,27 +349,113 @@ def _send_portal_email(*, template: str, to: str, language: str, context: dict[s
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [to])
 
 
-def portal_login_link_send(*, email: str) -> int:
-    """Email a sign-in link to each active, non-staff user with this email who belongs to a customer.
-    Says nothing about who exists (returns how many links were sent, for tests and logs only). Staff
+def _portal_email_enqueue(task_name: str, *args: Any) -> None:
+    from . import tasks
+
+    enqueue(getattr(tasks, task_name), *args)
+
+
+def _portal_users():
+    """Who may get portal emails: active, non-staff users who belong to a customer."""
+    return get_user_model().objects.filter(is_active=True, is_staff=False, memberships__isnull=False).distinct()
+
+
+def portal_login_link_send(*, email: str) -> None:
+    """Someone asks for a sign-in link to `email`: whatever the address, one task is queued on commit,
+    and the task finds who (if anyone) gets a link. The request does the same work for a known, an
+    unknown or a staff address, and a mail server failure never reaches it."""
+    email = email.strip()
+    if email:
+        transaction.on_commit(lambda: _portal_email_enqueue("portal_login_link_request_task", email))
+
+
+def portal_login_link_recipients(*, email: str) -> list[int]:
+    """The users (ids) a sign-in link asked for `email` goes to. Says nothing to the asker. Staff
     accounts sign in through the admin only: a customer's mailbox never opens a staff account."""
     email = email.strip()
     if not email:
-        return 0
-    User = get_user_model()
-    users = list(
-        User.objects.filter(email__iexact=email, is_active=True, is_staff=False, memberships__isnull=False).distinct()
+        return []
+    return list(_portal_users().filter(email__iexact=email).order_by("id").values_list("id", flat=True))
+
+
+def portal_login_link_email_send(*, user_id: int) -> bool:
+    """Email one customer user a sign-in link (made now, so it expires `SESAME_MAX_AGE` after it is
+    sent), in their portal language. False when the user may no longer have one."""
+    user = _portal_users().filter(pk=user_id).first()
+    if user is None:
+        return False
+    membership = user.memberships.select_related("customer").order_by("id").first()
+    language = membership.portal_language if membership else PortalLanguage.ENGLISH
+    link = portal_login_link(user=user)
+    _send_portal_email(template="login_link", to=user.email, language=language, context={"user": user, "link": link})
+    return True
+
+
+def customer_invitation_email_send(*, membership_id: int, inviter: str) -> bool:
+    """Email an invited teammate their sign-in link, in the customer's language. False when the
+    invitation is gone (removed meanwhile) or the account may not use the portal."""
+    membership = CustomerMembership.objects.select_related("customer", "user").filter(pk=membership_id).first()
+    if membership is None or not _portal_users().filter(pk=membership.user_id).exists():
+        return False
+    customer = membership.customer
+    language = customer.preferred_language
+    with translation.override(language):
+        role = membership.get_role_display()
+    _send_portal_email(
+        template="invitation",
+        to=membership.user.email,
+        language=language,
+        context={
+            "customer": customer,
+            "link": portal_login_link(user=membership.user),
+            "inviter": inviter,
+            "role": role,
+        },
     )
-    for user in users:
-        membership = user.memberships.select_related("customer").order_by("id").first()
-        link = portal_login_link(user=user)
-        language = membership.portal_language if membership else PortalLanguage.ENGLISH
+    return True
+
+
+def portal_password_reset_request(*, email: str, domain: str, protocol: str, language: str) -> None:
+    """Someone asks to reset the password of `email`: as for sign-in links, one task is queued on
+    commit whatever the address, and the task finds who (if anyone) gets the email."""
+    email = email.strip()
+    if email:
         transaction.on_commit(
-            lambda user=user, link=link, language=language: _send_portal_email(
-                template="login_link", to=user.email, language=language, context={"user": user, "link": link}
-            )
+            lambda: _portal_email_enqueue("portal_password_reset_request_task", email, domain, protocol, language)
         )
-    return len(users)
+
+
+def portal_password_reset_recipients(*, email: str) -> list[int]:
+    """The customer users (ids) a password reset asked for `email` goes to: those with a password
+    (Django's rule; the others sign in with a link)."""
+    email = email.strip()
+    users = _portal_users().filter(email__iexact=email).order_by("id") if email else []
+    return [user.pk for user in users if user.has_usable_password()]
+
+
+def portal_password_reset_email_send(*, user_id: int, domain: str, protocol: str, language: str) -> bool:
+    """Email a customer user a link to choose a new password (Django's reset token, made now)."""
+    from django.contrib.auth.tokens import default_token_generator
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    user = _portal_users().filter(pk=user_id).first()
+    if user is None:
+        return False
+    context = {
+        "email": user.email,
+        "domain": domain,
+        "site_name": domain,
+        "protocol": protocol,
+        "user": user,
+        "uid": urlsafe_base64_encode(force_bytes(user.pk)),
+        "token": default_token_generator.make_token(user),
+    }
+    with translation.override(language):
+        subject = "".join(render_to_string("portal/email/password_reset_subject.txt", context).splitlines())
+        body = render_to_string("portal/email/password_reset.txt", context)
+    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])
+    return True
 
 
 @transaction.atomic
@@ -404,16 +491,10 @@ def customer_user_invite(*, customer_id: int, email: str, role: str, actor: Any)
         user.set_unusable_password()
         user.save()
     membership = CustomerMembership.objects.create(customer=customer, user=user, role=role)
-    link = portal_login_link(user=user)
     inviter = getattr(actor, "email", "") or str(actor or "")
-    transaction.on_commit(
-        lambda: _send_portal_email(
-            template="invitation",
-            to=email,
-            language=customer.preferred_language,
-            context={"customer": customer, "link": link, "inviter": inviter, "role": membership.get_role_display()},
-        )
-    )
+    # Sent by a task once the invitation is saved: a mail server failure is retried there and never
+    # undoes (or errors) the invitation.
+    transaction.on_commit(lambda: _portal_email_enqueue("customer_invitation_email_task", membership.pk, inviter))
     return membership
 
 

@@ -84,6 +84,7 @@ from .forms import (
     InviteForm,
     InvoiceFilterForm,
     MagicLinkForm,
+    PortalPasswordResetForm,
     add_application_error,
 )
 from .middleware import SESSION_KEY
@@ -203,18 +204,8 @@ class PortalPasswordResetView(auth_views.PasswordResetView):
     """Password reset by email, for customer users only (a staff account is never reset from here)."""
 
     template_name = "portal/password_reset.html"
-    email_template_name = "portal/email/password_reset.txt"
-    subject_template_name = "portal/email/password_reset_subject.txt"
+    form_class = PortalPasswordResetForm  # emails portal/email/password_reset.txt from a task
     success_url = reverse_lazy("portal:password-reset-done")
-
-    def form_valid(self, form):
-        original = form.get_users
-
-        def customer_users(email):
-            return (user for user in original(email) if not user.is_staff and user.memberships.exists())
-
-        form.get_users = customer_users
-        return super().form_valid(form)
 
     def get_context_data(self, **kwargs):
         return {**_base_context(self.request, None), **super().get_context_data(**kwargs)}
