@@ -6,6 +6,7 @@ membership (see `IsCustomerUser`): another customer's id is a 404, like an id th
 
 from django.conf import settings
 from django.http import FileResponse
+from django.utils import translation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -116,6 +117,18 @@ class PortalAPIMixin:
     @property
     def customer_id(self) -> int:
         return self.membership.customer_id
+
+    def initial(self, request, *args, **kwargs):
+        """Authenticate, find the membership, then speak its language. `PortalMiddleware` picks the
+        language before DRF reads a token (`Bearer bpc_…`, `Token …`), and from the session's customer
+        rather than `X-Customer-Id`: the membership found here is the one the request acts for."""
+        try:
+            super().initial(request, *args, **kwargs)
+        finally:
+            if self.membership is not None:
+                translation.activate(self.membership.portal_language)
+                request._request.LANGUAGE_CODE = translation.get_language()
+                request._request.portal_membership = self.membership  # answers with Content-Language
 
 
 @extend_schema(tags=["portal"], parameters=[CUSTOMER_PARAMETER])

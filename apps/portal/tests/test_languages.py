@@ -113,3 +113,35 @@ def test_service_refusals_are_in_simplified_chinese_in_the_portal(client, api_cl
     response = api_client.patch("/api/v1/portal/billing-details", {"tax_id": "DE123", "country": "DE"}, format="json")
     assert response.status_code == 400
     assert response.json()["fields"]["tax_id"] == ["DE123 不是有效的德国的增值税号：位数不正确。"]
+
+
+@pytest.mark.parametrize("scheme", ["customer token", "user token"])
+def test_customer_api_speaks_the_users_language_with_a_token(api_client, world, scheme):
+    """A token request (no session) answers in the member's language, as a session request does."""
+    from rest_framework.authtoken.models import Token
+
+    from apps.accounts.models import CustomerMembership
+    from apps.accounts.services import customer_membership_language_set, portal_token_create
+
+    membership = CustomerMembership.objects.get(customer=world.a.customer, user=world.a.user)
+    customer_membership_language_set(membership_id=membership.pk, language="zh-hans")
+    if scheme == "customer token":
+        secret = portal_token_create(membership_id=membership.pk, name="Export")[1]
+        api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    else:
+        api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=world.a.user).key}")
+    response = api_client.patch("/api/v1/portal/billing-details", {"tax_id": "DE123", "country": "DE"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["fields"]["tax_id"] == ["DE123 不是有效的德国的增值税号：位数不正确。"]
+    assert response["Content-Language"] == "zh-hans"
+    # The customer's language when the user chose none.
+    customer_membership_language_set(membership_id=membership.pk, language="")
+    world.a.customer.preferred_language = "zh-hans"
+    world.a.customer.save(update_fields=["preferred_language"])
+    response = api_client.patch("/api/v1/portal/billing-details", {"tax_id": "DE123", "country": "DE"}, format="json")
+    assert response.json()["fields"]["tax_id"] == ["DE123 不是有效的德国的增值税号：位数不正确。"]
+    world.a.customer.preferred_language = "en"
+    world.a.customer.save(update_fields=["preferred_language"])
+    response = api_client.patch("/api/v1/portal/billing-details", {"tax_id": "DE123", "country": "DE"}, format="json")
+    assert "不是" not in response.json()["fields"]["tax_id"][0]
+    assert response["Content-Language"] == "en"
