@@ -1,5 +1,6 @@
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from apps.core import clock
+from apps.core.api.throttling import rate_limit_hit
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.queue import enqueue
 from apps.core.validation import validate_instance
@@ -23,6 +25,8 @@ from apps.core.validation import validate_instance
 from .constants import CollectionMethod, PortalLanguage
 from .models import ApiKey, BillingContact, Customer, CustomerMembership, PortalToken, TestClock
 from .tax_ids import InvalidTaxId, tax_id_check, tax_id_type_fits_country
+
+logger = logging.getLogger(__name__)
 
 CUSTOMER_EDITABLE_FIELDS = (
     "external_id",
@@ -355,6 +359,22 @@ def _portal_email_enqueue(task_name: str, *args: Any) -> None:
     enqueue(getattr(tasks, task_name), *args)
 
 
+def _portal_email_within_limit(*, email: str, what: str) -> bool:
+    """Count one sign-in link or password reset asked for `email` (both together, whatever the case
+    of the address, known or not) against `PORTAL_EMAIL_RATES["address"]`. False past it: the
+    asker is answered as usual but nothing is sent, and that is logged (the address masked)."""
+    digest = hashlib.sha256(email.lower().encode()).hexdigest()
+    wait = rate_limit_hit(scope="portal_email_address", ident=digest, rate=settings.PORTAL_EMAIL_RATES.get("address"))
+    if wait is None:
+        return True
+    local, _at, domain = email.rpartition("@")
+    logger.warning(
+        "portal %s for %s***@%s not sent: over the per-address limit (%s) for %d more seconds",
+        what, local[:1], domain, settings.PORTAL_EMAIL_RATES["address"], round(wait),
+    )  # fmt: skip
+    return False
+
+
 def _portal_users():
     """Who may get portal emails: active, non-staff users who belong to a customer."""
     return get_user_model().objects.filter(is_active=True, is_staff=False, memberships__isnull=False).distinct()
@@ -363,9 +383,10 @@ def _portal_users():
 def portal_login_link_send(*, email: str) -> None:
     """Someone asks for a sign-in link to `email`: whatever the address, one task is queued on commit,
     and the task finds who (if anyone) gets a link. The request does the same work for a known, an
-    unknown or a staff address, and a mail server failure never reaches it."""
+    unknown or a staff address, and a mail server failure never reaches it. Past the per-address limit
+    nothing is queued (`_portal_email_within_limit`)."""
     email = email.strip()
-    if email:
+    if email and _portal_email_within_limit(email=email, what="sign-in link"):
         transaction.on_commit(lambda: _portal_email_enqueue("portal_login_link_request_task", email))
 
 
@@ -419,7 +440,7 @@ def portal_password_reset_request(*, email: str, domain: str, protocol: str, lan
     """Someone asks to reset the password of `email`: as for sign-in links, one task is queued on
     commit whatever the address, and the task finds who (if anyone) gets the email."""
     email = email.strip()
-    if email:
+    if email and _portal_email_within_limit(email=email, what="password reset"):
         transaction.on_commit(
             lambda: _portal_email_enqueue("portal_password_reset_request_task", email, domain, protocol, language)
         )

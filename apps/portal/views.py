@@ -5,6 +5,7 @@ customer taken from the signed-in user's membership (`request.portal_membership`
 an id of another customer's object is a 404, whatever the id.
 """
 
+import math
 import uuid
 from collections.abc import Callable
 from functools import wraps
@@ -21,6 +22,7 @@ from django.urls import reverse, reverse_lazy
 from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from apps.accounts.constants import PORTAL_ROLE_ACTIONS, PortalLanguage
@@ -39,7 +41,9 @@ from apps.accounts.services import (
     portal_token_create,
     portal_token_revoke,
 )
+from apps.core.api.throttling import rate_limit_hit
 from apps.core.errors import ApplicationError, NotFound
+from apps.core.network import client_address
 from apps.invoices.selectors import (
     credit_note_get_for_customer,
     credit_note_list_for_customer,
@@ -166,9 +170,42 @@ class PortalLoginView(auth_views.LoginView):
         return {**_base_context(self.request, None), **context}
 
 
+def _email_form_over_client_limit(request, form) -> int | None:
+    """Count a post of a form that emails anyone (sign-in link, password reset) against the client
+    address's limit (`PORTAL_EMAIL_RATES["client"]`). Past it: the seconds to wait, and the form has
+    an error saying when to try again (the page answers 429 with Retry-After)."""
+    wait = rate_limit_hit(
+        scope="portal_email_client", ident=client_address(request), rate=settings.PORTAL_EMAIL_RATES.get("client")
+    )
+    if wait is None:
+        return None
+    minutes = max(1, math.ceil(wait / 60))
+    form.full_clean()
+    form.add_error(
+        None,
+        ngettext(
+            "Too many emails were asked for from your network. Try again in %(minutes)d minute.",
+            "Too many emails were asked for from your network. Try again in %(minutes)d minutes.",
+            minutes,
+        )
+        % {"minutes": minutes},
+    )
+    return math.ceil(wait)
+
+
+def _too_many_requests(response, wait: int):
+    response.status_code = 429
+    response["Retry-After"] = str(wait)
+    return response
+
+
 def login_link_request(request):
-    """Ask for a passwordless sign-in link. Always answers the same, whether the address is known."""
+    """Ask for a passwordless sign-in link. Always answers the same, whether the address is known
+    (past the per-address limit too); past the client address's limit, 429 and a form error."""
     form = MagicLinkForm(request.POST or None)
+    if request.method == "POST" and (wait := _email_form_over_client_limit(request, form)) is not None:
+        context = {**_base_context(request, None), "form": form}
+        return _too_many_requests(render(request, "portal/login_link.html", context), wait)
     if request.method == "POST" and form.is_valid():
         portal_login_link_send(email=form.cleaned_data["email"])
         return render(
@@ -206,6 +243,13 @@ class PortalPasswordResetView(auth_views.PasswordResetView):
     template_name = "portal/password_reset.html"
     form_class = PortalPasswordResetForm  # emails portal/email/password_reset.txt from a task
     success_url = reverse_lazy("portal:password-reset-done")
+
+    def post(self, request, *args, **kwargs):
+        form = self.get_form()
+        wait = _email_form_over_client_limit(request, form)
+        if wait is None:
+            return super().post(request, *args, **kwargs)
+        return _too_many_requests(self.render_to_response(self.get_context_data(form=form)), wait)
 
     def get_context_data(self, **kwargs):
         return {**_base_context(self.request, None), **super().get_context_data(**kwargs)}

@@ -368,6 +368,14 @@ API_THROTTLE_RATES = {
     "anon": env("API_THROTTLE_ANON_RATE", default="120/minute"),
 }
 API_THROTTLE_CACHE = "default"
+# The portal's emails that anyone may ask for (sign-in links and password resets), counted in the
+# same cache: per email address, together for both forms (past it the form answers as usual but
+# nothing is sent, and that is logged), and per client address (past it: 429 and a form error).
+# "<count>/<[n]second|minute|hour|day>"; empty for no limit. See docs/security.md.
+PORTAL_EMAIL_RATES = {
+    "address": env("PORTAL_EMAIL_ADDRESS_RATE", default="3/15minute"),
+    "client": env("PORTAL_EMAIL_CLIENT_RATE", default="20/hour"),
+}
 # Largest API request body (bytes); larger ones get 413 before they are read. A full batch of 1,000
 # usage events is ~200 KB.
 API_MAX_REQUEST_BYTES = env.int("API_MAX_REQUEST_BYTES", default=4 * 1024 * 1024)
