@@ -143,13 +143,15 @@ AUTHENTICATION_BACKENDS = [
 ]
 SESAME_MAX_AGE = env.int("PORTAL_LOGIN_LINK_MAX_AGE", default=15 * 60)
 SESAME_ONE_TIME = True
-# After AXES_FAILURE_LIMIT failed logins for one username from one address, that pair is locked out
+# After AXES_FAILURE_LIMIT failed logins (admin or portal) for one username from one address, that pair is locked out
 # for AXES_COOLOFF_MINUTES (429); a successful login resets the count.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+# The locked-out page: the admin's or the portal's, translated, saying when to try again.
+AXES_LOCKOUT_CALLABLE = "apps.core.views.login_locked_out"
 
 # Headers on every response. HSTS and secure cookies are switched on by the production settings.
 SECURE_CONTENT_TYPE_NOSNIFF = True
