@@ -18,7 +18,7 @@ from apps.payments.admin_inlines import CustomerPaymentInline
 from apps.subscriptions.models import Subscription
 from apps.usage.reports import usage_daily
 
-from .models import ApiKey, BillingContact, Customer, CustomerMembership, TestClock
+from .models import ApiKey, BillingContact, Customer, CustomerMembership, PortalToken, TestClock
 from .selectors import customer_now
 from .services import (
     CUSTOMER_EDITABLE_FIELDS,
@@ -26,6 +26,7 @@ from .services import (
     api_key_revoke,
     customer_create,
     customer_update,
+    portal_token_revoke,
     test_clock_create,
 )
 
@@ -330,3 +331,33 @@ class ApiKeyAdmin(ServiceAdminMixin, admin.ModelAdmin):
         for api_key in queryset:
             api_key_revoke(api_key_id=api_key.pk)
         self.message_user(request, f"{queryset.count()} API key(s) revoked; requests with them are refused.")
+
+
+@admin.register(PortalToken)
+class PortalTokenAdmin(admin.ModelAdmin):
+    """Customer users' personal tokens for the customer API (made in the portal). Staff see them and may
+    revoke a leaked one; they never see a secret."""
+
+    list_display = ["name", "prefix", "membership", "state", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["membership__user", "membership__customer"]
+    search_fields = ["name", "prefix", "membership__user__email", "membership__customer__name"]
+    fields = ["name", "prefix", "membership", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False  # customer users make their own, in the portal
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: the record of a token stays
+
+    @admin.display(description="state")
+    def state(self, token: PortalToken) -> str:
+        return status_badge("revoked", "danger") if token.revoked_at else status_badge("active", "success")
+
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    def revoke(self, request, queryset):
+        for token in queryset:
+            portal_token_revoke(membership_id=token.membership_id, token_id=token.pk)
+        self.message_user(request, f"{queryset.count()} token(s) revoked; requests with them are refused.")

@@ -24,9 +24,9 @@ class TaxIdType(models.TextChoices):
 class TaxIdStatus(models.TextChoices):
     """What we know about a customer's tax ID. Only a valid EU VAT number allows the reverse charge."""
 
-    VALID = "valid", "Valid (format and check digits)"
-    UNVERIFIED = "unverified", "Not verified (no check for this kind of ID)"
-    INVALID = "invalid", "Invalid (recorded before tax IDs were checked; fix it)"
+    VALID = "valid", _("Valid (format and check digits)")
+    UNVERIFIED = "unverified", _("Not verified (no check for this kind of ID)")
+    INVALID = "invalid", _("Invalid (recorded before tax IDs were checked; fix it)")
 
 
 class InvoiceGrouping(models.TextChoices):

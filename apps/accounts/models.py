@@ -241,6 +241,35 @@ class ApiKey(TimeStampedModel):
         return self.revoked_at is None
 
 
+class PortalToken(TimeStampedModel):
+    """A customer user's personal token for the customer API (`/api/v1/portal/`), made in the portal.
+    It acts for one customer only (the membership's), with the member's current role; removing the
+    member from the team deletes it. Only its SHA-256 is stored; the token is shown once. Revoked
+    tokens stay for the record."""
+
+    membership = models.ForeignKey(CustomerMembership, on_delete=models.CASCADE, related_name="portal_tokens")
+    name = models.CharField(max_length=100, help_text='What uses this token, e.g. "Accounting export".')
+    prefix = models.CharField(max_length=16, editable=False, help_text="The token's visible start, to recognise it.")
+    key_hash = models.CharField(max_length=64, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "customer API token"
+        constraints = [
+            models.UniqueConstraint(fields=["prefix"], name="portal_token_prefix_unique"),
+            models.UniqueConstraint(fields=["key_hash"], name="portal_token_hash_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
 @lru_cache(maxsize=512)
 def _country_name(code: str, language: str | None) -> str:
     """A country's name in a language (looked up through its translations: worth remembering when a

@@ -1,11 +1,11 @@
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from apps.core import clock
 from apps.core.errors import NotFound
 
-from .models import Customer, CustomerMembership, TestClock
+from .models import Customer, CustomerMembership, PortalToken, TestClock
 
 
 def customer_list() -> QuerySet[Customer]:
@@ -64,4 +64,11 @@ def customer_team_list(*, customer_id: int) -> QuerySet[CustomerMembership]:
         CustomerMembership.objects.filter(customer_id=customer_id)
         .select_related("user")
         .order_by("role", "user__email", "id")
+    )
+
+
+def portal_token_list_for_membership(*, membership_id: int) -> QuerySet[PortalToken]:
+    """A member's own customer API tokens for that customer (active ones first, then the revoked)."""
+    return PortalToken.objects.filter(membership_id=membership_id).order_by(
+        F("revoked_at").asc(nulls_first=True), "-created_at", "-id"
     )

@@ -1,5 +1,6 @@
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,14 +14,19 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
+from django.utils.translation import gettext as _
 
 from apps.core import clock
+from apps.core.api.throttling import rate_limit_hit
 from apps.core.errors import NotFound, ValidationFailed
+from apps.core.queue import enqueue
 from apps.core.validation import validate_instance
 
 from .constants import CollectionMethod, PortalLanguage
-from .models import ApiKey, BillingContact, Customer, CustomerMembership, TestClock
+from .models import ApiKey, BillingContact, Customer, CustomerMembership, PortalToken, TestClock
 from .tax_ids import InvalidTaxId, tax_id_check, tax_id_type_fits_country
+
+logger = logging.getLogger(__name__)
 
 CUSTOMER_EDITABLE_FIELDS = (
     "external_id",
@@ -69,7 +75,7 @@ def _customer_validate(customer: Customer, *, tax_id_errors: dict[str, list[str]
     except ValidationFailed as exc:
         raise ValidationFailed(exc.message, fields={**exc.fields, **tax_id_errors}) from exc
     if tax_id_errors:
-        raise ValidationFailed("The tax ID is not valid.", fields=tax_id_errors)
+        raise ValidationFailed(_("The tax ID is not valid."), fields=tax_id_errors)
 
 
 @transaction.atomic
@@ -174,13 +180,15 @@ def customer_billing_contacts_replace(*, customer: Customer, contacts: list[dict
     for index, contact in enumerate(contacts):
         email = str(contact.get("email", "")).strip()
         if not email:
-            errors[f"billing_contacts.{index}.email"] = ["This field is required."]
+            errors[f"billing_contacts.{index}.email"] = [_("This field is required.")]
         elif email.lower() in seen:
-            errors[f"billing_contacts.{index}.email"] = [f"Already listed (contact {seen[email.lower()]})."]
+            errors[f"billing_contacts.{index}.email"] = [
+                _("Already listed (contact %(index)d).") % {"index": seen[email.lower()]}
+            ]
         else:
             seen[email.lower()] = index
     if errors:
-        raise ValidationFailed("Some billing contacts are invalid.", fields=errors)
+        raise ValidationFailed(_("Some billing contacts are invalid."), fields=errors)
     existing = {contact.email.lower(): contact for contact in customer.billing_contacts.all()}
     kept: list[BillingContact] = []
     for index, data in enumerate(contacts):
@@ -193,7 +201,7 @@ def customer_billing_contacts_replace(*, customer: Customer, contacts: list[dict
             validate_instance(contact, exclude=["customer"])
         except ValidationFailed as exc:
             raise ValidationFailed(
-                "Some billing contacts are invalid.",
+                _("Some billing contacts are invalid."),
                 fields={f"billing_contacts.{index}.{name}": messages for name, messages in exc.fields.items()},
             ) from exc
         kept.append(contact)
@@ -209,7 +217,9 @@ def customer_membership_add(
 ) -> CustomerMembership:
     """Let a user act for a customer (a user may belong to several customers). Idempotent: an existing
     membership keeps its row and takes the given role."""
-    membership, _ = CustomerMembership.objects.update_or_create(customer=customer, user=user, defaults={"role": role})
+    membership, _created = CustomerMembership.objects.update_or_create(
+        customer=customer, user=user, defaults={"role": role}
+    )
     validate_instance(membership, exclude=["user", "customer"])
     return membership
 
@@ -343,27 +353,130 @@ def _send_portal_email(*, template: str, to: str, language: str, context: dict[s
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [to])
 
 
-def portal_login_link_send(*, email: str) -> int:
-    """Email a sign-in link to each active, non-staff user with this email who belongs to a customer.
-    Says nothing about who exists (returns how many links were sent, for tests and logs only). Staff
+def _portal_email_enqueue(task_name: str, *args: Any) -> None:
+    from . import tasks
+
+    enqueue(getattr(tasks, task_name), *args)
+
+
+def _portal_email_within_limit(*, email: str, what: str) -> bool:
+    """Count one sign-in link or password reset asked for `email` (both together, whatever the case
+    of the address, known or not) against `PORTAL_EMAIL_RATES["address"]`. False past it: the
+    asker is answered as usual but nothing is sent, and that is logged (the address masked)."""
+    digest = hashlib.sha256(email.lower().encode()).hexdigest()
+    wait = rate_limit_hit(scope="portal_email_address", ident=digest, rate=settings.PORTAL_EMAIL_RATES.get("address"))
+    if wait is None:
+        return True
+    local, _at, domain = email.rpartition("@")
+    logger.warning(
+        "portal %s for %s***@%s not sent: over the per-address limit (%s) for %d more seconds",
+        what, local[:1], domain, settings.PORTAL_EMAIL_RATES["address"], round(wait),
+    )  # fmt: skip
+    return False
+
+
+def _portal_users():
+    """Who may get portal emails: active, non-staff users who belong to a customer."""
+    return get_user_model().objects.filter(is_active=True, is_staff=False, memberships__isnull=False).distinct()
+
+
+def portal_login_link_send(*, email: str) -> None:
+    """Someone asks for a sign-in link to `email`: whatever the address, one task is queued on commit,
+    and the task finds who (if anyone) gets a link. The request does the same work for a known, an
+    unknown or a staff address, and a mail server failure never reaches it. Past the per-address limit
+    nothing is queued (`_portal_email_within_limit`)."""
+    email = email.strip()
+    if email and _portal_email_within_limit(email=email, what="sign-in link"):
+        transaction.on_commit(lambda: _portal_email_enqueue("portal_login_link_request_task", email))
+
+
+def portal_login_link_recipients(*, email: str) -> list[int]:
+    """The users (ids) a sign-in link asked for `email` goes to. Says nothing to the asker. Staff
     accounts sign in through the admin only: a customer's mailbox never opens a staff account."""
     email = email.strip()
     if not email:
-        return 0
-    User = get_user_model()
-    users = list(
-        User.objects.filter(email__iexact=email, is_active=True, is_staff=False, memberships__isnull=False).distinct()
+        return []
+    return list(_portal_users().filter(email__iexact=email).order_by("id").values_list("id", flat=True))
+
+
+def portal_login_link_email_send(*, user_id: int) -> bool:
+    """Email one customer user a sign-in link (made now, so it expires `SESAME_MAX_AGE` after it is
+    sent), in their portal language. False when the user may no longer have one."""
+    user = _portal_users().filter(pk=user_id).first()
+    if user is None:
+        return False
+    membership = user.memberships.select_related("customer").order_by("id").first()
+    language = membership.portal_language if membership else PortalLanguage.ENGLISH
+    link = portal_login_link(user=user)
+    _send_portal_email(template="login_link", to=user.email, language=language, context={"user": user, "link": link})
+    return True
+
+
+def customer_invitation_email_send(*, membership_id: int, inviter: str) -> bool:
+    """Email an invited teammate their sign-in link, in the customer's language. False when the
+    invitation is gone (removed meanwhile) or the account may not use the portal."""
+    membership = CustomerMembership.objects.select_related("customer", "user").filter(pk=membership_id).first()
+    if membership is None or not _portal_users().filter(pk=membership.user_id).exists():
+        return False
+    customer = membership.customer
+    language = customer.preferred_language
+    with translation.override(language):
+        role = membership.get_role_display()
+    _send_portal_email(
+        template="invitation",
+        to=membership.user.email,
+        language=language,
+        context={
+            "customer": customer,
+            "link": portal_login_link(user=membership.user),
+            "inviter": inviter,
+            "role": role,
+        },
     )
-    for user in users:
-        membership = user.memberships.select_related("customer").order_by("id").first()
-        link = portal_login_link(user=user)
-        language = membership.portal_language if membership else PortalLanguage.ENGLISH
+    return True
+
+
+def portal_password_reset_request(*, email: str, domain: str, protocol: str, language: str) -> None:
+    """Someone asks to reset the password of `email`: as for sign-in links, one task is queued on
+    commit whatever the address, and the task finds who (if anyone) gets the email."""
+    email = email.strip()
+    if email and _portal_email_within_limit(email=email, what="password reset"):
         transaction.on_commit(
-            lambda user=user, link=link, language=language: _send_portal_email(
-                template="login_link", to=user.email, language=language, context={"user": user, "link": link}
-            )
+            lambda: _portal_email_enqueue("portal_password_reset_request_task", email, domain, protocol, language)
         )
-    return len(users)
+
+
+def portal_password_reset_recipients(*, email: str) -> list[int]:
+    """The customer users (ids) a password reset asked for `email` goes to: those with a password
+    (Django's rule; the others sign in with a link)."""
+    email = email.strip()
+    users = _portal_users().filter(email__iexact=email).order_by("id") if email else []
+    return [user.pk for user in users if user.has_usable_password()]
+
+
+def portal_password_reset_email_send(*, user_id: int, domain: str, protocol: str, language: str) -> bool:
+    """Email a customer user a link to choose a new password (Django's reset token, made now)."""
+    from django.contrib.auth.tokens import default_token_generator
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    user = _portal_users().filter(pk=user_id).first()
+    if user is None:
+        return False
+    context = {
+        "email": user.email,
+        "domain": domain,
+        "site_name": domain,
+        "protocol": protocol,
+        "user": user,
+        "uid": urlsafe_base64_encode(force_bytes(user.pk)),
+        "token": default_token_generator.make_token(user),
+    }
+    with translation.override(language):
+        subject = "".join(render_to_string("portal/email/password_reset_subject.txt", context).splitlines())
+        body = render_to_string("portal/email/password_reset.txt", context)
+    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])
+    return True
 
 
 @transaction.atomic
@@ -379,34 +492,30 @@ def customer_user_invite(*, customer_id: int, email: str, role: str, actor: Any)
     try:
         validate_email(email)
     except DjangoValidationError:
-        errors["email"] = ["Enter a valid email address."]
+        errors["email"] = [_("Enter a valid email address.")]
     if role not in CustomerMembership.Role.values:
         errors["role"] = [f"Use one of: {', '.join(CustomerMembership.Role.values)}."]
     if errors:
-        raise ValidationFailed("The invitation is not valid.", fields=errors)
+        raise ValidationFailed(_("The invitation is not valid."), fields=errors)
     User = get_user_model()
     user = User.objects.filter(email__iexact=email).order_by("id").first()
     if user is not None and (user.is_staff or user.is_superuser):
         raise ValidationFailed(
-            "This address belongs to a staff account.", fields={"email": ["Staff accounts cannot be invited."]}
+            _("This address belongs to a staff account."), fields={"email": [_("Staff accounts cannot be invited.")]}
         )
     if user is not None and CustomerMembership.objects.filter(customer=customer, user=user).exists():
-        raise ValidationFailed("Already a member.", fields={"email": ["This person already belongs to the team."]})
+        raise ValidationFailed(
+            _("Already a member."), fields={"email": [_("This person already belongs to the team.")]}
+        )
     if user is None:
         user = User(username=email[:150], email=email)
         user.set_unusable_password()
         user.save()
     membership = CustomerMembership.objects.create(customer=customer, user=user, role=role)
-    link = portal_login_link(user=user)
     inviter = getattr(actor, "email", "") or str(actor or "")
-    transaction.on_commit(
-        lambda: _send_portal_email(
-            template="invitation",
-            to=email,
-            language=customer.preferred_language,
-            context={"customer": customer, "link": link, "inviter": inviter, "role": membership.get_role_display()},
-        )
-    )
+    # Sent by a task once the invitation is saved: a mail server failure is retried there and never
+    # undoes (or errors) the invitation.
+    transaction.on_commit(lambda: _portal_email_enqueue("customer_invitation_email_task", membership.pk, inviter))
     return membership
 
 
@@ -420,11 +529,13 @@ def customer_membership_remove(*, customer_id: int, membership_id: int, actor: A
     if membership is None:
         raise NotFound("No such team member.")
     if membership.user_id == getattr(actor, "pk", None):
-        raise ValidationFailed("You cannot remove yourself.", fields={"membership": ["Ask another owner."]})
+        raise ValidationFailed(_("You cannot remove yourself."), fields={"membership": [_("Ask another owner.")]})
     if membership.role == CustomerMembership.Role.OWNER:
         owners = CustomerMembership.objects.filter(customer_id=customer_id, role=CustomerMembership.Role.OWNER)
         if owners.count() <= 1:
-            raise ValidationFailed("A customer keeps at least one owner.", fields={"membership": ["The last owner."]})
+            raise ValidationFailed(
+                _("A customer keeps at least one owner."), fields={"membership": [_("The last owner.")]}
+            )
     membership.delete()
 
 
@@ -439,3 +550,79 @@ def customer_membership_language_set(*, membership_id: int, language: str) -> Cu
     membership.language = language
     membership.save(update_fields=["language", "updated_at"])
     return membership
+
+
+# --- Customer users' API tokens -------------------------------------------------------------------
+
+PORTAL_TOKEN_PREFIX = "bpc_"
+PORTAL_TOKEN_NAME_MAX_LENGTH = PortalToken._meta.get_field("name").max_length
+# Active tokens one member may hold for one customer.
+PORTAL_TOKENS_PER_MEMBER = 20
+
+
+@transaction.atomic
+def portal_token_create(*, membership_id: int, name: str) -> tuple[PortalToken, str]:
+    """A customer user's new personal token for the customer API, acting for the membership's customer
+    only. Returns the token and its secret, which is shown this once and never stored (only its hash is)."""
+    membership = CustomerMembership.objects.select_for_update().filter(pk=membership_id).first()
+    if membership is None:
+        raise NotFound("No such membership.")
+    name = name.strip()
+    if not name:
+        raise ValidationFailed(_("Give the token a name."), fields={"name": [_("Say what uses this token.")]})
+    if len(name) > PORTAL_TOKEN_NAME_MAX_LENGTH:
+        raise ValidationFailed(
+            _("The name is too long."),
+            fields={"name": [_("At most %(count)d characters.") % {"count": PORTAL_TOKEN_NAME_MAX_LENGTH}]},
+        )
+    if membership.portal_tokens.filter(revoked_at__isnull=True).count() >= PORTAL_TOKENS_PER_MEMBER:
+        raise ValidationFailed(
+            _("You have too many tokens."),
+            fields={
+                "name": [
+                    _("Revoke one you no longer use first (at most %(count)d).") % {"count": PORTAL_TOKENS_PER_MEMBER}
+                ]
+            },
+        )
+    public = secrets.token_hex(4)
+    raw_token = f"{PORTAL_TOKEN_PREFIX}{public}_{secrets.token_urlsafe(32)}"
+    token = PortalToken(
+        membership=membership, name=name, prefix=f"{PORTAL_TOKEN_PREFIX}{public}", key_hash=api_key_hash(raw_token)
+    )
+    validate_instance(token)
+    token.save()
+    return token, raw_token
+
+
+@transaction.atomic
+def portal_token_revoke(*, membership_id: int, token_id: int | str, now: datetime | None = None) -> PortalToken:
+    """Revoke one of the member's own tokens; another member's or customer's token is `NotFound`."""
+    try:
+        token_pk = int(token_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such token.") from None
+    token = PortalToken.objects.select_for_update().filter(pk=token_pk, membership_id=membership_id).first()
+    if token is None:
+        raise NotFound("No such token.")
+    if token.revoked_at is None:
+        token.revoked_at = now or clock.now()
+        token.save(update_fields=["revoked_at", "updated_at"])
+    return token
+
+
+def portal_token_authenticate(raw_token: str, *, now: datetime | None = None) -> PortalToken | None:
+    """The active token matching `raw_token` of an active user still in the team, or None. Records when
+    it was last used (at most once a minute)."""
+    if not raw_token.startswith(PORTAL_TOKEN_PREFIX):
+        return None
+    token = (
+        PortalToken.objects.select_related("membership__user", "membership__customer")
+        .filter(key_hash=api_key_hash(raw_token), revoked_at__isnull=True, membership__user__is_active=True)
+        .first()
+    )
+    if token is None or not hmac.compare_digest(token.key_hash, api_key_hash(raw_token)):
+        return None
+    now = now or clock.now()
+    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        PortalToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token

@@ -1,6 +1,7 @@
 """Customer tax IDs: which kind a number is, its normal form, and whether it is valid.
 
-Pure functions (no ORM, no settings, no network). The format and check digits of VAT numbers are
+Pure functions (no ORM, no settings, no network). Messages are in the active language (the portal's
+customer users read them in theirs). The format and check digits of VAT numbers are
 checked with python-stdnum; whether a number is actually registered (VIES) is not checked here.
 See docs/billing-rules.md, "Tax IDs".
 """
@@ -8,6 +9,7 @@ See docs/billing-rules.md, "Tax IDs".
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
 from django_countries import countries
 from stdnum import exceptions as stdnum_errors
 from stdnum.ch import vat as ch_vat
@@ -46,7 +48,7 @@ class TaxIdCheck:
 class _Scheme:
     description: Callable[[str], str]  # "a VAT number of Germany", given the customer's country
     countries: frozenset[str] | None  # None: any country
-    where: str  # the countries, in words
+    where: Callable[[], str]  # the countries, in words
     normalize: Callable[[str, str], str] | None  # (number, country) -> normal form; None: not checked
 
 
@@ -62,8 +64,11 @@ def _eu_vat_normalize(number: str, country: str) -> str:
         compact = compact[2:]
     elif start in _KNOWN_VAT_PREFIXES:
         raise InvalidTaxId(
-            f"{compact} is not a VAT number of {_country_name(country)}, where the customer is: it should "
-            f"start with {prefix} (or give no prefix)."
+            _(
+                "%(number)s is not a VAT number of %(country)s, where the customer is: it should start with "
+                "%(prefix)s (or give no prefix)."
+            )
+            % {"number": compact, "country": _country_name(country), "prefix": prefix}
         )
     return str(eu_vat.validate(prefix + compact))
 
@@ -86,18 +91,27 @@ def _us_ein_normalize(number: str, country: str) -> str:
 
 SCHEMES: dict[TaxIdType, _Scheme] = {
     TaxIdType.EU_VAT: _Scheme(
-        lambda country: f"a VAT number of {_country_name(country)}",
+        lambda country: _("a VAT number of %(country)s") % {"country": _country_name(country)},
         EU_COUNTRIES,
-        "an EU member state",
+        lambda: _("an EU member state"),
         _eu_vat_normalize,
     ),
-    TaxIdType.GB_VAT: _Scheme(lambda _: "a UK VAT number", frozenset({"GB"}), "the United Kingdom", _gb_vat_normalize),
-    TaxIdType.CH_VAT: _Scheme(
-        lambda _: "a Swiss VAT number", frozenset({"CH", "LI"}), "Switzerland or Liechtenstein", _ch_vat_normalize
+    TaxIdType.GB_VAT: _Scheme(
+        lambda country: _("a UK VAT number"), frozenset({"GB"}), lambda: _("the United Kingdom"), _gb_vat_normalize
     ),
-    TaxIdType.NO_VAT: _Scheme(lambda _: "a Norwegian VAT number", frozenset({"NO"}), "Norway", _no_vat_normalize),
-    TaxIdType.US_EIN: _Scheme(lambda _: "a US EIN", frozenset({"US"}), "the United States", _us_ein_normalize),
-    TaxIdType.OTHER: _Scheme(lambda _: "a tax ID", None, "any country", None),
+    TaxIdType.CH_VAT: _Scheme(
+        lambda country: _("a Swiss VAT number"),
+        frozenset({"CH", "LI"}),
+        lambda: _("Switzerland or Liechtenstein"),
+        _ch_vat_normalize,
+    ),
+    TaxIdType.NO_VAT: _Scheme(
+        lambda country: _("a Norwegian VAT number"), frozenset({"NO"}), lambda: _("Norway"), _no_vat_normalize
+    ),
+    TaxIdType.US_EIN: _Scheme(
+        lambda country: _("a US EIN"), frozenset({"US"}), lambda: _("the United States"), _us_ein_normalize
+    ),
+    TaxIdType.OTHER: _Scheme(lambda country: _("a tax ID"), None, lambda: _("any country"), None),
 }
 
 
@@ -120,10 +134,10 @@ def tax_id_type_fits_country(*, tax_id_type: str, country: str) -> bool:
 
 def _reason(error: stdnum_errors.ValidationError) -> str:
     if isinstance(error, stdnum_errors.InvalidChecksum):
-        return "its check digits do not match (a typing error?)"
+        return _("its check digits do not match (a typing error?)")
     if isinstance(error, stdnum_errors.InvalidLength):
-        return "it has the wrong number of characters"
-    return "it is not in the right format"
+        return _("it has the wrong number of characters")
+    return _("it is not in the right format")
 
 
 def tax_id_check(*, tax_id: str, country: str, tax_id_type: str = "") -> TaxIdCheck:
@@ -133,17 +147,18 @@ def tax_id_check(*, tax_id: str, country: str, tax_id_type: str = "") -> TaxIdCh
     Raises InvalidTaxId."""
     value = tax_id.strip()
     if not value:
-        raise InvalidTaxId("Give the tax ID.")
+        raise InvalidTaxId(_("Give the tax ID."))
     if not tax_id_type:
         chosen = tax_id_type_for_country(country)
     elif tax_id_type in TaxIdType.values:
         chosen = TaxIdType(tax_id_type)
     else:
-        raise InvalidTaxId(f"Unknown kind of tax ID {tax_id_type!r}.", field="tax_id_type")
+        raise InvalidTaxId(_("Unknown kind of tax ID %(kind)r.") % {"kind": tax_id_type}, field="tax_id_type")
     scheme = SCHEMES[chosen]
     if not tax_id_type_fits_country(tax_id_type=chosen, country=country):
         raise InvalidTaxId(
-            f"The customer is in {_country_name(country)}; {chosen.label}s are for customers in {scheme.where}.",
+            _("The customer is in %(country)s; %(kind)ss are for customers in %(where)s.")
+            % {"country": _country_name(country), "kind": chosen.label, "where": scheme.where()},
             field="tax_id_type",
         )
     if scheme.normalize is None:
@@ -151,7 +166,10 @@ def tax_id_check(*, tax_id: str, country: str, tax_id_type: str = "") -> TaxIdCh
     try:
         normal = scheme.normalize(value, country)
     except stdnum_errors.ValidationError as error:
-        raise InvalidTaxId(f"{value} is not {scheme.description(country)}: {_reason(error)}.") from error
+        raise InvalidTaxId(
+            _("%(number)s is not %(description)s: %(reason)s.")
+            % {"number": value, "description": scheme.description(country), "reason": _reason(error)}
+        ) from error
     return TaxIdCheck(tax_id=normal, type=chosen, status=TaxIdStatus.VALID)
 
 

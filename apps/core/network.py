@@ -1,17 +1,24 @@
-"""The client's address, read the same way everywhere (the API's rate limits, the login lockout)."""
+"""The address of the client that sent a request, read the same way everywhere: the API's rate
+limits, the portal's email limits and the login lockout.
 
-from django.conf import settings
+Behind proxies that append to `X-Forwarded-For`, `API_NUM_PROXIES` (DRF's `NUM_PROXIES`) says how
+many: the client's own address is the one that many entries from the end. With 0 (the default) the
+header is ignored, since any client can write it, and the address is `REMOTE_ADDR`.
+"""
+
 from django.http import HttpRequest
+from rest_framework.settings import api_settings
 
 
-def client_address(request: HttpRequest) -> str | None:
-    """The address of the client that sent the request. Behind `API_NUM_PROXIES` proxies that append
-    to X-Forwarded-For, it is the address the outermost of them saw (what a client cannot forge);
-    with none, REMOTE_ADDR. The same rule as the API's rate limits (DRF's `NUM_PROXIES`)."""
-    remote_addr = request.META.get("REMOTE_ADDR")
-    num_proxies = settings.REST_FRAMEWORK.get("NUM_PROXIES") or 0
-    forwarded_for = request.META.get("HTTP_X_FORWARDED_FOR")
-    if num_proxies <= 0 or not forwarded_for:
-        return remote_addr
-    addresses = [address.strip() for address in forwarded_for.split(",")]
-    return addresses[-min(num_proxies, len(addresses))] or remote_addr
+def client_address(request: HttpRequest) -> str:
+    """The client's address (DRF's rule, so that the API and the pages count the same client)."""
+    meta = request.META
+    remote_addr = meta.get("REMOTE_ADDR") or ""
+    forwarded = meta.get("HTTP_X_FORWARDED_FOR")
+    num_proxies = api_settings.NUM_PROXIES
+    if num_proxies is not None:
+        if num_proxies == 0 or not forwarded:
+            return remote_addr
+        addresses = forwarded.split(",")
+        return addresses[-min(num_proxies, len(addresses))].strip()
+    return "".join(forwarded.split()) if forwarded else remote_addr

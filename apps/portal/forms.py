@@ -1,12 +1,17 @@
 """Portal forms: parse and check input shape; the services decide and report field errors."""
 
 from django import forms
+from django.conf import settings
+from django.contrib.auth.forms import PasswordResetForm
+from django.contrib.sites.shortcuts import get_current_site
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from django_countries import countries
 from django_countries.fields import LazyTypedChoiceField
 
 from apps.accounts.constants import PortalLanguage, TaxIdType
 from apps.accounts.models import CustomerMembership
+from apps.accounts.services import portal_password_reset_request
 from apps.core.errors import ApplicationError
 
 
@@ -26,6 +31,27 @@ def add_application_error(form: forms.Form, exc: ApplicationError) -> None:
         form.add_error(None, exc.message)
     elif not placed:
         form.add_error(None, exc.message)
+
+
+class ApiTokenForm(forms.Form):
+    name = forms.CharField(
+        label=_("Token name"), max_length=100, help_text=_('What will use it, e.g. "Accounting export".')
+    )
+
+
+class PortalPasswordResetForm(PasswordResetForm):
+    """Django's reset form, but the email goes out from a task queued on commit whatever the address
+    (the task finds the customer user, if any): no mail server in the request, the same answer for a
+    known or unknown address, and never a staff account."""
+
+    def save(self, domain_override=None, use_https=False, request=None, **kwargs):
+        domain = domain_override or (get_current_site(request).domain if request else "")
+        portal_password_reset_request(
+            email=self.cleaned_data["email"],
+            domain=domain,
+            protocol="https" if use_https else "http",
+            language=translation.get_language() or settings.LANGUAGE_CODE,
+        )
 
 
 class MagicLinkForm(forms.Form):
@@ -54,6 +80,11 @@ class BillingDetailsForm(forms.Form):
         required=False,
     )
     preferred_language = forms.ChoiceField(label=_("Language of bills and emails"), choices=PortalLanguage.choices)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Country names in the language of this request (the field's choices are built once, in English).
+        self.fields["country"].choices = list(countries)
 
     def clean_billing_emails(self) -> list[str]:
         return [line.strip() for line in self.cleaned_data["billing_emails"].splitlines() if line.strip()]

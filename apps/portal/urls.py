@@ -38,6 +38,8 @@ urlpatterns = [
         "payment-methods/<str:payment_method_id>/default/", views.payment_method_default, name="payment-method-default"
     ),
     path("payment-methods/<str:payment_method_id>/remove/", views.payment_method_remove, name="payment-method-remove"),
+    path("api-tokens/", views.api_tokens, name="api-tokens"),
+    path("api-tokens/<str:token_id>/revoke/", views.api_token_revoke, name="api-token-revoke"),
     path("team/", views.team, name="team"),
     path("team/<int:membership_id>/remove/", views.team_remove, name="team-remove"),
 ]

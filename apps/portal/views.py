@@ -5,6 +5,7 @@ customer taken from the signed-in user's membership (`request.portal_membership`
 an id of another customer's object is a 404, whatever the id.
 """
 
+import math
 import uuid
 from collections.abc import Callable
 from functools import wraps
@@ -21,18 +22,28 @@ from django.urls import reverse, reverse_lazy
 from django.utils import translation
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from apps.accounts.constants import PORTAL_ROLE_ACTIONS, PortalLanguage
-from apps.accounts.selectors import customer_memberships_for_user, customer_now, customer_team_list
+from apps.accounts.selectors import (
+    customer_memberships_for_user,
+    customer_now,
+    customer_team_list,
+    portal_token_list_for_membership,
+)
 from apps.accounts.services import (
     customer_billing_details_update,
     customer_membership_language_set,
     customer_membership_remove,
     customer_user_invite,
     portal_login_link_send,
+    portal_token_create,
+    portal_token_revoke,
 )
+from apps.core.api.throttling import rate_limit_hit
 from apps.core.errors import ApplicationError, NotFound
+from apps.core.network import client_address
 from apps.invoices.selectors import (
     credit_note_get_for_customer,
     credit_note_list_for_customer,
@@ -70,12 +81,14 @@ from apps.usage.selectors import usage_so_far_for_customer
 
 from .constants import CancellationMode
 from .forms import (
+    ApiTokenForm,
     BillingDetailsForm,
     CancelSubscriptionForm,
     ChangeSubscriptionForm,
     InviteForm,
     InvoiceFilterForm,
     MagicLinkForm,
+    PortalPasswordResetForm,
     add_application_error,
 )
 from .middleware import SESSION_KEY
@@ -157,9 +170,42 @@ class PortalLoginView(auth_views.LoginView):
         return {**_base_context(self.request, None), **context}
 
 
+def _email_form_over_client_limit(request, form) -> int | None:
+    """Count a post of a form that emails anyone (sign-in link, password reset) against the client
+    address's limit (`PORTAL_EMAIL_RATES["client"]`). Past it: the seconds to wait, and the form has
+    an error saying when to try again (the page answers 429 with Retry-After)."""
+    wait = rate_limit_hit(
+        scope="portal_email_client", ident=client_address(request), rate=settings.PORTAL_EMAIL_RATES.get("client")
+    )
+    if wait is None:
+        return None
+    minutes = max(1, math.ceil(wait / 60))
+    form.full_clean()
+    form.add_error(
+        None,
+        ngettext(
+            "Too many emails were asked for from your network. Try again in %(minutes)d minute.",
+            "Too many emails were asked for from your network. Try again in %(minutes)d minutes.",
+            minutes,
+        )
+        % {"minutes": minutes},
+    )
+    return math.ceil(wait)
+
+
+def _too_many_requests(response, wait: int):
+    response.status_code = 429
+    response["Retry-After"] = str(wait)
+    return response
+
+
 def login_link_request(request):
-    """Ask for a passwordless sign-in link. Always answers the same, whether the address is known."""
+    """Ask for a passwordless sign-in link. Always answers the same, whether the address is known
+    (past the per-address limit too); past the client address's limit, 429 and a form error."""
     form = MagicLinkForm(request.POST or None)
+    if request.method == "POST" and (wait := _email_form_over_client_limit(request, form)) is not None:
+        context = {**_base_context(request, None), "form": form}
+        return _too_many_requests(render(request, "portal/login_link.html", context), wait)
     if request.method == "POST" and form.is_valid():
         portal_login_link_send(email=form.cleaned_data["email"])
         return render(
@@ -195,18 +241,15 @@ class PortalPasswordResetView(auth_views.PasswordResetView):
     """Password reset by email, for customer users only (a staff account is never reset from here)."""
 
     template_name = "portal/password_reset.html"
-    email_template_name = "portal/email/password_reset.txt"
-    subject_template_name = "portal/email/password_reset_subject.txt"
+    form_class = PortalPasswordResetForm  # emails portal/email/password_reset.txt from a task
     success_url = reverse_lazy("portal:password-reset-done")
 
-    def form_valid(self, form):
-        original = form.get_users
-
-        def customer_users(email):
-            return (user for user in original(email) if not user.is_staff and user.memberships.exists())
-
-        form.get_users = customer_users
-        return super().form_valid(form)
+    def post(self, request, *args, **kwargs):
+        form = self.get_form()
+        wait = _email_form_over_client_limit(request, form)
+        if wait is None:
+            return super().post(request, *args, **kwargs)
+        return _too_many_requests(self.render_to_response(self.get_context_data(form=form)), wait)
 
     def get_context_data(self, **kwargs):
         return {**_base_context(self.request, None), **super().get_context_data(**kwargs)}
@@ -582,6 +625,48 @@ def team_remove(request, membership, configuration, membership_id):
     except ApplicationError as exc:
         messages.error(request, exc.message)
     return redirect("portal:team")
+
+
+# --- Personal tokens for the customer API -----------------------------------------------------------
+
+
+@portal_view()
+def api_tokens(request, membership, configuration):
+    """The user's own tokens for the customer API, for this customer; a new token's secret is shown
+    once, on the page that made it."""
+    form = ApiTokenForm(request.POST or None)
+    created = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            token, raw_token = portal_token_create(membership_id=membership.pk, name=form.cleaned_data["name"])
+        except ApplicationError as exc:
+            add_application_error(form, exc)
+        else:
+            created = {"token": token, "secret": raw_token}
+            form = ApiTokenForm()
+    response = _render(
+        request,
+        "portal/api_tokens.html",
+        membership,
+        configuration,
+        {
+            "form": form,
+            "created": created,
+            "tokens": list(portal_token_list_for_membership(membership_id=membership.pk)),
+            "api_base": request.build_absolute_uri("/api/v1/portal/"),
+        },
+    )
+    if created:
+        response.headers["Cache-Control"] = "no-store"  # the secret must not stay in a cache
+    return response
+
+
+@require_POST
+@portal_view()
+def api_token_revoke(request, membership, configuration, token_id):
+    portal_token_revoke(membership_id=membership.pk, token_id=token_id)
+    messages.success(request, _("The token is revoked."))
+    return redirect("portal:api-tokens")
 
 
 # --- Payment methods and paying an invoice (Stripe) ------------------------------------------------------

@@ -143,7 +143,7 @@ AUTHENTICATION_BACKENDS = [
 ]
 SESAME_MAX_AGE = env.int("PORTAL_LOGIN_LINK_MAX_AGE", default=15 * 60)
 SESAME_ONE_TIME = True
-# After AXES_FAILURE_LIMIT failed logins for one username from one address, that pair is locked out
+# After AXES_FAILURE_LIMIT failed logins (admin or portal) for one username from one address, that pair is locked out
 # for AXES_COOLOFF_MINUTES (429); a successful login resets the count.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
@@ -154,6 +154,8 @@ AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 # it every login behind a proxy would come from the proxy's address, and a few wrong passwords from
 # anywhere would lock a username out for everyone.
 AXES_CLIENT_IP_CALLABLE = "apps.core.network.client_address"
+# The locked-out page: the admin's or the portal's, translated, saying when to try again.
+AXES_LOCKOUT_CALLABLE = "apps.core.views.login_locked_out"
 
 # Headers on every response. HSTS and secure cookies are switched on by the production settings.
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -289,6 +291,11 @@ CELERY_TASK_ROUTES = {
     "apps.invoices.tasks.invoice_render_missing_pdfs_task": {"queue": "pdf"},
     "apps.invoices.tasks.credit_note_render_pdf_task": {"queue": "pdf"},
     "apps.invoices.tasks.invoice_email_task": {"queue": "email"},
+    "apps.accounts.tasks.portal_login_link_request_task": {"queue": "email"},
+    "apps.accounts.tasks.portal_login_link_email_task": {"queue": "email"},
+    "apps.accounts.tasks.customer_invitation_email_task": {"queue": "email"},
+    "apps.accounts.tasks.portal_password_reset_request_task": {"queue": "email"},
+    "apps.accounts.tasks.portal_password_reset_email_task": {"queue": "email"},
     "apps.webhooks.tasks.webhook_events_collect_task": {"queue": "webhooks"},
     "apps.webhooks.tasks.webhook_delivery_attempt_task": {"queue": "webhooks"},
     "apps.webhooks.tasks.webhook_deliveries_requeue_due_task": {"queue": "webhooks"},
@@ -367,6 +374,14 @@ API_THROTTLE_RATES = {
     "anon": env("API_THROTTLE_ANON_RATE", default="120/minute"),
 }
 API_THROTTLE_CACHE = "default"
+# The portal's emails that anyone may ask for (sign-in links and password resets), counted in the
+# same cache: per email address, together for both forms (past it the form answers as usual but
+# nothing is sent, and that is logged), and per client address (past it: 429 and a form error).
+# "<count>/<[n]second|minute|hour|day>"; empty for no limit. See docs/security.md.
+PORTAL_EMAIL_RATES = {
+    "address": env("PORTAL_EMAIL_ADDRESS_RATE", default="3/15minute"),
+    "client": env("PORTAL_EMAIL_CLIENT_RATE", default="20/hour"),
+}
 # Largest API request body (bytes); larger ones get 413 before they are read. A full batch of 1,000
 # usage events is ~200 KB.
 API_MAX_REQUEST_BYTES = env.int("API_MAX_REQUEST_BYTES", default=4 * 1024 * 1024)

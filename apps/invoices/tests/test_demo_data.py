@@ -12,7 +12,7 @@ from django.db.models import Q, Sum
 from rest_framework.authtoken.models import Token
 
 from apps.accounts.models import Customer, CustomerMembership
-from apps.accounts.services import api_key_authenticate
+from apps.accounts.services import api_key_authenticate, portal_token_authenticate
 from apps.accounts.tests.factories import CustomerFactory
 from apps.catalog.models import Plan
 from apps.core import clock
@@ -191,7 +191,11 @@ def test_ensure_demo_admin_creates_a_superuser_with_a_fresh_password_a_token_and
     membership = CustomerMembership.objects.get(user=portal_user)
     assert membership.customer == customer
     assert "Portal:   http://127.0.0.1:8000/portal/" in output
-    assert Token.objects.get(user=portal_user).key == _field(output, "Customer API token")
+    customer_token = _field(output, "Customer API token").split()[0]
+    assert customer_token.startswith("bpc_")
+    assert f"Authorization: Bearer {customer_token}" in output
+    assert portal_token_authenticate(customer_token).membership == membership
+    assert not Token.objects.filter(user=portal_user).exists()  # no user-wide DRF token for the demo customer
 
     # Again: a new password (the old one stops working), the same token, no duplicates.
     out = StringIO()
@@ -205,6 +209,8 @@ def test_ensure_demo_admin_creates_a_superuser_with_a_fresh_password_a_token_and
     assert api_key_authenticate(_field(out.getvalue(), "Usage API key").split()[0]) is not None
     assert get_user_model().objects.filter(username__in=["admin", "demo-customer"]).count() == 2
     assert CustomerMembership.objects.filter(user=portal_user).count() == 1
+    assert portal_token_authenticate(customer_token) is None  # replaced by a fresh one
+    assert portal_token_authenticate(_field(out.getvalue(), "Customer API token").split()[0]) is not None
 
 
 def test_ensure_demo_admin_without_demo_data_creates_only_the_admin():

@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.accounts.constants import PortalLanguage, TaxIdType
-from apps.accounts.models import Customer, CustomerMembership
+from apps.accounts.models import Customer, CustomerMembership, PortalToken
 from apps.core.api.serializers import DecimalStringField, MoneyOutputSerializer
 from apps.invoices.models import CreditNote, Invoice, InvoiceLine
 from apps.subscriptions.models import Subscription
@@ -179,3 +179,22 @@ class PortalPaymentOutputSerializer(serializers.Serializer):
     amount = MoneyOutputSerializer()
     failure_message = serializers.CharField()
     client_secret = serializers.CharField(help_text="For `requires_action`: Stripe.js `confirmCardPayment`.")
+
+
+class PortalTokenOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PortalToken
+        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+        read_only_fields = fields
+
+
+class PortalTokenCreatedOutputSerializer(PortalTokenOutputSerializer):
+    token = serializers.CharField(help_text="The secret, shown this once: send it as `Authorization: Bearer …`.")
+
+    class Meta(PortalTokenOutputSerializer.Meta):
+        fields = [*PortalTokenOutputSerializer.Meta.fields, "token"]
+        read_only_fields = fields
+
+
+class PortalTokenInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, help_text='What uses this token, e.g. "Accounting export".')

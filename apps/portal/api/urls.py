@@ -33,5 +33,7 @@ urlpatterns = [
         views.PortalPaymentMethodViewSet.as_view({"post": "make_default"}),
         name="portal-payment-method-default",
     ),
+    path("tokens", views.PortalTokenViewSet.as_view({"get": "list", "post": "create"}), name="portal-token-list"),
+    path("tokens/<str:pk>", views.PortalTokenViewSet.as_view({"delete": "destroy"}), name="portal-token-detail"),
     *router.urls,
 ]

@@ -6,6 +6,7 @@ membership (see `IsCustomerUser`): another customer's id is a 404, like an id th
 
 from django.conf import settings
 from django.http import FileResponse
+from django.utils import translation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -15,8 +16,13 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.selectors import customer_memberships_for_user, customer_now
-from apps.accounts.services import customer_billing_details_update, customer_membership_language_set
+from apps.accounts.selectors import customer_memberships_for_user, customer_now, portal_token_list_for_membership
+from apps.accounts.services import (
+    customer_billing_details_update,
+    customer_membership_language_set,
+    portal_token_create,
+    portal_token_revoke,
+)
 from apps.core.api.renderers import PDFRenderer
 from apps.core.api.schema import error_responses
 from apps.core.api.serializers import ErrorOutputSerializer
@@ -68,6 +74,7 @@ from apps.subscriptions.selectors import subscription_get_for_customer, subscrip
 from apps.subscriptions.services import subscription_cancel, subscription_cancel_undo
 from apps.usage.selectors import usage_so_far_for_customer
 
+from .authentication import PortalTokenAuthentication
 from .permissions import CUSTOMER_HEADER, IsCustomerUser
 from .serializers import (
     PortalBillingDetailsInputSerializer,
@@ -84,6 +91,9 @@ from .serializers import (
     PortalSubscriptionCancelInputSerializer,
     PortalSubscriptionChangeInputSerializer,
     PortalSubscriptionOutputSerializer,
+    PortalTokenCreatedOutputSerializer,
+    PortalTokenInputSerializer,
+    PortalTokenOutputSerializer,
 )
 
 CUSTOMER_PARAMETER = OpenApiParameter(
@@ -98,7 +108,8 @@ CUSTOMER_PARAMETER = OpenApiParameter(
 class PortalAPIMixin:
     # An `X-Customer-Id` the user does not belong to is 404 (documented on every operation).
     answers_not_found = True
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    # A personal token (Bearer bpc_…, made in the portal) acts for its customer only.
+    authentication_classes = [PortalTokenAuthentication, TokenAuthentication, SessionAuthentication]
     permission_classes = [IsCustomerUser]
     filter_backends: list = []
     membership = None
@@ -106,6 +117,18 @@ class PortalAPIMixin:
     @property
     def customer_id(self) -> int:
         return self.membership.customer_id
+
+    def initial(self, request, *args, **kwargs):
+        """Authenticate, find the membership, then speak its language. `PortalMiddleware` picks the
+        language before DRF reads a token (`Bearer bpc_…`, `Token …`), and from the session's customer
+        rather than `X-Customer-Id`: the membership found here is the one the request acts for."""
+        try:
+            super().initial(request, *args, **kwargs)
+        finally:
+            if self.membership is not None:
+                translation.activate(self.membership.portal_language)
+                request._request.LANGUAGE_CODE = translation.get_language()
+                request._request.portal_membership = self.membership  # answers with Content-Language
 
 
 @extend_schema(tags=["portal"], parameters=[CUSTOMER_PARAMETER])
@@ -520,3 +543,31 @@ class PortalInvoicePayView(PortalAPIMixin, APIView):
             "client_secret": payment_client_secret(payment=payment) if payment.status == "requires_action" else "",
         }
         return Response(PortalPaymentOutputSerializer(data).data)
+
+
+@extend_schema(tags=["portal"], parameters=[CUSTOMER_PARAMETER])
+class PortalTokenViewSet(PortalAPIMixin, viewsets.ViewSet):
+    """The signed-in user's personal tokens for the customer API, for the customer of the request:
+    list, create (the secret is in the answer, once), revoke. A token acts for that customer only, with
+    the user's role there. Another user's or customer's token is a 404."""
+
+    @extend_schema(responses={200: PortalTokenOutputSerializer(many=True), **error_responses(401, 403)})
+    def list(self, request):
+        tokens = portal_token_list_for_membership(membership_id=self.membership.pk)
+        return Response(PortalTokenOutputSerializer(tokens, many=True).data)
+
+    @extend_schema(
+        request=PortalTokenInputSerializer,
+        responses={201: PortalTokenCreatedOutputSerializer, **error_responses(400, 401, 403)},
+    )
+    def create(self, request):
+        serializer = PortalTokenInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token, raw_token = portal_token_create(membership_id=self.membership.pk, name=serializer.validated_data["name"])
+        token.token = raw_token
+        return Response(PortalTokenCreatedOutputSerializer(token).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses={204: None, **error_responses(401, 403, 404)}, summary="Revoke a token")
+    def destroy(self, request, pk=None):
+        portal_token_revoke(membership_id=self.membership.pk, token_id=pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)

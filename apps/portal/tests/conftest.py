@@ -90,3 +90,14 @@ def world(db) -> World:
 
 # The local fake Stripe (localstripe on a free port of 127.0.0.1) of the payments tests.
 from apps.payments.tests.stripe.conftest import localstripe, localstripe_url  # noqa: E402, F401
+
+
+@pytest.fixture
+def eager_tasks(settings):
+    """Run the Celery tasks queued on commit in-process (as in development), e.g. the portal's emails."""
+    from billing_portal.celery import app
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False

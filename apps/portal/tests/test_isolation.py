@@ -108,3 +108,29 @@ def test_switching_to_a_customer_the_user_does_not_belong_to_is_404(client, worl
     page = client.get(reverse("portal:dashboard")).content.decode()
     assert "Alpha Labs" in page
     assert "Beta Works" not in page
+
+
+def test_pausing_another_customers_subscription_is_404(client, world):
+    # Pausing is on in these tests' configuration, so the 404 is the isolation's, not the feature's.
+    client.force_login(world.a.user)
+    before = _snapshot(world)
+    for value in [world.b.subscription.pk, 999999, "abc"]:
+        response = client.post(reverse("portal:subscription-pause", kwargs={"subscription_id": value}))
+        assert response.status_code == 404, value
+    assert _snapshot(world) == before
+    response = client.post(reverse("portal:subscription-pause", kwargs={"subscription_id": world.a.subscription.pk}))
+    assert response.status_code == 302
+
+
+def test_removing_another_customers_team_member_is_404(client, world):
+    from apps.accounts.models import CustomerMembership
+    from apps.accounts.tests.factories import UserFactory
+
+    mate = UserFactory(username="b-mate", email="mate@beta-works.example")
+    b_mate = CustomerMembership.objects.create(customer=world.b.customer, user=mate, role="viewer")
+    b_owner = world.b.user.memberships.get()
+    client.force_login(world.a.user)
+    for value in [b_mate.pk, b_owner.pk, 999999]:
+        response = client.post(reverse("portal:team-remove", kwargs={"membership_id": value}))
+        assert response.status_code == 404, value
+    assert CustomerMembership.objects.filter(pk__in=[b_mate.pk, b_owner.pk]).count() == 2

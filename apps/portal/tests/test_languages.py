@@ -80,3 +80,68 @@ def test_credit_note_pdf_in_simplified_chinese(tmp_path):
     assert "贷项通知单" in text
     assert "重复收费" in text
     assert f"从发票 {invoice.number} 的应付金额中扣减 US$20.00。" in text
+
+
+def test_service_refusals_are_in_simplified_chinese_in_the_portal(client, api_client, world):
+    """The checks behind the forms (tax ID, billing emails, team) answer in the user's language."""
+    from django.urls import reverse
+
+    from apps.accounts.models import Customer
+
+    client.force_login(world.a.user)
+    client.post(reverse("portal:language"), {"language": "zh-hans", "next": "/portal/"})
+    data = {
+        "name": "Alpha Labs", "email": "billing@alpha.example", "billing_emails": "ap@alpha.example",
+        "address_line1": "1 Road", "city": "Berlin", "postal_code": "10115", "country": "DE",
+        "tax_id": "DE812345678", "tax_id_type": "", "preferred_language": "en",
+    }  # fmt: skip
+    page = client.post(reverse("portal:billing"), data).content.decode()
+    assert "DE812345678 不是有效的德国的增值税号：校验位不匹配（是否输入有误？）。" in page
+    assert "check digits" not in page
+    assert '<option value="DE" selected>德国</option>' in page  # country names in the user's language
+    page = client.post(reverse("portal:billing"), {**data, "tax_id": "FR11123456782"}).content.decode()
+    assert "不是客户所在地德国的增值税号：应以 DE 开头" in page
+    assert Customer.objects.get(pk=world.a.customer.pk).tax_id == ""
+    client.post(reverse("portal:billing"), {**data, "tax_id": "DE136695976"})
+    assert "税号: DE136695976 (有效（格式和校验位正确）)" in client.get(reverse("portal:billing")).content.decode()
+
+    page = client.post(reverse("portal:team"), {"email": world.a.user.email, "role": "viewer"}).content.decode()
+    assert "此人已在团队中。" in page
+
+    # The customer API speaks the same language for the same user (session).
+    api_client.force_login(world.a.user)
+    response = api_client.patch("/api/v1/portal/billing-details", {"tax_id": "DE123", "country": "DE"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["fields"]["tax_id"] == ["DE123 不是有效的德国的增值税号：位数不正确。"]
+
+
+@pytest.mark.parametrize("scheme", ["customer token", "user token"])
+def test_customer_api_speaks_the_users_language_with_a_token(api_client, world, scheme):
+    """A token request (no session) answers in the member's language, as a session request does."""
+    from rest_framework.authtoken.models import Token
+
+    from apps.accounts.models import CustomerMembership
+    from apps.accounts.services import customer_membership_language_set, portal_token_create
+
+    membership = CustomerMembership.objects.get(customer=world.a.customer, user=world.a.user)
+    customer_membership_language_set(membership_id=membership.pk, language="zh-hans")
+    if scheme == "customer token":
+        secret = portal_token_create(membership_id=membership.pk, name="Export")[1]
+        api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    else:
+        api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=world.a.user).key}")
+    response = api_client.patch("/api/v1/portal/billing-details", {"tax_id": "DE123", "country": "DE"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["fields"]["tax_id"] == ["DE123 不是有效的德国的增值税号：位数不正确。"]
+    assert response["Content-Language"] == "zh-hans"
+    # The customer's language when the user chose none.
+    customer_membership_language_set(membership_id=membership.pk, language="")
+    world.a.customer.preferred_language = "zh-hans"
+    world.a.customer.save(update_fields=["preferred_language"])
+    response = api_client.patch("/api/v1/portal/billing-details", {"tax_id": "DE123", "country": "DE"}, format="json")
+    assert response.json()["fields"]["tax_id"] == ["DE123 不是有效的德国的增值税号：位数不正确。"]
+    world.a.customer.preferred_language = "en"
+    world.a.customer.save(update_fields=["preferred_language"])
+    response = api_client.patch("/api/v1/portal/billing-details", {"tax_id": "DE123", "country": "DE"}, format="json")
+    assert "不是" not in response.json()["fields"]["tax_id"][0]
+    assert response["Content-Language"] == "en"

@@ -33,7 +33,15 @@ def _event(transaction_id: str) -> dict:
 
 @pytest.mark.parametrize(
     ("rate", "parsed"),
-    [("600/minute", (600, 60)), ("5/second", (5, 1)), ("100/hour", (100, 3600)), ("1/day", (1, 86400)), ("", None)],
+    [
+        ("600/minute", (600, 60)),
+        ("5/second", (5, 1)),
+        ("100/hour", (100, 3600)),
+        ("1/day", (1, 86400)),
+        ("", None),
+        ("3/15minute", (3, 900)),
+        ("20/2h", (20, 7200)),
+    ],
 )
 def test_rates_are_read_as_count_per_period(rate, parsed):
     assert parse_rate(rate) == parsed
@@ -42,6 +50,8 @@ def test_rates_are_read_as_count_per_period(rate, parsed):
 def test_a_bad_rate_is_refused():
     with pytest.raises(ValueError, match="Bad throttle rate 'ten/minute'"):
         parse_rate("ten/minute")
+    with pytest.raises(ValueError, match="Bad throttle rate '3/0minute'"):
+        parse_rate("3/0minute")
 
 
 def test_a_user_over_the_limit_gets_429_with_retry_after(api_client, make_staff, settings):

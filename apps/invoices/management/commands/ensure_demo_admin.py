@@ -7,7 +7,13 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 
 from apps.accounts.models import ApiKey, CustomerMembership
-from apps.accounts.services import api_key_create, api_key_revoke, customer_membership_add
+from apps.accounts.services import (
+    api_key_create,
+    api_key_revoke,
+    customer_membership_add,
+    portal_token_create,
+    portal_token_revoke,
+)
 from apps.catalog.models import Plan
 from apps.invoices.management.demo import demo_first_customer
 from apps.portal.selectors import portal_configuration
@@ -20,12 +26,14 @@ PORTAL_USERNAME = "demo-customer"
 
 
 DEMO_API_KEY_NAME = "Demo metering"
+DEMO_PORTAL_TOKEN_NAME = "Demo (make run)"
 
 
 class Command(BaseCommand):
     help = (
         "Create or update the local superuser 'admin' with a fresh random password and an API token, and "
-        "a customer portal user 'demo-customer' (with a password and an API token) for the first demo customer. "
+        "a customer portal user 'demo-customer' (with a password and a customer API token, Bearer bpc_…) "
+        "for the first demo customer. "
         "For local demos only."
     )
 
@@ -66,8 +74,11 @@ class Command(BaseCommand):
         portal_user.is_active = True
         portal_user.set_password(portal_password)
         portal_user.save()
-        customer_membership_add(customer=customer, user=portal_user, role=CustomerMembership.Role.OWNER)
-        portal_token, _ = Token.objects.get_or_create(user=portal_user)
+        membership = customer_membership_add(customer=customer, user=portal_user, role=CustomerMembership.Role.OWNER)
+        # Only a token's hash is stored: each run revokes the demo token it made before and makes a new one.
+        for old in membership.portal_tokens.filter(name=DEMO_PORTAL_TOKEN_NAME, revoked_at__isnull=True):
+            portal_token_revoke(membership_id=membership.pk, token_id=old.pk)
+        _, portal_token = portal_token_create(membership_id=membership.pk, name=DEMO_PORTAL_TOKEN_NAME)
         configuration = portal_configuration()
         if not configuration.allowed_plans.exists():  # let the demo customer change plans
             configuration.allowed_plans.set(Plan.objects.filter(is_archived=False))
@@ -77,5 +88,5 @@ class Command(BaseCommand):
         self.stdout.write(f"  Username: {PORTAL_USERNAME}")
         self.stdout.write(f"  Password: {portal_password}")
         self.stdout.write(
-            f"  Customer API token: {portal_token.key}  (/api/v1/portal/…, header: Authorization: Token …)"
+            f"  Customer API token: {portal_token}  (/api/v1/portal/…, header: Authorization: Bearer {portal_token})"
         )

@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from apps.accounts.models import Customer
+from apps.accounts.services import portal_token_create
 from apps.subscriptions.models import Subscription
 
 from ..conftest import PASSWORD
@@ -131,3 +132,62 @@ def test_add_a_card_against_localstripe(page, world, localstripe):
     page.get_by_role("button", name="Pay 39.00 USD").click()
     expect(page.get_by_text("Thank you: your payment is received.")).to_be_visible()
     expect(page.get_by_test_id("invoice-amount-due")).to_have_text("0.00 USD")
+
+
+def test_api_token_on_a_phone(page, world):
+    page.set_viewport_size({"width": 390, "height": 844})
+    _sign_in(page, world.a.user)
+    page.get_by_role("link", name="API tokens").click()
+    expect(page.get_by_text("No token yet.")).to_be_visible()
+    page.get_by_label("Token name").fill("Accounting export")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.get_by_label("Token", exact=True)).to_have_value(re.compile(r"^bpc_"))
+    expect(page.get_by_role("button", name="Revoke Accounting export")).to_be_visible()
+    assert axe_violations(page) == []
+    width = _page_width(page)
+    assert width["scroll"] <= width["inner"], width  # the tokens table scrolls inside its frame
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def _page_width(page) -> dict:
+    return page.evaluate(
+        """() => ({scroll: document.documentElement.scrollWidth, inner: window.innerWidth,
+                  wide: [...document.querySelectorAll('body *')]
+                    .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5
+                                 && !e.closest('.table-wrap'))
+                    .slice(0, 5).map(e => e.tagName + '.' + e.className)})"""
+    )
+
+
+@pytest.mark.parametrize("language", ["English", "简体中文"])
+def test_no_page_scrolls_sideways_on_a_phone(page, world, localstripe, language):
+    """At 390 px (a phone) no page is wider than the screen: wide tables scroll inside their frame."""
+    portal_token_create(membership_id=world.a.user.memberships.get().pk, name="Accounting export")  # a table
+    page.set_viewport_size(PHONE)
+    for path in ["/portal/login/", "/portal/login/link/", "/portal/password/reset/"]:
+        page.goto(path)
+        width = _page_width(page)
+        assert width["scroll"] <= width["inner"], (path, width)
+    _sign_in(page, world.a.user)
+    page.get_by_role("button", name=language).click()
+    paths = [
+        "/portal/",
+        "/portal/invoices/",
+        f"/portal/invoices/{world.a.invoice.pk}/",
+        f"/portal/subscriptions/{world.a.subscription.pk}/",
+        f"/portal/subscriptions/{world.a.subscription.pk}/change/",
+        f"/portal/subscriptions/{world.a.subscription.pk}/cancel/",
+        "/portal/billing/",
+        "/portal/payment-methods/",
+        "/portal/payment-methods/add/",
+        "/portal/api-tokens/",
+        "/portal/team/",
+        "/portal/password/",
+    ]
+    for path in paths:
+        response = page.goto(path)
+        assert response.status == 200, path
+        width = _page_width(page)
+        assert width["scroll"] <= width["inner"], (path, width)
