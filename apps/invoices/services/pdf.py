@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import translation
+from djmoney.money import Money
 
 from apps.core import clock
 from apps.core.errors import Conflict, NotEditable, NotFound
@@ -27,7 +28,7 @@ from apps.core.pdf import (
     static_url,
 )
 
-from ..constants import REVERSE_CHARGE_NOTE, InvoiceEventType
+from ..constants import REVERSE_CHARGE_NOTE, InvoiceEventType, InvoiceStatus
 from ..events import invoice_event_record
 from ..models import CreditNote, Invoice, InvoiceLine, InvoiceTax
 from ..templatetags.invoice_format import service_period
@@ -50,7 +51,11 @@ def invoice_pdf_context(
     snapshots, never live rows. `lines` and `taxes` default to the invoice's own."""
     seller = invoice.seller_details
     lines = list(invoice.lines.all()) if lines is None else lines
+    below_zero = invoice.status != InvoiceStatus.VOID and invoice.total.amount < 0
     return {
+        # An invoice that came to below zero: what went to the customer's credit balance, nothing due.
+        "credited_to_balance": -invoice.total if below_zero else None,
+        "amount_due_zero": Money(0, invoice.currency),
         "invoice": invoice,
         "seller": seller,
         "buyer": invoice.customer_details,

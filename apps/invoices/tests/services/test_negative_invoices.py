@@ -5,7 +5,9 @@ the customer's credit balance, once, and comes off their next invoices after tax
 from decimal import Decimal
 
 import pytest
+from django.template.loader import render_to_string
 from django.test import override_settings
+from django.utils import translation
 from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
@@ -20,6 +22,7 @@ from apps.invoices.services import (
     subscription_upcoming_invoice,
 )
 from apps.invoices.services.billing_chunk import billing_chunk_bill
+from apps.invoices.services.pdf import invoice_pdf_context
 from apps.subscriptions.api.serializers import UpcomingInvoiceOutputSerializer
 from apps.subscriptions.periods import utc
 
@@ -177,3 +180,25 @@ def test_a_downgrade_invoiced_now_is_issued_below_zero_and_credits_the_balance()
     bill_due_subscriptions(now=utc(2026, 5, 1, 1))
     may = _cycle_invoices(subscription)[1]
     assert (may.total, customer_balance(customer=customer)) == (Money("9.00", "USD"), Money(Decimal("0"), "USD"))
+
+
+def test_the_bill_of_an_invoice_below_zero_says_what_went_to_the_balance_and_that_nothing_is_due():
+    basic = PlanFactory(name="Basic", product__name="Hosting", prices=[Money("30.00", "USD")])
+    pro = PlanFactory(name="Pro", product=basic.product, prices=[Money("60.00", "USD")])
+    customer = CustomerFactory(currency="USD")
+    subscription = subscription_start(customer=customer, plan=pro, now=utc(2026, 4, 1))
+    invoice = subscription_change(
+        subscription_id=subscription.pk, plan=basic, proration="invoice_now", now=utc(2026, 4, 10)
+    ).invoice
+
+    html = " ".join(render_to_string("invoices/invoice_pdf.html", invoice_pdf_context(invoice)).split())
+
+    assert "Credited to your balance</th><td>21.00 USD</td>" in html
+    assert "Amount due</th><td>0.00 USD</td>" in html
+    assert "Nothing to pay" in html
+    assert "21.00 USD has been credited to your account balance" in html
+    assert "Payment received" not in html
+    with translation.override("zh-hans"):
+        chinese = render_to_string("invoices/invoice_pdf.html", invoice_pdf_context(invoice))
+    assert "已记入您的余额" in chinese
+    assert "无需付款" in chinese
