@@ -553,6 +553,14 @@ def cash_months_rebuild(*, from_month: date | None) -> int:
         invoices = invoices.filter(issued_at__gte=since)
         credit_notes = credit_notes.filter(issued_at__gte=since)
     invoiced = _by_month(invoices, "issued_at", "total")
+    # What an invoice came to below zero is invoiced (negative) when that invoice is issued; the credit
+    # it left, taken off a later invoice, is a settlement there and is added back, so it counts once.
+    invoice_credits = InvoiceLine.objects.filter(
+        kind=InvoiceLineKind.INVOICE_CREDIT, invoice__in=invoices.values("pk")
+    ).annotate(issued_at=F("invoice__issued_at"))
+    for key, (amount, _) in _by_month(invoice_credits, "issued_at", "amount").items():
+        total, count = invoiced.get(key, (Decimal(0), 0))
+        invoiced[key] = (total - amount, count)
     credited = _by_month(credit_notes, "issued_at", "total")
     collected = collected_by_month(since=since)
     refunded = refunded_by_month(since=since)

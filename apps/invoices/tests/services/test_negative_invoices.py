@@ -2,6 +2,7 @@
 follows) is issued with its lines as they are and nothing due; what it came to below zero goes to
 the customer's credit balance, once, and comes off their next invoices after tax."""
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -23,6 +24,8 @@ from apps.invoices.services import (
 )
 from apps.invoices.services.billing_chunk import billing_chunk_bill
 from apps.invoices.services.pdf import invoice_pdf_context
+from apps.reports.models import CashMonth
+from apps.reports.services import cash_months_rebuild
 from apps.subscriptions.api.serializers import UpcomingInvoiceOutputSerializer
 from apps.subscriptions.periods import utc
 
@@ -202,3 +205,21 @@ def test_the_bill_of_an_invoice_below_zero_says_what_went_to_the_balance_and_tha
         chinese = render_to_string("invoices/invoice_pdf.html", invoice_pdf_context(invoice))
     assert "已记入您的余额" in chinese
     assert "无需付款" in chinese
+
+
+def test_the_invoiced_figure_counts_an_invoice_below_zero_once():
+    seats = PlanFactory(name="Team", product__name="Chat", prices=[Money("10.00", "USD")])
+    customer = CustomerFactory(currency="USD")
+    subscription = subscription_start(customer=customer, plan=seats, quantity=3, now=utc(2026, 1, 1))
+    subscription_change(subscription_id=subscription.pk, quantity=1, now=utc(2026, 1, 5))
+    for month in (2, 3):
+        bill_due_subscriptions(now=utc(2026, month, 1, 1))
+    february, march = _cycle_invoices(subscription)[1:3]
+    assert (february.total, march.total) == (Money("-7.42", "USD"), Money("2.58", "USD"))  # 10.00 − 7.42
+
+    cash_months_rebuild(from_month=None)
+
+    invoiced = dict(CashMonth.objects.filter(currency="USD").values_list("month", "invoiced"))
+    # February as issued; March as billed (10.00), its 7.42 settled by February's credit.
+    assert (invoiced[date(2026, 2, 1)], invoiced[date(2026, 3, 1)]) == (Decimal("-7.42"), Decimal("10.00"))
+    assert sum(invoiced.values()) == Decimal("32.58")  # January 30.00, February −7.42, March 10.00
