@@ -28,7 +28,9 @@ def test_schema_is_public_and_describes_every_authentication_scheme_and_the_erro
     assert schema["info"]["title"] == "Billing Portal API"
     assert "/api/v1/customers" in schema["paths"]
     assert "/api/v1/billing-runs" in schema["paths"]
-    assert set(schema["components"]["securitySchemes"]) == {"tokenAuth", "cookieAuth", "apiKey"}
+    assert set(schema["components"]["securitySchemes"]) == {"tokenAuth", "cookieAuth", "apiKey", "customerToken"}
+    assert {"customerToken": []} in schema["paths"]["/api/v1/portal/me"]["get"]["security"]
+    assert {"customerToken": []} not in schema["paths"]["/api/v1/customers"]["get"]["security"]
     assert sorted(schema["components"]["schemas"]["ErrorOutput"]["required"]) == ["code", "fields", "message"]
     assert schema["paths"]["/api/v1/events/batch"]["post"]["security"] == [{"apiKey": []}]
 
