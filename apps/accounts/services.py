@@ -611,13 +611,20 @@ def portal_token_revoke(*, membership_id: int, token_id: int | str, now: datetim
 
 
 def portal_token_authenticate(raw_token: str, *, now: datetime | None = None) -> PortalToken | None:
-    """The active token matching `raw_token` of an active user still in the team, or None. Records when
-    it was last used (at most once a minute)."""
+    """The active token matching `raw_token` of an active, non-staff user still in the team, or None (a
+    staff account never acts through the portal, even if it became staff after making the token).
+    Records when it was last used (at most once a minute)."""
     if not raw_token.startswith(PORTAL_TOKEN_PREFIX):
         return None
     token = (
         PortalToken.objects.select_related("membership__user", "membership__customer")
-        .filter(key_hash=api_key_hash(raw_token), revoked_at__isnull=True, membership__user__is_active=True)
+        .filter(
+            key_hash=api_key_hash(raw_token),
+            revoked_at__isnull=True,
+            membership__user__is_active=True,
+            membership__user__is_staff=False,
+            membership__user__is_superuser=False,
+        )
         .first()
     )
     if token is None or not hmac.compare_digest(token.key_hash, api_key_hash(raw_token)):
