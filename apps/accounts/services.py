@@ -359,18 +359,28 @@ def _portal_email_enqueue(task_name: str, *args: Any) -> None:
     enqueue(getattr(tasks, task_name), *args)
 
 
-def _portal_email_within_limit(*, email: str, what: str) -> bool:
+def _portal_email_within_limit(*, email: str, client: str, what: str) -> bool:
     """Count one sign-in link or password reset asked for `email` (both together, whatever the case
-    of the address, known or not) against `PORTAL_EMAIL_RATES["address"]`. False past it: the
-    asker is answered as usual but nothing is sent, and that is logged (the address masked)."""
+    of the address, known or not) from the client address `client`, against two limits:
+    `PORTAL_EMAIL_RATES["address"]` per email address and client address, so that whoever asks again
+    and again for someone else's address uses up their own count, not the owner's; and the looser
+    `PORTAL_EMAIL_RATES["address_total"]` per email address from anywhere, so that many networks
+    together cannot flood a mailbox (counted only for asks within the first limit). False past either:
+    the asker is answered as usual but nothing is sent, and that is logged (the address masked)."""
     digest = hashlib.sha256(email.lower().encode()).hexdigest()
-    wait = rate_limit_hit(scope="portal_email_address", ident=digest, rate=settings.PORTAL_EMAIL_RATES.get("address"))
+    rates = settings.PORTAL_EMAIL_RATES
+    limit = "per-address"
+    wait = rate_limit_hit(scope="portal_email_address", ident=f"{digest}:{client}", rate=rates.get("address"))
+    if wait is None:
+        limit = "overall per-address"
+        wait = rate_limit_hit(scope="portal_email_address_total", ident=digest, rate=rates.get("address_total"))
     if wait is None:
         return True
     local, _at, domain = email.rpartition("@")
     logger.warning(
-        "portal %s for %s***@%s not sent: over the per-address limit (%s) for %d more seconds",
-        what, local[:1], domain, settings.PORTAL_EMAIL_RATES["address"], round(wait),
+        "portal %s for %s***@%s from %s not sent: over the %s limit (%s) for %d more seconds",
+        what, local[:1], domain, client, limit,
+        rates["address"] if limit == "per-address" else rates["address_total"], round(wait),
     )  # fmt: skip
     return False
 
@@ -380,13 +390,13 @@ def _portal_users():
     return get_user_model().objects.filter(is_active=True, is_staff=False, memberships__isnull=False).distinct()
 
 
-def portal_login_link_send(*, email: str) -> None:
-    """Someone asks for a sign-in link to `email`: whatever the address, one task is queued on commit,
-    and the task finds who (if anyone) gets a link. The request does the same work for a known, an
-    unknown or a staff address, and a mail server failure never reaches it. Past the per-address limit
-    nothing is queued (`_portal_email_within_limit`)."""
+def portal_login_link_send(*, email: str, client: str) -> None:
+    """Someone asks (from the client address `client`) for a sign-in link to `email`: whatever the
+    address, one task is queued on commit, and the task finds who (if anyone) gets a link. The request
+    does the same work for a known, an unknown or a staff address, and a mail server failure never
+    reaches it. Past the per-address limits nothing is queued (`_portal_email_within_limit`)."""
     email = email.strip()
-    if email and _portal_email_within_limit(email=email, what="sign-in link"):
+    if email and _portal_email_within_limit(email=email, client=client, what="sign-in link"):
         transaction.on_commit(lambda: _portal_email_enqueue("portal_login_link_request_task", email))
 
 
@@ -436,11 +446,12 @@ def customer_invitation_email_send(*, membership_id: int, inviter: str) -> bool:
     return True
 
 
-def portal_password_reset_request(*, email: str, domain: str, protocol: str, language: str) -> None:
-    """Someone asks to reset the password of `email`: as for sign-in links, one task is queued on
-    commit whatever the address, and the task finds who (if anyone) gets the email."""
+def portal_password_reset_request(*, email: str, client: str, domain: str, protocol: str, language: str) -> None:
+    """Someone asks (from the client address `client`) to reset the password of `email`: as for
+    sign-in links, one task is queued on commit whatever the address, and the task finds who (if
+    anyone) gets the email. Past the per-address limits nothing is queued (`_portal_email_within_limit`)."""
     email = email.strip()
-    if email and _portal_email_within_limit(email=email, what="password reset"):
+    if email and _portal_email_within_limit(email=email, client=client, what="password reset"):
         transaction.on_commit(
             lambda: _portal_email_enqueue("portal_password_reset_request_task", email, domain, protocol, language)
         )
@@ -611,13 +622,20 @@ def portal_token_revoke(*, membership_id: int, token_id: int | str, now: datetim
 
 
 def portal_token_authenticate(raw_token: str, *, now: datetime | None = None) -> PortalToken | None:
-    """The active token matching `raw_token` of an active user still in the team, or None. Records when
-    it was last used (at most once a minute)."""
+    """The active token matching `raw_token` of an active, non-staff user still in the team, or None (a
+    staff account never acts through the portal, even if it became staff after making the token).
+    Records when it was last used (at most once a minute)."""
     if not raw_token.startswith(PORTAL_TOKEN_PREFIX):
         return None
     token = (
         PortalToken.objects.select_related("membership__user", "membership__customer")
-        .filter(key_hash=api_key_hash(raw_token), revoked_at__isnull=True, membership__user__is_active=True)
+        .filter(
+            key_hash=api_key_hash(raw_token),
+            revoked_at__isnull=True,
+            membership__user__is_active=True,
+            membership__user__is_staff=False,
+            membership__user__is_superuser=False,
+        )
         .first()
     )
     if token is None or not hmac.compare_digest(token.key_hash, api_key_hash(raw_token)):

@@ -13,6 +13,7 @@ from apps.accounts.constants import PortalLanguage, TaxIdType
 from apps.accounts.models import CustomerMembership
 from apps.accounts.services import portal_password_reset_request
 from apps.core.errors import ApplicationError
+from apps.core.network import client_address
 
 
 def add_application_error(form: forms.Form, exc: ApplicationError) -> None:
@@ -48,6 +49,7 @@ class PortalPasswordResetForm(PasswordResetForm):
         domain = domain_override or (get_current_site(request).domain if request else "")
         portal_password_reset_request(
             email=self.cleaned_data["email"],
+            client=client_address(request) if request else "",
             domain=domain,
             protocol="https" if use_https else "http",
             language=translation.get_language() or settings.LANGUAGE_CODE,

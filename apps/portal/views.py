@@ -207,7 +207,7 @@ def login_link_request(request):
         context = {**_base_context(request, None), "form": form}
         return _too_many_requests(render(request, "portal/login_link.html", context), wait)
     if request.method == "POST" and form.is_valid():
-        portal_login_link_send(email=form.cleaned_data["email"])
+        portal_login_link_send(email=form.cleaned_data["email"], client=client_address(request))
         return render(
             request,
             "portal/login_link_sent.html",

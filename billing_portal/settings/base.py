@@ -375,11 +375,15 @@ API_THROTTLE_RATES = {
 }
 API_THROTTLE_CACHE = "default"
 # The portal's emails that anyone may ask for (sign-in links and password resets), counted in the
-# same cache: per email address, together for both forms (past it the form answers as usual but
-# nothing is sent, and that is logged), and per client address (past it: 429 and a form error).
+# same cache, together for both forms: per email address and client address ("address": someone
+# asking for another's address from elsewhere does not use up the owner's count), per email address
+# from anywhere ("address_total", looser: no mailbox flood from many networks; above what one client
+# address may reach alone, 12 an hour), past either the form answers as usual but nothing is sent,
+# and that is logged; and per client address ("client"; past it: 429 and a form error).
 # "<count>/<[n]second|minute|hour|day>"; empty for no limit. See docs/security.md.
 PORTAL_EMAIL_RATES = {
     "address": env("PORTAL_EMAIL_ADDRESS_RATE", default="3/15minute"),
+    "address_total": env("PORTAL_EMAIL_ADDRESS_TOTAL_RATE", default="15/hour"),
     "client": env("PORTAL_EMAIL_CLIENT_RATE", default="20/hour"),
 }
 # Largest API request body (bytes); larger ones get 413 before they are read. A full batch of 1,000

@@ -35,7 +35,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 
 # Rate limits high enough that no test meets them by accident; the tests of the limits set their own.
 API_THROTTLE_RATES = {"api_key": "1000000/minute", "user": "1000000/minute", "anon": "1000000/minute"}
-PORTAL_EMAIL_RATES = {"address": "1000000/minute", "client": "1000000/minute"}
+PORTAL_EMAIL_RATES = {"address": "1000000/minute", "address_total": "1000000/minute", "client": "1000000/minute"}
 # Django's test client logs in without a request, which the admin login protection requires; its own
 # tests switch it on.
 AXES_ENABLED = False

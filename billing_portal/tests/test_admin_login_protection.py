@@ -101,6 +101,37 @@ def test_behind_a_proxy_a_forged_forwarded_address_does_not_escape_the_lockout(c
     assert forged.status_code == 429
 
 
+@pytest.mark.parametrize(
+    ("forwarded_for", "counted_as"),
+    [
+        ("1.2.3.4:5678", "1.2.3.4"),  # a proxy that writes the port too
+        ("[2001:db8::1]:443", "2001:db8::1"),
+        ("[2001:db8::1]", "2001:db8::1"),
+        ("not-an-address", "192.168.0.10"),  # garbage: the proxy's own address
+        ("10.7.7.7, 1.2.3.4:99999x", "192.168.0.10"),
+    ],
+)
+def test_behind_a_proxy_an_address_with_a_port_or_garbage_is_counted_without_error(
+    client, admin_user, behind_one_proxy, forwarded_for, counted_as
+):
+    failures = [_login_through_proxy(client, f"guess-{n}", forwarded_for=forwarded_for).status_code for n in range(3)]
+
+    assert failures == [200, 200, 429]  # no 500 from storing the address
+    attempt = AccessAttempt.objects.get()
+    assert (attempt.username, attempt.ip_address, attempt.failures_since_start) == ("finance", counted_as, 3)
+
+
+def test_behind_a_proxy_the_same_client_with_and_without_a_port_is_one_address(client, admin_user, behind_one_proxy):
+    for n, forwarded_for in enumerate(["1.2.3.4:5678", "1.2.3.4:6000", "1.2.3.4"]):
+        _login_through_proxy(client, f"guess-{n}", forwarded_for=forwarded_for)
+
+    from_elsewhere = _login_through_proxy(client, "correct horse battery staple", forwarded_for="5.6.7.8:5678")
+    locked = _login_through_proxy(client, "correct horse battery staple", forwarded_for="1.2.3.4:7000")
+
+    assert from_elsewhere.status_code == 302
+    assert locked.status_code == 429
+
+
 def test_the_portal_login_is_locked_out_too(client, admin_user):
     customer_user = UserFactory(username="buyer")  # password: correct-horse-battery
     portal_login = reverse("portal:login")

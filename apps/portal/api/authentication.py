@@ -1,6 +1,7 @@
 """Customer users' personal tokens for the customer API: `Authorization: Bearer bpc_…`.
 
-Made and revoked by the user in the portal (API tokens page) or through `/api/v1/portal/tokens`. A
+Made and revoked by the signed-in user in the portal (API tokens page) or through `/api/v1/portal/tokens`
+with the portal's session, never with a token (403 `session_required`). A
 token authenticates its user for the customer API only (the staff API does not accept it), and acts for
 the token's customer only (see `IsCustomerUser`).
 """
@@ -35,5 +36,8 @@ class PortalTokenAuthenticationScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "A customer user's personal token (bpc_…), made in the portal: acts for its customer only.",
+            "description": (
+                "A customer user's personal token (bpc_…), made in the portal: acts for its customer only. "
+                "It cannot make or revoke tokens (that needs the portal's session)."
+            ),
         }

@@ -9,7 +9,7 @@ from django.http import FileResponse
 from django.utils import translation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
@@ -549,7 +549,18 @@ class PortalInvoicePayView(PortalAPIMixin, APIView):
 class PortalTokenViewSet(PortalAPIMixin, viewsets.ViewSet):
     """The signed-in user's personal tokens for the customer API, for the customer of the request:
     list, create (the secret is in the answer, once), revoke. A token acts for that customer only, with
-    the user's role there. Another user's or customer's token is a 404."""
+    the user's role there. Another user's or customer's token is a 404.
+
+    Creating and revoking need a signed-in session (the portal's): a token may list tokens but not make
+    or revoke them, so that a leaked token cannot mint others that outlive its revocation."""
+
+    def _require_session(self, request) -> None:
+        if request.auth is not None:  # a token (Bearer bpc_…, Token …); a session carries none
+            raise exceptions.PermissionDenied(
+                "Tokens are made and revoked by a signed-in user (the portal's API tokens page, or this API "
+                "with the portal's session), not with a token.",
+                code="session_required",
+            )
 
     @extend_schema(responses={200: PortalTokenOutputSerializer(many=True), **error_responses(401, 403)})
     def list(self, request):
@@ -559,15 +570,35 @@ class PortalTokenViewSet(PortalAPIMixin, viewsets.ViewSet):
     @extend_schema(
         request=PortalTokenInputSerializer,
         responses={201: PortalTokenCreatedOutputSerializer, **error_responses(400, 401, 403)},
+        auth=[{"cookieAuth": []}],
+        description=(
+            "Needs the portal's signed-in session (its cookie and CSRF token): with a token (Bearer bpc_… or "
+            "Token …) the answer is 403 `session_required`. The secret (`token`) is in this answer only, "
+            "which is not to be cached (`Cache-Control: no-store`)."
+        ),
     )
     def create(self, request):
+        self._require_session(request)
         serializer = PortalTokenInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         token, raw_token = portal_token_create(membership_id=self.membership.pk, name=serializer.validated_data["name"])
         token.token = raw_token
-        return Response(PortalTokenCreatedOutputSerializer(token).data, status=status.HTTP_201_CREATED)
+        return Response(
+            PortalTokenCreatedOutputSerializer(token).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Cache-Control": "no-store"},  # the secret must not stay in a cache
+        )
 
-    @extend_schema(responses={204: None, **error_responses(401, 403, 404)}, summary="Revoke a token")
+    @extend_schema(
+        responses={204: None, **error_responses(401, 403, 404)},
+        summary="Revoke a token",
+        auth=[{"cookieAuth": []}],
+        description=(
+            "Needs the portal's signed-in session (its cookie and CSRF token): with a token (Bearer bpc_… or "
+            "Token …) the answer is 403 `session_required`."
+        ),
+    )
     def destroy(self, request, pk=None):
+        self._require_session(request)
         portal_token_revoke(membership_id=self.membership.pk, token_id=pk)
         return Response(status=status.HTTP_204_NO_CONTENT)

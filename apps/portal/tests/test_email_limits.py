@@ -1,6 +1,8 @@
 """Nobody can flood a mailbox through the portal's email forms (sign-in link, password reset): past
-`PORTAL_EMAIL_RATES["address"]` for one address the forms answer as before but send nothing (logged),
-and past `PORTAL_EMAIL_RATES["client"]` for one client address they answer 429 with a form error."""
+`PORTAL_EMAIL_RATES["address"]` for one address from one client address, or past
+`PORTAL_EMAIL_RATES["address_total"]` for one address from anywhere, the forms answer as before but
+send nothing (logged), and past `PORTAL_EMAIL_RATES["client"]` for one client address they answer 429
+with a form error. Nobody can use up the owner's own asks from elsewhere."""
 
 import logging
 import re
@@ -10,13 +12,16 @@ from django.core import mail
 from django.core.cache import cache
 from django.urls import reverse
 
+from apps.core.tests.rate_windows import wait_for_a_fresh_window
+
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
 def limits(settings):
-    settings.PORTAL_EMAIL_RATES = {"address": "3/15minute", "client": "20/hour"}
+    settings.PORTAL_EMAIL_RATES = {"address": "3/15minute", "address_total": "10/hour", "client": "20/hour"}
     cache.clear()  # the counters live in the cache
+    wait_for_a_fresh_window()
     yield
     cache.clear()
 
@@ -48,8 +53,11 @@ def test_an_address_gets_at_most_three_emails_from_both_forms_then_the_same_answ
     assert reset["Location"] == first[1]["Location"] == reverse("portal:password-reset-done")
     logged = [r.getMessage() for r in caplog.records if r.name == "apps.accounts.services"]
     assert len(logged) == 2
-    assert logged[0].startswith("portal sign-in link for O***@ALPHA-LABS.EXAMPLE not sent: over the per-address limit")
-    assert logged[1].startswith("portal password reset for o***@alpha-labs.example not sent")
+    assert logged[0].startswith(
+        "portal sign-in link for O***@ALPHA-LABS.EXAMPLE from 10.2.2.2 not sent: "
+        "over the per-address limit (3/15minute)"
+    )
+    assert logged[1].startswith("portal password reset for o***@alpha-labs.example from 10.2.2.2 not sent")
 
 
 def test_the_address_limit_answers_the_same_for_an_unknown_address(
@@ -68,6 +76,41 @@ def test_the_address_limit_answers_the_same_for_an_unknown_address(
     # another address is counted on its own
     _ask(client, "portal:login-link", world.b.user.email, django_capture_on_commit_callbacks)
     assert [m.to for m in mail.outbox] == [[world.b.user.email]]
+
+
+def test_a_flood_from_one_network_does_not_stop_the_owners_own_ask_from_another(
+    client, world, django_capture_on_commit_callbacks, eager_tasks
+):
+    victim = world.a.user.email
+    for form in ["portal:login-link", "portal:password-reset"] * 4:  # 8 asks, 3 sent
+        _ask(client, form, victim, django_capture_on_commit_callbacks, address="203.0.113.66")
+    assert len(mail.outbox) == 3
+    mail.outbox.clear()
+
+    link = _ask(client, "portal:login-link", victim, django_capture_on_commit_callbacks, address="198.51.100.7")
+    reset = _ask(client, "portal:password-reset", victim, django_capture_on_commit_callbacks, address="198.51.100.7")
+
+    assert (link.status_code, reset.status_code) == (200, 302)
+    assert len(mail.outbox) == 2  # the owner's link and reset both go out
+    assert "sesame=" in mail.outbox[0].body
+
+
+def test_the_overall_ceiling_per_address_holds_across_networks(
+    client, world, django_capture_on_commit_callbacks, eager_tasks, caplog
+):
+    victim = world.a.user.email
+    networks = [f"203.0.113.{n}" for n in range(1, 6)]
+    with caplog.at_level(logging.WARNING, logger="apps.accounts.services"):
+        for address in networks:  # 5 networks × 3 asks: 15 asks, each network within its own count
+            for _ in range(3):
+                _ask(client, "portal:login-link", victim, django_capture_on_commit_callbacks, address=address)
+        late = _ask(client, "portal:password-reset", victim, django_capture_on_commit_callbacks, address="192.0.2.1")
+
+    assert len(mail.outbox) == 10  # address_total: 10/hour
+    assert late.status_code == 302  # the same answer, nothing sent
+    logged = [r.getMessage() for r in caplog.records if r.name == "apps.accounts.services"]
+    assert len(logged) == 6
+    assert "over the overall per-address limit (10/hour)" in logged[-1]
 
 
 def test_a_client_address_over_its_limit_gets_429_and_a_form_error(

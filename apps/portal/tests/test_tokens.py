@@ -100,14 +100,72 @@ def test_tokens_through_the_api(api_client, world):
     assert response.status_code == 201
     created = response.json()
     assert created["name"] == "CI" and created["token"].startswith(created["prefix"] + "_")
+    assert response.headers["Cache-Control"] == "no-store"  # the secret must not stay in a cache
     listed = api_client.get("/api/v1/portal/tokens").json()
     assert [(row["id"], row["name"]) for row in listed] == [(created["id"], "CI")]
     assert "token" not in listed[0]
 
     api_client.force_authenticate(None)
     assert api_client.get("/api/v1/portal/me", **_bearer(created["token"])).status_code == 200
-    assert api_client.delete(f"/api/v1/portal/tokens/{created['id']}", **_bearer(created["token"])).status_code == 204
+    api_client.force_authenticate(world.a.user)
+    assert api_client.delete(f"/api/v1/portal/tokens/{created['id']}").status_code == 204
+    api_client.force_authenticate(None)
     assert api_client.get("/api/v1/portal/me", **_bearer(created["token"])).status_code == 401
+
+
+def test_with_the_portal_session_the_api_makes_and_revokes_tokens(client, world):
+    client.force_login(world.a.user)  # the portal's session cookie
+    response = client.post("/api/v1/portal/tokens", {"name": "CI"}, content_type="application/json")
+    assert response.status_code == 201
+    assert response.headers["Cache-Control"] == "no-store"
+    created = response.json()
+    assert client.delete(f"/api/v1/portal/tokens/{created['id']}").status_code == 204
+    assert PortalToken.objects.get().revoked_at is not None
+
+
+def test_a_token_cannot_make_or_revoke_tokens(api_client, world):
+    token, secret = _token(world.a)
+    other, _ = _token(world.a, name="Other")
+
+    listed = api_client.get("/api/v1/portal/tokens", **_bearer(secret))
+    made = api_client.post("/api/v1/portal/tokens", {"name": "Minted"}, format="json", **_bearer(secret))
+    revoked_other = api_client.delete(f"/api/v1/portal/tokens/{other.pk}", **_bearer(secret))
+    revoked_self = api_client.delete(f"/api/v1/portal/tokens/{token.pk}", **_bearer(secret))
+
+    assert listed.status_code == 200 and len(listed.json()) == 2  # listing stays allowed
+    for response in (made, revoked_other, revoked_self):
+        assert response.status_code == 403
+        assert response.json()["code"] == "session_required"
+        assert "signed-in" in response.json()["message"]
+    assert sorted(PortalToken.objects.values_list("name", flat=True)) == ["Other", "Script"]
+    assert not PortalToken.objects.filter(revoked_at__isnull=False).exists()
+
+
+def test_a_drf_token_cannot_make_tokens_either(api_client, world):
+    from rest_framework.authtoken.models import Token
+
+    drf_token = Token.objects.create(user=world.a.user)
+    made = api_client.post(
+        "/api/v1/portal/tokens", {"name": "Minted"}, format="json", HTTP_AUTHORIZATION=f"Token {drf_token.key}"
+    )
+
+    assert made.status_code == 403
+    assert made.json()["code"] == "session_required"
+    assert not PortalToken.objects.exists()
+
+
+def test_a_token_of_a_user_who_became_staff_is_refused(api_client, world):
+    _, secret = _token(world.a)
+    assert api_client.get("/api/v1/portal/me", **_bearer(secret)).status_code == 200
+
+    world.a.user.is_staff = True
+    world.a.user.save()
+    assert api_client.get("/api/v1/portal/me", **_bearer(secret)).status_code == 401
+
+    world.a.user.is_staff = False
+    world.a.user.is_superuser = True
+    world.a.user.save()
+    assert api_client.get("/api/v1/portal/me", **_bearer(secret)).status_code == 401
 
 
 def test_another_users_or_customers_token_is_404_and_stays_active(client, api_client, world):

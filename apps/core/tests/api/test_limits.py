@@ -13,6 +13,7 @@ from apps.accounts.services import api_key_create
 from apps.core.api.exception_handler import api_exception_handler
 from apps.core.api.serializers import MAX_LIST_ITEMS
 from apps.core.api.throttling import parse_rate
+from apps.core.tests.rate_windows import wait_for_a_fresh_window
 from apps.invoices.models import CreditNote
 from apps.invoices.tests.factories import make_manual_invoice
 from apps.usage.models import UsageEvent
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def empty_cache():
     cache.clear()  # the rate counters live in the cache
+    wait_for_a_fresh_window()
     yield
     cache.clear()
 

@@ -33,6 +33,10 @@ def test_schema_is_public_and_describes_every_authentication_scheme_and_the_erro
     assert {"customerToken": []} not in schema["paths"]["/api/v1/customers"]["get"]["security"]
     assert sorted(schema["components"]["schemas"]["ErrorOutput"]["required"]) == ["code", "fields", "message"]
     assert schema["paths"]["/api/v1/events/batch"]["post"]["security"] == [{"apiKey": []}]
+    # A customer token can list tokens, but making or revoking one needs the portal's session.
+    assert {"customerToken": []} in schema["paths"]["/api/v1/portal/tokens"]["get"]["security"]
+    assert schema["paths"]["/api/v1/portal/tokens"]["post"]["security"] == [{"cookieAuth": []}]
+    assert schema["paths"]["/api/v1/portal/tokens/{id}"]["delete"]["security"] == [{"cookieAuth": []}]
 
 
 @pytest.mark.django_db
