@@ -490,7 +490,7 @@ def dunning_run_next_action(
     worker holds the dunning, or it ended because the invoice is settled).
 
     A card retry is recorded (and the dunning moved on) first; the card is charged after that commit,
-    by `invoice_collect` with the invoice's next attempt number, whose payment row is committed before
+    by `invoice_collect_again` with the invoice's next attempt number, whose payment row is committed before
     Stripe is called and whose idempotency key (`invoice-<id>-attempt-<n>`) makes the same attempt
     charge once whatever runs it again. Its outcome comes back through the payment signals."""
     collect: tuple[int, int] | None = None
@@ -590,12 +590,12 @@ def _overtaken(dunning: InvoiceDunning, action: PlannedAction, *, now: datetime)
 
 
 def _card_collector() -> Any:
-    """The Stripe collection of card invoices (`invoice_collect(invoice_id=…, attempt=n)`), or None
+    """The Stripe collection of card invoices (`invoice_collect_again(invoice_id=…, attempt=n)`), or None
     when card payments are off (`STRIPE_ENABLED`)."""
     from apps.payments.stripe.client import stripe_enabled
-    from apps.payments.stripe.collection import invoice_collect
+    from apps.payments.stripe.collection import invoice_collect_again
 
-    return invoice_collect if stripe_enabled() else None
+    return invoice_collect_again if stripe_enabled() else None
 
 
 def _retry(dunning: InvoiceDunning, action: PlannedAction, *, now: datetime, actor: Any) -> InvoiceDunningEvent:
@@ -605,14 +605,11 @@ def _retry(dunning: InvoiceDunning, action: PlannedAction, *, now: datetime, act
         return _skipped(dunning, action, now=now, actor=actor, reason="the invoice is paid by transfer, not by card")
     if _card_collector() is None:
         return _skipped(dunning, action, now=now, actor=actor, reason="card payments are not enabled")
-    from apps.payments.stripe.collection import invoice_next_attempt, invoice_pending_attempt
+    from apps.payments.stripe.collection import invoice_next_attempt
 
-    # An attempt left pending (its answer lost, the task's retries spent) is sent again with its own
-    # key: Stripe answers with the charge it made, or makes it now, once. Otherwise the invoice's next
-    # attempt number (staff may have charged it in between: "charge now").
-    pending = invoice_pending_attempt(invoice_id=invoice.pk)
-    if pending is not None:
-        return _done(dunning, action, now=now, actor=actor, data={"attempt": pending, "resent": True})
+    # The invoice's next attempt number (staff may have charged it in between: "charge now"). Attempts
+    # left pending are looked up at Stripe first (`invoice_collect_again`), never sent again: one that
+    # Stripe did charge ends the dunning recovered and no new attempt is made.
     return _done(dunning, action, now=now, actor=actor, data={"attempt": invoice_next_attempt(invoice_id=invoice.pk)})
 
 
