@@ -54,6 +54,7 @@ from .schedule import (
     first_action_at,
     rules_errors,
 )
+from .selectors import invoice_card_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -605,6 +606,10 @@ def _retry(dunning: InvoiceDunning, action: PlannedAction, *, now: datetime, act
         return _skipped(dunning, action, now=now, actor=actor, reason="the invoice is paid by transfer, not by card")
     if _card_collector() is None:
         return _skipped(dunning, action, now=now, actor=actor, reason="card payments are not enabled")
+    refusal = invoice_card_refusal(invoice)
+    if refusal is not None:  # `amount_not_chargeable`: every retry would fail the same way
+        reason = f"the amount due cannot be charged by card: {refusal}"
+        return _skipped(dunning, action, now=now, actor=actor, reason=reason)
     from apps.payments.stripe.collection import invoice_next_attempt
 
     # The invoice's next attempt number (staff may have charged it in between: "charge now"). Attempts

@@ -274,3 +274,38 @@ def test_a_retry_after_an_attempt_that_never_reached_stripe_charges_under_a_new_
     ]
     assert sorted(charge["status"] for charge in stripe_list(stripe.Charge)) == ["failed", "succeeded"]
     assert InvoiceDunning.objects.get(invoice=invoice).status == "recovered"
+
+
+def test_an_amount_no_card_can_be_charged_is_not_retried_and_the_reminders_ask_for_a_transfer(
+    localstripe, campaign, test_clock, django_capture_on_commit_callbacks
+):
+    """12.345 KWD: Stripe refuses that amount for any card (`amount_not_chargeable`). Retrying the card
+    cannot help: the retries are skipped with the reason (for staff), the reminders give the bank
+    details instead of promising a card retry."""
+    customer = CustomerFactory(
+        currency="KWD", test_clock=test_clock, email="card@customer.example", collection_method="charge_automatically"
+    )
+    _add_card(customer, CARD_OK)
+    subscription = subscription_start(customer=customer, plan=PlanFactory(prices=[Money("12.345", "KWD")]))
+    invoice = Invoice.objects.get(subscription=subscription)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert invoice_collect(invoice_id=invoice.pk, attempt=1).failure_code == "amount_not_chargeable"
+
+    for moment in [utc(2026, 1, 4), utc(2026, 1, 6), utc(2026, 1, 8), utc(2026, 1, 20)]:
+        with django_capture_on_commit_callbacks(execute=True):
+            test_clock_advance(test_clock_id=test_clock.pk, to=moment)
+
+    dunning = InvoiceDunning.objects.get(invoice=invoice)
+    retries = list(dunning.events.filter(action_kind="retry").order_by("id").values_list("type", "data"))
+    reason = (
+        "the amount due cannot be charged by card: Stripe charges cards in KWD only in steps of 0.010 KWD: "
+        "12.345 KWD cannot be charged by card. Record a manual payment, or issue a credit note for the last 0.005 KWD."
+    )
+    assert retries == [("action_skipped", {"reason": reason})] * 3
+    assert Payment.objects.filter(customer=customer).count() == 1  # no further attempt
+    assert stripe_list(stripe.PaymentIntent) == []
+    assert [message.subject.split(":")[0] for message in mail.outbox] == ["Reminder", "Overdue"]
+    for message in mail.outbox:
+        assert "How to pay: by bank transfer" in message.body
+        assert "We charge the card on file" not in message.body
