@@ -789,9 +789,24 @@ def dunning_on_payment_succeeded(*, payment_id: int) -> list[InvoiceDunning]:
     now = customer_now(payment.customer)
     recovered = []
     current = InvoiceDunning.objects.filter(invoice_id__in=invoice_ids).exclude(status=DunningStatus.REOPENED)
-    for dunning_id in current.values_list("pk", flat=True):
+    for dunning_id in current.order_by("pk").values_list("pk", flat=True):
+        dunning = dunning_recover_if_paid(dunning_id=dunning_id, now=now)
+        if dunning is not None:
+            recovered.append(dunning)
+    return recovered
+
+
+def dunning_recover_if_paid(*, dunning_id: int, now: datetime) -> InvoiceDunning | None:
+    """End one dunning recovered when its invoice is settled (the payment hook, for each dunning of the
+    invoices paid). Its status is read again under its lock: a dunning that gave way to a new cycle
+    meanwhile (`reopened`, by a concurrent `invoice_dunning_start`) or is recovered already is left
+    alone. A dunning that cannot end so is logged and left as it is; the others are still handled."""
+    try:
         with transaction.atomic():
             dunning = _lock(dunning_id)
-            if dunning.status != DunningStatus.RECOVERED and _settle_if_paid(dunning, now=now):
-                recovered.append(dunning)
-    return recovered
+            if dunning.status in (DunningStatus.RECOVERED, DunningStatus.REOPENED):
+                return None
+            return dunning if _settle_if_paid(dunning, now=now) else None
+    except InvalidTransition as error:
+        logger.warning("dunning %s not ended after a payment: %s", dunning_id, error.message)
+        return None
