@@ -15,6 +15,7 @@ from apps.core.errors import ValidationFailed
 
 from .constants import DunningEndAction
 from .schedule import ActionKind, PlannedAction
+from .selectors import invoice_card_refusal
 
 TEMPLATES = {
     ActionKind.REMINDER_BEFORE_DUE: "payments/email/dunning_reminder_before_due",
@@ -54,7 +55,9 @@ def dunning_email_message(*, dunning: Any, action: PlannedAction, recipients: li
         "seller": seller,
         "buyer": invoice.customer_details,
         "amount_due": invoice.amount_due,
-        "pays_by_card": invoice.collection_method == CollectionMethod.CHARGE_AUTOMATICALLY,
+        # A card cannot be charged this amount (`amount_not_chargeable`): the reminder says how else to pay.
+        "pays_by_card": invoice.collection_method == CollectionMethod.CHARGE_AUTOMATICALLY
+        and invoice_card_refusal(invoice) is None,
         "next_retry_at": next_retry_at,
         "end_action_at": end_action_at,
         "end_action_text": END_ACTION_TEXT[DunningEndAction(dunning.campaign_rules["end_action"])],

@@ -14,6 +14,18 @@ from .constants import DunningStatus
 from .models import DunningCampaign, InvoiceDunning
 
 
+def invoice_card_refusal(invoice) -> str | None:  # type: ignore[no-untyped-def]
+    """Why the invoice's amount due cannot be charged to a card at all (a three-decimal amount Stripe
+    refuses, the `amount_not_chargeable` failure), or None. Retrying the card cannot help then: dunning
+    skips its card retries and its reminders ask for a payment by other means."""
+    from apps.payments.stripe.client import stripe_card_amount_refusal
+
+    amount_due = invoice.amount_due
+    if amount_due.amount <= 0:
+        return None
+    return stripe_card_amount_refusal(amount_due.amount, str(amount_due.currency))
+
+
 def dunning_campaign_list() -> QuerySet[DunningCampaign]:
     return DunningCampaign.objects.all()
 

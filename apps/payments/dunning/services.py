@@ -54,6 +54,7 @@ from .schedule import (
     first_action_at,
     rules_errors,
 )
+from .selectors import invoice_card_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -490,7 +491,7 @@ def dunning_run_next_action(
     worker holds the dunning, or it ended because the invoice is settled).
 
     A card retry is recorded (and the dunning moved on) first; the card is charged after that commit,
-    by `invoice_collect` with the invoice's next attempt number, whose payment row is committed before
+    by `invoice_collect_again` with the invoice's next attempt number, whose payment row is committed before
     Stripe is called and whose idempotency key (`invoice-<id>-attempt-<n>`) makes the same attempt
     charge once whatever runs it again. Its outcome comes back through the payment signals."""
     collect: tuple[int, int] | None = None
@@ -590,12 +591,12 @@ def _overtaken(dunning: InvoiceDunning, action: PlannedAction, *, now: datetime)
 
 
 def _card_collector() -> Any:
-    """The Stripe collection of card invoices (`invoice_collect(invoice_id=…, attempt=n)`), or None
+    """The Stripe collection of card invoices (`invoice_collect_again(invoice_id=…, attempt=n)`), or None
     when card payments are off (`STRIPE_ENABLED`)."""
     from apps.payments.stripe.client import stripe_enabled
-    from apps.payments.stripe.collection import invoice_collect
+    from apps.payments.stripe.collection import invoice_collect_again
 
-    return invoice_collect if stripe_enabled() else None
+    return invoice_collect_again if stripe_enabled() else None
 
 
 def _retry(dunning: InvoiceDunning, action: PlannedAction, *, now: datetime, actor: Any) -> InvoiceDunningEvent:
@@ -605,14 +606,15 @@ def _retry(dunning: InvoiceDunning, action: PlannedAction, *, now: datetime, act
         return _skipped(dunning, action, now=now, actor=actor, reason="the invoice is paid by transfer, not by card")
     if _card_collector() is None:
         return _skipped(dunning, action, now=now, actor=actor, reason="card payments are not enabled")
-    from apps.payments.stripe.collection import invoice_next_attempt, invoice_pending_attempt
+    refusal = invoice_card_refusal(invoice)
+    if refusal is not None:  # `amount_not_chargeable`: every retry would fail the same way
+        reason = f"the amount due cannot be charged by card: {refusal}"
+        return _skipped(dunning, action, now=now, actor=actor, reason=reason)
+    from apps.payments.stripe.collection import invoice_next_attempt
 
-    # An attempt left pending (its answer lost, the task's retries spent) is sent again with its own
-    # key: Stripe answers with the charge it made, or makes it now, once. Otherwise the invoice's next
-    # attempt number (staff may have charged it in between: "charge now").
-    pending = invoice_pending_attempt(invoice_id=invoice.pk)
-    if pending is not None:
-        return _done(dunning, action, now=now, actor=actor, data={"attempt": pending, "resent": True})
+    # The invoice's next attempt number (staff may have charged it in between: "charge now"). Attempts
+    # left pending are looked up at Stripe first (`invoice_collect_again`), never sent again: one that
+    # Stripe did charge ends the dunning recovered and no new attempt is made.
     return _done(dunning, action, now=now, actor=actor, data={"attempt": invoice_next_attempt(invoice_id=invoice.pk)})
 
 
@@ -787,9 +789,24 @@ def dunning_on_payment_succeeded(*, payment_id: int) -> list[InvoiceDunning]:
     now = customer_now(payment.customer)
     recovered = []
     current = InvoiceDunning.objects.filter(invoice_id__in=invoice_ids).exclude(status=DunningStatus.REOPENED)
-    for dunning_id in current.values_list("pk", flat=True):
+    for dunning_id in current.order_by("pk").values_list("pk", flat=True):
+        dunning = dunning_recover_if_paid(dunning_id=dunning_id, now=now)
+        if dunning is not None:
+            recovered.append(dunning)
+    return recovered
+
+
+def dunning_recover_if_paid(*, dunning_id: int, now: datetime) -> InvoiceDunning | None:
+    """End one dunning recovered when its invoice is settled (the payment hook, for each dunning of the
+    invoices paid). Its status is read again under its lock: a dunning that gave way to a new cycle
+    meanwhile (`reopened`, by a concurrent `invoice_dunning_start`) or is recovered already is left
+    alone. A dunning that cannot end so is logged and left as it is; the others are still handled."""
+    try:
         with transaction.atomic():
             dunning = _lock(dunning_id)
-            if dunning.status != DunningStatus.RECOVERED and _settle_if_paid(dunning, now=now):
-                recovered.append(dunning)
-    return recovered
+            if dunning.status in (DunningStatus.RECOVERED, DunningStatus.REOPENED):
+                return None
+            return dunning if _settle_if_paid(dunning, now=now) else None
+    except InvalidTransition as error:
+        logger.warning("dunning %s not ended after a payment: %s", dunning_id, error.message)
+        return None

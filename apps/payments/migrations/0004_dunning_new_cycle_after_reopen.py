@@ -2,6 +2,28 @@
 
 import django.db.models.deletion
 from django.db import migrations, models
+from django.db.models import Count
+
+
+def refuse_to_undo_new_cycles(apps, schema_editor):
+    """Going back to one dunning per invoice would fail half-way (or lose a cycle's history) once an
+    invoice has a reopened dunning and its new cycle: say so, and which invoices, before anything."""
+    InvoiceDunning = apps.get_model("payments", "InvoiceDunning")
+    invoice_ids = list(
+        InvoiceDunning.objects.values("invoice_id")
+        .annotate(cycles=Count("pk"))
+        .filter(cycles__gt=1)
+        .order_by("invoice_id")
+        .values_list("invoice_id", flat=True)[:20]
+    )
+    if invoice_ids:
+        raise RuntimeError(
+            "Cannot unapply payments.0004: invoices "
+            + ", ".join(str(invoice_id) for invoice_id in invoice_ids)
+            + " have more than one dunning (a reopened one and its new cycle), and before this migration an "
+            "invoice has one dunning only. Nothing was changed. Decide which dunning each such invoice keeps "
+            "and delete the others (with their events) first, then unapply again."
+        )
 
 
 class Migration(migrations.Migration):
@@ -64,4 +86,7 @@ class Migration(migrations.Migration):
                 violation_error_message="The invoice has a dunning already.",
             ),
         ),
+        # Forward nothing; backward, refuse while invoices have several dunning cycles (first, since
+        # operations are unapplied last to first).
+        migrations.RunPython(migrations.RunPython.noop, refuse_to_undo_new_cycles, elidable=True),
     ]

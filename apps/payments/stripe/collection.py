@@ -9,11 +9,17 @@ with the PaymentIntent it already made instead of charging again.
 
 The pending payment is committed *before* Stripe is called: whatever happens to this process after
 Stripe charged, the webhook finds the payment (its id is in the PaymentIntent's metadata).
+
+An attempt is sent under its key only by its own collection task, within `ATTEMPT_SEND_WINDOW` of its
+payment's creation. Stripe forgets idempotency keys after about a day, so an attempt still `pending`
+later (dunning retries come days later) is never sent again: it is looked up at Stripe instead
+(`pending_attempt_reconcile`), by the payment id in its PaymentIntent's metadata.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import stripe
@@ -21,6 +27,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.utils import timezone
 from djstripe import models as djstripe_models
 
 from apps.accounts.models import Customer
@@ -50,13 +57,27 @@ from .client import (
     stripe_card_amount_refusal,
     stripe_enabled,
 )
-from .customers import stripe_customer_ensure
+from .customers import stripe_customer_ensure, stripe_customer_get
 
 logger = logging.getLogger(__name__)
 
 # Settled for good: no later answer from Stripe moves these (a failed payment may still succeed, when
 # its PaymentIntent is confirmed again, e.g. by the customer in the portal).
 SETTLED = {PaymentStatus.SUCCEEDED, PaymentStatus.CANCELED, PaymentStatus.REVERSED}
+
+# The collection task's retries of one attempt, under the attempt's own key (`tasks.invoice_collect_task`).
+COLLECT_MAX_RETRIES = 5
+COLLECT_RETRY_SECONDS = 60
+COLLECT_TIME_LIMIT_SECONDS = 300
+# How long after its payment was created an attempt may still be on its way to Stripe: every wait and
+# run of its task's retries, with a margin for a busy queue. Past it, the attempt is never sent again.
+ATTEMPT_SEND_WINDOW = (
+    timedelta(seconds=COLLECT_RETRY_SECONDS * (2**COLLECT_MAX_RETRIES - 1))  # the waits between runs
+    + timedelta(seconds=COLLECT_TIME_LIMIT_SECONDS * (COLLECT_MAX_RETRIES + 1))  # the runs
+    + timedelta(minutes=30)
+)
+# Stripe's clock and ours may differ a little: the lookup starts that much before the payment.
+LOOKUP_MARGIN = timedelta(minutes=10)
 
 
 def invoice_attempt_key(*, invoice_id: int, attempt: int) -> str:
@@ -80,6 +101,15 @@ def _attempt_start(*, invoice_id: int, attempt: int) -> Payment:
     Customer.objects.select_for_update().get(pk=customer_id)
     invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
     existing = Payment.objects.filter(idempotency_key=key).first()
+    if existing is None or existing.status != PaymentStatus.PENDING:
+        pass
+    elif invoice.status != InvoiceStatus.OPEN or invoice.amount_due < existing.amount:
+        # Paid (or voided, or partly paid) meanwhile: sending it again could charge what is not due.
+        raise InvalidTransition(
+            f"Invoice {invoice} is {invoice.status} with {invoice.amount_due} due: card payment #{existing.pk} "
+            "is not sent again (Stripe's webhook, or a lookup at Stripe, settles it).",
+            fields={"invoice": ["The invoice is no longer open with this amount due."]},
+        )
     if existing is not None:
         return existing
     in_progress = _card_payments_of(invoice.pk).filter(status__in=[PaymentStatus.PENDING, PaymentStatus.PROCESSING])
@@ -134,10 +164,17 @@ def invoice_collect(*, invoice_id: int, attempt: int) -> Payment:
     Returns the attempt's payment: `succeeded`; `failed` (card declined, no card — the failure code
     and message recorded); `requires_action` (the bank wants 3-D Secure: the customer is emailed the
     pay link); or still `pending` when Stripe's answer is not known yet (a webhook settles it).
-    Raises `StripeUnavailable` when Stripe could not be reached: run the same attempt again (same key)."""
+    Raises `StripeUnavailable` when Stripe could not be reached: run the same attempt again (same key),
+    which its task does within `ATTEMPT_SEND_WINDOW`; later, the attempt is looked up at Stripe instead
+    of being sent again (`pending_attempt_reconcile`)."""
     key = invoice_attempt_key(invoice_id=invoice_id, attempt=attempt)
-    if not Payment.objects.filter(idempotency_key=key).exists():
+    existing = Payment.objects.filter(idempotency_key=key).first()
+    if existing is None:
+        invoice_collectable_check(invoice_id=invoice_id)
         _waiting_attempts_cancel(invoice_id=invoice_id)
+    elif existing.status == PaymentStatus.PENDING and _send_window_passed(existing):
+        # A redelivered or late task: Stripe may have forgotten the key, a resend could charge twice.
+        return pending_attempt_reconcile(payment_id=existing.pk)
     payment = _attempt_start(invoice_id=invoice_id, attempt=attempt)
     if payment.status != PaymentStatus.PENDING:  # this attempt has had its answer: a retry is a new attempt
         return payment
@@ -196,6 +233,15 @@ def payment_intent_confirm(
     except RETRYABLE_ERRORS as error:
         logger.warning("Stripe unavailable for %s: %s", payment.idempotency_key, error)
         raise StripeUnavailable(f"Stripe is unavailable: {error_message(error)}") from error
+    except stripe.IdempotencyError as error:
+        # The key is in use (still being answered, or first sent with other parameters, e.g. before the
+        # default card changed): Stripe may well have charged. The outcome is unknown, not a decline.
+        logger.warning("Stripe refused the key %s: %s", payment.idempotency_key, error)
+        raise Conflict(
+            f"Card payment #{payment.pk} is still pending: Stripe refused its idempotency key "
+            f"({error_message(error)}). Its outcome is looked up at Stripe on the next retry, or comes "
+            "with Stripe's webhook."
+        ) from error
     except stripe.StripeError as error:
         return payment_mark_failed(
             payment_id=payment.pk,
@@ -334,34 +380,95 @@ def invoice_next_attempt(*, invoice_id: int) -> int:
     return max(numbers, default=0) + 1
 
 
-def invoice_pending_attempt(*, invoice_id: int) -> int | None:
-    """The number of the invoice's earliest attempt still `pending` (Stripe's answer lost, the task's
-    retries spent), or None. Sending that attempt again (same idempotency key) is safe: Stripe answers
-    with the charge it made, or makes it now — never a second charge."""
-    prefix = f"invoice-{invoice_id}-attempt-"
-    keys = (
-        _card_payments_of(invoice_id)
-        .filter(status=PaymentStatus.PENDING, idempotency_key__startswith=prefix)
-        .order_by("pk")
-        .values_list("idempotency_key", flat=True)
+def _send_window_passed(payment: Payment) -> bool:
+    # `created_at` is the wall-clock time of the write (not business time), as are the task's retries.
+    return payment.created_at < timezone.now() - ATTEMPT_SEND_WINDOW
+
+
+def _attempt_intent_find(payment: Payment) -> dict[str, Any] | None:
+    """The PaymentIntent Stripe made for a card payment (the payment's id is in its metadata), or None:
+    the customer's PaymentIntents created since shortly before the payment, looked through."""
+    link = stripe_customer_get(customer_id=payment.customer_id)
+    if link is None:  # no Stripe customer: nothing was ever sent for it
+        return None
+    since = int((payment.created_at - LOOKUP_MARGIN).timestamp())
+    try:
+        page = stripe.PaymentIntent.list(
+            customer=link.stripe_customer_id, created={"gte": since}, limit=100, **request_options()
+        )
+        for intent in page.auto_paging_iter():
+            if str((intent.get("metadata") or {}).get("payment_id")) == str(payment.pk):
+                return as_dict(intent)
+    except RETRYABLE_ERRORS as error:
+        raise StripeUnavailable(f"Stripe is unavailable: {error_message(error)}") from error
+    except stripe.StripeError as error:
+        raise Conflict(
+            f"Card payment #{payment.pk} could not be looked up at Stripe ({error_message(error)}); it stays pending."
+        ) from error
+    return None
+
+
+def pending_attempt_reconcile(*, payment_id: int) -> Payment:
+    """Settle a card attempt left `pending` (Stripe's answer lost) by looking it up at Stripe, never by
+    sending it again. Found: Stripe's outcome is applied (`succeeded`, `failed`, `requires_action`,
+    `processing`). Not found once its task can no longer be sending it (`ATTEMPT_SEND_WINDOW`): the
+    charge never reached Stripe and the payment is canceled, so that a new attempt (a new key) may
+    follow. Not found before that: it stays pending (its task may still send it)."""
+    payment = Payment.objects.get(pk=payment_id)
+    if payment.status != PaymentStatus.PENDING:
+        return payment
+    intent = _attempt_intent_find(payment)
+    if intent is not None:
+        return payment_apply_intent(payment_id=payment.pk, intent=intent)
+    if not _send_window_passed(payment):
+        return payment
+    return payment_cancel(
+        payment_id=payment.pk,
+        reason=(
+            "Its charge never reached Stripe: Stripe has no PaymentIntent for this payment, and its "
+            "collection task's retries are over. A new attempt replaces it."
+        ),
     )
-    numbers = [int(key[len(prefix) :]) for key in keys if key[len(prefix) :].isdigit()]
-    return numbers[0] if numbers else None
 
 
-def invoice_retry_attempt(*, invoice_id: int) -> int:
-    """The attempt a new charge of the invoice runs: an attempt left `pending` again (see
-    `invoice_pending_attempt`), else the next one. Used by staff's "charge now" and dunning retries."""
-    pending = invoice_pending_attempt(invoice_id=invoice_id)
-    return pending if pending is not None else invoice_next_attempt(invoice_id=invoice_id)
+def invoice_collectable_check(*, invoice_id: int) -> Invoice:
+    """The invoice, when a card may be charged for it: open, with something due (else 409)."""
+    invoice = Invoice.objects.filter(pk=invoice_id).first()
+    if invoice is None:
+        raise NotFound(f"Invoice {invoice_id} does not exist.")
+    if invoice.status != InvoiceStatus.OPEN:
+        raise InvalidTransition(
+            f"Invoice {invoice} is {invoice.status}: only open invoices are collected.",
+            fields={"invoice": [f"The invoice is {invoice.status}, not open."]},
+        )
+    if invoice.amount_due.amount <= 0:
+        raise InvalidTransition(
+            f"Nothing is due on invoice {invoice}.", fields={"invoice": ["Nothing is due on the invoice."]}
+        )
+    return invoice
+
+
+def invoice_collect_again(*, invoice_id: int, attempt: int | None = None) -> Payment:
+    """A new card charge of an invoice (staff's "charge now", dunning retries), for what is due now.
+
+    The invoice must be open with something due (409 otherwise). Attempts left `pending` are first
+    reconciled with Stripe (`pending_attempt_reconcile`): one Stripe did charge is recorded and
+    returned (nothing more is charged); one still pending or processing at Stripe is a 409 (its
+    outcome comes first). Then a new attempt (`attempt`, or the invoice's next number) is charged
+    under its own key."""
+    invoice_collectable_check(invoice_id=invoice_id)
+    pending = _card_payments_of(invoice_id).filter(status=PaymentStatus.PENDING).order_by("pk")
+    for payment_id in pending.values_list("pk", flat=True):
+        payment = pending_attempt_reconcile(payment_id=payment_id)
+        if payment.status == PaymentStatus.SUCCEEDED:
+            return payment
+    invoice_collectable_check(invoice_id=invoice_id)
+    return invoice_collect(invoice_id=invoice_id, attempt=attempt or invoice_next_attempt(invoice_id=invoice_id))
 
 
 def invoice_charge_now(*, invoice_id: int) -> Payment:
-    """Staff's "charge now" (admin, API): a new attempt on the customer's default card. While an
-    earlier attempt is still `pending` (Stripe's answer was lost and the task's retries ran out), that
-    attempt is sent again instead, with its own idempotency key: Stripe answers with the charge it
-    made, or makes it now — never a second charge."""
-    return invoice_collect(invoice_id=invoice_id, attempt=invoice_retry_attempt(invoice_id=invoice_id))
+    """Staff's "charge now" (admin, API): see `invoice_collect_again`."""
+    return invoice_collect_again(invoice_id=invoice_id)
 
 
 def payment_outcome_check(payment: Payment) -> Payment:

@@ -5,6 +5,9 @@ localstripe (a dev requirement) listens on every interface, pickles its whole st
 
 * ``GET /v1/account`` — dj-stripe asks for the account before it syncs any object;
 * Stripe's ``resource_missing`` error for an unknown object (dj-stripe skips such objects);
+* filters on ``GET /v1/payment_intents`` — ``customer`` and ``created[gt|gte|lt|lte]``, which the card
+  collection uses to find the PaymentIntent of an attempt whose answer was lost (localstripe refuses
+  any filter there);
 * ``Idempotency-Key`` — Stripe stores the response of a POST sent with a key and returns it again for
   a retry with the same key and the same parameters (and refuses the key with other parameters).
   Our charges depend on it: a timed-out request is retried with the same key and must not charge
@@ -142,6 +145,32 @@ async def _forget_idempotency_keys(request: web.Request) -> web.Response:
 
 
 SAVED_RESPONSES = web.AppKey("saved_responses", dict)
+CREATED_FILTERS = {"gt": int.__gt__, "gte": int.__ge__, "lt": int.__lt__, "lte": int.__le__}
+
+
+def _payment_intents_filterable() -> None:
+    """``GET /v1/payment_intents?customer=…&created[gte]=…`` as Stripe answers it: the customer's
+    PaymentIntents created in that range, newest first (localstripe refuses any filter there)."""
+    from localstripe import resources
+
+    plain = resources.PaymentIntent._api_list_all.__func__  # type: ignore[attr-defined]
+
+    def _api_list_all(cls, url, customer=None, created=None, limit=None, starting_after=None, **kwargs):  # type: ignore[no-untyped-def]
+        if created is not None and (
+            not isinstance(created, dict)
+            or set(created) - set(CREATED_FILTERS)
+            or not all(str(v).isdigit() for v in created.values())
+        ):
+            raise resources.UserError(400, "Bad request: created takes gt, gte, lt or lte with a timestamp")
+        page = plain(cls, url, limit=limit, starting_after=starting_after, **kwargs)
+        if customer is not None:
+            page._list = [intent for intent in page._list if intent.customer == customer]
+        for operator, value in (created or {}).items():
+            page._list = [intent for intent in page._list if CREATED_FILTERS[operator](intent.created, int(value))]
+        page._list.sort(key=lambda intent: intent.created, reverse=True)
+        return page
+
+    resources.PaymentIntent._api_list_all = classmethod(_api_list_all)  # type: ignore[assignment]
 
 
 def build_app() -> web.Application:
@@ -150,6 +179,7 @@ def build_app() -> web.Application:
 
     # Keep the state in memory only: no pickle in /tmp shared by every process on the machine.
     resources.Store.dump_to_disk = lambda self: None
+    _payment_intents_filterable()
     app: web.Application = server.app
     saved: dict[str, tuple[str, int, bytes]] = {}
     app[SAVED_RESPONSES] = saved

@@ -9,17 +9,28 @@ from celery import shared_task
 from apps.core.errors import ApplicationError
 
 from .client import StripeUnavailable
-from .collection import invoice_collect, invoice_pay_link_email_send, payment_action_email_send
+from .collection import (
+    COLLECT_MAX_RETRIES,
+    COLLECT_RETRY_SECONDS,
+    COLLECT_TIME_LIMIT_SECONDS,
+    invoice_collect,
+    invoice_pay_link_email_send,
+    payment_action_email_send,
+)
 from .refunds import stripe_refund_execute
 
 logger = logging.getLogger(__name__)
 
-# A lost answer or a Stripe outage: the same attempt again (same idempotency key), a little later.
-COLLECT_MAX_RETRIES = 5
-COLLECT_RETRY_SECONDS = 60
+# A lost answer or a Stripe outage: the same attempt again (same idempotency key), a little later, up to
+# COLLECT_MAX_RETRIES times (the attempt's send window, `collection.ATTEMPT_SEND_WINDOW`, counts them).
 
 
-@shared_task(bind=True, name="apps.payments.stripe.tasks.invoice_collect_task", time_limit=300, soft_time_limit=280)
+@shared_task(
+    bind=True,
+    name="apps.payments.stripe.tasks.invoice_collect_task",
+    time_limit=COLLECT_TIME_LIMIT_SECONDS,
+    soft_time_limit=COLLECT_TIME_LIMIT_SECONDS - 20,
+)
 def invoice_collect_task(self, invoice_id: int, attempt: int = 1) -> str | None:  # type: ignore[no-untyped-def]
     """Charge the invoice's customer (attempt `attempt`). Returns the payment's status."""
     try:

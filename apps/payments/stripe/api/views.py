@@ -99,7 +99,10 @@ class InvoiceCardChargeViewSet(viewsets.ViewSet):
     @idempotent(atomic=False)  # the attempt's payment is committed before Stripe is called
     def charge(self, request, invoice_pk=None):
         """The attempt's payment: `succeeded`, `failed` (with the decline), or `requires_action` (the
-        customer was emailed the pay link). 409 when the invoice is not open or nothing is due."""
+        customer was emailed the pay link); an earlier attempt left pending that Stripe did charge
+        (found there, nothing more charged). 409 with a field error on `invoice` when the invoice is not
+        open or nothing is due (checked before anything is sent), or while an earlier attempt is still
+        in progress."""
         invoice = get_object_or_404(invoice_list(), pk=invoice_pk)
         payment = invoice_charge_now(invoice_id=invoice.pk)
         return Response(CardChargeOutputSerializer(payment).data, status=status.HTTP_201_CREATED)

@@ -16,6 +16,7 @@ from apps.invoices.services.test_clocks import test_clock_advance
 from apps.payments.dunning.constants import DunningStatus
 from apps.payments.dunning.models import InvoiceDunning
 from apps.payments.dunning.selectors import RecoveryFigures, dunning_recovery_figures
+from apps.payments.dunning.services import dunning_recover_if_paid
 from apps.payments.services import (
     payment_create_pending,
     payment_mark_failed,
@@ -181,3 +182,49 @@ def test_a_reversed_payment_reopens_the_invoice_and_a_new_dunning_cycle_starts(
     second.refresh_from_db()
     assert (second.status, second.amount_recovered) == (DunningStatus.RECOVERED, Money("10", "USD"))
     assert [(f.started, f.recovered, f.recovery_rate) for f in dunning_recovery_figures()] == [(1, 1, Decimal("100"))]
+
+
+def test_the_payment_hook_leaves_a_dunning_that_gave_way_to_a_new_cycle_alone(
+    campaign, test_clock, invoice, django_capture_on_commit_callbacks
+):
+    """A dunning turned `reopened` (a new cycle started) after the hook listed it: it is read again
+    under its lock and left alone, rather than refused half-way (reopened cannot become recovered)."""
+    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
+    dunning = InvoiceDunning.objects.get(invoice=invoice)
+    InvoiceDunning.objects.filter(pk=dunning.pk).update(status=DunningStatus.REOPENED)  # the concurrent start
+    _pay(invoice, "10.00")
+
+    assert dunning_recover_if_paid(dunning_id=dunning.pk, now=utc(2026, 1, 13)) is None
+
+    dunning.refresh_from_db()
+    assert dunning.status == DunningStatus.REOPENED
+    assert not dunning.events.filter(type="recovered").exists()
+
+
+def test_one_dunning_the_payment_hook_cannot_end_does_not_stop_the_others(
+    campaign, test_clock, customer, subscription, invoice, django_capture_on_commit_callbacks
+):
+    second_subscription = subscription_start(customer=customer, plan=PlanFactory(prices=[Money("5.00", "USD")]))
+    second = Invoice.objects.get(subscription=second_subscription)
+    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
+    # The hook handles the dunnings in order: the first one cannot be recovered (closed).
+    first_dunning, second_dunning = InvoiceDunning.objects.filter(invoice__in=[invoice, second]).order_by("pk")
+    InvoiceDunning.objects.filter(pk=first_dunning.pk).update(status=DunningStatus.CLOSED)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        payment_record_manual(
+            customer_id=customer.pk, amount=Decimal("15.00"), currency="USD", method="bank_transfer",
+            reference="wire", received_at=utc(2026, 1, 13),
+            allocations=[(invoice.pk, Decimal("10.00")), (second.pk, Decimal("5.00"))],
+        )  # fmt: skip
+
+    first_dunning.refresh_from_db()
+    second_dunning.refresh_from_db()
+    assert (first_dunning.status, second_dunning.status) == (DunningStatus.CLOSED, DunningStatus.RECOVERED)
+
+
+def _pay(invoice, amount: str) -> None:
+    payment_record_manual(
+        customer_id=invoice.customer_id, amount=Decimal(amount), currency="USD", method="bank_transfer",
+        reference="wire", received_at=utc(2026, 1, 13), allocations=[(invoice.pk, Decimal(amount))],
+    )  # fmt: skip

@@ -2,6 +2,8 @@
 retried on schedule and declined again; once the customer replaces the card, the next retry succeeds
 and the dunning ends recovered."""
 
+from datetime import timedelta
+
 import pytest
 import stripe
 from django.core import mail
@@ -18,7 +20,14 @@ from apps.payments.stripe.client import StripeUnavailable
 from apps.payments.stripe.collection import invoice_collect
 from apps.payments.stripe.customers import stripe_payment_method_attach, stripe_setup_intent_create
 from apps.payments.tests.stripe.flaky_proxy import flaky_proxy
-from apps.payments.tests.stripe.helpers import CARD_DECLINED_AT_CHARGE, CARD_OK, setup_intent_confirm, stripe_list
+from apps.payments.tests.stripe.helpers import (
+    CARD_DECLINED_AT_CHARGE,
+    CARD_OK,
+    setup_intent_confirm,
+    stripe_forget_idempotency_keys,
+    stripe_list,
+    unreachable_url,
+)
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.periods import utc
 
@@ -186,12 +195,18 @@ def test_a_declined_card_gets_a_reminder_and_a_later_payment_ends_the_dunning(
     assert Payment.objects.filter(customer=customer).count() == 5  # no retry after the recovery
 
 
-def test_a_retry_sends_an_attempt_left_pending_again_and_the_card_is_charged_once(
+def _aged(idempotency_key: str, days: int = 3) -> None:
+    """The payment as it is `days` later (wall clock): past its task's retries and Stripe's key memory."""
+    payment = Payment.objects.get(idempotency_key=idempotency_key)
+    Payment.objects.filter(pk=payment.pk).update(created_at=payment.created_at - timedelta(days=days))
+
+
+def test_a_retry_days_after_a_lost_answer_finds_the_charge_at_stripe_and_charges_once(
     localstripe, campaign, test_clock, settings, django_capture_on_commit_callbacks
 ):
     """Attempt 2's answer was lost (Stripe charged) and the task's retries ran out: it stays pending.
-    The dunning's next retry sends attempt 2 again with its own key instead of being refused
-    (action_failed): Stripe answers with the charge it made, and the dunning ends recovered."""
+    Days later (Stripe has forgotten the key) the dunning's retry looks it up at Stripe rather than
+    sending it again: the charge is recorded, nothing more is charged, the dunning ends recovered."""
     customer = CustomerFactory(
         currency="USD", test_clock=test_clock, email="card@customer.example", collection_method="charge_automatically"
     )
@@ -208,6 +223,8 @@ def test_a_retry_sends_an_attempt_left_pending_again_and_the_card_is_charged_onc
     settings.STRIPE_API_BASE = localstripe
     assert Payment.objects.get(idempotency_key=f"invoice-{invoice.pk}-attempt-2").status == "pending"
     assert [charge["status"] for charge in stripe_list(stripe.Charge)] == ["failed", "succeeded"]  # Stripe charged
+    _aged(f"invoice-{invoice.pk}-attempt-2")
+    stripe_forget_idempotency_keys(localstripe)
 
     with django_capture_on_commit_callbacks(execute=True):
         test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 4))  # the first retry
@@ -221,9 +238,74 @@ def test_a_retry_sends_an_attempt_left_pending_again_and_the_card_is_charged_onc
     assert list(dunning.events.order_by("id").values_list("type", "step", "data")) == [
         ("started", None, {"reason": "payment_failed", "campaign": "Standard", "amount_due": "25.00",
                            "failed_at": utc(2026, 1, 1).isoformat()}),
-        ("action_done", 0, {"attempt": 2, "resent": True}),
+        ("action_done", 0, {"attempt": 3}),  # planned; attempt 2's charge, found at Stripe, made it needless
         ("recovered", None, {"amount_recovered": "25.00"}),
     ]  # fmt: skip
     assert (dunning.status, dunning.amount_recovered) == ("recovered", Money("25", "USD"))
     invoice.refresh_from_db()
     assert (invoice.status, invoice.amount_paid) == ("paid", Money("25", "USD"))
+
+
+def test_a_retry_after_an_attempt_that_never_reached_stripe_charges_under_a_new_key_once(
+    localstripe, campaign, test_clock, settings, django_capture_on_commit_callbacks
+):
+    customer = CustomerFactory(
+        currency="USD", test_clock=test_clock, email="card@customer.example", collection_method="charge_automatically"
+    )
+    _add_card(customer, CARD_DECLINED_AT_CHARGE)
+    subscription = subscription_start(customer=customer, plan=PlanFactory(prices=[Money("25.00", "USD")]))
+    invoice = Invoice.objects.get(subscription=subscription)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert invoice_collect(invoice_id=invoice.pk, attempt=1).status == "failed"
+    _add_card(customer, CARD_OK, make_default=True)
+    settings.STRIPE_API_BASE = unreachable_url()
+    with pytest.raises(StripeUnavailable):
+        invoice_collect(invoice_id=invoice.pk, attempt=2)
+    settings.STRIPE_API_BASE = localstripe
+    _aged(f"invoice-{invoice.pk}-attempt-2")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 4))  # the first retry
+
+    assert list(Payment.objects.filter(customer=customer).order_by("id").values_list("idempotency_key", "status")) == [
+        (f"invoice-{invoice.pk}-attempt-1", "failed"),
+        (f"invoice-{invoice.pk}-attempt-2", "canceled"),
+        (f"invoice-{invoice.pk}-attempt-3", "succeeded"),
+    ]
+    assert sorted(charge["status"] for charge in stripe_list(stripe.Charge)) == ["failed", "succeeded"]
+    assert InvoiceDunning.objects.get(invoice=invoice).status == "recovered"
+
+
+def test_an_amount_no_card_can_be_charged_is_not_retried_and_the_reminders_ask_for_a_transfer(
+    localstripe, campaign, test_clock, django_capture_on_commit_callbacks
+):
+    """12.345 KWD: Stripe refuses that amount for any card (`amount_not_chargeable`). Retrying the card
+    cannot help: the retries are skipped with the reason (for staff), the reminders give the bank
+    details instead of promising a card retry."""
+    customer = CustomerFactory(
+        currency="KWD", test_clock=test_clock, email="card@customer.example", collection_method="charge_automatically"
+    )
+    _add_card(customer, CARD_OK)
+    subscription = subscription_start(customer=customer, plan=PlanFactory(prices=[Money("12.345", "KWD")]))
+    invoice = Invoice.objects.get(subscription=subscription)
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert invoice_collect(invoice_id=invoice.pk, attempt=1).failure_code == "amount_not_chargeable"
+
+    for moment in [utc(2026, 1, 4), utc(2026, 1, 6), utc(2026, 1, 8), utc(2026, 1, 20)]:
+        with django_capture_on_commit_callbacks(execute=True):
+            test_clock_advance(test_clock_id=test_clock.pk, to=moment)
+
+    dunning = InvoiceDunning.objects.get(invoice=invoice)
+    retries = list(dunning.events.filter(action_kind="retry").order_by("id").values_list("type", "data"))
+    reason = (
+        "the amount due cannot be charged by card: Stripe charges cards in KWD only in steps of 0.010 KWD: "
+        "12.345 KWD cannot be charged by card. Record a manual payment, or issue a credit note for the last 0.005 KWD."
+    )
+    assert retries == [("action_skipped", {"reason": reason})] * 3
+    assert Payment.objects.filter(customer=customer).count() == 1  # no further attempt
+    assert stripe_list(stripe.PaymentIntent) == []
+    assert [message.subject.split(":")[0] for message in mail.outbox] == ["Reminder", "Overdue"]
+    for message in mail.outbox:
+        assert "How to pay: by bank transfer" in message.body
+        assert "We charge the card on file" not in message.body

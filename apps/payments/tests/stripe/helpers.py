@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import json
+import socket
 import urllib.parse
 import urllib.request
 import uuid
@@ -79,3 +80,18 @@ def three_d_secure_pass(intent_id: str, client_secret: str) -> None:
     address = f"{settings.STRIPE_API_BASE}/v1/payment_intents/{intent_id}/_authenticate"
     with urllib.request.urlopen(urllib.request.Request(address, data=body, method="POST"), timeout=10) as response:
         assert response.status == 200
+
+
+def stripe_forget_idempotency_keys(localstripe_url: str) -> None:
+    """localstripe forgets every idempotency key, as Stripe does about a day after a key's first use."""
+    request = urllib.request.Request(f"{localstripe_url}/_config/idempotency_keys", method="DELETE")
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our local server
+        assert response.status == 200
+
+
+def unreachable_url() -> str:
+    """An address of 127.0.0.1 where nothing listens: a request sent there never reaches Stripe."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

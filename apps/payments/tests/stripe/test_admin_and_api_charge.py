@@ -2,6 +2,8 @@
 the customer's Stripe id and default card in the admin."""
 
 import re
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 import stripe
@@ -9,15 +11,19 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
+from djmoney.money import Money
 
+from apps.core.errors import InvalidTransition
 from apps.invoices.constants import InvoiceStatus
 from apps.payments.constants import PaymentStatus
 from apps.payments.models import Payment
-from apps.payments.stripe.collection import invoice_collect
+from apps.payments.services import payment_record_manual
+from apps.payments.stripe.client import StripeUnavailable
+from apps.payments.stripe.collection import invoice_charge_now, invoice_collect
 from apps.payments.stripe.customers import stripe_payment_method_attach, stripe_setup_intent_create
 from apps.payments.tests.factories import make_customer, make_invoice
 
-from .helpers import CARD_3DS, CARD_DECLINED_AT_CHARGE, CARD_OK, setup_intent_confirm, stripe_list
+from .helpers import CARD_3DS, CARD_DECLINED_AT_CHARGE, CARD_OK, setup_intent_confirm, stripe_list, unreachable_url
 from .test_collection import customer_with_card
 
 pytestmark = pytest.mark.django_db
@@ -187,3 +193,71 @@ def test_the_invoice_page_lists_card_payments_with_the_card_and_formatted_times(
         f"Visa •••• 4242<br>{paid.provider_payment_id}",
     ]
     assert "None" not in "".join(_inline_cells(page, "received_at") + _inline_cells(page, "reference"))
+
+
+def _pay_by_transfer(invoice, amount: str):
+    return payment_record_manual(
+        customer_id=invoice.customer_id, amount=Decimal(amount), currency="USD", method="bank_transfer",
+        reference="TRF-1", received_at=invoice.issued_at, allocations=[(invoice.pk, Decimal(amount))],
+    )  # fmt: skip
+
+
+def _attempt_left_pending(invoice, settings, localstripe):
+    """Attempt 1 never reached Stripe and stays pending (the network was down)."""
+    settings.STRIPE_API_BASE = unreachable_url()
+    with pytest.raises(StripeUnavailable):
+        invoice_collect(invoice_id=invoice.pk, attempt=1)
+    settings.STRIPE_API_BASE = localstripe
+    return Payment.objects.get(idempotency_key=f"invoice-{invoice.pk}-attempt-1")
+
+
+def test_api_charge_of_an_invoice_paid_by_transfer_while_an_attempt_was_pending_is_a_conflict(
+    localstripe, api_client, superuser, settings
+):
+    """A card attempt left pending, then the customer paid by bank transfer: charging the card now
+    must not charge the invoice again (the pending attempt is not sent again either)."""
+    invoice = make_invoice(customer_with_card(CARD_OK), "15.00")
+    pending = _attempt_left_pending(invoice, settings, localstripe)
+    _pay_by_transfer(invoice, "15.00")
+    api_client.force_authenticate(superuser)
+
+    response = api_client.post(api_url(invoice))
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "invalid_transition"
+    assert response.json()["fields"] == {"invoice": ["The invoice is paid, not open."]}
+    assert stripe_list(stripe.PaymentIntent) == []
+    pending.refresh_from_db()
+    assert pending.status == PaymentStatus.PENDING
+
+
+def test_the_attempts_own_retry_after_a_transfer_payment_sends_nothing(localstripe, settings):
+    invoice = make_invoice(customer_with_card(CARD_OK), "15.00")
+    _attempt_left_pending(invoice, settings, localstripe)
+    _pay_by_transfer(invoice, "15.00")
+
+    with pytest.raises(InvalidTransition):
+        invoice_collect(invoice_id=invoice.pk, attempt=1)  # its task's retry
+    with pytest.raises(InvalidTransition):
+        invoice_charge_now(invoice_id=invoice.pk)
+
+    assert stripe_list(stripe.PaymentIntent) == []
+
+
+def test_charge_now_after_a_part_payment_by_transfer_charges_what_is_due_now(localstripe, settings):
+    invoice = make_invoice(customer_with_card(CARD_OK), "15.00")
+    stale = _attempt_left_pending(invoice, settings, localstripe)
+    _pay_by_transfer(invoice, "5.00")
+    with pytest.raises(InvalidTransition):  # the pending attempt (15.00) is not sent again for 10.00 due
+        invoice_collect(invoice_id=invoice.pk, attempt=1)
+    Payment.objects.filter(pk=stale.pk).update(created_at=stale.created_at - timedelta(days=3))
+
+    payment = invoice_charge_now(invoice_id=invoice.pk)
+
+    stale.refresh_from_db()
+    assert stale.status == PaymentStatus.CANCELED
+    assert (payment.status, payment.amount) == (PaymentStatus.SUCCEEDED, Money("10.00", "USD"))
+    [intent] = stripe_list(stripe.PaymentIntent)
+    assert intent["amount"] == 1000
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.PAID

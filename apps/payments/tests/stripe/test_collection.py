@@ -1,5 +1,6 @@
 """Charging open invoices by card (off-session PaymentIntents) against localstripe."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -20,7 +21,15 @@ from apps.payments.stripe.customers import stripe_payment_method_attach, stripe_
 from apps.payments.tests.factories import make_customer, make_invoice
 
 from .flaky_proxy import flaky_proxy
-from .helpers import CARD_3DS, CARD_DECLINED_AT_CHARGE, CARD_OK, setup_intent_confirm, stripe_list
+from .helpers import (
+    CARD_3DS,
+    CARD_DECLINED_AT_CHARGE,
+    CARD_OK,
+    setup_intent_confirm,
+    stripe_forget_idempotency_keys,
+    stripe_list,
+    unreachable_url,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -358,24 +367,119 @@ def test_a_three_decimal_amount_stripe_would_refuse_fails_the_attempt_without_a_
     assert (invoice.status, invoice.amount_paid) == (InvoiceStatus.OPEN, Money("0", "KWD"))
 
 
-def test_charge_now_sends_an_attempt_left_pending_again_and_charges_once(localstripe, settings):
-    """The answer was lost and the task's retries ran out: staff's "charge now" sends that attempt
-    again (same key) instead of being refused, and Stripe's charge is recorded, once."""
+def _aged(payment, days: int = 3):
+    """The payment as it is `days` later: past its collection task's retries (and Stripe's key memory)."""
+    Payment.objects.filter(pk=payment.pk).update(created_at=payment.created_at - timedelta(days=days))
+    payment.refresh_from_db()
+    return payment
+
+
+def test_charge_now_days_after_a_lost_answer_finds_the_charge_at_stripe_and_charges_nothing_more(localstripe, settings):
+    """Stripe charged, the answer was lost and the task's retries ran out; days later Stripe has
+    forgotten the key. "Charge now" looks the attempt up at Stripe instead of sending it again: the
+    charge is recorded, once, and nothing more is charged."""
     customer = customer_with_card()
     invoice = make_invoice(customer, "45.00")
     with flaky_proxy(localstripe, lose="drop") as proxy:
         settings.STRIPE_API_BASE = proxy.url
         with pytest.raises(StripeUnavailable):
             invoice_collect(invoice_id=invoice.pk, attempt=1)
-        assert Payment.objects.get().status == PaymentStatus.PENDING
+        pending = _aged(Payment.objects.get())
+        assert pending.status == PaymentStatus.PENDING
+        stripe_forget_idempotency_keys(localstripe)
 
         payment = invoice_charge_now(invoice_id=invoice.pk)
 
-    assert (payment.status, payment.idempotency_key) == (PaymentStatus.SUCCEEDED, f"invoice-{invoice.pk}-attempt-1")
-    assert [f.idempotency_key for f in proxy.requests_to("/v1/payment_intents")] == [
-        f"invoice-{invoice.pk}-attempt-1",
-        f"invoice-{invoice.pk}-attempt-1",
+    assert (payment.pk, payment.status) == (pending.pk, PaymentStatus.SUCCEEDED)
+    assert [(f.method, f.idempotency_key) for f in proxy.requests_to("/v1/payment_intents")] == [
+        ("POST", f"invoice-{invoice.pk}-attempt-1"),
+        ("GET", None),  # the lookup; the attempt is not sent again
     ]
+    [intent] = stripe_list(stripe.PaymentIntent)
+    assert payment.provider_payment_id == intent["id"]
     assert Payment.objects.count() == len(stripe_list(stripe.Charge)) == 1
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.PAID
+
+
+def test_a_late_run_of_the_attempt_itself_looks_it_up_instead_of_sending_it_again(localstripe, settings):
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "45.00")
+    with flaky_proxy(localstripe, lose="drop") as proxy:
+        settings.STRIPE_API_BASE = proxy.url
+        with pytest.raises(StripeUnavailable):
+            invoice_collect(invoice_id=invoice.pk, attempt=1)
+    settings.STRIPE_API_BASE = localstripe
+    _aged(Payment.objects.get())
+    stripe_forget_idempotency_keys(localstripe)
+
+    payment = invoice_collect(invoice_id=invoice.pk, attempt=1)  # a redelivered task, days later
+
+    assert payment.status == PaymentStatus.SUCCEEDED
+    assert Payment.objects.count() == len(stripe_list(stripe.Charge)) == 1
+
+
+def test_charge_now_after_an_attempt_that_never_reached_stripe_cancels_it_and_charges_under_a_new_key(
+    localstripe, settings
+):
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "45.00")
+    settings.STRIPE_API_BASE = unreachable_url()
+    with pytest.raises(StripeUnavailable):
+        invoice_collect(invoice_id=invoice.pk, attempt=1)
+    settings.STRIPE_API_BASE = localstripe
+    stale = _aged(Payment.objects.get())
+
+    payment = invoice_charge_now(invoice_id=invoice.pk)
+
+    stale.refresh_from_db()
+    assert stale.status == PaymentStatus.CANCELED
+    assert stale.events.get(type="canceled").data["reason"].startswith("Its charge never reached Stripe")
+    assert (payment.status, payment.idempotency_key) == (PaymentStatus.SUCCEEDED, f"invoice-{invoice.pk}-attempt-2")
+    assert [intent["metadata"]["payment_id"] for intent in stripe_list(stripe.PaymentIntent)] == [str(payment.pk)]
+    assert len(stripe_list(stripe.Charge)) == 1
+
+
+def test_charge_now_while_an_attempt_may_still_be_on_its_way_is_refused(localstripe, settings):
+    """Not found at Stripe, but its task may still send it (its retries are not over): no second charge."""
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "45.00")
+    settings.STRIPE_API_BASE = unreachable_url()
+    with pytest.raises(StripeUnavailable):
+        invoice_collect(invoice_id=invoice.pk, attempt=1)
+    settings.STRIPE_API_BASE = localstripe
+
+    with pytest.raises(Conflict):
+        invoice_charge_now(invoice_id=invoice.pk)
+
+    assert Payment.objects.get().status == PaymentStatus.PENDING
+    assert stripe_list(stripe.PaymentIntent) == []
+
+
+def test_a_key_stripe_refuses_leaves_the_payment_pending_not_declined(localstripe, settings):
+    """The answer was lost (Stripe charged card A); the customer then made card B the default; the
+    task's retry sends the same key with other parameters and Stripe refuses the key: the outcome is
+    unknown, not a decline. A later lookup records the charge."""
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "45.00")
+    with flaky_proxy(localstripe, lose="drop") as proxy:
+        settings.STRIPE_API_BASE = proxy.url
+        with pytest.raises(StripeUnavailable):
+            invoice_collect(invoice_id=invoice.pk, attempt=1)
+    settings.STRIPE_API_BASE = localstripe
+    intent = stripe_setup_intent_create(customer_id=customer.pk)
+    setup_intent_confirm(intent["id"], CARD_OK)
+    stripe_payment_method_attach(customer_id=customer.pk, setup_intent_id=intent["id"], make_default=True)
+    sent = signals_sent(payment_failed)
+
+    with pytest.raises(Conflict):
+        invoice_collect(invoice_id=invoice.pk, attempt=1)  # the task's retry
+
+    payment = Payment.objects.get()
+    assert (payment.status, payment.failure_code, sent) == (PaymentStatus.PENDING, "", [])
+    result = tasks.invoice_collect_task.apply(args=(invoice.pk, 1), throw=False)
+    assert (result.state, result.get()) == ("SUCCESS", None)
+    assert Payment.objects.get().status == PaymentStatus.PENDING
+    _aged(payment)
+    assert invoice_charge_now(invoice_id=invoice.pk).status == PaymentStatus.SUCCEEDED
+    assert Payment.objects.count() == len(stripe_list(stripe.Charge)) == 1

@@ -41,3 +41,18 @@ def test_missing_objects_are_resource_missing(localstripe):
             retrieve("xx_missing", **stripe_options())
         assert error.value.code == "resource_missing"
         assert error.value.http_status == 404
+
+
+def test_payment_intents_are_listed_by_customer_and_creation_time(localstripe):
+    options = stripe_options()
+    first, second = (stripe.Customer.create(email=f"{n}@example.com", **options) for n in ("a", "b"))
+    mine = stripe.PaymentIntent.create(amount=100, currency="usd", customer=first["id"], **options)
+    stripe.PaymentIntent.create(amount=200, currency="usd", customer=second["id"], **options)
+
+    listed = stripe.PaymentIntent.list(customer=first["id"], created={"gte": mine["created"]}, **options)
+    later = stripe.PaymentIntent.list(customer=first["id"], created={"gt": mine["created"]}, **options)
+
+    assert [intent["id"] for intent in listed["data"]] == [mine["id"]]
+    assert later["data"] == []
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe.PaymentIntent.list(created={"after": 1}, **options)
