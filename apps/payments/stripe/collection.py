@@ -397,8 +397,9 @@ def _attempt_intent_find(payment: Payment) -> dict[str, Any] | None:
             customer=link.stripe_customer_id, created={"gte": since}, limit=100, **request_options()
         )
         for intent in page.auto_paging_iter():
-            if str((intent.get("metadata") or {}).get("payment_id")) == str(payment.pk):
-                return as_dict(intent)
+            found = as_dict(intent)
+            if str((found.get("metadata") or {}).get("payment_id")) == str(payment.pk):
+                return found
     except RETRYABLE_ERRORS as error:
         raise StripeUnavailable(f"Stripe is unavailable: {error_message(error)}") from error
     except stripe.StripeError as error:

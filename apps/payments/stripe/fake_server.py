@@ -153,7 +153,7 @@ def _payment_intents_filterable() -> None:
     PaymentIntents created in that range, newest first (localstripe refuses any filter there)."""
     from localstripe import resources
 
-    plain = resources.PaymentIntent._api_list_all.__func__  # type: ignore[attr-defined]
+    plain = resources.PaymentIntent._api_list_all.__func__
 
     def _api_list_all(cls, url, customer=None, created=None, limit=None, starting_after=None, **kwargs):  # type: ignore[no-untyped-def]
         if created is not None and (
@@ -170,7 +170,7 @@ def _payment_intents_filterable() -> None:
         page._list.sort(key=lambda intent: intent.created, reverse=True)
         return page
 
-    resources.PaymentIntent._api_list_all = classmethod(_api_list_all)  # type: ignore[assignment]
+    resources.PaymentIntent._api_list_all = classmethod(_api_list_all)  # type: ignore[arg-type]
 
 
 def build_app() -> web.Application:
