@@ -279,10 +279,14 @@ def api_key_authenticate(raw_key: str, *, now: datetime | None = None) -> ApiKey
     api_key = ApiKey.objects.filter(key_hash=api_key_hash(raw_key), revoked_at__isnull=True).first()
     if api_key is None or not hmac.compare_digest(api_key.key_hash, api_key_hash(raw_key)):
         return None
-    now = now or clock.now()
-    if api_key.last_used_at is None or now - api_key.last_used_at > timedelta(minutes=1):
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+    _last_use_record(api_key, now=now or clock.now())
     return api_key
+
+
+def _last_use_record(credential: ApiKey | PortalToken, *, now: datetime) -> None:
+    """Record when an API key or customer token was last used: at most one write a minute."""
+    if credential.last_used_at is None or now - credential.last_used_at > timedelta(minutes=1):
+        type(credential).objects.filter(pk=credential.pk).update(last_used_at=now)
 
 
 # --- Portal users ----------------------------------------------------------------------------------
@@ -640,7 +644,5 @@ def portal_token_authenticate(raw_token: str, *, now: datetime | None = None) ->
     )
     if token is None or not hmac.compare_digest(token.key_hash, api_key_hash(raw_token)):
         return None
-    now = now or clock.now()
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        PortalToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    _last_use_record(token, now=now or clock.now())
     return token
