@@ -76,6 +76,18 @@ ATTEMPT_SEND_WINDOW = (
     + timedelta(seconds=COLLECT_TIME_LIMIT_SECONDS * (COLLECT_MAX_RETRIES + 1))  # the runs
     + timedelta(minutes=30)
 )
+# How far the clocks of our hosts (the one that wrote the payment, the one reconciling it) may differ.
+CLOCK_SKEW = timedelta(minutes=5)
+# The sender checks the window immediately before `PaymentIntent.create`, but its request may still reach
+# Stripe a while after that check: the rest of its run (a task is killed at its time limit), every
+# network try of the request (Stripe's timeout, times the client's retries plus the first try), and the
+# hosts' clock skew. The reconciler cancels an attempt Stripe does not know only once the window *and*
+# this margin are over: before that, the sender may still be on its way and a new key could charge twice.
+ATTEMPT_CANCEL_MARGIN = (
+    timedelta(seconds=COLLECT_TIME_LIMIT_SECONDS)
+    + timedelta(seconds=settings.STRIPE_TIMEOUT_SECONDS * (settings.STRIPE_MAX_NETWORK_RETRIES + 1))
+    + CLOCK_SKEW
+)
 # Stripe's clock and ours may differ a little: the lookup starts that much before the payment.
 LOOKUP_MARGIN = timedelta(minutes=10)
 
@@ -208,6 +220,10 @@ def payment_intent_confirm(
         return payment_mark_failed(payment_id=payment.pk, failure_code="amount_not_chargeable", failure_message=refusal)
     options: dict[str, Any] = {"off_session": True} if off_session else {}
     _reference_card(payment, payment_method_id)
+    if _send_window_passed(payment):
+        # Checked again just before the request: past the window, Stripe may have forgotten the key and
+        # the reconciler may soon replace the attempt; the attempt is looked up, never sent again.
+        return pending_attempt_reconcile(payment_id=payment.pk)
     try:
         intent = stripe.PaymentIntent.create(
             amount=stripe_amount(payment.amount.amount, currency),
@@ -385,6 +401,11 @@ def _send_window_passed(payment: Payment) -> bool:
     return payment.created_at < timezone.now() - ATTEMPT_SEND_WINDOW
 
 
+def _cancel_margin_passed(payment: Payment) -> bool:
+    """The attempt can no longer reach Stripe: its send window and `ATTEMPT_CANCEL_MARGIN` are over."""
+    return payment.created_at < timezone.now() - ATTEMPT_SEND_WINDOW - ATTEMPT_CANCEL_MARGIN
+
+
 def _attempt_intent_find(payment: Payment) -> dict[str, Any] | None:
     """The PaymentIntent Stripe made for a card payment (the payment's id is in its metadata), or None:
     the customer's PaymentIntents created since shortly before the payment, looked through."""
@@ -412,16 +433,16 @@ def _attempt_intent_find(payment: Payment) -> dict[str, Any] | None:
 def pending_attempt_reconcile(*, payment_id: int) -> Payment:
     """Settle a card attempt left `pending` (Stripe's answer lost) by looking it up at Stripe, never by
     sending it again. Found: Stripe's outcome is applied (`succeeded`, `failed`, `requires_action`,
-    `processing`). Not found once its task can no longer be sending it (`ATTEMPT_SEND_WINDOW`): the
-    charge never reached Stripe and the payment is canceled, so that a new attempt (a new key) may
-    follow. Not found before that: it stays pending (its task may still send it)."""
+    `processing`). Not found once its sender can no longer be sending it (`ATTEMPT_SEND_WINDOW` plus
+    `ATTEMPT_CANCEL_MARGIN`): the charge never reached Stripe and the payment is canceled, so that a new
+    attempt (a new key) may follow. Not found before that: it stays pending (it may still be sent)."""
     payment = Payment.objects.get(pk=payment_id)
     if payment.status != PaymentStatus.PENDING:
         return payment
     intent = _attempt_intent_find(payment)
     if intent is not None:
         return payment_apply_intent(payment_id=payment.pk, intent=intent)
-    if not _send_window_passed(payment):
+    if not _cancel_margin_passed(payment):
         return payment
     return payment_cancel(
         payment_id=payment.pk,

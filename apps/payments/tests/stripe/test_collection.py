@@ -16,8 +16,15 @@ from apps.payments.models import Payment
 from apps.payments.signals import payment_failed, payment_requires_action, payment_succeeded
 from apps.payments.stripe import tasks
 from apps.payments.stripe.client import StripeUnavailable, money_from_stripe, stripe_amount
-from apps.payments.stripe.collection import invoice_charge_now, invoice_collect, invoices_collection_start
-from apps.payments.stripe.customers import stripe_payment_method_attach, stripe_setup_intent_create
+from apps.payments.stripe.collection import (
+    ATTEMPT_CANCEL_MARGIN,
+    ATTEMPT_SEND_WINDOW,
+    invoice_charge_now,
+    invoice_collect,
+    invoices_collection_start,
+    payment_intent_confirm,
+)
+from apps.payments.stripe.customers import stripe_customer_get, stripe_payment_method_attach, stripe_setup_intent_create
 from apps.payments.tests.factories import make_customer, make_invoice
 
 from .flaky_proxy import flaky_proxy
@@ -367,9 +374,11 @@ def test_a_three_decimal_amount_stripe_would_refuse_fails_the_attempt_without_a_
     assert (invoice.status, invoice.amount_paid) == (InvoiceStatus.OPEN, Money("0", "KWD"))
 
 
-def _aged(payment, days: int = 3):
-    """The payment as it is `days` later: past its collection task's retries (and Stripe's key memory)."""
-    Payment.objects.filter(pk=payment.pk).update(created_at=payment.created_at - timedelta(days=days))
+def _aged(payment, days: int = 3, *, by: timedelta | None = None):
+    """The payment as it is `days` (or `by`) later: past its collection task's retries (and Stripe's
+    key memory)."""
+    by = timedelta(days=days) if by is None else by
+    Payment.objects.filter(pk=payment.pk).update(created_at=payment.created_at - by)
     payment.refresh_from_db()
     return payment
 
@@ -483,3 +492,54 @@ def test_a_key_stripe_refuses_leaves_the_payment_pending_not_declined(localstrip
     _aged(payment)
     assert invoice_charge_now(invoice_id=invoice.pk).status == PaymentStatus.SUCCEEDED
     assert Payment.objects.count() == len(stripe_list(stripe.Charge)) == 1
+
+
+# Just past the sender's window, well inside the reconciler's margin.
+JUST_PAST_THE_WINDOW = ATTEMPT_SEND_WINDOW + ATTEMPT_CANCEL_MARGIN / 2
+
+
+def test_just_past_the_window_an_attempt_is_neither_sent_nor_canceled(localstripe, settings, api_client, superuser):
+    """A late retry of the attempt no longer sends it; a "charge now" does not cancel it yet (its
+    sender may have checked the window just before it ended and still be on its way): 409."""
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "45.00")
+    settings.STRIPE_API_BASE = unreachable_url()
+    with pytest.raises(StripeUnavailable):
+        invoice_collect(invoice_id=invoice.pk, attempt=1)
+    settings.STRIPE_API_BASE = localstripe
+    pending = _aged(Payment.objects.get(), by=JUST_PAST_THE_WINDOW)
+
+    assert invoice_collect(invoice_id=invoice.pk, attempt=1).status == PaymentStatus.PENDING  # a late retry
+    api_client.force_authenticate(superuser)
+    response = api_client.post(f"/api/v1/invoices/{invoice.pk}/charge", HTTP_IDEMPOTENCY_KEY="now-1")
+
+    assert response.status_code == 409, response.content
+    pending.refresh_from_db()
+    assert pending.status == PaymentStatus.PENDING
+    assert Payment.objects.count() == 1
+    assert stripe_list(stripe.PaymentIntent) == []
+
+
+def test_the_sender_checks_the_window_again_just_before_sending(localstripe):
+    """A run that passed the window check and reached the request after the window ended sends nothing."""
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "45.00")
+    late = _aged(
+        Payment.objects.create(
+            customer=customer, provider="stripe", method="card", amount=Money("45.00", "USD"),
+            status=PaymentStatus.PENDING, idempotency_key=f"invoice-{invoice.pk}-attempt-1",
+        ),
+        by=JUST_PAST_THE_WINDOW,
+    )  # fmt: skip
+    link = stripe_customer_get(customer_id=customer.pk)
+
+    payment = payment_intent_confirm(
+        payment=late,
+        stripe_customer_id=link.stripe_customer_id,
+        payment_method_id=link.default_payment_method_id,
+        off_session=True,
+        metadata={"payment_id": str(late.pk)},
+    )
+
+    assert payment.status == PaymentStatus.PENDING
+    assert stripe_list(stripe.PaymentIntent) == []
