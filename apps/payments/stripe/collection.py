@@ -45,6 +45,7 @@ from apps.payments.services import (
     payment_mark_processing,
     payment_mark_requires_action,
     payment_mark_succeeded,
+    payment_mark_succeeded_after_cancel,
 )
 
 from .client import (
@@ -285,6 +286,9 @@ def payment_apply_intent(*, payment_id: int, intent: Any) -> Payment:
     intent = as_dict(intent)
     payment = Payment.objects.get(pk=payment_id)
     status = intent["status"]
+    if payment.status == PaymentStatus.CANCELED and status == "succeeded":
+        # Canceled here, yet Stripe took the money (a late webhook, a lookup that missed it): recorded.
+        return payment_mark_succeeded_after_cancel(payment_id=payment.pk, provider_payment_id=str(intent["id"]))
     if payment.status in SETTLED:
         if status == "succeeded" and payment.status != PaymentStatus.SUCCEEDED:
             logger.error("PaymentIntent %s succeeded but payment %s is %s", intent["id"], payment.pk, payment.status)
