@@ -89,8 +89,10 @@ ATTEMPT_CANCEL_MARGIN = (
     + timedelta(seconds=settings.STRIPE_TIMEOUT_SECONDS * (settings.STRIPE_MAX_NETWORK_RETRIES + 1))
     + CLOCK_SKEW
 )
-# Stripe's clock and ours may differ a little: the lookup starts that much before the payment.
-LOOKUP_MARGIN = timedelta(minutes=10)
+# Stripe's clock and the app host's may differ (a fast app clock would hide the PaymentIntent from a
+# tight lookup): the lookup starts a day before the payment was created, and ends a day after the attempt
+# could last have reached Stripe (its send window and cancel margin), which also bounds the paging.
+LOOKUP_MARGIN = timedelta(days=1)
 
 
 def invoice_attempt_key(*, invoice_id: int, attempt: int) -> str:
@@ -412,14 +414,16 @@ def _cancel_margin_passed(payment: Payment) -> bool:
 
 def _attempt_intent_find(payment: Payment) -> dict[str, Any] | None:
     """The PaymentIntent Stripe made for a card payment (the payment's id is in its metadata), or None:
-    the customer's PaymentIntents created since shortly before the payment, looked through."""
+    the customer's PaymentIntents created from a day before the payment to a day after it could last
+    have been sent (`LOOKUP_MARGIN`), looked through."""
     link = stripe_customer_get(customer_id=payment.customer_id)
     if link is None:  # no Stripe customer: nothing was ever sent for it
         return None
     since = int((payment.created_at - LOOKUP_MARGIN).timestamp())
+    until = int((payment.created_at + ATTEMPT_SEND_WINDOW + ATTEMPT_CANCEL_MARGIN + LOOKUP_MARGIN).timestamp())
     try:
         page = stripe.PaymentIntent.list(
-            customer=link.stripe_customer_id, created={"gte": since}, limit=100, **request_options()
+            customer=link.stripe_customer_id, created={"gte": since, "lte": until}, limit=100, **request_options()
         )
         for intent in page.auto_paging_iter():
             found = as_dict(intent)

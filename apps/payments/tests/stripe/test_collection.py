@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import stripe
@@ -374,10 +375,15 @@ def test_a_three_decimal_amount_stripe_would_refuse_fails_the_attempt_without_a_
     assert (invoice.status, invoice.amount_paid) == (InvoiceStatus.OPEN, Money("0", "KWD"))
 
 
-def _aged(payment, days: int = 3, *, by: timedelta | None = None):
-    """The payment as it is `days` (or `by`) later: past its collection task's retries (and Stripe's
-    key memory)."""
-    by = timedelta(days=days) if by is None else by
+# Old enough to be reconciled and canceled when Stripe does not know it (its send window and the cancel
+# margin over), yet within the lookup's bounds of a PaymentIntent made now. (The payment's `created_at` is
+# moved back rather than the clock forward: the window is measured on the wall clock, as is localstripe's
+# `created`. Tests that need Stripe to have forgotten the key say so with `stripe_forget_idempotency_keys`.)
+PAST_THE_CANCEL_MARGIN = ATTEMPT_SEND_WINDOW + ATTEMPT_CANCEL_MARGIN + timedelta(hours=1)
+
+
+def _aged(payment, by: timedelta = PAST_THE_CANCEL_MARGIN):
+    """The payment as it is `by` later: past its collection task's retries and the cancel margin."""
     Payment.objects.filter(pk=payment.pk).update(created_at=payment.created_at - by)
     payment.refresh_from_db()
     return payment
@@ -543,3 +549,27 @@ def test_the_sender_checks_the_window_again_just_before_sending(localstripe):
 
     assert payment.status == PaymentStatus.PENDING
     assert stripe_list(stripe.PaymentIntent) == []
+
+
+def test_the_lookup_finds_the_charge_even_when_the_app_clock_runs_hours_ahead_of_stripe(localstripe, settings):
+    """The app host's clock was 3 hours fast when it wrote the payment: its PaymentIntent looks created
+    3 hours *before* it at Stripe. The lookup still finds it (and bounds its paging on both sides)."""
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "45.00")
+    with flaky_proxy(localstripe, lose="drop") as proxy:
+        settings.STRIPE_API_BASE = proxy.url
+        with pytest.raises(StripeUnavailable):
+            invoice_collect(invoice_id=invoice.pk, attempt=1)
+        pending = _aged(Payment.objects.get(), by=-timedelta(hours=3))  # written by a fast clock
+
+        payment = invoice_charge_now(invoice_id=invoice.pk)
+
+    assert (payment.pk, payment.status) == (pending.pk, PaymentStatus.SUCCEEDED)
+    [lookup] = [f for f in proxy.requests_to("/v1/payment_intents") if f.method == "GET"]
+    query = parse_qs(urlsplit(lookup.path).query)
+    since, until = int(query["created[gte]"][0]), int(query["created[lte]"][0])
+    assert since == int((pending.created_at - timedelta(days=1)).timestamp())
+    assert until == int(
+        (pending.created_at + ATTEMPT_SEND_WINDOW + ATTEMPT_CANCEL_MARGIN + timedelta(days=1)).timestamp()
+    )
+    assert Payment.objects.count() == len(stripe_list(stripe.Charge)) == 1
