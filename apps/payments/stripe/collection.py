@@ -132,15 +132,21 @@ def _attempt_start(*, invoice_id: int, attempt: int) -> Payment:
         # Its charge may have gone through (an answer not known yet): another would charge twice.
         raise Conflict(
             f"Card payment #{first.pk} of invoice {invoice} is still {first.status}: "
-            "its outcome comes first (run its own attempt again, or wait for Stripe's webhook)."
+            "its outcome comes first (run its own attempt again, or wait for Stripe's webhook).",
+            fields={"invoice": [f"A card payment of this invoice is still {first.status}."]},
         )
     if invoice.status != InvoiceStatus.OPEN:
-        raise InvalidTransition(f"Invoice {invoice} is {invoice.status}: only open invoices are collected.")
+        raise InvalidTransition(
+            f"Invoice {invoice} is {invoice.status}: only open invoices are collected.",
+            fields={"invoice": [f"The invoice is {invoice.status}, not open."]},
+        )
     if attempt < 1:
         raise ValidationFailed("Attempts are numbered from 1.", fields={"attempt": ["Must be 1 or more."]})
     amount_due = invoice.amount_due
     if amount_due.amount <= 0:
-        raise InvalidTransition(f"Nothing is due on invoice {invoice}.")
+        raise InvalidTransition(
+            f"Nothing is due on invoice {invoice}.", fields={"invoice": ["Nothing is due on the invoice."]}
+        )
     return payment_create_pending(
         customer_id=invoice.customer_id,
         invoice_ids=[invoice.pk],
@@ -168,7 +174,8 @@ def _waiting_attempts_cancel(*, invoice_id: int) -> None:
         except stripe.InvalidRequestError as error:  # completed meanwhile: its webhook settles it
             raise Conflict(
                 f"Card payment #{waiting.pk} could not be canceled at Stripe ({error_message(error)}); "
-                "try again once Stripe's answer has arrived."
+                "try again once Stripe's answer has arrived.",
+                fields={"invoice": ["A card payment waiting for the customer could not be canceled."]},
             ) from error
         payment_cancel(payment_id=waiting.pk, reason="Replaced by a new collection attempt.")
 
@@ -259,7 +266,8 @@ def payment_intent_confirm(
         raise Conflict(
             f"Card payment #{payment.pk} is still pending: Stripe refused its idempotency key "
             f"({error_message(error)}). Its outcome is looked up at Stripe on the next retry, or comes "
-            "with Stripe's webhook."
+            "with Stripe's webhook.",
+            fields={"invoice": ["A card payment of this invoice is still pending."]},
         ) from error
     except stripe.StripeError as error:
         return payment_mark_failed(
@@ -433,7 +441,8 @@ def _attempt_intent_find(payment: Payment) -> dict[str, Any] | None:
         raise StripeUnavailable(f"Stripe is unavailable: {error_message(error)}") from error
     except stripe.StripeError as error:
         raise Conflict(
-            f"Card payment #{payment.pk} could not be looked up at Stripe ({error_message(error)}); it stays pending."
+            f"Card payment #{payment.pk} could not be looked up at Stripe ({error_message(error)}); it stays pending.",
+            fields={"invoice": ["A card payment of this invoice is still pending."]},
         ) from error
     return None
 

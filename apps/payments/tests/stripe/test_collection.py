@@ -487,8 +487,9 @@ def test_a_key_stripe_refuses_leaves_the_payment_pending_not_declined(localstrip
     stripe_payment_method_attach(customer_id=customer.pk, setup_intent_id=intent["id"], make_default=True)
     sent = signals_sent(payment_failed)
 
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict) as refused:
         invoice_collect(invoice_id=invoice.pk, attempt=1)  # the task's retry
+    assert refused.value.fields == {"invoice": ["A card payment of this invoice is still pending."]}
 
     payment = Payment.objects.get()
     assert (payment.status, payment.failure_code, sent) == (PaymentStatus.PENDING, "", [])
@@ -520,6 +521,7 @@ def test_just_past_the_window_an_attempt_is_neither_sent_nor_canceled(localstrip
     response = api_client.post(f"/api/v1/invoices/{invoice.pk}/charge", HTTP_IDEMPOTENCY_KEY="now-1")
 
     assert response.status_code == 409, response.content
+    assert response.json()["fields"] == {"invoice": ["A card payment of this invoice is still pending."]}
     pending.refresh_from_db()
     assert pending.status == PaymentStatus.PENDING
     assert Payment.objects.count() == 1
