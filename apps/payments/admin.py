@@ -22,7 +22,7 @@ from apps.catalog.pricing import format_price
 from apps.core.admin import ReadOnlyInline, application_error_to_form, status_badge
 from apps.core.errors import ApplicationError
 
-from .constants import MANUAL_METHODS, PaymentMethod, PaymentStatus, RefundStatus
+from .constants import MANUAL_METHODS, PaymentEventType, PaymentMethod, PaymentStatus, RefundStatus
 from .models import Payment, PaymentAllocation, PaymentEvent, Refund
 from .selectors import customer_unpaid_invoices
 from .services import payment_credited_to_balance, payment_record_manual, payment_reverse
@@ -128,6 +128,21 @@ class PaymentEventInline(ReadOnlyInline):
 # --- payments ----------------------------------------------------------------------------------------
 
 
+class SucceededAfterCancelFilter(admin.SimpleListFilter):
+    """Payments the provider took the money of after they were canceled here: to check by hand."""
+
+    title = "needs checking"
+    parameter_name = "anomaly"
+
+    def lookups(self, request, model_admin):
+        return [("succeeded_after_cancel", "Succeeded after being canceled")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "succeeded_after_cancel":
+            return queryset.filter(events__type=PaymentEventType.SUCCEEDED_AFTER_CANCEL).distinct()
+        return queryset
+
+
 @admin.register(Payment)
 class PaymentAdmin(admin.ModelAdmin):
     list_display = [
@@ -142,7 +157,7 @@ class PaymentAdmin(admin.ModelAdmin):
         "invoices",
         "amount_refunded",
     ]
-    list_filter = ["status", "provider", "method", "amount_currency"]
+    list_filter = ["status", SucceededAfterCancelFilter, "provider", "method", "amount_currency"]
     search_fields = [
         "reference",
         "provider_payment_id",

@@ -31,6 +31,8 @@ class PaymentStatus(models.TextChoices):
 
 # The payment state machine: the only transitions any service may make. A failed attempt may still
 # succeed later (a PaymentIntent confirmed again after a decline); a retry by dunning is a new payment.
+# One exception, outside this table: money the provider took for a payment canceled here is still
+# recorded (`payment_mark_succeeded_after_cancel`), as an anomaly for staff.
 PAYMENT_TRANSITIONS: dict[str, frozenset[str]] = {
     PaymentStatus.PENDING: frozenset(
         {
@@ -68,6 +70,7 @@ class PaymentEventType(models.TextChoices):
     REQUIRES_ACTION = "requires_action", "Requires action"
     PROCESSING = "processing", "Processing"
     SUCCEEDED = "succeeded", "Succeeded"
+    SUCCEEDED_AFTER_CANCEL = "succeeded_after_cancel", "Succeeded at the provider after being canceled here"
     FAILED = "failed", "Failed"
     CANCELED = "canceled", "Canceled"
     REVERSED = "reversed", "Reversed"

@@ -603,6 +603,42 @@ def payment_mark_succeeded(
 
 
 @transaction.atomic
+def payment_mark_succeeded_after_cancel(
+    *, payment_id: int, provider_payment_id: str | None = None, received_at: datetime | None = None
+) -> Payment:
+    """The provider took the money of a payment canceled here (a late webhook, or a lookup that missed
+    its PaymentIntent). The money is recorded all the same: the payment becomes `succeeded` (a
+    `succeeded_after_cancel` event says so, for staff, and an error is logged), pays what its invoices
+    still owe and the rest goes to the customer's balance, as an overpayment does. Idempotent: only a
+    canceled payment is moved; any other is returned unchanged."""
+    payment = _lock_payment(payment_id)
+    if payment.status != PaymentStatus.CANCELED:
+        return payment
+    now = customer_now(payment.customer)
+    fields = ["status", "received_at", "failure_code", "failure_message", "next_action_url", "updated_at"]
+    _set_provider_payment_id(payment, provider_payment_id, fields)
+    payment.status = PaymentStatus.SUCCEEDED
+    payment.received_at = received_at or now
+    payment.failure_code = payment.failure_message = payment.next_action_url = ""
+    payment.save(update_fields=fields)
+    logger.error(
+        "Payment %s was canceled here but %s succeeded at the provider: recorded as succeeded; check the "
+        "customer's invoices and balance.",
+        payment.pk,
+        payment.provider_payment_id,
+    )
+    payment_event_record(
+        payment=payment, type=PaymentEventType.SUCCEEDED_AFTER_CANCEL, occurred_at=now,
+        data={"provider_payment_id": payment.provider_payment_id, "received_at": payment.received_at.isoformat(),
+              "note": "The provider took the money after the payment was canceled here."},
+    )  # fmt: skip
+    invoices = _lock_invoices(payment.allocations.values_list("invoice_id", flat=True))
+    _apply(payment, invoices, now=now, actor=None)
+    _on_commit_send(signals.payment_succeeded, payment_id=payment.pk)
+    return payment
+
+
+@transaction.atomic
 def payment_mark_failed(*, payment_id: int, failure_code: str, failure_message: str) -> Payment:
     """The attempt failed (e.g. the card was declined); `payment_failed` is sent after commit.
     Idempotent: a payment already failed is returned unchanged."""

@@ -13,6 +13,7 @@ from .models import Payment, PaymentEvent
 
 PAYMENT_EVENT_TYPES = {
     PaymentEventType.SUCCEEDED: "payment.succeeded",
+    PaymentEventType.SUCCEEDED_AFTER_CANCEL: "payment.succeeded",  # canceled here, yet the money came
     PaymentEventType.FAILED: "payment.failed",
     PaymentEventType.REQUIRES_ACTION: "payment.requires_action",
     PaymentEventType.CANCELED: "payment.canceled",

@@ -45,6 +45,7 @@ from apps.payments.services import (
     payment_mark_processing,
     payment_mark_requires_action,
     payment_mark_succeeded,
+    payment_mark_succeeded_after_cancel,
 )
 
 from .client import (
@@ -76,8 +77,22 @@ ATTEMPT_SEND_WINDOW = (
     + timedelta(seconds=COLLECT_TIME_LIMIT_SECONDS * (COLLECT_MAX_RETRIES + 1))  # the runs
     + timedelta(minutes=30)
 )
-# Stripe's clock and ours may differ a little: the lookup starts that much before the payment.
-LOOKUP_MARGIN = timedelta(minutes=10)
+# How far the clocks of our hosts (the one that wrote the payment, the one reconciling it) may differ.
+CLOCK_SKEW = timedelta(minutes=5)
+# The sender checks the window immediately before `PaymentIntent.create`, but its request may still reach
+# Stripe a while after that check: the rest of its run (a task is killed at its time limit), every
+# network try of the request (Stripe's timeout, times the client's retries plus the first try), and the
+# hosts' clock skew. The reconciler cancels an attempt Stripe does not know only once the window *and*
+# this margin are over: before that, the sender may still be on its way and a new key could charge twice.
+ATTEMPT_CANCEL_MARGIN = (
+    timedelta(seconds=COLLECT_TIME_LIMIT_SECONDS)
+    + timedelta(seconds=settings.STRIPE_TIMEOUT_SECONDS * (settings.STRIPE_MAX_NETWORK_RETRIES + 1))
+    + CLOCK_SKEW
+)
+# Stripe's clock and the app host's may differ (a fast app clock would hide the PaymentIntent from a
+# tight lookup): the lookup starts a day before the payment was created, and ends a day after the attempt
+# could last have reached Stripe (its send window and cancel margin), which also bounds the paging.
+LOOKUP_MARGIN = timedelta(days=1)
 
 
 def invoice_attempt_key(*, invoice_id: int, attempt: int) -> str:
@@ -117,15 +132,21 @@ def _attempt_start(*, invoice_id: int, attempt: int) -> Payment:
         # Its charge may have gone through (an answer not known yet): another would charge twice.
         raise Conflict(
             f"Card payment #{first.pk} of invoice {invoice} is still {first.status}: "
-            "its outcome comes first (run its own attempt again, or wait for Stripe's webhook)."
+            "its outcome comes first (run its own attempt again, or wait for Stripe's webhook).",
+            fields={"invoice": [f"A card payment of this invoice is still {first.status}."]},
         )
     if invoice.status != InvoiceStatus.OPEN:
-        raise InvalidTransition(f"Invoice {invoice} is {invoice.status}: only open invoices are collected.")
+        raise InvalidTransition(
+            f"Invoice {invoice} is {invoice.status}: only open invoices are collected.",
+            fields={"invoice": [f"The invoice is {invoice.status}, not open."]},
+        )
     if attempt < 1:
         raise ValidationFailed("Attempts are numbered from 1.", fields={"attempt": ["Must be 1 or more."]})
     amount_due = invoice.amount_due
     if amount_due.amount <= 0:
-        raise InvalidTransition(f"Nothing is due on invoice {invoice}.")
+        raise InvalidTransition(
+            f"Nothing is due on invoice {invoice}.", fields={"invoice": ["Nothing is due on the invoice."]}
+        )
     return payment_create_pending(
         customer_id=invoice.customer_id,
         invoice_ids=[invoice.pk],
@@ -153,7 +174,8 @@ def _waiting_attempts_cancel(*, invoice_id: int) -> None:
         except stripe.InvalidRequestError as error:  # completed meanwhile: its webhook settles it
             raise Conflict(
                 f"Card payment #{waiting.pk} could not be canceled at Stripe ({error_message(error)}); "
-                "try again once Stripe's answer has arrived."
+                "try again once Stripe's answer has arrived.",
+                fields={"invoice": ["A card payment waiting for the customer could not be canceled."]},
             ) from error
         payment_cancel(payment_id=waiting.pk, reason="Replaced by a new collection attempt.")
 
@@ -208,6 +230,10 @@ def payment_intent_confirm(
         return payment_mark_failed(payment_id=payment.pk, failure_code="amount_not_chargeable", failure_message=refusal)
     options: dict[str, Any] = {"off_session": True} if off_session else {}
     _reference_card(payment, payment_method_id)
+    if _send_window_passed(payment):
+        # Checked again just before the request: past the window, Stripe may have forgotten the key and
+        # the reconciler may soon replace the attempt; the attempt is looked up, never sent again.
+        return pending_attempt_reconcile(payment_id=payment.pk)
     try:
         intent = stripe.PaymentIntent.create(
             amount=stripe_amount(payment.amount.amount, currency),
@@ -240,7 +266,8 @@ def payment_intent_confirm(
         raise Conflict(
             f"Card payment #{payment.pk} is still pending: Stripe refused its idempotency key "
             f"({error_message(error)}). Its outcome is looked up at Stripe on the next retry, or comes "
-            "with Stripe's webhook."
+            "with Stripe's webhook.",
+            fields={"invoice": ["A card payment of this invoice is still pending."]},
         ) from error
     except stripe.StripeError as error:
         return payment_mark_failed(
@@ -269,6 +296,9 @@ def payment_apply_intent(*, payment_id: int, intent: Any) -> Payment:
     intent = as_dict(intent)
     payment = Payment.objects.get(pk=payment_id)
     status = intent["status"]
+    if payment.status == PaymentStatus.CANCELED and status == "succeeded":
+        # Canceled here, yet Stripe took the money (a late webhook, a lookup that missed it): recorded.
+        return payment_mark_succeeded_after_cancel(payment_id=payment.pk, provider_payment_id=str(intent["id"]))
     if payment.status in SETTLED:
         if status == "succeeded" and payment.status != PaymentStatus.SUCCEEDED:
             logger.error("PaymentIntent %s succeeded but payment %s is %s", intent["id"], payment.pk, payment.status)
@@ -385,16 +415,23 @@ def _send_window_passed(payment: Payment) -> bool:
     return payment.created_at < timezone.now() - ATTEMPT_SEND_WINDOW
 
 
+def _cancel_margin_passed(payment: Payment) -> bool:
+    """The attempt can no longer reach Stripe: its send window and `ATTEMPT_CANCEL_MARGIN` are over."""
+    return payment.created_at < timezone.now() - ATTEMPT_SEND_WINDOW - ATTEMPT_CANCEL_MARGIN
+
+
 def _attempt_intent_find(payment: Payment) -> dict[str, Any] | None:
     """The PaymentIntent Stripe made for a card payment (the payment's id is in its metadata), or None:
-    the customer's PaymentIntents created since shortly before the payment, looked through."""
+    the customer's PaymentIntents created from a day before the payment to a day after it could last
+    have been sent (`LOOKUP_MARGIN`), looked through."""
     link = stripe_customer_get(customer_id=payment.customer_id)
     if link is None:  # no Stripe customer: nothing was ever sent for it
         return None
     since = int((payment.created_at - LOOKUP_MARGIN).timestamp())
+    until = int((payment.created_at + ATTEMPT_SEND_WINDOW + ATTEMPT_CANCEL_MARGIN + LOOKUP_MARGIN).timestamp())
     try:
         page = stripe.PaymentIntent.list(
-            customer=link.stripe_customer_id, created={"gte": since}, limit=100, **request_options()
+            customer=link.stripe_customer_id, created={"gte": since, "lte": until}, limit=100, **request_options()
         )
         for intent in page.auto_paging_iter():
             found = as_dict(intent)
@@ -404,7 +441,8 @@ def _attempt_intent_find(payment: Payment) -> dict[str, Any] | None:
         raise StripeUnavailable(f"Stripe is unavailable: {error_message(error)}") from error
     except stripe.StripeError as error:
         raise Conflict(
-            f"Card payment #{payment.pk} could not be looked up at Stripe ({error_message(error)}); it stays pending."
+            f"Card payment #{payment.pk} could not be looked up at Stripe ({error_message(error)}); it stays pending.",
+            fields={"invoice": ["A card payment of this invoice is still pending."]},
         ) from error
     return None
 
@@ -412,16 +450,16 @@ def _attempt_intent_find(payment: Payment) -> dict[str, Any] | None:
 def pending_attempt_reconcile(*, payment_id: int) -> Payment:
     """Settle a card attempt left `pending` (Stripe's answer lost) by looking it up at Stripe, never by
     sending it again. Found: Stripe's outcome is applied (`succeeded`, `failed`, `requires_action`,
-    `processing`). Not found once its task can no longer be sending it (`ATTEMPT_SEND_WINDOW`): the
-    charge never reached Stripe and the payment is canceled, so that a new attempt (a new key) may
-    follow. Not found before that: it stays pending (its task may still send it)."""
+    `processing`). Not found once its sender can no longer be sending it (`ATTEMPT_SEND_WINDOW` plus
+    `ATTEMPT_CANCEL_MARGIN`): the charge never reached Stripe and the payment is canceled, so that a new
+    attempt (a new key) may follow. Not found before that: it stays pending (it may still be sent)."""
     payment = Payment.objects.get(pk=payment_id)
     if payment.status != PaymentStatus.PENDING:
         return payment
     intent = _attempt_intent_find(payment)
     if intent is not None:
         return payment_apply_intent(payment_id=payment.pk, intent=intent)
-    if not _send_window_passed(payment):
+    if not _cancel_margin_passed(payment):
         return payment
     return payment_cancel(
         payment_id=payment.pk,

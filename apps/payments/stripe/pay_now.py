@@ -4,7 +4,9 @@ Unlike `invoice_collect` (off-session attempts numbered for dunning), the custom
 PaymentIntent is confirmed on session, and a bank's 3-D Secure challenge is passed in the browser
 (Stripe.js `confirmCardPayment` with the intent's client secret, see `payment_client_secret`); the
 webhook or `payment_refresh` then settles the payment. Each submission of the pay form carries a
-key of its own, so a double click charges once.
+key of its own, so a double click charges once. The same submission is sent again only within
+`ATTEMPT_SEND_WINDOW` of its payment's creation (Stripe forgets keys after about a day); past it, the
+payment is looked up at Stripe instead (`pending_attempt_reconcile`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,14 @@ from apps.payments.models import Payment
 from apps.payments.services import payment_create_pending
 
 from .client import error_message, request_options
-from .collection import _card_payments_of, _waiting_attempts_cancel, payment_apply_intent, payment_intent_confirm
+from .collection import (
+    _card_payments_of,
+    _send_window_passed,
+    _waiting_attempts_cancel,
+    payment_apply_intent,
+    payment_intent_confirm,
+    pending_attempt_reconcile,
+)
 from .customers import stripe_customer_ensure, stripe_payment_methods_list
 
 logger = logging.getLogger(__name__)
@@ -77,6 +86,10 @@ def invoice_pay_now(
     payment = _pending(customer_id=customer_id, invoice_id=invoice_id, key=key)
     if payment.provider_payment_id or payment.status != PaymentStatus.PENDING:  # this submission had its answer
         return payment
+    if _send_window_passed(payment):
+        # The same submission long after (its answer lost): Stripe may have forgotten the key, and sending
+        # it again could charge twice. It is looked up at Stripe instead, like a collection attempt.
+        return pending_attempt_reconcile(payment_id=payment.pk)
     _waiting_attempts_cancel(invoice_id=invoice_id)  # an earlier one waiting for 3-D Secure: not both
     link = stripe_customer_ensure(customer_id=customer_id)
     return payment_intent_confirm(

@@ -17,7 +17,7 @@ from apps.invoices.services.test_clocks import test_clock_advance
 from apps.payments.dunning.models import InvoiceDunning
 from apps.payments.models import Payment
 from apps.payments.stripe.client import StripeUnavailable
-from apps.payments.stripe.collection import invoice_collect
+from apps.payments.stripe.collection import ATTEMPT_CANCEL_MARGIN, ATTEMPT_SEND_WINDOW, invoice_collect
 from apps.payments.stripe.customers import stripe_payment_method_attach, stripe_setup_intent_create
 from apps.payments.tests.stripe.flaky_proxy import flaky_proxy
 from apps.payments.tests.stripe.helpers import (
@@ -195,10 +195,12 @@ def test_a_declined_card_gets_a_reminder_and_a_later_payment_ends_the_dunning(
     assert Payment.objects.filter(customer=customer).count() == 5  # no retry after the recovery
 
 
-def _aged(idempotency_key: str, days: int = 3) -> None:
-    """The payment as it is `days` later (wall clock): past its task's retries and Stripe's key memory."""
+def _aged(idempotency_key: str) -> None:
+    """The payment as it is hours later (wall clock): past its task's retries and the cancel margin, yet
+    within the lookup's bounds of the PaymentIntent Stripe made for it."""
     payment = Payment.objects.get(idempotency_key=idempotency_key)
-    Payment.objects.filter(pk=payment.pk).update(created_at=payment.created_at - timedelta(days=days))
+    later = ATTEMPT_SEND_WINDOW + ATTEMPT_CANCEL_MARGIN + timedelta(hours=1)
+    Payment.objects.filter(pk=payment.pk).update(created_at=payment.created_at - later)
 
 
 def test_a_retry_days_after_a_lost_answer_finds_the_charge_at_stripe_and_charges_once(

@@ -2,7 +2,6 @@
 the customer's Stripe id and default card in the admin."""
 
 import re
-from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -24,7 +23,7 @@ from apps.payments.stripe.customers import stripe_payment_method_attach, stripe_
 from apps.payments.tests.factories import make_customer, make_invoice
 
 from .helpers import CARD_3DS, CARD_DECLINED_AT_CHARGE, CARD_OK, setup_intent_confirm, stripe_list, unreachable_url
-from .test_collection import customer_with_card
+from .test_collection import PAST_THE_CANCEL_MARGIN, customer_with_card
 
 pytestmark = pytest.mark.django_db
 
@@ -250,7 +249,7 @@ def test_charge_now_after_a_part_payment_by_transfer_charges_what_is_due_now(loc
     _pay_by_transfer(invoice, "5.00")
     with pytest.raises(InvalidTransition):  # the pending attempt (15.00) is not sent again for 10.00 due
         invoice_collect(invoice_id=invoice.pk, attempt=1)
-    Payment.objects.filter(pk=stale.pk).update(created_at=stale.created_at - timedelta(days=3))
+    Payment.objects.filter(pk=stale.pk).update(created_at=stale.created_at - PAST_THE_CANCEL_MARGIN)
 
     payment = invoice_charge_now(invoice_id=invoice.pk)
 

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import stripe
@@ -16,8 +17,15 @@ from apps.payments.models import Payment
 from apps.payments.signals import payment_failed, payment_requires_action, payment_succeeded
 from apps.payments.stripe import tasks
 from apps.payments.stripe.client import StripeUnavailable, money_from_stripe, stripe_amount
-from apps.payments.stripe.collection import invoice_charge_now, invoice_collect, invoices_collection_start
-from apps.payments.stripe.customers import stripe_payment_method_attach, stripe_setup_intent_create
+from apps.payments.stripe.collection import (
+    ATTEMPT_CANCEL_MARGIN,
+    ATTEMPT_SEND_WINDOW,
+    invoice_charge_now,
+    invoice_collect,
+    invoices_collection_start,
+    payment_intent_confirm,
+)
+from apps.payments.stripe.customers import stripe_customer_get, stripe_payment_method_attach, stripe_setup_intent_create
 from apps.payments.tests.factories import make_customer, make_invoice
 
 from .flaky_proxy import flaky_proxy
@@ -367,9 +375,16 @@ def test_a_three_decimal_amount_stripe_would_refuse_fails_the_attempt_without_a_
     assert (invoice.status, invoice.amount_paid) == (InvoiceStatus.OPEN, Money("0", "KWD"))
 
 
-def _aged(payment, days: int = 3):
-    """The payment as it is `days` later: past its collection task's retries (and Stripe's key memory)."""
-    Payment.objects.filter(pk=payment.pk).update(created_at=payment.created_at - timedelta(days=days))
+# Old enough to be reconciled and canceled when Stripe does not know it (its send window and the cancel
+# margin over), yet within the lookup's bounds of a PaymentIntent made now. (The payment's `created_at` is
+# moved back rather than the clock forward: the window is measured on the wall clock, as is localstripe's
+# `created`. Tests that need Stripe to have forgotten the key say so with `stripe_forget_idempotency_keys`.)
+PAST_THE_CANCEL_MARGIN = ATTEMPT_SEND_WINDOW + ATTEMPT_CANCEL_MARGIN + timedelta(hours=1)
+
+
+def _aged(payment, by: timedelta = PAST_THE_CANCEL_MARGIN):
+    """The payment as it is `by` later: past its collection task's retries and the cancel margin."""
+    Payment.objects.filter(pk=payment.pk).update(created_at=payment.created_at - by)
     payment.refresh_from_db()
     return payment
 
@@ -472,8 +487,9 @@ def test_a_key_stripe_refuses_leaves_the_payment_pending_not_declined(localstrip
     stripe_payment_method_attach(customer_id=customer.pk, setup_intent_id=intent["id"], make_default=True)
     sent = signals_sent(payment_failed)
 
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict) as refused:
         invoice_collect(invoice_id=invoice.pk, attempt=1)  # the task's retry
+    assert refused.value.fields == {"invoice": ["A card payment of this invoice is still pending."]}
 
     payment = Payment.objects.get()
     assert (payment.status, payment.failure_code, sent) == (PaymentStatus.PENDING, "", [])
@@ -482,4 +498,80 @@ def test_a_key_stripe_refuses_leaves_the_payment_pending_not_declined(localstrip
     assert Payment.objects.get().status == PaymentStatus.PENDING
     _aged(payment)
     assert invoice_charge_now(invoice_id=invoice.pk).status == PaymentStatus.SUCCEEDED
+    assert Payment.objects.count() == len(stripe_list(stripe.Charge)) == 1
+
+
+# Just past the sender's window, well inside the reconciler's margin.
+JUST_PAST_THE_WINDOW = ATTEMPT_SEND_WINDOW + ATTEMPT_CANCEL_MARGIN / 2
+
+
+def test_just_past_the_window_an_attempt_is_neither_sent_nor_canceled(localstripe, settings, api_client, superuser):
+    """A late retry of the attempt no longer sends it; a "charge now" does not cancel it yet (its
+    sender may have checked the window just before it ended and still be on its way): 409."""
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "45.00")
+    settings.STRIPE_API_BASE = unreachable_url()
+    with pytest.raises(StripeUnavailable):
+        invoice_collect(invoice_id=invoice.pk, attempt=1)
+    settings.STRIPE_API_BASE = localstripe
+    pending = _aged(Payment.objects.get(), by=JUST_PAST_THE_WINDOW)
+
+    assert invoice_collect(invoice_id=invoice.pk, attempt=1).status == PaymentStatus.PENDING  # a late retry
+    api_client.force_authenticate(superuser)
+    response = api_client.post(f"/api/v1/invoices/{invoice.pk}/charge", HTTP_IDEMPOTENCY_KEY="now-1")
+
+    assert response.status_code == 409, response.content
+    assert response.json()["fields"] == {"invoice": ["A card payment of this invoice is still pending."]}
+    pending.refresh_from_db()
+    assert pending.status == PaymentStatus.PENDING
+    assert Payment.objects.count() == 1
+    assert stripe_list(stripe.PaymentIntent) == []
+
+
+def test_the_sender_checks_the_window_again_just_before_sending(localstripe):
+    """A run that passed the window check and reached the request after the window ended sends nothing."""
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "45.00")
+    late = _aged(
+        Payment.objects.create(
+            customer=customer, provider="stripe", method="card", amount=Money("45.00", "USD"),
+            status=PaymentStatus.PENDING, idempotency_key=f"invoice-{invoice.pk}-attempt-1",
+        ),
+        by=JUST_PAST_THE_WINDOW,
+    )  # fmt: skip
+    link = stripe_customer_get(customer_id=customer.pk)
+
+    payment = payment_intent_confirm(
+        payment=late,
+        stripe_customer_id=link.stripe_customer_id,
+        payment_method_id=link.default_payment_method_id,
+        off_session=True,
+        metadata={"payment_id": str(late.pk)},
+    )
+
+    assert payment.status == PaymentStatus.PENDING
+    assert stripe_list(stripe.PaymentIntent) == []
+
+
+def test_the_lookup_finds_the_charge_even_when_the_app_clock_runs_hours_ahead_of_stripe(localstripe, settings):
+    """The app host's clock was 3 hours fast when it wrote the payment: its PaymentIntent looks created
+    3 hours *before* it at Stripe. The lookup still finds it (and bounds its paging on both sides)."""
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "45.00")
+    with flaky_proxy(localstripe, lose="drop") as proxy:
+        settings.STRIPE_API_BASE = proxy.url
+        with pytest.raises(StripeUnavailable):
+            invoice_collect(invoice_id=invoice.pk, attempt=1)
+        pending = _aged(Payment.objects.get(), by=-timedelta(hours=3))  # written by a fast clock
+
+        payment = invoice_charge_now(invoice_id=invoice.pk)
+
+    assert (payment.pk, payment.status) == (pending.pk, PaymentStatus.SUCCEEDED)
+    [lookup] = [f for f in proxy.requests_to("/v1/payment_intents") if f.method == "GET"]
+    query = parse_qs(urlsplit(lookup.path).query)
+    since, until = int(query["created[gte]"][0]), int(query["created[lte]"][0])
+    assert since == int((pending.created_at - timedelta(days=1)).timestamp())
+    assert until == int(
+        (pending.created_at + ATTEMPT_SEND_WINDOW + ATTEMPT_CANCEL_MARGIN + timedelta(days=1)).timestamp()
+    )
     assert Payment.objects.count() == len(stripe_list(stripe.Charge)) == 1

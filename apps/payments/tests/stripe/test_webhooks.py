@@ -13,7 +13,12 @@ from djstripe.models import Event
 from apps.invoices.constants import CreditNoteReason, InvoiceStatus
 from apps.payments.constants import PaymentEventType, PaymentStatus, RefundStatus
 from apps.payments.models import Payment, PaymentEvent, Refund
-from apps.payments.services import credit_note_issue_and_refund, refund_create
+from apps.payments.services import (
+    credit_note_issue_and_refund,
+    payment_cancel,
+    payment_record_manual,
+    refund_create,
+)
 from apps.payments.stripe import tasks
 from apps.payments.stripe.client import StripeUnavailable
 from apps.payments.stripe.collection import invoice_collect
@@ -287,3 +292,55 @@ def test_disputes_are_listed_in_the_admin(localstripe, post_event, client, super
 
     assert response.status_code == 200
     assert "dp_1Test" in response.content.decode()
+
+
+def canceled_here_but_charged_at_stripe(localstripe, settings) -> Payment:
+    """Stripe charged, the answer was lost, and the payment was then canceled here (a lookup that missed
+    the PaymentIntent): only the late webhook tells."""
+    payment = pending_after_lost_answer(localstripe, settings, CARD_OK)
+    payment_cancel(payment_id=payment.pk, reason="Its charge never reached Stripe.")
+    return payment
+
+
+def test_money_taken_by_stripe_after_the_payment_was_canceled_here_is_recorded_once(
+    localstripe, settings, post_event, client, superuser, caplog
+):
+    payment = canceled_here_but_charged_at_stripe(localstripe, settings)
+    intent = the_intent()
+
+    post_event("payment_intent.succeeded", intent, event_id="evt_late_success")
+    post_event("payment_intent.succeeded", intent, event_id="evt_late_success")  # replayed
+    post_event("payment_intent.succeeded", intent)  # the same outcome under another id
+
+    payment.refresh_from_db()
+    assert (payment.status, payment.provider_payment_id) == (PaymentStatus.SUCCEEDED, intent["id"])
+    assert events_of(payment, PaymentEventType.SUCCEEDED_AFTER_CANCEL) == 1
+    invoice = payment.allocations.get().invoice
+    assert (invoice.status, invoice.amount_paid) == (InvoiceStatus.PAID, Money("80.00", "USD"))
+    assert payment.balance_item is None
+    assert any(r.levelname == "ERROR" and "canceled here" in r.getMessage() for r in caplog.records)
+    client.force_login(superuser)
+    listed = client.get("/admin/payments/payment/", {"anomaly": "succeeded_after_cancel"})
+    assert list(listed.context["cl"].result_list) == [payment]
+    page = client.get(f"/admin/payments/payment/{payment.pk}/change/")
+    assert "Succeeded at the provider after being canceled here" in page.content.decode()
+
+
+def test_money_taken_after_cancel_for_an_invoice_paid_meanwhile_goes_to_the_balance(localstripe, settings, post_event):
+    payment = canceled_here_but_charged_at_stripe(localstripe, settings)
+    invoice = payment.allocations.get().invoice
+    payment_record_manual(
+        customer_id=payment.customer_id, amount=Decimal("80.00"), currency="USD", method="bank_transfer",
+        reference="TRF-1", received_at=payment.created_at, allocations=[(invoice.pk, Decimal("80.00"))],
+    )  # fmt: skip
+
+    post_event("payment_intent.succeeded", the_intent())
+    post_event("payment_intent.succeeded", the_intent())
+
+    payment.refresh_from_db()
+    assert payment.status == PaymentStatus.SUCCEEDED
+    assert not payment.allocations.exists()
+    assert payment.balance_item.amount == Money("-80.00", "USD")
+    assert events_of(payment, PaymentEventType.CREDITED_TO_BALANCE) == 1
+    invoice.refresh_from_db()
+    assert invoice.amount_paid == Money("80.00", "USD")
