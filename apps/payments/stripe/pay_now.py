@@ -67,6 +67,21 @@ def _pending(*, customer_id: int, invoice_id: int, key: str) -> Payment:
     )  # fmt: skip
 
 
+def _stale_attempts_reconcile(*, customer_id: int, invoice_id: int, key: str) -> None:
+    """Before a new submission: the customer's earlier card payments of the invoice left `pending` past
+    their send window are looked up at Stripe (found: recorded, so nothing more is charged; never
+    sent: canceled), so that they no longer hold the invoice up with a 409."""
+    stale = (
+        _card_payments_of(invoice_id)
+        .filter(customer_id=customer_id, status=PaymentStatus.PENDING)
+        .exclude(idempotency_key=key)
+        .order_by("pk")
+    )
+    for payment in stale:
+        if _send_window_passed(payment):
+            pending_attempt_reconcile(payment_id=payment.pk)
+
+
 def invoice_pay_now(
     *, customer_id: int, invoice_id: int, request_key: str, payment_method_id: str | None = None
 ) -> Payment:
@@ -83,6 +98,7 @@ def invoice_pay_now(
     elif payment_method_id not in cards:
         raise NotFound("No such card.", fields={"payment_method": ["Not found."]})
     key = invoice_pay_now_key(invoice_id=invoice_id, request_key=request_key.strip())
+    _stale_attempts_reconcile(customer_id=customer_id, invoice_id=invoice_id, key=key)
     payment = _pending(customer_id=customer_id, invoice_id=invoice_id, key=key)
     if payment.provider_payment_id or payment.status != PaymentStatus.PENDING:  # this submission had its answer
         return payment

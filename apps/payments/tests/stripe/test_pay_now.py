@@ -3,6 +3,7 @@
 import pytest
 import stripe
 
+from apps.core.errors import InvalidTransition
 from apps.payments.constants import PaymentStatus
 from apps.payments.models import Payment
 from apps.payments.services import payment_create_pending
@@ -68,4 +69,37 @@ def test_the_same_submission_never_sent_is_canceled_once_it_cannot_be_on_its_way
     assert stripe_list(stripe.PaymentIntent) == []
     paid = invoice_pay_now(customer_id=customer.pk, invoice_id=invoice.pk, request_key="click-2")  # a new click
     assert paid.status == PaymentStatus.SUCCEEDED
+    assert len(stripe_list(stripe.Charge)) == 1
+
+
+def test_a_new_click_looks_up_an_earlier_submission_left_pending_and_charges_nothing_more(localstripe, settings):
+    """Stripe charged an earlier click, whose answer was lost; a new click hours later finds that
+    charge (nothing is due any more) instead of being held up with a 409 or charging again."""
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "45.00")
+    with flaky_proxy(localstripe, lose="drop") as proxy:
+        settings.STRIPE_API_BASE = proxy.url
+        with pytest.raises(StripeUnavailable):
+            invoice_pay_now(customer_id=customer.pk, invoice_id=invoice.pk, request_key="click-1")
+    settings.STRIPE_API_BASE = localstripe
+    _aged(Payment.objects.get())
+
+    with pytest.raises(InvalidTransition):  # nothing is due: the first click paid it
+        invoice_pay_now(customer_id=customer.pk, invoice_id=invoice.pk, request_key="click-2")
+
+    assert Payment.objects.get().status == PaymentStatus.SUCCEEDED
+    assert Payment.objects.count() == len(stripe_list(stripe.Charge)) == 1
+
+
+def test_a_new_click_after_an_earlier_submission_that_never_reached_stripe_charges_once(localstripe):
+    customer = customer_with_card()
+    invoice = make_invoice(customer, "45.00")
+    earlier = left_before_sending(invoice, "click-1")
+    _aged(earlier)
+
+    paid = invoice_pay_now(customer_id=customer.pk, invoice_id=invoice.pk, request_key="click-2")
+
+    assert paid.status == PaymentStatus.SUCCEEDED
+    earlier.refresh_from_db()
+    assert earlier.status == PaymentStatus.CANCELED
     assert len(stripe_list(stripe.Charge)) == 1
