@@ -585,6 +585,21 @@ def payment_mark_succeeded(
     if payment.status in (PaymentStatus.SUCCEEDED, PaymentStatus.REVERSED):
         return payment
     _ensure_transition(payment, PaymentStatus.SUCCEEDED)
+    return _succeed(
+        payment, provider_payment_id=provider_payment_id, received_at=received_at, event=PaymentEventType.SUCCEEDED
+    )
+
+
+def _succeed(
+    payment: Payment,
+    *,
+    provider_payment_id: str | None,
+    received_at: datetime | None,
+    event: str,
+    note: str = "",
+) -> Payment:
+    """Record the money of a locked payment: `succeeded`, its event, its invoices paid (the rest to the
+    customer's balance), and `payment_succeeded` sent after commit."""
     now = customer_now(payment.customer)
     fields = ["status", "received_at", "failure_code", "failure_message", "next_action_url", "updated_at"]
     _set_provider_payment_id(payment, provider_payment_id, fields)
@@ -592,10 +607,8 @@ def payment_mark_succeeded(
     payment.received_at = received_at or now
     payment.failure_code = payment.failure_message = payment.next_action_url = ""
     payment.save(update_fields=fields)
-    payment_event_record(
-        payment=payment, type=PaymentEventType.SUCCEEDED, occurred_at=now,
-        data={"provider_payment_id": payment.provider_payment_id, "received_at": payment.received_at.isoformat()},
-    )  # fmt: skip
+    data = {"provider_payment_id": payment.provider_payment_id, "received_at": payment.received_at.isoformat()}
+    payment_event_record(payment=payment, type=event, occurred_at=now, data={**data, "note": note} if note else data)
     invoices = _lock_invoices(payment.allocations.values_list("invoice_id", flat=True))
     _apply(payment, invoices, now=now, actor=None)
     _on_commit_send(signals.payment_succeeded, payment_id=payment.pk)
@@ -614,28 +627,19 @@ def payment_mark_succeeded_after_cancel(
     payment = _lock_payment(payment_id)
     if payment.status != PaymentStatus.CANCELED:
         return payment
-    now = customer_now(payment.customer)
-    fields = ["status", "received_at", "failure_code", "failure_message", "next_action_url", "updated_at"]
-    _set_provider_payment_id(payment, provider_payment_id, fields)
-    payment.status = PaymentStatus.SUCCEEDED
-    payment.received_at = received_at or now
-    payment.failure_code = payment.failure_message = payment.next_action_url = ""
-    payment.save(update_fields=fields)
     logger.error(
         "Payment %s was canceled here but %s succeeded at the provider: recorded as succeeded; check the "
         "customer's invoices and balance.",
         payment.pk,
-        payment.provider_payment_id,
+        provider_payment_id or payment.provider_payment_id,
     )
-    payment_event_record(
-        payment=payment, type=PaymentEventType.SUCCEEDED_AFTER_CANCEL, occurred_at=now,
-        data={"provider_payment_id": payment.provider_payment_id, "received_at": payment.received_at.isoformat(),
-              "note": "The provider took the money after the payment was canceled here."},
-    )  # fmt: skip
-    invoices = _lock_invoices(payment.allocations.values_list("invoice_id", flat=True))
-    _apply(payment, invoices, now=now, actor=None)
-    _on_commit_send(signals.payment_succeeded, payment_id=payment.pk)
-    return payment
+    return _succeed(
+        payment,
+        provider_payment_id=provider_payment_id,
+        received_at=received_at,
+        event=PaymentEventType.SUCCEEDED_AFTER_CANCEL,
+        note="The provider took the money after the payment was canceled here.",
+    )
 
 
 @transaction.atomic
