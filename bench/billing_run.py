@@ -58,8 +58,8 @@ def main() -> None:
     os.environ["CELERY_BROKER_URL"] = BROKER_URL
     django_setup(options.database_url)
 
+    from apps.billing.services import bill_due_subscriptions
     from apps.invoices.models import Invoice, InvoiceLine
-    from apps.invoices.services import bill_due_subscriptions
 
     print(f"fixtures: {options.subscriptions:,} subscriptions …", flush=True)
     started = time.perf_counter()
@@ -173,10 +173,10 @@ def _fixtures(count: int) -> None:
     from django.db import connection
 
     from apps.accounts.models import Customer
+    from apps.billing.services.billing_chunk import _insert
     from apps.catalog.models import BillableMetric, Plan, PlanVersion
     from apps.catalog.tests.factories import PlanFactory, add_charge
     from apps.invoices.models import TaxRate
-    from apps.invoices.services.billing_chunk import _insert
     from apps.subscriptions.models import Subscription
     from apps.usage.models import UsageRollup
 

@@ -38,10 +38,10 @@ def main() -> None:
     from django.db import connection
 
     from apps.accounts.models import Customer
+    from apps.billing.services import subscription_start, subscription_upcoming_invoice
     from apps.catalog.models import BillableMetric, PlanVersion
     from apps.catalog.tests.factories import PlanFactory, add_charge
     from apps.core import clock
-    from apps.invoices.services import subscription_start, subscription_upcoming_invoice
     from apps.usage.models import UsageEvent, UsageRollup
     from apps.usage.selectors import usage_aggregate
 

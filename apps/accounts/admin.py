@@ -8,12 +8,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from apps.billing.services.test_clocks import test_clock_advance
 from apps.catalog.pricing import format_price
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
 from apps.core.errors import ApplicationError
 from apps.invoices.admin_inlines import InvoiceSummaryInline
 from apps.invoices.selectors import customer_balance
-from apps.invoices.services.test_clocks import test_clock_advance
 from apps.payments.admin_inlines import CustomerPaymentInline
 from apps.subscriptions.models import Subscription
 from apps.usage.reports import usage_daily

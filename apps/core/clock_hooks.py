@@ -1,6 +1,6 @@
 """Moments of other apps on a test clock.
 
-Advancing a test clock (`apps.invoices.services.test_clocks.test_clock_advance`) runs, in order and at
+Advancing a test clock (`apps.billing.services.test_clocks.test_clock_advance`) runs, in order and at
 the moment each falls due, everything that would have happened to the clock's customers. Billing is
 built in; an app that acts at moments of its own (dunning: reminders, payment retries, end actions)
 registers a hook here instead of being imported by `invoices`:

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from apps.billing.services import bill_due_subscriptions
 from apps.catalog.pricing import format_price
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
 from apps.core.errors import ApplicationError
@@ -50,7 +51,6 @@ from .models import (
 )
 from .selectors import invoices_with_amount_due
 from .services import (
-    bill_due_subscriptions,
     invoice_email_send,
     invoice_finalize,
     invoice_mark_uncollectible,

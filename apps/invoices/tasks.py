@@ -1,42 +1,23 @@
 """Thin Celery interfaces: ids and ISO dates in, one service call each."""
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
 
 from apps.core.errors import ApplicationError, NotFound
 
-from .constants import BillingRunTrigger
 from .selectors import invoice_ids_missing_pdf
 from .services import (
-    bill_due_subscriptions,
     credit_note_render_pdf,
     invoice_email_failure_record,
     invoice_email_send,
-    invoice_finalize_due_drafts,
     invoice_pdf_ensure,
     invoice_pdf_failure_record,
 )
-from .services.billing import billing_run_chunk
 
 logger = logging.getLogger(__name__)
-
-
-@shared_task(name="apps.invoices.tasks.billing_run_task", time_limit=3600, soft_time_limit=3500)
-def billing_run_task(as_of: str | None = None, trigger: str = BillingRunTrigger.SCHEDULE) -> int:
-    """Start billing as of `as_of` (ISO 8601, aware) or now: the due subscriptions are split into
-    chunks, each billed by `billing_run_chunk_task` on the `billing` queue. Returns the BillingRun id."""
-    now = datetime.fromisoformat(as_of) if as_of else None
-    return bill_due_subscriptions(now=now, trigger=trigger, fan_out=settings.BILLING_RUN_FAN_OUT).pk
-
-
-@shared_task(name="apps.invoices.tasks.billing_run_chunk_task", time_limit=1800, soft_time_limit=1700)
-def billing_run_chunk_task(run_id: int, subscription_ids: list[int], as_of: str) -> None:
-    """Bill one chunk of a run. Safe to run twice (a redelivery after a lost worker): subscriptions
-    billed already are not due any more."""
-    billing_run_chunk(run_id=run_id, subscription_ids=subscription_ids, now=datetime.fromisoformat(as_of))
 
 
 @shared_task(name="apps.invoices.tasks.invoice_render_pdfs_task", time_limit=3600, soft_time_limit=3500)
@@ -75,14 +56,6 @@ def invoice_render_missing_pdfs_task() -> int:
         return 0
     logger.info("rendering the missing PDFs of %s invoices", len(invoice_ids))
     return invoice_render_pdfs_task(invoice_ids, email_customer=settings.INVOICE_EMAIL_ON_FINALIZE)
-
-
-@shared_task(name="apps.invoices.tasks.invoice_finalize_due_drafts_task", time_limit=1800)
-def invoice_finalize_due_drafts_task(as_of: str | None = None) -> int:
-    from apps.core import clock
-
-    now = datetime.fromisoformat(as_of) if as_of else clock.now()
-    return invoice_finalize_due_drafts(now=now)
 
 
 @shared_task(

@@ -41,6 +41,14 @@ from apps.accounts.services import (
     portal_token_create,
     portal_token_revoke,
 )
+from apps.billing.services import (
+    subscription_cancel_with_credit,
+    subscription_change,
+    subscription_change_preview,
+    subscription_pause,
+    subscription_resume,
+    subscription_upcoming_invoice,
+)
 from apps.core.api.throttling import rate_limit_hit
 from apps.core.errors import ApplicationError, NotFound
 from apps.core.network import client_address
@@ -53,16 +61,7 @@ from apps.invoices.selectors import (
     invoice_get_for_customer,
     invoice_list_for_customer,
 )
-from apps.invoices.services import (
-    credit_note_render_pdf,
-    invoice_pdf_ensure,
-    subscription_cancel_with_credit,
-    subscription_change,
-    subscription_change_preview,
-    subscription_pause,
-    subscription_resume,
-    subscription_upcoming_invoice,
-)
+from apps.invoices.services import credit_note_render_pdf, invoice_pdf_ensure
 from apps.payments.constants import PaymentStatus
 from apps.payments.selectors import payment_get_for_customer
 from apps.payments.stripe.client import stripe_enabled

@@ -5,8 +5,8 @@ from typing import Any
 from django.conf import settings
 from django.dispatch import receiver
 
+from apps.billing.services.billing import billing_run_completed
 from apps.core.queue import enqueue
-from apps.invoices.services.billing import billing_run_completed
 
 
 @receiver(billing_run_completed, dispatch_uid="reports_refresh_after_billing_run")

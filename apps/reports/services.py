@@ -21,12 +21,12 @@ from django.db.models import Count, DateTimeField, F, Min, Q, Sum
 from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 
+from apps.billing.services.lines import charge_quote, recurring_charges
 from apps.catalog.models import Discount, Plan, PlanVersion
 from apps.core import clock
 from apps.invoices.constants import CreditNoteLineKind, CreditNoteStatus, InvoiceLineKind
 from apps.invoices.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from apps.invoices.selectors import invoices_with_amount_due
-from apps.invoices.services.lines import charge_quote, recurring_charges
 from apps.payments.constants import PaymentStatus, RefundStatus
 from apps.payments.models import Payment, Refund
 from apps.subscriptions.constants import SubscriptionEventType, SubscriptionStatus

@@ -9,15 +9,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from apps.catalog.constants import VersionMigrationTiming
-from apps.catalog.models import Plan, PlanVersion
-from apps.catalog.pricing import format_price
-from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, application_error_to_form, status_badge
-from apps.core.errors import ApplicationError
-from apps.invoices.admin_inlines import InvoicedPeriodInline, InvoiceSummaryInline
-from apps.invoices.constants import ChangeTiming, ProrationBehavior
-from apps.invoices.selectors import subscription_invoices
-from apps.invoices.services import (
+from apps.billing.services import (
     subscription_cancel_credit_preview,
     subscription_cancel_with_credit,
     subscription_change,
@@ -27,6 +19,14 @@ from apps.invoices.services import (
     subscription_start,
     subscription_upcoming_invoice,
 )
+from apps.catalog.constants import VersionMigrationTiming
+from apps.catalog.models import Plan, PlanVersion
+from apps.catalog.pricing import format_price
+from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, application_error_to_form, status_badge
+from apps.core.errors import ApplicationError
+from apps.invoices.admin_inlines import InvoicedPeriodInline, InvoiceSummaryInline
+from apps.invoices.constants import ChangeTiming, ProrationBehavior
+from apps.invoices.selectors import subscription_invoices
 
 from .constants import SubscriptionStatus
 from .models import Subscription, SubscriptionEvent

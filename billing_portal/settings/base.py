@@ -45,11 +45,13 @@ INSTALLED_APPS = [
     "apps.subscriptions",
     "apps.usage",
     "apps.invoices",
+    "apps.billing",
     "apps.portal",
     "apps.payments",
     "apps.webhooks",
     "apps.audit",
     "apps.reports",
+    "apps.demo",
 ]
 
 MIDDLEWARE = [

@@ -6,10 +6,10 @@ from rest_framework.response import Response
 
 from apps.accounts import services
 from apps.accounts.selectors import customer_list, test_clock_list
+from apps.billing.services.test_clocks import test_clock_advance
 from apps.core.api.schema import error_responses
 from apps.core.idempotency import idempotent
 from apps.invoices.selectors import customer_balance
-from apps.invoices.services.test_clocks import test_clock_advance
 
 from .filters import CustomerFilter
 from .serializers import (

@@ -4,10 +4,10 @@ from djmoney.money import Money
 
 from apps.accounts.models import TestClock
 from apps.accounts.tests.factories import CustomerFactory
+from apps.billing.services import subscription_start
 from apps.catalog.tests.factories import PlanFactory
 from apps.core.tests.test_admin import change_form_data
 from apps.invoices.models import Invoice
-from apps.invoices.services import subscription_start
 from apps.subscriptions.periods import utc
 
 pytestmark = pytest.mark.django_db

@@ -16,11 +16,12 @@ from apps.accounts.models import ApiKey, Customer
 from apps.accounts.services import api_key_create, customer_create
 from apps.accounts.tests.factories import CustomerFactory
 from apps.audit.selectors import AuditFilter, audit_trail
+from apps.billing.services import bill_due_subscriptions
+from apps.billing.tasks import invoice_finalize_due_drafts_task
 from apps.core import clock
 from apps.core.audit import audit_request
 from apps.invoices.models import Invoice
-from apps.invoices.services import bill_due_subscriptions, invoice_void
-from apps.invoices.tasks import invoice_finalize_due_drafts_task
+from apps.invoices.services import invoice_void
 from apps.invoices.tests.factories import make_draft_invoice, make_open_invoice
 from apps.subscriptions.services import subscription_cancel
 from apps.subscriptions.tests.factories import make_subscription

@@ -13,9 +13,10 @@ from django.db import connection
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
+from apps.billing.services import subscription_start
 from apps.catalog.tests.factories import PlanFactory
 from apps.invoices.models import Invoice, InvoiceEvent, InvoiceLine
-from apps.invoices.services import invoice_pdf_ensure, subscription_start
+from apps.invoices.services import invoice_pdf_ensure
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.periods import utc
 

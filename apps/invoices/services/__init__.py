@@ -1,19 +1,6 @@
-from .billing import (
-    bill_due_subscriptions,
-    invoice_finalize_due_drafts,
-    subscription_bill_due,
-    subscription_bill_next_period,
-    subscription_start,
-)
-from .changes import (
-    subscription_cancel_credit_preview,
-    subscription_cancel_with_credit,
-    subscription_change,
-    subscription_change_preview,
-    subscription_pause,
-    subscription_resume,
-    subscription_upcoming_invoice,
-)
+"""Invoice documents: lifecycle, numbering, taxes, credit notes, PDF bills, emails. The billing engine
+(runs, line building, settlement, subscription changes, test clocks) is apps.billing."""
+
 from .credit_notes import (
     CreditNoteLineRequest,
     credit_note_issue,
@@ -38,7 +25,6 @@ from .taxes import tax_rate_create, tax_rate_update
 
 __all__ = [
     "CreditNoteLineRequest",
-    "bill_due_subscriptions",
     "credit_note_issue",
     "credit_note_preview",
     "credit_note_render_pdf",
@@ -46,7 +32,6 @@ __all__ = [
     "invoice_email_failure_record",
     "invoice_email_send",
     "invoice_finalize",
-    "invoice_finalize_due_drafts",
     "invoice_mark_uncollectible",
     "invoice_pdf_ensure",
     "invoice_pdf_failure_record",
@@ -54,16 +39,6 @@ __all__ = [
     "invoice_render_pdf",
     "invoice_update_draft",
     "invoice_void",
-    "subscription_bill_due",
-    "subscription_bill_next_period",
-    "subscription_cancel_credit_preview",
-    "subscription_cancel_with_credit",
-    "subscription_change",
-    "subscription_change_preview",
-    "subscription_pause",
-    "subscription_resume",
-    "subscription_start",
-    "subscription_upcoming_invoice",
     "tax_rate_create",
     "tax_rate_update",
 ]

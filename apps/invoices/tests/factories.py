@@ -6,11 +6,12 @@ from djmoney.money import Money
 
 from apps.accounts.models import Customer
 from apps.accounts.tests.factories import CustomerFactory
+from apps.billing.services import subscription_bill_next_period
 from apps.core import clock
 from apps.core.money import zero
 from apps.invoices.constants import BillingReason, InvoiceLineKind
 from apps.invoices.models import Invoice, InvoiceLine
-from apps.invoices.services import invoice_finalize, subscription_bill_next_period
+from apps.invoices.services import invoice_finalize
 from apps.invoices.services.lifecycle import TOTALS_FIELDS, invoice_recompute_totals
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.periods import utc

@@ -24,13 +24,14 @@ from djmoney.money import Money
 from apps.accounts.constants import CollectionMethod
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_now
+from apps.billing.services import subscription_cancel_with_credit, subscription_pause
 from apps.core import clock
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
 from apps.core.money import quantize_amount
 from apps.core.validation import validate_instance
 from apps.invoices.constants import InvoiceStatus
 from apps.invoices.models import Invoice, InvoicedPeriod
-from apps.invoices.services import invoice_mark_uncollectible, subscription_cancel_with_credit, subscription_pause
+from apps.invoices.services import invoice_mark_uncollectible
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.services import subscription_mark_current, subscription_mark_past_due

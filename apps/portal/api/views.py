@@ -23,6 +23,14 @@ from apps.accounts.services import (
     portal_token_create,
     portal_token_revoke,
 )
+from apps.billing.services import (
+    subscription_cancel_with_credit,
+    subscription_change,
+    subscription_change_preview,
+    subscription_pause,
+    subscription_resume,
+    subscription_upcoming_invoice,
+)
 from apps.core.api.renderers import PDFRenderer
 from apps.core.api.schema import error_responses
 from apps.core.api.serializers import ErrorOutputSerializer
@@ -35,16 +43,7 @@ from apps.invoices.selectors import (
     invoice_get_for_customer,
     invoice_list_for_customer,
 )
-from apps.invoices.services import (
-    credit_note_render_pdf,
-    invoice_pdf_ensure,
-    subscription_cancel_with_credit,
-    subscription_change,
-    subscription_change_preview,
-    subscription_pause,
-    subscription_resume,
-    subscription_upcoming_invoice,
-)
+from apps.invoices.services import credit_note_render_pdf, invoice_pdf_ensure
 from apps.payments.stripe.api.serializers import (
     CardOutputSerializer,
     PaymentMethodAttachInputSerializer,

@@ -10,10 +10,11 @@ from djmoney.money import Money
 from apps.accounts.models import Customer, CustomerMembership
 from apps.accounts.services import test_clock_create
 from apps.accounts.tests.factories import CustomerFactory, UserFactory
+from apps.billing.services import subscription_start
 from apps.catalog.services import billable_metric_create
 from apps.catalog.tests.factories import PlanFactory, ProductFactory, add_charge
 from apps.invoices.models import CreditNote, Invoice
-from apps.invoices.services import credit_note_issue, subscription_start
+from apps.invoices.services import credit_note_issue
 from apps.portal.selectors import portal_configuration
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.periods import utc

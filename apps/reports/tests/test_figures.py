@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pytest
 
+from apps.billing.services import bill_due_subscriptions
+from apps.billing.services.billing import billing_run_complete
 from apps.core import clock
 from apps.invoices.models import BillingRun, Invoice
-from apps.invoices.services import bill_due_subscriptions
-from apps.invoices.services.billing import billing_run_complete
 from apps.invoices.services.credit_notes import CreditNoteLineRequest, credit_note_issue
 from apps.reports.models import CashMonth, MrrMonth, MrrSegment, ReceivablesAging, ReportRefresh, RevenueMonth
 from apps.reports.selectors import ReportFilters, aging_report, cash_report, mrr_report, revenue_report

@@ -7,9 +7,9 @@ from decimal import Decimal
 from djmoney.money import Money
 
 from apps.accounts.services import customer_create
+from apps.billing.services import bill_due_subscriptions, subscription_pause, subscription_resume
 from apps.catalog.services import coupon_create, coupon_redeem, plan_create, product_create
 from apps.core import clock
-from apps.invoices.services import bill_due_subscriptions, subscription_pause, subscription_resume
 from apps.reports.models import MrrSegment
 from apps.reports.selectors import ReportFilters, mrr_report
 from apps.reports.services import reports_refresh

@@ -5,9 +5,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from apps.core.api.schema import error_responses
-from apps.core.idempotency import idempotent
-from apps.invoices.services import (
+from apps.billing.services import (
     subscription_cancel_with_credit,
     subscription_change,
     subscription_change_preview,
@@ -16,6 +14,8 @@ from apps.invoices.services import (
     subscription_start,
     subscription_upcoming_invoice,
 )
+from apps.core.api.schema import error_responses
+from apps.core.idempotency import idempotent
 from apps.subscriptions.selectors import subscription_list
 from apps.subscriptions.services import (
     subscription_cancel,

@@ -5,10 +5,10 @@ from django.urls import reverse
 from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
+from apps.billing.services import subscription_start
 from apps.catalog.tests.factories import PlanFactory
 from apps.core import clock
 from apps.invoices.models import InvoiceItem
-from apps.invoices.services import subscription_start
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.periods import utc
 

@@ -2,10 +2,10 @@ import pytest
 from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory, UserFactory
+from apps.billing.services import bill_due_subscriptions, subscription_start
 from apps.catalog.tests.factories import PlanFactory
 from apps.core.errors import InvalidTransition
 from apps.invoices.models import Invoice
-from apps.invoices.services import bill_due_subscriptions, subscription_start
 from apps.subscriptions.constants import SUBSCRIPTION_TRANSITIONS, SubscriptionEventType, SubscriptionStatus
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.periods import utc

@@ -4,10 +4,10 @@ import pytest
 from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
+from apps.billing.services import bill_due_subscriptions, subscription_change, subscription_start
 from apps.catalog.tests.factories import PlanFactory
 from apps.core.errors import ValidationFailed
 from apps.invoices.models import Invoice
-from apps.invoices.services import bill_due_subscriptions, subscription_change, subscription_start
 from apps.subscriptions.constants import SubscriptionEventType, SubscriptionStatus
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.periods import utc

@@ -6,11 +6,11 @@ from django.urls import reverse
 from apps.accounts.models import ApiKey
 from apps.accounts.services import api_key_create, api_key_revoke
 from apps.accounts.tests.factories import CustomerFactory
+from apps.billing.services import subscription_start
 from apps.catalog.models import PlanVersion
 from apps.catalog.services import billable_metric_create
 from apps.catalog.tests.factories import PlanFactory, add_charge
 from apps.core import clock
-from apps.invoices.services import subscription_start
 from apps.subscriptions.periods import utc
 from apps.usage.models import UsageEvent
 

@@ -7,9 +7,9 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.models import TestClock
 from apps.accounts.tests.factories import CustomerFactory
+from apps.billing.services import bill_due_subscriptions
 from apps.catalog.models import BillableMetric
 from apps.catalog.tests.factories import PlanFactory, add_charge
-from apps.invoices.services import bill_due_subscriptions
 from apps.subscriptions.periods import utc
 from apps.subscriptions.tests.factories import make_subscription
 from apps.usage.models import UsageDistinctValue, UsageEvent, UsageRollup

@@ -30,9 +30,9 @@ from schemathesis.specs.openapi.checks import (
 
 from apps.accounts.services import api_key_create
 from apps.accounts.tests.factories import CustomerFactory, UserFactory
+from apps.billing.services import subscription_start
 from apps.catalog.services import billable_metric_create
 from apps.catalog.tests.factories import PlanFactory
-from apps.invoices.services import subscription_start
 from apps.subscriptions.periods import utc
 from billing_portal.wsgi import application
 

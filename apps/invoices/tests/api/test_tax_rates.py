@@ -7,9 +7,9 @@ from django.urls import reverse
 from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
+from apps.billing.services import subscription_start
 from apps.catalog.tests.factories import PlanFactory
 from apps.invoices.models import Invoice, TaxRate
-from apps.invoices.services import subscription_start
 from apps.subscriptions.periods import utc
 
 pytestmark = pytest.mark.django_db

@@ -7,6 +7,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
+from apps.billing.services import subscription_upcoming_invoice
 from apps.catalog.tests.factories import PlanFactory
 from apps.core.errors import InvalidTransition, ValidationFailed
 from apps.invoices.constants import (
@@ -24,7 +25,6 @@ from apps.invoices.services import (
     credit_note_preview,
     credit_note_void,
     invoice_void,
-    subscription_upcoming_invoice,
 )
 from apps.invoices.tests.factories import make_draft_invoice, make_manual_invoice, make_open_invoice
 from apps.payments.services import invoice_mark_paid

@@ -12,17 +12,17 @@ from django.utils import translation
 from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
-from apps.catalog.tests.factories import PlanFactory
-from apps.invoices.constants import BillingReason, InvoiceEventType, InvoiceLineKind, InvoiceStatus
-from apps.invoices.models import Invoice, InvoiceItem, TaxRate
-from apps.invoices.selectors import customer_balance
-from apps.invoices.services import (
+from apps.billing.services import (
     bill_due_subscriptions,
     subscription_change,
     subscription_start,
     subscription_upcoming_invoice,
 )
-from apps.invoices.services.billing_chunk import billing_chunk_bill
+from apps.billing.services.billing_chunk import billing_chunk_bill
+from apps.catalog.tests.factories import PlanFactory
+from apps.invoices.constants import BillingReason, InvoiceEventType, InvoiceLineKind, InvoiceStatus
+from apps.invoices.models import Invoice, InvoiceItem, TaxRate
+from apps.invoices.selectors import customer_balance
 from apps.invoices.services.pdf import invoice_pdf_context
 from apps.reports.models import CashMonth
 from apps.reports.services import cash_months_rebuild

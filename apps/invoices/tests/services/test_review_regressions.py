@@ -10,6 +10,13 @@ from django.test import override_settings
 from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
+from apps.billing.services import (
+    bill_due_subscriptions,
+    subscription_change,
+    subscription_start,
+    subscription_upcoming_invoice,
+)
+from apps.billing.services.changes import subscription_cancel_with_credit, subscription_pause
 from apps.catalog import services as catalog_services
 from apps.catalog.models import Charge, PlanVersion, Price
 from apps.catalog.services import coupon_redeem
@@ -17,13 +24,6 @@ from apps.catalog.tests.factories import CouponFactory, PlanFactory, add_charge
 from apps.core.errors import InvalidTransition, NotEditable, ValidationFailed
 from apps.invoices.constants import BillingReason
 from apps.invoices.models import Invoice, InvoiceItem
-from apps.invoices.services import (
-    bill_due_subscriptions,
-    subscription_change,
-    subscription_start,
-    subscription_upcoming_invoice,
-)
-from apps.invoices.services.changes import subscription_cancel_with_credit, subscription_pause
 from apps.invoices.services.lifecycle import invoice_void
 from apps.subscriptions.periods import utc
 from apps.subscriptions.services import subscription_cancel, subscription_migrate_version

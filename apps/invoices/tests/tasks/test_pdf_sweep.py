@@ -6,12 +6,12 @@ import pytest
 from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
+from apps.billing.services import subscription_start
 from apps.catalog.tests.factories import PlanFactory
 from apps.core import clock
 from apps.invoices.constants import InvoiceEventType
 from apps.invoices.models import Invoice, InvoiceEvent
 from apps.invoices.selectors import invoice_ids_missing_pdf
-from apps.invoices.services import subscription_start
 from apps.invoices.tasks import invoice_render_missing_pdfs_task
 from apps.subscriptions.periods import utc
 

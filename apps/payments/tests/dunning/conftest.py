@@ -7,9 +7,9 @@ from djmoney.money import Money
 
 from apps.accounts.services import test_clock_create
 from apps.accounts.tests.factories import CustomerFactory
+from apps.billing.services import subscription_start
 from apps.catalog.tests.factories import PlanFactory
 from apps.invoices.models import Invoice
-from apps.invoices.services import subscription_start
 from apps.payments.dunning.services import dunning_campaign_create
 from apps.payments.tests.stripe.conftest import localstripe, localstripe_url  # noqa: F401 - localstripe for the card tests
 from apps.subscriptions.periods import utc

@@ -8,7 +8,7 @@ from django.core import mail
 from django.urls import reverse
 
 from apps.accounts.tests.factories import CustomerFactory
-from apps.invoices.services.test_clocks import test_clock_advance
+from apps.billing.services.test_clocks import test_clock_advance
 from apps.payments.dunning.models import CustomerDunningSetting, DunningCampaign, InvoiceDunning
 from apps.payments.services import payment_record_manual
 from apps.subscriptions.periods import utc

@@ -6,9 +6,9 @@ from django.db import connection
 from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
+from apps.billing.services import subscription_start
 from apps.catalog.tests.factories import PlanFactory
 from apps.core.tests.concurrency import run_in_threads
-from apps.invoices.services import subscription_start
 from apps.payments.dunning.models import InvoiceDunning, InvoiceDunningEvent
 from apps.payments.dunning.services import dunning_campaign_create, dunning_run_due
 from apps.subscriptions.periods import utc

@@ -7,7 +7,7 @@ import pytest
 from django.apps import apps
 from django.db import migrations
 
-from apps.invoices.services.test_clocks import test_clock_advance
+from apps.billing.services.test_clocks import test_clock_advance
 from apps.payments.dunning.constants import DunningStatus
 from apps.payments.dunning.models import InvoiceDunning
 from apps.subscriptions.periods import utc

@@ -10,10 +10,10 @@ from django.core import mail
 from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
+from apps.billing.services import subscription_start
+from apps.billing.services.test_clocks import test_clock_advance
 from apps.catalog.tests.factories import PlanFactory
 from apps.invoices.models import Invoice
-from apps.invoices.services import subscription_start
-from apps.invoices.services.test_clocks import test_clock_advance
 from apps.payments.dunning.models import InvoiceDunning
 from apps.payments.models import Payment
 from apps.payments.stripe.client import StripeUnavailable

@@ -7,9 +7,10 @@ from django.core import mail
 from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
+from apps.billing.services import subscription_start
 from apps.catalog.tests.factories import PlanFactory
 from apps.invoices.models import Invoice
-from apps.invoices.services import invoice_void, subscription_start
+from apps.invoices.services import invoice_void
 from apps.payments.dunning.models import InvoiceDunning
 from apps.payments.dunning.tasks import dunning_run_task
 from apps.subscriptions.periods import utc

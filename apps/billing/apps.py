@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class BillingConfig(AppConfig):
+    """The billing engine. Its records (billing runs, invoiced periods) are models of apps.invoices and
+    apps.subscriptions; this app holds the code that makes them."""
+
+    name = "apps.billing"
+    label = "billing"
+    verbose_name = "Billing engine"

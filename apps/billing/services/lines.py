@@ -1,0 +1,542 @@
+"""What goes on an invoice, computed without writing anything: the billing run turns these drafts
+into invoice lines; previews (upcoming invoice, change preview) show them as they are."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+from djmoney.money import Money
+
+from apps.accounts.models import Customer
+from apps.catalog import pricing
+from apps.catalog.constants import SIMPLE_CHARGE_NAME, ChargeKind, PriceModelChoice
+from apps.catalog.models import BillableMetric, Charge, Discount, Plan, PlanVersion
+from apps.core.errors import ApplicationError
+from apps.core.money import quantize_fraction
+from apps.invoices.constants import InvoiceLineKind
+from apps.invoices.models import Invoice, InvoiceItem, InvoiceLine
+from apps.invoices.pricing import tax_added
+from apps.invoices.services.taxes import customer_tax_breakdown, is_taxed_kind
+from apps.subscriptions.periods import Period
+from apps.subscriptions.proration import remaining_fraction
+from apps.usage.models import UsageEvent
+from apps.usage.selectors import usage_aggregate
+
+
+@dataclass(frozen=True)
+class LineDraft:
+    kind: str
+    description: str
+    period_start_at: datetime | None
+    period_end_at: datetime | None
+    quantity: Decimal
+    unit_amount: Decimal | None  # None where no single unit price applies (tiers, packages)
+    amount: Decimal  # rounded once
+    currency: str
+    explanation: tuple[str, ...] = field(default=())
+    charge: Charge | None = None
+
+
+def charge_title(plan: Plan, charge: Charge) -> str:
+    title = f"{plan.product.name} — {plan.name}"
+    return title if charge.name == SIMPLE_CHARGE_NAME else f"{title}: {charge.name}"
+
+
+def recurring_charges(version: PlanVersion) -> list[Charge]:
+    return [charge for charge in version.charges.all() if charge.kind == ChargeKind.RECURRING]
+
+
+def charge_quote(charge: Charge, *, currency: str, quantity: int) -> tuple[pricing.Quote, Decimal]:
+    """The charge priced for one full period, and the price's own amount (its unit price)."""
+    price = charge.price_for(currency)
+    if price is None:
+        raise ApplicationError(
+            f"{charge.plan_version}: charge {charge.name!r} has no price in {currency}.", code="missing_price"
+        )
+    return pricing.price_quote(price.to_spec(), quantity=Decimal(quantity)), price.amount
+
+
+def recurring_line_drafts(
+    *,
+    plan: Plan,
+    version: PlanVersion,
+    quantity: int,
+    currency: str,
+    period: Period,
+    billed_from: datetime | None = None,
+) -> list[LineDraft]:
+    """One line per recurring charge for the period (billed in advance), plus a minimum true-up line
+    where a charge's minimum is not reached.
+
+    `billed_from` after the period's start bills a partial first period (calendar billing): each
+    amount, and each minimum, is the full-period one × the exact share of the period's seconds that
+    is billed, rounded once."""
+    start = billed_from if billed_from is not None and billed_from > period.start else period.start
+    fraction = remaining_fraction(period, start)
+    partial = fraction < 1
+    drafts = []
+    for charge in recurring_charges(version):
+        quote, price_amount = charge_quote(charge, currency=currency, quantity=quantity)
+        price = charge.price_for(currency)
+        single_unit_price = charge.price_model in (PriceModelChoice.FLAT, PriceModelChoice.PER_UNIT)
+        described = partial or not single_unit_price or bool(price and price.included_units)
+        title = charge_title(plan, charge)
+        explanation = [line.description for line in quote.lines] if described else []
+        amount = quote.amount
+        if partial:
+            amount = quantize_fraction(Fraction(quote.exact_amount) * fraction, currency)
+            explanation.append(
+                f"Partial period: {pricing.format_price(quote.exact_amount, currency)} × {_share(fraction)} "
+                f"({fraction.numerator:,}/{fraction.denominator:,} of its seconds)"
+            )
+        drafts.append(
+            LineDraft(
+                kind=InvoiceLineKind.RECURRING,
+                description=f"{title} ({plan.interval_label}{', partial period' if partial else ''})",
+                period_start_at=start,
+                period_end_at=period.end,
+                quantity=Decimal(1) if charge.price_model == PriceModelChoice.FLAT else Decimal(quantity),
+                unit_amount=price_amount if single_unit_price and not partial else None,
+                amount=amount,
+                currency=currency,
+                explanation=tuple(explanation),
+                charge=charge,
+            )
+        )
+        minimum = price.minimum_amount if price is not None else None
+        if minimum is None:
+            continue
+        due_minimum = quantize_fraction(Fraction(minimum) * fraction, currency) if partial else minimum
+        true_up = quantize_fraction(Fraction(due_minimum - amount), currency) if due_minimum > amount else Decimal(0)
+        if true_up > 0:
+            drafts.append(
+                LineDraft(
+                    kind=InvoiceLineKind.MINIMUM,
+                    description=f"{title}: minimum charge true-up",
+                    period_start_at=start,
+                    period_end_at=period.end,
+                    quantity=Decimal(1),
+                    unit_amount=true_up,
+                    amount=true_up,
+                    currency=currency,
+                    explanation=(
+                        f"Minimum charge per period {pricing.format_price(due_minimum, currency)}"
+                        f"{' (for the part of the period billed)' if partial else ''}; "
+                        f"this charge came to {pricing.format_price(amount, currency)}.",
+                    ),
+                    charge=charge,
+                )
+            )
+    return drafts
+
+
+def _duration(delta: timedelta) -> str:
+    """A span for people: "20 days 14 h 15 min" (to the minute; the amount uses the exact seconds)."""
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
+    parts += [f"{hours} h"] if hours else []
+    parts += [f"{minutes} min"] if minutes else []
+    return " ".join(parts) or "under a minute"
+
+
+def _share(fraction: Fraction) -> str:
+    hundredths = fraction.numerator * 10_000 // fraction.denominator
+    return f"{hundredths // 100}.{hundredths % 100:02d} % of the period" if fraction < 1 else "the whole period"
+
+
+def proration_line_drafts(
+    *,
+    plan: Plan,
+    version: PlanVersion,
+    quantity: int,
+    new_plan: Plan,
+    new_version: PlanVersion,
+    new_quantity: int,
+    currency: str,
+    period: Period,
+    changed_at: datetime,
+    credit_scale: Fraction = Fraction(1),
+    skip_unchanged: bool = True,
+) -> list[LineDraft]:
+    """Credit the unused time of every recurring charge as it was, charge the remaining time of every
+    recurring charge as it will be: each charge's full-period amount (exact, before rounding; at least
+    its minimum per period) × the exact remaining share of the period, rounded once. Credits are
+    × `credit_scale` (what share of the list price was actually invoiced, e.g. after a discount).
+    Lines of zero are left out."""
+    fraction = remaining_fraction(period, changed_at)
+    share = _share(fraction)
+    left = _duration(period.end - changed_at)
+    whole = _duration(period.end - period.start)
+    drafts = []
+    full_amounts: dict[tuple[int, int], Decimal] = {}
+    sides = [
+        (-1, plan, version, quantity, "Unused time on"),
+        (1, new_plan, new_version, new_quantity, "Remaining time on"),
+    ]
+    for sign, side_plan, side_version, side_quantity, label in sides:
+        for charge in recurring_charges(side_version):
+            quote, _ = charge_quote(charge, currency=currency, quantity=side_quantity)
+            price = charge.price_for(currency)
+            full = quote.exact_amount
+            if price is not None and price.minimum_amount is not None and price.minimum_amount > full:
+                full = price.minimum_amount  # the period cost its minimum
+            full_amounts[(sign, charge.pk)] = full
+            if skip_unchanged and sign > 0 and full_amounts.get((-1, charge.pk)) == full and credit_scale == 1:
+                # The same charge at the same amount before and after (e.g. a flat fee on a quantity
+                # change): nothing changes for it, so neither its credit nor its charge is shown.
+                drafts = [draft for draft in drafts if not (draft.charge == charge and draft.amount < 0)]
+                continue
+            scale = credit_scale if sign < 0 else Fraction(1)
+            amount = sign * quantize_fraction(Fraction(full) * fraction * scale, currency)
+            if amount == 0:
+                continue
+            quantity_text = "" if charge.price_model == PriceModelChoice.FLAT else f" ×{side_quantity}"
+            drafts.append(
+                LineDraft(
+                    kind=InvoiceLineKind.PRORATION,
+                    description=f"{label} {charge_title(side_plan, charge)}{quantity_text}",
+                    period_start_at=changed_at,
+                    period_end_at=period.end,
+                    quantity=Decimal(side_quantity),
+                    unit_amount=None,
+                    amount=amount,
+                    currency=currency,
+                    explanation=(
+                        f"{pricing.format_price(full, currency)} per period × {share} "
+                        f"({left} of {whole})"
+                        + (
+                            f" × {_share(scale).replace(' of the period', '')} invoiced after discounts"
+                            if scale != 1
+                            else ""
+                        ),
+                    ),
+                    charge=charge,
+                )
+            )
+    return drafts
+
+
+def item_line_draft(item: InvoiceItem) -> LineDraft:
+    currency = str(item.amount.currency)
+    return LineDraft(
+        kind=item.kind,
+        description=item.description,
+        period_start_at=item.period_start_at,
+        period_end_at=item.period_end_at,
+        quantity=item.quantity,
+        unit_amount=item.unit_amount.amount if item.unit_amount is not None else None,
+        amount=item.amount.amount,
+        currency=currency,
+        explanation=tuple(item.explanation),
+        charge=item.charge,
+    )
+
+
+def _draft_values(draft: LineDraft) -> dict:
+    """The fields an invoice line and an invoice item share, from a draft."""
+    return {
+        "kind": draft.kind,
+        "charge": draft.charge,
+        "description": draft.description,
+        "period_start_at": draft.period_start_at,
+        "period_end_at": draft.period_end_at,
+        "quantity": draft.quantity,
+        "unit_amount": Money(draft.unit_amount, draft.currency) if draft.unit_amount is not None else None,
+        "amount": Money(draft.amount, draft.currency),
+        "explanation": list(draft.explanation),
+    }
+
+
+def invoice_lines_from_drafts(invoice: Invoice, drafts: Iterable[LineDraft], *, start: int = 1) -> list[InvoiceLine]:
+    return [
+        InvoiceLine(invoice=invoice, position=position, **_draft_values(draft))
+        for position, draft in enumerate(drafts, start=start)
+    ]
+
+
+def invoice_item_from_draft(*, draft: LineDraft, subscription, created_at: datetime) -> InvoiceItem:
+    return InvoiceItem(
+        customer_id=subscription.customer_id, subscription=subscription, created_at=created_at, **_draft_values(draft)
+    )
+
+
+DISCOUNTABLE_KINDS = frozenset(
+    {InvoiceLineKind.RECURRING, InvoiceLineKind.USAGE, InvoiceLineKind.MINIMUM, InvoiceLineKind.PRORATION}
+)
+
+
+def discount_line_drafts(
+    *, drafts: list[LineDraft], discounts: list[Discount], plan: Plan, currency: str
+) -> tuple[list[LineDraft], list[Discount]]:
+    """One negative line per discount that takes something off, and the discounts used.
+
+    A discount covers the lines of the products its coupon names (every product when it names none);
+    its base is the sum of those rounded lines. Several discounts apply one after the other, each on
+    what the earlier ones left, so that the invoice never goes below zero through discounts."""
+    lines: list[LineDraft] = []
+    used: list[Discount] = []
+    taken_by_line: dict[int, Decimal] = {}
+    for discount in discounts:
+        coupon = discount.coupon
+        covered = [
+            index
+            for index, draft in enumerate(drafts)
+            if draft.kind in DISCOUNTABLE_KINDS and coupon.applies_to_product(_product_id(draft, plan))
+        ]
+        eligible = sum((drafts[index].amount - taken_by_line.get(index, Decimal(0)) for index in covered), Decimal(0))
+        amount_row = coupon.amount_for(currency)
+        if coupon.discount_type == "fixed_amount" and amount_row is None:
+            continue
+        taken = pricing.discount_amount(
+            discount_type=coupon.discount_type,
+            percent_off=coupon.percent_off,
+            amount_off=amount_row.amount_off if amount_row is not None else None,
+            eligible_amount=eligible,
+            currency=currency,
+        )
+        if taken <= 0:
+            continue
+        _spread(taken, covered, drafts, taken_by_line)
+        what = (
+            f"{pricing.format_quantity(coupon.percent_off)} % off"
+            if coupon.percent_off is not None
+            else f"{pricing.format_price(amount_row.amount_off, currency)} off"  # type: ignore[union-attr]
+        )
+        products = [product.name for product in coupon.products.all()]
+        only = f" ({', '.join(products)} only)" if products else ""
+        limit = coupon.period_limit
+        duration = "forever" if limit is None else f"invoice {discount.periods_applied + 1} of {limit}"
+        lines.append(
+            LineDraft(
+                kind=InvoiceLineKind.DISCOUNT,
+                description=f"Discount: {coupon.name} ({what})",
+                period_start_at=None,
+                period_end_at=None,
+                quantity=Decimal(1),
+                unit_amount=None,
+                amount=-taken,
+                currency=currency,
+                explanation=(
+                    f"{what} of {pricing.format_price(eligible, currency)}{only}; coupon {coupon.code}, {duration}.",
+                ),
+            )
+        )
+        used.append(discount)
+    return lines, used
+
+
+def _product_id(draft: LineDraft, plan: Plan) -> int:
+    if draft.charge is not None:
+        return draft.charge.plan_version.plan.product_id
+    return plan.product_id
+
+
+def _spread(taken: Decimal, covered: list[int], drafts: list[LineDraft], taken_by_line: dict[int, Decimal]) -> None:
+    """Book a discount against the lines it covers, in order, so later discounts see what is left."""
+    remaining = taken
+    for index in covered:
+        left = drafts[index].amount - taken_by_line.get(index, Decimal(0))
+        if left <= 0 or remaining <= 0:
+            continue
+        share = min(left, remaining)
+        taken_by_line[index] = taken_by_line.get(index, Decimal(0)) + share
+        remaining -= share
+
+
+def customer_credit_drafts(
+    *, customer_id: int, currency: str, drafts: list[LineDraft], lock: bool = False
+) -> tuple[list[LineDraft], list[tuple[InvoiceItem, Decimal]]]:
+    """The customer's waiting credits (e.g. from a subscription canceled with a credit, or a credit
+    note credited to the balance) taken off this invoice, oldest first, never below zero: the part
+    that does not fit waits for the next invoice. Credits from credit notes come off after tax.
+    Returns the lines and (item, amount taken) for `customer_credit_take`."""
+    waiting = InvoiceItem.objects.filter(
+        customer_id=customer_id, subscription__isnull=True, invoice__isnull=True, amount_currency=currency
+    ).order_by("created_at", "id")
+    if lock:
+        waiting = waiting.select_for_update()
+    waiting = list(waiting)
+    lines, uses = [], []
+    for item in waiting:
+        if item.amount.amount >= 0:  # charges left by an ended subscription: always taken
+            lines.append(item_line_draft(item))
+            uses.append((item, -item.amount.amount))
+    available = sum((draft.amount for draft in [*drafts, *lines]), Decimal(0))
+    # Credits before tax (e.g. unused time) lower the taxed amount and come off first; credits from
+    # credit notes already carry their tax, so they come off last, off the total with its tax.
+    before_tax = [item for item in waiting if item.amount.amount < 0 and is_taxed_kind(item.kind)]
+    after_tax = [item for item in waiting if item.amount.amount < 0 and not is_taxed_kind(item.kind)]
+    available = _credits_take(before_tax, available=available, currency=currency, lines=lines, uses=uses)
+    if after_tax and available > 0:
+        available += _tax_added(customer_id, currency, [*drafts, *lines])
+        _credits_take(after_tax, available=available, currency=currency, lines=lines, uses=uses)
+    return lines, uses
+
+
+def _credits_take(
+    credits: list[InvoiceItem],
+    *,
+    available: Decimal,
+    currency: str,
+    lines: list[LineDraft],
+    uses: list[tuple[InvoiceItem, Decimal]],
+) -> Decimal:
+    """Take `credits` in order, at most `available` in all (appending to `lines` and `uses`); returns
+    what is still available."""
+    for item in credits:
+        if available <= 0:
+            break
+        taken = min(-item.amount.amount, available)
+        available -= taken
+        whole = taken == -item.amount.amount
+        draft = item_line_draft(item)
+        lines.append(
+            LineDraft(
+                kind=draft.kind, description=draft.description, period_start_at=draft.period_start_at,
+                period_end_at=draft.period_end_at, quantity=draft.quantity, unit_amount=None, amount=-taken,
+                currency=currency,
+                explanation=draft.explanation if whole else (
+                    *draft.explanation,
+                    f"Credit of {pricing.format_price(-item.amount.amount, currency)}: "
+                    f"{pricing.format_price(taken, currency)} taken here, the rest on the next invoice.",
+                ),
+                charge=draft.charge,
+            )
+        )  # fmt: skip
+        uses.append((item, taken))
+    return available
+
+
+def _tax_added(customer_id: int, currency: str, drafts: list[LineDraft]) -> Decimal:
+    """The tax these lines will have added on top of them (exclusive rates)."""
+    taxes, _ = customer_tax_breakdown(
+        customer=Customer.objects.get(pk=customer_id),
+        amounts=[draft.amount for draft in drafts if is_taxed_kind(draft.kind)],
+        currency=currency,
+    )
+    return tax_added(taxes)
+
+
+def customer_credit_take(uses: list[tuple[InvoiceItem, Decimal]], *, invoice: Invoice) -> None:
+    """Mark the credits taken by `invoice`; a credit taken in part is split, its rest still waiting."""
+    for item, taken in uses:
+        currency = str(item.amount.currency)
+        if item.amount.amount >= 0 or taken == -item.amount.amount:
+            InvoiceItem.objects.filter(pk=item.pk).update(invoice=invoice)
+            continue
+        InvoiceItem.objects.filter(pk=item.pk).update(amount=Money(item.amount.amount + taken, currency))
+        InvoiceItem.objects.create(
+            customer_id=item.customer_id, subscription=None, invoice=invoice, kind=item.kind, charge=item.charge,
+            description=item.description, period_start_at=item.period_start_at, period_end_at=item.period_end_at,
+            quantity=item.quantity, amount=Money(-taken, currency), explanation=item.explanation,
+            created_at=item.created_at,
+        )  # fmt: skip
+
+
+def usage_charges(version: PlanVersion) -> list[Charge]:
+    return [charge for charge in version.charges.all() if charge.kind == ChargeKind.USAGE]
+
+
+def usage_line_drafts(
+    *,
+    customer: Customer,
+    plan: Plan,
+    version: PlanVersion,
+    currency: str,
+    start: datetime,
+    end: datetime,
+    metrics: dict[str, BillableMetric] | None = None,
+    totals_by_charge: dict[int, dict[str, Decimal]] | None = None,
+) -> list[LineDraft]:
+    """Usage charges for [start, end), billed in arrears: per charge (and per group of a grouped
+    metric) the metric's aggregate priced by the charge's price, rounded once; a minimum true-up where
+    one applies. Charges with no usage and nothing to charge are left out.
+
+    The billing run passes the metrics and the aggregates it read for a whole chunk at once
+    (`metrics`, `totals_by_charge`: charge id → group → aggregate); without them they are read here."""
+    drafts: list[LineDraft] = []
+    if end <= start:
+        return drafts
+    charges = usage_charges(version)
+    if not charges:
+        return drafts
+    if metrics is None:
+        metrics = {
+            metric.code: metric for metric in BillableMetric.objects.filter(code__in=[c.metric_code for c in charges])
+        }
+    for charge in charges:
+        metric = metrics.get(charge.metric_code)
+        price = charge.price_for(currency)
+        if metric is None or price is None:
+            raise ApplicationError(
+                f"{version}: usage charge {charge.name!r} has no "
+                + (f"billable metric {charge.metric_code!r}." if metric is None else f"price in {currency}."),
+                code="missing_price" if metric is not None else "missing_metric",
+            )
+        if totals_by_charge is not None and charge.pk in totals_by_charge:
+            totals = totals_by_charge[charge.pk] or {"": Decimal(0)}
+        else:
+            totals = usage_aggregate(customer=customer, metric=metric, start=start, end=end) or {"": Decimal(0)}
+        for group, quantity in sorted(totals.items()):
+            spec = price.to_spec()
+            transactions: list[Decimal] = []
+            if spec.model == pricing.PriceModel.PERCENTAGE:
+                transactions = usage_values(customer=customer, metric=metric, start=start, end=end, group_key=group)
+                quantity = Decimal(len(transactions))
+            quote = pricing.price_quote(spec, quantity=quantity, transactions=transactions)
+            if quote.total == 0 and quantity == 0:
+                continue
+            title = f"{charge_title(plan, charge)}{f' — {metric.group_by} {group}' if group else ''}"
+            single_unit_price = charge.price_model == PriceModelChoice.PER_UNIT and not price.included_units
+            drafts.append(
+                LineDraft(
+                    kind=InvoiceLineKind.USAGE,
+                    description=f"{title} (usage)",
+                    period_start_at=start,
+                    period_end_at=end,
+                    quantity=quote.quantity,
+                    unit_amount=price.amount if single_unit_price else None,
+                    amount=quote.amount,
+                    currency=currency,
+                    explanation=(
+                        f"{metric.name}: {pricing.format_quantity(quote.quantity)} "
+                        f"({metric.get_aggregation_display()})",
+                        *(line.description for line in quote.lines),
+                    ),
+                    charge=charge,
+                )
+            )
+            if quote.minimum_true_up:
+                drafts.append(
+                    LineDraft(
+                        kind=InvoiceLineKind.MINIMUM,
+                        description=f"{title}: minimum charge true-up",
+                        period_start_at=start,
+                        period_end_at=end,
+                        quantity=Decimal(1),
+                        unit_amount=quote.minimum_true_up,
+                        amount=quote.minimum_true_up,
+                        currency=currency,
+                        explanation=(
+                            "Minimum charge per period "
+                            f"{pricing.format_price(price.minimum_amount or Decimal(0), currency)}; "
+                            f"the usage came to {pricing.format_price(quote.amount, currency)}.",
+                        ),
+                        charge=charge,
+                    )
+                )
+    return drafts
+
+
+def usage_values(
+    *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, group_key: str
+) -> list[Decimal]:
+    """The amounts of each event in [start, end), oldest first (percentage prices price each one)."""
+    values = UsageEvent.objects.filter(
+        customer=customer, metric=metric, group_key=group_key, occurred_at__gte=start, occurred_at__lt=end
+    ).order_by("occurred_at", "id")
+    return [value if value is not None else Decimal(0) for value in values.values_list("value", flat=True)]

@@ -1,0 +1,103 @@
+"""Invoicing waiting items at once: the proration of a change billed `invoice_now`, and what is left
+waiting when a subscription ends."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+from apps.core.money import zero
+from apps.invoices.constants import BillingReason, InvoiceEventType, InvoiceStatus
+from apps.invoices.events import invoice_event_record
+from apps.invoices.models import Invoice, InvoiceItem, InvoiceLine
+from apps.invoices.selectors import subscription_period_invoices
+from apps.invoices.services.lifecycle import TOTALS_FIELDS, invoice_finalize, invoice_recompute_totals
+from apps.subscriptions.models import Subscription
+from apps.usage.services import usage_billing_lock
+
+from .lines import (
+    LineDraft,
+    customer_credit_drafts,
+    customer_credit_take,
+    invoice_lines_from_drafts,
+    item_line_draft,
+    usage_line_drafts,
+)
+
+
+def invoice_items_invoice_now(
+    *,
+    subscription: Subscription,
+    items: list[InvoiceItem],
+    drafts: list[LineDraft],
+    period_start_at: datetime | None,
+    period_end_at: datetime | None,
+    now: datetime,
+) -> Invoice:
+    """An invoice of its own (`billing_reason = subscription_update`) for these items, finalized at
+    once unless drafts wait for review."""
+    currency = subscription.currency
+    if period_start_at is not None and period_end_at is not None and period_end_at <= period_start_at:
+        period_start_at = period_end_at = None
+    invoice = Invoice.objects.create(
+        customer=subscription.customer,
+        subscription=subscription,
+        billing_reason=BillingReason.SUBSCRIPTION_UPDATE,
+        status=InvoiceStatus.DRAFT,
+        period_start_at=period_start_at,
+        period_end_at=period_end_at,
+        subtotal=zero(currency),
+        tax_total=zero(currency),
+        total=zero(currency),
+        auto_finalize_at=now + timedelta(hours=settings.INVOICE_DRAFT_GRACE_HOURS),
+    )
+    InvoiceLine.objects.bulk_create(invoice_lines_from_drafts(invoice, drafts))
+    InvoiceItem.objects.filter(pk__in=[item.pk for item in items]).update(invoice=invoice)
+    invoice_recompute_totals(invoice)
+    invoice.save(update_fields=TOTALS_FIELDS)
+    invoice_event_record(
+        invoice=invoice, type=InvoiceEventType.CREATED, occurred_at=now,
+        data={"subscription": subscription.pk, "reason": BillingReason.SUBSCRIPTION_UPDATE},
+    )  # fmt: skip
+    if settings.INVOICE_DRAFT_GRACE_HOURS == 0:
+        invoice = invoice_finalize(invoice_id=invoice.pk, now=now)
+    return invoice
+
+
+def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) -> Invoice | None:
+    """When a subscription ends, nothing it still owes or is owed is lost: the usage of its last
+    period and the charges still waiting for its next invoice go on a final invoice of their own, and
+    its waiting credits move to the customer's account, taken off that final invoice first and then off
+    the customer's next invoices (never below zero)."""
+    subscription = Subscription.objects.select_related("customer", "plan__product", "plan_version").get(
+        pk=subscription_id
+    )
+    items = list(InvoiceItem.objects.select_for_update().filter(subscription=subscription, invoice__isnull=True))
+    charges = [item for item in items if item.amount.amount >= 0]
+    credits = [item for item in items if item.amount.amount < 0]
+    if credits:
+        InvoiceItem.objects.filter(pk__in=[item.pk for item in credits]).update(subscription=None)
+    drafts = [item_line_draft(item) for item in charges]
+    ended_at = subscription.ended_at or now
+    period_billed = subscription_period_invoices(
+        subscription_id=subscription.pk, period_start_at=subscription.current_period_start_at
+    ).exists()
+    if period_billed:
+        usage_billing_lock(customer_id=subscription.customer_id)
+        drafts += usage_line_drafts(
+            customer=subscription.customer, plan=subscription.plan, version=subscription.plan_version,
+            currency=subscription.currency, start=subscription.current_period_start_at,
+            end=min(ended_at, subscription.current_period_end_at),
+        )  # fmt: skip
+    if not drafts:
+        return None
+    credit_drafts, uses = customer_credit_drafts(
+        customer_id=subscription.customer_id, currency=subscription.currency, drafts=drafts, lock=True
+    )
+    starts = [draft.period_start_at for draft in drafts if draft.period_start_at is not None]
+    ends = [draft.period_end_at for draft in drafts if draft.period_end_at is not None]
+    invoice = invoice_items_invoice_now(
+        subscription=subscription, items=charges, drafts=drafts + credit_drafts,
+        period_start_at=min(starts, default=None), period_end_at=max(ends, default=None), now=now,
+    )  # fmt: skip
+    customer_credit_take(uses, invoice=invoice)
+    return invoice
