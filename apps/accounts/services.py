@@ -17,9 +17,9 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from apps.core import clock
-from apps.core.api.throttling import rate_limit_hit
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.queue import enqueue
+from apps.core.rate_limits import rate_limit_hit
 from apps.core.validation import validate_instance
 
 from .constants import CollectionMethod, PortalLanguage

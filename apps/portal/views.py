@@ -49,9 +49,9 @@ from apps.billing.services import (
     subscription_resume,
     subscription_upcoming_invoice,
 )
-from apps.core.api.throttling import rate_limit_hit
 from apps.core.errors import ApplicationError, NotFound
 from apps.core.network import client_address
+from apps.core.rate_limits import rate_limit_hit
 from apps.invoices.selectors import (
     credit_note_get_for_customer,
     credit_note_list_for_customer,
@@ -148,6 +148,12 @@ def _base_context(request, membership, configuration=None) -> dict[str, Any]:
         "cards_enabled": configuration.payment_methods_enabled and stripe_enabled(),
         "languages": PortalLanguage.choices,
     }
+
+
+def portal_base_context(request, membership, configuration=None) -> dict[str, Any]:
+    """What every portal page shows around its content (brand, language, the signed-in member), for
+    pages rendered outside this module (the login lockout page)."""
+    return _base_context(request, membership, configuration)
 
 
 def _render(request, template: str, membership, configuration, context: dict[str, Any], status: int = 200):

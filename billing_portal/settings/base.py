@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "apps.webhooks",
     "apps.audit",
     "apps.reports",
+    "apps.backoffice",
     "apps.demo",
 ]
 
@@ -157,7 +158,7 @@ AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 # anywhere would lock a username out for everyone.
 AXES_CLIENT_IP_CALLABLE = "apps.core.network.client_address"
 # The locked-out page: the admin's or the portal's, translated, saying when to try again.
-AXES_LOCKOUT_CALLABLE = "apps.core.views.login_locked_out"
+AXES_LOCKOUT_CALLABLE = "apps.backoffice.views.login_locked_out"
 
 # Headers on every response. HSTS and secure cookies are switched on by the production settings.
 SECURE_CONTENT_TYPE_NOSNIFF = True

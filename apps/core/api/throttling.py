@@ -4,68 +4,17 @@ client address for anonymous requests. See docs/security.md.
 Each limit is a fixed window counter in the cache (`API_THROTTLE_CACHE`): one atomic increment per
 request, whatever the rate. A request over the limit gets 429 `throttled` with a `Retry-After` header
 (seconds until the window ends). The rates are read from `API_THROTTLE_RATES` on every request
-("<count>/<second|minute|hour|day>", or empty for no limit). `rate_limit_hit` is the same counter for
-other callers (the portal's email forms).
-
-A cache that cannot be reached lets requests through (and logs it): the rate limit protects the
-service, it must not take the service down with it.
+("<count>/<second|minute|hour|day>", or empty for no limit). The counter is `apps.core.rate_limits`,
+which the portal's email forms use too.
 """
 
-import logging
 import math
-import time
 
 from django.conf import settings
-from django.core.cache import caches
 from rest_framework.throttling import BaseThrottle
 
 from apps.core.network import client_address
-
-logger = logging.getLogger(__name__)
-
-_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_rate(rate: str | None) -> tuple[int, int] | None:
-    """ "600/min" → (600, 60); "3/15minute" → (3, 900); None or "" → None (no limit)."""
-    if not rate:
-        return None
-    count, _, period = rate.partition("/")
-    period = period.strip().lower()
-    digits = len(period) - len(period.lstrip("0123456789"))
-    try:
-        multiple = int(period[:digits]) if digits else 1
-        seconds = _PERIODS[period[digits : digits + 1]]
-        if multiple < 1:
-            raise ValueError(period)
-        return int(count), multiple * seconds
-    except (KeyError, ValueError) as exc:
-        raise ValueError(f"Bad throttle rate {rate!r}: use <count>/<[n]second|minute|hour|day>.") from exc
-
-
-def rate_limit_hit(*, scope: str, ident: str, rate: str | None) -> float | None:
-    """Count one request of `ident` in `scope` against `rate`: None while within it, else the seconds
-    until its window ends. A cache that cannot be reached counts nothing (None, logged)."""
-    limit = parse_rate(rate)
-    if limit is None:
-        return None
-    count_allowed, period = limit
-    now = time.time()
-    window = int(now // period)
-    key = f"throttle:{scope}:{ident}:{period}:{window}"
-    cache = caches[settings.API_THROTTLE_CACHE]
-    try:
-        # add() is a no-op when the key exists; incr() is atomic (Redis INCR, locked in memory).
-        cache.add(key, 0, timeout=period + 1)
-        count = cache.incr(key)
-    except ValueError:  # the key expired between add() and incr(): a new window
-        count = 1
-    except Exception:  # noqa: BLE001 - an unreachable cache must not refuse requests
-        logger.warning("rate limit cache unavailable; %s request let through", scope, exc_info=True)
-        return None
-    if count <= count_allowed:
-        return None
-    return (window + 1) * period - now
+from apps.core.rate_limits import rate_limit_hit
 
 
 class FixedWindowThrottle(BaseThrottle):

@@ -1,15 +1,16 @@
-"""For tests of the fixed-window rate limits: start well inside a window, so that a test's few
-requests never straddle two windows (which would reset the count and pass a request meant to be
-refused)."""
+"""For tests of the fixed-window rate limits: run inside one window, so that a test's few requests
+never straddle two windows (which would reset the count and pass a request meant to be refused)."""
 
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 
-# Every period the tests use (a minute, 15 minutes, an hour) ends on a whole minute.
-MARGIN_SECONDS = 5
+from apps.core import clock
 
 
-def wait_for_a_fresh_window() -> None:
-    """Sleep past the next whole minute when fewer than MARGIN_SECONDS of the current one are left."""
-    left = 60 - time.time() % 60
-    if left < MARGIN_SECONDS:
-        time.sleep(left + 0.05)
+@contextmanager
+def inside_one_window() -> Iterator[datetime]:
+    """Freeze the project clock half a minute into the current minute: every period the tests use (a
+    minute, 15 minutes, an hour) ends on a whole minute, so all the test's requests count in one window."""
+    with clock.frozen_at(clock.now().replace(second=30, microsecond=0)) as moment:
+        yield moment

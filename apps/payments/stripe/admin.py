@@ -5,13 +5,6 @@ no call to Stripe while a page renders."""
 from django.contrib import admin
 from djstripe.models import PaymentMethod as StripePaymentMethod
 
-from apps.accounts.admin import CustomerAdmin
-from apps.invoices.admin import OPERATIONS, InvoiceAdmin, InvoiceOperation, _bulk_action
-from apps.invoices.constants import InvoiceStatus
-from apps.invoices.models import Invoice
-
-from .client import stripe_enabled
-from .collection import invoice_charge_now, payment_outcome_check
 from .models import StripeCustomer, StripeDispute
 
 
@@ -75,7 +68,7 @@ class StripeDisputeAdmin(admin.ModelAdmin):
 
 
 class StripeCustomerInline(admin.StackedInline):
-    """On the customer page: its Stripe customer id and default card."""
+    """On the customer page (apps.backoffice): its Stripe customer id and default card."""
 
     model = StripeCustomer
     fields = readonly_fields = ["stripe_customer", "default_card"]
@@ -91,38 +84,3 @@ class StripeCustomerInline(admin.StackedInline):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
-
-
-# The customer page lists its Stripe customer next to its contacts (accounts knows nothing of payments).
-if StripeCustomerInline not in CustomerAdmin.inlines:
-    CustomerAdmin.inlines = [*CustomerAdmin.inlines, StripeCustomerInline]
-
-
-# --- "Charge card now" on open invoices (the invoice page's operations and the list's actions) -----
-
-
-def _charge_card(invoice_id: int, actor, note: str) -> Invoice:
-    payment_outcome_check(invoice_charge_now(invoice_id=invoice_id))
-    return Invoice.objects.get(pk=invoice_id)
-
-
-CHARGE_CARD = InvoiceOperation(
-    name="charge_card",
-    label="Charge card now",
-    done="Charged the card for",
-    explanation=(
-        "Charges what is due on the invoice to the customer's default card (Stripe), as a new collection "
-        "attempt. A declined card or a bank asking for 3-D Secure is reported here and recorded on the payment."
-    ),
-    is_offered_for=lambda invoice: (
-        stripe_enabled() and invoice.status == InvoiceStatus.OPEN and invoice.amount_due.amount > 0
-    ),
-    run=_charge_card,
-)
-
-if CHARGE_CARD.name not in OPERATIONS:
-    OPERATIONS[CHARGE_CARD.name] = CHARGE_CARD
-    InvoiceAdmin.actions = [*InvoiceAdmin.actions, _bulk_action(CHARGE_CARD)]
-    InvoiceAdmin.has_charge_card_permission = (  # type: ignore[attr-defined]
-        lambda self, request: self.has_operation_permission(request, CHARGE_CARD)
-    )

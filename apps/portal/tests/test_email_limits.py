@@ -12,7 +12,7 @@ from django.core import mail
 from django.core.cache import cache
 from django.urls import reverse
 
-from apps.core.tests.rate_windows import wait_for_a_fresh_window
+from apps.core.tests.rate_windows import inside_one_window
 
 pytestmark = pytest.mark.django_db
 
@@ -21,8 +21,8 @@ pytestmark = pytest.mark.django_db
 def limits(settings):
     settings.PORTAL_EMAIL_RATES = {"address": "3/15minute", "address_total": "10/hour", "client": "20/hour"}
     cache.clear()  # the counters live in the cache
-    wait_for_a_fresh_window()
-    yield
+    with inside_one_window():
+        yield
     cache.clear()
 
 

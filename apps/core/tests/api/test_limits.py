@@ -12,8 +12,8 @@ from apps.accounts.models import Customer
 from apps.accounts.services import api_key_create
 from apps.core.api.exception_handler import api_exception_handler
 from apps.core.api.serializers import MAX_LIST_ITEMS
-from apps.core.api.throttling import parse_rate
-from apps.core.tests.rate_windows import wait_for_a_fresh_window
+from apps.core.rate_limits import parse_rate
+from apps.core.tests.rate_windows import inside_one_window
 from apps.invoices.models import CreditNote
 from apps.invoices.tests.factories import make_manual_invoice
 from apps.usage.models import UsageEvent
@@ -24,8 +24,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def empty_cache():
     cache.clear()  # the rate counters live in the cache
-    wait_for_a_fresh_window()
-    yield
+    with inside_one_window():
+        yield
     cache.clear()
 
 

@@ -8,19 +8,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from apps.billing.services.test_clocks import test_clock_advance
-from apps.catalog.pricing import format_price
-from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
-from apps.core.errors import ApplicationError
-from apps.invoices.admin_inlines import InvoiceSummaryInline
-from apps.invoices.selectors import customer_balance
-from apps.payments.admin_inlines import CustomerPaymentInline
-from apps.subscriptions.models import Subscription
-from apps.usage.reports import usage_daily
-
-from .models import ApiKey, BillingContact, Customer, CustomerMembership, PortalToken, TestClock
-from .selectors import customer_now
-from .services import (
+from apps.accounts.models import ApiKey, BillingContact, Customer, CustomerMembership, PortalToken, TestClock
+from apps.accounts.selectors import customer_now
+from apps.accounts.services import (
     CUSTOMER_EDITABLE_FIELDS,
     api_key_create,
     api_key_revoke,
@@ -29,6 +19,16 @@ from .services import (
     portal_token_revoke,
     test_clock_create,
 )
+from apps.billing.services.test_clocks import test_clock_advance
+from apps.catalog.pricing import format_price
+from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
+from apps.core.errors import ApplicationError
+from apps.invoices.admin_inlines import InvoiceSummaryInline
+from apps.invoices.selectors import customer_balance
+from apps.payments.admin_inlines import CustomerPaymentInline
+from apps.payments.stripe.admin import StripeCustomerInline
+from apps.subscriptions.models import Subscription
+from apps.usage.reports import usage_daily
 
 
 class CustomerMembershipInline(admin.TabularInline):
@@ -115,6 +115,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
         CustomerSubscriptionInline,
         CustomerInvoiceInline,
         CustomerPaymentInline,
+        StripeCustomerInline,
     ]
 
     change_form_template = "admin/accounts/customer/change_form.html"

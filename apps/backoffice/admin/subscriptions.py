@@ -27,10 +27,9 @@ from apps.core.errors import ApplicationError
 from apps.invoices.admin_inlines import InvoicedPeriodInline, InvoiceSummaryInline
 from apps.invoices.constants import ChangeTiming, ProrationBehavior
 from apps.invoices.selectors import subscription_invoices
-
-from .constants import SubscriptionStatus
-from .models import Subscription, SubscriptionEvent
-from .services import subscription_cancel, subscription_cancel_undo, subscription_migrate_version
+from apps.subscriptions.constants import SubscriptionStatus
+from apps.subscriptions.models import Subscription, SubscriptionEvent
+from apps.subscriptions.services import subscription_cancel, subscription_cancel_undo, subscription_migrate_version
 
 STATUS_TONES = {
     SubscriptionStatus.INCOMPLETE: "neutral",

@@ -28,18 +28,8 @@ from apps.catalog.pricing import format_price
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
 from apps.core.errors import ApplicationError
 from apps.core.pdf import PdfIntegrity
-from apps.payments.admin_inlines import InvoicePaymentInline
-from apps.payments.services import invoice_mark_paid
-
-from .admin_credit_notes import (
-    ISSUE_PERMISSION,
-    CreditNoteAdmin,
-    InvoiceCreditNoteInline,
-    credit_note_is_offered_for,
-    invoice_credit_note_view,
-)
-from .constants import BillingRunStatus, InvoiceStatus
-from .models import (
+from apps.invoices.constants import BillingRunStatus, InvoiceStatus
+from apps.invoices.models import (
     BillingRun,
     CreditNote,
     Invoice,
@@ -49,8 +39,8 @@ from .models import (
     InvoiceTax,
     TaxRate,
 )
-from .selectors import invoices_with_amount_due
-from .services import (
+from apps.invoices.selectors import invoices_with_amount_due
+from apps.invoices.services import (
     invoice_email_send,
     invoice_finalize,
     invoice_mark_uncollectible,
@@ -61,7 +51,19 @@ from .services import (
     tax_rate_create,
     tax_rate_update,
 )
-from .services.taxes import TAX_RATE_EDITABLE_FIELDS, TAX_RATE_FIXED_FIELDS
+from apps.invoices.services.taxes import TAX_RATE_EDITABLE_FIELDS, TAX_RATE_FIXED_FIELDS
+from apps.payments.admin_inlines import InvoicePaymentInline
+from apps.payments.services import invoice_mark_paid
+from apps.payments.stripe.client import stripe_enabled
+from apps.payments.stripe.collection import invoice_charge_now, payment_outcome_check
+
+from .credit_notes import (
+    ISSUE_PERMISSION,
+    CreditNoteAdmin,
+    InvoiceCreditNoteInline,
+    credit_note_is_offered_for,
+    invoice_credit_note_view,
+)
 
 INVOICE_STATUS_TONES = {
     InvoiceStatus.DRAFT: "neutral",
@@ -109,6 +111,11 @@ class InvoiceOperation:
     note_label: str = ""  # optional free-text input on the confirmation page
     needs_confirmation: bool = True  # the button opens a confirmation page rather than POSTing at once
     errors: tuple[type[Exception], ...] = (ApplicationError,)
+
+
+def _charge_card(invoice_id: int) -> Invoice:
+    payment_outcome_check(invoice_charge_now(invoice_id=invoice_id))
+    return Invoice.objects.get(pk=invoice_id)
 
 
 def _status_in(*statuses: str) -> Callable[[Invoice], bool]:
@@ -192,6 +199,20 @@ OPERATIONS: dict[str, InvoiceOperation] = {
                 invoice_email_send(invoice_id=invoice_id, actor=actor, resend=True).event.invoice
             ),
             errors=(ApplicationError, OSError),
+        ),
+        InvoiceOperation(
+            name="charge_card",
+            label="Charge card now",
+            done="Charged the card for",
+            explanation=(
+                "Charges what is due on the invoice to the customer's default card (Stripe), as a new collection "
+                "attempt. A declined card or a bank asking for 3-D Secure is reported here and recorded on the "
+                "payment."
+            ),
+            is_offered_for=lambda invoice: (
+                stripe_enabled() and invoice.status == InvoiceStatus.OPEN and invoice.amount_due.amount > 0
+            ),
+            run=lambda invoice_id, actor, note: _charge_card(invoice_id),
         ),
     ]
 }
@@ -352,6 +373,9 @@ class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def has_send_permission(self, request):
         return self.has_operation_permission(request, OPERATIONS["send"])
+
+    def has_charge_card_permission(self, request):
+        return self.has_operation_permission(request, OPERATIONS["charge_card"])
 
     def get_actions(self, request):
         actions = super().get_actions(request)

@@ -18,12 +18,17 @@ from django.utils.safestring import mark_safe
 from apps.catalog.pricing import format_price
 from apps.core.admin import ReadOnlyInline, status_badge
 from apps.core.errors import ApplicationError
+from apps.invoices.constants import (
+    AFTER_TAX_LINE_KINDS,
+    CREDITABLE_STATUSES,
+    UNPAID_STATUSES,
+    CreditNoteReason,
+    CreditNoteStatus,
+)
+from apps.invoices.models import CreditNote, CreditNoteLine, CreditNoteTax, Invoice, InvoiceLine
+from apps.invoices.selectors import invoice_creditable_amount
+from apps.invoices.services import CreditNoteLineRequest, credit_note_preview, credit_note_void
 from apps.payments.services import credit_note_issue_and_refund
-
-from .constants import AFTER_TAX_LINE_KINDS, CREDITABLE_STATUSES, UNPAID_STATUSES, CreditNoteReason, CreditNoteStatus
-from .models import CreditNote, CreditNoteLine, CreditNoteTax, Invoice, InvoiceLine
-from .selectors import invoice_creditable_amount
-from .services import CreditNoteLineRequest, credit_note_preview, credit_note_void
 
 ISSUE_PERMISSION = "invoices.add_creditnote"
 VOID_PERMISSION = "invoices.change_creditnote"
