@@ -22,6 +22,7 @@ api_v1 = [
     path("", include("apps.catalog.api.urls")),
     path("", include("apps.subscriptions.api.urls")),
     path("", include("apps.invoices.api.urls")),
+    path("", include("apps.billing.api.urls")),
     path("", include("apps.payments.api.urls")),
     path("", include("apps.usage.api.urls")),
     path("", include("apps.payments.stripe.api.urls")),

@@ -14,7 +14,6 @@ from apps.core.api.serializers import (
 )
 from apps.invoices.constants import CreditNoteLineKind, CreditNoteReason
 from apps.invoices.models import (
-    BillingRun,
     CreditNote,
     CreditNoteLine,
     CreditNoteTax,
@@ -215,42 +214,6 @@ class InvoiceSendOutputSerializer(serializers.Serializer):
 
     def get_pdf_sha256(self, event) -> str:
         return str(event.data.get("pdf_sha256", ""))
-
-
-class BillingRunOutputSerializer(serializers.ModelSerializer):
-    triggered_by = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True, help_text="Staff user id.")
-    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
-    errors = serializers.ListField(child=serializers.DictField(), read_only=True)
-    progress_percent = serializers.IntegerField(read_only=True, help_text="Due subscriptions processed, in percent.")
-
-    class Meta:
-        model = BillingRun
-        fields = [
-            "id",
-            "as_of",
-            "trigger",
-            "triggered_by",
-            "status",
-            "started_at",
-            "finished_at",
-            "duration_seconds",
-            "due_count",
-            "invoiced_count",
-            "skipped_count",
-            "failed_count",
-            "finalized_count",
-            "ended_count",
-            "processed_count",
-            "chunk_count",
-            "chunks_done",
-            "progress_percent",
-            "statement_count",
-            "errors",
-        ]
-        read_only_fields = fields
-
-
-# --- Credit notes ------------------------------------------------------------------------------------
 
 
 class CreditNoteLineInputSerializer(serializers.Serializer):

@@ -1,12 +1,11 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from .views import BillingRunViewSet, CreditNoteViewSet, InvoiceViewSet, TaxRateViewSet
+from .views import CreditNoteViewSet, InvoiceViewSet, TaxRateViewSet
 
 router = SimpleRouter(trailing_slash=False)
 router.register("invoices", InvoiceViewSet, basename="invoice")
 router.register("credit-notes", CreditNoteViewSet, basename="credit-note")
-router.register("billing-runs", BillingRunViewSet, basename="billing-run")
 router.register("tax-rates", TaxRateViewSet, basename="tax-rate")
 
 urlpatterns = [path("", include(router.urls))]

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.http import FileResponse
 from djmoney.money import Money
 from drf_spectacular.types import OpenApiTypes
@@ -14,9 +13,7 @@ from apps.core.api.serializers import ErrorOutputSerializer
 from apps.core.errors import NotFound
 from apps.core.idempotency import idempotent
 from apps.invoices import services
-from apps.invoices.constants import BillingRunTrigger
 from apps.invoices.selectors import (
-    billing_run_list,
     credit_note_list,
     credit_note_list_with_lines,
     invoice_list,
@@ -29,7 +26,6 @@ from apps.payments.services import credit_note_issue_and_refund, invoice_mark_pa
 
 from .filters import CreditNoteFilter, InvoiceFilter, TaxRateFilter
 from .serializers import (
-    BillingRunOutputSerializer,
     CreditNoteCreateInputSerializer,
     CreditNoteDetailOutputSerializer,
     CreditNoteListOutputSerializer,
@@ -328,39 +324,6 @@ class CreditNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         except FileNotFoundError as exc:
             raise NotFound("The PDF of this credit note is missing from storage.", code="pdf_not_rendered") from exc
         return FileResponse(handle, content_type=PDFRenderer.media_type, filename=f"{credit_note.number}.pdf")
-
-
-class BillingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Passes of the billing engine: what each saw, did and what went wrong."""
-
-    serializer_class = BillingRunOutputSerializer
-    ordering_fields = ["started_at", "id"]
-    ordering = ["-started_at", "-id"]
-
-    def get_queryset(self):
-        return billing_run_list()
-
-    @extend_schema(
-        request=None,
-        responses={201: BillingRunOutputSerializer, 202: BillingRunOutputSerializer, **error_responses(409)},
-        summary="Run billing now",
-        description=(
-            "Invoice every subscription period that has begun and finalize drafts whose review time is over. "
-            "Where the run is handed to the billing workers (production), the answer is 202 with the running "
-            "run: follow its progress with GET /billing-runs/{id}. Otherwise it runs to the end first (201). "
-            "Safe to repeat: nothing is billed twice."
-        ),
-    )
-    @idempotent(atomic=False)
-    def create(self, request):
-        run = services.bill_due_subscriptions(
-            trigger=BillingRunTrigger.API, triggered_by=request.user, fan_out=settings.BILLING_RUN_FAN_OUT
-        )
-        finished = run.finished_at is not None
-        return Response(
-            BillingRunOutputSerializer(run).data,
-            status=status.HTTP_201_CREATED if finished else status.HTTP_202_ACCEPTED,
-        )
 
 
 class TaxRateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
