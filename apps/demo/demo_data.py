@@ -19,7 +19,7 @@ from djmoney.money import Money
 
 from apps.accounts.models import Customer
 from apps.accounts.services import customer_create, test_clock_create
-from apps.billing.services import bill_due_subscriptions, subscription_change, subscription_start
+from apps.billing.services import bill_due_subscriptions, subscription_cancel, subscription_change, subscription_start
 from apps.catalog.constants import SIMPLE_CHARGE_NAME
 from apps.catalog.models import BillableMetric, Plan, Product
 from apps.catalog.services import (
@@ -39,7 +39,7 @@ from apps.invoices.services import invoice_mark_uncollectible, invoice_render_pd
 from apps.payments.constants import PaymentMethod
 from apps.payments.services import invoice_mark_paid, payment_record_manual
 from apps.subscriptions.models import Subscription
-from apps.subscriptions.services import subscription_cancel, subscription_create
+from apps.subscriptions.services import subscription_create
 from apps.usage.services import usage_events_ingest
 
 DEMO_EXTERNAL_ID_PREFIX = "demo-"
@@ -408,8 +408,8 @@ def _lifecycle(customers: list[Customer], *, day: datetime, now: datetime) -> No
             if action == "cancel":
                 for subscription in live:
                     subscription_cancel(
-                        subscription_id=subscription.pk, at_period_end=False, reason="Moved to another provider.",
-                        now=moment,
+                        subscription_id=subscription.pk, when=ChangeTiming.NOW, prorate=False,
+                        reason="Moved to another provider.", now=moment,
                     )  # fmt: skip
             elif action == "one seat":
                 subscription = live.filter(quantity__gt=1).first()

@@ -42,7 +42,7 @@ from apps.accounts.services import (
     portal_token_revoke,
 )
 from apps.billing.services import (
-    subscription_cancel_with_credit,
+    subscription_cancel,
     subscription_change,
     subscription_change_preview,
     subscription_pause,
@@ -52,6 +52,7 @@ from apps.billing.services import (
 from apps.core.errors import ApplicationError, NotFound
 from apps.core.network import client_address
 from apps.core.rate_limits import rate_limit_hit
+from apps.invoices.constants import ChangeTiming
 from apps.invoices.selectors import (
     credit_note_get_for_customer,
     credit_note_list_for_customer,
@@ -75,7 +76,7 @@ from apps.payments.stripe.customers import (
 from apps.payments.stripe.pay_now import invoice_pay_now, payment_client_secret, payment_refresh
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.selectors import subscription_get_for_customer, subscription_list_for_customer
-from apps.subscriptions.services import subscription_cancel, subscription_cancel_undo
+from apps.subscriptions.services import subscription_cancel_undo
 from apps.usage.selectors import usage_so_far_for_customer
 
 from .constants import CancellationMode
@@ -515,8 +516,9 @@ def subscription_cancel_view(request, membership, configuration, subscription_id
         )
         try:
             if immediately:
-                subscription_cancel_with_credit(
+                subscription_cancel(
                     subscription_id=subscription.pk,
+                    when=ChangeTiming.NOW,
                     prorate=configuration.cancellation_prorate,
                     reason=reason,
                     actor=request.user,
@@ -524,7 +526,7 @@ def subscription_cancel_view(request, membership, configuration, subscription_id
                 messages.success(request, _("Your subscription is canceled."))
             else:
                 subscription_cancel(
-                    subscription_id=subscription.pk, at_period_end=True, reason=reason, actor=request.user
+                    subscription_id=subscription.pk, when=ChangeTiming.PERIOD_END, reason=reason, actor=request.user
                 )
                 messages.success(request, _("Your subscription ends at the end of the billing period."))
             return redirect("portal:subscription", subscription_id=subscription.pk)

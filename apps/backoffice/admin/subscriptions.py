@@ -10,8 +10,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from apps.billing.services import (
+    subscription_cancel,
     subscription_cancel_credit_preview,
-    subscription_cancel_with_credit,
     subscription_change,
     subscription_change_preview,
     subscription_pause,
@@ -29,7 +29,7 @@ from apps.invoices.constants import ChangeTiming, ProrationBehavior
 from apps.invoices.selectors import subscription_invoices
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import Subscription, SubscriptionEvent
-from apps.subscriptions.services import subscription_cancel, subscription_cancel_undo, subscription_migrate_version
+from apps.subscriptions.services import subscription_cancel_undo, subscription_migrate_version
 
 STATUS_TONES = {
     SubscriptionStatus.INCOMPLETE: "neutral",
@@ -444,17 +444,17 @@ def _operation_run(subscription: Subscription, operation: str, data: dict, actor
         if result.invoice is not None:
             return f"Changed; the proration was invoiced at once ({result.invoice})."
         return f"Changed; {len(result.preview.lines)} proration line(s) go on the next invoice."
-    if operation == "cancel" and data["when"] == "now" and data.get("prorate"):
-        result = subscription_cancel_with_credit(
-            subscription_id=subscription.pk, reason=data.get("reason", ""), actor=actor
-        )
-        return f"Canceled now; {_money_text(-result.preview.total, subscription.currency)} credited to the customer."
     if operation == "cancel":
-        subscription_cancel(
-            subscription_id=subscription.pk, at_period_end=data["when"] == "period_end", actor=actor,
+        result = subscription_cancel(
+            subscription_id=subscription.pk, when=data["when"], prorate=bool(data.get("prorate")), actor=actor,
             reason=data.get("reason", ""),
         )  # fmt: skip
-        return "Canceled now." if data["when"] == "now" else "Cancellation at the end of the period scheduled."
+        if data["when"] == ChangeTiming.PERIOD_END:
+            return "Cancellation at the end of the period scheduled."
+        if result.preview.lines:
+            credit = _money_text(-result.preview.total, subscription.currency)
+            return f"Canceled now; {credit} credited to the customer."
+        return "Canceled now."
     if operation == "pause":
         subscription_pause(
             subscription_id=subscription.pk, prorate=data.get("prorate", False), reason=data.get("reason", ""),

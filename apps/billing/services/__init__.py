@@ -10,6 +10,7 @@ from .billing import (
     subscription_start,
 )
 from .changes import (
+    subscription_cancel,
     subscription_cancel_credit_preview,
     subscription_cancel_with_credit,
     subscription_change,
@@ -24,6 +25,7 @@ __all__ = [
     "invoice_finalize_due_drafts",
     "subscription_bill_due",
     "subscription_bill_next_period",
+    "subscription_cancel",
     "subscription_cancel_credit_preview",
     "subscription_cancel_with_credit",
     "subscription_change",

@@ -39,13 +39,15 @@ from apps.subscriptions.models import ScheduledChange, Subscription
 from apps.subscriptions.periods import Period, period_containing
 from apps.subscriptions.services import (
     subscription_apply_change,
-    subscription_cancel,
     subscription_change_target,
     subscription_lock,
     subscription_mark_paused,
     subscription_mark_resumed,
     subscription_now,
     subscription_schedule_change,
+)
+from apps.subscriptions.services import (
+    subscription_cancel as subscription_mark_canceled,
 )
 
 from .billing import subscription_bill_due
@@ -449,6 +451,42 @@ def subscription_cancel_credit_preview(*, subscription_id: int, now: datetime | 
 
 @audited_with_reason
 @transaction.atomic
+def subscription_cancel(
+    *,
+    subscription_id: int,
+    when: str,
+    prorate: bool = True,
+    reason: str = "",
+    actor: Any = None,
+    now: datetime | None = None,
+) -> ChangeResult:
+    """Cancel a subscription: the one entry point the admin, the API, the portal, dunning and the demo
+    call. `when` is a `ChangeTiming`: at the end of the current period (it does not renew; undo with
+    `subscription_cancel_undo` until then), or now (`subscription_cancel_with_credit`: with `prorate`,
+    the unused time already invoiced is credited; either way what still waits for the subscription's
+    next invoice is settled)."""
+    if when == ChangeTiming.PERIOD_END:
+        now = now or subscription_now(subscription_id)
+        subscription = subscription_mark_canceled(
+            subscription_id=subscription_id, at_period_end=True, reason=reason, actor=actor, now=now
+        )
+        preview = ChangePreview(
+            currency=subscription.currency, timing=ChangeTiming.PERIOD_END, proration=ProrationBehavior.NONE,
+            effective_at=subscription.current_period_end_at, lines=[], total=Decimal(0), invoiced_now=False,
+        )  # fmt: skip
+        return ChangeResult(subscription=subscription, preview=preview)
+    if when != ChangeTiming.NOW:
+        raise ValidationFailed(
+            f"{when!r} is not a moment to cancel at.",
+            fields={"when": [f"Choose one of: {', '.join(ChangeTiming.values)}."]},
+        )
+    return subscription_cancel_with_credit(
+        subscription_id=subscription_id, prorate=prorate, reason=reason, actor=actor, now=now
+    )
+
+
+@audited_with_reason
+@transaction.atomic
 def subscription_cancel_with_credit(
     *, subscription_id: int, prorate: bool = True, reason: str = "", actor: Any = None, now: datetime | None = None
 ) -> ChangeResult:
@@ -460,7 +498,9 @@ def subscription_cancel_with_credit(
     subscription_lock(subscription_id)
     subscription = _load(subscription_id)
     lines = _unused_time_credits(subscription, now, as_invoiced=True) if prorate else []
-    subscription_cancel(subscription_id=subscription.pk, at_period_end=False, reason=reason, actor=actor, now=now)
+    subscription_mark_canceled(
+        subscription_id=subscription.pk, at_period_end=False, reason=reason, actor=actor, now=now
+    )
     items = [invoice_item_from_draft(draft=draft, subscription=subscription, created_at=now) for draft in lines]
     InvoiceItem.objects.bulk_create(items)
     subscription_settle_waiting_items(subscription_id=subscription.pk, now=now)

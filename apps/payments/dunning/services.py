@@ -24,12 +24,12 @@ from djmoney.money import Money
 from apps.accounts.constants import CollectionMethod
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_now
-from apps.billing.services import subscription_cancel_with_credit, subscription_pause
+from apps.billing.services import subscription_cancel, subscription_pause
 from apps.core import clock
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
 from apps.core.money import quantize_amount
 from apps.core.validation import validate_instance
-from apps.invoices.constants import InvoiceStatus
+from apps.invoices.constants import ChangeTiming, InvoiceStatus
 from apps.invoices.models import Invoice, InvoicedPeriod
 from apps.invoices.services import invoice_mark_uncollectible
 from apps.subscriptions.constants import SubscriptionStatus
@@ -630,7 +630,9 @@ def _end_action(dunning: InvoiceDunning, action: PlannedAction, *, now: datetime
     for subscription_id in invoice_subscription_ids(invoice):
         status = Subscription.objects.values_list("status", flat=True).get(pk=subscription_id)
         if end_action == DunningEndAction.CANCEL_SUBSCRIPTION and status != SubscriptionStatus.CANCELED:
-            subscription_cancel_with_credit(subscription_id=subscription_id, prorate=False, reason=reason, now=now)
+            subscription_cancel(
+                subscription_id=subscription_id, when=ChangeTiming.NOW, prorate=False, reason=reason, now=now
+            )
             done.append(subscription_id)
         elif end_action == DunningEndAction.PAUSE_SUBSCRIPTION and status in (
             SubscriptionStatus.ACTIVE,

@@ -24,7 +24,7 @@ from apps.accounts.services import (
     portal_token_revoke,
 )
 from apps.billing.services import (
-    subscription_cancel_with_credit,
+    subscription_cancel,
     subscription_change,
     subscription_change_preview,
     subscription_pause,
@@ -36,6 +36,7 @@ from apps.core.api.schema import error_responses
 from apps.core.api.serializers import ErrorOutputSerializer
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.idempotency import idempotent
+from apps.invoices.constants import ChangeTiming
 from apps.invoices.models import CreditNote, Invoice
 from apps.invoices.selectors import (
     credit_note_get_for_customer,
@@ -70,7 +71,7 @@ from apps.subscriptions.api.serializers import ChangePreviewOutputSerializer, Up
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.selectors import subscription_get_for_customer, subscription_list_for_customer
-from apps.subscriptions.services import subscription_cancel, subscription_cancel_undo
+from apps.subscriptions.services import subscription_cancel_undo
 from apps.usage.selectors import usage_so_far_for_customer
 
 from .authentication import PortalTokenAuthentication
@@ -402,12 +403,14 @@ class PortalSubscriptionViewSet(
         if configuration.cancellation_reason_required and not reason:
             raise ValidationFailed("Say why you cancel.", fields={"reason": ["This field is required."]})
         if configuration.cancellation_mode == CancellationMode.IMMEDIATELY:
-            subscription_cancel_with_credit(
-                subscription_id=subscription.pk, prorate=configuration.cancellation_prorate, reason=reason,
-                actor=request.user,
+            subscription_cancel(
+                subscription_id=subscription.pk, when=ChangeTiming.NOW, prorate=configuration.cancellation_prorate,
+                reason=reason, actor=request.user,
             )  # fmt: skip
         else:
-            subscription_cancel(subscription_id=subscription.pk, at_period_end=True, reason=reason, actor=request.user)
+            subscription_cancel(
+                subscription_id=subscription.pk, when=ChangeTiming.PERIOD_END, reason=reason, actor=request.user
+            )
         return self._detail(subscription.pk)
 
     @extend_schema(

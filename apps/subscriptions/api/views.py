@@ -6,7 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.billing.services import (
-    subscription_cancel_with_credit,
+    subscription_cancel,
     subscription_change,
     subscription_change_preview,
     subscription_pause,
@@ -16,9 +16,9 @@ from apps.billing.services import (
 )
 from apps.core.api.schema import error_responses
 from apps.core.idempotency import idempotent
+from apps.invoices.constants import ChangeTiming
 from apps.subscriptions.selectors import subscription_list
 from apps.subscriptions.services import (
-    subscription_cancel,
     subscription_cancel_undo,
     subscription_migrate_version,
     subscription_scheduled_change_cancel,
@@ -92,14 +92,13 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         serializer = SubscriptionCancelInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        if data["at_period_end"]:
-            subscription_cancel(
-                subscription_id=subscription.pk, actor=request.user, at_period_end=True, reason=data["reason"]
-            )
-        else:
-            subscription_cancel_with_credit(
-                subscription_id=subscription.pk, prorate=data["prorate"], actor=request.user, reason=data["reason"]
-            )
+        subscription_cancel(
+            subscription_id=subscription.pk,
+            when=ChangeTiming.PERIOD_END if data["at_period_end"] else ChangeTiming.NOW,
+            prorate=data["prorate"],
+            reason=data["reason"],
+            actor=request.user,
+        )
         return self._detail_response(subscription.pk)
 
     @extend_schema(
