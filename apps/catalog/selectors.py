@@ -1,12 +1,6 @@
-from typing import TYPE_CHECKING
+from django.db.models import Count, Prefetch, QuerySet
 
-from django.db.models import Count, F, Prefetch, Q, QuerySet
-
-from .constants import CouponDuration
-from .models import BillableMetric, Coupon, Discount, Plan, PlanVersion, Price, Product
-
-if TYPE_CHECKING:
-    from apps.subscriptions.models import Subscription
+from .models import BillableMetric, Coupon, Plan, PlanVersion, Price, Product
 
 
 def product_list() -> QuerySet[Product]:
@@ -37,29 +31,4 @@ def coupon_list() -> QuerySet[Coupon]:
     """Coupons with their amounts and products loaded and `redemption_count` annotated."""
     return Coupon.objects.annotate(redemption_count=Count("discounts", distinct=True)).prefetch_related(
         "amounts", "products"
-    )
-
-
-def discount_list() -> QuerySet[Discount]:
-    return Discount.objects.select_related("coupon", "customer", "subscription")
-
-
-def active_discounts() -> QuerySet[Discount]:
-    """Not ended, and for once/repeating coupons not yet used up."""
-    return Discount.objects.filter(ended_at__isnull=True).exclude(
-        Q(coupon__duration=CouponDuration.ONCE, periods_applied__gte=1)
-        | Q(coupon__duration=CouponDuration.REPEATING, periods_applied__gte=F("coupon__duration_in_periods"))
-    )
-
-
-def discounts_applicable(*, subscription: "Subscription") -> list[Discount]:
-    """The active discounts on a subscription's invoices: its own and its customer's, oldest first,
-    with their coupon, the coupon's products and amounts loaded. Whether a discount covers a given
-    line (product restriction) or currency is for the caller to check on the loaded coupon."""
-    return list(
-        active_discounts()
-        .filter(Q(subscription_id=subscription.pk) | Q(customer_id=subscription.customer_id))
-        .select_related("coupon")
-        .prefetch_related("coupon__products", "coupon__amounts")
-        .order_by("starts_at", "id")
     )

@@ -22,7 +22,7 @@ from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 
 from apps.billing.services.lines import charge_quote, recurring_charges
-from apps.catalog.models import Discount, Plan, PlanVersion
+from apps.catalog.models import Plan, PlanVersion
 from apps.core import clock
 from apps.invoices.constants import CreditNoteLineKind, CreditNoteStatus, InvoiceLineKind
 from apps.invoices.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
@@ -30,7 +30,7 @@ from apps.invoices.selectors import invoices_with_amount_due
 from apps.payments.constants import PaymentStatus, RefundStatus
 from apps.payments.models import Payment, Refund
 from apps.subscriptions.constants import SubscriptionEventType, SubscriptionStatus
-from apps.subscriptions.models import Subscription, SubscriptionEvent
+from apps.subscriptions.models import Discount, Subscription, SubscriptionEvent
 from apps.subscriptions.periods import boundary
 
 from . import metrics

@@ -4,7 +4,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from apps.accounts.models import Customer
-from apps.catalog.models import Plan, PlanVersion
+from apps.catalog.models import Coupon, Plan, PlanVersion
 from apps.core.models import TimeStampedModel
 from apps.core.money import currency_choices
 
@@ -142,3 +142,65 @@ class ScheduledChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.plan} ×{self.quantity} from {self.effective_at:%Y-%m-%d}"
+
+
+class Discount(TimeStampedModel):
+    """A redeemed coupon: it discounts the invoices of one subscription, or of every subscription of one
+    customer, until its duration is used up (`periods_applied` counts the invoices discounted so far)."""
+
+    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="discounts")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="discounts")
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, null=True, blank=True, related_name="discounts"
+    )
+    starts_at = models.DateTimeField(help_text="When the coupon was redeemed (UTC).")
+    periods_applied = models.PositiveIntegerField(default=0, help_text="Invoices discounted so far.")
+    ended_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the discount stopped applying (its duration used up)."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        # The table kept its name when the model moved here from the catalog (coupons stay there).
+        db_table = "catalog_discount"
+        ordering = ["-starts_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(customer__isnull=False, subscription__isnull=True)
+                | Q(customer__isnull=True, subscription__isnull=False),
+                name="discount_exactly_one_target",
+                violation_error_message="A discount applies to a customer or to a subscription, not both.",
+            ),
+            models.UniqueConstraint(
+                fields=["coupon", "customer"],
+                condition=Q(ended_at__isnull=True, customer__isnull=False),
+                name="discount_active_coupon_customer_unique",
+                violation_error_message="This coupon is already applied to this customer.",
+            ),
+            models.UniqueConstraint(
+                fields=["coupon", "subscription"],
+                condition=Q(ended_at__isnull=True, subscription__isnull=False),
+                name="discount_active_coupon_subscription_unique",
+                violation_error_message="This coupon is already applied to this subscription.",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["subscription", "ended_at"], name="discount_subscription_idx"),
+            models.Index(fields=["customer", "ended_at"], name="discount_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.coupon.code} on {self.target_label}"
+
+    @property
+    def target_label(self) -> str:
+        if self.subscription_id is not None:
+            return f"subscription #{self.subscription_id}"
+        return str(self.customer) if self.customer_id is not None else "nobody"
+
+    @property
+    def is_active(self) -> bool:
+        limit = self.coupon.period_limit
+        return self.ended_at is None and (limit is None or self.periods_applied < limit)

@@ -1,8 +1,9 @@
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 
+from apps.catalog.constants import CouponDuration
 from apps.core.errors import NotFound
 
-from .models import Subscription
+from .models import Discount, Subscription
 
 
 def subscription_list() -> QuerySet[Subscription]:
@@ -29,3 +30,28 @@ def subscription_get_for_customer(*, customer_id: int, subscription_id: int | st
     if subscription is None:
         raise NotFound("No such subscription.")
     return subscription
+
+
+def discount_list() -> QuerySet[Discount]:
+    return Discount.objects.select_related("coupon", "customer", "subscription")
+
+
+def active_discounts() -> QuerySet[Discount]:
+    """Not ended, and for once/repeating coupons not yet used up."""
+    return Discount.objects.filter(ended_at__isnull=True).exclude(
+        Q(coupon__duration=CouponDuration.ONCE, periods_applied__gte=1)
+        | Q(coupon__duration=CouponDuration.REPEATING, periods_applied__gte=F("coupon__duration_in_periods"))
+    )
+
+
+def discounts_applicable(*, subscription: Subscription) -> list[Discount]:
+    """The active discounts on a subscription's invoices: its own and its customer's, oldest first,
+    with their coupon, the coupon's products and amounts loaded. Whether a discount covers a given
+    line (product restriction) or currency is for the caller to check on the loaded coupon."""
+    return list(
+        active_discounts()
+        .filter(Q(subscription_id=subscription.pk) | Q(customer_id=subscription.customer_id))
+        .select_related("coupon")
+        .prefetch_related("coupon__products", "coupon__amounts")
+        .order_by("starts_at", "id")
+    )

@@ -5,8 +5,8 @@ from django.db import transaction
 
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_now
-from apps.catalog.constants import VersionMigrationTiming
-from apps.catalog.models import Plan, PlanVersion
+from apps.catalog.constants import DiscountType, VersionMigrationTiming
+from apps.catalog.models import Coupon, Plan, PlanVersion
 from apps.core import clock
 from apps.core.audit import audited_with_reason
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
@@ -14,7 +14,7 @@ from apps.core.validation import validate_instance
 
 from .constants import MAX_TRIAL_DAYS, SUBSCRIPTION_TRANSITIONS, SubscriptionEventType, SubscriptionStatus
 from .events import subscription_event_record
-from .models import ScheduledChange, Subscription
+from .models import Discount, ScheduledChange, Subscription
 from .periods import Period, add_months, period_containing
 
 
@@ -599,3 +599,96 @@ def subscription_mark_current(*, subscription_id: int, now: datetime, reason: st
             data={"reason": reason},
         )  # fmt: skip
         return True
+
+
+# --- Coupons redeemed for a customer or a subscription (their discounts) -------------------------
+
+
+@transaction.atomic
+def coupon_redeem(
+    *,
+    coupon: Coupon,
+    customer: "Customer | None" = None,
+    subscription: "Subscription | None" = None,
+    actor: Any = None,
+    now: datetime | None = None,
+) -> Discount:
+    """Apply a coupon to a customer (all their subscriptions) or to one subscription.
+
+    The coupon row is locked while its redemptions are counted, so two redemptions at once cannot
+    exceed `max_redemptions`."""
+    now = clock.ensure_aware(now) if now is not None else clock.now()
+    if customer is None and subscription is None:
+        message = "Give the customer or the subscription the coupon applies to."
+        raise ValidationFailed(message, fields={"customer": [message], "subscription": [message]})
+    if customer is not None and subscription is not None:
+        message = "A coupon applies to a customer or to one subscription, not both."
+        raise ValidationFailed(message, fields={"subscription": [message]})
+
+    coupon = Coupon.objects.select_for_update().get(pk=coupon.pk)
+    target_field = "subscription" if subscription is not None else "customer"
+    target_label = "subscription" if subscription is not None else "customer"
+
+    def refuse(field: str, message: str) -> None:
+        raise ValidationFailed(message, fields={field: [message]})
+
+    if coupon.is_archived:
+        refuse("coupon", "This coupon is archived and cannot be redeemed.")
+    if coupon.redeem_by is not None and coupon.redeem_by <= now:
+        refuse("coupon", f"This coupon expired on {coupon.redeem_by:%Y-%m-%d %H:%M} UTC.")
+    if coupon.max_redemptions is not None and coupon.discounts.count() >= coupon.max_redemptions:
+        refuse("coupon", f"This coupon has been redeemed {coupon.max_redemptions} time(s), its limit.")
+
+    if subscription is not None:
+        if subscription.ended_at is not None:
+            refuse("subscription", "This subscription has ended.")
+        currency = subscription.currency
+        product_id = subscription.plan.product_id
+        if not coupon.applies_to_product(product_id):
+            names = ", ".join(sorted(product.name for product in coupon.products.all()))
+            refuse(
+                "subscription",
+                f"This coupon applies only to {names}; this subscription is for {subscription.plan.product.name}.",
+            )
+        active = Discount.objects.filter(coupon=coupon, subscription=subscription, ended_at__isnull=True)
+    else:
+        assert customer is not None
+        currency = customer.currency
+        active = Discount.objects.filter(coupon=coupon, customer=customer, ended_at__isnull=True)
+    if coupon.discount_type == DiscountType.FIXED_AMOUNT and coupon.amount_for(currency) is None:
+        currencies = ", ".join(amount.currency for amount in coupon.amounts.all())
+        refuse(
+            target_field,
+            f"This coupon has no amount off in {currency}, the currency of this {target_label} "
+            f"(it has amounts in {currencies}).",
+        )
+    if active.exists():
+        refuse("coupon", f"This coupon is already applied to this {target_label}.")
+
+    discount = Discount(
+        coupon=coupon,
+        customer=customer,
+        subscription=subscription,
+        starts_at=now,
+        created_by=actor if getattr(actor, "pk", None) is not None else None,
+    )
+    validate_instance(discount)
+    discount.save()
+    return discount
+
+
+@transaction.atomic
+def discount_record_applied(*, discount: Discount, now: datetime | None = None) -> Discount:
+    """Count one more invoice discounted; end the discount when its duration is used up."""
+    now = clock.ensure_aware(now) if now is not None else clock.now()
+    discount = Discount.objects.select_for_update().select_related("coupon").get(pk=discount.pk)
+    if not discount.is_active:
+        raise InvalidTransition(f"The discount {discount} has ended; it discounts no more invoices.")
+    discount.periods_applied += 1
+    update_fields = ["periods_applied", "updated_at"]
+    limit = discount.coupon.period_limit
+    if limit is not None and discount.periods_applied >= limit:
+        discount.ended_at = now
+        update_fields.append("ended_at")
+    discount.save(update_fields=update_fields)
+    return discount

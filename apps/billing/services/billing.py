@@ -24,8 +24,6 @@ from apps.accounts.constants import InvoiceGrouping
 from apps.accounts.models import Customer, TestClock
 from apps.accounts.selectors import customer_now
 from apps.catalog.models import Plan
-from apps.catalog.selectors import active_discounts, discounts_applicable
-from apps.catalog.services import discount_record_applied
 from apps.core import clock
 from apps.core.audit import audited_as
 from apps.core.money import zero
@@ -36,7 +34,9 @@ from apps.invoices.services.lifecycle import TOTALS_FIELDS, enqueue_pdfs, invoic
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.periods import Period, period_containing
+from apps.subscriptions.selectors import active_discounts, discounts_applicable
 from apps.subscriptions.services import (
+    discount_record_applied,
     subscription_apply_pending_version,
     subscription_apply_scheduled_change,
     subscription_create,

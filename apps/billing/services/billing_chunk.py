@@ -33,7 +33,6 @@ from django.db.models import Q
 
 from apps.catalog.constants import PriceModelChoice
 from apps.catalog.models import BillableMetric
-from apps.catalog.selectors import active_discounts
 from apps.core import clock
 from apps.core.money import quantize_amount
 from apps.invoices.constants import InvoiceEventType, InvoiceStatus
@@ -45,6 +44,7 @@ from apps.invoices.services.taxes import active_tax_rates, customer_tax_treatmen
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import ScheduledChange, Subscription
 from apps.subscriptions.periods import Period, period_containing
+from apps.subscriptions.selectors import active_discounts
 from apps.usage.selectors import BULK_AGGREGATIONS, UsageWindow, usage_aggregate_many
 from apps.usage.services import usage_billing_lock_many
 

@@ -19,7 +19,6 @@ from typing import Any
 from django.db import transaction
 
 from apps.catalog.models import Plan
-from apps.catalog.selectors import discounts_applicable
 from apps.core import clock
 from apps.core.audit import audited_with_reason
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
@@ -37,6 +36,7 @@ from apps.invoices.services.taxes import customer_tax_breakdown, is_taxed_kind
 from apps.subscriptions.constants import SubscriptionEventType, SubscriptionStatus
 from apps.subscriptions.models import ScheduledChange, Subscription
 from apps.subscriptions.periods import Period, period_containing
+from apps.subscriptions.selectors import discounts_applicable
 from apps.subscriptions.services import (
     subscription_apply_change,
     subscription_change_target,

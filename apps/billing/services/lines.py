@@ -12,13 +12,14 @@ from djmoney.money import Money
 from apps.accounts.models import Customer
 from apps.catalog import pricing
 from apps.catalog.constants import SIMPLE_CHARGE_NAME, ChargeKind, PriceModelChoice
-from apps.catalog.models import BillableMetric, Charge, Discount, Plan, PlanVersion
+from apps.catalog.models import BillableMetric, Charge, Plan, PlanVersion
 from apps.core.errors import ApplicationError
 from apps.core.money import quantize_fraction
 from apps.invoices.constants import InvoiceLineKind
 from apps.invoices.models import Invoice, InvoiceItem, InvoiceLine
 from apps.invoices.pricing import tax_added
 from apps.invoices.services.taxes import customer_tax_breakdown, is_taxed_kind
+from apps.subscriptions.models import Discount
 from apps.subscriptions.periods import Period
 from apps.subscriptions.proration import remaining_fraction
 from apps.usage.models import UsageEvent

@@ -1,6 +1,7 @@
 import django_filters
 
-from apps.catalog.models import BillableMetric, Coupon, Discount, Plan, PlanVersion, Price, Product
+from apps.catalog.models import BillableMetric, Coupon, Plan, PlanVersion, Price, Product
+from apps.subscriptions.models import Discount
 
 
 class ProductFilter(django_filters.FilterSet):

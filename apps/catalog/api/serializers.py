@@ -12,7 +12,7 @@ from apps.catalog.constants import (
     MetricAggregation,
     PriceModelChoice,
 )
-from apps.catalog.models import BillableMetric, Charge, Coupon, Discount, Plan, PlanVersion, Price, PriceTier, Product
+from apps.catalog.models import BillableMetric, Charge, Coupon, Plan, PlanVersion, Price, PriceTier, Product
 from apps.catalog.services import ChargeInput, PriceInput, TierInput
 from apps.core.api.serializers import (
     MAX_NESTED_ITEMS,
@@ -22,7 +22,7 @@ from apps.core.api.serializers import (
     format_amount,
     validate_currency_code,
 )
-from apps.subscriptions.models import Subscription
+from apps.subscriptions.models import Discount, Subscription
 
 
 def _decimal(**kwargs) -> serializers.DecimalField:

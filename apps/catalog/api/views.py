@@ -7,7 +7,6 @@ from apps.catalog import services
 from apps.catalog.selectors import (
     billable_metric_list,
     coupon_list,
-    discount_list,
     plan_list,
     plan_version_list,
     price_list,
@@ -15,6 +14,8 @@ from apps.catalog.selectors import (
 )
 from apps.core.api.schema import error_responses
 from apps.core.idempotency import idempotent
+from apps.subscriptions.selectors import discount_list
+from apps.subscriptions.services import coupon_redeem
 
 from .filters import (
     BillableMetricFilter,
@@ -261,7 +262,7 @@ class DiscountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def create(self, request):
         serializer = DiscountCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        discount = services.coupon_redeem(**serializer.validated_data, actor=request.user)
+        discount = coupon_redeem(**serializer.validated_data, actor=request.user)
         return Response(
             DiscountOutputSerializer(discount_list().get(pk=discount.pk)).data, status=status.HTTP_201_CREATED
         )

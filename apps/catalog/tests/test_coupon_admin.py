@@ -7,8 +7,9 @@ from django.urls import reverse
 from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
-from apps.catalog.models import Coupon, CouponAmount, Discount
+from apps.catalog.models import Coupon, CouponAmount
 from apps.catalog.tests.factories import CouponFactory, FixedCouponFactory, ProductFactory
+from apps.subscriptions.models import Discount
 from apps.subscriptions.tests.factories import make_subscription
 
 pytestmark = pytest.mark.django_db
@@ -43,11 +44,11 @@ def coupon_post(**changes) -> dict:
         ("admin:catalog_coupon_changelist", ""),
         ("admin:catalog_coupon_changelist", "discount_type__exact=percentage&is_archived__exact=0"),
         ("admin:catalog_coupon_changelist", "q=offer"),
-        ("admin:catalog_discount_changelist", ""),
-        ("admin:catalog_discount_changelist", "active=yes"),
-        ("admin:catalog_discount_changelist", "q=offer"),
+        ("admin:subscriptions_discount_changelist", ""),
+        ("admin:subscriptions_discount_changelist", "active=yes"),
+        ("admin:subscriptions_discount_changelist", "q=offer"),
         ("admin:catalog_coupon_add", ""),
-        ("admin:catalog_discount_add", ""),
+        ("admin:subscriptions_discount_add", ""),
     ],
 )
 def test_pages_load(client, superuser, url, query):
@@ -84,7 +85,7 @@ def test_change_pages_load_read_only(client, superuser):
     client.force_login(superuser)
 
     assert client.get(reverse("admin:catalog_coupon_change", args=[coupon.pk])).status_code == 200
-    assert client.get(reverse("admin:catalog_discount_change", args=[discount.pk])).status_code == 200
+    assert client.get(reverse("admin:subscriptions_discount_change", args=[discount.pk])).status_code == 200
     assert client.get(reverse("admin:catalog_coupon_delete", args=[coupon.pk])).status_code == 403
 
 
@@ -153,7 +154,7 @@ def test_add_discount_redeems_the_coupon(client, superuser):
     customer = CustomerFactory()
     client.force_login(superuser)
 
-    response = client.post(reverse("admin:catalog_discount_add"), {"coupon": coupon.pk, "customer": customer.pk})
+    response = client.post(reverse("admin:subscriptions_discount_add"), {"coupon": coupon.pk, "customer": customer.pk})
 
     assert response.status_code == 302
     discount = Discount.objects.get()
@@ -177,7 +178,7 @@ def test_add_discount_refusal_is_a_form_error_and_saves_nothing(client, superuse
     }[case]
     client.force_login(superuser)
 
-    response = client.post(reverse("admin:catalog_discount_add"), data)
+    response = client.post(reverse("admin:subscriptions_discount_add"), data)
 
     assert response.status_code == 200
     assert message in response.context["adminform"].form.errors[field]
@@ -185,11 +186,11 @@ def test_add_discount_refusal_is_a_form_error_and_saves_nothing(client, superuse
 
 
 def test_staff_without_permission_cannot_add(client, make_staff):
-    client.force_login(make_staff("catalog.view_coupon", "catalog.view_discount"))
+    client.force_login(make_staff("catalog.view_coupon", "subscriptions.view_discount"))
 
     assert client.get(reverse("admin:catalog_coupon_changelist")).status_code == 200
     assert client.get(reverse("admin:catalog_coupon_add")).status_code == 403
-    assert client.get(reverse("admin:catalog_discount_add")).status_code == 403
+    assert client.get(reverse("admin:subscriptions_discount_add")).status_code == 403
 
 
 def test_list_queries_are_bounded(client, superuser, django_assert_max_num_queries):
@@ -200,7 +201,7 @@ def test_list_queries_are_bounded(client, superuser, django_assert_max_num_queri
             coupon=coupon, subscription=make_subscription(), starts_at=datetime(2026, 1, 1, tzinfo=UTC)
         )
     client.force_login(superuser)
-    for url in ["admin:catalog_coupon_changelist", "admin:catalog_discount_changelist"]:
+    for url in ["admin:catalog_coupon_changelist", "admin:subscriptions_discount_changelist"]:
         client.get(reverse(url))
         with django_assert_max_num_queries(12):
             assert client.get(reverse(url)).status_code == 200

@@ -6,9 +6,9 @@ import pytest
 from django.db import connection, connections
 
 from apps.accounts.tests.factories import CustomerFactory
-from apps.catalog import services
 from apps.catalog.tests.factories import CouponFactory
 from apps.core.errors import ValidationFailed
+from apps.subscriptions import services as subscription_services
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -26,7 +26,7 @@ def test_concurrent_redemptions_never_exceed_the_limit():
     def redeem(index: int) -> None:
         try:
             barrier.wait()
-            services.coupon_redeem(coupon=coupon, customer=customers[index])
+            subscription_services.coupon_redeem(coupon=coupon, customer=customers[index])
             outcomes.append("redeemed")
         except ValidationFailed:
             outcomes.append("refused")

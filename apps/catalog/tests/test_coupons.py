@@ -13,10 +13,13 @@ from hypothesis import strategies as st
 
 from apps.accounts.tests.factories import CustomerFactory, UserFactory
 from apps.catalog import pricing, services
-from apps.catalog.models import Coupon, CouponAmount, Discount
+from apps.catalog.models import Coupon, CouponAmount
 from apps.catalog.tests.factories import CouponFactory, FixedCouponFactory, PlanFactory, ProductFactory
 from apps.core import clock
 from apps.core.errors import InvalidTransition, ValidationFailed
+from apps.subscriptions import selectors as subscription_selectors
+from apps.subscriptions import services as subscription_services
+from apps.subscriptions.models import Discount
 from apps.subscriptions.tests.factories import make_subscription
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -264,8 +267,8 @@ def test_redeem_for_a_customer_and_for_a_subscription():
     subscription = make_subscription()
     coupon = CouponFactory()
 
-    on_customer = services.coupon_redeem(coupon=coupon, customer=customer, actor=staff, now=NOW)
-    on_subscription = services.coupon_redeem(coupon=coupon, subscription=subscription, now=NOW)
+    on_customer = subscription_services.coupon_redeem(coupon=coupon, customer=customer, actor=staff, now=NOW)
+    on_subscription = subscription_services.coupon_redeem(coupon=coupon, subscription=subscription, now=NOW)
 
     on_customer.refresh_from_db()
     assert (on_customer.customer, on_customer.subscription, on_customer.created_by) == (customer, None, staff)
@@ -277,14 +280,14 @@ def test_redeem_for_a_customer_and_for_a_subscription():
 @pytest.mark.django_db
 def test_redeem_takes_the_time_from_the_clock():
     with clock.frozen_at(NOW):
-        discount = services.coupon_redeem(coupon=CouponFactory(), customer=CustomerFactory())
+        discount = subscription_services.coupon_redeem(coupon=CouponFactory(), customer=CustomerFactory())
     assert discount.starts_at == NOW
 
 
 def _refusal(field: str, message: str, **kwargs) -> None:
     before = Discount.objects.count()
     with pytest.raises(ValidationFailed) as refused:
-        services.coupon_redeem(now=NOW, **kwargs)
+        subscription_services.coupon_redeem(now=NOW, **kwargs)
     assert refused.value.fields == {field: [message]}
     assert refused.value.message == message
     assert Discount.objects.count() == before
@@ -310,15 +313,17 @@ def test_redeem_refuses_an_expired_coupon(redeem_by):
         coupon=coupon,
         customer=CustomerFactory(),
     )
-    assert services.coupon_redeem(coupon=coupon, customer=CustomerFactory(), now=redeem_by - timedelta(seconds=1))
+    assert subscription_services.coupon_redeem(
+        coupon=coupon, customer=CustomerFactory(), now=redeem_by - timedelta(seconds=1)
+    )
 
 
 @pytest.mark.django_db
 def test_redeem_refuses_beyond_the_redemption_limit_counting_under_a_lock():
     coupon = CouponFactory(max_redemptions=2)
-    services.coupon_redeem(coupon=coupon, customer=CustomerFactory(), now=NOW)
-    ended = services.coupon_redeem(coupon=coupon, customer=CustomerFactory(), now=NOW)
-    services.discount_record_applied(discount=ended, now=NOW)  # used up: still counts as a redemption
+    subscription_services.coupon_redeem(coupon=coupon, customer=CustomerFactory(), now=NOW)
+    ended = subscription_services.coupon_redeem(coupon=coupon, customer=CustomerFactory(), now=NOW)
+    subscription_services.discount_record_applied(discount=ended, now=NOW)  # used up: still counts as a redemption
 
     locked_models = []
     original = QuerySet.select_for_update
@@ -370,7 +375,9 @@ def test_redeem_refuses_a_subscription_to_a_product_the_coupon_does_not_cover():
         coupon=coupon,
         subscription=subscription,
     )
-    assert services.coupon_redeem(coupon=coupon, subscription=make_subscription(plan=PlanFactory(product=hosting)))
+    assert subscription_services.coupon_redeem(
+        coupon=coupon, subscription=make_subscription(plan=PlanFactory(product=hosting))
+    )
 
 
 @pytest.mark.django_db
@@ -378,13 +385,13 @@ def test_redeem_refuses_the_same_coupon_twice_on_the_same_target_while_active():
     coupon = CouponFactory()
     customer = CustomerFactory()
     subscription = make_subscription(customer=customer)
-    first = services.coupon_redeem(coupon=coupon, customer=customer, now=NOW)
-    services.coupon_redeem(coupon=coupon, subscription=subscription, now=NOW)
+    first = subscription_services.coupon_redeem(coupon=coupon, customer=customer, now=NOW)
+    subscription_services.coupon_redeem(coupon=coupon, subscription=subscription, now=NOW)
 
     _refusal("coupon", "This coupon is already applied to this customer.", coupon=coupon, customer=customer)
     _refusal("coupon", "This coupon is already applied to this subscription.", coupon=coupon, subscription=subscription)
-    services.discount_record_applied(discount=first, now=NOW)  # once: used up, ended
-    assert services.coupon_redeem(coupon=coupon, customer=customer, now=NOW).is_active
+    subscription_services.discount_record_applied(discount=first, now=NOW)  # once: used up, ended
+    assert subscription_services.coupon_redeem(coupon=coupon, customer=customer, now=NOW).is_active
 
 
 @pytest.mark.django_db
@@ -399,7 +406,7 @@ def test_redeem_refuses_both_or_neither_target():
         subscription=subscription,
     )
     with pytest.raises(ValidationFailed) as refused:
-        services.coupon_redeem(coupon=coupon, now=NOW)
+        subscription_services.coupon_redeem(coupon=coupon, now=NOW)
     message = "Give the customer or the subscription the coupon applies to."
     assert refused.value.fields == {"customer": [message], "subscription": [message]}
     assert not Discount.objects.exists()
@@ -415,17 +422,17 @@ def test_discounts_applicable_are_the_active_ones_of_the_subscription_and_its_cu
     customer = CustomerFactory()
     subscription = make_subscription(customer=customer)
     other = make_subscription(customer=customer)
-    on_customer = services.coupon_redeem(coupon=FixedCouponFactory(), customer=customer, now=NOW)
-    on_subscription = services.coupon_redeem(
+    on_customer = subscription_services.coupon_redeem(coupon=FixedCouponFactory(), customer=customer, now=NOW)
+    on_subscription = subscription_services.coupon_redeem(
         coupon=CouponFactory(duration="forever"), subscription=subscription, now=NOW + timedelta(hours=1)
     )
-    services.coupon_redeem(coupon=CouponFactory(), subscription=other, now=NOW)
-    used_up = services.coupon_redeem(coupon=CouponFactory(), subscription=subscription, now=NOW)
-    services.discount_record_applied(discount=used_up, now=NOW)
-    services.coupon_redeem(coupon=CouponFactory(), customer=CustomerFactory(), now=NOW)
+    subscription_services.coupon_redeem(coupon=CouponFactory(), subscription=other, now=NOW)
+    used_up = subscription_services.coupon_redeem(coupon=CouponFactory(), subscription=subscription, now=NOW)
+    subscription_services.discount_record_applied(discount=used_up, now=NOW)
+    subscription_services.coupon_redeem(coupon=CouponFactory(), customer=CustomerFactory(), now=NOW)
 
     with django_assert_num_queries(3):
-        discounts = services.discounts_applicable(subscription=subscription)
+        discounts = subscription_selectors.discounts_applicable(subscription=subscription)
         assert [discount.coupon.amount_for("USD").amount_off for discount in discounts[:1]] == [Decimal("10.00")]
         assert [discount.coupon.applies_to_product(1) for discount in discounts] == [True, True]
 
@@ -435,24 +442,26 @@ def test_discounts_applicable_are_the_active_ones_of_the_subscription_and_its_cu
 @pytest.mark.django_db
 def test_record_applied_counts_invoices_and_ends_a_repeating_discount_when_used_up():
     coupon = CouponFactory(duration="repeating", duration_in_periods=2)
-    discount = services.coupon_redeem(coupon=coupon, customer=CustomerFactory(), now=NOW)
+    discount = subscription_services.coupon_redeem(coupon=coupon, customer=CustomerFactory(), now=NOW)
 
-    discount = services.discount_record_applied(discount=discount, now=NOW)
+    discount = subscription_services.discount_record_applied(discount=discount, now=NOW)
     assert (discount.periods_applied, discount.ended_at) == (1, None)
     later = NOW + timedelta(days=31)
-    discount = services.discount_record_applied(discount=discount, now=later)
+    discount = subscription_services.discount_record_applied(discount=discount, now=later)
     discount.refresh_from_db()
     assert (discount.periods_applied, discount.ended_at, discount.is_active) == (2, later, False)
 
     with pytest.raises(InvalidTransition):
-        services.discount_record_applied(discount=discount, now=later)
+        subscription_services.discount_record_applied(discount=discount, now=later)
     discount.refresh_from_db()
     assert discount.periods_applied == 2
 
 
 @pytest.mark.django_db
 def test_record_applied_never_ends_a_forever_discount():
-    discount = services.coupon_redeem(coupon=CouponFactory(duration="forever"), customer=CustomerFactory(), now=NOW)
+    discount = subscription_services.coupon_redeem(
+        coupon=CouponFactory(duration="forever"), customer=CustomerFactory(), now=NOW
+    )
     for _ in range(24):
-        discount = services.discount_record_applied(discount=discount, now=NOW)
+        discount = subscription_services.discount_record_applied(discount=discount, now=NOW)
     assert (discount.periods_applied, discount.ended_at, discount.is_active) == (24, None, True)

@@ -35,13 +35,13 @@ from djmoney.money import Money
 from apps.accounts.services import customer_create
 from apps.billing.services import bill_due_subscriptions, subscription_change
 from apps.catalog.models import Plan, Product
-from apps.catalog.services import coupon_create, coupon_redeem, plan_create, product_create
+from apps.catalog.services import coupon_create, plan_create, product_create
 from apps.core import clock
 from apps.invoices.constants import ChangeTiming
 from apps.invoices.models import Invoice
 from apps.payments.services import payment_record_manual
 from apps.subscriptions.models import Subscription
-from apps.subscriptions.services import subscription_cancel, subscription_create
+from apps.subscriptions.services import coupon_redeem, subscription_cancel, subscription_create
 
 
 def at(month: int, day: int, hour: int = 0) -> datetime:

@@ -8,12 +8,12 @@ from djmoney.money import Money
 
 from apps.accounts.services import customer_create
 from apps.billing.services import bill_due_subscriptions, subscription_pause, subscription_resume
-from apps.catalog.services import coupon_create, coupon_redeem, plan_create, product_create
+from apps.catalog.services import coupon_create, plan_create, product_create
 from apps.core import clock
 from apps.reports.models import MrrSegment
 from apps.reports.selectors import ReportFilters, mrr_report
 from apps.reports.services import reports_refresh
-from apps.subscriptions.services import subscription_create
+from apps.subscriptions.services import coupon_redeem, subscription_create
 
 D = Decimal
 

@@ -15,12 +15,12 @@ from apps.accounts.tests.factories import CustomerFactory
 from apps.billing.services import bill_due_subscriptions, subscription_bill_due
 from apps.billing.services.billing_chunk import billing_chunk_bill
 from apps.catalog.models import PlanVersion, Price
-from apps.catalog.services import billable_metric_create, coupon_redeem
+from apps.catalog.services import billable_metric_create
 from apps.catalog.tests.factories import CouponFactory, PlanFactory, add_charge
 from apps.invoices.constants import BillingRunStatus, InvoiceStatus
 from apps.invoices.models import BillingRun, Invoice, TaxRate
 from apps.subscriptions.periods import utc
-from apps.subscriptions.services import subscription_create
+from apps.subscriptions.services import coupon_redeem, subscription_create
 from apps.subscriptions.tests.factories import make_subscription
 from apps.usage.models import UsageEvent
 from apps.usage.selectors import UsageWindow, usage_aggregate, usage_aggregate_many

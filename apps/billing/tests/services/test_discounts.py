@@ -7,10 +7,10 @@ from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
 from apps.billing.services import bill_due_subscriptions, subscription_start, subscription_upcoming_invoice
-from apps.catalog.services import coupon_redeem
 from apps.catalog.tests.factories import CouponFactory, FixedCouponFactory, PlanFactory
 from apps.invoices.models import Invoice
 from apps.subscriptions.periods import utc
+from apps.subscriptions.services import coupon_redeem
 
 pytestmark = pytest.mark.django_db
 

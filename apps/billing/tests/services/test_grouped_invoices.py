@@ -17,7 +17,6 @@ from apps.accounts.tests.factories import CustomerFactory
 from apps.billing.services import bill_due_subscriptions, subscription_bill_due
 from apps.billing.services.billing import _chunks
 from apps.catalog.models import Price
-from apps.catalog.services import coupon_redeem
 from apps.catalog.tests.factories import CouponFactory, PlanFactory
 from apps.core.tests.concurrency import run_in_threads
 from apps.invoices.constants import BillingRunStatus, InvoiceStatus
@@ -26,6 +25,7 @@ from apps.invoices.selectors import subscription_invoices, subscription_period_i
 from apps.invoices.services.pdf import invoice_render_pdf_bytes
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.periods import utc
+from apps.subscriptions.services import coupon_redeem
 from apps.subscriptions.tests.factories import make_subscription
 from apps.usage.services import usage_billing_lock
 

@@ -3,8 +3,9 @@ from django.urls import reverse
 from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
-from apps.catalog.models import Coupon, Discount
+from apps.catalog.models import Coupon
 from apps.catalog.tests.factories import CouponFactory, FixedCouponFactory, PlanFactory, ProductFactory
+from apps.subscriptions.models import Discount
 from apps.subscriptions.tests.factories import make_subscription
 
 pytestmark = pytest.mark.django_db
@@ -265,9 +266,9 @@ def test_list_and_filter_discounts(api_client, superuser):
         ("coupon-detail", "catalog.view_coupon"),
         ("coupon-create", "catalog.add_coupon"),
         ("coupon-archive", "catalog.change_coupon"),
-        ("discount-list", "catalog.view_discount"),
-        ("discount-detail", "catalog.view_discount"),
-        ("discount-create", "catalog.add_discount"),
+        ("discount-list", "subscriptions.view_discount"),
+        ("discount-detail", "subscriptions.view_discount"),
+        ("discount-create", "subscriptions.add_discount"),
     ],
 )
 def test_permission_matrix(api_client, make_staff, request_kind, permission):

@@ -19,14 +19,13 @@ from apps.billing.services import (
 from apps.billing.services.changes import subscription_cancel_with_credit, subscription_pause
 from apps.catalog import services as catalog_services
 from apps.catalog.models import Charge, PlanVersion, Price
-from apps.catalog.services import coupon_redeem
 from apps.catalog.tests.factories import CouponFactory, PlanFactory, add_charge
 from apps.core.errors import InvalidTransition, NotEditable, ValidationFailed
 from apps.invoices.constants import BillingReason
 from apps.invoices.models import Invoice, InvoiceItem
 from apps.invoices.services.lifecycle import invoice_void
 from apps.subscriptions.periods import utc
-from apps.subscriptions.services import subscription_cancel, subscription_migrate_version
+from apps.subscriptions.services import coupon_redeem, subscription_cancel, subscription_migrate_version
 
 pytestmark = pytest.mark.django_db
 APRIL_1 = utc(2026, 4, 1)

@@ -10,7 +10,6 @@ from djmoney.money import Money
 from apps.accounts.models import Customer
 from apps.accounts.tests.factories import CustomerFactory
 from apps.billing.services import bill_due_subscriptions, subscription_start, subscription_upcoming_invoice
-from apps.catalog.services import coupon_redeem
 from apps.catalog.tests.factories import CouponFactory, PlanFactory
 from apps.core.errors import NotEditable
 from apps.invoices.constants import REVERSE_CHARGE_NOTE
@@ -20,6 +19,7 @@ from apps.invoices.services.lifecycle import invoice_recompute_totals
 from apps.invoices.services.pdf import invoice_pdf_context
 from apps.invoices.services.taxes import customer_tax_treatment
 from apps.subscriptions.periods import utc
+from apps.subscriptions.services import coupon_redeem
 
 pytestmark = pytest.mark.django_db
 
