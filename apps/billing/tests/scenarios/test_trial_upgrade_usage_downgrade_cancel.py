@@ -288,3 +288,48 @@ def test_trial_upgrade_usage_downgrade_and_cancel_over_five_months():
 def _paid(bill: Bill, amount: str) -> Bill:
     """The same bill once a transfer of `amount` paid it in full."""
     return replace(bill, status="paid", amount_paid=D(amount), amount_due=D(0))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Usage recorded before a mid-period plan change is billed at the new plan's usage price: the billing "
+        "run prices the whole period's usage with the plan version in force when the period closes, so usage "
+        "made on Starter is billed at Pro's price (here 50 GB at 0.08 = 4.00 billed as 0.00; a downgrade made "
+        "now overcharges the same way). Lago, and Stripe in its flexible billing mode, bill the usage before a "
+        "change at the price then in force."
+    ),
+)
+def test_usage_before_a_mid_period_upgrade_is_billed_at_the_price_it_was_used_at():
+    tax_rate_create(name=VAT, percentage=D("19"), country="DE")
+    billable_metric_create(code="transfer_gb", name="Data transfer", aggregation=MetricAggregation.SUM, field_name="gb")
+    hosting = product_create(code="hosting", name="Cloud Hosting")
+    # No included units on Starter, so that the amount owed for its usage does not depend on how
+    # included units would be shared out over a partial period.
+    starter = _plan(hosting, code="starter", name="Starter", fee="20.00", gb_price="0.08", gb_included=0)
+    pro = _plan(hosting, code="pro", name="Pro", fee="50.00", gb_price="0.05", gb_included=100)
+    test_clock = test_clock_create(name="Usage across an upgrade", frozen_at=utc(2026, 1, 1))
+    customer = customer_create(
+        name="Brandt Analytik GmbH", email="billing@brandt.example", country="DE", currency="EUR",
+        external_id="brandt", test_clock=test_clock,
+    )  # fmt: skip
+    subscription = subscription_start(customer=customer, plan=starter)  # January billed: 20.00 + 3.80
+
+    # 5 Jan: 50 GB on Starter. 10 Jan 00:00: upgrade to Pro now; nothing more is used in January.
+    # 22 of January's 31 days are left: credit 20.00 × 22/31 = 14.193… → −14.19,
+    # charge 50.00 × 22/31 = 35.483… → +35.48.
+    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 10))
+    assert _send_usage(customer, ("jan-1", utc(2026, 1, 5), 50)) == []
+    subscription_change(subscription_id=subscription.pk, plan=pro)
+
+    # 1 Feb: the 50 GB were used on Starter, at 0.08 per GB: 50 × 0.08 = 4.00 (Pro's price would make
+    # them free: 50 ≤ 100 included).
+    #   subtotal −14.19 + 35.48 + 4.00 + 50.00 = 75.29;  VAT 75.29 × 19 % = 14.3051 → 14.31;  total 89.60
+    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 2))
+    february = bills_of(customer)[1]
+    assert [(line.kind, line.quantity, line.amount) for line in february.lines if line.kind != "recurring"] == [
+        ("proration", D(1), D("-14.19")),
+        ("proration", D(1), D("35.48")),
+        ("usage", D(50), D("4.00")),
+    ]
+    assert (february.subtotal, february.tax_total, february.total) == (D("75.29"), D("14.31"), D("89.60"))
