@@ -20,7 +20,7 @@ endif
 help:
 	@echo "make run          set up everything and serve the demo on http://$(HOST):$(PORT)/"
 	@echo "make test         install test dependencies and run the whole suite"
-	@echo "make lint         ruff lint + format check, mypy (strict on the money and time math)"
+	@echo "make lint         ruff lint + format check, the apps' dependency order (import-linter), mypy"
 	@echo "make worker/beat  run a Celery worker / beat against CELERY_BROKER_URL"
 	@echo "make run LOCALSTRIPE=1   the demo with card payments, against a local fake Stripe"
 	@echo "make localstripe  the local fake Stripe alone, on 127.0.0.1:$(LOCALSTRIPE_PORT)"
@@ -85,6 +85,7 @@ test: install-dev
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/mypy
 
 format: install-dev
