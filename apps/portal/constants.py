@@ -9,7 +9,7 @@ class CancellationMode(models.TextChoices):
 
 
 class PortalProration(models.TextChoices):
-    """How a plan or quantity change made in the portal is prorated (see apps/invoices/services/changes.py)."""
+    """How a plan or quantity change made in the portal is prorated (see apps/billing/services/changes.py)."""
 
     PRORATE = "prorate", _("Prorate on the next invoice")
     INVOICE_NOW = "invoice_now", _("Prorate and invoice at once")
