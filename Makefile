@@ -60,12 +60,11 @@ ifneq ($(LOCALSTRIPE),)
 run: localstripe-background
 	@trap 'kill $$(cat .localstripe.pid) 2>/dev/null; rm -f .localstripe.pid' EXIT; \
 	$(MAKE) --no-print-directory demo && \
-	echo "Serving on http://$(HOST):$(PORT)/  (admin: /admin/, customer portal: /portal/, API docs: /api/docs/; card payments: localstripe)" && \
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	$(PY) manage.py serve $(HOST):$(PORT) --banner "(admin: /admin/, customer portal: /portal/, API docs: /api/docs/; card payments: localstripe)"
 else
+# The web server and the scheduled jobs (billing run, draft finalization, dunning, webhooks, PDFs).
 run: demo
-	@echo "Serving on http://$(HOST):$(PORT)/  (admin: /admin/, customer portal: /portal/, API docs: /api/docs/)"
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	@$(PY) manage.py serve $(HOST):$(PORT) --banner "(admin: /admin/, customer portal: /portal/, API docs: /api/docs/)"
 endif
 
 # The local fake Stripe (localstripe, in memory, 127.0.0.1 only) in the foreground.

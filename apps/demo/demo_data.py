@@ -8,6 +8,7 @@ is void and one uncollectible.
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import time as day_time
@@ -222,8 +223,9 @@ class DemoDataRefused(Exception):
     pass
 
 
-def demo_data_load(*, now: datetime | None = None) -> DemoSummary:
+def demo_data_load(*, now: datetime | None = None, progress: Callable[[str], None] | None = None) -> DemoSummary:
     """Create the demo data unless it is there already (then return `created=False` at once).
+    `progress` is told what each step is about to do (the command prints it: the replay takes a while).
 
     Meant for an empty database: replaying history runs the billing run at past moments, which
     would also bill any other subscription in the database with back-dated invoices."""
@@ -241,14 +243,18 @@ def demo_data_load(*, now: datetime | None = None) -> DemoSummary:
     # Replayed history is not mailed: hundreds of back-dated bills to example addresses (printed in
     # full, PDF included, by the console email backend) help no one. Staff can still send any of them.
     with override_settings(INVOICE_EMAIL_ON_FINALIZE=False, REPORTS_REFRESH_AFTER_BILLING_RUN=False):
+        say = progress or (lambda step: None)
+        say("catalog, tax rates, customers and subscriptions")
         plans = _catalog()
         _tax_rates()
         customers = _customers()
         _subscriptions(customers, plans, now=now, rng=rng)
-        billing_runs = _replay_history(customers, now=now, rng=rng)
+        billing_runs = _replay_history(customers, now=now, rng=rng, progress=say)
+        say("a void bill, a write-off, a partial payment, plan changes and a test clock")
         _void_and_write_off(customers, now=now)
         _partial_payment(customers, now=now)
         _showcase(customers, plans, now=now)
+        say("PDF bills")
         rendered = _render_missing_pdfs()
 
     invoices = Invoice.objects.filter(customer__external_id__startswith=DEMO_EXTERNAL_ID_PREFIX)
@@ -355,7 +361,9 @@ def _send_yesterdays_requests(subscriptions: list[Subscription], *, day: datetim
         usage_events_ingest(events=events, now=day)
 
 
-def _replay_history(customers: list[Customer], *, now: datetime, rng: random.Random) -> int:
+def _replay_history(
+    customers: list[Customer], *, now: datetime, rng: random.Random, progress: Callable[[str], None]
+) -> int:
     """Run the daily billing run for every day from the first subscription until now, and record
     customer payments on the days they would have arrived."""
     late_payers = {c.pk for c, demo in zip(customers, CUSTOMERS, strict=True) if demo.pays_late}
@@ -368,6 +376,8 @@ def _replay_history(customers: list[Customer], *, now: datetime, rng: random.Ran
         Subscription.objects.filter(customer__in=customers, plan__code=API_TEAM_PLAN).select_related("customer")
     )
     while (run_at := datetime.combine(day.date(), BILLING_RUN_TIME, tzinfo=day.tzinfo)) <= now:
+        if day.day == 1 or runs == 0:
+            progress(f"billing history: the daily billing runs of {day:%B %Y}")
         with clock.frozen_at(run_at):
             _send_yesterdays_requests(metered, day=day, rng=rng)
             bill_due_subscriptions(now=run_at, trigger=BillingRunTrigger.SCHEDULE)

@@ -1,4 +1,5 @@
 import logging
+import time
 from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
@@ -14,9 +15,16 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options):
+        started = time.monotonic()
+
+        def progress(step: str) -> None:
+            self.stdout.write(f"  [{time.monotonic() - started:5.0f} s] {step}…")
+            self.stdout.flush()
+
+        self.stdout.write("Loading the demo data (a minute or two: it replays months of daily billing runs).")
         try:
             with _quiet(enabled=options["verbosity"] < 2):
-                summary = demo_data_load()
+                summary = demo_data_load(progress=progress)
         except DemoDataRefused as exc:
             raise CommandError(str(exc)) from exc
         if not summary.created:

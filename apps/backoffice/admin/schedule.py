@@ -1,0 +1,73 @@
+"""Scheduled work in the back office: every periodic job (billing run, draft finalization, dunning,
+webhook delivery, missing PDFs, report refresh) with what it does, when it last ran and when it runs
+next. The jobs are declared in settings (CELERY_BEAT_SCHEDULE) and installed by the scheduler; this
+page replaces django-celery-beat's generic one with a read-only view that finance staff can read."""
+
+from datetime import datetime
+
+from django.contrib import admin
+from django.utils.html import format_html
+from django_celery_beat.models import PeriodicTask
+
+from apps.core import clock
+
+JOB_DESCRIPTIONS = {
+    "apps.invoices.tasks.billing_run_task": "Bills every subscription whose period has begun (the billing run).",
+    "apps.invoices.tasks.invoice_finalize_due_drafts_task": "Finalizes drafts whose review time is over.",
+    "apps.invoices.tasks.invoice_render_missing_pdfs_task": "Renders and emails bills left without a PDF.",
+    "apps.payments.dunning.tasks.dunning_run_task": "Dunning: reminders, card retries and end actions due now.",
+    "apps.webhooks.tasks.webhook_events_collect_task": "Collects new events for the outgoing webhooks.",
+    "apps.webhooks.tasks.webhook_deliveries_requeue_due_task": "Retries webhook deliveries whose time has come.",
+    "apps.reports.tasks.reports_refresh_task": "Refreshes the finance dashboard's figures.",
+}
+
+
+def next_run_at(task: PeriodicTask, *, now: datetime) -> datetime | None:
+    """When the scheduler runs `task` next (None: disabled, or a one-off that ran)."""
+    if not task.enabled or (task.one_off and task.last_run_at is not None):
+        return None
+    schedule = task.schedule
+    schedule.nowfun = lambda: now  # the project's clock, not the scheduler's wall clock
+    remaining = schedule.remaining_estimate(task.last_run_at or now)
+    return max(now, now + remaining)
+
+
+admin.site.unregister(PeriodicTask)
+
+
+@admin.register(PeriodicTask)
+class ScheduledWorkAdmin(admin.ModelAdmin):
+    list_display = ["name", "what_it_does", "when", "enabled", "last_run_at", "next_run", "total_run_count"]
+    list_filter = ["enabled"]
+    search_fields = ["name", "task"]
+    ordering = ["name"]
+    fields = ["name", "what_it_does", "task", "when", "enabled", "last_run_at", "next_run", "total_run_count"]
+    readonly_fields = fields
+
+    @admin.display(description="what it does")
+    def what_it_does(self, task: PeriodicTask) -> str:
+        return JOB_DESCRIPTIONS.get(task.task, task.description or task.task)
+
+    @admin.display(description="runs")
+    def when(self, task: PeriodicTask) -> str:
+        if task.crontab_id is not None:
+            return f"{task.crontab.human_readable} (UTC)"
+        if task.interval_id is not None:
+            return f"every {task.interval.every} {task.interval.period}"
+        return str(task.scheduler)
+
+    @admin.display(description="next run")
+    def next_run(self, task: PeriodicTask) -> str:
+        moment = next_run_at(task, now=clock.now())
+        if moment is None:
+            return "—"
+        return format_html("{} UTC", f"{moment:%Y-%m-%d %H:%M:%S}")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # jobs are declared in settings and installed by the scheduler
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
