@@ -15,7 +15,7 @@ ifneq ($(LOCALSTRIPE),)
 export STRIPE_API_BASE := http://127.0.0.1:$(LOCALSTRIPE_PORT)
 endif
 
-.PHONY: help system-deps venv install-base install-dev run demo migrate test lint format worker beat clean localstripe localstripe-background
+.PHONY: help system-deps system-deps-test venv install-base install-dev run demo migrate test bench-smoke lint format worker beat clean localstripe localstripe-background
 
 help:
 	@echo "make run          set up everything and serve the demo on http://$(HOST):$(PORT)/"
@@ -27,6 +27,9 @@ help:
 
 system-deps:
 	@bash .ci/system-deps.sh requirements/system.txt
+
+system-deps-test: system-deps
+	@bash .ci/system-deps.sh requirements/system-test.txt
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -43,7 +46,7 @@ $(VENV)/.dev-installed: requirements/base.txt requirements/dev.txt | $(PY)
 	@touch $@ $(VENV)/.base-installed
 
 install-base: system-deps $(VENV)/.base-installed
-install-dev: system-deps $(VENV)/.dev-installed
+install-dev: system-deps-test $(VENV)/.dev-installed
 
 migrate: install-base
 	$(PY) manage.py migrate --noinput
@@ -80,6 +83,11 @@ localstripe-background: install-dev
 test: install-dev
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest $(if $(CI),--create-db,) $(ARGS)
+
+# Every benchmark at a tiny size (CI's smoke stage; needs PostgreSQL and Redis): a broken bench fails.
+bench-smoke: install-dev
+	$(PIP) install --quiet -r requirements/prod.txt
+	PY=$(PY) bash bench/smoke.sh
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

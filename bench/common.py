@@ -69,6 +69,9 @@ def _server_environment(database_url: str) -> dict[str, str]:
         "SECRET_KEY": "bench-only-secret-key-not-for-production-use-0123456789",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DATABASE_URL": database_url,
+        # The server is reached over plain HTTP on the loopback: no redirect to HTTPS (every request got a
+        # 301 while the production settings redirected).
+        "SECURE_SSL_REDIRECT": "false",
     }
 
 
