@@ -2,6 +2,8 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
+from django_celery_beat import admin as celery_beat_admin
+from django_celery_beat.models import PeriodicTask
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from apps.core.views import healthz, not_found
@@ -16,6 +18,26 @@ admin.site.enable_nav_sidebar = False  # the lists are wide; the breadcrumbs and
 # them out of the finance admin rather than drown our own pages in them.
 for _model in [model for model in admin.site._registry if model._meta.app_label == "djstripe"]:
     admin.site.unregister(_model)
+
+
+class PeriodicTaskAdmin(celery_beat_admin.PeriodicTaskAdmin):
+    """django-celery-beat's periodic tasks, whose list actions (enable, disable, toggle, run now) it
+    offers to whoever may see the list: here they need the change permission, so that the roles that
+    only read the schedule (docs/roles.md) cannot switch tasks off or start a billing run."""
+
+    WRITE_ACTIONS = ("enable_tasks", "disable_tasks", "toggle_tasks", "run_tasks")
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not self.has_change_permission(request):
+            for name in self.WRITE_ACTIONS:
+                actions.pop(name, None)
+        return actions
+
+
+if admin.site.is_registered(PeriodicTask):
+    admin.site.unregister(PeriodicTask)
+    admin.site.register(PeriodicTask, PeriodicTaskAdmin)
 
 api_v1 = [
     path("", include("apps.accounts.api.urls")),

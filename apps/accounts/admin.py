@@ -19,6 +19,7 @@ from apps.subscriptions.models import Subscription
 from apps.usage.reports import usage_daily
 
 from .models import ApiKey, BillingContact, Customer, CustomerMembership, PortalToken, TestClock
+from .permissions import CUSTOMER_BILLING_FIELDS, customer_fields_refused
 from .selectors import customer_now
 from .services import (
     CUSTOMER_EDITABLE_FIELDS,
@@ -32,13 +33,18 @@ from .services import (
 
 
 class CustomerMembershipInline(admin.TabularInline):
+    """A customer's portal users. They join by accepting an invitation (Portal invitations), never
+    added here; a membership's user is never changed (that would hand the customer to someone else)."""
+
     model = CustomerMembership
     fields = ["user", "role", "language", "created_at"]
-    readonly_fields = ["created_at"]
-    autocomplete_fields = ["user"]
+    readonly_fields = ["user", "created_at"]
     extra = 0
     verbose_name = "portal user"
-    verbose_name_plural = "portal users"
+    verbose_name_plural = "portal users (they join by accepting an invitation)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 class BillingContactInline(admin.TabularInline):
@@ -123,7 +129,8 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
         customer = self.get_object(request, unquote(object_id))
         extra_context = dict(extra_context or {})
         if customer is not None:
-            extra_context["usage_charts"] = usage_daily(customer=customer, now=customer_now(customer))
+            if request.user.has_perm("usage.view_usageevent"):
+                extra_context["usage_charts"] = usage_daily(customer=customer, now=customer_now(customer))
             if request.user.has_perm("payments.add_payment"):
                 extra_context["record_payment_url"] = reverse("admin:payments_payment_add") + f"?customer={customer.pk}"
         return super().change_view(request, object_id, form_url, extra_context)
@@ -134,6 +141,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
             # The billing currency is fixed once the customer exists (prices, invoices and
             # subscriptions all depend on it).
             readonly += ["currency", "test_clock"]
+            readonly += customer_fields_refused(actor=request.user, fields=CUSTOMER_BILLING_FIELDS)
         return readonly
 
     def get_fieldsets(self, request, obj=None):
@@ -143,7 +151,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def get_inlines(self, request, obj):
         if obj is None:
-            return [BillingContactInline, CustomerMembershipInline]
+            return [BillingContactInline]
         return self.inlines
 
     @admin.display(description="billing")
@@ -170,7 +178,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
         if change:
             changes = {name: data[name] for name in form.changed_data if name in CUSTOMER_EDITABLE_FIELDS}
             if changes:
-                adopt(obj, self.call_service(customer_update, customer_id=obj.pk, **changes))
+                adopt(obj, self.call_service(customer_update, customer_id=obj.pk, actor=request.user, **changes))
         else:
             fields = {name: data[name] for name in CUSTOMER_EDITABLE_FIELDS if name in data}
             adopt(

@@ -116,6 +116,12 @@ class Customer(TimeStampedModel):
 
     class Meta:
         ordering = ["name", "id"]
+        permissions = [
+            (
+                "change_customer_billing",
+                "Can change a customer's billing terms, external ID and cards",
+            )
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["external_id"],

@@ -24,6 +24,7 @@ from apps.core.validation import validate_instance
 
 from .constants import CollectionMethod, PortalLanguage
 from .models import ApiKey, BillingContact, Customer, CustomerMembership, PortalToken, TestClock
+from .permissions import customer_fields_check
 from .tax_ids import InvalidTaxId, tax_id_check, tax_id_type_fits_country
 
 logger = logging.getLogger(__name__)
@@ -130,14 +131,20 @@ def customer_create(
 
 
 @transaction.atomic
-def customer_update(*, customer_id: int, **changes) -> Customer:
+def customer_update(*, customer_id: int, actor: Any = None, **changes) -> Customer:
     """Change a customer's details. The billing currency is fixed once the customer exists. The tax
     ID is checked again when it, its kind or the country changes. `billing_contacts`, when given,
-    replaces the whole list (see `customer_billing_contacts_replace`)."""
+    replaces the whole list (see `customer_billing_contacts_replace`). A staff `actor` may change the
+    billing terms only with the billing permission (`apps.accounts.permissions`); sending a field's
+    current value back is no change."""
     customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
     if customer is None:
         raise NotFound(f"Customer {customer_id} does not exist.")
     billing_contacts = changes.pop("billing_contacts", None)
+    customer_fields_check(
+        actor=actor,
+        fields=[name for name, value in changes.items() if getattr(customer, name, object()) != value],
+    )
     if changes.get("currency", customer.currency) == customer.currency:
         changes.pop("currency", None)  # sending the unchanged currency back is fine
     unknown = set(changes) - set(CUSTOMER_EDITABLE_FIELDS)
