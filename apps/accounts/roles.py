@@ -59,7 +59,11 @@ ROLES: tuple[Role, ...] = (
         "tax rates and usage; deletes nothing; no API keys, webhook endpoints or audit trail.",
         grants=(
             *_everything(BUSINESS_APPS, ("view",)),
-            Rule("accounts", ("customer", "billingcontact", "customermembership", "testclock"), ("add", "change")),
+            Rule(
+                "accounts",
+                ("customer", "billingcontact", "customermembership", "customerinvitation", "testclock"),
+                ("add", "change"),
+            ),
             Rule("accounts", ("customer",), ("change_customer_billing",)),
             Rule("subscriptions", ("subscription", "scheduledchange"), ("add", "change")),
             Rule("usage", ("usageevent",), ("add",)),
@@ -87,7 +91,7 @@ ROLES: tuple[Role, ...] = (
         grants=(
             Rule("accounts", ("customer", "billingcontact"), ("view", "change")),
             Rule("accounts", ("billingcontact",), ("add",)),
-            Rule("accounts", ("customermembership",), ("view",)),
+            Rule("accounts", ("customermembership", "customerinvitation"), ("view",)),
             Rule("catalog", ("product", "plan", "planversion", "charge", "price", "coupon"), ("view",)),
             Rule("subscriptions", ("subscription", "subscriptionevent", "scheduledchange"), ("view",)),
             Rule("invoices", ("invoice", "invoiceline", "invoiceevent", "creditnote", "creditnoteline"), ("view",)),

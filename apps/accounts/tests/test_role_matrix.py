@@ -334,6 +334,7 @@ CUSTOMER_ADMIN_INLINES = {
     "accounts.BillingContact": ("ALL", "FA BO SU", "FA BO SU", "FA", {"name", "email", "receives_invoices"}),
     # Portal users join by accepting an invitation; a membership's user is never changed.
     "accounts.CustomerMembership": ("ALL", "", "FA BO", "FA", {"role", "language"}),
+    "accounts.CustomerInvitation": ("ALL", "", "", "", set()),  # made and revoked on their own page
     "subscriptions.Subscription": ("ALL", "", "", "", set()),
     "invoices.Invoice": ("ALL", "", "", "", set()),
     "payments.Payment": ("ALL", "", "", "", set()),
@@ -439,6 +440,7 @@ def test_support_may_correct_billing_contacts(client, customer):
 ADMIN_MODELS = {
     "accounts.ApiKey": ("FA AU", "FA", "FA", ""),  # revoked, never deleted
     "accounts.Customer": ("ALL", "FA BO", "FA BO SU", "FA"),
+    "accounts.CustomerInvitation": ("ALL", "FA BO", "FA BO", ""),  # revoked, never deleted
     "accounts.PortalToken": ("FA BO AU", "", "FA", ""),  # made by customers; staff may revoke
     "accounts.TestClock": ("FA BO AU", "FA BO", "FA BO", "FA"),
     "auditlog.LogEntry": ("FA AU", "", "", ""),
@@ -516,6 +518,7 @@ def test_admin_model_matrix(client, label, role):
 ADMIN_ACTIONS = {
     "accounts.ApiKey.revoke": "FA",
     "accounts.PortalToken.revoke": "FA",
+    "accounts.CustomerInvitation.revoke": "FA BO",
     "axes.AccessAttempt.cleanup_expired_attempts": "",
     "catalog.Coupon.archive_coupons": "FA",
     # django-celery-beat offers these to whoever sees the list; here they need the change permission.

@@ -64,6 +64,7 @@ def test_role_permissions_at_a_glance():
     assert perms_of(SU) == {
         "accounts.view_customer", "accounts.change_customer", "accounts.view_billingcontact",
         "accounts.change_billingcontact", "accounts.add_billingcontact", "accounts.view_customermembership",
+        "accounts.view_customerinvitation",
         "catalog.view_product", "catalog.view_plan", "catalog.view_planversion", "catalog.view_charge",
         "catalog.view_price", "catalog.view_coupon",
         "subscriptions.view_subscription", "subscriptions.view_subscriptionevent", "subscriptions.view_scheduledchange",
