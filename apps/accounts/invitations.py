@@ -19,14 +19,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
 
 from apps.core import clock
-from apps.core.errors import NotFound, PermissionRefused, ValidationFailed
+from apps.core.errors import Conflict, NotFound, PermissionRefused, ValidationFailed
 from apps.core.queue import enqueue
 from apps.core.validation import validate_instance
 
@@ -90,7 +90,7 @@ def customer_invitation_create(*, customer_id: int, email: str, role: str, actor
             _("Already a member."), fields={"email": [_("This person already belongs to the team.")]}
         )
     now = clock.now()
-    CustomerInvitation.objects.select_for_update().filter(
+    CustomerInvitation.objects.filter(
         customer=customer, email=email, accepted_at__isnull=True, revoked_at__isnull=True
     ).update(revoked_at=now, updated_at=now)
     invitation = CustomerInvitation(
@@ -102,7 +102,13 @@ def customer_invitation_create(*, customer_id: int, email: str, role: str, actor
         expires_at=now + timedelta(seconds=settings.PORTAL_INVITATION_MAX_AGE),
     )
     validate_instance(invitation)
-    invitation.save()
+    try:
+        with transaction.atomic():
+            invitation.save()
+    except IntegrityError:  # the same address invited at the same moment by someone else
+        raise Conflict(
+            _("This person is being invited right now."), fields={"email": [_("Try again in a moment.")]}
+        ) from None
     transaction.on_commit(lambda: _email_enqueue(invitation.pk))
     return invitation
 
