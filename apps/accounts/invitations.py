@@ -130,7 +130,7 @@ def customer_invitation_email_send(*, invitation_id: int) -> bool:
     with transaction.atomic():
         invitation = (
             _open_invitations()
-            .select_for_update()
+            .select_for_update(of=("self",))  # not the nullable inviter's row (PostgreSQL refuses it)
             .select_related("customer", "invited_by")
             .filter(pk=invitation_id)
             .first()
