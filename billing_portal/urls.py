@@ -17,6 +17,7 @@ admin.site.enable_nav_sidebar = False  # the lists are wide; the breadcrumbs and
 for _model in [model for model in admin.site._registry if model._meta.app_label == "djstripe"]:
     admin.site.unregister(_model)
 
+
 api_v1 = [
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.catalog.api.urls")),

@@ -116,6 +116,12 @@ class Customer(TimeStampedModel):
 
     class Meta:
         ordering = ["name", "id"]
+        permissions = [
+            (
+                "change_customer_billing",
+                "Can change a customer's billing terms, external ID and cards",
+            )
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["external_id"],
@@ -210,6 +216,56 @@ class CustomerMembership(TimeStampedModel):
     @property
     def portal_language(self) -> str:
         return self.language or self.customer.preferred_language
+
+
+class CustomerInvitation(TimeStampedModel):
+    """An invitation to a customer's portal team, sent by email. Nobody joins the team before the
+    invitee accepts it, signed in with the invited address (or creating their account from the link
+    when the address has none). It expires, and the customer's owners or staff may revoke it. Only
+    the SHA-256 of the link's token is stored."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        ACCEPTED = "accepted", _("Accepted")
+        REVOKED = "revoked", _("Revoked")
+        EXPIRED = "expired", _("Expired")
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(help_text="Who is invited (the address the invitation is sent to).")
+    role = models.CharField(max_length=16, choices=CustomerMembership.Role.choices)
+    token_hash = models.CharField(max_length=64, editable=False)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
+    expires_at = models.DateTimeField(editable=False)
+    accepted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "portal invitation"
+        constraints = [
+            models.UniqueConstraint(fields=["token_hash"], name="customer_invitation_token_unique"),
+            # One open invitation per address and customer (inviting again replaces it).
+            models.UniqueConstraint(
+                fields=["customer", "email"],
+                condition=Q(accepted_at__isnull=True, revoked_at__isnull=True),
+                name="customer_invitation_one_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.customer}"
+
+    def status_at(self, now) -> str:
+        if self.accepted_at is not None:
+            return self.Status.ACCEPTED
+        if self.revoked_at is not None:
+            return self.Status.REVOKED
+        return self.Status.PENDING if now < self.expires_at else self.Status.EXPIRED
 
 
 class ApiKey(TimeStampedModel):

@@ -59,7 +59,12 @@ ROLES: tuple[Role, ...] = (
         "tax rates and usage; deletes nothing; no API keys, webhook endpoints or audit trail.",
         grants=(
             *_everything(BUSINESS_APPS, ("view",)),
-            Rule("accounts", ("customer", "billingcontact", "customermembership", "testclock"), ("add", "change")),
+            Rule(
+                "accounts",
+                ("customer", "billingcontact", "customermembership", "customerinvitation", "testclock"),
+                ("add", "change"),
+            ),
+            Rule("accounts", ("customer",), ("change_customer_billing",)),
             Rule("subscriptions", ("subscription", "scheduledchange"), ("add", "change")),
             Rule("usage", ("usageevent",), ("add",)),
             Rule("invoices", ("invoice", "creditnote", "billingrun"), ("add", "change")),
@@ -81,10 +86,12 @@ ROLES: tuple[Role, ...] = (
     Role(
         name=SUPPORT,
         description="Answers customers: reads customers, subscriptions, invoices, credit notes, payments and "
-        "the catalog; corrects a customer's details and billing contacts. No money actions.",
+        "the catalog; corrects a customer's details and billing contacts. No money actions (billing terms, "
+        "cards, usage), and no say over who may use a customer's portal.",
         grants=(
-            Rule("accounts", ("customer", "billingcontact", "customermembership"), ("view", "change")),
+            Rule("accounts", ("customer", "billingcontact"), ("view", "change")),
             Rule("accounts", ("billingcontact",), ("add",)),
+            Rule("accounts", ("customermembership", "customerinvitation"), ("view",)),
             Rule("catalog", ("product", "plan", "planversion", "charge", "price", "coupon"), ("view",)),
             Rule("subscriptions", ("subscription", "subscriptionevent", "scheduledchange"), ("view",)),
             Rule("invoices", ("invoice", "invoiceline", "invoiceevent", "creditnote", "creditnoteline"), ("view",)),

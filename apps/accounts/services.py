@@ -7,9 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
-from django.core.validators import validate_email
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -24,6 +22,7 @@ from apps.core.validation import validate_instance
 
 from .constants import CollectionMethod, PortalLanguage
 from .models import ApiKey, BillingContact, Customer, CustomerMembership, PortalToken, TestClock
+from .permissions import customer_fields_check
 from .tax_ids import InvalidTaxId, tax_id_check, tax_id_type_fits_country
 
 logger = logging.getLogger(__name__)
@@ -130,14 +129,20 @@ def customer_create(
 
 
 @transaction.atomic
-def customer_update(*, customer_id: int, **changes) -> Customer:
+def customer_update(*, customer_id: int, actor: Any = None, **changes) -> Customer:
     """Change a customer's details. The billing currency is fixed once the customer exists. The tax
     ID is checked again when it, its kind or the country changes. `billing_contacts`, when given,
-    replaces the whole list (see `customer_billing_contacts_replace`)."""
+    replaces the whole list (see `customer_billing_contacts_replace`). A staff `actor` may change the
+    billing terms only with the billing permission (`apps.accounts.permissions`); sending a field's
+    current value back is no change."""
     customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
     if customer is None:
         raise NotFound(f"Customer {customer_id} does not exist.")
     billing_contacts = changes.pop("billing_contacts", None)
+    customer_fields_check(
+        actor=actor,
+        fields=[name for name, value in changes.items() if getattr(customer, name, object()) != value],
+    )
     if changes.get("currency", customer.currency) == customer.currency:
         changes.pop("currency", None)  # sending the unchanged currency back is fine
     unknown = set(changes) - set(CUSTOMER_EDITABLE_FIELDS)
@@ -426,30 +431,6 @@ def portal_login_link_email_send(*, user_id: int) -> bool:
     return True
 
 
-def customer_invitation_email_send(*, membership_id: int, inviter: str) -> bool:
-    """Email an invited teammate their sign-in link, in the customer's language. False when the
-    invitation is gone (removed meanwhile) or the account may not use the portal."""
-    membership = CustomerMembership.objects.select_related("customer", "user").filter(pk=membership_id).first()
-    if membership is None or not _portal_users().filter(pk=membership.user_id).exists():
-        return False
-    customer = membership.customer
-    language = customer.preferred_language
-    with translation.override(language):
-        role = membership.get_role_display()
-    _send_portal_email(
-        template="invitation",
-        to=membership.user.email,
-        language=language,
-        context={
-            "customer": customer,
-            "link": portal_login_link(user=membership.user),
-            "inviter": inviter,
-            "role": role,
-        },
-    )
-    return True
-
-
 def portal_password_reset_request(*, email: str, client: str, domain: str, protocol: str, language: str) -> None:
     """Someone asks (from the client address `client`) to reset the password of `email`: as for
     sign-in links, one task is queued on commit whatever the address, and the task finds who (if
@@ -492,46 +473,6 @@ def portal_password_reset_email_send(*, user_id: int, domain: str, protocol: str
         body = render_to_string("portal/email/password_reset.txt", context)
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])
     return True
-
-
-@transaction.atomic
-def customer_user_invite(*, customer_id: int, email: str, role: str, actor: Any) -> CustomerMembership:
-    """An owner invites a teammate: the user (found by email, or created without a password) joins the
-    customer with `role` and gets an email with a sign-in link (and may then set a password). Staff
-    accounts are never invited (they keep their own sign-in)."""
-    customer = Customer.objects.filter(pk=customer_id).first()
-    if customer is None:
-        raise NotFound(f"Customer {customer_id} does not exist.")
-    email = email.strip().lower()
-    errors: dict[str, list[str]] = {}
-    try:
-        validate_email(email)
-    except DjangoValidationError:
-        errors["email"] = [_("Enter a valid email address.")]
-    if role not in CustomerMembership.Role.values:
-        errors["role"] = [f"Use one of: {', '.join(CustomerMembership.Role.values)}."]
-    if errors:
-        raise ValidationFailed(_("The invitation is not valid."), fields=errors)
-    User = get_user_model()
-    user = User.objects.filter(email__iexact=email).order_by("id").first()
-    if user is not None and (user.is_staff or user.is_superuser):
-        raise ValidationFailed(
-            _("This address belongs to a staff account."), fields={"email": [_("Staff accounts cannot be invited.")]}
-        )
-    if user is not None and CustomerMembership.objects.filter(customer=customer, user=user).exists():
-        raise ValidationFailed(
-            _("Already a member."), fields={"email": [_("This person already belongs to the team.")]}
-        )
-    if user is None:
-        user = User(username=email[:150], email=email)
-        user.set_unusable_password()
-        user.save()
-    membership = CustomerMembership.objects.create(customer=customer, user=user, role=role)
-    inviter = getattr(actor, "email", "") or str(actor or "")
-    # Sent by a task once the invitation is saved: a mail server failure is retried there and never
-    # undoes (or errors) the invitation.
-    transaction.on_commit(lambda: _portal_email_enqueue("customer_invitation_email_task", membership.pk, inviter))
-    return membership
 
 
 @transaction.atomic

@@ -11,8 +11,8 @@ from celery import shared_task
 
 from apps.core.queue import enqueue
 
+from .invitations import customer_invitation_email_send
 from .services import (
-    customer_invitation_email_send,
     portal_login_link_email_send,
     portal_login_link_recipients,
     portal_password_reset_email_send,
@@ -59,17 +59,17 @@ def portal_login_link_email_task(self, user_id: int) -> bool:
 
 
 @shared_task(
-    name="apps.accounts.tasks.customer_invitation_email_task",
+    name="apps.accounts.tasks.customer_invitation_send_task",
     bind=True,
     time_limit=120,
     soft_time_limit=100,
     max_retries=EMAIL_MAX_RETRIES,
 )
-def customer_invitation_email_task(self, membership_id: int, inviter: str) -> bool:
+def customer_invitation_send_task(self, invitation_id: int) -> bool:
     return _send_or_retry(
         self,
-        f"invitation of membership {membership_id}",
-        lambda: customer_invitation_email_send(membership_id=membership_id, inviter=inviter),
+        f"invitation {invitation_id}",
+        lambda: customer_invitation_email_send(invitation_id=invitation_id),
     )
 
 

@@ -34,6 +34,13 @@ class NotFound(ApplicationError):
     http_status = 404
 
 
+class PermissionRefused(ApplicationError):
+    """The actor's role does not allow this (e.g. a field of a write it may otherwise make)."""
+
+    code = "permission_denied"
+    http_status = 403
+
+
 class InvalidTransition(ApplicationError):
     code = "invalid_transition"
     http_status = 409

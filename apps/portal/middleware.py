@@ -1,9 +1,11 @@
 """Finds the customer a portal request acts for and speaks that customer user's language.
 
 For `/portal/` and `/api/v1/portal/`, `request.portal_membership` is the signed-in user's membership of
-the customer picked in this session (`portal_customer_id`), or of their first customer; None when they
-belong to none. The portal's language is the user's choice for that customer, else the customer's.
-Other paths (the admin, the staff API) are left to `LocaleMiddleware`: the staff user's language.
+the customer picked in this session (`portal_customer_id`), or of their only customer; None when they
+belong to none, or on the portal's pages when they belong to several and have not chosen (the pages
+send them to the chooser; the customer API takes the first, or `X-Customer-Id`). The portal's
+language is the user's choice for that customer, else the customer's. Other paths (the admin, the
+staff API) are left to `LocaleMiddleware`: the staff user's language.
 """
 
 from django.utils import translation
@@ -14,7 +16,11 @@ SESSION_KEY = "portal_customer_id"
 PORTAL_PREFIXES = ("/portal/", "/api/v1/portal/")
 
 
-def membership_for_request(request, customer_id=None):
+def membership_for_request(request, customer_id=None, *, first_of_several=True):
+    """The membership the request acts for: of `customer_id`, else of the customer picked in this
+    session, else the user's only one. For a user of several customers who has picked none: the
+    first (the customer API's documented default), or None with `first_of_several=False` (the
+    portal's pages, which send the user to choose)."""
     memberships = customer_memberships_for_user(user=request.user)
     wanted = customer_id if customer_id is not None else request.session.get(SESSION_KEY)
     membership = None
@@ -23,7 +29,10 @@ def membership_for_request(request, customer_id=None):
             membership = memberships.filter(customer_id=int(wanted)).first()
         except (TypeError, ValueError):
             membership = None
-    return membership or memberships.first()
+    if membership is not None or first_of_several:
+        return membership or memberships.first()
+    first_two = list(memberships[:2])
+    return first_two[0] if len(first_two) == 1 else None
 
 
 class PortalMiddleware:
@@ -33,7 +42,8 @@ class PortalMiddleware:
     def __call__(self, request):
         request.portal_membership = None
         if request.path.startswith(PORTAL_PREFIXES) and request.user.is_authenticated:
-            membership = membership_for_request(request)
+            # A user of several customers chooses on the portal's pages (never the first by name).
+            membership = membership_for_request(request, first_of_several=not request.path.startswith("/portal/"))
             request.portal_membership = membership
             if membership is not None:
                 language = membership.portal_language

@@ -20,6 +20,8 @@ urlpatterns = [
     ),
     path("password/reset/done/", views.PortalPasswordResetCompleteView.as_view(), name="password-reset-complete"),
     path("switch/", views.switch_customer, name="switch"),
+    path("choose/", views.choose_customer, name="choose"),
+    path("invitations/<str:token>/", views.invitation, name="invitation"),
     path("language/", views.set_language, name="language"),
     path("invoices/", views.invoice_list, name="invoices"),
     path("invoices/<str:invoice_id>/", views.invoice_detail, name="invoice"),
@@ -42,4 +44,9 @@ urlpatterns = [
     path("api-tokens/<str:token_id>/revoke/", views.api_token_revoke, name="api-token-revoke"),
     path("team/", views.team, name="team"),
     path("team/<int:membership_id>/remove/", views.team_remove, name="team-remove"),
+    path(
+        "team/invitations/<int:invitation_id>/revoke/",
+        views.team_invitation_revoke,
+        name="team-invitation-revoke",
+    ),
 ]

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib import messages
@@ -26,6 +27,16 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from apps.accounts.constants import PORTAL_ROLE_ACTIONS, PortalLanguage
+from apps.accounts.invitations import (
+    AccountExists,
+    customer_invitation_accept,
+    customer_invitation_accept_with_new_account,
+    customer_invitation_create,
+    customer_invitation_for_token,
+    customer_invitation_list_for_customer,
+    customer_invitation_revoke,
+    customer_invitations_for_user,
+)
 from apps.accounts.selectors import (
     customer_memberships_for_user,
     customer_now,
@@ -36,7 +47,6 @@ from apps.accounts.services import (
     customer_billing_details_update,
     customer_membership_language_set,
     customer_membership_remove,
-    customer_user_invite,
     portal_login_link_send,
     portal_token_create,
     portal_token_revoke,
@@ -49,7 +59,7 @@ from apps.billing.services import (
     subscription_resume,
     subscription_upcoming_invoice,
 )
-from apps.core.errors import ApplicationError, NotFound
+from apps.core.errors import ApplicationError, NotFound, PermissionRefused
 from apps.core.network import client_address
 from apps.core.rate_limits import rate_limit_hit
 from apps.invoices.constants import ChangeTiming
@@ -116,6 +126,9 @@ def portal_view(action: str = "read", feature: str | None = None) -> Callable:
                 return redirect(f"{LOGIN_URL}?{REDIRECT_FIELD_NAME}={request.get_full_path()}")
             membership = request.portal_membership
             if membership is None:
+                if _has_a_choice(request.user):
+                    # Several customers and none picked yet, or invitations to answer: the user chooses.
+                    return redirect(f"{reverse('portal:choose')}?next={quote(request.get_full_path())}")
                 return render(request, "portal/no_access.html", _base_context(request, None), status=403)
             configuration = portal_configuration()
             if feature is not None and not getattr(configuration, feature):
@@ -148,6 +161,9 @@ def _base_context(request, membership, configuration=None) -> dict[str, Any]:
         "can_manage_team": "manage_team" in allowed,
         "cards_enabled": configuration.payment_methods_enabled and stripe_enabled(),
         "languages": PortalLanguage.choices,
+        "invitation_count": (
+            customer_invitations_for_user(user=request.user).count() if request.user.is_authenticated else 0
+        ),
     }
 
 
@@ -294,6 +310,113 @@ def password(request, membership, configuration):
         messages.success(request, _("Your password is saved."))
         return redirect("portal:dashboard")
     return _render(request, "portal/password.html", membership, configuration, {"form": form})
+
+
+def _has_a_choice(user) -> bool:
+    """Whether a signed-in user without a customer picked has one to pick: memberships (then several)
+    or open invitations."""
+    return customer_memberships_for_user(user=user).exists() or customer_invitations_for_user(user=user).exists()
+
+
+def _portal_next(request, default: str = "") -> str:
+    """Where to go after a choice: a portal page of this site, else the overview."""
+    next_url = request.POST.get("next") or request.GET.get("next") or default
+    if next_url.startswith("/portal/") and url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return next_url
+    return reverse("portal:dashboard")
+
+
+def choose_customer(request):
+    """After sign-in, a user of several customers picks the one to work in (none is picked for them),
+    and anyone answers the invitations addressed to them: accepting one joins that customer."""
+    if not request.user.is_authenticated:
+        return redirect(f"{LOGIN_URL}?{REDIRECT_FIELD_NAME}={quote(request.get_full_path())}")
+    error = ""
+    status = 200
+    if request.method == "POST":
+        if "customer" in request.POST:
+            try:
+                customer_id = int(request.POST["customer"])
+            except ValueError:
+                raise Http404("No such customer.") from None
+            if not customer_memberships_for_user(user=request.user).filter(customer_id=customer_id).exists():
+                raise Http404("No such customer.")
+            request.session[SESSION_KEY] = customer_id
+            return redirect(_portal_next(request))
+        try:
+            invitation_id = int(request.POST.get("invitation", ""))
+        except ValueError:
+            raise Http404("No such invitation.") from None
+        if not customer_invitations_for_user(user=request.user).filter(pk=invitation_id).exists():
+            raise Http404("No such invitation.")
+        try:
+            joined = customer_invitation_accept(invitation_id=invitation_id, user=request.user)
+        except ApplicationError as exc:
+            error, status = exc.message, 403 if isinstance(exc, PermissionRefused) else 400
+        else:
+            return _joined(request, joined)
+    choices = list(customer_memberships_for_user(user=request.user))
+    invitations = list(customer_invitations_for_user(user=request.user))
+    if not choices and not invitations:
+        return render(request, "portal/no_access.html", _base_context(request, None), status=403)
+    context = {
+        **_base_context(request, None),
+        "choices": choices,
+        "invitations": invitations,
+        "next": _portal_next(request),
+        "error": error,
+    }
+    return render(request, "portal/choose.html", context, status=status)
+
+
+def _joined(request, membership):
+    """After accepting an invitation: work in the customer just joined."""
+    request.session[SESSION_KEY] = membership.customer_id
+    messages.success(request, _("You joined the billing account of %(name)s.") % {"name": membership.customer.name})
+    if not request.user.has_usable_password():
+        messages.info(request, _("Set a password to sign in without a link next time."))
+        return redirect("portal:password")
+    return redirect("portal:dashboard")
+
+
+def invitation(request, token):
+    """Where an invitation's link lands. Accepting (a POST) needs the invitee: signed in with the
+    invited address, or, for an address without an account, the link itself (which makes the account).
+    Nothing is joined by opening the link."""
+    from django.contrib.auth import get_user_model, login
+
+    try:
+        invitation = customer_invitation_for_token(token=token)
+    except ApplicationError:
+        return render(request, "portal/invitation_invalid.html", _base_context(request, None), status=404)
+    user = request.user
+    error, status = "", 200
+    if request.method == "POST":
+        try:
+            if user.is_authenticated:
+                joined = customer_invitation_accept(invitation_id=invitation.pk, user=user)
+            else:
+                user, joined = customer_invitation_accept_with_new_account(token=token)
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        except AccountExists:
+            return redirect(f"{LOGIN_URL}?{REDIRECT_FIELD_NAME}={quote(request.path)}")
+        except ApplicationError as exc:
+            error, status = exc.message, 403 if isinstance(exc, PermissionRefused) else 400
+        else:
+            return _joined(request, joined)
+    signed_in = user.is_authenticated
+    context = {
+        **_base_context(request, None),
+        "invitation": invitation,
+        "error": error,
+        "wrong_account": signed_in and (user.is_staff or (user.email or "").strip().lower() != invitation.email),
+        "sign_in_first": not signed_in and get_user_model().objects.filter(email__iexact=invitation.email).exists(),
+    }
+    response = render(request, "portal/invitation.html", context, status=status)
+    response.headers["Cache-Control"] = "no-store"  # the link's token is in the URL
+    return response
 
 
 @require_POST
@@ -603,22 +726,40 @@ def billing_details(request, membership, configuration):
 
 @portal_view(action="manage_team", feature="team_enabled")
 def team(request, membership, configuration):
+    """The team and its open invitations. Inviting answers the same for any address (known or not,
+    a customer user's or a staff account's): the invitee joins only by accepting."""
     form = InviteForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            customer_user_invite(customer_id=membership.customer_id, actor=request.user, **form.cleaned_data)
+            customer_invitation_create(customer_id=membership.customer_id, actor=request.user, **form.cleaned_data)
         except ApplicationError as exc:
             add_application_error(form, exc)
         else:
-            messages.success(request, _("Invitation sent to %(email)s.") % {"email": form.cleaned_data["email"]})
+            messages.success(
+                request,
+                _("%(email)s is invited: they join the team once they accept the invitation we email them.")
+                % {"email": form.cleaned_data["email"]},
+            )
             return redirect("portal:team")
-    return _render(
-        request,
-        "portal/team.html",
-        membership,
-        configuration,
-        {"form": form, "team": list(customer_team_list(customer_id=membership.customer_id))},
-    )
+    context = {
+        "form": form,
+        "team": list(customer_team_list(customer_id=membership.customer_id)),
+        "invitations": list(customer_invitation_list_for_customer(customer_id=membership.customer_id)),
+    }
+    return _render(request, "portal/team.html", membership, configuration, context)
+
+
+@require_POST
+@portal_view(action="manage_team", feature="team_enabled")
+def team_invitation_revoke(request, membership, configuration, invitation_id):
+    try:
+        customer_invitation_revoke(invitation_id=invitation_id, customer_id=membership.customer_id)
+        messages.success(request, _("The invitation is revoked: its link no longer works."))
+    except NotFound:
+        raise
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("portal:team")
 
 
 @require_POST

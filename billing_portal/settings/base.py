@@ -146,6 +146,8 @@ AUTHENTICATION_BACKENDS = [
 ]
 SESAME_MAX_AGE = env.int("PORTAL_LOGIN_LINK_MAX_AGE", default=15 * 60)
 SESAME_ONE_TIME = True
+# How long an invitation to a customer's portal team stays open (seconds; default 7 days).
+PORTAL_INVITATION_MAX_AGE = env.int("PORTAL_INVITATION_MAX_AGE", default=7 * 24 * 3600)
 # After AXES_FAILURE_LIMIT failed logins (admin or portal) for one username from one address, that pair is locked out
 # for AXES_COOLOFF_MINUTES (429); a successful login resets the count.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
@@ -296,7 +298,7 @@ CELERY_TASK_ROUTES = {
     "apps.invoices.tasks.invoice_email_task": {"queue": "email"},
     "apps.accounts.tasks.portal_login_link_request_task": {"queue": "email"},
     "apps.accounts.tasks.portal_login_link_email_task": {"queue": "email"},
-    "apps.accounts.tasks.customer_invitation_email_task": {"queue": "email"},
+    "apps.accounts.tasks.customer_invitation_send_task": {"queue": "email"},
     "apps.accounts.tasks.portal_password_reset_request_task": {"queue": "email"},
     "apps.accounts.tasks.portal_password_reset_email_task": {"queue": "email"},
     "apps.webhooks.tasks.webhook_events_collect_task": {"queue": "webhooks"},

@@ -55,7 +55,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         customer = self.get_object()
         serializer = CustomerUpdateInputSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        services.customer_update(customer_id=customer.pk, **serializer.validated_data)
+        services.customer_update(customer_id=customer.pk, actor=request.user, **serializer.validated_data)
         return Response(CustomerOutputSerializer(self.get_queryset().get(pk=customer.pk)).data)
 
     @extend_schema(responses={200: CustomerBalanceOutputSerializer, **error_responses(404)}, summary="Credit balance")

@@ -1,16 +1,14 @@
-"""Staff roles: the groups exist with the permissions of apps/accounts/roles.py, and each role can do
-exactly what docs/roles.md says in the admin and the API (allowed → not 403; denied → 403)."""
+"""Staff roles: the groups exist with the permissions of apps/accounts/roles.py, and the main admin
+pages render for the roles docs/roles.md allows (200) and refuse the others (403), with real objects.
+test_role_matrix.py walks every API endpoint, admin page, action and customer field."""
 
 import pytest
 from django.apps import apps
-from django.contrib import admin
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
-from django.test import RequestFactory
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
-from apps.accounts.models import Customer
 from apps.accounts.roles import (
     AUDITOR,
     BILLING_OPERATOR,
@@ -22,7 +20,6 @@ from apps.accounts.roles import (
 )
 from apps.accounts.tests.factories import CustomerFactory, UserFactory
 from apps.invoices.tests.factories import make_open_invoice
-from apps.webhooks.models import WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
@@ -67,7 +64,7 @@ def test_role_permissions_at_a_glance():
     assert perms_of(SU) == {
         "accounts.view_customer", "accounts.change_customer", "accounts.view_billingcontact",
         "accounts.change_billingcontact", "accounts.add_billingcontact", "accounts.view_customermembership",
-        "accounts.change_customermembership",
+        "accounts.view_customerinvitation",
         "catalog.view_product", "catalog.view_plan", "catalog.view_planversion", "catalog.view_charge",
         "catalog.view_price", "catalog.view_coupon",
         "subscriptions.view_subscription", "subscriptions.view_subscriptionevent", "subscriptions.view_scheduledchange",
@@ -147,63 +144,6 @@ def test_admin_matrix(client, invoice, role, page, url, allowed):
     response = client.get(url(invoice))
 
     assert response.status_code == (200 if role in allowed else 403), page
-
-
-ADMIN_ACTIONS = [
-    # (model, action, roles offered it)
-    ("invoices.Invoice", "void_selected", {FA, BO}),
-    ("invoices.Invoice", "finalize_selected", {FA, BO}),
-    ("accounts.ApiKey", "revoke", {FA}),
-    ("webhooks.WebhookDelivery", "redeliver", {FA}),
-    ("webhooks.WebhookEndpoint", "roll_secret", {FA}),
-]
-
-
-@pytest.mark.parametrize("role", [FA, BO, AU, SU])
-@pytest.mark.parametrize(("model", "action", "allowed"), ADMIN_ACTIONS, ids=[a[1] for a in ADMIN_ACTIONS])
-def test_admin_action_matrix(role, model, action, allowed):
-    request = RequestFactory().get("/admin/")
-    request.user = staff_in(role)
-
-    actions = admin.site.get_model_admin(apps.get_model(model)).get_actions(request)
-
-    assert (action in actions) == (role in allowed)
-
-
-API_CALLS = [
-    # (description, method, path, body, roles allowed)
-    ("list customers", "get", "/api/v1/customers", None, ALL),
-    ("create customer", "post", "/api/v1/customers", {}, {FA, BO}),
-    ("change customer", "patch", f"/api/v1/customers/{MISSING}", {}, {FA, BO, SU}),
-    ("list invoices", "get", "/api/v1/invoices", None, ALL),
-    ("void invoice", "post", f"/api/v1/invoices/{MISSING}/void", {}, {FA, BO}),
-    ("list payments", "get", "/api/v1/payments", None, ALL),
-    ("record payment", "post", "/api/v1/payments", {}, {FA, BO}),
-    ("list tax rates", "get", "/api/v1/tax-rates", None, {FA, BO, AU}),
-    ("create tax rate", "post", "/api/v1/tax-rates", {}, {FA}),
-    ("create plan", "post", "/api/v1/plans", {}, {FA}),
-    ("list webhook endpoints", "get", "/api/v1/webhook-endpoints", None, {FA, AU}),
-    ("create webhook endpoint", "post", "/api/v1/webhook-endpoints", {}, {FA}),
-    ("list webhook deliveries", "get", "/api/v1/webhook-deliveries", None, {FA, AU}),
-    ("redeliver", "post", f"/api/v1/webhook-deliveries/{MISSING}/redeliver", {}, {FA}),
-]
-
-
-@pytest.mark.parametrize("role", [FA, BO, AU, SU])
-@pytest.mark.parametrize(("call", "method", "path", "body", "allowed"), API_CALLS, ids=[c[0] for c in API_CALLS])
-def test_api_matrix(api_client, role, call, method, path, body, allowed):
-    token = Token.objects.create(user=staff_in(role))
-    customers, deliveries = Customer.objects.count(), WebhookDelivery.objects.count()
-
-    response = getattr(api_client, method)(path, body, HTTP_AUTHORIZATION=f"Token {token.key}")
-
-    if role in allowed:
-        # Allowed: the request gets through to validation or lookup (the bodies are empty on purpose).
-        assert response.status_code in {200, 400, 404}, (call, response.status_code, response.json())
-    else:
-        assert response.status_code == 403, (call, response.status_code)
-        assert response.json()["code"] == "permission_denied"
-    assert (Customer.objects.count(), WebhookDelivery.objects.count()) == (customers, deliveries)
 
 
 def test_staff_without_a_role_gets_nothing(client, api_client):

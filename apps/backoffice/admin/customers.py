@@ -8,7 +8,17 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from apps.accounts.models import ApiKey, BillingContact, Customer, CustomerMembership, PortalToken, TestClock
+from apps.accounts.invitations import customer_invitation_create, customer_invitation_revoke
+from apps.accounts.models import (
+    ApiKey,
+    BillingContact,
+    Customer,
+    CustomerInvitation,
+    CustomerMembership,
+    PortalToken,
+    TestClock,
+)
+from apps.accounts.permissions import CUSTOMER_BILLING_FIELDS, customer_fields_refused
 from apps.accounts.selectors import customer_now
 from apps.accounts.services import (
     CUSTOMER_EDITABLE_FIELDS,
@@ -21,6 +31,7 @@ from apps.accounts.services import (
 )
 from apps.billing.services.test_clocks import test_clock_advance
 from apps.catalog.pricing import format_price
+from apps.core import clock
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
 from apps.core.errors import ApplicationError
 from apps.invoices.admin_inlines import InvoiceSummaryInline
@@ -32,13 +43,37 @@ from apps.usage.reports import usage_daily
 
 
 class CustomerMembershipInline(admin.TabularInline):
+    """A customer's portal users. They join by accepting an invitation (Portal invitations), never
+    added here; a membership's user is never changed (that would hand the customer to someone else)."""
+
     model = CustomerMembership
     fields = ["user", "role", "language", "created_at"]
-    readonly_fields = ["created_at"]
-    autocomplete_fields = ["user"]
+    readonly_fields = ["user", "created_at"]
     extra = 0
     verbose_name = "portal user"
-    verbose_name_plural = "portal users"
+    verbose_name_plural = "portal users (they join by accepting an invitation)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class CustomerInvitationInline(ReadOnlyInline):
+    """Invitations to the customer's portal team (made and revoked in Accounts › Portal invitations)."""
+
+    model = CustomerInvitation
+    fields = ["email", "role", "state", "invited_by", "created_at", "expires_at"]
+    readonly_fields = ["state"]
+    verbose_name_plural = "portal invitations (invite or revoke in Accounts › Portal invitations)"
+
+    @admin.display(description="state")
+    def state(self, invitation: CustomerInvitation) -> str:
+        return _invitation_badge(invitation)
+
+
+def _invitation_badge(invitation: CustomerInvitation) -> str:
+    state = invitation.status_at(clock.now())
+    tone = {"pending": "info", "accepted": "success", "revoked": "danger"}.get(state, "neutral")
+    return status_badge(CustomerInvitation.Status(state).label, tone)
 
 
 class BillingContactInline(admin.TabularInline):
@@ -112,6 +147,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
     inlines = [
         BillingContactInline,
         CustomerMembershipInline,
+        CustomerInvitationInline,
         CustomerSubscriptionInline,
         CustomerInvoiceInline,
         CustomerPaymentInline,
@@ -124,7 +160,8 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
         customer = self.get_object(request, unquote(object_id))
         extra_context = dict(extra_context or {})
         if customer is not None:
-            extra_context["usage_charts"] = usage_daily(customer=customer, now=customer_now(customer))
+            if request.user.has_perm("usage.view_usageevent"):
+                extra_context["usage_charts"] = usage_daily(customer=customer, now=customer_now(customer))
             if request.user.has_perm("payments.add_payment"):
                 extra_context["record_payment_url"] = reverse("admin:payments_payment_add") + f"?customer={customer.pk}"
         return super().change_view(request, object_id, form_url, extra_context)
@@ -135,6 +172,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
             # The billing currency is fixed once the customer exists (prices, invoices and
             # subscriptions all depend on it).
             readonly += ["currency", "test_clock"]
+            readonly += customer_fields_refused(actor=request.user, fields=CUSTOMER_BILLING_FIELDS)
         return readonly
 
     def get_fieldsets(self, request, obj=None):
@@ -144,7 +182,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def get_inlines(self, request, obj):
         if obj is None:
-            return [BillingContactInline, CustomerMembershipInline]
+            return [BillingContactInline]
         return self.inlines
 
     @admin.display(description="billing")
@@ -171,7 +209,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
         if change:
             changes = {name: data[name] for name in form.changed_data if name in CUSTOMER_EDITABLE_FIELDS}
             if changes:
-                adopt(obj, self.call_service(customer_update, customer_id=obj.pk, **changes))
+                adopt(obj, self.call_service(customer_update, customer_id=obj.pk, actor=request.user, **changes))
         else:
             fields = {name: data[name] for name in CUSTOMER_EDITABLE_FIELDS if name in data}
             adopt(
@@ -362,3 +400,70 @@ class PortalTokenAdmin(admin.ModelAdmin):
         for token in queryset:
             portal_token_revoke(membership_id=token.membership_id, token_id=token.pk)
         self.message_user(request, f"{queryset.count()} token(s) revoked; requests with them are refused.")
+
+
+class CustomerInvitationAddForm(forms.ModelForm):
+    class Meta:
+        model = CustomerInvitation
+        fields = ["customer", "email", "role"]
+
+
+@admin.register(CustomerInvitation)
+class CustomerInvitationAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """Invitations to customers' portal teams. Staff invite someone by email (e.g. a new customer's
+    first owner); they join only by accepting. Revoked or accepted invitations stay for the record."""
+
+    list_display = ["email", "customer", "role", "state", "invited_by", "created_at", "expires_at"]
+    list_filter = ["role", ("accepted_at", admin.EmptyFieldListFilter), ("revoked_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["customer", "invited_by"]
+    search_fields = ["email", "customer__name"]
+    autocomplete_fields = ["customer"]
+    fields = ["customer", "email", "role", "state", "invited_by", "created_at", "expires_at", "accepted_at",
+              "accepted_by", "revoked_at"]  # fmt: skip
+    readonly_fields = ["state", "invited_by", "created_at", "expires_at", "accepted_at", "accepted_by", "revoked_at"]
+    actions = ["revoke"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = CustomerInvitationAddForm
+            kwargs["fields"] = ["customer", "email", "role"]
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ["customer", "email", "role"] if obj is None else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields if obj is not None else []  # an invitation never changes; revoke it
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.display(description="state")
+    def state(self, invitation: CustomerInvitation) -> str:
+        return _invitation_badge(invitation)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        data = form.cleaned_data
+        invitation = self.call_service(
+            customer_invitation_create,
+            customer_id=data["customer"].pk,
+            email=data["email"],
+            role=data["role"],
+            actor=request.user,
+        )
+        adopt(obj, invitation)
+
+    @admin.action(description="Revoke the selected invitations", permissions=["change"])
+    def revoke(self, request, queryset):
+        revoked = 0
+        for invitation in queryset.filter(accepted_at__isnull=True):
+            customer_invitation_revoke(invitation_id=invitation.pk)
+            revoked += 1
+        self.message_user(request, f"{revoked} invitation(s) revoked; their links no longer work.")

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.contrib import admin
 from django.utils.html import format_html
+from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
 from apps.core import clock
@@ -36,13 +37,20 @@ admin.site.unregister(PeriodicTask)
 
 
 @admin.register(PeriodicTask)
-class ScheduledWorkAdmin(admin.ModelAdmin):
+class ScheduledWorkAdmin(PeriodicTaskAdmin):
+    """Read-only for everyone; django-celery-beat's list actions (enable, disable, toggle, run now) stay
+    for whoever holds the change permission (superusers: no role has it, docs/roles.md)."""
+
+    WRITE_ACTIONS = ("enable_tasks", "disable_tasks", "toggle_tasks", "run_tasks")
     list_display = ["name", "what_it_does", "when", "enabled", "last_run_at", "next_run", "total_run_count"]
     list_filter = ["enabled"]
     search_fields = ["name", "task"]
     ordering = ["name"]
-    fields = ["name", "what_it_does", "task", "when", "enabled", "last_run_at", "next_run", "total_run_count"]
-    readonly_fields = fields
+    fieldsets = [
+        (None, {"fields": ["name", "what_it_does", "task", "when", "enabled", "last_run_at", "next_run",
+                           "total_run_count"]}),
+    ]  # fmt: skip
+    readonly_fields = ["name", "what_it_does", "task", "when", "enabled", "last_run_at", "next_run", "total_run_count"]
 
     @admin.display(description="what it does")
     def what_it_does(self, task: PeriodicTask) -> str:
@@ -66,8 +74,12 @@ class ScheduledWorkAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # jobs are declared in settings and installed by the scheduler
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not self.has_change_permission(request):
+            for name in self.WRITE_ACTIONS:
+                actions.pop(name, None)
+        return actions
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -6,7 +6,7 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from apps.accounts.models import Customer, CustomerMembership
+from apps.accounts.models import Customer, CustomerInvitation, CustomerMembership
 from apps.accounts.tests.factories import UserFactory
 from apps.subscriptions.models import Subscription
 
@@ -185,20 +185,31 @@ def test_viewer_reads_but_cannot_change(client, world):
 
 
 def test_owner_invites_a_teammate(client, world, django_capture_on_commit_callbacks, eager_tasks):
+    """Inviting makes a pending invitation and emails its link; nobody joins before accepting
+    (test_invitations.py walks the acceptance)."""
     client.force_login(world.a.user)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(reverse("portal:team"), {"email": "New.Person@Alpha.example", "role": "billing"})
     assert response.status_code == 302
-    membership = CustomerMembership.objects.get(customer=world.a.customer, user__email="new.person@alpha.example")
-    assert membership.role == "billing"
-    assert not membership.user.has_usable_password()
+    invitation = CustomerInvitation.objects.get(customer=world.a.customer)
+    assert (invitation.email, invitation.role, invitation.invited_by) == (
+        "new.person@alpha.example",
+        "billing",
+        world.a.user,
+    )
+    assert not CustomerMembership.objects.filter(user__email="new.person@alpha.example").exists()
     assert mail.outbox[0].to == ["new.person@alpha.example"]
-    assert "/portal/login/magic/?sesame=" in mail.outbox[0].body
+    assert "/portal/invitations/" in mail.outbox[0].body
+    assert "/portal/login/magic/" not in mail.outbox[0].body
 
 
-def test_user_of_two_customers_switches(client, world):
+def test_user_of_two_customers_chooses_then_switches(client, world):
     CustomerMembership.objects.create(customer=world.b.customer, user=world.a.user, role="viewer")
     client.force_login(world.a.user)
+    response = client.get(reverse("portal:dashboard"))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("portal:choose") + "?next=/portal/"
+    client.post(reverse("portal:choose"), {"customer": world.a.customer.pk, "next": "/portal/"})
     assert "Alpha Labs" in _text(client.get(reverse("portal:dashboard")))
     client.post(reverse("portal:switch"), {"customer": world.b.customer.pk})
     page = client.get(reverse("portal:invoices")).content.decode()

@@ -19,6 +19,7 @@ from apps.core.api.schema import error_responses
 from apps.core.api.serializers import format_decimal
 from apps.core.errors import NotFound, ValidationFailed
 from apps.subscriptions.models import Subscription
+from apps.usage.models import UsageEvent
 from apps.usage.selectors import usage_for_customer_period
 from apps.usage.services import usage_events_ingest
 
@@ -90,7 +91,8 @@ class CustomerUsageView(APIView):
     """Staff: a customer's usage so far in the current period of its subscriptions, per metric."""
 
     permission_classes = [StaffModelPermissions]
-    queryset = Customer.objects.none()  # for the model permission (accounts.view_customer)
+    # For the model permission: reading usage (usage.view_usageevent), not only the customer.
+    queryset = UsageEvent.objects.none()
 
     @extend_schema(responses={200: CustomerUsageOutputSerializer, **error_responses(401, 403, 404)}, summary="Usage")
     def get(self, request, pk: int):

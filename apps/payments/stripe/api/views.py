@@ -11,6 +11,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.response import Response
 
+from apps.accounts.permissions import CUSTOMER_BILLING_PERMISSION
 from apps.accounts.selectors import customer_list
 from apps.core.api.schema import error_responses
 from apps.core.idempotency import idempotent
@@ -35,12 +36,14 @@ from .serializers import (
 class CustomerPaymentMethodViewSet(viewsets.ViewSet):
     """A customer's cards (Stripe): list, add through a SetupIntent, make default, remove."""
 
+    # A customer's cards are a money matter: changing them needs the billing permission, not only
+    # the customer's (apps/accounts/permissions.py).
     action_permissions = {
         "list": ["accounts.view_customer"],
-        "create": ["accounts.change_customer"],
-        "setup_intent": ["accounts.change_customer"],
-        "make_default": ["accounts.change_customer"],
-        "destroy": ["accounts.change_customer"],
+        "create": [CUSTOMER_BILLING_PERMISSION],
+        "setup_intent": [CUSTOMER_BILLING_PERMISSION],
+        "make_default": [CUSTOMER_BILLING_PERMISSION],
+        "destroy": [CUSTOMER_BILLING_PERMISSION],
     }
 
     def _customer_id(self) -> int:

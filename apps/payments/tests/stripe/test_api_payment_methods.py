@@ -108,7 +108,9 @@ def test_card_payments_off_is_a_conflict(settings, api_client, superuser):
         ("not staff", None, 403, 403),
         ("staff without permission", [], 403, 403),
         ("staff who may view", ["accounts.view_customer"], 200, 403),
-        ("staff who may change", ["accounts.view_customer", "accounts.change_customer"], 200, 201),
+        # A customer's cards are a money matter (docs/roles.md): changing the customer is not enough.
+        ("staff who may change the customer", ["accounts.view_customer", "accounts.change_customer"], 200, 403),
+        ("staff who may change its billing", ["accounts.view_customer", "accounts.change_customer_billing"], 200, 201),
     ],
 )
 def test_permission_matrix(localstripe, api_client, make_staff, who, perms, list_status, add_status):

@@ -191,3 +191,50 @@ def test_no_page_scrolls_sideways_on_a_phone(page, world, localstripe, language)
         assert response.status == 200, path
         width = _page_width(page)
         assert width["scroll"] <= width["inner"], (path, width)
+
+
+def test_an_invitation_is_accepted_by_the_invitee_who_then_chooses_where_to_work(page, world, eager_tasks):
+    """An owner invites another customer's owner: nothing changes for the invitee until they accept on
+    the chooser; from then on they pick a customer after signing in."""
+    _sign_in(page, world.a.user)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Team").click()
+    page.get_by_label("Email").fill(world.b.user.email)
+    page.get_by_label("Role").select_option("viewer")
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page.get_by_role("button", name=f"Revoke the invitation of {world.b.user.email}")).to_be_visible()
+    assert axe_violations(page) == []
+    page.get_by_role("button", name="Sign out").click()
+
+    _sign_in(page, world.b.user)  # lands in their own customer
+    page.get_by_test_id("invitations-waiting").get_by_role("link").click()
+    expect(page.get_by_role("heading", name="Choose a billing account", level=1)).to_be_visible()
+    assert axe_violations(page) == []
+    page.get_by_role("button", name="Accept and join Alpha Labs").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Alpha Labs")
+    page.get_by_role("button", name="Sign out").click()
+
+    page.get_by_label("Username or email").fill(world.b.user.username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Choose a billing account", level=1)).to_be_visible()
+    page.get_by_role("button", name="Beta Works").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Beta Works")
+
+
+def test_a_new_teammate_accepts_from_the_emailed_link(page, world, eager_tasks):
+    from django.core import mail
+
+    _sign_in(page, world.a.user)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Team").click()
+    page.get_by_label("Email").fill("new.person@alpha.example")
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page.get_by_text("new.person@alpha.example is invited")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+    link = re.search(r"(/portal/invitations/\S+/)", mail.outbox[-1].body).group(1)
+
+    page.goto(link)
+    expect(page.get_by_role("heading", name="Join the billing account of Alpha Labs", level=1)).to_be_visible()
+    assert axe_violations(page) == []
+    page.get_by_role("button", name="Accept the invitation").click()
+    expect(page.get_by_text("You joined the billing account of Alpha Labs.")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/portal/password/$"))
