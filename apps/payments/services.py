@@ -21,6 +21,7 @@ from djmoney.money import Money
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_now
 from apps.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from apps.core.events import acting_user
 from apps.core.money import has_more_decimals_than_currency, quantize_amount
 from apps.invoices.constants import (
     INVOICE_REOPEN_TRANSITIONS,
@@ -114,10 +115,6 @@ def _ensure_transition(payment: Payment, target: str) -> None:
 
 def _on_commit_send(signal, **kwargs: Any) -> None:
     transaction.on_commit(lambda: signal.send(sender=Payment, **kwargs), robust=True)
-
-
-def _actor(actor):
-    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
 
 
 # --- validation --------------------------------------------------------------------------------------
@@ -361,7 +358,7 @@ def payment_record_manual(
     payment = Payment.objects.create(
         customer=customer, provider=PaymentProvider.MANUAL, method=method, amount=Money(value, customer.currency),
         status=PaymentStatus.SUCCEEDED, reference=reference or "", received_at=received_at,
-        created_by=_actor(actor),
+        created_by=acting_user(actor),
     )  # fmt: skip
     payment_event_record(
         payment=payment, type=PaymentEventType.CREATED, actor=actor, occurred_at=now,
@@ -544,7 +541,7 @@ def payment_create_pending(
         with transaction.atomic():
             payment = Payment.objects.create(
                 customer=customer, provider=provider, method=method, amount=Money(value, customer.currency),
-                status=PaymentStatus.PENDING, idempotency_key=idempotency_key or "", created_by=_actor(actor),
+                status=PaymentStatus.PENDING, idempotency_key=idempotency_key or "", created_by=acting_user(actor),
             )  # fmt: skip
     except IntegrityError as exc:
         existing = Payment.objects.filter(idempotency_key=idempotency_key).first() if idempotency_key else None
@@ -771,7 +768,7 @@ def refund_create(
     refund = Refund.objects.create(
         payment=payment, credit_note=credit_note, amount=Money(value, payment.currency),
         status=RefundStatus.SUCCEEDED if manual else RefundStatus.PENDING, reason=reason or "",
-        reference=reference or "", succeeded_at=now if manual else None, created_by=_actor(actor),
+        reference=reference or "", succeeded_at=now if manual else None, created_by=acting_user(actor),
     )  # fmt: skip
     payment_event_record(
         payment=payment, type=PaymentEventType.REFUND_CREATED, actor=actor, occurred_at=now,

@@ -27,6 +27,7 @@ from apps.accounts.selectors import customer_now
 from apps.billing.services import subscription_cancel, subscription_pause
 from apps.core import clock
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
+from apps.core.events import domain_event_record
 from apps.core.money import quantize_amount
 from apps.core.validation import validate_instance
 from apps.invoices.constants import ChangeTiming, InvoiceStatus
@@ -67,10 +68,6 @@ CAMPAIGN_FIELDS = (
 DUNNABLE_STATUSES = (InvoiceStatus.OPEN,)
 
 
-def _actor(actor: Any) -> Any:
-    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
-
-
 def dunning_event_record(
     *,
     dunning: InvoiceDunning,
@@ -80,15 +77,16 @@ def dunning_event_record(
     action: PlannedAction | None = None,
     data: dict[str, Any] | None = None,
 ) -> InvoiceDunningEvent:
-    return InvoiceDunningEvent.objects.create(
+    return domain_event_record(
+        InvoiceDunningEvent,
         dunning=dunning,
         type=type,
         step=action.step if action is not None else None,
         action_kind=action.kind.value if action is not None else "",
         scheduled_at=action.at if action is not None else None,
         occurred_at=occurred_at,
-        actor=_actor(actor),
-        data=data or {},
+        actor=actor,
+        data=data,
     )
 
 
