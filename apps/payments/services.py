@@ -23,6 +23,7 @@ from apps.accounts.selectors import customer_now
 from apps.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
 from apps.core.events import acting_user
 from apps.core.money import has_more_decimals_than_currency, quantize_amount
+from apps.core.transitions import ensure_transition
 from apps.invoices.constants import (
     INVOICE_REOPEN_TRANSITIONS,
     UNPAID_STATUSES,
@@ -105,12 +106,13 @@ def invoice_owed(invoice: Invoice) -> Decimal:
 
 
 def _ensure_transition(payment: Payment, target: str) -> None:
-    if target not in PAYMENT_TRANSITIONS[payment.status]:
-        raise InvalidTransition(
-            f"Payment #{payment.pk} is {payment.get_status_display().lower()} and cannot become "
-            f"{PaymentStatus(target).label.lower()}.",
-            fields={"status": [f"Not allowed from {payment.status} to {target}."]},
-        )
+    ensure_transition(
+        payment,
+        target,
+        transitions=PAYMENT_TRANSITIONS,
+        status_enum=PaymentStatus,
+        describe=lambda: f"Payment #{payment.pk}",
+    )
 
 
 def _on_commit_send(signal, **kwargs: Any) -> None:
@@ -812,12 +814,13 @@ def _lock_refund(refund_id: int) -> tuple[Payment, Refund]:
 
 
 def _ensure_refund_transition(refund: Refund, target: str) -> None:
-    if target not in REFUND_TRANSITIONS[refund.status]:
-        raise InvalidTransition(
-            f"Refund #{refund.pk} is {refund.get_status_display().lower()} and cannot become "
-            f"{RefundStatus(target).label.lower()}.",
-            fields={"status": [f"Not allowed from {refund.status} to {target}."]},
-        )
+    ensure_transition(
+        refund,
+        target,
+        transitions=REFUND_TRANSITIONS,
+        status_enum=RefundStatus,
+        describe=lambda: f"Refund #{refund.pk}",
+    )
 
 
 @transaction.atomic

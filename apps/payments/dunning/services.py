@@ -29,6 +29,7 @@ from apps.core import clock
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
 from apps.core.events import domain_event_record
 from apps.core.money import quantize_amount
+from apps.core.transitions import ensure_transition
 from apps.core.validation import validate_instance
 from apps.invoices.constants import ChangeTiming, InvoiceStatus
 from apps.invoices.models import Invoice, InvoicedPeriod
@@ -404,12 +405,13 @@ def _lock(dunning_id: int, *, skip_locked: bool = False) -> InvoiceDunning:
 
 
 def _ensure_transition(dunning: InvoiceDunning, target: str) -> None:
-    if target not in DUNNING_TRANSITIONS[dunning.status]:
-        raise InvalidTransition(
-            f"The dunning of invoice {dunning.invoice} is {dunning.get_status_display().lower()} and cannot become "
-            f"{DunningStatus(target).label.lower()}.",
-            fields={"status": [f"Not allowed from {dunning.status} to {target}."]},
-        )
+    ensure_transition(
+        dunning,
+        target,
+        transitions=DUNNING_TRANSITIONS,
+        status_enum=DunningStatus,
+        describe=lambda: f"The dunning of invoice {dunning.invoice}",
+    )
 
 
 def _settle_if_paid(dunning: InvoiceDunning, *, now: datetime, actor: Any = None) -> bool:
