@@ -20,10 +20,6 @@ def _money(**kwargs) -> MoneyField:
     )
 
 
-def _days() -> models.JSONField:
-    return models.JSONField(default=list, blank=True)
-
-
 class DunningCampaign(TimeStampedModel):
     """A dunning schedule: reminders before and after the due date, payment retries, a final notice and
     an end action. One campaign is the default; customers may have their own (`CustomerDunningSetting`).

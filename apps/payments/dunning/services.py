@@ -246,18 +246,6 @@ def dunning_planned_actions(dunning: InvoiceDunning) -> list[PlannedAction]:
     ]  # fmt: skip
 
 
-def dunning_rules(dunning: InvoiceDunning) -> CampaignRules:
-    rules = dunning.campaign_rules
-    return CampaignRules(
-        retry_days=tuple(rules["retry_days"]),
-        reminder_days_before_due=tuple(rules["reminder_days_before_due"]),
-        reminder_days_after_due=tuple(rules["reminder_days_after_due"]),
-        final_notice_day=rules["final_notice_day"],
-        end_action=rules["end_action"],
-        end_action_day=rules["end_action_day"],
-    )
-
-
 def _set_next(dunning: InvoiceDunning, step: int) -> None:
     plan = dunning.plan
     dunning.step = step
