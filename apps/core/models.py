@@ -13,6 +13,28 @@ class TimeStampedModel(models.Model):
         abstract = True
 
 
+class DomainEvent(models.Model):
+    """An append-only record of what happened to one object, for its history and the audit trail:
+    when (business time, from the clock), who did it (a signed-in user, or none for the product
+    itself) and the details.
+
+    A concrete event model adds the foreign key to its object and `type`, a CharField with its app's
+    event choices (the choices differ per app, so `type` is declared there)."""
+
+    occurred_at = models.DateTimeField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["occurred_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"  # type: ignore[attr-defined]
+
+
 class IdempotencyRecord(models.Model):
     """The stored outcome of a mutating API request sent with an `Idempotency-Key` header.
 

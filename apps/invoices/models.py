@@ -12,7 +12,7 @@ from djmoney.money import Money
 
 from apps.accounts.constants import CollectionMethod
 from apps.accounts.models import Customer
-from apps.core.models import TimeStampedModel
+from apps.core.models import DomainEvent, TimeStampedModel
 from apps.core.money import currency_choices, quantize_amount
 from apps.subscriptions.models import Subscription
 
@@ -357,22 +357,11 @@ class InvoiceNumberSequence(models.Model):
         return f"{self.key}: {self.last_value}"
 
 
-class InvoiceEvent(models.Model):
+class InvoiceEvent(DomainEvent):
     """Append-only audit trail of everything that happened to an invoice."""
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="events")
     type = models.CharField(max_length=32, choices=InvoiceEventType.choices)
-    occurred_at = models.DateTimeField()
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    data = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["occurred_at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.get_type_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"
 
 
 class BillingRun(models.Model):

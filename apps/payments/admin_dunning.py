@@ -34,7 +34,6 @@ STATUS_TONES = {
     DunningStatus.CLOSED: "neutral",
     DunningStatus.REOPENED: "neutral",
 }
-DAY_FIELDS = ("retry_days", "reminder_days_before_due", "reminder_days_after_due")
 
 
 class DaysField(forms.CharField):

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from apps.core import clock
+from apps.core.events import domain_event_record
 
 from .models import Payment, PaymentEvent
 
@@ -8,10 +8,6 @@ from .models import Payment, PaymentEvent
 def payment_event_record(
     *, payment: Payment, type: str, actor=None, data: dict | None = None, occurred_at: datetime | None = None
 ) -> PaymentEvent:
-    return PaymentEvent.objects.create(
-        payment=payment,
-        type=type,
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        data=data or {},
-        occurred_at=occurred_at or clock.now(),
+    return domain_event_record(
+        PaymentEvent, payment=payment, type=type, actor=actor, data=data, occurred_at=occurred_at
     )

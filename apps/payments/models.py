@@ -10,7 +10,7 @@ from djmoney.models.fields import MoneyField
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
-from apps.core.models import TimeStampedModel
+from apps.core.models import DomainEvent, TimeStampedModel
 from apps.core.money import currency_choices
 
 from .constants import (
@@ -174,22 +174,11 @@ class Refund(TimeStampedModel):
         return str(self.amount.currency)
 
 
-class PaymentEvent(models.Model):
+class PaymentEvent(DomainEvent):
     """Append-only audit trail of everything that happened to a payment (and its refunds)."""
 
     payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="events")
     type = models.CharField(max_length=32, choices=PaymentEventType.choices)
-    occurred_at = models.DateTimeField()
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    data = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["occurred_at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.get_type_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"
 
 
 # Card collection keeps its link to Stripe customers next to its code (apps/payments/stripe/).

@@ -23,11 +23,6 @@ def refund_list() -> QuerySet[Refund]:
     return Refund.objects.select_related("payment", "payment__customer", "credit_note")
 
 
-def invoice_payments(*, invoice_id: int) -> QuerySet[Payment]:
-    """The payments allocated to an invoice (any status), newest first."""
-    return Payment.objects.filter(allocations__invoice_id=invoice_id).distinct().order_by("-created_at", "-pk")
-
-
 def customer_payments(*, customer_id: int) -> QuerySet[Payment]:
     return Payment.objects.filter(customer_id=customer_id).order_by("-created_at", "-pk")
 

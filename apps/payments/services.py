@@ -21,7 +21,9 @@ from djmoney.money import Money
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_now
 from apps.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
+from apps.core.events import acting_user
 from apps.core.money import has_more_decimals_than_currency, quantize_amount
+from apps.core.transitions import ensure_transition
 from apps.invoices.constants import (
     INVOICE_REOPEN_TRANSITIONS,
     UNPAID_STATUSES,
@@ -104,20 +106,17 @@ def invoice_owed(invoice: Invoice) -> Decimal:
 
 
 def _ensure_transition(payment: Payment, target: str) -> None:
-    if target not in PAYMENT_TRANSITIONS[payment.status]:
-        raise InvalidTransition(
-            f"Payment #{payment.pk} is {payment.get_status_display().lower()} and cannot become "
-            f"{PaymentStatus(target).label.lower()}.",
-            fields={"status": [f"Not allowed from {payment.status} to {target}."]},
-        )
+    ensure_transition(
+        payment,
+        target,
+        transitions=PAYMENT_TRANSITIONS,
+        status_enum=PaymentStatus,
+        describe=lambda: f"Payment #{payment.pk}",
+    )
 
 
 def _on_commit_send(signal, **kwargs: Any) -> None:
     transaction.on_commit(lambda: signal.send(sender=Payment, **kwargs), robust=True)
-
-
-def _actor(actor):
-    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
 
 
 # --- validation --------------------------------------------------------------------------------------
@@ -361,7 +360,7 @@ def payment_record_manual(
     payment = Payment.objects.create(
         customer=customer, provider=PaymentProvider.MANUAL, method=method, amount=Money(value, customer.currency),
         status=PaymentStatus.SUCCEEDED, reference=reference or "", received_at=received_at,
-        created_by=_actor(actor),
+        created_by=acting_user(actor),
     )  # fmt: skip
     payment_event_record(
         payment=payment, type=PaymentEventType.CREATED, actor=actor, occurred_at=now,
@@ -544,7 +543,7 @@ def payment_create_pending(
         with transaction.atomic():
             payment = Payment.objects.create(
                 customer=customer, provider=provider, method=method, amount=Money(value, customer.currency),
-                status=PaymentStatus.PENDING, idempotency_key=idempotency_key or "", created_by=_actor(actor),
+                status=PaymentStatus.PENDING, idempotency_key=idempotency_key or "", created_by=acting_user(actor),
             )  # fmt: skip
     except IntegrityError as exc:
         existing = Payment.objects.filter(idempotency_key=idempotency_key).first() if idempotency_key else None
@@ -771,7 +770,7 @@ def refund_create(
     refund = Refund.objects.create(
         payment=payment, credit_note=credit_note, amount=Money(value, payment.currency),
         status=RefundStatus.SUCCEEDED if manual else RefundStatus.PENDING, reason=reason or "",
-        reference=reference or "", succeeded_at=now if manual else None, created_by=_actor(actor),
+        reference=reference or "", succeeded_at=now if manual else None, created_by=acting_user(actor),
     )  # fmt: skip
     payment_event_record(
         payment=payment, type=PaymentEventType.REFUND_CREATED, actor=actor, occurred_at=now,
@@ -815,12 +814,13 @@ def _lock_refund(refund_id: int) -> tuple[Payment, Refund]:
 
 
 def _ensure_refund_transition(refund: Refund, target: str) -> None:
-    if target not in REFUND_TRANSITIONS[refund.status]:
-        raise InvalidTransition(
-            f"Refund #{refund.pk} is {refund.get_status_display().lower()} and cannot become "
-            f"{RefundStatus(target).label.lower()}.",
-            fields={"status": [f"Not allowed from {refund.status} to {target}."]},
-        )
+    ensure_transition(
+        refund,
+        target,
+        transitions=REFUND_TRANSITIONS,
+        status_enum=RefundStatus,
+        describe=lambda: f"Refund #{refund.pk}",
+    )
 
 
 @transaction.atomic

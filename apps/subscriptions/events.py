@@ -1,7 +1,7 @@
 from datetime import datetime
 from typing import Any
 
-from apps.core import clock
+from apps.core.events import domain_event_record
 
 from .models import Subscription, SubscriptionEvent
 
@@ -14,10 +14,6 @@ def subscription_event_record(
     data: dict[str, Any] | None = None,
     occurred_at: datetime | None = None,
 ) -> SubscriptionEvent:
-    return SubscriptionEvent.objects.create(
-        subscription=subscription,
-        type=type,
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        data=data or {},
-        occurred_at=occurred_at or clock.now(),
+    return domain_event_record(
+        SubscriptionEvent, subscription=subscription, type=type, actor=actor, data=data, occurred_at=occurred_at
     )

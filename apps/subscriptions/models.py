@@ -5,7 +5,7 @@ from django.db.models import F, Q
 
 from apps.accounts.models import Customer
 from apps.catalog.models import Coupon, Plan, PlanVersion
-from apps.core.models import TimeStampedModel
+from apps.core.models import DomainEvent, TimeStampedModel
 from apps.core.money import currency_choices
 
 from .constants import BILLABLE_STATUSES, SubscriptionEventType, SubscriptionStatus
@@ -95,22 +95,11 @@ class Subscription(TimeStampedModel):
         return Period(self.current_period_start_at, self.current_period_end_at)
 
 
-class SubscriptionEvent(models.Model):
+class SubscriptionEvent(DomainEvent):
     """Append-only record of what happened to a subscription: who, when, why."""
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="events")
     type = models.CharField(max_length=32, choices=SubscriptionEventType.choices)
-    occurred_at = models.DateTimeField()
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    data = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["occurred_at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.get_type_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"
 
 
 class ScheduledChange(models.Model):

@@ -10,6 +10,7 @@ from apps.catalog.models import Coupon, Plan, PlanVersion
 from apps.core import clock
 from apps.core.audit import audited_with_reason
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
+from apps.core.transitions import ensure_transition
 from apps.core.validation import validate_instance
 
 from .constants import MAX_TRIAL_DAYS, SUBSCRIPTION_TRANSITIONS, SubscriptionEventType, SubscriptionStatus
@@ -165,12 +166,13 @@ def subscription_lock(subscription_id: int) -> Subscription:
 
 
 def subscription_ensure_transition(subscription: Subscription, target: str) -> None:
-    if target not in SUBSCRIPTION_TRANSITIONS[subscription.status]:
-        raise InvalidTransition(
-            f"Subscription #{subscription.pk} is {subscription.get_status_display().lower()} and cannot become "
-            f"{SubscriptionStatus(target).label.lower()}.",
-            fields={"status": [f"Not allowed from {subscription.status} to {target}."]},
-        )
+    ensure_transition(
+        subscription,
+        target,
+        transitions=SUBSCRIPTION_TRANSITIONS,
+        status_enum=SubscriptionStatus,
+        describe=lambda: f"Subscription #{subscription.pk}",
+    )
 
 
 @audited_with_reason

@@ -15,9 +15,6 @@ class EventRejection(models.TextChoices):
     PERIOD_INVOICED = "period_invoiced", "Period already invoiced"
 
 
-# Rollups keep one row per customer, metric, group and hour: the finest window a rollup can answer.
-ROLLUP_GRANULARITY_SECONDS = 3600
-
 # Values are quantities: at most this many decimal places (the precision of plans' included units).
 VALUE_DECIMAL_PLACES = 6
 VALUE_MAX_DIGITS = 28

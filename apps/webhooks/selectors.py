@@ -1,6 +1,6 @@
 from django.db.models import QuerySet
 
-from .models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from .models import WebhookDelivery, WebhookEndpoint
 
 
 def webhook_endpoint_list() -> QuerySet[WebhookEndpoint]:
@@ -9,7 +9,3 @@ def webhook_endpoint_list() -> QuerySet[WebhookEndpoint]:
 
 def webhook_delivery_list() -> QuerySet[WebhookDelivery]:
     return WebhookDelivery.objects.select_related("event", "endpoint").prefetch_related("attempts")
-
-
-def webhook_event_list() -> QuerySet[WebhookEvent]:
-    return WebhookEvent.objects.all()

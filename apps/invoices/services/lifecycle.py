@@ -13,6 +13,7 @@ from apps.core import clock
 from apps.core.audit import audited_with_reason
 from apps.core.errors import InvalidTransition, NotEditable, NotFound, ValidationFailed
 from apps.core.money import quantize_amount
+from apps.core.transitions import ensure_transition
 
 from ..constants import (
     INVOICE_TRANSITIONS,
@@ -40,12 +41,13 @@ def invoice_lock(invoice_id: int) -> Invoice:
 
 
 def invoice_ensure_transition(invoice: Invoice, target: str) -> None:
-    if target not in INVOICE_TRANSITIONS[invoice.status]:
-        raise InvalidTransition(
-            f"Invoice {invoice} is {invoice.get_status_display().lower()} and cannot become "
-            f"{InvoiceStatus(target).label.lower()}.",
-            fields={"status": [f"Not allowed from {invoice.status} to {target}."]},
-        )
+    ensure_transition(
+        invoice,
+        target,
+        transitions=INVOICE_TRANSITIONS,
+        status_enum=InvoiceStatus,
+        describe=lambda: f"Invoice {invoice}",
+    )
 
 
 def invoice_ensure_draft(invoice: Invoice) -> None:

@@ -74,16 +74,6 @@ def money(value, currency: str | None = None) -> str:
     return _with_currency(_group(amount, currency_decimal_places(code)), code)
 
 
-@register.filter
-def money_amount(value, currency: str | None = None) -> str:
-    """Like `money` without the currency code (for columns headed by the currency)."""
-    parts = _split(value, currency)
-    if parts is None:
-        return ""
-    amount, code = parts
-    return _group(amount, currency_decimal_places(code))
-
-
 def _significant_places(amount: Decimal) -> int:
     exponent = amount.normalize().as_tuple().exponent
     return max(0, -exponent) if isinstance(exponent, int) else 0

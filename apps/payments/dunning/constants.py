@@ -61,9 +61,3 @@ class DunningEventType(models.TextChoices):
     RESUMED = "resumed", "Resumed"
     CLOSED = "closed", "Closed"
     REOPENED = "reopened", "Reopened (dunned again)"
-
-
-class DunningActionOutcome(models.TextChoices):
-    DONE = "done", "Done"
-    SKIPPED = "skipped", "Skipped"
-    FAILED = "failed", "Failed"

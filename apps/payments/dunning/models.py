@@ -1,14 +1,13 @@
 """Dunning: what happens when an invoice is not paid on time (campaigns, per-customer settings, and one
 dunning per unpaid invoice with its history). See docs/payments.md (Dunning)."""
 
-from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from djmoney.models.fields import MoneyField
 
 from apps.accounts.models import Customer
-from apps.core.models import TimeStampedModel
+from apps.core.models import DomainEvent, TimeStampedModel
 from apps.core.money import currency_choices
 
 from .constants import DunningActionKind, DunningEndAction, DunningEventType, DunningStartReason, DunningStatus
@@ -19,10 +18,6 @@ def _money(**kwargs) -> MoneyField:
     return MoneyField(
         max_digits=19, decimal_places=4, currency_choices=currency_choices, default_currency=None, **kwargs
     )
-
-
-def _days() -> models.JSONField:
-    return models.JSONField(default=list, blank=True)
 
 
 class DunningCampaign(TimeStampedModel):
@@ -158,7 +153,7 @@ class InvoiceDunning(TimeStampedModel):
         return str(self.amount_due_at_start.currency)
 
 
-class InvoiceDunningEvent(models.Model):
+class InvoiceDunningEvent(DomainEvent):
     """Append-only history of a dunning. An action's event carries its step: a step is recorded once
     (a unique constraint), so two workers can never both run it."""
 
@@ -167,19 +162,10 @@ class InvoiceDunningEvent(models.Model):
     step = models.PositiveSmallIntegerField(null=True, blank=True)
     action_kind = models.CharField(max_length=24, choices=DunningActionKind.choices, blank=True)
     scheduled_at = models.DateTimeField(null=True, blank=True)
-    occurred_at = models.DateTimeField()
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    data = models.JSONField(default=dict, blank=True)
 
-    class Meta:
-        ordering = ["occurred_at", "id"]
+    class Meta(DomainEvent.Meta):
         constraints = [
             models.UniqueConstraint(
                 fields=["dunning", "step"], condition=Q(step__isnull=False), name="dunning_event_step_once"
             ),
         ]
-
-    def __str__(self) -> str:
-        return f"{self.get_type_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"

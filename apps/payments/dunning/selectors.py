@@ -30,11 +30,6 @@ def dunning_campaign_list() -> QuerySet[DunningCampaign]:
     return DunningCampaign.objects.all()
 
 
-def invoice_dunning_list() -> QuerySet[InvoiceDunning]:
-    """Every dunning with its customer, invoice and campaign (one query for a page of the list)."""
-    return InvoiceDunning.objects.select_related("customer", "invoice", "campaign")
-
-
 @dataclass(frozen=True)
 class RecoveryFigures:
     """Dunnings started in one month (the customer's time), in one currency."""

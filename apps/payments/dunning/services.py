@@ -27,7 +27,9 @@ from apps.accounts.selectors import customer_now
 from apps.billing.services import subscription_cancel, subscription_pause
 from apps.core import clock
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
+from apps.core.events import domain_event_record
 from apps.core.money import quantize_amount
+from apps.core.transitions import ensure_transition
 from apps.core.validation import validate_instance
 from apps.invoices.constants import ChangeTiming, InvoiceStatus
 from apps.invoices.models import Invoice, InvoicedPeriod
@@ -67,10 +69,6 @@ CAMPAIGN_FIELDS = (
 DUNNABLE_STATUSES = (InvoiceStatus.OPEN,)
 
 
-def _actor(actor: Any) -> Any:
-    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
-
-
 def dunning_event_record(
     *,
     dunning: InvoiceDunning,
@@ -80,15 +78,16 @@ def dunning_event_record(
     action: PlannedAction | None = None,
     data: dict[str, Any] | None = None,
 ) -> InvoiceDunningEvent:
-    return InvoiceDunningEvent.objects.create(
+    return domain_event_record(
+        InvoiceDunningEvent,
         dunning=dunning,
         type=type,
         step=action.step if action is not None else None,
         action_kind=action.kind.value if action is not None else "",
         scheduled_at=action.at if action is not None else None,
         occurred_at=occurred_at,
-        actor=_actor(actor),
-        data=data or {},
+        actor=actor,
+        data=data,
     )
 
 
@@ -247,18 +246,6 @@ def dunning_planned_actions(dunning: InvoiceDunning) -> list[PlannedAction]:
     ]  # fmt: skip
 
 
-def dunning_rules(dunning: InvoiceDunning) -> CampaignRules:
-    rules = dunning.campaign_rules
-    return CampaignRules(
-        retry_days=tuple(rules["retry_days"]),
-        reminder_days_before_due=tuple(rules["reminder_days_before_due"]),
-        reminder_days_after_due=tuple(rules["reminder_days_after_due"]),
-        final_notice_day=rules["final_notice_day"],
-        end_action=rules["end_action"],
-        end_action_day=rules["end_action_day"],
-    )
-
-
 def _set_next(dunning: InvoiceDunning, step: int) -> None:
     plan = dunning.plan
     dunning.step = step
@@ -406,12 +393,13 @@ def _lock(dunning_id: int, *, skip_locked: bool = False) -> InvoiceDunning:
 
 
 def _ensure_transition(dunning: InvoiceDunning, target: str) -> None:
-    if target not in DUNNING_TRANSITIONS[dunning.status]:
-        raise InvalidTransition(
-            f"The dunning of invoice {dunning.invoice} is {dunning.get_status_display().lower()} and cannot become "
-            f"{DunningStatus(target).label.lower()}.",
-            fields={"status": [f"Not allowed from {dunning.status} to {target}."]},
-        )
+    ensure_transition(
+        dunning,
+        target,
+        transitions=DUNNING_TRANSITIONS,
+        status_enum=DunningStatus,
+        describe=lambda: f"The dunning of invoice {dunning.invoice}",
+    )
 
 
 def _settle_if_paid(dunning: InvoiceDunning, *, now: datetime, actor: Any = None) -> bool:

@@ -208,8 +208,3 @@ def stripe_payment_method_detach(*, customer_id: int, payment_method_id: str) ->
     except stripe.StripeError as error:
         raise_as_application_error(error)
     djstripe_models.PaymentMethod.sync_from_stripe_data(data, api_key=request_options()["api_key"])
-
-
-def stripe_default_payment_method_id(*, customer_id: int) -> str | None:
-    link = stripe_customer_get(customer_id=customer_id)
-    return link.default_payment_method_id if link else None

@@ -28,7 +28,7 @@ from apps.billing.services.test_clocks import test_clock_advance
 from apps.catalog.services import plan_create, product_create
 from apps.invoices.services.taxes import tax_rate_create
 from apps.payments.dunning.constants import DunningStatus
-from apps.payments.dunning.selectors import invoice_dunning_list
+from apps.payments.dunning.models import InvoiceDunning
 from apps.payments.dunning.services import dunning_campaign_create
 from apps.payments.services import payment_record_manual
 from apps.subscriptions.constants import SubscriptionEventType, SubscriptionStatus
@@ -107,7 +107,7 @@ def test_an_unpaid_invoice_is_dunned_then_paid_and_the_customer_recovers(django_
         number="INV-2026-000002", start=utc(2026, 4, 15, 10), end=utc(2026, 5, 15, 10), due_on=date(2026, 4, 29)
     )
     assert bills_of(customer) == [march, april]
-    [dunning] = invoice_dunning_list().filter(customer=customer)
+    [dunning] = InvoiceDunning.objects.filter(customer=customer).select_related("invoice")
     assert (dunning.invoice.number, dunning.status, dunning.amount_due_at_start) == (
         "INV-2026-000002", DunningStatus.ACTIVE, Money("65.33", "USD"),
     )  # fmt: skip
@@ -162,9 +162,9 @@ def test_an_unpaid_invoice_is_dunned_then_paid_and_the_customer_recovers(django_
     # invoices' own (first reminders 26 May and 26 Jun): nothing more happened.
     test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 7, 10))
     assert bills_of(customer) == [march, april, may, june]
-    assert [(d.invoice.number, d.status) for d in invoice_dunning_list().filter(customer=customer)] == [
-        ("INV-2026-000002", DunningStatus.RECOVERED)
-    ]
+    assert [
+        (d.invoice.number, d.status) for d in InvoiceDunning.objects.filter(customer=customer).select_related("invoice")
+    ] == [("INV-2026-000002", DunningStatus.RECOVERED)]
     assert len(mail.outbox) == 3  # no final notice, nothing about May or June
     subscription.refresh_from_db()
     assert (subscription.status, subscription.current_period_start_at) == (
