@@ -78,8 +78,8 @@ def _server_environment(database_url: str) -> dict[str, str]:
 def fixtures(*, customers: int) -> tuple[list[str], str]:
     """`customers` customers (external IDs bench_cus_000…), the metric bench_gb (sum of `gb` per region)
     and a new API key. Returns the external IDs and the raw key."""
+    from apps.accounts.credentials import api_key_create
     from apps.accounts.models import Customer
-    from apps.accounts.services import api_key_create
     from apps.catalog.models import BillableMetric
     from apps.catalog.services import billable_metric_create
 

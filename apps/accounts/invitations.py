@@ -30,8 +30,9 @@ from apps.core.errors import Conflict, NotFound, PermissionRefused, ValidationFa
 from apps.core.queue import enqueue
 from apps.core.validation import validate_instance
 
+from .credentials import api_key_hash
 from .models import Customer, CustomerInvitation, CustomerMembership
-from .services import _portal_url, _send_portal_email, api_key_hash
+from .services import portal_email_send, portal_url
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def _email_enqueue(invitation_id: int) -> None:
 
 
 def customer_invitation_link(*, token: str) -> str:
-    return _portal_url(reverse("portal:invitation", args=[token]))
+    return portal_url(reverse("portal:invitation", args=[token]))
 
 
 def customer_invitation_email_send(*, invitation_id: int) -> bool:
@@ -148,7 +149,7 @@ def customer_invitation_email_send(*, invitation_id: int) -> bool:
     inviter = invitation.invited_by
     with translation.override(language):
         role = invitation.get_role_display()
-    _send_portal_email(
+    portal_email_send(
         template="invitation",
         to=invitation.email,
         language=language,

@@ -1,27 +1,21 @@
-import hashlib
-import hmac
 import logging
-import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
 
 from apps.core import clock
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.queue import enqueue
-from apps.core.rate_limits import rate_limit_hit
 from apps.core.validation import validate_instance
 
 from .constants import CollectionMethod, PortalLanguage
-from .models import ApiKey, BillingContact, Customer, CustomerMembership, PortalToken, TestClock
+from .models import BillingContact, Customer, CustomerMembership, TestClock
 from .permissions import customer_fields_check
 from .tax_ids import InvalidTaxId, tax_id_check, tax_id_type_fits_country
 
@@ -241,60 +235,8 @@ def test_clock_create(*, name: str, frozen_at: datetime | None = None) -> TestCl
 test_clock_create.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
-API_KEY_PREFIX = "bp_"
-
-
-def api_key_hash(raw_key: str) -> str:
-    return hashlib.sha256(raw_key.encode()).hexdigest()
-
-
-@transaction.atomic
-def api_key_create(*, name: str, actor: Any = None) -> tuple[ApiKey, str]:
-    """A new API key and its secret, which is shown this once and never stored (only its hash is)."""
-    if not name.strip():
-        raise ValidationFailed("Give the key a name.", fields={"name": ["Say what uses this key."]})
-    public = secrets.token_hex(4)
-    raw_key = f"{API_KEY_PREFIX}{public}_{secrets.token_urlsafe(32)}"
-    api_key = ApiKey(
-        name=name.strip(),
-        prefix=f"{API_KEY_PREFIX}{public}",
-        key_hash=api_key_hash(raw_key),
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
-    )
-    validate_instance(api_key)
-    api_key.save()
-    return api_key, raw_key
-
-
-@transaction.atomic
-def api_key_revoke(*, api_key_id: int, now: datetime | None = None) -> ApiKey:
-    api_key = ApiKey.objects.select_for_update().filter(pk=api_key_id).first()
-    if api_key is None:
-        raise NotFound(f"API key {api_key_id} does not exist.")
-    if api_key.revoked_at is None:
-        api_key.revoked_at = now or clock.now()
-        api_key.save(update_fields=["revoked_at", "updated_at"])
-    return api_key
-
-
-def api_key_authenticate(raw_key: str, *, now: datetime | None = None) -> ApiKey | None:
-    """The active key matching `raw_key`, or None. Records when it was last used (at most once a minute)."""
-    if not raw_key.startswith(API_KEY_PREFIX):
-        return None
-    api_key = ApiKey.objects.filter(key_hash=api_key_hash(raw_key), revoked_at__isnull=True).first()
-    if api_key is None or not hmac.compare_digest(api_key.key_hash, api_key_hash(raw_key)):
-        return None
-    _last_use_record(api_key, now=now or clock.now())
-    return api_key
-
-
-def _last_use_record(credential: ApiKey | PortalToken, *, now: datetime) -> None:
-    """Record when an API key or customer token was last used: at most one write a minute."""
-    if credential.last_used_at is None or now - credential.last_used_at > timedelta(minutes=1):
-        type(credential).objects.filter(pk=credential.pk).update(last_used_at=now)
-
-
 # --- Portal users ----------------------------------------------------------------------------------
+
 
 # What a customer user may change about their own billing account in the portal.
 CUSTOMER_SELF_SERVICE_FIELDS = (
@@ -344,135 +286,21 @@ def customer_billing_details_update(
     return customer_update(customer_id=customer_id, **changes)
 
 
-def _portal_url(path: str) -> str:
+def portal_url(path: str) -> str:
+    """An absolute address in the portal, for links in emails."""
     return settings.PORTAL_BASE_URL.rstrip("/") + path
 
 
-def portal_login_link(*, user) -> str:
-    """A one-time sign-in link to the portal (django-sesame; expires after `SESAME_MAX_AGE`)."""
-    from sesame.utils import get_query_string
-
-    return _portal_url(reverse("portal:magic-login")) + get_query_string(user)
-
-
-def _send_portal_email(*, template: str, to: str, language: str, context: dict[str, Any]) -> None:
+def portal_email_send(*, template: str, to: str, language: str, context: dict[str, Any]) -> None:
     with translation.override(language):
         subject = render_to_string(f"accounts/email/{template}_subject.txt", context).strip()
         body = render_to_string(f"accounts/email/{template}.txt", context)
     send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [to])
 
 
-def _portal_email_enqueue(task_name: str, *args: Any) -> None:
-    from . import tasks
-
-    enqueue(getattr(tasks, task_name), *args)
-
-
-def _portal_email_within_limit(*, email: str, client: str, what: str) -> bool:
-    """Count one sign-in link or password reset asked for `email` (both together, whatever the case
-    of the address, known or not) from the client address `client`, against two limits:
-    `PORTAL_EMAIL_RATES["address"]` per email address and client address, so that whoever asks again
-    and again for someone else's address uses up their own count, not the owner's; and the looser
-    `PORTAL_EMAIL_RATES["address_total"]` per email address from anywhere, so that many networks
-    together cannot flood a mailbox (counted only for asks within the first limit). False past either:
-    the asker is answered as usual but nothing is sent, and that is logged (the address masked)."""
-    digest = hashlib.sha256(email.lower().encode()).hexdigest()
-    rates = settings.PORTAL_EMAIL_RATES
-    limit = "per-address"
-    wait = rate_limit_hit(scope="portal_email_address", ident=f"{digest}:{client}", rate=rates.get("address"))
-    if wait is None:
-        limit = "overall per-address"
-        wait = rate_limit_hit(scope="portal_email_address_total", ident=digest, rate=rates.get("address_total"))
-    if wait is None:
-        return True
-    local, _at, domain = email.rpartition("@")
-    logger.warning(
-        "portal %s for %s***@%s from %s not sent: over the %s limit (%s) for %d more seconds",
-        what, local[:1], domain, client, limit,
-        rates["address"] if limit == "per-address" else rates["address_total"], round(wait),
-    )  # fmt: skip
-    return False
-
-
-def _portal_users():
-    """Who may get portal emails: active, non-staff users who belong to a customer."""
-    return get_user_model().objects.filter(is_active=True, is_staff=False, memberships__isnull=False).distinct()
-
-
-def portal_login_link_send(*, email: str, client: str) -> None:
-    """Someone asks (from the client address `client`) for a sign-in link to `email`: whatever the
-    address, one task is queued on commit, and the task finds who (if anyone) gets a link. The request
-    does the same work for a known, an unknown or a staff address, and a mail server failure never
-    reaches it. Past the per-address limits nothing is queued (`_portal_email_within_limit`)."""
-    email = email.strip()
-    if email and _portal_email_within_limit(email=email, client=client, what="sign-in link"):
-        transaction.on_commit(lambda: _portal_email_enqueue("portal_login_link_request_task", email))
-
-
-def portal_login_link_recipients(*, email: str) -> list[int]:
-    """The users (ids) a sign-in link asked for `email` goes to. Says nothing to the asker. Staff
-    accounts sign in through the admin only: a customer's mailbox never opens a staff account."""
-    email = email.strip()
-    if not email:
-        return []
-    return list(_portal_users().filter(email__iexact=email).order_by("id").values_list("id", flat=True))
-
-
-def portal_login_link_email_send(*, user_id: int) -> bool:
-    """Email one customer user a sign-in link (made now, so it expires `SESAME_MAX_AGE` after it is
-    sent), in their portal language. False when the user may no longer have one."""
-    user = _portal_users().filter(pk=user_id).first()
-    if user is None:
-        return False
-    membership = user.memberships.select_related("customer").order_by("id").first()
-    language = membership.portal_language if membership else PortalLanguage.ENGLISH
-    link = portal_login_link(user=user)
-    _send_portal_email(template="login_link", to=user.email, language=language, context={"user": user, "link": link})
-    return True
-
-
-def portal_password_reset_request(*, email: str, client: str, domain: str, protocol: str, language: str) -> None:
-    """Someone asks (from the client address `client`) to reset the password of `email`: as for
-    sign-in links, one task is queued on commit whatever the address, and the task finds who (if
-    anyone) gets the email. Past the per-address limits nothing is queued (`_portal_email_within_limit`)."""
-    email = email.strip()
-    if email and _portal_email_within_limit(email=email, client=client, what="password reset"):
-        transaction.on_commit(
-            lambda: _portal_email_enqueue("portal_password_reset_request_task", email, domain, protocol, language)
-        )
-
-
-def portal_password_reset_recipients(*, email: str) -> list[int]:
-    """The customer users (ids) a password reset asked for `email` goes to: those with a password
-    (Django's rule; the others sign in with a link)."""
-    email = email.strip()
-    users = _portal_users().filter(email__iexact=email).order_by("id") if email else []
-    return [user.pk for user in users if user.has_usable_password()]
-
-
-def portal_password_reset_email_send(*, user_id: int, domain: str, protocol: str, language: str) -> bool:
-    """Email a customer user a link to choose a new password (Django's reset token, made now)."""
-    from django.contrib.auth.tokens import default_token_generator
-    from django.utils.encoding import force_bytes
-    from django.utils.http import urlsafe_base64_encode
-
-    user = _portal_users().filter(pk=user_id).first()
-    if user is None:
-        return False
-    context = {
-        "email": user.email,
-        "domain": domain,
-        "site_name": domain,
-        "protocol": protocol,
-        "user": user,
-        "uid": urlsafe_base64_encode(force_bytes(user.pk)),
-        "token": default_token_generator.make_token(user),
-    }
-    with translation.override(language):
-        subject = "".join(render_to_string("portal/email/password_reset_subject.txt", context).splitlines())
-        body = render_to_string("portal/email/password_reset.txt", context)
-    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email])
-    return True
+def portal_email_enqueue(task: Any, *args: Any) -> None:
+    """Queue a portal email task (the `email` queue), whatever the app that defines it."""
+    enqueue(task, *args)
 
 
 @transaction.atomic
@@ -506,84 +334,3 @@ def customer_membership_language_set(*, membership_id: int, language: str) -> Cu
     membership.language = language
     membership.save(update_fields=["language", "updated_at"])
     return membership
-
-
-# --- Customer users' API tokens -------------------------------------------------------------------
-
-PORTAL_TOKEN_PREFIX = "bpc_"
-PORTAL_TOKEN_NAME_MAX_LENGTH = PortalToken._meta.get_field("name").max_length
-# Active tokens one member may hold for one customer.
-PORTAL_TOKENS_PER_MEMBER = 20
-
-
-@transaction.atomic
-def portal_token_create(*, membership_id: int, name: str) -> tuple[PortalToken, str]:
-    """A customer user's new personal token for the customer API, acting for the membership's customer
-    only. Returns the token and its secret, which is shown this once and never stored (only its hash is)."""
-    membership = CustomerMembership.objects.select_for_update().filter(pk=membership_id).first()
-    if membership is None:
-        raise NotFound("No such membership.")
-    name = name.strip()
-    if not name:
-        raise ValidationFailed(_("Give the token a name."), fields={"name": [_("Say what uses this token.")]})
-    if len(name) > PORTAL_TOKEN_NAME_MAX_LENGTH:
-        raise ValidationFailed(
-            _("The name is too long."),
-            fields={"name": [_("At most %(count)d characters.") % {"count": PORTAL_TOKEN_NAME_MAX_LENGTH}]},
-        )
-    if membership.portal_tokens.filter(revoked_at__isnull=True).count() >= PORTAL_TOKENS_PER_MEMBER:
-        raise ValidationFailed(
-            _("You have too many tokens."),
-            fields={
-                "name": [
-                    _("Revoke one you no longer use first (at most %(count)d).") % {"count": PORTAL_TOKENS_PER_MEMBER}
-                ]
-            },
-        )
-    public = secrets.token_hex(4)
-    raw_token = f"{PORTAL_TOKEN_PREFIX}{public}_{secrets.token_urlsafe(32)}"
-    token = PortalToken(
-        membership=membership, name=name, prefix=f"{PORTAL_TOKEN_PREFIX}{public}", key_hash=api_key_hash(raw_token)
-    )
-    validate_instance(token)
-    token.save()
-    return token, raw_token
-
-
-@transaction.atomic
-def portal_token_revoke(*, membership_id: int, token_id: int | str, now: datetime | None = None) -> PortalToken:
-    """Revoke one of the member's own tokens; another member's or customer's token is `NotFound`."""
-    try:
-        token_pk = int(token_id)
-    except (TypeError, ValueError):
-        raise NotFound("No such token.") from None
-    token = PortalToken.objects.select_for_update().filter(pk=token_pk, membership_id=membership_id).first()
-    if token is None:
-        raise NotFound("No such token.")
-    if token.revoked_at is None:
-        token.revoked_at = now or clock.now()
-        token.save(update_fields=["revoked_at", "updated_at"])
-    return token
-
-
-def portal_token_authenticate(raw_token: str, *, now: datetime | None = None) -> PortalToken | None:
-    """The active token matching `raw_token` of an active, non-staff user still in the team, or None (a
-    staff account never acts through the portal, even if it became staff after making the token).
-    Records when it was last used (at most once a minute)."""
-    if not raw_token.startswith(PORTAL_TOKEN_PREFIX):
-        return None
-    token = (
-        PortalToken.objects.select_related("membership__user", "membership__customer")
-        .filter(
-            key_hash=api_key_hash(raw_token),
-            revoked_at__isnull=True,
-            membership__user__is_active=True,
-            membership__user__is_staff=False,
-            membership__user__is_superuser=False,
-        )
-        .first()
-    )
-    if token is None or not hmac.compare_digest(token.key_hash, api_key_hash(raw_token)):
-        return None
-    _last_use_record(token, now=now or clock.now())
-    return token

@@ -11,9 +11,9 @@ from django_countries.fields import LazyTypedChoiceField
 
 from apps.accounts.constants import PortalLanguage, TaxIdType
 from apps.accounts.models import CustomerMembership
-from apps.accounts.services import portal_password_reset_request
 from apps.core.errors import ApplicationError
 from apps.core.network import client_address
+from apps.portal.services import portal_password_reset_request
 
 
 def add_application_error(form: forms.Form, exc: ApplicationError) -> None:

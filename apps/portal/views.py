@@ -27,6 +27,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from apps.accounts.constants import PORTAL_ROLE_ACTIONS, PortalLanguage
+from apps.accounts.credentials import portal_token_create, portal_token_revoke
 from apps.accounts.invitations import (
     AccountExists,
     customer_invitation_accept,
@@ -47,9 +48,6 @@ from apps.accounts.services import (
     customer_billing_details_update,
     customer_membership_language_set,
     customer_membership_remove,
-    portal_login_link_send,
-    portal_token_create,
-    portal_token_revoke,
 )
 from apps.billing.services import (
     subscription_cancel,
@@ -84,6 +82,7 @@ from apps.payments.stripe.customers import (
     stripe_setup_intent_create,
 )
 from apps.payments.stripe.pay_now import invoice_pay_now, payment_client_secret, payment_refresh
+from apps.portal.services import portal_login_link_send
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.selectors import subscription_get_for_customer, subscription_list_for_customer
 from apps.subscriptions.services import subscription_cancel_undo

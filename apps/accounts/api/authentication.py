@@ -5,8 +5,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
 
+from apps.accounts.credentials import API_KEY_PREFIX, api_key_authenticate
 from apps.accounts.models import ApiKey
-from apps.accounts.services import API_KEY_PREFIX, api_key_authenticate
 
 
 class ApiKeyClient(AnonymousUser):

@@ -4,8 +4,8 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIRequestFactory
 
 from apps.accounts.api.authentication import ApiKeyAuthentication, HasApiKey
+from apps.accounts.credentials import api_key_authenticate, api_key_create, api_key_hash, api_key_revoke
 from apps.accounts.models import ApiKey
-from apps.accounts.services import api_key_authenticate, api_key_create, api_key_hash, api_key_revoke
 from apps.core.errors import ValidationFailed
 from apps.core.tests.test_admin import change_form_data
 from apps.subscriptions.periods import utc

@@ -12,8 +12,9 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from apps.accounts.api.authentication import ApiKeyClient
+from apps.accounts.credentials import api_key_create
 from apps.accounts.models import ApiKey, Customer
-from apps.accounts.services import api_key_create, customer_create
+from apps.accounts.services import customer_create
 from apps.accounts.tests.factories import CustomerFactory
 from apps.audit.selectors import AuditFilter, audit_trail
 from apps.billing.services import bill_due_subscriptions

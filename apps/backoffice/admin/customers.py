@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from apps.accounts.credentials import api_key_create, api_key_revoke, portal_token_revoke
 from apps.accounts.invitations import customer_invitation_create, customer_invitation_revoke
 from apps.accounts.models import (
     ApiKey,
@@ -20,15 +21,7 @@ from apps.accounts.models import (
 )
 from apps.accounts.permissions import CUSTOMER_BILLING_FIELDS, customer_fields_refused
 from apps.accounts.selectors import customer_now
-from apps.accounts.services import (
-    CUSTOMER_EDITABLE_FIELDS,
-    api_key_create,
-    api_key_revoke,
-    customer_create,
-    customer_update,
-    portal_token_revoke,
-    test_clock_create,
-)
+from apps.accounts.services import CUSTOMER_EDITABLE_FIELDS, customer_create, customer_update, test_clock_create
 from apps.billing.services.test_clocks import test_clock_advance
 from apps.catalog.pricing import format_price
 from apps.core import clock

@@ -11,8 +11,8 @@ from django.core.management import CommandError, call_command
 from django.db.models import Q, Sum
 from rest_framework.authtoken.models import Token
 
+from apps.accounts.credentials import api_key_authenticate, portal_token_authenticate
 from apps.accounts.models import Customer, CustomerMembership
-from apps.accounts.services import api_key_authenticate, portal_token_authenticate
 from apps.accounts.tests.factories import CustomerFactory
 from apps.catalog.models import Plan
 from apps.core import clock

@@ -9,7 +9,7 @@ the token's customer only (see `IsCustomerUser`).
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from apps.accounts.services import PORTAL_TOKEN_PREFIX, portal_token_authenticate
+from apps.accounts.credentials import PORTAL_TOKEN_PREFIX, portal_token_authenticate
 
 
 class PortalTokenAuthentication(authentication.BaseAuthentication):

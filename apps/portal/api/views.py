@@ -16,13 +16,9 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.credentials import portal_token_create, portal_token_revoke
 from apps.accounts.selectors import customer_memberships_for_user, customer_now, portal_token_list_for_membership
-from apps.accounts.services import (
-    customer_billing_details_update,
-    customer_membership_language_set,
-    portal_token_create,
-    portal_token_revoke,
-)
+from apps.accounts.services import customer_billing_details_update, customer_membership_language_set
 from apps.billing.services import (
     subscription_cancel,
     subscription_change,

@@ -43,7 +43,7 @@ def test_an_address_gets_at_most_three_emails_from_both_forms_then_the_same_answ
     forms = ["portal:login-link", "portal:password-reset", "portal:login-link"]
     first = [_ask(client, form, email, django_capture_on_commit_callbacks) for form in forms]
     assert len(mail.outbox) == 3
-    with caplog.at_level(logging.WARNING, logger="apps.accounts.services"):
+    with caplog.at_level(logging.WARNING, logger="apps.portal.services"):
         link = _ask(client, "portal:login-link", email.upper(), django_capture_on_commit_callbacks)
         reset = _ask(client, "portal:password-reset", email, django_capture_on_commit_callbacks)
 
@@ -51,7 +51,7 @@ def test_an_address_gets_at_most_three_emails_from_both_forms_then_the_same_answ
     assert (link.status_code, reset.status_code) == (200, 302)
     assert _page(link, email.upper()) == _page(first[0], email)  # the same answer as when sent
     assert reset["Location"] == first[1]["Location"] == reverse("portal:password-reset-done")
-    logged = [r.getMessage() for r in caplog.records if r.name == "apps.accounts.services"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "apps.portal.services"]
     assert len(logged) == 2
     assert logged[0].startswith(
         "portal sign-in link for O***@ALPHA-LABS.EXAMPLE from 10.2.2.2 not sent: "
@@ -100,7 +100,7 @@ def test_the_overall_ceiling_per_address_holds_across_networks(
 ):
     victim = world.a.user.email
     networks = [f"203.0.113.{n}" for n in range(1, 6)]
-    with caplog.at_level(logging.WARNING, logger="apps.accounts.services"):
+    with caplog.at_level(logging.WARNING, logger="apps.portal.services"):
         for address in networks:  # 5 networks × 3 asks: 15 asks, each network within its own count
             for _ in range(3):
                 _ask(client, "portal:login-link", victim, django_capture_on_commit_callbacks, address=address)
@@ -108,7 +108,7 @@ def test_the_overall_ceiling_per_address_holds_across_networks(
 
     assert len(mail.outbox) == 10  # address_total: 10/hour
     assert late.status_code == 302  # the same answer, nothing sent
-    logged = [r.getMessage() for r in caplog.records if r.name == "apps.accounts.services"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "apps.portal.services"]
     assert len(logged) == 6
     assert "over the overall per-address limit (10/hour)" in logged[-1]
 

@@ -10,8 +10,8 @@ from django.core import mail
 from django.urls import reverse
 
 from apps.accounts.models import CustomerInvitation, CustomerMembership
-from apps.accounts.tasks import portal_login_link_email_task
 from apps.accounts.tests.factories import UserFactory
+from apps.portal.tasks import portal_login_link_email_task
 from billing_portal.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db

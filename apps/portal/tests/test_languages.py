@@ -120,8 +120,9 @@ def test_customer_api_speaks_the_users_language_with_a_token(api_client, world, 
     """A token request (no session) answers in the member's language, as a session request does."""
     from rest_framework.authtoken.models import Token
 
+    from apps.accounts.credentials import portal_token_create
     from apps.accounts.models import CustomerMembership
-    from apps.accounts.services import customer_membership_language_set, portal_token_create
+    from apps.accounts.services import customer_membership_language_set
 
     membership = CustomerMembership.objects.get(customer=world.a.customer, user=world.a.user)
     customer_membership_language_set(membership_id=membership.pk, language="zh-hans")

@@ -5,8 +5,8 @@ API, and another user's or customer's token (or a guessed id) is a 404 that chan
 import pytest
 from django.urls import reverse
 
+from apps.accounts.credentials import portal_token_create
 from apps.accounts.models import CustomerMembership, PortalToken
-from apps.accounts.services import portal_token_create
 from apps.accounts.tests.factories import UserFactory
 from apps.subscriptions.models import Subscription
 

@@ -3,8 +3,8 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
+from apps.accounts.credentials import api_key_create, api_key_revoke
 from apps.accounts.models import ApiKey
-from apps.accounts.services import api_key_create, api_key_revoke
 from apps.accounts.tests.factories import CustomerFactory
 from apps.billing.services import subscription_start
 from apps.catalog.models import PlanVersion

@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from apps.accounts.services import api_key_create
+from apps.accounts.credentials import api_key_create
 from apps.accounts.tests.factories import CustomerFactory, UserFactory
 from apps.billing.services import subscription_start
 from apps.catalog.services import billable_metric_create

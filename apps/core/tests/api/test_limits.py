@@ -8,8 +8,8 @@ from django.core.cache import cache
 from django.db import OperationalError
 from django.urls import reverse
 
+from apps.accounts.credentials import api_key_create
 from apps.accounts.models import Customer
-from apps.accounts.services import api_key_create
 from apps.core.api.exception_handler import api_exception_handler
 from apps.core.api.serializers import MAX_LIST_ITEMS
 from apps.core.rate_limits import parse_rate

@@ -6,14 +6,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
+from apps.accounts.credentials import api_key_create, api_key_revoke, portal_token_create, portal_token_revoke
 from apps.accounts.models import ApiKey, CustomerMembership
-from apps.accounts.services import (
-    api_key_create,
-    api_key_revoke,
-    customer_membership_add,
-    portal_token_create,
-    portal_token_revoke,
-)
+from apps.accounts.services import customer_membership_add
 from apps.catalog.models import Plan
 from apps.demo.demo_data import demo_first_customer
 from apps.portal.selectors import portal_configuration

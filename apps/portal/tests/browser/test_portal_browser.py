@@ -7,8 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from apps.accounts.credentials import portal_token_create
 from apps.accounts.models import Customer
-from apps.accounts.services import portal_token_create
 from apps.subscriptions.models import Subscription
 
 from ..conftest import PASSWORD
