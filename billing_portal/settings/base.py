@@ -267,6 +267,12 @@ WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=60)
 WEBHOOK_RETRY_MAX_SECONDS = env.int("WEBHOOK_RETRY_MAX_SECONDS", default=6 * 3600)
 # An endpoint whose attempts fail this many times in a row is turned off (staff turn it on again).
 WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=50)
+# Where webhooks may go (apps/webhooks/egress.py, docs/security.md): https only, to public addresses
+# only. Plain http is for development (the local settings turn it on; production refuses it).
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+# Networks let through although they are not public (CIDR, e.g. "10.20.0.0/16" for receivers inside
+# your own network); empty: public addresses only.
+WEBHOOK_ALLOWED_PRIVATE_NETWORKS = env.list("WEBHOOK_ALLOWED_PRIVATE_NETWORKS", default=[])
 
 # --- Audit trail ---------------------------------------------------------------------------------
 AUDITLOG_DISABLE_REMOTE_ADDR = env.bool("AUDITLOG_DISABLE_REMOTE_ADDR", default=False)
