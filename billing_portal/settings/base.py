@@ -352,6 +352,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.core.api.permissions.StaffModelPermissions"],
+    # JSON that the database could not store (NUL, unpaired surrogates, 1e400) is refused as a field
+    # error, and a body too deep to parse is a 400 (apps/core/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.core.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "apps.core.api.pagination.DefaultPagination",
     "DEFAULT_FILTER_BACKENDS": [
         "apps.core.api.filters.StrictFilterBackend",
