@@ -197,7 +197,9 @@ def _parse_shape(raw: object) -> dict[str, Any]:
     return event
 
 
-_CONTAINERS = (dict, list)
+# One encoder for every event (json.dumps with options builds a new one per call, which costs more
+# than the encoding itself).
+_PROPERTIES_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
 
 def _properties_json(properties: dict[str, Any]) -> str:
@@ -205,16 +207,17 @@ def _properties_json(properties: dict[str, Any]) -> str:
     NUL or unpaired surrogates, finite numbers, at most MAX_PROPERTIES_DEPTH levels and
     MAX_PROPERTIES_BYTES bytes.
 
-    The common case costs little more than the JSON text that is stored anyway: the encoder refuses
+    The common case costs no more than the JSON text that is stored anyway: the encoder refuses
     non-finite numbers and anything that is not JSON, encoding the text to UTF-8 finds unpaired
     surrogates, and NUL shows as the escape `\\u0000`. Only nested or suspect properties are walked.
     """
     try:
-        text = json.dumps(properties, ensure_ascii=False, allow_nan=False)
+        text = _PROPERTIES_ENCODER.encode(properties)
         size = len(text.encode())
     except (ValueError, TypeError, UnicodeEncodeError, RecursionError):
         text, size = "", 0  # the walk below says what is wrong
-    if not text or "\\u0000" in text or any(type(value) in _CONTAINERS for value in properties.values()):
+    # Nested objects or lists show as a second "{" or any "[" (one inside a string only costs a walk).
+    if not text or "\\u0000" in text or "[" in text or text.count("{") > 1:
         found = json_problem(properties, max_depth=MAX_PROPERTIES_DEPTH)
         if found is not None:
             path, message = found
