@@ -56,6 +56,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "apps.core.middleware.ApiRequestSizeLimitMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Before anything reads the session or the request's parameters: NUL or unpaired surrogates → 400.
+    "apps.core.middleware.UnstorableTextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
