@@ -61,33 +61,32 @@ def json_problem(value: object, *, max_depth: int | None = None) -> tuple[tuple[
     stack: list[tuple[object, tuple[str | int, ...], int]] = [(value, (), 1)]
     while stack:
         item, path, depth = stack.pop()
-        kind = type(item)
-        if kind is str:
-            message = text_problem(item)  # type: ignore[arg-type]
+        if isinstance(item, str):
+            message = text_problem(item)
             if message:
                 return path, message
-        elif kind is dict:
+        elif isinstance(item, dict):
             if max_depth is not None and depth > max_depth:
                 return path, f"nests deeper than {max_depth} levels."
-            for key, child in item.items():  # type: ignore[attr-defined]
-                if type(key) is not str:
+            for key, child in item.items():
+                if not isinstance(key, str):
                     return path, f"has a key that {NOT_JSON_MESSAGE}"
                 message = text_problem(key)
                 if message:
                     return path, f"has a key that {message}"
                 stack.append((child, (*path, key), depth + 1))
-        elif kind is list:
+        elif isinstance(item, list):
             if max_depth is not None and depth > max_depth:
                 return path, f"nests deeper than {max_depth} levels."
-            stack.extend((child, (*path, index), depth + 1) for index, child in enumerate(item))  # type: ignore[arg-type]
-        elif kind is float:
-            if not math.isfinite(item):  # type: ignore[arg-type]
-                return path, NUMBER_NOT_FINITE_MESSAGE
-        elif kind is int:
-            if item.bit_length() > 3 * sys.get_int_max_str_digits() and not _writable(item):  # type: ignore[attr-defined]
-                return path, INTEGER_TOO_LONG_MESSAGE
-        elif item is None or kind is bool:
+            stack.extend((child, (*path, index), depth + 1) for index, child in enumerate(item))
+        elif isinstance(item, bool) or item is None:
             pass
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return path, NUMBER_NOT_FINITE_MESSAGE
+        elif isinstance(item, int):
+            if item.bit_length() > 3 * sys.get_int_max_str_digits() and not _writable(item):
+                return path, INTEGER_TOO_LONG_MESSAGE
         else:
             return path, NOT_JSON_MESSAGE
     return None

@@ -25,6 +25,7 @@ import ipaddress
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import quote, urlsplit
 
 from django.conf import settings
@@ -158,8 +159,9 @@ def destination_resolve(url: str) -> Destination:
             raise DestinationRefused(ERROR_ADDRESS_NOT_ALLOWED)
         if not address_allowed(ipaddress.ip_address(socket_address[0])):
             raise DestinationRefused(ERROR_ADDRESS_NOT_ALLOWED)
-        if (family, socket_address) not in addresses:
-            addresses.append((family, socket_address))
+        checked = (family, cast("SocketAddress", socket_address))
+        if checked not in addresses:
+            addresses.append(checked)
     if not addresses:
         raise DestinationRefused(ERROR_HOST_NOT_FOUND)
     target = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
@@ -184,7 +186,7 @@ def url_problem(url: str) -> str | None:
 # --- Sending ---------------------------------------------------------------------------------------
 
 
-def _connect(addresses: tuple[tuple[socket.AddressFamily, SocketAddress], ...], timeout: float) -> socket.socket:
+def _connect(addresses: tuple[tuple[socket.AddressFamily, SocketAddress], ...], timeout: float | None) -> socket.socket:
     """A TCP connection to the first of `addresses` that answers (the addresses checked, not the name)."""
     failure: OSError = OSError("no address")
     for family, socket_address in addresses:
