@@ -1,9 +1,14 @@
-"""Request limits applied before any view runs."""
+"""Request limits and checks applied before any view runs."""
 
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.exceptions import BadRequest, SuspiciousOperation
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict, UnreadablePostError
+from django.http.multipartparser import MultiPartParserError
+from django.views import defaults
+
+from apps.core.validation import text_problem, text_storable
 
 
 class ApiRequestSizeLimitMiddleware:
@@ -31,3 +36,62 @@ class ApiRequestSizeLimitMiddleware:
                     status=413,
                 )
         return self.get_response(request)
+
+
+class UnstorableTextMiddleware:
+    """Refuse a request whose path, query string, form fields or cookies hold text no database can
+    store — the NUL character, unpaired surrogates — with 400, before any view, filter or session
+    lookup puts it into a query (PostgreSQL answers such a query with an error: a 500 before). Under
+    /api/ the answer has the API's error shape, naming the parameter; elsewhere it is the plain 400
+    page. JSON bodies are checked by the API's parsers (apps/core/api/parsers.py)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        api = request.path.startswith("/api/")
+        try:
+            found = _unstorable_parameter(request)
+        except (MultiPartParserError, SuspiciousOperation, UnreadablePostError):
+            if not api:
+                raise  # Django's own 400 page
+            return JsonResponse(
+                {"code": "parse_error", "message": "The form body cannot be read.", "fields": {}}, status=400
+            )
+        if found is None:
+            return self.get_response(request)
+        name, problem = found
+        if api:
+            return JsonResponse(
+                {
+                    "code": "invalid",
+                    "message": f"{name} {problem}",
+                    "fields": {name: [problem[0].upper() + problem[1:]]},
+                },
+                status=400,
+            )
+        return defaults.bad_request(request, BadRequest(f"{name} {problem}"))
+
+
+FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _unstorable_parameter(request: HttpRequest) -> tuple[str, str] | None:
+    """(the parameter's name, what is wrong) for the first unstorable one, or None."""
+    problem = text_problem(request.path_info)
+    if problem:
+        return "path", problem
+    sources = [request.GET, request.COOKIES]
+    if request.method == "POST" and request.content_type in FORM_CONTENT_TYPES:
+        sources.append(request.POST)
+    for source in sources:
+        items = source.lists() if isinstance(source, QueryDict) else ((name, [value]) for name, value in source.items())
+        for name, values in items:
+            problem = text_problem(name)
+            if problem:
+                return text_storable(name), f"has a name that {problem}"
+            for value in values:
+                problem = text_problem(value)
+                if problem:
+                    return name, problem
+    return None

@@ -7,6 +7,11 @@ before (in an earlier batch or earlier in the same batch) is acknowledged as a d
 counted again, also when two batches carrying it arrive at the same time: the insert is
 `INSERT … ON CONFLICT (transaction_id) DO NOTHING RETURNING`, so each batch learns exactly which rows it
 inserted and rolls up only those. See docs/usage.md for every rule.
+
+Nothing reaches the database that it would refuse (which would fail the whole batch): text with NUL
+or an unpaired surrogate, numbers that are not finite, properties nested too deep or too large are
+refused event by event, in one cheap pass per event (the properties' JSON text is made once, checked,
+and is what gets stored).
 """
 
 import json
@@ -29,12 +34,17 @@ from apps.accounts.models import Customer
 from apps.catalog.constants import NUMERIC_AGGREGATIONS, ChargeKind, MetricAggregation
 from apps.catalog.models import BillableMetric
 from apps.core import clock
+from apps.core.validation import json_path, json_problem, text_problem, text_storable
 
 from .constants import VALUE_DECIMAL_PLACES, VALUE_MAX_DIGITS, EventRejection
 from .models import UsageDistinctValue, UsageEvent, UsageRollup
 
 INSERT_CHUNK = 500
 MAX_TEXT_LENGTH = 255
+# An event's properties: objects and lists nested at most this deep (the properties object is level 1)…
+MAX_PROPERTIES_DEPTH = 5
+# …and at most this many bytes as JSON (UTF-8). See docs/usage.md.
+MAX_PROPERTIES_BYTES = 16_384
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,14 @@ class _Rejected(Exception):
         self.reason = reason
 
 
+@dataclass(frozen=True)
+class UnreadableEvent:
+    """An event of a batch whose JSON could not be read on its own (nested deeper than the JSON parser
+    goes): the API hands it in at its place, and it is refused alone, with this reason."""
+
+    reason: str
+
+
 @dataclass
 class _ValidEvent:
     transaction_id: str
@@ -73,6 +91,7 @@ class _ValidEvent:
     metric: BillableMetric
     occurred_at: datetime
     properties: dict[str, Any]
+    properties_json: str
     value: Decimal | None
     distinct_value: str
     group_key: str
@@ -142,13 +161,17 @@ def usage_events_ingest(*, events: Sequence[Mapping[str, Any]], now: datetime) -
 
 
 def _transaction_id_of(raw: object) -> str:
+    """The transaction id to echo with a rejection: as sent, cut to 255 characters, with what cannot be
+    stored or sent back (NUL, unpaired surrogates) replaced by U+FFFD."""
     if isinstance(raw, Mapping) and isinstance(transaction_id := raw.get("transaction_id"), str):
-        return transaction_id[:MAX_TEXT_LENGTH]
+        return text_storable(transaction_id[:MAX_TEXT_LENGTH])
     return ""
 
 
 def _parse_shape(raw: object) -> dict[str, Any]:
     """The event's fields with their types checked (nothing looked up yet)."""
+    if isinstance(raw, UnreadableEvent):
+        raise _Rejected(EventRejection.INVALID, raw.reason)
     if not isinstance(raw, Mapping):
         raise _Rejected(EventRejection.INVALID, "An event is an object with transaction_id, external_customer_id, "
                         "metric_code, timestamp and properties.")  # fmt: skip
@@ -159,6 +182,9 @@ def _parse_shape(raw: object) -> dict[str, Any]:
             raise _Rejected(EventRejection.INVALID, f"{name} is required (a non-empty string).")
         if len(value) > MAX_TEXT_LENGTH:
             raise _Rejected(EventRejection.INVALID, f"{name} is longer than {MAX_TEXT_LENGTH} characters.")
+        problem = text_problem(value)
+        if problem:
+            raise _Rejected(EventRejection.INVALID, f"{name} {problem}")
         event[name] = value
     properties = raw.get("properties")
     if properties is None:
@@ -166,8 +192,44 @@ def _parse_shape(raw: object) -> dict[str, Any]:
     if not isinstance(properties, Mapping):
         raise _Rejected(EventRejection.INVALID, "properties must be an object.")
     event["properties"] = dict(properties)
+    event["properties_json"] = _properties_json(event["properties"])
     event["occurred_at"] = _parse_timestamp(raw.get("timestamp"))
     return event
+
+
+# One encoder for every event (json.dumps with options builds a new one per call, which costs more
+# than the encoding itself).
+_PROPERTIES_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
+def _properties_json(properties: dict[str, Any]) -> str:
+    """The properties as JSON text (what is stored), once they are known to be storable: text without
+    NUL or unpaired surrogates, finite numbers, at most MAX_PROPERTIES_DEPTH levels and
+    MAX_PROPERTIES_BYTES bytes.
+
+    The common case costs no more than the JSON text that is stored anyway: the encoder refuses
+    non-finite numbers and anything that is not JSON, encoding the text to UTF-8 finds unpaired
+    surrogates, and NUL shows as the escape `\\u0000`. Only nested or suspect properties are walked.
+    """
+    try:
+        text = _PROPERTIES_ENCODER.encode(properties)
+        size = len(text.encode())
+    except (ValueError, TypeError, UnicodeEncodeError, RecursionError):
+        text, size = "", 0  # the walk below says what is wrong
+    # Nested objects or lists show as a second "{" or any "[" (one inside a string only costs a walk).
+    if not text or "\\u0000" in text or "[" in text or text.count("{") > 1:
+        found = json_problem(properties, max_depth=MAX_PROPERTIES_DEPTH)
+        if found is not None:
+            path, message = found
+            raise _Rejected(EventRejection.INVALID, f"{json_path(path, prefix='properties')} {message}")
+    if not text:
+        raise _Rejected(EventRejection.INVALID, "properties is not a JSON object.")
+    if size > MAX_PROPERTIES_BYTES:
+        raise _Rejected(
+            EventRejection.INVALID,
+            f"properties take {size:,} bytes as JSON; at most {MAX_PROPERTIES_BYTES:,} are accepted.",
+        )
+    return text
 
 
 def _parse_timestamp(value: object) -> datetime:
@@ -199,7 +261,10 @@ def _parse_timestamp(value: object) -> datetime:
             EventRejection.INVALID_TIMESTAMP,
             f"Timestamp {value!r} has no UTC offset; add one (e.g. Z or +02:00) so it is not guessed.",
         )
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as exc:  # 9999-12-31T23:00:00-14:00 is past the last UTC date
+        raise _Rejected(EventRejection.INVALID_TIMESTAMP, f"Timestamp {value!r} is out of range.") from exc
 
 
 def _validate(
@@ -294,6 +359,7 @@ def _validate(
         metric=metric,
         occurred_at=occurred_at,
         properties=properties,
+        properties_json=event["properties_json"],
         value=value,
         distinct_value=distinct_value,
         group_key=group_key,
@@ -494,7 +560,7 @@ def _insert_events(valid: list[_ValidEvent], *, received_at: datetime) -> list[_
     rows = [
         [
             event.transaction_id, event.customer.pk, event.metric.pk, event.occurred_at,
-            json.dumps(event.properties) if postgresql else event.properties,
+            event.properties_json if postgresql else event.properties,
             event.value, event.distinct_value, event.group_key, received_at,
         ]
         for event in valid

@@ -3,7 +3,8 @@
 1. `webhook_events_collect` reads each registered event source (`apps.core.outbox`) past its cursor and
    records every domain event once as a `WebhookEvent` (unique per source row), with one
    `WebhookDelivery` per active endpoint that subscribes to its type.
-2. `webhook_delivery_attempt` POSTs the signed event to the endpoint and logs the attempt; a failure is
+2. `webhook_delivery_attempt` POSTs the signed event to the endpoint (to a public address only, without
+   following redirects: `egress`) and logs the attempt; a failure is
    retried later with exponential backoff (capped) until `WEBHOOK_MAX_ATTEMPTS`; an endpoint that fails
    `WEBHOOK_DISABLE_AFTER_FAILURES` attempts in a row is turned off.
 3. `webhook_delivery_redeliver` sends a delivery again at once, on staff's request.
@@ -11,10 +12,7 @@
 
 import json
 import secrets
-import socket
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -29,14 +27,8 @@ from apps.core import clock
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.outbox import EventSource, event_sources, event_types
 
-from .constants import (
-    EVENT_ID_HEADER,
-    EVENT_TYPE_HEADER,
-    RESPONSE_EXCERPT_CHARS,
-    SECRET_PREFIX,
-    SIGNATURE_HEADER,
-    DeliveryStatus,
-)
+from .constants import EVENT_ID_HEADER, EVENT_TYPE_HEADER, SECRET_PREFIX, SIGNATURE_HEADER, DeliveryStatus
+from .egress import url_problem, webhook_post
 from .models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookSourceCursor
 from .signing import signature_header
 
@@ -50,12 +42,19 @@ def _secret_new() -> str:
     return SECRET_PREFIX + secrets.token_hex(24)
 
 
-def _endpoint_validate(*, url: str, event_types_: list[str]) -> dict[str, list[str]]:
+def _endpoint_validate(*, url: str | None, event_types_: list[str]) -> dict[str, list[str]]:
+    """Field errors of an endpoint's URL (None: not being set) and event types. A URL must be
+    https (http only with `WEBHOOK_ALLOW_HTTP`) and its host public (see `egress`)."""
     problems: dict[str, list[str]] = {}
-    try:
-        URLValidator(schemes=["http", "https"])(url)
-    except DjangoValidationError:
-        problems["url"] = ["Enter a valid http:// or https:// URL."]
+    if url is not None:
+        try:
+            URLValidator(schemes=["http", "https"])(url)
+        except DjangoValidationError:
+            problems["url"] = ["Enter a valid http:// or https:// URL."]
+        else:
+            problem = url_problem(url)
+            if problem:
+                problems["url"] = [problem]
     if not isinstance(event_types_, list) or not all(isinstance(item, str) for item in event_types_):
         problems["event_types"] = ["A list of event types."]
     else:
@@ -101,7 +100,8 @@ def webhook_endpoint_update(*, endpoint_id: int, **changes: Any) -> WebhookEndpo
     unknown = sorted(set(changes) - set(ENDPOINT_FIELDS))
     if unknown:
         raise ValidationFailed("Unknown fields.", fields={name: ["This field cannot be changed."] for name in unknown})
-    url = changes.get("url", endpoint.url)
+    # The URL is checked when it is set: a stored one is checked again at every send anyway.
+    url = changes.get("url") if "url" in changes else None
     types = list(changes.get("event_types", endpoint.event_types))
     problems = _endpoint_validate(url=url, event_types_=types)
     if problems:
@@ -244,24 +244,6 @@ def webhook_event_body(event: WebhookEvent) -> bytes:
     return json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
 
 
-def _post(url: str, *, body: bytes, headers: dict[str, str]) -> tuple[int | None, str, str]:
-    """POST and return (status, the start of the body, error). No response: status None."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - http(s) only
-    try:
-        with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310
-            return response.status, response.read(RESPONSE_EXCERPT_CHARS).decode(errors="replace"), ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(RESPONSE_EXCERPT_CHARS).decode(errors="replace"), ""
-    except TimeoutError:
-        return None, "", f"No response within {settings.WEBHOOK_TIMEOUT_SECONDS} s."
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, TimeoutError | socket.timeout):
-            return None, "", f"No response within {settings.WEBHOOK_TIMEOUT_SECONDS} s."
-        return None, "", str(exc.reason)[:500]
-    except (OSError, ValueError) as exc:
-        return None, "", str(exc)[:500]
-
-
 def _send(delivery: WebhookDelivery, *, manual: bool, now: datetime) -> WebhookAttempt:
     endpoint, event = delivery.endpoint, delivery.event
     body = webhook_event_body(event)
@@ -273,7 +255,7 @@ def _send(delivery: WebhookDelivery, *, manual: bool, now: datetime) -> WebhookA
         EVENT_TYPE_HEADER: event.type,
     }
     started = time.monotonic()
-    status, response_body, error = _post(endpoint.url, body=body, headers=headers)
+    answer = webhook_post(endpoint.url, body=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS)
     duration_ms = int((time.monotonic() - started) * 1000)
     return WebhookAttempt.objects.create(
         delivery=delivery,
@@ -284,11 +266,11 @@ def _send(delivery: WebhookDelivery, *, manual: bool, now: datetime) -> WebhookA
         request_headers={name: value for name, value in headers.items() if name != SIGNATURE_HEADER}
         | {SIGNATURE_HEADER: headers[SIGNATURE_HEADER].split(",v1=")[0] + ",v1=…"},
         request_body=body.decode(),
-        response_status=status,
-        response_body=response_body,
-        error=error,
+        response_status=answer.status,
+        response_body=answer.excerpt,
+        error=answer.error,
         duration_ms=duration_ms,
-        succeeded=status is not None and 200 <= status < 300,
+        succeeded=answer.status is not None and 200 <= answer.status < 300,
     )
 
 

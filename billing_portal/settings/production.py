@@ -18,6 +18,12 @@ if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY in {"change-me
         "`python -c 'import secrets; print(secrets.token_urlsafe(64))'`."
     )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+# Outgoing webhooks over https only: plain http is for development.
+if env.bool("WEBHOOK_ALLOW_HTTP", default=False):
+    raise ImproperlyConfigured(
+        "WEBHOOK_ALLOW_HTTP is for development only: webhooks are sent over https in production."
+    )
+WEBHOOK_ALLOW_HTTP = False
 DATABASES = {"default": env.db("DATABASE_URL")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

@@ -97,3 +97,18 @@ def test_the_database_and_hosts_must_come_from_the_environment():
 
         assert result.returncode != 0
         assert f"Set the {missing} environment variable" in result.stderr
+
+
+def test_webhooks_go_over_https_to_public_addresses_only_in_production():
+    dump = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps([s.WEBHOOK_ALLOW_HTTP, s.WEBHOOK_ALLOWED_PRIVATE_NETWORKS]))"
+    )
+
+    default = _run(["-c", dump], **_production_environment())
+    http_asked = _run(["manage.py", "check"], **_production_environment(), WEBHOOK_ALLOW_HTTP="true")
+
+    assert default.returncode == 0, default.stderr
+    assert json.loads(default.stdout) == [False, []]
+    assert http_asked.returncode != 0
+    assert "WEBHOOK_ALLOW_HTTP is for development only" in http_asked.stderr

@@ -44,9 +44,9 @@ class AutoSchema(openapi.AutoSchema):
 
     def _implicit_error_statuses(self) -> list[int]:
         has_body = self.method in ("POST", "PUT", "PATCH")
-        statuses = []
-        if has_body or self._get_filter_parameters() or self._get_pagination_parameters():
-            statuses.append(400)
+        # Every request can be refused with 400: a path or query parameter holding a NUL character or
+        # an unpaired surrogate is (apps.core.middleware.UnstorableTextMiddleware), besides bad input.
+        statuses = [400]
         if self.get_auth():
             statuses += [401, 403]
         # A path with an id, or a view acting for a customer chosen by a header (the portal API's
@@ -71,7 +71,8 @@ class AutoSchema(openapi.AutoSchema):
 
 
 _ERROR_DESCRIPTIONS = {
-    400: "Invalid input (`invalid`), with messages per field.",
+    400: "Invalid input (`invalid`), with messages per field; also any parameter or field holding a NUL character "
+    "or an unpaired surrogate, or a body that is not JSON (`parse_error`).",
     401: "Not authenticated.",
     403: "Not staff, or missing the model permission.",
     404: "Not found.",

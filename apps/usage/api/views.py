@@ -23,6 +23,7 @@ from apps.usage.models import UsageEvent
 from apps.usage.selectors import usage_for_customer_period
 from apps.usage.services import usage_events_ingest
 
+from .parsers import EventBatchJSONParser, EventJSONParser
 from .serializers import (
     CustomerUsageOutputSerializer,
     EventBatchInputSerializer,
@@ -39,6 +40,8 @@ class _IngestionView(APIView):
 
 
 class EventView(_IngestionView):
+    parser_classes = [EventJSONParser]
+
     @extend_schema(
         request=EventInputSerializer,
         responses={202: EventOutputSerializer, **error_responses(400, 401, 403)},
@@ -58,6 +61,8 @@ class EventView(_IngestionView):
 
 
 class EventBatchView(_IngestionView):
+    parser_classes = [EventBatchJSONParser]
+
     @extend_schema(
         request=EventBatchInputSerializer,
         responses={200: EventBatchOutputSerializer, **error_responses(400, 401, 403)},

@@ -1,0 +1,121 @@
+"""JSON parsers of the ingestion endpoints.
+
+Unlike the rest of the API (`apps.core.api.parsers`), they leave text and numbers that cannot be
+stored to the ingestion service, which refuses them event by event: one bad event never costs the
+others of its batch. A body that is not JSON is a 400 `parse_error`, never a 500.
+
+Python's JSON parser recurses and gives up on values nested some hundreds of levels deep. When a
+batch holds such an event, the batch is read again one event at a time: the `events` array is cut
+into its elements (a scan that skips strings and counts brackets), each is parsed on its own, and an
+element still too deep for the parser is handed to the service as an `UnreadableEvent`, refused alone.
+The fast path (the whole body at once) is untouched.
+"""
+
+import re
+from typing import Any
+
+from rest_framework.exceptions import ParseError
+
+from apps.core.api.parsers import TOO_DEEP_MESSAGE, JSONParser, json_loads, json_text
+from apps.core.errors import ValidationFailed
+from apps.usage.services import UnreadableEvent
+
+UNREADABLE_EVENT_REASON = "The event nests deeper than the JSON parser can read; properties nest at most 5 levels."
+
+# JSON's strings (escapes included) and structural characters: enough to find the elements of the
+# events array without parsing them. Possessive repeats: no backtracking on long strings.
+_TOKENS = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{},:]')
+
+
+class EventJSONParser(JSONParser):
+    """One event: a body too deep to read is a 400 with an error on `event`."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return json_loads(json_text(stream, parser_context))
+        except RecursionError as exc:
+            raise ValidationFailed(UNREADABLE_EVENT_REASON, fields={"event": [UNREADABLE_EVENT_REASON]}) from exc
+
+
+class EventBatchJSONParser(JSONParser):
+    """A batch: an event too deep to read is refused alone (see the module's docstring)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        text = json_text(stream, parser_context)
+        try:
+            return json_loads(text)
+        except RecursionError:
+            return _batch_event_by_event(text)
+
+
+def _batch_event_by_event(text: str) -> Any:
+    """The batch `{"events": [...], …}` parsed with each event on its own; ParseError when the body is not
+    such an object or is not JSON outside of the events too deep to read."""
+    split = _events_split(text)
+    if split is None:
+        raise ParseError(TOO_DEEP_MESSAGE)
+    envelope_text, event_texts = split
+    try:
+        envelope = json_loads(envelope_text)
+    except RecursionError as exc:
+        raise ParseError(TOO_DEEP_MESSAGE) from exc
+    events: list[Any] = []
+    for event_text in event_texts:
+        try:
+            events.append(json_loads(event_text))
+        except RecursionError:
+            events.append(UnreadableEvent(UNREADABLE_EVENT_REASON))
+    envelope["events"] = events
+    return envelope
+
+
+def _events_split(text: str) -> tuple[str, list[str]] | None:
+    """(the body with its events array emptied, the text of each element of that array), or None when
+    the body is not an object with an `events` array."""
+    depth = 0
+    key = ""  # the key whose value is being read, at depth 1
+    last_string = ""
+    events_start = -1  # inside the events array: where its content starts
+    events_at: tuple[int, int] | None = None  # where its content starts and ends
+    element_start = -1
+    elements: list[str] = []
+    for token in _TOKENS.finditer(text):
+        character = token.group()[0]
+        if character == '"':
+            if depth == 1:
+                last_string = token.group()
+        elif character == ":":
+            if depth == 1:
+                key = last_string
+        elif character in "[{":
+            depth += 1
+            if depth == 2 and character == "[" and events_at is None and events_start < 0 and _is_events(key):
+                events_start = element_start = token.end()
+        elif character in "]}":
+            if depth == 2 and events_start >= 0:
+                if elements or text[element_start : token.start()].strip():
+                    elements.append(text[element_start : token.start()])
+                events_at = (events_start, token.start())
+                events_start = -1
+            depth -= 1
+            if depth < 0:
+                return None
+        elif character == ",":
+            if depth == 2 and events_start >= 0:
+                elements.append(text[element_start : token.start()])
+                element_start = token.end()
+            elif depth == 1:
+                key = ""
+    if depth != 0 or events_at is None:
+        return None
+    start, end = events_at
+    return text[:start] + text[end:], elements
+
+
+def _is_events(key: str) -> bool:
+    if not key:
+        return False
+    try:
+        return json_loads(key) == "events"
+    except (ParseError, RecursionError):
+        return False
