@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from apps.accounts.services import api_key_create
+from apps.accounts.credentials import api_key_create
 from apps.accounts.tests.factories import CustomerFactory
 from apps.catalog.services import billable_metric_create
 from apps.core import clock
