@@ -18,18 +18,21 @@ CITY_STATE_POSTCODE_COUNTRIES = frozenset({"US", "CA", "AU"})
 POSTCODE_LAST_COUNTRIES = frozenset({"GB", "IE"})
 
 
-class TestClock(TimeStampedModel):
+class SimulatedClock(TimeStampedModel):
     """A clock of its own for test customers: time stands still for them until staff advance it, and
     advancing runs everything that would have happened in between (trial ends, renewals, scheduled
-    changes, finalizations), in order. Production customers never have one."""
+    changes, finalizations), in order. Production customers never have one.
 
-    __test__ = False  # not a pytest test class
+    Called a test clock on every screen (as Stripe calls them); its code name keeps clear of pytest's
+    `test*` discovery."""
 
     name = models.CharField(max_length=255)
     frozen_at = models.DateTimeField(help_text="The current time for the customers on this clock (UTC).")
 
     class Meta:
+        db_table = "accounts_testclock"
         ordering = ["-created_at", "-id"]
+        verbose_name = "test clock"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.frozen_at:%Y-%m-%d %H:%M} UTC)"
@@ -100,7 +103,7 @@ class Customer(TimeStampedModel):
         help_text="The language of the customer's portal, emails and PDF bills (each portal user may pick their own).",
     )
     test_clock = models.ForeignKey(
-        TestClock,
+        SimulatedClock,
         on_delete=models.PROTECT,
         null=True,
         blank=True,

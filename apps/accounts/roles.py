@@ -61,7 +61,7 @@ ROLES: tuple[Role, ...] = (
             *_everything(BUSINESS_APPS, ("view",)),
             Rule(
                 "accounts",
-                ("customer", "billingcontact", "customermembership", "customerinvitation", "testclock"),
+                ("customer", "billingcontact", "customermembership", "customerinvitation", "simulatedclock"),
                 ("add", "change"),
             ),
             Rule("accounts", ("customer",), ("change_customer_billing",)),

@@ -5,7 +5,7 @@ from django.db.models import F, QuerySet
 from apps.core import clock
 from apps.core.errors import NotFound
 
-from .models import Customer, CustomerMembership, PortalToken, TestClock
+from .models import Customer, CustomerMembership, PortalToken, SimulatedClock
 
 
 def customer_list() -> QuerySet[Customer]:
@@ -27,15 +27,12 @@ def customer_invoice_recipients(customer: Customer) -> list[str]:
 def customer_now(customer: Customer) -> datetime:
     """The current time for a customer: its test clock's time if it has one, else the real clock's."""
     if customer.test_clock_id is not None:
-        return TestClock.objects.values_list("frozen_at", flat=True).get(pk=customer.test_clock_id)
+        return SimulatedClock.objects.values_list("frozen_at", flat=True).get(pk=customer.test_clock_id)
     return clock.now()
 
 
-def test_clock_list():
-    return TestClock.objects.all()
-
-
-test_clock_list.__test__ = False  # type: ignore[attr-defined]
+def simulated_clock_list():
+    return SimulatedClock.objects.all()
 
 
 def customer_memberships_for_user(*, user) -> QuerySet[CustomerMembership]:

@@ -15,7 +15,7 @@ from apps.core.queue import enqueue
 from apps.core.validation import validate_instance
 
 from .constants import CollectionMethod, PortalLanguage
-from .models import BillingContact, Customer, CustomerMembership, TestClock
+from .models import BillingContact, Customer, CustomerMembership, SimulatedClock
 from .permissions import customer_fields_check
 from .tax_ids import InvalidTaxId, tax_id_check, tax_id_type_fits_country
 
@@ -91,7 +91,7 @@ def customer_create(
     invoice_grouping: str = "",
     collection_method: str = CollectionMethod.SEND_INVOICE,
     preferred_language: str = PortalLanguage.ENGLISH,
-    test_clock: TestClock | None = None,
+    test_clock: SimulatedClock | None = None,
     billing_contacts: list[dict[str, Any]] | None = None,
 ) -> Customer:
     """A new customer. A tax ID is checked and normalized first; `tax_id_type` empty means the usual
@@ -224,15 +224,12 @@ def customer_membership_add(
 
 
 @transaction.atomic
-def test_clock_create(*, name: str, frozen_at: datetime | None = None) -> TestClock:
+def simulated_clock_create(*, name: str, frozen_at: datetime | None = None) -> SimulatedClock:
     """A test clock starting at `frozen_at` (default: now)."""
-    test_clock = TestClock(name=name, frozen_at=clock.ensure_aware(frozen_at or clock.now()))
+    test_clock = SimulatedClock(name=name, frozen_at=clock.ensure_aware(frozen_at or clock.now()))
     validate_instance(test_clock)
     test_clock.save()
     return test_clock
-
-
-test_clock_create.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
 
 
 # --- Portal users ----------------------------------------------------------------------------------

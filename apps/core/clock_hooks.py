@@ -1,6 +1,6 @@
 """Moments of other apps on a test clock.
 
-Advancing a test clock (`apps.billing.services.test_clocks.test_clock_advance`) runs, in order and at
+Advancing a test clock (`apps.billing.services.simulated_clocks.simulated_clock_advance`) runs, in order and at
 the moment each falls due, everything that would have happened to the clock's customers. Billing is
 built in; an app that acts at moments of its own (dunning: reminders, payment retries, end actions)
 registers a hook here instead of being imported by `invoices`:
@@ -24,29 +24,22 @@ Run = Callable[[int, datetime], None]
 
 
 @dataclass(frozen=True)
-class TestClockHook:
-    __test__ = False  # not a pytest test class
-
+class SimulatedClockHook:
     name: str
     next_moment: NextMoment
     run: Run
 
 
-_hooks: dict[str, TestClockHook] = {}
+_hooks: dict[str, SimulatedClockHook] = {}
 
 
-def test_clock_hook_register(*, name: str, next_moment: NextMoment, run: Run) -> None:
-    _hooks[name] = TestClockHook(name=name, next_moment=next_moment, run=run)
+def simulated_clock_hook_register(*, name: str, next_moment: NextMoment, run: Run) -> None:
+    _hooks[name] = SimulatedClockHook(name=name, next_moment=next_moment, run=run)
 
 
-def test_clock_hook_unregister(*, name: str) -> None:
+def simulated_clock_hook_unregister(*, name: str) -> None:
     _hooks.pop(name, None)
 
 
-def test_clock_hooks() -> list[TestClockHook]:
+def simulated_clock_hooks() -> list[SimulatedClockHook]:
     return list(_hooks.values())
-
-
-test_clock_hook_register.__test__ = False  # type: ignore[attr-defined]
-test_clock_hook_unregister.__test__ = False  # type: ignore[attr-defined]
-test_clock_hooks.__test__ = False  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ from django.test import override_settings
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
-from apps.accounts.services import customer_create, test_clock_create
+from apps.accounts.services import customer_create, simulated_clock_create
 from apps.billing.services import bill_due_subscriptions, subscription_cancel, subscription_change, subscription_start
 from apps.catalog.constants import SIMPLE_CHARGE_NAME
 from apps.catalog.models import BillableMetric, Plan, Product
@@ -496,7 +496,7 @@ def _showcase(customers: list[Customer], plans: dict[str, Plan], *, now: datetim
         downgrading = Subscription.objects.filter(customer=customers[0], plan__code="hosting-business-monthly").first()
         if downgrading is not None:
             subscription_change(subscription_id=downgrading.pk, plan=pro, timing=ChangeTiming.PERIOD_END)
-        test_clock = test_clock_create(name="Sales demo clock", frozen_at=_midnight(now))
+        test_clock = simulated_clock_create(name="Sales demo clock", frozen_at=_midnight(now))
     clock_customer = customer_create(
         external_id=f"{DEMO_EXTERNAL_ID_PREFIX}clock",
         name="Clockwork Trial Ltd",

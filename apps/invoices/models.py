@@ -373,7 +373,7 @@ class BillingRun(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     test_clock = models.ForeignKey(
-        "accounts.TestClock",
+        "accounts.SimulatedClock",
         on_delete=models.CASCADE,
         null=True,
         blank=True,

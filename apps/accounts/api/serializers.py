@@ -1,8 +1,9 @@
 from django_countries.serializer_fields import CountryField
+from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from apps.accounts.constants import CollectionMethod, InvoiceGrouping, TaxIdStatus, TaxIdType
-from apps.accounts.models import BillingContact, Customer, TestClock
+from apps.accounts.models import BillingContact, Customer, SimulatedClock
 from apps.core.api.serializers import MAX_NESTED_ITEMS, MoneyOutputSerializer, validate_currency_code
 
 TAX_ID_HELP = (
@@ -121,7 +122,7 @@ class CustomerCreateInputSerializer(serializers.Serializer):
         help_text=COLLECTION_METHOD_HELP,
     )  # fmt: skip
     test_clock = serializers.PrimaryKeyRelatedField(
-        queryset=TestClock.objects.all(), required=False, allow_null=True, default=None,
+        queryset=SimulatedClock.objects.all(), required=False, allow_null=True, default=None,
         help_text="Test customers only: attach to a test clock (cannot change later).",
     )  # fmt: skip
     billing_contacts = BillingContactInputSerializer(
@@ -165,22 +166,22 @@ class CustomerUpdateInputSerializer(serializers.Serializer):
     )
 
 
-class TestClockOutputSerializer(serializers.ModelSerializer):
-    __test__ = False
+@extend_schema_serializer(component_name="TestClockOutput")  # the API's name for them
+class SimulatedClockOutputSerializer(serializers.ModelSerializer):
     customer_count = serializers.IntegerField(read_only=True, help_text="Customers living at this clock's time.")
 
     class Meta:
-        model = TestClock
+        model = SimulatedClock
         fields = ["id", "name", "frozen_at", "customer_count", "created_at", "updated_at"]
         read_only_fields = fields
 
 
-class TestClockCreateInputSerializer(serializers.Serializer):
-    __test__ = False
+@extend_schema_serializer(component_name="TestClockCreateInput")  # the API's name for them
+class SimulatedClockCreateInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=255)
     frozen_at = serializers.DateTimeField(required=False, help_text="Where the clock starts (default: now).")
 
 
-class TestClockAdvanceInputSerializer(serializers.Serializer):
-    __test__ = False
+@extend_schema_serializer(component_name="TestClockAdvanceInput")  # the API's name for them
+class SimulatedClockAdvanceInputSerializer(serializers.Serializer):
     frozen_at = serializers.DateTimeField(help_text="The new time; after the clock's time, at most five years on.")

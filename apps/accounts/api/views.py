@@ -5,8 +5,8 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.accounts import services
-from apps.accounts.selectors import customer_list, test_clock_list
-from apps.billing.services.test_clocks import test_clock_advance
+from apps.accounts.selectors import customer_list, simulated_clock_list
+from apps.billing.services.simulated_clocks import simulated_clock_advance
 from apps.core.api.schema import error_responses
 from apps.core.idempotency import idempotent
 from apps.invoices.selectors import customer_balance
@@ -17,9 +17,9 @@ from .serializers import (
     CustomerCreateInputSerializer,
     CustomerOutputSerializer,
     CustomerUpdateInputSerializer,
-    TestClockAdvanceInputSerializer,
-    TestClockCreateInputSerializer,
-    TestClockOutputSerializer,
+    SimulatedClockAdvanceInputSerializer,
+    SimulatedClockCreateInputSerializer,
+    SimulatedClockOutputSerializer,
 )
 
 
@@ -67,33 +67,33 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return Response(CustomerBalanceOutputSerializer(data).data)
 
 
-class TestClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class SimulatedClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Clocks for test customers: advance one to see trials end, periods renew and invoices appear."""
 
-    __test__ = False
-    serializer_class = TestClockOutputSerializer
+    serializer_class = SimulatedClockOutputSerializer
     ordering = ["-created_at", "-id"]
-    action_permissions = {"advance": ["accounts.change_testclock"]}
+    action_permissions = {"advance": ["accounts.change_simulatedclock"]}
 
     def get_queryset(self):
-        return test_clock_list().annotate(customer_count=Count("customers"))
+        return simulated_clock_list().annotate(customer_count=Count("customers"))
 
     @extend_schema(
-        request=TestClockCreateInputSerializer,
-        responses={201: TestClockOutputSerializer, **error_responses(400)},
+        request=SimulatedClockCreateInputSerializer,
+        responses={201: SimulatedClockOutputSerializer, **error_responses(400)},
     )
     @idempotent
     def create(self, request):
-        serializer = TestClockCreateInputSerializer(data=request.data)
+        serializer = SimulatedClockCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        test_clock = services.test_clock_create(**serializer.validated_data)
+        test_clock = services.simulated_clock_create(**serializer.validated_data)
         return Response(
-            TestClockOutputSerializer(self.get_queryset().get(pk=test_clock.pk)).data, status=status.HTTP_201_CREATED
+            SimulatedClockOutputSerializer(self.get_queryset().get(pk=test_clock.pk)).data,
+            status=status.HTTP_201_CREATED,
         )
 
     @extend_schema(
-        request=TestClockAdvanceInputSerializer,
-        responses={200: TestClockOutputSerializer, **error_responses(400, 404)},
+        request=SimulatedClockAdvanceInputSerializer,
+        responses={200: SimulatedClockOutputSerializer, **error_responses(400, 404)},
         summary="Advance",
         description="Move the clock forward: every renewal, trial end, scheduled change, period-end "
         "cancellation and draft finalization due on the way runs in order, at its own moment.",
@@ -102,7 +102,9 @@ class TestClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @idempotent
     def advance(self, request, pk=None):
         test_clock = self.get_object()
-        serializer = TestClockAdvanceInputSerializer(data=request.data)
+        serializer = SimulatedClockAdvanceInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        test_clock_advance(test_clock_id=test_clock.pk, to=serializer.validated_data["frozen_at"], actor=request.user)
-        return Response(TestClockOutputSerializer(self.get_queryset().get(pk=test_clock.pk)).data)
+        simulated_clock_advance(
+            test_clock_id=test_clock.pk, to=serializer.validated_data["frozen_at"], actor=request.user
+        )
+        return Response(SimulatedClockOutputSerializer(self.get_queryset().get(pk=test_clock.pk)).data)

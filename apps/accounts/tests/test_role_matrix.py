@@ -442,7 +442,7 @@ ADMIN_MODELS = {
     "accounts.Customer": ("ALL", "FA BO", "FA BO SU", "FA"),
     "accounts.CustomerInvitation": ("ALL", "FA BO", "FA BO", ""),  # revoked, never deleted
     "accounts.PortalToken": ("FA BO AU", "", "FA", ""),  # made by customers; staff may revoke
-    "accounts.TestClock": ("FA BO AU", "FA BO", "FA BO", "FA"),
+    "accounts.SimulatedClock": ("FA BO AU", "FA BO", "FA BO", "FA"),
     "auditlog.LogEntry": ("FA AU", "", "", ""),
     "auth.Group": ("FA AU", "", "", ""),
     "auth.User": ("FA AU", "", "", ""),
@@ -571,7 +571,7 @@ def test_admin_action_matrix(role):
 ADMIN_VIEWS = {
     "finance-dashboard": "ALL",  # Support sees the app list only (see test_roles.py)
     "reports-export": "FA BO AU",
-    "accounts_testclock_advance": "FA BO",
+    "accounts_simulatedclock_advance": "FA BO",
     "catalog_planversion_copy": "FA",
     "catalog_price_quote": "ALL",
     "subscriptions_subscription_change_plan": "FA BO",

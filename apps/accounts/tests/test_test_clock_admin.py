@@ -2,7 +2,7 @@ import pytest
 from django.urls import reverse
 from djmoney.money import Money
 
-from apps.accounts.models import TestClock
+from apps.accounts.models import SimulatedClock
 from apps.accounts.tests.factories import CustomerFactory
 from apps.billing.services import subscription_start
 from apps.catalog.tests.factories import PlanFactory
@@ -14,17 +14,17 @@ pytestmark = pytest.mark.django_db
 
 
 def test_advance_from_the_admin_bills_the_clock_customers(client, superuser):
-    clock = TestClock.objects.create(name="Demo clock", frozen_at=utc(2026, 1, 15))
+    clock = SimulatedClock.objects.create(name="Demo clock", frozen_at=utc(2026, 1, 15))
     subscription_start(
         customer=CustomerFactory(currency="USD", test_clock=clock), plan=PlanFactory(prices=[Money("10", "USD")])
     )
     client.force_login(superuser)
-    page = client.get(reverse("admin:accounts_testclock_change", args=[clock.pk]))
+    page = client.get(reverse("admin:accounts_simulatedclock_change", args=[clock.pk]))
     assert page.status_code == 200
     assert 'id="test-clock-advance"' in page.content.decode()
 
     response = client.post(
-        reverse("admin:accounts_testclock_advance", args=[clock.pk]),
+        reverse("admin:accounts_simulatedclock_advance", args=[clock.pk]),
         {"frozen_at_0": "2026-03-20", "frozen_at_1": "00:00:00"},
         follow=True,
     )
@@ -37,11 +37,11 @@ def test_advance_from_the_admin_bills_the_clock_customers(client, superuser):
 
 
 def test_going_back_is_refused_with_a_message(client, superuser):
-    clock = TestClock.objects.create(name="C", frozen_at=utc(2026, 1, 15))
+    clock = SimulatedClock.objects.create(name="C", frozen_at=utc(2026, 1, 15))
     client.force_login(superuser)
 
     response = client.post(
-        reverse("admin:accounts_testclock_advance", args=[clock.pk]),
+        reverse("admin:accounts_simulatedclock_advance", args=[clock.pk]),
         {"frozen_at_0": "2026-01-01", "frozen_at_1": "00:00:00"},
         follow=True,
     )
@@ -54,11 +54,11 @@ def test_going_back_is_refused_with_a_message(client, superuser):
 
 
 def test_advance_needs_change_permission(client, make_staff):
-    clock = TestClock.objects.create(name="C", frozen_at=utc(2026, 1, 15))
-    client.force_login(make_staff("accounts.view_testclock"))
+    clock = SimulatedClock.objects.create(name="C", frozen_at=utc(2026, 1, 15))
+    client.force_login(make_staff("accounts.view_simulatedclock"))
 
     response = client.post(
-        reverse("admin:accounts_testclock_advance", args=[clock.pk]),
+        reverse("admin:accounts_simulatedclock_advance", args=[clock.pk]),
         {"frozen_at_0": "2026-02-01", "frozen_at_1": "0:00"},
     )
 
@@ -69,9 +69,9 @@ def test_advance_needs_change_permission(client, make_staff):
 
 def test_create_a_clock_and_list_it(client, superuser):
     client.force_login(superuser)
-    url = reverse("admin:accounts_testclock_add")
+    url = reverse("admin:accounts_simulatedclock_add")
     data = change_form_data(client.get(url), name="New", frozen_at_0="2026-05-01", frozen_at_1="09:00:00")
     add = client.post(url, data)
     assert add.status_code == 302
-    assert TestClock.objects.get().frozen_at == utc(2026, 5, 1, 9)
-    assert client.get(reverse("admin:accounts_testclock_changelist")).status_code == 200
+    assert SimulatedClock.objects.get().frozen_at == utc(2026, 5, 1, 9)
+    assert client.get(reverse("admin:accounts_simulatedclock_changelist")).status_code == 200

@@ -17,12 +17,12 @@ from apps.accounts.models import (
     CustomerInvitation,
     CustomerMembership,
     PortalToken,
-    TestClock,
+    SimulatedClock,
 )
 from apps.accounts.permissions import CUSTOMER_BILLING_FIELDS, customer_fields_refused
 from apps.accounts.selectors import customer_now
-from apps.accounts.services import CUSTOMER_EDITABLE_FIELDS, customer_create, customer_update, test_clock_create
-from apps.billing.services.test_clocks import test_clock_advance
+from apps.accounts.services import CUSTOMER_EDITABLE_FIELDS, customer_create, customer_update, simulated_clock_create
+from apps.billing.services.simulated_clocks import simulated_clock_advance
 from apps.catalog.pricing import format_price
 from apps.core import clock
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
@@ -213,7 +213,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
             )
 
 
-class TestClockCustomerInline(ReadOnlyInline):
+class SimulatedClockCustomerInline(ReadOnlyInline):
     model = Customer
     fields = ["customer", "email", "currency"]
     readonly_fields = ["customer"]
@@ -226,21 +226,20 @@ class TestClockCustomerInline(ReadOnlyInline):
         )
 
 
-class TestClockAdvanceForm(forms.Form):
+class SimulatedClockAdvanceForm(forms.Form):
     frozen_at = forms.SplitDateTimeField(
         label="Advance to", widget=AdminSplitDateTime, help_text="UTC; after the clock's time, at most five years on."
     )
 
 
-@admin.register(TestClock)
-class TestClockAdmin(ServiceAdminMixin, admin.ModelAdmin):
-    __test__ = False
-    change_form_template = "admin/accounts/testclock/change_form.html"
+@admin.register(SimulatedClock)
+class SimulatedClockAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    change_form_template = "admin/accounts/simulatedclock/change_form.html"
     list_display = ["name", "frozen_at", "customer_count", "created_at"]
     search_fields = ["name"]
     date_hierarchy = "frozen_at"
     fields = ["name", "frozen_at", "created_at", "updated_at"]
-    inlines = [TestClockCustomerInline]
+    inlines = [SimulatedClockCustomerInline]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(customer_total=Count("customers"))
@@ -250,7 +249,7 @@ class TestClockAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return ["frozen_at", "created_at", "updated_at"] if obj is not None else ["created_at", "updated_at"]
 
     @admin.display(description="customers", ordering="customer_total")
-    def customer_count(self, test_clock: TestClock) -> int:
+    def customer_count(self, test_clock: SimulatedClock) -> int:
         return test_clock.customer_total
 
     def save_model(self, request, obj, form, change):
@@ -260,19 +259,19 @@ class TestClockAdmin(ServiceAdminMixin, admin.ModelAdmin):
         adopt(
             obj,
             self.call_service(
-                test_clock_create, name=form.cleaned_data["name"], frozen_at=form.cleaned_data.get("frozen_at")
+                simulated_clock_create, name=form.cleaned_data["name"], frozen_at=form.cleaned_data.get("frozen_at")
             ),
         )
 
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
-            path("<path:object_id>/advance/", view(self.advance_view), name="accounts_testclock_advance")
+            path("<path:object_id>/advance/", view(self.advance_view), name="accounts_simulatedclock_advance")
         ] + super().get_urls()
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "advance_form": TestClockAdvanceForm(), "advance_url": reverse(
-            "admin:accounts_testclock_advance", args=[object_id]
+        extra_context = {**(extra_context or {}), "advance_form": SimulatedClockAdvanceForm(), "advance_url": reverse(
+            "admin:accounts_simulatedclock_advance", args=[object_id]
         ), "can_advance": self.has_change_permission(request)}  # fmt: skip
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -284,15 +283,15 @@ class TestClockAdmin(ServiceAdminMixin, admin.ModelAdmin):
         test_clock = self.get_object(request, unquote(object_id))
         if test_clock is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        form = TestClockAdvanceForm(request.POST)
-        change_url = reverse("admin:accounts_testclock_change", args=[test_clock.pk])
+        form = SimulatedClockAdvanceForm(request.POST)
+        change_url = reverse("admin:accounts_simulatedclock_change", args=[test_clock.pk])
         if not form.is_valid():
             for errors in form.errors.values():
                 for error in errors:
                     self.message_user(request, f"Not advanced: {error}", messages.ERROR)
             return HttpResponseRedirect(change_url)
         try:
-            advanced = test_clock_advance(
+            advanced = simulated_clock_advance(
                 test_clock_id=test_clock.pk, to=form.cleaned_data["frozen_at"], actor=request.user
             )
         except ApplicationError as exc:

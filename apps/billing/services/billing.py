@@ -21,7 +21,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from apps.accounts.constants import InvoiceGrouping
-from apps.accounts.models import Customer, TestClock
+from apps.accounts.models import Customer, SimulatedClock
 from apps.accounts.selectors import customer_now
 from apps.catalog.models import Plan
 from apps.core import clock
@@ -261,7 +261,7 @@ def bill_due_subscriptions(
     now: datetime | None = None,
     trigger: str = BillingRunTrigger.COMMAND,
     triggered_by=None,
-    test_clock: TestClock | None = None,
+    test_clock: SimulatedClock | None = None,
     fan_out: bool = False,
 ) -> BillingRun:
     """Run billing as of `now`: invoice every due period, then finalize drafts whose review time is
@@ -290,7 +290,7 @@ def bill_due_subscriptions(
 
 
 def billing_run_begin(
-    *, now: datetime, trigger: str, triggered_by=None, test_clock: TestClock | None = None
+    *, now: datetime, trigger: str, triggered_by=None, test_clock: SimulatedClock | None = None
 ) -> tuple[BillingRun, list[list[int]]]:
     """Open a run: end the subscriptions canceled at period end, settle what they leave, and split the
     due subscriptions into chunks (kept on the run as their count)."""
@@ -565,14 +565,14 @@ def customer_bill_due_grouped(*, customer_id: int, subscription_ids: list[int], 
         yield from billed
 
 
-def _on_clock(queryset, path: str, test_clock: TestClock | None):
+def _on_clock(queryset, path: str, test_clock: SimulatedClock | None):
     """Only the given test clock's rows, or (no clock) only rows of customers without one."""
     if test_clock is None:
         return queryset.filter(**{f"{path}__isnull": True})
     return queryset.filter(**{path: test_clock})
 
 
-def invoice_finalize_due_drafts(*, now: datetime, run=None, test_clock: TestClock | None = None) -> int:
+def invoice_finalize_due_drafts(*, now: datetime, run=None, test_clock: SimulatedClock | None = None) -> int:
     """Finalize drafts whose review period is over. Returns how many were finalized."""
     drafts = _on_clock(Invoice.objects.all(), "customer__test_clock", test_clock)
     draft_ids = list(

@@ -5,13 +5,13 @@ left to the periodic run, which reconciles dunnings with their invoices."""
 import logging
 from typing import Any
 
-from apps.core.clock_hooks import test_clock_hook_register
+from apps.core.clock_hooks import simulated_clock_hook_register
 
 from .services import (
     dunning_on_payment_failed,
     dunning_on_payment_succeeded,
-    test_clock_next_moment,
-    test_clock_run,
+    simulated_clock_next_moment,
+    simulated_clock_run,
 )
 
 logger = logging.getLogger(__name__)
@@ -36,4 +36,4 @@ def connect() -> None:
 
     signals.payment_failed.connect(on_payment_failed, dispatch_uid="dunning_payment_failed")
     signals.payment_succeeded.connect(on_payment_succeeded, dispatch_uid="dunning_payment_succeeded")
-    test_clock_hook_register(name="dunning", next_moment=test_clock_next_moment, run=test_clock_run)
+    simulated_clock_hook_register(name="dunning", next_moment=simulated_clock_next_moment, run=simulated_clock_run)

@@ -714,7 +714,7 @@ def dunning_run_due(*, now: datetime | None = None, test_clock_id: int | None = 
                 ran += 1
 
 
-def test_clock_next_moment(test_clock_id: int, after: datetime | None, until: datetime) -> datetime | None:
+def simulated_clock_next_moment(test_clock_id: int, after: datetime | None, until: datetime) -> datetime | None:
     """The test clock hook: the earliest dunning moment in (after, until] for the clock's customers."""
     actions = InvoiceDunning.objects.filter(
         _customers(test_clock_id), status=DunningStatus.ACTIVE, next_action_at__lte=until
@@ -728,12 +728,8 @@ def test_clock_next_moment(test_clock_id: int, after: datetime | None, until: da
     return min(moments, default=None)
 
 
-def test_clock_run(test_clock_id: int, moment: datetime) -> None:
+def simulated_clock_run(test_clock_id: int, moment: datetime) -> None:
     dunning_run_due(now=moment, test_clock_id=test_clock_id)
-
-
-test_clock_next_moment.__test__ = False  # type: ignore[attr-defined]
-test_clock_run.__test__ = False  # type: ignore[attr-defined]
 
 
 def _payment_invoice_ids(payment_id: int) -> tuple[Any, list[int]]:

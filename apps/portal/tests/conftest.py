@@ -8,7 +8,7 @@ import pytest
 from djmoney.money import Money
 
 from apps.accounts.models import Customer, CustomerMembership
-from apps.accounts.services import test_clock_create
+from apps.accounts.services import simulated_clock_create
 from apps.accounts.tests.factories import CustomerFactory, UserFactory
 from apps.billing.services import subscription_start
 from apps.catalog.services import billable_metric_create
@@ -71,7 +71,7 @@ def _account(name: str, *, plan, test_clock, role=CustomerMembership.Role.OWNER)
 
 @pytest.fixture
 def world(db) -> World:
-    test_clock = test_clock_create(name="Portal tests", frozen_at=NOW)
+    test_clock = simulated_clock_create(name="Portal tests", frozen_at=NOW)
     billable_metric_create(code="api_calls", name="API calls", aggregation="count")
     product = ProductFactory(name="Cloud")
     starter = PlanFactory(product=product, name="Starter", prices=[Money("49.00", "USD")])

@@ -5,7 +5,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from apps.accounts.models import TestClock
+from apps.accounts.models import SimulatedClock
 from apps.accounts.tests.factories import CustomerFactory
 from apps.billing.services import bill_due_subscriptions
 from apps.catalog.models import BillableMetric
@@ -260,7 +260,7 @@ def test_the_invoiced_rule_only_concerns_subscriptions_billing_the_metric(custom
 
 def test_test_customers_are_windowed_around_their_test_clock(make_metric):
     make_metric()
-    clock = TestClock.objects.create(name="Q1", frozen_at=utc(2026, 1, 1))
+    clock = SimulatedClock.objects.create(name="Q1", frozen_at=utc(2026, 1, 1))
     CustomerFactory(external_id="tester", test_clock=clock)
 
     result = usage_events_ingest(

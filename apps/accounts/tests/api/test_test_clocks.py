@@ -2,7 +2,7 @@ import pytest
 from django.urls import reverse
 from djmoney.money import Money
 
-from apps.accounts.models import Customer, TestClock
+from apps.accounts.models import Customer, SimulatedClock
 from apps.catalog.tests.factories import PlanFactory
 from apps.invoices.models import Invoice
 
@@ -42,7 +42,7 @@ def test_create_a_clock_attach_a_customer_subscribe_and_advance(api_client, supe
 
 def test_a_clock_cannot_go_back(api_client, superuser):
     api_client.force_authenticate(superuser)
-    clock = TestClock.objects.create(name="C", frozen_at="2026-01-01T00:00:00Z")
+    clock = SimulatedClock.objects.create(name="C", frozen_at="2026-01-01T00:00:00Z")
 
     response = api_client.post(
         reverse("api:test-clock-advance", args=[clock.pk]), {"frozen_at": "2025-01-01T00:00:00Z"}
@@ -54,10 +54,14 @@ def test_a_clock_cannot_go_back(api_client, superuser):
 
 @pytest.mark.parametrize(
     ("perms", "expected"),
-    [([], 403), (["accounts.view_testclock"], 403), (["accounts.view_testclock", "accounts.change_testclock"], 200)],
+    [
+        ([], 403),
+        (["accounts.view_simulatedclock"], 403),
+        (["accounts.view_simulatedclock", "accounts.change_simulatedclock"], 200),
+    ],
 )
 def test_advance_permission_matrix(api_client, make_staff, perms, expected):
-    clock = TestClock.objects.create(name="C", frozen_at="2026-01-01T00:00:00Z")
+    clock = SimulatedClock.objects.create(name="C", frozen_at="2026-01-01T00:00:00Z")
     api_client.force_authenticate(make_staff(*perms))
 
     response = api_client.post(

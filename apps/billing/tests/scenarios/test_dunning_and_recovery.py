@@ -22,9 +22,9 @@ import pytest
 from django.core import mail
 from djmoney.money import Money
 
-from apps.accounts.services import customer_create, test_clock_create
+from apps.accounts.services import customer_create, simulated_clock_create
 from apps.billing.services import subscription_start
-from apps.billing.services.test_clocks import test_clock_advance
+from apps.billing.services.simulated_clocks import simulated_clock_advance
 from apps.catalog.services import plan_create, product_create
 from apps.invoices.services.taxes import tax_rate_create
 from apps.payments.dunning.constants import DunningStatus
@@ -79,7 +79,7 @@ def test_an_unpaid_invoice_is_dunned_then_paid_and_the_customer_recovers(django_
     tax_rate_create(name=SALES_TAX, percentage=D("8.875"), country="US", region="NY")
     tracker = product_create(code="tracker", name="Project Tracker")
     team = plan_create(product=tracker, code="team", name="Team", prices=[Money("12.00", "USD")])
-    test_clock = test_clock_create(name="Story 3", frozen_at=utc(2026, 3, 15, 10))
+    test_clock = simulated_clock_create(name="Story 3", frozen_at=utc(2026, 3, 15, 10))
     customer = customer_create(
         name="Hudson Freight LLC", email="ap@hudson.example", country="US", state="NY", currency="USD",
         test_clock=test_clock,
@@ -92,7 +92,7 @@ def test_an_unpaid_invoice_is_dunned_then_paid_and_the_customer_recovers(django_
         number="INV-2026-000001", start=utc(2026, 3, 15, 10), end=utc(2026, 4, 15, 10), due_on=date(2026, 3, 29)
     )
     assert bills_of(customer) == [march]
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 3, 20))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 3, 20))
     march = _pay(customer, march, received_at=utc(2026, 3, 20), capture=capture)
 
     # --- 15 Apr 10:00: the second month, due 29 Apr. Nobody pays it.
@@ -102,7 +102,7 @@ def test_an_unpaid_invoice_is_dunned_then_paid_and_the_customer_recovers(django_
     #   reminders 1 and 7 days after → 30 Apr, 6 May
     #   retries 3 and 5 days after   → 2 May, 4 May (skipped: the invoice is paid by transfer)
     #   final notice 10 days after   → 9 May;  end action (cancel) 21 days after → 20 May
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 5, 7, 12))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 5, 7, 12))
     april = _monthly(
         number="INV-2026-000002", start=utc(2026, 4, 15, 10), end=utc(2026, 5, 15, 10), due_on=date(2026, 4, 29)
     )
@@ -145,13 +145,13 @@ def test_an_unpaid_invoice_is_dunned_then_paid_and_the_customer_recovers(django_
     ]
 
     # --- 15 May and 15 Jun: normal months again, each paid a few days after it is issued.
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 5, 20))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 5, 20))
     may = _monthly(
         number="INV-2026-000003", start=utc(2026, 5, 15, 10), end=utc(2026, 6, 15, 10), due_on=date(2026, 5, 29)
     )
     assert bills_of(customer) == [march, april, may]
     may = _pay(customer, may, received_at=utc(2026, 5, 20), capture=capture)
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 6, 17))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 6, 17))
     june = _monthly(
         number="INV-2026-000004", start=utc(2026, 6, 15, 10), end=utc(2026, 7, 15, 10), due_on=date(2026, 6, 29)
     )
@@ -160,7 +160,7 @@ def test_an_unpaid_invoice_is_dunned_then_paid_and_the_customer_recovers(django_
 
     # --- 10 Jul: past every moment of the old campaign (the end action's 20 May) and of the paid
     # invoices' own (first reminders 26 May and 26 Jun): nothing more happened.
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 7, 10))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 7, 10))
     assert bills_of(customer) == [march, april, may, june]
     assert [
         (d.invoice.number, d.status) for d in InvoiceDunning.objects.filter(customer=customer).select_related("invoice")

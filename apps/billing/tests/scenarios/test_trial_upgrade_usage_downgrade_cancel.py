@@ -23,9 +23,9 @@ from decimal import Decimal
 
 import pytest
 
-from apps.accounts.services import customer_create, test_clock_create
+from apps.accounts.services import customer_create, simulated_clock_create
 from apps.billing.services import subscription_cancel_with_credit, subscription_change, subscription_start
-from apps.billing.services.test_clocks import test_clock_advance
+from apps.billing.services.simulated_clocks import simulated_clock_advance
 from apps.catalog.constants import SIMPLE_CHARGE_NAME, ChargeKind, MetricAggregation, PriceModelChoice
 from apps.catalog.services import ChargeInput, PriceInput, billable_metric_create, plan_create, product_create
 from apps.core import clock
@@ -87,7 +87,7 @@ def test_trial_upgrade_usage_downgrade_and_cancel_over_five_months():
     starter = _plan(hosting, code="starter", name="Starter", fee="20.00", gb_price="0.08", gb_included=10,
                     trial_days=14)  # fmt: skip
     pro = _plan(hosting, code="pro", name="Pro", fee="50.00", gb_price="0.05", gb_included=100)
-    test_clock = test_clock_create(name="Story 1", frozen_at=utc(2026, 1, 10, 9, 30))
+    test_clock = simulated_clock_create(name="Story 1", frozen_at=utc(2026, 1, 10, 9, 30))
     customer = customer_create(
         name="Brandt Analytik GmbH", email="billing@brandt.example", country="DE", currency="EUR",
         external_id="brandt", test_clock=test_clock,
@@ -96,12 +96,12 @@ def test_trial_upgrade_usage_downgrade_and_cancel_over_five_months():
     # --- 10 Jan 09:30: sign-up on Starter with its 14-day trial. Nothing is billed during the trial.
     subscription = subscription_start(customer=customer, plan=starter)
     assert (subscription.status, subscription.trial_end_at) == (SubscriptionStatus.TRIALING, utc(2026, 1, 24, 9, 30))
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 16))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 16))
     assert _send_usage(customer, ("trial-1", utc(2026, 1, 15, 8), "12")) == []  # used during the trial: free
     assert bills_of(customer) == []
 
     # --- 24 Jan 09:30: the trial ends; the first period [24 Jan 09:30, 24 Feb 09:30) is billed in advance.
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 26, 12))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 26, 12))
     january = Bill(
         number="INV-2026-000001", status="open", billing_reason="subscription_cycle",
         period_start_at=utc(2026, 1, 24, 9, 30), period_end_at=utc(2026, 2, 24, 9, 30),
@@ -126,13 +126,13 @@ def test_trial_upgrade_usage_downgrade_and_cancel_over_five_months():
     # Share left = 1,791,900 / 2,678,400 = 1,991 / 2,976 (both ÷ 900).
     #   credit Starter: 20.00 × 1,991/2,976 = 39,820/2,976 = 13.3803… → −13.38
     #   charge Pro:     50.00 × 1,991/2,976 = 99,550/2,976 = 33.4509… → +33.45
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 3, 15, 45))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 3, 15, 45))
     change = subscription_change(subscription_id=subscription.pk, plan=pro)
     assert [line.amount for line in change.preview.lines] == [D("-13.38"), D("33.45")]
     assert bills_of(customer) == [january]  # the prorations wait for the next invoice
 
     # Usage after the upgrade, sent in one batch on 21 Feb: 120.5 + 80 + 35.25 = 235.75 GB.
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 21))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 21))
     assert _send_usage(
         customer,
         ("feb-1", utc(2026, 2, 5, 10), "120.5"), ("feb-2", utc(2026, 2, 12, 18, 20), 80),
@@ -145,7 +145,7 @@ def test_trial_upgrade_usage_downgrade_and_cancel_over_five_months():
     #   usage: (235.75 − 100 included) × 0.05 = 135.75 × 0.05 = 6.7875 → 6.79
     #   subtotal: −13.38 + 33.45 + 6.79 + 50.00 = 76.86;  VAT: 76.86 × 19 % = 14.6034 → 14.60
     #   total: 76.86 + 14.60 = 91.46
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 26, 12))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 26, 12))
     february = Bill(
         number="INV-2026-000002", status="open", billing_reason="subscription_cycle",
         period_start_at=utc(2026, 2, 24, 9, 30), period_end_at=utc(2026, 3, 24, 9, 30),
@@ -174,7 +174,7 @@ def test_trial_upgrade_usage_downgrade_and_cancel_over_five_months():
 
     # --- 10 Mar: usage 5 + 45 + 15 = 65 GB so far, then a downgrade to Starter, at the end of the
     # period (a scheduled change: nothing is prorated, Starter applies from 24 Mar 09:30).
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 3, 10, 11))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 3, 10, 11))
     assert _send_usage(customer, ("mar-1", utc(2026, 3, 2, 7), 45), ("mar-2", utc(2026, 3, 9, 16), 15)) == []
     downgrade = subscription_change(subscription_id=subscription.pk, plan=starter, timing=ChangeTiming.PERIOD_END)
     assert (downgrade.preview.lines, downgrade.scheduled_change.effective_at) == ([], utc(2026, 3, 24, 9, 30))
@@ -183,7 +183,7 @@ def test_trial_upgrade_usage_downgrade_and_cancel_over_five_months():
     #   usage of the Pro period that ended, at Pro's price: 65 GB ≤ 100 included → all free = 0.00
     #   (at Starter's price it would have been (65 − 10) × 0.08 = 4.40: the change takes effect after)
     #   Starter's fee 20.00;  VAT 20.00 × 19 % = 3.80;  total 23.80
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 3, 26, 12))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 3, 26, 12))
     march = Bill(
         number="INV-2026-000003", status="open", billing_reason="subscription_cycle",
         period_start_at=utc(2026, 3, 24, 9, 30), period_end_at=utc(2026, 4, 24, 9, 30),
@@ -203,13 +203,13 @@ def test_trial_upgrade_usage_downgrade_and_cancel_over_five_months():
     march = _paid(march, "23.80")
 
     # --- 1 Apr: 25 GB on Starter.
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 4, 2))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 4, 2))
     assert _send_usage(customer, ("apr-1", utc(2026, 4, 1, 13), 25)) == []
 
     # --- 24 Apr 09:30: the fourth period [24 Apr 09:30, 24 May 09:30), a plain renewal.
     #   usage: (25 − 10 included) × 0.08 = 15 × 0.08 = 1.20
     #   subtotal 1.20 + 20.00 = 21.20;  VAT 21.20 × 19 % = 4.028 → 4.03;  total 25.23
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 4, 27))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 4, 27))
     april = Bill(
         number="INV-2026-000004", status="open", billing_reason="subscription_cycle",
         period_start_at=utc(2026, 4, 24, 9, 30), period_end_at=utc(2026, 5, 24, 9, 30),
@@ -236,7 +236,7 @@ def test_trial_upgrade_usage_downgrade_and_cancel_over_five_months():
     #   (42.5 − 10 included) × 0.08 = 32.5 × 0.08 = 2.60
     # and takes the credit off it, never below zero: −2.60 here, 11.93 − 2.60 = 9.33 left on the
     # customer's balance. Subtotal 2.60 − 2.60 = 0.00, VAT 0.00, total 0.00: settled at once.
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 5, 6, 12))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 5, 6, 12))
     assert _send_usage(customer, ("may-1", utc(2026, 5, 3, 22), "42.5")) == []
     canceled = subscription_cancel_with_credit(subscription_id=subscription.pk, prorate=True)
     assert [line.amount for line in canceled.preview.lines] == [D("-11.93")]
@@ -258,7 +258,7 @@ def test_trial_upgrade_usage_downgrade_and_cancel_over_five_months():
     assert customer_balance(customer=customer).amount == D("9.33")
 
     # --- Nothing more is billed for the canceled subscription.
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 6, 1))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 6, 1))
     assert bills_of(customer) == [january, february, march, april, final]
     subscription.refresh_from_db()
     assert (subscription.status, subscription.ended_at) == (SubscriptionStatus.CANCELED, utc(2026, 5, 6, 12))
@@ -308,7 +308,7 @@ def test_usage_before_a_mid_period_upgrade_is_billed_at_the_price_it_was_used_at
     # included units would be shared out over a partial period.
     starter = _plan(hosting, code="starter", name="Starter", fee="20.00", gb_price="0.08", gb_included=0)
     pro = _plan(hosting, code="pro", name="Pro", fee="50.00", gb_price="0.05", gb_included=100)
-    test_clock = test_clock_create(name="Usage across an upgrade", frozen_at=utc(2026, 1, 1))
+    test_clock = simulated_clock_create(name="Usage across an upgrade", frozen_at=utc(2026, 1, 1))
     customer = customer_create(
         name="Brandt Analytik GmbH", email="billing@brandt.example", country="DE", currency="EUR",
         external_id="brandt", test_clock=test_clock,
@@ -318,14 +318,14 @@ def test_usage_before_a_mid_period_upgrade_is_billed_at_the_price_it_was_used_at
     # 5 Jan: 50 GB on Starter. 10 Jan 00:00: upgrade to Pro now; nothing more is used in January.
     # 22 of January's 31 days are left: credit 20.00 × 22/31 = 14.193… → −14.19,
     # charge 50.00 × 22/31 = 35.483… → +35.48.
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 10))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 10))
     assert _send_usage(customer, ("jan-1", utc(2026, 1, 5), 50)) == []
     subscription_change(subscription_id=subscription.pk, plan=pro)
 
     # 1 Feb: the 50 GB were used on Starter, at 0.08 per GB: 50 × 0.08 = 4.00 (Pro's price would make
     # them free: 50 ≤ 100 included).
     #   subtotal −14.19 + 35.48 + 4.00 + 50.00 = 75.29;  VAT 75.29 × 19 % = 14.3051 → 14.31;  total 89.60
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 2))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 2))
     february = bills_of(customer)[1]
     assert [(line.kind, line.quantity, line.amount) for line in february.lines if line.kind != "recurring"] == [
         ("proration", D(1), D("-14.19")),

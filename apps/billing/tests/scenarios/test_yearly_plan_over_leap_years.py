@@ -20,9 +20,9 @@ from decimal import Decimal
 import pytest
 from djmoney.money import Money
 
-from apps.accounts.services import customer_create, test_clock_create
+from apps.accounts.services import customer_create, simulated_clock_create
 from apps.billing.services import subscription_change, subscription_start
-from apps.billing.services.test_clocks import test_clock_advance
+from apps.billing.services.simulated_clocks import simulated_clock_advance
 from apps.catalog.services import plan_create, product_create
 from apps.invoices.services.taxes import tax_rate_create
 from apps.payments.services import payment_record_manual
@@ -63,7 +63,7 @@ def test_a_yearly_plan_anchored_on_29_february_with_a_seat_change_in_a_366_day_y
     business = plan_create(
         product=backup, code="business-yearly", name="Business", interval="year", prices=[Money("240.00", "EUR")]
     )
-    test_clock = test_clock_create(name="Story 2", frozen_at=utc(2028, 2, 29, 10))
+    test_clock = simulated_clock_create(name="Story 2", frozen_at=utc(2028, 2, 29, 10))
     customer = customer_create(
         name="Byrne Architects Ltd", email="accounts@byrne.example", country="IE", currency="EUR",
         test_clock=test_clock,
@@ -77,11 +77,11 @@ def test_a_yearly_plan_anchored_on_29_february_with_a_seat_change_in_a_366_day_y
         seats=3, fee="720.00", tax="165.60", total="885.60",
     )  # fmt: skip
     assert bills_of(customer) == [y2028]
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2028, 3, 1))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2028, 3, 1))
     y2028 = _pay(customer, y2028, received_at=utc(2028, 3, 1))
 
     # --- 2029 and 2030 have no 29 February: the anchor clamps to the 28th (the same 720.00 + 165.60).
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2029, 3, 1))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2029, 3, 1))
     y2029 = _renewal(
         number="INV-2029-000001", start=utc(2029, 2, 28, 10), end=utc(2030, 2, 28, 10), due_on=date(2029, 3, 14),
         seats=3, fee="720.00", tax="165.60", total="885.60",
@@ -89,7 +89,7 @@ def test_a_yearly_plan_anchored_on_29_february_with_a_seat_change_in_a_366_day_y
     assert bills_of(customer) == [y2028, y2029]
     y2029 = _pay(customer, y2029, received_at=utc(2029, 3, 1))
 
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2030, 3, 1))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2030, 3, 1))
     y2030 = _renewal(
         number="INV-2030-000001", start=utc(2030, 2, 28, 10), end=utc(2031, 2, 28, 10), due_on=date(2030, 3, 14),
         seats=3, fee="720.00", tax="165.60", total="885.60",
@@ -99,7 +99,7 @@ def test_a_yearly_plan_anchored_on_29_february_with_a_seat_change_in_a_366_day_y
 
     # --- The fourth year runs to 29 Feb 2032: counted from the anchor, the 28th of 2029–2031 never
     # sticks. [28 Feb 2031 10:00, 29 Feb 2032 10:00) is 366 days = 31,622,400 s.
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2031, 3, 1))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2031, 3, 1))
     y2031 = _renewal(
         number="INV-2031-000001", start=utc(2031, 2, 28, 10), end=utc(2032, 2, 29, 10), due_on=date(2031, 3, 14),
         seats=3, fee="720.00", tax="165.60", total="885.60",
@@ -112,7 +112,7 @@ def test_a_yearly_plan_anchored_on_29_february_with_a_seat_change_in_a_366_day_y
     # Share left = 14,412,600 / 31,622,400 = 2,669 / 5,856 (both ÷ 5,400).
     #   credit 3 seats: 720.00 × 2,669/5,856 = 1,921,680/5,856 = 328.1557… → −328.16
     #   charge 5 seats: 1,200.00 × 2,669/5,856 = 3,202,800/5,856 = 546.9262… → +546.93
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2031, 9, 15, 14, 30))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2031, 9, 15, 14, 30))
     change = subscription_change(subscription_id=subscription.pk, quantity=5)
     assert [line.amount for line in change.preview.lines] == [D("-328.16"), D("546.93")]
 
@@ -120,7 +120,7 @@ def test_a_yearly_plan_anchored_on_29_february_with_a_seat_change_in_a_366_day_y
     #   5 × 240.00 = 1,200.00
     #   subtotal: −328.16 + 546.93 + 1,200.00 = 1,418.77
     #   VAT: 1,418.77 × 23 % = 326.3171 → 326.32;  total 1,418.77 + 326.32 = 1,745.09
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2032, 3, 1))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2032, 3, 1))
     y2032 = Bill(
         number="INV-2032-000001", status="open", billing_reason="subscription_cycle",
         period_start_at=utc(2032, 2, 29, 10), period_end_at=utc(2033, 2, 28, 10),

@@ -4,14 +4,14 @@ renewals, with the clock frozen at that moment."""
 import pytest
 from djmoney.money import Money
 
-from apps.accounts.models import TestClock
-from apps.accounts.services import test_clock_create
+from apps.accounts.models import SimulatedClock
+from apps.accounts.services import simulated_clock_create
 from apps.accounts.tests.factories import CustomerFactory
 from apps.billing.services import subscription_start
-from apps.billing.services.test_clocks import test_clock_advance
+from apps.billing.services.simulated_clocks import simulated_clock_advance
 from apps.catalog.tests.factories import PlanFactory
 from apps.core import clock
-from apps.core.clock_hooks import test_clock_hook_register, test_clock_hook_unregister
+from apps.core.clock_hooks import simulated_clock_hook_register, simulated_clock_hook_unregister
 from apps.invoices.models import Invoice
 from apps.subscriptions.periods import utc
 
@@ -30,20 +30,20 @@ def recorded():
         return next((m for m in HOOK_MOMENTS if (after is None or m > after) and m <= until), None)
 
     def run(test_clock_id, moment):
-        frozen_at = TestClock.objects.get(pk=test_clock_id).frozen_at
+        frozen_at = SimulatedClock.objects.get(pk=test_clock_id).frozen_at
         runs.append((moment, clock.now(), frozen_at, Invoice.objects.count()))
 
-    test_clock_hook_register(name="recorder", next_moment=next_moment, run=run)
+    simulated_clock_hook_register(name="recorder", next_moment=next_moment, run=run)
     yield runs
-    test_clock_hook_unregister(name="recorder")
+    simulated_clock_hook_unregister(name="recorder")
 
 
 def test_a_hook_runs_at_its_own_moments_in_order_with_renewals(recorded):
-    test_clock = test_clock_create(name="Hooks", frozen_at=utc(2026, 1, 1))
+    test_clock = simulated_clock_create(name="Hooks", frozen_at=utc(2026, 1, 1))
     customer = CustomerFactory(currency="USD", test_clock=test_clock)
     subscription_start(customer=customer, plan=PlanFactory(prices=[Money("10.00", "USD")]))  # renews on the 1st
 
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 3, 5))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 3, 5))
 
     assert recorded == [
         (utc(2026, 1, 10, 12), utc(2026, 1, 10, 12), utc(2026, 1, 10, 12), 1),
@@ -55,9 +55,9 @@ def test_a_hook_runs_at_its_own_moments_in_order_with_renewals(recorded):
 
 
 def test_an_unregistered_hook_is_not_run(recorded):
-    test_clock_hook_unregister(name="recorder")
-    test_clock = test_clock_create(name="No hooks", frozen_at=utc(2026, 1, 1))
+    simulated_clock_hook_unregister(name="recorder")
+    test_clock = simulated_clock_create(name="No hooks", frozen_at=utc(2026, 1, 1))
 
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 3, 5))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 3, 5))
 
     assert recorded == []

@@ -5,10 +5,10 @@ from decimal import Decimal
 import pytest
 from djmoney.money import Money
 
-from apps.accounts.services import test_clock_create
+from apps.accounts.services import simulated_clock_create
 from apps.accounts.tests.factories import CustomerFactory
 from apps.billing.services import bill_due_subscriptions, subscription_change, subscription_start
-from apps.billing.services.test_clocks import test_clock_advance
+from apps.billing.services.simulated_clocks import simulated_clock_advance
 from apps.catalog.tests.factories import PlanFactory
 from apps.core.errors import ValidationFailed
 from apps.invoices.constants import BillingRunTrigger
@@ -28,7 +28,7 @@ def _cycle_totals(subscription):
 
 
 def test_a_trial_an_upgrade_and_an_undone_cancellation_on_a_test_clock():
-    clock = test_clock_create(name="Trial walk-through", frozen_at=utc(2026, 1, 20, 9))
+    clock = simulated_clock_create(name="Trial walk-through", frozen_at=utc(2026, 1, 20, 9))
     customer = CustomerFactory(currency="USD", test_clock=clock)
     basic = PlanFactory(name="Basic", product__name="Hosting", trial_days=14, prices=[Money("28.00", "USD")])
     pro = PlanFactory(name="Pro", product=basic.product, prices=[Money("56.00", "USD")])
@@ -36,7 +36,7 @@ def test_a_trial_an_upgrade_and_an_undone_cancellation_on_a_test_clock():
     subscription = subscription_start(customer=customer, plan=basic)  # at the clock's time
     assert (subscription.started_at, subscription.status) == (utc(2026, 1, 20, 9), SubscriptionStatus.TRIALING)
 
-    test_clock_advance(test_clock_id=clock.pk, to=utc(2026, 2, 13, 9))  # the trial ended on 3 Feb
+    simulated_clock_advance(test_clock_id=clock.pk, to=utc(2026, 2, 13, 9))  # the trial ended on 3 Feb
     assert _cycle_totals(subscription) == [(utc(2026, 2, 3, 9), Money("28.00", "USD"))]
 
     # Day 10 of the 28-day period 3 Feb → 3 Mar, at the clock's time: 18 of 28 days remain.
@@ -45,7 +45,7 @@ def test_a_trial_an_upgrade_and_an_undone_cancellation_on_a_test_clock():
     subscription_cancel(subscription_id=subscription.pk, at_period_end=True)
     subscription_cancel_undo(subscription_id=subscription.pk)
 
-    clock = test_clock_advance(test_clock_id=clock.pk, to=utc(2026, 4, 10))
+    clock = simulated_clock_advance(test_clock_id=clock.pk, to=utc(2026, 4, 10))
 
     assert clock.frozen_at == utc(2026, 4, 10)
     assert _cycle_totals(subscription) == [
@@ -70,13 +70,13 @@ def test_a_trial_an_upgrade_and_an_undone_cancellation_on_a_test_clock():
 
 
 def test_a_cancellation_at_period_end_ends_when_the_clock_passes_it():
-    clock = test_clock_create(name="Cancel", frozen_at=utc(2026, 1, 1))
+    clock = simulated_clock_create(name="Cancel", frozen_at=utc(2026, 1, 1))
     subscription = subscription_start(
         customer=CustomerFactory(currency="USD", test_clock=clock), plan=PlanFactory(prices=[Money("10", "USD")])
     )
     subscription_cancel(subscription_id=subscription.pk, at_period_end=True)
 
-    test_clock_advance(test_clock_id=clock.pk, to=utc(2026, 6, 1))
+    simulated_clock_advance(test_clock_id=clock.pk, to=utc(2026, 6, 1))
 
     subscription.refresh_from_db()
     assert (subscription.status, subscription.ended_at) == (SubscriptionStatus.CANCELED, utc(2026, 2, 1))
@@ -84,7 +84,7 @@ def test_a_cancellation_at_period_end_ends_when_the_clock_passes_it():
 
 
 def test_production_runs_leave_test_clock_customers_alone():
-    clock = test_clock_create(name="Isolated", frozen_at=utc(2026, 1, 1))
+    clock = simulated_clock_create(name="Isolated", frozen_at=utc(2026, 1, 1))
     on_clock = subscription_start(
         customer=CustomerFactory(currency="USD", test_clock=clock), plan=PlanFactory(prices=[Money("10", "USD")])
     )
@@ -99,10 +99,10 @@ def test_production_runs_leave_test_clock_customers_alone():
 
 @pytest.mark.parametrize("to", [utc(2025, 12, 31), utc(2026, 1, 1), utc(2032, 1, 1)])
 def test_a_clock_only_moves_forward_and_not_too_far(to):
-    clock = test_clock_create(name="Bounds", frozen_at=utc(2026, 1, 1))
+    clock = simulated_clock_create(name="Bounds", frozen_at=utc(2026, 1, 1))
 
     with pytest.raises(ValidationFailed) as excinfo:
-        test_clock_advance(test_clock_id=clock.pk, to=to)
+        simulated_clock_advance(test_clock_id=clock.pk, to=to)
 
     assert list(excinfo.value.fields) == ["frozen_at"]
     clock.refresh_from_db()
@@ -110,7 +110,7 @@ def test_a_clock_only_moves_forward_and_not_too_far(to):
 
 
 def _on_clock(start):
-    clock = test_clock_create(name="Timeline", frozen_at=start)
+    clock = simulated_clock_create(name="Timeline", frozen_at=start)
     return clock, CustomerFactory(currency="USD", test_clock=clock)
 
 
@@ -119,10 +119,10 @@ def test_downgrade_at_period_end_on_a_test_clock():
     pro = PlanFactory(name="Pro", product__name="Hosting", prices=[Money("60.00", "USD")])
     basic = PlanFactory(name="Basic", product=pro.product, prices=[Money("30.00", "USD")])
     subscription = subscription_start(customer=customer, plan=pro)
-    test_clock_advance(test_clock_id=clock.pk, to=utc(2026, 4, 20))
+    simulated_clock_advance(test_clock_id=clock.pk, to=utc(2026, 4, 20))
 
     subscription_change(subscription_id=subscription.pk, plan=basic, timing="period_end")
-    test_clock_advance(test_clock_id=clock.pk, to=utc(2026, 6, 15))
+    simulated_clock_advance(test_clock_id=clock.pk, to=utc(2026, 6, 15))
 
     assert _cycle_totals(subscription) == [
         (utc(2026, 4, 1), Money("60.00", "USD")),
@@ -136,9 +136,9 @@ def test_three_quantity_changes_in_one_period_on_a_test_clock():
     subscription = subscription_start(customer=customer, plan=PlanFactory(prices=[Money("10.00", "USD")]))
 
     for moment, quantity in [(utc(2026, 4, 6), 3), (utc(2026, 4, 16), 2), (utc(2026, 4, 26), 5)]:
-        test_clock_advance(test_clock_id=clock.pk, to=moment)
+        simulated_clock_advance(test_clock_id=clock.pk, to=moment)
         subscription_change(subscription_id=subscription.pk, quantity=quantity)
-    test_clock_advance(test_clock_id=clock.pk, to=utc(2026, 5, 2))
+    simulated_clock_advance(test_clock_id=clock.pk, to=utc(2026, 5, 2))
 
     may = Invoice.objects.get(subscription=subscription, period_start_at=utc(2026, 5, 1))
     assert [line.amount.amount for line in may.lines.order_by("position")] == [
@@ -154,7 +154,7 @@ def test_calendar_billing_from_the_17th_on_a_test_clock():
         customer=customer, plan=PlanFactory(prices=[Money("31.00", "USD")]), billing_cycle_day=1
     )
 
-    test_clock_advance(test_clock_id=clock.pk, to=utc(2026, 5, 5))
+    simulated_clock_advance(test_clock_id=clock.pk, to=utc(2026, 5, 5))
 
     assert _cycle_totals(subscription) == [
         (utc(2026, 3, 17, 10), Money("14.58", "USD")),
@@ -167,7 +167,7 @@ def test_leap_year_february_on_a_test_clock():
     clock, customer = _on_clock(utc(2028, 1, 31))
     subscription = subscription_start(customer=customer, plan=PlanFactory(prices=[Money("29.00", "USD")]))
 
-    test_clock_advance(test_clock_id=clock.pk, to=utc(2028, 4, 1))
+    simulated_clock_advance(test_clock_id=clock.pk, to=utc(2028, 4, 1))
 
     # Anchored on 31 January: periods end on 29 February (a leap year), 31 March, 30 April.
     assert [
@@ -187,6 +187,6 @@ def test_a_subscription_starting_in_the_future_is_billed_when_it_starts():
     )
     assert _cycle_totals(subscription) == []
 
-    test_clock_advance(test_clock_id=clock.pk, to=utc(2026, 2, 1, 1))
+    simulated_clock_advance(test_clock_id=clock.pk, to=utc(2026, 2, 1, 1))
 
     assert _cycle_totals(subscription) == [(utc(2026, 2, 1), Money("10.00", "USD"))]

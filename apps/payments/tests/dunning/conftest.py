@@ -5,7 +5,7 @@ import pytest
 from django.core import mail
 from djmoney.money import Money
 
-from apps.accounts.services import test_clock_create
+from apps.accounts.services import simulated_clock_create
 from apps.accounts.tests.factories import CustomerFactory
 from apps.billing.services import subscription_start
 from apps.catalog.tests.factories import PlanFactory
@@ -39,7 +39,7 @@ def campaign(db):
 
 @pytest.fixture
 def test_clock(db):
-    return test_clock_create(name="Dunning", frozen_at=utc(2026, 1, 1))
+    return simulated_clock_create(name="Dunning", frozen_at=utc(2026, 1, 1))
 
 
 @pytest.fixture

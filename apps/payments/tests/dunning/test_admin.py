@@ -8,7 +8,7 @@ from django.core import mail
 from django.urls import reverse
 
 from apps.accounts.tests.factories import CustomerFactory
-from apps.billing.services.test_clocks import test_clock_advance
+from apps.billing.services.simulated_clocks import simulated_clock_advance
 from apps.payments.dunning.models import CustomerDunningSetting, DunningCampaign, InvoiceDunning
 from apps.payments.services import payment_record_manual
 from apps.subscriptions.periods import utc
@@ -22,7 +22,7 @@ LIST_URL = reverse("admin:payments_invoicedunning_changelist")
 
 @pytest.fixture
 def dunning(campaign, test_clock, invoice):
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
     return InvoiceDunning.objects.get(invoice=invoice)
 
 
@@ -67,7 +67,7 @@ def test_list_queries_are_bounded(client, superuser, campaign, test_clock, djang
 
     for _ in range(6):
         make_manual_invoice(customer=CustomerFactory(test_clock=test_clock), now=utc(2026, 1, 1))
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
     assert InvoiceDunning.objects.count() == 6
     client.force_login(superuser)
 

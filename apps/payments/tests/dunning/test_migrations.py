@@ -7,7 +7,7 @@ import pytest
 from django.apps import apps
 from django.db import migrations
 
-from apps.billing.services.test_clocks import test_clock_advance
+from apps.billing.services.simulated_clocks import simulated_clock_advance
 from apps.payments.dunning.constants import DunningStatus
 from apps.payments.dunning.models import InvoiceDunning
 from apps.subscriptions.periods import utc
@@ -19,7 +19,7 @@ migration_0004 = importlib.import_module("apps.payments.migrations.0004_dunning_
 
 @pytest.fixture
 def dunning(campaign, test_clock, invoice):
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
     return InvoiceDunning.objects.get(invoice=invoice)
 
 

@@ -10,7 +10,7 @@ from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
 from apps.billing.services import subscription_start
-from apps.billing.services.test_clocks import test_clock_advance
+from apps.billing.services.simulated_clocks import simulated_clock_advance
 from apps.catalog.tests.factories import PlanFactory
 from apps.invoices.models import Invoice
 from apps.payments.dunning.constants import DunningStatus
@@ -76,7 +76,7 @@ def test_a_declined_card_starts_dunning_and_a_later_success_clears_it(
     card_subscription.refresh_from_db()
     assert card_subscription.status == SubscriptionStatus.PAST_DUE
 
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
     assert [message.subject for message in mail.outbox] == [
         f"Reminder: invoice {invoice.number} from Acme Cloud Ltd. is due soon"
     ]
@@ -95,7 +95,7 @@ def test_a_declined_card_starts_dunning_and_a_later_success_clears_it(
     assert (invoice.status, invoice.amount_paid) == ("paid", Money("25", "USD"))
     card_subscription.refresh_from_db()
     assert card_subscription.status == SubscriptionStatus.ACTIVE
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 31))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 31))
     assert len(mail.outbox) == 1  # nothing more once recovered
     types = list(dunning.events.order_by("id").values_list("type", "step", "occurred_at"))
     assert types[0] == ("started", None, utc(2026, 1, 1))
@@ -119,7 +119,7 @@ def test_a_second_failure_is_recorded_on_the_running_dunning(
 def test_a_part_payment_is_counted_and_dunning_goes_on(
     campaign, test_clock, invoice, django_capture_on_commit_callbacks
 ):
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
     with django_capture_on_commit_callbacks(execute=True):
         payment_record_manual(
             customer_id=invoice.customer_id, amount=Decimal("4.00"), currency="USD", method="bank_transfer",
@@ -128,12 +128,12 @@ def test_a_part_payment_is_counted_and_dunning_goes_on(
 
     dunning = InvoiceDunning.objects.get(invoice=invoice)
     assert (dunning.status, dunning.amount_recovered) == (DunningStatus.ACTIVE, Money("4", "USD"))
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 17))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 17))
     assert "6.00" in mail.outbox[-1].body  # the overdue reminder asks for what is left
 
 
 def test_a_customer_without_campaign_is_not_dunned(test_clock, invoice):
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 20))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 20))
 
     assert InvoiceDunning.objects.count() == 0
     assert mail.outbox == []
@@ -144,7 +144,7 @@ def test_a_reversed_payment_reopens_the_invoice_and_a_new_dunning_cycle_starts(
 ):
     """The payment that recovered the dunning is reversed: the invoice is open and overdue again, so
     it is dunned again — a new cycle; the earlier one keeps its history and is counted once."""
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
     with django_capture_on_commit_callbacks(execute=True):
         payment = payment_record_manual(
             customer_id=invoice.customer_id, amount=Decimal("10.00"), currency="USD", method="bank_transfer",
@@ -152,12 +152,12 @@ def test_a_reversed_payment_reopens_the_invoice_and_a_new_dunning_cycle_starts(
         )  # fmt: skip
     first = InvoiceDunning.objects.get(invoice=invoice)
     assert (first.status, first.ended_at) == (DunningStatus.RECOVERED, utc(2026, 1, 13))
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 20))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 20))
     with django_capture_on_commit_callbacks(execute=True):
         payment_reverse(payment_id=payment.pk, reason="The wire was recalled.")
     mail.outbox.clear()
 
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 21, 10))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 21, 10))
 
     first.refresh_from_db()
     assert (first.status, first.ended_at, first.amount_recovered) == (
@@ -189,7 +189,7 @@ def test_the_payment_hook_leaves_a_dunning_that_gave_way_to_a_new_cycle_alone(
 ):
     """A dunning turned `reopened` (a new cycle started) after the hook listed it: it is read again
     under its lock and left alone, rather than refused half-way (reopened cannot become recovered)."""
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
     dunning = InvoiceDunning.objects.get(invoice=invoice)
     InvoiceDunning.objects.filter(pk=dunning.pk).update(status=DunningStatus.REOPENED)  # the concurrent start
     _pay(invoice, "10.00")
@@ -206,7 +206,7 @@ def test_one_dunning_the_payment_hook_cannot_end_does_not_stop_the_others(
 ):
     second_subscription = subscription_start(customer=customer, plan=PlanFactory(prices=[Money("5.00", "USD")]))
     second = Invoice.objects.get(subscription=second_subscription)
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 13))
     # The hook handles the dunnings in order: the first one cannot be recovered (closed).
     first_dunning, second_dunning = InvoiceDunning.objects.filter(invoice__in=[invoice, second]).order_by("pk")
     InvoiceDunning.objects.filter(pk=first_dunning.pk).update(status=DunningStatus.CLOSED)

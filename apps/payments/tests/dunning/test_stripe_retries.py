@@ -11,7 +11,7 @@ from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
 from apps.billing.services import subscription_start
-from apps.billing.services.test_clocks import test_clock_advance
+from apps.billing.services.simulated_clocks import simulated_clock_advance
 from apps.catalog.tests.factories import PlanFactory
 from apps.invoices.models import Invoice
 from apps.payments.dunning.models import InvoiceDunning
@@ -64,10 +64,10 @@ def test_a_declined_card_is_retried_on_schedule_and_a_replaced_card_recovers_the
     )
 
     with django_capture_on_commit_callbacks(execute=True):
-        test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 4))  # retry: attempt 2, declined again
+        simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 4))  # retry: attempt 2, declined again
     _add_card(customer, CARD_OK, make_default=True)  # the customer replaces the card on 4 Jan
     with django_capture_on_commit_callbacks(execute=True):
-        test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 6))  # retry: attempt 3, succeeds
+        simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 6))  # retry: attempt 3, succeeds
 
     payments = list(Payment.objects.filter(customer=customer).order_by("id").values_list("idempotency_key", "status"))
     assert payments == [
@@ -98,7 +98,7 @@ def test_a_declined_card_is_retried_on_schedule_and_a_replaced_card_recovers_the
     subscription.refresh_from_db()
     assert subscription.status == SubscriptionStatus.ACTIVE
     mail.outbox.clear()
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 20))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 20))
     assert mail.outbox == []  # recovered: no reminder
     assert Payment.objects.filter(customer=customer).count() == 3  # and no further retry
 
@@ -118,7 +118,7 @@ def test_a_card_declined_every_time_walks_the_whole_campaign_to_cancellation(
 
     for moment in [utc(2026, 1, 4), utc(2026, 1, 6), utc(2026, 1, 8), utc(2026, 1, 31)]:
         with django_capture_on_commit_callbacks(execute=True):
-            test_clock_advance(test_clock_id=test_clock.pk, to=moment)
+            simulated_clock_advance(test_clock_id=test_clock.pk, to=moment)
 
     dunning = InvoiceDunning.objects.get(invoice=invoice)
     steps = list(dunning.events.order_by("id").values_list("type", "action_kind", "occurred_at"))
@@ -166,7 +166,7 @@ def test_a_declined_card_gets_a_reminder_and_a_later_payment_ends_the_dunning(
     assert (dunning.status, dunning.next_action_kind, dunning.next_action_at) == ("active", "retry", utc(2026, 1, 4))
 
     with django_capture_on_commit_callbacks(execute=True):  # three retries, declined; the reminder on 12 Jan
-        test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 12, 10))
+        simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 12, 10))
     assert [message.subject for message in mail.outbox] == [
         f"Reminder: invoice {invoice.number} from {invoice.seller_details['name']} is due soon"
     ]
@@ -188,7 +188,7 @@ def test_a_declined_card_gets_a_reminder_and_a_later_payment_ends_the_dunning(
     subscription.refresh_from_db()
     assert subscription.status == SubscriptionStatus.ACTIVE
     mail.outbox.clear()
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 1))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 1))
     assert [
         message.subject for message in mail.outbox if "Reminder" in message.subject or "notice" in message.subject
     ] == []
@@ -229,7 +229,7 @@ def test_a_retry_days_after_a_lost_answer_finds_the_charge_at_stripe_and_charges
     stripe_forget_idempotency_keys(localstripe)
 
     with django_capture_on_commit_callbacks(execute=True):
-        test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 4))  # the first retry
+        simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 4))  # the first retry
 
     assert list(Payment.objects.filter(customer=customer).order_by("id").values_list("idempotency_key", "status")) == [
         (f"invoice-{invoice.pk}-attempt-1", "failed"),
@@ -267,7 +267,7 @@ def test_a_retry_after_an_attempt_that_never_reached_stripe_charges_under_a_new_
     _aged(f"invoice-{invoice.pk}-attempt-2")
 
     with django_capture_on_commit_callbacks(execute=True):
-        test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 4))  # the first retry
+        simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 4))  # the first retry
 
     assert list(Payment.objects.filter(customer=customer).order_by("id").values_list("idempotency_key", "status")) == [
         (f"invoice-{invoice.pk}-attempt-1", "failed"),
@@ -296,7 +296,7 @@ def test_an_amount_no_card_can_be_charged_is_not_retried_and_the_reminders_ask_f
 
     for moment in [utc(2026, 1, 4), utc(2026, 1, 6), utc(2026, 1, 8), utc(2026, 1, 20)]:
         with django_capture_on_commit_callbacks(execute=True):
-            test_clock_advance(test_clock_id=test_clock.pk, to=moment)
+            simulated_clock_advance(test_clock_id=test_clock.pk, to=moment)
 
     dunning = InvoiceDunning.objects.get(invoice=invoice)
     retries = list(dunning.events.filter(action_kind="retry").order_by("id").values_list("type", "data"))

@@ -7,7 +7,7 @@ import pytest
 from django.core import mail
 from djmoney.money import Money
 
-from apps.billing.services.test_clocks import test_clock_advance
+from apps.billing.services.simulated_clocks import simulated_clock_advance
 from apps.payments.dunning.constants import DunningStatus
 from apps.payments.dunning.models import InvoiceDunning
 from apps.payments.dunning.services import (
@@ -36,7 +36,7 @@ def _subjects():
 def test_an_unpaid_transfer_invoice_walks_the_whole_campaign_to_cancellation(
     campaign, test_clock, invoice, subscription
 ):
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 5))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 5))
 
     dunning = InvoiceDunning.objects.get(invoice=invoice)
     assert (dunning.status, dunning.start_reason, dunning.started_at) == ("exhausted", "schedule", utc(2026, 1, 12, 9))
@@ -77,7 +77,7 @@ def test_an_unpaid_transfer_invoice_walks_the_whole_campaign_to_cancellation(
 def test_a_payment_mid_way_recovers_the_dunning_and_stops_it(
     campaign, test_clock, invoice, subscription, django_capture_on_commit_callbacks
 ):
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 17))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 17))
     subscription.refresh_from_db()
     assert subscription.status == SubscriptionStatus.PAST_DUE
 
@@ -86,7 +86,7 @@ def test_a_payment_mid_way_recovers_the_dunning_and_stops_it(
             customer_id=invoice.customer_id, amount=Decimal("10.00"), currency="USD", method="bank_transfer",
             reference="TRF-1", received_at=utc(2026, 1, 17), allocations=[(invoice.pk, Decimal("10.00"))],
         )  # fmt: skip
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 31, 12))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 31, 12))
 
     dunning = InvoiceDunning.objects.get(invoice=invoice)
     assert (dunning.status, dunning.amount_recovered, dunning.ended_at) == (
@@ -107,7 +107,7 @@ def test_an_excluded_customer_gets_no_reminder_and_resumes_without_late_emails(
 ):
     customer_dunning_set(customer_id=invoice.customer_id, excluded=True, note="Pays by arrangement")
 
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 20))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 20))
 
     dunning = InvoiceDunning.objects.get(invoice=invoice)
     assert dunning.status == DunningStatus.EXCLUDED
@@ -116,7 +116,7 @@ def test_an_excluded_customer_gets_no_reminder_and_resumes_without_late_emails(
     assert subscription.status == SubscriptionStatus.ACTIVE
 
     customer_dunning_set(customer_id=invoice.customer_id, excluded=False)
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 26))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 26))
 
     dunning.refresh_from_db()
     assert _history(dunning) == [
@@ -143,7 +143,7 @@ def test_a_customers_own_campaign_overrides_the_default(campaign, test_clock, in
     )  # fmt: skip
     customer_dunning_set(customer_id=invoice.customer_id, campaign_id=gentle.pk)
 
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 31))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 31))
 
     dunning = InvoiceDunning.objects.get(invoice=invoice)
     assert (dunning.campaign, dunning.started_at) == (gentle, utc(2026, 1, 10, 9))
@@ -157,14 +157,14 @@ def test_a_customers_own_campaign_overrides_the_default(campaign, test_clock, in
 
 
 def test_changing_the_campaign_leaves_a_running_dunning_as_it_started(campaign, test_clock, invoice, subscription):
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 17))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 17))
     dunning = InvoiceDunning.objects.get(invoice=invoice)
     plan_before = dunning.plan
 
     dunning_campaign_update(
         campaign_id=campaign.pk, final_notice_day=20, end_action="mark_uncollectible", end_action_day=40
     )
-    test_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 30))
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 30))
 
     dunning.refresh_from_db()
     assert dunning.plan == plan_before

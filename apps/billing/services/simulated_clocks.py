@@ -7,10 +7,10 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Min
 
-from apps.accounts.models import TestClock
+from apps.accounts.models import SimulatedClock
 from apps.core import clock
 from apps.core.audit import audited_as
-from apps.core.clock_hooks import test_clock_hooks
+from apps.core.clock_hooks import simulated_clock_hooks
 from apps.core.errors import NotFound, ValidationFailed
 from apps.invoices.constants import BillingRunTrigger, InvoiceStatus
 from apps.invoices.models import Invoice
@@ -24,14 +24,14 @@ MAX_STEPS = 10_000
 
 
 @audited_as("test clock")
-def test_clock_advance(*, test_clock_id: int, to: datetime, actor=None) -> TestClock:
+def simulated_clock_advance(*, test_clock_id: int, to: datetime, actor=None) -> SimulatedClock:
     """Move a test clock forward to `to`. Each moment at which something falls due (a period begins,
     a trial or a period-end cancellation ends, a draft's review time is over, or a registered hook has
     something to do) is run in turn, as the billing run and the hooks' tasks would have at that moment;
     then the clock stops at `to`."""
     to = clock.ensure_aware(to)
     with transaction.atomic():
-        test_clock = TestClock.objects.select_for_update().filter(pk=test_clock_id).first()
+        test_clock = SimulatedClock.objects.select_for_update().filter(pk=test_clock_id).first()
         if test_clock is None:
             raise NotFound(f"Test clock {test_clock_id} does not exist.")
         if to <= test_clock.frozen_at:
@@ -59,10 +59,7 @@ def test_clock_advance(*, test_clock_id: int, to: datetime, actor=None) -> TestC
     return test_clock
 
 
-test_clock_advance.__test__ = False  # type: ignore[attr-defined]  # a service, not a pytest test
-
-
-def _first_due(test_clock: TestClock, *, after: datetime | None, until: datetime) -> datetime | None:
+def _first_due(test_clock: SimulatedClock, *, after: datetime | None, until: datetime) -> datetime | None:
     """The earliest moment in (after, until] at which a period begins (or a trial or a period-end
     cancellation ends) or a draft's review time is over, for the clock's customers."""
     subscriptions = Subscription.objects.filter(
@@ -78,15 +75,15 @@ def _first_due(test_clock: TestClock, *, after: datetime | None, until: datetime
         subscriptions.aggregate(first=Min("next_billing_at"))["first"],
         drafts.aggregate(first=Min("auto_finalize_at"))["first"],
     ]
-    moments += [hook.next_moment(test_clock.pk, after, until) for hook in test_clock_hooks()]
+    moments += [hook.next_moment(test_clock.pk, after, until) for hook in simulated_clock_hooks()]
     return min((moment for moment in moments if moment is not None), default=None)
 
 
-def _run_at(test_clock: TestClock, moment: datetime, actor) -> None:
+def _run_at(test_clock: SimulatedClock, moment: datetime, actor) -> None:
     with clock.frozen_at(moment):
-        TestClock.objects.filter(pk=test_clock.pk).update(frozen_at=moment, updated_at=moment)
+        SimulatedClock.objects.filter(pk=test_clock.pk).update(frozen_at=moment, updated_at=moment)
         bill_due_subscriptions(
             now=moment, trigger=BillingRunTrigger.TEST_CLOCK, triggered_by=actor, test_clock=test_clock
         )
-        for hook in test_clock_hooks():
+        for hook in simulated_clock_hooks():
             hook.run(test_clock.pk, moment)
