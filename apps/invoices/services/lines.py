@@ -1,7 +1,7 @@
 """What goes on an invoice, computed without writing anything: the billing run turns these drafts
 into invoice lines; previews (upcoming invoice, change preview) show them as they are."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -349,18 +349,24 @@ def _spread(taken: Decimal, covered: list[int], drafts: list[LineDraft], taken_b
 
 
 def customer_credit_drafts(
-    *, customer_id: int, currency: str, drafts: list[LineDraft], lock: bool = False
+    *,
+    customer_id: int,
+    currency: str,
+    drafts: list[LineDraft],
+    lock: bool = False,
+    moving: Sequence[InvoiceItem] = (),
 ) -> tuple[list[LineDraft], list[tuple[InvoiceItem, Decimal]]]:
     """The customer's waiting credits (e.g. from a subscription canceled with a credit, or a credit
     note credited to the balance) taken off this invoice, oldest first, never below zero: the part
     that does not fit waits for the next invoice. Credits from credit notes come off after tax.
-    Returns the lines and (item, amount taken) for `customer_credit_take`."""
+    `moving`: a subscription's waiting items counted as already moved to the customer's account (the
+    preview of its end). Returns the lines and (item, amount taken) for `customer_credit_take`."""
     waiting = InvoiceItem.objects.filter(
         customer_id=customer_id, subscription__isnull=True, invoice__isnull=True, amount_currency=currency
     ).order_by("created_at", "id")
     if lock:
         waiting = waiting.select_for_update()
-    waiting = list(waiting)
+    waiting = sorted([*waiting, *moving], key=lambda item: (item.created_at, item.pk)) if moving else list(waiting)
     lines, uses = [], []
     for item in waiting:
         if item.amount.amount >= 0:  # charges left by an ended subscription: always taken
