@@ -45,7 +45,7 @@ from ..constants import BillingRunStatus, BillingRunTrigger, InvoiceEventType, I
 from ..events import invoice_event_record
 from ..models import BillingRun, Invoice, InvoicedPeriod, InvoiceItem, InvoiceLine
 from .billing_chunk import billing_chunk_bill
-from .lifecycle import TOTALS_FIELDS, enqueue_pdfs, invoice_finalize, invoice_recompute_totals
+from .lifecycle import TOTALS_FIELDS, bill_language, enqueue_pdfs, invoice_finalize, invoice_recompute_totals
 from .lines import (
     LineDraft,
     customer_credit_drafts,
@@ -139,10 +139,11 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
         InvoiceItem.objects.select_for_update().filter(subscription=subscription, invoice__isnull=True).order_by("id")
     )
     drafts = [item_line_draft(item) for item in items] + usage_drafts
-    drafts += recurring_line_drafts(
-        plan=plan, version=subscription.plan_version, quantity=subscription.quantity, currency=currency,
-        period=period, billed_from=billed_from,
-    )  # fmt: skip
+    with bill_language(subscription.customer):
+        drafts += recurring_line_drafts(
+            plan=plan, version=subscription.plan_version, quantity=subscription.quantity, currency=currency,
+            period=period, billed_from=billed_from,
+        )  # fmt: skip
     discount_drafts, used_discounts = discount_line_drafts(
         drafts=drafts, discounts=discounts_applicable(subscription=subscription), plan=plan, currency=currency
     )

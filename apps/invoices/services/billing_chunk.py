@@ -45,7 +45,7 @@ from apps.usage.services import usage_billing_lock_many
 from ..constants import InvoiceEventType, InvoiceStatus
 from ..models import Invoice, InvoicedPeriod, InvoiceEvent, InvoiceItem, InvoiceLine, InvoiceTax, TaxRate
 from ..pricing import invoice_totals, tax_added, tax_breakdown
-from .lifecycle import customer_snapshot, invoices_finalized_send_on_commit, payment_terms_days
+from .lifecycle import bill_language, customer_snapshot, invoices_finalized_send_on_commit, payment_terms_days
 from .lines import LineDraft, recurring_line_drafts, usage_charges, usage_line_drafts
 from .numbering import invoice_numbers_allocate
 from .taxes import active_tax_rates, customer_tax_treatment_among, tax_rate_spec
@@ -286,12 +286,16 @@ def _bill_of(
             metrics=metrics, totals_by_charge=usage,
         )  # fmt: skip
     # The recurring lines depend only on these: computed once per distinct key in the chunk.
-    key = (subscription.plan_id, subscription.plan_version_id, subscription.quantity, currency, period, billed_from)
+    key = (
+        subscription.plan_id, subscription.plan_version_id, subscription.quantity, currency, period, billed_from,
+        subscription.customer.preferred_language,
+    )  # fmt: skip
     if key not in recurring_cache:
-        recurring_cache[key] = recurring_line_drafts(
-            plan=subscription.plan, version=subscription.plan_version, quantity=subscription.quantity,
-            currency=currency, period=period, billed_from=billed_from,
-        )  # fmt: skip
+        with bill_language(subscription.customer):
+            recurring_cache[key] = recurring_line_drafts(
+                plan=subscription.plan, version=subscription.plan_version, quantity=subscription.quantity,
+                currency=currency, period=period, billed_from=billed_from,
+            )  # fmt: skip
     drafts += recurring_cache[key]
     treatment = customer_tax_treatment_among(customer=subscription.customer, rates=rates)
     spec = tax_rate_spec(treatment.rate)

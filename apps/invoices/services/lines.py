@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
+from django.utils.translation import gettext
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
@@ -92,10 +93,12 @@ def recurring_line_drafts(
                 f"Partial period: {pricing.format_price(quote.exact_amount, currency)} × {_share(fraction)} "
                 f"({fraction.numerator:,}/{fraction.denominator:,} of its seconds)"
             )
+        # In the language of the bill it goes on (the caller's; see `lifecycle.bill_language`).
+        name = gettext("%(title)s (%(interval)s, partial period)") if partial else gettext("%(title)s (%(interval)s)")
         drafts.append(
             LineDraft(
                 kind=InvoiceLineKind.RECURRING,
-                description=f"{title} ({plan.interval_label}{', partial period' if partial else ''})",
+                description=name % {"title": title, "interval": plan.interval_label},
                 period_start_at=start,
                 period_end_at=period.end,
                 quantity=Decimal(1) if charge.price_model == PriceModelChoice.FLAT else Decimal(quantity),
