@@ -585,12 +585,15 @@ def billing_details(request, membership, configuration):
         else:
             messages.success(request, _("Your billing details are saved."))
             return redirect("portal:billing")
+    # The saved tax ID's status, but not beside another tax ID the form comes back with (refused).
+    submitted_tax_id = "".join(form.data.get("tax_id", "").split()).upper() if form.is_bound else customer.tax_id
+    tax_id_status = customer.get_tax_id_status_display() if submitted_tax_id == customer.tax_id else ""
     return _render(
         request,
         "portal/billing_details.html",
         membership,
         configuration,
-        {"form": form, "tax_id_status": customer.get_tax_id_status_display()},
+        {"form": form, "tax_id_status": tax_id_status if customer.tax_id else ""},
     )
 
 

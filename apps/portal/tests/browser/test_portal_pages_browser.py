@@ -1,10 +1,14 @@
 """Portal pages laid out and answering as a customer expects, in a real browser (headless Chromium), in
 English and Simplified Chinese, on a desktop screen and on a phone (390 px): the actions of a saved
-card on the card's own row."""
+card on the card's own row; billing details refused with the reason at the top, where the focus goes."""
+
+import re
 
 import pytest
 from playwright.sync_api import expect
 
+from apps.accounts.models import Customer
+from apps.accounts.services import customer_update
 from apps.payments.stripe.customers import stripe_payment_method_attach, stripe_setup_intent_create
 from apps.payments.tests.stripe.helpers import CARD_DECLINED_AT_CHARGE, CARD_OK, setup_intent_confirm
 
@@ -67,3 +71,38 @@ def test_a_cards_actions_sit_on_the_cards_row(page, world, localstripe, language
         first = row["buttons"][0]
         assert abs(first["top"] - row["text"]["top"]) <= 2, row  # on the line of the card's name
     assert axe_violations(page) == []
+
+
+# --- Billing details ------------------------------------------------------------------------------
+
+REFUSED = {
+    "English": {
+        "summary": "Your billing details are not saved",
+        "error": "Tax ID: DE123 is not a VAT number of Germany",
+    },
+    "简体中文": {"summary": "您的账单信息未保存", "error": "税号：DE123 不是有效的德国的增值税号"},
+}
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_refused_tax_id_is_announced_at_the_top_without_the_saved_ones_badge(page, world, language, viewport):
+    """The save fails on a bad tax ID: a summary at the top says so and takes the focus (and the view),
+    its link leads to the field; the saved tax ID's "Valid" badge is not shown beside the refused one."""
+    customer_update(customer_id=world.a.customer.pk, country="DE", tax_id="DE136695976")  # valid
+    _open_in(page, world.a.user, language=language, viewport=viewport)
+    page.goto("/portal/billing/")
+    expect(page.get_by_text(re.compile(r"DE136695976 \(\S"))).to_be_visible()  # the saved one, and its status
+
+    page.locator("#id_tax_id").fill("DE123")
+    page.locator("form.card button[type=submit]").click()
+
+    summary = page.get_by_role("alert").filter(has_text=REFUSED[language]["summary"])
+    expect(summary).to_be_focused()
+    expect(summary).to_be_in_viewport()
+    expect(page.get_by_text(re.compile(r"DE136695976 \(\S"))).to_have_count(0)  # no stale badge
+    assert axe_violations(page) == []
+    summary.get_by_role("link", name=re.compile(REFUSED[language]["error"])).click()
+    expect(page.locator("#id_tax_id")).to_be_focused()
+    expect(page.locator("#id_tax_id")).to_have_value("DE123")
+    assert Customer.objects.get(pk=world.a.customer.pk).tax_id == "DE136695976"
