@@ -93,10 +93,10 @@ from .forms import (
 )
 from .middleware import SESSION_KEY
 from .selectors import (
-    portal_allowed_plans,
     portal_business_name,
     portal_change_arguments,
     portal_configuration,
+    portal_plan_options,
     preview_token_make,
     preview_token_read,
 )
@@ -463,7 +463,7 @@ def subscription_change_view(request, membership, configuration, subscription_id
     """Change plan or quantity: the form, then the exact proration preview, then the change itself
     (only with `confirm`, and only as previewed)."""
     subscription = subscription_get_for_customer(customer_id=membership.customer_id, subscription_id=subscription_id)
-    plans = portal_allowed_plans(configuration=configuration, subscription=subscription)
+    plans = portal_plan_options(configuration=configuration, subscription=subscription)
     initial = {"plan": subscription.plan_id, "quantity": subscription.quantity}
     form = ChangeSubscriptionForm(
         request.POST or None, initial=initial, plans=plans, quantity_enabled=configuration.quantity_update_enabled

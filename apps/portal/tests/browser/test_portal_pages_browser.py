@@ -1,16 +1,20 @@
 """Portal pages laid out and answering as a customer expects, in a real browser (headless Chromium), in
 English and Simplified Chinese, on a desktop screen and on a phone (390 px): the actions of a saved
-card on the card's own row; billing details refused with the reason at the top, where the focus goes."""
+card on the card's own row; billing details refused with the reason at the top, where the focus goes;
+the plan picker with each plan's price and interval."""
 
 import re
 
 import pytest
+from djmoney.money import Money
 from playwright.sync_api import expect
 
 from apps.accounts.models import Customer
 from apps.accounts.services import customer_update
+from apps.catalog.tests.factories import PlanFactory
 from apps.payments.stripe.customers import stripe_payment_method_attach, stripe_setup_intent_create
 from apps.payments.tests.stripe.helpers import CARD_DECLINED_AT_CHARGE, CARD_OK, setup_intent_confirm
+from apps.portal.selectors import portal_configuration
 
 from .conftest import axe_violations
 from .test_portal_browser import _sign_in
@@ -106,3 +110,38 @@ def test_a_refused_tax_id_is_announced_at_the_top_without_the_saved_ones_badge(p
     expect(page.locator("#id_tax_id")).to_be_focused()
     expect(page.locator("#id_tax_id")).to_have_value("DE123")
     assert Customer.objects.get(pk=world.a.customer.pk).tax_id == "DE136695976"
+
+
+# --- Plan picker ----------------------------------------------------------------------------------
+
+PLAN_OPTIONS = {
+    "English": [
+        "Cloud — Pro · 99.00 USD per unit · monthly",
+        "Cloud — Pro · 990.00 USD per unit · yearly",
+        "Cloud — Starter · 49.00 USD per unit · monthly, plus usage",
+    ],
+    "简体中文": [
+        "Cloud — Pro · 每单位 US$99.00 · 按月",
+        "Cloud — Pro · 每单位 US$990.00 · 按年",
+        "Cloud — Starter · 每单位 US$49.00 · 按月，另计用量费",
+    ],
+}
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_plan_picker_shows_each_plans_price_and_interval(page, world, language, viewport):
+    """A plan sold monthly and yearly under one name: each option says how often it bills and what,
+    in the customer's currency, formatted for the reader's language (usage charged on top said too)."""
+    yearly = PlanFactory(product=world.pro.product, name="Pro", interval="year", prices=[Money("990.00", "USD")])
+    portal_configuration().allowed_plans.add(yearly)
+    _open_in(page, world.a.user, language=language, viewport=viewport)
+
+    page.goto(f"/portal/subscriptions/{world.a.subscription.pk}/change/")
+
+    plan = page.locator("#id_plan")
+    assert [text.strip() for text in plan.locator("option").all_inner_texts()] == PLAN_OPTIONS[language]
+    expect(plan).to_have_value(str(world.starter.pk))  # the subscription's own plan, chosen
+    width = page.evaluate("() => ({scroll: document.documentElement.scrollWidth, inner: window.innerWidth})")
+    assert width["scroll"] <= width["inner"], width
+    assert axe_violations(page) == []
