@@ -1,5 +1,9 @@
 """Fixtures shared by every app's tests."""
 
+import os
+import shutil
+from pathlib import Path
+
 import pytest
 from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
@@ -37,6 +41,51 @@ def media_root(settings, tmp_path):
     and invoice numbers start again in every test's database transaction."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     return settings.MEDIA_ROOT
+
+
+# --- Browser tests (marker `browser`): one headless Chromium for the session, whatever app's tests
+# use it (the portal's pages, the admin's). Playwright drives Debian's Chromium (it cannot download its
+# own here; `make system-deps` installs it).
+
+# The live server listens on a free port of 127.0.0.1 only (never a fixed port, never all interfaces).
+os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", "127.0.0.1")
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session")
+def _sync_orm_beside_playwright():
+    """Playwright's sync API runs an event loop in this thread; Django's ORM calls made by the test
+    itself (fixtures, assertions) are still plain synchronous code. Only while browser tests run."""
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    yield
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture(scope="session")
+def browser(_sync_orm_beside_playwright):
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make system-deps` (requirements/system.txt).")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
 
 
 # --- A summary line per hardening stage (API fuzzing, fault tests) at the end of the run ---------

@@ -1,4 +1,5 @@
 from django.db import models
+from django.utils.translation import gettext_lazy, ngettext_lazy
 
 
 class BillingInterval(models.TextChoices):
@@ -6,6 +7,22 @@ class BillingInterval(models.TextChoices):
     WEEK = "week", "Week"
     MONTH = "month", "Month"
     YEAR = "year", "Year"
+
+
+# How often a plan bills, as written on bills and plan pickers (`Plan.interval_label`), translated
+# when used: "monthly", or "every 3 months" for an interval count above one.
+INTERVAL_ADJECTIVES = {
+    BillingInterval.DAY: gettext_lazy("daily"),
+    BillingInterval.WEEK: gettext_lazy("weekly"),
+    BillingInterval.MONTH: gettext_lazy("monthly"),
+    BillingInterval.YEAR: gettext_lazy("yearly"),
+}
+INTERVAL_EVERY = {
+    BillingInterval.DAY: ngettext_lazy("every %(count)d day", "every %(count)d days", "count"),
+    BillingInterval.WEEK: ngettext_lazy("every %(count)d week", "every %(count)d weeks", "count"),
+    BillingInterval.MONTH: ngettext_lazy("every %(count)d month", "every %(count)d months", "count"),
+    BillingInterval.YEAR: ngettext_lazy("every %(count)d year", "every %(count)d years", "count"),
+}
 
 
 class ChargeKind(models.TextChoices):

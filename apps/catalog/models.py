@@ -10,7 +10,16 @@ from apps.core.models import TimeStampedModel
 from apps.core.money import currency_choices
 
 from . import pricing
-from .constants import BillingInterval, ChargeKind, CouponDuration, DiscountType, MetricAggregation, PriceModelChoice
+from .constants import (
+    INTERVAL_ADJECTIVES,
+    INTERVAL_EVERY,
+    BillingInterval,
+    ChargeKind,
+    CouponDuration,
+    DiscountType,
+    MetricAggregation,
+    PriceModelChoice,
+)
 
 NOT_NEGATIVE = [MinValueValidator(Decimal(0), "This cannot be negative.")]
 code_validator = RegexValidator(r"^[a-z0-9][a-z0-9_.-]*$", "Use lower-case letters, digits, '.', '_' and '-' only.")
@@ -83,9 +92,11 @@ class Plan(TimeStampedModel):
 
     @property
     def interval_label(self) -> str:
+        """How often the plan bills, in the active language ("monthly", "every 3 months"): written on
+        bills in the customer's language (see `apps.invoices.services.lifecycle.bill_language`)."""
         if self.interval_count == 1:
-            return {"day": "daily", "week": "weekly", "month": "monthly", "year": "yearly"}[self.interval]
-        return f"every {self.interval_count} {self.interval}s"
+            return str(INTERVAL_ADJECTIVES[self.interval])
+        return INTERVAL_EVERY[self.interval] % {"count": self.interval_count}
 
     @property
     def current_version(self) -> "PlanVersion | None":

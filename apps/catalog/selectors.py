@@ -1,5 +1,9 @@
+from decimal import Decimal
+
 from django.db.models import Count, Prefetch, QuerySet
 
+from . import pricing
+from .constants import ChargeKind
 from .models import BillableMetric, Coupon, Plan, PlanVersion, Price, Product
 
 
@@ -21,6 +25,20 @@ def plan_list() -> QuerySet[Plan]:
     return Plan.objects.select_related("product").prefetch_related(
         Prefetch("versions", queryset=PlanVersion.objects.prefetch_related("charges__prices__tiers"))
     )
+
+
+def plan_version_recurring_price(*, version: PlanVersion, currency: str) -> Decimal | None:
+    """What one period of the version's recurring charges costs for one unit, exact (before rounding);
+    None when one of them has no price in `currency`. Uses the version's prefetched charges and prices."""
+    total = Decimal(0)
+    for charge in version.charges.all():
+        if charge.kind != ChargeKind.RECURRING:
+            continue
+        price = charge.price_for(currency)
+        if price is None:
+            return None
+        total += pricing.price_quote(price.to_spec(), quantity=Decimal(1)).exact_amount
+    return total
 
 
 def price_list() -> QuerySet[Price]:

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import AdminSplitDateTime, AutocompleteSelect
 from django.core.exceptions import PermissionDenied
@@ -15,6 +16,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
 
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_now
@@ -264,12 +266,22 @@ class PaymentAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": "Record a manual payment",
+            "title": gettext("Record a manual payment"),
             "media": self.media,
+            # What the admin's add form (admin/change_form.html, which the page extends) reads.
+            "add": True,
+            "change": False,
+            "is_popup": False,
+            "save_on_top": False,
+            "has_view_permission": self.has_view_permission(request),
         }
         if customer is None:
             form = RecordPaymentCustomerForm(request.GET or None)
-            context.update(customer_form=form, media=self.media + form.media)
+            context.update(
+                customer_form=form,
+                customer_adminform=helpers.AdminForm(form, [(None, {"fields": ["customer"]})], {}, model_admin=self),
+                media=self.media + form.media,
+            )
             return TemplateResponse(request, "admin/payments/payment/record.html", context)
         invoices = list(customer_unpaid_invoices(customer_id=customer.pk))
         if request.method == "POST":
@@ -291,11 +303,44 @@ class PaymentAdmin(admin.ModelAdmin):
         context.update(
             customer=customer,
             form=form,
+            adminform=helpers.AdminForm(form, self._record_fieldsets(form, customer), {}, model_admin=self),
+            errors=helpers.AdminErrorList(form, []),
             invoices=invoices,
             media=self.media + form.media,
-            customer_url=reverse("admin:accounts_customer_change", args=[customer.pk]),
         )
         return TemplateResponse(request, "admin/payments/payment/record.html", context)
+
+    @staticmethod
+    def _record_fieldsets(form: RecordPaymentForm, customer: Customer) -> list[tuple[str, dict]]:
+        customer_link = format_html(
+            '<a href="{}">{}</a>', reverse("admin:accounts_customer_change", args=[customer.pk]), customer
+        )
+        if form.invoices:
+            allocation = gettext(
+                "Type how much of each invoice the payment pays, or leave them all empty to pay the oldest due "
+                "first. Whatever is not allocated goes to the customer's credit balance and comes off the next "
+                "invoices."
+            )
+        else:
+            allocation = gettext("No unpaid invoices: the whole payment goes to the credit balance.")
+        return [
+            (
+                gettext("Payment"),
+                {
+                    "fields": ["amount", "method", "reference", "received_at"],
+                    "description": format_html(
+                        gettext("From {customer}, in {currency}."), customer=customer_link, currency=customer.currency
+                    ),
+                },
+            ),
+            (
+                gettext("Unpaid invoices"),
+                {
+                    "fields": [field.name for field in form.invoice_fields()],
+                    "description": format_html("{}", allocation),
+                },
+            ),
+        ]
 
     def _record(self, request, form: RecordPaymentForm, customer: Customer) -> Payment | None:
         allocations = form.allocations()

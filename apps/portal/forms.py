@@ -1,10 +1,13 @@
 """Portal forms: parse and check input shape; the services decide and report field errors."""
 
+from collections.abc import Sequence
+
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import PasswordResetForm
 from django.contrib.sites.shortcuts import get_current_site
 from django.utils import translation
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_countries import countries
 from django_countries.fields import LazyTypedChoiceField
@@ -13,7 +16,10 @@ from apps.accounts.constants import PortalLanguage, TaxIdType
 from apps.accounts.models import CustomerMembership
 from apps.core.errors import ApplicationError
 from apps.core.network import client_address
+from apps.invoices.templatetags.invoice_format import money
 from apps.portal.services import portal_password_reset_request
+
+from .selectors import PlanOption
 
 
 def add_application_error(form: forms.Form, exc: ApplicationError) -> None:
@@ -92,13 +98,30 @@ class BillingDetailsForm(forms.Form):
         return [line.strip() for line in self.cleaned_data["billing_emails"].splitlines() if line.strip()]
 
 
+def plan_option_label(option: PlanOption) -> str:
+    """ "Cloud — Pro · 99.00 USD per unit · monthly": the plan, its price and how often it bills, in the
+    reader's language (the price as on the customer's bills); ", plus usage" when metered charges come
+    on top."""
+    plan = option.plan
+    name = f"{plan.product.name} — {plan.name}"
+    if option.price is None:
+        return gettext("%(plan)s · %(interval)s") % {"plan": name, "interval": plan.interval_label}
+    price = money(option.price, option.currency)
+    if option.per_unit:
+        price = gettext("%(price)s per unit") % {"price": price}
+    values = {"plan": name, "price": price, "interval": plan.interval_label}
+    if option.plus_usage:
+        return gettext("%(plan)s · %(price)s · %(interval)s, plus usage") % values
+    return gettext("%(plan)s · %(price)s · %(interval)s") % values
+
+
 class ChangeSubscriptionForm(forms.Form):
     plan = forms.TypedChoiceField(label=_("Plan"), coerce=int, choices=())
     quantity = forms.IntegerField(label=_("Quantity"), min_value=1, max_value=100000)
 
-    def __init__(self, *args, plans=(), quantity_enabled=True, **kwargs):
+    def __init__(self, *args, plans: Sequence[PlanOption] = (), quantity_enabled=True, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["plan"].choices = [(plan.pk, f"{plan.product.name} — {plan.name}") for plan in plans]
+        self.fields["plan"].choices = [(option.plan.pk, plan_option_label(option)) for option in plans]
         if not quantity_enabled:
             self.fields["quantity"].disabled = True
 

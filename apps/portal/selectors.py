@@ -1,14 +1,17 @@
 """Reads the portal's views need that belong to no domain app: its configuration."""
 
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
 from django.utils.translation import gettext
 
+from apps.catalog.constants import ChargeKind, PriceModelChoice
 from apps.catalog.models import Plan
-from apps.catalog.selectors import plan_list
+from apps.catalog.selectors import plan_list, plan_version_recurring_price
 from apps.core.errors import ValidationFailed
 from apps.subscriptions.models import Subscription
 
@@ -39,6 +42,42 @@ def portal_allowed_plans(*, configuration: PortalConfiguration, subscription: Su
     if subscription.plan_id not in {plan.pk for plan in allowed}:
         allowed.insert(0, subscription.plan)
     return allowed
+
+
+@dataclass(frozen=True)
+class PlanOption:
+    """A plan the customer may pick, with what it costs them: `price` is one period for one unit in the
+    subscription's currency (None if it has none), `per_unit` when every recurring charge is priced per
+    unit, `plus_usage` when metered charges come on top."""
+
+    plan: Plan
+    price: Decimal | None
+    currency: str
+    per_unit: bool
+    plus_usage: bool
+
+
+def portal_plan_options(*, configuration: PortalConfiguration, subscription: Subscription) -> list[PlanOption]:
+    """The allowed plans (`portal_allowed_plans`) priced as a change would bill them: the subscription's
+    own plan at its version, any other at its current version."""
+    options = []
+    for plan in portal_allowed_plans(configuration=configuration, subscription=subscription):
+        version = subscription.plan_version if plan.pk == subscription.plan_id else plan.current_version
+        charges = list(version.charges.all()) if version is not None else []
+        recurring = [charge for charge in charges if charge.kind == ChargeKind.RECURRING]
+        options.append(
+            PlanOption(
+                plan=plan,
+                price=None
+                if version is None
+                else plan_version_recurring_price(version=version, currency=subscription.currency),
+                currency=subscription.currency,
+                per_unit=bool(recurring)
+                and all(charge.price_model == PriceModelChoice.PER_UNIT for charge in recurring),
+                plus_usage=any(charge.kind == ChargeKind.USAGE for charge in charges),
+            )
+        )
+    return options
 
 
 def portal_change_arguments(

@@ -102,10 +102,10 @@ from .forms import (
 )
 from .middleware import SESSION_KEY
 from .selectors import (
-    portal_allowed_plans,
     portal_business_name,
     portal_change_arguments,
     portal_configuration,
+    portal_plan_options,
     preview_token_make,
     preview_token_read,
 )
@@ -591,7 +591,7 @@ def subscription_change_view(request, membership, configuration, subscription_id
     """Change plan or quantity: the form, then the exact proration preview, then the change itself
     (only with `confirm`, and only as previewed)."""
     subscription = subscription_get_for_customer(customer_id=membership.customer_id, subscription_id=subscription_id)
-    plans = portal_allowed_plans(configuration=configuration, subscription=subscription)
+    plans = portal_plan_options(configuration=configuration, subscription=subscription)
     initial = {"plan": subscription.plan_id, "quantity": subscription.quantity}
     form = ChangeSubscriptionForm(
         request.POST or None, initial=initial, plans=plans, quantity_enabled=configuration.quantity_update_enabled
@@ -714,12 +714,15 @@ def billing_details(request, membership, configuration):
         else:
             messages.success(request, _("Your billing details are saved."))
             return redirect("portal:billing")
+    # The saved tax ID's status, but not beside another tax ID the form comes back with (refused).
+    submitted_tax_id = "".join(form.data.get("tax_id", "").split()).upper() if form.is_bound else customer.tax_id
+    tax_id_status = customer.get_tax_id_status_display() if submitted_tax_id == customer.tax_id else ""
     return _render(
         request,
         "portal/billing_details.html",
         membership,
         configuration,
-        {"form": form, "tax_id_status": customer.get_tax_id_status_display()},
+        {"form": form, "tax_id_status": tax_id_status if customer.tax_id else ""},
     )
 
 

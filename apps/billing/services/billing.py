@@ -30,7 +30,13 @@ from apps.core.money import zero
 from apps.invoices.constants import BillingRunStatus, BillingRunTrigger, InvoiceEventType, InvoiceStatus
 from apps.invoices.events import invoice_event_record
 from apps.invoices.models import BillingRun, Invoice, InvoicedPeriod, InvoiceItem, InvoiceLine
-from apps.invoices.services.lifecycle import TOTALS_FIELDS, enqueue_pdfs, invoice_finalize, invoice_recompute_totals
+from apps.invoices.services.lifecycle import (
+    TOTALS_FIELDS,
+    bill_language,
+    enqueue_pdfs,
+    invoice_finalize,
+    invoice_recompute_totals,
+)
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.periods import Period, period_containing
@@ -139,10 +145,11 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
         InvoiceItem.objects.select_for_update().filter(subscription=subscription, invoice__isnull=True).order_by("id")
     )
     drafts = [item_line_draft(item) for item in items] + usage_drafts
-    drafts += recurring_line_drafts(
-        plan=plan, version=subscription.plan_version, quantity=subscription.quantity, currency=currency,
-        period=period, billed_from=billed_from,
-    )  # fmt: skip
+    with bill_language(subscription.customer):
+        drafts += recurring_line_drafts(
+            plan=plan, version=subscription.plan_version, quantity=subscription.quantity, currency=currency,
+            period=period, billed_from=billed_from,
+        )  # fmt: skip
     discount_drafts, used_discounts = discount_line_drafts(
         drafts=drafts, discounts=discounts_applicable(subscription=subscription), plan=plan, currency=currency
     )

@@ -38,7 +38,12 @@ from apps.core.money import quantize_amount
 from apps.invoices.constants import InvoiceEventType, InvoiceStatus
 from apps.invoices.models import Invoice, InvoicedPeriod, InvoiceEvent, InvoiceItem, InvoiceLine, InvoiceTax, TaxRate
 from apps.invoices.pricing import invoice_totals, tax_added, tax_breakdown
-from apps.invoices.services.lifecycle import customer_snapshot, invoices_finalized_send_on_commit, payment_terms_days
+from apps.invoices.services.lifecycle import (
+    bill_language,
+    customer_snapshot,
+    invoices_finalized_send_on_commit,
+    payment_terms_days,
+)
 from apps.invoices.services.numbering import invoice_numbers_allocate
 from apps.invoices.services.taxes import active_tax_rates, customer_tax_treatment_among, tax_rate_spec
 from apps.subscriptions.constants import SubscriptionStatus
@@ -286,12 +291,16 @@ def _bill_of(
             metrics=metrics, totals_by_charge=usage,
         )  # fmt: skip
     # The recurring lines depend only on these: computed once per distinct key in the chunk.
-    key = (subscription.plan_id, subscription.plan_version_id, subscription.quantity, currency, period, billed_from)
+    key = (
+        subscription.plan_id, subscription.plan_version_id, subscription.quantity, currency, period, billed_from,
+        subscription.customer.preferred_language,
+    )  # fmt: skip
     if key not in recurring_cache:
-        recurring_cache[key] = recurring_line_drafts(
-            plan=subscription.plan, version=subscription.plan_version, quantity=subscription.quantity,
-            currency=currency, period=period, billed_from=billed_from,
-        )  # fmt: skip
+        with bill_language(subscription.customer):
+            recurring_cache[key] = recurring_line_drafts(
+                plan=subscription.plan, version=subscription.plan_version, quantity=subscription.quantity,
+                currency=currency, period=period, billed_from=billed_from,
+            )  # fmt: skip
     drafts += recurring_cache[key]
     treatment = customer_tax_treatment_among(customer=subscription.customer, rates=rates)
     spec = tax_rate_spec(treatment.rate)

@@ -315,7 +315,7 @@ def _invoice_items_now(
 def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None = None) -> UpcomingInvoice:
     """The invoice the next billing run would issue for this subscription: the items waiting for it
     (prorations) and the next period's charges, with any scheduled change or version migration that
-    takes effect then. Nothing is written."""
+    takes effect then; for a subscription canceled at period end, its final invoice. Nothing is written."""
     now = now or subscription_now(subscription_id)
     subscription = _load(subscription_id)
     if subscription.next_billing_at is None:
@@ -324,10 +324,7 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
             fields={"subscription": ["This subscription has ended; no invoice is coming."]},
         )
     if subscription.cancel_at_period_end:
-        raise ValidationFailed(
-            f"Subscription #{subscription.pk} ends at the end of its period; no invoice is coming.",
-            fields={"subscription": ["The subscription is canceled at period end."]},
-        )
+        return _upcoming_final_invoice(subscription, subscription.next_billing_at, now)
     plan, version, quantity = subscription.plan, subscription.plan_version, subscription.quantity
     pending = next(
         (
@@ -364,7 +361,57 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
     )
     lines += discounts
     credits, _ = customer_credit_drafts(customer_id=subscription.customer_id, currency=currency, drafts=lines)
-    lines += credits
+    return _upcoming(
+        subscription, lines + credits, billing_at=subscription.next_billing_at,
+        period_start_at=period.start, period_end_at=period.end,
+    )  # fmt: skip
+
+
+def _upcoming_final_invoice(subscription: Subscription, ends_at: datetime, now: datetime) -> UpcomingInvoice:
+    """A subscription canceled at period end is not renewed, but when the billing run ends it, what it
+    still owes is billed on a final invoice (`subscription_settle_waiting_items`): its waiting charges
+    and its last period's usage, less its waiting credits (moved to the customer's balance) and the
+    customer's other credits. This previews that invoice; nothing is written."""
+    currency = subscription.currency
+    items = list(subscription.invoice_items.filter(invoice__isnull=True).select_related("charge").order_by("id"))
+    lines = [item_line_draft(item) for item in items if item.amount.amount >= 0]
+    period_billed = subscription_period_invoices(
+        subscription_id=subscription.pk, period_start_at=subscription.current_period_start_at
+    ).exists()
+    if period_billed:
+        lines += usage_line_drafts(
+            customer=subscription.customer, plan=subscription.plan, version=subscription.plan_version,
+            currency=currency, start=subscription.current_period_start_at,
+            end=min(now, subscription.current_period_end_at),
+        )  # fmt: skip
+    if not lines:
+        raise ValidationFailed(
+            f"Subscription #{subscription.pk} ends at the end of its period; no invoice is coming.",
+            fields={"subscription": ["The subscription is canceled at period end."]},
+        )
+    credits, _ = customer_credit_drafts(
+        customer_id=subscription.customer_id, currency=currency, drafts=lines,
+        moving=[item for item in items if item.amount.amount < 0],
+    )  # fmt: skip
+    starts = [line.period_start_at for line in lines if line.period_start_at is not None]
+    ends = [line.period_end_at for line in lines if line.period_end_at is not None]
+    return _upcoming(
+        subscription, lines + credits, billing_at=ends_at,
+        period_start_at=min(starts, default=subscription.current_period_start_at),
+        period_end_at=max(ends, default=subscription.current_period_end_at),
+    )  # fmt: skip
+
+
+def _upcoming(
+    subscription: Subscription,
+    lines: list[LineDraft],
+    *,
+    billing_at: datetime,
+    period_start_at: datetime,
+    period_end_at: datetime,
+) -> UpcomingInvoice:
+    """An upcoming invoice of these lines, with its totals and taxes."""
+    currency = subscription.currency
     subtotal = quantize_amount(sum((line.amount for line in lines), Decimal(0)), currency)
     taxes, reverse_charge = customer_tax_breakdown(
         customer=subscription.customer,
@@ -374,9 +421,9 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
     tax_total = quantize_amount(tax_added(taxes), currency)
     return UpcomingInvoice(
         currency=currency,
-        billing_at=subscription.next_billing_at,
-        period_start_at=period.start,
-        period_end_at=period.end,
+        billing_at=billing_at,
+        period_start_at=period_start_at,
+        period_end_at=period_end_at,
         lines=lines,
         subtotal=subtotal,
         total=subtotal + tax_total,

@@ -1,12 +1,13 @@
 """What goes on an invoice, computed without writing anything: the billing run turns these drafts
 into invoice lines; previews (upcoming invoice, change preview) show them as they are."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
+from django.utils.translation import gettext
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
@@ -92,10 +93,12 @@ def recurring_line_drafts(
                 f"Partial period: {pricing.format_price(quote.exact_amount, currency)} × {_share(fraction)} "
                 f"({fraction.numerator:,}/{fraction.denominator:,} of its seconds)"
             )
+        # In the language of the bill it goes on (the caller's; see `lifecycle.bill_language`).
+        name = gettext("%(title)s (%(interval)s, partial period)") if partial else gettext("%(title)s (%(interval)s)")
         drafts.append(
             LineDraft(
                 kind=InvoiceLineKind.RECURRING,
-                description=f"{title} ({plan.interval_label}{', partial period' if partial else ''})",
+                description=name % {"title": title, "interval": plan.interval_label},
                 period_start_at=start,
                 period_end_at=period.end,
                 quantity=Decimal(1) if charge.price_model == PriceModelChoice.FLAT else Decimal(quantity),
@@ -349,18 +352,24 @@ def _spread(taken: Decimal, covered: list[int], drafts: list[LineDraft], taken_b
 
 
 def customer_credit_drafts(
-    *, customer_id: int, currency: str, drafts: list[LineDraft], lock: bool = False
+    *,
+    customer_id: int,
+    currency: str,
+    drafts: list[LineDraft],
+    lock: bool = False,
+    moving: Sequence[InvoiceItem] = (),
 ) -> tuple[list[LineDraft], list[tuple[InvoiceItem, Decimal]]]:
     """The customer's waiting credits (e.g. from a subscription canceled with a credit, or a credit
     note credited to the balance) taken off this invoice, oldest first, never below zero: the part
     that does not fit waits for the next invoice. Credits from credit notes come off after tax.
-    Returns the lines and (item, amount taken) for `customer_credit_take`."""
+    `moving`: a subscription's waiting items counted as already moved to the customer's account (the
+    preview of its end). Returns the lines and (item, amount taken) for `customer_credit_take`."""
     waiting = InvoiceItem.objects.filter(
         customer_id=customer_id, subscription__isnull=True, invoice__isnull=True, amount_currency=currency
     ).order_by("created_at", "id")
     if lock:
         waiting = waiting.select_for_update()
-    waiting = list(waiting)
+    waiting = sorted([*waiting, *moving], key=lambda item: (item.created_at, item.pk)) if moving else list(waiting)
     lines, uses = [], []
     for item in waiting:
         if item.amount.amount >= 0:  # charges left by an ended subscription: always taken

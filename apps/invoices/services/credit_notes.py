@@ -24,6 +24,8 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, Sum
+from django.utils import translation
+from django.utils.translation import gettext, gettext_noop
 from djmoney.money import Money
 
 from apps.accounts.selectors import customer_now
@@ -52,10 +54,20 @@ from ..pricing import (
     credit_share,
     line_credit_by_quantity,
 )
-from .lifecycle import invoice_ensure_transition, invoice_lock
+from ..templatetags.invoice_format import money
+from .lifecycle import bill_language, invoice_ensure_transition, invoice_lock
 from .numbering import credit_note_number_allocate
+from .pdf import document_language
 
 logger = logging.getLogger(__name__)
+
+
+def _document_text(language: str, message: str, **params: str | Money) -> str:
+    """A text printed on the credit note (a line's name or explanation; `message` marked with
+    `gettext_noop`), in the credit note's language (the credited invoice's), amounts as on the bill."""
+    with translation.override(language):
+        values = {name: money(value) if isinstance(value, Money) else value for name, value in params.items()}
+        return gettext(message) % values if values else gettext(message)
 
 
 @dataclass(frozen=True)
@@ -182,6 +194,7 @@ def _requested_lines(
     requests: list[CreditNoteLineRequest],
     credited: _Credited,
     currency: str,
+    language: str,
     errors: dict[str, list[str]],
 ) -> list[CreditNoteLineDraft]:
     by_id = {line.pk: line for line in lines}
@@ -229,9 +242,12 @@ def _requested_lines(
                 amount_before=amount_before, quantity=quantity, currency=currency,
             )  # fmt: skip
             explanation = (
-                f"{format_quantity(quantity)} of {format_quantity(line.quantity)} unit(s) of "
-                f"{format_price(line.amount.amount, currency)}",
-            )
+                _document_text(
+                    language, gettext_noop("%(quantity)s of %(line_quantity)s unit(s) of %(line_amount)s"),
+                    quantity=format_quantity(quantity), line_quantity=format_quantity(line.quantity),
+                    line_amount=line.amount,
+                ),
+            )  # fmt: skip
         elif request.amount is not None:
             if not _positive(request.amount, currency, errors, f"{prefix}.amount"):
                 continue
@@ -241,11 +257,18 @@ def _requested_lines(
                 )
                 continue
             amount = request.amount
-            explanation = (f"{format_price(amount, currency)} of {format_price(line.amount.amount, currency)}",)
+            explanation = (
+                _document_text(
+                    language, gettext_noop("%(amount)s of %(line_amount)s"),
+                    amount=Money(amount, currency), line_amount=line.amount,
+                ),
+            )  # fmt: skip
         else:
             amount = left
             quantity = _quantity_left(line, credited, currency)
-            explanation = ("All that was left of the line",) if amount_before else ()
+            explanation = (
+                (_document_text(language, gettext_noop("All that was left of the line")),) if amount_before else ()
+            )
         if amount <= 0:
             errors.setdefault(prefix, []).append("This comes to nothing to credit.")
             continue
@@ -275,7 +298,7 @@ def _line_draft(
     )  # fmt: skip
 
 
-def _full_lines(*, lines: list[InvoiceLine], credited: _Credited) -> list[CreditNoteLineDraft]:
+def _full_lines(*, lines: list[InvoiceLine], credited: _Credited, language: str) -> list[CreditNoteLineDraft]:
     """Everything still credited: what is left of every charge, less what earlier credit notes took
     as plain amounts (they credited the invoice without a line)."""
     drafts = []
@@ -292,16 +315,22 @@ def _full_lines(*, lines: list[InvoiceLine], credited: _Credited) -> list[Credit
     if earlier_amounts > 0 and drafts:
         drafts.append(
             CreditNoteLineDraft(
-                kind=CreditNoteLineKind.ADJUSTMENT, description="Less amounts credited earlier",
+                kind=CreditNoteLineKind.ADJUSTMENT,
+                description=_document_text(language, gettext_noop("Less amounts credited earlier")),
                 amount=-earlier_amounts,
-                explanation=("Earlier credit notes credited this much of the invoice without naming a line.",),
+                explanation=(
+                    _document_text(
+                        language,
+                        gettext_noop("Earlier credit notes credited this much of the invoice without naming a line."),
+                    ),
+                ),
             )
         )  # fmt: skip
     return drafts
 
 
 def _share_lines(
-    *, lines: list[InvoiceLine], drafts: list[CreditNoteLineDraft], credited: _Credited, currency: str
+    *, lines: list[InvoiceLine], drafts: list[CreditNoteLineDraft], credited: _Credited, currency: str, language: str
 ) -> list[CreditNoteLineDraft]:
     """The share of the invoice's discounts (and of the customer balance applied on it) that goes with
     the charges credited: a charge of 100 on an invoice with 10 % off credits 90."""
@@ -311,8 +340,8 @@ def _share_lines(
     )
     shares = []
     for kind, description, taxed in [
-        (CreditNoteLineKind.DISCOUNT_SHARE, "Less the discounts of the invoice on these lines", True),
-        (CreditNoteLineKind.BALANCE_SHARE, "Less the balance credit applied on the invoice", False),
+        (CreditNoteLineKind.DISCOUNT_SHARE, gettext_noop("Less the discounts of the invoice on these lines"), True),
+        (CreditNoteLineKind.BALANCE_SHARE, gettext_noop("Less the balance credit applied on the invoice"), False),
     ]:
         whole = -sum(
             (line.amount.amount for line in lines if line.amount.amount < 0 and _is_taxed(line) == taxed), Decimal(0)
@@ -324,10 +353,13 @@ def _share_lines(
         if amount != 0:
             shares.append(
                 CreditNoteLineDraft(
-                    kind=kind, description=description, amount=-amount,
+                    kind=kind, description=_document_text(language, description), amount=-amount,
                     explanation=(
-                        f"{format_price(whole, currency)} on {format_price(charges, currency)} of charges, "
-                        f"in proportion to the charges credited",
+                        _document_text(
+                            language,
+                            gettext_noop("%(whole)s on %(charges)s of charges, in proportion to the charges credited"),
+                            whole=Money(whole, currency), charges=Money(charges, currency),
+                        ),
                     ),
                 )
             )  # fmt: skip
@@ -428,19 +460,18 @@ def _compute(
         raise ValidationFailed(
             f"Invoice {invoice} has already been credited in full.", fields={"invoice": ["Nothing left to credit."]}
         )
+    language = document_language(invoice.customer_details)
     if full:
-        drafts = _full_lines(lines=invoice_lines, credited=credited)
+        drafts = _full_lines(lines=invoice_lines, credited=credited, language=language)
     else:
         drafts = _requested_lines(
             invoice=invoice, lines=invoice_lines, requests=requests, credited=credited, currency=currency,
-            errors=errors,
+            language=language, errors=errors,
         )  # fmt: skip
-    drafts += _share_lines(lines=invoice_lines, drafts=drafts, credited=credited, currency=currency)
+    drafts += _share_lines(lines=invoice_lines, drafts=drafts, credited=credited, currency=currency, language=language)
     if amount is not None and _positive(amount, currency, errors, "amount"):
-        drafts.append(
-            CreditNoteLineDraft(kind=CreditNoteLineKind.ADJUSTMENT, description=memo.strip()[:500] or "Credit",
-                                amount=amount)
-        )  # fmt: skip
+        description = memo.strip()[:500] or _document_text(language, gettext_noop("Credit"))
+        drafts.append(CreditNoteLineDraft(kind=CreditNoteLineKind.ADJUSTMENT, description=description, amount=amount))
 
     taxed_base = sum((line.amount.amount for line in invoice_lines if _is_taxed(line)), Decimal(0))
     taxed_before = sum(
@@ -535,11 +566,17 @@ def credit_note_issue(
     number = credit_note_number_allocate(issued_at=now)
     balance_item = None
     if draft.credit_to_balance > 0:
+        with bill_language(invoice.customer):  # taken off the customer's next invoices: in their language
+            description = gettext("Credit note %(number)s (invoice %(invoice)s)") % {
+                "number": number, "invoice": invoice.number,
+            }  # fmt: skip
+            explanation = gettext("Credited to the balance by credit note %(number)s, tax included.") % {
+                "number": number
+            }
         balance_item = InvoiceItem.objects.create(
             customer=invoice.customer, subscription=None, kind=InvoiceLineKind.CREDIT_NOTE,
-            description=f"Credit note {number} (invoice {invoice.number})", quantity=Decimal(1),
-            amount=Money(-draft.credit_to_balance, currency), created_at=now,
-            explanation=[f"Credited to the balance by credit note {number}, tax included."],
+            description=description, quantity=Decimal(1), amount=Money(-draft.credit_to_balance, currency),
+            created_at=now, explanation=[explanation],
         )  # fmt: skip
     credit_note = CreditNote.objects.create(
         invoice=invoice, customer=invoice.customer, number=number, status=CreditNoteStatus.ISSUED,

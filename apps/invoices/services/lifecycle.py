@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import translation
 from djmoney.money import Money
 
 from apps.core import clock
@@ -101,6 +102,12 @@ def invoice_update_draft(
         invoice.save(update_fields=[*changed, "updated_at"])
         invoice_event_record(invoice=invoice, type=InvoiceEventType.UPDATED, actor=actor, data=changed)
     return invoice
+
+
+def bill_language(customer) -> translation.override:
+    """Text written onto a customer's bills (line descriptions and explanations) is written in the
+    language its bills are issued in: the customer's (see `customer_snapshot`)."""
+    return translation.override(customer.preferred_language or settings.LANGUAGE_CODE)
 
 
 def customer_snapshot(customer) -> dict:

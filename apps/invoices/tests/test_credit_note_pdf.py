@@ -1,12 +1,14 @@
 """The PDF of a credit note: rendered after commit on the `pdf` queue, once, and never replaced."""
 
 import hashlib
+import re
 import subprocess
 from decimal import Decimal
 from unittest import mock
 
 import pytest
 from django.db import DatabaseError, IntegrityError, transaction
+from pypdf import PdfReader
 
 from apps.accounts.tests.factories import CustomerFactory
 from apps.invoices.constants import InvoiceEventType
@@ -60,6 +62,58 @@ def test_the_pdf_shows_the_number_the_invoice_credited_the_lines_the_tax_and_how
     assert "Product unsatisfactory: Two seats were never used." in text
     assert "19.00 EUR is refunded to you (reference SEPA-77)." in text
     assert "100.00 EUR is credited to your account and taken off your next invoices." in text
+
+
+def _layout_pages(credit_note: CreditNote, tmp_path) -> list[str]:
+    """Each page's text as `pdftotext -layout` lays it out (columns kept on one line)."""
+    credit_note.refresh_from_db()
+    path = tmp_path / f"{credit_note.number}.pdf"
+    with credit_note.pdf.open("rb") as stored:
+        path.write_bytes(stored.read())
+    return [
+        subprocess.run(
+            ["pdftotext", "-layout", "-f", str(number), "-l", str(number), str(path), "-"],  # noqa: S607
+            check=True, capture_output=True, text=True,
+        ).stdout
+        for number in range(1, len(PdfReader(path).pages) + 1)
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("language", "parties", "email", "account", "page"),
+    [
+        ("en", "FROM +CREDIT TO", "Email", "Account", "Page 1 of 1"),
+        ("zh-hans", "开票方 +贷记对象", "电子邮箱", "账户", "第 1 页，共 1 页"),
+    ],
+)
+def test_a_one_line_credit_note_fits_one_page_with_seller_and_buyer_side_by_side_as_on_the_bill(
+    tmp_path, language, parties, email, account, page
+):
+    """The parties as the invoice lays them out: seller and buyer in two columns, each label on the
+    line of its value; with a tax, a refund, a credit to the balance and a memo, one page."""
+    TaxRate.objects.create(name="VAT", percentage=Decimal("23"), country="IE")
+    customer = CustomerFactory(
+        country="IE", currency="EUR", name="Kilkenny Data Ltd", email="ap@kilkenny.example", external_id="cus-ie-7",
+        address_line1="2 Parade", city="Kilkenny", postal_code="R95 X2E3", preferred_language=language,
+    )  # fmt: skip
+    invoice = make_manual_invoice(customer=customer, lines=[("Seats", "4", "200.00")])
+    invoice = invoice_mark_paid(invoice_id=invoice.pk, now=NOW)
+    note = credit_note_issue(
+        invoice_id=invoice.pk, reason="product_unsatisfactory", memo="Two seats were never used.",
+        lines=[CreditNoteLineRequest(invoice.lines.get().pk, quantity=Decimal(2))], refund_amount=Decimal("19.00"),
+        refund_reference="SEPA-77", now=NOW,
+    )  # fmt: skip
+
+    pages = _layout_pages(credit_note_render_pdf(credit_note_id=note.pk), tmp_path)
+
+    assert len(pages) == 1, pages
+    [text] = pages
+    assert re.search(parties, text), text  # side by side, on one line
+    assert re.search(r"Acme Cloud Ltd\. +Kilkenny Data Ltd", text)
+    assert re.search(rf"{email} +billing@acme-cloud\.example", text)  # each label on the line of its value
+    assert re.search(rf"{account} +cus-ie-7", text)
+    assert re.search(r"123\.00", text) and "SEPA-77" in text
+    assert page in text
 
 
 def test_the_pdf_is_stored_with_its_sha256_and_never_rendered_again():

@@ -85,6 +85,36 @@ def test_upcoming_invoice(api_client, world):
     assert data["total"] == {"amount": "49.06", "currency": "USD"}
 
 
+def test_upcoming_invoice_after_a_prorated_increase_then_cancel_at_period_end(api_client, world):
+    """No renewal, but the waiting proration and March's usage are billed when the subscription ends:
+    the upcoming invoice is that final invoice, exactly as the billing run then issues it."""
+    from apps.billing.services import bill_due_subscriptions
+    from apps.invoices.models import Invoice
+    from apps.subscriptions.periods import utc
+
+    api_client.force_authenticate(world.a.user)
+    url = f"/api/v1/portal/subscriptions/{world.a.subscription.pk}"
+    preview = api_client.post(f"{url}/preview-change", {"quantity": 3}, format="json").json()
+    change = {"quantity": 3, "preview_token": preview["preview_token"]}
+    assert api_client.post(f"{url}/change", change, format="json").status_code == 200
+    assert api_client.post(f"{url}/cancel", {"reason": "Moving on"}, format="json").status_code == 200
+
+    response = api_client.get(f"{url}/upcoming-invoice")
+
+    assert response.status_code == 200, response.json()
+    data = response.json()
+    assert data["billing_at"] == "2026-04-01T00:00:00Z"
+    # 16 of March's 31 days left: +49.00 × 3 × 16/31 and -49.00 × 16/31; 6 API calls × 0.01.
+    assert [(line["kind"], line["amount"]["amount"]) for line in data["lines"]] == [
+        ("proration", "75.87"), ("usage", "0.06"), ("proration", "-25.29"),
+    ]  # fmt: skip
+    assert data["total"] == {"amount": "50.64", "currency": "USD"}
+    bill_due_subscriptions(now=utc(2026, 4, 1, 1), test_clock=world.a.customer.test_clock)
+    final = Invoice.objects.get(subscription=world.a.subscription, billing_reason="subscription_update")
+    assert final.total.amount == Decimal(data["total"]["amount"])
+    assert Subscription.objects.get(pk=world.a.subscription.pk).status == "canceled"
+
+
 def test_preview_then_change_with_its_token(api_client, world):
     api_client.force_authenticate(world.a.user)
     url = f"/api/v1/portal/subscriptions/{world.a.subscription.pk}"

@@ -146,3 +146,93 @@ def test_customer_api_speaks_the_users_language_with_a_token(api_client, world, 
     response = api_client.patch("/api/v1/portal/billing-details", {"tax_id": "DE123", "country": "DE"}, format="json")
     assert "不是" not in response.json()["fields"]["tax_id"][0]
     assert response["Content-Language"] == "en"
+
+
+@pytest.mark.parametrize(
+    ("language", "recurring", "credit", "credit_note", "page"),
+    [
+        (
+            "en",
+            "Cloud — Pro (monthly)",
+            ["Credit note CN-2026-000001 (invoice INV-2026-000001)",
+             "Credited to the balance by credit note CN-2026-000001, tax included."],
+            ["2 of 4 unit(s) of 400.00 USD"],
+            "Page 1 of 1",
+        ),
+        (
+            "zh-hans",
+            "Cloud — Pro（按月）",
+            ["贷项通知单 CN-2026-000001（发票 INV-2026-000001）", "已由贷项通知单 CN-2026-000001 记入余额，含税。"],
+            ["共 4 个单位（US$400.00）中的 2 个"],
+            "第 1 页，共 1 页",
+        ),
+    ],
+)  # fmt: skip
+def test_line_names_the_billing_engine_and_credit_notes_write_are_in_the_bills_language(
+    tmp_path, language, recurring, credit, credit_note, page
+):
+    """A credit note credited to the balance, then the next monthly invoice taking it off: every text
+    the engine and the credit note write on them (the plan's interval, the credit's name and
+    explanation, the credited quantity) is in the customer's language."""
+    from djmoney.money import Money
+
+    from apps.billing.services import bill_due_subscriptions, subscription_start
+    from apps.catalog.tests.factories import PlanFactory
+    from apps.invoices.models import Invoice
+    from apps.invoices.services import CreditNoteLineRequest, credit_note_issue
+    from apps.invoices.services.pdf import credit_note_render_pdf_bytes
+    from apps.payments.services import invoice_mark_paid
+    from apps.subscriptions.periods import utc
+
+    customer = CustomerFactory(name="北京云科技有限公司", currency="USD", preferred_language=language)
+    plan = PlanFactory(name="Pro", product__name="Cloud", prices=[Money("100.00", "USD")])
+    subscription = subscription_start(customer=customer, plan=plan, quantity=4, now=utc(2026, 1, 1))
+    january = invoice_mark_paid(invoice_id=Invoice.objects.get(subscription=subscription).pk, now=utc(2026, 1, 2))
+    note = credit_note_issue(
+        invoice_id=january.pk, reason="order_change",
+        lines=[CreditNoteLineRequest(january.lines.get().pk, quantity=Decimal(2))], now=utc(2026, 1, 10),
+    )  # fmt: skip
+    bill_due_subscriptions(now=utc(2026, 2, 1, 1))
+    february = Invoice.objects.filter(subscription=subscription).order_by("period_start_at").last()
+
+    for pages, expected in [
+        (_pdf_pages(credit_note_render_pdf_bytes(note), tmp_path), [recurring, *credit_note]),
+        (_pdf_pages(invoice_render_pdf_bytes(february), tmp_path), [recurring, *credit]),
+    ]:
+        assert len(pages) == 1, pages
+        text = " ".join(pages[0].split())  # lines wrapped in their column are read as one
+        for phrase in expected:
+            assert " ".join(phrase.split()) in text, (phrase, text)
+        assert page in text
+    assert february.total == Money("200.00", "USD")  # 400.00, less the 200.00 credited
+
+
+def _pdf_pages(pdf: bytes, tmp_path) -> list[str]:
+    path = tmp_path / "document.pdf"
+    path.write_bytes(pdf)
+    text = subprocess.run(["pdftotext", str(path), "-"], check=True, capture_output=True, text=True).stdout
+    return text.rstrip("\f").split("\f")
+
+
+def test_a_billing_run_names_each_customers_recurring_line_in_their_language():
+    """Renewals billed together (in bulk, one recurring line computed per plan and period) are still
+    named in each customer's own language."""
+    from djmoney.money import Money
+
+    from apps.billing.services import bill_due_subscriptions, subscription_start
+    from apps.catalog.tests.factories import PlanFactory
+    from apps.invoices.models import InvoiceLine
+    from apps.subscriptions.periods import utc
+
+    plan = PlanFactory(name="Pro", product__name="Cloud", prices=[Money("100.00", "USD")], interval_count=3)
+    for name, language in [("English Ltd", "en"), ("北京云科技有限公司", "zh-hans"), ("Other Ltd", "en")]:
+        customer = CustomerFactory(name=name, currency="USD", preferred_language=language)
+        subscription_start(customer=customer, plan=plan, now=utc(2026, 1, 1))
+
+    run = bill_due_subscriptions(now=utc(2026, 4, 1, 1))
+
+    assert run.invoiced_count == 3
+    renewals = InvoiceLine.objects.filter(invoice__period_start_at=utc(2026, 4, 1)).order_by("invoice__customer_id")
+    assert [line.description for line in renewals] == [
+        "Cloud — Pro (every 3 months)", "Cloud — Pro（每 3 个月）", "Cloud — Pro (every 3 months)",
+    ]  # fmt: skip

@@ -17,7 +17,7 @@ from apps.billing.services import (
 from apps.catalog.tests.factories import PlanFactory
 from apps.core.errors import InvalidTransition, ValidationFailed
 from apps.invoices.constants import BillingReason, InvoiceStatus
-from apps.invoices.models import Invoice, InvoiceItem
+from apps.invoices.models import Invoice, InvoiceItem, TaxRate
 from apps.subscriptions.constants import SubscriptionEventType
 from apps.subscriptions.models import ScheduledChange
 from apps.subscriptions.periods import utc
@@ -236,6 +236,50 @@ def test_upcoming_invoice_shows_waiting_prorations_and_the_next_period():
     assert upcoming.total == Decimal("35.00")
     bill_due_subscriptions(now=utc(2026, 5, 1, 1))
     assert _cycle_invoices(subscription)[1].total == Money(upcoming.total, "USD")  # the preview was right
+
+
+def test_upcoming_invoice_after_a_prorated_increase_then_cancel_at_period_end_is_the_final_invoice():
+    """The period is not renewed, but the proration still waiting is billed when the subscription ends:
+    its charge on a final invoice, its credit taken off it through the customer's balance, with tax."""
+    TaxRate.objects.create(name="VAT", percentage=Decimal("19"), country="DE")
+    plan = PlanFactory(name="Team", product__name="Chat", prices=[Money("40.00", "EUR")])
+    subscription = subscription_start(
+        customer=CustomerFactory(currency="EUR", country="DE"), plan=plan, started_at=APRIL_1, now=APRIL_1
+    )
+    subscription_change(subscription_id=subscription.pk, quantity=3, now=utc(2026, 4, 16))  # 15 of 30 days left
+    subscription_cancel(subscription_id=subscription.pk, at_period_end=True, now=utc(2026, 4, 20))
+
+    upcoming = subscription_upcoming_invoice(subscription_id=subscription.pk, now=utc(2026, 4, 20))
+
+    assert (upcoming.billing_at, upcoming.period_start_at, upcoming.period_end_at) == (
+        utc(2026, 5, 1), utc(2026, 4, 16), utc(2026, 5, 1),
+    )  # fmt: skip
+    assert [(line.kind, line.description, line.amount) for line in upcoming.lines] == [
+        ("proration", "Remaining time on Chat — Team ×3", Decimal("60.00")),
+        ("proration", "Unused time on Chat — Team ×1", Decimal("-20.00")),
+    ]
+    assert (upcoming.subtotal, upcoming.tax_total, upcoming.total) == (
+        Decimal("40.00"), Decimal("7.60"), Decimal("47.60"),
+    )  # fmt: skip
+    bill_due_subscriptions(now=utc(2026, 5, 1, 1))
+    final = Invoice.objects.get(subscription=subscription, billing_reason=BillingReason.SUBSCRIPTION_UPDATE)
+    assert _lines(final) == [(line.kind, line.description, line.amount) for line in upcoming.lines]
+    assert (final.subtotal, final.tax_total, final.total) == (
+        Money("40.00", "EUR"), Money("7.60", "EUR"), Money("47.60", "EUR"),
+    )  # fmt: skip
+
+
+def test_upcoming_invoice_of_a_subscription_canceled_at_period_end_with_nothing_left_to_bill():
+    plan = PlanFactory(prices=[Money("40.00", "USD")])
+    subscription = _start(plan)
+    subscription_cancel(subscription_id=subscription.pk, at_period_end=True, now=utc(2026, 4, 20))
+
+    with pytest.raises(ValidationFailed, match="no invoice is coming") as excinfo:
+        subscription_upcoming_invoice(subscription_id=subscription.pk, now=utc(2026, 4, 20))
+
+    assert excinfo.value.fields == {"subscription": ["The subscription is canceled at period end."]}
+    bill_due_subscriptions(now=utc(2026, 5, 1, 1))
+    assert list(Invoice.objects.filter(subscription=subscription)) == _cycle_invoices(subscription)  # April's only
 
 
 def test_a_change_can_be_dated_back_within_the_current_period():

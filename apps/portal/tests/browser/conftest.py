@@ -1,54 +1,12 @@
-"""Browser tests of the portal: Playwright drives Debian's headless Chromium against a live server on a
-free port of 127.0.0.1 (pytest-django's `live_server`), with axe-core injected for accessibility checks."""
-
-import os
-import shutil
-from pathlib import Path
+"""Browser tests of the portal: Playwright drives Debian's headless Chromium (the `browser` fixture of
+the root conftest, shared with the admin's browser tests) against a live server on a free port of
+127.0.0.1 (pytest-django's `live_server`), with axe-core injected for accessibility checks."""
 
 import pytest
 from django.conf import settings
 
-# The live server listens on a free port of 127.0.0.1 only (never a fixed port, never all interfaces).
-os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", "127.0.0.1")
-
-CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 # Loaded from our own static files, as the page's Content Security Policy allows (no inline script).
 AXE_JS_PATH = "vendor/axe-core/axe.min.js"
-
-
-@pytest.fixture(scope="session")
-def _sync_orm_beside_playwright():
-    """Playwright's sync API runs an event loop in this thread; Django's ORM calls made by the test
-    itself (fixtures, assertions) are still plain synchronous code. Only while browser tests run."""
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    yield
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture(scope="session")
-def browser(_sync_orm_beside_playwright):
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: run `make system-deps` (requirements/system.txt).")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ def test_change_plan_after_reading_the_preview(page, world):
     page.get_by_role("link", name="Manage subscription").click()
     assert axe_violations(page) == []
     page.get_by_role("link", name="Change plan or quantity").click()
-    page.get_by_label("Plan").select_option(label="Cloud — Pro")
+    page.get_by_label("Plan").select_option(label="Cloud — Pro · 99.00 USD per unit · monthly")
     page.get_by_role("button", name="Preview the change").click()
     expect(page.get_by_test_id("preview-total")).to_have_text("25.81 USD")
     assert axe_violations(page) == []
