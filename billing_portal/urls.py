@@ -1,10 +1,10 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
-from apps.core.views import healthz, not_found
+from apps.core.views import api_not_found, healthz, not_found
 from apps.reports.views import finance_dashboard, report_export
 
 admin.site.site_header = "Billing Portal"
@@ -48,6 +48,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
+    # Any other address under /api/ is the API's JSON 404, also while DEBUG shows Django's own pages.
+    re_path(r"^api/", api_not_found),
 ]
 
 if settings.DEBUG:

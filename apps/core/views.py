@@ -16,6 +16,13 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok", "database": "ok"})
 
 
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """An address under /api/ that matches no endpoint (a trailing slash, a typo)."""
+    return JsonResponse(
+        {"code": "not_found", "message": f"No API endpoint at {request.path[:200]}.", "fields": {}}, status=404
+    )
+
+
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """404 for a URL that matches no route: the API's error shape under /api/, Django's page elsewhere."""
     if request.path.startswith("/api/"):

@@ -357,6 +357,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
+        # Last: a credential meant for another part of the API gets a 401 saying where it works.
+        "apps.accounts.api.authentication.MisplacedCredentialAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.core.api.permissions.StaffModelPermissions"],
     # JSON that the database could not store (NUL, unpaired surrogates, 1e400) is refused as a field

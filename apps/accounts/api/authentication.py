@@ -5,7 +5,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
 
-from apps.accounts.credentials import API_KEY_PREFIX, api_key_authenticate
+from apps.accounts.credentials import API_KEY_PREFIX, PORTAL_TOKEN_PREFIX, api_key_authenticate
 from apps.accounts.models import ApiKey
 
 
@@ -53,3 +53,43 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return {"type": "http", "scheme": "bearer", "description": "An API key made in the admin (bp_…)."}
+
+
+class MisplacedCredentialAuthentication(authentication.BaseAuthentication):
+    """Last of the staff API's authentications: a credential that is valid somewhere else (an API key,
+    a customer API token) or a scheme the staff API does not take gets a 401 that says where it works,
+    instead of "credentials were not provided"."""
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode(errors="replace").split()
+        if not header:
+            return None
+        scheme, value = header[0], header[1] if len(header) > 1 else ""
+        if scheme == "Bearer" and value.startswith(API_KEY_PREFIX):
+            raise exceptions.AuthenticationFailed(
+                "An API key (Bearer bp_…) is for sending usage events (/api/v1/events…); this endpoint takes a "
+                "staff user's token: Authorization: Token …"
+            )
+        if scheme == "Bearer" and value.startswith(PORTAL_TOKEN_PREFIX):
+            raise exceptions.AuthenticationFailed(
+                "A customer API token (Bearer bpc_…) works only under /api/v1/portal/; this endpoint takes a "
+                "staff user's token: Authorization: Token …"
+            )
+        if scheme not in ("Token", "Bearer"):
+            raise exceptions.AuthenticationFailed(
+                f"The {scheme[:20]!r} scheme is not accepted: send Authorization: Token … (a staff user's token)."
+            )
+        return None
+
+
+class MisplacedCredentialAuthenticationScheme(OpenApiAuthenticationExtension):
+    """It authenticates nobody (it only explains a refusal): no security scheme in the schema."""
+
+    target_class = "apps.accounts.api.authentication.MisplacedCredentialAuthentication"
+    name: list[str] = []
+
+    def get_security_requirement(self, auto_schema):
+        return None
+
+    def get_security_definition(self, auto_schema):
+        return []

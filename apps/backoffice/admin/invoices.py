@@ -56,6 +56,7 @@ from apps.payments.admin_inlines import InvoicePaymentInline
 from apps.payments.services import invoice_mark_paid
 from apps.payments.stripe.client import stripe_enabled
 from apps.payments.stripe.collection import invoice_charge_now, payment_outcome_check
+from apps.payments.stripe.models import StripeCustomer
 
 from .credit_notes import (
     ISSUE_PERMISSION,
@@ -111,6 +112,12 @@ class InvoiceOperation:
     note_label: str = ""  # optional free-text input on the confirmation page
     needs_confirmation: bool = True  # the button opens a confirmation page rather than POSTing at once
     errors: tuple[type[Exception], ...] = (ApplicationError,)
+
+
+def _has_default_card(customer_id: int) -> bool:
+    """Whether the customer has a card to charge (a default payment method synced from Stripe)."""
+    link = StripeCustomer.objects.filter(customer_id=customer_id).select_related("djstripe_customer").first()
+    return link is not None and link.default_payment_method_id is not None
 
 
 def _charge_card(invoice_id: int) -> Invoice:
@@ -210,7 +217,10 @@ OPERATIONS: dict[str, InvoiceOperation] = {
                 "payment."
             ),
             is_offered_for=lambda invoice: (
-                stripe_enabled() and invoice.status == InvoiceStatus.OPEN and invoice.amount_due.amount > 0
+                stripe_enabled()
+                and invoice.status == InvoiceStatus.OPEN
+                and invoice.amount_due.amount > 0
+                and _has_default_card(invoice.customer_id)
             ),
             run=lambda invoice_id, actor, note: _charge_card(invoice_id),
         ),

@@ -260,3 +260,15 @@ def test_charge_now_after_a_part_payment_by_transfer_charges_what_is_due_now(loc
     assert intent["amount"] == 1000
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.PAID
+
+
+def test_charge_card_is_not_offered_for_a_customer_without_a_card(localstripe, client, superuser):
+    invoice = make_invoice(make_customer(collection_method="charge_automatically"), "60.00")
+    with_card = make_invoice(customer_with_card(CARD_OK), "60.00")
+    client.force_login(superuser)
+
+    page = client.get(reverse("admin:invoices_invoice_change", args=[invoice.pk]))
+    carded = client.get(reverse("admin:invoices_invoice_change", args=[with_card.pk]))
+
+    assert "charge_card" not in [op["name"] for op in page.context["invoice_operations"]]
+    assert "charge_card" in [op["name"] for op in carded.context["invoice_operations"]]

@@ -1,0 +1,52 @@
+"""Every address under /api/ answers the API's JSON, also while DEBUG is on; a credential meant for
+another part of the API is refused with a message that says where it works."""
+
+import pytest
+from django.test import override_settings
+from django.urls import clear_url_caches
+
+from apps.accounts.credentials import api_key_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("path", ["/api/v1/customers/", "/api/v1/no-such-thing", "/api/v2/customers"])
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_unknown_api_address_is_a_json_404(client, path, debug):
+    with override_settings(DEBUG=debug):
+        clear_url_caches()
+        response = client.get(path)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "not_found"
+
+
+def test_an_api_key_on_the_staff_api_says_it_is_for_usage_events(client):
+    _, raw_key = api_key_create(name="ingestion")
+
+    response = client.get("/api/v1/customers", HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+
+    assert response.status_code == 401
+    assert response.json()["message"].startswith("An API key (Bearer bp_…) is for sending usage events")
+
+
+def test_a_customer_token_on_the_staff_api_says_where_it_works(client):
+    response = client.get("/api/v1/invoices", HTTP_AUTHORIZATION="Bearer bpc_0123456789abcdef")
+
+    assert response.status_code == 401
+    assert "works only under /api/v1/portal/" in response.json()["message"]
+
+
+def test_an_unknown_scheme_is_named(client):
+    response = client.get("/api/v1/invoices", HTTP_AUTHORIZATION="Basic dXNlcjpwYXNz")
+
+    assert response.status_code == 401
+    assert response.json()["message"].startswith("The 'Basic' scheme is not accepted")
+
+
+def test_no_credentials_still_says_so(client):
+    response = client.get("/api/v1/invoices")
+
+    assert response.status_code == 401
+    assert response.json()["message"] == "Authentication credentials were not provided."
