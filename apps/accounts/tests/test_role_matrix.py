@@ -456,11 +456,7 @@ ADMIN_MODELS = {
     "catalog.PlanVersion": ("ALL", "FA", "FA", ""),
     "catalog.Price": ("ALL", "", "FA", "FA"),  # added with a plan version
     "catalog.Product": ("ALL", "FA", "FA", ""),
-    "django_celery_beat.ClockedSchedule": ("FA AU", "", "", ""),
-    "django_celery_beat.CrontabSchedule": ("FA AU", "", "", ""),
-    "django_celery_beat.IntervalSchedule": ("FA AU", "", "", ""),
     "django_celery_beat.PeriodicTask": ("FA AU", "", "", ""),
-    "django_celery_beat.SolarSchedule": ("FA AU", "", "", ""),
     "invoices.BillingRun": ("FA BO AU", "", "", ""),  # started by "Run billing"
     "invoices.CreditNote": ("ALL", "", "", ""),  # issued from an invoice, voided by its view
     "invoices.Invoice": ("ALL", "", "FA BO", ""),  # made by billing; drafts only are deleted

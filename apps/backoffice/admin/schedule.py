@@ -8,7 +8,7 @@ from datetime import datetime
 from django.contrib import admin
 from django.utils.html import format_html
 from django_celery_beat.admin import PeriodicTaskAdmin
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
 from apps.core import clock
 
@@ -34,6 +34,9 @@ def next_run_at(task: PeriodicTask, *, now: datetime) -> datetime | None:
 
 
 admin.site.unregister(PeriodicTask)
+# The schedules behind the jobs are internals: the jobs' page says when each runs.
+for _schedule in (ClockedSchedule, CrontabSchedule, IntervalSchedule, SolarSchedule):
+    admin.site.unregister(_schedule)
 
 
 @admin.register(PeriodicTask)

@@ -78,3 +78,24 @@ def test_the_admin_lists_each_job_with_what_it_does_and_when_it_ran_and_runs_nex
     assert abs(shown[0] - (last + timedelta(seconds=30))) <= timedelta(seconds=2)
     add = client.get(reverse("admin:django_celery_beat_periodictask_add"))
     assert add.status_code == 403  # jobs are declared in settings, not added by hand
+
+
+@pytest.mark.parametrize("role", ["Finance admin", "Billing operator", "Read-only auditor", "Support"])
+def test_finance_staff_see_no_internals_on_the_admin_index(client, role):
+    from django.contrib.auth.models import Group
+
+    from apps.accounts.tests.factories import UserFactory
+
+    user = UserFactory(is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    client.force_login(user)
+
+    apps_shown = {app["app_label"] for app in client.get(reverse("admin:index")).context["app_list"]}
+
+    assert apps_shown.isdisjoint({"axes", "authtoken", "djstripe"})
+    models_shown = {
+        model["object_name"]
+        for app in client.get(reverse("admin:index")).context["app_list"]
+        for model in app["models"]
+    }
+    assert models_shown.isdisjoint({"ClockedSchedule", "CrontabSchedule", "IntervalSchedule", "SolarSchedule"})
