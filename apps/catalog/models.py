@@ -10,7 +10,16 @@ from apps.core.models import TimeStampedModel
 from apps.core.money import currency_choices
 
 from . import pricing
-from .constants import BillingInterval, ChargeKind, CouponDuration, DiscountType, MetricAggregation, PriceModelChoice
+from .constants import (
+    USAGE_ONLY_MODELS,
+    BillingInterval,
+    ChargeKind,
+    CouponDuration,
+    DiscountType,
+    MetricAggregation,
+    PackageRounding,
+    PriceModelChoice,
+)
 
 NOT_NEGATIVE = [MinValueValidator(Decimal(0), "This cannot be negative.")]
 code_validator = RegexValidator(r"^[a-z0-9][a-z0-9_.-]*$", "Use lower-case letters, digits, '.', '_' and '-' only.")
@@ -125,6 +134,10 @@ class PlanVersion(TimeStampedModel):
         sets = [{price.currency for price in charge.prices.all()} for charge in charges]
         return set.intersection(*sets)
 
+    def minimum_commitment_for(self, currency: str) -> "MinimumCommitment | None":
+        """The version's minimum commitment per period in `currency` (uses prefetched rows when loaded)."""
+        return next((row for row in self.minimum_commitments.all() if row.currency == currency), None)
+
 
 class Charge(models.Model):
     """Something a plan version bills each period: a recurring fee (in advance) or usage (in arrears)."""
@@ -133,7 +146,7 @@ class Charge(models.Model):
     position = models.PositiveSmallIntegerField(default=0)
     kind = models.CharField(max_length=16, choices=ChargeKind.choices, default=ChargeKind.RECURRING)
     name = models.CharField(max_length=255, help_text='Shown on the invoice line, e.g. "Platform fee".')
-    price_model = models.CharField(max_length=16, choices=PriceModelChoice.choices, default=PriceModelChoice.PER_UNIT)
+    price_model = models.CharField(max_length=32, choices=PriceModelChoice.choices, default=PriceModelChoice.PER_UNIT)
     metric_code = models.CharField(
         max_length=64,
         blank=True,
@@ -150,9 +163,9 @@ class Charge(models.Model):
                 violation_error_message="Usage charges need a metric code; recurring charges have none.",
             ),
             models.CheckConstraint(
-                condition=~Q(kind="recurring", price_model="percentage"),
+                condition=~Q(kind="recurring", price_model__in=sorted(USAGE_ONLY_MODELS)),
                 name="charge_percentage_only_on_usage",
-                violation_error_message="Percentage prices apply to usage charges only.",
+                violation_error_message="Percentage and graduated percentage prices apply to usage charges only.",
             ),
         ]
 
@@ -178,6 +191,12 @@ class Price(models.Model):
         "Flat: the fee. Per unit: the price of one unit. Package: the price of one package.", default=Decimal(0)
     )
     package_size = models.PositiveIntegerField(default=1, help_text="Package: units per package.")
+    package_rounding = models.CharField(
+        max_length=8,
+        choices=PackageRounding.choices,
+        default=PackageRounding.UP,
+        help_text="Package: count a started package in full (up) or only whole packages (down).",
+    )
     included_units = models.DecimalField(
         max_digits=19,
         decimal_places=6,
@@ -209,6 +228,11 @@ class Price(models.Model):
                 name="price_amounts_not_negative",
                 violation_error_message="Amounts, included units and percentages cannot be negative.",
             ),
+            models.CheckConstraint(
+                condition=Q(package_rounding__in=PackageRounding.values),
+                name="price_package_rounding_known",
+                violation_error_message="A package price rounds up or down.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -230,10 +254,16 @@ class Price(models.Model):
             currency=self.currency,
             amount=self.amount,
             tiers=tuple(
-                pricing.Tier(up_to=tier.up_to, unit_amount=tier.unit_amount, flat_amount=tier.flat_amount)
+                pricing.Tier(
+                    up_to=tier.up_to,
+                    unit_amount=tier.unit_amount,
+                    flat_amount=tier.flat_amount,
+                    percentage=tier.percentage,
+                )
                 for tier in sorted(self.tiers.all(), key=lambda tier: tier.position)
             ),
             package_size=Decimal(self.package_size),
+            package_rounding=pricing.PackageRounding(self.package_rounding),
             included_units=self.included_units,
             percentage=self.percentage,
             fixed_fee=self.fixed_fee,
@@ -245,7 +275,8 @@ class Price(models.Model):
 
 class PriceTier(models.Model):
     """A tier of a graduated or volume price: units up to `up_to` (inclusive; empty on the last,
-    open-ended tier), each at `unit_amount`, plus an optional flat fee for reaching the tier."""
+    open-ended tier), each at `unit_amount`, plus an optional flat fee for reaching the tier. A
+    graduated percentage tier takes `percentage` of the amount up to `up_to` instead of a unit price."""
 
     price = models.ForeignKey(Price, on_delete=models.CASCADE, related_name="tiers")
     position = models.PositiveSmallIntegerField(default=0)
@@ -254,6 +285,12 @@ class PriceTier(models.Model):
     )
     unit_amount = _amount_field("Price per unit in this tier.", default=Decimal(0))
     flat_amount = _amount_field("Flat fee for reaching this tier.", default=Decimal(0))
+    percentage = models.DecimalField(
+        max_digits=7,
+        decimal_places=4,
+        default=Decimal(0),
+        help_text="Graduated percentage: the share of the amount in this tier, e.g. 2 for 2 %.",
+    )
 
     class Meta:
         ordering = ["price", "position", "id"]
@@ -263,10 +300,49 @@ class PriceTier(models.Model):
                 name="price_tier_amounts_not_negative",
                 violation_error_message="Tier bounds must be positive and tier prices cannot be negative.",
             ),
+            models.CheckConstraint(
+                condition=Q(percentage__gte=0, percentage__lte=100),
+                name="price_tier_percentage_range",
+                violation_error_message="A tier's percentage is between 0 and 100.",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"up to {self.up_to}" if self.up_to is not None else "and above"
+
+
+class MinimumCommitment(models.Model):
+    """What a subscriber to a plan version commits to spend per period in one currency: when the
+    period's charges (fees and usage, before tax and discounts) come to less, the invoice that closes
+    the period gets a true-up line for the difference (docs/pricing.md, "Minimum commitment")."""
+
+    plan_version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="minimum_commitments")
+    currency = models.CharField(max_length=3, choices=currency_choices)
+    amount = models.DecimalField(
+        max_digits=19, decimal_places=6, help_text="The least the period's charges come to, before tax and discounts."
+    )
+
+    class Meta:
+        ordering = ["plan_version", "currency"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["plan_version", "currency"],
+                name="minimum_commitment_currency_unique",
+                violation_error_message="This version already has a minimum commitment in this currency.",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gt=0),
+                name="minimum_commitment_positive",
+                violation_error_message="A minimum commitment is more than 0.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{pricing.format_amount(self.amount, self.currency)} per period"
+
+    @property
+    def amount_money(self) -> Money:
+        return Money(self.amount, self.currency)
 
 
 class Coupon(TimeStampedModel):
