@@ -40,6 +40,7 @@ from .models import (
     Price,
     PriceTier,
     Product,
+    dimension_label,
 )
 
 
@@ -97,11 +98,19 @@ def prices_table(version: PlanVersion) -> str:
     """A version's charges and prices as a finance person reads them."""
     rows = []
     for charge in version.charges.all():
-        prices = sorted(charge.prices.all(), key=lambda price: price.currency)
+        prices = sorted(charge.prices.all(), key=lambda price: (price.currency, bool(price.dimension_values)))
         described = format_html_join(
             mark_safe("<br>"),
             "<strong>{}</strong> {}",
-            ((p.currency, pricing.price_describe(p.to_spec())) for p in prices),
+            (
+                (
+                    f"{p.currency} ({dimension_label(p.dimension_values)})"
+                    if p.dimension_values
+                    else f"{p.currency}{' (default)' if charge.has_dimension_prices else ''}",
+                    pricing.price_describe(p.to_spec()),
+                )
+                for p in prices
+            ),
         )
         metric = f" · metric {charge.metric_code}" if charge.metric_code else ""
         rows.append(
@@ -232,11 +241,32 @@ class PriceTierInline(LockedVersionPermissions, nested_admin.NestedTabularInline
         return super().get_fields(request, obj)
 
 
+class PriceInlineForm(forms.ModelForm):
+    class Meta:
+        model = Price
+        fields = [
+            "currency", "dimension_values", "amount", "package_size", "package_rounding", "included_units",
+            "percentage", "fixed_fee", "min_per_transaction", "max_per_transaction", "minimum_amount",
+        ]  # fmt: skip
+
+    def clean_dimension_values(self):
+        # An empty box is the default price ({}), never a JSON null; the values themselves are checked
+        # against the charge's metric with the whole version (`services.charges_validate`).
+        value = self.cleaned_data.get("dimension_values")
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Give the dimension values as {"property": "value"}, or leave it empty.')
+        return value
+
+
 class PriceInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
     formfield_overrides = DECIMAL_OVERRIDES
     model = Price
+    form = PriceInlineForm
     fields = [
         ("currency", "amount"),
+        "dimension_values",
         ("package_size", "package_rounding", "included_units"),
         ("percentage", "fixed_fee", "min_per_transaction", "max_per_transaction"),
         "minimum_amount",
@@ -628,8 +658,8 @@ class PriceAdminForm(forms.ModelForm):
     class Meta:
         model = Price
         fields = [
-            "charge", "currency", "amount", "package_size", "package_rounding", "included_units", "percentage",
-            "fixed_fee", "min_per_transaction", "max_per_transaction", "minimum_amount",
+            "charge", "currency", "dimension_values", "amount", "package_size", "package_rounding", "included_units",
+            "percentage", "fixed_fee", "min_per_transaction", "max_per_transaction", "minimum_amount",
         ]  # fmt: skip
 
     def clean(self):
@@ -665,7 +695,7 @@ class PriceAdmin(LockedVersionPermissions, nested_admin.NestedModelAdmin):
         fields = super().get_fields(request, obj)
         if obj is not None and obj.charge_id:  # only the fields of its charge's price model
             used = pricing.model_fields(obj.charge.price_model)
-            optional = set(PriceAdminForm.Meta.fields) - {"charge", "currency", "minimum_amount"}
+            optional = set(PriceAdminForm.Meta.fields) - {"charge", "currency", "dimension_values", "minimum_amount"}
             fields = [name for name in fields if name not in optional or name in used]
         return fields
 
@@ -678,7 +708,8 @@ class PriceAdmin(LockedVersionPermissions, nested_admin.NestedModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and _is_locked(obj):
             return ["charge", "version", "currency", "described"]
-        return ["charge"] if obj is not None else []
+        # Which group a price is for is edited with the version's charges (checked against the metric there).
+        return ["charge", "dimension_values"] if obj is not None else []
 
     def get_inlines(self, request, obj):
         return [] if obj is not None and _is_locked(obj) else self.inlines

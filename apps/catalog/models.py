@@ -26,6 +26,18 @@ code_validator = RegexValidator(r"^[a-z0-9][a-z0-9_.-]*$", "Use lower-case lette
 property_name_validator = RegexValidator(
     r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", "Use letters, digits, '.', '_' and '-' only (no spaces)."
 )
+group_by_validator = RegexValidator(
+    r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(,[A-Za-z0-9_][A-Za-z0-9_.-]*)?$",
+    "Name one event property, or two separated by a comma (e.g. region,tier); letters, digits, '.', '_' and '-' only.",
+)
+
+# A usage event's group key joins the values of its metric's group properties (one or two) with this.
+GROUP_KEY_SEPARATOR = "|"
+
+
+def group_key_of(values: "list[str] | tuple[str, ...]") -> str:
+    """The group key of the values of a metric's group properties, in the metric's order."""
+    return GROUP_KEY_SEPARATOR.join(values)
 
 
 class Product(TimeStampedModel):
@@ -173,7 +185,23 @@ class Charge(models.Model):
         return self.name
 
     def price_for(self, currency: str) -> "Price | None":
-        return next((price for price in self.prices.all() if price.currency == currency), None)
+        """The charge's (default) price in `currency`: the one that names no dimension values."""
+        return next(
+            (price for price in self.prices.all() if price.currency == currency and not price.dimension_values), None
+        )
+
+    def price_for_group(self, currency: str, values: dict[str, str]) -> "Price | None":
+        """The price of a group of usage (`values`: {"region": "eu", "tier": "gold"}): the charge's
+        price for exactly these values if it has one, else its default price."""
+        if values:
+            for price in self.prices.all():
+                if price.currency == currency and price.dimension_values == values:
+                    return price
+        return self.price_for(currency)
+
+    @property
+    def has_dimension_prices(self) -> bool:
+        return any(price.dimension_values for price in self.prices.all())
 
 
 def _amount_field(help_text: str = "", **kwargs) -> models.DecimalField:
@@ -207,6 +235,12 @@ class Price(models.Model):
     percentage = models.DecimalField(
         max_digits=7, decimal_places=4, default=Decimal(0), help_text="Percentage: e.g. 2.9 for 2.9 %."
     )
+    dimension_values = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Usage charges on a grouped metric: the group this price is for, e.g. {"region": "eu", "tier": '
+        '"gold"} (a value for each property the metric groups by); empty for the default price.',
+    )
     fixed_fee = _amount_field("Percentage: fixed fee per transaction.", default=Decimal(0))
     min_per_transaction = _amount_field("Percentage: lowest fee per transaction.", null=True, blank=True)
     max_per_transaction = _amount_field("Percentage: highest fee per transaction.", null=True, blank=True)
@@ -218,9 +252,10 @@ class Price(models.Model):
         ordering = ["charge", "currency"]
         constraints = [
             models.UniqueConstraint(
-                fields=["charge", "currency"],
+                fields=["charge", "currency", "dimension_values"],
                 name="price_charge_currency_unique",
-                violation_error_message="This charge already has a price in this currency.",
+                violation_error_message="This charge already has a price in this currency (for these dimension "
+                "values).",
             ),
             models.CheckConstraint(
                 condition=Q(amount__gte=0, fixed_fee__gte=0, included_units__gte=0, package_size__gte=1)
@@ -237,7 +272,8 @@ class Price(models.Model):
 
     def __str__(self) -> str:
         charge = self.charge.name if self.charge_id else "New price"
-        return f"{charge} ({self.currency})"
+        dimensions = f", {dimension_label(self.dimension_values)}" if self.dimension_values else ""
+        return f"{charge} ({self.currency}{dimensions})"
 
     @property
     def amount_money(self) -> Money:
@@ -271,6 +307,11 @@ class Price(models.Model):
             max_per_transaction=self.max_per_transaction,
             minimum_amount=self.minimum_amount,
         )
+
+
+def dimension_label(values: dict) -> str:
+    """{"region": "eu", "tier": "gold"} → "region eu, tier gold"."""
+    return ", ".join(f"{name} {value}" for name, value in values.items())
 
 
 class PriceTier(models.Model):
@@ -494,8 +535,9 @@ class BillableMetric(TimeStampedModel):
 
     `count` counts events; `sum`, `max` and `latest` aggregate the number in the event property
     `field_name`; `unique_count` counts the distinct values of that property. Events must match every
-    filter (property → allowed values) to be accepted; with `group_by`, each value of that property is
-    aggregated (and priced) separately. See docs/usage.md.
+    filter (property → allowed values) to be accepted; with `group_by` (one property, or two separated
+    by a comma), each value (or pair of values) is aggregated and priced separately, and a usage charge
+    may price each group differently (dimension prices). See docs/usage.md and docs/pricing.md.
     """
 
     code = models.CharField(
@@ -516,10 +558,11 @@ class BillableMetric(TimeStampedModel):
         help_text='Only events whose properties have one of these values count, e.g. {"region": ["eu"]}.',
     )
     group_by = models.CharField(
-        max_length=64,
+        max_length=129,
         blank=True,
-        validators=[property_name_validator],
-        help_text="An event property whose values are aggregated and priced separately, e.g. region.",
+        validators=[group_by_validator],
+        help_text="An event property whose values are aggregated and priced separately, e.g. region; or two, "
+        "separated by a comma, e.g. region,tier.",
     )
     is_archived = models.BooleanField(default=False, help_text="Archived metrics take no new events.")
 
@@ -543,8 +586,28 @@ class BillableMetric(TimeStampedModel):
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
 
+    @property
+    def group_properties(self) -> list[str]:
+        """The properties the metric groups by, in order (none, one or two)."""
+        return [name for name in self.group_by.split(",") if name]
+
+    def group_values(self, group_key: str) -> dict[str, str]:
+        """The values a group key stands for: {"region": "eu", "tier": "gold"} ({} for no group)."""
+        if not group_key:
+            return {}
+        names = self.group_properties or [self.group_by]
+        values = group_key.split(GROUP_KEY_SEPARATOR) if len(names) > 1 else [group_key]
+        return dict(zip(names, values, strict=False))
+
+    def group_label(self, group_key: str) -> str:
+        """A group for people: "region eu", or "region eu, tier gold" (empty for no group)."""
+        return dimension_label(self.group_values(group_key))
+
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
+        names = self.group_properties
+        if len(names) != len(set(names)):
+            errors["group_by"] = ["Name two different properties to group by."]
         if self.aggregation == MetricAggregation.COUNT and self.field_name:
             errors["field_name"] = ["Count counts events: leave the field name empty."]
         elif self.aggregation != MetricAggregation.COUNT and not self.field_name:

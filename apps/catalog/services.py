@@ -6,8 +6,8 @@ A plan version is immutable once a subscription uses it: changing its prices mea
 subscribers stay on theirs until migrated (`apps.subscriptions.services.subscription_migrate_version`).
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -33,6 +33,7 @@ from .constants import (
     PriceModelChoice,
 )
 from .models import (
+    GROUP_KEY_SEPARATOR,
     BillableMetric,
     Charge,
     Coupon,
@@ -43,6 +44,8 @@ from .models import (
     Price,
     PriceTier,
     Product,
+    dimension_label,
+    group_key_of,
 )
 
 
@@ -67,6 +70,8 @@ class PriceInput:
     min_per_transaction: Decimal | None = None
     max_per_transaction: Decimal | None = None
     minimum_amount: Decimal | None = None
+    # Usage charges on a grouped metric: the group this price is for ({"region": "eu"}); empty: the default.
+    dimension_values: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -275,6 +280,7 @@ def plan_version_charge_inputs(version: PlanVersion) -> list[ChargeInput]:
                         )
                         for tier in price.tiers.all()
                     ],
+                    dimension_values=dict(price.dimension_values),
                     **_price_values(price),
                 )
                 for price in charge.prices.all()
@@ -395,12 +401,25 @@ def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
             add(f"{key}.price_model", f"A {label} price takes a share of usage amounts: use it on a usage charge.")
         if not charge.prices:
             add(f"{key}.prices", "Give the charge a price in at least one currency.")
-        seen: set[str] = set()
+        metric = _charge_metric(charge)
+        seen: set[str] = set()  # currencies of the default prices
+        seen_groups: set[tuple[str, str]] = set()
         for price_index, price in enumerate(charge.prices):
             price_key = f"{key}.prices.{price_index}"
-            if price.currency in seen:
-                add(f"{price_key}.currency", f"The charge already has a price in {price.currency}.")
-            seen.add(price.currency)
+            if price.dimension_values:
+                group = _dimension_problems(charge, metric, price, f"{price_key}.dimension_values", add)
+                if group is not None and (price.currency, group) in seen_groups:
+                    add(
+                        f"{price_key}.dimension_values",
+                        f"The charge already has a price in {price.currency} for "
+                        f"{dimension_label(dict(price.dimension_values))}.",
+                    )
+                if group is not None:
+                    seen_groups.add((price.currency, group))
+            else:
+                if price.currency in seen:
+                    add(f"{price_key}.currency", f"The charge already has a price in {price.currency}.")
+                seen.add(price.currency)
             if not is_supported_currency(price.currency):
                 add(f"{price_key}.currency", f"{price.currency!r} is not one of the currencies this seller bills in.")
                 continue
@@ -413,6 +432,13 @@ def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
             for field_name, messages in pricing.price_validate(price_input_spec(charge, price)).items():
                 for message in messages:
                     add(f"{price_key}.{field_name}", message)
+        for price_index, price in enumerate(charge.prices):
+            if price.dimension_values and price.currency not in seen and is_supported_currency(price.currency):
+                add(
+                    f"{key}.prices.{price_index}.currency",
+                    f"A price for {dimension_label(dict(price.dimension_values))} in {price.currency} needs the "
+                    f"charge's default price in {price.currency} (for every other group).",
+                )
         currency_sets.append(seen)
     every = set.union(*currency_sets) if currency_sets else set()
     for index, currencies in enumerate(currency_sets):
@@ -424,6 +450,68 @@ def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
                 "priced in: every charge needs a price in each currency the version bills in.",
             )
     return problems
+
+
+def _charge_metric(charge: ChargeInput) -> BillableMetric | None:
+    if charge.kind != ChargeKind.USAGE or not charge.metric_code:
+        return None
+    return BillableMetric.objects.filter(code=charge.metric_code).first()
+
+
+def _dimension_problems(
+    charge: ChargeInput, metric: BillableMetric | None, price: PriceInput, key: str, add
+) -> str | None:
+    """Check a dimension price's values against the metric's group properties; its group key, or
+    None when they are wrong."""
+    values = price.dimension_values
+    if charge.kind != ChargeKind.USAGE:
+        add(key, "Only usage charges have prices per dimension; leave the dimension values empty.")
+        return None
+    if metric is None:
+        return None  # the unknown metric is reported on its own field
+    names = metric.group_properties
+    if not names:
+        add(
+            key,
+            f"The metric {metric.code!r} is not grouped by any property, so its usage has no dimensions to price "
+            "apart; group it by one or two properties (e.g. region,tier) first.",
+        )
+        return None
+    if not isinstance(values, Mapping) or not all(isinstance(name, str) for name in values):
+        add(key, 'Give the dimension values as {"property": "value"}.')
+        return None
+    unknown = [name for name in values if name not in names]
+    for name in unknown:
+        add(
+            key,
+            f"{name!r} is not a property the metric {metric.code!r} groups by ({', '.join(names)}): "
+            "a dimension price names a value for each of those.",
+        )
+    missing = [name for name in names if name not in values]
+    if missing:
+        add(key, f"Give a value for {', '.join(map(repr, missing))} too: the metric groups by {', '.join(names)}.")
+    if unknown or missing:
+        return None
+    texts = [values[name] for name in names]
+    if not all(isinstance(text, str) and text.strip() == text and text for text in texts):
+        add(key, "Each dimension value is a non-empty text without leading or trailing spaces.")
+        return None
+    if len(names) > 1 and any(GROUP_KEY_SEPARATOR in text for text in texts):
+        add(key, f"A dimension value cannot contain {GROUP_KEY_SEPARATOR!r}.")
+        return None
+    group = group_key_of(texts)
+    if len(group) > 255:
+        add(key, "The dimension values are longer than 255 characters together.")
+        return None
+    return group
+
+
+def _dimension_values(charge: ChargeInput, price: PriceInput) -> dict[str, str]:
+    """A valid dimension price's values, in the order of the metric's group properties."""
+    metric = _charge_metric(charge)
+    if not price.dimension_values or metric is None:
+        return {}
+    return {name: price.dimension_values[name] for name in metric.group_properties}
 
 
 def _charges_create(version: PlanVersion, charges: Sequence[ChargeInput]) -> None:
@@ -440,7 +528,13 @@ def _charges_create(version: PlanVersion, charges: Sequence[ChargeInput]) -> Non
         validate_instance(charge_row, exclude=["plan_version"])
         charge_row.save()
         for price in charge.prices:
-            price_row = Price(charge=charge_row, currency=price.currency, amount=price.amount, **_price_values(price))
+            price_row = Price(
+                charge=charge_row,
+                currency=price.currency,
+                amount=price.amount,
+                dimension_values=_dimension_values(charge, price),
+                **_price_values(price),
+            )
             price_row.save()
             PriceTier.objects.bulk_create(
                 PriceTier(

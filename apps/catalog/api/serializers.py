@@ -74,8 +74,9 @@ class BillableMetricCreateInputSerializer(serializers.Serializer):
         required=False, default=dict, help_text='Property → allowed values, e.g. {"region": ["eu", "uk"]}.'
     )
     group_by = serializers.CharField(
-        max_length=64, required=False, default="", allow_blank=True,
-        help_text="An event property whose values are aggregated and priced separately.",
+        max_length=129, required=False, default="", allow_blank=True,
+        help_text="An event property whose values are aggregated and priced separately, or two separated by a comma "
+        '(e.g. "region,tier"): each pair of values is a group.',
     )  # fmt: skip
 
 
@@ -95,6 +96,11 @@ class PriceTierOutputSerializer(serializers.ModelSerializer):
 
 class PriceOutputSerializer(serializers.ModelSerializer):
     amount = DecimalStringField(help_text="Flat fee, unit price or package price (may have more decimals).")
+    dimension_values = serializers.DictField(
+        child=serializers.CharField(),
+        help_text='The group of usage this price is for, e.g. {"region": "eu", "tier": "gold"}; {} for the '
+        "charge's default price.",
+    )
     included_units = DecimalStringField()
     percentage = DecimalStringField()
     fixed_fee = DecimalStringField()
@@ -108,8 +114,9 @@ class PriceOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Price
         fields = [
-            "id", "charge", "price_model", "currency", "amount", "package_size", "package_rounding", "included_units",
-            "percentage", "fixed_fee", "min_per_transaction", "max_per_transaction", "minimum_amount", "tiers",
+            "id", "charge", "price_model", "currency", "dimension_values", "amount", "package_size", "package_rounding",
+            "included_units", "percentage", "fixed_fee", "min_per_transaction", "max_per_transaction", "minimum_amount",
+            "tiers",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -188,6 +195,14 @@ class PriceTierInputSerializer(serializers.Serializer):
 
 class PriceInputSerializer(serializers.Serializer):
     currency = serializers.CharField(max_length=3, help_text="ISO 4217 code the seller bills in.")
+    dimension_values = serializers.DictField(
+        child=serializers.CharField(max_length=255),
+        required=False,
+        default=dict,
+        help_text="Usage charges on a metric grouped by one or two properties: a price for one group, with a value "
+        'for each property, e.g. {"region": "eu", "tier": "gold"}; leave it out for the default price (every other '
+        "group).",
+    )
     amount = _decimal(required=False, default=Decimal(0))
     tiers = PriceTierInputSerializer(many=True, required=False, default=list, max_length=MAX_NESTED_ITEMS)
     package_size = serializers.IntegerField(min_value=1, required=False, default=1)

@@ -45,6 +45,7 @@ def version_post(plan, *charges: dict, notes: str = "", minimum_commitments: tup
             data.update(
                 {
                     f"{price_prefix}-currency": price["currency"],
+                    f"{price_prefix}-dimension_values": price.get("dimension_values", ""),
                     f"{price_prefix}-amount": price.get("amount", "0"),
                     f"{price_prefix}-package_size": price.get("package_size", 1),
                     f"{price_prefix}-package_rounding": price.get("package_rounding", "up"),
@@ -464,3 +465,57 @@ def test_a_price_page_shows_only_its_models_fields_and_the_calculator_prices_an_
         live.json()["lines"][0]["description"]
         == "150 units in packages of 60: 2 × 10.00 USD (a partial package is free)"
     )
+
+
+def test_a_price_without_tiers_is_checked_on_its_own_page_and_nothing_is_saved(client, superuser):
+    version = PlanVersion.objects.create(plan=PlanFactory(prices=[]), number=1)
+    price = add_charge(
+        version, name="Payments", kind="usage", metric_code="payments", price_model="percentage",
+        percentage=Decimal("2.9"), fixed_fee=Decimal("0.30"),
+    )  # fmt: skip
+    client.force_login(superuser)
+    url = reverse("admin:catalog_price_change", args=[price.pk])
+
+    response = client.post(
+        url, change_form_data(client.get(url), min_per_transaction="5", max_per_transaction="1", percentage="3")
+    )
+
+    assert response.status_code == 200
+    assert "The minimum fee per transaction cannot be more than the maximum." in response.content.decode()
+    price.refresh_from_db()
+    assert (price.percentage, price.min_per_transaction, price.max_per_transaction) == (Decimal("2.9"), None, None)
+
+
+def test_dimension_prices_are_added_with_the_version_and_checked_against_the_metric(client, superuser):
+    from apps.catalog.models import BillableMetric
+
+    BillableMetric.objects.create(code="transfer", name="Transfer", group_by="region")
+    plan = PlanFactory(prices=[])
+    client.force_login(superuser)
+
+    def transfer(dimension_values: str) -> dict:
+        return {
+            "name": "Transfer", "kind": "usage", "metric_code": "transfer", "price_model": "per_unit",
+            "prices": [
+                {"currency": "USD", "amount": "0.09"},
+                {"currency": "USD", "amount": "0.05", "dimension_values": dimension_values},
+            ],
+        }  # fmt: skip
+
+    refused = client.post(reverse("admin:catalog_planversion_add"), version_post(plan, transfer('{"zone": "a"}')))
+
+    assert refused.status_code == 200
+    assert "&#x27;zone&#x27; is not a property the metric &#x27;transfer&#x27; groups by" in refused.content.decode()
+    assert not PlanVersion.objects.exists()
+
+    saved = client.post(reverse("admin:catalog_planversion_add"), version_post(plan, transfer('{"region": "eu"}')))
+
+    assert saved.status_code == 302
+    prices = Price.objects.filter(charge__name="Transfer").order_by("amount")
+    assert [(price.amount, price.dimension_values) for price in prices] == [
+        (Decimal("0.05"), {"region": "eu"}),
+        (Decimal("0.09"), {}),
+    ]
+    version = plan.versions.get()
+    page = client.get(reverse("admin:catalog_planversion_change", args=[version.pk])).content.decode()
+    assert "USD (region eu)" in page and "USD (default)" in page

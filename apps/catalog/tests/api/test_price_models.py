@@ -167,3 +167,118 @@ def test_updating_a_version_replaces_its_commitments_or_keeps_them(api_client, s
     assert list(refused.json()["fields"]) == ["minimum_commitments.0.currency"]
     assert [(row.currency, row.amount) for row in MinimumCommitment.objects.all()] == [("USD", Decimal("250.5"))]
     assert not Plan.objects.exclude(pk=plan.pk).exists()
+
+
+# --- prices per dimension -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def grouped_metric():
+    return BillableMetric.objects.create(code="transfer", name="Transfer", group_by="region,tier")
+
+
+def _transfer(*prices: dict) -> dict:
+    return {"name": "Transfer", "kind": "usage", "metric_code": "transfer", "price_model": "per_unit",
+            "prices": list(prices)}  # fmt: skip
+
+
+DEFAULT_TRANSFER = {"currency": "USD", "amount": "0.09"}
+
+
+def test_create_dimension_prices_and_read_them_back(api_client, superuser, grouped_metric):
+    api_client.force_authenticate(superuser)
+    eu_gold = {"currency": "USD", "amount": "0.05", "dimension_values": {"tier": "gold", "region": "eu"}}
+
+    response = api_client.post(
+        VERSIONS_URL, {"plan": PlanFactory(prices=[]).pk, "charges": [FEE, _transfer(DEFAULT_TRANSFER, eu_gold)]}
+    )
+
+    assert response.status_code == 201, response.data
+    prices = response.json()["charges"][1]["prices"]
+    # stored in the metric's order (region, tier), whatever the order they were given in
+    assert [(price["dimension_values"], price["amount"]) for price in prices] == [
+        ({}, "0.09"),
+        ({"region": "eu", "tier": "gold"}, "0.05"),
+    ]
+    assert list(Price.objects.get(amount=Decimal("0.05")).dimension_values) == ["region", "tier"]
+
+
+@pytest.mark.parametrize(
+    ("charge", "field", "message"),
+    [
+        (  # a dimension price for a property the metric does not group by
+            _transfer(DEFAULT_TRANSFER, {"currency": "USD", "amount": "1", "dimension_values": {"zone": "a"}}),
+            "charges.0.prices.1.dimension_values",
+            "'zone' is not a property the metric 'transfer' groups by (region, tier): a dimension price names a "
+            "value for each of those.",
+        ),
+        (  # a value for one of the two properties only
+            _transfer(DEFAULT_TRANSFER, {"currency": "USD", "amount": "1", "dimension_values": {"region": "eu"}}),
+            "charges.0.prices.1.dimension_values",
+            "Give a value for 'tier' too: the metric groups by region, tier.",
+        ),
+        (  # the same group twice
+            _transfer(
+                DEFAULT_TRANSFER,
+                {"currency": "USD", "amount": "1", "dimension_values": {"region": "eu", "tier": "gold"}},
+                {"currency": "USD", "amount": "2", "dimension_values": {"tier": "gold", "region": "eu"}},
+            ),
+            "charges.0.prices.2.dimension_values",
+            "The charge already has a price in USD for tier gold, region eu.",
+        ),
+        (  # no default price in the currency of a dimension price
+            _transfer({"currency": "USD", "amount": "1", "dimension_values": {"region": "eu", "tier": "gold"}}),
+            "charges.0.prices.0.currency",
+            "A price for region eu, tier gold in USD needs the charge's default price in USD (for every other group).",
+        ),
+        (  # dimension prices on a recurring charge
+            {**FEE, "prices": [FEE["prices"][0], {"currency": "USD", "amount": "1", "dimension_values": {"a": "b"}}]},
+            "charges.0.prices.1.dimension_values",
+            "Only usage charges have prices per dimension; leave the dimension values empty.",
+        ),
+    ],
+)  # fmt: skip
+def test_bad_dimension_prices_are_400_on_their_field_and_write_nothing(
+    api_client, superuser, grouped_metric, charge, field, message
+):
+    api_client.force_authenticate(superuser)
+
+    response = api_client.post(VERSIONS_URL, {"plan": PlanFactory(prices=[]).pk, "charges": [charge]})
+
+    assert response.status_code == 400, response.data
+    assert message in response.json()["fields"][field], response.json()
+    assert (PlanVersion.objects.count(), Price.objects.count()) == (0, 0)
+
+
+def test_a_dimension_price_on_a_metric_not_grouped_is_refused(api_client, superuser):
+    api_client.force_authenticate(superuser)
+    charge = {
+        **PAYMENT_FEES,
+        "prices": [PAYMENT_FEES["prices"][0], {**PAYMENT_FEES["prices"][0], "dimension_values": {"region": "eu"}}],
+    }
+
+    response = api_client.post(VERSIONS_URL, {"plan": PlanFactory(prices=[]).pk, "charges": [charge]})
+
+    assert response.status_code == 400
+    assert response.json()["fields"]["charges.0.prices.1.dimension_values"] == [
+        "The metric 'payments' is not grouped by any property, so its usage has no dimensions to price apart; "
+        "group it by one or two properties (e.g. region,tier) first."
+    ]
+    assert not PlanVersion.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("group_by", "status"), [("region,tier", 201), ("region", 201), ("region,region", 400), ("a,b,c", 400)]
+)
+def test_a_metric_groups_by_one_or_two_different_properties(api_client, superuser, group_by, status):
+    api_client.force_authenticate(superuser)
+
+    response = api_client.post(
+        reverse("api:billable-metric-list"),
+        {"code": "calls", "name": "Calls", "aggregation": "count", "group_by": group_by},
+    )
+
+    assert response.status_code == status, response.data
+    if status == 400:
+        assert list(response.json()["fields"]) == ["group_by"]
+        assert not BillableMetric.objects.filter(code="calls").exists()
