@@ -8,7 +8,6 @@ version), shown on the fields it concerns. Each price shows only the fields of i
 model (`static/catalog/price_model_fields.js` on the version page, the server on a price's own page).
 """
 
-import json
 from decimal import Decimal, InvalidOperation
 
 import nested_admin
@@ -305,14 +304,12 @@ class MinimumCommitmentInline(LockedVersionPermissions, nested_admin.NestedTabul
     )
 
 
-def price_model_fields_json() -> str:
+def price_model_fields() -> dict[str, dict[str, list[str]]]:
     """{model: {"price": [fields], "tiers": [fields]}} for the version page's script."""
-    return json.dumps(
-        {
-            model: {"price": sorted(pricing.model_fields(model)), "tiers": sorted(pricing.tier_fields(model))}
-            for model in PriceModelChoice.values
-        }
-    )
+    return {
+        model: {"price": sorted(pricing.model_fields(model)), "tiers": sorted(pricing.tier_fields(model))}
+        for model in PriceModelChoice.values
+    }
 
 
 class PlanVersionAdminForm(forms.ModelForm):
@@ -433,11 +430,11 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
             extra_context["version_locked"] = _is_locked(version)
             extra_context["copy_url"] = reverse("admin:catalog_planversion_copy", args=[version.pk])
             extra_context["can_copy"] = self.has_add_permission(request)
-        extra_context["price_model_fields"] = price_model_fields_json()
+        extra_context["price_model_fields"] = price_model_fields()
         return super().change_view(request, object_id, form_url, extra_context)
 
     def add_view(self, request, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "price_model_fields": price_model_fields_json()}
+        extra_context = {**(extra_context or {}), "price_model_fields": price_model_fields()}
         return super().add_view(request, form_url, extra_context)
 
     def get_urls(self):

@@ -9,6 +9,11 @@
   const priceFields = new Set(Object.values(fieldsByModel).flatMap(function (m) { return m.price; }));
   const tierFields = new Set(["unit_amount", "percentage"]);
 
+  // The admin's CSS gives field boxes a display of their own, which outranks the `hidden` attribute.
+  function show(element, visible) {
+    element.style.display = visible ? "" : "none";
+  }
+
   function container(input) {
     return input.closest(".fieldBox") || input.closest(".form-row") || input.closest("td") || input.parentElement;
   }
@@ -22,16 +27,16 @@
       const rest = input.name.slice(charge.length + 1);  // "prices-0-amount", "prices-0-tiers-1-percentage"
       let match = rest.match(/^prices-\d+-tiers-\d+-(\w+)$/);
       if (match) {
-        if (tierFields.has(match[1])) container(input).hidden = !model.tiers.includes(match[1]);
+        if (tierFields.has(match[1])) show(container(input), model.tiers.includes(match[1]));
         return;
       }
       match = rest.match(/^prices-\d+-(\w+)$/);
-      if (match && priceFields.has(match[1])) container(input).hidden = !model.price.includes(match[1]);
+      if (match && priceFields.has(match[1])) show(container(input), model.price.includes(match[1]));
     });
     document.querySelectorAll('[id^="' + charge + '-prices-"][id$="-tiers-group"]').forEach(function (group) {
-      group.hidden = !usesTiers;
-      group.querySelectorAll("th.percentage").forEach(function (th) { th.hidden = !model.tiers.includes("percentage"); });
-      group.querySelectorAll("th.unit-amount").forEach(function (th) { th.hidden = !model.tiers.includes("unit_amount"); });
+      show(group, usesTiers);
+      group.querySelectorAll("th.percentage").forEach(function (th) { show(th, model.tiers.includes("percentage")); });
+      group.querySelectorAll("th.unit-amount").forEach(function (th) { show(th, model.tiers.includes("unit_amount")); });
     });
   }
 
