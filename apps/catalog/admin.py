@@ -639,7 +639,11 @@ class PlanAdmin(admin.ModelAdmin):
             if charge.price_model in TIERED_MODELS:
                 parts.append(f"{charge.name}: {charge.get_price_model_display().lower()}")
                 continue
-            prices = ", ".join(pricing.format_price(price.amount, price.currency) for price in charge.prices.all())
+            prices = ", ".join(
+                pricing.format_price(price.amount, price.currency)
+                for price in charge.prices.all()
+                if not price.dimension_values  # the default prices; per-dimension ones are on the version
+            )
             parts.append(f"{charge.name}: {prices}")
         return "; ".join(parts) or "—"
 

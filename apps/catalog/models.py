@@ -249,7 +249,7 @@ class Price(models.Model):
     )
 
     class Meta:
-        ordering = ["charge", "currency"]
+        ordering = ["charge", "currency", "id"]  # a currency's prices in the order they were given
         constraints = [
             models.UniqueConstraint(
                 fields=["charge", "currency", "dimension_values"],

@@ -507,7 +507,8 @@ def _dimension_problems(
 
 
 def _dimension_values(charge: ChargeInput, price: PriceInput) -> dict[str, str]:
-    """A valid dimension price's values, in the order of the metric's group properties."""
+    """A valid dimension price's values, one per group property of the metric (their order never
+    matters: a group's price is found by comparing the values as a mapping)."""
     metric = _charge_metric(charge)
     if not price.dimension_values or metric is None:
         return {}
