@@ -315,3 +315,26 @@ def test_no_true_up_for_a_free_trial_and_the_first_paid_period_is_measured():
     assert _true_up_lines(first) == []
     june = Invoice.objects.get(subscription=subscription, period_start_at=utc(2026, 6, 1))
     assert [line.amount.amount for line in _true_up_lines(june)] == [D("900.00")]
+
+
+def test_the_upcoming_invoice_api_shows_the_true_up_line_with_its_explanation(api_client, superuser):
+    from django.urls import reverse
+
+    from apps.core import clock
+
+    subscription = _subscribe(_plan(_fee("100"), STORAGE, commitment="1000"), "acme")
+    _send(subscription.customer, "storage_gb", "gb", "250")
+    api_client.force_authenticate(superuser)
+
+    with clock.frozen_at(utc(2026, 4, 20)):
+        response = api_client.get(reverse("api:subscription-upcoming-invoice", args=[subscription.pk]))
+
+    assert response.status_code == 200, response.data
+    true_up = response.json()["lines"][1]
+    assert (true_up["kind"], true_up["description"], true_up["amount"]) == (
+        "minimum",
+        "Cloud — Plan: minimum commitment true-up",
+        {"amount": "650.00", "currency": "USD"},
+    )
+    assert (true_up["period_start_at"], true_up["period_end_at"]) == ("2026-04-01T00:00:00Z", "2026-05-01T00:00:00Z")
+    assert true_up["explanation"][2] == "True-up: 1,000.00 USD − 350.00 USD = 650.00 USD."
