@@ -75,7 +75,8 @@ def commitment_true_up_drafts(
     if charged >= due:
         return []
     true_up = quantize_fraction(Fraction(due - charged), currency)
-    share = f"{float(billed * 100):.2f} %"  # display only; the amount uses the exact fraction
+    hundredths = billed.numerator * 10_000 // billed.denominator  # display only; the amount is exact
+    share = f"{hundredths // 100}.{hundredths % 100:02d} %"
     minimum_text = f"Minimum commitment per period: {pricing.format_price(commitment.amount, currency)}"
     if partial:
         minimum_text += (

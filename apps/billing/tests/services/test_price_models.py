@@ -338,3 +338,24 @@ def test_the_upcoming_invoice_api_shows_the_true_up_line_with_its_explanation(ap
     )
     assert (true_up["period_start_at"], true_up["period_end_at"]) == ("2026-04-01T00:00:00Z", "2026-05-01T00:00:00Z")
     assert true_up["explanation"][2] == "True-up: 1,000.00 USD − 350.00 USD = 650.00 USD."
+
+
+def test_a_partial_first_period_of_calendar_billing_commits_to_its_share_of_the_minimum():
+    plan = _plan(_fee("31"), STORAGE, commitment="744")
+    subscription = subscription_start(
+        customer=CustomerFactory(currency="USD", external_id="acme"), plan=plan, billing_cycle_day=1,
+        started_at=utc(2026, 3, 17, 10), now=utc(2026, 3, 17, 10),
+    )  # fmt: skip
+
+    bill_due_subscriptions(now=utc(2026, 4, 1, 0, 30))
+
+    # 17 Mar 10:00 → 1 Apr is 350 of March's 744 hours (175/372): the fee is 31.00 × 175/372 = 14.58,
+    # the commitment 744.00 × 175/372 = 350.00, so the true-up is 350.00 − 14.58 = 335.42.
+    april = Invoice.objects.get(subscription=subscription, period_start_at=utc(2026, 4, 1))
+    (true_up,) = _true_up_lines(april)
+    assert true_up.amount.amount == D("335.42")
+    assert (true_up.period_start_at, true_up.period_end_at) == (utc(2026, 3, 17, 10), utc(2026, 4, 1))
+    assert true_up.explanation[0] == (
+        "Minimum commitment per period: 744.00 USD × 47.04 % of the period billed (175/372 of its seconds) = "
+        "350.00 USD."
+    )
