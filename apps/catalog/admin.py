@@ -3,7 +3,9 @@ and a live price calculator on each price.
 
 A plan version with subscribers is read-only everywhere (inlines included); "New version from this
 one" copies it into an editable version. Validation is the pricing engine's (`pricing.price_validate`
-on each price, `services.charges_validate` on the whole version), shown on the fields it concerns.
+on each price, `services.charges_validate` and `services.minimum_commitments_validate` on the whole
+version), shown on the fields it concerns. Each price shows only the fields of its charge's price
+model (`static/catalog/price_model_fields.js` on the version page, the server on a price's own page).
 """
 
 from decimal import Decimal, InvalidOperation
@@ -26,7 +28,19 @@ from apps.core.errors import ApplicationError, ValidationFailed
 
 from . import pricing, services
 from .constants import TIERED_MODELS, CouponDuration, DiscountType, PriceModelChoice
-from .models import BillableMetric, Charge, Coupon, CouponAmount, Plan, PlanVersion, Price, PriceTier, Product
+from .models import (
+    BillableMetric,
+    Charge,
+    Coupon,
+    CouponAmount,
+    MinimumCommitment,
+    Plan,
+    PlanVersion,
+    Price,
+    PriceTier,
+    Product,
+    dimension_label,
+)
 
 
 def _version_of(obj) -> PlanVersion | None:
@@ -38,6 +52,8 @@ def _version_of(obj) -> PlanVersion | None:
         return obj.charge.plan_version if obj.charge_id else None
     if isinstance(obj, PriceTier):
         return obj.price.charge.plan_version if obj.price_id else None
+    if isinstance(obj, MinimumCommitment):
+        return obj.plan_version if obj.plan_version_id else None
     return None
 
 
@@ -81,11 +97,19 @@ def prices_table(version: PlanVersion) -> str:
     """A version's charges and prices as a finance person reads them."""
     rows = []
     for charge in version.charges.all():
-        prices = sorted(charge.prices.all(), key=lambda price: price.currency)
+        prices = sorted(charge.prices.all(), key=lambda price: (price.currency, bool(price.dimension_values)))
         described = format_html_join(
             mark_safe("<br>"),
             "<strong>{}</strong> {}",
-            ((p.currency, pricing.price_describe(p.to_spec())) for p in prices),
+            (
+                (
+                    f"{p.currency} ({dimension_label(p.dimension_values)})"
+                    if p.dimension_values
+                    else f"{p.currency}{' (default)' if charge.has_dimension_prices else ''}",
+                    pricing.price_describe(p.to_spec()),
+                )
+                for p in prices
+            ),
         )
         metric = f" · metric {charge.metric_code}" if charge.metric_code else ""
         rows.append(
@@ -97,6 +121,18 @@ def prices_table(version: PlanVersion) -> str:
                 charge.get_price_model_display(),
                 described or "—",
             )  # fmt: skip
+        )
+    commitments = sorted(version.minimum_commitments.all(), key=lambda row: row.currency)
+    if commitments:
+        rows.append(
+            format_html(
+                "<tr><td>Minimum commitment</td><td>Per period</td><td>—</td><td>{}</td></tr>",
+                format_html_join(
+                    mark_safe("<br>"),
+                    "<strong>{}</strong> {} (a true-up line makes up a period's shortfall)",
+                    ((row.currency, pricing.format_price(row.amount, row.currency)) for row in commitments),
+                ),
+            )
         )
     if not rows:
         return "No charges yet."
@@ -110,6 +146,32 @@ def prices_table(version: PlanVersion) -> str:
 
 def _decimal_or_none(value) -> Decimal | None:
     return value if isinstance(value, Decimal) else None
+
+
+def _price_spec(model: str, data: dict, tiers: list[dict]) -> pricing.PriceSpec:
+    """The price a form's cleaned data describes (fields the form leaves out at their defaults)."""
+    return pricing.PriceSpec(
+        model=pricing.PriceModel(model),
+        currency=data["currency"],
+        amount=data.get("amount") or Decimal(0),
+        tiers=tuple(
+            pricing.Tier(
+                up_to=_decimal_or_none(tier.get("up_to")),
+                unit_amount=tier.get("unit_amount") or Decimal(0),
+                flat_amount=tier.get("flat_amount") or Decimal(0),
+                percentage=tier.get("percentage") or Decimal(0),
+            )
+            for tier in tiers
+        ),
+        package_size=Decimal(data.get("package_size") or 1),
+        package_rounding=data.get("package_rounding") or pricing.PackageRounding.UP,
+        included_units=data.get("included_units") or Decimal(0),
+        percentage=data.get("percentage") or Decimal(0),
+        fixed_fee=data.get("fixed_fee") or Decimal(0),
+        min_per_transaction=_decimal_or_none(data.get("min_per_transaction")),
+        max_per_transaction=_decimal_or_none(data.get("max_per_transaction")),
+        minimum_amount=_decimal_or_none(data.get("minimum_amount")),
+    )
 
 
 class PriceTierFormSet(nested_admin.formsets.NestedInlineFormSet):
@@ -137,30 +199,9 @@ class PriceTierFormSet(nested_admin.formsets.NestedInlineFormSet):
             if hasattr(form, "cleaned_data") and form.cleaned_data and not form.cleaned_data.get("DELETE")
         ]
         data = price_form.cleaned_data
-        currency = data.get("currency")
-        if not currency:
+        if not data.get("currency"):
             return
-        spec = pricing.PriceSpec(
-            model=pricing.PriceModel(model),
-            currency=currency,
-            amount=data.get("amount") or Decimal(0),
-            tiers=tuple(
-                pricing.Tier(
-                    up_to=_decimal_or_none(form.cleaned_data.get("up_to")),
-                    unit_amount=form.cleaned_data.get("unit_amount") or Decimal(0),
-                    flat_amount=form.cleaned_data.get("flat_amount") or Decimal(0),
-                )
-                for form in tier_forms
-            ),
-            package_size=Decimal(data.get("package_size") or 1),
-            included_units=data.get("included_units") or Decimal(0),
-            percentage=data.get("percentage") or Decimal(0),
-            fixed_fee=data.get("fixed_fee") or Decimal(0),
-            min_per_transaction=_decimal_or_none(data.get("min_per_transaction")),
-            max_per_transaction=_decimal_or_none(data.get("max_per_transaction")),
-            minimum_amount=_decimal_or_none(data.get("minimum_amount")),
-        )
-        problems = pricing.price_validate(spec)
+        problems = pricing.price_validate(_price_spec(model, data, [form.cleaned_data for form in tier_forms]))
         summary = []
         for key, field_messages in problems.items():
             parts = key.split(".")
@@ -184,19 +225,48 @@ class PriceTierInline(LockedVersionPermissions, nested_admin.NestedTabularInline
     formfield_overrides = DECIMAL_OVERRIDES
     model = PriceTier
     formset = PriceTierFormSet
-    fields = ["position", "up_to", "unit_amount", "flat_amount"]
+    fields = ["position", "up_to", "unit_amount", "percentage", "flat_amount"]
     extra = 0
     sortable_field_name = "position"
     verbose_name = "tier"
-    verbose_name_plural = "tiers (graduated and volume prices; leave the last tier's 'up to' empty)"
+    verbose_name_plural = (
+        "tiers (graduated, volume and graduated percentage prices; leave the last tier's 'up to' empty)"
+    )
+
+    def get_fields(self, request, obj=None):
+        if isinstance(obj, Price) and obj.charge_id:  # a price's own page: its model's tier fields only
+            used = pricing.tier_fields(obj.charge.price_model)
+            return ["position", *(name for name in self.fields if name in used)]
+        return super().get_fields(request, obj)
+
+
+class PriceInlineForm(forms.ModelForm):
+    class Meta:
+        model = Price
+        fields = [
+            "currency", "dimension_values", "amount", "package_size", "package_rounding", "included_units",
+            "percentage", "fixed_fee", "min_per_transaction", "max_per_transaction", "minimum_amount",
+        ]  # fmt: skip
+
+    def clean_dimension_values(self):
+        # An empty box is the default price ({}), never a JSON null; the values themselves are checked
+        # against the charge's metric with the whole version (`services.charges_validate`).
+        value = self.cleaned_data.get("dimension_values")
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Give the dimension values as {"property": "value"}, or leave it empty.')
+        return value
 
 
 class PriceInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
     formfield_overrides = DECIMAL_OVERRIDES
     model = Price
+    form = PriceInlineForm
     fields = [
         ("currency", "amount"),
-        ("package_size", "included_units"),
+        "dimension_values",
+        ("package_size", "package_rounding", "included_units"),
         ("percentage", "fixed_fee", "min_per_transaction", "max_per_transaction"),
         "minimum_amount",
         "calculator_link",
@@ -222,6 +292,26 @@ class ChargeInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
     sortable_field_name = "position"
 
 
+class MinimumCommitmentInline(LockedVersionPermissions, nested_admin.NestedTabularInline):
+    formfield_overrides = DECIMAL_OVERRIDES
+    model = MinimumCommitment
+    fields = ["currency", "amount"]
+    extra = 0
+    verbose_name = "minimum commitment"
+    verbose_name_plural = (
+        "minimum commitment per period (one per currency the charges are priced in; fees and usage before tax "
+        "and discounts; a true-up line makes up a period's shortfall)"
+    )
+
+
+def price_model_fields() -> dict[str, dict[str, list[str]]]:
+    """{model: {"price": [fields], "tiers": [fields]}} for the version page's script."""
+    return {
+        model: {"price": sorted(pricing.model_fields(model)), "tiers": sorted(pricing.tier_fields(model))}
+        for model in PriceModelChoice.values
+    }
+
+
 class PlanVersionAdminForm(forms.ModelForm):
     class Meta:
         model = PlanVersion
@@ -244,7 +334,7 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
     list_select_related = ["plan", "plan__product"]
     autocomplete_fields = ["plan"]
     readonly_fields = ["number", "subscriber_count", "prices", "created_at", "updated_at"]
-    inlines = [ChargeInline]
+    inlines = [ChargeInline, MinimumCommitmentInline]
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -267,7 +357,7 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
             super()
             .get_queryset(request)
             .annotate(subscriber_total=Count("subscriptions", distinct=True))
-            .prefetch_related("charges__prices")
+            .prefetch_related("charges__prices", "minimum_commitments")
         )
 
     def has_change_permission(self, request, obj=None):
@@ -315,15 +405,21 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
         # The inlines saved field by field; check the version as a whole (at least one charge, the
         # same currencies on every charge) with the service's rules, and roll everything back if not.
         version = form.instance
-        problems = services.charges_validate(services.plan_version_charge_inputs(version))
+        charges = services.plan_version_charge_inputs(version)
+        problems = {
+            **services.charges_validate(charges),
+            **services.minimum_commitments_validate(services.plan_version_minimum_commitments(version), charges),
+        }
         if problems:
             names = [charge.name for charge in version.charges.all()]
             messages_ = []
             for key, field_messages in problems.items():
                 parts = key.split(".")
                 where = ""
-                if len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(names):
+                if parts[0] == "charges" and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(names):
                     where = f"Charge “{names[int(parts[1])]}”: "
+                elif parts[0] == "minimum_commitments":
+                    where = "Minimum commitment: "
                 messages_.extend(where + message for message in field_messages)
             self.call_service(_raise_validation, message=" ".join(messages_))
 
@@ -334,7 +430,12 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
             extra_context["version_locked"] = _is_locked(version)
             extra_context["copy_url"] = reverse("admin:catalog_planversion_copy", args=[version.pk])
             extra_context["can_copy"] = self.has_add_permission(request)
+        extra_context["price_model_fields"] = price_model_fields()
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def add_view(self, request, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "price_model_fields": price_model_fields()}
+        return super().add_view(request, form_url, extra_context)
 
     def get_urls(self):
         view = self.admin_site.admin_view
@@ -538,7 +639,11 @@ class PlanAdmin(admin.ModelAdmin):
             if charge.price_model in TIERED_MODELS:
                 parts.append(f"{charge.name}: {charge.get_price_model_display().lower()}")
                 continue
-            prices = ", ".join(pricing.format_price(price.amount, price.currency) for price in charge.prices.all())
+            prices = ", ".join(
+                pricing.format_price(price.amount, price.currency)
+                for price in charge.prices.all()
+                if not price.dimension_values  # the default prices; per-dimension ones are on the version
+            )
             parts.append(f"{charge.name}: {prices}")
         return "; ".join(parts) or "—"
 
@@ -554,9 +659,21 @@ class PriceAdminForm(forms.ModelForm):
     class Meta:
         model = Price
         fields = [
-            "charge", "currency", "amount", "package_size", "included_units", "percentage", "fixed_fee",
-            "min_per_transaction", "max_per_transaction", "minimum_amount",
+            "charge", "currency", "dimension_values", "amount", "package_size", "package_rounding", "included_units",
+            "percentage", "fixed_fee", "min_per_transaction", "max_per_transaction", "minimum_amount",
         ]  # fmt: skip
+
+    def clean(self):
+        """A price without tiers is checked here with the pricing engine (a tiered one with its tiers,
+        by `PriceTierFormSet`)."""
+        cleaned_data = super().clean()
+        charge = self.instance.charge if self.instance.charge_id else None
+        if charge is None or charge.price_model in TIERED_MODELS or not cleaned_data.get("currency"):
+            return cleaned_data
+        for key, field_messages in pricing.price_validate(_price_spec(charge.price_model, cleaned_data, [])).items():
+            for message in field_messages:
+                self.add_error(key if key in self.fields else None, message)
+        return cleaned_data
 
 
 @admin.register(Price)
@@ -576,12 +693,24 @@ class PriceAdmin(LockedVersionPermissions, nested_admin.NestedModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is not None and _is_locked(obj):
             return ["charge", "version", "currency", "described"]
-        return super().get_fields(request, obj)
+        fields = super().get_fields(request, obj)
+        if obj is not None and obj.charge_id:  # only the fields of its charge's price model
+            used = pricing.model_fields(obj.charge.price_model)
+            optional = set(PriceAdminForm.Meta.fields) - {"charge", "currency", "dimension_values", "minimum_amount"}
+            fields = [name for name in fields if name not in optional or name in used]
+        return fields
+
+    def get_inline_instances(self, request, obj=None):
+        inlines = super().get_inline_instances(request, obj)
+        if obj is not None and obj.charge_id and obj.charge.price_model not in TIERED_MODELS:
+            return []  # no tiers on this model
+        return inlines
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and _is_locked(obj):
             return ["charge", "version", "currency", "described"]
-        return ["charge"] if obj is not None else []
+        # Which group a price is for is edited with the version's charges (checked against the metric there).
+        return ["charge", "dimension_values"] if obj is not None else []
 
     def get_inlines(self, request, obj):
         return [] if obj is not None and _is_locked(obj) else self.inlines
@@ -625,6 +754,7 @@ class PriceAdmin(LockedVersionPermissions, nested_admin.NestedModelAdmin):
             "calculator_quantity": raw_quantity,
             "calculator_transactions": raw_transactions,
             "calculator_is_percentage": price.charge.price_model == PriceModelChoice.PERCENTAGE,
+            "calculator_is_amount": price.charge.price_model == PriceModelChoice.GRADUATED_PERCENTAGE,
             "version_locked": _is_locked(price),
         }
         if raw_quantity or raw_transactions:

@@ -39,13 +39,24 @@ class PriceModelChoice(models.TextChoices):
     VOLUME = "volume", "Volume tiers"
     PACKAGE = "package", "Package"
     PERCENTAGE = "percentage", "Percentage"
+    GRADUATED_PERCENTAGE = "graduated_percentage", "Graduated percentage"
+
+
+class PackageRounding(models.TextChoices):
+    """How a package price counts a partial package (`apps.catalog.pricing.PackageRounding`)."""
+
+    UP = "up", "Round up (a started package counts in full)"
+    DOWN = "down", "Round down (a partial package is free)"
 
 
 # The one charge of a plan created with a plain fee per period (`plan_create(prices=...)`); its invoice
 # line is titled after the plan alone.
 SIMPLE_CHARGE_NAME = "Subscription fee"
 
-TIERED_MODELS = frozenset({PriceModelChoice.GRADUATED, PriceModelChoice.VOLUME})
+TIERED_MODELS = frozenset({PriceModelChoice.GRADUATED, PriceModelChoice.VOLUME, PriceModelChoice.GRADUATED_PERCENTAGE})
+
+# Price models that take a share of usage amounts: usage charges only.
+USAGE_ONLY_MODELS = frozenset({PriceModelChoice.PERCENTAGE, PriceModelChoice.GRADUATED_PERCENTAGE})
 
 
 class VersionMigrationTiming(models.TextChoices):

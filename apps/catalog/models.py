@@ -13,11 +13,13 @@ from . import pricing
 from .constants import (
     INTERVAL_ADJECTIVES,
     INTERVAL_EVERY,
+    USAGE_ONLY_MODELS,
     BillingInterval,
     ChargeKind,
     CouponDuration,
     DiscountType,
     MetricAggregation,
+    PackageRounding,
     PriceModelChoice,
 )
 
@@ -26,6 +28,18 @@ code_validator = RegexValidator(r"^[a-z0-9][a-z0-9_.-]*$", "Use lower-case lette
 property_name_validator = RegexValidator(
     r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", "Use letters, digits, '.', '_' and '-' only (no spaces)."
 )
+group_by_validator = RegexValidator(
+    r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(,[A-Za-z0-9_][A-Za-z0-9_.-]*)?$",
+    "Name one event property, or two separated by a comma (e.g. region,tier); letters, digits, '.', '_' and '-' only.",
+)
+
+# A usage event's group key joins the values of its metric's group properties (one or two) with this.
+GROUP_KEY_SEPARATOR = "|"
+
+
+def group_key_of(values: "list[str] | tuple[str, ...]") -> str:
+    """The group key of the values of a metric's group properties, in the metric's order."""
+    return GROUP_KEY_SEPARATOR.join(values)
 
 
 class Product(TimeStampedModel):
@@ -136,6 +150,10 @@ class PlanVersion(TimeStampedModel):
         sets = [{price.currency for price in charge.prices.all()} for charge in charges]
         return set.intersection(*sets)
 
+    def minimum_commitment_for(self, currency: str) -> "MinimumCommitment | None":
+        """The version's minimum commitment per period in `currency` (uses prefetched rows when loaded)."""
+        return next((row for row in self.minimum_commitments.all() if row.currency == currency), None)
+
 
 class Charge(models.Model):
     """Something a plan version bills each period: a recurring fee (in advance) or usage (in arrears)."""
@@ -144,7 +162,7 @@ class Charge(models.Model):
     position = models.PositiveSmallIntegerField(default=0)
     kind = models.CharField(max_length=16, choices=ChargeKind.choices, default=ChargeKind.RECURRING)
     name = models.CharField(max_length=255, help_text='Shown on the invoice line, e.g. "Platform fee".')
-    price_model = models.CharField(max_length=16, choices=PriceModelChoice.choices, default=PriceModelChoice.PER_UNIT)
+    price_model = models.CharField(max_length=32, choices=PriceModelChoice.choices, default=PriceModelChoice.PER_UNIT)
     metric_code = models.CharField(
         max_length=64,
         blank=True,
@@ -161,9 +179,9 @@ class Charge(models.Model):
                 violation_error_message="Usage charges need a metric code; recurring charges have none.",
             ),
             models.CheckConstraint(
-                condition=~Q(kind="recurring", price_model="percentage"),
+                condition=~Q(kind="recurring", price_model__in=sorted(USAGE_ONLY_MODELS)),
                 name="charge_percentage_only_on_usage",
-                violation_error_message="Percentage prices apply to usage charges only.",
+                violation_error_message="Percentage and graduated percentage prices apply to usage charges only.",
             ),
         ]
 
@@ -171,7 +189,23 @@ class Charge(models.Model):
         return self.name
 
     def price_for(self, currency: str) -> "Price | None":
-        return next((price for price in self.prices.all() if price.currency == currency), None)
+        """The charge's (default) price in `currency`: the one that names no dimension values."""
+        return next(
+            (price for price in self.prices.all() if price.currency == currency and not price.dimension_values), None
+        )
+
+    def price_for_group(self, currency: str, values: dict[str, str]) -> "Price | None":
+        """The price of a group of usage (`values`: {"region": "eu", "tier": "gold"}): the charge's
+        price for exactly these values if it has one, else its default price."""
+        if values:
+            for price in self.prices.all():
+                if price.currency == currency and price.dimension_values == values:
+                    return price
+        return self.price_for(currency)
+
+    @property
+    def has_dimension_prices(self) -> bool:
+        return any(price.dimension_values for price in self.prices.all())
 
 
 def _amount_field(help_text: str = "", **kwargs) -> models.DecimalField:
@@ -189,6 +223,12 @@ class Price(models.Model):
         "Flat: the fee. Per unit: the price of one unit. Package: the price of one package.", default=Decimal(0)
     )
     package_size = models.PositiveIntegerField(default=1, help_text="Package: units per package.")
+    package_rounding = models.CharField(
+        max_length=8,
+        choices=PackageRounding.choices,
+        default=PackageRounding.UP,
+        help_text="Package: count a started package in full (up) or only whole packages (down).",
+    )
     included_units = models.DecimalField(
         max_digits=19,
         decimal_places=6,
@@ -199,6 +239,12 @@ class Price(models.Model):
     percentage = models.DecimalField(
         max_digits=7, decimal_places=4, default=Decimal(0), help_text="Percentage: e.g. 2.9 for 2.9 %."
     )
+    dimension_values = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Usage charges on a grouped metric: the group this price is for, e.g. {"region": "eu", "tier": '
+        '"gold"} (a value for each property the metric groups by); empty for the default price.',
+    )
     fixed_fee = _amount_field("Percentage: fixed fee per transaction.", default=Decimal(0))
     min_per_transaction = _amount_field("Percentage: lowest fee per transaction.", null=True, blank=True)
     max_per_transaction = _amount_field("Percentage: highest fee per transaction.", null=True, blank=True)
@@ -207,12 +253,13 @@ class Price(models.Model):
     )
 
     class Meta:
-        ordering = ["charge", "currency"]
+        ordering = ["charge", "currency", "id"]  # a currency's prices in the order they were given
         constraints = [
             models.UniqueConstraint(
-                fields=["charge", "currency"],
+                fields=["charge", "currency", "dimension_values"],
                 name="price_charge_currency_unique",
-                violation_error_message="This charge already has a price in this currency.",
+                violation_error_message="This charge already has a price in this currency (for these dimension "
+                "values).",
             ),
             models.CheckConstraint(
                 condition=Q(amount__gte=0, fixed_fee__gte=0, included_units__gte=0, package_size__gte=1)
@@ -220,11 +267,17 @@ class Price(models.Model):
                 name="price_amounts_not_negative",
                 violation_error_message="Amounts, included units and percentages cannot be negative.",
             ),
+            models.CheckConstraint(
+                condition=Q(package_rounding__in=PackageRounding.values),
+                name="price_package_rounding_known",
+                violation_error_message="A package price rounds up or down.",
+            ),
         ]
 
     def __str__(self) -> str:
         charge = self.charge.name if self.charge_id else "New price"
-        return f"{charge} ({self.currency})"
+        dimensions = f", {dimension_label(self.dimension_values)}" if self.dimension_values else ""
+        return f"{charge} ({self.currency}{dimensions})"
 
     @property
     def amount_money(self) -> Money:
@@ -241,10 +294,16 @@ class Price(models.Model):
             currency=self.currency,
             amount=self.amount,
             tiers=tuple(
-                pricing.Tier(up_to=tier.up_to, unit_amount=tier.unit_amount, flat_amount=tier.flat_amount)
+                pricing.Tier(
+                    up_to=tier.up_to,
+                    unit_amount=tier.unit_amount,
+                    flat_amount=tier.flat_amount,
+                    percentage=tier.percentage,
+                )
                 for tier in sorted(self.tiers.all(), key=lambda tier: tier.position)
             ),
             package_size=Decimal(self.package_size),
+            package_rounding=pricing.PackageRounding(self.package_rounding),
             included_units=self.included_units,
             percentage=self.percentage,
             fixed_fee=self.fixed_fee,
@@ -254,9 +313,15 @@ class Price(models.Model):
         )
 
 
+def dimension_label(values: dict) -> str:
+    """{"region": "eu", "tier": "gold"} → "region eu, tier gold"."""
+    return ", ".join(f"{name} {value}" for name, value in values.items())
+
+
 class PriceTier(models.Model):
     """A tier of a graduated or volume price: units up to `up_to` (inclusive; empty on the last,
-    open-ended tier), each at `unit_amount`, plus an optional flat fee for reaching the tier."""
+    open-ended tier), each at `unit_amount`, plus an optional flat fee for reaching the tier. A
+    graduated percentage tier takes `percentage` of the amount up to `up_to` instead of a unit price."""
 
     price = models.ForeignKey(Price, on_delete=models.CASCADE, related_name="tiers")
     position = models.PositiveSmallIntegerField(default=0)
@@ -265,6 +330,12 @@ class PriceTier(models.Model):
     )
     unit_amount = _amount_field("Price per unit in this tier.", default=Decimal(0))
     flat_amount = _amount_field("Flat fee for reaching this tier.", default=Decimal(0))
+    percentage = models.DecimalField(
+        max_digits=7,
+        decimal_places=4,
+        default=Decimal(0),
+        help_text="Graduated percentage: the share of the amount in this tier, e.g. 2 for 2 %.",
+    )
 
     class Meta:
         ordering = ["price", "position", "id"]
@@ -274,10 +345,49 @@ class PriceTier(models.Model):
                 name="price_tier_amounts_not_negative",
                 violation_error_message="Tier bounds must be positive and tier prices cannot be negative.",
             ),
+            models.CheckConstraint(
+                condition=Q(percentage__gte=0, percentage__lte=100),
+                name="price_tier_percentage_range",
+                violation_error_message="A tier's percentage is between 0 and 100.",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"up to {self.up_to}" if self.up_to is not None else "and above"
+
+
+class MinimumCommitment(models.Model):
+    """What a subscriber to a plan version commits to spend per period in one currency: when the
+    period's charges (fees and usage, before tax and discounts) come to less, the invoice that closes
+    the period gets a true-up line for the difference (docs/pricing.md, "Minimum commitment")."""
+
+    plan_version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="minimum_commitments")
+    currency = models.CharField(max_length=3, choices=currency_choices)
+    amount = models.DecimalField(
+        max_digits=19, decimal_places=6, help_text="The least the period's charges come to, before tax and discounts."
+    )
+
+    class Meta:
+        ordering = ["plan_version", "currency"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["plan_version", "currency"],
+                name="minimum_commitment_currency_unique",
+                violation_error_message="This version already has a minimum commitment in this currency.",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gt=0),
+                name="minimum_commitment_positive",
+                violation_error_message="A minimum commitment is more than 0.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{pricing.format_amount(self.amount, self.currency)} per period"
+
+    @property
+    def amount_money(self) -> Money:
+        return Money(self.amount, self.currency)
 
 
 class Coupon(TimeStampedModel):
@@ -429,8 +539,9 @@ class BillableMetric(TimeStampedModel):
 
     `count` counts events; `sum`, `max` and `latest` aggregate the number in the event property
     `field_name`; `unique_count` counts the distinct values of that property. Events must match every
-    filter (property → allowed values) to be accepted; with `group_by`, each value of that property is
-    aggregated (and priced) separately. See docs/usage.md.
+    filter (property → allowed values) to be accepted; with `group_by` (one property, or two separated
+    by a comma), each value (or pair of values) is aggregated and priced separately, and a usage charge
+    may price each group differently (dimension prices). See docs/usage.md and docs/pricing.md.
     """
 
     code = models.CharField(
@@ -451,10 +562,11 @@ class BillableMetric(TimeStampedModel):
         help_text='Only events whose properties have one of these values count, e.g. {"region": ["eu"]}.',
     )
     group_by = models.CharField(
-        max_length=64,
+        max_length=129,
         blank=True,
-        validators=[property_name_validator],
-        help_text="An event property whose values are aggregated and priced separately, e.g. region.",
+        validators=[group_by_validator],
+        help_text="An event property whose values are aggregated and priced separately, e.g. region; or two, "
+        "separated by a comma, e.g. region,tier.",
     )
     is_archived = models.BooleanField(default=False, help_text="Archived metrics take no new events.")
 
@@ -478,8 +590,28 @@ class BillableMetric(TimeStampedModel):
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
 
+    @property
+    def group_properties(self) -> list[str]:
+        """The properties the metric groups by, in order (none, one or two)."""
+        return [name for name in self.group_by.split(",") if name]
+
+    def group_values(self, group_key: str) -> dict[str, str]:
+        """The values a group key stands for: {"region": "eu", "tier": "gold"} ({} for no group)."""
+        if not group_key:
+            return {}
+        names = self.group_properties or [self.group_by]
+        values = group_key.split(GROUP_KEY_SEPARATOR) if len(names) > 1 else [group_key]
+        return dict(zip(names, values, strict=False))
+
+    def group_label(self, group_key: str) -> str:
+        """A group for people: "region eu", or "region eu, tier gold" (empty for no group)."""
+        return dimension_label(self.group_values(group_key))
+
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
+        names = self.group_properties
+        if len(names) != len(set(names)):
+            errors["group_by"] = ["Name two different properties to group by."]
         if self.aggregation == MetricAggregation.COUNT and self.field_name:
             errors["field_name"] = ["Count counts events: leave the field name empty."]
         elif self.aggregation != MetricAggregation.COUNT and not self.field_name:

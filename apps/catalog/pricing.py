@@ -15,6 +15,10 @@ The rules (docs/pricing.md, pinned by apps/catalog/tests/test_pricing.py):
   quantities (e.g. GB) fall in exactly one tier.
 - Included units are free units subtracted from the quantity before pricing; for a percentage price
   they are the number of free transactions (the first N transactions carry no fee).
+- A package price counts started packages in full (rounded up, the default) or only whole ones
+  (rounded down: a partial package is free).
+- A graduated percentage price takes each tier's percentage of the part of an amount (e.g. the
+  period's payment volume) that falls in that tier, plus the tier's flat fee once the tier is reached.
 - A minimum charge per period is made up by a separate, rounded true-up line.
 """
 
@@ -30,6 +34,7 @@ from apps.core.money import currency_decimal_places, quantize_amount
 __all__ = [
     "ExplanationLine",
     "InvalidPrice",
+    "PackageRounding",
     "PriceModel",
     "PriceSpec",
     "Quote",
@@ -37,8 +42,10 @@ __all__ = [
     "format_amount",
     "format_percentage",
     "format_quantity",
+    "model_fields",
     "price_quote",
     "price_validate",
+    "tier_fields",
 ]
 
 ZERO = Decimal(0)
@@ -53,8 +60,9 @@ class PriceModel(StrEnum):
     PER_UNIT = "per_unit"  # unit_amount × billable quantity
     GRADUATED = "graduated"  # each tier prices the units that fall in it (+ a flat fee per tier reached)
     VOLUME = "volume"  # the tier the total quantity reaches prices ALL units (+ that tier's flat fee)
-    PACKAGE = "package"  # amount per block of package_size units, started blocks count in full
+    PACKAGE = "package"  # amount per block of package_size units; a started block counts in full, or is free
     PERCENTAGE = "percentage"  # percent of each transaction + fixed fee, clamped to min/max per transaction
+    GRADUATED_PERCENTAGE = "graduated_percentage"  # each tier's percent of the amount in it (+ a flat fee per tier)
 
     @property
     def label(self) -> str:
@@ -68,7 +76,17 @@ _MODEL_LABELS = {
     PriceModel.VOLUME: "volume",
     PriceModel.PACKAGE: "package",
     PriceModel.PERCENTAGE: "percentage",
+    PriceModel.GRADUATED_PERCENTAGE: "graduated percentage",
 }
+
+TIERED = frozenset({PriceModel.GRADUATED, PriceModel.VOLUME, PriceModel.GRADUATED_PERCENTAGE})
+
+
+class PackageRounding(StrEnum):
+    """How a package price counts a partial package. The values are stored in the database."""
+
+    UP = "up"  # a started package counts in full (Stripe's transform_quantity round=up, Lago's package model)
+    DOWN = "down"  # only whole packages count: a partial package is free (round=down)
 
 
 def _require_decimal(value: object, name: str, *, optional: bool = False) -> None:
@@ -89,11 +107,13 @@ class Tier:
     up_to: Decimal | None  # inclusive upper bound in units; None = open-ended (last tier only)
     unit_amount: Decimal = ZERO
     flat_amount: Decimal = ZERO  # charged once when any unit falls in (graduated) or reaches (volume) the tier
+    percentage: Decimal = ZERO  # GRADUATED_PERCENTAGE: the tier's rate, e.g. Decimal("2") = 2 % of the amount in it
 
     def __post_init__(self) -> None:
         _require_decimal(self.up_to, "up_to", optional=True)
         _require_decimal(self.unit_amount, "unit_amount")
         _require_decimal(self.flat_amount, "flat_amount")
+        _require_decimal(self.percentage, "percentage")
 
 
 @dataclass(frozen=True)
@@ -101,8 +121,9 @@ class PriceSpec:
     model: PriceModel
     currency: str  # ISO 4217 code
     amount: Decimal = ZERO  # FLAT: the fee; PER_UNIT: price per unit (may have extra decimals); PACKAGE: per package
-    tiers: tuple[Tier, ...] = ()  # GRADUATED / VOLUME
+    tiers: tuple[Tier, ...] = ()  # GRADUATED / VOLUME / GRADUATED_PERCENTAGE
     package_size: Decimal = ONE  # PACKAGE
+    package_rounding: PackageRounding = PackageRounding.UP  # PACKAGE: count a partial package in full, or not
     included_units: Decimal = ZERO  # free units (PER_UNIT, GRADUATED, VOLUME, PACKAGE); free transactions (PERCENTAGE)
     percentage: Decimal = ZERO  # PERCENTAGE, e.g. Decimal("2.9") = 2.9 %
     fixed_fee: Decimal = ZERO  # PERCENTAGE, per transaction
@@ -113,6 +134,7 @@ class PriceSpec:
     def __post_init__(self) -> None:
         # Values read from the database arrive as plain strings; an unknown one raises ValueError.
         object.__setattr__(self, "model", PriceModel(self.model))
+        object.__setattr__(self, "package_rounding", PackageRounding(self.package_rounding))
         if not isinstance(self.currency, str):
             raise TypeError(f"currency must be a str, not {type(self.currency).__name__}")
         object.__setattr__(self, "tiers", tuple(self.tiers))
@@ -188,8 +210,9 @@ def format_percentage(value: Decimal) -> str:
 # Which models use which optional field; a field outside its models must stay at its default.
 _FIELD_MODELS: dict[str, frozenset[PriceModel]] = {
     "amount": frozenset({PriceModel.FLAT, PriceModel.PER_UNIT, PriceModel.PACKAGE}),
-    "tiers": frozenset({PriceModel.GRADUATED, PriceModel.VOLUME}),
+    "tiers": TIERED,
     "package_size": frozenset({PriceModel.PACKAGE}),
+    "package_rounding": frozenset({PriceModel.PACKAGE}),
     "included_units": frozenset(
         {PriceModel.PER_UNIT, PriceModel.GRADUATED, PriceModel.VOLUME, PriceModel.PACKAGE, PriceModel.PERCENTAGE}
     ),
@@ -203,6 +226,7 @@ _FIELD_LABELS = {
     "amount": "an amount",
     "tiers": "tiers",
     "package_size": "a package size",
+    "package_rounding": "rounding down",
     "included_units": "included units",
     "percentage": "a percentage",
     "fixed_fee": "a fixed fee per transaction",
@@ -218,6 +242,22 @@ _NON_NEGATIVE = {
     "max_per_transaction": "The maximum fee per transaction cannot be negative.",
     "minimum_amount": "The minimum charge cannot be negative.",
 }
+
+
+def model_fields(model: PriceModel | str) -> frozenset[str]:
+    """The optional fields a price of this model uses (besides its currency and its minimum charge,
+    which every model has): what a form shows for it."""
+    model = PriceModel(model)
+    return frozenset(name for name, models in _FIELD_MODELS.items() if model in models)
+
+
+def tier_fields(model: PriceModel | str) -> frozenset[str]:
+    """The fields of a tier this model uses (none when the model has no tiers)."""
+    model = PriceModel(model)
+    if model not in TIERED:
+        return frozenset()
+    rate = "percentage" if model == PriceModel.GRADUATED_PERCENTAGE else "unit_amount"
+    return frozenset({"up_to", rate, "flat_amount"})
 
 
 def _models_text(models: frozenset[PriceModel]) -> str:
@@ -238,9 +278,11 @@ def price_validate(spec: PriceSpec) -> dict[str, list[str]]:
     tiers from 1); empty when the spec is valid.
 
     Rules: the currency is a known ISO 4217 code; every number is finite and none is negative;
-    graduated and volume prices have tiers, whose `up_to` are positive and strictly increasing,
-    and only the last tier is — and must be — open-ended (tiers are contiguous by construction:
-    each starts right after the previous `up_to`); package_size > 0; percentage within 0..100;
+    graduated, volume and graduated percentage prices have tiers, whose `up_to` are positive and
+    strictly increasing, and only the last tier is — and must be — open-ended (tiers are contiguous
+    by construction: each starts right after the previous `up_to`, so they can neither overlap nor
+    leave a gap); a graduated percentage tier has a rate within 0..100 and no unit price, other
+    tiers have no rate; package_size > 0; percentage within 0..100;
     min_per_transaction <= max_per_transaction; included transactions of a percentage price are a
     whole number; fields that the model does not use stay at their defaults."""
     errors: dict[str, list[str]] = {}
@@ -296,9 +338,19 @@ def price_validate(spec: PriceSpec) -> dict[str, list[str]]:
     if spec.model == PriceModel.PERCENTAGE and included is not None and included != included.to_integral_value():
         add("included_units", "Free transactions must be a whole number.")
 
-    if spec.model in (PriceModel.GRADUATED, PriceModel.VOLUME):
+    if spec.model in TIERED:
         _validate_tiers(spec, add)
     return errors
+
+
+def _bound_text(spec: PriceSpec, bound: Decimal) -> str:
+    """A tier bound as its model counts it: units, or an amount for a graduated percentage."""
+    if spec.model == PriceModel.GRADUATED_PERCENTAGE:
+        try:
+            return format_amount(bound, spec.currency)
+        except ValueError:  # an unknown currency, reported on its own field
+            return format_quantity(bound)
+    return f"{format_quantity(bound)} units"
 
 
 def _validate_tiers(spec: PriceSpec, add: Callable[[str, str], None]) -> None:
@@ -309,10 +361,25 @@ def _validate_tiers(spec: PriceSpec, add: Callable[[str, str], None]) -> None:
     last = len(spec.tiers) - 1
     for index, tier in enumerate(spec.tiers):
         key, number = f"tiers.{index}", index + 1
-        for name in ("unit_amount", "flat_amount"):
+        for name in ("unit_amount", "flat_amount", "percentage"):
             value: Decimal = getattr(tier, name)
             if not value.is_finite():
                 add(f"{key}.{name}", f"Tier {number}: this must be a number.")
+            elif name == "percentage" and spec.model == PriceModel.GRADUATED_PERCENTAGE:
+                if not 0 <= value <= 100:
+                    add(f"{key}.{name}", f"Tier {number}: the percentage must be between 0 and 100.")
+            elif name == "percentage" and value:
+                add(
+                    f"{key}.{name}",
+                    f"Tier {number}: a {spec.model.label} tier has a unit price, not a percentage; only "
+                    "graduated percentage prices take a percentage per tier.",
+                )
+            elif name == "unit_amount" and spec.model == PriceModel.GRADUATED_PERCENTAGE and value:
+                add(
+                    f"{key}.{name}",
+                    f"Tier {number}: a graduated percentage tier takes a percentage of the amount, not a unit "
+                    "price; leave the unit price at 0.",
+                )
             elif value < 0:
                 label = "unit price" if name == "unit_amount" else "flat fee"
                 add(f"{key}.{name}", f"Tier {number}: the {label} cannot be negative.")
@@ -335,7 +402,7 @@ def _validate_tiers(spec: PriceSpec, add: Callable[[str, str], None]) -> None:
         elif previous is not None and index > 0 and tier.up_to <= previous:
             add(
                 f"{key}.up_to",
-                f"Tier {number} must end above tier {index}, which ends at {format_quantity(previous)} units.",
+                f"Tier {number} must end above tier {index}, which ends at {_bound_text(spec, previous)}.",
             )
         if tier.up_to.is_finite():
             previous = tier.up_to
@@ -521,8 +588,11 @@ def _price_volume(spec: PriceSpec, quantity: Decimal, transactions: Sequence[Dec
 def _price_package(spec: PriceSpec, quantity: Decimal, transactions: Sequence[Decimal]) -> _Priced:
     billable = _billable(spec, quantity)
     whole, rest = divmod(billable, spec.package_size)  # exact: integral quotient and remainder
-    packages = whole + (1 if rest else 0)
-    started = " (a started package counts in full)" if rest else ""
+    rounds_up = spec.package_rounding == PackageRounding.UP
+    packages = whole + (1 if rest and rounds_up else 0)
+    started = ""
+    if rest:
+        started = " (a started package counts in full)" if rounds_up else " (a partial package is free)"
     line = ExplanationLine(
         description=(
             f"{_units(billable)} in packages of {format_quantity(spec.package_size)}: "
@@ -613,6 +683,48 @@ def _price_percentage(spec: PriceSpec, quantity: Decimal, transactions: Sequence
     return count, lines
 
 
+def _money_range(lower: Decimal, upper: Decimal | None, currency: str) -> str:
+    """A tier of amounts: "First 1,000.00 USD", "Above 1,000.00 USD up to 5,050.00 USD", "Above 10,000.00 USD"."""
+    if upper is None:
+        return f"Above {format_amount(lower, currency)}"
+    if lower == 0:
+        return f"First {format_amount(upper, currency)}"
+    return f"Above {format_amount(lower, currency)} up to {format_amount(upper, currency)}"
+
+
+def _price_graduated_percentage(spec: PriceSpec, quantity: Decimal, transactions: Sequence[Decimal]) -> _Priced:
+    """The quantity is an amount in the price's currency (e.g. the period's payment volume). Each tier
+    takes its percentage of the part of the amount in it, plus its flat fee once reached (any part of
+    the amount falls in it); tiers are on the continuous amount, like graduated units."""
+    lines: list[ExplanationLine] = []
+    lower = ZERO
+    for tier in spec.tiers:
+        if quantity <= lower:
+            break
+        upper = quantity if tier.up_to is None else min(quantity, tier.up_to)
+        part = upper - lower
+        rate = tier.percentage.scaleb(-2)
+        text = (
+            f"{_money_range(lower, upper, spec.currency)}: {format_percentage(tier.percentage)} of "
+            f"{format_amount(part, spec.currency)}"
+        )
+        if tier.flat_amount:
+            text += f" + {format_amount(tier.flat_amount, spec.currency)} flat fee"
+        lines.append(
+            ExplanationLine(
+                description=text,
+                quantity=part,
+                unit_amount=rate,
+                flat_amount=tier.flat_amount,
+                amount=part * rate + tier.flat_amount,
+            )
+        )
+        if tier.up_to is None:
+            break
+        lower = tier.up_to
+    return quantity, lines
+
+
 _PRICERS = {
     PriceModel.FLAT: _price_flat,
     PriceModel.PER_UNIT: _price_per_unit,
@@ -620,6 +732,7 @@ _PRICERS = {
     PriceModel.VOLUME: _price_volume,
     PriceModel.PACKAGE: _price_package,
     PriceModel.PERCENTAGE: _price_percentage,
+    PriceModel.GRADUATED_PERCENTAGE: _price_graduated_percentage,
 }
 
 
@@ -655,6 +768,8 @@ def price_describe(spec: PriceSpec) -> str:
         text = f"{format_price(spec.amount, currency)} per unit"
     elif model == PriceModel.PACKAGE:
         text = f"{format_price(spec.amount, currency)} per package of {format_quantity(spec.package_size)} units"
+        if spec.package_rounding == PackageRounding.DOWN:
+            text += " (whole packages only: a partial package is free)"
     elif model == PriceModel.PERCENTAGE:
         text = format_percentage(spec.percentage)
         if spec.fixed_fee:
@@ -667,6 +782,17 @@ def price_describe(spec: PriceSpec) -> str:
             limits.append(f"at most {format_price(spec.max_per_transaction, currency)}")
         if limits:
             text += f" ({', '.join(limits)})"
+    elif model == PriceModel.GRADUATED_PERCENTAGE:
+        parts = []
+        lower = ZERO
+        for tier in spec.tiers:
+            bounds = _money_range(lower, tier.up_to, currency)
+            part = f"{bounds[0].lower()}{bounds[1:]}: {format_percentage(tier.percentage)}"
+            if tier.flat_amount:
+                part += f" + {format_price(tier.flat_amount, currency)} flat"
+            parts.append(part)
+            lower = tier.up_to if tier.up_to is not None else lower
+        text = "graduated percentage of the amount: " + "; ".join(parts)
     else:
         parts = []
         lower = ZERO

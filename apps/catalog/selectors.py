@@ -17,13 +17,15 @@ def billable_metric_list() -> QuerySet[BillableMetric]:
 
 def plan_version_list() -> QuerySet[PlanVersion]:
     """Versions with their charges, prices and tiers loaded (a fixed number of queries per page)."""
-    return PlanVersion.objects.select_related("plan").prefetch_related("charges__prices__tiers")
+    return PlanVersion.objects.select_related("plan").prefetch_related("charges__prices__tiers", "minimum_commitments")
 
 
 def plan_list() -> QuerySet[Plan]:
     """Plans with their product and every version's charges and prices loaded."""
     return Plan.objects.select_related("product").prefetch_related(
-        Prefetch("versions", queryset=PlanVersion.objects.prefetch_related("charges__prices__tiers"))
+        Prefetch(
+            "versions", queryset=PlanVersion.objects.prefetch_related("charges__prices__tiers", "minimum_commitments")
+        )
     )
 
 

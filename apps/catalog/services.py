@@ -6,8 +6,8 @@ A plan version is immutable once a subscription uses it: changing its prices mea
 subscribers stay on theirs until migrated (`apps.subscriptions.services.subscription_migrate_version`).
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
@@ -24,13 +24,29 @@ from apps.core.validation import validate_instance
 from . import pricing
 from .constants import (
     SIMPLE_CHARGE_NAME,
+    USAGE_ONLY_MODELS,
     ChargeKind,
     CouponDuration,
     DiscountType,
     MetricAggregation,
+    PackageRounding,
     PriceModelChoice,
 )
-from .models import BillableMetric, Charge, Coupon, CouponAmount, Plan, PlanVersion, Price, PriceTier, Product
+from .models import (
+    GROUP_KEY_SEPARATOR,
+    BillableMetric,
+    Charge,
+    Coupon,
+    CouponAmount,
+    MinimumCommitment,
+    Plan,
+    PlanVersion,
+    Price,
+    PriceTier,
+    Product,
+    dimension_label,
+    group_key_of,
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +54,7 @@ class TierInput:
     up_to: Decimal | None
     unit_amount: Decimal = Decimal(0)
     flat_amount: Decimal = Decimal(0)
+    percentage: Decimal = Decimal(0)  # graduated percentage tiers
 
 
 @dataclass(frozen=True)
@@ -46,12 +63,15 @@ class PriceInput:
     amount: Decimal = Decimal(0)
     tiers: Sequence[TierInput] = ()
     package_size: int = 1
+    package_rounding: str = PackageRounding.UP
     included_units: Decimal = Decimal(0)
     percentage: Decimal = Decimal(0)
     fixed_fee: Decimal = Decimal(0)
     min_per_transaction: Decimal | None = None
     max_per_transaction: Decimal | None = None
     minimum_amount: Decimal | None = None
+    # Usage charges on a grouped metric: the group this price is for ({"region": "eu"}); empty: the default.
+    dimension_values: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -68,8 +88,9 @@ def price_input_spec(charge: ChargeInput, price: PriceInput) -> pricing.PriceSpe
         model=pricing.PriceModel(charge.price_model),
         currency=price.currency,
         amount=price.amount,
-        tiers=tuple(pricing.Tier(t.up_to, t.unit_amount, t.flat_amount) for t in price.tiers),
+        tiers=tuple(pricing.Tier(t.up_to, t.unit_amount, t.flat_amount, t.percentage) for t in price.tiers),
         package_size=Decimal(price.package_size),
+        package_rounding=pricing.PackageRounding(price.package_rounding),
         included_units=price.included_units,
         percentage=price.percentage,
         fixed_fee=price.fixed_fee,
@@ -121,6 +142,7 @@ def plan_create(
     name: str,
     prices: Sequence[Money] = (),
     charges: Sequence[ChargeInput] = (),
+    minimum_commitments: Sequence[Money] = (),
     interval: str = "month",
     interval_count: int = 1,
     trial_days: int = 0,
@@ -130,7 +152,8 @@ def plan_create(
 
     Either `charges` (any price models) or, for the common case of one fee per period, `prices`: a
     per-unit recurring "Subscription fee" in one or more currencies (the fee × the subscription's
-    quantity)."""
+    quantity). `minimum_commitments`: at most one amount per currency the plan prices in, the least
+    a subscriber's period comes to (a true-up line makes up the difference)."""
     if product.is_archived:
         raise ValidationFailed("This product is archived.", fields={"product": ["This product is archived."]})
     if prices and charges:
@@ -160,37 +183,57 @@ def plan_create(
     )
     validate_instance(plan)
     plan.save()
-    _version_create(plan=plan, number=1, charges=charges, notes="First version.")
+    _version_create(
+        plan=plan, number=1, charges=charges, minimum_commitments=minimum_commitments, notes="First version."
+    )
     return plan
 
 
 @transaction.atomic
-def plan_version_create(*, plan: Plan, charges: Sequence[ChargeInput], notes: str = "") -> PlanVersion:
+def plan_version_create(
+    *, plan: Plan, charges: Sequence[ChargeInput], minimum_commitments: Sequence[Money] = (), notes: str = ""
+) -> PlanVersion:
     """Add a new version to a plan; new subscribers take it, existing ones keep theirs."""
     plan = Plan.objects.select_for_update().get(pk=plan.pk)  # serialize version numbering per plan
     if plan.is_archived:
         raise ValidationFailed("This plan is archived.", fields={"plan": ["This plan is archived."]})
     number = (plan.versions.aggregate(last=Max("number"))["last"] or 0) + 1
-    return _version_create(plan=plan, number=number, charges=charges, notes=notes)
+    return _version_create(
+        plan=plan, number=number, charges=charges, minimum_commitments=minimum_commitments, notes=notes
+    )
 
 
 @transaction.atomic
 def plan_version_copy(*, version: PlanVersion, notes: str = "") -> PlanVersion:
-    """A new version of the plan with the same charges and prices as `version`, to be edited."""
+    """A new version of the plan with the same charges, prices and minimum commitments as `version`,
+    to be edited."""
     return plan_version_create(
-        plan=version.plan, charges=plan_version_charge_inputs(version), notes=notes or f"Copied from v{version.number}."
+        plan=version.plan,
+        charges=plan_version_charge_inputs(version),
+        minimum_commitments=plan_version_minimum_commitments(version),
+        notes=notes or f"Copied from v{version.number}.",
     )
 
 
 @transaction.atomic
 def plan_version_replace_charges(
-    *, version: PlanVersion, charges: Sequence[ChargeInput], notes: str | None = None
+    *,
+    version: PlanVersion,
+    charges: Sequence[ChargeInput],
+    minimum_commitments: Sequence[Money] | None = None,
+    notes: str | None = None,
 ) -> PlanVersion:
-    """Rewrite the charges of a version that nobody is subscribed to yet."""
+    """Rewrite the charges (and, when given, the minimum commitments; otherwise the version keeps
+    its own) of a version that nobody is subscribed to yet."""
     version = PlanVersion.objects.select_for_update().get(pk=version.pk)
     plan_version_ensure_editable(version)
+    if minimum_commitments is None:
+        minimum_commitments = plan_version_minimum_commitments(version)
+    _raise_problems({**charges_validate(charges), **minimum_commitments_validate(minimum_commitments, charges)})
     version.charges.all().delete()
+    version.minimum_commitments.all().delete()
     _charges_create(version, charges)
+    _minimum_commitments_create(version, minimum_commitments)
     if notes is not None:
         version.notes = notes
         version.save(update_fields=["notes", "updated_at"])
@@ -229,9 +272,15 @@ def plan_version_charge_inputs(version: PlanVersion) -> list[ChargeInput]:
                     currency=price.currency,
                     amount=price.amount,
                     tiers=[
-                        TierInput(up_to=tier.up_to, unit_amount=tier.unit_amount, flat_amount=tier.flat_amount)
+                        TierInput(
+                            up_to=tier.up_to,
+                            unit_amount=tier.unit_amount,
+                            flat_amount=tier.flat_amount,
+                            percentage=tier.percentage,
+                        )
                         for tier in price.tiers.all()
                     ],
+                    dimension_values=dict(price.dimension_values),
                     **_price_values(price),
                 )
                 for price in charge.prices.all()
@@ -243,21 +292,75 @@ def plan_version_charge_inputs(version: PlanVersion) -> list[ChargeInput]:
 
 # The fields a price has besides its currency, amount and tiers (same names on `PriceInput` and `Price`).
 PRICE_VALUE_FIELDS = (
-    "package_size", "included_units", "percentage", "fixed_fee", "min_per_transaction", "max_per_transaction",
-    "minimum_amount",
+    "package_size", "package_rounding", "included_units", "percentage", "fixed_fee", "min_per_transaction",
+    "max_per_transaction", "minimum_amount",
 )  # fmt: skip
+
+
+def plan_version_minimum_commitments(version: PlanVersion) -> list[Money]:
+    """A version's minimum commitments, one amount per currency."""
+    return [row.amount_money for row in version.minimum_commitments.all()]
 
 
 def _price_values(price: "PriceInput | Price") -> dict:
     return {name: getattr(price, name) for name in PRICE_VALUE_FIELDS}
 
 
-def _version_create(*, plan: Plan, number: int, charges: Sequence[ChargeInput], notes: str) -> PlanVersion:
+def _version_create(
+    *, plan: Plan, number: int, charges: Sequence[ChargeInput], minimum_commitments: Sequence[Money], notes: str
+) -> PlanVersion:
+    _raise_problems({**charges_validate(charges), **minimum_commitments_validate(minimum_commitments, charges)})
     version = PlanVersion(plan=plan, number=number, notes=notes)
     validate_instance(version)
     version.save()
     _charges_create(version, charges)
+    _minimum_commitments_create(version, minimum_commitments)
     return version
+
+
+def minimum_commitments_validate(commitments: Sequence[Money], charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
+    """Every problem with a version's minimum commitments, keyed `minimum_commitments.<i>.<field>`:
+    at most one per currency, only in a currency the version's charges are priced in, more than 0,
+    with at most the currency's decimals."""
+    problems: dict[str, list[str]] = {}
+    priced_in = {price.currency for charge in charges for price in charge.prices}
+    seen: set[str] = set()
+    for index, money in enumerate(commitments):
+        currency, key = str(money.currency), f"minimum_commitments.{index}"
+        if not is_supported_currency(currency):
+            problems.setdefault(f"{key}.currency", []).append(
+                f"{currency!r} is not one of the currencies this seller bills in."
+            )
+            continue
+        if currency in seen:
+            problems.setdefault(f"{key}.currency", []).append(
+                f"The version already has a minimum commitment in {currency}."
+            )
+        elif currency not in priced_in:
+            listed = ", ".join(sorted(priced_in)) or "no currency yet"
+            problems.setdefault(f"{key}.currency", []).append(
+                f"The plan is not priced in {currency} (its charges are priced in {listed}): a minimum commitment "
+                "must be in a currency its subscribers are billed in."
+            )
+        seen.add(currency)
+        if not money.amount.is_finite() or money.amount <= 0:
+            problems.setdefault(f"{key}.amount", []).append(
+                "A minimum commitment is more than 0; leave it out for none."
+            )
+        elif has_more_decimals_than_currency(money.amount, currency):
+            problems.setdefault(f"{key}.amount", []).append(
+                f"A minimum commitment in {currency} has at most the currency's decimals."
+            )
+        elif money.amount >= Decimal(10) ** 13:
+            problems.setdefault(f"{key}.amount", []).append("This amount is too large.")
+    return problems
+
+
+def _minimum_commitments_create(version: PlanVersion, commitments: Sequence[Money]) -> None:
+    MinimumCommitment.objects.bulk_create(
+        MinimumCommitment(plan_version=version, currency=str(money.currency), amount=money.amount)
+        for money in commitments
+    )
 
 
 def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
@@ -293,25 +396,49 @@ def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
             )
         if charge.kind == ChargeKind.RECURRING and charge.metric_code:
             add(f"{key}.metric_code", "Only usage charges bill a metric; leave it empty on a recurring charge.")
-        if charge.kind == ChargeKind.RECURRING and charge.price_model == PriceModelChoice.PERCENTAGE:
-            add(f"{key}.price_model", "A percentage price takes a share of usage amounts: use it on a usage charge.")
+        if charge.kind == ChargeKind.RECURRING and charge.price_model in USAGE_ONLY_MODELS:
+            label = PriceModelChoice(charge.price_model).label.lower()
+            add(f"{key}.price_model", f"A {label} price takes a share of usage amounts: use it on a usage charge.")
         if not charge.prices:
             add(f"{key}.prices", "Give the charge a price in at least one currency.")
-        seen: set[str] = set()
+        metric = _charge_metric(charge)
+        seen: set[str] = set()  # currencies of the default prices
+        seen_groups: set[tuple[str, str]] = set()
         for price_index, price in enumerate(charge.prices):
             price_key = f"{key}.prices.{price_index}"
-            if price.currency in seen:
-                add(f"{price_key}.currency", f"The charge already has a price in {price.currency}.")
-            seen.add(price.currency)
+            if price.dimension_values:
+                group = _dimension_problems(charge, metric, price, f"{price_key}.dimension_values", add)
+                if group is not None and (price.currency, group) in seen_groups:
+                    add(
+                        f"{price_key}.dimension_values",
+                        f"The charge already has a price in {price.currency} for "
+                        f"{dimension_label(dict(price.dimension_values))}.",
+                    )
+                if group is not None:
+                    seen_groups.add((price.currency, group))
+            else:
+                if price.currency in seen:
+                    add(f"{price_key}.currency", f"The charge already has a price in {price.currency}.")
+                seen.add(price.currency)
             if not is_supported_currency(price.currency):
                 add(f"{price_key}.currency", f"{price.currency!r} is not one of the currencies this seller bills in.")
                 continue
             if not isinstance(price.package_size, int) or price.package_size < 1:
                 add(f"{price_key}.package_size", "A package holds at least one unit.")
                 continue
+            if price.package_rounding not in PackageRounding.values:
+                add(f"{price_key}.package_rounding", f"A package price rounds {' or '.join(PackageRounding.values)}.")
+                continue
             for field_name, messages in pricing.price_validate(price_input_spec(charge, price)).items():
                 for message in messages:
                     add(f"{price_key}.{field_name}", message)
+        for price_index, price in enumerate(charge.prices):
+            if price.dimension_values and price.currency not in seen and is_supported_currency(price.currency):
+                add(
+                    f"{key}.prices.{price_index}.currency",
+                    f"A price for {dimension_label(dict(price.dimension_values))} in {price.currency} needs the "
+                    f"charge's default price in {price.currency} (for every other group).",
+                )
         currency_sets.append(seen)
     every = set.union(*currency_sets) if currency_sets else set()
     for index, currencies in enumerate(currency_sets):
@@ -325,11 +452,71 @@ def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
     return problems
 
 
+def _charge_metric(charge: ChargeInput) -> BillableMetric | None:
+    if charge.kind != ChargeKind.USAGE or not charge.metric_code:
+        return None
+    return BillableMetric.objects.filter(code=charge.metric_code).first()
+
+
+def _dimension_problems(
+    charge: ChargeInput, metric: BillableMetric | None, price: PriceInput, key: str, add
+) -> str | None:
+    """Check a dimension price's values against the metric's group properties; its group key, or
+    None when they are wrong."""
+    values = price.dimension_values
+    if charge.kind != ChargeKind.USAGE:
+        add(key, "Only usage charges have prices per dimension; leave the dimension values empty.")
+        return None
+    if metric is None:
+        return None  # the unknown metric is reported on its own field
+    names = metric.group_properties
+    if not names:
+        add(
+            key,
+            f"The metric {metric.code!r} is not grouped by any property, so its usage has no dimensions to price "
+            "apart; group it by one or two properties (e.g. region,tier) first.",
+        )
+        return None
+    if not isinstance(values, Mapping) or not all(isinstance(name, str) for name in values):
+        add(key, 'Give the dimension values as {"property": "value"}.')
+        return None
+    unknown = [name for name in values if name not in names]
+    for name in unknown:
+        add(
+            key,
+            f"{name!r} is not a property the metric {metric.code!r} groups by ({', '.join(names)}): "
+            "a dimension price names a value for each of those.",
+        )
+    missing = [name for name in names if name not in values]
+    if missing:
+        add(key, f"Give a value for {', '.join(map(repr, missing))} too: the metric groups by {', '.join(names)}.")
+    if unknown or missing:
+        return None
+    texts = [values[name] for name in names]
+    if not all(isinstance(text, str) and text.strip() == text and text for text in texts):
+        add(key, "Each dimension value is a non-empty text without leading or trailing spaces.")
+        return None
+    if len(names) > 1 and any(GROUP_KEY_SEPARATOR in text for text in texts):
+        add(key, f"A dimension value cannot contain {GROUP_KEY_SEPARATOR!r}.")
+        return None
+    group = group_key_of(texts)
+    if len(group) > 255:
+        add(key, "The dimension values are longer than 255 characters together.")
+        return None
+    return group
+
+
+def _dimension_values(charge: ChargeInput, price: PriceInput) -> dict[str, str]:
+    """A valid dimension price's values, one per group property of the metric (their order never
+    matters: a group's price is found by comparing the values as a mapping)."""
+    metric = _charge_metric(charge)
+    if not price.dimension_values or metric is None:
+        return {}
+    return {name: price.dimension_values[name] for name in metric.group_properties}
+
+
 def _charges_create(version: PlanVersion, charges: Sequence[ChargeInput]) -> None:
-    problems = charges_validate(charges)
-    if problems:
-        first = next(iter(problems.values()))[0]
-        raise ValidationFailed(first if len(problems) == 1 else f"{first} (and more)", fields=problems)
+    """Write charges that `charges_validate` accepted."""
     for position, charge in enumerate(charges, start=1):
         charge_row = Charge(
             plan_version=version,
@@ -342,7 +529,13 @@ def _charges_create(version: PlanVersion, charges: Sequence[ChargeInput]) -> Non
         validate_instance(charge_row, exclude=["plan_version"])
         charge_row.save()
         for price in charge.prices:
-            price_row = Price(charge=charge_row, currency=price.currency, amount=price.amount, **_price_values(price))
+            price_row = Price(
+                charge=charge_row,
+                currency=price.currency,
+                amount=price.amount,
+                dimension_values=_dimension_values(charge, price),
+                **_price_values(price),
+            )
             price_row.save()
             PriceTier.objects.bulk_create(
                 PriceTier(
@@ -351,6 +544,7 @@ def _charges_create(version: PlanVersion, charges: Sequence[ChargeInput]) -> Non
                     up_to=tier.up_to,
                     unit_amount=tier.unit_amount,
                     flat_amount=tier.flat_amount,
+                    percentage=tier.percentage,
                 )
                 for tier_position, tier in enumerate(price.tiers, start=1)
             )

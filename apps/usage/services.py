@@ -32,7 +32,7 @@ from django.utils.dateparse import parse_datetime
 
 from apps.accounts.models import Customer
 from apps.catalog.constants import NUMERIC_AGGREGATIONS, ChargeKind, MetricAggregation
-from apps.catalog.models import BillableMetric
+from apps.catalog.models import GROUP_KEY_SEPARATOR, BillableMetric, group_key_of
 from apps.core import clock
 from apps.core.validation import json_path, json_problem, text_problem, text_storable
 
@@ -316,17 +316,30 @@ def _validate(
                 f"Property {name!r} is {shown}; the metric {metric.code!r} counts only {name} in {', '.join(allowed)}.",
             )
 
-    group_key = ""
-    if metric.group_by:
-        group_key = _scalar_text(properties.get(metric.group_by)) or ""
-        if not group_key:
+    group_values = []
+    for name in metric.group_properties:  # one property, or two (e.g. region × tier)
+        text = _scalar_text(properties.get(name)) or ""
+        if not text:
             raise _Rejected(
                 EventRejection.MISSING_GROUP,
-                f"The metric {metric.code!r} is grouped by {metric.group_by!r}: give it as a non-empty string "
+                f"The metric {metric.code!r} is grouped by {name!r}: give it as a non-empty string "
                 f"or number in properties.",
             )
-        if len(group_key) > MAX_TEXT_LENGTH:
-            raise _Rejected(EventRejection.INVALID, f"Property {metric.group_by!r} is longer than 255 characters.")
+        if len(text) > MAX_TEXT_LENGTH:
+            raise _Rejected(EventRejection.INVALID, f"Property {name!r} is longer than 255 characters.")
+        if len(metric.group_properties) > 1 and GROUP_KEY_SEPARATOR in text:
+            raise _Rejected(
+                EventRejection.INVALID,
+                f"Property {name!r} contains {GROUP_KEY_SEPARATOR!r}, which a metric grouped by two properties "
+                "cannot tell apart.",
+            )
+        group_values.append(text)
+    group_key = group_key_of(group_values)
+    if len(group_key) > MAX_TEXT_LENGTH:
+        raise _Rejected(
+            EventRejection.INVALID,
+            f"Properties {' and '.join(map(repr, metric.group_properties))} are longer than 255 characters together.",
+        )
 
     value: Decimal | None = None
     distinct_value = ""

@@ -52,6 +52,7 @@ from apps.subscriptions.services import (
 from apps.usage.services import usage_billing_lock
 
 from .billing_chunk import billing_chunk_bill
+from .commitments import commitment_true_up_drafts
 from .lines import (
     LineDraft,
     customer_credit_drafts,
@@ -131,7 +132,11 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
     # Usage is billed in arrears, at the prices of the period it happened in (before any change that
     # takes effect now), for the period ending as this one begins; trials use for free.
     usage_drafts = []
-    if subscription.status != SubscriptionStatus.TRIALING and subscription.current_period_end_at == billed_from:
+    closes_period = (
+        subscription.status != SubscriptionStatus.TRIALING and subscription.current_period_end_at == billed_from
+    )
+    closing_plan, closing_version = subscription.plan, subscription.plan_version
+    if closes_period:
         usage_billing_lock(customer_id=subscription.customer_id)  # in-flight batches land first, later ones are refused
         usage_drafts = usage_line_drafts(
             customer=subscription.customer, plan=subscription.plan, version=subscription.plan_version,
@@ -145,6 +150,11 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
         InvoiceItem.objects.select_for_update().filter(subscription=subscription, invoice__isnull=True).order_by("id")
     )
     drafts = [item_line_draft(item) for item in items] + usage_drafts
+    if closes_period:  # the plan's minimum commitment for the period closing, at its version's terms
+        drafts += commitment_true_up_drafts(
+            subscription=subscription, plan=closing_plan, version=closing_version, currency=currency,
+            start=subscription.current_period_start_at, end=subscription.current_period_end_at, drafts=drafts,
+        )  # fmt: skip
     with bill_language(subscription.customer):
         drafts += recurring_line_drafts(
             plan=plan, version=subscription.plan_version, quantity=subscription.quantity, currency=currency,

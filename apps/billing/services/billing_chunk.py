@@ -9,7 +9,8 @@ bulk inserts, and move every subscription to its new period.
 
 Subscriptions that need more than a plain renewal — a trial ending, a scheduled change or version
 migration, waiting prorations or credits, discounts, usage aggregations or prices read event by
-event, several periods to catch up — are left to the one-by-one path (`subscription_bill_due`),
+event, a plan's minimum commitment (its true-up reads the period's earlier invoices), several
+periods to catch up — are left to the one-by-one path (`subscription_bill_due`),
 which handles every case; so are all of the chunk's subscriptions if the bulk write fails.
 
 Exactly once: the rows stay locked until the chunk commits and are re-checked as due under the
@@ -156,7 +157,9 @@ def _load_versions(subscriptions: list[Subscription]) -> None:
     version_ids = {s.plan_version_id for s in subscriptions}
     versions = {
         version.pk: version
-        for version in PlanVersion.objects.filter(pk__in=version_ids).prefetch_related("charges__prices__tiers")
+        for version in PlanVersion.objects.filter(pk__in=version_ids).prefetch_related(
+            "charges__prices__tiers", "minimum_commitments"
+        )
     }
     for version in versions.values():
         for charge in version.charges.all():
@@ -179,6 +182,8 @@ def _billable_in_bulk(subscription: Subscription, now: datetime, metrics: dict[s
         return False
     period = _period(subscription)
     if period.end <= now:  # more than one period to catch up
+        return False
+    if subscription.plan_version.minimum_commitment_for(subscription.currency) is not None:
         return False
     for charge in usage_charges(subscription.plan_version):
         metric = metrics.get(charge.metric_code)

@@ -51,6 +51,7 @@ from apps.subscriptions.services import (
 )
 
 from .billing import subscription_bill_due
+from .commitments import commitment_true_up_drafts
 from .lines import (
     LineDraft,
     customer_credit_drafts,
@@ -351,6 +352,12 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
             customer=subscription.customer, plan=subscription.plan, version=subscription.plan_version,
             currency=currency, start=subscription.current_period_start_at,
             end=min(now, subscription.current_period_end_at),
+        )  # fmt: skip
+        # The minimum commitment for the whole current period, measured on its charges so far.
+        lines += commitment_true_up_drafts(
+            subscription=subscription, plan=subscription.plan, version=subscription.plan_version,
+            currency=currency, start=subscription.current_period_start_at,
+            end=subscription.current_period_end_at, drafts=lines,
         )  # fmt: skip
     lines += recurring_line_drafts(
         plan=plan, version=version, quantity=quantity, currency=currency, period=period,

@@ -13,7 +13,7 @@ from djmoney.money import Money
 from apps.accounts.models import Customer
 from apps.catalog import pricing
 from apps.catalog.constants import SIMPLE_CHARGE_NAME, ChargeKind, PriceModelChoice
-from apps.catalog.models import BillableMetric, Charge, Plan, PlanVersion
+from apps.catalog.models import BillableMetric, Charge, Plan, PlanVersion, Price
 from apps.core.errors import ApplicationError
 from apps.core.money import quantize_fraction
 from apps.invoices.constants import InvoiceLineKind
@@ -463,8 +463,9 @@ def usage_line_drafts(
     totals_by_charge: dict[int, dict[str, Decimal]] | None = None,
 ) -> list[LineDraft]:
     """Usage charges for [start, end), billed in arrears: per charge (and per group of a grouped
-    metric) the metric's aggregate priced by the charge's price, rounded once; a minimum true-up where
-    one applies. Charges with no usage and nothing to charge are left out.
+    metric) the metric's aggregate priced by the charge's price — the group's own price when the
+    charge has one for it (dimension prices), else its default price — rounded once; a minimum true-up
+    where one applies. Charges with no usage and nothing to charge are left out.
 
     The billing run passes the metrics and the aggregates it read for a whole chunk at once
     (`metrics`, `totals_by_charge`: charge id → group → aggregate); without them they are read here."""
@@ -492,7 +493,8 @@ def usage_line_drafts(
         else:
             totals = usage_aggregate(customer=customer, metric=metric, start=start, end=end) or {"": Decimal(0)}
         for group, quantity in sorted(totals.items()):
-            spec = price.to_spec()
+            group_price = charge.price_for_group(currency, metric.group_values(group)) or price
+            spec = group_price.to_spec()
             transactions: list[Decimal] = []
             if spec.model == pricing.PriceModel.PERCENTAGE:
                 transactions = usage_values(customer=customer, metric=metric, start=start, end=end, group_key=group)
@@ -500,8 +502,8 @@ def usage_line_drafts(
             quote = pricing.price_quote(spec, quantity=quantity, transactions=transactions)
             if quote.total == 0 and quantity == 0:
                 continue
-            title = f"{charge_title(plan, charge)}{f' — {metric.group_by} {group}' if group else ''}"
-            single_unit_price = charge.price_model == PriceModelChoice.PER_UNIT and not price.included_units
+            title = f"{charge_title(plan, charge)}{f' — {metric.group_label(group)}' if group else ''}"
+            single_unit_price = charge.price_model == PriceModelChoice.PER_UNIT and not group_price.included_units
             drafts.append(
                 LineDraft(
                     kind=InvoiceLineKind.USAGE,
@@ -509,12 +511,13 @@ def usage_line_drafts(
                     period_start_at=start,
                     period_end_at=end,
                     quantity=quote.quantity,
-                    unit_amount=price.amount if single_unit_price else None,
+                    unit_amount=group_price.amount if single_unit_price else None,
                     amount=quote.amount,
                     currency=currency,
                     explanation=(
                         f"{metric.name}: {pricing.format_quantity(quote.quantity)} "
                         f"({metric.get_aggregation_display()})",
+                        *_dimension_price_note(charge, group_price, metric, group),
                         *(line.description for line in quote.lines),
                     ),
                     charge=charge,
@@ -533,13 +536,22 @@ def usage_line_drafts(
                         currency=currency,
                         explanation=(
                             "Minimum charge per period "
-                            f"{pricing.format_price(price.minimum_amount or Decimal(0), currency)}; "
+                            f"{pricing.format_price(group_price.minimum_amount or Decimal(0), currency)}; "
                             f"the usage came to {pricing.format_price(quote.amount, currency)}.",
                         ),
                         charge=charge,
                     )
                 )
     return drafts
+
+
+def _dimension_price_note(charge: Charge, price: Price, metric: BillableMetric, group: str) -> tuple[str, ...]:
+    """Which price a group was billed at, when the charge prices groups apart."""
+    if not group or not charge.has_dimension_prices:
+        return ()
+    if price.dimension_values:
+        return (f"Price for {metric.group_label(group)}.",)
+    return (f"Default price (the charge has no price of its own for {metric.group_label(group)}).",)
 
 
 def usage_values(

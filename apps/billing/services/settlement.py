@@ -14,6 +14,7 @@ from apps.invoices.services.lifecycle import TOTALS_FIELDS, invoice_finalize, in
 from apps.subscriptions.models import Subscription
 from apps.usage.services import usage_billing_lock
 
+from .commitments import commitment_true_up_drafts
 from .lines import (
     LineDraft,
     customer_credit_drafts,
@@ -87,6 +88,14 @@ def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) ->
             customer=subscription.customer, plan=subscription.plan, version=subscription.plan_version,
             currency=subscription.currency, start=subscription.current_period_start_at,
             end=min(ended_at, subscription.current_period_end_at),
+        )  # fmt: skip
+        # The plan's minimum commitment for the part of the period before the end (credits for its
+        # unused time count, though they go to the customer's balance).
+        drafts += commitment_true_up_drafts(
+            subscription=subscription, plan=subscription.plan, version=subscription.plan_version,
+            currency=subscription.currency, start=subscription.current_period_start_at,
+            end=min(ended_at, subscription.current_period_end_at),
+            drafts=drafts + [item_line_draft(item) for item in credits],
         )  # fmt: skip
     if not drafts:
         return None

@@ -10,6 +10,7 @@ from apps.catalog.constants import (
     CouponDuration,
     DiscountType,
     MetricAggregation,
+    PackageRounding,
     PriceModelChoice,
 )
 from apps.catalog.models import BillableMetric, Charge, Coupon, Plan, PlanVersion, Price, PriceTier, Product
@@ -73,8 +74,9 @@ class BillableMetricCreateInputSerializer(serializers.Serializer):
         required=False, default=dict, help_text='Property → allowed values, e.g. {"region": ["eu", "uk"]}.'
     )
     group_by = serializers.CharField(
-        max_length=64, required=False, default="", allow_blank=True,
-        help_text="An event property whose values are aggregated and priced separately.",
+        max_length=129, required=False, default="", allow_blank=True,
+        help_text="An event property whose values are aggregated and priced separately, or two separated by a comma "
+        '(e.g. "region,tier"): each pair of values is a group.',
     )  # fmt: skip
 
 
@@ -85,14 +87,20 @@ class PriceTierOutputSerializer(serializers.ModelSerializer):
     up_to = DecimalStringField(allow_null=True, help_text="Last unit of the tier; null on the open-ended last tier.")
     unit_amount = DecimalStringField()
     flat_amount = DecimalStringField()
+    percentage = DecimalStringField(help_text='Graduated percentage tiers: the rate, e.g. "2" for 2 %; else "0".')
 
     class Meta:
         model = PriceTier
-        fields = ["up_to", "unit_amount", "flat_amount"]
+        fields = ["up_to", "unit_amount", "flat_amount", "percentage"]
 
 
 class PriceOutputSerializer(serializers.ModelSerializer):
     amount = DecimalStringField(help_text="Flat fee, unit price or package price (may have more decimals).")
+    dimension_values = serializers.DictField(
+        child=serializers.CharField(),
+        help_text='The group of usage this price is for, e.g. {"region": "eu", "tier": "gold"}; {} for the '
+        "charge's default price.",
+    )
     included_units = DecimalStringField()
     percentage = DecimalStringField()
     fixed_fee = DecimalStringField()
@@ -106,8 +114,9 @@ class PriceOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Price
         fields = [
-            "id", "charge", "price_model", "currency", "amount", "package_size", "included_units", "percentage",
-            "fixed_fee", "min_per_transaction", "max_per_transaction", "minimum_amount", "tiers",
+            "id", "charge", "price_model", "currency", "dimension_values", "amount", "package_size", "package_rounding",
+            "included_units", "percentage", "fixed_fee", "min_per_transaction", "max_per_transaction", "minimum_amount",
+            "tiers",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -138,14 +147,22 @@ class PlanVersionOutputSerializer(serializers.ModelSerializer):
     plan = serializers.PrimaryKeyRelatedField(read_only=True)
     charges = ChargeOutputSerializer(many=True, read_only=True)
     currencies = serializers.SerializerMethodField(help_text="Currencies every charge is priced in.")
+    minimum_commitments = serializers.SerializerMethodField(
+        help_text="The least a subscriber's period comes to, per currency (before tax and discounts); a true-up "
+        "line on the invoice closing the period makes up the difference."
+    )
 
     class Meta:
         model = PlanVersion
-        fields = ["id", "plan", "number", "notes", "currencies", "charges", "created_at"]
+        fields = ["id", "plan", "number", "notes", "currencies", "minimum_commitments", "charges", "created_at"]
         read_only_fields = fields
 
     def get_currencies(self, version: PlanVersion) -> list[str]:
         return sorted(version.currencies)
+
+    @extend_schema_field(MoneyOutputSerializer(many=True))
+    def get_minimum_commitments(self, version: PlanVersion) -> list[dict]:
+        return [MoneyOutputSerializer(row.amount_money).data for row in version.minimum_commitments.all()]
 
 
 class PlanOutputSerializer(serializers.ModelSerializer):
@@ -168,15 +185,32 @@ class PlanOutputSerializer(serializers.ModelSerializer):
 
 class PriceTierInputSerializer(serializers.Serializer):
     up_to = _decimal(allow_null=True, required=False, default=None, help_text="null on the last tier.")
-    unit_amount = _decimal(required=False, default=Decimal(0))
+    unit_amount = _decimal(required=False, default=Decimal(0), help_text="Graduated and volume tiers.")
     flat_amount = _decimal(required=False, default=Decimal(0))
+    percentage = serializers.DecimalField(
+        max_digits=7, decimal_places=4, min_value=Decimal(0), max_value=Decimal(100), default=Decimal(0),
+        help_text='Graduated percentage tiers: the share of the amount in the tier, e.g. "2" for 2 %.',
+    )  # fmt: skip
 
 
 class PriceInputSerializer(serializers.Serializer):
     currency = serializers.CharField(max_length=3, help_text="ISO 4217 code the seller bills in.")
+    dimension_values = serializers.DictField(
+        child=serializers.CharField(max_length=255),
+        required=False,
+        default=dict,
+        help_text="Usage charges on a metric grouped by one or two properties: a price for one group, with a value "
+        'for each property, e.g. {"region": "eu", "tier": "gold"}; leave it out for the default price (every other '
+        "group).",
+    )
     amount = _decimal(required=False, default=Decimal(0))
     tiers = PriceTierInputSerializer(many=True, required=False, default=list, max_length=MAX_NESTED_ITEMS)
     package_size = serializers.IntegerField(min_value=1, required=False, default=1)
+    package_rounding = serializers.ChoiceField(
+        choices=PackageRounding.choices,
+        default=PackageRounding.UP,
+        help_text="Package prices: a started package counts in full (up) or is free (down).",
+    )
     included_units = serializers.DecimalField(max_digits=19, decimal_places=6, min_value=Decimal(0), default=Decimal(0))
     percentage = serializers.DecimalField(
         max_digits=7, decimal_places=4, min_value=Decimal(0), max_value=Decimal(100), default=Decimal(0)
@@ -240,6 +274,14 @@ class PlanCreateInputSerializer(serializers.Serializer):
         max_length=MAX_NESTED_ITEMS,
         help_text="Any price models: the charges of the first version.",
     )
+    minimum_commitments = MoneyInputSerializer(
+        many=True,
+        required=False,
+        default=list,
+        max_length=MAX_NESTED_ITEMS,
+        help_text="At most one per currency the charges are priced in: the least a subscriber's period comes to "
+        "(fees and usage, before tax and discounts).",
+    )
 
     def validate(self, attrs: dict) -> dict:
         attrs["charges"] = charge_inputs(attrs["charges"])
@@ -250,6 +292,14 @@ class PlanVersionCreateInputSerializer(serializers.Serializer):
     plan = serializers.PrimaryKeyRelatedField(queryset=Plan.objects.all(), help_text="Plan id.")
     notes = serializers.CharField(required=False, default="", allow_blank=True)
     charges = ChargeInputSerializer(many=True, allow_empty=False, max_length=MAX_NESTED_ITEMS)
+    minimum_commitments = MoneyInputSerializer(
+        many=True,
+        required=False,
+        default=list,
+        max_length=MAX_NESTED_ITEMS,
+        help_text="At most one per currency the charges are priced in: the least a subscriber's period comes to "
+        "(fees and usage, before tax and discounts).",
+    )
 
     def validate(self, attrs: dict) -> dict:
         attrs["charges"] = charge_inputs(attrs["charges"])
@@ -259,6 +309,12 @@ class PlanVersionCreateInputSerializer(serializers.Serializer):
 class PlanVersionUpdateInputSerializer(serializers.Serializer):
     notes = serializers.CharField(required=False, allow_blank=True)
     charges = ChargeInputSerializer(many=True, allow_empty=False, max_length=MAX_NESTED_ITEMS)
+    minimum_commitments = MoneyInputSerializer(
+        many=True,
+        required=False,
+        max_length=MAX_NESTED_ITEMS,
+        help_text="Replaces the version's minimum commitments; leave it out to keep them.",
+    )
 
     def validate(self, attrs: dict) -> dict:
         attrs["charges"] = charge_inputs(attrs["charges"])
@@ -268,8 +324,8 @@ class PlanVersionUpdateInputSerializer(serializers.Serializer):
 class PriceQuoteInputSerializer(serializers.Serializer):
     quantity = serializers.DecimalField(
         max_digits=28, decimal_places=12, min_value=Decimal(0), required=False, default=Decimal(0),
-        help_text='Units to price, as a decimal string (e.g. "1500"). For percentage prices, ignored: the '
-        "number of transactions is used.",
+        help_text='Units to price, as a decimal string (e.g. "1500"); for graduated percentage prices, the amount '
+        '(e.g. the payment volume "5050.00"). For percentage prices, ignored: the number of transactions is used.',
     )  # fmt: skip
     transactions = serializers.ListField(
         child=serializers.DecimalField(max_digits=28, decimal_places=12, min_value=Decimal(0)),

@@ -12,10 +12,20 @@ from apps.subscriptions.tests.factories import make_subscription
 pytestmark = pytest.mark.django_db
 
 
-def version_post(plan, *charges: dict, notes: str = "") -> dict:
+def version_post(plan, *charges: dict, notes: str = "", minimum_commitments: tuple = ()) -> dict:
     """The add-version POST with charges (each: name, kind, price_model, metric_code, prices=[{currency,
-    amount, …, tiers=[(up_to, unit_amount, flat_amount), …]}]), as the nested inlines send it."""
-    data = {"plan": plan.pk, "notes": notes, "charges-TOTAL_FORMS": len(charges), "charges-INITIAL_FORMS": 0}
+    amount, …, tiers=[(up_to, unit_amount, flat_amount[, percentage]), …]}]) and minimum commitments
+    ((currency, amount), …), as the nested inlines send it."""
+    data = {
+        "plan": plan.pk,
+        "notes": notes,
+        "charges-TOTAL_FORMS": len(charges),
+        "charges-INITIAL_FORMS": 0,
+        "minimum_commitments-TOTAL_FORMS": len(minimum_commitments),
+        "minimum_commitments-INITIAL_FORMS": 0,
+    }
+    for index, (currency, amount) in enumerate(minimum_commitments):
+        data.update({f"minimum_commitments-{index}-currency": currency, f"minimum_commitments-{index}-amount": amount})
     for index, charge in enumerate(charges):
         prefix = f"charges-{index}"
         data.update(
@@ -35,8 +45,10 @@ def version_post(plan, *charges: dict, notes: str = "") -> dict:
             data.update(
                 {
                     f"{price_prefix}-currency": price["currency"],
+                    f"{price_prefix}-dimension_values": price.get("dimension_values", ""),
                     f"{price_prefix}-amount": price.get("amount", "0"),
                     f"{price_prefix}-package_size": price.get("package_size", 1),
+                    f"{price_prefix}-package_rounding": price.get("package_rounding", "up"),
                     f"{price_prefix}-included_units": price.get("included_units", "0"),
                     f"{price_prefix}-percentage": price.get("percentage", "0"),
                     f"{price_prefix}-fixed_fee": price.get("fixed_fee", "0"),
@@ -47,7 +59,7 @@ def version_post(plan, *charges: dict, notes: str = "") -> dict:
                     f"{price_prefix}-tiers-INITIAL_FORMS": 0,
                 }
             )
-            for tier_index, (up_to, unit_amount, flat_amount) in enumerate(tiers):
+            for tier_index, (up_to, unit_amount, flat_amount, *percentage) in enumerate(tiers):
                 tier_prefix = f"{price_prefix}-tiers-{tier_index}"
                 data.update(
                     {
@@ -55,6 +67,7 @@ def version_post(plan, *charges: dict, notes: str = "") -> dict:
                         f"{tier_prefix}-up_to": up_to,
                         f"{tier_prefix}-unit_amount": unit_amount,
                         f"{tier_prefix}-flat_amount": flat_amount,
+                        f"{tier_prefix}-percentage": percentage[0] if percentage else "0",
                     }
                 )
     return data
@@ -319,3 +332,190 @@ def test_products_and_plans_are_archived_not_deleted(client, superuser):
 
     assert client.get(reverse("admin:catalog_plan_delete", args=[plan.pk])).status_code == 403
     assert client.get(reverse("admin:catalog_product_delete", args=[plan.product_id])).status_code == 403
+
+
+# --- the completed price models -------------------------------------------------------------------
+
+PAYMENT_FEES = {
+    "name": "Payment fees",
+    "kind": "usage",
+    "metric_code": "payments",
+    "price_model": "graduated_percentage",
+    "prices": [
+        {"currency": "USD", "tiers": [("1000", "0", "200", "1"), ("10000", "0", "300", "2"), ("", "0", "400", "3")]}
+    ],
+}
+
+
+def _payment_fees(*tiers: tuple) -> dict:
+    return {**PAYMENT_FEES, "prices": [{"currency": "USD", "tiers": list(tiers)}]}
+
+
+HOURS_ROUNDED_DOWN = {
+    "name": "Rental hours",
+    "price_model": "package",
+    "prices": [{"currency": "USD", "amount": "10", "package_size": 60, "package_rounding": "down"}],
+}
+
+
+@pytest.fixture
+def payments_metric():
+    from apps.catalog.models import BillableMetric
+
+    return BillableMetric.objects.create(code="payments", name="Payments", aggregation="sum", field_name="amount")
+
+
+def test_add_a_version_with_the_new_models_and_a_minimum_commitment(client, superuser, payments_metric):
+    plan = PlanFactory(prices=[])
+    client.force_login(superuser)
+
+    response = client.post(
+        reverse("admin:catalog_planversion_add"),
+        version_post(plan, PLATFORM_FEE, HOURS_ROUNDED_DOWN, PAYMENT_FEES, minimum_commitments=[("USD", "1000")]),
+    )
+
+    assert response.status_code == 302, response.context["errors"] if response.context else response
+    version = plan.versions.get()
+    assert version.charges.get(name="Rental hours").prices.get().package_rounding == "down"
+    tiers = PriceTier.objects.filter(price__charge__name="Payment fees").order_by("position")
+    assert [(tier.up_to, tier.percentage, tier.flat_amount) for tier in tiers] == [
+        (Decimal("1000"), Decimal("1"), Decimal("200")),
+        (Decimal("10000"), Decimal("2"), Decimal("300")),
+        (None, Decimal("3"), Decimal("400")),
+    ]
+    assert [(row.currency, row.amount) for row in version.minimum_commitments.all()] == [("USD", Decimal("1000"))]
+    page = client.get(reverse("admin:catalog_planversion_change", args=[version.pk])).content.decode()
+    assert 'id="price-model-fields"' in page and "catalog/price_model_fields.js" in page
+
+
+@pytest.mark.parametrize(
+    ("charges", "commitments", "message"),
+    [
+        (
+            [_payment_fees(("1000", "0", "0", "150"), ("", "0", "0", "1"))],
+            [],
+            "percentage",
+        ),
+        (
+            [_payment_fees(("1000", "0.5", "0", "1"), ("", "0", "0", "1"))],
+            [],
+            "a graduated percentage tier takes a percentage of the amount, not a unit price",
+        ),
+        (
+            [{**PAYMENT_FEES, "kind": "recurring", "metric_code": ""}],
+            [],
+            "Percentage and graduated percentage prices apply to usage charges only.",
+        ),
+        (
+            [{"name": "Seats", "prices": [{"currency": "USD", "amount": "5", "package_rounding": "down"}]}],
+            [],
+            "does not use rounding down",
+        ),
+        ([PLATFORM_FEE], [("EUR", "100")], "The plan is not priced in EUR"),
+        ([PLATFORM_FEE], [("USD", "0")], "A minimum commitment is more than 0."),
+    ],
+)  # fmt: skip
+def test_bad_new_prices_and_commitments_are_form_errors_and_nothing_is_saved(
+    client, superuser, payments_metric, charges, commitments, message
+):
+    plan = PlanFactory(prices=[])
+    client.force_login(superuser)
+
+    response = client.post(
+        reverse("admin:catalog_planversion_add"), version_post(plan, *charges, minimum_commitments=commitments)
+    )
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not PlanVersion.objects.exists()
+    assert not PriceTier.objects.exists()
+
+
+def test_a_price_page_shows_only_its_models_fields_and_the_calculator_prices_an_amount(client, superuser):
+    version = PlanVersion.objects.create(plan=PlanFactory(prices=[]), number=1)
+    fees = add_charge(
+        version, name="Payment fees", kind="usage", metric_code="payments", price_model="graduated_percentage",
+        tiers=[("1000", "0", "200"), (None, "0", "300")],
+    )  # fmt: skip
+    PriceTier.objects.filter(price=fees, position=1).update(percentage=Decimal(1))
+    PriceTier.objects.filter(price=fees, position=2).update(percentage=Decimal(2))
+    hours = add_charge(version, name="Hours", price_model="package", amount=Decimal(10), package_size=60,
+                       package_rounding="down")  # fmt: skip
+    client.force_login(superuser)
+
+    fees_page = client.get(reverse("admin:catalog_price_change", args=[fees.pk]), {"quantity": "5050"})
+    form = fees_page.context["adminform"].form
+    assert set(form.fields) == {"currency", "minimum_amount"}  # the tiers are all a graduated percentage uses
+    tier_form = fees_page.context["inline_admin_formsets"][0].formset.forms[0]
+    assert {"up_to", "percentage", "flat_amount"} <= set(tier_form.fields)
+    assert "unit_amount" not in tier_form.fields
+    body = fees_page.content.decode()
+    assert "Above 1,000.00 USD up to 5,050.00 USD: 2 % of 4,050.00 USD + 300.00 USD flat fee" in body
+    assert "591.00 USD" in body
+    assert '<label for="calculator-quantity">Amount</label>' in body
+
+    hours_page = client.get(reverse("admin:catalog_price_change", args=[hours.pk]))
+    assert set(hours_page.context["adminform"].form.fields) == {
+        "currency", "amount", "package_size", "package_rounding", "included_units", "minimum_amount",
+    }  # fmt: skip
+    assert hours_page.context["inline_admin_formsets"] == []  # no tiers on a package price
+    live = client.get(reverse("admin:catalog_price_quote", args=[hours.pk]), {"quantity": "150"})
+    assert live.json()["amount"] == "20.00"
+    assert (
+        live.json()["lines"][0]["description"]
+        == "150 units in packages of 60: 2 × 10.00 USD (a partial package is free)"
+    )
+
+
+def test_a_price_without_tiers_is_checked_on_its_own_page_and_nothing_is_saved(client, superuser):
+    version = PlanVersion.objects.create(plan=PlanFactory(prices=[]), number=1)
+    price = add_charge(
+        version, name="Payments", kind="usage", metric_code="payments", price_model="percentage",
+        percentage=Decimal("2.9"), fixed_fee=Decimal("0.30"),
+    )  # fmt: skip
+    client.force_login(superuser)
+    url = reverse("admin:catalog_price_change", args=[price.pk])
+
+    response = client.post(
+        url, change_form_data(client.get(url), min_per_transaction="5", max_per_transaction="1", percentage="3")
+    )
+
+    assert response.status_code == 200
+    assert "The minimum fee per transaction cannot be more than the maximum." in response.content.decode()
+    price.refresh_from_db()
+    assert (price.percentage, price.min_per_transaction, price.max_per_transaction) == (Decimal("2.9"), None, None)
+
+
+def test_dimension_prices_are_added_with_the_version_and_checked_against_the_metric(client, superuser):
+    from apps.catalog.models import BillableMetric
+
+    BillableMetric.objects.create(code="transfer", name="Transfer", group_by="region")
+    plan = PlanFactory(prices=[])
+    client.force_login(superuser)
+
+    def transfer(dimension_values: str) -> dict:
+        return {
+            "name": "Transfer", "kind": "usage", "metric_code": "transfer", "price_model": "per_unit",
+            "prices": [
+                {"currency": "USD", "amount": "0.09"},
+                {"currency": "USD", "amount": "0.05", "dimension_values": dimension_values},
+            ],
+        }  # fmt: skip
+
+    refused = client.post(reverse("admin:catalog_planversion_add"), version_post(plan, transfer('{"zone": "a"}')))
+
+    assert refused.status_code == 200
+    assert "&#x27;zone&#x27; is not a property the metric &#x27;transfer&#x27; groups by" in refused.content.decode()
+    assert not PlanVersion.objects.exists()
+
+    saved = client.post(reverse("admin:catalog_planversion_add"), version_post(plan, transfer('{"region": "eu"}')))
+
+    assert saved.status_code == 302
+    prices = Price.objects.filter(charge__name="Transfer").order_by("amount")
+    assert [(price.amount, price.dimension_values) for price in prices] == [
+        (Decimal("0.05"), {"region": "eu"}),
+        (Decimal("0.09"), {}),
+    ]
+    version = plan.versions.get()
+    page = client.get(reverse("admin:catalog_planversion_change", args=[version.pk])).content.decode()
+    assert "USD (region eu)" in page and "USD (default)" in page

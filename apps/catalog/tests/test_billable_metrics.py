@@ -41,7 +41,13 @@ def test_create_a_metric_with_filters_and_groups():
         ({"filters": {"region": []}}, "filters", 'Filter "region": give a non-empty list of allowed values.'),
         ({"filters": {"region": ["eu", 1]}}, "filters", 'Filter "region": allowed values are non-empty strings.'),
         ({"filters": {"region": ["eu", "eu"]}}, "filters", 'Filter "region": a value is listed twice.'),
-        ({"group_by": "a b"}, "group_by", "Use letters, digits, '.', '_' and '-' only (no spaces)."),
+        ({"group_by": "a b"}, "group_by",
+         "Name one event property, or two separated by a comma (e.g. region,tier); letters, digits, '.', '_' and "
+         "'-' only."),
+        ({"group_by": "region,tier,zone"}, "group_by",
+         "Name one event property, or two separated by a comma (e.g. region,tier); letters, digits, '.', '_' and "
+         "'-' only."),
+        ({"group_by": "region,region"}, "group_by", "Name two different properties to group by."),
         ({"name": ""}, "name", "This field cannot be blank."),
     ],
 )  # fmt: skip

@@ -1,6 +1,7 @@
 """The pricing engine (apps/catalog/pricing.py): exact values, published worked examples, the examples
 of docs/pricing.md (read from the page itself), property tests, and validation. Pure: no database."""
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable
@@ -14,27 +15,33 @@ from hypothesis import strategies as st
 
 from apps.catalog.pricing import (
     InvalidPrice,
+    PackageRounding,
     PriceModel,
     PriceSpec,
     Quote,
     Tier,
     format_amount,
     format_quantity,
+    model_fields,
     percentage_transaction_fee,
+    price_describe,
     price_quote,
     price_validate,
+    tier_fields,
 )
 from apps.core.money import currency_decimal_places, quantize_amount
 
 D = Decimal
-FLAT, PER_UNIT, GRADUATED, VOLUME, PACKAGE, PERCENTAGE = (
+FLAT, PER_UNIT, GRADUATED, VOLUME, PACKAGE, PERCENTAGE, GRADUATED_PERCENTAGE = (
     PriceModel.FLAT,
     PriceModel.PER_UNIT,
     PriceModel.GRADUATED,
     PriceModel.VOLUME,
     PriceModel.PACKAGE,
     PriceModel.PERCENTAGE,
+    PriceModel.GRADUATED_PERCENTAGE,
 )
+DOWN = PackageRounding.DOWN
 
 # Stripe's Typographic tiers: 1–5 fonts at 7 USD, 6–10 at 6.50 USD, 11+ at 6 USD.
 STRIPE_FONT_TIERS = (Tier(D(5), D(7)), Tier(D(10), D("6.5")), Tier(None, D(6)))
@@ -45,6 +52,14 @@ LAGO_VOLUME_TIERS = (
     Tier(D(100_000), D("0.0006"), D(10)),
     Tier(None, D("0.0004"), D(10)),
 )
+# Lago's graduated percentage example: 0–1,000 at 1 % + 200 USD, 1,001–10,000 at 2 % + 300 USD,
+# 10,001 and above at 3 % + 400 USD (a rate and a flat fee per tier; no unit price).
+LAGO_GRADUATED_PERCENTAGE_TIERS = (
+    Tier(D(1_000), flat_amount=D(200), percentage=D(1)),
+    Tier(D(10_000), flat_amount=D(300), percentage=D(2)),
+    Tier(None, flat_amount=D(400), percentage=D(3)),
+)
+LAGO_GRADUATED_PERCENTAGE = PriceSpec(GRADUATED_PERCENTAGE, "USD", tiers=LAGO_GRADUATED_PERCENTAGE_TIERS)
 
 
 def quote(spec: PriceSpec, quantity: Decimal | int | str, transactions: tuple[Decimal, ...] = ()) -> Quote:
@@ -143,6 +158,80 @@ def test_package_rounds_started_packages_up_after_included_units() -> None:
     spec = PriceSpec(PACKAGE, "USD", amount=D("5"), package_size=D(100), included_units=D(100))
     assert amounts(spec, 0, 100, 101, 200, 201, 300, 301) == [D(0), D(0), D(5), D(5), D(10), D(10), D(15)]
     assert quote(spec, 201).lines[-1].quantity == 2
+
+
+def test_package_rounded_down_counts_whole_packages_only_after_included_units() -> None:
+    spec = PriceSpec(PACKAGE, "USD", amount=D("5"), package_size=D(100), included_units=D(100), package_rounding=DOWN)
+    assert amounts(spec, 0, 100, 101, 199, 200, 201, 300, 399) == [D(0), D(0), D(0), D(0), D(5), D(5), D(10), D(10)]
+    assert descriptions(quote(spec, 250)) == [
+        "Included units: 100 of 100 free",
+        "150 units in packages of 100: 1 × 5.00 USD (a partial package is free)",
+    ]
+    assert descriptions(quote(spec, 300))[-1] == "200 units in packages of 100: 2 × 5.00 USD"  # no remainder
+
+
+def test_package_rounding_is_up_by_default_and_may_be_given_as_its_stored_value() -> None:
+    assert PriceSpec(PACKAGE, "USD", amount=D(1)).package_rounding is PackageRounding.UP
+    assert PriceSpec(PACKAGE, "USD", amount=D(1), package_rounding="down").package_rounding is DOWN  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        PriceSpec(PACKAGE, "USD", package_rounding="nearest")  # type: ignore[arg-type]
+
+
+def test_graduated_percentage_takes_each_tiers_rate_of_the_amount_in_it_plus_its_flat_fee() -> None:
+    result = quote(LAGO_GRADUATED_PERCENTAGE, "12000.00")
+    # 1,000.00 × 1 % + 200 | 9,000.00 × 2 % + 300 | 2,000.00 × 3 % + 400
+    assert [line.amount for line in result.lines] == [D("210.00"), D("480.00"), D("460.00")]
+    assert [(line.quantity, line.unit_amount, line.flat_amount) for line in result.lines] == [
+        (D(1000), D("0.01"), D(200)),
+        (D(9000), D("0.02"), D(300)),
+        (D("2000.00"), D("0.03"), D(400)),
+    ]
+    assert (result.exact_amount, result.amount, result.billable_quantity) == (D(1150), D("1150.00"), D("12000.00"))
+
+
+def test_graduated_percentage_rounds_once_and_puts_a_fraction_above_a_bound_in_the_next_tier() -> None:
+    spec = PriceSpec(
+        GRADUATED_PERCENTAGE, "USD", tiers=(Tier(D(100), percentage=D("2.9")), Tier(None, percentage=D(1)))
+    )
+    result = quote(spec, "100.01")  # 100 × 2.9 % + 0.01 × 1 % = 2.9 + 0.0001
+    assert (result.exact_amount, result.amount) == (D("2.9001"), D("2.90"))
+    assert descriptions(result) == [
+        "First 100.00 USD: 2.9 % of 100.00 USD",
+        "Above 100.00 USD up to 100.01 USD: 1 % of 0.01 USD",
+    ]
+    # Amounts of JPY have no decimals; the percentage of 999 JPY at 2.9 % is 28.971 → 29 JPY.
+    yen = PriceSpec(GRADUATED_PERCENTAGE, "JPY", tiers=(Tier(None, percentage=D("2.9")),))
+    assert quote(yen, 999).amount == D(29)
+
+
+def test_graduated_percentage_of_nothing_is_nothing_not_even_a_flat_fee() -> None:
+    result = quote(LAGO_GRADUATED_PERCENTAGE, 0)
+    assert (result.amount, result.lines) == (D("0.00"), ())
+
+
+def test_graduated_percentage_with_a_minimum_charge_gets_a_true_up() -> None:
+    spec = PriceSpec(GRADUATED_PERCENTAGE, "USD", tiers=(Tier(None, percentage=D(1)),), minimum_amount=D(25))
+    result = quote(spec, 1000)
+    assert (result.amount, result.minimum_true_up, result.total) == (D("10.00"), D("15.00"), D("25.00"))
+
+
+def test_describing_the_new_models() -> None:
+    assert price_describe(LAGO_GRADUATED_PERCENTAGE) == (
+        "graduated percentage of the amount: first 1,000.00 USD: 1 % + 200.00 USD flat; "
+        "above 1,000.00 USD up to 10,000.00 USD: 2 % + 300.00 USD flat; above 10,000.00 USD: 3 % + 400.00 USD flat"
+    )
+    assert price_describe(PriceSpec(PACKAGE, "USD", amount=D(10), package_size=D(60), package_rounding=DOWN)) == (
+        "10.00 USD per package of 60 units (whole packages only: a partial package is free)"
+    )
+
+
+def test_each_model_names_the_fields_it_uses() -> None:
+    assert model_fields(PACKAGE) == {"amount", "package_size", "package_rounding", "included_units"}
+    assert model_fields(GRADUATED_PERCENTAGE) == {"tiers"}
+    assert model_fields("flat") == {"amount"}
+    assert tier_fields(GRADUATED_PERCENTAGE) == {"up_to", "percentage", "flat_amount"}
+    assert tier_fields(VOLUME) == {"up_to", "unit_amount", "flat_amount"}
+    assert tier_fields(PER_UNIT) == set()
 
 
 def test_package_with_a_fractional_size_and_quantity() -> None:
@@ -257,6 +346,33 @@ def test_lago_percentage_example() -> None:
     assert quote(spec, 4, (D(200), D(100), D(100), D(50))).amount == D("0.70")
 
 
+def test_stripe_transform_quantity_rounded_down() -> None:
+    # https://docs.stripe.com/billing/subscriptions/usage-based/transform-quantities: 10 USD per hour
+    # reported in minutes, divide_by 60; the API's `round` is "up" or "down". The page shows rounding
+    # up (150 minutes → 3 hours → 30 USD, above); rounded down, by hand: 150 / 60 = 2.5 → 2 hours →
+    # 20 USD, and 59 minutes → 0 hours → nothing.
+    spec = PriceSpec(PACKAGE, "USD", amount=D(10), package_size=D(60), package_rounding=DOWN)
+    assert amounts(spec, 150, 59, 60, 179, 180) == [D(20), D(0), D(10), D(20), D(30)]
+
+
+def test_lago_graduated_percentage_example() -> None:
+    # https://getlago.com/docs/guide/plans/charges/charge-models/graduated-percentage: tiers 0–1,000 at
+    # 1 % + $200, 1,001–10,000 at 2 % + $300, 10,001+ at 3 % + $400. "A first transaction at $500 would
+    # cost (500 units x 1%) + $200 flat fee = $205.00; A second transaction at $550 would cost
+    # [(500 units x 1%) + (50 units x 2%)] + $300 flat fee = $306.00; A third transaction at $4,000
+    # would cost (4,000 x 2%) = $80.00." Lago's v2 page: 5,050 USD in a month → 591 USD.
+    # We price the period's total, so each transaction's cost is the growth of the running total; by
+    # hand: 500 → 5 + 200 = 205; 1,050 → 10 + 200 + 1 + 300 = 511 (205 + 306); 5,050 → 10 + 200 +
+    # 81 + 300 = 591 (511 + 80).
+    totals = amounts(LAGO_GRADUATED_PERCENTAGE, "500", "1050", "5050")
+    assert totals == [D("205.00"), D("511.00"), D("591.00")]
+    assert [totals[0], totals[1] - totals[0], totals[2] - totals[1]] == [D("205.00"), D("306.00"), D("80.00")]
+    # Where our rule differs: Lago's table says tier 2 starts at "1,001"; we bound tiers by their upper
+    # bound on the continuous amount, so 1,000.50 USD puts its last 0.50 USD in tier 2 (0.01 USD +
+    # the 300 USD flat fee), where Lago's table would leave it in no tier.
+    assert quote(LAGO_GRADUATED_PERCENTAGE, "1000.50").amount == D("510.01")
+
+
 def test_lago_graduated_example_has_no_published_total() -> None:
     # https://getlago.com/docs/guide/plans/charges/charge-models/graduated describes $1 for the first
     # 100 units, $0.50 for the next 100 and $0.10 after, but publishes no quantity or total; we
@@ -304,6 +420,11 @@ DOC_EXAMPLES: dict[str, PriceSpec | None] = {
         min_per_transaction=D("0.50"),
         max_per_transaction=D("5.00"),
     ),  # fmt: skip
+    "Stripe's car rental, 10 USD per hour reported in minutes, rounded down": PriceSpec(
+        PACKAGE, "USD", amount=D(10), package_size=D(60), package_rounding=DOWN
+    ),
+    # "## Graduated percentage"
+    "Lago's graduated percentage, 1 % / 2 % / 3 % with flat fees": LAGO_GRADUATED_PERCENTAGE,
     # "## Minimums"
     "Minimum charge of 20 USD": PriceSpec(PER_UNIT, "USD", amount=D("0.10"), minimum_amount=D(20)),
 }
@@ -349,8 +470,8 @@ def test_doc_example(heading: str) -> None:
         if "Transactions" in row:
             transactions = tuple(_money(cell) for cell in row["Transactions"].split(", "))
             result = quote(spec, len(transactions), transactions)
-        else:
-            result = quote(spec, row["Quantity"].replace(",", ""))
+        else:  # a quantity of units, or an amount (graduated percentage)
+            result = quote(spec, row.get("Quantity", row.get("Payment volume", "")).replace(",", ""))
         assert format_amount(result.amount, spec.currency) == row["Amount"], row
         assert ("; ".join(descriptions(result)) or "—") == row["Explanation"], row
         if "Exact amount" in row:
@@ -393,8 +514,15 @@ def specs(draw: st.DrawFn, model: PriceModel) -> PriceSpec:
     if model == PACKAGE:
         size = draw(st.sampled_from([D(1), D(5), D(100), D("0.25")]))
         return PriceSpec(
-            PACKAGE, currency, amount=draw(PRICES), package_size=size, included_units=included, minimum_amount=minimum
+            PACKAGE, currency, amount=draw(PRICES), package_size=size, included_units=included, minimum_amount=minimum,
+            package_rounding=draw(st.sampled_from(list(PackageRounding))),
+        )  # fmt: skip
+    if model == GRADUATED_PERCENTAGE:
+        tiers = tuple(
+            Tier(tier.up_to, flat_amount=tier.flat_amount, percentage=draw(st.decimals(0, 100, places=3)))
+            for tier in draw(tier_lists())
         )
+        return PriceSpec(GRADUATED_PERCENTAGE, currency, tiers=tiers, minimum_amount=minimum)
     if model == PERCENTAGE:
         low = draw(st.none() | st.sampled_from([D(0), D("0.50")]))
         high = draw(st.none() | st.sampled_from([D("0.50"), D(5), D(100)]))
@@ -424,7 +552,7 @@ def _assert_well_rounded(result: Quote) -> None:
     assert result.minimum_true_up >= 0
 
 
-@pytest.mark.parametrize("model", [FLAT, PER_UNIT, GRADUATED, PACKAGE])
+@pytest.mark.parametrize("model", [FLAT, PER_UNIT, GRADUATED, PACKAGE, GRADUATED_PERCENTAGE])
 @given(data=st.data())
 def test_amount_never_decreases_when_the_quantity_grows(model: PriceModel, data: st.DataObject) -> None:
     spec = data.draw(specs(model))
@@ -502,12 +630,38 @@ def test_graduated_equals_the_sum_of_its_tier_lines_and_an_independent_reference
 
 
 @given(spec=specs(PACKAGE), quantity=QUANTITIES)
-def test_package_is_started_packages_times_the_package_price(spec: PriceSpec, quantity: Decimal) -> None:
+def test_package_is_started_or_whole_packages_times_the_package_price(spec: PriceSpec, quantity: Decimal) -> None:
     billable = max(D(0), quantity - spec.included_units)
-    packages = math.ceil(Fraction(billable) / Fraction(spec.package_size))
+    rounding = math.ceil if spec.package_rounding == PackageRounding.UP else math.floor
+    packages = rounding(Fraction(billable) / Fraction(spec.package_size))
     result = quote(spec, quantity)
     assert result.exact_amount == packages * spec.amount
     assert result.billable_quantity == billable
+    _assert_well_rounded(result)
+
+
+@given(spec=specs(PACKAGE), quantity=QUANTITIES)
+def test_package_rounded_down_never_costs_more_than_rounded_up_and_at_most_one_package_less(
+    spec: PriceSpec, quantity: Decimal
+) -> None:
+    up = quote(dataclasses.replace(spec, package_rounding=PackageRounding.UP), quantity)
+    down = quote(dataclasses.replace(spec, package_rounding=DOWN), quantity)
+    assert up.exact_amount - spec.amount <= down.exact_amount <= up.exact_amount
+
+
+@given(spec=specs(GRADUATED_PERCENTAGE), amount=QUANTITIES)
+def test_graduated_percentage_equals_an_independent_reference(spec: PriceSpec, amount: Decimal) -> None:
+    result = quote(spec, amount)
+    reference, lower = Fraction(0), Fraction(0)
+    for tier in spec.tiers:
+        upper = Fraction(amount) if tier.up_to is None else min(Fraction(amount), Fraction(tier.up_to))
+        if upper > lower:
+            reference += (upper - lower) * Fraction(tier.percentage) / 100 + Fraction(tier.flat_amount)
+        if tier.up_to is None:
+            break
+        lower = Fraction(tier.up_to)
+    assert Fraction(result.exact_amount) == reference
+    assert sum((line.quantity for line in result.lines), D(0)) == amount  # every part of the amount, once
     _assert_well_rounded(result)
 
 
@@ -531,6 +685,7 @@ def test_per_unit_is_billable_quantity_times_the_price_rounded_once(spec: PriceS
         lambda: PriceSpec(PER_UNIT, "USD", minimum_amount=10.0),  # type: ignore[arg-type]
         lambda: Tier(10.0),  # type: ignore[arg-type]
         lambda: Tier(None, unit_amount=0.5),  # type: ignore[arg-type]
+        lambda: Tier(None, percentage=2.9),  # type: ignore[arg-type]
         lambda: price_quote(PriceSpec(PER_UNIT, "USD", amount=D(1)), quantity=1.5),  # type: ignore[arg-type]
         lambda: price_quote(PriceSpec(PERCENTAGE, "USD"), quantity=D(1), transactions=[10.0]),  # type: ignore[list-item]
         lambda: format_quantity(1.5),  # type: ignore[arg-type]
@@ -629,7 +784,11 @@ def test_a_valid_spec_has_no_errors() -> None:
         ),
         (
             PriceSpec(PER_UNIT, "USD", amount=D(1), tiers=STRIPE_FONT_TIERS),
-            {"tiers": ["A per-unit price does not use tiers; only graduated and volume prices do."]},
+            {
+                "tiers": [
+                    "A per-unit price does not use tiers; only graduated, volume and graduated percentage prices do."
+                ]
+            },
         ),
         (
             PriceSpec(GRADUATED, "USD", amount=D(1), tiers=STRIPE_FONT_TIERS),
@@ -647,6 +806,77 @@ def test_a_valid_spec_has_no_errors() -> None:
         (
             PriceSpec(PER_UNIT, "USD", package_size=D(5)),
             {"package_size": ["A per-unit price does not use a package size; only package prices do."]},
+        ),
+        (
+            PriceSpec(PER_UNIT, "USD", amount=D(1), package_rounding=DOWN),
+            {"package_rounding": ["A per-unit price does not use rounding down; only package prices do."]},
+        ),
+        (
+            PriceSpec(GRADUATED_PERCENTAGE, "USD"),
+            {"tiers": ["A graduated percentage price needs at least one tier."]},
+        ),
+        (
+            PriceSpec(
+                GRADUATED_PERCENTAGE,
+                "USD",
+                tiers=(Tier(D(1000), percentage=D("100.5")), Tier(None, percentage=D(-1))),
+            ),
+            {
+                "tiers.0.percentage": ["Tier 1: the percentage must be between 0 and 100."],
+                "tiers.1.percentage": ["Tier 2: the percentage must be between 0 and 100."],
+            },
+        ),  # fmt: skip
+        (
+            PriceSpec(GRADUATED_PERCENTAGE, "USD", tiers=(Tier(D(1000), percentage=D(1)), Tier(D(1000)), Tier(None))),
+            {"tiers.1.up_to": ["Tier 2 must end above tier 1, which ends at 1,000.00 USD."]},  # tiers cannot overlap
+        ),
+        (
+            PriceSpec(GRADUATED_PERCENTAGE, "USD", tiers=(Tier(None, D("0.5"), percentage=D(1)),)),
+            {
+                "tiers.0.unit_amount": [
+                    "Tier 1: a graduated percentage tier takes a percentage of the amount, not a unit price; "
+                    "leave the unit price at 0."
+                ]
+            },
+        ),
+        (
+            PriceSpec(VOLUME, "USD", tiers=(Tier(None, D(1), percentage=D(2)),)),
+            {
+                "tiers.0.percentage": [
+                    "Tier 1: a volume tier has a unit price, not a percentage; only graduated percentage prices "
+                    "take a percentage per tier."
+                ]
+            },
+        ),
+        (
+            PriceSpec(
+                GRADUATED_PERCENTAGE,
+                "USD",
+                amount=D(1),
+                included_units=D(5),
+                fixed_fee=D("0.3"),
+                tiers=(Tier(None, percentage=D(1)),),
+            ),
+            {
+                "amount": [
+                    "A graduated percentage price does not use an amount; only flat, per-unit and package prices do."
+                ],
+                "included_units": [
+                    "A graduated percentage price does not use included units; "
+                    "only per-unit, graduated, volume, package and percentage prices do."
+                ],
+                "fixed_fee": [
+                    "A graduated percentage price does not use a fixed fee per transaction; only percentage prices do."
+                ],
+            },
+        ),  # fmt: skip
+        (
+            PriceSpec(PER_UNIT, "USD", amount=D(1), tiers=LAGO_GRADUATED_PERCENTAGE_TIERS),
+            {
+                "tiers": [
+                    "A per-unit price does not use tiers; only graduated, volume and graduated percentage prices do."
+                ]
+            },
         ),
         (
             PriceSpec(PACKAGE, "USD", percentage=D(2), fixed_fee=D(1), max_per_transaction=D(1)),

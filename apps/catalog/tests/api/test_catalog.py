@@ -104,6 +104,7 @@ def test_create_plan_with_prices(api_client, superuser):
             "number": 1,
             "notes": "First version.",
             "currencies": ["EUR", "USD"],
+            "minimum_commitments": [],
             "charges": [
                 {
                     "id": plan.current_version.charges.get().pk,
@@ -129,9 +130,10 @@ def test_create_plan_with_prices(api_client, superuser):
 def _simple_price(price: Price) -> dict:
     return {
         "id": price.pk, "charge": price.charge_id, "price_model": "per_unit", "currency": price.currency,
+        "dimension_values": {},
         "amount": {"EUR": "0.00012", "USD": "49.00"}[price.currency], "package_size": 1,
-        "included_units": "0", "percentage": "0", "fixed_fee": "0.00", "min_per_transaction": None,
-        "max_per_transaction": None, "minimum_amount": None, "tiers": [],
+        "package_rounding": "up", "included_units": "0", "percentage": "0", "fixed_fee": "0.00",
+        "min_per_transaction": None, "max_per_transaction": None, "minimum_amount": None, "tiers": [],
     }  # fmt: skip
 
 

@@ -47,9 +47,9 @@ def test_create_a_version_with_tiers(api_client, superuser):
     assert (body["number"], body["currencies"]) == (1, ["USD"])
     assert [charge["name"] for charge in body["charges"]] == ["Platform fee", "API calls"]
     assert body["charges"][1]["prices"][0]["tiers"] == [
-        {"up_to": "1000", "unit_amount": "0.00", "flat_amount": "0.00"},
-        {"up_to": "10000", "unit_amount": "0.002", "flat_amount": "0.00"},
-        {"up_to": None, "unit_amount": "0.001", "flat_amount": "5.00"},
+        {"up_to": "1000", "unit_amount": "0.00", "flat_amount": "0.00", "percentage": "0"},
+        {"up_to": "10000", "unit_amount": "0.002", "flat_amount": "0.00", "percentage": "0"},
+        {"up_to": None, "unit_amount": "0.001", "flat_amount": "5.00", "percentage": "0"},
     ]
 
 
