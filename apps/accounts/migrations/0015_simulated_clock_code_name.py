@@ -24,6 +24,8 @@ class Migration(migrations.Migration):
         ("accounts", "0014_customer_invitations"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
+        # After every migration that points at the model by its old name.
+        ("invoices", "0007_billing_run_test_clock"),
     ]
 
     operations = [
