@@ -29,7 +29,7 @@ def billing_run_chunk_task(run_id: int, subscription_ids: list[int], as_of: str)
     billing_run_chunk(run_id=run_id, subscription_ids=subscription_ids, now=datetime.fromisoformat(as_of))
 
 
-@shared_task(name="apps.invoices.tasks.invoice_finalize_due_drafts_task", time_limit=1800)
+@shared_task(name="apps.invoices.tasks.invoice_finalize_due_drafts_task", time_limit=1800, soft_time_limit=1700)
 def invoice_finalize_due_drafts_task(as_of: str | None = None) -> int:
     now = datetime.fromisoformat(as_of) if as_of else clock.now()
     return invoice_finalize_due_drafts(now=now)

@@ -14,6 +14,6 @@ def webhook_delivery_attempt_task(delivery_id: int) -> int | None:
     return attempt.response_status if attempt is not None else None
 
 
-@shared_task(name="apps.webhooks.tasks.webhook_deliveries_requeue_due_task", time_limit=120)
+@shared_task(name="apps.webhooks.tasks.webhook_deliveries_requeue_due_task", time_limit=120, soft_time_limit=100)
 def webhook_deliveries_requeue_due_task() -> int:
     return services.webhook_deliveries_requeue_due()

@@ -99,3 +99,19 @@ def test_finance_staff_see_no_internals_on_the_admin_index(client, role):
         for model in app["models"]
     }
     assert models_shown.isdisjoint({"ClockedSchedule", "CrontabSchedule", "IntervalSchedule", "SolarSchedule"})
+
+
+def test_every_task_can_run_in_process_its_soft_limit_within_its_hard_one():
+    # Run in process (the embedded scheduler), Celery refuses a task whose soft time limit (its own or
+    # the default) is past its hard one: the job would never run.
+    app.loader.import_default_modules()
+    ours = {name: task for name, task in app.tasks.items() if name.startswith("apps.")}
+    assert ours
+    limits = {
+        name: (
+            task.soft_time_limit or app.conf.task_soft_time_limit,
+            task.time_limit or app.conf.task_time_limit,
+        )
+        for name, task in ours.items()
+    }
+    assert {name: (soft, hard) for name, (soft, hard) in limits.items() if soft and hard and soft > hard} == {}
