@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.accounts.models import Customer
-from apps.core.api.serializers import MoneyInputSerializer, MoneyOutputSerializer
+from apps.core.api.serializers import DecimalField, MoneyInputSerializer, MoneyOutputSerializer
 from apps.payments.constants import MANUAL_METHOD_CHOICES
 from apps.payments.models import Payment, PaymentAllocation, PaymentEvent, Refund
 from apps.payments.services import payment_credited_to_balance
@@ -114,7 +114,7 @@ class PaymentDetailOutputSerializer(PaymentListOutputSerializer):
 
 class PaymentAllocationInputSerializer(serializers.Serializer):
     invoice = serializers.IntegerField(help_text="An open or uncollectible invoice of the customer.")
-    amount = serializers.DecimalField(
+    amount = DecimalField(
         max_digits=19, decimal_places=6, help_text='Decimal string in the payment\'s currency, e.g. "40.00".'
     )
 
