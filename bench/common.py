@@ -69,6 +69,8 @@ def _server_environment(database_url: str) -> dict[str, str]:
         "SECRET_KEY": "bench-only-secret-key-not-for-production-use-0123456789",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DATABASE_URL": database_url,
+        # Production requires an explicit email backend; the benchmarks send no email.
+        "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
     }
 
 
