@@ -29,7 +29,6 @@ INSTALLED_APPS = [
     "django_filters",
     "nested_admin",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
@@ -342,8 +341,9 @@ CELERY_BEAT_SCHEDULE = {
 # --- API -----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     # Token first: an anonymous request gets 401 with `WWW-Authenticate: Token` (session still works).
+    # Users' tokens are stored hashed (`apps.accounts.models.UserToken`), not as DRF's plain-text ones.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "apps.accounts.api.authentication.UserTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.core.api.permissions.StaffModelPermissions"],

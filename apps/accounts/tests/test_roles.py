@@ -8,7 +8,6 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.test import RequestFactory
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 
 from apps.accounts.models import Customer
 from apps.accounts.roles import (
@@ -20,6 +19,7 @@ from apps.accounts.roles import (
     roles_apply,
     roles_apply_after_migrate,
 )
+from apps.accounts.services import user_token_create
 from apps.accounts.tests.factories import CustomerFactory, UserFactory
 from apps.invoices.tests.factories import make_open_invoice
 from apps.webhooks.models import WebhookDelivery
@@ -192,10 +192,10 @@ API_CALLS = [
 @pytest.mark.parametrize("role", [FA, BO, AU, SU])
 @pytest.mark.parametrize(("call", "method", "path", "body", "allowed"), API_CALLS, ids=[c[0] for c in API_CALLS])
 def test_api_matrix(api_client, role, call, method, path, body, allowed):
-    token = Token.objects.create(user=staff_in(role))
+    _, token = user_token_create(user_id=staff_in(role).pk, name="roles")
     customers, deliveries = Customer.objects.count(), WebhookDelivery.objects.count()
 
-    response = getattr(api_client, method)(path, body, HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = getattr(api_client, method)(path, body, HTTP_AUTHORIZATION=f"Token {token}")
 
     if role in allowed:
         # Allowed: the request gets through to validation or lookup (the bodies are empty on purpose).
@@ -210,7 +210,7 @@ def test_staff_without_a_role_gets_nothing(client, api_client):
     user = UserFactory(username="no-role", is_staff=True)
     CustomerFactory()
     client.force_login(user)
-    token = Token.objects.create(user=user)
+    _, token = user_token_create(user_id=user.pk, name="roles")
 
     assert client.get(reverse("admin:accounts_customer_changelist")).status_code == 403
-    assert api_client.get("/api/v1/customers", HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 403
+    assert api_client.get("/api/v1/customers", HTTP_AUTHORIZATION=f"Token {token}").status_code == 403
