@@ -444,6 +444,8 @@ STRIPE_ENABLED = env.bool(
 # times at once by the client, with the same idempotency key, before the task retries later.
 STRIPE_TIMEOUT_SECONDS = env.int("STRIPE_TIMEOUT_SECONDS", default=30)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+# Largest Stripe webhook body (bytes); larger ones get 413 before they are read (our events are a few KB).
+STRIPE_WEBHOOK_MAX_BYTES = env.int("STRIPE_WEBHOOK_MAX_BYTES", default=256 * 1024)
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 # Where customers reach the portal: links in emails (the pay link of an invoice) start with it.
