@@ -6,9 +6,11 @@ in plain text.
 Existing DRF tokens are revoked, not hashed: their plain values sit in the database and in every backup
 taken so far (`manage.py backup` dumps the table), so hashing them would keep working exactly the secrets
 that may already have leaked. Each becomes a revoked `UserToken` for the record (its user, when it was
-made, its first 8 characters to recognise it), and its plain value is deleted. A superuser makes new
-tokens in the admin (Accounts › User API tokens); `make run` prints a new one for the demo admin.
-The emptied `authtoken_token` table is left in place (the app is no longer installed)."""
+made, its first 8 characters to recognise it), and its table is dropped with the plain values (left in
+place, its foreign key to the users would make PostgreSQL refuse to empty the users' table, as
+`flush` does), and so is the record of its migrations, so that the app could be installed again. A
+superuser makes new tokens in the admin (Accounts › User API tokens); `make run` prints a new one for
+the demo admin."""
 
 import hashlib
 
@@ -41,7 +43,8 @@ def revoke_plain_text_tokens(apps, schema_editor):
         )
         UserToken.objects.filter(pk=token.pk).update(created_at=created)
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {table}")  # noqa: S608 - a constant
+        cursor.execute(f"DROP TABLE {table}")
+        cursor.execute("DELETE FROM django_migrations WHERE app = %s", ["authtoken"])
 
 
 class Migration(migrations.Migration):

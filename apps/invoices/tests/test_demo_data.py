@@ -107,8 +107,9 @@ def test_load_demo_data_creates_a_realistic_history_once():
     assert recent and all(invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.VOID) for invoice in recent)
     paid_event = InvoiceEvent.objects.filter(type=InvoiceEventType.PAID).first()
     payment = Payment.objects.get(pk=paid_event.data["payment"])
-    assert (payment.provider, payment.method, payment.reference) == ("manual", "bank_transfer", "Bank transfer")
-    assert paid_event.data == {"payment": payment.pk, "reference": "Bank transfer", "method": "bank_transfer"}
+    reference = f"Bank transfer {paid_event.invoice.number}"
+    assert (payment.provider, payment.method, payment.reference) == ("manual", "bank_transfer", reference)
+    assert paid_event.data == {"payment": payment.pk, "reference": reference, "method": "bank_transfer"}
     assert all(invoice.amount_paid == invoice.total for invoice in by_status[InvoiceStatus.PAID])
     # One bill is paid in part (half, by bank transfer); the rest is still due.
     [partial] = [invoice for invoice in by_status[InvoiceStatus.OPEN] if invoice.amount_paid.amount > 0]

@@ -127,7 +127,10 @@ class PaymentManualCreateInputSerializer(serializers.Serializer):
         help_text="How the money arrived.",
     )
     reference = serializers.CharField(
-        required=False, default="", allow_blank=True, max_length=255, help_text="Bank reference, cheque number…"
+        max_length=255,
+        help_text="The bank transfer's reference, the cheque or receipt number. Unique among the customer's "
+        "manual payments (reversed ones aside; case and surrounding spaces aside): the same reference again is "
+        "a 409 with a field error on `reference`, and nothing is recorded.",
     )
     received_at = serializers.DateTimeField(help_text="When the money arrived (ISO 8601 with a time zone).")
     allocations = PaymentAllocationInputSerializer(
