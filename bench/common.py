@@ -71,6 +71,8 @@ def _server_environment(database_url: str) -> dict[str, str]:
         "DATABASE_URL": database_url,
         # Production requires an explicit email backend; the benchmarks send no email.
         "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
+        # The client speaks plain HTTP to the local gunicorn (no TLS-terminating proxy in front).
+        "SECURE_SSL_REDIRECT": "false",
     }
 
 
