@@ -13,10 +13,13 @@ superuser makes new tokens in the admin (Accounts › User API tokens); `make ru
 the demo admin."""
 
 import hashlib
+from datetime import UTC
 
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 LEGACY_TABLE = "authtoken_token"
 
@@ -34,6 +37,10 @@ def revoke_plain_text_tokens(apps, schema_editor):
         rows = cursor.fetchall()
     now = clock.now()
     for key, user_id, created in rows:
+        if isinstance(created, str):  # SQLite
+            created = parse_datetime(created)
+        if created is not None and timezone.is_naive(created):
+            created = timezone.make_aware(created, UTC)
         token = UserToken.objects.create(
             user_id=user_id,
             name="Plain-text token, revoked when tokens were hashed",
@@ -41,7 +48,8 @@ def revoke_plain_text_tokens(apps, schema_editor):
             key_hash=hashlib.sha256(key.encode()).hexdigest(),
             revoked_at=now,
         )
-        UserToken.objects.filter(pk=token.pk).update(created_at=created)
+        if created is not None:
+            UserToken.objects.filter(pk=token.pk).update(created_at=created)
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE {table}")
         cursor.execute("DELETE FROM django_migrations WHERE app = %s", ["authtoken"])

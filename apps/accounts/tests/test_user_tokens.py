@@ -152,6 +152,7 @@ def _legacy_table(*, present: bool) -> types.SimpleNamespace:
 
 def test_the_migration_revokes_the_plain_text_tokens_and_drops_them():
     user = UserFactory(username="integrator", is_staff=True)
+    other = UserFactory(username="exporter", is_staff=True)  # DRF held one token per user
     legacy_key = "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"
     schema_editor = _legacy_table(present=True)
     MigrationRecorder.Migration.objects.get_or_create(app="authtoken", name="0001_initial")
@@ -160,13 +161,19 @@ def test_the_migration_revokes_the_plain_text_tokens_and_drops_them():
             "INSERT INTO authtoken_token (key, created, user_id) VALUES (%s, %s, %s)",
             [legacy_key, utc(2025, 3, 1), user.pk],
         )
+        cursor.execute(  # as SQLite's DRF table holds it: without an offset
+            "INSERT INTO authtoken_token (key, created, user_id) VALUES (%s, %s, %s)",
+            ["0123456789abcdef0123456789abcdef01234567", "2025-03-02 10:00:00", other.pk],
+        )
 
     migration_0013.revoke_plain_text_tokens(apps, schema_editor)
 
-    token = UserToken.objects.get()
-    assert (token.user, token.prefix, token.created_at) == (user, "legacy-9944b091", utc(2025, 3, 1))
-    assert token.revoked_at is not None
-    assert token.key_hash == api_key_hash(legacy_key)
+    assert sorted(UserToken.objects.values_list("prefix", "user", "created_at")) == [
+        ("legacy-01234567", other.pk, utc(2025, 3, 2, 10)),
+        ("legacy-9944b091", user.pk, utc(2025, 3, 1)),
+    ]
+    assert not UserToken.objects.filter(revoked_at__isnull=True).exists()
+    assert UserToken.objects.get(prefix="legacy-9944b091").key_hash == api_key_hash(legacy_key)
     assert "authtoken_token" not in connection.introspection.table_names()  # the plain values with it
     assert not MigrationRecorder.Migration.objects.filter(app="authtoken").exists()
     factory = APIRequestFactory()
