@@ -69,8 +69,9 @@ def _server_environment(database_url: str) -> dict[str, str]:
         "SECRET_KEY": "bench-only-secret-key-not-for-production-use-0123456789",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DATABASE_URL": database_url,
-        # The server is reached over plain HTTP on the loopback: no redirect to HTTPS (every request got a
-        # 301 while the production settings redirected).
+        # Production requires an explicit email backend; the benchmarks send no email.
+        "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
+        # The client speaks plain HTTP to the local gunicorn (no TLS-terminating proxy in front).
         "SECURE_SSL_REDIRECT": "false",
     }
 

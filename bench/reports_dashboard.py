@@ -64,6 +64,8 @@ def main() -> None:
             "ALLOWED_HOSTS": "testserver,127.0.0.1",
             "DATABASE_URL": args.database_url,
             "SECURE_SSL_REDIRECT": "false",
+            # Production requires an explicit email backend; the benchmark sends no email.
+            "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
         }
     )
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

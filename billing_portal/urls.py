@@ -47,7 +47,8 @@ urlpatterns = [
     # start-up script as a file, so the docs run under the Content Security Policy (no inline script).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
-    path("stripe/", include("djstripe.urls", namespace="djstripe")),
+    # Stripe's webhooks: our view checks size and signature before dj-stripe stores anything.
+    path("stripe/", include("apps.payments.stripe.urls", namespace="djstripe")),
     # Any other address under /api/ is the API's JSON 404, also while DEBUG shows Django's own pages.
     re_path(r"^api/", api_not_found),
 ]

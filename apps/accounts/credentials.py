@@ -1,5 +1,5 @@
-"""Credentials: the seller's API keys and customer users' API tokens. Each is shown once when made,
-stored as a hash, revocable, and records its last use (at most one write a minute)."""
+"""Credentials: the seller's API keys, staff users' API tokens and customer users' API tokens. Each is
+shown once when made, stored as a hash, revocable, and records its last use (at most one write a minute)."""
 
 import hashlib
 import hmac
@@ -7,6 +7,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -14,7 +15,7 @@ from apps.core import clock
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.validation import validate_instance
 
-from .models import ApiKey, CustomerMembership, PortalToken
+from .models import ApiKey, CustomerMembership, PortalToken, UserToken
 
 API_KEY_PREFIX = "bp_"
 
@@ -63,7 +64,67 @@ def api_key_authenticate(raw_key: str, *, now: datetime | None = None) -> ApiKey
     return api_key
 
 
-def _last_use_record(credential: ApiKey | PortalToken, *, now: datetime) -> None:
+# --- Users' API tokens (`Authorization: Token bpu_…`) ----------------------------------------------
+
+USER_TOKEN_PREFIX = "bpu_"
+
+
+@transaction.atomic
+def user_token_create(*, user_id: int, name: str, actor: Any = None) -> tuple[UserToken, str]:
+    """A new API token of an active user, and its secret, which is shown this once and never stored
+    (only its hash is)."""
+    errors: dict[str, list[str]] = {}
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None:
+        errors["user"] = [f"User {user_id} does not exist."]
+    elif not user.is_active:
+        errors["user"] = [f"User {user} is deactivated."]
+    if not (name or "").strip():
+        errors["name"] = ["Say what uses this token."]
+    if errors:
+        raise ValidationFailed("The token was not made.", fields=errors)
+    public = secrets.token_hex(4)
+    raw_token = f"{USER_TOKEN_PREFIX}{public}_{secrets.token_urlsafe(32)}"
+    token = UserToken(
+        user=user,
+        name=name.strip(),
+        prefix=f"{USER_TOKEN_PREFIX}{public}",
+        key_hash=api_key_hash(raw_token),
+        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+    )
+    validate_instance(token)
+    token.save()
+    return token, raw_token
+
+
+@transaction.atomic
+def user_token_revoke(*, token_id: int, now: datetime | None = None) -> UserToken:
+    token = UserToken.objects.select_for_update().filter(pk=token_id).first()
+    if token is None:
+        raise NotFound(f"Token {token_id} does not exist.")
+    if token.revoked_at is None:
+        token.revoked_at = now or clock.now()
+        token.save(update_fields=["revoked_at", "updated_at"])
+    return token
+
+
+def user_token_authenticate(raw_token: str, *, now: datetime | None = None) -> UserToken | None:
+    """The active token matching `raw_token` of an active user, or None. Records when it was last used
+    (at most once a minute)."""
+    if not raw_token.startswith(USER_TOKEN_PREFIX):
+        return None
+    token = (
+        UserToken.objects.select_related("user")
+        .filter(key_hash=api_key_hash(raw_token), revoked_at__isnull=True, user__is_active=True)
+        .first()
+    )
+    if token is None or not hmac.compare_digest(token.key_hash, api_key_hash(raw_token)):
+        return None
+    _last_use_record(token, now=now or clock.now())
+    return token
+
+
+def _last_use_record(credential: ApiKey | PortalToken | UserToken, *, now: datetime) -> None:
     """Record when an API key or customer token was last used: at most one write a minute."""
     if credential.last_used_at is None or now - credential.last_used_at > timedelta(minutes=1):
         type(credential).objects.filter(pk=credential.pk).update(last_used_at=now)

@@ -329,6 +329,38 @@ class PortalToken(TimeStampedModel):
         return self.revoked_at is None
 
 
+class UserToken(TimeStampedModel):
+    """A user's token for the API (`Authorization: Token bpu_…`): a staff user's for the staff API,
+    within the user's permissions (a customer user's works on the customer API). Made by a superuser in
+    the admin. Only its SHA-256 is stored, as for API keys and customer tokens; the token is shown once.
+    Revoked tokens stay for the record."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, help_text='What uses this token, e.g. "ERP sync".')
+    prefix = models.CharField(max_length=16, editable=False, help_text="The token's visible start, to recognise it.")
+    key_hash = models.CharField(max_length=64, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "user API token"
+        constraints = [
+            models.UniqueConstraint(fields=["prefix"], name="user_token_prefix_unique"),
+            models.UniqueConstraint(fields=["key_hash"], name="user_token_hash_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
 @lru_cache(maxsize=512)
 def _country_name(code: str, language: str | None) -> str:
     """A country's name in a language (looked up through its translations: worth remembering when a

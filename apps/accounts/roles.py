@@ -71,7 +71,7 @@ ROLES: tuple[Role, ...] = (
             Rule("payments", ("*",), ("add", "change")),
             Rule("reports", ("*",), ("view_finance_reports",)),
         ),
-        denials=(Rule("accounts", ("apikey",), ("*",)),),
+        denials=(Rule("accounts", ("apikey", "usertoken"), ("*",)),),
     ),
     Role(
         name=AUDITOR,

@@ -34,6 +34,7 @@ AUDITED_MODELS: dict[str, list[str]] = {
     "accounts.CustomerMembership": ["updated_at"],
     "accounts.ApiKey": ["updated_at", "key_hash", "last_used_at"],
     "accounts.PortalToken": ["updated_at", "key_hash", "last_used_at"],
+    "accounts.UserToken": ["updated_at", "key_hash", "last_used_at"],
     "catalog.Product": ["updated_at"],
     "catalog.Plan": ["updated_at"],
     "catalog.PlanVersion": ["updated_at"],

@@ -18,9 +18,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 def api_not_found(request: HttpRequest) -> JsonResponse:
     """An address under /api/ that matches no endpoint (a trailing slash, a typo)."""
-    return JsonResponse(
-        {"code": "not_found", "message": f"No API endpoint at {request.path[:200]}.", "fields": {}}, status=404
-    )
+    return JsonResponse({"code": "not_found", "message": "Not found.", "fields": {}}, status=404)
 
 
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

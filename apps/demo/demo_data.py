@@ -368,7 +368,7 @@ def _replay_history(
     customer payments on the days they would have arrived."""
     late_payers = {c.pk for c, demo in zip(customers, CUSTOMERS, strict=True) if demo.pays_late}
     first_start = Subscription.objects.filter(customer__in=customers).order_by("started_at").first().started_at
-    payments: list[tuple[datetime, int]] = []
+    payments: list[tuple[datetime, int, str]] = []
     last_seen_id = Invoice.objects.order_by("-id").values_list("id", flat=True).first() or 0
     runs = 0
     day = _midnight(first_start)
@@ -383,25 +383,25 @@ def _replay_history(
             bill_due_subscriptions(now=run_at, trigger=BillingRunTrigger.SCHEDULE)
         runs += 1
         issued = Invoice.objects.filter(pk__gt=last_seen_id, number__isnull=False).order_by("id")
-        for invoice in issued.only("id", "customer_id", "issued_at", "status"):
+        for invoice in issued.only("id", "customer_id", "issued_at", "status", "number"):
             last_seen_id = invoice.pk
             if invoice.status != InvoiceStatus.OPEN or invoice.customer_id in late_payers:
                 continue
             if invoice.issued_at > now - timedelta(days=PAID_AFTER_DAYS) or rng.random() > PAY_PROBABILITY:
                 continue
             paid_at = invoice.issued_at + timedelta(days=rng.randint(2, 12), hours=rng.randint(9, 16))
-            payments.append((min(paid_at, now), invoice.pk))
+            payments.append((min(paid_at, now), invoice.pk, invoice.number))
         payments.sort()
         next_day = day + timedelta(days=1)
         _lifecycle(customers, day=day, now=now)
         while payments and payments[0][0] < next_day:
-            paid_at, invoice_id = payments.pop(0)
-            with clock.frozen_at(paid_at):
-                invoice_mark_paid(invoice_id=invoice_id, reference="Bank transfer", now=paid_at)
+            paid_at, invoice_id, number = payments.pop(0)
+            with clock.frozen_at(paid_at):  # a transfer reference is unique per customer: the invoice's number
+                invoice_mark_paid(invoice_id=invoice_id, reference=f"Bank transfer {number}", now=paid_at)
         day = next_day
-    for paid_at, invoice_id in payments:  # payments dated after the last run, before now
+    for paid_at, invoice_id, number in payments:  # payments dated after the last run, before now
         with clock.frozen_at(paid_at):
-            invoice_mark_paid(invoice_id=invoice_id, reference="Bank transfer", now=paid_at)
+            invoice_mark_paid(invoice_id=invoice_id, reference=f"Bank transfer {number}", now=paid_at)
     return runs
 
 

@@ -59,7 +59,9 @@ class RecordPaymentForm(forms.Form):
     amount = forms.DecimalField(max_digits=19, decimal_places=6, help_text="In the customer's currency.")
     method = forms.ChoiceField(choices=[(method, PaymentMethod(method).label) for method in MANUAL_METHODS])
     reference = forms.CharField(
-        required=False, max_length=255, help_text="Bank transfer reference, cheque number, receipt…"
+        max_length=255,
+        help_text="Bank transfer reference, cheque or receipt number: unique among the customer's payments, so "
+        "that the same money is never recorded twice.",
     )
     received_at = forms.SplitDateTimeField(widget=AdminSplitDateTime, help_text="When the money arrived.")
 

@@ -5,6 +5,7 @@ from apps.invoices.constants import UNPAID_STATUSES
 from apps.invoices.models import Invoice
 from apps.invoices.selectors import invoices_with_amount_due
 
+from .constants import PaymentProvider, PaymentStatus
 from .models import Payment, PaymentAllocation, Refund
 
 
@@ -49,3 +50,15 @@ def payment_get_for_customer(*, customer_id: int, payment_id: int | str) -> Paym
     if payment is None:
         raise NotFound("No such payment.")
     return payment
+
+
+def manual_payment_with_reference(*, customer_id: int, reference: str) -> Payment | None:
+    """The customer's standing manual payment with this reference (case and surrounding spaces aside)."""
+    return (
+        Payment.objects.filter(
+            customer_id=customer_id, provider=PaymentProvider.MANUAL, reference__iexact=reference.strip()
+        )
+        .exclude(status=PaymentStatus.REVERSED)
+        .order_by("pk")
+        .first()
+    )

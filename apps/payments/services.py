@@ -49,6 +49,7 @@ from .constants import (
 )
 from .events import payment_event_record
 from .models import Payment, PaymentAllocation, Refund
+from .selectors import manual_payment_with_reference
 
 logger = logging.getLogger(__name__)
 
@@ -329,16 +330,45 @@ def payment_record_manual(
     """Record money that arrived outside the product (bank transfer, cheque, cash). It pays the given
     invoices (`allocations`: (invoice id, amount) pairs) or, by default, the customer's unpaid
     invoices oldest due first; what is left goes to the customer's credit balance. Refuses bad input
-    with messages per field, storing nothing."""
-    customer = _lock_customer(customer_id)
+    with messages per field, storing nothing.
+
+    The reference (the bank transfer's reference, the cheque or receipt number) is required, and
+    unique among the customer's manual payments that stand (a reversed one frees its reference),
+    whatever its case and surrounding spaces: the same money sent twice is refused (`Conflict`, 409,
+    on `reference`) instead of being recorded twice."""
+    return _manual_payment_record(
+        customer_id=customer_id, amount=amount, currency=currency, method=method, reference=reference,
+        received_at=received_at, allocations=allocations, actor=actor, reference_required=True,
+    )  # fmt: skip
+
+
+def _manual_payment_record(
+    *,
+    customer_id: int,
+    amount: Decimal,
+    currency: str,
+    method: str,
+    reference: str,
+    received_at: datetime,
+    allocations: list[tuple[int, Decimal]] | None,
+    actor,
+    reference_required: bool,
+) -> Payment:
+    customer = _lock_customer(customer_id)  # payments of one customer queue here: the check below holds
     errors: dict[str, list[str]] = {}
     value = _check_amount(amount, customer.currency, errors)
     if currency != customer.currency:
         errors.setdefault("currency", []).append(f"Customer {customer.name} pays in {customer.currency}.")
     if method not in MANUAL_METHODS:
         errors.setdefault("method", []).append(f"Choose one of: {', '.join(MANUAL_METHODS)}.")
-    if len(reference or "") > 255:
+    reference = (reference or "").strip()
+    if len(reference) > 255:
         errors.setdefault("reference", []).append("At most 255 characters.")
+    elif not reference and reference_required:
+        errors.setdefault("reference", []).append(
+            "Give the reference of the money received (bank transfer reference, cheque or receipt number): "
+            "it tells one payment from another."
+        )
     now = customer_now(customer)
     if received_at is None or received_at.tzinfo is None:
         errors.setdefault("received_at", []).append("Give the date and time with a time zone.")
@@ -357,9 +387,22 @@ def payment_record_manual(
     if errors:
         raise ValidationFailed("The payment is not valid: nothing was recorded.", fields=errors)
     assert value is not None
+    recorded = manual_payment_with_reference(customer_id=customer.pk, reference=reference) if reference else None
+    if recorded is not None:
+        raise Conflict(
+            f"A payment with the reference {reference!r} is already recorded for {customer.name}: nothing was "
+            "recorded.",
+            fields={
+                "reference": [
+                    f"Already recorded: payment #{recorded.pk} of "
+                    f"{quantize_amount(recorded.amount.amount, recorded.currency)} {recorded.currency}, "
+                    f"received {recorded.received_at:%Y-%m-%d}. Reverse it first if it was wrong."
+                ]
+            },
+        )
     payment = Payment.objects.create(
         customer=customer, provider=PaymentProvider.MANUAL, method=method, amount=Money(value, customer.currency),
-        status=PaymentStatus.SUCCEEDED, reference=reference or "", received_at=received_at,
+        status=PaymentStatus.SUCCEEDED, reference=reference, received_at=received_at,
         created_by=acting_user(actor),
     )  # fmt: skip
     payment_event_record(
@@ -394,10 +437,12 @@ def invoice_mark_paid(
     if owed <= 0:
         raise InvalidTransition(f"Nothing is due on invoice {invoice}.", fields={"status": ["Nothing is due."]})
     received_at = now or customer_now(customer)
-    payment_record_manual(
+    # The invoice paid in full is what tells this payment apart: the reference may stay empty (a second
+    # "mark paid" finds nothing due), and one given is unique as for any manual payment.
+    _manual_payment_record(
         customer_id=customer_id, amount=owed, currency=invoice.currency,
         method=method or PaymentMethod.BANK_TRANSFER, reference=reference, received_at=received_at,
-        allocations=[(invoice_id, owed)], actor=actor,
+        allocations=[(invoice_id, owed)], actor=actor, reference_required=False,
     )  # fmt: skip
     invoice.refresh_from_db()
     return invoice

@@ -29,7 +29,6 @@ INSTALLED_APPS = [
     "django_filters",
     "nested_admin",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
@@ -117,7 +116,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where `collectstatic` gathers the static files (served by WhiteNoise in production).
+STATIC_ROOT = Path(env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 MEDIA_URL = "media/"
@@ -354,8 +354,9 @@ CELERY_BEAT_SCHEDULE = {
 # --- API -----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     # Token first: an anonymous request gets 401 with `WWW-Authenticate: Token` (session still works).
+    # Users' tokens are stored hashed (`apps.accounts.models.UserToken`), not as DRF's plain-text ones.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "apps.accounts.api.authentication.UserTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
         # Last: a credential meant for another part of the API gets a 401 saying where it works.
         "apps.accounts.api.authentication.MisplacedCredentialAuthentication",
@@ -465,20 +466,35 @@ STRIPE_ENABLED = env.bool(
 # times at once by the client, with the same idempotency key, before the task retries later.
 STRIPE_TIMEOUT_SECONDS = env.int("STRIPE_TIMEOUT_SECONDS", default=30)
 STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+# Largest Stripe webhook body (bytes); larger ones get 413 before they are read (our events are a few KB).
+STRIPE_WEBHOOK_MAX_BYTES = env.int("STRIPE_WEBHOOK_MAX_BYTES", default=256 * 1024)
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 # dj-stripe's migrations, squashed: its own take ~45 s of CPU on a fresh database (see the module).
 MIGRATION_MODULES = {"djstripe": "billing_portal.djstripe_migrations"}
 # Where customers reach the portal: links in emails (the pay link of an invoice) start with it.
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
-# Bills are emailed through Django's email backend: the console in development (set EMAIL_BACKEND,
-# EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS for SMTP).
+# Bills, sign-in links and password resets are emailed through Django's email backend: the console in
+# development. Either one URL, EMAIL_URL (smtp+tls://user:password@smtp.example.com:587, or
+# smtp+ssl://…:465; see django-environ), or EMAIL_BACKEND with EMAIL_HOST, EMAIL_PORT,
+# EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS / EMAIL_USE_SSL. Production requires one of them
+# and refuses the console (billing_portal/settings/production.py).
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 EMAIL_HOST = env("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+if env("EMAIL_URL", default=""):
+    _email = env.email_url("EMAIL_URL")
+    EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+    EMAIL_HOST = _email["EMAIL_HOST"] or EMAIL_HOST
+    EMAIL_PORT = _email["EMAIL_PORT"] or EMAIL_PORT
+    EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+    EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+    EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
+    EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)  # seconds; a send holds the invoice's row lock
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default=SELLER["email"])
 

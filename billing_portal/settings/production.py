@@ -6,8 +6,10 @@ these settings (tested in billing_portal/tests/test_production_settings.py). See
 
 from django.core.exceptions import ImproperlyConfigured
 
+from billing_portal.static_files import add_security_headers
+
 from .base import *  # noqa: F403
-from .base import MIDDLEWARE, env
+from .base import EMAIL_BACKEND, MIDDLEWARE, env
 
 DEBUG = False
 # Secrets come from the environment only: no default, and no placeholder accepted.
@@ -48,3 +50,21 @@ STORAGES = {
 
 # Static files served by the app server itself (after `collectstatic`).
 MIDDLEWARE = [MIDDLEWARE[0], "whitenoise.middleware.WhiteNoiseMiddleware", *MIDDLEWARE[1:]]
+# WhiteNoise answers static files before the middleware that adds the Content Security Policy and
+# X-Frame-Options runs (it sits right after SecurityMiddleware, which adds the others): it adds those
+# two itself, the same as on every page.
+WHITENOISE_ADD_HEADERS_FUNCTION = add_security_headers
+
+# Email: configured explicitly, never the development console, which would print sign-in links and
+# password resets into the worker's logs. See docs/security.md.
+if not (env("EMAIL_URL", default="") or env("EMAIL_BACKEND", default="")):
+    raise ImproperlyConfigured(
+        "Set EMAIL_URL (e.g. smtp+tls://user:password@smtp.example.com:587) or EMAIL_BACKEND (with EMAIL_HOST, "
+        "EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS): production sends sign-in links, "
+        "password resets and bills by email."
+    )
+if EMAIL_BACKEND == "django.core.mail.backends.console.EmailBackend":
+    raise ImproperlyConfigured(
+        "The console email backend prints sign-in links and password resets into the logs: production needs "
+        "a real one (EMAIL_URL=smtp+tls://…, or EMAIL_BACKEND)."
+    )

@@ -5,7 +5,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
 
-from apps.accounts.credentials import API_KEY_PREFIX, PORTAL_TOKEN_PREFIX, api_key_authenticate
+from apps.accounts.credentials import API_KEY_PREFIX, PORTAL_TOKEN_PREFIX, api_key_authenticate, user_token_authenticate
 from apps.accounts.models import ApiKey
 
 
@@ -93,3 +93,38 @@ class MisplacedCredentialAuthenticationScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return []
+
+
+class UserTokenAuthentication(authentication.BaseAuthentication):
+    """A user's API token (`Authorization: Token bpu_…`), stored hashed (`UserToken`). It takes the
+    place of DRF's own tokens, which were stored in plain text."""
+
+    keyword = "Token"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None  # not ours: other authentications may try
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Invalid token header: give one token after Token.")
+        token = user_token_authenticate(header[1].decode(errors="replace"))
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        return token.user, token
+
+    def authenticate_header(self, request) -> str:
+        return self.keyword
+
+
+class UserTokenAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "apps.accounts.api.authentication.UserTokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": 'A user\'s API token, made in the admin, after the prefix "Token": '
+            "`Authorization: Token bpu_…`.",
+        }

@@ -18,9 +18,9 @@ from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
-from rest_framework.authtoken.models import Token
 
 import billing_portal.urls  # noqa: F401  (unregisters dj-stripe's admin pages, as in production)
+from apps.accounts.credentials import user_token_create
 from apps.accounts.models import BillingContact, Customer, CustomerMembership
 from apps.accounts.roles import AUDITOR, BILLING_OPERATOR, FINANCE_ADMIN, SUPPORT
 from apps.accounts.tests.factories import CustomerFactory, UserFactory
@@ -201,11 +201,11 @@ def test_the_tables_cover_every_api_operation():
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize(("method", "route"), api_operations(), ids=[f"{m} {r}" for m, r in api_operations()])
 def test_api_matrix(api_client, role, method, route):
-    token = Token.objects.create(user=staff_in(role))
+    _, token = user_token_create(user_id=staff_in(role).pk, name="matrix")
     path = "/api/v1/" + route.replace("{id}", str(MISSING))
     expected = expected_api(method, route)
 
-    response = getattr(api_client, method.lower())(path, {}, format="json", HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = getattr(api_client, method.lower())(path, {}, format="json", HTTP_AUTHORIZATION=f"Token {token}")
 
     if expected == NOT_STAFF:
         assert response.status_code in {401, 403}, response.status_code
@@ -268,11 +268,11 @@ def customer():
 @pytest.mark.parametrize("field", list(CUSTOMER_FIELDS))
 def test_customer_update_field_by_field(api_client, customer, role, field):
     value, spec = CUSTOMER_FIELDS[field]
-    token = Token.objects.create(user=staff_in(role))
+    _, token = user_token_create(user_id=staff_in(role).pk, name="matrix")
     before = _customer_state(customer.pk)
 
     response = api_client.patch(
-        f"/api/v1/customers/{customer.pk}", {field: value}, format="json", HTTP_AUTHORIZATION=f"Token {token.key}"
+        f"/api/v1/customers/{customer.pk}", {field: value}, format="json", HTTP_AUTHORIZATION=f"Token {token}"
     )
 
     after = _customer_state(customer.pk)
@@ -295,13 +295,13 @@ def test_customer_update_field_by_field(api_client, customer, role, field):
 
 
 def test_sending_a_billing_term_back_unchanged_is_no_change_and_allowed(api_client, customer):
-    token = Token.objects.create(user=staff_in(SUPPORT))
+    _, token = user_token_create(user_id=staff_in(SUPPORT).pk, name="matrix")
 
     response = api_client.patch(
         f"/api/v1/customers/{customer.pk}",
         {"name": "Corrected Ltd.", "tax_exempt": False, "payment_terms_days": None},
         format="json",
-        HTTP_AUTHORIZATION=f"Token {token.key}",
+        HTTP_AUTHORIZATION=f"Token {token}",
     )
 
     assert response.status_code == 200
@@ -442,11 +442,11 @@ ADMIN_MODELS = {
     "accounts.Customer": ("ALL", "FA BO", "FA BO SU", "FA"),
     "accounts.CustomerInvitation": ("ALL", "FA BO", "FA BO", ""),  # revoked, never deleted
     "accounts.PortalToken": ("FA BO AU", "", "FA", ""),  # made by customers; staff may revoke
+    "accounts.UserToken": ("FA AU", "", "FA", ""),  # made by superusers; revoked, never deleted
     "accounts.SimulatedClock": ("FA BO AU", "FA BO", "FA BO", "FA"),
     "auditlog.LogEntry": ("FA AU", "", "", ""),
     "auth.Group": ("FA AU", "", "", ""),
     "auth.User": ("FA AU", "", "", ""),
-    "authtoken.TokenProxy": ("", "", "", ""),
     "axes.AccessAttempt": ("", "", "", ""),
     "axes.AccessFailureLog": ("", "", "", ""),
     "axes.AccessLog": ("", "", "", ""),
@@ -514,6 +514,7 @@ def test_admin_model_matrix(client, label, role):
 ADMIN_ACTIONS = {
     "accounts.ApiKey.revoke": "FA",
     "accounts.PortalToken.revoke": "FA",
+    "accounts.UserToken.revoke": "FA",
     "accounts.CustomerInvitation.revoke": "FA BO",
     "axes.AccessAttempt.cleanup_expired_attempts": "",
     "catalog.Coupon.archive_coupons": "FA",

@@ -7,8 +7,8 @@ from django.apps import apps
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 
+from apps.accounts.credentials import user_token_create
 from apps.accounts.roles import (
     AUDITOR,
     BILLING_OPERATOR,
@@ -150,7 +150,7 @@ def test_staff_without_a_role_gets_nothing(client, api_client):
     user = UserFactory(username="no-role", is_staff=True)
     CustomerFactory()
     client.force_login(user)
-    token = Token.objects.create(user=user)
+    _, token = user_token_create(user_id=user.pk, name="roles")
 
     assert client.get(reverse("admin:accounts_customer_changelist")).status_code == 403
-    assert api_client.get("/api/v1/customers", HTTP_AUTHORIZATION=f"Token {token.key}").status_code == 403
+    assert api_client.get("/api/v1/customers", HTTP_AUTHORIZATION=f"Token {token}").status_code == 403

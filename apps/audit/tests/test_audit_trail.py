@@ -9,10 +9,9 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, connection, transaction
 from django.test import RequestFactory
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 
 from apps.accounts.api.authentication import ApiKeyClient
-from apps.accounts.credentials import api_key_create
+from apps.accounts.credentials import api_key_create, user_token_create
 from apps.accounts.models import ApiKey, Customer
 from apps.accounts.services import customer_create
 from apps.accounts.tests.factories import CustomerFactory
@@ -42,13 +41,13 @@ def entries_for(obj) -> list[LogEntry]:
 
 def test_a_change_through_the_api_records_the_token_user_before_and_after(api_client, make_staff):
     user = make_staff("accounts.view_customer", "accounts.change_customer", username="integrator")
-    token = Token.objects.create(user=user)
+    _, token = user_token_create(user_id=user.pk, name="audit")
     customer = customer_create(name="Old Name", email="a@example.com", country="IE", currency="EUR")
 
     response = api_client.patch(
         reverse("api:customer-detail", args=[customer.pk]),
         {"name": "New Name"},
-        HTTP_AUTHORIZATION=f"Token {token.key}",
+        HTTP_AUTHORIZATION=f"Token {token}",
     )
 
     assert response.status_code == 200

@@ -8,7 +8,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from apps.accounts.credentials import api_key_create, api_key_revoke, portal_token_revoke
+from apps.accounts.credentials import (
+    api_key_create,
+    api_key_revoke,
+    portal_token_revoke,
+    user_token_create,
+    user_token_revoke,
+)
 from apps.accounts.invitations import customer_invitation_create, customer_invitation_revoke
 from apps.accounts.models import (
     ApiKey,
@@ -18,6 +24,7 @@ from apps.accounts.models import (
     CustomerMembership,
     PortalToken,
     SimulatedClock,
+    UserToken,
 )
 from apps.accounts.permissions import CUSTOMER_BILLING_FIELDS, customer_fields_refused
 from apps.accounts.selectors import customer_now
@@ -362,6 +369,75 @@ class ApiKeyAdmin(ServiceAdminMixin, admin.ModelAdmin):
         for api_key in queryset:
             api_key_revoke(api_key_id=api_key.pk)
         self.message_user(request, f"{queryset.count()} API key(s) revoked; requests with them are refused.")
+
+
+class UserTokenAddForm(forms.ModelForm):
+    class Meta:
+        model = UserToken
+        fields = ["user", "name"]
+
+
+@admin.register(UserToken)
+class UserTokenAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """Users' API tokens (`Authorization: Token bpu_…`). Only superusers make them (a token acts with
+    all of its user's rights); the secret is shown once, only its hash is stored."""
+
+    list_display = ["name", "prefix", "user", "state", "created_by", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["user", "created_by"]
+    search_fields = ["name", "prefix", "user__username", "user__email"]
+    fields = ["name", "prefix", "user", "created_by", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "user", "created_by", "created_at", "last_used_at", "revoked_at"]
+    autocomplete_fields = ["user"]
+    actions = ["revoke"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = UserTokenAddForm
+            kwargs["fields"] = ["user", "name"]
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ["user", "name"] if obj is None else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def has_add_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoke instead: the record of a token stays
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.display(description="state")
+    def state(self, token: UserToken) -> str:
+        return status_badge("revoked", "danger") if token.revoked_at else status_badge("active", "success")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)  # only the name can change
+            return
+        token, raw_token = self.call_service(
+            user_token_create, user_id=form.cleaned_data["user"].pk, name=form.cleaned_data["name"], actor=request.user
+        )
+        adopt(obj, token)
+        self.message_user(
+            request,
+            f"Token created for {token.user}. Copy it now, it is shown only this once "
+            f"(header: Authorization: Token …): {raw_token}",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    def revoke(self, request, queryset):
+        for token in queryset:
+            user_token_revoke(token_id=token.pk)
+        self.message_user(request, f"{queryset.count()} token(s) revoked; requests with them are refused.")
 
 
 @admin.register(PortalToken)

@@ -17,6 +17,7 @@ from apps.catalog.models import BillableMetric, Charge, Coupon, Plan, PlanVersio
 from apps.catalog.services import ChargeInput, PriceInput, TierInput
 from apps.core.api.serializers import (
     MAX_NESTED_ITEMS,
+    DecimalField,
     DecimalStringField,
     MoneyInputSerializer,
     MoneyOutputSerializer,
@@ -26,9 +27,9 @@ from apps.core.api.serializers import (
 from apps.subscriptions.models import Discount, Subscription
 
 
-def _decimal(**kwargs) -> serializers.DecimalField:
+def _decimal(**kwargs) -> DecimalField:
     kwargs.setdefault("min_value", Decimal(0))
-    return serializers.DecimalField(max_digits=28, decimal_places=12, **kwargs)
+    return DecimalField(max_digits=28, decimal_places=12, **kwargs)
 
 
 class ProductOutputSerializer(serializers.ModelSerializer):
@@ -187,7 +188,7 @@ class PriceTierInputSerializer(serializers.Serializer):
     up_to = _decimal(allow_null=True, required=False, default=None, help_text="null on the last tier.")
     unit_amount = _decimal(required=False, default=Decimal(0), help_text="Graduated and volume tiers.")
     flat_amount = _decimal(required=False, default=Decimal(0))
-    percentage = serializers.DecimalField(
+    percentage = DecimalField(
         max_digits=7, decimal_places=4, min_value=Decimal(0), max_value=Decimal(100), default=Decimal(0),
         help_text='Graduated percentage tiers: the share of the amount in the tier, e.g. "2" for 2 %.',
     )  # fmt: skip
@@ -211,8 +212,8 @@ class PriceInputSerializer(serializers.Serializer):
         default=PackageRounding.UP,
         help_text="Package prices: a started package counts in full (up) or is free (down).",
     )
-    included_units = serializers.DecimalField(max_digits=19, decimal_places=6, min_value=Decimal(0), default=Decimal(0))
-    percentage = serializers.DecimalField(
+    included_units = DecimalField(max_digits=19, decimal_places=6, min_value=Decimal(0), default=Decimal(0))
+    percentage = DecimalField(
         max_digits=7, decimal_places=4, min_value=Decimal(0), max_value=Decimal(100), default=Decimal(0)
     )
     fixed_fee = _decimal(required=False, default=Decimal(0))
@@ -322,13 +323,13 @@ class PlanVersionUpdateInputSerializer(serializers.Serializer):
 
 
 class PriceQuoteInputSerializer(serializers.Serializer):
-    quantity = serializers.DecimalField(
+    quantity = DecimalField(
         max_digits=28, decimal_places=12, min_value=Decimal(0), required=False, default=Decimal(0),
         help_text='Units to price, as a decimal string (e.g. "1500"); for graduated percentage prices, the amount '
         '(e.g. the payment volume "5050.00"). For percentage prices, ignored: the number of transactions is used.',
     )  # fmt: skip
     transactions = serializers.ListField(
-        child=serializers.DecimalField(max_digits=28, decimal_places=12, min_value=Decimal(0)),
+        child=DecimalField(max_digits=28, decimal_places=12, min_value=Decimal(0)),
         required=False,
         default=list,
         max_length=100_000,
@@ -393,7 +394,7 @@ class CouponCreateInputSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=64, help_text="Lower-case letters, digits, '.', '_' and '-'.")
     name = serializers.CharField(max_length=255, help_text="Shown on the invoice line.")
     discount_type = serializers.ChoiceField(choices=DiscountType.choices)
-    percent_off = serializers.DecimalField(
+    percent_off = DecimalField(
         max_digits=7,
         decimal_places=4,
         required=False,

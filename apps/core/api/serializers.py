@@ -1,5 +1,6 @@
 """Serializers shared by every API: money, decimals and the error body."""
 
+import re
 from decimal import Decimal
 
 from djmoney.money import Money
@@ -25,6 +26,33 @@ def format_amount(amount: Decimal, currency: str) -> str:
         return format_decimal(amount)
     places = currency_decimal_places(currency)
     return f"{amount:.{places}f}"
+
+
+# A decimal as the schema documents it (`^-?\d{0,N}(?:\.\d{0,M})?$`, where `\d` is an ASCII digit):
+# an optional minus, ASCII digits and one optional point. Python's `Decimal()` (which DRF's field
+# calls) also reads other scripts' digits ("١٢", "１２"), underscores ("1_000"), exponents ("1e3"), a
+# plus sign and surrounding spaces: none of them is what the integrator meant to send as an amount.
+PLAIN_DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+
+
+class DecimalField(serializers.DecimalField):
+    """Every decimal input of the API (amounts, prices, quantities, percentages): a JSON string of
+    ASCII digits with an optional minus and decimal point, as the schema's pattern says; anything else
+    (a JSON number, another script's digits, `1_000`, `1e3`, `+5`, spaces) is a field error."""
+
+    default_error_messages = {
+        "not_a_string": 'Give the number as a string of digits, e.g. "49.00".',
+        "not_plain": 'Use only the digits 0-9, an optional minus sign and a decimal point, e.g. "1000.50".',
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        if len(data) > self.MAX_STRING_LENGTH:
+            self.fail("max_string_length")
+        if not PLAIN_DECIMAL.fullmatch(data):
+            self.fail("not_plain")
+        return super().to_internal_value(data)
 
 
 class DecimalStringField(serializers.DecimalField):
@@ -54,7 +82,7 @@ class MoneyOutputSerializer(serializers.Serializer):
 class MoneyInputSerializer(serializers.Serializer):
     """Money in every request: `{"amount": "49.00", "currency": "USD"}`."""
 
-    amount = serializers.DecimalField(
+    amount = DecimalField(
         max_digits=19, decimal_places=6, min_value=Decimal(0), help_text='Decimal string, e.g. "49.00".'
     )
     currency = serializers.CharField(max_length=3, help_text="ISO 4217 code the seller bills in.")

@@ -9,10 +9,9 @@ import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import CommandError, call_command
 from django.db.models import Q, Sum
-from rest_framework.authtoken.models import Token
 
-from apps.accounts.credentials import api_key_authenticate, portal_token_authenticate
-from apps.accounts.models import Customer, CustomerMembership
+from apps.accounts.credentials import api_key_authenticate, portal_token_authenticate, user_token_authenticate
+from apps.accounts.models import Customer, CustomerMembership, UserToken
 from apps.accounts.tests.factories import CustomerFactory
 from apps.catalog.models import Plan
 from apps.core import clock
@@ -108,8 +107,9 @@ def test_load_demo_data_creates_a_realistic_history_once():
     assert recent and all(invoice.status in (InvoiceStatus.OPEN, InvoiceStatus.VOID) for invoice in recent)
     paid_event = InvoiceEvent.objects.filter(type=InvoiceEventType.PAID).first()
     payment = Payment.objects.get(pk=paid_event.data["payment"])
-    assert (payment.provider, payment.method, payment.reference) == ("manual", "bank_transfer", "Bank transfer")
-    assert paid_event.data == {"payment": payment.pk, "reference": "Bank transfer", "method": "bank_transfer"}
+    reference = f"Bank transfer {paid_event.invoice.number}"
+    assert (payment.provider, payment.method, payment.reference) == ("manual", "bank_transfer", reference)
+    assert paid_event.data == {"payment": payment.pk, "reference": reference, "method": "bank_transfer"}
     assert all(invoice.amount_paid == invoice.total for invoice in by_status[InvoiceStatus.PAID])
     # One bill is paid in part (half, by bank transfer); the rest is still due.
     [partial] = [invoice for invoice in by_status[InvoiceStatus.OPEN] if invoice.amount_paid.amount > 0]
@@ -180,8 +180,11 @@ def test_ensure_demo_admin_creates_a_superuser_with_a_fresh_password_a_token_and
     password = _field(output, "Password")
     admin = authenticate(username="admin", password=password)
     assert admin is not None and admin.is_superuser and admin.is_staff
-    token = Token.objects.get(user=admin)
-    assert token.key in output
+    token = _field(output, "API token")
+    assert token.startswith("bpu_")
+    assert f"Authorization: Token {token}" in output
+    assert user_token_authenticate(token).user == admin
+    assert token not in UserToken.objects.get(user=admin).key_hash  # stored hashed
     usage_key = _field(output, "Usage API key").split()[0]
     assert api_key_authenticate(usage_key) is not None
 
@@ -195,16 +198,21 @@ def test_ensure_demo_admin_creates_a_superuser_with_a_fresh_password_a_token_and
     assert customer_token.startswith("bpc_")
     assert f"Authorization: Bearer {customer_token}" in output
     assert portal_token_authenticate(customer_token).membership == membership
-    assert not Token.objects.filter(user=portal_user).exists()  # no user-wide DRF token for the demo customer
+    assert not UserToken.objects.filter(user=portal_user).exists()  # no user-wide token for the demo customer
 
-    # Again: a new password (the old one stops working), the same token, no duplicates.
+    # Again: a new password (the old one stops working), no duplicate users.
     out = StringIO()
     call_command("ensure_demo_admin", stdout=out)
     new_password = _field(out.getvalue(), "Password")
     assert new_password != password
     assert authenticate(username="admin", password=password) is None
     assert authenticate(username="admin", password=new_password) is not None
-    assert Token.objects.get(user=admin).key == token.key
+    # Tokens are stored hashed, so none can be printed again: a fresh one, the previous one revoked.
+    new_token = _field(out.getvalue(), "API token")
+    assert new_token != token
+    assert user_token_authenticate(token) is None
+    assert user_token_authenticate(new_token).user == admin
+    assert UserToken.objects.filter(user=admin, revoked_at__isnull=True).count() == 1
     assert api_key_authenticate(usage_key) is None  # replaced by a fresh one
     assert api_key_authenticate(_field(out.getvalue(), "Usage API key").split()[0]) is not None
     assert get_user_model().objects.filter(username__in=["admin", "demo-customer"]).count() == 2

@@ -8,6 +8,7 @@ from rest_framework import serializers
 from apps.accounts.constants import CollectionMethod
 from apps.core.api.serializers import (
     MAX_LIST_ITEMS,
+    DecimalField,
     DecimalStringField,
     MoneyInputSerializer,
     MoneyOutputSerializer,
@@ -218,7 +219,7 @@ class InvoiceSendOutputSerializer(serializers.Serializer):
 
 class CreditNoteLineInputSerializer(serializers.Serializer):
     invoice_line = serializers.IntegerField(help_text="Id of the invoice line to credit (a charge, not a discount).")
-    quantity = serializers.DecimalField(
+    quantity = DecimalField(
         max_digits=19, decimal_places=6, required=False, allow_null=True,
         help_text="Units of the line to credit. Give a quantity or an amount; neither credits all that is left.",
     )  # fmt: skip
@@ -394,7 +395,7 @@ class TaxRateOutputSerializer(serializers.ModelSerializer):
 
 class TaxRateCreateInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=128, help_text='Printed on the bill, e.g. "VAT" or "Sales tax".')
-    percentage = serializers.DecimalField(max_digits=7, decimal_places=4, min_value=Decimal(0), max_value=Decimal(100))
+    percentage = DecimalField(max_digits=7, decimal_places=4, min_value=Decimal(0), max_value=Decimal(100))
     country = CountryField(help_text="ISO 3166-1 alpha-2 code: customers billed to this country pay the rate.")
     region = serializers.CharField(
         max_length=128, required=False, default="", allow_blank=True,
@@ -407,7 +408,7 @@ class TaxRateCreateInputSerializer(serializers.Serializer):
 
 class TaxRateUpdateInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=128, required=False)
-    percentage = serializers.DecimalField(
+    percentage = DecimalField(
         max_digits=7, decimal_places=4, min_value=Decimal(0), max_value=Decimal(100), required=False
     )
     country = CountryField(required=False, help_text="Fixed: sending another value is refused.")

@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.accounts.models import Customer
-from apps.core.api.serializers import MoneyInputSerializer, MoneyOutputSerializer
+from apps.core.api.serializers import DecimalField, MoneyInputSerializer, MoneyOutputSerializer
 from apps.payments.constants import MANUAL_METHOD_CHOICES
 from apps.payments.models import Payment, PaymentAllocation, PaymentEvent, Refund
 from apps.payments.services import payment_credited_to_balance
@@ -114,7 +114,7 @@ class PaymentDetailOutputSerializer(PaymentListOutputSerializer):
 
 class PaymentAllocationInputSerializer(serializers.Serializer):
     invoice = serializers.IntegerField(help_text="An open or uncollectible invoice of the customer.")
-    amount = serializers.DecimalField(
+    amount = DecimalField(
         max_digits=19, decimal_places=6, help_text='Decimal string in the payment\'s currency, e.g. "40.00".'
     )
 
@@ -127,7 +127,10 @@ class PaymentManualCreateInputSerializer(serializers.Serializer):
         help_text="How the money arrived.",
     )
     reference = serializers.CharField(
-        required=False, default="", allow_blank=True, max_length=255, help_text="Bank reference, cheque number…"
+        max_length=255,
+        help_text="The bank transfer's reference, the cheque or receipt number. Unique among the customer's "
+        "manual payments (reversed ones aside; case and surrounding spaces aside): the same reference again is "
+        "a 409 with a field error on `reference`, and nothing is recorded.",
     )
     received_at = serializers.DateTimeField(help_text="When the money arrived (ISO 8601 with a time zone).")
     allocations = PaymentAllocationInputSerializer(

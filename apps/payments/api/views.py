@@ -55,7 +55,9 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             "`allocations` (each at most what is due on it) or, without them, the customer's unpaid invoices "
             "oldest due first; what is left goes to the customer's credit balance. Bad input (negative amount, "
             "another currency, more than an invoice owes, an invoice that is not the customer's or not payable) "
-            "is refused with messages per field, and nothing is recorded."
+            "is refused with messages per field, and nothing is recorded. The `reference` is required and unique "
+            "per customer: a payment sent twice (without an `Idempotency-Key`) is a 409 with a field error on "
+            "`reference` the second time, and is recorded once."
         ),
     )
     @idempotent

@@ -1,11 +1,11 @@
 """Stripe events mapped onto our payments (connected to dj-stripe's webhook signals).
 
-dj-stripe verifies each event's signature, stores it once (a replayed event id is not processed
-again) and syncs its object; then these handlers map the Stripe object to our ids and call one of our
-services. Events can come late, twice under different ids, or out of order, so a handler never trusts
-the event type alone: it reads the object's *current* state from Stripe and brings our row in line
-with it, and every service it calls is idempotent. A handler that fails makes dj-stripe answer 500,
-and Stripe delivers the event again later.
+Our view (`views.py`) checks each event's size and signature and answers a replayed event id at
+once; dj-stripe stores the event and syncs its object; then these handlers map the Stripe object to
+our ids and call one of our services. Events can come late, twice under different ids, or out of
+order, so a handler never trusts the event type alone: it reads the object's *current* state from
+Stripe and brings our row in line with it, and every service it calls is idempotent. A handler that
+fails makes dj-stripe answer 500, and Stripe delivers the event again later.
 """
 
 from __future__ import annotations

@@ -143,7 +143,7 @@ def test_reverse_selected_payments_through_an_intermediate_page(client, superuse
     customer = make_customer()
     invoice = make_invoice(customer, "100.00")
     manual = _pay(customer, "40.00", invoice)
-    already = _pay(customer, "10.00", invoice)
+    already = _pay(customer, "10.00", invoice, reference="SEPA 2")
     payment_reverse(payment_id=already.pk, reason="earlier")
     client.force_login(superuser)
     selection = {"action": "reverse_selected", "_selected_action": [manual.pk, already.pk]}

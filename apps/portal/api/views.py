@@ -10,12 +10,13 @@ from django.utils import translation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.api.authentication import UserTokenAuthentication
 from apps.accounts.credentials import portal_token_create, portal_token_revoke
 from apps.accounts.selectors import customer_memberships_for_user, customer_now, portal_token_list_for_membership
 from apps.accounts.services import customer_billing_details_update, customer_membership_language_set
@@ -105,7 +106,7 @@ class PortalAPIMixin:
     # An `X-Customer-Id` the user does not belong to is 404 (documented on every operation).
     answers_not_found = True
     # A personal token (Bearer bpc_…, made in the portal) acts for its customer only.
-    authentication_classes = [PortalTokenAuthentication, TokenAuthentication, SessionAuthentication]
+    authentication_classes = [PortalTokenAuthentication, UserTokenAuthentication, SessionAuthentication]
     permission_classes = [IsCustomerUser]
     filter_backends: list = []
     membership = None

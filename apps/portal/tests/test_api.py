@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
-from rest_framework.authtoken.models import Token
 
+from apps.accounts.credentials import user_token_create
 from apps.accounts.models import Customer, CustomerMembership
 from apps.accounts.tests.factories import UserFactory
 from apps.subscriptions.models import Subscription
@@ -15,8 +15,8 @@ pytestmark = pytest.mark.django_db
 
 
 def test_me_with_a_token(api_client, world):
-    token = Token.objects.create(user=world.a.user)
-    response = api_client.get("/api/v1/portal/me", HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, token = user_token_create(user_id=world.a.user.pk, name="user")
+    response = api_client.get("/api/v1/portal/me", HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 200
     assert response.json() == {
         "username": "alpha-labs-owner",

@@ -118,9 +118,7 @@ def test_service_refusals_are_in_simplified_chinese_in_the_portal(client, api_cl
 @pytest.mark.parametrize("scheme", ["customer token", "user token"])
 def test_customer_api_speaks_the_users_language_with_a_token(api_client, world, scheme):
     """A token request (no session) answers in the member's language, as a session request does."""
-    from rest_framework.authtoken.models import Token
-
-    from apps.accounts.credentials import portal_token_create
+    from apps.accounts.credentials import portal_token_create, user_token_create
     from apps.accounts.models import CustomerMembership
     from apps.accounts.services import customer_membership_language_set
 
@@ -130,7 +128,7 @@ def test_customer_api_speaks_the_users_language_with_a_token(api_client, world, 
         secret = portal_token_create(membership_id=membership.pk, name="Export")[1]
         api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     else:
-        api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=world.a.user).key}")
+        api_client.credentials(HTTP_AUTHORIZATION=f"Token {user_token_create(user_id=world.a.user.pk, name='user')[1]}")
     response = api_client.patch("/api/v1/portal/billing-details", {"tax_id": "DE123", "country": "DE"}, format="json")
     assert response.status_code == 400
     assert response.json()["fields"]["tax_id"] == ["DE123 不是有效的德国的增值税号：位数不正确。"]

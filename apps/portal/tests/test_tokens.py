@@ -142,11 +142,11 @@ def test_a_token_cannot_make_or_revoke_tokens(api_client, world):
 
 
 def test_a_drf_token_cannot_make_tokens_either(api_client, world):
-    from rest_framework.authtoken.models import Token
+    from apps.accounts.credentials import user_token_create
 
-    drf_token = Token.objects.create(user=world.a.user)
+    _, user_token = user_token_create(user_id=world.a.user.pk, name="user")
     made = api_client.post(
-        "/api/v1/portal/tokens", {"name": "Minted"}, format="json", HTTP_AUTHORIZATION=f"Token {drf_token.key}"
+        "/api/v1/portal/tokens", {"name": "Minted"}, format="json", HTTP_AUTHORIZATION=f"Token {user_token}"
     )
 
     assert made.status_code == 403

@@ -11,9 +11,8 @@ def main() -> None:
     django.setup()
 
     from djmoney.money import Money
-    from rest_framework.authtoken.models import Token
 
-    from apps.accounts.services import api_key_create
+    from apps.accounts.services import api_key_create, user_token_create
     from apps.accounts.tests.factories import CustomerFactory, UserFactory
     from apps.catalog.services import billable_metric_create
     from apps.catalog.tests.factories import PlanFactory
@@ -31,7 +30,7 @@ def main() -> None:
         billable_metric_create(code="api_calls", name="API calls")
         _, out["api_key"] = api_key_create(name="faults")
         staff = UserFactory(username="fault-staff", is_staff=True, is_superuser=True)
-        out["token"] = Token.objects.create(user=staff).key
+        out["token"] = user_token_create(user_id=staff.pk, name="faults")[1]
     else:
         raise SystemExit(f"unknown seed {what!r}")
     print(json.dumps(out))

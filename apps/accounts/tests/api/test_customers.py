@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 
+from apps.accounts.credentials import user_token_create
 from apps.accounts.models import Customer
 from apps.accounts.tests.factories import CustomerFactory, UserFactory
 
@@ -331,9 +331,9 @@ def test_customer_permission_matrix(api_client, make_staff, method, perm, expect
 
 def test_token_authentication_works_for_staff(api_client, make_staff):
     user = make_staff("accounts.view_customer")
-    token = Token.objects.create(user=user)
+    _, token = user_token_create(user_id=user.pk, name="customers")
     CustomerFactory()
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
 
     response = api_client.get(LIST_URL)
 
@@ -343,8 +343,8 @@ def test_token_authentication_works_for_staff(api_client, make_staff):
 
 def test_non_staff_user_with_a_token_is_forbidden(api_client):
     user = UserFactory(is_staff=False, is_superuser=True)
-    token = Token.objects.create(user=user)
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, token = user_token_create(user_id=user.pk, name="customers")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
 
     response = api_client.get(LIST_URL)
 

@@ -28,7 +28,6 @@ from djmoney.money import Money
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import (
@@ -39,7 +38,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from apps.accounts.credentials import api_key_create
+from apps.accounts.credentials import api_key_create, user_token_create
 from apps.accounts.tests.factories import CustomerFactory, UserFactory
 from apps.billing.services import subscription_start
 from apps.catalog.services import billable_metric_create
@@ -94,13 +93,13 @@ def credentials(db) -> dict[str, str]:
     """A superuser's token for the staff API; an API key (with a customer and a metric it can meter)
     for usage ingestion."""
     superuser = UserFactory(username="fuzz-root", is_staff=True, is_superuser=True)
-    token = Token.objects.create(user=superuser)
+    _, token = user_token_create(user_id=superuser.pk, name="fuzz")
     # Something to list: a customer with a subscription and its first (finalized) invoice.
     customer = CustomerFactory(external_id="acme", currency="USD")
     billable_metric_create(code="api_calls", name="API calls")
     subscription_start(customer=customer, plan=PlanFactory(prices=[Money("49.00", "USD")]), now=utc(2026, 4, 1))
     _, api_key = api_key_create(name="fuzz")
-    return {"staff": f"Token {token.key}", "api_key": f"Bearer {api_key}"}
+    return {"staff": f"Token {token}", "api_key": f"Bearer {api_key}"}
 
 
 @schema.parametrize()

@@ -4,10 +4,16 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
-from apps.accounts.credentials import api_key_create, api_key_revoke, portal_token_create, portal_token_revoke
-from apps.accounts.models import ApiKey, CustomerMembership
+from apps.accounts.credentials import (
+    api_key_create,
+    api_key_revoke,
+    portal_token_create,
+    portal_token_revoke,
+    user_token_create,
+    user_token_revoke,
+)
+from apps.accounts.models import ApiKey, CustomerMembership, UserToken
 from apps.accounts.services import customer_membership_add
 from apps.catalog.models import Plan
 from apps.demo.demo_data import demo_first_customer
@@ -21,12 +27,13 @@ PORTAL_USERNAME = "demo-customer"
 
 
 DEMO_API_KEY_NAME = "Demo metering"
+DEMO_ADMIN_TOKEN_NAME = "Demo admin (make run)"
 DEMO_PORTAL_TOKEN_NAME = "Demo (make run)"
 
 
 class Command(BaseCommand):
     help = (
-        "Create or update the local superuser 'admin' with a fresh random password and an API token, and "
+        "Create or update the local superuser 'admin' with a fresh random password and a fresh API token, and "
         "a customer portal user 'demo-customer' (with a password and a customer API token, Bearer bpc_…) "
         "for the first demo customer. "
         "For local demos only."
@@ -44,14 +51,17 @@ class Command(BaseCommand):
         admin.is_active = True
         admin.set_password(password)
         admin.save()
-        token, _ = Token.objects.get_or_create(user=admin)
+        # Tokens are stored hashed: each run revokes the demo token it made before and makes a new one.
+        for old in UserToken.objects.filter(user=admin, name=DEMO_ADMIN_TOKEN_NAME, revoked_at__isnull=True):
+            user_token_revoke(token_id=old.pk)
+        _, token = user_token_create(user_id=admin.pk, name=DEMO_ADMIN_TOKEN_NAME)
 
         self.stdout.write(self.style.SUCCESS(f"Superuser {'created' if created else 'updated'} (new password)."))
         address = ADMIN_URL.format(host=os.environ.get("HOST", "127.0.0.1"), port=os.environ.get("PORT", "8000"))
         self.stdout.write(f"  Admin:    {address}")
         self.stdout.write(f"  Username: {ADMIN_USERNAME}")
         self.stdout.write(f"  Password: {password}")
-        self.stdout.write(f"  API token: {token.key}  (header: Authorization: Token {token.key})")
+        self.stdout.write(f"  API token: {token}  (header: Authorization: Token {token})")
         # A fresh key for sending usage events (keys are stored hashed: the old demo key is revoked).
         for old in ApiKey.objects.filter(name=DEMO_API_KEY_NAME, revoked_at__isnull=True):
             api_key_revoke(api_key_id=old.pk)

@@ -53,7 +53,7 @@ def _taxes(document) -> list[tuple]:
 
 
 def _paid(invoice: Invoice) -> Invoice:
-    return invoice_mark_paid(invoice_id=invoice.pk, reference="bank", now=NOW)
+    return invoice_mark_paid(invoice_id=invoice.pk, reference=f"bank {invoice.number}", now=NOW)
 
 
 # --- Full credit notes reproduce the invoice --------------------------------------------------------

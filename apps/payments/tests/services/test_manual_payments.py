@@ -1,6 +1,7 @@
 """Manual payments: allocation to invoices, partial payments, overpayments to the credit balance,
 what is refused (nothing stored), and the reversal of a wrong payment."""
 
+import itertools
 from decimal import Decimal
 
 import pytest
@@ -28,7 +29,13 @@ from apps.subscriptions.tests.factories import make_subscription
 pytestmark = pytest.mark.django_db
 
 
-def _pay(customer, amount: str, *, allocations=None, method=PaymentMethod.BANK_TRANSFER, reference="SEPA"):
+_references = itertools.count(1)
+
+
+def _pay(customer, amount: str, *, allocations=None, method=PaymentMethod.BANK_TRANSFER, reference=None):
+    """A manual payment; each gets a reference of its own unless one is given (they are unique per customer)."""
+    if reference is None:
+        reference = f"SEPA-AUTO-{next(_references)}"
     return payment_record_manual(
         customer_id=customer.pk,
         amount=Decimal(amount),

@@ -1,8 +1,8 @@
 """Staff API for a customer's cards, against localstripe."""
 
 import pytest
-from rest_framework.authtoken.models import Token
 
+from apps.accounts.credentials import user_token_create
 from apps.accounts.tests.factories import CustomerFactory
 from apps.payments.stripe.customers import stripe_payment_methods_list
 from apps.payments.stripe.models import StripeCustomer
@@ -119,7 +119,7 @@ def test_permission_matrix(localstripe, api_client, make_staff, who, perms, list
         from apps.accounts.tests.factories import UserFactory
 
         user = UserFactory()
-        api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        api_client.credentials(HTTP_AUTHORIZATION=f"Token {user_token_create(user_id=user.pk, name='cards')[1]}")
     elif perms is not None:
         api_client.force_authenticate(make_staff(*perms))
 
