@@ -50,3 +50,15 @@ def test_no_credentials_still_says_so(client):
 
     assert response.status_code == 401
     assert response.json()["message"] == "Authentication credentials were not provided."
+
+
+def test_a_post_to_no_endpoint_is_a_json_404_not_a_csrf_refusal(superuser):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(superuser)
+
+    response = client.post("/api/v1/coupons/%20/archive", {})
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
