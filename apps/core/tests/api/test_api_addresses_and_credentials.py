@@ -58,7 +58,7 @@ def test_a_post_to_no_endpoint_is_a_json_404_not_a_csrf_refusal(superuser):
     client = Client(enforce_csrf_checks=True)
     client.force_login(superuser)
 
-    response = client.post("/api/v1/coupons/%20/archive", {})
+    response = client.post("/api/v1/coupons/0/archive/again", {})
 
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
