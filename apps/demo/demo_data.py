@@ -20,6 +20,7 @@ from djmoney.money import Money
 
 from apps.accounts.models import Customer
 from apps.accounts.services import customer_create, simulated_clock_create
+from apps.billing.constants import ChangeTiming
 from apps.billing.services import bill_due_subscriptions, subscription_cancel, subscription_change, subscription_start
 from apps.catalog.constants import SIMPLE_CHARGE_NAME
 from apps.catalog.models import BillableMetric, Plan, Product
@@ -34,7 +35,7 @@ from apps.catalog.services import (
 )
 from apps.core import clock
 from apps.core.money import quantize_amount
-from apps.invoices.constants import BillingRunTrigger, ChangeTiming, InvoiceStatus
+from apps.invoices.constants import BillingRunTrigger, InvoiceStatus
 from apps.invoices.models import Invoice, TaxRate
 from apps.invoices.services import invoice_mark_uncollectible, invoice_render_pdf, invoice_void
 from apps.payments.constants import PaymentMethod

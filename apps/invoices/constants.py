@@ -96,17 +96,6 @@ class BillingReason(models.TextChoices):
     MANUAL = "manual", "Manual"
 
 
-class ProrationBehavior(models.TextChoices):
-    PRORATE = "prorate", "Prorate on the next invoice"
-    INVOICE_NOW = "invoice_now", "Prorate and invoice at once"
-    NONE = "none", "No proration"
-
-
-class ChangeTiming(models.TextChoices):
-    NOW = "now", "Now"
-    PERIOD_END = "period_end", "At the end of the current period"
-
-
 # Printed on the bill (translated there, in the customer's language).
 REVERSE_CHARGE_NOTE = gettext_noop("Reverse charge: VAT to be accounted for by the recipient.")
 

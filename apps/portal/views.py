@@ -49,6 +49,7 @@ from apps.accounts.services import (
     customer_membership_language_set,
     customer_membership_remove,
 )
+from apps.billing.constants import ChangeTiming
 from apps.billing.services import (
     subscription_cancel,
     subscription_change,
@@ -60,7 +61,6 @@ from apps.billing.services import (
 from apps.core.errors import ApplicationError, NotFound, PermissionRefused
 from apps.core.network import client_address
 from apps.core.rate_limits import rate_limit_hit
-from apps.invoices.constants import ChangeTiming
 from apps.invoices.selectors import (
     credit_note_get_for_customer,
     credit_note_list_for_customer,

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from apps.billing.constants import ChangeTiming, ProrationBehavior
 from apps.billing.services import (
     subscription_cancel,
     subscription_cancel_credit_preview,
@@ -25,7 +26,6 @@ from apps.catalog.pricing import format_price
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, application_error_to_form, status_badge
 from apps.core.errors import ApplicationError
 from apps.invoices.admin_inlines import InvoicedPeriodInline, InvoiceSummaryInline
-from apps.invoices.constants import ChangeTiming, ProrationBehavior
 from apps.invoices.selectors import subscription_invoices
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import Subscription, SubscriptionEvent

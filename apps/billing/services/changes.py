@@ -18,17 +18,13 @@ from typing import Any
 
 from django.db import transaction
 
+from apps.billing.constants import ChangeTiming, ProrationBehavior
 from apps.catalog.models import Plan
 from apps.core import clock
 from apps.core.audit import audited_with_reason
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
 from apps.core.money import quantize_amount
-from apps.invoices.constants import (
-    ChangeTiming,
-    InvoiceLineKind,
-    InvoiceStatus,
-    ProrationBehavior,
-)
+from apps.invoices.constants import InvoiceLineKind, InvoiceStatus
 from apps.invoices.models import Invoice, InvoiceItem
 from apps.invoices.pricing import TaxAmount, tax_added
 from apps.invoices.selectors import subscription_period_invoices

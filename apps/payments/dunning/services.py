@@ -24,6 +24,7 @@ from djmoney.money import Money
 from apps.accounts.constants import CollectionMethod
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_now
+from apps.billing.constants import ChangeTiming
 from apps.billing.services import subscription_cancel, subscription_pause
 from apps.core import clock
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
@@ -31,7 +32,7 @@ from apps.core.events import domain_event_record
 from apps.core.money import quantize_amount
 from apps.core.transitions import ensure_transition
 from apps.core.validation import validate_instance
-from apps.invoices.constants import ChangeTiming, InvoiceStatus
+from apps.invoices.constants import InvoiceStatus
 from apps.invoices.models import Invoice, InvoicedPeriod
 from apps.invoices.services import invoice_mark_uncollectible
 from apps.subscriptions.constants import SubscriptionStatus

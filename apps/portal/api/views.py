@@ -20,6 +20,7 @@ from apps.accounts.api.authentication import UserTokenAuthentication
 from apps.accounts.credentials import portal_token_create, portal_token_revoke
 from apps.accounts.selectors import customer_memberships_for_user, customer_now, portal_token_list_for_membership
 from apps.accounts.services import customer_billing_details_update, customer_membership_language_set
+from apps.billing.constants import ChangeTiming
 from apps.billing.services import (
     subscription_cancel,
     subscription_change,
@@ -33,7 +34,6 @@ from apps.core.api.schema import error_responses
 from apps.core.api.serializers import ErrorOutputSerializer
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.idempotency import idempotent
-from apps.invoices.constants import ChangeTiming
 from apps.invoices.models import CreditNote, Invoice
 from apps.invoices.selectors import (
     credit_note_get_for_customer,

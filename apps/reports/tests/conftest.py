@@ -33,11 +33,11 @@ import pytest
 from djmoney.money import Money
 
 from apps.accounts.services import customer_create
+from apps.billing.constants import ChangeTiming
 from apps.billing.services import bill_due_subscriptions, subscription_change
 from apps.catalog.models import Plan, Product
 from apps.catalog.services import coupon_create, plan_create, product_create
 from apps.core import clock
-from apps.invoices.constants import ChangeTiming
 from apps.invoices.models import Invoice
 from apps.payments.services import payment_record_manual
 from apps.subscriptions.models import Subscription

@@ -3,11 +3,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.accounts.models import Customer
+from apps.billing.constants import ChangeTiming, ProrationBehavior
 from apps.catalog.constants import VersionMigrationTiming
 from apps.catalog.models import Plan, PlanVersion
 from apps.core.api.serializers import DecimalStringField, MoneyOutputSerializer
 from apps.invoices.api.serializers import InvoiceListOutputSerializer
-from apps.invoices.constants import ChangeTiming, ProrationBehavior
 from apps.subscriptions.models import Subscription
 
 

@@ -5,6 +5,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from apps.billing.constants import ChangeTiming
 from apps.billing.services import (
     subscription_cancel,
     subscription_change,
@@ -16,7 +17,6 @@ from apps.billing.services import (
 )
 from apps.core.api.schema import error_responses
 from apps.core.idempotency import idempotent
-from apps.invoices.constants import ChangeTiming
 from apps.subscriptions.selectors import subscription_list
 from apps.subscriptions.services import (
     subscription_cancel_undo,

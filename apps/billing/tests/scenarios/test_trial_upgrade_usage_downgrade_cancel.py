@@ -24,12 +24,12 @@ from decimal import Decimal
 import pytest
 
 from apps.accounts.services import customer_create, simulated_clock_create
+from apps.billing.constants import ChangeTiming
 from apps.billing.services import subscription_cancel_with_credit, subscription_change, subscription_start
 from apps.billing.services.simulated_clocks import simulated_clock_advance
 from apps.catalog.constants import SIMPLE_CHARGE_NAME, ChargeKind, MetricAggregation, PriceModelChoice
 from apps.catalog.services import ChargeInput, PriceInput, billable_metric_create, plan_create, product_create
 from apps.core import clock
-from apps.invoices.constants import ChangeTiming
 from apps.invoices.selectors import customer_balance
 from apps.invoices.services.taxes import tax_rate_create
 from apps.payments.services import payment_record_manual
