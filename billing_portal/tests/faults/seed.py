@@ -12,7 +12,7 @@ def main() -> None:
 
     from djmoney.money import Money
 
-    from apps.accounts.services import api_key_create, user_token_create
+    from apps.accounts.credentials import api_key_create, user_token_create
     from apps.accounts.tests.factories import CustomerFactory, UserFactory
     from apps.catalog.services import billable_metric_create
     from apps.catalog.tests.factories import PlanFactory
