@@ -5,8 +5,10 @@ What is document-specific (the template, its context, the model and its database
 the document's app; this module only renders, stores and checks bytes.
 
 Rendering cost matters (a pdf worker renders every bill): each process builds the WeasyPrint font
-configuration and each stylesheet once and keeps an image cache (the logo is parsed once), see
-docs/performance.md. WeasyPrint is imported lazily because importing it takes a while.
+configuration and each stylesheet once and keeps an image cache (the logo is parsed once), and
+documents are styled with a user-agent stylesheet of their own elements only
+(`pdf_user_agent.css`), see docs/performance.md. WeasyPrint is imported lazily because importing it
+takes a while.
 """
 
 import functools
@@ -87,6 +89,30 @@ def _stylesheet(path: str, modified_ns: int) -> Any:
     return CSS(filename=path, font_config=_font_config(), url_fetcher=_local_only_fetcher())
 
 
+USER_AGENT_STYLESHEET = Path(__file__).with_name("pdf_user_agent.css")
+
+
+@functools.cache
+def _document_class() -> Any:
+    """WeasyPrint's `HTML` with our user-agent stylesheet in place of its full HTML one.
+
+    WeasyPrint (pinned at 70) takes a document's user-agent stylesheets from `HTML._ua_stylesheets`;
+    it has no public option for them. Every element is matched against every user-agent selector,
+    and the full sheet's few hundred (forms, lists, ruby, bidi) cost about an eighth of a bill's
+    rendering time; ours holds the same rules for the elements documents use. `render_pdf(...,
+    user_agent="weasyprint")` renders with WeasyPrint's own sheet, which the tests compare against."""
+    from weasyprint import CSS, HTML
+    from weasyprint.html import UA_COUNTER_STYLE
+
+    sheet = CSS(filename=str(USER_AGENT_STYLESHEET), counter_style=UA_COUNTER_STYLE, font_config=_font_config())
+
+    class DocumentHTML(HTML):
+        def _ua_stylesheets(self, forms: bool = False) -> list[Any]:
+            return [sheet]
+
+    return DocumentHTML
+
+
 @contextmanager
 def _garbage_collection_paused() -> Iterator[None]:
     """Layout allocates hundreds of thousands of short-lived objects, which set off the cyclic garbage
@@ -100,17 +126,26 @@ def _garbage_collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-def render_pdf(*, template_name: str, context: dict[str, Any], stylesheets: Iterable[str] = ()) -> bytes:
+def render_pdf(
+    *,
+    template_name: str,
+    context: dict[str, Any],
+    stylesheets: Iterable[str] = (),
+    user_agent: str = "documents",
+) -> bytes:
     """Render a Django template to PDF bytes. `stylesheets` are paths under static/ (or absolute),
-    parsed once per process; relative URLs in the HTML resolve under static/; no network access."""
+    parsed once per process; relative URLs in the HTML resolve under static/; no network access.
+    `user_agent="weasyprint"` styles the elements with WeasyPrint's full HTML stylesheet instead of
+    ours (same output, slower; for comparison)."""
     from weasyprint import HTML
 
+    document_class = HTML if user_agent == "weasyprint" else _document_class()
     html = render_to_string(template_name, context)
     sheets = []
     for name in stylesheets:
         path = Path(static_url(name).removeprefix("file://"))
         sheets.append(_stylesheet(str(path), path.stat().st_mtime_ns))
-    document = HTML(string=html, base_url=static_root().as_uri() + "/", url_fetcher=_local_only_fetcher())
+    document = document_class(string=html, base_url=static_root().as_uri() + "/", url_fetcher=_local_only_fetcher())
     with _garbage_collection_paused():
         return bytes(document.write_pdf(stylesheets=sheets, font_config=_font_config(), cache=_image_cache()))
 

@@ -95,12 +95,17 @@ def document_language(customer_details: dict[str, Any]) -> str:
     return str(customer_details.get("language") or "en")
 
 
-def invoice_render_pdf_bytes(invoice: Invoice, **context_overrides: Any) -> bytes:
+def invoice_render_pdf_bytes(invoice: Invoice, *, user_agent: str = "documents", **context_overrides: Any) -> bytes:
     """The bill as PDF bytes (nothing stored), in the customer's language. Used by
     `invoice_render_pdf` and the benchmark."""
     with translation.override(document_language(invoice.customer_details)):
         context = invoice_pdf_context(invoice, **context_overrides)
-        return render_pdf(template_name=INVOICE_PDF_TEMPLATE, context=context, stylesheets=INVOICE_PDF_STYLESHEETS)
+        return render_pdf(
+            template_name=INVOICE_PDF_TEMPLATE,
+            context=context,
+            stylesheets=INVOICE_PDF_STYLESHEETS,
+            user_agent=user_agent,
+        )
 
 
 def _refuse_second_rendering(invoice: Invoice) -> None:
@@ -206,12 +211,13 @@ def credit_note_pdf_context(credit_note: CreditNote) -> dict[str, Any]:
     }
 
 
-def credit_note_render_pdf_bytes(credit_note: CreditNote) -> bytes:
+def credit_note_render_pdf_bytes(credit_note: CreditNote, *, user_agent: str = "documents") -> bytes:
     with translation.override(document_language(credit_note.customer_details)):
         return render_pdf(
             template_name=CREDIT_NOTE_PDF_TEMPLATE,
             context=credit_note_pdf_context(credit_note),
             stylesheets=INVOICE_PDF_STYLESHEETS,
+            user_agent=user_agent,
         )
 
 
