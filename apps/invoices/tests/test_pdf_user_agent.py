@@ -83,3 +83,27 @@ def test_a_credit_note_is_the_same_with_either_stylesheet(tmp_path):
     _assert_same_pages(
         credit_note_render_pdf_bytes(note), credit_note_render_pdf_bytes(note, user_agent="weasyprint"), tmp_path
     )
+
+
+def test_every_element_of_the_document_templates_has_its_rules_in_the_documents_user_agent_sheet():
+    """A later document template (or a new element in one) must not silently lose the styles
+    WeasyPrint's own sheet would give it: each element the PDF templates use is named in ours, or is one
+    that WeasyPrint's sheet gives nothing to either."""
+    import re
+
+    from django.conf import settings
+
+    from apps.core.pdf import USER_AGENT_STYLESHEET
+
+    styled = set(re.findall(r"(?<![\w.#:-])([a-z][a-z0-9]*)(?=[\s,{:.\[>)])", USER_AGENT_STYLESHEET.read_text()))
+    unstyled_by_weasyprint_too = {"span"}
+    templates = Path(settings.BASE_DIR) / "templates"
+    documents = [path for path in templates.rglob("*.html") if "_pdf" in path.name or path.name == "_parties.html"]
+    assert len(documents) >= 4
+    used = {
+        tag
+        for path in documents
+        for tag in re.findall(r"<([a-z][a-z0-9]*)\b", re.sub(r"{%.*?%}|{#.*?#}", "", path.read_text(), flags=re.S))
+    }
+    assert {"table", "td", "br", "h1"} <= used
+    assert used - styled - unstyled_by_weasyprint_too == set()
