@@ -133,6 +133,21 @@ LOGIN_URL = "admin:login"
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
+
+# Behind a connection pooler in transaction mode (PgBouncer `pool_mode = transaction`), each
+# transaction may run on another server connection: nothing may outlive a transaction. So no
+# server-side cursors outside one (`.iterator()` then reads in chunks client-side). Django's psycopg
+# backend binds parameters client-side by default and so prepares no statements, and every lock the
+# product takes is a transaction-level one. See docs/scaling.md.
+def database_pooling(database: dict) -> dict:
+    """`database` set for a transaction-mode pooler when DATABASE_TRANSACTION_POOLING is on."""
+    if env.bool("DATABASE_TRANSACTION_POOLING", default=False) and database["ENGINE"].endswith("postgresql"):
+        database["DISABLE_SERVER_SIDE_CURSORS"] = True
+    return database
+
+
+database_pooling(DATABASES["default"])
+
 # --- Caches --------------------------------------------------------------------------------------
 # In-process memory by default; production shares one between web processes (API rate limits count
 # across them): CACHE_URL=redis://127.0.0.1:6379/1. See docs/security.md.

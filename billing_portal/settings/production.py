@@ -9,7 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from billing_portal.static_files import add_security_headers
 
 from .base import *  # noqa: F403
-from .base import EMAIL_BACKEND, MIDDLEWARE, env
+from .base import EMAIL_BACKEND, MIDDLEWARE, database_pooling, env
 
 DEBUG = False
 # Secrets come from the environment only: no default, and no placeholder accepted.
@@ -29,6 +29,7 @@ WEBHOOK_ALLOW_HTTP = False
 DATABASES = {"default": env.db("DATABASE_URL")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+database_pooling(DATABASES["default"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # HTTPS: behind a proxy that terminates TLS and sets X-Forwarded-Proto.

@@ -244,3 +244,18 @@ def test_static_files_carry_the_content_security_policy_and_frame_options(tmp_pa
     assert answer["Referrer-Policy"] == "same-origin"
     assert answer["Cross-Origin-Opener-Policy"] == "same-origin"
     assert answer["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+
+
+def test_behind_a_transaction_pooler_no_server_side_cursor_outlives_a_transaction():
+    """DATABASE_TRANSACTION_POOLING (PgBouncer in transaction mode, docs/scaling.md): `.iterator()`
+    reads client-side instead of through a server-side cursor held across transactions."""
+    dump = (
+        "import json, django; django.setup(); from django.conf import settings as s; "
+        "print(json.dumps(s.DATABASES['default'].get('DISABLE_SERVER_SIDE_CURSORS', False)))"
+    )
+
+    direct = _run(["-c", dump], **_production_environment())
+    pooled = _run(["-c", dump], **_production_environment(), DATABASE_TRANSACTION_POOLING="true")
+
+    assert direct.returncode == pooled.returncode == 0, direct.stderr + pooled.stderr
+    assert (json.loads(direct.stdout), json.loads(pooled.stdout)) == (False, True)

@@ -54,12 +54,18 @@ def _database_url() -> str:
 
 
 def _start_worker(
-    log_path: Path, *, queues: str = "celery,billing,pdf,email", concurrency: int = 2
+    log_path: Path,
+    *,
+    queues: str = "celery,billing,pdf,email",
+    concurrency: int = 2,
+    database_url: str = "",
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen:
     env = {
         **os.environ,
+        **(extra_env or {}),
         "DJANGO_SETTINGS_MODULE": "billing_portal.settings.local",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url or _database_url(),
         "CELERY_BROKER_URL": BROKER_URL,
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
