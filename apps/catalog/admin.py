@@ -286,7 +286,7 @@ class PriceInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
 
 class ChargeInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
     model = Charge
-    fields = [("position", "kind", "name"), ("price_model", "metric_code")]
+    fields = [("position", "kind", "name"), ("price_model", "metric_code", "billing_timing")]
     inlines = [PriceInline]
     extra = 0
     sortable_field_name = "position"

@@ -278,9 +278,18 @@ class InvoiceLine(models.Model):
 class InvoicedPeriod(models.Model):
     """A subscription period billed by the billing run, and the invoice that bills it: one row per
     period, whether the invoice bills that subscription alone or groups several (one invoice per
-    customer and renewal date). Its unique constraint is what bills a period once, whichever way."""
+    customer and renewal date). Its unique constraint is what bills a period once, whichever way.
 
-    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="invoiced_periods")
+    A period whose billing came to no line at all (a usage-only plan's first period, which bills
+    nothing in advance, or a period without usage) is recorded without an invoice (`billed_at` says
+    when): no empty invoice is made, and the period is still billed exactly once."""
+
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.CASCADE, related_name="invoiced_periods", null=True, blank=True
+    )
+    billed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the period was billed (set when it came to no invoice)."
+    )
     # Looked up through the unique (subscription, period start) index: no index of its own.
     subscription = models.ForeignKey(
         Subscription, on_delete=models.PROTECT, related_name="invoiced_periods", db_index=False
