@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q, Value
-from django.db.models.functions import Abs, Length
+from django.db.models.functions import Abs, Length, Round
 from django.db.models.lookups import Exact, LessThan
 from django_countries.fields import CountryField
 from djmoney.models.fields import MoneyField
@@ -102,7 +102,11 @@ class Invoice(TimeStampedModel):
                 condition=Q(status=InvoiceStatus.DRAFT) | Q(status=InvoiceStatus.VOID) | Q(number__isnull=False),
                 name="invoice_finalized_has_number",
             ),
-            models.CheckConstraint(condition=Q(total=F("subtotal") + F("tax_total")), name="invoice_total_is_sum"),
+            # Rounded to the fields' 4 decimals: exact on PostgreSQL, and SQLite's float sum (75.29 + 14.31 =
+            # 89.60000000000001) does not refuse a correct total.
+            models.CheckConstraint(
+                condition=Q(total=Round(F("subtotal") + F("tax_total"), 4)), name="invoice_total_is_sum"
+            ),
             models.CheckConstraint(
                 condition=Q(subtotal_currency=F("total_currency")) & Q(tax_total_currency=F("total_currency")),
                 name="invoice_single_currency",
