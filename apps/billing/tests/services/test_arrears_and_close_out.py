@@ -344,3 +344,36 @@ def test_a_pause_closes_out_the_usage_before_it_and_bills_it_when_the_subscripti
     subscription.refresh_from_db()
     assert subscription.next_billing_at == utc(2026, 5, 20)
     assert Subscription.objects.get().status == "active"
+
+
+def test_a_quantity_change_bills_a_per_seat_fee_in_arrears_per_stretch(catalog):
+    seats = _plan(
+        catalog, "seats", "Seats",
+        ChargeInput(name=SIMPLE_CHARGE_NAME, price_model=PriceModelChoice.PER_UNIT,
+                    billing_timing=BillingTiming.IN_ARREARS, prices=[PriceInput(currency="USD", amount=D("31.00"))]),
+    )  # fmt: skip
+    customer = _customer()
+    subscription = subscription_start(customer=customer, plan=seats, quantity=2, now=utc(2026, 3, 1))
+    subscription_change(subscription_id=subscription.pk, quantity=4, now=utc(2026, 3, 11))
+
+    bill_due_subscriptions(now=utc(2026, 4, 1, 1))
+
+    # 2 seats × 31.00 for 10 of March's 31 days = 20.00; 4 seats × 31.00 for 21 days = 84.00.
+    invoice = Invoice.objects.get()
+    assert [(line[2], line[3], line[4], line[5]) for line in _lines(invoice)] == [
+        (utc(2026, 3, 1), utc(2026, 3, 11), D(2), D("20.00")),
+        (utc(2026, 3, 11), utc(2026, 4, 1), D(4), D("84.00")),
+    ]
+    assert invoice.total.amount == D("104.00")
+    # April is billed at 4 seats, whole: 4 × 31.00 = 124.00 (on the 1 May invoice).
+    bill_due_subscriptions(now=utc(2026, 5, 1, 1))
+    may = Invoice.objects.get(period_start_at=utc(2026, 4, 1))
+    assert [(line[4], line[5]) for line in _lines(may)] == [(D(4), D("124.00"))]
+
+
+def test_a_change_during_a_trial_closes_out_nothing(catalog):
+    metered_a, metered_b = _metered_a(catalog), _metered_b(catalog)
+    customer = _customer()
+    subscription = subscription_start(customer=customer, plan=metered_a, trial_days=14, now=utc(2026, 3, 1))
+    subscription_change(subscription_id=subscription.pk, plan=metered_b, now=utc(2026, 3, 5))
+    assert not SubscriptionSegment.objects.exists()
