@@ -22,7 +22,7 @@ import gc
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -55,7 +55,7 @@ from apps.usage.selectors import BULK_AGGREGATIONS, UsageWindow, usage_aggregate
 from apps.usage.services import usage_billing_lock_many
 
 from .closeout import Stretch, stretch_line_drafts
-from .lines import LineDraft, invoice_span, recurring_line_drafts, usage_charges
+from .lines import LineDraft, arrears_fee_charges, invoice_span, recurring_line_drafts, usage_charges
 
 logger = logging.getLogger(__name__)
 
@@ -313,7 +313,9 @@ def _bill_of(
             end=subscription.current_period_end_at,
             period=period_containing(subscription.billing_anchor_at, plan.interval, plan.interval_count, start),
         )  # fmt: skip
-        with bill_language(subscription.customer):
+        # (Only fees have names to translate: usage lines are named by their charge.)
+        language = bill_language(subscription.customer) if arrears_fee_charges(stretch.version) else nullcontext()
+        with language:
             drafts += stretch_line_drafts(
                 subscription=subscription, stretches=[stretch], currency=currency, metrics=metrics,
                 totals_by_charge=usage if usage is not None else {},

@@ -40,7 +40,7 @@ def subscription_open_segments(subscription: Subscription, *, lock: bool = False
     """The subscription's closed stretches not billed yet, oldest first."""
     segments = SubscriptionSegment.objects.filter(subscription=subscription, billed_at__isnull=True)
     if lock:
-        segments = segments.select_for_update()
+        segments = segments.select_for_update(of=("self",))
     return list(
         segments.select_related("plan__product", "plan_version")
         .prefetch_related("plan_version__charges__prices__tiers")
