@@ -55,6 +55,7 @@ from .lines import (
     customer_credit_drafts,
     discount_line_drafts,
     invoice_item_from_draft,
+    invoice_span,
     item_line_draft,
     proration_line_drafts,
     recurring_line_drafts,
@@ -377,9 +378,17 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
     )
     lines += discounts
     credits, _ = customer_credit_drafts(customer_id=subscription.customer_id, currency=currency, drafts=lines)
+    # The period the invoice will name: the new one, or, when it bills nothing in advance, the time it
+    # bills in arrears, to the end of the current period (as the billing run will name it).
+    billed_from = max(period.start, subscription.next_billing_at)
+    span_start, span_end = invoice_span(lines, start=billed_from, end=period.end)
+    if (span_start, span_end) == (billed_from, period.end):
+        period_start_at, period_end_at = period.start, period.end
+    else:
+        period_start_at, period_end_at = span_start, max(span_end, subscription.current_period_end_at)
     return _upcoming(
         subscription, lines + credits, billing_at=subscription.next_billing_at,
-        period_start_at=period.start, period_end_at=period.end,
+        period_start_at=period_start_at, period_end_at=period_end_at,
     )  # fmt: skip
 
 

@@ -140,6 +140,13 @@ def test_a_usage_only_plan_is_billed_in_arrears_and_a_period_without_usage_makes
     subscription = subscription_start(customer=customer, plan=plan, now=utc(2026, 3, 1))
     _send(customer, ("m1", utc(2026, 3, 5), "calls", 7), ("m2", utc(2026, 3, 20), "calls", 5))
 
+    # The upcoming invoice bills March's usage so far and names March.
+    upcoming = subscription_upcoming_invoice(subscription_id=subscription.pk, now=utc(2026, 3, 10))
+    assert [(line.description, line.quantity, line.amount) for line in upcoming.lines] == [
+        ("API — Metered A: Calls (usage)", D(7), D("7.00")),
+    ]
+    assert (upcoming.period_start_at, upcoming.period_end_at) == (utc(2026, 3, 1), utc(2026, 4, 1))
+
     # 1 Apr: March's 7 + 5 = 12 calls × 1.00 = 12.00, on an invoice naming March.
     run = bill_due_subscriptions(now=utc(2026, 4, 1, 1), test_clock=test_clock)
     assert (run.invoiced_count, run.failed_count, run.errors) == (1, 0, [])
