@@ -144,7 +144,7 @@ def _fee_line_drafts(
                 f"({fraction.numerator:,}/{fraction.denominator:,} of its seconds)"
             )
         if in_arrears:
-            explanation.append("Billed in arrears, for the time that has passed.")
+            explanation.append(gettext("Billed in arrears, for the time that has passed."))
         name = gettext("%(title)s (%(interval)s, partial period)") if partial else gettext("%(title)s (%(interval)s)")
         drafts.append(
             LineDraft(
