@@ -384,3 +384,45 @@ def test_a_change_during_a_trial_closes_out_nothing(catalog):
     subscription = subscription_start(customer=customer, plan=metered_a, trial_days=14, now=utc(2026, 3, 1))
     subscription_change(subscription_id=subscription.pk, plan=metered_b, now=utc(2026, 3, 5))
     assert not SubscriptionSegment.objects.exists()
+
+
+def test_two_changes_in_a_period_bill_three_stretches_each_at_its_own_price(catalog):
+    metered_a, metered_b = _metered_a(catalog), _metered_b(catalog)
+    customer = _customer()
+    subscription = subscription_start(customer=customer, plan=metered_a, now=utc(2026, 3, 1))
+    _send(customer, ("c1", utc(2026, 3, 5), "calls", 1))
+    subscription_change(subscription_id=subscription.pk, plan=metered_b, now=utc(2026, 3, 11))
+    _send(customer, ("c2", utc(2026, 3, 15), "calls", 2))
+    subscription_change(subscription_id=subscription.pk, plan=metered_a, now=utc(2026, 3, 21))
+    _send(customer, ("c3", utc(2026, 3, 25), "calls", 4))
+
+    bill_due_subscriptions(now=utc(2026, 4, 1, 1))
+
+    # A: 1 × 1.00 = 1.00; B: 2 × 2.00 = 4.00; A again: 4 × 1.00 = 4.00. Total 9.00.
+    invoice = Invoice.objects.get()
+    assert [(line[1], line[2], line[3], line[5]) for line in _lines(invoice)] == [
+        ("API — Metered A: Calls (usage)", utc(2026, 3, 1), utc(2026, 3, 11), D("1.00")),
+        ("API — Metered B: Calls (usage)", utc(2026, 3, 11), utc(2026, 3, 21), D("4.00")),
+        ("API — Metered A: Calls (usage)", utc(2026, 3, 21), utc(2026, 4, 1), D("4.00")),
+    ]
+    assert invoice.total.amount == D("9.00")
+
+
+def test_a_grouped_invoice_leaves_out_a_subscription_whose_period_comes_to_nothing(catalog):
+    metered_a = _metered_a(catalog)
+    hosting = _plan(catalog, "hosting", "Hosting", _fee("25.00", BillingTiming.IN_ADVANCE))
+    customer = _customer()
+    customer.invoice_grouping = "per_customer"
+    customer.save(update_fields=["invoice_grouping"])
+    metered = subscription_start(customer=customer, plan=metered_a, now=utc(2026, 3, 1))
+    subscription_start(customer=customer, plan=hosting, now=utc(2026, 3, 1))
+
+    run = bill_due_subscriptions(now=utc(2026, 4, 1, 1))
+
+    # One invoice for April: Hosting's 25.00; the metered subscription had no usage in March.
+    assert (run.invoiced_count, run.failed_count) == (1, 0)
+    april = Invoice.objects.get(period_start_at=utc(2026, 4, 1))
+    assert [(line[1], line[5]) for line in _lines(april)] == [("API — Hosting (monthly)", D("25.00"))]
+    metered.refresh_from_db()
+    assert metered.next_billing_at == utc(2026, 5, 1)
+    assert InvoicedPeriod.objects.get(subscription=metered, period_start_at=utc(2026, 4, 1)).invoice is None
