@@ -26,7 +26,7 @@ INTERVAL_EVERY = {
 
 
 class ChargeKind(models.TextChoices):
-    RECURRING = "recurring", "Recurring (billed in advance)"
+    RECURRING = "recurring", "Recurring (a fee per period, in advance or in arrears)"
     USAGE = "usage", "Usage (billed in arrears)"
 
 

@@ -10,6 +10,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AlterField(
+            model_name='charge',
+            name='kind',
+            field=models.CharField(choices=[('recurring', 'Recurring (a fee per period, in advance or in arrears)'), ('usage', 'Usage (billed in arrears)')], default='recurring', max_length=16),
+        ),
         migrations.AddField(
             model_name='charge',
             name='billing_timing',
