@@ -196,7 +196,7 @@ def _invoiced_periods(filters: AuditFilter, limit: int | None) -> Iterator[Audit
     periods = (
         period_model.objects.select_related("invoice", "subscription")
         .annotate(
-            occurred_at=Coalesce(Subquery(created.values("occurred_at")[:1]), F("invoice__created_at")),
+            occurred_at=Coalesce(Subquery(created.values("occurred_at")[:1]), F("invoice__created_at"), F("billed_at")),
             actor_name=Subquery(created.values("actor__username")[:1]),
         )
         .order_by("-occurred_at", "-id")
@@ -227,7 +227,11 @@ def _invoiced_periods(filters: AuditFilter, limit: int | None) -> Iterator[Audit
             changes={
                 "period_start": period.period_start_at.isoformat(),
                 "period_end": period.period_end_at.isoformat(),
-                "invoice": period.invoice.number or f"draft #{period.invoice_id}",
+                "invoice": (
+                    "none (nothing to bill)"
+                    if period.invoice is None
+                    else period.invoice.number or f"draft #{period.invoice_id}"
+                ),
             },
             record_id=period.pk,
         )

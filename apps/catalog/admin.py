@@ -116,7 +116,9 @@ def prices_table(version: PlanVersion) -> str:
             format_html(
                 "<tr><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td></tr>",
                 charge.name,
-                charge.get_kind_display(),
+                "Recurring, billed in arrears"
+                if charge.kind == "recurring" and charge.is_billed_in_arrears
+                else charge.get_kind_display(),
                 metric,
                 charge.get_price_model_display(),
                 described or "—",
@@ -286,7 +288,7 @@ class PriceInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
 
 class ChargeInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
     model = Charge
-    fields = [("position", "kind", "name"), ("price_model", "metric_code")]
+    fields = [("position", "kind", "name"), ("price_model", "metric_code", "billing_timing")]
     inlines = [PriceInline]
     extra = 0
     sortable_field_name = "position"

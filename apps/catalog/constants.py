@@ -26,8 +26,16 @@ INTERVAL_EVERY = {
 
 
 class ChargeKind(models.TextChoices):
-    RECURRING = "recurring", "Recurring (billed in advance)"
+    RECURRING = "recurring", "Recurring (a fee per period, in advance or in arrears)"
     USAGE = "usage", "Usage (billed in arrears)"
+
+
+class BillingTiming(models.TextChoices):
+    """When a recurring charge is billed: when its period begins (in advance) or when it ends (in
+    arrears, with the period's usage). Usage charges are always billed in arrears."""
+
+    IN_ADVANCE = "in_advance", "In advance (when the period begins)"
+    IN_ARREARS = "in_arrears", "In arrears (when the period ends)"
 
 
 class PriceModelChoice(models.TextChoices):

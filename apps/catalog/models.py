@@ -15,6 +15,7 @@ from .constants import (
     INTERVAL_EVERY,
     USAGE_ONLY_MODELS,
     BillingInterval,
+    BillingTiming,
     ChargeKind,
     CouponDuration,
     DiscountType,
@@ -156,7 +157,8 @@ class PlanVersion(TimeStampedModel):
 
 
 class Charge(models.Model):
-    """Something a plan version bills each period: a recurring fee (in advance) or usage (in arrears)."""
+    """Something a plan version bills each period: a recurring fee (in advance by default, or in
+    arrears when `billing_timing` says so) or usage (always in arrears)."""
 
     plan_version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="charges")
     position = models.PositiveSmallIntegerField(default=0)
@@ -168,6 +170,13 @@ class Charge(models.Model):
         blank=True,
         validators=[code_validator],
         help_text="Usage charges: the billable metric whose aggregate is the quantity.",
+    )
+    billing_timing = models.CharField(
+        max_length=16,
+        choices=BillingTiming.choices,
+        default=BillingTiming.IN_ADVANCE,
+        help_text="Recurring charges: billed when the period begins (in advance) or when it ends (in arrears). "
+        "Usage charges are always billed in arrears.",
     )
 
     class Meta:
@@ -182,6 +191,11 @@ class Charge(models.Model):
                 condition=~Q(kind="recurring", price_model__in=sorted(USAGE_ONLY_MODELS)),
                 name="charge_percentage_only_on_usage",
                 violation_error_message="Percentage and graduated percentage prices apply to usage charges only.",
+            ),
+            models.CheckConstraint(
+                condition=Q(billing_timing__in=["in_advance", "in_arrears"]),
+                name="charge_billing_timing_valid",
+                violation_error_message="A charge is billed in advance or in arrears.",
             ),
         ]
 
@@ -202,6 +216,11 @@ class Charge(models.Model):
                 if price.currency == currency and price.dimension_values == values:
                     return price
         return self.price_for(currency)
+
+    @property
+    def is_billed_in_arrears(self) -> bool:
+        """Billed when its period ends: usage always, a recurring fee when set to."""
+        return self.kind == ChargeKind.USAGE or self.billing_timing == BillingTiming.IN_ARREARS
 
     @property
     def has_dimension_prices(self) -> bool:

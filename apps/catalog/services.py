@@ -25,6 +25,7 @@ from . import pricing
 from .constants import (
     SIMPLE_CHARGE_NAME,
     USAGE_ONLY_MODELS,
+    BillingTiming,
     ChargeKind,
     CouponDuration,
     DiscountType,
@@ -81,6 +82,7 @@ class ChargeInput:
     kind: str = ChargeKind.RECURRING
     price_model: str = PriceModelChoice.PER_UNIT
     metric_code: str = ""
+    billing_timing: str = BillingTiming.IN_ADVANCE
 
 
 def price_input_spec(charge: ChargeInput, price: PriceInput) -> pricing.PriceSpec:
@@ -267,6 +269,7 @@ def plan_version_charge_inputs(version: PlanVersion) -> list[ChargeInput]:
             kind=charge.kind,
             price_model=charge.price_model,
             metric_code=charge.metric_code,
+            billing_timing=charge.billing_timing,
             prices=[
                 PriceInput(
                     currency=price.currency,
@@ -387,6 +390,11 @@ def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
                 f"{charge.price_model!r} is not a price model ({', '.join(PriceModelChoice.values)}).",
             )
             continue
+        if charge.billing_timing not in BillingTiming.values:
+            add(
+                f"{key}.billing_timing",
+                f"{charge.billing_timing!r} is not a billing timing ({', '.join(BillingTiming.values)}).",
+            )
         if charge.kind == ChargeKind.USAGE and not charge.metric_code:
             add(f"{key}.metric_code", "A usage charge needs the code of the metric it bills.")
         elif charge.kind == ChargeKind.USAGE and not BillableMetric.objects.filter(code=charge.metric_code).exists():
@@ -525,6 +533,7 @@ def _charges_create(version: PlanVersion, charges: Sequence[ChargeInput]) -> Non
             name=charge.name.strip(),
             price_model=charge.price_model,
             metric_code=charge.metric_code,
+            billing_timing=charge.billing_timing,
         )
         validate_instance(charge_row, exclude=["plan_version"])
         charge_row.save()

@@ -38,5 +38,7 @@ class InvoicedPeriodInline(ReadOnlyInline):
 
     @admin.display(description="invoice")
     def invoice_link(self, period: InvoicedPeriod) -> str:
+        if period.invoice_id is None:
+            return "none (nothing to bill)"
         url = reverse("admin:invoices_invoice_change", args=[period.invoice_id])
         return format_html('<a href="{}">{}</a>', url, period.invoice)

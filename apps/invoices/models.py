@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q, Value
-from django.db.models.functions import Abs, Length
+from django.db.models.functions import Abs, Length, Round
 from django.db.models.lookups import Exact, LessThan
 from django_countries.fields import CountryField
 from djmoney.models.fields import MoneyField
@@ -102,7 +102,11 @@ class Invoice(TimeStampedModel):
                 condition=Q(status=InvoiceStatus.DRAFT) | Q(status=InvoiceStatus.VOID) | Q(number__isnull=False),
                 name="invoice_finalized_has_number",
             ),
-            models.CheckConstraint(condition=Q(total=F("subtotal") + F("tax_total")), name="invoice_total_is_sum"),
+            # Rounded to the fields' 4 decimals: exact on PostgreSQL, and SQLite's float sum (75.29 + 14.31 =
+            # 89.60000000000001) does not refuse a correct total.
+            models.CheckConstraint(
+                condition=Q(total=Round(F("subtotal") + F("tax_total"), 4)), name="invoice_total_is_sum"
+            ),
             models.CheckConstraint(
                 condition=Q(subtotal_currency=F("total_currency")) & Q(tax_total_currency=F("total_currency")),
                 name="invoice_single_currency",
@@ -278,9 +282,18 @@ class InvoiceLine(models.Model):
 class InvoicedPeriod(models.Model):
     """A subscription period billed by the billing run, and the invoice that bills it: one row per
     period, whether the invoice bills that subscription alone or groups several (one invoice per
-    customer and renewal date). Its unique constraint is what bills a period once, whichever way."""
+    customer and renewal date). Its unique constraint is what bills a period once, whichever way.
 
-    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="invoiced_periods")
+    A period whose billing came to no line at all (a usage-only plan's first period, which bills
+    nothing in advance, or a period without usage) is recorded without an invoice (`billed_at` says
+    when): no empty invoice is made, and the period is still billed exactly once."""
+
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.CASCADE, related_name="invoiced_periods", null=True, blank=True
+    )
+    billed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the period was billed (set when it came to no invoice)."
+    )
     # Looked up through the unique (subscription, period start) index: no index of its own.
     subscription = models.ForeignKey(
         Subscription, on_delete=models.PROTECT, related_name="invoiced_periods", db_index=False

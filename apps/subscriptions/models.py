@@ -133,6 +133,43 @@ class ScheduledChange(models.Model):
         return f"{self.plan} ×{self.quantity} from {self.effective_at:%Y-%m-%d}"
 
 
+class SubscriptionSegment(models.Model):
+    """A closed stretch of a subscription's billing period, billed at the prices it was on then.
+
+    When a subscription changes plan or quantity in the middle of a period (or pauses), the stretch
+    [`start_at`, `end_at`) before the change is closed out with the plan, version and quantity it had:
+    its usage (the old version's tiers applied to the usage of that stretch alone) and its fees billed
+    in arrears (× its share of `period_start_at`–`period_end_at`) go on the subscription's next invoice,
+    as lines that name the stretch's dates. The rest of the period is billed at the prices in force when
+    it closes. `billed_at` is set by the invoice that bills it (once)."""
+
+    class Reason(models.TextChoices):
+        CHANGE = "change", "Plan or quantity changed"
+        PAUSE = "pause", "Paused"
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="segments")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
+    plan_version = models.ForeignKey(PlanVersion, on_delete=models.PROTECT, related_name="segments")
+    quantity = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    start_at = models.DateTimeField()
+    end_at = models.DateTimeField()
+    period_start_at = models.DateTimeField(help_text="The billing period the stretch is a part of.")
+    period_end_at = models.DateTimeField()
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    created_at = models.DateTimeField()
+    billed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["subscription", "start_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(end_at__gt=F("start_at")), name="subscription_segment_not_empty"),
+            models.UniqueConstraint(fields=["subscription", "start_at"], name="subscription_segment_unique_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan} ×{self.quantity} from {self.start_at:%Y-%m-%d %H:%M} to {self.end_at:%Y-%m-%d %H:%M}"
+
+
 class Discount(TimeStampedModel):
     """A redeemed coupon: it discounts the invoices of one subscription, or of every subscription of one
     customer, until its duration is used up (`periods_applied` counts the invoices discounted so far)."""

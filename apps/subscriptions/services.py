@@ -15,7 +15,7 @@ from apps.core.validation import validate_instance
 
 from .constants import MAX_TRIAL_DAYS, SUBSCRIPTION_TRANSITIONS, SubscriptionEventType, SubscriptionStatus
 from .events import subscription_event_record
-from .models import Discount, ScheduledChange, Subscription
+from .models import Discount, ScheduledChange, Subscription, SubscriptionSegment
 from .periods import Period, add_months, period_containing
 
 
@@ -520,6 +520,29 @@ def subscription_apply_scheduled_change(subscription: Subscription, *, at: datet
         subscription.save(update_fields=["pending_plan_version", "updated_at"])
     change.applied_at = now
     change.save(update_fields=["applied_at"])
+
+
+def subscription_segment_close(
+    subscription: Subscription, *, at: datetime, period: Period, reason: str, now: datetime
+) -> SubscriptionSegment | None:
+    """Close out the stretch of the current period up to `at` at the plan, version and quantity the
+    subscription has now (the caller holds the row lock and changes it next): from the period's start,
+    or the end of the stretch closed last in it, to `at`. `period`: the whole billing period the stretch
+    is a share of. Returns None when there is nothing to close (a change at the very start)."""
+    last_end = (
+        SubscriptionSegment.objects.filter(subscription=subscription, end_at__gt=subscription.current_period_start_at)
+        .order_by("-end_at")
+        .values_list("end_at", flat=True)
+        .first()
+    )
+    start = max(subscription.current_period_start_at, last_end or subscription.current_period_start_at)
+    if at <= start:
+        return None
+    return SubscriptionSegment.objects.create(
+        subscription=subscription, plan=subscription.plan, plan_version=subscription.plan_version,
+        quantity=subscription.quantity, start_at=start, end_at=at, period_start_at=period.start,
+        period_end_at=period.end, reason=reason, created_at=now,
+    )  # fmt: skip
 
 
 def subscription_mark_paused(subscription: Subscription, *, now: datetime, actor: Any = None, reason: str = "") -> None:

@@ -52,6 +52,7 @@ from apps.subscriptions.services import (
 from apps.usage.services import usage_billing_lock
 
 from .billing_chunk import billing_chunk_bill
+from .closeout import period_stretches, segments_mark_billed, stretch_line_drafts, subscription_open_segments
 from .commitments import commitment_true_up_drafts
 from .lines import (
     LineDraft,
@@ -59,9 +60,9 @@ from .lines import (
     customer_credit_take,
     discount_line_drafts,
     invoice_lines_from_drafts,
+    invoice_span,
     item_line_draft,
     recurring_line_drafts,
-    usage_line_drafts,
 )
 from .settlement import subscription_settle_waiting_items
 
@@ -74,14 +75,21 @@ MAX_ERRORS_KEPT = 500
 def subscription_bill_next_period(*, subscription_id: int, now: datetime) -> Invoice | None:
     """Invoice the next period of one subscription if it has begun by `now`.
 
-    Returns the invoice, or None when the subscription is not due (any more) or another transaction
-    is billing it right now.
-    """
+    Returns the invoice, or None when the subscription is not due (any more), another transaction
+    is billing it right now, or its billing came to no line (the period is then recorded as billed
+    without an invoice, see `subscription_bill_due`)."""
+    return _bill_next_period(subscription_id, now)[1]
+
+
+def _bill_next_period(subscription_id: int, now: datetime) -> tuple[bool, Invoice | None]:
+    """Bill the next period of one subscription if it is due: (whether a period was billed, its
+    invoice; None when the period came to no line)."""
     with transaction.atomic():
         subscription = _locked_due(now).filter(pk=subscription_id).first()
         if subscription is None:
-            return None
-        return _finalize_unless_reviewed(_invoice_next_period(subscription, now), now)
+            return False, None
+        invoice = _invoice_next_period(subscription, now)
+        return True, _finalize_unless_reviewed(invoice, now) if invoice is not None else None
 
 
 def _locked_due(now: datetime):
@@ -112,15 +120,17 @@ class _PeriodPart:
     drafts: list[LineDraft]
     items: list[InvoiceItem]
     used_discounts: list
+    segment_ids: list[int] = field(default_factory=list)
 
 
-def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice:
+def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice | None:
     return _invoice_from_parts([_next_period_part(subscription, now)], now)
 
 
 def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
-    """Price the next period of a locked, due subscription: usage of the period ending, waiting items,
-    the recurring fee and its discounts (applying a trial end or a change that takes effect now)."""
+    """Price the next period of a locked, due subscription: what the period ending owes in arrears
+    (its usage and fees billed in arrears, stretch by stretch), waiting items, the fees billed in
+    advance and its discounts (applying a trial end or a change that takes effect now)."""
     plan = subscription.plan
     currency = subscription.currency
     period = period_containing(
@@ -129,19 +139,22 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
     # Normally the period starts at `next_billing_at`; a calendar-billed subscription's first period
     # starts before its first cycle day and is billed from `next_billing_at` on, prorated.
     billed_from = max(period.start, subscription.next_billing_at)
-    # Usage is billed in arrears, at the prices of the period it happened in (before any change that
-    # takes effect now), for the period ending as this one begins; trials use for free.
-    usage_drafts = []
+    # Usage (and fees billed in arrears) for the period ending as this one begins, at the prices of
+    # each stretch of it (before any change that takes effect now); trials use for free. Stretches
+    # closed by a change inside a period (or a pause) are billed on this invoice too.
     closes_period = (
         subscription.status != SubscriptionStatus.TRIALING and subscription.current_period_end_at == billed_from
     )
     closing_plan, closing_version = subscription.plan, subscription.plan_version
-    if closes_period:
+    segments = subscription_open_segments(subscription, lock=True)
+    arrears_drafts: list[LineDraft] = []
+    if closes_period or segments:
         usage_billing_lock(customer_id=subscription.customer_id)  # in-flight batches land first, later ones are refused
-        usage_drafts = usage_line_drafts(
-            customer=subscription.customer, plan=subscription.plan, version=subscription.plan_version,
-            currency=currency, start=subscription.current_period_start_at, end=subscription.current_period_end_at,
-        )  # fmt: skip
+        stretches = period_stretches(
+            subscription, segments=segments, end=subscription.current_period_end_at if closes_period else None
+        )
+        with bill_language(subscription.customer):
+            arrears_drafts = stretch_line_drafts(subscription=subscription, stretches=stretches, currency=currency)
     subscription_end_trial_if_due(subscription, at=billed_from, now=now)
     subscription_apply_scheduled_change(subscription, at=billed_from, now=now)
     subscription_apply_pending_version(subscription, now=now)
@@ -149,7 +162,7 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
     items = list(
         InvoiceItem.objects.select_for_update().filter(subscription=subscription, invoice__isnull=True).order_by("id")
     )
-    drafts = [item_line_draft(item) for item in items] + usage_drafts
+    drafts = [item_line_draft(item) for item in items] + arrears_drafts
     if closes_period:  # the plan's minimum commitment for the period closing, at its version's terms
         drafts += commitment_true_up_drafts(
             subscription=subscription, plan=closing_plan, version=closing_version, currency=currency,
@@ -164,14 +177,35 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
         drafts=drafts, discounts=discounts_applicable(subscription=subscription), plan=plan, currency=currency
     )
     drafts += discount_drafts
-    return _PeriodPart(subscription, billed_from, period, drafts, items, used_discounts)
+    return _PeriodPart(
+        subscription, billed_from, period, drafts, items, used_discounts, [segment.pk for segment in segments]
+    )
 
 
-def _invoice_from_parts(parts: list[_PeriodPart], now: datetime) -> Invoice:
+def _invoice_from_parts(parts: list[_PeriodPart], now: datetime) -> Invoice | None:
     """The draft invoice of one or more periods of one customer's subscriptions in one currency (more
     than one: an invoice grouping them, with each line naming its subscription). Each period billed is
     recorded in `InvoicedPeriod`, whose unique constraint bills it once. The customer's credit balance
-    comes off the whole invoice; the subscriptions move on to their next periods."""
+    comes off the whole invoice; the subscriptions move on to their next periods.
+
+    Periods that come to no line (a usage-only plan's first period, or a period without usage) go on
+    no invoice: they are recorded as billed without one, and their subscriptions move on all the same;
+    when no period has a line, no invoice is made and this returns None."""
+    empty = [part for part in parts if not part.drafts]
+    parts = [part for part in parts if part.drafts]
+    InvoicedPeriod.objects.bulk_create(
+        InvoicedPeriod(
+            invoice=None,
+            subscription=part.subscription,
+            period_start_at=part.billed_from,
+            period_end_at=part.period.end,
+            billed_at=now,
+        )  # fmt: skip
+        for part in empty
+    )
+    _advance(empty, now)
+    if not parts:
+        return None
     first = parts[0]
     customer, currency = first.subscription.customer, first.subscription.currency
     grouped = len(parts) > 1
@@ -179,12 +213,15 @@ def _invoice_from_parts(parts: list[_PeriodPart], now: datetime) -> Invoice:
     credit_drafts, credit_uses = customer_credit_drafts(
         customer_id=customer.pk, currency=currency, drafts=drafts, lock=True
     )
+    period_start_at, period_end_at = invoice_span(
+        drafts, start=min(part.billed_from for part in parts), end=max(part.period.end for part in parts)
+    )
     invoice = Invoice.objects.create(
         customer=customer,
         subscription=None if grouped else first.subscription,
         status=InvoiceStatus.DRAFT,
-        period_start_at=min(part.billed_from for part in parts),
-        period_end_at=max(part.period.end for part in parts),
+        period_start_at=period_start_at,
+        period_end_at=period_end_at,
         subtotal=zero(currency),
         tax_total=zero(currency),
         total=zero(currency),
@@ -211,6 +248,7 @@ def _invoice_from_parts(parts: list[_PeriodPart], now: datetime) -> Invoice:
     item_ids = [item.pk for part in parts for item in part.items]
     if item_ids:
         InvoiceItem.objects.filter(pk__in=item_ids).update(invoice=invoice)
+    segments_mark_billed([segment_id for part in parts for segment_id in part.segment_ids], now=now)
     for part in parts:
         for discount in part.used_discounts:
             discount_record_applied(discount=discount, now=now)
@@ -228,6 +266,12 @@ def _invoice_from_parts(parts: list[_PeriodPart], now: datetime) -> Invoice:
         occurred_at=now,
         data={"subscriptions": periods} if grouped else periods[0],
     )
+    _advance(parts, now)
+    return invoice
+
+
+def _advance(parts: list[_PeriodPart], now: datetime) -> None:
+    """Make each billed period its subscription's current one."""
     for part in parts:
         subscription = part.subscription
         subscription.current_period_start_at = part.billed_from
@@ -236,18 +280,20 @@ def _invoice_from_parts(parts: list[_PeriodPart], now: datetime) -> Invoice:
         subscription.save(
             update_fields=["current_period_start_at", "current_period_end_at", "next_billing_at", "updated_at"]
         )
-    return invoice
 
 
 def subscription_bill_due(*, subscription_id: int, now: datetime) -> list[Invoice]:
-    """Bill every period of one subscription that has begun by `now` (catching up if behind)."""
+    """Bill every period of one subscription that has begun by `now` (catching up if behind); returns
+    the invoices made (a period that came to no line makes none)."""
     invoices = []
-    while (invoice := subscription_bill_next_period(subscription_id=subscription_id, now=now)) is not None:
-        invoices.append(invoice)
-    return invoices
+    while True:
+        billed, invoice = _bill_next_period(subscription_id, now)
+        if not billed:
+            return invoices
+        if invoice is not None:
+            invoices.append(invoice)
 
 
-@transaction.atomic
 def subscription_start(
     *,
     customer: Customer,
@@ -497,8 +543,11 @@ def _bill_one(tally, subscription_id: int, now: datetime, *, counted: bool = Fal
     counted by the chunk, so not billing it now is not a skip)."""
     billed_any = False
     try:
-        while subscription_bill_next_period(subscription_id=subscription_id, now=now) is not None:
-            tally.invoiced_count += 1
+        while True:
+            billed, invoice = _bill_next_period(subscription_id, now)
+            if not billed:
+                break
+            tally.invoiced_count += invoice is not None
             billed_any = True
     except IntegrityError:
         # Another run invoiced this period between our read and our write: nothing to do.
@@ -538,8 +587,8 @@ def _bill_group(tally, customer_id: int, subscription_ids: list[int], now: datet
     billed: set[int] = set()
     try:
         grouped = customer_bill_due_grouped(customer_id=customer_id, subscription_ids=subscription_ids, now=now)
-        for _invoice, billed_ids in grouped:
-            tally.invoiced_count += 1
+        for invoice, billed_ids in grouped:
+            tally.invoiced_count += invoice is not None
             billed.update(billed_ids)
     except IntegrityError:
         logger.warning("customer %s: a period was invoiced meanwhile; billing the rest one by one", customer_id)
@@ -577,7 +626,9 @@ def customer_bill_due_grouped(*, customer_id: int, subscription_ids: list[int], 
                     groups.setdefault(subscription.currency, []).append(part)
             billed = []
             for parts in groups.values():
-                invoice = _finalize_unless_reviewed(_invoice_from_parts(parts, now), now)
+                invoice = _invoice_from_parts(parts, now)
+                if invoice is not None:
+                    invoice = _finalize_unless_reviewed(invoice, now)
                 billed.append((invoice, [part.subscription.pk for part in parts]))
         yield from billed
 

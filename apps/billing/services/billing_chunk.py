@@ -22,7 +22,7 @@ import gc
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -48,13 +48,14 @@ from apps.invoices.services.lifecycle import (
 from apps.invoices.services.numbering import invoice_numbers_allocate
 from apps.invoices.services.taxes import active_tax_rates, customer_tax_treatment_among, tax_rate_spec
 from apps.subscriptions.constants import SubscriptionStatus
-from apps.subscriptions.models import ScheduledChange, Subscription
+from apps.subscriptions.models import ScheduledChange, Subscription, SubscriptionSegment
 from apps.subscriptions.periods import Period, period_containing
 from apps.subscriptions.selectors import active_discounts
 from apps.usage.selectors import BULK_AGGREGATIONS, UsageWindow, usage_aggregate_many
 from apps.usage.services import usage_billing_lock_many
 
-from .lines import LineDraft, recurring_line_drafts, usage_charges, usage_line_drafts
+from .closeout import Stretch, stretch_line_drafts
+from .lines import LineDraft, arrears_fee_charges, invoice_span, recurring_line_drafts, usage_charges
 
 logger = logging.getLogger(__name__)
 
@@ -138,12 +139,19 @@ def _bill_locked_chunk(subscription_ids: Sequence[int], now: datetime, outcome: 
     # In-flight usage batches of these customers land first; later ones see the period closed.
     usage_billing_lock_many(customer_ids={s.customer_id for s in bulk})
     bills = _compute(bulk, now, metrics, outcome)
+    # A period that comes to no line (a usage-only plan without usage) makes no invoice: it is recorded
+    # as billed without one, and its subscription moves on, as on the one-by-one path.
+    empty = [bill for bill in bills if not bill.drafts]
+    bills = [bill for bill in bills if bill.drafts]
+    if empty:
+        _record_without_invoice(empty, now, outcome)
+    outcome.billed_subscription_ids = [bill.subscription.pk for bill in empty]
     if not bills:
         return
     finalize = settings.INVOICE_DRAFT_GRACE_HOURS == 0
     invoice_ids = _write(bills, now, finalize=finalize, outcome=outcome)
     outcome.invoice_ids = invoice_ids
-    outcome.billed_subscription_ids = [bill.subscription.pk for bill in bills]
+    outcome.billed_subscription_ids += [bill.subscription.pk for bill in bills]
     if finalize:
         outcome.finalized_ids = invoice_ids
         invoices_finalized_send_on_commit(invoice_ids)
@@ -196,8 +204,9 @@ def _billable_in_bulk(subscription: Subscription, now: datetime, metrics: dict[s
 
 
 def _with_waiting_work(subscriptions: list[Subscription]) -> set[int]:
-    """Subscriptions with a scheduled change, waiting invoice items (theirs or their customer's) or
-    an active discount: the one-by-one path applies those."""
+    """Subscriptions with a scheduled change, waiting invoice items (theirs or their customer's), a
+    stretch closed by a change inside the period, or an active discount: the one-by-one path applies
+    those."""
     ids = [s.pk for s in subscriptions]
     customer_ids = {s.customer_id for s in subscriptions}
     busy = set(
@@ -214,6 +223,11 @@ def _with_waiting_work(subscriptions: list[Subscription]) -> set[int]:
         InvoiceItem.objects.filter(
             customer_id__in=customer_ids, subscription__isnull=True, invoice__isnull=True
         ).values_list("customer_id", flat=True)
+    )
+    busy |= set(
+        SubscriptionSegment.objects.filter(subscription_id__in=ids, billed_at__isnull=True).values_list(
+            "subscription_id", flat=True
+        )
     )
     discounted = active_discounts().filter(Q(subscription_id__in=ids) | Q(customer_id__in=customer_ids))
     for subscription_id, customer_id in discounted.values_list("subscription_id", "customer_id"):
@@ -289,12 +303,23 @@ def _bill_of(
     period = _period(subscription)
     billed_from = max(period.start, subscription.next_billing_at)
     drafts: list[LineDraft] = []
-    if usage is not None:
-        drafts += usage_line_drafts(
-            customer=subscription.customer, plan=subscription.plan, version=subscription.plan_version,
-            currency=currency, start=subscription.current_period_start_at, end=subscription.current_period_end_at,
-            metrics=metrics, totals_by_charge=usage,
+    if subscription.current_period_end_at == billed_from:
+        # The period closing, in arrears (one stretch: changes inside it go one by one): its fees billed
+        # in arrears, then its usage, as `closeout.stretch_line_drafts` bills them on the one-by-one path.
+        plan = subscription.plan
+        start = subscription.current_period_start_at
+        stretch = Stretch(
+            plan=plan, version=subscription.plan_version, quantity=subscription.quantity, start=start,
+            end=subscription.current_period_end_at,
+            period=period_containing(subscription.billing_anchor_at, plan.interval, plan.interval_count, start),
         )  # fmt: skip
+        # (Only fees have names to translate: usage lines are named by their charge.)
+        language = bill_language(subscription.customer) if arrears_fee_charges(stretch.version) else nullcontext()
+        with language:
+            drafts += stretch_line_drafts(
+                subscription=subscription, stretches=[stretch], currency=currency, metrics=metrics,
+                totals_by_charge=usage if usage is not None else {},
+            )  # fmt: skip
     # The recurring lines depend only on these: computed once per distinct key in the chunk.
     key = (
         subscription.plan_id, subscription.plan_version_id, subscription.quantity, currency, period, billed_from,
@@ -329,6 +354,7 @@ def _write(bills: list[_Bill], now: datetime, *, finalize: bool, outcome: ChunkO
     invoice_rows = []
     for bill in bills:
         subscription, currency = bill.subscription, bill.subscription.currency
+        period_start_at, period_end_at = invoice_span(bill.drafts, start=bill.billed_from, end=bill.period.end)
         invoice_rows.append(
             {
                 "created_at": written_at,
@@ -336,8 +362,8 @@ def _write(bills: list[_Bill], now: datetime, *, finalize: bool, outcome: ChunkO
                 "customer_id": subscription.customer_id,
                 "subscription_id": subscription.pk,
                 "status": InvoiceStatus.DRAFT,
-                "period_start_at": bill.billed_from,
-                "period_end_at": bill.period.end,
+                "period_start_at": period_start_at,
+                "period_end_at": period_end_at,
                 "subtotal": bill.subtotal,
                 "subtotal_currency": currency,
                 "tax_total": bill.tax_total,
@@ -465,6 +491,21 @@ def _issue(invoice_ids: list[int], bills: list[_Bill], now: datetime) -> tuple[l
                  "data": {"reason": "zero amount"}}
             )  # fmt: skip
     return issued, events
+
+
+def _record_without_invoice(bills: list[_Bill], now: datetime, outcome: ChunkOutcome) -> None:
+    """Record periods that came to no line as billed, without an invoice, and move their
+    subscriptions on."""
+    written_at = clock.now()
+    periods = [
+        {"invoice_id": None, "subscription_id": bill.subscription.pk, "period_start_at": bill.billed_from,
+         "period_end_at": bill.period.end, "billed_at": now}
+        for bill in bills
+    ]  # fmt: skip
+    _insert(InvoicedPeriod, periods)
+    if connection.vendor == "postgresql":
+        outcome.copy_statements += 1
+    _advance_periods(bills, written_at)
 
 
 def _advance_periods(bills: list[_Bill], written_at: datetime) -> None:

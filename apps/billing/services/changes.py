@@ -25,12 +25,12 @@ from apps.core.audit import audited_with_reason
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
 from apps.core.money import quantize_amount
 from apps.invoices.constants import InvoiceLineKind, InvoiceStatus
-from apps.invoices.models import Invoice, InvoiceItem
+from apps.invoices.models import Invoice, InvoicedPeriod, InvoiceItem
 from apps.invoices.pricing import TaxAmount, tax_added
 from apps.invoices.selectors import subscription_period_invoices
 from apps.invoices.services.taxes import customer_tax_breakdown, is_taxed_kind
 from apps.subscriptions.constants import SubscriptionEventType, SubscriptionStatus
-from apps.subscriptions.models import ScheduledChange, Subscription
+from apps.subscriptions.models import ScheduledChange, Subscription, SubscriptionSegment
 from apps.subscriptions.periods import Period, period_containing
 from apps.subscriptions.selectors import discounts_applicable
 from apps.subscriptions.services import (
@@ -41,22 +41,24 @@ from apps.subscriptions.services import (
     subscription_mark_resumed,
     subscription_now,
     subscription_schedule_change,
+    subscription_segment_close,
 )
 from apps.subscriptions.services import (
     subscription_cancel as subscription_mark_canceled,
 )
 
 from .billing import subscription_bill_due
+from .closeout import period_stretches, stretch_line_drafts, subscription_open_segments
 from .commitments import commitment_true_up_drafts
 from .lines import (
     LineDraft,
     customer_credit_drafts,
     discount_line_drafts,
     invoice_item_from_draft,
+    invoice_span,
     item_line_draft,
     proration_line_drafts,
     recurring_line_drafts,
-    usage_line_drafts,
 )
 from .settlement import invoice_items_invoice_now, subscription_settle_waiting_items
 
@@ -284,6 +286,7 @@ def subscription_change(
         subscription.refresh_from_db()
         return ChangeResult(subscription=subscription, preview=preview, scheduled_change=change)
 
+    _close_out(subscription, at=preview.effective_at, reason=SubscriptionSegment.Reason.CHANGE, now=now)
     subscription_apply_change(
         subscription, plan=target_plan, version=target_version, quantity=target_quantity, now=now, actor=actor,
         data={
@@ -298,6 +301,13 @@ def subscription_change(
     if preview.invoiced_now:
         invoice = _invoice_items_now(subscription, items, preview, now)
     return ChangeResult(subscription=subscription, preview=preview, invoice=invoice)
+
+
+def _close_out(subscription: Subscription, *, at: datetime, reason: str, now: datetime) -> None:
+    """Close the current period's stretch up to `at` at the subscription's prices before they change:
+    its usage and fees billed in arrears are billed at those prices on the next invoice (`closeout`)."""
+    if _current_period_is_billed(subscription, at):
+        subscription_segment_close(subscription, at=at, period=_full_period(subscription, at), reason=reason, now=now)
 
 
 def _invoice_items_now(
@@ -342,13 +352,17 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
     currency = subscription.currency
     items = subscription.invoice_items.filter(invoice__isnull=True).select_related("charge").order_by("id")
     lines = [item_line_draft(item) for item in items]
-    if subscription.status != SubscriptionStatus.TRIALING and subscription.current_period_end_at == period.start:
-        # Usage so far in the current period, billed in arrears on this invoice.
-        lines += usage_line_drafts(
-            customer=subscription.customer, plan=subscription.plan, version=subscription.plan_version,
-            currency=currency, start=subscription.current_period_start_at,
-            end=min(now, subscription.current_period_end_at),
-        )  # fmt: skip
+    closes_period = (
+        subscription.status != SubscriptionStatus.TRIALING and subscription.current_period_end_at == period.start
+    )
+    # What the current period owes in arrears, stretch by stretch at the prices of each: its fees billed
+    # in arrears and its usage so far.
+    stretches = period_stretches(
+        subscription, segments=subscription_open_segments(subscription),
+        end=subscription.current_period_end_at if closes_period else None,
+    )  # fmt: skip
+    lines += stretch_line_drafts(subscription=subscription, stretches=stretches, currency=currency, usage_until=now)
+    if closes_period:
         # The minimum commitment for the whole current period, measured on its charges so far.
         lines += commitment_true_up_drafts(
             subscription=subscription, plan=subscription.plan, version=subscription.plan_version,
@@ -364,9 +378,17 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
     )
     lines += discounts
     credits, _ = customer_credit_drafts(customer_id=subscription.customer_id, currency=currency, drafts=lines)
+    # The period the invoice will name: the new one, or, when it bills nothing in advance, the time it
+    # bills in arrears, to the end of the current period (as the billing run will name it).
+    billed_from = max(period.start, subscription.next_billing_at)
+    span_start, span_end = invoice_span(lines, start=billed_from, end=period.end)
+    if (span_start, span_end) == (billed_from, period.end):
+        period_start_at, period_end_at = period.start, period.end
+    else:
+        period_start_at, period_end_at = span_start, max(span_end, subscription.current_period_end_at)
     return _upcoming(
         subscription, lines + credits, billing_at=subscription.next_billing_at,
-        period_start_at=period.start, period_end_at=period.end,
+        period_start_at=period_start_at, period_end_at=period_end_at,
     )  # fmt: skip
 
 
@@ -378,15 +400,14 @@ def _upcoming_final_invoice(subscription: Subscription, ends_at: datetime, now: 
     currency = subscription.currency
     items = list(subscription.invoice_items.filter(invoice__isnull=True).select_related("charge").order_by("id"))
     lines = [item_line_draft(item) for item in items if item.amount.amount >= 0]
-    period_billed = subscription_period_invoices(
-        subscription_id=subscription.pk, period_start_at=subscription.current_period_start_at
+    period_billed = InvoicedPeriod.objects.filter(
+        subscription=subscription, period_start_at=subscription.current_period_start_at
     ).exists()
-    if period_billed:
-        lines += usage_line_drafts(
-            customer=subscription.customer, plan=subscription.plan, version=subscription.plan_version,
-            currency=currency, start=subscription.current_period_start_at,
-            end=min(now, subscription.current_period_end_at),
-        )  # fmt: skip
+    stretches = period_stretches(
+        subscription, segments=subscription_open_segments(subscription),
+        end=subscription.current_period_end_at if period_billed else None,
+    )  # fmt: skip
+    lines += stretch_line_drafts(subscription=subscription, stretches=stretches, currency=currency, usage_until=now)
     if not lines:
         raise ValidationFailed(
             f"Subscription #{subscription.pk} ends at the end of its period; no invoice is coming.",
@@ -575,6 +596,7 @@ def subscription_pause(
     subscription_lock(subscription_id)
     subscription = _load(subscription_id)
     lines = _unused_time_credits(subscription, now) if prorate else []
+    _close_out(subscription, at=now, reason=SubscriptionSegment.Reason.PAUSE, now=now)
     subscription_mark_paused(subscription, now=now, actor=actor, reason=reason)
     InvoiceItem.objects.bulk_create(
         invoice_item_from_draft(draft=draft, subscription=subscription, created_at=now) for draft in lines

@@ -47,7 +47,18 @@ def charge_title(plan: Plan, charge: Charge) -> str:
 
 
 def recurring_charges(version: PlanVersion) -> list[Charge]:
+    """Every recurring fee of the version, billed in advance or in arrears."""
     return [charge for charge in version.charges.all() if charge.kind == ChargeKind.RECURRING]
+
+
+def advance_charges(version: PlanVersion) -> list[Charge]:
+    """The recurring fees billed when their period begins (the default)."""
+    return [charge for charge in recurring_charges(version) if not charge.is_billed_in_arrears]
+
+
+def arrears_fee_charges(version: PlanVersion) -> list[Charge]:
+    """The recurring fees billed when their period ends, with its usage."""
+    return [charge for charge in recurring_charges(version) if charge.is_billed_in_arrears]
 
 
 def charge_quote(charge: Charge, *, currency: str, quantity: int) -> tuple[pricing.Quote, Decimal]:
@@ -69,17 +80,56 @@ def recurring_line_drafts(
     period: Period,
     billed_from: datetime | None = None,
 ) -> list[LineDraft]:
-    """One line per recurring charge for the period (billed in advance), plus a minimum true-up line
-    where a charge's minimum is not reached.
+    """One line per recurring charge billed in advance for the period, plus a minimum true-up line
+    where a charge's minimum is not reached (fees billed in arrears: `arrears_fee_line_drafts`).
 
     `billed_from` after the period's start bills a partial first period (calendar billing): each
     amount, and each minimum, is the full-period one × the exact share of the period's seconds that
     is billed, rounded once."""
     start = billed_from if billed_from is not None and billed_from > period.start else period.start
-    fraction = remaining_fraction(period, start)
+    return _fee_line_drafts(
+        plan=plan, charges=advance_charges(version), quantity=quantity, currency=currency, period=period,
+        start=start, end=period.end,
+    )  # fmt: skip
+
+
+def arrears_fee_line_drafts(
+    *,
+    plan: Plan,
+    version: PlanVersion,
+    quantity: int,
+    currency: str,
+    period: Period,
+    start: datetime,
+    end: datetime,
+) -> list[LineDraft]:
+    """The recurring charges billed in arrears for the part [start, end) of `period` that has passed:
+    each charge's full-period amount × the exact share of the period's seconds, rounded once (the whole
+    amount for the whole period)."""
+    start, end = max(start, period.start), min(end, period.end)
+    if end <= start:
+        return []
+    return _fee_line_drafts(
+        plan=plan, charges=arrears_fee_charges(version), quantity=quantity, currency=currency, period=period,
+        start=start, end=end, in_arrears=True,
+    )  # fmt: skip
+
+
+def _fee_line_drafts(
+    *,
+    plan: Plan,
+    charges: list[Charge],
+    quantity: int,
+    currency: str,
+    period: Period,
+    start: datetime,
+    end: datetime,
+    in_arrears: bool = False,
+) -> list[LineDraft]:
+    fraction = remaining_fraction(period, start) - remaining_fraction(period, end)
     partial = fraction < 1
     drafts = []
-    for charge in recurring_charges(version):
+    for charge in charges:
         quote, price_amount = charge_quote(charge, currency=currency, quantity=quantity)
         price = charge.price_for(currency)
         single_unit_price = charge.price_model in (PriceModelChoice.FLAT, PriceModelChoice.PER_UNIT)
@@ -93,14 +143,15 @@ def recurring_line_drafts(
                 f"Partial period: {pricing.format_price(quote.exact_amount, currency)} × {_share(fraction)} "
                 f"({fraction.numerator:,}/{fraction.denominator:,} of its seconds)"
             )
-        # In the language of the bill it goes on (the caller's; see `lifecycle.bill_language`).
+        if in_arrears:
+            explanation.append(gettext("Billed in arrears, for the time that has passed."))
         name = gettext("%(title)s (%(interval)s, partial period)") if partial else gettext("%(title)s (%(interval)s)")
         drafts.append(
             LineDraft(
                 kind=InvoiceLineKind.RECURRING,
                 description=name % {"title": title, "interval": plan.interval_label},
                 period_start_at=start,
-                period_end_at=period.end,
+                period_end_at=end,
                 quantity=Decimal(1) if charge.price_model == PriceModelChoice.FLAT else Decimal(quantity),
                 unit_amount=price_amount if single_unit_price and not partial else None,
                 amount=amount,
@@ -120,7 +171,7 @@ def recurring_line_drafts(
                     kind=InvoiceLineKind.MINIMUM,
                     description=f"{title}: minimum charge true-up",
                     period_start_at=start,
-                    period_end_at=period.end,
+                    period_end_at=end,
                     quantity=Decimal(1),
                     unit_amount=true_up,
                     amount=true_up,
@@ -182,7 +233,9 @@ def proration_line_drafts(
         (1, new_plan, new_version, new_quantity, "Remaining time on"),
     ]
     for sign, side_plan, side_version, side_quantity, label in sides:
-        for charge in recurring_charges(side_version):
+        # Fees billed in arrears are not prorated here: each stretch of the period bills its own share
+        # when the period closes (`SubscriptionSegment`).
+        for charge in advance_charges(side_version):
             quote, _ = charge_quote(charge, currency=currency, quantity=side_quantity)
             price = charge.price_for(currency)
             full = quote.exact_amount
@@ -253,6 +306,18 @@ def _draft_values(draft: LineDraft) -> dict:
         "amount": Money(draft.amount, draft.currency),
         "explanation": list(draft.explanation),
     }
+
+
+def invoice_span(drafts: Sequence[LineDraft], *, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The period a renewal invoice names: the new period [start, end) when it bills something for it
+    (a fee in advance); else, when it bills only what is owed in arrears, the span of its lines."""
+    if any(draft.period_end_at is not None and draft.period_end_at > start for draft in drafts):
+        return start, end
+    starts = [draft.period_start_at for draft in drafts if draft.period_start_at is not None]
+    ends = [draft.period_end_at for draft in drafts if draft.period_end_at is not None]
+    if not starts or not ends:
+        return start, end
+    return min(starts), max(ends)
 
 
 def invoice_lines_from_drafts(invoice: Invoice, drafts: Iterable[LineDraft], *, start: int = 1) -> list[InvoiceLine]:

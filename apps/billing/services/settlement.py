@@ -8,12 +8,17 @@ from django.conf import settings
 from apps.core.money import zero
 from apps.invoices.constants import BillingReason, InvoiceEventType, InvoiceStatus
 from apps.invoices.events import invoice_event_record
-from apps.invoices.models import Invoice, InvoiceItem, InvoiceLine
-from apps.invoices.selectors import subscription_period_invoices
-from apps.invoices.services.lifecycle import TOTALS_FIELDS, invoice_finalize, invoice_recompute_totals
+from apps.invoices.models import Invoice, InvoicedPeriod, InvoiceItem, InvoiceLine
+from apps.invoices.services.lifecycle import (
+    TOTALS_FIELDS,
+    bill_language,
+    invoice_finalize,
+    invoice_recompute_totals,
+)
 from apps.subscriptions.models import Subscription
 from apps.usage.services import usage_billing_lock
 
+from .closeout import period_stretches, segments_mark_billed, stretch_line_drafts, subscription_open_segments
 from .commitments import commitment_true_up_drafts
 from .lines import (
     LineDraft,
@@ -21,7 +26,6 @@ from .lines import (
     customer_credit_take,
     invoice_lines_from_drafts,
     item_line_draft,
-    usage_line_drafts,
 )
 
 
@@ -79,22 +83,27 @@ def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) ->
         InvoiceItem.objects.filter(pk__in=[item.pk for item in credits]).update(subscription=None)
     drafts = [item_line_draft(item) for item in charges]
     ended_at = subscription.ended_at or now
-    period_billed = subscription_period_invoices(
-        subscription_id=subscription.pk, period_start_at=subscription.current_period_start_at
+    # The stretches closed by changes inside the period, then (when the period was billed: not a
+    # trial) the rest of it up to the end, each at its own prices: usage and fees billed in arrears.
+    segments = subscription_open_segments(subscription, lock=True)
+    period_billed = InvoicedPeriod.objects.filter(
+        subscription=subscription, period_start_at=subscription.current_period_start_at
     ).exists()
-    if period_billed:
+    # (A paused subscription's time since its pause is not billed: its stretch closed when it paused.)
+    end = min(ended_at, subscription.current_period_end_at, subscription.paused_at or ended_at)
+    if period_billed or segments:
         usage_billing_lock(customer_id=subscription.customer_id)
-        drafts += usage_line_drafts(
-            customer=subscription.customer, plan=subscription.plan, version=subscription.plan_version,
-            currency=subscription.currency, start=subscription.current_period_start_at,
-            end=min(ended_at, subscription.current_period_end_at),
-        )  # fmt: skip
+        stretches = period_stretches(subscription, segments=segments, end=end if period_billed else None)
+        with bill_language(subscription.customer):
+            drafts += stretch_line_drafts(
+                subscription=subscription, stretches=stretches, currency=subscription.currency
+            )
+    if period_billed:
         # The plan's minimum commitment for the part of the period before the end (credits for its
         # unused time count, though they go to the customer's balance).
         drafts += commitment_true_up_drafts(
             subscription=subscription, plan=subscription.plan, version=subscription.plan_version,
-            currency=subscription.currency, start=subscription.current_period_start_at,
-            end=min(ended_at, subscription.current_period_end_at),
+            currency=subscription.currency, start=subscription.current_period_start_at, end=end,
             drafts=drafts + [item_line_draft(item) for item in credits],
         )  # fmt: skip
     if not drafts:
@@ -109,4 +118,5 @@ def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) ->
         period_start_at=min(starts, default=None), period_end_at=max(ends, default=None), now=now,
     )  # fmt: skip
     customer_credit_take(uses, invoice=invoice)
+    segments_mark_billed([segment.pk for segment in segments], now=now)
     return invoice

@@ -6,6 +6,7 @@ from rest_framework import serializers
 from apps.accounts.models import Customer
 from apps.catalog.constants import (
     BillingInterval,
+    BillingTiming,
     ChargeKind,
     CouponDuration,
     DiscountType,
@@ -140,7 +141,7 @@ class ChargeOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Charge
-        fields = ["id", "position", "kind", "name", "price_model", "metric_code", "prices"]
+        fields = ["id", "position", "kind", "name", "price_model", "metric_code", "billing_timing", "prices"]
         read_only_fields = fields
 
 
@@ -230,6 +231,12 @@ class ChargeInputSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=ChargeKind.choices, default=ChargeKind.RECURRING)
     price_model = serializers.ChoiceField(choices=PriceModelChoice.choices, default=PriceModelChoice.PER_UNIT)
     metric_code = serializers.CharField(max_length=64, required=False, default="", allow_blank=True)
+    billing_timing = serializers.ChoiceField(
+        choices=BillingTiming.choices,
+        default=BillingTiming.IN_ADVANCE,
+        help_text="Recurring charges: billed when the period begins (in_advance) or ends (in_arrears). Usage "
+        "charges are always billed in arrears.",
+    )
     prices = PriceInputSerializer(many=True, allow_empty=False, max_length=MAX_NESTED_ITEMS)
 
 
@@ -241,6 +248,7 @@ def charge_inputs(data: list[dict]) -> list[ChargeInput]:
             kind=charge["kind"],
             price_model=charge["price_model"],
             metric_code=charge["metric_code"],
+            billing_timing=charge["billing_timing"],
             prices=[
                 PriceInput(
                     **{key: value for key, value in price.items() if key != "tiers"},

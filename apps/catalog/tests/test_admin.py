@@ -35,6 +35,7 @@ def version_post(plan, *charges: dict, notes: str = "", minimum_commitments: tup
                 f"{prefix}-name": charge["name"],
                 f"{prefix}-price_model": charge.get("price_model", "per_unit"),
                 f"{prefix}-metric_code": charge.get("metric_code", ""),
+                f"{prefix}-billing_timing": charge.get("billing_timing", "in_advance"),
                 f"{prefix}-prices-TOTAL_FORMS": len(charge["prices"]),
                 f"{prefix}-prices-INITIAL_FORMS": 0,
             }
@@ -175,6 +176,25 @@ def test_add_plan_then_a_version_with_tiers_inline(client, superuser):
         (Decimal("10000"), Decimal("0.002"), Decimal("0")),
         (None, Decimal("0.001"), Decimal("5")),
     ]
+
+
+def test_a_fee_is_set_to_bill_in_arrears_on_the_version_page(client, superuser):
+    plan = PlanFactory(prices=[])
+    client.force_login(superuser)
+    assert "billing_timing" in client.get(reverse("admin:catalog_planversion_add")).content.decode()
+    fee = {"name": "Support", "price_model": "flat", "billing_timing": "in_arrears",
+           "prices": [{"currency": "USD", "amount": "30"}]}  # fmt: skip
+
+    response = client.post(reverse("admin:catalog_planversion_add"), version_post(plan, fee))
+
+    assert response.status_code == 302, response.context["errors"] if response.context else response
+    assert plan.versions.get().charges.get().billing_timing == "in_arrears"
+    response = client.post(
+        reverse("admin:catalog_planversion_add"), version_post(plan, {**fee, "billing_timing": "later"})
+    )
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert plan.versions.count() == 1
 
 
 @pytest.mark.parametrize(

@@ -113,6 +113,7 @@ def test_create_plan_with_prices(api_client, superuser):
                     "name": "Subscription fee",
                     "price_model": "per_unit",
                     "metric_code": "",
+                    "billing_timing": "in_advance",
                     "prices": [_simple_price(price) for price in Price.objects.order_by("currency")],
                 }
             ],
