@@ -508,7 +508,9 @@ class PlanVersionSummaryInline(admin.TabularInline):
 class BillableMetricAddForm(forms.ModelForm):
     class Meta:
         model = BillableMetric
-        fields = ["code", "name", "description", "aggregation", "field_name", "filters", "group_by"]
+        fields = [
+            "code", "name", "description", "aggregation", "field_name", "filters", "group_by", "lateness_window_days",
+        ]  # fmt: skip
 
     def _post_clean(self):
         # No model validation here: `billable_metric_create` validates and places its messages on the fields.
@@ -518,15 +520,18 @@ class BillableMetricAddForm(forms.ModelForm):
 @admin.register(BillableMetric)
 class BillableMetricAdmin(ServiceAdminMixin, admin.ModelAdmin):
     """Metrics are created through `billable_metric_create`; afterwards only the name, description and
-    archiving change (events and usage charges refer to the code and the aggregation)."""
+    archiving change, and the lateness window (events and usage charges refer to the code and the
+    aggregation)."""
 
-    list_display = ["code", "name", "aggregation", "field_name", "group_by", "is_archived", "created_at"]
+    list_display = [
+        "code", "name", "aggregation", "field_name", "group_by", "lateness_window_days", "is_archived", "created_at",
+    ]  # fmt: skip
     list_filter = ["aggregation", "is_archived"]
     search_fields = ["code", "name", "field_name"]
     date_hierarchy = "created_at"
     fields = [
-        "code", "name", "description", "aggregation", "field_name", "filters", "group_by", "is_archived",
-        "created_at", "updated_at",
+        "code", "name", "description", "aggregation", "field_name", "filters", "group_by", "lateness_window_days",
+        "is_archived", "created_at", "updated_at",
     ]  # fmt: skip
     frozen_fields = ["code", "aggregation", "field_name", "filters", "group_by", "created_at", "updated_at"]
 
@@ -578,7 +583,10 @@ class ProductAdmin(admin.ModelAdmin):
 class PlanAdminForm(forms.ModelForm):
     class Meta:
         model = Plan
-        fields = ["product", "code", "name", "description", "interval", "interval_count", "trial_days", "is_archived"]
+        fields = [
+            "product", "code", "name", "description", "interval", "interval_count", "trial_days", "trial_usage",
+            "is_archived",
+        ]  # fmt: skip
 
     def clean_product(self):
         product = self.cleaned_data["product"]
@@ -608,7 +616,7 @@ class PlanAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at", "add_version_link"]
     fieldsets = [
         (None, {"fields": ["product", "name", "code", "description"]}),
-        ("Billing", {"fields": ["interval", "interval_count", "trial_days", "is_archived"]}),
+        ("Billing", {"fields": ["interval", "interval_count", "trial_days", "trial_usage", "is_archived"]}),
         ("Prices", {"fields": ["add_version_link"]}),
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
