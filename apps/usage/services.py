@@ -502,6 +502,13 @@ class InvoicedSpan:
         end = period_containing(self.anchor_at, self.interval, self.interval_count, moment).end
         return min(end, self.invoiced_until)
 
+    def period_start(self, moment: datetime) -> datetime:
+        """The start of the invoiced period containing `moment` (see `period_end`)."""
+        if self.trial_end_at is not None and moment < self.trial_end_at:
+            return self.started_at
+        start = period_containing(self.anchor_at, self.interval, self.interval_count, moment).start
+        return max(start, self.started_at)
+
 
 def late_period_end(
     *, span: InvoicedSpan, metric: BillableMetric, occurred_at: datetime, reference: datetime

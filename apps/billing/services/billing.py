@@ -53,6 +53,7 @@ from apps.usage.services import usage_billing_lock
 
 from .billing_chunk import billing_chunk_bill
 from .commitments import commitment_true_up_drafts
+from .late_usage import late_usage_line_drafts
 from .lines import (
     LineDraft,
     customer_credit_drafts,
@@ -142,6 +143,8 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
             customer=subscription.customer, plan=subscription.plan, version=subscription.plan_version,
             currency=currency, start=subscription.current_period_start_at, end=subscription.current_period_end_at,
         )  # fmt: skip
+    # The trial's usage (by the plan's rule) and usage changed in periods already invoiced.
+    usage_drafts += late_usage_line_drafts(subscription=subscription, billed_from=billed_from, now=now)
     subscription_end_trial_if_due(subscription, at=billed_from, now=now)
     subscription_apply_scheduled_change(subscription, at=billed_from, now=now)
     subscription_apply_pending_version(subscription, now=now)

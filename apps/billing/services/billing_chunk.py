@@ -54,6 +54,7 @@ from apps.subscriptions.selectors import active_discounts
 from apps.usage.selectors import BULK_AGGREGATIONS, UsageWindow, usage_aggregate_many
 from apps.usage.services import usage_billing_lock_many
 
+from .late_usage import late_usage_waiting_subscription_ids
 from .lines import LineDraft, recurring_line_drafts, usage_charges, usage_line_drafts
 
 logger = logging.getLogger(__name__)
@@ -221,6 +222,7 @@ def _with_waiting_work(subscriptions: list[Subscription]) -> set[int]:
             busy.add(subscription_id)
         if customer_id is not None:
             customers.add(customer_id)
+    busy |= late_usage_waiting_subscription_ids(subscriptions)  # late usage to bill: one by one
     return busy | {s.pk for s in subscriptions if s.customer_id in customers}
 
 
