@@ -493,6 +493,8 @@ class InvoicedSpan:
     anchor_at: datetime
     interval: str
     interval_count: int
+    # False when the subscription has nothing more to bill (ended): no invoice would carry late usage.
+    bills_again: bool = True
 
     def period_end(self, moment: datetime) -> datetime:
         """The end of the invoiced period containing `moment`: the trial's end for usage in a trial,
@@ -517,6 +519,12 @@ def late_period_end(
     period, if the metric's lateness window after that end is still open; else refused with a reason
     that names the window."""
     period_end = span.period_end(occurred_at)
+    if not span.bills_again:
+        raise _Rejected(
+            EventRejection.LATE_BEYOND_WINDOW,
+            f"Usage of {metric.code!r} dated {_format(occurred_at)} belongs to a period already invoiced (ending "
+            f"{_format(period_end)}), and the subscription has ended: no invoice would carry it.",
+        )
     window = metric.lateness_window_days
     closes_at = period_end + timedelta(days=window)
     if reference > closes_at:
@@ -581,15 +589,21 @@ def invoiced_spans(*, customer_ids: set[int], metric_codes: set[str]) -> dict[tu
         )
         .values_list(
             "customer_id", "plan_version__charges__metric_code", "started_at", "current_period_start_at",
-            "trial_end_at", "billing_anchor_at", "plan__interval", "plan__interval_count",
+            "trial_end_at", "billing_anchor_at", "plan__interval", "plan__interval_count", "next_billing_at",
+            "ended_at", "current_period_end_at",
         )
         .distinct()
     )  # fmt: skip
     spans: dict[tuple[int, str], list[InvoicedSpan]] = defaultdict(list)
-    for customer_id, metric_code, started_at, until, trial_end_at, anchor_at, interval, count in rows:
+    for row in rows:
+        customer_id, metric_code, started_at, until, trial_end_at, anchor_at, interval, count, next_at = row[:9]
+        ended_at, current_period_end_at = row[9:]
+        if next_at is None:
+            # Ended: its final invoice billed the usage up to the end; nothing bills any more.
+            until = max(until, min(ended_at or current_period_end_at, current_period_end_at))
         if until > started_at:
             spans[(customer_id, metric_code)].append(
-                InvoicedSpan(started_at, until, trial_end_at, anchor_at, interval, count)
+                InvoicedSpan(started_at, until, trial_end_at, anchor_at, interval, count, next_at is not None)
             )
     return spans
 
@@ -603,21 +617,21 @@ def invoiced_spans(*, customer_ids: set[int], metric_codes: set[str]) -> dict[tu
 
 
 def _stored_transaction_ids(transaction_ids: list[str]) -> set[str]:
-    """Those of `transaction_ids` already stored."""
+    """Those of `transaction_ids` already stored, or voided: a voided event's transaction id stays
+    taken, so sending it again is a duplicate, not a new event."""
     if connection.vendor == "postgresql":
         table = connection.ops.quote_name(UsageEvent._meta.db_table)
+        changes = connection.ops.quote_name(UsageEventChange._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT transaction_id FROM {table} WHERE transaction_id = ANY(%s::text[])",  # noqa: S608
-                [transaction_ids],
+                f"SELECT transaction_id FROM {table} WHERE transaction_id = ANY(%s::text[]) "  # noqa: S608
+                f"UNION ALL SELECT transaction_id FROM {changes} WHERE kind = %s AND transaction_id = ANY(%s::text[])",
+                [transaction_ids, UsageChangeKind.VOID.value, transaction_ids],
             )
-            stored = {transaction_id for (transaction_id,) in cursor.fetchall()}
-    else:
-        stored = set()
-        for chunk in _chunks(transaction_ids, INSERT_CHUNK):
-            stored.update(UsageEvent.objects.filter(transaction_id__in=chunk).values_list("transaction_id", flat=True))
-    # A voided event's transaction id stays taken: sending it again is a duplicate, not a new event.
-    for chunk in _chunks([tid for tid in transaction_ids if tid not in stored], INSERT_CHUNK):
+            return {transaction_id for (transaction_id,) in cursor.fetchall()}
+    stored: set[str] = set()
+    for chunk in _chunks(transaction_ids, INSERT_CHUNK):
+        stored.update(UsageEvent.objects.filter(transaction_id__in=chunk).values_list("transaction_id", flat=True))
         voided = UsageEventChange.objects.filter(kind=UsageChangeKind.VOID, transaction_id__in=chunk)
         stored.update(voided.values_list("transaction_id", flat=True))
     return stored

@@ -17,6 +17,7 @@ from apps.catalog.tests.factories import PlanFactory, ProductFactory, add_charge
 from apps.core.errors import ValidationFailed
 from apps.invoices.models import Invoice, InvoiceLine
 from apps.subscriptions.periods import utc
+from apps.subscriptions.services import subscription_cancel
 from apps.usage.corrections import usage_event_replace, usage_event_void
 from apps.usage.models import UsageEventChange, UsageRollup
 from apps.usage.services import usage_events_ingest
@@ -287,3 +288,36 @@ def test_free_trial_usage_is_accepted_and_shown_at_zero(plan):
     assert (f"{TITLE} (late usage, 1–14 Oct)", utc(2026, 10, 1), utc(2026, 10, 15), D(20), D(0)) in _usage_lines(
         _invoice_at(subscription, utc(2026, 11, 15))
     )
+
+
+def test_late_usage_for_a_subscription_that_has_ended_is_refused(subscription):
+    _send(utc(2026, 10, 25), ("a", utc(2026, 10, 10), "90"))
+    subscription_cancel(subscription_id=subscription.pk, at_period_end=True, now=utc(2026, 10, 20))
+    bill_due_subscriptions(now=utc(2026, 11, 1, 0, 30))
+    subscription.refresh_from_db()
+    assert subscription.next_billing_at is None  # nothing more to bill
+
+    result = _send(utc(2026, 11, 2), ("oct-late", utc(2026, 10, 31, 23), "30"))
+
+    assert [(r.code, r.reason) for r in result.rejected] == [
+        (
+            "late_beyond_window",
+            "Usage of 'transfer_gb' dated 2026-10-31T23:00:00Z belongs to a period already invoiced (ending "
+            "2026-11-01T00:00:00Z), and the subscription has ended: no invoice would carry it.",
+        )
+    ]
+
+
+def test_late_usage_of_a_subscription_canceled_at_period_end_goes_on_its_final_invoice(subscription):
+    _send(utc(2026, 10, 25), ("a", utc(2026, 10, 10), "90"))
+    bill_due_subscriptions(now=utc(2026, 11, 1, 0, 30))
+    _send(utc(2026, 11, 2), ("oct-late", utc(2026, 10, 31, 23), "30"), ("nov-1", utc(2026, 11, 1, 12), "10"))
+    subscription_cancel(subscription_id=subscription.pk, at_period_end=True, now=utc(2026, 11, 2))
+
+    bill_due_subscriptions(now=utc(2026, 12, 1, 0, 30))
+
+    final = Invoice.objects.get(subscription=subscription, billing_reason="subscription_update")
+    assert _usage_lines(final) == [
+        (f"{TITLE} (usage)", utc(2026, 11, 1), utc(2026, 12, 1), D(10), D("1.00")),
+        (f"{TITLE} (late usage, 1–31 Oct)", utc(2026, 10, 1), utc(2026, 11, 1), D(30), D("2.00")),
+    ]
