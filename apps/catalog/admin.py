@@ -27,7 +27,7 @@ from apps.core.admin import ServiceAdminMixin, adopt
 from apps.core.errors import ApplicationError, ValidationFailed
 
 from . import pricing, services
-from .constants import TIERED_MODELS, CouponDuration, DiscountType, PriceModelChoice
+from .constants import DEFAULT_LATENESS_WINDOW_DAYS, TIERED_MODELS, CouponDuration, DiscountType, PriceModelChoice
 from .models import (
     BillableMetric,
     Charge,
@@ -511,6 +511,14 @@ class BillableMetricAddForm(forms.ModelForm):
         fields = [
             "code", "name", "description", "aggregation", "field_name", "filters", "group_by", "lateness_window_days",
         ]  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["lateness_window_days"].required = False  # left empty: the default window
+
+    def clean_lateness_window_days(self):
+        days = self.cleaned_data.get("lateness_window_days")
+        return DEFAULT_LATENESS_WINDOW_DAYS if days is None else days
 
     def _post_clean(self):
         # No model validation here: `billable_metric_create` validates and places its messages on the fields.

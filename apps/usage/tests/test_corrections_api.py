@@ -14,6 +14,7 @@ from apps.catalog.services import billable_metric_create
 from apps.catalog.tests.factories import PlanFactory, add_charge
 from apps.core import clock
 from apps.subscriptions.periods import utc
+from apps.usage.corrections import usage_event_void
 from apps.usage.models import UsageEvent, UsageEventChange, UsageRollup
 from apps.usage.services import usage_events_ingest
 
@@ -115,3 +116,15 @@ def test_corrections_need_an_api_key(api_client, auth):
 
     assert response.status_code in (401, 403)
     assert UsageEvent.objects.count() == 1
+
+
+def test_staff_read_the_audit_trail_in_the_admin(client, superuser, auth):
+    with clock.frozen_at(NOW):
+        usage_event_void(transaction_id="t-1", now=NOW, actor="staff", reason="sensor glitch")
+    client.force_login(superuser)
+
+    listed = client.get(reverse("admin:usage_usageeventchange_changelist"))
+    shown = client.get(reverse("admin:usage_usageeventchange_change", args=[UsageEventChange.objects.get().pk]))
+
+    assert listed.status_code == 200 and b"t-1" in listed.content
+    assert shown.status_code == 200 and b"sensor glitch" in shown.content

@@ -46,3 +46,27 @@ def test_a_plan_says_what_becomes_of_trial_usage(api_client, superuser, given, s
     else:
         assert list(response.json()["fields"]) == ["trial_usage"]
         assert not Plan.objects.exists()
+
+
+def test_staff_set_the_window_and_the_trial_rule_in_the_admin(client, superuser):
+    client.force_login(superuser)
+    add_url = reverse("admin:catalog_billablemetric_add")
+
+    created = client.post(add_url, {"code": "gb", "name": "GB", "aggregation": "sum", "field_name": "gb",
+                                    "filters": "{}", "lateness_window_days": "5"})  # fmt: skip
+    metric = BillableMetric.objects.get()
+    changed = client.post(
+        reverse("admin:catalog_billablemetric_change", args=[metric.pk]),
+        {"name": "GB", "description": "", "lateness_window_days": "0"},
+    )
+    too_long = client.post(
+        reverse("admin:catalog_billablemetric_change", args=[metric.pk]),
+        {"name": "GB", "description": "", "lateness_window_days": "40"},
+    )
+
+    assert (created.status_code, changed.status_code, too_long.status_code) == (302, 302, 200)
+    assert "Ensure this value is less than or equal to 31." in too_long.content.decode()
+    metric.refresh_from_db()
+    assert metric.lateness_window_days == 0
+    plan_page = client.get(reverse("admin:catalog_plan_add"))
+    assert b'name="trial_usage"' in plan_page.content
