@@ -8,6 +8,7 @@ falls in). The metric accepts events up to 3 days after a period ends (its defau
 from decimal import Decimal as D
 
 import pytest
+from django.template.loader import render_to_string
 
 from apps.accounts.tests.factories import CustomerFactory
 from apps.billing.services import bill_due_subscriptions, subscription_start, subscription_upcoming_invoice
@@ -16,6 +17,7 @@ from apps.catalog.services import billable_metric_create
 from apps.catalog.tests.factories import PlanFactory, ProductFactory, add_charge
 from apps.core.errors import ValidationFailed
 from apps.invoices.models import Invoice, InvoiceLine
+from apps.invoices.services.pdf import invoice_pdf_context
 from apps.subscriptions.periods import utc
 from apps.subscriptions.services import subscription_cancel
 from apps.usage.corrections import usage_event_replace, usage_event_void
@@ -103,6 +105,10 @@ def test_an_event_two_days_late_is_billed_on_the_next_invoice_as_the_delta_of_th
         "The whole period at its prices: 11.00 USD; already billed: 9.00 USD; difference: 2.00 USD.",
     ]
     assert december.total.amount == D("12.00")  # 10.00 fee + 2.00 late usage (no tax set up)
+    # The bill shows the line and why (the PDF's HTML; the portal shows the same lines).
+    html = render_to_string("invoices/invoice_pdf.html", invoice_pdf_context(december))
+    assert "Data transfer (late usage, 1–31 Oct)" in html
+    assert "already billed: 9.00 USD; difference: 2.00 USD." in html
     assert UsageEventChange.objects.get().settled_at == utc(2026, 12, 1, 0, 30)
 
     # Never twice: January's invoice has no late line for October.
@@ -321,3 +327,17 @@ def test_late_usage_of_a_subscription_canceled_at_period_end_goes_on_its_final_i
         (f"{TITLE} (usage)", utc(2026, 11, 1), utc(2026, 12, 1), D(10), D("1.00")),
         (f"{TITLE} (late usage, 1–31 Oct)", utc(2026, 10, 1), utc(2026, 11, 1), D(30), D("2.00")),
     ]
+
+
+def test_the_late_line_is_written_in_the_language_of_the_customers_bills(plan):
+    customer = CustomerFactory(currency="USD", external_id="acme", preferred_language="zh-hans")
+    subscription = subscription_start(customer=customer, plan=plan, now=utc(2026, 10, 1))
+    _send(utc(2026, 10, 25), ("a", utc(2026, 10, 10), "90"))
+    bill_due_subscriptions(now=utc(2026, 11, 1, 0, 30))
+    _send(utc(2026, 11, 2), ("oct-late", utc(2026, 10, 31, 23), "30"))
+    bill_due_subscriptions(now=utc(2026, 12, 1, 0, 30))
+
+    line = _invoice_at(subscription, utc(2026, 12, 1)).lines.get(kind="usage")
+    assert line.description.startswith(f"{TITLE}（迟到用量，1–31 ")
+    assert line.explanation[0].endswith("的用量在开票后发生变化：1 个事件迟到。")
+    assert line.amount.amount == D("2.00")
