@@ -1,4 +1,5 @@
-"""Usage for staff: the events as received, read-only (events are append-only; rollups are derived)."""
+"""Usage for staff: the events as received, read-only (changed only by the void and replace services, which
+rebuild the rollups; rollups are derived), and the audit trail of those changes and of late events."""
 
 from django.contrib import admin
 
