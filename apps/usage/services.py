@@ -564,7 +564,7 @@ def event_snapshot(*, occurred_at: datetime, properties: dict[str, Any], value: 
     return {
         "timestamp": _format(occurred_at),
         "properties": json.loads(_PROPERTIES_ENCODER.encode(properties)),
-        "value": None if value is None else str(value),
+        "value": None if value is None else format(value.normalize(), "f"),  # 120.000000 → "120"
     }
 
 

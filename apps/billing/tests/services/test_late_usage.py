@@ -185,7 +185,7 @@ def test_void_and_replace_while_the_period_is_open_change_the_rollups_and_the_pr
         (utc(2026, 10, 16, 11), 1, D(150))
     ]
     assert (change.kind, change.billed_period_end_at, change.before["value"], change.after["value"]) == (
-        "replace", None, "80.000000", "150",
+        "replace", None, "80", "150",
     )  # fmt: skip
     preview = subscription_upcoming_invoice(subscription_id=subscription.pk, now=utc(2026, 10, 20))
     assert [(line.kind, line.amount) for line in preview.lines] == [("usage", D("12.50")), ("recurring", D("10.00"))]
