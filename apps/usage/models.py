@@ -2,8 +2,9 @@
 
 `UsageEvent` rows are inserted by `services.usage_events_ingest`, and changed only by the corrections
 of `corrections.py` (void: deleted; replace: updated), each recorded as a `UsageEventChange` and
-rebuilding the rollups of its hours in the same transaction. `UsageRollup` and `UsageDistinctValue` are derived from the events, kept up
-to date in the same transaction as the insert, and answer any window made of whole hours; see
+rebuilding the rollups of its hours in the same transaction. `UsageRollup` and `UsageDistinctValue`
+are derived from the events, kept up to date in the same transaction as the insert, and answer any
+window made of whole hours; see
 docs/usage.md for how the selectors combine them with raw events for partial hours.
 """
 
