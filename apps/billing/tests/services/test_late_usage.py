@@ -341,3 +341,39 @@ def test_the_late_line_is_written_in_the_language_of_the_customers_bills(plan):
     assert line.description.startswith(f"{TITLE}（迟到用量，1–31 ")
     assert line.explanation[0].endswith("的用量在开票后发生变化：1 个事件迟到。")
     assert line.amount.amount == D("2.00")
+
+
+def test_a_late_event_and_a_correction_in_one_period_make_one_line(subscription):
+    _send(utc(2026, 10, 25), ("a", utc(2026, 10, 10), "90"), ("b", utc(2026, 10, 20), "30"))
+    bill_due_subscriptions(now=utc(2026, 11, 1, 0, 30))  # 120 GB: 11.00
+
+    _send(utc(2026, 11, 2), ("late", utc(2026, 10, 31, 22), "100"))
+    usage_event_void(transaction_id="b", now=utc(2026, 11, 2))
+    bill_due_subscriptions(now=utc(2026, 12, 1, 0, 30))
+
+    # October now 190 GB: 100 × 0.10 + 90 × 0.05 = 14.50; 11.00 billed: 3.50.
+    line = _invoice_at(subscription, utc(2026, 12, 1)).lines.get(kind="usage")
+    assert (line.description, line.quantity, line.amount.amount) == (
+        f"{TITLE} (late usage and corrections, 1–31 Oct)", D(70), D("3.50"),
+    )  # fmt: skip
+    assert (
+        line.explanation[0] == "Usage of 1–31 Oct changed after it was invoiced: 1 event received late, 1 event voided."
+    )
+
+
+def test_an_event_moved_out_of_an_invoiced_period_is_credited_there_and_billed_in_the_open_one(subscription):
+    _send(utc(2026, 10, 25), ("a", utc(2026, 10, 10), "90"))
+    bill_due_subscriptions(now=utc(2026, 11, 1, 0, 30))
+
+    change = usage_event_replace(
+        transaction_id="a", timestamp="2026-11-01T12:00:00Z", properties={"gb": "90"}, now=utc(2026, 11, 2)
+    )
+    assert (change.previous_occurred_at, change.occurred_at, change.billed_period_end_at) == (
+        utc(2026, 10, 10), utc(2026, 11, 1, 12), utc(2026, 11, 1),
+    )  # fmt: skip
+    bill_due_subscriptions(now=utc(2026, 12, 1, 0, 30))
+
+    assert _usage_lines(_invoice_at(subscription, utc(2026, 12, 1))) == [
+        (f"{TITLE} (usage)", utc(2026, 11, 1), utc(2026, 12, 1), D(90), D("9.00")),
+        (f"{TITLE} (usage correction, 1–31 Oct)", utc(2026, 10, 1), utc(2026, 11, 1), D(-90), D("-9.00")),
+    ]
