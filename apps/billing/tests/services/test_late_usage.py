@@ -377,3 +377,16 @@ def test_an_event_moved_out_of_an_invoiced_period_is_credited_there_and_billed_i
         (f"{TITLE} (usage)", utc(2026, 11, 1), utc(2026, 12, 1), D(90), D("9.00")),
         (f"{TITLE} (usage correction, 1–31 Oct)", utc(2026, 10, 1), utc(2026, 11, 1), D(-90), D("-9.00")),
     ]
+
+
+def test_the_upcoming_invoice_shows_the_late_line_without_settling_it(subscription):
+    _send(utc(2026, 10, 25), ("a", utc(2026, 10, 10), "90"))
+    bill_due_subscriptions(now=utc(2026, 11, 1, 0, 30))
+    _send(utc(2026, 11, 2), ("late", utc(2026, 10, 31, 22), "30"))
+
+    preview = subscription_upcoming_invoice(subscription_id=subscription.pk, now=utc(2026, 11, 10))
+
+    assert [(line.description, line.amount) for line in preview.lines if line.kind == "usage"] == [
+        (f"{TITLE} (late usage, 1–31 Oct)", D("2.00")),
+    ]
+    assert UsageEventChange.objects.get().settled_at is None
