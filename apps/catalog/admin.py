@@ -27,7 +27,7 @@ from apps.core.admin import ServiceAdminMixin, adopt
 from apps.core.errors import ApplicationError, ValidationFailed
 
 from . import pricing, services
-from .constants import TIERED_MODELS, CouponDuration, DiscountType, PriceModelChoice
+from .constants import DEFAULT_LATENESS_WINDOW_DAYS, TIERED_MODELS, CouponDuration, DiscountType, PriceModelChoice
 from .models import (
     BillableMetric,
     Charge,
@@ -510,7 +510,17 @@ class PlanVersionSummaryInline(admin.TabularInline):
 class BillableMetricAddForm(forms.ModelForm):
     class Meta:
         model = BillableMetric
-        fields = ["code", "name", "description", "aggregation", "field_name", "filters", "group_by"]
+        fields = [
+            "code", "name", "description", "aggregation", "field_name", "filters", "group_by", "lateness_window_days",
+        ]  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["lateness_window_days"].required = False  # left empty: the default window
+
+    def clean_lateness_window_days(self):
+        days = self.cleaned_data.get("lateness_window_days")
+        return DEFAULT_LATENESS_WINDOW_DAYS if days is None else days
 
     def _post_clean(self):
         # No model validation here: `billable_metric_create` validates and places its messages on the fields.
@@ -520,15 +530,18 @@ class BillableMetricAddForm(forms.ModelForm):
 @admin.register(BillableMetric)
 class BillableMetricAdmin(ServiceAdminMixin, admin.ModelAdmin):
     """Metrics are created through `billable_metric_create`; afterwards only the name, description and
-    archiving change (events and usage charges refer to the code and the aggregation)."""
+    archiving change, and the lateness window (events and usage charges refer to the code and the
+    aggregation)."""
 
-    list_display = ["code", "name", "aggregation", "field_name", "group_by", "is_archived", "created_at"]
+    list_display = [
+        "code", "name", "aggregation", "field_name", "group_by", "lateness_window_days", "is_archived", "created_at",
+    ]  # fmt: skip
     list_filter = ["aggregation", "is_archived"]
     search_fields = ["code", "name", "field_name"]
     date_hierarchy = "created_at"
     fields = [
-        "code", "name", "description", "aggregation", "field_name", "filters", "group_by", "is_archived",
-        "created_at", "updated_at",
+        "code", "name", "description", "aggregation", "field_name", "filters", "group_by", "lateness_window_days",
+        "is_archived", "created_at", "updated_at",
     ]  # fmt: skip
     frozen_fields = ["code", "aggregation", "field_name", "filters", "group_by", "created_at", "updated_at"]
 
@@ -580,7 +593,10 @@ class ProductAdmin(admin.ModelAdmin):
 class PlanAdminForm(forms.ModelForm):
     class Meta:
         model = Plan
-        fields = ["product", "code", "name", "description", "interval", "interval_count", "trial_days", "is_archived"]
+        fields = [
+            "product", "code", "name", "description", "interval", "interval_count", "trial_days", "trial_usage",
+            "is_archived",
+        ]  # fmt: skip
 
     def clean_product(self):
         product = self.cleaned_data["product"]
@@ -610,7 +626,7 @@ class PlanAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at", "add_version_link"]
     fieldsets = [
         (None, {"fields": ["product", "name", "code", "description"]}),
-        ("Billing", {"fields": ["interval", "interval_count", "trial_days", "is_archived"]}),
+        ("Billing", {"fields": ["interval", "interval_count", "trial_days", "trial_usage", "is_archived"]}),
         ("Prices", {"fields": ["add_version_link"]}),
         ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]

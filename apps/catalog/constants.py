@@ -85,6 +85,20 @@ class CouponDuration(models.TextChoices):
     FOREVER = "forever", "Forever"
 
 
+class TrialUsage(models.TextChoices):
+    """What becomes of usage sent during a plan's free trial (see docs/usage.md, "Usage during a trial")."""
+
+    FREE = "free", "Free (shown at zero on the first invoice after the trial)"
+    BILLED_AFTER_TRIAL = "billed_after_trial", "Billed on the first invoice after the trial"
+
+
+# Events for an invoiced period are accepted this many days after the period's end by default
+# (`BillableMetric.lateness_window_days`), and at most this many (the oldest event accepted at all is
+# `USAGE_EVENT_MAX_AGE_DAYS` old).
+DEFAULT_LATENESS_WINDOW_DAYS = 3
+MAX_LATENESS_WINDOW_DAYS = 31
+
+
 class MetricAggregation(models.TextChoices):
     """How a billable metric turns a period's usage events into a quantity (see docs/usage.md)."""
 

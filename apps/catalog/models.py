@@ -11,8 +11,10 @@ from apps.core.money import currency_choices
 
 from . import pricing
 from .constants import (
+    DEFAULT_LATENESS_WINDOW_DAYS,
     INTERVAL_ADJECTIVES,
     INTERVAL_EVERY,
+    MAX_LATENESS_WINDOW_DAYS,
     USAGE_ONLY_MODELS,
     BillingInterval,
     BillingTiming,
@@ -22,6 +24,7 @@ from .constants import (
     MetricAggregation,
     PackageRounding,
     PriceModelChoice,
+    TrialUsage,
 )
 
 NOT_NEGATIVE = [MinValueValidator(Decimal(0), "This cannot be negative.")]
@@ -87,6 +90,13 @@ class Plan(TimeStampedModel):
         default=0,
         validators=[MaxValueValidator(730)],
         help_text="Days of free trial for new subscribers (0 for none); a subscription may override it.",
+    )
+    trial_usage = models.CharField(
+        max_length=24,
+        choices=TrialUsage.choices,
+        default=TrialUsage.FREE,
+        help_text="Usage during a trial: free (shown at zero on the first invoice after the trial), or billed "
+        "on that invoice at the plan's prices.",
     )
     is_archived = models.BooleanField(default=False, help_text="Archived plans take no new subscriptions.")
 
@@ -586,6 +596,12 @@ class BillableMetric(TimeStampedModel):
         validators=[group_by_validator],
         help_text="An event property whose values are aggregated and priced separately, e.g. region; or two, "
         "separated by a comma, e.g. region,tier.",
+    )
+    lateness_window_days = models.PositiveSmallIntegerField(
+        default=DEFAULT_LATENESS_WINDOW_DAYS,
+        validators=[MaxValueValidator(MAX_LATENESS_WINDOW_DAYS)],
+        help_text="Events for a period already invoiced are accepted this many days after the period's end, and "
+        "billed on the next invoice as late usage (0: never).",
     )
     is_archived = models.BooleanField(default=False, help_text="Archived metrics take no new events.")
 

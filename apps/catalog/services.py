@@ -23,6 +23,7 @@ from apps.core.validation import validate_instance
 
 from . import pricing
 from .constants import (
+    DEFAULT_LATENESS_WINDOW_DAYS,
     SIMPLE_CHARGE_NAME,
     USAGE_ONLY_MODELS,
     BillingTiming,
@@ -32,6 +33,7 @@ from .constants import (
     MetricAggregation,
     PackageRounding,
     PriceModelChoice,
+    TrialUsage,
 )
 from .models import (
     GROUP_KEY_SEPARATOR,
@@ -120,6 +122,7 @@ def billable_metric_create(
     filters: dict[str, list[str]] | None = None,
     group_by: str = "",
     description: str = "",
+    lateness_window_days: int = DEFAULT_LATENESS_WINDOW_DAYS,
 ) -> BillableMetric:
     """Create a billable metric (see docs/usage.md); every refusal names the field it concerns."""
     metric = BillableMetric(
@@ -130,6 +133,7 @@ def billable_metric_create(
         field_name=field_name,
         filters=filters if filters is not None else {},
         group_by=group_by,
+        lateness_window_days=lateness_window_days,
     )
     validate_instance(metric)
     metric.save()
@@ -148,6 +152,7 @@ def plan_create(
     interval: str = "month",
     interval_count: int = 1,
     trial_days: int = 0,
+    trial_usage: str = TrialUsage.FREE,
     description: str = "",
 ) -> Plan:
     """Create a plan and its first version.
@@ -182,6 +187,7 @@ def plan_create(
         interval=interval,
         interval_count=interval_count,
         trial_days=trial_days,
+        trial_usage=trial_usage,
     )
     validate_instance(plan)
     plan.save()

@@ -12,7 +12,16 @@ class EventRejection(models.TextChoices):
     INVALID_VALUE = "invalid_value", "Value not usable by the metric"
     FILTERED_OUT = "filtered_out", "Properties outside the metric's filters"
     MISSING_GROUP = "missing_group", "Group property missing"
-    PERIOD_INVOICED = "period_invoiced", "Period already invoiced"
+    # Dated in a period already invoiced, and received after the metric's lateness window closed.
+    LATE_BEYOND_WINDOW = "late_beyond_window", "Too late for an invoiced period"
+
+
+class UsageChangeKind(models.TextChoices):
+    """What changed a customer's usage after the fact (`UsageEventChange`)."""
+
+    LATE = "late", "Late event (period already invoiced)"
+    VOID = "void", "Event voided"
+    REPLACE = "replace", "Event replaced"
 
 
 # Values are quantities: at most this many decimal places (the precision of plans' included units).

@@ -1,8 +1,10 @@
 """Usage events and the rollups that keep their aggregation cheap.
 
-`UsageEvent` is append-only: rows are inserted by `services.usage_events_ingest` and never updated
-or deleted by the product. `UsageRollup` and `UsageDistinctValue` are derived from the events, kept up
-to date in the same transaction as the insert, and answer any window made of whole hours; see
+`UsageEvent` rows are inserted by `services.usage_events_ingest`, and changed only by the corrections
+of `corrections.py` (void: deleted; replace: updated), each recorded as a `UsageEventChange` and
+rebuilding the rollups of its hours in the same transaction. `UsageRollup` and `UsageDistinctValue`
+are derived from the events, kept up to date in the same transaction as the insert, and answer any
+window made of whole hours; see
 docs/usage.md for how the selectors combine them with raw events for partial hours.
 """
 
@@ -11,7 +13,7 @@ from django.db import models
 from apps.accounts.models import Customer
 from apps.catalog.models import BillableMetric
 
-from .constants import VALUE_DECIMAL_PLACES, VALUE_MAX_DIGITS
+from .constants import VALUE_DECIMAL_PLACES, VALUE_MAX_DIGITS, UsageChangeKind
 
 
 def _value_field(**kwargs) -> models.DecimalField:
@@ -103,3 +105,49 @@ class UsageDistinctValue(models.Model):
 
     def __str__(self) -> str:
         return self.value
+
+
+class UsageEventChange(models.Model):
+    """The audit trail of usage changed after the fact, and the billing engine's to-do list.
+
+    One row per late event accepted for a period already invoiced, per event voided and per event
+    replaced (with the event as it was and as it is). `billed_period_end_at` is set when the change
+    touches a period already invoiced: the next invoice of the subscription bills the difference
+    (apps.billing.services.late_usage), and sets `settled_at`. See docs/usage.md, "Late usage".
+    """
+
+    kind = models.CharField(max_length=16, choices=UsageChangeKind.choices)
+    transaction_id = models.CharField(max_length=255)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="usage_changes")
+    metric = models.ForeignKey(BillableMetric, on_delete=models.PROTECT, related_name="usage_changes")
+    occurred_at = models.DateTimeField(
+        help_text="When the usage changed happened (the event's time; after a replace, its new time)."
+    )
+    previous_occurred_at = models.DateTimeField(null=True, blank=True, help_text="A replaced event's former time.")
+    before = models.JSONField(null=True, blank=True, help_text="The event before the change (void, replace).")
+    after = models.JSONField(null=True, blank=True, help_text="The event after the change (late, replace).")
+    billed_period_end_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The end of the invoiced period it changes, if any: billed on the next invoice.",
+    )
+    recorded_at = models.DateTimeField()
+    actor = models.CharField(max_length=255, blank=True, help_text="Who asked for the change (API key, staff user).")
+    reason = models.TextField(blank=True)
+    settled_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an invoice took the difference in (null: still to bill)."
+    )
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["customer", "metric"],
+                condition=models.Q(settled_at__isnull=True, billed_period_end_at__isnull=False),
+                name="usage_change_to_bill_idx",
+            ),
+            models.Index(fields=["transaction_id"], name="usage_change_transaction_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.transaction_id}"

@@ -35,9 +35,10 @@ from apps.catalog.constants import NUMERIC_AGGREGATIONS, ChargeKind, MetricAggre
 from apps.catalog.models import GROUP_KEY_SEPARATOR, BillableMetric, group_key_of
 from apps.core import clock
 from apps.core.validation import json_path, json_problem, text_problem, text_storable
+from apps.subscriptions.periods import period_containing
 
-from .constants import VALUE_DECIMAL_PLACES, VALUE_MAX_DIGITS, EventRejection
-from .models import UsageDistinctValue, UsageEvent, UsageRollup
+from .constants import VALUE_DECIMAL_PLACES, VALUE_MAX_DIGITS, EventRejection, UsageChangeKind
+from .models import UsageDistinctValue, UsageEvent, UsageEventChange, UsageRollup
 
 INSERT_CHUNK = 500
 MAX_TEXT_LENGTH = 255
@@ -96,6 +97,9 @@ class _ValidEvent:
     distinct_value: str
     group_key: str
     id: int | None = None
+    # Set when the event is dated in a period already invoiced (accepted within the metric's lateness
+    # window): the end of that period, recorded as a `UsageEventChange` for the next invoice.
+    billed_period_end_at: datetime | None = None
 
 
 # --- ingestion -----------------------------------------------------------------------------------
@@ -132,7 +136,7 @@ def usage_events_ingest(*, events: Sequence[Mapping[str, Any]], now: datetime) -
         for metric in BillableMetric.objects.filter(code__in={event["metric_code"] for _, event in parsed})
     }
     usage_ingest_lock(customer_ids={customer.pk for customer in customers.values()})
-    invoiced = _invoiced_spans(customer_ids={c.pk for c in customers.values()}, metric_codes=set(metrics))
+    invoiced = invoiced_spans(customer_ids={c.pk for c in customers.values()}, metric_codes=set(metrics))
 
     valid: list[_ValidEvent] = []
     seen: set[str] = set()
@@ -156,6 +160,7 @@ def usage_events_ingest(*, events: Sequence[Mapping[str, Any]], now: datetime) -
     # A transaction id stored by a concurrent batch after our look-up above: that batch counted it.
     duplicates += len(valid) - len(inserted)
     _rollups_add(inserted)
+    _late_events_record(inserted, now=now)
     rejected.sort(key=lambda rejection: rejection.index)
     return IngestResult(accepted=len(inserted), duplicates=duplicates, rejected=rejected)
 
@@ -272,7 +277,7 @@ def _validate(
     *,
     customers: dict[str, Customer],
     metrics: dict[str, BillableMetric],
-    invoiced: dict[tuple[int, str], list[tuple[datetime, datetime]]],
+    invoiced: "dict[tuple[int, str], list[InvoicedSpan]]",
     now: datetime,
 ) -> _ValidEvent:
     customer = customers.get(event["external_customer_id"])
@@ -358,13 +363,13 @@ def _validate(
                 EventRejection.INVALID_VALUE, f"Property {metric.field_name!r} is longer than 255 characters."
             )
 
-    for started_at, invoiced_until in invoiced.get((customer.pk, metric.code), ()):
-        if started_at <= occurred_at < invoiced_until:
-            raise _Rejected(
-                EventRejection.PERIOD_INVOICED,
-                f"Usage of {metric.code!r} before {_format(invoiced_until)} is already invoiced; "
-                f"events dated {_format(occurred_at)} are no longer accepted.",
+    billed_period_end_at = None
+    for span in invoiced.get((customer.pk, metric.code), ()):
+        if span.started_at <= occurred_at < span.invoiced_until:
+            billed_period_end_at = late_period_end(
+                span=span, metric=metric, occurred_at=occurred_at, reference=reference
             )
+            break
 
     return _ValidEvent(
         transaction_id=event["transaction_id"],
@@ -376,6 +381,7 @@ def _validate(
         value=value,
         distinct_value=distinct_value,
         group_key=group_key,
+        billed_period_end_at=billed_period_end_at,
     )
 
 
@@ -476,15 +482,100 @@ def usage_billing_lock_many(*, customer_ids: set[int]) -> None:
         )
 
 
-def _invoiced_spans(
-    *, customer_ids: set[int], metric_codes: set[str]
-) -> dict[tuple[int, str], list[tuple[datetime, datetime]]]:
+@dataclass(frozen=True)
+class InvoicedSpan:
+    """A subscription's usage already invoiced, [started_at, invoiced_until), and how to find the end
+    of the billed period an event in it belongs to."""
+
+    started_at: datetime
+    invoiced_until: datetime
+    trial_end_at: datetime | None
+    anchor_at: datetime
+    interval: str
+    interval_count: int
+    # False when the subscription has nothing more to bill (ended): no invoice would carry late usage.
+    bills_again: bool = True
+
+    def period_end(self, moment: datetime) -> datetime:
+        """The end of the invoiced period containing `moment`: the trial's end for usage in a trial,
+        else the end of the billing period (counted from the anchor), at most `invoiced_until`."""
+        if self.trial_end_at is not None and moment < self.trial_end_at:
+            return min(self.trial_end_at, self.invoiced_until)
+        end = period_containing(self.anchor_at, self.interval, self.interval_count, moment).end
+        return min(end, self.invoiced_until)
+
+    def period_start(self, moment: datetime) -> datetime:
+        """The start of the invoiced period containing `moment` (see `period_end`)."""
+        if self.trial_end_at is not None and moment < self.trial_end_at:
+            return self.started_at
+        start = period_containing(self.anchor_at, self.interval, self.interval_count, moment).start
+        return max(start, self.started_at)
+
+
+def late_period_end(
+    *, span: InvoicedSpan, metric: BillableMetric, occurred_at: datetime, reference: datetime
+) -> datetime:
+    """For usage dated `occurred_at` in an invoiced span, changed at `reference`: the end of its
+    period, if the metric's lateness window after that end is still open; else refused with a reason
+    that names the window."""
+    period_end = span.period_end(occurred_at)
+    if not span.bills_again:
+        raise _Rejected(
+            EventRejection.LATE_BEYOND_WINDOW,
+            f"Usage of {metric.code!r} dated {_format(occurred_at)} belongs to a period already invoiced (ending "
+            f"{_format(period_end)}), and the subscription has ended: no invoice would carry it.",
+        )
+    window = metric.lateness_window_days
+    closes_at = period_end + timedelta(days=window)
+    if reference > closes_at:
+        days = f"{window} day{'s' if window != 1 else ''}"
+        raise _Rejected(
+            EventRejection.LATE_BEYOND_WINDOW,
+            f"Usage of {metric.code!r} dated {_format(occurred_at)} belongs to a period already invoiced (ending "
+            f"{_format(period_end)}); the metric accepts late events for {days} after a period ends, until "
+            f"{_format(closes_at)}.",
+        )
+    return period_end
+
+
+def _late_events_record(inserted: list[_ValidEvent], *, now: datetime) -> None:
+    """A `UsageEventChange` for each late event stored: the next invoice bills its period again."""
+    late = [event for event in inserted if event.billed_period_end_at is not None]
+    if not late:
+        return
+    UsageEventChange.objects.bulk_create(
+        UsageEventChange(
+            kind=UsageChangeKind.LATE,
+            transaction_id=event.transaction_id,
+            customer_id=event.customer.pk,
+            metric_id=event.metric.pk,
+            occurred_at=event.occurred_at,
+            after=event_snapshot(occurred_at=event.occurred_at, properties=event.properties, value=event.value),
+            billed_period_end_at=event.billed_period_end_at,
+            recorded_at=now,
+            actor="ingestion",
+        )
+        for event in late
+    )
+
+
+def event_snapshot(*, occurred_at: datetime, properties: dict[str, Any], value: Decimal | None) -> dict[str, Any]:
+    """An event as kept in the audit trail."""
+    return {
+        "timestamp": _format(occurred_at),
+        "properties": json.loads(_PROPERTIES_ENCODER.encode(properties)),
+        "value": None if value is None else format(value.normalize(), "f"),  # 120.000000 → "120"
+    }
+
+
+def invoiced_spans(*, customer_ids: set[int], metric_codes: set[str]) -> dict[tuple[int, str], list[InvoicedSpan]]:
     """For each (customer, metric code): the spans [started_at, current_period_start_at) of the
     customer's subscriptions whose plan version has a usage charge on the metric.
 
     The billing run makes a period current when it invoices it, and usage is billed in arrears on
-    that invoice: so a subscription's usage before its current period's start is invoiced (or being
-    invoiced) and can no longer change. See docs/usage.md.
+    that invoice (a trial's usage on the first invoice after it): so a subscription's usage before its
+    current period's start is invoiced (or being invoiced). It changes only within the metric's
+    lateness window, as late usage billed on the next invoice. See docs/usage.md.
     """
     if not customer_ids or not metric_codes:
         return {}
@@ -496,13 +587,24 @@ def _invoiced_spans(
             plan_version__charges__kind=ChargeKind.USAGE,
             plan_version__charges__metric_code__in=metric_codes,
         )
-        .values_list("customer_id", "plan_version__charges__metric_code", "started_at", "current_period_start_at")
+        .values_list(
+            "customer_id", "plan_version__charges__metric_code", "started_at", "current_period_start_at",
+            "trial_end_at", "billing_anchor_at", "plan__interval", "plan__interval_count", "next_billing_at",
+            "ended_at", "current_period_end_at",
+        )
         .distinct()
-    )
-    spans: dict[tuple[int, str], list[tuple[datetime, datetime]]] = defaultdict(list)
-    for customer_id, metric_code, started_at, current_period_start_at in rows:
-        if current_period_start_at > started_at:
-            spans[(customer_id, metric_code)].append((started_at, current_period_start_at))
+    )  # fmt: skip
+    spans: dict[tuple[int, str], list[InvoicedSpan]] = defaultdict(list)
+    for row in rows:
+        customer_id, metric_code, started_at, until, trial_end_at, anchor_at, interval, count, next_at = row[:9]
+        ended_at, current_period_end_at = row[9:]
+        if next_at is None:
+            # Ended: its final invoice billed the usage up to the end; nothing bills any more.
+            until = max(until, min(ended_at or current_period_end_at, current_period_end_at))
+        if until > started_at:
+            spans[(customer_id, metric_code)].append(
+                InvoicedSpan(started_at, until, trial_end_at, anchor_at, interval, count, next_at is not None)
+            )
     return spans
 
 
@@ -515,18 +617,23 @@ def _invoiced_spans(
 
 
 def _stored_transaction_ids(transaction_ids: list[str]) -> set[str]:
-    """Those of `transaction_ids` already stored."""
+    """Those of `transaction_ids` already stored, or voided: a voided event's transaction id stays
+    taken, so sending it again is a duplicate, not a new event."""
     if connection.vendor == "postgresql":
         table = connection.ops.quote_name(UsageEvent._meta.db_table)
+        changes = connection.ops.quote_name(UsageEventChange._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT transaction_id FROM {table} WHERE transaction_id = ANY(%s::text[])",  # noqa: S608
-                [transaction_ids],
+                f"SELECT transaction_id FROM {table} WHERE transaction_id = ANY(%s::text[]) "  # noqa: S608
+                f"UNION ALL SELECT transaction_id FROM {changes} WHERE kind = %s AND transaction_id = ANY(%s::text[])",
+                [transaction_ids, UsageChangeKind.VOID.value, transaction_ids],
             )
             return {transaction_id for (transaction_id,) in cursor.fetchall()}
     stored: set[str] = set()
     for chunk in _chunks(transaction_ids, INSERT_CHUNK):
         stored.update(UsageEvent.objects.filter(transaction_id__in=chunk).values_list("transaction_id", flat=True))
+        voided = UsageEventChange.objects.filter(kind=UsageChangeKind.VOID, transaction_id__in=chunk)
+        stored.update(voided.values_list("transaction_id", flat=True))
     return stored
 
 

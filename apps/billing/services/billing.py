@@ -54,6 +54,7 @@ from apps.usage.services import usage_billing_lock
 from .billing_chunk import billing_chunk_bill
 from .closeout import period_stretches, segments_mark_billed, stretch_line_drafts, subscription_open_segments
 from .commitments import commitment_true_up_drafts
+from .late_usage import late_usage_line_drafts
 from .lines import (
     LineDraft,
     customer_credit_drafts,
@@ -155,6 +156,8 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
         )
         with bill_language(subscription.customer):
             arrears_drafts = stretch_line_drafts(subscription=subscription, stretches=stretches, currency=currency)
+    # The trial's usage (by the plan's rule) and usage changed in periods already invoiced.
+    arrears_drafts += late_usage_line_drafts(subscription=subscription, billed_from=billed_from, now=now)
     subscription_end_trial_if_due(subscription, at=billed_from, now=now)
     subscription_apply_scheduled_change(subscription, at=billed_from, now=now)
     subscription_apply_pending_version(subscription, now=now)

@@ -55,6 +55,7 @@ from apps.usage.selectors import BULK_AGGREGATIONS, UsageWindow, usage_aggregate
 from apps.usage.services import usage_billing_lock_many
 
 from .closeout import Stretch, stretch_line_drafts
+from .late_usage import late_usage_waiting_subscription_ids
 from .lines import LineDraft, arrears_fee_charges, invoice_span, recurring_line_drafts, usage_charges
 
 logger = logging.getLogger(__name__)
@@ -235,6 +236,7 @@ def _with_waiting_work(subscriptions: list[Subscription]) -> set[int]:
             busy.add(subscription_id)
         if customer_id is not None:
             customers.add(customer_id)
+    busy |= late_usage_waiting_subscription_ids(subscriptions)  # late usage to bill: one by one
     return busy | {s.pk for s in subscriptions if s.customer_id in customers}
 
 

@@ -50,6 +50,7 @@ from apps.subscriptions.services import (
 from .billing import subscription_bill_due
 from .closeout import period_stretches, stretch_line_drafts, subscription_open_segments
 from .commitments import commitment_true_up_drafts
+from .late_usage import late_usage_line_drafts
 from .lines import (
     LineDraft,
     customer_credit_drafts,
@@ -369,6 +370,10 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
             currency=currency, start=subscription.current_period_start_at,
             end=subscription.current_period_end_at, drafts=lines,
         )  # fmt: skip
+    # The trial's usage and usage changed in periods already invoiced (see late_usage.py).
+    lines += late_usage_line_drafts(
+        subscription=subscription, billed_from=max(period.start, subscription.next_billing_at), now=now, settle=False
+    )
     lines += recurring_line_drafts(
         plan=plan, version=version, quantity=quantity, currency=currency, period=period,
         billed_from=max(period.start, subscription.next_billing_at),

@@ -20,6 +20,7 @@ from apps.usage.services import usage_billing_lock
 
 from .closeout import period_stretches, segments_mark_billed, stretch_line_drafts, subscription_open_segments
 from .commitments import commitment_true_up_drafts
+from .late_usage import late_usage_line_drafts
 from .lines import (
     LineDraft,
     customer_credit_drafts,
@@ -106,6 +107,8 @@ def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) ->
             currency=subscription.currency, start=subscription.current_period_start_at, end=end,
             drafts=drafts + [item_line_draft(item) for item in credits],
         )  # fmt: skip
+    # Usage changed in periods already invoiced (late events, corrections): on this last invoice.
+    drafts += late_usage_line_drafts(subscription=subscription, billed_from=ended_at, now=now)
     if not drafts:
         return None
     credit_drafts, uses = customer_credit_drafts(

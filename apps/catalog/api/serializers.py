@@ -5,6 +5,8 @@ from rest_framework import serializers
 
 from apps.accounts.models import Customer
 from apps.catalog.constants import (
+    DEFAULT_LATENESS_WINDOW_DAYS,
+    MAX_LATENESS_WINDOW_DAYS,
     BillingInterval,
     BillingTiming,
     ChargeKind,
@@ -13,6 +15,7 @@ from apps.catalog.constants import (
     MetricAggregation,
     PackageRounding,
     PriceModelChoice,
+    TrialUsage,
 )
 from apps.catalog.models import BillableMetric, Charge, Coupon, Plan, PlanVersion, Price, PriceTier, Product
 from apps.catalog.services import ChargeInput, PriceInput, TierInput
@@ -55,8 +58,8 @@ class BillableMetricOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = BillableMetric
         fields = [
-            "id", "code", "name", "description", "aggregation", "field_name", "filters", "group_by", "is_archived",
-            "created_at", "updated_at",
+            "id", "code", "name", "description", "aggregation", "field_name", "filters", "group_by",
+            "lateness_window_days", "is_archived", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -79,6 +82,11 @@ class BillableMetricCreateInputSerializer(serializers.Serializer):
         max_length=129, required=False, default="", allow_blank=True,
         help_text="An event property whose values are aggregated and priced separately, or two separated by a comma "
         '(e.g. "region,tier"): each pair of values is a group.',
+    )  # fmt: skip
+    lateness_window_days = serializers.IntegerField(
+        min_value=0, max_value=MAX_LATENESS_WINDOW_DAYS, default=DEFAULT_LATENESS_WINDOW_DAYS,
+        help_text="Events for an invoiced period are accepted this many days after the period's end and billed on "
+        "the next invoice as late usage; 0 refuses them.",
     )  # fmt: skip
 
 
@@ -177,7 +185,7 @@ class PlanOutputSerializer(serializers.ModelSerializer):
         model = Plan
         fields = [
             "id", "product", "code", "name", "description", "interval", "interval_count", "trial_days",
-            "is_archived", "current_version", "created_at", "updated_at",
+            "trial_usage", "is_archived", "current_version", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -269,6 +277,10 @@ class PlanCreateInputSerializer(serializers.Serializer):
     interval = serializers.ChoiceField(choices=BillingInterval.choices, default=BillingInterval.MONTH)
     interval_count = serializers.IntegerField(min_value=1, max_value=32767, default=1)
     trial_days = serializers.IntegerField(min_value=0, max_value=730, default=0)
+    trial_usage = serializers.ChoiceField(
+        choices=TrialUsage.choices, default=TrialUsage.FREE,
+        help_text="Usage during a trial: free (shown at zero on the first invoice after it) or billed_after_trial.",
+    )  # fmt: skip
     prices = MoneyInputSerializer(
         many=True,
         required=False,

@@ -83,6 +83,7 @@ def test_staff_create_and_list_metrics_through_the_api(api_client, make_staff):
         "field_name": "",
         "filters": {"region": ["eu"]},
         "group_by": "",
+        "lateness_window_days": 3,
         "is_archived": False,
         "created_at": body["created_at"],
         "updated_at": body["updated_at"],

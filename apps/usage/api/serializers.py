@@ -47,3 +47,29 @@ class CustomerUsageOutputSerializer(serializers.Serializer):
     period_end_at = serializers.DateTimeField()
     as_of = serializers.DateTimeField()
     metrics = CustomerUsageMetricSerializer(many=True)
+
+
+class EventVoidInputSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=1000)
+
+
+class EventReplaceInputSerializer(serializers.Serializer):
+    """The event's new timestamp and properties (documentation only: checked by the correction service with
+    the rules of ingestion). Its customer and metric stay."""
+
+    timestamp = serializers.CharField(help_text="ISO 8601 with a UTC offset, or Unix seconds.")
+    properties = serializers.DictField(required=False, help_text="The event's new properties.")
+    reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=1000)
+
+
+class EventChangeOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField(help_text="void or replace.")
+    transaction_id = serializers.CharField()
+    before = serializers.DictField(allow_null=True, help_text="The event as it was.")
+    after = serializers.DictField(allow_null=True, help_text="The event as it is now (replace).")
+    billed_period_end_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="Set when the change concerns a period already invoiced: the difference goes on the next invoice.",
+    )
+    recorded_at = serializers.DateTimeField()

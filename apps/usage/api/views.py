@@ -19,7 +19,8 @@ from apps.core.api.schema import error_responses
 from apps.core.api.serializers import format_decimal
 from apps.core.errors import NotFound, ValidationFailed
 from apps.subscriptions.models import Subscription
-from apps.usage.models import UsageEvent
+from apps.usage.corrections import usage_event_replace, usage_event_void
+from apps.usage.models import UsageEvent, UsageEventChange
 from apps.usage.selectors import usage_for_customer_period
 from apps.usage.services import usage_events_ingest
 
@@ -28,8 +29,11 @@ from .serializers import (
     CustomerUsageOutputSerializer,
     EventBatchInputSerializer,
     EventBatchOutputSerializer,
+    EventChangeOutputSerializer,
     EventInputSerializer,
     EventOutputSerializer,
+    EventReplaceInputSerializer,
+    EventVoidInputSerializer,
 )
 
 
@@ -90,6 +94,66 @@ class EventBatchView(_IngestionView):
                 "rejected": [rejection.as_dict() for rejection in result.rejected],
             }
         )
+
+
+def _actor(request) -> str:
+    api_key = request.auth
+    return f"API key {api_key.name} ({api_key.prefix}…)" if api_key is not None else ""
+
+
+def _change_body(change: UsageEventChange) -> dict:
+    return EventChangeOutputSerializer(
+        {
+            "id": change.pk,
+            "kind": change.kind,
+            "transaction_id": change.transaction_id,
+            "before": change.before,
+            "after": change.after,
+            "billed_period_end_at": change.billed_period_end_at,
+            "recorded_at": change.recorded_at,
+        }  # fmt: skip
+    ).data
+
+
+class EventVoidView(_IngestionView):
+    @extend_schema(
+        request=EventVoidInputSerializer,
+        responses={200: EventChangeOutputSerializer, **error_responses(400, 401, 403, 404, 409)},
+        summary="Void a usage event",
+        description="The event no longer counts; its transaction_id stays taken. In an open period the usage "
+        "billed changes; in a period already invoiced, within the metric's lateness window, the difference is "
+        "credited on the next invoice; past the window: 400 `late_beyond_window`. Unknown transaction_id: 404.",
+    )
+    def post(self, request, transaction_id: str):
+        serializer = EventVoidInputSerializer(data=request.data if isinstance(request.data, dict) else {})
+        serializer.is_valid(raise_exception=True)
+        change = usage_event_void(
+            transaction_id=transaction_id, now=clock.now(), actor=_actor(request),
+            reason=serializer.validated_data["reason"],
+        )  # fmt: skip
+        return Response(_change_body(change))
+
+
+class EventReplaceView(_IngestionView):
+    @extend_schema(
+        request=EventReplaceInputSerializer,
+        responses={200: EventChangeOutputSerializer, **error_responses(400, 401, 403, 404, 409)},
+        summary="Replace a usage event",
+        description="New timestamp and properties for the event (checked as at ingestion; customer and metric "
+        "stay). A period already invoiced changes only within the metric's lateness window, the difference "
+        "going on the next invoice. Unknown transaction_id: 404.",
+    )
+    def post(self, request, transaction_id: str):
+        if not isinstance(request.data, dict):
+            raise ValidationFailed("Send the new event as a JSON object.", fields={"event": ["Expected an object."]})
+        reason = request.data.get("reason", "")
+        if not isinstance(reason, str):
+            raise ValidationFailed("reason must be text.", fields={"reason": ["Give the reason as text."]})
+        change = usage_event_replace(
+            transaction_id=transaction_id, timestamp=request.data.get("timestamp"),
+            properties=request.data.get("properties"), now=clock.now(), actor=_actor(request), reason=reason[:1000],
+        )  # fmt: skip
+        return Response(_change_body(change))
 
 
 class CustomerUsageView(APIView):

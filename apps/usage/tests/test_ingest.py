@@ -213,7 +213,7 @@ def test_unique_count_metrics_need_the_counted_property(customer, make_metric):
     assert UsageDistinctValue.objects.get().value == "42"
 
 
-def test_events_for_an_invoiced_period_are_refused(make_metric):
+def test_events_for_an_invoiced_period_past_its_lateness_window_are_refused(make_metric):
     make_metric()
     plan = PlanFactory()
     add_charge(
@@ -239,9 +239,10 @@ def test_events_for_an_invoiced_period_are_refused(make_metric):
     assert [(r.index, r.code, r.reason) for r in result.rejected] == [
         (
             0,
-            "period_invoiced",
-            "Usage of 'api_calls' before 2026-03-10T00:00:00Z is already invoiced; events dated "
-            "2026-03-09T23:59:59Z are no longer accepted.",
+            "late_beyond_window",
+            "Usage of 'api_calls' dated 2026-03-09T23:59:59Z belongs to a period already invoiced (ending "
+            "2026-03-10T00:00:00Z); the metric accepts late events for 3 days after a period ends, until "
+            "2026-03-13T00:00:00Z.",
         )
     ]
 

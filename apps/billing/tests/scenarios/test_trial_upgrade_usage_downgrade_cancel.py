@@ -82,7 +82,11 @@ def _pay_by_transfer(customer, amount, *, reference, received_at):
 
 def test_trial_upgrade_usage_downgrade_and_cancel_over_five_months():
     tax_rate_create(name=VAT, percentage=D("19"), country="DE")
-    billable_metric_create(code="transfer_gb", name="Data transfer", aggregation=MetricAggregation.SUM, field_name="gb")
+    # No lateness window: usage for an invoiced period is refused (late usage: test_late_usage.py).
+    billable_metric_create(
+        code="transfer_gb", name="Data transfer", aggregation=MetricAggregation.SUM, field_name="gb",
+        lateness_window_days=0,
+    )  # fmt: skip
     hosting = product_create(code="hosting", name="Cloud Hosting")
     starter = _plan(hosting, code="starter", name="Starter", fee="20.00", gb_price="0.08", gb_included=10,
                     trial_days=14)  # fmt: skip
@@ -107,7 +111,9 @@ def test_trial_upgrade_usage_downgrade_and_cancel_over_five_months():
         period_start_at=utc(2026, 1, 24, 9, 30), period_end_at=utc(2026, 2, 24, 9, 30),
         issued_at=utc(2026, 1, 24, 9, 30), due_on=date(2026, 2, 7), currency="EUR",  # issued + 14 days
         lines=[
-            # The trial's 12 GB are not billed: trials use for free.
+            # The trial's 12 GB are shown at zero: the plan's trial usage is free (its default rule).
+            Line("usage", "Cloud Hosting — Starter: Data transfer (usage during the trial, 10–24 Jan, free)",
+                 utc(2026, 1, 10, 9, 30), utc(2026, 1, 24, 9, 30), D(12), D("0.00")),
             Line("recurring", "Cloud Hosting — Starter (monthly)", utc(2026, 1, 24, 9, 30), utc(2026, 2, 24, 9, 30),
                  D(1), D("20.00")),
         ],
@@ -173,7 +179,7 @@ def test_trial_upgrade_usage_downgrade_and_cancel_over_five_months():
     # Periods are half-open: usage one second before 24 Feb 09:30 belongs to the invoiced period and
     # arrives too late; usage at 09:30:00 exactly belongs to the new period.
     refused = _send_usage(customer, ("late-1", utc(2026, 2, 24, 9, 29, 59), 7), ("edge-1", utc(2026, 2, 24, 9, 30), 5))
-    assert refused == [("late-1", "period_invoiced")]
+    assert refused == [("late-1", "late_beyond_window")]
 
     # --- 10 Mar: usage 5 + 45 + 15 = 65 GB so far, then a downgrade to Starter, at the end of the
     # period (a scheduled change: nothing is prorated, Starter applies from 24 Mar 09:30).
@@ -295,7 +301,11 @@ def _paid(bill: Bill, amount: str) -> Bill:
 
 def test_usage_before_a_mid_period_upgrade_is_billed_at_the_price_it_was_used_at():
     tax_rate_create(name=VAT, percentage=D("19"), country="DE")
-    billable_metric_create(code="transfer_gb", name="Data transfer", aggregation=MetricAggregation.SUM, field_name="gb")
+    # No lateness window: usage for an invoiced period is refused (late usage: test_late_usage.py).
+    billable_metric_create(
+        code="transfer_gb", name="Data transfer", aggregation=MetricAggregation.SUM, field_name="gb",
+        lateness_window_days=0,
+    )  # fmt: skip
     hosting = product_create(code="hosting", name="Cloud Hosting")
     # No included units on Starter, so that the amount owed for its usage does not depend on how
     # included units would be shared out over a partial period.

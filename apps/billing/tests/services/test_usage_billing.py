@@ -69,7 +69,7 @@ def test_usage_is_billed_in_arrears_per_group_and_the_period_end_belongs_to_the_
     assert usage_line.explanation[0] == "API calls: 130 (Count of events)"
 
 
-def test_events_for_an_invoiced_period_are_refused_after_the_run(api_plan):
+def test_events_for_an_invoiced_period_are_refused_after_the_run_past_the_lateness_window(api_plan):
     customer = CustomerFactory(currency="USD", external_id="acme")
     subscription_start(customer=customer, plan=api_plan, now=utc(2026, 4, 1))
     bill_due_subscriptions(now=utc(2026, 5, 1, 1))
@@ -77,11 +77,11 @@ def test_events_for_an_invoiced_period_are_refused_after_the_run(api_plan):
     result = usage_events_ingest(
         events=[{"transaction_id": "late", "external_customer_id": "acme", "metric_code": "api_calls",
                  "timestamp": utc(2026, 4, 30).isoformat(), "properties": {"region": "eu"}}],
-        now=utc(2026, 5, 1, 2),
+        now=utc(2026, 5, 4, 0, 0, 1),  # the 3-day window after 1 May closed a second ago
     )  # fmt: skip
 
-    assert [rejection.index for rejection in result.rejected] == [0]
-    assert "invoiced" in result.rejected[0].reason
+    assert [(rejection.index, rejection.code) for rejection in result.rejected] == [(0, "late_beyond_window")]
+    assert "already invoiced" in result.rejected[0].reason
 
 
 def test_upcoming_invoice_shows_usage_so_far_and_the_final_invoice_bills_the_last_period(api_plan):

@@ -23,7 +23,7 @@ pytestmark = [
 
 
 def test_a_batch_in_flight_when_the_run_starts_is_billed_in_that_run():
-    billable_metric_create(code="calls", name="Calls")
+    billable_metric_create(code="calls", name="Calls", lateness_window_days=0)  # no late usage here
     plan = PlanFactory(prices=[])
     version = PlanVersion.objects.create(plan=plan, number=1)
     add_charge(version, name="Fee", price_model="flat", amount=Decimal(1))
@@ -62,4 +62,4 @@ def test_a_batch_in_flight_when_the_run_starts_is_billed_in_that_run():
                  "timestamp": utc(2026, 4, 30, 23, 30).isoformat()}],
         now=utc(2026, 5, 1, 0, 6),
     )  # fmt: skip
-    assert [rejection.code for rejection in late.rejected] == ["period_invoiced"]
+    assert [rejection.code for rejection in late.rejected] == ["late_beyond_window"]

@@ -97,6 +97,7 @@ def test_create_plan_with_prices(api_client, superuser):
         "interval": "month",
         "interval_count": 1,
         "trial_days": 0,
+        "trial_usage": "free",
         "is_archived": False,
         "current_version": {
             "id": plan.current_version.pk,
