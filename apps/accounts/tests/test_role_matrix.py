@@ -147,6 +147,8 @@ API = {
     # Usage ingestion takes API keys; the customer API takes customer users (apps/portal/tests).
     ("POST", "events"): NOT_STAFF,
     ("POST", "events/batch"): NOT_STAFF,
+    ("POST", "events/{id}/void"): NOT_STAFF,
+    ("POST", "events/{id}/replace"): NOT_STAFF,
 }
 PORTAL_API_PREFIX = "portal/"  # every route under it: NOT_STAFF
 
@@ -473,6 +475,7 @@ ADMIN_MODELS = {
     "subscriptions.Discount": ("FA BO AU", "FA", "FA", ""),
     "subscriptions.Subscription": ("ALL", "FA BO", "FA BO", ""),
     "usage.UsageEvent": ("FA BO AU", "", "", ""),  # sent through the API
+    "usage.UsageEventChange": ("FA BO AU", "", "", ""),  # written by ingestion and corrections
     "webhooks.WebhookDelivery": ("FA AU", "", "FA", ""),
     "webhooks.WebhookEndpoint": ("FA AU", "FA", "FA", ""),
     "webhooks.WebhookEvent": ("FA AU", "", "", ""),
