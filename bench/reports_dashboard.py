@@ -146,7 +146,9 @@ def _months_later(moment: datetime, months: int) -> datetime:
     return add_months(moment, months)
 
 
-def build(*, subscriptions: int, months: int, now: datetime) -> None:
+def build(*, subscriptions: int, months: int, now: datetime, spread_created_at: bool = False) -> None:
+    """`spread_created_at`: each invoice written at its issue time plus a few seconds (as billing runs
+    write them) instead of all at one instant, for benches of lists ordered by creation."""
     from django.db import connection, transaction
 
     started = time.monotonic()
@@ -200,8 +202,9 @@ def build(*, subscriptions: int, months: int, now: datetime) -> None:
                 status = "uncollectible"
             issued = period_start.isoformat()
             due = (period_start + timedelta(days=14)).date().isoformat()
+            written = (period_start + timedelta(seconds=invoice_id % 3600)).isoformat() if spread_created_at else stamp
             invoices.append(
-                (invoice_id, stamp, stamp, status, f"BR-{invoice_id:08d}", issued, period_end.isoformat(), currency,
+                (invoice_id, written, written, status, f"BR-{invoice_id:08d}", issued, period_end.isoformat(), currency,
                  fee, currency, 0, currency, fee, "", due, issued, None, paid_at, None, None, "{}", "{}", "", "",
                  None, customer_id, subscription_id, "subscription_cycle", False, paid, currency, "send_invoice")
             )  # fmt: skip

@@ -130,6 +130,10 @@ class Invoice(TimeStampedModel):
         ]
         indexes = [
             models.Index(fields=["customer", "-created_at"], name="invoice_customer_idx"),
+            # The default order of every list (API, admin): the first page, and any page by cursor, read
+            # the index instead of sorting the table; filtered by status the same.
+            models.Index(fields=["-created_at", "-id"], name="invoice_created_idx"),
+            models.Index(fields=["status", "-created_at", "-id"], name="invoice_status_created_idx"),
             models.Index(fields=["status", "due_on"], name="invoice_status_due_idx"),
             models.Index(fields=["issued_at"], name="invoice_issued_at_idx"),
             models.Index(
@@ -525,7 +529,7 @@ class CreditNote(TimeStampedModel):
         ]
         indexes = [
             models.Index(fields=["customer", "-issued_at"], name="credit_note_customer_idx"),
-            models.Index(fields=["issued_at"], name="credit_note_issued_at_idx"),
+            models.Index(fields=["-issued_at", "-id"], name="credit_note_issued_at_idx"),
         ]
 
     def __str__(self) -> str:

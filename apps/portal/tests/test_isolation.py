@@ -101,6 +101,14 @@ def test_customer_header_of_a_customer_the_user_does_not_belong_to_is_404(api_cl
     assert response.json()["code"] == "not_found"
 
 
+@pytest.mark.parametrize("header", ["-3915802382492631132274688", str(2**63), "0", "-1"])
+def test_a_customer_header_out_of_any_id_range_is_404(api_client, world, header):
+    api_client.force_authenticate(world.a.user)
+    response = api_client.get("/api/v1/portal/credit-notes", HTTP_X_CUSTOMER_ID=header)
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
 def test_switching_to_a_customer_the_user_does_not_belong_to_is_404(client, world):
     client.force_login(world.a.user)
     response = client.post(reverse("portal:switch"), {"customer": world.b.customer.pk})
