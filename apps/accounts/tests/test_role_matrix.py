@@ -454,6 +454,7 @@ ADMIN_MODELS = {
     "axes.AccessLog": ("", "", "", ""),
     "catalog.BillableMetric": ("FA BO AU", "FA", "FA", ""),
     "catalog.Coupon": ("ALL", "FA", "FA", ""),  # archived, never deleted
+    "catalog.Feature": ("ALL", "FA", "FA", ""),  # never deleted; granted inline on a plan version
     "catalog.Plan": ("ALL", "FA", "FA", ""),
     "catalog.PlanVersion": ("ALL", "FA", "FA", ""),
     "catalog.Price": ("ALL", "", "FA", "FA"),  # added with a plan version
