@@ -452,6 +452,7 @@ SPECTACULAR_SETTINGS = {
         "SubscriptionStatusEnum": "apps.subscriptions.constants.SubscriptionStatus",
         "BillingRunStatusEnum": "apps.invoices.constants.BillingRunStatus",
         "ChargeKindEnum": "apps.catalog.constants.ChargeKind",
+        "FeatureKindEnum": "apps.catalog.constants.FeatureKind",
         "InvoiceLineKindEnum": "apps.invoices.constants.InvoiceLineKind",
         "PriceModelEnum": "apps.catalog.constants.PriceModelChoice",
         "CreditNoteStatusEnum": "apps.invoices.constants.CreditNoteStatus",
