@@ -5,10 +5,11 @@
   up (any "unlimited" makes the sum unlimited), on/off features are on when any grant is on, and a
   value feature takes the value of the subscription that started last.
 - `customer_entitlements` (read, cached): the combined features of the customer's trialing, active and
-  past-due subscriptions, each with the subscriptions it comes from. The cache key carries two tokens:
+  past-due subscriptions, each with the subscriptions it comes from. A cached answer carries two tokens:
   the catalog's generation (`apps.catalog.services.entitlements_generation_bump`, after any feature or
-  grant change) and the customer's own (renewed by `customer_entitlements_refresh`); a new token makes
-  the old answer unreachable, so an answer computed before a change can never be served after it.
+  grant change) and the customer's own (renewed by `customer_entitlements_refresh`); it is served only
+  while both are current, so an answer computed before a change (even one stored after the change, by
+  a request that began before it) is never served after it.
 - `customer_entitlements_touch` (write): every subscription event calls it (`events.py`); once the
   transaction commits, `customer_entitlements_refresh` runs once per customer touched: it renews the
   customer's cache token and, when a value changed, records an `EntitlementsChange` (the
@@ -17,9 +18,8 @@
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
@@ -34,9 +34,8 @@ from .constants import ENTITLED_STATUSES
 from .models import CustomerEntitlements, EntitlementsChange, Subscription
 
 
-@dataclass(frozen=True)
-class SourceGrant:
-    """One subscription's grant of one feature."""
+class SourceGrant(NamedTuple):
+    """One subscription's grant of one feature (a tuple: hundreds are made per computation)."""
 
     feature_code: str
     feature_name: str
@@ -105,26 +104,22 @@ def customer_entitlements_compute(*, customer_id: int) -> list[dict[str, Any]]:
         )
         .order_by()
     )
-    return entitlements_combine(
-        [
-            SourceGrant(
-                feature_code=code,
-                feature_name=name,
-                kind=kind,
-                value=grant_value_typed(kind, value),
-                subscription_id=pk,
-                plan_code=plan_code,
-                plan_version=number,
-                status=status,
-                started_at=started_at,
-            )
-            for pk, started_at, status, plan_code, number, value, code, name, kind in rows
-        ]
-    )
+    typed: dict[tuple[str, str], GrantValue] = {}  # each stored value is converted once
+    grants = []
+    for pk, started_at, status, plan_code, number, value, code, name, kind in rows:
+        key = (kind, value)
+        if key not in typed:
+            typed[key] = grant_value_typed(kind, value)
+        grants.append(SourceGrant(code, name, kind, typed[key], pk, plan_code, number, status, started_at))
+    return entitlements_combine(grants)
 
 
 def _customer_token_key(customer_id: int) -> str:
     return f"entitlements:customer:{customer_id}"
+
+
+def _document_key(customer_id: int) -> str:
+    return f"entitlements:{customer_id}"
 
 
 def _token(key: str, found: dict[str, Any]) -> str:
@@ -136,15 +131,19 @@ def _token(key: str, found: dict[str, Any]) -> str:
 
 
 def customer_entitlements(*, customer_id: int) -> dict[str, Any]:
-    """`{"customer": id, "features": [...]}`: what the customer's subscriptions grant now (cached)."""
-    token_key = _customer_token_key(customer_id)
-    found = cache.get_many([ENTITLEMENTS_GENERATION_CACHE_KEY, token_key])
-    generation = _token(ENTITLEMENTS_GENERATION_CACHE_KEY, found)
-    key = f"entitlements:{customer_id}:{generation}:{_token(token_key, found)}"
-    document = cache.get(key)
-    if document is None:
-        document = {"customer": customer_id, "features": customer_entitlements_compute(customer_id=customer_id)}
-        cache.set(key, document, timeout=settings.ENTITLEMENTS_CACHE_SECONDS)
+    """`{"customer": id, "features": [...]}`: what the customer's subscriptions grant now (cached).
+
+    One cache round trip when the answer is there: the catalog's generation token, the customer's token
+    and the stored answer, which carries the two tokens it was computed under and is used only when
+    they are still the current ones."""
+    token_key, document_key = _customer_token_key(customer_id), _document_key(customer_id)
+    found = cache.get_many([ENTITLEMENTS_GENERATION_CACHE_KEY, token_key, document_key])
+    tokens = (_token(ENTITLEMENTS_GENERATION_CACHE_KEY, found), _token(token_key, found))
+    stored = found.get(document_key)
+    if stored is not None and tuple(stored[0]) == tokens:
+        return stored[1]
+    document = {"customer": customer_id, "features": customer_entitlements_compute(customer_id=customer_id)}
+    cache.set(document_key, (tokens, document), timeout=settings.ENTITLEMENTS_CACHE_SECONDS)
     return document
 
 

@@ -223,3 +223,20 @@ def test_several_changes_in_one_transaction_make_one_change(catalog, django_capt
     change = EntitlementsChange.objects.get()
     assert {f["code"]: f["value"] for f in change.features} == {"seats": 15, "sso": True, "support": "priority"}
     assert customer_entitlements_refresh(customer_id=customer.pk) is None  # nothing changed since
+
+
+def test_an_answer_computed_before_a_change_and_stored_after_it_is_not_served(
+    catalog, django_capture_on_commit_callbacks
+):
+    from django.core.cache import cache
+
+    customer = CustomerFactory(currency="USD")
+    subscription = _start(customer, catalog["pro"], django_capture_on_commit_callbacks)
+    assert _values(customer)["seats"] == 10
+    computed_before = cache.get(f"entitlements:{customer.pk}")  # a slow request's answer, with its tokens
+
+    with django_capture_on_commit_callbacks(execute=True):
+        subscription_change(subscription_id=subscription.pk, plan=catalog["starter"])
+    cache.set(f"entitlements:{customer.pk}", computed_before)  # ... stored once the change is done
+
+    assert _values(customer) == {"seats": 3, "sso": False, "support": "email"}
