@@ -141,7 +141,8 @@ def customer_entitlements(*, customer_id: int) -> dict[str, Any]:
     tokens = (_token(ENTITLEMENTS_GENERATION_CACHE_KEY, found), _token(token_key, found))
     stored = found.get(document_key)
     if stored is not None and tuple(stored[0]) == tokens:
-        return stored[1]
+        cached: dict[str, Any] = stored[1]
+        return cached
     document = {"customer": customer_id, "features": customer_entitlements_compute(customer_id=customer_id)}
     cache.set(document_key, (tokens, document), timeout=settings.ENTITLEMENTS_CACHE_SECONDS)
     return document
