@@ -36,6 +36,7 @@ run "usage replay" bench/usage_replay.py --database-url "$usage_db" --batches 4 
 run "usage preview" bench/usage_preview.py --database-url "$usage_db" --events 5000 --days 5 --iterations 5 --warmup 1
 run "PDF bills" bench/pdf_render.py --database-url "$usage_db" --bills 4 --workers 1
 run "billing run" bench/billing_run.py --database-url "$(fresh bp_bench_smoke_billing)" --subscriptions 60 --chunk-size 20 --concurrency 1
+run "entitlements" bench/entitlements.py --database-url "$(fresh bp_bench_smoke_entitlements)" --subscriptions 2 --features 6 --iterations 20 --warmup 2
 run "reports dashboard" bench/reports_dashboard.py --database-url "$(fresh bp_bench_smoke_reports)" --subscriptions 60 --months 3 --requests 3
 run "HTTP under load" bench/http_load.py --database-url "$(fresh bp_bench_smoke_http)" --subscriptions 60 --months 3 --portal-invoices 20 --requests 4 --clients 1,2
 echo "bench smoke: every bench ran"

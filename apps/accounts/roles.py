@@ -92,7 +92,11 @@ ROLES: tuple[Role, ...] = (
             Rule("accounts", ("customer", "billingcontact"), ("view", "change")),
             Rule("accounts", ("billingcontact",), ("add",)),
             Rule("accounts", ("customermembership", "customerinvitation"), ("view",)),
-            Rule("catalog", ("product", "plan", "planversion", "charge", "price", "coupon"), ("view",)),
+            Rule(
+                "catalog",
+                ("product", "plan", "planversion", "charge", "price", "coupon", "feature", "featuregrant"),
+                ("view",),
+            ),
             Rule("subscriptions", ("subscription", "subscriptionevent", "scheduledchange"), ("view",)),
             Rule("invoices", ("invoice", "invoiceline", "invoiceevent", "creditnote", "creditnoteline"), ("view",)),
             Rule("payments", ("payment", "paymentallocation", "refund"), ("view",)),

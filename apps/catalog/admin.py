@@ -33,6 +33,8 @@ from .models import (
     Charge,
     Coupon,
     CouponAmount,
+    Feature,
+    FeatureGrant,
     MinimumCommitment,
     Plan,
     PlanVersion,
@@ -52,7 +54,7 @@ def _version_of(obj) -> PlanVersion | None:
         return obj.charge.plan_version if obj.charge_id else None
     if isinstance(obj, PriceTier):
         return obj.price.charge.plan_version if obj.price_id else None
-    if isinstance(obj, MinimumCommitment):
+    if isinstance(obj, MinimumCommitment | FeatureGrant):
         return obj.plan_version if obj.plan_version_id else None
     return None
 
@@ -306,6 +308,37 @@ class MinimumCommitmentInline(LockedVersionPermissions, nested_admin.NestedTabul
     )
 
 
+class FeatureGrantInline(LockedVersionPermissions, nested_admin.NestedTabularInline):
+    """What the version grants (docs/entitlements.md); the value is checked against the feature's kind."""
+
+    model = FeatureGrant
+    fields = ["feature", "value"]
+    autocomplete_fields = ["feature"]
+    extra = 0
+    verbose_name = "feature granted"
+    verbose_name_plural = (
+        'features granted (on/off: true or false; limit: a whole number or "unlimited"; value: the text)'
+    )
+
+
+def features_table(version: PlanVersion) -> str:
+    grants = list(version.feature_grants.select_related("feature"))
+    if not grants:
+        return "—"
+    return format_html(
+        '<table id="features-granted"><thead><tr><th>feature</th><th>kind</th><th>value</th></tr></thead>'
+        "<tbody>{}</tbody></table>",
+        format_html_join(
+            "",
+            "<tr><td>{} ({})</td><td>{}</td><td>{}</td></tr>",
+            (
+                (grant.feature.name, grant.feature.code, grant.feature.get_kind_display(), grant.value)
+                for grant in grants
+            ),
+        ),
+    )
+
+
 def price_model_fields() -> dict[str, dict[str, list[str]]]:
     """{model: {"price": [fields], "tiers": [fields]}} for the version page's script."""
     return {
@@ -335,13 +368,17 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
     search_fields = ["plan__name", "plan__code", "plan__product__name", "notes"]
     list_select_related = ["plan", "plan__product"]
     autocomplete_fields = ["plan"]
-    readonly_fields = ["number", "subscriber_count", "prices", "created_at", "updated_at"]
-    inlines = [ChargeInline, MinimumCommitmentInline]
+    readonly_fields = ["number", "subscriber_count", "prices", "features", "created_at", "updated_at"]
+    inlines = [ChargeInline, MinimumCommitmentInline, FeatureGrantInline]
 
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["plan", "notes"]
-        return ["plan", "number", "notes", "subscriber_count", "prices", "created_at", "updated_at"]
+        return ["plan", "number", "notes", "subscriber_count", "prices", "features", "created_at", "updated_at"]
+
+    @admin.display(description="features granted")
+    def features(self, version: PlanVersion) -> str:
+        return features_table(version)
 
     def get_inlines(self, request, obj):
         # A locked version is shown as the prices table above; its rows are not editable anyway.
@@ -404,6 +441,7 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
+        services.entitlements_generation_bump()  # the inline may have changed what the version grants
         # The inlines saved field by field; check the version as a whole (at least one charge, the
         # same currencies on every charge) with the service's rules, and roll everything back if not.
         version = form.instance
@@ -566,6 +604,47 @@ class BillableMetricAdmin(ServiceAdminMixin, admin.ModelAdmin):
         created = self.call_service(
             services.billable_metric_create,
             **{name: form.cleaned_data[name] for name in BillableMetricAddForm.Meta.fields},
+        )
+        adopt(obj, created)
+
+
+class FeatureAdminForm(forms.ModelForm):
+    class Meta:
+        model = Feature
+        fields = ["code", "name", "description", "kind"]
+
+
+@admin.register(Feature)
+class FeatureAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """Features plan versions grant (docs/entitlements.md): created and changed through the services; the
+    code is fixed once made (the seller's application asks for it), the kind while a version grants it."""
+
+    form = FeatureAdminForm
+    list_display = ["code", "name", "kind", "version_count", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["code", "name"]
+    fields = ["code", "name", "description", "kind", "created_at", "updated_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(version_count=Count("grants"))
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["created_at", "updated_at"] if obj is None else ["code", "created_at", "updated_at"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # what customers were entitled to refers to features
+
+    @admin.display(description="granted by versions", ordering="version_count")
+    def version_count(self, feature: Feature) -> int:
+        return feature.version_count
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            changes = {name: form.cleaned_data[name] for name in form.changed_data if name in services.FEATURE_FIELDS}
+            adopt(obj, self.call_service(services.feature_update, feature_id=obj.pk, **changes))
+            return
+        created = self.call_service(
+            services.feature_create, **{name: form.cleaned_data[name] for name in FeatureAdminForm.Meta.fields}
         )
         adopt(obj, created)
 

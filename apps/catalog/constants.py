@@ -111,3 +111,17 @@ class MetricAggregation(models.TextChoices):
 
 # Aggregations over a numeric property: events must carry a number in the metric's field.
 NUMERIC_AGGREGATIONS = frozenset({MetricAggregation.SUM, MetricAggregation.MAX, MetricAggregation.LATEST})
+
+
+class FeatureKind(models.TextChoices):
+    """What a feature's grant holds (docs/entitlements.md)."""
+
+    BOOLEAN = "boolean", "On/off"
+    LIMIT = "limit", "Limit (a whole number, or unlimited)"
+    VALUE = "value", "Value (text)"
+
+
+# A limit grant's value that means "no limit".
+UNLIMITED = "unlimited"
+# The largest limit a grant may hold (a sum of grants stays far below a 64-bit integer).
+MAX_LIMIT = 10**12

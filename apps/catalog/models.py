@@ -15,12 +15,15 @@ from .constants import (
     INTERVAL_ADJECTIVES,
     INTERVAL_EVERY,
     MAX_LATENESS_WINDOW_DAYS,
+    MAX_LIMIT,
+    UNLIMITED,
     USAGE_ONLY_MODELS,
     BillingInterval,
     BillingTiming,
     ChargeKind,
     CouponDuration,
     DiscountType,
+    FeatureKind,
     MetricAggregation,
     PackageRounding,
     PriceModelChoice,
@@ -661,3 +664,133 @@ class BillableMetric(TimeStampedModel):
             errors["filters"] = problems
         if errors:
             raise DjangoValidationError(errors)
+
+
+# --- Features and what plan versions grant (docs/entitlements.md) -----------------------------------
+
+BOOLEAN_WORDS = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
+# A granted value, typed by its feature's kind: on/off → bool, limit → int or "unlimited", value → str.
+GrantValue = bool | int | str
+
+
+def grant_value_normalize(kind: str, value: object) -> str:
+    """The stored form of a grant's `value` for a feature of `kind` ("true"/"false", "10"/"unlimited",
+    or the text). Raises Django's ValidationError with a message that says what the kind takes."""
+    if kind == FeatureKind.BOOLEAN:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, str) and value.strip().lower() in BOOLEAN_WORDS:
+            return "true" if BOOLEAN_WORDS[value.strip().lower()] else "false"
+        raise DjangoValidationError("An on/off feature takes true or false.", code="invalid")
+    if kind == FeatureKind.LIMIT:
+        if isinstance(value, str) and value.strip().lower() == UNLIMITED:
+            return UNLIMITED
+        number: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+            number = int(value.strip())
+        if number is None or number < 0:
+            raise DjangoValidationError(f'A limit is a whole number (0 or more) or "{UNLIMITED}".', code="invalid")
+        if number > MAX_LIMIT:
+            raise DjangoValidationError(f"A limit is at most {MAX_LIMIT}.", code="invalid")
+        return str(number)
+    if kind == FeatureKind.VALUE:
+        if not isinstance(value, str) or not value.strip():
+            raise DjangoValidationError("A value feature takes non-empty text.", code="invalid")
+        if len(value.strip()) > 255:
+            raise DjangoValidationError("A value is at most 255 characters.", code="invalid")
+        return value.strip()
+    raise DjangoValidationError("Unknown feature kind.", code="invalid")
+
+
+def grant_value_typed(kind: str, stored: str) -> GrantValue:
+    """A stored grant value as the API gives it: true/false, a number or "unlimited", or the text."""
+    if kind == FeatureKind.BOOLEAN:
+        return stored == "true"
+    if kind == FeatureKind.LIMIT:
+        return UNLIMITED if stored == UNLIMITED else int(stored)
+    return stored
+
+
+class Feature(TimeStampedModel):
+    """Something a plan can entitle a customer to: on/off (e.g. "SSO"), a limit (e.g. seats, projects;
+    "unlimited" allowed), or a value (e.g. a support tier). Plan versions grant features
+    (`FeatureGrant`); the seller's application reads what a customer is entitled to through the API."""
+
+    code = models.CharField(
+        max_length=64, validators=[code_validator], help_text='What the seller\'s application asks for, e.g. "seats".'
+    )
+    name = models.CharField(max_length=255, help_text='Shown to staff and on the portal\'s plan picker, e.g. "Seats".')
+    description = models.TextField(blank=True)
+    kind = models.CharField(
+        max_length=16,
+        choices=FeatureKind.choices,
+        default=FeatureKind.BOOLEAN,
+        help_text="Cannot change once a plan version grants the feature.",
+    )
+
+    class Meta:
+        ordering = ["code", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["code"],
+                name="feature_code_unique",
+                violation_error_code="unique",
+                violation_error_message="A feature with this code already exists.",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=FeatureKind.values),
+                name="feature_kind_known",
+                violation_error_message="A feature is on/off, a limit or a value.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+    def clean(self) -> None:
+        if self.pk is not None:
+            stored_kind = Feature.objects.filter(pk=self.pk).values_list("kind", flat=True).first()
+            if stored_kind is not None and stored_kind != self.kind and self.grants.exists():
+                raise DjangoValidationError(
+                    {"kind": ["Plan versions grant this feature: its kind cannot change."]}, code="invalid"
+                )
+
+
+class FeatureGrant(models.Model):
+    """A feature a plan version grants its subscribers, with its value (stored as text, normalized for the
+    feature's kind by `grant_value_normalize`)."""
+
+    plan_version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="feature_grants")
+    feature = models.ForeignKey(Feature, on_delete=models.PROTECT, related_name="grants")
+    value = models.CharField(
+        max_length=255,
+        help_text='On/off: true or false. Limit: a whole number or "unlimited". Value: the text.',
+    )
+
+    class Meta:
+        ordering = ["plan_version", "feature__code", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["plan_version", "feature"],
+                name="feature_grant_unique",
+                violation_error_message="This version already grants this feature.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        feature = self.feature.code if self.feature_id else "feature"
+        return f"{feature} = {self.value}"
+
+    def clean(self) -> None:
+        if self.feature_id is None:
+            return
+        try:
+            self.value = grant_value_normalize(self.feature.kind, self.value)
+        except DjangoValidationError as exc:
+            raise DjangoValidationError({"value": exc.messages}, code="invalid") from exc
+
+    @property
+    def typed_value(self) -> GrantValue:
+        return grant_value_typed(self.feature.kind, self.value)

@@ -4,7 +4,7 @@ from django.db.models import Count, Prefetch, QuerySet
 
 from . import pricing
 from .constants import ChargeKind
-from .models import BillableMetric, Coupon, Plan, PlanVersion, Price, Product
+from .models import BillableMetric, Coupon, Feature, FeatureGrant, Plan, PlanVersion, Price, Product
 
 
 def product_list() -> QuerySet[Product]:
@@ -15,16 +15,27 @@ def billable_metric_list() -> QuerySet[BillableMetric]:
     return BillableMetric.objects.all()
 
 
+def feature_list() -> QuerySet[Feature]:
+    return Feature.objects.all()
+
+
+def _grants() -> Prefetch:
+    return Prefetch("feature_grants", queryset=FeatureGrant.objects.select_related("feature"))
+
+
 def plan_version_list() -> QuerySet[PlanVersion]:
-    """Versions with their charges, prices and tiers loaded (a fixed number of queries per page)."""
-    return PlanVersion.objects.select_related("plan").prefetch_related("charges__prices__tiers", "minimum_commitments")
+    """Versions with their charges, prices, tiers and grants loaded (a fixed number of queries per page)."""
+    return PlanVersion.objects.select_related("plan").prefetch_related(
+        "charges__prices__tiers", "minimum_commitments", _grants()
+    )
 
 
 def plan_list() -> QuerySet[Plan]:
     """Plans with their product and every version's charges and prices loaded."""
     return Plan.objects.select_related("product").prefetch_related(
         Prefetch(
-            "versions", queryset=PlanVersion.objects.prefetch_related("charges__prices__tiers", "minimum_commitments")
+            "versions",
+            queryset=PlanVersion.objects.prefetch_related("charges__prices__tiers", "minimum_commitments", _grants()),
         )
     )
 

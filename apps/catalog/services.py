@@ -6,18 +6,21 @@ A plan version is immutable once a subscription uses it: changing its prices mea
 subscribers stay on theirs until migrated (`apps.subscriptions.services.subscription_migrate_version`).
 """
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Max
 from djmoney.money import Money
 
 from apps.core import clock
-from apps.core.errors import NotEditable, ValidationFailed
+from apps.core.errors import NotEditable, NotFound, ValidationFailed
 from apps.core.money import has_more_decimals_than_currency, is_supported_currency
 from apps.core.validation import validate_instance
 
@@ -30,6 +33,7 @@ from .constants import (
     ChargeKind,
     CouponDuration,
     DiscountType,
+    FeatureKind,
     MetricAggregation,
     PackageRounding,
     PriceModelChoice,
@@ -41,6 +45,8 @@ from .models import (
     Charge,
     Coupon,
     CouponAmount,
+    Feature,
+    FeatureGrant,
     MinimumCommitment,
     Plan,
     PlanVersion,
@@ -48,6 +54,7 @@ from .models import (
     PriceTier,
     Product,
     dimension_label,
+    grant_value_normalize,
     group_key_of,
 )
 
@@ -215,12 +222,19 @@ def plan_version_create(
 def plan_version_copy(*, version: PlanVersion, notes: str = "") -> PlanVersion:
     """A new version of the plan with the same charges, prices and minimum commitments as `version`,
     to be edited."""
-    return plan_version_create(
+    new_version = plan_version_create(
         plan=version.plan,
         charges=plan_version_charge_inputs(version),
         minimum_commitments=plan_version_minimum_commitments(version),
         notes=notes or f"Copied from v{version.number}.",
     )
+    FeatureGrant.objects.bulk_create(
+        [
+            FeatureGrant(plan_version=new_version, feature_id=grant.feature_id, value=grant.value)
+            for grant in version.feature_grants.all()
+        ]
+    )
+    return new_version
 
 
 @transaction.atomic
@@ -735,3 +749,91 @@ def coupon_archive(*, coupon: Coupon) -> Coupon:
         coupon.is_archived = True
         coupon.save(update_fields=["is_archived", "updated_at"])
     return coupon
+
+
+# --- features and grants (docs/entitlements.md) -----------------------------------------------------
+
+# The generation of every cached customer's entitlements (`apps.subscriptions.entitlements`): a new
+# token after any change of a feature or a grant makes every cached answer stale at once.
+ENTITLEMENTS_GENERATION_CACHE_KEY = "entitlements:generation"
+FEATURE_FIELDS = ("name", "description", "kind")
+
+
+def entitlements_generation_bump() -> None:
+    """Make every customer's cached entitlements stale (after the transaction commits)."""
+    transaction.on_commit(lambda: cache.set(ENTITLEMENTS_GENERATION_CACHE_KEY, uuid.uuid4().hex, timeout=None))
+
+
+@transaction.atomic
+def feature_create(*, code: str, name: str, kind: str = FeatureKind.BOOLEAN, description: str = "") -> Feature:
+    feature = Feature(code=code, name=name, kind=kind, description=description)
+    validate_instance(feature)
+    feature.save()
+    return feature
+
+
+@transaction.atomic
+def feature_update(*, feature_id: int, **changes: Any) -> Feature:
+    """Rename a feature, describe it, or change its kind (only while no plan version grants it)."""
+    feature = Feature.objects.select_for_update().filter(pk=feature_id).first()
+    if feature is None:
+        raise NotFound(f"Feature {feature_id} does not exist.")
+    unknown = sorted(set(changes) - set(FEATURE_FIELDS))
+    if unknown:
+        raise ValidationFailed("Unknown fields.", fields={name: ["This field cannot be changed."] for name in unknown})
+    for name, value in changes.items():
+        setattr(feature, name, value)
+    validate_instance(feature)
+    feature.save(update_fields=[*changes, "updated_at"])
+    entitlements_generation_bump()
+    return feature
+
+
+@dataclass(frozen=True)
+class GrantInput:
+    feature: str  # the feature's code
+    value: object  # true/false, a whole number or "unlimited", or text, as the feature's kind takes
+
+
+def feature_grants_validate(grants: Sequence[GrantInput]) -> tuple[list[FeatureGrant], dict[str, list[str]]]:
+    """Unsaved grants for `grants` and the problems found, keyed `features.<n>.feature` / `.value`."""
+    features = Feature.objects.in_bulk([grant.feature for grant in grants], field_name="code")
+    rows, problems, seen = [], {}, set()
+    for index, grant in enumerate(grants):
+        feature = features.get(grant.feature)
+        if feature is None:
+            problems[f"features.{index}.feature"] = [f"There is no feature {grant.feature!r}."]
+            continue
+        if grant.feature in seen:
+            problems[f"features.{index}.feature"] = ["This feature is granted twice."]
+            continue
+        seen.add(grant.feature)
+        try:
+            value = grant_value_normalize(feature.kind, grant.value)
+        except DjangoValidationError as exc:
+            problems[f"features.{index}.value"] = list(exc.messages)
+            continue
+        rows.append(FeatureGrant(feature=feature, value=value))
+    return rows, problems
+
+
+@transaction.atomic
+def plan_version_features_set(*, version: PlanVersion, grants: Sequence[GrantInput]) -> PlanVersion:
+    """Replace what a version grants. Like its prices, a version's grants are fixed once it has
+    subscribers: give them more through a new version and a migration (each subscriber's entitlements
+    change then, and its webhook goes out)."""
+    version = PlanVersion.objects.select_for_update().get(pk=version.pk)
+    if plan_version_is_locked(version):
+        raise NotEditable(
+            f"{version} has subscribers, so what it grants cannot change. Create a new version instead; "
+            "subscribers keep theirs until you migrate them.",
+            fields={"features": ["This version has subscribers and cannot be edited; create a new version."]},
+        )
+    rows, problems = feature_grants_validate(grants)
+    _raise_problems(problems)
+    version.feature_grants.all().delete()
+    for row in rows:
+        row.plan_version = version
+    FeatureGrant.objects.bulk_create(rows)
+    entitlements_generation_bump()
+    return version

@@ -1,6 +1,6 @@
 """Reads the portal's views need that belong to no domain app: its configuration."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -10,7 +10,7 @@ from django.core import signing
 from django.utils.translation import gettext
 
 from apps.catalog.constants import ChargeKind, PriceModelChoice
-from apps.catalog.models import Plan
+from apps.catalog.models import GrantValue, Plan, PlanVersion
 from apps.catalog.selectors import plan_list, plan_version_recurring_price
 from apps.core.errors import ValidationFailed
 from apps.subscriptions.models import Subscription
@@ -55,6 +55,59 @@ class PlanOption:
     currency: str
     per_unit: bool
     plus_usage: bool
+    features: "dict[str, GrantedFeature]" = field(default_factory=dict)  # by feature code
+
+
+@dataclass(frozen=True)
+class GrantedFeature:
+    """What a plan grants of a feature (docs/entitlements.md): `value` is true/false, a whole number or
+    "unlimited", or text, by `kind`."""
+
+    code: str
+    name: str
+    kind: str
+    value: GrantValue
+
+
+def _granted(version: PlanVersion | None) -> dict[str, GrantedFeature]:
+    if version is None:
+        return {}
+    if "feature_grants" in getattr(version, "_prefetched_objects_cache", {}):
+        grants = list(version.feature_grants.all())
+    else:
+        grants = list(version.feature_grants.select_related("feature"))
+    return {
+        grant.feature.code: GrantedFeature(
+            code=grant.feature.code, name=grant.feature.name, kind=grant.feature.kind, value=grant.typed_value
+        )
+        for grant in grants
+    }
+
+
+@dataclass(frozen=True)
+class PlanFeatureRow:
+    """One feature on the plan picker: what each plan (in the order of the options) grants of it; None
+    where a plan does not grant it."""
+
+    name: str
+    kind: str
+    values: list[GrantValue | None]
+
+
+def portal_plan_feature_rows(options: list["PlanOption"]) -> list[PlanFeatureRow]:
+    """The features any of the plans grants, by name, with each plan's value: the plan picker's table."""
+    features: dict[str, GrantedFeature] = {}
+    for option in options:
+        for code, granted in option.features.items():
+            features.setdefault(code, granted)
+    return [
+        PlanFeatureRow(
+            name=granted.name,
+            kind=granted.kind,
+            values=[option.features[code].value if code in option.features else None for option in options],
+        )
+        for code, granted in sorted(features.items(), key=lambda item: (item[1].name.lower(), item[0]))
+    ]
 
 
 def portal_plan_options(*, configuration: PortalConfiguration, subscription: Subscription) -> list[PlanOption]:
@@ -75,6 +128,7 @@ def portal_plan_options(*, configuration: PortalConfiguration, subscription: Sub
                 per_unit=bool(recurring)
                 and all(charge.price_model == PriceModelChoice.PER_UNIT for charge in recurring),
                 plus_usage=any(charge.kind == ChargeKind.USAGE for charge in charges),
+                features=_granted(version),
             )
         )
     return options

@@ -105,6 +105,7 @@ from .selectors import (
     portal_business_name,
     portal_change_arguments,
     portal_configuration,
+    portal_plan_feature_rows,
     portal_plan_options,
     preview_token_make,
     preview_token_read,
@@ -619,7 +620,14 @@ def subscription_change_view(request, membership, configuration, subscription_id
         "portal/subscription_change.html",
         membership,
         configuration,
-        {"subscription": subscription, "form": form, "preview": preview, "preview_token": preview_token},
+        {
+            "subscription": subscription,
+            "form": form,
+            "preview": preview,
+            "preview_token": preview_token,
+            "plan_options": plans,
+            "plan_feature_rows": portal_plan_feature_rows(plans),
+        },
     )
 
 

@@ -9,6 +9,7 @@ class SubscriptionsConfig(AppConfig):
     def ready(self) -> None:
         from apps.core.outbox import event_source_register
 
-        from .webhooks import SUBSCRIPTION_EVENT_SOURCE
+        from .webhooks import ENTITLEMENTS_EVENT_SOURCE, SUBSCRIPTION_EVENT_SOURCE
 
         event_source_register(SUBSCRIPTION_EVENT_SOURCE)
+        event_source_register(ENTITLEMENTS_EVENT_SOURCE)

@@ -14,6 +14,10 @@ class SubscriptionStatus(models.TextChoices):
 # A trialing subscription is "due" when its trial ends: the run activates it and bills its first period.
 BILLABLE_STATUSES = (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
 
+# Statuses whose subscriptions grant their plan version's features (docs/entitlements.md): a past-due
+# subscription keeps them while dunning runs; paused, canceled and incomplete ones grant nothing.
+ENTITLED_STATUSES = (SubscriptionStatus.TRIALING, SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
+
 MAX_TRIAL_DAYS = 730
 
 

@@ -230,3 +230,34 @@ class Discount(TimeStampedModel):
     def is_active(self) -> bool:
         limit = self.coupon.period_limit
         return self.ended_at is None and (limit is None or self.periods_applied < limit)
+
+
+class CustomerEntitlements(models.Model):
+    """What a customer's subscriptions granted when last computed: feature code → value (docs/
+    entitlements.md). Compared with a fresh computation after every subscription change, so that a
+    change is recorded (`EntitlementsChange`) once, and only when a value changed."""
+
+    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="entitlements")
+    values = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "customer entitlements"
+
+    def __str__(self) -> str:
+        return f"entitlements of {self.customer_id}"
+
+
+class EntitlementsChange(models.Model):
+    """Append-only: a customer's entitlements changed (the `customer.entitlements_changed` webhook)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="entitlements_changes")
+    occurred_at = models.DateTimeField()
+    features = models.JSONField(default=list, help_text="The entitlements after the change, feature by feature.")
+    previous_values = models.JSONField(default=dict, help_text="Feature code → value before the change.")
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+
+    def __str__(self) -> str:
+        return f"entitlements of {self.customer_id} changed at {self.occurred_at:%Y-%m-%d %H:%M}"

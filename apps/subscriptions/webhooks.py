@@ -6,7 +6,7 @@ from typing import Any
 from apps.core.outbox import EventSource, OutboxEvent
 
 from .constants import SubscriptionEventType
-from .models import Subscription, SubscriptionEvent
+from .models import EntitlementsChange, Subscription, SubscriptionEvent
 
 SUBSCRIPTION_EVENT_TYPES = {
     SubscriptionEventType.CREATED: "subscription.created",
@@ -75,4 +75,35 @@ SUBSCRIPTION_EVENT_SOURCE = EventSource(
     },
     queryset=lambda: SubscriptionEvent.objects.all(),
     build=_build,
+)
+
+
+# --- customer.entitlements_changed (from `EntitlementsChange` rows) ---------------------------------
+
+
+def _entitlements_build(rows: Sequence[EntitlementsChange]) -> list[OutboxEvent]:
+    return [
+        OutboxEvent(
+            source_id=row.pk,
+            type="customer.entitlements_changed",
+            occurred_at=row.occurred_at,
+            object_type="customer",
+            object_id=row.customer_id,
+            data={
+                "object": {"object": "entitlements", "customer": row.customer_id, "features": row.features},
+                "details": {"previous": row.previous_values},
+            },
+        )
+        for row in rows
+    ]
+
+
+ENTITLEMENTS_EVENT_SOURCE = EventSource(
+    name="subscriptions.entitlementschange",
+    event_types={
+        "customer.entitlements_changed": "What a customer's subscriptions grant changed (a new subscription, a plan "
+        "or version change, a cancellation, a pause or resume): the new entitlements, and the values before.",
+    },
+    queryset=lambda: EntitlementsChange.objects.all(),
+    build=_entitlements_build,
 )

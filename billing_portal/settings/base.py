@@ -152,6 +152,9 @@ database_pooling(DATABASES["default"])
 # In-process memory by default; production shares one between web processes (API rate limits count
 # across them): CACHE_URL=redis://127.0.0.1:6379/1. See docs/security.md.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# How long a customer's computed entitlements stay in the cache (seconds); any change that affects them
+# makes the cached answer stale at once, whatever this is (docs/entitlements.md).
+ENTITLEMENTS_CACHE_SECONDS = env.int("ENTITLEMENTS_CACHE_SECONDS", default=3600)
 
 # --- Security (docs/security.md) -----------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
@@ -449,6 +452,7 @@ SPECTACULAR_SETTINGS = {
         "SubscriptionStatusEnum": "apps.subscriptions.constants.SubscriptionStatus",
         "BillingRunStatusEnum": "apps.invoices.constants.BillingRunStatus",
         "ChargeKindEnum": "apps.catalog.constants.ChargeKind",
+        "FeatureKindEnum": "apps.catalog.constants.FeatureKind",
         "InvoiceLineKindEnum": "apps.invoices.constants.InvoiceLineKind",
         "PriceModelEnum": "apps.catalog.constants.PriceModelChoice",
         "CreditNoteStatusEnum": "apps.invoices.constants.CreditNoteStatus",

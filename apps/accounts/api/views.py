@@ -2,6 +2,7 @@ from django.db.models import Count
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from apps.accounts import services
@@ -10,6 +11,8 @@ from apps.billing.services.simulated_clocks import simulated_clock_advance
 from apps.core.api.schema import error_responses
 from apps.core.idempotency import idempotent
 from apps.invoices.selectors import customer_balance
+from apps.subscriptions.api.serializers import EntitlementsOutputSerializer
+from apps.subscriptions.entitlements import customer_entitlements
 
 from .filters import CustomerFilter
 from .serializers import (
@@ -65,6 +68,26 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         customer = self.get_object()
         data = {"customer": customer.pk, "credit_balance": customer_balance(customer=customer)}
         return Response(CustomerBalanceOutputSerializer(data).data)
+
+    @extend_schema(
+        responses={200: EntitlementsOutputSerializer, **error_responses(404)},
+        summary="Entitlements",
+        description="What the customer's subscriptions entitle it to, feature by feature (docs/entitlements.md): "
+        "the features granted by the plan versions of its trialing, active and past-due subscriptions (paused, "
+        "canceled and incomplete ones grant nothing), combined, each with the subscriptions it comes from. "
+        "Cached, and current: any change of a subscription, a feature or a grant is seen by the next call.",
+    )
+    @action(detail=True, methods=["get"])
+    def entitlements(self, request, pk=None):
+        # Only the customer's existence is read here; the answer comes from the cache when it can.
+        customer_id = self._customer_id(pk)
+        return Response(EntitlementsOutputSerializer(customer_entitlements(customer_id=customer_id)).data)
+
+    def _customer_id(self, pk) -> int:
+        customer_id = int(pk) if str(pk).isdigit() else None
+        if customer_id is None or not self.get_queryset().filter(pk=customer_id).exists():
+            raise NotFound("No customer matches the given query.")
+        return customer_id
 
 
 class SimulatedClockViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -56,6 +56,7 @@ API = {
     ("GET", "customers/{id}"): "ALL",
     ("PATCH", "customers/{id}"): "FA BO SU",  # Support: details only (CUSTOMER_FIELDS)
     ("GET", "customers/{id}/balance"): "ALL",
+    ("GET", "customers/{id}/entitlements"): "ALL",  # what the seller's application reads per customer
     ("GET", "customers/{id}/usage"): "FA BO AU",
     ("GET", "customers/{id}/payment-methods"): "ALL",
     ("POST", "customers/{id}/payment-methods"): "FA BO",
@@ -83,6 +84,11 @@ API = {
     ("GET", "billable-metrics"): "FA BO AU",
     ("POST", "billable-metrics"): "FA",
     ("GET", "billable-metrics/{id}"): "FA BO AU",
+    ("GET", "features"): "ALL",
+    ("POST", "features"): "FA",
+    ("GET", "features/{id}"): "ALL",
+    ("PATCH", "features/{id}"): "FA",
+    ("PUT", "plan-versions/{id}/features"): "FA",
     ("GET", "coupons"): "ALL",
     ("POST", "coupons"): "FA",
     ("GET", "coupons/{id}"): "ALL",
@@ -454,6 +460,7 @@ ADMIN_MODELS = {
     "axes.AccessLog": ("", "", "", ""),
     "catalog.BillableMetric": ("FA BO AU", "FA", "FA", ""),
     "catalog.Coupon": ("ALL", "FA", "FA", ""),  # archived, never deleted
+    "catalog.Feature": ("ALL", "FA", "FA", ""),  # never deleted; granted inline on a plan version
     "catalog.Plan": ("ALL", "FA", "FA", ""),
     "catalog.PlanVersion": ("ALL", "FA", "FA", ""),
     "catalog.Price": ("ALL", "", "FA", "FA"),  # added with a plan version

@@ -1,6 +1,6 @@
 import django_filters
 
-from apps.catalog.models import BillableMetric, Coupon, Plan, PlanVersion, Price, Product
+from apps.catalog.models import BillableMetric, Coupon, Feature, Plan, PlanVersion, Price, Product
 from apps.subscriptions.models import Discount
 
 
@@ -8,6 +8,12 @@ class ProductFilter(django_filters.FilterSet):
     class Meta:
         model = Product
         fields = ["is_archived"]
+
+
+class FeatureFilter(django_filters.FilterSet):
+    class Meta:
+        model = Feature
+        fields = ["kind"]
 
 
 class PlanFilter(django_filters.FilterSet):

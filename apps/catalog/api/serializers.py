@@ -12,13 +12,25 @@ from apps.catalog.constants import (
     ChargeKind,
     CouponDuration,
     DiscountType,
+    FeatureKind,
     MetricAggregation,
     PackageRounding,
     PriceModelChoice,
     TrialUsage,
 )
-from apps.catalog.models import BillableMetric, Charge, Coupon, Plan, PlanVersion, Price, PriceTier, Product
-from apps.catalog.services import ChargeInput, PriceInput, TierInput
+from apps.catalog.models import (
+    BillableMetric,
+    Charge,
+    Coupon,
+    Feature,
+    FeatureGrant,
+    Plan,
+    PlanVersion,
+    Price,
+    PriceTier,
+    Product,
+)
+from apps.catalog.services import ChargeInput, GrantInput, PriceInput, TierInput
 from apps.core.api.serializers import (
     MAX_NESTED_ITEMS,
     DecimalField,
@@ -153,9 +165,78 @@ class ChargeOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+GRANT_VALUE_SCHEMA = {
+    "oneOf": [{"type": "boolean"}, {"type": "integer", "minimum": 0}, {"type": "string"}],
+    "description": 'On/off: true or false. Limit: a whole number, or "unlimited". Value: text.',
+}
+
+
+@extend_schema_field(GRANT_VALUE_SCHEMA)
+class GrantValueField(serializers.Field):
+    """A grant's value as JSON gives it: checked against the feature's kind by the service."""
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
+class FeatureOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Feature
+        fields = ["id", "code", "name", "description", "kind", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class FeatureCreateInputSerializer(serializers.Serializer):
+    code = serializers.CharField(
+        max_length=64, help_text="What the seller's application asks for; lower-case letters, digits, '.', '_', '-'."
+    )
+    name = serializers.CharField(max_length=255)
+    kind = serializers.ChoiceField(choices=FeatureKind.choices)
+    description = serializers.CharField(required=False, default="", allow_blank=True)
+
+
+class FeatureUpdateInputSerializer(serializers.Serializer):
+    """Partial update: only the fields sent change. The kind changes only while no version grants it."""
+
+    name = serializers.CharField(max_length=255, required=False)
+    description = serializers.CharField(required=False, allow_blank=True)
+    kind = serializers.ChoiceField(choices=FeatureKind.choices, required=False)
+
+
+class FeatureGrantOutputSerializer(serializers.ModelSerializer):
+    feature = serializers.CharField(source="feature.code", help_text="The feature's code.")
+    name = serializers.CharField(source="feature.name")
+    kind = serializers.ChoiceField(source="feature.kind", choices=FeatureKind.choices)
+    value = GrantValueField(source="typed_value")
+
+    class Meta:
+        model = FeatureGrant
+        fields = ["feature", "name", "kind", "value"]
+
+
+class FeatureGrantInputSerializer(serializers.Serializer):
+    feature = serializers.CharField(max_length=64, help_text="The feature's code.")
+    value = GrantValueField()
+
+    def to_internal_value(self, data):
+        return GrantInput(**super().to_internal_value(data))
+
+
+class PlanVersionFeaturesInputSerializer(serializers.Serializer):
+    features = FeatureGrantInputSerializer(
+        many=True, max_length=MAX_NESTED_ITEMS, help_text="Everything the version grants (replaces what it granted)."
+    )
+
+
 class PlanVersionOutputSerializer(serializers.ModelSerializer):
     plan = serializers.PrimaryKeyRelatedField(read_only=True)
     charges = ChargeOutputSerializer(many=True, read_only=True)
+    features = FeatureGrantOutputSerializer(
+        source="feature_grants", many=True, read_only=True, help_text="What the version grants its subscribers."
+    )
     currencies = serializers.SerializerMethodField(help_text="Currencies every charge is priced in.")
     minimum_commitments = serializers.SerializerMethodField(
         help_text="The least a subscriber's period comes to, per currency (before tax and discounts); a true-up "
@@ -164,7 +245,9 @@ class PlanVersionOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PlanVersion
-        fields = ["id", "plan", "number", "notes", "currencies", "minimum_commitments", "charges", "created_at"]
+        fields = [
+            "id", "plan", "number", "notes", "currencies", "minimum_commitments", "charges", "features", "created_at",
+        ]  # fmt: skip
         read_only_fields = fields
 
     def get_currencies(self, version: PlanVersion) -> list[str]:

@@ -5,6 +5,7 @@ from .views import (
     BillableMetricViewSet,
     CouponViewSet,
     DiscountViewSet,
+    FeatureViewSet,
     PlanVersionViewSet,
     PlanViewSet,
     PriceViewSet,
@@ -17,6 +18,7 @@ router.register("plans", PlanViewSet, basename="plan")
 router.register("plan-versions", PlanVersionViewSet, basename="plan-version")
 router.register("prices", PriceViewSet, basename="price")
 router.register("billable-metrics", BillableMetricViewSet, basename="billable-metric")
+router.register("features", FeatureViewSet, basename="feature")
 router.register("coupons", CouponViewSet, basename="coupon")
 router.register("discounts", DiscountViewSet, basename="discount")
 

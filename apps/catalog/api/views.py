@@ -7,6 +7,7 @@ from apps.catalog import services
 from apps.catalog.selectors import (
     billable_metric_list,
     coupon_list,
+    feature_list,
     plan_list,
     plan_version_list,
     price_list,
@@ -21,6 +22,7 @@ from .filters import (
     BillableMetricFilter,
     CouponFilter,
     DiscountFilter,
+    FeatureFilter,
     PlanFilter,
     PlanVersionFilter,
     PriceFilter,
@@ -33,9 +35,13 @@ from .serializers import (
     CouponOutputSerializer,
     DiscountCreateInputSerializer,
     DiscountOutputSerializer,
+    FeatureCreateInputSerializer,
+    FeatureOutputSerializer,
+    FeatureUpdateInputSerializer,
     PlanCreateInputSerializer,
     PlanOutputSerializer,
     PlanVersionCreateInputSerializer,
+    PlanVersionFeaturesInputSerializer,
     PlanVersionOutputSerializer,
     PlanVersionUpdateInputSerializer,
     PriceOutputSerializer,
@@ -128,7 +134,7 @@ class PlanVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     filterset_class = PlanVersionFilter
     ordering_fields = ["number", "created_at", "id"]
     ordering = ["plan", "-number"]
-    action_permissions = {"copy": ["catalog.add_planversion"]}
+    action_permissions = {"copy": ["catalog.add_planversion"], "features": ["catalog.change_planversion"]}
 
     def get_queryset(self):
         return plan_version_list()
@@ -171,6 +177,58 @@ class PlanVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         return Response(
             PlanVersionOutputSerializer(plan_version_list().get(pk=version.pk)).data, status=status.HTTP_201_CREATED
         )
+
+    @extend_schema(
+        request=PlanVersionFeaturesInputSerializer,
+        responses={200: PlanVersionOutputSerializer, **error_responses(400, 404, 409)},
+        description="Replace what a version grants (docs/entitlements.md). Like its prices, a version's grants are "
+        "fixed once it has subscribers (409 `not_editable`): copy it, grant more, and migrate subscribers.",
+    )
+    @action(detail=True, methods=["put"])
+    @idempotent
+    def features(self, request, pk=None):
+        version = self.get_object()
+        serializer = PlanVersionFeaturesInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.plan_version_features_set(version=version, grants=serializer.validated_data["features"])
+        return Response(PlanVersionOutputSerializer(plan_version_list().get(pk=version.pk)).data)
+
+
+class FeatureViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """What plans can entitle customers to: on/off, a limit (a whole number or "unlimited") or a value
+    (text). Plan versions grant them (`PUT plan-versions/{id}/features`); what a customer is entitled to
+    is `GET customers/{id}/entitlements`."""
+
+    serializer_class = FeatureOutputSerializer
+    filterset_class = FeatureFilter
+    search_fields = ["code", "name"]
+    ordering_fields = ["code", "name", "created_at", "id"]
+    ordering = ["code", "id"]
+
+    def get_queryset(self):
+        return feature_list()
+
+    @extend_schema(
+        request=FeatureCreateInputSerializer,
+        responses={201: FeatureOutputSerializer, **error_responses(400, 409)},
+    )
+    @idempotent
+    def create(self, request):
+        serializer = FeatureCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        feature = services.feature_create(**serializer.validated_data)
+        return Response(FeatureOutputSerializer(feature).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=FeatureUpdateInputSerializer,
+        responses={200: FeatureOutputSerializer, **error_responses(400, 404)},
+    )
+    def partial_update(self, request, pk=None):
+        feature = self.get_object()
+        serializer = FeatureUpdateInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        feature = services.feature_update(feature_id=feature.pk, **serializer.validated_data)
+        return Response(FeatureOutputSerializer(feature).data)
 
 
 class PriceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

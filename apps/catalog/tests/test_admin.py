@@ -23,6 +23,8 @@ def version_post(plan, *charges: dict, notes: str = "", minimum_commitments: tup
         "charges-INITIAL_FORMS": 0,
         "minimum_commitments-TOTAL_FORMS": len(minimum_commitments),
         "minimum_commitments-INITIAL_FORMS": 0,
+        "feature_grants-TOTAL_FORMS": 0,
+        "feature_grants-INITIAL_FORMS": 0,
     }
     for index, (currency, amount) in enumerate(minimum_commitments):
         data.update({f"minimum_commitments-{index}-currency": currency, f"minimum_commitments-{index}-amount": amount})

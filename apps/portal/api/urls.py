@@ -11,6 +11,7 @@ router.register("subscriptions", views.PortalSubscriptionViewSet, basename="port
 urlpatterns = [
     path("me", views.PortalMeView.as_view(), name="portal-me"),
     path("me/language", views.PortalLanguageView.as_view(), name="portal-language"),
+    path("entitlements", views.PortalEntitlementsView.as_view(), name="portal-entitlements"),
     path("billing-details", views.PortalBillingDetailsView.as_view(), name="portal-billing-details"),
     path("invoices/<str:invoice_id>/pay", views.PortalInvoicePayView.as_view(), name="portal-invoice-pay"),
     path(

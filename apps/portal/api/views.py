@@ -64,8 +64,13 @@ from apps.portal.selectors import (
     preview_token_make,
     preview_token_read,
 )
-from apps.subscriptions.api.serializers import ChangePreviewOutputSerializer, UpcomingInvoiceOutputSerializer
+from apps.subscriptions.api.serializers import (
+    ChangePreviewOutputSerializer,
+    EntitlementsOutputSerializer,
+    UpcomingInvoiceOutputSerializer,
+)
 from apps.subscriptions.constants import SubscriptionStatus
+from apps.subscriptions.entitlements import customer_entitlements
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.selectors import subscription_get_for_customer, subscription_list_for_customer
 from apps.subscriptions.services import subscription_cancel_undo
@@ -143,6 +148,17 @@ class PortalMeView(PortalAPIMixin, APIView):
             "memberships": customer_memberships_for_user(user=request.user),
         }
         return Response(PortalMeOutputSerializer(data).data)
+
+
+@extend_schema(tags=["portal"], parameters=[CUSTOMER_PARAMETER])
+class PortalEntitlementsView(PortalAPIMixin, APIView):
+    @extend_schema(
+        responses={200: EntitlementsOutputSerializer, **error_responses(401, 403)}, summary="What my plans include"
+    )
+    def get(self, request):
+        """The features the customer's trialing, active and past-due subscriptions grant, combined
+        (docs/entitlements.md)."""
+        return Response(EntitlementsOutputSerializer(customer_entitlements(customer_id=self.customer_id)).data)
 
 
 @extend_schema(tags=["portal"], parameters=[CUSTOMER_PARAMETER])

@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from apps.accounts.models import Customer
 from apps.billing.constants import ChangeTiming, ProrationBehavior
-from apps.catalog.constants import VersionMigrationTiming
+from apps.catalog.constants import FeatureKind, VersionMigrationTiming
 from apps.catalog.models import Plan, PlanVersion
 from apps.core.api.serializers import DecimalStringField, MoneyOutputSerializer
 from apps.invoices.api.serializers import InvoiceListOutputSerializer
@@ -221,3 +221,45 @@ class SubscriptionPauseInputSerializer(serializers.Serializer):
         default=True, help_text="Credit the unused time of the period already invoiced (on the invoice at resume)."
     )
     reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=500)
+
+
+# --- Entitlements (docs/entitlements.md) -----------------------------------------------------------
+
+ENTITLEMENT_VALUE_SCHEMA = {
+    "oneOf": [{"type": "boolean"}, {"type": "integer", "minimum": 0}, {"type": "string"}],
+    "description": 'On/off: true or false. Limit: a whole number, or "unlimited". Value: text.',
+}
+
+
+@extend_schema_field(ENTITLEMENT_VALUE_SCHEMA)
+class EntitlementValueField(serializers.Field):
+    def to_representation(self, value):
+        return value
+
+
+class EntitlementSourceOutputSerializer(serializers.Serializer):
+    subscription = serializers.IntegerField(help_text="The subscription that grants it.")
+    plan = serializers.CharField(help_text="Its plan's code.")
+    plan_version = serializers.IntegerField(help_text="The number of its plan version.")
+    status = serializers.CharField(help_text="trialing, active or past_due.")
+    value = EntitlementValueField(help_text="What this subscription grants.")
+
+
+class EntitlementOutputSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="The feature's code.")
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=FeatureKind.choices)
+    value = EntitlementValueField(
+        help_text="Combined over the subscriptions: limits add up (any unlimited: unlimited), on/off is on when any "
+        "grant is on, a value is the latest subscription's."
+    )
+    sources = EntitlementSourceOutputSerializer(many=True, help_text="The subscriptions it comes from, oldest first.")
+
+
+class EntitlementsOutputSerializer(serializers.Serializer):
+    customer = serializers.IntegerField()
+    features = EntitlementOutputSerializer(
+        many=True,
+        help_text="What the customer's trialing, active and past-due subscriptions grant, by feature code; a feature "
+        "no subscription grants is absent.",
+    )
