@@ -278,3 +278,43 @@ def test_one_off_invoice_waits_for_review_as_a_draft_unless_finalized_at_once(se
     bill_due_subscriptions(now=utc(2026, 1, 17))
     draft.refresh_from_db()
     assert (draft.status, draft.number) == (InvoiceStatus.OPEN, "INV-2026-000002")
+
+
+def test_a_grouped_invoice_takes_the_pending_item_once(settings):
+    settings.INVOICE_GROUPING = "per_customer"
+    customer = CustomerFactory(currency="USD")
+    plan = PlanFactory(prices=[Money("10.00", "USD")])
+    for _ in range(2):
+        make_subscription(customer=customer, plan=plan, started_at=utc(2026, 1, 1))
+    bill_due_subscriptions(now=utc(2026, 1, 1))
+    item = invoice_item_create(
+        customer_id=customer.pk, now=utc(2026, 1, 5),
+        charge=OneOffCharge(quantity="1", unit_amount="500", description="Setup fee"),
+    )  # fmt: skip
+
+    bill_due_subscriptions(now=utc(2026, 2, 1))
+
+    invoice = Invoice.objects.get(customer=customer, period_start_at=utc(2026, 2, 1))
+    assert invoice.subscription_id is None  # one invoice for both subscriptions
+    assert invoice.total == Money("520.00", "USD")
+    item.refresh_from_db()
+    assert item.invoice_id == invoice.pk
+
+
+def test_a_subscription_ending_bills_the_pending_item_on_its_final_invoice():
+    from apps.billing.services import subscription_cancel
+
+    subscription = make_subscription(plan=PlanFactory(prices=[Money("10.00", "USD")]), started_at=utc(2026, 1, 1))
+    bill_due_subscriptions(now=utc(2026, 1, 1))
+    item = invoice_item_create(
+        customer_id=subscription.customer_id, now=utc(2026, 1, 5),
+        charge=OneOffCharge(quantity="1", unit_amount="80", description="Removal of the hardware"),
+    )  # fmt: skip
+
+    subscription_cancel(subscription_id=subscription.pk, when="period_end", now=utc(2026, 1, 10))
+    bill_due_subscriptions(now=utc(2026, 2, 1))
+
+    item.refresh_from_db()
+    final = Invoice.objects.get(pk=item.invoice_id)
+    assert [line[1:] for line in _lines(final)] == [("Removal of the hardware", Decimal("1"), Money("80.00", "USD"))]
+    assert final.status == InvoiceStatus.OPEN
