@@ -215,3 +215,37 @@ def test_one_off_invoice_with_a_bad_line_names_it_and_writes_nothing(api_client,
         (400, ["lines"]),
     ]
     assert _state() == before
+
+
+def test_a_bad_change_is_a_field_error_and_changes_nothing(api_client, superuser, customer):
+    api_client.force_authenticate(superuser)
+    item_id = api_client.post(
+        ITEMS_URL, {"customer": customer.pk, "description": "Setup", "quantity": "1", "unit_amount": "10"},
+        format="json",
+    ).json()["id"]  # fmt: skip
+    before = _state()
+
+    responses = [
+        api_client.patch(item_url(item_id), body, format="json")
+        for body in ({"quantity": "-3"}, {"unit_amount": "abc"}, {"tax_rate": 31337}, {"currency": "GBP"})
+    ]
+
+    assert [(response.status_code, list(response.json()["fields"])) for response in responses] == [
+        (400, ["quantity"]), (400, ["unit_amount"]), (400, ["tax_rate"]), (400, ["currency"]),
+    ]  # fmt: skip
+    assert _state() == before
+
+
+def test_the_list_reads_a_page_in_a_fixed_number_of_queries(api_client, superuser, django_assert_max_num_queries):
+    api_client.force_authenticate(superuser)
+    for index in range(12):
+        customer = CustomerFactory(currency="USD")
+        api_client.post(
+            ITEMS_URL, {"customer": customer.pk, "description": f"Item {index}", "quantity": "1", "unit_amount": "1"},
+            format="json",
+        )  # fmt: skip
+
+    with django_assert_max_num_queries(6):
+        response = api_client.get(ITEMS_URL)
+
+    assert response.json()["count"] == 12
