@@ -46,6 +46,7 @@ AUDITED_MODELS: dict[str, list[str]] = {
     "subscriptions.ScheduledChange": [],
     "invoices.Invoice": ["updated_at", "pdf_file"],
     "invoices.CreditNote": ["updated_at", "pdf_file"],
+    "invoices.InvoiceItem": ["updated_at"],  # one-off charges staff add, change and delete
     "invoices.TaxRate": ["updated_at"],
     "payments.Payment": ["updated_at"],
     "payments.PaymentAllocation": [],

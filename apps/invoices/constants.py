@@ -73,6 +73,9 @@ class InvoiceLineKind(models.TextChoices):
     PRORATION = "proration", "Proration"
     DISCOUNT = "discount", "Discount"
     MANUAL = "manual", "Manual"
+    # A one-off charge added by staff (a setup fee, professional services, a hardware order): billed on
+    # the customer's next invoice, or on a one-off invoice issued at once.
+    ONE_OFF = "one_off", gettext_noop("One-off charge")
     # A credit from a credit note, taken off a later invoice after tax (it already carries its tax).
     CREDIT_NOTE = "credit_note", "Credit from a credit note"
     # Money received and not allocated to an invoice (an overpayment), taken off a later invoice after
@@ -93,7 +96,7 @@ AFTER_TAX_LINE_KINDS = frozenset(
 class BillingReason(models.TextChoices):
     SUBSCRIPTION_CYCLE = "subscription_cycle", "Subscription period"
     SUBSCRIPTION_UPDATE = "subscription_update", "Subscription change"
-    MANUAL = "manual", "Manual"
+    MANUAL = "manual", "One-off invoice (issued by staff)"
 
 
 # Printed on the bill (translated there, in the customer's language).

@@ -265,6 +265,19 @@ class InvoiceLine(models.Model):
     explanation = models.JSONField(
         default=list, blank=True, help_text="How the amount was computed, one sentence per step (printed on the bill)."
     )
+    # A one-off charge may name its product and its own tax rate (instead of the customer's).
+    product = models.ForeignKey(
+        "catalog.Product", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    tax_rate = models.ForeignKey(
+        TaxRate,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        help_text="Taxed at this rate instead of the customer's (exempt and reverse-charged customers pay none).",
+    )
 
     class Meta:
         ordering = ["invoice", "position", "id"]
@@ -349,16 +362,52 @@ class InvoiceItem(models.Model):
     )
     amount = _money()
     explanation = models.JSONField(default=list, blank=True)
+    product = models.ForeignKey(
+        "catalog.Product", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
+    tax_rate = models.ForeignKey(
+        TaxRate,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        help_text="Taxed at this rate instead of the customer's (exempt and reverse-charged customers pay none).",
+    )
     created_at = models.DateTimeField()
+    updated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
 
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [
-            models.Index(fields=["subscription"], name="invoice_item_pending_idx", condition=Q(invoice__isnull=True))
+            models.Index(fields=["subscription"], name="invoice_item_pending_idx", condition=Q(invoice__isnull=True)),
+            models.Index(
+                fields=["customer", "created_at"],
+                name="invoice_item_customer_idx",
+                condition=Q(invoice__isnull=True),
+            ),
+        ]
+        constraints = [
+            # A one-off charge is a charge: never below zero (credits come from credit notes).
+            models.CheckConstraint(
+                condition=~Q(kind="one_off") | (Q(quantity__gt=0) & Q(amount__gte=0)),
+                name="invoice_item_one_off_not_negative",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.description
+
+    @property
+    def is_pending(self) -> bool:
+        return self.invoice_id is None
+
+    @property
+    def currency(self) -> str:
+        return str(self.amount.currency)
 
 
 class InvoiceNumberSequence(models.Model):

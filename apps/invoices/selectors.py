@@ -37,6 +37,11 @@ def invoice_list() -> QuerySet[Invoice]:
     return Invoice.objects.all()
 
 
+def invoice_item_list() -> QuerySet[InvoiceItem]:
+    """Every invoice item (staff scope): pending one-off charges and prorations, and those billed."""
+    return InvoiceItem.objects.select_related("invoice").order_by("-created_at", "-id")
+
+
 def invoice_list_with_lines() -> QuerySet[Invoice]:
     return Invoice.objects.prefetch_related("lines", "taxes", "credit_notes", "invoiced_periods")
 

@@ -566,6 +566,14 @@ def credit_note_pdf(request, membership, configuration, credit_note_id):
 def subscription_detail(request, membership, configuration, subscription_id):
     subscription = subscription_get_for_customer(customer_id=membership.customer_id, subscription_id=subscription_id)
     pending = [c for c in subscription.scheduled_changes.all() if c.applied_at is None and c.canceled_at is None]
+    upcoming = None
+    if subscription.status != SubscriptionStatus.CANCELED:
+        try:
+            upcoming = subscription_upcoming_invoice(
+                subscription_id=subscription.pk, now=customer_now(membership.customer)
+            )
+        except ApplicationError:
+            upcoming = None  # nothing is coming (ended, or canceled at period end with nothing owed)
     return _render(
         request,
         "portal/subscription_detail.html",
@@ -573,6 +581,7 @@ def subscription_detail(request, membership, configuration, subscription_id):
         configuration,
         {
             "subscription": subscription,
+            "upcoming": upcoming,
             "pending_change": pending[0] if pending else None,
             "can_change": subscription.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING)
             and not subscription.cancel_at_period_end

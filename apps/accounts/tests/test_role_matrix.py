@@ -109,6 +109,7 @@ API = {
     ("POST", "subscriptions/{id}/scheduled-change/cancel"): "FA BO",
     ("GET", "subscriptions/{id}/upcoming-invoice"): "ALL",
     ("GET", "invoices"): "ALL",
+    ("POST", "invoices"): "FA BO",  # a one-off invoice
     ("GET", "invoices/{id}"): "ALL",
     ("POST", "invoices/{id}/credit-notes"): "FA BO",
     ("POST", "invoices/{id}/credit-notes/preview"): "FA BO",
@@ -119,6 +120,11 @@ API = {
     ("POST", "invoices/{id}/send"): "FA BO",
     ("POST", "invoices/{id}/void"): "FA BO",
     ("POST", "invoices/{id}/charge"): "FA BO",
+    ("GET", "invoice-items"): "ALL",
+    ("POST", "invoice-items"): "FA BO",
+    ("GET", "invoice-items/{id}"): "ALL",
+    ("PATCH", "invoice-items/{id}"): "FA BO",
+    ("DELETE", "invoice-items/{id}"): "FA",  # the billing operator deletes nothing
     ("GET", "credit-notes"): "ALL",
     ("GET", "credit-notes/{id}"): "ALL",
     ("GET", "credit-notes/{id}/pdf"): "ALL",
@@ -469,6 +475,7 @@ ADMIN_MODELS = {
     "invoices.BillingRun": ("FA BO AU", "", "", ""),  # started by "Run billing"
     "invoices.CreditNote": ("ALL", "", "", ""),  # issued from an invoice, voided by its view
     "invoices.Invoice": ("ALL", "", "FA BO", ""),  # made by billing; drafts only are deleted
+    "invoices.InvoiceItem": ("ALL", "FA BO", "FA BO", "FA"),  # pending ones only are changed or deleted
     "invoices.InvoiceNumberSequence": ("FA BO AU", "", "", ""),
     "invoices.TaxRate": ("FA BO AU", "FA", "FA", ""),
     "payments.CustomerDunningSetting": ("FA BO AU", "FA BO", "FA BO", ""),
@@ -579,6 +586,7 @@ ADMIN_VIEWS = {
     "finance-dashboard": "ALL",  # Support sees the app list only (see test_roles.py)
     "reports-export": "FA BO AU",
     "accounts_simulatedclock_advance": "FA BO",
+    "accounts_customer_one_off_invoice": "FA BO",
     "catalog_planversion_copy": "FA",
     "catalog_price_quote": "ALL",
     "subscriptions_subscription_change_plan": "FA BO",

@@ -68,7 +68,8 @@ def test_role_permissions_at_a_glance():
         "catalog.view_product", "catalog.view_plan", "catalog.view_planversion", "catalog.view_charge",
         "catalog.view_price", "catalog.view_coupon",
         "subscriptions.view_subscription", "subscriptions.view_subscriptionevent", "subscriptions.view_scheduledchange",
-        "invoices.view_invoice", "invoices.view_invoiceline", "invoices.view_invoiceevent", "invoices.view_creditnote",
+        "invoices.view_invoice", "invoices.view_invoiceline", "invoices.view_invoiceitem", "invoices.view_invoiceevent",
+        "invoices.view_creditnote",
         "invoices.view_creditnoteline",
         "payments.view_payment", "payments.view_paymentallocation", "payments.view_refund",
     }  # fmt: skip

@@ -3,4 +3,4 @@ need nothing above it; the pages here compose them (a customer with its invoices
 Stripe card; an invoice with its payments and card collection; a subscription with its plan changes and
 invoices), so that no app reaches upward or patches another app's admin classes."""
 
-from . import credit_notes, customers, invoices, schedule, subscriptions  # noqa: F401 - registers the pages
+from . import credit_notes, customers, invoice_items, invoices, schedule, subscriptions  # noqa: F401 - registers the pages

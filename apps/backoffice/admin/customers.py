@@ -41,6 +41,8 @@ from apps.payments.stripe.admin import StripeCustomerInline
 from apps.subscriptions.models import Subscription
 from apps.usage.reports import usage_daily
 
+from .invoice_items import customer_one_off_links, one_off_invoice_view
+
 
 class CustomerMembershipInline(admin.TabularInline):
     """A customer's portal users. They join by accepting an invitation (Portal invitations), never
@@ -164,7 +166,19 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 extra_context["usage_charts"] = usage_daily(customer=customer, now=customer_now(customer))
             if request.user.has_perm("payments.add_payment"):
                 extra_context["record_payment_url"] = reverse("admin:payments_payment_add") + f"?customer={customer.pk}"
+            extra_context["one_off_links"] = customer_one_off_links(request, customer)
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        custom = [
+            path(
+                "<path:object_id>/one-off-invoice/",
+                view(lambda request, object_id: one_off_invoice_view(self, request, object_id)),
+                name="accounts_customer_one_off_invoice",
+            )
+        ]
+        return custom + super().get_urls()
 
     def get_readonly_fields(self, request, obj=None):
         readonly = ["billing_summary", "tax_id_status", "tax_id_checked_at", "created_at", "updated_at"]

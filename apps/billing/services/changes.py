@@ -442,10 +442,12 @@ def _upcoming(
     """An upcoming invoice of these lines, with its totals and taxes."""
     currency = subscription.currency
     subtotal = quantize_amount(sum((line.amount for line in lines), Decimal(0)), currency)
+    taxed = [line for line in lines if is_taxed_kind(line.kind)]
     taxes, reverse_charge = customer_tax_breakdown(
         customer=subscription.customer,
-        amounts=[line.amount for line in lines if is_taxed_kind(line.kind)],
+        amounts=[line.amount for line in taxed],
         currency=currency,
+        rates=[line.tax_rate for line in taxed],
     )
     tax_total = quantize_amount(tax_added(taxes), currency)
     return UpcomingInvoice(

@@ -13,11 +13,11 @@ from djmoney.money import Money
 from apps.accounts.models import Customer
 from apps.catalog import pricing
 from apps.catalog.constants import SIMPLE_CHARGE_NAME, ChargeKind, PriceModelChoice
-from apps.catalog.models import BillableMetric, Charge, Plan, PlanVersion, Price
+from apps.catalog.models import BillableMetric, Charge, Plan, PlanVersion, Price, Product
 from apps.core.errors import ApplicationError
 from apps.core.money import quantize_fraction
 from apps.invoices.constants import InvoiceLineKind
-from apps.invoices.models import Invoice, InvoiceItem, InvoiceLine
+from apps.invoices.models import Invoice, InvoiceItem, InvoiceLine, TaxRate
 from apps.invoices.pricing import tax_added
 from apps.invoices.services.taxes import customer_tax_breakdown, is_taxed_kind
 from apps.subscriptions.models import Discount
@@ -39,6 +39,9 @@ class LineDraft:
     currency: str
     explanation: tuple[str, ...] = field(default=())
     charge: Charge | None = None
+    # A one-off charge's own product and tax rate (None: taxed at the customer's rate).
+    product: Product | None = None
+    tax_rate: TaxRate | None = None
 
 
 def charge_title(plan: Plan, charge: Charge) -> str:
@@ -290,6 +293,8 @@ def item_line_draft(item: InvoiceItem) -> LineDraft:
         currency=currency,
         explanation=tuple(item.explanation),
         charge=item.charge,
+        product=item.product,
+        tax_rate=item.tax_rate,
     )
 
 
@@ -305,6 +310,8 @@ def _draft_values(draft: LineDraft) -> dict:
         "unit_amount": Money(draft.unit_amount, draft.currency) if draft.unit_amount is not None else None,
         "amount": Money(draft.amount, draft.currency),
         "explanation": list(draft.explanation),
+        "product": draft.product,
+        "tax_rate": draft.tax_rate,
     }
 
 
@@ -488,10 +495,12 @@ def _credits_take(
 
 def _tax_added(customer_id: int, currency: str, drafts: list[LineDraft]) -> Decimal:
     """The tax these lines will have added on top of them (exclusive rates)."""
+    taxed = [draft for draft in drafts if is_taxed_kind(draft.kind)]
     taxes, _ = customer_tax_breakdown(
         customer=Customer.objects.get(pk=customer_id),
-        amounts=[draft.amount for draft in drafts if is_taxed_kind(draft.kind)],
+        amounts=[draft.amount for draft in taxed],
         currency=currency,
+        rates=[draft.tax_rate for draft in taxed],
     )
     return tax_added(taxes)
 

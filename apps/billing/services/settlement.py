@@ -15,6 +15,7 @@ from apps.invoices.services.lifecycle import (
     invoice_finalize,
     invoice_recompute_totals,
 )
+from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import Subscription
 from apps.usage.services import usage_billing_lock
 
@@ -109,11 +110,13 @@ def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) ->
         )  # fmt: skip
     # Usage changed in periods already invoiced (late events, corrections): on this last invoice.
     drafts += late_usage_line_drafts(subscription=subscription, billed_from=ended_at, now=now)
-    if not drafts:
+    if not drafts and not _last_chance_for_pending_charges(subscription):
         return None
     credit_drafts, uses = customer_credit_drafts(
         customer_id=subscription.customer_id, currency=subscription.currency, drafts=drafts, lock=True
     )
+    if not drafts and not credit_drafts:
+        return None
     starts = [draft.period_start_at for draft in drafts if draft.period_start_at is not None]
     ends = [draft.period_end_at for draft in drafts if draft.period_end_at is not None]
     invoice = invoice_items_invoice_now(
@@ -123,3 +126,17 @@ def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) ->
     customer_credit_take(uses, invoice=invoice)
     segments_mark_billed([segment.pk for segment in segments], now=now)
     return invoice
+
+
+def _last_chance_for_pending_charges(subscription: Subscription) -> bool:
+    """Whether the customer's pending one-off charges must go on this subscription's final invoice even
+    though it has nothing else to bill: no other subscription of the customer in its currency will make
+    another invoice for them."""
+    pending = InvoiceItem.objects.filter(
+        customer_id=subscription.customer_id, subscription__isnull=True, invoice__isnull=True,
+        amount_currency=subscription.currency, amount__gte=0,
+    ).exists()  # fmt: skip
+    if not pending:
+        return False
+    others = Subscription.objects.filter(customer_id=subscription.customer_id, currency=subscription.currency)
+    return not others.exclude(pk=subscription.pk).exclude(status=SubscriptionStatus.CANCELED).exists()

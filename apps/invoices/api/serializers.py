@@ -20,6 +20,7 @@ from apps.invoices.models import (
     CreditNoteTax,
     Invoice,
     InvoicedPeriod,
+    InvoiceItem,
     InvoiceLine,
     InvoiceTax,
     TaxRate,
@@ -103,6 +104,12 @@ class InvoiceLineOutputSerializer(serializers.ModelSerializer):
     subscription = serializers.PrimaryKeyRelatedField(
         read_only=True, allow_null=True, help_text="On an invoice grouping several subscriptions: the one billed."
     )
+    product = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="A one-off charge's product, when it names one."
+    )
+    tax_rate = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="A one-off charge's own tax rate (null: the customer's)."
+    )
 
     class Meta:
         model = InvoiceLine
@@ -118,6 +125,8 @@ class InvoiceLineOutputSerializer(serializers.ModelSerializer):
             "unit_amount",
             "amount",
             "explanation",
+            "product",
+            "tax_rate",
         ]
         read_only_fields = fields
 
@@ -417,3 +426,101 @@ class TaxRateUpdateInputSerializer(serializers.Serializer):
     )
     inclusive = serializers.BooleanField(required=False, help_text="Fixed: sending another value is refused.")
     is_active = serializers.BooleanField(required=False, help_text="false: no longer charged on new invoices.")
+
+
+# --- One-off charges: pending invoice items and one-off invoices ---------------------------------------
+
+
+class _OneOffChargeFields(serializers.Serializer):
+    """The fields of one one-off charge, checked for their types here and for the rest (the customer's
+    currency, an active tax rate, a service period that ends after it starts) by the service."""
+
+    description = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, default="",
+        help_text="Printed on the bill. May be left out when `product` is given: the product's name.",
+    )  # fmt: skip
+    quantity = DecimalField(
+        max_digits=19, decimal_places=6, min_value=Decimal("0.000001"), help_text='Decimal string > 0, e.g. "2".'
+    )
+    unit_amount = DecimalField(
+        max_digits=28, decimal_places=12, min_value=Decimal(0),
+        help_text='Unit price in the customer\'s currency, decimal string ≥ 0 (e.g. "150.00", or "0.0125"); the '
+        "line's amount is quantity × unit price, rounded once to the currency's minor unit.",
+    )  # fmt: skip
+    product = serializers.IntegerField(required=False, allow_null=True, default=None, help_text="A product's id.")
+    tax_rate = serializers.IntegerField(
+        required=False, allow_null=True, default=None,
+        help_text="An active tax rate's id: the line is taxed at it instead of the customer's rate (exempt and "
+        "reverse-charged customers pay no tax on any line).",
+    )  # fmt: skip
+    period_start_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, help_text="The service period, when it has one (ISO 8601)."
+    )
+    period_end_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class InvoiceItemCreateInputSerializer(_OneOffChargeFields):
+    customer = serializers.IntegerField(help_text="The customer billed.")
+    currency = serializers.CharField(
+        max_length=3, required=False, help_text="ISO 4217; must be the customer's currency (never converted)."
+    )
+
+
+class InvoiceItemUpdateInputSerializer(_OneOffChargeFields):
+    currency = serializers.CharField(max_length=3, required=False, help_text="Must be the customer's currency.")
+
+
+class OneOffInvoiceLineInputSerializer(_OneOffChargeFields):
+    pass
+
+
+class OneOffInvoiceCreateInputSerializer(serializers.Serializer):
+    customer = serializers.IntegerField(help_text="The customer billed.")
+    currency = serializers.CharField(
+        max_length=3, required=False, help_text="ISO 4217; must be the customer's currency (never converted)."
+    )
+    lines = OneOffInvoiceLineInputSerializer(many=True, max_length=100, allow_empty=False)
+    memo = serializers.CharField(required=False, allow_blank=True, default="", help_text="Printed on the bill.")
+    due_on = serializers.DateField(
+        required=False, allow_null=True, default=None, help_text="Default: the customer's payment terms."
+    )
+    finalize = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Issue at once (numbered, PDF, email, card charged when the customer pays automatically). "
+        "Otherwise the invoice is a draft the billing run issues when the review time is over "
+        "(`INVOICE_DRAFT_GRACE_HOURS`; at once when it is 0).",
+    )  # fmt: skip
+
+
+class InvoiceItemOutputSerializer(serializers.ModelSerializer):
+    customer = serializers.PrimaryKeyRelatedField(read_only=True)
+    subscription = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="Set on items made by billing for one subscription (prorations)."
+    )
+    invoice = serializers.PrimaryKeyRelatedField(
+        read_only=True, allow_null=True, help_text="The invoice that billed the item; null while it is pending."
+    )
+    invoice_number = serializers.SerializerMethodField(help_text="That invoice's number (null on a draft).")
+    status = serializers.SerializerMethodField(help_text="`pending` (waits for the next invoice) or `billed`.")
+    currency = serializers.CharField(read_only=True)
+    quantity = DecimalStringField()
+    unit_amount = MoneyOutputSerializer(read_only=True, allow_null=True)
+    amount = MoneyOutputSerializer(read_only=True, help_text="quantity × unit price, rounded once.")
+    explanation = serializers.ListField(child=serializers.CharField(), read_only=True)
+    product = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    tax_rate = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = InvoiceItem
+        fields = [
+            "id", "customer", "subscription", "status", "invoice", "invoice_number", "kind", "description",
+            "quantity", "unit_amount", "amount", "currency", "product", "tax_rate", "period_start_at",
+            "period_end_at", "explanation", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_status(self, item: InvoiceItem) -> str:
+        return "pending" if item.invoice_id is None else "billed"
+
+    def get_invoice_number(self, item: InvoiceItem) -> str | None:
+        return item.invoice.number if item.invoice_id is not None else None

@@ -7,6 +7,13 @@ from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
+from apps.billing.services.one_off import (
+    OneOffCharge,
+    invoice_item_create,
+    invoice_item_delete,
+    invoice_item_update,
+    invoice_one_off_create,
+)
 from apps.core.api.renderers import PDFRenderer
 from apps.core.api.schema import error_responses
 from apps.core.api.serializers import ErrorOutputSerializer
@@ -16,6 +23,7 @@ from apps.invoices import services
 from apps.invoices.selectors import (
     credit_note_list,
     credit_note_list_with_lines,
+    invoice_item_list,
     invoice_list,
     invoice_list_with_lines,
     invoices_with_amount_due,
@@ -24,7 +32,7 @@ from apps.invoices.selectors import (
 from apps.invoices.services.credit_notes import CreditNoteDraft
 from apps.payments.services import credit_note_issue_and_refund, invoice_mark_paid
 
-from .filters import CreditNoteFilter, InvoiceFilter, TaxRateFilter
+from .filters import CreditNoteFilter, InvoiceFilter, InvoiceItemFilter, TaxRateFilter
 from .serializers import (
     CreditNoteCreateInputSerializer,
     CreditNoteDetailOutputSerializer,
@@ -32,11 +40,15 @@ from .serializers import (
     CreditNotePreviewOutputSerializer,
     CreditNoteVoidInputSerializer,
     InvoiceDetailOutputSerializer,
+    InvoiceItemCreateInputSerializer,
+    InvoiceItemOutputSerializer,
+    InvoiceItemUpdateInputSerializer,
     InvoiceListOutputSerializer,
     InvoiceMarkPaidInputSerializer,
     InvoiceMarkUncollectibleInputSerializer,
     InvoiceSendOutputSerializer,
     InvoiceVoidInputSerializer,
+    OneOffInvoiceCreateInputSerializer,
     TaxRateCreateInputSerializer,
     TaxRateOutputSerializer,
     TaxRateUpdateInputSerializer,
@@ -81,6 +93,33 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             self.request.accepted_renderer = JSONRenderer()
             self.request.accepted_media_type = JSONRenderer.media_type
         return super().handle_exception(exc)
+
+    @extend_schema(
+        request=OneOffInvoiceCreateInputSerializer,
+        responses={201: InvoiceDetailOutputSerializer, **error_responses(400, 409)},
+        summary="Issue a one-off invoice",
+        description=(
+            "An invoice of one-off charges (a setup fee, professional services, a hardware order), outside any "
+            "subscription: the same numbering, taxes, PDF, email and payment collection as every invoice. A "
+            "draft until the review time is over (`INVOICE_DRAFT_GRACE_HOURS`, at once when it is 0), or issued "
+            "at once with `finalize`. It bills exactly these lines (the customer's pending items and credit "
+            "balance wait for the next run invoice). Errors name the line (`lines.1.quantity`); nothing is "
+            "written unless every line is valid."
+        ),
+    )
+    @idempotent
+    def create(self, request):
+        serializer = OneOffInvoiceCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        invoice = invoice_one_off_create(
+            customer_id=data["customer"], currency=data.get("currency"),
+            charges=[_charge(line) for line in data["lines"]], memo=data["memo"], due_on=data["due_on"],
+            finalize=data["finalize"], actor=request.user,
+        )  # fmt: skip
+        response = self._detail_response(invoice.pk)
+        response.status_code = status.HTTP_201_CREATED
+        return response
 
     def _detail_response(self, invoice_id: int) -> Response:
         invoice = invoices_with_amount_due(invoice_list_with_lines()).get(pk=invoice_id)
@@ -210,6 +249,85 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         except FileNotFoundError as exc:
             raise NotFound("The PDF bill of this invoice is missing from storage.", code="pdf_not_rendered") from exc
         return FileResponse(handle, content_type=PDFRenderer.media_type, filename=f"{invoice.number}.pdf")
+
+
+def _charge(data: dict) -> OneOffCharge:
+    return OneOffCharge(
+        quantity=data["quantity"], unit_amount=data["unit_amount"], description=data.get("description", ""),
+        product_id=data.get("product"), tax_rate_id=data.get("tax_rate"),
+        period_start_at=data.get("period_start_at"), period_end_at=data.get("period_end_at"),
+    )  # fmt: skip
+
+
+_ITEM_FIELD_NAMES = {"product": "product_id", "tax_rate": "tax_rate_id"}
+
+
+class InvoiceItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Invoice items: one-off charges waiting for the customer's next invoice (and the prorations billing
+    leaves for a subscription's next one). Staff add, change and delete one-off charges while they are
+    pending; once an invoice has taken one it is read-only and names that invoice."""
+
+    filterset_class = InvoiceItemFilter
+    search_fields = ["description", "customer__name", "customer__external_id", "invoice__number"]
+    ordering_fields = ["created_at", "id"]
+    ordering = ["-created_at", "-id"]
+
+    def get_queryset(self):
+        return invoice_item_list()
+
+    def get_serializer_class(self):
+        return InvoiceItemOutputSerializer
+
+    def _item_response(self, item_id: int, status_code: int = status.HTTP_200_OK) -> Response:
+        return Response(InvoiceItemOutputSerializer(invoice_item_list().get(pk=item_id)).data, status=status_code)
+
+    @extend_schema(
+        request=InvoiceItemCreateInputSerializer,
+        responses={201: InvoiceItemOutputSerializer, **error_responses(400)},
+        summary="Add a pending invoice item",
+        description=(
+            "A one-off charge billed on the customer's next invoice from the billing run (exactly once, whichever "
+            "of the customer's subscriptions renews first). Amount = quantity × unit price, rounded once to the "
+            "currency's minor unit; taxed at `tax_rate` when given, else at the customer's rate. Prices are in "
+            "the customer's currency (another currency is a 400 on `currency`)."
+        ),
+    )
+    @idempotent
+    def create(self, request):
+        serializer = InvoiceItemCreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        customer_id, currency = data.pop("customer"), data.pop("currency", None)
+        item = invoice_item_create(customer_id=customer_id, currency=currency, charge=_charge(data), actor=request.user)
+        return self._item_response(item.pk, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=InvoiceItemUpdateInputSerializer,
+        responses={200: InvoiceItemOutputSerializer, **error_responses(400, 404, 409)},
+        summary="Change a pending invoice item",
+        description="Only one-off charges still pending; a billed one is a 409 `not_editable` naming its invoice.",
+    )
+    @idempotent
+    def partial_update(self, request, pk=None):
+        item = self.get_object()
+        serializer = InvoiceItemUpdateInputSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        currency = data.pop("currency", None)
+        changes = {_ITEM_FIELD_NAMES.get(name, name): value for name, value in data.items()}
+        invoice_item_update(item_id=item.pk, changes=changes, currency=currency)
+        return self._item_response(item.pk)
+
+    @extend_schema(
+        request=None,
+        responses={204: None, **error_responses(404, 409)},
+        summary="Delete a pending invoice item",
+        description="Only one-off charges still pending; a billed one is a 409 `not_editable` naming its invoice.",
+    )
+    def destroy(self, request, pk=None):
+        item = self.get_object()
+        invoice_item_delete(item_id=item.pk)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 def _preview_data(draft: CreditNoteDraft) -> dict:

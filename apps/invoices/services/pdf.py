@@ -51,6 +51,11 @@ def invoice_pdf_context(
     snapshots, never live rows. `lines` and `taxes` default to the invoice's own."""
     seller = invoice.seller_details
     lines = list(invoice.lines.all()) if lines is None else lines
+    taxes = list(invoice.taxes.all()) if taxes is None else taxes
+    # A line taxed at a rate of its own (a one-off charge) names it, from the invoice's frozen tax rows.
+    frozen_rates = {tax.rate_id: tax for tax in taxes if tax.rate_id is not None}
+    for line in lines:
+        line.own_tax = frozen_rates.get(line.tax_rate_id) if line.tax_rate_id is not None else None  # type: ignore[attr-defined]
     below_zero = invoice.status != InvoiceStatus.VOID and invoice.total.amount < 0
     return {
         # An invoice that came to below zero: what went to the customer's credit balance, nothing due.
@@ -62,7 +67,7 @@ def invoice_pdf_context(
         "logo_url": static_url(seller.get("logo") or settings.SELLER.get("logo") or DEFAULT_LOGO),
         "lines": lines,
         "sections": invoice_line_sections(invoice, lines),
-        "taxes": list(invoice.taxes.all()) if taxes is None else taxes,
+        "taxes": taxes,
         "reverse_charge_note": REVERSE_CHARGE_NOTE,
         "currency": invoice.currency,
     }

@@ -1,5 +1,6 @@
 """Which tax a customer pays, and the per-rate tax of a draft invoice (see docs/billing-rules.md)."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -81,13 +82,25 @@ def tax_rate_spec(rate: TaxRate | None) -> TaxRateSpec | None:
 
 
 def customer_tax_breakdown(
-    *, customer: Customer, amounts: list[Decimal], currency: str
+    *,
+    customer: Customer,
+    amounts: list[Decimal],
+    currency: str,
+    rates: Sequence[TaxRate | None] | None = None,
 ) -> tuple[list[TaxAmount], bool]:
-    """The taxes per rate of these (rounded) line amounts for this customer (every line taxed at the
-    customer's rate), and whether the reverse charge applies. Writes nothing."""
+    """The taxes per rate of these (rounded) line amounts for this customer, and whether the reverse
+    charge applies. Every line is taxed at the customer's rate, but a line given a rate of its own in
+    `rates` (a one-off charge's, same order as `amounts`) is taxed at that one; exempt and
+    reverse-charged customers pay no tax on any line. Writes nothing."""
     treatment = customer_tax_treatment(customer=customer)
-    spec = tax_rate_spec(treatment.rate)
-    return tax_breakdown(lines=[(amount, spec) for amount in amounts], currency=currency), treatment.reverse_charge
+    default = tax_rate_spec(treatment.rate)
+    untaxed = customer.tax_exempt or treatment.reverse_charge
+    own = list(rates) if rates is not None else [None] * len(amounts)
+    lines = [
+        (amount, None if untaxed else (tax_rate_spec(rate) if rate is not None else default))
+        for amount, rate in zip(amounts, own, strict=True)
+    ]
+    return tax_breakdown(lines=lines, currency=currency), treatment.reverse_charge
 
 
 def is_taxed_kind(kind: str) -> bool:
@@ -98,8 +111,14 @@ def is_taxed_kind(kind: str) -> bool:
 
 def invoice_tax_breakdown(*, invoice: Invoice) -> tuple[list[TaxAmount], bool]:
     """The draft's taxes per rate from its taxed lines, and whether the reverse charge applies."""
-    amounts = [line.amount.amount for line in invoice.lines.all() if is_taxed_kind(line.kind)]
-    return customer_tax_breakdown(customer=invoice.customer, amounts=amounts, currency=invoice.currency)
+    lines = [line for line in invoice.lines.all() if is_taxed_kind(line.kind)]
+    own_rates = {rate.pk: rate for rate in TaxRate.objects.filter(pk__in={line.tax_rate_id for line in lines} - {None})}
+    return customer_tax_breakdown(
+        customer=invoice.customer,
+        amounts=[line.amount.amount for line in lines],
+        currency=invoice.currency,
+        rates=[own_rates.get(line.tax_rate_id) if line.tax_rate_id is not None else None for line in lines],
+    )
 
 
 def invoice_taxes_store(*, invoice: Invoice, breakdown: list[TaxAmount]) -> None:
