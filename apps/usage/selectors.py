@@ -5,10 +5,11 @@ hourly rollups for the whole hours of the window and raw events for the partial 
 so any window gives the same result from either source (tested with random event streams).
 """
 
+from calendar import monthrange
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -224,14 +225,20 @@ def _weighted_sum(
             pieces[group_key].append(_GaugePiece(span_start, span_end, span))
     carried = _levels_before(customer=customer, metric=metric, moment=start, source=source)
     totals: dict[str, Decimal] = {}
-    for group_key in sorted(set(pieces) | {group for group, level in carried.items() if level}):
-        level, cursor, total = carried.get(group_key, Decimal(0)), start, Fraction(0)
-        for piece in sorted(pieces.get(group_key, []), key=lambda piece: piece.start):
-            total += _weigh(metric, level, cursor, piece.span.first_at)
-            total += Fraction(piece.span.level_seconds) / _unit_seconds(metric, piece.span.first_at)
-            level, cursor = piece.span.last_value, piece.end
-        total += _weigh(metric, level, cursor, end)
-        totals[group_key] = round_quantity(total, QUANTITY_PLACES)
+    with localcontext() as exact:
+        # Value-seconds are added up exactly (values have 6 decimals, seconds 6) per unit length, and
+        # divided once: Decimal sums with room to spare, one Fraction per unit length.
+        exact.prec = 80
+        for group_key in sorted(set(pieces) | {group for group, level in carried.items() if level}):
+            level, cursor = carried.get(group_key, Decimal(0)), start
+            held: dict[int, Decimal] = defaultdict(Decimal)  # seconds of the unit → value-seconds
+            for piece in sorted(pieces.get(group_key, []), key=lambda piece: piece.start):
+                _hold(held, metric, level, cursor, piece.span.first_at)
+                held[_unit_seconds(metric, piece.span.first_at)] += piece.span.level_seconds
+                level, cursor = piece.span.last_value, piece.end
+            _hold(held, metric, level, cursor, end)
+            total = sum((Fraction(value_seconds) / unit for unit, value_seconds in held.items()), Fraction(0))
+            totals[group_key] = round_quantity(total, QUANTITY_PLACES)
     return totals
 
 
@@ -252,8 +259,8 @@ def _unit_seconds(metric: BillableMetric, moment: datetime) -> int:
     containing `moment`."""
     if metric.time_unit in UNIT_SECONDS:
         return UNIT_SECONDS[WeightedTimeUnit(metric.time_unit)]
-    month_start = _month_start(moment)
-    return int(seconds_of(_next_month(month_start) - month_start))
+    moment = moment.astimezone(UTC)
+    return monthrange(moment.year, moment.month)[1] * 86_400
 
 
 def _month_start(moment: datetime) -> datetime:
@@ -264,16 +271,15 @@ def _next_month(month_start: datetime) -> datetime:
     return (month_start + timedelta(days=32)).replace(day=1)
 
 
-def _weigh(metric: BillableMetric, level: Decimal, start: datetime, end: datetime) -> Fraction:
-    """`level` held over [start, end), in the metric's time unit (a month unit splits at month ends)."""
-    total = Fraction(0)
+def _hold(held: dict[int, Decimal], metric: BillableMetric, level: Decimal, start: datetime, end: datetime) -> None:
+    """Add `level` held over [start, end) to `held` (seconds of the unit → value-seconds); a month unit
+    splits the stretch where a month begins."""
     if not level:
-        return total
+        return
     while start < end:
         piece_end = min(end, _next_month(_month_start(start))) if metric.time_unit == WeightedTimeUnit.MONTH else end
-        total += Fraction(level * seconds_of(piece_end - start)) / _unit_seconds(metric, start)
+        held[_unit_seconds(metric, start)] += level * seconds_of(piece_end - start)
         start = piece_end
-    return total
 
 
 def _levels_before(
