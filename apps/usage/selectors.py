@@ -387,18 +387,9 @@ def _percentile(
                 samples[group_key].append(total)
                 stored[group_key] += 1
         if first_full < last_full:
-            highest = (
-                UsageIntervalRollup.objects.filter(
-                    customer=customer, metric=metric, interval_start__gte=first_full, interval_start__lt=last_full
-                )
-                .annotate(
-                    rank=Window(RowNumber(), partition_by=[F("group_key")], order_by=[F("value_sum").desc()]),
-                    in_window=Window(Count("id"), partition_by=[F("group_key")]),
-                )
-                .filter(rank__lte=dropped + 1)
-                .values_list("group_key", "value_sum", "in_window", "rank")
-            )
-            for group_key, total, in_window, rank in highest:
+            for group_key, total, in_window, rank in _highest_samples(
+                customer=customer, metric=metric, start=first_full, end=last_full, count=dropped + 1
+            ):
                 samples[group_key].append(total)
                 if rank == 1:
                     stored[group_key] += in_window
@@ -408,6 +399,50 @@ def _percentile(
         ordered = sorted([*values, *[Decimal(0)] * min(zeros, dropped + 1)], reverse=True)
         result[group_key] = ordered[dropped]
     return result
+
+
+def _highest_samples(
+    *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, count: int
+) -> list[tuple[str, Decimal, int, int]]:
+    """(group key, sum, the group's number of interval rows in [start, end), rank) for the `count`
+    highest interval sums of each group. On PostgreSQL each group's are taken by a top-N sort of its
+    rows (LATERAL … ORDER BY value_sum DESC LIMIT), a few times faster than ranking every row."""
+    if connection.vendor != "postgresql":
+        ranked = (
+            UsageIntervalRollup.objects.filter(
+                customer=customer, metric=metric, interval_start__gte=start, interval_start__lt=end
+            )
+            .annotate(
+                rank=Window(RowNumber(), partition_by=[F("group_key")], order_by=[F("value_sum").desc()]),
+                in_window=Window(Count("id"), partition_by=[F("group_key")]),
+            )
+            .filter(rank__lte=count)
+            .values_list("group_key", "value_sum", "in_window", "rank")
+        )
+        return list(ranked)
+    table = UsageIntervalRollup._meta.db_table
+    sql = f"""
+        SELECT groups.group_key, highest.value_sum, groups.row_count,
+               ROW_NUMBER() OVER (PARTITION BY groups.group_key ORDER BY highest.value_sum DESC)
+        FROM (
+            SELECT group_key, COUNT(*) AS row_count FROM {table}
+            WHERE customer_id = %(customer)s AND metric_id = %(metric)s
+              AND interval_start >= %(start)s AND interval_start < %(end)s
+            GROUP BY group_key
+        ) AS groups
+        CROSS JOIN LATERAL (
+            SELECT value_sum FROM {table} AS sample
+            WHERE sample.customer_id = %(customer)s AND sample.metric_id = %(metric)s
+              AND sample.group_key = groups.group_key
+              AND sample.interval_start >= %(start)s AND sample.interval_start < %(end)s
+            ORDER BY value_sum DESC
+            LIMIT %(count)s
+        ) AS highest
+    """  # noqa: S608 - the table name is ours, values are parameters
+    params: dict[str, Any] = {"customer": customer.pk, "metric": metric.pk, "start": start, "end": end, "count": count}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(group_key, total, row_count, rank) for group_key, total, row_count, rank in cursor.fetchall()]
 
 
 @dataclass(frozen=True)
