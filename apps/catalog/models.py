@@ -685,6 +685,21 @@ class BillableMetric(TimeStampedModel):
         """A group for people: "region eu", or "region eu, tier gold" (empty for no group)."""
         return dimension_label(self.group_values(group_key))
 
+    @property
+    def aggregation_label(self) -> str:
+        """The aggregation with its settings, for invoice explanations: "Count of events", "Time-weighted
+        sum of a gauge property, per calendar month", "95th percentile of 5-minute sums of a property"."""
+        if self.aggregation == MetricAggregation.WEIGHTED_SUM:
+            unit = WeightedTimeUnit(self.time_unit).label.split(" (")[0].lower() if self.time_unit else ""
+            return f"{self.get_aggregation_display()}, per {unit}"
+        if self.aggregation == MetricAggregation.PERCENTILE and self.percentile is not None:
+            number = format(self.percentile.normalize(), "f")
+            suffix = (
+                "th" if number.endswith(("11", "12", "13")) else {"1": "st", "2": "nd", "3": "rd"}.get(number[-1], "th")
+            )
+            return f"{number}{suffix} percentile of {self.interval_minutes}-minute sums of a property"
+        return str(self.get_aggregation_display())
+
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
         names = self.group_properties

@@ -91,6 +91,11 @@ def test_the_billing_run_bills_gb_months_and_the_95th_percentile_to_the_cent(sub
         ("Cloud — Edge: Storage (usage)", D(250), D("25.00")),
         ("Cloud — Edge: Bandwidth (usage)", D(100), D("200.00")),
     ]
+    april = Invoice.objects.get(subscription=subscription, period_start_at=APRIL)
+    assert [line.explanation[0] for line in april.lines.order_by("position")] == [
+        "Storage: 250 (Time-weighted sum of a gauge property, per calendar month)",
+        "Bandwidth: 100 (95th percentile of 5-minute sums of a property)",
+    ]
     # May: no event, the 400 GB carried over all month = 400 GB-months = 40.00; no bandwidth: no line.
     assert _usage_lines(Invoice.objects.get(subscription=subscription, period_start_at=MAY)) == [
         ("Cloud — Edge: Storage (usage)", D(400), D("40.00")),
