@@ -34,6 +34,10 @@ usage_db=$(fresh bp_bench_smoke)
 run "usage ingest" bench/usage_ingest.py --database-url "$usage_db" --batches 4 --batch-size 100 --warmup 1 --customers 5
 run "usage replay" bench/usage_replay.py --database-url "$usage_db" --batches 4 --batch-size 100 --customers 5
 run "usage preview" bench/usage_preview.py --database-url "$usage_db" --events 5000 --days 5 --iterations 5 --warmup 1
+for aggregation in weighted_sum percentile; do
+  run "usage preview ($aggregation)" bench/usage_preview.py --database-url "$usage_db" --events 5000 --days 5 \
+    --iterations 5 --warmup 1 --aggregation "$aggregation"
+done
 run "PDF bills" bench/pdf_render.py --database-url "$usage_db" --bills 4 --workers 1
 run "billing run" bench/billing_run.py --database-url "$(fresh bp_bench_smoke_billing)" --subscriptions 60 --chunk-size 20 --concurrency 1
 run "entitlements" bench/entitlements.py --database-url "$(fresh bp_bench_smoke_entitlements)" --subscriptions 2 --features 6 --iterations 20 --warmup 2

@@ -549,7 +549,8 @@ class BillableMetricAddForm(forms.ModelForm):
     class Meta:
         model = BillableMetric
         fields = [
-            "code", "name", "description", "aggregation", "field_name", "filters", "group_by", "lateness_window_days",
+            "code", "name", "description", "aggregation", "field_name", "time_unit", "percentile", "interval_minutes",
+            "filters", "group_by", "lateness_window_days",
         ]  # fmt: skip
 
     def __init__(self, *args, **kwargs):
@@ -578,10 +579,13 @@ class BillableMetricAdmin(ServiceAdminMixin, admin.ModelAdmin):
     search_fields = ["code", "name", "field_name"]
     date_hierarchy = "created_at"
     fields = [
-        "code", "name", "description", "aggregation", "field_name", "filters", "group_by", "lateness_window_days",
-        "is_archived", "created_at", "updated_at",
+        "code", "name", "description", "aggregation", "field_name", "time_unit", "percentile", "interval_minutes",
+        "filters", "group_by", "lateness_window_days", "is_archived", "created_at", "updated_at",
     ]  # fmt: skip
-    frozen_fields = ["code", "aggregation", "field_name", "filters", "group_by", "created_at", "updated_at"]
+    frozen_fields = [
+        "code", "aggregation", "field_name", "time_unit", "percentile", "interval_minutes", "filters", "group_by",
+        "created_at", "updated_at",
+    ]  # fmt: skip
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:

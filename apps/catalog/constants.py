@@ -107,10 +107,34 @@ class MetricAggregation(models.TextChoices):
     MAX = "max", "Highest value of a property"
     UNIQUE_COUNT = "unique_count", "Number of distinct values of a property"
     LATEST = "latest", "Latest value of a property"
+    WEIGHTED_SUM = "weighted_sum", "Time-weighted sum of a gauge property"
+    PERCENTILE = "percentile", "Percentile of per-interval sums of a property"
 
 
 # Aggregations over a numeric property: events must carry a number in the metric's field.
-NUMERIC_AGGREGATIONS = frozenset({MetricAggregation.SUM, MetricAggregation.MAX, MetricAggregation.LATEST})
+NUMERIC_AGGREGATIONS = frozenset(
+    {
+        MetricAggregation.SUM,
+        MetricAggregation.MAX,
+        MetricAggregation.LATEST,
+        MetricAggregation.WEIGHTED_SUM,
+        MetricAggregation.PERCENTILE,
+    }
+)
+
+
+class WeightedTimeUnit(models.TextChoices):
+    """The time a weighted sum is counted in: value × hours (GB-hours), days, or months (GB-months)."""
+
+    HOUR = "hour", "Hour (e.g. GB-hours)"
+    DAY = "day", "Day (e.g. GB-days)"
+    # Each second weighs 1 / the number of seconds of its UTC calendar month (docs/usage.md).
+    MONTH = "month", "Calendar month (e.g. GB-months)"
+
+
+# Percentile metrics: the length of a sample interval must divide an hour (intervals start on the
+# UTC hour and never straddle two hours, so an hour's samples are rebuilt from that hour's events).
+PERCENTILE_INTERVAL_MINUTES = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
 
 
 class FeatureKind(models.TextChoices):

@@ -16,6 +16,7 @@ from .constants import (
     INTERVAL_EVERY,
     MAX_LATENESS_WINDOW_DAYS,
     MAX_LIMIT,
+    PERCENTILE_INTERVAL_MINUTES,
     UNLIMITED,
     USAGE_ONLY_MODELS,
     BillingInterval,
@@ -28,6 +29,7 @@ from .constants import (
     PackageRounding,
     PriceModelChoice,
     TrialUsage,
+    WeightedTimeUnit,
 )
 
 NOT_NEGATIVE = [MinValueValidator(Decimal(0), "This cannot be negative.")]
@@ -570,7 +572,9 @@ class BillableMetric(TimeStampedModel):
     """What usage charges count: an aggregation of a period's usage events with the same metric code.
 
     `count` counts events; `sum`, `max` and `latest` aggregate the number in the event property
-    `field_name`; `unique_count` counts the distinct values of that property. Events must match every
+    `field_name`; `unique_count` counts the distinct values of that property; `weighted_sum` weighs
+    each level of that property (a gauge) by the time it held, in `time_unit`; `percentile` takes the
+    `percentile`th percentile of the sums of that property per `interval_minutes`. Events must match every
     filter (property → allowed values) to be accepted; with `group_by` (one property, or two separated
     by a comma), each value (or pair of values) is aggregated and priced separately, and a usage charge
     may price each group differently (dimension prices). See docs/usage.md and docs/pricing.md.
@@ -606,6 +610,26 @@ class BillableMetric(TimeStampedModel):
         help_text="Events for a period already invoiced are accepted this many days after the period's end, and "
         "billed on the next invoice as late usage (0: never).",
     )
+    time_unit = models.CharField(
+        max_length=8,
+        choices=WeightedTimeUnit.choices,
+        blank=True,
+        help_text="Weighted sums: the time each level is weighted by (hour: GB-hours; month: GB-months).",
+    )
+    percentile = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Percentile metrics: which percentile of the period's samples is billed, above 0 and at most "
+        "100 (e.g. 95).",
+    )
+    interval_minutes = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Percentile metrics: the length of a sample interval in minutes (a divisor of 60, e.g. 5); each "
+        "sample is the sum of the property in its interval.",
+    )
     is_archived = models.BooleanField(default=False, help_text="Archived metrics take no new events.")
 
     class Meta:
@@ -622,6 +646,25 @@ class BillableMetric(TimeStampedModel):
                 | ~Q(aggregation=MetricAggregation.COUNT) & ~Q(field_name=""),
                 name="billable_metric_field_unless_count",
                 violation_error_message="Every aggregation but count needs a field name; count has none.",
+            ),
+            models.CheckConstraint(
+                condition=Q(aggregation=MetricAggregation.WEIGHTED_SUM) & ~Q(time_unit="")
+                | ~Q(aggregation=MetricAggregation.WEIGHTED_SUM) & Q(time_unit=""),
+                name="billable_metric_time_unit_on_weighted_sum",
+                violation_error_message="A weighted sum needs a time unit; other aggregations have none.",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    aggregation=MetricAggregation.PERCENTILE,
+                    percentile__gt=0,
+                    percentile__lte=100,
+                    interval_minutes__in=PERCENTILE_INTERVAL_MINUTES,
+                )
+                | ~Q(aggregation=MetricAggregation.PERCENTILE)
+                & Q(percentile__isnull=True, interval_minutes__isnull=True),
+                name="billable_metric_percentile_settings",
+                violation_error_message="A percentile metric needs a percentile above 0 and at most 100 and an "
+                "interval dividing an hour; other aggregations have neither.",
             ),
         ]
 
@@ -645,6 +688,21 @@ class BillableMetric(TimeStampedModel):
         """A group for people: "region eu", or "region eu, tier gold" (empty for no group)."""
         return dimension_label(self.group_values(group_key))
 
+    @property
+    def aggregation_label(self) -> str:
+        """The aggregation with its settings, for invoice explanations: "Count of events", "Time-weighted
+        sum of a gauge property, per calendar month", "95th percentile of 5-minute sums of a property"."""
+        if self.aggregation == MetricAggregation.WEIGHTED_SUM:
+            unit = WeightedTimeUnit(self.time_unit).label.split(" (")[0].lower() if self.time_unit else ""
+            return f"{self.get_aggregation_display()}, per {unit}"
+        if self.aggregation == MetricAggregation.PERCENTILE and self.percentile is not None:
+            number = format(self.percentile.normalize(), "f")
+            suffix = (
+                "th" if number.endswith(("11", "12", "13")) else {"1": "st", "2": "nd", "3": "rd"}.get(number[-1], "th")
+            )
+            return f"{number}{suffix} percentile of {self.interval_minutes}-minute sums of a property"
+        return str(self.get_aggregation_display())
+
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}
         names = self.group_properties
@@ -658,12 +716,41 @@ class BillableMetric(TimeStampedModel):
                 MetricAggregation.MAX: "take the highest value of",
                 MetricAggregation.UNIQUE_COUNT: "count the distinct values of",
                 MetricAggregation.LATEST: "take the latest value of",
+                MetricAggregation.WEIGHTED_SUM: "weigh by time (a number, e.g. gb)",
+                MetricAggregation.PERCENTILE: "sum per interval (a number, e.g. mbps)",
             }.get(self.aggregation, "aggregate")
             errors["field_name"] = [f"Name the event property to {verb}."]
+        errors.update(self._aggregation_settings_errors())
         if problems := metric_filters_problems(self.filters):
             errors["filters"] = problems
         if errors:
             raise DjangoValidationError(errors)
+
+    def _aggregation_settings_errors(self) -> dict[str, list[str]]:
+        """The settings of the weighted sum (time unit) and the percentile (percentile, interval): each
+        required by its aggregation, and left empty by the others."""
+        errors: dict[str, list[str]] = {}
+        if self.aggregation == MetricAggregation.WEIGHTED_SUM:
+            if not self.time_unit:
+                errors["time_unit"] = ["A weighted sum needs a time unit: hour, day or month."]
+        elif self.time_unit:
+            errors["time_unit"] = ["Only a weighted sum has a time unit: leave it empty."]
+        if self.aggregation == MetricAggregation.PERCENTILE:
+            if self.percentile is None:
+                errors["percentile"] = ["Give the percentile to bill, above 0 and at most 100 (e.g. 95)."]
+            elif not Decimal(0) < self.percentile <= Decimal(100):
+                errors["percentile"] = ["A percentile is above 0 and at most 100."]
+            if self.interval_minutes is None:
+                errors["interval_minutes"] = ["Give the sample interval in minutes (e.g. 5)."]
+            elif self.interval_minutes not in PERCENTILE_INTERVAL_MINUTES:
+                allowed = ", ".join(str(minutes) for minutes in PERCENTILE_INTERVAL_MINUTES)
+                errors["interval_minutes"] = [f"The interval must divide an hour: one of {allowed} minutes."]
+        else:
+            if self.percentile is not None:
+                errors["percentile"] = ["Only a percentile metric has a percentile: leave it empty."]
+            if self.interval_minutes is not None:
+                errors["interval_minutes"] = ["Only a percentile metric has a sample interval: leave it empty."]
+        return errors
 
 
 # --- Features and what plan versions grant (docs/entitlements.md) -----------------------------------

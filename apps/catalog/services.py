@@ -130,8 +130,14 @@ def billable_metric_create(
     group_by: str = "",
     description: str = "",
     lateness_window_days: int = DEFAULT_LATENESS_WINDOW_DAYS,
+    time_unit: str = "",
+    percentile: Decimal | None = None,
+    interval_minutes: int | None = None,
 ) -> BillableMetric:
-    """Create a billable metric (see docs/usage.md); every refusal names the field it concerns."""
+    """Create a billable metric (see docs/usage.md); every refusal names the field it concerns.
+
+    `time_unit` is for weighted sums (hour, day, month); `percentile` (above 0, at most 100) and
+    `interval_minutes` (a divisor of 60) for percentile metrics."""
     metric = BillableMetric(
         code=code,
         name=name,
@@ -141,6 +147,9 @@ def billable_metric_create(
         filters=filters if filters is not None else {},
         group_by=group_by,
         lateness_window_days=lateness_window_days,
+        time_unit=time_unit,
+        percentile=percentile,
+        interval_minutes=interval_minutes,
     )
     validate_instance(metric)
     metric.save()

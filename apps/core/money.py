@@ -92,3 +92,14 @@ def currency_choices() -> list[tuple[str, str]]:
     """Choices for currency fields: the seller's CURRENCIES setting (callable, so that changing the
     setting needs no migration)."""
     return [(code, f"{code} — {get_currency(code).name}") for code in settings.CURRENCIES]
+
+
+def round_quantity(value: Fraction, places: int) -> Decimal:
+    """Round an exact rational quantity (a time-weighted usage, say) once to `places` decimals, halves
+    away from zero (ROUND_HALF_UP), without passing through a finite-precision Decimal."""
+    scaled = abs(value) * 10**places
+    whole = scaled.numerator // scaled.denominator
+    if scaled - whole >= Fraction(1, 2):
+        whole += 1
+    rounded = Decimal(whole if value >= 0 else -whole).scaleb(-places)
+    return rounded.quantize(Decimal(1).scaleb(-places))

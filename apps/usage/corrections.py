@@ -20,7 +20,7 @@ from apps.core import clock
 from apps.core.errors import Conflict, NotFound, ValidationFailed
 
 from .constants import UsageChangeKind
-from .models import UsageDistinctValue, UsageEvent, UsageEventChange, UsageRollup
+from .models import UsageDistinctValue, UsageEvent, UsageEventChange, UsageIntervalRollup, UsageRollup
 from .services import (
     _parse_shape,
     _Rejected,
@@ -154,12 +154,16 @@ def _rollup_key(event: UsageEvent) -> RollupKey:
 
 
 def _rollups_rebuild(keys: Iterable[RollupKey]) -> None:
-    """Recompute the rollups (and distinct values) of these hours from the events stored now: a max,
-    a latest value or a distinct value cannot be taken back by subtraction."""
+    """Recompute the rollups (distinct values, interval sums, gauge levels) of these hours from the
+    events stored now: a max, a latest value or a distinct value cannot be taken back by subtraction."""
     for customer_id, metric_id, group_key, hour in sorted(keys):
         scope = {"customer_id": customer_id, "metric_id": metric_id, "group_key": group_key, "hour": hour}
         UsageRollup.objects.filter(**scope).delete()
         UsageDistinctValue.objects.filter(**scope).delete()
+        UsageIntervalRollup.objects.filter(  # percentile metrics: intervals never straddle two hours
+            customer_id=customer_id, metric_id=metric_id, group_key=group_key,
+            interval_start__gte=hour, interval_start__lt=hour + timedelta(hours=1),
+        ).delete()  # fmt: skip
         events = UsageEvent.objects.filter(
             customer_id=customer_id, metric_id=metric_id, group_key=group_key,
             occurred_at__gte=hour, occurred_at__lt=hour + timedelta(hours=1),

@@ -2,9 +2,9 @@
 
 `UsageEvent` rows are inserted by `services.usage_events_ingest`, and changed only by the corrections
 of `corrections.py` (void: deleted; replace: updated), each recorded as a `UsageEventChange` and
-rebuilding the rollups of its hours in the same transaction. `UsageRollup` and `UsageDistinctValue`
-are derived from the events, kept up to date in the same transaction as the insert, and answer any
-window made of whole hours; see
+rebuilding the rollups of its hours in the same transaction. `UsageRollup`, `UsageDistinctValue` and
+`UsageIntervalRollup` (percentile metrics) are derived from the events, kept up to date in the same
+transaction as the insert, and answer any window made of whole hours (whole sample intervals); see
 docs/usage.md for how the selectors combine them with raw events for partial hours.
 """
 
@@ -66,6 +66,11 @@ class UsageRollup(models.Model):
     latest_at = models.DateTimeField()
     latest_event_id = models.BigIntegerField()
     latest_value = _value_field(null=True, blank=True)
+    # Weighted-sum metrics (a gauge: each event's value is the new level): the hour's first event, and
+    # Σ value × seconds it held within the hour (until the hour's next event, or the end of the hour).
+    # Rebuilt from the hour's events whenever one is added (docs/usage.md, "Weighted sum").
+    first_at = models.DateTimeField(null=True, blank=True)
+    level_seconds = models.DecimalField(max_digits=38, decimal_places=2 * VALUE_DECIMAL_PLACES, null=True, blank=True)
 
     class Meta:
         ordering = ["customer", "metric", "group_key", "hour"]
@@ -81,6 +86,33 @@ class UsageRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.metric_id}/{self.customer_id}/{self.group_key or '-'} @ {self.hour:%Y-%m-%d %H:00}"
+
+
+class UsageIntervalRollup(models.Model):
+    """Percentile metrics: the sum of the property per customer, metric, group and sample interval
+    [interval_start, interval_start + the metric's interval), intervals counted from the UTC hour.
+    A period's samples are these sums, and zero for every interval without a row."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    metric = models.ForeignKey(BillableMetric, on_delete=models.CASCADE, related_name="+")
+    group_key = models.CharField(max_length=255, blank=True)
+    interval_start = models.DateTimeField(help_text="Start of the sample interval (UTC).")
+    event_count = models.PositiveIntegerField(default=0)
+    value_sum = models.DecimalField(max_digits=38, decimal_places=VALUE_DECIMAL_PLACES, default=0)
+
+    class Meta:
+        ordering = ["customer", "metric", "group_key", "interval_start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "metric", "group_key", "interval_start"], name="usage_interval_rollup_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer", "metric", "interval_start"], name="usage_interval_window_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric_id}/{self.customer_id}/{self.group_key or '-'} @ {self.interval_start:%Y-%m-%d %H:%M}"
 
 
 class UsageDistinctValue(models.Model):

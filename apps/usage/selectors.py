@@ -5,9 +5,12 @@ hourly rollups for the whole hours of the window and raw events for the partial 
 so any window gives the same result from either source (tested with random event streams).
 """
 
+from calendar import monthrange
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, localcontext
+from fractions import Fraction
 from typing import Any, Literal
 
 from django.db import connection
@@ -15,12 +18,13 @@ from django.db.models import Aggregate, Count, F, Max, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber
 
 from apps.accounts.models import Customer
-from apps.catalog.constants import MetricAggregation
+from apps.catalog.constants import MetricAggregation, WeightedTimeUnit
 from apps.catalog.models import BillableMetric
 from apps.core import clock
+from apps.core.money import round_quantity
 
-from .models import UsageDistinctValue, UsageEvent, UsageRollup
-from .services import hour_of
+from .models import UsageDistinctValue, UsageEvent, UsageIntervalRollup, UsageRollup
+from .services import GaugeSpan, gauge_span, hour_of, interval_start_of, seconds_of
 
 Source = Literal["rollup", "raw"]
 ONE_HOUR = timedelta(hours=1)
@@ -46,6 +50,10 @@ def usage_aggregate(
         raise ValueError(f"unknown usage source {source!r}")
     first_hour = _ceil_hour(start)
     last_hour = hour_of(end)
+    if metric.aggregation == MetricAggregation.WEIGHTED_SUM:
+        return _weighted_sum(customer=customer, metric=metric, start=start, end=end, source=source)
+    if metric.aggregation == MetricAggregation.PERCENTILE:
+        return _percentile(customer=customer, metric=metric, start=start, end=end, source=source)
     if source == "raw" or first_hour >= last_hour:
         return _combine(metric, raw=[(start, end)], hours=None, customer=customer)
     raw_spans = [(span_start, span_end) for span_start, span_end in [(start, first_hour), (last_hour, end)]]
@@ -175,6 +183,282 @@ def _latest_per_group(queryset: QuerySet[Any], at: str, event_id: str, value: st
         for group_key, moment, identifier, amount in ranked
         if amount is not None
     }
+
+
+# --- weighted sum -----------------------------------------------------------------------------------
+#
+# A weighted-sum metric is a gauge: each event's value is the new level of its group (GB stored,
+# VMs running), holding until the group's next event. Over [start, end) the quantity is
+# Σ level × the time it held, in the metric's time unit; the level at `start` is the value of the
+# group's last event before it (carried over from earlier periods), zero if it never had one.
+# Whole hours come from the hourly rollups (first event, Σ value × seconds within the hour, latest
+# value); partial hours at either end from the events in SQL. See docs/usage.md, "Weighted sum".
+
+QUANTITY_PLACES = 6
+UNIT_SECONDS = {WeightedTimeUnit.HOUR: 3_600, WeightedTimeUnit.DAY: 86_400}
+
+
+@dataclass(frozen=True)
+class _GaugePiece:
+    start: datetime
+    end: datetime
+    span: GaugeSpan
+
+
+def _weighted_sum(
+    *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, source: Source
+) -> dict[str, Decimal]:
+    first_hour, last_hour = _ceil_hour(start), hour_of(end)
+    pieces: dict[str, list[_GaugePiece]] = defaultdict(list)
+    if source == "raw" or first_hour >= last_hour:
+        spans = [(start, end)]
+    else:
+        spans = [(a, b) for a, b in ((start, first_hour), (last_hour, end)) if a < b]
+        rows = UsageRollup.objects.filter(
+            customer=customer, metric=metric, hour__gte=first_hour, hour__lt=last_hour
+        ).values_list("group_key", "hour", "first_at", "level_seconds", "latest_value")
+        for group_key, hour, first_at, level_seconds, latest_value in rows:
+            span = GaugeSpan(first_at or hour, level_seconds or Decimal(0), latest_value or Decimal(0))
+            pieces[group_key].append(_GaugePiece(hour, hour + ONE_HOUR, span))
+    for span_start, span_end in _split_at_month_starts(spans):
+        for group_key, span in _gauge_spans(customer=customer, metric=metric, start=span_start, end=span_end).items():
+            pieces[group_key].append(_GaugePiece(span_start, span_end, span))
+    carried = _levels_before(customer=customer, metric=metric, moment=start, source=source)
+    totals: dict[str, Decimal] = {}
+    with localcontext() as exact:
+        # Value-seconds are added up exactly (values have 6 decimals, seconds 6) per unit length, and
+        # divided once: Decimal sums with room to spare, one Fraction per unit length.
+        exact.prec = 80
+        for group_key in sorted(set(pieces) | {group for group, level in carried.items() if level}):
+            level, cursor = carried.get(group_key, Decimal(0)), start
+            held: dict[int, Decimal] = defaultdict(Decimal)  # seconds of the unit → value-seconds
+            for piece in sorted(pieces.get(group_key, []), key=lambda piece: piece.start):
+                _hold(held, metric, level, cursor, piece.span.first_at)
+                held[_unit_seconds(metric, piece.span.first_at)] += piece.span.level_seconds
+                level, cursor = piece.span.last_value, piece.end
+            _hold(held, metric, level, cursor, end)
+            total = sum((Fraction(value_seconds) / unit for unit, value_seconds in held.items()), Fraction(0))
+            totals[group_key] = round_quantity(total, QUANTITY_PLACES)
+    return totals
+
+
+def _split_at_month_starts(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """The spans cut where a UTC month begins, so that each piece's time is counted in one month."""
+    pieces = []
+    for span_start, span_end in spans:
+        moment = span_start
+        while moment < span_end:
+            piece_end = min(span_end, _next_month(_month_start(moment)))
+            pieces.append((moment, piece_end))
+            moment = piece_end
+    return pieces
+
+
+def _unit_seconds(metric: BillableMetric, moment: datetime) -> int:
+    """Seconds in one time unit of the metric at `moment`: an hour, a day, or the UTC calendar month
+    containing `moment`."""
+    if metric.time_unit in UNIT_SECONDS:
+        return UNIT_SECONDS[WeightedTimeUnit(metric.time_unit)]
+    moment = moment.astimezone(UTC)
+    return monthrange(moment.year, moment.month)[1] * 86_400
+
+
+def _month_start(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _next_month(month_start: datetime) -> datetime:
+    return (month_start + timedelta(days=32)).replace(day=1)
+
+
+def _hold(held: dict[int, Decimal], metric: BillableMetric, level: Decimal, start: datetime, end: datetime) -> None:
+    """Add `level` held over [start, end) to `held` (seconds of the unit → value-seconds); a month unit
+    splits the stretch where a month begins."""
+    if not level:
+        return
+    while start < end:
+        piece_end = min(end, _next_month(_month_start(start))) if metric.time_unit == WeightedTimeUnit.MONTH else end
+        held[_unit_seconds(metric, start)] += level * seconds_of(piece_end - start)
+        start = piece_end
+
+
+def _levels_before(
+    *, customer: Customer, metric: BillableMetric, moment: datetime, source: Source
+) -> dict[str, Decimal]:
+    """Each group's level just before `moment`: the value of its last event before it."""
+    events = UsageEvent.objects.filter(customer=customer, metric=metric, occurred_at__lt=moment)
+    if source == "raw":
+        candidates = [_latest_per_group(events, "occurred_at", "id", "value")]
+    else:
+        boundary = hour_of(moment)
+        candidates = [
+            _latest_per_group(
+                UsageRollup.objects.filter(customer=customer, metric=metric, hour__lt=boundary),
+                "latest_at", "latest_event_id", "latest_value",
+            ),
+            _latest_per_group(events.filter(occurred_at__gte=boundary), "occurred_at", "id", "value"),
+        ]  # fmt: skip
+    latest: dict[str, _Latest] = {}
+    for part in candidates:
+        for group_key, candidate in part.items():
+            current = latest.get(group_key)
+            if current is None or (candidate.at, candidate.event_id) > (current.at, current.event_id):
+                latest[group_key] = candidate
+    return {group_key: candidate.value for group_key, candidate in latest.items()}
+
+
+def _gauge_spans(*, customer: Customer, metric: BillableMetric, start: datetime, end: datetime) -> dict[str, GaugeSpan]:
+    """Each group's `GaugeSpan` of its events in [start, end). On PostgreSQL in one statement (each
+    event's successor by LEAD, the seconds by EXTRACT(EPOCH …), exact numerics); elsewhere (SQLite,
+    local development) by walking the span's events in order."""
+    if connection.vendor != "postgresql":
+        events = (
+            UsageEvent.objects.filter(customer=customer, metric=metric, occurred_at__gte=start, occurred_at__lt=end)
+            .order_by("group_key", "occurred_at", "id")
+            .values_list("group_key", "occurred_at", "value")
+        )
+        by_group: dict[str, list[tuple[datetime, Decimal | None]]] = defaultdict(list)
+        for group_key, occurred_at, value in events:
+            by_group[group_key].append((occurred_at, value))
+        spans = {group_key: gauge_span(rows, end=end) for group_key, rows in by_group.items()}
+        return {group_key: span for group_key, span in spans.items() if span is not None}
+    sql = f"""
+        SELECT group_key, MIN(occurred_at),
+               SUM(COALESCE(value, 0) * EXTRACT(EPOCH FROM (COALESCE(next_at, %(end)s) - occurred_at))),
+               (ARRAY_AGG(COALESCE(value, 0) ORDER BY occurred_at DESC, id DESC))[1]
+        FROM (
+            SELECT group_key, occurred_at, id, value,
+                   LEAD(occurred_at) OVER (PARTITION BY group_key ORDER BY occurred_at, id) AS next_at
+            FROM {UsageEvent._meta.db_table}
+            WHERE customer_id = %(customer)s AND metric_id = %(metric)s
+              AND occurred_at >= %(start)s AND occurred_at < %(end)s
+        ) AS ordered
+        GROUP BY group_key
+    """  # noqa: S608 - the table name is ours, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {"customer": customer.pk, "metric": metric.pk, "start": start, "end": end})
+        return {
+            group_key: GaugeSpan(first_at, Decimal(level_seconds), Decimal(last_value))
+            for group_key, first_at, level_seconds, last_value in cursor.fetchall()
+        }
+
+
+# --- percentile -------------------------------------------------------------------------------------
+#
+# The period's samples are the sums of the property per sample interval (intervals of the metric's
+# length counted from each UTC hour), one per interval overlapping [start, end), zero for an interval
+# without events; a partial interval at either end of the window is a sample of the events inside the
+# window. Of n samples, the k = floor(n × (100 − N) / 100) highest are dropped and the highest left is
+# the quantity: the nearest-rank percentile, rank ceil(n × N / 100) counted from the lowest. Whole
+# intervals come from `UsageIntervalRollup`, of which only the k + 1 highest per group are read.
+
+
+def _percentile(
+    *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, source: Source
+) -> dict[str, Decimal]:
+    assert metric.interval_minutes is not None and metric.percentile is not None
+    interval = timedelta(minutes=metric.interval_minutes)
+    grid_start = interval_start_of(start, metric.interval_minutes)
+    sample_count = -((grid_start - end) // interval)  # intervals overlapping [start, end): ceil
+    dropped = int(sample_count * (Decimal(100) - metric.percentile) // Decimal(100))
+    events = UsageEvent.objects.filter(customer=customer, metric=metric)
+    samples: dict[str, list[Decimal]] = defaultdict(list)  # per group: the samples read (the others are 0)
+    stored: dict[str, int] = defaultdict(int)  # per group: how many samples of the window were read
+    if source == "raw":
+        for group_key, total in _raw_interval_sums(customer=customer, metric=metric, start=start, end=end):
+            samples[group_key].append(total)
+            stored[group_key] += 1
+    else:
+        first_full = grid_start if grid_start == start else grid_start + interval
+        last_full = interval_start_of(end, metric.interval_minutes)
+        if first_full >= end:
+            partial = [(start, end)]
+        else:
+            partial = [(a, b) for a, b in ((start, first_full), (last_full, end)) if a < b]
+        for span_start, span_end in partial:
+            sums = _per_group(events.filter(occurred_at__gte=span_start, occurred_at__lt=span_end), Sum("value"))
+            for group_key, total in sums.items():
+                samples[group_key].append(total)
+                stored[group_key] += 1
+        if first_full < last_full:
+            for group_key, total, in_window, rank in _highest_samples(
+                customer=customer, metric=metric, start=first_full, end=last_full, count=dropped + 1
+            ):
+                samples[group_key].append(total)
+                if rank == 1:
+                    stored[group_key] += in_window
+    result: dict[str, Decimal] = {}
+    for group_key, values in samples.items():
+        zeros = sample_count - stored[group_key]
+        ordered = sorted([*values, *[Decimal(0)] * min(zeros, dropped + 1)], reverse=True)
+        result[group_key] = ordered[dropped]
+    return result
+
+
+def _raw_interval_sums(
+    *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime
+) -> list[tuple[str, Decimal]]:
+    """(group key, sum) per group and sample interval with events in [start, end), from the events: on
+    PostgreSQL summed in SQL (intervals by `date_bin` from a UTC hour), elsewhere in Python."""
+    assert metric.interval_minutes is not None
+    if connection.vendor == "postgresql":
+        sql = f"""
+            SELECT group_key, SUM(COALESCE(value, 0)) FROM {UsageEvent._meta.db_table}
+            WHERE customer_id = %s AND metric_id = %s AND occurred_at >= %s AND occurred_at < %s
+            GROUP BY group_key, date_bin(CAST(%s AS interval), occurred_at, TIMESTAMPTZ '2000-01-01 00:00:00+00')
+        """  # noqa: S608 - the table name is ours, values are parameters
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [customer.pk, metric.pk, start, end, f"{metric.interval_minutes} minutes"])
+            return [(group_key, total) for group_key, total in cursor.fetchall()]
+    totals: dict[tuple[str, datetime], Decimal] = defaultdict(Decimal)
+    rows = UsageEvent.objects.filter(customer=customer, metric=metric, occurred_at__gte=start, occurred_at__lt=end)
+    for group_key, occurred_at, value in rows.values_list("group_key", "occurred_at", "value"):
+        totals[(group_key, interval_start_of(occurred_at, metric.interval_minutes))] += value or Decimal(0)
+    return [(group_key, total) for (group_key, _), total in totals.items()]
+
+
+def _highest_samples(
+    *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, count: int
+) -> list[tuple[str, Decimal, int, int]]:
+    """(group key, sum, the group's number of interval rows in [start, end), rank) for the `count`
+    highest interval sums of each group. On PostgreSQL each group's are taken by a top-N sort of its
+    rows (LATERAL … ORDER BY value_sum DESC LIMIT), a few times faster than ranking every row."""
+    if connection.vendor != "postgresql":
+        ranked = (
+            UsageIntervalRollup.objects.filter(
+                customer=customer, metric=metric, interval_start__gte=start, interval_start__lt=end
+            )
+            .annotate(
+                rank=Window(RowNumber(), partition_by=[F("group_key")], order_by=[F("value_sum").desc()]),
+                in_window=Window(Count("id"), partition_by=[F("group_key")]),
+            )
+            .filter(rank__lte=count)
+            .values_list("group_key", "value_sum", "in_window", "rank")
+        )
+        return list(ranked)
+    table = UsageIntervalRollup._meta.db_table
+    sql = f"""
+        SELECT groups.group_key, highest.value_sum, groups.row_count,
+               ROW_NUMBER() OVER (PARTITION BY groups.group_key ORDER BY highest.value_sum DESC)
+        FROM (
+            SELECT group_key, COUNT(*) AS row_count FROM {table}
+            WHERE customer_id = %(customer)s AND metric_id = %(metric)s
+              AND interval_start >= %(start)s AND interval_start < %(end)s
+            GROUP BY group_key
+        ) AS groups
+        CROSS JOIN LATERAL (
+            SELECT value_sum FROM {table} AS sample
+            WHERE sample.customer_id = %(customer)s AND sample.metric_id = %(metric)s
+              AND sample.group_key = groups.group_key
+              AND sample.interval_start >= %(start)s AND sample.interval_start < %(end)s
+            ORDER BY value_sum DESC
+            LIMIT %(count)s
+        ) AS highest
+    """  # noqa: S608 - the table name is ours, values are parameters
+    params: dict[str, Any] = {"customer": customer.pk, "metric": metric.pk, "start": start, "end": end, "count": count}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(group_key, total, row_count, rank) for group_key, total, row_count, rank in cursor.fetchall()]
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from apps.core.validation import json_path, json_problem, text_problem, text_sto
 from apps.subscriptions.periods import period_containing
 
 from .constants import VALUE_DECIMAL_PLACES, VALUE_MAX_DIGITS, EventRejection, UsageChangeKind
-from .models import UsageDistinctValue, UsageEvent, UsageEventChange, UsageRollup
+from .models import UsageDistinctValue, UsageEvent, UsageEventChange, UsageIntervalRollup, UsageRollup
 
 INSERT_CHUNK = 500
 MAX_TEXT_LENGTH = 255
@@ -785,6 +785,10 @@ def _rollups_add(inserted: list[_ValidEvent]) -> None:
     with connection.cursor() as cursor:
         upsert = f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}"
         _insert_rows(cursor, table=table, fields=fields, rows=rows, suffix=upsert)
+    weighted = {event.metric.pk for event in inserted if event.metric.aggregation == MetricAggregation.WEIGHTED_SUM}
+    if weighted:
+        _gauge_hours_rebuild([key for key in sorted(deltas) if key[1] in weighted])
+    _interval_rollups_add([event for event in inserted if event.metric.aggregation == MetricAggregation.PERCENTILE])
     if distinct:
         UsageDistinctValue.objects.bulk_create(
             [
@@ -793,4 +797,101 @@ def _rollups_add(inserted: list[_ValidEvent]) -> None:
             ],
             ignore_conflicts=True,
             batch_size=INSERT_CHUNK,
+        )
+
+
+# --- weighted sums and percentiles ------------------------------------------------------------------
+
+
+def seconds_of(duration: timedelta) -> Decimal:
+    """A duration in seconds, exactly (microseconds included)."""
+    return Decimal(duration.days * 86_400 + duration.seconds) + Decimal(duration.microseconds).scaleb(-6)
+
+
+@dataclass(frozen=True)
+class GaugeSpan:
+    """What a weighted-sum metric's events in a span [start, end) say on their own: the first event's
+    time, Σ value × seconds each value held within the span (until the next event, or `end`), and the
+    last value (the level the span hands on)."""
+
+    first_at: datetime
+    level_seconds: Decimal
+    last_value: Decimal
+
+
+def gauge_span(rows: Iterable[tuple[datetime, Decimal | None]], *, end: datetime) -> GaugeSpan | None:
+    """The `GaugeSpan` of events given in (occurred_at, id) order; None without events."""
+    first_at: datetime | None = None
+    previous: tuple[datetime, Decimal] | None = None
+    total = Decimal(0)
+    for occurred_at, value in rows:
+        if previous is None:
+            first_at = occurred_at
+        else:
+            total += previous[1] * seconds_of(occurred_at - previous[0])
+        previous = (occurred_at, value if value is not None else Decimal(0))
+    if previous is None or first_at is None:
+        return None
+    total += previous[1] * seconds_of(end - previous[0])
+    return GaugeSpan(first_at=first_at, level_seconds=total, last_value=previous[1])
+
+
+def _gauge_hours_rebuild(keys: list[tuple[int, int, str, datetime]]) -> None:
+    """Set the first event and the level-seconds of these hourly rollups of weighted-sum metrics from
+    the hour's events (an event added anywhere in the hour changes how long its predecessor held)."""
+    for customer_id, metric_id, group_key, hour in keys:
+        scope = {"customer_id": customer_id, "metric_id": metric_id, "group_key": group_key}
+        rows = (
+            UsageEvent.objects.filter(**scope, occurred_at__gte=hour, occurred_at__lt=hour + timedelta(hours=1))
+            .order_by("occurred_at", "id")
+            .values_list("occurred_at", "value")
+        )
+        span = gauge_span(rows, end=hour + timedelta(hours=1))
+        if span is not None:
+            UsageRollup.objects.filter(**scope, hour=hour).update(
+                first_at=span.first_at, level_seconds=span.level_seconds
+            )
+
+
+def interval_start_of(moment: datetime, minutes: int) -> datetime:
+    """The start of the sample interval containing `moment`: intervals of `minutes` (a divisor of 60)
+    counted from the start of its UTC hour."""
+    hour = hour_of(moment)
+    offset = (moment.astimezone(UTC) - hour) // timedelta(minutes=minutes)
+    return hour + offset * timedelta(minutes=minutes)
+
+
+def _interval_rollups_add(inserted: list[_ValidEvent]) -> None:
+    """Add events of percentile metrics to the sums of their sample intervals (one upsert, key order)."""
+    if not inserted:
+        return
+    totals: dict[tuple[int, int, str, datetime], tuple[int, Decimal]] = {}
+    for event in inserted:
+        assert event.metric.interval_minutes is not None
+        key = (
+            event.customer.pk,
+            event.metric.pk,
+            event.group_key,
+            interval_start_of(event.occurred_at, event.metric.interval_minutes),
+        )
+        count, total = totals.get(key, (0, Decimal(0)))
+        totals[key] = (count + 1, total + (event.value or Decimal(0)))
+    fields = _fields(
+        UsageIntervalRollup, ("customer", "metric", "group_key", "interval_start", "event_count", "value_sum")
+    )
+    quote = connection.ops.quote_name
+    table = quote(UsageIntervalRollup._meta.db_table)
+    column = {f.name: quote(f.column or f.name) for f in fields}
+    conflict = ", ".join(column[name] for name in ("customer", "metric", "group_key", "interval_start"))
+    assignments = ", ".join(
+        f"{column[name]} = {table}.{column[name]} + excluded.{column[name]}" for name in ("event_count", "value_sum")
+    )
+    rows = [[*key, count, total] for key, (count, total) in sorted(totals.items())]
+    with connection.cursor() as cursor:
+        _insert_rows(
+            cursor,
+            table=table,
+            fields=fields,
+            rows=rows,
+            suffix=f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}",
         )

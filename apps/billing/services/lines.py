@@ -589,8 +589,7 @@ def usage_line_drafts(
                     amount=quote.amount,
                     currency=currency,
                     explanation=(
-                        f"{metric.name}: {pricing.format_quantity(quote.quantity)} "
-                        f"({metric.get_aggregation_display()})",
+                        f"{metric.name}: {pricing.format_quantity(quote.quantity)} ({metric.aggregation_label})",
                         *_dimension_price_note(charge, group_price, metric, group),
                         *(line.description for line in quote.lines),
                     ),

@@ -17,6 +17,7 @@ from apps.catalog.constants import (
     PackageRounding,
     PriceModelChoice,
     TrialUsage,
+    WeightedTimeUnit,
 )
 from apps.catalog.models import (
     BillableMetric,
@@ -62,6 +63,7 @@ class ProductCreateInputSerializer(serializers.Serializer):
 
 
 class BillableMetricOutputSerializer(serializers.ModelSerializer):
+    percentile = DecimalStringField(allow_null=True, help_text='Percentile metrics: e.g. "95"; else null.')
     filters = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
         help_text='Only events with one of these values count, e.g. {"region": ["eu"]}.',
@@ -71,7 +73,8 @@ class BillableMetricOutputSerializer(serializers.ModelSerializer):
         model = BillableMetric
         fields = [
             "id", "code", "name", "description", "aggregation", "field_name", "filters", "group_by",
-            "lateness_window_days", "is_archived", "created_at", "updated_at",
+            "lateness_window_days", "time_unit", "percentile", "interval_minutes", "is_archived", "created_at",
+            "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -99,6 +102,19 @@ class BillableMetricCreateInputSerializer(serializers.Serializer):
         min_value=0, max_value=MAX_LATENESS_WINDOW_DAYS, default=DEFAULT_LATENESS_WINDOW_DAYS,
         help_text="Events for an invoiced period are accepted this many days after the period's end and billed on "
         "the next invoice as late usage; 0 refuses them.",
+    )  # fmt: skip
+    time_unit = serializers.ChoiceField(
+        choices=WeightedTimeUnit.choices, required=False, default="", allow_blank=True,
+        help_text="weighted_sum only (required): each level of the gauge × the time it held, in hours, days or "
+        "calendar months.",
+    )  # fmt: skip
+    percentile = DecimalField(
+        max_digits=7, decimal_places=2, required=False, default=None, allow_null=True,
+        help_text='percentile only (required): the percentile billed, above 0 and at most 100, e.g. "95".',
+    )  # fmt: skip
+    interval_minutes = serializers.IntegerField(
+        required=False, default=None, allow_null=True, min_value=1,
+        help_text="percentile only (required): the sample interval in minutes, a divisor of 60 (e.g. 5).",
     )  # fmt: skip
 
 

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.django_db
 BASE = utc(2026, 3, 10)
 SPAN_HOURS = 30
 NOW = BASE + timedelta(hours=SPAN_HOURS)
-AGGREGATIONS = ["count", "sum", "max", "unique_count", "latest"]
+AGGREGATIONS = ["count", "sum", "max", "unique_count", "latest", "weighted_sum", "percentile"]
+SETTINGS = {"weighted_sum": {"time_unit": "hour"}, "percentile": {"percentile": 95, "interval_minutes": 5}}
 
 # Moments on an hour boundary, on a second, or anywhere to the microsecond.
 offsets = st.one_of(
@@ -51,7 +52,7 @@ def test_rollups_equal_raw_aggregation_for_random_streams_and_windows(stream, ba
         metrics = {
             code: billable_metric_create(
                 code=code, name=code, aggregation=code, field_name={"count": "", "unique_count": "user"}.get(code, "v"),
-                group_by="g",
+                group_by="g", **SETTINGS.get(code, {}),
             )
             for code in AGGREGATIONS
         }  # fmt: skip
