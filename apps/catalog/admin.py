@@ -288,7 +288,7 @@ class PriceInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
 
 class ChargeInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
     model = Charge
-    fields = [("position", "kind", "name"), ("price_model", "metric_code", "billing_timing")]
+    fields = [("position", "kind", "name"), ("price_model", "metric_code", "billing_timing"), "pooled_allowance"]
     inlines = [PriceInline]
     extra = 0
     sortable_field_name = "position"

@@ -188,6 +188,16 @@ class Charge(models.Model):
         help_text="Recurring charges: billed when the period begins (in advance) or when it ends (in arrears). "
         "Usage charges are always billed in arrears.",
     )
+    pooled_allowance = models.DecimalField(
+        max_digits=19,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=NOT_NEGATIVE,
+        help_text="Usage charges: units of the metric each subscription adds to a pool shared by all of the "
+        "customer's subscriptions on the same plan (e.g. 1 GB per SIM); usage beyond the pool is priced by the "
+        "charge's price. Empty: no pool.",
+    )
 
     class Meta:
         ordering = ["plan_version", "position", "id"]
@@ -206,6 +216,11 @@ class Charge(models.Model):
                 condition=Q(billing_timing__in=["in_advance", "in_arrears"]),
                 name="charge_billing_timing_valid",
                 violation_error_message="A charge is billed in advance or in arrears.",
+            ),
+            models.CheckConstraint(
+                condition=Q(pooled_allowance__isnull=True) | Q(kind="usage", pooled_allowance__gt=0),
+                name="charge_pooled_allowance_on_usage",
+                violation_error_message="Only usage charges have a pooled allowance, and it is more than 0.",
             ),
         ]
 
@@ -231,6 +246,10 @@ class Charge(models.Model):
     def is_billed_in_arrears(self) -> bool:
         """Billed when its period ends: usage always, a recurring fee when set to."""
         return self.kind == ChargeKind.USAGE or self.billing_timing == BillingTiming.IN_ARREARS
+
+    @property
+    def is_pooled(self) -> bool:
+        return self.kind == ChargeKind.USAGE and self.pooled_allowance is not None
 
     @property
     def has_dimension_prices(self) -> bool:

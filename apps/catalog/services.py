@@ -6,7 +6,7 @@ A plan version is immutable once a subscription uses it: changing its prices mea
 subscribers stay on theirs until migrated (`apps.subscriptions.services.subscription_migrate_version`).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -85,6 +85,8 @@ class ChargeInput:
     price_model: str = PriceModelChoice.PER_UNIT
     metric_code: str = ""
     billing_timing: str = BillingTiming.IN_ADVANCE
+    # Usage charges: units each subscription adds to the pool of the customer's subscriptions on the plan.
+    pooled_allowance: Decimal | None = None
 
 
 def price_input_spec(charge: ChargeInput, price: PriceInput) -> pricing.PriceSpec:
@@ -276,6 +278,7 @@ def plan_version_charge_inputs(version: PlanVersion) -> list[ChargeInput]:
             price_model=charge.price_model,
             metric_code=charge.metric_code,
             billing_timing=charge.billing_timing,
+            pooled_allowance=charge.pooled_allowance,
             prices=[
                 PriceInput(
                     currency=price.currency,
@@ -416,6 +419,8 @@ def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
         if not charge.prices:
             add(f"{key}.prices", "Give the charge a price in at least one currency.")
         metric = _charge_metric(charge)
+        if charge.pooled_allowance is not None:
+            _pool_problems(charge, metric, f"{key}.pooled_allowance", add)
         seen: set[str] = set()  # currencies of the default prices
         seen_groups: set[tuple[str, str]] = set()
         for price_index, price in enumerate(charge.prices):
@@ -464,6 +469,46 @@ def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
                 "priced in: every charge needs a price in each currency the version bills in.",
             )
     return problems
+
+
+# Pools are consumed event by event: the metric must add up per event (a count, or a sum of a field).
+POOLABLE_AGGREGATIONS = frozenset({MetricAggregation.COUNT, MetricAggregation.SUM})
+
+
+def _pool_problems(
+    charge: ChargeInput, metric: BillableMetric | None, key: str, add: Callable[[str, str], None]
+) -> None:
+    """What stops a charge's pooled allowance (docs/pricing.md, "Pooled allowances")."""
+    allowance = charge.pooled_allowance
+    assert allowance is not None
+    if charge.kind != ChargeKind.USAGE:
+        add(key, "Only usage charges have a pooled allowance; leave it empty on a recurring charge.")
+        return
+    if not allowance.is_finite() or allowance <= 0:
+        add(key, "A pooled allowance is more than 0 (the units each subscription adds to the pool).")
+        return
+    if -min(0, int(allowance.normalize().as_tuple().exponent)) > 6:  # the field's precision
+        add(key, "A pooled allowance has at most 6 decimal places.")
+    if charge.price_model in USAGE_ONLY_MODELS:
+        label = PriceModelChoice(charge.price_model).label.lower()
+        add(key, f"A {label} price prices amounts, not units beyond a pool: use another price model with a pool.")
+    if metric is None:
+        return
+    if metric.aggregation not in POOLABLE_AGGREGATIONS:
+        add(
+            key,
+            f"The metric {metric.code!r} aggregates by {metric.get_aggregation_display().lower()}; a pool is "
+            "consumed event by event, so it needs a count or sum metric.",
+        )
+    if metric.group_by:
+        add(key, f"The metric {metric.code!r} is grouped by {metric.group_by!r}; a pooled charge needs an "
+            "ungrouped metric.")  # fmt: skip
+    for price_index, price in enumerate(charge.prices):
+        if price.included_units:
+            add(
+                key.replace("pooled_allowance", f"prices.{price_index}.included_units"),
+                "A pooled charge's allowance replaces included units: leave them at 0.",
+            )
 
 
 def _charge_metric(charge: ChargeInput) -> BillableMetric | None:
@@ -540,6 +585,7 @@ def _charges_create(version: PlanVersion, charges: Sequence[ChargeInput]) -> Non
             price_model=charge.price_model,
             metric_code=charge.metric_code,
             billing_timing=charge.billing_timing,
+            pooled_allowance=charge.pooled_allowance,
         )
         validate_instance(charge_row, exclude=["plan_version"])
         charge_row.save()

@@ -27,3 +27,8 @@ class UsageChangeKind(models.TextChoices):
 # Values are quantities: at most this many decimal places (the precision of plans' included units).
 VALUE_DECIMAL_PLACES = 6
 VALUE_MAX_DIGITS = 28
+
+# The event property that names the subscription an event belongs to (its id, as the API shows it): how
+# the usage of a pooled charge is told apart between a customer's subscriptions (docs/pricing.md,
+# "Pooled allowances").
+POOL_MEMBER_PROPERTY = "subscription_id"

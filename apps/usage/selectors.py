@@ -11,14 +11,17 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from django.db import connection
-from django.db.models import Aggregate, Count, F, Max, QuerySet, Sum, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Aggregate, CharField, Count, DecimalField, F, Max, QuerySet, Sum, Value, Window
+from django.db.models.expressions import RowRange
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce, RowNumber
 
 from apps.accounts.models import Customer
 from apps.catalog.constants import MetricAggregation
 from apps.catalog.models import BillableMetric
 from apps.core import clock
 
+from .constants import POOL_MEMBER_PROPERTY
 from .models import UsageDistinctValue, UsageEvent, UsageRollup
 from .services import hour_of
 
@@ -332,3 +335,65 @@ def usage_so_far_for_customer(
         days = [(day_start, sum(next(results).values(), Decimal(0))) for day_start in day_starts]
         usage.append(MetricUsageSoFar(metric.code, metric.name, metric.aggregation, total, days))
     return usage
+
+
+@dataclass(frozen=True)
+class PoolShare:
+    """One subscription's part of a pool over a window: what it used, how much of that the pool covered,
+    and what went beyond the pool (`used = from_pool + beyond_pool`)."""
+
+    used: Decimal
+    from_pool: Decimal
+    beyond_pool: Decimal
+
+
+def usage_pool_shares(
+    *, customer_id: int, metric: BillableMetric, start: datetime, end: datetime, member_ids: list[int], pool: Decimal
+) -> dict[int, PoolShare]:
+    """How a pool of `pool` units of a count or sum metric was consumed in [start, end) by the events of
+    the subscriptions `member_ids` (each event names its subscription in `POOL_MEMBER_PROPERTY`).
+
+    The pool is consumed in event order — (occurred_at, id), the order of `latest` — across the
+    subscriptions: each event takes what is left of the pool, and the part of it that does not fit is
+    beyond the pool, on the subscription that sent it. One statement: a running total over the
+    window's events (a window function), summed per subscription; no event is loaded into Python.
+    Subscriptions without events are absent."""
+    start, end = clock.ensure_aware(start), clock.ensure_aware(end)
+    if end <= start or not member_ids:
+        return {}
+    amount: Any = (
+        Value(Decimal(1), output_field=DecimalField(max_digits=38, decimal_places=6))
+        if metric.aggregation == MetricAggregation.COUNT
+        else Coalesce(F("value"), Value(Decimal(0)), output_field=DecimalField(max_digits=38, decimal_places=6))
+    )
+    events = (
+        UsageEvent.objects.filter(customer_id=customer_id, metric=metric, occurred_at__gte=start, occurred_at__lt=end)
+        .annotate(member=Cast(KT(f"properties__{POOL_MEMBER_PROPERTY}"), CharField()))
+        .filter(member__in=[str(member_id) for member_id in member_ids])
+        .annotate(amount=amount)
+        .annotate(
+            running=Window(Sum("amount"), order_by=[F("occurred_at").asc(), F("id").asc()], frame=RowRange(None, 0))
+        )
+        .order_by()
+        .values_list("member", "amount", "running")
+    )
+    inner, params = events.query.sql_with_params()
+    pool_sql = "CAST(%s AS NUMERIC)"
+    # Per event: nothing beyond the pool while the running total stays within it; all of it when the
+    # pool was used up before it; else the part above the pool.
+    sql = f"""
+        SELECT e.member, ROUND(SUM(e.amount), 6),
+               ROUND(SUM(CASE WHEN e.running <= {pool_sql} THEN 0
+                              WHEN e.running - e.amount >= {pool_sql} THEN e.amount
+                              ELSE e.running - {pool_sql} END), 6)
+        FROM ({inner}) e
+        GROUP BY e.member
+    """  # noqa: S608 - the inner statement is Django's, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [str(pool), str(pool), str(pool), *params])
+        rows = cursor.fetchall()
+    shares = {}
+    for member, used, beyond in rows:
+        used_amount, beyond_amount = Decimal(str(used)), Decimal(str(beyond))
+        shares[int(member)] = PoolShare(used_amount, used_amount - beyond_amount, beyond_amount)
+    return shares

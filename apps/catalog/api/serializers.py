@@ -146,10 +146,18 @@ class PriceOutputSerializer(serializers.ModelSerializer):
 
 class ChargeOutputSerializer(serializers.ModelSerializer):
     prices = PriceOutputSerializer(many=True, read_only=True)
+    pooled_allowance = DecimalStringField(
+        allow_null=True,
+        help_text="Usage charges: units each subscription adds to the pool of the customer's subscriptions on the "
+        "plan; null when the charge has no pool.",
+    )
 
     class Meta:
         model = Charge
-        fields = ["id", "position", "kind", "name", "price_model", "metric_code", "billing_timing", "prices"]
+        fields = [
+            "id", "position", "kind", "name", "price_model", "metric_code", "billing_timing", "pooled_allowance",
+            "prices",
+        ]  # fmt: skip
         read_only_fields = fields
 
 
@@ -245,6 +253,17 @@ class ChargeInputSerializer(serializers.Serializer):
         help_text="Recurring charges: billed when the period begins (in_advance) or ends (in_arrears). Usage "
         "charges are always billed in arrears.",
     )
+    pooled_allowance = DecimalField(
+        max_digits=19,
+        decimal_places=6,
+        min_value=Decimal("0.000001"),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Usage charges on a count or sum metric: the units each subscription adds to a pool shared by the "
+        'customer\'s subscriptions on this plan, e.g. "1" (GB per SIM); usage beyond the pool is priced by the '
+        "charge. Events name their subscription in the property subscription_id.",
+    )
     prices = PriceInputSerializer(many=True, allow_empty=False, max_length=MAX_NESTED_ITEMS)
 
 
@@ -257,6 +276,7 @@ def charge_inputs(data: list[dict]) -> list[ChargeInput]:
             price_model=charge["price_model"],
             metric_code=charge["metric_code"],
             billing_timing=charge["billing_timing"],
+            pooled_allowance=charge["pooled_allowance"],
             prices=[
                 PriceInput(
                     **{key: value for key, value in price.items() if key != "tiers"},

@@ -115,6 +115,7 @@ def test_create_plan_with_prices(api_client, superuser):
                     "price_model": "per_unit",
                     "metric_code": "",
                     "billing_timing": "in_advance",
+                    "pooled_allowance": None,
                     "prices": [_simple_price(price) for price in Price.objects.order_by("currency")],
                 }
             ],
