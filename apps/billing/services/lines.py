@@ -25,7 +25,14 @@ from apps.subscriptions.models import Discount, Subscription
 from apps.subscriptions.periods import Period, period_containing
 from apps.subscriptions.proration import remaining_fraction
 from apps.usage.models import UsageEvent
-from apps.usage.selectors import PoolShare, usage_aggregate, usage_pool_shares
+from apps.usage.selectors import (
+    OFF_PEAK,
+    PEAK,
+    PoolShare,
+    usage_aggregate,
+    usage_aggregate_by_hours,
+    usage_pool_shares,
+)
 
 
 @dataclass(frozen=True)
@@ -556,6 +563,11 @@ def usage_line_drafts(
                 + (f"billable metric {charge.metric_code!r}." if metric is None else f"price in {currency}."),
                 code="missing_price" if metric is not None else "missing_metric",
             )
+        if charge.has_peak_hours:
+            drafts += _peak_line_drafts(
+                customer=customer, plan=plan, charge=charge, metric=metric, price=price, start=start, end=end
+            )
+            continue
         if charge.is_pooled:
             if subscription is None:
                 raise ApplicationError(
@@ -717,6 +729,101 @@ def _pooled_line_drafts(
                 charge=charge,
             )
         )
+    return drafts
+
+
+def _peak_window_label(charge: Charge) -> str:
+    return f"{charge.peak_start_hour:02d}:00–{charge.peak_end_hour:02d}:00"
+
+
+def _peak_line_drafts(
+    *,
+    customer: Customer,
+    plan: Plan,
+    charge: Charge,
+    metric: BillableMetric,
+    price: Price,
+    start: datetime,
+    end: datetime,
+) -> list[LineDraft]:
+    """A charge with peak hours: the usage in its peak hours (local hours of the customer's time zone)
+    priced by its peak price (its default price when it has none in the currency), and the usage in the
+    other hours by its default price, each on its own line, rounded once; a minimum true-up per line
+    where one applies."""
+    currency = price.currency
+    time_zone = customer.time_zone or "UTC"
+    split = usage_aggregate_by_hours(
+        customer=customer, metric=metric, start=start, end=end, time_zone=time_zone, hours=charge.peak_hours()
+    )
+    window = _peak_window_label(charge)
+    peak_price = charge.peak_price_for(currency)
+    title = charge_title(plan, charge)
+    sides = [
+        (
+            PEAK,
+            peak_price or price,
+            gettext("%(title)s — peak hours %(window)s (usage)") % {"title": title, "window": window},
+            gettext("Peak hours: %(window)s in %(time_zone)s (the customer's time zone), at the peak price.")
+            % {"window": window, "time_zone": time_zone}
+            if peak_price is not None
+            else gettext(
+                "Peak hours: %(window)s in %(time_zone)s (the customer's time zone), at the default price (the "
+                "charge has no peak price in %(currency)s)."
+            )
+            % {"window": window, "time_zone": time_zone, "currency": currency},
+        ),
+        (
+            OFF_PEAK,
+            price,
+            gettext("%(title)s — off-peak hours (usage)") % {"title": title},
+            gettext("Off-peak: the hours outside %(window)s in %(time_zone)s (the customer's time zone).")
+            % {"window": window, "time_zone": time_zone},
+        ),
+    ]
+    drafts: list[LineDraft] = []
+    for side, side_price, description, note in sides:
+        quantity = split.get(side, Decimal(0))
+        quote = pricing.price_quote(side_price.to_spec(), quantity=quantity)
+        if quote.total == 0 and quantity == 0:
+            continue
+        single_unit_price = charge.price_model == PriceModelChoice.PER_UNIT and not side_price.included_units
+        drafts.append(
+            LineDraft(
+                kind=InvoiceLineKind.USAGE,
+                description=description,
+                period_start_at=start,
+                period_end_at=end,
+                quantity=quote.quantity,
+                unit_amount=side_price.amount if single_unit_price else None,
+                amount=quote.amount,
+                currency=currency,
+                explanation=(
+                    f"{metric.name}: {pricing.format_quantity(quote.quantity)} ({metric.get_aggregation_display()})",
+                    note,
+                    *(line.description for line in quote.lines),
+                ),
+                charge=charge,
+            )
+        )
+        if quote.minimum_true_up:
+            drafts.append(
+                LineDraft(
+                    kind=InvoiceLineKind.MINIMUM,
+                    description=f"{description.removesuffix(' (usage)')}: minimum charge true-up",
+                    period_start_at=start,
+                    period_end_at=end,
+                    quantity=Decimal(1),
+                    unit_amount=quote.minimum_true_up,
+                    amount=quote.minimum_true_up,
+                    currency=currency,
+                    explanation=(
+                        "Minimum charge per period "
+                        f"{pricing.format_price(side_price.minimum_amount or Decimal(0), currency)}; "
+                        f"the usage came to {pricing.format_price(quote.amount, currency)}.",
+                    ),
+                    charge=charge,
+                )
+            )
     return drafts
 
 
