@@ -12,6 +12,9 @@ class EventRejection(models.TextChoices):
     INVALID_VALUE = "invalid_value", "Value not usable by the metric"
     FILTERED_OUT = "filtered_out", "Properties outside the metric's filters"
     MISSING_GROUP = "missing_group", "Group property missing"
+    # The metric is billed to the customer by pooled charges only, and the event names none of the
+    # subscriptions of the pools in `POOL_MEMBER_PROPERTY`.
+    UNKNOWN_SUBSCRIPTION = "unknown_subscription", "Subscription of a pool not named"
     # Dated in a period already invoiced, and received after the metric's lateness window closed.
     LATE_BEYOND_WINDOW = "late_beyond_window", "Too late for an invoiced period"
 

@@ -193,3 +193,38 @@ def test_a_late_event_that_moves_the_pool_corrects_the_subscription_already_bill
     june = Invoice.objects.get(subscription=sim_b, period_start_at=utc(2026, 6, 1))
     late = [line for line in june.lines.all() if line.period_start_at == utc(2026, 4, 1)]
     assert [(line.quantity, line.amount.amount) for line in late] == [(D("0.5"), D("1.00"))]
+
+
+def test_an_event_of_a_pooled_metric_must_name_a_subscription_of_the_pool(sim_plan):
+    customer, (sim_a, _, _) = _three_sims(sim_plan)
+    other_customer_sim = subscription_start(
+        customer=CustomerFactory(currency="USD", external_id="other"), plan=sim_plan, now=utc(2026, 4, 1)
+    )
+
+    def event(transaction_id: str, **properties: object) -> dict:
+        return {"transaction_id": transaction_id, "external_customer_id": "fleet", "metric_code": "data_gb",
+                "timestamp": _day(2).isoformat(), "properties": {"gb": "1", **properties}}  # fmt: skip
+
+    result = usage_events_ingest(
+        events=[
+            event("missing"),
+            event("someone-else", subscription_id=other_customer_sim.pk),
+            event("float", subscription_id=float(sim_a.pk)),
+            event("ok-int", subscription_id=sim_a.pk),
+            event("ok-text", subscription_id=str(sim_a.pk)),
+        ],
+        now=utc(2026, 4, 25),
+    )
+
+    assert result.accepted == 2
+    assert [(rejection.index, rejection.code) for rejection in result.rejected] == [
+        (0, "unknown_subscription"),
+        (1, "unknown_subscription"),
+        (2, "unknown_subscription"),
+    ]
+    assert result.rejected[0].reason == (
+        "The metric 'data_gb' is billed to this customer by pooled charges, which bill each event to the "
+        "subscription that sent it: name one of the customer's subscriptions on those plans in "
+        "properties.subscription_id (missing)."
+    )
+    assert customer.usage_events.count() == 2
