@@ -9,7 +9,12 @@ import pytest
 from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
-from apps.billing.services import subscription_bill_due, subscription_start, subscription_upcoming_invoice
+from apps.billing.services import (
+    bill_due_subscriptions,
+    subscription_bill_due,
+    subscription_start,
+    subscription_upcoming_invoice,
+)
 from apps.billing.services.billing_chunk import billing_chunk_bill
 from apps.catalog.services import ChargeInput, PriceInput, billable_metric_create, plan_create
 from apps.catalog.tests.factories import ProductFactory
@@ -228,3 +233,18 @@ def test_an_event_of_a_pooled_metric_must_name_a_subscription_of_the_pool(sim_pl
         "properties.subscription_id (missing)."
     )
     assert customer.usage_events.count() == 2
+
+
+def test_a_billing_run_bills_the_pool_of_every_customer_once(sim_plan):
+    customer, (sim_a, sim_b, sim_c) = _three_sims(sim_plan)
+    _send(customer, (sim_a, _day(2), "0.2"), (sim_b, _day(3), "1.5"), (sim_c, _day(5), "1.8"))
+
+    run = bill_due_subscriptions(now=utc(2026, 5, 1, 1))
+
+    # 0.2 + 1.5 + 1.8 = 3.5 GB in a 3 GB pool: C's event crosses it, 0.5 GB beyond = 1.00
+    assert (run.errors, run.invoiced_count) == ([], 3)
+    assert [_data_line(sim)[1:3] for sim in (sim_a, sim_b, sim_c)] == [
+        (D(0), D("0.00")),
+        (D(0), D("0.00")),
+        (D("0.5"), D("1.00")),
+    ]
