@@ -1,6 +1,8 @@
 from functools import lru_cache
+from zoneinfo import available_timezones
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
@@ -16,6 +18,21 @@ from .constants import CollectionMethod, InvoiceGrouping, PortalLanguage, TaxIdS
 # Address conventions for printing (others use "postcode city" on one line, then region).
 CITY_STATE_POSTCODE_COUNTRIES = frozenset({"US", "CA", "AU"})
 POSTCODE_LAST_COUNTRIES = frozenset({"GB", "IE"})
+
+
+@lru_cache(maxsize=1)
+def time_zone_names() -> frozenset[str]:
+    """The IANA time zone names this machine knows (e.g. "Asia/Shanghai")."""
+    return frozenset(available_timezones())
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in time_zone_names():
+        raise ValidationError(
+            _("%(value)s is not a time zone name; use an IANA name such as Asia/Shanghai or Europe/Paris."),
+            params={"value": repr(value)},
+            code="invalid_time_zone",
+        )
 
 
 class SimulatedClock(TimeStampedModel):
@@ -101,6 +118,13 @@ class Customer(TimeStampedModel):
         choices=PortalLanguage.choices,
         default=PortalLanguage.ENGLISH,
         help_text="The language of the customer's portal, emails and PDF bills (each portal user may pick their own).",
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text="The customer's time zone (IANA name, e.g. Asia/Shanghai): the hours of peak and off-peak "
+        "prices are counted in it.",
     )
     test_clock = models.ForeignKey(
         SimulatedClock,

@@ -18,7 +18,14 @@ CUSTOMER_BILLING_PERMISSION = "accounts.change_customer_billing"
 # A customer's fields that decide what it is billed and how it pays, or which usage is its own
 # (the external ID usage events name): a money action to change. Its card on file is one too
 # (`CUSTOMER_BILLING_PERMISSION` guards the cards API).
-CUSTOMER_BILLING_FIELDS = ("external_id", "tax_exempt", "payment_terms_days", "invoice_grouping", "collection_method")
+CUSTOMER_BILLING_FIELDS = (
+    "external_id",
+    "tax_exempt",
+    "payment_terms_days",
+    "invoice_grouping",
+    "collection_method",
+    "time_zone",  # the hours of peak and off-peak prices are counted in it
+)
 
 
 def customer_fields_refused(*, actor: Any, fields: Iterable[str]) -> list[str]:

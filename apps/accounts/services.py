@@ -38,6 +38,7 @@ CUSTOMER_EDITABLE_FIELDS = (
     "invoice_grouping",
     "collection_method",
     "preferred_language",
+    "time_zone",
 )
 
 TAX_ID_FIELDS = ("tax_id", "tax_id_type", "tax_id_status", "tax_id_checked_at")
@@ -91,6 +92,7 @@ def customer_create(
     invoice_grouping: str = "",
     collection_method: str = CollectionMethod.SEND_INVOICE,
     preferred_language: str = PortalLanguage.ENGLISH,
+    time_zone: str = "UTC",
     test_clock: SimulatedClock | None = None,
     billing_contacts: list[dict[str, Any]] | None = None,
 ) -> Customer:
@@ -113,6 +115,7 @@ def customer_create(
         invoice_grouping=invoice_grouping,
         collection_method=collection_method,
         preferred_language=preferred_language,
+        time_zone=time_zone,
     )
     tax_id_errors = _customer_tax_id_apply(customer, tax_id=tax_id, tax_id_type=tax_id_type)
     _customer_validate(customer, tax_id_errors=tax_id_errors)

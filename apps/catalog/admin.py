@@ -95,6 +95,16 @@ class PlainDecimalField(forms.DecimalField):
 DECIMAL_OVERRIDES = {models.DecimalField: {"form_class": PlainDecimalField}}
 
 
+def _price_label(charge: Charge, price: Price) -> str:
+    if price.time_window:
+        return f"{price.currency} (peak hours)"
+    if price.dimension_values:
+        return f"{price.currency} ({dimension_label(price.dimension_values)})"
+    if charge.has_peak_hours:
+        return f"{price.currency} (off-peak hours)"
+    return f"{price.currency}{' (default)' if charge.has_dimension_prices else ''}"
+
+
 def prices_table(version: PlanVersion) -> str:
     """A version's charges and prices as a finance person reads them."""
     rows = []
@@ -103,17 +113,14 @@ def prices_table(version: PlanVersion) -> str:
         described = format_html_join(
             mark_safe("<br>"),
             "<strong>{}</strong> {}",
-            (
-                (
-                    f"{p.currency} ({dimension_label(p.dimension_values)})"
-                    if p.dimension_values
-                    else f"{p.currency}{' (default)' if charge.has_dimension_prices else ''}",
-                    pricing.price_describe(p.to_spec()),
-                )
-                for p in prices
-            ),
+            ((_price_label(charge, p), pricing.price_describe(p.to_spec())) for p in prices),
         )
         metric = f" · metric {charge.metric_code}" if charge.metric_code else ""
+        if charge.is_pooled:
+            allowance = pricing.format_quantity(charge.pooled_allowance or Decimal(0))
+            metric += f" · pooled allowance {allowance} per subscription"
+        if charge.has_peak_hours:
+            metric += f" · peak hours {charge.peak_start_hour:02d}:00–{charge.peak_end_hour:02d}:00"
         rows.append(
             format_html(
                 "<tr><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td></tr>",
@@ -269,7 +276,7 @@ class PriceInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
     form = PriceInlineForm
     fields = [
         ("currency", "amount"),
-        "dimension_values",
+        ("dimension_values", "time_window"),
         ("package_size", "package_rounding", "included_units"),
         ("percentage", "fixed_fee", "min_per_transaction", "max_per_transaction"),
         "minimum_amount",
@@ -290,7 +297,12 @@ class PriceInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
 
 class ChargeInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
     model = Charge
-    fields = [("position", "kind", "name"), ("price_model", "metric_code", "billing_timing")]
+    fields = [
+        ("position", "kind", "name"),
+        ("price_model", "metric_code", "billing_timing"),
+        "pooled_allowance",
+        ("peak_start_hour", "peak_end_hour"),
+    ]
     inlines = [PriceInline]
     extra = 0
     sortable_field_name = "position"

@@ -50,6 +50,13 @@ class PriceModelChoice(models.TextChoices):
     GRADUATED_PERCENTAGE = "graduated_percentage", "Graduated percentage"
 
 
+class PriceTimeWindow(models.TextChoices):
+    """Which hours of the day a usage charge's price is for, when the charge has peak hours."""
+
+    ALL_HOURS = "", "All hours (off-peak when the charge has peak hours)"
+    PEAK = "peak", "Peak hours"
+
+
 class PackageRounding(models.TextChoices):
     """How a package price counts a partial package (`apps.catalog.pricing.PackageRounding`)."""
 

@@ -3,7 +3,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from djmoney.money import Money
 
 from apps.core.models import TimeStampedModel
@@ -28,6 +28,7 @@ from .constants import (
     MetricAggregation,
     PackageRounding,
     PriceModelChoice,
+    PriceTimeWindow,
     TrialUsage,
     WeightedTimeUnit,
 )
@@ -193,6 +194,29 @@ class Charge(models.Model):
         help_text="Recurring charges: billed when the period begins (in advance) or when it ends (in arrears). "
         "Usage charges are always billed in arrears.",
     )
+    pooled_allowance = models.DecimalField(
+        max_digits=19,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=NOT_NEGATIVE,
+        help_text="Usage charges: units of the metric each subscription adds to a pool shared by all of the "
+        "customer's subscriptions on the same plan (e.g. 1 GB per SIM); usage beyond the pool is priced by the "
+        "charge's price. Empty: no pool.",
+    )
+    peak_start_hour = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(23)],
+        help_text="Usage charges: the hour peak hours start (0–23, in the customer's time zone); usage in peak "
+        "hours is priced by the charge's peak price and billed on its own line. Empty: no peak hours.",
+    )
+    peak_end_hour = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(23)],
+        help_text="The hour peak hours end (0–23, excluded; before the start: they run past midnight).",
+    )
 
     class Meta:
         ordering = ["plan_version", "position", "id"]
@@ -212,23 +236,61 @@ class Charge(models.Model):
                 name="charge_billing_timing_valid",
                 violation_error_message="A charge is billed in advance or in arrears.",
             ),
+            models.CheckConstraint(
+                condition=Q(peak_start_hour__isnull=True, peak_end_hour__isnull=True)
+                | Q(kind="usage", peak_start_hour__lte=23, peak_end_hour__lte=23)
+                & ~Q(peak_start_hour=F("peak_end_hour")),
+                name="charge_peak_hours_valid",
+                violation_error_message="Peak hours are a start and an end hour (0–23) that differ, on a usage "
+                "charge; leave both empty for none.",
+            ),
+            models.CheckConstraint(
+                condition=Q(pooled_allowance__isnull=True) | Q(kind="usage", pooled_allowance__gt=0),
+                name="charge_pooled_allowance_on_usage",
+                violation_error_message="Only usage charges have a pooled allowance, and it is more than 0.",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
 
     def price_for(self, currency: str) -> "Price | None":
-        """The charge's (default) price in `currency`: the one that names no dimension values."""
+        """The charge's (default) price in `currency`: the one that names no dimension values and no
+        time window (with peak hours: the off-peak price)."""
         return next(
-            (price for price in self.prices.all() if price.currency == currency and not price.dimension_values), None
+            (
+                price
+                for price in self.prices.all()
+                if price.currency == currency and not price.dimension_values and not price.time_window
+            ),
+            None,
         )
+
+    def peak_price_for(self, currency: str) -> "Price | None":
+        """The charge's price for its peak hours in `currency`, if it has one (else peak hours are priced
+        by the default price)."""
+        return next(
+            (price for price in self.prices.all() if price.currency == currency and price.time_window == "peak"),
+            None,
+        )
+
+    @property
+    def has_peak_hours(self) -> bool:
+        return self.kind == ChargeKind.USAGE and self.peak_start_hour is not None and self.peak_end_hour is not None
+
+    def peak_hours(self) -> frozenset[int]:
+        """The local hours of the day (0–23) in the peak window: [start, end), past midnight when end < start."""
+        start, end = self.peak_start_hour, self.peak_end_hour
+        if start is None or end is None:
+            return frozenset()
+        return frozenset(range(start, end)) if start < end else frozenset([*range(start, 24), *range(0, end)])
 
     def price_for_group(self, currency: str, values: dict[str, str]) -> "Price | None":
         """The price of a group of usage (`values`: {"region": "eu", "tier": "gold"}): the charge's
         price for exactly these values if it has one, else its default price."""
         if values:
             for price in self.prices.all():
-                if price.currency == currency and price.dimension_values == values:
+                if price.currency == currency and price.dimension_values == values and not price.time_window:
                     return price
         return self.price_for(currency)
 
@@ -236,6 +298,10 @@ class Charge(models.Model):
     def is_billed_in_arrears(self) -> bool:
         """Billed when its period ends: usage always, a recurring fee when set to."""
         return self.kind == ChargeKind.USAGE or self.billing_timing == BillingTiming.IN_ARREARS
+
+    @property
+    def is_pooled(self) -> bool:
+        return self.kind == ChargeKind.USAGE and self.pooled_allowance is not None
 
     @property
     def has_dimension_prices(self) -> bool:
@@ -279,6 +345,14 @@ class Price(models.Model):
         help_text='Usage charges on a grouped metric: the group this price is for, e.g. {"region": "eu", "tier": '
         '"gold"} (a value for each property the metric groups by); empty for the default price.',
     )
+    time_window = models.CharField(
+        max_length=8,
+        choices=PriceTimeWindow.choices,
+        default=PriceTimeWindow.ALL_HOURS,
+        blank=True,
+        help_text="Usage charges with peak hours: the price of the peak hours (peak), or of every other hour "
+        "(empty: the default price).",
+    )
     fixed_fee = _amount_field("Percentage: fixed fee per transaction.", default=Decimal(0))
     min_per_transaction = _amount_field("Percentage: lowest fee per transaction.", null=True, blank=True)
     max_per_transaction = _amount_field("Percentage: highest fee per transaction.", null=True, blank=True)
@@ -290,10 +364,10 @@ class Price(models.Model):
         ordering = ["charge", "currency", "id"]  # a currency's prices in the order they were given
         constraints = [
             models.UniqueConstraint(
-                fields=["charge", "currency", "dimension_values"],
+                fields=["charge", "currency", "dimension_values", "time_window"],
                 name="price_charge_currency_unique",
                 violation_error_message="This charge already has a price in this currency (for these dimension "
-                "values).",
+                "values and hours).",
             ),
             models.CheckConstraint(
                 condition=Q(amount__gte=0, fixed_fee__gte=0, included_units__gte=0, package_size__gte=1)

@@ -7,7 +7,7 @@ subscribers stay on theirs until migrated (`apps.subscriptions.services.subscrip
 """
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -37,6 +37,7 @@ from .constants import (
     MetricAggregation,
     PackageRounding,
     PriceModelChoice,
+    PriceTimeWindow,
     TrialUsage,
 )
 from .models import (
@@ -82,6 +83,8 @@ class PriceInput:
     minimum_amount: Decimal | None = None
     # Usage charges on a grouped metric: the group this price is for ({"region": "eu"}); empty: the default.
     dimension_values: Mapping[str, str] = field(default_factory=dict)
+    # Usage charges with peak hours: "peak" for the price of the peak hours; empty for the default price.
+    time_window: str = PriceTimeWindow.ALL_HOURS
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,12 @@ class ChargeInput:
     price_model: str = PriceModelChoice.PER_UNIT
     metric_code: str = ""
     billing_timing: str = BillingTiming.IN_ADVANCE
+    # Usage charges: units each subscription adds to the pool of the customer's subscriptions on the plan.
+    pooled_allowance: Decimal | None = None
+    # Usage charges: peak hours [start, end) in the customer's time zone, whole hours 0–23 (past midnight
+    # when end < start), priced by the charge's peak price on a line of their own.
+    peak_start_hour: int | None = None
+    peak_end_hour: int | None = None
 
 
 def price_input_spec(charge: ChargeInput, price: PriceInput) -> pricing.PriceSpec:
@@ -299,6 +308,9 @@ def plan_version_charge_inputs(version: PlanVersion) -> list[ChargeInput]:
             price_model=charge.price_model,
             metric_code=charge.metric_code,
             billing_timing=charge.billing_timing,
+            pooled_allowance=charge.pooled_allowance,
+            peak_start_hour=charge.peak_start_hour,
+            peak_end_hour=charge.peak_end_hour,
             prices=[
                 PriceInput(
                     currency=price.currency,
@@ -325,7 +337,7 @@ def plan_version_charge_inputs(version: PlanVersion) -> list[ChargeInput]:
 # The fields a price has besides its currency, amount and tiers (same names on `PriceInput` and `Price`).
 PRICE_VALUE_FIELDS = (
     "package_size", "package_rounding", "included_units", "percentage", "fixed_fee", "min_per_transaction",
-    "max_per_transaction", "minimum_amount",
+    "max_per_transaction", "minimum_amount", "time_window",
 )  # fmt: skip
 
 
@@ -439,11 +451,21 @@ def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
         if not charge.prices:
             add(f"{key}.prices", "Give the charge a price in at least one currency.")
         metric = _charge_metric(charge)
+        if charge.pooled_allowance is not None:
+            _pool_problems(charge, metric, f"{key}.pooled_allowance", add)
+        if charge.peak_start_hour is not None or charge.peak_end_hour is not None:
+            _peak_problems(charge, metric, key, add)
         seen: set[str] = set()  # currencies of the default prices
+        seen_peak: set[str] = set()  # currencies of the peak prices
         seen_groups: set[tuple[str, str]] = set()
         for price_index, price in enumerate(charge.prices):
             price_key = f"{key}.prices.{price_index}"
-            if price.dimension_values:
+            if price.time_window:
+                if _peak_price_problems(charge, price, f"{price_key}.time_window", add):
+                    if price.currency in seen_peak:
+                        add(f"{price_key}.time_window", f"The charge already has a peak price in {price.currency}.")
+                    seen_peak.add(price.currency)
+            elif price.dimension_values:
                 group = _dimension_problems(charge, metric, price, f"{price_key}.dimension_values", add)
                 if group is not None and (price.currency, group) in seen_groups:
                     add(
@@ -470,6 +492,12 @@ def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
                 for message in messages:
                     add(f"{price_key}.{field_name}", message)
         for price_index, price in enumerate(charge.prices):
+            if price.time_window and price.currency not in seen and is_supported_currency(price.currency):
+                add(
+                    f"{key}.prices.{price_index}.currency",
+                    f"A peak price in {price.currency} needs the charge's default price in {price.currency} (for the "
+                    "off-peak hours).",
+                )
             if price.dimension_values and price.currency not in seen and is_supported_currency(price.currency):
                 add(
                     f"{key}.prices.{price_index}.currency",
@@ -487,6 +515,101 @@ def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
                 "priced in: every charge needs a price in each currency the version bills in.",
             )
     return problems
+
+
+# Pools are consumed event by event: the metric must add up per event (a count, or a sum of a field).
+POOLABLE_AGGREGATIONS = frozenset({MetricAggregation.COUNT, MetricAggregation.SUM})
+
+
+def _pool_problems(
+    charge: ChargeInput, metric: BillableMetric | None, key: str, add: Callable[[str, str], None]
+) -> None:
+    """What stops a charge's pooled allowance (docs/pricing.md, "Pooled allowances")."""
+    allowance = charge.pooled_allowance
+    assert allowance is not None
+    if charge.kind != ChargeKind.USAGE:
+        add(key, "Only usage charges have a pooled allowance; leave it empty on a recurring charge.")
+        return
+    if not allowance.is_finite() or allowance <= 0:
+        add(key, "A pooled allowance is more than 0 (the units each subscription adds to the pool).")
+        return
+    if -min(0, int(allowance.normalize().as_tuple().exponent)) > 6:  # the field's precision
+        add(key, "A pooled allowance has at most 6 decimal places.")
+    if charge.price_model in USAGE_ONLY_MODELS:
+        label = PriceModelChoice(charge.price_model).label.lower()
+        add(key, f"A {label} price prices amounts, not units beyond a pool: use another price model with a pool.")
+    if metric is None:
+        return
+    if metric.aggregation not in POOLABLE_AGGREGATIONS:
+        add(
+            key,
+            f"The metric {metric.code!r} aggregates by {metric.get_aggregation_display().lower()}; a pool is "
+            "consumed event by event, so it needs a count or sum metric.",
+        )
+    if metric.group_by:
+        add(key, f"The metric {metric.code!r} is grouped by {metric.group_by!r}; a pooled charge needs an "
+            "ungrouped metric.")  # fmt: skip
+    for price_index, price in enumerate(charge.prices):
+        if price.included_units:
+            add(
+                key.replace("pooled_allowance", f"prices.{price_index}.included_units"),
+                "A pooled charge's allowance replaces included units: leave them at 0.",
+            )
+
+
+# Peak hours split a period's usage by the hour of the day: aggregations that add up (or take the highest)
+# hour by hour, read from the hourly rollups.
+PEAK_AGGREGATIONS = frozenset({MetricAggregation.COUNT, MetricAggregation.SUM, MetricAggregation.MAX})
+
+
+def _peak_problems(
+    charge: ChargeInput, metric: BillableMetric | None, key: str, add: Callable[[str, str], None]
+) -> None:
+    """What stops a charge's peak hours (docs/pricing.md, "Peak and off-peak prices")."""
+    start, end = charge.peak_start_hour, charge.peak_end_hour
+    if charge.kind != ChargeKind.USAGE:
+        add(f"{key}.peak_start_hour", "Only usage charges have peak hours; leave them empty on a recurring charge.")
+        return
+    if start is None or end is None:
+        missing = "peak_end_hour" if end is None else "peak_start_hour"
+        add(f"{key}.{missing}", "Give both the hour peak hours start and the hour they end (0–23).")
+        return
+    for name, hour in (("peak_start_hour", start), ("peak_end_hour", end)):
+        if not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23:
+            add(f"{key}.{name}", "An hour of the day is a whole number from 0 to 23.")
+            return
+    if start == end:
+        add(f"{key}.peak_end_hour", "Peak hours end at another hour than they start (a whole day has no off-peak).")
+    if charge.price_model in USAGE_ONLY_MODELS:
+        label = PriceModelChoice(charge.price_model).label.lower()
+        add(f"{key}.peak_start_hour", f"A {label} price prices each transaction; peak hours need another price model.")
+    if charge.pooled_allowance is not None:
+        add(f"{key}.peak_start_hour", "A pooled charge has no peak hours: give it one price for every hour.")
+    if metric is None:
+        return
+    if metric.aggregation not in PEAK_AGGREGATIONS:
+        add(
+            f"{key}.peak_start_hour",
+            f"The metric {metric.code!r} aggregates by {metric.get_aggregation_display().lower()}, which cannot be "
+            "split by the hour of the day; peak hours need a count, sum or max metric.",
+        )
+    if metric.group_by:
+        add(f"{key}.peak_start_hour", f"The metric {metric.code!r} is grouped by {metric.group_by!r}; peak hours "
+            "need an ungrouped metric.")  # fmt: skip
+
+
+def _peak_price_problems(charge: ChargeInput, price: PriceInput, key: str, add: Callable[[str, str], None]) -> bool:
+    """Whether a price for a time window can be saved (else the problems are added)."""
+    if price.time_window not in PriceTimeWindow.values:
+        add(key, f"{price.time_window!r} is not a time window (peak, or empty for the default price).")
+        return False
+    if charge.peak_start_hour is None or charge.peak_end_hour is None:
+        add(key, "The charge has no peak hours: set its peak start and end hours first, or leave this empty.")
+        return False
+    if price.dimension_values:
+        add(key, "A peak price is for every group of usage: leave its dimension values empty.")
+        return False
+    return True
 
 
 def _charge_metric(charge: ChargeInput) -> BillableMetric | None:
@@ -563,6 +686,9 @@ def _charges_create(version: PlanVersion, charges: Sequence[ChargeInput]) -> Non
             price_model=charge.price_model,
             metric_code=charge.metric_code,
             billing_timing=charge.billing_timing,
+            pooled_allowance=charge.pooled_allowance,
+            peak_start_hour=charge.peak_start_hour,
+            peak_end_hour=charge.peak_end_hour,
         )
         validate_instance(charge_row, exclude=["plan_version"])
         charge_row.save()

@@ -31,6 +31,7 @@ from .services import (
     hour_of,
     invoiced_spans,
     late_period_end,
+    pool_members_by_metric,
     usage_ingest_lock,
 )
 
@@ -90,6 +91,7 @@ def usage_event_replace(
             metrics={metric.code: metric},
             invoiced=invoiced_spans(customer_ids={customer.pk}, metric_codes={metric.code}),
             now=now,
+            pooled=pool_members_by_metric(customer_ids={customer.pk}, metric_codes={metric.code}),
         )
     except _Rejected as exc:
         raise ValidationFailed(exc.reason, fields={"event": [exc.reason]}, code=exc.code) from exc

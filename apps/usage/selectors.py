@@ -12,10 +12,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from django.db import connection
-from django.db.models import Aggregate, Count, F, Max, QuerySet, Sum, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Aggregate, CharField, Count, DecimalField, F, Max, Q, QuerySet, Sum, Value, Window
+from django.db.models.expressions import RowRange
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce, ExtractHour, RowNumber
 
 from apps.accounts.models import Customer
 from apps.catalog.constants import MetricAggregation, WeightedTimeUnit
@@ -23,6 +26,7 @@ from apps.catalog.models import BillableMetric
 from apps.core import clock
 from apps.core.money import round_quantity
 
+from .constants import POOL_MEMBER_PROPERTY
 from .models import UsageDistinctValue, UsageEvent, UsageIntervalRollup, UsageRollup
 from .services import GaugeSpan, gauge_span, hour_of, interval_start_of, seconds_of
 
@@ -616,3 +620,141 @@ def usage_so_far_for_customer(
         days = [(day_start, sum(next(results).values(), Decimal(0))) for day_start in day_starts]
         usage.append(MetricUsageSoFar(metric.code, metric.name, metric.aggregation, total, days))
     return usage
+
+
+@dataclass(frozen=True)
+class PoolShare:
+    """One subscription's part of a pool over a window: what it used, how much of that the pool covered,
+    and what went beyond the pool (`used = from_pool + beyond_pool`)."""
+
+    used: Decimal
+    from_pool: Decimal
+    beyond_pool: Decimal
+
+
+def usage_pool_shares(
+    *, customer_id: int, metric: BillableMetric, start: datetime, end: datetime, member_ids: list[int], pool: Decimal
+) -> dict[int, PoolShare]:
+    """How a pool of `pool` units of a count or sum metric was consumed in [start, end) by the events of
+    the subscriptions `member_ids` (each event names its subscription in `POOL_MEMBER_PROPERTY`).
+
+    The pool is consumed in event order — (occurred_at, id), the order of `latest` — across the
+    subscriptions: each event takes what is left of the pool, and the part of it that does not fit is
+    beyond the pool, on the subscription that sent it. One statement: a running total over the
+    window's events (a window function), summed per subscription; no event is loaded into Python.
+    Subscriptions without events are absent."""
+    start, end = clock.ensure_aware(start), clock.ensure_aware(end)
+    if end <= start or not member_ids:
+        return {}
+    amount: Any = (
+        Value(Decimal(1), output_field=DecimalField(max_digits=38, decimal_places=6))
+        if metric.aggregation == MetricAggregation.COUNT
+        else Coalesce(F("value"), Value(Decimal(0)), output_field=DecimalField(max_digits=38, decimal_places=6))
+    )
+    events = (
+        UsageEvent.objects.filter(customer_id=customer_id, metric=metric, occurred_at__gte=start, occurred_at__lt=end)
+        .annotate(member=Cast(KT(f"properties__{POOL_MEMBER_PROPERTY}"), CharField()))
+        .filter(member__in=[str(member_id) for member_id in member_ids])
+        .annotate(amount=amount)
+        .annotate(
+            running=Window(Sum("amount"), order_by=[F("occurred_at").asc(), F("id").asc()], frame=RowRange(None, 0))
+        )
+        .order_by()
+        .values_list("member", "amount", "running")
+    )
+    inner, params = events.query.sql_with_params()
+    pool_sql = "CAST(%s AS NUMERIC)"
+    # Per event: nothing beyond the pool while the running total stays within it; all of it when the
+    # pool was used up before it; else the part above the pool.
+    sql = f"""
+        SELECT e.member, ROUND(SUM(e.amount), 6),
+               ROUND(SUM(CASE WHEN e.running <= {pool_sql} THEN 0
+                              WHEN e.running - e.amount >= {pool_sql} THEN e.amount
+                              ELSE e.running - {pool_sql} END), 6)
+        FROM ({inner}) e
+        GROUP BY e.member
+    """  # noqa: S608 - the inner statement is Django's, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [str(pool), str(pool), str(pool), *params])
+        rows = cursor.fetchall()
+    shares = {}
+    for member, used, beyond in rows:
+        used_amount, beyond_amount = Decimal(str(used)), Decimal(str(beyond))
+        shares[int(member)] = PoolShare(used_amount, used_amount - beyond_amount, beyond_amount)
+    return shares
+
+
+PEAK, OFF_PEAK = "peak", "off_peak"
+
+
+def usage_aggregate_by_hours(
+    *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, time_zone: str, hours: frozenset[int]
+) -> dict[str, Decimal]:
+    """A count, sum or max metric's aggregate over the customer's events in [start, end), split by the
+    hour of the day in `time_zone`: {"peak": in `hours` (local hours 0–23), "off_peak": the others}
+    (a side without events is absent).
+
+    Read like `usage_aggregate`: the hourly rollups of the window's whole hours, each counted in the
+    local hour it starts in, and the raw events of the partial hours at either end — so a peak window
+    of whole local hours is exact. In a time zone whose UTC offset is not a whole number of hours
+    (Asia/Kolkata, +05:30) an hourly rollup straddles two local hours: the whole window is then read
+    from the raw events, still in SQL."""
+    start, end = clock.ensure_aware(start), clock.ensure_aware(end)
+    if end <= start:
+        return {}
+    zone = ZoneInfo(time_zone)
+    aggregation = MetricAggregation(metric.aggregation)
+    if aggregation not in (MetricAggregation.COUNT, MetricAggregation.SUM, MetricAggregation.MAX):
+        raise ValueError(f"a {aggregation} metric cannot be split by the hour of the day")
+    first_hour, last_hour = _ceil_hour(start), hour_of(end)
+    whole_hours = all(
+        (moment.astimezone(zone).utcoffset() or timedelta(0)).total_seconds() % 3600 == 0
+        for moment in (start, end - timedelta(microseconds=1))
+    )
+    use_rollups = whole_hours and first_hour < last_hour
+    raw_spans = [(start, first_hour), (last_hour, end)] if use_rollups else [(start, end)]
+    peak_hours = sorted(hours)
+    parts: list[tuple[Any, Any]] = []
+    events = UsageEvent.objects.filter(customer=customer, metric=metric)
+    for span_start, span_end in raw_spans:
+        if span_start >= span_end:
+            continue
+        expression: Any = {
+            MetricAggregation.COUNT: lambda q: Count("id", filter=q),
+            MetricAggregation.SUM: lambda q: Sum("value", filter=q),
+            MetricAggregation.MAX: lambda q: Max("value", filter=q),
+        }[aggregation]
+        parts.append(_split_by_hours(events.filter(occurred_at__gte=span_start, occurred_at__lt=span_end),
+                                     "occurred_at", zone, peak_hours, expression))  # fmt: skip
+    if use_rollups:
+        rollup_expression: Any = {
+            MetricAggregation.COUNT: lambda q: Sum("event_count", filter=q),
+            MetricAggregation.SUM: lambda q: Sum("value_sum", filter=q),
+            MetricAggregation.MAX: lambda q: Max("value_max", filter=q),
+        }[aggregation]
+        rollups = UsageRollup.objects.filter(customer=customer, metric=metric, hour__gte=first_hour, hour__lt=last_hour)
+        parts.append(_split_by_hours(rollups, "hour", zone, peak_hours, rollup_expression))
+    result: dict[str, Decimal] = {}
+    for part in parts:
+        for side, value in zip((PEAK, OFF_PEAK), part, strict=True):
+            if value is None:
+                continue
+            value = Decimal(value)
+            if side not in result:
+                result[side] = value
+            elif aggregation == MetricAggregation.MAX:
+                result[side] = max(result[side], value)
+            else:
+                result[side] += value
+    return result
+
+
+def _split_by_hours(queryset: QuerySet[Any], at: str, zone: ZoneInfo, peak_hours: list[int], expression: Any) -> Any:
+    """(aggregate in the peak hours, aggregate in the others) of `queryset`, by the local hour of `at`."""
+    in_peak = Q(local_hour__in=peak_hours)
+    row = (
+        queryset.order_by()
+        .annotate(local_hour=ExtractHour(at, tzinfo=zone))
+        .aggregate(peak=expression(in_peak), off_peak=expression(~in_peak))
+    )
+    return row["peak"], row["off_peak"]

@@ -37,7 +37,13 @@ from apps.core import clock
 from apps.core.validation import json_path, json_problem, text_problem, text_storable
 from apps.subscriptions.periods import period_containing
 
-from .constants import VALUE_DECIMAL_PLACES, VALUE_MAX_DIGITS, EventRejection, UsageChangeKind
+from .constants import (
+    POOL_MEMBER_PROPERTY,
+    VALUE_DECIMAL_PLACES,
+    VALUE_MAX_DIGITS,
+    EventRejection,
+    UsageChangeKind,
+)
 from .models import UsageDistinctValue, UsageEvent, UsageEventChange, UsageIntervalRollup, UsageRollup
 
 INSERT_CHUNK = 500
@@ -137,6 +143,7 @@ def usage_events_ingest(*, events: Sequence[Mapping[str, Any]], now: datetime) -
     }
     usage_ingest_lock(customer_ids={customer.pk for customer in customers.values()})
     invoiced = invoiced_spans(customer_ids={c.pk for c in customers.values()}, metric_codes=set(metrics))
+    pooled = pool_members_by_metric(customer_ids={c.pk for c in customers.values()}, metric_codes=set(metrics))
 
     valid: list[_ValidEvent] = []
     seen: set[str] = set()
@@ -146,7 +153,9 @@ def usage_events_ingest(*, events: Sequence[Mapping[str, Any]], now: datetime) -
             duplicates += 1
             continue
         try:
-            valid_event = _validate(event, customers=customers, metrics=metrics, invoiced=invoiced, now=now)
+            valid_event = _validate(
+                event, customers=customers, metrics=metrics, invoiced=invoiced, now=now, pooled=pooled
+            )
         except _Rejected as exc:
             rejected.append(RejectedEvent(index, transaction_id, exc.code, exc.reason))
             continue
@@ -279,6 +288,7 @@ def _validate(
     metrics: dict[str, BillableMetric],
     invoiced: "dict[tuple[int, str], list[InvoicedSpan]]",
     now: datetime,
+    pooled: "dict[tuple[int, str], set[str]] | None" = None,
 ) -> _ValidEvent:
     customer = customers.get(event["external_customer_id"])
     if customer is None:
@@ -362,6 +372,18 @@ def _validate(
             raise _Rejected(
                 EventRejection.INVALID_VALUE, f"Property {metric.field_name!r} is longer than 255 characters."
             )
+
+    members = (pooled or {}).get((customer.pk, metric.code))
+    sent = properties.get(POOL_MEMBER_PROPERTY)
+    # The subscription's id as a string or an integer, as the billing run reads it back (not 42.0).
+    sent_text = sent if isinstance(sent, str) else str(sent) if type(sent) is int else None
+    if members is not None and sent_text not in members:
+        raise _Rejected(
+            EventRejection.UNKNOWN_SUBSCRIPTION,
+            f"The metric {metric.code!r} is billed to this customer by pooled charges, which bill each event to "
+            f"the subscription that sent it: name one of the customer's subscriptions on those plans in "
+            f"properties.{POOL_MEMBER_PROPERTY} ({'missing' if sent is None else f'{sent!r} is not one'}).",
+        )
 
     billed_period_end_at = None
     for span in invoiced.get((customer.pk, metric.code), ()):
@@ -566,6 +588,29 @@ def event_snapshot(*, occurred_at: datetime, properties: dict[str, Any], value: 
         "properties": json.loads(_PROPERTIES_ENCODER.encode(properties)),
         "value": None if value is None else format(value.normalize(), "f"),  # 120.000000 → "120"
     }
+
+
+def pool_members_by_metric(*, customer_ids: set[int], metric_codes: set[str]) -> dict[tuple[int, str], set[str]]:
+    """For each (customer, metric code) that the customer's subscriptions bill only by pooled charges
+    (docs/pricing.md, "Pooled allowances"): the ids (as text) of those subscriptions, one of which each
+    event must name in `POOL_MEMBER_PROPERTY`. A metric that some subscription of the customer bills
+    without a pool is absent: its events need not name a subscription."""
+    if not customer_ids or not metric_codes:
+        return {}
+    subscription_model: Any = apps.get_model("subscriptions", "Subscription")
+    rows = subscription_model.objects.filter(
+        customer_id__in=customer_ids,
+        plan_version__charges__kind=ChargeKind.USAGE,
+        plan_version__charges__metric_code__in=metric_codes,
+    ).values_list("customer_id", "plan_version__charges__metric_code", "pk", "plan_version__charges__pooled_allowance")
+    members: dict[tuple[int, str], set[str]] = defaultdict(set)
+    unpooled: set[tuple[int, str]] = set()
+    for customer_id, metric_code, subscription_id, allowance in rows:
+        if allowance is None:
+            unpooled.add((customer_id, metric_code))
+        else:
+            members[(customer_id, metric_code)].add(str(subscription_id))
+    return {key: ids for key, ids in members.items() if key not in unpooled}
 
 
 def invoiced_spans(*, customer_ids: set[int], metric_codes: set[str]) -> dict[tuple[int, str], list[InvoicedSpan]]:

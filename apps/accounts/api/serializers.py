@@ -3,7 +3,7 @@ from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from apps.accounts.constants import CollectionMethod, InvoiceGrouping, TaxIdStatus, TaxIdType
-from apps.accounts.models import BillingContact, Customer, SimulatedClock
+from apps.accounts.models import BillingContact, Customer, SimulatedClock, validate_time_zone
 from apps.core.api.serializers import MAX_NESTED_ITEMS, MoneyOutputSerializer, validate_currency_code
 
 TAX_ID_HELP = (
@@ -72,6 +72,7 @@ class CustomerOutputSerializer(serializers.ModelSerializer):
             "payment_terms_days",
             "invoice_grouping",
             "collection_method",
+            "time_zone",
             "test_clock",
             "billing_contacts",
             "created_at",
@@ -83,6 +84,12 @@ class CustomerOutputSerializer(serializers.ModelSerializer):
 COLLECTION_METHOD_HELP = (
     "charge_automatically: finalized invoices are charged to the customer's default card; send_invoice: the "
     "customer is sent the invoice and pays it. Copied onto each invoice at finalization."
+)
+
+
+TIME_ZONE_HELP = (
+    "IANA time zone name, e.g. Asia/Shanghai (default UTC): the hours of a usage charge's peak and off-peak "
+    "prices are counted in it."
 )
 
 
@@ -121,6 +128,9 @@ class CustomerCreateInputSerializer(serializers.Serializer):
         choices=CollectionMethod.choices, required=False, default=CollectionMethod.SEND_INVOICE,
         help_text=COLLECTION_METHOD_HELP,
     )  # fmt: skip
+    time_zone = serializers.CharField(
+        max_length=64, required=False, default="UTC", validators=[validate_time_zone], help_text=TIME_ZONE_HELP
+    )
     test_clock = serializers.PrimaryKeyRelatedField(
         queryset=SimulatedClock.objects.all(), required=False, allow_null=True, default=None,
         help_text="Test customers only: attach to a test clock (cannot change later).",
@@ -160,6 +170,9 @@ class CustomerUpdateInputSerializer(serializers.Serializer):
     )  # fmt: skip
     collection_method = serializers.ChoiceField(
         choices=CollectionMethod.choices, required=False, help_text=COLLECTION_METHOD_HELP
+    )
+    time_zone = serializers.CharField(
+        max_length=64, required=False, validators=[validate_time_zone], help_text=TIME_ZONE_HELP
     )
     billing_contacts = BillingContactInputSerializer(
         many=True, required=False, max_length=MAX_NESTED_ITEMS, help_text=_BILLING_CONTACTS_HELP

@@ -224,3 +224,24 @@ def test_changing_to_an_invalid_vat_number_is_a_form_error_and_changes_nothing(c
     }
     customer.refresh_from_db()
     assert (customer.name, customer.tax_id, customer.tax_id_status) == ("Nordwind", "DE812345673", "valid")
+
+
+def test_the_time_zone_is_an_iana_name_and_a_bad_one_is_a_form_error(client, superuser):
+    customer = CustomerFactory(name="Keep Ltd.")
+    client.force_login(superuser)
+    form_page = client.get(change_url(customer))
+
+    refused = client.post(change_url(customer), change_form_data(form_page, name="Changed", time_zone="Shanghai"))
+
+    assert refused.status_code == 200
+    assert "is not a time zone name; use an IANA name such as Asia/Shanghai or Europe/Paris." in (
+        refused.content.decode().replace("&#x27;", "'")
+    )
+    customer.refresh_from_db()
+    assert (customer.name, customer.time_zone) == ("Keep Ltd.", "UTC")
+
+    saved = client.post(change_url(customer), change_form_data(form_page, time_zone="Asia/Shanghai"))
+
+    assert saved.status_code == 302
+    customer.refresh_from_db()
+    assert customer.time_zone == "Asia/Shanghai"

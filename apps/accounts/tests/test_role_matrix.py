@@ -255,6 +255,7 @@ CUSTOMER_FIELDS = {
     "payment_terms_days": (45, "FA BO"),
     "invoice_grouping": ("per_customer", "FA BO"),
     "collection_method": ("charge_automatically", "FA BO"),
+    "time_zone": ("Asia/Shanghai", "FA BO"),
     "currency": ("EUR", "never"),
 }
 
@@ -341,6 +342,7 @@ CUSTOMER_ADMIN_FIELDS = {
     "invoice_grouping": "FA BO",
     "collection_method": "FA BO",
     "tax_exempt": "FA BO",
+    "time_zone": "FA BO",
 }
 
 # The inlines of the customer's admin change page: model → (view, add, change, delete, editable fields).

@@ -133,6 +133,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
                     "invoice_grouping",
                     "collection_method",
                     "preferred_language",
+                    "time_zone",
                     ("tax_id", "tax_id_type"),
                     ("tax_id_status", "tax_id_checked_at"),
                     "tax_exempt",

@@ -9,7 +9,8 @@ bulk inserts, and move every subscription to its new period.
 
 Subscriptions that need more than a plain renewal — a trial ending, a scheduled change or version
 migration, waiting prorations or credits, discounts, usage aggregations or prices read event by
-event, a plan's minimum commitment (its true-up reads the period's earlier invoices), several
+event, a plan's minimum commitment (its true-up reads the period's earlier invoices), a pooled usage
+charge (its pool is shared with the customer's other subscriptions) or one with peak hours, several
 periods to catch up — are left to the one-by-one path (`subscription_bill_due`),
 which handles every case; so are all of the chunk's subscriptions if the bulk write fails.
 
@@ -201,6 +202,10 @@ def _billable_in_bulk(subscription: Subscription, now: datetime, metrics: dict[s
             return False  # the one-by-one path reports the error with its reason
         if metric.aggregation not in BULK_AGGREGATIONS or charge.price_model == PriceModelChoice.PERCENTAGE:
             return False
+        if charge.is_pooled:
+            return False  # the pool is shared with the customer's other subscriptions: read one by one
+        if charge.has_peak_hours:
+            return False  # usage split by the hour of the day in the customer's time zone: read one by one
     return True
 
 

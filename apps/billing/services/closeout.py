@@ -116,7 +116,7 @@ def stretch_line_drafts(
         drafts += usage_line_drafts(
             customer=subscription.customer, plan=stretch.plan, version=stretch.version, currency=currency,
             start=stretch.start, end=usage_end, metrics=metrics,
-            totals_by_charge=totals_by_charge if stretch.segment_id is None else None,
+            totals_by_charge=totals_by_charge if stretch.segment_id is None else None, subscription=subscription,
         )  # fmt: skip
     return drafts
 

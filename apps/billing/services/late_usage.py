@@ -73,7 +73,7 @@ def _trial_usage_drafts(subscription: Subscription, billed_from: datetime) -> li
     start, end = subscription.current_period_start_at, subscription.current_period_end_at
     drafts = usage_line_drafts(
         customer=subscription.customer, plan=subscription.plan, version=subscription.plan_version,
-        currency=subscription.currency, start=start, end=end,
+        currency=subscription.currency, start=start, end=end, subscription=subscription,
     )  # fmt: skip
     label = period_label(start, end)
     free = subscription.plan.trial_usage == TrialUsage.FREE
@@ -212,7 +212,13 @@ def _delta_draft(
     now_drafts = [
         draft
         for draft in usage_line_drafts(
-            customer=subscription.customer, plan=plan, version=version, currency=currency, start=start, end=end
+            customer=subscription.customer,
+            plan=plan,
+            version=version,
+            currency=currency,
+            start=start,
+            end=end,
+            subscription=subscription,
         )
         if draft.charge is not None and draft.charge.pk == charge.pk
     ]

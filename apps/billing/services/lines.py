@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
+from django.db.models import Q
 from django.utils.translation import gettext
 from djmoney.money import Money
 
@@ -20,11 +21,18 @@ from apps.invoices.constants import InvoiceLineKind
 from apps.invoices.models import Invoice, InvoiceItem, InvoiceLine, TaxRate
 from apps.invoices.pricing import tax_added
 from apps.invoices.services.taxes import customer_tax_breakdown, is_taxed_kind
-from apps.subscriptions.models import Discount
-from apps.subscriptions.periods import Period
+from apps.subscriptions.models import Discount, Subscription
+from apps.subscriptions.periods import Period, period_containing
 from apps.subscriptions.proration import remaining_fraction
 from apps.usage.models import UsageEvent
-from apps.usage.selectors import usage_aggregate
+from apps.usage.selectors import (
+    OFF_PEAK,
+    PEAK,
+    PoolShare,
+    usage_aggregate,
+    usage_aggregate_by_hours,
+    usage_pool_shares,
+)
 
 
 @dataclass(frozen=True)
@@ -535,6 +543,7 @@ def usage_line_drafts(
     end: datetime,
     metrics: dict[str, BillableMetric] | None = None,
     totals_by_charge: dict[int, dict[str, Decimal]] | None = None,
+    subscription: Subscription | None = None,
 ) -> list[LineDraft]:
     """Usage charges for [start, end), billed in arrears: per charge (and per group of a grouped
     metric) the metric's aggregate priced by the charge's price — the group's own price when the
@@ -542,7 +551,8 @@ def usage_line_drafts(
     where one applies. Charges with no usage and nothing to charge are left out.
 
     The billing run passes the metrics and the aggregates it read for a whole chunk at once
-    (`metrics`, `totals_by_charge`: charge id → group → aggregate); without them they are read here."""
+    (`metrics`, `totals_by_charge`: charge id → group → aggregate); without them they are read here.
+    A pooled charge bills `subscription`'s usage beyond its share of the pool (`_pooled_line_drafts`)."""
     drafts: list[LineDraft] = []
     if end <= start:
         return drafts
@@ -562,6 +572,21 @@ def usage_line_drafts(
                 + (f"billable metric {charge.metric_code!r}." if metric is None else f"price in {currency}."),
                 code="missing_price" if metric is not None else "missing_metric",
             )
+        if charge.has_peak_hours:
+            drafts += _peak_line_drafts(
+                customer=customer, plan=plan, charge=charge, metric=metric, price=price, start=start, end=end
+            )
+            continue
+        if charge.is_pooled:
+            if subscription is None:
+                raise ApplicationError(
+                    f"{version}: usage charge {charge.name!r} is pooled; its usage is billed per subscription.",
+                    code="pooled_charge",
+                )
+            drafts += _pooled_line_drafts(
+                subscription=subscription, plan=plan, charge=charge, metric=metric, price=price, start=start, end=end
+            )
+            continue
         if totals_by_charge is not None and charge.pk in totals_by_charge:
             totals = totals_by_charge[charge.pk] or {"": Decimal(0)}
         else:
@@ -615,6 +640,198 @@ def usage_line_drafts(
                         charge=charge,
                     )
                 )
+    return drafts
+
+
+def pool_member_ids(subscription: Subscription, *, plan: Plan, start: datetime, end: datetime) -> list[int]:
+    """The subscriptions sharing `subscription`'s pool for [start, end): the customer's subscriptions on
+    `plan` in the same currency, alive at some time in the window, whose billing period containing
+    `start` is the same as this one's (the same periods: a pool is settled per period); `subscription`
+    itself always."""
+    interval, count = plan.interval, plan.interval_count
+    period = period_containing(subscription.billing_anchor_at, interval, count, start)
+    candidates = (
+        Subscription.objects.filter(
+            customer_id=subscription.customer_id, plan=plan, currency=subscription.currency, started_at__lt=end
+        )
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=start))
+        .values_list("pk", "billing_anchor_at")
+    )
+    members = {pk for pk, anchor in candidates if period_containing(anchor, interval, count, start) == period}
+    return sorted(members | {subscription.pk})
+
+
+def _pooled_line_drafts(
+    *,
+    subscription: Subscription,
+    plan: Plan,
+    charge: Charge,
+    metric: BillableMetric,
+    price: Price,
+    start: datetime,
+    end: datetime,
+) -> list[LineDraft]:
+    """A pooled charge's line for one subscription: its usage in [start, end), the part the pool covered
+    and the part beyond it (event order across the pool's subscriptions), the latter priced by the
+    charge's price, rounded once; a minimum true-up where one applies."""
+    allowance = charge.pooled_allowance or Decimal(0)
+    members = pool_member_ids(subscription, plan=plan, start=start, end=end)
+    pool = allowance * len(members)
+    shares = usage_pool_shares(
+        customer_id=subscription.customer_id, metric=metric, start=start, end=end, member_ids=members, pool=pool
+    )
+    share = shares.get(subscription.pk, PoolShare(Decimal(0), Decimal(0), Decimal(0)))
+    currency = price.currency
+    quote = pricing.price_quote(price.to_spec(), quantity=share.beyond_pool)
+    if share.used == 0 and quote.total == 0:
+        return []
+    pool_used = sum((member_share.used for member_share in shares.values()), Decimal(0))
+    title = charge_title(plan, charge)
+    number = pricing.format_quantity
+    explanation = (
+        gettext("%(metric)s: %(used)s used by this subscription (%(aggregation)s).")
+        % {"metric": metric.name, "used": number(share.used), "aggregation": metric.get_aggregation_display()},
+        gettext(
+            "Pool: %(count)s subscriptions × %(allowance)s = %(pool)s, shared by the customer's subscriptions on "
+            "this plan; %(pool_used)s used by all of them."
+        )
+        % {"count": len(members), "allowance": number(allowance), "pool": number(pool), "pool_used": number(pool_used)},
+        gettext(
+            "From the pool: %(from_pool)s; beyond the pool: %(beyond)s (the pool is used in the order the events "
+            "happened; usage beyond it is billed to the subscription that sent it)."
+        )
+        % {"from_pool": number(share.from_pool), "beyond": number(share.beyond_pool)},
+        *(line.description for line in quote.lines),
+    )
+    single_unit_price = charge.price_model == PriceModelChoice.PER_UNIT
+    drafts = [
+        LineDraft(
+            kind=InvoiceLineKind.USAGE,
+            description=gettext("%(title)s (usage beyond the pool)") % {"title": title},
+            period_start_at=start,
+            period_end_at=end,
+            quantity=quote.quantity,
+            unit_amount=price.amount if single_unit_price else None,
+            amount=quote.amount,
+            currency=currency,
+            explanation=explanation,
+            charge=charge,
+        )
+    ]
+    if quote.minimum_true_up:
+        drafts.append(
+            LineDraft(
+                kind=InvoiceLineKind.MINIMUM,
+                description=f"{title}: minimum charge true-up",
+                period_start_at=start,
+                period_end_at=end,
+                quantity=Decimal(1),
+                unit_amount=quote.minimum_true_up,
+                amount=quote.minimum_true_up,
+                currency=currency,
+                explanation=(
+                    "Minimum charge per period "
+                    f"{pricing.format_price(price.minimum_amount or Decimal(0), currency)}; "
+                    f"the usage came to {pricing.format_price(quote.amount, currency)}.",
+                ),
+                charge=charge,
+            )
+        )
+    return drafts
+
+
+def _peak_window_label(charge: Charge) -> str:
+    return f"{charge.peak_start_hour:02d}:00–{charge.peak_end_hour:02d}:00"
+
+
+def _peak_line_drafts(
+    *,
+    customer: Customer,
+    plan: Plan,
+    charge: Charge,
+    metric: BillableMetric,
+    price: Price,
+    start: datetime,
+    end: datetime,
+) -> list[LineDraft]:
+    """A charge with peak hours: the usage in its peak hours (local hours of the customer's time zone)
+    priced by its peak price (its default price when it has none in the currency), and the usage in the
+    other hours by its default price, each on its own line, rounded once; a minimum true-up per line
+    where one applies."""
+    currency = price.currency
+    time_zone = customer.time_zone or "UTC"
+    split = usage_aggregate_by_hours(
+        customer=customer, metric=metric, start=start, end=end, time_zone=time_zone, hours=charge.peak_hours()
+    )
+    window = _peak_window_label(charge)
+    peak_price = charge.peak_price_for(currency)
+    title = charge_title(plan, charge)
+    sides = [
+        (
+            PEAK,
+            peak_price or price,
+            gettext("%(title)s — peak hours %(window)s (usage)") % {"title": title, "window": window},
+            gettext("Peak hours: %(window)s in %(time_zone)s (the customer's time zone), at the peak price.")
+            % {"window": window, "time_zone": time_zone}
+            if peak_price is not None
+            else gettext(
+                "Peak hours: %(window)s in %(time_zone)s (the customer's time zone), at the default price (the "
+                "charge has no peak price in %(currency)s)."
+            )
+            % {"window": window, "time_zone": time_zone, "currency": currency},
+        ),
+        (
+            OFF_PEAK,
+            price,
+            gettext("%(title)s — off-peak hours (usage)") % {"title": title},
+            gettext("Off-peak: the hours outside %(window)s in %(time_zone)s (the customer's time zone).")
+            % {"window": window, "time_zone": time_zone},
+        ),
+    ]
+    drafts: list[LineDraft] = []
+    for side, side_price, description, note in sides:
+        quantity = split.get(side, Decimal(0))
+        quote = pricing.price_quote(side_price.to_spec(), quantity=quantity)
+        if quote.total == 0 and quantity == 0:
+            continue
+        single_unit_price = charge.price_model == PriceModelChoice.PER_UNIT and not side_price.included_units
+        drafts.append(
+            LineDraft(
+                kind=InvoiceLineKind.USAGE,
+                description=description,
+                period_start_at=start,
+                period_end_at=end,
+                quantity=quote.quantity,
+                unit_amount=side_price.amount if single_unit_price else None,
+                amount=quote.amount,
+                currency=currency,
+                explanation=(
+                    f"{metric.name}: {pricing.format_quantity(quote.quantity)} ({metric.get_aggregation_display()})",
+                    note,
+                    *(line.description for line in quote.lines),
+                ),
+                charge=charge,
+            )
+        )
+        if quote.minimum_true_up:
+            drafts.append(
+                LineDraft(
+                    kind=InvoiceLineKind.MINIMUM,
+                    description=f"{description.removesuffix(' (usage)')}: minimum charge true-up",
+                    period_start_at=start,
+                    period_end_at=end,
+                    quantity=Decimal(1),
+                    unit_amount=quote.minimum_true_up,
+                    amount=quote.minimum_true_up,
+                    currency=currency,
+                    explanation=(
+                        "Minimum charge per period "
+                        f"{pricing.format_price(side_price.minimum_amount or Decimal(0), currency)}; "
+                        f"the usage came to {pricing.format_price(quote.amount, currency)}.",
+                    ),
+                    charge=charge,
+                )
+            )
     return drafts
 
 

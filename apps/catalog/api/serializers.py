@@ -16,6 +16,7 @@ from apps.catalog.constants import (
     MetricAggregation,
     PackageRounding,
     PriceModelChoice,
+    PriceTimeWindow,
     TrialUsage,
     WeightedTimeUnit,
 )
@@ -139,6 +140,12 @@ class PriceOutputSerializer(serializers.ModelSerializer):
         help_text='The group of usage this price is for, e.g. {"region": "eu", "tier": "gold"}; {} for the '
         "charge's default price.",
     )
+    time_window = serializers.ChoiceField(
+        choices=PriceTimeWindow.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text='"peak": the price of the charge\'s peak hours; empty: the default price (off-peak hours).',
+    )
     included_units = DecimalStringField()
     percentage = DecimalStringField()
     fixed_fee = DecimalStringField()
@@ -152,7 +159,8 @@ class PriceOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Price
         fields = [
-            "id", "charge", "price_model", "currency", "dimension_values", "amount", "package_size", "package_rounding",
+            "id", "charge", "price_model", "currency", "dimension_values", "time_window", "amount", "package_size",
+            "package_rounding",
             "included_units", "percentage", "fixed_fee", "min_per_transaction", "max_per_transaction", "minimum_amount",
             "tiers",
         ]  # fmt: skip
@@ -174,10 +182,18 @@ class PriceOutputSerializer(serializers.ModelSerializer):
 
 class ChargeOutputSerializer(serializers.ModelSerializer):
     prices = PriceOutputSerializer(many=True, read_only=True)
+    pooled_allowance = DecimalStringField(
+        allow_null=True,
+        help_text="Usage charges: units each subscription adds to the pool of the customer's subscriptions on the "
+        "plan; null when the charge has no pool.",
+    )
 
     class Meta:
         model = Charge
-        fields = ["id", "position", "kind", "name", "price_model", "metric_code", "billing_timing", "prices"]
+        fields = [
+            "id", "position", "kind", "name", "price_model", "metric_code", "billing_timing", "pooled_allowance",
+            "peak_start_hour", "peak_end_hour", "prices",
+        ]  # fmt: skip
         read_only_fields = fields
 
 
@@ -312,6 +328,14 @@ class PriceInputSerializer(serializers.Serializer):
         'for each property, e.g. {"region": "eu", "tier": "gold"}; leave it out for the default price (every other '
         "group).",
     )
+    time_window = serializers.ChoiceField(
+        choices=PriceTimeWindow.choices,
+        required=False,
+        default=PriceTimeWindow.ALL_HOURS,
+        allow_blank=True,
+        help_text='Usage charges with peak hours: "peak" for the price of the peak hours; leave it out for the '
+        "default price (every other hour).",
+    )
     amount = _decimal(required=False, default=Decimal(0))
     tiers = PriceTierInputSerializer(many=True, required=False, default=list, max_length=MAX_NESTED_ITEMS)
     package_size = serializers.IntegerField(min_value=1, required=False, default=1)
@@ -344,6 +368,34 @@ class ChargeInputSerializer(serializers.Serializer):
         help_text="Recurring charges: billed when the period begins (in_advance) or ends (in_arrears). Usage "
         "charges are always billed in arrears.",
     )
+    pooled_allowance = DecimalField(
+        max_digits=19,
+        decimal_places=6,
+        min_value=Decimal("0.000001"),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Usage charges on a count or sum metric: the units each subscription adds to a pool shared by the "
+        'customer\'s subscriptions on this plan, e.g. "1" (GB per SIM); usage beyond the pool is priced by the '
+        "charge. Events name their subscription in the property subscription_id.",
+    )
+    peak_start_hour = serializers.IntegerField(
+        min_value=0,
+        max_value=23,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Usage charges: the hour peak hours start (0–23) in the customer's time zone; usage in peak "
+        "hours is priced by the charge's peak price, on a line of its own.",
+    )
+    peak_end_hour = serializers.IntegerField(
+        min_value=0,
+        max_value=23,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The hour peak hours end (0–23, excluded); before the start hour, they run past midnight.",
+    )
     prices = PriceInputSerializer(many=True, allow_empty=False, max_length=MAX_NESTED_ITEMS)
 
 
@@ -356,6 +408,9 @@ def charge_inputs(data: list[dict]) -> list[ChargeInput]:
             price_model=charge["price_model"],
             metric_code=charge["metric_code"],
             billing_timing=charge["billing_timing"],
+            pooled_allowance=charge["pooled_allowance"],
+            peak_start_hour=charge["peak_start_hour"],
+            peak_end_hour=charge["peak_end_hour"],
             prices=[
                 PriceInput(
                     **{key: value for key, value in price.items() if key != "tiers"},

@@ -38,6 +38,9 @@ def version_post(plan, *charges: dict, notes: str = "", minimum_commitments: tup
                 f"{prefix}-price_model": charge.get("price_model", "per_unit"),
                 f"{prefix}-metric_code": charge.get("metric_code", ""),
                 f"{prefix}-billing_timing": charge.get("billing_timing", "in_advance"),
+                f"{prefix}-pooled_allowance": charge.get("pooled_allowance", ""),
+                f"{prefix}-peak_start_hour": charge.get("peak_start_hour", ""),
+                f"{prefix}-peak_end_hour": charge.get("peak_end_hour", ""),
                 f"{prefix}-prices-TOTAL_FORMS": len(charge["prices"]),
                 f"{prefix}-prices-INITIAL_FORMS": 0,
             }
@@ -49,6 +52,7 @@ def version_post(plan, *charges: dict, notes: str = "", minimum_commitments: tup
                 {
                     f"{price_prefix}-currency": price["currency"],
                     f"{price_prefix}-dimension_values": price.get("dimension_values", ""),
+                    f"{price_prefix}-time_window": price.get("time_window", ""),
                     f"{price_prefix}-amount": price.get("amount", "0"),
                     f"{price_prefix}-package_size": price.get("package_size", 1),
                     f"{price_prefix}-package_rounding": price.get("package_rounding", "up"),
@@ -541,3 +545,45 @@ def test_dimension_prices_are_added_with_the_version_and_checked_against_the_met
     version = plan.versions.get()
     page = client.get(reverse("admin:catalog_planversion_change", args=[version.pk])).content.decode()
     assert "USD (region eu)" in page and "USD (default)" in page
+
+
+def test_pooled_allowances_and_peak_hours_are_set_with_the_version_and_checked(client, superuser):
+    from apps.catalog.models import BillableMetric, Charge
+
+    BillableMetric.objects.create(code="data_gb", name="Data", aggregation="sum", field_name="gb")
+    BillableMetric.objects.create(code="users", name="Users", aggregation="unique_count", field_name="user")
+    plan = PlanFactory(prices=[])
+    client.force_login(superuser)
+    data = {
+        "name": "Data", "kind": "usage", "metric_code": "data_gb", "price_model": "per_unit",
+        "pooled_allowance": "1", "prices": [{"currency": "USD", "amount": "2.00"}],
+    }  # fmt: skip
+    transfer = {
+        "name": "Transfer", "kind": "usage", "metric_code": "data_gb", "price_model": "per_unit",
+        "peak_start_hour": "8", "peak_end_hour": "22",
+        "prices": [{"currency": "USD", "amount": "0.05"}, {"currency": "USD", "amount": "0.10", "time_window": "peak"}],
+    }  # fmt: skip
+
+    unpoolable = client.post(
+        reverse("admin:catalog_planversion_add"), version_post(plan, {**data, "metric_code": "users"}, transfer)
+    )
+    same_hour = client.post(
+        reverse("admin:catalog_planversion_add"), version_post(plan, data, {**transfer, "peak_end_hour": "8"})
+    )
+
+    assert (unpoolable.status_code, same_hour.status_code) == (200, 200)
+    assert "a pool is consumed event by event, so it needs a count or sum metric." in unpoolable.content.decode()
+    assert "Peak hours are a start and an end hour (0–23) that differ" in same_hour.content.decode()
+    assert not PlanVersion.objects.exists()
+
+    saved = client.post(reverse("admin:catalog_planversion_add"), version_post(plan, data, transfer))
+
+    assert saved.status_code == 302
+    assert Charge.objects.get(name="Data").pooled_allowance == Decimal(1)
+    peak = Charge.objects.get(name="Transfer")
+    assert (peak.peak_start_hour, peak.peak_end_hour) == (8, 22)
+    assert peak.peak_price_for("USD").amount == Decimal("0.10")
+    assert peak.price_for("USD").amount == Decimal("0.05")
+    page = client.get(reverse("admin:catalog_planversion_change", args=[peak.plan_version_id])).content.decode()
+    assert "peak hours 08:00–22:00" in page and "USD (peak hours)" in page and "USD (off-peak hours)" in page
+    assert "pooled allowance 1 per subscription" in page

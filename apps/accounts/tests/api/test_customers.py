@@ -57,6 +57,7 @@ def test_create_customer_returns_the_customer(api_client, superuser):
         "payment_terms_days": 30,
         "invoice_grouping": "",
         "collection_method": "send_invoice",
+        "time_zone": "UTC",
         "test_clock": None,
         "billing_contacts": [],
         "created_at": body["created_at"],
@@ -78,6 +79,8 @@ def test_create_customer_returns_the_customer(api_client, superuser):
         ({"tax_id": "US-123"}, "tax_id"),
         ({"tax_id_type": "de_stnr"}, "tax_id_type"),
         ({"tax_id_type": "eu_vat"}, "tax_id_type"),
+        ({"time_zone": "Shanghai"}, "time_zone"),
+        ({"time_zone": "UTC+8"}, "time_zone"),
     ],
 )
 def test_create_customer_with_bad_input_is_refused_and_writes_nothing(api_client, superuser, changes, field):
@@ -366,3 +369,25 @@ def test_session_authentication_works(api_client, make_staff):
     api_client.force_login(user)
 
     assert api_client.get(LIST_URL).status_code == 200
+
+
+def test_a_customer_time_zone_is_set_and_changed_by_iana_name_and_a_bad_one_writes_nothing(api_client, superuser):
+    api_client.force_authenticate(superuser)
+
+    created = api_client.post(LIST_URL, {**VALID_INPUT, "time_zone": "Asia/Shanghai"})
+    assert created.status_code == 201, created.data
+    customer = Customer.objects.get()
+    assert (created.json()["time_zone"], customer.time_zone) == ("Asia/Shanghai", "Asia/Shanghai")
+
+    refused = api_client.patch(detail_url(customer.pk), {"time_zone": "Mars/Olympus", "name": "Changed"})
+    assert refused.status_code == 400
+    assert refused.json()["fields"] == {
+        "time_zone": ["'Mars/Olympus' is not a time zone name; use an IANA name such as Asia/Shanghai or Europe/Paris."]
+    }
+    customer.refresh_from_db()
+    assert (customer.time_zone, customer.name) == ("Asia/Shanghai", "Globex Corporation")
+
+    changed = api_client.patch(detail_url(customer.pk), {"time_zone": "Europe/Paris"})
+    assert changed.status_code == 200, changed.data
+    customer.refresh_from_db()
+    assert customer.time_zone == "Europe/Paris"

@@ -115,6 +115,9 @@ def test_create_plan_with_prices(api_client, superuser):
                     "price_model": "per_unit",
                     "metric_code": "",
                     "billing_timing": "in_advance",
+                    "pooled_allowance": None,
+                    "peak_start_hour": None,
+                    "peak_end_hour": None,
                     "prices": [_simple_price(price) for price in Price.objects.order_by("currency")],
                 }
             ],
@@ -132,7 +135,7 @@ def test_create_plan_with_prices(api_client, superuser):
 def _simple_price(price: Price) -> dict:
     return {
         "id": price.pk, "charge": price.charge_id, "price_model": "per_unit", "currency": price.currency,
-        "dimension_values": {},
+        "dimension_values": {}, "time_window": "",
         "amount": {"EUR": "0.00012", "USD": "49.00"}[price.currency], "package_size": 1,
         "package_rounding": "up", "included_units": "0", "percentage": "0", "fixed_fee": "0.00",
         "min_per_transaction": None, "max_per_transaction": None, "minimum_amount": None, "tiers": [],
