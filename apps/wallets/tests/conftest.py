@@ -1,0 +1,3 @@
+"""The local fake Stripe of the payments tests, for the purchases and top-ups charged by card."""
+
+from apps.payments.tests.stripe.conftest import localstripe, localstripe_url  # noqa: F401
