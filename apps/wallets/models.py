@@ -47,6 +47,11 @@ class Wallet(TimeStampedModel):
 
     class Meta:
         ordering = ["customer", "priority", "id"]
+        permissions = [
+            ("grant_credits", "Can grant free credits"),
+            ("void_credits", "Can void credits"),
+            ("purchase_credits", "Can buy credits for a customer"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["customer", "name"], name="wallet_customer_name_unique"),
             models.CheckConstraint(condition=Q(rate__gt=0), name="wallet_rate_positive"),

@@ -475,6 +475,9 @@ ADMIN_MODELS = {
     "subscriptions.Discount": ("FA BO AU", "FA", "FA", ""),
     "subscriptions.Subscription": ("ALL", "FA BO", "FA BO", ""),
     "usage.UsageEvent": ("FA BO AU", "", "", ""),  # sent through the API
+    "wallets.CreditPurchase": ("ALL", "", "", ""),  # bought through a wallet's action, the API or the portal
+    "wallets.Wallet": ("ALL", "FA BO", "FA BO", ""),  # its ledger is kept: never deleted
+    "wallets.WalletEntry": ("ALL", "", "", ""),  # append-only: written by the services
     "usage.UsageEventChange": ("FA BO AU", "", "", ""),  # written by ingestion and corrections
     "webhooks.WebhookDelivery": ("FA AU", "", "FA", ""),
     "webhooks.WebhookEndpoint": ("FA AU", "FA", "FA", ""),
@@ -538,6 +541,11 @@ ADMIN_ACTIONS = {
     "payments.InvoiceDunning.run_next_action_now": "FA BO",
     "payments.Payment.reverse_selected": "FA BO",
     "subscriptions.Subscription.migrate_to_latest_version": "FA BO",
+    "wallets.Wallet.grant_credits_selected": "FA BO",
+    "wallets.Wallet.buy_credits_selected": "FA BO",
+    "wallets.Wallet.export_csv": "ALL",
+    "wallets.WalletEntry.void_selected": "FA BO",
+    "wallets.WalletEntry.export_csv": "ALL",
     "webhooks.WebhookDelivery.redeliver": "FA",
     "webhooks.WebhookEndpoint.roll_secret": "FA",
 }
