@@ -218,9 +218,10 @@ class WalletEntryAdmin(_ActionPages, admin.ModelAdmin):
         entries = list(queryset.select_related("wallet__customer").order_by("pk"))
         form = VoidForm(request.POST if request.POST.get("post") == "yes" else None)
         if form.is_bound and form.is_valid():
+            reason = form.cleaned_data["reason"]
             self._run_each(
                 request, entries,
-                lambda entry: wallet_lot_void(entry_id=entry.pk, reason=form.cleaned_data["reason"], actor=request.user),
+                lambda entry: wallet_lot_void(entry_id=entry.pk, reason=reason, actor=request.user),
                 lambda entry, void: f"Voided {-void.credits} credits of {entry.wallet}.",
             )  # fmt: skip
             return HttpResponseRedirect(request.get_full_path())
