@@ -20,9 +20,10 @@ def wallet_balance(*, wallet: Wallet) -> Decimal:
     return Decimal(total)
 
 
-def wallet_list_for_customer(*, customer: Customer) -> QuerySet[Wallet]:
+def wallet_list_for_customer(*, customer: Customer | None = None, customer_id: int | None = None) -> QuerySet[Wallet]:
     """The customer's wallets with their balance (`balance`, credits)."""
-    return Wallet.objects.filter(customer=customer).annotate(balance=Coalesce(Sum("entries__credits"), _ZERO))
+    customer_id = customer.pk if customer is not None else customer_id
+    return Wallet.objects.filter(customer_id=customer_id).annotate(balance=Coalesce(Sum("entries__credits"), _ZERO))
 
 
 def wallet_entries(*, wallet: Wallet) -> QuerySet[WalletEntry]:

@@ -57,6 +57,12 @@ API = {
     ("PATCH", "customers/{id}"): "FA BO SU",  # Support: details only (CUSTOMER_FIELDS)
     ("GET", "customers/{id}/balance"): "ALL",
     ("GET", "customers/{id}/usage"): "FA BO AU",
+    ("GET", "customers/{id}/wallets"): "ALL",
+    ("POST", "customers/{id}/wallets"): "FA BO",
+    ("GET", "customers/{id}/wallets/{id}"): "ALL",
+    ("GET", "customers/{id}/wallets/{id}/ledger"): "ALL",
+    ("POST", "customers/{id}/wallets/{id}/grant"): "FA BO",
+    ("POST", "customers/{id}/wallets/{id}/purchase"): "FA BO",
     ("GET", "customers/{id}/payment-methods"): "ALL",
     ("POST", "customers/{id}/payment-methods"): "FA BO",
     ("POST", "customers/{id}/payment-methods/setup-intent"): "FA BO",
