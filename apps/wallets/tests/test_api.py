@@ -1,7 +1,6 @@
 """`/api/v1/customers/{id}/wallets`: wallets with their balance, the ledger (paginated), grants and
 purchases (Idempotency-Key honoured), field-level 400s that change nothing."""
 
-
 import pytest
 from django.test import override_settings
 
