@@ -986,8 +986,8 @@ def credits(request, membership, configuration):
             except ApplicationError as exc:
                 add_application_error(form, exc)
             else:
-                messages.success(request, _("Invoice %(number)s is issued for your credits: they are added once it is paid.")
-                                 % {"number": purchase.invoice.number})  # fmt: skip
+                issued = _("Invoice %(number)s is issued for your credits: they are added once it is paid.")
+                messages.success(request, issued % {"number": purchase.invoice.number})
                 if stripe_enabled() and configuration.invoice_history_enabled:
                     return redirect("portal:invoice-pay", invoice_id=purchase.invoice_id)
                 return redirect("portal:credits")
