@@ -22,7 +22,10 @@ def wallet_balance(*, wallet: Wallet) -> Decimal:
 
 def wallet_list_for_customer(*, customer: Customer | None = None, customer_id: int | None = None) -> QuerySet[Wallet]:
     """The customer's wallets with their balance (`balance`, credits)."""
-    customer_id = customer.pk if customer is not None else customer_id
+    if customer is not None:
+        customer_id = customer.pk
+    if customer_id is None:
+        return Wallet.objects.none().annotate(balance=_ZERO)
     return Wallet.objects.filter(customer_id=customer_id).annotate(balance=Coalesce(Sum("entries__credits"), _ZERO))
 
 

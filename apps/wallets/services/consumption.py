@@ -25,7 +25,7 @@ from apps.invoices.models import Invoice, InvoiceLine
 from ..constants import WalletEntryKind
 from ..models import Wallet, WalletEntry
 from ..selectors import lots_usable, wallet_balance
-from .ledger import credits_quantize, draw_create
+from .ledger import CREDIT_QUANTUM, credits_quantize, draw_create
 
 
 def _credits_text(credits: Decimal) -> str:
@@ -62,7 +62,8 @@ def invoice_wallet_credits_apply(*, invoice: Invoice, now: datetime) -> list[Wal
             credits, money = Decimal(lot.remaining), available
         else:
             money = due
-            credits = min(credits_quantize(money / wallet.rate), Decimal(lot.remaining))
+            # Credits to 4 decimals, at least the smallest (a cent of a very dear credit).
+            credits = min(max(credits_quantize(money / wallet.rate), CREDIT_QUANTUM), Decimal(lot.remaining))
         entry = draw_create(
             lot=lot, kind=WalletEntryKind.CONSUMPTION, credits=credits, now=now, invoice=invoice, amount=money,
             reason=f"Invoice {invoice.pk}",
@@ -84,13 +85,13 @@ def invoice_wallet_credits_apply(*, invoice: Invoice, now: datetime) -> list[Wal
             % {"credits": _credits_text(credits), "rate": rate}
         ]
         for entry in used:
-            lot = entry.lot
-            assert lot is not None
-            expiry = lot.expires_on.isoformat() if lot.expires_on else gettext("never")
+            lot_of_entry = entry.lot
+            assert lot_of_entry is not None
+            expiry = lot_of_entry.expires_on.isoformat() if lot_of_entry.expires_on else gettext("never")
             explanation.append(
                 gettext("%(credits)s credits from the %(kind)s of %(day)s (expiring: %(expiry)s).")
-                % {"credits": _credits_text(-entry.credits), "kind": lot.get_kind_display().lower(),
-                   "day": lot.occurred_at.date().isoformat(), "expiry": expiry}
+                % {"credits": _credits_text(-entry.credits), "kind": lot_of_entry.get_kind_display().lower(),
+                   "day": lot_of_entry.occurred_at.date().isoformat(), "expiry": expiry}
             )  # fmt: skip
         position += 1
         lines.append(

@@ -9,6 +9,7 @@ from apps.core import clock
 from ..constants import WalletEntryKind
 from ..models import WalletEntry
 from ..selectors import lots_expired, lots_with_remaining
+from .consumption import wallet_top_up_check_on_commit
 from .ledger import draw_create, wallet_lock
 
 
@@ -40,4 +41,6 @@ def _wallet_expire(*, wallet_id: int, now: datetime) -> list[WalletEntry]:
                 reason=f"Expired on {lot.expires_on:%Y-%m-%d}.",
             )  # fmt: skip
         )
+    if entries:
+        wallet_top_up_check_on_commit(wallet)  # expired credits may leave it under its threshold
     return entries

@@ -200,3 +200,15 @@ def test_a_grant_without_a_reason_or_with_a_past_expiry_is_refused_and_nothing_i
                      now=utc(2026, 1, 1))  # fmt: skip
     assert set(error.value.fields) == {"credits", "category", "reason", "expires_on"}
     assert not WalletEntry.objects.exists()
+
+
+def test_a_cent_of_a_very_dear_credit_takes_the_smallest_part_of_a_credit():
+    customer = make_customer(currency="USD")
+    wallet = make_wallet(customer, rate="1000.00")
+    wallet_grant(wallet_id=wallet.pk, credits="1", category="promotion", reason="Offer", now=utc(2026, 1, 1))
+
+    invoice = make_manual_invoice(customer=customer, lines=[("Consulting", "1", "0.01")], now=utc(2026, 1, 15))
+
+    # 0.01 / 1000 = 0.00001 credits, below the 4 decimals credits are counted to: 0.0001 is taken.
+    assert _lines(invoice)[1][2:] == (Decimal("0.0001"), Decimal("-0.01"))
+    assert wallet_balance(wallet=wallet) == Decimal("0.9999")

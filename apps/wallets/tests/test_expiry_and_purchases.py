@@ -160,3 +160,17 @@ def test_falling_under_the_threshold_buys_a_top_up_charged_to_the_default_card(
     assert invoice.status == InvoiceStatus.PAID
     assert wallet_balance(wallet=wallet) == Decimal(550)
     assert wallet_top_up_task.run(wallet.pk) is None  # above the threshold again
+
+
+def test_credits_expiring_under_the_threshold_queue_a_top_up(django_capture_on_commit_callbacks, monkeypatch):
+    customer = make_customer(currency="USD")
+    wallet = make_wallet(customer, rate="1.00", top_up_threshold=Decimal(10), top_up_credits=Decimal(50))
+    wallet_grant(wallet_id=wallet.pk, credits="20", category="promotion", reason="Offer", expires_on=date(2026, 2, 1),
+                 now=utc(2026, 1, 1))  # fmt: skip
+    queued = []
+    monkeypatch.setattr(wallet_top_up_task, "delay", lambda wallet_id: queued.append(wallet_id))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        wallet_credits_expire(now=utc(2026, 2, 1))
+
+    assert queued == [wallet.pk]
