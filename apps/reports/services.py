@@ -383,9 +383,9 @@ def _issued_invoices():
 # note itself), a payment's credit (money received in advance) or an invoice's credit (already taken
 # off revenue by the lines of the invoice that came to below zero) applied on a later invoice.
 # Prepaid credits (apps.wallets) are settlements too: credits bought are money received in advance
-# (deferred, recognized through the lines of the invoices they pay), so neither the purchase line nor
-# the credits line is revenue; granted credits are a discount, taken off revenue separately below
-# (`_granted_credits_rows`).
+# (deferred until consumed, `_purchased_credits_by_month`; then the lines of the invoices they pay are
+# the revenue), so neither the purchase line nor the credits line is revenue; granted credits are a
+# discount, taken off revenue separately below (`_granted_credits_rows`).
 SETTLEMENT_LINE_KINDS = (
     InvoiceLineKind.CREDIT_NOTE,
     InvoiceLineKind.PAYMENT_CREDIT,
@@ -461,6 +461,33 @@ def _recognize(
             sums[(month, currency, plan_id)][1] += amount * count
 
 
+def _purchased_credits_by_month(*, from_month: date | None, current_month: date) -> Iterator[tuple]:
+    """Credits bought (apps.wallets), as (month, currency, recognized, deferred at month end): what was
+    paid for them is deferred from the month the purchase invoice was paid until they are consumed
+    (then the lines of the invoice they pay are the revenue) or voided; credits bought that expire
+    unused are recognized in the month they expire (breakage)."""
+    real = WalletEntry.objects.filter(wallet__customer__test_clock__isnull=True)
+    fields = ("kind", "amount", "amount_currency", "occurred_at")
+    lots = real.filter(kind=WalletEntryKind.PURCHASE).values_list(*fields)
+    draws = real.filter(lot__kind=WalletEntryKind.PURCHASE).values_list(*fields)
+    by_currency: dict[str, list[tuple[date, str, Decimal]]] = defaultdict(list)
+    for kind, amount, currency, occurred_at in sorted([*lots, *draws], key=lambda row: row[3]):
+        by_currency[currency].append((metrics.month_of(occurred_at), kind, Decimal(amount)))
+    for currency, moves in by_currency.items():
+        balance = Decimal(0)
+        index = 0
+        for month in metrics.months_between(moves[0][0], current_month):
+            breakage = Decimal(0)
+            while index < len(moves) and moves[index][0] == month:
+                _, kind, amount = moves[index]
+                balance += amount
+                if kind == WalletEntryKind.EXPIRY:
+                    breakage -= amount
+                index += 1
+            if (from_month is None or month >= from_month) and (balance or breakage):
+                yield month, currency, breakage, balance
+
+
 def revenue_months_rebuild(*, from_month: date | None, as_of: datetime) -> int:
     """Recompute recognized and deferred revenue for every month from `from_month` (all when None) to
     the current one, line by line (see `metrics.recognition_schedule`), less what credit notes credit
@@ -496,6 +523,11 @@ def revenue_months_rebuild(*, from_month: date | None, as_of: datetime) -> int:
     )  # fmt: skip
     sums: dict[tuple[date, str, int | None], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
     since = metrics.month_start_at(from_month) if from_month is not None else None
+    for month, currency, breakage, deferred in _purchased_credits_by_month(
+        from_month=from_month, current_month=current_month
+    ):
+        sums[(month, currency, None)][0] += breakage
+        sums[(month, currency, None)][1] += deferred
     for amount, currency, issued_at, invoice_plan in _granted_credits_rows(since).iterator(chunk_size=10_000):
         if amount:
             _recognize(
