@@ -977,6 +977,12 @@ def credits(request, membership, configuration):
             return render(
                 request, "portal/forbidden.html", _base_context(request, membership, configuration), status=403
             )
+        # The same form sent again (back button, a second click after the first answer) buys nothing
+        # more: it goes to the invoice the first one issued.
+        request_key = str(request.POST.get("request_key", ""))[:64]
+        done = request.session.get(CREDIT_PURCHASE_KEYS, {})
+        if request_key and request_key in done:
+            return _after_credit_purchase(configuration, done[request_key])
         if form.is_valid():
             try:
                 purchase = wallet_purchase(
@@ -986,11 +992,11 @@ def credits(request, membership, configuration):
             except ApplicationError as exc:
                 add_application_error(form, exc)
             else:
+                if request_key:
+                    request.session[CREDIT_PURCHASE_KEYS] = {**done, request_key: purchase.invoice_id}
                 issued = _("Invoice %(number)s is issued for your credits: they are added once it is paid.")
                 messages.success(request, issued % {"number": purchase.invoice.number})
-                if stripe_enabled() and configuration.invoice_history_enabled:
-                    return redirect("portal:invoice-pay", invoice_id=purchase.invoice_id)
-                return redirect("portal:credits")
+                return _after_credit_purchase(configuration, purchase.invoice_id)
     shown = [
         {
             "wallet": wallet,
@@ -1001,5 +1007,15 @@ def credits(request, membership, configuration):
     ]
     return _render(
         request, "portal/credits.html", membership, configuration,
-        {"wallets": shown, "form": form, "can_buy": can_buy and bool(wallets)},
+        {"wallets": shown, "form": form, "can_buy": can_buy and bool(wallets), "request_key": uuid.uuid4().hex},
     )  # fmt: skip
+
+
+CREDIT_PURCHASE_KEYS = "portal_credit_purchases"  # session: the form's request key → the invoice it issued
+
+
+def _after_credit_purchase(configuration, invoice_id: int):
+    """Pay the credits' invoice now when cards are on, else back to the credits page."""
+    if stripe_enabled() and configuration.invoice_history_enabled:
+        return redirect("portal:invoice-pay", invoice_id=invoice_id)
+    return redirect("portal:credits")

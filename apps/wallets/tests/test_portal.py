@@ -43,9 +43,11 @@ def test_balance_history_and_buying_credits(client, world):
     assert "Your credits are not bought" in _text(refused)
     assert not CreditPurchase.objects.exists()
 
-    bought = client.post(reverse("portal:credits"), {"wallet": wallet.pk, "credits": "1000"})
+    bought = client.post(reverse("portal:credits"), {"wallet": wallet.pk, "credits": "1000", "request_key": "k1"})
+    again = client.post(reverse("portal:credits"), {"wallet": wallet.pk, "credits": "1000", "request_key": "k1"})
 
-    [purchase] = CreditPurchase.objects.all()
+    assert again.status_code == 302
+    [purchase] = CreditPurchase.objects.all()  # the form sent twice bought once
     assert (purchase.trigger, purchase.credits, purchase.invoice.total.amount) == (
         "portal",
         Decimal(1000),
