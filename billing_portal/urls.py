@@ -23,6 +23,7 @@ api_v1 = [
     path("", include("apps.catalog.api.urls")),
     path("", include("apps.subscriptions.api.urls")),
     path("", include("apps.invoices.api.urls")),
+    path("", include("apps.wallets.api.urls")),
     path("", include("apps.billing.api.urls")),
     path("", include("apps.payments.api.urls")),
     path("", include("apps.usage.api.urls")),

@@ -18,7 +18,7 @@ AUDITOR = "Read-only auditor"
 SUPPORT = "Support"
 
 # Apps whose models are the business: customers, catalog, subscriptions, usage, invoices, payments.
-BUSINESS_APPS = ("accounts", "catalog", "subscriptions", "usage", "invoices", "payments", "reports")
+BUSINESS_APPS = ("accounts", "catalog", "subscriptions", "usage", "invoices", "wallets", "payments", "reports")
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,7 @@ ROLES: tuple[Role, ...] = (
             Rule("usage", ("usageevent",), ("add",)),
             Rule("invoices", ("invoice", "invoiceitem", "creditnote", "billingrun"), ("add", "change")),
             Rule("payments", ("*",), ("add", "change")),
+            Rule("wallets", ("wallet",), ("add", "change", "grant_credits", "purchase_credits", "void_credits")),
             Rule("reports", ("*",), ("view_finance_reports",)),
         ),
         denials=(Rule("accounts", ("apikey", "usertoken"), ("*",)),),
@@ -104,6 +105,7 @@ ROLES: tuple[Role, ...] = (
                 ("view",),
             ),
             Rule("payments", ("payment", "paymentallocation", "refund"), ("view",)),
+            Rule("wallets", ("wallet", "walletentry", "creditpurchase"), ("view",)),
         ),
     ),
 )

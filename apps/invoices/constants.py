@@ -85,11 +85,24 @@ class InvoiceLineKind(models.TextChoices):
     # fee), tax included: the invoice is issued with nothing due and this waits on the customer's
     # balance, taken off a later invoice after tax like a credit note's credit.
     INVOICE_CREDIT = "invoice_credit", "Credit from an invoice"
+    # Prepaid credits of the customer's wallets (apps.wallets) paying the invoice at finalization, taken
+    # off the total after tax (purchased credits were taxed when bought).
+    PREPAID_CREDITS = "prepaid_credits", "Prepaid credits"
+    # Prepaid credits bought: a prepayment, not a sale yet, so it carries no tax (the tax is charged on
+    # the invoices the credits later pay); docs/credits.md.
+    CREDIT_PURCHASE = "credit_purchase", "Prepaid credits bought"
 
 
-# Lines that carry no tax of their own: balance credits taken off the total after tax.
+# Lines that carry no tax of their own: balance credits taken off the total after tax, and prepaid
+# credits bought (taxed when they are consumed).
 AFTER_TAX_LINE_KINDS = frozenset(
-    {InvoiceLineKind.CREDIT_NOTE, InvoiceLineKind.PAYMENT_CREDIT, InvoiceLineKind.INVOICE_CREDIT}
+    {
+        InvoiceLineKind.CREDIT_NOTE,
+        InvoiceLineKind.PAYMENT_CREDIT,
+        InvoiceLineKind.INVOICE_CREDIT,
+        InvoiceLineKind.PREPAID_CREDITS,
+        InvoiceLineKind.CREDIT_PURCHASE,
+    }
 )
 
 
@@ -97,6 +110,8 @@ class BillingReason(models.TextChoices):
     SUBSCRIPTION_CYCLE = "subscription_cycle", "Subscription period"
     SUBSCRIPTION_UPDATE = "subscription_update", "Subscription change"
     MANUAL = "manual", "One-off invoice (issued by staff)"
+    # Prepaid credits bought for a wallet (apps.wallets): granted once the invoice is paid.
+    CREDIT_PURCHASE = "credit_purchase", "Credit purchase"
 
 
 # Printed on the bill (translated there, in the customer's language).

@@ -35,6 +35,7 @@ from apps.invoices.constants import (
 from apps.invoices.events import invoice_event_record
 from apps.invoices.models import CreditNote, Invoice, InvoiceItem
 from apps.invoices.services.lifecycle import invoice_ensure_transition
+from apps.wallets.services.purchases import credit_purchase_grant
 
 from . import signals
 from .constants import (
@@ -255,6 +256,8 @@ def _invoice_add_paid(invoice: Invoice, amount: Decimal, *, payment: Payment, no
             data={"payment": payment.pk, "reference": payment.reference, "method": payment.method},
         )  # fmt: skip
     invoice.save(update_fields=fields)
+    if invoice.status == InvoiceStatus.PAID:
+        credit_purchase_grant(invoice=invoice, now=now, actor=actor)  # credits bought: granted once
 
 
 def _credit_to_balance(payment: Payment, amount: Decimal, *, now: datetime, actor) -> None:

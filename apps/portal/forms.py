@@ -155,3 +155,26 @@ class InvoiceFilterForm(forms.Form):
             ("uncollectible", _("Uncollectible")),
         ],
     )
+
+
+class CreditPurchaseForm(forms.Form):
+    """Buy prepaid credits for one of the customer's wallets (an invoice, paid by card or transfer)."""
+
+    wallet = forms.TypedChoiceField(label=_("Wallet"), coerce=int)
+    credits = forms.DecimalField(
+        label=_("Credits"), max_digits=19, decimal_places=4, min_value=1, max_value=10**9,
+        help_text=_("Credits are granted once the invoice is paid."),
+    )  # fmt: skip
+
+    def __init__(self, *args, wallets: Sequence = (), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["wallet"].choices = [
+            (wallet.pk, f"{wallet.name} ({money_text(wallet.rate, wallet.currency)} / {gettext('credit')})")
+            for wallet in wallets
+        ]
+
+
+def money_text(amount, currency: str) -> str:
+    from apps.catalog.pricing import format_price
+
+    return format_price(amount, currency)

@@ -34,6 +34,7 @@ urlpatterns = [
     path("subscriptions/<str:subscription_id>/resume/", views.subscription_resume_view, name="subscription-resume"),
     path("subscriptions/<str:subscription_id>/pause/", views.subscription_pause_view, name="subscription-pause"),
     path("billing/", views.billing_details, name="billing"),
+    path("credits/", views.credits, name="credits"),
     path("payment-methods/", views.payment_methods, name="payment-methods"),
     path("payment-methods/add/", views.payment_method_add, name="payment-method-add"),
     path(

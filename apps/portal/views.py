@@ -87,6 +87,10 @@ from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.selectors import subscription_get_for_customer, subscription_list_for_customer
 from apps.subscriptions.services import subscription_cancel_undo
 from apps.usage.selectors import usage_so_far_for_customer
+from apps.wallets.constants import PurchaseTrigger
+from apps.wallets.selectors import wallet_entries, wallet_list_for_customer
+from apps.wallets.services.ledger import credits_worth
+from apps.wallets.services.purchases import wallet_purchase
 
 from .constants import CancellationMode
 from .forms import (
@@ -94,6 +98,7 @@ from .forms import (
     BillingDetailsForm,
     CancelSubscriptionForm,
     ChangeSubscriptionForm,
+    CreditPurchaseForm,
     InviteForm,
     InvoiceFilterForm,
     MagicLinkForm,
@@ -971,3 +976,63 @@ def invoice_pay(request, membership, configuration, invoice_id):
         invoice_get_for_customer(customer_id=membership.customer_id, invoice_id=invoice.pk)
     )
     return _with_stripe_js(_render(request, "portal/invoice_pay.html", membership, configuration, context))
+
+
+# --- Prepaid credits ---------------------------------------------------------------------------------
+
+
+@portal_view()
+def credits(request, membership, configuration):
+    """The customer's wallets of prepaid credits: balance, the latest ledger entries, and (for members
+    who manage billing) buying credits — an invoice, paid on its pay page by card or by transfer."""
+    customer = membership.customer
+    wallets = list(wallet_list_for_customer(customer=customer).order_by("priority", "id"))
+    can_buy = "manage_billing" in PORTAL_ROLE_ACTIONS.get(membership.role, frozenset())
+    form = CreditPurchaseForm(request.POST if request.method == "POST" else None, wallets=wallets)
+    if request.method == "POST":
+        if not can_buy:
+            return render(
+                request, "portal/forbidden.html", _base_context(request, membership, configuration), status=403
+            )
+        # The same form sent again (back button, a second click after the first answer) buys nothing
+        # more: it goes to the invoice the first one issued.
+        request_key = str(request.POST.get("request_key", ""))[:64]
+        done = request.session.get(CREDIT_PURCHASE_KEYS, {})
+        if request_key and request_key in done:
+            return _after_credit_purchase(configuration, done[request_key])
+        if form.is_valid():
+            try:
+                purchase = wallet_purchase(
+                    wallet_id=form.cleaned_data["wallet"], credits=form.cleaned_data["credits"],
+                    trigger=PurchaseTrigger.PORTAL, actor=request.user, now=customer_now(customer),
+                )  # fmt: skip
+            except ApplicationError as exc:
+                add_application_error(form, exc)
+            else:
+                if request_key:
+                    request.session[CREDIT_PURCHASE_KEYS] = {**done, request_key: purchase.invoice_id}
+                issued = _("Invoice %(number)s is issued for your credits: they are added once it is paid.")
+                messages.success(request, issued % {"number": purchase.invoice.number})
+                return _after_credit_purchase(configuration, purchase.invoice_id)
+    shown = [
+        {
+            "wallet": wallet,
+            "worth": credits_worth(credits=wallet.balance, wallet=wallet),
+            "entries": list(wallet_entries(wallet=wallet)[:50]),
+        }
+        for wallet in wallets
+    ]
+    return _render(
+        request, "portal/credits.html", membership, configuration,
+        {"wallets": shown, "form": form, "can_buy": can_buy and bool(wallets), "request_key": uuid.uuid4().hex},
+    )  # fmt: skip
+
+
+CREDIT_PURCHASE_KEYS = "portal_credit_purchases"  # session: the form's request key → the invoice it issued
+
+
+def _after_credit_purchase(configuration, invoice_id: int):
+    """Pay the credits' invoice now when cards are on, else back to the credits page."""
+    if stripe_enabled() and configuration.invoice_history_enabled:
+        return redirect("portal:invoice-pay", invoice_id=invoice_id)
+    return redirect("portal:credits")

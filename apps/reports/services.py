@@ -32,6 +32,8 @@ from apps.payments.models import Payment, Refund
 from apps.subscriptions.constants import SubscriptionEventType, SubscriptionStatus
 from apps.subscriptions.models import Discount, Subscription, SubscriptionEvent
 from apps.subscriptions.periods import boundary
+from apps.wallets.constants import WalletEntryKind
+from apps.wallets.models import WalletEntry
 
 from . import metrics
 from .constants import ISSUED_STATUSES, RECEIVABLE_STATUSES, ReportScope
@@ -380,7 +382,31 @@ def _issued_invoices():
 # Balance settlements, not revenue: a credit note's credit (already taken off revenue by the credit
 # note itself), a payment's credit (money received in advance) or an invoice's credit (already taken
 # off revenue by the lines of the invoice that came to below zero) applied on a later invoice.
-SETTLEMENT_LINE_KINDS = (InvoiceLineKind.CREDIT_NOTE, InvoiceLineKind.PAYMENT_CREDIT, InvoiceLineKind.INVOICE_CREDIT)
+# Prepaid credits (apps.wallets) are settlements too: credits bought are money received in advance
+# (deferred until consumed, `_purchased_credits_by_month`; then the lines of the invoices they pay are
+# the revenue), so neither the purchase line nor the credits line is revenue; granted credits are a
+# discount, taken off revenue separately below (`_granted_credits_rows`).
+SETTLEMENT_LINE_KINDS = (
+    InvoiceLineKind.CREDIT_NOTE,
+    InvoiceLineKind.PAYMENT_CREDIT,
+    InvoiceLineKind.INVOICE_CREDIT,
+    InvoiceLineKind.PREPAID_CREDITS,
+    InvoiceLineKind.CREDIT_PURCHASE,
+)
+
+
+def _granted_credits_rows(since: datetime | None):
+    """Granted (free) credits consumed by issued invoices: a discount, taken off revenue in the month
+    the invoice was issued, like a discount line without a service period. (amount, currency, month
+    of issue, plan of the invoice's subscription); amounts are negative."""
+    entries = WalletEntry.objects.filter(
+        kind=WalletEntryKind.CONSUMPTION, lot__kind=WalletEntryKind.GRANT, invoice__in=_issued_invoices()
+    )
+    if since is not None:
+        entries = entries.filter(invoice__issued_at__gte=since)
+    return entries.annotate(issued_month=TruncMonth("invoice__issued_at", tzinfo=UTC)).values_list(
+        "amount", "amount_currency", "issued_month", "invoice__subscription__plan_id"
+    )
 
 
 def _issued_credit_note_lines():
@@ -435,6 +461,33 @@ def _recognize(
             sums[(month, currency, plan_id)][1] += amount * count
 
 
+def _purchased_credits_by_month(*, from_month: date | None, current_month: date) -> Iterator[tuple]:
+    """Credits bought (apps.wallets), as (month, currency, recognized, deferred at month end): what was
+    paid for them is deferred from the month the purchase invoice was paid until they are consumed
+    (then the lines of the invoice they pay are the revenue) or voided; credits bought that expire
+    unused are recognized in the month they expire (breakage)."""
+    real = WalletEntry.objects.filter(wallet__customer__test_clock__isnull=True)
+    fields = ("kind", "amount", "amount_currency", "occurred_at")
+    lots = real.filter(kind=WalletEntryKind.PURCHASE).values_list(*fields)
+    draws = real.filter(lot__kind=WalletEntryKind.PURCHASE).values_list(*fields)
+    by_currency: dict[str, list[tuple[date, str, Decimal]]] = defaultdict(list)
+    for kind, amount, currency, occurred_at in sorted([*lots, *draws], key=lambda row: row[3]):
+        by_currency[currency].append((metrics.month_of(occurred_at), kind, Decimal(amount)))
+    for currency, moves in by_currency.items():
+        balance = Decimal(0)
+        index = 0
+        for month in metrics.months_between(moves[0][0], current_month):
+            breakage = Decimal(0)
+            while index < len(moves) and moves[index][0] == month:
+                _, kind, amount = moves[index]
+                balance += amount
+                if kind == WalletEntryKind.EXPIRY:
+                    breakage -= amount
+                index += 1
+            if (from_month is None or month >= from_month) and (balance or breakage):
+                yield month, currency, breakage, balance
+
+
 def revenue_months_rebuild(*, from_month: date | None, as_of: datetime) -> int:
     """Recompute recognized and deferred revenue for every month from `from_month` (all when None) to
     the current one, line by line (see `metrics.recognition_schedule`), less what credit notes credit
@@ -469,6 +522,19 @@ def revenue_months_rebuild(*, from_month: date | None, as_of: datetime) -> int:
         "credit_note__invoice__subscription__plan_id",
     )  # fmt: skip
     sums: dict[tuple[date, str, int | None], list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    since = metrics.month_start_at(from_month) if from_month is not None else None
+    for month, currency, breakage, deferred in _purchased_credits_by_month(
+        from_month=from_month, current_month=current_month
+    ):
+        sums[(month, currency, None)][0] += breakage
+        sums[(month, currency, None)][1] += deferred
+    for amount, currency, issued_at, invoice_plan in _granted_credits_rows(since).iterator(chunk_size=10_000):
+        if amount:
+            _recognize(
+                sums, Decimal(amount), currency=currency, start_at=None, end_at=None,
+                issued_month=metrics.month_of(issued_at), plan_id=invoice_plan, count=1,
+                current_month=current_month, from_month=from_month, catch_up=False,
+            )  # fmt: skip
     for amount, currency, start_at, end_at, issued_at, charge_plan, line_plan, invoice_plan, count in groups.iterator(
         chunk_size=10_000
     ):

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "apps.subscriptions",
     "apps.usage",
     "apps.invoices",
+    "apps.wallets",
     "apps.billing",
     "apps.portal",
     "apps.payments",
@@ -361,6 +362,11 @@ CELERY_BEAT_SCHEDULE = {
     "webhook-deliveries-requeue-due": {
         "task": "apps.webhooks.tasks.webhook_deliveries_requeue_due_task",
         "schedule": crontab(),  # every minute
+    },
+    # Prepaid credits whose expiry day has come leave the wallets (idempotent; a missed day catches up).
+    "wallet-credits-expire-daily": {
+        "task": "apps.wallets.tasks.wallet_credits_expire_task",
+        "schedule": crontab(minute=1, hour=0),
     },
     # Incremental: only what changed since the last refresh (and every billing run queues one too).
     "reports-refresh": {

@@ -58,6 +58,12 @@ API = {
     ("GET", "customers/{id}/balance"): "ALL",
     ("GET", "customers/{id}/entitlements"): "ALL",  # what the seller's application reads per customer
     ("GET", "customers/{id}/usage"): "FA BO AU",
+    ("GET", "customers/{id}/wallets"): "ALL",
+    ("POST", "customers/{id}/wallets"): "FA BO",
+    ("GET", "customers/{id}/wallets/{id}"): "ALL",
+    ("GET", "customers/{id}/wallets/{id}/ledger"): "ALL",
+    ("POST", "customers/{id}/wallets/{id}/grant"): "FA BO",
+    ("POST", "customers/{id}/wallets/{id}/purchase"): "FA BO",
     ("GET", "customers/{id}/payment-methods"): "ALL",
     ("POST", "customers/{id}/payment-methods"): "FA BO",
     ("POST", "customers/{id}/payment-methods/setup-intent"): "FA BO",
@@ -491,6 +497,9 @@ ADMIN_MODELS = {
     "subscriptions.Discount": ("FA BO AU", "FA", "FA", ""),
     "subscriptions.Subscription": ("ALL", "FA BO", "FA BO", ""),
     "usage.UsageEvent": ("FA BO AU", "", "", ""),  # sent through the API
+    "wallets.CreditPurchase": ("ALL", "", "", ""),  # bought through a wallet's action, the API or the portal
+    "wallets.Wallet": ("ALL", "FA BO", "FA BO", ""),  # its ledger is kept: never deleted
+    "wallets.WalletEntry": ("ALL", "", "", ""),  # append-only: written by the services
     "usage.UsageEventChange": ("FA BO AU", "", "", ""),  # written by ingestion and corrections
     "webhooks.WebhookDelivery": ("FA AU", "", "FA", ""),
     "webhooks.WebhookEndpoint": ("FA AU", "FA", "FA", ""),
@@ -554,6 +563,11 @@ ADMIN_ACTIONS = {
     "payments.InvoiceDunning.run_next_action_now": "FA BO",
     "payments.Payment.reverse_selected": "FA BO",
     "subscriptions.Subscription.migrate_to_latest_version": "FA BO",
+    "wallets.Wallet.grant_credits_selected": "FA BO",
+    "wallets.Wallet.buy_credits_selected": "FA BO",
+    "wallets.Wallet.export_csv": "ALL",
+    "wallets.WalletEntry.void_selected": "FA BO",
+    "wallets.WalletEntry.export_csv": "ALL",
     "webhooks.WebhookDelivery.redeliver": "FA",
     "webhooks.WebhookEndpoint.roll_secret": "FA",
 }

@@ -72,6 +72,7 @@ def test_role_permissions_at_a_glance():
         "invoices.view_creditnote",
         "invoices.view_creditnoteline",
         "payments.view_payment", "payments.view_paymentallocation", "payments.view_refund",
+        "wallets.view_wallet", "wallets.view_walletentry", "wallets.view_creditpurchase",
     }  # fmt: skip
 
 

@@ -54,6 +54,7 @@ from apps.subscriptions.periods import Period, period_containing
 from apps.subscriptions.selectors import active_discounts
 from apps.usage.selectors import BULK_AGGREGATIONS, UsageWindow, usage_aggregate_many
 from apps.usage.services import usage_billing_lock_many
+from apps.wallets.selectors import customers_with_credits
 
 from .closeout import Stretch, stretch_line_drafts
 from .late_usage import late_usage_waiting_subscription_ids
@@ -242,6 +243,7 @@ def _with_waiting_work(subscriptions: list[Subscription]) -> set[int]:
         if customer_id is not None:
             customers.add(customer_id)
     busy |= late_usage_waiting_subscription_ids(subscriptions)  # late usage to bill: one by one
+    customers |= customers_with_credits(customer_ids=customer_ids)  # prepaid credits: applied at finalization
     return busy | {s.pk for s in subscriptions if s.customer_id in customers}
 
 

@@ -130,18 +130,29 @@ def payment_terms_days(customer) -> int:
 
 
 @transaction.atomic
-def invoice_finalize(*, invoice_id: int, actor=None, now: datetime | None = None) -> Invoice:
+def invoice_finalize(
+    *, invoice_id: int, actor=None, now: datetime | None = None, collection_method: str | None = None
+) -> Invoice:
     """Issue a draft: freeze its amounts, snapshot seller and buyer, give it the next number of its
     series, and render its PDF after commit. A zero-amount invoice is settled at once; so is one that
     comes to below zero (e.g. a credit for unused seats larger than the new period's fee): it is issued
     with its lines and totals as they are, nothing is due, and what it came to below zero goes to the
-    customer's credit balance (`invoice_credit_excess_to_balance`)."""
+    customer's credit balance (`invoice_credit_excess_to_balance`).
+
+    The customer's prepaid credits (apps.wallets) pay what is due first, as lines of their own taken
+    off the total after tax. `collection_method`: how this invoice is paid, when not the customer's
+    (an automatic credit top-up is charged to the card)."""
+    from apps.wallets.services.consumption import invoice_wallet_credits_apply
+
     now = now or clock.now()
     invoice = invoice_lock(invoice_id)
     invoice_ensure_transition(invoice, InvoiceStatus.OPEN)
     if not invoice.lines.exists():
         raise ValidationFailed("An invoice without lines cannot be finalized.")
     invoice_recompute_totals(invoice)
+    with bill_language(invoice.customer):
+        if invoice_wallet_credits_apply(invoice=invoice, now=now):
+            invoice_recompute_totals(invoice)
     invoice.number = invoice_number_allocate(issued_at=now)
     invoice.issued_at = now
     if invoice.due_on is None or invoice.due_on < now.date():
@@ -149,7 +160,7 @@ def invoice_finalize(*, invoice_id: int, actor=None, now: datetime | None = None
     invoice.seller_details = dict(settings.SELLER)
     invoice.customer_details = customer_snapshot(invoice.customer)
     invoice.auto_finalize_at = None
-    invoice.collection_method = invoice.customer.collection_method
+    invoice.collection_method = collection_method or invoice.customer.collection_method
     invoice.status = InvoiceStatus.OPEN
     if invoice.total.amount <= Decimal(0):
         invoice.status = InvoiceStatus.PAID

@@ -1,0 +1,187 @@
+"""Wallets of prepaid credits and their ledger.
+
+A wallet belongs to one customer, in the customer's currency, with a rate (the money one credit is
+worth). Its ledger is append-only: credits come in as lots (a grant or a purchase, each with its own
+expiry date) and go out as draws on one lot (consumption by an invoice, expiry, void). A wallet's
+balance is the sum of its ledger; a lot's remaining credits are the lot plus its draws."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from djmoney.models.fields import MoneyField
+
+from apps.accounts.models import Customer
+from apps.core.models import TimeStampedModel
+from apps.core.money import currency_choices
+
+from .constants import DRAW_KINDS, LOT_KINDS, GrantCategory, PurchaseStatus, PurchaseTrigger, WalletEntryKind
+
+
+def _money(**kwargs) -> MoneyField:
+    return MoneyField(
+        max_digits=19, decimal_places=4, currency_choices=currency_choices, default_currency=None, **kwargs
+    )
+
+
+def _credits(**kwargs) -> models.DecimalField:
+    return models.DecimalField(max_digits=19, decimal_places=4, **kwargs)
+
+
+class Wallet(TimeStampedModel):
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="wallets")
+    name = models.CharField(max_length=100)
+    currency = models.CharField(max_length=3, choices=currency_choices, editable=False)
+    rate = models.DecimalField(
+        max_digits=19, decimal_places=6, help_text="What one credit is worth, in the wallet's currency."
+    )
+    priority = models.PositiveSmallIntegerField(
+        default=100, help_text="Among credits expiring the same day, wallets of lower priority numbers are used first."
+    )
+    top_up_threshold = _credits(
+        null=True, blank=True, help_text="Buy credits automatically when the balance falls under this many credits."
+    )
+    top_up_credits = _credits(null=True, blank=True, help_text="How many credits an automatic top-up buys.")
+    top_up_valid_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Credits bought by a top-up expire this many days later (empty: never)."
+    )
+
+    class Meta:
+        ordering = ["customer", "priority", "id"]
+        permissions = [
+            ("grant_credits", "Can grant free credits"),
+            ("void_credits", "Can void credits"),
+            ("purchase_credits", "Can buy credits for a customer"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "name"], name="wallet_customer_name_unique"),
+            models.CheckConstraint(condition=Q(rate__gt=0), name="wallet_rate_positive"),
+            models.CheckConstraint(
+                condition=(Q(top_up_threshold__isnull=True) & Q(top_up_credits__isnull=True))
+                | (Q(top_up_threshold__gte=0) & Q(top_up_credits__gt=0)),
+                name="wallet_top_up_complete",
+                violation_error_message="An automatic top-up needs both a threshold and a number of credits.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.customer})"
+
+
+class WalletEntryQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("Wallet ledger entries are append-only.")
+
+    def delete(self):
+        raise TypeError("Wallet ledger entries are append-only.")
+
+
+class WalletEntry(models.Model):
+    """One line of a wallet's ledger; never changed or deleted (a database trigger refuses it)."""
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries")
+    kind = models.CharField(max_length=16, choices=WalletEntryKind.choices)
+    credits = _credits(help_text="Positive for a lot (grant, purchase), negative for a draw on a lot.")
+    amount = _money(help_text="The credits' worth in money, with the same sign.")
+    lot = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="draws",
+        help_text="The grant or purchase a draw takes its credits from.",
+    )  # fmt: skip
+    expires_on = models.DateField(null=True, blank=True, help_text="Lots: the day its credits expire (empty: never).")
+    category = models.CharField(max_length=16, choices=GrantCategory.choices, blank=True)
+    reason = models.TextField(blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    invoice = models.ForeignKey(
+        "invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="wallet_entries",
+        help_text="Consumption: the invoice the credits paid; purchase: the invoice that bought them.",
+    )  # fmt: skip
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True, editable=False)
+
+    objects = WalletEntryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        verbose_name_plural = "wallet entries"
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind__in=LOT_KINDS) & Q(credits__gt=0) & Q(amount__gte=0) & Q(lot__isnull=True))
+                | (
+                    Q(kind__in=DRAW_KINDS)
+                    & Q(credits__lt=0)
+                    & Q(amount__lte=0)
+                    & Q(lot__isnull=False)
+                    & Q(expires_on__isnull=True)
+                ),
+                name="wallet_entry_lot_or_draw",
+            ),  # fmt: skip
+            models.CheckConstraint(
+                condition=~Q(kind__in=[WalletEntryKind.PURCHASE, WalletEntryKind.CONSUMPTION])
+                | Q(invoice__isnull=False),
+                name="wallet_entry_invoice_required",
+            ),
+            # Exactly once: a purchase invoice grants its credits once, an invoice consumes a lot once,
+            # and a lot expires once.
+            models.UniqueConstraint(
+                fields=["invoice"], condition=Q(kind=WalletEntryKind.PURCHASE), name="wallet_entry_purchase_once"
+            ),
+            models.UniqueConstraint(
+                fields=["lot", "invoice"],
+                condition=Q(kind=WalletEntryKind.CONSUMPTION),
+                name="wallet_entry_consumption_once",
+            ),  # fmt: skip
+            models.UniqueConstraint(
+                fields=["lot"], condition=Q(kind=WalletEntryKind.EXPIRY), name="wallet_entry_expiry_once"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["wallet", "occurred_at"], name="wallet_entry_wallet_idx"),
+            models.Index(
+                fields=["expires_on"], name="wallet_entry_expiring_idx", condition=Q(expires_on__isnull=False)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.credits} credits"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise TypeError("Wallet ledger entries are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Wallet ledger entries are append-only.")
+
+    @property
+    def is_lot(self) -> bool:
+        return self.kind in LOT_KINDS
+
+
+class CreditPurchase(TimeStampedModel):
+    """Credits bought through an invoice: granted (a purchase entry) once the invoice is paid."""
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="purchases")
+    invoice = models.OneToOneField("invoices.Invoice", on_delete=models.PROTECT, related_name="credit_purchase")
+    credits = _credits()
+    expires_on = models.DateField(null=True, blank=True)
+    trigger = models.CharField(max_length=16, choices=PurchaseTrigger.choices)
+    status = models.CharField(max_length=16, choices=PurchaseStatus.choices, default=PurchaseStatus.PENDING)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(credits__gt=0), name="credit_purchase_credits_positive"),
+            # Two top-ups racing leave one: at most one automatic top-up waits for payment per wallet.
+            models.UniqueConstraint(
+                fields=["wallet"],
+                condition=Q(trigger=PurchaseTrigger.AUTO_TOP_UP, status=PurchaseStatus.PENDING),
+                name="credit_purchase_one_pending_top_up",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.credits} credits for {self.wallet}"
