@@ -17,7 +17,7 @@ from django.contrib import messages
 from django.contrib.auth import REDIRECT_FIELD_NAME, logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
-from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import translation
@@ -72,7 +72,12 @@ from apps.invoices.selectors import (
 )
 from apps.invoices.services import credit_note_render_pdf, invoice_pdf_ensure
 from apps.payments.constants import PaymentStatus
-from apps.payments.selectors import payment_get_for_customer
+from apps.payments.receipts import payment_receipt_pdf, receipt_number
+from apps.payments.selectors import (
+    invoice_payments_for_customer,
+    payment_get_for_customer,
+    payment_list_for_customer,
+)
 from apps.payments.stripe.client import stripe_enabled
 from apps.payments.stripe.customers import (
     stripe_payment_method_attach,
@@ -529,8 +534,28 @@ def invoice_detail(request, membership, configuration, invoice_id):
             "taxes": list(invoice.taxes.all()),
             "credit_notes": list(invoice.credit_notes.all()),
             "amount_due": invoice_amount_due(invoice),
+            "payments": invoice_payments_for_customer(customer_id=membership.customer_id, invoice_id=invoice.pk),
         },
     )
+
+
+@portal_view(feature="invoice_history_enabled")
+def payment_list(request, membership, configuration):
+    """The customer's payments: when, how much, how (the card charged, or the manual method), the
+    invoices each paid, its status, and a receipt for each payment received."""
+    payments = list(payment_list_for_customer(customer_id=membership.customer_id)[:200])
+    return _render(request, "portal/payment_list.html", membership, configuration, {"payments": payments})
+
+
+@portal_view(feature="invoice_history_enabled")
+def payment_receipt(request, membership, configuration, payment_id):
+    """The receipt of a payment received (PDF, in the customer's language); 404 for any other."""
+    payment = payment_get_for_customer(customer_id=membership.customer_id, payment_id=payment_id)
+    if payment.status != PaymentStatus.SUCCEEDED:
+        raise Http404("Only a payment received has a receipt.")
+    response = HttpResponse(payment_receipt_pdf(payment), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="receipt-{receipt_number(payment)}.pdf"'
+    return response
 
 
 def _pdf_response(field_file, filename: str) -> FileResponse:

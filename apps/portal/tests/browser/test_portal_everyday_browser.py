@@ -1,0 +1,146 @@
+"""The portal for everyday use, in a real browser (headless Chromium), in English and Simplified
+Chinese, on a desktop screen and on a phone (390 px): the payment history with a receipt per payment
+received, and a paid invoice saying when and how it was paid."""
+
+import subprocess
+from decimal import Decimal
+
+import pytest
+from playwright.sync_api import expect
+from pypdf import PdfReader
+
+from apps.accounts.models import Customer
+from apps.payments.services import payment_record_manual
+from apps.payments.stripe.pay_now import invoice_pay_now
+from apps.subscriptions.periods import utc
+
+from .conftest import axe_violations
+from .test_portal_pages_browser import DESKTOP, LANGUAGES, PHONE, _add_card, _open_in
+
+pytestmark = pytest.mark.browser
+
+ZH = "简体中文"
+
+
+def _pdf_pages(path) -> list[str]:
+    """Each page's text as `pdftotext -layout` lays it out."""
+    return [
+        subprocess.run(
+            ["pdftotext", "-layout", "-f", str(number), "-l", str(number), str(path), "-"],  # noqa: S607
+            check=True, capture_output=True, text=True,
+        ).stdout
+        for number in range(1, len(PdfReader(path).pages) + 1)
+    ]  # fmt: skip
+
+
+def _no_sideways_scroll(page) -> None:
+    width = page.evaluate("() => ({scroll: document.documentElement.scrollWidth, inner: window.innerWidth})")
+    assert width["scroll"] <= width["inner"], width
+
+
+def _cells_on_screen(page, row) -> None:
+    """Every cell of the row lies within the screen's width (nothing cut off, nothing to scroll to)."""
+    inner = page.evaluate("() => window.innerWidth")
+    for box in row.locator("th, td").evaluate_all("cells => cells.map(c => c.getBoundingClientRect().toJSON())"):
+        assert box["left"] >= -0.5 and box["right"] <= inner + 0.5, box
+
+
+# --- Payment history and receipts ----------------------------------------------------------------------
+
+PAYMENTS = {
+    "English": {
+        "card": ["16 Mar 2026", "39.00 USD", "Visa •••• 4242, expires 12/2034", "{invoice}", "Succeeded"],
+        "manual": ["10 Mar 2026", "20.00 USD", "Bank transfer", "—", "Succeeded"],
+        "receipt": "Receipt {number}",
+        "paid_on": "16 Mar 2026",
+        "paid_with": "Visa •••• 4242, expires 12/2034 (39.00 USD) Receipt {number}",
+        "pdf": ["RECEIPT", "{number}", "Alpha Labs", "16 Mar 2026", "Visa •••• 4242, expires 12/2034",
+                "Invoice {invoice}", "39.00 USD", "We received 39.00 USD on 16 Mar 2026.", "Page 1 of 1"],
+        "pdf_manual": ["Bank transfer", "Credited to your balance", "20.00 USD", "Reference: SEPA-2026-03-10"],
+    },
+    ZH: {
+        "card": ["2026年3月16日", "US$39.00", "Visa •••• 4242，有效期至 12/2034", "{invoice}", "成功"],
+        "manual": ["2026年3月10日", "US$20.00", "银行转账", "—", "成功"],
+        "receipt": "收据 {number}",
+        "paid_on": "2026年3月16日",
+        "paid_with": "Visa •••• 4242，有效期至 12/2034 (US$39.00) 收据 {number}",
+        "pdf": ["收据", "{number}", "Alpha Labs", "2026年3月16日", "Visa •••• 4242，有效期至 12/2034",
+                "发票 {invoice}", "US$39.00", "我们已于 2026年3月16日 收到 US$39.00。", "第 1 页，共 1 页"],
+        "pdf_manual": ["银行转账", "已记入您的余额", "US$20.00", "参考号：SEPA-2026-03-10"],
+    },
+}  # fmt: skip
+
+
+def _paid_by_card_and_transfer(world):
+    """Customer A: 20.00 USD by bank transfer on 10 March (nothing was due then but the open invoice,
+    paid separately: it goes to the balance), then its invoice (39.00 USD due) paid by card on 16 March."""
+    customer = world.a.customer
+    manual = payment_record_manual(
+        customer_id=customer.pk, amount=Decimal("20.00"), currency="USD", method="bank_transfer",
+        reference="SEPA-2026-03-10", received_at=utc(2026, 3, 10, 9), allocations=[],
+    )  # fmt: skip
+    _add_card(customer, "4242424242424242")
+    card = invoice_pay_now(customer_id=customer.pk, invoice_id=world.a.invoice.pk, request_key="k1")
+    assert (card.status, card.amount.amount) == ("succeeded", Decimal("39.00"))
+    return card, manual
+
+
+def _receipt_text(page, link, tmp_path) -> list[str]:
+    with page.expect_download() as download_info:
+        link.click()
+    download = download_info.value
+    path = tmp_path / download.suggested_filename
+    download.save_as(path)
+    assert path.read_bytes()[:5] == b"%PDF-"
+    return _pdf_pages(path)
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_payment_history_lists_each_payment_with_a_receipt(page, world, localstripe, language, viewport, tmp_path):
+    card, manual = _paid_by_card_and_transfer(world)
+    if language == ZH:  # receipts are written in the customer's language, as its bills are
+        Customer.objects.filter(pk=world.a.customer.pk).update(preferred_language="zh-hans")
+    expected = PAYMENTS[language]
+    number = f"R-{card.pk:06d}"
+    _open_in(page, world.a.user, language=language, viewport=viewport)
+
+    page.goto("/portal/payments/")
+    rows = {"card": page.get_by_test_id(f"payment-{card.pk}"), "manual": page.get_by_test_id(f"payment-{manual.pk}")}
+    expect(page.locator("tbody tr")).to_have_count(2)  # B's payments are not A's business
+    for kind, row in rows.items():
+        cells = [text.strip() for text in row.locator("th, td").all_inner_texts()][:5]
+        # On a phone each cell starts with its column's name (CSS): only the value is compared.
+        want = [value.format(invoice=world.a.invoice.number) for value in expected[kind]]
+        assert [cell.split("\n")[-1].strip() if viewport == PHONE else cell for cell in cells] == want, cells
+        _cells_on_screen(page, row)
+    _no_sideways_scroll(page)
+    assert axe_violations(page) == []
+
+    link = rows["card"].get_by_role("link", name=expected["receipt"].format(number=number))
+    pages = _receipt_text(page, link, tmp_path)
+    assert len(pages) == 1
+    for text in expected["pdf"]:
+        assert text.format(number=number, invoice=world.a.invoice.number) in pages[0], (text, pages[0])
+    manual_number = f"R-{manual.pk:06d}"
+    link = rows["manual"].get_by_role("link", name=expected["receipt"].format(number=manual_number))
+    pages = _receipt_text(page, link, tmp_path)
+    assert len(pages) == 1
+    for text in expected["pdf_manual"]:
+        assert text in pages[0], (text, pages[0])
+
+    # The paid invoice says when and how it was paid, with the receipt.
+    rows["card"].get_by_role("link", name=world.a.invoice.number).click()
+    expect(page.get_by_test_id("invoice-paid-on")).to_have_text(expected["paid_on"])
+    expect(page.get_by_test_id("invoice-paid-with")).to_have_text(expected["paid_with"].format(number=number))
+    _no_sideways_scroll(page)
+    assert axe_violations(page) == []
+
+
+def test_a_receipt_is_only_for_the_customers_own_payments_received(page, world, localstripe):
+    card, _ = _paid_by_card_and_transfer(world)
+    _open_in(page, world.b.user, language="English", viewport=DESKTOP)
+    assert page.goto(f"/portal/payments/{card.pk}/receipt/").status == 404  # A's payment, seen from B
+    page.goto("/portal/payments/")
+    expect(page.get_by_text("No payments yet.")).to_be_visible()
+    assert page.goto("/portal/payments/abc/receipt/").status == 404
