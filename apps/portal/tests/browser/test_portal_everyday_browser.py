@@ -2,17 +2,22 @@
 Chinese, on a desktop screen and on a phone (390 px): the payment history with a receipt per payment
 received, and a paid invoice saying when and how it was paid."""
 
+import re
 import subprocess
+from datetime import date
 from decimal import Decimal
 
 import pytest
 from playwright.sync_api import expect
 from pypdf import PdfReader
 
-from apps.accounts.models import Customer
+from apps.accounts.models import Customer, SimulatedClock
+from apps.billing.constants import ChangeTiming
+from apps.billing.services import subscription_cancel, subscription_change
 from apps.payments.services import payment_record_manual
 from apps.payments.stripe.pay_now import invoice_pay_now
 from apps.subscriptions.periods import utc
+from apps.subscriptions.services import subscription_scheduled_change_cancel
 
 from .conftest import axe_violations
 from .test_portal_pages_browser import DESKTOP, LANGUAGES, PHONE, _add_card, _open_in
@@ -144,3 +149,86 @@ def test_a_receipt_is_only_for_the_customers_own_payments_received(page, world, 
     page.goto("/portal/payments/")
     expect(page.get_by_text("No payments yet.")).to_be_visible()
     assert page.goto("/portal/payments/abc/receipt/").status == 404
+
+
+# --- Overdue invoices and Pay beside the amount due --------------------------------------------------
+
+OVERDUE = {
+    "English": {"overdue": "Overdue by 6 days", "open": "Open", "due": "39.00 USD", "pay": "Pay"},
+    ZH: {"overdue": "逾期 6 天", "open": "待付款", "due": "US$39.00", "pay": "支付"},
+}
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_an_overdue_invoice_says_so_with_pay_beside_the_amount_due(page, world, localstripe, language, viewport):
+    """A's invoice (39.00 USD due) is due on 15 March; on 21 March it is 6 days overdue: the overview
+    and the invoice list say so instead of "Open", with Pay beside the amount due; Pay opens the payment
+    of that invoice. On its due date it reads "Open"."""
+    expected = OVERDUE[language]
+    invoice = world.a.invoice
+    assert invoice.due_on == date(2026, 3, 15)
+    SimulatedClock.objects.filter(pk=world.a.customer.test_clock_id).update(frozen_at=utc(2026, 3, 21, 9))
+    _add_card(world.a.customer, "4242424242424242")
+    _open_in(page, world.a.user, language=language, viewport=viewport)
+
+    expect(page.get_by_test_id("amount-due")).to_have_text(expected["due"])
+    expect(page.get_by_test_id("overdue")).to_have_text(expected["overdue"])
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=invoice.number, exact=True))
+    expect(row.get_by_test_id("invoice-status")).to_have_text(expected["overdue"])
+    expect(row.get_by_test_id(f"amount-due-{invoice.number}")).to_contain_text(expected["due"])
+    _no_sideways_scroll(page)
+    assert axe_violations(page) == []
+    tile = page.locator(".tile").filter(has=page.get_by_test_id("amount-due"))
+    tile.get_by_role("link", name=expected["pay"], exact=True).click()
+    expect(page).to_have_url(re.compile(rf"/portal/invoices/{invoice.pk}/pay/$"))
+
+    page.goto("/portal/invoices/")
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=invoice.number, exact=True))
+    expect(row.get_by_test_id("invoice-status")).to_have_text(expected["overdue"])
+    pay = row.get_by_role("link", name=f"{expected['pay']} {invoice.number}")
+    expect(pay).to_be_visible()
+    _no_sideways_scroll(page)
+    assert axe_violations(page) == []
+    pay.click()
+    expect(page).to_have_url(re.compile(rf"/portal/invoices/{invoice.pk}/pay/$"))
+
+    page.goto(f"/portal/invoices/{invoice.pk}/")
+    expect(page.get_by_test_id("invoice-status")).to_have_text(expected["overdue"])
+
+    SimulatedClock.objects.filter(pk=world.a.customer.test_clock_id).update(frozen_at=utc(2026, 3, 15, 23))
+    page.goto("/portal/invoices/")
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=invoice.number, exact=True))
+    expect(row.get_by_test_id("invoice-status")).to_have_text(expected["open"])
+    expect(row.get_by_role("link", name=f"{expected['pay']} {invoice.number}")).to_be_visible()
+    page.goto("/portal/")
+    expect(page.get_by_test_id("overdue")).to_have_count(0)
+
+
+# --- Scheduled changes on the overview ---------------------------------------------------------------
+
+SCHEDULED = {
+    "English": {"change": "Changes to Cloud — Pro × 2 on 1 Apr 2026", "ends": "Ends on 1 Apr 2026"},
+    ZH: {"change": "将于 2026年4月1日 变更为 Cloud — Pro × 2", "ends": "将于 2026年4月1日 终止"},
+}
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_overview_shows_a_scheduled_change_and_a_scheduled_end_with_their_dates(page, world, language, viewport):
+    """A plan change scheduled for the period's end (1 April) is on the overview with its date; once
+    the subscription is set to end instead, the overview says when it ends and no change is shown."""
+    subscription_change(
+        subscription_id=world.a.subscription.pk, plan=world.pro, quantity=2, timing=ChangeTiming.PERIOD_END
+    )
+    _open_in(page, world.a.user, language=language, viewport=viewport)
+    expect(page.get_by_test_id("scheduled-change")).to_have_text(SCHEDULED[language]["change"])
+    expect(page.get_by_test_id("ends-on")).to_have_count(0)
+    _no_sideways_scroll(page)
+    assert axe_violations(page) == []
+
+    subscription_scheduled_change_cancel(subscription_id=world.a.subscription.pk)
+    subscription_cancel(subscription_id=world.a.subscription.pk, when=ChangeTiming.PERIOD_END)
+    page.reload()
+    expect(page.get_by_test_id("ends-on")).to_have_text(SCHEDULED[language]["ends"])
+    expect(page.get_by_test_id("scheduled-change")).to_have_count(0)
