@@ -232,3 +232,40 @@ def test_the_overview_shows_a_scheduled_change_and_a_scheduled_end_with_their_da
     page.reload()
     expect(page.get_by_test_id("ends-on")).to_have_text(SCHEDULED[language]["ends"])
     expect(page.get_by_test_id("scheduled-change")).to_have_count(0)
+
+
+# --- Tables on a phone ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_invoice_tables_show_every_column_and_dates_on_one_line(page, world, language, viewport):
+    """On the overview and the invoice list, every cell of every invoice and credit note row (Total and
+    PDF included) lies within the screen, nothing to scroll sideways to; each date stays on one line
+    (Chinese dates used to break character by character in a squeezed column)."""
+    _open_in(page, world.a.user, language=language, viewport=viewport)
+    for path in ["/portal/", "/portal/invoices/"]:
+        page.goto(path)
+        rows = page.locator("main table tbody tr")
+        expect(rows.first).to_be_visible()
+        for index in range(rows.count()):
+            _cells_on_screen(page, rows.nth(index))
+        name = f"下载 {world.a.invoice.number}" if language == ZH else f"Download {world.a.invoice.number}"
+        pdf = page.get_by_role("link", name=name).first.bounding_box()
+        assert pdf["x"] >= 0 and pdf["x"] + pdf["width"] <= viewport["width"], pdf
+        # The issue and due dates of each invoice row: the lines their text takes.
+        lines = rows.evaluate_all(
+            """rows => rows.filter(row => row.cells.length === 7).flatMap(row => [1, 2].map(i => {
+                const walker = document.createTreeWalker(row.cells[i], NodeFilter.SHOW_TEXT);
+                const tops = new Set();
+                while (walker.nextNode()) {
+                    const range = document.createRange();
+                    range.selectNodeContents(walker.currentNode);
+                    [...range.getClientRects()].forEach(r => tops.add(Math.round(r.top)));
+                }
+                return [row.cells[i].textContent.trim(), tops.size];
+            }))"""
+        )
+        assert lines and all(count == 1 for _, count in lines), lines
+        _no_sideways_scroll(page)
+        assert axe_violations(page) == []
