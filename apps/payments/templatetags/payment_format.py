@@ -7,6 +7,7 @@ from typing import Any
 from django import template
 from django.utils.translation import gettext, gettext_noop
 
+from apps.invoices.templatetags.invoice_format import bill_date
 from apps.payments.models import Payment
 from apps.payments.receipts import receipt_number as _receipt_number
 
@@ -60,3 +61,15 @@ def payment_status(payment: Payment) -> str:
 @register.filter
 def receipt_number(payment: Payment) -> str:
     return _receipt_number(payment)
+
+
+@register.filter
+def saved_card(card: Any) -> str:
+    """A saved card told apart from another of the same brand and last 4 digits: "Visa •••• 4242,
+    expires 12/2034, added 7 Dec 2026" (a `CardSummary`)."""
+    label = card_label(
+        {"brand": card.brand, "last4": card.last4, "exp_month": card.exp_month, "exp_year": card.exp_year}
+    )
+    if card.created_at is None:
+        return label
+    return gettext("%(card)s, added %(day)s") % {"card": label, "day": bill_date(card.created_at)}

@@ -4,10 +4,11 @@ received, and a paid invoice saying when and how it was paid."""
 
 import re
 import subprocess
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+import stripe
 from playwright.sync_api import expect
 from pypdf import PdfReader
 
@@ -15,7 +16,9 @@ from apps.accounts.models import Customer, SimulatedClock
 from apps.billing.constants import ChangeTiming
 from apps.billing.services import subscription_cancel, subscription_change
 from apps.payments.services import payment_record_manual
+from apps.payments.stripe.customers import stripe_payment_method_attach, stripe_setup_intent_create
 from apps.payments.stripe.pay_now import invoice_pay_now
+from apps.payments.tests.stripe.helpers import stripe_options
 from apps.subscriptions.periods import utc
 from apps.subscriptions.services import subscription_scheduled_change_cancel
 
@@ -269,3 +272,73 @@ def test_invoice_tables_show_every_column_and_dates_on_one_line(page, world, lan
         assert lines and all(count == 1 for _, count in lines), lines
         _no_sideways_scroll(page)
         assert axe_violations(page) == []
+
+
+# --- Two cards of the same brand and last digits --------------------------------------------------------
+
+
+def _add_card_expiring(customer, *, month: int, year: int) -> None:
+    """A Visa •••• 4242 with its own expiry, added as the browser does (SetupIntent confirmed)."""
+    intent = stripe_setup_intent_create(customer_id=customer.pk)
+    card = stripe.PaymentMethod.create(
+        type="card", card={"number": "4242424242424242", "exp_month": month, "exp_year": year, "cvc": "123"},
+        **stripe_options(),
+    )  # fmt: skip
+    stripe.SetupIntent.confirm(intent["id"], payment_method=card["id"], **stripe_options())
+    stripe_payment_method_attach(customer_id=customer.pk, setup_intent_id=intent["id"])
+
+
+CARDS = {
+    "English": {
+        "added": "{d.day} {d:%b} {d.year}",
+        "default": "Default",
+        "remove": "Remove: Visa •••• 4242, expires {exp}, added {added}",
+        "make_default": "Make default: Visa •••• 4242, expires 06/2030, added {added}",
+        "pay_with": "Visa •••• 4242, expires {exp}, added {added}",
+    },
+    ZH: {
+        "added": "{d.year}年{d.month}月{d.day}日",
+        "default": "默认",
+        "remove": "移除: Visa •••• 4242，有效期至 {exp}，添加于 {added}",
+        "make_default": "设为默认: Visa •••• 4242，有效期至 06/2030，添加于 {added}",
+        "pay_with": "Visa •••• 4242，有效期至 {exp}，添加于 {added}",
+    },
+}
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_two_visa_4242_cards_are_told_apart(page, world, localstripe, language, viewport):
+    """Two saved cards both "Visa •••• 4242": each row shows its expiry, the date it was added and
+    which is the default; each action names its own card; the payment page tells them apart too."""
+    _add_card_expiring(world.a.customer, month=12, year=2034)  # the first card: the default
+    _add_card_expiring(world.a.customer, month=6, year=2030)
+    expected = CARDS[language]
+    added = expected["added"].format(d=datetime.now(tz=UTC).date())  # Stripe stamps a card with real time
+    _open_in(page, world.a.user, language=language, viewport=viewport)
+
+    page.goto("/portal/payment-methods/")
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(2)
+    texts = [[cell.strip() for cell in row.locator("td").all_inner_texts()[:3]] for row in rows.all()]
+    assert texts == [
+        [f"Visa •••• 4242 {expected['default']}", "12/2034", added],
+        ["Visa •••• 4242", "06/2030", added],
+    ], texts
+    buttons = page.locator("td.actions button")
+    names = [button.evaluate("b => b.textContent.trim()") for button in buttons.all()]
+    assert names == [
+        expected["remove"].format(exp="12/2034", added=added),
+        expected["make_default"].format(added=added),
+        expected["remove"].format(exp="06/2030", added=added),
+    ], names
+    _no_sideways_scroll(page)
+    assert axe_violations(page) == []
+
+    page.goto(f"/portal/invoices/{world.a.invoice.pk}/pay/")
+    labels = [text.strip() for text in page.locator("fieldset label").all_inner_texts()]
+    assert labels == [
+        f"{expected['pay_with'].format(exp='12/2034', added=added)} {expected['default']}",
+        expected["pay_with"].format(exp="06/2030", added=added),
+    ], labels
+    _no_sideways_scroll(page)
