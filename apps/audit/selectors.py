@@ -6,7 +6,7 @@ The billing run's bulk path writes invoices with COPY, which no model signal see
 in the subscriptions' trail ("Period invoiced").
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -14,8 +14,10 @@ from typing import Any
 from auditlog.models import LogEntry
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import FieldDoesNotExist
 from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
+from django.utils.text import capfirst
 
 from .registration import audited_models
 
@@ -48,13 +50,31 @@ class AuditRecord:
     reason: str
     changes: dict[str, Any] = field(default_factory=dict)  # change: {field: [before, after]}; event: its data
     record_id: int = 0
+    labels: dict[str, str] = field(default_factory=dict)  # field name → its label, for people (the page)
+
+    def label(self, name: str) -> str:
+        """A field's label ("Amount paid"), not its name ("amount_paid"); a key of an event's data
+        that is no field of the object, in words ("proration total")."""
+        return self.labels.get(name) or capfirst(name.replace("_", " "))
 
     @property
     def detail_lines(self) -> list[str]:
-        """The changes (field: before → after) or the event's details, one line each."""
+        """The changes (field: before → after) or the event's details, one line each, by label."""
         if self.kind == "change":
-            return [f"{name}: {_pair(values)}" for name, values in self.changes.items()]
-        return [f"{name}: {value}" for name, value in self.changes.items()]
+            return [f"{self.label(name)}: {_pair(values)}" for name, values in self.changes.items()]
+        return [f"{self.label(name)}: {value}" for name, value in self.changes.items()]
+
+
+def field_labels(model: Any, names: Iterable[str]) -> dict[str, str]:
+    """The labels of a model's fields by name (a money field's currency column too: "Total currency")."""
+    labels = {}
+    for name in names:
+        try:
+            model_field = model._meta.get_field(name)
+        except (FieldDoesNotExist, AttributeError):
+            continue
+        labels[name] = capfirst(str(getattr(model_field, "verbose_name", name)))
+    return labels
 
 
 def _pair(values: Any) -> str:
@@ -138,6 +158,7 @@ def _log_entries(filters: AuditFilter, limit: int | None) -> Iterator[AuditRecor
             reason=data.get("reason", ""),
             changes=entry.changes_dict or {},
             record_id=entry.pk,
+            labels=field_labels(model_class, (entry.changes_dict or {}).keys()) if model_class else {},
         )
 
 
@@ -177,6 +198,7 @@ def _domain_events(filters: AuditFilter, limit: int | None) -> Iterator[AuditRec
                 reason=str(data.get("reason", "") or ""),
                 changes=data,
                 record_id=event.pk,
+                labels=field_labels(object_model, data.keys()),
             )
 
 

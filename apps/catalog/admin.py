@@ -25,6 +25,7 @@ from djmoney.money import Money
 
 from apps.core.admin import ServiceAdminMixin, adopt
 from apps.core.errors import ApplicationError, ValidationFailed
+from apps.core.money_format import money_text
 
 from . import pricing, services
 from .constants import DEFAULT_LATENESS_WINDOW_DAYS, TIERED_MODELS, CouponDuration, DiscountType, PriceModelChoice
@@ -141,7 +142,7 @@ def prices_table(version: PlanVersion) -> str:
                 format_html_join(
                     mark_safe("<br>"),
                     "<strong>{}</strong> {} (a true-up line makes up a period's shortfall)",
-                    ((row.currency, pricing.format_price(row.amount, row.currency)) for row in commitments),
+                    ((row.currency, money_text(row.amount, row.currency)) for row in commitments),
                 ),
             )
         )
@@ -753,7 +754,7 @@ class PlanAdmin(admin.ModelAdmin):
                 parts.append(f"{charge.name}: {charge.get_price_model_display().lower()}")
                 continue
             prices = ", ".join(
-                pricing.format_price(price.amount, price.currency)
+                money_text(price.amount, price.currency)
                 for price in charge.prices.all()
                 if not price.dimension_values  # the default prices; per-dimension ones are on the version
             )
@@ -1028,7 +1029,7 @@ class CouponAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def value(self, coupon: Coupon) -> str:
         if coupon.discount_type == DiscountType.PERCENTAGE and coupon.percent_off is not None:
             return f"{pricing.format_quantity(coupon.percent_off)} %"
-        return ", ".join(pricing.format_price(a.amount_off, a.currency) for a in coupon.amounts.all()) or "—"
+        return ", ".join(money_text(a.amount_off, a.currency) for a in coupon.amounts.all()) or "—"
 
     @admin.display(description="duration", ordering="duration")
     def duration_label(self, coupon: Coupon) -> str:

@@ -3,7 +3,8 @@
 Everything is created through the services, and history is replayed day by day under the product's
 clock (`clock.frozen_at`), the way the daily billing run would have produced it: invoices carry
 realistic issue dates, most older bills are paid a few days after issue, recent ones are open, one
-is void and one uncollectible.
+is void and one uncollectible. Today, a few customers added a seat mid-period, invoiced at once: those
+invoices wait as drafts for staff to review and finalize (`DRAFTS_FOR_REVIEW`).
 """
 
 import random
@@ -20,7 +21,7 @@ from djmoney.money import Money
 
 from apps.accounts.models import Customer
 from apps.accounts.services import customer_create, simulated_clock_create
-from apps.billing.constants import ChangeTiming
+from apps.billing.constants import ChangeTiming, ProrationBehavior
 from apps.billing.services import bill_due_subscriptions, subscription_cancel, subscription_change, subscription_start
 from apps.catalog.constants import SIMPLE_CHARGE_NAME
 from apps.catalog.models import BillableMetric, Plan, Product
@@ -62,6 +63,11 @@ LIFECYCLE = [
     (12, "Corrib Energy DAC", "resubscribe"),  # reactivation (EUR)
 ]
 LIFECYCLE_TIME = day_time(10, 0)
+# Customers who add a seat today, prorated and invoiced at once: their invoices wait as drafts for
+# staff to review (the rest of the demo issues drafts at once), finalized by themselves after
+# DRAFT_REVIEW_HOURS unless staff finalize them first.
+DRAFTS_FOR_REVIEW = ["Kiezware GmbH", "Northwind Media Group", "Clyde Software Ltd"]
+DRAFT_REVIEW_HOURS = 72
 
 PRODUCTS = [
     ("cloud-hosting", "Cloud Hosting", "Virtual machines, load balancers and object storage."),
@@ -255,6 +261,8 @@ def demo_data_load(*, now: datetime | None = None, progress: Callable[[str], Non
         _void_and_write_off(customers, now=now)
         _partial_payment(customers, now=now)
         _showcase(customers, plans, now=now)
+        say("drafts waiting for review")
+        _drafts_for_review(customers, now=now)
         say("PDF bills")
         rendered = _render_missing_pdfs()
 
@@ -510,6 +518,25 @@ def _showcase(customers: list[Customer], plans: dict[str, Plan], *, now: datetim
         test_clock=test_clock,
     )
     subscription_start(customer=clock_customer, plan=plans[API_TEAM_PLAN], quantity=3, trial_days=14)
+
+
+def _drafts_for_review(customers: list[Customer], *, now: datetime) -> None:
+    """A seat added today by each of DRAFTS_FOR_REVIEW, prorated and invoiced at once, while drafts
+    wait DRAFT_REVIEW_HOURS for review: a newcomer finds drafts to check and finalize."""
+    by_name = {customer.name: customer for customer in customers}
+    with override_settings(INVOICE_DRAFT_GRACE_HOURS=DRAFT_REVIEW_HOURS), clock.frozen_at(now):
+        for name in DRAFTS_FOR_REVIEW:
+            subscription = (
+                Subscription.objects.filter(customer=by_name[name], status="active", cancel_at_period_end=False)
+                .order_by("started_at", "pk")
+                .first()
+            )
+            if subscription is None:
+                continue
+            subscription_change(
+                subscription_id=subscription.pk, quantity=subscription.quantity + 1, timing=ChangeTiming.NOW,
+                proration=ProrationBehavior.INVOICE_NOW, now=now,
+            )  # fmt: skip
 
 
 def _render_missing_pdfs() -> int:

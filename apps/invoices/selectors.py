@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import DecimalField, OuterRef, Q, QuerySet, Subquery, Sum, Value
@@ -138,6 +138,15 @@ def invoice_list_for_customer(*, customer_id: int, status: str = "") -> QuerySet
     if status:
         invoices = invoices.filter(status=status)
     return invoices.order_by("-issued_at", "-id")
+
+
+def invoice_days_overdue(invoice: Invoice, *, today: date) -> int:
+    """How many days an open invoice is past its due date with money still due (0 when it is not)."""
+    if invoice.status != InvoiceStatus.OPEN or invoice.due_on is None or invoice.due_on >= today:
+        return 0
+    if invoice.amount_due.amount <= 0:
+        return 0
+    return (today - invoice.due_on).days
 
 
 def invoice_get_for_customer(*, customer_id: int, invoice_id: int | str) -> Invoice:

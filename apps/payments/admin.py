@@ -20,9 +20,9 @@ from django.utils.translation import gettext
 
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_now
-from apps.catalog.pricing import format_price
 from apps.core.admin import ReadOnlyInline, application_error_to_form, status_badge
 from apps.core.errors import ApplicationError
+from apps.core.money_format import money_text
 
 from .constants import MANUAL_METHODS, PaymentEventType, PaymentMethod, PaymentStatus, RefundStatus
 from .models import Payment, PaymentAllocation, PaymentEvent, Refund
@@ -75,7 +75,7 @@ class RecordPaymentForm(forms.Form):
                 max_digits=19,
                 decimal_places=6,
                 label=f"{invoice} (due on {invoice.due_on:%Y-%m-%d})",
-                help_text=f"{format_price(due.amount, str(due.currency))} due",
+                help_text=f"{money_text(due.amount, str(due.currency))} due",
             )
 
     @staticmethod
@@ -235,7 +235,7 @@ class PaymentAdmin(admin.ModelAdmin):
 
     @admin.display(description="credited to the balance")
     def credited_to_balance(self, payment: Payment) -> str:
-        return format_price(payment_credited_to_balance(payment), payment.currency)
+        return money_text(payment_credited_to_balance(payment), payment.currency)
 
     # --- custom views ---
 
@@ -293,7 +293,7 @@ class PaymentAdmin(admin.ModelAdmin):
                 if payment is not None:
                     messages.success(
                         request,
-                        f"Recorded payment #{payment.pk} of {format_price(payment.amount.amount, payment.currency)} "
+                        f"Recorded payment #{payment.pk} of {money_text(payment.amount.amount, payment.currency)} "
                         f"from {customer}.",
                     )
                     return redirect("admin:payments_payment_change", payment.pk)

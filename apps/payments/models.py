@@ -65,6 +65,12 @@ class Payment(TimeStampedModel):
         related_name="payment",
         help_text="The customer credit made of the money not allocated to invoices, while some of it waits.",
     )
+    card = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="Card payments: the card charged (brand, last 4 digits, expiry), as it was when charged.",
+    )
     reversed_at = models.DateTimeField(null=True, blank=True)
     reversal_reason = models.TextField(blank=True)
     created_by = models.ForeignKey(

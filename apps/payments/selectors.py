@@ -39,6 +39,38 @@ def customer_unpaid_invoices(*, customer_id: int) -> QuerySet[Invoice]:
     )
 
 
+# The payments a customer sees: money received (or reversed), and attempts that failed or wait for them.
+CUSTOMER_VISIBLE_PAYMENT_STATUSES = (
+    PaymentStatus.SUCCEEDED,
+    PaymentStatus.REVERSED,
+    PaymentStatus.FAILED,
+    PaymentStatus.REQUIRES_ACTION,
+    PaymentStatus.PROCESSING,
+)
+
+
+def payment_list_for_customer(*, customer_id: int) -> QuerySet[Payment]:
+    """The customer's payment history (the portal), newest first, with the invoices each paid; pending
+    and canceled attempts are left out."""
+    return (
+        customer_payments(customer_id=customer_id)
+        .filter(status__in=CUSTOMER_VISIBLE_PAYMENT_STATUSES)
+        .prefetch_related(
+            Prefetch("allocations", queryset=PaymentAllocation.objects.select_related("invoice").order_by("pk"))
+        )
+    )
+
+
+def invoice_payments_for_customer(*, customer_id: int, invoice_id: int) -> list[Payment]:
+    """The succeeded payments that paid (part of) one of the customer's invoices, oldest first."""
+    return list(
+        customer_payments(customer_id=customer_id)
+        .filter(status=PaymentStatus.SUCCEEDED, allocations__invoice_id=invoice_id)
+        .distinct()
+        .order_by("received_at", "pk")
+    )
+
+
 def payment_get_for_customer(*, customer_id: int, payment_id: int | str) -> Payment:
     """One of the customer's payments (the portal); `NotFound` for anybody else's (or an id that is no
     number)."""

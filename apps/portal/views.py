@@ -17,7 +17,7 @@ from django.contrib import messages
 from django.contrib.auth import REDIRECT_FIELD_NAME, logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
-from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import translation
@@ -67,12 +67,18 @@ from apps.invoices.selectors import (
     customer_amount_due,
     customer_balance,
     invoice_amount_due,
+    invoice_days_overdue,
     invoice_get_for_customer,
     invoice_list_for_customer,
 )
 from apps.invoices.services import credit_note_render_pdf, invoice_pdf_ensure
 from apps.payments.constants import PaymentStatus
-from apps.payments.selectors import payment_get_for_customer
+from apps.payments.receipts import payment_receipt_pdf, receipt_number
+from apps.payments.selectors import (
+    invoice_payments_for_customer,
+    payment_get_for_customer,
+    payment_list_for_customer,
+)
 from apps.payments.stripe.client import stripe_enabled
 from apps.payments.stripe.customers import (
     stripe_payment_method_attach,
@@ -477,7 +483,14 @@ def _subscription_summary(subscription, now):
             start=subscription.current_period_start_at,
             end=min(now, subscription.current_period_end_at),
         )
-    return {"subscription": subscription, "upcoming": upcoming, "upcoming_error": upcoming_error, "usage": usage}
+    pending = [c for c in subscription.scheduled_changes.all() if c.applied_at is None and c.canceled_at is None]
+    return {
+        "subscription": subscription,
+        "upcoming": upcoming,
+        "upcoming_error": upcoming_error,
+        "usage": usage,
+        "scheduled_change": pending[0] if pending else None,
+    }
 
 
 @portal_view()
@@ -486,19 +499,32 @@ def dashboard(request, membership, configuration):
     now = customer_now(customer)
     subscriptions = [
         s
-        for s in subscription_list_for_customer(customer_id=customer.pk).prefetch_related("plan_version__charges")
+        for s in subscription_list_for_customer(customer_id=customer.pk).prefetch_related(
+            "plan_version__charges", "scheduled_changes__plan__product"
+        )
         if s.status != SubscriptionStatus.CANCELED
     ]
-    open_invoices = list(
-        invoice_list_for_customer(customer_id=customer.pk).filter(status__in=["open", "uncollectible"])[:5]
+    open_invoices = _with_days_overdue(
+        list(invoice_list_for_customer(customer_id=customer.pk).filter(status__in=["open", "uncollectible"])),
+        customer,
     )
+    payable = [invoice for invoice in open_invoices if invoice.status == "open" and invoice.amount_due.amount > 0]
     context = {
         "now": now,
         "summaries": [_subscription_summary(subscription, now) for subscription in subscriptions],
         "balance": customer_balance(customer=customer),
         "amount_due": customer_amount_due(customer=customer),
         "open_invoices": open_invoices,
-        "recent_invoices": list(invoice_list_for_customer(customer_id=customer.pk)[:5]),
+        # The Pay button beside the amount due: the invoice's own page when one is payable, else the list.
+        "pay_url": (
+            reverse("portal:invoice-pay", args=[payable[0].pk])
+            if len(payable) == 1
+            else f"{reverse('portal:invoices')}?status=open"
+            if payable
+            else ""
+        ),
+        "days_overdue": max((invoice.days_overdue for invoice in open_invoices), default=0),
+        "recent_invoices": _with_days_overdue(list(invoice_list_for_customer(customer_id=customer.pk)[:5]), customer),
     }
     return _render(request, "portal/dashboard.html", membership, configuration, context)
 
@@ -506,11 +532,22 @@ def dashboard(request, membership, configuration):
 # --- Invoices ------------------------------------------------------------------------------------------
 
 
+def _with_days_overdue(invoices: list, customer) -> list:
+    """The invoices, each with `days_overdue` (0 unless open and past its due date with money due), as
+    of the customer's today (its test clock's, if it has one)."""
+    today = customer_now(customer).date()
+    for invoice in invoices:
+        invoice.days_overdue = invoice_days_overdue(invoice, today=today)
+    return invoices
+
+
 @portal_view(feature="invoice_history_enabled")
 def invoice_list(request, membership, configuration):
     form = InvoiceFilterForm(request.GET or None)
     status = form.cleaned_data["status"] if form.is_valid() else ""
-    invoices = list(invoice_list_for_customer(customer_id=membership.customer_id, status=status)[:200])
+    invoices = _with_days_overdue(
+        list(invoice_list_for_customer(customer_id=membership.customer_id, status=status)[:200]), membership.customer
+    )
     credit_notes = list(credit_note_list_for_customer(customer_id=membership.customer_id)[:50])
     return _render(
         request,
@@ -524,6 +561,7 @@ def invoice_list(request, membership, configuration):
 @portal_view(feature="invoice_history_enabled")
 def invoice_detail(request, membership, configuration, invoice_id):
     invoice = invoice_get_for_customer(customer_id=membership.customer_id, invoice_id=invoice_id)
+    _with_days_overdue([invoice], membership.customer)
     return _render(
         request,
         "portal/invoice_detail.html",
@@ -535,8 +573,28 @@ def invoice_detail(request, membership, configuration, invoice_id):
             "taxes": list(invoice.taxes.all()),
             "credit_notes": list(invoice.credit_notes.all()),
             "amount_due": invoice_amount_due(invoice),
+            "payments": invoice_payments_for_customer(customer_id=membership.customer_id, invoice_id=invoice.pk),
         },
     )
+
+
+@portal_view(feature="invoice_history_enabled")
+def payment_list(request, membership, configuration):
+    """The customer's payments: when, how much, how (the card charged, or the manual method), the
+    invoices each paid, its status, and a receipt for each payment received."""
+    payments = list(payment_list_for_customer(customer_id=membership.customer_id)[:200])
+    return _render(request, "portal/payment_list.html", membership, configuration, {"payments": payments})
+
+
+@portal_view(feature="invoice_history_enabled")
+def payment_receipt(request, membership, configuration, payment_id):
+    """The receipt of a payment received (PDF, in the customer's language); 404 for any other."""
+    payment = payment_get_for_customer(customer_id=membership.customer_id, payment_id=payment_id)
+    if payment.status != PaymentStatus.SUCCEEDED:
+        raise Http404("Only a payment received has a receipt.")
+    response = HttpResponse(payment_receipt_pdf(payment), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="receipt-{receipt_number(payment)}.pdf"'
+    return response
 
 
 def _pdf_response(field_file, filename: str) -> FileResponse:

@@ -15,9 +15,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from apps.catalog.pricing import format_price
 from apps.core.admin import ReadOnlyInline, status_badge
 from apps.core.errors import ApplicationError
+from apps.core.money_format import money_text
 from apps.invoices.constants import (
     AFTER_TAX_LINE_KINDS,
     CREDITABLE_STATUSES,
@@ -169,7 +169,7 @@ def invoice_credit_note_view(model_admin, request: HttpRequest, object_id: str) 
                     invoice_id=invoice.pk, actor=request.user,
                     refund_reference=form.cleaned_data.get("refund_reference", ""), **form.service_arguments(),
                 )  # fmt: skip
-                total = format_price(credit_note.total.amount, credit_note.currency)
+                total = money_text(credit_note.total.amount, credit_note.currency)
                 message = f"Issued credit note {credit_note} for {total} on {invoice}."
                 model_admin.message_user(request, message, messages.SUCCESS)
                 return HttpResponseRedirect(change_url)
@@ -212,7 +212,7 @@ class InvoiceCreditNoteInline(ReadOnlyInline):
 def settlement_text(credit_note: CreditNote) -> str:
     currency = credit_note.currency
     parts = [
-        f"{label} {format_price(amount.amount, currency)}"
+        f"{label} {money_text(amount.amount, currency)}"
         for label, amount in [
             ("amount due reduced by", credit_note.amount_due_reduction),
             ("refunded", credit_note.refund_amount),

@@ -30,10 +30,10 @@ from apps.accounts.permissions import CUSTOMER_BILLING_FIELDS, customer_fields_r
 from apps.accounts.selectors import customer_now
 from apps.accounts.services import CUSTOMER_EDITABLE_FIELDS, customer_create, customer_update, simulated_clock_create
 from apps.billing.services.simulated_clocks import simulated_clock_advance
-from apps.catalog.pricing import format_price
 from apps.core import clock
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
 from apps.core.errors import ApplicationError
+from apps.core.money_format import money_text
 from apps.invoices.admin_inlines import InvoiceSummaryInline
 from apps.invoices.selectors import customer_balance
 from apps.payments.admin_inlines import CustomerPaymentInline
@@ -216,7 +216,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
             counts["subscriptions"],
             invoices_url,
             counts["invoices"],
-            format_price(balance.amount, customer.currency),
+            money_text(balance.amount, customer.currency),
         )
 
     def save_model(self, request, obj, form, change):

@@ -24,9 +24,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from apps.billing.services import bill_due_subscriptions
-from apps.catalog.pricing import format_price
 from apps.core.admin import LargeListAdminMixin, ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
 from apps.core.errors import ApplicationError
+from apps.core.money_format import money_text
 from apps.core.pdf import PdfIntegrity
 from apps.invoices.constants import BillingRunStatus, InvoiceStatus
 from apps.invoices.models import (
@@ -440,15 +440,15 @@ class InvoiceAdmin(LargeListAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="paid", ordering="amount_paid")
     def amount_paid_column(self, invoice: Invoice) -> str:
-        return format_price(invoice.amount_paid.amount, invoice.currency)
+        return money_text(invoice.amount_paid.amount, invoice.currency)
 
     @admin.display(description="due")
     def amount_due_column(self, invoice: Invoice) -> str:
-        return format_price(invoice.amount_due.amount, invoice.currency)
+        return money_text(invoice.amount_due.amount, invoice.currency)
 
     @admin.display(description="amount due")
     def amount_due_display(self, invoice: Invoice) -> str:
-        return format_price(invoice.amount_due.amount, invoice.currency)
+        return money_text(invoice.amount_due.amount, invoice.currency)
 
     @admin.display(description="record a payment")
     def record_payment_link(self, invoice: Invoice) -> str:

@@ -22,9 +22,9 @@ from apps.billing.services import (
 )
 from apps.catalog.constants import VersionMigrationTiming
 from apps.catalog.models import Plan, PlanVersion
-from apps.catalog.pricing import format_price
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, application_error_to_form, status_badge
 from apps.core.errors import ApplicationError
+from apps.core.money_format import money_text
 from apps.invoices.admin_inlines import InvoicedPeriodInline, InvoiceSummaryInline
 from apps.invoices.selectors import subscription_invoices
 from apps.subscriptions.constants import SubscriptionStatus
@@ -392,7 +392,7 @@ def subscription_operation_view(model_admin, request: HttpRequest, object_id: st
 
 
 def _money_text(amount, currency: str) -> str:
-    return format_price(amount, currency)
+    return money_text(amount, currency)
 
 
 def _operation_preview(subscription: Subscription, operation: str, data: dict) -> dict:

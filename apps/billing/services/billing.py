@@ -157,7 +157,8 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
         with bill_language(subscription.customer):
             arrears_drafts = stretch_line_drafts(subscription=subscription, stretches=stretches, currency=currency)
     # The trial's usage (by the plan's rule) and usage changed in periods already invoiced.
-    arrears_drafts += late_usage_line_drafts(subscription=subscription, billed_from=billed_from, now=now)
+    with bill_language(subscription.customer):
+        arrears_drafts += late_usage_line_drafts(subscription=subscription, billed_from=billed_from, now=now)
     subscription_end_trial_if_due(subscription, at=billed_from, now=now)
     subscription_apply_scheduled_change(subscription, at=billed_from, now=now)
     subscription_apply_pending_version(subscription, now=now)
@@ -176,9 +177,10 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
             plan=plan, version=subscription.plan_version, quantity=subscription.quantity, currency=currency,
             period=period, billed_from=billed_from,
         )  # fmt: skip
-    discount_drafts, used_discounts = discount_line_drafts(
-        drafts=drafts, discounts=discounts_applicable(subscription=subscription), plan=plan, currency=currency
-    )
+    with bill_language(subscription.customer):
+        discount_drafts, used_discounts = discount_line_drafts(
+            drafts=drafts, discounts=discounts_applicable(subscription=subscription), plan=plan, currency=currency
+        )
     drafts += discount_drafts
     return _PeriodPart(
         subscription, billed_from, period, drafts, items, used_discounts, [segment.pk for segment in segments]

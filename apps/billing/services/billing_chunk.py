@@ -322,8 +322,10 @@ def _bill_of(
             end=subscription.current_period_end_at,
             period=period_containing(subscription.billing_anchor_at, plan.interval, plan.interval_count, start),
         )  # fmt: skip
-        # (Only fees have names to translate: usage lines are named by their charge.)
-        language = bill_language(subscription.customer) if arrears_fee_charges(stretch.version) else nullcontext()
+        # Fees and usage lines are named in the customer's language ("(usage)"): an English customer's
+        # usage-only lines need no translation activated.
+        translated = arrears_fee_charges(stretch.version) or not _writes_english(subscription.customer)
+        language = bill_language(subscription.customer) if translated else nullcontext()
         with language:
             drafts += stretch_line_drafts(
                 subscription=subscription, stretches=[stretch], currency=currency, metrics=metrics,
@@ -601,3 +603,7 @@ def _row_values(fields: Iterable[models.Field], defaults: dict, row: dict, json_
             value = json.dumps(value, cls=f.encoder) if value is not None else None  # type: ignore[attr-defined]
         values.append(value)
     return values
+
+
+def _writes_english(customer: Any) -> bool:
+    return bool((customer.preferred_language or settings.LANGUAGE_CODE).lower().startswith("en"))

@@ -28,6 +28,7 @@ from apps.invoices.constants import InvoiceLineKind, InvoiceStatus
 from apps.invoices.models import Invoice, InvoicedPeriod, InvoiceItem
 from apps.invoices.pricing import TaxAmount, tax_added
 from apps.invoices.selectors import subscription_period_invoices
+from apps.invoices.services.lifecycle import bill_language
 from apps.invoices.services.taxes import customer_tax_breakdown, is_taxed_kind
 from apps.subscriptions.constants import SubscriptionEventType, SubscriptionStatus
 from apps.subscriptions.models import ScheduledChange, Subscription, SubscriptionSegment
@@ -223,11 +224,12 @@ def _preview(
         and _current_period_is_billed(subscription, changed_at)
     ):
         target_plan, target_version, target_quantity = target
-        lines = proration_line_drafts(
-            plan=subscription.plan, version=subscription.plan_version, quantity=subscription.quantity,
-            new_plan=target_plan, new_version=target_version, new_quantity=target_quantity,
-            currency=currency, period=_full_period(subscription, changed_at), changed_at=changed_at,
-        )  # fmt: skip
+        with bill_language(subscription.customer):  # written on the customer's bill: in its language
+            lines = proration_line_drafts(
+                plan=subscription.plan, version=subscription.plan_version, quantity=subscription.quantity,
+                new_plan=target_plan, new_version=target_version, new_quantity=target_quantity,
+                currency=currency, period=_full_period(subscription, changed_at), changed_at=changed_at,
+            )  # fmt: skip
     preview = ChangePreview(
         currency=currency,
         timing=timing,
@@ -362,7 +364,8 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
         subscription, segments=subscription_open_segments(subscription),
         end=subscription.current_period_end_at if closes_period else None,
     )  # fmt: skip
-    lines += stretch_line_drafts(subscription=subscription, stretches=stretches, currency=currency, usage_until=now)
+    with bill_language(subscription.customer):
+        lines += stretch_line_drafts(subscription=subscription, stretches=stretches, currency=currency, usage_until=now)
     if closes_period:
         # The minimum commitment for the whole current period, measured on its charges so far.
         lines += commitment_true_up_drafts(
@@ -412,7 +415,8 @@ def _upcoming_final_invoice(subscription: Subscription, ends_at: datetime, now: 
         subscription, segments=subscription_open_segments(subscription),
         end=subscription.current_period_end_at if period_billed else None,
     )  # fmt: skip
-    lines += stretch_line_drafts(subscription=subscription, stretches=stretches, currency=currency, usage_until=now)
+    with bill_language(subscription.customer):
+        lines += stretch_line_drafts(subscription=subscription, stretches=stretches, currency=currency, usage_until=now)
     if not lines:
         raise ValidationFailed(
             f"Subscription #{subscription.pk} ends at the end of its period; no invoice is coming.",
@@ -486,12 +490,13 @@ def _unused_time_credits(subscription: Subscription, now: datetime, *, as_invoic
     `as_invoiced`: scaled to what the period's invoice charged after its discounts."""
     if not _current_period_is_billed(subscription, now):
         return []
-    lines = proration_line_drafts(
-        plan=subscription.plan, version=subscription.plan_version, quantity=subscription.quantity,
-        new_plan=subscription.plan, new_version=subscription.plan_version, new_quantity=subscription.quantity,
-        currency=subscription.currency, period=_full_period(subscription, now), changed_at=now,
-        credit_scale=_invoiced_share(subscription) if as_invoiced else Fraction(1), skip_unchanged=False,
-    )  # fmt: skip
+    with bill_language(subscription.customer):
+        lines = proration_line_drafts(
+            plan=subscription.plan, version=subscription.plan_version, quantity=subscription.quantity,
+            new_plan=subscription.plan, new_version=subscription.plan_version, new_quantity=subscription.quantity,
+            currency=subscription.currency, period=_full_period(subscription, now), changed_at=now,
+            credit_scale=_invoiced_share(subscription) if as_invoiced else Fraction(1), skip_unchanged=False,
+        )  # fmt: skip
     return [line for line in lines if line.amount < 0]
 
 

@@ -37,7 +37,7 @@ from apps.usage.constants import UsageChangeKind
 from apps.usage.models import UsageEventChange
 from apps.usage.services import InvoicedSpan, usage_billing_lock
 
-from .lines import LineDraft, charge_title, usage_charges, usage_line_drafts
+from .lines import LineDraft, charge_title, usage_charges, usage_line_description, usage_line_drafts
 
 # The lines that hold what was billed for a usage charge's period.
 BILLED_USAGE_KINDS = (InvoiceLineKind.USAGE, InvoiceLineKind.MINIMUM)
@@ -81,7 +81,7 @@ def _trial_usage_drafts(subscription: Subscription, billed_from: datetime) -> li
     for draft in drafts:
         if free and draft.kind != InvoiceLineKind.USAGE:
             continue  # no minimum is due on free usage
-        title = draft.description.removesuffix(" (usage)")
+        title = draft.description.removesuffix(usage_line_description(""))
         if free:
             result.append(
                 replace(

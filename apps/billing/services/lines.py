@@ -17,6 +17,7 @@ from apps.catalog.constants import SIMPLE_CHARGE_NAME, ChargeKind, PriceModelCho
 from apps.catalog.models import BillableMetric, Charge, Plan, PlanVersion, Price, Product
 from apps.core.errors import ApplicationError
 from apps.core.money import quantize_fraction
+from apps.core.money_format import money_text
 from apps.invoices.constants import InvoiceLineKind
 from apps.invoices.models import Invoice, InvoiceItem, InvoiceLine, TaxRate
 from apps.invoices.pricing import tax_added
@@ -180,7 +181,7 @@ def _fee_line_drafts(
             drafts.append(
                 LineDraft(
                     kind=InvoiceLineKind.MINIMUM,
-                    description=f"{title}: minimum charge true-up",
+                    description=gettext("%(title)s: minimum charge true-up") % {"title": title},
                     period_start_at=start,
                     period_end_at=end,
                     quantity=Decimal(1),
@@ -207,6 +208,11 @@ def _duration(delta: timedelta) -> str:
     parts += [f"{hours} h"] if hours else []
     parts += [f"{minutes} min"] if minutes else []
     return " ".join(parts) or "under a minute"
+
+
+def usage_line_description(title: str) -> str:
+    """ "Cloud — Pro: API calls (usage)", in the language active (the bill's)."""
+    return gettext("%(title)s (usage)") % {"title": title}
 
 
 def _share(fraction: Fraction) -> str:
@@ -240,8 +246,8 @@ def proration_line_drafts(
     drafts = []
     full_amounts: dict[tuple[int, int], Decimal] = {}
     sides = [
-        (-1, plan, version, quantity, "Unused time on"),
-        (1, new_plan, new_version, new_quantity, "Remaining time on"),
+        (-1, plan, version, quantity, gettext("Unused time on %(name)s")),
+        (1, new_plan, new_version, new_quantity, gettext("Remaining time on %(name)s")),
     ]
     for sign, side_plan, side_version, side_quantity, label in sides:
         # Fees billed in arrears are not prorated here: each stretch of the period bills its own share
@@ -266,7 +272,7 @@ def proration_line_drafts(
             drafts.append(
                 LineDraft(
                     kind=InvoiceLineKind.PRORATION,
-                    description=f"{label} {charge_title(side_plan, charge)}{quantity_text}",
+                    description=label % {"name": f"{charge_title(side_plan, charge)}{quantity_text}"},
                     period_start_at=changed_at,
                     period_end_at=period.end,
                     quantity=Decimal(side_quantity),
@@ -386,9 +392,9 @@ def discount_line_drafts(
             continue
         _spread(taken, covered, drafts, taken_by_line)
         what = (
-            f"{pricing.format_quantity(coupon.percent_off)} % off"
+            gettext("%(percent)s %% off") % {"percent": pricing.format_quantity(coupon.percent_off)}
             if coupon.percent_off is not None
-            else f"{pricing.format_price(amount_row.amount_off, currency)} off"  # type: ignore[union-attr]
+            else gettext("%(amount)s off") % {"amount": money_text(amount_row.amount_off, currency)}  # type: ignore[union-attr]
         )
         products = [product.name for product in coupon.products.all()]
         only = f" ({', '.join(products)} only)" if products else ""
@@ -397,7 +403,7 @@ def discount_line_drafts(
         lines.append(
             LineDraft(
                 kind=InvoiceLineKind.DISCOUNT,
-                description=f"Discount: {coupon.name} ({what})",
+                description=gettext("Discount: %(coupon)s (%(what)s)") % {"coupon": coupon.name, "what": what},
                 period_start_at=None,
                 period_end_at=None,
                 quantity=Decimal(1),
@@ -606,7 +612,7 @@ def usage_line_drafts(
             drafts.append(
                 LineDraft(
                     kind=InvoiceLineKind.USAGE,
-                    description=f"{title} (usage)",
+                    description=usage_line_description(title),
                     period_start_at=start,
                     period_end_at=end,
                     quantity=quote.quantity,
@@ -625,7 +631,7 @@ def usage_line_drafts(
                 drafts.append(
                     LineDraft(
                         kind=InvoiceLineKind.MINIMUM,
-                        description=f"{title}: minimum charge true-up",
+                        description=gettext("%(title)s: minimum charge true-up") % {"title": title},
                         period_start_at=start,
                         period_end_at=end,
                         quantity=Decimal(1),

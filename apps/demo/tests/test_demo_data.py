@@ -45,7 +45,7 @@ def _counts() -> tuple[int, ...]:
     )
 
 
-def test_load_demo_data_creates_a_realistic_history_once():
+def test_load_demo_data_creates_a_realistic_history_once(client):
     output = _load()
 
     assert "Demo data loaded" in output
@@ -79,7 +79,25 @@ def test_load_demo_data_creates_a_realistic_history_once():
     seats = InvoiceLine.objects.filter(charge__name="Seats").first()
     assert seats.explanation[:2] == ["Units 1–5: 5 × 10.00 USD", "Units 6–12: 7 × 8.00 USD"]
 
-    invoices = list(Invoice.objects.all())
+    # Three drafts wait for review: today's added seats, prorated and invoiced at once, finalized by
+    # themselves in 72 hours unless staff finalize them first.
+    drafts = list(Invoice.objects.filter(status=InvoiceStatus.DRAFT).order_by("customer__name"))
+    assert [draft.customer.name for draft in drafts] == ["Clyde Software Ltd", "Kiezware GmbH", "Northwind Media Group"]
+    for draft in drafts:
+        assert draft.number is None and draft.issued_at is None
+        assert draft.auto_finalize_at == NOW + timedelta(hours=72)
+        assert draft.billing_reason == "subscription_update" and draft.total.amount > 0
+        assert {line.kind for line in draft.lines.all()} == {"proration"}
+
+    # Staff find them in the admin, with the Finalize action.
+    client.force_login(get_user_model().objects.create_superuser("reviewer", "reviewer@example.com", "x"))
+    listing = client.get("/admin/invoices/invoice/?status__exact=draft").content.decode()
+    assert all(f"Draft #{draft.pk}" in listing for draft in drafts)
+    assert 'value="finalize_selected"' in listing  # the bulk action
+    page = client.get(f"/admin/invoices/invoice/{drafts[0].pk}/change/").content.decode()
+    assert ">Finalize<" in page, page
+
+    invoices = list(Invoice.objects.exclude(status=InvoiceStatus.DRAFT))
     assert 50 <= len(invoices) <= 150
     by_status = defaultdict(list)
     for invoice in invoices:
@@ -93,7 +111,7 @@ def test_load_demo_data_creates_a_realistic_history_once():
     vat = {str(i.customer.country): i.taxes.get().percentage for i in invoices if i.taxes.exists()}
     assert vat == {"IE": Decimal("23"), "DE": Decimal("19"), "FR": Decimal("20")}
     assert not any(i.taxes.exists() for i in invoices if i.reverse_charge or str(i.customer.country) in ("US", "GB"))
-    assert f"{len(invoices)} (" in output and "paid" in output and "void" in output
+    assert f"{len(invoices) + len(drafts)} (" in output and "3 draft" in output and "void" in output
 
     # Historical issue dates; old bills mostly paid (by bank transfer, after issue), recent ones open.
     assert all(invoice.issued_at < NOW for invoice in invoices)

@@ -9,37 +9,20 @@ from decimal import Decimal, InvalidOperation
 
 from django import template
 from django.utils import timezone
-from django.utils.translation import get_language
 from djmoney.money import Money
 
-from apps.core.money import currency_decimal_places
+from apps.core.money_format import grouped, money_text, reader_is_chinese, significant_places
 
 register = template.Library()
 
 DATE_FORMAT = "%-d %b %Y"
 
-# Simplified Chinese conventions (CLDR): the currency symbol before the amount ("US$1,234.50"),
-# dates as "2026年1月15日". English keeps "1,234.50 USD" and "15 Jan 2026".
-ZH_CURRENCY_SYMBOLS = {
-    "USD": "US$", "EUR": "€", "GBP": "£", "JPY": "JP¥", "CNY": "¥", "CAD": "CA$", "AUD": "A$", "HKD": "HK$",
-}  # fmt: skip
-
-
-def _chinese() -> bool:
-    return (get_language() or "").lower().startswith("zh")
-
-
-def _with_currency(number: str, code: str) -> str:
-    if _chinese():
-        symbol = ZH_CURRENCY_SYMBOLS.get(code)
-        if symbol is None:
-            return f"{code} {number}"
-        return f"-{symbol}{number[1:]}" if number.startswith("-") else f"{symbol}{number}"
-    return f"{number} {code}"
+# Amounts read as everywhere else (apps.core.money_format): "1,234.50 USD" in English, "US$1,234.50" in
+# Chinese; dates as "15 Jan 2026" and "2026年1月15日".
 
 
 def _format_day(day: date) -> str:
-    if _chinese():
+    if reader_is_chinese():
         return f"{day.year}年{day.month}月{day.day}日"
     return day.strftime(DATE_FORMAT)
 
@@ -58,11 +41,6 @@ def _split(value, currency: str | None) -> tuple[Decimal, str] | None:
     return amount, str(currency)
 
 
-def _group(amount: Decimal, places: int) -> str:
-    """1234.5 with 2 places → "1,234.50". Display only: the quantize here is string formatting."""
-    return f"{amount:,.{places}f}"
-
-
 @register.filter
 def money(value, currency: str | None = None) -> str:
     """A Money (or an amount plus `currency`) with thousands separators and exactly the currency's
@@ -71,12 +49,7 @@ def money(value, currency: str | None = None) -> str:
     if parts is None:
         return ""
     amount, code = parts
-    return _with_currency(_group(amount, currency_decimal_places(code)), code)
-
-
-def _significant_places(amount: Decimal) -> int:
-    exponent = amount.normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
+    return money_text(amount, code, extra_decimals=False)
 
 
 @register.filter
@@ -87,8 +60,7 @@ def unit_price(value, currency: str | None = None) -> str:
     if parts is None:
         return ""
     amount, code = parts
-    places = max(currency_decimal_places(code), _significant_places(amount))
-    return _with_currency(_group(amount, places), code)
+    return money_text(amount, code)
 
 
 @register.filter
@@ -97,7 +69,7 @@ def quantity(value) -> str:
     if value in (None, ""):
         return ""
     amount = value if isinstance(value, Decimal) else Decimal(str(value))
-    return _group(amount, _significant_places(amount))
+    return grouped(amount, significant_places(amount))
 
 
 def _as_date(value) -> date | None:

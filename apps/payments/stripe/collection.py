@@ -279,11 +279,22 @@ def payment_intent_confirm(
 
 
 def _reference_card(payment: Payment, payment_method_id: str) -> None:
-    """The card charged ("Visa •••• 4242"), as the payment's reference for staff, from dj-stripe's
+    """The card charged ("Visa •••• 4242"), as the payment's reference for staff and its `card` (brand,
+    last 4 digits, expiry) for the customer's receipts, from dj-stripe's
     synced row of the payment method (no call to Stripe); left as it is when unknown or already set."""
     row = djstripe_models.PaymentMethod.objects.filter(id=payment_method_id).only("stripe_data").first()
     card = (row.stripe_data or {}).get("card") if row is not None else None
-    if payment.reference or not card or not card.get("last4"):
+    if not card or not card.get("last4"):
+        return
+    if not payment.card:  # the card as charged, for the customer's payment history and receipts
+        payment.card = {
+            "brand": str(card.get("brand") or ""),
+            "last4": str(card["last4"]),
+            "exp_month": card.get("exp_month"),
+            "exp_year": card.get("exp_year"),
+        }
+        Payment.objects.filter(pk=payment.pk).update(card=payment.card)
+    if payment.reference:
         return
     payment.reference = f"{str(card.get('brand') or 'card').title()} •••• {card['last4']}"
     Payment.objects.filter(pk=payment.pk, reference="").update(reference=payment.reference)

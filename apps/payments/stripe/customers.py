@@ -10,6 +10,7 @@ every change so the admin can show them without a call.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import stripe
@@ -31,6 +32,7 @@ class CardSummary:
     exp_month: int
     exp_year: int
     is_default: bool
+    created_at: datetime | None = None  # when the card was added (Stripe's `created`)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +104,7 @@ def _card(data: Any, default_id: str | None) -> CardSummary:
         exp_month=int(card["exp_month"]),
         exp_year=int(card["exp_year"]),
         is_default=data["id"] == default_id,
+        created_at=datetime.fromtimestamp(int(data["created"]), tz=UTC) if data.get("created") else None,
     )
 
 

@@ -234,3 +234,110 @@ def test_a_billing_run_names_each_customers_recurring_line_in_their_language():
     assert [line.description for line in renewals] == [
         "Cloud — Pro (every 3 months)", "Cloud — Pro（每 3 个月）", "Cloud — Pro (every 3 months)",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("language", "expected", "page"),
+    [
+        (
+            "en",
+            [
+                "Unused time on Cloud — Pro ×2",
+                "Remaining time on Cloud — Pro ×3",
+                "Cloud — Pro: API calls (usage)",
+                "Discount: Spring offer (20 % off)",
+            ],
+            "Page 1 of {pages}",
+        ),
+        (
+            "zh-hans",
+            [
+                "Cloud — Pro ×2 的未使用时间",
+                "Cloud — Pro ×3 的剩余时间",
+                "Cloud — Pro: API calls（用量）",
+                "折扣：Spring offer（优惠 20 %）",
+            ],
+            "第 1 页，共 {pages} 页",
+        ),
+    ],
+)  # fmt: skip
+def test_proration_usage_and_discount_lines_are_in_the_bills_language(tmp_path, language, expected, page):
+    """A seat added mid-January (prorated onto the next invoice), API calls metered, a 20 % coupon: the
+    February bill names its proration, usage and discount lines in the customer's language; an English
+    customer's stay as they were."""
+    from djmoney.money import Money
+
+    from apps.billing.constants import ChangeTiming
+    from apps.billing.services import bill_due_subscriptions, subscription_change, subscription_start
+    from apps.catalog.services import billable_metric_create, coupon_create
+    from apps.catalog.tests.factories import PlanFactory, add_charge
+    from apps.invoices.models import Invoice
+    from apps.subscriptions.periods import utc
+    from apps.subscriptions.services import coupon_redeem
+    from apps.usage.services import usage_events_ingest
+
+    customer = CustomerFactory(name="北京云科技有限公司", currency="USD", preferred_language=language)
+    billable_metric_create(code="api_calls", name="API calls", aggregation="count")
+    plan = PlanFactory(name="Pro", product__name="Cloud", prices=[Money("100.00", "USD")])
+    add_charge(
+        plan.versions.get(), name="API calls", price_model="per_unit", kind="usage", metric_code="api_calls",
+        amount=Decimal("0.01"),
+    )  # fmt: skip
+    subscription = subscription_start(customer=customer, plan=plan, quantity=2, now=utc(2026, 1, 1))
+    coupon = coupon_create(code="spring", name="Spring offer", discount_type="percentage", percent_off=Decimal("20"))
+    coupon_redeem(coupon=coupon, subscription=subscription, now=utc(2026, 1, 2))
+    usage_events_ingest(
+        events=[
+            {"transaction_id": f"call-{n}", "external_customer_id": customer.external_id, "metric_code": "api_calls",
+             "timestamp": utc(2026, 1, 5, n).isoformat(), "properties": {}}
+            for n in range(3)
+        ],
+        now=utc(2026, 1, 6),
+    )  # fmt: skip
+    subscription_change(
+        subscription_id=subscription.pk, quantity=3, timing=ChangeTiming.NOW, now=utc(2026, 1, 16)
+    )  # prorated onto the next invoice
+    bill_due_subscriptions(now=utc(2026, 2, 1, 1))
+    february = Invoice.objects.filter(subscription=subscription).order_by("period_start_at").last()
+    descriptions = [line.description for line in february.lines.all()]
+    for phrase in expected:
+        assert phrase in descriptions, (phrase, descriptions)
+
+    pages = _pdf_pages(invoice_render_pdf_bytes(february), tmp_path)
+    text = " ".join(" ".join(pages).split())  # lines wrapped in their column are read as one
+    for phrase in expected:
+        assert " ".join(phrase.split()) in text, (phrase, text)
+    assert page.format(pages=len(pages)) in text
+
+
+def test_a_billing_run_names_each_customers_usage_line_in_their_language():
+    """Usage billed in bulk (the billing run's chunks) is named "(usage)" / "（用量）" per customer."""
+    from djmoney.money import Money
+
+    from apps.billing.services import bill_due_subscriptions, subscription_start
+    from apps.catalog.services import billable_metric_create
+    from apps.catalog.tests.factories import PlanFactory, add_charge
+    from apps.invoices.models import InvoiceLine
+    from apps.subscriptions.periods import utc
+    from apps.usage.services import usage_events_ingest
+
+    billable_metric_create(code="api_calls", name="API calls", aggregation="count")
+    plan = PlanFactory(name="Pro", product__name="Cloud", prices=[Money("100.00", "USD")])
+    add_charge(
+        plan.versions.get(), name="API calls", price_model="per_unit", kind="usage", metric_code="api_calls",
+        amount=Decimal("0.01"),
+    )  # fmt: skip
+    for name, language in [("English Ltd", "en"), ("北京云科技有限公司", "zh-hans")]:
+        customer = CustomerFactory(name=name, currency="USD", preferred_language=language)
+        subscription_start(customer=customer, plan=plan, now=utc(2026, 1, 1))
+        usage_events_ingest(
+            events=[{"transaction_id": f"{customer.pk}-call", "external_customer_id": customer.external_id,
+                     "metric_code": "api_calls", "timestamp": utc(2026, 1, 5).isoformat(), "properties": {}}],
+            now=utc(2026, 1, 6),
+        )  # fmt: skip
+
+    run = bill_due_subscriptions(now=utc(2026, 2, 1, 1))
+
+    assert run.invoiced_count == 2
+    usage = InvoiceLine.objects.filter(kind="usage").order_by("invoice__customer_id")
+    assert [line.description for line in usage] == ["Cloud — Pro: API calls (usage)", "Cloud — Pro: API calls（用量）"]
