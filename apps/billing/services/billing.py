@@ -122,6 +122,8 @@ class _PeriodPart:
     items: list[InvoiceItem]
     used_discounts: list
     segment_ids: list[int] = field(default_factory=list)
+    # Where the period just ended began: the name of an invoice with nothing of it but late usage.
+    previous_start: datetime | None = None
 
 
 def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice | None:
@@ -140,6 +142,7 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
     # Normally the period starts at `next_billing_at`; a calendar-billed subscription's first period
     # starts before its first cycle day and is billed from `next_billing_at` on, prorated.
     billed_from = max(period.start, subscription.next_billing_at)
+    previous_start = subscription.current_period_start_at
     # Usage (and fees billed in arrears) for the period ending as this one begins, at the prices of
     # each stretch of it (before any change that takes effect now); trials use for free. Stretches
     # closed by a change inside a period (or a pause) are billed on this invoice too.
@@ -183,7 +186,8 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
         )
     drafts += discount_drafts
     return _PeriodPart(
-        subscription, billed_from, period, drafts, items, used_discounts, [segment.pk for segment in segments]
+        subscription, billed_from, period, drafts, items, used_discounts, [segment.pk for segment in segments],
+        previous_start=previous_start,
     )
 
 
@@ -218,9 +222,11 @@ def _invoice_from_parts(parts: list[_PeriodPart], now: datetime) -> Invoice | No
     credit_drafts, credit_uses = customer_credit_drafts(
         customer_id=customer.pk, currency=currency, drafts=drafts, lock=True
     )
+    previous_starts = [part.previous_start for part in parts if part.previous_start is not None]
     period_start_at, period_end_at = invoice_span(
-        drafts, start=min(part.billed_from for part in parts), end=max(part.period.end for part in parts)
-    )
+        drafts, start=min(part.billed_from for part in parts), end=max(part.period.end for part in parts),
+        previous_start=min(previous_starts, default=None),
+    )  # fmt: skip
     invoice = Invoice.objects.create(
         customer=customer,
         subscription=None if grouped else first.subscription,

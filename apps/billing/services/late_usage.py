@@ -283,6 +283,7 @@ def _delta_draft(
         currency=currency,
         explanation=tuple(explanation),
         charge=charge,
+        late=True,
     )
 
 

@@ -51,6 +51,8 @@ class LineDraft:
     # A one-off charge's own product and tax rate (None: taxed at the customer's rate).
     product: Product | None = None
     tax_rate: TaxRate | None = None
+    # Late usage: the difference owed for a period already invoiced (it names that period).
+    late: bool = False
 
 
 def charge_title(plan: Plan, charge: Charge) -> str:
@@ -329,16 +331,25 @@ def _draft_values(draft: LineDraft) -> dict:
     }
 
 
-def invoice_span(drafts: Sequence[LineDraft], *, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+def invoice_span(
+    drafts: Sequence[LineDraft], *, start: datetime, end: datetime, previous_start: datetime | None = None
+) -> tuple[datetime, datetime]:
     """The period a renewal invoice names: the new period [start, end) when it bills something for it
-    (a fee in advance); else, when it bills only what is owed in arrears, the span of its lines."""
-    if any(draft.period_end_at is not None and draft.period_end_at > start for draft in drafts):
+    (a fee in advance); else, when it bills only what is owed in arrears, the span of the lines of the
+    period just ended. Lines that name other times — late usage of periods already invoiced, one-off
+    items, credits — never widen it: an invoice named after an earlier period would take that period's
+    name from its own invoice. With no line of the period just ended (only late usage or one-off items),
+    it names that period, [previous_start, start)."""
+    own = [draft for draft in drafts if not draft.late and draft.kind in PERIOD_KINDS]
+    if any(draft.period_end_at is not None and draft.period_end_at > start for draft in own):
         return start, end
-    starts = [draft.period_start_at for draft in drafts if draft.period_start_at is not None]
-    ends = [draft.period_end_at for draft in drafts if draft.period_end_at is not None]
-    if not starts or not ends:
-        return start, end
-    return min(starts), max(ends)
+    starts = [draft.period_start_at for draft in own if draft.period_start_at is not None]
+    ends = [draft.period_end_at for draft in own if draft.period_end_at is not None]
+    if starts and ends:
+        return min(starts), max(ends)
+    if previous_start is not None and previous_start < start:
+        return previous_start, start
+    return start, end
 
 
 def invoice_lines_from_drafts(invoice: Invoice, drafts: Iterable[LineDraft], *, start: int = 1) -> list[InvoiceLine]:
@@ -354,6 +365,10 @@ def invoice_item_from_draft(*, draft: LineDraft, subscription, created_at: datet
     )
 
 
+# The kinds of line that bill a subscription's own period (what names a renewal invoice).
+PERIOD_KINDS = frozenset(
+    {InvoiceLineKind.RECURRING, InvoiceLineKind.USAGE, InvoiceLineKind.MINIMUM, InvoiceLineKind.PRORATION}
+)
 DISCOUNTABLE_KINDS = frozenset(
     {InvoiceLineKind.RECURRING, InvoiceLineKind.USAGE, InvoiceLineKind.MINIMUM, InvoiceLineKind.PRORATION}
 )

@@ -426,3 +426,52 @@ def test_a_grouped_invoice_leaves_out_a_subscription_whose_period_comes_to_nothi
     metered.refresh_from_db()
     assert metered.next_billing_at == utc(2026, 5, 1)
     assert InvoicedPeriod.objects.get(subscription=metered, period_start_at=utc(2026, 4, 1)).invoice is None
+
+
+# --- Late usage on a usage-only plan: the invoice keeps the name of the period just ended -----------
+
+
+def _send_late(customer, transaction_id: str, moment, calls: int, *, received):
+    result = usage_events_ingest(
+        events=[{"transaction_id": transaction_id, "external_customer_id": customer.external_id,
+                 "metric_code": "calls", "timestamp": moment.isoformat(), "properties": {"n": calls}}],
+        now=received,
+    )  # fmt: skip
+    assert result.rejected == [], result.rejected
+
+
+@pytest.mark.parametrize("april_calls", [5, 0], ids=["with April usage", "late usage only"])
+def test_late_usage_on_a_usage_only_plan_goes_on_an_invoice_named_after_the_period_just_ended(catalog, april_calls):
+    """March is invoiced on 1 Apr (12 calls). 3 more March calls arrive on 2 Apr, within the 3-day
+    lateness window; April has `april_calls` calls. The 1 May invoice bills April's usage and March's
+    difference (3 × 1.00 = 3.00) and names April: named after March (the span of its lines) it would
+    take March's invoice's name, which is unique per subscription, and the subscription would never
+    bill again."""
+    plan = _metered_a(catalog)
+    customer = _customer()
+    subscription = subscription_start(customer=customer, plan=plan, now=utc(2026, 3, 1))
+    _send(customer, ("m1", utc(2026, 3, 5), "calls", 12))
+    bill_due_subscriptions(now=utc(2026, 4, 1, 1))
+    march = Invoice.objects.get()
+    assert (march.period_start_at, march.total.amount) == (utc(2026, 3, 1), D("12.00"))
+    _send_late(customer, "late-1", utc(2026, 3, 31, 23), 3, received=utc(2026, 4, 2))
+    if april_calls:
+        _send(customer, ("a1", utc(2026, 4, 10), "calls", april_calls))
+
+    run = bill_due_subscriptions(now=utc(2026, 5, 1, 1))
+
+    assert (run.invoiced_count, run.failed_count, run.errors) == (1, 0, [])
+    april = Invoice.objects.exclude(pk=march.pk).get()
+    assert (april.period_start_at, april.period_end_at) == (utc(2026, 4, 1), utc(2026, 5, 1))
+    periods = sorted((line.period_start_at, line.amount.amount) for line in april.lines.all())
+    expected = [(utc(2026, 3, 1), D("3.00"))] + ([(utc(2026, 4, 1), D("5.00"))] if april_calls else [])
+    assert periods == expected
+    assert april.total.amount == D("3.00") + april_calls * D("1.00")
+    subscription.refresh_from_db()
+    assert subscription.next_billing_at == utc(2026, 6, 1)
+    # And June bills May like any month.
+    _send(customer, ("y1", utc(2026, 5, 7), "calls", 2))
+    run = bill_due_subscriptions(now=utc(2026, 6, 1, 1))
+    assert (run.invoiced_count, run.failed_count) == (1, 0)
+    may = Invoice.objects.order_by("-id").first()
+    assert (may.period_start_at, may.period_end_at, may.total.amount) == (utc(2026, 5, 1), utc(2026, 6, 1), D("2.00"))
