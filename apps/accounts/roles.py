@@ -18,7 +18,7 @@ AUDITOR = "Read-only auditor"
 SUPPORT = "Support"
 
 # Apps whose models are the business: customers, catalog, subscriptions, usage, invoices, payments.
-BUSINESS_APPS = ("accounts", "catalog", "subscriptions", "usage", "invoices", "payments", "reports")
+BUSINESS_APPS = ("accounts", "catalog", "subscriptions", "usage", "invoices", "payments", "reports", "alerts")
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ ROLES: tuple[Role, ...] = (
             Rule("invoices", ("invoice", "creditnote", "billingrun"), ("add", "change")),
             Rule("payments", ("*",), ("add", "change")),
             Rule("reports", ("*",), ("view_finance_reports",)),
+            Rule("alerts", ("alert",), ("add", "change")),
         ),
         denials=(Rule("accounts", ("apikey", "usertoken"), ("*",)),),
     ),
@@ -96,6 +97,7 @@ ROLES: tuple[Role, ...] = (
             Rule("subscriptions", ("subscription", "subscriptionevent", "scheduledchange"), ("view",)),
             Rule("invoices", ("invoice", "invoiceline", "invoiceevent", "creditnote", "creditnoteline"), ("view",)),
             Rule("payments", ("payment", "paymentallocation", "refund"), ("view",)),
+            Rule("alerts", ("alert", "alertcrossing"), ("view",)),
         ),
     ),
 )
