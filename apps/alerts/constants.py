@@ -1,6 +1,8 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from apps.subscriptions.constants import SubscriptionStatus
+
 
 class AlertKind(models.TextChoices):
     USAGE = "usage", _("Usage of a metric")
@@ -17,3 +19,11 @@ class AlertOrigin(models.TextChoices):
 MAX_THRESHOLDS = 10
 THRESHOLD_MAX_DIGITS = 24
 THRESHOLD_DECIMAL_PLACES = 6
+
+# Subscriptions whose current period is watched: every status but those that bill nothing.
+LIVE_STATUSES = (
+    SubscriptionStatus.TRIALING,
+    SubscriptionStatus.ACTIVE,
+    SubscriptionStatus.PAST_DUE,
+    SubscriptionStatus.PAUSED,
+)

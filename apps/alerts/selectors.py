@@ -7,8 +7,9 @@ from django.db.models import QuerySet
 
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_now
+from apps.catalog.models import BillableMetric, Charge
 
-from .constants import AlertOrigin
+from .constants import LIVE_STATUSES, AlertOrigin
 from .models import Alert, AlertCrossing
 
 
@@ -58,3 +59,16 @@ def customer_spend_status(*, customer: Customer) -> SpendStatus:
         if crossing.threshold >= (crossing.alert.limit or 0)
     ]
     return SpendStatus(customer_id=customer.pk, as_of=now, usage_blocked=bool(crossings), limits_reached=crossings)
+
+
+def alert_metrics_for_customer(*, customer_id: int) -> list[BillableMetric]:
+    """The metrics a customer's alerts may watch: those charged on its live subscriptions' plans."""
+    codes = set(
+        Charge.objects.filter(
+            plan_version__subscriptions__customer_id=customer_id,
+            plan_version__subscriptions__status__in=LIVE_STATUSES,
+        )
+        .exclude(metric_code="")
+        .values_list("metric_code", flat=True)
+    )
+    return list(BillableMetric.objects.filter(code__in=codes).order_by("name", "code"))

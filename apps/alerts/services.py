@@ -30,20 +30,19 @@ from apps.catalog.models import BillableMetric
 from apps.core.errors import ApplicationError, NotFound, ValidationFailed
 from apps.core.money import currency_decimal_places, quantize_amount
 from apps.core.queue import enqueue
-from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import Subscription
 from apps.usage.selectors import usage_aggregate
 
-from .constants import MAX_THRESHOLDS, THRESHOLD_DECIMAL_PLACES, THRESHOLD_MAX_DIGITS, AlertKind, AlertOrigin
+from .constants import (
+    LIVE_STATUSES,
+    MAX_THRESHOLDS,
+    THRESHOLD_DECIMAL_PLACES,
+    THRESHOLD_MAX_DIGITS,
+    AlertKind,
+    AlertOrigin,
+)
 from .models import Alert, AlertCrossing
 
-# Subscriptions whose current period is watched: every status but those that bill nothing.
-LIVE_STATUSES = (
-    SubscriptionStatus.TRIALING,
-    SubscriptionStatus.ACTIVE,
-    SubscriptionStatus.PAST_DUE,
-    SubscriptionStatus.PAUSED,
-)
 PENDING_KEY = "alerts:evaluate:{customer_id}"
 
 
