@@ -339,12 +339,12 @@ def _notify_enqueue(crossing_id: int) -> None:
 
 
 def alerts_evaluation_request(*, customer_ids: list[int]) -> list[int]:
-    """Queue one evaluation per customer with active alerts, at most one per customer every
+    """Queue an evaluation of the customers with active alerts (one task), at most one per customer every
     `ALERTS_EVALUATION_DELAY_SECONDS` (the pending mark is a cache key; the evaluation removes it
     before it reads, so usage recorded after that asks again). Returns the customers queued.
 
-    Called after ingestion commits: one cache round trip for the batch's customers, and a query only for
-    those not already pending."""
+    Called after ingestion commits: one cache operation per customer of the batch, then, for those not
+    already pending, one query and one task published."""
     delay = settings.ALERTS_EVALUATION_DELAY_SECONDS
     fresh = [
         customer_id for customer_id in customer_ids if cache.add(PENDING_KEY.format(customer_id=customer_id), 1, delay)
@@ -354,13 +354,13 @@ def alerts_evaluation_request(*, customer_ids: list[int]) -> list[int]:
     watched = sorted(
         set(Alert.objects.filter(customer_id__in=fresh, is_active=True).values_list("customer_id", flat=True))
     )
-    from .tasks import alerts_evaluate_customer_task
+    from .tasks import alerts_evaluate_customers_task
 
-    for customer_id in watched:
-        try:
-            alerts_evaluate_customer_task.apply_async(args=[customer_id], countdown=delay)
+    if watched:
+        try:  # one message for the batch: publishing costs more than the rest of this function
+            alerts_evaluate_customers_task.apply_async(args=[watched], countdown=delay)
         except BrokerUnavailable:  # the broker is down: the periodic sweep evaluates every watched customer
-            cache.delete(PENDING_KEY.format(customer_id=customer_id))
+            cache.delete_many([PENDING_KEY.format(customer_id=customer_id) for customer_id in watched])
     return watched
 
 
@@ -370,9 +370,9 @@ def alerts_evaluation_pending_clear(*, customer_id: int) -> None:
 
 def _evaluate_on_commit(customer_id: int) -> None:
     def queue() -> None:
-        from .tasks import alerts_evaluate_customer_task
+        from .tasks import alerts_evaluate_customers_task
 
-        enqueue(alerts_evaluate_customer_task, customer_id)
+        enqueue(alerts_evaluate_customers_task, [customer_id])
 
     transaction.on_commit(queue)
 

@@ -5,12 +5,16 @@ from celery import shared_task
 from . import services
 
 
-@shared_task(name="apps.alerts.tasks.alerts_evaluate_customer_task", time_limit=300, soft_time_limit=270)
-def alerts_evaluate_customer_task(customer_id: int) -> int:
-    """Evaluate one customer's alerts. The pending mark goes first: usage recorded from now on asks
-    for another evaluation, usage recorded before is committed and read by this one."""
-    services.alerts_evaluation_pending_clear(customer_id=customer_id)
-    return len(services.alerts_evaluate_customer(customer_id=customer_id))
+@shared_task(name="apps.alerts.tasks.alerts_evaluate_customers_task", time_limit=600, soft_time_limit=570)
+def alerts_evaluate_customers_task(customer_ids: list[int]) -> int:
+    """Evaluate these customers' alerts (one task per ingested batch, however many customers it names).
+    Each customer's pending mark goes first: usage recorded from then on asks for another evaluation,
+    usage recorded before is committed and read by this one."""
+    recorded = 0
+    for customer_id in customer_ids:
+        services.alerts_evaluation_pending_clear(customer_id=customer_id)
+        recorded += len(services.alerts_evaluate_customer(customer_id=customer_id))
+    return recorded
 
 
 @shared_task(name="apps.alerts.tasks.alerts_evaluate_all_task", time_limit=1800, soft_time_limit=1750)

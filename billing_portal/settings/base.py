@@ -328,7 +328,7 @@ CELERY_TASK_ROUTES = {
     "apps.webhooks.tasks.webhook_events_collect_task": {"queue": "webhooks"},
     "apps.webhooks.tasks.webhook_delivery_attempt_task": {"queue": "webhooks"},
     "apps.webhooks.tasks.webhook_deliveries_requeue_due_task": {"queue": "webhooks"},
-    "apps.alerts.tasks.alerts_evaluate_customer_task": {"queue": "alerts"},
+    "apps.alerts.tasks.alerts_evaluate_customers_task": {"queue": "alerts"},
     "apps.alerts.tasks.alerts_evaluate_all_task": {"queue": "alerts"},
     "apps.alerts.tasks.alert_crossing_notify_task": {"queue": "email"},
 }

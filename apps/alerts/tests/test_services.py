@@ -210,3 +210,24 @@ def test_ingestion_asks_for_one_evaluation_per_customer_and_delay(world, django_
 def test_an_inactive_alert_is_not_evaluated(world):
     alert_create(customer=world.a.customer, kind="usage", metric="api_calls", thresholds=["5"], is_active=False)
     assert alerts_evaluate_customer(customer_id=world.a.customer.pk) == []
+
+
+def test_a_hard_limit_email_in_english(world):
+    customer = world.a.customer
+    alert_create(customer=customer, kind="spend", thresholds=["49"], is_hard_limit=True, name="March budget")
+    [crossing] = alerts_evaluate_customer(customer_id=customer.pk)
+
+    alert_crossing_notify(crossing_id=crossing.pk)
+
+    [message] = mail.outbox
+    assert message.subject == "Acme Cloud Ltd.: Spend this period reached 49 USD"
+    assert message.body == (
+        "Hello Alpha Labs,\n\n"
+        "Spend this period has reached 49 USD in your current billing period: it is now 49.06 USD.\n\n"
+        "Billing period: 2026-03-01 to 2026-04-01 (UTC).\n"
+        "Alert: March budget\n\n"
+        "This is a hard limit: the service may stop accepting your usage until the next billing period begins.\n\n"
+        "You receive this email once per threshold and billing period.\n\n"
+        "Acme Cloud Ltd.\n"
+    )
+    assert message.alternatives[0][1] == "text/html"
