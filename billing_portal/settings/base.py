@@ -462,6 +462,8 @@ SPECTACULAR_SETTINGS = {
         "SubscriptionStatusEnum": "apps.subscriptions.constants.SubscriptionStatus",
         "BillingRunStatusEnum": "apps.invoices.constants.BillingRunStatus",
         "ChargeKindEnum": "apps.catalog.constants.ChargeKind",
+        "AlertKindEnum": "apps.alerts.constants.AlertKind",
+        "AlertOriginEnum": "apps.alerts.constants.AlertOrigin",
         "InvoiceLineKindEnum": "apps.invoices.constants.InvoiceLineKind",
         "PriceModelEnum": "apps.catalog.constants.PriceModelChoice",
         "CreditNoteStatusEnum": "apps.invoices.constants.CreditNoteStatus",
