@@ -231,3 +231,17 @@ def test_a_hard_limit_email_in_english(world):
         "Acme Cloud Ltd.\n"
     )
     assert message.alternatives[0][1] == "text/html"
+
+
+def test_the_sweep_and_the_batch_task_evaluate_every_watched_customer(world):
+    from apps.alerts.tasks import alerts_evaluate_all_task, alerts_evaluate_customers_task
+
+    alert_create(customer=world.a.customer, kind="usage", metric="api_calls", thresholds=["5"])
+    alert_create(customer=world.b.customer, kind="usage", metric="api_calls", thresholds=["5", "7"])
+    cache.set(PENDING_KEY.format(customer_id=world.a.customer.pk), 1)
+
+    assert alerts_evaluate_customers_task([world.a.customer.pk]) == 1
+    assert cache.get(PENDING_KEY.format(customer_id=world.a.customer.pk)) is None  # cleared before reading
+    api_calls(world.b.customer, 1)  # B: 7 calls
+    assert alerts_evaluate_all_task() == 2  # B's 5 and 7; A's 5 is recorded already
+    assert alerts_evaluate_all_task() == 0
