@@ -71,6 +71,7 @@ def test_role_permissions_at_a_glance():
         "invoices.view_invoice", "invoices.view_invoiceline", "invoices.view_invoiceevent", "invoices.view_creditnote",
         "invoices.view_creditnoteline",
         "payments.view_payment", "payments.view_paymentallocation", "payments.view_refund",
+        "alerts.view_alert", "alerts.view_alertcrossing",
     }  # fmt: skip
 
 
