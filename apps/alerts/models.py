@@ -113,4 +113,17 @@ class AlertCrossing(models.Model):
         indexes = [models.Index(fields=["customer", "period_end_at"], name="alert_crossing_customer_idx")]
 
     def __str__(self) -> str:
-        return f"{self.alert}: {self.threshold} crossed"
+        return f"{self.alert}: {self.threshold_text} crossed"
+
+    @property
+    def threshold_text(self) -> str:
+        return plain_decimal(self.threshold)
+
+    @property
+    def value_text(self) -> str:
+        return plain_decimal(self.value)
+
+
+def plain_decimal(value: Decimal) -> str:
+    """A decimal as plain text without trailing zeros or an exponent: 100, 0.5, 49.06."""
+    return format(value.normalize(), "f")

@@ -41,7 +41,7 @@ from .constants import (
     AlertKind,
     AlertOrigin,
 )
-from .models import Alert, AlertCrossing
+from .models import Alert, AlertCrossing, plain_decimal
 
 PENDING_KEY = "alerts:evaluate:{customer_id}"
 
@@ -97,9 +97,7 @@ def _clean_thresholds(raw: Any, *, kind: str, currency: str) -> list[str]:
 
 
 def _plain(value: Decimal) -> str:
-    """A decimal as plain text without trailing zeros: 100, 0.5, 1250.75."""
-    text = format(value.normalize(), "f")
-    return text
+    return plain_decimal(value)
 
 
 def _clean_scope(

@@ -138,6 +138,8 @@ def test_a_hard_limit_blocks_until_the_period_ends_and_is_published(world):
     assert limit.data["object"] == {"id": customer.pk, "object": "customer", "usage_blocked": True}
     assert limit.data["details"]["crossing"]["threshold"] == "49"
     assert limit.data["details"]["crossing"]["value"] == "49.06"
+    first = WebhookEvent.objects.filter(type="alert.triggered").order_by("id").first()
+    assert (first.data["object"]["threshold"], first.data["object"]["value"]) == ("40", "49.06")  # no exponent
 
     alert_update(alert_id=alert.pk, thresholds=["40", "60"])  # the limit raised: no longer blocked
     assert customer_spend_status(customer=customer).usage_blocked is False

@@ -76,3 +76,18 @@ def test_a_viewer_may_not_set_budgets(client, world):
 
     assert client.post("/portal/budgets/", {"watch": "spend", "thresholds": "10"}).status_code == 403
     assert Alert.objects.count() == 0
+
+
+def test_what_was_reached_and_a_hard_limit_are_shown(client, world):
+    from apps.alerts.services import alerts_evaluate_customer
+
+    alert_create(
+        customer=world.a.customer, kind="spend", thresholds=["40", "49"], is_hard_limit=True, origin="customer"
+    )
+    alerts_evaluate_customer(customer_id=world.a.customer.pk)  # the upcoming invoice: 49.06 USD
+    client.force_login(world.a.user)
+
+    page = client.get("/portal/budgets/").content.decode()
+
+    assert "<td>40 USD</td><td>49.06 USD</td>" in page and "<td>49 USD</td><td>49.06 USD</td>" in page
+    assert "A hard limit is reached for this billing period." in page
