@@ -100,7 +100,7 @@ format: install-dev
 	$(VENV)/bin/ruff format .
 
 worker: install-base
-	$(VENV)/bin/celery -A billing_portal worker -Q celery,billing,pdf,email,webhooks --loglevel INFO
+	$(VENV)/bin/celery -A billing_portal worker -Q celery,billing,pdf,email,webhooks,alerts --loglevel INFO
 
 beat: install-base
 	$(VENV)/bin/celery -A billing_portal beat --scheduler django_celery_beat.schedulers:DatabaseScheduler --loglevel INFO

@@ -48,6 +48,19 @@ def make_bodies(*, run: str, batches: int, batch_size: int, customers: list[str]
     return bodies
 
 
+def alerts_set(customers: list[str], *, active: bool) -> None:
+    """One spend alert per bench customer (a threshold never reached), active or not."""
+    from apps.accounts.models import Customer
+    from apps.alerts.models import Alert
+
+    for customer in Customer.objects.filter(external_id__in=customers):
+        Alert.objects.update_or_create(
+            customer=customer,
+            name="bench",
+            defaults={"kind": "spend", "thresholds": ["1000000000"], "is_active": active},
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser)
@@ -57,12 +70,18 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=20, help="customers the events spread over")
     parser.add_argument("--warmup", type=int, default=8, help="untimed batches sent first (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--alerts", action=argparse.BooleanOptionalAction, default=False,
+        help="give every bench customer an active spend alert, so that each batch queues alert evaluations "
+        "(docs/alerts.md); --no-alerts turns them off (default: %(default)s)",
+    )  # fmt: skip
     options = parser.parse_args()
 
     django_setup(options.database_url)
     from apps.usage.models import UsageEvent, UsageRollup
 
     customers, api_key = fixtures(customers=options.customers)
+    alerts_set(customers, active=options.alerts)
     run = f"ingest-{uuid.uuid4().hex[:10]}"
     bodies = make_bodies(
         run=run, batches=options.warmup + options.batches, batch_size=options.batch_size, customers=customers,
@@ -94,6 +113,7 @@ def main() -> None:
     p95_ms = percentile(latencies, 0.95) * 1000
     print(f"server: {server.url} (gunicorn --workers {options.gunicorn_workers}, production settings)"
           if not options.url else f"server: {options.url}")  # fmt: skip
+    print(f"alerts: {'every bench customer has an active spend alert' if options.alerts else 'none active'}")
     print(f"sent {len(timed)} batches x {options.batch_size} events from {options.concurrency} client threads "
           f"in {elapsed:.2f} s")  # fmt: skip
     print(f"responses: accepted {accepted}, duplicates {duplicates}, rejected {rejected}")

@@ -1,4 +1,4 @@
-"""The Celery application. Workers: `celery -A billing_portal worker -Q celery,billing,pdf,email,webhooks`."""
+"""The Celery application. Workers: `celery -A billing_portal worker -Q celery,billing,pdf,email,webhooks,alerts`."""
 
 import os
 

@@ -30,6 +30,7 @@ api_v1 = [
     path("", include("apps.payments.stripe.api.urls")),
     path("", include("apps.payments.api.dunning_urls")),
     path("", include("apps.webhooks.api.urls")),
+    path("", include("apps.alerts.api.urls")),
     path("portal/", include("apps.portal.api.urls")),
 ]
 

@@ -18,7 +18,17 @@ AUDITOR = "Read-only auditor"
 SUPPORT = "Support"
 
 # Apps whose models are the business: customers, catalog, subscriptions, usage, invoices, payments.
-BUSINESS_APPS = ("accounts", "catalog", "subscriptions", "usage", "invoices", "wallets", "payments", "reports")
+BUSINESS_APPS = (
+    "accounts",
+    "catalog",
+    "subscriptions",
+    "usage",
+    "invoices",
+    "wallets",
+    "payments",
+    "reports",
+    "alerts",
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,7 @@ ROLES: tuple[Role, ...] = (
             Rule("payments", ("*",), ("add", "change")),
             Rule("wallets", ("wallet",), ("add", "change", "grant_credits", "purchase_credits", "void_credits")),
             Rule("reports", ("*",), ("view_finance_reports",)),
+            Rule("alerts", ("alert",), ("add", "change")),
         ),
         denials=(Rule("accounts", ("apikey", "usertoken"), ("*",)),),
     ),
@@ -106,6 +117,7 @@ ROLES: tuple[Role, ...] = (
             ),
             Rule("payments", ("payment", "paymentallocation", "refund"), ("view",)),
             Rule("wallets", ("wallet", "walletentry", "creditpurchase"), ("view",)),
+            Rule("alerts", ("alert", "alertcrossing"), ("view",)),
         ),
     ),
 )

@@ -56,6 +56,7 @@ AUDITED_MODELS: dict[str, list[str]] = {
     "payments.InvoiceDunning": ["updated_at"],
     "payments.StripeCustomer": ["updated_at"],
     "webhooks.WebhookEndpoint": ["updated_at", "secret", "consecutive_failures"],
+    "alerts.Alert": ["updated_at"],
     "auth.User": ["password", "last_login"],
     "auth.Group": [],
     "django_celery_beat.PeriodicTask": ["last_run_at", "total_run_count", "date_changed"],

@@ -178,3 +178,42 @@ def money_text(amount, currency: str) -> str:
     from apps.catalog.pricing import format_price
 
     return format_price(amount, currency)
+
+
+SPEND = "spend"
+
+
+class BudgetForm(forms.Form):
+    """A budget: what to watch (spend, or the usage of a metric of the customer's plans), the amounts
+    to be warned at, and whether the highest is a hard limit."""
+
+    watch = forms.ChoiceField(label=_("What to watch"))
+    thresholds = forms.CharField(
+        label=_("Warn me at"),
+        max_length=400,
+        help_text=_("One or more amounts, separated by commas, e.g. 100, 250. Spend is in your billing currency."),
+    )
+    is_hard_limit = forms.BooleanField(
+        label=_("The highest amount is a hard limit"),
+        required=False,
+        help_text=_("When it is reached, the service may stop accepting your usage until the next billing period."),
+    )
+
+    def __init__(self, *args, metrics: Sequence = (), currency: str = "", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["watch"].choices = [
+            (SPEND, gettext("Spend this period (%(currency)s)") % {"currency": currency}),
+            *[(metric.code, gettext("Usage: %(metric)s") % {"metric": metric.name}) for metric in metrics],
+        ]
+
+    def clean_thresholds(self) -> list[str]:
+        return [part.strip() for part in self.cleaned_data["thresholds"].replace("，", ",").split(",") if part.strip()]
+
+    def service_arguments(self) -> dict:
+        watch = self.cleaned_data["watch"]
+        return {
+            "kind": "spend" if watch == SPEND else "usage",
+            "metric": None if watch == SPEND else watch,
+            "thresholds": self.cleaned_data["thresholds"],
+            "is_hard_limit": self.cleaned_data["is_hard_limit"],
+        }

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import budget_views, views
 
 app_name = "portal"
 
@@ -37,6 +37,8 @@ urlpatterns = [
     path("subscriptions/<str:subscription_id>/pause/", views.subscription_pause_view, name="subscription-pause"),
     path("billing/", views.billing_details, name="billing"),
     path("credits/", views.credits, name="credits"),
+    path("budgets/", budget_views.budgets, name="budgets"),
+    path("budgets/<int:budget_id>/delete/", budget_views.budget_delete, name="budget-delete"),
     path("payment-methods/", views.payment_methods, name="payment-methods"),
     path("payment-methods/add/", views.payment_method_add, name="payment-method-add"),
     path(

@@ -34,6 +34,7 @@ from .services import (
     pool_members_by_metric,
     usage_ingest_lock,
 )
+from .signals import usage_recorded_send_on_commit
 
 RollupKey = tuple[int, int, str, datetime]  # customer id, metric id, group key, hour
 
@@ -51,6 +52,7 @@ def usage_event_void(*, transaction_id: str, now: datetime, actor: str = "", rea
     key = _rollup_key(event)
     event.delete()
     _rollups_rebuild({key})
+    usage_recorded_send_on_commit({customer.pk})
     return UsageEventChange.objects.create(
         kind=UsageChangeKind.VOID, transaction_id=transaction_id, customer=customer, metric=event.metric,
         occurred_at=event.occurred_at, before=before, billed_period_end_at=billed_period_end_at,
@@ -104,6 +106,7 @@ def usage_event_replace(
     event.group_key = valid.group_key
     event.save(update_fields=["occurred_at", "properties", "value", "distinct_value", "group_key"])
     _rollups_rebuild({old_key, _rollup_key(event)})
+    usage_recorded_send_on_commit({customer.pk})
     billed_ends = [end for end in (old_billed_end, valid.billed_period_end_at) if end is not None]
     return UsageEventChange.objects.create(
         kind=UsageChangeKind.REPLACE, transaction_id=transaction_id, customer=customer, metric=metric,

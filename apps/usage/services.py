@@ -45,6 +45,7 @@ from .constants import (
     UsageChangeKind,
 )
 from .models import UsageDistinctValue, UsageEvent, UsageEventChange, UsageIntervalRollup, UsageRollup
+from .signals import usage_recorded_send_on_commit
 
 INSERT_CHUNK = 500
 MAX_TEXT_LENGTH = 255
@@ -170,6 +171,7 @@ def usage_events_ingest(*, events: Sequence[Mapping[str, Any]], now: datetime) -
     duplicates += len(valid) - len(inserted)
     _rollups_add(inserted)
     _late_events_record(inserted, now=now)
+    usage_recorded_send_on_commit({valid_event.customer.pk for valid_event in inserted})
     rejected.sort(key=lambda rejection: rejection.index)
     return IngestResult(accepted=len(inserted), duplicates=duplicates, rejected=rejected)
 

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "apps.invoices",
     "apps.wallets",
     "apps.billing",
+    "apps.alerts",
     "apps.portal",
     "apps.payments",
     "apps.webhooks",
@@ -331,10 +332,16 @@ CELERY_TASK_ROUTES = {
     "apps.webhooks.tasks.webhook_events_collect_task": {"queue": "webhooks"},
     "apps.webhooks.tasks.webhook_delivery_attempt_task": {"queue": "webhooks"},
     "apps.webhooks.tasks.webhook_deliveries_requeue_due_task": {"queue": "webhooks"},
+    "apps.alerts.tasks.alerts_evaluate_customers_task": {"queue": "alerts"},
+    "apps.alerts.tasks.alerts_evaluate_all_task": {"queue": "alerts"},
+    "apps.alerts.tasks.alert_crossing_notify_task": {"queue": "email"},
 }
 # Queue a refresh of the finance reports when a billing run closes (the demo data loader turns it off
 # while it replays months of runs, then rebuilds the reports once).
 REPORTS_REFRESH_AFTER_BILLING_RUN = env.bool("REPORTS_REFRESH_AFTER_BILLING_RUN", default=True)
+# Alerts: usage recorded asks for an evaluation of its customer's alerts, at most once per this many
+# seconds per customer (the evaluation runs that much later, on the `alerts` queue).
+ALERTS_EVALUATION_DELAY_SECONDS = env.int("ALERTS_EVALUATION_DELAY_SECONDS", default=10)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Declared here; django-celery-beat's database scheduler installs these entries when beat starts.
 CELERY_BEAT_SCHEDULE = {
@@ -367,6 +374,12 @@ CELERY_BEAT_SCHEDULE = {
     "wallet-credits-expire-daily": {
         "task": "apps.wallets.tasks.wallet_credits_expire_task",
         "schedule": crontab(minute=1, hour=0),
+    },
+    # Alerts are evaluated as usage arrives; this sweep catches an evaluation that was lost and spend
+    # that moved without usage (docs/alerts.md).
+    "alerts-evaluate-all": {
+        "task": "apps.alerts.tasks.alerts_evaluate_all_task",
+        "schedule": crontab(minute="*/15"),
     },
     # Incremental: only what changed since the last refresh (and every billing run queues one too).
     "reports-refresh": {
@@ -459,6 +472,8 @@ SPECTACULAR_SETTINGS = {
         "BillingRunStatusEnum": "apps.invoices.constants.BillingRunStatus",
         "ChargeKindEnum": "apps.catalog.constants.ChargeKind",
         "FeatureKindEnum": "apps.catalog.constants.FeatureKind",
+        "AlertKindEnum": "apps.alerts.constants.AlertKind",
+        "AlertOriginEnum": "apps.alerts.constants.AlertOrigin",
         "InvoiceLineKindEnum": "apps.invoices.constants.InvoiceLineKind",
         "PriceModelEnum": "apps.catalog.constants.PriceModelChoice",
         "CreditNoteStatusEnum": "apps.invoices.constants.CreditNoteStatus",

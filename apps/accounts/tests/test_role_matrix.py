@@ -64,6 +64,7 @@ API = {
     ("GET", "customers/{id}/wallets/{id}/ledger"): "ALL",
     ("POST", "customers/{id}/wallets/{id}/grant"): "FA BO",
     ("POST", "customers/{id}/wallets/{id}/purchase"): "FA BO",
+    ("GET", "customers/{id}/spend-status"): "ALL",  # what the seller's application reads
     ("GET", "customers/{id}/payment-methods"): "ALL",
     ("POST", "customers/{id}/payment-methods"): "FA BO",
     ("POST", "customers/{id}/payment-methods/setup-intent"): "FA BO",
@@ -162,6 +163,13 @@ API = {
     ("GET", "webhook-deliveries"): "FA AU",
     ("GET", "webhook-deliveries/{id}"): "FA AU",
     ("POST", "webhook-deliveries/{id}/redeliver"): "FA",
+    ("GET", "alerts"): "ALL",
+    ("POST", "alerts"): "FA BO",
+    ("GET", "alerts/{id}"): "ALL",
+    ("PATCH", "alerts/{id}"): "FA BO",
+    ("DELETE", "alerts/{id}"): "FA",
+    ("GET", "alert-crossings"): "ALL",
+    ("GET", "alert-crossings/{id}"): "ALL",
     # Usage ingestion takes API keys; the customer API takes customer users (apps/portal/tests).
     ("POST", "events"): NOT_STAFF,
     ("POST", "events/batch"): NOT_STAFF,
@@ -461,6 +469,8 @@ def test_support_may_correct_billing_contacts(client, customer):
 # Model → roles that may (view, add, change, delete) it in the admin. "" is superusers only.
 ADMIN_MODELS = {
     "accounts.ApiKey": ("FA AU", "FA", "FA", ""),  # revoked, never deleted
+    "alerts.Alert": ("ALL", "FA BO", "FA BO", "FA"),
+    "alerts.AlertCrossing": ("ALL", "", "", ""),  # recorded by evaluation
     "accounts.Customer": ("ALL", "FA BO", "FA BO SU", "FA"),
     "accounts.CustomerInvitation": ("ALL", "FA BO", "FA BO", ""),  # revoked, never deleted
     "accounts.PortalToken": ("FA BO AU", "", "FA", ""),  # made by customers; staff may revoke
@@ -544,6 +554,7 @@ ADMIN_ACTIONS = {
     "accounts.PortalToken.revoke": "FA",
     "accounts.UserToken.revoke": "FA",
     "accounts.CustomerInvitation.revoke": "FA BO",
+    "alerts.Alert.deactivate": "FA BO",
     "axes.AccessAttempt.cleanup_expired_attempts": "",
     "catalog.Coupon.archive_coupons": "FA",
     # django-celery-beat offers these to whoever sees the list; here they need the change permission.

@@ -186,7 +186,13 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
         )
     drafts += discount_drafts
     return _PeriodPart(
-        subscription, billed_from, period, drafts, items, used_discounts, [segment.pk for segment in segments],
+        subscription,
+        billed_from,
+        period,
+        drafts,
+        items,
+        used_discounts,
+        [segment.pk for segment in segments],
         previous_start=previous_start,
     )
 

@@ -180,6 +180,7 @@ def test_no_page_scrolls_sideways_on_a_phone(page, world, localstripe, language)
         f"/portal/subscriptions/{world.a.subscription.pk}/change/",
         f"/portal/subscriptions/{world.a.subscription.pk}/cancel/",
         "/portal/billing/",
+        "/portal/budgets/",
         "/portal/payment-methods/",
         "/portal/payment-methods/add/",
         "/portal/api-tokens/",
