@@ -366,3 +366,28 @@ def _country_name(code: str, language: str | None) -> str:
     """A country's name in a language (looked up through its translations: worth remembering when a
     billing run prints thousands of addresses)."""
     return str(Country(code=code).name)
+
+
+class StaffPreference(TimeStampedModel):
+    """A staff user's own settings for the back office: the language the admin speaks to them,
+    whatever their browser asks for (the portal's language is chosen apart, per membership)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="staff_preference",
+        verbose_name=_("staff user"),
+    )
+    language = models.CharField(
+        _("admin language"),
+        max_length=8,
+        choices=PortalLanguage.choices,
+        help_text=_("The language of the admin for this staff user, whatever the browser asks for."),
+    )
+
+    class Meta:
+        verbose_name = _("staff preference")
+        verbose_name_plural = _("staff preferences")
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.language})"
