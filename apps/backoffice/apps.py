@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class BackofficeConfig(AppConfig):
@@ -8,4 +9,4 @@ class BackofficeConfig(AppConfig):
 
     name = "apps.backoffice"
     label = "backoffice"
-    verbose_name = "Back office"
+    verbose_name = _("Back office")

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import get_language
 from djmoney.money import Money
 
-from apps.core.money import currency_decimal_places
+from apps.core.money import ZH_CURRENCY_SYMBOLS, currency_decimal_places
 
 register = template.Library()
 
@@ -20,9 +20,6 @@ DATE_FORMAT = "%-d %b %Y"
 
 # Simplified Chinese conventions (CLDR): the currency symbol before the amount ("US$1,234.50"),
 # dates as "2026年1月15日". English keeps "1,234.50 USD" and "15 Jan 2026".
-ZH_CURRENCY_SYMBOLS = {
-    "USD": "US$", "EUR": "€", "GBP": "£", "JPY": "JP¥", "CNY": "¥", "CAD": "CA$", "AUD": "A$", "HKD": "HK$",
-}  # fmt: skip
 
 
 def _chinese() -> bool:
