@@ -495,7 +495,8 @@ def subscription_timeline(subscription: Subscription) -> list[dict]:
         entries.append(
             {
                 "at": invoice.issued_at or invoice.created_at,
-                "what": f"Invoice {invoice.number or '(draft)'} — {invoice.get_billing_reason_display().lower()}",
+                "what": _("Invoice %(number)s — %(reason)s")
+                % {"number": invoice.number or _("(draft)"), "reason": invoice.get_billing_reason_display().lower()},
                 "detail": f"{period}{invoice.total} ({invoice.get_status_display().lower()})",
                 "url": reverse("admin:invoices_invoice_change", args=[invoice.pk]),
             }
