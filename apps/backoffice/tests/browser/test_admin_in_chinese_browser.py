@@ -148,7 +148,7 @@ def _english_words(page) -> list[str]:
     the action menu and the header's links (customer data and codes aside)."""
     parts = page.evaluate(
         """() => Array.from(document.querySelectorAll(
-            'h1, h2, h3, th, label, legend, summary, #changelist-filter a, select[name=action] option, '
+            'h1, h2, h3, th, caption, label, legend, summary, #changelist-filter a, select[name=action] option, '
             + '.object-tools a, .object-tools button, .submit-row input, .submit-row a, #user-tools a, '
             + '#user-tools button, .fin-kpi .label, .fin-kpi .hint, .fin-card-head a, .breadcrumbs a'
         )).filter(e => e.offsetParent !== null || e.tagName === 'OPTION').map(e => e.innerText || e.value || '')"""
@@ -174,7 +174,8 @@ def finance_admin(db):
 
 
 @pytest.fixture
-def books(db):
+def books(db, settings):
+    settings.CURRENCIES = [*settings.CURRENCIES, "CNY"]  # a seller in China bills in yuan
     customer = make_customer(name="Lin Trading", currency="CNY", country="CN", preferred_language="zh-hans")
     make_manual_invoice(customer=customer, lines=[("Consulting", "1", "1234.50")])
     draft = make_draft_invoice()
