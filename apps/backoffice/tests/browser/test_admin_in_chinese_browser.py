@@ -13,6 +13,8 @@ from playwright.sync_api import expect
 from apps.accounts.models import Customer, StaffPreference
 from apps.accounts.roles import FINANCE_ADMIN
 from apps.accounts.tests.factories import UserFactory
+from apps.catalog.models import PlanVersion
+from apps.catalog.tests.factories import PlanFactory, add_charge
 from apps.invoices.tests.factories import make_draft_invoice, make_manual_invoice
 from apps.payments.tests.factories import make_customer
 from apps.reports.services import reports_refresh
@@ -249,3 +251,23 @@ def test_a_finance_admin_who_chose_chinese_sees_the_back_office_in_chinese(page,
     assert _labels_left(page, ENGLISH_LABELS["customer"]) == []
     left = _english_words(page)
     assert left == [], "\n".join(left)
+
+
+def test_the_price_calculator_computes_as_you_type_in_chinese(page, finance_admin):
+    plan = PlanFactory(prices=[])
+    version = PlanVersion.objects.create(plan=plan, number=1)
+    price = add_charge(
+        version, name="API calls", price_model="graduated",
+        tiers=[("5", "7", "0"), ("10", "6.5", "0"), (None, "6", "0")],
+    )  # fmt: skip
+    StaffPreference.objects.create(user=finance_admin, language="zh-hans")
+
+    page.goto(reverse("admin:catalog_price_change", args=[price.pk]))
+    expect(page.locator("#price-calculator h2")).to_have_text("价格计算器")
+    page.locator("#calculator-quantity").fill("12")
+
+    result = page.locator("#calculator-result")
+    expect(result.locator("thead")).to_contain_text("计算方式")  # drawn by the page's script
+    expect(result).to_contain_text("精确金额")
+    expect(result).to_contain_text("金额 （精确值 79.5，仅取整一次）")
+    assert not _english(_text(page, "#calculator-result thead")), _text(page, "#calculator-result")
