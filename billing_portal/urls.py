@@ -1,15 +1,17 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
+from apps.backoffice.views import staff_language
 from apps.core.views import api_not_found, healthz, not_found
 from apps.reports.views import finance_dashboard, report_export
 
-admin.site.site_header = "Billing Portal"
-admin.site.site_title = "Billing Portal admin"
-admin.site.index_title = "Finance administration"
+admin.site.site_header = _("Billing Portal")
+admin.site.site_title = _("Billing Portal admin")
+admin.site.index_title = _("Finance administration")
 admin.site.enable_nav_sidebar = False  # the lists are wide; the breadcrumbs and index suffice
 
 # dj-stripe registers ~40 models of its own. Payments are not collected through Stripe yet, so keep
@@ -40,6 +42,7 @@ urlpatterns = [
     # The finance dashboard is the admin's landing page (it shows the app list too); its CSV exports.
     path("admin/", admin.site.admin_view(finance_dashboard), name="finance-dashboard"),
     path("admin/reports/export/<slug:report>.csv", admin.site.admin_view(report_export), name="reports-export"),
+    path("admin/language/", admin.site.admin_view(staff_language), name="staff-language"),
     path("admin/", admin.site.urls),
     path("portal/", include("apps.portal.urls")),
     path("nested_admin/", include("nested_admin.urls")),

@@ -32,15 +32,15 @@ class TaxIdStatus(models.TextChoices):
 class InvoiceGrouping(models.TextChoices):
     """How a customer's subscriptions that renew on the same date are invoiced by the billing run."""
 
-    PER_SUBSCRIPTION = "per_subscription", "One invoice per subscription"
-    PER_CUSTOMER = "per_customer", "One invoice for all subscriptions renewing on the same date"
+    PER_SUBSCRIPTION = "per_subscription", _("One invoice per subscription")
+    PER_CUSTOMER = "per_customer", _("One invoice for all subscriptions renewing on the same date")
 
 
 class CollectionMethod(models.TextChoices):
     """How a customer's invoices are collected (like Stripe's `collection_method`)."""
 
-    CHARGE_AUTOMATICALLY = "charge_automatically", "Charge the default payment method automatically"
-    SEND_INVOICE = "send_invoice", "Send the invoice; the customer pays it"
+    CHARGE_AUTOMATICALLY = "charge_automatically", _("Charge the default payment method automatically")
+    SEND_INVOICE = "send_invoice", _("Send the invoice; the customer pays it")
 
 
 class PortalLanguage(models.TextChoices):

@@ -43,13 +43,16 @@ class SimulatedClock(TimeStampedModel):
     Called a test clock on every screen (as Stripe calls them); its code name keeps clear of pytest's
     `test*` discovery."""
 
-    name = models.CharField(max_length=255)
-    frozen_at = models.DateTimeField(help_text="The current time for the customers on this clock (UTC).")
+    name = models.CharField(max_length=255, verbose_name=_("name"))
+    frozen_at = models.DateTimeField(
+        help_text=_("The current time for the customers on this clock (UTC)."), verbose_name=_("frozen at")
+    )
 
     class Meta:
         db_table = "accounts_testclock"
         ordering = ["-created_at", "-id"]
-        verbose_name = "test clock"
+        verbose_name = _("test clock")
+        verbose_name_plural = _("test clocks")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.frozen_at:%Y-%m-%d %H:%M} UTC)"
@@ -61,63 +64,81 @@ class Customer(TimeStampedModel):
     external_id = models.CharField(
         max_length=255,
         blank=True,
-        help_text="Your own identifier for this customer (unique when set); used by integrations.",
+        help_text=_("Your own identifier for this customer (unique when set); used by integrations."),
+        verbose_name=_("external ID"),
     )
-    name = models.CharField(max_length=255)
-    email = models.EmailField(help_text="Where bills are sent (with the billing contacts that receive invoices).")
-    address_line1 = models.CharField("address line 1", max_length=255, blank=True)
-    address_line2 = models.CharField("address line 2", max_length=255, blank=True)
-    city = models.CharField(max_length=128, blank=True)
-    postal_code = models.CharField(max_length=32, blank=True)
-    state = models.CharField("state / region", max_length=128, blank=True)
-    country = CountryField()
+    name = models.CharField(max_length=255, verbose_name=_("name"))
+    email = models.EmailField(
+        help_text=_("Where bills are sent (with the billing contacts that receive invoices)."), verbose_name=_("email")
+    )
+    address_line1 = models.CharField(_("address line 1"), max_length=255, blank=True)
+    address_line2 = models.CharField(_("address line 2"), max_length=255, blank=True)
+    city = models.CharField(max_length=128, blank=True, verbose_name=_("city"))
+    postal_code = models.CharField(max_length=32, blank=True, verbose_name=_("postal code"))
+    state = models.CharField(_("state / region"), max_length=128, blank=True)
+    country = CountryField(verbose_name=_("country"))
     currency = models.CharField(
-        max_length=3, choices=currency_choices, help_text="The one currency this customer is billed in."
+        max_length=3,
+        choices=currency_choices,
+        help_text=_("The one currency this customer is billed in."),
+        verbose_name=_("currency"),
     )
-    tax_id = models.CharField("tax ID", max_length=64, blank=True, help_text="Checked and normalized when saved.")
+    tax_id = models.CharField(_("tax ID"), max_length=64, blank=True, help_text=_("Checked and normalized when saved."))
     tax_id_type = models.CharField(
-        "kind of tax ID",
+        _("kind of tax ID"),
         max_length=16,
         choices=TaxIdType.choices,
         blank=True,
-        help_text="Leave empty for the customer's country's VAT number (or EIN in the US).",
+        help_text=_("Leave empty for the customer's country's VAT number (or EIN in the US)."),
     )
     tax_id_status = models.CharField(
-        "tax ID status",
+        _("tax ID status"),
         max_length=16,
         choices=TaxIdStatus.choices,
         blank=True,
         editable=False,
-        help_text="Only a valid EU VAT number allows the EU reverse charge.",
+        help_text=_("Only a valid EU VAT number allows the EU reverse charge."),
     )
-    tax_id_checked_at = models.DateTimeField("tax ID checked at", null=True, blank=True, editable=False)
-    tax_exempt = models.BooleanField(default=False, help_text="Never charged tax (e.g. a registered charity).")
+    tax_id_checked_at = models.DateTimeField(_("tax ID checked at"), null=True, blank=True, editable=False)
+    tax_exempt = models.BooleanField(
+        default=False, help_text=_("Never charged tax (e.g. a registered charity)."), verbose_name=_("tax exempt")
+    )
     payment_terms_days = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
         validators=[MaxValueValidator(365)],
-        help_text="Days from issue to due date; empty means the default terms.",
+        help_text=_("Days from issue to due date; empty means the default terms."),
+        verbose_name=_("payment terms days"),
     )
     invoice_grouping = models.CharField(
         max_length=16,
         choices=InvoiceGrouping.choices,
         blank=True,
         default="",
-        help_text="Empty means the default (the INVOICE_GROUPING setting). Applies to billing runs; a new "
-        "subscription's first invoice is always its own.",
+        help_text=_(
+            "Empty means the default (the INVOICE_GROUPING setting). Applies to billing runs; a new "
+            "subscription's first invoice is always its own."
+        ),
+        verbose_name=_("invoice grouping"),
     )
     collection_method = models.CharField(
         max_length=24,
         choices=CollectionMethod.choices,
         default=CollectionMethod.SEND_INVOICE,
-        help_text="Charge the customer's card automatically, or send the invoice for the customer to pay. "
-        "Copied onto each invoice when it is finalized.",
+        help_text=_(
+            "Charge the customer's card automatically, or send the invoice for the customer to pay. "
+            "Copied onto each invoice when it is finalized."
+        ),
+        verbose_name=_("collection method"),
     )
     preferred_language = models.CharField(
         max_length=8,
         choices=PortalLanguage.choices,
         default=PortalLanguage.ENGLISH,
-        help_text="The language of the customer's portal, emails and PDF bills (each portal user may pick their own).",
+        help_text=_(
+            "The language of the customer's portal, emails and PDF bills (each portal user may pick their own)."
+        ),
+        verbose_name=_("preferred language"),
     )
     time_zone = models.CharField(
         max_length=64,
@@ -132,13 +153,15 @@ class Customer(TimeStampedModel):
         null=True,
         blank=True,
         related_name="customers",
-        help_text="Test customers only: their time is the clock's, and only advancing it bills them.",
+        help_text=_("Test customers only: their time is the clock's, and only advancing it bills them."),
+        verbose_name=_("test clock"),
     )
     users = models.ManyToManyField(
         settings.AUTH_USER_MODEL,
         through="CustomerMembership",
         related_name="customers",
         blank=True,
+        verbose_name=_("users"),
     )
 
     class Meta:
@@ -168,6 +191,8 @@ class Customer(TimeStampedModel):
             ),
         ]
         indexes = [models.Index(fields=["email"])]
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
 
     def __str__(self) -> str:
         return self.name
@@ -191,10 +216,14 @@ class BillingContact(TimeStampedModel):
     """Someone at the customer who receives its bills by email, besides the customer's own email
     (e.g. accounts payable). Kept for the record when `receives_invoices` is turned off."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="billing_contacts")
-    name = models.CharField(max_length=255, blank=True)
-    email = models.EmailField()
-    receives_invoices = models.BooleanField(default=True, help_text="Bills are emailed to this contact.")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="billing_contacts", verbose_name=_("customer")
+    )
+    name = models.CharField(max_length=255, blank=True, verbose_name=_("name"))
+    email = models.EmailField(verbose_name=_("email"))
+    receives_invoices = models.BooleanField(
+        default=True, help_text=_("Bills are emailed to this contact."), verbose_name=_("receives invoices")
+    )
 
     class Meta:
         ordering = ["customer", "id"]
@@ -205,6 +234,8 @@ class BillingContact(TimeStampedModel):
                 violation_error_message="This customer already has a billing contact with this email.",
             )
         ]
+        verbose_name = _("billing contact")
+        verbose_name_plural = _("billing contacts")
 
     def __str__(self) -> str:
         return f"{self.name} <{self.email}>" if self.name else self.email
@@ -218,14 +249,19 @@ class CustomerMembership(TimeStampedModel):
         BILLING = "billing", _("Billing manager")
         VIEWER = "viewer", _("Viewer")
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="memberships")
-    role = models.CharField(max_length=16, choices=Role.choices, default=Role.BILLING)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("user")
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="memberships", verbose_name=_("customer")
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.BILLING, verbose_name=_("role"))
     language = models.CharField(
         max_length=8,
         choices=PortalLanguage.choices,
         blank=True,
-        help_text="The portal's language for this user at this customer; empty means the customer's.",
+        help_text=_("The portal's language for this user at this customer; empty means the customer's."),
+        verbose_name=_("language"),
     )
 
     class Meta:
@@ -236,6 +272,8 @@ class CustomerMembership(TimeStampedModel):
                 violation_error_message="This user already belongs to this customer.",
             )
         ]
+        verbose_name = _("customer membership")
+        verbose_name_plural = _("customer memberships")
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.customer} ({self.get_role_display()})"
@@ -257,23 +295,39 @@ class CustomerInvitation(TimeStampedModel):
         REVOKED = "revoked", _("Revoked")
         EXPIRED = "expired", _("Expired")
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="invitations")
-    email = models.EmailField(help_text="Who is invited (the address the invitation is sent to).")
-    role = models.CharField(max_length=16, choices=CustomerMembership.Role.choices)
-    token_hash = models.CharField(max_length=64, editable=False)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="invitations", verbose_name=_("customer")
+    )
+    email = models.EmailField(
+        help_text=_("Who is invited (the address the invitation is sent to)."), verbose_name=_("email")
+    )
+    role = models.CharField(max_length=16, choices=CustomerMembership.Role.choices, verbose_name=_("role"))
+    token_hash = models.CharField(max_length=64, editable=False, verbose_name=_("token hash"))
     invited_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("invited by"),
     )
-    expires_at = models.DateTimeField(editable=False)
-    accepted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    expires_at = models.DateTimeField(editable=False, verbose_name=_("expires at"))
+    accepted_at = models.DateTimeField(null=True, blank=True, editable=False, verbose_name=_("accepted at"))
     accepted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("accepted by"),
     )
-    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False, verbose_name=_("revoked at"))
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name = "portal invitation"
+        verbose_name = _("portal invitation")
         constraints = [
             models.UniqueConstraint(fields=["token_hash"], name="customer_invitation_token_unique"),
             # One open invitation per address and customer (inviting again replaces it).
@@ -283,6 +337,7 @@ class CustomerInvitation(TimeStampedModel):
                 name="customer_invitation_one_open",
             ),
         ]
+        verbose_name_plural = _("portal invitations")
 
     def __str__(self) -> str:
         return f"{self.email} → {self.customer}"
@@ -299,22 +354,36 @@ class ApiKey(TimeStampedModel):
     """A key the seller's own systems use to send usage events. Only its SHA-256 is stored; the key is
     shown once, when it is created. Revoked keys stay for the record."""
 
-    name = models.CharField(max_length=255, help_text='What uses this key, e.g. "Metering pipeline (prod)".')
-    prefix = models.CharField(max_length=16, editable=False, help_text="The key's visible start, to recognise it.")
-    key_hash = models.CharField(max_length=64, editable=False)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    name = models.CharField(
+        max_length=255, help_text=_('What uses this key, e.g. "Metering pipeline (prod)".'), verbose_name=_("name")
     )
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
-    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    prefix = models.CharField(
+        max_length=16,
+        editable=False,
+        help_text=_("The key's visible start, to recognise it."),
+        verbose_name=_("prefix"),
+    )
+    key_hash = models.CharField(max_length=64, editable=False, verbose_name=_("key hash"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("created by"),
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False, verbose_name=_("last used at"))
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False, verbose_name=_("revoked at"))
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name = "API key"
+        verbose_name = _("API key")
         constraints = [
             models.UniqueConstraint(fields=["prefix"], name="api_key_prefix_unique"),
             models.UniqueConstraint(fields=["key_hash"], name="api_key_hash_unique"),
         ]
+        verbose_name_plural = _("API keys")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
@@ -330,20 +399,30 @@ class PortalToken(TimeStampedModel):
     member from the team deletes it. Only its SHA-256 is stored; the token is shown once. Revoked
     tokens stay for the record."""
 
-    membership = models.ForeignKey(CustomerMembership, on_delete=models.CASCADE, related_name="portal_tokens")
-    name = models.CharField(max_length=100, help_text='What uses this token, e.g. "Accounting export".')
-    prefix = models.CharField(max_length=16, editable=False, help_text="The token's visible start, to recognise it.")
-    key_hash = models.CharField(max_length=64, editable=False)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
-    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    membership = models.ForeignKey(
+        CustomerMembership, on_delete=models.CASCADE, related_name="portal_tokens", verbose_name=_("membership")
+    )
+    name = models.CharField(
+        max_length=100, help_text=_('What uses this token, e.g. "Accounting export".'), verbose_name=_("name")
+    )
+    prefix = models.CharField(
+        max_length=16,
+        editable=False,
+        help_text=_("The token's visible start, to recognise it."),
+        verbose_name=_("prefix"),
+    )
+    key_hash = models.CharField(max_length=64, editable=False, verbose_name=_("key hash"))
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False, verbose_name=_("last used at"))
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False, verbose_name=_("revoked at"))
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name = "customer API token"
+        verbose_name = _("customer API token")
         constraints = [
             models.UniqueConstraint(fields=["prefix"], name="portal_token_prefix_unique"),
             models.UniqueConstraint(fields=["key_hash"], name="portal_token_hash_unique"),
         ]
+        verbose_name_plural = _("customer API tokens")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
@@ -359,23 +438,39 @@ class UserToken(TimeStampedModel):
     the admin. Only its SHA-256 is stored, as for API keys and customer tokens; the token is shown once.
     Revoked tokens stay for the record."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
-    name = models.CharField(max_length=100, help_text='What uses this token, e.g. "ERP sync".')
-    prefix = models.CharField(max_length=16, editable=False, help_text="The token's visible start, to recognise it.")
-    key_hash = models.CharField(max_length=64, editable=False)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens", verbose_name=_("user")
     )
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
-    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    name = models.CharField(
+        max_length=100, help_text=_('What uses this token, e.g. "ERP sync".'), verbose_name=_("name")
+    )
+    prefix = models.CharField(
+        max_length=16,
+        editable=False,
+        help_text=_("The token's visible start, to recognise it."),
+        verbose_name=_("prefix"),
+    )
+    key_hash = models.CharField(max_length=64, editable=False, verbose_name=_("key hash"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("created by"),
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False, verbose_name=_("last used at"))
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False, verbose_name=_("revoked at"))
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name = "user API token"
+        verbose_name = _("user API token")
         constraints = [
             models.UniqueConstraint(fields=["prefix"], name="user_token_prefix_unique"),
             models.UniqueConstraint(fields=["key_hash"], name="user_token_hash_unique"),
         ]
+        verbose_name_plural = _("user API tokens")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
@@ -390,3 +485,28 @@ def _country_name(code: str, language: str | None) -> str:
     """A country's name in a language (looked up through its translations: worth remembering when a
     billing run prints thousands of addresses)."""
     return str(Country(code=code).name)
+
+
+class StaffPreference(TimeStampedModel):
+    """A staff user's own settings for the back office: the language the admin speaks to them,
+    whatever their browser asks for (the portal's language is chosen apart, per membership)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="staff_preference",
+        verbose_name=_("staff user"),
+    )
+    language = models.CharField(
+        _("admin language"),
+        max_length=8,
+        choices=PortalLanguage.choices,
+        help_text=_("The language of the admin for this staff user, whatever the browser asks for."),
+    )
+
+    class Meta:
+        verbose_name = _("staff preference")
+        verbose_name_plural = _("staff preferences")
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.language})"

@@ -5,7 +5,7 @@ from django.db.models import F, QuerySet
 from apps.core import clock
 from apps.core.errors import NotFound
 
-from .models import Customer, CustomerMembership, PortalToken, SimulatedClock
+from .models import Customer, CustomerMembership, PortalToken, SimulatedClock, StaffPreference
 
 
 def customer_list() -> QuerySet[Customer]:
@@ -71,3 +71,10 @@ def portal_token_list_for_membership(*, membership_id: int) -> QuerySet[PortalTo
     return PortalToken.objects.filter(membership_id=membership_id).order_by(
         F("revoked_at").asc(nulls_first=True), "-created_at", "-id"
     )
+
+
+def staff_language_for_user(*, user) -> str | None:
+    """The admin language a staff user chose, or None when they have not chosen (their browser's then)."""
+    if not getattr(user, "is_staff", False):
+        return None
+    return StaffPreference.objects.filter(user=user).values_list("language", flat=True).first()

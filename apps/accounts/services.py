@@ -15,7 +15,7 @@ from apps.core.queue import enqueue
 from apps.core.validation import validate_instance
 
 from .constants import CollectionMethod, PortalLanguage
-from .models import BillingContact, Customer, CustomerMembership, SimulatedClock
+from .models import BillingContact, Customer, CustomerMembership, SimulatedClock, StaffPreference
 from .permissions import customer_fields_check
 from .tax_ids import InvalidTaxId, tax_id_check, tax_id_type_fits_country
 
@@ -334,3 +334,18 @@ def customer_membership_language_set(*, membership_id: int, language: str) -> Cu
     membership.language = language
     membership.save(update_fields=["language", "updated_at"])
     return membership
+
+
+@transaction.atomic
+def staff_language_set(*, user: Any, language: str) -> StaffPreference:
+    """The language the admin speaks to a staff user (English or Simplified Chinese), whatever their
+    browser asks for."""
+    if not getattr(user, "is_staff", False):
+        raise ValidationFailed(_("Only staff users choose the admin's language."), fields={})
+    if language not in PortalLanguage.values:
+        raise ValidationFailed(
+            _("Unknown language."),
+            fields={"language": [_("Use one of: %(languages)s.") % {"languages": ", ".join(PortalLanguage.values)}]},
+        )
+    preference, _created = StaffPreference.objects.update_or_create(user=user, defaults={"language": language})
+    return preference

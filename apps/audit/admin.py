@@ -12,6 +12,7 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.utils.http import urlencode
+from django.utils.translation import gettext_lazy as _
 
 from .forms import AuditTrailFilterForm
 from .selectors import AuditFilter, AuditRecord, audit_trail
@@ -72,7 +73,7 @@ class AuditTrailAdmin(admin.ModelAdmin):
         query = {key: value for key, value in request.GET.items() if key not in ("page", "format")}
         context = {
             **self.admin_site.each_context(request),
-            "title": "Audit trail",
+            "title": _("Audit trail"),
             "opts": self.model._meta,
             "form": form,
             "page": page,

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class BillingConfig(AppConfig):
@@ -7,4 +8,4 @@ class BillingConfig(AppConfig):
 
     name = "apps.billing"
     label = "billing"
-    verbose_name = "Billing engine"
+    verbose_name = _("Billing engine")

@@ -21,11 +21,11 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 
-from apps.core.admin import ServiceAdminMixin, adopt
+from apps.core.admin import ServiceAdminMixin, adopt, staff_money
 from apps.core.errors import ApplicationError, ValidationFailed
-from apps.core.money_format import money_text
 
 from . import pricing, services
 from .constants import DEFAULT_LATENESS_WINDOW_DAYS, TIERED_MODELS, CouponDuration, DiscountType, PriceModelChoice
@@ -126,7 +126,7 @@ def prices_table(version: PlanVersion) -> str:
             format_html(
                 "<tr><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td></tr>",
                 charge.name,
-                "Recurring, billed in arrears"
+                _("Recurring, billed in arrears")
                 if charge.kind == "recurring" and charge.is_billed_in_arrears
                 else charge.get_kind_display(),
                 metric,
@@ -138,17 +138,28 @@ def prices_table(version: PlanVersion) -> str:
     if commitments:
         rows.append(
             format_html(
-                "<tr><td>Minimum commitment</td><td>Per period</td><td>—</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>—</td><td>{}</td></tr>",
+                _("Minimum commitment"),
+                _("Per period"),
                 format_html_join(
                     mark_safe("<br>"),
-                    "<strong>{}</strong> {} (a true-up line makes up a period's shortfall)",
-                    ((row.currency, money_text(row.amount, row.currency)) for row in commitments),
+                    "<strong>{}</strong> {} {}",
+                    (
+                        (
+                            row.currency,
+                            staff_money(row.amount, row.currency),
+                            _("(a true-up line makes up a period's shortfall)"),
+                        )
+                        for row in commitments
+                    ),
                 ),
             )
         )
     if not rows:
-        return "No charges yet."
-    head = mark_safe("<tr><th>Charge</th><th>Kind</th><th>Price model</th><th>Prices</th></tr>")
+        return _("No charges yet.")
+    head = format_html(
+        "<tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>", _("Charge"), _("Kind"), _("Price model"), _("Prices")
+    )
     return format_html(
         '<table class="prices-table"><thead>{}</thead><tbody>{}</tbody></table>',
         head,
@@ -230,7 +241,7 @@ class PriceTierFormSet(nested_admin.formsets.NestedInlineFormSet):
                 else:
                     summary.append(message)
         if summary or problems:
-            raise forms.ValidationError(summary or "Correct the tiers below.")
+            raise forms.ValidationError(summary or _("Correct the tiers below."))
 
 
 class PriceTierInline(LockedVersionPermissions, nested_admin.NestedTabularInline):
@@ -240,8 +251,8 @@ class PriceTierInline(LockedVersionPermissions, nested_admin.NestedTabularInline
     fields = ["position", "up_to", "unit_amount", "percentage", "flat_amount"]
     extra = 0
     sortable_field_name = "position"
-    verbose_name = "tier"
-    verbose_name_plural = (
+    verbose_name = _("tier")
+    verbose_name_plural = _(
         "tiers (graduated, volume and graduated percentage prices; leave the last tier's 'up to' empty)"
     )
 
@@ -267,7 +278,7 @@ class PriceInlineForm(forms.ModelForm):
         if value in (None, ""):
             return {}
         if not isinstance(value, dict):
-            raise forms.ValidationError('Give the dimension values as {"property": "value"}, or leave it empty.')
+            raise forms.ValidationError(_('Give the dimension values as {"property": "value"}, or leave it empty.'))
         return value
 
 
@@ -286,14 +297,14 @@ class PriceInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
     readonly_fields = ["calculator_link"]
     inlines = [PriceTierInline]
     extra = 0
-    verbose_name_plural = "prices (one per currency)"
+    verbose_name_plural = _("prices (one per currency)")
 
-    @admin.display(description="calculator")
+    @admin.display(description=_("calculator"))
     def calculator_link(self, price: Price) -> str:
         if price.pk is None:
-            return "Save to try this price in the calculator."
+            return _("Save to try this price in the calculator.")
         url = reverse("admin:catalog_price_change", args=[price.pk])
-        return format_html('<a href="{}">Open the price calculator</a>', url)
+        return format_html('<a href="{}">{}</a>', url, _("Open the price calculator"))
 
 
 class ChargeInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
@@ -314,8 +325,8 @@ class MinimumCommitmentInline(LockedVersionPermissions, nested_admin.NestedTabul
     model = MinimumCommitment
     fields = ["currency", "amount"]
     extra = 0
-    verbose_name = "minimum commitment"
-    verbose_name_plural = (
+    verbose_name = _("minimum commitment")
+    verbose_name_plural = _(
         "minimum commitment per period (one per currency the charges are priced in; fees and usage before tax "
         "and discounts; a true-up line makes up a period's shortfall)"
     )
@@ -368,7 +379,7 @@ class PlanVersionAdminForm(forms.ModelForm):
     def clean_plan(self):
         plan = self.cleaned_data["plan"]
         if plan is not None and plan.is_archived and self.instance.pk is None:
-            raise forms.ValidationError("This plan is archived and takes no new versions.")
+            raise forms.ValidationError(_("This plan is archived and takes no new versions."))
         return plan
 
 
@@ -397,7 +408,7 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
         # A locked version is shown as the prices table above; its rows are not editable anyway.
         return [] if obj is not None and _is_locked(obj) else self.inlines
 
-    @admin.display(description="prices")
+    @admin.display(description=_("prices"))
     def prices(self, version: PlanVersion) -> str:
         return prices_table(version)
 
@@ -423,7 +434,7 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
         actions.pop("delete_selected", None)  # locked versions must not be bulk-deleted
         return actions
 
-    @admin.display(description="subscribers", ordering="subscriber_total")
+    @admin.display(description=_("subscribers"), ordering="subscriber_total")
     def subscriber_count(self, version: PlanVersion) -> str:
         count = getattr(version, "subscriber_total", None)
         if count is None:
@@ -431,7 +442,7 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
         url = reverse("admin:subscriptions_subscription_changelist") + f"?plan_version__id__exact={version.pk}"
         return format_html('<a href="{}">{}</a>', url, count)
 
-    @admin.display(description="charges")
+    @admin.display(description=_("charges"))
     def charge_summary(self, version: PlanVersion) -> str:
         return (
             format_html_join(
@@ -472,7 +483,7 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
                 if parts[0] == "charges" and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(names):
                     where = f"Charge “{names[int(parts[1])]}”: "
                 elif parts[0] == "minimum_commitments":
-                    where = "Minimum commitment: "
+                    where = _("Minimum commitment: ")
                 messages_.extend(where + message for message in field_messages)
             self.call_service(_raise_validation, message=" ".join(messages_))
 
@@ -511,8 +522,11 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
             return HttpResponseRedirect(reverse("admin:catalog_planversion_change", args=[version.pk]))
         self.message_user(
             request,
-            f"Created {new_version} from v{version.number}. Edit its prices and save; new subscribers get it, "
-            "existing subscribers stay on theirs until you migrate them.",
+            _(
+                "Created %(version)s from v%(number)s. Edit its prices and save; new subscribers get it, "
+                "existing subscribers stay on theirs until you migrate them."
+            )
+            % {"version": new_version, "number": version.number},
             messages.SUCCESS,
         )
         return HttpResponseRedirect(reverse("admin:catalog_planversion_change", args=[new_version.pk]))
@@ -530,7 +544,7 @@ class PlanVersionSummaryInline(admin.TabularInline):
     max_num = 0
     can_delete = False
     show_change_link = False
-    verbose_name_plural = "versions (new subscribers get the latest)"
+    verbose_name_plural = _("versions (new subscribers get the latest)")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -543,17 +557,17 @@ class PlanVersionSummaryInline(admin.TabularInline):
             super().get_queryset(request).annotate(subscriber_total=Count("subscriptions")).prefetch_related("charges")
         )
 
-    @admin.display(description="version")
+    @admin.display(description=_("version"))
     def version_link(self, version: PlanVersion) -> str:
         return format_html(
             '<a href="{}">v{}</a>', reverse("admin:catalog_planversion_change", args=[version.pk]), version.number
         )
 
-    @admin.display(description="charges")
+    @admin.display(description=_("charges"))
     def charges(self, version: PlanVersion) -> str:
         return ", ".join(charge.name for charge in version.charges.all()) or "—"
 
-    @admin.display(description="subscribers")
+    @admin.display(description=_("subscribers"))
     def subscribers(self, version: PlanVersion) -> int:
         return version.subscriber_total
 
@@ -680,7 +694,7 @@ class ProductAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # archive instead: invoices and subscriptions refer to products
 
-    @admin.display(description="plans", ordering="plan_count")
+    @admin.display(description=_("plans"), ordering="plan_count")
     def plan_count(self, product: Product) -> str:
         url = reverse("admin:catalog_plan_changelist") + f"?product__id__exact={product.pk}"
         return format_html('<a href="{}">{}</a>', url, product.plan_count)
@@ -697,7 +711,7 @@ class PlanAdminForm(forms.ModelForm):
     def clean_product(self):
         product = self.cleaned_data["product"]
         if product is not None and product.is_archived and product.pk != self.instance.product_id:
-            raise forms.ValidationError("This product is archived and takes no new plans.")
+            raise forms.ValidationError(_("This product is archived and takes no new plans."))
         return product
 
     def clean(self):
@@ -705,7 +719,7 @@ class PlanAdminForm(forms.ModelForm):
         if self.instance.pk is not None and self.instance.subscriptions.exists():
             for name in ("interval", "interval_count"):
                 if name in cleaned_data and cleaned_data[name] != getattr(self.instance, name):
-                    self.add_error(name, "This plan has subscribers: its billing interval cannot change.")
+                    self.add_error(name, _("This plan has subscribers: its billing interval cannot change."))
         return cleaned_data
 
 
@@ -722,9 +736,9 @@ class PlanAdmin(admin.ModelAdmin):
     readonly_fields = ["created_at", "updated_at", "add_version_link"]
     fieldsets = [
         (None, {"fields": ["product", "name", "code", "description"]}),
-        ("Billing", {"fields": ["interval", "interval_count", "trial_days", "trial_usage", "is_archived"]}),
-        ("Prices", {"fields": ["add_version_link"]}),
-        ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+        (_("Billing"), {"fields": ["interval", "interval_count", "trial_days", "trial_usage", "is_archived"]}),
+        (_("Prices"), {"fields": ["add_version_link"]}),
+        (_("Record"), {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
     inlines = [PlanVersionSummaryInline]
 
@@ -734,39 +748,39 @@ class PlanAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # archive instead
 
-    @admin.display(description="billed", ordering="interval")
+    @admin.display(description=_("billed"), ordering="interval")
     def billing_interval(self, plan: Plan) -> str:
         return plan.interval_label
 
-    @admin.display(description="version")
+    @admin.display(description=_("version"))
     def latest_version(self, plan: Plan) -> str:
         version = plan.current_version
         return f"v{version.number}" if version else "—"
 
-    @admin.display(description="prices (latest version)")
+    @admin.display(description=_("prices (latest version)"))
     def price_list(self, plan: Plan) -> str:
         version = plan.current_version
         if version is None:
-            return "no version yet"
+            return _("no version yet")
         parts = []
         for charge in version.charges.all():
             if charge.price_model in TIERED_MODELS:
                 parts.append(f"{charge.name}: {charge.get_price_model_display().lower()}")
                 continue
             prices = ", ".join(
-                money_text(price.amount, price.currency)
+                staff_money(price.amount, price.currency)
                 for price in charge.prices.all()
                 if not price.dimension_values  # the default prices; per-dimension ones are on the version
             )
             parts.append(f"{charge.name}: {prices}")
         return "; ".join(parts) or "—"
 
-    @admin.display(description="versions")
+    @admin.display(description=_("versions"))
     def add_version_link(self, plan: Plan) -> str:
         if plan.pk is None:
-            return "Save the plan, then add its first version with its charges and prices."
+            return _("Save the plan, then add its first version with its charges and prices.")
         url = reverse("admin:catalog_planversion_add") + f"?plan={plan.pk}"
-        return format_html('<a class="addlink" href="{}">Add a version with new prices</a>', url)
+        return format_html('<a class="addlink" href="{}">{}</a>', url, _("Add a version with new prices"))
 
 
 class PriceAdminForm(forms.ModelForm):
@@ -829,7 +843,7 @@ class PriceAdmin(LockedVersionPermissions, nested_admin.NestedModelAdmin):
     def get_inlines(self, request, obj):
         return [] if obj is not None and _is_locked(obj) else self.inlines
 
-    @admin.display(description="price")
+    @admin.display(description=_("price"))
     def described(self, price: Price) -> str:
         return pricing.price_describe(price.to_spec())
 
@@ -841,15 +855,15 @@ class PriceAdmin(LockedVersionPermissions, nested_admin.NestedModelAdmin):
         actions.pop("delete_selected", None)
         return actions
 
-    @admin.display(description="version")
+    @admin.display(description=_("version"))
     def version(self, price: Price) -> PlanVersion:
         return price.charge.plan_version
 
-    @admin.display(description="price model", ordering="charge__price_model")
+    @admin.display(description=_("price model"), ordering="charge__price_model")
     def model(self, price: Price) -> str:
         return price.charge.get_price_model_display()
 
-    @admin.display(description="kind", ordering="charge__kind")
+    @admin.display(description=_("kind"), ordering="charge__kind")
     def updated_hint(self, price: Price) -> str:
         return price.charge.get_kind_display()
 
@@ -886,7 +900,7 @@ class PriceAdmin(LockedVersionPermissions, nested_admin.NestedModelAdmin):
             raise PermissionDenied
         price = self.get_object(request, unquote(object_id))
         if price is None:
-            return JsonResponse({"error": "This price does not exist."}, status=404)
+            return JsonResponse({"error": _("This price does not exist.")}, status=404)
         payload = _quote_payload(price, request.GET.get("quantity", ""), request.GET.get("transactions", ""))
         return JsonResponse(payload, status=400 if "error" in payload else 200)
 
@@ -902,7 +916,7 @@ def _quote_payload(price: Price, raw_quantity: str, raw_transactions: str) -> di
         if not quantity.is_finite() or any(not amount.is_finite() for amount in transactions):
             raise InvalidOperation
     except InvalidOperation:
-        return {"error": "Type a number, e.g. 1500 or 12.5 (transactions: amounts separated by spaces)."}
+        return {"error": _("Type a number, e.g. 1500 or 12.5 (transactions: amounts separated by spaces).")}
     try:
         quote = services.price_quote(price=price, quantity=quantity, transactions=transactions)
     except ApplicationError as exc:
@@ -945,8 +959,8 @@ class CouponAmountInline(admin.TabularInline):
     model = CouponAmount
     fields = ["currency", "amount_off"]
     extra = 1
-    verbose_name = "amount off"
-    verbose_name_plural = "amounts off (fixed-amount coupons: one per currency; leave empty for a percentage)"
+    verbose_name = _("amount off")
+    verbose_name_plural = _("amounts off (fixed-amount coupons: one per currency; leave empty for a percentage)")
 
     def has_add_permission(self, request, obj=None):
         return obj is None and super().has_add_permission(request, obj)  # set when the coupon is created
@@ -987,9 +1001,9 @@ class CouponAdmin(ServiceAdminMixin, admin.ModelAdmin):
     actions = ["archive_coupons"]
     fieldsets = [
         (None, {"fields": ["code", "name"]}),
-        ("Discount", {"fields": ["discount_type", "percent_off", "duration", "duration_in_periods"]}),
-        ("Limits", {"fields": ["max_redemptions", "redeem_by", "products"]}),
-        ("Record", {"fields": ["is_archived", "redemptions", "created_at", "updated_at"]}),
+        (_("Discount"), {"fields": ["discount_type", "percent_off", "duration", "duration_in_periods"]}),
+        (_("Limits"), {"fields": ["max_redemptions", "redeem_by", "products"]}),
+        (_("Record"), {"fields": ["is_archived", "redemptions", "created_at", "updated_at"]}),
     ]
     add_fieldsets = fieldsets[:3]
 
@@ -1025,32 +1039,34 @@ class CouponAdmin(ServiceAdminMixin, admin.ModelAdmin):
         actions.pop("delete_selected", None)
         return actions
 
-    @admin.display(description="off")
+    @admin.display(description=_("off"))
     def value(self, coupon: Coupon) -> str:
         if coupon.discount_type == DiscountType.PERCENTAGE and coupon.percent_off is not None:
             return f"{pricing.format_quantity(coupon.percent_off)} %"
-        return ", ".join(money_text(a.amount_off, a.currency) for a in coupon.amounts.all()) or "—"
+        return ", ".join(staff_money(a.amount_off, a.currency) for a in coupon.amounts.all()) or "—"
 
-    @admin.display(description="duration", ordering="duration")
+    @admin.display(description=_("duration"), ordering="duration")
     def duration_label(self, coupon: Coupon) -> str:
         if coupon.duration == CouponDuration.REPEATING:
             return f"{coupon.duration_in_periods} period(s)"
         return coupon.get_duration_display().split(" (")[0]
 
-    @admin.display(description="redeemed / max", ordering="redemption_count")
+    @admin.display(description=_("redeemed / max"), ordering="redemption_count")
     def redemptions(self, coupon: Coupon) -> str:
         count = getattr(coupon, "redemption_count", None)
         if count is None:
             count = coupon.discounts.count()
-        limit = coupon.max_redemptions if coupon.max_redemptions is not None else "no limit"
+        limit = coupon.max_redemptions if coupon.max_redemptions is not None else _("no limit")
         url = reverse("admin:subscriptions_discount_changelist") + f"?coupon__id__exact={coupon.pk}"
         return format_html('<a href="{}">{}</a> / {}', url, count, limit)
 
-    @admin.action(description="Archive (no new redemptions)", permissions=["change"])
+    @admin.action(description=_("Archive (no new redemptions)"), permissions=["change"])
     def archive_coupons(self, request, queryset):
         for coupon in queryset:
             services.coupon_archive(coupon=coupon)
-            self.message_user(request, f"Archived {coupon}; its discounts keep applying.", messages.SUCCESS)
+            self.message_user(
+                request, _("Archived %(coupon)s; its discounts keep applying.") % {"coupon": coupon}, messages.SUCCESS
+            )
 
     def save_model(self, request, obj, form, change):
         if change:

@@ -1,12 +1,13 @@
 from django.db import models
 from django.utils.translation import gettext_lazy, ngettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 
 class BillingInterval(models.TextChoices):
-    DAY = "day", "Day"
-    WEEK = "week", "Week"
-    MONTH = "month", "Month"
-    YEAR = "year", "Year"
+    DAY = "day", _("Day")
+    WEEK = "week", _("Week")
+    MONTH = "month", _("Month")
+    YEAR = "year", _("Year")
 
 
 # How often a plan bills, as written on bills and plan pickers (`Plan.interval_label`), translated
@@ -26,28 +27,28 @@ INTERVAL_EVERY = {
 
 
 class ChargeKind(models.TextChoices):
-    RECURRING = "recurring", "Recurring (a fee per period, in advance or in arrears)"
-    USAGE = "usage", "Usage (billed in arrears)"
+    RECURRING = "recurring", _("Recurring (a fee per period, in advance or in arrears)")
+    USAGE = "usage", _("Usage (billed in arrears)")
 
 
 class BillingTiming(models.TextChoices):
     """When a recurring charge is billed: when its period begins (in advance) or when it ends (in
     arrears, with the period's usage). Usage charges are always billed in arrears."""
 
-    IN_ADVANCE = "in_advance", "In advance (when the period begins)"
-    IN_ARREARS = "in_arrears", "In arrears (when the period ends)"
+    IN_ADVANCE = "in_advance", _("In advance (when the period begins)")
+    IN_ARREARS = "in_arrears", _("In arrears (when the period ends)")
 
 
 class PriceModelChoice(models.TextChoices):
     """How a price turns a quantity into an amount (the math lives in `apps.catalog.pricing`)."""
 
-    FLAT = "flat", "Flat fee"
-    PER_UNIT = "per_unit", "Per unit"
-    GRADUATED = "graduated", "Graduated tiers"
-    VOLUME = "volume", "Volume tiers"
-    PACKAGE = "package", "Package"
-    PERCENTAGE = "percentage", "Percentage"
-    GRADUATED_PERCENTAGE = "graduated_percentage", "Graduated percentage"
+    FLAT = "flat", _("Flat fee")
+    PER_UNIT = "per_unit", _("Per unit")
+    GRADUATED = "graduated", _("Graduated tiers")
+    VOLUME = "volume", _("Volume tiers")
+    PACKAGE = "package", _("Package")
+    PERCENTAGE = "percentage", _("Percentage")
+    GRADUATED_PERCENTAGE = "graduated_percentage", _("Graduated percentage")
 
 
 class PriceTimeWindow(models.TextChoices):
@@ -60,8 +61,8 @@ class PriceTimeWindow(models.TextChoices):
 class PackageRounding(models.TextChoices):
     """How a package price counts a partial package (`apps.catalog.pricing.PackageRounding`)."""
 
-    UP = "up", "Round up (a started package counts in full)"
-    DOWN = "down", "Round down (a partial package is free)"
+    UP = "up", _("Round up (a started package counts in full)")
+    DOWN = "down", _("Round down (a partial package is free)")
 
 
 # The one charge of a plan created with a plain fee per period (`plan_create(prices=...)`); its invoice
@@ -75,28 +76,28 @@ USAGE_ONLY_MODELS = frozenset({PriceModelChoice.PERCENTAGE, PriceModelChoice.GRA
 
 
 class VersionMigrationTiming(models.TextChoices):
-    NOW = "now", "Now (from the next invoice on, including this period's usage)"
-    NEXT_PERIOD = "next_period", "At the start of the next period"
+    NOW = "now", _("Now (from the next invoice on, including this period's usage)")
+    NEXT_PERIOD = "next_period", _("At the start of the next period")
 
 
 class DiscountType(models.TextChoices):
-    PERCENTAGE = "percentage", "Percentage off"
-    FIXED_AMOUNT = "fixed_amount", "Fixed amount off (per currency)"
+    PERCENTAGE = "percentage", _("Percentage off")
+    FIXED_AMOUNT = "fixed_amount", _("Fixed amount off (per currency)")
 
 
 class CouponDuration(models.TextChoices):
     """How many invoices a redeemed coupon discounts."""
 
-    ONCE = "once", "Once (the next invoice)"
-    REPEATING = "repeating", "Repeating (a number of periods)"
-    FOREVER = "forever", "Forever"
+    ONCE = "once", _("Once (the next invoice)")
+    REPEATING = "repeating", _("Repeating (a number of periods)")
+    FOREVER = "forever", _("Forever")
 
 
 class TrialUsage(models.TextChoices):
     """What becomes of usage sent during a plan's free trial (see docs/usage.md, "Usage during a trial")."""
 
-    FREE = "free", "Free (shown at zero on the first invoice after the trial)"
-    BILLED_AFTER_TRIAL = "billed_after_trial", "Billed on the first invoice after the trial"
+    FREE = "free", _("Free (shown at zero on the first invoice after the trial)")
+    BILLED_AFTER_TRIAL = "billed_after_trial", _("Billed on the first invoice after the trial")
 
 
 # Events for an invoiced period are accepted this many days after the period's end by default
@@ -109,13 +110,13 @@ MAX_LATENESS_WINDOW_DAYS = 31
 class MetricAggregation(models.TextChoices):
     """How a billable metric turns a period's usage events into a quantity (see docs/usage.md)."""
 
-    COUNT = "count", "Count of events"
-    SUM = "sum", "Sum of a property"
-    MAX = "max", "Highest value of a property"
-    UNIQUE_COUNT = "unique_count", "Number of distinct values of a property"
-    LATEST = "latest", "Latest value of a property"
-    WEIGHTED_SUM = "weighted_sum", "Time-weighted sum of a gauge property"
-    PERCENTILE = "percentile", "Percentile of per-interval sums of a property"
+    COUNT = "count", _("Count of events")
+    SUM = "sum", _("Sum of a property")
+    MAX = "max", _("Highest value of a property")
+    UNIQUE_COUNT = "unique_count", _("Number of distinct values of a property")
+    LATEST = "latest", _("Latest value of a property")
+    WEIGHTED_SUM = "weighted_sum", _("Time-weighted sum of a gauge property")
+    PERCENTILE = "percentile", _("Percentile of per-interval sums of a property")
 
 
 # Aggregations over a numeric property: events must carry a number in the metric's field.

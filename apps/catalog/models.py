@@ -4,6 +4,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 
 from apps.core.models import TimeStampedModel
@@ -55,10 +57,12 @@ def group_key_of(values: "list[str] | tuple[str, ...]") -> str:
 class Product(TimeStampedModel):
     """Something the seller sells (e.g. "Cloud Hosting"); plans price it."""
 
-    code = models.CharField(max_length=64, validators=[code_validator])
-    name = models.CharField(max_length=255)
-    description = models.TextField(blank=True)
-    is_archived = models.BooleanField(default=False, help_text="Archived products take no new plans.")
+    code = models.CharField(max_length=64, validators=[code_validator], verbose_name=_("code"))
+    name = models.CharField(max_length=255, verbose_name=_("name"))
+    description = models.TextField(blank=True, verbose_name=_("description"))
+    is_archived = models.BooleanField(
+        default=False, help_text=_("Archived products take no new plans."), verbose_name=_("is archived")
+    )
 
     class Meta:
         ordering = ["name", "id"]
@@ -70,6 +74,8 @@ class Product(TimeStampedModel):
                 violation_error_message="A product with this code already exists.",
             )
         ]
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
 
     def __str__(self) -> str:
         return self.name
@@ -82,29 +88,38 @@ class Plan(TimeStampedModel):
     migrate them (grandfathering).
     """
 
-    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="plans")
-    code = models.CharField(max_length=64, validators=[code_validator])
-    name = models.CharField(max_length=255)
-    description = models.TextField(blank=True)
-    interval = models.CharField(max_length=8, choices=BillingInterval.choices, default=BillingInterval.MONTH)
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="plans", verbose_name=_("product"))
+    code = models.CharField(max_length=64, validators=[code_validator], verbose_name=_("code"))
+    name = models.CharField(max_length=255, verbose_name=_("name"))
+    description = models.TextField(blank=True, verbose_name=_("description"))
+    interval = models.CharField(
+        max_length=8, choices=BillingInterval.choices, default=BillingInterval.MONTH, verbose_name=_("interval")
+    )
     interval_count = models.PositiveSmallIntegerField(
         default=1,
         validators=[MinValueValidator(1)],
-        help_text="Bill every N intervals (e.g. 3 months).",
+        help_text=_("Bill every N intervals (e.g. 3 months)."),
+        verbose_name=_("interval count"),
     )
     trial_days = models.PositiveSmallIntegerField(
         default=0,
         validators=[MaxValueValidator(730)],
-        help_text="Days of free trial for new subscribers (0 for none); a subscription may override it.",
+        help_text=_("Days of free trial for new subscribers (0 for none); a subscription may override it."),
+        verbose_name=_("trial days"),
     )
     trial_usage = models.CharField(
         max_length=24,
         choices=TrialUsage.choices,
         default=TrialUsage.FREE,
-        help_text="Usage during a trial: free (shown at zero on the first invoice after the trial), or billed "
-        "on that invoice at the plan's prices.",
+        help_text=_(
+            "Usage during a trial: free (shown at zero on the first invoice after the trial), or billed "
+            "on that invoice at the plan's prices."
+        ),
+        verbose_name=_("trial usage"),
     )
-    is_archived = models.BooleanField(default=False, help_text="Archived plans take no new subscriptions.")
+    is_archived = models.BooleanField(
+        default=False, help_text=_("Archived plans take no new subscriptions."), verbose_name=_("is archived")
+    )
 
     class Meta:
         ordering = ["product__name", "name", "id"]
@@ -117,6 +132,8 @@ class Plan(TimeStampedModel):
             ),
             models.CheckConstraint(condition=Q(interval_count__gte=1), name="plan_interval_count_positive"),
         ]
+        verbose_name = _("plan")
+        verbose_name_plural = _("plans")
 
     def __str__(self) -> str:
         return self.name
@@ -140,9 +157,11 @@ class PlanVersion(TimeStampedModel):
     """One edition of a plan's prices. Immutable once it has subscribers: changing prices then means a
     new version, and existing subscribers keep theirs until migrated."""
 
-    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="versions")
-    number = models.PositiveIntegerField()
-    notes = models.TextField(blank=True, help_text="What changed in this version (for staff).")
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="versions", verbose_name=_("plan"))
+    number = models.PositiveIntegerField(verbose_name=_("number"))
+    notes = models.TextField(
+        blank=True, help_text=_("What changed in this version (for staff)."), verbose_name=_("notes")
+    )
 
     class Meta:
         ordering = ["plan", "-number"]
@@ -154,6 +173,8 @@ class PlanVersion(TimeStampedModel):
             ),
             models.CheckConstraint(condition=Q(number__gte=1), name="plan_version_number_positive"),
         ]
+        verbose_name = _("plan version")
+        verbose_name_plural = _("plan versions")
 
     def __str__(self) -> str:
         return f"{self.plan} v{self.number}"
@@ -176,23 +197,38 @@ class Charge(models.Model):
     """Something a plan version bills each period: a recurring fee (in advance by default, or in
     arrears when `billing_timing` says so) or usage (always in arrears)."""
 
-    plan_version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="charges")
-    position = models.PositiveSmallIntegerField(default=0)
-    kind = models.CharField(max_length=16, choices=ChargeKind.choices, default=ChargeKind.RECURRING)
-    name = models.CharField(max_length=255, help_text='Shown on the invoice line, e.g. "Platform fee".')
-    price_model = models.CharField(max_length=32, choices=PriceModelChoice.choices, default=PriceModelChoice.PER_UNIT)
+    plan_version = models.ForeignKey(
+        PlanVersion, on_delete=models.CASCADE, related_name="charges", verbose_name=_("plan version")
+    )
+    position = models.PositiveSmallIntegerField(default=0, verbose_name=_("position"))
+    kind = models.CharField(
+        max_length=16, choices=ChargeKind.choices, default=ChargeKind.RECURRING, verbose_name=_("kind")
+    )
+    name = models.CharField(
+        max_length=255, help_text=_('Shown on the invoice line, e.g. "Platform fee".'), verbose_name=_("name")
+    )
+    price_model = models.CharField(
+        max_length=32,
+        choices=PriceModelChoice.choices,
+        default=PriceModelChoice.PER_UNIT,
+        verbose_name=_("price model"),
+    )
     metric_code = models.CharField(
         max_length=64,
         blank=True,
         validators=[code_validator],
-        help_text="Usage charges: the billable metric whose aggregate is the quantity.",
+        help_text=_("Usage charges: the billable metric whose aggregate is the quantity."),
+        verbose_name=_("metric code"),
     )
     billing_timing = models.CharField(
         max_length=16,
         choices=BillingTiming.choices,
         default=BillingTiming.IN_ADVANCE,
-        help_text="Recurring charges: billed when the period begins (in advance) or when it ends (in arrears). "
-        "Usage charges are always billed in arrears.",
+        help_text=_(
+            "Recurring charges: billed when the period begins (in advance) or when it ends (in arrears). "
+            "Usage charges are always billed in arrears."
+        ),
+        verbose_name=_("billing timing"),
     )
     pooled_allowance = models.DecimalField(
         max_digits=19,
@@ -250,6 +286,8 @@ class Charge(models.Model):
                 violation_error_message="Only usage charges have a pooled allowance, and it is more than 0.",
             ),
         ]
+        verbose_name = _("charge")
+        verbose_name_plural = _("charges")
 
     def __str__(self) -> str:
         return self.name
@@ -317,33 +355,44 @@ def _amount_field(help_text: str = "", **kwargs) -> models.DecimalField:
 class Price(models.Model):
     """A charge's price in one currency. Which fields apply depends on the charge's price model."""
 
-    charge = models.ForeignKey(Charge, on_delete=models.CASCADE, related_name="prices")
-    currency = models.CharField(max_length=3, choices=currency_choices)
+    charge = models.ForeignKey(Charge, on_delete=models.CASCADE, related_name="prices", verbose_name=_("charge"))
+    currency = models.CharField(max_length=3, choices=currency_choices, verbose_name=_("currency"))
     amount = _amount_field(
         "Flat: the fee. Per unit: the price of one unit. Package: the price of one package.", default=Decimal(0)
     )
-    package_size = models.PositiveIntegerField(default=1, help_text="Package: units per package.")
+    package_size = models.PositiveIntegerField(
+        default=1, help_text=_("Package: units per package."), verbose_name=_("package size")
+    )
     package_rounding = models.CharField(
         max_length=8,
         choices=PackageRounding.choices,
         default=PackageRounding.UP,
-        help_text="Package: count a started package in full (up) or only whole packages (down).",
+        help_text=_("Package: count a started package in full (up) or only whole packages (down)."),
+        verbose_name=_("package rounding"),
     )
     included_units = models.DecimalField(
         max_digits=19,
         decimal_places=6,
         default=Decimal(0),
         validators=NOT_NEGATIVE,
-        help_text="Free units per period, taken off before pricing (percentage: free transactions).",
+        help_text=_("Free units per period, taken off before pricing (percentage: free transactions)."),
+        verbose_name=_("included units"),
     )
     percentage = models.DecimalField(
-        max_digits=7, decimal_places=4, default=Decimal(0), help_text="Percentage: e.g. 2.9 for 2.9 %."
+        max_digits=7,
+        decimal_places=4,
+        default=Decimal(0),
+        help_text=_("Percentage: e.g. 2.9 for 2.9 %."),
+        verbose_name=_("percentage"),
     )
     dimension_values = models.JSONField(
         default=dict,
         blank=True,
-        help_text='Usage charges on a grouped metric: the group this price is for, e.g. {"region": "eu", "tier": '
-        '"gold"} (a value for each property the metric groups by); empty for the default price.',
+        help_text=_(
+            'Usage charges on a grouped metric: the group this price is for, e.g. {"region": "eu", "tier": '
+            '"gold"} (a value for each property the metric groups by); empty for the default price.'
+        ),
+        verbose_name=_("dimension values"),
     )
     time_window = models.CharField(
         max_length=8,
@@ -381,6 +430,8 @@ class Price(models.Model):
                 violation_error_message="A package price rounds up or down.",
             ),
         ]
+        verbose_name = _("price")
+        verbose_name_plural = _("prices")
 
     def __str__(self) -> str:
         charge = self.charge.name if self.charge_id else "New price"
@@ -431,10 +482,15 @@ class PriceTier(models.Model):
     open-ended tier), each at `unit_amount`, plus an optional flat fee for reaching the tier. A
     graduated percentage tier takes `percentage` of the amount up to `up_to` instead of a unit price."""
 
-    price = models.ForeignKey(Price, on_delete=models.CASCADE, related_name="tiers")
-    position = models.PositiveSmallIntegerField(default=0)
+    price = models.ForeignKey(Price, on_delete=models.CASCADE, related_name="tiers", verbose_name=_("price"))
+    position = models.PositiveSmallIntegerField(default=0, verbose_name=_("position"))
     up_to = models.DecimalField(
-        max_digits=19, decimal_places=6, null=True, blank=True, help_text="Last unit of the tier; empty = no limit."
+        max_digits=19,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text=_("Last unit of the tier; empty = no limit."),
+        verbose_name=_("up to"),
     )
     unit_amount = _amount_field("Price per unit in this tier.", default=Decimal(0))
     flat_amount = _amount_field("Flat fee for reaching this tier.", default=Decimal(0))
@@ -442,7 +498,8 @@ class PriceTier(models.Model):
         max_digits=7,
         decimal_places=4,
         default=Decimal(0),
-        help_text="Graduated percentage: the share of the amount in this tier, e.g. 2 for 2 %.",
+        help_text=_("Graduated percentage: the share of the amount in this tier, e.g. 2 for 2 %."),
+        verbose_name=_("percentage"),
     )
 
     class Meta:
@@ -459,9 +516,11 @@ class PriceTier(models.Model):
                 violation_error_message="A tier's percentage is between 0 and 100.",
             ),
         ]
+        verbose_name = _("price tier")
+        verbose_name_plural = _("price tiers")
 
     def __str__(self) -> str:
-        return f"up to {self.up_to}" if self.up_to is not None else "and above"
+        return gettext("up to %(up_to)s") % {"up_to": self.up_to} if self.up_to is not None else gettext("and above")
 
 
 class MinimumCommitment(models.Model):
@@ -469,10 +528,15 @@ class MinimumCommitment(models.Model):
     period's charges (fees and usage, before tax and discounts) come to less, the invoice that closes
     the period gets a true-up line for the difference (docs/pricing.md, "Minimum commitment")."""
 
-    plan_version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="minimum_commitments")
-    currency = models.CharField(max_length=3, choices=currency_choices)
+    plan_version = models.ForeignKey(
+        PlanVersion, on_delete=models.CASCADE, related_name="minimum_commitments", verbose_name=_("plan version")
+    )
+    currency = models.CharField(max_length=3, choices=currency_choices, verbose_name=_("currency"))
     amount = models.DecimalField(
-        max_digits=19, decimal_places=6, help_text="The least the period's charges come to, before tax and discounts."
+        max_digits=19,
+        decimal_places=6,
+        help_text=_("The least the period's charges come to, before tax and discounts."),
+        verbose_name=_("amount"),
     )
 
     class Meta:
@@ -489,9 +553,11 @@ class MinimumCommitment(models.Model):
                 violation_error_message="A minimum commitment is more than 0.",
             ),
         ]
+        verbose_name = _("minimum commitment")
+        verbose_name_plural = _("minimum commitments")
 
     def __str__(self) -> str:
-        return f"{pricing.format_amount(self.amount, self.currency)} per period"
+        return gettext("%(amount)s per period") % {"amount": pricing.format_amount(self.amount, self.currency)}
 
     @property
     def amount_money(self) -> Money:
@@ -502,41 +568,62 @@ class Coupon(TimeStampedModel):
     """A discount offer: a percentage or a fixed amount per currency off, for one invoice, a number of
     periods or forever. Redeeming it for a customer or a subscription makes a `Discount`."""
 
-    code = models.CharField(max_length=64, validators=[code_validator], help_text="What customers and staff type.")
-    name = models.CharField(max_length=255, help_text='Shown on the invoice line, e.g. "Launch offer".')
-    discount_type = models.CharField(max_length=16, choices=DiscountType.choices, default=DiscountType.PERCENTAGE)
+    code = models.CharField(
+        max_length=64,
+        validators=[code_validator],
+        help_text=_("What customers and staff type."),
+        verbose_name=_("code"),
+    )
+    name = models.CharField(
+        max_length=255, help_text=_('Shown on the invoice line, e.g. "Launch offer".'), verbose_name=_("name")
+    )
+    discount_type = models.CharField(
+        max_length=16, choices=DiscountType.choices, default=DiscountType.PERCENTAGE, verbose_name=_("discount type")
+    )
     percent_off = models.DecimalField(
         max_digits=7,
         decimal_places=4,
         null=True,
         blank=True,
         validators=[MaxValueValidator(Decimal(100), "A percentage off is at most 100.")],
-        help_text="Percentage coupons: e.g. 25 for 25 % off (more than 0, at most 100).",
+        # xgettext:no-python-format
+        help_text=_("Percentage coupons: e.g. 25 for 25 % off (more than 0, at most 100)."),
+        verbose_name=_("percent off"),
     )
-    duration = models.CharField(max_length=16, choices=CouponDuration.choices, default=CouponDuration.ONCE)
+    duration = models.CharField(
+        max_length=16, choices=CouponDuration.choices, default=CouponDuration.ONCE, verbose_name=_("duration")
+    )
     duration_in_periods = models.PositiveIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(1)],
-        help_text="Repeating coupons: how many invoices each redemption discounts.",
+        help_text=_("Repeating coupons: how many invoices each redemption discounts."),
+        verbose_name=_("duration in periods"),
     )
     max_redemptions = models.PositiveIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(1)],
-        help_text="How many times the coupon can be redeemed in all; empty for no limit.",
+        help_text=_("How many times the coupon can be redeemed in all; empty for no limit."),
+        verbose_name=_("max redemptions"),
     )
     redeem_by = models.DateTimeField(
-        null=True, blank=True, help_text="The coupon cannot be redeemed from this moment on (UTC); empty for never."
+        null=True,
+        blank=True,
+        help_text=_("The coupon cannot be redeemed from this moment on (UTC); empty for never."),
+        verbose_name=_("redeem by"),
     )
     products = models.ManyToManyField(
         Product,
         blank=True,
         related_name="coupons",
-        help_text="The products it discounts; none selected means every product.",
+        help_text=_("The products it discounts; none selected means every product."),
+        verbose_name=_("products"),
     )
     is_archived = models.BooleanField(
-        default=False, help_text="Archived coupons cannot be redeemed; discounts already given keep applying."
+        default=False,
+        help_text=_("Archived coupons cannot be redeemed; discounts already given keep applying."),
+        verbose_name=_("is archived"),
     )
 
     class Meta:
@@ -568,6 +655,8 @@ class Coupon(TimeStampedModel):
                 violation_error_message="The redemption limit is at least 1 (empty for no limit).",
             ),
         ]
+        verbose_name = _("coupon")
+        verbose_name_plural = _("coupons")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"
@@ -598,8 +687,8 @@ class Coupon(TimeStampedModel):
 class CouponAmount(models.Model):
     """A fixed-amount coupon's amount off in one currency."""
 
-    coupon = models.ForeignKey(Coupon, on_delete=models.CASCADE, related_name="amounts")
-    currency = models.CharField(max_length=3, choices=currency_choices)
+    coupon = models.ForeignKey(Coupon, on_delete=models.CASCADE, related_name="amounts", verbose_name=_("coupon"))
+    currency = models.CharField(max_length=3, choices=currency_choices, verbose_name=_("currency"))
     amount_off = _amount_field("The amount taken off an invoice in this currency.")
 
     class Meta:
@@ -616,9 +705,11 @@ class CouponAmount(models.Model):
                 violation_error_message="The amount off cannot be negative.",
             ),
         ]
+        verbose_name = _("coupon amount")
+        verbose_name_plural = _("coupon amounts")
 
     def __str__(self) -> str:
-        return f"{self.amount_off} {self.currency} off"
+        return gettext("%(amount)s %(currency)s off") % {"amount": self.amount_off, "currency": self.currency}
 
     @property
     def amount_off_money(self) -> Money:
@@ -655,34 +746,52 @@ class BillableMetric(TimeStampedModel):
     """
 
     code = models.CharField(
-        max_length=64, validators=[code_validator], help_text='What usage events name, e.g. "api_calls".'
+        max_length=64,
+        validators=[code_validator],
+        help_text=_('What usage events name, e.g. "api_calls".'),
+        verbose_name=_("code"),
     )
-    name = models.CharField(max_length=255, help_text='Shown to staff and on invoices, e.g. "API calls".')
-    description = models.TextField(blank=True)
-    aggregation = models.CharField(max_length=16, choices=MetricAggregation.choices, default=MetricAggregation.COUNT)
+    name = models.CharField(
+        max_length=255, help_text=_('Shown to staff and on invoices, e.g. "API calls".'), verbose_name=_("name")
+    )
+    description = models.TextField(blank=True, verbose_name=_("description"))
+    aggregation = models.CharField(
+        max_length=16, choices=MetricAggregation.choices, default=MetricAggregation.COUNT, verbose_name=_("aggregation")
+    )
     field_name = models.CharField(
         max_length=64,
         blank=True,
         validators=[property_name_validator],
-        help_text="The event property aggregated (every aggregation but count).",
+        help_text=_("The event property aggregated (every aggregation but count)."),
+        verbose_name=_("field name"),
     )
     filters = models.JSONField(
         default=dict,
         blank=True,
-        help_text='Only events whose properties have one of these values count, e.g. {"region": ["eu"]}.',
+        help_text=_('Only events whose properties have one of these values count, e.g. {"region": ["eu"]}.'),
+        verbose_name=_("filters"),
     )
     group_by = models.CharField(
         max_length=129,
         blank=True,
         validators=[group_by_validator],
-        help_text="An event property whose values are aggregated and priced separately, e.g. region; or two, "
-        "separated by a comma, e.g. region,tier.",
+        help_text=_(
+            "An event property whose values are aggregated and priced separately, e.g. region; or two, "
+            "separated by a comma, e.g. region,tier."
+        ),
+        verbose_name=_("group by"),
     )
     lateness_window_days = models.PositiveSmallIntegerField(
         default=DEFAULT_LATENESS_WINDOW_DAYS,
         validators=[MaxValueValidator(MAX_LATENESS_WINDOW_DAYS)],
-        help_text="Events for a period already invoiced are accepted this many days after the period's end, and "
-        "billed on the next invoice as late usage (0: never).",
+        help_text=_(
+            "Events for a period already invoiced are accepted this many days after the period's end, and "
+            "billed on the next invoice as late usage (0: never)."
+        ),
+        verbose_name=_("lateness window days"),
+    )
+    is_archived = models.BooleanField(
+        default=False, help_text=_("Archived metrics take no new events."), verbose_name=_("is archived")
     )
     time_unit = models.CharField(
         max_length=8,
@@ -704,7 +813,6 @@ class BillableMetric(TimeStampedModel):
         help_text="Percentile metrics: the length of a sample interval in minutes (a divisor of 60, e.g. 5); each "
         "sample is the sum of the property in its interval.",
     )
-    is_archived = models.BooleanField(default=False, help_text="Archived metrics take no new events.")
 
     class Meta:
         ordering = ["code", "id"]
@@ -741,6 +849,8 @@ class BillableMetric(TimeStampedModel):
                 "interval dividing an hour; other aggregations have neither.",
             ),
         ]
+        verbose_name = _("billable metric")
+        verbose_name_plural = _("billable metrics")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code})"

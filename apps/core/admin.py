@@ -9,6 +9,7 @@
   from indexes: its count stops at `CappedCountPaginator.cap`, no second count of the whole table.
 """
 
+from decimal import Decimal
 from functools import cached_property
 
 from django import forms
@@ -18,8 +19,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils.html import format_html
 from django.utils.text import smart_split, unescape_string_literal
+from django.utils.translation import get_language
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.errors import ApplicationError
+from apps.core.money_format import money_text
 
 # Background colours of status badges, by tone; the text is always white.
 BADGE_COLOURS = {
@@ -29,6 +33,29 @@ BADGE_COLOURS = {
     "warning": "#b45309",
     "danger": "#b91c1c",
 }
+
+
+def staff_datetime(value, *, seconds: bool = False) -> str:
+    """A moment as the admin writes it in messages (UTC): "2026-12-07 14:00" in English,
+    "2026年12月7日 14:00" in Chinese (the portal's date style)."""
+    time = f"{value:%H:%M:%S}" if seconds else f"{value:%H:%M}"
+    if (get_language() or "").lower().startswith("zh"):
+        return f"{value.year}年{value.month}月{value.day}日 {time}"
+    return f"{value:%Y-%m-%d} {time}"
+
+
+def staff_money(amount: Decimal, currency: str) -> str:
+    """An amount as the admin writes it: the product's one format (apps.core.money_format), "1,234.50
+    CNY" in English, "¥1,234.50" in Chinese; at least the currency's decimals, more only when the amount
+    has them. Display only: never rounds."""
+    return money_text(amount, currency)
+
+
+def staff_date(value) -> str:
+    """A day as the admin writes it: "2026-12-07" in English, "2026年12月7日" in Chinese."""
+    if (get_language() or "").lower().startswith("zh"):
+        return f"{value.year}年{value.month}月{value.day}日"
+    return f"{value:%Y-%m-%d}"
 
 
 def status_badge(label: str, tone: str = "neutral") -> str:
@@ -110,6 +137,15 @@ class ServiceAdminMixin:
 
         RejectedForm.__name__ = form_class.__name__
         return RejectedForm
+
+
+class CurrencyListFilter(admin.ChoicesFieldListFilter):
+    """A list filter on a money field's currency column, titled "currency" (django-money adds that
+    column without a label of its own): `list_filter = [("total_currency", CurrencyListFilter)]`."""
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        self.title = _("currency")
 
 
 class ReadOnlyInline(admin.TabularInline):

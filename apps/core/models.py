@@ -1,13 +1,14 @@
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class TimeStampedModel(models.Model):
     """Row bookkeeping (wall-clock time of the write, not business time)."""
 
-    created_at = models.DateTimeField(auto_now_add=True, editable=False)
-    updated_at = models.DateTimeField(auto_now=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True, editable=False, verbose_name=_("created at"))
+    updated_at = models.DateTimeField(auto_now=True, editable=False, verbose_name=_("updated at"))
 
     class Meta:
         abstract = True
@@ -21,11 +22,16 @@ class DomainEvent(models.Model):
     A concrete event model adds the foreign key to its object and `type`, a CharField with its app's
     event choices (the choices differ per app, so `type` is declared there)."""
 
-    occurred_at = models.DateTimeField()
+    occurred_at = models.DateTimeField(verbose_name=_("occurred at"))
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("actor"),
     )
-    data = models.JSONField(default=dict, blank=True)
+    data = models.JSONField(default=dict, blank=True, verbose_name=_("data"))
 
     class Meta:
         abstract = True
@@ -42,19 +48,25 @@ class IdempotencyRecord(models.Model):
     the same key on a different request (other method, path or body) is refused.
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    key = models.CharField(max_length=255)
-    request_fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
-    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
-    created_at = models.DateTimeField(auto_now_add=True, editable=False)
-    completed_at = models.DateTimeField(null=True, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("user")
+    )
+    key = models.CharField(max_length=255, verbose_name=_("key"))
+    request_fingerprint = models.CharField(
+        max_length=64, help_text=_("SHA-256 of method, path and body."), verbose_name=_("request fingerprint")
+    )
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True, verbose_name=_("response status"))
+    response_body = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder, verbose_name=_("response body"))
+    created_at = models.DateTimeField(auto_now_add=True, editable=False, verbose_name=_("created at"))
+    completed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("completed at"))
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "key"], name="idempotency_record_user_key_unique"),
         ]
         indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+        verbose_name = _("idempotency record")
+        verbose_name_plural = _("idempotency records")
 
     def __str__(self) -> str:
         return f"{self.key} ({self.user_id})"

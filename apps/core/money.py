@@ -8,6 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 from django.conf import settings
+from django.utils.translation import get_language
 from djmoney.money import Money
 from moneyed import get_currency
 from moneyed.classes import CurrencyDoesNotExist
@@ -90,7 +91,9 @@ def has_more_decimals_than_currency(amount: Decimal, currency: str) -> bool:
 
 def currency_choices() -> list[tuple[str, str]]:
     """Choices for currency fields: the seller's CURRENCIES setting (callable, so that changing the
-    setting needs no migration)."""
+    setting needs no migration), named in the active language (Chinese names for Chinese staff)."""
+    if (get_language() or "").lower().startswith("zh"):
+        return [(code, f"{code} — {get_currency(code).get_name('zh_Hans_CN')}") for code in settings.CURRENCIES]
     return [(code, f"{code} — {get_currency(code).name}") for code in settings.CURRENCIES]
 
 

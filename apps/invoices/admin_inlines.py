@@ -3,6 +3,7 @@
 from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin import ReadOnlyInline
 
@@ -13,12 +14,12 @@ class InvoiceSummaryInline(ReadOnlyInline):
     model = Invoice
     fields = ["invoice", "status", "period_start_at", "period_end_at", "total", "issued_at", "due_on"]
     readonly_fields = ["invoice"]
-    verbose_name_plural = "invoices"
+    verbose_name_plural = _("invoices")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("customer")
 
-    @admin.display(description="invoice")
+    @admin.display(description=_("invoice"))
     def invoice(self, invoice: Invoice) -> str:
         url = reverse("admin:invoices_invoice_change", args=[invoice.pk])
         return format_html('<a href="{}">{}</a>', url, invoice)
@@ -31,14 +32,14 @@ class InvoicedPeriodInline(ReadOnlyInline):
     model = InvoicedPeriod
     fields = ["invoice_link", "period_start_at", "period_end_at"]
     readonly_fields = ["invoice_link"]
-    verbose_name_plural = "billed periods"
+    verbose_name_plural = _("billed periods")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("invoice")
 
-    @admin.display(description="invoice")
+    @admin.display(description=_("invoice"))
     def invoice_link(self, period: InvoicedPeriod) -> str:
         if period.invoice_id is None:
-            return "none (nothing to bill)"
+            return _("none (nothing to bill)")
         url = reverse("admin:invoices_invoice_change", args=[period.invoice_id])
         return format_html('<a href="{}">{}</a>', url, period.invoice)

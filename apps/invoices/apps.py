@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class InvoicesConfig(AppConfig):
     name = "apps.invoices"
     label = "invoices"
-    verbose_name = "Invoices and billing"
+    verbose_name = _("Invoices and billing")
 
     def ready(self) -> None:
         from apps.core.outbox import event_source_register

@@ -6,6 +6,8 @@ from django.db import models
 from django.db.models import F, Q, Value
 from django.db.models.functions import Abs, Length, Round
 from django.db.models.lookups import Exact, LessThan
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from django_countries.fields import CountryField
 from djmoney.models.fields import MoneyField
 from djmoney.money import Money
@@ -43,49 +45,74 @@ def invoice_pdf_path(invoice: "Invoice", filename: str) -> str:
 class Invoice(TimeStampedModel):
     """A bill. Drafts can change; from finalization on, every amount and detail is frozen."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="invoices", verbose_name=_("customer")
+    )
     subscription = models.ForeignKey(
-        Subscription, on_delete=models.PROTECT, related_name="invoices", null=True, blank=True
+        Subscription,
+        on_delete=models.PROTECT,
+        related_name="invoices",
+        null=True,
+        blank=True,
+        verbose_name=_("subscription"),
     )
-    status = models.CharField(max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT)
+    status = models.CharField(
+        max_length=16, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT, verbose_name=_("status")
+    )
     billing_reason = models.CharField(
-        max_length=24, choices=BillingReason.choices, default=BillingReason.SUBSCRIPTION_CYCLE, editable=False
+        max_length=24,
+        choices=BillingReason.choices,
+        default=BillingReason.SUBSCRIPTION_CYCLE,
+        editable=False,
+        verbose_name=_("billing reason"),
     )
-    number = models.CharField(max_length=64, null=True, blank=True, editable=False)
-    period_start_at = models.DateTimeField(null=True, blank=True)
-    period_end_at = models.DateTimeField(null=True, blank=True)
-    subtotal = _money()
-    tax_total = _money()
-    total = _money()
-    memo = models.TextField(blank=True, help_text="Printed on the bill.")
+    number = models.CharField(max_length=64, null=True, blank=True, editable=False, verbose_name=_("number"))
+    period_start_at = models.DateTimeField(null=True, blank=True, verbose_name=_("period start at"))
+    period_end_at = models.DateTimeField(null=True, blank=True, verbose_name=_("period end at"))
+    subtotal = _money(verbose_name=_("subtotal"))
+    tax_total = _money(verbose_name=_("tax total"))
+    total = _money(verbose_name=_("total"))
+    memo = models.TextField(blank=True, help_text=_("Printed on the bill."), verbose_name=_("memo"))
     reverse_charge = models.BooleanField(
         default=False,
-        help_text="EU reverse charge: no VAT charged, the customer accounts for it (the bill says so).",
+        help_text=_("EU reverse charge: no VAT charged, the customer accounts for it (the bill says so)."),
+        verbose_name=_("reverse charge"),
     )
-    due_on = models.DateField(null=True, blank=True)
+    due_on = models.DateField(null=True, blank=True, verbose_name=_("due on"))
     # Collection: how the invoice is paid (the customer's setting, copied at finalization) and how much
     # of it succeeded payments have paid so far (apps.payments keeps it in step with its allocations).
     collection_method = models.CharField(
-        max_length=24, choices=CollectionMethod.choices, default=CollectionMethod.SEND_INVOICE, editable=False
+        max_length=24,
+        choices=CollectionMethod.choices,
+        default=CollectionMethod.SEND_INVOICE,
+        editable=False,
+        verbose_name=_("collection method"),
     )
     # Set to zero in the invoice's currency when the invoice is created (see `save`).
-    amount_paid = _money(editable=False, help_text="Paid by the succeeded payments allocated to the invoice.")
-    issued_at = models.DateTimeField(null=True, blank=True)
+    amount_paid = _money(
+        editable=False,
+        help_text=_("Paid by the succeeded payments allocated to the invoice."),
+        verbose_name=_("amount paid"),
+    )
+    issued_at = models.DateTimeField(null=True, blank=True, verbose_name=_("issued at"))
     auto_finalize_at = models.DateTimeField(
-        null=True, blank=True, help_text="The billing run finalizes the draft from this moment on."
+        null=True,
+        blank=True,
+        help_text=_("The billing run finalizes the draft from this moment on."),
+        verbose_name=_("auto finalize at"),
     )
-    paid_at = models.DateTimeField(null=True, blank=True)
-    voided_at = models.DateTimeField(null=True, blank=True)
-    marked_uncollectible_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True, verbose_name=_("paid at"))
+    voided_at = models.DateTimeField(null=True, blank=True, verbose_name=_("voided at"))
+    marked_uncollectible_at = models.DateTimeField(null=True, blank=True, verbose_name=_("marked uncollectible at"))
     # Snapshots taken at finalization; the bill is rendered from these, never from live rows.
-    seller_details = models.JSONField(default=dict, blank=True, editable=False)
-    customer_details = models.JSONField(default=dict, blank=True, editable=False)
+    seller_details = models.JSONField(default=dict, blank=True, editable=False, verbose_name=_("seller details"))
+    customer_details = models.JSONField(default=dict, blank=True, editable=False, verbose_name=_("customer details"))
     # The PDF bill, rendered once and never replaced (a database trigger refuses any change once set).
-    pdf = models.FileField("PDF bill", upload_to=invoice_pdf_path, blank=True, editable=False)
+    pdf = models.FileField(_("PDF bill"), upload_to=invoice_pdf_path, blank=True, editable=False)
     pdf_sha256 = models.CharField(
-        "PDF SHA-256", max_length=64, blank=True, editable=False, help_text="SHA-256 of the stored file (hex)."
+        _("PDF SHA-256"), max_length=64, blank=True, editable=False, help_text=_("SHA-256 of the stored file (hex).")
     )
-    pdf_rendered_at = models.DateTimeField("PDF rendered at", null=True, blank=True, editable=False)
+    pdf_rendered_at = models.DateTimeField(_("PDF rendered at"), null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -142,9 +169,11 @@ class Invoice(TimeStampedModel):
                 condition=Q(status="draft"),
             ),
         ]
+        verbose_name = _("invoice")
+        verbose_name_plural = _("invoices")
 
     def __str__(self) -> str:
-        return self.number or f"Draft #{self.pk}"
+        return self.number or gettext("Draft #%(id)s") % {"id": self.pk}
 
     def save(self, *args, **kwargs) -> None:
         # A new invoice starts with nothing paid, in its own currency.
@@ -191,16 +220,26 @@ class TaxRate(TimeStampedModel):
     """A tax charged to customers in a country, or in one region (state) of it. An inclusive rate is
     already contained in the prices; an exclusive one is added on top."""
 
-    name = models.CharField(max_length=128, help_text='Printed on the bill, e.g. "VAT" or "Sales tax".')
+    name = models.CharField(
+        max_length=128, help_text=_('Printed on the bill, e.g. "VAT" or "Sales tax".'), verbose_name=_("name")
+    )
     percentage = models.DecimalField(
-        max_digits=7, decimal_places=4, validators=[MinValueValidator(0), MaxValueValidator(100)]
+        max_digits=7,
+        decimal_places=4,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        verbose_name=_("percentage"),
     )
-    country = CountryField()
+    country = CountryField(verbose_name=_("country"))
     region = models.CharField(
-        max_length=128, blank=True, help_text="State or region code (e.g. CA); empty for the whole country."
+        max_length=128,
+        blank=True,
+        help_text=_("State or region code (e.g. CA); empty for the whole country."),
+        verbose_name=_("region"),
     )
-    inclusive = models.BooleanField(default=False, help_text="Prices already include this tax.")
-    is_active = models.BooleanField(default=True)
+    inclusive = models.BooleanField(
+        default=False, help_text=_("Prices already include this tax."), verbose_name=_("inclusive")
+    )
+    is_active = models.BooleanField(default=True, verbose_name=_("is active"))
 
     class Meta:
         ordering = ["country", "region", "name", "id"]
@@ -210,47 +249,67 @@ class TaxRate(TimeStampedModel):
             ),
         ]
         indexes = [models.Index(fields=["country", "region"], name="tax_rate_location_idx")]
+        verbose_name = _("tax rate")
+        verbose_name_plural = _("tax rates")
 
     def __str__(self) -> str:
         where = f"{self.country.code}-{self.region}" if self.region else str(self.country.code)
-        return f"{self.name} {self.percentage.normalize():f} % ({where}{', inclusive' if self.inclusive else ''})"
+        return (
+            f"{self.name} {self.percentage.normalize():f} % ({where}{gettext(', inclusive') if self.inclusive else ''})"
+        )
 
 
 class InvoiceTax(models.Model):
     """One tax rate's total on an invoice, snapshotted (name, percentage) so that editing the rate
     never changes an issued bill."""
 
-    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="taxes")
-    rate = models.ForeignKey(TaxRate, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    name = models.CharField(max_length=128)
-    percentage = models.DecimalField(max_digits=7, decimal_places=4)
-    inclusive = models.BooleanField(default=False)
-    taxable_amount = _money(help_text="The net amount the tax is computed on.")
-    tax_amount = _money()
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="taxes", verbose_name=_("invoice"))
+    rate = models.ForeignKey(
+        TaxRate, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("rate")
+    )
+    name = models.CharField(max_length=128, verbose_name=_("name"))
+    percentage = models.DecimalField(max_digits=7, decimal_places=4, verbose_name=_("percentage"))
+    inclusive = models.BooleanField(default=False, verbose_name=_("inclusive"))
+    taxable_amount = _money(help_text=_("The net amount the tax is computed on."), verbose_name=_("taxable amount"))
+    tax_amount = _money(verbose_name=_("tax amount"))
 
     class Meta:
         ordering = ["invoice", "id"]
-        verbose_name_plural = "invoice taxes"
+        verbose_name_plural = _("invoice taxes")
+        verbose_name = _("invoice tax")
 
     def __str__(self) -> str:
         return f"{self.name} {self.percentage.normalize():f} %"
 
 
 class InvoiceLine(models.Model):
-    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
-    position = models.PositiveIntegerField(default=0)
-    description = models.CharField(max_length=500)
-    period_start_at = models.DateTimeField(null=True, blank=True)
-    period_end_at = models.DateTimeField(null=True, blank=True)
-    kind = models.CharField(max_length=16, choices=InvoiceLineKind.choices, default=InvoiceLineKind.RECURRING)
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines", verbose_name=_("invoice"))
+    position = models.PositiveIntegerField(default=0, verbose_name=_("position"))
+    description = models.CharField(max_length=500, verbose_name=_("description"))
+    period_start_at = models.DateTimeField(null=True, blank=True, verbose_name=_("period start at"))
+    period_end_at = models.DateTimeField(null=True, blank=True, verbose_name=_("period end at"))
+    kind = models.CharField(
+        max_length=16, choices=InvoiceLineKind.choices, default=InvoiceLineKind.RECURRING, verbose_name=_("kind")
+    )
     charge = models.ForeignKey(
-        "catalog.Charge", on_delete=models.PROTECT, null=True, blank=True, related_name="invoice_lines"
+        "catalog.Charge",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="invoice_lines",
+        verbose_name=_("charge"),
     )
     # Set on invoices that group several subscriptions: the subscription the line bills.
     subscription = models.ForeignKey(
-        Subscription, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+        Subscription,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("subscription"),
     )
-    quantity = models.DecimalField(max_digits=19, decimal_places=6)
+    quantity = models.DecimalField(max_digits=19, decimal_places=6, verbose_name=_("quantity"))
     # Unit prices may carry more decimals than the currency (rounded only on the line amount). Empty
     # where no single unit price applies (tiers, packages, percentages): the explanation says how.
     unit_amount = MoneyField(
@@ -260,10 +319,14 @@ class InvoiceLine(models.Model):
         default_currency=None,
         null=True,
         blank=True,
+        verbose_name=_("unit amount"),
     )
-    amount = _money()
+    amount = _money(verbose_name=_("amount"))
     explanation = models.JSONField(
-        default=list, blank=True, help_text="How the amount was computed, one sentence per step (printed on the bill)."
+        default=list,
+        blank=True,
+        help_text=_("How the amount was computed, one sentence per step (printed on the bill)."),
+        verbose_name=_("explanation"),
     )
     # A one-off charge may name its product and its own tax rate (instead of the customer's).
     product = models.ForeignKey(
@@ -291,6 +354,8 @@ class InvoiceLine(models.Model):
                 fields=["subscription"], name="invoice_line_subscription_idx", condition=Q(subscription__isnull=False)
             )
         ]
+        verbose_name = _("invoice line")
+        verbose_name_plural = _("invoice lines")
 
     def __str__(self) -> str:
         return self.description
@@ -306,17 +371,29 @@ class InvoicedPeriod(models.Model):
     when): no empty invoice is made, and the period is still billed exactly once."""
 
     invoice = models.ForeignKey(
-        Invoice, on_delete=models.CASCADE, related_name="invoiced_periods", null=True, blank=True
+        Invoice,
+        on_delete=models.CASCADE,
+        related_name="invoiced_periods",
+        null=True,
+        blank=True,
+        verbose_name=_("invoice"),
     )
     billed_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the period was billed (set when it came to no invoice)."
+        null=True,
+        blank=True,
+        help_text=_("When the period was billed (set when it came to no invoice)."),
+        verbose_name=_("billed at"),
     )
     # Looked up through the unique (subscription, period start) index: no index of its own.
     subscription = models.ForeignKey(
-        Subscription, on_delete=models.PROTECT, related_name="invoiced_periods", db_index=False
+        Subscription,
+        on_delete=models.PROTECT,
+        related_name="invoiced_periods",
+        db_index=False,
+        verbose_name=_("subscription"),
     )
-    period_start_at = models.DateTimeField()
-    period_end_at = models.DateTimeField()
+    period_start_at = models.DateTimeField(verbose_name=_("period start at"))
+    period_end_at = models.DateTimeField(verbose_name=_("period end at"))
 
     class Meta:
         ordering = ["invoice_id", "subscription_id"]
@@ -330,6 +407,8 @@ class InvoicedPeriod(models.Model):
                 condition=Q(period_end_at__gt=F("period_start_at")), name="invoiced_period_not_empty"
             ),
         ]
+        verbose_name = _("invoiced period")
+        verbose_name_plural = _("invoiced periods")
 
     def __str__(self) -> str:
         return f"Subscription #{self.subscription_id} from {self.period_start_at:%Y-%m-%d}"
@@ -339,19 +418,36 @@ class InvoiceItem(models.Model):
     """A line waiting for the subscription's next invoice (e.g. the proration of a mid-period change),
     like Stripe's pending invoice items. `invoice` is set when an invoice takes it."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoice_items")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="invoice_items", verbose_name=_("customer")
+    )
     subscription = models.ForeignKey(
-        Subscription, on_delete=models.PROTECT, related_name="invoice_items", null=True, blank=True
+        Subscription,
+        on_delete=models.PROTECT,
+        related_name="invoice_items",
+        null=True,
+        blank=True,
+        verbose_name=_("subscription"),
     )
     invoice = models.ForeignKey(
-        "Invoice", on_delete=models.SET_NULL, related_name="items", null=True, blank=True, editable=False
+        "Invoice",
+        on_delete=models.SET_NULL,
+        related_name="items",
+        null=True,
+        blank=True,
+        editable=False,
+        verbose_name=_("invoice"),
     )
-    kind = models.CharField(max_length=16, choices=InvoiceLineKind.choices, default=InvoiceLineKind.PRORATION)
-    charge = models.ForeignKey("catalog.Charge", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    description = models.CharField(max_length=500)
-    period_start_at = models.DateTimeField(null=True, blank=True)
-    period_end_at = models.DateTimeField(null=True, blank=True)
-    quantity = models.DecimalField(max_digits=19, decimal_places=6, default=1)
+    kind = models.CharField(
+        max_length=16, choices=InvoiceLineKind.choices, default=InvoiceLineKind.PRORATION, verbose_name=_("kind")
+    )
+    charge = models.ForeignKey(
+        "catalog.Charge", on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("charge")
+    )
+    description = models.CharField(max_length=500, verbose_name=_("description"))
+    period_start_at = models.DateTimeField(null=True, blank=True, verbose_name=_("period start at"))
+    period_end_at = models.DateTimeField(null=True, blank=True, verbose_name=_("period end at"))
+    quantity = models.DecimalField(max_digits=19, decimal_places=6, default=1, verbose_name=_("quantity"))
     unit_amount = MoneyField(
         max_digits=28,
         decimal_places=12,
@@ -359,9 +455,11 @@ class InvoiceItem(models.Model):
         default_currency=None,
         null=True,
         blank=True,
+        verbose_name=_("unit amount"),
     )
-    amount = _money()
-    explanation = models.JSONField(default=list, blank=True)
+    amount = _money(verbose_name=_("amount"))
+    explanation = models.JSONField(default=list, blank=True, verbose_name=_("explanation"))
+    created_at = models.DateTimeField(verbose_name=_("created at"))
     product = models.ForeignKey(
         "catalog.Product", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
@@ -374,7 +472,6 @@ class InvoiceItem(models.Model):
         db_index=False,
         help_text="Taxed at this rate instead of the customer's (exempt and reverse-charged customers pay none).",
     )
-    created_at = models.DateTimeField()
     updated_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
@@ -397,6 +494,8 @@ class InvoiceItem(models.Model):
                 name="invoice_item_one_off_not_negative",
             ),
         ]
+        verbose_name = _("invoice item")
+        verbose_name_plural = _("invoice items")
 
     def __str__(self) -> str:
         return self.description
@@ -413,11 +512,13 @@ class InvoiceItem(models.Model):
 class InvoiceNumberSequence(models.Model):
     """A gapless counter per number series, locked row by row during finalization."""
 
-    key = models.CharField(max_length=64)
-    last_value = models.PositiveBigIntegerField(default=0)
+    key = models.CharField(max_length=64, verbose_name=_("key"))
+    last_value = models.PositiveBigIntegerField(default=0, verbose_name=_("last value"))
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["key"], name="invoice_number_sequence_key_unique")]
+        verbose_name = _("invoice number sequence")
+        verbose_name_plural = _("invoice number sequences")
 
     def __str__(self) -> str:
         return f"{self.key}: {self.last_value}"
@@ -426,17 +527,28 @@ class InvoiceNumberSequence(models.Model):
 class InvoiceEvent(DomainEvent):
     """Append-only audit trail of everything that happened to an invoice."""
 
-    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="events")
-    type = models.CharField(max_length=32, choices=InvoiceEventType.choices)
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="events", verbose_name=_("invoice"))
+    type = models.CharField(max_length=32, choices=InvoiceEventType.choices, verbose_name=_("type"))
+
+    class Meta(DomainEvent.Meta):
+        verbose_name = _("invoice event")
+        verbose_name_plural = _("invoice events")
 
 
 class BillingRun(models.Model):
     """One pass of the billing engine: what it saw, what it did, what went wrong."""
 
-    as_of = models.DateTimeField(help_text="Subscriptions due at or before this moment were billed.")
-    trigger = models.CharField(max_length=16, choices=BillingRunTrigger.choices)
+    as_of = models.DateTimeField(
+        help_text=_("Subscriptions due at or before this moment were billed."), verbose_name=_("as of")
+    )
+    trigger = models.CharField(max_length=16, choices=BillingRunTrigger.choices, verbose_name=_("trigger"))
     triggered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("triggered by"),
     )
     test_clock = models.ForeignKey(
         "accounts.SimulatedClock",
@@ -444,38 +556,61 @@ class BillingRun(models.Model):
         null=True,
         blank=True,
         related_name="billing_runs",
-        help_text="Runs of a test clock bill only its customers; all other runs leave them alone.",
+        help_text=_("Runs of a test clock bill only its customers; all other runs leave them alone."),
+        verbose_name=_("test clock"),
     )
-    status = models.CharField(max_length=24, choices=BillingRunStatus.choices, default=BillingRunStatus.RUNNING)
-    started_at = models.DateTimeField()
-    finished_at = models.DateTimeField(null=True, blank=True)
-    due_count = models.PositiveIntegerField(default=0, help_text="Subscriptions found due.")
-    invoiced_count = models.PositiveIntegerField(default=0, help_text="Invoices created.")
+    status = models.CharField(
+        max_length=24, choices=BillingRunStatus.choices, default=BillingRunStatus.RUNNING, verbose_name=_("status")
+    )
+    started_at = models.DateTimeField(verbose_name=_("started at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
+    due_count = models.PositiveIntegerField(
+        default=0, help_text=_("Subscriptions found due."), verbose_name=_("due count")
+    )
+    invoiced_count = models.PositiveIntegerField(
+        default=0, help_text=_("Invoices created."), verbose_name=_("invoiced count")
+    )
     skipped_count = models.PositiveIntegerField(
-        default=0, help_text="Subscriptions already billed or being billed by another run."
+        default=0,
+        help_text=_("Subscriptions already billed or being billed by another run."),
+        verbose_name=_("skipped count"),
     )
-    ended_count = models.PositiveIntegerField(default=0, help_text="Subscriptions ended at period end.")
-    failed_count = models.PositiveIntegerField(default=0)
-    finalized_count = models.PositiveIntegerField(default=0, help_text="Draft invoices finalized.")
-    errors = models.JSONField(default=list, blank=True)
+    ended_count = models.PositiveIntegerField(
+        default=0, help_text=_("Subscriptions ended at period end."), verbose_name=_("ended count")
+    )
+    failed_count = models.PositiveIntegerField(default=0, verbose_name=_("failed count"))
+    finalized_count = models.PositiveIntegerField(
+        default=0, help_text=_("Draft invoices finalized."), verbose_name=_("finalized count")
+    )
+    errors = models.JSONField(default=list, blank=True, verbose_name=_("errors"))
     # Progress of the chunks the run was split into (each billed by a Celery task on the `billing`
     # queue, or one after the other when the run is not fanned out).
-    chunk_count = models.PositiveIntegerField(default=0)
-    chunks_done = models.PositiveIntegerField(default=0)
-    processed_count = models.PositiveIntegerField(default=0, help_text="Due subscriptions looked at so far.")
+    chunk_count = models.PositiveIntegerField(default=0, verbose_name=_("chunk count"))
+    chunks_done = models.PositiveIntegerField(default=0, verbose_name=_("chunks done"))
+    processed_count = models.PositiveIntegerField(
+        default=0, help_text=_("Due subscriptions looked at so far."), verbose_name=_("processed count")
+    )
     # Wall-clock bookkeeping (not business time: a run as of a test clock's moment still takes real time).
-    created_at = models.DateTimeField(auto_now_add=True, editable=False, null=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="Last chunk finished.")
-    duration_ms = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True, editable=False, null=True, verbose_name=_("created at"))
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text=_("Last chunk finished."), verbose_name=_("heartbeat at")
+    )
+    duration_ms = models.PositiveBigIntegerField(null=True, blank=True, editable=False, verbose_name=_("duration (ms)"))
     statement_count = models.PositiveBigIntegerField(
-        "SQL statements", default=0, editable=False, help_text="Statements the chunks sent to the database."
+        _("SQL statements"), default=0, editable=False, help_text=_("Statements the chunks sent to the database.")
     )
 
     class Meta:
         ordering = ["-started_at", "-id"]
+        verbose_name = _("billing run")
+        verbose_name_plural = _("billing runs")
 
     def __str__(self) -> str:
-        return f"Billing run {self.pk} as of {self.as_of:%Y-%m-%d %H:%M} ({self.get_status_display()})"
+        return gettext("Billing run %(id)s as of %(as_of)s (%(status)s)") % {
+            "id": self.pk,
+            "as_of": f"{self.as_of:%Y-%m-%d %H:%M}",
+            "status": self.get_status_display(),
+        }
 
     @property
     def duration_seconds(self) -> float | None:
@@ -514,20 +649,38 @@ class CreditNote(TimeStampedModel):
     without changing it, and says how the credit is settled. Frozen once issued (database triggers),
     like the invoice; only its status (void), its PDF (once) and its balance-credit link change."""
 
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="credit_notes")
-    number = models.CharField(max_length=64, editable=False)
-    status = models.CharField(max_length=16, choices=CreditNoteStatus.choices, default=CreditNoteStatus.ISSUED)
-    reason = models.CharField(max_length=32, choices=CreditNoteReason.choices)
-    memo = models.TextField(blank=True, help_text="Printed on the credit note.")
-    subtotal = _money()
-    tax_total = _money(help_text="Tax credited on top of the lines (exclusive rates only).")
-    total = _money(help_text="Everything credited: subtotal plus tax.")
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, related_name="credit_notes", verbose_name=_("invoice")
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="credit_notes", verbose_name=_("customer")
+    )
+    number = models.CharField(max_length=64, editable=False, verbose_name=_("number"))
+    status = models.CharField(
+        max_length=16, choices=CreditNoteStatus.choices, default=CreditNoteStatus.ISSUED, verbose_name=_("status")
+    )
+    reason = models.CharField(max_length=32, choices=CreditNoteReason.choices, verbose_name=_("reason"))
+    memo = models.TextField(blank=True, help_text=_("Printed on the credit note."), verbose_name=_("memo"))
+    subtotal = _money(verbose_name=_("subtotal"))
+    tax_total = _money(
+        help_text=_("Tax credited on top of the lines (exclusive rates only)."), verbose_name=_("tax total")
+    )
+    total = _money(help_text=_("Everything credited: subtotal plus tax."), verbose_name=_("total"))
     # How the total is settled: the three parts add up to the total.
-    amount_due_reduction = _money(help_text="Taken off what is still due on the (unpaid) invoice.")
-    credit_to_balance = _money(help_text="Credited to the customer's balance, taken off their next invoices.")
-    refund_amount = _money(help_text="Paid back to the customer (recorded here; paid outside the product).")
-    refund_reference = models.CharField(max_length=255, blank=True, help_text="E.g. the bank transfer reference.")
+    amount_due_reduction = _money(
+        help_text=_("Taken off what is still due on the (unpaid) invoice."), verbose_name=_("amount due reduction")
+    )
+    credit_to_balance = _money(
+        help_text=_("Credited to the customer's balance, taken off their next invoices."),
+        verbose_name=_("credit to balance"),
+    )
+    refund_amount = _money(
+        help_text=_("Paid back to the customer (recorded here; paid outside the product)."),
+        verbose_name=_("refund amount"),
+    )
+    refund_reference = models.CharField(
+        max_length=255, blank=True, help_text=_("E.g. the bank transfer reference."), verbose_name=_("refund reference")
+    )
     balance_item = models.OneToOneField(
         InvoiceItem,
         on_delete=models.SET_NULL,
@@ -535,19 +688,26 @@ class CreditNote(TimeStampedModel):
         blank=True,
         editable=False,
         related_name="credit_note",
-        help_text="The customer credit this note created, while some of it is waiting.",
+        help_text=_("The customer credit this note created, while some of it is waiting."),
+        verbose_name=_("balance item"),
     )
-    reverse_charge = models.BooleanField(default=False)
-    issued_at = models.DateTimeField()
+    reverse_charge = models.BooleanField(default=False, verbose_name=_("reverse charge"))
+    issued_at = models.DateTimeField(verbose_name=_("issued at"))
     issued_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("issued by"),
     )
-    voided_at = models.DateTimeField(null=True, blank=True)
-    seller_details = models.JSONField(default=dict, blank=True, editable=False)
-    customer_details = models.JSONField(default=dict, blank=True, editable=False)
-    pdf = models.FileField("PDF", upload_to=credit_note_pdf_path, blank=True, editable=False)
-    pdf_sha256 = models.CharField("PDF SHA-256", max_length=64, blank=True, editable=False)
-    pdf_rendered_at = models.DateTimeField("PDF rendered at", null=True, blank=True, editable=False)
+    voided_at = models.DateTimeField(null=True, blank=True, verbose_name=_("voided at"))
+    seller_details = models.JSONField(default=dict, blank=True, editable=False, verbose_name=_("seller details"))
+    customer_details = models.JSONField(default=dict, blank=True, editable=False, verbose_name=_("customer details"))
+    pdf = models.FileField(_("PDF"), upload_to=credit_note_pdf_path, blank=True, editable=False)
+    pdf_sha256 = models.CharField(_("PDF SHA-256"), max_length=64, blank=True, editable=False)
+    pdf_rendered_at = models.DateTimeField(_("PDF rendered at"), null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-issued_at", "-id"]
@@ -580,6 +740,8 @@ class CreditNote(TimeStampedModel):
             models.Index(fields=["customer", "-issued_at"], name="credit_note_customer_idx"),
             models.Index(fields=["-issued_at", "-id"], name="credit_note_issued_at_idx"),
         ]
+        verbose_name = _("credit note")
+        verbose_name_plural = _("credit notes")
 
     def __str__(self) -> str:
         return self.number
@@ -593,18 +755,30 @@ class CreditNoteLine(models.Model):
     """What a credit note credits: (part of) an invoice line, a plain amount, or the share of the
     invoice's discounts (or balance applied) that goes with the lines credited."""
 
-    credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="lines")
-    position = models.PositiveIntegerField(default=0)
-    kind = models.CharField(max_length=16, choices=CreditNoteLineKind.choices)
+    credit_note = models.ForeignKey(
+        CreditNote, on_delete=models.CASCADE, related_name="lines", verbose_name=_("credit note")
+    )
+    position = models.PositiveIntegerField(default=0, verbose_name=_("position"))
+    kind = models.CharField(max_length=16, choices=CreditNoteLineKind.choices, verbose_name=_("kind"))
     invoice_line = models.ForeignKey(
-        InvoiceLine, on_delete=models.PROTECT, null=True, blank=True, related_name="credit_note_lines"
+        InvoiceLine,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="credit_note_lines",
+        verbose_name=_("invoice line"),
     )
-    description = models.CharField(max_length=500)
+    description = models.CharField(max_length=500, verbose_name=_("description"))
     quantity = models.DecimalField(
-        max_digits=19, decimal_places=6, null=True, blank=True, help_text="Units credited, when credited by quantity."
+        max_digits=19,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text=_("Units credited, when credited by quantity."),
+        verbose_name=_("quantity"),
     )
-    amount = _money()
-    explanation = models.JSONField(default=list, blank=True)
+    amount = _money(verbose_name=_("amount"))
+    explanation = models.JSONField(default=list, blank=True, verbose_name=_("explanation"))
 
     class Meta:
         ordering = ["credit_note", "position", "id"]
@@ -614,6 +788,8 @@ class CreditNoteLine(models.Model):
                 name="credit_note_line_has_invoice_line",
             ),
         ]
+        verbose_name = _("credit note line")
+        verbose_name_plural = _("credit note lines")
 
     def __str__(self) -> str:
         return self.description
@@ -622,17 +798,22 @@ class CreditNoteLine(models.Model):
 class CreditNoteTax(models.Model):
     """One rate's tax credited, with the invoice's snapshot of the rate (name, percentage)."""
 
-    credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="taxes")
-    invoice_tax = models.ForeignKey(InvoiceTax, on_delete=models.PROTECT, related_name="credit_note_taxes")
-    name = models.CharField(max_length=128)
-    percentage = models.DecimalField(max_digits=7, decimal_places=4)
-    inclusive = models.BooleanField(default=False)
-    taxable_amount = _money()
-    tax_amount = _money()
+    credit_note = models.ForeignKey(
+        CreditNote, on_delete=models.CASCADE, related_name="taxes", verbose_name=_("credit note")
+    )
+    invoice_tax = models.ForeignKey(
+        InvoiceTax, on_delete=models.PROTECT, related_name="credit_note_taxes", verbose_name=_("invoice tax")
+    )
+    name = models.CharField(max_length=128, verbose_name=_("name"))
+    percentage = models.DecimalField(max_digits=7, decimal_places=4, verbose_name=_("percentage"))
+    inclusive = models.BooleanField(default=False, verbose_name=_("inclusive"))
+    taxable_amount = _money(verbose_name=_("taxable amount"))
+    tax_amount = _money(verbose_name=_("tax amount"))
 
     class Meta:
         ordering = ["credit_note", "id"]
-        verbose_name_plural = "credit note taxes"
+        verbose_name_plural = _("credit note taxes")
+        verbose_name = _("credit note tax")
 
     def __str__(self) -> str:
         return f"{self.name} {self.percentage.normalize():f} %"

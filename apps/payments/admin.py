@@ -17,12 +17,19 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_now
-from apps.core.admin import ReadOnlyInline, application_error_to_form, status_badge
+from apps.core.admin import (
+    CurrencyListFilter,
+    ReadOnlyInline,
+    application_error_to_form,
+    staff_date,
+    staff_money,
+    status_badge,
+)
 from apps.core.errors import ApplicationError
-from apps.core.money_format import money_text
 
 from .constants import MANUAL_METHODS, PaymentEventType, PaymentMethod, PaymentStatus, RefundStatus
 from .models import Payment, PaymentAllocation, PaymentEvent, Refund
@@ -49,21 +56,23 @@ class RecordPaymentCustomerForm(forms.Form):
     customer = forms.ModelChoiceField(
         queryset=Customer.objects.all(),
         widget=AutocompleteSelect(Payment._meta.get_field("customer"), admin.site),
-        help_text="Who paid.",
+        help_text=_("Who paid."),
     )
 
 
 class RecordPaymentForm(forms.Form):
     """A manual payment of one customer; one optional amount per unpaid invoice of the customer."""
 
-    amount = forms.DecimalField(max_digits=19, decimal_places=6, help_text="In the customer's currency.")
+    amount = forms.DecimalField(max_digits=19, decimal_places=6, help_text=_("In the customer's currency."))
     method = forms.ChoiceField(choices=[(method, PaymentMethod(method).label) for method in MANUAL_METHODS])
     reference = forms.CharField(
         max_length=255,
-        help_text="Bank transfer reference, cheque or receipt number: unique among the customer's payments, so "
-        "that the same money is never recorded twice.",
+        help_text=_(
+            "Bank transfer reference, cheque or receipt number: unique among the customer's payments, so "
+            "that the same money is never recorded twice."
+        ),
     )
-    received_at = forms.SplitDateTimeField(widget=AdminSplitDateTime, help_text="When the money arrived.")
+    received_at = forms.SplitDateTimeField(widget=AdminSplitDateTime, help_text=_("When the money arrived."))
 
     def __init__(self, *args, invoices, **kwargs):
         super().__init__(*args, **kwargs)
@@ -74,8 +83,8 @@ class RecordPaymentForm(forms.Form):
                 required=False,
                 max_digits=19,
                 decimal_places=6,
-                label=f"{invoice} (due on {invoice.due_on:%Y-%m-%d})",
-                help_text=f"{money_text(due.amount, str(due.currency))} due",
+                label=_("%(invoice)s (due on %(day)s)") % {"invoice": invoice, "day": staff_date(invoice.due_on)},
+                help_text=_("%(amount)s due") % {"amount": staff_money(due.amount, str(due.currency))},
             )
 
     @staticmethod
@@ -106,12 +115,12 @@ class PaymentAllocationInline(ReadOnlyInline):
     model = PaymentAllocation
     fields = ["invoice_link", "amount"]
     readonly_fields = ["invoice_link"]
-    verbose_name_plural = "invoices paid"
+    verbose_name_plural = _("invoices paid")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("invoice")
 
-    @admin.display(description="invoice")
+    @admin.display(description=_("invoice"))
     def invoice_link(self, allocation: PaymentAllocation) -> str:
         url = reverse("admin:invoices_invoice_change", args=[allocation.invoice_id])
         return format_html('<a href="{}">{}</a>', url, allocation.invoice)
@@ -120,13 +129,13 @@ class PaymentAllocationInline(ReadOnlyInline):
 class RefundInline(ReadOnlyInline):
     model = Refund
     fields = ["amount", "status", "credit_note", "reason", "reference", "provider_refund_id", "created_at"]
-    verbose_name_plural = "refunds"
+    verbose_name_plural = _("refunds")
 
 
 class PaymentEventInline(ReadOnlyInline):
     model = PaymentEvent
     fields = ["occurred_at", "type", "actor", "data"]
-    verbose_name_plural = "history"
+    verbose_name_plural = _("history")
 
 
 # --- payments ----------------------------------------------------------------------------------------
@@ -135,11 +144,11 @@ class PaymentEventInline(ReadOnlyInline):
 class SucceededAfterCancelFilter(admin.SimpleListFilter):
     """Payments the provider took the money of after they were canceled here: to check by hand."""
 
-    title = "needs checking"
+    title = _("needs checking")
     parameter_name = "anomaly"
 
     def lookups(self, request, model_admin):
-        return [("succeeded_after_cancel", "Succeeded after being canceled")]
+        return [("succeeded_after_cancel", _("Succeeded after being canceled"))]
 
     def queryset(self, request, queryset):
         if self.value() == "succeeded_after_cancel":
@@ -161,7 +170,7 @@ class PaymentAdmin(admin.ModelAdmin):
         "invoices",
         "amount_refunded",
     ]
-    list_filter = ["status", SucceededAfterCancelFilter, "provider", "method", "amount_currency"]
+    list_filter = ["status", SucceededAfterCancelFilter, "provider", "method", ("amount_currency", CurrencyListFilter)]
     search_fields = [
         "reference",
         "provider_payment_id",
@@ -176,10 +185,10 @@ class PaymentAdmin(admin.ModelAdmin):
     actions = ["reverse_selected"]
     fieldsets = [
         (None, {"fields": ["display_name", "customer_link", "status_badge", "provider", "method", "reference"]}),
-        ("Amounts", {"fields": ["amount", "allocated_summary", "credited_to_balance", "amount_refunded"]}),
-        ("Provider", {"fields": ["provider_payment_id", "idempotency_key", "failure_code", "failure_message",
+        (_("Amounts"), {"fields": ["amount", "allocated_summary", "credited_to_balance", "amount_refunded"]}),
+        (_("Provider"), {"fields": ["provider_payment_id", "idempotency_key", "failure_code", "failure_message",
                                  "next_action_url"]}),
-        ("Dates", {"fields": ["received_at", "reversed_at", "reversal_reason", "created_by", "created_at"]}),
+        (_("Dates"), {"fields": ["received_at", "reversed_at", "reversal_reason", "created_by", "created_at"]}),
     ]  # fmt: skip
     inlines = [PaymentAllocationInline, RefundInline, PaymentEventInline]
     change_form_template = "admin/payments/payment/change_form.html"
@@ -208,24 +217,24 @@ class PaymentAdmin(admin.ModelAdmin):
 
     # --- columns ---
 
-    @admin.display(description="payment", ordering="pk")
+    @admin.display(description=_("payment"), ordering="pk")
     def display_name(self, payment: Payment) -> str:
         return f"Payment #{payment.pk}"
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=_("status"), ordering="status")
     def status_badge(self, payment: Payment) -> str:
         return status_badge(payment.get_status_display(), STATUS_TONES.get(payment.status, "neutral"))
 
-    @admin.display(description="invoices paid")
+    @admin.display(description=_("invoices paid"))
     def invoices(self, payment: Payment) -> str:
         return ", ".join(str(allocation.invoice) for allocation in payment.allocations.all()) or "—"
 
-    @admin.display(description="customer")
+    @admin.display(description=_("customer"))
     def customer_link(self, payment: Payment) -> str:
         url = reverse("admin:accounts_customer_change", args=[payment.customer_id])
         return format_html('<a href="{}">{}</a>', url, payment.customer)
 
-    @admin.display(description="allocated")
+    @admin.display(description=_("allocated"))
     def allocated_summary(self, payment: Payment) -> str:
         rows = [
             (reverse("admin:invoices_invoice_change", args=[a.invoice_id]), a.invoice, a.amount)
@@ -233,9 +242,9 @@ class PaymentAdmin(admin.ModelAdmin):
         ]
         return format_html_join(", ", '<a href="{}">{}</a>: {}', rows) or "—"
 
-    @admin.display(description="credited to the balance")
+    @admin.display(description=_("credited to the balance"))
     def credited_to_balance(self, payment: Payment) -> str:
-        return money_text(payment_credited_to_balance(payment), payment.currency)
+        return staff_money(payment_credited_to_balance(payment), payment.currency)
 
     # --- custom views ---
 
@@ -293,8 +302,12 @@ class PaymentAdmin(admin.ModelAdmin):
                 if payment is not None:
                     messages.success(
                         request,
-                        f"Recorded payment #{payment.pk} of {money_text(payment.amount.amount, payment.currency)} "
-                        f"from {customer}.",
+                        _("Recorded payment #%(payment)s of %(amount)s from %(customer)s.")
+                        % {
+                            "payment": payment.pk,
+                            "amount": staff_money(payment.amount.amount, payment.currency),
+                            "customer": customer,
+                        },
                     )
                     return redirect("admin:payments_payment_change", payment.pk)
         else:
@@ -396,12 +409,16 @@ class PaymentAdmin(admin.ModelAdmin):
         try:
             payment_reverse(payment_id=payment.pk, reason=reason, actor=request.user)
         except ApplicationError as exc:
-            messages.error(request, f"Payment #{payment.pk}: {exc.message}")
+            messages.error(
+                request, _("Payment #%(payment)s: %(error)s") % {"payment": payment.pk, "error": exc.message}
+            )
             return False
-        messages.success(request, f"Reversed payment #{payment.pk}; its invoices are due again.")
+        messages.success(
+            request, _("Reversed payment #%(payment)s; its invoices are due again.") % {"payment": payment.pk}
+        )
         return True
 
-    @admin.action(description="Reverse selected manual payments…", permissions=["reverse"])
+    @admin.action(description=_("Reverse selected manual payments…"), permissions=["reverse"])
     def reverse_selected(self, request, queryset):
         payments = list(queryset.select_related("customer").order_by("pk"))
         form = ReverseForm(request.POST if request.POST.get("post") == "yes" else None)
@@ -438,20 +455,20 @@ class RefundAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="refund", ordering="pk")
+    @admin.display(description=_("refund"), ordering="pk")
     def display_name(self, refund: Refund) -> str:
         return f"Refund #{refund.pk}"
 
-    @admin.display(description="payment")
+    @admin.display(description=_("payment"))
     def payment_link(self, refund: Refund) -> str:
         url = reverse("admin:payments_payment_change", args=[refund.payment_id])
         return format_html('<a href="{}">Payment #{}</a>', url, refund.payment_id)
 
-    @admin.display(description="customer")
+    @admin.display(description=_("customer"))
     def customer(self, refund: Refund) -> str:
         return str(refund.payment.customer)
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=_("status"), ordering="status")
     def status_badge(self, refund: Refund) -> str:
         return status_badge(refund.get_status_display(), REFUND_TONES.get(refund.status, "neutral"))
 

@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.selectors import customer_now
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
@@ -52,15 +53,15 @@ class DaysField(forms.CharField):
             if not part:
                 continue
             if not part.isdigit():
-                raise forms.ValidationError("Give whole numbers of days separated by commas, e.g. 3, 5, 7.")
+                raise forms.ValidationError(_("Give whole numbers of days separated by commas, e.g. 3, 5, 7."))
             days.append(int(part))
         return days
 
 
 class DunningCampaignForm(forms.ModelForm):
-    retry_days = DaysField(required=False, help_text="Days after the first failed card payment, e.g. 3, 5, 7.")
-    reminder_days_before_due = DaysField(required=False, help_text="Days before the due date, e.g. 3.")
-    reminder_days_after_due = DaysField(required=False, help_text="Days after the due date, e.g. 1, 7.")
+    retry_days = DaysField(required=False, help_text=_("Days after the first failed card payment, e.g. 3, 5, 7."))
+    reminder_days_before_due = DaysField(required=False, help_text=_("Days before the due date, e.g. 3."))
+    reminder_days_after_due = DaysField(required=False, help_text=_("Days after the due date, e.g. 1, 7."))
 
     class Meta:
         model = DunningCampaign
@@ -83,13 +84,13 @@ class DunningCampaignAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_filter = ["is_default", "end_action"]
     search_fields = ["name"]
 
-    @admin.display(description="schedule")
+    @admin.display(description=_("schedule"))
     def schedule(self, obj):
-        parts = [f"reminder −{day}" for day in sorted(obj.reminder_days_before_due, reverse=True)]
-        parts += [f"reminder +{day}" for day in obj.reminder_days_after_due]
-        parts += [f"retry +{day} after failure" for day in obj.retry_days]
+        parts = [_("reminder −%(day)s") % {"day": day} for day in sorted(obj.reminder_days_before_due, reverse=True)]
+        parts += [_("reminder +%(day)s") % {"day": day} for day in obj.reminder_days_after_due]
+        parts += [_("retry +%(day)s after failure") % {"day": day} for day in obj.retry_days]
         if obj.final_notice_day:
-            parts.append(f"final notice +{obj.final_notice_day}")
+            parts.append(_("final notice +%(day)s") % {"day": obj.final_notice_day})
         return ", ".join(parts) or "—"
 
     def save_model(self, request, obj, form, change):
@@ -154,11 +155,11 @@ class DunningEventInline(ReadOnlyInline):
     model = InvoiceDunningEvent
     fields = ["occurred_at", "type", "step", "action_kind", "scheduled_at", "actor", "data"]
     view_permission_from_parent = True
-    verbose_name_plural = "history"
+    verbose_name_plural = _("history")
 
 
 class NextActionFilter(admin.SimpleListFilter):
-    title = "next action"
+    title = _("next action")
     parameter_name = "next_action_kind"
 
     def lookups(self, request, model_admin):
@@ -169,7 +170,7 @@ class NextActionFilter(admin.SimpleListFilter):
 
 
 class CurrencyFilter(admin.SimpleListFilter):
-    title = "currency"
+    title = _("currency")
     parameter_name = "currency"
 
     def lookups(self, request, model_admin):
@@ -211,20 +212,20 @@ class InvoiceDunningAdmin(admin.ModelAdmin):
 
         return queryset.prefetch_related(Prefetch("invoice", queryset=invoices))
 
-    @admin.display(description="invoice", ordering="invoice__number")
+    @admin.display(description=_("invoice"), ordering="invoice__number")
     def invoice_link(self, obj):
         url = reverse("admin:invoices_invoice_change", args=[obj.invoice_id])
         return format_html('<a href="{}">{}</a>', url, obj.invoice)
 
-    @admin.display(description="amount due")
+    @admin.display(description=_("amount due"))
     def amount_due(self, obj):
         return money(obj.invoice.amount_due)
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj):
         return status_badge(obj.get_status_display(), STATUS_TONES.get(obj.status, "neutral"))
 
-    @admin.display(description="plan")
+    @admin.display(description=_("plan"))
     def plan_table(self, obj):
         """Every action of the plan with its moment and what became of it."""
         outcomes = {event.step: event.get_type_display() for event in obj.events.all() if event.step is not None}
@@ -246,11 +247,11 @@ class InvoiceDunningAdmin(admin.ModelAdmin):
             body,
         )
 
-    @admin.display(description="next action", ordering="next_action_kind")
+    @admin.display(description=_("next action"), ordering="next_action_kind")
     def next_action(self, obj):
         return obj.get_next_action_kind_display() if obj.next_action_kind else "—"
 
-    @admin.display(description="step")
+    @admin.display(description=_("step"))
     def step_display(self, obj):
         return f"{min(obj.step + 1, len(obj.plan))} of {len(obj.plan)}" if obj.next_action_at else "—"
 
@@ -283,15 +284,15 @@ class InvoiceDunningAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"{dunning.invoice}: {done}", messages.SUCCESS)
 
-    @admin.action(description="Pause (exclude) the selected dunnings", permissions=["change"])
+    @admin.action(description=_("Pause (exclude) the selected dunnings"), permissions=["change"])
     def exclude_selected(self, request, queryset):
-        self._each(request, queryset, dunning_exclude, "dunning paused (excluded).", reason="paused by staff")
+        self._each(request, queryset, dunning_exclude, _("dunning paused (excluded)."), reason="paused by staff")
 
-    @admin.action(description="Resume the selected dunnings", permissions=["change"])
+    @admin.action(description=_("Resume the selected dunnings"), permissions=["change"])
     def resume_selected(self, request, queryset):
-        self._each(request, queryset, dunning_resume, "dunning resumed.")
+        self._each(request, queryset, dunning_resume, _("dunning resumed."))
 
-    @admin.action(description="Run the next action now", permissions=["change"])
+    @admin.action(description=_("Run the next action now"), permissions=["change"])
     def run_next_action_now(self, request, queryset):
         for dunning in queryset:
             try:
@@ -303,7 +304,9 @@ class InvoiceDunningAdmin(admin.ModelAdmin):
                 continue
             if event is None:
                 self.message_user(
-                    request, f"{dunning.invoice}: the invoice is settled; the dunning ended.", messages.INFO
+                    request,
+                    _("%(invoice)s: the invoice is settled; the dunning ended.") % {"invoice": dunning.invoice},
+                    messages.INFO,
                 )
             else:
                 what = f"{event.get_action_kind_display().lower()} — {event.get_type_display().lower()}"

@@ -1,17 +1,18 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class PaymentProvider(models.TextChoices):
-    STRIPE = "stripe", "Stripe"
-    MANUAL = "manual", "Manual (recorded by staff)"
+    STRIPE = "stripe", _("Stripe")
+    MANUAL = "manual", _("Manual (recorded by staff)")
 
 
 class PaymentMethod(models.TextChoices):
-    CARD = "card", "Card"
-    BANK_TRANSFER = "bank_transfer", "Bank transfer"
-    CHEQUE = "cheque", "Cheque"
-    CASH = "cash", "Cash"
-    OTHER = "other", "Other"
+    CARD = "card", _("Card")
+    BANK_TRANSFER = "bank_transfer", _("Bank transfer")
+    CHEQUE = "cheque", _("Cheque")
+    CASH = "cash", _("Cash")
+    OTHER = "other", _("Other")
 
 
 # Methods staff record by hand (money that arrived outside the product).
@@ -20,13 +21,13 @@ MANUAL_METHOD_CHOICES = [(method.value, method.label) for method in MANUAL_METHO
 
 
 class PaymentStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    REQUIRES_ACTION = "requires_action", "Requires action (e.g. 3-D Secure)"
-    PROCESSING = "processing", "Processing"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELED = "canceled", "Canceled"
-    REVERSED = "reversed", "Reversed"
+    PENDING = "pending", _("Pending")
+    REQUIRES_ACTION = "requires_action", _("Requires action (e.g. 3-D Secure)")
+    PROCESSING = "processing", _("Processing")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    CANCELED = "canceled", _("Canceled")
+    REVERSED = "reversed", _("Reversed")
 
 
 # The payment state machine: the only transitions any service may make. A failed attempt may still
@@ -66,25 +67,25 @@ OPEN_PAYMENT_STATUSES = (
 
 
 class PaymentEventType(models.TextChoices):
-    CREATED = "created", "Created"
-    REQUIRES_ACTION = "requires_action", "Requires action"
-    PROCESSING = "processing", "Processing"
-    SUCCEEDED = "succeeded", "Succeeded"
-    SUCCEEDED_AFTER_CANCEL = "succeeded_after_cancel", "Succeeded at the provider after being canceled here"
-    FAILED = "failed", "Failed"
-    CANCELED = "canceled", "Canceled"
-    REVERSED = "reversed", "Reversed"
-    ALLOCATED = "allocated", "Allocated to invoices"
-    CREDITED_TO_BALANCE = "credited_to_balance", "Credited to the customer's balance"
-    REFUND_CREATED = "refund_created", "Refund created"
-    REFUND_SUCCEEDED = "refund_succeeded", "Refund succeeded"
-    REFUND_FAILED = "refund_failed", "Refund failed"
+    CREATED = "created", _("Created")
+    REQUIRES_ACTION = "requires_action", _("Requires action")
+    PROCESSING = "processing", _("Processing")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    SUCCEEDED_AFTER_CANCEL = "succeeded_after_cancel", _("Succeeded at the provider after being canceled here")
+    FAILED = "failed", _("Failed")
+    CANCELED = "canceled", _("Canceled")
+    REVERSED = "reversed", _("Reversed")
+    ALLOCATED = "allocated", _("Allocated to invoices")
+    CREDITED_TO_BALANCE = "credited_to_balance", _("Credited to the customer's balance")
+    REFUND_CREATED = "refund_created", _("Refund created")
+    REFUND_SUCCEEDED = "refund_succeeded", _("Refund succeeded")
+    REFUND_FAILED = "refund_failed", _("Refund failed")
 
 
 class RefundStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
+    PENDING = "pending", _("Pending")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
 
 
 REFUND_TRANSITIONS: dict[str, frozenset[str]] = {

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from .models import PortalConfiguration
 
@@ -12,7 +13,7 @@ class PortalConfigurationAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = [
         (
-            "Features",
+            _("Features"),
             {
                 "fields": [
                     "invoice_history_enabled",
@@ -23,7 +24,7 @@ class PortalConfigurationAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Plan and quantity changes",
+            _("Plan and quantity changes"),
             {
                 "fields": [
                     "subscription_update_enabled",
@@ -34,7 +35,7 @@ class PortalConfigurationAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Cancellation and pause",
+            _("Cancellation and pause"),
             {
                 "fields": [
                     "subscription_cancel_enabled",
@@ -46,7 +47,7 @@ class PortalConfigurationAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Branding", {"fields": ["business_name", "logo_url", "accent_colour", "terms_url", "privacy_url"]}),
+        (_("Branding"), {"fields": ["business_name", "logo_url", "accent_colour", "terms_url", "privacy_url"]}),
     ]
 
     def has_add_permission(self, request) -> bool:

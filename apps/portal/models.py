@@ -3,6 +3,8 @@ see, what they may change, and the seller's branding. One row, edited in the adm
 
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from apps.catalog.models import Plan
 from apps.core.models import TimeStampedModel
@@ -20,49 +22,80 @@ class PortalConfiguration(TimeStampedModel):
     """The portal's settings. There is one (see `apps.portal.selectors.portal_configuration`)."""
 
     # Features
-    invoice_history_enabled = models.BooleanField(default=True, help_text="Customers see and download invoices.")
-    subscription_update_enabled = models.BooleanField(
-        default=True, help_text="Customers may change plan (among the allowed plans) or quantity."
+    invoice_history_enabled = models.BooleanField(
+        default=True, help_text=_("Customers see and download invoices."), verbose_name=_("invoice history enabled")
     )
-    quantity_update_enabled = models.BooleanField(default=True, help_text="Customers may change the quantity.")
+    subscription_update_enabled = models.BooleanField(
+        default=True,
+        help_text=_("Customers may change plan (among the allowed plans) or quantity."),
+        verbose_name=_("subscription update enabled"),
+    )
+    quantity_update_enabled = models.BooleanField(
+        default=True, help_text=_("Customers may change the quantity."), verbose_name=_("quantity update enabled")
+    )
     allowed_plans = models.ManyToManyField(
         Plan,
         blank=True,
         related_name="+",
-        help_text="Plans customers may switch to (in their currency). None: plan changes are off.",
+        help_text=_("Plans customers may switch to (in their currency). None: plan changes are off."),
+        verbose_name=_("allowed plans"),
     )
     proration_behavior = models.CharField(
-        max_length=16, choices=PortalProration.choices, default=PortalProration.PRORATE
+        max_length=16,
+        choices=PortalProration.choices,
+        default=PortalProration.PRORATE,
+        verbose_name=_("proration behavior"),
     )
-    subscription_cancel_enabled = models.BooleanField(default=True)
+    subscription_cancel_enabled = models.BooleanField(default=True, verbose_name=_("subscription cancel enabled"))
     cancellation_mode = models.CharField(
-        max_length=16, choices=CancellationMode.choices, default=CancellationMode.AT_PERIOD_END
+        max_length=16,
+        choices=CancellationMode.choices,
+        default=CancellationMode.AT_PERIOD_END,
+        verbose_name=_("cancellation mode"),
     )
     cancellation_prorate = models.BooleanField(
-        default=True, help_text="Immediate cancellations credit the unused time already invoiced."
+        default=True,
+        help_text=_("Immediate cancellations credit the unused time already invoiced."),
+        verbose_name=_("cancellation prorate"),
     )
     cancellation_reasons = models.JSONField(
-        default=_default_reasons, blank=True, help_text="The reasons customers pick from when they cancel."
+        default=_default_reasons,
+        blank=True,
+        help_text=_("The reasons customers pick from when they cancel."),
+        verbose_name=_("cancellation reasons"),
     )
-    cancellation_reason_required = models.BooleanField(default=False)
-    subscription_pause_enabled = models.BooleanField(default=False)
+    cancellation_reason_required = models.BooleanField(default=False, verbose_name=_("cancellation reason required"))
+    subscription_pause_enabled = models.BooleanField(default=False, verbose_name=_("subscription pause enabled"))
     billing_details_enabled = models.BooleanField(
-        default=True, help_text="Customers may change their address, billing emails and tax ID."
+        default=True,
+        help_text=_("Customers may change their address, billing emails and tax ID."),
+        verbose_name=_("billing details enabled"),
     )
-    payment_methods_enabled = models.BooleanField(default=True, help_text="When Stripe is configured.")
-    team_enabled = models.BooleanField(default=True, help_text="Owners may invite teammates.")
+    payment_methods_enabled = models.BooleanField(
+        default=True, help_text=_("When Stripe is configured."), verbose_name=_("payment methods enabled")
+    )
+    team_enabled = models.BooleanField(
+        default=True, help_text=_("Owners may invite teammates."), verbose_name=_("team enabled")
+    )
     # Branding
-    business_name = models.CharField(max_length=255, blank=True, help_text="Empty: the seller's name on bills.")
-    logo_url = models.CharField(
-        max_length=500, blank=True, help_text="An image path under static/ or an https URL; empty for none."
+    business_name = models.CharField(
+        max_length=255, blank=True, help_text=_("Empty: the seller's name on bills."), verbose_name=_("business name")
     )
-    accent_colour = models.CharField(max_length=7, default="#1d4ed8", validators=[colour_validator])
-    terms_url = models.URLField(blank=True)
-    privacy_url = models.URLField(blank=True)
+    logo_url = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text=_("An image path under static/ or an https URL; empty for none."),
+        verbose_name=_("logo URL"),
+    )
+    accent_colour = models.CharField(
+        max_length=7, default="#1d4ed8", validators=[colour_validator], verbose_name=_("accent colour")
+    )
+    terms_url = models.URLField(blank=True, verbose_name=_("terms URL"))
+    privacy_url = models.URLField(blank=True, verbose_name=_("privacy URL"))
 
     class Meta:
-        verbose_name = "portal configuration"
-        verbose_name_plural = "portal configuration"
+        verbose_name = _("portal configuration")
+        verbose_name_plural = _("portal configuration")
 
     def __str__(self) -> str:
-        return "Customer portal configuration"
+        return gettext("Customer portal configuration")

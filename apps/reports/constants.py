@@ -1,10 +1,11 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class ReportScope(models.TextChoices):
-    ALL = "all", "Everything"
-    PRODUCT = "product", "Product"
-    PLAN = "plan", "Plan"
+    ALL = "all", _("Everything")
+    PRODUCT = "product", _("Product")
+    PLAN = "plan", _("Plan")
 
 
 # Invoices whose amounts count as invoiced revenue: issued and not voided.

@@ -5,6 +5,7 @@ from datetime import date
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from apps.catalog.models import Plan, Product
 from apps.core import clock
@@ -28,21 +29,22 @@ class MonthField(forms.CharField):
             return None
         match = MONTH_PATTERN.match(value.strip())
         if match is None or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1970:
-            raise forms.ValidationError("Give a month as YYYY-MM, e.g. 2026-01.", code="invalid")
+            raise forms.ValidationError(_("Give a month as YYYY-MM, e.g. 2026-01."), code="invalid")
         return date(int(match.group(1)), int(match.group(2)), 1)
 
 
 class ReportFilterForm(forms.Form):
-    currency = forms.ChoiceField(required=False)
-    first_month = MonthField(required=False, label="From")
-    last_month = MonthField(required=False, label="To")
+    currency = forms.ChoiceField(required=False, label=_("Currency"))
+    first_month = MonthField(required=False, label=_("From"))
+    last_month = MonthField(required=False, label=_("To"))
     product = forms.ModelChoiceField(
-        queryset=Product.objects.order_by("name"), required=False, empty_label="All products"
+        queryset=Product.objects.order_by("name"), required=False, empty_label=_("All products"), label=_("Product")
     )
     plan = forms.ModelChoiceField(
         queryset=Plan.objects.select_related("product").order_by("product__name", "name", "interval"),
         required=False,
-        empty_label="All plans",
+        empty_label=_("All plans"),
+        label=_("Plan"),
     )
 
     def __init__(self, *args, **kwargs):
@@ -64,19 +66,19 @@ class ReportFilterForm(forms.Form):
         currency = cleaned.get("currency") or (self.currencies[0] if self.currencies else settings.CURRENCIES[0])
         if first is None:
             first = last
-            for _ in range(DEFAULT_MONTHS - 1):
+            for _month in range(DEFAULT_MONTHS - 1):
                 first = metrics.previous_month(first)
             # No empty months before the first figures of the currency (a young business's charts).
             earliest = earliest_month(currency)
             if earliest is not None and first < earliest <= last:
                 first = earliest
         if first > last:
-            self.add_error("first_month", "The first month comes after the last one.")
+            self.add_error("first_month", _("The first month comes after the last one."))
         elif len(list(metrics.months_between(first, last))) > MAX_MONTHS:
-            self.add_error("first_month", f"Choose at most {MAX_MONTHS} months.")
+            self.add_error("first_month", _("Choose at most %(count)s months.") % {"count": MAX_MONTHS})
         product, plan = cleaned.get("product"), cleaned.get("plan")
         if product is not None and plan is not None and plan.product_id != product.pk:
-            self.add_error("plan", f"{plan} is not a plan of {product}.")
+            self.add_error("plan", _("%(plan)s is not a plan of %(product)s.") % {"plan": plan, "product": product})
         cleaned["first_month"], cleaned["last_month"] = first, last
         cleaned["currency"] = currency
         return cleaned

@@ -8,6 +8,7 @@ answers in constant time whatever the size of the billing history.
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.money import currency_choices
 
@@ -24,15 +25,27 @@ class MrrSegment(models.Model):
     subscription from its history (its events and discounts) whenever the subscription changes."""
 
     subscription = models.ForeignKey(
-        "subscriptions.Subscription", on_delete=models.CASCADE, related_name="+", db_constraint=False
+        "subscriptions.Subscription",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        verbose_name=_("subscription"),
     )
-    customer = models.ForeignKey("accounts.Customer", on_delete=models.CASCADE, related_name="+", db_constraint=False)
-    currency = models.CharField(max_length=3, choices=currency_choices)
-    product = models.ForeignKey("catalog.Product", on_delete=models.CASCADE, related_name="+", db_constraint=False)
-    plan = models.ForeignKey("catalog.Plan", on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    customer = models.ForeignKey(
+        "accounts.Customer", on_delete=models.CASCADE, related_name="+", db_constraint=False, verbose_name=_("customer")
+    )
+    currency = models.CharField(max_length=3, choices=currency_choices, verbose_name=_("currency"))
+    product = models.ForeignKey(
+        "catalog.Product", on_delete=models.CASCADE, related_name="+", db_constraint=False, verbose_name=_("product")
+    )
+    plan = models.ForeignKey(
+        "catalog.Plan", on_delete=models.CASCADE, related_name="+", db_constraint=False, verbose_name=_("plan")
+    )
     mrr = _amount(help_text="Monthly recurring revenue over the stretch, after recurring discounts.")
-    valid_from = models.DateTimeField()
-    valid_to = models.DateTimeField(null=True, blank=True, help_text="Empty while the stretch goes on.")
+    valid_from = models.DateTimeField(verbose_name=_("valid from"))
+    valid_to = models.DateTimeField(
+        null=True, blank=True, help_text=_("Empty while the stretch goes on."), verbose_name=_("valid to")
+    )
 
     class Meta:
         ordering = ["subscription_id", "valid_from"]
@@ -43,6 +56,8 @@ class MrrSegment(models.Model):
                 name="mrr_segment_not_empty",
             )
         ]
+        verbose_name = _("MRR segment")
+        verbose_name_plural = _("MRR segments")
 
     def __str__(self) -> str:
         return f"Subscription #{self.subscription_id}: {self.mrr} {self.currency} from {self.valid_from:%Y-%m-%d}"
@@ -52,22 +67,24 @@ class MrrMonth(models.Model):
     """MRR at the end of a month and how it moved during the month, per currency, for everything
     (`scope` all), one product or one plan (movements are counted per customer within the scope)."""
 
-    month = models.DateField(help_text="First day of the month.")
-    currency = models.CharField(max_length=3, choices=currency_choices)
-    scope = models.CharField(max_length=8, choices=ReportScope.choices)
-    scope_id = models.PositiveBigIntegerField(default=0, help_text="The product or plan id; 0 for everything.")
+    month = models.DateField(help_text=_("First day of the month."), verbose_name=_("month"))
+    currency = models.CharField(max_length=3, choices=currency_choices, verbose_name=_("currency"))
+    scope = models.CharField(max_length=8, choices=ReportScope.choices, verbose_name=_("scope"))
+    scope_id = models.PositiveBigIntegerField(
+        default=0, help_text=_("The product or plan id; 0 for everything."), verbose_name=_("scope ID")
+    )
     mrr = _amount()
-    customers = models.PositiveIntegerField(default=0)
+    customers = models.PositiveIntegerField(default=0, verbose_name=_("customers"))
     start_mrr = _amount()
-    start_customers = models.PositiveIntegerField(default=0)
+    start_customers = models.PositiveIntegerField(default=0, verbose_name=_("start customers"))
     new_mrr = _amount()
     expansion_mrr = _amount()
     contraction_mrr = _amount()
     churned_mrr = _amount()
     reactivation_mrr = _amount()
-    new_customers = models.PositiveIntegerField(default=0)
-    churned_customers = models.PositiveIntegerField(default=0)
-    reactivated_customers = models.PositiveIntegerField(default=0)
+    new_customers = models.PositiveIntegerField(default=0, verbose_name=_("new customers"))
+    churned_customers = models.PositiveIntegerField(default=0, verbose_name=_("churned customers"))
+    reactivated_customers = models.PositiveIntegerField(default=0, verbose_name=_("reactivated customers"))
 
     class Meta:
         ordering = ["scope", "scope_id", "currency", "month"]
@@ -75,6 +92,8 @@ class MrrMonth(models.Model):
             models.UniqueConstraint(fields=["scope", "scope_id", "currency", "month"], name="mrr_month_unique"),
         ]
         permissions = [("view_finance_reports", "Can view the finance dashboard and export its reports")]
+        verbose_name = _("MRR month")
+        verbose_name_plural = _("MRR months")
 
     def __str__(self) -> str:
         return f"MRR {self.month:%Y-%m} {self.currency} ({self.scope} {self.scope_id})"
@@ -84,13 +103,25 @@ class RevenueMonth(models.Model):
     """Revenue recognized in a month and deferred revenue at its end, per currency, product and plan
     (both empty for lines that belong to no plan, such as manual lines)."""
 
-    month = models.DateField()
-    currency = models.CharField(max_length=3, choices=currency_choices)
+    month = models.DateField(verbose_name=_("month"))
+    currency = models.CharField(max_length=3, choices=currency_choices, verbose_name=_("currency"))
     product = models.ForeignKey(
-        "catalog.Product", on_delete=models.CASCADE, null=True, blank=True, related_name="+", db_constraint=False
+        "catalog.Product",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        verbose_name=_("product"),
     )
     plan = models.ForeignKey(
-        "catalog.Plan", on_delete=models.CASCADE, null=True, blank=True, related_name="+", db_constraint=False
+        "catalog.Plan",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        verbose_name=_("plan"),
     )
     recognized = _amount()
     deferred = _amount(help_text="Invoiced by the end of the month and not yet recognized.")
@@ -98,6 +129,8 @@ class RevenueMonth(models.Model):
     class Meta:
         ordering = ["currency", "month", "product_id", "plan_id"]
         indexes = [models.Index(fields=["month"], name="revenue_month_month_idx")]
+        verbose_name = _("revenue month")
+        verbose_name_plural = _("revenue months")
 
     def __str__(self) -> str:
         return f"Revenue {self.month:%Y-%m} {self.currency}"
@@ -106,18 +139,20 @@ class RevenueMonth(models.Model):
 class CashMonth(models.Model):
     """Invoiced, credited and collected amounts of a month, per currency (taxes included)."""
 
-    month = models.DateField()
-    currency = models.CharField(max_length=3, choices=currency_choices)
+    month = models.DateField(verbose_name=_("month"))
+    currency = models.CharField(max_length=3, choices=currency_choices, verbose_name=_("currency"))
     invoiced = _amount(help_text="Totals of the invoices issued in the month (void ones left out).")
-    invoice_count = models.PositiveIntegerField(default=0)
+    invoice_count = models.PositiveIntegerField(default=0, verbose_name=_("invoice count"))
     credited = _amount(help_text="Totals of the credit notes issued in the month (void ones left out).")
     collected = _amount(help_text="Succeeded payments received in the month.")
-    collected_count = models.PositiveIntegerField(default=0)
+    collected_count = models.PositiveIntegerField(default=0, verbose_name=_("collected count"))
     refunded = _amount(help_text="Refunds that succeeded in the month.")
 
     class Meta:
         ordering = ["currency", "month"]
         constraints = [models.UniqueConstraint(fields=["currency", "month"], name="cash_month_unique")]
+        verbose_name = _("cash month")
+        verbose_name_plural = _("cash months")
 
     def __str__(self) -> str:
         return f"Cash {self.month:%Y-%m} {self.currency}"
@@ -126,15 +161,17 @@ class CashMonth(models.Model):
 class ReceivablesAging(models.Model):
     """What customers owe on open invoices, by days past due, per currency, as of a day."""
 
-    as_of = models.DateField()
-    currency = models.CharField(max_length=3, choices=currency_choices)
-    bucket = models.CharField(max_length=8)
+    as_of = models.DateField(verbose_name=_("as of"))
+    currency = models.CharField(max_length=3, choices=currency_choices, verbose_name=_("currency"))
+    bucket = models.CharField(max_length=8, verbose_name=_("bucket"))
     amount_due = _amount()
-    invoice_count = models.PositiveIntegerField(default=0)
+    invoice_count = models.PositiveIntegerField(default=0, verbose_name=_("invoice count"))
 
     class Meta:
         ordering = ["currency", "bucket"]
         constraints = [models.UniqueConstraint(fields=["currency", "bucket"], name="receivables_aging_unique")]
+        verbose_name = _("receivables aging")
+        verbose_name_plural = _("receivables aging")
 
     def __str__(self) -> str:
         return f"Receivables {self.currency} {self.bucket}"
@@ -144,18 +181,24 @@ class ReportRefresh(models.Model):
     """One refresh of the summary tables: what it looked at and how long it took. The last one is the
     watermark the next incremental refresh starts from."""
 
-    started_at = models.DateTimeField(help_text="Wall-clock time the refresh began.")
-    finished_at = models.DateTimeField(null=True, blank=True)
-    full = models.BooleanField(default=False)
-    as_of = models.DateTimeField(help_text="Business time the figures are as of (aging, open segments).")
-    from_month = models.DateField(null=True, blank=True, help_text="Revenue and cash rebuilt from this month on.")
-    last_subscription_event_id = models.PositiveBigIntegerField(default=0)
-    subscriptions_resegmented = models.PositiveIntegerField(default=0)
-    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField(help_text=_("Wall-clock time the refresh began."), verbose_name=_("started at"))
+    finished_at = models.DateTimeField(null=True, blank=True, verbose_name=_("finished at"))
+    full = models.BooleanField(default=False, verbose_name=_("full"))
+    as_of = models.DateTimeField(
+        help_text=_("Business time the figures are as of (aging, open segments)."), verbose_name=_("as of")
+    )
+    from_month = models.DateField(
+        null=True, blank=True, help_text=_("Revenue and cash rebuilt from this month on."), verbose_name=_("from month")
+    )
+    last_subscription_event_id = models.PositiveBigIntegerField(default=0, verbose_name=_("last subscription event ID"))
+    subscriptions_resegmented = models.PositiveIntegerField(default=0, verbose_name=_("subscriptions resegmented"))
+    duration_ms = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("duration (ms)"))
 
     class Meta:
         ordering = ["-started_at", "-id"]
         get_latest_by = "started_at"
+        verbose_name = _("report refresh")
+        verbose_name_plural = _("report refreshes")
 
     def __str__(self) -> str:
         return f"Reports refresh {self.started_at:%Y-%m-%d %H:%M}"

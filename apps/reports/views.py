@@ -8,6 +8,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import get_language, gettext_lazy
+from django.utils.translation import gettext as _
 
 from apps.core.money import quantize_amount
 
@@ -17,10 +19,18 @@ from .selectors import ReportFilters, aging_report, cash_report, last_refresh, m
 
 PERMISSION = "reports.view_finance_reports"
 EXPORTS = {
-    "mrr": "MRR and movements",
-    "cash": "Invoiced and collected",
-    "aging": "Receivables aging",
-    "revenue": "Revenue recognition",
+    "mrr": gettext_lazy("MRR and movements"),
+    "cash": gettext_lazy("Invoiced and collected"),
+    "aging": gettext_lazy("Receivables aging"),
+    "revenue": gettext_lazy("Revenue recognition"),
+}
+# Receivables aging buckets as the dashboard names them (in the chart: without "(not yet due)").
+AGING_LABELS = {
+    "current": (gettext_lazy("Current (not yet due)"), gettext_lazy("Current")),
+    "1_30": (gettext_lazy("1–30 days"), gettext_lazy("1–30 days")),
+    "31_60": (gettext_lazy("31–60 days"), gettext_lazy("31–60 days")),
+    "61_90": (gettext_lazy("61–90 days"), gettext_lazy("61–90 days")),
+    "90_plus": (gettext_lazy("90+ days"), gettext_lazy("90+ days")),
 }
 
 COLORS = {
@@ -40,8 +50,17 @@ COLORS = {
 AGING_COLORS = ["#10b981", "#facc15", "#fb923c", "#f97316", "#dc2626"]
 
 
+def _chinese() -> bool:
+    return (get_language() or "").lower().startswith("zh")
+
+
 def _month_labels(months) -> list[str]:
-    """ "Jan" under each bar, the year under the first month and every January."""
+    """ "Jan" under each bar, the year under the first month and every January ("1月", "2026年" in Chinese)."""
+    if _chinese():
+        return [
+            f"{month.month}月\n{month.year}年" if index == 0 or month.month == 1 else f"{month.month}月"
+            for index, month in enumerate(months)
+        ]
     return [
         month.strftime("%b\n%Y") if index == 0 or month.month == 1 else month.strftime("%b")
         for index, month in enumerate(months)
@@ -62,7 +81,8 @@ def _percent(value: Decimal | None) -> str:
 
 
 def _month_name(month) -> str:
-    return month.strftime("%b %Y")
+    """ "Jan 2026"; "2026年1月" in Chinese."""
+    return f"{month.year}年{month.month}月" if _chinese() else month.strftime("%b %Y")
 
 
 def finance_dashboard(request: HttpRequest) -> TemplateResponse:
@@ -70,7 +90,7 @@ def finance_dashboard(request: HttpRequest) -> TemplateResponse:
     site = admin.site
     context = {
         **site.each_context(request),
-        "title": "Finance dashboard",
+        "title": _("Finance dashboard"),
         "subtitle": None,
         "app_list": site.get_app_list(request),
         "can_view_reports": request.user.has_perm(PERMISSION),
@@ -127,8 +147,8 @@ def _dashboard(filters: ReportFilters, request: HttpRequest) -> dict:
         },
         "aging": aging,
         "mrr_table": charts.table(
-            caption="MRR per month",
-            headers=["Month", "MRR", "ARR", "Customers", "ARPA", "Logo churn", "Revenue churn", "NRR"],
+            caption=_("MRR per month"),
+            headers=[_("Month"), "MRR", "ARR", _("Customers"), "ARPA", _("Logo churn"), _("Revenue churn"), "NRR"],
             rows=[
                 [
                     _month_name(row.month),
@@ -144,16 +164,16 @@ def _dashboard(filters: ReportFilters, request: HttpRequest) -> dict:
             ],
         ),
         "movements_table": charts.table(
-            caption="MRR movements per month",
+            caption=_("MRR movements per month"),
             headers=[
-                "Month",
-                "New",
-                "Expansion",
-                "Reactivation",
-                "Contraction",
-                "Churn",
-                "Net new",
-                "New / reactivated / churned customers",
+                _("Month"),
+                _("New"),
+                _("Expansion"),
+                _("Reactivation"),
+                _("Contraction"),
+                _("Churn"),
+                _("Net new"),
+                _("New / reactivated / churned customers"),
             ],  # fmt: skip
             rows=[
                 [
@@ -171,8 +191,16 @@ def _dashboard(filters: ReportFilters, request: HttpRequest) -> dict:
             ],
         ),
         "cash_table": charts.table(
-            caption="Invoiced and collected per month",
-            headers=["Month", "Invoiced", "Invoices", "Credited", "Collected", "Payments", "Refunded"],
+            caption=_("Invoiced and collected per month"),
+            headers=[
+                _("Month"),
+                _("Invoiced"),
+                _("Invoices"),
+                _("Credited"),
+                _("Collected"),
+                _("Payments"),
+                _("Refunded"),
+            ],
             rows=[
                 [
                     _month_name(row.month),
@@ -187,68 +215,75 @@ def _dashboard(filters: ReportFilters, request: HttpRequest) -> dict:
             ],
         ),
         "revenue_table": charts.table(
-            caption="Recognized and deferred revenue per month",
-            headers=["Month", "Recognized", "Deferred at month end"],
+            caption=_("Recognized and deferred revenue per month"),
+            headers=[_("Month"), _("Recognized"), _("Deferred at month end")],
             rows=[
                 [_month_name(row.month), _shown(row.recognized, currency), _shown(row.deferred, currency)]
                 for row in revenue_rows
             ],
         ),
         "aging_table": charts.table(
-            caption="Receivables by days past due",
-            headers=["Days past due", "Amount due", "Invoices"],
-            rows=[[label, _shown(amount, currency), str(count)] for _, label, amount, count in aging.buckets],
+            caption=_("Receivables by days past due"),
+            headers=[_("Days past due"), _("Amount due"), _("Invoices")],
+            rows=[
+                [str(AGING_LABELS[key][0]), _shown(amount, currency), str(count)]
+                for key, _label, amount, count in aging.buckets
+            ],
         ),
         "mrr_chart": charts.chart(
-            title=f"MRR per month, {currency}",
+            title=_("MRR per month, %(currency)s") % {"currency": currency},
             labels=labels,
             series=[charts.Series("MRR", [row.mrr for row in mrr_rows], COLORS["mrr"], kind="line")],
         ),
         "movements_chart": charts.chart(
-            title=f"MRR movements per month, {currency}",
+            title=_("MRR movements per month, %(currency)s") % {"currency": currency},
             labels=labels,
             stacked=True,
             series=[
-                charts.Series("New", [row.movements.new for row in mrr_rows], COLORS["new"]),
-                charts.Series("Expansion", [row.movements.expansion for row in mrr_rows], COLORS["expansion"]),
-                charts.Series("Reactivation", [row.movements.reactivation for row in mrr_rows], COLORS["reactivation"]),
-                charts.Series("Contraction", [-row.movements.contraction for row in mrr_rows], COLORS["contraction"]),
-                charts.Series("Churn", [-row.movements.churn for row in mrr_rows], COLORS["churn"]),
-                charts.Series("Net new MRR", [row.movements.net for row in mrr_rows], "#111827", kind="line"),
+                charts.Series(_("New"), [row.movements.new for row in mrr_rows], COLORS["new"]),
+                charts.Series(_("Expansion"), [row.movements.expansion for row in mrr_rows], COLORS["expansion"]),
+                charts.Series(
+                    _("Reactivation"), [row.movements.reactivation for row in mrr_rows], COLORS["reactivation"]
+                ),
+                charts.Series(
+                    _("Contraction"), [-row.movements.contraction for row in mrr_rows], COLORS["contraction"]
+                ),
+                charts.Series(_("Churn"), [-row.movements.churn for row in mrr_rows], COLORS["churn"]),
+                charts.Series(_("Net new MRR"), [row.movements.net for row in mrr_rows], "#111827", kind="line"),
             ],
         ),
         "cash_chart": charts.chart(
-            title=f"Invoiced and collected per month, {currency}",
+            title=_("Invoiced and collected per month, %(currency)s") % {"currency": currency},
             labels=labels,
             series=[
-                charts.Series("Invoiced", [row.invoiced for row in cash_rows], COLORS["invoiced"]),
-                charts.Series("Collected", [row.collected for row in cash_rows], COLORS["collected"]),
-                charts.Series("Credited", [row.credited for row in cash_rows], COLORS["credited"]),
-                charts.Series("Refunded", [row.refunded for row in cash_rows], "#a855f7"),
+                charts.Series(_("Invoiced"), [row.invoiced for row in cash_rows], COLORS["invoiced"]),
+                charts.Series(_("Collected"), [row.collected for row in cash_rows], COLORS["collected"]),
+                charts.Series(_("Credited"), [row.credited for row in cash_rows], COLORS["credited"]),
+                charts.Series(_("Refunded"), [row.refunded for row in cash_rows], "#a855f7"),
             ],
         ),
         "revenue_chart": charts.chart(
-            title=f"Recognized revenue and deferred balance, {currency}",
+            title=_("Recognized revenue and deferred balance, %(currency)s") % {"currency": currency},
             labels=labels,
             series=[
-                charts.Series("Recognized", [row.recognized for row in revenue_rows], COLORS["recognized"]),
+                charts.Series(_("Recognized"), [row.recognized for row in revenue_rows], COLORS["recognized"]),
                 charts.Series(
-                    "Deferred at month end", [row.deferred for row in revenue_rows], COLORS["deferred"], kind="line"
+                    _("Deferred at month end"), [row.deferred for row in revenue_rows], COLORS["deferred"], kind="line"
                 ),
             ],
         ),
         "aging_chart": charts.chart(
-            title=f"Receivables by days past due, {currency}",
-            labels=[label.replace(" (not yet due)", "") for _, label, _, _ in aging.buckets],
+            title=_("Receivables by days past due, %(currency)s") % {"currency": currency},
+            labels=[str(AGING_LABELS[key][1]) for key, _label, _amount, _count in aging.buckets],
             stacked=True,
             legend=False,
             series=[
                 charts.Series(
-                    label,
+                    str(AGING_LABELS[key][0]),
                     [amount if position == index else Decimal(0) for position in range(len(aging.buckets))],
                     AGING_COLORS[index],
                 )
-                for index, (_, label, amount, _) in enumerate(aging.buckets)
+                for index, (key, _label, amount, _count) in enumerate(aging.buckets)
             ],
         ),
     }
@@ -257,7 +292,7 @@ def _dashboard(filters: ReportFilters, request: HttpRequest) -> dict:
 def report_export(request: HttpRequest, report: str) -> HttpResponse:
     """One report as CSV, for the same filters as the dashboard (amounts to the currency's minor unit)."""
     if report not in EXPORTS:
-        raise Http404("No such report.")
+        raise Http404(_("No such report."))
     if not request.user.has_perm(PERMISSION):
         raise PermissionDenied
     form = ReportFilterForm(request.GET)
@@ -277,6 +312,48 @@ def report_export(request: HttpRequest, report: str) -> HttpResponse:
     return response
 
 
+# The CSV columns: machine names in English (what scripts read); in the staff user's language otherwise.
+CSV_COLUMNS = {
+    "month": gettext_lazy("month"),
+    "currency": gettext_lazy("currency"),
+    "product": gettext_lazy("product"),
+    "plan": gettext_lazy("plan"),
+    "mrr": gettext_lazy("MRR"),
+    "arr": gettext_lazy("ARR"),
+    "customers": gettext_lazy("customers"),
+    "arpa": gettext_lazy("ARPA"),
+    "new_mrr": gettext_lazy("new MRR"),
+    "expansion_mrr": gettext_lazy("expansion MRR"),
+    "reactivation_mrr": gettext_lazy("reactivation MRR"),
+    "contraction_mrr": gettext_lazy("contraction MRR"),
+    "churned_mrr": gettext_lazy("churned MRR"),
+    "net_new_mrr": gettext_lazy("net new MRR"),
+    "new_customers": gettext_lazy("new customers"),
+    "reactivated_customers": gettext_lazy("reactivated customers"),
+    "churned_customers": gettext_lazy("churned customers"),
+    "logo_churn_percent": gettext_lazy("logo churn (%)"),
+    "revenue_churn_percent": gettext_lazy("revenue churn (%)"),
+    "net_revenue_retention_percent": gettext_lazy("net revenue retention (%)"),
+    "invoiced": gettext_lazy("invoiced"),
+    "invoice_count": gettext_lazy("invoice count"),
+    "credited": gettext_lazy("credited"),
+    "collected": gettext_lazy("collected"),
+    "payment_count": gettext_lazy("payment count"),
+    "refunded": gettext_lazy("refunded"),
+    "as_of": gettext_lazy("as of"),
+    "bucket": gettext_lazy("bucket"),
+    "amount_due": gettext_lazy("amount due"),
+    "recognized": gettext_lazy("recognized"),
+    "deferred_at_month_end": gettext_lazy("deferred at month end"),
+}
+
+
+def _csv_header(columns: list[str]) -> list[str]:
+    if not _chinese():
+        return columns
+    return [str(CSV_COLUMNS[column]) for column in columns]
+
+
 def _rate(value: Decimal | None) -> str:
     return "" if value is None else str(value)
 
@@ -290,12 +367,12 @@ def _scope_names(filters: ReportFilters) -> list[str]:
 
 def _export_mrr(filters: ReportFilters):
     c = filters.currency
-    yield [
+    yield _csv_header([
         "month", "currency", "product", "plan", "mrr", "arr", "customers", "arpa", "new_mrr", "expansion_mrr",
         "reactivation_mrr", "contraction_mrr", "churned_mrr", "net_new_mrr", "new_customers",
         "reactivated_customers", "churned_customers", "logo_churn_percent", "revenue_churn_percent",
         "net_revenue_retention_percent",
-    ]  # fmt: skip
+    ])  # fmt: skip
     for row in mrr_report(filters):
         m = row.movements
         yield [
@@ -309,7 +386,9 @@ def _export_mrr(filters: ReportFilters):
 
 def _export_cash(filters: ReportFilters):
     c = filters.currency
-    yield ["month", "currency", "invoiced", "invoice_count", "credited", "collected", "payment_count", "refunded"]
+    yield _csv_header(
+        ["month", "currency", "invoiced", "invoice_count", "credited", "collected", "payment_count", "refunded"]
+    )
     for row in cash_report(filters):
         yield [
             f"{row.month:%Y-%m}", c, _money(row.invoiced, c), row.invoice_count, _money(row.credited, c),
@@ -320,14 +399,14 @@ def _export_cash(filters: ReportFilters):
 def _export_aging(filters: ReportFilters):
     c = filters.currency
     report = aging_report(filters)
-    yield ["as_of", "currency", "bucket", "amount_due", "invoice_count"]
-    for key, _, amount, count in report.buckets:
+    yield _csv_header(["as_of", "currency", "bucket", "amount_due", "invoice_count"])
+    for key, _label, amount, count in report.buckets:
         yield [report.as_of.isoformat() if report.as_of else "", c, key, _money(amount, c), count]
 
 
 def _export_revenue(filters: ReportFilters):
     c = filters.currency
-    yield ["month", "currency", "product", "plan", "recognized", "deferred_at_month_end"]
+    yield _csv_header(["month", "currency", "product", "plan", "recognized", "deferred_at_month_end"])
     for row in revenue_report(filters):
         yield [f"{row.month:%Y-%m}", c, *_scope_names(filters), _money(row.recognized, c), _money(row.deferred, c)]
 

@@ -3,6 +3,7 @@ live in apps.backoffice): discounts, the coupons redeemed for a customer or a su
 
 from django import forms
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin import ServiceAdminMixin, adopt, status_badge
 
@@ -15,8 +16,8 @@ class DiscountAddForm(forms.ModelForm):
         model = Discount
         fields = ["coupon", "customer", "subscription"]
         help_texts = {
-            "customer": "The discount applies to every subscription of this customer. Give this or a subscription.",
-            "subscription": "The discount applies to this subscription only.",
+            "customer": _("The discount applies to every subscription of this customer. Give this or a subscription."),
+            "subscription": _("The discount applies to this subscription only."),
         }
 
     def _post_clean(self):
@@ -25,11 +26,11 @@ class DiscountAddForm(forms.ModelForm):
 
 
 class DiscountActiveFilter(admin.SimpleListFilter):
-    title = "active"
+    title = _("active")
     parameter_name = "active"
 
     def lookups(self, request, model_admin):
-        return [("yes", "Active"), ("no", "Ended")]
+        return [("yes", _("Active")), ("no", _("Ended"))]
 
     def queryset(self, request, queryset):
         if self.value() in ("yes", "no"):
@@ -69,22 +70,22 @@ class DiscountAdmin(ServiceAdminMixin, admin.ModelAdmin):
         actions.pop("delete_selected", None)
         return actions
 
-    @admin.display(description="discount", ordering="id")
+    @admin.display(description=_("discount"), ordering="id")
     def reference(self, discount: Discount) -> str:
         return f"#{discount.pk}"
 
-    @admin.display(description="applies to")
+    @admin.display(description=_("applies to"))
     def target(self, discount: Discount) -> str:
         if discount.subscription_id is not None:
             return f"Subscription #{discount.subscription_id} ({discount.subscription.customer})"
         return str(discount.customer)
 
-    @admin.display(description="invoices discounted", ordering="periods_applied")
+    @admin.display(description=_("invoices discounted"), ordering="periods_applied")
     def periods(self, discount: Discount) -> str:
         limit = discount.coupon.period_limit
         return f"{discount.periods_applied} / {limit if limit is not None else 'forever'}"
 
-    @admin.display(description="state")
+    @admin.display(description=_("state"))
     def state(self, discount: Discount) -> str:
         return status_badge("active", "success") if discount.is_active else status_badge("ended", "neutral")
 

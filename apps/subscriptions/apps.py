@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class SubscriptionsConfig(AppConfig):
     name = "apps.subscriptions"
     label = "subscriptions"
-    verbose_name = "Subscriptions"
+    verbose_name = _("Subscriptions")
 
     def ready(self) -> None:
         from apps.core.outbox import event_source_register

@@ -1,13 +1,14 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class SubscriptionStatus(models.TextChoices):
-    INCOMPLETE = "incomplete", "Incomplete"
-    TRIALING = "trialing", "Trialing"
-    ACTIVE = "active", "Active"
-    PAST_DUE = "past_due", "Past due"
-    PAUSED = "paused", "Paused"
-    CANCELED = "canceled", "Canceled"
+    INCOMPLETE = "incomplete", _("Incomplete")
+    TRIALING = "trialing", _("Trialing")
+    ACTIVE = "active", _("Active")
+    PAST_DUE = "past_due", _("Past due")
+    PAUSED = "paused", _("Paused")
+    CANCELED = "canceled", _("Canceled")
 
 
 # Statuses whose subscriptions the billing run invoices.
@@ -38,17 +39,17 @@ SUBSCRIPTION_TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 class SubscriptionEventType(models.TextChoices):
-    CREATED = "created", "Created"
-    CANCELLATION_SCHEDULED = "cancellation_scheduled", "Cancellation at period end scheduled"
-    CANCELLATION_UNDONE = "cancellation_undone", "Scheduled cancellation undone"
-    CANCELED = "canceled", "Canceled"
-    TRIAL_ENDED = "trial_ended", "Trial ended"
-    PAUSED = "paused", "Paused"
-    RESUMED = "resumed", "Resumed"
-    VERSION_MIGRATED = "version_migrated", "Moved to another plan version"
-    CHANGED = "changed", "Plan or quantity changed"
-    CHANGE_SCHEDULED = "change_scheduled", "Plan or quantity change scheduled"
-    SCHEDULED_CHANGE_CANCELED = "scheduled_change_canceled", "Scheduled change withdrawn"
-    VERSION_MIGRATION_SCHEDULED = "version_migration_scheduled", "Plan version migration scheduled"
-    PAST_DUE = "past_due", "Past due (an invoice is unpaid)"
-    PAYMENT_RECOVERED = "payment_recovered", "Back to active (unpaid invoices paid)"
+    CREATED = "created", _("Created")
+    CANCELLATION_SCHEDULED = "cancellation_scheduled", _("Cancellation at period end scheduled")
+    CANCELLATION_UNDONE = "cancellation_undone", _("Scheduled cancellation undone")
+    CANCELED = "canceled", _("Canceled")
+    TRIAL_ENDED = "trial_ended", _("Trial ended")
+    PAUSED = "paused", _("Paused")
+    RESUMED = "resumed", _("Resumed")
+    VERSION_MIGRATED = "version_migrated", _("Moved to another plan version")
+    CHANGED = "changed", _("Plan or quantity changed")
+    CHANGE_SCHEDULED = "change_scheduled", _("Plan or quantity change scheduled")
+    SCHEDULED_CHANGE_CANCELED = "scheduled_change_canceled", _("Scheduled change withdrawn")
+    VERSION_MIGRATION_SCHEDULED = "version_migration_scheduled", _("Plan version migration scheduled")
+    PAST_DUE = "past_due", _("Past due (an invoice is unpaid)")
+    PAYMENT_RECOVERED = "payment_recovered", _("Back to active (unpaid invoices paid)")

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Customer
 from apps.catalog.models import Coupon, Plan, PlanVersion
@@ -29,13 +30,16 @@ class Subscription(TimeStampedModel):
     invoices it and makes it the current period.
     """
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="subscriptions")
-    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="subscriptions", verbose_name=_("customer")
+    )
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions", verbose_name=_("plan"))
     plan_version = models.ForeignKey(
         PlanVersion,
         on_delete=models.PROTECT,
         related_name="subscriptions",
-        help_text="The prices this subscription is billed at (kept when the plan gets a new version).",
+        help_text=_("The prices this subscription is billed at (kept when the plan gets a new version)."),
+        verbose_name=_("plan version"),
     )
     pending_plan_version = models.ForeignKey(
         PlanVersion,
@@ -43,28 +47,44 @@ class Subscription(TimeStampedModel):
         related_name="pending_subscriptions",
         null=True,
         blank=True,
-        help_text="A version migration scheduled for the start of the next period.",
+        help_text=_("A version migration scheduled for the start of the next period."),
+        verbose_name=_("pending plan version"),
     )
-    quantity = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
-    currency = models.CharField(max_length=3, choices=currency_choices, editable=False)
-    status = models.CharField(max_length=16, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE)
-    billing_anchor_at = models.DateTimeField(help_text="Periods are counted from this moment (UTC).")
-    started_at = models.DateTimeField()
-    trial_end_at = models.DateTimeField(null=True, blank=True, help_text="When the free trial ends (billing starts).")
-    paused_at = models.DateTimeField(null=True, blank=True, help_text="When the current pause began.")
-    current_period_start_at = models.DateTimeField()
-    current_period_end_at = models.DateTimeField()
+    quantity = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)], verbose_name=_("quantity"))
+    currency = models.CharField(max_length=3, choices=currency_choices, editable=False, verbose_name=_("currency"))
+    status = models.CharField(
+        max_length=16, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE, verbose_name=_("status")
+    )
+    billing_anchor_at = models.DateTimeField(
+        help_text=_("Periods are counted from this moment (UTC)."), verbose_name=_("billing anchor at")
+    )
+    started_at = models.DateTimeField(verbose_name=_("started at"))
+    trial_end_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the free trial ends (billing starts)."), verbose_name=_("trial end at")
+    )
+    paused_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the current pause began."), verbose_name=_("paused at")
+    )
+    current_period_start_at = models.DateTimeField(verbose_name=_("current period start at"))
+    current_period_end_at = models.DateTimeField(verbose_name=_("current period end at"))
     next_billing_at = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="When the next period begins and is invoiced; empty once nothing more will be billed.",
+        help_text=_("When the next period begins and is invoiced; empty once nothing more will be billed."),
+        verbose_name=_("next billing at"),
     )
     cancel_at_period_end = models.BooleanField(
-        default=False, help_text="Ends when the current period ends instead of renewing."
+        default=False,
+        help_text=_("Ends when the current period ends instead of renewing."),
+        verbose_name=_("cancel at period end"),
     )
-    canceled_at = models.DateTimeField(null=True, blank=True, help_text="When the cancellation was asked for.")
-    ended_at = models.DateTimeField(null=True, blank=True, help_text="When the subscription stopped.")
-    cancellation_reason = models.TextField(blank=True)
+    canceled_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the cancellation was asked for."), verbose_name=_("canceled at")
+    )
+    ended_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the subscription stopped."), verbose_name=_("ended at")
+    )
+    cancellation_reason = models.TextField(blank=True, verbose_name=_("cancellation reason"))
 
     objects = SubscriptionQuerySet.as_manager()
 
@@ -86,6 +106,8 @@ class Subscription(TimeStampedModel):
             ),
             models.Index(fields=["customer", "status"], name="subscription_customer_idx"),
         ]
+        verbose_name = _("subscription")
+        verbose_name_plural = _("subscriptions")
 
     def __str__(self) -> str:
         return f"{self.customer} — {self.plan} ×{self.quantity}"
@@ -98,25 +120,40 @@ class Subscription(TimeStampedModel):
 class SubscriptionEvent(DomainEvent):
     """Append-only record of what happened to a subscription: who, when, why."""
 
-    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="events")
-    type = models.CharField(max_length=32, choices=SubscriptionEventType.choices)
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="events", verbose_name=_("subscription")
+    )
+    type = models.CharField(max_length=32, choices=SubscriptionEventType.choices, verbose_name=_("type"))
+
+    class Meta(DomainEvent.Meta):
+        verbose_name = _("subscription event")
+        verbose_name_plural = _("subscription events")
 
 
 class ScheduledChange(models.Model):
     """A plan or quantity change registered now and applied by the billing run when `effective_at`
     (the end of the current period) comes. At most one is pending per subscription."""
 
-    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="scheduled_changes")
-    effective_at = models.DateTimeField()
-    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
-    plan_version = models.ForeignKey(PlanVersion, on_delete=models.PROTECT, related_name="scheduled_changes")
-    quantity = models.PositiveIntegerField(validators=[MinValueValidator(1)])
-    created_at = models.DateTimeField()
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="scheduled_changes", verbose_name=_("subscription")
     )
-    applied_at = models.DateTimeField(null=True, blank=True)
-    canceled_at = models.DateTimeField(null=True, blank=True)
+    effective_at = models.DateTimeField(verbose_name=_("effective at"))
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+", verbose_name=_("plan"))
+    plan_version = models.ForeignKey(
+        PlanVersion, on_delete=models.PROTECT, related_name="scheduled_changes", verbose_name=_("plan version")
+    )
+    quantity = models.PositiveIntegerField(validators=[MinValueValidator(1)], verbose_name=_("quantity"))
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
+    )
+    applied_at = models.DateTimeField(null=True, blank=True, verbose_name=_("applied at"))
+    canceled_at = models.DateTimeField(null=True, blank=True, verbose_name=_("canceled at"))
 
     class Meta:
         ordering = ["effective_at", "id"]
@@ -128,6 +165,8 @@ class ScheduledChange(models.Model):
                 violation_error_message="This subscription already has a scheduled change.",
             ),
         ]
+        verbose_name = _("scheduled change")
+        verbose_name_plural = _("scheduled changes")
 
     def __str__(self) -> str:
         return f"{self.plan} ×{self.quantity} from {self.effective_at:%Y-%m-%d}"
@@ -144,20 +183,26 @@ class SubscriptionSegment(models.Model):
     it closes. `billed_at` is set by the invoice that bills it (once)."""
 
     class Reason(models.TextChoices):
-        CHANGE = "change", "Plan or quantity changed"
-        PAUSE = "pause", "Paused"
+        CHANGE = "change", _("Plan or quantity changed")
+        PAUSE = "pause", _("Paused")
 
-    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="segments")
-    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+")
-    plan_version = models.ForeignKey(PlanVersion, on_delete=models.PROTECT, related_name="segments")
-    quantity = models.PositiveIntegerField(validators=[MinValueValidator(1)])
-    start_at = models.DateTimeField()
-    end_at = models.DateTimeField()
-    period_start_at = models.DateTimeField(help_text="The billing period the stretch is a part of.")
-    period_end_at = models.DateTimeField()
-    reason = models.CharField(max_length=16, choices=Reason.choices)
-    created_at = models.DateTimeField()
-    billed_at = models.DateTimeField(null=True, blank=True)
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="segments", verbose_name=_("subscription")
+    )
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="+", verbose_name=_("plan"))
+    plan_version = models.ForeignKey(
+        PlanVersion, on_delete=models.PROTECT, related_name="segments", verbose_name=_("plan version")
+    )
+    quantity = models.PositiveIntegerField(validators=[MinValueValidator(1)], verbose_name=_("quantity"))
+    start_at = models.DateTimeField(verbose_name=_("start at"))
+    end_at = models.DateTimeField(verbose_name=_("end at"))
+    period_start_at = models.DateTimeField(
+        help_text=_("The billing period the stretch is a part of."), verbose_name=_("period start at")
+    )
+    period_end_at = models.DateTimeField(verbose_name=_("period end at"))
+    reason = models.CharField(max_length=16, choices=Reason.choices, verbose_name=_("reason"))
+    created_at = models.DateTimeField(verbose_name=_("created at"))
+    billed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("billed at"))
 
     class Meta:
         ordering = ["subscription", "start_at", "id"]
@@ -165,6 +210,8 @@ class SubscriptionSegment(models.Model):
             models.CheckConstraint(condition=Q(end_at__gt=F("start_at")), name="subscription_segment_not_empty"),
             models.UniqueConstraint(fields=["subscription", "start_at"], name="subscription_segment_unique_start"),
         ]
+        verbose_name = _("subscription segment")
+        verbose_name_plural = _("subscription segments")
 
     def __str__(self) -> str:
         return f"{self.plan} ×{self.quantity} from {self.start_at:%Y-%m-%d %H:%M} to {self.end_at:%Y-%m-%d %H:%M}"
@@ -174,18 +221,35 @@ class Discount(TimeStampedModel):
     """A redeemed coupon: it discounts the invoices of one subscription, or of every subscription of one
     customer, until its duration is used up (`periods_applied` counts the invoices discounted so far)."""
 
-    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="discounts")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="discounts")
-    subscription = models.ForeignKey(
-        Subscription, on_delete=models.PROTECT, null=True, blank=True, related_name="discounts"
+    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, related_name="discounts", verbose_name=_("coupon"))
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="discounts", verbose_name=_("customer")
     )
-    starts_at = models.DateTimeField(help_text="When the coupon was redeemed (UTC).")
-    periods_applied = models.PositiveIntegerField(default=0, help_text="Invoices discounted so far.")
+    subscription = models.ForeignKey(
+        Subscription,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="discounts",
+        verbose_name=_("subscription"),
+    )
+    starts_at = models.DateTimeField(help_text=_("When the coupon was redeemed (UTC)."), verbose_name=_("starts at"))
+    periods_applied = models.PositiveIntegerField(
+        default=0, help_text=_("Invoices discounted so far."), verbose_name=_("periods applied")
+    )
     ended_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the discount stopped applying (its duration used up)."
+        null=True,
+        blank=True,
+        help_text=_("When the discount stopped applying (its duration used up)."),
+        verbose_name=_("ended at"),
     )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created by"),
     )
 
     class Meta:
@@ -216,6 +280,8 @@ class Discount(TimeStampedModel):
             models.Index(fields=["subscription", "ended_at"], name="discount_subscription_idx"),
             models.Index(fields=["customer", "ended_at"], name="discount_customer_idx"),
         ]
+        verbose_name = _("discount")
+        verbose_name_plural = _("discounts")
 
     def __str__(self) -> str:
         return f"{self.coupon.code} on {self.target_label}"

@@ -9,6 +9,7 @@ docs/usage.md for how the selectors combine them with raw events for partial hou
 """
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Customer
 from apps.catalog.models import BillableMetric
@@ -24,19 +25,35 @@ class UsageEvent(models.Model):
     """One usage event as accepted: its idempotency key, who and what it is for, when it happened, and
     the values extracted from its properties at ingestion (so aggregation never parses JSON)."""
 
-    transaction_id = models.CharField(max_length=255, help_text="The sender's idempotency key.")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="usage_events")
-    metric = models.ForeignKey(BillableMetric, on_delete=models.PROTECT, related_name="usage_events")
-    occurred_at = models.DateTimeField(help_text="When the usage happened (UTC), as sent.")
-    properties = models.JSONField(default=dict, blank=True)
+    transaction_id = models.CharField(
+        max_length=255, help_text=_("The sender's idempotency key."), verbose_name=_("transaction ID")
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="usage_events", verbose_name=_("customer")
+    )
+    metric = models.ForeignKey(
+        BillableMetric, on_delete=models.PROTECT, related_name="usage_events", verbose_name=_("metric")
+    )
+    occurred_at = models.DateTimeField(
+        help_text=_("When the usage happened (UTC), as sent."), verbose_name=_("occurred at")
+    )
+    properties = models.JSONField(default=dict, blank=True, verbose_name=_("properties"))
     value = _value_field(
         null=True, blank=True, help_text="The number in the metric's field (sum, max and latest metrics)."
     )
     distinct_value = models.CharField(
-        max_length=255, blank=True, help_text="The metric's field as text (unique-count metrics)."
+        max_length=255,
+        blank=True,
+        help_text=_("The metric's field as text (unique-count metrics)."),
+        verbose_name=_("distinct value"),
     )
-    group_key = models.CharField(max_length=255, blank=True, help_text="The value of the metric's group property.")
-    received_at = models.DateTimeField(help_text="When the event was ingested.")
+    group_key = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text=_("The value of the metric's group property."),
+        verbose_name=_("group key"),
+    )
+    received_at = models.DateTimeField(help_text=_("When the event was ingested."), verbose_name=_("received at"))
 
     class Meta:
         ordering = ["occurred_at", "id"]
@@ -47,6 +64,8 @@ class UsageEvent(models.Model):
             # Every aggregation reads one customer's events of one metric in a time window.
             models.Index(fields=["customer", "metric", "occurred_at"], name="usage_event_window_idx"),
         ]
+        verbose_name = _("usage event")
+        verbose_name_plural = _("usage events")
 
     def __str__(self) -> str:
         return self.transaction_id
@@ -55,16 +74,18 @@ class UsageEvent(models.Model):
 class UsageRollup(models.Model):
     """The events of one customer, metric and group in one hour [hour, hour + 1 h), aggregated."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
-    metric = models.ForeignKey(BillableMetric, on_delete=models.CASCADE, related_name="+")
-    group_key = models.CharField(max_length=255, blank=True)
-    hour = models.DateTimeField(help_text="Start of the hour (UTC).")
-    event_count = models.PositiveIntegerField(default=0)
-    value_sum = models.DecimalField(max_digits=38, decimal_places=VALUE_DECIMAL_PLACES, default=0)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+", verbose_name=_("customer"))
+    metric = models.ForeignKey(BillableMetric, on_delete=models.CASCADE, related_name="+", verbose_name=_("metric"))
+    group_key = models.CharField(max_length=255, blank=True, verbose_name=_("group key"))
+    hour = models.DateTimeField(help_text=_("Start of the hour (UTC)."), verbose_name=_("hour"))
+    event_count = models.PositiveIntegerField(default=0, verbose_name=_("event count"))
+    value_sum = models.DecimalField(
+        max_digits=38, decimal_places=VALUE_DECIMAL_PLACES, default=0, verbose_name=_("value sum")
+    )
     value_max = _value_field(null=True, blank=True)
     # The latest event of the hour, ordered by (occurred_at, id), exactly as the raw aggregation does.
-    latest_at = models.DateTimeField()
-    latest_event_id = models.BigIntegerField()
+    latest_at = models.DateTimeField(verbose_name=_("latest at"))
+    latest_event_id = models.BigIntegerField(verbose_name=_("latest event ID"))
     latest_value = _value_field(null=True, blank=True)
     # Weighted-sum metrics (a gauge: each event's value is the new level): the hour's first event, and
     # Σ value × seconds it held within the hour (until the hour's next event, or the end of the hour).
@@ -83,6 +104,8 @@ class UsageRollup(models.Model):
             # A window's rollups of every group of a metric (the unique index above leads with the group).
             models.Index(fields=["customer", "metric", "hour"], name="usage_rollup_window_idx"),
         ]
+        verbose_name = _("usage rollup")
+        verbose_name_plural = _("usage rollups")
 
     def __str__(self) -> str:
         return f"{self.metric_id}/{self.customer_id}/{self.group_key or '-'} @ {self.hour:%Y-%m-%d %H:00}"
@@ -120,11 +143,11 @@ class UsageDistinctValue(models.Model):
     hours of a period gives the period's unique count exactly (a value seen in several hours counts
     once); a rollup of counts per hour could not."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
-    metric = models.ForeignKey(BillableMetric, on_delete=models.CASCADE, related_name="+")
-    group_key = models.CharField(max_length=255, blank=True)
-    hour = models.DateTimeField(help_text="Start of the hour (UTC).")
-    value = models.CharField(max_length=255)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+", verbose_name=_("customer"))
+    metric = models.ForeignKey(BillableMetric, on_delete=models.CASCADE, related_name="+", verbose_name=_("metric"))
+    group_key = models.CharField(max_length=255, blank=True, verbose_name=_("group key"))
+    hour = models.DateTimeField(help_text=_("Start of the hour (UTC)."), verbose_name=_("hour"))
+    value = models.CharField(max_length=255, verbose_name=_("value"))
 
     class Meta:
         ordering = ["customer", "metric", "group_key", "hour", "value"]
@@ -134,6 +157,8 @@ class UsageDistinctValue(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["customer", "metric", "hour"], name="usage_distinct_window_idx")]
+        verbose_name = _("usage distinct value")
+        verbose_name_plural = _("usage distinct values")
 
     def __str__(self) -> str:
         return self.value
@@ -148,26 +173,46 @@ class UsageEventChange(models.Model):
     (apps.billing.services.late_usage), and sets `settled_at`. See docs/usage.md, "Late usage".
     """
 
-    kind = models.CharField(max_length=16, choices=UsageChangeKind.choices)
-    transaction_id = models.CharField(max_length=255)
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="usage_changes")
-    metric = models.ForeignKey(BillableMetric, on_delete=models.PROTECT, related_name="usage_changes")
-    occurred_at = models.DateTimeField(
-        help_text="When the usage changed happened (the event's time; after a replace, its new time)."
+    kind = models.CharField(max_length=16, choices=UsageChangeKind.choices, verbose_name=_("kind"))
+    transaction_id = models.CharField(max_length=255, verbose_name=_("transaction ID"))
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="usage_changes", verbose_name=_("customer")
     )
-    previous_occurred_at = models.DateTimeField(null=True, blank=True, help_text="A replaced event's former time.")
-    before = models.JSONField(null=True, blank=True, help_text="The event before the change (void, replace).")
-    after = models.JSONField(null=True, blank=True, help_text="The event after the change (late, replace).")
+    metric = models.ForeignKey(
+        BillableMetric, on_delete=models.PROTECT, related_name="usage_changes", verbose_name=_("metric")
+    )
+    occurred_at = models.DateTimeField(
+        help_text=_("When the usage changed happened (the event's time; after a replace, its new time)."),
+        verbose_name=_("occurred at"),
+    )
+    previous_occurred_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("A replaced event's former time."), verbose_name=_("previous occurred at")
+    )
+    before = models.JSONField(
+        null=True, blank=True, help_text=_("The event before the change (void, replace)."), verbose_name=_("before")
+    )
+    after = models.JSONField(
+        null=True, blank=True, help_text=_("The event after the change (late, replace)."), verbose_name=_("after")
+    )
     billed_period_end_at = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="The end of the invoiced period it changes, if any: billed on the next invoice.",
+        help_text=_("The end of the invoiced period it changes, if any: billed on the next invoice."),
+        verbose_name=_("billed period end at"),
     )
-    recorded_at = models.DateTimeField()
-    actor = models.CharField(max_length=255, blank=True, help_text="Who asked for the change (API key, staff user).")
-    reason = models.TextField(blank=True)
+    recorded_at = models.DateTimeField(verbose_name=_("recorded at"))
+    actor = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text=_("Who asked for the change (API key, staff user)."),
+        verbose_name=_("actor"),
+    )
+    reason = models.TextField(blank=True, verbose_name=_("reason"))
     settled_at = models.DateTimeField(
-        null=True, blank=True, help_text="When an invoice took the difference in (null: still to bill)."
+        null=True,
+        blank=True,
+        help_text=_("When an invoice took the difference in (null: still to bill)."),
+        verbose_name=_("settled at"),
     )
 
     class Meta:
@@ -180,6 +225,8 @@ class UsageEventChange(models.Model):
             ),
             models.Index(fields=["transaction_id"], name="usage_change_transaction_idx"),
         ]
+        verbose_name = _("usage event change")
+        verbose_name_plural = _("usage event changes")
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.transaction_id}"

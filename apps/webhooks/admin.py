@@ -3,6 +3,7 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
 from apps.core.errors import ApplicationError
@@ -26,11 +27,11 @@ DELIVERY_TONES = {
 
 
 class WebhookEndpointForm(forms.ModelForm):
-    url = forms.URLField(label="URL", max_length=2000, assume_scheme="https")
+    url = forms.URLField(label=_("URL"), max_length=2000, assume_scheme="https")
     event_types = forms.MultipleChoiceField(
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="None ticked: every event type.",
+        help_text=_("None ticked: every event type."),
     )
 
     class Meta:
@@ -63,26 +64,26 @@ class WebhookEndpointAdmin(ServiceAdminMixin, admin.ModelAdmin):
             )
         )
 
-    @admin.display(description="event types")
+    @admin.display(description=_("event types"))
     def types(self, obj):
         return ", ".join(obj.event_types) or "all"
 
-    @admin.display(description="state")
+    @admin.display(description=_("state"))
     def state(self, obj):
         if obj.disabled_at:
-            return status_badge("disabled after failures", "danger")
+            return status_badge(_("disabled after failures"), "danger")
         return status_badge("active", "success") if obj.is_active else status_badge("inactive", "neutral")
 
-    @admin.display(description="delivered / not yet")
+    @admin.display(description=_("delivered / not yet"))
     def delivery_counts(self, obj):
         return f"{obj.delivered} / {obj.undelivered}"
 
-    @admin.display(description="deliveries")
+    @admin.display(description=_("deliveries"))
     def deliveries_link(self, obj):
         if obj is None or obj.pk is None:
             return "—"
         url = reverse("admin:webhooks_webhookdelivery_changelist") + f"?endpoint__id__exact={obj.pk}"
-        return format_html('<a href="{}">Delivery log</a>', url)
+        return format_html('<a href="{}">{}</a>', url, _("Delivery log"))
 
     def has_delete_permission(self, request, obj=None):
         return False  # turn it off instead: its delivery log stays
@@ -97,16 +98,20 @@ class WebhookEndpointAdmin(ServiceAdminMixin, admin.ModelAdmin):
         adopt(obj, endpoint)
         self.message_user(
             request,
-            f"Webhook endpoint created. Its signing secret is shown only this once, copy it now: {secret}",
+            _("Webhook endpoint created. Its signing secret is shown only this once, copy it now: %(secret)s")
+            % {"secret": secret},
             messages.WARNING,
         )
 
-    @admin.action(description="Roll the signing secret (shown once)", permissions=["change"])
+    @admin.action(description=_("Roll the signing secret (shown once)"), permissions=["change"])
     def roll_secret(self, request, queryset):
         for endpoint in queryset:
-            _, secret = webhook_endpoint_secret_roll(endpoint_id=endpoint.pk)
+            _rolled, secret = webhook_endpoint_secret_roll(endpoint_id=endpoint.pk)
             self.message_user(
-                request, f"New signing secret of {endpoint} (shown only this once): {secret}", messages.WARNING
+                request,
+                _("New signing secret of %(endpoint)s (shown only this once): %(secret)s")
+                % {"endpoint": endpoint, "secret": secret},
+                messages.WARNING,
             )
 
 
@@ -136,27 +141,27 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="status")
+    @admin.display(description=_("status"))
     def status_badge(self, obj):
         return status_badge(obj.get_status_display(), DELIVERY_TONES.get(obj.status, "neutral"))
 
-    @admin.display(description="event")
+    @admin.display(description=_("event"))
     def event_link(self, obj):
         return format_html(
             '<a href="{}">{}</a>', reverse("admin:webhooks_webhookevent_change", args=[obj.event_id]), obj.event
         )
 
-    @admin.display(description="type", ordering="event__type")
+    @admin.display(description=_("type"), ordering="event__type")
     def event_type(self, obj):
         return obj.event.type
 
-    @admin.display(description="payload")
+    @admin.display(description=_("payload"))
     def request_body(self, obj):
         from .services import webhook_event_body
 
         return webhook_event_body(obj.event).decode()
 
-    @admin.action(description="Redeliver the selected deliveries now", permissions=["change"])
+    @admin.action(description=_("Redeliver the selected deliveries now"), permissions=["change"])
     def redeliver(self, request, queryset):
         for delivery in queryset.select_related("event", "endpoint"):
             try:
@@ -168,7 +173,11 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{delivery}: delivered (HTTP {attempt.response_status}).", messages.SUCCESS)
             else:
                 outcome = f"HTTP {attempt.response_status}" if attempt.response_status else attempt.error
-                self.message_user(request, f"{delivery}: not delivered ({outcome}).", messages.ERROR)
+                self.message_user(
+                    request,
+                    _("%(delivery)s: not delivered (%(outcome)s).") % {"delivery": delivery, "outcome": outcome},
+                    messages.ERROR,
+                )
 
 
 class WebhookDeliveryInline(ReadOnlyInline):

@@ -1,11 +1,12 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class DeliveryStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RETRYING = "retrying", "Failed, will retry"
-    SUCCEEDED = "succeeded", "Delivered"
-    FAILED = "failed", "Failed (gave up)"
+    PENDING = "pending", _("Pending")
+    RETRYING = "retrying", _("Failed, will retry")
+    SUCCEEDED = "succeeded", _("Delivered")
+    FAILED = "failed", _("Failed (gave up)")
 
 
 SIGNATURE_HEADER = "Billing-Portal-Signature"

@@ -3,7 +3,9 @@
   const form = document.getElementById("calculator-form");
   const inputs = document.querySelectorAll("[form=calculator-form]");
   const result = document.getElementById("calculator-result");
-  const url = document.getElementById("price-calculator-script").dataset.calculatorUrl;
+  const script = document.getElementById("price-calculator-script");
+  const url = script.dataset.calculatorUrl;
+  const text = script.dataset;  // the page's texts, in the staff user's language
   function cell(text, right, strong) {
     const td = document.createElement("td");
     if (right) td.style.textAlign = "right";
@@ -20,17 +22,17 @@
     }
     const table = document.createElement("table");
     const head = table.createTHead().insertRow();
-    head.appendChild(cell("How it is computed")); head.appendChild(cell("Exact amount", true));
+    head.appendChild(cell(text.textComputed)); head.appendChild(cell(text.textExactAmount, true));
     const body = table.createTBody();
     for (const line of data.lines) {
       const row = body.insertRow(); row.appendChild(cell(line.description)); row.appendChild(cell(line.amount, true));
     }
     let row = body.insertRow();
-    row.appendChild(cell("Amount (exact " + data.exact_amount + ", rounded once)", false, true));
+    row.appendChild(cell(text.textAmount + " " + text.textRounded.replace("__EXACT__", data.exact_amount), false, true));
     row.appendChild(cell(data.amount + " " + data.currency, true, true));
     if (Number(data.minimum_true_up) !== 0) {
-      row = body.insertRow(); row.appendChild(cell("Minimum charge true-up")); row.appendChild(cell(data.minimum_true_up, true));
-      row = body.insertRow(); row.appendChild(cell("Total", false, true)); row.appendChild(cell(data.total + " " + data.currency, true, true));
+      row = body.insertRow(); row.appendChild(cell(text.textTrueUp)); row.appendChild(cell(data.minimum_true_up, true));
+      row = body.insertRow(); row.appendChild(cell(text.textTotal, false, true)); row.appendChild(cell(data.total + " " + data.currency, true, true));
     }
     result.appendChild(table);
   }
@@ -42,7 +44,7 @@
       fetch(url + "?" + params.toString(), {credentials: "same-origin"})
         .then(function (response) { return response.json(); })
         .then(render)
-        .catch(function () { render({error: "The calculator could not be reached; try Calculate."}); });
+        .catch(function () { render({error: text.textUnreachable}); });
     }, 200);
   }); });
 })();

@@ -611,6 +611,7 @@ def test_admin_action_matrix(role):
 # object that does not exist: 403 when refused, a redirect or a 404 when allowed.
 ADMIN_VIEWS = {
     "finance-dashboard": "ALL",  # Support sees the app list only (see test_roles.py)
+    "staff-language": "ALL",  # each staff user's own language of the admin
     "reports-export": "FA BO AU",
     "accounts_simulatedclock_advance": "FA BO",
     "accounts_customer_one_off_invoice": "FA BO",
@@ -665,7 +666,7 @@ def test_the_tables_cover_every_custom_admin_view():
 
 
 def _admin_view_url(name: str) -> str:
-    if name == "finance-dashboard":
+    if name in {"finance-dashboard", "staff-language"}:
         return reverse(name)
     if name == "reports-export":
         return reverse(name, args=["mrr"])

@@ -14,10 +14,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy as _
 
-from apps.core.admin import ReadOnlyInline, status_badge
+from apps.core.admin import CurrencyListFilter, ReadOnlyInline, staff_money, status_badge
 from apps.core.errors import ApplicationError
-from apps.core.money_format import money_text
 from apps.invoices.constants import (
     AFTER_TAX_LINE_KINDS,
     CREDITABLE_STATUSES,
@@ -53,13 +53,17 @@ class CreditNoteIssueForm(forms.Form):
     One pair of fields per charge of the invoice is added at construction."""
 
     mode = forms.ChoiceField(
-        choices=[("full", "All that is left of the invoice"), ("lines", "Some lines"), ("amount", "An amount")],
+        choices=[
+            ("full", _("All that is left of the invoice")),
+            ("lines", _("Some lines")),
+            ("amount", _("An amount")),
+        ],
         initial="full",
         widget=forms.RadioSelect,
-        label="Credit",
+        label=_("Credit"),
     )
     amount = forms.DecimalField(
-        required=False, min_value=Decimal("0.01"), decimal_places=6, help_text="Before tax; the tax is added."
+        required=False, min_value=Decimal("0.01"), decimal_places=6, help_text=_("Before tax; the tax is added.")
     )
     reason = forms.ChoiceField(choices=CreditNoteReason.choices, initial=CreditNoteReason.OTHER)
     memo = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
@@ -67,12 +71,14 @@ class CreditNoteIssueForm(forms.Form):
         required=False,
         min_value=Decimal(0),
         decimal_places=6,
-        help_text="Paid invoices: the part refunded (out of the invoice's payments; "
-        "a manual payment's refund is recorded as paid, a card payment's is sent to Stripe).",
+        help_text=_(
+            "Paid invoices: the part refunded (out of the invoice's payments; "
+            "a manual payment's refund is recorded as paid, a card payment's is sent to Stripe)."
+        ),
     )
     credit_to_balance = forms.DecimalField(
         required=False, min_value=Decimal(0), decimal_places=6,
-        help_text="Paid invoices: the part credited to the customer's balance (default: what is not refunded).",
+        help_text=_("Paid invoices: the part credited to the customer's balance (default: what is not refunded)."),
     )  # fmt: skip
     refund_reference = forms.CharField(required=False, max_length=255)
 
@@ -88,7 +94,7 @@ class CreditNoteIssueForm(forms.Form):
                 required=False, min_value=Decimal("0.000001"), decimal_places=6, label=f"{label}: quantity"
             )
             self.fields[f"line_{line.pk}_amount"] = forms.DecimalField(
-                required=False, min_value=Decimal("0.01"), decimal_places=6, label="or amount"
+                required=False, min_value=Decimal("0.01"), decimal_places=6, label=_("or amount")
             )
         if invoice.status in UNPAID_STATUSES and invoice.amount_paid.amount == 0:
             # Nothing paid yet: the credit only reduces what is due. (On a partly paid invoice, what it
@@ -126,9 +132,9 @@ class CreditNoteIssueForm(forms.Form):
             for line in self.charges
             for part in ("quantity", "amount")
         ):
-            self.add_error(None, "Give a quantity or an amount for at least one line.")
+            self.add_error(None, _("Give a quantity or an amount for at least one line."))
         if cleaned.get("mode") == "amount" and cleaned.get("amount") is None:
-            self.add_error("amount", "Give the amount to credit.")
+            self.add_error("amount", _("Give the amount to credit."))
         return cleaned
 
     def add_service_error(self, error: ApplicationError) -> None:
@@ -169,8 +175,12 @@ def invoice_credit_note_view(model_admin, request: HttpRequest, object_id: str) 
                     invoice_id=invoice.pk, actor=request.user,
                     refund_reference=form.cleaned_data.get("refund_reference", ""), **form.service_arguments(),
                 )  # fmt: skip
-                total = money_text(credit_note.total.amount, credit_note.currency)
-                message = f"Issued credit note {credit_note} for {total} on {invoice}."
+                total = staff_money(credit_note.total.amount, credit_note.currency)
+                message = _("Issued credit note %(credit_note)s for %(total)s on %(invoice)s.") % {
+                    "credit_note": credit_note,
+                    "total": total,
+                    "invoice": invoice,
+                }
                 model_admin.message_user(request, message, messages.SUCCESS)
                 return HttpResponseRedirect(change_url)
             preview = credit_note_preview(invoice_id=invoice.pk, **form.service_arguments())
@@ -179,7 +189,7 @@ def invoice_credit_note_view(model_admin, request: HttpRequest, object_id: str) 
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": model_admin.opts,
-        "title": f"Issue a credit note for {invoice}",
+        "title": _("Issue a credit note for %(invoice)s") % {"invoice": invoice},
         "invoice": invoice,
         "form": form,
         "preview": preview,
@@ -198,13 +208,13 @@ class InvoiceCreditNoteInline(ReadOnlyInline):
     fields = ["credit_note", "status", "reason", "total", "issued_at", "settlement"]
     readonly_fields = ["credit_note", "settlement"]
     view_permission_from_parent = True
-    verbose_name_plural = "credit notes"
+    verbose_name_plural = _("credit notes")
 
-    @admin.display(description="credit note")
+    @admin.display(description=_("credit note"))
     def credit_note(self, credit_note: CreditNote) -> str:
         return credit_note_link(credit_note)
 
-    @admin.display(description="settled by")
+    @admin.display(description=_("settled by"))
     def settlement(self, credit_note: CreditNote) -> str:
         return settlement_text(credit_note)
 
@@ -212,11 +222,11 @@ class InvoiceCreditNoteInline(ReadOnlyInline):
 def settlement_text(credit_note: CreditNote) -> str:
     currency = credit_note.currency
     parts = [
-        f"{label} {money_text(amount.amount, currency)}"
+        f"{label} {staff_money(amount.amount, currency)}"
         for label, amount in [
-            ("amount due reduced by", credit_note.amount_due_reduction),
+            (_("amount due reduced by"), credit_note.amount_due_reduction),
             ("refunded", credit_note.refund_amount),
-            ("credited to the balance", credit_note.credit_to_balance),
+            (_("credited to the balance"), credit_note.credit_to_balance),
         ]
         if amount.amount
     ]
@@ -231,9 +241,9 @@ class CreditNoteLineInline(ReadOnlyInline):
     fields = ["position", "kind", "description", "invoice_line", "quantity", "amount", "how_computed"]
     readonly_fields = ["how_computed"]
     view_permission_from_parent = True
-    verbose_name_plural = "lines"
+    verbose_name_plural = _("lines")
 
-    @admin.display(description="how it is computed")
+    @admin.display(description=_("how it is computed"))
     def how_computed(self, line: CreditNoteLine) -> str:
         return format_html_join(mark_safe("<br>"), "{}", ((step,) for step in line.explanation)) or "—"
 
@@ -242,7 +252,7 @@ class CreditNoteTaxInline(ReadOnlyInline):
     model = CreditNoteTax
     fields = ["name", "percentage", "inclusive", "taxable_amount", "tax_amount"]
     view_permission_from_parent = True
-    verbose_name_plural = "taxes per rate"
+    verbose_name_plural = _("taxes per rate")
 
 
 class CreditNoteAdmin(admin.ModelAdmin):
@@ -251,7 +261,7 @@ class CreditNoteAdmin(admin.ModelAdmin):
     list_display = [
         "number", "invoice_link", "customer", "status_badge", "reason", "total", "issued_at", "pdf_link",
     ]  # fmt: skip
-    list_filter = ["status", "reason", "total_currency"]
+    list_filter = ["status", "reason", ("total_currency", CurrencyListFilter)]
     search_fields = ["number", "invoice__number", "customer__name", "customer__external_id"]
     list_select_related = ["invoice", "customer"]
     date_hierarchy = "issued_at"
@@ -259,10 +269,13 @@ class CreditNoteAdmin(admin.ModelAdmin):
     actions = None
     fieldsets = [
         (None, {"fields": ["number", "status_badge", "invoice_link", "customer", "reason", "memo"]}),
-        ("Amounts", {"fields": ["subtotal", "tax_total", "total", "reverse_charge"]}),
-        ("Settlement", {"fields": ["amount_due_reduction", "refund_amount", "refund_reference", "credit_to_balance"]}),
-        ("Dates", {"fields": ["issued_at", "issued_by", "voided_at"]}),
-        ("PDF", {"fields": ["pdf_link", "pdf_rendered_at", "pdf_sha256"]}),
+        (_("Amounts"), {"fields": ["subtotal", "tax_total", "total", "reverse_charge"]}),
+        (
+            _("Settlement"),
+            {"fields": ["amount_due_reduction", "refund_amount", "refund_reference", "credit_to_balance"]},
+        ),
+        (_("Dates"), {"fields": ["issued_at", "issued_by", "voided_at"]}),
+        (_("PDF"), {"fields": ["pdf_link", "pdf_rendered_at", "pdf_sha256"]}),
     ]
     readonly_fields = [
         "number", "status_badge", "invoice_link", "customer", "reason", "memo", "subtotal", "tax_total", "total",
@@ -281,18 +294,18 @@ class CreditNoteAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # voided, never deleted
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=_("status"), ordering="status")
     def status_badge(self, credit_note: CreditNote) -> str:
         return status_badge(
             credit_note.get_status_display(), CREDIT_NOTE_STATUS_TONES.get(credit_note.status, "neutral")
         )
 
-    @admin.display(description="invoice", ordering="invoice__number")
+    @admin.display(description=_("invoice"), ordering="invoice__number")
     def invoice_link(self, credit_note: CreditNote) -> str:
         url = reverse("admin:invoices_invoice_change", args=[credit_note.invoice_id])
         return format_html('<a href="{}">{}</a>', url, credit_note.invoice)
 
-    @admin.display(description="PDF")
+    @admin.display(description=_("PDF"))
     def pdf_link(self, credit_note: CreditNote) -> str:
         if not credit_note.pdf:
             return "—"
@@ -331,7 +344,11 @@ class CreditNoteAdmin(admin.ModelAdmin):
                 )
             except FileNotFoundError:
                 pass
-        messages.warning(request, f"The PDF of {credit_note} is not available yet; it is rendered shortly after issue.")
+        messages.warning(
+            request,
+            _("The PDF of %(credit_note)s is not available yet; it is rendered shortly after issue.")
+            % {"credit_note": credit_note},
+        )
         return redirect("admin:invoices_creditnote_change", credit_note.pk)
 
     def void_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -347,5 +364,5 @@ class CreditNoteAdmin(admin.ModelAdmin):
         except ApplicationError as exc:
             messages.error(request, f"{credit_note}: {exc.message}")
         else:
-            messages.success(request, f"Voided credit note {credit_note}.")
+            messages.success(request, _("Voided credit note %(credit_note)s.") % {"credit_note": credit_note})
         return redirect("admin:invoices_creditnote_change", credit_note.pk)

@@ -7,6 +7,7 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.credentials import (
     api_key_create,
@@ -31,9 +32,8 @@ from apps.accounts.selectors import customer_now
 from apps.accounts.services import CUSTOMER_EDITABLE_FIELDS, customer_create, customer_update, simulated_clock_create
 from apps.billing.services.simulated_clocks import simulated_clock_advance
 from apps.core import clock
-from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
+from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, staff_datetime, staff_money, status_badge
 from apps.core.errors import ApplicationError
-from apps.core.money_format import money_text
 from apps.invoices.admin_inlines import InvoiceSummaryInline
 from apps.invoices.selectors import customer_balance
 from apps.payments.admin_inlines import CustomerPaymentInline
@@ -52,8 +52,8 @@ class CustomerMembershipInline(admin.TabularInline):
     fields = ["user", "role", "language", "created_at"]
     readonly_fields = ["user", "created_at"]
     extra = 0
-    verbose_name = "portal user"
-    verbose_name_plural = "portal users (they join by accepting an invitation)"
+    verbose_name = _("portal user")
+    verbose_name_plural = _("portal users (they join by accepting an invitation)")
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -65,9 +65,9 @@ class CustomerInvitationInline(ReadOnlyInline):
     model = CustomerInvitation
     fields = ["email", "role", "state", "invited_by", "created_at", "expires_at"]
     readonly_fields = ["state"]
-    verbose_name_plural = "portal invitations (invite or revoke in Accounts › Portal invitations)"
+    verbose_name_plural = _("portal invitations (invite or revoke in Accounts › Portal invitations)")
 
-    @admin.display(description="state")
+    @admin.display(description=_("state"))
     def state(self, invitation: CustomerInvitation) -> str:
         return _invitation_badge(invitation)
 
@@ -84,8 +84,8 @@ class BillingContactInline(admin.TabularInline):
     model = BillingContact
     fields = ["name", "email", "receives_invoices"]
     extra = 0
-    verbose_name = "billing contact"
-    verbose_name_plural = "billing contacts (receive the bills by email, with the customer's email)"
+    verbose_name = _("billing contact")
+    verbose_name_plural = _("billing contacts (receive the bills by email, with the customer's email)")
 
 
 class CustomerSubscriptionInline(ReadOnlyInline):
@@ -100,12 +100,12 @@ class CustomerSubscriptionInline(ReadOnlyInline):
         "next_billing_at",
     ]
     readonly_fields = ["subscription"]
-    verbose_name_plural = "subscriptions"
+    verbose_name_plural = _("subscriptions")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("plan", "customer")
 
-    @admin.display(description="subscription")
+    @admin.display(description=_("subscription"))
     def subscription(self, subscription: Subscription) -> str:
         url = reverse("admin:subscriptions_subscription_change", args=[subscription.pk])
         return format_html('<a href="{}">#{}</a>', url, subscription.pk)
@@ -125,7 +125,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "external_id", "email"]}),
         (
-            "Billing",
+            _("Billing"),
             {
                 "fields": [
                     "currency",
@@ -142,10 +142,10 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
             },
         ),
         (
-            "Address",
+            _("Address"),
             {"fields": ["address_line1", "address_line2", "postal_code", "city", "state", "country"]},
         ),
-        ("Activity", {"fields": ["billing_summary", "created_at", "updated_at"]}),
+        (_("Activity"), {"fields": ["billing_summary", "created_at", "updated_at"]}),
     ]
     inlines = [
         BillingContactInline,
@@ -200,7 +200,7 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
             return [BillingContactInline]
         return self.inlines
 
-    @admin.display(description="billing")
+    @admin.display(description=_("billing"))
     def billing_summary(self, customer: Customer) -> str:
         counts = Customer.objects.filter(pk=customer.pk).aggregate(
             subscriptions=Count("subscriptions", distinct=True), invoices=Count("invoices", distinct=True)
@@ -211,12 +211,12 @@ class CustomerAdmin(ServiceAdminMixin, admin.ModelAdmin):
         invoices_url = reverse("admin:invoices_invoice_changelist") + f"?customer__id__exact={customer.pk}"
         balance = customer_balance(customer=customer)
         return format_html(
-            '<a href="{}">{} subscription(s)</a> · <a href="{}">{} invoice(s)</a> · credit balance {}',
+            '<a href="{}">{}</a> · <a href="{}">{}</a> · {}',
             subscriptions_url,
-            counts["subscriptions"],
+            _("%(count)s subscription(s)") % {"count": counts["subscriptions"]},
             invoices_url,
-            counts["invoices"],
-            money_text(balance.amount, customer.currency),
+            _("%(count)s invoice(s)") % {"count": counts["invoices"]},
+            _("credit balance %(amount)s") % {"amount": staff_money(balance.amount, customer.currency)},
         )
 
     def save_model(self, request, obj, form, change):
@@ -239,9 +239,9 @@ class SimulatedClockCustomerInline(ReadOnlyInline):
     model = Customer
     fields = ["customer", "email", "currency"]
     readonly_fields = ["customer"]
-    verbose_name_plural = "customers on this clock"
+    verbose_name_plural = _("customers on this clock")
 
-    @admin.display(description="customer")
+    @admin.display(description=_("customer"))
     def customer(self, customer: Customer) -> str:
         return format_html(
             '<a href="{}">{}</a>', reverse("admin:accounts_customer_change", args=[customer.pk]), customer
@@ -250,7 +250,9 @@ class SimulatedClockCustomerInline(ReadOnlyInline):
 
 class SimulatedClockAdvanceForm(forms.Form):
     frozen_at = forms.SplitDateTimeField(
-        label="Advance to", widget=AdminSplitDateTime, help_text="UTC; after the clock's time, at most five years on."
+        label=_("Advance to"),
+        widget=AdminSplitDateTime,
+        help_text=_("UTC; after the clock's time, at most five years on."),
     )
 
 
@@ -270,7 +272,7 @@ class SimulatedClockAdmin(ServiceAdminMixin, admin.ModelAdmin):
         # Time moves only forward, through "Advance" (which runs what falls due on the way).
         return ["frozen_at", "created_at", "updated_at"] if obj is not None else ["created_at", "updated_at"]
 
-    @admin.display(description="customers", ordering="customer_total")
+    @admin.display(description=_("customers"), ordering="customer_total")
     def customer_count(self, test_clock: SimulatedClock) -> int:
         return test_clock.customer_total
 
@@ -310,7 +312,7 @@ class SimulatedClockAdmin(ServiceAdminMixin, admin.ModelAdmin):
         if not form.is_valid():
             for errors in form.errors.values():
                 for error in errors:
-                    self.message_user(request, f"Not advanced: {error}", messages.ERROR)
+                    self.message_user(request, _("Not advanced: %(error)s") % {"error": error}, messages.ERROR)
             return HttpResponseRedirect(change_url)
         try:
             advanced = simulated_clock_advance(
@@ -318,14 +320,20 @@ class SimulatedClockAdmin(ServiceAdminMixin, admin.ModelAdmin):
             )
         except ApplicationError as exc:
             messages_ = [message for field_messages in exc.fields.values() for message in field_messages]
-            self.message_user(request, f"Not advanced: {exc.message} {' '.join(messages_)}".strip(), messages.ERROR)
+            error = f"{exc.message} {' '.join(messages_)}".strip()
+            self.message_user(request, _("Not advanced: %(error)s") % {"error": error}, messages.ERROR)
             return HttpResponseRedirect(change_url)
         runs = advanced.billing_runs.filter(as_of__gt=test_clock.frozen_at)
         invoices = sum(run.invoiced_count for run in runs)
         self.message_user(
             request,
-            f"{advanced.name} is now at {advanced.frozen_at:%Y-%m-%d %H:%M} UTC: {runs.count()} billing run(s), "
-            f"{invoices} invoice(s) created.",
+            _("%(clock)s is now at %(time)s UTC: %(runs)s billing run(s), %(invoices)s invoice(s) created.")
+            % {
+                "clock": advanced.name,
+                "time": staff_datetime(advanced.frozen_at),
+                "runs": runs.count(),
+                "invoices": invoices,
+            },
             messages.SUCCESS,
         )
         return HttpResponseRedirect(change_url)
@@ -363,7 +371,7 @@ class ApiKeyAdmin(ServiceAdminMixin, admin.ModelAdmin):
         actions.pop("delete_selected", None)
         return actions
 
-    @admin.display(description="state")
+    @admin.display(description=_("state"))
     def state(self, api_key: ApiKey) -> str:
         return status_badge("revoked", "danger") if api_key.revoked_at else status_badge("active", "success")
 
@@ -375,15 +383,17 @@ class ApiKeyAdmin(ServiceAdminMixin, admin.ModelAdmin):
         adopt(obj, api_key)
         self.message_user(
             request,
-            f"API key created. Copy it now, it is shown only this once: {raw_key}",
+            _("API key created. Copy it now, it is shown only this once: %(key)s") % {"key": raw_key},
             messages.WARNING,
         )
 
-    @admin.action(description="Revoke the selected API keys", permissions=["change"])
+    @admin.action(description=_("Revoke the selected API keys"), permissions=["change"])
     def revoke(self, request, queryset):
         for api_key in queryset:
             api_key_revoke(api_key_id=api_key.pk)
-        self.message_user(request, f"{queryset.count()} API key(s) revoked; requests with them are refused.")
+        self.message_user(
+            request, _("%(count)s API key(s) revoked; requests with them are refused.") % {"count": queryset.count()}
+        )
 
 
 class UserTokenAddForm(forms.ModelForm):
@@ -429,7 +439,7 @@ class UserTokenAdmin(ServiceAdminMixin, admin.ModelAdmin):
         actions.pop("delete_selected", None)
         return actions
 
-    @admin.display(description="state")
+    @admin.display(description=_("state"))
     def state(self, token: UserToken) -> str:
         return status_badge("revoked", "danger") if token.revoked_at else status_badge("active", "success")
 
@@ -443,16 +453,21 @@ class UserTokenAdmin(ServiceAdminMixin, admin.ModelAdmin):
         adopt(obj, token)
         self.message_user(
             request,
-            f"Token created for {token.user}. Copy it now, it is shown only this once "
-            f"(header: Authorization: Token …): {raw_token}",
+            _(
+                "Token created for %(user)s. Copy it now, it is shown only this once "
+                "(header: Authorization: Token …): %(token)s"
+            )
+            % {"user": token.user, "token": raw_token},
             messages.WARNING,
         )
 
-    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    @admin.action(description=_("Revoke the selected tokens"), permissions=["change"])
     def revoke(self, request, queryset):
         for token in queryset:
             user_token_revoke(token_id=token.pk)
-        self.message_user(request, f"{queryset.count()} token(s) revoked; requests with them are refused.")
+        self.message_user(
+            request, _("%(count)s token(s) revoked; requests with them are refused.") % {"count": queryset.count()}
+        )
 
 
 @admin.register(PortalToken)
@@ -474,15 +489,17 @@ class PortalTokenAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # revoke instead: the record of a token stays
 
-    @admin.display(description="state")
+    @admin.display(description=_("state"))
     def state(self, token: PortalToken) -> str:
         return status_badge("revoked", "danger") if token.revoked_at else status_badge("active", "success")
 
-    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    @admin.action(description=_("Revoke the selected tokens"), permissions=["change"])
     def revoke(self, request, queryset):
         for token in queryset:
             portal_token_revoke(membership_id=token.membership_id, token_id=token.pk)
-        self.message_user(request, f"{queryset.count()} token(s) revoked; requests with them are refused.")
+        self.message_user(
+            request, _("%(count)s token(s) revoked; requests with them are refused.") % {"count": queryset.count()}
+        )
 
 
 class CustomerInvitationAddForm(forms.ModelForm):
@@ -526,7 +543,7 @@ class CustomerInvitationAdmin(ServiceAdminMixin, admin.ModelAdmin):
         actions.pop("delete_selected", None)
         return actions
 
-    @admin.display(description="state")
+    @admin.display(description=_("state"))
     def state(self, invitation: CustomerInvitation) -> str:
         return _invitation_badge(invitation)
 
@@ -543,10 +560,12 @@ class CustomerInvitationAdmin(ServiceAdminMixin, admin.ModelAdmin):
         )
         adopt(obj, invitation)
 
-    @admin.action(description="Revoke the selected invitations", permissions=["change"])
+    @admin.action(description=_("Revoke the selected invitations"), permissions=["change"])
     def revoke(self, request, queryset):
         revoked = 0
         for invitation in queryset.filter(accepted_at__isnull=True):
             customer_invitation_revoke(invitation_id=invitation.pk)
             revoked += 1
-        self.message_user(request, f"{revoked} invitation(s) revoked; their links no longer work.")
+        self.message_user(
+            request, _("%(count)s invitation(s) revoked; their links no longer work.") % {"count": revoked}
+        )

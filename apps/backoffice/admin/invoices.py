@@ -22,11 +22,22 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from apps.billing.services import bill_due_subscriptions
-from apps.core.admin import LargeListAdminMixin, ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
+from apps.core.admin import (
+    CurrencyListFilter,
+    LargeListAdminMixin,
+    ReadOnlyInline,
+    ServiceAdminMixin,
+    adopt,
+    staff_date,
+    staff_money,
+    status_badge,
+)
 from apps.core.errors import ApplicationError
-from apps.core.money_format import money_text
 from apps.core.pdf import PdfIntegrity
 from apps.invoices.constants import BillingRunStatus, InvoiceStatus
 from apps.invoices.models import (
@@ -87,7 +98,7 @@ OPERATIONS_PERMISSION = "invoices.change_invoice"
 def _period(start, end) -> str:
     if start is None or end is None:
         return "—"
-    return f"{start:%Y-%m-%d} → {end:%Y-%m-%d}"
+    return f"{staff_date(start)} → {staff_date(end)}"
 
 
 def _pretty_json(value) -> str:
@@ -134,59 +145,70 @@ OPERATIONS: dict[str, InvoiceOperation] = {
     for operation in [
         InvoiceOperation(
             name="finalize",
-            label="Finalize",
-            done="Finalized",
+            label=_("Finalize"),
+            done=_("Finalized"),
             explanation=(
-                "Finalizing issues the invoice: it takes the next invoice number, its amounts and the "
-                "seller and customer details are frozen, and its PDF bill is rendered. This cannot be undone."
+                _(
+                    "Finalizing issues the invoice: it takes the next invoice number, its amounts and the "
+                    "seller and customer details are frozen, and its PDF bill is rendered. This cannot be undone."
+                )
             ),
             is_offered_for=_status_in(InvoiceStatus.DRAFT),
             run=lambda invoice_id, actor, note: invoice_finalize(invoice_id=invoice_id, actor=actor),
         ),
         InvoiceOperation(
             name="void",
-            label="Void",
-            done="Voided",
+            label=pgettext_lazy("invoice action", "Void"),
+            done=_("Voided"),
             explanation=(
-                "Voiding cancels the invoice for good. An issued invoice keeps its number (no gap); "
-                "the customer no longer owes it."
+                _(
+                    "Voiding cancels the invoice for good. An issued invoice keeps its number (no gap); "
+                    "the customer no longer owes it."
+                )
             ),
             is_offered_for=_status_in(InvoiceStatus.DRAFT, InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE),
             run=lambda invoice_id, actor, note: invoice_void(invoice_id=invoice_id, actor=actor, reason=note),
-            note_label="Reason",
+            note_label=_("Reason"),
         ),
         InvoiceOperation(
             name="mark_paid",
-            label="Mark paid",
-            done="Marked paid",
+            label=_("Mark paid"),
+            done=_("Marked paid"),
             explanation=(
-                "Records a manual payment (bank transfer) of what is still due on this invoice, which makes it "
-                "paid. To record another amount or method, use Payments › Record a manual payment."
+                _(
+                    "Records a manual payment (bank transfer) of what is still due on this invoice, which makes it "
+                    "paid. To record another amount or method, use Payments › Record a manual payment."
+                )
             ),
             is_offered_for=_status_in(InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE),
             run=lambda invoice_id, actor, note: invoice_mark_paid(invoice_id=invoice_id, actor=actor, reference=note),
-            note_label="Payment reference",
+            note_label=_("Payment reference"),
         ),
         InvoiceOperation(
             name="mark_uncollectible",
-            label="Mark uncollectible",
-            done="Marked uncollectible",
+            label=_("Mark uncollectible"),
+            done=_("Marked uncollectible"),
             explanation=(
-                "Records that this invoice is not expected to be paid (bad debt). It can still be paid or voided later."
+                _(
+                    "Records that this invoice is not expected to be paid (bad debt). "
+                    "It can still be paid or voided later."
+                )
             ),
             is_offered_for=_status_in(InvoiceStatus.OPEN),
             run=lambda invoice_id, actor, note: invoice_mark_uncollectible(
                 invoice_id=invoice_id, actor=actor, reason=note
             ),
-            note_label="Reason",
+            note_label=_("Reason"),
         ),
         InvoiceOperation(
             name="render_pdf",
-            label="Render PDF",
-            done="Rendered the PDF of",
+            label=_("Render PDF"),
+            done=_("Rendered the PDF of"),
             explanation=(
-                "Renders the PDF bill from the invoice's frozen details, if it has none yet (e.g. the queue "
-                "was down). A rendered bill is never rendered again nor replaced."
+                _(
+                    "Renders the PDF bill from the invoice's frozen details, if it has none yet (e.g. the queue "
+                    "was down). A rendered bill is never rendered again nor replaced."
+                )
             ),
             is_offered_for=lambda invoice: bool(invoice.number) and not invoice.pdf,
             run=lambda invoice_id, actor, note: invoice_render_pdf(invoice_id=invoice_id, actor=actor),
@@ -195,11 +217,13 @@ OPERATIONS: dict[str, InvoiceOperation] = {
         ),
         InvoiceOperation(
             name="send",
-            label="Email to customer",
-            done="Emailed",
+            label=_("Email to customer"),
+            done=_("Emailed"),
             explanation=(
-                "Emails the PDF bill to the customer's email and to its billing contacts that receive "
-                "invoices, even if it was sent before. Each send is recorded in the invoice's history."
+                _(
+                    "Emails the PDF bill to the customer's email and to its billing contacts that receive "
+                    "invoices, even if it was sent before. Each send is recorded in the invoice's history."
+                )
             ),
             is_offered_for=lambda invoice: bool(invoice.pdf) and invoice.status != InvoiceStatus.VOID,
             run=lambda invoice_id, actor, note: (
@@ -209,12 +233,14 @@ OPERATIONS: dict[str, InvoiceOperation] = {
         ),
         InvoiceOperation(
             name="charge_card",
-            label="Charge card now",
-            done="Charged the card for",
+            label=_("Charge card now"),
+            done=_("Charged the card for"),
             explanation=(
-                "Charges what is due on the invoice to the customer's default card (Stripe), as a new collection "
-                "attempt. A declined card or a bank asking for 3-D Secure is reported here and recorded on the "
-                "payment."
+                _(
+                    "Charges what is due on the invoice to the customer's default card (Stripe), as a new collection "
+                    "attempt. A declined card or a bank asking for 3-D Secure is reported here and recorded on the "
+                    "payment."
+                )
             ),
             is_offered_for=lambda invoice: (
                 stripe_enabled()
@@ -242,7 +268,8 @@ def _bulk_action(operation: InvoiceOperation):
         return None
 
     action.__name__ = f"{operation.name}_selected"
-    return admin.action(description=f"{operation.label} selected invoices", permissions=[operation.name])(action)
+    description = format_lazy(_("{operation}: selected invoices"), operation=operation.label)
+    return admin.action(description=description, permissions=[operation.name])(action)
 
 
 # --- Invoice ----------------------------------------------------------------------------------------
@@ -253,13 +280,13 @@ class InvoiceLineInline(ReadOnlyInline):
     fields = ["position", "kind", "description", "line_period", "quantity", "unit_amount", "amount", "how_computed"]
     readonly_fields = ["line_period", "how_computed"]
     view_permission_from_parent = True
-    verbose_name_plural = "lines"
+    verbose_name_plural = _("lines")
 
-    @admin.display(description="how it is computed")
+    @admin.display(description=_("how it is computed"))
     def how_computed(self, line: InvoiceLine) -> str:
         return format_html_join(mark_safe("<br>"), "{}", ((step,) for step in line.explanation)) or "—"
 
-    @admin.display(description="period")
+    @admin.display(description=_("period"))
     def line_period(self, line: InvoiceLine) -> str:
         return _period(line.period_start_at, line.period_end_at)
 
@@ -268,7 +295,7 @@ class InvoiceTaxInline(ReadOnlyInline):
     model = InvoiceTax
     fields = ["name", "percentage", "inclusive", "taxable_amount", "tax_amount"]
     view_permission_from_parent = True
-    verbose_name_plural = "taxes per rate"
+    verbose_name_plural = _("taxes per rate")
 
 
 class InvoiceEventInline(ReadOnlyInline):
@@ -276,13 +303,13 @@ class InvoiceEventInline(ReadOnlyInline):
     fields = ["occurred_at", "type", "actor", "details"]
     readonly_fields = ["details"]
     view_permission_from_parent = True
-    verbose_name = "event"
-    verbose_name_plural = "history (audit trail)"
+    verbose_name = _("event")
+    verbose_name_plural = _("history (audit trail)")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor")
 
-    @admin.display(description="details")
+    @admin.display(description=_("details"))
     def details(self, event: InvoiceEvent) -> str:
         if not event.data:
             return "—"
@@ -290,11 +317,11 @@ class InvoiceEventInline(ReadOnlyInline):
 
 
 class OverdueFilter(admin.SimpleListFilter):
-    title = "payment"
+    title = _("payment")
     parameter_name = "overdue"
 
     def lookups(self, request, model_admin):
-        return [("yes", "Overdue"), ("no", "Not overdue")]
+        return [("yes", _("Overdue")), ("no", _("Not overdue"))]
 
     def queryset(self, request, queryset):
         overdue = {"status__in": [InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE], "due_on__lt": timezone.now().date()}
@@ -321,7 +348,9 @@ class InvoiceAdmin(LargeListAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
     ]
     # No date hierarchy: its year links need a DISTINCT over every invoice; the issue date filter
     # below answers from the issued_at index.
-    list_filter = ["status", "total_currency", OverdueFilter, ("issued_at", admin.DateFieldListFilter)]
+    list_filter = [
+        "status", ("total_currency", CurrencyListFilter), OverdueFilter, ("issued_at", admin.DateFieldListFilter),
+    ]  # fmt: skip
     search_fields = ["number", "customer__name", "customer__external_id"]  # see own_search_fields
     own_search_fields = ("number",)
     list_select_related = ["customer"]
@@ -341,12 +370,12 @@ class InvoiceAdmin(LargeListAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
                 ]
             },
         ),
-        ("Amounts", {"fields": ["subtotal", "tax_total", "total", "reverse_charge"]}),
-        ("Payment", {"fields": ["collection_method", "amount_paid", "amount_due_display", "record_payment_link"]}),
-        ("Dates", {"fields": ["issued_at", "auto_finalize_at", "paid_at", "voided_at", "marked_uncollectible_at"]}),
-        ("PDF bill", {"fields": ["pdf_link", "pdf_rendered_at", "pdf_sha256", "pdf_integrity"]}),
-        ("Details frozen at issue", {"fields": ["seller_snapshot", "customer_snapshot"], "classes": ["collapse"]}),
-        ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+        (_("Amounts"), {"fields": ["subtotal", "tax_total", "total", "reverse_charge"]}),
+        (_("Payment"), {"fields": ["collection_method", "amount_paid", "amount_due_display", "record_payment_link"]}),
+        (_("Dates"), {"fields": ["issued_at", "auto_finalize_at", "paid_at", "voided_at", "marked_uncollectible_at"]}),
+        (_("PDF bill"), {"fields": ["pdf_link", "pdf_rendered_at", "pdf_sha256", "pdf_integrity"]}),
+        (_("Details frozen at issue"), {"fields": ["seller_snapshot", "customer_snapshot"], "classes": ["collapse"]}),
+        (_("Record"), {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
     draft_editable_fields = ("memo", "due_on")
     inlines = [InvoiceLineInline, InvoiceTaxInline, InvoiceCreditNoteInline, InvoicePaymentInline, InvoiceEventInline]
@@ -434,62 +463,64 @@ class InvoiceAdmin(LargeListAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return invoices_with_amount_due(super().get_queryset(request))
 
-    @admin.display(description="invoice", ordering="number")
+    @admin.display(description=_("invoice"), ordering="number")
     def display_number(self, invoice: Invoice) -> str:
         return str(invoice)
 
-    @admin.display(description="paid", ordering="amount_paid")
+    @admin.display(description=_("paid"), ordering="amount_paid")
     def amount_paid_column(self, invoice: Invoice) -> str:
-        return money_text(invoice.amount_paid.amount, invoice.currency)
+        return staff_money(invoice.amount_paid.amount, invoice.currency)
 
-    @admin.display(description="due")
+    @admin.display(description=_("due"))
     def amount_due_column(self, invoice: Invoice) -> str:
-        return money_text(invoice.amount_due.amount, invoice.currency)
+        return staff_money(invoice.amount_due.amount, invoice.currency)
 
-    @admin.display(description="amount due")
+    @admin.display(description=_("amount due"))
     def amount_due_display(self, invoice: Invoice) -> str:
-        return money_text(invoice.amount_due.amount, invoice.currency)
+        return staff_money(invoice.amount_due.amount, invoice.currency)
 
-    @admin.display(description="record a payment")
+    @admin.display(description=_("record a payment"))
     def record_payment_link(self, invoice: Invoice) -> str:
         if invoice.status not in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE):
             return "—"
         url = reverse("admin:payments_payment_add") + f"?customer={invoice.customer_id}"
-        return format_html('<a href="{}">Record a payment from {}</a>', url, invoice.customer)
+        return format_html(
+            '<a href="{}">{}</a>', url, _("Record a payment from %(customer)s") % {"customer": invoice.customer}
+        )
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=_("status"), ordering="status")
     def status_badge(self, invoice: Invoice) -> str:
         return status_badge(invoice.get_status_display(), INVOICE_STATUS_TONES.get(invoice.status, "neutral"))
 
-    @admin.display(description="period", ordering="period_start_at")
+    @admin.display(description=_("period"), ordering="period_start_at")
     def billing_period(self, invoice: Invoice) -> str:
         return _period(invoice.period_start_at, invoice.period_end_at)
 
-    @admin.display(description="PDF")
+    @admin.display(description=_("PDF"))
     def pdf_link(self, invoice: Invoice) -> str:
         if not invoice.pdf:
             return "—"
         return format_html('<a href="{}">PDF</a>', reverse("admin:invoices_invoice_pdf", args=[invoice.pk]))
 
-    @admin.display(description="integrity")
+    @admin.display(description=_("integrity"))
     def pdf_integrity(self, invoice: Invoice) -> str:
         """Recomputes the SHA-256 of the stored file (the change page only, one file)."""
         if not invoice.pdf_sha256:
             return "—"
         integrity = invoice_pdf_verify(invoice_id=invoice.pk)
         label, tone = {
-            PdfIntegrity.INTACT: ("intact: the stored file has this SHA-256", "success"),
-            PdfIntegrity.ALTERED: ("ALTERED: the stored file no longer has this SHA-256", "danger"),
-            PdfIntegrity.MISSING: ("MISSING from storage", "danger"),
+            PdfIntegrity.INTACT: (_("intact: the stored file has this SHA-256"), "success"),
+            PdfIntegrity.ALTERED: (_("ALTERED: the stored file no longer has this SHA-256"), "danger"),
+            PdfIntegrity.MISSING: (_("MISSING from storage"), "danger"),
         }[integrity]
         return status_badge(label, tone)
 
-    @admin.display(description="customer")
+    @admin.display(description=_("customer"))
     def customer_link(self, invoice: Invoice) -> str:
         url = reverse("admin:accounts_customer_change", args=[invoice.customer_id])
         return format_html('<a href="{}">{}</a>', url, invoice.customer)
 
-    @admin.display(description="subscription")
+    @admin.display(description=_("subscription"))
     def subscription_link(self, invoice: Invoice) -> str:
         ids = [invoice.subscription_id] if invoice.subscription_id else []
         if not ids and invoice.pk:  # an invoice grouping several subscriptions
@@ -500,14 +531,14 @@ class InvoiceAdmin(LargeListAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
             format_html('<a href="{}">#{}</a>', reverse("admin:subscriptions_subscription_change", args=[pk]), pk)
             for pk in ids
         ]
-        grouped = " (one invoice for the customer's subscriptions renewing that day)" if len(ids) > 1 else ""
+        grouped = _(" (one invoice for the customer's subscriptions renewing that day)") if len(ids) > 1 else ""
         return format_html("{}{}", format_html_join(", ", "{}", ((link,) for link in links)), grouped)
 
-    @admin.display(description="seller")
+    @admin.display(description=_("seller"))
     def seller_snapshot(self, invoice: Invoice) -> str:
         return _pretty_json(invoice.seller_details)
 
-    @admin.display(description="customer")
+    @admin.display(description=_("customer"))
     def customer_snapshot(self, invoice: Invoice) -> str:
         return _pretty_json(invoice.customer_details)
 
@@ -544,20 +575,20 @@ class InvoiceAdmin(LargeListAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
             try:
                 handle = invoice.pdf.open("rb")
             except FileNotFoundError:
-                reason = (
+                reason = _(
                     "its PDF file is missing from storage. A rendered bill is never rendered again: restore "
-                    f"{invoice.pdf.name} from a backup (its SHA-256 is {invoice.pdf_sha256})."
-                )
+                    "%(file)s from a backup (its SHA-256 is %(sha256)s)."
+                ) % {"file": invoice.pdf.name, "sha256": invoice.pdf_sha256}
             else:
                 return FileResponse(handle, content_type="application/pdf", filename=f"{invoice.number}.pdf")
         elif invoice.number:
-            reason = "its PDF has not been rendered yet. It is rendered shortly after finalization; try again later."
+            reason = _("its PDF has not been rendered yet. It is rendered shortly after finalization; try again later.")
         else:
-            reason = "it is a draft: the PDF bill is rendered when the invoice is finalized."
+            reason = _("it is a draft: the PDF bill is rendered when the invoice is finalized.")
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": "No PDF yet",
+            "title": _("No PDF yet"),
             "invoice": invoice,
             "reason": reason,
         }
@@ -580,7 +611,7 @@ class InvoiceAdmin(LargeListAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"{operation.label} {invoice}?",
+            "title": _("%(operation)s %(invoice)s?") % {"operation": operation.label, "invoice": invoice},
             "invoice": invoice,
             "operation": operation,
             "form": OperationForm(),
@@ -598,8 +629,14 @@ class InvoiceAdmin(LargeListAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
             message = exc.message if isinstance(exc, ApplicationError) else f"{type(exc).__name__}: {exc}"
             messages.error(request, f"{before}: {message}")
             return None
-        after = f" as {changed}" if str(changed) != before else ""
-        messages.success(request, f"{operation.done} {before}{after}.")
+        if str(changed) != before:
+            messages.success(
+                request,
+                _("%(done)s %(invoice)s as %(changed)s.")
+                % {"done": operation.done, "invoice": before, "changed": changed},
+            )
+        else:
+            messages.success(request, _("%(done)s %(invoice)s.") % {"done": operation.done, "invoice": before})
         return changed
 
     def confirm_operation_on_each(
@@ -609,7 +646,8 @@ class InvoiceAdmin(LargeListAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"{operation.label} {queryset.count()} invoice(s)?",
+            "title": _("%(operation)s %(count)s invoice(s)?")
+            % {"operation": operation.label, "count": queryset.count()},
             "operation": operation,
             "queryset": queryset.select_related("customer").order_by("pk"),
             "action_name": action_name,
@@ -631,11 +669,21 @@ class InvoiceAdmin(LargeListAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
                 message = exc.message if isinstance(exc, ApplicationError) else f"{type(exc).__name__}: {exc}"
                 messages.error(request, f"{before}: {message}")
                 continue
-            done.append(before if str(changed) == before else f"{before} as {changed}")
+            done.append(
+                before
+                if str(changed) == before
+                else _("%(invoice)s as %(changed)s") % {"invoice": before, "changed": changed}
+            )
         if done:
-            messages.success(request, f"{operation.done} {len(done)} invoice(s): {', '.join(done)}.")
+            messages.success(
+                request,
+                _("%(done)s %(count)s invoice(s): %(invoices)s.")
+                % {"done": operation.done, "count": len(done), "invoices": ", ".join(done)},
+            )
         if failed:
-            messages.warning(request, f"{failed} invoice(s) were left unchanged (see the errors above).")
+            messages.warning(
+                request, _("%(count)s invoice(s) were left unchanged (see the errors above).") % {"count": failed}
+            )
 
 
 # --- Billing runs and numbering -----------------------------------------------------------------------
@@ -680,12 +728,12 @@ class BillingRunAdmin(ReadOnlyAdmin):
     fieldsets = [
         (None, {"fields": ["as_of", "trigger", "triggered_by", "status_badge"]}),
         (
-            "Progress",
+            _("Progress"),
             {"fields": ["progress", "chunk_progress", "throughput", "statement_count", "statements_per_invoice"]},
         ),
-        ("Timing", {"fields": ["started_at", "finished_at", "duration"]}),
+        (_("Timing"), {"fields": ["started_at", "finished_at", "duration"]}),
         (
-            "Counts",
+            _("Counts"),
             {
                 "fields": [
                     "due_count",
@@ -697,7 +745,7 @@ class BillingRunAdmin(ReadOnlyAdmin):
                 ]
             },
         ),  # fmt: skip
-        ("Errors", {"fields": ["error_table"]}),
+        (_("Errors"), {"fields": ["error_table"]}),
     ]
     readonly_fields = [
         "status_badge", "duration", "error_table", "progress", "chunk_progress", "throughput", "statements_per_invoice",
@@ -707,44 +755,45 @@ class BillingRunAdmin(ReadOnlyAdmin):
     def has_run_billing_permission(self, request) -> bool:
         return request.user.has_perm(self.run_billing_permission)
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=_("status"), ordering="status")
     def status_badge(self, run: BillingRun) -> str:
         return status_badge(run.get_status_display(), BILLING_RUN_STATUS_TONES.get(run.status, "neutral"))
 
-    @admin.display(description="duration")
+    @admin.display(description=_("duration"))
     def duration(self, run: BillingRun) -> str:
         seconds = run.duration_seconds
         if seconds is None:
             return "—"
         return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
-    @admin.display(description="progress")
+    @admin.display(description=_("progress"))
     def progress(self, run: BillingRun) -> str:
         return format_html(
-            '<progress max="100" value="{}" style="width: 10em"></progress> {} % ({} / {} subscriptions)',
-            run.progress_percent, run.progress_percent, f"{run.processed_count:,}", f"{run.due_count:,}",
+            '<progress max="100" value="{}" style="width: 10em"></progress> {} % ({})',
+            run.progress_percent, run.progress_percent,
+            _("%(done)s / %(due)s subscriptions") % {"done": f"{run.processed_count:,}", "due": f"{run.due_count:,}"},
         )  # fmt: skip
 
-    @admin.display(description="chunks")
+    @admin.display(description=_("chunks"))
     def chunk_progress(self, run: BillingRun) -> str:
         return f"{run.chunks_done} of {run.chunk_count} billed"
 
-    @admin.display(description="invoices per second")
+    @admin.display(description=_("invoices per second"))
     def throughput(self, run: BillingRun) -> str:
         seconds = run.duration_seconds
         if not seconds or not run.invoiced_count:
             return "—"
         return f"{run.invoiced_count / seconds:,.0f}"
 
-    @admin.display(description="SQL statements per invoice")
+    @admin.display(description=_("SQL statements per invoice"))
     def statements_per_invoice(self, run: BillingRun) -> str:
         value = run.statements_per_invoice
         return "—" if value is None else f"{value:.2f}"
 
-    @admin.display(description="errors")
+    @admin.display(description=_("errors"))
     def error_table(self, run: BillingRun) -> str:
         if not run.errors:
-            return "None"
+            return _("None")
         rows = []
         for error in run.errors:
             if "subscription" in error:
@@ -778,15 +827,25 @@ class BillingRunAdmin(ReadOnlyAdmin):
         if run.finished_at is None:
             messages.info(
                 request,
-                f"Billing run {run.pk} started: {run.due_count} subscription(s) due, in {run.chunk_count} chunk(s) "
-                "handed to the billing workers. This page follows its progress.",
+                _(
+                    "Billing run %(run)s started: %(due)s subscription(s) due, in %(chunks)s chunk(s) handed to the "
+                    "billing workers. This page follows its progress."
+                )
+                % {"run": run.pk, "due": run.due_count, "chunks": run.chunk_count},
             )
             return redirect("admin:invoices_billingrun_change", run.pk)
-        summary = (
-            f"Billing run {run.pk} finished: {run.due_count} subscription(s) due, {run.invoiced_count} invoiced, "
-            f"{run.skipped_count} skipped, {run.failed_count} failed, {run.finalized_count} invoice(s) finalized, "
-            f"{run.ended_count} subscription(s) ended."
-        )
+        summary = _(
+            "Billing run %(run)s finished: %(due)s subscription(s) due, %(invoiced)s invoiced, %(skipped)s skipped, "
+            "%(failed)s failed, %(finalized)s invoice(s) finalized, %(ended)s subscription(s) ended."
+        ) % {
+            "run": run.pk,
+            "due": run.due_count,
+            "invoiced": run.invoiced_count,
+            "skipped": run.skipped_count,
+            "failed": run.failed_count,
+            "finalized": run.finalized_count,
+            "ended": run.ended_count,
+        }
         if run.failed_count:
             messages.warning(request, summary)
         else:

@@ -7,19 +7,21 @@ from datetime import datetime
 
 from django.contrib import admin
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
 from apps.core import clock
+from apps.core.admin import staff_datetime
 
 JOB_DESCRIPTIONS = {
-    "apps.invoices.tasks.billing_run_task": "Bills every subscription whose period has begun (the billing run).",
-    "apps.invoices.tasks.invoice_finalize_due_drafts_task": "Finalizes drafts whose review time is over.",
-    "apps.invoices.tasks.invoice_render_missing_pdfs_task": "Renders and emails bills left without a PDF.",
-    "apps.payments.dunning.tasks.dunning_run_task": "Dunning: reminders, card retries and end actions due now.",
-    "apps.webhooks.tasks.webhook_events_collect_task": "Collects new events for the outgoing webhooks.",
-    "apps.webhooks.tasks.webhook_deliveries_requeue_due_task": "Retries webhook deliveries whose time has come.",
-    "apps.reports.tasks.reports_refresh_task": "Refreshes the finance dashboard's figures.",
+    "apps.invoices.tasks.billing_run_task": _("Bills every subscription whose period has begun (the billing run)."),
+    "apps.invoices.tasks.invoice_finalize_due_drafts_task": _("Finalizes drafts whose review time is over."),
+    "apps.invoices.tasks.invoice_render_missing_pdfs_task": _("Renders and emails bills left without a PDF."),
+    "apps.payments.dunning.tasks.dunning_run_task": _("Dunning: reminders, card retries and end actions due now."),
+    "apps.webhooks.tasks.webhook_events_collect_task": _("Collects new events for the outgoing webhooks."),
+    "apps.webhooks.tasks.webhook_deliveries_requeue_due_task": _("Retries webhook deliveries whose time has come."),
+    "apps.reports.tasks.reports_refresh_task": _("Refreshes the finance dashboard's figures."),
 }
 
 
@@ -55,11 +57,11 @@ class ScheduledWorkAdmin(PeriodicTaskAdmin):
     ]  # fmt: skip
     readonly_fields = ["name", "what_it_does", "task", "when", "enabled", "last_run_at", "next_run", "total_run_count"]
 
-    @admin.display(description="what it does")
+    @admin.display(description=_("what it does"))
     def what_it_does(self, task: PeriodicTask) -> str:
         return JOB_DESCRIPTIONS.get(task.task, task.description or task.task)
 
-    @admin.display(description="runs")
+    @admin.display(description=_("runs"))
     def when(self, task: PeriodicTask) -> str:
         if task.crontab_id is not None:
             return f"{task.crontab.human_readable} (UTC)"
@@ -67,12 +69,12 @@ class ScheduledWorkAdmin(PeriodicTaskAdmin):
             return f"every {task.interval.every} {task.interval.period}"
         return str(task.scheduler)
 
-    @admin.display(description="next run")
+    @admin.display(description=_("next run"))
     def next_run(self, task: PeriodicTask) -> str:
         moment = next_run_at(task, now=clock.now())
         if moment is None:
             return "—"
-        return format_html("{} UTC", f"{moment:%Y-%m-%d %H:%M:%S}")
+        return format_html("{} UTC", staff_datetime(moment, seconds=True))
 
     def has_add_permission(self, request) -> bool:
         return False  # jobs are declared in settings and installed by the scheduler

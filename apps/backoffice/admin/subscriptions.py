@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import gettext_lazy as _
 
 from apps.billing.constants import ChangeTiming, ProrationBehavior
 from apps.billing.services import (
@@ -22,9 +23,17 @@ from apps.billing.services import (
 )
 from apps.catalog.constants import VersionMigrationTiming
 from apps.catalog.models import Plan, PlanVersion
-from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, application_error_to_form, status_badge
+from apps.core.admin import (
+    ReadOnlyInline,
+    ServiceAdminMixin,
+    adopt,
+    application_error_to_form,
+    staff_date,
+    staff_datetime,
+    staff_money,
+    status_badge,
+)
 from apps.core.errors import ApplicationError
-from apps.core.money_format import money_text
 from apps.invoices.admin_inlines import InvoicedPeriodInline, InvoiceSummaryInline
 from apps.invoices.selectors import subscription_invoices
 from apps.subscriptions.constants import SubscriptionStatus
@@ -49,16 +58,18 @@ class SubscriptionAddForm(forms.ModelForm):
         required=False,
         min_value=1,
         max_value=28,
-        help_text="Calendar billing (monthly plans): bill on this day of every month, first period prorated. "
-        "Empty: on the anniversary of the start.",
+        help_text=_(
+            "Calendar billing (monthly plans): bill on this day of every month, first period prorated. "
+            "Empty: on the anniversary of the start."
+        ),
     )
     trial_days = forms.IntegerField(
-        required=False, min_value=0, max_value=730, help_text="Days of free trial. Empty: the plan's trial length."
+        required=False, min_value=0, max_value=730, help_text=_("Days of free trial. Empty: the plan's trial length.")
     )
     started_at = forms.SplitDateTimeField(
         required=False,
         widget=AdminSplitDateTime,
-        help_text="When the first period starts (UTC). Empty means now.",
+        help_text=_("When the first period starts (UTC). Empty means now."),
     )
 
     class Meta:
@@ -71,7 +82,7 @@ class SubscriptionAddForm(forms.ModelForm):
 
 
 class PlanVersionFilter(admin.SimpleListFilter):
-    title = "plan version"
+    title = _("plan version")
     parameter_name = "plan_version__id__exact"
 
     def lookups(self, request, model_admin):
@@ -95,7 +106,7 @@ class SubscriptionInvoiceInline(InvoiceSummaryInline):
 class SubscriptionEventInline(ReadOnlyInline):
     model = SubscriptionEvent
     fields = ["occurred_at", "type", "actor", "data"]
-    verbose_name_plural = "history (audit trail)"
+    verbose_name_plural = _("history (audit trail)")
     view_permission_from_parent = True
 
     def get_queryset(self, request):
@@ -124,7 +135,7 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
             {"fields": ["customer", "plan", "plan_version", "pending_plan_version", "quantity", "currency", "status"]},
         ),
         (
-            "Billing periods",
+            _("Billing periods"),
             {
                 "fields": [
                     "billing_anchor_at",
@@ -136,8 +147,8 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 ]
             },
         ),
-        ("Cancellation", {"fields": ["cancel_at_period_end", "canceled_at", "ended_at", "cancellation_reason"]}),
-        ("Record", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+        (_("Cancellation"), {"fields": ["cancel_at_period_end", "canceled_at", "ended_at", "cancellation_reason"]}),
+        (_("Record"), {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
     readonly_fields = ["currency", "created_at", "updated_at"]
     inlines = [SubscriptionInvoiceInline, InvoicedPeriodInline, SubscriptionEventInline]
@@ -160,7 +171,7 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
         actions.pop("delete_selected", None)
         return actions
 
-    @admin.action(description="Move to the plan's latest version", permissions=["change"])
+    @admin.action(description=_("Move to the plan's latest version"), permissions=["change"])
     def migrate_to_latest_version(self, request, queryset):
         queryset = queryset.select_related("customer", "plan", "plan_version").prefetch_related(
             "plan__versions__charges__prices"
@@ -171,7 +182,7 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
             context = {
                 **self.admin_site.each_context(request),
                 "opts": self.model._meta,
-                "title": "Move to the plan's latest version",
+                "title": _("Move to the plan's latest version"),
                 "rows": rows,
                 "form": form,
                 "action_name": "migrate_to_latest_version",
@@ -192,8 +203,12 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 self.message_user(request, f"Subscription #{subscription.pk}: {exc.message}", messages.ERROR)
             else:
                 moved += 1
-        when = "now" if timing == VersionMigrationTiming.NOW else "from their next period"
-        self.message_user(request, f"{moved} subscription(s) moved to their plan's latest version {when}.")
+        when = _("now") if timing == VersionMigrationTiming.NOW else _("from their next period")
+        self.message_user(
+            request,
+            _("%(count)s subscription(s) moved to their plan's latest version %(when)s.")
+            % {"count": moved, "when": when},
+        )
         return None
 
     @staticmethod
@@ -236,7 +251,7 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
             self.message_user(request, exc.message, messages.ERROR)
         else:
             self.message_user(
-                request, "The scheduled cancellation is undone; the subscription renews.", messages.SUCCESS
+                request, _("The scheduled cancellation is undone; the subscription renews."), messages.SUCCESS
             )
         return HttpResponseRedirect(reverse("admin:subscriptions_subscription_change", args=[subscription.pk]))
 
@@ -272,17 +287,17 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else []
 
-    @admin.display(description="subscription", ordering="id")
+    @admin.display(description=_("subscription"), ordering="id")
     def reference(self, subscription: Subscription) -> str:
         return f"#{subscription.pk}"
 
-    @admin.display(description="status", ordering="status")
+    @admin.display(description=_("status"), ordering="status")
     def status_badge(self, subscription: Subscription) -> str:
         return status_badge(subscription.get_status_display(), STATUS_TONES.get(subscription.status, "neutral"))
 
-    @admin.display(description="current period", ordering="current_period_start_at")
+    @admin.display(description=_("current period"), ordering="current_period_start_at")
     def current_period(self, subscription: Subscription) -> str:
-        return f"{subscription.current_period_start_at:%Y-%m-%d} → {subscription.current_period_end_at:%Y-%m-%d}"
+        return f"{staff_date(subscription.current_period_start_at)} → {staff_date(subscription.current_period_end_at)}"
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -313,19 +328,19 @@ class SubscriptionChangeForm(forms.Form):
 
 class SubscriptionCancelForm(forms.Form):
     when = forms.ChoiceField(
-        choices=[("period_end", "At the end of the current period (undo possible until then)"), ("now", "Now")],
+        choices=[("period_end", _("At the end of the current period (undo possible until then)")), ("now", _("Now"))],
         initial="period_end",
         widget=forms.RadioSelect,
     )
     prorate = forms.BooleanField(
-        required=False, label="When canceling now: credit the unused time already invoiced (on the next invoices)"
+        required=False, label=_("When canceling now: credit the unused time already invoiced (on the next invoices)")
     )
     reason = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class SubscriptionPauseForm(forms.Form):
     prorate = forms.BooleanField(
-        required=False, initial=True, label="Credit the unused time already invoiced (on the invoice at resume)"
+        required=False, initial=True, label=_("Credit the unused time already invoiced (on the invoice at resume)")
     )
     reason = forms.CharField(required=False, max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
 
@@ -335,10 +350,10 @@ class SubscriptionResumeForm(forms.Form):
 
 
 SUBSCRIPTION_OPERATIONS = {
-    "change_plan": ("Change plan or quantity", SubscriptionChangeForm),
-    "cancel": ("Cancel", SubscriptionCancelForm),
-    "pause": ("Pause", SubscriptionPauseForm),
-    "resume": ("Resume", SubscriptionResumeForm),
+    "change_plan": (_("Change plan or quantity"), SubscriptionChangeForm),
+    "cancel": (_("Cancel"), SubscriptionCancelForm),
+    "pause": (_("Pause"), SubscriptionPauseForm),
+    "resume": (_("Resume"), SubscriptionResumeForm),
 }
 
 
@@ -392,7 +407,7 @@ def subscription_operation_view(model_admin, request: HttpRequest, object_id: st
 
 
 def _money_text(amount, currency: str) -> str:
-    return money_text(amount, currency)
+    return staff_money(amount, currency)
 
 
 def _operation_preview(subscription: Subscription, operation: str, data: dict) -> dict:
@@ -403,34 +418,34 @@ def _operation_preview(subscription: Subscription, operation: str, data: dict) -
             timing=data["timing"], proration=data["proration"],
         )  # fmt: skip
         if data["timing"] == ChangeTiming.PERIOD_END:
-            summary = (
-                f"The change takes effect on {result.effective_at:%Y-%m-%d %H:%M} UTC, when the next period begins."
-            )
+            summary = _("The change takes effect on %(moment)s UTC, when the next period begins.") % {
+                "moment": staff_datetime(result.effective_at)
+            }
         elif not result.lines:
-            summary = "The change takes effect now; nothing is prorated."
+            summary = _("The change takes effect now; nothing is prorated.")
         elif result.invoiced_now:
-            summary = "These lines are invoiced at once, on an invoice of their own."
+            summary = _("These lines are invoiced at once, on an invoice of their own.")
         else:
-            summary = "These lines go on the next invoice."
+            summary = _("These lines go on the next invoice.")
         return {"summary": summary, "lines": result.lines, "total": _money_text(result.total, currency)}
     if operation == "cancel":
         if data["when"] == "now" and data.get("prorate"):
             lines = subscription_cancel_credit_preview(subscription_id=subscription.pk)
             total = sum((line.amount for line in lines), Decimal(0))
             return {
-                "summary": "The subscription ends now; the unused time is credited on the customer's next invoices.",
+                "summary": _("The subscription ends now; the unused time is credited on the customer's next invoices."),
                 "lines": lines,
                 "total": _money_text(total, currency),
             }
         if data["when"] == "now":
-            return {"summary": "The subscription ends now; nothing more is billed."}
+            return {"summary": _("The subscription ends now; nothing more is billed.")}
         return {
-            "summary": f"The subscription ends on {subscription.current_period_end_at:%Y-%m-%d %H:%M} UTC "
-            "and is not renewed; you can undo this until then."
+            "summary": _("The subscription ends on %(moment)s UTC and is not renewed; you can undo this until then.")
+            % {"moment": staff_datetime(subscription.current_period_end_at)}
         }
     if operation == "pause":
-        return {"summary": "Nothing is billed while the subscription is paused. Resuming starts a new period."}
-    return {"summary": "A new period starts now and is invoiced at once, with any credit from the pause."}
+        return {"summary": _("Nothing is billed while the subscription is paused. Resuming starts a new period.")}
+    return {"summary": _("A new period starts now and is invoiced at once, with any credit from the pause.")}
 
 
 def _operation_run(subscription: Subscription, operation: str, data: dict, actor) -> str:
@@ -440,21 +455,23 @@ def _operation_run(subscription: Subscription, operation: str, data: dict, actor
             timing=data["timing"], proration=data["proration"], actor=actor,
         )  # fmt: skip
         if result.scheduled_change is not None:
-            return f"Change scheduled for {result.scheduled_change.effective_at:%Y-%m-%d %H:%M} UTC."
+            return _("Change scheduled for %(moment)s UTC.") % {
+                "moment": staff_datetime(result.scheduled_change.effective_at)
+            }
         if result.invoice is not None:
-            return f"Changed; the proration was invoiced at once ({result.invoice})."
-        return f"Changed; {len(result.preview.lines)} proration line(s) go on the next invoice."
+            return _("Changed; the proration was invoiced at once (%(invoice)s).") % {"invoice": result.invoice}
+        return _("Changed; %(count)s proration line(s) go on the next invoice.") % {"count": len(result.preview.lines)}
     if operation == "cancel":
         result = subscription_cancel(
             subscription_id=subscription.pk, when=data["when"], prorate=bool(data.get("prorate")), actor=actor,
             reason=data.get("reason", ""),
         )  # fmt: skip
         if data["when"] == ChangeTiming.PERIOD_END:
-            return "Cancellation at the end of the period scheduled."
+            return _("Cancellation at the end of the period scheduled.")
         if result.preview.lines:
             credit = _money_text(-result.preview.total, subscription.currency)
-            return f"Canceled now; {credit} credited to the customer."
-        return "Canceled now."
+            return _("Canceled now; %(credit)s credited to the customer.") % {"credit": credit}
+        return _("Canceled now.")
     if operation == "pause":
         subscription_pause(
             subscription_id=subscription.pk, prorate=data.get("prorate", False), reason=data.get("reason", ""),
@@ -474,11 +491,12 @@ def subscription_timeline(subscription: Subscription) -> list[dict]:
     for invoice in subscription_invoices(subscription_id=subscription.pk).order_by("created_at"):
         period = ""
         if invoice.period_start_at and invoice.period_end_at:
-            period = f"{invoice.period_start_at:%Y-%m-%d} → {invoice.period_end_at:%Y-%m-%d}, "
+            period = f"{staff_date(invoice.period_start_at)} → {staff_date(invoice.period_end_at)}, "
         entries.append(
             {
                 "at": invoice.issued_at or invoice.created_at,
-                "what": f"Invoice {invoice.number or '(draft)'} — {invoice.get_billing_reason_display().lower()}",
+                "what": _("Invoice %(number)s — %(reason)s")
+                % {"number": invoice.number or _("(draft)"), "reason": invoice.get_billing_reason_display().lower()},
                 "detail": f"{period}{invoice.total} ({invoice.get_status_display().lower()})",
                 "url": reverse("admin:invoices_invoice_change", args=[invoice.pk]),
             }

@@ -1,21 +1,22 @@
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from .schedule import ActionKind
 
 
 class DunningEndAction(models.TextChoices):
-    MARK_UNCOLLECTIBLE = "mark_uncollectible", "Mark the invoice uncollectible"
-    CANCEL_SUBSCRIPTION = "cancel_subscription", "Cancel the subscription"
-    PAUSE_SUBSCRIPTION = "pause_subscription", "Pause the subscription"
+    MARK_UNCOLLECTIBLE = "mark_uncollectible", _("Mark the invoice uncollectible")
+    CANCEL_SUBSCRIPTION = "cancel_subscription", _("Cancel the subscription")
+    PAUSE_SUBSCRIPTION = "pause_subscription", _("Pause the subscription")
 
 
 class DunningStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    RECOVERED = "recovered", "Recovered"
-    EXHAUSTED = "exhausted", "Exhausted (end action taken)"
-    EXCLUDED = "excluded", "Excluded"
-    CLOSED = "closed", "Closed (invoice voided)"
-    REOPENED = "reopened", "Reopened (dunned again)"
+    ACTIVE = "active", _("Active")
+    RECOVERED = "recovered", _("Recovered")
+    EXHAUSTED = "exhausted", _("Exhausted (end action taken)")
+    EXCLUDED = "excluded", _("Excluded")
+    CLOSED = "closed", _("Closed (invoice voided)")
+    REOPENED = "reopened", _("Reopened (dunned again)")
 
 
 # Statuses of a dunning that still holds its invoice (a new dunning never starts beside it).
@@ -36,28 +37,28 @@ DUNNING_TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 class DunningActionKind(models.TextChoices):
-    RETRY = ActionKind.RETRY.value, "Payment retry"
-    OVERDUE = ActionKind.OVERDUE.value, "Overdue (subscription past due)"
-    REMINDER_BEFORE_DUE = ActionKind.REMINDER_BEFORE_DUE.value, "Reminder before the due date"
-    REMINDER_AFTER_DUE = ActionKind.REMINDER_AFTER_DUE.value, "Reminder after the due date"
-    FINAL_NOTICE = ActionKind.FINAL_NOTICE.value, "Final notice"
-    END_ACTION = ActionKind.END_ACTION.value, "End action"
+    RETRY = ActionKind.RETRY.value, _("Payment retry")
+    OVERDUE = ActionKind.OVERDUE.value, _("Overdue (subscription past due)")
+    REMINDER_BEFORE_DUE = ActionKind.REMINDER_BEFORE_DUE.value, _("Reminder before the due date")
+    REMINDER_AFTER_DUE = ActionKind.REMINDER_AFTER_DUE.value, _("Reminder after the due date")
+    FINAL_NOTICE = ActionKind.FINAL_NOTICE.value, _("Final notice")
+    END_ACTION = ActionKind.END_ACTION.value, _("End action")
 
 
 class DunningStartReason(models.TextChoices):
-    PAYMENT_FAILED = "payment_failed", "A payment failed"
-    SCHEDULE = "schedule", "First reminder or due date reached"
+    PAYMENT_FAILED = "payment_failed", _("A payment failed")
+    SCHEDULE = "schedule", _("First reminder or due date reached")
 
 
 class DunningEventType(models.TextChoices):
-    STARTED = "started", "Started"
-    ACTION_DONE = "action_done", "Action done"
-    ACTION_SKIPPED = "action_skipped", "Action skipped"
-    ACTION_FAILED = "action_failed", "Action failed"
-    PAYMENT_FAILED = "payment_failed", "Payment failed"
-    RECOVERED = "recovered", "Recovered"
-    EXHAUSTED = "exhausted", "Exhausted"
-    EXCLUDED = "excluded", "Excluded"
-    RESUMED = "resumed", "Resumed"
-    CLOSED = "closed", "Closed"
-    REOPENED = "reopened", "Reopened (dunned again)"
+    STARTED = "started", _("Started")
+    ACTION_DONE = "action_done", _("Action done")
+    ACTION_SKIPPED = "action_skipped", _("Action skipped")
+    ACTION_FAILED = "action_failed", _("Action failed")
+    PAYMENT_FAILED = "payment_failed", _("Payment failed")
+    RECOVERED = "recovered", _("Recovered")
+    EXHAUSTED = "exhausted", _("Exhausted")
+    EXCLUDED = "excluded", _("Excluded")
+    RESUMED = "resumed", _("Resumed")
+    CLOSED = "closed", _("Closed")
+    REOPENED = "reopened", _("Reopened (dunned again)")

@@ -4,6 +4,8 @@ dunning per unpaid invoice with its history). See docs/payments.md (Dunning)."""
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from djmoney.models.fields import MoneyField
 
 from apps.accounts.models import Customer
@@ -26,30 +28,43 @@ class DunningCampaign(TimeStampedModel):
     A running dunning keeps the rules it started with: changing a campaign only affects dunnings that
     start afterwards."""
 
-    name = models.CharField(max_length=255)
-    description = models.TextField(blank=True)
+    name = models.CharField(max_length=255, verbose_name=_("name"))
+    description = models.TextField(blank=True, verbose_name=_("description"))
     retry_days = models.JSONField(
-        default=list, blank=True, help_text="Days after the first failed payment at which the card is charged again."
+        default=list,
+        blank=True,
+        help_text=_("Days after the first failed payment at which the card is charged again."),
+        verbose_name=_("retry days"),
     )
     reminder_days_before_due = models.JSONField(
-        default=list, blank=True, help_text="Days before the due date at which a reminder is emailed."
+        default=list,
+        blank=True,
+        help_text=_("Days before the due date at which a reminder is emailed."),
+        verbose_name=_("reminder days before due"),
     )
     reminder_days_after_due = models.JSONField(
-        default=list, blank=True, help_text="Days after the due date at which a reminder is emailed."
+        default=list,
+        blank=True,
+        help_text=_("Days after the due date at which a reminder is emailed."),
+        verbose_name=_("reminder days after due"),
     )
     final_notice_day = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_DAYS)],
-        help_text="Days after the due date at which the final notice is emailed (empty: none).",
+        help_text=_("Days after the due date at which the final notice is emailed (empty: none)."),
+        verbose_name=_("final notice day"),
     )
-    end_action = models.CharField(max_length=24, choices=DunningEndAction.choices)
+    end_action = models.CharField(max_length=24, choices=DunningEndAction.choices, verbose_name=_("end action"))
     end_action_day = models.PositiveSmallIntegerField(
         validators=[MinValueValidator(1), MaxValueValidator(MAX_DAYS)],
-        help_text="Days after the due date at which the end action is taken (after every other step).",
+        help_text=_("Days after the due date at which the end action is taken (after every other step)."),
+        verbose_name=_("end action day"),
     )
     is_default = models.BooleanField(
-        default=False, help_text="Used for every customer without a campaign of its own (one campaign at most)."
+        default=False,
+        help_text=_("Used for every customer without a campaign of its own (one campaign at most)."),
+        verbose_name=_("is default"),
     )
 
     class Meta:
@@ -62,9 +77,11 @@ class DunningCampaign(TimeStampedModel):
                 violation_error_message="Another campaign is the default already.",
             ),
         ]
+        verbose_name = _("dunning campaign")
+        verbose_name_plural = _("dunning campaigns")
 
     def __str__(self) -> str:
-        return f"{self.name} (default)" if self.is_default else self.name
+        return gettext("%(name)s (default)") % {"name": self.name} if self.is_default else self.name
 
     @property
     def rules(self) -> CampaignRules:
@@ -81,25 +98,34 @@ class DunningCampaign(TimeStampedModel):
 class CustomerDunningSetting(TimeStampedModel):
     """A customer's own dunning: its campaign instead of the default, or no dunning at all."""
 
-    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="dunning_setting")
+    customer = models.OneToOneField(
+        Customer, on_delete=models.CASCADE, related_name="dunning_setting", verbose_name=_("customer")
+    )
     campaign = models.ForeignKey(
         DunningCampaign,
         on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="customer_settings",
-        help_text="Empty: the default campaign.",
+        help_text=_("Empty: the default campaign."),
+        verbose_name=_("campaign"),
     )
     excluded = models.BooleanField(
-        default=False, help_text="No reminders, retries or end actions for this customer's unpaid invoices."
+        default=False,
+        help_text=_("No reminders, retries or end actions for this customer's unpaid invoices."),
+        verbose_name=_("excluded"),
     )
-    note = models.TextField(blank=True, help_text="Why (e.g. pays by arrangement with finance).")
+    note = models.TextField(
+        blank=True, help_text=_("Why (e.g. pays by arrangement with finance)."), verbose_name=_("note")
+    )
 
     class Meta:
         ordering = ["customer", "id"]
+        verbose_name = _("customer dunning setting")
+        verbose_name_plural = _("customer dunning settings")
 
     def __str__(self) -> str:
-        return f"Dunning of {self.customer}"
+        return gettext("Dunning of %(customer)s") % {"customer": self.customer}
 
 
 class InvoiceDunning(TimeStampedModel):
@@ -108,29 +134,50 @@ class InvoiceDunning(TimeStampedModel):
     outcome. Its history is its events. An invoice has one current dunning; a recovered one whose
     invoice is reopened (payment reversed, refund) becomes `reopened` and a new cycle starts."""
 
-    invoice = models.ForeignKey("invoices.Invoice", on_delete=models.PROTECT, related_name="dunnings")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="dunnings")
-    campaign = models.ForeignKey(
-        DunningCampaign, on_delete=models.SET_NULL, null=True, blank=True, related_name="dunnings"
+    invoice = models.ForeignKey(
+        "invoices.Invoice", on_delete=models.PROTECT, related_name="dunnings", verbose_name=_("invoice")
     )
-    campaign_rules = models.JSONField(help_text="The campaign's rules when the dunning started.", editable=False)
-    plan = models.JSONField(help_text="Every action with its step, kind and moment.", editable=False)
-    status = models.CharField(max_length=16, choices=DunningStatus.choices, default=DunningStatus.ACTIVE)
-    start_reason = models.CharField(max_length=16, choices=DunningStartReason.choices)
-    step = models.PositiveSmallIntegerField(default=0, help_text="The next action's step in the plan.")
-    next_action_at = models.DateTimeField(null=True, blank=True)
-    next_action_kind = models.CharField(max_length=24, choices=DunningActionKind.choices, blank=True)
-    started_at = models.DateTimeField()
-    first_failed_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
-    amount_due_at_start = _money()
-    amount_paid_at_start = _money(editable=False)
-    amount_recovered = _money(help_text="Paid on the invoice while it was in dunning.")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="dunnings", verbose_name=_("customer")
+    )
+    campaign = models.ForeignKey(
+        DunningCampaign,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="dunnings",
+        verbose_name=_("campaign"),
+    )
+    campaign_rules = models.JSONField(
+        help_text=_("The campaign's rules when the dunning started."), editable=False, verbose_name=_("campaign rules")
+    )
+    plan = models.JSONField(
+        help_text=_("Every action with its step, kind and moment."), editable=False, verbose_name=_("plan")
+    )
+    status = models.CharField(
+        max_length=16, choices=DunningStatus.choices, default=DunningStatus.ACTIVE, verbose_name=_("status")
+    )
+    start_reason = models.CharField(max_length=16, choices=DunningStartReason.choices, verbose_name=_("start reason"))
+    step = models.PositiveSmallIntegerField(
+        default=0, help_text=_("The next action's step in the plan."), verbose_name=_("step")
+    )
+    next_action_at = models.DateTimeField(null=True, blank=True, verbose_name=_("next action at"))
+    next_action_kind = models.CharField(
+        max_length=24, choices=DunningActionKind.choices, blank=True, verbose_name=_("next action kind")
+    )
+    started_at = models.DateTimeField(verbose_name=_("started at"))
+    first_failed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("first failed at"))
+    ended_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ended at"))
+    amount_due_at_start = _money(verbose_name=_("amount due at start"))
+    amount_paid_at_start = _money(editable=False, verbose_name=_("amount paid at start"))
+    amount_recovered = _money(
+        help_text=_("Paid on the invoice while it was in dunning."), verbose_name=_("amount recovered")
+    )
 
     class Meta:
         ordering = ["next_action_at", "id"]
-        verbose_name = "customer in dunning"
-        verbose_name_plural = "customers in dunning"
+        verbose_name = _("customer in dunning")
+        verbose_name_plural = _("customers in dunning")
         indexes = [
             models.Index(fields=["next_action_at"], name="dunning_next_action_idx", condition=Q(status="active")),
             models.Index(fields=["customer", "status"], name="dunning_customer_idx"),
@@ -146,7 +193,7 @@ class InvoiceDunning(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"Dunning of {self.invoice}"
+        return gettext("Dunning of %(invoice)s") % {"invoice": self.invoice}
 
     @property
     def currency(self) -> str:
@@ -157,11 +204,15 @@ class InvoiceDunningEvent(DomainEvent):
     """Append-only history of a dunning. An action's event carries its step: a step is recorded once
     (a unique constraint), so two workers can never both run it."""
 
-    dunning = models.ForeignKey(InvoiceDunning, on_delete=models.CASCADE, related_name="events")
-    type = models.CharField(max_length=24, choices=DunningEventType.choices)
-    step = models.PositiveSmallIntegerField(null=True, blank=True)
-    action_kind = models.CharField(max_length=24, choices=DunningActionKind.choices, blank=True)
-    scheduled_at = models.DateTimeField(null=True, blank=True)
+    dunning = models.ForeignKey(
+        InvoiceDunning, on_delete=models.CASCADE, related_name="events", verbose_name=_("dunning")
+    )
+    type = models.CharField(max_length=24, choices=DunningEventType.choices, verbose_name=_("type"))
+    step = models.PositiveSmallIntegerField(null=True, blank=True, verbose_name=_("step"))
+    action_kind = models.CharField(
+        max_length=24, choices=DunningActionKind.choices, blank=True, verbose_name=_("action kind")
+    )
+    scheduled_at = models.DateTimeField(null=True, blank=True, verbose_name=_("scheduled at"))
 
     class Meta(DomainEvent.Meta):
         constraints = [
@@ -169,3 +220,5 @@ class InvoiceDunningEvent(DomainEvent):
                 fields=["dunning", "step"], condition=Q(step__isnull=False), name="dunning_event_step_once"
             ),
         ]
+        verbose_name = _("invoice dunning event")
+        verbose_name_plural = _("invoice dunning events")

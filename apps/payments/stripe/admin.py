@@ -3,6 +3,7 @@ change through the portal or the API, never by editing these rows). Reads dj-str
 no call to Stripe while a page renders."""
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 from djstripe.models import PaymentMethod as StripePaymentMethod
 
 from .models import StripeCustomer, StripeDispute
@@ -28,11 +29,11 @@ class StripeCustomerAdmin(admin.ModelAdmin):
     fields = readonly_fields
     date_hierarchy = "created_at"
 
-    @admin.display(description="Stripe customer")
+    @admin.display(description=_("Stripe customer"))
     def stripe_customer(self, obj: StripeCustomer) -> str:
         return obj.stripe_customer_id
 
-    @admin.display(description="default card")
+    @admin.display(description=_("default card"))
     def default_card(self, obj: StripeCustomer) -> str:
         return card_label(obj.default_payment_method_id)
 
@@ -75,7 +76,7 @@ class StripeCustomerInline(admin.StackedInline):
     can_delete = False
     extra = 0
     max_num = 0
-    verbose_name = verbose_name_plural = "Stripe"
+    verbose_name = verbose_name_plural = _("Stripe")
     stripe_customer = StripeCustomerAdmin.stripe_customer
     default_card = StripeCustomerAdmin.default_card
 
