@@ -9,6 +9,8 @@ from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_now
 from apps.catalog.models import BillableMetric, Charge
 
+from apps.wallets.selectors import lots_usable, wallet_list_for_customer
+
 from .constants import LIVE_STATUSES, AlertOrigin
 from .models import Alert, AlertCrossing
 
@@ -40,6 +42,9 @@ class SpendStatus:
     as_of: datetime
     usage_blocked: bool
     limits_reached: list[AlertCrossing] = field(default_factory=list)
+    # A prepaid customer (one holding wallets) with no usable credit left: what it uses from now on is
+    # billed to it like any usage, unless the seller's application stops it.
+    prepaid_credits_exhausted: bool = False
 
 
 def customer_spend_status(*, customer: Customer) -> SpendStatus:
@@ -58,7 +63,12 @@ def customer_spend_status(*, customer: Customer) -> SpendStatus:
         )
         if crossing.threshold >= (crossing.alert.limit or 0)
     ]
-    return SpendStatus(customer_id=customer.pk, as_of=now, usage_blocked=bool(crossings), limits_reached=crossings)
+    wallets = list(wallet_list_for_customer(customer=customer))
+    exhausted = bool(wallets) and not lots_usable(wallets=wallets, on=now.date())
+    return SpendStatus(
+        customer_id=customer.pk, as_of=now, usage_blocked=bool(crossings), limits_reached=crossings,
+        prepaid_credits_exhausted=exhausted,
+    )  # fmt: skip
 
 
 def alert_metrics_for_customer(*, customer_id: int) -> list[BillableMetric]:

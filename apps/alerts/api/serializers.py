@@ -61,3 +61,7 @@ class SpendStatusOutputSerializer(serializers.Serializer):
         "application: we keep billing what is sent."
     )
     limits_reached = AlertCrossingOutputSerializer(many=True)
+    prepaid_credits_exhausted = serializers.BooleanField(
+        help_text="The customer holds prepaid credit wallets and has no usable credit left (spent or expired). "
+        "Whether to stop a prepaid customer then is up to your application."
+    )

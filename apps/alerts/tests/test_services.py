@@ -247,3 +247,18 @@ def test_the_sweep_and_the_batch_task_evaluate_every_watched_customer(world):
     api_calls(world.b.customer, 1)  # B: 7 calls
     assert alerts_evaluate_all_task() == 2  # B's 5 and 7; A's 5 is recorded already
     assert alerts_evaluate_all_task() == 0
+
+
+def test_a_prepaid_customer_without_usable_credits_is_flagged(world):
+    from apps.wallets.services.ledger import wallet_grant
+    from apps.wallets.tests.factories import make_wallet
+
+    customer = world.a.customer
+    assert customer_spend_status(customer=customer).prepaid_credits_exhausted is False  # no wallet: not prepaid
+    wallet = make_wallet(customer)
+    assert customer_spend_status(customer=customer).prepaid_credits_exhausted is True  # a wallet, no credits
+
+    wallet_grant(wallet_id=wallet.pk, credits="10", category="promotion", reason="Welcome", now=NOW)
+
+    status = customer_spend_status(customer=customer)
+    assert (status.prepaid_credits_exhausted, status.usage_blocked) == (False, False)
