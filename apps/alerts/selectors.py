@@ -8,7 +8,6 @@ from django.db.models import QuerySet
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_now
 from apps.catalog.models import BillableMetric, Charge
-
 from apps.wallets.selectors import lots_usable, wallet_list_for_customer
 
 from .constants import LIVE_STATUSES, AlertOrigin
