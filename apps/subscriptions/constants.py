@@ -52,3 +52,5 @@ class SubscriptionEventType(models.TextChoices):
     VERSION_MIGRATION_SCHEDULED = "version_migration_scheduled", "Plan version migration scheduled"
     PAST_DUE = "past_due", "Past due (an invoice is unpaid)"
     PAYMENT_RECOVERED = "payment_recovered", "Back to active (unpaid invoices paid)"
+    PRICE_OVERRIDE_SET = "price_override_set", "Custom price set"
+    PRICE_OVERRIDE_REMOVED = "price_override_removed", "Custom price removed"
