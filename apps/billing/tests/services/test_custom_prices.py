@@ -279,3 +279,49 @@ def test_removing_a_custom_price_returns_to_the_plan_price_the_next_period():
         subscription_price_override_remove(
             subscription_id=subscription.pk, charge_id=_charge(subscription, "Seats").pk, now=utc(2026, 5, 11)
         )
+
+
+def test_doc_worked_example_custom_prices_per_subscription():
+    """docs/credits.md, "Custom prices per subscription", "Worked example"."""
+    customer = CustomerFactory(currency="USD", external_id="acme")
+    subscription = subscription_start(
+        customer=customer, plan=_plan(SEATS, STORAGE), quantity=2, started_at=utc(2026, 4, 1), now=utc(2026, 3, 31)
+    )
+    for name, amount in (("Seats", "8.00"), ("Storage", "0.0425")):
+        subscription_price_override_set(
+            subscription_id=subscription.pk,
+            charge_id=_charge(subscription, name).pk,
+            price=PriceInput(currency="USD", amount=D(amount)),
+            now=utc(2026, 3, 31),
+        )
+    bill_due_subscriptions(now=utc(2026, 4, 1, 1))
+    assert _invoice(subscription, utc(2026, 4, 1)).total == Money("16.00", "USD")  # 2 seats × 8.00
+    _send(subscription.customer, "storage_gb", "gb", "1234")
+
+    change = subscription_change(subscription_id=subscription.pk, quantity=5, now=utc(2026, 4, 16))
+    assert change.preview.total == D("12.00")
+    bill_due_subscriptions(now=utc(2026, 5, 1, 1))
+    subscription_price_override_remove(
+        subscription_id=subscription.pk, charge_id=_charge(subscription, "Storage").pk, now=utc(2026, 5, 10)
+    )
+    result = usage_events_ingest(
+        events=[
+            {
+                "transaction_id": "acme-may",
+                "external_customer_id": "acme",
+                "metric_code": "storage_gb",
+                "timestamp": utc(2026, 5, 12).isoformat(),
+                "properties": {"gb": "1000"},
+            }
+        ],
+        now=utc(2026, 5, 20),
+    )
+    assert result.rejected == []
+    bill_due_subscriptions(now=utc(2026, 6, 1, 1))
+
+    may = _invoice(subscription, utc(2026, 5, 1))
+    assert sorted(line.amount.amount for line in may.lines.all()) == [D("-8.00"), D("20.00"), D("40.00"), D("52.45")]
+    assert may.total == Money("104.45", "USD")
+    june = _invoice(subscription, utc(2026, 6, 1))
+    assert sorted(line.amount.amount for line in june.lines.all()) == [D("40.00"), D("50.00")]
+    assert june.total == Money("90.00", "USD")
