@@ -325,3 +325,32 @@ def test_doc_worked_example_custom_prices_per_subscription():
     june = _invoice(subscription, utc(2026, 6, 1))
     assert sorted(line.amount.amount for line in june.lines.all()) == [D("40.00"), D("50.00")]
     assert june.total == Money("90.00", "USD")
+
+
+def test_late_usage_is_priced_again_at_the_custom_price():
+    subscription = _subscribe(_plan(SEATS, STORAGE), "acme")
+    _set(subscription, "Storage", amount=D("0.0425"))
+    _send(subscription.customer, "storage_gb", "gb", "100")  # 100 × 0.0425 = 4.25 on May's invoice
+    bill_due_subscriptions(now=utc(2026, 5, 1, 1))
+    result = usage_events_ingest(
+        events=[
+            {
+                "transaction_id": "acme-late",
+                "external_customer_id": "acme",
+                "metric_code": "storage_gb",
+                "timestamp": utc(2026, 4, 30, 23).isoformat(),
+                "properties": {"gb": "200"},
+            }
+        ],
+        now=utc(2026, 5, 2),
+    )
+    assert result.rejected == []
+
+    bill_due_subscriptions(now=utc(2026, 6, 1, 1))
+
+    may = _invoice(subscription, utc(2026, 5, 1))
+    assert may.lines.get(description__endswith="Storage (usage)").amount == Money("4.25", "USD")
+    june = _invoice(subscription, utc(2026, 6, 1))
+    late = [line for line in june.lines.all() if line.period_start_at == utc(2026, 4, 1) and line.charge_id]
+    # April's usage is now 300 GB × 0.0425 = 12.75; 4.25 was billed: 8.50 more (200 × 0.0425)
+    assert [line.amount.amount for line in late] == [D("8.50")]
