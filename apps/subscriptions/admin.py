@@ -138,6 +138,12 @@ class PriceOverrideForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["charge"].queryset = Charge.objects.select_related("plan_version__plan")
         self.fields["charge"].label_from_instance = lambda charge: f"{charge.plan_version}: {charge.name}"
+        subscription_id = self.initial.get("subscription")
+        if not self.is_bound and subscription_id and str(subscription_id).isdigit():
+            # Opened from a subscription's page: offer the charges of its plan version only.
+            self.fields["charge"].queryset = self.fields["charge"].queryset.filter(
+                plan_version__subscriptions__pk=int(subscription_id)
+            )
         if self.instance.pk is not None:
             self.initial["tiers"] = json.dumps(self.instance.tiers) if self.instance.tiers else ""
 

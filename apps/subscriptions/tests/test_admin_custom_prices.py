@@ -142,3 +142,19 @@ def test_deleting_in_the_admin_removes_it_through_the_service(client, superuser,
     assert response.status_code == 302
     assert not SubscriptionPriceOverride.objects.exists()
     assert SubscriptionEvent.objects.filter(subscription=subscription, type="price_override_removed").exists()
+
+
+def test_opened_from_a_subscription_the_form_offers_its_versions_charges(client, superuser, subscription):
+    client.force_login(superuser)
+    plan_create(
+        product=ProductFactory(name="Other"),
+        code="other",
+        name="Other",
+        charges=[ChargeInput(name="Fee", price_model="flat", prices=[PriceInput(currency="USD", amount=D(5))])],
+    )
+
+    response = client.get(f"{reverse(ADD)}?subscription={subscription.pk}")
+
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert sorted(form.fields["charge"].queryset.values_list("name", flat=True)) == ["API calls", "Seats"]
