@@ -109,7 +109,11 @@ ROLES: tuple[Role, ...] = (
                 ("product", "plan", "planversion", "charge", "price", "coupon", "feature", "featuregrant"),
                 ("view",),
             ),
-            Rule("subscriptions", ("subscription", "subscriptionevent", "scheduledchange"), ("view",)),
+            Rule(
+                "subscriptions",
+                ("subscription", "subscriptionevent", "scheduledchange", "subscriptionpriceoverride"),
+                ("view",),
+            ),
             Rule(
                 "invoices",
                 ("invoice", "invoiceline", "invoiceitem", "invoiceevent", "creditnote", "creditnoteline"),

@@ -44,6 +44,7 @@ AUDITED_MODELS: dict[str, list[str]] = {
     "subscriptions.Subscription": ["updated_at"],
     "subscriptions.SubscriptionItem": [],
     "subscriptions.ScheduledChange": [],
+    "subscriptions.SubscriptionPriceOverride": ["updated_at"],
     "invoices.Invoice": ["updated_at", "pdf_file"],
     "invoices.CreditNote": ["updated_at", "pdf_file"],
     "invoices.InvoiceItem": ["updated_at"],  # one-off charges staff add, change and delete

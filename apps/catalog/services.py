@@ -407,6 +407,20 @@ def _minimum_commitments_create(version: PlanVersion, commitments: Sequence[Mone
     )
 
 
+def price_problems(*, price_model: str, price: PriceInput) -> dict[str, list[str]]:
+    """Every problem with one price of a charge of `price_model`, keyed by field name (`amount`,
+    `tiers.1.up_to`, …); empty when it can be saved. The rules of every price: a catalog price, and a
+    subscription's custom price (`apps.subscriptions.services.subscription_price_override_set`)."""
+    if not is_supported_currency(price.currency):
+        return {"currency": [f"{price.currency!r} is not one of the currencies this seller bills in."]}
+    if not isinstance(price.package_size, int) or price.package_size < 1:
+        return {"package_size": ["A package holds at least one unit."]}
+    if price.package_rounding not in PackageRounding.values:
+        return {"package_rounding": [f"A package price rounds {' or '.join(PackageRounding.values)}."]}
+    spec = price_input_spec(ChargeInput(name="", prices=(), price_model=price_model), price)
+    return pricing.price_validate(spec)
+
+
 def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
     """Every problem with a version's charges, keyed `charges.<i>.<field>` or
     `charges.<i>.prices.<j>.<field>`; empty when they can be saved."""
@@ -479,16 +493,7 @@ def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
                 if price.currency in seen:
                     add(f"{price_key}.currency", f"The charge already has a price in {price.currency}.")
                 seen.add(price.currency)
-            if not is_supported_currency(price.currency):
-                add(f"{price_key}.currency", f"{price.currency!r} is not one of the currencies this seller bills in.")
-                continue
-            if not isinstance(price.package_size, int) or price.package_size < 1:
-                add(f"{price_key}.package_size", "A package holds at least one unit.")
-                continue
-            if price.package_rounding not in PackageRounding.values:
-                add(f"{price_key}.package_rounding", f"A package price rounds {' or '.join(PackageRounding.values)}.")
-                continue
-            for field_name, messages in pricing.price_validate(price_input_spec(charge, price)).items():
+            for field_name, messages in price_problems(price_model=charge.price_model, price=price).items():
                 for message in messages:
                     add(f"{price_key}.{field_name}", message)
         for price_index, price in enumerate(charge.prices):

@@ -53,3 +53,5 @@ class SubscriptionEventType(models.TextChoices):
     VERSION_MIGRATION_SCHEDULED = "version_migration_scheduled", _("Plan version migration scheduled")
     PAST_DUE = "past_due", _("Past due (an invoice is unpaid)")
     PAYMENT_RECOVERED = "payment_recovered", _("Back to active (unpaid invoices paid)")
+    PRICE_OVERRIDE_SET = "price_override_set", _("Custom price set")
+    PRICE_OVERRIDE_REMOVED = "price_override_removed", _("Custom price removed")

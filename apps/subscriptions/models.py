@@ -1,3 +1,6 @@
+from decimal import Decimal
+from typing import Any
+
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -5,7 +8,9 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Customer
-from apps.catalog.models import Coupon, Plan, PlanVersion
+from apps.catalog import pricing
+from apps.catalog.constants import PackageRounding
+from apps.catalog.models import NOT_NEGATIVE, Charge, Coupon, Plan, PlanVersion
 from apps.core.models import DomainEvent, TimeStampedModel
 from apps.core.money import currency_choices
 
@@ -327,3 +332,111 @@ class EntitlementsChange(models.Model):
 
     def __str__(self) -> str:
         return f"entitlements of {self.customer_id} changed at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+def _override_amount_field(help_text: str = "", **kwargs: Any) -> "models.DecimalField[Any, Any]":
+    # As a catalog price's: unit prices may carry more decimals than the currency.
+    return models.DecimalField(max_digits=28, decimal_places=12, help_text=help_text, validators=NOT_NEGATIVE, **kwargs)
+
+
+class SubscriptionPriceOverride(TimeStampedModel):
+    """A price negotiated for one subscription: it replaces the price of one charge of the subscription's
+    plan version (every price of the charge: its default, dimension and peak prices) in the
+    subscription's currency, without a new plan version (docs/credits.md, "Custom prices per
+    subscription").
+
+    Its fields are a catalog price's, read by the charge's price model, and validated by the same rules
+    (`apps.catalog.services.price_problems`). It belongs to the version its charge is on: after a change
+    to another version the subscription is billed at that version's prices."""
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="price_overrides")
+    charge = models.ForeignKey(Charge, on_delete=models.PROTECT, related_name="subscription_price_overrides")
+    currency = models.CharField(max_length=3, choices=currency_choices)
+    amount = _override_amount_field(
+        "Flat: the fee. Per unit: the price of one unit. Package: the price of one package.", default=Decimal(0)
+    )
+    tiers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Graduated, volume, graduated percentage: a list of tiers, e.g. [{"up_to": "1000", '
+        '"unit_amount": "0.05"}, {"up_to": null, "unit_amount": "0.03", "flat_amount": "0"}].',
+    )
+    package_size = models.PositiveIntegerField(default=1, help_text="Package: units per package.")
+    package_rounding = models.CharField(
+        max_length=8,
+        choices=PackageRounding.choices,
+        default=PackageRounding.UP,
+        help_text="Package: round up or down.",
+    )
+    included_units = models.DecimalField(
+        max_digits=19,
+        decimal_places=6,
+        default=Decimal(0),
+        validators=NOT_NEGATIVE,
+        help_text="Free units per period, taken off before pricing (percentage: free transactions).",
+    )
+    percentage = models.DecimalField(
+        max_digits=7, decimal_places=4, default=Decimal(0), help_text="Percentage: e.g. 2.9 for 2.9 %."
+    )
+    fixed_fee = _override_amount_field("Percentage: fixed fee per transaction.", default=Decimal(0))
+    min_per_transaction = _override_amount_field("Percentage: lowest fee per transaction.", null=True, blank=True)
+    max_per_transaction = _override_amount_field("Percentage: highest fee per transaction.", null=True, blank=True)
+    minimum_amount = _override_amount_field(
+        "Minimum charge per period; a true-up line makes up the difference.", null=True, blank=True
+    )
+    note = models.CharField(max_length=255, blank=True, help_text="Why: e.g. the contract or deal it comes from.")
+
+    class Meta:
+        ordering = ["subscription", "charge__position", "charge_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "charge"],
+                name="subscription_price_override_unique",
+                violation_error_message="This subscription already has a custom price for this charge.",
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gte=0, fixed_fee__gte=0, included_units__gte=0, package_size__gte=1)
+                & Q(percentage__gte=0, percentage__lte=100),
+                name="subscription_price_override_amounts_not_negative",
+                violation_error_message="Amounts, included units and percentages cannot be negative.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        charge = self.charge.name if self.charge_id else "New custom price"
+        return f"{charge} ({self.currency}, custom)"
+
+    # What the billing engine reads of a price besides its terms: a custom price names no group and no hours.
+    @property
+    def dimension_values(self) -> dict[str, str]:
+        return {}
+
+    @property
+    def time_window(self) -> str:
+        return ""
+
+    def to_spec(self) -> pricing.PriceSpec:
+        """The pure price the engine computes with, in the charge's price model (raises ValueError on
+        tiers that are not numbers: `price_problems` refuses them before they are saved)."""
+        return pricing.PriceSpec(
+            model=pricing.PriceModel(self.charge.price_model),
+            currency=self.currency,
+            amount=Decimal(self.amount),
+            tiers=tuple(
+                pricing.Tier(
+                    up_to=None if tier.get("up_to") in (None, "") else Decimal(str(tier["up_to"])),
+                    unit_amount=Decimal(str(tier.get("unit_amount") or 0)),
+                    flat_amount=Decimal(str(tier.get("flat_amount") or 0)),
+                    percentage=Decimal(str(tier.get("percentage") or 0)),
+                )
+                for tier in self.tiers or ()
+            ),
+            package_size=Decimal(self.package_size),
+            package_rounding=pricing.PackageRounding(self.package_rounding),
+            included_units=Decimal(self.included_units),
+            percentage=Decimal(self.percentage),
+            fixed_fee=Decimal(self.fixed_fee),
+            min_per_transaction=self.min_per_transaction,
+            max_per_transaction=self.max_per_transaction,
+            minimum_amount=self.minimum_amount,
+        )

@@ -1,13 +1,18 @@
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 
 from apps.catalog.constants import CouponDuration
 from apps.core.errors import NotFound
 
-from .models import Discount, Subscription
+from .models import Discount, Subscription, SubscriptionPriceOverride
 
 
 def subscription_list() -> QuerySet[Subscription]:
-    return Subscription.objects.select_related("plan_version")
+    return Subscription.objects.select_related("plan_version").prefetch_related(
+        Prefetch(
+            "price_overrides",
+            queryset=SubscriptionPriceOverride.objects.select_related("charge").prefetch_related("charge__prices"),
+        )
+    )
 
 
 def subscription_list_for_customer(*, customer_id: int) -> QuerySet[Subscription]:

@@ -1,12 +1,16 @@
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
 
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_now
+from apps.catalog import pricing
 from apps.catalog.constants import DiscountType, VersionMigrationTiming
-from apps.catalog.models import Coupon, Plan, PlanVersion
+from apps.catalog.models import Charge, Coupon, Plan, PlanVersion
+from apps.catalog.services import PriceInput, TierInput, price_problems
 from apps.core import clock
 from apps.core.audit import audited_with_reason
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
@@ -15,7 +19,7 @@ from apps.core.validation import validate_instance
 
 from .constants import MAX_TRIAL_DAYS, SUBSCRIPTION_TRANSITIONS, SubscriptionEventType, SubscriptionStatus
 from .events import subscription_event_record
-from .models import Discount, ScheduledChange, Subscription, SubscriptionSegment
+from .models import Discount, ScheduledChange, Subscription, SubscriptionPriceOverride, SubscriptionSegment
 from .periods import Period, add_months, period_containing
 
 
@@ -717,3 +721,129 @@ def discount_record_applied(*, discount: Discount, now: datetime | None = None) 
         update_fields.append("ended_at")
     discount.save(update_fields=update_fields)
     return discount
+
+
+# --- custom prices ---------------------------------------------------------------------------------
+
+
+def _number_text(value: Decimal) -> str:
+    """A decimal as JSON keeps it: exact, without padding zeros ("0.400000" → "0.4", "1E+3" → "1000")."""
+    return format(value.normalize(), "f")
+
+
+def _tiers_json(tiers: Sequence[TierInput]) -> list[dict[str, str | None]]:
+    return [
+        {
+            "up_to": None if tier.up_to is None else _number_text(tier.up_to),
+            "unit_amount": _number_text(tier.unit_amount),
+            "flat_amount": _number_text(tier.flat_amount),
+            "percentage": _number_text(tier.percentage),
+        }
+        for tier in tiers
+    ]
+
+
+@audited_with_reason
+@transaction.atomic
+def subscription_price_override_set(
+    *,
+    subscription_id: int,
+    charge_id: int,
+    price: PriceInput,
+    note: str = "",
+    actor: Any = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> SubscriptionPriceOverride:
+    """Set (or replace) the price one subscription pays for one charge of its plan version, in its own
+    currency: the price the billing run, the previews, prorations and late usage read for this charge
+    (`apps.billing.services.lines.charge_price`). Validated by the rules of every catalog price; the
+    charge must be one of the subscription's current version."""
+    now = now or subscription_now(subscription_id)
+    subscription = subscription_lock(subscription_id)
+    if subscription.status == SubscriptionStatus.CANCELED:
+        raise InvalidTransition(
+            f"Subscription #{subscription.pk} is canceled: it is billed no more.",
+            fields={"subscription": ["A canceled subscription takes no custom price."]},
+        )
+    charge = Charge.objects.filter(pk=charge_id, plan_version_id=subscription.plan_version_id).first()
+    if charge is None:
+        raise ValidationFailed(
+            f"Charge {charge_id} is not a charge of the plan version subscription #{subscription.pk} is on "
+            f"({subscription.plan_version}).",
+            fields={"charge": ["Choose a charge of the subscription's plan version."]},
+        )
+    problems = price_problems(price_model=charge.price_model, price=price)
+    if price.currency != subscription.currency:
+        problems.setdefault("currency", []).append(
+            f"The subscription is billed in {subscription.currency}; its custom price is in the same currency."
+        )
+    if problems:
+        first = next(iter(problems.values()))[0]
+        raise ValidationFailed(first if len(problems) == 1 else f"{first} (and more)", fields=problems)
+    values = {
+        "currency": price.currency,
+        "amount": price.amount,
+        "tiers": _tiers_json(price.tiers),
+        "package_size": price.package_size,
+        "package_rounding": price.package_rounding,
+        "included_units": price.included_units,
+        "percentage": price.percentage,
+        "fixed_fee": price.fixed_fee,
+        "min_per_transaction": price.min_per_transaction,
+        "max_per_transaction": price.max_per_transaction,
+        "minimum_amount": price.minimum_amount,
+        "note": note,
+    }
+    override = SubscriptionPriceOverride.objects.filter(subscription=subscription, charge=charge).first()
+    previous = pricing.price_describe(override.to_spec()) if override is not None else None
+    if override is None:
+        override = SubscriptionPriceOverride(subscription=subscription, charge=charge)
+    for name, value in values.items():
+        setattr(override, name, value)
+    validate_instance(override)
+    override.save()
+    plan_price = charge.price_for(subscription.currency)
+    subscription_event_record(
+        subscription=subscription,
+        type=SubscriptionEventType.PRICE_OVERRIDE_SET,
+        actor=actor,
+        occurred_at=now,
+        data={
+            "charge_id": charge.pk,
+            "charge": charge.name,
+            "price": pricing.price_describe(override.to_spec()),
+            "previous_price": previous,
+            "plan_price": pricing.price_describe(plan_price.to_spec()) if plan_price is not None else None,
+            "note": note,
+        },
+    )
+    return override
+
+
+@audited_with_reason
+@transaction.atomic
+def subscription_price_override_remove(
+    *, subscription_id: int, charge_id: int, actor: Any = None, reason: str = "", now: datetime | None = None
+) -> None:
+    """Remove a subscription's custom price for a charge: the plan's price applies again to what is
+    billed from now on (an invoice already issued keeps the custom price it was billed at)."""
+    now = now or subscription_now(subscription_id)
+    subscription = subscription_lock(subscription_id)
+    override = (
+        SubscriptionPriceOverride.objects.select_related("charge")
+        .filter(subscription=subscription, charge_id=charge_id)
+        .first()
+    )
+    if override is None:
+        raise NotFound(f"Subscription #{subscription.pk} has no custom price for charge {charge_id}.")
+    described = pricing.price_describe(override.to_spec())
+    charge = override.charge
+    override.delete()
+    subscription_event_record(
+        subscription=subscription,
+        type=SubscriptionEventType.PRICE_OVERRIDE_REMOVED,
+        actor=actor,
+        occurred_at=now,
+        data={"charge_id": charge.pk, "charge": charge.name, "price": described},
+    )

@@ -115,6 +115,11 @@ API = {
     ("POST", "subscriptions/{id}/resume"): "FA BO",
     ("POST", "subscriptions/{id}/scheduled-change/cancel"): "FA BO",
     ("GET", "subscriptions/{id}/upcoming-invoice"): "ALL",
+    # Custom prices: a commercial term, like the catalog's prices: finance admins set them; every role reads.
+    ("GET", "subscriptions/{id}/prices"): "ALL",
+    ("GET", "subscriptions/{id}/prices/{id}"): "ALL",
+    ("PUT", "subscriptions/{id}/prices/{id}"): "FA",
+    ("DELETE", "subscriptions/{id}/prices/{id}"): "FA",
     ("GET", "invoices"): "ALL",
     ("POST", "invoices"): "FA BO",  # a one-off invoice
     ("GET", "invoices/{id}"): "ALL",
@@ -506,6 +511,7 @@ ADMIN_MODELS = {
     "portal.PortalConfiguration": ("", "", "", ""),
     "subscriptions.Discount": ("FA BO AU", "FA", "FA", ""),
     "subscriptions.Subscription": ("ALL", "FA BO", "FA BO", ""),
+    "subscriptions.SubscriptionPriceOverride": ("ALL", "FA", "FA", "FA"),  # custom prices: finance admins set them
     "usage.UsageEvent": ("FA BO AU", "", "", ""),  # sent through the API
     "wallets.CreditPurchase": ("ALL", "", "", ""),  # bought through a wallet's action, the API or the portal
     "wallets.Wallet": ("ALL", "FA BO", "FA BO", ""),  # its ledger is kept: never deleted

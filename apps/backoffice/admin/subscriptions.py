@@ -8,6 +8,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.billing.constants import ChangeTiming, ProrationBehavior
@@ -21,6 +23,7 @@ from apps.billing.services import (
     subscription_start,
     subscription_upcoming_invoice,
 )
+from apps.catalog import pricing
 from apps.catalog.constants import VersionMigrationTiming
 from apps.catalog.models import Plan, PlanVersion
 from apps.core.admin import (
@@ -36,8 +39,9 @@ from apps.core.admin import (
 from apps.core.errors import ApplicationError
 from apps.invoices.admin_inlines import InvoicedPeriodInline, InvoiceSummaryInline
 from apps.invoices.selectors import subscription_invoices
+from apps.subscriptions.admin import price_override_add_url
 from apps.subscriptions.constants import SubscriptionStatus
-from apps.subscriptions.models import Subscription, SubscriptionEvent
+from apps.subscriptions.models import Subscription, SubscriptionEvent, SubscriptionPriceOverride
 from apps.subscriptions.services import subscription_cancel_undo, subscription_migrate_version
 
 STATUS_TONES = {
@@ -113,6 +117,30 @@ class SubscriptionEventInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("actor")
 
 
+class SubscriptionPriceOverrideInline(ReadOnlyInline):
+    """The subscription's custom prices beside the plan's: where it differs from its plan version. Set,
+    changed and removed on each price's own page (its form shows the service's errors field by field)."""
+
+    model = SubscriptionPriceOverride
+    fields = ["charge", "plan_price", "custom_price", "note", "updated_at"]
+    verbose_name = _("custom price")
+    verbose_name_plural = _("custom prices (where this subscription differs from its plan)")
+    view_permission_from_parent = True
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("charge").prefetch_related("charge__prices__tiers")
+
+    @admin.display(description=_("plan price"))
+    def plan_price(self, override: SubscriptionPriceOverride) -> str:
+        price = override.charge.price_for(override.currency)
+        return pricing.price_describe(price.to_spec()) if price is not None else "—"
+
+    @admin.display(description=_("custom price"))
+    def custom_price(self, override: SubscriptionPriceOverride) -> str:
+        return pricing.price_describe(override.to_spec())
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
     list_display = ["reference", "customer", "plan", "quantity", "status_badge", "current_period", "next_billing_at"]
@@ -148,10 +176,16 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
             },
         ),
         (_("Cancellation"), {"fields": ["cancel_at_period_end", "canceled_at", "ended_at", "cancellation_reason"]}),
+        (_("Prices"), {"fields": ["prices_differ"]}),
         (_("Record"), {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
-    readonly_fields = ["currency", "created_at", "updated_at"]
-    inlines = [SubscriptionInvoiceInline, InvoicedPeriodInline, SubscriptionEventInline]
+    readonly_fields = ["currency", "created_at", "updated_at", "prices_differ"]
+    inlines = [
+        SubscriptionPriceOverrideInline,
+        SubscriptionInvoiceInline,
+        InvoicedPeriodInline,
+        SubscriptionEventInline,
+    ]
     change_form_template = "admin/subscriptions/subscription/change_form.html"
     actions = ["migrate_to_latest_version"]
 
@@ -286,6 +320,29 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else []
+
+    @admin.display(description=_("plan prices"))
+    def prices_differ(self, subscription: Subscription) -> str:
+        """A marker: whether the subscription is billed at its plan version's prices, and a link to set a
+        custom price (the page it opens is for finance admins: others are refused there)."""
+        count = subscription.price_overrides.filter(charge__plan_version_id=subscription.plan_version_id).count()
+        if count:
+            marker = status_badge(
+                ngettext(
+                    "Differs from its plan: %(count)s custom price",
+                    "Differs from its plan: %(count)s custom prices",
+                    count,
+                )
+                % {"count": count},
+                "warning",
+            )
+        else:
+            marker = status_badge(gettext("The plan's prices"), "neutral")
+        if subscription.status == SubscriptionStatus.CANCELED:
+            return marker
+        return format_html(
+            '{} <a href="{}">{}</a>', marker, price_override_add_url(subscription.pk), gettext("Set a custom price")
+        )
 
     @admin.display(description=_("subscription"), ordering="id")
     def reference(self, subscription: Subscription) -> str:

@@ -178,7 +178,7 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
     with bill_language(subscription.customer):
         drafts += recurring_line_drafts(
             plan=plan, version=subscription.plan_version, quantity=subscription.quantity, currency=currency,
-            period=period, billed_from=billed_from,
+            period=period, billed_from=billed_from, subscription=subscription,
         )  # fmt: skip
     with bill_language(subscription.customer):
         discount_drafts, used_discounts = discount_line_drafts(

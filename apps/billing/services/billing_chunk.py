@@ -9,7 +9,8 @@ bulk inserts, and move every subscription to its new period.
 
 Subscriptions that need more than a plain renewal — a trial ending, a scheduled change or version
 migration, waiting prorations or credits, discounts, usage aggregations or prices read event by
-event, a plan's minimum commitment (its true-up reads the period's earlier invoices), a pooled usage
+event, a plan's minimum commitment (its true-up reads the period's earlier invoices), a custom price
+for one of its charges (`SubscriptionPriceOverride`, read where every line gets its price), a pooled usage
 charge (its pool is shared with the customer's other subscriptions) or one with peak hours, several
 periods to catch up — are left to the one-by-one path (`subscription_bill_due`),
 which handles every case; so are all of the chunk's subscriptions if the bulk write fails.
@@ -49,7 +50,7 @@ from apps.invoices.services.lifecycle import (
 from apps.invoices.services.numbering import invoice_numbers_allocate
 from apps.invoices.services.taxes import active_tax_rates, customer_tax_treatment_among, tax_rate_spec
 from apps.subscriptions.constants import SubscriptionStatus
-from apps.subscriptions.models import ScheduledChange, Subscription, SubscriptionSegment
+from apps.subscriptions.models import ScheduledChange, Subscription, SubscriptionPriceOverride, SubscriptionSegment
 from apps.subscriptions.periods import Period, period_containing
 from apps.subscriptions.selectors import active_discounts
 from apps.usage.selectors import BULK_AGGREGATIONS, UsageWindow, usage_aggregate_many
@@ -212,8 +213,8 @@ def _billable_in_bulk(subscription: Subscription, now: datetime, metrics: dict[s
 
 def _with_waiting_work(subscriptions: list[Subscription]) -> set[int]:
     """Subscriptions with a scheduled change, waiting invoice items (theirs or their customer's), a
-    stretch closed by a change inside the period, or an active discount: the one-by-one path applies
-    those."""
+    stretch closed by a change inside the period, an active discount or a custom price: the one-by-one
+    path applies those."""
     ids = [s.pk for s in subscriptions]
     customer_ids = {s.customer_id for s in subscriptions}
     busy = set(
@@ -243,6 +244,10 @@ def _with_waiting_work(subscriptions: list[Subscription]) -> set[int]:
         if customer_id is not None:
             customers.add(customer_id)
     busy |= late_usage_waiting_subscription_ids(subscriptions)  # late usage to bill: one by one
+    # Custom prices (docs/credits.md): the one-by-one path reads them where every line gets its price.
+    busy |= set(
+        SubscriptionPriceOverride.objects.filter(subscription_id__in=ids).values_list("subscription_id", flat=True)
+    )
     customers |= customers_with_credits(customer_ids=customer_ids)  # prepaid credits: applied at finalization
     return busy | {s.pk for s in subscriptions if s.customer_id in customers}
 

@@ -229,6 +229,7 @@ def _preview(
                 plan=subscription.plan, version=subscription.plan_version, quantity=subscription.quantity,
                 new_plan=target_plan, new_version=target_version, new_quantity=target_quantity,
                 currency=currency, period=_full_period(subscription, changed_at), changed_at=changed_at,
+                subscription=subscription,
             )  # fmt: skip
     preview = ChangePreview(
         currency=currency,
@@ -379,7 +380,7 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
     )
     lines += recurring_line_drafts(
         plan=plan, version=version, quantity=quantity, currency=currency, period=period,
-        billed_from=max(period.start, subscription.next_billing_at),
+        billed_from=max(period.start, subscription.next_billing_at), subscription=subscription,
     )  # fmt: skip
     discounts, _ = discount_line_drafts(
         drafts=lines, discounts=discounts_applicable(subscription=subscription), plan=plan, currency=currency
@@ -496,6 +497,7 @@ def _unused_time_credits(subscription: Subscription, now: datetime, *, as_invoic
             new_plan=subscription.plan, new_version=subscription.plan_version, new_quantity=subscription.quantity,
             currency=subscription.currency, period=_full_period(subscription, now), changed_at=now,
             credit_scale=_invoiced_share(subscription) if as_invoiced else Fraction(1), skip_unchanged=False,
+            subscription=subscription,
         )  # fmt: skip
     return [line for line in lines if line.amount < 0]
 

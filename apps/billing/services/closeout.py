@@ -110,7 +110,7 @@ def stretch_line_drafts(
     for stretch in stretches:
         drafts += arrears_fee_line_drafts(
             plan=stretch.plan, version=stretch.version, quantity=stretch.quantity, currency=currency,
-            period=stretch.period, start=stretch.start, end=stretch.end,
+            period=stretch.period, start=stretch.start, end=stretch.end, subscription=subscription,
         )  # fmt: skip
         usage_end = stretch.end if usage_until is None else min(stretch.end, usage_until)
         drafts += usage_line_drafts(

@@ -1,7 +1,7 @@
 """What goes on an invoice, computed without writing anything: the billing run turns these drafts
 into invoice lines; previews (upcoming invoice, change preview) show them as they are."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,7 +22,7 @@ from apps.invoices.constants import InvoiceLineKind
 from apps.invoices.models import Invoice, InvoiceItem, InvoiceLine, TaxRate
 from apps.invoices.pricing import tax_added
 from apps.invoices.services.taxes import customer_tax_breakdown, is_taxed_kind
-from apps.subscriptions.models import Discount, Subscription
+from apps.subscriptions.models import Discount, Subscription, SubscriptionPriceOverride
 from apps.subscriptions.periods import Period, period_containing
 from apps.subscriptions.proration import remaining_fraction
 from apps.usage.models import UsageEvent
@@ -75,9 +75,44 @@ def arrears_fee_charges(version: PlanVersion) -> list[Charge]:
     return [charge for charge in recurring_charges(version) if charge.is_billed_in_arrears]
 
 
-def charge_quote(charge: Charge, *, currency: str, quantity: int) -> tuple[pricing.Quote, Decimal]:
+# A subscription's custom prices: charge id → the price it pays instead of the charge's.
+PriceOverrides = Mapping[int, SubscriptionPriceOverride]
+NO_OVERRIDES: PriceOverrides = {}
+
+
+def price_overrides(subscription: Subscription | None) -> PriceOverrides:
+    """The custom prices of `subscription` by charge id (none without one). Keyed by charge, an override
+    applies only where its charge is priced: on the plan version it was set on."""
+    if subscription is None or subscription.pk is None:
+        return NO_OVERRIDES
+    return {override.charge_id: override for override in subscription.price_overrides.all()}
+
+
+def charge_price(
+    charge: Charge, currency: str, overrides: PriceOverrides = NO_OVERRIDES
+) -> "Price | SubscriptionPriceOverride | None":
+    """The price a charge is billed at in `currency`: the subscription's custom price for it when it has
+    one (it replaces every price of the charge), else the charge's own (default) price. Every invoice
+    line, preview and proration reads its price here."""
+    override = overrides.get(charge.pk)
+    if override is not None and override.currency == currency:
+        override.charge = charge  # the price model is the charge's
+        return override
+    return charge.price_for(currency)
+
+
+def custom_price_note(charge: Charge, overrides: PriceOverrides) -> tuple[str, ...]:
+    """An explanation line for a charge billed at the subscription's custom price."""
+    if charge.pk not in overrides:
+        return ()
+    return (gettext("Custom price agreed for this subscription (instead of the plan's price)."),)
+
+
+def charge_quote(
+    charge: Charge, *, currency: str, quantity: int, overrides: PriceOverrides = NO_OVERRIDES
+) -> tuple[pricing.Quote, Decimal]:
     """The charge priced for one full period, and the price's own amount (its unit price)."""
-    price = charge.price_for(currency)
+    price = charge_price(charge, currency, overrides)
     if price is None:
         raise ApplicationError(
             f"{charge.plan_version}: charge {charge.name!r} has no price in {currency}.", code="missing_price"
@@ -93,6 +128,7 @@ def recurring_line_drafts(
     currency: str,
     period: Period,
     billed_from: datetime | None = None,
+    subscription: Subscription | None = None,
 ) -> list[LineDraft]:
     """One line per recurring charge billed in advance for the period, plus a minimum true-up line
     where a charge's minimum is not reached (fees billed in arrears: `arrears_fee_line_drafts`).
@@ -103,7 +139,7 @@ def recurring_line_drafts(
     start = billed_from if billed_from is not None and billed_from > period.start else period.start
     return _fee_line_drafts(
         plan=plan, charges=advance_charges(version), quantity=quantity, currency=currency, period=period,
-        start=start, end=period.end,
+        start=start, end=period.end, overrides=price_overrides(subscription),
     )  # fmt: skip
 
 
@@ -116,6 +152,7 @@ def arrears_fee_line_drafts(
     period: Period,
     start: datetime,
     end: datetime,
+    subscription: Subscription | None = None,
 ) -> list[LineDraft]:
     """The recurring charges billed in arrears for the part [start, end) of `period` that has passed:
     each charge's full-period amount × the exact share of the period's seconds, rounded once (the whole
@@ -125,7 +162,7 @@ def arrears_fee_line_drafts(
         return []
     return _fee_line_drafts(
         plan=plan, charges=arrears_fee_charges(version), quantity=quantity, currency=currency, period=period,
-        start=start, end=end, in_arrears=True,
+        start=start, end=end, in_arrears=True, overrides=price_overrides(subscription),
     )  # fmt: skip
 
 
@@ -139,17 +176,19 @@ def _fee_line_drafts(
     start: datetime,
     end: datetime,
     in_arrears: bool = False,
+    overrides: PriceOverrides = NO_OVERRIDES,
 ) -> list[LineDraft]:
     fraction = remaining_fraction(period, start) - remaining_fraction(period, end)
     partial = fraction < 1
     drafts = []
     for charge in charges:
-        quote, price_amount = charge_quote(charge, currency=currency, quantity=quantity)
-        price = charge.price_for(currency)
+        quote, price_amount = charge_quote(charge, currency=currency, quantity=quantity, overrides=overrides)
+        price = charge_price(charge, currency, overrides)
         single_unit_price = charge.price_model in (PriceModelChoice.FLAT, PriceModelChoice.PER_UNIT)
         described = partial or not single_unit_price or bool(price and price.included_units)
         title = charge_title(plan, charge)
         explanation = [line.description for line in quote.lines] if described else []
+        explanation += custom_price_note(charge, overrides)
         amount = quote.amount
         if partial:
             amount = quantize_fraction(Fraction(quote.exact_amount) * fraction, currency)
@@ -235,12 +274,15 @@ def proration_line_drafts(
     changed_at: datetime,
     credit_scale: Fraction = Fraction(1),
     skip_unchanged: bool = True,
+    subscription: Subscription | None = None,
 ) -> list[LineDraft]:
     """Credit the unused time of every recurring charge as it was, charge the remaining time of every
     recurring charge as it will be: each charge's full-period amount (exact, before rounding; at least
     its minimum per period) × the exact remaining share of the period, rounded once. Credits are
     × `credit_scale` (what share of the list price was actually invoiced, e.g. after a discount).
-    Lines of zero are left out."""
+    Lines of zero are left out. `subscription`'s custom prices apply to the charges they were set on
+    (a quantity change keeps them; the charges of another version have none)."""
+    overrides = price_overrides(subscription)
     fraction = remaining_fraction(period, changed_at)
     share = _share(fraction)
     left = _duration(period.end - changed_at)
@@ -255,8 +297,8 @@ def proration_line_drafts(
         # Fees billed in arrears are not prorated here: each stretch of the period bills its own share
         # when the period closes (`SubscriptionSegment`).
         for charge in advance_charges(side_version):
-            quote, _ = charge_quote(charge, currency=currency, quantity=side_quantity)
-            price = charge.price_for(currency)
+            quote, _ = charge_quote(charge, currency=currency, quantity=side_quantity, overrides=overrides)
+            price = charge_price(charge, currency, overrides)
             full = quote.exact_amount
             if price is not None and price.minimum_amount is not None and price.minimum_amount > full:
                 full = price.minimum_amount  # the period cost its minimum
@@ -289,6 +331,7 @@ def proration_line_drafts(
                             if scale != 1
                             else ""
                         ),
+                        *custom_price_note(charge, overrides),
                     ),
                     charge=charge,
                 )
@@ -584,9 +627,11 @@ def usage_line_drafts(
         metrics = {
             metric.code: metric for metric in BillableMetric.objects.filter(code__in=[c.metric_code for c in charges])
         }
+    overrides = price_overrides(subscription)
     for charge in charges:
         metric = metrics.get(charge.metric_code)
-        price = charge.price_for(currency)
+        price = charge_price(charge, currency, overrides)
+        custom = custom_price_note(charge, overrides)
         if metric is None or price is None:
             raise ApplicationError(
                 f"{version}: usage charge {charge.name!r} has no "
@@ -595,8 +640,9 @@ def usage_line_drafts(
             )
         if charge.has_peak_hours:
             drafts += _peak_line_drafts(
-                customer=customer, plan=plan, charge=charge, metric=metric, price=price, start=start, end=end
-            )
+                customer=customer, plan=plan, charge=charge, metric=metric, price=price, start=start, end=end,
+                custom=custom,
+            )  # fmt: skip
             continue
         if charge.is_pooled:
             if subscription is None:
@@ -605,15 +651,16 @@ def usage_line_drafts(
                     code="pooled_charge",
                 )
             drafts += _pooled_line_drafts(
-                subscription=subscription, plan=plan, charge=charge, metric=metric, price=price, start=start, end=end
-            )
+                subscription=subscription, plan=plan, charge=charge, metric=metric, price=price, start=start, end=end,
+                custom=custom,
+            )  # fmt: skip
             continue
         if totals_by_charge is not None and charge.pk in totals_by_charge:
             totals = totals_by_charge[charge.pk] or {"": Decimal(0)}
         else:
             totals = usage_aggregate(customer=customer, metric=metric, start=start, end=end) or {"": Decimal(0)}
         for group, quantity in sorted(totals.items()):
-            group_price = charge.price_for_group(currency, metric.group_values(group)) or price
+            group_price = price if custom else charge.price_for_group(currency, metric.group_values(group)) or price
             spec = group_price.to_spec()
             transactions: list[Decimal] = []
             if spec.model == pricing.PriceModel.PERCENTAGE:
@@ -637,6 +684,7 @@ def usage_line_drafts(
                     explanation=(
                         f"{metric.name}: {pricing.format_quantity(quote.quantity)} ({metric.aggregation_label})",
                         *_dimension_price_note(charge, group_price, metric, group),
+                        *custom,
                         *(line.description for line in quote.lines),
                     ),
                     charge=charge,
@@ -688,9 +736,10 @@ def _pooled_line_drafts(
     plan: Plan,
     charge: Charge,
     metric: BillableMetric,
-    price: Price,
+    price: "Price | SubscriptionPriceOverride",
     start: datetime,
     end: datetime,
+    custom: tuple[str, ...] = (),
 ) -> list[LineDraft]:
     """A pooled charge's line for one subscription: its usage in [start, end), the part the pool covered
     and the part beyond it (event order across the pool's subscriptions), the latter priced by the
@@ -722,6 +771,7 @@ def _pooled_line_drafts(
             "happened; usage beyond it is billed to the subscription that sent it)."
         )
         % {"from_pool": number(share.from_pool), "beyond": number(share.beyond_pool)},
+        *custom,
         *(line.description for line in quote.lines),
     )
     single_unit_price = charge.price_model == PriceModelChoice.PER_UNIT
@@ -771,9 +821,10 @@ def _peak_line_drafts(
     plan: Plan,
     charge: Charge,
     metric: BillableMetric,
-    price: Price,
+    price: "Price | SubscriptionPriceOverride",
     start: datetime,
     end: datetime,
+    custom: tuple[str, ...] = (),
 ) -> list[LineDraft]:
     """A charge with peak hours: the usage in its peak hours (local hours of the customer's time zone)
     priced by its peak price (its default price when it has none in the currency), and the usage in the
@@ -785,7 +836,8 @@ def _peak_line_drafts(
         customer=customer, metric=metric, start=start, end=end, time_zone=time_zone, hours=charge.peak_hours()
     )
     window = _peak_window_label(charge)
-    peak_price = charge.peak_price_for(currency)
+    # A custom price replaces the peak price too: both sides are billed at it, on their own lines.
+    peak_price = price if custom else charge.peak_price_for(currency)
     title = charge_title(plan, charge)
     sides = [
         (
@@ -829,6 +881,7 @@ def _peak_line_drafts(
                 explanation=(
                     f"{metric.name}: {pricing.format_quantity(quote.quantity)} ({metric.get_aggregation_display()})",
                     note,
+                    *custom,
                     *(line.description for line in quote.lines),
                 ),
                 charge=charge,
@@ -856,7 +909,9 @@ def _peak_line_drafts(
     return drafts
 
 
-def _dimension_price_note(charge: Charge, price: Price, metric: BillableMetric, group: str) -> tuple[str, ...]:
+def _dimension_price_note(
+    charge: Charge, price: "Price | SubscriptionPriceOverride", metric: BillableMetric, group: str
+) -> tuple[str, ...]:
     """Which price a group was billed at, when the charge prices groups apart."""
     if not group or not charge.has_dimension_prices:
         return ()

@@ -4,11 +4,69 @@ from rest_framework import serializers
 
 from apps.accounts.models import Customer
 from apps.billing.constants import ChangeTiming, ProrationBehavior
+from apps.catalog import pricing
+from apps.catalog.api.serializers import PriceInputSerializer
 from apps.catalog.constants import FeatureKind, VersionMigrationTiming
 from apps.catalog.models import Plan, PlanVersion
+from apps.catalog.services import PriceInput, TierInput
 from apps.core.api.serializers import DecimalStringField, MoneyOutputSerializer
 from apps.invoices.api.serializers import InvoiceListOutputSerializer
-from apps.subscriptions.models import Subscription
+from apps.subscriptions.models import Subscription, SubscriptionPriceOverride
+
+
+class PriceOverrideOutputSerializer(serializers.ModelSerializer):
+    """A subscription's custom price for one charge, beside the plan's price it replaces."""
+
+    charge = serializers.PrimaryKeyRelatedField(read_only=True)
+    charge_name = serializers.CharField(source="charge.name", read_only=True)
+    price_model = serializers.CharField(source="charge.price_model", read_only=True)
+    amount = DecimalStringField()
+    tiers = serializers.ListField(child=serializers.DictField(), read_only=True)
+    included_units = DecimalStringField()
+    percentage = DecimalStringField()
+    fixed_fee = DecimalStringField()
+    min_per_transaction = DecimalStringField(allow_null=True)
+    max_per_transaction = DecimalStringField(allow_null=True)
+    minimum_amount = DecimalStringField(allow_null=True)
+    description = serializers.SerializerMethodField(help_text="The custom price in words.")
+    plan_price = serializers.SerializerMethodField(
+        help_text="The plan version's price it replaces, in words (null: the charge has none in the currency)."
+    )
+
+    class Meta:
+        model = SubscriptionPriceOverride
+        fields = [
+            "charge", "charge_name", "price_model", "currency", "amount", "tiers", "package_size", "package_rounding",
+            "included_units", "percentage", "fixed_fee", "min_per_transaction", "max_per_transaction",
+            "minimum_amount", "note", "description", "plan_price", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_description(self, override: SubscriptionPriceOverride) -> str:
+        return pricing.price_describe(override.to_spec())
+
+    def get_plan_price(self, override: SubscriptionPriceOverride) -> str | None:
+        price = override.charge.price_for(override.currency)
+        return pricing.price_describe(price.to_spec()) if price is not None else None
+
+
+class PriceOverrideInputSerializer(PriceInputSerializer):
+    """A custom price: the fields of a catalog price in the charge's price model (the subscription's
+    currency; no dimension values or peak window: it replaces every price of the charge)."""
+
+    dimension_values = None
+    time_window = None
+    currency = serializers.CharField(
+        max_length=3, required=False, help_text="ISO 4217; the subscription's currency (the default)."
+    )
+    note = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
+
+    def to_price_input(self, *, currency: str) -> PriceInput:
+        data = dict(self.validated_data)
+        data.pop("note", None)
+        data["currency"] = data.get("currency") or currency
+        return PriceInput(**{key: value for key, value in data.items() if key != "tiers"},
+                          tiers=[TierInput(**tier) for tier in data["tiers"]])  # fmt: skip
 
 
 class SubscriptionOutputSerializer(serializers.ModelSerializer):
@@ -20,6 +78,9 @@ class SubscriptionOutputSerializer(serializers.ModelSerializer):
         read_only=True, allow_null=True, help_text="A version it moves to when the next period begins."
     )
     currency = serializers.CharField(read_only=True, help_text="The customer's billing currency (ISO 4217).")
+    price_overrides = PriceOverrideOutputSerializer(
+        many=True, read_only=True, help_text="Custom prices: where this subscription differs from its plan version."
+    )
 
     class Meta:
         model = Subscription
@@ -44,6 +105,7 @@ class SubscriptionOutputSerializer(serializers.ModelSerializer):
             "canceled_at",
             "ended_at",
             "cancellation_reason",
+            "price_overrides",
             "created_at",
             "updated_at",
         ]

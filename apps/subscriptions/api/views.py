@@ -16,17 +16,22 @@ from apps.billing.services import (
     subscription_upcoming_invoice,
 )
 from apps.core.api.schema import error_responses
+from apps.core.errors import NotFound
 from apps.core.idempotency import idempotent
 from apps.subscriptions.selectors import subscription_list
 from apps.subscriptions.services import (
     subscription_cancel_undo,
     subscription_migrate_version,
+    subscription_price_override_remove,
+    subscription_price_override_set,
     subscription_scheduled_change_cancel,
 )
 
 from .filters import SubscriptionFilter
 from .serializers import (
     ChangePreviewOutputSerializer,
+    PriceOverrideInputSerializer,
+    PriceOverrideOutputSerializer,
     SubscriptionCancelInputSerializer,
     SubscriptionChangeInputSerializer,
     SubscriptionChangeOutputSerializer,
@@ -56,6 +61,11 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         "scheduled_change_cancel": ["subscriptions.change_subscription"],
         "pause": ["subscriptions.change_subscription"],
         "resume": ["subscriptions.change_subscription"],
+        # Custom prices: set by finance admins (docs/roles.md); read by every role that reads subscriptions.
+        "prices": ["subscriptions.view_subscriptionpriceoverride"],
+        "price": ["subscriptions.view_subscriptionpriceoverride"],
+        "price_set": ["subscriptions.add_subscriptionpriceoverride", "subscriptions.change_subscriptionpriceoverride"],
+        "price_remove": ["subscriptions.delete_subscriptionpriceoverride"],
     }
 
     def get_queryset(self):
@@ -214,3 +224,66 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         result = subscription_resume(subscription_id=subscription.pk, actor=request.user)
         result = replace(result, subscription=subscription_list().get(pk=subscription.pk))
         return Response(SubscriptionChangeOutputSerializer(result).data)
+
+    # --- custom prices (docs/credits.md, "Custom prices per subscription") ---------------------------
+
+    def _override(self, subscription, charge_id):
+        override = next((o for o in subscription.price_overrides.all() if o.charge_id == int(charge_id)), None)
+        if override is None:
+            raise NotFound(f"Subscription #{subscription.pk} has no custom price for charge {charge_id}.")
+        return override
+
+    @extend_schema(
+        request=None,
+        responses={200: PriceOverrideOutputSerializer(many=True), **error_responses(404)},
+        summary="Custom prices",
+    )
+    @action(detail=True, methods=["get"], url_path="prices")
+    def prices(self, request, pk=None):
+        """The subscription's custom prices: where it differs from its plan version."""
+        subscription = self.get_object()
+        return Response(PriceOverrideOutputSerializer(subscription.price_overrides.all(), many=True).data)
+
+    @extend_schema(
+        request=None,
+        responses={200: PriceOverrideOutputSerializer, **error_responses(404)},
+        summary="A custom price",
+    )
+    @action(detail=True, methods=["get"], url_path=r"prices/(?P<charge_id>[0-9]+)")
+    def price(self, request, pk=None, charge_id=None):
+        """The subscription's custom price for one charge of its plan version, beside the plan's price."""
+        subscription = self.get_object()
+        return Response(PriceOverrideOutputSerializer(self._override(subscription, charge_id)).data)
+
+    @extend_schema(
+        request=PriceOverrideInputSerializer,
+        responses={200: PriceOverrideOutputSerializer, **error_responses(400, 404, 409)},
+        summary="Set a custom price",
+    )
+    @price.mapping.put
+    def price_set(self, request, pk=None, charge_id=None):
+        """Set (or replace) the price this subscription pays for one charge of its plan version, without a
+        new plan version: the fields of a catalog price in the charge's price model, validated the same
+        way. It applies to everything billed from now on (renewals, previews, prorations, late usage)."""
+        subscription = self.get_object()
+        serializer = PriceOverrideInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        subscription_price_override_set(
+            subscription_id=subscription.pk,
+            charge_id=int(charge_id),
+            price=serializer.to_price_input(currency=subscription.currency),
+            note=serializer.validated_data["note"],
+            actor=request.user,
+        )
+        subscription = subscription_list().get(pk=subscription.pk)
+        return Response(PriceOverrideOutputSerializer(self._override(subscription, charge_id)).data)
+
+    @extend_schema(request=None, responses={204: None, **error_responses(404)}, summary="Remove a custom price")
+    @price.mapping.delete
+    def price_remove(self, request, pk=None, charge_id=None):
+        """Bill the charge at the plan's price again from now on."""
+        subscription = self.get_object()
+        subscription_price_override_remove(
+            subscription_id=subscription.pk, charge_id=int(charge_id), actor=request.user
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)

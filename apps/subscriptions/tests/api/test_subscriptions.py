@@ -49,6 +49,7 @@ def test_create_subscription_invoices_the_first_period_at_once(api_client, super
         "canceled_at": None,
         "ended_at": None,
         "cancellation_reason": "",
+        "price_overrides": [],
         "created_at": body["created_at"],
         "updated_at": body["updated_at"],
         "invoices": [body["invoices"][0]],
