@@ -168,8 +168,9 @@ class CreditPurchaseForm(forms.Form):
 
     def __init__(self, *args, wallets: Sequence = (), **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        per_credit = gettext("%(rate)s / credit")
         self.fields["wallet"].choices = [
-            (wallet.pk, f"{wallet.name} ({money_text(wallet.rate, wallet.currency)} / {gettext('credit')})")
+            (wallet.pk, f"{wallet.name} ({per_credit % {'rate': money_text(wallet.rate, wallet.currency)}})")
             for wallet in wallets
         ]
 
