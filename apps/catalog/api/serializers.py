@@ -65,6 +65,10 @@ class ProductCreateInputSerializer(serializers.Serializer):
 
 class BillableMetricOutputSerializer(serializers.ModelSerializer):
     percentile = DecimalStringField(allow_null=True, help_text='Percentile metrics: e.g. "95"; else null.')
+    time_unit = serializers.ChoiceField(
+        choices=WeightedTimeUnit.choices, allow_blank=True,
+        help_text='Weighted sums: the time each level is weighted by (hour: GB-hours; month: GB-months); else "".',
+    )  # fmt: skip
     filters = serializers.DictField(
         child=serializers.ListField(child=serializers.CharField()),
         help_text='Only events with one of these values count, e.g. {"region": ["eu"]}.',

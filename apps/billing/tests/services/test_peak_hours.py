@@ -143,10 +143,11 @@ def test_peak_hours_past_midnight_in_the_upcoming_invoice_and_on_the_bill_in_chi
 
     upcoming = subscription_upcoming_invoice(subscription_id=subscription.pk, now=utc(2026, 4, 20))
 
-    # Peak 22:00–06:00: 3 calls × 0.03 = 0.09; off-peak 2 calls × 0.01 = 0.02.
+    # Peak 22:00–06:00: 3 calls × 0.03 = 0.09; off-peak 2 calls × 0.01 = 0.02 — in the customer's
+    # language, as the bill will be.
     assert [(line.description, line.quantity, line.amount) for line in upcoming.lines if line.kind == "usage"] == [
-        ("Voice — Night: Calls — peak hours 22:00–06:00 (usage)", D(3), D("0.09")),
-        ("Voice — Night: Calls — off-peak hours (usage)", D(2), D("0.02")),
+        ("Voice — Night: Calls — 高峰时段 22:00–06:00（用量）", D(3), D("0.09")),
+        ("Voice — Night: Calls — 非高峰时段（用量）", D(2), D("0.02")),
     ]
     subscription_bill_due(subscription_id=subscription.pk, now=utc(2026, 5, 1, 1))
     lines, total = _usage_lines(subscription)

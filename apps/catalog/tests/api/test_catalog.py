@@ -121,6 +121,7 @@ def test_create_plan_with_prices(api_client, superuser):
                     "prices": [_simple_price(price) for price in Price.objects.order_by("currency")],
                 }
             ],
+            "features": [],
             "created_at": body["current_version"]["created_at"],
         },
         "created_at": body["created_at"],
@@ -175,7 +176,7 @@ def test_list_plans_with_prices_in_bounded_queries(api_client, superuser, django
     PlanFactory.create_batch(20)
     api_client.force_authenticate(superuser)
 
-    with django_assert_max_num_queries(7):  # page, count, versions, charges, prices, tiers: not per plan
+    with django_assert_max_num_queries(8):  # page, count, versions, charges, prices, tiers, grants
         response = api_client.get(PLANS_URL)
 
     results = response.json()["results"]
