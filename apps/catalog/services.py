@@ -901,7 +901,9 @@ FEATURE_FIELDS = ("name", "description", "kind")
 
 def entitlements_generation_bump() -> None:
     """Make every customer's cached entitlements stale (after the transaction commits)."""
-    transaction.on_commit(lambda: cache.set(ENTITLEMENTS_GENERATION_CACHE_KEY, uuid.uuid4().hex, timeout=None))
+    transaction.on_commit(  # robust: a cache that is down does not undo the committed change (logged)
+        lambda: cache.set(ENTITLEMENTS_GENERATION_CACHE_KEY, uuid.uuid4().hex, timeout=None), robust=True
+    )
 
 
 @transaction.atomic

@@ -163,7 +163,9 @@ def customer_entitlements_refresh(*, customer_id: int) -> EntitlementsChange | N
     CustomerEntitlements.objects.bulk_create([CustomerEntitlements(customer_id=customer_id)], ignore_conflicts=True)
     snapshot = CustomerEntitlements.objects.select_for_update().get(customer_id=customer_id)
     features = customer_entitlements_compute(customer_id=customer_id)
-    transaction.on_commit(lambda: customer_entitlements_cache_invalidate(customer_id=customer_id))
+    # Robust: with the cache down, the change stands and the failure is logged; the cached answer then
+    # lives out its timeout (ENTITLEMENTS_CACHE_SECONDS).
+    transaction.on_commit(lambda: customer_entitlements_cache_invalidate(customer_id=customer_id), robust=True)
     values = entitlements_values(features)
     if values == snapshot.values:
         return None
@@ -182,6 +184,8 @@ class _Refresh:
     def __init__(self) -> None:
         self.customer_ids: set[int] = set()
         self.done = False
+        # Django names a robust on-commit callback that failed by its __qualname__ (an instance has none).
+        self.__qualname__ = "customer_entitlements_refresh"
 
     def __call__(self) -> None:
         self.done = True

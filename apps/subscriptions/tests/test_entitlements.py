@@ -240,3 +240,21 @@ def test_an_answer_computed_before_a_change_and_stored_after_it_is_not_served(
     cache.set(f"entitlements:{customer.pk}", computed_before)  # ... stored once the change is done
 
     assert _values(customer) == {"seats": 3, "sso": False, "support": "email"}
+
+
+def test_a_refresh_that_fails_after_commit_is_logged_and_the_change_stands(
+    catalog, django_capture_on_commit_callbacks, settings, caplog
+):
+    """With the cache unreachable (Redis down), what runs after commit to refresh the customer's cached
+    entitlements fails: the failure is logged and the subscription that was saved stays saved (the
+    callbacks are robust; before, the failure escaped after the commit)."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+    customer = CustomerFactory()
+
+    subscription = _start(customer, catalog["pro"], django_capture_on_commit_callbacks, now=MAY)
+
+    assert Subscription.objects.filter(pk=subscription.pk).exists()
+    assert EntitlementsChange.objects.filter(customer_id=customer.pk).exists()  # the refresh itself ran
+    assert "in on_commit()" in caplog.text and "Connection refused" in caplog.text  # the cache's failure, logged
