@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from apps.accounts.models import Customer
 from apps.accounts.services import customer_create
@@ -35,6 +36,7 @@ from apps.subscriptions.services import subscription_create
 from apps.usage.services import usage_events_ingest
 
 D = Decimal
+Event = dict[str, Any]  # a usage event as the usage API takes it
 CURRENCY = "USD"
 SELLER_PREFIX = "demo-seller-"
 
@@ -57,6 +59,8 @@ MBPS_DEFAULT = D("0.50")
 MBPS_BY_REGION = {"apac": D("1.20")}
 REQUESTS_PACKAGE = 10_000
 REQUESTS_PACKAGE_PRICE = D("0.75")
+# The demo's evening peak per region (UTC minute of the day it starts): 36 and 18 samples a day.
+CDN_PEAK_START_MINUTE = {"na": 21 * 60, "apac": 22 * 60 + 30}
 
 
 def _month_start(moment: datetime, months_back: int = 0) -> datetime:
@@ -136,7 +140,7 @@ def cdn_catalog() -> Plan:
     )  # fmt: skip
     billable_metric_create(
         code="lumen_requests", name="Edge requests", aggregation=MetricAggregation.SUM, field_name="requests",
-        description="HTTP requests served at the edge, summarised per hour.",
+        description="HTTP requests served at the edge, summarised by the edge's log shipper.",
     )  # fmt: skip
     product = product_create(
         code="lumen-cdn", name="Lumen Edge CDN (demo CDN)",
@@ -226,8 +230,10 @@ def sellers_create(*, now: datetime, progress: Callable[[str], None]) -> Sellers
     """The three sellers' catalogs, customers and subscriptions (started in the past; the replay bills them)."""
     this_month = _month_start(now - timedelta(minutes=5))  # the month of the last replayed billing run
     last_month, month_before = _month_start(this_month, 1), _month_start(this_month, 2)
-    progress("usage-based sellers: catalogs of a cloud host, an IoT connectivity seller and a CDN")
-    plans = {"cloud": cloud_host_catalog(), "iot": iot_catalog(), "cdn": cdn_catalog()}
+    plans = {}
+    for seller, what, catalog in SELLERS:
+        progress(f"usage-based seller {SELLER_NAMES[seller]} ({what}): its catalog, customers and subscriptions")
+        plans[seller] = catalog()
     customers, subscriptions = {}, {}
     for demo in SELLER_CUSTOMERS:
         customer = customer_create(
@@ -245,7 +251,14 @@ def sellers_create(*, now: datetime, progress: Callable[[str], None]) -> Sellers
     return Sellers(customers=customers, subscriptions=subscriptions, first_start=month_before, last_month=last_month)
 
 
-def send_yesterdays_usage(sellers: Sellers, *, day: datetime, progress: Callable[[str], None]) -> int:
+def seller_portal_customers() -> list[Customer]:
+    """The first customer of each seller, whom the demo portal user may view."""
+    keys = [next(demo.key for demo in SELLER_CUSTOMERS if demo.seller == seller) for seller, _, _ in SELLERS]
+    by_id = {c.external_id: c for c in Customer.objects.filter(external_id__in=[f"{SELLER_PREFIX}{k}" for k in keys])}
+    return [by_id[f"{SELLER_PREFIX}{key}"] for key in keys if f"{SELLER_PREFIX}{key}" in by_id]
+
+
+def send_yesterdays_usage(sellers: Sellers, *, day: datetime) -> int:
     """The events of the day before `day` (midnight UTC) for every seller customer subscribed then, in
     one batch per customer, plus the late IoT session on the 2nd of last month. Returns the number sent."""
     yesterday = day - timedelta(days=1)
@@ -258,8 +271,6 @@ def send_yesterdays_usage(sellers: Sellers, *, day: datetime, progress: Callable
         events = _EVENTS[demo.seller](demo, subscriptions, yesterday, rng)
         if day == sellers.last_month + timedelta(days=1) and demo.key == LATE_SESSION[0]:
             events.append(_late_session(subscriptions[LATE_SESSION[1]], sellers.last_month))
-        if day == sellers.last_month + timedelta(days=1) and demo.key == SELLER_CUSTOMERS[0].key:
-            progress("usage-based sellers: a month of VM, storage, SIM data, bandwidth and request events")
         for event in events:
             event["external_customer_id"] = sellers.customers[demo.key].external_id
         result = usage_events_ingest(events=events, now=day)
@@ -269,7 +280,7 @@ def send_yesterdays_usage(sellers: Sellers, *, day: datetime, progress: Callable
     return sent
 
 
-def _late_session(sim: Subscription, last_month: datetime) -> dict:
+def _late_session(sim: Subscription, last_month: datetime) -> Event:
     """A SIM's session of 22:30 on the last day of the month before last, reported on the 2nd of last month."""
     moment = last_month - timedelta(minutes=90)
     return {
@@ -280,7 +291,9 @@ def _late_session(sim: Subscription, last_month: datetime) -> dict:
     }
 
 
-def _cloud_events(demo: SellerCustomer, subscriptions: list[Subscription], day: datetime, rng: random.Random):
+def _cloud_events(
+    demo: SellerCustomer, subscriptions: list[Subscription], day: datetime, rng: random.Random
+) -> list[Event]:
     """VMs running per region, changed by autoscaling at each hour (a level event per region and hour),
     and the block storage's size once a day (it grows)."""
     events = []
@@ -303,7 +316,9 @@ def _cloud_events(demo: SellerCustomer, subscriptions: list[Subscription], day: 
     return events
 
 
-def _iot_events(demo: SellerCustomer, subscriptions: list[Subscription], day: datetime, rng: random.Random):
+def _iot_events(
+    demo: SellerCustomer, subscriptions: list[Subscription], day: datetime, rng: random.Random
+) -> list[Event]:
     """Each SIM opens a few data sessions a day; each event names its SIM's subscription (the pool)."""
     events = []
     for index, sim in enumerate(subscriptions):
@@ -318,14 +333,17 @@ def _iot_events(demo: SellerCustomer, subscriptions: list[Subscription], day: da
     return events
 
 
-def _cdn_events(demo: SellerCustomer, subscriptions: list[Subscription], day: datetime, rng: random.Random):
+def _cdn_events(
+    demo: SellerCustomer, subscriptions: list[Subscription], day: datetime, rng: random.Random
+) -> list[Event]:
     """Bandwidth samples every 5 minutes of the evening peak per region (the rest of the day is idle
-    here: those intervals count as zero), and the requests served each hour."""
+    here: those intervals count as zero; a peak of more than 5 % of the day's intervals keeps the 95th
+    percentile above zero), and the requests served, reported every two hours."""
     events = []
     for region, typical in demo.regions.items():
-        first_hour = 18 if region == "na" else 21
-        for interval in range((24 - first_hour) * 12):
-            moment = day + timedelta(hours=first_hour, minutes=5 * interval)
+        peak_start = CDN_PEAK_START_MINUTE.get(region, CDN_PEAK_START_MINUTE["na"])
+        for interval in range((24 * 60 - peak_start) // 5):
+            moment = day + timedelta(minutes=peak_start + 5 * interval)
             mbps = typical + rng.randint(-typical // 4, typical // 4)
             events.append({
                 "transaction_id": f"{SELLER_PREFIX}{demo.key}-bw-{region}-{moment:%Y%m%d%H%M}",
@@ -333,14 +351,19 @@ def _cdn_events(demo: SellerCustomer, subscriptions: list[Subscription], day: da
                 "properties": {"region": region, "mbps": mbps},
             })  # fmt: skip
     scale = sum(demo.regions.values())
-    for hour in range(24):
+    for hour in range(0, 24, 2):
         moment = day + timedelta(hours=hour, minutes=59)
         events.append({
             "transaction_id": f"{SELLER_PREFIX}{demo.key}-req-{moment:%Y%m%d%H}",
             "metric_code": "lumen_requests", "timestamp": moment.isoformat(),
-            "properties": {"requests": scale * rng.randint(20, 120)},
+            "properties": {"requests": scale * rng.randint(2, 12)},
         })  # fmt: skip
     return events
 
 
 _EVENTS = {"cloud": _cloud_events, "iot": _iot_events, "cdn": _cdn_events}
+SELLERS = [
+    ("cloud", "cloud host", cloud_host_catalog),
+    ("iot", "IoT connectivity", iot_catalog),
+    ("cdn", "CDN", cdn_catalog),
+]
