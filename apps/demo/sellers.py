@@ -59,8 +59,8 @@ MBPS_DEFAULT = D("0.50")
 MBPS_BY_REGION = {"apac": D("1.20")}
 REQUESTS_PACKAGE = 10_000
 REQUESTS_PACKAGE_PRICE = D("0.75")
-# The demo's evening peak per region (UTC minute of the day it starts): 36 and 18 samples a day.
-CDN_PEAK_START_MINUTE = {"na": 21 * 60, "apac": 22 * 60 + 30}
+# The demo's evening peak per region (UTC minute of the day it starts): 24 and 18 samples a day.
+CDN_PEAK_START_MINUTE = {"na": 22 * 60, "apac": 22 * 60 + 30}
 
 
 def _month_start(moment: datetime, months_back: int = 0) -> datetime:
@@ -296,11 +296,11 @@ def _late_session(sim: Subscription, last_month: datetime) -> Event:
 def _cloud_events(
     demo: SellerCustomer, subscriptions: list[Subscription], day: datetime, rng: random.Random
 ) -> list[Event]:
-    """VMs running per region, changed by autoscaling at each hour (a level event per region and hour),
+    """VMs running per region, changed by autoscaling every two hours (a level event per region then),
     and the block storage's size once a day (it grows)."""
     events = []
     for region, typical in demo.regions.items():
-        for hour in range(24):
+        for hour in range(0, 24, 2):
             busy = 8 <= hour < 20
             vms = max(0, typical + (typical // 2 if busy else -(typical // 3)) + rng.randint(-2, 2))
             moment = day + timedelta(hours=hour)
@@ -340,7 +340,7 @@ def _cdn_events(
 ) -> list[Event]:
     """Bandwidth samples every 5 minutes of the evening peak per region (the rest of the day is idle
     here: those intervals count as zero; a peak of more than 5 % of the day's intervals keeps the 95th
-    percentile above zero), and the requests served, reported every two hours."""
+    percentile above zero), and the requests served, reported every four hours."""
     events = []
     for region, typical in demo.regions.items():
         peak_start = CDN_PEAK_START_MINUTE.get(region, CDN_PEAK_START_MINUTE["na"])
@@ -353,12 +353,12 @@ def _cdn_events(
                 "properties": {"region": region, "mbps": mbps},
             })  # fmt: skip
     scale = sum(demo.regions.values())
-    for hour in range(0, 24, 2):
+    for hour in range(0, 24, 4):
         moment = day + timedelta(hours=hour, minutes=59)
         events.append({
             "transaction_id": f"{SELLER_PREFIX}{demo.key}-req-{moment:%Y%m%d%H}",
             "metric_code": "lumen_requests", "timestamp": moment.isoformat(),
-            "properties": {"requests": scale * rng.randint(2, 12)},
+            "properties": {"requests": scale * rng.randint(4, 24)},
         })  # fmt: skip
     return events
 
