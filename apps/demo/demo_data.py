@@ -1,4 +1,5 @@
-"""Demo data: a small cloud company's catalog, twenty customers and a few months of billing history.
+"""Demo data: a small cloud company's catalog, twenty customers and a few months of billing history,
+and three usage-based sellers billed for last month (`apps.demo.sellers`).
 
 Everything is created through the services, and history is replayed day by day under the product's
 clock (`clock.frozen_at`), the way the daily billing run would have produced it: invoices carry
@@ -36,6 +37,7 @@ from apps.catalog.services import (
 )
 from apps.core import clock
 from apps.core.money import quantize_amount
+from apps.demo.sellers import Sellers, sellers_create, send_yesterdays_usage
 from apps.invoices.constants import BillingRunTrigger, InvoiceStatus
 from apps.invoices.models import Invoice, TaxRate
 from apps.invoices.services import invoice_mark_uncollectible, invoice_render_pdf, invoice_void
@@ -256,7 +258,8 @@ def demo_data_load(*, now: datetime | None = None, progress: Callable[[str], Non
         _tax_rates()
         customers = _customers()
         _subscriptions(customers, plans, now=now, rng=rng)
-        billing_runs = _replay_history(customers, now=now, rng=rng, progress=say)
+        sellers = sellers_create(now=now, progress=say)
+        billing_runs = _replay_history(customers, sellers, now=now, rng=rng, progress=say)
         say("a void bill, a write-off, a partial payment, plan changes and a test clock")
         _void_and_write_off(customers, now=now)
         _partial_payment(customers, now=now)
@@ -269,8 +272,8 @@ def demo_data_load(*, now: datetime | None = None, progress: Callable[[str], Non
     invoices = Invoice.objects.filter(customer__external_id__startswith=DEMO_EXTERNAL_ID_PREFIX)
     return DemoSummary(
         created=True,
-        customers=len(customers),
-        subscriptions=Subscription.objects.filter(customer__in=customers).count(),
+        customers=len(customers) + len(sellers.customers),
+        subscriptions=Subscription.objects.filter(customer__external_id__startswith=DEMO_EXTERNAL_ID_PREFIX).count(),
         invoices_by_status=dict(invoices.order_by("status").values_list("status").annotate(n=Count("id"))),
         billing_runs=billing_runs,
         pdfs_rendered_at_the_end=rendered,
@@ -371,12 +374,19 @@ def _send_yesterdays_requests(subscriptions: list[Subscription], *, day: datetim
 
 
 def _replay_history(
-    customers: list[Customer], *, now: datetime, rng: random.Random, progress: Callable[[str], None]
+    customers: list[Customer],
+    sellers: Sellers,
+    *,
+    now: datetime,
+    rng: random.Random,
+    progress: Callable[[str], None],
 ) -> int:
     """Run the daily billing run for every day from the first subscription until now, and record
-    customer payments on the days they would have arrived."""
+    customer payments on the days they would have arrived. The usage-based sellers' events of each day
+    are sent just before the next day's run."""
     late_payers = {c.pk for c, demo in zip(customers, CUSTOMERS, strict=True) if demo.pays_late}
     first_start = Subscription.objects.filter(customer__in=customers).order_by("started_at").first().started_at
+    first_start = min(first_start, sellers.first_start)
     payments: list[tuple[datetime, int, str]] = []
     last_seen_id = Invoice.objects.order_by("-id").values_list("id", flat=True).first() or 0
     runs = 0
@@ -389,6 +399,7 @@ def _replay_history(
             progress(f"billing history: the daily billing runs of {day:%B %Y}")
         with clock.frozen_at(run_at):
             _send_yesterdays_requests(metered, day=day, rng=rng)
+            send_yesterdays_usage(sellers, day=day)
             bill_due_subscriptions(now=run_at, trigger=BillingRunTrigger.SCHEDULE)
         runs += 1
         issued = Invoice.objects.filter(pk__gt=last_seen_id, number__isnull=False).order_by("id")

@@ -2,7 +2,7 @@ import hashlib
 import re
 from collections import defaultdict
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from io import StringIO
 
 import pytest
@@ -25,6 +25,7 @@ from apps.reports.services import reports_refresh
 from apps.subscriptions.models import ScheduledChange, Subscription
 from apps.subscriptions.periods import utc
 from apps.subscriptions.tests.factories import make_subscription
+from apps.usage.models import UsageEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -49,13 +50,13 @@ def test_load_demo_data_creates_a_realistic_history_once(client):
     output = _load()
 
     assert "Demo data loaded" in output
-    assert 18 <= Customer.objects.count() <= 25
+    assert 18 + 6 <= Customer.objects.count() <= 25 + 6  # and the usage-based sellers' six (below)
     assert {str(c) for c in Customer.objects.values_list("country", flat=True)} >= {"US", "DE", "FR", "GB", "IE", "NL"}
     assert set(Customer.objects.values_list("currency", flat=True)) == {"USD", "EUR", "GBP"}
     assert Customer.objects.exclude(tax_id="").exists() and Customer.objects.filter(tax_id="").exists()
     # Every demo tax ID passes its check (so EU business customers abroad show the reverse charge).
     assert set(Customer.objects.exclude(tax_id="").values_list("tax_id_status", flat=True)) == {"valid"}
-    assert 20 <= Subscription.objects.count() <= 40
+    assert 20 + 10 <= Subscription.objects.count() <= 40 + 10  # the sellers': 2 + 6 SIMs + 2
     # (One customer who left came back 12 days ago.)
     history = Subscription.objects.exclude(status="trialing").exclude(
         started_at=NOW.replace(hour=10) - timedelta(days=12)
@@ -71,7 +72,12 @@ def test_load_demo_data_creates_a_realistic_history_once(client):
     assert Customer.objects.filter(test_clock__isnull=False).count() == 1
     assert not BillingRun.objects.filter(failed_count__gt=0).exists()  # every run billed everything
     # A customer whose two subscriptions renew on the same day gets one invoice for both each month.
-    grouped = Invoice.objects.filter(subscription=None, invoiced_periods__isnull=False).distinct()
+    # (The IoT seller's customers get one invoice for all their SIMs: below.)
+    grouped = (
+        Invoice.objects.filter(subscription=None, invoiced_periods__isnull=False)
+        .exclude(customer__external_id__startswith="demo-seller-")
+        .distinct()
+    )
     assert grouped.count() >= 2
     assert all(invoice.invoiced_periods.count() == 2 for invoice in grouped)
     usage = InvoiceLine.objects.filter(kind="usage", charge__name="API requests").first()
@@ -170,6 +176,85 @@ def test_load_demo_data_creates_a_realistic_history_once(client):
     before = _counts()
     assert "already present" in _load()
     assert _counts() == before
+
+
+def _lines(invoice: Invoice) -> list[tuple[str, Decimal, Decimal]]:
+    return [(line.description, line.quantity, line.amount.amount) for line in invoice.lines.order_by("position")]
+
+
+def test_load_demo_data_adds_a_cloud_host_an_iot_seller_and_a_cdn_billed_for_last_month(client):
+    output = _load()
+
+    # A progress line per seller; NOW is 20 March: the IoT SIMs started on 1 January, the others on
+    # 1 February, and every seller customer has an invoice issued on 1 March for February's usage.
+    for line in ("Stratus Cloud (cloud host)", "Kite IoT Connect (IoT connectivity)", "Lumen Edge CDN (CDN)"):
+        assert f"usage-based seller {line}" in output
+    sellers = {c.external_id.removeprefix("demo-seller-"): c for c in Customer.objects.filter(
+        external_id__startswith="demo-seller-")}  # fmt: skip
+    assert sorted(sellers) == ["cdn-1", "cdn-2", "cloud-1", "cloud-2", "iot-1", "iot-2"]
+    issued_on_the_1st = utc(2026, 3, 1, 0, 5)  # by the daily run at 00:05
+    march = {key: Invoice.objects.get(customer=c, issued_at=issued_on_the_1st) for key, c in sellers.items()}
+    assert {invoice.status for invoice in march.values()} == {InvoiceStatus.OPEN}
+    # A few thousand events per seller, not more (the demo loads fast).
+    for prefix in ("stratus_", "kite_", "lumen_"):
+        assert 1_000 <= UsageEvent.objects.filter(metric__code__startswith=prefix).count() <= 10_000
+
+    # Cloud host: usage only, billed in arrears: VM-hours per region (a dimension price for
+    # ap-southeast, the default for us-east) and storage in GB-months; nothing billed in advance.
+    vm = "Stratus Cloud (demo cloud host) — Pay as you go: VM-hours"
+    cloud = march["cloud-1"]
+    assert [d for d, _, _ in _lines(cloud)] == [
+        f"{vm} — region ap-southeast (usage)", f"{vm} — region us-east (usage)",
+        "Stratus Cloud (demo cloud host) — Pay as you go: Block storage (GB-months) (usage)",
+    ]  # fmt: skip
+    for line in cloud.lines.all():
+        assert line.amount.amount == quantize_amount(line.quantity * line.unit_amount.amount, "USD") > 0
+    by_description = {line.description: line for line in cloud.lines.all()}
+    assert by_description[f"{vm} — region ap-southeast (usage)"].explanation[1] == "Price for region ap-southeast."
+    assert by_description[f"{vm} — region ap-southeast (usage)"].unit_amount.amount == Decimal("0.052")
+    assert by_description[f"{vm} — region us-east (usage)"].unit_amount.amount == Decimal("0.04")
+    assert not Invoice.objects.filter(customer=sellers["cloud-1"]).exclude(pk=cloud.pk).exists()
+
+    # IoT: four SIMs on one invoice, a fee each in arrears, data beyond the pool, and January's late
+    # session (260 MB, after the pool ran out) as its own line: 260 × 0.01 = 2.60.
+    plan = "Kite IoT Connect (demo IoT connectivity) — SIM with pooled data"
+    iot = _lines(march["iot-1"])
+    assert [line for line in iot if "Active SIM" in line[0]] == [
+        (f"{plan}: Active SIM (monthly)", Decimal(1), Decimal("2.00"))
+    ] * 4
+    assert len([line for line in iot if line[0] == f"{plan}: Data (usage beyond the pool)"]) == 4
+    assert (f"{plan}: Data (late usage, 1–31 Jan)", Decimal(260), Decimal("2.60")) in iot
+    assert len(iot) == 9
+    # The smaller fleet stays within its pool: its data lines are 0.00.
+    assert [amount for description, _, amount in _lines(march["iot-2"]) if "Data" in description] == [0, 0]
+
+    # CDN: February's 95th percentile per region, requests in packages of 10,000 (rounded up), and
+    # March's platform fee in advance.
+    cdn = {line.description.split(" — Edge: ")[1]: line for line in march["cdn-1"].lines.all()}
+    assert sorted(cdn) == [
+        "Bandwidth (95th percentile) — region apac (usage)", "Bandwidth (95th percentile) — region na (usage)",
+        "Platform fee (monthly)", "Requests (per 10,000) (usage)",
+    ]  # fmt: skip
+    requests = cdn["Requests (per 10,000) (usage)"]
+    packages = (requests.quantity / 10_000).to_integral_value(rounding=ROUND_CEILING)
+    assert requests.amount.amount == packages * Decimal("0.75")
+    assert cdn["Bandwidth (95th percentile) — region apac (usage)"].unit_amount.amount == Decimal("1.20")
+    assert cdn["Platform fee (monthly)"].amount.amount == Decimal("20.00")
+
+    # Staff see the lines in the admin; the demo portal user views each seller's first customer.
+    client.force_login(get_user_model().objects.create_superuser("reviewer", "reviewer@example.com", "x"))
+    page = client.get(f"/admin/invoices/invoice/{march['iot-1'].pk}/change/").content.decode()
+    assert "Data (late usage, 1–31 Jan)" in page
+    call_command("ensure_demo_admin", stdout=StringIO())
+    viewer = get_user_model().objects.get(username="demo-customer")
+    viewing = CustomerMembership.objects.filter(user=viewer, role="viewer").values_list(
+        "customer__external_id", flat=True
+    )
+    assert sorted(viewing) == ["demo-seller-cdn-1", "demo-seller-cloud-1", "demo-seller-iot-1"]
+    client.force_login(viewer)
+    client.post("/portal/switch/", {"customer": sellers["cdn-1"].pk})
+    page = client.get(f"/portal/invoices/{march['cdn-1'].pk}/").content.decode()
+    assert "Bandwidth (95th percentile) — region apac" in page, page[:2000]
 
 
 def test_load_demo_data_refuses_a_database_with_subscriptions_of_its_own():

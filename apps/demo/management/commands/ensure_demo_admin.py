@@ -17,6 +17,7 @@ from apps.accounts.models import ApiKey, CustomerMembership, UserToken
 from apps.accounts.services import customer_membership_add
 from apps.catalog.models import Plan
 from apps.demo.demo_data import demo_first_customer
+from apps.demo.sellers import seller_portal_customers
 from apps.portal.selectors import portal_configuration
 
 # Where `make run` serves the app (it passes its HOST and PORT).
@@ -84,6 +85,10 @@ class Command(BaseCommand):
         for old in membership.portal_tokens.filter(name=DEMO_PORTAL_TOKEN_NAME, revoked_at__isnull=True):
             portal_token_revoke(membership_id=membership.pk, token_id=old.pk)
         _, portal_token = portal_token_create(membership_id=membership.pk, name=DEMO_PORTAL_TOKEN_NAME)
+        # A viewer of the usage-based sellers' first customers too, to see their invoices (docs/usage.md).
+        viewing = seller_portal_customers()
+        for other in viewing:
+            customer_membership_add(customer=other, user=portal_user, role=CustomerMembership.Role.VIEWER)
         configuration = portal_configuration()
         if not configuration.allowed_plans.exists():  # let the demo customer change plans
             configuration.allowed_plans.set(Plan.objects.filter(is_archived=False))
@@ -92,6 +97,9 @@ class Command(BaseCommand):
         self.stdout.write(f"  Portal:   {PORTAL_URL.format(host=host, port=port)}")
         self.stdout.write(f"  Username: {PORTAL_USERNAME}")
         self.stdout.write(f"  Password: {portal_password}")
+        if viewing:
+            names = ", ".join(other.name for other in viewing)
+            self.stdout.write(f"  Also a viewer of {names} (usage-based demo sellers: choose them in the portal)")
         self.stdout.write(
             f"  Customer API token: {portal_token}  (/api/v1/portal/…, header: Authorization: Bearer {portal_token})"
         )

@@ -11,7 +11,8 @@ class Command(BaseCommand):
     help = (
         "Load a demo catalog, twenty customers and a few months of billing history (invoices with their "
         "PDFs, payments, one void and one uncollectible bill; customers who upgrade, drop seats, leave and "
-        "come back). Does nothing if the demo data is there."
+        "come back), and three usage-based sellers (a cloud host, an IoT connectivity seller, a CDN) with "
+        "their customers' events and last month's invoices. Does nothing if the demo data is there."
     )
 
     def handle(self, *args, **options):
