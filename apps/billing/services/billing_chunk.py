@@ -122,6 +122,8 @@ def _bill_locked_chunk(subscription_ids: Sequence[int], now: datetime, outcome: 
     subscriptions = list(
         Subscription.objects.select_for_update(skip_locked=True, of=("self",))
         .select_related("customer", "plan__product")
+        # Custom prices send a subscription the one-by-one way; read for the chunk at once, not per line.
+        .prefetch_related("price_overrides")
         .due_for_billing(now)
         .filter(pk__in=subscription_ids)
         .order_by("pk")
