@@ -111,8 +111,8 @@ def test_iot_sims_pay_per_active_sim_share_a_data_pool_and_late_sessions_reach_t
     # total 4.00 + 0.80 = 4.80
     april = Bill(
         number="INV-2026-000002", status="open", billing_reason="subscription_cycle",
-        # The invoice's period spans its lines: March's late line included.
-        period_start_at=utc(2026, 3, 1), period_end_at=utc(2026, 5, 1),
+        # The invoice names April, the period it bills; March's late line names March itself.
+        period_start_at=utc(2026, 4, 1), period_end_at=utc(2026, 5, 1),
         issued_at=utc(2026, 5, 1), due_on=utc(2026, 5, 15).date(), currency="USD",
         lines=[
             Line("recurring", f"{PLAN}: Active SIM (monthly)", utc(2026, 4, 1), utc(2026, 5, 1), D(1), D("2.00")),
