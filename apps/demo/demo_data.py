@@ -22,17 +22,21 @@ from djmoney.money import Money
 
 from apps.accounts.models import Customer
 from apps.accounts.services import customer_create, simulated_clock_create
+from apps.alerts.services import alert_create
 from apps.billing.constants import ChangeTiming, ProrationBehavior
 from apps.billing.services import bill_due_subscriptions, subscription_cancel, subscription_change, subscription_start
 from apps.catalog.constants import SIMPLE_CHARGE_NAME
-from apps.catalog.models import BillableMetric, Plan, Product
+from apps.catalog.models import BillableMetric, Feature, Plan, Product
 from apps.catalog.services import (
     ChargeInput,
+    GrantInput,
     PriceInput,
     TierInput,
     billable_metric_create,
+    feature_create,
     plan_create,
     plan_version_create,
+    plan_version_features_set,
     product_create,
 )
 from apps.core import clock
@@ -46,6 +50,7 @@ from apps.payments.services import invoice_mark_paid, payment_record_manual
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.services import subscription_create
 from apps.usage.services import usage_events_ingest
+from apps.wallets.services.ledger import wallet_create, wallet_grant
 
 DEMO_EXTERNAL_ID_PREFIX = "demo-"
 RANDOM_SEED = 20260115
@@ -255,6 +260,7 @@ def demo_data_load(*, now: datetime | None = None, progress: Callable[[str], Non
         say = progress or (lambda step: None)
         say("catalog, tax rates, customers and subscriptions")
         plans = _catalog()
+        _features(plans)
         _tax_rates()
         customers = _customers()
         _subscriptions(customers, plans, now=now, rng=rng)
@@ -266,6 +272,8 @@ def demo_data_load(*, now: datetime | None = None, progress: Callable[[str], Non
         _showcase(customers, plans, now=now)
         say("drafts waiting for review")
         _drafts_for_review(customers, now=now)
+        say("prepaid credits and a budget")
+        _credits_and_budget(customers, now=now)
         say("PDF bills")
         rendered = _render_missing_pdfs()
 
@@ -305,6 +313,39 @@ def _catalog() -> dict[str, Plan]:
             prices=[Money(Decimal(usd), "USD"), Money(Decimal(eur), "EUR"), Money(Decimal(gbp), "GBP")],
         )
     return plans
+
+
+# What the hosting plans entitle a customer to (docs/entitlements.md): seats, single sign-on, support.
+FEATURES = [("seats", "Seats", "limit"), ("sso", "Single sign-on", "boolean"), ("support", "Support", "value")]
+GRANTS = {
+    "hosting-starter-monthly": {"seats": 3, "sso": False, "support": "email"},
+    "hosting-pro-monthly": {"seats": 10, "sso": True, "support": "priority"},
+    "hosting-business-monthly": {"seats": "unlimited", "sso": True, "support": "dedicated"},
+    "hosting-business-yearly": {"seats": "unlimited", "sso": True, "support": "dedicated"},
+}
+
+
+def _features(plans: dict[str, Plan]) -> None:
+    for code, name, kind in FEATURES:
+        if not Feature.objects.filter(code=code).exists():
+            feature_create(code=code, name=name, kind=kind)
+    for plan_code, grants in GRANTS.items():
+        plan_version_features_set(
+            version=plans[plan_code].current_version,
+            grants=[GrantInput(feature=feature, value=value) for feature, value in grants.items()],
+        )
+
+
+def _credits_and_budget(customers: list[Customer], *, now: datetime) -> None:
+    """The first demo customer (the portal's) holds prepaid credits granted as a welcome, used on its
+    next finalized invoice, and has set itself a spend budget (docs/credits.md, docs/alerts.md)."""
+    customer = customers[0]
+    wallet = wallet_create(customer=customer, name="Prepaid credits", rate=Decimal("1.00"))
+    wallet_grant(
+        wallet_id=wallet.pk, credits="50", category="promotion", reason="Welcome credits",
+        expires_on=(now + timedelta(days=90)).date(), now=now,
+    )  # fmt: skip
+    alert_create(customer=customer, kind="spend", thresholds=["250", "400"], name="Monthly budget", origin="customer")
 
 
 def _tax_rates() -> None:

@@ -172,6 +172,19 @@ def test_load_demo_data_creates_a_realistic_history_once(client):
     assert all(value > 0 for key, value in movements.items() if key != "USD_reactivation_mrr"), movements
     assert Subscription.objects.filter(status="canceled", cancellation_reason="Moved to another provider.").count() == 3
 
+    # The portal's customer: what its hosting plan entitles it to, welcome credits, its own budget.
+    from apps.alerts.models import Alert
+    from apps.demo.demo_data import demo_first_customer
+    from apps.subscriptions.entitlements import customer_entitlements
+    from apps.wallets.selectors import wallet_list_for_customer
+
+    first = demo_first_customer()
+    features = {row["code"] for row in customer_entitlements(customer_id=first.pk)["features"]}
+    assert {"seats", "sso", "support"} <= features
+    [wallet] = wallet_list_for_customer(customer=first)
+    assert wallet.balance > 0
+    assert Alert.objects.filter(customer=first, origin="customer", kind="spend").count() == 1
+
     # A second run creates nothing and says so.
     before = _counts()
     assert "already present" in _load()
