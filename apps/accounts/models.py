@@ -144,8 +144,11 @@ class Customer(TimeStampedModel):
         max_length=64,
         default="UTC",
         validators=[validate_time_zone],
-        help_text="The customer's time zone (IANA name, e.g. Asia/Shanghai): the hours of peak and off-peak "
-        "prices are counted in it.",
+        help_text=_(
+            "The customer's time zone (IANA name, e.g. Asia/Shanghai): the hours of peak and off-peak prices are "
+            "counted in it."
+        ),
+        verbose_name=_("time zone"),
     )
     test_clock = models.ForeignKey(
         SimulatedClock,

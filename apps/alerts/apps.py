@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class AlertsConfig(AppConfig):
     name = "apps.alerts"
     label = "alerts"
-    verbose_name = "Spend alerts and budgets"
+    verbose_name = _("Spend alerts and budgets")
 
     def ready(self) -> None:
         # Usage ingestion marks customers for evaluation (cheap, debounced); crossings are events of

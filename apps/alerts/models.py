@@ -12,6 +12,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Customer
 from apps.catalog.models import BillableMetric
@@ -61,6 +62,8 @@ class Alert(TimeStampedModel):
     )
 
     class Meta:
+        verbose_name = _("alert")
+        verbose_name_plural = _("alerts")
         ordering = ["customer", "id"]
         constraints = [
             models.CheckConstraint(
@@ -104,6 +107,8 @@ class AlertCrossing(models.Model):
     recipients = models.JSONField(default=list, blank=True)
 
     class Meta:
+        verbose_name = _("alert crossing")
+        verbose_name_plural = _("alert crossings")
         ordering = ["-crossed_at", "-id"]
         constraints = [
             models.UniqueConstraint(

@@ -1002,6 +1002,8 @@ class Feature(TimeStampedModel):
     )
 
     class Meta:
+        verbose_name = _("feature")
+        verbose_name_plural = _("features")
         ordering = ["code", "id"]
         constraints = [
             models.UniqueConstraint(
@@ -1041,6 +1043,8 @@ class FeatureGrant(models.Model):
     )
 
     class Meta:
+        verbose_name = _("feature grant")
+        verbose_name_plural = _("feature grants")
         ordering = ["plan_version", "feature__code", "id"]
         constraints = [
             models.UniqueConstraint(

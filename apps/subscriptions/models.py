@@ -387,6 +387,8 @@ class SubscriptionPriceOverride(TimeStampedModel):
     note = models.CharField(max_length=255, blank=True, help_text="Why: e.g. the contract or deal it comes from.")
 
     class Meta:
+        verbose_name = _("subscription price override")
+        verbose_name_plural = _("subscription price overrides")
         ordering = ["subscription", "charge__position", "charge_id"]
         constraints = [
             models.UniqueConstraint(

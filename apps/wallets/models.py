@@ -8,6 +8,7 @@ balance is the sum of its ledger; a lot's remaining credits are the lot plus its
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 from djmoney.models.fields import MoneyField
 
 from apps.accounts.models import Customer
@@ -46,6 +47,8 @@ class Wallet(TimeStampedModel):
     )
 
     class Meta:
+        verbose_name = _("wallet")
+        verbose_name_plural = _("wallets")
         ordering = ["customer", "priority", "id"]
         permissions = [
             ("grant_credits", "Can grant free credits"),
@@ -102,8 +105,9 @@ class WalletEntry(models.Model):
     objects = WalletEntryQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("wallet entry")
+        verbose_name_plural = _("wallet entries")
         ordering = ["occurred_at", "id"]
-        verbose_name_plural = "wallet entries"
         constraints = [
             models.CheckConstraint(
                 condition=(Q(kind__in=LOT_KINDS) & Q(credits__gt=0) & Q(amount__gte=0) & Q(lot__isnull=True))
@@ -172,6 +176,8 @@ class CreditPurchase(TimeStampedModel):
     )
 
     class Meta:
+        verbose_name = _("credit purchase")
+        verbose_name_plural = _("credit purchases")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(credits__gt=0), name="credit_purchase_credits_positive"),

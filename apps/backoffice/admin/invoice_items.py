@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext
 
 from apps.accounts.models import Customer
 from apps.billing.services.one_off import (
@@ -262,7 +263,7 @@ def one_off_invoice_view(model_admin: admin.ModelAdmin, request: HttpRequest, ob
         "customer": customer,
         "form": form,
         "lines": lines,
-        "title": f"New one-off invoice for {customer.name}",
+        "title": gettext("New one-off invoice for %(customer)s") % {"customer": customer.name},
         "change_url": reverse("admin:accounts_customer_change", args=[customer.pk]),
         "currency": customer.currency,
     }
@@ -297,11 +298,11 @@ def customer_one_off_links(request: HttpRequest, customer: Customer) -> list[tup
     links = []
     if request.user.has_perm("invoices.add_invoiceitem"):
         url = reverse("admin:invoices_invoiceitem_add") + f"?customer={customer.pk}"
-        links.append(("customer-add-invoice-item", "Add invoice item", url))
+        links.append(("customer-add-invoice-item", gettext("Add invoice item"), url))
     if request.user.has_perm("invoices.add_invoice"):
         url = reverse("admin:accounts_customer_one_off_invoice", args=[customer.pk])
-        links.append(("customer-one-off-invoice", "New one-off invoice", url))
+        links.append(("customer-one-off-invoice", gettext("New one-off invoice"), url))
     if request.user.has_perm("invoices.view_invoiceitem"):
         url = reverse("admin:invoices_invoiceitem_changelist") + f"?customer__id__exact={customer.pk}&status=pending"
-        links.append(("customer-pending-items", "Pending items", url))
+        links.append(("customer-pending-items", gettext("Pending items"), url))
     return links
