@@ -195,7 +195,8 @@ def build(*, subscriptions: int, months: int, now: datetime, spread_created_at: 
                 payment_id += 1
                 payments.append(
                     (payment_id, stamp, stamp, "manual", "bank_transfer", currency, fee, "succeeded",
-                     f"BT-{payment_id}", "", "", "", "", "", paid_at, currency, 0, None, "", None, None, customer_id)
+                     f"BT-{payment_id}", "", "", "", "", "", paid_at, currency, 0, None, "", None, None, customer_id,
+                     "{}")
                 )  # fmt: skip
                 allocations.append((currency, fee, stamp, invoice_id, payment_id))
             elif age > 90 and roll > 0.985:
@@ -219,7 +220,7 @@ def build(*, subscriptions: int, months: int, now: datetime, spread_created_at: 
         customers.append(
             (customer_id, stamp, stamp, f"{PREFIX}-{customer_id:07d}", f"Bench customer {number}",
              f"c{customer_id}@bench.example", "", "", "", "", "", "US", currency, "", None, None, False, None,
-             "", "", "", "send_invoice", "en")
+             "", "", "", "send_invoice", "en", "UTC")
         )  # fmt: skip
         subs.append(
             (subscription_id, stamp, stamp, quantity, currency, "canceled" if ended else "active", start.isoformat(),
@@ -234,7 +235,7 @@ def build(*, subscriptions: int, months: int, now: datetime, spread_created_at: 
               "id, created_at, updated_at, external_id, name, email, address_line1, address_line2, city, "
               "postal_code, state, country, currency, tax_id, payment_terms_days, test_clock_id, tax_exempt, "
               "tax_id_checked_at, tax_id_status, tax_id_type, invoice_grouping, collection_method, "
-              "preferred_language")  # fmt: skip
+              "preferred_language, time_zone")  # fmt: skip
         _copy(cursor, "subscriptions_subscription", subs,
               "id, created_at, updated_at, quantity, currency, status, billing_anchor_at, started_at, "
               "current_period_start_at, current_period_end_at, next_billing_at, canceled_at, ended_at, "
@@ -253,7 +254,7 @@ def build(*, subscriptions: int, months: int, now: datetime, spread_created_at: 
               "id, created_at, updated_at, provider, method, amount_currency, amount, status, reference, "
               "provider_payment_id, idempotency_key, failure_code, failure_message, next_action_url, received_at, "
               "amount_refunded_currency, amount_refunded, reversed_at, reversal_reason, balance_item_id, "
-              "created_by_id, customer_id")  # fmt: skip
+              "created_by_id, customer_id, card")  # fmt: skip
         _copy(cursor, "payments_paymentallocation", allocations,
               "amount_currency, amount, created_at, invoice_id, payment_id")  # fmt: skip
         for table in ("accounts_customer", "subscriptions_subscription", "invoices_invoice", "payments_payment"):
