@@ -80,9 +80,11 @@ localstripe-background: install-dev
 	@$(PY) -m apps.payments.stripe.fake_server --port $(LOCALSTRIPE_PORT) > .localstripe.log 2>&1 & echo $$! > .localstripe.pid
 	@for i in $$(seq 50); do grep -q "listening" .localstripe.log 2>/dev/null && break; sleep 0.2; done; head -1 .localstripe.log
 
+# One test worker per core (pytest-xdist); `make test TEST_WORKERS=0` runs in this process only.
+TEST_WORKERS ?= auto
 test: install-dev
 	$(PY) manage.py makemigrations --check --dry-run
-	$(PY) -m pytest $(if $(CI),--create-db,) $(ARGS)
+	$(PY) -m pytest $(if $(CI),--create-db,) -n $(TEST_WORKERS) --dist loadgroup --durations=25 $(ARGS)
 
 # Every benchmark at a tiny size (CI's smoke stage; needs PostgreSQL and Redis): a broken bench fails.
 bench-smoke: install-dev

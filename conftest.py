@@ -106,3 +106,17 @@ def pytest_terminal_summary(terminalreporter):
         if outcomes:
             counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
             terminalreporter.write_line(f"{title}: {counts}")
+
+
+# --- Parallel runs (pytest-xdist, `make test` runs one worker per core) ---------------------------
+# Each worker has its own test database. The end-to-end tests share one Redis database (flushed by
+# each) and the fault tests stop and start their own servers: each group runs on one worker, in turn.
+_SERIAL_GROUPS = ("e2e", "faults")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for group in _SERIAL_GROUPS:
+            if item.get_closest_marker(group):
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
