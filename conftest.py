@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from apps.accounts.tests.factories import UserFactory
@@ -33,6 +34,17 @@ def make_staff(db):
         return user
 
     return _make
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts and ends in the default language. A request through the test client activates
+    the language of its user (portal, admin) in this thread and nothing switches it back, so a later
+    test calling a service directly would otherwise speak the language of whatever test ran before it
+    in the same process (which depends on how the suite is split between workers)."""
+    translation.deactivate()
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)
