@@ -17,6 +17,7 @@ from apps.accounts.models import Customer
 from apps.core.models import DomainEvent, TimeStampedModel
 from apps.core.money import currency_choices, quantize_amount
 from apps.subscriptions.models import Subscription
+from apps.usage.models import UsageEventChange
 
 from .constants import (
     FINALIZED_STATUSES,
@@ -412,6 +413,38 @@ class InvoicedPeriod(models.Model):
 
     def __str__(self) -> str:
         return f"Subscription #{self.subscription_id} from {self.period_start_at:%Y-%m-%d}"
+
+
+class UsageChangeSettlement(models.Model):
+    """A usage change (late event, void, replace of an invoiced period) taken in by one subscription's
+    invoice: that subscription's difference for the period is billed, or it had none. A change can
+    concern several subscriptions of the customer — each member of a pool, whose share of the pool
+    an event can move — and each settles it on its own next invoice; the change is `settled_at` once
+    every subscription it concerns has (apps.billing.services.late_usage, docs/usage.md)."""
+
+    change = models.ForeignKey(
+        UsageEventChange, on_delete=models.PROTECT, related_name="settlements", verbose_name=_("usage change")
+    )
+    # Looked up through the unique (subscription, change) index: no index of its own.
+    subscription = models.ForeignKey(
+        Subscription,
+        on_delete=models.PROTECT,
+        related_name="usage_change_settlements",
+        db_index=False,
+        verbose_name=_("subscription"),
+    )
+    settled_at = models.DateTimeField(verbose_name=_("settled at"))
+
+    class Meta:
+        ordering = ["change_id", "subscription_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "change"], name="usage_change_settlement_unique"),
+        ]
+        verbose_name = _("usage change settlement")
+        verbose_name_plural = _("usage change settlements")
+
+    def __str__(self) -> str:
+        return f"Change #{self.change_id} settled by subscription #{self.subscription_id}"
 
 
 class InvoiceItem(models.Model):

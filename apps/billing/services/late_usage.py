@@ -26,10 +26,10 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext, ngettext
 
 from apps.catalog import pricing
-from apps.catalog.constants import TrialUsage
+from apps.catalog.constants import ChargeKind, TrialUsage
 from apps.catalog.models import Charge
 from apps.invoices.constants import InvoiceLineKind
-from apps.invoices.models import InvoiceLine
+from apps.invoices.models import InvoiceLine, UsageChangeSettlement
 from apps.invoices.services.lifecycle import bill_language
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import Subscription
@@ -118,50 +118,97 @@ def _trial_usage_drafts(subscription: Subscription, billed_from: datetime) -> li
 
 
 def _late_drafts(subscription: Subscription, *, now: datetime, settle: bool) -> list[LineDraft]:
+    """The difference lines for the changes of the customer's usage that this subscription has not
+    taken in yet. Each subscription settles a change on its own (`UsageChangeSettlement`): a late event
+    of one SIM can move the point where the pool of all the customer's SIMs ran out, so every member
+    of the pool bills its own difference, if any, on its own next invoice. A change dated in a period
+    the subscription has not invoiced yet is settled too: that period's invoice bills it on time."""
+    changes = UsageEventChange.objects.filter(
+        customer_id=subscription.customer_id, settled_at__isnull=True, billed_period_end_at__isnull=False
+    ).exclude(settlements__subscription=subscription)
+    if settle:
+        changes = changes.select_for_update(of=("self",))
+    changes = list(changes.select_related("metric").order_by("id"))
+    if not changes:
+        return []
     span = InvoicedSpan(
         started_at=subscription.started_at, invoiced_until=subscription.current_period_start_at,
         trial_end_at=subscription.trial_end_at, anchor_at=subscription.billing_anchor_at,
         interval=subscription.plan.interval, interval_count=subscription.plan.interval_count,
     )  # fmt: skip
-    if span.invoiced_until <= span.started_at:
-        return []
-    changes = UsageEventChange.objects.filter(
-        customer_id=subscription.customer_id, settled_at__isnull=True, billed_period_end_at__isnull=False
-    ).select_related("metric")
-    if settle:
-        changes = changes.select_for_update(of=("self",))
-    changes = list(changes.order_by("id"))
-    if not changes:
-        return []
-    billed_lines = _billed_usage_lines(subscription)
-    current_charges = {charge.metric_code: charge for charge in usage_charges(subscription.plan_version)}
-
     # (charge, period start, period end) → the changes in it
     targets: dict[tuple[Charge, datetime, datetime], list[UsageEventChange]] = defaultdict(list)
-    settled: list[int] = []
-    for change in changes:
-        owned = False
-        for moment in {change.occurred_at, change.previous_occurred_at} - {None}:
-            if not span.started_at <= moment < span.invoiced_until:
-                continue  # an open period (a replaced event's new time, say): billed with it
-            target = _billed_period_of(billed_lines, change.metric.code, moment)
-            if target is None and change.metric.code in current_charges:
-                # Nothing was billed for that period (no usage then): its period, the current charge.
-                target = (current_charges[change.metric.code], span.period_start(moment), span.period_end(moment))
-            if target is not None:
-                targets[target].append(change)
-                owned = True
-        if owned:
-            settled.append(change.pk)
+    if span.invoiced_until > span.started_at:
+        billed_lines = _billed_usage_lines(subscription)
+        current_charges = {charge.metric_code: charge for charge in usage_charges(subscription.plan_version)}
+        for change in changes:
+            for moment in {change.occurred_at, change.previous_occurred_at} - {None}:
+                if not span.started_at <= moment < span.invoiced_until:
+                    continue  # a period not invoiced yet (a replaced event's new time, say): billed with it
+                target = _billed_period_of(billed_lines, change.metric.code, moment)
+                if target is None and change.metric.code in current_charges:
+                    # Nothing was billed for that period (no usage then): its period, the current charge.
+                    target = (current_charges[change.metric.code], span.period_start(moment), span.period_end(moment))
+                if target is not None:
+                    targets[target].append(change)
 
     drafts = []
     for (charge, start, end), period_changes in sorted(targets.items(), key=lambda item: (item[0][1], item[0][0].pk)):
         draft = _delta_draft(subscription, charge, start, end, period_changes)
         if draft is not None:
             drafts.append(draft)
-    if settle and settled:
-        UsageEventChange.objects.filter(pk__in=settled).update(settled_at=now)
+    if settle:
+        _settle(subscription, changes, now=now)
     return drafts
+
+
+def _settle(subscription: Subscription, changes: list[UsageEventChange], *, now: datetime) -> None:
+    """Record that `subscription` took `changes` in, and mark `settled_at` on those that every
+    subscription they concern has now taken in."""
+    UsageChangeSettlement.objects.bulk_create(
+        UsageChangeSettlement(change=change, subscription=subscription, settled_at=now) for change in changes
+    )
+    settled_by: dict[int, set[int]] = defaultdict(set)
+    for change_id, subscription_id in UsageChangeSettlement.objects.filter(change__in=changes).values_list(
+        "change_id", "subscription_id"
+    ):
+        settled_by[change_id].add(subscription_id)
+    done = [
+        change.pk
+        for change in changes
+        if _concerned_subscription_ids(subscription.customer_id, change) <= settled_by[change.pk]
+    ]
+    if done:
+        UsageEventChange.objects.filter(pk__in=done).update(settled_at=now)
+
+
+def _concerned_subscription_ids(customer_id: int, change: UsageEventChange) -> set[int]:
+    """The subscriptions of the customer that may owe a difference for `change`, all of which must
+    take it in before it is settled: those still billed (an ended one has no invoice left to carry
+    it) that started before the end of the period it changes and bill its metric now, or billed a
+    usage line of it for a period containing the change."""
+    assert change.billed_period_end_at is not None
+    still_billed = Subscription.objects.filter(customer_id=customer_id, next_billing_at__isnull=False)
+    concerned = set(
+        still_billed.filter(
+            started_at__lt=change.billed_period_end_at,
+            plan_version__charges__kind=ChargeKind.USAGE,
+            plan_version__charges__metric_code=change.metric.code,
+        ).values_list("pk", flat=True)
+    )
+    moments = Q()
+    for moment in {change.occurred_at, change.previous_occurred_at} - {None}:
+        moments |= Q(period_start_at__lte=moment, period_end_at__gt=moment)
+    billed = InvoiceLine.objects.filter(
+        moments, kind=InvoiceLineKind.USAGE, charge__metric_code=change.metric.code
+    ).filter(
+        Q(subscription__in=still_billed) | Q(subscription__isnull=True, invoice__subscription__in=still_billed)
+    )  # fmt: skip
+    for line_subscription_id, invoice_subscription_id in billed.values_list(
+        "subscription_id", "invoice__subscription_id"
+    ):
+        concerned.add(line_subscription_id or invoice_subscription_id)
+    return concerned
 
 
 def _billed_usage_lines(subscription: Subscription) -> list[tuple[Charge, datetime, datetime]]:
@@ -301,12 +348,24 @@ def period_label(start: datetime, end: datetime) -> str:
 
 
 def late_usage_waiting_subscription_ids(subscriptions: list[Subscription]) -> set[int]:
-    """Those of `subscriptions` whose customer has usage changes still to bill: the billing run's bulk
-    path leaves them to the one-by-one path, which bills the difference."""
+    """Those of `subscriptions` with usage changes of their customer still to take in: the billing
+    run's bulk path leaves them to the one-by-one path, which bills the difference."""
     customer_ids = {subscription.customer_id for subscription in subscriptions}
-    waiting = set(
-        UsageEventChange.objects.filter(
-            customer_id__in=customer_ids, settled_at__isnull=True, billed_period_end_at__isnull=False
-        ).values_list("customer_id", flat=True)
-    )
-    return {subscription.pk for subscription in subscriptions if subscription.customer_id in waiting}
+    waiting: dict[int, set[int]] = defaultdict(set)  # customer → the changes still to settle
+    for customer_id, change_id in UsageEventChange.objects.filter(
+        customer_id__in=customer_ids, settled_at__isnull=True, billed_period_end_at__isnull=False
+    ).values_list("customer_id", "pk"):
+        waiting[customer_id].add(change_id)
+    if not waiting:
+        return set()
+    taken_in: dict[int, set[int]] = defaultdict(set)  # subscription → the changes it settled
+    for subscription_id, change_id in UsageChangeSettlement.objects.filter(
+        change_id__in={change_id for ids in waiting.values() for change_id in ids},
+        subscription_id__in=[subscription.pk for subscription in subscriptions],
+    ).values_list("subscription_id", "change_id"):
+        taken_in[subscription_id].add(change_id)
+    return {
+        subscription.pk
+        for subscription in subscriptions
+        if waiting.get(subscription.customer_id, set()) - taken_in[subscription.pk]
+    }

@@ -129,12 +129,6 @@ def test_iot_sims_pay_per_active_sim_share_a_data_pool_and_late_sessions_reach_t
     assert bills_of(customer) == [march, april]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Known gap: a late event of a pooled charge is settled by the first subscription of the customer "
-    "that is billed (apps/billing/services/late_usage.py marks every unsettled change of the customer as settled "
-    "when that subscription's billed period contains it), so a late session of another SIM is never billed.",
-)
 def test_a_late_session_of_the_second_sim_reaches_the_next_invoice():
     plan = iot_catalog()
     test_clock = simulated_clock_create(name="IoT late story", frozen_at=utc(2026, 3, 1))
