@@ -16,10 +16,12 @@ from apps.billing.services import (
     subscription_upcoming_invoice,
 )
 from apps.billing.services.billing_chunk import billing_chunk_bill
+from apps.billing.services.late_usage import late_usage_waiting_subscription_ids
 from apps.catalog.services import ChargeInput, PriceInput, billable_metric_create, plan_create
 from apps.catalog.tests.factories import ProductFactory
-from apps.invoices.models import Invoice
+from apps.invoices.models import Invoice, UsageChangeSettlement
 from apps.subscriptions.periods import utc
+from apps.usage.models import UsageEventChange
 from apps.usage.services import usage_events_ingest
 
 pytestmark = pytest.mark.django_db
@@ -248,3 +250,64 @@ def test_a_billing_run_bills_the_pool_of_every_customer_once(sim_plan):
         (D(0), D("0.00")),
         (D("0.5"), D("1.00")),
     ]
+
+
+def test_doc_late_events_of_a_pool_are_settled_by_each_subscription_on_its_own_next_invoice(sim_plan):
+    customer, (sim_a, sim_b, sim_c) = _three_sims(sim_plan)
+    # April, a pool of 3 × 1 = 3 GB: A 2.0 (2 Apr), B 1.5 (3 Apr) → 3.5, B goes 0.5 beyond: 1.00.
+    _send(customer, (sim_a, _day(2), "2.0"), (sim_b, _day(3), "1.5"))
+    for sim in (sim_a, sim_b, sim_c):
+        subscription_bill_due(subscription_id=sim.pk, now=utc(2026, 5, 1, 1))
+    assert [_data_line(sim)[1:3] for sim in (sim_a, sim_b)] == [(D(0), D("0.00")), (D("0.5"), D("1.00"))]
+
+    # On 2 May, within the window, two sessions of April arrive late: C's 0.5 GB of 1 Apr 06:00 (before
+    # everything else) and A's 0.25 GB of 30 Apr 12:00 (after everything else). April in event order:
+    # C 0.5 → 0.5, A 2.0 → 2.5, B 1.5 → 4.0 (1.0 beyond: B), A 0.25 → 4.25 (all 0.25 beyond: A).
+    result = usage_events_ingest(
+        events=[
+            {"transaction_id": tid, "external_customer_id": "fleet", "metric_code": "data_gb",
+             "timestamp": at.isoformat(), "properties": {"gb": gb, "subscription_id": sim.pk}}
+            for tid, sim, at, gb in [
+                ("c-late", sim_c, utc(2026, 4, 1, 6), "0.5"), ("a-late", sim_a, utc(2026, 4, 30, 12), "0.25"),
+            ]
+        ],
+        now=utc(2026, 5, 2),
+    )  # fmt: skip
+    assert result.rejected == []
+    changes = list(UsageEventChange.objects.order_by("transaction_id"))
+    assert [(change.transaction_id, change.settled_at) for change in changes] == [("a-late", None), ("c-late", None)]
+
+    # 1 Jun: C is billed first. Its share of April does not change (0.5 GB, all from the pool): no line;
+    # it has taken both changes in, but A and B have not yet: the changes are not settled.
+    june = utc(2026, 6, 1, 1)
+    subscription_bill_due(subscription_id=sim_c.pk, now=june)
+    assert late_usage_waiting_subscription_ids([sim_a, sim_b, sim_c]) == {sim_a.pk, sim_b.pk}
+    assert not UsageEventChange.objects.filter(settled_at__isnull=False).exists()
+
+    # A: 0.25 GB beyond the pool now, 0 billed: 0.25 × 2.00 = 0.50; with June's fee, 3.50.
+    # B: 1.0 GB beyond the pool now, 0.5 billed: 1.0 × 2.00 − 1.00 = 1.00; with June's fee, 4.00.
+    subscription_bill_due(subscription_id=sim_a.pk, now=june)
+    subscription_bill_due(subscription_id=sim_b.pk, now=june)
+    late = {}
+    for sim in (sim_a, sim_b, sim_c):
+        invoice = Invoice.objects.get(subscription=sim, period_start_at=utc(2026, 6, 1))
+        late[sim.pk] = [
+            (line.description, line.quantity, line.amount.amount, invoice.total.amount)
+            for line in invoice.lines.all()
+            if line.period_start_at == utc(2026, 4, 1)
+        ] or invoice.total.amount
+    assert late == {
+        sim_a.pk: [("IoT — SIM 1 GB: Data (late usage, 1–30 Apr)", D("0.25"), D("0.50"), D("3.50"))],
+        sim_b.pk: [("IoT — SIM 1 GB: Data (late usage, 1–30 Apr)", D("0.5"), D("1.00"), D("4.00"))],
+        sim_c.pk: D("3.00"),
+    }
+    # Every subscription of the pool has taken both in: settled, and never billed again.
+    assert sorted(UsageChangeSettlement.objects.values_list("change__transaction_id", "subscription_id")) == sorted(
+        (change.transaction_id, sim.pk) for change in changes for sim in (sim_a, sim_b, sim_c)
+    )
+    assert list(UsageEventChange.objects.order_by("id").values_list("settled_at", flat=True)) == [june, june]
+    assert late_usage_waiting_subscription_ids([sim_a, sim_b, sim_c]) == set()
+    for sim in (sim_a, sim_b, sim_c):
+        subscription_bill_due(subscription_id=sim.pk, now=utc(2026, 7, 1, 1))
+        july = Invoice.objects.get(subscription=sim, period_start_at=utc(2026, 7, 1))
+        assert [line.kind for line in july.lines.all()] == ["recurring"]
