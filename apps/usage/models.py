@@ -169,8 +169,10 @@ class UsageEventChange(models.Model):
 
     One row per late event accepted for a period already invoiced, per event voided and per event
     replaced (with the event as it was and as it is). `billed_period_end_at` is set when the change
-    touches a period already invoiced: the next invoice of the subscription bills the difference
-    (apps.billing.services.late_usage), and sets `settled_at`. See docs/usage.md, "Late usage".
+    touches a period already invoiced: the next invoice of each subscription it concerns bills that
+    subscription's difference (apps.billing.services.late_usage, recorded per subscription by
+    `invoices.UsageChangeSettlement`), and the last of them sets `settled_at`. See docs/usage.md,
+    "Late usage".
     """
 
     kind = models.CharField(max_length=16, choices=UsageChangeKind.choices, verbose_name=_("kind"))

@@ -10,6 +10,11 @@ the subscription's next invoice.
   period, "… (late usage, 1–31 Oct)". So tiers apply as if the usage had come on time, a negative
   difference is a credit line, and a change billed once is never billed again: the invoice lines are
   the record of what was billed, and the difference is always taken against them.
+- **Settlement per subscription.** A change of the customer's usage can change what several of its
+  subscriptions owe (a late session of one SIM moves where the pool of all its SIMs ran out). Each
+  subscription takes every change in on its own next invoice — its own difference, or none — and
+  records it (`UsageChangeSettlement`); the change is `settled_at` once every subscription it
+  concerns has.
 - **Trial usage.** The plan's `trial_usage` rule: `billed_after_trial` bills the trial's usage on the
   first invoice after the trial at the plan's prices; `free` shows it on that invoice at zero.
 
