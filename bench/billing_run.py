@@ -22,6 +22,13 @@ database's own cost of storing its result.
 
 Targets: ≥ 2,000 invoices/s (100,000 in ≤ 50 s); the run within 2.0× of the floor; the re-run in
 ≤ 10 % of the first run's time.
+
+`--meter` adds a fourth usage charge of one of the newer kinds to the plan, to see which path bills
+it: `weighted_sum` (GB-hours), `percentile` (95th of 5-minute samples), `peak` (peak-hour prices),
+`pooled` (a pooled allowance) and `dimension` (a price per region). The charge has no usage of its own
+(its read and its zero line are what it adds); the three others' usage is as above. Each meter needs
+its own database (`--database-url`; by default bp_bench_billing_<meter>). The run prints how many
+subscriptions the chunks billed in bulk and how many they left to the one-by-one path.
 """
 
 import argparse
@@ -42,15 +49,24 @@ AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 PERIOD_START = datetime(2026, 10, 1, tzinfo=UTC)
 BROKER_URL = "redis://127.0.0.1:6379/14"
 PLAN_CODE = "bench-hybrid"
+EXTRA_METERS = ("weighted_sum", "percentile", "peak", "pooled", "dimension")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--database-url",
-        default="postgres://postgres@127.0.0.1:5432/bp_bench_billing",
-        help="PostgreSQL database (created and migrated when missing; default: %(default)s)",
+        default=None,
+        help="PostgreSQL database (created and migrated when missing; default: "
+        "postgres://postgres@127.0.0.1:5432/bp_bench_billing, with _<meter> for --meter)",
     )
+    parser.add_argument(
+        "--meter",
+        choices=["none", *EXTRA_METERS],
+        default="none",
+        help="a fourth usage charge of this kind on the plan (default: %(default)s)",
+    )
+    parser.add_argument("--broker-url", default=BROKER_URL, help="Redis database for the run (default: %(default)s)")
     parser.add_argument("--subscriptions", type=int, default=100_000, help="(default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes (default: %(default)s)")
     parser.add_argument("--chunk-size", type=int, default=500, help="subscriptions per chunk (default: %(default)s)")
@@ -61,10 +77,13 @@ def main() -> None:
         help="draft review period; 0 finalizes (numbers) every invoice in the run (default: %(default)s)",
     )
     options = parser.parse_args()
+    if options.database_url is None:
+        suffix = "" if options.meter == "none" else f"_{options.meter}"
+        options.database_url = f"postgres://postgres@127.0.0.1:5432/bp_bench_billing{suffix}"
 
     os.environ["BILLING_RUN_CHUNK_SIZE"] = str(options.chunk_size)
     os.environ["INVOICE_DRAFT_GRACE_HOURS"] = str(options.grace_hours)
-    os.environ["CELERY_BROKER_URL"] = BROKER_URL
+    os.environ["CELERY_BROKER_URL"] = options.broker_url
     django_setup(options.database_url)
 
     from apps.billing.services import bill_due_subscriptions
@@ -72,12 +91,14 @@ def main() -> None:
 
     print(f"fixtures: {options.subscriptions:,} subscriptions …", flush=True)
     started = time.perf_counter()
-    _fixtures(options.subscriptions)
+    _fixtures(options.subscriptions, options.meter)
     print(f"fixtures ready in {time.perf_counter() - started:.1f} s", flush=True)
 
     import redis
 
-    redis.Redis.from_url(BROKER_URL).flushdb()
+    in_bulk, one_by_one = _paths_sample()
+    print(f"paths, on a sample of {in_bulk + one_by_one} subscriptions: {in_bulk} in bulk, {one_by_one} one by one")
+    redis.Redis.from_url(options.broker_url).flushdb()
     worker = _start_worker(options)
     try:
         high_water = _high_water_marks()
@@ -258,6 +279,28 @@ def _start_worker(options) -> subprocess.Popen:
     raise SystemExit("the Celery worker did not start; see /tmp/bench-billing-worker.log")
 
 
+class _RolledBack(Exception):
+    pass
+
+
+def _paths_sample(size: int = 50) -> tuple[int, int]:
+    """Which path the run's chunks take: a chunk of `size` due subscriptions billed and rolled back;
+    how many it billed in bulk and how many it left to the one-by-one path."""
+    from django.db import transaction
+
+    from apps.billing.services.billing_chunk import billing_chunk_bill
+    from apps.subscriptions.models import Subscription
+
+    ids = list(Subscription.objects.filter(plan__code=PLAN_CODE).order_by("pk").values_list("pk", flat=True)[:size])
+    try:
+        with transaction.atomic():
+            outcome = billing_chunk_bill(subscription_ids=ids, now=AS_OF)
+            raise _RolledBack
+    except _RolledBack:
+        pass
+    return len(outcome.billed_subscription_ids), len(outcome.one_by_one_ids)
+
+
 def _stop_worker(process: subprocess.Popen) -> None:
     os.killpg(process.pid, signal.SIGTERM)
     try:
@@ -266,7 +309,7 @@ def _stop_worker(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def _fixtures(count: int) -> None:
+def _fixtures(count: int, meter: str = "none") -> None:
     """The plan, `count` customers with one subscription each and their usage rollups; or, when they
     exist, a reset of the previous run (invoices removed, subscriptions back to the period)."""
     from django.db import connection
@@ -322,6 +365,8 @@ def _fixtures(count: int) -> None:
         version, name="Seats", kind="usage", metric_code="bench_seats", price_model="volume",
         tiers=[("10", "8", "0"), (None, "6", "0")],
     )  # fmt: skip
+    if meter != "none":
+        _extra_charge(version, meter)
 
     written = datetime.now(UTC)
     customer_ids = _insert(
@@ -362,6 +407,30 @@ def _fixtures(count: int) -> None:
     _insert(UsageRollup, rows)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
+
+
+def _extra_charge(version, meter: str) -> None:
+    """A fourth usage charge of the kind `meter` (module docstring)."""
+    from apps.catalog.models import BillableMetric, Charge, Price
+
+    metric_fields = {
+        "weighted_sum": {"aggregation": "weighted_sum", "field_name": "gb", "time_unit": "hour"},
+        "percentile": {"aggregation": "percentile", "field_name": "mb", "percentile": 95, "interval_minutes": 5},
+        "peak": {"aggregation": "sum", "field_name": "gb"},
+        "pooled": {"aggregation": "sum", "field_name": "mb"},
+        "dimension": {"aggregation": "sum", "field_name": "gb", "group_by": "region"},
+    }[meter]
+    BillableMetric.objects.create(code=f"bench_{meter}", name=f"Bench {meter}", **metric_fields)
+    charge_fields = {"peak": {"peak_start_hour": 9, "peak_end_hour": 18}, "pooled": {"pooled_allowance": 500}}
+    charge = Charge.objects.create(
+        plan_version=version, position=5, name=f"Extra {meter}", kind="usage", price_model="per_unit",
+        metric_code=f"bench_{meter}", **charge_fields.get(meter, {}),
+    )  # fmt: skip
+    Price.objects.create(charge=charge, currency="USD", amount=Decimal("0.01"))
+    if meter == "dimension":
+        Price.objects.create(charge=charge, currency="USD", amount=Decimal("0.02"), dimension_values={"region": "eu"})
+    if meter == "peak":
+        Price.objects.create(charge=charge, currency="USD", amount=Decimal("0.02"), time_window="peak")
 
 
 def _rollup(
