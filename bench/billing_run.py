@@ -253,7 +253,7 @@ def _start_worker(options) -> subprocess.Popen:
     env = {
         **os.environ,
         **_server_environment(options.database_url),
-        "CELERY_BROKER_URL": BROKER_URL,
+        "CELERY_BROKER_URL": options.broker_url,
         "BILLING_RUN_CHUNK_SIZE": str(options.chunk_size),
         "INVOICE_DRAFT_GRACE_HOURS": str(options.grace_hours),
     }
@@ -276,6 +276,7 @@ def _start_worker(options) -> subprocess.Popen:
             return process
         if process.poll() is not None:
             raise SystemExit("the Celery worker stopped; see /tmp/bench-billing-worker.log")
+    _stop_worker(process)
     raise SystemExit("the Celery worker did not start; see /tmp/bench-billing-worker.log")
 
 
