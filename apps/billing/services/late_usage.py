@@ -128,12 +128,12 @@ def _late_drafts(subscription: Subscription, *, now: datetime, settle: bool) -> 
     of one SIM can move the point where the pool of all the customer's SIMs ran out, so every member
     of the pool bills its own difference, if any, on its own next invoice. A change dated in a period
     the subscription has not invoiced yet is settled too: that period's invoice bills it on time."""
-    changes = UsageEventChange.objects.filter(
+    waiting = UsageEventChange.objects.filter(
         customer_id=subscription.customer_id, settled_at__isnull=True, billed_period_end_at__isnull=False
     ).exclude(settlements__subscription=subscription)
     if settle:
-        changes = changes.select_for_update(of=("self",))
-    changes = list(changes.select_related("metric").order_by("id"))
+        waiting = waiting.select_for_update(of=("self",))
+    changes = list(waiting.select_related("metric").order_by("id"))
     if not changes:
         return []
     span = InvoicedSpan(
@@ -147,7 +147,7 @@ def _late_drafts(subscription: Subscription, *, now: datetime, settle: bool) -> 
         billed_lines = _billed_usage_lines(subscription)
         current_charges = {charge.metric_code: charge for charge in usage_charges(subscription.plan_version)}
         for change in changes:
-            for moment in {change.occurred_at, change.previous_occurred_at} - {None}:
+            for moment in _moments(change):
                 if not span.started_at <= moment < span.invoiced_until:
                     continue  # a period not invoiced yet (a replaced event's new time, say): billed with it
                 target = _billed_period_of(billed_lines, change.metric.code, moment)
@@ -165,6 +165,11 @@ def _late_drafts(subscription: Subscription, *, now: datetime, settle: bool) -> 
     if settle:
         _settle(subscription, changes, now=now)
     return drafts
+
+
+def _moments(change: UsageEventChange) -> set[datetime]:
+    """When the usage a change touches happened: the event's time, and a replaced event's former one."""
+    return {change.occurred_at} | ({change.previous_occurred_at} if change.previous_occurred_at else set())
 
 
 def _settle(subscription: Subscription, changes: list[UsageEventChange], *, now: datetime) -> None:
@@ -202,7 +207,7 @@ def _concerned_subscription_ids(customer_id: int, change: UsageEventChange) -> s
         ).values_list("pk", flat=True)
     )
     moments = Q()
-    for moment in {change.occurred_at, change.previous_occurred_at} - {None}:
+    for moment in _moments(change):
         moments |= Q(period_start_at__lte=moment, period_end_at__gt=moment)
     billed = InvoiceLine.objects.filter(
         moments, kind=InvoiceLineKind.USAGE, charge__metric_code=change.metric.code
