@@ -66,6 +66,9 @@ def main() -> None:
         default="none",
         help="a fourth usage charge of this kind on the plan (default: %(default)s)",
     )
+    parser.add_argument(
+        "--paths-only", action="store_true", help="write the fixtures, show the sample's paths, run nothing"
+    )
     parser.add_argument("--broker-url", default=BROKER_URL, help="Redis database for the run (default: %(default)s)")
     parser.add_argument("--subscriptions", type=int, default=100_000, help="(default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker processes (default: %(default)s)")
@@ -98,6 +101,8 @@ def main() -> None:
 
     in_bulk, one_by_one = _paths_sample()
     print(f"paths, on a sample of {in_bulk + one_by_one} subscriptions: {in_bulk} in bulk, {one_by_one} one by one")
+    if options.paths_only:
+        return
     redis.Redis.from_url(options.broker_url).flushdb()
     worker = _start_worker(options)
     try:
