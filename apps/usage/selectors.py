@@ -15,7 +15,21 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from django.db import connection
-from django.db.models import Aggregate, CharField, Count, DecimalField, F, Max, Q, QuerySet, Sum, Value, Window
+from django.db.models import (
+    Aggregate,
+    Case,
+    CharField,
+    Count,
+    DecimalField,
+    F,
+    Max,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+    When,
+    Window,
+)
 from django.db.models.expressions import RowRange
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce, ExtractHour, RowNumber
@@ -633,7 +647,14 @@ class PoolShare:
 
 
 def usage_pool_shares(
-    *, customer_id: int, metric: BillableMetric, start: datetime, end: datetime, member_ids: list[int], pool: Decimal
+    *,
+    customer_id: int,
+    metric: BillableMetric,
+    start: datetime,
+    end: datetime,
+    member_ids: list[int],
+    pool: Decimal,
+    consumed_from: datetime | None = None,
 ) -> dict[int, PoolShare]:
     """How a pool of `pool` units of a count or sum metric was consumed in [start, end) by the events of
     the subscriptions `member_ids` (each event names its subscription in `POOL_MEMBER_PROPERTY`).
@@ -642,17 +663,25 @@ def usage_pool_shares(
     subscriptions: each event takes what is left of the pool, and the part of it that does not fit is
     beyond the pool, on the subscription that sent it. One statement: a running total over the
     window's events (a window function), summed per subscription; no event is loaded into Python.
-    Subscriptions without events are absent."""
+    Subscriptions without events are absent.
+
+    `consumed_from` (before `start`; the pool's period start) is where the pool starts being consumed:
+    the events from then on use it up, and the shares are those of the events in [start, end) — the
+    part of a period after a change inside it, whose pool the events before the change have partly
+    used already."""
     start, end = clock.ensure_aware(start), clock.ensure_aware(end)
     if end <= start or not member_ids:
         return {}
+    consumed_from = min(clock.ensure_aware(consumed_from), start) if consumed_from is not None else start
     amount: Any = (
         Value(Decimal(1), output_field=DecimalField(max_digits=38, decimal_places=6))
         if metric.aggregation == MetricAggregation.COUNT
         else Coalesce(F("value"), Value(Decimal(0)), output_field=DecimalField(max_digits=38, decimal_places=6))
     )
     events = (
-        UsageEvent.objects.filter(customer_id=customer_id, metric=metric, occurred_at__gte=start, occurred_at__lt=end)
+        UsageEvent.objects.filter(
+            customer_id=customer_id, metric=metric, occurred_at__gte=consumed_from, occurred_at__lt=end
+        )
         .annotate(member=Cast(KT(f"properties__{POOL_MEMBER_PROPERTY}"), CharField()))
         .filter(member__in=[str(member_id) for member_id in member_ids])
         .annotate(amount=amount)
@@ -660,18 +689,20 @@ def usage_pool_shares(
             running=Window(Sum("amount"), order_by=[F("occurred_at").asc(), F("id").asc()], frame=RowRange(None, 0))
         )
         .order_by()
-        .values_list("member", "amount", "running")
+        .annotate(counted=Case(When(occurred_at__gte=start, then=Value(1)), default=Value(0)))
+        .values_list("member", "amount", "running", "counted")
     )
     inner, params = events.query.sql_with_params()
     pool_sql = "CAST(%s AS NUMERIC)"
     # Per event: nothing beyond the pool while the running total stays within it; all of it when the
-    # pool was used up before it; else the part above the pool.
+    # pool was used up before it; else the part above the pool. Events before `start` only use it up.
     sql = f"""
         SELECT e.member, ROUND(SUM(e.amount), 6),
                ROUND(SUM(CASE WHEN e.running <= {pool_sql} THEN 0
                               WHEN e.running - e.amount >= {pool_sql} THEN e.amount
                               ELSE e.running - {pool_sql} END), 6)
         FROM ({inner}) e
+        WHERE e.counted = 1
         GROUP BY e.member
     """  # noqa: S608 - the inner statement is Django's, values are parameters
     with connection.cursor() as cursor:

@@ -745,11 +745,15 @@ def _pooled_line_drafts(
     and the part beyond it (event order across the pool's subscriptions), the latter priced by the
     charge's price, rounded once; a minimum true-up where one applies."""
     allowance = charge.pooled_allowance or Decimal(0)
-    members = pool_member_ids(subscription, plan=plan, start=start, end=end)
+    # The pool is the period's: a stretch of it (the part before or after a change inside the period)
+    # shares it with the period's other stretches, in event order, never gets a fresh one.
+    period = period_containing(subscription.billing_anchor_at, plan.interval, plan.interval_count, start)
+    members = pool_member_ids(subscription, plan=plan, start=period.start, end=max(end, period.end))
     pool = allowance * len(members)
     shares = usage_pool_shares(
-        customer_id=subscription.customer_id, metric=metric, start=start, end=end, member_ids=members, pool=pool
-    )
+        customer_id=subscription.customer_id, metric=metric, start=start, end=end, member_ids=members, pool=pool,
+        consumed_from=period.start,
+    )  # fmt: skip
     share = shares.get(subscription.pk, PoolShare(Decimal(0), Decimal(0), Decimal(0)))
     currency = price.currency
     quote = pricing.price_quote(price.to_spec(), quantity=share.beyond_pool)

@@ -16,6 +16,7 @@ from apps.billing.services import (
     subscription_upcoming_invoice,
 )
 from apps.billing.services.billing_chunk import billing_chunk_bill
+from apps.billing.services.changes import subscription_change
 from apps.billing.services.late_usage import late_usage_waiting_subscription_ids
 from apps.catalog.services import ChargeInput, PriceInput, billable_metric_create, plan_create
 from apps.catalog.tests.factories import ProductFactory
@@ -311,3 +312,26 @@ def test_doc_late_events_of_a_pool_are_settled_by_each_subscription_on_its_own_n
         subscription_bill_due(subscription_id=sim.pk, now=utc(2026, 7, 1, 1))
         july = Invoice.objects.get(subscription=sim, period_start_at=utc(2026, 7, 1))
         assert [line.kind for line in july.lines.all()] == ["recurring"]
+
+
+def test_a_change_inside_the_period_does_not_give_the_subscription_a_second_pool(sim_plan):
+    customer, (sim_a, sim_b, sim_c) = _three_sims(sim_plan)
+    # April's pool is 3 × 1 = 3 GB. A uses 2.5 GB on 5 Apr; its quantity changes on 15 Apr (the usage
+    # before the change is closed out: a stretch 1–15 Apr, then 15 Apr – 1 May); A uses 2.5 GB more on
+    # 20 Apr. In event order: 2.5 (within), 5.0 (2.0 beyond): 2.0 × 2.00 = 4.00, on the second stretch.
+    # Each stretch with a fresh 3 GB pool would bill nothing.
+    _send(customer, (sim_a, utc(2026, 4, 5), "2.5"), (sim_a, utc(2026, 4, 20), "2.5"))
+    subscription_change(subscription_id=sim_a.pk, quantity=2, now=utc(2026, 4, 15))
+    for sim in (sim_a, sim_b, sim_c):
+        subscription_bill_due(subscription_id=sim.pk, now=utc(2026, 5, 1, 1))
+
+    invoice = Invoice.objects.get(subscription=sim_a, period_start_at=utc(2026, 5, 1))
+    assert [
+        (line.period_start_at, line.period_end_at, line.quantity, line.amount.amount)
+        for line in invoice.lines.filter(kind="usage").order_by("period_start_at")
+    ] == [
+        (utc(2026, 4, 1), utc(2026, 4, 15), D(0), D("0.00")),
+        (utc(2026, 4, 15), utc(2026, 5, 1), D("2.0"), D("4.00")),
+    ]
+    second = invoice.lines.get(kind="usage", period_start_at=utc(2026, 4, 15))
+    assert second.explanation[2].startswith("From the pool: 0.5; beyond the pool: 2 ")
