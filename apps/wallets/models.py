@@ -191,3 +191,46 @@ class CreditPurchase(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.credits} credits for {self.wallet}"
+
+
+class PrepaidStatus(models.Model):
+    """Whether a customer's prepaid credits were found exhausted the last time its ledger changed: the
+    state that the `customer.prepaid_credits_exhausted` / `…_restored` events move between. Its row
+    lock serializes those transitions, so each fires once however many ledger changes race."""
+
+    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    credits_exhausted = models.BooleanField(
+        null=True, help_text="Empty until the customer's ledger first changes (no transition before that)."
+    )
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("prepaid status")
+        verbose_name_plural = _("prepaid statuses")
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {'exhausted' if self.credits_exhausted else 'credits left'}"
+
+
+class PrepaidStatusChange(models.Model):
+    """One transition of a customer's prepaid credits: run out, or usable again (an outgoing webhook
+    event each, see docs/credits.md). Written once per transition, never changed."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="prepaid_status_changes")
+    credits_exhausted = models.BooleanField(help_text="True: the credits ran out; false: credits are usable again.")
+    credits = _credits(help_text="The customer's usable credits after the change (all its wallets).")
+    entry = models.ForeignKey(
+        WalletEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        help_text="The ledger entry that made the change.",
+    )  # fmt: skip
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True, editable=False)
+
+    class Meta:
+        verbose_name = _("prepaid status change")
+        verbose_name_plural = _("prepaid status changes")
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["customer", "occurred_at"], name="prepaid_change_customer_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {'exhausted' if self.credits_exhausted else 'restored'} at {self.occurred_at}"

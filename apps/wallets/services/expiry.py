@@ -11,6 +11,7 @@ from ..models import WalletEntry
 from ..selectors import lots_expired, lots_with_remaining
 from .consumption import wallet_top_up_check_on_commit
 from .ledger import draw_create, wallet_lock
+from .status import customer_prepaid_status_update
 
 
 def wallet_credits_expire(*, now: datetime | None = None) -> list[WalletEntry]:
@@ -42,5 +43,6 @@ def _wallet_expire(*, wallet_id: int, now: datetime) -> list[WalletEntry]:
             )  # fmt: skip
         )
     if entries:
+        customer_prepaid_status_update(customer_id=wallet.customer_id, now=now, entry=entries[-1])
         wallet_top_up_check_on_commit(wallet)  # expired credits may leave it under its threshold
     return entries

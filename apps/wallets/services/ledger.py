@@ -17,6 +17,7 @@ from apps.core.money import quantize_amount
 from ..constants import CREDIT_DECIMALS, MAX_CREDITS, GrantCategory, WalletEntryKind
 from ..models import Wallet, WalletEntry
 from ..selectors import lots_with_remaining
+from .status import customer_prepaid_status_update
 
 CREDIT_QUANTUM = Decimal(1).scaleb(-CREDIT_DECIMALS)
 
@@ -168,10 +169,12 @@ def wallet_grant(
     if errors:
         raise ValidationFailed("The grant is not valid.", fields=errors)
     assert amount is not None
-    return lot_create(
+    entry = lot_create(
         wallet=wallet, kind=WalletEntryKind.GRANT, credits=amount, expires_on=expires_on, reason=reason.strip(),
         now=now, actor=actor, category=category,
     )  # fmt: skip
+    customer_prepaid_status_update(customer_id=wallet.customer_id, now=now, entry=entry)
+    return entry
 
 
 @transaction.atomic
@@ -202,4 +205,6 @@ def wallet_lot_void(
         raise ValidationFailed("The void is not valid.", fields=errors)
     assert amount is not None
     lot.wallet = wallet
-    return draw_create(lot=lot, kind=WalletEntryKind.VOID, credits=amount, now=now, reason=reason.strip(), actor=actor)
+    entry = draw_create(lot=lot, kind=WalletEntryKind.VOID, credits=amount, now=now, reason=reason.strip(), actor=actor)
+    customer_prepaid_status_update(customer_id=wallet.customer_id, now=now, entry=entry)
+    return entry

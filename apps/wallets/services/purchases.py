@@ -29,6 +29,7 @@ from ..models import CreditPurchase, Wallet, WalletEntry
 from ..selectors import wallet_balance
 from .consumption import _credits_text
 from .ledger import _check_credits, _check_expiry, credits_worth, lot_create, wallet_lock
+from .status import customer_prepaid_status_update
 
 
 def _purchase_invoice(
@@ -119,6 +120,7 @@ def credit_purchase_grant(*, invoice: Invoice, now: datetime, actor: Any = None)
     )  # fmt: skip
     purchase.status = PurchaseStatus.GRANTED
     purchase.save(update_fields=["status", "updated_at"])
+    customer_prepaid_status_update(customer_id=wallet.customer_id, now=now, entry=entry)
     return entry
 
 
