@@ -399,13 +399,29 @@ def _granted_credits_rows(since: datetime | None):
     """Granted (free) credits consumed by issued invoices: a discount, taken off revenue in the month
     the invoice was issued, like a discount line without a service period. (amount, currency, month
     of issue, plan of the invoice's subscription); amounts are negative."""
-    entries = WalletEntry.objects.filter(
-        kind=WalletEntryKind.CONSUMPTION, lot__kind=WalletEntryKind.GRANT, invoice__in=_issued_invoices()
+    granted = Q(lot__kind=WalletEntryKind.GRANT) | Q(
+        lot__kind=WalletEntryKind.RETURN, lot__returned_from__kind=WalletEntryKind.GRANT
     )
+    entries = WalletEntry.objects.filter(granted, kind=WalletEntryKind.CONSUMPTION, invoice__in=_issued_invoices())
     if since is not None:
         entries = entries.filter(invoice__issued_at__gte=since)
     return entries.annotate(issued_month=TruncMonth("invoice__issued_at", tzinfo=UTC)).values_list(
         "amount", "amount_currency", "issued_month", "invoice__subscription__plan_id"
+    )
+
+
+def _granted_credits_returned_rows(since: datetime | None):
+    """Granted credits that a credit note gave back to the wallet: the discount they were is undone
+    in the month of the credit note (the credit note takes the invoice's charges off revenue in
+    full). (amount, currency, month, plan of the invoice's subscription); amounts are positive."""
+    entries = WalletEntry.objects.filter(
+        kind=WalletEntryKind.RETURN, returned_from__kind=WalletEntryKind.GRANT,
+        credit_note__status=CreditNoteStatus.ISSUED, invoice__in=_issued_invoices(),
+    )  # fmt: skip
+    if since is not None:
+        entries = entries.filter(occurred_at__gte=since)
+    return entries.annotate(month=TruncMonth("occurred_at", tzinfo=UTC)).values_list(
+        "amount", "amount_currency", "month", "invoice__subscription__plan_id"
     )
 
 
@@ -468,8 +484,15 @@ def _purchased_credits_by_month(*, from_month: date | None, current_month: date)
     unused are recognized in the month they expire (breakage)."""
     real = WalletEntry.objects.filter(wallet__customer__test_clock__isnull=True)
     fields = ("kind", "amount", "amount_currency", "occurred_at")
-    lots = real.filter(kind=WalletEntryKind.PURCHASE).values_list(*fields)
-    draws = real.filter(lot__kind=WalletEntryKind.PURCHASE).values_list(*fields)
+    # Credits bought that a credit note or a void gave back are deferred again (a return lot).
+    bought_lot = Q(kind=WalletEntryKind.PURCHASE) | Q(
+        kind=WalletEntryKind.RETURN, returned_from__kind=WalletEntryKind.PURCHASE
+    )
+    bought_draw = Q(lot__kind=WalletEntryKind.PURCHASE) | Q(
+        lot__kind=WalletEntryKind.RETURN, lot__returned_from__kind=WalletEntryKind.PURCHASE
+    )
+    lots = real.filter(bought_lot).values_list(*fields)
+    draws = real.filter(bought_draw).values_list(*fields)
     by_currency: dict[str, list[tuple[date, str, Decimal]]] = defaultdict(list)
     for kind, amount, currency, occurred_at in sorted([*lots, *draws], key=lambda row: row[3]):
         by_currency[currency].append((metrics.month_of(occurred_at), kind, Decimal(amount)))
@@ -528,7 +551,11 @@ def revenue_months_rebuild(*, from_month: date | None, as_of: datetime) -> int:
     ):
         sums[(month, currency, None)][0] += breakage
         sums[(month, currency, None)][1] += deferred
-    for amount, currency, issued_at, invoice_plan in _granted_credits_rows(since).iterator(chunk_size=10_000):
+    granted = [
+        *_granted_credits_rows(since).iterator(chunk_size=10_000),
+        *_granted_credits_returned_rows(since).iterator(chunk_size=10_000),
+    ]
+    for amount, currency, issued_at, invoice_plan in granted:
         if amount:
             _recognize(
                 sums, Decimal(amount), currency=currency, start_at=None, end_at=None,

@@ -78,7 +78,10 @@ class _ActionPages:
 class WalletEntryInline(ReadOnlyInline):
     model = WalletEntry
     fk_name = "wallet"
-    fields = ["occurred_at", "kind", "credits", "amount", "lot", "expires_on", "category", "reason", "invoice", "actor"]
+    fields = [
+        "occurred_at", "kind", "credits", "amount", "lot", "expires_on", "category", "reason", "invoice", "credit_note",
+        "actor",
+    ]  # fmt: skip
     ordering = ["-occurred_at", "-id"]
     view_permission_from_parent = True
 
@@ -197,7 +200,7 @@ class WalletEntryAdmin(_ActionPages, admin.ModelAdmin):
     actions = ["void_selected", "export_csv"]
     readonly_fields = [
         "wallet", "kind", "credits", "amount", "lot", "expires_on", "category", "reason", "actor", "invoice",
-        "occurred_at",
+        "returned_from", "credit_note", "occurred_at",
     ]  # fmt: skip
     fields = readonly_fields
 

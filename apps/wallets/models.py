@@ -99,6 +99,14 @@ class WalletEntry(models.Model):
         "invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="wallet_entries",
         help_text="Consumption: the invoice the credits paid; purchase: the invoice that bought them.",
     )  # fmt: skip
+    returned_from = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="returns",
+        help_text="Returns: the grant or purchase the returned credits first came from (its expiry is theirs).",
+    )  # fmt: skip
+    credit_note = models.ForeignKey(
+        "invoices.CreditNote", on_delete=models.PROTECT, null=True, blank=True, related_name="wallet_entries",
+        help_text="Returns: the credit note that gave the credits back (none when the invoice was voided).",
+    )  # fmt: skip
     occurred_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True, editable=False)
 
@@ -125,6 +133,11 @@ class WalletEntry(models.Model):
                 | Q(invoice__isnull=False),
                 name="wallet_entry_invoice_required",
             ),
+            models.CheckConstraint(
+                condition=(Q(kind=WalletEntryKind.RETURN) & Q(returned_from__isnull=False) & Q(invoice__isnull=False))
+                | (~Q(kind=WalletEntryKind.RETURN) & Q(returned_from__isnull=True) & Q(credit_note__isnull=True)),
+                name="wallet_entry_return_origin",
+            ),
             # Exactly once: a purchase invoice grants its credits once, an invoice consumes a lot once,
             # and a lot expires once.
             models.UniqueConstraint(
@@ -137,6 +150,17 @@ class WalletEntry(models.Model):
             ),  # fmt: skip
             models.UniqueConstraint(
                 fields=["lot"], condition=Q(kind=WalletEntryKind.EXPIRY), name="wallet_entry_expiry_once"
+            ),
+            # A credit note returns a lot's credits once; a voided invoice returns them once.
+            models.UniqueConstraint(
+                fields=["returned_from", "credit_note"],
+                condition=Q(kind=WalletEntryKind.RETURN, credit_note__isnull=False),
+                name="wallet_entry_return_once_per_credit_note",
+            ),
+            models.UniqueConstraint(
+                fields=["returned_from", "invoice"],
+                condition=Q(kind=WalletEntryKind.RETURN, credit_note__isnull=True),
+                name="wallet_entry_return_once_per_void",
             ),
         ]
         indexes = [
