@@ -9,7 +9,7 @@ from django.db import transaction
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
-from apps.core import clock
+from apps.accounts.selectors import customer_now
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.events import acting_user
 from apps.core.money import quantize_amount
@@ -157,8 +157,8 @@ def wallet_grant(
     now: datetime | None = None,
 ) -> WalletEntry:
     """Free credits (a promotion, goodwill): a grant lot, with a reason, expiring on `expires_on`."""
-    now = now or clock.now()
     wallet = wallet_lock(wallet_id)
+    now = now or customer_now(wallet.customer)  # a customer on a test clock: its time
     errors: dict[str, list[str]] = {}
     amount = _check_credits(credits, errors)
     if category not in GrantCategory.values:
@@ -183,11 +183,11 @@ def wallet_lot_void(
 ) -> WalletEntry:
     """Take credits of a lot out of the wallet (all that is left unless `credits` says how many), with a
     reason: a void entry drawing on the lot."""
-    now = now or clock.now()
     wallet_id = WalletEntry.objects.filter(pk=entry_id).values_list("wallet_id", flat=True).first()
     if wallet_id is None:
         raise NotFound(f"Wallet entry {entry_id} does not exist.")
     wallet = wallet_lock(wallet_id)
+    now = now or customer_now(wallet.customer)
     lot = lots_with_remaining(wallets=[wallet]).filter(pk=entry_id).first()
     errors: dict[str, list[str]] = {}
     if lot is None:
