@@ -30,7 +30,7 @@ from apps.invoices.selectors import invoices_with_amount_due
 from apps.payments.constants import PaymentStatus, RefundStatus
 from apps.payments.models import Payment, Refund
 from apps.subscriptions.constants import SubscriptionEventType, SubscriptionStatus
-from apps.subscriptions.models import Discount, Subscription, SubscriptionEvent
+from apps.subscriptions.models import Discount, Subscription, SubscriptionEvent, SubscriptionPriceOverride
 from apps.subscriptions.periods import boundary
 from apps.wallets.constants import WalletEntryKind
 from apps.wallets.models import WalletEntry
@@ -65,12 +65,23 @@ class _Catalog:
             self.version_by_number[(version.plan_id, version.number)] = version.pk
         self._fees: dict[tuple[int, int, str], Decimal] = {}
 
-    def period_fee(self, state: BilledState, currency: str) -> Decimal:
-        key = (state.version_id, state.quantity, currency)
+    def period_fee(
+        self, state: BilledState, currency: str, custom_prices: Iterable[SubscriptionPriceOverride] = ()
+    ) -> Decimal:
+        """The recurring fee of one interval at `state`, each charge at the subscription's custom price
+        for it when one is in force (`custom_prices`; those of other versions' charges do not apply),
+        else at the plan's price — as the billing run prices it (`charge_price`)."""
+        charges = recurring_charges(self.versions[state.version_id])
+        overrides = {
+            override.charge_id: override
+            for override in custom_prices
+            if override.currency == currency and any(charge.pk == override.charge_id for charge in charges)
+        }
+        key = (state.version_id, state.quantity, currency, tuple(sorted(o.pk for o in overrides.values())))
         if key not in self._fees:
             total = Decimal(0)
-            for charge in recurring_charges(self.versions[state.version_id]):
-                quote, _ = charge_quote(charge, currency=currency, quantity=state.quantity)
+            for charge in charges:
+                quote, _ = charge_quote(charge, currency=currency, quantity=state.quantity, overrides=overrides)
                 total += quote.total
             self._fees[key] = total
         return self._fees[key]
@@ -155,6 +166,23 @@ def _discount_windows(subscription: Subscription, discounts: list[Discount]) -> 
     return windows
 
 
+def _custom_price_windows(subscription: Subscription, events: list[SubscriptionEvent]) -> list[Window]:
+    """The subscription's custom prices (`SubscriptionPriceOverride`), each in force from when it was
+    last set (its latest `price_override_set` event; its row's creation without one) on. A custom price
+    replaced or removed earlier left no price to replay: before the current one was set, the plan's
+    price is counted (docs/reports.md)."""
+    windows = []
+    for override in subscription.price_overrides.all():
+        set_at = [
+            event.occurred_at
+            for event in events
+            if event.type == SubscriptionEventType.PRICE_OVERRIDE_SET
+            and event.data.get("charge_id") == override.charge_id
+        ]
+        windows.append(Window(max(set_at) if set_at else override.created_at, None, key=override))
+    return windows
+
+
 def subscription_segments(
     subscription: Subscription, *, events: list[SubscriptionEvent], discounts: list[Discount], catalog: _Catalog
 ) -> list[MrrSegment]:
@@ -174,12 +202,13 @@ def subscription_segments(
         changes=changes,
         pauses=_pauses(events),
         discounts=_discount_windows(subscription, discounts),
+        custom_prices=_custom_price_windows(subscription, events),
     )
     segments: list[MrrSegment] = []
     currency = subscription.currency
     for stretch in stretches:
         plan = catalog.plans[stretch.state.plan_id]
-        fee = catalog.period_fee(stretch.state, currency)
+        fee = catalog.period_fee(stretch.state, currency, stretch.custom_price_keys)  # type: ignore[arg-type]
         net = metrics.discounted_period_amount(fee, stretch.discount_keys, currency=currency)  # type: ignore[arg-type]
         mrr = metrics.monthly_amount(net, interval=plan.interval, interval_count=plan.interval_count, currency=currency)
         last = segments[-1] if segments else None
@@ -217,7 +246,13 @@ def segments_rebuild(*, subscription_ids: Iterable[int] | None = None) -> int:
     done = 0
     for start in range(0, len(ids), SEGMENT_BATCH):
         batch = ids[start : start + SEGMENT_BATCH]
-        subscriptions = list(_reportable_subscriptions().filter(pk__in=batch).select_related("plan").order_by("pk"))
+        subscriptions = list(
+            _reportable_subscriptions()
+            .filter(pk__in=batch)
+            .select_related("plan")
+            .prefetch_related("price_overrides")
+            .order_by("pk")
+        )
         events: dict[int, list[SubscriptionEvent]] = defaultdict(list)
         for event in SubscriptionEvent.objects.filter(subscription_id__in=batch).order_by("occurred_at", "id"):
             events[event.subscription_id].append(event)
