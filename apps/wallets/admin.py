@@ -17,7 +17,7 @@ from apps.core.admin import ReadOnlyInline
 from apps.core.errors import ApplicationError
 
 from .constants import GrantCategory, PurchaseTrigger
-from .models import CreditPurchase, Wallet, WalletEntry
+from .models import CreditPurchase, PrepaidStatusChange, Wallet, WalletEntry
 from .services.ledger import wallet_create, wallet_grant, wallet_lot_void
 from .services.purchases import wallet_purchase
 
@@ -258,6 +258,28 @@ class CreditPurchaseAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # bought through the wallet's action, the API or the portal
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PrepaidStatusChange)
+class PrepaidStatusChangeAdmin(admin.ModelAdmin):
+    """When prepaid customers ran out of credits and had credits again (each one a webhook event)."""
+
+    list_display = ["occurred_at", "customer", "credits_exhausted", "credits", "entry"]
+    list_select_related = ["customer", "entry"]
+    list_filter = ["credits_exhausted"]
+    search_fields = ["customer__name", "customer__external_id"]
+    date_hierarchy = "occurred_at"
+    readonly_fields = ["customer", "credits_exhausted", "credits", "entry", "occurred_at"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False  # written by the ledger's services
 
     def has_change_permission(self, request, obj=None):
         return False
