@@ -55,6 +55,16 @@ def media_root(settings, tmp_path):
     return settings.MEDIA_ROOT
 
 
+@pytest.fixture(autouse=True)
+def _entitlements_version_grants_forgotten():
+    """The plan versions' grants each process keeps per catalog generation: a test database rolled back
+    gives its ids to the next test's versions, which production never does."""
+    from apps.subscriptions.entitlements import version_grants_forget
+
+    version_grants_forget()
+    yield
+
+
 # --- Browser tests (marker `browser`): one headless Chromium for the session, whatever app's tests
 # use it (the portal's pages, the admin's). Playwright drives Debian's Chromium (it cannot download its
 # own here; `make system-deps` installs it).

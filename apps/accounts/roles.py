@@ -120,7 +120,7 @@ ROLES: tuple[Role, ...] = (
                 ("view",),
             ),
             Rule("payments", ("payment", "paymentallocation", "refund"), ("view",)),
-            Rule("wallets", ("wallet", "walletentry", "creditpurchase"), ("view",)),
+            Rule("wallets", ("wallet", "walletentry", "creditpurchase", "prepaidstatuschange"), ("view",)),
             Rule("alerts", ("alert", "alertcrossing"), ("view",)),
         ),
     ),

@@ -41,6 +41,7 @@ class Stretch:
     end: datetime | None
     state: BilledState
     discount_keys: tuple[Hashable, ...]
+    custom_price_keys: tuple[Hashable, ...] = ()
 
 
 def mrr_stretches(
@@ -51,17 +52,18 @@ def mrr_stretches(
     changes: Sequence[StateChange],
     pauses: Sequence[Window] = (),
     discounts: Sequence[Window] = (),
+    custom_prices: Sequence[Window] = (),
 ) -> list[Stretch]:
     """Stretches of `[begins_at, ends_at)` (the paid life of the subscription: from the end of its
     trial to its end) outside pauses, each with the billed state in force and the keys of the
-    discounts in force (in the order given), adjacent stretches with the same state and discounts
-    merged."""
+    discounts and of the subscription's custom prices in force (in the order given), adjacent
+    stretches with the same state, discounts and custom prices merged."""
     if ends_at is not None and ends_at <= begins_at:
         return []
     ordered = sorted(changes, key=lambda change: change.at)
     cuts = {begins_at}
     cuts.update(change.at for change in ordered)
-    for window in (*pauses, *discounts):
+    for window in (*pauses, *discounts, *custom_prices):
         cuts.add(window.start)
         if window.end is not None:
             cuts.add(window.end)
@@ -76,9 +78,14 @@ def mrr_stretches(
             if change.at <= start:
                 state = change.state
         keys = tuple(window.key for window in discounts if window.contains(start))
+        prices = tuple(window.key for window in custom_prices if window.contains(start))
         previous = stretches[-1] if stretches else None
-        if previous is not None and previous.end == start and (previous.state, previous.discount_keys) == (state, keys):
-            stretches[-1] = Stretch(previous.start, end, state, keys)
+        if (
+            previous is not None
+            and previous.end == start
+            and (previous.state, previous.discount_keys, previous.custom_price_keys) == (state, keys, prices)
+        ):
+            stretches[-1] = Stretch(previous.start, end, state, keys, prices)
         else:
-            stretches.append(Stretch(start, end, state, keys))
+            stretches.append(Stretch(start, end, state, keys, prices))
     return stretches

@@ -30,7 +30,7 @@ from apps.invoices.selectors import invoices_with_amount_due
 from apps.payments.constants import PaymentStatus, RefundStatus
 from apps.payments.models import Payment, Refund
 from apps.subscriptions.constants import SubscriptionEventType, SubscriptionStatus
-from apps.subscriptions.models import Discount, Subscription, SubscriptionEvent
+from apps.subscriptions.models import Discount, Subscription, SubscriptionEvent, SubscriptionPriceOverride
 from apps.subscriptions.periods import boundary
 from apps.wallets.constants import WalletEntryKind
 from apps.wallets.models import WalletEntry
@@ -65,12 +65,23 @@ class _Catalog:
             self.version_by_number[(version.plan_id, version.number)] = version.pk
         self._fees: dict[tuple[int, int, str], Decimal] = {}
 
-    def period_fee(self, state: BilledState, currency: str) -> Decimal:
-        key = (state.version_id, state.quantity, currency)
+    def period_fee(
+        self, state: BilledState, currency: str, custom_prices: Iterable[SubscriptionPriceOverride] = ()
+    ) -> Decimal:
+        """The recurring fee of one interval at `state`, each charge at the subscription's custom price
+        for it when one is in force (`custom_prices`; those of other versions' charges do not apply),
+        else at the plan's price — as the billing run prices it (`charge_price`)."""
+        charges = recurring_charges(self.versions[state.version_id])
+        overrides = {
+            override.charge_id: override
+            for override in custom_prices
+            if override.currency == currency and any(charge.pk == override.charge_id for charge in charges)
+        }
+        key = (state.version_id, state.quantity, currency, tuple(sorted(o.pk for o in overrides.values())))
         if key not in self._fees:
             total = Decimal(0)
-            for charge in recurring_charges(self.versions[state.version_id]):
-                quote, _ = charge_quote(charge, currency=currency, quantity=state.quantity)
+            for charge in charges:
+                quote, _ = charge_quote(charge, currency=currency, quantity=state.quantity, overrides=overrides)
                 total += quote.total
             self._fees[key] = total
         return self._fees[key]
@@ -155,6 +166,23 @@ def _discount_windows(subscription: Subscription, discounts: list[Discount]) -> 
     return windows
 
 
+def _custom_price_windows(subscription: Subscription, events: list[SubscriptionEvent]) -> list[Window]:
+    """The subscription's custom prices (`SubscriptionPriceOverride`), each in force from when it was
+    last set (its latest `price_override_set` event; its row's creation without one) on. A custom price
+    replaced or removed earlier left no price to replay: before the current one was set, the plan's
+    price is counted (docs/reports.md)."""
+    windows = []
+    for override in subscription.price_overrides.all():
+        set_at = [
+            event.occurred_at
+            for event in events
+            if event.type == SubscriptionEventType.PRICE_OVERRIDE_SET
+            and event.data.get("charge_id") == override.charge_id
+        ]
+        windows.append(Window(max(set_at) if set_at else override.created_at, None, key=override))
+    return windows
+
+
 def subscription_segments(
     subscription: Subscription, *, events: list[SubscriptionEvent], discounts: list[Discount], catalog: _Catalog
 ) -> list[MrrSegment]:
@@ -174,12 +202,13 @@ def subscription_segments(
         changes=changes,
         pauses=_pauses(events),
         discounts=_discount_windows(subscription, discounts),
+        custom_prices=_custom_price_windows(subscription, events),
     )
     segments: list[MrrSegment] = []
     currency = subscription.currency
     for stretch in stretches:
         plan = catalog.plans[stretch.state.plan_id]
-        fee = catalog.period_fee(stretch.state, currency)
+        fee = catalog.period_fee(stretch.state, currency, stretch.custom_price_keys)  # type: ignore[arg-type]
         net = metrics.discounted_period_amount(fee, stretch.discount_keys, currency=currency)  # type: ignore[arg-type]
         mrr = metrics.monthly_amount(net, interval=plan.interval, interval_count=plan.interval_count, currency=currency)
         last = segments[-1] if segments else None
@@ -217,7 +246,13 @@ def segments_rebuild(*, subscription_ids: Iterable[int] | None = None) -> int:
     done = 0
     for start in range(0, len(ids), SEGMENT_BATCH):
         batch = ids[start : start + SEGMENT_BATCH]
-        subscriptions = list(_reportable_subscriptions().filter(pk__in=batch).select_related("plan").order_by("pk"))
+        subscriptions = list(
+            _reportable_subscriptions()
+            .filter(pk__in=batch)
+            .select_related("plan")
+            .prefetch_related("price_overrides")
+            .order_by("pk")
+        )
         events: dict[int, list[SubscriptionEvent]] = defaultdict(list)
         for event in SubscriptionEvent.objects.filter(subscription_id__in=batch).order_by("occurred_at", "id"):
             events[event.subscription_id].append(event)
@@ -399,13 +434,29 @@ def _granted_credits_rows(since: datetime | None):
     """Granted (free) credits consumed by issued invoices: a discount, taken off revenue in the month
     the invoice was issued, like a discount line without a service period. (amount, currency, month
     of issue, plan of the invoice's subscription); amounts are negative."""
-    entries = WalletEntry.objects.filter(
-        kind=WalletEntryKind.CONSUMPTION, lot__kind=WalletEntryKind.GRANT, invoice__in=_issued_invoices()
+    granted = Q(lot__kind=WalletEntryKind.GRANT) | Q(
+        lot__kind=WalletEntryKind.RETURN, lot__returned_from__kind=WalletEntryKind.GRANT
     )
+    entries = WalletEntry.objects.filter(granted, kind=WalletEntryKind.CONSUMPTION, invoice__in=_issued_invoices())
     if since is not None:
         entries = entries.filter(invoice__issued_at__gte=since)
     return entries.annotate(issued_month=TruncMonth("invoice__issued_at", tzinfo=UTC)).values_list(
         "amount", "amount_currency", "issued_month", "invoice__subscription__plan_id"
+    )
+
+
+def _granted_credits_returned_rows(since: datetime | None):
+    """Granted credits that a credit note gave back to the wallet: the discount they were is undone
+    in the month of the credit note (the credit note takes the invoice's charges off revenue in
+    full). (amount, currency, month, plan of the invoice's subscription); amounts are positive."""
+    entries = WalletEntry.objects.filter(
+        kind=WalletEntryKind.RETURN, returned_from__kind=WalletEntryKind.GRANT,
+        credit_note__status=CreditNoteStatus.ISSUED, invoice__in=_issued_invoices(),
+    )  # fmt: skip
+    if since is not None:
+        entries = entries.filter(occurred_at__gte=since)
+    return entries.annotate(month=TruncMonth("occurred_at", tzinfo=UTC)).values_list(
+        "amount", "amount_currency", "month", "invoice__subscription__plan_id"
     )
 
 
@@ -468,8 +519,15 @@ def _purchased_credits_by_month(*, from_month: date | None, current_month: date)
     unused are recognized in the month they expire (breakage)."""
     real = WalletEntry.objects.filter(wallet__customer__test_clock__isnull=True)
     fields = ("kind", "amount", "amount_currency", "occurred_at")
-    lots = real.filter(kind=WalletEntryKind.PURCHASE).values_list(*fields)
-    draws = real.filter(lot__kind=WalletEntryKind.PURCHASE).values_list(*fields)
+    # Credits bought that a credit note or a void gave back are deferred again (a return lot).
+    bought_lot = Q(kind=WalletEntryKind.PURCHASE) | Q(
+        kind=WalletEntryKind.RETURN, returned_from__kind=WalletEntryKind.PURCHASE
+    )
+    bought_draw = Q(lot__kind=WalletEntryKind.PURCHASE) | Q(
+        lot__kind=WalletEntryKind.RETURN, lot__returned_from__kind=WalletEntryKind.PURCHASE
+    )
+    lots = real.filter(bought_lot).values_list(*fields)
+    draws = real.filter(bought_draw).values_list(*fields)
     by_currency: dict[str, list[tuple[date, str, Decimal]]] = defaultdict(list)
     for kind, amount, currency, occurred_at in sorted([*lots, *draws], key=lambda row: row[3]):
         by_currency[currency].append((metrics.month_of(occurred_at), kind, Decimal(amount)))
@@ -528,7 +586,11 @@ def revenue_months_rebuild(*, from_month: date | None, as_of: datetime) -> int:
     ):
         sums[(month, currency, None)][0] += breakage
         sums[(month, currency, None)][1] += deferred
-    for amount, currency, issued_at, invoice_plan in _granted_credits_rows(since).iterator(chunk_size=10_000):
+    granted = [
+        *_granted_credits_rows(since).iterator(chunk_size=10_000),
+        *_granted_credits_returned_rows(since).iterator(chunk_size=10_000),
+    ]
+    for amount, currency, issued_at, invoice_plan in granted:
         if amount:
             _recognize(
                 sums, Decimal(amount), currency=currency, start_at=None, end_at=None,

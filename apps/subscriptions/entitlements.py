@@ -23,10 +23,11 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils.dateparse import parse_datetime
 
 from apps.catalog.constants import UNLIMITED, FeatureKind
-from apps.catalog.models import GrantValue, grant_value_typed
+from apps.catalog.models import FeatureGrant, GrantValue, grant_value_typed
 from apps.catalog.services import ENTITLEMENTS_GENERATION_CACHE_KEY
 from apps.core import clock
 
@@ -85,32 +86,96 @@ def entitlements_combine(grants: Sequence[SourceGrant]) -> list[dict[str, Any]]:
     ]
 
 
-def customer_entitlements_compute(*, customer_id: int) -> list[dict[str, Any]]:
-    """The customer's entitlements from the database (one query), uncached."""
-    rows = (
-        Subscription.objects.filter(
-            customer_id=customer_id, status__in=ENTITLED_STATUSES, plan_version__feature_grants__isnull=False
+class VersionGrant(NamedTuple):
+    """One grant of a plan version, its value converted once."""
+
+    feature_code: str
+    feature_name: str
+    kind: str
+    value: GrantValue
+
+
+# The grants of plan versions, by the catalog's generation token: a version's grants change only with a
+# catalog change, which renews the token (`entitlements_generation_bump`), so one process reads each
+# version's grants once per generation. Only the current generation is kept.
+_grants_by_generation: dict[str, dict[int, list[VersionGrant]]] = {}
+
+
+def version_grants_forget() -> None:
+    """Forget the plan versions' grants read so far (tests: a rolled-back database reuses ids)."""
+    _grants_by_generation.clear()
+
+
+def _version_grants(version_ids: set[int], generation: str | None) -> dict[int, list[VersionGrant]]:
+    known: dict[int, list[VersionGrant]] | None = None
+    if generation is not None:
+        known = _grants_by_generation.get(generation)
+        if known is None:
+            _grants_by_generation.clear()
+            known = _grants_by_generation.setdefault(generation, {})
+    found = {version_id: known[version_id] for version_id in version_ids if known and version_id in known}
+    missing = version_ids - found.keys()
+    if missing:
+        rows = (
+            FeatureGrant.objects.filter(plan_version_id__in=missing)
+            .values_list("plan_version_id", "value", "feature__code", "feature__name", "feature__kind")
+            .order_by()
         )
-        .values_list(
-            "pk",
-            "started_at",
-            "status",
-            "plan__code",
-            "plan_version__number",
-            "plan_version__feature_grants__value",
-            "plan_version__feature_grants__feature__code",
-            "plan_version__feature_grants__feature__name",
-            "plan_version__feature_grants__feature__kind",
+        fresh: dict[int, list[VersionGrant]] = {version_id: [] for version_id in missing}
+        typed: dict[tuple[str, str], GrantValue] = {}  # each stored value is converted once
+        for version_id, value, code, name, kind in rows:
+            key = (kind, value)
+            if key not in typed:
+                typed[key] = grant_value_typed(kind, value)
+            fresh[version_id].append(VersionGrant(code, name, kind, typed[key]))
+        if known is not None:
+            known.update(fresh)
+        found.update(fresh)
+    return found
+
+
+_SENTINEL_CUSTOMER_ID = -7_301_001  # no customer has it: marks where the customer's id goes in the SQL
+_entitled_subscriptions_sql: dict[str, tuple[str, tuple[Any, ...]]] = {}
+
+
+def _entitled_subscriptions(customer_id: int) -> list[tuple[Any, ...]]:
+    """(id, started_at, status, plan code, plan version id, version number) of the customer's entitled
+    subscriptions. The ORM writes the SQL once per process and database; each call only runs it —
+    compiling the query each time cost more than running it (docs/performance.md, section 8)."""
+    vendor = connection.vendor
+    if vendor not in _entitled_subscriptions_sql:
+        query = (
+            Subscription.objects.filter(customer_id=_SENTINEL_CUSTOMER_ID, status__in=ENTITLED_STATUSES)
+            .values_list("pk", "started_at", "status", "plan__code", "plan_version_id", "plan_version__number")
+            .order_by()
         )
-        .order_by()
-    )
-    typed: dict[tuple[str, str], GrantValue] = {}  # each stored value is converted once
-    grants = []
-    for pk, started_at, status, plan_code, number, value, code, name, kind in rows:
-        key = (kind, value)
-        if key not in typed:
-            typed[key] = grant_value_typed(kind, value)
-        grants.append(SourceGrant(code, name, kind, typed[key], pk, plan_code, number, status, started_at))
+        _entitled_subscriptions_sql[vendor] = query.query.sql_with_params()
+    sql, template = _entitled_subscriptions_sql[vendor]
+    params = [customer_id if value == _SENTINEL_CUSTOMER_ID else value for value in template]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if rows and isinstance(rows[0][1], str):  # SQLite hands timestamps over as text
+        rows = [(row[0], parse_datetime(row[1]), *row[2:]) for row in rows]
+    return rows
+
+
+def customer_entitlements_compute(*, customer_id: int, catalog_generation: str | None = None) -> list[dict[str, Any]]:
+    """The customer's entitlements from the database, uncached: its entitled subscriptions (one query),
+    and their plan versions' grants — read from the database too, unless `catalog_generation` (the
+    catalog's current generation token) is given, when each version's grants are read once per
+    generation in this process."""
+    rows = _entitled_subscriptions(customer_id)
+    if not rows:
+        return []
+    rows.sort(key=lambda row: (row[1], row[0]))  # the grants come out in the order the combination sorts them
+    grants_by_version = _version_grants({row[4] for row in rows}, catalog_generation)
+    grants = [
+        SourceGrant(grant.feature_code, grant.feature_name, grant.kind, grant.value, pk, plan_code, number, status,
+                    started_at)
+        for pk, started_at, status, plan_code, version_id, number in rows
+        for grant in grants_by_version[version_id]
+    ]  # fmt: skip
     return entitlements_combine(grants)
 
 
@@ -143,7 +208,8 @@ def customer_entitlements(*, customer_id: int) -> dict[str, Any]:
     if stored is not None and tuple(stored[0]) == tokens:
         cached: dict[str, Any] = stored[1]
         return cached
-    document = {"customer": customer_id, "features": customer_entitlements_compute(customer_id=customer_id)}
+    features = customer_entitlements_compute(customer_id=customer_id, catalog_generation=tokens[0])
+    document = {"customer": customer_id, "features": features}
     cache.set(document_key, (tokens, document), timeout=settings.ENTITLEMENTS_CACHE_SECONDS)
     return document
 

@@ -17,7 +17,7 @@ from apps.core.admin import ReadOnlyInline
 from apps.core.errors import ApplicationError
 
 from .constants import GrantCategory, PurchaseTrigger
-from .models import CreditPurchase, Wallet, WalletEntry
+from .models import CreditPurchase, PrepaidStatusChange, Wallet, WalletEntry
 from .services.ledger import wallet_create, wallet_grant, wallet_lot_void
 from .services.purchases import wallet_purchase
 
@@ -78,7 +78,10 @@ class _ActionPages:
 class WalletEntryInline(ReadOnlyInline):
     model = WalletEntry
     fk_name = "wallet"
-    fields = ["occurred_at", "kind", "credits", "amount", "lot", "expires_on", "category", "reason", "invoice", "actor"]
+    fields = [
+        "occurred_at", "kind", "credits", "amount", "lot", "expires_on", "category", "reason", "invoice", "credit_note",
+        "actor",
+    ]  # fmt: skip
     ordering = ["-occurred_at", "-id"]
     view_permission_from_parent = True
 
@@ -197,7 +200,7 @@ class WalletEntryAdmin(_ActionPages, admin.ModelAdmin):
     actions = ["void_selected", "export_csv"]
     readonly_fields = [
         "wallet", "kind", "credits", "amount", "lot", "expires_on", "category", "reason", "actor", "invoice",
-        "occurred_at",
+        "returned_from", "credit_note", "occurred_at",
     ]  # fmt: skip
     fields = readonly_fields
 
@@ -255,6 +258,28 @@ class CreditPurchaseAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # bought through the wallet's action, the API or the portal
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PrepaidStatusChange)
+class PrepaidStatusChangeAdmin(admin.ModelAdmin):
+    """When prepaid customers ran out of credits and had credits again (each one a webhook event)."""
+
+    list_display = ["occurred_at", "customer", "credits_exhausted", "credits", "entry"]
+    list_select_related = ["customer", "entry"]
+    list_filter = ["credits_exhausted"]
+    search_fields = ["customer__name", "customer__external_id"]
+    date_hierarchy = "occurred_at"
+    readonly_fields = ["customer", "credits_exhausted", "credits", "entry", "occurred_at"]
+    fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False  # written by the ledger's services
 
     def has_change_permission(self, request, obj=None):
         return False

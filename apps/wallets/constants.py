@@ -6,13 +6,16 @@ class WalletEntryKind(models.TextChoices):
     # Lots: credits coming in (positive), each with its own expiry date.
     GRANT = "grant", _("Grant")
     PURCHASE = "purchase", _("Purchase")
+    # Credits an invoice consumed, given back when it is credited or voided: a lot of its own that
+    # expires with the lot they came from.
+    RETURN = "return", _("Return")
     # Draws on a lot (negative).
     CONSUMPTION = "consumption", _("Consumption")
     EXPIRY = "expiry", _("Expiry")
     VOID = "void", _("Void")
 
 
-LOT_KINDS = (WalletEntryKind.GRANT, WalletEntryKind.PURCHASE)
+LOT_KINDS = (WalletEntryKind.GRANT, WalletEntryKind.PURCHASE, WalletEntryKind.RETURN)
 DRAW_KINDS = (WalletEntryKind.CONSUMPTION, WalletEntryKind.EXPIRY, WalletEntryKind.VOID)
 
 

@@ -99,6 +99,14 @@ class WalletEntry(models.Model):
         "invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="wallet_entries",
         help_text="Consumption: the invoice the credits paid; purchase: the invoice that bought them.",
     )  # fmt: skip
+    returned_from = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="returns",
+        help_text="Returns: the grant or purchase the returned credits first came from (its expiry is theirs).",
+    )  # fmt: skip
+    credit_note = models.ForeignKey(
+        "invoices.CreditNote", on_delete=models.PROTECT, null=True, blank=True, related_name="wallet_entries",
+        help_text="Returns: the credit note that gave the credits back (none when the invoice was voided).",
+    )  # fmt: skip
     occurred_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True, editable=False)
 
@@ -125,6 +133,11 @@ class WalletEntry(models.Model):
                 | Q(invoice__isnull=False),
                 name="wallet_entry_invoice_required",
             ),
+            models.CheckConstraint(
+                condition=(Q(kind=WalletEntryKind.RETURN) & Q(returned_from__isnull=False) & Q(invoice__isnull=False))
+                | (~Q(kind=WalletEntryKind.RETURN) & Q(returned_from__isnull=True) & Q(credit_note__isnull=True)),
+                name="wallet_entry_return_origin",
+            ),
             # Exactly once: a purchase invoice grants its credits once, an invoice consumes a lot once,
             # and a lot expires once.
             models.UniqueConstraint(
@@ -137,6 +150,17 @@ class WalletEntry(models.Model):
             ),  # fmt: skip
             models.UniqueConstraint(
                 fields=["lot"], condition=Q(kind=WalletEntryKind.EXPIRY), name="wallet_entry_expiry_once"
+            ),
+            # A credit note returns a lot's credits once; a voided invoice returns them once.
+            models.UniqueConstraint(
+                fields=["returned_from", "credit_note"],
+                condition=Q(kind=WalletEntryKind.RETURN, credit_note__isnull=False),
+                name="wallet_entry_return_once_per_credit_note",
+            ),
+            models.UniqueConstraint(
+                fields=["returned_from", "invoice"],
+                condition=Q(kind=WalletEntryKind.RETURN, credit_note__isnull=True),
+                name="wallet_entry_return_once_per_void",
             ),
         ]
         indexes = [
@@ -191,3 +215,46 @@ class CreditPurchase(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.credits} credits for {self.wallet}"
+
+
+class PrepaidStatus(models.Model):
+    """Whether a customer's prepaid credits were found exhausted the last time its ledger changed: the
+    state that the `customer.prepaid_credits_exhausted` / `…_restored` events move between. Its row
+    lock serializes those transitions, so each fires once however many ledger changes race."""
+
+    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    credits_exhausted = models.BooleanField(
+        null=True, help_text="Empty until the customer's ledger first changes (no transition before that)."
+    )
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("prepaid status")
+        verbose_name_plural = _("prepaid statuses")
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {'exhausted' if self.credits_exhausted else 'credits left'}"
+
+
+class PrepaidStatusChange(models.Model):
+    """One transition of a customer's prepaid credits: run out, or usable again (an outgoing webhook
+    event each, see docs/credits.md). Written once per transition, never changed."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="prepaid_status_changes")
+    credits_exhausted = models.BooleanField(help_text="True: the credits ran out; false: credits are usable again.")
+    credits = _credits(help_text="The customer's usable credits after the change (all its wallets).")
+    entry = models.ForeignKey(
+        WalletEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        help_text="The ledger entry that made the change.",
+    )  # fmt: skip
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True, editable=False)
+
+    class Meta:
+        verbose_name = _("prepaid status change")
+        verbose_name_plural = _("prepaid status changes")
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["customer", "occurred_at"], name="prepaid_change_customer_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {'exhausted' if self.credits_exhausted else 'restored'} at {self.occurred_at}"

@@ -30,7 +30,11 @@ def wallet_list_for_customer(*, customer: Customer | None = None, customer_id: i
 
 
 def wallet_entries(*, wallet: Wallet) -> QuerySet[WalletEntry]:
-    return WalletEntry.objects.filter(wallet=wallet).select_related("lot", "invoice").order_by("-occurred_at", "-id")
+    return (
+        WalletEntry.objects.filter(wallet=wallet)
+        .select_related("lot", "invoice", "credit_note")
+        .order_by("-occurred_at", "-id")
+    )
 
 
 def lots_with_remaining(*, wallets: QuerySet[Wallet] | list[Wallet]) -> QuerySet[WalletEntry]:

@@ -514,6 +514,7 @@ ADMIN_MODELS = {
     "subscriptions.SubscriptionPriceOverride": ("ALL", "FA", "FA", "FA"),  # custom prices: finance admins set them
     "usage.UsageEvent": ("FA BO AU", "", "", ""),  # sent through the API
     "wallets.CreditPurchase": ("ALL", "", "", ""),  # bought through a wallet's action, the API or the portal
+    "wallets.PrepaidStatusChange": ("ALL", "", "", ""),  # written by the ledger's services
     "wallets.Wallet": ("ALL", "FA BO", "FA BO", ""),  # its ledger is kept: never deleted
     "wallets.WalletEntry": ("ALL", "", "", ""),  # append-only: written by the services
     "usage.UsageEventChange": ("FA BO AU", "", "", ""),  # written by ingestion and corrections

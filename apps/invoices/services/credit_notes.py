@@ -622,6 +622,10 @@ def credit_note_issue(
             "credit_to_balance": str(draft.credit_to_balance), "refund_amount": str(draft.refund_amount),
         },
     )  # fmt: skip
+    # The prepaid credits the invoice consumed go back to their wallets, in the share credited.
+    from apps.wallets.services.returns import invoice_wallet_credits_return
+
+    invoice_wallet_credits_return(invoice=invoice, now=now, credit_note=credit_note, actor=actor)
     if draft.settles_invoice:
         invoice_ensure_transition(invoice, InvoiceStatus.PAID)
         invoice.status = InvoiceStatus.PAID
@@ -691,6 +695,13 @@ def credit_note_void(
             f"Invoice {invoice} is {invoice.get_status_display().lower()} since credit note {credit_note}: "
             "the credit note cannot be voided.",
             fields={"amount_due_reduction": ["The invoice is no longer unpaid."]},
+        )
+    from apps.wallets.services.returns import credit_note_wallet_returns_take_back
+
+    problems = credit_note_wallet_returns_take_back(credit_note=credit_note, now=now, actor=actor)
+    if problems:
+        raise InvalidTransition(
+            f"Credit note {credit_note}: {problems[0]} It cannot be voided.", fields={"status": problems}
         )
     credit_note.status = CreditNoteStatus.VOID
     credit_note.voided_at = now

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import translation
 from djmoney.money import Money
 
+from apps.accounts.selectors import customer_now
 from apps.core import clock
 from apps.core.audit import audited_with_reason
 from apps.core.errors import InvalidTransition, NotEditable, NotFound, ValidationFailed
@@ -288,6 +289,10 @@ def invoice_void(*, invoice_id: int, actor=None, reason: str = "", now: datetime
     )  # fmt: skip
     if was_draft:
         InvoiceItem.objects.filter(invoice=invoice).update(invoice=None)
+    else:  # the prepaid credits it consumed go back to their wallets
+        from apps.wallets.services.returns import invoice_wallet_credits_return
+
+        invoice_wallet_credits_return(invoice=invoice, now=now or customer_now(invoice.customer), actor=actor)
     return invoice
 
 

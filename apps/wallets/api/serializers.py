@@ -46,12 +46,13 @@ class WalletEntryOutputSerializer(serializers.ModelSerializer):
     amount = MoneyOutputSerializer()
     kind = serializers.ChoiceField(choices=WalletEntryKind.choices)
     invoice_number = serializers.CharField(source="invoice.number", default=None, read_only=True)
+    credit_note_number = serializers.CharField(source="credit_note.number", default=None, read_only=True)
 
     class Meta:
         model = WalletEntry
         fields = [
             "id", "kind", "credits", "amount", "lot", "expires_on", "category", "reason", "invoice", "invoice_number",
-            "occurred_at",
+            "returned_from", "credit_note", "credit_note_number", "occurred_at",
         ]  # fmt: skip
 
 

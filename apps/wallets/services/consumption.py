@@ -26,6 +26,7 @@ from ..constants import WalletEntryKind
 from ..models import Wallet, WalletEntry
 from ..selectors import lots_usable, wallet_balance
 from .ledger import CREDIT_QUANTUM, credits_quantize, draw_create
+from .status import customer_prepaid_status_update
 
 
 def _credits_text(credits: Decimal) -> str:
@@ -107,6 +108,8 @@ def invoice_wallet_credits_apply(*, invoice: Invoice, now: datetime) -> list[Wal
             )  # fmt: skip
         )
     InvoiceLine.objects.bulk_create(lines)
+    if entries:
+        customer_prepaid_status_update(customer_id=invoice.customer_id, now=now, entry=entries[-1])
     for wallet in wallets:
         if wallet.pk in by_wallet:
             wallet_top_up_check_on_commit(wallet)

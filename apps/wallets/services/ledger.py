@@ -9,7 +9,7 @@ from django.db import transaction
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
-from apps.core import clock
+from apps.accounts.selectors import customer_now
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.events import acting_user
 from apps.core.money import quantize_amount
@@ -17,6 +17,7 @@ from apps.core.money import quantize_amount
 from ..constants import CREDIT_DECIMALS, MAX_CREDITS, GrantCategory, WalletEntryKind
 from ..models import Wallet, WalletEntry
 from ..selectors import lots_with_remaining
+from .status import customer_prepaid_status_update
 
 CREDIT_QUANTUM = Decimal(1).scaleb(-CREDIT_DECIMALS)
 
@@ -156,8 +157,8 @@ def wallet_grant(
     now: datetime | None = None,
 ) -> WalletEntry:
     """Free credits (a promotion, goodwill): a grant lot, with a reason, expiring on `expires_on`."""
-    now = now or clock.now()
     wallet = wallet_lock(wallet_id)
+    now = now or customer_now(wallet.customer)  # a customer on a test clock: its time
     errors: dict[str, list[str]] = {}
     amount = _check_credits(credits, errors)
     if category not in GrantCategory.values:
@@ -168,10 +169,12 @@ def wallet_grant(
     if errors:
         raise ValidationFailed("The grant is not valid.", fields=errors)
     assert amount is not None
-    return lot_create(
+    entry = lot_create(
         wallet=wallet, kind=WalletEntryKind.GRANT, credits=amount, expires_on=expires_on, reason=reason.strip(),
         now=now, actor=actor, category=category,
     )  # fmt: skip
+    customer_prepaid_status_update(customer_id=wallet.customer_id, now=now, entry=entry)
+    return entry
 
 
 @transaction.atomic
@@ -180,11 +183,11 @@ def wallet_lot_void(
 ) -> WalletEntry:
     """Take credits of a lot out of the wallet (all that is left unless `credits` says how many), with a
     reason: a void entry drawing on the lot."""
-    now = now or clock.now()
     wallet_id = WalletEntry.objects.filter(pk=entry_id).values_list("wallet_id", flat=True).first()
     if wallet_id is None:
         raise NotFound(f"Wallet entry {entry_id} does not exist.")
     wallet = wallet_lock(wallet_id)
+    now = now or customer_now(wallet.customer)
     lot = lots_with_remaining(wallets=[wallet]).filter(pk=entry_id).first()
     errors: dict[str, list[str]] = {}
     if lot is None:
@@ -202,4 +205,6 @@ def wallet_lot_void(
         raise ValidationFailed("The void is not valid.", fields=errors)
     assert amount is not None
     lot.wallet = wallet
-    return draw_create(lot=lot, kind=WalletEntryKind.VOID, credits=amount, now=now, reason=reason.strip(), actor=actor)
+    entry = draw_create(lot=lot, kind=WalletEntryKind.VOID, credits=amount, now=now, reason=reason.strip(), actor=actor)
+    customer_prepaid_status_update(customer_id=wallet.customer_id, now=now, entry=entry)
+    return entry

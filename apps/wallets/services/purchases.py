@@ -10,7 +10,7 @@ from django.utils.translation import gettext
 from djmoney.money import Money
 
 from apps.accounts.constants import CollectionMethod
-from apps.core import clock
+from apps.accounts.selectors import customer_now
 from apps.core.errors import ValidationFailed
 from apps.core.events import acting_user
 from apps.core.money import zero
@@ -29,6 +29,7 @@ from ..models import CreditPurchase, Wallet, WalletEntry
 from ..selectors import wallet_balance
 from .consumption import _credits_text
 from .ledger import _check_credits, _check_expiry, credits_worth, lot_create, wallet_lock
+from .status import customer_prepaid_status_update
 
 
 def _purchase_invoice(
@@ -89,8 +90,8 @@ def wallet_purchase(
 ) -> CreditPurchase:
     """Buy credits: an invoice for them (issued at once, collected like every invoice: by card or by
     bank transfer); the credits are granted when it is paid (`credit_purchase_grant`)."""
-    now = now or clock.now()
     wallet = wallet_lock(wallet_id)
+    now = now or customer_now(wallet.customer)
     errors: dict[str, list[str]] = {}
     amount = _check_credits(credits, errors)
     _check_expiry(expires_on, now.date(), errors)
@@ -119,6 +120,7 @@ def credit_purchase_grant(*, invoice: Invoice, now: datetime, actor: Any = None)
     )  # fmt: skip
     purchase.status = PurchaseStatus.GRANTED
     purchase.save(update_fields=["status", "updated_at"])
+    customer_prepaid_status_update(customer_id=wallet.customer_id, now=now, entry=entry)
     return entry
 
 
@@ -128,8 +130,8 @@ def wallet_top_up(*, wallet_id: int, now: datetime | None = None) -> CreditPurch
     invoice is charged to the customer's default card. None when the wallet is not under its threshold
     or a top-up already waits for payment (two racing top-ups leave one: the wallet row is locked, and
     the database allows one waiting top-up per wallet)."""
-    now = now or clock.now()
     wallet = wallet_lock(wallet_id)
+    now = now or customer_now(wallet.customer)
     if wallet.top_up_threshold is None or wallet.top_up_credits is None:
         return None
     if wallet_balance(wallet=wallet) >= wallet.top_up_threshold:

@@ -14,7 +14,7 @@ from apps.invoices.tests.factories import make_manual_invoice
 from apps.payments.tests.factories import make_customer
 from apps.subscriptions.periods import utc
 from apps.wallets.constants import PurchaseTrigger, WalletEntryKind
-from apps.wallets.models import CreditPurchase, WalletEntry
+from apps.wallets.models import CreditPurchase, PrepaidStatusChange, WalletEntry
 from apps.wallets.selectors import wallet_balance
 from apps.wallets.services.ledger import wallet_grant
 from apps.wallets.services.purchases import wallet_top_up
@@ -62,3 +62,36 @@ def test_two_top_ups_racing_leave_one():
     assert (purchase.trigger, purchase.credits) == (PurchaseTrigger.AUTO_TOP_UP, Decimal(500))
     assert purchase.invoice.total == Money("50.00", "USD")
     assert Invoice.objects.count() == 1
+
+
+@override_settings(INVOICE_DRAFT_GRACE_HOURS=0)
+def test_running_out_under_concurrent_consumption_is_one_transition_and_so_is_refilling():
+    customer = make_customer(currency="USD")
+    main = make_wallet(customer, rate="1.00")
+    second = make_wallet(customer, name="Second", rate="1.00")
+    wallet_grant(wallet_id=main.pk, credits="50", category="promotion", reason="Offer", now=utc(2026, 1, 1))
+    wallet_grant(wallet_id=second.pk, credits="40", category="promotion", reason="Offer", now=utc(2026, 1, 1))
+    drafts = [
+        make_manual_invoice(
+            customer=customer, lines=[("Consulting", "1", "30.00")], now=utc(2026, 1, 5), finalize=False
+        )
+        for _ in range(4)
+    ]
+
+    run_in_threads(lambda index: invoice_finalize(invoice_id=drafts[index].pk, now=utc(2026, 1, 5)).pk, count=4)
+
+    assert list(PrepaidStatusChange.objects.values_list("credits_exhausted", "credits")) == [(True, Decimal(0))]
+
+    # Four grants racing, on both wallets: credits are back once.
+    wallets = [main, second, main, second]
+    run_in_threads(
+        lambda index: (
+            wallet_grant(
+                wallet_id=wallets[index].pk, credits="5", category="goodwill", reason="Sorry", now=utc(2026, 1, 6)
+            ).pk
+        ),
+        count=4,
+    )
+
+    changes = list(PrepaidStatusChange.objects.order_by("id").values_list("credits_exhausted", flat=True))
+    assert changes == [True, False]

@@ -174,3 +174,38 @@ def test_credits_expiring_under_the_threshold_queue_a_top_up(django_capture_on_c
         wallet_credits_expire(now=utc(2026, 2, 1))
 
     assert queued == [wallet.pk]
+
+
+def test_credits_of_a_customer_on_a_test_clock_expire_by_its_clock_not_the_real_one():
+    from apps.accounts.models import SimulatedClock
+    from apps.billing.services.simulated_clocks import simulated_clock_advance
+    from apps.core import clock
+
+    test_clock = SimulatedClock.objects.create(name="Prepaid walk-through", frozen_at=utc(2026, 1, 1))
+    customer = make_customer(currency="USD", test_clock=test_clock)
+    real = make_customer(currency="USD")
+    wallet = make_wallet(customer, rate="1.00")
+    # Granted on the customer's clock (1 Jan 2026), not the real day: a date after it is accepted.
+    lot = wallet_grant(wallet_id=wallet.pk, credits="10", category="promotion", reason="Offer",
+                       expires_on=date(2026, 2, 1))  # fmt: skip
+    assert lot.occurred_at == utc(2026, 1, 1)
+    real_wallet = make_wallet(real, rate="1.00")
+    wallet_grant(wallet_id=real_wallet.pk, credits="7", category="promotion", reason="Offer",
+                 expires_on=date(2026, 2, 1), now=utc(2026, 1, 1))  # fmt: skip
+
+    # The daily task runs on the real clock: the real customer's lot expires, the simulated one's
+    # does not (its clock is still in January).
+    with clock.frozen_at(utc(2026, 2, 1, 0, 1)):
+        expired = wallet_credits_expire()
+    assert [entry.wallet_id for entry in expired] == [real_wallet.pk]
+    assert wallet_balance(wallet=wallet) == Decimal(10)
+
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 1, 31, 23))
+    assert wallet_balance(wallet=wallet) == Decimal(10)  # the day has not come on its clock
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 2, 3))
+
+    [expiry] = WalletEntry.objects.filter(wallet=wallet, kind=WalletEntryKind.EXPIRY)
+    assert (expiry.credits, expiry.occurred_at) == (Decimal(-10), utc(2026, 2, 1))  # at the start of its day
+    assert wallet_balance(wallet=wallet) == Decimal(0)
+    simulated_clock_advance(test_clock_id=test_clock.pk, to=utc(2026, 3, 1))  # nothing more to expire
+    assert WalletEntry.objects.filter(wallet=wallet, kind=WalletEntryKind.EXPIRY).count() == 1
