@@ -80,11 +80,17 @@ localstripe-background: install-dev
 	@$(PY) -m apps.payments.stripe.fake_server --port $(LOCALSTRIPE_PORT) > .localstripe.log 2>&1 & echo $$! > .localstripe.pid
 	@for i in $$(seq 50); do grep -q "listening" .localstripe.log 2>/dev/null && break; sleep 0.2; done; head -1 .localstripe.log
 
-# One test worker per core (pytest-xdist); `make test TEST_WORKERS=0` runs in this process only.
+# One test worker per core (pytest-xdist); `make test TEST_WORKERS=0` runs in this process only. The API
+# fuzzing cannot be split between workers: without ARGS it runs after the rest, in a stage of its own.
 TEST_WORKERS ?= auto
 test: install-dev
 	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) -m pytest $(if $(CI),--create-db,) -n $(TEST_WORKERS) --dist loadgroup --durations=25 $(ARGS)
+ifeq ($(strip $(ARGS)),)
+ifneq ($(TEST_WORKERS),0)
+	$(PY) -m pytest $(if $(CI),--create-db,) -n 0 -m fuzz
+endif
+endif
 
 # Every benchmark at a tiny size (CI's smoke stage; needs PostgreSQL and Redis): a broken bench fails.
 bench-smoke: install-dev
