@@ -131,6 +131,9 @@ def partition_create(month: Month) -> bool:
         return False
     name, start, end = month.partition, _bound(month.start), _bound(month.end)
     with connection.cursor() as cursor:
+        # Foreign-key checks still pending in this transaction fire now (ALTER TABLE refuses to run
+        # while a table has some).
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         cursor.execute(f"CREATE TABLE {name} (LIKE {EVENTS_TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
         cursor.execute(
             f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE occurred_at >= %s AND occurred_at < %s "  # noqa: S608

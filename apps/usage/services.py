@@ -769,7 +769,10 @@ def _insert_events(valid: list[_ValidEvent], *, received_at: datetime) -> list[_
             claimed = {
                 transaction_id
                 for (transaction_id,) in _insert_rows(
-                    cursor, table=keys_table, fields=key_fields, rows=[row[:4] for row in rows],
+                    cursor,
+                    table=keys_table,
+                    fields=key_fields,
+                    rows=[row[:4] for row in rows],
                     suffix=f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}",
                 )  # fmt: skip
             }
