@@ -24,6 +24,8 @@ EVENTS_TABLE = "usage_usageevent"
 DEFAULT_PARTITION = f"{EVENTS_TABLE}_default"
 # Months created ahead of the current one (the beat entry runs daily, so a month is ready weeks early).
 MONTHS_AHEAD = 3
+# Advisory lock key of the partition upkeep (usage ingestion's locks use the namespace 7,310).
+PARTITIONS_LOCK = 7_311
 
 
 @dataclass(frozen=True, order=True)
@@ -141,6 +143,9 @@ def partition_create(month: Month) -> bool:
     lock on the events table, so ingestion goes on meanwhile (CREATE TABLE … PARTITION OF would take
     an ACCESS EXCLUSIVE one). Attaching builds the partition's indexes and foreign keys from the
     table's, and checks that the DEFAULT partition holds no row of the month any more."""
+    with connection.cursor() as cursor:
+        # One upkeep at a time (the beat entry and a command run by hand): the second finds it made.
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PARTITIONS_LOCK])
     if month in partitions():
         return False
     name, start, end = month.partition, _bound(month.start), _bound(month.end)
