@@ -9,26 +9,12 @@
 #    with events and per month of the window around today (the project's clock), and a DEFAULT
 #    partition; its rows, ids, indexes and foreign keys carried over (apps/usage/partitions.py).
 #    SQLite keeps one plain table.
+# (0007 drops the key table's LIKE index, which Django creates only at the end of this migration.)
 
 import django.db.models.deletion
 from django.db import migrations, models
 
 KEYS = "usage_usageeventkey"
-
-
-def key_table_lean(apps, schema_editor):
-    """PostgreSQL adds a `varchar_pattern_ops` index to a text primary key (for LIKE); nothing looks
-    keys up by prefix, and each index is one more write per ingested event."""
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    with schema_editor.connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
-            "WHERE x.indrelid = %s::regclass AND NOT x.indisprimary",
-            [KEYS],
-        )
-        for (name,) in cursor.fetchall():
-            cursor.execute(f'DROP INDEX "{name}"')
 
 
 def keys_fill(apps, schema_editor):
@@ -82,7 +68,6 @@ class Migration(migrations.Migration):
                 ('metric', models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='catalog.billablemetric')),
             ],
         ),
-        migrations.RunPython(key_table_lean, migrations.RunPython.noop),
         migrations.RunPython(keys_fill, migrations.RunPython.noop),
         migrations.RemoveConstraint(
             model_name='usageevent',

@@ -135,6 +135,8 @@ def test_after_migrate_the_events_table_is_partitioned_by_month_around_today():
             [UsageEventKey._meta.db_table],
         )
         assert cursor.fetchall() == [("PRIMARY KEY (transaction_id)",)]
+        cursor.execute("SELECT count(*) FROM pg_index WHERE indrelid = %s::regclass", [UsageEventKey._meta.db_table])
+        assert cursor.fetchone() == (1,)  # the primary key only: one B-tree write per ingested event
 
 
 @postgresql_only
