@@ -3,8 +3,10 @@ the retention step that archives a month. See docs/scaling.md, "Usage events: mo
 retention"."""
 
 import gzip
+import importlib
 from datetime import timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
@@ -319,3 +321,21 @@ def test_month_arithmetic():
     assert (Month(2026, 2).start, Month(2026, 2).end) == (utc(2026, 2, 1), utc(2026, 3, 1))
     assert Month.of(utc(2026, 3, 31, 23, 59) + timedelta(minutes=1)) == Month(2026, 4)
     assert window(utc(2026, 3, 15)) == [Month(2026, 2), Month(2026, 3), Month(2026, 4), Month(2026, 5), Month(2026, 6)]
+
+
+def test_the_migration_takes_the_keys_of_stored_and_voided_events(customer, make_metric):
+    make_metric()
+    usage_events_ingest(events=[event("kept", utc(2026, 3, 1)), event("voided", utc(2026, 3, 2))], now=NOW)
+    usage_event_void(transaction_id="voided", now=NOW)
+    UsageEventKey.objects.all().delete()  # as before migration usage 0006
+    migration = importlib.import_module("apps.usage.migrations.0006_partitions_event_keys")
+
+    migration.keys_fill(None, SimpleNamespace(connection=connection))
+
+    assert list(UsageEventKey.objects.order_by("pk").values_list("pk", "customer_id", "occurred_at")) == [
+        ("kept", customer.pk, utc(2026, 3, 1)),
+        ("voided", customer.pk, utc(2026, 3, 2)),
+    ]
+    assert usage_events_ingest(events=[event("voided", utc(2026, 3, 3))], now=NOW) == IngestResult(
+        accepted=0, duplicates=1
+    )
