@@ -55,7 +55,7 @@ def main() -> None:
     from apps.catalog.services import billable_metric_create
     from apps.catalog.tests.factories import PlanFactory, add_charge
     from apps.core import clock
-    from apps.usage.models import UsageEvent, UsageIntervalRollup, UsageRollup
+    from apps.usage.models import UsageEvent, UsageEventKey, UsageIntervalRollup, UsageRollup
     from apps.usage.selectors import usage_aggregate
 
     fixtures(customers=0)
@@ -114,6 +114,12 @@ def main() -> None:
             ORDER BY n
             """,  # noqa: S608 - table names from the models
             {"customer": customer.pk, "metric": metric.pk, "start": start, "end": end, "count": options.events},
+        )
+        # Each stored event's transaction id is taken in the key table, as ingestion leaves it.
+        cursor.execute(
+            f"INSERT INTO {UsageEventKey._meta.db_table} (transaction_id, customer_id, metric_id, occurred_at) "  # noqa: S608
+            f"SELECT transaction_id, customer_id, metric_id, occurred_at FROM {events_table} WHERE customer_id = %s",
+            [customer.pk],
         )
         cursor.execute(
             f"""

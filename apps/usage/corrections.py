@@ -20,7 +20,14 @@ from apps.core import clock
 from apps.core.errors import Conflict, NotFound, ValidationFailed
 
 from .constants import UsageChangeKind
-from .models import UsageDistinctValue, UsageEvent, UsageEventChange, UsageIntervalRollup, UsageRollup
+from .models import (
+    UsageDistinctValue,
+    UsageEvent,
+    UsageEventChange,
+    UsageEventKey,
+    UsageIntervalRollup,
+    UsageRollup,
+)
 from .services import (
     _parse_shape,
     _Rejected,
@@ -105,6 +112,7 @@ def usage_event_replace(
     event.distinct_value = valid.distinct_value
     event.group_key = valid.group_key
     event.save(update_fields=["occurred_at", "properties", "value", "distinct_value", "group_key"])
+    UsageEventKey.objects.filter(transaction_id=transaction_id).update(occurred_at=event.occurred_at)
     _rollups_rebuild({old_key, _rollup_key(event)})
     usage_recorded_send_on_commit({customer.pk})
     billed_ends = [end for end in (old_billed_end, valid.billed_period_end_at) if end is not None]
@@ -117,12 +125,23 @@ def usage_event_replace(
 
 
 def _locked_event(transaction_id: str) -> UsageEvent:
-    event = (
-        UsageEvent.objects.select_for_update(of=("self",))
-        .select_related("customer__test_clock", "metric")
-        .filter(transaction_id=transaction_id)
-        .first()
-    )
+    """The event, locked, found through its key: the key row is locked first (corrections of one event
+    wait for each other, and a replace that moved the event to another month is seen), then the event
+    is read by customer, metric and time: one month's partition, through the window index."""
+    key = UsageEventKey.objects.select_for_update().filter(transaction_id=transaction_id).first()
+    event = None
+    if key is not None:
+        event = (
+            UsageEvent.objects.select_for_update(of=("self",))
+            .select_related("customer__test_clock", "metric")
+            .filter(
+                customer_id=key.customer_id,
+                metric_id=key.metric_id,
+                occurred_at=key.occurred_at,
+                transaction_id=transaction_id,
+            )
+            .first()
+        )
     if event is None:
         if UsageEventChange.objects.filter(kind=UsageChangeKind.VOID, transaction_id=transaction_id).exists():
             raise Conflict(

@@ -2,7 +2,10 @@
 
 `UsageEvent` rows are inserted by `services.usage_events_ingest`, and changed only by the corrections
 of `corrections.py` (void: deleted; replace: updated), each recorded as a `UsageEventChange` and
-rebuilding the rollups of its hours in the same transaction. `UsageRollup`, `UsageDistinctValue` and
+rebuilding the rollups of its hours in the same transaction. Each event's transaction id is claimed
+first in `UsageEventKey`, the one table that keeps transaction ids unique: on PostgreSQL the events
+live in monthly partitions (`partitions.py`), whose keys must include the event time, so no index of
+theirs can say that a transaction id is taken in another month. `UsageRollup`, `UsageDistinctValue` and
 `UsageIntervalRollup` (percentile metrics) are derived from the events, kept up to date in the same
 transaction as the insert, and answer any window made of whole hours (whole sample intervals); see
 docs/usage.md for how the selectors combine them with raw events for partial hours.
@@ -57,15 +60,36 @@ class UsageEvent(models.Model):
 
     class Meta:
         ordering = ["occurred_at", "id"]
-        constraints = [
-            models.UniqueConstraint(fields=["transaction_id"], name="usage_event_transaction_id_unique"),
-        ]
+        # No unique constraint on transaction_id: `UsageEventKey` holds it (the PostgreSQL table is
+        # partitioned by month, and its primary key is (id, occurred_at); see docs/scaling.md).
         indexes = [
             # Every aggregation reads one customer's events of one metric in a time window.
             models.Index(fields=["customer", "metric", "occurred_at"], name="usage_event_window_idx"),
         ]
         verbose_name = _("usage event")
         verbose_name_plural = _("usage events")
+
+    def __str__(self) -> str:
+        return self.transaction_id
+
+
+class UsageEventKey(models.Model):
+    """A transaction id taken, for good: by a stored event, a voided one, or one of an archived month.
+
+    Ingestion claims the key (`INSERT … ON CONFLICT (transaction_id) DO NOTHING`) before it stores the
+    event, so an event is stored once across every month. The customer, metric and time say where the
+    event is (its month's partition and the window index), for corrections that name only the
+    transaction id. No foreign keys and no other index: each ingested event pays one narrow row and
+    one B-tree entry here, instead of the unique index it had on the event table."""
+
+    transaction_id = models.CharField(max_length=255, primary_key=True, verbose_name=_("transaction ID"))
+    customer = models.ForeignKey(
+        Customer, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    metric = models.ForeignKey(
+        BillableMetric, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    occurred_at = models.DateTimeField(help_text="The event's time (after a replace, its new time).")
 
     def __str__(self) -> str:
         return self.transaction_id

@@ -4,9 +4,11 @@ rollups up to date in the same transaction.
 A batch is all-or-nothing only for the database write: each bad event is refused on its own (with its
 index, a code and a reason), and the good events of the same batch are stored. A transaction id seen
 before (in an earlier batch or earlier in the same batch) is acknowledged as a duplicate and not
-counted again, also when two batches carrying it arrive at the same time: the insert is
-`INSERT … ON CONFLICT (transaction_id) DO NOTHING RETURNING`, so each batch learns exactly which rows it
-inserted and rolls up only those. See docs/usage.md for every rule.
+counted again, also when two batches carrying it arrive at the same time: the batch claims its
+transaction ids with `INSERT … ON CONFLICT (transaction_id) DO NOTHING RETURNING` into the key table
+(`UsageEventKey`, which keeps them unique across the monthly partitions of the events) and inserts
+only the events it claimed, so each batch learns exactly which rows it inserted and rolls up only
+those. See docs/usage.md for every rule.
 
 Nothing reaches the database that it would refuse (which would fail the whole batch): text with NUL
 or an unpaired surrogate, numbers that are not finite, properties nested too deep or too large are
@@ -44,7 +46,14 @@ from .constants import (
     EventRejection,
     UsageChangeKind,
 )
-from .models import UsageDistinctValue, UsageEvent, UsageEventChange, UsageIntervalRollup, UsageRollup
+from .models import (
+    UsageDistinctValue,
+    UsageEvent,
+    UsageEventChange,
+    UsageEventKey,
+    UsageIntervalRollup,
+    UsageRollup,
+)
 from .signals import usage_recorded_send_on_commit
 
 INSERT_CHUNK = 500
@@ -664,23 +673,20 @@ def invoiced_spans(*, customer_ids: set[int], metric_codes: set[str]) -> dict[tu
 
 
 def _stored_transaction_ids(transaction_ids: list[str]) -> set[str]:
-    """Those of `transaction_ids` already stored, or voided: a voided event's transaction id stays
-    taken, so sending it again is a duplicate, not a new event."""
+    """Those of `transaction_ids` already taken (`UsageEventKey`): by a stored event, a voided one (its
+    transaction id stays taken, so sending it again is a duplicate, not a new event), or one of an
+    archived month."""
     if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(UsageEvent._meta.db_table)
-        changes = connection.ops.quote_name(UsageEventChange._meta.db_table)
+        table = connection.ops.quote_name(UsageEventKey._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT transaction_id FROM {table} WHERE transaction_id = ANY(%s::text[]) "  # noqa: S608
-                f"UNION ALL SELECT transaction_id FROM {changes} WHERE kind = %s AND transaction_id = ANY(%s::text[])",
-                [transaction_ids, UsageChangeKind.VOID.value, transaction_ids],
+                f"SELECT transaction_id FROM {table} WHERE transaction_id = ANY(%s::text[])",  # noqa: S608
+                [transaction_ids],
             )
             return {transaction_id for (transaction_id,) in cursor.fetchall()}
     stored: set[str] = set()
     for chunk in _chunks(transaction_ids, INSERT_CHUNK):
-        stored.update(UsageEvent.objects.filter(transaction_id__in=chunk).values_list("transaction_id", flat=True))
-        voided = UsageEventChange.objects.filter(kind=UsageChangeKind.VOID, transaction_id__in=chunk)
-        stored.update(voided.values_list("transaction_id", flat=True))
+        stored.update(UsageEventKey.objects.filter(transaction_id__in=chunk).values_list("transaction_id", flat=True))
     return stored
 
 
@@ -710,19 +716,29 @@ def _insert_rows(
     return returned
 
 
+_EVENT_COLUMNS = (
+    "transaction_id", "customer", "metric", "occurred_at", "properties",
+    "value", "distinct_value", "group_key", "received_at",
+)  # fmt: skip
+_KEY_COLUMNS = ("transaction_id", "customer", "metric", "occurred_at")
+
+
 def _insert_events(valid: list[_ValidEvent], *, received_at: datetime) -> list[_ValidEvent]:
-    """Insert the events, skipping transaction ids already stored; return those inserted (with ids)."""
+    """Claim each event's transaction id in `UsageEventKey` and insert the events whose id this batch
+    claimed (in batch order: transaction id order); return those inserted (with ids).
+
+    The key's primary key decides between batches that carry the same transaction id at the same
+    time (`ON CONFLICT (transaction_id) DO NOTHING`: the second waits for the first to commit, then
+    skips it), in every month: the event table's own keys include the event time (its monthly
+    partitions on PostgreSQL), so they could not. On PostgreSQL both inserts are one statement; other
+    databases run them one after the other, with the same result."""
     if not valid:
         return []
-    fields = _fields(
-        UsageEvent,
-        (
-            "transaction_id", "customer", "metric", "occurred_at", "properties",
-            "value", "distinct_value", "group_key", "received_at",
-        ),
-    )  # fmt: skip
+    fields = _fields(UsageEvent, _EVENT_COLUMNS)
+    key_fields = _fields(UsageEventKey, _KEY_COLUMNS)
     quote = connection.ops.quote_name
     key = quote("transaction_id")
+    events_table, keys_table = quote(UsageEvent._meta.db_table), quote(UsageEventKey._meta.db_table)
     postgresql = connection.vendor == "postgresql"
     rows = [
         [
@@ -733,16 +749,43 @@ def _insert_events(valid: list[_ValidEvent], *, received_at: datetime) -> list[_
         for event in valid
     ]  # fmt: skip
     by_transaction_id = {event.transaction_id: event for event in valid}
-    inserted: list[_ValidEvent] = []
     with connection.cursor() as cursor:
-        returned = _insert_rows(
-            cursor, table=quote(UsageEvent._meta.db_table), fields=fields, rows=rows,
-            suffix=f"ON CONFLICT ({key}) DO NOTHING RETURNING {quote('id')}, {key}",
-        )  # fmt: skip
+        if postgresql:
+            columns = [quote(f.column) for f in fields if f.column is not None]
+            key_columns = ", ".join(quote(f.column) for f in key_fields if f.column is not None)
+            arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+            cursor.execute(
+                f"WITH batch AS (SELECT * FROM unnest({arrays}) WITH ORDINALITY "  # noqa: S608
+                f"AS batch({', '.join(columns)}, position)), "
+                f"claimed AS (INSERT INTO {keys_table} ({key_columns}) SELECT {key_columns} FROM batch "
+                f"ORDER BY position ON CONFLICT ({key}) DO NOTHING RETURNING {key}) "
+                f"INSERT INTO {events_table} ({', '.join(columns)}) "
+                f"SELECT {', '.join(f'batch.{column}' for column in columns)} FROM batch JOIN claimed USING ({key}) "
+                f"ORDER BY batch.position RETURNING {quote('id')}, {key}",
+                [list(column) for column in zip(*rows, strict=True)],
+            )
+            returned = cursor.fetchall()
+        else:
+            claimed = {
+                transaction_id
+                for (transaction_id,) in _insert_rows(
+                    cursor,
+                    table=keys_table,
+                    fields=key_fields,
+                    rows=[row[:4] for row in rows],
+                    suffix=f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}",
+                )  # fmt: skip
+            }
+            returned = _insert_rows(
+                cursor, table=events_table, fields=fields, rows=[row for row in rows if row[0] in claimed],
+                suffix=f"RETURNING {quote('id')}, {key}",
+            )  # fmt: skip
+    inserted: list[_ValidEvent] = []
     for event_id, transaction_id in returned:
         event = by_transaction_id[transaction_id]
         event.id = event_id
         inserted.append(event)
+    inserted.sort(key=lambda event: event.transaction_id)
     return inserted
 
 

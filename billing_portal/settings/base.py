@@ -382,6 +382,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.alerts.tasks.alerts_evaluate_all_task",
         "schedule": crontab(minute="*/15"),
     },
+    # Usage events' monthly partitions (PostgreSQL): months ahead created, the DEFAULT partition emptied.
+    "usage-partitions-ensure-daily": {
+        "task": "apps.usage.tasks.usage_partitions_ensure_task",
+        "schedule": crontab(minute=40, hour=3),
+    },
     # Incremental: only what changed since the last refresh (and every billing run queues one too).
     "reports-refresh": {
         "task": "apps.reports.tasks.reports_refresh_task",
