@@ -7,9 +7,19 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import Permission
 from django.utils import translation
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from apps.accounts.tests.factories import UserFactory
+
+# Property tests check what holds, not how fast: no per-example deadline and no "too slow" health check,
+# which fail at random on a machine busy with the other test workers (seen: 256 ms for an example that
+# takes 0.2 ms when the machine is quiet).
+hypothesis_settings.register_profile(
+    "billing-portal", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+hypothesis_settings.load_profile("billing-portal")
 
 
 @pytest.fixture
