@@ -49,6 +49,7 @@ from .models import (
     Feature,
     FeatureGrant,
     MinimumCommitment,
+    ProgressiveBilling,
     Plan,
     PlanVersion,
     Price,
@@ -979,3 +980,28 @@ def plan_version_features_set(*, version: PlanVersion, grants: Sequence[GrantInp
     FeatureGrant.objects.bulk_create(rows)
     entitlements_generation_bump()
     return version
+
+
+# --- Progressive billing thresholds --------------------------------------------------------------------
+
+
+@transaction.atomic
+def plan_version_progressive_billing_set(
+    *, version: PlanVersion, currency: str, amounts: Any, every: Any = None
+) -> ProgressiveBilling | None:
+    """Set the version's progressive billing thresholds in `currency` (fixed `amounts` and/or a recurring
+    `every`; neither: none). Part of the version's terms: refused once the version is in use (a
+    subscription can have its own). Field errors on `currency`, `thresholds`, `every`; nothing saved."""
+    from .progressive import schedule_amounts_json, schedule_clean
+
+    plan_version_ensure_editable(version)
+    if currency not in version.currencies:
+        message = f"The version has no prices in {currency}: thresholds are in a currency it bills in."
+        raise ValidationFailed(message, fields={"currency": [message]})
+    schedule = schedule_clean(amounts=amounts, every=every, currency=currency)
+    ProgressiveBilling.objects.filter(plan_version=version, currency=currency).delete()
+    if not schedule:
+        return None
+    return ProgressiveBilling.objects.create(
+        plan_version=version, currency=currency, amounts=schedule_amounts_json(schedule), every=schedule.every
+    )

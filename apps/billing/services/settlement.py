@@ -22,6 +22,7 @@ from apps.usage.services import usage_billing_lock
 from .closeout import period_stretches, segments_mark_billed, stretch_line_drafts, subscription_open_segments
 from .commitments import commitment_true_up_drafts
 from .late_usage import late_usage_line_drafts
+from .progressive import progressive_deduction_drafts, progressive_deductions_mark
 from .lines import (
     LineDraft,
     customer_credit_drafts,
@@ -100,6 +101,8 @@ def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) ->
             drafts += stretch_line_drafts(
                 subscription=subscription, stretches=stretches, currency=subscription.currency
             )
+    # Progressive billing: the interim invoices of the period (its usage was billed in full just above).
+    deductions, crossing_ids = progressive_deduction_drafts(subscription, before=ended_at + timedelta(microseconds=1), lock=True)
     if period_billed:
         # The plan's minimum commitment for the part of the period before the end (credits for its
         # unused time count, though they go to the customer's balance).
@@ -110,6 +113,7 @@ def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) ->
         )  # fmt: skip
     # Usage changed in periods already invoiced (late events, corrections): on this last invoice.
     drafts += late_usage_line_drafts(subscription=subscription, billed_from=ended_at, now=now)
+    drafts += deductions
     if not drafts and not _last_chance_for_pending_charges(subscription):
         return None
     credit_drafts, uses = customer_credit_drafts(
@@ -125,6 +129,7 @@ def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) ->
     )  # fmt: skip
     customer_credit_take(uses, invoice=invoice)
     segments_mark_billed([segment.pk for segment in segments], now=now)
+    progressive_deductions_mark(crossing_ids=crossing_ids, invoice=invoice, subscription_ids=[subscription.pk])
     return invoice
 
 
