@@ -40,9 +40,7 @@ def invoice_finalize_due_drafts_task(as_of: str | None = None) -> int:
 def progressive_evaluate_customers_task(customer_ids: list[int]) -> int:
     """Progressive billing: evaluate these customers' subscriptions (one task per ingested batch).
     Returns how many interim invoices were issued."""
-    return sum(
-        len(progressive_evaluate_customer(customer_id=customer_id)) for customer_id in customer_ids
-    )
+    return sum(len(progressive_evaluate_customer(customer_id=customer_id)) for customer_id in customer_ids)
 
 
 @shared_task(name="apps.billing.tasks.progressive_evaluate_all_task", time_limit=1800, soft_time_limit=1750)

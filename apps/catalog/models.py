@@ -34,6 +34,7 @@ from .constants import (
     TrialUsage,
     WeightedTimeUnit,
 )
+from .progressive import ThresholdSchedule, schedule_text
 
 NOT_NEGATIVE = [MinValueValidator(Decimal(0), "This cannot be negative.")]
 code_validator = RegexValidator(r"^[a-z0-9][a-z0-9_.-]*$", "Use lower-case letters, digits, '.', '_' and '-' only.")
@@ -582,7 +583,7 @@ class ProgressiveBilling(models.Model):
     amounts = models.JSONField(
         default=list,
         blank=True,
-        help_text=_("Usage amounts to date that trigger an interim invoice, e.g. [\"500.00\", \"1200.00\"]."),
+        help_text=_('Usage amounts to date that trigger an interim invoice, e.g. ["500.00", "1200.00"].'),
         verbose_name=_("thresholds"),
     )
     every = models.DecimalField(
@@ -612,14 +613,10 @@ class ProgressiveBilling(models.Model):
         verbose_name_plural = _("progressive billing")
 
     def __str__(self) -> str:
-        from .progressive import schedule_text
-
         return schedule_text(self.schedule, self.currency)
 
     @property
-    def schedule(self) -> "ThresholdSchedule":
-        from .progressive import ThresholdSchedule
-
+    def schedule(self) -> ThresholdSchedule:
         return ThresholdSchedule.of(self.amounts, self.every)
 
 

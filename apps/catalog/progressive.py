@@ -80,7 +80,11 @@ def schedule_text(schedule: ThresholdSchedule, currency: str) -> str:
         )
     if schedule.every is not None:
         every = format_price(schedule.every, currency)
-        parts.append(gettext("then every %(amount)s") % {"amount": every} if parts else gettext("every %(amount)s") % {"amount": every})
+        parts.append(
+            gettext("then every %(amount)s") % {"amount": every}
+            if parts
+            else gettext("every %(amount)s") % {"amount": every}
+        )
     return ", ".join(parts) if parts else gettext("no thresholds")
 
 

@@ -49,12 +49,12 @@ from .models import (
     Feature,
     FeatureGrant,
     MinimumCommitment,
-    ProgressiveBilling,
     Plan,
     PlanVersion,
     Price,
     PriceTier,
     Product,
+    ProgressiveBilling,
     dimension_label,
     grant_value_normalize,
     group_key_of,
@@ -239,8 +239,8 @@ def plan_version_create(
 
 @transaction.atomic
 def plan_version_copy(*, version: PlanVersion, notes: str = "") -> PlanVersion:
-    """A new version of the plan with the same charges, prices and minimum commitments as `version`,
-    to be edited."""
+    """A new version of the plan with the same charges, prices, minimum commitments, grants and progressive
+    billing thresholds as `version`, to be edited."""
     new_version = plan_version_create(
         plan=version.plan,
         charges=plan_version_charge_inputs(version),
@@ -251,6 +251,12 @@ def plan_version_copy(*, version: PlanVersion, notes: str = "") -> PlanVersion:
         [
             FeatureGrant(plan_version=new_version, feature_id=grant.feature_id, value=grant.value)
             for grant in version.feature_grants.all()
+        ]
+    )
+    ProgressiveBilling.objects.bulk_create(
+        [
+            ProgressiveBilling(plan_version=new_version, currency=row.currency, amounts=row.amounts, every=row.every)
+            for row in version.progressive_billing.all()
         ]
     )
     return new_version

@@ -11,6 +11,7 @@ from apps.accounts.models import Customer
 from apps.catalog import pricing
 from apps.catalog.constants import PackageRounding
 from apps.catalog.models import NOT_NEGATIVE, Charge, Coupon, Plan, PlanVersion
+from apps.catalog.progressive import ThresholdSchedule, schedule_text
 from apps.core.models import DomainEvent, TimeStampedModel
 from apps.core.money import currency_choices
 
@@ -464,7 +465,7 @@ class SubscriptionProgressiveBilling(TimeStampedModel):
     amounts = models.JSONField(
         default=list,
         blank=True,
-        help_text=_("Usage amounts to date that trigger an interim invoice, e.g. [\"500.00\", \"1200.00\"]."),
+        help_text=_('Usage amounts to date that trigger an interim invoice, e.g. ["500.00", "1200.00"].'),
         verbose_name=_("thresholds"),
     )
     every = models.DecimalField(
@@ -488,12 +489,8 @@ class SubscriptionProgressiveBilling(TimeStampedModel):
         verbose_name_plural = _("custom progressive billing")
 
     def __str__(self) -> str:
-        from apps.catalog.progressive import schedule_text
-
         return schedule_text(self.schedule, self.subscription.currency)
 
     @property
-    def schedule(self):
-        from apps.catalog.progressive import ThresholdSchedule
-
+    def schedule(self) -> ThresholdSchedule:
         return ThresholdSchedule.of(self.amounts, self.every)

@@ -50,7 +50,6 @@ from apps.subscriptions.services import (
 
 from .billing import subscription_bill_due
 from .closeout import period_stretches, stretch_line_drafts, subscription_open_segments
-from .progressive import progressive_deduction_drafts
 from .commitments import commitment_true_up_drafts
 from .late_usage import late_usage_line_drafts
 from .lines import (
@@ -63,6 +62,7 @@ from .lines import (
     proration_line_drafts,
     recurring_line_drafts,
 )
+from .progressive import progressive_deduction_drafts
 from .settlement import invoice_items_invoice_now, subscription_settle_waiting_items
 
 CHARGED_KINDS = frozenset({InvoiceLineKind.RECURRING, InvoiceLineKind.MINIMUM})

@@ -43,7 +43,8 @@ from apps.invoices.events import invoice_event_record
 from apps.invoices.models import Invoice, InvoiceLine, ProgressiveCrossing
 from apps.invoices.services.lifecycle import TOTALS_FIELDS, bill_language, invoice_finalize, invoice_recompute_totals
 from apps.subscriptions.constants import SubscriptionStatus
-from apps.subscriptions.models import Subscription, SubscriptionProgressiveBilling
+from apps.subscriptions.models import Subscription
+from apps.subscriptions.selectors import subscription_progressive_schedule
 
 from .closeout import period_stretches, stretch_line_drafts, subscription_open_segments
 from .lines import LineDraft, invoice_lines_from_drafts
@@ -54,17 +55,8 @@ PROGRESSIVE_STATUSES = (SubscriptionStatus.ACTIVE, SubscriptionStatus.PAST_DUE)
 PENDING_KEY = "progressive:evaluate:{customer_id}"
 
 
-def subscription_progressive_schedule(subscription: Subscription) -> ThresholdSchedule:
-    """The thresholds in force for the subscription: its own when it has them (empty: off), else its
-    plan version's in its currency, else none."""
-    try:
-        own = subscription.progressive_billing
-    except SubscriptionProgressiveBilling.DoesNotExist:
-        own = None
-    if own is not None:
-        return own.schedule
-    row = subscription.plan_version.progressive_billing_for(subscription.currency)
-    return row.schedule if row is not None else ThresholdSchedule()
+def subscription_progressive_thresholds(subscription: Subscription) -> ThresholdSchedule:
+    return subscription_progressive_schedule(subscription)[0]
 
 
 def _usage_to_date(subscription: Subscription, now: datetime) -> list[LineDraft]:
@@ -134,7 +126,7 @@ def subscription_progressive_evaluate(*, subscription_id: int, now: datetime | N
     )
     if subscription is None:
         return None
-    schedule = subscription_progressive_schedule(subscription)
+    schedule = subscription_progressive_thresholds(subscription)
     if not schedule:
         return None
     now = now or customer_now(subscription.customer)
@@ -242,7 +234,9 @@ def progressive_deduction_drafts(
     return drafts, [crossing.pk for crossing in rows]
 
 
-def progressive_deductions_mark(*, crossing_ids: list[int], invoice: Invoice | None, subscription_ids: list[int]) -> None:
+def progressive_deductions_mark(
+    *, crossing_ids: list[int], invoice: Invoice | None, subscription_ids: list[int]
+) -> None:
     """Record that `invoice` deducted these crossings; a subscription with none left waiting is a plain
     renewal again for the billing run's bulk path."""
     if crossing_ids and invoice is not None:

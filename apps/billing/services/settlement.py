@@ -22,7 +22,6 @@ from apps.usage.services import usage_billing_lock
 from .closeout import period_stretches, segments_mark_billed, stretch_line_drafts, subscription_open_segments
 from .commitments import commitment_true_up_drafts
 from .late_usage import late_usage_line_drafts
-from .progressive import progressive_deduction_drafts, progressive_deductions_mark
 from .lines import (
     LineDraft,
     customer_credit_drafts,
@@ -30,6 +29,7 @@ from .lines import (
     invoice_lines_from_drafts,
     item_line_draft,
 )
+from .progressive import progressive_deduction_drafts, progressive_deductions_mark
 
 
 def invoice_items_invoice_now(
@@ -102,7 +102,9 @@ def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) ->
                 subscription=subscription, stretches=stretches, currency=subscription.currency
             )
     # Progressive billing: the interim invoices of the period (its usage was billed in full just above).
-    deductions, crossing_ids = progressive_deduction_drafts(subscription, before=ended_at + timedelta(microseconds=1), lock=True)
+    deductions, crossing_ids = progressive_deduction_drafts(
+        subscription, before=ended_at + timedelta(microseconds=1), lock=True
+    )
     if period_billed:
         # The plan's minimum commitment for the part of the period before the end (credits for its
         # unused time count, though they go to the customer's balance).

@@ -297,7 +297,10 @@ def test_a_plan_change_mid_period_bills_each_stretch_at_its_prices_and_deducts_t
         charges=(
             FEE,
             ChargeInput(
-                name="API calls", kind="usage", metric_code="api_calls", price_model="per_unit",
+                name="API calls",
+                kind="usage",
+                metric_code="api_calls",
+                price_model="per_unit",
                 prices=[PriceInput(currency="USD", amount=D("0.25"))],
             ),  # fmt: skip
         ),
@@ -305,9 +308,7 @@ def test_a_plan_change_mid_period_bills_each_stretch_at_its_prices_and_deducts_t
     subscription = _subscribe(plan)
     _send(subscription, 600, day=10)
     interim = _evaluate(subscription, 10)  # 600.00
-    subscription_change(
-        subscription_id=subscription.pk, plan=cheaper, proration="none", now=utc(2026, 4, 16)
-    )
+    subscription_change(subscription_id=subscription.pk, plan=cheaper, proration="none", now=utc(2026, 4, 16))
     _send(subscription, 1000, day=20)  # on the cheaper plan: 1,000 × 0.25 = 250.00
     # Usage to date: 600.00 (first stretch) + 250.00 = 850.00 < 1,000.00: nothing more.
     assert _evaluate(subscription, 20) is None
@@ -335,7 +336,10 @@ def test_canceling_now_deducts_the_interim_invoices_on_the_final_invoice():
     subscription_cancel(subscription_id=subscription.pk, when="now", now=utc(2026, 4, 13))
 
     final = Invoice.objects.filter(subscription=subscription).exclude(pk=interim.pk).get()
-    assert [(kind, amount) for kind, _, amount in _lines(final)] == [("usage", D("850.00")), ("progressive", D("-700.00"))]
+    assert [(kind, amount) for kind, _, amount in _lines(final)] == [
+        ("usage", D("850.00")),
+        ("progressive", D("-700.00")),
+    ]
     assert final.total == Money("150.00", "USD")
 
 
@@ -395,4 +399,6 @@ def test_a_period_that_has_ended_is_left_to_its_renewal():
     subscription = _subscribe(_plan())
     _send(subscription, 600, day=10)
     assert subscription_progressive_evaluate(subscription_id=subscription.pk, now=utc(2026, 5, 1, 0, 1)) is None
-    assert subscription_progressive_evaluate(subscription_id=subscription.pk, now=utc(2026, 4, 30) + timedelta(hours=23)).total == Money("600.00", "USD")
+    assert subscription_progressive_evaluate(
+        subscription_id=subscription.pk, now=utc(2026, 4, 30) + timedelta(hours=23)
+    ).total == Money("600.00", "USD")

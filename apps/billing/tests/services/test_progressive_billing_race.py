@@ -58,7 +58,7 @@ def test_evaluations_racing_ingestion_bill_each_crossing_once_and_add_up_to_the_
                 _send(subscription, 100, day=day, key=str(day))
             return []
         issued = []
-        for day in days:
+        for _ in days:
             invoice = subscription_progressive_evaluate(subscription_id=subscription.pk, now=utc(2026, 4, 22))
             if invoice is not None:
                 issued.append(invoice.pk)
