@@ -178,10 +178,10 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
             },
         ),
         (_("Cancellation"), {"fields": ["cancel_at_period_end", "canceled_at", "ended_at", "cancellation_reason"]}),
-        (_("Prices"), {"fields": ["prices_differ", "progressive_billing"]}),
+        (_("Prices"), {"fields": ["prices_differ", "progressive_thresholds"]}),
         (_("Record"), {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
-    readonly_fields = ["currency", "created_at", "updated_at", "prices_differ", "progressive_billing"]
+    readonly_fields = ["currency", "created_at", "updated_at", "prices_differ", "progressive_thresholds"]
     inlines = [
         SubscriptionPriceOverrideInline,
         SubscriptionInvoiceInline,
@@ -347,7 +347,7 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
         )
 
     @admin.display(description=_("progressive billing"))
-    def progressive_billing(self, subscription: Subscription) -> str:
+    def progressive_thresholds(self, subscription: Subscription) -> str:
         """The thresholds in force (its own or its plan's) and whether interim invoices await deduction."""
         schedule, custom = subscription_progressive_schedule(subscription)
         if not schedule:
