@@ -402,3 +402,34 @@ def test_a_period_that_has_ended_is_left_to_its_renewal():
     assert subscription_progressive_evaluate(
         subscription_id=subscription.pk, now=utc(2026, 4, 30) + timedelta(hours=23)
     ).total == Money("600.00", "USD")
+
+
+def test_late_usage_after_the_final_invoice_is_billed_against_the_whole_period_not_the_interim_invoices():
+    subscription = _subscribe(_plan())
+    plain = _subscribe(_plan(every=None, code="plain"), "plain")
+    for each in (subscription, plain):
+        _send(each, 600, day=10)
+    _evaluate(subscription, 10)  # 600.00
+    bill_due_subscriptions(now=utc(2026, 5, 1, 0, 5))  # final: 600.00 − 600.00 + 100.00
+
+    # 2 May: 300 calls of 30 April arrive late (within the metric's lateness window).
+    for each in (subscription, plain):
+        result = usage_events_ingest(
+            events=[
+                {"transaction_id": f"{each.pk}-late", "external_customer_id": each.customer.external_id,
+                 "metric_code": "api_calls", "timestamp": utc(2026, 4, 30, 12).isoformat(),
+                 "properties": {"calls": "300"}},
+            ],
+            now=utc(2026, 5, 2),
+        )  # fmt: skip
+        assert result.accepted == 1
+    bill_due_subscriptions(now=utc(2026, 6, 1, 0, 5))
+
+    # April's 900 calls: 800.00 + 100 × 0.50 = 850.00; billed before 600.00 (the final invoice's usage line):
+    # the late line is 250.00 on both, the interim invoice is not counted twice.
+    june = Invoice.objects.get(subscription=subscription, period_start_at=utc(2026, 6, 1))
+    late = [amount for kind, description, amount in _lines(june) if "late usage" in description]
+    assert late == [D("250.00")]
+    total = sum((invoice.total for invoice in Invoice.objects.filter(subscription=subscription)), Money(0, "USD"))
+    plain_total = sum((invoice.total for invoice in Invoice.objects.filter(subscription=plain)), Money(0, "USD"))
+    assert total == plain_total
