@@ -9,3 +9,7 @@ class BillingConfig(AppConfig):
     name = "apps.billing"
     label = "billing"
     verbose_name = _("Billing engine")
+
+    def ready(self) -> None:
+        # Usage ingestion marks customers with progressive billing for an evaluation (cheap, debounced).
+        from . import receivers, tasks  # noqa: F401

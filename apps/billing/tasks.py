@@ -12,6 +12,7 @@ from apps.invoices.constants import BillingRunTrigger
 
 from .services import bill_due_subscriptions, invoice_finalize_due_drafts
 from .services.billing import billing_run_chunk
+from .services.progressive import progressive_candidate_customer_ids, progressive_evaluate_customer
 
 
 @shared_task(name="apps.invoices.tasks.billing_run_task", time_limit=3600, soft_time_limit=3500)
@@ -33,3 +34,16 @@ def billing_run_chunk_task(run_id: int, subscription_ids: list[int], as_of: str)
 def invoice_finalize_due_drafts_task(as_of: str | None = None) -> int:
     now = datetime.fromisoformat(as_of) if as_of else clock.now()
     return invoice_finalize_due_drafts(now=now)
+
+
+@shared_task(name="apps.billing.tasks.progressive_evaluate_customers_task", time_limit=600, soft_time_limit=570)
+def progressive_evaluate_customers_task(customer_ids: list[int]) -> int:
+    """Progressive billing: evaluate these customers' subscriptions (one task per ingested batch).
+    Returns how many interim invoices were issued."""
+    return sum(len(progressive_evaluate_customer(customer_id=customer_id)) for customer_id in customer_ids)
+
+
+@shared_task(name="apps.billing.tasks.progressive_evaluate_all_task", time_limit=1800, soft_time_limit=1750)
+def progressive_evaluate_all_task() -> int:
+    """The sweep: every customer with progressive billing, in case an evaluation was lost."""
+    return progressive_evaluate_customers_task(progressive_candidate_customer_ids())

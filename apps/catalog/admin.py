@@ -42,8 +42,10 @@ from .models import (
     Price,
     PriceTier,
     Product,
+    ProgressiveBilling,
     dimension_label,
 )
+from .progressive import schedule_amounts_json, schedule_clean
 
 
 def _version_of(obj) -> PlanVersion | None:
@@ -55,7 +57,7 @@ def _version_of(obj) -> PlanVersion | None:
         return obj.charge.plan_version if obj.charge_id else None
     if isinstance(obj, PriceTier):
         return obj.price.charge.plan_version if obj.price_id else None
-    if isinstance(obj, MinimumCommitment | FeatureGrant):
+    if isinstance(obj, MinimumCommitment | FeatureGrant | ProgressiveBilling):
         return obj.plan_version if obj.plan_version_id else None
     return None
 
@@ -332,6 +334,58 @@ class MinimumCommitmentInline(LockedVersionPermissions, nested_admin.NestedTabul
     )
 
 
+class ProgressiveBillingForm(forms.ModelForm):
+    """Thresholds typed as "500, 1200"; checked by the service's rules (`schedule_clean`)."""
+
+    thresholds = forms.CharField(
+        required=False,
+        label=_("thresholds"),
+        help_text=_("Usage amounts to date that trigger an interim invoice, separated by commas, e.g. 500, 1200."),
+    )
+
+    class Meta:
+        model = ProgressiveBilling
+        fields = ["currency", "thresholds", "every"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["thresholds"] = ", ".join(self.instance.amounts)
+
+    def clean(self):
+        cleaned = super().clean()
+        currency = cleaned.get("currency")
+        if not currency:
+            return cleaned
+        raw = [part.strip() for part in (cleaned.get("thresholds") or "").split(",") if part.strip()]
+        try:
+            schedule = schedule_clean(amounts=raw, every=cleaned.get("every"), currency=currency)
+        except ValidationFailed as exc:
+            for name, messages in exc.fields.items():
+                self.add_error(name, messages)
+            return cleaned
+        if not schedule:
+            self.add_error("thresholds", _("Give at least one threshold or a recurring one (or delete the row)."))
+        cleaned["amounts"] = schedule_amounts_json(schedule)
+        return cleaned
+
+    def save(self, commit=True):
+        self.instance.amounts = self.cleaned_data.get("amounts", [])
+        return super().save(commit)
+
+
+class ProgressiveBillingInline(LockedVersionPermissions, nested_admin.NestedTabularInline):
+    formfield_overrides = DECIMAL_OVERRIDES
+    model = ProgressiveBilling
+    form = ProgressiveBillingForm
+    extra = 0
+    verbose_name = _("progressive billing")
+    verbose_name_plural = _(
+        "progressive billing (per currency: invoice the period's usage as soon as its amount to date reaches a "
+        "threshold; the invoice closing the period deducts those interim invoices)"
+    )
+
+
 class FeatureGrantInline(LockedVersionPermissions, nested_admin.NestedTabularInline):
     """What the version grants (docs/entitlements.md); the value is checked against the feature's kind."""
 
@@ -393,7 +447,7 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
     list_select_related = ["plan", "plan__product"]
     autocomplete_fields = ["plan"]
     readonly_fields = ["number", "subscriber_count", "prices", "features", "created_at", "updated_at"]
-    inlines = [ChargeInline, MinimumCommitmentInline, FeatureGrantInline]
+    inlines = [ChargeInline, MinimumCommitmentInline, ProgressiveBillingInline, FeatureGrantInline]
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -474,6 +528,13 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
             **services.charges_validate(charges),
             **services.minimum_commitments_validate(services.plan_version_minimum_commitments(version), charges),
         }
+        currencies = version.currencies
+        for row in version.progressive_billing.all():
+            if row.currency not in currencies:
+                problems.setdefault("progressive_billing", []).append(
+                    _("Progressive billing in %(currency)s: the charges have no prices in it.")
+                    % {"currency": row.currency}
+                )
         if problems:
             names = [charge.name for charge in version.charges.all()]
             messages_ = []

@@ -34,6 +34,7 @@ from .constants import (
     TrialUsage,
     WeightedTimeUnit,
 )
+from .progressive import ThresholdSchedule, schedule_text
 
 NOT_NEGATIVE = [MinValueValidator(Decimal(0), "This cannot be negative.")]
 code_validator = RegexValidator(r"^[a-z0-9][a-z0-9_.-]*$", "Use lower-case letters, digits, '.', '_' and '-' only.")
@@ -187,6 +188,10 @@ class PlanVersion(TimeStampedModel):
             return set()
         sets = [{price.currency for price in charge.prices.all()} for charge in charges]
         return set.intersection(*sets)
+
+    def progressive_billing_for(self, currency: str) -> "ProgressiveBilling | None":
+        """The version's progressive billing thresholds in `currency` (uses prefetched rows when loaded)."""
+        return next((row for row in self.progressive_billing.all() if row.currency == currency), None)
 
     def minimum_commitment_for(self, currency: str) -> "MinimumCommitment | None":
         """The version's minimum commitment per period in `currency` (uses prefetched rows when loaded)."""
@@ -562,6 +567,57 @@ class MinimumCommitment(models.Model):
     @property
     def amount_money(self) -> Money:
         return Money(self.amount, self.currency)
+
+
+class ProgressiveBilling(models.Model):
+    """Progressive billing of a plan version in one currency: the period's usage is invoiced as soon as
+    its amount to date reaches a threshold, before the period ends (docs/billing-rules.md,
+    "Progressive billing"). Fixed thresholds (`amounts`) and/or a recurring one (`every`: after the
+    highest fixed threshold, every this much more). Part of the version's terms, like its prices: fixed
+    once the version is in use (a subscription can override them)."""
+
+    plan_version = models.ForeignKey(
+        PlanVersion, on_delete=models.CASCADE, related_name="progressive_billing", verbose_name=_("plan version")
+    )
+    currency = models.CharField(max_length=3, choices=currency_choices, verbose_name=_("currency"))
+    amounts = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_('Usage amounts to date that trigger an interim invoice, e.g. ["500.00", "1200.00"].'),
+        verbose_name=_("thresholds"),
+    )
+    every = models.DecimalField(
+        max_digits=19,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text=_("Recurring threshold: after the highest fixed one, an interim invoice every this much more."),
+        verbose_name=_("every"),
+    )
+
+    class Meta:
+        ordering = ["plan_version", "currency"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["plan_version", "currency"],
+                name="progressive_billing_currency_unique",
+                violation_error_message="This version already has progressive billing in this currency.",
+            ),
+            models.CheckConstraint(
+                condition=Q(every__isnull=True) | Q(every__gt=0),
+                name="progressive_billing_every_positive",
+                violation_error_message="A recurring threshold is more than 0.",
+            ),
+        ]
+        verbose_name = _("progressive billing")
+        verbose_name_plural = _("progressive billing")
+
+    def __str__(self) -> str:
+        return schedule_text(self.schedule, self.currency)
+
+    @property
+    def schedule(self) -> ThresholdSchedule:
+        return ThresholdSchedule.of(self.amounts, self.every)
 
 
 class Coupon(TimeStampedModel):

@@ -26,7 +26,7 @@ def _grants() -> Prefetch:
 def plan_version_list() -> QuerySet[PlanVersion]:
     """Versions with their charges, prices, tiers and grants loaded (a fixed number of queries per page)."""
     return PlanVersion.objects.select_related("plan").prefetch_related(
-        "charges__prices__tiers", "minimum_commitments", _grants()
+        "charges__prices__tiers", "minimum_commitments", "progressive_billing", _grants()
     )
 
 
@@ -35,7 +35,9 @@ def plan_list() -> QuerySet[Plan]:
     return Plan.objects.select_related("product").prefetch_related(
         Prefetch(
             "versions",
-            queryset=PlanVersion.objects.prefetch_related("charges__prices__tiers", "minimum_commitments", _grants()),
+            queryset=PlanVersion.objects.prefetch_related(
+                "charges__prices__tiers", "minimum_commitments", "progressive_billing", _grants()
+            ),
         )
     )
 

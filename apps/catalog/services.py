@@ -54,6 +54,7 @@ from .models import (
     Price,
     PriceTier,
     Product,
+    ProgressiveBilling,
     dimension_label,
     grant_value_normalize,
     group_key_of,
@@ -238,8 +239,8 @@ def plan_version_create(
 
 @transaction.atomic
 def plan_version_copy(*, version: PlanVersion, notes: str = "") -> PlanVersion:
-    """A new version of the plan with the same charges, prices and minimum commitments as `version`,
-    to be edited."""
+    """A new version of the plan with the same charges, prices, minimum commitments, grants and progressive
+    billing thresholds as `version`, to be edited."""
     new_version = plan_version_create(
         plan=version.plan,
         charges=plan_version_charge_inputs(version),
@@ -250,6 +251,12 @@ def plan_version_copy(*, version: PlanVersion, notes: str = "") -> PlanVersion:
         [
             FeatureGrant(plan_version=new_version, feature_id=grant.feature_id, value=grant.value)
             for grant in version.feature_grants.all()
+        ]
+    )
+    ProgressiveBilling.objects.bulk_create(
+        [
+            ProgressiveBilling(plan_version=new_version, currency=row.currency, amounts=row.amounts, every=row.every)
+            for row in version.progressive_billing.all()
         ]
     )
     return new_version
@@ -979,3 +986,28 @@ def plan_version_features_set(*, version: PlanVersion, grants: Sequence[GrantInp
     FeatureGrant.objects.bulk_create(rows)
     entitlements_generation_bump()
     return version
+
+
+# --- Progressive billing thresholds --------------------------------------------------------------------
+
+
+@transaction.atomic
+def plan_version_progressive_billing_set(
+    *, version: PlanVersion, currency: str, amounts: Any, every: Any = None
+) -> ProgressiveBilling | None:
+    """Set the version's progressive billing thresholds in `currency` (fixed `amounts` and/or a recurring
+    `every`; neither: none). Part of the version's terms: refused once the version is in use (a
+    subscription can have its own). Field errors on `currency`, `thresholds`, `every`; nothing saved."""
+    from .progressive import schedule_amounts_json, schedule_clean
+
+    plan_version_ensure_editable(version)
+    if currency not in version.currencies:
+        message = f"The version has no prices in {currency}: thresholds are in a currency it bills in."
+        raise ValidationFailed(message, fields={"currency": [message]})
+    schedule = schedule_clean(amounts=amounts, every=every, currency=currency)
+    ProgressiveBilling.objects.filter(plan_version=version, currency=currency).delete()
+    if not schedule:
+        return None
+    return ProgressiveBilling.objects.create(
+        plan_version=version, currency=currency, amounts=schedule_amounts_json(schedule), every=schedule.every
+    )

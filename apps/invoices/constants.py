@@ -92,6 +92,9 @@ class InvoiceLineKind(models.TextChoices):
     # Prepaid credits bought: a prepayment, not a sale yet, so it carries no tax (the tax is charged on
     # the invoices the credits later pay); docs/credits.md.
     CREDIT_PURCHASE = "credit_purchase", _("Prepaid credits bought")
+    # Progressive billing: the usage an interim invoice of the same period already billed, deducted
+    # before tax (negative) from the usage of the period (or from a later interim invoice).
+    PROGRESSIVE = "progressive", _("Usage already billed (progressive billing)")
 
 
 # Lines that carry no tax of their own: balance credits taken off the total after tax, and prepaid
@@ -113,6 +116,9 @@ class BillingReason(models.TextChoices):
     MANUAL = "manual", _("One-off invoice (issued by staff)")
     # Prepaid credits bought for a wallet (apps.wallets): granted once the invoice is paid.
     CREDIT_PURCHASE = "credit_purchase", _("Credit purchase")
+    # Progressive billing: the usage of the period so far, invoiced when it reached a threshold (Stripe
+    # names it the same way); the period's final invoice deducts it.
+    SUBSCRIPTION_THRESHOLD = "subscription_threshold", _("Interim invoice (usage threshold)")
 
 
 # Printed on the bill (translated there, in the customer's language).

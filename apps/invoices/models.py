@@ -447,6 +447,66 @@ class UsageChangeSettlement(models.Model):
         return f"Change #{self.change_id} settled by subscription #{self.subscription_id}"
 
 
+class ProgressiveCrossing(models.Model):
+    """Progressive billing: a threshold of a subscription's period reached by its usage amount to date,
+    and the interim invoice that billed it (docs/billing-rules.md, "Progressive billing"). Its unique
+    constraint on (subscription, period start, threshold) makes a second interim invoice for the same
+    crossing impossible, whoever evaluates at the same time. `deducted_by` is the invoice that closed
+    the period and took the interim invoice's usage off."""
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="progressive_crossings", verbose_name=_("subscription")
+    )
+    period_start_at = models.DateTimeField(verbose_name=_("period start at"))
+    period_end_at = models.DateTimeField(verbose_name=_("period end at"))
+    threshold = models.DecimalField(max_digits=19, decimal_places=6, verbose_name=_("threshold"))
+    currency = models.CharField(max_length=3, choices=currency_choices, verbose_name=_("currency"))
+    usage_amount = models.DecimalField(
+        max_digits=19,
+        decimal_places=4,
+        help_text=_("The period's usage amount to date when the threshold was reached (before tax)."),
+        verbose_name=_("usage amount to date"),
+    )
+    billed_amount = models.DecimalField(
+        max_digits=19,
+        decimal_places=4,
+        help_text=_("What the interim invoice billed: the usage to date less earlier interim invoices."),
+        verbose_name=_("billed amount"),
+    )
+    crossed_at = models.DateTimeField(verbose_name=_("crossed at"))
+    invoice = models.OneToOneField(
+        Invoice,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="progressive_crossing",
+        verbose_name=_("interim invoice"),
+    )
+    deducted_by = models.ForeignKey(
+        Invoice,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="progressive_deductions",
+        verbose_name=_("deducted by"),
+    )
+
+    class Meta:
+        ordering = ["subscription", "period_start_at", "threshold"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "period_start_at", "threshold"],
+                name="progressive_crossing_unique",
+                violation_error_message="This threshold of this period was already billed.",
+            ),
+        ]
+        verbose_name = _("progressive billing crossing")
+        verbose_name_plural = _("progressive billing crossings")
+
+    def __str__(self) -> str:
+        return f"Subscription #{self.subscription_id}: {self.threshold.normalize():f} {self.currency}"
+
+
 class InvoiceItem(models.Model):
     """A line waiting for the subscription's next invoice (e.g. the proration of a mid-period change),
     like Stripe's pending invoice items. `invoice` is set when an invoice takes it."""

@@ -18,7 +18,7 @@ from apps.core.admin import ServiceAdminMixin, ServiceRejected, adopt, status_ba
 from apps.core.errors import ApplicationError
 
 from . import services
-from .models import Discount, SubscriptionPriceOverride
+from .models import Discount, Subscription, SubscriptionPriceOverride, SubscriptionProgressiveBilling
 
 
 class DiscountAddForm(forms.ModelForm):
@@ -256,3 +256,91 @@ PRICE_FIELDS = (
 
 def price_override_add_url(subscription_id: int) -> str:
     return f"{reverse('admin:subscriptions_subscriptionpriceoverride_add')}?subscription={subscription_id}"
+
+
+class SubscriptionProgressiveBillingForm(forms.ModelForm):
+    """Thresholds typed as "500, 1200"; checked by `subscription_progressive_billing_set` (its refusals
+    are shown on their fields)."""
+
+    thresholds = forms.CharField(
+        required=False,
+        label=_("thresholds"),
+        help_text=_(
+            "Usage amounts to date (in the subscription's currency) that trigger an interim invoice, separated by "
+            "commas, e.g. 500, 1200. No thresholds and no recurring one: progressive billing off for it."
+        ),
+    )
+
+    class Meta:
+        model = SubscriptionProgressiveBilling
+        fields = ["subscription", "thresholds", "every"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial["thresholds"] = ", ".join(self.instance.amounts)
+
+    def _post_clean(self):
+        pass  # the service validates and places its messages on the fields
+
+
+@admin.register(SubscriptionProgressiveBilling)
+class SubscriptionProgressiveBillingAdmin(ServiceAdminMixin, admin.ModelAdmin):
+    """A subscription's own progressive billing thresholds (instead of its plan version's): set through
+    `subscription_progressive_billing_set`, removed through `subscription_progressive_billing_remove`."""
+
+    form = SubscriptionProgressiveBillingForm
+    list_display = ["subscription", "summary", "updated_at"]
+    search_fields = ["subscription__customer__name", "subscription__customer__external_id"]
+    list_select_related = ["subscription__customer", "subscription__plan"]
+    autocomplete_fields = ["subscription"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["subscription"] if obj is not None else []
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    @admin.display(description=_("thresholds"))
+    def summary(self, row: SubscriptionProgressiveBilling) -> str:
+        return str(row)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        subscription = obj.subscription if change else data["subscription"]
+        raw = [part.strip() for part in (data.get("thresholds") or "").split(",") if part.strip()]
+        saved = self.call_service(
+            services.subscription_progressive_billing_set,
+            subscription_id=subscription.pk,
+            amounts=raw,
+            every=data.get("every"),
+            actor=request.user,
+        )
+        adopt(obj, saved)
+
+    def delete_model(self, request, obj):
+        self.call_service(
+            services.subscription_progressive_billing_remove, subscription_id=obj.subscription_id, actor=request.user
+        )
+
+    def response_post_save_add(self, request, obj):
+        return self._back_to_subscription(request, obj) or super().response_post_save_add(request, obj)
+
+    def response_post_save_change(self, request, obj):
+        return self._back_to_subscription(request, obj) or super().response_post_save_change(request, obj)
+
+    def _back_to_subscription(self, request, obj):
+        if "_continue" in request.POST or "_addanother" in request.POST:
+            return None
+        return HttpResponseRedirect(reverse("admin:subscriptions_subscription_change", args=[obj.subscription_id]))
+
+
+def progressive_billing_url(subscription: Subscription) -> str:
+    """Where staff set the subscription's own thresholds: its row's page, or the add page."""
+    row_id = SubscriptionProgressiveBilling.objects.filter(subscription=subscription).values_list("pk", flat=True)
+    found = row_id.first()
+    if found is not None:
+        return reverse("admin:subscriptions_subscriptionprogressivebilling_change", args=[found])
+    return f"{reverse('admin:subscriptions_subscriptionprogressivebilling_add')}?subscription={subscription.pk}"

@@ -55,3 +55,5 @@ class SubscriptionEventType(models.TextChoices):
     PAYMENT_RECOVERED = "payment_recovered", _("Back to active (unpaid invoices paid)")
     PRICE_OVERRIDE_SET = "price_override_set", _("Custom price set")
     PRICE_OVERRIDE_REMOVED = "price_override_removed", _("Custom price removed")
+    PROGRESSIVE_BILLING_SET = "progressive_set", _("Custom progressive billing set")
+    PROGRESSIVE_BILLING_REMOVED = "progressive_removed", _("Custom progressive billing removed")

@@ -11,6 +11,7 @@ from apps.accounts.models import Customer
 from apps.catalog import pricing
 from apps.catalog.constants import PackageRounding
 from apps.catalog.models import NOT_NEGATIVE, Charge, Coupon, Plan, PlanVersion
+from apps.catalog.progressive import ThresholdSchedule, schedule_text
 from apps.core.models import DomainEvent, TimeStampedModel
 from apps.core.money import currency_choices
 
@@ -90,6 +91,15 @@ class Subscription(TimeStampedModel):
         null=True, blank=True, help_text=_("When the subscription stopped."), verbose_name=_("ended at")
     )
     cancellation_reason = models.TextField(blank=True, verbose_name=_("cancellation reason"))
+    # Progressive billing: interim invoices were issued whose usage the invoice closing their period
+    # must deduct. The billing run's bulk path leaves such a subscription to the one-by-one path.
+    interim_invoices_pending = models.BooleanField(
+        default=False,
+        db_default=False,
+        editable=False,
+        help_text=_("Interim invoices (progressive billing) await their deduction on the period's final invoice."),
+        verbose_name=_("interim invoices pending"),
+    )
 
     objects = SubscriptionQuerySet.as_manager()
 
@@ -442,3 +452,45 @@ class SubscriptionPriceOverride(TimeStampedModel):
             max_per_transaction=self.max_per_transaction,
             minimum_amount=self.minimum_amount,
         )
+
+
+class SubscriptionProgressiveBilling(TimeStampedModel):
+    """The subscription's own progressive billing thresholds, in its currency, instead of its plan
+    version's (docs/billing-rules.md, "Progressive billing"). No amounts and no `every`: progressive
+    billing is off for this subscription, whatever its plan says."""
+
+    subscription = models.OneToOneField(
+        Subscription, on_delete=models.CASCADE, related_name="progressive_billing", verbose_name=_("subscription")
+    )
+    amounts = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=_('Usage amounts to date that trigger an interim invoice, e.g. ["500.00", "1200.00"].'),
+        verbose_name=_("thresholds"),
+    )
+    every = models.DecimalField(
+        max_digits=19,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text=_("Recurring threshold: after the highest fixed one, an interim invoice every this much more."),
+        verbose_name=_("every"),
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(every__isnull=True) | Q(every__gt=0),
+                name="subscription_progressive_every_positive",
+                violation_error_message="A recurring threshold is more than 0.",
+            ),
+        ]
+        verbose_name = _("custom progressive billing")
+        verbose_name_plural = _("custom progressive billing")
+
+    def __str__(self) -> str:
+        return schedule_text(self.schedule, self.subscription.currency)
+
+    @property
+    def schedule(self) -> ThresholdSchedule:
+        return ThresholdSchedule.of(self.amounts, self.every)

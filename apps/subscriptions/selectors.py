@@ -1,17 +1,19 @@
 from django.db.models import F, Prefetch, Q, QuerySet
 
 from apps.catalog.constants import CouponDuration
+from apps.catalog.progressive import ThresholdSchedule
 from apps.core.errors import NotFound
 
-from .models import Discount, Subscription, SubscriptionPriceOverride
+from .models import Discount, Subscription, SubscriptionPriceOverride, SubscriptionProgressiveBilling
 
 
 def subscription_list() -> QuerySet[Subscription]:
-    return Subscription.objects.select_related("plan_version").prefetch_related(
+    return Subscription.objects.select_related("plan_version", "progressive_billing").prefetch_related(
+        "plan_version__progressive_billing",
         Prefetch(
             "price_overrides",
             queryset=SubscriptionPriceOverride.objects.select_related("charge").prefetch_related("charge__prices"),
-        )
+        ),
     )
 
 
@@ -60,3 +62,16 @@ def discounts_applicable(*, subscription: Subscription) -> list[Discount]:
         .prefetch_related("coupon__products", "coupon__amounts")
         .order_by("starts_at", "id")
     )
+
+
+def subscription_progressive_schedule(subscription: Subscription) -> tuple[ThresholdSchedule, bool]:
+    """The progressive billing thresholds in force for the subscription and whether they are its own:
+    its own when it has them (empty: off), else its plan version's in its currency, else none."""
+    try:
+        own = subscription.progressive_billing
+    except SubscriptionProgressiveBilling.DoesNotExist:
+        own = None
+    if own is not None:
+        return own.schedule, True
+    row = subscription.plan_version.progressive_billing_for(subscription.currency)
+    return (row.schedule if row is not None else ThresholdSchedule()), False

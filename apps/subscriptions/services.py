@@ -19,7 +19,14 @@ from apps.core.validation import validate_instance
 
 from .constants import MAX_TRIAL_DAYS, SUBSCRIPTION_TRANSITIONS, SubscriptionEventType, SubscriptionStatus
 from .events import subscription_event_record
-from .models import Discount, ScheduledChange, Subscription, SubscriptionPriceOverride, SubscriptionSegment
+from .models import (
+    Discount,
+    ScheduledChange,
+    Subscription,
+    SubscriptionPriceOverride,
+    SubscriptionProgressiveBilling,
+    SubscriptionSegment,
+)
 from .periods import Period, add_months, period_containing
 
 
@@ -847,3 +854,61 @@ def subscription_price_override_remove(
         occurred_at=now,
         data={"charge_id": charge.pk, "charge": charge.name, "price": described},
     )
+
+
+# --- Progressive billing thresholds of one subscription ---------------------------------------------
+
+
+@audited_with_reason
+@transaction.atomic
+def subscription_progressive_billing_set(
+    *,
+    subscription_id: int,
+    amounts: Any,
+    every: Any = None,
+    actor: Any = None,
+    reason: str = "",
+    now: datetime | None = None,
+) -> SubscriptionProgressiveBilling:
+    """Give the subscription its own progressive billing thresholds, in its currency, instead of its plan
+    version's (no amounts and no `every`: progressive billing off for it). They apply from the next
+    evaluation; interim invoices already issued stand. Field errors on `thresholds`, `every`."""
+    from apps.catalog.progressive import schedule_amounts_json, schedule_clean, schedule_text
+
+    now = now or subscription_now(subscription_id)
+    subscription = subscription_lock(subscription_id)
+    if subscription.status == SubscriptionStatus.CANCELED:
+        raise InvalidTransition(
+            f"Subscription #{subscription.pk} is canceled: it is billed no more.",
+            fields={"subscription": ["A canceled subscription takes no thresholds."]},
+        )
+    schedule = schedule_clean(amounts=amounts, every=every, currency=subscription.currency)
+    row, _ = SubscriptionProgressiveBilling.objects.update_or_create(
+        subscription=subscription, defaults={"amounts": schedule_amounts_json(schedule), "every": schedule.every}
+    )
+    subscription_event_record(
+        subscription=subscription,
+        type=SubscriptionEventType.PROGRESSIVE_BILLING_SET,
+        actor=actor,
+        occurred_at=now,
+        data={"thresholds": row.amounts, "every": None if row.every is None else str(schedule.every),
+              "summary": schedule_text(schedule, subscription.currency)},
+    )  # fmt: skip
+    return row
+
+
+@audited_with_reason
+@transaction.atomic
+def subscription_progressive_billing_remove(
+    *, subscription_id: int, actor: Any = None, reason: str = "", now: datetime | None = None
+) -> None:
+    """Remove the subscription's own thresholds: its plan version's apply again."""
+    now = now or subscription_now(subscription_id)
+    subscription = subscription_lock(subscription_id)
+    deleted, _ = SubscriptionProgressiveBilling.objects.filter(subscription=subscription).delete()
+    if not deleted:
+        raise NotFound(f"Subscription #{subscription.pk} has no thresholds of its own.")
+    subscription_event_record(
+        subscription=subscription, type=SubscriptionEventType.PROGRESSIVE_BILLING_REMOVED, actor=actor,
+        occurred_at=now, data={},
+    )  # fmt: skip

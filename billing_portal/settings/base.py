@@ -336,6 +336,8 @@ CELERY_TASK_ROUTES = {
     "apps.alerts.tasks.alerts_evaluate_customers_task": {"queue": "alerts"},
     "apps.alerts.tasks.alerts_evaluate_all_task": {"queue": "alerts"},
     "apps.alerts.tasks.alert_crossing_notify_task": {"queue": "email"},
+    "apps.billing.tasks.progressive_evaluate_customers_task": {"queue": "billing"},
+    "apps.billing.tasks.progressive_evaluate_all_task": {"queue": "billing"},
 }
 # Queue a refresh of the finance reports when a billing run closes (the demo data loader turns it off
 # while it replays months of runs, then rebuilds the reports once).
@@ -386,6 +388,12 @@ CELERY_BEAT_SCHEDULE = {
     "usage-partitions-ensure-daily": {
         "task": "apps.usage.tasks.usage_partitions_ensure_task",
         "schedule": crontab(minute=40, hour=3),
+    },
+    # Progressive billing is evaluated as usage arrives; this sweep catches an evaluation that was lost
+    # (docs/billing-rules.md, "Progressive billing").
+    "progressive-evaluate-all": {
+        "task": "apps.billing.tasks.progressive_evaluate_all_task",
+        "schedule": crontab(minute="*/15"),
     },
     # Incremental: only what changed since the last refresh (and every billing run queues one too).
     "reports-refresh": {

@@ -96,6 +96,7 @@ API = {
     ("GET", "features/{id}"): "ALL",
     ("PATCH", "features/{id}"): "FA",
     ("PUT", "plan-versions/{id}/features"): "FA",
+    ("PUT", "plan-versions/{id}/progressive-billing"): "FA",  # part of the version's terms
     ("GET", "coupons"): "ALL",
     ("POST", "coupons"): "FA",
     ("GET", "coupons/{id}"): "ALL",
@@ -120,6 +121,10 @@ API = {
     ("GET", "subscriptions/{id}/prices/{id}"): "ALL",
     ("PUT", "subscriptions/{id}/prices/{id}"): "FA",
     ("DELETE", "subscriptions/{id}/prices/{id}"): "FA",
+    # Progressive billing thresholds of its own: a commercial term like custom prices.
+    ("GET", "subscriptions/{id}/progressive-billing"): "ALL",
+    ("PUT", "subscriptions/{id}/progressive-billing"): "FA",
+    ("DELETE", "subscriptions/{id}/progressive-billing"): "FA",
     ("GET", "invoices"): "ALL",
     ("POST", "invoices"): "FA BO",  # a one-off invoice
     ("GET", "invoices/{id}"): "ALL",
@@ -512,6 +517,7 @@ ADMIN_MODELS = {
     "subscriptions.Discount": ("FA BO AU", "FA", "FA", ""),
     "subscriptions.Subscription": ("ALL", "FA BO", "FA BO", ""),
     "subscriptions.SubscriptionPriceOverride": ("ALL", "FA", "FA", "FA"),  # custom prices: finance admins set them
+    "subscriptions.SubscriptionProgressiveBilling": ("ALL", "FA", "FA", "FA"),  # its own thresholds, likewise
     "usage.UsageEvent": ("FA BO AU", "", "", ""),  # sent through the API
     "wallets.CreditPurchase": ("ALL", "", "", ""),  # bought through a wallet's action, the API or the portal
     "wallets.PrepaidStatusChange": ("ALL", "", "", ""),  # written by the ledger's services

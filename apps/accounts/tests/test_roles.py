@@ -67,6 +67,8 @@ def test_role_permissions_at_a_glance():
         "accounts.view_customerinvitation",
         "catalog.view_product", "catalog.view_plan", "catalog.view_planversion", "catalog.view_charge",
         "catalog.view_price", "catalog.view_coupon", "catalog.view_feature", "catalog.view_featuregrant",
+        "catalog.view_progressivebilling", "subscriptions.view_subscriptionprogressivebilling",
+        "invoices.view_progressivecrossing",
         "subscriptions.view_subscriptionpriceoverride",
         "subscriptions.view_subscription", "subscriptions.view_subscriptionevent", "subscriptions.view_scheduledchange",
         "invoices.view_invoice", "invoices.view_invoiceline", "invoices.view_invoiceitem", "invoices.view_invoiceevent",

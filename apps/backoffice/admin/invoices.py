@@ -39,7 +39,7 @@ from apps.core.admin import (
 )
 from apps.core.errors import ApplicationError
 from apps.core.pdf import PdfIntegrity
-from apps.invoices.constants import BillingRunStatus, InvoiceStatus
+from apps.invoices.constants import BillingReason, BillingRunStatus, InvoiceStatus
 from apps.invoices.models import (
     BillingRun,
     CreditNote,
@@ -336,6 +336,7 @@ class OverdueFilter(admin.SimpleListFilter):
 class InvoiceAdmin(LargeListAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
     list_display = [
         "display_number",
+        "kind_badge",
         "customer",
         "status_badge",
         "billing_period",
@@ -349,7 +350,8 @@ class InvoiceAdmin(LargeListAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
     # No date hierarchy: its year links need a DISTINCT over every invoice; the issue date filter
     # below answers from the issued_at index.
     list_filter = [
-        "status", ("total_currency", CurrencyListFilter), OverdueFilter, ("issued_at", admin.DateFieldListFilter),
+        "status", "billing_reason", ("total_currency", CurrencyListFilter), OverdueFilter,
+        ("issued_at", admin.DateFieldListFilter),
     ]  # fmt: skip
     search_fields = ["number", "customer__name", "customer__external_id"]  # see own_search_fields
     own_search_fields = ("number",)
@@ -361,6 +363,7 @@ class InvoiceAdmin(LargeListAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
             {
                 "fields": [
                     "display_number",
+                    "kind_badge",
                     "status_badge",
                     "customer_link",
                     "subscription_link",
@@ -466,6 +469,12 @@ class InvoiceAdmin(LargeListAdminMixin, ServiceAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("invoice"), ordering="number")
     def display_number(self, invoice: Invoice) -> str:
         return str(invoice)
+
+    @admin.display(description=_("kind"), ordering="billing_reason")
+    def kind_badge(self, invoice: Invoice) -> str:
+        """Why the invoice was made; an interim invoice (progressive billing) stands out."""
+        tone = "info" if invoice.billing_reason == BillingReason.SUBSCRIPTION_THRESHOLD else "neutral"
+        return status_badge(invoice.get_billing_reason_display(), tone)
 
     @admin.display(description=_("paid"), ordering="amount_paid")
     def amount_paid_column(self, invoice: Invoice) -> str:

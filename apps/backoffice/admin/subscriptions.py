@@ -26,6 +26,7 @@ from apps.billing.services import (
 from apps.catalog import pricing
 from apps.catalog.constants import VersionMigrationTiming
 from apps.catalog.models import Plan, PlanVersion
+from apps.catalog.progressive import schedule_text
 from apps.core.admin import (
     ReadOnlyInline,
     ServiceAdminMixin,
@@ -39,9 +40,10 @@ from apps.core.admin import (
 from apps.core.errors import ApplicationError
 from apps.invoices.admin_inlines import InvoicedPeriodInline, InvoiceSummaryInline
 from apps.invoices.selectors import subscription_invoices
-from apps.subscriptions.admin import price_override_add_url
+from apps.subscriptions.admin import price_override_add_url, progressive_billing_url
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import Subscription, SubscriptionEvent, SubscriptionPriceOverride
+from apps.subscriptions.selectors import subscription_progressive_schedule
 from apps.subscriptions.services import subscription_cancel_undo, subscription_migrate_version
 
 STATUS_TONES = {
@@ -176,10 +178,10 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
             },
         ),
         (_("Cancellation"), {"fields": ["cancel_at_period_end", "canceled_at", "ended_at", "cancellation_reason"]}),
-        (_("Prices"), {"fields": ["prices_differ"]}),
+        (_("Prices"), {"fields": ["prices_differ", "progressive_thresholds"]}),
         (_("Record"), {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
-    readonly_fields = ["currency", "created_at", "updated_at", "prices_differ"]
+    readonly_fields = ["currency", "created_at", "updated_at", "prices_differ", "progressive_thresholds"]
     inlines = [
         SubscriptionPriceOverrideInline,
         SubscriptionInvoiceInline,
@@ -342,6 +344,26 @@ class SubscriptionAdmin(ServiceAdminMixin, admin.ModelAdmin):
             return marker
         return format_html(
             '{} <a href="{}">{}</a>', marker, price_override_add_url(subscription.pk), gettext("Set a custom price")
+        )
+
+    @admin.display(description=_("progressive billing"))
+    def progressive_thresholds(self, subscription: Subscription) -> str:
+        """The thresholds in force (its own or its plan's) and whether interim invoices await deduction."""
+        schedule, custom = subscription_progressive_schedule(subscription)
+        if not schedule:
+            marker = status_badge(gettext("Off"), "warning" if custom else "neutral")
+        else:
+            where = gettext("its own") if custom else gettext("the plan's")
+            text = f"{schedule_text(schedule, subscription.currency)} ({where})"
+            marker = status_badge(text, "warning" if custom else "neutral")
+        if subscription.interim_invoices_pending:
+            marker = format_html(
+                "{} {}", marker, status_badge(gettext("Interim invoices to deduct at period end"), "info")
+            )
+        if subscription.status == SubscriptionStatus.CANCELED:
+            return marker
+        return format_html(
+            '{} <a href="{}">{}</a>', marker, progressive_billing_url(subscription), gettext("Set thresholds")
         )
 
     @admin.display(description=_("subscription"), ordering="id")

@@ -65,6 +65,7 @@ from .lines import (
     item_line_draft,
     recurring_line_drafts,
 )
+from .progressive import progressive_deduction_drafts, progressive_deductions_mark
 from .settlement import subscription_settle_waiting_items
 
 logger = logging.getLogger(__name__)
@@ -124,6 +125,8 @@ class _PeriodPart:
     segment_ids: list[int] = field(default_factory=list)
     # Where the period just ended began: the name of an invoice with nothing of it but late usage.
     previous_start: datetime | None = None
+    # Progressive billing: the interim invoices this invoice deducts (`ProgressiveCrossing` ids).
+    crossing_ids: list[int] = field(default_factory=list)
 
 
 def _invoice_next_period(subscription: Subscription, now: datetime) -> Invoice | None:
@@ -170,6 +173,10 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
         InvoiceItem.objects.select_for_update().filter(subscription=subscription, invoice__isnull=True).order_by("id")
     )
     drafts = [item_line_draft(item) for item in items] + arrears_drafts
+    crossing_ids: list[int] = []
+    if closes_period or segments:  # the usage of the period closing: less what interim invoices billed
+        deductions, crossing_ids = progressive_deduction_drafts(subscription, before=billed_from, lock=True)
+        drafts += deductions
     if closes_period:  # the plan's minimum commitment for the period closing, at its version's terms
         drafts += commitment_true_up_drafts(
             subscription=subscription, plan=closing_plan, version=closing_version, currency=currency,
@@ -194,6 +201,7 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
         used_discounts,
         [segment.pk for segment in segments],
         previous_start=previous_start,
+        crossing_ids=crossing_ids,
     )
 
 
@@ -266,6 +274,10 @@ def _invoice_from_parts(parts: list[_PeriodPart], now: datetime) -> Invoice | No
     if item_ids:
         InvoiceItem.objects.filter(pk__in=item_ids).update(invoice=invoice)
     segments_mark_billed([segment_id for part in parts for segment_id in part.segment_ids], now=now)
+    progressive_deductions_mark(
+        crossing_ids=[crossing_id for part in parts for crossing_id in part.crossing_ids], invoice=invoice,
+        subscription_ids=[part.subscription.pk for part in parts if part.crossing_ids],
+    )  # fmt: skip
     for part in parts:
         for discount in part.used_discounts:
             discount_record_applied(discount=discount, now=now)

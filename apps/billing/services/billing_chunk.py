@@ -194,6 +194,8 @@ def _billable_in_bulk(subscription: Subscription, now: datetime, metrics: dict[s
         return False
     if subscription.customer.test_clock_id is not None:
         return False
+    if subscription.interim_invoices_pending:
+        return False  # progressive billing: interim invoices to deduct (read from the row: no statement)
     period = _period(subscription)
     if period.end <= now:  # more than one period to catch up
         return False

@@ -62,6 +62,7 @@ from .lines import (
     proration_line_drafts,
     recurring_line_drafts,
 )
+from .progressive import progressive_deduction_drafts
 from .settlement import invoice_items_invoice_now, subscription_settle_waiting_items
 
 CHARGED_KINDS = frozenset({InvoiceLineKind.RECURRING, InvoiceLineKind.MINIMUM})
@@ -367,6 +368,8 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
     )  # fmt: skip
     with bill_language(subscription.customer):
         lines += stretch_line_drafts(subscription=subscription, stretches=stretches, currency=currency, usage_until=now)
+    if stretches:  # less what interim invoices of the period billed (progressive billing)
+        lines += progressive_deduction_drafts(subscription, before=period.start)[0]
     if closes_period:
         # The minimum commitment for the whole current period, measured on its charges so far.
         lines += commitment_true_up_drafts(
@@ -418,6 +421,7 @@ def _upcoming_final_invoice(subscription: Subscription, ends_at: datetime, now: 
     )  # fmt: skip
     with bill_language(subscription.customer):
         lines += stretch_line_drafts(subscription=subscription, stretches=stretches, currency=currency, usage_until=now)
+    lines += progressive_deduction_drafts(subscription, before=ends_at)[0]
     if not lines:
         raise ValidationFailed(
             f"Subscription #{subscription.pk} ends at the end of its period; no invoice is coming.",

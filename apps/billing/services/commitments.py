@@ -28,7 +28,7 @@ from django.db.models import Q
 from apps.catalog import pricing
 from apps.catalog.models import MinimumCommitment, Plan, PlanVersion
 from apps.core.money import quantize_fraction
-from apps.invoices.constants import InvoiceLineKind, InvoiceStatus
+from apps.invoices.constants import BillingReason, InvoiceLineKind, InvoiceStatus
 from apps.invoices.models import InvoiceLine
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.periods import period_containing
@@ -134,6 +134,9 @@ def _period_charges(
             period_end_at__lte=end,
         )
         .exclude(invoice__status=InvoiceStatus.VOID)
+        # Interim invoices (progressive billing) bill usage the period's final invoice bills in full again
+        # and deducts: counted once, there.
+        .exclude(invoice__billing_reason=BillingReason.SUBSCRIPTION_THRESHOLD)
         .values_list("kind", "charge_id", "amount")
     )
     pending = [

@@ -9,7 +9,9 @@ the subscription's next invoice.
   usage and minimum lines, earlier late lines included): one line per charge and period, naming the
   period, "… (late usage, 1–31 Oct)". So tiers apply as if the usage had come on time, a negative
   difference is a credit line, and a change billed once is never billed again: the invoice lines are
-  the record of what was billed, and the difference is always taken against them.
+  the record of what was billed, and the difference is always taken against them. Interim invoices
+  (progressive billing) are not counted: the invoice closing their period bills its full usage and
+  deducts them.
 - **Settlement per subscription.** A change of the customer's usage can change what several of its
   subscriptions owe (a late session of one SIM moves where the pool of all its SIMs ran out). Each
   subscription takes every change in on its own next invoice — its own difference, or none — and
@@ -33,7 +35,7 @@ from django.utils.translation import gettext, ngettext
 from apps.catalog import pricing
 from apps.catalog.constants import ChargeKind, TrialUsage
 from apps.catalog.models import Charge
-from apps.invoices.constants import InvoiceLineKind
+from apps.invoices.constants import BillingReason, InvoiceLineKind
 from apps.invoices.models import InvoiceLine, UsageChangeSettlement
 from apps.invoices.services.lifecycle import bill_language
 from apps.subscriptions.constants import SubscriptionStatus
@@ -226,6 +228,7 @@ def _billed_usage_lines(subscription: Subscription) -> list[tuple[Charge, dateti
     lines on invoices grouping several subscriptions)."""
     rows = (
         InvoiceLine.objects.filter(_of_subscription(subscription), kind=InvoiceLineKind.USAGE, charge__isnull=False)
+        .exclude(invoice__billing_reason=BillingReason.SUBSCRIPTION_THRESHOLD)
         .select_related("charge__plan_version__plan__product")
         .order_by("period_start_at", "id")
     )
@@ -263,7 +266,7 @@ def _delta_draft(
     billed = InvoiceLine.objects.filter(
         _of_subscription(subscription), charge=charge, period_start_at=start, period_end_at=end,
         kind__in=BILLED_USAGE_KINDS,
-    )  # fmt: skip
+    ).exclude(invoice__billing_reason=BillingReason.SUBSCRIPTION_THRESHOLD)  # fmt: skip
     billed_amount = billed.aggregate(total=Sum("amount"))["total"] or Decimal(0)
     billed_quantity = billed.filter(kind=InvoiceLineKind.USAGE).aggregate(total=Sum("quantity"))["total"] or Decimal(0)
     now_drafts = [

@@ -29,6 +29,7 @@ from .lines import (
     invoice_lines_from_drafts,
     item_line_draft,
 )
+from .progressive import progressive_deduction_drafts, progressive_deductions_mark
 
 
 def invoice_items_invoice_now(
@@ -100,6 +101,10 @@ def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) ->
             drafts += stretch_line_drafts(
                 subscription=subscription, stretches=stretches, currency=subscription.currency
             )
+    # Progressive billing: the interim invoices of the period (its usage was billed in full just above).
+    deductions, crossing_ids = progressive_deduction_drafts(
+        subscription, before=ended_at + timedelta(microseconds=1), lock=True
+    )
     if period_billed:
         # The plan's minimum commitment for the part of the period before the end (credits for its
         # unused time count, though they go to the customer's balance).
@@ -110,6 +115,7 @@ def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) ->
         )  # fmt: skip
     # Usage changed in periods already invoiced (late events, corrections): on this last invoice.
     drafts += late_usage_line_drafts(subscription=subscription, billed_from=ended_at, now=now)
+    drafts += deductions
     if not drafts and not _last_chance_for_pending_charges(subscription):
         return None
     credit_drafts, uses = customer_credit_drafts(
@@ -125,6 +131,7 @@ def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) ->
     )  # fmt: skip
     customer_credit_take(uses, invoice=invoice)
     segments_mark_billed([segment.pk for segment in segments], now=now)
+    progressive_deductions_mark(crossing_ids=crossing_ids, invoice=invoice, subscription_ids=[subscription.pk])
     return invoice
 
 

@@ -267,6 +267,36 @@ class PlanVersionFeaturesInputSerializer(serializers.Serializer):
     )
 
 
+class ProgressiveBillingOutputSerializer(serializers.Serializer):
+    currency = serializers.CharField(help_text="ISO 4217: thresholds are amounts in this currency.")
+    thresholds = serializers.ListField(
+        child=serializers.CharField(), source="amounts",
+        help_text="Fixed thresholds: usage amounts to date (before tax) that trigger an interim invoice.",
+    )  # fmt: skip
+    every = serializers.DecimalField(
+        max_digits=19, decimal_places=6, allow_null=True, coerce_to_string=True, normalize_output=True,
+        help_text="Recurring threshold: after the highest fixed one (or from zero), every this much more.",
+    )  # fmt: skip
+
+
+class ProgressiveBillingInputSerializer(serializers.Serializer):
+    """Progressive billing thresholds. Amounts are decimal strings (numbers are accepted); neither
+    `thresholds` nor `every`: none. Checked by the service (field errors on `thresholds`, `every`)."""
+
+    thresholds = serializers.ListField(
+        child=serializers.CharField(max_length=40), required=False, default=list, allow_empty=True, max_length=100,
+        help_text='Fixed thresholds, e.g. ["500.00", "1200.00"].',
+    )  # fmt: skip
+    every = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, default=None, max_length=40,
+        help_text='A recurring threshold, e.g. "500.00".',
+    )  # fmt: skip
+
+
+class PlanVersionProgressiveBillingInputSerializer(ProgressiveBillingInputSerializer):
+    currency = serializers.CharField(max_length=3, help_text="One of the version's currencies.")
+
+
 class PlanVersionOutputSerializer(serializers.ModelSerializer):
     plan = serializers.PrimaryKeyRelatedField(read_only=True)
     charges = ChargeOutputSerializer(many=True, read_only=True)
@@ -278,11 +308,17 @@ class PlanVersionOutputSerializer(serializers.ModelSerializer):
         help_text="The least a subscriber's period comes to, per currency (before tax and discounts); a true-up "
         "line on the invoice closing the period makes up the difference."
     )
+    progressive_billing = ProgressiveBillingOutputSerializer(
+        many=True, read_only=True,
+        help_text="Progressive billing thresholds per currency: the period's usage is invoiced as soon as its amount "
+        "to date reaches one; the invoice closing the period deducts those interim invoices.",
+    )  # fmt: skip
 
     class Meta:
         model = PlanVersion
         fields = [
-            "id", "plan", "number", "notes", "currencies", "minimum_commitments", "charges", "features", "created_at",
+            "id", "plan", "number", "notes", "currencies", "minimum_commitments", "progressive_billing", "charges",
+            "features", "created_at",
         ]  # fmt: skip
         read_only_fields = fields
 

@@ -43,6 +43,7 @@ from .serializers import (
     PlanVersionCreateInputSerializer,
     PlanVersionFeaturesInputSerializer,
     PlanVersionOutputSerializer,
+    PlanVersionProgressiveBillingInputSerializer,
     PlanVersionUpdateInputSerializer,
     PriceOutputSerializer,
     PriceQuoteInputSerializer,
@@ -134,7 +135,11 @@ class PlanVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     filterset_class = PlanVersionFilter
     ordering_fields = ["number", "created_at", "id"]
     ordering = ["plan", "-number"]
-    action_permissions = {"copy": ["catalog.add_planversion"], "features": ["catalog.change_planversion"]}
+    action_permissions = {
+        "copy": ["catalog.add_planversion"],
+        "features": ["catalog.change_planversion"],
+        "progressive_billing": ["catalog.change_planversion"],
+    }
 
     def get_queryset(self):
         return plan_version_list()
@@ -191,6 +196,26 @@ class PlanVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         serializer = PlanVersionFeaturesInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.plan_version_features_set(version=version, grants=serializer.validated_data["features"])
+        return Response(PlanVersionOutputSerializer(plan_version_list().get(pk=version.pk)).data)
+
+    @extend_schema(
+        request=PlanVersionProgressiveBillingInputSerializer,
+        responses={200: PlanVersionOutputSerializer, **error_responses(400, 404, 409)},
+        summary="Set progressive billing thresholds",
+        description="Set the version's progressive billing thresholds in one currency (docs/billing-rules.md, "
+        '"Progressive billing"): fixed `thresholds` and/or a recurring `every`; neither removes them. Part of '
+        "the version's terms: fixed once it has subscribers (409 `not_editable`); a subscription can have its own.",
+    )
+    @action(detail=True, methods=["put"], url_path="progressive-billing")
+    @idempotent
+    def progressive_billing(self, request, pk=None):
+        version = self.get_object()
+        serializer = PlanVersionProgressiveBillingInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        services.plan_version_progressive_billing_set(
+            version=version, currency=data["currency"].upper(), amounts=data["thresholds"], every=data["every"]
+        )
         return Response(PlanVersionOutputSerializer(plan_version_list().get(pk=version.pk)).data)
 
 

@@ -25,6 +25,8 @@ def version_post(plan, *charges: dict, notes: str = "", minimum_commitments: tup
         "minimum_commitments-INITIAL_FORMS": 0,
         "feature_grants-TOTAL_FORMS": 0,
         "feature_grants-INITIAL_FORMS": 0,
+        "progressive_billing-TOTAL_FORMS": 0,
+        "progressive_billing-INITIAL_FORMS": 0,
     }
     for index, (currency, amount) in enumerate(minimum_commitments):
         data.update({f"minimum_commitments-{index}-currency": currency, f"minimum_commitments-{index}-amount": amount})

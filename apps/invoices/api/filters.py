@@ -24,7 +24,7 @@ class InvoiceFilter(django_filters.FilterSet):
 
     class Meta:
         model = Invoice
-        fields = ["customer", "status", "subscription", "issued_at_after", "issued_at_before"]
+        fields = ["customer", "status", "billing_reason", "subscription", "issued_at_after", "issued_at_before"]
 
     def filter_subscription(self, queryset, name, value):
         return subscription_invoices(subscription_id=value, invoices=queryset)

@@ -13,7 +13,7 @@ from apps.core.api.serializers import (
     MoneyInputSerializer,
     MoneyOutputSerializer,
 )
-from apps.invoices.constants import CreditNoteLineKind, CreditNoteReason
+from apps.invoices.constants import BillingReason, CreditNoteLineKind, CreditNoteReason
 from apps.invoices.models import (
     CreditNote,
     CreditNoteLine,
@@ -52,6 +52,13 @@ class InvoiceListOutputSerializer(serializers.ModelSerializer):
         "the customer's setting, copied at finalization.",
     )
     has_pdf = serializers.SerializerMethodField(help_text="Whether the PDF bill has been rendered.")
+    billing_reason = serializers.ChoiceField(
+        choices=BillingReason.choices,
+        read_only=True,
+        help_text="Why the invoice was made: `subscription_cycle` (a period), `subscription_update` (a change or "
+        "an end), `subscription_threshold` (an interim invoice: progressive billing, the usage of the period so "
+        "far), `manual` (a one-off invoice), `credit_purchase` (prepaid credits).",
+    )
 
     class Meta:
         model = Invoice
@@ -59,6 +66,7 @@ class InvoiceListOutputSerializer(serializers.ModelSerializer):
             "id",
             "number",
             "status",
+            "billing_reason",
             "customer",
             "subscription",
             "currency",

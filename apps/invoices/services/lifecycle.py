@@ -26,7 +26,7 @@ from ..constants import (
     InvoiceStatus,
 )
 from ..events import invoice_event_record
-from ..models import CreditNote, Invoice, InvoiceItem
+from ..models import CreditNote, Invoice, InvoiceItem, ProgressiveCrossing
 from ..pricing import invoice_totals, tax_added
 from ..signals import invoices_finalized
 from .numbering import invoice_number_allocate
@@ -282,6 +282,12 @@ def invoice_void(*, invoice_id: int, actor=None, reason: str = "", now: datetime
         raise InvalidTransition(
             "This invoice has credit notes: it cannot be voided. Credit what is left of it instead.",
             fields={"status": ["The invoice has credit notes."]},
+        )
+    if ProgressiveCrossing.objects.filter(invoice_id=invoice_id, deducted_by__isnull=False).exists():
+        raise InvalidTransition(
+            "The invoice that closed this period already deducted this interim invoice's usage: it cannot be "
+            "voided any more. Credit it instead.",
+            fields={"status": ["The interim invoice was deducted by the period's final invoice."]},
         )
     invoice = _transition(
         invoice_id=invoice_id, target=InvoiceStatus.VOID, event=InvoiceEventType.VOIDED,

@@ -69,6 +69,30 @@ class PriceOverrideInputSerializer(PriceInputSerializer):
                           tiers=[TierInput(**tier) for tier in data["tiers"]])  # fmt: skip
 
 
+class SubscriptionProgressiveBillingOutputSerializer(serializers.Serializer):
+    """The progressive billing thresholds in force for a subscription (docs/billing-rules.md)."""
+
+    custom = serializers.BooleanField(help_text="True: the subscription's own thresholds; false: its plan version's.")
+    currency = serializers.CharField(help_text="The subscription's currency: the thresholds are amounts in it.")
+    thresholds = serializers.ListField(child=serializers.CharField(), help_text="Fixed thresholds (usage to date).")
+    every = serializers.CharField(allow_null=True, help_text="Recurring threshold, or null.")
+    enabled = serializers.BooleanField(help_text="Whether the subscription is billed progressively at all.")
+
+
+def progressive_billing_data(subscription: Subscription) -> dict:
+    from apps.catalog.progressive import plain
+    from apps.subscriptions.selectors import subscription_progressive_schedule
+
+    schedule, custom = subscription_progressive_schedule(subscription)
+    return {
+        "custom": custom,
+        "currency": subscription.currency,
+        "thresholds": [plain(amount) for amount in schedule.amounts],
+        "every": plain(schedule.every) if schedule.every is not None else None,
+        "enabled": bool(schedule),
+    }
+
+
 class SubscriptionOutputSerializer(serializers.ModelSerializer):
     customer = serializers.PrimaryKeyRelatedField(read_only=True)
     plan = serializers.PrimaryKeyRelatedField(read_only=True)
@@ -80,6 +104,9 @@ class SubscriptionOutputSerializer(serializers.ModelSerializer):
     currency = serializers.CharField(read_only=True, help_text="The customer's billing currency (ISO 4217).")
     price_overrides = PriceOverrideOutputSerializer(
         many=True, read_only=True, help_text="Custom prices: where this subscription differs from its plan version."
+    )
+    progressive_billing = serializers.SerializerMethodField(
+        help_text="Progressive billing thresholds in force: its own or its plan version's."
     )
 
     class Meta:
@@ -106,10 +133,15 @@ class SubscriptionOutputSerializer(serializers.ModelSerializer):
             "ended_at",
             "cancellation_reason",
             "price_overrides",
+            "progressive_billing",
             "created_at",
             "updated_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(SubscriptionProgressiveBillingOutputSerializer)
+    def get_progressive_billing(self, subscription: Subscription) -> dict:
+        return progressive_billing_data(subscription)
 
 
 class SubscriptionCreateOutputSerializer(SubscriptionOutputSerializer):

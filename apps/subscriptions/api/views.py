@@ -15,6 +15,7 @@ from apps.billing.services import (
     subscription_start,
     subscription_upcoming_invoice,
 )
+from apps.catalog.api.serializers import ProgressiveBillingInputSerializer
 from apps.core.api.schema import error_responses
 from apps.core.errors import NotFound
 from apps.core.idempotency import idempotent
@@ -24,6 +25,8 @@ from apps.subscriptions.services import (
     subscription_migrate_version,
     subscription_price_override_remove,
     subscription_price_override_set,
+    subscription_progressive_billing_remove,
+    subscription_progressive_billing_set,
     subscription_scheduled_change_cancel,
 )
 
@@ -40,7 +43,9 @@ from .serializers import (
     SubscriptionMigrateVersionInputSerializer,
     SubscriptionOutputSerializer,
     SubscriptionPauseInputSerializer,
+    SubscriptionProgressiveBillingOutputSerializer,
     UpcomingInvoiceOutputSerializer,
+    progressive_billing_data,
 )
 
 
@@ -66,6 +71,13 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         "price": ["subscriptions.view_subscriptionpriceoverride"],
         "price_set": ["subscriptions.add_subscriptionpriceoverride", "subscriptions.change_subscriptionpriceoverride"],
         "price_remove": ["subscriptions.delete_subscriptionpriceoverride"],
+        # Progressive billing thresholds of its own: a commercial term like custom prices (docs/roles.md).
+        "progressive_billing": ["subscriptions.view_subscriptionprogressivebilling"],
+        "progressive_billing_set": [
+            "subscriptions.add_subscriptionprogressivebilling",
+            "subscriptions.change_subscriptionprogressivebilling",
+        ],
+        "progressive_billing_remove": ["subscriptions.delete_subscriptionprogressivebilling"],
     }
 
     def get_queryset(self):
@@ -277,6 +289,48 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         )
         subscription = subscription_list().get(pk=subscription.pk)
         return Response(PriceOverrideOutputSerializer(self._override(subscription, charge_id)).data)
+
+    @extend_schema(
+        request=None,
+        responses={200: SubscriptionProgressiveBillingOutputSerializer, **error_responses(404)},
+        summary="Progressive billing thresholds",
+    )
+    @action(detail=True, methods=["get"], url_path="progressive-billing")
+    def progressive_billing(self, request, pk=None):
+        """The progressive billing thresholds in force for the subscription: its own, or its plan version's
+        in its currency (docs/billing-rules.md, "Progressive billing")."""
+        return Response(progressive_billing_data(self.get_object()))
+
+    @extend_schema(
+        request=ProgressiveBillingInputSerializer,
+        responses={200: SubscriptionProgressiveBillingOutputSerializer, **error_responses(400, 404, 409)},
+        summary="Set the subscription's own progressive billing thresholds",
+    )
+    @progressive_billing.mapping.put
+    @idempotent
+    def progressive_billing_set(self, request, pk=None):
+        """Give the subscription thresholds of its own, in its currency, instead of its plan version's:
+        fixed `thresholds` and/or a recurring `every`; neither turns progressive billing off for it."""
+        subscription = self.get_object()
+        serializer = ProgressiveBillingInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        subscription_progressive_billing_set(
+            subscription_id=subscription.pk,
+            amounts=serializer.validated_data["thresholds"],
+            every=serializer.validated_data["every"],
+            actor=request.user,
+        )
+        return Response(progressive_billing_data(subscription_list().get(pk=subscription.pk)))
+
+    @extend_schema(
+        request=None, responses={204: None, **error_responses(404)}, summary="Remove its own progressive billing"
+    )
+    @progressive_billing.mapping.delete
+    def progressive_billing_remove(self, request, pk=None):
+        """Bill the subscription at its plan version's thresholds again."""
+        subscription = self.get_object()
+        subscription_progressive_billing_remove(subscription_id=subscription.pk, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=None, responses={204: None, **error_responses(404)}, summary="Remove a custom price")
     @price.mapping.delete

@@ -106,6 +106,7 @@ def test_create_plan_with_prices(api_client, superuser):
             "notes": "First version.",
             "currencies": ["EUR", "USD"],
             "minimum_commitments": [],
+            "progressive_billing": [],
             "charges": [
                 {
                     "id": plan.current_version.charges.get().pk,
@@ -176,7 +177,8 @@ def test_list_plans_with_prices_in_bounded_queries(api_client, superuser, django
     PlanFactory.create_batch(20)
     api_client.force_authenticate(superuser)
 
-    with django_assert_max_num_queries(8):  # page, count, versions, charges, prices, tiers, grants
+    # page, count, versions, charges, prices, tiers, grants, progressive billing thresholds
+    with django_assert_max_num_queries(9):
         response = api_client.get(PLANS_URL)
 
     results = response.json()["results"]

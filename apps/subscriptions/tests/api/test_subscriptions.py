@@ -50,6 +50,7 @@ def test_create_subscription_invoices_the_first_period_at_once(api_client, super
         "ended_at": None,
         "cancellation_reason": "",
         "price_overrides": [],
+        "progressive_billing": {"custom": False, "currency": "USD", "thresholds": [], "every": None, "enabled": False},
         "created_at": body["created_at"],
         "updated_at": body["updated_at"],
         "invoices": [body["invoices"][0]],
