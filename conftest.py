@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.utils import translation
 from rest_framework.test import APIClient
 
 from apps.accounts.tests.factories import UserFactory
@@ -41,6 +42,16 @@ def media_root(settings, tmp_path):
     and invoice numbers start again in every test's database transaction."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     return settings.MEDIA_ROOT
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts in the default language. A request through the test client activates its
+    language (the staff user's, the portal user's, Accept-Language) in the test's thread, and it would
+    stay active for the next test: a service called directly there would answer in Chinese."""
+    translation.deactivate()
+    yield
+    translation.deactivate()
 
 
 # --- Browser tests (marker `browser`): one headless Chromium for the session, whatever app's tests

@@ -20,7 +20,7 @@ LIST_URL = reverse("admin:invoices_invoiceitem_changelist")
 
 @pytest.fixture(autouse=True)
 def _settings(settings):
-    settings.INVOICE_DRAFT_GRACE_HOURS = 0
+    settings.INVOICE_DRAFT_GRACE_HOURS = 0  # a one-off invoice is issued at once
     settings.INVOICE_GROUPING = "per_subscription"
 
 
@@ -56,7 +56,8 @@ def _invoice_post(**lines) -> dict:
 def test_the_add_item_page_is_in_chinese(client, operator, customer):
     page = client.get(f"{ADD_URL}?customer={customer.pk}", HTTP_ACCEPT_LANGUAGE="en").content.decode()
 
-    for chinese in ("单价", "以客户的币种计；小数位数可以多于该币种。", "打印在账单上。", "税率", "服务期间", "产品"):
+    labels = ("单价", "以客户的币种计；小数位数可以多于该币种。", "打印在账单上。", "税率", "周期开始时间", "产品")
+    for chinese in labels:
         assert chinese in page
     for english in ("In the customer's currency", "Printed on the bill", "Empty: taxed at the customer's rate"):
         assert english not in page
@@ -118,7 +119,6 @@ def test_the_one_off_invoice_success_message_is_in_chinese(client, operator, cus
     )
 
     invoice = Invoice.objects.get()
-    assert invoice.number is None  # a draft for review
     [message] = [str(message) for message in response.context["messages"]]
-    assert message.startswith("一次性发票已创建为待审核草稿：")
+    assert message.startswith(f"一次性发票已开具，编号 {invoice.number}：")
     assert "99.00" in message
