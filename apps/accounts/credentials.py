@@ -9,6 +9,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 
 from apps.core import clock
@@ -28,7 +29,7 @@ def api_key_hash(raw_key: str) -> str:
 def api_key_create(*, name: str, actor: Any = None) -> tuple[ApiKey, str]:
     """A new API key and its secret, which is shown this once and never stored (only its hash is)."""
     if not name.strip():
-        raise ValidationFailed("Give the key a name.", fields={"name": ["Say what uses this key."]})
+        raise ValidationFailed(gettext("Give the key a name."), fields={"name": [gettext("Say what uses this key.")]})
     public = secrets.token_hex(4)
     raw_key = f"{API_KEY_PREFIX}{public}_{secrets.token_urlsafe(32)}"
     api_key = ApiKey(
@@ -46,7 +47,7 @@ def api_key_create(*, name: str, actor: Any = None) -> tuple[ApiKey, str]:
 def api_key_revoke(*, api_key_id: int, now: datetime | None = None) -> ApiKey:
     api_key = ApiKey.objects.select_for_update().filter(pk=api_key_id).first()
     if api_key is None:
-        raise NotFound(f"API key {api_key_id} does not exist.")
+        raise NotFound(gettext("API key %(api_key_id)s does not exist.") % {"api_key_id": api_key_id})
     if api_key.revoked_at is None:
         api_key.revoked_at = now or clock.now()
         api_key.save(update_fields=["revoked_at", "updated_at"])
@@ -76,13 +77,13 @@ def user_token_create(*, user_id: int, name: str, actor: Any = None) -> tuple[Us
     errors: dict[str, list[str]] = {}
     user = get_user_model().objects.filter(pk=user_id).first()
     if user is None:
-        errors["user"] = [f"User {user_id} does not exist."]
+        errors["user"] = [gettext("User %(user_id)s does not exist.") % {"user_id": user_id}]
     elif not user.is_active:
-        errors["user"] = [f"User {user} is deactivated."]
+        errors["user"] = [gettext("User %(user)s is deactivated.") % {"user": user}]
     if not (name or "").strip():
-        errors["name"] = ["Say what uses this token."]
+        errors["name"] = [gettext("Say what uses this token.")]
     if errors:
-        raise ValidationFailed("The token was not made.", fields=errors)
+        raise ValidationFailed(gettext("The token was not made."), fields=errors)
     public = secrets.token_hex(4)
     raw_token = f"{USER_TOKEN_PREFIX}{public}_{secrets.token_urlsafe(32)}"
     token = UserToken(
@@ -101,7 +102,7 @@ def user_token_create(*, user_id: int, name: str, actor: Any = None) -> tuple[Us
 def user_token_revoke(*, token_id: int, now: datetime | None = None) -> UserToken:
     token = UserToken.objects.select_for_update().filter(pk=token_id).first()
     if token is None:
-        raise NotFound(f"Token {token_id} does not exist.")
+        raise NotFound(gettext("Token %(token_id)s does not exist.") % {"token_id": token_id})
     if token.revoked_at is None:
         token.revoked_at = now or clock.now()
         token.save(update_fields=["revoked_at", "updated_at"])
@@ -145,7 +146,7 @@ def portal_token_create(*, membership_id: int, name: str) -> tuple[PortalToken, 
     only. Returns the token and its secret, which is shown this once and never stored (only its hash is)."""
     membership = CustomerMembership.objects.select_for_update().filter(pk=membership_id).first()
     if membership is None:
-        raise NotFound("No such membership.")
+        raise NotFound(gettext("No such membership."))
     name = name.strip()
     if not name:
         raise ValidationFailed(_("Give the token a name."), fields={"name": [_("Say what uses this token.")]})
@@ -179,10 +180,10 @@ def portal_token_revoke(*, membership_id: int, token_id: int | str, now: datetim
     try:
         token_pk = int(token_id)
     except (TypeError, ValueError):
-        raise NotFound("No such token.") from None
+        raise NotFound(gettext("No such token.")) from None
     token = PortalToken.objects.select_for_update().filter(pk=token_pk, membership_id=membership_id).first()
     if token is None:
-        raise NotFound("No such token.")
+        raise NotFound(gettext("No such token."))
     if token.revoked_at is None:
         token.revoked_at = now or clock.now()
         token.save(update_fields=["revoked_at", "updated_at"])

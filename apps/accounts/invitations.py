@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import translation
+from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 
 from apps.core import clock
@@ -72,7 +73,7 @@ def customer_invitation_create(*, customer_id: int, email: str, role: str, actor
     belongs to, except someone already in this team (whom the inviter sees in the team list)."""
     customer = Customer.objects.filter(pk=customer_id).first()
     if customer is None:
-        raise NotFound(f"Customer {customer_id} does not exist.")
+        raise NotFound(gettext("Customer %(customer_id)s does not exist.") % {"customer_id": customer_id})
     email = email.strip().lower()
     errors: dict[str, list[str]] = {}
     if len(email) > EMAIL_MAX_LENGTH:
@@ -83,7 +84,7 @@ def customer_invitation_create(*, customer_id: int, email: str, role: str, actor
         except DjangoValidationError:
             errors["email"] = [_("Enter a valid email address.")]
     if role not in CustomerMembership.Role.values:
-        errors["role"] = [f"Use one of: {', '.join(CustomerMembership.Role.values)}."]
+        errors["role"] = [gettext("Use one of: %(values)s.") % {"values": ", ".join(CustomerMembership.Role.values)}]
     if errors:
         raise ValidationFailed(_("The invitation is not valid."), fields=errors)
     if CustomerMembership.objects.filter(customer=customer, user__email__iexact=email).exists():
@@ -260,7 +261,7 @@ def customer_invitation_revoke(*, invitation_id: int, customer_id: int | None = 
         invitations = invitations.filter(customer_id=customer_id)
     invitation = invitations.first()
     if invitation is None:
-        raise NotFound("No such invitation.")
+        raise NotFound(gettext("No such invitation."))
     if invitation.accepted_at is not None:
         raise ValidationFailed(
             _("This invitation was accepted."), fields={"invitation": [_("Remove the member from the team instead.")]}

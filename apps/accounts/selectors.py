@@ -1,6 +1,7 @@
 from datetime import datetime
 
 from django.db.models import F, QuerySet
+from django.utils.translation import gettext
 
 from apps.core import clock
 from apps.core.errors import NotFound
@@ -48,12 +49,12 @@ def customer_membership_for_user(*, user, customer_id: int | str | None) -> Cust
     try:
         customer_pk = int(customer_id)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise NotFound("No such customer.") from None
+        raise NotFound(gettext("No such customer.")) from None
     if not 0 < customer_pk < 2**63:  # no row has it; SQLite cannot even bind a larger number
-        raise NotFound("No such customer.")
+        raise NotFound(gettext("No such customer."))
     membership = customer_memberships_for_user(user=user).filter(customer_id=customer_pk).first()
     if membership is None:
-        raise NotFound("No such customer.")
+        raise NotFound(gettext("No such customer."))
     return membership
 
 

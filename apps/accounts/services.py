@@ -7,6 +7,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import translation
+from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 
 from apps.core import clock
@@ -134,7 +135,7 @@ def customer_update(*, customer_id: int, actor: Any = None, **changes) -> Custom
     current value back is no change."""
     customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
     if customer is None:
-        raise NotFound(f"Customer {customer_id} does not exist.")
+        raise NotFound(gettext("Customer %(customer_id)s does not exist.") % {"customer_id": customer_id})
     billing_contacts = changes.pop("billing_contacts", None)
     customer_fields_check(
         actor=actor,
@@ -145,11 +146,11 @@ def customer_update(*, customer_id: int, actor: Any = None, **changes) -> Custom
     unknown = set(changes) - set(CUSTOMER_EDITABLE_FIELDS)
     if "currency" in unknown:
         raise ValidationFailed(
-            "The billing currency cannot be changed.",
-            fields={"currency": ["The billing currency cannot be changed once the customer exists."]},
+            gettext("The billing currency cannot be changed."),
+            fields={"currency": [gettext("The billing currency cannot be changed once the customer exists.")]},
         )
     if unknown:
-        raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.")
+        raise ValidationFailed(gettext("Unknown fields: %(unknown)s.") % {"unknown": ", ".join(sorted(unknown))})
     tax_id_changes = {name: changes.pop(name) for name in ("tax_id", "tax_id_type") if name in changes}
     for name, value in changes.items():
         setattr(customer, name, value)
@@ -264,12 +265,12 @@ def customer_billing_details_update(
     this way."""
     unknown = set(changes) - set(CUSTOMER_SELF_SERVICE_FIELDS)
     if unknown:
-        raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.")
+        raise ValidationFailed(gettext("Unknown fields: %(unknown)s.") % {"unknown": ", ".join(sorted(unknown))})
     contacts = None
     if billing_emails is not None:
         customer = Customer.objects.filter(pk=customer_id).first()
         if customer is None:
-            raise NotFound(f"Customer {customer_id} does not exist.")
+            raise NotFound(gettext("Customer %(customer_id)s does not exist.") % {"customer_id": customer_id})
         names = {contact.email.lower(): contact.name for contact in customer.billing_contacts.all()}
         contacts = [
             {"email": email, "name": names.get(email.strip().lower(), ""), "receives_invoices": True}
@@ -311,7 +312,7 @@ def customer_membership_remove(*, customer_id: int, membership_id: int, actor: A
         CustomerMembership.objects.select_for_update().filter(pk=membership_id, customer_id=customer_id).first()
     )
     if membership is None:
-        raise NotFound("No such team member.")
+        raise NotFound(gettext("No such team member."))
     if membership.user_id == getattr(actor, "pk", None):
         raise ValidationFailed(_("You cannot remove yourself."), fields={"membership": [_("Ask another owner.")]})
     if membership.role == CustomerMembership.Role.OWNER:
@@ -328,7 +329,8 @@ def customer_membership_language_set(*, membership_id: int, language: str) -> Cu
     """The portal language a user picked (for this customer); empty means the customer's."""
     if language and language not in PortalLanguage.values:
         raise ValidationFailed(
-            "Unknown language.", fields={"language": [f"Use one of: {', '.join(PortalLanguage.values)}."]}
+            gettext("Unknown language."),
+            fields={"language": [gettext("Use one of: %(values)s.") % {"values": ", ".join(PortalLanguage.values)}]},
         )
     membership = CustomerMembership.objects.select_for_update().get(pk=membership_id)
     membership.language = language

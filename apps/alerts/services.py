@@ -105,23 +105,24 @@ def _clean_scope(
 ) -> None:
     if kind not in AlertKind.values:
         raise ValidationFailed(
-            f"Unknown kind {kind!r}.", fields={"kind": [f"Use one of: {', '.join(AlertKind.values)}."]}
+            gettext("Unknown kind %(kind)r.") % {"kind": kind},
+            fields={"kind": [gettext("Use one of: %(values)s.") % {"values": ", ".join(AlertKind.values)}]},
         )
     if subscription is not None and subscription.customer_id != customer.pk:
         raise ValidationFailed(
-            "The subscription belongs to another customer.",
+            gettext("The subscription belongs to another customer."),
             fields={"subscription": [gettext("This subscription is not the customer's.")]},
         )
     if kind == AlertKind.SPEND:
         if metric is not None:
             raise ValidationFailed(
-                "A spend alert watches money, not a metric.",
+                gettext("A spend alert watches money, not a metric."),
                 fields={"metric": [gettext("Leave the metric empty for a spend alert.")]},
             )
         return
     if metric is None:
         raise ValidationFailed(
-            "A usage alert needs a metric.", fields={"metric": [gettext("Choose the metric to watch.")]}
+            gettext("A usage alert needs a metric."), fields={"metric": [gettext("Choose the metric to watch.")]}
         )
     watched = [subscription] if subscription is not None else _live_subscriptions(customer.pk)
     if not any(metric.code in _metric_codes(candidate) for candidate in watched):
@@ -188,7 +189,7 @@ def _get(alert_id: int, customer_id: int | None, origin: str | None) -> Alert:
         alerts = alerts.filter(origin=origin)
     alert = alerts.filter(pk=alert_id).first()
     if alert is None:
-        raise NotFound(f"Alert {alert_id} does not exist.")
+        raise NotFound(gettext("Alert %(alert_id)s does not exist.") % {"alert_id": alert_id})
     return alert
 
 
@@ -202,8 +203,10 @@ def alert_update(*, alert_id: int, customer_id: int | None = None, origin: str |
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValidationFailed(
-            "These fields cannot be changed.",
-            fields={name: ["What an alert watches cannot change: make a new alert."] for name in sorted(unknown)},
+            gettext("These fields cannot be changed."),
+            fields={
+                name: [gettext("What an alert watches cannot change: make a new alert.")] for name in sorted(unknown)
+            },
         )
     alert = _get(alert_id, customer_id, origin)
     if "thresholds" in changes:

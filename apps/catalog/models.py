@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 
@@ -36,14 +36,19 @@ from .constants import (
 )
 from .progressive import ThresholdSchedule, schedule_text
 
-NOT_NEGATIVE = [MinValueValidator(Decimal(0), "This cannot be negative.")]
-code_validator = RegexValidator(r"^[a-z0-9][a-z0-9_.-]*$", "Use lower-case letters, digits, '.', '_' and '-' only.")
+NOT_NEGATIVE = [MinValueValidator(Decimal(0), gettext_lazy("This cannot be negative."))]
+code_validator = RegexValidator(
+    r"^[a-z0-9][a-z0-9_.-]*$", gettext_lazy("Use lower-case letters, digits, '.', '_' and '-' only.")
+)
 property_name_validator = RegexValidator(
-    r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", "Use letters, digits, '.', '_' and '-' only (no spaces)."
+    r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$", gettext_lazy("Use letters, digits, '.', '_' and '-' only (no spaces).")
 )
 group_by_validator = RegexValidator(
     r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(,[A-Za-z0-9_][A-Za-z0-9_.-]*)?$",
-    "Name one event property, or two separated by a comma (e.g. region,tier); letters, digits, '.', '_' and '-' only.",
+    gettext_lazy(
+        "Name one event property, or two separated by a comma (e.g. region,tier); letters, digits, "
+        "'.', '_' and '-' only."
+    ),
 )
 
 # A usage event's group key joins the values of its metric's group properties (one or two) with this.
@@ -72,7 +77,7 @@ class Product(TimeStampedModel):
                 fields=["code"],
                 name="product_code_unique",
                 violation_error_code="unique",
-                violation_error_message="A product with this code already exists.",
+                violation_error_message=gettext_lazy("A product with this code already exists."),
             )
         ]
         verbose_name = _("product")
@@ -129,7 +134,7 @@ class Plan(TimeStampedModel):
                 fields=["code"],
                 name="plan_code_unique",
                 violation_error_code="unique",
-                violation_error_message="A plan with this code already exists.",
+                violation_error_message=gettext_lazy("A plan with this code already exists."),
             ),
             models.CheckConstraint(condition=Q(interval_count__gte=1), name="plan_interval_count_positive"),
         ]
@@ -170,7 +175,7 @@ class PlanVersion(TimeStampedModel):
             models.UniqueConstraint(
                 fields=["plan", "number"],
                 name="plan_version_number_unique",
-                violation_error_message="This plan already has a version with this number.",
+                violation_error_message=gettext_lazy("This plan already has a version with this number."),
             ),
             models.CheckConstraint(condition=Q(number__gte=1), name="plan_version_number_positive"),
         ]
@@ -265,30 +270,36 @@ class Charge(models.Model):
             models.CheckConstraint(
                 condition=Q(kind="recurring", metric_code="") | Q(kind="usage") & ~Q(metric_code=""),
                 name="charge_metric_only_on_usage",
-                violation_error_message="Usage charges need a metric code; recurring charges have none.",
+                violation_error_message=gettext_lazy("Usage charges need a metric code; recurring charges have none."),
             ),
             models.CheckConstraint(
                 condition=~Q(kind="recurring", price_model__in=sorted(USAGE_ONLY_MODELS)),
                 name="charge_percentage_only_on_usage",
-                violation_error_message="Percentage and graduated percentage prices apply to usage charges only.",
+                violation_error_message=gettext_lazy(
+                    "Percentage and graduated percentage prices apply to usage charges only."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(billing_timing__in=["in_advance", "in_arrears"]),
                 name="charge_billing_timing_valid",
-                violation_error_message="A charge is billed in advance or in arrears.",
+                violation_error_message=gettext_lazy("A charge is billed in advance or in arrears."),
             ),
             models.CheckConstraint(
                 condition=Q(peak_start_hour__isnull=True, peak_end_hour__isnull=True)
                 | Q(kind="usage", peak_start_hour__lte=23, peak_end_hour__lte=23)
                 & ~Q(peak_start_hour=F("peak_end_hour")),
                 name="charge_peak_hours_valid",
-                violation_error_message="Peak hours are a start and an end hour (0–23) that differ, on a usage "
-                "charge; leave both empty for none.",
+                violation_error_message=gettext_lazy(
+                    "Peak hours are a start and an end hour (0–23) that differ, on a usage charge; leave both "
+                    "empty for none."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(pooled_allowance__isnull=True) | Q(kind="usage", pooled_allowance__gt=0),
                 name="charge_pooled_allowance_on_usage",
-                violation_error_message="Only usage charges have a pooled allowance, and it is more than 0.",
+                violation_error_message=gettext_lazy(
+                    "Only usage charges have a pooled allowance, and it is more than 0."
+                ),
             ),
         ]
         verbose_name = _("charge")
@@ -420,19 +431,20 @@ class Price(models.Model):
             models.UniqueConstraint(
                 fields=["charge", "currency", "dimension_values", "time_window"],
                 name="price_charge_currency_unique",
-                violation_error_message="This charge already has a price in this currency (for these dimension "
-                "values and hours).",
+                violation_error_message=gettext_lazy(
+                    "This charge already has a price in this currency (for these dimension values and hours)."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(amount__gte=0, fixed_fee__gte=0, included_units__gte=0, package_size__gte=1)
                 & Q(percentage__gte=0, percentage__lte=100),
                 name="price_amounts_not_negative",
-                violation_error_message="Amounts, included units and percentages cannot be negative.",
+                violation_error_message=gettext_lazy("Amounts, included units and percentages cannot be negative."),
             ),
             models.CheckConstraint(
                 condition=Q(package_rounding__in=PackageRounding.values),
                 name="price_package_rounding_known",
-                violation_error_message="A package price rounds up or down.",
+                violation_error_message=gettext_lazy("A package price rounds up or down."),
             ),
         ]
         verbose_name = _("price")
@@ -513,12 +525,14 @@ class PriceTier(models.Model):
             models.CheckConstraint(
                 condition=Q(unit_amount__gte=0, flat_amount__gte=0) & (Q(up_to__isnull=True) | Q(up_to__gt=0)),
                 name="price_tier_amounts_not_negative",
-                violation_error_message="Tier bounds must be positive and tier prices cannot be negative.",
+                violation_error_message=gettext_lazy(
+                    "Tier bounds must be positive and tier prices cannot be negative."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(percentage__gte=0, percentage__lte=100),
                 name="price_tier_percentage_range",
-                violation_error_message="A tier's percentage is between 0 and 100.",
+                violation_error_message=gettext_lazy("A tier's percentage is between 0 and 100."),
             ),
         ]
         verbose_name = _("price tier")
@@ -550,12 +564,12 @@ class MinimumCommitment(models.Model):
             models.UniqueConstraint(
                 fields=["plan_version", "currency"],
                 name="minimum_commitment_currency_unique",
-                violation_error_message="This version already has a minimum commitment in this currency.",
+                violation_error_message=gettext_lazy("This version already has a minimum commitment in this currency."),
             ),
             models.CheckConstraint(
                 condition=Q(amount__gt=0),
                 name="minimum_commitment_positive",
-                violation_error_message="A minimum commitment is more than 0.",
+                violation_error_message=gettext_lazy("A minimum commitment is more than 0."),
             ),
         ]
         verbose_name = _("minimum commitment")
@@ -641,7 +655,7 @@ class Coupon(TimeStampedModel):
         decimal_places=4,
         null=True,
         blank=True,
-        validators=[MaxValueValidator(Decimal(100), "A percentage off is at most 100.")],
+        validators=[MaxValueValidator(Decimal(100), gettext_lazy("A percentage off is at most 100."))],
         # xgettext:no-python-format
         help_text=_("Percentage coupons: e.g. 25 for 25 % off (more than 0, at most 100)."),
         verbose_name=_("percent off"),
@@ -689,26 +703,30 @@ class Coupon(TimeStampedModel):
                 fields=["code"],
                 name="coupon_code_unique",
                 violation_error_code="unique",
-                violation_error_message="A coupon with this code already exists.",
+                violation_error_message=gettext_lazy("A coupon with this code already exists."),
             ),
             models.CheckConstraint(
                 condition=Q(discount_type=DiscountType.PERCENTAGE, percent_off__gt=0, percent_off__lte=100)
                 | Q(discount_type=DiscountType.FIXED_AMOUNT, percent_off__isnull=True),
                 name="coupon_percent_off_only_on_percentage",
-                violation_error_message="A percentage coupon takes between 0 (excluded) and 100 % off; "
-                "a fixed-amount coupon has no percentage.",
+                violation_error_message=gettext_lazy(
+                    # xgettext:no-python-format
+                    "A percentage coupon takes between 0 (excluded) and 100 % off; a fixed-amount coupon has "
+                    "no percentage."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(duration=CouponDuration.REPEATING, duration_in_periods__gte=1)
                 | ~Q(duration=CouponDuration.REPEATING) & Q(duration_in_periods__isnull=True),
                 name="coupon_periods_only_on_repeating",
-                violation_error_message="A repeating coupon lasts at least one period; other coupons have no "
-                "number of periods.",
+                violation_error_message=gettext_lazy(
+                    "A repeating coupon lasts at least one period; other coupons have no number of periods."
+                ),
             ),
             models.CheckConstraint(
                 condition=Q(max_redemptions__isnull=True) | Q(max_redemptions__gte=1),
                 name="coupon_max_redemptions_positive",
-                violation_error_message="The redemption limit is at least 1 (empty for no limit).",
+                violation_error_message=gettext_lazy("The redemption limit is at least 1 (empty for no limit)."),
             ),
         ]
         verbose_name = _("coupon")
@@ -753,12 +771,12 @@ class CouponAmount(models.Model):
             models.UniqueConstraint(
                 fields=["coupon", "currency"],
                 name="coupon_amount_currency_unique",
-                violation_error_message="This coupon already has an amount in this currency.",
+                violation_error_message=gettext_lazy("This coupon already has an amount in this currency."),
             ),
             models.CheckConstraint(
                 condition=Q(amount_off__gte=0),
                 name="coupon_amount_not_negative",
-                violation_error_message="The amount off cannot be negative.",
+                violation_error_message=gettext_lazy("The amount off cannot be negative."),
             ),
         ]
         verbose_name = _("coupon amount")
@@ -775,17 +793,19 @@ class CouponAmount(models.Model):
 def metric_filters_problems(filters: object) -> list[str]:
     """What is wrong with a metric's filters ({"property": ["allowed", "values"]}); empty when valid."""
     if not isinstance(filters, dict):
-        return ['Give filters as {"property": ["allowed", "values"]}.']
+        return [gettext('Give filters as {"property": ["allowed", "values"]}.')]
     problems = []
     for name, values in filters.items():
         if not isinstance(name, str) or not property_name_validator.regex.match(name) or len(name) > 64:
-            problems.append(f"{name!r} is not a property name: use letters, digits, '.', '_' and '-' only.")
+            problems.append(
+                gettext("%(name)r is not a property name: use letters, digits, '.', '_' and '-' only.") % {"name": name}
+            )
         elif not isinstance(values, list) or not values:
-            problems.append(f'Filter "{name}": give a non-empty list of allowed values.')
+            problems.append(gettext('Filter "%(name)s": give a non-empty list of allowed values.') % {"name": name})
         elif not all(isinstance(value, str) and value for value in values):
-            problems.append(f'Filter "{name}": allowed values are non-empty strings.')
+            problems.append(gettext('Filter "%(name)s": allowed values are non-empty strings.') % {"name": name})
         elif len(set(values)) != len(values):
-            problems.append(f'Filter "{name}": a value is listed twice.')
+            problems.append(gettext('Filter "%(name)s": a value is listed twice.') % {"name": name})
     return problems
 
 
@@ -877,19 +897,19 @@ class BillableMetric(TimeStampedModel):
                 fields=["code"],
                 name="billable_metric_code_unique",
                 violation_error_code="unique",
-                violation_error_message="A billable metric with this code already exists.",
+                violation_error_message=gettext_lazy("A billable metric with this code already exists."),
             ),
             models.CheckConstraint(
                 condition=Q(aggregation=MetricAggregation.COUNT, field_name="")
                 | ~Q(aggregation=MetricAggregation.COUNT) & ~Q(field_name=""),
                 name="billable_metric_field_unless_count",
-                violation_error_message="Every aggregation but count needs a field name; count has none.",
+                violation_error_message=gettext_lazy("Every aggregation but count needs a field name; count has none."),
             ),
             models.CheckConstraint(
                 condition=Q(aggregation=MetricAggregation.WEIGHTED_SUM) & ~Q(time_unit="")
                 | ~Q(aggregation=MetricAggregation.WEIGHTED_SUM) & Q(time_unit=""),
                 name="billable_metric_time_unit_on_weighted_sum",
-                violation_error_message="A weighted sum needs a time unit; other aggregations have none.",
+                violation_error_message=gettext_lazy("A weighted sum needs a time unit; other aggregations have none."),
             ),
             models.CheckConstraint(
                 condition=Q(
@@ -901,8 +921,10 @@ class BillableMetric(TimeStampedModel):
                 | ~Q(aggregation=MetricAggregation.PERCENTILE)
                 & Q(percentile__isnull=True, interval_minutes__isnull=True),
                 name="billable_metric_percentile_settings",
-                violation_error_message="A percentile metric needs a percentile above 0 and at most 100 and an "
-                "interval dividing an hour; other aggregations have neither.",
+                violation_error_message=gettext_lazy(
+                    "A percentile metric needs a percentile above 0 and at most 100 and an interval dividing "
+                    "an hour; other aggregations have neither."
+                ),
             ),
         ]
         verbose_name = _("billable metric")
@@ -947,19 +969,23 @@ class BillableMetric(TimeStampedModel):
         errors: dict[str, list[str]] = {}
         names = self.group_properties
         if len(names) != len(set(names)):
-            errors["group_by"] = ["Name two different properties to group by."]
+            errors["group_by"] = [gettext("Name two different properties to group by.")]
         if self.aggregation == MetricAggregation.COUNT and self.field_name:
-            errors["field_name"] = ["Count counts events: leave the field name empty."]
+            errors["field_name"] = [gettext("Count counts events: leave the field name empty.")]
         elif self.aggregation != MetricAggregation.COUNT and not self.field_name:
-            verb = {
-                MetricAggregation.SUM: "sum",
-                MetricAggregation.MAX: "take the highest value of",
-                MetricAggregation.UNIQUE_COUNT: "count the distinct values of",
-                MetricAggregation.LATEST: "take the latest value of",
-                MetricAggregation.WEIGHTED_SUM: "weigh by time (a number, e.g. gb)",
-                MetricAggregation.PERCENTILE: "sum per interval (a number, e.g. mbps)",
-            }.get(self.aggregation, "aggregate")
-            errors["field_name"] = [f"Name the event property to {verb}."]
+            message = {
+                MetricAggregation.SUM: gettext("Name the event property to sum."),
+                MetricAggregation.MAX: gettext("Name the event property to take the highest value of."),
+                MetricAggregation.UNIQUE_COUNT: gettext("Name the event property to count the distinct values of."),
+                MetricAggregation.LATEST: gettext("Name the event property to take the latest value of."),
+                MetricAggregation.WEIGHTED_SUM: gettext(
+                    "Name the event property to weigh by time (a number, e.g. gb)."
+                ),
+                MetricAggregation.PERCENTILE: gettext(
+                    "Name the event property to sum per interval (a number, e.g. mbps)."
+                ),
+            }.get(self.aggregation) or gettext("Name the event property to aggregate.")
+            errors["field_name"] = [message]
         errors.update(self._aggregation_settings_errors())
         if problems := metric_filters_problems(self.filters):
             errors["filters"] = problems
@@ -972,24 +998,28 @@ class BillableMetric(TimeStampedModel):
         errors: dict[str, list[str]] = {}
         if self.aggregation == MetricAggregation.WEIGHTED_SUM:
             if not self.time_unit:
-                errors["time_unit"] = ["A weighted sum needs a time unit: hour, day or month."]
+                errors["time_unit"] = [gettext("A weighted sum needs a time unit: hour, day or month.")]
         elif self.time_unit:
-            errors["time_unit"] = ["Only a weighted sum has a time unit: leave it empty."]
+            errors["time_unit"] = [gettext("Only a weighted sum has a time unit: leave it empty.")]
         if self.aggregation == MetricAggregation.PERCENTILE:
             if self.percentile is None:
-                errors["percentile"] = ["Give the percentile to bill, above 0 and at most 100 (e.g. 95)."]
+                errors["percentile"] = [gettext("Give the percentile to bill, above 0 and at most 100 (e.g. 95).")]
             elif not Decimal(0) < self.percentile <= Decimal(100):
-                errors["percentile"] = ["A percentile is above 0 and at most 100."]
+                errors["percentile"] = [gettext("A percentile is above 0 and at most 100.")]
             if self.interval_minutes is None:
-                errors["interval_minutes"] = ["Give the sample interval in minutes (e.g. 5)."]
+                errors["interval_minutes"] = [gettext("Give the sample interval in minutes (e.g. 5).")]
             elif self.interval_minutes not in PERCENTILE_INTERVAL_MINUTES:
                 allowed = ", ".join(str(minutes) for minutes in PERCENTILE_INTERVAL_MINUTES)
-                errors["interval_minutes"] = [f"The interval must divide an hour: one of {allowed} minutes."]
+                errors["interval_minutes"] = [
+                    gettext("The interval must divide an hour: one of %(allowed)s minutes.") % {"allowed": allowed}
+                ]
         else:
             if self.percentile is not None:
-                errors["percentile"] = ["Only a percentile metric has a percentile: leave it empty."]
+                errors["percentile"] = [gettext("Only a percentile metric has a percentile: leave it empty.")]
             if self.interval_minutes is not None:
-                errors["interval_minutes"] = ["Only a percentile metric has a sample interval: leave it empty."]
+                errors["interval_minutes"] = [
+                    gettext("Only a percentile metric has a sample interval: leave it empty.")
+                ]
         return errors
 
 
@@ -1008,7 +1038,7 @@ def grant_value_normalize(kind: str, value: object) -> str:
             return "true" if value else "false"
         if isinstance(value, str) and value.strip().lower() in BOOLEAN_WORDS:
             return "true" if BOOLEAN_WORDS[value.strip().lower()] else "false"
-        raise DjangoValidationError("An on/off feature takes true or false.", code="invalid")
+        raise DjangoValidationError(gettext("An on/off feature takes true or false."), code="invalid")
     if kind == FeatureKind.LIMIT:
         if isinstance(value, str) and value.strip().lower() == UNLIMITED:
             return UNLIMITED
@@ -1018,17 +1048,22 @@ def grant_value_normalize(kind: str, value: object) -> str:
         elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
             number = int(value.strip())
         if number is None or number < 0:
-            raise DjangoValidationError(f'A limit is a whole number (0 or more) or "{UNLIMITED}".', code="invalid")
+            raise DjangoValidationError(
+                gettext('A limit is a whole number (0 or more) or "%(unlimited)s".') % {"unlimited": UNLIMITED},
+                code="invalid",
+            )
         if number > MAX_LIMIT:
-            raise DjangoValidationError(f"A limit is at most {MAX_LIMIT}.", code="invalid")
+            raise DjangoValidationError(
+                gettext("A limit is at most %(max_limit)s.") % {"max_limit": MAX_LIMIT}, code="invalid"
+            )
         return str(number)
     if kind == FeatureKind.VALUE:
         if not isinstance(value, str) or not value.strip():
-            raise DjangoValidationError("A value feature takes non-empty text.", code="invalid")
+            raise DjangoValidationError(gettext("A value feature takes non-empty text."), code="invalid")
         if len(value.strip()) > 255:
-            raise DjangoValidationError("A value is at most 255 characters.", code="invalid")
+            raise DjangoValidationError(gettext("A value is at most 255 characters."), code="invalid")
         return value.strip()
-    raise DjangoValidationError("Unknown feature kind.", code="invalid")
+    raise DjangoValidationError(gettext("Unknown feature kind."), code="invalid")
 
 
 def grant_value_typed(kind: str, stored: str) -> GrantValue:
@@ -1066,12 +1101,12 @@ class Feature(TimeStampedModel):
                 fields=["code"],
                 name="feature_code_unique",
                 violation_error_code="unique",
-                violation_error_message="A feature with this code already exists.",
+                violation_error_message=gettext_lazy("A feature with this code already exists."),
             ),
             models.CheckConstraint(
                 condition=Q(kind__in=FeatureKind.values),
                 name="feature_kind_known",
-                violation_error_message="A feature is on/off, a limit or a value.",
+                violation_error_message=gettext_lazy("A feature is on/off, a limit or a value."),
             ),
         ]
 
@@ -1083,7 +1118,7 @@ class Feature(TimeStampedModel):
             stored_kind = Feature.objects.filter(pk=self.pk).values_list("kind", flat=True).first()
             if stored_kind is not None and stored_kind != self.kind and self.grants.exists():
                 raise DjangoValidationError(
-                    {"kind": ["Plan versions grant this feature: its kind cannot change."]}, code="invalid"
+                    {"kind": [gettext("Plan versions grant this feature: its kind cannot change.")]}, code="invalid"
                 )
 
 
@@ -1106,7 +1141,7 @@ class FeatureGrant(models.Model):
             models.UniqueConstraint(
                 fields=["plan_version", "feature"],
                 name="feature_grant_unique",
-                violation_error_message="This version already grants this feature.",
+                violation_error_message=gettext_lazy("This version already grants this feature."),
             ),
         ]
 

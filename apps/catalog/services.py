@@ -17,6 +17,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Max
+from django.utils.translation import gettext
 from djmoney.money import Money
 
 from apps.core import clock
@@ -188,14 +189,18 @@ def plan_create(
     quantity). `minimum_commitments`: at most one amount per currency the plan prices in, the least
     a subscriber's period comes to (a true-up line makes up the difference)."""
     if product.is_archived:
-        raise ValidationFailed("This product is archived.", fields={"product": ["This product is archived."]})
+        raise ValidationFailed(
+            gettext("This product is archived."), fields={"product": [gettext("This product is archived.")]}
+        )
     if prices and charges:
         raise ValidationFailed(
-            "Give either prices or charges, not both.", fields={"prices": ["Give either prices or charges, not both."]}
+            gettext("Give either prices or charges, not both."),
+            fields={"prices": [gettext("Give either prices or charges, not both.")]},
         )
     if not prices and not charges:
         raise ValidationFailed(
-            "A plan needs a price in at least one currency.", fields={"prices": ["Give at least one price."]}
+            gettext("A plan needs a price in at least one currency."),
+            fields={"prices": [gettext("Give at least one price.")]},
         )
     if prices:
         _validate_simple_prices(prices)
@@ -230,7 +235,7 @@ def plan_version_create(
     """Add a new version to a plan; new subscribers take it, existing ones keep theirs."""
     plan = Plan.objects.select_for_update().get(pk=plan.pk)  # serialize version numbering per plan
     if plan.is_archived:
-        raise ValidationFailed("This plan is archived.", fields={"plan": ["This plan is archived."]})
+        raise ValidationFailed(gettext("This plan is archived."), fields={"plan": [gettext("This plan is archived.")]})
     number = (plan.versions.aggregate(last=Max("number"))["last"] or 0) + 1
     return _version_create(
         plan=plan, number=number, charges=charges, minimum_commitments=minimum_commitments, notes=notes
@@ -301,9 +306,12 @@ def plan_version_is_locked(version: PlanVersion) -> bool:
 def plan_version_ensure_editable(version: PlanVersion) -> None:
     if plan_version_is_locked(version):
         raise NotEditable(
-            f"{version} has subscribers, so its prices cannot change. Create a new version instead; "
-            "subscribers keep theirs until you migrate them.",
-            fields={"charges": ["This version has subscribers and cannot be edited; create a new version."]},
+            gettext(
+                "%(version)s has subscribers, so its prices cannot change. Create a new version instead; "
+                "subscribers keep theirs until you migrate them."
+            )
+            % {"version": version},
+            fields={"charges": [gettext("This version has subscribers and cannot be edited; create a new version.")]},
         )
 
 
@@ -380,30 +388,34 @@ def minimum_commitments_validate(commitments: Sequence[Money], charges: Sequence
         currency, key = str(money.currency), f"minimum_commitments.{index}"
         if not is_supported_currency(currency):
             problems.setdefault(f"{key}.currency", []).append(
-                f"{currency!r} is not one of the currencies this seller bills in."
+                gettext("%(currency)r is not one of the currencies this seller bills in.") % {"currency": currency}
             )
             continue
         if currency in seen:
             problems.setdefault(f"{key}.currency", []).append(
-                f"The version already has a minimum commitment in {currency}."
+                gettext("The version already has a minimum commitment in %(currency)s.") % {"currency": currency}
             )
         elif currency not in priced_in:
             listed = ", ".join(sorted(priced_in)) or "no currency yet"
             problems.setdefault(f"{key}.currency", []).append(
-                f"The plan is not priced in {currency} (its charges are priced in {listed}): a minimum commitment "
-                "must be in a currency its subscribers are billed in."
+                gettext(
+                    "The plan is not priced in %(currency)s (its charges are priced in %(listed)s): a minimum "
+                    "commitment must be in a currency its subscribers are billed in."
+                )
+                % {"currency": currency, "listed": listed}
             )
         seen.add(currency)
         if not money.amount.is_finite() or money.amount <= 0:
             problems.setdefault(f"{key}.amount", []).append(
-                "A minimum commitment is more than 0; leave it out for none."
+                gettext("A minimum commitment is more than 0; leave it out for none.")
             )
         elif has_more_decimals_than_currency(money.amount, currency):
             problems.setdefault(f"{key}.amount", []).append(
-                f"A minimum commitment in {currency} has at most the currency's decimals."
+                gettext("A minimum commitment in %(currency)s has at most the currency's decimals.")
+                % {"currency": currency}
             )
         elif money.amount >= Decimal(10) ** 13:
-            problems.setdefault(f"{key}.amount", []).append("This amount is too large.")
+            problems.setdefault(f"{key}.amount", []).append(gettext("This amount is too large."))
     return problems
 
 
@@ -419,11 +431,20 @@ def price_problems(*, price_model: str, price: PriceInput) -> dict[str, list[str
     `tiers.1.up_to`, …); empty when it can be saved. The rules of every price: a catalog price, and a
     subscription's custom price (`apps.subscriptions.services.subscription_price_override_set`)."""
     if not is_supported_currency(price.currency):
-        return {"currency": [f"{price.currency!r} is not one of the currencies this seller bills in."]}
+        return {
+            "currency": [
+                gettext("%(currency)r is not one of the currencies this seller bills in.")
+                % {"currency": price.currency}
+            ]
+        }
     if not isinstance(price.package_size, int) or price.package_size < 1:
-        return {"package_size": ["A package holds at least one unit."]}
+        return {"package_size": [gettext("A package holds at least one unit.")]}
     if price.package_rounding not in PackageRounding.values:
-        return {"package_rounding": [f"A package price rounds {' or '.join(PackageRounding.values)}."]}
+        return {
+            "package_rounding": [
+                gettext("A package price rounds %(values)s.") % {"values": " or ".join(PackageRounding.values)}
+            ]
+        }
     spec = price_input_spec(ChargeInput(name="", prices=(), price_model=price_model), price)
     return pricing.price_validate(spec)
 
@@ -437,40 +458,53 @@ def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
         problems.setdefault(key, []).append(message)
 
     if not charges:
-        add("charges", "A plan version needs at least one charge.")
+        add("charges", gettext("A plan version needs at least one charge."))
         return problems
     currency_sets: list[set[str]] = []
     for index, charge in enumerate(charges):
         key = f"charges.{index}"
         if not charge.name.strip():
-            add(f"{key}.name", "Give the charge a name; it is printed on the invoice.")
+            add(f"{key}.name", gettext("Give the charge a name; it is printed on the invoice."))
         if charge.kind not in ChargeKind.values:
-            add(f"{key}.kind", f"{charge.kind!r} is not a charge kind ({', '.join(ChargeKind.values)}).")
+            add(
+                f"{key}.kind",
+                gettext("%(kind)r is not a charge kind (%(values)s).")
+                % {"kind": charge.kind, "values": ", ".join(ChargeKind.values)},
+            )
         if charge.price_model not in PriceModelChoice.values:
             add(
                 f"{key}.price_model",
-                f"{charge.price_model!r} is not a price model ({', '.join(PriceModelChoice.values)}).",
+                gettext("%(price_model)r is not a price model (%(values)s).")
+                % {"price_model": charge.price_model, "values": ", ".join(PriceModelChoice.values)},
             )
             continue
         if charge.billing_timing not in BillingTiming.values:
             add(
                 f"{key}.billing_timing",
-                f"{charge.billing_timing!r} is not a billing timing ({', '.join(BillingTiming.values)}).",
+                gettext("%(billing_timing)r is not a billing timing (%(values)s).")
+                % {"billing_timing": charge.billing_timing, "values": ", ".join(BillingTiming.values)},
             )
         if charge.kind == ChargeKind.USAGE and not charge.metric_code:
-            add(f"{key}.metric_code", "A usage charge needs the code of the metric it bills.")
+            add(f"{key}.metric_code", gettext("A usage charge needs the code of the metric it bills."))
         elif charge.kind == ChargeKind.USAGE and not BillableMetric.objects.filter(code=charge.metric_code).exists():
             add(
                 f"{key}.metric_code",
-                f"No billable metric has the code {charge.metric_code!r}; create the metric first.",
+                gettext("No billable metric has the code %(metric_code)r; create the metric first.")
+                % {"metric_code": charge.metric_code},
             )
         if charge.kind == ChargeKind.RECURRING and charge.metric_code:
-            add(f"{key}.metric_code", "Only usage charges bill a metric; leave it empty on a recurring charge.")
+            add(
+                f"{key}.metric_code", gettext("Only usage charges bill a metric; leave it empty on a recurring charge.")
+            )
         if charge.kind == ChargeKind.RECURRING and charge.price_model in USAGE_ONLY_MODELS:
             label = PriceModelChoice(charge.price_model).label.lower()
-            add(f"{key}.price_model", f"A {label} price takes a share of usage amounts: use it on a usage charge.")
+            add(
+                f"{key}.price_model",
+                gettext("A %(label)s price takes a share of usage amounts: use it on a usage charge.")
+                % {"label": label},
+            )
         if not charge.prices:
-            add(f"{key}.prices", "Give the charge a price in at least one currency.")
+            add(f"{key}.prices", gettext("Give the charge a price in at least one currency."))
         metric = _charge_metric(charge)
         if charge.pooled_allowance is not None:
             _pool_problems(charge, metric, f"{key}.pooled_allowance", add)
@@ -484,21 +518,31 @@ def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
             if price.time_window:
                 if _peak_price_problems(charge, price, f"{price_key}.time_window", add):
                     if price.currency in seen_peak:
-                        add(f"{price_key}.time_window", f"The charge already has a peak price in {price.currency}.")
+                        add(
+                            f"{price_key}.time_window",
+                            gettext("The charge already has a peak price in %(currency)s.")
+                            % {"currency": price.currency},
+                        )
                     seen_peak.add(price.currency)
             elif price.dimension_values:
                 group = _dimension_problems(charge, metric, price, f"{price_key}.dimension_values", add)
                 if group is not None and (price.currency, group) in seen_groups:
                     add(
                         f"{price_key}.dimension_values",
-                        f"The charge already has a price in {price.currency} for "
-                        f"{dimension_label(dict(price.dimension_values))}.",
+                        gettext("The charge already has a price in %(currency)s for %(dimension_values)s.")
+                        % {
+                            "currency": price.currency,
+                            "dimension_values": dimension_label(dict(price.dimension_values)),
+                        },
                     )
                 if group is not None:
                     seen_groups.add((price.currency, group))
             else:
                 if price.currency in seen:
-                    add(f"{price_key}.currency", f"The charge already has a price in {price.currency}.")
+                    add(
+                        f"{price_key}.currency",
+                        gettext("The charge already has a price in %(currency)s.") % {"currency": price.currency},
+                    )
                 seen.add(price.currency)
             for field_name, messages in price_problems(price_model=charge.price_model, price=price).items():
                 for message in messages:
@@ -507,14 +551,20 @@ def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
             if price.time_window and price.currency not in seen and is_supported_currency(price.currency):
                 add(
                     f"{key}.prices.{price_index}.currency",
-                    f"A peak price in {price.currency} needs the charge's default price in {price.currency} (for the "
-                    "off-peak hours).",
+                    gettext(
+                        "A peak price in %(currency)s needs the charge's default price in %(currency)s (for the "
+                        "off-peak hours)."
+                    )
+                    % {"currency": price.currency},
                 )
             if price.dimension_values and price.currency not in seen and is_supported_currency(price.currency):
                 add(
                     f"{key}.prices.{price_index}.currency",
-                    f"A price for {dimension_label(dict(price.dimension_values))} in {price.currency} needs the "
-                    f"charge's default price in {price.currency} (for every other group).",
+                    gettext(
+                        "A price for %(dimension_values)s in %(currency)s needs the charge's default price in "
+                        "%(currency)s (for every other group)."
+                    )
+                    % {"dimension_values": dimension_label(dict(price.dimension_values)), "currency": price.currency},
                 )
         currency_sets.append(seen)
     every = set.union(*currency_sets) if currency_sets else set()
@@ -523,8 +573,11 @@ def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
         if missing:
             add(
                 f"charges.{index}.prices",
-                f"This charge has no price in {', '.join(missing)}, which other charges of the version are "
-                "priced in: every charge needs a price in each currency the version bills in.",
+                gettext(
+                    "This charge has no price in %(missing)s, which other charges of the version are priced "
+                    "in: every charge needs a price in each currency the version bills in."
+                )
+                % {"missing": ", ".join(missing)},
             )
     return problems
 
@@ -540,32 +593,42 @@ def _pool_problems(
     allowance = charge.pooled_allowance
     assert allowance is not None
     if charge.kind != ChargeKind.USAGE:
-        add(key, "Only usage charges have a pooled allowance; leave it empty on a recurring charge.")
+        add(key, gettext("Only usage charges have a pooled allowance; leave it empty on a recurring charge."))
         return
     if not allowance.is_finite() or allowance <= 0:
-        add(key, "A pooled allowance is more than 0 (the units each subscription adds to the pool).")
+        add(key, gettext("A pooled allowance is more than 0 (the units each subscription adds to the pool)."))
         return
     if -min(0, int(allowance.normalize().as_tuple().exponent)) > 6:  # the field's precision
-        add(key, "A pooled allowance has at most 6 decimal places.")
+        add(key, gettext("A pooled allowance has at most 6 decimal places."))
     if charge.price_model in USAGE_ONLY_MODELS:
         label = PriceModelChoice(charge.price_model).label.lower()
-        add(key, f"A {label} price prices amounts, not units beyond a pool: use another price model with a pool.")
+        add(
+            key,
+            gettext("A %(label)s price prices amounts, not units beyond a pool: use another price model with a pool.")
+            % {"label": label},
+        )
     if metric is None:
         return
     if metric.aggregation not in POOLABLE_AGGREGATIONS:
         add(
             key,
-            f"The metric {metric.code!r} aggregates by {metric.get_aggregation_display().lower()}; a pool is "
-            "consumed event by event, so it needs a count or sum metric.",
+            gettext(
+                "The metric %(metric_code)r aggregates by %(aggregation)s; a pool is consumed event by "
+                "event, so it needs a count or sum metric."
+            )
+            % {"metric_code": metric.code, "aggregation": metric.get_aggregation_display().lower()},
         )
     if metric.group_by:
-        add(key, f"The metric {metric.code!r} is grouped by {metric.group_by!r}; a pooled charge needs an "
-            "ungrouped metric.")  # fmt: skip
+        add(
+            key,
+            gettext("The metric %(metric_code)r is grouped by %(group_by)r; a pooled charge needs an ungrouped metric.")
+            % {"metric_code": metric.code, "group_by": metric.group_by},
+        )
     for price_index, price in enumerate(charge.prices):
         if price.included_units:
             add(
                 key.replace("pooled_allowance", f"prices.{price_index}.included_units"),
-                "A pooled charge's allowance replaces included units: leave them at 0.",
+                gettext("A pooled charge's allowance replaces included units: leave them at 0."),
             )
 
 
@@ -580,46 +643,66 @@ def _peak_problems(
     """What stops a charge's peak hours (docs/pricing.md, "Peak and off-peak prices")."""
     start, end = charge.peak_start_hour, charge.peak_end_hour
     if charge.kind != ChargeKind.USAGE:
-        add(f"{key}.peak_start_hour", "Only usage charges have peak hours; leave them empty on a recurring charge.")
+        add(
+            f"{key}.peak_start_hour",
+            gettext("Only usage charges have peak hours; leave them empty on a recurring charge."),
+        )
         return
     if start is None or end is None:
         missing = "peak_end_hour" if end is None else "peak_start_hour"
-        add(f"{key}.{missing}", "Give both the hour peak hours start and the hour they end (0–23).")
+        add(f"{key}.{missing}", gettext("Give both the hour peak hours start and the hour they end (0–23)."))
         return
     for name, hour in (("peak_start_hour", start), ("peak_end_hour", end)):
         if not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23:
-            add(f"{key}.{name}", "An hour of the day is a whole number from 0 to 23.")
+            add(f"{key}.{name}", gettext("An hour of the day is a whole number from 0 to 23."))
             return
     if start == end:
-        add(f"{key}.peak_end_hour", "Peak hours end at another hour than they start (a whole day has no off-peak).")
+        add(
+            f"{key}.peak_end_hour",
+            gettext("Peak hours end at another hour than they start (a whole day has no off-peak)."),
+        )
     if charge.price_model in USAGE_ONLY_MODELS:
         label = PriceModelChoice(charge.price_model).label.lower()
-        add(f"{key}.peak_start_hour", f"A {label} price prices each transaction; peak hours need another price model.")
+        add(
+            f"{key}.peak_start_hour",
+            gettext("A %(label)s price prices each transaction; peak hours need another price model.")
+            % {"label": label},
+        )
     if charge.pooled_allowance is not None:
-        add(f"{key}.peak_start_hour", "A pooled charge has no peak hours: give it one price for every hour.")
+        add(f"{key}.peak_start_hour", gettext("A pooled charge has no peak hours: give it one price for every hour."))
     if metric is None:
         return
     if metric.aggregation not in PEAK_AGGREGATIONS:
         add(
             f"{key}.peak_start_hour",
-            f"The metric {metric.code!r} aggregates by {metric.get_aggregation_display().lower()}, which cannot be "
-            "split by the hour of the day; peak hours need a count, sum or max metric.",
+            gettext(
+                "The metric %(metric_code)r aggregates by %(aggregation)s, which cannot be split by the "
+                "hour of the day; peak hours need a count, sum or max metric."
+            )
+            % {"metric_code": metric.code, "aggregation": metric.get_aggregation_display().lower()},
         )
     if metric.group_by:
-        add(f"{key}.peak_start_hour", f"The metric {metric.code!r} is grouped by {metric.group_by!r}; peak hours "
-            "need an ungrouped metric.")  # fmt: skip
+        add(
+            f"{key}.peak_start_hour",
+            gettext("The metric %(metric_code)r is grouped by %(group_by)r; peak hours need an ungrouped metric.")
+            % {"metric_code": metric.code, "group_by": metric.group_by},
+        )
 
 
 def _peak_price_problems(charge: ChargeInput, price: PriceInput, key: str, add: Callable[[str, str], None]) -> bool:
     """Whether a price for a time window can be saved (else the problems are added)."""
     if price.time_window not in PriceTimeWindow.values:
-        add(key, f"{price.time_window!r} is not a time window (peak, or empty for the default price).")
+        add(
+            key,
+            gettext("%(time_window)r is not a time window (peak, or empty for the default price).")
+            % {"time_window": price.time_window},
+        )
         return False
     if charge.peak_start_hour is None or charge.peak_end_hour is None:
-        add(key, "The charge has no peak hours: set its peak start and end hours first, or leave this empty.")
+        add(key, gettext("The charge has no peak hours: set its peak start and end hours first, or leave this empty."))
         return False
     if price.dimension_values:
-        add(key, "A peak price is for every group of usage: leave its dimension values empty.")
+        add(key, gettext("A peak price is for every group of usage: leave its dimension values empty."))
         return False
     return True
 
@@ -637,7 +720,7 @@ def _dimension_problems(
     None when they are wrong."""
     values = price.dimension_values
     if charge.kind != ChargeKind.USAGE:
-        add(key, "Only usage charges have prices per dimension; leave the dimension values empty.")
+        add(key, gettext("Only usage charges have prices per dimension; leave the dimension values empty."))
         return None
     if metric is None:
         return None  # the unknown metric is reported on its own field
@@ -645,35 +728,49 @@ def _dimension_problems(
     if not names:
         add(
             key,
-            f"The metric {metric.code!r} is not grouped by any property, so its usage has no dimensions to price "
-            "apart; group it by one or two properties (e.g. region,tier) first.",
+            gettext(
+                "The metric %(metric_code)r is not grouped by any property, so its usage has no dimensions "
+                "to price apart; group it by one or two properties (e.g. region,tier) first."
+            )
+            % {"metric_code": metric.code},
         )
         return None
     if not isinstance(values, Mapping) or not all(isinstance(name, str) for name in values):
-        add(key, 'Give the dimension values as {"property": "value"}.')
+        add(key, gettext('Give the dimension values as {"property": "value"}.'))
         return None
     unknown = [name for name in values if name not in names]
     for name in unknown:
         add(
             key,
-            f"{name!r} is not a property the metric {metric.code!r} groups by ({', '.join(names)}): "
-            "a dimension price names a value for each of those.",
+            gettext(
+                "%(name)r is not a property the metric %(metric_code)r groups by (%(names)s): a dimension "
+                "price names a value for each of those."
+            )
+            % {"name": name, "metric_code": metric.code, "names": ", ".join(names)},
         )
     missing = [name for name in names if name not in values]
     if missing:
-        add(key, f"Give a value for {', '.join(map(repr, missing))} too: the metric groups by {', '.join(names)}.")
+        add(
+            key,
+            gettext("Give a value for %(missing)s too: the metric groups by %(names)s.")
+            % {"missing": ", ".join(map(repr, missing)), "names": ", ".join(names)},
+        )
     if unknown or missing:
         return None
     texts = [values[name] for name in names]
     if not all(isinstance(text, str) and text.strip() == text and text for text in texts):
-        add(key, "Each dimension value is a non-empty text without leading or trailing spaces.")
+        add(key, gettext("Each dimension value is a non-empty text without leading or trailing spaces."))
         return None
     if len(names) > 1 and any(GROUP_KEY_SEPARATOR in text for text in texts):
-        add(key, f"A dimension value cannot contain {GROUP_KEY_SEPARATOR!r}.")
+        add(
+            key,
+            gettext("A dimension value cannot contain %(group_key_separator)r.")
+            % {"group_key_separator": GROUP_KEY_SEPARATOR},
+        )
         return None
     group = group_key_of(texts)
     if len(group) > 255:
-        add(key, "The dimension values are longer than 255 characters together.")
+        add(key, gettext("The dimension values are longer than 255 characters together."))
         return None
     return group
 
@@ -733,14 +830,22 @@ def _validate_simple_prices(prices: Sequence[Money]) -> None:
         key = f"prices.{index}"
         if not is_supported_currency(currency):
             raise ValidationFailed(
-                f"Unknown or unsupported currency {currency!r}.",
-                fields={key: [f"{currency!r} is not one of the currencies this seller bills in."]},
+                gettext("Unknown or unsupported currency %(currency)r.") % {"currency": currency},
+                fields={
+                    key: [
+                        gettext("%(currency)r is not one of the currencies this seller bills in.")
+                        % {"currency": currency}
+                    ]
+                },
             )
         if amount.amount < 0:
-            raise ValidationFailed("Prices cannot be negative.", fields={key: ["Prices cannot be negative."]})
+            raise ValidationFailed(
+                gettext("Prices cannot be negative."), fields={key: [gettext("Prices cannot be negative.")]}
+            )
         if currency in seen:
             raise ValidationFailed(
-                f"Two prices in {currency}.", fields={key: [f"The plan already has a price in {currency}."]}
+                gettext("Two prices in %(currency)s.") % {"currency": currency},
+                fields={key: [gettext("The plan already has a price in %(currency)s.") % {"currency": currency}]},
             )
         seen.add(currency)
 
@@ -748,7 +853,9 @@ def _validate_simple_prices(prices: Sequence[Money]) -> None:
 def price_quote(*, price: Price, quantity: Decimal, transactions: Sequence[Decimal] = ()) -> pricing.Quote:
     """Price a quantity with a stored price (the admin calculator and the quote API)."""
     if quantity < 0:
-        raise ValidationFailed("The quantity cannot be negative.", fields={"quantity": ["Must be 0 or more."]})
+        raise ValidationFailed(
+            gettext("The quantity cannot be negative."), fields={"quantity": [gettext("Must be 0 or more.")]}
+        )
     return pricing.price_quote(price.to_spec(), quantity=quantity, transactions=transactions)
 
 
@@ -758,7 +865,9 @@ def price_quote(*, price: Price, quantity: Decimal, transactions: Sequence[Decim
 def _raise_problems(problems: dict[str, list[str]]) -> None:
     if problems:
         first = next(iter(problems.values()))[0]
-        raise ValidationFailed(first if len(problems) == 1 else f"{first} (and more)", fields=problems)
+        raise ValidationFailed(
+            first if len(problems) == 1 else gettext("%(first)s (and more)") % {"first": first}, fields=problems
+        )
 
 
 def coupon_validate(
@@ -780,33 +889,50 @@ def coupon_validate(
         problems.setdefault(key, []).append(message)
 
     if discount_type not in DiscountType.values:
-        add("discount_type", f"{discount_type!r} is not a discount type ({', '.join(DiscountType.values)}).")
+        add(
+            "discount_type",
+            gettext("%(discount_type)r is not a discount type (%(values)s).")
+            % {"discount_type": discount_type, "values": ", ".join(DiscountType.values)},
+        )
     elif discount_type == DiscountType.PERCENTAGE:
         if percent_off is None:
-            add("percent_off", "Give the percentage off: more than 0, at most 100.")
+            add("percent_off", gettext("Give the percentage off: more than 0, at most 100."))
         elif not Decimal(0) < percent_off <= Decimal(100):
-            add("percent_off", "A percentage off is more than 0 and at most 100.")
+            add("percent_off", gettext("A percentage off is more than 0 and at most 100."))
         if amounts:
-            add("amounts", "A percentage coupon has no amounts off; remove them or make it a fixed-amount coupon.")
+            add(
+                "amounts",
+                gettext("A percentage coupon has no amounts off; remove them or make it a fixed-amount coupon."),
+            )
     else:
         if percent_off is not None:
-            add("percent_off", "Only percentage coupons have a percentage off; leave it empty.")
+            add("percent_off", gettext("Only percentage coupons have a percentage off; leave it empty."))
         if not amounts:
-            add("amounts", "Give the amount off in at least one currency.")
+            add("amounts", gettext("Give the amount off in at least one currency."))
         seen: set[str] = set()
         for index, money in enumerate(amounts):
             currency = str(money.currency)
             key = f"amounts.{index}"
             if not is_supported_currency(currency):
-                add(f"{key}.currency", f"{currency!r} is not one of the currencies this seller bills in.")
+                add(
+                    f"{key}.currency",
+                    gettext("%(currency)r is not one of the currencies this seller bills in.") % {"currency": currency},
+                )
                 continue
             if currency in seen:
-                add(f"{key}.currency", f"The coupon already has an amount off in {currency}.")
+                add(
+                    f"{key}.currency",
+                    gettext("The coupon already has an amount off in %(currency)s.") % {"currency": currency},
+                )
             seen.add(currency)
             if money.amount < 0:
-                add(f"{key}.amount", "The amount off cannot be negative.")
+                add(f"{key}.amount", gettext("The amount off cannot be negative."))
             elif has_more_decimals_than_currency(money.amount, currency):
-                add(f"{key}.amount", f"An amount off in {currency} has at most the currency's decimals.")
+                add(
+                    f"{key}.amount",
+                    gettext("An amount off in %(currency)s has at most the currency's decimals.")
+                    % {"currency": currency},
+                )
             else:
                 try:
                     CouponAmount(currency=currency, amount_off=money.amount).full_clean(
@@ -817,20 +943,30 @@ def coupon_validate(
                         add(f"{key}.amount", message)
 
     if duration not in CouponDuration.values:
-        add("duration", f"{duration!r} is not a duration ({', '.join(CouponDuration.values)}).")
+        add(
+            "duration",
+            gettext("%(duration)r is not a duration (%(values)s).")
+            % {"duration": duration, "values": ", ".join(CouponDuration.values)},
+        )
     elif duration == CouponDuration.REPEATING:
         if duration_in_periods is None or duration_in_periods < 1:
-            add("duration_in_periods", "A repeating coupon needs the number of periods it discounts (at least 1).")
+            add(
+                "duration_in_periods",
+                gettext("A repeating coupon needs the number of periods it discounts (at least 1)."),
+            )
     elif duration_in_periods is not None:
-        add("duration_in_periods", "Only repeating coupons last a number of periods; leave it empty.")
+        add("duration_in_periods", gettext("Only repeating coupons last a number of periods; leave it empty."))
     if max_redemptions is not None and max_redemptions < 1:
-        add("max_redemptions", "The redemption limit is at least 1; leave it empty for no limit.")
+        add("max_redemptions", gettext("The redemption limit is at least 1; leave it empty for no limit."))
     if redeem_by is not None and redeem_by <= now:
-        add("redeem_by", "The expiry must be in the future.")
+        add("redeem_by", gettext("The expiry must be in the future."))
     known = set(Product.objects.filter(pk__in=product_ids).values_list("pk", flat=True))
     unknown = [product_id for product_id in dict.fromkeys(product_ids) if product_id not in known]
     if unknown:
-        add("product_ids", f"No product with id {', '.join(str(product_id) for product_id in unknown)}.")
+        add(
+            "product_ids",
+            gettext("No product with id %(value)s.") % {"value": ", ".join(str(product_id) for product_id in unknown)},
+        )
     return problems
 
 
@@ -926,10 +1062,13 @@ def feature_update(*, feature_id: int, **changes: Any) -> Feature:
     """Rename a feature, describe it, or change its kind (only while no plan version grants it)."""
     feature = Feature.objects.select_for_update().filter(pk=feature_id).first()
     if feature is None:
-        raise NotFound(f"Feature {feature_id} does not exist.")
+        raise NotFound(gettext("Feature %(feature_id)s does not exist.") % {"feature_id": feature_id})
     unknown = sorted(set(changes) - set(FEATURE_FIELDS))
     if unknown:
-        raise ValidationFailed("Unknown fields.", fields={name: ["This field cannot be changed."] for name in unknown})
+        raise ValidationFailed(
+            gettext("Unknown fields."),
+            fields={name: [gettext("This field cannot be changed.")] for name in unknown},
+        )
     for name, value in changes.items():
         setattr(feature, name, value)
     validate_instance(feature)
@@ -951,10 +1090,12 @@ def feature_grants_validate(grants: Sequence[GrantInput]) -> tuple[list[FeatureG
     for index, grant in enumerate(grants):
         feature = features.get(grant.feature)
         if feature is None:
-            problems[f"features.{index}.feature"] = [f"There is no feature {grant.feature!r}."]
+            problems[f"features.{index}.feature"] = [
+                gettext("There is no feature %(feature)r.") % {"feature": grant.feature}
+            ]
             continue
         if grant.feature in seen:
-            problems[f"features.{index}.feature"] = ["This feature is granted twice."]
+            problems[f"features.{index}.feature"] = [gettext("This feature is granted twice.")]
             continue
         seen.add(grant.feature)
         try:
@@ -974,9 +1115,12 @@ def plan_version_features_set(*, version: PlanVersion, grants: Sequence[GrantInp
     version = PlanVersion.objects.select_for_update().get(pk=version.pk)
     if plan_version_is_locked(version):
         raise NotEditable(
-            f"{version} has subscribers, so what it grants cannot change. Create a new version instead; "
-            "subscribers keep theirs until you migrate them.",
-            fields={"features": ["This version has subscribers and cannot be edited; create a new version."]},
+            gettext(
+                "%(version)s has subscribers, so what it grants cannot change. Create a new version "
+                "instead; subscribers keep theirs until you migrate them."
+            )
+            % {"version": version},
+            fields={"features": [gettext("This version has subscribers and cannot be edited; create a new version.")]},
         )
     rows, problems = feature_grants_validate(grants)
     _raise_problems(problems)

@@ -24,6 +24,7 @@ from functools import wraps
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -49,8 +50,9 @@ def _idempotency_key(request: Request) -> str | None:
     key = key.strip()
     if not key or len(key) > MAX_KEY_LENGTH:
         raise ValidationFailed(
-            f"The {HEADER} header must be 1 to {MAX_KEY_LENGTH} characters.",
-            fields={HEADER: [f"Give 1 to {MAX_KEY_LENGTH} characters."]},
+            gettext("The %(header)s header must be 1 to %(max_key_length)s characters.")
+            % {"header": HEADER, "max_key_length": MAX_KEY_LENGTH},
+            fields={HEADER: [gettext("Give 1 to %(max_key_length)s characters.") % {"max_key_length": MAX_KEY_LENGTH}]},
         )
     return key
 
@@ -58,13 +60,13 @@ def _idempotency_key(request: Request) -> str | None:
 def _replay(record: IdempotencyRecord, fingerprint: str) -> Response:
     if record.request_fingerprint != fingerprint:
         raise Conflict(
-            f"This {HEADER} was already used for a different request.",
+            gettext("This %(header)s was already used for a different request.") % {"header": HEADER},
             code="idempotency_key_reused",
-            fields={HEADER: ["Use a new key for a new request."]},
+            fields={HEADER: [gettext("Use a new key for a new request.")]},
         )
     if record.response_status is None:
         raise Conflict(
-            f"A request with this {HEADER} is still being processed; retry later.",
+            gettext("A request with this %(header)s is still being processed; retry later.") % {"header": HEADER},
             code="idempotency_request_in_progress",
         )
     return Response(record.response_body, status=record.response_status, headers={REPLAY_HEADER: "true"})

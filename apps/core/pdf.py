@@ -25,6 +25,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db.models.fields.files import FieldFile
 from django.template.loader import render_to_string
+from django.utils.translation import gettext
 
 from apps.core.errors import Conflict
 
@@ -161,11 +162,15 @@ def pdf_file_store(*, field_file: FieldFile, filename: str, content: bytes) -> s
     name = field_file.field.generate_filename(field_file.instance, filename)
     storage = field_file.storage
     if storage.exists(name):
-        raise PdfAlreadyStored(f"A file is already stored at {name}; a stored PDF is never overwritten.")
+        raise PdfAlreadyStored(
+            gettext("A file is already stored at %(name)s; a stored PDF is never overwritten.") % {"name": name}
+        )
     stored_name = storage.save(name, ContentFile(content), max_length=field_file.field.max_length)
     if stored_name != name:  # another process stored the same name meanwhile: keep theirs, drop ours
         storage.delete(stored_name)
-        raise PdfAlreadyStored(f"A file is already stored at {name}; a stored PDF is never overwritten.")
+        raise PdfAlreadyStored(
+            gettext("A file is already stored at %(name)s; a stored PDF is never overwritten.") % {"name": name}
+        )
     field_file.name = stored_name
     return stored_name
 

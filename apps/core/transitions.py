@@ -5,6 +5,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Protocol
 
 from django.db import models
+from django.utils.translation import gettext
 
 from .errors import InvalidTransition
 
@@ -26,7 +27,15 @@ def ensure_transition(
     when the move is refused, so a name that needs a query costs nothing on the way through."""
     if target not in transitions[obj.status]:
         raise InvalidTransition(
-            f"{describe()} is {status_enum(obj.status).label.lower()} and cannot become "
-            f"{status_enum(target).label.lower()}.",
-            fields={"status": [f"Not allowed from {obj.status} to {target}."]},
+            gettext("%(name)s is %(status)s and cannot become %(target)s.")
+            % {
+                "name": describe(),
+                "status": status_enum(obj.status).label.lower(),
+                "target": status_enum(target).label.lower(),
+            },
+            fields={
+                "status": [
+                    gettext("Not allowed from %(status)s to %(target)s.") % {"status": obj.status, "target": target}
+                ]
+            },
         )

@@ -554,7 +554,13 @@ class InvoiceItem(models.Model):
     explanation = models.JSONField(default=list, blank=True, verbose_name=_("explanation"))
     created_at = models.DateTimeField(verbose_name=_("created at"))
     product = models.ForeignKey(
-        "catalog.Product", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+        "catalog.Product",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("product"),
     )
     tax_rate = models.ForeignKey(
         TaxRate,
@@ -563,11 +569,18 @@ class InvoiceItem(models.Model):
         blank=True,
         related_name="+",
         db_index=False,
-        help_text="Taxed at this rate instead of the customer's (exempt and reverse-charged customers pay none).",
+        verbose_name=_("tax rate"),
+        help_text=_("Taxed at this rate instead of the customer's (exempt and reverse-charged customers pay none)."),
     )
-    updated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    updated_at = models.DateTimeField(null=True, blank=True, editable=False, verbose_name=_("updated at"))
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("created by"),
     )
 
     class Meta:

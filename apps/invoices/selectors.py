@@ -3,6 +3,7 @@ from decimal import Decimal
 
 from django.db.models import DecimalField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
@@ -155,7 +156,7 @@ def invoice_get_for_customer(*, customer_id: int, invoice_id: int | str) -> Invo
     try:
         pk = int(invoice_id)
     except (TypeError, ValueError):
-        raise NotFound("No such invoice.") from None
+        raise NotFound(gettext("No such invoice.")) from None
     invoice = (
         invoice_list_for_customer(customer_id=customer_id)
         .prefetch_related("lines", "taxes", "credit_notes")
@@ -163,7 +164,7 @@ def invoice_get_for_customer(*, customer_id: int, invoice_id: int | str) -> Invo
         .first()
     )
     if invoice is None:
-        raise NotFound("No such invoice.")
+        raise NotFound(gettext("No such invoice."))
     return invoice
 
 
@@ -175,10 +176,10 @@ def credit_note_get_for_customer(*, customer_id: int, credit_note_id: int | str)
     try:
         pk = int(credit_note_id)
     except (TypeError, ValueError):
-        raise NotFound("No such credit note.") from None
+        raise NotFound(gettext("No such credit note.")) from None
     credit_note = credit_note_list_for_customer(customer_id=customer_id).prefetch_related("lines").filter(pk=pk).first()
     if credit_note is None:
-        raise NotFound("No such credit note.")
+        raise NotFound(gettext("No such credit note."))
     return credit_note
 
 

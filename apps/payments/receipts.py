@@ -11,6 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import translation
+from django.utils.translation import gettext
 from djmoney.money import Money
 
 from apps.core.errors import Conflict
@@ -54,7 +55,7 @@ def payment_receipt_pdf(payment: Payment) -> bytes:
     """The receipt of a succeeded payment as PDF bytes, in the customer's language; a payment that has
     not succeeded has none (`ReceiptNotAvailable`)."""
     if payment.status != PaymentStatus.SUCCEEDED:
-        raise ReceiptNotAvailable("Only a payment received has a receipt.")
+        raise ReceiptNotAvailable(gettext("Only a payment received has a receipt."))
     with translation.override(payment.customer.preferred_language or settings.LANGUAGE_CODE):
         return render_pdf(
             template_name=RECEIPT_PDF_TEMPLATE,

@@ -1,4 +1,5 @@
 from django.db.models import Prefetch, QuerySet
+from django.utils.translation import gettext
 
 from apps.core.errors import NotFound
 from apps.invoices.constants import UNPAID_STATUSES
@@ -77,10 +78,10 @@ def payment_get_for_customer(*, customer_id: int, payment_id: int | str) -> Paym
     try:
         pk = int(payment_id)
     except (TypeError, ValueError):
-        raise NotFound("No such payment.") from None
+        raise NotFound(gettext("No such payment.")) from None
     payment = customer_payments(customer_id=customer_id).filter(pk=pk).first()
     if payment is None:
-        raise NotFound("No such payment.")
+        raise NotFound(gettext("No such payment."))
     return payment
 
 

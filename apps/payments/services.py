@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
+from django.utils.translation import gettext
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
@@ -64,7 +65,10 @@ PAYABLE_STATUSES = UNPAID_STATUSES
 def _lock_customer(customer_id: int) -> Customer:
     customer = Customer.objects.select_for_update(of=("self",)).filter(pk=customer_id).first()
     if customer is None:
-        raise NotFound(f"Customer {customer_id} does not exist.", fields={"customer": ["Unknown customer."]})
+        raise NotFound(
+            gettext("Customer %(customer_id)s does not exist.") % {"customer_id": customer_id},
+            fields={"customer": [gettext("Unknown customer.")]},
+        )
     return customer
 
 
@@ -72,7 +76,7 @@ def _lock_payment(payment_id: int) -> Payment:
     """Lock the payment's customer, then the payment."""
     customer_id = Payment.objects.filter(pk=payment_id).values_list("customer_id", flat=True).first()
     if customer_id is None:
-        raise NotFound(f"Payment {payment_id} does not exist.")
+        raise NotFound(gettext("Payment %(payment_id)s does not exist.") % {"payment_id": payment_id})
     _lock_customer(customer_id)
     return Payment.objects.select_for_update(of=("self",)).select_related("customer").get(pk=payment_id)
 
@@ -113,7 +117,7 @@ def _ensure_transition(payment: Payment, target: str) -> None:
         target,
         transitions=PAYMENT_TRANSITIONS,
         status_enum=PaymentStatus,
-        describe=lambda: f"Payment #{payment.pk}",
+        describe=lambda: gettext("Payment #%(payment_pk)s") % {"payment_pk": payment.pk},
     )
 
 
@@ -129,16 +133,18 @@ def _check_amount(amount: Any, currency: str, errors: dict[str, list[str]], name
         try:
             amount = Decimal(str(amount))
         except ArithmeticError:
-            errors.setdefault(name, []).append("Give a number.")
+            errors.setdefault(name, []).append(gettext("Give a number."))
             return None
     if not amount.is_finite():
-        errors.setdefault(name, []).append("Give a number.")
+        errors.setdefault(name, []).append(gettext("Give a number."))
         return None
     if amount <= 0:
-        errors.setdefault(name, []).append("Must be greater than zero.")
+        errors.setdefault(name, []).append(gettext("Must be greater than zero."))
         return None
     if has_more_decimals_than_currency(amount, currency):
-        errors.setdefault(name, []).append(f"Has more decimals than {currency} allows.")
+        errors.setdefault(name, []).append(
+            gettext("Has more decimals than %(currency)s allows.") % {"currency": currency}
+        )
         return None
     return amount
 
@@ -147,18 +153,26 @@ def _check_invoice_payable(
     invoice: Invoice | None, customer: Customer, name: str, errors: dict[str, list[str]]
 ) -> bool:
     if invoice is None or invoice.customer_id != customer.pk:
-        errors.setdefault(name, []).append(f"Not an invoice of customer {customer.name}.")
+        errors.setdefault(name, []).append(
+            gettext("Not an invoice of customer %(customer_name)s.") % {"customer_name": customer.name}
+        )
         return False
     if invoice.status == InvoiceStatus.DRAFT:
-        errors.setdefault(name, []).append(f"Invoice {invoice} is a draft: finalize it before it is paid.")
+        errors.setdefault(name, []).append(
+            gettext("Invoice %(invoice)s is a draft: finalize it before it is paid.") % {"invoice": invoice}
+        )
         return False
     if invoice.status not in PAYABLE_STATUSES:
         errors.setdefault(name, []).append(
-            f"Invoice {invoice} is {invoice.get_status_display().lower()}: nothing is due on it."
+            gettext("Invoice %(invoice)s is %(status)s: nothing is due on it.")
+            % {"invoice": invoice, "status": invoice.get_status_display().lower()}
         )
         return False
     if invoice.currency != customer.currency:
-        errors.setdefault(name, []).append(f"Invoice {invoice} is in {invoice.currency}, not {customer.currency}.")
+        errors.setdefault(name, []).append(
+            gettext("Invoice %(invoice)s is in %(invoice_currency)s, not %(customer_currency)s.")
+            % {"invoice": invoice, "invoice_currency": invoice.currency, "customer_currency": customer.currency}
+        )
         return False
     return True
 
@@ -206,16 +220,18 @@ def _explicit_allocations(
         try:
             invoice_id = int(raw_id)
         except (TypeError, ValueError):
-            errors.setdefault(f"{prefix}.invoice", []).append("Give an invoice id.")
+            errors.setdefault(f"{prefix}.invoice", []).append(gettext("Give an invoice id."))
             continue
         invoice = invoices.get(invoice_id)
         if invoice is None:
-            errors.setdefault(f"{prefix}.invoice", []).append(f"Invoice {invoice_id} does not exist.")
+            errors.setdefault(f"{prefix}.invoice", []).append(
+                gettext("Invoice %(invoice_id)s does not exist.") % {"invoice_id": invoice_id}
+            )
             continue
         if not _check_invoice_payable(invoice, customer, f"{prefix}.invoice", errors):
             continue
         if invoice_id in seen:
-            errors.setdefault(f"{prefix}.invoice", []).append("This invoice is already listed.")
+            errors.setdefault(f"{prefix}.invoice", []).append(gettext("This invoice is already listed."))
             continue
         seen.add(invoice_id)
         value = _check_amount(raw_amount, currency, errors, f"{prefix}.amount")
@@ -223,13 +239,19 @@ def _explicit_allocations(
             continue
         owed = invoice_owed(invoice)
         if value > owed:
-            errors.setdefault(f"{prefix}.amount", []).append(f"At most {owed} {currency} is due on invoice {invoice}.")
+            errors.setdefault(f"{prefix}.amount", []).append(
+                gettext("At most %(owed)s %(currency)s is due on invoice %(invoice)s.")
+                % {"owed": owed, "currency": currency, "invoice": invoice}
+            )
             continue
         allocations.append((invoice_id, value))
     total = sum((value for _, value in allocations), Decimal(0))
     if amount is not None and total > amount and not errors:
         errors.setdefault("allocations", []).append(
-            f"The allocations add up to {total} {currency}, more than the payment's {amount} {currency}."
+            gettext(
+                "The allocations add up to %(total)s %(currency)s, more than the payment's %(amount)s %(currency)s."
+            )
+            % {"total": total, "currency": currency, "amount": amount}
         )
     return invoices, allocations
 
@@ -361,22 +383,29 @@ def _manual_payment_record(
     errors: dict[str, list[str]] = {}
     value = _check_amount(amount, customer.currency, errors)
     if currency != customer.currency:
-        errors.setdefault("currency", []).append(f"Customer {customer.name} pays in {customer.currency}.")
+        errors.setdefault("currency", []).append(
+            gettext("Customer %(customer_name)s pays in %(currency)s.")
+            % {"customer_name": customer.name, "currency": customer.currency}
+        )
     if method not in MANUAL_METHODS:
-        errors.setdefault("method", []).append(f"Choose one of: {', '.join(MANUAL_METHODS)}.")
+        errors.setdefault("method", []).append(
+            gettext("Choose one of: %(manual_methods)s.") % {"manual_methods": ", ".join(MANUAL_METHODS)}
+        )
     reference = (reference or "").strip()
     if len(reference) > 255:
-        errors.setdefault("reference", []).append("At most 255 characters.")
+        errors.setdefault("reference", []).append(gettext("At most 255 characters."))
     elif not reference and reference_required:
         errors.setdefault("reference", []).append(
-            "Give the reference of the money received (bank transfer reference, cheque or receipt number): "
-            "it tells one payment from another."
+            gettext(
+                "Give the reference of the money received (bank transfer reference, cheque or receipt "
+                "number): it tells one payment from another."
+            )
         )
     now = customer_now(customer)
     if received_at is None or received_at.tzinfo is None:
-        errors.setdefault("received_at", []).append("Give the date and time with a time zone.")
+        errors.setdefault("received_at", []).append(gettext("Give the date and time with a time zone."))
     elif received_at > now:
-        errors.setdefault("received_at", []).append("Cannot be in the future.")
+        errors.setdefault("received_at", []).append(gettext("Cannot be in the future."))
     if allocations is None:
         invoices, chosen = _default_allocations(customer, value) if value is not None else ({}, [])
     else:
@@ -385,21 +414,32 @@ def _manual_payment_record(
         allocated = sum((amount for _, amount in chosen), Decimal(0))
         if value > allocated:
             errors.setdefault("amount", []).append(
-                f"Only {allocated} {customer.currency} is allocated to invoices; overpayments are not accepted."
+                gettext("Only %(allocated)s %(currency)s is allocated to invoices; overpayments are not accepted.")
+                % {"allocated": allocated, "currency": customer.currency}
             )
     if errors:
-        raise ValidationFailed("The payment is not valid: nothing was recorded.", fields=errors)
+        raise ValidationFailed(gettext("The payment is not valid: nothing was recorded."), fields=errors)
     assert value is not None
     recorded = manual_payment_with_reference(customer_id=customer.pk, reference=reference) if reference else None
     if recorded is not None:
         raise Conflict(
-            f"A payment with the reference {reference!r} is already recorded for {customer.name}: nothing was "
-            "recorded.",
+            gettext(
+                "A payment with the reference %(reference)r is already recorded for %(customer_name)s: "
+                "nothing was recorded."
+            )
+            % {"reference": reference, "customer_name": customer.name},
             fields={
                 "reference": [
-                    f"Already recorded: payment #{recorded.pk} of "
-                    f"{quantize_amount(recorded.amount.amount, recorded.currency)} {recorded.currency}, "
-                    f"received {recorded.received_at:%Y-%m-%d}. Reverse it first if it was wrong."
+                    gettext(
+                        "Already recorded: payment #%(recorded_pk)s of %(amount)s %(currency)s, received "
+                        "%(received_at)s. Reverse it first if it was wrong."
+                    )
+                    % {
+                        "recorded_pk": recorded.pk,
+                        "amount": quantize_amount(recorded.amount.amount, recorded.currency),
+                        "currency": recorded.currency,
+                        "received_at": format(recorded.received_at, "%Y-%m-%d"),
+                    }
                 ]
             },
         )
@@ -430,15 +470,18 @@ def invoice_mark_paid(
     still due on the invoice, allocated to it, which makes it paid."""
     customer_id = Invoice.objects.filter(pk=invoice_id).values_list("customer_id", flat=True).first()
     if customer_id is None:
-        raise NotFound(f"Invoice {invoice_id} does not exist.")
+        raise NotFound(gettext("Invoice %(invoice_id)s does not exist.") % {"invoice_id": invoice_id})
     customer = _lock_customer(customer_id)
     invoice = _lock_invoices([invoice_id])[invoice_id]
     if invoice.status == InvoiceStatus.DRAFT:
-        raise InvalidTransition("Finalize the draft before recording a payment for it.")
+        raise InvalidTransition(gettext("Finalize the draft before recording a payment for it."))
     invoice_ensure_transition(invoice, InvoiceStatus.PAID)
     owed = invoice_owed(invoice)
     if owed <= 0:
-        raise InvalidTransition(f"Nothing is due on invoice {invoice}.", fields={"status": ["Nothing is due."]})
+        raise InvalidTransition(
+            gettext("Nothing is due on invoice %(invoice)s.") % {"invoice": invoice},
+            fields={"status": [gettext("Nothing is due.")]},
+        )
     received_at = now or customer_now(customer)
     # The invoice paid in full is what tells this payment apart: the reference may stay empty (a second
     # "mark paid" finds nothing due), and one given is unique as for any manual payment.
@@ -458,17 +501,21 @@ def payment_reverse(*, payment_id: int, reason: str, actor=None) -> Payment:
     is taken back (what was already used of it is charged on the next invoice). Card payments are
     refunded instead."""
     if not (reason or "").strip():
-        raise ValidationFailed("Say why the payment is reversed.", fields={"reason": ["This field is required."]})
+        raise ValidationFailed(
+            gettext("Say why the payment is reversed."), fields={"reason": [gettext("This field is required.")]}
+        )
     payment = _lock_payment(payment_id)
     if payment.provider != PaymentProvider.MANUAL:
         raise InvalidTransition(
-            f"Payment #{payment.pk} was made by {payment.get_provider_display()}: refund it instead.",
-            fields={"provider": ["Only manual payments are reversed."]},
+            gettext("Payment #%(payment_pk)s was made by %(provider)s: refund it instead.")
+            % {"payment_pk": payment.pk, "provider": payment.get_provider_display()},
+            fields={"provider": [gettext("Only manual payments are reversed.")]},
         )
     _ensure_transition(payment, PaymentStatus.REVERSED)
     if payment.refunds.exclude(status=RefundStatus.FAILED).exists():
         raise InvalidTransition(
-            f"Payment #{payment.pk} has refunds: it cannot be reversed.", fields={"refunds": ["Refunds exist."]}
+            gettext("Payment #%(payment_pk)s has refunds: it cannot be reversed.") % {"payment_pk": payment.pk},
+            fields={"refunds": [gettext("Refunds exist.")]},
         )
     now = customer_now(payment.customer)
     allocations = list(payment.allocations.order_by("pk"))
@@ -486,7 +533,7 @@ def payment_reverse(*, payment_id: int, reason: str, actor=None) -> Payment:
         if invoice.status == InvoiceStatus.PAID and invoice_owed(invoice) > 0:
             target = InvoiceStatus.UNCOLLECTIBLE if invoice.marked_uncollectible_at else InvoiceStatus.OPEN
             if target not in INVOICE_REOPEN_TRANSITIONS.get(invoice.status, frozenset()):
-                raise InvalidTransition(f"Invoice {invoice} cannot be due again.")
+                raise InvalidTransition(gettext("Invoice %(invoice)s cannot be due again.") % {"invoice": invoice})
             invoice.status = target
             invoice.paid_at = None
             fields += ["status", "paid_at"]
@@ -557,13 +604,17 @@ def payment_create_pending(
         existing = Payment.objects.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
             if existing.customer_id != customer.pk:
-                raise Conflict("This idempotency key belongs to another customer's payment.")
+                raise Conflict(gettext("This idempotency key belongs to another customer's payment."))
             return existing
     errors: dict[str, list[str]] = {}
     if provider not in PaymentProvider.values:
-        errors.setdefault("provider", []).append(f"Choose one of: {', '.join(PaymentProvider.values)}.")
+        errors.setdefault("provider", []).append(
+            gettext("Choose one of: %(values)s.") % {"values": ", ".join(PaymentProvider.values)}
+        )
     if method not in PaymentMethod.values:
-        errors.setdefault("method", []).append(f"Choose one of: {', '.join(PaymentMethod.values)}.")
+        errors.setdefault("method", []).append(
+            gettext("Choose one of: %(values)s.") % {"values": ", ".join(PaymentMethod.values)}
+        )
     invoices = _lock_invoices(invoice_ids)
     owed_by_invoice: list[tuple[int, Decimal]] = []
     for index, invoice_id in enumerate(invoice_ids):
@@ -577,9 +628,9 @@ def payment_create_pending(
         else _check_amount(amount, customer.currency, errors)
     )
     if value is not None and value <= 0 and "amount" not in errors:
-        errors.setdefault("amount", []).append("Nothing is due on these invoices.")
+        errors.setdefault("amount", []).append(gettext("Nothing is due on these invoices."))
     if errors:
-        raise ValidationFailed("The payment is not valid: nothing was created.", fields=errors)
+        raise ValidationFailed(gettext("The payment is not valid: nothing was created."), fields=errors)
     assert value is not None
     allocations, left = [], value
     for invoice_id, owed in owed_by_invoice:
@@ -598,7 +649,7 @@ def payment_create_pending(
         if existing is None:
             raise
         if existing.customer_id != customer.pk:
-            raise Conflict("This idempotency key belongs to another customer's payment.") from exc
+            raise Conflict(gettext("This idempotency key belongs to another customer's payment.")) from exc
         return existing
     _create_allocations(payment, allocations)
     payment_event_record(
@@ -614,8 +665,9 @@ def _set_provider_payment_id(payment: Payment, provider_payment_id: str | None, 
         return
     if Payment.objects.filter(provider_payment_id=provider_payment_id).exclude(pk=payment.pk).exists():
         raise Conflict(
-            f"{provider_payment_id} already belongs to another payment.",
-            fields={"provider_payment_id": ["Already used by another payment."]},
+            gettext("%(provider_payment_id)s already belongs to another payment.")
+            % {"provider_payment_id": provider_payment_id},
+            fields={"provider_payment_id": [gettext("Already used by another payment.")]},
         )
     payment.provider_payment_id = provider_payment_id
     fields.append("provider_payment_id")
@@ -785,33 +837,42 @@ def refund_create(
     errors: dict[str, list[str]] = {}
     if payment.status != PaymentStatus.SUCCEEDED:
         raise InvalidTransition(
-            f"Payment #{payment.pk} is {payment.get_status_display().lower()}: only money received is refunded.",
-            fields={"payment": ["The payment has not succeeded."]},
+            gettext("Payment #%(payment_pk)s is %(status)s: only money received is refunded.")
+            % {"payment_pk": payment.pk, "status": payment.get_status_display().lower()},
+            fields={"payment": [gettext("The payment has not succeeded.")]},
         )
     value = _check_amount(amount, payment.currency, errors)
     if value is not None and value > payment_refundable(payment):
         errors.setdefault("amount", []).append(
-            f"At most {payment_refundable(payment)} {payment.currency} of payment #{payment.pk} can be refunded."
+            gettext("At most %(refundable)s %(currency)s of payment #%(payment_pk)s can be refunded.")
+            % {"refundable": payment_refundable(payment), "currency": payment.currency, "payment_pk": payment.pk}
         )
     credit_note = None
     if credit_note_id is not None:
         credit_note = CreditNote.objects.filter(pk=credit_note_id).first()
         if credit_note is None or credit_note.customer_id != payment.customer_id:
-            errors.setdefault("credit_note", []).append("Not a credit note of the payment's customer.")
+            errors.setdefault("credit_note", []).append(gettext("Not a credit note of the payment's customer."))
         elif credit_note.status != CreditNoteStatus.ISSUED:
-            errors.setdefault("credit_note", []).append("The credit note is void.")
+            errors.setdefault("credit_note", []).append(gettext("The credit note is void."))
         elif value is not None:
             refunded = credit_note.refunds.exclude(status=RefundStatus.FAILED).aggregate(total=Sum("amount"))[
                 "total"
             ] or Decimal(0)
             if refunded + value > credit_note.refund_amount.amount:
                 errors.setdefault("amount", []).append(
-                    f"Credit note {credit_note} refunds "
-                    f"{quantize_amount(credit_note.refund_amount.amount, payment.currency)} {payment.currency} "
-                    f"in all; {quantize_amount(refunded, payment.currency)} is already refunded."
+                    gettext(
+                        "Credit note %(credit_note)s refunds %(amount)s %(currency)s in all; %(refunded)s is "
+                        "already refunded."
+                    )
+                    % {
+                        "credit_note": credit_note,
+                        "amount": quantize_amount(credit_note.refund_amount.amount, payment.currency),
+                        "currency": payment.currency,
+                        "refunded": quantize_amount(refunded, payment.currency),
+                    }
                 )
     if errors:
-        raise ValidationFailed("The refund is not valid: nothing was refunded.", fields=errors)
+        raise ValidationFailed(gettext("The refund is not valid: nothing was refunded."), fields=errors)
     assert value is not None
     now = customer_now(payment.customer)
     manual = payment.provider == PaymentProvider.MANUAL
@@ -856,7 +917,7 @@ def _refund_succeeded(payment: Payment, refund: Refund, *, now: datetime, actor)
 def _lock_refund(refund_id: int) -> tuple[Payment, Refund]:
     payment_id = Refund.objects.filter(pk=refund_id).values_list("payment_id", flat=True).first()
     if payment_id is None:
-        raise NotFound(f"Refund {refund_id} does not exist.")
+        raise NotFound(gettext("Refund %(refund_id)s does not exist.") % {"refund_id": refund_id})
     payment = _lock_payment(payment_id)
     return payment, Refund.objects.select_for_update().get(pk=refund_id)
 
@@ -867,7 +928,7 @@ def _ensure_refund_transition(refund: Refund, target: str) -> None:
         target,
         transitions=REFUND_TRANSITIONS,
         status_enum=RefundStatus,
-        describe=lambda: f"Refund #{refund.pk}",
+        describe=lambda: gettext("Refund #%(refund_pk)s") % {"refund_pk": refund.pk},
     )
 
 
@@ -882,7 +943,10 @@ def refund_mark_succeeded(*, refund_id: int, provider_refund_id: str | None = No
     fields = ["status", "succeeded_at", "updated_at"]
     if provider_refund_id and provider_refund_id != refund.provider_refund_id:
         if Refund.objects.filter(provider_refund_id=provider_refund_id).exclude(pk=refund.pk).exists():
-            raise Conflict(f"{provider_refund_id} already belongs to another refund.")
+            raise Conflict(
+                gettext("%(provider_refund_id)s already belongs to another refund.")
+                % {"provider_refund_id": provider_refund_id}
+            )
         refund.provider_refund_id = provider_refund_id
         fields.append("provider_refund_id")
     refund.status = RefundStatus.SUCCEEDED
@@ -932,7 +996,7 @@ def credit_note_issue_and_refund(*, invoice_id: int, actor=None, **arguments: An
 
     customer_id = Invoice.objects.filter(pk=invoice_id).values_list("customer_id", flat=True).first()
     if customer_id is None:
-        raise NotFound(f"Invoice {invoice_id} does not exist.")
+        raise NotFound(gettext("Invoice %(invoice_id)s does not exist.") % {"invoice_id": invoice_id})
     _lock_customer(customer_id)
     credit_note = credit_note_issue(invoice_id=invoice_id, actor=actor, **arguments)
     credit_note_refunds_create(credit_note=credit_note, actor=actor)

@@ -1,4 +1,5 @@
 from django.db.models import F, Prefetch, Q, QuerySet
+from django.utils.translation import gettext
 
 from apps.catalog.constants import CouponDuration
 from apps.catalog.progressive import ThresholdSchedule
@@ -32,10 +33,10 @@ def subscription_get_for_customer(*, customer_id: int, subscription_id: int | st
     try:
         pk = int(subscription_id)
     except (TypeError, ValueError):
-        raise NotFound("No such subscription.") from None
+        raise NotFound(gettext("No such subscription.")) from None
     subscription = subscription_list_for_customer(customer_id=customer_id).filter(pk=pk).first()
     if subscription is None:
-        raise NotFound("No such subscription.")
+        raise NotFound(gettext("No such subscription."))
     return subscription
 
 

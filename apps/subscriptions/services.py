@@ -4,6 +4,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from apps.accounts.models import Customer
 from apps.accounts.selectors import customer_now
@@ -57,28 +58,39 @@ def subscription_create(
     started_at = clock.ensure_aware(started_at or now)
     if plan.is_archived:
         raise ValidationFailed(
-            "This plan is archived.", fields={"plan": ["This plan is archived and takes no new subscriptions."]}
+            gettext("This plan is archived."),
+            fields={"plan": [gettext("This plan is archived and takes no new subscriptions.")]},
         )
     version = plan.current_version
     if version is None:
         raise ValidationFailed(
-            f"Plan {plan.code!r} has no prices yet.",
-            fields={"plan": ["This plan has no version with prices yet; add one before subscribing customers."]},
+            gettext("Plan %(plan_code)r has no prices yet.") % {"plan_code": plan.code},
+            fields={
+                "plan": [gettext("This plan has no version with prices yet; add one before subscribing customers.")]
+            },
         )
     if customer.currency not in version.currencies:
         available = ", ".join(sorted(version.currencies)) or "none"
         raise ValidationFailed(
-            f"Plan {plan.code!r} has no price in {customer.currency}, the customer's billing currency.",
-            fields={"plan": [f"This plan has no price in {customer.currency} (it is priced in: {available})."]},
+            gettext("Plan %(plan_code)r has no price in %(currency)s, the customer's billing currency.")
+            % {"plan_code": plan.code, "currency": customer.currency},
+            fields={
+                "plan": [
+                    gettext("This plan has no price in %(currency)s (it is priced in: %(available)s).")
+                    % {"currency": customer.currency, "available": available}
+                ]
+            },
         )
     if not isinstance(quantity, int) or quantity < 1:
         raise ValidationFailed(
-            "Quantity must be a whole number of at least 1.", fields={"quantity": ["Must be at least 1."]}
+            gettext("Quantity must be a whole number of at least 1."),
+            fields={"quantity": [gettext("Must be at least 1.")]},
         )
     days = plan.trial_days if trial_days is None else trial_days
     if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= MAX_TRIAL_DAYS:
         raise ValidationFailed(
-            f"A trial lasts 0 to {MAX_TRIAL_DAYS} days.", fields={"trial_days": [f"Give 0 to {MAX_TRIAL_DAYS} days."]}
+            gettext("A trial lasts 0 to %(max_trial_days)s days.") % {"max_trial_days": MAX_TRIAL_DAYS},
+            fields={"trial_days": [gettext("Give 0 to %(max_trial_days)s days.") % {"max_trial_days": MAX_TRIAL_DAYS}]},
         )
     if billing_cycle_day is not None:
         _validate_billing_cycle_day(billing_cycle_day, plan)
@@ -128,14 +140,17 @@ def subscription_create(
 def _validate_billing_cycle_day(day: Any, plan: Plan) -> None:
     if not isinstance(day, int) or isinstance(day, bool) or not 1 <= day <= 28:
         raise ValidationFailed(
-            "The billing day is a day of the month from 1 to 28.",
-            fields={"billing_cycle_day": ["Give a day from 1 to 28 (every month has it)."]},
+            gettext("The billing day is a day of the month from 1 to 28."),
+            fields={"billing_cycle_day": [gettext("Give a day from 1 to 28 (every month has it).")]},
         )
     if plan.interval != "month":
         raise ValidationFailed(
-            "Calendar billing is for monthly plans.",
+            gettext("Calendar billing is for monthly plans."),
             fields={
-                "billing_cycle_day": [f"{plan} is billed {plan.interval_label}; a billing day needs a monthly plan."]
+                "billing_cycle_day": [
+                    gettext("%(plan)s is billed %(interval_label)s; a billing day needs a monthly plan.")
+                    % {"plan": plan, "interval_label": plan.interval_label}
+                ]
             },
         )
 
@@ -172,7 +187,9 @@ def subscription_now(subscription_id: int) -> datetime:
 def subscription_lock(subscription_id: int) -> Subscription:
     subscription = Subscription.objects.select_for_update(of=("self",)).filter(pk=subscription_id).first()
     if subscription is None:
-        raise NotFound(f"Subscription {subscription_id} does not exist.")
+        raise NotFound(
+            gettext("Subscription %(subscription_id)s does not exist.") % {"subscription_id": subscription_id}
+        )
     return subscription
 
 
@@ -182,7 +199,7 @@ def subscription_ensure_transition(subscription: Subscription, target: str) -> N
         target,
         transitions=SUBSCRIPTION_TRANSITIONS,
         status_enum=SubscriptionStatus,
-        describe=lambda: f"Subscription #{subscription.pk}",
+        describe=lambda: gettext("Subscription #%(subscription_pk)s") % {"subscription_pk": subscription.pk},
     )
 
 
@@ -203,8 +220,9 @@ def subscription_cancel(
     subscription_ensure_transition(subscription, SubscriptionStatus.CANCELED)
     if at_period_end and subscription.status == SubscriptionStatus.PAUSED:
         raise InvalidTransition(
-            f"Subscription #{subscription.pk} is paused: its period is not running. Cancel it now instead.",
-            fields={"at_period_end": ["A paused subscription can only be canceled now."]},
+            gettext("Subscription #%(subscription_pk)s is paused: its period is not running. Cancel it now instead.")
+            % {"subscription_pk": subscription.pk},
+            fields={"at_period_end": [gettext("A paused subscription can only be canceled now.")]},
         )
     if at_period_end:
         if subscription.cancel_at_period_end:
@@ -244,8 +262,9 @@ def subscription_cancel_undo(*, subscription_id: int, actor: Any = None, now: da
     subscription = subscription_lock(subscription_id)
     if subscription.status == SubscriptionStatus.CANCELED or not subscription.cancel_at_period_end:
         raise InvalidTransition(
-            f"Subscription #{subscription.pk} has no scheduled cancellation to undo.",
-            fields={"cancel_at_period_end": ["No cancellation is scheduled."]},
+            gettext("Subscription #%(subscription_pk)s has no scheduled cancellation to undo.")
+            % {"subscription_pk": subscription.pk},
+            fields={"cancel_at_period_end": [gettext("No cancellation is scheduled.")]},
         )
     subscription.cancel_at_period_end = False
     subscription.canceled_at = None
@@ -300,25 +319,37 @@ def subscription_migrate_version(
     subscription = subscription_lock(subscription_id)
     if subscription.status == SubscriptionStatus.CANCELED:
         raise InvalidTransition(
-            f"Subscription #{subscription.pk} is canceled; it cannot move to another version.",
-            fields={"status": ["A canceled subscription cannot change."]},
+            gettext("Subscription #%(subscription_pk)s is canceled; it cannot move to another version.")
+            % {"subscription_pk": subscription.pk},
+            fields={"status": [gettext("A canceled subscription cannot change.")]},
         )
     if version.plan_id != subscription.plan_id:
         raise ValidationFailed(
-            f"{version} is not a version of {subscription.plan}.",
+            gettext("%(version)s is not a version of %(plan)s.") % {"version": version, "plan": subscription.plan},
             fields={
-                "version": [f"Choose a version of {subscription.plan}; changing plans is an upgrade or downgrade."]
+                "version": [
+                    gettext("Choose a version of %(plan)s; changing plans is an upgrade or downgrade.")
+                    % {"plan": subscription.plan}
+                ]
             },
         )
     if timing not in VersionMigrationTiming.values:
         raise ValidationFailed(
-            f"Unknown timing {timing!r}.",
-            fields={"timing": [f"Use one of: {', '.join(VersionMigrationTiming.values)}."]},
+            gettext("Unknown timing %(timing)r.") % {"timing": timing},
+            fields={
+                "timing": [gettext("Use one of: %(values)s.") % {"values": ", ".join(VersionMigrationTiming.values)}]
+            },
         )
     if subscription.currency not in version.currencies:
         raise ValidationFailed(
-            f"{version} has no price in {subscription.currency}.",
-            fields={"version": [f"This version has no price in {subscription.currency}, the subscription's currency."]},
+            gettext("%(version)s has no price in %(currency)s.")
+            % {"version": version, "currency": subscription.currency},
+            fields={
+                "version": [
+                    gettext("This version has no price in %(currency)s, the subscription's currency.")
+                    % {"currency": subscription.currency}
+                ]
+            },
         )
     already_there = version.pk == subscription.plan_version_id and subscription.pending_plan_version_id is None
     if already_there or (
@@ -373,46 +404,62 @@ def subscription_change_target(
     will be billed at, quantity). Refuses, with a field-level message, anything that cannot be billed."""
     if subscription.status == SubscriptionStatus.CANCELED:
         raise InvalidTransition(
-            f"Subscription #{subscription.pk} is canceled; it cannot change.",
-            fields={"status": ["A canceled subscription cannot change."]},
+            gettext("Subscription #%(subscription_pk)s is canceled; it cannot change.")
+            % {"subscription_pk": subscription.pk},
+            fields={"status": [gettext("A canceled subscription cannot change.")]},
         )
     target_plan = plan or subscription.plan
     target_quantity = subscription.quantity if quantity is None else quantity
     if not isinstance(target_quantity, int) or isinstance(target_quantity, bool) or target_quantity < 1:
         raise ValidationFailed(
-            "Quantity must be a whole number of at least 1.", fields={"quantity": ["Must be at least 1."]}
+            gettext("Quantity must be a whole number of at least 1."),
+            fields={"quantity": [gettext("Must be at least 1.")]},
         )
     if target_plan.pk == subscription.plan_id:
         version = subscription.plan_version
     else:
         if target_plan.is_archived:
             raise ValidationFailed(
-                "This plan is archived.", fields={"plan": ["This plan is archived and takes no new subscriptions."]}
+                gettext("This plan is archived."),
+                fields={"plan": [gettext("This plan is archived and takes no new subscriptions.")]},
             )
         if (target_plan.interval, target_plan.interval_count) != (
             subscription.plan.interval,
             subscription.plan.interval_count,
         ):
             raise ValidationFailed(
-                "The new plan bills on another interval.",
+                gettext("The new plan bills on another interval."),
                 fields={
                     "plan": [
-                        f"{target_plan} is billed {target_plan.interval_label} and this subscription "
-                        f"{subscription.plan.interval_label}: choose a plan with the same billing interval."
+                        gettext(
+                            "%(target_plan)s is billed %(target_interval)s and this subscription "
+                            "%(subscription_interval)s: choose a plan with the same billing interval."
+                        )
+                        % {
+                            "target_plan": target_plan,
+                            "target_interval": target_plan.interval_label,
+                            "subscription_interval": subscription.plan.interval_label,
+                        }
                     ]
                 },
             )
         latest = target_plan.current_version
         if latest is None or subscription.currency not in latest.currencies:
             raise ValidationFailed(
-                f"Plan {target_plan.code!r} has no price in {subscription.currency}.",
-                fields={"plan": [f"This plan has no price in {subscription.currency}, the subscription's currency."]},
+                gettext("Plan %(target_plan_code)r has no price in %(currency)s.")
+                % {"target_plan_code": target_plan.code, "currency": subscription.currency},
+                fields={
+                    "plan": [
+                        gettext("This plan has no price in %(currency)s, the subscription's currency.")
+                        % {"currency": subscription.currency}
+                    ]
+                },
             )
         version = latest
     if target_plan.pk == subscription.plan_id and target_quantity == subscription.quantity:
         raise ValidationFailed(
-            "Nothing to change: this is the subscription's plan and quantity already.",
-            fields={"plan": ["Choose another plan or quantity."]},
+            gettext("Nothing to change: this is the subscription's plan and quantity already."),
+            fields={"plan": [gettext("Choose another plan or quantity.")]},
         )
     return target_plan, version, target_quantity
 
@@ -461,8 +508,12 @@ def subscription_schedule_change(
     subscription = subscription_lock(subscription_id)
     if subscription.cancel_at_period_end:
         raise InvalidTransition(
-            f"Subscription #{subscription.pk} ends with this period; undo the cancellation before scheduling a change.",
-            fields={"cancel_at_period_end": ["The subscription is canceled at period end."]},
+            gettext(
+                "Subscription #%(subscription_pk)s ends with this period; undo the cancellation before "
+                "scheduling a change."
+            )
+            % {"subscription_pk": subscription.pk},
+            fields={"cancel_at_period_end": [gettext("The subscription is canceled at period end.")]},
         )
     target_plan, version, target_quantity = subscription_change_target(subscription, plan=plan, quantity=quantity)
     ScheduledChange.objects.filter(subscription=subscription, applied_at=None, canceled_at=None).update(canceled_at=now)
@@ -496,8 +547,9 @@ def subscription_scheduled_change_cancel(
     )
     if not withdrawn:
         raise InvalidTransition(
-            f"Subscription #{subscription.pk} has no scheduled change.",
-            fields={"scheduled_change": ["No change is scheduled."]},
+            gettext("Subscription #%(subscription_pk)s has no scheduled change.")
+            % {"subscription_pk": subscription.pk},
+            fields={"scheduled_change": [gettext("No change is scheduled.")]},
         )
     subscription_event_record(
         subscription=subscription, type=SubscriptionEventType.SCHEDULED_CHANGE_CANCELED, actor=actor, occurred_at=now
@@ -560,8 +612,9 @@ def subscription_mark_paused(subscription: Subscription, *, now: datetime, actor
     """Pause (the caller holds the row lock): nothing is billed until it resumes."""
     if subscription.cancel_at_period_end:
         raise InvalidTransition(
-            f"Subscription #{subscription.pk} ends with this period; it cannot be paused.",
-            fields={"status": ["The subscription is canceled at period end."]},
+            gettext("Subscription #%(subscription_pk)s ends with this period; it cannot be paused.")
+            % {"subscription_pk": subscription.pk},
+            fields={"status": [gettext("The subscription is canceled at period end.")]},
         )
     subscription_ensure_transition(subscription, SubscriptionStatus.PAUSED)
     subscription.status = SubscriptionStatus.PAUSED
@@ -578,9 +631,11 @@ def subscription_mark_resumed(subscription: Subscription, *, now: datetime, acto
     here on (the time paused is neither billed nor owed)."""
     if subscription.status != SubscriptionStatus.PAUSED:
         raise InvalidTransition(
-            f"Subscription #{subscription.pk} is {subscription.get_status_display().lower()}, not paused; "
-            "only a paused subscription can resume.",
-            fields={"status": ["Only a paused subscription can resume."]},
+            gettext(
+                "Subscription #%(subscription_pk)s is %(status)s, not paused; only a paused subscription can resume."
+            )
+            % {"subscription_pk": subscription.pk, "status": subscription.get_status_display().lower()},
+            fields={"status": [gettext("Only a paused subscription can resume.")]},
         )
     subscription_ensure_transition(subscription, SubscriptionStatus.ACTIVE)
     paused_at = subscription.paused_at
@@ -655,36 +710,44 @@ def coupon_redeem(
     exceed `max_redemptions`."""
     now = clock.ensure_aware(now) if now is not None else clock.now()
     if customer is None and subscription is None:
-        message = "Give the customer or the subscription the coupon applies to."
+        message = gettext("Give the customer or the subscription the coupon applies to.")
         raise ValidationFailed(message, fields={"customer": [message], "subscription": [message]})
     if customer is not None and subscription is not None:
-        message = "A coupon applies to a customer or to one subscription, not both."
+        message = gettext("A coupon applies to a customer or to one subscription, not both.")
         raise ValidationFailed(message, fields={"subscription": [message]})
 
     coupon = Coupon.objects.select_for_update().get(pk=coupon.pk)
     target_field = "subscription" if subscription is not None else "customer"
-    target_label = "subscription" if subscription is not None else "customer"
 
     def refuse(field: str, message: str) -> None:
         raise ValidationFailed(message, fields={field: [message]})
 
     if coupon.is_archived:
-        refuse("coupon", "This coupon is archived and cannot be redeemed.")
+        refuse("coupon", gettext("This coupon is archived and cannot be redeemed."))
     if coupon.redeem_by is not None and coupon.redeem_by <= now:
-        refuse("coupon", f"This coupon expired on {coupon.redeem_by:%Y-%m-%d %H:%M} UTC.")
+        refuse(
+            "coupon",
+            gettext("This coupon expired on %(redeem_by)s UTC.")
+            % {"redeem_by": format(coupon.redeem_by, "%Y-%m-%d %H:%M")},
+        )
     if coupon.max_redemptions is not None and coupon.discounts.count() >= coupon.max_redemptions:
-        refuse("coupon", f"This coupon has been redeemed {coupon.max_redemptions} time(s), its limit.")
+        refuse(
+            "coupon",
+            gettext("This coupon has been redeemed %(max_redemptions)s time(s), its limit.")
+            % {"max_redemptions": coupon.max_redemptions},
+        )
 
     if subscription is not None:
         if subscription.ended_at is not None:
-            refuse("subscription", "This subscription has ended.")
+            refuse("subscription", gettext("This subscription has ended."))
         currency = subscription.currency
         product_id = subscription.plan.product_id
         if not coupon.applies_to_product(product_id):
             names = ", ".join(sorted(product.name for product in coupon.products.all()))
             refuse(
                 "subscription",
-                f"This coupon applies only to {names}; this subscription is for {subscription.plan.product.name}.",
+                gettext("This coupon applies only to %(names)s; this subscription is for %(product_name)s.")
+                % {"names": names, "product_name": subscription.plan.product.name},
             )
         active = Discount.objects.filter(coupon=coupon, subscription=subscription, ended_at__isnull=True)
     else:
@@ -695,11 +758,26 @@ def coupon_redeem(
         currencies = ", ".join(amount.currency for amount in coupon.amounts.all())
         refuse(
             target_field,
-            f"This coupon has no amount off in {currency}, the currency of this {target_label} "
-            f"(it has amounts in {currencies}).",
+            (
+                gettext(
+                    "This coupon has no amount off in %(currency)s, the currency of this subscription (it has "
+                    "amounts in %(currencies)s)."
+                )
+                if subscription is not None
+                else gettext(
+                    "This coupon has no amount off in %(currency)s, the currency of this customer (it has amounts "
+                    "in %(currencies)s)."
+                )
+            )
+            % {"currency": currency, "currencies": currencies},
         )
     if active.exists():
-        refuse("coupon", f"This coupon is already applied to this {target_label}.")
+        refuse(
+            "coupon",
+            gettext("This coupon is already applied to this subscription.")
+            if subscription is not None
+            else gettext("This coupon is already applied to this customer."),
+        )
 
     discount = Discount(
         coupon=coupon,
@@ -719,7 +797,9 @@ def discount_record_applied(*, discount: Discount, now: datetime | None = None) 
     now = clock.ensure_aware(now) if now is not None else clock.now()
     discount = Discount.objects.select_for_update().select_related("coupon").get(pk=discount.pk)
     if not discount.is_active:
-        raise InvalidTransition(f"The discount {discount} has ended; it discounts no more invoices.")
+        raise InvalidTransition(
+            gettext("The discount %(discount)s has ended; it discounts no more invoices.") % {"discount": discount}
+        )
     discount.periods_applied += 1
     update_fields = ["periods_applied", "updated_at"]
     limit = discount.coupon.period_limit
@@ -770,24 +850,31 @@ def subscription_price_override_set(
     subscription = subscription_lock(subscription_id)
     if subscription.status == SubscriptionStatus.CANCELED:
         raise InvalidTransition(
-            f"Subscription #{subscription.pk} is canceled: it is billed no more.",
-            fields={"subscription": ["A canceled subscription takes no custom price."]},
+            gettext("Subscription #%(subscription_pk)s is canceled: it is billed no more.")
+            % {"subscription_pk": subscription.pk},
+            fields={"subscription": [gettext("A canceled subscription takes no custom price.")]},
         )
     charge = Charge.objects.filter(pk=charge_id, plan_version_id=subscription.plan_version_id).first()
     if charge is None:
         raise ValidationFailed(
-            f"Charge {charge_id} is not a charge of the plan version subscription #{subscription.pk} is on "
-            f"({subscription.plan_version}).",
-            fields={"charge": ["Choose a charge of the subscription's plan version."]},
+            gettext(
+                "Charge %(charge_id)s is not a charge of the plan version subscription "
+                "#%(subscription_pk)s is on (%(plan_version)s)."
+            )
+            % {"charge_id": charge_id, "subscription_pk": subscription.pk, "plan_version": subscription.plan_version},
+            fields={"charge": [gettext("Choose a charge of the subscription's plan version.")]},
         )
     problems = price_problems(price_model=charge.price_model, price=price)
     if price.currency != subscription.currency:
         problems.setdefault("currency", []).append(
-            f"The subscription is billed in {subscription.currency}; its custom price is in the same currency."
+            gettext("The subscription is billed in %(currency)s; its custom price is in the same currency.")
+            % {"currency": subscription.currency}
         )
     if problems:
         first = next(iter(problems.values()))[0]
-        raise ValidationFailed(first if len(problems) == 1 else f"{first} (and more)", fields=problems)
+        raise ValidationFailed(
+            first if len(problems) == 1 else gettext("%(first)s (and more)") % {"first": first}, fields=problems
+        )
     values = {
         "currency": price.currency,
         "amount": price.amount,
@@ -843,7 +930,10 @@ def subscription_price_override_remove(
         .first()
     )
     if override is None:
-        raise NotFound(f"Subscription #{subscription.pk} has no custom price for charge {charge_id}.")
+        raise NotFound(
+            gettext("Subscription #%(subscription_pk)s has no custom price for charge %(charge_id)s.")
+            % {"subscription_pk": subscription.pk, "charge_id": charge_id}
+        )
     described = pricing.price_describe(override.to_spec())
     charge = override.charge
     override.delete()
@@ -879,8 +969,8 @@ def subscription_progressive_billing_set(
     subscription = subscription_lock(subscription_id)
     if subscription.status == SubscriptionStatus.CANCELED:
         raise InvalidTransition(
-            f"Subscription #{subscription.pk} is canceled: it is billed no more.",
-            fields={"subscription": ["A canceled subscription takes no thresholds."]},
+            gettext("Subscription #%(id)s is canceled: it is billed no more.") % {"id": subscription.pk},
+            fields={"subscription": [gettext("A canceled subscription takes no thresholds.")]},
         )
     schedule = schedule_clean(amounts=amounts, every=every, currency=subscription.currency)
     row, _ = SubscriptionProgressiveBilling.objects.update_or_create(
@@ -907,7 +997,7 @@ def subscription_progressive_billing_remove(
     subscription = subscription_lock(subscription_id)
     deleted, _ = SubscriptionProgressiveBilling.objects.filter(subscription=subscription).delete()
     if not deleted:
-        raise NotFound(f"Subscription #{subscription.pk} has no thresholds of its own.")
+        raise NotFound(gettext("Subscription #%(id)s has no thresholds of its own.") % {"id": subscription.pk})
     subscription_event_record(
         subscription=subscription, type=SubscriptionEventType.PROGRESSIVE_BILLING_REMOVED, actor=actor,
         occurred_at=now, data={},

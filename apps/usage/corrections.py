@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from apps.accounts.models import Customer
 from apps.core import clock
@@ -145,12 +146,12 @@ def _locked_event(transaction_id: str) -> UsageEvent:
     if event is None:
         if UsageEventChange.objects.filter(kind=UsageChangeKind.VOID, transaction_id=transaction_id).exists():
             raise Conflict(
-                f"The event {transaction_id!r} is already voided.",
-                fields={"transaction_id": ["This event is already voided."]},
+                gettext("The event %(transaction_id)r is already voided.") % {"transaction_id": transaction_id},
+                fields={"transaction_id": [gettext("This event is already voided.")]},
             )
         raise NotFound(
-            f"No usage event has the transaction id {transaction_id!r}.",
-            fields={"transaction_id": ["No usage event has this transaction id."]},
+            gettext("No usage event has the transaction id %(transaction_id)r.") % {"transaction_id": transaction_id},
+            fields={"transaction_id": [gettext("No usage event has this transaction id.")]},
         )
     # Ingestion and the billing run meet on this lock: a period cannot close under the correction.
     usage_ingest_lock(customer_ids={event.customer_id})

@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.db.models import Field as DjangoField
 from django.db.models import Model
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext, ngettext
 
 from apps.accounts.models import Customer
 from apps.catalog.constants import NUMERIC_AGGREGATIONS, ChargeKind, MetricAggregation
@@ -198,15 +199,26 @@ def _parse_shape(raw: object) -> dict[str, Any]:
     if isinstance(raw, UnreadableEvent):
         raise _Rejected(EventRejection.INVALID, raw.reason)
     if not isinstance(raw, Mapping):
-        raise _Rejected(EventRejection.INVALID, "An event is an object with transaction_id, external_customer_id, "
-                        "metric_code, timestamp and properties.")  # fmt: skip
+        raise _Rejected(
+            EventRejection.INVALID,
+            gettext(
+                "An event is an object with transaction_id, external_customer_id, metric_code, timestamp and "
+                "properties."
+            ),
+        )
     event: dict[str, Any] = {}
     for name in ("transaction_id", "external_customer_id", "metric_code"):
         value = raw.get(name)
         if not isinstance(value, str) or not value.strip():
-            raise _Rejected(EventRejection.INVALID, f"{name} is required (a non-empty string).")
+            raise _Rejected(
+                EventRejection.INVALID, gettext("%(name)s is required (a non-empty string).") % {"name": name}
+            )
         if len(value) > MAX_TEXT_LENGTH:
-            raise _Rejected(EventRejection.INVALID, f"{name} is longer than {MAX_TEXT_LENGTH} characters.")
+            raise _Rejected(
+                EventRejection.INVALID,
+                gettext("%(name)s is longer than %(max_text_length)s characters.")
+                % {"name": name, "max_text_length": MAX_TEXT_LENGTH},
+            )
         problem = text_problem(value)
         if problem:
             raise _Rejected(EventRejection.INVALID, f"{name} {problem}")
@@ -215,7 +227,7 @@ def _parse_shape(raw: object) -> dict[str, Any]:
     if properties is None:
         properties = {}
     if not isinstance(properties, Mapping):
-        raise _Rejected(EventRejection.INVALID, "properties must be an object.")
+        raise _Rejected(EventRejection.INVALID, gettext("properties must be an object."))
     event["properties"] = dict(properties)
     event["properties_json"] = _properties_json(event["properties"])
     event["occurred_at"] = _parse_timestamp(raw.get("timestamp"))
@@ -246,13 +258,17 @@ def _properties_json(properties: dict[str, Any]) -> str:
         found = json_problem(properties, max_depth=MAX_PROPERTIES_DEPTH)
         if found is not None:
             path, message = found
-            raise _Rejected(EventRejection.INVALID, f"{json_path(path, prefix='properties')} {message}")
+            raise _Rejected(
+                EventRejection.INVALID,
+                f"{json_path(path, prefix='properties')} {message}",
+            )
     if not text:
-        raise _Rejected(EventRejection.INVALID, "properties is not a JSON object.")
+        raise _Rejected(EventRejection.INVALID, gettext("properties is not a JSON object."))
     if size > MAX_PROPERTIES_BYTES:
         raise _Rejected(
             EventRejection.INVALID,
-            f"properties take {size:,} bytes as JSON; at most {MAX_PROPERTIES_BYTES:,} are accepted.",
+            gettext("properties take %(size)s bytes as JSON; at most %(max_properties_bytes)s are accepted.")
+            % {"size": format(size, ","), "max_properties_bytes": format(MAX_PROPERTIES_BYTES, ",")},
         )
     return text
 
@@ -264,7 +280,9 @@ def _parse_timestamp(value: object) -> datetime:
         try:
             return datetime.fromtimestamp(value, tz=UTC)
         except (OverflowError, OSError, ValueError) as exc:
-            raise _Rejected(EventRejection.INVALID_TIMESTAMP, f"Timestamp {value} is out of range.") from exc
+            raise _Rejected(
+                EventRejection.INVALID_TIMESTAMP, gettext("Timestamp %(value)s is out of range.") % {"value": value}
+            ) from exc
     elif isinstance(value, str) and value.strip():
         try:
             parsed = parse_datetime(value.strip())
@@ -273,23 +291,27 @@ def _parse_timestamp(value: object) -> datetime:
         if parsed is None:
             raise _Rejected(
                 EventRejection.INVALID_TIMESTAMP,
-                f"Timestamp {value!r} is not an ISO 8601 date and time (e.g. 2026-03-01T12:00:00Z).",
+                gettext("Timestamp %(value)r is not an ISO 8601 date and time (e.g. 2026-03-01T12:00:00Z).")
+                % {"value": value},
             )
         moment = parsed
     else:
         raise _Rejected(
             EventRejection.INVALID_TIMESTAMP,
-            "timestamp is required: an ISO 8601 date and time with a UTC offset, or Unix seconds.",
+            gettext("timestamp is required: an ISO 8601 date and time with a UTC offset, or Unix seconds."),
         )
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise _Rejected(
             EventRejection.INVALID_TIMESTAMP,
-            f"Timestamp {value!r} has no UTC offset; add one (e.g. Z or +02:00) so it is not guessed.",
+            gettext("Timestamp %(value)r has no UTC offset; add one (e.g. Z or +02:00) so it is not guessed.")
+            % {"value": value},
         )
     try:
         return moment.astimezone(UTC)
     except OverflowError as exc:  # 9999-12-31T23:00:00-14:00 is past the last UTC date
-        raise _Rejected(EventRejection.INVALID_TIMESTAMP, f"Timestamp {value!r} is out of range.") from exc
+        raise _Rejected(
+            EventRejection.INVALID_TIMESTAMP, gettext("Timestamp %(value)r is out of range.") % {"value": value}
+        ) from exc
 
 
 def _validate(
@@ -304,14 +326,21 @@ def _validate(
     customer = customers.get(event["external_customer_id"])
     if customer is None:
         raise _Rejected(
-            EventRejection.UNKNOWN_CUSTOMER, f"No customer has the external ID {event['external_customer_id']!r}."
+            EventRejection.UNKNOWN_CUSTOMER,
+            gettext("No customer has the external ID %(external_customer_id)r.")
+            % {"external_customer_id": event["external_customer_id"]},
         )
     metric = metrics.get(event["metric_code"])
     if metric is None:
-        raise _Rejected(EventRejection.UNKNOWN_METRIC, f"No billable metric has the code {event['metric_code']!r}.")
+        raise _Rejected(
+            EventRejection.UNKNOWN_METRIC,
+            gettext("No billable metric has the code %(metric_code)r.") % {"metric_code": event["metric_code"]},
+        )
     if metric.is_archived:
         raise _Rejected(
-            EventRejection.UNKNOWN_METRIC, f"The billable metric {metric.code!r} is archived and takes no new events."
+            EventRejection.UNKNOWN_METRIC,
+            gettext("The billable metric %(metric_code)r is archived and takes no new events.")
+            % {"metric_code": metric.code},
         )
 
     occurred_at: datetime = event["occurred_at"]
@@ -322,24 +351,46 @@ def _validate(
     if occurred_at < oldest:
         raise _Rejected(
             EventRejection.TIMESTAMP_OUT_OF_WINDOW,
-            f"Timestamp {_format(occurred_at)} is more than {settings.USAGE_EVENT_MAX_AGE_DAYS} days in the past "
-            f"(the oldest accepted is {_format(oldest)}).",
+            gettext(
+                "Timestamp %(occurred_at)s is more than %(usage_event_max_age_days)s days in the past (the "
+                "oldest accepted is %(oldest)s)."
+            )
+            % {
+                "occurred_at": _format(occurred_at),
+                "usage_event_max_age_days": settings.USAGE_EVENT_MAX_AGE_DAYS,
+                "oldest": _format(oldest),
+            },
         )
     if occurred_at > latest:
         raise _Rejected(
             EventRejection.TIMESTAMP_OUT_OF_WINDOW,
-            f"Timestamp {_format(occurred_at)} is more than {settings.USAGE_EVENT_MAX_FUTURE_MINUTES} minutes in "
-            f"the future (the latest accepted is {_format(latest)}).",
+            gettext(
+                "Timestamp %(occurred_at)s is more than %(usage_event_max_future_minutes)s minutes in the "
+                "future (the latest accepted is %(latest)s)."
+            )
+            % {
+                "occurred_at": _format(occurred_at),
+                "usage_event_max_future_minutes": settings.USAGE_EVENT_MAX_FUTURE_MINUTES,
+                "latest": _format(latest),
+            },
         )
 
     properties: dict[str, Any] = event["properties"]
     for name, allowed in metric.filters.items():
         text = _scalar_text(properties.get(name))
         if text not in allowed:
-            shown = "missing" if name not in properties else f"{properties[name]!r}"
+            shown = gettext("missing") if name not in properties else f"{properties[name]!r}"
             raise _Rejected(
                 EventRejection.FILTERED_OUT,
-                f"Property {name!r} is {shown}; the metric {metric.code!r} counts only {name} in {', '.join(allowed)}.",
+                gettext(
+                    "Property %(name)r is %(shown)s; the metric %(metric_code)r counts only %(name)s in %(allowed)s."
+                )
+                % {
+                    "name": name,
+                    "shown": shown,
+                    "metric_code": metric.code,
+                    "allowed": ", ".join(allowed),
+                },
             )
 
     group_values = []
@@ -348,23 +399,32 @@ def _validate(
         if not text:
             raise _Rejected(
                 EventRejection.MISSING_GROUP,
-                f"The metric {metric.code!r} is grouped by {name!r}: give it as a non-empty string "
-                f"or number in properties.",
+                gettext(
+                    "The metric %(metric_code)r is grouped by %(name)r: give it as a non-empty string or "
+                    "number in properties."
+                )
+                % {"metric_code": metric.code, "name": name},
             )
         if len(text) > MAX_TEXT_LENGTH:
-            raise _Rejected(EventRejection.INVALID, f"Property {name!r} is longer than 255 characters.")
+            raise _Rejected(
+                EventRejection.INVALID, gettext("Property %(name)r is longer than 255 characters.") % {"name": name}
+            )
         if len(metric.group_properties) > 1 and GROUP_KEY_SEPARATOR in text:
             raise _Rejected(
                 EventRejection.INVALID,
-                f"Property {name!r} contains {GROUP_KEY_SEPARATOR!r}, which a metric grouped by two properties "
-                "cannot tell apart.",
+                gettext(
+                    "Property %(name)r contains %(group_key_separator)r, which a metric grouped by two "
+                    "properties cannot tell apart."
+                )
+                % {"name": name, "group_key_separator": GROUP_KEY_SEPARATOR},
             )
         group_values.append(text)
     group_key = group_key_of(group_values)
     if len(group_key) > MAX_TEXT_LENGTH:
         raise _Rejected(
             EventRejection.INVALID,
-            f"Properties {' and '.join(map(repr, metric.group_properties))} are longer than 255 characters together.",
+            gettext("Properties %(properties)s are longer than 255 characters together.")
+            % {"properties": " and ".join(map(repr, metric.group_properties))},
         )
 
     value: Decimal | None = None
@@ -376,12 +436,16 @@ def _validate(
         if not distinct_value:
             raise _Rejected(
                 EventRejection.INVALID_VALUE,
-                f"The metric {metric.code!r} counts distinct values of {metric.field_name!r}: give it as a "
-                f"non-empty string or number in properties.",
+                gettext(
+                    "The metric %(metric_code)r counts distinct values of %(field_name)r: give it as a "
+                    "non-empty string or number in properties."
+                )
+                % {"metric_code": metric.code, "field_name": metric.field_name},
             )
         if len(distinct_value) > MAX_TEXT_LENGTH:
             raise _Rejected(
-                EventRejection.INVALID_VALUE, f"Property {metric.field_name!r} is longer than 255 characters."
+                EventRejection.INVALID_VALUE,
+                gettext("Property %(field_name)r is longer than 255 characters.") % {"field_name": metric.field_name},
             )
 
     members = (pooled or {}).get((customer.pk, metric.code))
@@ -391,9 +455,16 @@ def _validate(
     if members is not None and sent_text not in members:
         raise _Rejected(
             EventRejection.UNKNOWN_SUBSCRIPTION,
-            f"The metric {metric.code!r} is billed to this customer by pooled charges, which bill each event to "
-            f"the subscription that sent it: name one of the customer's subscriptions on those plans in "
-            f"properties.{POOL_MEMBER_PROPERTY} ({'missing' if sent is None else f'{sent!r} is not one'}).",
+            gettext(
+                "The metric %(metric_code)r is billed to this customer by pooled charges, which bill each "
+                "event to the subscription that sent it: name one of the customer's subscriptions on those "
+                "plans in properties.%(pool_member_property)s (%(value)s)."
+            )
+            % {
+                "metric_code": metric.code,
+                "pool_member_property": POOL_MEMBER_PROPERTY,
+                "value": gettext("missing") if sent is None else gettext("%(sent)r is not one") % {"sent": sent},
+            },
         )
 
     billed_period_end_at = None
@@ -440,14 +511,19 @@ def _scalar_text(value: object) -> str | None:
 
 
 def _metric_label(metric: BillableMetric) -> str:
-    return f"The metric {metric.code!r} ({metric.get_aggregation_display().lower()})"
+    return gettext("The metric %(metric_code)r (%(aggregation)s)") % {
+        "metric_code": metric.code,
+        "aggregation": metric.get_aggregation_display().lower(),
+    }
 
 
 def _parse_value(properties: Mapping[str, Any], metric: BillableMetric) -> Decimal:
     name = metric.field_name
     if name not in properties or properties[name] is None:
         raise _Rejected(
-            EventRejection.INVALID_VALUE, f"{_metric_label(metric)} needs a number in property {name!r}; it is missing."
+            EventRejection.INVALID_VALUE,
+            gettext("%(metric)s needs a number in property %(name)r; it is missing.")
+            % {"metric": _metric_label(metric), "name": name},
         )
     raw = properties[name]
     number: Decimal | None = None
@@ -464,17 +540,23 @@ def _parse_value(properties: Mapping[str, Any], metric: BillableMetric) -> Decim
             number = None
     if number is None or not number.is_finite():
         raise _Rejected(
-            EventRejection.INVALID_VALUE, f"{_metric_label(metric)} needs a number in property {name!r}, not {raw!r}."
+            EventRejection.INVALID_VALUE,
+            gettext("%(metric)s needs a number in property %(name)r, not %(raw)r.")
+            % {"metric": _metric_label(metric), "name": name, "raw": raw},
         )
     if number.as_tuple().exponent < -VALUE_DECIMAL_PLACES:  # type: ignore[operator]  # finite: an int
         number = number.normalize()  # "1.50000000" is 1.5
     if number.as_tuple().exponent < -VALUE_DECIMAL_PLACES:  # type: ignore[operator]
         raise _Rejected(
             EventRejection.INVALID_VALUE,
-            f"Property {name!r} has more than {VALUE_DECIMAL_PLACES} decimal places ({raw!r}).",
+            gettext("Property %(name)r has more than %(value_decimal_places)s decimal places (%(raw)r).")
+            % {"name": name, "value_decimal_places": VALUE_DECIMAL_PLACES, "raw": raw},
         )
     if abs(number) >= Decimal(10) ** (VALUE_MAX_DIGITS - VALUE_DECIMAL_PLACES):
-        raise _Rejected(EventRejection.INVALID_VALUE, f"Property {name!r} is too large ({raw!r}).")
+        raise _Rejected(
+            EventRejection.INVALID_VALUE,
+            gettext("Property %(name)r is too large (%(raw)r).") % {"name": name, "raw": raw},
+        )
     return number
 
 
@@ -555,18 +637,30 @@ def late_period_end(
     if not span.bills_again:
         raise _Rejected(
             EventRejection.LATE_BEYOND_WINDOW,
-            f"Usage of {metric.code!r} dated {_format(occurred_at)} belongs to a period already invoiced (ending "
-            f"{_format(period_end)}), and the subscription has ended: no invoice would carry it.",
+            gettext(
+                "Usage of %(metric_code)r dated %(occurred_at)s belongs to a period already invoiced "
+                "(ending %(period_end)s), and the subscription has ended: no invoice would carry it."
+            )
+            % {"metric_code": metric.code, "occurred_at": _format(occurred_at), "period_end": _format(period_end)},
         )
     window = metric.lateness_window_days
     closes_at = period_end + timedelta(days=window)
     if reference > closes_at:
-        days = f"{window} day{'s' if window != 1 else ''}"
+        days = ngettext("%(count)s day", "%(count)s days", window) % {"count": window}
         raise _Rejected(
             EventRejection.LATE_BEYOND_WINDOW,
-            f"Usage of {metric.code!r} dated {_format(occurred_at)} belongs to a period already invoiced (ending "
-            f"{_format(period_end)}); the metric accepts late events for {days} after a period ends, until "
-            f"{_format(closes_at)}.",
+            gettext(
+                "Usage of %(metric_code)r dated %(occurred_at)s belongs to a period already invoiced "
+                "(ending %(period_end)s); the metric accepts late events for %(days)s after a period ends, "
+                "until %(closes_at)s."
+            )
+            % {
+                "metric_code": metric.code,
+                "occurred_at": _format(occurred_at),
+                "period_end": _format(period_end),
+                "days": days,
+                "closes_at": _format(closes_at),
+            },
         )
     return period_end
 

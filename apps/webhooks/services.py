@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import F, Max
+from django.utils.translation import gettext
 
 from apps.core import clock
 from apps.core.errors import NotFound, ValidationFailed
@@ -50,17 +51,17 @@ def _endpoint_validate(*, url: str | None, event_types_: list[str]) -> dict[str,
         try:
             URLValidator(schemes=["http", "https"])(url)
         except DjangoValidationError:
-            problems["url"] = ["Enter a valid http:// or https:// URL."]
+            problems["url"] = [gettext("Enter a valid http:// or https:// URL.")]
         else:
             problem = url_problem(url)
             if problem:
                 problems["url"] = [problem]
     if not isinstance(event_types_, list) or not all(isinstance(item, str) for item in event_types_):
-        problems["event_types"] = ["A list of event types."]
+        problems["event_types"] = [gettext("A list of event types.")]
     else:
         unknown = sorted(set(event_types_) - set(event_types()))
         if unknown:
-            problems["event_types"] = [f"Unknown event type: {name}." for name in unknown]
+            problems["event_types"] = [gettext("Unknown event type: %(name)s.") % {"name": name} for name in unknown]
     return problems
 
 
@@ -77,7 +78,7 @@ def webhook_endpoint_create(
     types = list(event_types or [])
     problems = _endpoint_validate(url=url, event_types_=types)
     if problems:
-        raise ValidationFailed("The webhook endpoint is not valid.", fields=problems)
+        raise ValidationFailed(gettext("The webhook endpoint is not valid."), fields=problems)
     secret = _secret_new()
     endpoint = WebhookEndpoint.objects.create(
         url=url,
@@ -96,16 +97,19 @@ def webhook_endpoint_update(*, endpoint_id: int, **changes: Any) -> WebhookEndpo
     clears its failure count (deliveries still due are then sent)."""
     endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
     if endpoint is None:
-        raise NotFound(f"Webhook endpoint {endpoint_id} does not exist.")
+        raise NotFound(gettext("Webhook endpoint %(endpoint_id)s does not exist.") % {"endpoint_id": endpoint_id})
     unknown = sorted(set(changes) - set(ENDPOINT_FIELDS))
     if unknown:
-        raise ValidationFailed("Unknown fields.", fields={name: ["This field cannot be changed."] for name in unknown})
+        raise ValidationFailed(
+            gettext("Unknown fields."),
+            fields={name: [gettext("This field cannot be changed.")] for name in unknown},
+        )
     # The URL is checked when it is set: a stored one is checked again at every send anyway.
     url = changes.get("url") if "url" in changes else None
     types = list(changes.get("event_types", endpoint.event_types))
     problems = _endpoint_validate(url=url, event_types_=types)
     if problems:
-        raise ValidationFailed("The webhook endpoint is not valid.", fields=problems)
+        raise ValidationFailed(gettext("The webhook endpoint is not valid."), fields=problems)
     fields = ["updated_at"]
     for name, value in changes.items():
         setattr(endpoint, name, sorted(set(value)) if name == "event_types" else value)
@@ -123,7 +127,7 @@ def webhook_endpoint_secret_roll(*, endpoint_id: int) -> tuple[WebhookEndpoint, 
     """A new secret for the endpoint (the old one stops signing at once); returned once."""
     endpoint = WebhookEndpoint.objects.select_for_update().filter(pk=endpoint_id).first()
     if endpoint is None:
-        raise NotFound(f"Webhook endpoint {endpoint_id} does not exist.")
+        raise NotFound(gettext("Webhook endpoint %(endpoint_id)s does not exist.") % {"endpoint_id": endpoint_id})
     endpoint.secret = _secret_new()
     endpoint.save(update_fields=["secret", "updated_at"])
     return endpoint, endpoint.secret
@@ -341,7 +345,7 @@ def webhook_delivery_redeliver(*, delivery_id: int, now: datetime | None = None)
         .first()
     )
     if delivery is None:
-        raise NotFound(f"Webhook delivery {delivery_id} does not exist.")
+        raise NotFound(gettext("Webhook delivery %(delivery_id)s does not exist.") % {"delivery_id": delivery_id})
     attempt = _send(delivery, manual=True, now=now)
     delivery.last_attempt_at = now
     delivery.last_response_status = attempt.response_status

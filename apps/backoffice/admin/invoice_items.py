@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Customer
 from apps.billing.services.one_off import (
@@ -42,16 +43,21 @@ def _form_fields(error: ApplicationError) -> ApplicationError:
 
 class InvoiceItemForm(forms.ModelForm):
     unit_price = forms.DecimalField(
-        max_digits=28, decimal_places=12, help_text="In the customer's currency; may carry more decimals than it."
+        max_digits=28,
+        decimal_places=12,
+        label=_("unit price"),
+        help_text=_("In the customer's currency; may carry more decimals than it."),
     )
 
     class Meta:
         model = InvoiceItem
         fields = ["customer", "description", "quantity", "product", "tax_rate", "period_start_at", "period_end_at"]
         help_texts = {
-            "description": "Printed on the bill. Left empty with a product: the product's name.",
-            "quantity": "Greater than zero. Amount = quantity × unit price, rounded once to the currency's minor unit.",
-            "tax_rate": "Empty: taxed at the customer's rate. Exempt and reverse-charged customers pay no tax.",
+            "description": _("Printed on the bill. Left empty with a product: the product's name."),
+            "quantity": _(
+                "Greater than zero. Amount = quantity × unit price, rounded once to the currency's minor unit."
+            ),
+            "tax_rate": _("Empty: taxed at the customer's rate. Exempt and reverse-charged customers pay no tax."),
         }
 
     def __init__(self, *args, **kwargs):
@@ -65,11 +71,11 @@ class InvoiceItemForm(forms.ModelForm):
 
 
 class PendingFilter(admin.SimpleListFilter):
-    title = "status"
+    title = _("status")
     parameter_name = "status"
 
     def lookups(self, request, model_admin):
-        return [("pending", "Pending (next invoice)"), ("billed", "Billed")]
+        return [("pending", _("Pending (next invoice)")), ("billed", _("Billed"))]
 
     def queryset(self, request, queryset):
         if self.value() in {"pending", "billed"}:
@@ -159,22 +165,22 @@ class InvoiceItemAdmin(ServiceAdminMixin, admin.ModelAdmin):
             self.message_user(request, rejected.error.message, messages.ERROR)
             return HttpResponseRedirect(reverse("admin:invoices_invoiceitem_changelist"))
 
-    @admin.display(description="amount", ordering="amount")
+    @admin.display(description=_("amount"), ordering="amount")
     def amount_column(self, item: InvoiceItem) -> str:
         return format_price(item.amount.amount, item.currency)
 
-    @admin.display(description="unit price")
+    @admin.display(description=_("unit price"))
     def unit_price_column(self, item: InvoiceItem) -> str:
         return format_price(item.unit_amount.amount, item.currency) if item.unit_amount is not None else "—"
 
-    @admin.display(description="status")
+    @admin.display(description=_("status"))
     def status_column(self, item: InvoiceItem) -> str:
         if item.invoice_id is None:
-            return status_badge("Pending: the next invoice", "info")
+            return status_badge(gettext("Pending: the next invoice"), "info")
         url = reverse("admin:invoices_invoice_change", args=[item.invoice_id])
-        return format_html('{} <a href="{}">{}</a>', status_badge("Billed", "success"), url, item.invoice)
+        return format_html('{} <a href="{}">{}</a>', status_badge(gettext("Billed"), "success"), url, item.invoice)
 
-    @admin.display(description="how computed")
+    @admin.display(description=_("how computed"))
     def explanation_text(self, item: InvoiceItem) -> str:
         return " ".join(item.explanation)
 
@@ -186,26 +192,40 @@ admin.site.register(InvoiceItem, InvoiceItemAdmin)
 
 
 class OneOffInvoiceForm(forms.Form):
-    memo = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Printed on the bill.")
-    due_on = forms.DateField(required=False, help_text="YYYY-MM-DD. Empty: the customer's payment terms.")
+    memo = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label=_("memo"),
+        help_text=_("Printed on the bill."),
+    )
+    due_on = forms.DateField(
+        required=False, label=_("due on"), help_text=_("YYYY-MM-DD. Empty: the customer's payment terms.")
+    )
     finalize = forms.BooleanField(
         required=False,
-        label="Issue at once",
-        help_text="Number it, render and email the PDF and collect it now. Otherwise it is a draft the billing "
-        "run issues when the review time is over.",
+        label=_("Issue at once"),
+        help_text=_(
+            "Number it, render and email the PDF and collect it now. Otherwise it is a draft the billing run "
+            "issues when the review time is over."
+        ),
     )
 
 
 class OneOffLineForm(forms.Form):
-    description = forms.CharField(required=False, max_length=500)
-    quantity = forms.DecimalField(required=False, max_digits=19, decimal_places=6)
-    unit_price = forms.DecimalField(required=False, max_digits=28, decimal_places=12)
-    product = forms.ModelChoiceField(queryset=Product.objects.order_by("name"), required=False)
+    description = forms.CharField(required=False, max_length=500, label=_("description"))
+    quantity = forms.DecimalField(required=False, max_digits=19, decimal_places=6, label=_("quantity"))
+    unit_price = forms.DecimalField(required=False, max_digits=28, decimal_places=12, label=_("unit price"))
+    product = forms.ModelChoiceField(queryset=Product.objects.order_by("name"), required=False, label=_("product"))
     tax_rate = forms.ModelChoiceField(
-        queryset=TaxRate.objects.filter(is_active=True), required=False, empty_label="The customer's rate"
+        queryset=TaxRate.objects.filter(is_active=True),
+        required=False,
+        empty_label=_("The customer's rate"),
+        label=_("tax rate"),
     )
-    period_start_at = forms.DateTimeField(required=False, help_text="YYYY-MM-DD HH:MM (UTC)")
-    period_end_at = forms.DateTimeField(required=False)
+    period_start_at = forms.DateTimeField(
+        required=False, label=_("service period start"), help_text=_("YYYY-MM-DD HH:MM (UTC)")
+    )
+    period_end_at = forms.DateTimeField(required=False, label=_("service period end"))
 
     def clean(self):
         data = super().clean()
@@ -213,7 +233,7 @@ class OneOffLineForm(forms.Form):
         if filled:
             for name in ("quantity", "unit_price"):
                 if data.get(name) is None and name not in self.errors:
-                    self.add_error(name, "Required on a line.")
+                    self.add_error(name, gettext("Required on a line."))
         return data
 
     def charge(self) -> OneOffCharge | None:
@@ -237,7 +257,7 @@ def one_off_invoice_view(model_admin: admin.ModelAdmin, request: HttpRequest, ob
         raise PermissionDenied
     customer = Customer.objects.filter(pk=unquote(object_id)).first() if str(object_id).isdigit() else None
     if customer is None:
-        raise Http404("No such customer.")
+        raise Http404(gettext("No such customer."))
     form = OneOffInvoiceForm(request.POST or None)
     lines = OneOffLineFormSet(request.POST or None, prefix="lines")
     if request.method == "POST" and form.is_valid() and lines.is_valid():
@@ -252,10 +272,15 @@ def one_off_invoice_view(model_admin: admin.ModelAdmin, request: HttpRequest, ob
         except ApplicationError as error:
             _place_errors(_form_fields(error), form, lines, [index for index, _ in filled])
         else:
-            state = "issued as " + invoice.number if invoice.number else "created as a draft for review"
-            messages.success(
-                request, f"One-off invoice {state}: {format_price(invoice.total.amount, invoice.currency)}."
-            )
+            total = format_price(invoice.total.amount, invoice.currency)
+            if invoice.number:
+                message = gettext("One-off invoice issued as %(number)s: %(total)s.") % {
+                    "number": invoice.number,
+                    "total": total,
+                }
+            else:
+                message = gettext("One-off invoice created as a draft for review: %(total)s.") % {"total": total}
+            messages.success(request, message)
             return HttpResponseRedirect(reverse("admin:invoices_invoice_change", args=[invoice.pk]))
     context = {
         **model_admin.admin_site.each_context(request),

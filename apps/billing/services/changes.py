@@ -17,6 +17,7 @@ from fractions import Fraction
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from apps.billing.constants import ChangeTiming, ProrationBehavior
 from apps.catalog.models import Plan
@@ -116,12 +117,15 @@ class UpcomingInvoice:
 def _validate_options(timing: str, proration: str) -> None:
     if timing not in ChangeTiming.values:
         raise ValidationFailed(
-            f"Unknown timing {timing!r}.", fields={"timing": [f"Use one of: {', '.join(ChangeTiming.values)}."]}
+            gettext("Unknown timing %(timing)r.") % {"timing": timing},
+            fields={"timing": [gettext("Use one of: %(values)s.") % {"values": ", ".join(ChangeTiming.values)}]},
         )
     if proration not in ProrationBehavior.values:
         raise ValidationFailed(
-            f"Unknown proration behaviour {proration!r}.",
-            fields={"proration": [f"Use one of: {', '.join(ProrationBehavior.values)}."]},
+            gettext("Unknown proration behaviour %(proration)r.") % {"proration": proration},
+            fields={
+                "proration": [gettext("Use one of: %(values)s.") % {"values": ", ".join(ProrationBehavior.values)}]
+            },
         )
 
 
@@ -152,32 +156,38 @@ def _validate_effective_at(
     effective_at = clock.ensure_aware(effective_at)
     if timing != ChangeTiming.NOW:
         raise ValidationFailed(
-            "Only a change made now can carry a date.",
-            fields={"effective_at": ["Leave it empty for a change at period end."]},
+            gettext("Only a change made now can carry a date."),
+            fields={"effective_at": [gettext("Leave it empty for a change at period end.")]},
         )
     if effective_at > now:
         raise ValidationFailed(
-            "A change cannot be dated in the future.",
-            fields={"effective_at": ["Schedule it at period end instead, or date it now or earlier."]},
+            gettext("A change cannot be dated in the future."),
+            fields={"effective_at": [gettext("Schedule it at period end instead, or date it now or earlier.")]},
         )
     last_change_at = _last_change_in_period(subscription)
     if last_change_at is not None and effective_at < last_change_at:
         raise ValidationFailed(
-            "That date is before the subscription's last change in this period.",
+            gettext("That date is before the subscription's last change in this period."),
             fields={
                 "effective_at": [
-                    f"Date the change on or after {last_change_at:%Y-%m-%d %H:%M} UTC, when the subscription last "
-                    "changed; its prorations were computed from then."
+                    gettext(
+                        "Date the change on or after %(last_change_at)s UTC, when the subscription last changed; "
+                        "its prorations were computed from then."
+                    )
+                    % {"last_change_at": format(last_change_at, "%Y-%m-%d %H:%M")}
                 ]
             },
         )
     if effective_at < subscription.current_period_start_at:
         raise ValidationFailed(
-            "That date falls in a period that is already invoiced and closed.",
+            gettext("That date falls in a period that is already invoiced and closed."),
             fields={
                 "effective_at": [
-                    f"Date the change on or after {subscription.current_period_start_at:%Y-%m-%d %H:%M} UTC, the "
-                    "start of the current period; correct earlier periods with a credit note."
+                    gettext(
+                        "Date the change on or after %(current_period_start_at)s UTC, the start of the current "
+                        "period; correct earlier periods with a credit note."
+                    )
+                    % {"current_period_start_at": format(subscription.current_period_start_at, "%Y-%m-%d %H:%M")}
                 ]
             },
         )
@@ -211,9 +221,12 @@ def _preview(
     pending = [c for c in subscription.scheduled_changes.all() if c.applied_at is None and c.canceled_at is None]
     if timing == ChangeTiming.NOW and pending:
         raise InvalidTransition(
-            f"Subscription #{subscription.pk} has a change scheduled for "
-            f"{pending[0].effective_at:%Y-%m-%d %H:%M} UTC; withdraw it before changing now.",
-            fields={"scheduled_change": ["Withdraw the scheduled change first (it would undo this one)."]},
+            gettext(
+                "Subscription #%(subscription_pk)s has a change scheduled for %(effective_at)s UTC; "
+                "withdraw it before changing now."
+            )
+            % {"subscription_pk": subscription.pk, "effective_at": format(pending[0].effective_at, "%Y-%m-%d %H:%M")},
+            fields={"scheduled_change": [gettext("Withdraw the scheduled change first (it would undo this one).")]},
         )
     currency = subscription.currency
     lines: list[LineDraft] = []
@@ -332,8 +345,9 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
     subscription = _load(subscription_id)
     if subscription.next_billing_at is None:
         raise ValidationFailed(
-            f"Subscription #{subscription.pk} has nothing more to bill.",
-            fields={"subscription": ["This subscription has ended; no invoice is coming."]},
+            gettext("Subscription #%(subscription_pk)s has nothing more to bill.")
+            % {"subscription_pk": subscription.pk},
+            fields={"subscription": [gettext("This subscription has ended; no invoice is coming.")]},
         )
     if subscription.cancel_at_period_end:
         return _upcoming_final_invoice(subscription, subscription.next_billing_at, now)
@@ -424,8 +438,9 @@ def _upcoming_final_invoice(subscription: Subscription, ends_at: datetime, now: 
     lines += progressive_deduction_drafts(subscription, before=ends_at)[0]
     if not lines:
         raise ValidationFailed(
-            f"Subscription #{subscription.pk} ends at the end of its period; no invoice is coming.",
-            fields={"subscription": ["The subscription is canceled at period end."]},
+            gettext("Subscription #%(subscription_pk)s ends at the end of its period; no invoice is coming.")
+            % {"subscription_pk": subscription.pk},
+            fields={"subscription": [gettext("The subscription is canceled at period end.")]},
         )
     credits, _ = customer_credit_drafts(
         customer_id=subscription.customer_id, currency=currency, drafts=lines,
@@ -486,7 +501,9 @@ def _load(subscription_id: int) -> Subscription:
         .first()
     )
     if subscription is None:
-        raise NotFound(f"Subscription {subscription_id} does not exist.")
+        raise NotFound(
+            gettext("Subscription %(subscription_id)s does not exist.") % {"subscription_id": subscription_id}
+        )
     return subscription
 
 
@@ -533,7 +550,8 @@ def subscription_cancel_credit_preview(*, subscription_id: int, now: datetime | 
     subscription = _load(subscription_id)
     if subscription.status == SubscriptionStatus.CANCELED:
         raise InvalidTransition(
-            f"Subscription #{subscription.pk} is already canceled.", fields={"status": ["Already canceled."]}
+            gettext("Subscription #%(subscription_pk)s is already canceled.") % {"subscription_pk": subscription.pk},
+            fields={"status": [gettext("Already canceled.")]},
         )
     return _unused_time_credits(subscription, now, as_invoiced=True)
 
@@ -566,8 +584,8 @@ def subscription_cancel(
         return ChangeResult(subscription=subscription, preview=preview)
     if when != ChangeTiming.NOW:
         raise ValidationFailed(
-            f"{when!r} is not a moment to cancel at.",
-            fields={"when": [f"Choose one of: {', '.join(ChangeTiming.values)}."]},
+            gettext("%(when)r is not a moment to cancel at.") % {"when": when},
+            fields={"when": [gettext("Choose one of: %(values)s.") % {"values": ", ".join(ChangeTiming.values)}]},
         )
     return subscription_cancel_with_credit(
         subscription_id=subscription_id, prorate=prorate, reason=reason, actor=actor, now=now

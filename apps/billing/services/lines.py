@@ -115,7 +115,9 @@ def charge_quote(
     price = charge_price(charge, currency, overrides)
     if price is None:
         raise ApplicationError(
-            f"{charge.plan_version}: charge {charge.name!r} has no price in {currency}.", code="missing_price"
+            gettext("%(plan_version)s: charge %(charge_name)r has no price in %(currency)s.")
+            % {"plan_version": charge.plan_version, "charge_name": charge.name, "currency": currency},
+            code="missing_price",
         )
     return pricing.price_quote(price.to_spec(), quantity=Decimal(quantity)), price.amount
 
@@ -633,9 +635,19 @@ def usage_line_drafts(
         price = charge_price(charge, currency, overrides)
         custom = custom_price_note(charge, overrides)
         if metric is None or price is None:
+            message = (
+                gettext("%(version)s: usage charge %(charge_name)r has no billable metric %(metric_code)r.")
+                if metric is None
+                else gettext("%(version)s: usage charge %(charge_name)r has no price in %(currency)s.")
+            )
             raise ApplicationError(
-                f"{version}: usage charge {charge.name!r} has no "
-                + (f"billable metric {charge.metric_code!r}." if metric is None else f"price in {currency}."),
+                message
+                % {
+                    "version": version,
+                    "charge_name": charge.name,
+                    "metric_code": charge.metric_code,
+                    "currency": currency,
+                },
                 code="missing_price" if metric is not None else "missing_metric",
             )
         if charge.has_peak_hours:
@@ -647,7 +659,10 @@ def usage_line_drafts(
         if charge.is_pooled:
             if subscription is None:
                 raise ApplicationError(
-                    f"{version}: usage charge {charge.name!r} is pooled; its usage is billed per subscription.",
+                    gettext(
+                        "%(version)s: usage charge %(charge_name)r is pooled; its usage is billed per subscription."
+                    )
+                    % {"version": version, "charge_name": charge.name},
                     code="pooled_charge",
                 )
             drafts += _pooled_line_drafts(

@@ -22,6 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
@@ -109,47 +110,58 @@ def _check(charge: OneOffCharge, *, currency: str) -> _Checked:
     errors: dict[str, list[str]] = {}
     quantity = _decimal(charge.quantity)
     if quantity is None:
-        errors["quantity"] = ["Give a number, e.g. 2 or 1.5."]
+        errors["quantity"] = [gettext("Give a number, e.g. 2 or 1.5.")]
     elif quantity <= 0:
-        errors["quantity"] = ["Must be greater than zero."]
+        errors["quantity"] = [gettext("Must be greater than zero.")]
     elif _decimals(quantity) > QUANTITY_DECIMALS or quantity >= Decimal(10) ** 13:
-        errors["quantity"] = [f"At most 13 digits before the point and {QUANTITY_DECIMALS} after it."]
+        errors["quantity"] = [
+            gettext("At most 13 digits before the point and %(quantity_decimals)s after it.")
+            % {"quantity_decimals": QUANTITY_DECIMALS}
+        ]
     unit_amount = _decimal(charge.unit_amount)
     if unit_amount is None:
-        errors["unit_amount"] = [f"Give an amount in {currency}, e.g. 150.00."]
+        errors["unit_amount"] = [gettext("Give an amount in %(currency)s, e.g. 150.00.") % {"currency": currency}]
     elif unit_amount < 0:
-        errors["unit_amount"] = ["Cannot be negative: a one-off charge is a charge (credit with a credit note)."]
+        errors["unit_amount"] = [
+            gettext("Cannot be negative: a one-off charge is a charge (credit with a credit note).")
+        ]
     elif _decimals(unit_amount) > UNIT_AMOUNT_DECIMALS or unit_amount >= Decimal(10) ** 16:
-        errors["unit_amount"] = [f"At most 16 digits before the point and {UNIT_AMOUNT_DECIMALS} after it."]
+        errors["unit_amount"] = [
+            gettext("At most 16 digits before the point and %(unit_amount_decimals)s after it.")
+            % {"unit_amount_decimals": UNIT_AMOUNT_DECIMALS}
+        ]
     product = None
     if charge.product_id is not None:
         product = Product.objects.filter(pk=charge.product_id).first()
         if product is None:
-            errors["product"] = [f"No product {charge.product_id}."]
+            errors["product"] = [gettext("No product %(product_id)s.") % {"product_id": charge.product_id}]
     tax_rate = None
     if charge.tax_rate_id is not None:
         tax_rate = TaxRate.objects.filter(pk=charge.tax_rate_id).first()
         if tax_rate is None:
-            errors["tax_rate"] = [f"No tax rate {charge.tax_rate_id}."]
+            errors["tax_rate"] = [gettext("No tax rate %(tax_rate_id)s.") % {"tax_rate_id": charge.tax_rate_id}]
         elif not tax_rate.is_active:
-            errors["tax_rate"] = [f"Tax rate {tax_rate} is no longer active."]
+            errors["tax_rate"] = [gettext("Tax rate %(tax_rate)s is no longer active.") % {"tax_rate": tax_rate}]
     description = (charge.description or "").strip() or (product.name if product is not None else "")
     if not description:
-        errors["description"] = ["Describe the charge (it is printed on the bill), or name its product."]
+        errors["description"] = [gettext("Describe the charge (it is printed on the bill), or name its product.")]
     elif len(description) > MAX_DESCRIPTION_LENGTH:
-        errors["description"] = [f"At most {MAX_DESCRIPTION_LENGTH} characters."]
+        errors["description"] = [
+            gettext("At most %(max_description_length)s characters.")
+            % {"max_description_length": MAX_DESCRIPTION_LENGTH}
+        ]
     start, end = charge.period_start_at, charge.period_end_at
     if (start is None) != (end is None):
         errors["period_end_at" if end is None else "period_start_at"] = [
-            "Give both ends of the service period, or neither."
+            gettext("Give both ends of the service period, or neither.")
         ]
     elif start is not None and end is not None and end <= start:
-        errors["period_end_at"] = ["Must be after the start of the period."]
+        errors["period_end_at"] = [gettext("Must be after the start of the period.")]
     amount = Decimal(0)
     if quantity is not None and unit_amount is not None and not {"quantity", "unit_amount"} & errors.keys():
         amount = quantize_amount(quantity * unit_amount, currency)  # rounded once
         if amount > MAX_AMOUNT:
-            errors["unit_amount"] = ["The charge (quantity × unit price) is too large."]
+            errors["unit_amount"] = [gettext("The charge (quantity × unit price) is too large.")]
     return _Checked(
         quantity=quantity or Decimal(0), unit_amount=unit_amount or Decimal(0), amount=amount,
         description=description, product=product, tax_rate=tax_rate, period_start_at=start, period_end_at=end,
@@ -160,22 +172,31 @@ def _check(charge: OneOffCharge, *, currency: str) -> _Checked:
 def _customer(customer_id: int) -> Customer:
     customer = Customer.objects.filter(pk=customer_id).first()
     if customer is None:
-        raise ValidationFailed(f"No customer {customer_id}.", fields={"customer": [f"No customer {customer_id}."]})
+        raise ValidationFailed(
+            gettext("No customer %(customer_id)s.") % {"customer_id": customer_id},
+            fields={"customer": [gettext("No customer %(customer_id)s.") % {"customer_id": customer_id}]},
+        )
     return customer
 
 
 def _check_currency(customer: Customer, currency: str | None) -> None:
     if currency is not None and currency.upper() != customer.currency:
         raise ValidationFailed(
-            f"{customer.name} is billed in {customer.currency}, not {currency}.",
-            fields={"currency": [f"The customer is billed in {customer.currency}: give prices in it."]},
+            gettext("%(customer_name)s is billed in %(customer_currency)s, not %(currency)s.")
+            % {"customer_name": customer.name, "customer_currency": customer.currency, "currency": currency},
+            fields={
+                "currency": [
+                    gettext("The customer is billed in %(currency)s: give prices in it.")
+                    % {"currency": customer.currency}
+                ]
+            },
         )
 
 
 def _raise(errors: dict[str, list[str]], prefix: str = "") -> None:
     if errors:
         fields = {f"{prefix}{name}": messages for name, messages in errors.items()}
-        raise ValidationFailed("The charge is not valid: see the fields.", fields=fields)
+        raise ValidationFailed(gettext("The charge is not valid: see the fields."), fields=fields)
 
 
 # --- Pending invoice items -----------------------------------------------------------------------------
@@ -213,18 +234,22 @@ def _lock_pending(item_id: int) -> InvoiceItem:
     it holds the lock until it commits: this waits, then sees it billed.)"""
     item = InvoiceItem.objects.select_for_update(of=("self",)).select_related("customer").filter(pk=item_id).first()
     if item is None:
-        raise NotFound(f"Invoice item {item_id} does not exist.")
+        raise NotFound(gettext("Invoice item %(item_id)s does not exist.") % {"item_id": item_id})
     if item.kind != InvoiceLineKind.ONE_OFF:
         raise NotEditable(
-            f"Invoice item {item_id} was made by billing ({item.get_kind_display().lower()}): it cannot be changed.",
-            fields={"kind": ["Only one-off charges added by staff can be changed or deleted."]},
+            gettext("Invoice item %(item_id)s was made by billing (%(kind)s): it cannot be changed.")
+            % {"item_id": item_id, "kind": item.get_kind_display().lower()},
+            fields={"kind": [gettext("Only one-off charges added by staff can be changed or deleted.")]},
         )
     if item.invoice_id is not None:
         invoice = Invoice.objects.get(pk=item.invoice_id)
         raise NotEditable(
-            f"Invoice item {item_id} is billed on invoice {invoice}: it can no longer change "
-            "(correct the invoice with a credit note).",
-            fields={"invoice": [f"Billed on invoice {invoice}."]},
+            gettext(
+                "Invoice item %(item_id)s is billed on invoice %(invoice)s: it can no longer change "
+                "(correct the invoice with a credit note)."
+            )
+            % {"item_id": item_id, "invoice": invoice},
+            fields={"invoice": [gettext("Billed on invoice %(invoice)s.") % {"invoice": invoice}]},
         )
     return item
 
@@ -238,7 +263,7 @@ def invoice_item_update(
     item = _lock_pending(item_id)
     unknown = set(changes) - set(OneOffCharge.__dataclass_fields__)
     if unknown:
-        raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.")
+        raise ValidationFailed(gettext("Unknown fields: %(unknown)s.") % {"unknown": ", ".join(sorted(unknown))})
     _check_currency(item.customer, currency)
     current = OneOffCharge(
         quantity=item.quantity, unit_amount=item.unit_amount.amount if item.unit_amount is not None else None,
@@ -294,9 +319,14 @@ def invoice_one_off_create(
     customer = _customer(customer_id)
     _check_currency(customer, currency)
     if not charges:
-        raise ValidationFailed("Give at least one line.", fields={"lines": ["Give at least one line."]})
+        raise ValidationFailed(
+            gettext("Give at least one line."), fields={"lines": [gettext("Give at least one line.")]}
+        )
     if len(charges) > MAX_LINES:
-        raise ValidationFailed(f"At most {MAX_LINES} lines.", fields={"lines": [f"At most {MAX_LINES} lines."]})
+        raise ValidationFailed(
+            gettext("At most %(max_lines)s lines.") % {"max_lines": MAX_LINES},
+            fields={"lines": [gettext("At most %(max_lines)s lines.") % {"max_lines": MAX_LINES}]},
+        )
     errors: dict[str, list[str]] = {}
     checked = []
     for index, charge in enumerate(charges):
@@ -305,9 +335,9 @@ def invoice_one_off_create(
         checked.append(one)
     now = now or customer_now(customer)
     if due_on is not None and due_on < now.date():
-        errors["due_on"] = ["Cannot be in the past."]
+        errors["due_on"] = [gettext("Cannot be in the past.")]
     if errors:
-        raise ValidationFailed("The invoice is not valid: see the fields.", fields=errors)
+        raise ValidationFailed(gettext("The invoice is not valid: see the fields."), fields=errors)
     currency = customer.currency
     drafts = [one.draft(currency) for one in checked]
     starts = [draft.period_start_at for draft in drafts if draft.period_start_at is not None]

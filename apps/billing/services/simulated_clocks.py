@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Min
+from django.utils.translation import gettext
 
 from apps.accounts.models import SimulatedClock
 from apps.core import clock
@@ -33,16 +34,21 @@ def simulated_clock_advance(*, test_clock_id: int, to: datetime, actor=None) -> 
     with transaction.atomic():
         test_clock = SimulatedClock.objects.select_for_update().filter(pk=test_clock_id).first()
         if test_clock is None:
-            raise NotFound(f"Test clock {test_clock_id} does not exist.")
+            raise NotFound(gettext("Test clock %(test_clock_id)s does not exist.") % {"test_clock_id": test_clock_id})
         if to <= test_clock.frozen_at:
             raise ValidationFailed(
-                "A test clock only moves forward.",
-                fields={"frozen_at": [f"Choose a time after {test_clock.frozen_at:%Y-%m-%d %H:%M} UTC."]},
+                gettext("A test clock only moves forward."),
+                fields={
+                    "frozen_at": [
+                        gettext("Choose a time after %(frozen_at)s UTC.")
+                        % {"frozen_at": format(test_clock.frozen_at, "%Y-%m-%d %H:%M")}
+                    ]
+                },
             )
         if to - test_clock.frozen_at > MAX_ADVANCE:
             raise ValidationFailed(
-                "Advance a test clock by at most five years at a time.",
-                fields={"frozen_at": ["Choose a time at most five years after the clock's time."]},
+                gettext("Advance a test clock by at most five years at a time."),
+                fields={"frozen_at": [gettext("Choose a time at most five years after the clock's time.")]},
             )
     last = test_clock.frozen_at
     if _first_due(test_clock, after=None, until=last) is not None:

@@ -5,8 +5,10 @@ added to the code without Chinese fails here), and the compiled catalog is the o
 The catalog is regenerated the way docs/portal.md says (`makemessages`), into a temporary directory,
 so that the repository's files are never touched."""
 
+import ast
 import gettext
 import io
+import re
 import subprocess
 from pathlib import Path
 
@@ -16,10 +18,16 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.commands import makemessages
 
+from apps.core.errors import ApplicationError
+
 LOCALE = "zh_Hans"
 CATALOG = Path(settings.BASE_DIR) / "locale" / LOCALE / "LC_MESSAGES" / "django.po"
 COMPILED = CATALOG.with_suffix(".mo")
 IGNORED = [".venv/*", "bench/*", "*/tests/*", "node_modules/*", "staticfiles/*", "media/*"]
+
+
+def _subclasses(cls: type) -> set[type]:
+    return {sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))}
 
 
 def _read(path: Path):
@@ -100,3 +108,129 @@ def test_the_catalog_compiles_cleanly_and_the_compiled_file_is_current(catalog):
         if got != wanted:
             stale.add(_key(message))
     assert not stale, f"{COMPILED.name} is older than {CATALOG.name}; run compilemessages:\n{_show(stale)}"
+
+
+# --- Domain errors ----------------------------------------------------------------------------------
+# The messages of the errors services raise reach staff (the admin) and customers (the portal, the API
+# in the request's language). A message written as a plain string or f-string is never extracted into
+# the catalog, so the tests above cannot see it: this check finds them in the domain modules.
+
+DOMAIN_MODULES = sorted(
+    {
+        *Path(settings.BASE_DIR).glob("apps/*/services.py"),
+        *Path(settings.BASE_DIR).glob("apps/*/services/*.py"),
+        *Path(settings.BASE_DIR).glob("apps/payments/stripe/*.py"),
+        *Path(settings.BASE_DIR).glob("apps/payments/dunning/*.py"),
+        *(
+            Path(settings.BASE_DIR) / name
+            for name in (
+                "apps/accounts/credentials.py",
+                "apps/accounts/invitations.py",
+                "apps/core/idempotency.py",
+                "apps/core/transitions.py",
+                "apps/usage/corrections.py",
+                "apps/invoices/selectors.py",
+                "apps/payments/selectors.py",
+                "apps/subscriptions/selectors.py",
+                "apps/payments/receipts.py",
+            )
+        ),
+    }
+    - {Path(settings.BASE_DIR) / "apps/payments/stripe/fake_server.py"}  # a test double, not the product
+)
+# Errors whose message a user reads (internal errors such as ValueError are for developers).
+USER_ERRORS = {
+    *(cls.__name__ for cls in _subclasses(ApplicationError)),
+    "ApplicationError",
+    "ValidationError",
+    "DjangoValidationError",
+    "_Rejected",
+}
+# Where a service collects field errors before raising them.
+ERROR_COLLECTORS = {"errors", "problems"}
+ERROR_ADDERS = {"add", "refuse"}
+
+
+def _text(node) -> bool:
+    """Whether the node is a literal sentence (a str constant or f-string with words in it, or text
+    concatenated to one)."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _text(node.left) or _text(node.right)
+    if isinstance(node, ast.JoinedStr):
+        return any(isinstance(part, ast.Constant) and re.search("[A-Za-z]{2}", part.value) for part in node.values)
+    return isinstance(node, ast.Constant) and isinstance(node.value, str) and " " in node.value.strip()
+
+
+def _messages_in(node):
+    """The message expressions of an error's arguments: the node itself, dict values, list items."""
+    if isinstance(node, ast.Dict):
+        for value in node.values:
+            yield from _messages_in(value)
+    elif isinstance(node, ast.DictComp):
+        yield from _messages_in(node.value)
+    elif isinstance(node, ast.List | ast.Tuple):
+        for item in node.elts:
+            yield from _messages_in(item)
+    elif isinstance(node, ast.IfExp):
+        yield from _messages_in(node.body)
+        yield from _messages_in(node.orelse)
+    else:
+        yield node
+
+
+def _collector(node) -> bool:
+    """`errors`, `errors[...]`, `errors.setdefault(...)`: where field errors are collected."""
+    while isinstance(node, ast.Subscript | ast.Call | ast.Attribute):
+        node = node.value if not isinstance(node, ast.Call) else node.func
+    return isinstance(node, ast.Name) and node.id in ERROR_COLLECTORS
+
+
+def untranslated_messages(source: str, filename: str = "<source>") -> list[str]:
+    """`file:line: text` for each user-facing error message of the source not marked for translation."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        candidates = []
+        if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+            func = node.exc.func
+            if (func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)) in USER_ERRORS:
+                candidates = [*node.exc.args, *(k.value for k in node.exc.keywords if k.arg in ("message", "fields"))]
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "append":
+            candidates = node.args if _collector(node.func.value) else []
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ERROR_ADDERS:
+            candidates = node.args[1:]
+        elif isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Subscript) and _collector(target) for target in node.targets
+        ):
+            candidates = [node.value]
+        for candidate in candidates:
+            for message in _messages_in(candidate):
+                if _text(message):
+                    found.append(f"{filename}:{message.lineno}: {ast.unparse(message)[:100]}")
+    return found
+
+
+def test_the_check_finds_a_message_that_is_not_marked_for_translation():
+    source = (
+        "def f(x, errors):\n"
+        "    errors.setdefault('amount', []).append('Must be greater than zero.')\n"
+        "    errors['quantity'] = [gettext('Must be greater than zero.')]\n"
+        "    raise ValidationFailed(f'Invoice {x} is a draft.', fields={'invoice': ['A draft cannot be credited.']})\n"
+    )
+
+    assert untranslated_messages(source) == [
+        "<source>:4: f'Invoice {x} is a draft.'",
+        "<source>:4: 'A draft cannot be credited.'",
+        "<source>:2: 'Must be greater than zero.'",
+    ]
+
+
+def test_the_domain_errors_are_marked_for_translation():
+    assert len(DOMAIN_MODULES) > 30
+    found = []
+    for path in DOMAIN_MODULES:
+        found += untranslated_messages(path.read_text(), str(path.relative_to(settings.BASE_DIR)))
+
+    assert not found, (
+        "Error messages that staff and customers read, not marked for translation (wrap them in gettext with "
+        "named placeholders, then translate them into Chinese):\n" + "\n".join(found)
+    )

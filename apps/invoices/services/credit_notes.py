@@ -159,13 +159,14 @@ def _credited_so_far(invoice: Invoice) -> _Credited:
 def _ensure_creditable(invoice: Invoice) -> None:
     if invoice.status == InvoiceStatus.DRAFT:
         raise InvalidTransition(
-            f"Invoice {invoice} is a draft: change the draft instead of crediting it.",
-            fields={"invoice": ["A draft cannot be credited."]},
+            gettext("Invoice %(invoice)s is a draft: change the draft instead of crediting it.") % {"invoice": invoice},
+            fields={"invoice": [gettext("A draft cannot be credited.")]},
         )
     if invoice.status not in CREDITABLE_STATUSES:
         raise InvalidTransition(
-            f"Invoice {invoice} is {invoice.get_status_display().lower()}: nothing is owed on it to credit.",
-            fields={"invoice": ["A void invoice cannot be credited."]},
+            gettext("Invoice %(invoice)s is %(status)s: nothing is owed on it to credit.")
+            % {"invoice": invoice, "status": invoice.get_status_display().lower()},
+            fields={"invoice": [gettext("A void invoice cannot be credited.")]},
         )
 
 
@@ -177,12 +178,14 @@ def _positive(value: Decimal | None, currency: str, errors: dict[str, list[str]]
     if value is None:
         return False
     if value <= 0:
-        errors.setdefault(name, []).append("Must be greater than zero.")
+        errors.setdefault(name, []).append(gettext("Must be greater than zero."))
         return False
     if name.endswith("quantity"):
         return True
     if has_more_decimals_than_currency(value, currency):
-        errors.setdefault(name, []).append(f"Has more decimals than {currency} allows.")
+        errors.setdefault(name, []).append(
+            gettext("Has more decimals than %(currency)s allows.") % {"currency": currency}
+        )
         return False
     return True
 
@@ -204,25 +207,29 @@ def _requested_lines(
         prefix = f"lines.{index}"
         line = by_id.get(request.invoice_line_id)
         if line is None:
-            errors.setdefault(f"{prefix}.invoice_line", []).append(f"Not a line of invoice {invoice}.")
+            errors.setdefault(f"{prefix}.invoice_line", []).append(
+                gettext("Not a line of invoice %(invoice)s.") % {"invoice": invoice}
+            )
             continue
         if line.pk in seen:
-            errors.setdefault(f"{prefix}.invoice_line", []).append("This line is already listed.")
+            errors.setdefault(f"{prefix}.invoice_line", []).append(gettext("This line is already listed."))
             continue
         seen.add(line.pk)
         if line.amount.amount <= 0 or not _is_taxed(line):
             errors.setdefault(f"{prefix}.invoice_line", []).append(
-                "Only charges can be credited line by line (not discounts or credits)."
+                gettext("Only charges can be credited line by line (not discounts or credits).")
             )
             continue
         if request.quantity is not None and request.amount is not None:
-            errors.setdefault(prefix, []).append("Give a quantity or an amount, not both.")
+            errors.setdefault(prefix, []).append(gettext("Give a quantity or an amount, not both."))
             continue
         amount_before = credited.by_line.get(line.pk, Decimal(0))
         quantity_before = credited.quantity_by_line.get(line.pk, Decimal(0))
         left = line.amount.amount - amount_before
         if left <= 0:
-            errors.setdefault(f"{prefix}.invoice_line", []).append("This line has already been credited in full.")
+            errors.setdefault(f"{prefix}.invoice_line", []).append(
+                gettext("This line has already been credited in full.")
+            )
             continue
         quantity: Decimal | None = None
         explanation: tuple[str, ...]
@@ -233,7 +240,7 @@ def _requested_lines(
             if request.quantity > quantity_left:
                 left_text = format_quantity(max(quantity_left, Decimal(0)))
                 errors.setdefault(f"{prefix}.quantity", []).append(
-                    f"At most {left_text} unit(s) are left to credit on this line."
+                    gettext("At most %(left_text)s unit(s) are left to credit on this line.") % {"left_text": left_text}
                 )
                 continue
             quantity = request.quantity
@@ -253,7 +260,7 @@ def _requested_lines(
                 continue
             if request.amount > left:
                 errors.setdefault(f"{prefix}.amount", []).append(
-                    f"At most {format_price(left, currency)} is left to credit on this line."
+                    gettext("At most %(left)s is left to credit on this line.") % {"left": format_price(left, currency)}
                 )
                 continue
             amount = request.amount
@@ -270,7 +277,7 @@ def _requested_lines(
                 (_document_text(language, gettext_noop("All that was left of the line")),) if amount_before else ()
             )
         if amount <= 0:
-            errors.setdefault(prefix, []).append("This comes to nothing to credit.")
+            errors.setdefault(prefix, []).append(gettext("This comes to nothing to credit."))
             continue
         drafts.append(_line_draft(line, amount=amount, quantity=quantity, explanation=explanation))
     return drafts
@@ -393,9 +400,11 @@ def _settlement(
     """(amount_due_reduction, credit_to_balance, refund_amount) adding up to the total."""
     for name, value in [("credit_to_balance", credit_to_balance), ("refund_amount", refund_amount)]:
         if value is not None and value < 0:
-            errors.setdefault(name, []).append("Cannot be negative.")
+            errors.setdefault(name, []).append(gettext("Cannot be negative."))
         elif value is not None and has_more_decimals_than_currency(value, currency):
-            errors.setdefault(name, []).append(f"Has more decimals than {currency} allows.")
+            errors.setdefault(name, []).append(
+                gettext("Has more decimals than %(currency)s allows.") % {"currency": currency}
+            )
     reduction = Decimal(0)
     if invoice.status in UNPAID_STATUSES:
         # What is still due is reduced first; only what was already paid of it (a partly paid invoice)
@@ -405,24 +414,30 @@ def _settlement(
             for name, value in [("credit_to_balance", credit_to_balance), ("refund_amount", refund_amount)]:
                 if value:
                     errors.setdefault(name, []).append(
-                        "The invoice is not paid: the credit reduces what is due on it; nothing is refunded or "
-                        "credited to the balance."
+                        gettext(
+                            "The invoice is not paid: the credit reduces what is due on it; nothing is refunded or "
+                            "credited to the balance."
+                        )
                     )
             return reduction, Decimal(0), Decimal(0)
     rest = total - reduction
     refund = refund_amount or Decimal(0)
     if refund > rest and "refund_amount" not in errors:
-        what = "total" if reduction == 0 else "part already paid"
-        errors.setdefault("refund_amount", []).append(
-            f"At most the credit note's {what}, {format_price(rest, currency)}, is refunded."
+        message = (
+            gettext("At most the credit note's total, %(rest)s, is refunded.")
+            if reduction == 0
+            else gettext("At most the credit note's part already paid, %(rest)s, is refunded.")
         )
+        errors.setdefault("refund_amount", []).append(message % {"rest": format_price(rest, currency)})
     balance = credit_to_balance if credit_to_balance is not None else rest - refund
     if rest > 0 and refund + balance != rest and "credit_to_balance" not in errors and "refund_amount" not in errors:
-        what = "total" if reduction == 0 else "part already paid"
         message = (
-            f"The refund and the credit to the balance must add up to the credit note's {what}, "
-            f"{format_price(rest, currency)}."
-        )
+            gettext("The refund and the credit to the balance must add up to the credit note's total, %(rest)s.")
+            if reduction == 0
+            else gettext(
+                "The refund and the credit to the balance must add up to the credit note's part already paid, %(rest)s."
+            )
+        ) % {"rest": format_price(rest, currency)}
         errors.setdefault("refund_amount" if refund_amount is not None else "credit_to_balance", []).append(message)
     return reduction, max(balance, Decimal(0)), max(refund, Decimal(0))
 
@@ -442,12 +457,12 @@ def _compute(
     currency = invoice.currency
     errors: dict[str, list[str]] = {}
     if reason not in CreditNoteReason.values:
-        errors["reason"] = [f"Choose one of: {', '.join(CreditNoteReason.values)}."]
+        errors["reason"] = [gettext("Choose one of: %(values)s.") % {"values": ", ".join(CreditNoteReason.values)}]
     requests = lines or []
     if full and (requests or amount is not None):
-        errors.setdefault("full", []).append("A full credit note takes no lines or amount.")
+        errors.setdefault("full", []).append(gettext("A full credit note takes no lines or amount."))
     if not full and not requests and amount is None:
-        errors.setdefault("lines", []).append("Credit the whole invoice, some of its lines, or an amount.")
+        errors.setdefault("lines", []).append(gettext("Credit the whole invoice, some of its lines, or an amount."))
     invoice_lines = list(invoice.lines.all())
     credited = _credited_so_far(invoice)
     creditable_before = invoice.total.amount - credited.total
@@ -458,7 +473,8 @@ def _compute(
     )
     if creditable_before <= 0:
         raise ValidationFailed(
-            f"Invoice {invoice} has already been credited in full.", fields={"invoice": ["Nothing left to credit."]}
+            gettext("Invoice %(invoice)s has already been credited in full.") % {"invoice": invoice},
+            fields={"invoice": [gettext("Nothing left to credit.")]},
         )
     language = document_language(invoice.customer_details)
     if full:
@@ -488,19 +504,23 @@ def _compute(
     total = subtotal + tax_total
     over_field = "amount" if amount is not None and not requests and not full else "lines"
     if not errors and (total > creditable_before or taxed_before + taxed_now > taxed_base):
-        left = f"{format_price(creditable_before, currency)} is left to credit on invoice {invoice}"
+        left = gettext("%(creditable_before)s is left to credit on invoice %(invoice)s") % {
+            "creditable_before": format_price(creditable_before, currency),
+            "invoice": invoice,
+        }
         raise ValidationFailed(
-            f"This would credit {format_price(total, currency)}, but only {left}.",
-            fields={over_field: [f"Only {left} (tax included)."]},
+            gettext("This would credit %(total)s, but only %(left)s.")
+            % {"total": format_price(total, currency), "left": left},
+            fields={over_field: [gettext("Only %(left)s (tax included).") % {"left": left}]},
         )
     if not errors and total <= 0:
-        errors.setdefault(over_field, []).append("Nothing to credit.")
+        errors.setdefault(over_field, []).append(gettext("Nothing to credit."))
     due_reduction, balance, refund = _settlement(
         invoice=invoice, total=total, amount_due_before=amount_due_before, credit_to_balance=credit_to_balance,
         refund_amount=refund_amount, currency=currency, errors=errors,
     )  # fmt: skip
     if errors:
-        raise ValidationFailed("The credit note is not valid: nothing was issued.", fields=errors)
+        raise ValidationFailed(gettext("The credit note is not valid: nothing was issued."), fields=errors)
     due_reduction, balance, refund = (quantize_amount(value, currency) for value in (due_reduction, balance, refund))
     return CreditNoteDraft(
         invoice=invoice, currency=currency, reason=reason, memo=memo, lines=drafts, taxes=taxes,
@@ -514,7 +534,7 @@ def _compute(
 def _load(invoice_id: int) -> Invoice:
     invoice = Invoice.objects.select_related("customer").filter(pk=invoice_id).first()
     if invoice is None:
-        raise NotFound(f"Invoice {invoice_id} does not exist.")
+        raise NotFound(gettext("Invoice %(invoice_id)s does not exist.") % {"invoice_id": invoice_id})
     return invoice
 
 
@@ -669,16 +689,20 @@ def credit_note_void(
     is still unpaid. Its number stays used; what it credited can be credited again."""
     row = CreditNote.objects.filter(pk=credit_note_id).values_list("invoice_id", flat=True).first()
     if row is None:
-        raise NotFound(f"Credit note {credit_note_id} does not exist.")
+        raise NotFound(gettext("Credit note %(credit_note_id)s does not exist.") % {"credit_note_id": credit_note_id})
     invoice = invoice_lock(row)  # the same lock order as credit_note_issue
     credit_note = CreditNote.objects.select_for_update().get(pk=credit_note_id)
     now = now or customer_now(invoice.customer)
     if credit_note.status != CreditNoteStatus.ISSUED:
-        raise InvalidTransition(f"Credit note {credit_note} is already void.", fields={"status": ["Already void."]})
+        raise InvalidTransition(
+            gettext("Credit note %(credit_note)s is already void.") % {"credit_note": credit_note},
+            fields={"status": [gettext("Already void.")]},
+        )
     if credit_note.refund_amount.amount > 0:
         raise InvalidTransition(
-            f"Credit note {credit_note} recorded a refund: it cannot be voided (issue an invoice instead).",
-            fields={"refund_amount": ["A refund was recorded."]},
+            gettext("Credit note %(credit_note)s recorded a refund: it cannot be voided (issue an invoice instead).")
+            % {"credit_note": credit_note},
+            fields={"refund_amount": [gettext("A refund was recorded.")]},
         )
     if credit_note.credit_to_balance.amount > 0:
         item = credit_note.balance_item
@@ -687,21 +711,26 @@ def credit_note_void(
         )
         if not untouched:
             raise InvalidTransition(
-                f"The customer credit of credit note {credit_note} has already been used on an invoice.",
-                fields={"credit_to_balance": ["Already used."]},
+                gettext("The customer credit of credit note %(credit_note)s has already been used on an invoice.")
+                % {"credit_note": credit_note},
+                fields={"credit_to_balance": [gettext("Already used.")]},
             )
     if credit_note.amount_due_reduction.amount > 0 and invoice.status not in UNPAID_STATUSES:
         raise InvalidTransition(
-            f"Invoice {invoice} is {invoice.get_status_display().lower()} since credit note {credit_note}: "
-            "the credit note cannot be voided.",
-            fields={"amount_due_reduction": ["The invoice is no longer unpaid."]},
+            gettext(
+                "Invoice %(invoice)s is %(status)s since credit note %(credit_note)s: the credit note cannot be voided."
+            )
+            % {"invoice": invoice, "status": invoice.get_status_display().lower(), "credit_note": credit_note},
+            fields={"amount_due_reduction": [gettext("The invoice is no longer unpaid.")]},
         )
     from apps.wallets.services.returns import credit_note_wallet_returns_take_back
 
     problems = credit_note_wallet_returns_take_back(credit_note=credit_note, now=now, actor=actor)
     if problems:
         raise InvalidTransition(
-            f"Credit note {credit_note}: {problems[0]} It cannot be voided.", fields={"status": problems}
+            gettext("Credit note %(credit_note)s: %(problem)s It cannot be voided.")
+            % {"credit_note": credit_note, "problem": problems[0]},
+            fields={"status": problems},
         )
     credit_note.status = CreditNoteStatus.VOID
     credit_note.voided_at = now

@@ -94,9 +94,11 @@ def invoice_email_send(
     a bill already emailed is left alone. Drafts and void invoices are not sent."""
     invoice = invoice_lock(invoice_id)  # one send of an invoice at a time
     if not invoice.number:
-        raise NotEditable("A draft is not sent: finalize it first.")
+        raise NotEditable(gettext("A draft is not sent: finalize it first."))
     if invoice.status == InvoiceStatus.VOID:
-        raise InvalidTransition(f"Invoice {invoice} is void: it is not sent to the customer.")
+        raise InvalidTransition(
+            gettext("Invoice %(invoice)s is void: it is not sent to the customer.") % {"invoice": invoice}
+        )
     if not resend:
         earlier = invoice.events.filter(type=InvoiceEventType.EMAILED).order_by("id").first()
         if earlier is not None:
@@ -104,7 +106,9 @@ def invoice_email_send(
     pdf = invoice_pdf_read_verified(invoice)
     recipients = customer_invoice_recipients(invoice.customer)
     if not recipients:
-        raise ValidationFailed(f"Customer {invoice.customer} has no email address to send the bill to.")
+        raise ValidationFailed(
+            gettext("Customer %(customer)s has no email address to send the bill to.") % {"customer": invoice.customer}
+        )
     message = invoice_email_message(invoice=invoice, recipients=recipients, pdf=pdf)
     message.send(fail_silently=False)  # raises (nothing recorded) when the mail server refuses
     event = invoice_event_record(
@@ -121,5 +125,5 @@ def invoice_email_failure_record(*, invoice_id: int, error: str) -> None:
     the invoice's history and can send it again."""
     invoice = Invoice.objects.filter(pk=invoice_id).first()
     if invoice is None:
-        raise NotFound(f"Invoice {invoice_id} does not exist.")
+        raise NotFound(gettext("Invoice %(invoice_id)s does not exist.") % {"invoice_id": invoice_id})
     invoice_event_record(invoice=invoice, type=InvoiceEventType.EMAIL_FAILED, data={"error": error[:1000]})

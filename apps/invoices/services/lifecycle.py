@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import transaction
 from django.utils import translation
+from django.utils.translation import gettext
 from djmoney.money import Money
 
 from apps.accounts.selectors import customer_now
@@ -39,7 +40,7 @@ def invoice_lock(invoice_id: int) -> Invoice:
     try:
         return Invoice.objects.select_for_update(of=("self",)).select_related("customer").get(pk=invoice_id)
     except Invoice.DoesNotExist as exc:
-        raise NotFound(f"Invoice {invoice_id} does not exist.") from exc
+        raise NotFound(gettext("Invoice %(invoice_id)s does not exist.") % {"invoice_id": invoice_id}) from exc
 
 
 def invoice_ensure_transition(invoice: Invoice, target: str) -> None:
@@ -48,15 +49,18 @@ def invoice_ensure_transition(invoice: Invoice, target: str) -> None:
         target,
         transitions=INVOICE_TRANSITIONS,
         status_enum=InvoiceStatus,
-        describe=lambda: f"Invoice {invoice}",
+        describe=lambda: gettext("Invoice %(invoice)s") % {"invoice": invoice},
     )
 
 
 def invoice_ensure_draft(invoice: Invoice) -> None:
     if invoice.status != InvoiceStatus.DRAFT:
         raise NotEditable(
-            f"Invoice {invoice} is {invoice.get_status_display().lower()}: a finalized invoice never "
-            "changes (issue a credit note to correct it)."
+            gettext(
+                "Invoice %(invoice)s is %(status)s: a finalized invoice never changes (issue a credit note "
+                "to correct it)."
+            )
+            % {"invoice": invoice, "status": invoice.get_status_display().lower()}
         )
 
 
@@ -96,7 +100,9 @@ def invoice_update_draft(
         changed["memo"] = memo
     if due_on is not None and due_on != invoice.due_on:
         if due_on < clock.now().date():
-            raise ValidationFailed("The due date cannot be in the past.", fields={"due_on": ["Cannot be in the past."]})
+            raise ValidationFailed(
+                gettext("The due date cannot be in the past."), fields={"due_on": [gettext("Cannot be in the past.")]}
+            )
         invoice.due_on = due_on
         changed["due_on"] = due_on.isoformat()
     if changed:
@@ -149,7 +155,7 @@ def invoice_finalize(
     invoice = invoice_lock(invoice_id)
     invoice_ensure_transition(invoice, InvoiceStatus.OPEN)
     if not invoice.lines.exists():
-        raise ValidationFailed("An invoice without lines cannot be finalized.")
+        raise ValidationFailed(gettext("An invoice without lines cannot be finalized."))
     invoice_recompute_totals(invoice)
     with bill_language(invoice.customer):
         if invoice_wallet_credits_apply(invoice=invoice, now=now):
@@ -274,20 +280,24 @@ def invoice_void(*, invoice_id: int, actor=None, reason: str = "", now: datetime
     was_draft = Invoice.objects.filter(pk=invoice_id, status=InvoiceStatus.DRAFT).exists()
     if Invoice.objects.filter(pk=invoice_id, status__in=UNPAID_STATUSES, amount_paid__gt=0).exists():
         raise InvalidTransition(
-            "Payments have paid part of this invoice: it cannot be voided. Credit it instead (a credit note "
-            "refunds what was paid), or reverse a payment recorded by mistake.",
-            fields={"status": ["The invoice has payments."]},
+            gettext(
+                "Payments have paid part of this invoice: it cannot be voided. Credit it instead (a credit "
+                "note refunds what was paid), or reverse a payment recorded by mistake."
+            ),
+            fields={"status": [gettext("The invoice has payments.")]},
         )
     if CreditNote.objects.filter(invoice_id=invoice_id, status=CreditNoteStatus.ISSUED).exists():
         raise InvalidTransition(
-            "This invoice has credit notes: it cannot be voided. Credit what is left of it instead.",
-            fields={"status": ["The invoice has credit notes."]},
+            gettext("This invoice has credit notes: it cannot be voided. Credit what is left of it instead."),
+            fields={"status": [gettext("The invoice has credit notes.")]},
         )
     if ProgressiveCrossing.objects.filter(invoice_id=invoice_id, deducted_by__isnull=False).exists():
         raise InvalidTransition(
-            "The invoice that closed this period already deducted this interim invoice's usage: it cannot be "
-            "voided any more. Credit it instead.",
-            fields={"status": ["The interim invoice was deducted by the period's final invoice."]},
+            gettext(
+                "The invoice that closed this period already deducted this interim invoice's usage: it cannot "
+                "be voided any more. Credit it instead."
+            ),
+            fields={"status": [gettext("The interim invoice was deducted by the period's final invoice.")]},
         )
     invoice = _transition(
         invoice_id=invoice_id, target=InvoiceStatus.VOID, event=InvoiceEventType.VOIDED,

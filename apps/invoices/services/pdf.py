@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import translation
+from django.utils.translation import gettext
 from djmoney.money import Money
 
 from apps.core import clock
@@ -116,9 +117,15 @@ def invoice_render_pdf_bytes(invoice: Invoice, *, user_agent: str = "documents",
 def _refuse_second_rendering(invoice: Invoice) -> None:
     if invoice.pdf_sha256:
         raise PdfAlreadyStored(
-            f"Invoice {invoice.number} already has its PDF bill (rendered "
-            f"{invoice.pdf_rendered_at:%Y-%m-%d %H:%M} UTC, SHA-256 {invoice.pdf_sha256}): "
-            "a rendered bill never changes."
+            gettext(
+                "Invoice %(invoice)s already has its PDF bill (rendered %(pdf_rendered_at)s UTC, SHA-256 "
+                "%(pdf_sha256)s): a rendered bill never changes."
+            )
+            % {
+                "invoice": invoice.number,
+                "pdf_rendered_at": format(invoice.pdf_rendered_at, "%Y-%m-%d %H:%M"),
+                "pdf_sha256": invoice.pdf_sha256,
+            }
         )
 
 
@@ -127,9 +134,9 @@ def invoice_render_pdf(*, invoice_id: int, actor: Any = None) -> Invoice:
     (`PdfAlreadyStored`) when the invoice already has one: a rendered bill is immutable."""
     invoice = Invoice.objects.filter(pk=invoice_id).first()
     if invoice is None:
-        raise NotFound(f"Invoice {invoice_id} does not exist.")
+        raise NotFound(gettext("Invoice %(invoice_id)s does not exist.") % {"invoice_id": invoice_id})
     if not invoice.number:
-        raise NotEditable("Only finalized invoices have a PDF bill.")
+        raise NotEditable(gettext("Only finalized invoices have a PDF bill."))
     _refuse_second_rendering(invoice)
     pdf_bytes = invoice_render_pdf_bytes(invoice)  # slow: outside any transaction and lock
     digest = sha256_hex(pdf_bytes)
@@ -176,23 +183,32 @@ def invoice_pdf_verify(*, invoice_id: int) -> PdfIntegrity:
     """Recompute the SHA-256 of the stored bill and compare it with the one recorded at rendering."""
     invoice = Invoice.objects.filter(pk=invoice_id).first()
     if invoice is None:
-        raise NotFound(f"Invoice {invoice_id} does not exist.")
+        raise NotFound(gettext("Invoice %(invoice_id)s does not exist.") % {"invoice_id": invoice_id})
     if not invoice.pdf_sha256:
-        raise PdfNotAvailable(f"Invoice {invoice} has no PDF bill yet.")
+        raise PdfNotAvailable(gettext("Invoice %(invoice)s has no PDF bill yet.") % {"invoice": invoice})
     return pdf_file_integrity(field_file=invoice.pdf, sha256=invoice.pdf_sha256)
 
 
 def invoice_pdf_read_verified(invoice: Invoice) -> bytes:
     """The stored bill's bytes, checked against the recorded SHA-256 (for sending it to anyone)."""
     if not invoice.pdf_sha256:
-        raise PdfNotAvailable(f"Invoice {invoice} has no PDF bill yet; it is rendered shortly after finalization.")
+        raise PdfNotAvailable(
+            gettext("Invoice %(invoice)s has no PDF bill yet; it is rendered shortly after finalization.")
+            % {"invoice": invoice}
+        )
     content = pdf_file_read(invoice.pdf)
     if content is None:
-        raise PdfNotAvailable(f"The PDF bill of {invoice} is missing from storage ({invoice.pdf.name}).")
+        raise PdfNotAvailable(
+            gettext("The PDF bill of %(invoice)s is missing from storage (%(pdf_name)s).")
+            % {"invoice": invoice, "pdf_name": invoice.pdf.name}
+        )
     if sha256_hex(content) != invoice.pdf_sha256:
         raise PdfNotAvailable(
-            f"The stored PDF bill of {invoice} does not match the SHA-256 recorded when it was rendered; "
-            "it is not sent."
+            gettext(
+                "The stored PDF bill of %(invoice)s does not match the SHA-256 recorded when it was "
+                "rendered; it is not sent."
+            )
+            % {"invoice": invoice}
         )
     return content
 
@@ -231,7 +247,7 @@ def credit_note_render_pdf(*, credit_note_id: int, actor: Any = None) -> CreditN
     is a document as issued: once stored it is never rendered again (a second call returns it)."""
     credit_note = CreditNote.objects.select_related("invoice").filter(pk=credit_note_id).first()
     if credit_note is None:
-        raise NotFound(f"Credit note {credit_note_id} does not exist.")
+        raise NotFound(gettext("Credit note %(credit_note_id)s does not exist.") % {"credit_note_id": credit_note_id})
     if credit_note.pdf_sha256:
         return credit_note
     pdf_bytes = credit_note_render_pdf_bytes(credit_note)  # slow: outside any transaction

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext
 from djmoney.money import Money
 
 from apps.accounts.constants import EU_COUNTRIES, TaxIdStatus, TaxIdType
@@ -174,17 +175,17 @@ def tax_rate_update(*, tax_rate_id: int, **changes) -> TaxRate:
     change up when their totals are computed again; issued invoices never change."""
     rate = TaxRate.objects.select_for_update().filter(pk=tax_rate_id).first()
     if rate is None:
-        raise NotFound(f"Tax rate {tax_rate_id} does not exist.")
+        raise NotFound(gettext("Tax rate %(tax_rate_id)s does not exist.") % {"tax_rate_id": tax_rate_id})
     fixed = {
-        name: ["Fixed once the rate exists: create a new rate and deactivate this one."]
+        name: [gettext("Fixed once the rate exists: create a new rate and deactivate this one.")]
         for name in TAX_RATE_FIXED_FIELDS
         if name in changes and _fixed_value(name, changes.pop(name)) != _fixed_value(name, getattr(rate, name))
     }
     if fixed:
-        raise ValidationFailed("A tax rate's country, region and kind cannot be changed.", fields=fixed)
+        raise ValidationFailed(gettext("A tax rate's country, region and kind cannot be changed."), fields=fixed)
     unknown = set(changes) - set(TAX_RATE_EDITABLE_FIELDS)
     if unknown:
-        raise ValidationFailed(f"Unknown fields: {', '.join(sorted(unknown))}.")
+        raise ValidationFailed(gettext("Unknown fields: %(unknown)s.") % {"unknown": ", ".join(sorted(unknown))})
     for name, value in changes.items():
         setattr(rate, name, value)
     validate_instance(rate)

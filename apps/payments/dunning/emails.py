@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
+from django.utils.translation import gettext
 
 from apps.accounts.constants import CollectionMethod
 from apps.accounts.selectors import customer_invoice_recipients
@@ -80,7 +81,9 @@ def dunning_email_send(*, dunning: Any, action: PlannedAction, now: datetime) ->
     the customer has no address or the mail server refuses: nothing is recorded then."""
     recipients = customer_invoice_recipients(dunning.invoice.customer)
     if not recipients:
-        raise ValidationFailed(f"Customer {dunning.invoice.customer} has no email address.")
+        raise ValidationFailed(
+            gettext("Customer %(customer)s has no email address.") % {"customer": dunning.invoice.customer}
+        )
     message = dunning_email_message(dunning=dunning, action=action, recipients=recipients)
     message.send(fail_silently=False)
     return {"recipients": recipients, "subject": message.subject}

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
+from django.utils.translation import gettext
+
 
 class ActionKind(StrEnum):
     RETRY = "retry"
@@ -67,11 +69,13 @@ def rules_errors(rules: CampaignRules) -> dict[str, list[str]]:
 
     def check_days(field: str, days: tuple[int, ...], *, minimum: int) -> None:
         if any(not isinstance(day, int) or isinstance(day, bool) for day in days):
-            errors[field] = ["Give whole numbers of days."]
+            errors[field] = [gettext("Give whole numbers of days.")]
         elif any(day < minimum or day > MAX_DAYS for day in days):
-            errors[field] = [f"Each day must be from {minimum} to {MAX_DAYS}."]
+            errors[field] = [
+                gettext("Each day must be from %(minimum)s to %(maximum)s.") % {"minimum": minimum, "maximum": MAX_DAYS}
+            ]
         elif len(set(days)) != len(days):
-            errors[field] = ["Give each day once."]
+            errors[field] = [gettext("Give each day once.")]
 
     check_days("retry_days", rules.retry_days, minimum=1)
     check_days("reminder_days_before_due", rules.reminder_days_before_due, minimum=1)
@@ -86,8 +90,10 @@ def rules_errors(rules: CampaignRules) -> dict[str, list[str]]:
         valid_after_due = [day for day in after_due if isinstance(day, int)]
         if valid_after_due and rules.end_action_day <= max(valid_after_due):
             errors["end_action_day"] = [
-                f"The end action comes after the last reminder and the final notice: give more than "
-                f"{max(valid_after_due)} days."
+                gettext(
+                    "The end action comes after the last reminder and the final notice: give more than %(days)s days."
+                )
+                % {"days": max(valid_after_due)}
             ]
     return errors
 

@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
+from django.utils.translation import gettext
 from djmoney.money import Money
 
 from apps.accounts.constants import CollectionMethod
@@ -97,7 +98,7 @@ def dunning_event_record(
 
 def _clean_days(value: Any, field: str, errors: dict[str, list[str]]) -> list[int]:
     if not isinstance(value, list | tuple):
-        errors[field] = ["Give a list of days, e.g. [3, 5, 7]."]
+        errors[field] = [gettext("Give a list of days, e.g. [3, 5, 7].")]
         return []
     return sorted(value, key=lambda day: (not isinstance(day, int), day if isinstance(day, int) else 0))
 
@@ -107,12 +108,12 @@ def _campaign_validate(campaign: DunningCampaign) -> None:
     for field in ("retry_days", "reminder_days_before_due", "reminder_days_after_due"):
         setattr(campaign, field, _clean_days(getattr(campaign, field), field, errors))
     if campaign.end_action not in DunningEndAction.values:
-        errors["end_action"] = [f"Use one of: {', '.join(DunningEndAction.values)}."]
+        errors["end_action"] = [gettext("Use one of: %(values)s.") % {"values": ", ".join(DunningEndAction.values)}]
     if not errors:
         for field, messages in rules_errors(campaign.rules).items():
             errors.setdefault(field, messages)
     if errors:
-        raise ValidationFailed("The campaign is not valid.", fields=errors)
+        raise ValidationFailed(gettext("The campaign is not valid."), fields=errors)
     validate_instance(campaign, exclude=["is_default"])
 
 
@@ -128,7 +129,9 @@ def _take_default(campaign: DunningCampaign) -> None:
 def dunning_campaign_create(*, actor: Any = None, **values: Any) -> DunningCampaign:
     unknown = set(values) - set(CAMPAIGN_FIELDS)
     if unknown:
-        raise ValidationFailed("Unknown fields.", fields={name: ["Unknown field."] for name in sorted(unknown)})
+        raise ValidationFailed(
+            gettext("Unknown fields."), fields={name: [gettext("Unknown field.")] for name in sorted(unknown)}
+        )
     campaign = DunningCampaign(**values)
     _campaign_validate(campaign)
     if campaign.is_default:
@@ -143,10 +146,12 @@ def dunning_campaign_update(*, campaign_id: int, actor: Any = None, **values: An
     starting from now on follow the new ones."""
     campaign = DunningCampaign.objects.select_for_update().filter(pk=campaign_id).first()
     if campaign is None:
-        raise NotFound(f"Dunning campaign {campaign_id} does not exist.")
+        raise NotFound(gettext("Dunning campaign %(campaign_id)s does not exist.") % {"campaign_id": campaign_id})
     unknown = set(values) - set(CAMPAIGN_FIELDS)
     if unknown:
-        raise ValidationFailed("Unknown fields.", fields={name: ["Unknown field."] for name in sorted(unknown)})
+        raise ValidationFailed(
+            gettext("Unknown fields."), fields={name: [gettext("Unknown field.")] for name in sorted(unknown)}
+        )
     for name, value in values.items():
         setattr(campaign, name, value)
     _campaign_validate(campaign)
@@ -161,11 +166,12 @@ def dunning_campaign_delete(*, campaign_id: int, actor: Any = None) -> None:
     """Delete a campaign no customer uses (dunnings it started keep their copy of its rules)."""
     campaign = DunningCampaign.objects.select_for_update().filter(pk=campaign_id).first()
     if campaign is None:
-        raise NotFound(f"Dunning campaign {campaign_id} does not exist.")
+        raise NotFound(gettext("Dunning campaign %(campaign_id)s does not exist.") % {"campaign_id": campaign_id})
     if campaign.customer_settings.exists():
         raise InvalidTransition(
-            f"Campaign {campaign} is assigned to customers; assign them another campaign first.",
-            fields={"campaign": ["The campaign is assigned to customers."]},
+            gettext("Campaign %(campaign)s is assigned to customers; assign them another campaign first.")
+            % {"campaign": campaign},
+            fields={"campaign": [gettext("The campaign is assigned to customers.")]},
         )
     campaign.delete()
 
@@ -183,12 +189,15 @@ def customer_dunning_set(
     customer excludes its running dunnings too (they stop until it is included again)."""
     customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
     if customer is None:
-        raise NotFound(f"Customer {customer_id} does not exist.", fields={"customer": ["Unknown customer."]})
+        raise NotFound(
+            gettext("Customer %(customer_id)s does not exist.") % {"customer_id": customer_id},
+            fields={"customer": [gettext("Unknown customer.")]},
+        )
     campaign = None
     if campaign_id is not None:
         campaign = DunningCampaign.objects.filter(pk=campaign_id).first()
         if campaign is None:
-            raise ValidationFailed("Unknown campaign.", fields={"campaign": ["Unknown campaign."]})
+            raise ValidationFailed(gettext("Unknown campaign."), fields={"campaign": [gettext("Unknown campaign.")]})
     setting, _ = CustomerDunningSetting.objects.update_or_create(
         customer=customer, defaults={"campaign": campaign, "excluded": excluded, "note": note}
     )
@@ -282,7 +291,7 @@ def invoice_dunning_start(
     reminders planned before it are skipped."""
     customer_id = Invoice.objects.filter(pk=invoice_id).values_list("customer_id", flat=True).first()
     if customer_id is None:
-        raise NotFound(f"Invoice {invoice_id} does not exist.")
+        raise NotFound(gettext("Invoice %(invoice_id)s does not exist.") % {"invoice_id": invoice_id})
     with transaction.atomic():
         # The payments' lock order: the customer, then the invoice.
         Customer.objects.select_for_update(of=("self",)).filter(pk=customer_id).first()
@@ -389,7 +398,7 @@ def _lock(dunning_id: int, *, skip_locked: bool = False) -> InvoiceDunning:
         .first()
     )
     if dunning is None and not skip_locked:
-        raise NotFound(f"Dunning {dunning_id} does not exist.")
+        raise NotFound(gettext("Dunning %(dunning_id)s does not exist.") % {"dunning_id": dunning_id})
     return dunning  # type: ignore[return-value]
 
 
@@ -399,7 +408,7 @@ def _ensure_transition(dunning: InvoiceDunning, target: str) -> None:
         target,
         transitions=DUNNING_TRANSITIONS,
         status_enum=DunningStatus,
-        describe=lambda: f"The dunning of invoice {dunning.invoice}",
+        describe=lambda: gettext("The dunning of invoice %(invoice)s") % {"invoice": dunning.invoice},
     )
 
 
@@ -490,9 +499,9 @@ def dunning_run_next_action(
         if dunning is None or dunning.status != DunningStatus.ACTIVE or dunning.next_action_at is None:
             if force and dunning is not None:
                 raise InvalidTransition(
-                    f"The dunning of invoice {dunning.invoice} is {dunning.get_status_display().lower()}: "
-                    "it has no next action to run.",
-                    fields={"status": ["Only an active dunning runs actions."]},
+                    gettext("The dunning of invoice %(invoice)s is %(status)s: it has no next action to run.")
+                    % {"invoice": dunning.invoice, "status": dunning.get_status_display().lower()},
+                    fields={"status": [gettext("Only an active dunning runs actions.")]},
                 )
             return None
         if not force and dunning.next_action_at > now:
@@ -738,7 +747,7 @@ def _payment_invoice_ids(payment_id: int) -> tuple[Any, list[int]]:
 
     payment = Payment.objects.select_related("customer").filter(pk=payment_id).first()
     if payment is None:
-        raise NotFound(f"Payment {payment_id} does not exist.")
+        raise NotFound(gettext("Payment %(payment_id)s does not exist.") % {"payment_id": payment_id})
     invoice_ids = list(
         PaymentAllocation.objects.filter(payment=payment).order_by("invoice_id").values_list("invoice_id", flat=True)
     )

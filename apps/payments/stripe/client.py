@@ -12,6 +12,7 @@ from typing import Any
 
 import stripe
 from django.conf import settings
+from django.utils.translation import gettext
 from djstripe.settings import djstripe_settings
 
 from apps.core.errors import ApplicationError
@@ -62,7 +63,7 @@ def configure() -> None:
 def request_options(**extra: Any) -> dict[str, Any]:
     """Keyword arguments every call of ours passes: the key, the API version dj-stripe expects."""
     if not stripe_enabled():
-        raise StripeNotConfigured("Card payments are not enabled (set STRIPE_ENABLED and a Stripe key).")
+        raise StripeNotConfigured(gettext("Card payments are not enabled (set STRIPE_ENABLED and a Stripe key)."))
     configure()
     return {
         "api_key": djstripe_settings.get_default_api_key(livemode=settings.STRIPE_LIVE_MODE),
@@ -77,7 +78,9 @@ def error_message(error: stripe.StripeError) -> str:
 
 def raise_as_application_error(error: stripe.StripeError) -> None:
     if isinstance(error, RETRYABLE_ERRORS):
-        raise StripeUnavailable(f"Stripe is unavailable: {error_message(error)}") from error
+        raise StripeUnavailable(
+            gettext("Stripe is unavailable: %(error)s") % {"error": error_message(error)}
+        ) from error
     raise StripeRequestFailed(error_message(error), code=getattr(error, "code", None) or "stripe_error") from error
 
 
@@ -102,11 +105,15 @@ def stripe_card_amount_refusal(amount: Decimal, currency: str) -> str | None:
     three-decimal currencies (KWD, BHD, JOD, OMR, TND) only in whole tens of the minor unit
     (12.340 KWD, not 12.345 KWD)."""
     if currency_decimal_places(currency) == 3 and stripe_amount(amount, currency) % 10:
-        return (
-            f"Stripe charges cards in {currency} only in steps of 0.010 {currency}: {amount} {currency} cannot be "
-            f"charged by card. Record a manual payment, or issue a credit note for the last "
-            f"{amount - amount.quantize(Decimal('0.01'), rounding=ROUND_DOWN)} {currency}."
-        )
+        return gettext(
+            "Stripe charges cards in %(currency)s only in steps of 0.010 %(currency)s: %(amount)s "
+            "%(currency)s cannot be charged by card. Record a manual payment, or issue a credit note "
+            "for the last %(value)s %(currency)s."
+        ) % {
+            "currency": currency,
+            "amount": amount,
+            "value": amount - amount.quantize(Decimal("0.01"), rounding=ROUND_DOWN),
+        }
     return None
 
 

@@ -28,6 +28,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext
 from djstripe import models as djstripe_models
 
 from apps.accounts.models import Customer
@@ -111,7 +112,7 @@ def _attempt_start(*, invoice_id: int, attempt: int) -> Payment:
     key = invoice_attempt_key(invoice_id=invoice_id, attempt=attempt)
     customer_id = Invoice.objects.filter(pk=invoice_id).values_list("customer_id", flat=True).first()
     if customer_id is None:
-        raise NotFound(f"Invoice {invoice_id} does not exist.")
+        raise NotFound(gettext("Invoice %(invoice_id)s does not exist.") % {"invoice_id": invoice_id})
     # The payments' lock order: the customer, then its invoices.
     Customer.objects.select_for_update().get(pk=customer_id)
     invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
@@ -121,9 +122,17 @@ def _attempt_start(*, invoice_id: int, attempt: int) -> Payment:
     elif invoice.status != InvoiceStatus.OPEN or invoice.amount_due < existing.amount:
         # Paid (or voided, or partly paid) meanwhile: sending it again could charge what is not due.
         raise InvalidTransition(
-            f"Invoice {invoice} is {invoice.status} with {invoice.amount_due} due: card payment #{existing.pk} "
-            "is not sent again (Stripe's webhook, or a lookup at Stripe, settles it).",
-            fields={"invoice": ["The invoice is no longer open with this amount due."]},
+            gettext(
+                "Invoice %(invoice)s is %(invoice_status)s with %(amount_due)s due: card payment "
+                "#%(existing_pk)s is not sent again (Stripe's webhook, or a lookup at Stripe, settles it)."
+            )
+            % {
+                "invoice": invoice,
+                "invoice_status": invoice.status,
+                "amount_due": invoice.amount_due,
+                "existing_pk": existing.pk,
+            },
+            fields={"invoice": [gettext("The invoice is no longer open with this amount due.")]},
         )
     if existing is not None:
         return existing
@@ -131,21 +140,37 @@ def _attempt_start(*, invoice_id: int, attempt: int) -> Payment:
     if first := in_progress.order_by("pk").first():
         # Its charge may have gone through (an answer not known yet): another would charge twice.
         raise Conflict(
-            f"Card payment #{first.pk} of invoice {invoice} is still {first.status}: "
-            "its outcome comes first (run its own attempt again, or wait for Stripe's webhook).",
-            fields={"invoice": [f"A card payment of this invoice is still {first.status}."]},
+            gettext(
+                "Card payment #%(first_pk)s of invoice %(invoice)s is still %(first_status)s: its outcome "
+                "comes first (run its own attempt again, or wait for Stripe's webhook)."
+            )
+            % {"first_pk": first.pk, "invoice": invoice, "first_status": first.status},
+            fields={
+                "invoice": [
+                    gettext("A card payment of this invoice is still %(first_status)s.")
+                    % {"first_status": first.status}
+                ]
+            },
         )
     if invoice.status != InvoiceStatus.OPEN:
         raise InvalidTransition(
-            f"Invoice {invoice} is {invoice.status}: only open invoices are collected.",
-            fields={"invoice": [f"The invoice is {invoice.status}, not open."]},
+            gettext("Invoice %(invoice)s is %(invoice_status)s: only open invoices are collected.")
+            % {"invoice": invoice, "invoice_status": invoice.status},
+            fields={
+                "invoice": [
+                    gettext("The invoice is %(invoice_status)s, not open.") % {"invoice_status": invoice.status}
+                ]
+            },
         )
     if attempt < 1:
-        raise ValidationFailed("Attempts are numbered from 1.", fields={"attempt": ["Must be 1 or more."]})
+        raise ValidationFailed(
+            gettext("Attempts are numbered from 1."), fields={"attempt": [gettext("Must be 1 or more.")]}
+        )
     amount_due = invoice.amount_due
     if amount_due.amount <= 0:
         raise InvalidTransition(
-            f"Nothing is due on invoice {invoice}.", fields={"invoice": ["Nothing is due on the invoice."]}
+            gettext("Nothing is due on invoice %(invoice)s.") % {"invoice": invoice},
+            fields={"invoice": [gettext("Nothing is due on the invoice.")]},
         )
     return payment_create_pending(
         customer_id=invoice.customer_id,
@@ -170,12 +195,17 @@ def _waiting_attempts_cancel(*, invoice_id: int) -> None:
                 waiting.provider_payment_id, **request_options(idempotency_key=f"payment-{waiting.pk}-cancel")
             )
         except RETRYABLE_ERRORS as error:
-            raise StripeUnavailable(f"Stripe is unavailable: {error_message(error)}") from error
+            raise StripeUnavailable(
+                gettext("Stripe is unavailable: %(error)s") % {"error": error_message(error)}
+            ) from error
         except stripe.InvalidRequestError as error:  # completed meanwhile: its webhook settles it
             raise Conflict(
-                f"Card payment #{waiting.pk} could not be canceled at Stripe ({error_message(error)}); "
-                "try again once Stripe's answer has arrived.",
-                fields={"invoice": ["A card payment waiting for the customer could not be canceled."]},
+                gettext(
+                    "Card payment #%(waiting_pk)s could not be canceled at Stripe (%(error)s); try again once "
+                    "Stripe's answer has arrived."
+                )
+                % {"waiting_pk": waiting.pk, "error": error_message(error)},
+                fields={"invoice": [gettext("A card payment waiting for the customer could not be canceled.")]},
             ) from error
         payment_cancel(payment_id=waiting.pk, reason="Replaced by a new collection attempt.")
 
@@ -258,16 +288,21 @@ def payment_intent_confirm(
         )
     except RETRYABLE_ERRORS as error:
         logger.warning("Stripe unavailable for %s: %s", payment.idempotency_key, error)
-        raise StripeUnavailable(f"Stripe is unavailable: {error_message(error)}") from error
+        raise StripeUnavailable(
+            gettext("Stripe is unavailable: %(error)s") % {"error": error_message(error)}
+        ) from error
     except stripe.IdempotencyError as error:
         # The key is in use (still being answered, or first sent with other parameters, e.g. before the
         # default card changed): Stripe may well have charged. The outcome is unknown, not a decline.
         logger.warning("Stripe refused the key %s: %s", payment.idempotency_key, error)
         raise Conflict(
-            f"Card payment #{payment.pk} is still pending: Stripe refused its idempotency key "
-            f"({error_message(error)}). Its outcome is looked up at Stripe on the next retry, or comes "
-            "with Stripe's webhook.",
-            fields={"invoice": ["A card payment of this invoice is still pending."]},
+            gettext(
+                "Card payment #%(payment_pk)s is still pending: Stripe refused its idempotency key "
+                "(%(error)s). Its outcome is looked up at Stripe on the next retry, or comes with Stripe's "
+                "webhook."
+            )
+            % {"payment_pk": payment.pk, "error": error_message(error)},
+            fields={"invoice": [gettext("A card payment of this invoice is still pending.")]},
         ) from error
     except stripe.StripeError as error:
         return payment_mark_failed(
@@ -449,11 +484,14 @@ def _attempt_intent_find(payment: Payment) -> dict[str, Any] | None:
             if str((found.get("metadata") or {}).get("payment_id")) == str(payment.pk):
                 return found
     except RETRYABLE_ERRORS as error:
-        raise StripeUnavailable(f"Stripe is unavailable: {error_message(error)}") from error
+        raise StripeUnavailable(
+            gettext("Stripe is unavailable: %(error)s") % {"error": error_message(error)}
+        ) from error
     except stripe.StripeError as error:
         raise Conflict(
-            f"Card payment #{payment.pk} could not be looked up at Stripe ({error_message(error)}); it stays pending.",
-            fields={"invoice": ["A card payment of this invoice is still pending."]},
+            gettext("Card payment #%(payment_pk)s could not be looked up at Stripe (%(error)s); it stays pending.")
+            % {"payment_pk": payment.pk, "error": error_message(error)},
+            fields={"invoice": [gettext("A card payment of this invoice is still pending.")]},
         ) from error
     return None
 
@@ -485,15 +523,21 @@ def invoice_collectable_check(*, invoice_id: int) -> Invoice:
     """The invoice, when a card may be charged for it: open, with something due (else 409)."""
     invoice = Invoice.objects.filter(pk=invoice_id).first()
     if invoice is None:
-        raise NotFound(f"Invoice {invoice_id} does not exist.")
+        raise NotFound(gettext("Invoice %(invoice_id)s does not exist.") % {"invoice_id": invoice_id})
     if invoice.status != InvoiceStatus.OPEN:
         raise InvalidTransition(
-            f"Invoice {invoice} is {invoice.status}: only open invoices are collected.",
-            fields={"invoice": [f"The invoice is {invoice.status}, not open."]},
+            gettext("Invoice %(invoice)s is %(invoice_status)s: only open invoices are collected.")
+            % {"invoice": invoice, "invoice_status": invoice.status},
+            fields={
+                "invoice": [
+                    gettext("The invoice is %(invoice_status)s, not open.") % {"invoice_status": invoice.status}
+                ]
+            },
         )
     if invoice.amount_due.amount <= 0:
         raise InvalidTransition(
-            f"Nothing is due on invoice {invoice}.", fields={"invoice": ["Nothing is due on the invoice."]}
+            gettext("Nothing is due on invoice %(invoice)s.") % {"invoice": invoice},
+            fields={"invoice": [gettext("Nothing is due on the invoice.")]},
         )
     return invoice
 
@@ -525,12 +569,13 @@ def payment_outcome_check(payment: Payment) -> Payment:
     """The payment, when it succeeded (or is still being processed); otherwise why not, as an error."""
     if payment.status == PaymentStatus.FAILED:
         raise CardPaymentNotCompleted(
-            f"The card was not charged: {payment.failure_message or payment.failure_code}",
+            gettext("The card was not charged: %(reason)s")
+            % {"reason": payment.failure_message or payment.failure_code},
             code=payment.failure_code or None,
         )
     if payment.status == PaymentStatus.REQUIRES_ACTION:
         raise CardPaymentNotCompleted(
-            "The bank asks the customer to confirm the payment (3-D Secure); they were emailed the pay link.",
+            gettext("The bank asks the customer to confirm the payment (3-D Secure); they were emailed the pay link."),
             code="requires_action",
         )
     return payment

@@ -15,6 +15,7 @@ from typing import Any
 
 import stripe
 from django.db import transaction
+from django.utils.translation import gettext
 from djstripe import models as djstripe_models
 
 from apps.accounts.models import Customer
@@ -61,7 +62,7 @@ def stripe_customer_ensure(*, customer_id: int) -> StripeCustomer:
     try:
         customer = Customer.objects.select_for_update().get(pk=customer_id)
     except Customer.DoesNotExist:
-        raise NotFound(f"Customer {customer_id} does not exist.") from None
+        raise NotFound(gettext("Customer %(customer_id)s does not exist.") % {"customer_id": customer_id}) from None
     existing = stripe_customer_get(customer_id=customer.pk)
     if existing is not None:
         return existing
@@ -119,7 +120,9 @@ def _retrieve_owned_payment_method(link: StripeCustomer, payment_method_id: str)
         raise_as_application_error(error)
     if data is None or object_id(data.get("customer")) != link.stripe_customer_id:
         raise NotFound(
-            f"No payment method {payment_method_id} on this customer.", fields={"payment_method": ["Not found."]}
+            gettext("No payment method %(payment_method_id)s on this customer.")
+            % {"payment_method_id": payment_method_id},
+            fields={"payment_method": [gettext("Not found.")]},
         )
     return data
 
@@ -149,11 +152,18 @@ def stripe_payment_method_attach(*, customer_id: int, setup_intent_id: str, make
     except stripe.StripeError as error:
         raise_as_application_error(error)
     if intent is None or object_id(intent.get("customer")) != link.stripe_customer_id:
-        raise NotFound(f"No setup intent {setup_intent_id} for this customer.", fields={"setup_intent": ["Not found."]})
+        raise NotFound(
+            gettext("No setup intent %(setup_intent_id)s for this customer.") % {"setup_intent_id": setup_intent_id},
+            fields={"setup_intent": [gettext("Not found.")]},
+        )
     if intent["status"] != "succeeded":
         raise ValidationFailed(
-            "The card is not confirmed yet.",
-            fields={"setup_intent": [f"The setup intent is {intent['status']}, not succeeded."]},
+            gettext("The card is not confirmed yet."),
+            fields={
+                "setup_intent": [
+                    gettext("The setup intent is %(status)s, not succeeded.") % {"status": intent["status"]}
+                ]
+            },
         )
     payment_method_id = object_id(intent["payment_method"])
     assert payment_method_id is not None
@@ -188,7 +198,7 @@ def stripe_payment_methods_list(*, customer_id: int) -> list[CardSummary]:
 def stripe_payment_method_set_default(*, customer_id: int, payment_method_id: str) -> CardSummary:
     link = stripe_customer_get(customer_id=customer_id)
     if link is None:
-        raise NotFound("This customer has no cards.", fields={"payment_method": ["Not found."]})
+        raise NotFound(gettext("This customer has no cards."), fields={"payment_method": [gettext("Not found.")]})
     data = _retrieve_owned_payment_method(link, payment_method_id)
     _set_default(link, payment_method_id)
     return _card(data, link.default_payment_method_id)
@@ -199,7 +209,7 @@ def stripe_payment_method_detach(*, customer_id: int, payment_method_id: str) ->
     too) until another card is made the default."""
     link = stripe_customer_get(customer_id=customer_id)
     if link is None:
-        raise NotFound("This customer has no cards.", fields={"payment_method": ["Not found."]})
+        raise NotFound(gettext("This customer has no cards."), fields={"payment_method": [gettext("Not found.")]})
     _retrieve_owned_payment_method(link, payment_method_id)
     try:
         data = stripe.PaymentMethod.detach(payment_method_id, **request_options())

@@ -16,6 +16,7 @@ from typing import Any
 
 import stripe
 from django.db import transaction
+from django.utils.translation import gettext
 
 from apps.accounts.models import Customer
 from apps.core.errors import Conflict, InvalidTransition, NotFound, ValidationFailed
@@ -49,18 +50,20 @@ def _pending(*, customer_id: int, invoice_id: int, key: str) -> Payment:
     Customer.objects.select_for_update().filter(pk=customer_id).first()
     invoice = Invoice.objects.select_for_update().filter(pk=invoice_id, customer_id=customer_id).first()
     if invoice is None:
-        raise NotFound("No such invoice.")
+        raise NotFound(gettext("No such invoice."))
     existing = Payment.objects.filter(idempotency_key=key).first()
     if existing is not None:
         return existing
     in_progress = _card_payments_of(invoice.pk).filter(status__in=[PaymentStatus.PENDING, PaymentStatus.PROCESSING])
     if in_progress.exists():  # its charge may have gone through: another would charge twice
         raise Conflict(
-            "A card payment of this invoice is still being processed; try again in a moment.",
-            fields={"invoice": ["A payment is in progress."]},
+            gettext("A card payment of this invoice is still being processed; try again in a moment."),
+            fields={"invoice": [gettext("A payment is in progress.")]},
         )
     if invoice.status != InvoiceStatus.OPEN or invoice.amount_due.amount <= 0:
-        raise InvalidTransition("Nothing is due on this invoice.", fields={"invoice": ["Nothing is due."]})
+        raise InvalidTransition(
+            gettext("Nothing is due on this invoice."), fields={"invoice": [gettext("Nothing is due.")]}
+        )
     return payment_create_pending(
         customer_id=customer_id, invoice_ids=[invoice.pk], amount=invoice.amount_due.amount, provider="stripe",
         method="card", idempotency_key=key,
@@ -89,14 +92,16 @@ def invoice_pay_now(
     unless `payment_method_id` names another of its cards). Returns the payment: `succeeded`,
     `failed` (declined: code and message recorded), or `requires_action` (3-D Secure, in the browser)."""
     if not request_key.strip():
-        raise ValidationFailed("A request key is needed.", fields={"request_key": ["Missing."]})
+        raise ValidationFailed(gettext("A request key is needed."), fields={"request_key": [gettext("Missing.")]})
     cards = {card.id: card for card in stripe_payment_methods_list(customer_id=customer_id)}
     if payment_method_id is None:
         payment_method_id = next((card.id for card in cards.values() if card.is_default), None)
         if payment_method_id is None:
-            raise ValidationFailed("Add a card first.", fields={"payment_method": ["No card on file."]})
+            raise ValidationFailed(
+                gettext("Add a card first."), fields={"payment_method": [gettext("No card on file.")]}
+            )
     elif payment_method_id not in cards:
-        raise NotFound("No such card.", fields={"payment_method": ["Not found."]})
+        raise NotFound(gettext("No such card."), fields={"payment_method": [gettext("Not found.")]})
     key = invoice_pay_now_key(invoice_id=invoice_id, request_key=request_key.strip())
     _stale_attempts_reconcile(customer_id=customer_id, invoice_id=invoice_id, key=key)
     payment = _pending(customer_id=customer_id, invoice_id=invoice_id, key=key)
@@ -120,11 +125,11 @@ def invoice_pay_now(
 def payment_client_secret(*, payment: Payment) -> str:
     """The client secret of a payment's PaymentIntent, for Stripe.js to pass 3-D Secure in the browser."""
     if not payment.provider_payment_id:
-        raise NotFound("This payment has no PaymentIntent.")
+        raise NotFound(gettext("This payment has no PaymentIntent."))
     try:
         intent: Any = stripe.PaymentIntent.retrieve(payment.provider_payment_id, **request_options())
     except stripe.StripeError as error:
-        raise NotFound(f"PaymentIntent not found: {error_message(error)}") from error
+        raise NotFound(gettext("PaymentIntent not found: %(error)s") % {"error": error_message(error)}) from error
     return str(intent["client_secret"])
 
 

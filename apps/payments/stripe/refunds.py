@@ -14,6 +14,7 @@ from typing import Any
 
 import stripe
 from django.db import transaction
+from django.utils.translation import gettext
 
 from apps.payments.constants import PaymentProvider, RefundStatus
 from apps.payments.models import Payment, Refund
@@ -56,7 +57,9 @@ def stripe_refund_execute(*, refund_id: int) -> Refund:
             **request_options(idempotency_key=f"refund-{refund.pk}"),
         )
     except RETRYABLE_ERRORS as error:
-        raise StripeUnavailable(f"Stripe is unavailable: {error_message(error)}") from error
+        raise StripeUnavailable(
+            gettext("Stripe is unavailable: %(error)s") % {"error": error_message(error)}
+        ) from error
     except stripe.StripeError as error:
         return refund_mark_failed(
             refund_id=refund.pk,

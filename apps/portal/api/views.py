@@ -7,6 +7,7 @@ membership (see `IsCustomerUser`): another customer's id is a 404, like an id th
 from django.conf import settings
 from django.http import FileResponse
 from django.utils import translation
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, status, viewsets
@@ -212,7 +213,7 @@ def _pdf_response(field_file, filename: str):
     try:
         handle = field_file.open("rb")
     except FileNotFoundError as exc:
-        raise NotFound("The PDF is missing from storage.", code="pdf_not_rendered") from exc
+        raise NotFound(gettext("The PDF is missing from storage."), code="pdf_not_rendered") from exc
     return FileResponse(handle, content_type=PDFRenderer.media_type, filename=filename)
 
 
@@ -315,7 +316,7 @@ class PortalSubscriptionViewSet(
     def _feature(self, name: str):
         configuration = portal_configuration()
         if not getattr(configuration, name):
-            raise NotFound("This feature is turned off.", code="feature_disabled")
+            raise NotFound(gettext("This feature is turned off."), code="feature_disabled")
         return configuration
 
     def _detail(self, subscription_id: int) -> Response:
@@ -414,7 +415,9 @@ class PortalSubscriptionViewSet(
         serializer.is_valid(raise_exception=True)
         reason = serializer.validated_data["reason"].strip()
         if configuration.cancellation_reason_required and not reason:
-            raise ValidationFailed("Say why you cancel.", fields={"reason": ["This field is required."]})
+            raise ValidationFailed(
+                gettext("Say why you cancel."), fields={"reason": [gettext("This field is required.")]}
+            )
         if configuration.cancellation_mode == CancellationMode.IMMEDIATELY:
             subscription_cancel(
                 subscription_id=subscription.pk, when=ChangeTiming.NOW, prorate=configuration.cancellation_prorate,
@@ -456,7 +459,7 @@ class PortalSubscriptionViewSet(
 
 def _cards_feature() -> None:
     if not (portal_configuration().payment_methods_enabled and stripe_enabled()):
-        raise NotFound("Card payments are not available.", code="feature_disabled")
+        raise NotFound(gettext("Card payments are not available."), code="feature_disabled")
 
 
 @extend_schema(tags=["portal"], parameters=[CUSTOMER_PARAMETER])
@@ -542,7 +545,8 @@ class PortalInvoicePayView(PortalAPIMixin, APIView):
         key = request.headers.get("Idempotency-Key", "").strip()
         if not key:
             raise ValidationFailed(
-                "Send an Idempotency-Key header.", fields={"Idempotency-Key": ["Required to pay an invoice."]}
+                gettext("Send an Idempotency-Key header."),
+                fields={"Idempotency-Key": [gettext("Required to pay an invoice.")]},
             )
         payment = invoice_pay_now(
             customer_id=self.customer_id,

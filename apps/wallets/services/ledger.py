@@ -6,6 +6,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
@@ -35,21 +36,21 @@ def wallet_lock(wallet_id: int) -> Wallet:
     try:
         return Wallet.objects.select_for_update().select_related("customer").get(pk=wallet_id)
     except Wallet.DoesNotExist as exc:
-        raise NotFound(f"Wallet {wallet_id} does not exist.") from exc
+        raise NotFound(gettext("Wallet %(wallet_id)s does not exist.") % {"wallet_id": wallet_id}) from exc
 
 
 def _check_credits(value: Any, errors: dict[str, list[str]], name: str = "credits") -> Decimal | None:
     try:
         credits = Decimal(str(value))
     except (ArithmeticError, ValueError):
-        errors[name] = ["Enter a number of credits."]
+        errors[name] = [gettext("Enter a number of credits.")]
         return None
     if not credits.is_finite() or credits <= 0:
-        errors[name] = ["Must be more than zero."]
+        errors[name] = [gettext("Must be more than zero.")]
     elif credits != credits_quantize(credits):
-        errors[name] = [f"At most {CREDIT_DECIMALS} decimals."]
+        errors[name] = [gettext("At most %(credit_decimals)s decimals.") % {"credit_decimals": CREDIT_DECIMALS}]
     elif credits >= MAX_CREDITS:
-        errors[name] = ["Too many credits."]
+        errors[name] = [gettext("Too many credits.")]
     else:
         return credits
     return None
@@ -57,7 +58,7 @@ def _check_credits(value: Any, errors: dict[str, list[str]], name: str = "credit
 
 def _check_expiry(expires_on: date | None, today: date, errors: dict[str, list[str]]) -> None:
     if expires_on is not None and expires_on <= today:
-        errors["expires_on"] = ["Must be a day after today."]
+        errors["expires_on"] = [gettext("Must be a day after today.")]
 
 
 @transaction.atomic
@@ -75,23 +76,23 @@ def wallet_create(
     errors: dict[str, list[str]] = {}
     name = (name or "").strip()
     if not name:
-        errors["name"] = ["This field is required."]
+        errors["name"] = [gettext("This field is required.")]
     elif Wallet.objects.filter(customer=customer, name=name).exists():
-        errors["name"] = ["The customer already has a wallet of this name."]
+        errors["name"] = [gettext("The customer already has a wallet of this name.")]
     if rate is None or Decimal(rate) <= 0:
-        errors["rate"] = ["Must be more than zero."]
+        errors["rate"] = [gettext("Must be more than zero.")]
     elif Decimal(rate) != Decimal(rate).quantize(Decimal("0.000001")):
-        errors["rate"] = ["At most 6 decimals."]
+        errors["rate"] = [gettext("At most 6 decimals.")]
     if (top_up_threshold is None) != (top_up_credits is None):
         errors["top_up_credits" if top_up_credits is None else "top_up_threshold"] = [
-            "An automatic top-up needs both a threshold and a number of credits."
+            gettext("An automatic top-up needs both a threshold and a number of credits.")
         ]
     if top_up_credits is not None:
         _check_credits(top_up_credits, errors, "top_up_credits")
     if top_up_threshold is not None and Decimal(top_up_threshold) < 0:
-        errors["top_up_threshold"] = ["Cannot be negative."]
+        errors["top_up_threshold"] = [gettext("Cannot be negative.")]
     if errors:
-        raise ValidationFailed("The wallet is not valid.", fields=errors)
+        raise ValidationFailed(gettext("The wallet is not valid."), fields=errors)
     return Wallet.objects.create(
         customer=customer, name=name, currency=customer.currency, rate=Decimal(rate), priority=priority,
         top_up_threshold=top_up_threshold, top_up_credits=top_up_credits, top_up_valid_days=top_up_valid_days,
@@ -131,7 +132,8 @@ def draw_create(
     current = lots_with_remaining(wallets=[wallet]).get(pk=lot.pk)
     if credits > current.remaining:
         raise ValidationFailed(
-            f"Only {current.remaining} credits are left of this lot.", fields={"credits": ["More than is left."]}
+            gettext("Only %(remaining)s credits are left of this lot.") % {"remaining": current.remaining},
+            fields={"credits": [gettext("More than is left.")]},
         )
     if amount is None:
         amount = (
@@ -162,12 +164,12 @@ def wallet_grant(
     errors: dict[str, list[str]] = {}
     amount = _check_credits(credits, errors)
     if category not in GrantCategory.values:
-        errors["category"] = [f"One of: {', '.join(GrantCategory.values)}."]
+        errors["category"] = [gettext("One of: %(values)s.") % {"values": ", ".join(GrantCategory.values)}]
     if not (reason or "").strip():
-        errors["reason"] = ["Say why the credits are granted."]
+        errors["reason"] = [gettext("Say why the credits are granted.")]
     _check_expiry(expires_on, now.date(), errors)
     if errors:
-        raise ValidationFailed("The grant is not valid.", fields=errors)
+        raise ValidationFailed(gettext("The grant is not valid."), fields=errors)
     assert amount is not None
     entry = lot_create(
         wallet=wallet, kind=WalletEntryKind.GRANT, credits=amount, expires_on=expires_on, reason=reason.strip(),
@@ -185,24 +187,25 @@ def wallet_lot_void(
     reason: a void entry drawing on the lot."""
     wallet_id = WalletEntry.objects.filter(pk=entry_id).values_list("wallet_id", flat=True).first()
     if wallet_id is None:
-        raise NotFound(f"Wallet entry {entry_id} does not exist.")
+        raise NotFound(gettext("Wallet entry %(entry_id)s does not exist.") % {"entry_id": entry_id})
     wallet = wallet_lock(wallet_id)
     now = now or customer_now(wallet.customer)
     lot = lots_with_remaining(wallets=[wallet]).filter(pk=entry_id).first()
     errors: dict[str, list[str]] = {}
     if lot is None:
         raise ValidationFailed(
-            "Only a grant or a purchase can be voided.", fields={"entry": ["Not a grant or a purchase."]}
+            gettext("Only a grant or a purchase can be voided."),
+            fields={"entry": [gettext("Not a grant or a purchase.")]},
         )
     if not (reason or "").strip():
-        errors["reason"] = ["Say why the credits are voided."]
+        errors["reason"] = [gettext("Say why the credits are voided.")]
     amount = lot.remaining if credits in (None, "") else _check_credits(credits, errors)
     if amount is not None and lot.remaining <= 0:
-        errors["credits"] = ["Nothing is left of this lot."]
+        errors["credits"] = [gettext("Nothing is left of this lot.")]
     elif amount is not None and amount > lot.remaining:
-        errors["credits"] = [f"Only {lot.remaining} credits are left of this lot."]
+        errors["credits"] = [gettext("Only %(remaining)s credits are left of this lot.") % {"remaining": lot.remaining}]
     if errors:
-        raise ValidationFailed("The void is not valid.", fields=errors)
+        raise ValidationFailed(gettext("The void is not valid."), fields=errors)
     assert amount is not None
     lot.wallet = wallet
     entry = draw_create(lot=lot, kind=WalletEntryKind.VOID, credits=amount, now=now, reason=reason.strip(), actor=actor)

@@ -66,7 +66,8 @@ def _purchase_create(
     amount = credits_worth(credits=credits, wallet=wallet)
     if amount <= 0:
         raise ValidationFailed(
-            "These credits are worth nothing: buy more.", fields={"credits": ["Worth less than the smallest coin."]}
+            gettext("These credits are worth nothing: buy more."),
+            fields={"credits": [gettext("Worth less than the smallest coin.")]},
         )
     collection = CollectionMethod.CHARGE_AUTOMATICALLY if trigger == PurchaseTrigger.AUTO_TOP_UP else None
     invoice = _purchase_invoice(
@@ -96,9 +97,9 @@ def wallet_purchase(
     amount = _check_credits(credits, errors)
     _check_expiry(expires_on, now.date(), errors)
     if trigger not in PurchaseTrigger.values:
-        errors["trigger"] = ["Unknown trigger."]
+        errors["trigger"] = [gettext("Unknown trigger.")]
     if errors:
-        raise ValidationFailed("The purchase is not valid.", fields=errors)
+        raise ValidationFailed(gettext("The purchase is not valid."), fields=errors)
     assert amount is not None
     return _purchase_create(wallet=wallet, credits=amount, expires_on=expires_on, trigger=trigger, now=now, actor=actor)
 

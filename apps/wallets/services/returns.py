@@ -14,6 +14,7 @@ from fractions import Fraction
 from typing import Any
 
 from django.db.models import Sum
+from django.utils.translation import gettext
 from djmoney.money import Money
 
 from apps.core.events import acting_user
@@ -152,7 +153,7 @@ def credit_note_wallet_returns_take_back(*, credit_note: CreditNote, now: dateti
         for wallet in Wallet.objects.select_for_update().filter(pk__in={r.wallet_id for r in returns}).order_by("pk")
     }
     if WalletEntry.objects.filter(lot__in=returns, kind=WalletEntryKind.CONSUMPTION).exists():
-        return ["The credits it returned to the wallet have already paid another invoice."]
+        return [gettext("The credits it returned to the wallet have already paid another invoice.")]
     left = {
         lot.pk: lot
         for lot in lots_with_remaining(wallets=list(wallets.values())).filter(pk__in=[r.pk for r in returns])

@@ -249,3 +249,29 @@ def test_the_list_reads_a_page_in_a_fixed_number_of_queries(api_client, superuse
         response = api_client.get(ITEMS_URL)
 
     assert response.json()["count"] == 12
+
+
+def test_a_refusal_is_in_english_unless_the_request_asks_for_chinese_and_its_code_and_fields_stay(
+    api_client, superuser, customer
+):
+    """The API answers in the request's language (Accept-Language, as Django's LocaleMiddleware reads
+    it), English by default; only the human-readable text changes, never the code or the field names."""
+    api_client.force_authenticate(superuser)
+    payload = {"customer": customer.pk, "currency": "EUR", "description": "Setup", "quantity": "1", "unit_amount": "10"}
+    before = _state()
+
+    english = api_client.post(ITEMS_URL, payload, format="json")
+    chinese = api_client.post(ITEMS_URL, payload, format="json", HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9")
+
+    assert english.status_code == chinese.status_code == 400
+    assert english.json() == {
+        "code": "invalid",
+        "message": f"{customer.name} is billed in USD, not EUR.",
+        "fields": {"currency": ["The customer is billed in USD: give prices in it."]},
+    }
+    assert chinese.json() == {
+        "code": "invalid",
+        "message": f"{customer.name} 以 USD 计费，而不是 EUR。",
+        "fields": {"currency": ["该客户以 USD 计费：请用该币种填写价格。"]},
+    }
+    assert _state() == before
