@@ -76,6 +76,7 @@ def test_role_permissions_at_a_glance():
         "invoices.view_creditnoteline",
         "payments.view_payment", "payments.view_paymentallocation", "payments.view_refund",
         "wallets.view_wallet", "wallets.view_walletentry", "wallets.view_creditpurchase",
+        "wallets.view_prepaidstatuschange",
         "alerts.view_alert", "alerts.view_alertcrossing",
     }  # fmt: skip
 
