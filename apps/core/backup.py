@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,7 +48,7 @@ def _vendor(alias: str) -> str:
 
 
 def _pg_environment(alias: str) -> tuple[list[str], dict[str, str]]:
-    """Connection arguments for pg_dump/pg_restore (the password through the environment only)."""
+    """Connection arguments for pg_dump/psql (the password through the environment only)."""
     db = connections[alias].settings_dict
     args = ["--dbname", db["NAME"]]
     if db.get("HOST"):
@@ -136,10 +137,19 @@ def backup_restore(*, source: Path, alias: str = "default") -> dict:
 
     connection = connections[alias]
     if vendor == "postgresql":
-        connection.close()  # hold no lock on the tables pg_restore drops
+        connection.close()  # hold no lock on the tables the restore drops
         args, environment = _pg_environment(alias)
-        _run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
-              "--exit-on-error", *args, str(source / "database.dump")], environment)  # fmt: skip
+        # Not `pg_restore --clean`: it drops each partition's inherited constraints one by one, which
+        # PostgreSQL refuses (usage events live in monthly partitions). The dump becomes a script, and
+        # psql runs it after emptying the schema, all in one transaction: a restore that fails midway
+        # leaves the database as it was.
+        with tempfile.TemporaryDirectory(prefix="billing-portal-restore-") as scratch:
+            script = Path(scratch) / "database.sql"
+            _run(["pg_restore", "--no-owner", "--no-privileges", "--file", str(script),
+                  str(source / "database.dump")], environment)  # fmt: skip
+            _run(["psql", "--no-psqlrc", "--quiet", "--single-transaction", "--set", "ON_ERROR_STOP=1",
+                  "--command", "DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;",
+                  "--file", str(script), *args], environment)  # fmt: skip
     else:
         connection.ensure_connection()
         backup = sqlite3.connect(source / "database.sqlite3")
