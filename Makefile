@@ -81,15 +81,23 @@ localstripe-background: install-dev
 	@for i in $$(seq 50); do grep -q "listening" .localstripe.log 2>/dev/null && break; sleep 0.2; done; head -1 .localstripe.log
 
 # One test worker per core (pytest-xdist); `make test TEST_WORKERS=0` runs in this process only. The API
-# fuzzing cannot be split between workers: without ARGS it runs after the rest, in a stage of its own.
+# fuzzing cannot be split between workers (schemathesis gives its generated tests one node id): without
+# ARGS it runs beside them in a single process of its own, its output printed when both are done.
 TEST_WORKERS ?= auto
+PYTEST_PARALLEL = $(PY) -m pytest $(if $(CI),--create-db,) -n $(TEST_WORKERS) --dist loadgroup --durations=25 $(ARGS)
 test: install-dev
 	$(PY) manage.py makemigrations --check --dry-run
-	$(PY) -m pytest $(if $(CI),--create-db,) -n $(TEST_WORKERS) --dist loadgroup --durations=25 $(ARGS)
-ifeq ($(strip $(ARGS)),)
-ifneq ($(TEST_WORKERS),0)
-	$(PY) -m pytest $(if $(CI),--create-db,) -n 0 -m fuzz
-endif
+ifeq ($(strip $(ARGS))$(filter 0,$(TEST_WORKERS)),)
+	@fuzz_log=$$(mktemp); \
+	echo "API fuzzing: running beside the parallel stage (output below when done)"; \
+	( $(PY) -m pytest $(if $(CI),--create-db,) -n 0 -m fuzz > $$fuzz_log 2>&1; echo $$? >> $$fuzz_log.rc ) & \
+	fuzz_pid=$$!; \
+	$(PYTEST_PARALLEL); parallel_rc=$$?; \
+	wait $$fuzz_pid; echo "--- API fuzzing stage ---"; cat $$fuzz_log; fuzz_rc=$$(cat $$fuzz_log.rc); \
+	rm -f $$fuzz_log $$fuzz_log.rc; \
+	test $$parallel_rc -eq 0 && test $$fuzz_rc -eq 0
+else
+	$(PYTEST_PARALLEL)
 endif
 
 # Every benchmark at a tiny size (CI's smoke stage; needs PostgreSQL and Redis): a broken bench fails.
