@@ -583,17 +583,10 @@ class MinimumCommitment(models.Model):
         return Money(self.amount, self.currency)
 
 
-class ProgressiveBilling(models.Model):
-    """Progressive billing of a plan version in one currency: the period's usage is invoiced as soon as
-    its amount to date reaches a threshold, before the period ends (docs/billing-rules.md,
-    "Progressive billing"). Fixed thresholds (`amounts`) and/or a recurring one (`every`: after the
-    highest fixed threshold, every this much more). Part of the version's terms, like its prices: fixed
-    once the version is in use (a subscription can override them)."""
+class ThresholdFields(models.Model):
+    """The thresholds of progressive billing, on a plan version (ProgressiveBilling) or on one
+    subscription of its own (subscriptions.SubscriptionProgressiveBilling)."""
 
-    plan_version = models.ForeignKey(
-        PlanVersion, on_delete=models.CASCADE, related_name="progressive_billing", verbose_name=_("plan version")
-    )
-    currency = models.CharField(max_length=3, choices=currency_choices, verbose_name=_("currency"))
     amounts = models.JSONField(
         default=list,
         blank=True,
@@ -608,6 +601,22 @@ class ProgressiveBilling(models.Model):
         help_text=_("Recurring threshold: after the highest fixed one, an interim invoice every this much more."),
         verbose_name=_("every"),
     )
+
+    class Meta:
+        abstract = True
+
+
+class ProgressiveBilling(ThresholdFields):
+    """Progressive billing of a plan version in one currency: the period's usage is invoiced as soon as
+    its amount to date reaches a threshold, before the period ends (docs/billing-rules.md,
+    "Progressive billing"). Fixed thresholds (`amounts`) and/or a recurring one (`every`: after the
+    highest fixed threshold, every this much more). Part of the version's terms, like its prices: fixed
+    once the version is in use (a subscription can override them)."""
+
+    plan_version = models.ForeignKey(
+        PlanVersion, on_delete=models.CASCADE, related_name="progressive_billing", verbose_name=_("plan version")
+    )
+    currency = models.CharField(max_length=3, choices=currency_choices, verbose_name=_("currency"))
 
     class Meta:
         ordering = ["plan_version", "currency"]

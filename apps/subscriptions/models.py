@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.accounts.models import Customer
 from apps.catalog import pricing
 from apps.catalog.constants import PackageRounding
-from apps.catalog.models import NOT_NEGATIVE, Charge, Coupon, Plan, PlanVersion
+from apps.catalog.models import NOT_NEGATIVE, Charge, Coupon, Plan, PlanVersion, ThresholdFields
 from apps.catalog.progressive import ThresholdSchedule, schedule_text
 from apps.core.models import DomainEvent, TimeStampedModel
 from apps.core.money import currency_choices
@@ -454,27 +454,13 @@ class SubscriptionPriceOverride(TimeStampedModel):
         )
 
 
-class SubscriptionProgressiveBilling(TimeStampedModel):
+class SubscriptionProgressiveBilling(TimeStampedModel, ThresholdFields):
     """The subscription's own progressive billing thresholds, in its currency, instead of its plan
     version's (docs/billing-rules.md, "Progressive billing"). No amounts and no `every`: progressive
     billing is off for this subscription, whatever its plan says."""
 
     subscription = models.OneToOneField(
         Subscription, on_delete=models.CASCADE, related_name="progressive_billing", verbose_name=_("subscription")
-    )
-    amounts = models.JSONField(
-        default=list,
-        blank=True,
-        help_text=_('Usage amounts to date that trigger an interim invoice, e.g. ["500.00", "1200.00"].'),
-        verbose_name=_("thresholds"),
-    )
-    every = models.DecimalField(
-        max_digits=19,
-        decimal_places=6,
-        null=True,
-        blank=True,
-        help_text=_("Recurring threshold: after the highest fixed one, an interim invoice every this much more."),
-        verbose_name=_("every"),
     )
 
     class Meta:
