@@ -84,7 +84,7 @@ localstripe-background: install-dev
 # fuzzing cannot be split between workers (schemathesis gives its generated tests one node id): without
 # ARGS it runs beside them in a single process of its own, its output printed when both are done.
 TEST_WORKERS ?= auto
-PYTEST_PARALLEL = $(PY) -m pytest $(if $(CI),--create-db,) -n $(TEST_WORKERS) --dist loadgroup --durations=25 $(ARGS)
+PYTEST_PARALLEL = $(PY) -m pytest $(if $(CI),--create-db,) -n $(TEST_WORKERS) --dist worksteal --durations=25 $(ARGS)
 test: install-dev
 	$(PY) manage.py makemigrations --check --dry-run
 ifeq ($(strip $(ARGS))$(filter 0,$(TEST_WORKERS)),)

@@ -141,10 +141,8 @@ def pytest_terminal_summary(terminalreporter):
 
 
 # --- Parallel runs (pytest-xdist, `make test` runs one worker per core) ---------------------------
-# Each worker has its own test database. The end-to-end tests share one Redis database (flushed by
-# each) and the fault tests stop and start their own servers: each group runs on one worker, in turn.
-_SERIAL_GROUPS = ("e2e", "faults")
-
+# Each worker has its own test database; the end-to-end tests prefix their Redis keys per process and
+# the fault tests start their own servers on free ports, so any test can run beside any other.
 
 # The API fuzzing cannot be split: schemathesis gives all its generated tests one node id, and pytest-xdist
 # would run only the first of them. Under xdist it is skipped; `make test` runs it in a stage of its own.
@@ -156,7 +154,3 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if under_xdist and item.get_closest_marker("fuzz"):
             item.add_marker(_FUZZ_UNDER_XDIST)
-        for group in _SERIAL_GROUPS:
-            if item.get_closest_marker(group):
-                item.add_marker(pytest.mark.xdist_group(group))
-                break

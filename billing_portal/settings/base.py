@@ -308,6 +308,9 @@ AUDITLOG_STORE_JSON_CHANGES = True
 
 # --- Celery --------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+# Deployments (or test runs) that share one Redis database keep apart by a prefix on every broker key.
+_broker_key_prefix = env("CELERY_BROKER_KEY_PREFIX", default="")
+CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": _broker_key_prefix} if _broker_key_prefix else {}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True

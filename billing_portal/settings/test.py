@@ -19,7 +19,8 @@ CELERY_BROKER_URL = "memory://"
 # Runs bill their chunks in the calling process (nothing consumes the memory broker); the fan-out
 # through Celery is tested with a real worker.
 BILLING_RUN_FAN_OUT = False
-# The end-to-end test flushes this Redis database: it must be one used for nothing else.
+# The end-to-end tests' Redis. Each test process prefixes its broker keys with its own token (and
+# deletes only those), so parallel workers and concurrent runs on one machine never share a queue.
 E2E_CELERY_BROKER_URL = env("E2E_CELERY_BROKER_URL", default="redis://127.0.0.1:6379/15")
 # Celery reads the CELERY_BROKER_URL environment variable *over* Django settings; CI exports it, so
 # take it out of the environment or every test would publish its tasks to that Redis.

@@ -24,9 +24,8 @@ from apps.invoices.models import BillingRun, Invoice, InvoicedPeriod
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.periods import utc
 from apps.subscriptions.tests.factories import make_subscription
-from billing_portal.celery import app as celery_app
 
-from .test_worker_e2e import BROKER_URL, _redis_or_skip, _start_worker, _stop_worker, _wait_for
+from .test_worker_e2e import _broker, _empty_queues_or_skip, _start_worker, _stop_worker, _wait_for
 
 pytestmark = [
     pytest.mark.e2e,
@@ -94,7 +93,7 @@ def pgbouncer():
 
 
 def test_two_workers_behind_pgbouncer_bill_every_subscription_once_with_gapless_numbers(tmp_path, pgbouncer):
-    _redis_or_skip().flushdb()
+    _empty_queues_or_skip()
     plan = PlanFactory(prices=[Money("12.00", "USD")])
     for _ in range(SUBSCRIPTIONS):
         make_subscription(plan=plan, started_at=utc(2026, 2, 1, 12))
@@ -109,7 +108,7 @@ def test_two_workers_behind_pgbouncer_bill_every_subscription_once_with_gapless_
         _wait_for(lambda: all("ready." in log.read_text() for log in logs), timeout=60, what="both workers ready")
         # The daily run started twice at once (two schedulers, a retry): one bills, the other finds
         # nothing left or loses every subscription's lock.
-        with celery_app.connection_for_write(url=BROKER_URL) as broker:
+        with _broker() as broker:
             for _ in range(2):
                 billing_run_task.apply_async(kwargs={"as_of": "2026-02-01T12:00:00+00:00"}, connection=broker)
         _wait_for(

@@ -5,6 +5,7 @@ console email backend prints it)."""
 
 import io
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -27,6 +28,9 @@ from apps.subscriptions.tests.factories import make_subscription
 from billing_portal.celery import app as celery_app
 
 BROKER_URL = settings.E2E_CELERY_BROKER_URL
+# Every broker key of this test process (and of the workers it starts) carries this prefix: parallel
+# test workers and other runs on the machine share the Redis database but never a queue.
+KEY_PREFIX = f"e2e-{os.getpid()}-{secrets.token_hex(4)}:"
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.django_db(transaction=True),
@@ -36,7 +40,8 @@ pytestmark = [
 ]
 
 
-def _redis_or_skip() -> redis.Redis:
+def _empty_queues_or_skip() -> None:
+    """Start with empty queues: delete this process's broker keys (nobody else's)."""
     client = redis.Redis.from_url(BROKER_URL)
     try:
         client.ping()
@@ -44,7 +49,14 @@ def _redis_or_skip() -> redis.Redis:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"Redis is not reachable at {BROKER_URL}")
-    return client
+    keys = list(client.scan_iter(match=f"{KEY_PREFIX}*"))
+    if keys:
+        client.delete(*keys)
+
+
+def _broker():
+    """A connection that publishes where the started workers consume (same Redis, same key prefix)."""
+    return celery_app.connection_for_write(url=BROKER_URL, transport_options={"global_keyprefix": KEY_PREFIX})
 
 
 def _database_url() -> str:
@@ -67,6 +79,7 @@ def _start_worker(
         "DJANGO_SETTINGS_MODULE": "billing_portal.settings.local",
         "DATABASE_URL": database_url or _database_url(),
         "CELERY_BROKER_URL": BROKER_URL,
+        "CELERY_BROKER_KEY_PREFIX": KEY_PREFIX,
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
         "BILLING_RUN_CHUNK_SIZE": os.environ.get("E2E_CHUNK_SIZE", "500"),
@@ -108,7 +121,7 @@ def _stop_worker(process: subprocess.Popen, log_path: Path) -> None:
 
 @pytest.fixture
 def worker(tmp_path):
-    _redis_or_skip().flushdb()  # a dedicated Redis database: start with empty queues
+    _empty_queues_or_skip()
     log_path = tmp_path / "worker.log"
     process = _start_worker(log_path)
     yield process
@@ -129,7 +142,7 @@ def test_monthly_cycle_runs_on_a_real_worker(worker):
     plan = PlanFactory(prices=[Money("49.00", "USD")])
     subscriptions = [make_subscription(plan=plan, quantity=q, started_at=utc(2026, 1, 31, 12)) for q in (1, 2)]
 
-    with celery_app.connection_for_write(url=BROKER_URL) as broker:
+    with _broker() as broker:
         billing_run_task.apply_async(kwargs={"as_of": "2026-03-01T00:00:00+00:00"}, connection=broker)
 
     run = _wait_for(
@@ -169,7 +182,7 @@ def test_monthly_cycle_runs_on_a_real_worker(worker):
 def test_a_worker_killed_mid_run_loses_nothing_and_a_rerun_bills_the_rest_once(tmp_path, monkeypatch):
     """SIGKILL the whole worker (pool included) while a fanned-out run is half done; a new worker and
     a new run bill what was left: every subscription exactly once, invoice numbers without a gap."""
-    _redis_or_skip().flushdb()
+    _empty_queues_or_skip()
     monkeypatch.setenv("E2E_CHUNK_SIZE", "10")
     plan = PlanFactory(prices=[Money("12.00", "USD")])
     subscriptions = [make_subscription(plan=plan, started_at=utc(2026, 2, 1, 12)) for _ in range(300)]
@@ -177,7 +190,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_a_rerun_bills_the_rest_once(t
     first_log = tmp_path / "first.log"
     first = _start_worker(first_log, queues="billing", concurrency=2)
     try:
-        with celery_app.connection_for_write(url=BROKER_URL) as broker:
+        with _broker() as broker:
             billing_run_task.apply_async(kwargs={"as_of": "2026-02-01T12:00:00+00:00"}, connection=broker)
         _wait_for(
             lambda: BillingRun.objects.filter(chunks_done__gte=2).exists(), timeout=120, what="a few chunks billed"
@@ -194,7 +207,7 @@ def test_a_worker_killed_mid_run_loses_nothing_and_a_rerun_bills_the_rest_once(t
     second_log = tmp_path / "second.log"
     second = _start_worker(second_log, queues="billing", concurrency=2)
     try:
-        with celery_app.connection_for_write(url=BROKER_URL) as broker:
+        with _broker() as broker:
             billing_run_task.apply_async(kwargs={"as_of": "2026-02-01T12:00:00+00:00"}, connection=broker)
         rerun = _wait_for(
             lambda: BillingRun.objects.exclude(pk=interrupted.pk).filter(finished_at__isnull=False).first(),
