@@ -54,7 +54,11 @@ def sim_plan():
         charges=[
             ChargeInput(name="SIM fee", price_model="flat", prices=[PriceInput(currency="USD", amount=D("3"))]),
             ChargeInput(
-                name="Data", kind="usage", metric_code="data_gb", price_model="per_unit", pooled_allowance=D("1"),
+                name="Data",
+                kind="usage",
+                metric_code="data_gb",
+                price_model="per_unit",
+                pooled_allowance=D("1"),
                 prices=[PriceInput(currency="USD", amount=D("2.00"))],
             ),  # fmt: skip
         ],
