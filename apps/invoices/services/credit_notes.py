@@ -551,8 +551,10 @@ def _compute(
 def _nothing_paid_in_money(drafts: list[CreditNoteLineDraft], *, tax_total: Decimal) -> list[CreditNoteLineDraft]:
     """On an invoice that credits (and balance) paid in full, total 0.00, the credit note credits no
     money: its share of what paid the invoice is exactly the lines and tax it credits (the share's own
-    rounding could leave a cent either way). The prepaid credits go back to the wallets."""
-    credited = sum((draft.amount for draft in drafts if draft.kind != CreditNoteLineKind.BALANCE_SHARE), Decimal(0))
+    rounding could leave a cent either way). The prepaid credits go back to the wallets. A plain amount
+    is a money credit: it stays in the total (and is refused, nothing having been paid in money)."""
+    balanced = (CreditNoteLineKind.INVOICE_LINE, CreditNoteLineKind.DISCOUNT_SHARE)
+    credited = sum((draft.amount for draft in drafts if draft.kind in balanced), Decimal(0))
     return [
         replace(draft, amount=-(credited + tax_total)) if draft.kind == CreditNoteLineKind.BALANCE_SHARE else draft
         for draft in drafts

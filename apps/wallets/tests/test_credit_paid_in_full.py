@@ -143,6 +143,8 @@ def test_a_credit_note_gives_the_credits_back_pro_rata_per_lot_and_refunds_no_mo
         # A plain amount is a money credit: nothing was paid in money (0.00 left of the total).
         ({"amount": Decimal("10.00")}, "amount"),
         ({"lines": [("Build", None, Decimal("49.57"))]}, "lines.0.amount"),
+        # Lines give credits back, but an amount beside them is still money nobody paid.
+        ({"lines": [("Build", None, None)], "amount": Decimal("1.00")}, "lines"),
         ({"lines": [("Build", Decimal("2"), None)]}, "lines.0.quantity"),
         ({"full": True, "refund_amount": Decimal("1.00")}, "refund_amount"),
         ({"full": True, "credit_to_balance": Decimal("1.00")}, "credit_to_balance"),
@@ -152,10 +154,11 @@ def test_over_crediting_an_invoice_paid_by_credits_is_refused_on_its_field(paid_
     invoice, wallet = paid_by_credits
     if "lines" in arguments:
         arguments = {
+            **arguments,
             "lines": [
                 CreditNoteLineRequest(invoice.lines.get(description=name).pk, quantity=quantity, amount=amount)
                 for name, quantity, amount in arguments["lines"]
-            ]
+            ],
         }
 
     with pytest.raises(ValidationFailed) as refused:
