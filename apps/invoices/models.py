@@ -827,7 +827,9 @@ class CreditNote(TimeStampedModel):
                 name="credit_note_settled_in_full",
             ),
             models.CheckConstraint(
-                condition=Q(total__gt=0)
+                # 0.00 only for a credit note of an invoice prepaid credits paid in full: it gives
+                # the credits back to the wallets and credits no money (docs/credits.md).
+                condition=Q(total__gte=0)
                 & Q(amount_due_reduction__gte=0)
                 & Q(credit_to_balance__gte=0)
                 & Q(refund_amount__gte=0),

@@ -9,8 +9,17 @@ from djmoney.money import Money
 from apps.accounts.models import Customer
 from apps.core.errors import NotFound
 
-from .constants import CREDITABLE_STATUSES, UNPAID_STATUSES, BillingReason, CreditNoteStatus, InvoiceStatus
-from .models import BillingRun, CreditNote, Invoice, InvoicedPeriod, InvoiceItem, TaxRate
+from .constants import (
+    AFTER_TAX_LINE_KINDS,
+    CREDITABLE_STATUSES,
+    UNPAID_STATUSES,
+    BillingReason,
+    CreditNoteLineKind,
+    CreditNoteStatus,
+    InvoiceLineKind,
+    InvoiceStatus,
+)
+from .models import BillingRun, CreditNote, CreditNoteLine, Invoice, InvoicedPeriod, InvoiceItem, TaxRate
 
 
 def invoices_with_amount_due(invoices: QuerySet[Invoice] | None = None) -> QuerySet[Invoice]:
@@ -114,6 +123,31 @@ def invoice_creditable_amount(invoice: Invoice) -> Decimal:
     if invoice.status not in CREDITABLE_STATUSES:
         return Decimal(0)
     return invoice.total.amount - _credited(invoice)["total"]
+
+
+def invoice_paid_with_prepaid_credits(invoice: Invoice) -> bool:
+    """The invoice consumed prepaid credits (a `prepaid_credits` line)."""
+    return invoice.lines.filter(kind=InvoiceLineKind.PREPAID_CREDITS).exists()
+
+
+def invoice_creditable_before_credits(invoice: Invoice) -> Decimal:
+    """Of what the invoice billed before the credits applied on it (its lines and tax), what credit
+    notes may still credit: on an invoice prepaid credits paid, the lines credited give their share of
+    the credits back to the wallets, so a credit note is possible even when its total came to 0.00.
+    The same as `invoice_creditable_amount` on an invoice without such credits."""
+    if invoice.status not in CREDITABLE_STATUSES:
+        return Decimal(0)
+    billed = sum(
+        (line.amount.amount for line in invoice.lines.all() if line.kind not in AFTER_TAX_LINE_KINDS), Decimal(0)
+    )
+    issued = Q(credit_note__invoice=invoice, credit_note__status=CreditNoteStatus.ISSUED)
+    credited_lines = CreditNoteLine.objects.filter(issued).exclude(kind=CreditNoteLineKind.BALANCE_SHARE).aggregate(
+        total=Sum("amount")
+    )["total"] or Decimal(0)
+    credited_tax = CreditNote.objects.filter(invoice=invoice, status=CreditNoteStatus.ISSUED).aggregate(
+        total=Sum("tax_total")
+    )["total"] or Decimal(0)
+    return billed + invoice.tax_total.amount - credited_lines - credited_tax
 
 
 def invoice_ids_missing_pdf(*, now: datetime, min_age: timedelta, max_age: timedelta) -> list[int]:

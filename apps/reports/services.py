@@ -11,7 +11,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -63,21 +63,21 @@ class _Catalog:
         for version in PlanVersion.objects.prefetch_related("charges__prices__tiers"):
             self.versions[version.pk] = version
             self.version_by_number[(version.plan_id, version.number)] = version.pk
-        self._fees: dict[tuple[int, int, str], Decimal] = {}
+        self.charges = {charge.pk: charge for version in self.versions.values() for charge in version.charges.all()}
+        self._fees: dict[tuple[Any, ...], Decimal] = {}
 
-    def period_fee(
-        self, state: BilledState, currency: str, custom_prices: Iterable[SubscriptionPriceOverride] = ()
-    ) -> Decimal:
+    def period_fee(self, state: BilledState, currency: str, custom_prices: Iterable["_CustomPrice"] = ()) -> Decimal:
         """The recurring fee of one interval at `state`, each charge at the subscription's custom price
         for it when one is in force (`custom_prices`; those of other versions' charges do not apply),
         else at the plan's price — as the billing run prices it (`charge_price`)."""
         charges = recurring_charges(self.versions[state.version_id])
-        overrides = {
-            override.charge_id: override
-            for override in custom_prices
-            if override.currency == currency and any(charge.pk == override.charge_id for charge in charges)
-        }
-        key = (state.version_id, state.quantity, currency, tuple(sorted(o.pk for o in overrides.values())))
+        in_force = [
+            custom
+            for custom in custom_prices
+            if custom.override.currency == currency and any(charge.pk == custom.charge_id for charge in charges)
+        ]
+        overrides = {custom.charge_id: custom.override for custom in in_force}
+        key = (state.version_id, state.quantity, currency, tuple(sorted(custom.source for custom in in_force)))
         if key not in self._fees:
             total = Decimal(0)
             for charge in charges:
@@ -166,20 +166,79 @@ def _discount_windows(subscription: Subscription, discounts: list[Discount]) -> 
     return windows
 
 
-def _custom_price_windows(subscription: Subscription, events: list[SubscriptionEvent]) -> list[Window]:
-    """The subscription's custom prices (`SubscriptionPriceOverride`), each in force from when it was
-    last set (its latest `price_override_set` event; its row's creation without one) on. A custom price
-    replaced or removed earlier left no price to replay: before the current one was set, the plan's
-    price is counted (docs/reports.md)."""
+@dataclass(frozen=True)
+class _CustomPrice:
+    """A custom price of one charge as it was in force for a while: the price a `price_override_set`
+    event recorded (`source` ("event", its id)), or the subscription's current row (("row", its id))."""
+
+    charge_id: int
+    source: tuple[str, int]
+    override: SubscriptionPriceOverride = field(compare=False, hash=False)
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _recorded_price(event: SubscriptionEvent, charge_id: int, catalog: _Catalog) -> _CustomPrice | None:
+    """The custom price a `price_override_set` event recorded (its `price_fields`), as an unsaved row
+    to price with; None for events recorded before the price itself was (only its description)."""
+    fields = event.data.get("price_fields")
+    charge = catalog.charges.get(charge_id)
+    if not isinstance(fields, dict) or charge is None:
+        return None
+    override = SubscriptionPriceOverride(
+        subscription_id=event.subscription_id,
+        charge=charge,
+        currency=fields.get("currency", ""),
+        amount=_decimal(fields.get("amount")) or Decimal(0),
+        tiers=fields.get("tiers") or [],
+        package_size=int(fields.get("package_size") or 1),
+        package_rounding=fields.get("package_rounding") or "up",
+        included_units=_decimal(fields.get("included_units")) or Decimal(0),
+        percentage=_decimal(fields.get("percentage")) or Decimal(0),
+        fixed_fee=_decimal(fields.get("fixed_fee")) or Decimal(0),
+        min_per_transaction=_decimal(fields.get("min_per_transaction")),
+        max_per_transaction=_decimal(fields.get("max_per_transaction")),
+        minimum_amount=_decimal(fields.get("minimum_amount")),
+    )
+    return _CustomPrice(charge_id, ("event", event.pk), override)
+
+
+def _custom_price_windows(
+    subscription: Subscription, events: list[SubscriptionEvent], catalog: _Catalog
+) -> list[Window]:
+    """The subscription's custom prices (`SubscriptionPriceOverride`) over time, charge by charge: each
+    `price_override_set` event starts the price it recorded, in force until the charge's next set or
+    `price_override_removed` event. So a custom price since replaced is replayed for the time it was
+    in force. A set event recorded before events carried the price (only its description) is replayed
+    from the subscription's current row when it is the charge's last one; an earlier such price is
+    not known, and that time is valued at the plan's price. A row without any set event (imported)
+    counts from its creation (docs/reports.md)."""
+    rows = {override.charge_id: override for override in subscription.price_overrides.all()}
+    history: dict[int, list[SubscriptionEvent]] = defaultdict(list)
+    for event in events:
+        charge_id = event.data.get("charge_id")
+        kinds = (SubscriptionEventType.PRICE_OVERRIDE_SET, SubscriptionEventType.PRICE_OVERRIDE_REMOVED)
+        if event.type in kinds and isinstance(charge_id, int):
+            history[charge_id].append(event)
     windows = []
-    for override in subscription.price_overrides.all():
-        set_at = [
-            event.occurred_at
-            for event in events
-            if event.type == SubscriptionEventType.PRICE_OVERRIDE_SET
-            and event.data.get("charge_id") == override.charge_id
-        ]
-        windows.append(Window(max(set_at) if set_at else override.created_at, None, key=override))
+    for charge_id in sorted(set(history) | set(rows)):
+        charge_events = history.get(charge_id, [])
+        row = rows.get(charge_id)
+        current = _CustomPrice(charge_id, ("row", row.pk), row) if row is not None else None
+        sets = [event for event in charge_events if event.type == SubscriptionEventType.PRICE_OVERRIDE_SET]
+        if not sets and current is not None:
+            windows.append(Window(row.created_at, None, key=current))  # type: ignore[union-attr]
+        for index, event in enumerate(charge_events):
+            if event.type != SubscriptionEventType.PRICE_OVERRIDE_SET:
+                continue
+            end = charge_events[index + 1].occurred_at if index + 1 < len(charge_events) else None
+            price = _recorded_price(event, charge_id, catalog)
+            if price is None and end is None:
+                price = current  # the last one set: the row holds its price
+            if price is not None:
+                windows.append(Window(event.occurred_at, end, key=price))
     return windows
 
 
@@ -202,7 +261,7 @@ def subscription_segments(
         changes=changes,
         pauses=_pauses(events),
         discounts=_discount_windows(subscription, discounts),
-        custom_prices=_custom_price_windows(subscription, events),
+        custom_prices=_custom_price_windows(subscription, events, catalog),
     )
     segments: list[MrrSegment] = []
     currency = subscription.currency

@@ -910,6 +910,13 @@ def subscription_price_override_set(
             "previous_price": previous,
             "plan_price": pricing.price_describe(plan_price.to_spec()) if plan_price is not None else None,
             "note": note,
+            # The price itself, so that its history can be replayed once it is replaced (the MRR
+            # history of apps.reports values each past moment at the custom price then in force).
+            "price_fields": {
+                name: _number_text(value) if isinstance(value, Decimal) else value
+                for name, value in values.items()
+                if name != "note"
+            },
         },
     )
     return override

@@ -26,7 +26,11 @@ from apps.invoices.constants import (
     CreditNoteStatus,
 )
 from apps.invoices.models import CreditNote, CreditNoteLine, CreditNoteTax, Invoice, InvoiceLine
-from apps.invoices.selectors import invoice_creditable_amount
+from apps.invoices.selectors import (
+    invoice_creditable_amount,
+    invoice_creditable_before_credits,
+    invoice_paid_with_prepaid_credits,
+)
 from apps.invoices.services import CreditNoteLineRequest, credit_note_preview, credit_note_void
 from apps.payments.services import credit_note_issue_and_refund
 
@@ -42,7 +46,13 @@ def credit_note_link(credit_note: CreditNote) -> str:
 
 
 def credit_note_is_offered_for(invoice: Invoice) -> bool:
-    return invoice.status in CREDITABLE_STATUSES and invoice_creditable_amount(invoice) > 0
+    """Something is left to credit: of the invoice's total, or, on an invoice prepaid credits paid (in
+    full: 0.00), of what it billed before them (the credits' share goes back to the wallets)."""
+    if invoice.status not in CREDITABLE_STATUSES:
+        return False
+    if invoice_creditable_amount(invoice) > 0:
+        return True
+    return invoice_paid_with_prepaid_credits(invoice) and invoice_creditable_before_credits(invoice) > 0
 
 
 # --- The issue form -----------------------------------------------------------------------------------
@@ -194,6 +204,9 @@ def invoice_credit_note_view(model_admin, request: HttpRequest, object_id: str) 
         "form": form,
         "preview": preview,
         "creditable": invoice_creditable_amount(invoice),
+        "creditable_before_credits": (
+            invoice_creditable_before_credits(invoice) if invoice_paid_with_prepaid_credits(invoice) else None
+        ),
         "change_url": change_url,
         "media": model_admin.media + form.media,
     }

@@ -162,6 +162,7 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
         )
         with bill_language(subscription.customer):
             arrears_drafts = stretch_line_drafts(subscription=subscription, stretches=stretches, currency=currency)
+    period_drafts = list(arrears_drafts)  # the closing period's own lines (what interim invoices billed of)
     # The trial's usage (by the plan's rule) and usage changed in periods already invoiced.
     with bill_language(subscription.customer):
         arrears_drafts += late_usage_line_drafts(subscription=subscription, billed_from=billed_from, now=now)
@@ -175,7 +176,9 @@ def _next_period_part(subscription: Subscription, now: datetime) -> _PeriodPart:
     drafts = [item_line_draft(item) for item in items] + arrears_drafts
     crossing_ids: list[int] = []
     if closes_period or segments:  # the usage of the period closing: less what interim invoices billed
-        deductions, crossing_ids = progressive_deduction_drafts(subscription, before=billed_from, lock=True)
+        deductions, crossing_ids = progressive_deduction_drafts(
+            subscription, before=billed_from, usage=period_drafts, lock=True
+        )
         drafts += deductions
     if closes_period:  # the plan's minimum commitment for the period closing, at its version's terms
         drafts += commitment_true_up_drafts(

@@ -381,9 +381,12 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
         end=subscription.current_period_end_at if closes_period else None,
     )  # fmt: skip
     with bill_language(subscription.customer):
-        lines += stretch_line_drafts(subscription=subscription, stretches=stretches, currency=currency, usage_until=now)
+        period_lines = stretch_line_drafts(
+            subscription=subscription, stretches=stretches, currency=currency, usage_until=now
+        )
+    lines += period_lines
     if stretches:  # less what interim invoices of the period billed (progressive billing)
-        lines += progressive_deduction_drafts(subscription, before=period.start)[0]
+        lines += progressive_deduction_drafts(subscription, before=period.start, usage=period_lines)[0]
     if closes_period:
         # The minimum commitment for the whole current period, measured on its charges so far.
         lines += commitment_true_up_drafts(
@@ -434,8 +437,11 @@ def _upcoming_final_invoice(subscription: Subscription, ends_at: datetime, now: 
         end=subscription.current_period_end_at if period_billed else None,
     )  # fmt: skip
     with bill_language(subscription.customer):
-        lines += stretch_line_drafts(subscription=subscription, stretches=stretches, currency=currency, usage_until=now)
-    lines += progressive_deduction_drafts(subscription, before=ends_at)[0]
+        period_lines = stretch_line_drafts(
+            subscription=subscription, stretches=stretches, currency=currency, usage_until=now
+        )
+    lines += period_lines
+    lines += progressive_deduction_drafts(subscription, before=ends_at, usage=period_lines)[0]
     if not lines:
         raise ValidationFailed(
             gettext("Subscription #%(subscription_pk)s ends at the end of its period; no invoice is coming.")

@@ -216,11 +216,14 @@ def _interim_invoice(
 
 
 def progressive_deduction_drafts(
-    subscription: Subscription, *, before: datetime, lock: bool = False
+    subscription: Subscription, *, before: datetime, usage: list[LineDraft], lock: bool = False
 ) -> tuple[list[LineDraft], list[int]]:
     """The deduction lines for the subscription's interim invoices of periods that began before `before`
     and were not deducted yet (voided ones deduct nothing), and the ids of all those crossings (for
-    `progressive_deductions_mark`). With `lock` (the billing run), the crossing rows are locked."""
+    `progressive_deductions_mark`). With `lock` (the billing run), the crossing rows are locked.
+
+    `usage` is the invoice's lines for those periods (their stretches; late usage of earlier periods
+    apart): the deductions never take the period's usage below zero (`_deductions_within_usage`)."""
     if not subscription.interim_invoices_pending:
         return [], []
     crossings = ProgressiveCrossing.objects.filter(
@@ -229,9 +232,71 @@ def progressive_deduction_drafts(
     if lock:
         crossings = crossings.select_for_update(of=("self",))
     rows = list(crossings.select_related("invoice").order_by("period_start_at", "threshold"))
+    billed = _billed_crossings(rows)
+    usage_amount = sum((draft.amount for draft in usage if draft.kind == InvoiceLineKind.USAGE), Decimal(0))
     with bill_language(subscription.customer):
-        drafts = [_deduction_draft(crossing, subscription.currency) for crossing in _billed_crossings(rows)]
+        drafts = _deductions_within_usage(billed, usage_amount=usage_amount, currency=subscription.currency)
     return drafts, [crossing.pk for crossing in rows]
+
+
+def _deductions_within_usage(
+    crossings: list[ProgressiveCrossing], *, usage_amount: Decimal, currency: str
+) -> list[LineDraft]:
+    """One deduction line per interim invoice, each of what that invoice billed — as long as the
+    period's usage on the final invoice covers them. When the interim invoices billed more than the
+    whole period's usage came to (a pooled charge whose pool grew after they were issued: members that
+    joined later share it, so less of this subscription's usage is beyond it; or usage corrected
+    since), the deductions stop at the usage, so the period's usage never comes to less than zero, and
+    what they billed beyond it is given back on a credit line of its own, "Usage billed on interim
+    invoices beyond the period's usage, credited back" (taxed like the usage it returns). The invoice's
+    total is the same either way; the line says why it is a credit."""
+    drafts = [_deduction_draft(crossing, currency) for crossing in crossings]
+    deducted = -sum((draft.amount for draft in drafts), Decimal(0))
+    left = max(usage_amount, Decimal(0))
+    if deducted <= left:
+        return drafts
+    capped = []
+    for crossing, draft in zip(crossings, drafts, strict=True):
+        amount = min(crossing.billed_amount, left)
+        left -= amount
+        if amount == crossing.billed_amount:
+            capped.append(draft)
+            continue
+        if amount > 0:
+            note = gettext(
+                "The period's usage came to less than the interim invoices billed: %(amount)s of this one is "
+                "deducted, the rest is credited back below."
+            ) % {"amount": format_price(amount, currency)}
+            capped.append(replace(draft, amount=-amount, explanation=(*draft.explanation, note)))
+    over = deducted - max(usage_amount, Decimal(0))
+    labels = ", ".join(_invoice_label(crossing.invoice, crossing.crossed_at) for crossing in crossings)
+    capped.append(
+        LineDraft(
+            kind=InvoiceLineKind.PROGRESSIVE,
+            description=gettext("Usage billed on interim invoices beyond the period's usage, credited back"),
+            period_start_at=min(crossing.period_start_at for crossing in crossings),
+            period_end_at=max(crossing.crossed_at for crossing in crossings),
+            quantity=Decimal(1),
+            unit_amount=None,
+            amount=-over,
+            currency=currency,
+            explanation=(
+                gettext(
+                    "The interim invoices %(invoices)s billed %(billed)s of usage; the whole period's usage came "
+                    "to %(usage)s (usage beyond a shared pool shrinks when other subscriptions join the pool "
+                    "later in the period, and corrected usage can lower it). The difference, %(over)s, is "
+                    "credited back here."
+                )
+                % {
+                    "invoices": labels,
+                    "billed": format_price(deducted, currency),
+                    "usage": format_price(max(usage_amount, Decimal(0)), currency),
+                    "over": format_price(over, currency),
+                },
+            ),
+        )
+    )
+    return capped
 
 
 def progressive_deductions_mark(

@@ -94,16 +94,18 @@ def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) ->
     ).exists()
     # (A paused subscription's time since its pause is not billed: its stretch closed when it paused.)
     end = min(ended_at, subscription.current_period_end_at, subscription.paused_at or ended_at)
+    period_drafts: list[LineDraft] = []
     if period_billed or segments:
         usage_billing_lock(customer_id=subscription.customer_id)
         stretches = period_stretches(subscription, segments=segments, end=end if period_billed else None)
         with bill_language(subscription.customer):
-            drafts += stretch_line_drafts(
+            period_drafts = stretch_line_drafts(
                 subscription=subscription, stretches=stretches, currency=subscription.currency
             )
+        drafts += period_drafts
     # Progressive billing: the interim invoices of the period (its usage was billed in full just above).
     deductions, crossing_ids = progressive_deduction_drafts(
-        subscription, before=ended_at + timedelta(microseconds=1), lock=True
+        subscription, before=ended_at + timedelta(microseconds=1), usage=period_drafts, lock=True
     )
     if period_billed:
         # The plan's minimum commitment for the part of the period before the end (credits for its

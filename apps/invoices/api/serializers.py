@@ -398,6 +398,14 @@ class CreditNotePreviewOutputSerializer(serializers.Serializer):
     amount_due_before = MoneyOutputSerializer()
     amount_due_after = MoneyOutputSerializer()
     settles_invoice = serializers.BooleanField(help_text="The invoice is unpaid and nothing is due after it.")
+    creditable_before_credits = MoneyOutputSerializer(
+        help_text="Of what the invoice billed before prepaid credits (its lines and tax), left to credit before "
+        "this credit note; on an invoice the credits paid in full the total is 0.00 but this is not."
+    )
+    returns_prepaid_credits = serializers.BooleanField(
+        help_text="The invoice consumed prepaid credits: the credits' share of the lines credited goes back to the "
+        "wallets (nothing of it is refunded as money)."
+    )
 
 
 class TaxRateOutputSerializer(serializers.ModelSerializer):

@@ -373,9 +373,11 @@ def _preview_data(draft: CreditNoteDraft) -> dict:
                 "creditable_after",
                 "amount_due_before",
                 "amount_due_after",
+                "creditable_before_credits",
             )
         },  # fmt: skip
         "settles_invoice": draft.settles_invoice,
+        "returns_prepaid_credits": draft.returns_prepaid_credits,
     }
 
 

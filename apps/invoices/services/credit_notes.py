@@ -16,7 +16,7 @@ never credit more than the invoice.
 """
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -109,6 +109,11 @@ class CreditNoteDraft:
     creditable_before: Decimal  # of the invoice's total, still creditable before this credit note
     amount_due_before: Decimal  # what the customer still owed on the invoice (0 once paid)
     settles_invoice: bool = False  # the invoice was unpaid and nothing is due after this credit note
+    # Of what the invoice billed before prepaid credits (its lines and tax), still creditable before
+    # this credit note: on an invoice the credits paid, the lines credited give their share of the
+    # credits back to the wallets (the money total is only what was paid in money).
+    creditable_before_credits: Decimal = Decimal(0)
+    returns_prepaid_credits: bool = False  # the invoice consumed prepaid credits and lines are credited
 
     @property
     def creditable_after(self) -> Decimal:
@@ -128,6 +133,7 @@ class _Credited:
     by_kind: dict[str, Decimal] = field(default_factory=dict)
     tax_by_invoice_tax: dict[int, Decimal] = field(default_factory=dict)
     total: Decimal = Decimal(0)
+    tax_total: Decimal = Decimal(0)
     amount_due_reduction: Decimal = Decimal(0)
 
     def kind(self, kind: str) -> Decimal:
@@ -149,9 +155,10 @@ def _credited_so_far(invoice: Invoice) -> _Credited:
     for tax in CreditNoteTax.objects.filter(issued).values("invoice_tax_id").annotate(amount=Sum("tax_amount")):
         credited.tax_by_invoice_tax[tax["invoice_tax_id"]] = tax["amount"]
     totals = CreditNote.objects.filter(invoice=invoice, status=CreditNoteStatus.ISSUED).aggregate(
-        total=Sum("total"), amount_due_reduction=Sum("amount_due_reduction")
+        total=Sum("total"), tax_total=Sum("tax_total"), amount_due_reduction=Sum("amount_due_reduction")
     )
     credited.total = totals["total"] or Decimal(0)
+    credited.tax_total = totals["tax_total"] or Decimal(0)
     credited.amount_due_reduction = totals["amount_due_reduction"] or Decimal(0)
     return credited
 
@@ -430,7 +437,7 @@ def _settlement(
         )
         errors.setdefault("refund_amount", []).append(message % {"rest": format_price(rest, currency)})
     balance = credit_to_balance if credit_to_balance is not None else rest - refund
-    if rest > 0 and refund + balance != rest and "credit_to_balance" not in errors and "refund_amount" not in errors:
+    if rest >= 0 and refund + balance != rest and "credit_to_balance" not in errors and "refund_amount" not in errors:
         message = (
             gettext("The refund and the credit to the balance must add up to the credit note's total, %(rest)s.")
             if reduction == 0
@@ -471,7 +478,17 @@ def _compute(
         if invoice.status in UNPAID_STATUSES
         else Decimal(0)
     )
-    if creditable_before <= 0:
+    # An invoice paid (in part or in full) with prepaid credits: what can be credited is what it billed
+    # before the credits (its lines and tax); the share of the credits goes back to the wallets.
+    prepaid_applied = -sum(
+        (line.amount.amount for line in invoice_lines if line.kind == InvoiceLineKind.PREPAID_CREDITS), Decimal(0)
+    )
+    taxed_base = sum((line.amount.amount for line in invoice_lines if _is_taxed(line)), Decimal(0))
+    taxed_before = sum(
+        (value for kind, value in credited.by_kind.items() if kind != CreditNoteLineKind.BALANCE_SHARE), Decimal(0)
+    )
+    creditable_before_credits = taxed_base + invoice.tax_total.amount - taxed_before - credited.tax_total
+    if (creditable_before_credits if prepaid_applied > 0 else creditable_before) <= 0:
         raise ValidationFailed(
             gettext("Invoice %(invoice)s has already been credited in full.") % {"invoice": invoice},
             fields={"invoice": [gettext("Nothing left to credit.")]},
@@ -489,18 +506,17 @@ def _compute(
         description = memo.strip()[:500] or _document_text(language, gettext_noop("Credit"))
         drafts.append(CreditNoteLineDraft(kind=CreditNoteLineKind.ADJUSTMENT, description=description, amount=amount))
 
-    taxed_base = sum((line.amount.amount for line in invoice_lines if _is_taxed(line)), Decimal(0))
-    taxed_before = sum(
-        (value for kind, value in credited.by_kind.items() if kind != CreditNoteLineKind.BALANCE_SHARE), Decimal(0)
-    )
     taxed_now = sum((draft.amount for draft in drafts if draft.kind != CreditNoteLineKind.BALANCE_SHARE), Decimal(0))
     taxes = credit_note_taxes(
         taxes=_tax_specs(invoice), invoice_base=taxed_base, credited_before=taxed_before,
         credited_now=min(taxed_now, max(taxed_base - taxed_before, Decimal(0))),
         tax_before=credited.tax_by_invoice_tax, currency=currency,
     )  # fmt: skip
-    subtotal = quantize_amount(sum((draft.amount for draft in drafts), Decimal(0)), currency)
     tax_total = quantize_amount(sum((tax.tax_amount for tax in taxes if not tax.inclusive), Decimal(0)), currency)
+    returns_credits = prepaid_applied > 0 and any(draft.kind == CreditNoteLineKind.INVOICE_LINE for draft in drafts)
+    if returns_credits and invoice.total.amount == 0:
+        drafts = _nothing_paid_in_money(drafts, tax_total=tax_total)
+    subtotal = quantize_amount(sum((draft.amount for draft in drafts), Decimal(0)), currency)
     total = subtotal + tax_total
     over_field = "amount" if amount is not None and not requests and not full else "lines"
     if not errors and (total > creditable_before or taxed_before + taxed_now > taxed_base):
@@ -513,7 +529,7 @@ def _compute(
             % {"total": format_price(total, currency), "left": left},
             fields={over_field: [gettext("Only %(left)s (tax included).") % {"left": left}]},
         )
-    if not errors and total <= 0:
+    if not errors and (total < 0 or (total == 0 and not returns_credits)):
         errors.setdefault(over_field, []).append(gettext("Nothing to credit."))
     due_reduction, balance, refund = _settlement(
         invoice=invoice, total=total, amount_due_before=amount_due_before, credit_to_balance=credit_to_balance,
@@ -528,7 +544,21 @@ def _compute(
         credit_to_balance=balance, refund_amount=refund, creditable_before=creditable_before,
         amount_due_before=amount_due_before,
         settles_invoice=invoice.status in UNPAID_STATUSES and amount_due_before - due_reduction == 0,
+        creditable_before_credits=creditable_before_credits, returns_prepaid_credits=returns_credits,
     )  # fmt: skip
+
+
+def _nothing_paid_in_money(drafts: list[CreditNoteLineDraft], *, tax_total: Decimal) -> list[CreditNoteLineDraft]:
+    """On an invoice that credits (and balance) paid in full, total 0.00, the credit note credits no
+    money: its share of what paid the invoice is exactly the lines and tax it credits (the share's own
+    rounding could leave a cent either way). The prepaid credits go back to the wallets. A plain amount
+    is a money credit: it stays in the total (and is refused, nothing having been paid in money)."""
+    balanced = (CreditNoteLineKind.INVOICE_LINE, CreditNoteLineKind.DISCOUNT_SHARE)
+    credited = sum((draft.amount for draft in drafts if draft.kind in balanced), Decimal(0))
+    return [
+        replace(draft, amount=-(credited + tax_total)) if draft.kind == CreditNoteLineKind.BALANCE_SHARE else draft
+        for draft in drafts
+    ]
 
 
 def _load(invoice_id: int) -> Invoice:
