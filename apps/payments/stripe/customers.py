@@ -162,7 +162,7 @@ def stripe_payment_method_attach(*, customer_id: int, setup_intent_id: str, make
             gettext("The card is not confirmed yet."),
             fields={
                 "setup_intent": [
-                    gettext("The card's confirmation is %(status)s, not done.")
+                    gettext("The card is not confirmed yet (%(status)s).")
                     % {"status": stripe_status_text(intent["status"])}
                 ]
             },
