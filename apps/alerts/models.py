@@ -26,39 +26,57 @@ class Alert(TimeStampedModel):
     """Thresholds on a customer's usage of a metric, or on its spend, in the current billing period;
     set by staff, or by the customer as a budget. Without a subscription it watches the customer."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="alerts")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="alerts", verbose_name=_("customer"))
     subscription = models.ForeignKey(
         Subscription,
         on_delete=models.CASCADE,
         null=True,
         blank=True,
         related_name="alerts",
-        help_text="Watch this subscription only; empty: the customer as a whole.",
+        help_text=_("Watch this subscription only; empty: the customer as a whole."),
+        verbose_name=_("subscription"),
     )
-    kind = models.CharField(max_length=16, choices=AlertKind.choices)
+    kind = models.CharField(max_length=16, choices=AlertKind.choices, verbose_name=_("kind"))
     metric = models.ForeignKey(
         BillableMetric,
         on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="+",
-        help_text="Usage alerts: the metric whose period aggregate is watched.",
+        help_text=_("Usage alerts: the metric whose period aggregate is watched."),
+        verbose_name=_("metric"),
     )
     thresholds = models.JSONField(
         default=list,
-        help_text='Ascending decimal strings, e.g. ["100", "500"]: usage units, or money in the '
-        "customer's currency for spend alerts.",
+        help_text=_(
+            'Ascending decimal strings, e.g. ["100", "500"]: usage units, or money in the '
+            "customer's currency for spend alerts."
+        ),
+        verbose_name=_("thresholds"),
     )
-    name = models.CharField(max_length=255, blank=True)
-    origin = models.CharField(max_length=16, choices=AlertOrigin.choices, default=AlertOrigin.STAFF)
+    name = models.CharField(max_length=255, blank=True, verbose_name=_("name"))
+    origin = models.CharField(
+        max_length=16, choices=AlertOrigin.choices, default=AlertOrigin.STAFF, verbose_name=_("origin")
+    )
     is_hard_limit = models.BooleanField(
         default=False,
-        help_text="When the highest threshold is crossed, the customer's spend status says usage is blocked "
-        "until the period ends (enforcing it is the seller's application's job).",
+        help_text=_(
+            "When the highest threshold is crossed, the customer's spend status says usage is blocked "
+            "until the period ends (enforcing it is the seller's application's job)."
+        ),
+        verbose_name=_("is hard limit"),
     )
-    is_active = models.BooleanField(default=True, help_text="Inactive alerts are not evaluated.")
+    is_active = models.BooleanField(
+        default=True, help_text=_("Inactive alerts are not evaluated."), verbose_name=_("is active")
+    )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+        verbose_name=_("created by"),
     )
 
     class Meta:
@@ -92,19 +110,32 @@ class AlertCrossing(models.Model):
     """One threshold of an alert crossed in one period: recorded once, emailed once, sent once as the
     `alert.triggered` webhook event (and `customer.limit_reached` when it is a hard limit)."""
 
-    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="crossings")
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
-    threshold = models.DecimalField(max_digits=THRESHOLD_MAX_DIGITS, decimal_places=THRESHOLD_DECIMAL_PLACES)
-    value = models.DecimalField(
-        max_digits=38, decimal_places=12, help_text="The usage or spend measured when it was crossed."
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="crossings", verbose_name=_("alert"))
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+", verbose_name=_("customer"))
+    threshold = models.DecimalField(
+        max_digits=THRESHOLD_MAX_DIGITS, decimal_places=THRESHOLD_DECIMAL_PLACES, verbose_name=_("threshold")
     )
-    currency = models.CharField(max_length=3, blank=True, help_text="Spend alerts: the amount's currency.")
-    period_start_at = models.DateTimeField()
-    period_end_at = models.DateTimeField()
-    crossed_at = models.DateTimeField(help_text="When the evaluation found it crossed (the customer's clock).")
-    is_limit = models.BooleanField(default=False, help_text="The hard limit of the alert was reached.")
-    notified_at = models.DateTimeField(null=True, blank=True, help_text="When the billing contacts were emailed.")
-    recipients = models.JSONField(default=list, blank=True)
+    value = models.DecimalField(
+        max_digits=38,
+        decimal_places=12,
+        help_text=_("The usage or spend measured when it was crossed."),
+        verbose_name=_("value"),
+    )
+    currency = models.CharField(
+        max_length=3, blank=True, help_text=_("Spend alerts: the amount's currency."), verbose_name=_("currency")
+    )
+    period_start_at = models.DateTimeField(verbose_name=_("period start at"))
+    period_end_at = models.DateTimeField(verbose_name=_("period end at"))
+    crossed_at = models.DateTimeField(
+        help_text=_("When the evaluation found it crossed (the customer's clock)."), verbose_name=_("crossed at")
+    )
+    is_limit = models.BooleanField(
+        default=False, help_text=_("The hard limit of the alert was reached."), verbose_name=_("is limit")
+    )
+    notified_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the billing contacts were emailed."), verbose_name=_("notified at")
+    )
+    recipients = models.JSONField(default=list, blank=True, verbose_name=_("recipients"))
 
     class Meta:
         verbose_name = _("alert crossing")

@@ -54,8 +54,8 @@ class PriceModelChoice(models.TextChoices):
 class PriceTimeWindow(models.TextChoices):
     """Which hours of the day a usage charge's price is for, when the charge has peak hours."""
 
-    ALL_HOURS = "", "All hours (off-peak when the charge has peak hours)"
-    PEAK = "peak", "Peak hours"
+    ALL_HOURS = "", _("All hours (off-peak when the charge has peak hours)")
+    PEAK = "peak", _("Peak hours")
 
 
 class PackageRounding(models.TextChoices):
@@ -134,10 +134,10 @@ NUMERIC_AGGREGATIONS = frozenset(
 class WeightedTimeUnit(models.TextChoices):
     """The time a weighted sum is counted in: value × hours (GB-hours), days, or months (GB-months)."""
 
-    HOUR = "hour", "Hour (e.g. GB-hours)"
-    DAY = "day", "Day (e.g. GB-days)"
+    HOUR = "hour", _("Hour (e.g. GB-hours)")
+    DAY = "day", _("Day (e.g. GB-days)")
     # Each second weighs 1 / the number of seconds of its UTC calendar month (docs/usage.md).
-    MONTH = "month", "Calendar month (e.g. GB-months)"
+    MONTH = "month", _("Calendar month (e.g. GB-months)")
 
 
 # Percentile metrics: the length of a sample interval must divide an hour (intervals start on the
@@ -148,9 +148,9 @@ PERCENTILE_INTERVAL_MINUTES = (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60)
 class FeatureKind(models.TextChoices):
     """What a feature's grant holds (docs/entitlements.md)."""
 
-    BOOLEAN = "boolean", "On/off"
-    LIMIT = "limit", "Limit (a whole number, or unlimited)"
-    VALUE = "value", "Value (text)"
+    BOOLEAN = "boolean", _("On/off")
+    LIMIT = "limit", _("Limit (a whole number, or unlimited)")
+    VALUE = "value", _("Value (text)")
 
 
 # A limit grant's value that means "no limit".

@@ -10,6 +10,7 @@ from djmoney.money import Money
 
 from apps.core.models import TimeStampedModel
 from apps.core.money import currency_choices
+from apps.core.money_format import money_text
 
 from . import pricing
 from .constants import (
@@ -246,22 +247,29 @@ class Charge(models.Model):
         null=True,
         blank=True,
         validators=NOT_NEGATIVE,
-        help_text="Usage charges: units of the metric each subscription adds to a pool shared by all of the "
-        "customer's subscriptions on the same plan (e.g. 1 GB per SIM); usage beyond the pool is priced by the "
-        "charge's price. Empty: no pool.",
+        help_text=_(
+            "Usage charges: units of the metric each subscription adds to a pool shared by all of the "
+            "customer's subscriptions on the same plan (e.g. 1 GB per SIM); usage beyond the pool is priced by the "
+            "charge's price. Empty: no pool."
+        ),
+        verbose_name=_("pooled allowance"),
     )
     peak_start_hour = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
         validators=[MaxValueValidator(23)],
-        help_text="Usage charges: the hour peak hours start (0–23, in the customer's time zone); usage in peak "
-        "hours is priced by the charge's peak price and billed on its own line. Empty: no peak hours.",
+        help_text=_(
+            "Usage charges: the hour peak hours start (0–23, in the customer's time zone); usage in peak "
+            "hours is priced by the charge's peak price and billed on its own line. Empty: no peak hours."
+        ),
+        verbose_name=_("peak start hour"),
     )
     peak_end_hour = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
         validators=[MaxValueValidator(23)],
-        help_text="The hour peak hours end (0–23, excluded; before the start: they run past midnight).",
+        help_text=_("The hour peak hours end (0–23, excluded; before the start: they run past midnight)."),
+        verbose_name=_("peak end hour"),
     )
 
     class Meta:
@@ -374,7 +382,9 @@ class Price(models.Model):
     charge = models.ForeignKey(Charge, on_delete=models.CASCADE, related_name="prices", verbose_name=_("charge"))
     currency = models.CharField(max_length=3, choices=currency_choices, verbose_name=_("currency"))
     amount = _amount_field(
-        "Flat: the fee. Per unit: the price of one unit. Package: the price of one package.", default=Decimal(0)
+        _("Flat: the fee. Per unit: the price of one unit. Package: the price of one package."),
+        default=Decimal(0),
+        verbose_name=_("amount"),
     )
     package_size = models.PositiveIntegerField(
         default=1, help_text=_("Package: units per package."), verbose_name=_("package size")
@@ -415,14 +425,26 @@ class Price(models.Model):
         choices=PriceTimeWindow.choices,
         default=PriceTimeWindow.ALL_HOURS,
         blank=True,
-        help_text="Usage charges with peak hours: the price of the peak hours (peak), or of every other hour "
-        "(empty: the default price).",
+        help_text=_(
+            "Usage charges with peak hours: the price of the peak hours (peak), or of every other hour "
+            "(empty: the default price)."
+        ),
+        verbose_name=_("time window"),
     )
-    fixed_fee = _amount_field("Percentage: fixed fee per transaction.", default=Decimal(0))
-    min_per_transaction = _amount_field("Percentage: lowest fee per transaction.", null=True, blank=True)
-    max_per_transaction = _amount_field("Percentage: highest fee per transaction.", null=True, blank=True)
+    fixed_fee = _amount_field(
+        _("Percentage: fixed fee per transaction."), default=Decimal(0), verbose_name=_("fixed fee")
+    )
+    min_per_transaction = _amount_field(
+        _("Percentage: lowest fee per transaction."), null=True, blank=True, verbose_name=_("min per transaction")
+    )
+    max_per_transaction = _amount_field(
+        _("Percentage: highest fee per transaction."), null=True, blank=True, verbose_name=_("max per transaction")
+    )
     minimum_amount = _amount_field(
-        "Minimum charge per period; a true-up line makes up the difference.", null=True, blank=True
+        _("Minimum charge per period; a true-up line makes up the difference."),
+        null=True,
+        blank=True,
+        verbose_name=_("minimum amount"),
     )
 
     class Meta:
@@ -509,8 +531,10 @@ class PriceTier(models.Model):
         help_text=_("Last unit of the tier; empty = no limit."),
         verbose_name=_("up to"),
     )
-    unit_amount = _amount_field("Price per unit in this tier.", default=Decimal(0))
-    flat_amount = _amount_field("Flat fee for reaching this tier.", default=Decimal(0))
+    unit_amount = _amount_field(_("Price per unit in this tier."), default=Decimal(0), verbose_name=_("unit amount"))
+    flat_amount = _amount_field(
+        _("Flat fee for reaching this tier."), default=Decimal(0), verbose_name=_("flat amount")
+    )
     percentage = models.DecimalField(
         max_digits=7,
         decimal_places=4,
@@ -576,7 +600,7 @@ class MinimumCommitment(models.Model):
         verbose_name_plural = _("minimum commitments")
 
     def __str__(self) -> str:
-        return gettext("%(amount)s per period") % {"amount": pricing.format_amount(self.amount, self.currency)}
+        return gettext("%(amount)s per period") % {"amount": money_text(self.amount, self.currency)}
 
     @property
     def amount_money(self) -> Money:
@@ -772,7 +796,7 @@ class CouponAmount(models.Model):
 
     coupon = models.ForeignKey(Coupon, on_delete=models.CASCADE, related_name="amounts", verbose_name=_("coupon"))
     currency = models.CharField(max_length=3, choices=currency_choices, verbose_name=_("currency"))
-    amount_off = _amount_field("The amount taken off an invoice in this currency.")
+    amount_off = _amount_field(_("The amount taken off an invoice in this currency."), verbose_name=_("amount off"))
 
     class Meta:
         ordering = ["coupon", "currency"]
@@ -882,21 +906,27 @@ class BillableMetric(TimeStampedModel):
         max_length=8,
         choices=WeightedTimeUnit.choices,
         blank=True,
-        help_text="Weighted sums: the time each level is weighted by (hour: GB-hours; month: GB-months).",
+        help_text=_("Weighted sums: the time each level is weighted by (hour: GB-hours; month: GB-months)."),
+        verbose_name=_("time unit"),
     )
     percentile = models.DecimalField(
         max_digits=5,
         decimal_places=2,
         null=True,
         blank=True,
-        help_text="Percentile metrics: which percentile of the period's samples is billed, above 0 and at most "
-        "100 (e.g. 95).",
+        help_text=_(
+            "Percentile metrics: which percentile of the period's samples is billed, above 0 and at most 100 (e.g. 95)."
+        ),
+        verbose_name=_("percentile"),
     )
     interval_minutes = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
-        help_text="Percentile metrics: the length of a sample interval in minutes (a divisor of 60, e.g. 5); each "
-        "sample is the sum of the property in its interval.",
+        help_text=_(
+            "Percentile metrics: the length of a sample interval in minutes (a divisor of 60, e.g. 5); each "
+            "sample is the sum of the property in its interval."
+        ),
+        verbose_name=_("interval minutes"),
     )
 
     class Meta:
@@ -1090,15 +1120,23 @@ class Feature(TimeStampedModel):
     (`FeatureGrant`); the seller's application reads what a customer is entitled to through the API."""
 
     code = models.CharField(
-        max_length=64, validators=[code_validator], help_text='What the seller\'s application asks for, e.g. "seats".'
+        max_length=64,
+        validators=[code_validator],
+        help_text=_('What the seller\'s application asks for, e.g. "seats".'),
+        verbose_name=_("code"),
     )
-    name = models.CharField(max_length=255, help_text='Shown to staff and on the portal\'s plan picker, e.g. "Seats".')
-    description = models.TextField(blank=True)
+    name = models.CharField(
+        max_length=255,
+        help_text=_('Shown to staff and on the portal\'s plan picker, e.g. "Seats".'),
+        verbose_name=_("name"),
+    )
+    description = models.TextField(blank=True, verbose_name=_("description"))
     kind = models.CharField(
         max_length=16,
         choices=FeatureKind.choices,
         default=FeatureKind.BOOLEAN,
-        help_text="Cannot change once a plan version grants the feature.",
+        help_text=_("Cannot change once a plan version grants the feature."),
+        verbose_name=_("kind"),
     )
 
     class Meta:
@@ -1135,11 +1173,14 @@ class FeatureGrant(models.Model):
     """A feature a plan version grants its subscribers, with its value (stored as text, normalized for the
     feature's kind by `grant_value_normalize`)."""
 
-    plan_version = models.ForeignKey(PlanVersion, on_delete=models.CASCADE, related_name="feature_grants")
-    feature = models.ForeignKey(Feature, on_delete=models.PROTECT, related_name="grants")
+    plan_version = models.ForeignKey(
+        PlanVersion, on_delete=models.CASCADE, related_name="feature_grants", verbose_name=_("plan version")
+    )
+    feature = models.ForeignKey(Feature, on_delete=models.PROTECT, related_name="grants", verbose_name=_("feature"))
     value = models.CharField(
         max_length=255,
-        help_text='On/off: true or false. Limit: a whole number or "unlimited". Value: the text.',
+        help_text=_('On/off: true or false. Limit: a whole number or "unlimited". Value: the text.'),
+        verbose_name=_("value"),
     )
 
     class Meta:

@@ -30,6 +30,7 @@ from enum import StrEnum
 from functools import lru_cache
 
 from apps.core.money import currency_decimal_places, quantize_amount
+from apps.core.money_format import money_text
 
 __all__ = [
     "ExplanationLine",
@@ -189,14 +190,11 @@ def format_quantity(value: Decimal) -> str:
 
 
 def format_amount(amount: Decimal, currency: str) -> str:
-    """An amount with its currency: at least the currency's decimals, more only when the amount
-    has them, without trailing-zero noise: 7 → "7.00 USD", 0.00012 → "0.00012 USD",
-    1000 → "1,000 JPY", 1.5 → "1.500 KWD". Display only: never rounds."""
+    """An amount with its currency, in the product's one format: `apps.core.money_format.money_text`
+    (at least the currency's decimals, more only when the amount has them: 7 → "7.00 USD", 0.00012 →
+    "0.00012 USD", 1000 → "1,000 JPY"; "US$7.00" for a Chinese reader). Display only: never rounds."""
     _require_decimal(amount, "amount")
-    exponent = amount.normalize().as_tuple().exponent
-    extra = -exponent if isinstance(exponent, int) and exponent < 0 else 0
-    places = max(currency_decimal_places(currency), extra)
-    return f"{amount:,.{places}f} {currency}"
+    return money_text(amount, currency)
 
 
 def format_percentage(value: Decimal) -> str:
@@ -754,7 +752,7 @@ def percentage_transaction_fee(spec: PriceSpec, transaction: Decimal) -> Decimal
 
 
 def format_price(amount: Decimal, currency: str) -> str:
-    """Alias of `format_amount` used by invoice lines and the admin."""
+    """Alias of `format_amount` (so of `money_text`), kept for the billing engine's line texts."""
     return format_amount(amount, currency)
 
 

@@ -16,8 +16,7 @@ from django.utils.translation import gettext
 
 from apps.core.errors import ValidationFailed
 from apps.core.money import currency_decimal_places
-
-from .pricing import format_price
+from apps.core.money_format import money_text
 
 MAX_THRESHOLDS = 20
 # The columns' limits: 19 digits, 6 decimals (amounts) — a threshold is money in the plan's currency.
@@ -76,10 +75,10 @@ def schedule_text(schedule: ThresholdSchedule, currency: str) -> str:
     parts = []
     if schedule.amounts:
         parts.append(
-            gettext("at %(amounts)s") % {"amounts": ", ".join(format_price(a, currency) for a in schedule.amounts)}
+            gettext("at %(amounts)s") % {"amounts": ", ".join(money_text(a, currency) for a in schedule.amounts)}
         )
     if schedule.every is not None:
-        every = format_price(schedule.every, currency)
+        every = money_text(schedule.every, currency)
         parts.append(
             gettext("then every %(amount)s") % {"amount": every}
             if parts

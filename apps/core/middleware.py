@@ -6,6 +6,8 @@ from django.conf import settings
 from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
+from django.utils import translation
+from django.utils.translation import gettext
 from django.views import defaults
 
 from apps.core.validation import text_problem, text_storable
@@ -27,10 +29,16 @@ class ApiRequestSizeLimitMiddleware:
             except ValueError:
                 length = 0
             if limit and length > limit:
+                # Before LocaleMiddleware: the answer speaks the request's language all the same.
+                with translation.override(translation.get_language_from_request(request)):
+                    message = gettext("The request body is %(length)s bytes; the limit is %(limit)s bytes.") % {
+                        "length": f"{length:,}",
+                        "limit": f"{limit:,}",
+                    }
                 return JsonResponse(
                     {
                         "code": "request_too_large",
-                        "message": f"The request body is {length:,} bytes; the limit is {limit:,} bytes.",
+                        "message": message,
                         "fields": {},
                     },
                     status=413,
@@ -55,9 +63,9 @@ class UnstorableTextMiddleware:
         except (MultiPartParserError, SuspiciousOperation, UnreadablePostError):
             if not api:
                 raise  # Django's own 400 page
-            return JsonResponse(
-                {"code": "parse_error", "message": "The form body cannot be read.", "fields": {}}, status=400
-            )
+            with translation.override(translation.get_language_from_request(request)):
+                message = gettext("The form body cannot be read.")
+            return JsonResponse({"code": "parse_error", "message": message, "fields": {}}, status=400)
         if found is None:
             return self.get_response(request)
         name, problem = found

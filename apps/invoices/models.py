@@ -331,7 +331,13 @@ class InvoiceLine(models.Model):
     )
     # A one-off charge may name its product and its own tax rate (instead of the customer's).
     product = models.ForeignKey(
-        "catalog.Product", on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+        "catalog.Product",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        verbose_name=_("product"),
     )
     tax_rate = models.ForeignKey(
         TaxRate,
@@ -340,7 +346,8 @@ class InvoiceLine(models.Model):
         blank=True,
         related_name="+",
         db_index=False,
-        help_text="Taxed at this rate instead of the customer's (exempt and reverse-charged customers pay none).",
+        help_text=_("Taxed at this rate instead of the customer's (exempt and reverse-charged customers pay none)."),
+        verbose_name=_("tax rate"),
     )
 
     class Meta:

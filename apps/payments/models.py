@@ -22,6 +22,7 @@ from .constants import (
     PaymentStatus,
     RefundStatus,
 )
+from .failures import payment_failure_text
 
 
 def _money(**kwargs) -> MoneyField:
@@ -83,7 +84,8 @@ class Payment(TimeStampedModel):
         default=dict,
         blank=True,
         editable=False,
-        help_text="Card payments: the card charged (brand, last 4 digits, expiry), as it was when charged.",
+        help_text=_("Card payments: the card charged (brand, last 4 digits, expiry), as it was when charged."),
+        verbose_name=_("card"),
     )
     reversed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("reversed at"))
     reversal_reason = models.TextField(blank=True, verbose_name=_("reversal reason"))
@@ -131,6 +133,11 @@ class Payment(TimeStampedModel):
             "amount": self.amount,
             "status": self.get_status_display(),
         }
+
+    @property
+    def failure_text(self) -> str:
+        """Why it failed, in the active language (`failure_code` keeps Stripe's code)."""
+        return payment_failure_text(failure_code=self.failure_code, failure_message=self.failure_message)
 
     def save(self, *args, **kwargs) -> None:
         # A new payment has refunded nothing, in its own currency.
@@ -227,6 +234,11 @@ class Refund(TimeStampedModel):
             "amount": self.amount,
             "status": self.get_status_display(),
         }
+
+    @property
+    def failure_text(self) -> str:
+        """Why it failed, in the active language (`failure_code` keeps Stripe's code)."""
+        return payment_failure_text(failure_code=self.failure_code, failure_message=self.failure_message)
 
     @property
     def currency(self) -> str:

@@ -14,8 +14,8 @@ from django_countries.fields import LazyTypedChoiceField
 
 from apps.accounts.constants import PortalLanguage, TaxIdType
 from apps.accounts.models import CustomerMembership
-from apps.catalog.pricing import format_price
 from apps.core.errors import ApplicationError
+from apps.core.money_format import money_text
 from apps.core.network import client_address
 from apps.invoices.templatetags.invoice_format import money
 from apps.portal.services import portal_password_reset_request
@@ -171,7 +171,7 @@ class CreditPurchaseForm(forms.Form):
         super().__init__(*args, **kwargs)
         per_credit = gettext("%(rate)s / credit")
         self.fields["wallet"].choices = [
-            (wallet.pk, f"{wallet.name} ({per_credit % {'rate': format_price(wallet.rate, wallet.currency)}})")
+            (wallet.pk, f"{wallet.name} ({per_credit % {'rate': money_text(wallet.rate, wallet.currency)}})")
             for wallet in wallets
         ]
 

@@ -1008,7 +1008,7 @@ def invoice_pay(request, membership, configuration, invoice_id):
         if payment.status == PaymentStatus.SUCCEEDED:
             messages.success(request, _("Thank you: your payment is received."))
             return redirect("portal:invoice", invoice_id=invoice.pk)
-        context["error"] = payment.failure_message or _("The payment was not completed.")
+        context["error"] = payment.failure_text or _("The payment was not completed.")
     if request.method == "POST":
         try:
             payment = invoice_pay_now(
@@ -1029,7 +1029,7 @@ def invoice_pay(request, membership, configuration, invoice_id):
                 context["action_payment"] = payment
                 context["client_secret"] = payment_client_secret(payment=payment)
             else:
-                context["error"] = payment.failure_message or _("The payment was not completed.")
+                context["error"] = payment.failure_text or _("The payment was not completed.")
     context["amount_due"] = invoice_amount_due(
         invoice_get_for_customer(customer_id=membership.customer_id, invoice_id=invoice.pk)
     )

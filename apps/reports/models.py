@@ -41,7 +41,9 @@ class MrrSegment(models.Model):
     plan = models.ForeignKey(
         "catalog.Plan", on_delete=models.CASCADE, related_name="+", db_constraint=False, verbose_name=_("plan")
     )
-    mrr = _amount(help_text="Monthly recurring revenue over the stretch, after recurring discounts.")
+    mrr = _amount(
+        help_text=_("Monthly recurring revenue over the stretch, after recurring discounts."), verbose_name=_("mrr")
+    )
     valid_from = models.DateTimeField(verbose_name=_("valid from"))
     valid_to = models.DateTimeField(
         null=True, blank=True, help_text=_("Empty while the stretch goes on."), verbose_name=_("valid to")
@@ -73,15 +75,15 @@ class MrrMonth(models.Model):
     scope_id = models.PositiveBigIntegerField(
         default=0, help_text=_("The product or plan id; 0 for everything."), verbose_name=_("scope ID")
     )
-    mrr = _amount()
+    mrr = _amount(verbose_name=_("mrr"))
     customers = models.PositiveIntegerField(default=0, verbose_name=_("customers"))
-    start_mrr = _amount()
+    start_mrr = _amount(verbose_name=_("start mrr"))
     start_customers = models.PositiveIntegerField(default=0, verbose_name=_("start customers"))
-    new_mrr = _amount()
-    expansion_mrr = _amount()
-    contraction_mrr = _amount()
-    churned_mrr = _amount()
-    reactivation_mrr = _amount()
+    new_mrr = _amount(verbose_name=_("new mrr"))
+    expansion_mrr = _amount(verbose_name=_("expansion mrr"))
+    contraction_mrr = _amount(verbose_name=_("contraction mrr"))
+    churned_mrr = _amount(verbose_name=_("churned mrr"))
+    reactivation_mrr = _amount(verbose_name=_("reactivation mrr"))
     new_customers = models.PositiveIntegerField(default=0, verbose_name=_("new customers"))
     churned_customers = models.PositiveIntegerField(default=0, verbose_name=_("churned customers"))
     reactivated_customers = models.PositiveIntegerField(default=0, verbose_name=_("reactivated customers"))
@@ -123,8 +125,10 @@ class RevenueMonth(models.Model):
         db_constraint=False,
         verbose_name=_("plan"),
     )
-    recognized = _amount()
-    deferred = _amount(help_text="Invoiced by the end of the month and not yet recognized.")
+    recognized = _amount(verbose_name=_("recognized"))
+    deferred = _amount(
+        help_text=_("Invoiced by the end of the month and not yet recognized."), verbose_name=_("deferred")
+    )
 
     class Meta:
         ordering = ["currency", "month", "product_id", "plan_id"]
@@ -141,12 +145,16 @@ class CashMonth(models.Model):
 
     month = models.DateField(verbose_name=_("month"))
     currency = models.CharField(max_length=3, choices=currency_choices, verbose_name=_("currency"))
-    invoiced = _amount(help_text="Totals of the invoices issued in the month (void ones left out).")
+    invoiced = _amount(
+        help_text=_("Totals of the invoices issued in the month (void ones left out)."), verbose_name=_("invoiced")
+    )
     invoice_count = models.PositiveIntegerField(default=0, verbose_name=_("invoice count"))
-    credited = _amount(help_text="Totals of the credit notes issued in the month (void ones left out).")
-    collected = _amount(help_text="Succeeded payments received in the month.")
+    credited = _amount(
+        help_text=_("Totals of the credit notes issued in the month (void ones left out)."), verbose_name=_("credited")
+    )
+    collected = _amount(help_text=_("Succeeded payments received in the month."), verbose_name=_("collected"))
     collected_count = models.PositiveIntegerField(default=0, verbose_name=_("collected count"))
-    refunded = _amount(help_text="Refunds that succeeded in the month.")
+    refunded = _amount(help_text=_("Refunds that succeeded in the month."), verbose_name=_("refunded"))
 
     class Meta:
         ordering = ["currency", "month"]
@@ -164,7 +172,7 @@ class ReceivablesAging(models.Model):
     as_of = models.DateField(verbose_name=_("as of"))
     currency = models.CharField(max_length=3, choices=currency_choices, verbose_name=_("currency"))
     bucket = models.CharField(max_length=8, verbose_name=_("bucket"))
-    amount_due = _amount()
+    amount_due = _amount(verbose_name=_("amount due"))
     invoice_count = models.PositiveIntegerField(default=0, verbose_name=_("invoice count"))
 
     class Meta:

@@ -318,12 +318,15 @@ class CustomerEntitlements(models.Model):
     entitlements.md). Compared with a fresh computation after every subscription change, so that a
     change is recorded (`EntitlementsChange`) once, and only when a value changed."""
 
-    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="entitlements")
-    values = models.JSONField(default=dict, blank=True)
-    updated_at = models.DateTimeField(null=True, blank=True)
+    customer = models.OneToOneField(
+        Customer, on_delete=models.CASCADE, related_name="entitlements", verbose_name=_("customer")
+    )
+    values = models.JSONField(default=dict, blank=True, verbose_name=_("values"))
+    updated_at = models.DateTimeField(null=True, blank=True, verbose_name=_("updated at"))
 
     class Meta:
-        verbose_name_plural = "customer entitlements"
+        verbose_name = _("customer entitlements")
+        verbose_name_plural = _("customer entitlements")
 
     def __str__(self) -> str:
         return f"entitlements of {self.customer_id}"
@@ -332,13 +335,21 @@ class CustomerEntitlements(models.Model):
 class EntitlementsChange(models.Model):
     """Append-only: a customer's entitlements changed (the `customer.entitlements_changed` webhook)."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="entitlements_changes")
-    occurred_at = models.DateTimeField()
-    features = models.JSONField(default=list, help_text="The entitlements after the change, feature by feature.")
-    previous_values = models.JSONField(default=dict, help_text="Feature code → value before the change.")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="entitlements_changes", verbose_name=_("customer")
+    )
+    occurred_at = models.DateTimeField(verbose_name=_("occurred at"))
+    features = models.JSONField(
+        default=list, help_text=_("The entitlements after the change, feature by feature."), verbose_name=_("features")
+    )
+    previous_values = models.JSONField(
+        default=dict, help_text=_("Feature code → value before the change."), verbose_name=_("previous values")
+    )
 
     class Meta:
         ordering = ["occurred_at", "id"]
+        verbose_name = _("entitlements change")
+        verbose_name_plural = _("entitlements changes")
 
     def __str__(self) -> str:
         return f"entitlements of {self.customer_id} changed at {self.occurred_at:%Y-%m-%d %H:%M}"
@@ -359,42 +370,70 @@ class SubscriptionPriceOverride(TimeStampedModel):
     (`apps.catalog.services.price_problems`). It belongs to the version its charge is on: after a change
     to another version the subscription is billed at that version's prices."""
 
-    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="price_overrides")
-    charge = models.ForeignKey(Charge, on_delete=models.PROTECT, related_name="subscription_price_overrides")
-    currency = models.CharField(max_length=3, choices=currency_choices)
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="price_overrides", verbose_name=_("subscription")
+    )
+    charge = models.ForeignKey(
+        Charge, on_delete=models.PROTECT, related_name="subscription_price_overrides", verbose_name=_("charge")
+    )
+    currency = models.CharField(max_length=3, choices=currency_choices, verbose_name=_("currency"))
     amount = _override_amount_field(
-        "Flat: the fee. Per unit: the price of one unit. Package: the price of one package.", default=Decimal(0)
+        _("Flat: the fee. Per unit: the price of one unit. Package: the price of one package."),
+        default=Decimal(0),
+        verbose_name=_("amount"),
     )
     tiers = models.JSONField(
         default=list,
         blank=True,
-        help_text='Graduated, volume, graduated percentage: a list of tiers, e.g. [{"up_to": "1000", '
-        '"unit_amount": "0.05"}, {"up_to": null, "unit_amount": "0.03", "flat_amount": "0"}].',
+        help_text=_(
+            'Graduated, volume, graduated percentage: a list of tiers, e.g. [{"up_to": "1000", '
+            '"unit_amount": "0.05"}, {"up_to": null, "unit_amount": "0.03", "flat_amount": "0"}].'
+        ),
+        verbose_name=_("tiers"),
     )
-    package_size = models.PositiveIntegerField(default=1, help_text="Package: units per package.")
+    package_size = models.PositiveIntegerField(
+        default=1, help_text=_("Package: units per package."), verbose_name=_("package size")
+    )
     package_rounding = models.CharField(
         max_length=8,
         choices=PackageRounding.choices,
         default=PackageRounding.UP,
-        help_text="Package: round up or down.",
+        help_text=_("Package: round up or down."),
+        verbose_name=_("package rounding"),
     )
     included_units = models.DecimalField(
         max_digits=19,
         decimal_places=6,
         default=Decimal(0),
         validators=NOT_NEGATIVE,
-        help_text="Free units per period, taken off before pricing (percentage: free transactions).",
+        help_text=_("Free units per period, taken off before pricing (percentage: free transactions)."),
+        verbose_name=_("included units"),
     )
     percentage = models.DecimalField(
-        max_digits=7, decimal_places=4, default=Decimal(0), help_text="Percentage: e.g. 2.9 for 2.9 %."
+        max_digits=7,
+        decimal_places=4,
+        default=Decimal(0),
+        help_text=_("Percentage: e.g. 2.9 for 2.9 %."),
+        verbose_name=_("percentage"),
     )
-    fixed_fee = _override_amount_field("Percentage: fixed fee per transaction.", default=Decimal(0))
-    min_per_transaction = _override_amount_field("Percentage: lowest fee per transaction.", null=True, blank=True)
-    max_per_transaction = _override_amount_field("Percentage: highest fee per transaction.", null=True, blank=True)
+    fixed_fee = _override_amount_field(
+        _("Percentage: fixed fee per transaction."), default=Decimal(0), verbose_name=_("fixed fee")
+    )
+    min_per_transaction = _override_amount_field(
+        _("Percentage: lowest fee per transaction."), null=True, blank=True, verbose_name=_("min per transaction")
+    )
+    max_per_transaction = _override_amount_field(
+        _("Percentage: highest fee per transaction."), null=True, blank=True, verbose_name=_("max per transaction")
+    )
     minimum_amount = _override_amount_field(
-        "Minimum charge per period; a true-up line makes up the difference.", null=True, blank=True
+        _("Minimum charge per period; a true-up line makes up the difference."),
+        null=True,
+        blank=True,
+        verbose_name=_("minimum amount"),
     )
-    note = models.CharField(max_length=255, blank=True, help_text="Why: e.g. the contract or deal it comes from.")
+    note = models.CharField(
+        max_length=255, blank=True, help_text=_("Why: e.g. the contract or deal it comes from."), verbose_name=_("note")
+    )
 
     class Meta:
         verbose_name = _("subscription price override")

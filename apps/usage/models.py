@@ -42,7 +42,10 @@ class UsageEvent(models.Model):
     )
     properties = models.JSONField(default=dict, blank=True, verbose_name=_("properties"))
     value = _value_field(
-        null=True, blank=True, help_text="The number in the metric's field (sum, max and latest metrics)."
+        null=True,
+        blank=True,
+        help_text=_("The number in the metric's field (sum, max and latest metrics)."),
+        verbose_name=_("value"),
     )
     distinct_value = models.CharField(
         max_length=255,
@@ -84,12 +87,28 @@ class UsageEventKey(models.Model):
 
     transaction_id = models.CharField(max_length=255, primary_key=True, verbose_name=_("transaction ID"))
     customer = models.ForeignKey(
-        Customer, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+        Customer,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+        verbose_name=_("customer"),
     )
     metric = models.ForeignKey(
-        BillableMetric, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+        BillableMetric,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+        verbose_name=_("metric"),
     )
-    occurred_at = models.DateTimeField(help_text="The event's time (after a replace, its new time).")
+    occurred_at = models.DateTimeField(
+        help_text=_("The event's time (after a replace, its new time)."), verbose_name=_("occurred at")
+    )
+
+    class Meta:
+        verbose_name = _("usage event key")
+        verbose_name_plural = _("usage event keys")
 
     def __str__(self) -> str:
         return self.transaction_id
@@ -106,16 +125,18 @@ class UsageRollup(models.Model):
     value_sum = models.DecimalField(
         max_digits=38, decimal_places=VALUE_DECIMAL_PLACES, default=0, verbose_name=_("value sum")
     )
-    value_max = _value_field(null=True, blank=True)
+    value_max = _value_field(null=True, blank=True, verbose_name=_("value max"))
     # The latest event of the hour, ordered by (occurred_at, id), exactly as the raw aggregation does.
     latest_at = models.DateTimeField(verbose_name=_("latest at"))
     latest_event_id = models.BigIntegerField(verbose_name=_("latest event ID"))
-    latest_value = _value_field(null=True, blank=True)
+    latest_value = _value_field(null=True, blank=True, verbose_name=_("latest value"))
     # Weighted-sum metrics (a gauge: each event's value is the new level): the hour's first event, and
     # Σ value × seconds it held within the hour (until the hour's next event, or the end of the hour).
     # Rebuilt from the hour's events whenever one is added (docs/usage.md, "Weighted sum").
-    first_at = models.DateTimeField(null=True, blank=True)
-    level_seconds = models.DecimalField(max_digits=38, decimal_places=2 * VALUE_DECIMAL_PLACES, null=True, blank=True)
+    first_at = models.DateTimeField(null=True, blank=True, verbose_name=_("first at"))
+    level_seconds = models.DecimalField(
+        max_digits=38, decimal_places=2 * VALUE_DECIMAL_PLACES, null=True, blank=True, verbose_name=_("level seconds")
+    )
 
     class Meta:
         ordering = ["customer", "metric", "group_key", "hour"]
@@ -140,14 +161,20 @@ class UsageIntervalRollup(models.Model):
     [interval_start, interval_start + the metric's interval), intervals counted from the UTC hour.
     A period's samples are these sums, and zero for every interval without a row."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
-    metric = models.ForeignKey(BillableMetric, on_delete=models.CASCADE, related_name="+")
-    group_key = models.CharField(max_length=255, blank=True)
-    interval_start = models.DateTimeField(help_text="Start of the sample interval (UTC).")
-    event_count = models.PositiveIntegerField(default=0)
-    value_sum = models.DecimalField(max_digits=38, decimal_places=VALUE_DECIMAL_PLACES, default=0)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+", verbose_name=_("customer"))
+    metric = models.ForeignKey(BillableMetric, on_delete=models.CASCADE, related_name="+", verbose_name=_("metric"))
+    group_key = models.CharField(max_length=255, blank=True, verbose_name=_("group key"))
+    interval_start = models.DateTimeField(
+        help_text=_("Start of the sample interval (UTC)."), verbose_name=_("interval start")
+    )
+    event_count = models.PositiveIntegerField(default=0, verbose_name=_("event count"))
+    value_sum = models.DecimalField(
+        max_digits=38, decimal_places=VALUE_DECIMAL_PLACES, default=0, verbose_name=_("value sum")
+    )
 
     class Meta:
+        verbose_name = _("usage interval rollup")
+        verbose_name_plural = _("usage interval rollups")
         ordering = ["customer", "metric", "group_key", "interval_start"]
         constraints = [
             models.UniqueConstraint(

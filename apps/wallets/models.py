@@ -29,21 +29,37 @@ def _credits(**kwargs) -> models.DecimalField:
 
 
 class Wallet(TimeStampedModel):
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="wallets")
-    name = models.CharField(max_length=100)
-    currency = models.CharField(max_length=3, choices=currency_choices, editable=False)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="wallets", verbose_name=_("customer"))
+    name = models.CharField(max_length=100, verbose_name=_("name"))
+    currency = models.CharField(max_length=3, choices=currency_choices, editable=False, verbose_name=_("currency"))
     rate = models.DecimalField(
-        max_digits=19, decimal_places=6, help_text="What one credit is worth, in the wallet's currency."
+        max_digits=19,
+        decimal_places=6,
+        help_text=_("What one credit is worth, in the wallet's currency."),
+        verbose_name=_("rate"),
     )
     priority = models.PositiveSmallIntegerField(
-        default=100, help_text="Among credits expiring the same day, wallets of lower priority numbers are used first."
+        default=100,
+        help_text=_("Among credits expiring the same day, wallets of lower priority numbers are used first."),
+        verbose_name=_("priority"),
     )
     top_up_threshold = _credits(
-        null=True, blank=True, help_text="Buy credits automatically when the balance falls under this many credits."
+        null=True,
+        blank=True,
+        help_text=_("Buy credits automatically when the balance falls under this many credits."),
+        verbose_name=_("top up threshold"),
     )
-    top_up_credits = _credits(null=True, blank=True, help_text="How many credits an automatic top-up buys.")
+    top_up_credits = _credits(
+        null=True,
+        blank=True,
+        help_text=_("How many credits an automatic top-up buys."),
+        verbose_name=_("top up credits"),
+    )
     top_up_valid_days = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Credits bought by a top-up expire this many days later (empty: never)."
+        null=True,
+        blank=True,
+        help_text=_("Credits bought by a top-up expire this many days later (empty: never)."),
+        verbose_name=_("top up valid days"),
     )
 
     class Meta:
@@ -81,34 +97,49 @@ class WalletEntryQuerySet(models.QuerySet):
 class WalletEntry(models.Model):
     """One line of a wallet's ledger; never changed or deleted (a database trigger refuses it)."""
 
-    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries")
-    kind = models.CharField(max_length=16, choices=WalletEntryKind.choices)
-    credits = _credits(help_text="Positive for a lot (grant, purchase), negative for a draw on a lot.")
-    amount = _money(help_text="The credits' worth in money, with the same sign.")
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries", verbose_name=_("wallet"))
+    kind = models.CharField(max_length=16, choices=WalletEntryKind.choices, verbose_name=_("kind"))
+    credits = _credits(
+        help_text=_("Positive for a lot (grant, purchase), negative for a draw on a lot."), verbose_name=_("credits")
+    )
+    amount = _money(help_text=_("The credits' worth in money, with the same sign."), verbose_name=_("amount"))
     lot = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="draws",
-        help_text="The grant or purchase a draw takes its credits from.",
+        help_text=_("The grant or purchase a draw takes its credits from."), verbose_name=_("lot"),
     )  # fmt: skip
-    expires_on = models.DateField(null=True, blank=True, help_text="Lots: the day its credits expire (empty: never).")
-    category = models.CharField(max_length=16, choices=GrantCategory.choices, blank=True)
-    reason = models.TextField(blank=True)
+    expires_on = models.DateField(
+        null=True,
+        blank=True,
+        help_text=_("Lots: the day its credits expire (empty: never)."),
+        verbose_name=_("expires on"),
+    )
+    category = models.CharField(max_length=16, choices=GrantCategory.choices, blank=True, verbose_name=_("category"))
+    reason = models.TextField(blank=True, verbose_name=_("reason"))
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("actor"),
     )
     invoice = models.ForeignKey(
         "invoices.Invoice", on_delete=models.PROTECT, null=True, blank=True, related_name="wallet_entries",
-        help_text="Consumption: the invoice the credits paid; purchase: the invoice that bought them.",
+        help_text=_("Consumption: the invoice the credits paid; purchase: the invoice that bought them."),
+        verbose_name=_("invoice"),
     )  # fmt: skip
     returned_from = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="returns",
-        help_text="Returns: the grant or purchase the returned credits first came from (its expiry is theirs).",
+        help_text=_("Returns: the grant or purchase the returned credits first came from (its expiry is theirs)."),
+        verbose_name=_("returned from"),
     )  # fmt: skip
     credit_note = models.ForeignKey(
         "invoices.CreditNote", on_delete=models.PROTECT, null=True, blank=True, related_name="wallet_entries",
-        help_text="Returns: the credit note that gave the credits back (none when the invoice was voided).",
+        help_text=_("Returns: the credit note that gave the credits back (none when the invoice was voided)."),
+        verbose_name=_("credit note"),
     )  # fmt: skip
-    occurred_at = models.DateTimeField()
-    created_at = models.DateTimeField(auto_now_add=True, editable=False)
+    occurred_at = models.DateTimeField(verbose_name=_("occurred at"))
+    created_at = models.DateTimeField(auto_now_add=True, editable=False, verbose_name=_("created at"))
 
     objects = WalletEntryQuerySet.as_manager()
 
@@ -189,14 +220,23 @@ class WalletEntry(models.Model):
 class CreditPurchase(TimeStampedModel):
     """Credits bought through an invoice: granted (a purchase entry) once the invoice is paid."""
 
-    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="purchases")
-    invoice = models.OneToOneField("invoices.Invoice", on_delete=models.PROTECT, related_name="credit_purchase")
-    credits = _credits()
-    expires_on = models.DateField(null=True, blank=True)
-    trigger = models.CharField(max_length=16, choices=PurchaseTrigger.choices)
-    status = models.CharField(max_length=16, choices=PurchaseStatus.choices, default=PurchaseStatus.PENDING)
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="purchases", verbose_name=_("wallet"))
+    invoice = models.OneToOneField(
+        "invoices.Invoice", on_delete=models.PROTECT, related_name="credit_purchase", verbose_name=_("invoice")
+    )
+    credits = _credits(verbose_name=_("credits"))
+    expires_on = models.DateField(null=True, blank=True, verbose_name=_("expires on"))
+    trigger = models.CharField(max_length=16, choices=PurchaseTrigger.choices, verbose_name=_("trigger"))
+    status = models.CharField(
+        max_length=16, choices=PurchaseStatus.choices, default=PurchaseStatus.PENDING, verbose_name=_("status")
+    )
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("actor"),
     )
 
     class Meta:
@@ -222,11 +262,15 @@ class PrepaidStatus(models.Model):
     state that the `customer.prepaid_credits_exhausted` / `…_restored` events move between. Its row
     lock serializes those transitions, so each fires once however many ledger changes race."""
 
-    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, primary_key=True, related_name="+")
-    credits_exhausted = models.BooleanField(
-        null=True, help_text="Empty until the customer's ledger first changes (no transition before that)."
+    customer = models.OneToOneField(
+        Customer, on_delete=models.CASCADE, primary_key=True, related_name="+", verbose_name=_("customer")
     )
-    changed_at = models.DateTimeField(null=True, blank=True)
+    credits_exhausted = models.BooleanField(
+        null=True,
+        help_text=_("Empty until the customer's ledger first changes (no transition before that)."),
+        verbose_name=_("credits exhausted"),
+    )
+    changed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("changed at"))
 
     class Meta:
         verbose_name = _("prepaid status")
@@ -240,15 +284,21 @@ class PrepaidStatusChange(models.Model):
     """One transition of a customer's prepaid credits: run out, or usable again (an outgoing webhook
     event each, see docs/credits.md). Written once per transition, never changed."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="prepaid_status_changes")
-    credits_exhausted = models.BooleanField(help_text="True: the credits ran out; false: credits are usable again.")
-    credits = _credits(help_text="The customer's usable credits after the change (all its wallets).")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="prepaid_status_changes", verbose_name=_("customer")
+    )
+    credits_exhausted = models.BooleanField(
+        help_text=_("True: the credits ran out; false: credits are usable again."), verbose_name=_("credits exhausted")
+    )
+    credits = _credits(
+        help_text=_("The customer's usable credits after the change (all its wallets)."), verbose_name=_("credits")
+    )
     entry = models.ForeignKey(
         WalletEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
-        help_text="The ledger entry that made the change.",
+        help_text=_("The ledger entry that made the change."), verbose_name=_("entry"),
     )  # fmt: skip
-    occurred_at = models.DateTimeField()
-    created_at = models.DateTimeField(auto_now_add=True, editable=False)
+    occurred_at = models.DateTimeField(verbose_name=_("occurred at"))
+    created_at = models.DateTimeField(auto_now_add=True, editable=False, verbose_name=_("created at"))
 
     class Meta:
         verbose_name = _("prepaid status change")

@@ -1,6 +1,7 @@
 """API-key authentication for the seller's own systems (usage ingestion): `Authorization: Bearer bp_…`."""
 
 from django.contrib.auth.models import AnonymousUser
+from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.permissions import BasePermission
@@ -33,7 +34,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None  # not ours: other authentications may try
         api_key = api_key_authenticate(header[1])
         if api_key is None:
-            raise exceptions.AuthenticationFailed("Unknown or revoked API key.")
+            raise exceptions.AuthenticationFailed(gettext("Unknown or revoked API key."))
         return ApiKeyClient(api_key), api_key
 
     def authenticate_header(self, request) -> str:
@@ -41,7 +42,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 
 class HasApiKey(BasePermission):
-    message = "Send an API key: Authorization: Bearer bp_…"
+    message = gettext_lazy("Send an API key: Authorization: Bearer bp_…")
 
     def has_permission(self, request, view) -> bool:
         return isinstance(request.auth, ApiKey)
@@ -67,17 +68,22 @@ class MisplacedCredentialAuthentication(authentication.BaseAuthentication):
         scheme, value = header[0], header[1] if len(header) > 1 else ""
         if scheme == "Bearer" and value.startswith(API_KEY_PREFIX):
             raise exceptions.AuthenticationFailed(
-                "An API key (Bearer bp_…) is for sending usage events (/api/v1/events…); this endpoint takes a "
-                "staff user's token: Authorization: Token …"
+                gettext(
+                    "An API key (Bearer bp_…) is for sending usage events (/api/v1/events…); this endpoint takes "
+                    "a staff user's token: Authorization: Token …"
+                )
             )
         if scheme == "Bearer" and value.startswith(PORTAL_TOKEN_PREFIX):
             raise exceptions.AuthenticationFailed(
-                "A customer API token (Bearer bpc_…) works only under /api/v1/portal/; this endpoint takes a "
-                "staff user's token: Authorization: Token …"
+                gettext(
+                    "A customer API token (Bearer bpc_…) works only under /api/v1/portal/; this endpoint takes "
+                    "a staff user's token: Authorization: Token …"
+                )
             )
         if scheme not in ("Token", "Bearer"):
             raise exceptions.AuthenticationFailed(
-                f"The {scheme[:20]!r} scheme is not accepted: send Authorization: Token … (a staff user's token)."
+                gettext("The %(scheme)s scheme is not accepted: send Authorization: Token … (a staff user's token).")
+                % {"scheme": repr(scheme[:20])}
             )
         return None
 
@@ -106,10 +112,10 @@ class UserTokenAuthentication(authentication.BaseAuthentication):
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None  # not ours: other authentications may try
         if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Invalid token header: give one token after Token.")
+            raise exceptions.AuthenticationFailed(gettext("Invalid token header: give one token after Token."))
         token = user_token_authenticate(header[1].decode(errors="replace"))
         if token is None:
-            raise exceptions.AuthenticationFailed("Invalid token.")
+            raise exceptions.AuthenticationFailed(gettext("Invalid token."))
         return token.user, token
 
     def authenticate_header(self, request) -> str:

@@ -1,4 +1,5 @@
 from django.db.models import Count
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -86,7 +87,7 @@ class CustomerViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def _customer_id(self, pk) -> int:
         customer_id = int(pk) if str(pk).isdigit() else None
         if customer_id is None or not self.get_queryset().filter(pk=customer_id).exists():
-            raise NotFound("No customer matches the given query.")
+            raise NotFound(gettext("No customer matches the given query."))
         return customer_id
 
 

@@ -1,3 +1,4 @@
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.response import Response
@@ -94,5 +95,5 @@ class CustomerSpendStatusView(APIView):
     def get(self, request, pk: int):
         customer = Customer.objects.filter(pk=pk).first()
         if customer is None:
-            raise NotFound(f"Customer {pk} does not exist.")
+            raise NotFound(gettext("Customer %(id)s does not exist.") % {"id": pk})
         return Response(SpendStatusOutputSerializer(customer_spend_status(customer=customer)).data)

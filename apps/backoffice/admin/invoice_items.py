@@ -25,9 +25,9 @@ from apps.billing.services.one_off import (
     invoice_one_off_create,
 )
 from apps.catalog.models import Product
-from apps.catalog.pricing import format_price
 from apps.core.admin import ServiceAdminMixin, ServiceRejected, adopt, status_badge
 from apps.core.errors import ApplicationError
+from apps.core.money_format import money_text
 from apps.invoices.constants import InvoiceLineKind
 from apps.invoices.models import InvoiceItem, TaxRate
 
@@ -167,11 +167,11 @@ class InvoiceItemAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
     @admin.display(description=_("amount"), ordering="amount")
     def amount_column(self, item: InvoiceItem) -> str:
-        return format_price(item.amount.amount, item.currency)
+        return money_text(item.amount.amount, item.currency)
 
     @admin.display(description=_("unit price"))
     def unit_price_column(self, item: InvoiceItem) -> str:
-        return format_price(item.unit_amount.amount, item.currency) if item.unit_amount is not None else "—"
+        return money_text(item.unit_amount.amount, item.currency) if item.unit_amount is not None else "—"
 
     @admin.display(description=_("status"))
     def status_column(self, item: InvoiceItem) -> str:
@@ -272,7 +272,7 @@ def one_off_invoice_view(model_admin: admin.ModelAdmin, request: HttpRequest, ob
         except ApplicationError as error:
             _place_errors(_form_fields(error), form, lines, [index for index, _ in filled])
         else:
-            total = format_price(invoice.total.amount, invoice.currency)
+            total = money_text(invoice.total.amount, invoice.currency)
             if invoice.number:
                 message = gettext("One-off invoice issued as %(number)s: %(total)s.") % {
                     "number": invoice.number,

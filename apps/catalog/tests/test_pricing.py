@@ -10,6 +10,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+from django.utils import translation
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -21,6 +22,7 @@ from apps.catalog.pricing import (
     Quote,
     Tier,
     format_amount,
+    format_price,
     format_quantity,
     model_fields,
     percentage_transaction_fee,
@@ -30,6 +32,7 @@ from apps.catalog.pricing import (
     tier_fields,
 )
 from apps.core.money import currency_decimal_places, quantize_amount
+from apps.core.money_format import money_text
 
 D = Decimal
 FLAT, PER_UNIT, GRADUATED, VOLUME, PACKAGE, PERCENTAGE, GRADUATED_PERCENTAGE = (
@@ -285,6 +288,29 @@ def test_formatting_helpers() -> None:
     assert format_amount(D("1000"), "JPY") == "1,000 JPY"
     assert format_amount(D("1.5"), "KWD") == "1.500 KWD"
     assert format_amount(D("0.0020"), "USD") == "0.002 USD"
+
+
+# One money format everywhere (docs/money.md, "Showing amounts"): the catalog's formatters are
+# `apps.core.money_format.money_text` under other names, so a price in a Chinese reader's admin,
+# portal or bill reads as every other amount there does.
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+@given(
+    amount=st.decimals(min_value=-(10**9), max_value=10**9, places=6, allow_nan=False, allow_infinity=False),
+    currency=st.sampled_from(["USD", "EUR", "JPY", "KWD", "CNY", "CHF"]),
+)
+def test_the_catalogs_formatters_are_the_one_money_format(language, amount, currency) -> None:
+    with translation.override(language):
+        assert format_price(amount, currency) == format_amount(amount, currency) == money_text(amount, currency)
+
+
+def test_a_price_reads_the_chinese_way_for_a_chinese_reader() -> None:
+    with translation.override("zh-hans"):
+        assert format_price(D("1234.5"), "USD") == "US$1,234.50"
+        assert format_price(D("0.00012"), "EUR") == "€0.00012"
+        assert format_price(D("1000"), "JPY") == "JP¥1,000"
+        assert format_price(D("1.5"), "KWD") == "KWD 1.500"
+        assert format_price(D("-7"), "CNY") == "-¥7.00"
+    assert format_price(D("1234.5"), "USD") == "1,234.50 USD"
 
 
 def test_model_may_be_given_as_its_stored_value() -> None:

@@ -6,6 +6,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
+from django.utils.translation import gettext
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -51,7 +52,7 @@ def api_exception_handler(exc, context):
         # retry of the same request is safe (usage events and Idempotency-Key make it so).
         logger.warning("database unavailable during %s", context.get("request"), exc_info=exc)
         return Response(
-            error_body("service_unavailable", "The service is briefly unavailable; retry the request."),
+            error_body("service_unavailable", gettext("The service is briefly unavailable; retry the request.")),
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         )
@@ -71,7 +72,7 @@ def api_exception_handler(exc, context):
     if isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail)
         non_field = fields.pop("non_field_errors", [])
-        message = " ".join(non_field) or "Invalid input."
+        message = " ".join(non_field) or gettext("Invalid input.")
         response.data = error_body("invalid", message, fields)
         response.status_code = status.HTTP_400_BAD_REQUEST
     else:

@@ -1,4 +1,5 @@
 from django.core.exceptions import FieldDoesNotExist
+from django.utils.translation import gettext
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
@@ -15,7 +16,9 @@ class _Cursor(CursorPagination):
         try:
             return super().decode_cursor(request)
         except NotFound:
-            raise ValidationError({self.cursor_query_param: ["Give a cursor from a previous page's links."]}) from None
+            raise ValidationError(
+                {self.cursor_query_param: [gettext("Give a cursor from a previous page's links.")]}
+            ) from None
 
     def get_ordering(self, request, queryset, view):
         ordering = super().get_ordering(request, queryset, view)
@@ -25,7 +28,9 @@ class _Cursor(CursorPagination):
         except FieldDoesNotExist:
             field = None
         if field is None or field.null:
-            message = f"A cursor needs an ordering by a field that is never empty, not {field_name}."
+            message = gettext("A cursor needs an ordering by a field that is never empty, not %(field)s.") % {
+                "field": field_name
+            }
             raise ValidationError({self.cursor_query_param: [message]})
         return ordering
 
@@ -50,26 +55,30 @@ class DefaultPagination(PageNumberPagination):
             return self.page_size
         if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= self.max_page_size):
             raise ValidationError(
-                {self.page_size_query_param: [f"Give a whole number from 1 to {self.max_page_size}."]}
+                {
+                    self.page_size_query_param: [
+                        gettext("Give a whole number from 1 to %(maximum)s.") % {"maximum": self.max_page_size}
+                    ]
+                }
             )
         return int(raw)
 
     def paginate_queryset(self, queryset, request, view=None):
         if self.cursor_query_param in request.query_params:
             if self.page_query_param in request.query_params:
-                raise ValidationError({self.cursor_query_param: ["Give either a page or a cursor, not both."]})
+                raise ValidationError({self.cursor_query_param: [gettext("Give either a page or a cursor, not both.")]})
             self._cursor = _Cursor()
             self._cursor.page_size = self.get_page_size(request)
             self._cursor.cursor_query_param = self.cursor_query_param
             return self._cursor.paginate_queryset(queryset, request, view)
         raw = request.query_params.get(self.page_query_param)
         if raw is not None and not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
-            raise ValidationError({self.page_query_param: ["Give a page number from 1."]})
+            raise ValidationError({self.page_query_param: [gettext("Give a page number from 1.")]})
         try:
             return super().paginate_queryset(queryset, request, view)
         except NotFound:  # past the last page
             raise ValidationError(
-                {self.page_query_param: ["There is no such page; the last one is `count` / `page_size`."]}
+                {self.page_query_param: [gettext("There is no such page; the last one is `count` / `page_size`.")]}
             ) from None
 
     def get_paginated_response(self, data):

@@ -15,6 +15,7 @@ such values event by event instead of the whole batch.
 import json
 from typing import Any
 
+from django.utils.translation import gettext, gettext_lazy
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 from rest_framework.utils.json import strict_constant
@@ -22,7 +23,7 @@ from rest_framework.utils.json import strict_constant
 from apps.core.errors import ValidationFailed
 from apps.core.validation import json_path, json_problem
 
-TOO_DEEP_MESSAGE = "JSON parse error - the body nests deeper than the parser can read."
+TOO_DEEP_MESSAGE = gettext_lazy("JSON parse error - the body nests deeper than the parser can read.")
 
 
 def json_text(stream: Any, parser_context: dict[str, Any] | None) -> str:
@@ -31,7 +32,7 @@ def json_text(stream: Any, parser_context: dict[str, Any] | None) -> str:
     try:
         return stream.read().decode(encoding)
     except UnicodeDecodeError as exc:
-        raise ParseError(f"JSON parse error - {exc}") from exc
+        raise ParseError(gettext("JSON parse error - %(detail)s") % {"detail": exc}) from exc
 
 
 def json_loads(text: str) -> Any:
@@ -42,7 +43,7 @@ def json_loads(text: str) -> Any:
     except RecursionError:
         raise
     except ValueError as exc:
-        raise ParseError(f"JSON parse error - {exc}") from exc
+        raise ParseError(gettext("JSON parse error - %(detail)s") % {"detail": exc}) from exc
 
 
 class JSONParser(parsers.JSONParser):

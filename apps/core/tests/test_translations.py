@@ -14,9 +14,16 @@ from pathlib import Path
 
 import pytest
 from babel.messages.pofile import read_po
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.commands import makemessages
+from django.test.utils import isolate_apps
+from django.utils import translation
+from django.utils.functional import Promise
+from django.utils.translation import trans_real
+from django_countries.fields import CountryField
+from djmoney.models.fields import CurrencyField
 
 from apps.core.errors import ApplicationError
 
@@ -233,4 +240,148 @@ def test_the_domain_errors_are_marked_for_translation():
     assert not found, (
         "Error messages that staff and customers read, not marked for translation (wrap them in gettext with "
         "named placeholders, then translate them into Chinese):\n" + "\n".join(found)
+    )
+
+
+# --- Models ------------------------------------------------------------------------------------------
+# The admin shows every model's name, its fields' names and help texts, and its choices' labels; the
+# API's schema and the portal show some of them too. Each must be a lazy translation (`gettext_lazy`,
+# read when shown, in the reader's language) whose message has Chinese in the compiled catalog: a
+# plain string, or a field left to Django's name-derived default ("billing anchor day"), never is.
+
+
+def _lazy_msgid(value) -> str | None:
+    """The catalog key of a lazy translation ("context\\x04msgid" for pgettext_lazy), or None when the
+    value is not one."""
+    if not isinstance(value, Promise):
+        return None
+    func, args, _kwargs, *_ = value.__reduce__()[1]
+    if func.__name__ == "gettext" and len(args) == 1:
+        return args[0]
+    if func.__name__ == "pgettext" and len(args) == 2:
+        return f"{args[0]}\x04{args[1]}"
+    return None  # format_lazy (Django's default plural: the name + "s"), ngettext_lazy
+
+
+def _flat_choices(choices):
+    for value, label in choices:
+        if isinstance(label, list | tuple):  # an optgroup
+            yield from _flat_choices(label)
+        else:
+            yield value, label
+
+
+def _choices_named_elsewhere(field, values: set) -> bool:
+    """Choices whose labels are not ours to translate: countries (django-countries' own Chinese names),
+    currencies (`currency_choices`: CLDR's name in the reader's language), languages (each in its own
+    name, as a language picker writes them). `test_choices_named_elsewhere_read_in_chinese` checks them."""
+    return (
+        isinstance(field, CountryField)
+        or values == set(settings.CURRENCIES)
+        or values == {code for code, _ in settings.LANGUAGES}
+    )
+
+
+def model_texts_untranslated(models_to_check, catalog_lookup) -> list[str]:
+    """`app.Model.field (what): text` for each model text that is not a lazy translation with Chinese."""
+    found = []
+
+    def check(where: str, value) -> None:
+        if value in ("", None):
+            return
+        msgid = _lazy_msgid(value)
+        if msgid is None:
+            found.append(f"{where}: {str(value)!r} is not marked for translation")
+        elif not catalog_lookup(msgid):
+            found.append(f"{where}: {str(value)!r} has no Chinese in {COMPILED.name}")
+
+    for model in models_to_check:
+        name = f"{model._meta.label}"
+        check(f"{name} (verbose_name)", model._meta.verbose_name)
+        check(f"{name} (verbose_name_plural)", model._meta.verbose_name_plural)
+        for field in model._meta.get_fields(include_parents=False):
+            if field.auto_created and not field.concrete:
+                continue  # a reverse relation: named by the other side
+            if getattr(field, "primary_key", False) and field.auto_created:
+                continue  # the implicit id
+            if isinstance(field, CurrencyField) and not field.editable:
+                continue  # django-money's hidden currency column beside a money field: never shown
+            where = f"{name}.{field.name}"
+            check(f"{where} (verbose_name)", field.verbose_name)
+            check(f"{where} (help_text)", field.help_text)
+            choices = list(_flat_choices(getattr(field, "choices", None) or []))
+            if _choices_named_elsewhere(field, {value for value, _ in choices}):
+                continue
+            for value, label in choices:
+                check(f"{where} (choice {value!r})", label)
+    return found
+
+
+def _our_models():
+    return [
+        model
+        for config in django_apps.get_app_configs()
+        if config.name.startswith("apps.")
+        for model in config.get_models()
+    ]
+
+
+def _chinese_catalog_lookup():
+    catalog = trans_real.translation("zh-hans")._catalog
+
+    def lookup(msgid: str) -> bool:
+        return bool(catalog.get(msgid))
+
+    return lookup
+
+
+def test_choices_named_elsewhere_read_in_chinese():
+    from apps.accounts.models import Customer
+    from apps.core.money import currency_choices
+
+    with translation.override("zh-hans"):
+        countries = dict(Customer._meta.get_field("country").choices)
+        currencies = dict(currency_choices())
+
+    assert str(countries["CN"]) == "中国"
+    assert currencies["EUR"] == "EUR — 欧元"
+
+
+@isolate_apps("apps.core")
+def test_the_model_check_finds_untranslated_names_help_texts_and_choices():
+    from django.db import models as db_models
+    from django.utils.translation import gettext_lazy
+
+    class Probe(db_models.Model):  # noqa: DJ008
+        class Colour(db_models.TextChoices):
+            RED = "red", gettext_lazy("a colour no catalog has")
+            BLUE = "blue", "Blue"
+
+        name = db_models.CharField(max_length=5, help_text="Plain help.")
+        colour = db_models.CharField(max_length=5, choices=Colour.choices, verbose_name=gettext_lazy("name"))
+
+        class Meta:
+            app_label = "core"
+            verbose_name = gettext_lazy("name")
+            verbose_name_plural = gettext_lazy("name")
+
+    found = model_texts_untranslated([Probe], _chinese_catalog_lookup())
+
+    assert found == [
+        "core.Probe.name (verbose_name): 'name' is not marked for translation",
+        "core.Probe.name (help_text): 'Plain help.' is not marked for translation",
+        "core.Probe.colour (choice 'red'): 'a colour no catalog has' has no Chinese in django.mo",
+        "core.Probe.colour (choice 'blue'): 'Blue' is not marked for translation",
+    ]
+
+
+def test_every_model_name_field_name_help_text_and_choice_has_chinese():
+    models_to_check = _our_models()
+    assert len(models_to_check) > 50
+
+    found = model_texts_untranslated(models_to_check, _chinese_catalog_lookup())
+
+    assert not found, (
+        "Model texts the admin shows that have no Chinese (give each field a verbose_name, wrap texts in "
+        "gettext_lazy, then translate them):\n" + "\n".join(found)
     )

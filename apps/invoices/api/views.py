@@ -1,4 +1,5 @@
 from django.http import FileResponse
+from django.utils.translation import gettext
 from djmoney.money import Money
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -243,11 +244,13 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         """The PDF bill as rendered at finalization (never re-computed from live data)."""
         invoice = self.get_object()
         if not invoice.pdf:
-            raise NotFound("The PDF bill of this invoice has not been rendered yet.", code="pdf_not_rendered")
+            raise NotFound(gettext("The PDF bill of this invoice has not been rendered yet."), code="pdf_not_rendered")
         try:
             handle = invoice.pdf.open("rb")
         except FileNotFoundError as exc:
-            raise NotFound("The PDF bill of this invoice is missing from storage.", code="pdf_not_rendered") from exc
+            raise NotFound(
+                gettext("The PDF bill of this invoice is missing from storage."), code="pdf_not_rendered"
+            ) from exc
         return FileResponse(handle, content_type=PDFRenderer.media_type, filename=f"{invoice.number}.pdf")
 
 
@@ -438,11 +441,13 @@ class CreditNoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         """The PDF as rendered when the credit note was issued (rendered once, never replaced)."""
         credit_note = self.get_object()
         if not credit_note.pdf:
-            raise NotFound("The PDF of this credit note has not been rendered yet.", code="pdf_not_rendered")
+            raise NotFound(gettext("The PDF of this credit note has not been rendered yet."), code="pdf_not_rendered")
         try:
             handle = credit_note.pdf.open("rb")
         except FileNotFoundError as exc:
-            raise NotFound("The PDF of this credit note is missing from storage.", code="pdf_not_rendered") from exc
+            raise NotFound(
+                gettext("The PDF of this credit note is missing from storage."), code="pdf_not_rendered"
+            ) from exc
         return FileResponse(handle, content_type=PDFRenderer.media_type, filename=f"{credit_note.number}.pdf")
 
 

@@ -29,10 +29,11 @@ from django.utils.translation import gettext, gettext_noop
 from djmoney.money import Money
 
 from apps.accounts.selectors import customer_now
-from apps.catalog.pricing import format_price, format_quantity
+from apps.catalog.pricing import format_quantity
 from apps.core.audit import audited_with_reason
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
 from apps.core.money import has_more_decimals_than_currency, quantize_amount
+from apps.core.money_format import money_text
 
 from ..constants import (
     AFTER_TAX_LINE_KINDS,
@@ -267,7 +268,7 @@ def _requested_lines(
                 continue
             if request.amount > left:
                 errors.setdefault(f"{prefix}.amount", []).append(
-                    gettext("At most %(left)s is left to credit on this line.") % {"left": format_price(left, currency)}
+                    gettext("At most %(left)s is left to credit on this line.") % {"left": money_text(left, currency)}
                 )
                 continue
             amount = request.amount
@@ -435,7 +436,7 @@ def _settlement(
             if reduction == 0
             else gettext("At most the credit note's part already paid, %(rest)s, is refunded.")
         )
-        errors.setdefault("refund_amount", []).append(message % {"rest": format_price(rest, currency)})
+        errors.setdefault("refund_amount", []).append(message % {"rest": money_text(rest, currency)})
     balance = credit_to_balance if credit_to_balance is not None else rest - refund
     if rest >= 0 and refund + balance != rest and "credit_to_balance" not in errors and "refund_amount" not in errors:
         message = (
@@ -444,7 +445,7 @@ def _settlement(
             else gettext(
                 "The refund and the credit to the balance must add up to the credit note's part already paid, %(rest)s."
             )
-        ) % {"rest": format_price(rest, currency)}
+        ) % {"rest": money_text(rest, currency)}
         errors.setdefault("refund_amount" if refund_amount is not None else "credit_to_balance", []).append(message)
     return reduction, max(balance, Decimal(0)), max(refund, Decimal(0))
 
@@ -521,12 +522,12 @@ def _compute(
     over_field = "amount" if amount is not None and not requests and not full else "lines"
     if not errors and (total > creditable_before or taxed_before + taxed_now > taxed_base):
         left = gettext("%(creditable_before)s is left to credit on invoice %(invoice)s") % {
-            "creditable_before": format_price(creditable_before, currency),
+            "creditable_before": money_text(creditable_before, currency),
             "invoice": invoice,
         }
         raise ValidationFailed(
             gettext("This would credit %(total)s, but only %(left)s.")
-            % {"total": format_price(total, currency), "left": left},
+            % {"total": money_text(total, currency), "left": left},
             fields={over_field: [gettext("Only %(left)s (tax included).") % {"left": left}]},
         )
     if not errors and (total < 0 or (total == 0 and not returns_credits)):

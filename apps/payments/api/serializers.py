@@ -54,6 +54,9 @@ class RefundOutputSerializer(serializers.ModelSerializer):
     credit_note = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     credit_note_number = serializers.CharField(source="credit_note.number", read_only=True, allow_null=True)
     amount = MoneyOutputSerializer(read_only=True)
+    failure_message = serializers.CharField(
+        source="failure_text", read_only=True, help_text="Why it failed, in words (`failure_code`: Stripe's code)."
+    )
 
     class Meta:
         model = Refund
@@ -89,6 +92,11 @@ class PaymentDetailOutputSerializer(PaymentListOutputSerializer):
     )
     refunds = RefundOutputSerializer(many=True, read_only=True)
     events = PaymentEventOutputSerializer(many=True, read_only=True)
+    failure_message = serializers.CharField(
+        source="failure_text",
+        read_only=True,
+        help_text="Why it failed, in words, in the request's language (`failure_code`: Stripe's code).",
+    )
 
     class Meta(PaymentListOutputSerializer.Meta):
         fields = [

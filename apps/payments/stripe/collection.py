@@ -128,7 +128,7 @@ def _attempt_start(*, invoice_id: int, attempt: int) -> Payment:
             )
             % {
                 "invoice": invoice,
-                "invoice_status": invoice.status,
+                "invoice_status": invoice.get_status_display().lower(),
                 "amount_due": invoice.amount_due,
                 "existing_pk": existing.pk,
             },
@@ -144,21 +144,22 @@ def _attempt_start(*, invoice_id: int, attempt: int) -> Payment:
                 "Card payment #%(first_pk)s of invoice %(invoice)s is still %(first_status)s: its outcome "
                 "comes first (run its own attempt again, or wait for Stripe's webhook)."
             )
-            % {"first_pk": first.pk, "invoice": invoice, "first_status": first.status},
+            % {"first_pk": first.pk, "invoice": invoice, "first_status": first.get_status_display().lower()},
             fields={
                 "invoice": [
                     gettext("A card payment of this invoice is still %(first_status)s.")
-                    % {"first_status": first.status}
+                    % {"first_status": first.get_status_display().lower()}
                 ]
             },
         )
     if invoice.status != InvoiceStatus.OPEN:
         raise InvalidTransition(
             gettext("Invoice %(invoice)s is %(invoice_status)s: only open invoices are collected.")
-            % {"invoice": invoice, "invoice_status": invoice.status},
+            % {"invoice": invoice, "invoice_status": invoice.get_status_display().lower()},
             fields={
                 "invoice": [
-                    gettext("The invoice is %(invoice_status)s, not open.") % {"invoice_status": invoice.status}
+                    gettext("The invoice is %(invoice_status)s, not open.")
+                    % {"invoice_status": invoice.get_status_display().lower()}
                 ]
             },
         )
@@ -527,10 +528,11 @@ def invoice_collectable_check(*, invoice_id: int) -> Invoice:
     if invoice.status != InvoiceStatus.OPEN:
         raise InvalidTransition(
             gettext("Invoice %(invoice)s is %(invoice_status)s: only open invoices are collected.")
-            % {"invoice": invoice, "invoice_status": invoice.status},
+            % {"invoice": invoice, "invoice_status": invoice.get_status_display().lower()},
             fields={
                 "invoice": [
-                    gettext("The invoice is %(invoice_status)s, not open.") % {"invoice_status": invoice.status}
+                    gettext("The invoice is %(invoice_status)s, not open.")
+                    % {"invoice_status": invoice.get_status_display().lower()}
                 ]
             },
         )
@@ -569,8 +571,7 @@ def payment_outcome_check(payment: Payment) -> Payment:
     """The payment, when it succeeded (or is still being processed); otherwise why not, as an error."""
     if payment.status == PaymentStatus.FAILED:
         raise CardPaymentNotCompleted(
-            gettext("The card was not charged: %(reason)s")
-            % {"reason": payment.failure_message or payment.failure_code},
+            gettext("The card was not charged: %(reason)s") % {"reason": payment.failure_text},
             code=payment.failure_code or None,
         )
     if payment.status == PaymentStatus.REQUIRES_ACTION:

@@ -20,6 +20,7 @@ from djstripe import models as djstripe_models
 
 from apps.accounts.models import Customer
 from apps.core.errors import NotFound, ValidationFailed
+from apps.payments.failures import stripe_status_text
 
 from .client import as_dict, object_id, raise_as_application_error, request_options
 from .models import StripeCustomer
@@ -161,7 +162,8 @@ def stripe_payment_method_attach(*, customer_id: int, setup_intent_id: str, make
             gettext("The card is not confirmed yet."),
             fields={
                 "setup_intent": [
-                    gettext("The setup intent is %(status)s, not succeeded.") % {"status": intent["status"]}
+                    gettext("The card is not confirmed yet (%(status)s).")
+                    % {"status": stripe_status_text(intent["status"])}
                 ]
             },
         )

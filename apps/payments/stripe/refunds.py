@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils.translation import gettext
 
 from apps.payments.constants import PaymentProvider, RefundStatus
+from apps.payments.failures import stripe_status_text
 from apps.payments.models import Payment, Refund
 from apps.payments.services import refund_create, refund_mark_failed, refund_mark_succeeded
 
@@ -78,7 +79,8 @@ def _apply_refund(refund_id: int, data: Any) -> Refund:
         return refund_mark_failed(
             refund_id=refund_id,
             failure_code=str(data.get("failure_reason") or status),
-            failure_message=f"Stripe refund {data['id']} {status}.",
+            failure_message=gettext("Stripe refund %(refund)s: %(status)s.")
+            % {"refund": data["id"], "status": stripe_status_text(status)},
             provider_refund_id=str(data["id"]),
         )
     return Refund.objects.get(pk=refund_id)  # pending at Stripe: `charge.refunded` settles it

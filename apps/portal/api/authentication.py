@@ -6,6 +6,7 @@ token authenticates its user for the customer API only (the staff API does not a
 the token's customer only (see `IsCustomerUser`).
 """
 
+from django.utils.translation import gettext
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
@@ -21,7 +22,7 @@ class PortalTokenAuthentication(authentication.BaseAuthentication):
             return None  # not ours: other authentications may try
         token = portal_token_authenticate(header[1])
         if token is None:
-            raise exceptions.AuthenticationFailed("Unknown or revoked token.")
+            raise exceptions.AuthenticationFailed(gettext("Unknown or revoked token."))
         return token.membership.user, token
 
     def authenticate_header(self, request) -> str:

@@ -1,3 +1,4 @@
+from django.utils.translation import gettext, gettext_lazy
 from rest_framework.permissions import BasePermission
 
 from apps.accounts.constants import PORTAL_ROLE_ACTIONS
@@ -16,7 +17,7 @@ class IsCustomerUser(BasePermission):
     it), else the one picked in the portal session, else the user's first. Sets `view.membership`.
     """
 
-    message = "This account does not belong to a customer, or its role does not allow this."
+    message = gettext_lazy("This account does not belong to a customer, or its role does not allow this.")
 
     def has_permission(self, request, view) -> bool:
         user = request.user
@@ -27,7 +28,7 @@ class IsCustomerUser(BasePermission):
             # A personal token acts for its own customer only, with the member's current role.
             membership = request.auth.membership
             if wanted is not None and str(wanted).strip() != str(membership.customer_id):
-                raise NotFound("No such customer.")
+                raise NotFound(gettext("No such customer."))
         elif wanted is not None:
             membership = customer_membership_for_user(user=user, customer_id=wanted)
         else:

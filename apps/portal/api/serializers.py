@@ -177,7 +177,10 @@ class PortalPaymentOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.CharField(help_text="succeeded, failed, requires_action, pending or processing.")
     amount = MoneyOutputSerializer()
-    failure_message = serializers.CharField()
+    failure_code = serializers.CharField(
+        help_text="Why it failed, as Stripe's code (e.g. `insufficient_funds`, `card_declined`); empty otherwise."
+    )
+    failure_message = serializers.CharField(help_text="Why it failed, in words, in the request's language.")
     client_secret = serializers.CharField(help_text="For `requires_action`: Stripe.js `confirmCardPayment`.")
 
 

@@ -558,7 +558,8 @@ class PortalInvoicePayView(PortalAPIMixin, APIView):
             "id": payment.pk,
             "status": payment.status,
             "amount": payment.amount,
-            "failure_message": payment.failure_message,
+            "failure_code": payment.failure_code,
+            "failure_message": payment.failure_text,
             "client_secret": payment_client_secret(payment=payment) if payment.status == "requires_action" else "",
         }
         return Response(PortalPaymentOutputSerializer(data).data)
@@ -576,8 +577,10 @@ class PortalTokenViewSet(PortalAPIMixin, viewsets.ViewSet):
     def _require_session(self, request) -> None:
         if request.auth is not None:  # a token (Bearer bpc_…, Token …); a session carries none
             raise exceptions.PermissionDenied(
-                "Tokens are made and revoked by a signed-in user (the portal's API tokens page, or this API "
-                "with the portal's session), not with a token.",
+                gettext(
+                    "Tokens are made and revoked by a signed-in user (the portal's API tokens page, or this API "
+                    "with the portal's session), not with a token."
+                ),
                 code="session_required",
             )
 

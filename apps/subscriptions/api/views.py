@@ -1,5 +1,6 @@
 from dataclasses import replace
 
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -242,7 +243,10 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def _override(self, subscription, charge_id):
         override = next((o for o in subscription.price_overrides.all() if o.charge_id == int(charge_id)), None)
         if override is None:
-            raise NotFound(f"Subscription #{subscription.pk} has no custom price for charge {charge_id}.")
+            raise NotFound(
+                gettext("Subscription #%(subscription)s has no custom price for charge %(charge)s.")
+                % {"subscription": subscription.pk, "charge": charge_id}
+            )
         return override
 
     @extend_schema(

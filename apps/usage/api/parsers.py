@@ -14,13 +14,16 @@ The fast path (the whole body at once) is untouched.
 import re
 from typing import Any
 
+from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import ParseError
 
 from apps.core.api.parsers import TOO_DEEP_MESSAGE, JSONParser, json_loads, json_text
 from apps.core.errors import ValidationFailed
 from apps.usage.services import UnreadableEvent
 
-UNREADABLE_EVENT_REASON = "The event nests deeper than the JSON parser can read; properties nest at most 5 levels."
+UNREADABLE_EVENT_REASON = gettext_lazy(
+    "The event nests deeper than the JSON parser can read; properties nest at most 5 levels."
+)
 
 # JSON's strings (escapes included) and structural characters: enough to find the elements of the
 # events array without parsing them. Possessive repeats: no backtracking on long strings.
@@ -34,7 +37,8 @@ class EventJSONParser(JSONParser):
         try:
             return json_loads(json_text(stream, parser_context))
         except RecursionError as exc:
-            raise ValidationFailed(UNREADABLE_EVENT_REASON, fields={"event": [UNREADABLE_EVENT_REASON]}) from exc
+            reason = str(UNREADABLE_EVENT_REASON)
+            raise ValidationFailed(reason, fields={"event": [reason]}) from exc
 
 
 class EventBatchJSONParser(JSONParser):
@@ -64,7 +68,7 @@ def _batch_event_by_event(text: str) -> Any:
         try:
             events.append(json_loads(event_text))
         except RecursionError:
-            events.append(UnreadableEvent(UNREADABLE_EVENT_REASON))
+            events.append(UnreadableEvent(str(UNREADABLE_EVENT_REASON)))
     envelope["events"] = events
     return envelope
 

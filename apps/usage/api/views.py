@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 from django.conf import settings
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -167,7 +168,7 @@ class CustomerUsageView(APIView):
     def get(self, request, pk: int):
         customer = Customer.objects.filter(pk=pk).first()
         if customer is None:
-            raise NotFound(f"Customer {pk} does not exist.")
+            raise NotFound(gettext("Customer %(id)s does not exist.") % {"id": pk})
         now = customer_now(customer)
         subscription = (
             Subscription.objects.filter(customer=customer, current_period_start_at__lte=now)

@@ -1,3 +1,4 @@
+from django.utils.translation import gettext
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -39,7 +40,7 @@ class CustomerWalletViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
             self.kwargs.get("customer_pk", "")
         ).isdigit() else None  # fmt: skip
         if customer is None:
-            raise NotFound("No such customer.")
+            raise NotFound(gettext("No such customer."))
         return customer
 
     def get_queryset(self):

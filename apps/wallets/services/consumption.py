@@ -16,8 +16,8 @@ from django.db import transaction
 from django.utils.translation import gettext
 from djmoney.money import Money
 
-from apps.catalog.pricing import format_price
 from apps.core.money import quantize_amount
+from apps.core.money_format import money_text
 from apps.core.queue import enqueue
 from apps.invoices.constants import BillingReason, InvoiceLineKind
 from apps.invoices.models import Invoice, InvoiceLine
@@ -80,7 +80,7 @@ def invoice_wallet_credits_apply(*, invoice: Invoice, now: datetime) -> list[Wal
             continue
         credits = -sum((entry.credits for entry in used), Decimal(0))
         money = -sum((entry.amount.amount for entry in used), Decimal(0))
-        rate = format_price(wallet.rate, currency)
+        rate = money_text(wallet.rate, currency)
         explanation = [
             gettext("%(credits)s credits at %(rate)s a credit, taken off the total after tax.")
             % {"credits": _credits_text(credits), "rate": rate}

@@ -28,7 +28,7 @@ def _text(pdf: bytes, tmp_path) -> str:
     [
         ("en", ["Prepaid credits: Main", "60 credits at 0.50 USD a credit, taken off the total after tax.",
                 "60 credits from the grant of 2026-01-01 (expiring: never).", "-30.00", "15.00"]),
-        ("zh-hans", ["预付点数：Main", "60 点，每点 0.50 USD，在税后从总额中扣除。",
+        ("zh-hans", ["预付点数：Main", "60 点，每点 US$0.50，在税后从总额中扣除。",
                      "60 点，来自 2026-01-01 的赠送（到期：永不）。", "-US$30.00", "US$15.00"]),
     ],
 )  # fmt: skip

@@ -70,7 +70,7 @@ def test_declined_charge_is_reported_as_an_error(localstripe, client, superuser)
 
     response = client.post(charge_url(invoice))
 
-    assert messages_of(response) == [("error", f"{invoice}: The card was not charged: Your card was declined.")]
+    assert messages_of(response) == [("error", f"{invoice}: The card was not charged: The card was declined.")]
     assert Payment.objects.get().status == PaymentStatus.FAILED
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.OPEN

@@ -78,7 +78,7 @@ def test_unconfirmed_setup_intent_is_refused(localstripe, api_client, superuser)
     assert response.json() == {
         "code": "invalid",
         "message": "The card is not confirmed yet.",
-        "fields": {"setup_intent": ["The setup intent is requires_payment_method, not succeeded."]},
+        "fields": {"setup_intent": ["The card is not confirmed yet (waiting for a card)."]},
     }
     assert stripe_payment_methods_list(customer_id=customer.pk) == []
 

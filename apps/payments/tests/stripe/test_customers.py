@@ -106,7 +106,7 @@ def test_card_declined_at_attach_is_refused_and_nothing_is_added(localstripe):
     with pytest.raises(ValidationFailed) as error:
         stripe_payment_method_attach(customer_id=customer.pk, setup_intent_id=intent["id"])
 
-    assert error.value.fields == {"setup_intent": ["The setup intent is canceled, not succeeded."]}
+    assert error.value.fields == {"setup_intent": ["The card is not confirmed yet (canceled)."]}
     assert stripe_payment_methods_list(customer_id=customer.pk) == []
     assert StripeCustomer.objects.get(customer=customer).default_payment_method_id is None
 
@@ -116,7 +116,7 @@ def test_unconfirmed_setup_intent_is_refused(localstripe):
     intent = stripe_setup_intent_create(customer_id=customer.pk)
     with pytest.raises(ValidationFailed) as error:
         stripe_payment_method_attach(customer_id=customer.pk, setup_intent_id=intent["id"])
-    assert error.value.fields == {"setup_intent": ["The setup intent is requires_payment_method, not succeeded."]}
+    assert error.value.fields == {"setup_intent": ["The card is not confirmed yet (waiting for a card)."]}
     assert stripe_payment_methods_list(customer_id=customer.pk) == []
 
 
