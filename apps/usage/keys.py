@@ -44,7 +44,12 @@ _KEY_COLUMNS = "transaction_id, customer_id, metric_id, occurred_at"
 # Advisory lock key of the rotation (partitions use 7,311; ingestion's locks the namespace 7,310).
 ROTATION_LOCK = 7_312
 # The longest a billing period of each interval can be, in days (a leap year, a 31-day month).
-INTERVAL_DAYS = {BillingInterval.DAY: 1, BillingInterval.WEEK: 7, BillingInterval.MONTH: 31, BillingInterval.YEAR: 366}
+INTERVAL_DAYS: dict[str, int] = {
+    BillingInterval.DAY: 1,
+    BillingInterval.WEEK: 7,
+    BillingInterval.MONTH: 31,
+    BillingInterval.YEAR: 366,
+}
 
 
 @dataclass(frozen=True, order=True)
