@@ -21,11 +21,11 @@ from apps.core import clock
 from apps.core.errors import Conflict, NotFound, ValidationFailed
 
 from .constants import UsageChangeKind
+from .keys import Key, key_lock, key_occurred_at_set
 from .models import (
     UsageDistinctValue,
     UsageEvent,
     UsageEventChange,
-    UsageEventKey,
     UsageIntervalRollup,
     UsageRollup,
 )
@@ -53,7 +53,7 @@ def usage_event_void(*, transaction_id: str, now: datetime, actor: str = "", rea
     taken (sending it again is a duplicate). A period already invoiced gets the difference on the
     next invoice, within the metric's lateness window."""
     now = clock.ensure_aware(now)
-    event = _locked_event(transaction_id)
+    event, _key = _locked_event(transaction_id)
     customer = event.customer
     billed_period_end_at = _billed_period_end(customer=customer, event=event, occurred_at=event.occurred_at, now=now)
     before = event_snapshot(occurred_at=event.occurred_at, properties=event.properties, value=event.value)
@@ -83,7 +83,7 @@ def usage_event_replace(
     lateness window of an invoiced one; the difference of an invoiced period is billed on the next
     invoice."""
     now = clock.ensure_aware(now)
-    event = _locked_event(transaction_id)
+    event, key = _locked_event(transaction_id)
     customer, metric = event.customer, event.metric
     old_billed_end = _billed_period_end(customer=customer, event=event, occurred_at=event.occurred_at, now=now)
     raw = {
@@ -113,7 +113,7 @@ def usage_event_replace(
     event.distinct_value = valid.distinct_value
     event.group_key = valid.group_key
     event.save(update_fields=["occurred_at", "properties", "value", "distinct_value", "group_key"])
-    UsageEventKey.objects.filter(transaction_id=transaction_id).update(occurred_at=event.occurred_at)
+    key_occurred_at_set(key, occurred_at=event.occurred_at)
     _rollups_rebuild({old_key, _rollup_key(event)})
     usage_recorded_send_on_commit({customer.pk})
     billed_ends = [end for end in (old_billed_end, valid.billed_period_end_at) if end is not None]
@@ -125,11 +125,12 @@ def usage_event_replace(
     )  # fmt: skip
 
 
-def _locked_event(transaction_id: str) -> UsageEvent:
-    """The event, locked, found through its key: the key row is locked first (corrections of one event
-    wait for each other, and a replace that moved the event to another month is seen), then the event
-    is read by customer, metric and time: one month's partition, through the window index."""
-    key = UsageEventKey.objects.select_for_update().filter(transaction_id=transaction_id).first()
+def _locked_event(transaction_id: str) -> tuple[UsageEvent, Key]:
+    """The event, locked, found through its key (in any generation kept), and the key: the key row is
+    locked first (corrections of one event wait for each other, and a replace that moved the event to
+    another month is seen), then the event is read by customer, metric and time: one month's partition,
+    through the window index."""
+    key = key_lock(transaction_id)  # in whichever generation of the key table holds it (keys.py)
     event = None
     if key is not None:
         event = (
@@ -155,7 +156,8 @@ def _locked_event(transaction_id: str) -> UsageEvent:
         )
     # Ingestion and the billing run meet on this lock: a period cannot close under the correction.
     usage_ingest_lock(customer_ids={event.customer_id})
-    return event
+    assert key is not None
+    return event, key
 
 
 def _billed_period_end(

@@ -77,7 +77,10 @@ class UsageEvent(models.Model):
 
 
 class UsageEventKey(models.Model):
-    """A transaction id taken, for good: by a stored event, a voided one, or one of an archived month.
+    """A transaction id taken: by a stored event, a voided one, or one of an archived month. This is the
+    current generation; on PostgreSQL older generations are kept beside it for a retention and then
+    dropped (keys.py, docs/scaling.md "Rotating the transaction ids"): long enough that a retry of an
+    expired id is refused as too late.
 
     Ingestion claims the key (`INSERT … ON CONFLICT (transaction_id) DO NOTHING`) before it stores the
     event, so an event is stored once across every month. The customer, metric and time say where the

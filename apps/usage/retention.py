@@ -5,7 +5,8 @@ retention".
 Dropping a partition removes its file at once: no DELETE of millions of rows, so no dead rows for
 autovacuum to clean up afterwards and no bloat left in the indexes. The hourly rollups and distinct
 values of the month stay (invoices, previews and reports read those), and so do the transaction ids
-(`UsageEventKey`): an event of an archived month sent again is still a duplicate.
+(`UsageEventKey`) until their generation expires (keys.py): an event of an archived month sent again
+is a duplicate, or too late once its id has expired.
 
 A month is refused while anything may still read or change its raw events: events of it are still
 accepted (USAGE_EVENT_MAX_AGE_DAYS), a subscription has usage of it in a period not invoiced yet, a

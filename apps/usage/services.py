@@ -47,6 +47,7 @@ from .constants import (
     EventRejection,
     UsageChangeKind,
 )
+from .keys import taken_transaction_ids
 from .models import (
     UsageDistinctValue,
     UsageEvent,
@@ -767,21 +768,10 @@ def invoiced_spans(*, customer_ids: set[int], metric_codes: set[str]) -> dict[tu
 
 
 def _stored_transaction_ids(transaction_ids: list[str]) -> set[str]:
-    """Those of `transaction_ids` already taken (`UsageEventKey`): by a stored event, a voided one (its
-    transaction id stays taken, so sending it again is a duplicate, not a new event), or one of an
-    archived month."""
-    if connection.vendor == "postgresql":
-        table = connection.ops.quote_name(UsageEventKey._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT transaction_id FROM {table} WHERE transaction_id = ANY(%s::text[])",  # noqa: S608
-                [transaction_ids],
-            )
-            return {transaction_id for (transaction_id,) in cursor.fetchall()}
-    stored: set[str] = set()
-    for chunk in _chunks(transaction_ids, INSERT_CHUNK):
-        stored.update(UsageEventKey.objects.filter(transaction_id__in=chunk).values_list("transaction_id", flat=True))
-    return stored
+    """Those of `transaction_ids` already taken (`UsageEventKey`, in any generation kept: keys.py): by a
+    stored event, a voided one (its transaction id stays taken, so sending it again is a duplicate, not
+    a new event), or one of an archived month."""
+    return taken_transaction_ids(transaction_ids)
 
 
 def _insert_rows(

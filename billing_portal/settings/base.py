@@ -247,6 +247,11 @@ INVOICE_GROUPING = env("INVOICE_GROUPING", default="per_subscription")
 # ingestion (the customer's test clock time for test customers). See docs/usage.md.
 USAGE_EVENT_MAX_AGE_DAYS = env.int("USAGE_EVENT_MAX_AGE_DAYS", default=35)
 USAGE_EVENT_MAX_FUTURE_MINUTES = env.int("USAGE_EVENT_MAX_FUTURE_MINUTES", default=60)
+# Transaction ids stay taken at least this long after the key table's rotation (PostgreSQL): at least
+# the max age above plus a day, and the longest period of a plan billing usage plus the longest
+# lateness window plus a day (63 with monthly plans); the rotation refuses a shorter one. See
+# docs/scaling.md, "Rotating the transaction ids".
+USAGE_EVENT_KEY_RETENTION_DAYS = env.int("USAGE_EVENT_KEY_RETENTION_DAYS", default=63)
 # Days between issue and due date unless the customer has its own terms.
 INVOICE_PAYMENT_TERMS_DAYS = env.int("INVOICE_PAYMENT_TERMS_DAYS", default=14)
 
@@ -391,6 +396,12 @@ CELERY_BEAT_SCHEDULE = {
     "usage-partitions-ensure-daily": {
         "task": "apps.usage.tasks.usage_partitions_ensure_task",
         "schedule": crontab(minute=40, hour=3),
+    },
+    # The transaction ids' key table (PostgreSQL): a new generation once per retention, expired ones
+    # dropped; a no-op on the other days.
+    "usage-keys-rotate-daily": {
+        "task": "apps.usage.tasks.usage_keys_rotate_task",
+        "schedule": crontab(minute=50, hour=3),
     },
     # Progressive billing is evaluated as usage arrives; this sweep catches an evaluation that was lost
     # (docs/billing-rules.md, "Progressive billing").

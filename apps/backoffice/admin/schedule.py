@@ -23,6 +23,7 @@ JOB_DESCRIPTIONS = {
     "apps.webhooks.tasks.webhook_deliveries_requeue_due_task": _("Retries webhook deliveries whose time has come."),
     "apps.reports.tasks.reports_refresh_task": _("Refreshes the finance dashboard's figures."),
     "apps.usage.tasks.usage_partitions_ensure_task": _("Creates next months' partitions of the usage events."),
+    "apps.usage.tasks.usage_keys_rotate_task": _("Rotates the table of taken transaction ids, dropping expired ones."),
 }
 
 

@@ -44,3 +44,28 @@ def event(
 
 def D(value: str | int) -> Decimal:  # noqa: N802 - reads like a literal
     return Decimal(value)
+
+
+@pytest.fixture
+def billed_january(db, customer, make_metric):
+    """API calls at 0.01 each, billed monthly from 1 Jan 2026; January's 3 events billed on 1 Feb, and one
+    February event in the open period."""
+    from apps.billing.services import bill_due_subscriptions
+    from apps.catalog.tests.factories import PlanFactory, add_charge
+    from apps.subscriptions.tests.factories import make_subscription
+    from apps.usage.partitions import partitions_ensure
+    from apps.usage.services import usage_events_ingest
+
+    metric = make_metric()
+    plan = PlanFactory()
+    add_charge(
+        plan.versions.get(), name="API calls", price_model="per_unit", kind="usage", metric_code="api_calls",
+        amount=Decimal("0.01"),
+    )  # fmt: skip
+    make_subscription(customer=customer, plan=plan, started_at=utc(2026, 1, 1))
+    partitions_ensure(now=utc(2026, 1, 10))
+    january = [event(f"jan-{n}", utc(2026, 1, 10 + n, 12)) for n in range(3)]
+    assert usage_events_ingest(events=january, now=utc(2026, 1, 20)).accepted == 3
+    bill_due_subscriptions(now=utc(2026, 2, 1, 1))
+    assert usage_events_ingest(events=[event("feb-1", utc(2026, 2, 3))], now=utc(2026, 2, 3, 1)).accepted == 1
+    return metric

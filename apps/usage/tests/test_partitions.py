@@ -187,25 +187,6 @@ def test_the_conversion_keeps_every_row_and_id_and_ids_go_on_from_there(customer
 # --- retention: archive a month (PostgreSQL) -----------------------------------------------------------
 
 
-@pytest.fixture
-def billed_january(db, customer, make_metric):
-    """API calls at 0.01 each, billed monthly from 1 Jan 2026; January's 3 events billed on 1 Feb, and one
-    February event in the open period."""
-    metric = make_metric()
-    plan = PlanFactory()
-    add_charge(
-        plan.versions.get(), name="API calls", price_model="per_unit", kind="usage", metric_code="api_calls",
-        amount=Decimal("0.01"),
-    )  # fmt: skip
-    make_subscription(customer=customer, plan=plan, started_at=utc(2026, 1, 1))
-    partitions_ensure(now=utc(2026, 1, 10))
-    january = [event(f"jan-{n}", utc(2026, 1, 10 + n, 12)) for n in range(3)]
-    assert usage_events_ingest(events=january, now=utc(2026, 1, 20)).accepted == 3
-    bill_due_subscriptions(now=utc(2026, 2, 1, 1))
-    assert usage_events_ingest(events=[event("feb-1", utc(2026, 2, 3))], now=utc(2026, 2, 3, 1)).accepted == 1
-    return metric
-
-
 @postgresql_only
 def test_archive_refuses_a_month_whose_usage_is_still_accepted_or_open(customer, make_metric, tmp_path):
     make_metric()
