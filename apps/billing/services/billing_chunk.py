@@ -7,13 +7,18 @@ charge, tax rates), compute each invoice in memory with the same line functions 
 one-by-one path, then write the invoices, their lines, taxes and events with COPY (PostgreSQL) or
 bulk inserts, and move every subscription to its new period.
 
+Usage charges of every meter are billed here — count, sum and max read for the whole chunk in one
+statement per source on PostgreSQL; weighted sums, percentiles, unique counts and latest values window
+by window; percentage prices (priced per transaction) and peak-hour prices read by their line
+functions — except pooled ones (see `_billable_in_bulk`).
+
 Subscriptions that need more than a plain renewal — a trial ending, a scheduled change or version
-migration, waiting prorations or credits, discounts, usage aggregations or prices read event by
-event, a plan's minimum commitment (its true-up reads the period's earlier invoices), a custom price
-for one of its charges (`SubscriptionPriceOverride`, read where every line gets its price), a pooled usage
-charge (its pool is shared with the customer's other subscriptions) or one with peak hours, several
-periods to catch up — are left to the one-by-one path (`subscription_bill_due`),
-which handles every case; so are all of the chunk's subscriptions if the bulk write fails.
+migration, waiting prorations or credits, discounts, a plan's minimum commitment (its true-up reads
+the period's earlier invoices), a custom price for one of its charges (`SubscriptionPriceOverride`,
+read where every line gets its price), a pooled usage charge (its pool is shared with the customer's
+other subscriptions), several periods to catch up — are left to the one-by-one path
+(`subscription_bill_due`), which handles every case; so are all of the chunk's subscriptions if the
+bulk write fails.
 
 Exactly once: the rows stay locked until the chunk commits and are re-checked as due under the
 lock; the unique constraint on (subscription, period start) backs that up. A crash rolls the whole
@@ -34,7 +39,6 @@ from django.conf import settings
 from django.db import DatabaseError, connection, models, transaction
 from django.db.models import Q
 
-from apps.catalog.constants import PriceModelChoice
 from apps.catalog.models import BillableMetric
 from apps.core import clock
 from apps.core.money import quantize_amount
@@ -53,7 +57,7 @@ from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import ScheduledChange, Subscription, SubscriptionPriceOverride, SubscriptionSegment
 from apps.subscriptions.periods import Period, period_containing
 from apps.subscriptions.selectors import active_discounts
-from apps.usage.selectors import BULK_AGGREGATIONS, UsageWindow, usage_aggregate_many
+from apps.usage.selectors import UsageWindow, usage_aggregate_many
 from apps.usage.services import usage_billing_lock_many
 from apps.wallets.selectors import customers_with_credits
 
@@ -206,12 +210,20 @@ def _billable_in_bulk(subscription: Subscription, now: datetime, metrics: dict[s
         price = charge.price_for(subscription.currency)
         if metric is None or price is None:
             return False  # the one-by-one path reports the error with its reason
-        if metric.aggregation not in BULK_AGGREGATIONS or charge.price_model == PriceModelChoice.PERCENTAGE:
-            return False
+        # Any aggregation, a percentage price and peak hours are billed here as one by one: the lines
+        # come from the same `usage_line_drafts`, whose usage is `usage_aggregate`'s (count, sum and max
+        # read for the whole chunk at once on PostgreSQL, the others window by window in
+        # `usage_aggregate_many`), and which reads a percentage price's transactions and a peak-hour
+        # split itself, for the same customer and window. The equivalence tests
+        # (tests/services/test_bulk_meters.py) hold the two paths to the same invoices.
         if charge.is_pooled:
-            return False  # the pool is shared with the customer's other subscriptions: read one by one
-        if charge.has_peak_hours:
-            return False  # usage split by the hour of the day in the customer's time zone: read one by one
+            # A pooled charge stays one by one. Its line is not a function of this subscription's usage
+            # alone: the pool's members are the customer's other subscriptions on the plan that share the
+            # period, and its share depends on every member's events in event order; a late event of any
+            # member changes what each of them owes, which the one-by-one path settles member by member
+            # (`late_usage`). Two statements per subscription (members, shares) that do not batch with
+            # the chunk's reads; a bulk pool would read each customer's pool once for all its members.
+            return False
     return True
 
 
@@ -278,6 +290,8 @@ def _compute(
         if subscription.current_period_end_at != max(_period(subscription).start, subscription.next_billing_at):
             continue
         for charge in usage_charges(subscription.plan_version):
+            if charge.has_peak_hours:
+                continue  # its lines read the usage split by the hour of the day (`usage_aggregate_by_hours`)
             windows.append(
                 UsageWindow(
                     customer_id=subscription.customer_id,
