@@ -371,46 +371,159 @@ def _gauge_spans(*, customer: Customer, metric: BillableMetric, start: datetime,
 # intervals come from `UsageIntervalRollup`, of which only the k + 1 highest per group are read.
 
 
-def _percentile(
-    *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, source: Source
-) -> dict[str, Decimal]:
+@dataclass(frozen=True)
+class _PercentilePlan:
+    """What a percentile window reads: its partial intervals at either end (raw events), the whole
+    intervals between (interval rollups), and how many samples it has and drops."""
+
+    sample_count: int
+    dropped: int
+    partial: list[tuple[datetime, datetime]]
+    whole: tuple[datetime, datetime] | None
+
+
+def _percentile_plan(metric: BillableMetric, start: datetime, end: datetime) -> _PercentilePlan:
     assert metric.interval_minutes is not None and metric.percentile is not None
     interval = timedelta(minutes=metric.interval_minutes)
     grid_start = interval_start_of(start, metric.interval_minutes)
     sample_count = -((grid_start - end) // interval)  # intervals overlapping [start, end): ceil
     dropped = int(sample_count * (Decimal(100) - metric.percentile) // Decimal(100))
+    first_full = grid_start if grid_start == start else grid_start + interval
+    last_full = interval_start_of(end, metric.interval_minutes)
+    if first_full >= end:
+        partial = [(start, end)]
+    else:
+        partial = [(a, b) for a, b in ((start, first_full), (last_full, end)) if a < b]
+    whole = (first_full, last_full) if first_full < last_full else None
+    return _PercentilePlan(sample_count, dropped, partial, whole)
+
+
+class _Samples:
+    """A percentile window's samples as read, per group: the partial intervals' sums and the highest
+    whole intervals' sums; the intervals not read are zero."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[Decimal]] = defaultdict(list)
+        self.stored: dict[str, int] = defaultdict(int)  # per group: how many samples of the window were read
+
+    def add_partial(self, group_key: str, total: Decimal) -> None:
+        self.values[group_key].append(total)
+        self.stored[group_key] += 1
+
+    def add_highest(self, group_key: str, total: Decimal, in_window: int, rank: int) -> None:
+        self.values[group_key].append(total)
+        if rank == 1:
+            self.stored[group_key] += in_window
+
+    def percentile(self, plan: _PercentilePlan) -> dict[str, Decimal]:
+        result: dict[str, Decimal] = {}
+        for group_key, values in self.values.items():
+            zeros = plan.sample_count - self.stored[group_key]
+            ordered = sorted([*values, *[Decimal(0)] * min(zeros, plan.dropped + 1)], reverse=True)
+            result[group_key] = ordered[plan.dropped]
+        return result
+
+
+def _percentile(
+    *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, source: Source
+) -> dict[str, Decimal]:
+    plan = _percentile_plan(metric, start, end)
     events = UsageEvent.objects.filter(customer=customer, metric=metric)
-    samples: dict[str, list[Decimal]] = defaultdict(list)  # per group: the samples read (the others are 0)
-    stored: dict[str, int] = defaultdict(int)  # per group: how many samples of the window were read
+    samples = _Samples()
     if source == "raw":
         for group_key, total in _raw_interval_sums(customer=customer, metric=metric, start=start, end=end):
-            samples[group_key].append(total)
-            stored[group_key] += 1
-    else:
-        first_full = grid_start if grid_start == start else grid_start + interval
-        last_full = interval_start_of(end, metric.interval_minutes)
-        if first_full >= end:
-            partial = [(start, end)]
-        else:
-            partial = [(a, b) for a, b in ((start, first_full), (last_full, end)) if a < b]
-        for span_start, span_end in partial:
-            sums = _per_group(events.filter(occurred_at__gte=span_start, occurred_at__lt=span_end), Sum("value"))
-            for group_key, total in sums.items():
-                samples[group_key].append(total)
-                stored[group_key] += 1
-        if first_full < last_full:
-            for group_key, total, in_window, rank in _highest_samples(
-                customer=customer, metric=metric, start=first_full, end=last_full, count=dropped + 1
-            ):
-                samples[group_key].append(total)
-                if rank == 1:
-                    stored[group_key] += in_window
-    result: dict[str, Decimal] = {}
-    for group_key, values in samples.items():
-        zeros = sample_count - stored[group_key]
-        ordered = sorted([*values, *[Decimal(0)] * min(zeros, dropped + 1)], reverse=True)
-        result[group_key] = ordered[dropped]
-    return result
+            samples.add_partial(group_key, total)
+        return samples.percentile(plan)
+    for span_start, span_end in plan.partial:
+        sums = _per_group(events.filter(occurred_at__gte=span_start, occurred_at__lt=span_end), Sum("value"))
+        for group_key, total in sums.items():
+            samples.add_partial(group_key, total)
+    if plan.whole is not None:
+        for group_key, total, in_window, rank in _highest_samples(
+            customer=customer, metric=metric, start=plan.whole[0], end=plan.whole[1], count=plan.dropped + 1
+        ):
+            samples.add_highest(group_key, total, in_window, rank)
+    return samples.percentile(plan)
+
+
+def _percentile_many(windows: list["UsageWindow"], indexes: list[int]) -> dict[int, dict[str, Decimal]]:
+    """`_percentile` (from rollups) of the windows at `indexes`, read in two statements for all of them
+    on PostgreSQL: the sums of every window's partial intervals from the raw events, and the highest
+    whole-interval sums of every window and group (a top-N `LATERAL` per window and group, as in
+    `_highest_samples`). The samples are combined by the same code as window by window."""
+    plans: dict[int, _PercentilePlan] = {}
+    partial: list[tuple[int, datetime, datetime]] = []  # (window index, span start, span end)
+    whole: list[tuple[int, datetime, datetime, int]] = []  # (window index, start, end, how many)
+    for index in indexes:
+        window = windows[index]
+        start, end = clock.ensure_aware(window.start), clock.ensure_aware(window.end)
+        if end <= start:
+            continue
+        plan = plans[index] = _percentile_plan(window.metric, start, end)
+        partial += [(index, span_start, span_end) for span_start, span_end in plan.partial]
+        if plan.whole is not None:
+            whole.append((index, plan.whole[0], plan.whole[1], plan.dropped + 1))
+    samples: dict[int, _Samples] = defaultdict(_Samples)
+    with connection.cursor() as cursor:
+        if partial:
+            # Grouped by span (not by window): each partial interval is a sample of its own.
+            cursor.execute(
+                f"""
+                SELECT s.span, e.group_key, SUM(e.value)
+                FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[])
+                     AS s(span, customer_id, metric_id, span_start, span_end)
+                JOIN {UsageEvent._meta.db_table} e
+                  ON e.customer_id = s.customer_id AND e.metric_id = s.metric_id
+                 AND e.occurred_at >= s.span_start AND e.occurred_at < s.span_end
+                GROUP BY s.span, e.group_key
+                """,  # noqa: S608 - the table name is ours, values are parameters
+                [
+                    list(range(len(partial))),
+                    [windows[index].customer_id for index, _, _ in partial],
+                    [windows[index].metric.pk for index, _, _ in partial],
+                    [span_start for _, span_start, _ in partial],
+                    [span_end for _, _, span_end in partial],
+                ],
+            )
+            for span, group_key, total in cursor.fetchall():
+                if total is not None:  # as `_per_group`: a group whose values are all empty has no sum
+                    samples[partial[span][0]].add_partial(group_key, Decimal(total))
+        if whole:
+            table = UsageIntervalRollup._meta.db_table
+            cursor.execute(
+                f"""
+                SELECT w.idx, groups.group_key, highest.value_sum, groups.row_count,
+                       ROW_NUMBER() OVER (PARTITION BY w.idx, groups.group_key ORDER BY highest.value_sum DESC)
+                FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[],
+                            %s::integer[])
+                     AS w(idx, customer_id, metric_id, range_start, range_end, top)
+                CROSS JOIN LATERAL (
+                    SELECT group_key, COUNT(*) AS row_count FROM {table} AS r
+                    WHERE r.customer_id = w.customer_id AND r.metric_id = w.metric_id
+                      AND r.interval_start >= w.range_start AND r.interval_start < w.range_end
+                    GROUP BY group_key
+                ) AS groups
+                CROSS JOIN LATERAL (
+                    SELECT value_sum FROM {table} AS sample
+                    WHERE sample.customer_id = w.customer_id AND sample.metric_id = w.metric_id
+                      AND sample.group_key = groups.group_key
+                      AND sample.interval_start >= w.range_start AND sample.interval_start < w.range_end
+                    ORDER BY value_sum DESC
+                    LIMIT w.top
+                ) AS highest
+                """,  # noqa: S608 - the table name is ours, values are parameters
+                [
+                    [index for index, _, _, _ in whole],
+                    [windows[index].customer_id for index, _, _, _ in whole],
+                    [windows[index].metric.pk for index, _, _, _ in whole],
+                    [start for _, start, _, _ in whole],
+                    [end for _, _, end, _ in whole],
+                    [count for _, _, _, count in whole],
+                ],
+            )
+            for index, group_key, total, in_window, rank in cursor.fetchall():
+                samples[index].add_highest(group_key, total, in_window, rank)
+    return {index: samples[index].percentile(plan) for index, plan in plans.items()}
 
 
 def _raw_interval_sums(
@@ -489,8 +602,9 @@ class UsageWindow:
     end: datetime
 
 
-# Aggregations `usage_aggregate_many` does in one statement per source on PostgreSQL; the others
-# (latest, unique count) are read window by window.
+# Aggregations `usage_aggregate_many` does in one statement per source on PostgreSQL; percentiles
+# are read in two statements for all windows (`_percentile_many`); the others (weighted sum, latest,
+# unique count) window by window.
 BULK_AGGREGATIONS = frozenset({MetricAggregation.COUNT, MetricAggregation.SUM, MetricAggregation.MAX})
 
 
@@ -499,17 +613,23 @@ def usage_aggregate_many(windows: list[UsageWindow]) -> list[dict[str, Decimal]]
 
     The billing run asks this for every usage charge of a chunk of subscriptions: on PostgreSQL,
     count, sum and max metrics are read for all windows together — one statement over the hourly
-    rollups and one over the raw events of the windows' partial hours — instead of a few statements
-    per window."""
+    rollups and one over the raw events of the windows' partial hours — and percentiles in two
+    (`_percentile_many`), instead of a few statements per window."""
     results: list[dict[str, Decimal]] = [{} for _ in windows]
     bulk: list[int] = []
+    percentiles: list[int] = []
     for index, window in enumerate(windows):
         if connection.vendor == "postgresql" and window.metric.aggregation in BULK_AGGREGATIONS:
             bulk.append(index)
+        elif connection.vendor == "postgresql" and window.metric.aggregation == MetricAggregation.PERCENTILE:
+            percentiles.append(index)
         else:
             results[index] = usage_aggregate(
                 customer=Customer(pk=window.customer_id), metric=window.metric, start=window.start, end=window.end
             )
+    if percentiles:
+        for index, totals in _percentile_many(windows, percentiles).items():
+            results[index] = totals
     if not bulk:
         return results
     raw_spans: list[tuple[int, datetime, datetime]] = []

@@ -193,8 +193,16 @@ def _invoice_view(invoice: Invoice) -> dict:
         "totals": (invoice.subtotal, invoice.tax_total, invoice.total, invoice.reverse_charge),
         "lines": [
             (
-                line.position, line.kind, line.description, line.quantity, line.unit_amount, line.amount,
-                line.explanation, line.charge_id, line.period_start_at, line.period_end_at,
+                line.position,
+                line.kind,
+                line.description,
+                line.quantity,
+                line.unit_amount,
+                line.amount,
+                line.explanation,
+                line.charge_id,
+                line.period_start_at,
+                line.period_end_at,
             )
             for line in invoice.lines.order_by("position")
         ],  # fmt: skip
@@ -244,7 +252,7 @@ def test_every_meter_but_pooled_is_billed_in_bulk_as_one_by_one_line_by_line():
         if meter == "peak_zh":
             continue
         title = f"Cloud — {meter.title()}: "
-        usage = [(f"{title}{description}", quantity, amount) for description, quantity, amount in METERS[meter]["lines"]]
+        usage = [(f"{title}{line}", quantity, amount) for line, quantity, amount in METERS[meter]["lines"]]
         assert [
             (line.description, line.quantity, line.amount.amount)
             for line in bulk_invoice.lines.filter(kind="usage").order_by("position")
