@@ -242,6 +242,27 @@ def _weighted_sum(
         for group_key, span in _gauge_spans(customer=customer, metric=metric, start=span_start, end=span_end).items():
             pieces[group_key].append(_GaugePiece(span_start, span_end, span))
     carried = _levels_before(customer=customer, metric=metric, moment=start, source=source)
+    return _weighted_totals(metric, start, end, pieces, carried)
+
+
+def _weighted_partial_spans(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The parts of [start, end) read from the events (the rest from the hourly rollups), cut where a
+    UTC month begins."""
+    first_hour, last_hour = _ceil_hour(start), hour_of(end)
+    if first_hour >= last_hour:
+        return _split_at_month_starts([(start, end)])
+    return _split_at_month_starts([(a, b) for a, b in ((start, first_hour), (last_hour, end)) if a < b])
+
+
+def _weighted_totals(
+    metric: BillableMetric,
+    start: datetime,
+    end: datetime,
+    pieces: dict[str, list[_GaugePiece]],
+    carried: dict[str, Decimal],
+) -> dict[str, Decimal]:
+    """Each group's weighted sum over [start, end) from its pieces (hourly rollups and spans of events)
+    and its level carried in at `start`."""
     totals: dict[str, Decimal] = {}
     with localcontext() as exact:
         # Value-seconds are added up exactly (values have 6 decimals, seconds 6) per unit length, and
@@ -359,6 +380,127 @@ def _gauge_spans(*, customer: Customer, metric: BillableMetric, start: datetime,
             group_key: GaugeSpan(first_at, Decimal(level_seconds), Decimal(last_value))
             for group_key, first_at, level_seconds, last_value in cursor.fetchall()
         }
+
+
+def _weighted_sum_many(windows: list["UsageWindow"], indexes: list[int]) -> dict[int, dict[str, Decimal]]:
+    """`_weighted_sum` (from rollups) of the windows at `indexes`, read in three statements for all of
+    them on PostgreSQL — the hourly rollups of every window's whole hours, the `GaugeSpan`s of every
+    window's partial hours, and each group's level before every window (its latest rollup before the
+    window's first hour, or its latest event since) — and combined by the same code as window by
+    window."""
+    bounds: dict[int, tuple[datetime, datetime]] = {}
+    hours: list[tuple[int, datetime, datetime]] = []  # (window index, first whole hour, end of the last)
+    spans: list[tuple[int, datetime, datetime]] = []  # (window index, span start, span end)
+    for index in indexes:
+        window = windows[index]
+        start, end = clock.ensure_aware(window.start), clock.ensure_aware(window.end)
+        if end <= start:
+            continue
+        bounds[index] = (start, end)
+        first_hour, last_hour = _ceil_hour(start), hour_of(end)
+        if first_hour < last_hour:
+            hours.append((index, first_hour, last_hour))
+        spans += [(index, span_start, span_end) for span_start, span_end in _weighted_partial_spans(start, end)]
+    if not bounds:
+        return {}
+    customers = {index: windows[index].customer_id for index in bounds}
+    metric_ids = {index: windows[index].metric.pk for index in bounds}
+    pieces: dict[int, dict[str, list[_GaugePiece]]] = defaultdict(lambda: defaultdict(list))
+    rollups, events = UsageRollup._meta.db_table, UsageEvent._meta.db_table
+    with connection.cursor() as cursor:
+        if hours:
+            cursor.execute(
+                f"""
+                SELECT w.idx, r.group_key, r.hour, r.first_at, r.level_seconds, r.latest_value
+                FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[])
+                     AS w(idx, customer_id, metric_id, first_hour, last_hour)
+                JOIN {rollups} r ON r.customer_id = w.customer_id AND r.metric_id = w.metric_id
+                                AND r.hour >= w.first_hour AND r.hour < w.last_hour
+                """,  # noqa: S608 - the table name is ours, values are parameters
+                [
+                    [index for index, _, _ in hours],
+                    [customers[index] for index, _, _ in hours],
+                    [metric_ids[index] for index, _, _ in hours],
+                    [first_hour for _, first_hour, _ in hours],
+                    [last_hour for _, _, last_hour in hours],
+                ],
+            )
+            for index, group_key, hour, first_at, level_seconds, latest_value in cursor.fetchall():
+                span = GaugeSpan(first_at or hour, level_seconds or Decimal(0), latest_value or Decimal(0))
+                pieces[index][group_key].append(_GaugePiece(hour, hour + ONE_HOUR, span))
+        if spans:
+            # As `_gauge_spans`, per span: each event's successor by LEAD, exact numerics.
+            cursor.execute(
+                f"""
+                SELECT span, group_key, MIN(occurred_at),
+                       SUM(COALESCE(value, 0) * EXTRACT(EPOCH FROM (COALESCE(next_at, span_end) - occurred_at))),
+                       (ARRAY_AGG(COALESCE(value, 0) ORDER BY occurred_at DESC, id DESC))[1]
+                FROM (
+                    SELECT s.span, s.span_end, e.group_key, e.occurred_at, e.id, e.value,
+                           LEAD(e.occurred_at) OVER (PARTITION BY s.span, e.group_key ORDER BY e.occurred_at, e.id)
+                               AS next_at
+                    FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[])
+                         AS s(span, customer_id, metric_id, span_start, span_end)
+                    JOIN {events} e ON e.customer_id = s.customer_id AND e.metric_id = s.metric_id
+                                   AND e.occurred_at >= s.span_start AND e.occurred_at < s.span_end
+                ) AS ordered
+                GROUP BY span, group_key
+                """,  # noqa: S608 - the table name is ours, values are parameters
+                [
+                    list(range(len(spans))),
+                    [customers[index] for index, _, _ in spans],
+                    [metric_ids[index] for index, _, _ in spans],
+                    [span_start for _, span_start, _ in spans],
+                    [span_end for _, _, span_end in spans],
+                ],
+            )
+            for span_number, group_key, first_at, level_seconds, last_value in cursor.fetchall():
+                index, span_start, span_end = spans[span_number]
+                span = GaugeSpan(first_at, Decimal(level_seconds), Decimal(last_value))
+                pieces[index][group_key].append(_GaugePiece(span_start, span_end, span))
+        # The levels before each window, as `_levels_before` reads them from rollups: per group, the
+        # latest of (its latest rollup before the window's first hour, its latest event from that hour
+        # to the window's start), each the first of its source by (time, event id) descending.
+        order = list(bounds)
+        cursor.execute(
+            f"""
+            (SELECT DISTINCT ON (w.idx, r.group_key) w.idx, r.group_key, r.latest_at, r.latest_event_id,
+                    r.latest_value
+             FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[])
+                  AS w(idx, customer_id, metric_id, boundary, moment)
+             JOIN {rollups} r ON r.customer_id = w.customer_id AND r.metric_id = w.metric_id AND r.hour < w.boundary
+             ORDER BY w.idx, r.group_key, r.latest_at DESC, r.latest_event_id DESC)
+            UNION ALL
+            (SELECT DISTINCT ON (w.idx, e.group_key) w.idx, e.group_key, e.occurred_at, e.id, e.value
+             FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[])
+                  AS w(idx, customer_id, metric_id, boundary, moment)
+             JOIN {events} e ON e.customer_id = w.customer_id AND e.metric_id = w.metric_id
+                            AND e.occurred_at >= w.boundary AND e.occurred_at < w.moment
+             ORDER BY w.idx, e.group_key, e.occurred_at DESC, e.id DESC)
+            """,  # noqa: S608 - the table names are ours, values are parameters
+            [
+                order,
+                [customers[index] for index in order],
+                [metric_ids[index] for index in order],
+                [hour_of(bounds[index][0]) for index in order],
+                [bounds[index][0] for index in order],
+            ]
+            * 2,
+        )
+        latest: dict[int, dict[str, _Latest]] = defaultdict(dict)
+        for index, group_key, at, event_id, value in cursor.fetchall():
+            if value is None:  # as `_latest_per_group`: a latest event without a value says nothing
+                continue
+            current = latest[index].get(group_key)
+            if current is None or (at, event_id) > (current.at, current.event_id):
+                latest[index][group_key] = _Latest(at, event_id, value)
+    return {
+        index: _weighted_totals(
+            windows[index].metric, start, end, pieces[index],
+            {group_key: candidate.value for group_key, candidate in latest[index].items()},
+        )
+        for index, (start, end) in bounds.items()
+    }  # fmt: skip
 
 
 # --- percentile -------------------------------------------------------------------------------------
@@ -602,9 +744,9 @@ class UsageWindow:
     end: datetime
 
 
-# Aggregations `usage_aggregate_many` does in one statement per source on PostgreSQL; percentiles
-# are read in two statements for all windows (`_percentile_many`); the others (weighted sum, latest,
-# unique count) window by window.
+# Aggregations `usage_aggregate_many` does in one statement per source on PostgreSQL; percentiles and
+# weighted sums are read in two and three statements for all windows (`_percentile_many`,
+# `_weighted_sum_many`); the others (latest, unique count) window by window.
 BULK_AGGREGATIONS = frozenset({MetricAggregation.COUNT, MetricAggregation.SUM, MetricAggregation.MAX})
 
 
@@ -613,22 +755,28 @@ def usage_aggregate_many(windows: list[UsageWindow]) -> list[dict[str, Decimal]]
 
     The billing run asks this for every usage charge of a chunk of subscriptions: on PostgreSQL,
     count, sum and max metrics are read for all windows together — one statement over the hourly
-    rollups and one over the raw events of the windows' partial hours — and percentiles in two
-    (`_percentile_many`), instead of a few statements per window."""
+    rollups and one over the raw events of the windows' partial hours — percentiles in two and
+    weighted sums in three, instead of a few statements per window."""
     results: list[dict[str, Decimal]] = [{} for _ in windows]
     bulk: list[int] = []
     percentiles: list[int] = []
+    weighted: list[int] = []
     for index, window in enumerate(windows):
         if connection.vendor == "postgresql" and window.metric.aggregation in BULK_AGGREGATIONS:
             bulk.append(index)
         elif connection.vendor == "postgresql" and window.metric.aggregation == MetricAggregation.PERCENTILE:
             percentiles.append(index)
+        elif connection.vendor == "postgresql" and window.metric.aggregation == MetricAggregation.WEIGHTED_SUM:
+            weighted.append(index)
         else:
             results[index] = usage_aggregate(
                 customer=Customer(pk=window.customer_id), metric=window.metric, start=window.start, end=window.end
             )
     if percentiles:
         for index, totals in _percentile_many(windows, percentiles).items():
+            results[index] = totals
+    if weighted:
+        for index, totals in _weighted_sum_many(windows, weighted).items():
             results[index] = totals
     if not bulk:
         return results
