@@ -219,10 +219,12 @@ def _billable_in_bulk(subscription: Subscription, now: datetime, metrics: dict[s
         if charge.is_pooled:
             # A pooled charge stays one by one. Its line is not a function of this subscription's usage
             # alone: the pool's members are the customer's other subscriptions on the plan that share the
-            # period, and its share depends on every member's events in event order; a late event of any
-            # member changes what each of them owes, which the one-by-one path settles member by member
-            # (`late_usage`). Two statements per subscription (members, shares) that do not batch with
-            # the chunk's reads; a bulk pool would read each customer's pool once for all its members.
+            # period (read from their rows, which other chunks and the one-by-one path are moving on at
+            # the same time), and its share depends on every member's events in event order. Priced
+            # here it would still cost two statements per subscription (members, shares), the reads of
+            # the whole customer's pool that the one-by-one path makes; billing pools in bulk means
+            # reading each customer's pool once for all its members, with tests that members billed in
+            # different chunks, or some in bulk and some one by one, get the shares they get one by one.
             return False
     return True
 
