@@ -53,6 +53,28 @@ METERS = {
         # 3,171 GB-hours × 0.01 = 31.71.
         lines=[("Storage (usage)", D("3171"), D("31.71"))],
     ),
+    "storage_months": dict(
+        # GB-months per region (a month of April is 30 days), with a price of its own for eu.
+        metric=dict(aggregation="weighted_sum", field_name="gb", time_unit="month", group_by="region"),
+        charge=dict(
+            price_model="per_unit",
+            prices=[
+                PriceInput(currency="USD", amount=D("0.10")),
+                PriceInput(currency="USD", amount=D("0.08"), dimension_values={"region": "eu"}),
+            ],
+        ),
+        events=[
+            (utc(2026, 3, 28, 10), {"gb": "30", "region": "eu"}),  # carried into April
+            (utc(2026, 4, 16), {"gb": "60", "region": "eu"}),  # from the middle of the month
+            (utc(2026, 4, 21), {"gb": "12", "region": "us"}),
+            (MAY, {"gb": "500", "region": "us"}),  # May's
+        ],
+        # eu: 30 GB × 15/30 + 60 GB × 15/30 = 45 GB-months × 0.08 = 3.60; us: 12 GB × 10/30 = 4 × 0.10 = 0.40.
+        lines=[
+            ("Storage per region — region eu (usage)", D("45"), D("3.60")),
+            ("Storage per region — region us (usage)", D("4"), D("0.40")),
+        ],
+    ),
     "percentile": dict(
         # 8,640 five-minute samples in April; the 99.95th percentile drops floor(8,640 × 0.05 / 100) = 4.
         metric=dict(aggregation="percentile", field_name="mbps", percentile=D("99.95"), interval_minutes=5),
@@ -138,6 +160,7 @@ METERS = {
 }
 CHARGE_NAMES = {
     "weighted_sum": "Storage",
+    "storage_months": "Storage per region",
     "percentile": "Bandwidth",
     "unique_count": "Devices",
     "latest": "Seats",
