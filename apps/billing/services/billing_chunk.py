@@ -57,13 +57,20 @@ from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import ScheduledChange, Subscription, SubscriptionPriceOverride, SubscriptionSegment
 from apps.subscriptions.periods import Period, period_containing
 from apps.subscriptions.selectors import active_discounts
-from apps.usage.selectors import UsageWindow, usage_aggregate_many
+from apps.usage.selectors import HoursWindow, UsageWindow, usage_aggregate_by_hours_many, usage_aggregate_many
 from apps.usage.services import usage_billing_lock_many
 from apps.wallets.selectors import customers_with_credits
 
 from .closeout import Stretch, stretch_line_drafts
 from .late_usage import late_usage_waiting_subscription_ids
-from .lines import LineDraft, arrears_fee_charges, invoice_span, recurring_line_drafts, usage_charges
+from .lines import (
+    LineDraft,
+    arrears_fee_charges,
+    customer_time_zone,
+    invoice_span,
+    recurring_line_drafts,
+    usage_charges,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -288,12 +295,26 @@ def _compute(
     # Usage of the period that ends as the new one begins, for every usage charge, read at once.
     windows: list[UsageWindow] = []
     window_keys: list[tuple[int, int]] = []
+    # Charges with peak hours: their usage split by the local hour of the day, read at once too.
+    hour_windows: list[HoursWindow] = []
+    hour_keys: list[tuple[int, int]] = []
     for subscription in subscriptions:
         if subscription.current_period_end_at != max(_period(subscription).start, subscription.next_billing_at):
             continue
         for charge in usage_charges(subscription.plan_version):
             if charge.has_peak_hours:
-                continue  # its lines read the usage split by the hour of the day (`usage_aggregate_by_hours`)
+                hour_windows.append(
+                    HoursWindow(
+                        customer_id=subscription.customer_id,
+                        metric=metrics[charge.metric_code],
+                        start=subscription.current_period_start_at,
+                        end=subscription.current_period_end_at,
+                        time_zone=customer_time_zone(subscription.customer),
+                        hours=charge.peak_hours(),
+                    )  # fmt: skip
+                )
+                hour_keys.append((subscription.pk, charge.pk))
+                continue
             windows.append(
                 UsageWindow(
                     customer_id=subscription.customer_id,
@@ -306,6 +327,8 @@ def _compute(
     usage: dict[int, dict[int, dict[str, Decimal]]] = {}
     for (subscription_id, charge_id), totals in zip(window_keys, usage_aggregate_many(windows), strict=True):
         usage.setdefault(subscription_id, {})[charge_id] = totals
+    for (subscription_id, charge_id), split in zip(hour_keys, usage_aggregate_by_hours_many(hour_windows), strict=True):
+        usage.setdefault(subscription_id, {})[charge_id] = split
 
     rates = active_tax_rates(countries={str(s.customer.country.code) for s in subscriptions})
     recurring_cache: dict[tuple, list[LineDraft]] = {}
