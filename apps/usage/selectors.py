@@ -1097,8 +1097,8 @@ def usage_aggregate_by_hours_many(windows: list[HoursWindow]) -> list[dict[str, 
             for moment in (start, end - timedelta(microseconds=1))
         )
         use_rollups = whole_hours and first_hour < last_hour
-        spans = [(start, first_hour), (last_hour, end)] if use_rollups else [(start, end)]
-        for span_start, span_end in spans:
+        window_spans = [(start, first_hour), (last_hour, end)] if use_rollups else [(start, end)]
+        for span_start, span_end in window_spans:
             if span_start < span_end:
                 raw.append((index, span_start, span_end))
                 if aggregation == MetricAggregation.COUNT:
