@@ -7,10 +7,10 @@ charge, tax rates), compute each invoice in memory with the same line functions 
 one-by-one path, then write the invoices, their lines, taxes and events with COPY (PostgreSQL) or
 bulk inserts, and move every subscription to its new period.
 
-Usage charges of every meter are billed here — count, sum and max read for the whole chunk in one
-statement per source on PostgreSQL; weighted sums, percentiles, unique counts and latest values window
-by window; percentage prices (priced per transaction) and peak-hour prices read by their line
-functions — except pooled ones (see `_billable_in_bulk`).
+Usage charges of every meter are billed here — on PostgreSQL count, sum and max read for the whole
+chunk in one statement per source, weighted sums, percentiles and peak-hour splits in two or three;
+unique counts and latest values window by window, percentage prices' transactions by their line
+function — except pooled ones (see `_billable_in_bulk`).
 
 Subscriptions that need more than a plain renewal — a trial ending, a scheduled change or version
 migration, waiting prorations or credits, discounts, a plan's minimum commitment (its true-up reads
@@ -218,11 +218,10 @@ def _billable_in_bulk(subscription: Subscription, now: datetime, metrics: dict[s
         if metric is None or price is None:
             return False  # the one-by-one path reports the error with its reason
         # Any aggregation, a percentage price and peak hours are billed here as one by one: the lines
-        # come from the same `usage_line_drafts`, whose usage is `usage_aggregate`'s (count, sum and max
-        # read for the whole chunk at once on PostgreSQL, the others window by window in
-        # `usage_aggregate_many`), and which reads a percentage price's transactions and a peak-hour
-        # split itself, for the same customer and window. The equivalence tests
-        # (tests/services/test_bulk_meters.py) hold the two paths to the same invoices.
+        # come from the same `usage_line_drafts`, with the usage `usage_aggregate` and
+        # `usage_aggregate_by_hours` return (read for the whole chunk by their `_many` versions), and
+        # a percentage price's transactions read by the line function itself. The equivalence test
+        # (tests/services/test_bulk_meters.py) holds the two paths to the same invoices.
         if charge.is_pooled:
             # A pooled charge stays one by one. Its line is not a function of this subscription's usage
             # alone: the pool's members are the customer's other subscriptions on the plan that share the
