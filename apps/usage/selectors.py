@@ -242,6 +242,27 @@ def _weighted_sum(
         for group_key, span in _gauge_spans(customer=customer, metric=metric, start=span_start, end=span_end).items():
             pieces[group_key].append(_GaugePiece(span_start, span_end, span))
     carried = _levels_before(customer=customer, metric=metric, moment=start, source=source)
+    return _weighted_totals(metric, start, end, pieces, carried)
+
+
+def _weighted_partial_spans(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The parts of [start, end) read from the events (the rest from the hourly rollups), cut where a
+    UTC month begins."""
+    first_hour, last_hour = _ceil_hour(start), hour_of(end)
+    if first_hour >= last_hour:
+        return _split_at_month_starts([(start, end)])
+    return _split_at_month_starts([(a, b) for a, b in ((start, first_hour), (last_hour, end)) if a < b])
+
+
+def _weighted_totals(
+    metric: BillableMetric,
+    start: datetime,
+    end: datetime,
+    pieces: dict[str, list[_GaugePiece]],
+    carried: dict[str, Decimal],
+) -> dict[str, Decimal]:
+    """Each group's weighted sum over [start, end) from its pieces (hourly rollups and spans of events)
+    and its level carried in at `start`."""
     totals: dict[str, Decimal] = {}
     with localcontext() as exact:
         # Value-seconds are added up exactly (values have 6 decimals, seconds 6) per unit length, and
@@ -361,6 +382,127 @@ def _gauge_spans(*, customer: Customer, metric: BillableMetric, start: datetime,
         }
 
 
+def _weighted_sum_many(windows: list["UsageWindow"], indexes: list[int]) -> dict[int, dict[str, Decimal]]:
+    """`_weighted_sum` (from rollups) of the windows at `indexes`, read in three statements for all of
+    them on PostgreSQL — the hourly rollups of every window's whole hours, the `GaugeSpan`s of every
+    window's partial hours, and each group's level before every window (its latest rollup before the
+    window's first hour, or its latest event since) — and combined by the same code as window by
+    window."""
+    bounds: dict[int, tuple[datetime, datetime]] = {}
+    hours: list[tuple[int, datetime, datetime]] = []  # (window index, first whole hour, end of the last)
+    spans: list[tuple[int, datetime, datetime]] = []  # (window index, span start, span end)
+    for index in indexes:
+        window = windows[index]
+        start, end = clock.ensure_aware(window.start), clock.ensure_aware(window.end)
+        if end <= start:
+            continue
+        bounds[index] = (start, end)
+        first_hour, last_hour = _ceil_hour(start), hour_of(end)
+        if first_hour < last_hour:
+            hours.append((index, first_hour, last_hour))
+        spans += [(index, span_start, span_end) for span_start, span_end in _weighted_partial_spans(start, end)]
+    if not bounds:
+        return {}
+    customers = {index: windows[index].customer_id for index in bounds}
+    metric_ids = {index: windows[index].metric.pk for index in bounds}
+    pieces: dict[int, dict[str, list[_GaugePiece]]] = defaultdict(lambda: defaultdict(list))
+    rollups, events = UsageRollup._meta.db_table, UsageEvent._meta.db_table
+    with connection.cursor() as cursor:
+        if hours:
+            cursor.execute(
+                f"""
+                SELECT w.idx, r.group_key, r.hour, r.first_at, r.level_seconds, r.latest_value
+                FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[])
+                     AS w(idx, customer_id, metric_id, first_hour, last_hour)
+                JOIN {rollups} r ON r.customer_id = w.customer_id AND r.metric_id = w.metric_id
+                                AND r.hour >= w.first_hour AND r.hour < w.last_hour
+                """,  # noqa: S608 - the table name is ours, values are parameters
+                [
+                    [index for index, _, _ in hours],
+                    [customers[index] for index, _, _ in hours],
+                    [metric_ids[index] for index, _, _ in hours],
+                    [first_hour for _, first_hour, _ in hours],
+                    [last_hour for _, _, last_hour in hours],
+                ],
+            )
+            for index, group_key, hour, first_at, level_seconds, latest_value in cursor.fetchall():
+                span = GaugeSpan(first_at or hour, level_seconds or Decimal(0), latest_value or Decimal(0))
+                pieces[index][group_key].append(_GaugePiece(hour, hour + ONE_HOUR, span))
+        if spans:
+            # As `_gauge_spans`, per span: each event's successor by LEAD, exact numerics.
+            cursor.execute(
+                f"""
+                SELECT span, group_key, MIN(occurred_at),
+                       SUM(COALESCE(value, 0) * EXTRACT(EPOCH FROM (COALESCE(next_at, span_end) - occurred_at))),
+                       (ARRAY_AGG(COALESCE(value, 0) ORDER BY occurred_at DESC, id DESC))[1]
+                FROM (
+                    SELECT s.span, s.span_end, e.group_key, e.occurred_at, e.id, e.value,
+                           LEAD(e.occurred_at) OVER (PARTITION BY s.span, e.group_key ORDER BY e.occurred_at, e.id)
+                               AS next_at
+                    FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[])
+                         AS s(span, customer_id, metric_id, span_start, span_end)
+                    JOIN {events} e ON e.customer_id = s.customer_id AND e.metric_id = s.metric_id
+                                   AND e.occurred_at >= s.span_start AND e.occurred_at < s.span_end
+                ) AS ordered
+                GROUP BY span, group_key
+                """,  # noqa: S608 - the table name is ours, values are parameters
+                [
+                    list(range(len(spans))),
+                    [customers[index] for index, _, _ in spans],
+                    [metric_ids[index] for index, _, _ in spans],
+                    [span_start for _, span_start, _ in spans],
+                    [span_end for _, _, span_end in spans],
+                ],
+            )
+            for span_number, group_key, first_at, level_seconds, last_value in cursor.fetchall():
+                index, span_start, span_end = spans[span_number]
+                span = GaugeSpan(first_at, Decimal(level_seconds), Decimal(last_value))
+                pieces[index][group_key].append(_GaugePiece(span_start, span_end, span))
+        # The levels before each window, as `_levels_before` reads them from rollups: per group, the
+        # latest of (its latest rollup before the window's first hour, its latest event from that hour
+        # to the window's start), each the first of its source by (time, event id) descending.
+        order = list(bounds)
+        cursor.execute(
+            f"""
+            (SELECT DISTINCT ON (w.idx, r.group_key) w.idx, r.group_key, r.latest_at, r.latest_event_id,
+                    r.latest_value
+             FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[])
+                  AS w(idx, customer_id, metric_id, boundary, moment)
+             JOIN {rollups} r ON r.customer_id = w.customer_id AND r.metric_id = w.metric_id AND r.hour < w.boundary
+             ORDER BY w.idx, r.group_key, r.latest_at DESC, r.latest_event_id DESC)
+            UNION ALL
+            (SELECT DISTINCT ON (w.idx, e.group_key) w.idx, e.group_key, e.occurred_at, e.id, e.value
+             FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[])
+                  AS w(idx, customer_id, metric_id, boundary, moment)
+             JOIN {events} e ON e.customer_id = w.customer_id AND e.metric_id = w.metric_id
+                            AND e.occurred_at >= w.boundary AND e.occurred_at < w.moment
+             ORDER BY w.idx, e.group_key, e.occurred_at DESC, e.id DESC)
+            """,  # noqa: S608 - the table names are ours, values are parameters
+            [
+                order,
+                [customers[index] for index in order],
+                [metric_ids[index] for index in order],
+                [hour_of(bounds[index][0]) for index in order],
+                [bounds[index][0] for index in order],
+            ]
+            * 2,
+        )
+        latest: dict[int, dict[str, _Latest]] = defaultdict(dict)
+        for index, group_key, at, event_id, value in cursor.fetchall():
+            if value is None:  # as `_latest_per_group`: a latest event without a value says nothing
+                continue
+            current = latest[index].get(group_key)
+            if current is None or (at, event_id) > (current.at, current.event_id):
+                latest[index][group_key] = _Latest(at, event_id, value)
+    return {
+        index: _weighted_totals(
+            windows[index].metric, start, end, pieces[index],
+            {group_key: candidate.value for group_key, candidate in latest[index].items()},
+        )
+        for index, (start, end) in bounds.items()
+    }  # fmt: skip
+
+
 # --- percentile -------------------------------------------------------------------------------------
 #
 # The period's samples are the sums of the property per sample interval (intervals of the metric's
@@ -371,46 +513,159 @@ def _gauge_spans(*, customer: Customer, metric: BillableMetric, start: datetime,
 # intervals come from `UsageIntervalRollup`, of which only the k + 1 highest per group are read.
 
 
-def _percentile(
-    *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, source: Source
-) -> dict[str, Decimal]:
+@dataclass(frozen=True)
+class _PercentilePlan:
+    """What a percentile window reads: its partial intervals at either end (raw events), the whole
+    intervals between (interval rollups), and how many samples it has and drops."""
+
+    sample_count: int
+    dropped: int
+    partial: list[tuple[datetime, datetime]]
+    whole: tuple[datetime, datetime] | None
+
+
+def _percentile_plan(metric: BillableMetric, start: datetime, end: datetime) -> _PercentilePlan:
     assert metric.interval_minutes is not None and metric.percentile is not None
     interval = timedelta(minutes=metric.interval_minutes)
     grid_start = interval_start_of(start, metric.interval_minutes)
     sample_count = -((grid_start - end) // interval)  # intervals overlapping [start, end): ceil
     dropped = int(sample_count * (Decimal(100) - metric.percentile) // Decimal(100))
+    first_full = grid_start if grid_start == start else grid_start + interval
+    last_full = interval_start_of(end, metric.interval_minutes)
+    if first_full >= end:
+        partial = [(start, end)]
+    else:
+        partial = [(a, b) for a, b in ((start, first_full), (last_full, end)) if a < b]
+    whole = (first_full, last_full) if first_full < last_full else None
+    return _PercentilePlan(sample_count, dropped, partial, whole)
+
+
+class _Samples:
+    """A percentile window's samples as read, per group: the partial intervals' sums and the highest
+    whole intervals' sums; the intervals not read are zero."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[Decimal]] = defaultdict(list)
+        self.stored: dict[str, int] = defaultdict(int)  # per group: how many samples of the window were read
+
+    def add_partial(self, group_key: str, total: Decimal) -> None:
+        self.values[group_key].append(total)
+        self.stored[group_key] += 1
+
+    def add_highest(self, group_key: str, total: Decimal, in_window: int, rank: int) -> None:
+        self.values[group_key].append(total)
+        if rank == 1:
+            self.stored[group_key] += in_window
+
+    def percentile(self, plan: _PercentilePlan) -> dict[str, Decimal]:
+        result: dict[str, Decimal] = {}
+        for group_key, values in self.values.items():
+            zeros = plan.sample_count - self.stored[group_key]
+            ordered = sorted([*values, *[Decimal(0)] * min(zeros, plan.dropped + 1)], reverse=True)
+            result[group_key] = ordered[plan.dropped]
+        return result
+
+
+def _percentile(
+    *, customer: Customer, metric: BillableMetric, start: datetime, end: datetime, source: Source
+) -> dict[str, Decimal]:
+    plan = _percentile_plan(metric, start, end)
     events = UsageEvent.objects.filter(customer=customer, metric=metric)
-    samples: dict[str, list[Decimal]] = defaultdict(list)  # per group: the samples read (the others are 0)
-    stored: dict[str, int] = defaultdict(int)  # per group: how many samples of the window were read
+    samples = _Samples()
     if source == "raw":
         for group_key, total in _raw_interval_sums(customer=customer, metric=metric, start=start, end=end):
-            samples[group_key].append(total)
-            stored[group_key] += 1
-    else:
-        first_full = grid_start if grid_start == start else grid_start + interval
-        last_full = interval_start_of(end, metric.interval_minutes)
-        if first_full >= end:
-            partial = [(start, end)]
-        else:
-            partial = [(a, b) for a, b in ((start, first_full), (last_full, end)) if a < b]
-        for span_start, span_end in partial:
-            sums = _per_group(events.filter(occurred_at__gte=span_start, occurred_at__lt=span_end), Sum("value"))
-            for group_key, total in sums.items():
-                samples[group_key].append(total)
-                stored[group_key] += 1
-        if first_full < last_full:
-            for group_key, total, in_window, rank in _highest_samples(
-                customer=customer, metric=metric, start=first_full, end=last_full, count=dropped + 1
-            ):
-                samples[group_key].append(total)
-                if rank == 1:
-                    stored[group_key] += in_window
-    result: dict[str, Decimal] = {}
-    for group_key, values in samples.items():
-        zeros = sample_count - stored[group_key]
-        ordered = sorted([*values, *[Decimal(0)] * min(zeros, dropped + 1)], reverse=True)
-        result[group_key] = ordered[dropped]
-    return result
+            samples.add_partial(group_key, total)
+        return samples.percentile(plan)
+    for span_start, span_end in plan.partial:
+        sums = _per_group(events.filter(occurred_at__gte=span_start, occurred_at__lt=span_end), Sum("value"))
+        for group_key, total in sums.items():
+            samples.add_partial(group_key, total)
+    if plan.whole is not None:
+        for group_key, total, in_window, rank in _highest_samples(
+            customer=customer, metric=metric, start=plan.whole[0], end=plan.whole[1], count=plan.dropped + 1
+        ):
+            samples.add_highest(group_key, total, in_window, rank)
+    return samples.percentile(plan)
+
+
+def _percentile_many(windows: list["UsageWindow"], indexes: list[int]) -> dict[int, dict[str, Decimal]]:
+    """`_percentile` (from rollups) of the windows at `indexes`, read in two statements for all of them
+    on PostgreSQL: the sums of every window's partial intervals from the raw events, and the highest
+    whole-interval sums of every window and group (a top-N `LATERAL` per window and group, as in
+    `_highest_samples`). The samples are combined by the same code as window by window."""
+    plans: dict[int, _PercentilePlan] = {}
+    partial: list[tuple[int, datetime, datetime]] = []  # (window index, span start, span end)
+    whole: list[tuple[int, datetime, datetime, int]] = []  # (window index, start, end, how many)
+    for index in indexes:
+        window = windows[index]
+        start, end = clock.ensure_aware(window.start), clock.ensure_aware(window.end)
+        if end <= start:
+            continue
+        plan = plans[index] = _percentile_plan(window.metric, start, end)
+        partial += [(index, span_start, span_end) for span_start, span_end in plan.partial]
+        if plan.whole is not None:
+            whole.append((index, plan.whole[0], plan.whole[1], plan.dropped + 1))
+    samples: dict[int, _Samples] = defaultdict(_Samples)
+    with connection.cursor() as cursor:
+        if partial:
+            # Grouped by span (not by window): each partial interval is a sample of its own.
+            cursor.execute(
+                f"""
+                SELECT s.span, e.group_key, SUM(e.value)
+                FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[])
+                     AS s(span, customer_id, metric_id, span_start, span_end)
+                JOIN {UsageEvent._meta.db_table} e
+                  ON e.customer_id = s.customer_id AND e.metric_id = s.metric_id
+                 AND e.occurred_at >= s.span_start AND e.occurred_at < s.span_end
+                GROUP BY s.span, e.group_key
+                """,  # noqa: S608 - the table name is ours, values are parameters
+                [
+                    list(range(len(partial))),
+                    [windows[index].customer_id for index, _, _ in partial],
+                    [windows[index].metric.pk for index, _, _ in partial],
+                    [span_start for _, span_start, _ in partial],
+                    [span_end for _, _, span_end in partial],
+                ],
+            )
+            for span, group_key, total in cursor.fetchall():
+                if total is not None:  # as `_per_group`: a group whose values are all empty has no sum
+                    samples[partial[span][0]].add_partial(group_key, Decimal(total))
+        if whole:
+            table = UsageIntervalRollup._meta.db_table
+            cursor.execute(
+                f"""
+                SELECT w.idx, groups.group_key, highest.value_sum, groups.row_count,
+                       ROW_NUMBER() OVER (PARTITION BY w.idx, groups.group_key ORDER BY highest.value_sum DESC)
+                FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[],
+                            %s::integer[])
+                     AS w(idx, customer_id, metric_id, range_start, range_end, top)
+                CROSS JOIN LATERAL (
+                    SELECT group_key, COUNT(*) AS row_count FROM {table} AS r
+                    WHERE r.customer_id = w.customer_id AND r.metric_id = w.metric_id
+                      AND r.interval_start >= w.range_start AND r.interval_start < w.range_end
+                    GROUP BY group_key
+                ) AS groups
+                CROSS JOIN LATERAL (
+                    SELECT value_sum FROM {table} AS sample
+                    WHERE sample.customer_id = w.customer_id AND sample.metric_id = w.metric_id
+                      AND sample.group_key = groups.group_key
+                      AND sample.interval_start >= w.range_start AND sample.interval_start < w.range_end
+                    ORDER BY value_sum DESC
+                    LIMIT w.top
+                ) AS highest
+                """,  # noqa: S608 - the table name is ours, values are parameters
+                [
+                    [index for index, _, _, _ in whole],
+                    [windows[index].customer_id for index, _, _, _ in whole],
+                    [windows[index].metric.pk for index, _, _, _ in whole],
+                    [start for _, start, _, _ in whole],
+                    [end for _, _, end, _ in whole],
+                    [count for _, _, _, count in whole],
+                ],
+            )
+            for index, group_key, total, in_window, rank in cursor.fetchall():
+                samples[index].add_highest(group_key, total, in_window, rank)
+    return {index: samples[index].percentile(plan) for index, plan in plans.items()}
 
 
 def _raw_interval_sums(
@@ -489,8 +744,9 @@ class UsageWindow:
     end: datetime
 
 
-# Aggregations `usage_aggregate_many` does in one statement per source on PostgreSQL; the others
-# (latest, unique count) are read window by window.
+# Aggregations `usage_aggregate_many` does in one statement per source on PostgreSQL; percentiles and
+# weighted sums are read in two and three statements for all windows (`_percentile_many`,
+# `_weighted_sum_many`); the others (latest, unique count) window by window.
 BULK_AGGREGATIONS = frozenset({MetricAggregation.COUNT, MetricAggregation.SUM, MetricAggregation.MAX})
 
 
@@ -499,17 +755,29 @@ def usage_aggregate_many(windows: list[UsageWindow]) -> list[dict[str, Decimal]]
 
     The billing run asks this for every usage charge of a chunk of subscriptions: on PostgreSQL,
     count, sum and max metrics are read for all windows together — one statement over the hourly
-    rollups and one over the raw events of the windows' partial hours — instead of a few statements
-    per window."""
+    rollups and one over the raw events of the windows' partial hours — percentiles in two and
+    weighted sums in three, instead of a few statements per window."""
     results: list[dict[str, Decimal]] = [{} for _ in windows]
     bulk: list[int] = []
+    percentiles: list[int] = []
+    weighted: list[int] = []
     for index, window in enumerate(windows):
         if connection.vendor == "postgresql" and window.metric.aggregation in BULK_AGGREGATIONS:
             bulk.append(index)
+        elif connection.vendor == "postgresql" and window.metric.aggregation == MetricAggregation.PERCENTILE:
+            percentiles.append(index)
+        elif connection.vendor == "postgresql" and window.metric.aggregation == MetricAggregation.WEIGHTED_SUM:
+            weighted.append(index)
         else:
             results[index] = usage_aggregate(
                 customer=Customer(pk=window.customer_id), metric=window.metric, start=window.start, end=window.end
             )
+    if percentiles:
+        for index, totals in _percentile_many(windows, percentiles).items():
+            results[index] = totals
+    if weighted:
+        for index, totals in _weighted_sum_many(windows, weighted).items():
+            results[index] = totals
     if not bulk:
         return results
     raw_spans: list[tuple[int, datetime, datetime]] = []
@@ -778,6 +1046,118 @@ def usage_aggregate_by_hours(
             else:
                 result[side] += value
     return result
+
+
+@dataclass(frozen=True)
+class HoursWindow:
+    """One customer's use of one metric in [start, end), split by the local hour of the day in
+    `time_zone` (`hours`: the peak hours): what `usage_aggregate_by_hours_many` is asked for."""
+
+    customer_id: int
+    metric: BillableMetric
+    start: datetime
+    end: datetime
+    time_zone: str
+    hours: frozenset[int]
+
+
+def usage_aggregate_by_hours_many(windows: list[HoursWindow]) -> list[dict[str, Decimal]]:
+    """`usage_aggregate_by_hours` of many windows at once, in their order, with the same results. On
+    PostgreSQL in two statements for all of them (the raw events of the partial hours, or of the whole
+    window in a time zone with a half-hour offset; the hourly rollups of the whole hours), each row
+    counted on the peak side when its local hour is in the window's peak hours; elsewhere window by
+    window."""
+    if connection.vendor != "postgresql":
+        return [
+            usage_aggregate_by_hours(
+                customer=Customer(pk=window.customer_id),
+                metric=window.metric,
+                start=window.start,
+                end=window.end,
+                time_zone=window.time_zone,
+                hours=window.hours,
+            )  # fmt: skip
+            for window in windows
+        ]
+    results: list[dict[str, Decimal]] = [{} for _ in windows]
+    raw: list[tuple[int, datetime, datetime]] = []
+    hourly: list[tuple[int, datetime, datetime]] = []
+    counted_raw: set[int] = set()  # count windows with a raw span: Count is 0, never empty, on both sides
+    for index, window in enumerate(windows):
+        start, end = clock.ensure_aware(window.start), clock.ensure_aware(window.end)
+        if end <= start:
+            continue
+        aggregation = MetricAggregation(window.metric.aggregation)
+        if aggregation not in (MetricAggregation.COUNT, MetricAggregation.SUM, MetricAggregation.MAX):
+            raise ValueError(f"a {aggregation} metric cannot be split by the hour of the day")
+        zone = ZoneInfo(window.time_zone)
+        first_hour, last_hour = _ceil_hour(start), hour_of(end)
+        whole_hours = all(
+            (moment.astimezone(zone).utcoffset() or timedelta(0)).total_seconds() % 3600 == 0
+            for moment in (start, end - timedelta(microseconds=1))
+        )
+        use_rollups = whole_hours and first_hour < last_hour
+        window_spans = [(start, first_hour), (last_hour, end)] if use_rollups else [(start, end)]
+        for span_start, span_end in window_spans:
+            if span_start < span_end:
+                raw.append((index, span_start, span_end))
+                if aggregation == MetricAggregation.COUNT:
+                    counted_raw.add(index)
+        if use_rollups:
+            hourly.append((index, first_hour, last_hour))
+    sources = (
+        (raw, UsageEvent._meta.db_table, "occurred_at", "COUNT(u.id)", "SUM(u.value)", "MAX(u.value)"),
+        (hourly, UsageRollup._meta.db_table, "hour", "SUM(u.event_count)", "SUM(u.value_sum)", "MAX(u.value_max)"),
+    )
+    with connection.cursor() as cursor:
+        for spans, table, at, count, total, highest in sources:
+            if not spans:
+                continue
+            cursor.execute(
+                f"""
+                SELECT s.idx, p.peak, {count}, {total}, {highest}
+                FROM unnest(%s::integer[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[],
+                            %s::text[], %s::integer[])
+                     AS s(idx, customer_id, metric_id, span_start, span_end, time_zone, peak_mask)
+                JOIN {table} u ON u.customer_id = s.customer_id AND u.metric_id = s.metric_id
+                              AND u.{at} >= s.span_start AND u.{at} < s.span_end
+                CROSS JOIN LATERAL (
+                    SELECT (s.peak_mask >> CAST(EXTRACT(HOUR FROM u.{at} AT TIME ZONE s.time_zone) AS integer)) & 1 = 1
+                ) AS p(peak)
+                GROUP BY s.idx, p.peak
+                """,  # noqa: S608 - table and column names are ours, values are parameters
+                [
+                    [index for index, _, _ in spans],
+                    [windows[index].customer_id for index, _, _ in spans],
+                    [windows[index].metric.pk for index, _, _ in spans],
+                    [span_start for _, span_start, _ in spans],
+                    [span_end for _, _, span_end in spans],
+                    [windows[index].time_zone for index, _, _ in spans],
+                    [sum(1 << hour for hour in windows[index].hours) for index, _, _ in spans],
+                ],
+            )
+            for index, peak, count_value, total_value, highest_value in cursor.fetchall():
+                aggregation = windows[index].metric.aggregation
+                value = (
+                    count_value
+                    if aggregation == MetricAggregation.COUNT
+                    else total_value
+                    if aggregation == MetricAggregation.SUM
+                    else highest_value
+                )
+                if value is None:
+                    continue
+                value, side, result = Decimal(value), PEAK if peak else OFF_PEAK, results[index]
+                if side not in result:
+                    result[side] = value
+                elif aggregation == MetricAggregation.MAX:
+                    result[side] = max(result[side], value)
+                else:
+                    result[side] += value
+    for index in counted_raw:
+        for side in (PEAK, OFF_PEAK):
+            results[index].setdefault(side, Decimal(0))
+    return results
 
 
 def _split_by_hours(queryset: QuerySet[Any], at: str, zone: ZoneInfo, peak_hours: list[int], expression: Any) -> Any:

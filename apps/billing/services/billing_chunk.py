@@ -7,13 +7,18 @@ charge, tax rates), compute each invoice in memory with the same line functions 
 one-by-one path, then write the invoices, their lines, taxes and events with COPY (PostgreSQL) or
 bulk inserts, and move every subscription to its new period.
 
+Usage charges of every meter are billed here — on PostgreSQL count, sum and max read for the whole
+chunk in one statement per source, weighted sums, percentiles and peak-hour splits in two or three;
+unique counts and latest values window by window, percentage prices' transactions by their line
+function — except pooled ones (see `_billable_in_bulk`).
+
 Subscriptions that need more than a plain renewal — a trial ending, a scheduled change or version
-migration, waiting prorations or credits, discounts, usage aggregations or prices read event by
-event, a plan's minimum commitment (its true-up reads the period's earlier invoices), a custom price
-for one of its charges (`SubscriptionPriceOverride`, read where every line gets its price), a pooled usage
-charge (its pool is shared with the customer's other subscriptions) or one with peak hours, several
-periods to catch up — are left to the one-by-one path (`subscription_bill_due`),
-which handles every case; so are all of the chunk's subscriptions if the bulk write fails.
+migration, waiting prorations or credits, discounts, a plan's minimum commitment (its true-up reads
+the period's earlier invoices), a custom price for one of its charges (`SubscriptionPriceOverride`,
+read where every line gets its price), a pooled usage charge (its pool is shared with the customer's
+other subscriptions), several periods to catch up — are left to the one-by-one path
+(`subscription_bill_due`), which handles every case; so are all of the chunk's subscriptions if the
+bulk write fails.
 
 Exactly once: the rows stay locked until the chunk commits and are re-checked as due under the
 lock; the unique constraint on (subscription, period start) backs that up. A crash rolls the whole
@@ -34,7 +39,6 @@ from django.conf import settings
 from django.db import DatabaseError, connection, models, transaction
 from django.db.models import Q
 
-from apps.catalog.constants import PriceModelChoice
 from apps.catalog.models import BillableMetric
 from apps.core import clock
 from apps.core.money import quantize_amount
@@ -53,13 +57,20 @@ from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import ScheduledChange, Subscription, SubscriptionPriceOverride, SubscriptionSegment
 from apps.subscriptions.periods import Period, period_containing
 from apps.subscriptions.selectors import active_discounts
-from apps.usage.selectors import BULK_AGGREGATIONS, UsageWindow, usage_aggregate_many
+from apps.usage.selectors import HoursWindow, UsageWindow, usage_aggregate_by_hours_many, usage_aggregate_many
 from apps.usage.services import usage_billing_lock_many
 from apps.wallets.selectors import customers_with_credits
 
 from .closeout import Stretch, stretch_line_drafts
 from .late_usage import late_usage_waiting_subscription_ids
-from .lines import LineDraft, arrears_fee_charges, invoice_span, recurring_line_drafts, usage_charges
+from .lines import (
+    LineDraft,
+    arrears_fee_charges,
+    customer_time_zone,
+    invoice_span,
+    recurring_line_drafts,
+    usage_charges,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -206,12 +217,21 @@ def _billable_in_bulk(subscription: Subscription, now: datetime, metrics: dict[s
         price = charge.price_for(subscription.currency)
         if metric is None or price is None:
             return False  # the one-by-one path reports the error with its reason
-        if metric.aggregation not in BULK_AGGREGATIONS or charge.price_model == PriceModelChoice.PERCENTAGE:
-            return False
+        # Any aggregation, a percentage price and peak hours are billed here as one by one: the lines
+        # come from the same `usage_line_drafts`, with the usage `usage_aggregate` and
+        # `usage_aggregate_by_hours` return (read for the whole chunk by their `_many` versions), and
+        # a percentage price's transactions read by the line function itself. The equivalence test
+        # (tests/services/test_bulk_meters.py) holds the two paths to the same invoices.
         if charge.is_pooled:
-            return False  # the pool is shared with the customer's other subscriptions: read one by one
-        if charge.has_peak_hours:
-            return False  # usage split by the hour of the day in the customer's time zone: read one by one
+            # A pooled charge stays one by one. Its line is not a function of this subscription's usage
+            # alone: the pool's members are the customer's other subscriptions on the plan that share the
+            # period (read from their rows, which other chunks and the one-by-one path are moving on at
+            # the same time), and its share depends on every member's events in event order. Priced
+            # here it would still cost two statements per subscription (members, shares), the reads of
+            # the whole customer's pool that the one-by-one path makes; billing pools in bulk means
+            # reading each customer's pool once for all its members, with tests that members billed in
+            # different chunks, or some in bulk and some one by one, get the shares they get one by one.
+            return False
     return True
 
 
@@ -274,10 +294,26 @@ def _compute(
     # Usage of the period that ends as the new one begins, for every usage charge, read at once.
     windows: list[UsageWindow] = []
     window_keys: list[tuple[int, int]] = []
+    # Charges with peak hours: their usage split by the local hour of the day, read at once too.
+    hour_windows: list[HoursWindow] = []
+    hour_keys: list[tuple[int, int]] = []
     for subscription in subscriptions:
         if subscription.current_period_end_at != max(_period(subscription).start, subscription.next_billing_at):
             continue
         for charge in usage_charges(subscription.plan_version):
+            if charge.has_peak_hours:
+                hour_windows.append(
+                    HoursWindow(
+                        customer_id=subscription.customer_id,
+                        metric=metrics[charge.metric_code],
+                        start=subscription.current_period_start_at,
+                        end=subscription.current_period_end_at,
+                        time_zone=customer_time_zone(subscription.customer),
+                        hours=charge.peak_hours(),
+                    )  # fmt: skip
+                )
+                hour_keys.append((subscription.pk, charge.pk))
+                continue
             windows.append(
                 UsageWindow(
                     customer_id=subscription.customer_id,
@@ -290,6 +326,8 @@ def _compute(
     usage: dict[int, dict[int, dict[str, Decimal]]] = {}
     for (subscription_id, charge_id), totals in zip(window_keys, usage_aggregate_many(windows), strict=True):
         usage.setdefault(subscription_id, {})[charge_id] = totals
+    for (subscription_id, charge_id), split in zip(hour_keys, usage_aggregate_by_hours_many(hour_windows), strict=True):
+        usage.setdefault(subscription_id, {})[charge_id] = split
 
     rates = active_tax_rates(countries={str(s.customer.country.code) for s in subscriptions})
     recurring_cache: dict[tuple, list[LineDraft]] = {}

@@ -651,9 +651,11 @@ def usage_line_drafts(
                 code="missing_price" if metric is not None else "missing_metric",
             )
         if charge.has_peak_hours:
+            # The billing run's split ({"peak": …, "off_peak": …}) when it read one for the chunk.
+            split = totals_by_charge.get(charge.pk) if totals_by_charge is not None else None
             drafts += _peak_line_drafts(
                 customer=customer, plan=plan, charge=charge, metric=metric, price=price, start=start, end=end,
-                custom=custom,
+                custom=custom, split=split,
             )  # fmt: skip
             continue
         if charge.is_pooled:
@@ -830,6 +832,11 @@ def _pooled_line_drafts(
     return drafts
 
 
+def customer_time_zone(customer: Customer) -> str:
+    """The time zone a customer's peak hours are in."""
+    return customer.time_zone or "UTC"
+
+
 def _peak_window_label(charge: Charge) -> str:
     return f"{charge.peak_start_hour:02d}:00–{charge.peak_end_hour:02d}:00"
 
@@ -844,16 +851,18 @@ def _peak_line_drafts(
     start: datetime,
     end: datetime,
     custom: tuple[str, ...] = (),
+    split: dict[str, Decimal] | None = None,
 ) -> list[LineDraft]:
     """A charge with peak hours: the usage in its peak hours (local hours of the customer's time zone)
     priced by its peak price (its default price when it has none in the currency), and the usage in the
     other hours by its default price, each on its own line, rounded once; a minimum true-up per line
-    where one applies."""
+    where one applies. `split`: the usage split already read (the billing run reads it for a chunk)."""
     currency = price.currency
-    time_zone = customer.time_zone or "UTC"
-    split = usage_aggregate_by_hours(
-        customer=customer, metric=metric, start=start, end=end, time_zone=time_zone, hours=charge.peak_hours()
-    )
+    time_zone = customer_time_zone(customer)
+    if split is None:
+        split = usage_aggregate_by_hours(
+            customer=customer, metric=metric, start=start, end=end, time_zone=time_zone, hours=charge.peak_hours()
+        )
     window = _peak_window_label(charge)
     # A custom price replaces the peak price too: both sides are billed at it, on their own lines.
     peak_price = price if custom else charge.peak_price_for(currency)

@@ -1,4 +1,5 @@
-"""Rollups answer exactly what the raw events answer, for any event stream and any window."""
+"""Rollups answer exactly what the raw events answer, for any event stream and any window; so does
+`usage_aggregate_many` (the billing run's read of many windows at once) for the same windows."""
 
 from datetime import timedelta
 from decimal import Decimal
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from apps.accounts.tests.factories import CustomerFactory
 from apps.catalog.services import billable_metric_create
 from apps.subscriptions.periods import utc
-from apps.usage.selectors import usage_aggregate
+from apps.usage.selectors import UsageWindow, usage_aggregate, usage_aggregate_many
 from apps.usage.services import usage_events_ingest
 
 pytestmark = pytest.mark.django_db
@@ -73,6 +74,8 @@ def test_rollups_equal_raw_aggregation_for_random_streams_and_windows(stream, ba
             result = usage_events_ingest(events=posted[start : start + batch_size], now=NOW)
             assert result.rejected == []
 
+        many: list[UsageWindow] = []
+        expected = []
         for start_offset, end_offset in [*windows, (timedelta(0), timedelta(hours=SPAN_HOURS, microseconds=1))]:
             for metric in metrics.values():
                 window = {
@@ -84,4 +87,8 @@ def test_rollups_equal_raw_aggregation_for_random_streams_and_windows(stream, ba
                 raw = usage_aggregate(**window, source="raw")
                 assert usage_aggregate(**window, source="rollup") == raw
                 assert all(isinstance(amount, Decimal) for amount in raw.values())
+                many.append(UsageWindow(customer_id=customer.pk, metric=metric, start=BASE + start_offset,
+                                        end=BASE + end_offset))  # fmt: skip
+                expected.append(raw)
+        assert usage_aggregate_many(many) == expected
         transaction.set_rollback(True)
