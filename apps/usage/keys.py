@@ -61,7 +61,7 @@ class Generation:
 
 
 def rotates() -> bool:
-    """True where the key table has generations (PostgreSQL, after migration usage 0008)."""
+    """True where the key table has generations (PostgreSQL, after migration usage 0009)."""
     if connection.vendor != "postgresql":
         return False
     with connection.cursor() as cursor:
@@ -278,7 +278,7 @@ def keys_rotate(*, now: datetime, retention_days: int | None = None) -> Rotation
 
 
 def generations_merge(cursor: Any) -> None:
-    """Back to one key table (migration usage 0008 reversed): the older generations' keys moved into
+    """Back to one key table (migration usage 0009 reversed): the older generations' keys moved into
     the current table, the generations and the view dropped."""
     cursor.execute("DROP VIEW IF EXISTS " + KEYS_VIEW)
     for generation in generations():
