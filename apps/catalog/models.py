@@ -993,16 +993,25 @@ class BillableMetric(TimeStampedModel):
     def aggregation_label(self) -> str:
         """The aggregation with its settings, for invoice explanations: "Count of events", "Time-weighted
         sum of a gauge property, per calendar month", "95th percentile of 5-minute sums of a property"."""
-        if self.aggregation == MetricAggregation.WEIGHTED_SUM:
-            unit = WeightedTimeUnit(self.time_unit).label.split(" (")[0].lower() if self.time_unit else ""
-            return f"{self.get_aggregation_display()}, per {unit}"
+        aggregation = str(self.get_aggregation_display())
+        if self.aggregation == MetricAggregation.WEIGHTED_SUM and self.time_unit:
+            per_unit = {
+                WeightedTimeUnit.HOUR: gettext("%(aggregation)s, per hour"),
+                WeightedTimeUnit.DAY: gettext("%(aggregation)s, per day"),
+                WeightedTimeUnit.MONTH: gettext("%(aggregation)s, per calendar month"),
+            }
+            return per_unit[WeightedTimeUnit(self.time_unit)] % {"aggregation": aggregation}
         if self.aggregation == MetricAggregation.PERCENTILE and self.percentile is not None:
             number = format(self.percentile.normalize(), "f")
-            suffix = (
-                "th" if number.endswith(("11", "12", "13")) else {"1": "st", "2": "nd", "3": "rd"}.get(number[-1], "th")
-            )
-            return f"{number}{suffix} percentile of {self.interval_minutes}-minute sums of a property"
-        return str(self.get_aggregation_display())
+            values = {"number": number, "minutes": self.interval_minutes}
+            if number.endswith(("11", "12", "13")) or number[-1] not in "123":
+                return gettext("%(number)sth percentile of %(minutes)s-minute sums of a property") % values
+            if number[-1] == "1":
+                return gettext("%(number)sst percentile of %(minutes)s-minute sums of a property") % values
+            if number[-1] == "2":
+                return gettext("%(number)snd percentile of %(minutes)s-minute sums of a property") % values
+            return gettext("%(number)srd percentile of %(minutes)s-minute sums of a property") % values
+        return aggregation
 
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}

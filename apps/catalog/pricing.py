@@ -20,6 +20,10 @@ The rules (docs/pricing.md, pinned by apps/catalog/tests/test_pricing.py):
 - A graduated percentage price takes each tier's percentage of the part of an amount (e.g. the
   period's payment volume) that falls in that tier, plus the tier's flat fee once the tier is reached.
 - A minimum charge per period is made up by a separate, rounded true-up line.
+
+Explanation lines and `price_describe` are written in the active language (whole translatable
+sentences): the billing engine writes a bill's lines in its customer's language, screens describe
+prices in their reader's.
 """
 
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +32,8 @@ from dataclasses import dataclass, fields
 from decimal import Decimal, Inexact, Rounded, localcontext
 from enum import StrEnum
 from functools import lru_cache
+
+from django.utils.translation import gettext, ngettext
 
 from apps.core.money import currency_decimal_places, quantize_amount
 from apps.core.money_format import money_text
@@ -471,8 +477,16 @@ def price_quote(spec: PriceSpec, *, quantity: Decimal, transactions: Sequence[De
 _Priced = tuple[Decimal, list[ExplanationLine]]
 
 
+def _plural_number(quantity: Decimal | int) -> int:
+    """The number that picks a plural form: a fractional quantity takes the plural, as in "1.5 units"."""
+    return int(quantity) if quantity == int(quantity) else 2
+
+
 def _units(quantity: Decimal) -> str:
-    return f"{format_quantity(quantity)} unit{'' if quantity == 1 else 's'}"
+    """ "1 unit", "5 units"."""
+    return ngettext("%(count)s unit", "%(count)s units", _plural_number(quantity)) % {
+        "count": format_quantity(quantity)
+    }
 
 
 def _billable(spec: PriceSpec, quantity: Decimal) -> Decimal:
@@ -485,7 +499,8 @@ def _included_line(spec: PriceSpec, quantity: Decimal) -> list[ExplanationLine]:
     free = min(quantity, spec.included_units)
     return [
         ExplanationLine(
-            description=f"Included units: {format_quantity(free)} of {format_quantity(spec.included_units)} free",
+            description=gettext("Included units: %(free)s of %(included)s free")
+            % {"free": format_quantity(free), "included": format_quantity(spec.included_units)},
             quantity=free,
             unit_amount=ZERO,
             flat_amount=ZERO,
@@ -496,7 +511,7 @@ def _included_line(spec: PriceSpec, quantity: Decimal) -> list[ExplanationLine]:
 
 def _price_flat(spec: PriceSpec, quantity: Decimal, transactions: Sequence[Decimal]) -> _Priced:
     line = ExplanationLine(
-        description=f"Flat fee: {format_amount(spec.amount, spec.currency)}",
+        description=gettext("Flat fee: %(amount)s") % {"amount": format_amount(spec.amount, spec.currency)},
         quantity=ONE,
         unit_amount=spec.amount,
         flat_amount=ZERO,
@@ -518,9 +533,17 @@ def _price_per_unit(spec: PriceSpec, quantity: Decimal, transactions: Sequence[D
 
 
 def _tier_line(spec: PriceSpec, tier: Tier, units: Decimal, description: str) -> ExplanationLine:
-    text = f"{description}: {format_quantity(units)} × {format_amount(tier.unit_amount, spec.currency)}"
+    """`description` names the units the line prices ("Units 1–5", "All 12 units at tier 2 (…)")."""
+    values = {
+        "units": description,
+        "quantity": format_quantity(units),
+        "unit_price": format_amount(tier.unit_amount, spec.currency),
+        "flat_fee": format_amount(tier.flat_amount, spec.currency),
+    }
     if tier.flat_amount:
-        text += f" + {format_amount(tier.flat_amount, spec.currency)} flat fee"
+        text = gettext("%(units)s: %(quantity)s × %(unit_price)s + %(flat_fee)s flat fee") % values
+    else:
+        text = gettext("%(units)s: %(quantity)s × %(unit_price)s") % values
     return ExplanationLine(
         description=text,
         quantity=units,
@@ -538,19 +561,35 @@ def _units_range(lower: Decimal, upper: Decimal) -> str:
     """The units from just above `lower` to `upper` inclusive: "Unit 6", "Units 6–10", or, for
     fractional bounds, "Units above 100 up to 100.25"."""
     if _is_whole(lower) and _is_whole(upper) and upper == lower + 1:
-        return f"Unit {format_quantity(upper)}"
+        return gettext("Unit %(unit)s") % {"unit": format_quantity(upper)}
     if _is_whole(lower) and _is_whole(upper):
-        return f"Units {format_quantity(lower + 1)}–{format_quantity(upper)}"
-    return f"Units above {format_quantity(lower)} up to {format_quantity(upper)}"
+        return gettext("Units %(first)s–%(last)s") % {
+            "first": format_quantity(lower + 1),
+            "last": format_quantity(upper),
+        }
+    return gettext("Units above %(lower)s up to %(upper)s") % {
+        "lower": format_quantity(lower),
+        "upper": format_quantity(upper),
+    }
 
 
 def _tier_bounds(lower: Decimal, up_to: Decimal | None) -> str:
-    """A tier's whole range: "units 6–10", "units 11 and above", "above 2.5 up to 10"."""
+    """A tier's whole range: "units 6–10", "units 11 and above", "units above 2.5 up to 10"."""
     if up_to is None:
         if _is_whole(lower):
-            return f"units {format_quantity(lower + 1)} and above"
-        return f"above {format_quantity(lower)}"
-    return _units_range(lower, up_to).replace("Unit", "unit", 1)
+            return gettext("units %(first)s and above") % {"first": format_quantity(lower + 1)}
+        return gettext("above %(lower)s") % {"lower": format_quantity(lower)}
+    if _is_whole(lower) and _is_whole(up_to) and up_to == lower + 1:
+        return gettext("unit %(unit)s") % {"unit": format_quantity(up_to)}
+    if _is_whole(lower) and _is_whole(up_to):
+        return gettext("units %(first)s–%(last)s") % {
+            "first": format_quantity(lower + 1),
+            "last": format_quantity(up_to),
+        }
+    return gettext("units above %(lower)s up to %(upper)s") % {
+        "lower": format_quantity(lower),
+        "upper": format_quantity(up_to),
+    }
 
 
 def _price_graduated(spec: PriceSpec, quantity: Decimal, transactions: Sequence[Decimal]) -> _Priced:
@@ -576,7 +615,11 @@ def _price_volume(spec: PriceSpec, quantity: Decimal, transactions: Sequence[Dec
     lower = ZERO
     for number, tier in enumerate(spec.tiers, start=1):
         if tier.up_to is None or billable <= tier.up_to:
-            description = f"All {_units(billable)} at tier {number} ({_tier_bounds(lower, tier.up_to)})"
+            description = gettext("All %(units)s at tier %(number)s (%(range)s)") % {
+                "units": _units(billable),
+                "number": number,
+                "range": _tier_bounds(lower, tier.up_to),
+            }
             lines.append(_tier_line(spec, tier, billable, description))
             break
         lower = tier.up_to
@@ -588,14 +631,25 @@ def _price_package(spec: PriceSpec, quantity: Decimal, transactions: Sequence[De
     whole, rest = divmod(billable, spec.package_size)  # exact: integral quotient and remainder
     rounds_up = spec.package_rounding == PackageRounding.UP
     packages = whole + (1 if rest and rounds_up else 0)
-    started = ""
-    if rest:
-        started = " (a started package counts in full)" if rounds_up else " (a partial package is free)"
+    values = {
+        "units": _units(billable),
+        "size": format_quantity(spec.package_size),
+        "packages": format_quantity(packages),
+        "amount": format_amount(spec.amount, spec.currency),
+    }
+    if not rest:
+        description = gettext("%(units)s in packages of %(size)s: %(packages)s × %(amount)s") % values
+    elif rounds_up:
+        description = (
+            gettext("%(units)s in packages of %(size)s: %(packages)s × %(amount)s (a started package counts in full)")
+            % values
+        )
+    else:
+        description = (
+            gettext("%(units)s in packages of %(size)s: %(packages)s × %(amount)s (a partial package is free)") % values
+        )
     line = ExplanationLine(
-        description=(
-            f"{_units(billable)} in packages of {format_quantity(spec.package_size)}: "
-            f"{format_quantity(packages)} × {format_amount(spec.amount, spec.currency)}{started}"
-        ),
+        description=description,
         quantity=packages,
         unit_amount=spec.amount,
         flat_amount=ZERO,
@@ -613,7 +667,8 @@ def _price_percentage(spec: PriceSpec, quantity: Decimal, transactions: Sequence
     if free:
         lines.append(
             ExplanationLine(
-                description=f"Free transactions: {free} of {format_quantity(spec.included_units)}, no fee",
+                description=gettext("Free transactions: %(free)s of %(included)s, no fee")
+                % {"free": free, "included": format_quantity(spec.included_units)},
                 quantity=Decimal(free),
                 unit_amount=ZERO,
                 flat_amount=ZERO,
@@ -621,14 +676,19 @@ def _price_percentage(spec: PriceSpec, quantity: Decimal, transactions: Sequence
             )
         )
     volume = sum(charged, ZERO)
-    plural = "" if count == 1 else "s"
     if spec.percentage and count:
         lines.append(
             ExplanationLine(
-                description=(
-                    f"{format_percentage(spec.percentage)} of {format_amount(volume, spec.currency)} "
-                    f"({format_quantity(count)} transaction{plural})"
-                ),
+                description=ngettext(
+                    "%(percentage)s of %(volume)s (%(count)s transaction)",
+                    "%(percentage)s of %(volume)s (%(count)s transactions)",
+                    int(count),
+                )
+                % {
+                    "percentage": format_percentage(spec.percentage),
+                    "volume": format_amount(volume, spec.currency),
+                    "count": format_quantity(count),
+                },
                 quantity=volume,
                 unit_amount=rate,
                 flat_amount=ZERO,
@@ -638,7 +698,8 @@ def _price_percentage(spec: PriceSpec, quantity: Decimal, transactions: Sequence
     if spec.fixed_fee and count:
         lines.append(
             ExplanationLine(
-                description=f"Fixed fee: {format_quantity(count)} × {format_amount(spec.fixed_fee, spec.currency)}",
+                description=gettext("Fixed fee: %(count)s × %(fee)s")
+                % {"count": format_quantity(count), "fee": format_amount(spec.fixed_fee, spec.currency)},
                 quantity=count,
                 unit_amount=spec.fixed_fee,
                 flat_amount=ZERO,
@@ -655,10 +716,12 @@ def _price_percentage(spec: PriceSpec, quantity: Decimal, transactions: Sequence
     if raised and spec.min_per_transaction is not None:
         lines.append(
             ExplanationLine(
-                description=(
-                    f"Raised to the minimum fee of {format_amount(spec.min_per_transaction, spec.currency)} "
-                    f"per transaction: {raised} transaction{'' if raised == 1 else 's'}"
-                ),
+                description=ngettext(
+                    "Raised to the minimum fee of %(fee)s per transaction: %(count)s transaction",
+                    "Raised to the minimum fee of %(fee)s per transaction: %(count)s transactions",
+                    raised,
+                )
+                % {"fee": format_amount(spec.min_per_transaction, spec.currency), "count": raised},
                 quantity=Decimal(raised),
                 unit_amount=ZERO,
                 flat_amount=raised_by,
@@ -668,10 +731,12 @@ def _price_percentage(spec: PriceSpec, quantity: Decimal, transactions: Sequence
     if capped and spec.max_per_transaction is not None:
         lines.append(
             ExplanationLine(
-                description=(
-                    f"Capped at the maximum fee of {format_amount(spec.max_per_transaction, spec.currency)} "
-                    f"per transaction: {capped} transaction{'' if capped == 1 else 's'}"
-                ),
+                description=ngettext(
+                    "Capped at the maximum fee of %(fee)s per transaction: %(count)s transaction",
+                    "Capped at the maximum fee of %(fee)s per transaction: %(count)s transactions",
+                    capped,
+                )
+                % {"fee": format_amount(spec.max_per_transaction, spec.currency), "count": capped},
                 quantity=Decimal(capped),
                 unit_amount=ZERO,
                 flat_amount=-capped_by,
@@ -683,11 +748,22 @@ def _price_percentage(spec: PriceSpec, quantity: Decimal, transactions: Sequence
 
 def _money_range(lower: Decimal, upper: Decimal | None, currency: str) -> str:
     """A tier of amounts: "First 1,000.00 USD", "Above 1,000.00 USD up to 5,050.00 USD", "Above 10,000.00 USD"."""
+    values = {"lower": format_amount(lower, currency), "upper": format_amount(upper or ZERO, currency)}
     if upper is None:
-        return f"Above {format_amount(lower, currency)}"
+        return gettext("Above %(lower)s") % values
     if lower == 0:
-        return f"First {format_amount(upper, currency)}"
-    return f"Above {format_amount(lower, currency)} up to {format_amount(upper, currency)}"
+        return gettext("First %(upper)s") % values
+    return gettext("Above %(lower)s up to %(upper)s") % values
+
+
+def _money_range_in_sentence(lower: Decimal, upper: Decimal | None, currency: str) -> str:
+    """`_money_range` inside a sentence: "first 1,000.00 USD", "above 1,000.00 USD up to 5,050.00 USD"."""
+    values = {"lower": format_amount(lower, currency), "upper": format_amount(upper or ZERO, currency)}
+    if upper is None:
+        return gettext("above %(lower)s") % values
+    if lower == 0:
+        return gettext("first %(upper)s") % values
+    return gettext("above %(lower)s up to %(upper)s") % values
 
 
 def _price_graduated_percentage(spec: PriceSpec, quantity: Decimal, transactions: Sequence[Decimal]) -> _Priced:
@@ -702,12 +778,16 @@ def _price_graduated_percentage(spec: PriceSpec, quantity: Decimal, transactions
         upper = quantity if tier.up_to is None else min(quantity, tier.up_to)
         part = upper - lower
         rate = tier.percentage.scaleb(-2)
-        text = (
-            f"{_money_range(lower, upper, spec.currency)}: {format_percentage(tier.percentage)} of "
-            f"{format_amount(part, spec.currency)}"
-        )
+        values = {
+            "range": _money_range(lower, upper, spec.currency),
+            "percentage": format_percentage(tier.percentage),
+            "part": format_amount(part, spec.currency),
+            "flat_fee": format_amount(tier.flat_amount, spec.currency),
+        }
         if tier.flat_amount:
-            text += f" + {format_amount(tier.flat_amount, spec.currency)} flat fee"
+            text = gettext("%(range)s: %(percentage)s of %(part)s + %(flat_fee)s flat fee") % values
+        else:
+            text = gettext("%(range)s: %(percentage)s of %(part)s") % values
         lines.append(
             ExplanationLine(
                 description=text,
@@ -757,56 +837,98 @@ def format_price(amount: Decimal, currency: str) -> str:
 
 
 def price_describe(spec: PriceSpec) -> str:
-    """A price in one sentence for people: "10.00 USD per unit, first 1,000 units included"."""
+    """A price in one sentence for people, in the active language: "10.00 USD per unit, first 1,000
+    units included"."""
     currency = spec.currency
     model = PriceModel(spec.model)
     if model == PriceModel.FLAT:
-        text = f"{format_price(spec.amount, currency)} flat"
+        text = gettext("%(amount)s flat") % {"amount": format_price(spec.amount, currency)}
     elif model == PriceModel.PER_UNIT:
-        text = f"{format_price(spec.amount, currency)} per unit"
+        text = gettext("%(amount)s per unit") % {"amount": format_price(spec.amount, currency)}
     elif model == PriceModel.PACKAGE:
-        text = f"{format_price(spec.amount, currency)} per package of {format_quantity(spec.package_size)} units"
+        values = {"amount": format_price(spec.amount, currency), "size": format_quantity(spec.package_size)}
         if spec.package_rounding == PackageRounding.DOWN:
-            text += " (whole packages only: a partial package is free)"
+            text = (
+                gettext("%(amount)s per package of %(size)s units (whole packages only: a partial package is free)")
+                % values
+            )
+        else:
+            text = gettext("%(amount)s per package of %(size)s units") % values
     elif model == PriceModel.PERCENTAGE:
-        text = format_percentage(spec.percentage)
-        if spec.fixed_fee:
-            text += f" + {format_price(spec.fixed_fee, currency)}"
-        text += " per transaction"
-        limits = []
-        if spec.min_per_transaction is not None:
-            limits.append(f"at least {format_price(spec.min_per_transaction, currency)}")
-        if spec.max_per_transaction is not None:
-            limits.append(f"at most {format_price(spec.max_per_transaction, currency)}")
-        if limits:
-            text += f" ({', '.join(limits)})"
+        text = _percentage_describe(spec)
     elif model == PriceModel.GRADUATED_PERCENTAGE:
         parts = []
         lower = ZERO
         for tier in spec.tiers:
-            bounds = _money_range(lower, tier.up_to, currency)
-            part = f"{bounds[0].lower()}{bounds[1:]}: {format_percentage(tier.percentage)}"
+            values = {
+                "range": _money_range_in_sentence(lower, tier.up_to, currency),
+                "percentage": format_percentage(tier.percentage),
+                "flat_fee": format_price(tier.flat_amount, currency),
+            }
             if tier.flat_amount:
-                part += f" + {format_price(tier.flat_amount, currency)} flat"
-            parts.append(part)
+                parts.append(gettext("%(range)s: %(percentage)s + %(flat_fee)s flat") % values)
+            else:
+                parts.append(gettext("%(range)s: %(percentage)s") % values)
             lower = tier.up_to if tier.up_to is not None else lower
-        text = "graduated percentage of the amount: " + "; ".join(parts)
+        text = gettext("graduated percentage of the amount: %(tiers)s") % {"tiers": _tiers_text(parts)}
     else:
         parts = []
         lower = ZERO
         for tier in spec.tiers:
-            part = f"{_tier_bounds(lower, tier.up_to)}: {format_price(tier.unit_amount, currency)}"
+            values = {
+                "range": _tier_bounds(lower, tier.up_to),
+                "unit_price": format_price(tier.unit_amount, currency),
+                "flat_fee": format_price(tier.flat_amount, currency),
+            }
             if tier.flat_amount:
-                part += f" + {format_price(tier.flat_amount, currency)} flat"
-            parts.append(part)
+                parts.append(gettext("%(range)s: %(unit_price)s + %(flat_fee)s flat") % values)
+            else:
+                parts.append(gettext("%(range)s: %(unit_price)s") % values)
             lower = tier.up_to if tier.up_to is not None else lower
-        kind = "graduated" if model == PriceModel.GRADUATED else "volume (the tier reached prices all units)"
-        text = f"{kind}: " + "; ".join(parts)
+        if model == PriceModel.GRADUATED:
+            text = gettext("graduated: %(tiers)s") % {"tiers": _tiers_text(parts)}
+        else:
+            text = gettext("volume (the tier reached prices all units): %(tiers)s") % {"tiers": _tiers_text(parts)}
     if spec.included_units:
-        noun = "transactions" if model == PriceModel.PERCENTAGE else "units"
-        text += f", first {format_quantity(spec.included_units)} {noun} included"
+        values = {"price": text, "count": format_quantity(spec.included_units)}
+        if model == PriceModel.PERCENTAGE:
+            text = gettext("%(price)s, first %(count)s transactions included") % values
+        else:
+            text = gettext("%(price)s, first %(count)s units included") % values
     if spec.minimum_amount is not None:
-        text += f", minimum {format_price(spec.minimum_amount, currency)} per period"
+        text = gettext("%(price)s, minimum %(minimum)s per period") % {
+            "price": text,
+            "minimum": format_price(spec.minimum_amount, currency),
+        }
+    return text
+
+
+def _tiers_text(parts: list[str]) -> str:
+    """The tiers of a price, one after the other ("units 1–5: 1.00 USD; units 6 and above: 0.50 USD")."""
+    # Translators: what separates the tiers of a price in its description.
+    return gettext("; ").join(parts)
+
+
+def _percentage_describe(spec: PriceSpec) -> str:
+    """ "2.9 % + 0.30 USD per transaction (at least 0.50 USD, at most 5.00 USD)"."""
+    currency = spec.currency
+    values = {
+        "percentage": format_percentage(spec.percentage),
+        "fee": format_price(spec.fixed_fee, currency),
+        "minimum": format_price(spec.min_per_transaction or ZERO, currency),
+        "maximum": format_price(spec.max_per_transaction or ZERO, currency),
+    }
+    if spec.fixed_fee:
+        text = gettext("%(percentage)s + %(fee)s per transaction") % values
+    else:
+        text = gettext("%(percentage)s per transaction") % values
+    values["price"] = text
+    if spec.min_per_transaction is not None and spec.max_per_transaction is not None:
+        return gettext("%(price)s (at least %(minimum)s, at most %(maximum)s)") % values
+    if spec.min_per_transaction is not None:
+        return gettext("%(price)s (at least %(minimum)s)") % values
+    if spec.max_per_transaction is not None:
+        return gettext("%(price)s (at most %(maximum)s)") % values
     return text
 
 

@@ -10,7 +10,7 @@ from django.utils import translation
 from django.utils.translation import gettext
 from django.views import defaults
 
-from apps.core.validation import text_problem, text_storable
+from apps.core.validation import Part, Unstorable, text_problem, text_storable
 
 
 class ApiRequestSizeLimitMiddleware:
@@ -69,22 +69,21 @@ class UnstorableTextMiddleware:
         if found is None:
             return self.get_response(request)
         name, problem = found
+        # Before LocaleMiddleware: the answer speaks the request's language all the same.
+        with translation.override(translation.get_language_from_request(request)):
+            message, field_message = problem.about(name), problem.message()
         if api:
             return JsonResponse(
-                {
-                    "code": "invalid",
-                    "message": f"{name} {problem}",
-                    "fields": {name: [problem[0].upper() + problem[1:]]},
-                },
+                {"code": "invalid", "message": message, "fields": {name: [field_message]}},
                 status=400,
             )
-        return defaults.bad_request(request, BadRequest(f"{name} {problem}"))
+        return defaults.bad_request(request, BadRequest(message))
 
 
 FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
-def _unstorable_parameter(request: HttpRequest) -> tuple[str, str] | None:
+def _unstorable_parameter(request: HttpRequest) -> tuple[str, Unstorable] | None:
     """(the parameter's name, what is wrong) for the first unstorable one, or None."""
     problem = text_problem(request.path_info)
     if problem:
@@ -97,7 +96,7 @@ def _unstorable_parameter(request: HttpRequest) -> tuple[str, str] | None:
         for name, values in items:
             problem = text_problem(name)
             if problem:
-                return text_storable(name), f"has a name that {problem}"
+                return text_storable(name), problem.of(Part.NAME)
             for value in values:
                 problem = text_problem(value)
                 if problem:

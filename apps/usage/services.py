@@ -222,7 +222,7 @@ def _parse_shape(raw: object) -> dict[str, Any]:
             )
         problem = text_problem(value)
         if problem:
-            raise _Rejected(EventRejection.INVALID, f"{name} {problem}")
+            raise _Rejected(EventRejection.INVALID, problem.about(name))
         event[name] = value
     properties = raw.get("properties")
     if properties is None:
@@ -258,11 +258,8 @@ def _properties_json(properties: dict[str, Any]) -> str:
     if not text or "\\u0000" in text or "[" in text or text.count("{") > 1:
         found = json_problem(properties, max_depth=MAX_PROPERTIES_DEPTH)
         if found is not None:
-            path, message = found
-            raise _Rejected(
-                EventRejection.INVALID,
-                f"{json_path(path, prefix='properties')} {message}",
-            )
+            path, problem = found
+            raise _Rejected(EventRejection.INVALID, problem.about(json_path(path, prefix="properties")))
     if not text:
         raise _Rejected(EventRejection.INVALID, gettext("properties is not a JSON object."))
     if size > MAX_PROPERTIES_BYTES:

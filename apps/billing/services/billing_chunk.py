@@ -38,6 +38,7 @@ from typing import Any
 from django.conf import settings
 from django.db import DatabaseError, connection, models, transaction
 from django.db.models import Q
+from django.utils.translation import get_language
 
 from apps.catalog.models import BillableMetric
 from apps.core import clock
@@ -369,9 +370,11 @@ def _bill_of(
             end=subscription.current_period_end_at,
             period=period_containing(subscription.billing_anchor_at, plan.interval, plan.interval_count, start),
         )  # fmt: skip
-        # Fees and usage lines are named in the customer's language ("(usage)"): an English customer's
-        # usage-only lines need no translation activated.
-        translated = arrears_fee_charges(stretch.version) or not _writes_english(subscription.customer)
+        # Fees and usage lines are named and explained in the customer's language ("(usage)"): an English
+        # customer's usage-only lines need no translation activated when English is the active language.
+        translated = (
+            arrears_fee_charges(stretch.version) or not _writes_english(subscription.customer) or not _english_active()
+        )
         language = bill_language(subscription.customer) if translated else nullcontext()
         with language:
             drafts += stretch_line_drafts(
@@ -650,6 +653,10 @@ def _row_values(fields: Iterable[models.Field], defaults: dict, row: dict, json_
             value = json.dumps(value, cls=f.encoder) if value is not None else None  # type: ignore[attr-defined]
         values.append(value)
     return values
+
+
+def _english_active() -> bool:
+    return (get_language() or settings.LANGUAGE_CODE).lower().startswith("en")
 
 
 def _writes_english(customer: Any) -> bool:

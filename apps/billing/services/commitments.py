@@ -24,12 +24,14 @@ from decimal import Decimal
 from fractions import Fraction
 
 from django.db.models import Q
+from django.utils.translation import gettext
 
 from apps.catalog import pricing
 from apps.catalog.models import MinimumCommitment, Plan, PlanVersion
 from apps.core.money import quantize_fraction
 from apps.invoices.constants import BillingReason, InvoiceLineKind, InvoiceStatus
 from apps.invoices.models import InvoiceLine
+from apps.invoices.services.lifecycle import bill_language
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.periods import period_containing
 from apps.subscriptions.proration import remaining_fraction
@@ -44,7 +46,8 @@ COMMITTED_KINDS = frozenset(
 
 
 def commitment_title(plan: Plan) -> str:
-    return f"{plan.product.name} — {plan.name}: minimum commitment true-up"
+    """The true-up line's name, in the active language (the bill's)."""
+    return gettext("%(title)s: minimum commitment true-up") % {"title": f"{plan.product.name} — {plan.name}"}
 
 
 def commitment_true_up_drafts(
@@ -75,33 +78,60 @@ def commitment_true_up_drafts(
     if charged >= due:
         return []
     true_up = quantize_fraction(Fraction(due - charged), currency)
+    with bill_language(subscription.customer):  # written on the customer's bill: in its language
+        return [
+            LineDraft(
+                kind=InvoiceLineKind.MINIMUM,
+                description=commitment_title(plan),
+                period_start_at=start,
+                period_end_at=end,
+                quantity=Decimal(1),
+                unit_amount=true_up,
+                amount=true_up,
+                currency=currency,
+                explanation=_true_up_explanation(
+                    minimum=commitment.amount,
+                    billed=billed,
+                    due=due,
+                    fees=fees,
+                    usage=usage,
+                    true_up=true_up,
+                    currency=currency,
+                ),
+            )
+        ]
+
+
+def _true_up_explanation(
+    *, minimum: Decimal, billed: Fraction, due: Decimal, fees: Decimal, usage: Decimal, true_up: Decimal, currency: str
+) -> tuple[str, ...]:
+    """The minimum (× the share of the period billed), the period's charges, and the difference."""
+    charged = fees + usage
     hundredths = billed.numerator * 10_000 // billed.denominator  # display only; the amount is exact
-    share = f"{hundredths // 100}.{hundredths % 100:02d} %"
-    minimum_text = f"Minimum commitment per period: {pricing.format_price(commitment.amount, currency)}"
-    if partial:
-        minimum_text += (
-            f" × {share} of the period billed ({billed.numerator:,}/{billed.denominator:,} of its seconds) = "
-            f"{pricing.format_price(due, currency)}"
+    values = {
+        "minimum": pricing.format_price(minimum, currency),
+        "share": f"{hundredths // 100}.{hundredths % 100:02d} %",
+        "numerator": f"{billed.numerator:,}",
+        "denominator": f"{billed.denominator:,}",
+        "due": pricing.format_price(due, currency),
+        "charged": pricing.format_price(charged, currency),
+        "fees": pricing.format_price(fees, currency),
+        "usage": pricing.format_price(usage, currency),
+        "true_up": pricing.format_price(true_up, currency),
+    }
+    if billed < 1:
+        minimum_text = gettext(
+            "Minimum commitment per period: %(minimum)s × %(share)s of the period billed "
+            "(%(numerator)s/%(denominator)s of its seconds) = %(due)s."
         )
-    return [
-        LineDraft(
-            kind=InvoiceLineKind.MINIMUM,
-            description=commitment_title(plan),
-            period_start_at=start,
-            period_end_at=end,
-            quantity=Decimal(1),
-            unit_amount=true_up,
-            amount=true_up,
-            currency=currency,
-            explanation=(
-                minimum_text + ".",
-                f"The period's charges before tax and discounts: {pricing.format_price(charged, currency)} "
-                f"(fees {pricing.format_price(fees, currency)}, usage {pricing.format_price(usage, currency)}).",
-                f"True-up: {pricing.format_price(due, currency)} − {pricing.format_price(charged, currency)} = "
-                f"{pricing.format_price(true_up, currency)}.",
-            ),
-        )
-    ]
+    else:
+        minimum_text = gettext("Minimum commitment per period: %(minimum)s.")
+    return (
+        minimum_text % values,
+        gettext("The period's charges before tax and discounts: %(charged)s (fees %(fees)s, usage %(usage)s).")
+        % values,
+        gettext("True-up: %(due)s − %(charged)s = %(true_up)s.") % values,
+    )
 
 
 def _commitment(version: PlanVersion, currency: str) -> MinimumCommitment | None:

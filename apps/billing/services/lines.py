@@ -8,7 +8,7 @@ from decimal import Decimal
 from fractions import Fraction
 
 from django.db.models import Q
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from djmoney.money import Money
 
 from apps.accounts.models import Customer
@@ -195,8 +195,13 @@ def _fee_line_drafts(
         if partial:
             amount = quantize_fraction(Fraction(quote.exact_amount) * fraction, currency)
             explanation.append(
-                f"Partial period: {pricing.format_price(quote.exact_amount, currency)} × {_share(fraction)} "
-                f"({fraction.numerator:,}/{fraction.denominator:,} of its seconds)"
+                gettext("Partial period: %(amount)s × %(share)s (%(numerator)s/%(denominator)s of its seconds)")
+                % {
+                    "amount": pricing.format_price(quote.exact_amount, currency),
+                    "share": _share(fraction),
+                    "numerator": f"{fraction.numerator:,}",
+                    "denominator": f"{fraction.denominator:,}",
+                }
             )
         if in_arrears:
             explanation.append(gettext("Billed in arrears, for the time that has passed."))
@@ -232,9 +237,18 @@ def _fee_line_drafts(
                     amount=true_up,
                     currency=currency,
                     explanation=(
-                        f"Minimum charge per period {pricing.format_price(due_minimum, currency)}"
-                        f"{' (for the part of the period billed)' if partial else ''}; "
-                        f"this charge came to {pricing.format_price(amount, currency)}.",
+                        (
+                            gettext(
+                                "Minimum charge per period %(minimum)s (for the part of the period billed); "
+                                "this charge came to %(amount)s."
+                            )
+                            if partial
+                            else gettext("Minimum charge per period %(minimum)s; this charge came to %(amount)s.")
+                        )
+                        % {
+                            "minimum": pricing.format_price(due_minimum, currency),
+                            "amount": pricing.format_price(amount, currency),
+                        },
                     ),
                     charge=charge,
                 )
@@ -247,10 +261,10 @@ def _duration(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
-    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
-    parts += [f"{hours} h"] if hours else []
-    parts += [f"{minutes} min"] if minutes else []
-    return " ".join(parts) or "under a minute"
+    parts = [ngettext("%(days)s day", "%(days)s days", days) % {"days": days}] if days else []
+    parts += [gettext("%(hours)s h") % {"hours": hours}] if hours else []
+    parts += [gettext("%(minutes)s min") % {"minutes": minutes}] if minutes else []
+    return " ".join(parts) or gettext("under a minute")
 
 
 def usage_line_description(title: str) -> str:
@@ -258,9 +272,16 @@ def usage_line_description(title: str) -> str:
     return gettext("%(title)s (usage)") % {"title": title}
 
 
-def _share(fraction: Fraction) -> str:
+def _percent(fraction: Fraction) -> str:
+    """The fraction in percent, truncated to hundredths: "12.34 %"."""
     hundredths = fraction.numerator * 10_000 // fraction.denominator
-    return f"{hundredths // 100}.{hundredths % 100:02d} % of the period" if fraction < 1 else "the whole period"
+    return f"{hundredths // 100}.{hundredths % 100:02d} %"
+
+
+def _share(fraction: Fraction) -> str:
+    if fraction >= 1:
+        return gettext("the whole period")
+    return gettext("%(percent)s of the period") % {"percent": _percent(fraction)}
 
 
 def proration_line_drafts(
@@ -326,13 +347,21 @@ def proration_line_drafts(
                     amount=amount,
                     currency=currency,
                     explanation=(
-                        f"{pricing.format_price(full, currency)} per period × {share} "
-                        f"({left} of {whole})"
-                        + (
-                            f" × {_share(scale).replace(' of the period', '')} invoiced after discounts"
+                        (
+                            gettext(
+                                "%(amount)s per period × %(share)s (%(left)s of %(whole)s) × %(invoiced)s invoiced "
+                                "after discounts"
+                            )
                             if scale != 1
-                            else ""
-                        ),
+                            else gettext("%(amount)s per period × %(share)s (%(left)s of %(whole)s)")
+                        )
+                        % {
+                            "amount": pricing.format_price(full, currency),
+                            "share": share,
+                            "left": left,
+                            "whole": whole,
+                            "invoiced": _percent(scale) if scale < 1 else gettext("the whole period"),
+                        },
                         *custom_price_note(charge, overrides),
                     ),
                     charge=charge,
@@ -457,9 +486,25 @@ def discount_line_drafts(
             else gettext("%(amount)s off") % {"amount": money_text(amount_row.amount_off, currency)}  # type: ignore[union-attr]
         )
         products = [product.name for product in coupon.products.all()]
-        only = f" ({', '.join(products)} only)" if products else ""
         limit = coupon.period_limit
-        duration = "forever" if limit is None else f"invoice {discount.periods_applied + 1} of {limit}"
+        values = {
+            "what": what,
+            "eligible": pricing.format_price(eligible, currency),
+            "products": ", ".join(products),
+            "code": coupon.code,
+            "number": discount.periods_applied + 1,
+            "limit": limit,
+        }
+        if products and limit is None:
+            explanation = gettext("%(what)s of %(eligible)s (%(products)s only); coupon %(code)s, forever.")
+        elif products:
+            explanation = gettext(
+                "%(what)s of %(eligible)s (%(products)s only); coupon %(code)s, invoice %(number)s of %(limit)s."
+            )
+        elif limit is None:
+            explanation = gettext("%(what)s of %(eligible)s; coupon %(code)s, forever.")
+        else:
+            explanation = gettext("%(what)s of %(eligible)s; coupon %(code)s, invoice %(number)s of %(limit)s.")
         lines.append(
             LineDraft(
                 kind=InvoiceLineKind.DISCOUNT,
@@ -470,9 +515,7 @@ def discount_line_drafts(
                 unit_amount=None,
                 amount=-taken,
                 currency=currency,
-                explanation=(
-                    f"{what} of {pricing.format_price(eligible, currency)}{only}; coupon {coupon.code}, {duration}.",
-                ),
+                explanation=(explanation % values,),
             )
         )
         used.append(discount)
@@ -557,8 +600,10 @@ def _credits_take(
                 currency=currency,
                 explanation=draft.explanation if whole else (
                     *draft.explanation,
-                    f"Credit of {pricing.format_price(-item.amount.amount, currency)}: "
-                    f"{pricing.format_price(taken, currency)} taken here, the rest on the next invoice.",
+                    gettext("Credit of %(credit)s: %(taken)s taken here, the rest on the next invoice.") % {
+                        "credit": pricing.format_price(-item.amount.amount, currency),
+                        "taken": pricing.format_price(taken, currency),
+                    },
                 ),
                 charge=draft.charge,
             )
@@ -699,7 +744,7 @@ def usage_line_drafts(
                     amount=quote.amount,
                     currency=currency,
                     explanation=(
-                        f"{metric.name}: {pricing.format_quantity(quote.quantity)} ({metric.aggregation_label})",
+                        _metric_note(metric, quote.quantity, metric.aggregation_label),
                         *_dimension_price_note(charge, group_price, metric, group),
                         *custom,
                         *(line.description for line in quote.lines),
@@ -718,11 +763,7 @@ def usage_line_drafts(
                         unit_amount=quote.minimum_true_up,
                         amount=quote.minimum_true_up,
                         currency=currency,
-                        explanation=(
-                            "Minimum charge per period "
-                            f"{pricing.format_price(group_price.minimum_amount or Decimal(0), currency)}; "
-                            f"the usage came to {pricing.format_price(quote.amount, currency)}.",
-                        ),
+                        explanation=(_usage_minimum_note(group_price.minimum_amount, quote.amount, currency),),
                         charge=charge,
                     )
                 )
@@ -814,18 +855,14 @@ def _pooled_line_drafts(
         drafts.append(
             LineDraft(
                 kind=InvoiceLineKind.MINIMUM,
-                description=f"{title}: minimum charge true-up",
+                description=gettext("%(title)s: minimum charge true-up") % {"title": title},
                 period_start_at=start,
                 period_end_at=end,
                 quantity=Decimal(1),
                 unit_amount=quote.minimum_true_up,
                 amount=quote.minimum_true_up,
                 currency=currency,
-                explanation=(
-                    "Minimum charge per period "
-                    f"{pricing.format_price(price.minimum_amount or Decimal(0), currency)}; "
-                    f"the usage came to {pricing.format_price(quote.amount, currency)}.",
-                ),
+                explanation=(_usage_minimum_note(price.minimum_amount, quote.amount, currency),),
                 charge=charge,
             )
         )
@@ -871,7 +908,7 @@ def _peak_line_drafts(
         (
             PEAK,
             peak_price or price,
-            gettext("%(title)s — peak hours %(window)s (usage)") % {"title": title, "window": window},
+            gettext("%(title)s — peak hours %(window)s") % {"title": title, "window": window},
             gettext("Peak hours: %(window)s in %(time_zone)s (the customer's time zone), at the peak price.")
             % {"window": window, "time_zone": time_zone}
             if peak_price is not None
@@ -884,13 +921,13 @@ def _peak_line_drafts(
         (
             OFF_PEAK,
             price,
-            gettext("%(title)s — off-peak hours (usage)") % {"title": title},
+            gettext("%(title)s — off-peak hours") % {"title": title},
             gettext("Off-peak: the hours outside %(window)s in %(time_zone)s (the customer's time zone).")
             % {"window": window, "time_zone": time_zone},
         ),
     ]
     drafts: list[LineDraft] = []
-    for side, side_price, description, note in sides:
+    for side, side_price, side_title, note in sides:
         quantity = split.get(side, Decimal(0))
         quote = pricing.price_quote(side_price.to_spec(), quantity=quantity)
         if quote.total == 0 and quantity == 0:
@@ -899,7 +936,7 @@ def _peak_line_drafts(
         drafts.append(
             LineDraft(
                 kind=InvoiceLineKind.USAGE,
-                description=description,
+                description=usage_line_description(side_title),
                 period_start_at=start,
                 period_end_at=end,
                 quantity=quote.quantity,
@@ -907,7 +944,7 @@ def _peak_line_drafts(
                 amount=quote.amount,
                 currency=currency,
                 explanation=(
-                    f"{metric.name}: {pricing.format_quantity(quote.quantity)} ({metric.get_aggregation_display()})",
+                    _metric_note(metric, quote.quantity, str(metric.get_aggregation_display())),
                     note,
                     *custom,
                     *(line.description for line in quote.lines),
@@ -919,18 +956,14 @@ def _peak_line_drafts(
             drafts.append(
                 LineDraft(
                     kind=InvoiceLineKind.MINIMUM,
-                    description=f"{description.removesuffix(' (usage)')}: minimum charge true-up",
+                    description=gettext("%(title)s: minimum charge true-up") % {"title": side_title},
                     period_start_at=start,
                     period_end_at=end,
                     quantity=Decimal(1),
                     unit_amount=quote.minimum_true_up,
                     amount=quote.minimum_true_up,
                     currency=currency,
-                    explanation=(
-                        "Minimum charge per period "
-                        f"{pricing.format_price(side_price.minimum_amount or Decimal(0), currency)}; "
-                        f"the usage came to {pricing.format_price(quote.amount, currency)}.",
-                    ),
+                    explanation=(_usage_minimum_note(side_price.minimum_amount, quote.amount, currency),),
                     charge=charge,
                 )
             )
@@ -943,9 +976,27 @@ def _dimension_price_note(
     """Which price a group was billed at, when the charge prices groups apart."""
     if not group or not charge.has_dimension_prices:
         return ()
+    values = {"group": metric.group_label(group)}
     if price.dimension_values:
-        return (f"Price for {metric.group_label(group)}.",)
-    return (f"Default price (the charge has no price of its own for {metric.group_label(group)}).",)
+        return (gettext("Price for %(group)s.") % values,)
+    return (gettext("Default price (the charge has no price of its own for %(group)s).") % values,)
+
+
+def _metric_note(metric: BillableMetric, quantity: Decimal, aggregation: str) -> str:
+    """What the metric measured: "API calls: 1,500 (Count of events)"."""
+    return gettext("%(metric)s: %(quantity)s (%(aggregation)s)") % {
+        "metric": metric.name,
+        "quantity": pricing.format_quantity(quantity),
+        "aggregation": aggregation,
+    }
+
+
+def _usage_minimum_note(minimum: Decimal | None, amount: Decimal, currency: str) -> str:
+    """Why a usage charge has a true-up line: its minimum per period, and what the usage came to."""
+    return gettext("Minimum charge per period %(minimum)s; the usage came to %(amount)s.") % {
+        "minimum": pricing.format_price(minimum or Decimal(0), currency),
+        "amount": pricing.format_price(amount, currency),
+    }
 
 
 def usage_values(

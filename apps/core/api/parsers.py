@@ -21,7 +21,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.utils.json import strict_constant
 
 from apps.core.errors import ValidationFailed
-from apps.core.validation import json_path, json_problem
+from apps.core.validation import body_unstorable_message, json_path, json_problem
 
 TOO_DEEP_MESSAGE = gettext_lazy("JSON parse error - the body nests deeper than the parser can read.")
 
@@ -54,9 +54,9 @@ class JSONParser(parsers.JSONParser):
             raise ParseError(TOO_DEEP_MESSAGE) from exc
         found = json_problem(data)
         if found is not None:
-            path, message = found
+            path, problem = found
             if not path:
-                raise ValidationFailed(f"The request body {message}")
+                raise ValidationFailed(body_unstorable_message(problem))
             field = json_path(path)
-            raise ValidationFailed(f"{field} {message}", fields={field: [message[0].upper() + message[1:]]})
+            raise ValidationFailed(problem.about(field), fields={field: [problem.message()]})
         return data

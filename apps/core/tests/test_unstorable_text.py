@@ -191,3 +191,56 @@ def test_every_operation_documents_the_400(client):
     ]
 
     assert undocumented == []
+
+
+# --- In the request's language --------------------------------------------------------------------
+
+CHINESE = {"HTTP_ACCEPT_LANGUAGE": "zh-Hans"}
+NUL_ZH = "包含 NUL 字符（\\u0000），无法存储。"
+
+
+def test_the_refusal_of_a_query_parameter_speaks_the_requests_language(staff_client):
+    english = staff_client.get("/api/v1/customers?search=%00")
+    chinese = staff_client.get("/api/v1/customers?search=%00", **CHINESE)
+    chinese_name = staff_client.get("/api/v1/customers?sea%00rch=x", **CHINESE)
+
+    assert english.json() == _error("search", NUL)
+    assert chinese.status_code == 400
+    assert chinese.json() == {"code": "invalid", "message": f"search {NUL_ZH}", "fields": {"search": [NUL_ZH]}}
+    assert chinese_name.json() == {
+        "code": "invalid",
+        "message": f"参数 sea\ufffdrch 的名称{NUL_ZH}",
+        "fields": {"sea\ufffdrch": [f"名称{NUL_ZH}"]},
+    }
+
+
+def test_the_refusal_of_a_json_body_speaks_the_requests_language(staff_client):
+    def post(body, **headers):
+        return staff_client.post("/api/v1/customers", body, content_type="application/json", **headers)
+
+    contacts = _customer(billing_contacts=[{"name": "\udfff", "email": "x@acme.example"}])
+    surrogate_zh = "包含未配对的代理项（\\ud800 至 \\udfff）：不是有效的 Unicode 文本。"
+
+    assert post(_customer(name="Acme\u0000")).json() == _error("name", NUL)
+    assert post(_customer(name="Acme\u0000"), **CHINESE).json() == {
+        "code": "invalid",
+        "message": f"name {NUL_ZH}",
+        "fields": {"name": [NUL_ZH]},
+    }
+    assert post(contacts, **CHINESE).json() == {
+        "code": "invalid",
+        "message": f"billing_contacts.0.name {surrogate_zh}",
+        "fields": {"billing_contacts.0.name": [surrogate_zh]},
+    }
+    assert post('"\\u0000"', **CHINESE).json()["message"] == f"请求正文 {NUL_ZH}"
+    assert post('"\\u0000"').json()["message"] == f"The request body {NUL}"
+    assert not Customer.objects.exists()
+
+
+def test_a_number_no_column_holds_is_refused_in_the_requests_language(staff_client):
+    body = '{"code": "gb", "name": "GB", "aggregation": "sum", "field_name": "gb", "filters": {"tier": [1e400]}}'
+
+    response = staff_client.post("/api/v1/billable-metrics", body, content_type="application/json", **CHINESE)
+
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"filters.tier.0": ["不是有限数（例如 1e400 超出了任何可存储的数值）。"]}

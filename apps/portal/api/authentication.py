@@ -10,7 +10,7 @@ from django.utils.translation import gettext
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
-from apps.accounts.credentials import PORTAL_TOKEN_PREFIX, portal_token_authenticate
+from apps.accounts.credentials import API_KEY_PREFIX, PORTAL_TOKEN_PREFIX, portal_token_authenticate
 
 
 class PortalTokenAuthentication(authentication.BaseAuthentication):
@@ -42,3 +42,43 @@ class PortalTokenAuthenticationScheme(OpenApiAuthenticationExtension):
                 "It cannot make or revoke tokens (that needs the portal's session)."
             ),
         }
+
+
+class PortalMisplacedCredentialAuthentication(authentication.BaseAuthentication):
+    """Last of the customer API's authentications: an API key (valid for usage events only) or a scheme
+    the customer API does not take gets a 401 that says what it takes, instead of "credentials were not
+    provided" (as `apps.accounts.api.authentication.MisplacedCredentialAuthentication` on the staff API)."""
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode(errors="replace").split()
+        if not header:
+            return None
+        scheme, value = header[0], header[1] if len(header) > 1 else ""
+        if scheme == "Bearer" and value.startswith(API_KEY_PREFIX):
+            raise exceptions.AuthenticationFailed(
+                gettext(
+                    "An API key (Bearer bp_…) is for sending usage events (/api/v1/events…); this endpoint takes "
+                    "a customer user's token: Authorization: Bearer bpc_…"
+                )
+            )
+        if scheme not in ("Token", "Bearer"):
+            raise exceptions.AuthenticationFailed(
+                gettext(
+                    "The %(scheme)s scheme is not accepted: send Authorization: Bearer bpc_… (a customer user's token)."
+                )
+                % {"scheme": repr(scheme[:20])}
+            )
+        return None
+
+
+class PortalMisplacedCredentialAuthenticationScheme(OpenApiAuthenticationExtension):
+    """It authenticates nobody (it only explains a refusal): no security scheme in the schema."""
+
+    target_class = "apps.portal.api.authentication.PortalMisplacedCredentialAuthentication"
+    name: list[str] = []
+
+    def get_security_requirement(self, auto_schema):
+        return None
+
+    def get_security_definition(self, auto_schema):
+        return []

@@ -77,7 +77,7 @@ from apps.subscriptions.selectors import subscription_get_for_customer, subscrip
 from apps.subscriptions.services import subscription_cancel_undo
 from apps.usage.selectors import usage_so_far_for_customer
 
-from .authentication import PortalTokenAuthentication
+from .authentication import PortalMisplacedCredentialAuthentication, PortalTokenAuthentication
 from .permissions import CUSTOMER_HEADER, IsCustomerUser
 from .serializers import (
     PortalBillingDetailsInputSerializer,
@@ -112,7 +112,13 @@ class PortalAPIMixin:
     # An `X-Customer-Id` the user does not belong to is 404 (documented on every operation).
     answers_not_found = True
     # A personal token (Bearer bpc_…, made in the portal) acts for its customer only.
-    authentication_classes = [PortalTokenAuthentication, UserTokenAuthentication, SessionAuthentication]
+    # Last: an API key or a scheme the customer API does not take gets a 401 saying what it takes.
+    authentication_classes = [
+        PortalTokenAuthentication,
+        UserTokenAuthentication,
+        SessionAuthentication,
+        PortalMisplacedCredentialAuthentication,
+    ]
     permission_classes = [IsCustomerUser]
     filter_backends: list = []
     membership = None

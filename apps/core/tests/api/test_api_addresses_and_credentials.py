@@ -31,6 +31,43 @@ def test_an_api_key_on_the_staff_api_says_it_is_for_usage_events(client):
     assert response.json()["message"].startswith("An API key (Bearer bp_…) is for sending usage events")
 
 
+@pytest.mark.parametrize("path", ["/api/v1/portal/me", "/api/v1/portal/invoices", "/api/v1/portal/tokens"])
+def test_an_api_key_on_the_customer_api_says_it_is_for_usage_events(client, path):
+    # Was "Authentication credentials were not provided." (a valid credential, of the wrong kind).
+    _, raw_key = api_key_create(name="ingestion")
+
+    english = client.get(path, HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    chinese = client.get(path, HTTP_AUTHORIZATION=f"Bearer {raw_key}", HTTP_ACCEPT_LANGUAGE="zh-Hans")
+
+    assert (english.status_code, chinese.status_code) == (401, 401)
+    assert english.json() == {
+        "code": "authentication_failed",
+        "message": "An API key (Bearer bp_…) is for sending usage events (/api/v1/events…); this endpoint takes "
+        "a customer user's token: Authorization: Bearer bpc_…",
+        "fields": {},
+    }
+    assert chinese.json()["message"] == (
+        "API 密钥（Bearer bp_…）用于发送用量事件（/api/v1/events…）；"
+        "此接口需要客户用户的令牌：Authorization: Bearer bpc_…"
+    )
+
+
+def test_an_unknown_scheme_on_the_customer_api_is_named(client):
+    response = client.get("/api/v1/portal/me", HTTP_AUTHORIZATION="Basic dXNlcjpwYXNz")
+
+    assert response.status_code == 401
+    assert response.json()["message"] == (
+        "The 'Basic' scheme is not accepted: send Authorization: Bearer bpc_… (a customer user's token)."
+    )
+
+
+def test_no_credentials_on_the_customer_api_still_says_so(client):
+    response = client.get("/api/v1/portal/me")
+
+    assert response.status_code == 401
+    assert response.json()["message"] == "Authentication credentials were not provided."
+
+
 def test_a_customer_token_on_the_staff_api_says_where_it_works(client):
     response = client.get("/api/v1/invoices", HTTP_AUTHORIZATION="Bearer bpc_0123456789abcdef")
 
