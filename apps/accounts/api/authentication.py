@@ -59,32 +59,34 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
 class MisplacedCredentialAuthentication(authentication.BaseAuthentication):
     """Last of the staff API's authentications: a credential that is valid somewhere else (an API key,
     a customer API token) or a scheme the staff API does not take gets a 401 that says where it works,
-    instead of "credentials were not provided"."""
+    instead of "credentials were not provided". Another API says what it takes by overriding `refusal`."""
 
     def authenticate(self, request):
         header = authentication.get_authorization_header(request).decode(errors="replace").split()
         if not header:
             return None
-        scheme, value = header[0], header[1] if len(header) > 1 else ""
+        message = self.refusal(header[0], header[1] if len(header) > 1 else "")
+        if message:
+            raise exceptions.AuthenticationFailed(message)
+        return None
+
+    def refusal(self, scheme: str, value: str) -> str | None:
+        """Why this credential is refused here (it is valid elsewhere, or its scheme is not taken); None
+        lets the request go on unauthenticated (it is then refused for want of credentials, if it must)."""
         if scheme == "Bearer" and value.startswith(API_KEY_PREFIX):
-            raise exceptions.AuthenticationFailed(
-                gettext(
-                    "An API key (Bearer bp_…) is for sending usage events (/api/v1/events…); this endpoint takes "
-                    "a staff user's token: Authorization: Token …"
-                )
+            return gettext(
+                "An API key (Bearer bp_…) is for sending usage events (/api/v1/events…); this endpoint takes "
+                "a staff user's token: Authorization: Token …"
             )
         if scheme == "Bearer" and value.startswith(PORTAL_TOKEN_PREFIX):
-            raise exceptions.AuthenticationFailed(
-                gettext(
-                    "A customer API token (Bearer bpc_…) works only under /api/v1/portal/; this endpoint takes "
-                    "a staff user's token: Authorization: Token …"
-                )
+            return gettext(
+                "A customer API token (Bearer bpc_…) works only under /api/v1/portal/; this endpoint takes "
+                "a staff user's token: Authorization: Token …"
             )
         if scheme not in ("Token", "Bearer"):
-            raise exceptions.AuthenticationFailed(
-                gettext("The %(scheme)s scheme is not accepted: send Authorization: Token … (a staff user's token).")
-                % {"scheme": repr(scheme[:20])}
-            )
+            return gettext(
+                "The %(scheme)s scheme is not accepted: send Authorization: Token … (a staff user's token)."
+            ) % {"scheme": repr(scheme[:20])}
         return None
 
 

@@ -10,6 +10,7 @@ from django.utils.translation import gettext
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from apps.accounts.api.authentication import MisplacedCredentialAuthentication
 from apps.accounts.credentials import API_KEY_PREFIX, PORTAL_TOKEN_PREFIX, portal_token_authenticate
 
 
@@ -44,30 +45,21 @@ class PortalTokenAuthenticationScheme(OpenApiAuthenticationExtension):
         }
 
 
-class PortalMisplacedCredentialAuthentication(authentication.BaseAuthentication):
+class PortalMisplacedCredentialAuthentication(MisplacedCredentialAuthentication):
     """Last of the customer API's authentications: an API key (valid for usage events only) or a scheme
     the customer API does not take gets a 401 that says what it takes, instead of "credentials were not
-    provided" (as `apps.accounts.api.authentication.MisplacedCredentialAuthentication` on the staff API)."""
+    provided" (as on the staff API)."""
 
-    def authenticate(self, request):
-        header = authentication.get_authorization_header(request).decode(errors="replace").split()
-        if not header:
-            return None
-        scheme, value = header[0], header[1] if len(header) > 1 else ""
+    def refusal(self, scheme: str, value: str) -> str | None:
         if scheme == "Bearer" and value.startswith(API_KEY_PREFIX):
-            raise exceptions.AuthenticationFailed(
-                gettext(
-                    "An API key (Bearer bp_…) is for sending usage events (/api/v1/events…); this endpoint takes "
-                    "a customer user's token: Authorization: Bearer bpc_…"
-                )
+            return gettext(
+                "An API key (Bearer bp_…) is for sending usage events (/api/v1/events…); this endpoint takes "
+                "a customer user's token: Authorization: Bearer bpc_…"
             )
         if scheme not in ("Token", "Bearer"):
-            raise exceptions.AuthenticationFailed(
-                gettext(
-                    "The %(scheme)s scheme is not accepted: send Authorization: Bearer bpc_… (a customer user's token)."
-                )
-                % {"scheme": repr(scheme[:20])}
-            )
+            return gettext(
+                "The %(scheme)s scheme is not accepted: send Authorization: Bearer bpc_… (a customer user's token)."
+            ) % {"scheme": repr(scheme[:20])}
         return None
 
 
