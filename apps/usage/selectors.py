@@ -747,6 +747,13 @@ class UsageWindow:
 # Aggregations `usage_aggregate_many` does in one statement per source on PostgreSQL; percentiles and
 # weighted sums are read in two and three statements for all windows (`_percentile_many`,
 # `_weighted_sum_many`); the others (latest, unique count) window by window.
+def _aggregated(aggregation: str, count: Any, total: Any, highest: Any) -> Any:
+    """The value a count, sum or max metric takes from a row's event count, value sum and highest value."""
+    if aggregation == MetricAggregation.COUNT:
+        return count
+    return total if aggregation == MetricAggregation.SUM else highest
+
+
 BULK_AGGREGATIONS = frozenset({MetricAggregation.COUNT, MetricAggregation.SUM, MetricAggregation.MAX})
 
 
@@ -805,13 +812,7 @@ def usage_aggregate_many(windows: list[UsageWindow]) -> list[dict[str, Decimal]]
         aggregation = windows[index].metric.aggregation
         combined: dict[str, Decimal] = {}
         for group_key, count, total, highest in rows:
-            value = (
-                count
-                if aggregation == MetricAggregation.COUNT
-                else total
-                if aggregation == MetricAggregation.SUM
-                else highest
-            )
+            value = _aggregated(aggregation, count, total, highest)
             if value is None:
                 continue
             if aggregation == MetricAggregation.MAX:
@@ -1138,13 +1139,7 @@ def usage_aggregate_by_hours_many(windows: list[HoursWindow]) -> list[dict[str, 
             )
             for index, peak, count_value, total_value, highest_value in cursor.fetchall():
                 aggregation = windows[index].metric.aggregation
-                value = (
-                    count_value
-                    if aggregation == MetricAggregation.COUNT
-                    else total_value
-                    if aggregation == MetricAggregation.SUM
-                    else highest_value
-                )
+                value = _aggregated(aggregation, count_value, total_value, highest_value)
                 if value is None:
                     continue
                 value, side, result = Decimal(value), PEAK if peak else OFF_PEAK, results[index]
