@@ -5,59 +5,61 @@ import django.db.models.expressions
 import django.db.models.functions.math
 from django.db import migrations, models
 
+from apps.core.migration_operations import sqlite_triggers_kept
+
 # SQLite changes a table's constraints by rebuilding it, which drops the triggers on it and fails on
 # triggers of other tables that name it: they are set aside first and put back afterwards (PostgreSQL
 # keeps its triggers through ALTER TABLE).
-_SET_ASIDE: list[tuple[str, str]] = []
-
-
-def sqlite_triggers_set_aside(apps, schema_editor):
-    if schema_editor.connection.vendor != "sqlite":
-        return
-    with schema_editor.connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%invoices_invoice%'"
-        )
-        _SET_ASIDE[:] = cursor.fetchall()
-    for name, _sql in _SET_ASIDE:
-        schema_editor.execute(f'DROP TRIGGER IF EXISTS "{name}"')
-
-
-def sqlite_triggers_put_back(apps, schema_editor):
-    if schema_editor.connection.vendor != "sqlite":
-        return
-    for _name, sql in _SET_ASIDE:
-        schema_editor.execute(sql)
-    _SET_ASIDE.clear()
+TRIGGERS_SET_ASIDE, TRIGGERS_PUT_BACK = sqlite_triggers_kept("invoices_invoice")
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0016_user_tokens'),
-        ('invoices', '0018_billing_run_test_clock_renamed'),
-        ('subscriptions', '0010_usage_engine_segments'),
+        ("accounts", "0016_user_tokens"),
+        ("invoices", "0018_billing_run_test_clock_renamed"),
+        ("subscriptions", "0010_usage_engine_segments"),
     ]
 
     operations = [
-        migrations.RunPython(sqlite_triggers_set_aside, sqlite_triggers_put_back),
+        TRIGGERS_SET_ASIDE,
         migrations.RemoveConstraint(
-            model_name='invoice',
-            name='invoice_total_is_sum',
+            model_name="invoice",
+            name="invoice_total_is_sum",
         ),
         migrations.AddField(
-            model_name='invoicedperiod',
-            name='billed_at',
-            field=models.DateTimeField(blank=True, help_text='When the period was billed (set when it came to no invoice).', null=True),
+            model_name="invoicedperiod",
+            name="billed_at",
+            field=models.DateTimeField(
+                blank=True, help_text="When the period was billed (set when it came to no invoice).", null=True
+            ),
         ),
         migrations.AlterField(
-            model_name='invoicedperiod',
-            name='invoice',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='invoiced_periods', to='invoices.invoice'),
+            model_name="invoicedperiod",
+            name="invoice",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="invoiced_periods",
+                to="invoices.invoice",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='invoice',
-            constraint=models.CheckConstraint(condition=models.Q(('total', django.db.models.functions.math.Round(django.db.models.expressions.CombinedExpression(models.F('subtotal'), '+', models.F('tax_total')), 4))), name='invoice_total_is_sum'),
+            model_name="invoice",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    (
+                        "total",
+                        django.db.models.functions.math.Round(
+                            django.db.models.expressions.CombinedExpression(
+                                models.F("subtotal"), "+", models.F("tax_total")
+                            ),
+                            4,
+                        ),
+                    )
+                ),
+                name="invoice_total_is_sum",
+            ),
         ),
-        migrations.RunPython(sqlite_triggers_put_back, sqlite_triggers_set_aside),
+        TRIGGERS_PUT_BACK,
     ]

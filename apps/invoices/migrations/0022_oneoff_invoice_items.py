@@ -4,97 +4,165 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+from apps.core.migration_operations import sqlite_triggers_kept
+
 
 # SQLite rebuilds a table to add a constraint or a column that references another, which drops the
 # triggers on it and fails on triggers of other tables that name it: they are set aside first and put
 # back afterwards, as in 0019 (PostgreSQL keeps its triggers through ALTER TABLE).
-_SET_ASIDE: list[tuple[str, str]] = []
-
-
-def sqlite_triggers_set_aside(apps, schema_editor):
-    if schema_editor.connection.vendor != "sqlite":
-        return
-    with schema_editor.connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%invoices_invoice%'"
-        )
-        _SET_ASIDE[:] = cursor.fetchall()
-    for name, _sql in _SET_ASIDE:
-        schema_editor.execute(f'DROP TRIGGER IF EXISTS "{name}"')
-
-
-def sqlite_triggers_put_back(apps, schema_editor):
-    if schema_editor.connection.vendor != "sqlite":
-        return
-    for _name, sql in _SET_ASIDE:
-        schema_editor.execute(sql)
-    _SET_ASIDE.clear()
+TRIGGERS_SET_ASIDE, TRIGGERS_PUT_BACK = sqlite_triggers_kept("invoices_invoice")
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0016_user_tokens'),
-        ('catalog', '0013_late_usage_lateness_window_trial_usage'),
-        ('invoices', '0021_perfhttp_search_indexes'),
-        ('subscriptions', '0010_usage_engine_segments'),
+        ("accounts", "0016_user_tokens"),
+        ("catalog", "0013_late_usage_lateness_window_trial_usage"),
+        ("invoices", "0021_perfhttp_search_indexes"),
+        ("subscriptions", "0010_usage_engine_segments"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
-        migrations.RunPython(sqlite_triggers_set_aside, sqlite_triggers_put_back),
+        TRIGGERS_SET_ASIDE,
         migrations.AddField(
-            model_name='invoiceitem',
-            name='created_by',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="invoiceitem",
+            name="created_by",
+            field=models.ForeignKey(
+                blank=True,
+                editable=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='invoiceitem',
-            name='product',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.product'),
+            model_name="invoiceitem",
+            name="product",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="catalog.product",
+            ),
         ),
         migrations.AddField(
-            model_name='invoiceitem',
-            name='tax_rate',
-            field=models.ForeignKey(blank=True, db_index=False, help_text="Taxed at this rate instead of the customer's (exempt and reverse-charged customers pay none).", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='invoices.taxrate'),
+            model_name="invoiceitem",
+            name="tax_rate",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                help_text="Taxed at this rate instead of the customer's (exempt and reverse-charged customers pay none).",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="invoices.taxrate",
+            ),
         ),
         migrations.AddField(
-            model_name='invoiceitem',
-            name='updated_at',
+            model_name="invoiceitem",
+            name="updated_at",
             field=models.DateTimeField(blank=True, editable=False, null=True),
         ),
         migrations.AddField(
-            model_name='invoiceline',
-            name='product',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.product'),
+            model_name="invoiceline",
+            name="product",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="catalog.product",
+            ),
         ),
         migrations.AddField(
-            model_name='invoiceline',
-            name='tax_rate',
-            field=models.ForeignKey(blank=True, db_index=False, help_text="Taxed at this rate instead of the customer's (exempt and reverse-charged customers pay none).", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='invoices.taxrate'),
+            model_name="invoiceline",
+            name="tax_rate",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                help_text="Taxed at this rate instead of the customer's (exempt and reverse-charged customers pay none).",
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="invoices.taxrate",
+            ),
         ),
         migrations.AlterField(
-            model_name='invoice',
-            name='billing_reason',
-            field=models.CharField(choices=[('subscription_cycle', 'Subscription period'), ('subscription_update', 'Subscription change'), ('manual', 'One-off invoice (issued by staff)')], default='subscription_cycle', editable=False, max_length=24),
+            model_name="invoice",
+            name="billing_reason",
+            field=models.CharField(
+                choices=[
+                    ("subscription_cycle", "Subscription period"),
+                    ("subscription_update", "Subscription change"),
+                    ("manual", "One-off invoice (issued by staff)"),
+                ],
+                default="subscription_cycle",
+                editable=False,
+                max_length=24,
+            ),
         ),
         migrations.AlterField(
-            model_name='invoiceitem',
-            name='kind',
-            field=models.CharField(choices=[('recurring', 'Recurring fee'), ('usage', 'Usage'), ('minimum', 'Minimum charge true-up'), ('proration', 'Proration'), ('discount', 'Discount'), ('manual', 'Manual'), ('one_off', 'One-off charge'), ('credit_note', 'Credit from a credit note'), ('payment_credit', 'Credit from a payment'), ('invoice_credit', 'Credit from an invoice')], default='proration', max_length=16),
+            model_name="invoiceitem",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("recurring", "Recurring fee"),
+                    ("usage", "Usage"),
+                    ("minimum", "Minimum charge true-up"),
+                    ("proration", "Proration"),
+                    ("discount", "Discount"),
+                    ("manual", "Manual"),
+                    ("one_off", "One-off charge"),
+                    ("credit_note", "Credit from a credit note"),
+                    ("payment_credit", "Credit from a payment"),
+                    ("invoice_credit", "Credit from an invoice"),
+                ],
+                default="proration",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='invoiceline',
-            name='kind',
-            field=models.CharField(choices=[('recurring', 'Recurring fee'), ('usage', 'Usage'), ('minimum', 'Minimum charge true-up'), ('proration', 'Proration'), ('discount', 'Discount'), ('manual', 'Manual'), ('one_off', 'One-off charge'), ('credit_note', 'Credit from a credit note'), ('payment_credit', 'Credit from a payment'), ('invoice_credit', 'Credit from an invoice')], default='recurring', max_length=16),
+            model_name="invoiceline",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("recurring", "Recurring fee"),
+                    ("usage", "Usage"),
+                    ("minimum", "Minimum charge true-up"),
+                    ("proration", "Proration"),
+                    ("discount", "Discount"),
+                    ("manual", "Manual"),
+                    ("one_off", "One-off charge"),
+                    ("credit_note", "Credit from a credit note"),
+                    ("payment_credit", "Credit from a payment"),
+                    ("invoice_credit", "Credit from an invoice"),
+                ],
+                default="recurring",
+                max_length=16,
+            ),
         ),
         migrations.AddIndex(
-            model_name='invoiceitem',
-            index=models.Index(condition=models.Q(('invoice__isnull', True)), fields=['customer', 'created_at'], name='invoice_item_customer_idx'),
+            model_name="invoiceitem",
+            index=models.Index(
+                condition=models.Q(("invoice__isnull", True)),
+                fields=["customer", "created_at"],
+                name="invoice_item_customer_idx",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='invoiceitem',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind', 'one_off'), _negated=True), models.Q(('quantity__gt', 0), ('amount__gte', 0)), _connector='OR'), name='invoice_item_one_off_not_negative'),
+            model_name="invoiceitem",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("kind", "one_off"), _negated=True),
+                    models.Q(("quantity__gt", 0), ("amount__gte", 0)),
+                    _connector="OR",
+                ),
+                name="invoice_item_one_off_not_negative",
+            ),
         ),
-        migrations.RunPython(sqlite_triggers_put_back, sqlite_triggers_set_aside),
+        TRIGGERS_PUT_BACK,
     ]

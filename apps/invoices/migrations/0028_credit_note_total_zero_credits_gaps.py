@@ -3,29 +3,11 @@
 
 from django.db import migrations, models
 
+from apps.core.migration_operations import sqlite_triggers_kept
+
 # SQLite rebuilds a table to change a constraint, which drops the triggers on it: they are set aside
 # first and put back afterwards, as in 0019 and 0022 (PostgreSQL keeps its triggers through ALTER TABLE).
-_SET_ASIDE: list[tuple[str, str]] = []
-
-
-def sqlite_triggers_set_aside(apps, schema_editor):
-    if schema_editor.connection.vendor != "sqlite":
-        return
-    with schema_editor.connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%invoices_creditnote%'"
-        )
-        _SET_ASIDE[:] = cursor.fetchall()
-    for name, _sql in _SET_ASIDE:
-        schema_editor.execute(f'DROP TRIGGER IF EXISTS "{name}"')
-
-
-def sqlite_triggers_put_back(apps, schema_editor):
-    if schema_editor.connection.vendor != "sqlite":
-        return
-    for _name, sql in _SET_ASIDE:
-        schema_editor.execute(sql)
-    _SET_ASIDE.clear()
+TRIGGERS_SET_ASIDE, TRIGGERS_PUT_BACK = sqlite_triggers_kept("invoices_creditnote")
 
 
 class Migration(migrations.Migration):
@@ -34,7 +16,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(sqlite_triggers_set_aside, sqlite_triggers_put_back),
+        TRIGGERS_SET_ASIDE,
         migrations.RemoveConstraint(
             model_name="creditnote",
             name="credit_note_amounts_positive",
@@ -51,5 +33,5 @@ class Migration(migrations.Migration):
                 name="credit_note_amounts_positive",
             ),
         ),
-        migrations.RunPython(sqlite_triggers_put_back, sqlite_triggers_set_aside),
+        TRIGGERS_PUT_BACK,
     ]
