@@ -23,6 +23,8 @@ from apps.invoices.models import Invoice, TaxRate
 from apps.subscriptions.periods import utc
 from apps.usage.services import usage_events_ingest
 
+from .test_billing_run_engine import _bill_view
+
 pytestmark = pytest.mark.django_db
 
 APRIL, MAY = utc(2026, 4, 1), utc(2026, 5, 1)
@@ -209,32 +211,11 @@ def _events(meter: str) -> list[tuple[str, datetime, dict]]:
 
 
 def _invoice_view(invoice: Invoice) -> dict:
-    """Everything on an invoice that is not the customer's identity or its number."""
+    """Everything on an invoice that is not the customer's identity or its number: the engine test's
+    view of a bill, and the periods it invoiced."""
     return {
-        "status": invoice.status,
-        "period": (invoice.period_start_at, invoice.period_end_at),
-        "totals": (invoice.subtotal, invoice.tax_total, invoice.total, invoice.reverse_charge),
-        "lines": [
-            (
-                line.position,
-                line.kind,
-                line.description,
-                line.quantity,
-                line.unit_amount,
-                line.amount,
-                line.explanation,
-                line.charge_id,
-                line.period_start_at,
-                line.period_end_at,
-            )
-            for line in invoice.lines.order_by("position")
-        ],  # fmt: skip
-        "taxes": [(t.name, t.percentage, t.inclusive, t.taxable_amount, t.tax_amount) for t in invoice.taxes.all()],
+        **_bill_view(invoice),
         "periods": list(invoice.invoiced_periods.values_list("period_start_at", "period_end_at")),
-        "due_on": invoice.due_on,
-        "events": [event.type for event in invoice.events.order_by("id")],
-        "buyer": {k: v for k, v in invoice.customer_details.items() if k not in ("id", "external_id", "email", "name")},
-        "seller": invoice.seller_details,
     }
 
 
