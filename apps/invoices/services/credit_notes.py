@@ -720,7 +720,7 @@ def credit_note_issue(
             "credit_note": number, "total": str(draft.total), "currency": currency, "reason": draft.reason,
             "amount_due_reduction": str(draft.amount_due_reduction),
             "credit_to_balance": str(draft.credit_to_balance), "refund_amount": str(draft.refund_amount),
-            "balance_returned": str(draft.balance_returned),
+            **({"balance_returned": str(draft.balance_returned)} if draft.balance_returned else {}),
         },
     )  # fmt: skip
     # The prepaid credits the invoice consumed go back to their wallets, in the share credited.
