@@ -4,15 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('subscriptions', '0017_model_texts_translated_zh_api'),
+        ("subscriptions", "0017_model_texts_translated_zh_api"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='subscriptionprogressivebilling',
-            name='scope',
-            field=models.CharField(choices=[('period', 'Usage of the period'), ('lifetime', 'Usage since the subscription started')], default='period', help_text="What the thresholds measure: the usage of the current period (each fires once per period) or the usage since the subscription started (each fires once in the subscription's life).", max_length=16, verbose_name='measured on'),
+            model_name="subscriptionprogressivebilling",
+            name="scope",
+            field=models.CharField(
+                choices=[("period", "Usage of the period"), ("lifetime", "Usage since the subscription started")],
+                default="period",
+                help_text="What the thresholds measure: the usage of the current period (each fires once per period) "
+                "or the usage since the subscription started (each fires once in the subscription's life).",
+                max_length=16,
+                verbose_name="measured on",
+            ),
         ),
     ]
