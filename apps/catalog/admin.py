@@ -345,10 +345,11 @@ class ProgressiveBillingForm(forms.ModelForm):
 
     class Meta:
         model = ProgressiveBilling
-        fields = ["currency", "thresholds", "every"]
+        fields = ["currency", "thresholds", "every", "scope"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["scope"].required = False  # left out: the period's usage
         if self.instance.pk is not None:
             self.initial["thresholds"] = ", ".join(self.instance.amounts)
 
@@ -359,7 +360,9 @@ class ProgressiveBillingForm(forms.ModelForm):
             return cleaned
         raw = [part.strip() for part in (cleaned.get("thresholds") or "").split(",") if part.strip()]
         try:
-            schedule = schedule_clean(amounts=raw, every=cleaned.get("every"), currency=currency)
+            schedule = schedule_clean(
+                amounts=raw, every=cleaned.get("every"), currency=currency, scope=cleaned.get("scope")
+            )
         except ValidationFailed as exc:
             for name, messages in exc.fields.items():
                 self.add_error(name, messages)
@@ -367,6 +370,7 @@ class ProgressiveBillingForm(forms.ModelForm):
         if not schedule:
             self.add_error("thresholds", _("Give at least one threshold or a recurring one (or delete the row)."))
         cleaned["amounts"] = schedule_amounts_json(schedule)
+        cleaned["scope"] = schedule.scope
         return cleaned
 
     def save(self, commit=True):

@@ -75,6 +75,15 @@ TIERED_MODELS = frozenset({PriceModelChoice.GRADUATED, PriceModelChoice.VOLUME, 
 USAGE_ONLY_MODELS = frozenset({PriceModelChoice.PERCENTAGE, PriceModelChoice.GRADUATED_PERCENTAGE})
 
 
+class ThresholdScope(models.TextChoices):
+    """What usage progressive billing thresholds are measured against (docs/billing-rules.md,
+    "Progressive billing"): the current period's (each threshold fires once per period), or all of it since
+    the subscription started (each fires once in the subscription's life; Lago's lifetime usage)."""
+
+    PERIOD = "period", _("Usage of the period")
+    LIFETIME = "lifetime", _("Usage since the subscription started")
+
+
 class VersionMigrationTiming(models.TextChoices):
     NOW = "now", _("Now (from the next invoice on, including this period's usage)")
     NEXT_PERIOD = "next_period", _("At the start of the next period")

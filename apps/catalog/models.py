@@ -32,6 +32,7 @@ from .constants import (
     PackageRounding,
     PriceModelChoice,
     PriceTimeWindow,
+    ThresholdScope,
     TrialUsage,
     WeightedTimeUnit,
 )
@@ -625,6 +626,16 @@ class ThresholdFields(models.Model):
         help_text=_("Recurring threshold: after the highest fixed one, an interim invoice every this much more."),
         verbose_name=_("every"),
     )
+    scope = models.CharField(
+        max_length=16,
+        choices=ThresholdScope.choices,
+        default=ThresholdScope.PERIOD,
+        help_text=_(
+            "What the thresholds measure: the usage of the current period (each fires once per period) or the "
+            "usage since the subscription started (each fires once in the subscription's life)."
+        ),
+        verbose_name=_("measured on"),
+    )
 
     class Meta:
         abstract = True
@@ -664,7 +675,7 @@ class ProgressiveBilling(ThresholdFields):
 
     @property
     def schedule(self) -> ThresholdSchedule:
-        return ThresholdSchedule.of(self.amounts, self.every)
+        return ThresholdSchedule.of(self.amounts, self.every, self.scope)
 
 
 class Coupon(TimeStampedModel):

@@ -3,8 +3,9 @@
 A schedule is a set of fixed thresholds and/or a recurring one. With fixed thresholds t1 < … < tn and
 `every` X, the thresholds are t1, …, tn, tn + X, tn + 2X, …; with only X they are X, 2X, 3X, …
 (Lago's "recurring threshold" after the fixed ones). A threshold is reached when the period's usage
-amount to date is at or above it (Stripe's `amount_gte`). See docs/billing-rules.md, "Progressive
-billing".
+amount to date is at or above it (Stripe's `amount_gte`) — or, with the lifetime scope, the usage since
+the subscription started (each threshold then fires once in its life). See docs/billing-rules.md,
+"Progressive billing".
 """
 
 from collections.abc import Iterable
@@ -17,6 +18,8 @@ from django.utils.translation import gettext
 from apps.core.errors import ValidationFailed
 from apps.core.money import currency_decimal_places
 from apps.core.money_format import money_text
+
+from .constants import ThresholdScope
 
 MAX_THRESHOLDS = 20
 # The columns' limits: 19 digits, 6 decimals (amounts) — a threshold is money in the plan's currency.
@@ -34,10 +37,18 @@ def plain(value: Decimal) -> str:
 class ThresholdSchedule:
     amounts: tuple[Decimal, ...] = ()
     every: Decimal | None = None
+    # Measured on the usage since the subscription started instead of the period's (ThresholdScope).
+    lifetime: bool = False
 
     @classmethod
-    def of(cls, amounts: Iterable[Any], every: Decimal | None) -> "ThresholdSchedule":
-        return cls(tuple(sorted({Decimal(str(amount)) for amount in amounts})), every)
+    def of(
+        cls, amounts: Iterable[Any], every: Decimal | None, scope: str = ThresholdScope.PERIOD
+    ) -> "ThresholdSchedule":
+        return cls(tuple(sorted({Decimal(str(amount)) for amount in amounts})), every, scope == ThresholdScope.LIFETIME)
+
+    @property
+    def scope(self) -> str:
+        return ThresholdScope.LIFETIME if self.lifetime else ThresholdScope.PERIOD
 
     def __bool__(self) -> bool:
         return bool(self.amounts) or self.every is not None
@@ -84,7 +95,12 @@ def schedule_text(schedule: ThresholdSchedule, currency: str) -> str:
             if parts
             else gettext("every %(amount)s") % {"amount": every}
         )
-    return ", ".join(parts) if parts else gettext("no thresholds")
+    if not parts:
+        return gettext("no thresholds")
+    text = ", ".join(parts)
+    if schedule.lifetime:
+        text = gettext("%(thresholds)s of the usage since the subscription started") % {"thresholds": text}
+    return text
 
 
 def _decimal(raw: Any) -> Decimal | None:
@@ -114,10 +130,18 @@ def _check_amount(raw: Any, *, currency: str) -> tuple[Decimal | None, str | Non
     return value, None
 
 
-def schedule_clean(*, amounts: Any, every: Any, currency: str) -> ThresholdSchedule:
-    """Check thresholds given by staff or the API; refused with field errors on `thresholds` and/or
-    `every`. An empty schedule (no amounts, no `every`) is allowed: it means no progressive billing."""
+def schedule_clean(*, amounts: Any, every: Any, currency: str, scope: Any = ThresholdScope.PERIOD) -> ThresholdSchedule:
+    """Check thresholds given by staff or the API; refused with field errors on `thresholds`, `every`
+    and/or `scope`. An empty schedule (no amounts, no `every`) is allowed: it means no progressive
+    billing."""
     errors: dict[str, list[str]] = {}
+    if scope in (None, ""):
+        scope = ThresholdScope.PERIOD
+    if scope not in ThresholdScope.values:
+        errors["scope"] = [
+            gettext("Measure thresholds on %(choices)s (got %(value)s).")
+            % {"choices": " or ".join(f'"{value}"' for value in ThresholdScope.values), "value": scope}
+        ]
     values: set[Decimal] = set()
     if amounts in (None, ""):
         amounts = []
@@ -141,7 +165,7 @@ def schedule_clean(*, amounts: Any, every: Any, currency: str) -> ThresholdSched
     if errors:
         message = next(iter(errors.values()))[0]
         raise ValidationFailed(message, fields=errors)
-    return ThresholdSchedule(tuple(sorted(values)), every_value)
+    return ThresholdSchedule(tuple(sorted(values)), every_value, scope == ThresholdScope.LIFETIME)
 
 
 def schedule_amounts_json(schedule: ThresholdSchedule) -> list[str]:

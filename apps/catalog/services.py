@@ -260,7 +260,9 @@ def plan_version_copy(*, version: PlanVersion, notes: str = "") -> PlanVersion:
     )
     ProgressiveBilling.objects.bulk_create(
         [
-            ProgressiveBilling(plan_version=new_version, currency=row.currency, amounts=row.amounts, every=row.every)
+            ProgressiveBilling(
+                plan_version=new_version, currency=row.currency, amounts=row.amounts, every=row.every, scope=row.scope
+            )
             for row in version.progressive_billing.all()
         ]
     )
@@ -1137,21 +1139,24 @@ def plan_version_features_set(*, version: PlanVersion, grants: Sequence[GrantInp
 
 @transaction.atomic
 def plan_version_progressive_billing_set(
-    *, version: PlanVersion, currency: str, amounts: Any, every: Any = None
+    *, version: PlanVersion, currency: str, amounts: Any, every: Any = None, scope: Any = None
 ) -> ProgressiveBilling | None:
     """Set the version's progressive billing thresholds in `currency` (fixed `amounts` and/or a recurring
-    `every`; neither: none). Part of the version's terms: refused once the version is in use (a
-    subscription can have its own). Field errors on `currency`, `thresholds`, `every`; nothing saved."""
+    `every`; neither: none), measured on the period's usage or, with `scope` "lifetime", on the usage since
+    the subscription started. Part of the version's terms: refused once the version is in use (a
+    subscription can have its own). Field errors on `currency`, `thresholds`, `every`, `scope`; nothing
+    saved."""
     from .progressive import schedule_amounts_json, schedule_clean
 
     plan_version_ensure_editable(version)
     if currency not in version.currencies:
         message = f"The version has no prices in {currency}: thresholds are in a currency it bills in."
         raise ValidationFailed(message, fields={"currency": [message]})
-    schedule = schedule_clean(amounts=amounts, every=every, currency=currency)
+    schedule = schedule_clean(amounts=amounts, every=every, currency=currency, scope=scope)
     ProgressiveBilling.objects.filter(plan_version=version, currency=currency).delete()
     if not schedule:
         return None
     return ProgressiveBilling.objects.create(
-        plan_version=version, currency=currency, amounts=schedule_amounts_json(schedule), every=schedule.every
-    )
+        plan_version=version, currency=currency, amounts=schedule_amounts_json(schedule), every=schedule.every,
+        scope=schedule.scope,
+    )  # fmt: skip

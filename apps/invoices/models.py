@@ -794,6 +794,18 @@ class CreditNote(TimeStampedModel):
     refund_reference = models.CharField(
         max_length=255, blank=True, help_text=_("E.g. the bank transfer reference."), verbose_name=_("refund reference")
     )
+    # In the credit note's currency; not part of its total (the invoice's balance credit was no payment).
+    balance_returned = models.DecimalField(
+        max_digits=19,
+        decimal_places=4,
+        default=0,
+        editable=False,
+        help_text=_(
+            "The share of the money-balance credit applied on the invoice that this credit note put back on the "
+            "customer's balance (in proportion to the charges credited)."
+        ),
+        verbose_name=_("balance credit given back"),
+    )
     balance_item = models.OneToOneField(
         InvoiceItem,
         on_delete=models.SET_NULL,

@@ -1,5 +1,6 @@
 """Pure invoice-line math: no ORM, no settings, no I/O."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -33,26 +34,43 @@ class TaxAmount:
     tax_amount: Decimal
 
 
-def tax_breakdown(*, lines: list[tuple[Decimal, TaxRateSpec | None]], currency: str) -> list[TaxAmount]:
+def tax_breakdown(
+    *,
+    lines: list[tuple[Decimal, TaxRateSpec | None]],
+    currency: str,
+    invoiced: Sequence[TaxAmount] = (),
+) -> list[TaxAmount]:
     """Tax per rate on the sum of its taxable (already rounded) lines, rounded once per rate.
 
     Exclusive: tax = sum × p/100, added on top. Inclusive: the lines contain the tax, so
     tax = sum × p/(100+p) and the net is sum − tax (net + tax is exactly the lines' sum). Lines
-    without a rate are not taxed; discounts and credits are negative lines that lower the base."""
+    without a rate are not taxed; discounts and credits are negative lines that lower the base.
+
+    `invoiced`: the taxes of earlier invoices whose base this invoice completes (a progressive-billing
+    period's interim invoices, for the invoice closing the period). At each rate of these lines, the tax
+    is then that of the whole base — these lines plus the earlier invoices' base at the same rate —
+    rounded once, less the tax those invoices already charged at it, so that the invoices together
+    charge exactly the tax of a single invoice. Earlier taxes at a rate these lines do not have stand
+    as they were charged."""
     sums: dict[TaxRateSpec, Decimal] = {}
     for amount, rate in lines:
         if rate is not None:
             sums[rate] = sums.get(rate, Decimal(0)) + amount
     breakdown = []
     for rate, base in sums.items():
+        earlier = [tax for tax in invoiced if _same_rate(tax, rate)]
+        # An earlier invoice's base at the rate: its net plus, for an inclusive rate, the tax inside it.
+        earlier_base = sum(
+            (tax.taxable_amount + (tax.tax_amount if tax.inclusive else Decimal(0)) for tax in earlier), Decimal(0)
+        )
+        earlier_tax = sum((tax.tax_amount for tax in earlier), Decimal(0))
+        whole = Fraction(base + earlier_base)
         if rate.inclusive:
-            tax = quantize_fraction(
-                Fraction(base) * Fraction(rate.percentage) / (100 + Fraction(rate.percentage)), currency
-            )
-            taxable = base - tax
+            tax = quantize_fraction(whole * Fraction(rate.percentage) / (100 + Fraction(rate.percentage)), currency)
         else:
-            tax = quantize_fraction(Fraction(base) * Fraction(rate.percentage) / 100, currency)
-            taxable = base
+            tax = quantize_fraction(whole * Fraction(rate.percentage) / 100, currency)
+        tax -= earlier_tax
+        taxable = base - tax if rate.inclusive else base
         breakdown.append(
             TaxAmount(
                 rate_id=rate.rate_id,
@@ -64,6 +82,17 @@ def tax_breakdown(*, lines: list[tuple[Decimal, TaxRateSpec | None]], currency: 
             )
         )
     return breakdown
+
+
+def _same_rate(tax: TaxAmount, rate: TaxRateSpec) -> bool:
+    """An earlier invoice's tax is at this rate: the same rate row, percentage and kind (a rate whose
+    percentage was changed since is another rate for this purpose)."""
+    return (
+        tax.rate_id is not None
+        and tax.rate_id == rate.rate_id
+        and tax.percentage == rate.percentage
+        and tax.inclusive == rate.inclusive
+    )
 
 
 def tax_added(breakdown: list[TaxAmount]) -> Decimal:

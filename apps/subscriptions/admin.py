@@ -273,10 +273,11 @@ class SubscriptionProgressiveBillingForm(forms.ModelForm):
 
     class Meta:
         model = SubscriptionProgressiveBilling
-        fields = ["subscription", "thresholds", "every"]
+        fields = ["subscription", "thresholds", "every", "scope"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["scope"].required = False  # left out: the period's usage
         if self.instance.pk is not None:
             self.initial["thresholds"] = ", ".join(self.instance.amounts)
 
@@ -316,6 +317,7 @@ class SubscriptionProgressiveBillingAdmin(ServiceAdminMixin, admin.ModelAdmin):
             subscription_id=subscription.pk,
             amounts=raw,
             every=data.get("every"),
+            scope=data.get("scope"),
             actor=request.user,
         )
         adopt(obj, saved)

@@ -518,4 +518,4 @@ class SubscriptionProgressiveBilling(TimeStampedModel, ThresholdFields):
 
     @property
     def schedule(self) -> ThresholdSchedule:
-        return ThresholdSchedule.of(self.amounts, self.every)
+        return ThresholdSchedule.of(self.amounts, self.every, self.scope)

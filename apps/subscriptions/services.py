@@ -963,13 +963,16 @@ def subscription_progressive_billing_set(
     subscription_id: int,
     amounts: Any,
     every: Any = None,
+    scope: Any = None,
     actor: Any = None,
     reason: str = "",
     now: datetime | None = None,
 ) -> SubscriptionProgressiveBilling:
     """Give the subscription its own progressive billing thresholds, in its currency, instead of its plan
     version's (no amounts and no `every`: progressive billing off for it). They apply from the next
-    evaluation; interim invoices already issued stand. Field errors on `thresholds`, `every`."""
+    evaluation; interim invoices already issued stand. `scope`: "period" (default) or "lifetime" (the
+    usage since the subscription started; thresholds already billed in any period count as fired). Field
+    errors on `thresholds`, `every`, `scope`."""
     from apps.catalog.progressive import schedule_amounts_json, schedule_clean, schedule_text
 
     now = now or subscription_now(subscription_id)
@@ -979,9 +982,10 @@ def subscription_progressive_billing_set(
             gettext("Subscription #%(id)s is canceled: it is billed no more.") % {"id": subscription.pk},
             fields={"subscription": [gettext("A canceled subscription takes no thresholds.")]},
         )
-    schedule = schedule_clean(amounts=amounts, every=every, currency=subscription.currency)
+    schedule = schedule_clean(amounts=amounts, every=every, currency=subscription.currency, scope=scope)
     row, _ = SubscriptionProgressiveBilling.objects.update_or_create(
-        subscription=subscription, defaults={"amounts": schedule_amounts_json(schedule), "every": schedule.every}
+        subscription=subscription,
+        defaults={"amounts": schedule_amounts_json(schedule), "every": schedule.every, "scope": schedule.scope},
     )
     subscription_event_record(
         subscription=subscription,
@@ -989,7 +993,7 @@ def subscription_progressive_billing_set(
         actor=actor,
         occurred_at=now,
         data={"thresholds": row.amounts, "every": None if row.every is None else str(schedule.every),
-              "summary": schedule_text(schedule, subscription.currency)},
+              "scope": row.scope, "summary": schedule_text(schedule, subscription.currency)},
     )  # fmt: skip
     return row
 

@@ -10,6 +10,7 @@ the previews that show the money before anything changes.
   (nothing to prorate).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -26,11 +27,11 @@ from apps.core.audit import audited_with_reason
 from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
 from apps.core.money import quantize_amount
 from apps.invoices.constants import InvoiceLineKind, InvoiceStatus
-from apps.invoices.models import Invoice, InvoicedPeriod, InvoiceItem
+from apps.invoices.models import Invoice, InvoicedPeriod, InvoiceItem, ProgressiveCrossing
 from apps.invoices.pricing import TaxAmount, tax_added
 from apps.invoices.selectors import subscription_period_invoices
 from apps.invoices.services.lifecycle import bill_language
-from apps.invoices.services.taxes import customer_tax_breakdown, is_taxed_kind
+from apps.invoices.services.taxes import customer_tax_breakdown, interim_invoice_taxes, is_taxed_kind
 from apps.subscriptions.constants import SubscriptionEventType, SubscriptionStatus
 from apps.subscriptions.models import ScheduledChange, Subscription, SubscriptionSegment
 from apps.subscriptions.periods import Period, period_containing
@@ -385,8 +386,10 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
             subscription=subscription, stretches=stretches, currency=currency, usage_until=now
         )
     lines += period_lines
+    crossing_ids: list[int] = []
     if stretches:  # less what interim invoices of the period billed (progressive billing)
-        lines += progressive_deduction_drafts(subscription, before=period.start, usage=period_lines)[0]
+        deductions, crossing_ids = progressive_deduction_drafts(subscription, before=period.start, usage=period_lines)
+        lines += deductions
     if closes_period:
         # The minimum commitment for the whole current period, measured on its charges so far.
         lines += commitment_true_up_drafts(
@@ -417,7 +420,7 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
         period_start_at, period_end_at = span_start, max(span_end, subscription.current_period_end_at)
     return _upcoming(
         subscription, lines + credits, billing_at=subscription.next_billing_at,
-        period_start_at=period_start_at, period_end_at=period_end_at,
+        period_start_at=period_start_at, period_end_at=period_end_at, crossing_ids=crossing_ids,
     )  # fmt: skip
 
 
@@ -441,7 +444,8 @@ def _upcoming_final_invoice(subscription: Subscription, ends_at: datetime, now: 
             subscription=subscription, stretches=stretches, currency=currency, usage_until=now
         )
     lines += period_lines
-    lines += progressive_deduction_drafts(subscription, before=ends_at, usage=period_lines)[0]
+    deductions, crossing_ids = progressive_deduction_drafts(subscription, before=ends_at, usage=period_lines)
+    lines += deductions
     if not lines:
         raise ValidationFailed(
             gettext("Subscription #%(subscription_pk)s ends at the end of its period; no invoice is coming.")
@@ -457,7 +461,7 @@ def _upcoming_final_invoice(subscription: Subscription, ends_at: datetime, now: 
     return _upcoming(
         subscription, lines + credits, billing_at=ends_at,
         period_start_at=min(starts, default=subscription.current_period_start_at),
-        period_end_at=max(ends, default=subscription.current_period_end_at),
+        period_end_at=max(ends, default=subscription.current_period_end_at), crossing_ids=crossing_ids,
     )  # fmt: skip
 
 
@@ -468,8 +472,10 @@ def _upcoming(
     billing_at: datetime,
     period_start_at: datetime,
     period_end_at: datetime,
+    crossing_ids: Sequence[int] = (),
 ) -> UpcomingInvoice:
-    """An upcoming invoice of these lines, with its totals and taxes."""
+    """An upcoming invoice of these lines, with its totals and taxes (completing the tax of the interim
+    invoices of `crossing_ids` it deducts, as the invoice will)."""
     currency = subscription.currency
     subtotal = quantize_amount(sum((line.amount for line in lines), Decimal(0)), currency)
     taxed = [line for line in lines if is_taxed_kind(line.kind)]
@@ -478,6 +484,9 @@ def _upcoming(
         amounts=[line.amount for line in taxed],
         currency=currency,
         rates=[line.tax_rate for line in taxed],
+        invoiced=interim_invoice_taxes(crossings=ProgressiveCrossing.objects.filter(pk__in=crossing_ids))
+        if crossing_ids
+        else (),
     )
     tax_total = quantize_amount(tax_added(taxes), currency)
     return UpcomingInvoice(

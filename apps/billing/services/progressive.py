@@ -15,7 +15,11 @@ deduct what those interim invoices billed from the invoice that closes the perio
   (the renewal, the invoice made at resume, a grouped invoice, or the final invoice of a subscription
   that ends) bills the whole period's usage as usual and adds, per interim invoice of it (not void), a
   negative line of its amount, before tax. So tiers straddling a threshold come out exactly as on a
-  single invoice: interim + final = the period billed at once.
+  single invoice: interim + final = the period billed at once. Its tax completes theirs: per rate, the
+  tax of the whole period's base rounded once less what they charged (`apps.invoices.pricing.tax_breakdown`).
+- **Lifetime thresholds** (`scope = lifetime`, Lago's model): the thresholds measure the usage since the
+  subscription started (`subscription_usage_billed_before` + the period's to date) and each fires once in
+  its life; the interim invoice still bills the period's usage to date.
 
 Evaluation runs off the ingestion path: usage recorded marks its customers (debounced through the
 cache, as spend alerts are) and a Celery task evaluates them; a periodic sweep catches lost tasks.
@@ -29,7 +33,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q, Sum
 from django.utils.formats import date_format
 from django.utils.translation import gettext
 from kombu.exceptions import OperationalError as BrokerUnavailable
@@ -65,6 +69,23 @@ def _usage_to_date(subscription: Subscription, now: datetime) -> list[LineDraft]
     stretches = period_stretches(subscription, segments=subscription_open_segments(subscription), end=now)
     drafts = stretch_line_drafts(subscription=subscription, stretches=stretches, currency=subscription.currency)
     return [draft for draft in drafts if draft.kind == InvoiceLineKind.USAGE]
+
+
+def subscription_usage_billed_before(subscription: Subscription, start: datetime) -> Decimal:
+    """The usage the subscription's invoices billed for the time before `start` (before tax and
+    discounts): its usage lines on invoices not voided, late usage and corrections included, interim
+    invoices left out (the invoice closing their period bills that period's whole usage)."""
+    billed = (
+        InvoiceLine.objects.filter(
+            Q(subscription=subscription) | Q(subscription__isnull=True, invoice__subscription=subscription),
+            kind=InvoiceLineKind.USAGE,
+            period_start_at__lt=start,
+        )
+        .exclude(invoice__status=InvoiceStatus.VOID)
+        .exclude(invoice__billing_reason=BillingReason.SUBSCRIPTION_THRESHOLD)
+        .aggregate(total=Sum("amount"))["total"]
+    )
+    return billed or Decimal(0)
 
 
 def _day(moment: datetime) -> str:
@@ -137,7 +158,10 @@ def subscription_progressive_evaluate(*, subscription_id: int, now: datetime | N
     with bill_language(subscription.customer):
         usage = _usage_to_date(subscription, now)
     amount = sum((draft.amount for draft in usage), Decimal(0))
-    reached = schedule.highest_reached(amount)
+    # What the thresholds measure: the period's usage to date, or (lifetime) all of it since the
+    # subscription started: the usage its earlier periods' invoices billed, plus the period's to date.
+    measured = amount + (subscription_usage_billed_before(subscription, start) if schedule.lifetime else 0)
+    reached = schedule.highest_reached(measured)
     if reached is None:
         return None
     crossings = list(
@@ -145,21 +169,37 @@ def subscription_progressive_evaluate(*, subscription_id: int, now: datetime | N
         .filter(subscription=subscription, period_start_at=start)
         .order_by("threshold")
     )
-    highest_billed = crossings[-1].threshold if crossings else None
-    if highest_billed is not None and highest_billed >= reached:
+    # A period threshold fires once per period; a lifetime one once in the subscription's life.
+    fired = (
+        ProgressiveCrossing.objects.filter(subscription=subscription).aggregate(highest=Max("threshold"))["highest"]
+        if schedule.lifetime
+        else (crossings[-1].threshold if crossings else None)
+    )
+    if fired is not None and fired >= reached:
         return None
     earlier = _billed_crossings(crossings)
     with bill_language(subscription.customer):
         deductions = [_deduction_draft(crossing, currency) for crossing in earlier]
-        crossed = schedule.reached_between(highest_billed, amount)
-        note = gettext(
-            "Progressive billing: usage of the period to date (%(start)s – %(end)s) reached %(thresholds)s; "
-            "fees are billed when the period ends, and the period's final invoice deducts this invoice."
-        ) % {
+        crossed = schedule.reached_between(fired, measured)
+        values = {
             "start": _day(start),
             "end": _day(now),
             "thresholds": ", ".join(format_price(threshold, currency) for threshold in crossed),
         }
+        if schedule.lifetime:
+            note = gettext(
+                "Progressive billing: usage since the subscription started reached %(thresholds)s (%(lifetime)s); "
+                "this invoice bills the usage of the period to date (%(start)s – %(end)s). Fees are billed when "
+                "the period ends, and the period's final invoice deducts this invoice."
+            ) % {**values, "lifetime": format_price(measured, currency)}
+        else:
+            note = (
+                gettext(
+                    "Progressive billing: usage of the period to date (%(start)s – %(end)s) reached %(thresholds)s; "
+                    "fees are billed when the period ends, and the period's final invoice deducts this invoice."
+                )
+                % values
+            )
         usage = [
             replace(draft, period_end_at=min(draft.period_end_at or now, now), explanation=(*draft.explanation, note))
             for draft in usage

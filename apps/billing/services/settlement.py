@@ -40,9 +40,11 @@ def invoice_items_invoice_now(
     period_start_at: datetime | None,
     period_end_at: datetime | None,
     now: datetime,
+    crossing_ids: list[int] | None = None,
 ) -> Invoice:
     """An invoice of its own (`billing_reason = subscription_update`) for these items, finalized at
-    once unless drafts wait for review."""
+    once unless drafts wait for review. `crossing_ids`: the progressive-billing crossings whose interim
+    invoices it deducts (recorded before its tax is computed: it completes theirs)."""
     currency = subscription.currency
     if period_start_at is not None and period_end_at is not None and period_end_at <= period_start_at:
         period_start_at = period_end_at = None
@@ -60,6 +62,8 @@ def invoice_items_invoice_now(
     )
     InvoiceLine.objects.bulk_create(invoice_lines_from_drafts(invoice, drafts))
     InvoiceItem.objects.filter(pk__in=[item.pk for item in items]).update(invoice=invoice)
+    if crossing_ids is not None:
+        progressive_deductions_mark(crossing_ids=crossing_ids, invoice=invoice, subscription_ids=[subscription.pk])
     invoice_recompute_totals(invoice)
     invoice.save(update_fields=TOTALS_FIELDS)
     invoice_event_record(
@@ -130,10 +134,10 @@ def subscription_settle_waiting_items(*, subscription_id: int, now: datetime) ->
     invoice = invoice_items_invoice_now(
         subscription=subscription, items=charges, drafts=drafts + credit_drafts,
         period_start_at=min(starts, default=None), period_end_at=max(ends, default=None), now=now,
+        crossing_ids=crossing_ids,
     )  # fmt: skip
     customer_credit_take(uses, invoice=invoice)
     segments_mark_billed([segment.pk for segment in segments], now=now)
-    progressive_deductions_mark(crossing_ids=crossing_ids, invoice=invoice, subscription_ids=[subscription.pk])
     return invoice
 
 

@@ -83,7 +83,24 @@ def test_thresholds_are_set_on_a_plan_versions_page(client, superuser, plan):
 
     assert response.status_code == 302, response.context and response.context["errors"]
     row = ProgressiveBilling.objects.get()
-    assert (row.currency, row.amounts, row.every) == ("USD", ["500", "1200"], D(250))
+    assert (row.currency, row.amounts, row.every, row.scope) == ("USD", ["500", "1200"], D(250), "period")
+
+
+def test_lifetime_thresholds_are_chosen_on_a_plan_versions_page_and_a_bad_scope_is_a_form_error(
+    client, superuser, plan
+):
+    client.force_login(superuser)
+    version = plan.versions.get()
+
+    bad = _version_post(client, version, currency="USD", thresholds="500", every="", scope="forever")
+    assert bad.status_code == 200
+    assert "Select a valid choice." in bad.content.decode()
+    assert not ProgressiveBilling.objects.exists()
+
+    response = _version_post(client, version, currency="USD", thresholds="500", every="", scope="lifetime")
+
+    assert response.status_code == 302, response.context and response.context["errors"]
+    assert ProgressiveBilling.objects.get().scope == "lifetime"
 
 
 def test_bad_thresholds_on_a_plan_version_are_form_errors_and_nothing_is_saved(client, superuser, plan):
@@ -108,15 +125,28 @@ def test_a_subscriptions_own_thresholds_are_set_on_their_page_and_shown_on_the_s
     assert list(bad.context["adminform"].form.errors) == ["thresholds"]
     assert not SubscriptionProgressiveBilling.objects.exists()
 
+    bad_scope = client.post(
+        reverse(ADD),
+        {"subscription": subscription.pk, "thresholds": "100", "every": "", "scope": "ever", "_save": "1"},
+    )
+    assert bad_scope.status_code == 200
+    assert list(bad_scope.context["adminform"].form.errors) == ["scope"]
+    assert not SubscriptionProgressiveBilling.objects.exists()
+
     response = client.post(
-        reverse(ADD), {"subscription": subscription.pk, "thresholds": "100, 300", "every": "", "_save": "1"}
+        reverse(ADD),
+        {"subscription": subscription.pk, "thresholds": "100, 300", "every": "", "scope": "lifetime", "_save": "1"},
     )
 
     assert response.status_code == 302
     assert response.url == page
     assert SubscriptionProgressiveBilling.objects.get().amounts == ["100", "300"]
+    assert SubscriptionProgressiveBilling.objects.get().scope == "lifetime"
     assert SubscriptionEvent.objects.filter(subscription=subscription, type="progressive_set", actor=superuser).exists()
-    assert "at 100.00 USD, 300.00 USD (its own)" in client.get(page).content.decode()
+    assert (
+        "at 100.00 USD, 300.00 USD of the usage since the subscription started (its own)"
+        in client.get(page).content.decode()
+    )
 
 
 def test_interim_invoices_are_badged_and_filtered_in_the_invoice_list(client, superuser, plan):

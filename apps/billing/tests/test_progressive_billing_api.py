@@ -61,7 +61,7 @@ def test_put_sets_a_plan_versions_thresholds_and_the_version_shows_them(api_clie
 
     assert response.status_code == 200, response.data
     assert response.json()["progressive_billing"] == [
-        {"currency": "USD", "thresholds": ["500", "1200"], "every": "500"}
+        {"currency": "USD", "thresholds": ["500", "1200"], "every": "500", "scope": "period"}
     ]
     detail = api_client.get(reverse("api:plan-version-detail", args=[version.pk])).json()
     assert detail["progressive_billing"] == response.json()["progressive_billing"]
@@ -79,6 +79,7 @@ def test_put_sets_a_plan_versions_thresholds_and_the_version_shows_them(api_clie
         ({"currency": "EUR", "thresholds": ["500"]}, "currency"),  # the version prices in USD only
         ({"thresholds": ["500"]}, "currency"),
         ({"currency": "USD", "thresholds": "500"}, "thresholds"),
+        ({"currency": "USD", "thresholds": ["500"], "scope": "forever"}, "scope"),
     ],
 )
 def test_bad_thresholds_are_a_400_naming_the_field_and_change_nothing(api_client, superuser, plan, body, field):
@@ -90,6 +91,27 @@ def test_bad_thresholds_are_a_400_naming_the_field_and_change_nothing(api_client
     assert response.status_code == 400
     assert field in response.json()["fields"], response.json()
     assert not ProgressiveBilling.objects.exists()
+
+
+def test_thresholds_can_measure_the_usage_since_the_subscription_started(api_client, superuser, plan):
+    api_client.force_authenticate(superuser)
+    version = plan.versions.get()
+
+    response = api_client.put(
+        _version_url(version), {"currency": "USD", "thresholds": ["500"], "scope": "lifetime"}, format="json"
+    )
+
+    assert response.status_code == 200, response.data
+    assert response.json()["progressive_billing"] == [
+        {"currency": "USD", "thresholds": ["500"], "every": None, "scope": "lifetime"}
+    ]
+    subscription = subscription_start(customer=CustomerFactory(currency="USD"), plan=plan, now=utc(2026, 4, 1))
+    assert api_client.get(_subscription_url(subscription)).json()["scope"] == "lifetime"
+    own = api_client.put(_subscription_url(subscription), {"every": "100", "scope": "period"}, format="json")
+    assert own.status_code == 200 and own.json()["scope"] == "period"
+    bad = api_client.put(_subscription_url(subscription), {"every": "100", "scope": "ever"}, format="json")
+    assert bad.status_code == 400 and list(bad.json()["fields"]) == ["scope"]
+    assert SubscriptionProgressiveBilling.objects.get().scope == "period"
 
 
 def test_a_version_with_subscribers_keeps_its_thresholds_409(api_client, superuser, plan):
@@ -107,14 +129,15 @@ def test_a_subscription_gets_thresholds_of_its_own_and_loses_them_again(api_clie
     api_client.force_authenticate(superuser)
     subscription = subscription_start(customer=CustomerFactory(currency="USD"), plan=plan, now=utc(2026, 4, 1))
     assert api_client.get(_subscription_url(subscription)).json() == {
-        "custom": False, "currency": "USD", "thresholds": [], "every": None, "enabled": False,
+        "custom": False, "currency": "USD", "thresholds": [], "every": None, "scope": "period", "enabled": False,
     }  # fmt: skip
 
     response = api_client.put(_subscription_url(subscription), {"thresholds": ["250.5"], "every": "100"}, format="json")
 
     assert response.status_code == 200, response.data
     assert response.json() == {
-        "custom": True, "currency": "USD", "thresholds": ["250.5"], "every": "100", "enabled": True,
+        "custom": True, "currency": "USD", "thresholds": ["250.5"], "every": "100", "scope": "period",
+        "enabled": True,
     }  # fmt: skip
     detail = api_client.get(reverse("api:subscription-detail", args=[subscription.pk])).json()
     assert detail["progressive_billing"]["custom"] is True

@@ -17,6 +17,7 @@ from apps.catalog.constants import (
     PackageRounding,
     PriceModelChoice,
     PriceTimeWindow,
+    ThresholdScope,
     TrialUsage,
     WeightedTimeUnit,
 )
@@ -277,6 +278,11 @@ class ProgressiveBillingOutputSerializer(serializers.Serializer):
         max_digits=19, decimal_places=6, allow_null=True, coerce_to_string=True, normalize_output=True,
         help_text="Recurring threshold: after the highest fixed one (or from zero), every this much more.",
     )  # fmt: skip
+    scope = serializers.ChoiceField(
+        choices=ThresholdScope.choices,
+        help_text='What the thresholds measure: "period" (the usage of the current period; each threshold fires '
+        'once per period) or "lifetime" (the usage since the subscription started; each fires once in its life).',
+    )
 
 
 class ProgressiveBillingInputSerializer(serializers.Serializer):
@@ -290,6 +296,11 @@ class ProgressiveBillingInputSerializer(serializers.Serializer):
     every = serializers.CharField(
         required=False, allow_null=True, allow_blank=True, default=None, max_length=40,
         help_text='A recurring threshold, e.g. "500.00".',
+    )  # fmt: skip
+    scope = serializers.ChoiceField(
+        choices=ThresholdScope.choices, required=False, default=ThresholdScope.PERIOD,
+        help_text='"period" (default): thresholds measure the usage of the current period, each firing once per '
+        'period; "lifetime": the usage since the subscription started, each firing once in its life.',
     )  # fmt: skip
 
 

@@ -203,7 +203,8 @@ class PlanVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         responses={200: PlanVersionOutputSerializer, **error_responses(400, 404, 409)},
         summary="Set progressive billing thresholds",
         description="Set the version's progressive billing thresholds in one currency (docs/billing-rules.md, "
-        '"Progressive billing"): fixed `thresholds` and/or a recurring `every`; neither removes them. Part of '
+        '"Progressive billing"): fixed `thresholds` and/or a recurring `every`; neither removes them; `scope` '
+        '"lifetime" measures them on the usage since the subscription started instead of the period\'s. Part of '
         "the version's terms: fixed once it has subscribers (409 `not_editable`); a subscription can have its own.",
     )
     @action(detail=True, methods=["put"], url_path="progressive-billing")
@@ -214,8 +215,9 @@ class PlanVersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         services.plan_version_progressive_billing_set(
-            version=version, currency=data["currency"].upper(), amounts=data["thresholds"], every=data["every"]
-        )
+            version=version, currency=data["currency"].upper(), amounts=data["thresholds"], every=data["every"],
+            scope=data["scope"],
+        )  # fmt: skip
         return Response(PlanVersionOutputSerializer(plan_version_list().get(pk=version.pk)).data)
 
 

@@ -336,16 +336,25 @@ class CreditNoteListOutputSerializer(serializers.ModelSerializer):
     refund_amount = MoneyOutputSerializer(
         read_only=True, help_text="Refunded (see /api/v1/refunds?credit_note= for the refunds of the payments)."
     )
+    balance_returned = serializers.SerializerMethodField(
+        help_text="The share of the balance credit applied on the invoice that the credit note put back on the "
+        "customer's balance (in proportion to the charges credited; not part of its total)."
+    )
     has_pdf = serializers.SerializerMethodField()
 
     class Meta:
         model = CreditNote
         fields = [
             "id", "number", "status", "reason", "invoice", "invoice_number", "customer", "currency", "subtotal",
-            "tax_total", "total", "amount_due_reduction", "credit_to_balance", "refund_amount", "issued_at",
+            "tax_total", "total", "amount_due_reduction", "credit_to_balance", "refund_amount", "balance_returned",
+            "issued_at",
             "voided_at", "has_pdf", "created_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+    @extend_schema_field(MoneyOutputSerializer)
+    def get_balance_returned(self, credit_note: CreditNote) -> dict:
+        return MoneyOutputSerializer(Money(credit_note.balance_returned, credit_note.currency)).data
 
     def get_has_pdf(self, credit_note: CreditNote) -> bool:
         return bool(credit_note.pdf)
@@ -393,6 +402,10 @@ class CreditNotePreviewOutputSerializer(serializers.Serializer):
     amount_due_reduction = MoneyOutputSerializer()
     credit_to_balance = MoneyOutputSerializer()
     refund_amount = MoneyOutputSerializer()
+    balance_returned = MoneyOutputSerializer(
+        help_text="The share of the balance credit applied on the invoice it would put back on the customer's "
+        "balance (in proportion to the charges credited; not part of its total)."
+    )
     creditable_before = MoneyOutputSerializer(help_text="Left to credit on the invoice before this credit note.")
     creditable_after = MoneyOutputSerializer()
     amount_due_before = MoneyOutputSerializer()

@@ -377,6 +377,7 @@ def _preview_data(draft: CreditNoteDraft) -> dict:
                 "amount_due_before",
                 "amount_due_after",
                 "creditable_before_credits",
+                "balance_returned",
             )
         },  # fmt: skip
         "settles_invoice": draft.settles_invoice,

@@ -115,6 +115,9 @@ class CreditNoteDraft:
     # credits back to the wallets (the money total is only what was paid in money).
     creditable_before_credits: Decimal = Decimal(0)
     returns_prepaid_credits: bool = False  # the invoice consumed prepaid credits and lines are credited
+    # The share of the money-balance credit the invoice used (a credit note's, an overpayment's) that
+    # goes back on the customer's balance with the charges credited (`_balance_returned`); not in `total`.
+    balance_returned: Decimal = Decimal(0)
 
     @property
     def creditable_after(self) -> Decimal:
@@ -381,6 +384,36 @@ def _share_lines(
     return shares
 
 
+# Lines of balance credits paid in money earlier (a credit note's, an overpayment's, an invoice below zero).
+MONEY_BALANCE_LINE_KINDS = (InvoiceLineKind.CREDIT_NOTE, InvoiceLineKind.PAYMENT_CREDIT, InvoiceLineKind.INVOICE_CREDIT)
+
+
+def _balance_returned(
+    *, invoice: Invoice, lines: list[InvoiceLine], drafts: list[CreditNoteLineDraft], credited: _Credited
+) -> Decimal:
+    """The share of the money-balance credit applied on the invoice that goes back on the customer's
+    balance with this credit note: the balance credit × the cumulative share of the charges credited
+    (the lines credited by all the invoice's issued credit notes, of its charges before tax), rounded once
+    (half up) to the currency, less what earlier credit notes put back — so it never exceeds what the
+    invoice used, and crediting everything puts back exactly that. A credit note that credits no line
+    (a plain amount) puts nothing back, as it gives no prepaid credits back."""
+    currency = invoice.currency
+    applied = -sum(
+        (line.amount.amount for line in lines if line.kind in MONEY_BALANCE_LINE_KINDS and line.amount.amount < 0),
+        Decimal(0),
+    )
+    now = sum((draft.amount for draft in drafts if draft.kind == CreditNoteLineKind.INVOICE_LINE), Decimal(0))
+    if applied <= 0 or now <= 0:
+        return Decimal(0)
+    charges = sum((line.amount.amount for line in lines if line.amount.amount > 0 and _is_taxed(line)), Decimal(0))
+    cumulative = credited.kind(CreditNoteLineKind.INVOICE_LINE) + now
+    before = CreditNote.objects.filter(invoice=invoice, status=CreditNoteStatus.ISSUED).aggregate(
+        total=Sum("balance_returned")
+    )["total"] or Decimal(0)
+    share = credit_share(credited=cumulative, whole=charges, share=applied, currency=currency)
+    return max(min(share, applied) - before, Decimal(0))
+
+
 def _tax_specs(invoice: Invoice) -> list[InvoiceTaxSpec]:
     return [
         InvoiceTaxSpec(
@@ -515,6 +548,7 @@ def _compute(
     )  # fmt: skip
     tax_total = quantize_amount(sum((tax.tax_amount for tax in taxes if not tax.inclusive), Decimal(0)), currency)
     returns_credits = prepaid_applied > 0 and any(draft.kind == CreditNoteLineKind.INVOICE_LINE for draft in drafts)
+    balance_returned = _balance_returned(invoice=invoice, lines=invoice_lines, drafts=drafts, credited=credited)
     if returns_credits and invoice.total.amount == 0:
         drafts = _nothing_paid_in_money(drafts, tax_total=tax_total)
     subtotal = quantize_amount(sum((draft.amount for draft in drafts), Decimal(0)), currency)
@@ -546,6 +580,7 @@ def _compute(
         amount_due_before=amount_due_before,
         settles_invoice=invoice.status in UNPAID_STATUSES and amount_due_before - due_reduction == 0,
         creditable_before_credits=creditable_before_credits, returns_prepaid_credits=returns_credits,
+        balance_returned=balance_returned,
     )  # fmt: skip
 
 
@@ -616,18 +651,31 @@ def credit_note_issue(
     currency = draft.currency
     number = credit_note_number_allocate(issued_at=now)
     balance_item = None
-    if draft.credit_to_balance > 0:
+    # What the credit note credits to the balance, and the share of the balance credit the invoice used
+    # that it puts back there: one credit for the customer's next invoices.
+    to_balance = draft.credit_to_balance + draft.balance_returned
+    if to_balance > 0:
         with bill_language(invoice.customer):  # taken off the customer's next invoices: in their language
             description = gettext("Credit note %(number)s (invoice %(invoice)s)") % {
                 "number": number, "invoice": invoice.number,
             }  # fmt: skip
-            explanation = gettext("Credited to the balance by credit note %(number)s, tax included.") % {
-                "number": number
-            }
+            explanation = []
+            if draft.credit_to_balance > 0:
+                explanation.append(
+                    gettext("Credited to the balance by credit note %(number)s, tax included.") % {"number": number}
+                )
+            if draft.balance_returned > 0:
+                explanation.append(
+                    gettext(
+                        "%(amount)s of the balance credit applied on invoice %(invoice)s, given back in proportion "
+                        "to the charges credited."
+                    )
+                    % {"amount": money_text(draft.balance_returned, currency), "invoice": invoice.number}
+                )
         balance_item = InvoiceItem.objects.create(
             customer=invoice.customer, subscription=None, kind=InvoiceLineKind.CREDIT_NOTE,
-            description=description, quantity=Decimal(1), amount=Money(-draft.credit_to_balance, currency),
-            created_at=now, explanation=[explanation],
+            description=description, quantity=Decimal(1), amount=Money(-to_balance, currency),
+            created_at=now, explanation=explanation,
         )  # fmt: skip
     credit_note = CreditNote.objects.create(
         invoice=invoice, customer=invoice.customer, number=number, status=CreditNoteStatus.ISSUED,
@@ -636,7 +684,8 @@ def credit_note_issue(
         amount_due_reduction=Money(draft.amount_due_reduction, currency),
         credit_to_balance=Money(draft.credit_to_balance, currency),
         refund_amount=Money(draft.refund_amount, currency), refund_reference=refund_reference,
-        balance_item=balance_item, reverse_charge=invoice.reverse_charge, issued_at=now,
+        balance_returned=draft.balance_returned, balance_item=balance_item, reverse_charge=invoice.reverse_charge,
+        issued_at=now,
         issued_by=actor if actor is not None and actor.is_authenticated else None,
         seller_details=dict(settings.SELLER), customer_details=dict(invoice.customer_details),
     )  # fmt: skip
@@ -671,6 +720,7 @@ def credit_note_issue(
             "credit_note": number, "total": str(draft.total), "currency": currency, "reason": draft.reason,
             "amount_due_reduction": str(draft.amount_due_reduction),
             "credit_to_balance": str(draft.credit_to_balance), "refund_amount": str(draft.refund_amount),
+            **({"balance_returned": str(draft.balance_returned)} if draft.balance_returned else {}),
         },
     )  # fmt: skip
     # The prepaid credits the invoice consumed go back to their wallets, in the share credited.
@@ -735,11 +785,10 @@ def credit_note_void(
             % {"credit_note": credit_note},
             fields={"refund_amount": [gettext("A refund was recorded.")]},
         )
-    if credit_note.credit_to_balance.amount > 0:
+    to_balance = credit_note.credit_to_balance.amount + credit_note.balance_returned
+    if to_balance > 0:
         item = credit_note.balance_item
-        untouched = (
-            item is not None and item.invoice_id is None and item.amount.amount == -credit_note.credit_to_balance.amount
-        )
+        untouched = item is not None and item.invoice_id is None and item.amount.amount == -to_balance
         if not untouched:
             raise InvalidTransition(
                 gettext("The customer credit of credit note %(credit_note)s has already been used on an invoice.")

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils.translation import gettext
 from djmoney.money import Money
 
@@ -15,8 +16,8 @@ from apps.accounts.tax_ids import eu_vat_number_is_valid
 from apps.core.errors import NotFound, ValidationFailed
 from apps.core.validation import validate_instance
 
-from ..constants import AFTER_TAX_LINE_KINDS
-from ..models import Invoice, InvoiceTax, TaxRate
+from ..constants import AFTER_TAX_LINE_KINDS, InvoiceStatus
+from ..models import Invoice, InvoiceTax, ProgressiveCrossing, TaxRate
 from ..pricing import TaxAmount, TaxRateSpec, tax_breakdown
 
 
@@ -88,11 +89,13 @@ def customer_tax_breakdown(
     amounts: list[Decimal],
     currency: str,
     rates: Sequence[TaxRate | None] | None = None,
+    invoiced: Sequence[TaxAmount] = (),
 ) -> tuple[list[TaxAmount], bool]:
     """The taxes per rate of these (rounded) line amounts for this customer, and whether the reverse
     charge applies. Every line is taxed at the customer's rate, but a line given a rate of its own in
     `rates` (a one-off charge's, same order as `amounts`) is taxed at that one; exempt and
-    reverse-charged customers pay no tax on any line. Writes nothing."""
+    reverse-charged customers pay no tax on any line. `invoiced`: the taxes of the interim invoices
+    whose base these lines complete (see `tax_breakdown`). Writes nothing."""
     treatment = customer_tax_treatment(customer=customer)
     default = tax_rate_spec(treatment.rate)
     untaxed = customer.tax_exempt or treatment.reverse_charge
@@ -101,7 +104,7 @@ def customer_tax_breakdown(
         (amount, None if untaxed else (tax_rate_spec(rate) if rate is not None else default))
         for amount, rate in zip(amounts, own, strict=True)
     ]
-    return tax_breakdown(lines=lines, currency=currency), treatment.reverse_charge
+    return tax_breakdown(lines=lines, currency=currency, invoiced=invoiced), treatment.reverse_charge
 
 
 def is_taxed_kind(kind: str) -> bool:
@@ -110,8 +113,29 @@ def is_taxed_kind(kind: str) -> bool:
     return kind not in AFTER_TAX_LINE_KINDS
 
 
+def interim_invoice_taxes(*, crossings: QuerySet[ProgressiveCrossing]) -> list[TaxAmount]:
+    """The taxes charged by the interim invoices of these progressive-billing crossings (voided ones
+    charged nothing), per rate, as `tax_breakdown`'s `invoiced`."""
+    rows = InvoiceTax.objects.filter(invoice__progressive_crossing__in=crossings).exclude(
+        invoice__status=InvoiceStatus.VOID
+    )
+    return [
+        TaxAmount(
+            rate_id=row.rate_id,
+            name=row.name,
+            percentage=row.percentage,
+            inclusive=row.inclusive,
+            taxable_amount=row.taxable_amount.amount,
+            tax_amount=row.tax_amount.amount,
+        )
+        for row in rows.order_by("pk")
+    ]
+
+
 def invoice_tax_breakdown(*, invoice: Invoice) -> tuple[list[TaxAmount], bool]:
-    """The draft's taxes per rate from its taxed lines, and whether the reverse charge applies."""
+    """The draft's taxes per rate from its taxed lines, and whether the reverse charge applies. An
+    invoice closing a progressive-billing period completes the tax its interim invoices charged: per
+    rate, the tax of the whole period's base rounded once, less what they charged at it."""
     lines = [line for line in invoice.lines.all() if is_taxed_kind(line.kind)]
     own_rates = {rate.pk: rate for rate in TaxRate.objects.filter(pk__in={line.tax_rate_id for line in lines} - {None})}
     return customer_tax_breakdown(
@@ -119,6 +143,7 @@ def invoice_tax_breakdown(*, invoice: Invoice) -> tuple[list[TaxAmount], bool]:
         amounts=[line.amount.amount for line in lines],
         currency=invoice.currency,
         rates=[own_rates.get(line.tax_rate_id) if line.tax_rate_id is not None else None for line in lines],
+        invoiced=interim_invoice_taxes(crossings=ProgressiveCrossing.objects.filter(deducted_by=invoice)),
     )
 
 

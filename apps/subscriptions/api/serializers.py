@@ -6,7 +6,7 @@ from apps.accounts.models import Customer
 from apps.billing.constants import ChangeTiming, ProrationBehavior
 from apps.catalog import pricing
 from apps.catalog.api.serializers import PriceInputSerializer
-from apps.catalog.constants import FeatureKind, VersionMigrationTiming
+from apps.catalog.constants import FeatureKind, ThresholdScope, VersionMigrationTiming
 from apps.catalog.models import Plan, PlanVersion
 from apps.catalog.services import PriceInput, TierInput
 from apps.core.api.serializers import DecimalStringField, MoneyOutputSerializer
@@ -76,6 +76,11 @@ class SubscriptionProgressiveBillingOutputSerializer(serializers.Serializer):
     currency = serializers.CharField(help_text="The subscription's currency: the thresholds are amounts in it.")
     thresholds = serializers.ListField(child=serializers.CharField(), help_text="Fixed thresholds (usage to date).")
     every = serializers.CharField(allow_null=True, help_text="Recurring threshold, or null.")
+    scope = serializers.ChoiceField(
+        choices=ThresholdScope.choices,
+        help_text='What the thresholds measure: "period" (the usage of the current period; each threshold fires '
+        'once per period) or "lifetime" (the usage since the subscription started; each fires once in its life).',
+    )
     enabled = serializers.BooleanField(help_text="Whether the subscription is billed progressively at all.")
 
 
@@ -89,6 +94,7 @@ def progressive_billing_data(subscription: Subscription) -> dict:
         "currency": subscription.currency,
         "thresholds": [plain(amount) for amount in schedule.amounts],
         "every": plain(schedule.every) if schedule.every is not None else None,
+        "scope": schedule.scope,
         "enabled": bool(schedule),
     }
 

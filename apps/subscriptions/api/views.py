@@ -322,6 +322,7 @@ class SubscriptionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
             subscription_id=subscription.pk,
             amounts=serializer.validated_data["thresholds"],
             every=serializer.validated_data["every"],
+            scope=serializer.validated_data["scope"],
             actor=request.user,
         )
         return Response(progressive_billing_data(subscription_list().get(pk=subscription.pk)))
