@@ -469,6 +469,7 @@ def test_the_database_refuses_changes_to_an_issued_credit_note():
     for statement in [
         lambda: CreditNote.objects.filter(pk=note.pk).update(total=Money("1.00", "USD"), subtotal=Money("1.00", "USD")),
         lambda: CreditNote.objects.filter(pk=note.pk).update(number="CN-9"),
+        lambda: CreditNote.objects.filter(pk=note.pk).update(balance_returned=Decimal("5.00")),
         lambda: CreditNoteLine.objects.filter(credit_note=note).update(description="changed"),
         lambda: note.taxes.update(name="changed"),
     ]:
