@@ -553,12 +553,14 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
             messages_ = []
             for key, field_messages in problems.items():
                 parts = key.split(".")
-                where = ""
-                if parts[0] == "charges" and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(names):
-                    where = gettext("Charge “%(name)s”: ") % {"name": names[int(parts[1])]}
-                elif parts[0] == "minimum_commitments":
-                    where = _("Minimum commitment: ")
-                messages_.extend(where + message for message in field_messages)
+                for message in field_messages:
+                    if parts[0] == "charges" and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(names):
+                        message = gettext("Charge “%(name)s”: %(message)s") % {
+                            "name": names[int(parts[1])], "message": message,
+                        }  # fmt: skip
+                    elif parts[0] == "minimum_commitments":
+                        message = gettext("Minimum commitment: %(message)s") % {"message": message}
+                    messages_.append(message)
             self.call_service(_raise_validation, message=" ".join(messages_))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
