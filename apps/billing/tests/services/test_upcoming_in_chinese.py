@@ -68,7 +68,7 @@ def test_every_line_of_a_chinese_customers_preview_asked_for_in_english_is_chine
     assert upcoming.total == D("18.90")
     texts = _texts(upcoming.lines)
     assert [text for text in texts if ENGLISH_WORD.search(text)] == []
-    assert upcoming.lines[1].description == "云加速 — 标准版：平台费（每月）"
+    assert upcoming.lines[1].description == "云加速 — 标准版: 平台费（按月）"
 
     # The billing run writes the same lines.
     with translation.override("en"):
