@@ -47,7 +47,7 @@ def subscription():
         now=utc(2026, 10, 10, 1),
     )  # fmt: skip
     coupon_redeem(
-        coupon=CouponFactory(name="开业", percent_off=D("10"), duration="once"), subscription=subscription,
+        coupon=CouponFactory(code="q1", name="开业", percent_off=D("10"), duration="once"), subscription=subscription,
         now=utc(2026, 10, 11),
     )  # fmt: skip
     return subscription
