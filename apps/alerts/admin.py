@@ -3,6 +3,8 @@ read each alert's crossing history (read-only: crossings are recorded by evaluat
 
 from django import forms
 from django.contrib import admin
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
 
@@ -14,8 +16,10 @@ WATCHED = ["customer", "subscription", "kind", "metric"]
 
 class AlertForm(forms.ModelForm):
     thresholds = forms.CharField(
-        help_text="One or more numbers above zero, separated by commas: usage units, or money in the customer's "
-        "currency for a spend alert. E.g. 100, 500, 1000.",
+        help_text=_(
+            "One or more numbers above zero, separated by commas: usage units, or money in the customer's "
+            "currency for a spend alert. E.g. 100, 500, 1000."
+        ),
     )
 
     class Meta:
@@ -67,15 +71,15 @@ class AlertAdmin(ServiceAdminMixin, admin.ModelAdmin):
         actions.pop("delete_selected", None)  # one at a time, through the service
         return actions
 
-    @admin.display(description="thresholds")
+    @admin.display(description=_("thresholds"))
     def threshold_list(self, obj):
         return ", ".join(obj.thresholds)
 
-    @admin.display(description="hard limit", boolean=True)
+    @admin.display(description=_("hard limit"), boolean=True)
     def hard_limit(self, obj):
         return obj.is_hard_limit
 
-    @admin.display(description="state")
+    @admin.display(description=_("state"))
     def state(self, obj):
         return status_badge("active", "success") if obj.is_active else status_badge("inactive", "neutral")
 
@@ -92,11 +96,11 @@ class AlertAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def delete_model(self, request, obj):
         alert_delete(alert_id=obj.pk)
 
-    @admin.action(description="Turn off (stop evaluating, keep the history)", permissions=["change"])
+    @admin.action(description=_("Turn off (stop evaluating, keep the history)"), permissions=["change"])
     def deactivate(self, request, queryset):
         for alert in queryset:
             alert_update(alert_id=alert.pk, is_active=False)
-            self.message_user(request, f"{alert} is turned off.")
+            self.message_user(request, gettext("%(alert)s is turned off.") % {"alert": alert})
 
 
 @admin.register(AlertCrossing)

@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpR
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 
@@ -99,13 +100,18 @@ DECIMAL_OVERRIDES = {models.DecimalField: {"form_class": PlainDecimalField}}
 
 
 def _price_label(charge: Charge, price: Price) -> str:
+    """Which price of a charge a row shows, in the reader's language: "USD (peak hours)"."""
     if price.time_window:
-        return f"{price.currency} (peak hours)"
+        return gettext("%(currency)s (peak hours)") % {"currency": price.currency}
     if price.dimension_values:
-        return f"{price.currency} ({dimension_label(price.dimension_values)})"
+        return gettext("%(currency)s (%(dimensions)s)") % {
+            "currency": price.currency, "dimensions": dimension_label(price.dimension_values),
+        }  # fmt: skip
     if charge.has_peak_hours:
-        return f"{price.currency} (off-peak hours)"
-    return f"{price.currency}{' (default)' if charge.has_dimension_prices else ''}"
+        return gettext("%(currency)s (off-peak hours)") % {"currency": price.currency}
+    if charge.has_dimension_prices:
+        return gettext("%(currency)s (default)") % {"currency": price.currency}
+    return price.currency
 
 
 def prices_table(version: PlanVersion) -> str:
@@ -118,12 +124,16 @@ def prices_table(version: PlanVersion) -> str:
             "<strong>{}</strong> {}",
             ((_price_label(charge, p), pricing.price_describe(p.to_spec())) for p in prices),
         )
-        metric = f" · metric {charge.metric_code}" if charge.metric_code else ""
+        notes = [gettext("metric %(code)s") % {"code": charge.metric_code}] if charge.metric_code else []
         if charge.is_pooled:
             allowance = pricing.format_quantity(charge.pooled_allowance or Decimal(0))
-            metric += f" · pooled allowance {allowance} per subscription"
+            notes.append(gettext("pooled allowance %(allowance)s per subscription") % {"allowance": allowance})
         if charge.has_peak_hours:
-            metric += f" · peak hours {charge.peak_start_hour:02d}:00–{charge.peak_end_hour:02d}:00"
+            notes.append(
+                gettext("peak hours %(start)s–%(end)s")
+                % {"start": f"{charge.peak_start_hour:02d}:00", "end": f"{charge.peak_end_hour:02d}:00"}
+            )
+        metric = "".join(f" · {note}" for note in notes)
         rows.append(
             format_html(
                 "<tr><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td></tr>",
@@ -397,8 +407,8 @@ class FeatureGrantInline(LockedVersionPermissions, nested_admin.NestedTabularInl
     fields = ["feature", "value"]
     autocomplete_fields = ["feature"]
     extra = 0
-    verbose_name = "feature granted"
-    verbose_name_plural = (
+    verbose_name = _("feature granted")
+    verbose_name_plural = _(
         'features granted (on/off: true or false; limit: a whole number or "unlimited"; value: the text)'
     )
 
@@ -408,8 +418,11 @@ def features_table(version: PlanVersion) -> str:
     if not grants:
         return "—"
     return format_html(
-        '<table id="features-granted"><thead><tr><th>feature</th><th>kind</th><th>value</th></tr></thead>'
+        '<table id="features-granted"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead>'
         "<tbody>{}</tbody></table>",
+        _("feature"),
+        _("kind"),
+        _("value"),
         format_html_join(
             "",
             "<tr><td>{} ({})</td><td>{}</td><td>{}</td></tr>",
@@ -458,7 +471,7 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
             return ["plan", "notes"]
         return ["plan", "number", "notes", "subscriber_count", "prices", "features", "created_at", "updated_at"]
 
-    @admin.display(description="features granted")
+    @admin.display(description=_("features granted"))
     def features(self, version: PlanVersion) -> str:
         return features_table(version)
 
@@ -544,12 +557,14 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
             messages_ = []
             for key, field_messages in problems.items():
                 parts = key.split(".")
-                where = ""
-                if parts[0] == "charges" and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(names):
-                    where = f"Charge “{names[int(parts[1])]}”: "
-                elif parts[0] == "minimum_commitments":
-                    where = _("Minimum commitment: ")
-                messages_.extend(where + message for message in field_messages)
+                for message in field_messages:
+                    if parts[0] == "charges" and len(parts) > 1 and parts[1].isdigit() and int(parts[1]) < len(names):
+                        message = gettext("Charge “%(name)s”: %(message)s") % {
+                            "name": names[int(parts[1])], "message": message,
+                        }  # fmt: skip
+                    elif parts[0] == "minimum_commitments":
+                        message = gettext("Minimum commitment: %(message)s") % {"message": message}
+                    messages_.append(message)
             self.call_service(_raise_validation, message=" ".join(messages_))
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -730,7 +745,7 @@ class FeatureAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # what customers were entitled to refers to features
 
-    @admin.display(description="granted by versions", ordering="version_count")
+    @admin.display(description=_("granted by versions"), ordering="version_count")
     def version_count(self, feature: Feature) -> int:
         return feature.version_count
 
@@ -1050,6 +1065,10 @@ class CouponAddForm(forms.ModelForm):
         pass
 
 
+# A coupon's duration in the changelist's column: the choice's label without its explanation.
+COUPON_DURATION_SHORT = {CouponDuration.ONCE: _("Once"), CouponDuration.FOREVER: _("Forever")}
+
+
 @admin.register(Coupon)
 class CouponAdmin(ServiceAdminMixin, admin.ModelAdmin):
     """Coupons are created through `coupon_create` (all its rules, as form errors) and archived, never
@@ -1113,8 +1132,9 @@ class CouponAdmin(ServiceAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("duration"), ordering="duration")
     def duration_label(self, coupon: Coupon) -> str:
         if coupon.duration == CouponDuration.REPEATING:
-            return f"{coupon.duration_in_periods} period(s)"
-        return coupon.get_duration_display().split(" (")[0]
+            count = coupon.duration_in_periods or 0
+            return ngettext("%(count)s period", "%(count)s periods", count) % {"count": count}
+        return str(COUPON_DURATION_SHORT.get(coupon.duration, coupon.get_duration_display()))
 
     @admin.display(description=_("redeemed / max"), ordering="redemption_count")
     def redemptions(self, coupon: Coupon) -> str:

@@ -250,7 +250,7 @@ def plan_version_copy(*, version: PlanVersion, notes: str = "") -> PlanVersion:
         plan=version.plan,
         charges=plan_version_charge_inputs(version),
         minimum_commitments=plan_version_minimum_commitments(version),
-        notes=notes or f"Copied from v{version.number}.",
+        notes=notes or gettext("Copied from v%(number)s.") % {"number": version.number},
     )
     FeatureGrant.objects.bulk_create(
         [
@@ -1150,7 +1150,9 @@ def plan_version_progressive_billing_set(
 
     plan_version_ensure_editable(version)
     if currency not in version.currencies:
-        message = f"The version has no prices in {currency}: thresholds are in a currency it bills in."
+        message = gettext("The version has no prices in %(currency)s: thresholds are in a currency it bills in.") % {
+            "currency": currency
+        }
         raise ValidationFailed(message, fields={"currency": [message]})
     schedule = schedule_clean(amounts=amounts, every=every, currency=currency, scope=scope)
     ProgressiveBilling.objects.filter(plan_version=version, currency=currency).delete()

@@ -16,7 +16,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Customer
@@ -186,8 +186,8 @@ class PaymentAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["display_name", "customer_link", "status_badge", "provider", "method", "reference"]}),
         (_("Amounts"), {"fields": ["amount", "allocated_summary", "credited_to_balance", "amount_refunded"]}),
-        (_("Provider"), {"fields": ["provider_payment_id", "idempotency_key", "failure_code", "failure_message",
-                                 "next_action_url"]}),
+        (_("Provider"), {"fields": ["provider_payment_id", "idempotency_key", "failure_code", "failure_reason",
+                                 "provider_failure_message", "next_action_url"]}),
         (_("Dates"), {"fields": ["received_at", "reversed_at", "reversal_reason", "created_by", "created_at"]}),
     ]  # fmt: skip
     inlines = [PaymentAllocationInline, RefundInline, PaymentEventInline]
@@ -219,7 +219,15 @@ class PaymentAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("payment"), ordering="pk")
     def display_name(self, payment: Payment) -> str:
-        return f"Payment #{payment.pk}"
+        return gettext("Payment #%(payment_pk)s") % {"payment_pk": payment.pk}
+
+    @admin.display(description=_("why it failed"))
+    def failure_reason(self, payment: Payment) -> str:
+        return payment.failure_text or "—"
+
+    @admin.display(description=_("provider's message (as sent, in English)"))
+    def provider_failure_message(self, payment: Payment) -> str:
+        return payment.failure_message or "—"
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, payment: Payment) -> str:
@@ -397,7 +405,8 @@ class PaymentAdmin(admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"Reverse {len(payments)} payment(s)?",
+            "title": ngettext("Reverse %(count)s payment?", "Reverse %(count)s payments?", len(payments))
+            % {"count": len(payments)},
             "payments": payments,
             "form": form,
             "action": action,
@@ -442,7 +451,7 @@ class RefundAdmin(admin.ModelAdmin):
     ordering = ["-created_at", "-id"]
     readonly_fields = [
         "payment", "credit_note", "amount", "status", "reason", "reference", "provider_refund_id", "failure_code",
-        "failure_message", "succeeded_at", "failed_at", "created_by", "created_at",
+        "failure_reason", "provider_failure_message", "succeeded_at", "failed_at", "created_by", "created_at",
     ]  # fmt: skip
     fields = readonly_fields
 
@@ -457,12 +466,22 @@ class RefundAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("refund"), ordering="pk")
     def display_name(self, refund: Refund) -> str:
-        return f"Refund #{refund.pk}"
+        return gettext("Refund #%(refund_pk)s") % {"refund_pk": refund.pk}
 
     @admin.display(description=_("payment"))
     def payment_link(self, refund: Refund) -> str:
         url = reverse("admin:payments_payment_change", args=[refund.payment_id])
-        return format_html('<a href="{}">Payment #{}</a>', url, refund.payment_id)
+        return format_html(
+            '<a href="{}">{}</a>', url, gettext("Payment #%(payment_pk)s") % {"payment_pk": refund.payment_id}
+        )
+
+    @admin.display(description=_("why it failed"))
+    def failure_reason(self, refund: Refund) -> str:
+        return refund.failure_text or "—"
+
+    @admin.display(description=_("provider's message (as sent, in English)"))
+    def provider_failure_message(self, refund: Refund) -> str:
+        return refund.failure_message or "—"
 
     @admin.display(description=_("customer"))
     def customer(self, refund: Refund) -> str:

@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.selectors import customer_now
@@ -235,17 +236,18 @@ class InvoiceDunningAdmin(admin.ModelAdmin):
             if entry["step"] in outcomes:
                 outcome = outcomes[entry["step"]]
             elif entry["step"] == obj.step and obj.status == DunningStatus.ACTIVE:
-                outcome = "next"
+                outcome = pgettext("dunning step", "next")
             else:
-                outcome = "planned" if obj.status == DunningStatus.ACTIVE else "—"
+                outcome = pgettext("dunning step", "planned") if obj.status == DunningStatus.ACTIVE else "—"
+            attempt = gettext("attempt %(attempt)s") % {"attempt": entry["attempt"]} if entry["attempt"] else ""
             rows.append((entry["step"] + 1, kinds.get(entry["kind"], entry["kind"]), entry["at"][:16].replace("T", " "),
-                         f"attempt {entry['attempt']}" if entry["attempt"] else "", outcome))  # fmt: skip
+                         attempt, outcome))  # fmt: skip
         body = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{} UTC</td><td>{}</td><td>{}</td></tr>", rows)
         return format_html(
-            "<table><thead><tr><th>Step</th><th>Action</th><th>When</th><th></th><th>Outcome</th></tr></thead>"
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th><th></th><th>{}</th></tr></thead>"
             "<tbody>{}</tbody></table>",
-            body,
-        )
+            gettext("Step"), gettext("Action"), gettext("When"), gettext("Outcome"), body,
+        )  # fmt: skip
 
     @admin.display(description=_("next action"), ordering="next_action_kind")
     def next_action(self, obj):
@@ -253,7 +255,9 @@ class InvoiceDunningAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("step"))
     def step_display(self, obj):
-        return f"{min(obj.step + 1, len(obj.plan))} of {len(obj.plan)}" if obj.next_action_at else "—"
+        if not obj.next_action_at:
+            return "—"
+        return gettext("%(step)s of %(steps)s") % {"step": min(obj.step + 1, len(obj.plan)), "steps": len(obj.plan)}
 
     def has_add_permission(self, request):
         return False
@@ -280,13 +284,15 @@ class InvoiceDunningAdmin(admin.ModelAdmin):
                 with transaction.atomic():
                     service(dunning_id=dunning.pk, actor=request.user, **kwargs)
             except ApplicationError as exc:
-                self.message_user(request, f"{dunning.invoice}: {exc.message}", messages.ERROR)
+                self.message_user(request, _about(dunning, exc.message), messages.ERROR)
             else:
-                self.message_user(request, f"{dunning.invoice}: {done}", messages.SUCCESS)
+                self.message_user(request, _about(dunning, done), messages.SUCCESS)
 
     @admin.action(description=_("Pause (exclude) the selected dunnings"), permissions=["change"])
     def exclude_selected(self, request, queryset):
-        self._each(request, queryset, dunning_exclude, _("dunning paused (excluded)."), reason="paused by staff")
+        self._each(
+            request, queryset, dunning_exclude, _("dunning paused (excluded)."), reason=gettext("paused by staff")
+        )
 
     @admin.action(description=_("Resume the selected dunnings"), permissions=["change"])
     def resume_selected(self, request, queryset):
@@ -300,7 +306,7 @@ class InvoiceDunningAdmin(admin.ModelAdmin):
                     dunning_id=dunning.pk, now=customer_now(dunning.customer), actor=request.user, force=True
                 )
             except ApplicationError as exc:
-                self.message_user(request, f"{dunning.invoice}: {exc.message}", messages.ERROR)
+                self.message_user(request, _about(dunning, exc.message), messages.ERROR)
                 continue
             if event is None:
                 self.message_user(
@@ -309,9 +315,18 @@ class InvoiceDunningAdmin(admin.ModelAdmin):
                     messages.INFO,
                 )
             else:
-                what = f"{event.get_action_kind_display().lower()} — {event.get_type_display().lower()}"
                 self.message_user(
                     request,
-                    f"{dunning.invoice}: {what}.",
+                    gettext("%(invoice)s: %(action)s — %(outcome)s.")
+                    % {
+                        "invoice": dunning.invoice,
+                        "action": event.get_action_kind_display().lower(),
+                        "outcome": event.get_type_display().lower(),
+                    },
                     messages.SUCCESS if event.type == "action_done" else messages.WARNING,
                 )
+
+
+def _about(dunning, message) -> str:
+    """An action's outcome for one dunning, as the message staff read: "INV-2026-000001: dunning resumed."."""
+    return gettext("%(invoice)s: %(message)s") % {"invoice": dunning.invoice, "message": message}

@@ -35,7 +35,7 @@ from apps.invoices.constants import (
 )
 from apps.invoices.events import invoice_event_record
 from apps.invoices.models import CreditNote, Invoice, InvoiceItem
-from apps.invoices.services.lifecycle import invoice_ensure_transition
+from apps.invoices.services.lifecycle import bill_language, invoice_ensure_transition
 from apps.wallets.services.purchases import credit_purchase_grant
 
 from . import signals
@@ -286,11 +286,20 @@ def _credit_to_balance(payment: Payment, amount: Decimal, *, now: datetime, acto
     """Money not allocated to an invoice waits on the customer's balance, taken off the next invoices
     after tax (like a credit note's credit)."""
     currency = payment.currency
+    with bill_language(payment.customer):  # taken off the customer's next invoices: in their language
+        if payment.reference:
+            description = gettext("Credit from payment #%(payment_pk)s (%(reference)s)") % {
+                "payment_pk": payment.pk, "reference": payment.reference,
+            }  # fmt: skip
+        else:
+            description = gettext("Credit from payment #%(payment_pk)s") % {"payment_pk": payment.pk}
+        explanation = gettext("Received %(amount)s more than was due; credited to the balance.") % {
+            "amount": Money(amount, currency)
+        }
     item = InvoiceItem.objects.create(
         customer_id=payment.customer_id, subscription=None, kind=InvoiceLineKind.PAYMENT_CREDIT,
-        description=f"Credit from payment #{payment.pk}" + (f" ({payment.reference})" if payment.reference else ""),
-        quantity=Decimal(1), amount=Money(-amount, currency), created_at=now,
-        explanation=[f"Received {amount} {currency} more than was due; credited to the balance."],
+        description=description, quantity=Decimal(1), amount=Money(-amount, currency), created_at=now,
+        explanation=[explanation],
     )  # fmt: skip
     payment.balance_item = item
     payment.save(update_fields=["balance_item", "updated_at"])
@@ -574,11 +583,17 @@ def _take_back_balance_credit(payment: Payment, *, now: datetime) -> None:
         InvoiceItem.objects.filter(pk=item.pk).delete()  # the payment's link is set to null
     used = credited - waiting
     if used > 0:
+        with bill_language(payment.customer):  # charged on the customer's next invoice: in their language
+            description = gettext("Payment #%(payment_pk)s reversed: its credit already used") % {
+                "payment_pk": payment.pk
+            }
+            explanation = gettext("Payment #%(payment_pk)s was reversed after %(amount)s of its credit was used.") % {
+                "payment_pk": payment.pk, "amount": Money(used, currency),
+            }  # fmt: skip
         InvoiceItem.objects.create(
             customer_id=payment.customer_id, subscription=None, kind=InvoiceLineKind.PAYMENT_CREDIT,
-            description=f"Payment #{payment.pk} reversed: its credit already used",
-            quantity=Decimal(1), amount=Money(used, currency), created_at=now,
-            explanation=[f"Payment #{payment.pk} was reversed after {used} {currency} of its credit was used."],
+            description=description, quantity=Decimal(1), amount=Money(used, currency), created_at=now,
+            explanation=[explanation],
         )  # fmt: skip
 
 
@@ -1032,7 +1047,7 @@ def credit_note_refunds_create(*, credit_note: CreditNote, actor=None) -> list[R
                 payment_id=payment.pk,
                 amount=amount,
                 credit_note_id=credit_note.pk,
-                reason=f"Credit note {credit_note.number}",
+                reason=gettext("Credit note %(number)s") % {"number": credit_note.number},  # the staff's words
                 actor=actor,
                 reference=credit_note.refund_reference,
             )  # fmt: skip

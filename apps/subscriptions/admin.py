@@ -9,6 +9,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.catalog import pricing
@@ -93,7 +94,9 @@ class DiscountAdmin(ServiceAdminMixin, admin.ModelAdmin):
     @admin.display(description=_("invoices discounted"), ordering="periods_applied")
     def periods(self, discount: Discount) -> str:
         limit = discount.coupon.period_limit
-        return f"{discount.periods_applied} / {limit if limit is not None else 'forever'}"
+        if limit is None:
+            return gettext("%(applied)s / forever") % {"applied": discount.periods_applied}
+        return f"{discount.periods_applied} / {limit}"
 
     @admin.display(description=_("state"))
     def state(self, discount: Discount) -> str:

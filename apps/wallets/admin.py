@@ -12,6 +12,8 @@ from django.db.models import DecimalField, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin import ReadOnlyInline
 from apps.core.errors import ApplicationError
@@ -28,12 +30,12 @@ class GrantForm(forms.Form):
     credits = forms.DecimalField(max_digits=19, decimal_places=4, min_value=Decimal("0.0001"))
     category = forms.ChoiceField(choices=GrantCategory.choices)
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000)
-    expires_on = forms.DateField(required=False, help_text="YYYY-MM-DD; empty: the credits never expire.")
+    expires_on = forms.DateField(required=False, help_text=_("YYYY-MM-DD; empty: the credits never expire."))
 
 
 class PurchaseForm(forms.Form):
     credits = forms.DecimalField(max_digits=19, decimal_places=4, min_value=Decimal("0.0001"))
-    expires_on = forms.DateField(required=False, help_text="YYYY-MM-DD; empty: the credits never expire.")
+    expires_on = forms.DateField(required=False, help_text=_("YYYY-MM-DD; empty: the credits never expire."))
 
 
 class VoidForm(forms.Form):
@@ -70,7 +72,13 @@ class _ActionPages:
                 result = run(obj)
             except ApplicationError as exc:
                 fields = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in exc.fields.items())
-                messages.error(request, f"{obj}: {exc.message}" + (f" ({fields})" if fields else ""))
+                if fields:
+                    text = gettext("%(object)s: %(message)s (%(fields)s)") % {
+                        "object": obj, "message": exc.message, "fields": fields,
+                    }  # fmt: skip
+                else:
+                    text = gettext("%(object)s: %(message)s") % {"object": obj, "message": exc.message}
+                messages.error(request, text)
                 continue
             messages.success(request, describe(obj, result))
 
@@ -111,7 +119,7 @@ class WalletAdmin(_ActionPages, admin.ModelAdmin):
         # The rate and currency are fixed once the wallet exists (its lots were valued at them).
         return ["currency", "balance"] + (["customer", "rate"] if obj is not None else [])
 
-    @admin.display(description="balance (credits)", ordering="balance")
+    @admin.display(description=_("balance (credits)"), ordering="balance")
     def balance(self, obj):
         return getattr(obj, "balance", None)
 
@@ -135,7 +143,7 @@ class WalletAdmin(_ActionPages, admin.ModelAdmin):
     def has_purchase_credits_permission(self, request):
         return request.user.has_perm("wallets.purchase_credits")
 
-    @admin.action(description="Grant free credits to selected wallets…", permissions=["grant_credits"])
+    @admin.action(description=_("Grant free credits to selected wallets…"), permissions=["grant_credits"])
     def grant_credits_selected(self, request, queryset):
         wallets = list(queryset.select_related("customer").order_by("pk"))
         form = GrantForm(request.POST if request.POST.get("post") == "yes" else None)
@@ -147,16 +155,18 @@ class WalletAdmin(_ActionPages, admin.ModelAdmin):
                     wallet_id=wallet.pk, credits=data["credits"], category=data["category"], reason=data["reason"],
                     expires_on=data["expires_on"], actor=request.user,
                 ),
-                lambda wallet, entry: f"Granted {entry.credits} credits to {wallet}.",
+                lambda wallet, entry: gettext("Granted %(credits)s credits to %(wallet)s.")
+                % {"credits": entry.credits, "wallet": wallet},
             )  # fmt: skip
             return HttpResponseRedirect(request.get_full_path())
         return self._action_page(
-            request, objects=wallets, form=form, action_name="grant_credits_selected", title="Grant free credits",
-            explanation="Free credits (a promotion, goodwill) are a discount, not revenue; the reason is kept in the "
-            "wallet's ledger.", submit_label="Grant",
+            request, objects=wallets, form=form, action_name="grant_credits_selected",
+            title=gettext("Grant free credits"),
+            explanation=gettext("Free credits (a promotion, goodwill) are a discount, not revenue; the reason is kept "
+            "in the wallet's ledger."), submit_label=gettext("Grant"),
         )  # fmt: skip
 
-    @admin.action(description="Buy credits for selected wallets (an invoice)…", permissions=["purchase_credits"])
+    @admin.action(description=_("Buy credits for selected wallets (an invoice)…"), permissions=["purchase_credits"])
     def buy_credits_selected(self, request, queryset):
         wallets = list(queryset.select_related("customer").order_by("pk"))
         form = PurchaseForm(request.POST if request.POST.get("post") == "yes" else None)
@@ -168,17 +178,19 @@ class WalletAdmin(_ActionPages, admin.ModelAdmin):
                     wallet_id=wallet.pk, credits=data["credits"], expires_on=data["expires_on"],
                     trigger=PurchaseTrigger.STAFF, actor=request.user,
                 ),
-                lambda wallet, purchase: f"Invoice {purchase.invoice.number} issued for {purchase.credits} credits "
-                f"of {wallet}; they are granted once it is paid.",
+                lambda wallet, purchase: gettext(
+                    "Invoice %(invoice)s issued for %(credits)s credits of %(wallet)s; they are granted once it is "
+                    "paid."
+                ) % {"invoice": purchase.invoice.number, "credits": purchase.credits, "wallet": wallet},
             )  # fmt: skip
             return HttpResponseRedirect(request.get_full_path())
         return self._action_page(
-            request, objects=wallets, form=form, action_name="buy_credits_selected", title="Buy credits",
-            explanation="Issues an invoice for the credits at the wallet's rate; the credits are granted when it is "
-            "paid (by card or by bank transfer).", submit_label="Issue the invoice",
+            request, objects=wallets, form=form, action_name="buy_credits_selected", title=gettext("Buy credits"),
+            explanation=gettext("Issues an invoice for the credits at the wallet's rate; the credits are granted when "
+            "it is paid (by card or by bank transfer)."), submit_label=gettext("Issue the invoice"),
         )  # fmt: skip
 
-    @admin.action(description="Export selected wallets as CSV", permissions=["view"])
+    @admin.action(description=_("Export selected wallets as CSV"), permissions=["view"])
     def export_csv(self, request, queryset):
         rows = (
             [w.pk, w.customer.external_id, w.customer.name, w.name, w.currency, w.rate, w.priority, w.balance]
@@ -216,7 +228,7 @@ class WalletEntryAdmin(_ActionPages, admin.ModelAdmin):
     def has_void_credits_permission(self, request):
         return request.user.has_perm("wallets.void_credits")
 
-    @admin.action(description="Void what is left of selected grants and purchases…", permissions=["void_credits"])
+    @admin.action(description=_("Void what is left of selected grants and purchases…"), permissions=["void_credits"])
     def void_selected(self, request, queryset):
         entries = list(queryset.select_related("wallet__customer").order_by("pk"))
         form = VoidForm(request.POST if request.POST.get("post") == "yes" else None)
@@ -225,16 +237,17 @@ class WalletEntryAdmin(_ActionPages, admin.ModelAdmin):
             self._run_each(
                 request, entries,
                 lambda entry: wallet_lot_void(entry_id=entry.pk, reason=reason, actor=request.user),
-                lambda entry, void: f"Voided {-void.credits} credits of {entry.wallet}.",
+                lambda entry, void: gettext("Voided %(credits)s credits of %(wallet)s.")
+                % {"credits": -void.credits, "wallet": entry.wallet},
             )  # fmt: skip
             return HttpResponseRedirect(request.get_full_path())
         return self._action_page(
-            request, objects=entries, form=form, action_name="void_selected", title="Void credits",
-            explanation="Takes what is left of each lot out of its wallet, as a void entry with this reason.",
-            submit_label="Void",
+            request, objects=entries, form=form, action_name="void_selected", title=gettext("Void credits"),
+            explanation=gettext("Takes what is left of each lot out of its wallet, as a void entry with this reason."),
+            submit_label=gettext("Void"),
         )  # fmt: skip
 
-    @admin.action(description="Export selected entries as CSV", permissions=["view"])
+    @admin.action(description=_("Export selected entries as CSV"), permissions=["view"])
     def export_csv(self, request, queryset):
         rows = (
             [e.pk, e.occurred_at.isoformat(), e.wallet.customer.external_id, e.wallet.name, e.kind, e.credits,

@@ -24,7 +24,7 @@ from apps.billing.constants import ChangeTiming, ProrationBehavior
 from apps.catalog.models import Plan
 from apps.core import clock
 from apps.core.audit import audited_with_reason
-from apps.core.errors import InvalidTransition, NotFound, ValidationFailed
+from apps.core.errors import ApplicationError, InvalidTransition, NotFound, ValidationFailed
 from apps.core.money import quantize_amount
 from apps.invoices.constants import InvoiceLineKind, InvoiceStatus
 from apps.invoices.models import Invoice, InvoicedPeriod, InvoiceItem, ProgressiveCrossing
@@ -350,8 +350,22 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
             % {"subscription_pk": subscription.pk},
             fields={"subscription": [gettext("This subscription has ended; no invoice is coming.")]},
         )
+    # Every line reads as the invoice will print it: in the customer's language (as the billing run
+    # writes it), whoever asks for the preview (the portal, the staff API, the admin).
     if subscription.cancel_at_period_end:
         return _upcoming_final_invoice(subscription, subscription.next_billing_at, now)
+    try:
+        with bill_language(subscription.customer):
+            return _upcoming_next_invoice(subscription, now)
+    except ApplicationError:
+        # A refusal (e.g. a charge without a price in the currency) answers the one who asked: the
+        # preview writes nothing, so working it out again in their language raises it in their words.
+        return _upcoming_next_invoice(subscription, now)
+
+
+def _upcoming_next_invoice(subscription: Subscription, now: datetime) -> UpcomingInvoice:
+    """The next billing run's invoice of a subscription that renews (see `subscription_upcoming_invoice`),
+    in the language active."""
     plan, version, quantity = subscription.plan, subscription.plan_version, subscription.quantity
     pending = next(
         (
@@ -381,10 +395,9 @@ def subscription_upcoming_invoice(*, subscription_id: int, now: datetime | None 
         subscription, segments=subscription_open_segments(subscription),
         end=subscription.current_period_end_at if closes_period else None,
     )  # fmt: skip
-    with bill_language(subscription.customer):
-        period_lines = stretch_line_drafts(
-            subscription=subscription, stretches=stretches, currency=currency, usage_until=now
-        )
+    period_lines = stretch_line_drafts(
+        subscription=subscription, stretches=stretches, currency=currency, usage_until=now
+    )
     lines += period_lines
     crossing_ids: list[int] = []
     if stretches:  # less what interim invoices of the period billed (progressive billing)
@@ -439,23 +452,24 @@ def _upcoming_final_invoice(subscription: Subscription, ends_at: datetime, now: 
         subscription, segments=subscription_open_segments(subscription),
         end=subscription.current_period_end_at if period_billed else None,
     )  # fmt: skip
-    with bill_language(subscription.customer):
+    with bill_language(subscription.customer):  # as the final invoice will print it
         period_lines = stretch_line_drafts(
             subscription=subscription, stretches=stretches, currency=currency, usage_until=now
         )
-    lines += period_lines
-    deductions, crossing_ids = progressive_deduction_drafts(subscription, before=ends_at, usage=period_lines)
-    lines += deductions
+        lines += period_lines
+        deductions, crossing_ids = progressive_deduction_drafts(subscription, before=ends_at, usage=period_lines)
+        lines += deductions
     if not lines:
         raise ValidationFailed(
             gettext("Subscription #%(subscription_pk)s ends at the end of its period; no invoice is coming.")
             % {"subscription_pk": subscription.pk},
             fields={"subscription": [gettext("The subscription is canceled at period end.")]},
         )
-    credits, _ = customer_credit_drafts(
-        customer_id=subscription.customer_id, currency=currency, drafts=lines,
-        moving=[item for item in items if item.amount.amount < 0],
-    )  # fmt: skip
+    with bill_language(subscription.customer):
+        credits, _ = customer_credit_drafts(
+            customer_id=subscription.customer_id, currency=currency, drafts=lines,
+            moving=[item for item in items if item.amount.amount < 0],
+        )  # fmt: skip
     starts = [line.period_start_at for line in lines if line.period_start_at is not None]
     ends = [line.period_end_at for line in lines if line.period_end_at is not None]
     return _upcoming(

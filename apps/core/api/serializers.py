@@ -3,6 +3,7 @@
 import re
 from decimal import Decimal
 
+from django.utils.translation import gettext
 from djmoney.money import Money
 from rest_framework import serializers
 
@@ -97,7 +98,9 @@ class MoneyInputSerializer(serializers.Serializer):
 def validate_currency_code(value: str) -> str:
     value = value.upper()
     if not is_supported_currency(value):
-        raise serializers.ValidationError(f"{value!r} is not one of the currencies this seller bills in.")
+        raise serializers.ValidationError(
+            gettext("'%(currency)s' is not one of the currencies this seller bills in.") % {"currency": value}
+        )
     return value
 
 

@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+from django.utils.translation import gettext
 from django_countries.serializer_fields import CountryField
 from djmoney.money import Money
 from drf_spectacular.utils import extend_schema_field
@@ -272,7 +273,9 @@ class CreditNoteCreateInputSerializer(serializers.Serializer):
             return None
         currency = self.context["currency"]
         if str(value.currency) != currency:
-            raise serializers.ValidationError({"currency": [f"The invoice is in {currency}."]})
+            raise serializers.ValidationError(
+                {"currency": [gettext("The invoice is in %(currency)s.") % {"currency": currency}]}
+            )
         return value.amount
 
     def validate(self, attrs: dict) -> dict:

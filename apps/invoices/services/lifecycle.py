@@ -206,12 +206,15 @@ def invoice_credit_excess_to_balance(invoice: Invoice, *, now: datetime) -> Invo
     no longer a draft afterwards), so a retried billing run never credits it twice."""
     currency = invoice.currency
     excess = -invoice.total.amount
+    with bill_language(invoice.customer):  # taken off the customer's next invoices: in their language
+        description = gettext("Credit from invoice %(invoice)s") % {"invoice": invoice.number}
+        explanation = gettext(
+            "Invoice %(invoice)s came to %(amount)s below zero, tax included; credited to the balance."
+        ) % {"invoice": invoice.number, "amount": Money(excess, currency)}
     return InvoiceItem.objects.create(
         customer_id=invoice.customer_id, subscription=None, kind=InvoiceLineKind.INVOICE_CREDIT,
-        description=f"Credit from invoice {invoice.number}", quantity=Decimal(1), amount=Money(-excess, currency),
-        created_at=now,
-        explanation=[f"Invoice {invoice.number} came to {excess} {currency} below zero, tax included; "
-                     "credited to the balance."],
+        description=description, quantity=Decimal(1), amount=Money(-excess, currency), created_at=now,
+        explanation=[explanation],
     )  # fmt: skip
 
 

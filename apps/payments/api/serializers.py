@@ -57,6 +57,9 @@ class RefundOutputSerializer(serializers.ModelSerializer):
     failure_message = serializers.CharField(
         source="failure_text", read_only=True, help_text="Why it failed, in words (`failure_code`: Stripe's code)."
     )
+    provider_failure_message = serializers.CharField(
+        source="failure_message", read_only=True, help_text="Stripe's own sentence, as Stripe sent it (English)."
+    )
 
     class Meta:
         model = Refund
@@ -72,6 +75,7 @@ class RefundOutputSerializer(serializers.ModelSerializer):
             "provider_refund_id",
             "failure_code",
             "failure_message",
+            "provider_failure_message",
             "succeeded_at",
             "failed_at",
             "created_at",
@@ -97,6 +101,9 @@ class PaymentDetailOutputSerializer(PaymentListOutputSerializer):
         read_only=True,
         help_text="Why it failed, in words, in the request's language (`failure_code`: Stripe's code).",
     )
+    provider_failure_message = serializers.CharField(
+        source="failure_message", read_only=True, help_text="Stripe's own sentence, as Stripe sent it (English)."
+    )
 
     class Meta(PaymentListOutputSerializer.Meta):
         fields = [
@@ -104,6 +111,7 @@ class PaymentDetailOutputSerializer(PaymentListOutputSerializer):
             "credited_to_balance",
             "failure_code",
             "failure_message",
+            "provider_failure_message",
             "next_action_url",
             "idempotency_key",
             "reversed_at",

@@ -7,12 +7,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.template.loader import render_to_string
-from django.utils.translation import gettext
+from django.template.loader import render_to_string, select_template
+from django.utils import translation
+from django.utils.translation import gettext, gettext_lazy
 
 from apps.accounts.constants import CollectionMethod
 from apps.accounts.selectors import customer_invoice_recipients
 from apps.core.errors import ValidationFailed
+from apps.invoices.services.pdf import document_language
 
 from .constants import DunningEndAction
 from .schedule import ActionKind, PlannedAction
@@ -24,18 +26,28 @@ TEMPLATES = {
     ActionKind.FINAL_NOTICE: "payments/email/dunning_final_notice",
 }
 END_ACTION_TEXT = {
-    DunningEndAction.MARK_UNCOLLECTIBLE: "the invoice will be written off as uncollectible and your account reviewed",
-    DunningEndAction.CANCEL_SUBSCRIPTION: "your subscription will be canceled",
-    DunningEndAction.PAUSE_SUBSCRIPTION: "your subscription will be paused",
+    DunningEndAction.MARK_UNCOLLECTIBLE: gettext_lazy(
+        "the invoice will be written off as uncollectible and your account reviewed"
+    ),
+    DunningEndAction.CANCEL_SUBSCRIPTION: gettext_lazy("your subscription will be canceled"),
+    DunningEndAction.PAUSE_SUBSCRIPTION: gettext_lazy("your subscription will be paused"),
 }
 
 
 def dunning_email_subject(*, kind: ActionKind, invoice_number: str, seller: str) -> str:
+    """The subject, in the language active (the customer's, see `dunning_email_message`)."""
     if kind == ActionKind.REMINDER_BEFORE_DUE:
-        return f"Reminder: invoice {invoice_number} from {seller} is due soon"
-    if kind == ActionKind.REMINDER_AFTER_DUE:
-        return f"Overdue: invoice {invoice_number} from {seller}"
-    return f"Final notice: invoice {invoice_number} from {seller}"
+        message = gettext("Reminder: invoice %(number)s from %(seller)s is due soon")
+    elif kind == ActionKind.REMINDER_AFTER_DUE:
+        message = gettext("Overdue: invoice %(number)s from %(seller)s")
+    else:
+        message = gettext("Final notice: invoice %(number)s from %(seller)s")
+    return message % {"number": invoice_number, "seller": seller}
+
+
+def _template(name: str, language: str, extension: str) -> str:
+    """The email's template in the customer's language (English when there is none)."""
+    return select_template([f"{name}.{language}.{extension}", f"{name}.{extension}"]).template.name
 
 
 def dunning_email_message(*, dunning: Any, action: PlannedAction, recipients: list[str]) -> EmailMultiAlternatives:
@@ -49,6 +61,20 @@ def dunning_email_message(*, dunning: Any, action: PlannedAction, recipients: li
     end_action_at = next(
         (datetime.fromisoformat(entry["at"]) for entry in plan if entry["kind"] == ActionKind.END_ACTION), None
     )
+    # Written in the language of the customer's bills, like the invoice it is about.
+    language = document_language(invoice.customer_details or {})
+    with translation.override(language):
+        return _dunning_email_message(
+            dunning=dunning, action=action, recipients=recipients, language=language,
+            seller=seller, next_retry_at=next_retry_at, end_action_at=end_action_at,
+        )  # fmt: skip
+
+
+def _dunning_email_message(
+    *, dunning: Any, action: PlannedAction, recipients: list[str], language: str, seller: dict,
+    next_retry_at: datetime | None, end_action_at: datetime | None,
+) -> EmailMultiAlternatives:  # fmt: skip
+    invoice = dunning.invoice
     subject = dunning_email_subject(kind=action.kind, invoice_number=invoice.number, seller=seller.get("name", ""))
     context = {
         "subject": subject,
@@ -61,18 +87,18 @@ def dunning_email_message(*, dunning: Any, action: PlannedAction, recipients: li
         and invoice_card_refusal(invoice) is None,
         "next_retry_at": next_retry_at,
         "end_action_at": end_action_at,
-        "end_action_text": END_ACTION_TEXT[DunningEndAction(dunning.campaign_rules["end_action"])],
+        "end_action_text": str(END_ACTION_TEXT[DunningEndAction(dunning.campaign_rules["end_action"])]),
     }
     template = TEMPLATES[action.kind]
     seller_email = seller.get("email")
     message = EmailMultiAlternatives(
         subject=subject,
-        body=render_to_string(f"{template}.txt", context),
+        body=render_to_string(_template(template, language, "txt"), context),
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=recipients,
         reply_to=[seller_email] if seller_email else None,
     )
-    message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
+    message.attach_alternative(render_to_string(_template(template, language, "html"), context), "text/html")
     return message
 
 

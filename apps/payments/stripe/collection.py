@@ -26,8 +26,8 @@ import stripe
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.template.loader import render_to_string
-from django.utils import timezone
+from django.template.loader import render_to_string, select_template
+from django.utils import timezone, translation
 from django.utils.translation import gettext
 from djstripe import models as djstripe_models
 
@@ -384,14 +384,22 @@ def _action_email_enqueue(payment_id: int) -> None:
     enqueue(payment_action_email_task, payment_id)
 
 
-def _send(*, template: str, subject: str, recipients: list[str], context: dict[str, Any]) -> None:
-    message = EmailMultiAlternatives(
-        subject=subject,
-        body=render_to_string(f"payments/email/{template}.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=recipients,
-    )
+def _send(*, template: str, subject: str, recipients: list[str], context: dict[str, Any], language: str) -> None:
+    """An email to the customer, in their language (`subject` already written in it): the template
+    `payments/email/<template>.<language>.txt`, or the English one when there is none."""
+    with translation.override(language):
+        body = render_to_string(
+            select_template(
+                [f"payments/email/{template}.{language}.txt", f"payments/email/{template}.txt"]
+            ).template.name,
+            context,
+        )
+    message = EmailMultiAlternatives(subject=subject, body=body, from_email=settings.DEFAULT_FROM_EMAIL, to=recipients)
     message.send()
+
+
+def _customer_language(customer: Customer) -> str:
+    return customer.preferred_language or settings.LANGUAGE_CODE
 
 
 def payment_action_email_send(*, payment_id: int) -> bool:
@@ -402,10 +410,14 @@ def payment_action_email_send(*, payment_id: int) -> bool:
         return False
     invoice = payment.allocations.select_related("invoice").get().invoice
     recipients = customer_invoice_recipients(payment.customer)
+    language = _customer_language(payment.customer)
+    with translation.override(language):
+        subject = gettext("Please confirm your payment for invoice %(number)s") % {"number": invoice.number}
     _send(
         template="payment_action_required",
-        subject=f"Please confirm your payment for invoice {invoice.number}",
+        subject=subject,
         recipients=recipients,
+        language=language,
         context={"payment": payment, "invoice": invoice, "pay_url": invoice_pay_link(invoice_id=invoice.pk)},
     )
     return True
@@ -416,10 +428,14 @@ def invoice_pay_link_email_send(*, invoice_id: int) -> bool:
     invoice = Invoice.objects.select_related("customer").get(pk=invoice_id)
     if invoice.status != InvoiceStatus.OPEN or invoice.amount_due.amount <= 0:
         return False
+    language = _customer_language(invoice.customer)
+    with translation.override(language):
+        subject = gettext("Pay invoice %(number)s online") % {"number": invoice.number}
     _send(
         template="invoice_pay_link",
-        subject=f"Pay invoice {invoice.number} online",
+        subject=subject,
         recipients=customer_invoice_recipients(invoice.customer),
+        language=language,
         context={"invoice": invoice, "pay_url": invoice_pay_link(invoice_id=invoice.pk)},
     )
     return True

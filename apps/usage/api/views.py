@@ -79,13 +79,20 @@ class EventBatchView(_IngestionView):
         events = request.data.get("events") if isinstance(request.data, dict) else None
         if not isinstance(events, list) or not events:
             raise ValidationFailed(
-                'Send {"events": [...]} with 1 to 1,000 events.', fields={"events": ["Give a list of events."]}
+                gettext('Send {"events": [...]} with 1 to %(max_batch)s events.')
+                % {"max_batch": f"{settings.USAGE_EVENTS_MAX_BATCH:,}"},
+                fields={"events": [gettext("Give a list of events.")]},
             )
         max_batch = settings.USAGE_EVENTS_MAX_BATCH
         if len(events) > max_batch:
             raise ValidationFailed(
-                f"A batch holds at most {max_batch:,} events; this one has {len(events):,}.",
-                fields={"events": [f"Send at most {max_batch:,} events per batch."]},
+                gettext("A batch holds at most %(max_batch)s events; this one has %(count)s.")
+                % {"max_batch": f"{max_batch:,}", "count": f"{len(events):,}"},
+                fields={
+                    "events": [
+                        gettext("Send at most %(max_batch)s events per batch.") % {"max_batch": f"{max_batch:,}"}
+                    ]
+                },
             )
         result = usage_events_ingest(events=events, now=clock.now())
         return Response(

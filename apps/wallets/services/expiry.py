@@ -17,6 +17,7 @@ from ..models import WalletEntry
 from ..selectors import lots_expired, lots_with_remaining
 from .consumption import wallet_top_up_check_on_commit
 from .ledger import draw_create, wallet_lock
+from .returns import expired_reason
 from .status import customer_prepaid_status_update
 
 
@@ -51,7 +52,7 @@ def _wallet_expire(*, wallet_id: int, now: datetime) -> list[WalletEntry]:
                 kind=WalletEntryKind.EXPIRY,
                 credits=lot.remaining,
                 now=now,
-                reason=f"Expired on {lot.expires_on:%Y-%m-%d}.",
+                reason=expired_reason(lot.expires_on, wallet.customer),
             )  # fmt: skip
         )
     if entries:

@@ -13,7 +13,9 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Sum
+from django.utils import translation
 from django.utils.translation import gettext
 from djmoney.money import Money
 
@@ -27,6 +29,21 @@ from ..models import Wallet, WalletEntry
 from ..selectors import lots_with_remaining
 from .ledger import draw_create
 from .status import customer_prepaid_status_update
+
+
+def _language(customer) -> str:
+    return customer.preferred_language or settings.LANGUAGE_CODE
+
+
+def expired_reason(expires_on, customer) -> str:
+    """Why credits left a wallet on their expiry day, in the customer's language."""
+    with translation.override(_language(customer)):
+        return gettext("Expired on %(day)s.") % {"day": expires_on.isoformat()}
+
+
+def _voided_reason(credit_note: CreditNote) -> str:
+    with translation.override(_language(credit_note.invoice.customer)):
+        return gettext("Credit note %(credit_note)s voided") % {"credit_note": credit_note.number}
 
 
 def returned_share(*, invoice: Invoice) -> Fraction:
@@ -102,11 +119,13 @@ def invoice_wallet_credits_return(
     ):
         returned[row["returned_from_id"]] = [row["credits"], row["amount"]]
     share = Fraction(1) if credit_note is None else returned_share(invoice=invoice)
-    reason = (
-        f"Credit note {credit_note.number} of invoice {invoice.number}"
-        if credit_note is not None
-        else f"Invoice {invoice.number} voided"
-    )
+    with translation.override(_language(invoice.customer)):  # on the customer's ledger: in their language
+        if credit_note is not None:
+            reason = gettext("Credit note %(credit_note)s of invoice %(invoice)s") % {
+                "credit_note": credit_note.number, "invoice": invoice.number,
+            }  # fmt: skip
+        else:
+            reason = gettext("Invoice %(invoice)s voided") % {"invoice": invoice.number}
     entries: list[WalletEntry] = []
     for origin_id, (consumed_credits, consumed_amount) in consumed.items():
         origin = origins[origin_id]
@@ -134,7 +153,7 @@ def invoice_wallet_credits_return(
                     kind=WalletEntryKind.EXPIRY,
                     credits=credits,
                     now=now,
-                    reason=f"Expired on {origin.expires_on:%Y-%m-%d}.",
+                    reason=expired_reason(origin.expires_on, invoice.customer),
                 )  # fmt: skip
             )
     if entries:
@@ -171,7 +190,7 @@ def credit_note_wallet_returns_take_back(*, credit_note: CreditNote, now: dateti
                 credits=lot.remaining,
                 now=now,
                 actor=actor,
-                reason=f"Credit note {credit_note.number} voided",
+                reason=_voided_reason(credit_note),
             )  # fmt: skip
         )
     if entries:

@@ -1,4 +1,5 @@
 from django.core.validators import URLValidator
+from django.utils.translation import gettext
 from rest_framework import serializers
 
 from apps.core.outbox import event_types
@@ -38,7 +39,9 @@ class WebhookEndpointCreateInputSerializer(serializers.Serializer):
     def validate_event_types(self, value: list[str]) -> list[str]:
         unknown = sorted(set(value) - set(event_types()))
         if unknown:
-            raise serializers.ValidationError([f"Unknown event type: {name}." for name in unknown])
+            raise serializers.ValidationError(
+                [gettext("Unknown event type: %(name)s.") % {"name": name} for name in unknown]
+            )
         return value
 
 
