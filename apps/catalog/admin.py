@@ -122,6 +122,8 @@ def prices_table(version: PlanVersion) -> str:
         if charge.is_pooled:
             allowance = pricing.format_quantity(charge.pooled_allowance or Decimal(0))
             metric += f" · pooled allowance {allowance} per subscription"
+            if charge.pool_code:
+                metric += f" · pool {charge.pool_code}"
         if charge.has_peak_hours:
             metric += f" · peak hours {charge.peak_start_hour:02d}:00–{charge.peak_end_hour:02d}:00"
         rows.append(
@@ -314,7 +316,7 @@ class ChargeInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
     fields = [
         ("position", "kind", "name"),
         ("price_model", "metric_code", "billing_timing"),
-        "pooled_allowance",
+        ("pooled_allowance", "pool_code"),
         ("peak_start_hour", "peak_end_hour"),
     ]
     inlines = [PriceInline]
@@ -525,7 +527,7 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
         version = form.instance
         charges = services.plan_version_charge_inputs(version)
         problems = {
-            **services.charges_validate(charges),
+            **services.charges_validate(charges, plan=version.plan, version=version),
             **services.minimum_commitments_validate(services.plan_version_minimum_commitments(version), charges),
         }
         currencies = version.currencies
