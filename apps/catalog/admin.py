@@ -783,6 +783,13 @@ class PlanAdminForm(forms.ModelForm):
             for name in ("interval", "interval_count"):
                 if name in cleaned_data and cleaned_data[name] != getattr(self.instance, name):
                     self.add_error(name, _("This plan has subscribers: its billing interval cannot change."))
+        interval, interval_count = cleaned_data.get("interval"), cleaned_data.get("interval_count")
+        if self.instance.pk is not None and interval and interval_count:
+            problem = services.plan_interval_pool_problem(
+                plan=self.instance, interval=interval, interval_count=interval_count
+            )
+            if problem:
+                self.add_error("interval", problem)
         return cleaned_data
 
 

@@ -732,6 +732,29 @@ def _pool_code_plan_problems(
             return
 
 
+def plan_interval_pool_problem(*, plan: Plan, interval: str, interval_count: int) -> str | None:
+    """Why `plan` cannot be billed every `interval_count` `interval`s: one of its charges names a pool
+    that a plan billed on another interval names too (docs/pricing.md, "Pools across plans")."""
+    codes = set(
+        Charge.objects.filter(plan_version__plan=plan).exclude(pool_code="").values_list("pool_code", flat=True)
+    )
+    other = (
+        Charge.objects.filter(pool_code__in=codes)
+        .exclude(plan_version__plan=plan)
+        .exclude(plan_version__plan__interval=interval, plan_version__plan__interval_count=interval_count)
+        .select_related("plan_version__plan")
+        .order_by("id")
+        .first()
+    )
+    if other is None:
+        return None
+    other_plan = other.plan_version.plan
+    return gettext(
+        "The pool %(pool_code)r is shared with the plan %(plan)s, billed %(other_interval)s: the plans of one pool "
+        "bill on the same interval."
+    ) % {"pool_code": other.pool_code, "plan": other_plan.name, "other_interval": other_plan.interval_label}
+
+
 # Peak hours split a period's usage by the hour of the day: aggregations that add up (or take the highest)
 # hour by hour, read from the hourly rollups.
 PEAK_AGGREGATIONS = frozenset({MetricAggregation.COUNT, MetricAggregation.SUM, MetricAggregation.MAX})

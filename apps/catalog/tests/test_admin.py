@@ -624,3 +624,28 @@ def test_a_pool_code_is_set_with_the_version_and_bad_ones_are_form_errors(client
     assert (charge.pool_code, charge.pooled_allowance) == ("fleet-data", Decimal(5))
     page = client.get(reverse("admin:catalog_planversion_change", args=[charge.plan_version_id])).content.decode()
     assert "pooled allowance 5 per subscription · pool fleet-data" in page
+
+
+def test_a_plan_of_a_pool_cannot_move_to_another_interval_than_the_pools_other_plans(client, superuser):
+    from apps.catalog.models import BillableMetric
+
+    BillableMetric.objects.create(code="data_gb", name="Data", aggregation="sum", field_name="gb")
+    monthly, other = PlanFactory(prices=[], name="SIM monthly"), PlanFactory(prices=[], name="SIM 5 GB")
+    client.force_login(superuser)
+    data = {
+        "name": "Data", "kind": "usage", "metric_code": "data_gb", "price_model": "per_unit",
+        "pooled_allowance": "1", "pool_code": "fleet-data", "prices": [{"currency": "USD", "amount": "2.00"}],
+    }  # fmt: skip
+    for plan in (monthly, other):
+        assert client.post(reverse("admin:catalog_planversion_add"), version_post(plan, data)).status_code == 302
+    url = reverse("admin:catalog_plan_change", args=[other.pk])
+
+    response = client.post(url, change_form_data(client.get(url), interval="year"))
+
+    assert response.status_code == 200
+    assert (
+        "The pool &#x27;fleet-data&#x27; is shared with the plan SIM monthly, billed monthly: the plans of one pool "
+        "bill on the same interval." in response.content.decode()
+    )
+    other.refresh_from_db()
+    assert other.interval == "month"
