@@ -128,6 +128,8 @@ def prices_table(version: PlanVersion) -> str:
         if charge.is_pooled:
             allowance = pricing.format_quantity(charge.pooled_allowance or Decimal(0))
             notes.append(gettext("pooled allowance %(allowance)s per subscription") % {"allowance": allowance})
+            if charge.pool_code:
+                notes.append(gettext("pool %(pool_code)s") % {"pool_code": charge.pool_code})
         if charge.has_peak_hours:
             notes.append(
                 gettext("peak hours %(start)s–%(end)s")
@@ -324,7 +326,7 @@ class ChargeInline(LockedVersionPermissions, nested_admin.NestedStackedInline):
     fields = [
         ("position", "kind", "name"),
         ("price_model", "metric_code", "billing_timing"),
-        "pooled_allowance",
+        ("pooled_allowance", "pool_code"),
         ("peak_start_hour", "peak_end_hour"),
     ]
     inlines = [PriceInline]
@@ -542,7 +544,7 @@ class PlanVersionAdmin(ServiceAdminMixin, nested_admin.NestedModelAdmin):
         version = form.instance
         charges = services.plan_version_charge_inputs(version)
         problems = {
-            **services.charges_validate(charges),
+            **services.charges_validate(charges, plan=version.plan, version=version),
             **services.minimum_commitments_validate(services.plan_version_minimum_commitments(version), charges),
         }
         currencies = version.currencies
@@ -800,6 +802,13 @@ class PlanAdminForm(forms.ModelForm):
             for name in ("interval", "interval_count"):
                 if name in cleaned_data and cleaned_data[name] != getattr(self.instance, name):
                     self.add_error(name, _("This plan has subscribers: its billing interval cannot change."))
+        interval, interval_count = cleaned_data.get("interval"), cleaned_data.get("interval_count")
+        if self.instance.pk is not None and interval and interval_count:
+            problem = services.plan_interval_pool_problem(
+                plan=self.instance, interval=interval, interval_count=interval_count
+            )
+            if problem:
+                self.add_error("interval", problem)
         return cleaned_data
 
 

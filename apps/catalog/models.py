@@ -255,6 +255,17 @@ class Charge(models.Model):
         ),
         verbose_name=_("pooled allowance"),
     )
+    pool_code = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[code_validator],
+        help_text=_(
+            'Pooled charges: the code of a pool shared across plans (e.g. "iot-data"). The customer\'s '
+            "subscriptions whose charges on this metric name the same pool share one pool, each adding its own "
+            "plan's allowance. Empty: the pool of the customer's subscriptions on this plan."
+        ),
+        verbose_name=_("pool code"),
+    )
     peak_start_hour = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
@@ -309,6 +320,11 @@ class Charge(models.Model):
                 violation_error_message=gettext_lazy(
                     "Only usage charges have a pooled allowance, and it is more than 0."
                 ),
+            ),
+            models.CheckConstraint(
+                condition=Q(pool_code="") | Q(pooled_allowance__isnull=False),
+                name="charge_pool_code_pooled",
+                violation_error_message=gettext_lazy("Only a charge with a pooled allowance names a pool."),
             ),
         ]
         verbose_name = _("charge")

@@ -56,6 +56,7 @@ from .models import (
     PriceTier,
     Product,
     ProgressiveBilling,
+    code_validator,
     dimension_label,
     grant_value_normalize,
     group_key_of,
@@ -99,6 +100,8 @@ class ChargeInput:
     billing_timing: str = BillingTiming.IN_ADVANCE
     # Usage charges: units each subscription adds to the pool of the customer's subscriptions on the plan.
     pooled_allowance: Decimal | None = None
+    # Pooled charges: a pool shared across plans (docs/pricing.md, "Pools across plans"); empty: the plan's.
+    pool_code: str = ""
     # Usage charges: peak hours [start, end) in the customer's time zone, whole hours 0–23 (past midnight
     # when end < start), priced by the charge's peak price on a line of their own.
     peak_start_hour: int | None = None
@@ -283,7 +286,12 @@ def plan_version_replace_charges(
     plan_version_ensure_editable(version)
     if minimum_commitments is None:
         minimum_commitments = plan_version_minimum_commitments(version)
-    _raise_problems({**charges_validate(charges), **minimum_commitments_validate(minimum_commitments, charges)})
+    _raise_problems(
+        {
+            **charges_validate(charges, plan=version.plan, version=version),
+            **minimum_commitments_validate(minimum_commitments, charges),
+        }
+    )
     version.charges.all().delete()
     version.minimum_commitments.all().delete()
     _charges_create(version, charges)
@@ -326,6 +334,7 @@ def plan_version_charge_inputs(version: PlanVersion) -> list[ChargeInput]:
             metric_code=charge.metric_code,
             billing_timing=charge.billing_timing,
             pooled_allowance=charge.pooled_allowance,
+            pool_code=charge.pool_code,
             peak_start_hour=charge.peak_start_hour,
             peak_end_hour=charge.peak_end_hour,
             prices=[
@@ -370,7 +379,9 @@ def _price_values(price: "PriceInput | Price") -> dict:
 def _version_create(
     *, plan: Plan, number: int, charges: Sequence[ChargeInput], minimum_commitments: Sequence[Money], notes: str
 ) -> PlanVersion:
-    _raise_problems({**charges_validate(charges), **minimum_commitments_validate(minimum_commitments, charges)})
+    _raise_problems(
+        {**charges_validate(charges, plan=plan), **minimum_commitments_validate(minimum_commitments, charges)}
+    )
     version = PlanVersion(plan=plan, number=number, notes=notes)
     validate_instance(version)
     version.save()
@@ -451,9 +462,14 @@ def price_problems(*, price_model: str, price: PriceInput) -> dict[str, list[str
     return pricing.price_validate(spec)
 
 
-def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
+def charges_validate(
+    charges: Sequence[ChargeInput], *, plan: Plan | None = None, version: PlanVersion | None = None
+) -> dict[str, list[str]]:
     """Every problem with a version's charges, keyed `charges.<i>.<field>` or
-    `charges.<i>.prices.<j>.<field>`; empty when they can be saved."""
+    `charges.<i>.prices.<j>.<field>`; empty when they can be saved.
+
+    With `plan` (and `version`, when the charges replace that version's), the pools the charges name are
+    also checked against the other plans' charges that name them (`_pool_code_plan_problems`)."""
     problems: dict[str, list[str]] = {}
 
     def add(key: str, message: str) -> None:
@@ -510,6 +526,10 @@ def charges_validate(charges: Sequence[ChargeInput]) -> dict[str, list[str]]:
         metric = _charge_metric(charge)
         if charge.pooled_allowance is not None:
             _pool_problems(charge, metric, f"{key}.pooled_allowance", add)
+        if charge.pool_code:
+            _pool_code_problems(charges, index, f"{key}.pool_code", add)
+            if plan is not None:
+                _pool_code_plan_problems(charge, plan, version, f"{key}.pool_code", add)
         if charge.peak_start_hour is not None or charge.peak_end_hour is not None:
             _peak_problems(charge, metric, key, add)
         seen: set[str] = set()  # currencies of the default prices
@@ -632,6 +652,109 @@ def _pool_problems(
                 key.replace("pooled_allowance", f"prices.{price_index}.included_units"),
                 gettext("A pooled charge's allowance replaces included units: leave them at 0."),
             )
+
+
+def _pool_code_problems(charges: Sequence[ChargeInput], index: int, key: str, add: Callable[[str, str], None]) -> None:
+    """What stops a charge's pool code within its version (docs/pricing.md, "Pools across plans")."""
+    charge = charges[index]
+    if charge.pooled_allowance is None:
+        add(
+            key,
+            gettext(
+                "Only a charge with a pooled allowance names a pool: give the charge the allowance each "
+                "subscription adds to the pool, or leave the pool code empty."
+            ),
+        )
+        return
+    try:
+        code_validator(charge.pool_code)
+    except DjangoValidationError:
+        add(key, gettext("A pool code uses lower-case letters, digits, '.', '_' and '-' only."))
+        return
+    if len(charge.pool_code) > POOL_CODE_MAX_LENGTH:
+        add(key, gettext("A pool code has at most 64 characters."))
+    earlier = next((other for other in charges[:index] if other.pool_code == charge.pool_code), None)
+    if earlier is not None:
+        add(
+            key,
+            gettext(
+                "The charge %(name)r of this version already names the pool %(pool_code)r: a plan adds to a "
+                "pool with one charge."
+            )
+            % {"name": earlier.name, "pool_code": charge.pool_code},
+        )
+
+
+POOL_CODE_MAX_LENGTH = 64
+
+
+def _pool_code_plan_problems(
+    charge: ChargeInput, plan: Plan, version: PlanVersion | None, key: str, add: Callable[[str, str], None]
+) -> None:
+    """What stops a pool code against the other plans whose charges name the same pool: a pool adds up
+    one metric, and is settled per billing period, so its plans bill on the same interval."""
+    others = (
+        Charge.objects.filter(pool_code=charge.pool_code)
+        .exclude(plan_version=version)
+        .select_related("plan_version__plan")
+        .order_by("id")
+    )
+    for other in others:
+        other_plan = other.plan_version.plan
+        if other.metric_code != charge.metric_code:
+            add(
+                key,
+                gettext(
+                    "The pool %(pool_code)r adds up the metric %(other_metric)r (plan %(plan)s); this charge bills "
+                    "%(metric)r. A pool is one metric's: use another pool code, or the metric %(other_metric)r."
+                )
+                % {
+                    "pool_code": charge.pool_code,
+                    "other_metric": other.metric_code,
+                    "plan": other_plan.name,
+                    "metric": charge.metric_code,
+                },
+            )
+            return
+        if (other_plan.interval, other_plan.interval_count) != (plan.interval, plan.interval_count):
+            add(
+                key,
+                gettext(
+                    "The pool %(pool_code)r is shared by the plan %(plan)s, billed %(other_interval)s; this plan is "
+                    "billed %(interval)s. A pool is settled once per billing period, so the plans of one pool bill "
+                    "on the same interval: use a pool per interval."
+                )
+                % {
+                    "pool_code": charge.pool_code,
+                    "plan": other_plan.name,
+                    "other_interval": other_plan.interval_label,
+                    "interval": plan.interval_label,
+                },
+            )
+            return
+
+
+def plan_interval_pool_problem(*, plan: Plan, interval: str, interval_count: int) -> str | None:
+    """Why `plan` cannot be billed every `interval_count` `interval`s: one of its charges names a pool
+    that a plan billed on another interval names too (docs/pricing.md, "Pools across plans")."""
+    codes = set(
+        Charge.objects.filter(plan_version__plan=plan).exclude(pool_code="").values_list("pool_code", flat=True)
+    )
+    other = (
+        Charge.objects.filter(pool_code__in=codes)
+        .exclude(plan_version__plan=plan)
+        .exclude(plan_version__plan__interval=interval, plan_version__plan__interval_count=interval_count)
+        .select_related("plan_version__plan")
+        .order_by("id")
+        .first()
+    )
+    if other is None:
+        return None
+    other_plan = other.plan_version.plan
+    return gettext(
+        "The pool %(pool_code)r is shared with the plan %(plan)s, billed %(other_interval)s: the plans of one pool "
+        "bill on the same interval."
+    ) % {"pool_code": other.pool_code, "plan": other_plan.name, "other_interval": other_plan.interval_label}
 
 
 # Peak hours split a period's usage by the hour of the day: aggregations that add up (or take the highest)
@@ -798,6 +921,7 @@ def _charges_create(version: PlanVersion, charges: Sequence[ChargeInput]) -> Non
             metric_code=charge.metric_code,
             billing_timing=charge.billing_timing,
             pooled_allowance=charge.pooled_allowance,
+            pool_code=charge.pool_code,
             peak_start_hour=charge.peak_start_hour,
             peak_end_hour=charge.peak_end_hour,
         )

@@ -770,22 +770,67 @@ def usage_line_drafts(
     return drafts
 
 
-def pool_member_ids(subscription: Subscription, *, plan: Plan, start: datetime, end: datetime) -> list[int]:
-    """The subscriptions sharing `subscription`'s pool for [start, end): the customer's subscriptions on
-    `plan` in the same currency, alive at some time in the window, whose billing period containing
-    `start` is the same as this one's (the same periods: a pool is settled per period); `subscription`
-    itself always."""
-    interval, count = plan.interval, plan.interval_count
-    period = period_containing(subscription.billing_anchor_at, interval, count, start)
-    candidates = (
-        Subscription.objects.filter(
-            customer_id=subscription.customer_id, plan=plan, currency=subscription.currency, started_at__lt=end
-        )
-        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=start))
-        .values_list("pk", "billing_anchor_at")
-    )
-    members = {pk for pk, anchor in candidates if period_containing(anchor, interval, count, start) == period}
-    return sorted(members | {subscription.pk})
+def pool_members(
+    subscription: Subscription, *, plan: Plan, charge: Charge, start: datetime, end: datetime
+) -> dict[int, Decimal]:
+    """The subscriptions sharing `subscription`'s pool for [start, end), each with the allowance it adds
+    to the pool: the customer's subscriptions in the same currency, alive at some time in the window,
+    whose billing period containing `start` is the same as this one's (a pool is settled per period),
+    `subscription` itself always.
+
+    Without a pool code (docs/pricing.md, "Pooled allowances") they are the subscriptions on `plan`, each
+    adding `charge`'s allowance. With one ("Pools across plans") they are the subscriptions whose plan
+    version has a charge on the metric naming the same pool, each adding its own charge's allowance."""
+    period = period_containing(subscription.billing_anchor_at, plan.interval, plan.interval_count, start)
+    alive = Subscription.objects.filter(
+        customer_id=subscription.customer_id, currency=subscription.currency, started_at__lt=end
+    ).filter(Q(ended_at__isnull=True) | Q(ended_at__gt=start))
+    allowance = charge.pooled_allowance or Decimal(0)
+    if charge.pool_code:
+        rows = alive.filter(
+            plan_version__charges__kind=ChargeKind.USAGE,
+            plan_version__charges__metric_code=charge.metric_code,
+            plan_version__charges__pool_code=charge.pool_code,
+        ).values_list("pk", "billing_anchor_at", "plan__interval", "plan__interval_count",
+                      "plan_version__charges__pooled_allowance")  # fmt: skip
+    else:
+        rows = alive.filter(plan=plan).values_list("pk", "billing_anchor_at", "plan__interval", "plan__interval_count")
+    members: dict[int, Decimal] = {}
+    for pk, anchor, interval, count, *own in rows:
+        if period_containing(anchor, interval, count, start) == period:
+            members[pk] = own[0] if own and own[0] is not None else allowance
+    members.setdefault(subscription.pk, allowance)
+    return dict(sorted(members.items()))
+
+
+def _pool_note(charge: Charge, members: Mapping[int, Decimal], pool: Decimal, pool_used: Decimal) -> str:
+    """The pool in a line's explanation: its members and size, and what all of them used."""
+    number = pricing.format_quantity
+    if not charge.pool_code:
+        allowance = charge.pooled_allowance or Decimal(0)
+        return gettext(
+            "Pool: %(count)s subscriptions × %(allowance)s = %(pool)s, shared by the customer's subscriptions on "
+            "this plan; %(pool_used)s used by all of them."
+        ) % {
+            "count": len(members),
+            "allowance": number(allowance),
+            "pool": number(pool),
+            "pool_used": number(pool_used),
+        }
+    counts: dict[Decimal, int] = {}
+    for member_allowance in members.values():
+        counts[member_allowance] = counts.get(member_allowance, 0) + 1
+    allowances = " + ".join(f"{count} × {number(value)}" for value, count in sorted(counts.items()))
+    return gettext(
+        "Pool %(pool_code)s: %(allowances)s = %(pool)s, shared by the customer's %(count)s subscriptions on the plans "
+        "of this pool; %(pool_used)s used by all of them."
+    ) % {
+        "pool_code": charge.pool_code,
+        "allowances": allowances,
+        "pool": number(pool),
+        "count": len(members),
+        "pool_used": number(pool_used),
+    }
 
 
 def _pooled_line_drafts(
@@ -802,14 +847,13 @@ def _pooled_line_drafts(
     """A pooled charge's line for one subscription: its usage in [start, end), the part the pool covered
     and the part beyond it (event order across the pool's subscriptions), the latter priced by the
     charge's price, rounded once; a minimum true-up where one applies."""
-    allowance = charge.pooled_allowance or Decimal(0)
     # The pool is the period's: a stretch of it (the part before or after a change inside the period)
     # shares it with the period's other stretches, in event order, never gets a fresh one.
     period = period_containing(subscription.billing_anchor_at, plan.interval, plan.interval_count, start)
-    members = pool_member_ids(subscription, plan=plan, start=period.start, end=max(end, period.end))
-    pool = allowance * len(members)
+    members = pool_members(subscription, plan=plan, charge=charge, start=period.start, end=max(end, period.end))
+    pool = sum(members.values(), Decimal(0))
     shares = usage_pool_shares(
-        customer_id=subscription.customer_id, metric=metric, start=start, end=end, member_ids=members, pool=pool,
+        customer_id=subscription.customer_id, metric=metric, start=start, end=end, member_ids=list(members), pool=pool,
         consumed_from=period.start,
     )  # fmt: skip
     share = shares.get(subscription.pk, PoolShare(Decimal(0), Decimal(0), Decimal(0)))
@@ -823,11 +867,7 @@ def _pooled_line_drafts(
     explanation = (
         gettext("%(metric)s: %(used)s used by this subscription (%(aggregation)s).")
         % {"metric": metric.name, "used": number(share.used), "aggregation": metric.get_aggregation_display()},
-        gettext(
-            "Pool: %(count)s subscriptions × %(allowance)s = %(pool)s, shared by the customer's subscriptions on "
-            "this plan; %(pool_used)s used by all of them."
-        )
-        % {"count": len(members), "allowance": number(allowance), "pool": number(pool), "pool_used": number(pool_used)},
+        _pool_note(charge, members, pool, pool_used),
         gettext(
             "From the pool: %(from_pool)s; beyond the pool: %(beyond)s (the pool is used in the order the events "
             "happened; usage beyond it is billed to the subscription that sent it)."

@@ -192,12 +192,17 @@ class ChargeOutputSerializer(serializers.ModelSerializer):
         help_text="Usage charges: units each subscription adds to the pool of the customer's subscriptions on the "
         "plan; null when the charge has no pool.",
     )
+    pool_code = serializers.CharField(
+        help_text="Pooled charges: the pool shared across plans that the charge adds to (the customer's "
+        "subscriptions whose charges on the metric name it share one pool); empty: the pool of the plan's "
+        "subscriptions.",
+    )
 
     class Meta:
         model = Charge
         fields = [
             "id", "position", "kind", "name", "price_model", "metric_code", "billing_timing", "pooled_allowance",
-            "peak_start_hour", "peak_end_hour", "prices",
+            "pool_code", "peak_start_hour", "peak_end_hour", "prices",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -430,6 +435,16 @@ class ChargeInputSerializer(serializers.Serializer):
         'customer\'s subscriptions on this plan, e.g. "1" (GB per SIM); usage beyond the pool is priced by the '
         "charge. Events name their subscription in the property subscription_id.",
     )
+    pool_code = serializers.CharField(
+        max_length=64,
+        required=False,
+        default="",
+        allow_blank=True,
+        help_text='Pooled charges: a pool shared across plans, e.g. "iot-data". The customer\'s subscriptions whose '
+        "charges on this metric name the same pool (and bill in the same currency) share one pool, each adding "
+        "its own plan's pooled_allowance; the plans of a pool bill the same metric on the same interval. Empty: "
+        "the pool of the customer's subscriptions on this plan.",
+    )
     peak_start_hour = serializers.IntegerField(
         min_value=0,
         max_value=23,
@@ -460,6 +475,7 @@ def charge_inputs(data: list[dict]) -> list[ChargeInput]:
             metric_code=charge["metric_code"],
             billing_timing=charge["billing_timing"],
             pooled_allowance=charge["pooled_allowance"],
+            pool_code=charge["pool_code"],
             peak_start_hour=charge["peak_start_hour"],
             peak_end_hour=charge["peak_end_hour"],
             prices=[

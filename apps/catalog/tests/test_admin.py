@@ -41,6 +41,7 @@ def version_post(plan, *charges: dict, notes: str = "", minimum_commitments: tup
                 f"{prefix}-metric_code": charge.get("metric_code", ""),
                 f"{prefix}-billing_timing": charge.get("billing_timing", "in_advance"),
                 f"{prefix}-pooled_allowance": charge.get("pooled_allowance", ""),
+                f"{prefix}-pool_code": charge.get("pool_code", ""),
                 f"{prefix}-peak_start_hour": charge.get("peak_start_hour", ""),
                 f"{prefix}-peak_end_hour": charge.get("peak_end_hour", ""),
                 f"{prefix}-prices-TOTAL_FORMS": len(charge["prices"]),
@@ -589,3 +590,62 @@ def test_pooled_allowances_and_peak_hours_are_set_with_the_version_and_checked(c
     page = client.get(reverse("admin:catalog_planversion_change", args=[peak.plan_version_id])).content.decode()
     assert "peak hours 08:00–22:00" in page and "USD (peak hours)" in page and "USD (off-peak hours)" in page
     assert "pooled allowance 1 per subscription" in page
+
+
+def test_a_pool_code_is_set_with_the_version_and_bad_ones_are_form_errors(client, superuser):
+    from apps.catalog.models import BillableMetric, Charge
+
+    BillableMetric.objects.create(code="data_gb", name="Data", aggregation="sum", field_name="gb")
+    BillableMetric.objects.create(code="sms", name="SMS", aggregation="count")
+    small, large = PlanFactory(prices=[], name="SIM 1 GB"), PlanFactory(prices=[], name="SIM 5 GB")
+    client.force_login(superuser)
+    data = {
+        "name": "Data", "kind": "usage", "metric_code": "data_gb", "price_model": "per_unit",
+        "pooled_allowance": "1", "pool_code": "fleet-data", "prices": [{"currency": "USD", "amount": "2.00"}],
+    }  # fmt: skip
+    add_url = reverse("admin:catalog_planversion_add")
+    assert client.post(add_url, version_post(small, data)).status_code == 302
+
+    no_allowance = client.post(add_url, version_post(large, {**data, "pooled_allowance": ""}))
+    other_metric = client.post(add_url, version_post(large, {**data, "metric_code": "sms"}))
+
+    assert (no_allowance.status_code, other_metric.status_code) == (200, 200)
+    assert "Only a charge with a pooled allowance names a pool" in no_allowance.content.decode()
+    assert (
+        "The pool &#x27;fleet-data&#x27; adds up the metric &#x27;data_gb&#x27; (plan SIM 1 GB); this charge bills "
+        "&#x27;sms&#x27;." in other_metric.content.decode()
+    )
+    assert not PlanVersion.objects.filter(plan=large).exists()
+
+    saved = client.post(add_url, version_post(large, {**data, "pooled_allowance": "5"}))
+
+    assert saved.status_code == 302
+    charge = Charge.objects.get(plan_version__plan=large)
+    assert (charge.pool_code, charge.pooled_allowance) == ("fleet-data", Decimal(5))
+    page = client.get(reverse("admin:catalog_planversion_change", args=[charge.plan_version_id])).content.decode()
+    assert "pooled allowance 5 per subscription · pool fleet-data" in page
+
+
+def test_a_plan_of_a_pool_cannot_move_to_another_interval_than_the_pools_other_plans(client, superuser):
+    from apps.catalog.models import BillableMetric
+
+    BillableMetric.objects.create(code="data_gb", name="Data", aggregation="sum", field_name="gb")
+    monthly, other = PlanFactory(prices=[], name="SIM monthly"), PlanFactory(prices=[], name="SIM 5 GB")
+    client.force_login(superuser)
+    data = {
+        "name": "Data", "kind": "usage", "metric_code": "data_gb", "price_model": "per_unit",
+        "pooled_allowance": "1", "pool_code": "fleet-data", "prices": [{"currency": "USD", "amount": "2.00"}],
+    }  # fmt: skip
+    for plan in (monthly, other):
+        assert client.post(reverse("admin:catalog_planversion_add"), version_post(plan, data)).status_code == 302
+    url = reverse("admin:catalog_plan_change", args=[other.pk])
+
+    response = client.post(url, change_form_data(client.get(url), interval="year"))
+
+    assert response.status_code == 200
+    assert (
+        "The pool &#x27;fleet-data&#x27; is shared with the plan SIM monthly, billed monthly: the plans of one pool "
+        "bill on the same interval." in response.content.decode()
+    )
+    other.refresh_from_db()
+    assert other.interval == "month"

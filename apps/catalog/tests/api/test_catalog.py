@@ -117,6 +117,7 @@ def test_create_plan_with_prices(api_client, superuser):
                     "metric_code": "",
                     "billing_timing": "in_advance",
                     "pooled_allowance": None,
+                    "pool_code": "",
                     "peak_start_hour": None,
                     "peak_end_hour": None,
                     "prices": [_simple_price(price) for price in Price.objects.order_by("currency")],

@@ -66,3 +66,82 @@ def test_a_bad_pooled_allowance_is_a_400_on_its_field_and_writes_nothing(api_cli
     assert message in response.json()["fields"][field], response.json()
     assert not PlanVersion.objects.exists()
     assert not Charge.objects.exists()
+
+
+def test_a_pool_code_is_created_and_read_back_and_plans_of_one_interval_share_it(api_client, superuser):
+    api_client.force_authenticate(superuser)
+    small, large = PlanFactory(prices=[], name="SIM 1 GB"), PlanFactory(prices=[], name="SIM 5 GB")
+
+    first = api_client.post(VERSIONS_URL, {"plan": small.pk, "charges": [FEE, _data(pool_code="fleet-data")]})
+    second = api_client.post(
+        VERSIONS_URL, {"plan": large.pk, "charges": [FEE, _data(pool_code="fleet-data", pooled_allowance="5")]}
+    )
+
+    assert (first.status_code, second.status_code) == (201, 201), (first.data, second.data)
+    assert [charge["pool_code"] for charge in second.json()["charges"]] == ["", "fleet-data"]
+    assert sorted(Charge.objects.filter(pool_code="fleet-data").values_list("pooled_allowance", flat=True)) == [1, 5]
+
+
+@pytest.mark.parametrize(
+    ("charges", "field", "message"),
+    [
+        ([{**FEE, "pool_code": "fleet-data"}], "charges.0.pool_code",
+         "Only a charge with a pooled allowance names a pool: give the charge the allowance each subscription adds "
+         "to the pool, or leave the pool code empty."),
+        ([_data(pooled_allowance=None, pool_code="fleet-data")], "charges.0.pool_code",
+         "Only a charge with a pooled allowance names a pool: give the charge the allowance each subscription adds "
+         "to the pool, or leave the pool code empty."),
+        ([_data(pool_code="Fleet Data")], "charges.0.pool_code",
+         "A pool code uses lower-case letters, digits, '.', '_' and '-' only."),
+        ([_data(pool_code="fleet-data"), _data(name="More data", pool_code="fleet-data")], "charges.1.pool_code",
+         "The charge 'Data' of this version already names the pool 'fleet-data': a plan adds to a pool with one "
+         "charge."),
+        ([_data(metric_code="calls", pool_code="fleet-data")], "charges.0.pool_code",
+         "The pool 'fleet-data' adds up the metric 'data_gb' (plan SIM 1 GB); this charge bills 'calls'. A pool is "
+         "one metric's: use another pool code, or the metric 'data_gb'."),
+    ],
+)  # fmt: skip
+def test_a_bad_pool_code_is_a_400_on_its_field_and_writes_nothing(api_client, superuser, charges, field, message):
+    BillableMetric.objects.create(code="calls", name="Calls", aggregation="count")
+    api_client.force_authenticate(superuser)
+    existing = PlanFactory(prices=[], name="SIM 1 GB")
+    assert (
+        api_client.post(VERSIONS_URL, {"plan": existing.pk, "charges": [_data(pool_code="fleet-data")]}).status_code
+        == 201
+    )
+    plan = PlanFactory(prices=[])
+
+    response = api_client.post(VERSIONS_URL, {"plan": plan.pk, "charges": charges})
+
+    assert response.status_code == 400, response.data
+    assert message in response.json()["fields"][field], response.json()
+    assert not PlanVersion.objects.filter(plan=plan).exists()
+    assert Charge.objects.count() == 1
+
+
+def test_plans_billed_on_other_intervals_cannot_share_a_pool(api_client, superuser):
+    api_client.force_authenticate(superuser)
+    monthly = PlanFactory(prices=[], name="SIM monthly")
+    yearly = PlanFactory(prices=[], name="SIM yearly", interval="year")
+    assert (
+        api_client.post(VERSIONS_URL, {"plan": monthly.pk, "charges": [_data(pool_code="fleet-data")]}).status_code
+        == 201
+    )
+
+    response = api_client.post(
+        VERSIONS_URL, {"plan": yearly.pk, "charges": [_data(pool_code="fleet-data", pooled_allowance="12")]}
+    )
+    other_pool = api_client.post(
+        VERSIONS_URL, {"plan": yearly.pk, "charges": [_data(pool_code="fleet-data-yearly", pooled_allowance="12")]}
+    )
+
+    assert response.status_code == 400, response.data
+    assert response.json()["fields"]["charges.0.pool_code"] == [
+        "The pool 'fleet-data' is shared by the plan SIM monthly, billed monthly; this plan is billed yearly. A pool "
+        "is settled once per billing period, so the plans of one pool bill on the same interval: use a pool per "
+        "interval."
+    ]
+    assert other_pool.status_code == 201, other_pool.data
+    assert list(PlanVersion.objects.filter(plan=yearly).values_list("charges__pool_code", flat=True)) == [
+        "fleet-data-yearly"
+    ]
