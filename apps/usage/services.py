@@ -963,7 +963,9 @@ def _rollups_add(inserted: list[_ValidEvent]) -> None:
     distinct: set[tuple[int, int, str, datetime, str]] = set()
     for event in inserted:
         assert event.id is not None
-        key = (event.customer.pk, event.metric.pk, event.group_key, hour_of(event.occurred_at))
+        moment = event.occurred_at  # in UTC (validation made it so): its hour without converting it again
+        hour = moment.replace(minute=0, second=0, microsecond=0) if moment.tzinfo is UTC else hour_of(moment)
+        key = (event.customer.pk, event.metric.pk, event.group_key, hour)
         delta = deltas[key]
         delta.event_count += 1
         if event.value is not None:

@@ -8,13 +8,14 @@ Python's JSON parser recurses and gives up on values nested some hundreds of lev
 batch holds such an event, the batch is read again one event at a time: the `events` array is cut
 into its elements (a scan that skips strings and counts brackets), each is parsed on its own, and an
 element still too deep for the parser is handed to the service as an `UnreadableEvent`, refused alone.
-The fast path (the whole body at once) is untouched.
-
-The fast path reads a UTF-8 body with orjson (several times faster than Python's parser on a
-1,000-event batch). Whatever orjson does not read exactly as Python's parser would — a body it
-refuses (not JSON, an unpaired surrogate, 1e400, nested beyond its limit, a charset other than
-UTF-8), or one holding a run of 19 digits or more (orjson reads integers beyond 64 bits as floats) —
-is read again by Python's parser, as before: the same data, the same errors.
+The fast path (the whole body at once) reads a UTF-8 body with orjson (C, and it builds fewer
+intermediate objects than Python's parser). Whatever orjson does not read exactly as Python's parser
+would — a body it refuses (not JSON, an unpaired surrogate, 1e400, NaN, nested beyond its limit of
+1,024 levels), a charset other than UTF-8, or a body holding a run of 19 digits or more (orjson reads
+integers beyond 64 bits as floats) — is read by Python's parser, as before: the same data, the same
+errors. One difference remains at the edge: an event nested between Python's limit (about 900 levels
+under a web server, it depends on the stack) and orjson's is now read, and refused for its properties
+nesting deeper than 5 levels instead of as too deep to read (same code, `invalid`).
 """
 
 import re
