@@ -38,7 +38,10 @@ UNREADABLE_EVENT_REASON = gettext_lazy(
 # events array without parsing them. Possessive repeats: no backtracking on long strings.
 _TOKENS = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{},:]')
 # 19 digits in a row: maybe an integer beyond 64 bits (or inside a string: read by Python's parser anyway).
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# Found by mapping every digit to "0" and anything else to " " (two passes in C, ~20 times faster than
+# a regular expression, which tries a match at every byte).
+_DIGITS_AS_ZEROS = bytes(ord("0") if chr(byte).isdigit() and byte < 128 else ord(" ") for byte in range(256))
+_LONG_DIGITS = b"0" * 19
 _NOT_READ = object()
 
 
@@ -46,7 +49,7 @@ def _fast_loads(stream: Any, parser_context: dict[str, Any] | None) -> tuple[Any
     """(the body parsed by orjson, the body) or (`_NOT_READ`, the body) when Python's parser must read it."""
     body = stream.read()
     encoding = parsers.get_encoding(parser_context or {})
-    if encoding.lower().replace("_", "-") not in ("utf-8", "utf8") or _LONG_DIGITS.search(body):
+    if encoding.lower().replace("_", "-") not in ("utf-8", "utf8") or _LONG_DIGITS in body.translate(_DIGITS_AS_ZEROS):
         return _NOT_READ, body
     try:
         return orjson.loads(body), body
