@@ -123,7 +123,7 @@ class Server:
         self._wait_ready(port)
 
     def _wait_ready(self, port: int) -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded machine can take that long to boot the workers
         while time.monotonic() < deadline:
             try:
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)

@@ -25,11 +25,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
+import orjson
 from django.apps import apps
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Field as DjangoField
-from django.db.models import Model
+from django.db.models import JSONField, Model
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext, ngettext
 
@@ -817,10 +818,12 @@ def invoiced_spans(*, customer_ids: set[int], metric_codes: set[str]) -> dict[tu
 
 # --- storage ---------------------------------------------------------------------------------------
 #
-# On PostgreSQL each statement passes one array per column and reads the rows with `unnest`: a
-# 1,000-event batch is a handful of short statements with a few parameters each, instead of
-# thousands of placeholders that the driver would have to split and quote one by one. Other databases
-# (SQLite in development and tests) get the same statements with a multi-row VALUES list.
+# On PostgreSQL each statement passes its rows as one JSON text, read with `json_to_recordset` (each
+# column converted by its type's input function: exact decimals and microseconds): a 1,000-event batch
+# is a handful of short statements with one parameter each. orjson writes the text in C; arrays of
+# typed values (`unnest(%s::numeric[], …)`, as before) cost the driver about three times more Python
+# time to adapt, element by element (docs/performance.md, section 1). Other databases (SQLite in
+# development and tests) get the same statements with a multi-row VALUES list.
 
 
 def _stored_transaction_ids(transaction_ids: list[str]) -> set[str]:
@@ -839,10 +842,10 @@ def _insert_rows(
     columns = ", ".join(quote(f.column) for f in fields if f.column is not None)
     returned: list[tuple[Any, ...]] = []
     if connection.vendor == "postgresql":
-        arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+        source, parameter = _json_rows(fields, rows)
         cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) {suffix}",  # noqa: S608
-            [list(column) for column in zip(*rows, strict=True)],
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {source} {suffix}",  # noqa: S608
+            [parameter],
         )
         return cursor.fetchall() if "RETURNING" in suffix else []
     for chunk in _chunks(rows, INSERT_CHUNK):
@@ -854,6 +857,34 @@ def _insert_rows(
         if "RETURNING" in suffix:
             returned += cursor.fetchall()
     return returned
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)  # exact: numeric's input function reads it back as it was
+    raise TypeError(f"{type(value).__name__} is not a column value")
+
+
+def _json_rows(fields: "list[DjangoField[Any, Any]]", rows: list[list[Any]]) -> tuple[str, str]:
+    """PostgreSQL: the rows as a source for `SELECT … FROM`, `ROWS FROM (json_to_recordset(%s::json) AS
+    (<columns with their types>)) WITH ORDINALITY AS batch(<columns>, position)`, and the JSON text
+    for its parameter. A JSON field's value is given as its JSON text (stored as it is); decimals as
+    strings, times as ISO 8601 with their offset."""
+    names = [f.column for f in fields]
+    json_fields = [isinstance(f, JSONField) for f in fields]
+    if any(json_fields):
+        rows = [
+            [orjson.Fragment(value) if is_json else value for value, is_json in zip(row, json_fields, strict=True)]
+            for row in rows
+        ]
+    text = orjson.dumps([dict(zip(names, row, strict=True)) for row in rows], default=_json_default).decode()
+    quote = connection.ops.quote_name
+    definitions = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in fields)
+    columns = ", ".join(quote(f.column) for f in fields)
+    return (
+        f"ROWS FROM (json_to_recordset(%s::json) AS ({definitions})) WITH ORDINALITY AS batch({columns}, position)",
+        text,
+    )
 
 
 _EVENT_COLUMNS = (
@@ -893,16 +924,15 @@ def _insert_events(valid: list[_ValidEvent], *, received_at: datetime) -> list[_
         if postgresql:
             columns = [quote(f.column) for f in fields if f.column is not None]
             key_columns = ", ".join(quote(f.column) for f in key_fields if f.column is not None)
-            arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+            source, parameter = _json_rows(fields, rows)
             cursor.execute(
-                f"WITH batch AS (SELECT * FROM unnest({arrays}) WITH ORDINALITY "  # noqa: S608
-                f"AS batch({', '.join(columns)}, position)), "
+                f"WITH batch AS (SELECT * FROM {source}), "  # noqa: S608
                 f"claimed AS (INSERT INTO {keys_table} ({key_columns}) SELECT {key_columns} FROM batch "
                 f"ORDER BY position ON CONFLICT ({key}) DO NOTHING RETURNING {key}) "
                 f"INSERT INTO {events_table} ({', '.join(columns)}) "
                 f"SELECT {', '.join(f'batch.{column}' for column in columns)} FROM batch JOIN claimed USING ({key}) "
                 f"ORDER BY batch.position RETURNING {quote('id')}, {key}",
-                [list(column) for column in zip(*rows, strict=True)],
+                [parameter],
             )
             returned = cursor.fetchall()
         else:
