@@ -123,7 +123,7 @@ class Server:
         self._wait_ready(port)
 
     def _wait_ready(self, port: int) -> None:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a loaded machine can take that long to boot the workers
         while time.monotonic() < deadline:
             try:
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
@@ -134,11 +134,60 @@ class Server:
                 time.sleep(0.2)
         raise SystemExit("gunicorn did not start; see /tmp/bench-gunicorn.log")
 
+    def pids(self) -> list[int]:
+        """The gunicorn master and its workers (none for a server given by --url)."""
+        if self.process is None:
+            return []
+        return [self.process.pid, *child_pids(self.process.pid)]
+
     def stop(self) -> None:
         if self.process is not None:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=30)
             self.log.close()
+
+
+def child_pids(parent: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                children.append(int(entry.name))
+    return children
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU time of each process (Linux /proc), by pid; processes gone are left out."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    times = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        times[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    return times
+
+
+def cpu_used(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two `cpu_seconds` snapshots by the processes in both."""
+    return sum(after[pid] - before[pid] for pid in before if pid in after)
+
+
+def database_backend_pids(database_url: str) -> list[int]:
+    """The PostgreSQL backends connected to the bench database (the server's persistent connections)."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        rows = connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"
+        ).fetchall()
+    return [pid for (pid,) in rows]
 
 
 def _free_port() -> int:
