@@ -318,7 +318,11 @@ class Charge(models.Model):
 
     def price_for(self, currency: str) -> "Price | None":
         """The charge's (default) price in `currency`: the one that names no dimension values and no
-        time window (with peak hours: the off-peak price)."""
+        time window (with peak hours: the off-peak price). A billing run chunk, which loads its prices
+        once and never changes them, sets `frozen_default_prices` ({currency: price}) first."""
+        frozen = self.__dict__.get("frozen_default_prices")
+        if frozen is not None:
+            return frozen.get(currency)
         return next(
             (
                 price

@@ -196,6 +196,12 @@ def _load_versions(subscriptions: list[Subscription]) -> None:
         for charge in version.charges.all():
             for price in charge.prices.all():
                 price.frozen_spec = price.to_spec()  # quoted many times below, never changed
+            # Looked up several times per subscription below (`Charge.price_for`), never changed.
+            charge.frozen_default_prices = {
+                currency: price
+                for currency in {price.currency for price in charge.prices.all()}
+                if (price := charge.price_for(currency)) is not None
+            }
     for subscription in subscriptions:
         subscription.plan_version = versions[subscription.plan_version_id]
 
