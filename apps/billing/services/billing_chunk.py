@@ -197,10 +197,10 @@ def _load_versions(subscriptions: list[Subscription]) -> None:
             for price in charge.prices.all():
                 price.frozen_spec = price.to_spec()  # quoted many times below, never changed
             # Looked up several times per subscription below (`Charge.price_for`), never changed.
-            charge.frozen_default_prices = {
-                currency: price
+            vars(charge)["frozen_default_prices"] = {
+                currency: default
                 for currency in {price.currency for price in charge.prices.all()}
-                if (price := charge.price_for(currency)) is not None
+                if (default := charge.price_for(currency)) is not None
             }
     for subscription in subscriptions:
         subscription.plan_version = versions[subscription.plan_version_id]
@@ -342,8 +342,8 @@ def _compute(
         usage.setdefault(subscription_id, {})[charge_id] = split
 
     rates = active_tax_rates(countries={str(s.customer.country.code) for s in subscriptions})
-    recurring_cache: dict[tuple, list[LineDraft]] = {}
-    treatments: dict[tuple, tuple[TaxTreatment, TaxRateSpec | None]] = {}
+    recurring_cache: dict[tuple[Any, ...], list[LineDraft]] = {}
+    treatments: dict[tuple[Any, ...], tuple[TaxTreatment, TaxRateSpec | None]] = {}
     bills = []
     for subscription in subscriptions:
         try:
@@ -366,8 +366,8 @@ def _bill_of(
     usage: dict[int, dict[str, Decimal]] | None,
     metrics: dict[str, BillableMetric],
     rates: list[TaxRate],
-    recurring_cache: dict[tuple, list[LineDraft]],
-    treatments: dict[tuple, tuple[TaxTreatment, TaxRateSpec | None]],
+    recurring_cache: dict[tuple[Any, ...], list[LineDraft]],
+    treatments: dict[tuple[Any, ...], tuple[TaxTreatment, TaxRateSpec | None]],
 ) -> _Bill:
     currency = subscription.currency
     period = _period(subscription)
@@ -419,7 +419,7 @@ def _bill_of(
 
 
 def _tax_treatment(
-    customer: Any, rates: list[TaxRate], treatments: dict[tuple, tuple[TaxTreatment, TaxRateSpec | None]]
+    customer: Any, rates: list[TaxRate], treatments: dict[tuple[Any, ...], tuple[TaxTreatment, TaxRateSpec | None]]
 ) -> tuple[TaxTreatment, TaxRateSpec | None]:
     """`customer_tax_treatment_among` and its rate's spec, worked out once per distinct set of the
     customer fields it reads (exemption, country, region, tax id): most of a chunk's customers share
@@ -437,6 +437,8 @@ def _tax_treatment(
 
 # --- writing ----------------------------------------------------------------------------------------
 
+
+_Row = tuple[Any, ...]
 
 # The columns the bulk path writes, in the order of the tuples built below (the other columns take
 # their field's default). The rows are tuples, not dicts: a chunk writes thousands of them.
@@ -539,7 +541,7 @@ def _write(bills: list[_Bill], now: datetime, *, finalize: bool, outcome: ChunkO
     return invoice_ids
 
 
-def _issue(invoice_ids: list[int], bills: list[_Bill], now: datetime) -> tuple[list[tuple], list[tuple]]:
+def _issue(invoice_ids: list[int], bills: list[_Bill], now: datetime) -> tuple[list[_Row], list[_Row]]:
     """Issue the chunk's invoices as `invoice_finalize` does, all at once: consecutive numbers of the
     series (one locked counter update), seller and buyer snapshots, due dates by the customer's
     terms; a zero-amount invoice is paid at once. Returns each invoice's issued fields (the values of
@@ -656,7 +658,7 @@ def _insert(
 def _insert_rows(
     model: type[models.Model],
     columns: Sequence[str],
-    rows: list[tuple],
+    rows: list[_Row],
     *,
     returning_ids: bool = False,
     ids: list[int] | None = None,
@@ -698,18 +700,19 @@ def _insert_rows(
         with cursor.cursor.copy(f"COPY {connection.ops.quote_name(table)} ({names}) FROM STDIN") as copy:
             write_row = copy.write_row
             for index, row in enumerate(rows):
+                values: Sequence[Any] = row
                 if encoders:
-                    row = list(row)
+                    values = list(row)
                     for position, encoder in encoders.items():
-                        if row[position] is not None:
-                            row[position] = encoder.encode(row[position])
-                write_row((ids[index], *row, *tail) if ids else (*row, *tail))
+                        if values[position] is not None:
+                            values[position] = encoder.encode(values[position])
+                write_row((ids[index], *values, *tail) if ids else (*values, *tail))
     return ids
 
 
 def _copy_value(field: models.Field, value: Any) -> Any:
     if isinstance(field, models.JSONField) and value is not None:
-        return json.dumps(value, cls=field.encoder)  # type: ignore[attr-defined]
+        return json.dumps(value, cls=field.encoder)
     return value
 
 
