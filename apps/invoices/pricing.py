@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
-from apps.core.money import quantize_amount, quantize_fraction, quantize_ratio
+from apps.core.money import quantize_amount, quantize_fraction
 
 
 def invoice_totals(*, line_amounts: list[Decimal], tax_total: Decimal, currency: str) -> tuple[Decimal, Decimal]:
@@ -45,13 +45,13 @@ def tax_breakdown(*, lines: list[tuple[Decimal, TaxRateSpec | None]], currency: 
             sums[rate] = sums.get(rate, Decimal(0)) + amount
     breakdown = []
     for rate, base in sums.items():
-        # base × p/(100+p) or base × p/100 with p = n/d, rounded once: in integers (`quantize_ratio`).
-        share = Fraction(rate.percentage)
         if rate.inclusive:
-            tax = quantize_ratio(base, share.numerator, 100 * share.denominator + share.numerator, currency)
+            tax = quantize_fraction(
+                Fraction(base) * Fraction(rate.percentage) / (100 + Fraction(rate.percentage)), currency
+            )
             taxable = base - tax
         else:
-            tax = quantize_ratio(base, share.numerator, 100 * share.denominator, currency)
+            tax = quantize_fraction(Fraction(base) * Fraction(rate.percentage) / 100, currency)
             taxable = base
         breakdown.append(
             TaxAmount(
