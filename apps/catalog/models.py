@@ -335,7 +335,11 @@ class Charge(models.Model):
 
     def price_for(self, currency: str) -> "Price | None":
         """The charge's (default) price in `currency`: the one that names no dimension values and no
-        time window (with peak hours: the off-peak price)."""
+        time window (with peak hours: the off-peak price). A billing run chunk, which loads its prices
+        once and never changes them, sets `frozen_default_prices` ({currency: price}) first."""
+        frozen = self.__dict__.get("frozen_default_prices")
+        if frozen is not None:
+            return frozen.get(currency)
         return next(
             (
                 price
@@ -869,6 +873,9 @@ def metric_filters_problems(filters: object) -> list[str]:
     return problems
 
 
+_AGGREGATION_VALUES = frozenset(MetricAggregation.values)
+
+
 class BillableMetric(TimeStampedModel):
     """What usage charges count: an aggregation of a period's usage events with the same metric code.
 
@@ -1020,7 +1027,10 @@ class BillableMetric(TimeStampedModel):
     def aggregation_label(self) -> str:
         """The aggregation with its settings, for invoice explanations: "Count of events", "Time-weighted
         sum of a gauge property, per calendar month", "95th percentile of 5-minute sums of a property"."""
-        aggregation = str(self.get_aggregation_display())
+        # The choice's label, as `get_aggregation_display()` gives it, without hashing every choice's
+        # lazy label (one translation each) on every call: invoice lines ask for it once per usage line.
+        value = self.aggregation
+        aggregation = str(MetricAggregation(value).label) if value in _AGGREGATION_VALUES else str(value)
         if self.aggregation == MetricAggregation.WEIGHTED_SUM and self.time_unit:
             per_unit = {
                 WeightedTimeUnit.HOUR: gettext("%(aggregation)s, per hour"),

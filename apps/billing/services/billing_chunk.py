@@ -28,7 +28,7 @@ chunk back: the next run bills it.
 import gc
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,7 +45,7 @@ from apps.core import clock
 from apps.core.money import quantize_amount
 from apps.invoices.constants import InvoiceEventType, InvoiceStatus
 from apps.invoices.models import Invoice, InvoicedPeriod, InvoiceEvent, InvoiceItem, InvoiceLine, InvoiceTax, TaxRate
-from apps.invoices.pricing import invoice_totals, tax_added, tax_breakdown
+from apps.invoices.pricing import TaxRateSpec, invoice_totals, tax_added, tax_breakdown
 from apps.invoices.services.lifecycle import (
     bill_language,
     customer_snapshot,
@@ -53,7 +53,12 @@ from apps.invoices.services.lifecycle import (
     payment_terms_days,
 )
 from apps.invoices.services.numbering import invoice_numbers_allocate
-from apps.invoices.services.taxes import active_tax_rates, customer_tax_treatment_among, tax_rate_spec
+from apps.invoices.services.taxes import (
+    TaxTreatment,
+    active_tax_rates,
+    customer_tax_treatment_among,
+    tax_rate_spec,
+)
 from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import ScheduledChange, Subscription, SubscriptionPriceOverride, SubscriptionSegment
 from apps.subscriptions.periods import Period, period_containing
@@ -191,6 +196,12 @@ def _load_versions(subscriptions: list[Subscription]) -> None:
         for charge in version.charges.all():
             for price in charge.prices.all():
                 price.frozen_spec = price.to_spec()  # quoted many times below, never changed
+            # Looked up several times per subscription below (`Charge.price_for`), never changed.
+            vars(charge)["frozen_default_prices"] = {
+                currency: default
+                for currency in {price.currency for price in charge.prices.all()}
+                if (default := charge.price_for(currency)) is not None
+            }
     for subscription in subscriptions:
         subscription.plan_version = versions[subscription.plan_version_id]
 
@@ -331,11 +342,12 @@ def _compute(
         usage.setdefault(subscription_id, {})[charge_id] = split
 
     rates = active_tax_rates(countries={str(s.customer.country.code) for s in subscriptions})
-    recurring_cache: dict[tuple, list[LineDraft]] = {}
+    recurring_cache: dict[tuple[Any, ...], list[LineDraft]] = {}
+    treatments: dict[tuple[Any, ...], tuple[TaxTreatment, TaxRateSpec | None]] = {}
     bills = []
     for subscription in subscriptions:
         try:
-            bill = _bill_of(subscription, usage.get(subscription.pk), metrics, rates, recurring_cache)
+            bill = _bill_of(subscription, usage.get(subscription.pk), metrics, rates, recurring_cache, treatments)
         except Exception as exc:  # noqa: BLE001 - one subscription must not stop the chunk
             logger.exception("billing subscription %s failed", subscription.pk)
             outcome.errors.append({"subscription": subscription.pk, "error": f"{type(exc).__name__}: {exc}"})
@@ -354,7 +366,8 @@ def _bill_of(
     usage: dict[int, dict[str, Decimal]] | None,
     metrics: dict[str, BillableMetric],
     rates: list[TaxRate],
-    recurring_cache: dict[tuple, list[LineDraft]],
+    recurring_cache: dict[tuple[Any, ...], list[LineDraft]],
+    treatments: dict[tuple[Any, ...], tuple[TaxTreatment, TaxRateSpec | None]],
 ) -> _Bill:
     currency = subscription.currency
     period = _period(subscription)
@@ -393,8 +406,7 @@ def _bill_of(
                 currency=currency, period=period, billed_from=billed_from,
             )  # fmt: skip
     drafts += recurring_cache[key]
-    treatment = customer_tax_treatment_among(customer=subscription.customer, rates=rates)
-    spec = tax_rate_spec(treatment.rate)
+    treatment, spec = _tax_treatment(subscription.customer, rates, treatments)
     taxes = tax_breakdown(lines=[(draft.amount, spec) for draft in drafts], currency=currency)
     tax_total = quantize_amount(tax_added(taxes), currency)
     subtotal, total = invoice_totals(
@@ -406,151 +418,159 @@ def _bill_of(
     )  # fmt: skip
 
 
+def _tax_treatment(
+    customer: Any, rates: list[TaxRate], treatments: dict[tuple[Any, ...], tuple[TaxTreatment, TaxRateSpec | None]]
+) -> tuple[TaxTreatment, TaxRateSpec | None]:
+    """`customer_tax_treatment_among` and its rate's spec, worked out once per distinct set of the
+    customer fields it reads (exemption, country, region, tax id): most of a chunk's customers share
+    one."""
+    key = (
+        customer.tax_exempt, str(customer.country.code), customer.state, customer.tax_id_type,
+        customer.tax_id_status, customer.tax_id,
+    )  # fmt: skip
+    known = treatments.get(key)
+    if known is None:
+        treatment = customer_tax_treatment_among(customer=customer, rates=rates)
+        known = treatments[key] = (treatment, tax_rate_spec(treatment.rate))
+    return known
+
+
 # --- writing ----------------------------------------------------------------------------------------
+
+
+_Row = tuple[Any, ...]
+
+# The columns the bulk path writes, in the order of the tuples built below (the other columns take
+# their field's default). The rows are tuples, not dicts: a chunk writes thousands of them.
+_INVOICE_COLUMNS = (
+    "created_at", "updated_at", "customer_id", "subscription_id", "period_start_at", "period_end_at", "subtotal",
+    "subtotal_currency", "tax_total", "tax_total_currency", "total", "total_currency", "amount_paid",
+    "amount_paid_currency", "reverse_charge",
+)  # fmt: skip
+_DRAFT_COLUMNS = ("status", "auto_finalize_at")
+_ISSUED_COLUMNS = (
+    "number", "status", "issued_at", "due_on", "seller_details", "customer_details", "auto_finalize_at",
+    "collection_method", "paid_at",
+)  # fmt: skip
+_LINE_COLUMNS = (
+    "invoice_id", "position", "description", "period_start_at", "period_end_at", "kind", "charge_id", "quantity",
+    "unit_amount", "unit_amount_currency", "amount", "amount_currency", "explanation",
+)  # fmt: skip
+_TAX_COLUMNS = (
+    "invoice_id", "rate_id", "name", "percentage", "inclusive", "taxable_amount", "taxable_amount_currency",
+    "tax_amount", "tax_amount_currency",
+)  # fmt: skip
+_PERIOD_COLUMNS = ("invoice_id", "subscription_id", "period_start_at", "period_end_at")
+_EVENT_COLUMNS = ("invoice_id", "type", "occurred_at", "data")
 
 
 def _write(bills: list[_Bill], now: datetime, *, finalize: bool, outcome: ChunkOutcome) -> list[int]:
     written_at = clock.now()
     auto_finalize_at = now + timedelta(hours=settings.INVOICE_DRAFT_GRACE_HOURS)
+    zero = Decimal(0)
     invoice_rows = []
     for bill in bills:
         subscription, currency = bill.subscription, bill.subscription.currency
         period_start_at, period_end_at = invoice_span(bill.drafts, start=bill.billed_from, end=bill.period.end)
         invoice_rows.append(
-            {
-                "created_at": written_at,
-                "updated_at": written_at,
-                "customer_id": subscription.customer_id,
-                "subscription_id": subscription.pk,
-                "status": InvoiceStatus.DRAFT,
-                "period_start_at": period_start_at,
-                "period_end_at": period_end_at,
-                "subtotal": bill.subtotal,
-                "subtotal_currency": currency,
-                "tax_total": bill.tax_total,
-                "tax_total_currency": currency,
-                "total": bill.total,
-                "total_currency": currency,
-                "amount_paid": Decimal(0),
-                "amount_paid_currency": currency,
-                "reverse_charge": bill.reverse_charge,
-                "auto_finalize_at": auto_finalize_at,
-            }  # fmt: skip
-        )
+            (
+                written_at, written_at, subscription.customer_id, subscription.pk, period_start_at, period_end_at,
+                bill.subtotal, currency, bill.tax_total, currency, bill.total, currency, zero, currency,
+                bill.reverse_charge,
+            )
+        )  # fmt: skip
+    draft_fields = (InvoiceStatus.DRAFT, auto_finalize_at)
     # On PostgreSQL the invoices are written last, already issued, with ids taken first: their lines
     # and taxes go in before them (foreign keys are checked at commit), since the database refuses
     # lines on an issued invoice. Elsewhere: drafts first, issued afterwards.
     copying = connection.vendor == "postgresql"
-    invoice_ids = _allocate_ids(Invoice, len(bills)) if copying else _insert(Invoice, invoice_rows, returning_ids=True)
+    invoice_ids = (
+        _allocate_ids(Invoice, len(bills))
+        if copying
+        else _insert_rows(
+            Invoice, _INVOICE_COLUMNS + _DRAFT_COLUMNS, [row + draft_fields for row in invoice_rows], returning_ids=True
+        )
+    )
 
     lines, taxes, periods, events = [], [], [], []
+    created = InvoiceEventType.CREATED
     for invoice_id, bill in zip(invoice_ids, bills, strict=True):
-        currency = bill.subscription.currency
+        subscription, currency = bill.subscription, bill.subscription.currency
         for position, draft in enumerate(bill.drafts, start=1):
             lines.append(
-                {
-                    "invoice_id": invoice_id,
-                    "position": position,
-                    "description": draft.description,
-                    "period_start_at": draft.period_start_at,
-                    "period_end_at": draft.period_end_at,
-                    "kind": draft.kind,
-                    "charge_id": draft.charge.pk if draft.charge is not None else None,
-                    "quantity": draft.quantity,
-                    "unit_amount": draft.unit_amount,
-                    "unit_amount_currency": currency,
-                    "amount": draft.amount,
-                    "amount_currency": currency,
-                    "explanation": list(draft.explanation),
-                }  # fmt: skip
-            )
+                (
+                    invoice_id, position, draft.description, draft.period_start_at, draft.period_end_at, draft.kind,
+                    draft.charge.pk if draft.charge is not None else None, draft.quantity, draft.unit_amount,
+                    currency, draft.amount, currency, list(draft.explanation),
+                )
+            )  # fmt: skip
         for tax in bill.taxes:
             taxes.append(
-                {
-                    "invoice_id": invoice_id,
-                    "rate_id": tax.rate_id,
-                    "name": tax.name,
-                    "percentage": tax.percentage,
-                    "inclusive": tax.inclusive,
-                    "taxable_amount": tax.taxable_amount,
-                    "taxable_amount_currency": currency,
-                    "tax_amount": tax.tax_amount,
-                    "tax_amount_currency": currency,
-                }  # fmt: skip
-            )
-        periods.append(
-            {"invoice_id": invoice_id, "subscription_id": bill.subscription.pk,
-             "period_start_at": bill.billed_from, "period_end_at": bill.period.end}
-        )  # fmt: skip
+                (
+                    invoice_id, tax.rate_id, tax.name, tax.percentage, tax.inclusive, tax.taxable_amount, currency,
+                    tax.tax_amount, currency,
+                )
+            )  # fmt: skip
+        periods.append((invoice_id, subscription.pk, bill.billed_from, bill.period.end))
         events.append(
-            {
-                "invoice_id": invoice_id,
-                "type": InvoiceEventType.CREATED,
-                "occurred_at": now,
-                "data": {
-                    "subscription": bill.subscription.pk,
-                    "period_start": bill.billed_from.isoformat(),
-                    "period_end": bill.period.end.isoformat(),
-                },
-            }  # fmt: skip
-        )
-    _insert(InvoiceLine, lines)
-    _insert(InvoiceTax, taxes)
-    _insert(InvoicedPeriod, periods)
-    issued: list[dict[str, Any]] = []
+            (
+                invoice_id, created, now,
+                {"subscription": subscription.pk, "period_start": bill.billed_from.isoformat(),
+                 "period_end": bill.period.end.isoformat()},
+            )
+        )  # fmt: skip
+    _insert_rows(InvoiceLine, _LINE_COLUMNS, lines)
+    _insert_rows(InvoiceTax, _TAX_COLUMNS, taxes)
+    _insert_rows(InvoicedPeriod, _PERIOD_COLUMNS, periods)
     if finalize:
         issued, issue_events = _issue(invoice_ids, bills, now)
         events += issue_events
+        if copying:
+            rows = [row + fields for row, fields in zip(invoice_rows, issued, strict=True)]
+            _insert_rows(Invoice, _INVOICE_COLUMNS + _ISSUED_COLUMNS, rows, ids=invoice_ids)
+        else:
+            for invoice_id, fields in zip(invoice_ids, issued, strict=True):
+                Invoice.objects.filter(pk=invoice_id).update(**dict(zip(_ISSUED_COLUMNS, fields, strict=True)))
+    elif copying:
+        rows = [row + draft_fields for row in invoice_rows]
+        _insert_rows(Invoice, _INVOICE_COLUMNS + _DRAFT_COLUMNS, rows, ids=invoice_ids)
+    _insert_rows(InvoiceEvent, _EVENT_COLUMNS, events)
     if copying:
-        rows = [{**row, **fields} for row, fields in zip(invoice_rows, issued, strict=True)] if issued else invoice_rows
-        _insert(Invoice, rows, ids=invoice_ids)
-    else:
-        for invoice_id, fields in zip(invoice_ids, issued, strict=False):
-            Invoice.objects.filter(pk=invoice_id).update(**fields)
-    _insert(InvoiceEvent, events)
-    if connection.vendor == "postgresql":
         outcome.copy_statements += sum(1 for rows in (invoice_rows, lines, taxes, periods, events) if rows)
     _advance_periods(bills, written_at)
     return invoice_ids
 
 
-def _issue(invoice_ids: list[int], bills: list[_Bill], now: datetime) -> tuple[list[dict[str, Any]], list[dict]]:
+def _issue(invoice_ids: list[int], bills: list[_Bill], now: datetime) -> tuple[list[_Row], list[_Row]]:
     """Issue the chunk's invoices as `invoice_finalize` does, all at once: consecutive numbers of the
     series (one locked counter update), seller and buyer snapshots, due dates by the customer's
-    terms; a zero-amount invoice is paid at once. Returns each invoice's issued fields and the events
-    to record."""
+    terms; a zero-amount invoice is paid at once. Returns each invoice's issued fields (the values of
+    `_ISSUED_COLUMNS`) and the events to record (the values of `_EVENT_COLUMNS`)."""
     numbers = invoice_numbers_allocate(issued_at=now, count=len(bills))
     seller = dict(settings.SELLER)
     issued, events = [], []
+    due_on_by_terms: dict[int, Any] = {}
     for invoice_id, bill, number in zip(invoice_ids, bills, numbers, strict=True):
         customer = bill.subscription.customer
         paid = bill.total == 0
+        terms = payment_terms_days(customer)
+        due_on = due_on_by_terms.get(terms)
+        if due_on is None:
+            due_on = due_on_by_terms[terms] = (now + timedelta(days=terms)).date()
         issued.append(
-            {
-                "number": number,
-                "status": InvoiceStatus.PAID if paid else InvoiceStatus.OPEN,
-                "issued_at": now,
-                "due_on": (now + timedelta(days=payment_terms_days(customer))).date(),
-                "seller_details": seller,
-                "customer_details": customer_snapshot(customer),
-                "auto_finalize_at": None,
-                "collection_method": customer.collection_method,
-                "paid_at": now if paid else None,
-            }
-        )
+            (
+                number, InvoiceStatus.PAID if paid else InvoiceStatus.OPEN, now, due_on, seller,
+                customer_snapshot(customer), None, customer.collection_method, now if paid else None,
+            )
+        )  # fmt: skip
         events.append(
-            {
-                "invoice_id": invoice_id,
-                "type": InvoiceEventType.FINALIZED,
-                "occurred_at": now,
-                "data": {"number": number, "total": str(bill.total), "currency": bill.subscription.currency},
-            }
-        )
+            (
+                invoice_id, InvoiceEventType.FINALIZED, now,
+                {"number": number, "total": str(bill.total), "currency": bill.subscription.currency},
+            )
+        )  # fmt: skip
         if paid:
-            events.append(
-                {"invoice_id": invoice_id, "type": InvoiceEventType.PAID, "occurred_at": now,
-                 "data": {"reason": "zero amount"}}
-            )  # fmt: skip
+            events.append((invoice_id, InvoiceEventType.PAID, now, {"reason": "zero amount"}))
     return issued, events
 
 
@@ -625,34 +645,75 @@ def _insert(
     `bulk_create`."""
     if not rows:
         return []
+    columns = tuple(dict.fromkeys(name for row in rows for name in row))
+    missing = object()
+    values = [tuple(row.get(name, missing) for name in columns) for row in rows]
+    if any(value is missing for row in values for value in row):
+        # Rows naming different columns: each row's own, with the defaults of the others.
+        defaults = {f.attname: f.get_default() for f in model._meta.concrete_fields if not f.primary_key}
+        values = [tuple(row[name] if name in row else defaults[name] for name in columns) for row in rows]
+    return _insert_rows(model, columns, values, returning_ids=returning_ids, ids=ids)
+
+
+def _insert_rows(
+    model: type[models.Model],
+    columns: Sequence[str],
+    rows: list[_Row],
+    *,
+    returning_ids: bool = False,
+    ids: list[int] | None = None,
+) -> list[int]:
+    """Insert rows given as tuples of the values of `columns` (attnames, JSON columns as Python
+    values); the model's other columns take their field's default, computed once for all the rows.
+
+    PostgreSQL: COPY, each row the given values followed by the defaults (ids taken from the table's
+    sequence first, when asked for). Elsewhere: `bulk_create`."""
+    if not rows:
+        return []
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    defaults = {f.attname: f.get_default() for f in fields}
+    by_name = {f.attname: f for f in fields}
+    others = [f for f in fields if f.attname not in set(columns)]
     if connection.vendor != "postgresql":
-        created = model.objects.bulk_create([model(**{**defaults, **row}) for row in rows], batch_size=500)
+        defaults = {f.attname: f.get_default() for f in others}
+        created = model.objects.bulk_create(
+            [model(**defaults, **dict(zip(columns, row, strict=True))) for row in rows], batch_size=500
+        )
         return [obj.pk for obj in created]
     table = model._meta.db_table
     pk_column = model._meta.pk.column
     if ids is None:
         ids = _allocate_ids(model, len(rows)) if returning_ids else []
+    # The same JSON text as json.dumps(value, cls=field.encoder), with one encoder for all the rows.
+    encoders = {
+        index: (by_name[name].encoder or json.JSONEncoder)()  # type: ignore[attr-defined]
+        for index, name in enumerate(columns)
+        if isinstance(by_name[name], models.JSONField)
+    }
+    tail = tuple(_copy_value(f, f.get_default()) for f in others)
+    names = ", ".join(
+        connection.ops.quote_name(column)
+        for column in ([pk_column] if ids else [])
+        + [by_name[name].column for name in columns]
+        + [f.column for f in others]
+    )
     with connection.cursor() as cursor:
-        columns = [f.column for f in fields]
-        json_columns = {f.attname for f in fields if isinstance(f, models.JSONField)}
-        names = ", ".join(connection.ops.quote_name(column) for column in ([pk_column] if ids else []) + columns)
         with cursor.cursor.copy(f"COPY {connection.ops.quote_name(table)} ({names}) FROM STDIN") as copy:
+            write_row = copy.write_row
             for index, row in enumerate(rows):
-                values = _row_values(fields, defaults, row, json_columns)
-                copy.write_row([ids[index], *values] if ids else values)
+                values: Sequence[Any] = row
+                if encoders:
+                    values = list(row)
+                    for position, encoder in encoders.items():
+                        if values[position] is not None:
+                            values[position] = encoder.encode(values[position])
+                write_row((ids[index], *values, *tail) if ids else (*values, *tail))
     return ids
 
 
-def _row_values(fields: Iterable[models.Field], defaults: dict, row: dict, json_columns: set[str]) -> list[Any]:
-    values = []
-    for f in fields:
-        value = row[f.attname] if f.attname in row else defaults[f.attname]
-        if f.attname in json_columns:
-            value = json.dumps(value, cls=f.encoder) if value is not None else None  # type: ignore[attr-defined]
-        values.append(value)
-    return values
+def _copy_value(field: models.Field, value: Any) -> Any:
+    if isinstance(field, models.JSONField) and value is not None:
+        return json.dumps(value, cls=field.encoder)
+    return value
 
 
 def _english_active() -> bool:

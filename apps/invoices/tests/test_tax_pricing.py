@@ -63,3 +63,32 @@ def test_tax_is_never_negative_rounded_once_and_inclusive_net_plus_tax_is_gross(
         assert tax.taxable_amount + tax.tax_amount == gross
     else:
         assert tax.taxable_amount == gross
+
+
+def test_a_half_cent_of_tax_rounds_away_from_zero_on_credits_as_on_charges():
+    # 0.05 × 10 % = 0.005 → 0.01; −0.05 × 10 % = −0.005 → −0.01; 0.55 × 1/11 (10 % included) = 0.05
+    rate = TaxRateSpec(rate_id=3, name="GST", percentage=Decimal("10"), inclusive=False)
+    included = TaxRateSpec(rate_id=4, name="GST", percentage=Decimal("10"), inclusive=True)
+
+    assert tax_breakdown(lines=[(Decimal("0.05"), rate)], currency="AUD")[0].tax_amount == Decimal("0.01")
+    assert tax_breakdown(lines=[(Decimal("-0.05"), rate)], currency="AUD")[0].tax_amount == Decimal("-0.01")
+    assert tax_breakdown(lines=[(Decimal("0.55"), included)], currency="AUD")[0].tax_amount == Decimal("0.05")
+
+
+@given(
+    base=st.decimals(min_value=Decimal("-100000"), max_value=Decimal("100000"), places=4),
+    percentage=percentages,
+    inclusive=st.booleans(),
+    currency=st.sampled_from(["USD", "JPY", "KWD"]),
+)
+def test_the_tax_is_the_exact_share_of_the_base_rounded_once_half_away_from_zero(base, percentage, inclusive, currency):
+    from fractions import Fraction
+
+    from apps.core.money import quantize_fraction
+
+    rate = TaxRateSpec(rate_id=5, name="Tax", percentage=percentage, inclusive=inclusive)
+    share = Fraction(percentage) / (100 + Fraction(percentage)) if inclusive else Fraction(percentage) / 100
+
+    [tax] = tax_breakdown(lines=[(base, rate)], currency=currency)
+
+    assert tax.tax_amount == quantize_fraction(Fraction(base) * share, currency)
