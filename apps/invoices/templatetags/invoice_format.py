@@ -8,9 +8,9 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 from django import template
+from django.utils import timezone
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
-from django.utils import timezone
 from djmoney.money import Money
 
 from apps.core.money_format import grouped, money_text, reader_is_chinese, significant_places
