@@ -9,6 +9,8 @@ from decimal import Decimal, InvalidOperation
 
 from django import template
 from django.utils import timezone
+from django.utils.html import conditional_escape
+from django.utils.safestring import SafeString, mark_safe
 from djmoney.money import Money
 
 from apps.core.money_format import grouped, money_text, reader_is_chinese, significant_places
@@ -94,3 +96,11 @@ def service_period(start, end) -> str:
     if start_day is None or end_day is None:
         return ""
     return f"{_format_day(start_day)} – {_format_day(end_day)}"
+
+
+@register.filter
+def address_text(lines) -> SafeString:
+    """Address lines as one escaped text, a line break between lines, for an element styled
+    `white-space: pre-line`; spaces and line breaks inside a line are collapsed to one space, as
+    they were between <br> tags."""
+    return mark_safe("\n".join(conditional_escape(" ".join(str(line).split())) for line in lines or ()))  # noqa: S308

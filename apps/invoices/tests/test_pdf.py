@@ -29,7 +29,14 @@ from apps.invoices.services import (
     invoice_void,
 )
 from apps.invoices.services.pdf import PdfNotAvailable, invoice_pdf_context
-from apps.invoices.templatetags.invoice_format import bill_date, money, quantity, service_period, unit_price
+from apps.invoices.templatetags.invoice_format import (
+    address_text,
+    bill_date,
+    money,
+    quantity,
+    service_period,
+    unit_price,
+)
 from apps.invoices.tests.factories import DEFAULT_START, make_draft_invoice, make_open_invoice
 from apps.subscriptions.periods import utc
 from apps.subscriptions.tests.factories import make_subscription
@@ -384,6 +391,17 @@ def test_quantity_and_date_filters():
     assert bill_date(None) == ""
     assert service_period(utc(2026, 1, 15, 9), utc(2026, 2, 15, 9)) == "15 Jan 2026 – 15 Feb 2026"
     assert service_period(None, utc(2026, 2, 15)) == ""
+
+
+def test_address_text_is_one_escaped_text_with_a_line_break_between_lines():
+    """The bill shows an address as one `white-space: pre-line` text (fewer boxes than <br> lines):
+    lines are escaped, joined by line breaks, and a line's own spaces and breaks collapse to one space."""
+    assert (
+        address_text(["1 Market Street", "Dublin  D02\nXY45", "Ireland"]) == "1 Market Street\nDublin D02 XY45\nIreland"
+    )
+    assert address_text(["<b>Rue & Co</b>"]) == "&lt;b&gt;Rue &amp; Co&lt;/b&gt;"
+    assert address_text([]) == ""
+    assert address_text(None) == ""
 
 
 def test_filters_work_from_a_template():
