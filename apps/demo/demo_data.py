@@ -42,9 +42,10 @@ from apps.catalog.services import (
 from apps.core import clock
 from apps.core.money import quantize_amount
 from apps.demo.sellers import Sellers, sellers_create, send_yesterdays_usage
-from apps.invoices.constants import BillingRunTrigger, InvoiceStatus
+from apps.invoices.constants import BillingRunTrigger, CreditNoteReason, InvoiceStatus
 from apps.invoices.models import Invoice, TaxRate
 from apps.invoices.services import invoice_mark_uncollectible, invoice_render_pdf, invoice_void
+from apps.invoices.services.credit_notes import CreditNoteLineRequest, credit_note_issue, credit_note_preview
 from apps.payments.constants import PaymentMethod
 from apps.payments.services import invoice_mark_paid, payment_record_manual
 from apps.subscriptions.models import Subscription
@@ -266,9 +267,10 @@ def demo_data_load(*, now: datetime | None = None, progress: Callable[[str], Non
         _subscriptions(customers, plans, now=now, rng=rng)
         sellers = sellers_create(now=now, progress=say)
         billing_runs = _replay_history(customers, sellers, now=now, rng=rng, progress=say)
-        say("a void bill, a write-off, a partial payment, plan changes and a test clock")
+        say("a void bill, a write-off, a partial payment, a credit note, plan changes and a test clock")
         _void_and_write_off(customers, now=now)
         _partial_payment(customers, now=now)
+        _goodwill_credit_note(customers, now=now)
         _showcase(customers, plans, now=now)
         say("drafts waiting for review")
         _drafts_for_review(customers, now=now)
@@ -532,6 +534,36 @@ def _partial_payment(customers: list[Customer], *, now: datetime) -> None:
             customer_id=invoice.customer_id, amount=half, currency=invoice.currency,
             method=PaymentMethod.BANK_TRANSFER, reference=f"Part payment {invoice.number}", received_at=moment,
             allocations=[(invoice.pk, half)],
+        )  # fmt: skip
+
+
+def _goodwill_credit_note(customers: list[Customer], *, now: datetime) -> None:
+    """A fifth of one line of a customer's latest paid bill credited back to its balance after an
+    outage (the next bill takes it off): finance staff find a credit note, its PDF and the balance credit."""
+    late_payers = [c.pk for c, demo in zip(customers, CUSTOMERS, strict=True) if demo.pays_late]
+    invoice = (
+        Invoice.objects.filter(customer__in=customers, status=InvoiceStatus.PAID, total__gt=10)
+        .exclude(customer_id__in=late_payers)
+        .order_by("-issued_at", "-id")
+        .first()
+    )
+    if invoice is None:
+        return
+    line = invoice.lines.filter(amount__gt=0).order_by("position", "id").first()
+    if line is None:
+        return
+    request = [
+        CreditNoteLineRequest(invoice_line_id=line.pk, amount=quantize_amount(line.amount.amount / 5, invoice.currency))
+    ]
+    memo = "Goodwill credit: the service was unavailable for three hours on the 12th."
+    moment = min(now, max(invoice.paid_at, invoice.issued_at) + timedelta(days=3))
+    with clock.frozen_at(moment):
+        draft = credit_note_preview(
+            invoice_id=invoice.pk, reason=CreditNoteReason.PRODUCT_UNSATISFACTORY, memo=memo, lines=request
+        )
+        credit_note_issue(
+            invoice_id=invoice.pk, reason=CreditNoteReason.PRODUCT_UNSATISFACTORY, memo=memo, lines=request,
+            credit_to_balance=draft.total, now=moment,
         )  # fmt: skip
 
 

@@ -16,8 +16,8 @@ from apps.accounts.tests.factories import CustomerFactory
 from apps.catalog.models import Plan
 from apps.core import clock
 from apps.core.money import quantize_amount
-from apps.invoices.constants import InvoiceEventType, InvoiceStatus
-from apps.invoices.models import BillingRun, Invoice, InvoiceEvent, InvoiceLine, InvoiceNumberSequence
+from apps.invoices.constants import CreditNoteReason, CreditNoteStatus, InvoiceEventType, InvoiceStatus
+from apps.invoices.models import BillingRun, CreditNote, Invoice, InvoiceEvent, InvoiceLine, InvoiceNumberSequence
 from apps.payments.models import Payment
 from apps.reports.constants import ReportScope
 from apps.reports.models import MrrMonth
@@ -102,6 +102,17 @@ def test_load_demo_data_creates_a_realistic_history_once(client):
     assert 'value="finalize_selected"' in listing  # the bulk action
     page = client.get(f"/admin/invoices/invoice/{drafts[0].pk}/change/").content.decode()
     assert ">Finalize<" in page, page
+
+    # A goodwill credit note: a fifth of one line of a paid bill, credited to the customer's balance.
+    credit_note = CreditNote.objects.get()
+    assert (
+        credit_note.status == CreditNoteStatus.ISSUED and credit_note.reason == CreditNoteReason.PRODUCT_UNSATISFACTORY
+    )
+    assert credit_note.invoice.status == InvoiceStatus.PAID
+    credited_line = credit_note.lines.get().invoice_line
+    assert credit_note.subtotal.amount == quantize_amount(credited_line.amount.amount / 5, credit_note.invoice.currency)
+    assert credit_note.credit_to_balance == credit_note.total and credit_note.total.amount > 0
+    assert credit_note.number in client.get("/admin/invoices/creditnote/").content.decode()
 
     invoices = list(Invoice.objects.exclude(status=InvoiceStatus.DRAFT))
     assert 50 <= len(invoices) <= 150
