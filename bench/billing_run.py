@@ -25,8 +25,9 @@ Targets: ≥ 2,000 invoices/s (100,000 in ≤ 50 s); the run within 2.0× of the
 
 `--meter` adds a fourth usage charge of one of the newer kinds to the plan, to see which path bills
 it: `weighted_sum` (GB-hours), `percentile` (95th of 5-minute samples), `peak` (peak-hour prices),
-`pooled` (a pooled allowance) and `dimension` (a price per region). The charge has no usage of its own
-(its read and its zero line are what it adds); the three others' usage is as above. Each meter needs
+`pooled` (a pooled allowance), `dimension` (a price per region), `unique_count` (distinct devices),
+`latest` (the last seat count) and `percentage` (2.9 % + 0.30 per transaction). The charge has no usage
+of its own (its read and its zero line are what it adds); the three others' usage is as above. Each meter needs
 its own database (`--database-url`; by default bp_bench_billing_<meter>). The run prints how many
 subscriptions the chunks billed in bulk and how many they left to the one-by-one path.
 """
@@ -49,7 +50,7 @@ AS_OF = datetime(2026, 11, 1, tzinfo=UTC)
 PERIOD_START = datetime(2026, 10, 1, tzinfo=UTC)
 BROKER_URL = "redis://127.0.0.1:6379/14"
 PLAN_CODE = "bench-hybrid"
-EXTRA_METERS = ("weighted_sum", "percentile", "peak", "pooled", "dimension")
+EXTRA_METERS = ("weighted_sum", "percentile", "peak", "pooled", "dimension", "unique_count", "latest", "percentage")
 
 
 def main() -> None:
@@ -425,14 +426,26 @@ def _extra_charge(version, meter: str) -> None:
         "peak": {"aggregation": "sum", "field_name": "gb"},
         "pooled": {"aggregation": "sum", "field_name": "mb"},
         "dimension": {"aggregation": "sum", "field_name": "gb", "group_by": "region"},
+        "unique_count": {"aggregation": "unique_count", "field_name": "device"},
+        "latest": {"aggregation": "latest", "field_name": "seats"},
+        "percentage": {"aggregation": "sum", "field_name": "amount"},
     }[meter]
     BillableMetric.objects.create(code=f"bench_{meter}", name=f"Bench {meter}", **metric_fields)
-    charge_fields = {"peak": {"peak_start_hour": 9, "peak_end_hour": 18}, "pooled": {"pooled_allowance": 500}}
+    charge_fields = {
+        "peak": {"peak_start_hour": 9, "peak_end_hour": 18},
+        "pooled": {"pooled_allowance": 500},
+        "percentage": {"price_model": "percentage"},
+    }
     charge = Charge.objects.create(
-        plan_version=version, position=5, name=f"Extra {meter}", kind="usage", price_model="per_unit",
-        metric_code=f"bench_{meter}", **charge_fields.get(meter, {}),
+        plan_version=version, position=5, name=f"Extra {meter}", kind="usage",
+        metric_code=f"bench_{meter}", **{"price_model": "per_unit", **charge_fields.get(meter, {})},
     )  # fmt: skip
-    Price.objects.create(charge=charge, currency="USD", amount=Decimal("0.01"))
+    if meter == "percentage":
+        Price.objects.create(
+            charge=charge, currency="USD", amount=Decimal(0), percentage=Decimal("2.9"), fixed_fee=Decimal("0.30")
+        )
+    else:
+        Price.objects.create(charge=charge, currency="USD", amount=Decimal("0.01"))
     if meter == "dimension":
         Price.objects.create(charge=charge, currency="USD", amount=Decimal("0.02"), dimension_values={"region": "eu"})
     if meter == "peak":
