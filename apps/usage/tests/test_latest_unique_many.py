@@ -39,15 +39,14 @@ def _metrics() -> dict:
     }
 
 
-def _send(external_id: str, events: list[tuple[str, datetime, dict]], batch_size: int = 100) -> None:
+def _send(external_id: str, events: list[tuple[str, datetime, dict]], batch: str = "") -> None:
     posted = [
-        {"transaction_id": f"{external_id}-{index}", "external_customer_id": external_id, "metric_code": code,
+        {"transaction_id": f"{external_id}-{batch}{index}", "external_customer_id": external_id, "metric_code": code,
          "timestamp": moment.isoformat(), "properties": properties}
         for index, (code, moment, properties) in enumerate(events)
     ]  # fmt: skip
-    for start in range(0, len(posted), batch_size):
-        result = usage_events_ingest(events=posted[start : start + batch_size], now=NOW)
-        assert result.rejected == [], result.rejected
+    result = usage_events_ingest(events=posted, now=NOW)
+    assert (result.accepted, result.rejected) == (len(posted), []), result.rejected
 
 
 def _percentage_values(windows: list[UsageWindow]) -> list[dict[str, list[D]]]:
@@ -92,7 +91,7 @@ def test_latest_unique_and_values_of_many_windows_equal_window_by_window():
     )
     # Sent late, in a batch of its own: an earlier seat count and a device seen in the first hour.
     _send("acme", [("seats", utc(2026, 3, 10, 2), {"seats": "9", "region": "eu"}),
-                   ("devices", utc(2026, 3, 10, 0, 10), {"device": "z", "region": "eu"})])  # fmt: skip
+                   ("devices", utc(2026, 3, 10, 0, 10), {"device": "z", "region": "eu"})], batch="late-")  # fmt: skip
     _send("beta", [("seats", utc(2026, 3, 10, 12, 30), {"seats": "3", "region": "eu"}),
                    ("devices", utc(2026, 3, 10, 12, 40), {"device": "x", "region": "us"})])  # fmt: skip
     customers = list(Customer.objects.order_by("pk"))

@@ -184,7 +184,7 @@ METERS = {
         metric=dict(aggregation="latest", field_name="seats", group_by="region"),
         charge=dict(price_model="per_unit", amount=D("2.00")),
         events=[
-            (utc(2026, 3, 20), {"seats": "40", "region": "us"}),  # March's only: no April line
+            (utc(2026, 3, 28), {"seats": "40", "region": "us"}),  # March's only: no April line
             (utc(2026, 4, 3, 8), {"seats": "5", "region": "eu"}),
             (utc(2026, 4, 30, 23), {"seats": "7", "region": "eu"}),  # on an hour boundary
             (MAY, {"seats": "100", "region": "eu"}),

@@ -95,10 +95,10 @@ def test_the_subscriptions_each_change_concerns_are_those_read_change_by_change(
     beta = subscription_start(customer=CustomerFactory._meta.model.objects.get(external_id="beta"), plan=transfer,
                               now=utc(2026, 10, 1))  # fmt: skip
     subscription_cancel(subscription_id=ending.pk, at_period_end=True, now=utc(2026, 10, 20))
-    _send("acme", utc(2026, 10, 31), ("a", utc(2026, 10, 5), "90"), ("b", utc(2026, 10, 20), "30"),
+    _send("acme", utc(2026, 11, 1), ("a", utc(2026, 10, 5), "90"), ("b", utc(2026, 10, 20), "30"),
           ("c", utc(2026, 10, 31, 23, 59, 59), "1"))  # fmt: skip
-    _send("acme", utc(2026, 10, 31), ("e", utc(2026, 10, 31), "5"), metric_code="egress_gb")
-    _send("beta", utc(2026, 10, 31), ("b-1", utc(2026, 10, 12), "7"))
+    _send("acme", utc(2026, 11, 1), ("e", utc(2026, 10, 31), "5"), metric_code="egress_gb")
+    _send("beta", utc(2026, 11, 1), ("b-1", utc(2026, 10, 12), "7"))
     bill_due_subscriptions(now=utc(2026, 11, 1, 0, 30))
     later = subscription_start(customer=acme, plan=transfer, now=utc(2026, 11, 2))
 
