@@ -6,6 +6,7 @@ number of changes (3 or 30 late events in one period).
 The plan is the one of test_late_usage.py: 10.00 a month, data transfer in graduated tiers (first
 100 GB at 0.10, 101–500 at 0.05, above at 0.02); events up to 3 days late."""
 
+from datetime import timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -105,21 +106,27 @@ def test_the_subscriptions_each_change_concerns_are_those_read_change_by_change(
     # Late events in October, on its last moment and on its first; a void; a replace moving an event
     # from October into November; late egress; beta's own late event.
     _send("acme", utc(2026, 11, 3), ("late-1", utc(2026, 10, 31, 23), "40"), ("late-2", utc(2026, 10, 1), "2"),
-          ("late-3", utc(2026, 10, 31, 23, 59, 59, 999999), "3"))  # fmt: skip
+          ("late-3", utc(2026, 10, 31, 23, 59, 59) + timedelta(microseconds=999_999), "3"))  # fmt: skip
     usage_event_void(transaction_id="b", now=utc(2026, 11, 2))
     usage_event_replace(transaction_id="a", timestamp="2026-11-01T10:00:00Z", properties={"gb": "9"},
                         now=utc(2026, 11, 2))  # fmt: skip
     _send("acme", utc(2026, 11, 2), ("e-late", utc(2026, 10, 30), "6"), metric_code="egress_gb")
     _send("beta", utc(2026, 11, 2), ("b-late", utc(2026, 10, 30), "6"))
 
+    # The first has since moved to the egress plan (after the changes came in): October's transfer changes
+    # concern it through its October line (a period starting on the very moment of one of them).
+    Subscription.objects.filter(pk=first.pk).update(plan=egress, plan_version=PlanVersion.objects.get(plan=egress))
     changes = list(UsageEventChange.objects.filter(customer=acme).select_related("metric").order_by("id"))
     assert len(changes) == 6
     expected = {change.pk: _concerned_one_by_one(acme.pk, change) for change in changes}
     assert _concerned_subscription_ids(acme.pk, changes) == expected
-    # By hand: transfer changes concern the subscriptions billing transfer that started before 1 Nov
-    # and still bill (first, mid; not the ended one, nor the one from 2 Nov), egress ones the egress
-    # subscription; beta's subscription none of them.
-    assert {frozenset(ids) for ids in expected.values()} == {frozenset({first.pk, mid.pk}), frozenset({other.pk})}
+    # By hand: transfer changes concern the subscription billing transfer that started before 1 Nov and
+    # still bills (mid; not the ended one, nor the one from 2 Nov) and the first (its October line);
+    # egress ones the two subscriptions billing egress now; beta's subscription none of them.
+    assert {frozenset(ids) for ids in expected.values()} == {
+        frozenset({first.pk, mid.pk}),
+        frozenset({other.pk, first.pk}),
+    }
     assert not {ending.pk, later.pk, beta.pk} & set().union(*expected.values())
     assert _concerned_subscription_ids(acme.pk, []) == {}
 
