@@ -25,7 +25,6 @@ from apps.invoices.constants import InvoiceLineKind
 from apps.invoices.models import InvoiceLine
 from apps.subscriptions.models import Subscription
 from apps.subscriptions.periods import utc
-from apps.subscriptions.services import subscription_cancel
 from apps.usage.corrections import usage_event_replace, usage_event_void
 from apps.usage.models import UsageEventChange
 from apps.usage.services import usage_events_ingest
@@ -87,7 +86,7 @@ def test_the_subscriptions_each_change_concerns_are_those_read_change_by_change(
     acme = CustomerFactory(currency="USD", external_id="acme")
     CustomerFactory(currency="USD", external_id="beta")
     # acme: two subscriptions billing transfer from 1 Oct and 15 Oct (the second's periods run 15th to
-    # 15th), one billing egress only, one that ends on 1 Nov, one that starts on 2 Nov. beta bills
+    # 15th), one billing egress only, one that ends after the changes, one that starts on 2 Nov. beta bills
     # transfer too (another customer: never concerned).
     first = subscription_start(customer=acme, plan=transfer, now=utc(2026, 10, 1))
     mid = subscription_start(customer=acme, plan=transfer, now=utc(2026, 10, 15))
@@ -95,7 +94,6 @@ def test_the_subscriptions_each_change_concerns_are_those_read_change_by_change(
     ending = subscription_start(customer=acme, plan=transfer, now=utc(2026, 10, 1))
     beta = subscription_start(customer=CustomerFactory._meta.model.objects.get(external_id="beta"), plan=transfer,
                               now=utc(2026, 10, 1))  # fmt: skip
-    subscription_cancel(subscription_id=ending.pk, at_period_end=True, now=utc(2026, 10, 20))
     _send("acme", utc(2026, 11, 1), ("a", utc(2026, 10, 5), "90"), ("b", utc(2026, 10, 20), "30"),
           ("c", utc(2026, 10, 31, 23, 59, 59), "1"))  # fmt: skip
     _send("acme", utc(2026, 11, 1), ("e", utc(2026, 10, 31), "5"), metric_code="egress_gb")
@@ -113,8 +111,10 @@ def test_the_subscriptions_each_change_concerns_are_those_read_change_by_change(
     _send("acme", utc(2026, 11, 2), ("e-late", utc(2026, 10, 30), "6"), metric_code="egress_gb")
     _send("beta", utc(2026, 11, 2), ("b-late", utc(2026, 10, 30), "6"))
 
-    # The first has since moved to the egress plan (after the changes came in): October's transfer changes
+    # Then one has ended (no invoice left to carry a change: never concerned) and the first has moved
+    # to the egress plan (after the changes came in): October's transfer changes
     # concern it through its October line (a period starting on the very moment of one of them).
+    Subscription.objects.filter(pk=ending.pk).update(status="canceled", ended_at=utc(2026, 11, 3), next_billing_at=None)
     Subscription.objects.filter(pk=first.pk).update(plan=egress, plan_version=PlanVersion.objects.get(plan=egress))
     changes = list(UsageEventChange.objects.filter(customer=acme).select_related("metric").order_by("id"))
     assert len(changes) == 6
