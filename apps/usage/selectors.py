@@ -781,7 +781,7 @@ def usage_aggregate_many(windows: list[UsageWindow]) -> list[dict[str, Decimal]]
                 customer=Customer(pk=window.customer_id), metric=window.metric, start=window.start, end=window.end
             )
     for aggregation, indexes in batched.items():
-        for index, totals in BATCHED_READS[aggregation](windows, indexes).items():
+        for index, totals in BATCHED_READS[MetricAggregation(aggregation)](windows, indexes).items():
             results[index] = totals
     if not bulk:
         return results
@@ -989,8 +989,8 @@ def _latest_by_span_rows(
         if value is None:
             continue
         index = (raw if source == "raw" else hours)[number][0]
-        current = latest[index].get(group_key)
-        if current is None or (at, event_id) > (current.at, current.event_id):
+        found = latest[index].get(group_key)
+        if found is None or (at, event_id) > (found.at, found.event_id):
             latest[index][group_key] = _Latest(at, event_id, value)
     return {index: {group_key: found.value for group_key, found in latest[index].items()} for index in indexes}
 

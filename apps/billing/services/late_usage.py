@@ -207,7 +207,7 @@ def _concerned_subscription_ids(customer_id: int, changes: list[UsageEventChange
     moments_by_code: dict[str, list[datetime]] = defaultdict(list)
     for change in changes:
         assert change.billed_period_end_at is not None
-        moments_by_code[change.metric.code] += _moments(change)
+        moments_by_code[change.metric.code] += sorted(_moments(change))
     still_billed = Subscription.objects.filter(customer_id=customer_id, next_billing_at__isnull=False)
     billing: list[tuple[int, datetime, str]] = list(
         still_billed.filter(
@@ -228,12 +228,14 @@ def _concerned_subscription_ids(customer_id: int, changes: list[UsageEventChange
         )
     )
     for change in changes:
-        code, ended_at, moments = change.metric.code, change.billed_period_end_at, _moments(change)
+        code, ended_at, change_moments = change.metric.code, change.billed_period_end_at, _moments(change)
         assert ended_at is not None
         ids = concerned[change.pk]
         ids.update(pk for pk, started_at, metric_code in billing if metric_code == code and started_at < ended_at)
         for metric_code, start, end, line_subscription_id, invoice_subscription_id in lines:
-            if metric_code == code and any(start <= moment < end for moment in moments):
+            if metric_code != code or start is None or end is None:  # (the filter above leaves no empty period)
+                continue
+            if any(start <= moment < end for moment in change_moments):
                 ids.add(line_subscription_id or invoice_subscription_id)
     return concerned
 
