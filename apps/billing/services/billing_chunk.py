@@ -228,7 +228,7 @@ def _billable_in_bulk(subscription: Subscription, now: datetime, metrics: dict[s
         # Any aggregation, a percentage price and peak hours are billed here as one by one: the lines
         # come from the same `usage_line_drafts`, with the usage `usage_aggregate` and
         # `usage_aggregate_by_hours` return (read for the whole chunk by their `_many` versions), and
-        # a percentage price's transactions read by the line function itself. The equivalence test
+        # a percentage price's transactions as `usage_values` reads them (`usage_values_many`). The equivalence test
         # (tests/services/test_bulk_meters.py) holds the two paths to the same invoices.
         if charge.is_pooled:
             # A pooled charge stays one by one. Its line is not a function of this subscription's usage
