@@ -7,6 +7,7 @@ so any window gives the same result from either source (tested with random event
 
 from calendar import monthrange
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, localcontext
@@ -746,7 +747,7 @@ class UsageWindow:
 
 # Aggregations `usage_aggregate_many` does in one statement per source on PostgreSQL; percentiles and
 # weighted sums are read in two and three statements for all windows (`_percentile_many`,
-# `_weighted_sum_many`); the others (latest, unique count) window by window.
+# `_weighted_sum_many`), latest values and unique counts in one (`_latest_many`, `_unique_count_many`).
 def _aggregated(aggregation: str, count: Any, total: Any, highest: Any) -> Any:
     """The value a count, sum or max metric takes from a row's event count, value sum and highest value."""
     if aggregation == MetricAggregation.COUNT:
@@ -762,28 +763,25 @@ def usage_aggregate_many(windows: list[UsageWindow]) -> list[dict[str, Decimal]]
 
     The billing run asks this for every usage charge of a chunk of subscriptions: on PostgreSQL,
     count, sum and max metrics are read for all windows together — one statement over the hourly
-    rollups and one over the raw events of the windows' partial hours — percentiles in two and
-    weighted sums in three, instead of a few statements per window."""
+    rollups and one over the raw events of the windows' partial hours — percentiles in two,
+    weighted sums in three, latest values and unique counts in one each, instead of a few statements
+    per window."""
     results: list[dict[str, Decimal]] = [{} for _ in windows]
     bulk: list[int] = []
-    percentiles: list[int] = []
-    weighted: list[int] = []
+    batched: dict[str, list[int]] = defaultdict(list)
     for index, window in enumerate(windows):
         if connection.vendor == "postgresql" and window.metric.aggregation in BULK_AGGREGATIONS:
             bulk.append(index)
-        elif connection.vendor == "postgresql" and window.metric.aggregation == MetricAggregation.PERCENTILE:
-            percentiles.append(index)
-        elif connection.vendor == "postgresql" and window.metric.aggregation == MetricAggregation.WEIGHTED_SUM:
-            weighted.append(index)
+        elif window.metric.aggregation in BATCHED_READS and (
+            connection.vendor == "postgresql" or window.metric.aggregation in PORTABLE_BATCHED_READS
+        ):
+            batched[window.metric.aggregation].append(index)
         else:
             results[index] = usage_aggregate(
                 customer=Customer(pk=window.customer_id), metric=window.metric, start=window.start, end=window.end
             )
-    if percentiles:
-        for index, totals in _percentile_many(windows, percentiles).items():
-            results[index] = totals
-    if weighted:
-        for index, totals in _weighted_sum_many(windows, weighted).items():
+    for aggregation, indexes in batched.items():
+        for index, totals in BATCHED_READS[MetricAggregation(aggregation)](windows, indexes).items():
             results[index] = totals
     if not bulk:
         return results
@@ -857,6 +855,236 @@ def _bulk_rows(
             (index, group_key, None if count is None else Decimal(count), total, highest)
             for index, group_key, count, total, highest in cursor.fetchall()
         ]
+
+
+def _window_spans(
+    windows: list[UsageWindow], indexes: list[int]
+) -> tuple[list[tuple[int, datetime, datetime]], list[tuple[int, datetime, datetime]]]:
+    """The parts of the windows at `indexes` that `usage_aggregate` reads from the raw events (the
+    partial hours at either end, or the whole window inside one hour) and from the hourly tables (the
+    whole hours between): two lists of (window index, start, end)."""
+    raw: list[tuple[int, datetime, datetime]] = []
+    hours: list[tuple[int, datetime, datetime]] = []
+    for index in indexes:
+        window = windows[index]
+        start, end = clock.ensure_aware(window.start), clock.ensure_aware(window.end)
+        if end <= start:
+            continue
+        first_hour, last_hour = _ceil_hour(start), hour_of(end)
+        if first_hour >= last_hour:
+            raw.append((index, start, end))
+            continue
+        hours.append((index, first_hour, last_hour))
+        raw += [(index, a, b) for a, b in ((start, first_hour), (last_hour, end)) if a < b]
+    return raw, hours
+
+
+def _span_parameters(windows: list[UsageWindow], spans: list[tuple[int, datetime, datetime]]) -> list[list[Any]]:
+    """The arrays `unnest(span, idx, customer_id, metric_id, span_start, span_end)` reads spans from."""
+    return [
+        list(range(len(spans))),
+        [index for index, _, _ in spans],
+        [windows[index].customer_id for index, _, _ in spans],
+        [windows[index].metric.pk for index, _, _ in spans],
+        [start for _, start, _ in spans],
+        [end for _, _, end in spans],
+    ]
+
+
+SPANS = """unnest(%s::integer[], %s::integer[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::timestamptz[])
+           AS s(span, idx, customer_id, metric_id, span_start, span_end)"""
+
+
+def _span_rows(
+    model: type[Any], at: str, windows: list[UsageWindow], spans: list[tuple[int, datetime, datetime]], *columns: str
+) -> Iterator[tuple[int, int, datetime, tuple[Any, ...]]]:
+    """(span number, window index, `at`, the `columns`) of every row of `model` inside a span — the
+    batched reads' way on databases without `unnest` (SQLite): one statement for all the spans (their
+    customers and metrics, from the earliest start to the latest end), each row then given to the
+    spans it falls in."""
+    if not spans:
+        return
+    by_key: dict[tuple[int, int], list[tuple[int, int, datetime, datetime]]] = defaultdict(list)
+    for number, (index, start, end) in enumerate(spans):
+        by_key[(windows[index].customer_id, windows[index].metric.pk)].append((number, index, start, end))
+    rows = model.objects.filter(
+        customer_id__in={customer_id for customer_id, _ in by_key},
+        metric_id__in={metric_id for _, metric_id in by_key},
+        **{f"{at}__gte": min(start for _, start, _ in spans), f"{at}__lt": max(end for _, _, end in spans)},
+    ).values_list("customer_id", "metric_id", at, *columns)
+    for customer_id, metric_id, moment, *values in rows:
+        for number, index, start, end in by_key.get((customer_id, metric_id), ()):
+            if start <= moment < end:
+                yield number, index, moment, tuple(values)
+
+
+def _latest_many(windows: list[UsageWindow], indexes: list[int]) -> dict[int, dict[str, Decimal]]:
+    """`usage_aggregate` of the latest-value windows at `indexes`, in one statement for all of them on
+    PostgreSQL: per span and group, the latest row of each part `_combine` reads — the latest event of
+    every partial-hour span, and the rollup with the latest event of the whole hours — ranked by
+    (time, event id) as `_latest_per_group` ranks them. As there, a part whose latest row has no value
+    says nothing for its group (no fallback to an earlier row of the same part); the parts are then
+    combined by the same rule, the latest (time, event id) wins."""
+    raw, hours = _window_spans(windows, indexes)
+    if connection.vendor != "postgresql":
+        return _latest_by_span_rows(windows, indexes, raw, hours)
+    latest: dict[int, dict[str, _Latest]] = defaultdict(dict)
+    parts: list[str] = []
+    params: list[Any] = []
+    if raw:
+        parts.append(
+            f"""(SELECT DISTINCT ON (s.span, e.group_key) s.idx, e.group_key, e.occurred_at, e.id, e.value
+                 FROM {SPANS}
+                 JOIN {UsageEvent._meta.db_table} e ON e.customer_id = s.customer_id AND e.metric_id = s.metric_id
+                  AND e.occurred_at >= s.span_start AND e.occurred_at < s.span_end
+                 ORDER BY s.span, e.group_key, e.occurred_at DESC, e.id DESC)"""  # noqa: S608 - our table name
+        )
+        params += _span_parameters(windows, raw)
+    if hours:
+        parts.append(
+            f"""(SELECT DISTINCT ON (s.span, r.group_key) s.idx, r.group_key, r.latest_at, r.latest_event_id,
+                        r.latest_value
+                 FROM {SPANS}
+                 JOIN {UsageRollup._meta.db_table} r ON r.customer_id = s.customer_id AND r.metric_id = s.metric_id
+                  AND r.hour >= s.span_start AND r.hour < s.span_end
+                 ORDER BY s.span, r.group_key, r.latest_at DESC, r.latest_event_id DESC)"""  # noqa: S608
+        )
+        params += _span_parameters(windows, hours)
+    if parts:
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params)
+            for index, group_key, at, event_id, value in cursor.fetchall():
+                if value is None:
+                    continue
+                current = latest[index].get(group_key)
+                if current is None or (at, event_id) > (current.at, current.event_id):
+                    latest[index][group_key] = _Latest(at, event_id, value)
+    results: dict[int, dict[str, Decimal]] = {index: {} for index in indexes}
+    for index, groups in latest.items():
+        results[index] = {group_key: candidate.value for group_key, candidate in groups.items()}
+    return results
+
+
+def _latest_by_span_rows(
+    windows: list[UsageWindow],
+    indexes: list[int],
+    raw: list[tuple[int, datetime, datetime]],
+    hours: list[tuple[int, datetime, datetime]],
+) -> dict[int, dict[str, Decimal]]:
+    """`_latest_many` without `unnest`: the same parts and rules, each part's latest row found in Python."""
+    parts: dict[tuple[str, int, str], tuple[datetime, int, Any]] = {}  # (source, span, group) → its latest row
+    for number, _, at, (group_key, event_id, value) in _span_rows(UsageEvent, "occurred_at", windows, raw, "group_key",
+                                                                   "id", "value"):  # fmt: skip
+        current = parts.get(("raw", number, group_key))
+        if current is None or (at, event_id) > current[:2]:
+            parts[("raw", number, group_key)] = (at, event_id, value)
+    for number, _, _, (group_key, at, event_id, value) in _span_rows(
+        UsageRollup, "hour", windows, hours, "group_key", "latest_at", "latest_event_id", "latest_value"
+    ):
+        current = parts.get(("hours", number, group_key))
+        if current is None or (at, event_id) > current[:2]:
+            parts[("hours", number, group_key)] = (at, event_id, value)
+    latest: dict[int, dict[str, _Latest]] = defaultdict(dict)
+    for (source, number, group_key), (at, event_id, value) in parts.items():
+        if value is None:
+            continue
+        index = (raw if source == "raw" else hours)[number][0]
+        found = latest[index].get(group_key)
+        if found is None or (at, event_id) > (found.at, found.event_id):
+            latest[index][group_key] = _Latest(at, event_id, value)
+    return {index: {group_key: found.value for group_key, found in latest[index].items()} for index in indexes}
+
+
+def _unique_count_many(windows: list[UsageWindow], indexes: list[int]) -> dict[int, dict[str, Decimal]]:
+    """`usage_aggregate` of the unique-count windows at `indexes`, in one statement for all of them on
+    PostgreSQL: per window and group, the number of distinct values among its partial hours' events
+    and its whole hours' distinct-value rows together (a value seen in both, or in several hours,
+    counts once). Neither column is ever null, so `COUNT(DISTINCT …)` is the size of the set of values
+    `_combine` builds."""
+    raw, hours = _window_spans(windows, indexes)
+    if connection.vendor != "postgresql":  # one statement per source, the sets made in Python
+        values: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        for _, index, _, (group_key, value) in _span_rows(
+            UsageEvent, "occurred_at", windows, raw, "group_key", "distinct_value"
+        ):
+            values[index][group_key].add(value)
+        for _, index, _, (group_key, value) in _span_rows(UsageDistinctValue, "hour", windows, hours, "group_key",
+                                                           "value"):  # fmt: skip
+            values[index][group_key].add(value)
+        return {
+            index: {group_key: Decimal(len(group_values)) for group_key, group_values in values[index].items()}
+            for index in indexes
+        }
+    parts: list[str] = []
+    params: list[Any] = []
+    if raw:
+        parts.append(
+            f"""SELECT s.idx, e.group_key, e.distinct_value AS value FROM {SPANS}
+                JOIN {UsageEvent._meta.db_table} e ON e.customer_id = s.customer_id AND e.metric_id = s.metric_id
+                 AND e.occurred_at >= s.span_start AND e.occurred_at < s.span_end"""  # noqa: S608 - our table name
+        )
+        params += _span_parameters(windows, raw)
+    if hours:
+        parts.append(
+            f"""SELECT s.idx, d.group_key, d.value FROM {SPANS}
+                JOIN {UsageDistinctValue._meta.db_table} d ON d.customer_id = s.customer_id
+                 AND d.metric_id = s.metric_id AND d.hour >= s.span_start AND d.hour < s.span_end"""  # noqa: S608
+        )
+        params += _span_parameters(windows, hours)
+    results: dict[int, dict[str, Decimal]] = {index: {} for index in indexes}
+    if parts:
+        sql = f"SELECT idx, group_key, COUNT(DISTINCT value) FROM ({' UNION ALL '.join(parts)}) AS v GROUP BY idx, group_key"  # noqa: S608, E501
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for index, group_key, count in cursor.fetchall():
+                results[index][group_key] = Decimal(count)
+    return results
+
+
+BATCHED_READS = {
+    MetricAggregation.PERCENTILE: _percentile_many,
+    MetricAggregation.WEIGHTED_SUM: _weighted_sum_many,
+    MetricAggregation.LATEST: _latest_many,
+    MetricAggregation.UNIQUE_COUNT: _unique_count_many,
+}
+# Those batched on every database (elsewhere than PostgreSQL one statement per source, see `_span_rows`).
+PORTABLE_BATCHED_READS = frozenset({MetricAggregation.LATEST, MetricAggregation.UNIQUE_COUNT})
+
+
+def usage_values_many(windows: list[UsageWindow]) -> list[dict[str, list[Decimal]]]:
+    """Per window, in their order: each group's event values in [start, end), oldest first by
+    (occurred_at, id), an empty value as 0 — what a percentage price prices, one transaction per event
+    (`apps.billing.services.lines.usage_values` reads one group of one window). One statement for all
+    windows."""
+    results: list[dict[str, list[Decimal]]] = [{} for _ in windows]
+    spans = []
+    for index, window in enumerate(windows):
+        start, end = clock.ensure_aware(window.start), clock.ensure_aware(window.end)
+        if start < end:
+            spans.append((index, start, end))
+    if not spans:
+        return results
+    if connection.vendor != "postgresql":
+        rows = sorted(
+            (index, at, event_id, group_key, value)
+            for _, index, at, (event_id, group_key, value) in _span_rows(
+                UsageEvent, "occurred_at", windows, spans, "id", "group_key", "value"
+            )
+        )
+        for index, _, _, group_key, value in rows:
+            results[index].setdefault(group_key, []).append(value if value is not None else Decimal(0))
+        return results
+    sql = f"""
+        SELECT s.idx, e.group_key, e.value FROM {SPANS}
+        JOIN {UsageEvent._meta.db_table} e ON e.customer_id = s.customer_id AND e.metric_id = s.metric_id
+         AND e.occurred_at >= s.span_start AND e.occurred_at < s.span_end
+        ORDER BY s.idx, e.occurred_at, e.id
+    """  # noqa: S608 - the table name is ours, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _span_parameters(windows, spans))
+        for index, group_key, value in cursor.fetchall():
+            results[index].setdefault(group_key, []).append(value if value is not None else Decimal(0))
+    return results
 
 
 @dataclass(frozen=True)

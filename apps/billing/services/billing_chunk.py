@@ -8,9 +8,9 @@ one-by-one path, then write the invoices, their lines, taxes and events with COP
 bulk inserts, and move every subscription to its new period.
 
 Usage charges of every meter are billed here — on PostgreSQL count, sum and max read for the whole
-chunk in one statement per source, weighted sums, percentiles and peak-hour splits in two or three;
-unique counts and latest values window by window, percentage prices' transactions by their line
-function — except pooled ones (see `_billable_in_bulk`).
+chunk in one statement per source, weighted sums, percentiles and peak-hour splits in two or three,
+unique counts, latest values and percentage prices' transactions in one each — except pooled ones
+(see `_billable_in_bulk`).
 
 Subscriptions that need more than a plain renewal — a trial ending, a scheduled change or version
 migration, waiting prorations or credits, discounts, a plan's minimum commitment (its true-up reads
@@ -41,6 +41,7 @@ from django.db.models import Q
 from django.utils.translation import get_language
 
 from apps.catalog.models import BillableMetric
+from apps.catalog.pricing import PriceModel
 from apps.core import clock
 from apps.core.money import quantize_amount
 from apps.invoices.constants import InvoiceEventType, InvoiceStatus
@@ -63,7 +64,13 @@ from apps.subscriptions.constants import SubscriptionStatus
 from apps.subscriptions.models import ScheduledChange, Subscription, SubscriptionPriceOverride, SubscriptionSegment
 from apps.subscriptions.periods import Period, period_containing
 from apps.subscriptions.selectors import active_discounts
-from apps.usage.selectors import HoursWindow, UsageWindow, usage_aggregate_by_hours_many, usage_aggregate_many
+from apps.usage.selectors import (
+    HoursWindow,
+    UsageWindow,
+    usage_aggregate_by_hours_many,
+    usage_aggregate_many,
+    usage_values_many,
+)
 from apps.usage.services import usage_billing_lock_many
 from apps.wallets.selectors import customers_with_credits
 
@@ -232,7 +239,7 @@ def _billable_in_bulk(subscription: Subscription, now: datetime, metrics: dict[s
         # Any aggregation, a percentage price and peak hours are billed here as one by one: the lines
         # come from the same `usage_line_drafts`, with the usage `usage_aggregate` and
         # `usage_aggregate_by_hours` return (read for the whole chunk by their `_many` versions), and
-        # a percentage price's transactions read by the line function itself. The equivalence test
+        # a percentage price's transactions as `usage_values` reads them (`usage_values_many`). The equivalence test
         # (tests/services/test_bulk_meters.py) holds the two paths to the same invoices.
         if charge.is_pooled:
             # A pooled charge stays one by one. Its line is not a function of this subscription's usage
@@ -336,6 +343,7 @@ def _compute(
             )
             window_keys.append((subscription.pk, charge.pk))
     usage: dict[int, dict[int, dict[str, Decimal]]] = {}
+    values = _percentage_values(subscriptions, windows, window_keys)
     for (subscription_id, charge_id), totals in zip(window_keys, usage_aggregate_many(windows), strict=True):
         usage.setdefault(subscription_id, {})[charge_id] = totals
     for (subscription_id, charge_id), split in zip(hour_keys, usage_aggregate_by_hours_many(hour_windows), strict=True):
@@ -347,7 +355,10 @@ def _compute(
     bills = []
     for subscription in subscriptions:
         try:
-            bill = _bill_of(subscription, usage.get(subscription.pk), metrics, rates, recurring_cache, treatments)
+            bill = _bill_of(
+                subscription, usage.get(subscription.pk), metrics, rates, recurring_cache, treatments,
+                values.get(subscription.pk),
+            )  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - one subscription must not stop the chunk
             logger.exception("billing subscription %s failed", subscription.pk)
             outcome.errors.append({"subscription": subscription.pk, "error": f"{type(exc).__name__}: {exc}"})
@@ -361,6 +372,26 @@ def _compute(
     return bills
 
 
+def _percentage_values(
+    subscriptions: list[Subscription], windows: list[UsageWindow], window_keys: list[tuple[int, int]]
+) -> dict[int, dict[int, dict[str, list[Decimal]]]]:
+    """The event values that percentage prices price one by one (subscription id → charge id → group →
+    values), read for the chunk's percentage charges at once."""
+    percentage = {
+        charge.pk
+        for subscription in subscriptions
+        for charge in usage_charges(subscription.plan_version)
+        if charge.price_model == PriceModel.PERCENTAGE
+    }
+    wanted = [position for position, (_, charge_id) in enumerate(window_keys) if charge_id in percentage]
+    values: dict[int, dict[int, dict[str, list[Decimal]]]] = {}
+    read = usage_values_many([windows[position] for position in wanted])
+    for position, groups in zip(wanted, read, strict=True):
+        subscription_id, charge_id = window_keys[position]
+        values.setdefault(subscription_id, {})[charge_id] = groups
+    return values
+
+
 def _bill_of(
     subscription: Subscription,
     usage: dict[int, dict[str, Decimal]] | None,
@@ -368,6 +399,7 @@ def _bill_of(
     rates: list[TaxRate],
     recurring_cache: dict[tuple[Any, ...], list[LineDraft]],
     treatments: dict[tuple[Any, ...], tuple[TaxTreatment, TaxRateSpec | None]],
+    values: dict[int, dict[str, list[Decimal]]] | None = None,
 ) -> _Bill:
     currency = subscription.currency
     period = _period(subscription)
@@ -392,7 +424,7 @@ def _bill_of(
         with language:
             drafts += stretch_line_drafts(
                 subscription=subscription, stretches=[stretch], currency=currency, metrics=metrics,
-                totals_by_charge=usage if usage is not None else {},
+                totals_by_charge=usage if usage is not None else {}, values_by_charge=values or {},
             )  # fmt: skip
     # The recurring lines depend only on these: computed once per distinct key in the chunk.
     key = (

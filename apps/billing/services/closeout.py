@@ -102,10 +102,11 @@ def stretch_line_drafts(
     usage_until: datetime | None = None,
     metrics: dict[str, BillableMetric] | None = None,
     totals_by_charge: dict[int, dict[str, Decimal]] | None = None,
+    values_by_charge: dict[int, dict[str, list[Decimal]]] | None = None,
 ) -> list[LineDraft]:
     """For each stretch in order: its fees billed in arrears, then its usage. `usage_until` caps the
-    usage windows (the upcoming-invoice preview: usage so far). `metrics` and `totals_by_charge` (the
-    billing run's bulk reads) apply to a single open stretch."""
+    usage windows (the upcoming-invoice preview: usage so far). `metrics`, `totals_by_charge` and
+    `values_by_charge` (the billing run's bulk reads) apply to a single open stretch."""
     drafts: list[LineDraft] = []
     for stretch in stretches:
         drafts += arrears_fee_line_drafts(
@@ -117,6 +118,7 @@ def stretch_line_drafts(
             customer=subscription.customer, plan=stretch.plan, version=stretch.version, currency=currency,
             start=stretch.start, end=usage_end, metrics=metrics,
             totals_by_charge=totals_by_charge if stretch.segment_id is None else None, subscription=subscription,
+            values_by_charge=values_by_charge if stretch.segment_id is None else None,
         )  # fmt: skip
     return drafts
 

@@ -176,7 +176,8 @@ def _moments(change: UsageEventChange) -> set[datetime]:
 
 def _settle(subscription: Subscription, changes: list[UsageEventChange], *, now: datetime) -> None:
     """Record that `subscription` took `changes` in, and mark `settled_at` on those that every
-    subscription they concern has now taken in."""
+    subscription they concern has now taken in. A constant number of statements however many changes:
+    who settled each, and who each concerns (`_concerned_subscription_ids`), are read for all at once."""
     UsageChangeSettlement.objects.bulk_create(
         UsageChangeSettlement(change=change, subscription=subscription, settled_at=now) for change in changes
     )
@@ -185,41 +186,57 @@ def _settle(subscription: Subscription, changes: list[UsageEventChange], *, now:
         "change_id", "subscription_id"
     ):
         settled_by[change_id].add(subscription_id)
-    done = [
-        change.pk
-        for change in changes
-        if _concerned_subscription_ids(subscription.customer_id, change) <= settled_by[change.pk]
-    ]
+    concerned = _concerned_subscription_ids(subscription.customer_id, changes)
+    done = [change.pk for change in changes if concerned[change.pk] <= settled_by[change.pk]]
     if done:
         UsageEventChange.objects.filter(pk__in=done).update(settled_at=now)
 
 
-def _concerned_subscription_ids(customer_id: int, change: UsageEventChange) -> set[int]:
-    """The subscriptions of the customer that may owe a difference for `change`, all of which must
-    take it in before it is settled: those still billed (an ended one has no invoice left to carry
-    it) that started before the end of the period it changes and bill its metric now, or billed a
-    usage line of it for a period containing the change."""
-    assert change.billed_period_end_at is not None
+def _concerned_subscription_ids(customer_id: int, changes: list[UsageEventChange]) -> dict[int, set[int]]:
+    """Per change (by id): the subscriptions of the customer that may owe a difference for it, all of
+    which must take it in before it is settled: those still billed (an ended one has no invoice left
+    to carry it) that started before the end of the period it changes and bill its metric now, or
+    billed a usage line of it for a period containing the change.
+
+    Two statements for all the changes: the still-billed subscriptions billing their metrics, and the
+    usage lines of those metrics for periods that may contain one of their moments (per metric, from
+    its earliest moment to its latest); each change takes its own from them."""
+    concerned: dict[int, set[int]] = {change.pk: set() for change in changes}
+    if not changes:
+        return concerned
+    moments_by_code: dict[str, list[datetime]] = defaultdict(list)
+    for change in changes:
+        assert change.billed_period_end_at is not None
+        moments_by_code[change.metric.code] += sorted(_moments(change))
     still_billed = Subscription.objects.filter(customer_id=customer_id, next_billing_at__isnull=False)
-    concerned = set(
+    billing: list[tuple[int, datetime, str]] = list(
         still_billed.filter(
-            started_at__lt=change.billed_period_end_at,
-            plan_version__charges__kind=ChargeKind.USAGE,
-            plan_version__charges__metric_code=change.metric.code,
-        ).values_list("pk", flat=True)
+            plan_version__charges__kind=ChargeKind.USAGE, plan_version__charges__metric_code__in=moments_by_code
+        )
+        .values_list("pk", "started_at", "plan_version__charges__metric_code")
+        .distinct()
     )
-    moments = Q()
-    for moment in _moments(change):
-        moments |= Q(period_start_at__lte=moment, period_end_at__gt=moment)
-    billed = InvoiceLine.objects.filter(
-        moments, kind=InvoiceLineKind.USAGE, charge__metric_code=change.metric.code
-    ).filter(
+    ranges = Q()
+    for code, moments in moments_by_code.items():
+        ranges |= Q(charge__metric_code=code, period_start_at__lte=max(moments), period_end_at__gt=min(moments))
+    billed = InvoiceLine.objects.filter(ranges, kind=InvoiceLineKind.USAGE).filter(
         Q(subscription__in=still_billed) | Q(subscription__isnull=True, invoice__subscription__in=still_billed)
     )  # fmt: skip
-    for line_subscription_id, invoice_subscription_id in billed.values_list(
-        "subscription_id", "invoice__subscription_id"
-    ):
-        concerned.add(line_subscription_id or invoice_subscription_id)
+    lines = list(
+        billed.values_list(
+            "charge__metric_code", "period_start_at", "period_end_at", "subscription_id", "invoice__subscription_id"
+        )
+    )
+    for change in changes:
+        code, ended_at, change_moments = change.metric.code, change.billed_period_end_at, _moments(change)
+        assert ended_at is not None
+        ids = concerned[change.pk]
+        ids.update(pk for pk, started_at, metric_code in billing if metric_code == code and started_at < ended_at)
+        for metric_code, start, end, line_subscription_id, invoice_subscription_id in lines:
+            if metric_code != code or start is None or end is None:  # (the filter above leaves no empty period)
+                continue
+            if any(start <= moment < end for moment in change_moments):
+                ids.add(line_subscription_id or invoice_subscription_id)
     return concerned
 
 

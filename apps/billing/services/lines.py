@@ -655,6 +655,7 @@ def usage_line_drafts(
     metrics: dict[str, BillableMetric] | None = None,
     totals_by_charge: dict[int, dict[str, Decimal]] | None = None,
     subscription: Subscription | None = None,
+    values_by_charge: dict[int, dict[str, list[Decimal]]] | None = None,
 ) -> list[LineDraft]:
     """Usage charges for [start, end), billed in arrears: per charge (and per group of a grouped
     metric) the metric's aggregate priced by the charge's price — the group's own price when the
@@ -662,7 +663,9 @@ def usage_line_drafts(
     where one applies. Charges with no usage and nothing to charge are left out.
 
     The billing run passes the metrics and the aggregates it read for a whole chunk at once
-    (`metrics`, `totals_by_charge`: charge id → group → aggregate); without them they are read here.
+    (`metrics`, `totals_by_charge`: charge id → group → aggregate), and for percentage prices each
+    group's event values (`values_by_charge`: charge id → group → values, oldest first, as
+    `usage_values` reads them); without them they are read here.
     A pooled charge bills `subscription`'s usage beyond its share of the pool (`_pooled_line_drafts`)."""
     drafts: list[LineDraft] = []
     if end <= start:
@@ -726,7 +729,10 @@ def usage_line_drafts(
             spec = group_price.to_spec()
             transactions: list[Decimal] = []
             if spec.model == pricing.PriceModel.PERCENTAGE:
-                transactions = usage_values(customer=customer, metric=metric, start=start, end=end, group_key=group)
+                if values_by_charge is not None and charge.pk in values_by_charge:
+                    transactions = values_by_charge[charge.pk].get(group, [])
+                else:
+                    transactions = usage_values(customer=customer, metric=metric, start=start, end=end, group_key=group)
                 quantity = Decimal(len(transactions))
             quote = pricing.price_quote(spec, quantity=quantity, transactions=transactions)
             if quote.total == 0 and quantity == 0:

@@ -11,6 +11,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from djmoney.money import Money
 
 from apps.accounts.tests.factories import CustomerFactory
@@ -131,6 +133,64 @@ METERS = {
         # Two transactions: 2.9 % × 100.00 + 0.30 = 3.20; 2.9 % × 250.00 + 0.30 = 7.55; 10.75.
         lines=[("Payments (usage)", D("2"), D("10.75"))],
     ),
+    # Grouped by region, one group at a price of its own: each group's transactions in event order (the
+    # first of each group free), its distinct devices, its latest seat count.
+    "percentage_regions": dict(
+        metric=dict(aggregation="sum", field_name="amount", group_by="region"),
+        charge=dict(
+            price_model="percentage",
+            prices=[
+                PriceInput(currency="USD", percentage=D("2.9"), fixed_fee=D("0.30"), included_units=D(1)),
+                PriceInput(
+                    currency="USD",
+                    percentage=D("1.5"),
+                    fixed_fee=D("0.10"),
+                    included_units=D(1),
+                    dimension_values={"region": "eu"},
+                ),
+            ],
+        ),
+        events=[
+            (utc(2026, 3, 31, 23, 59, 59), {"amount": "999.00", "region": "eu"}),  # March's
+            (APRIL, {"amount": "10.00", "region": "eu"}),  # the first of eu: free
+            (utc(2026, 4, 7, 13), {"amount": "100.00", "region": "eu"}),
+            (utc(2026, 4, 7, 13), {"amount": "200.00", "region": "us"}),  # the first of us: free
+            (utc(2026, 4, 30, 23, 59, 59), {"amount": "300.00", "region": "us"}),
+            (MAY, {"amount": "5000.00", "region": "us"}),  # May's
+        ],
+        # eu: 1.5 % × 100.00 + 0.10 = 1.60; us: 2.9 % × 300.00 + 0.30 = 9.00.
+        lines=[
+            ("Payments per region — region eu (usage)", D("2"), D("1.60")),
+            ("Payments per region — region us (usage)", D("2"), D("9.00")),
+        ],
+    ),
+    "unique_regions": dict(
+        metric=dict(aggregation="unique_count", field_name="device", group_by="region"),
+        charge=dict(price_model="per_unit", amount=D("1.50")),
+        events=[
+            (utc(2026, 3, 31, 23), {"device": "c", "region": "eu"}),
+            (APRIL, {"device": "a", "region": "eu"}),
+            (utc(2026, 4, 2, 10, 15), {"device": "b", "region": "eu"}),
+            (utc(2026, 4, 2, 10, 15), {"device": "a", "region": "us"}),  # a again, in another group
+            (utc(2026, 4, 20, 23, 59), {"device": "a", "region": "eu"}),
+            (MAY, {"device": "d", "region": "us"}),
+        ],
+        lines=[
+            ("Devices per region — region eu (usage)", D("2"), D("3.00")),  # a, b
+            ("Devices per region — region us (usage)", D("1"), D("1.50")),  # a
+        ],
+    ),
+    "latest_regions": dict(
+        metric=dict(aggregation="latest", field_name="seats", group_by="region"),
+        charge=dict(price_model="per_unit", amount=D("2.00")),
+        events=[
+            (utc(2026, 3, 28), {"seats": "40", "region": "us"}),  # March's only: no April line
+            (utc(2026, 4, 3, 8), {"seats": "5", "region": "eu"}),
+            (utc(2026, 4, 30, 23), {"seats": "7", "region": "eu"}),  # on an hour boundary
+            (MAY, {"seats": "100", "region": "eu"}),
+        ],
+        lines=[("Seats per region — region eu (usage)", D("7"), D("14.00"))],
+    ),
     "peak": dict(
         metric=dict(aggregation="sum", field_name="gb"),
         charge=dict(
@@ -167,6 +227,9 @@ CHARGE_NAMES = {
     "unique_count": "Devices",
     "latest": "Seats",
     "percentage": "Payments",
+    "percentage_regions": "Payments per region",
+    "unique_regions": "Devices per region",
+    "latest_regions": "Seats per region",
     "peak": "Transfer",
 }
 # API calls: 3 in April (one exactly at its start), one at 1 May 00:00 (May's): 3 × 0.50 = 1.50.
@@ -264,3 +327,40 @@ def test_every_meter_but_pooled_is_billed_in_bulk_as_one_by_one_line_by_line():
         subtotal = D("10.00") + D("1.50") + sum(amount for _, _, amount in usage)
         assert bulk_invoice.subtotal == Money(subtotal, "USD"), meter
         assert bulk_invoice.tax_total == Money(quantize_amount(subtotal * D("0.21"), "USD"), "USD"), meter  # 21 % VAT
+
+
+USAGE_TABLES = ("usage_usageevent", "usage_usagerollup", "usage_usagedistinctvalue", "usage_usageintervalrollup")
+
+
+def test_a_chunk_reads_unique_counts_latest_values_and_transactions_in_as_many_statements_for_3_as_for_30():
+    # Subscriptions with a unique-count, a latest-value and a percentage charge (grouped, each group with
+    # events): the chunk's usage reads are as many for 30 subscriptions as for 3.
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite reads count and sum metrics window by window (test_latest_unique_many.py counts ours)")
+    TaxRate.objects.create(name="VAT", percentage=D("21"), country="NL")
+    billable_metric_create(code="calls", name="API calls")
+    meters = ("unique_regions", "latest_regions", "percentage_regions")
+    for meter in meters:
+        billable_metric_create(code=f"{meter}_metric", name=CHARGE_NAMES[meter], **METERS[meter]["metric"])
+    plan = plan_create(
+        product=ProductFactory(name="Cloud"), code="mixed", name="Mixed",
+        charges=[
+            ChargeInput(name="Platform fee", price_model="flat", prices=[PriceInput(currency="USD", amount=D("10"))]),
+            _usage_charge("API calls", "calls", amount=D("0.50")),
+            *[_usage_charge(CHARGE_NAMES[meter], f"{meter}_metric", **METERS[meter]["charge"]) for meter in meters],
+        ],
+    )  # fmt: skip
+    events = [("calls", moment, {}) for moment in CALLS] + [
+        (f"{meter}_metric", moment, properties) for meter in meters for moment, properties in METERS[meter]["events"]
+    ]
+    counts, totals = [], set()
+    for size in (3, 30):
+        ids = [_subscribe(plan, f"s{size}-{number}", events).pk for number in range(size)]
+        with CaptureQueriesContext(connection) as queries:
+            outcome = billing_chunk_bill(subscription_ids=ids, now=BILLED_AT)
+        assert (outcome.one_by_one_ids, outcome.errors, len(outcome.invoice_ids)) == ([], [], size)
+        counts.append(sum(1 for query in queries if any(table in query["sql"] for table in USAGE_TABLES)))
+        totals |= set(Invoice.objects.filter(pk__in=outcome.invoice_ids).values_list("subtotal", flat=True))
+    # 10.00 + 1.50 calls + devices 3.00 + 1.50 + seats 14.00 + payments 1.60 + 9.00 = 40.60, for everyone.
+    assert totals == {D("40.60")}
+    assert counts[0] == counts[1], counts
