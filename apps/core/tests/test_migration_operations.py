@@ -145,6 +145,27 @@ def test_labels_help_texts_choices_blank_and_options_change_the_state_only():
     assert plan.options == {"verbose_name": "plan", "indexes": [], "constraints": []}  # ordering dropped, as Django
 
 
+@pytest.mark.parametrize("relations_known", [False, True])
+def test_the_fields_keep_the_order_django_gives_them(relations_known):
+    """Django's AlterField moves the field to the end of its model once the state's relations are known
+    (the column order of a table SQLite rebuilds later follows it): AlterLabels does the same."""
+    state = _state_with_a_plan()
+    if relations_known:
+        state.relations  # noqa: B018
+    one_by_one = state.clone()
+    if relations_known:
+        one_by_one.relations  # noqa: B018
+    operation = _relabel(models.CharField(max_length=32, help_text="new help"))
+
+    operation.operations[0].state_forwards("shop", one_by_one)
+    operation.state_forwards("shop", state)
+
+    assert list(state.models["shop", "plan"].fields) == list(one_by_one.models["shop", "plan"].fields)
+    expected = ["id", "kind", "code"] if relations_known else ["id", "code", "kind"]
+    assert list(state.models["shop", "plan"].fields) == expected
+    assert _the_same_state(state, one_by_one) == []
+
+
 @pytest.mark.parametrize(
     ("field", "changed"),
     [
