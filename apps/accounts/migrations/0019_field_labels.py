@@ -6,6 +6,7 @@ import django.db.models.deletion
 import django_countries.fields
 from django.conf import settings
 from django.db import migrations, models
+from apps.core.migration_operations import AlterLabels
 
 
 class Migration(migrations.Migration):
@@ -16,386 +17,390 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterModelOptions(
-            name='apikey',
-            options={'ordering': ['-created_at', '-id'], 'verbose_name': 'API key', 'verbose_name_plural': 'API keys'},
-        ),
-        migrations.AlterModelOptions(
-            name='billingcontact',
-            options={'ordering': ['customer', 'id'], 'verbose_name': 'billing contact', 'verbose_name_plural': 'billing contacts'},
-        ),
-        migrations.AlterModelOptions(
-            name='customer',
-            options={'ordering': ['name', 'id'], 'permissions': [('change_customer_billing', "Can change a customer's billing terms, external ID and cards")], 'verbose_name': 'customer', 'verbose_name_plural': 'customers'},
-        ),
-        migrations.AlterModelOptions(
-            name='customerinvitation',
-            options={'ordering': ['-created_at', '-id'], 'verbose_name': 'portal invitation', 'verbose_name_plural': 'portal invitations'},
-        ),
-        migrations.AlterModelOptions(
-            name='customermembership',
-            options={'verbose_name': 'customer membership', 'verbose_name_plural': 'customer memberships'},
-        ),
-        migrations.AlterModelOptions(
-            name='portaltoken',
-            options={'ordering': ['-created_at', '-id'], 'verbose_name': 'customer API token', 'verbose_name_plural': 'customer API tokens'},
-        ),
-        migrations.AlterModelOptions(
-            name='simulatedclock',
-            options={'ordering': ['-created_at', '-id'], 'verbose_name': 'test clock', 'verbose_name_plural': 'test clocks'},
-        ),
-        migrations.AlterModelOptions(
-            name='usertoken',
-            options={'ordering': ['-created_at', '-id'], 'verbose_name': 'user API token', 'verbose_name_plural': 'user API tokens'},
-        ),
-        migrations.AlterField(
-            model_name='apikey',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='apikey',
-            name='created_by',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
-        ),
-        migrations.AlterField(
-            model_name='apikey',
-            name='key_hash',
-            field=models.CharField(editable=False, max_length=64, verbose_name='key hash'),
-        ),
-        migrations.AlterField(
-            model_name='apikey',
-            name='last_used_at',
-            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='last used at'),
-        ),
-        migrations.AlterField(
-            model_name='apikey',
-            name='name',
-            field=models.CharField(help_text='What uses this key, e.g. "Metering pipeline (prod)".', max_length=255, verbose_name='name'),
-        ),
-        migrations.AlterField(
-            model_name='apikey',
-            name='prefix',
-            field=models.CharField(editable=False, help_text="The key's visible start, to recognise it.", max_length=16, verbose_name='prefix'),
-        ),
-        migrations.AlterField(
-            model_name='apikey',
-            name='revoked_at',
-            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='revoked at'),
-        ),
-        migrations.AlterField(
-            model_name='apikey',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='billingcontact',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='billingcontact',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='billing_contacts', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='billingcontact',
-            name='email',
-            field=models.EmailField(max_length=254, verbose_name='email'),
-        ),
-        migrations.AlterField(
-            model_name='billingcontact',
-            name='name',
-            field=models.CharField(blank=True, max_length=255, verbose_name='name'),
-        ),
-        migrations.AlterField(
-            model_name='billingcontact',
-            name='receives_invoices',
-            field=models.BooleanField(default=True, help_text='Bills are emailed to this contact.', verbose_name='receives invoices'),
-        ),
-        migrations.AlterField(
-            model_name='billingcontact',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='customer',
-            name='city',
-            field=models.CharField(blank=True, max_length=128, verbose_name='city'),
-        ),
-        migrations.AlterField(
-            model_name='customer',
-            name='collection_method',
-            field=models.CharField(choices=[('charge_automatically', 'Charge the default payment method automatically'), ('send_invoice', 'Send the invoice; the customer pays it')], default='send_invoice', help_text="Charge the customer's card automatically, or send the invoice for the customer to pay. Copied onto each invoice when it is finalized.", max_length=24, verbose_name='collection method'),
-        ),
-        migrations.AlterField(
-            model_name='customer',
-            name='country',
-            field=django_countries.fields.CountryField(max_length=2, verbose_name='country'),
-        ),
-        migrations.AlterField(
-            model_name='customer',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='customer',
-            name='currency',
-            field=models.CharField(choices=apps.core.money.currency_choices, help_text='The one currency this customer is billed in.', max_length=3, verbose_name='currency'),
-        ),
-        migrations.AlterField(
-            model_name='customer',
-            name='email',
-            field=models.EmailField(help_text='Where bills are sent (with the billing contacts that receive invoices).', max_length=254, verbose_name='email'),
-        ),
-        migrations.AlterField(
-            model_name='customer',
-            name='external_id',
-            field=models.CharField(blank=True, help_text='Your own identifier for this customer (unique when set); used by integrations.', max_length=255, verbose_name='external ID'),
-        ),
-        migrations.AlterField(
-            model_name='customer',
-            name='invoice_grouping',
-            field=models.CharField(blank=True, choices=[('per_subscription', 'One invoice per subscription'), ('per_customer', 'One invoice for all subscriptions renewing on the same date')], default='', help_text="Empty means the default (the INVOICE_GROUPING setting). Applies to billing runs; a new subscription's first invoice is always its own.", max_length=16, verbose_name='invoice grouping'),
-        ),
-        migrations.AlterField(
-            model_name='customer',
-            name='name',
-            field=models.CharField(max_length=255, verbose_name='name'),
-        ),
-        migrations.AlterField(
-            model_name='customer',
-            name='payment_terms_days',
-            field=models.PositiveSmallIntegerField(blank=True, help_text='Days from issue to due date; empty means the default terms.', null=True, validators=[django.core.validators.MaxValueValidator(365)], verbose_name='payment terms days'),
-        ),
-        migrations.AlterField(
-            model_name='customer',
-            name='postal_code',
-            field=models.CharField(blank=True, max_length=32, verbose_name='postal code'),
-        ),
-        migrations.AlterField(
-            model_name='customer',
-            name='preferred_language',
-            field=models.CharField(choices=[('en', 'English'), ('zh-hans', '简体中文')], default='en', help_text="The language of the customer's portal, emails and PDF bills (each portal user may pick their own).", max_length=8, verbose_name='preferred language'),
-        ),
-        migrations.AlterField(
-            model_name='customer',
-            name='tax_exempt',
-            field=models.BooleanField(default=False, help_text='Never charged tax (e.g. a registered charity).', verbose_name='tax exempt'),
-        ),
-        migrations.AlterField(
-            model_name='customer',
-            name='test_clock',
-            field=models.ForeignKey(blank=True, help_text="Test customers only: their time is the clock's, and only advancing it bills them.", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='customers', to='accounts.simulatedclock', verbose_name='test clock'),
-        ),
-        migrations.AlterField(
-            model_name='customer',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='customer',
-            name='users',
-            field=models.ManyToManyField(blank=True, related_name='customers', through='accounts.CustomerMembership', to=settings.AUTH_USER_MODEL, verbose_name='users'),
-        ),
-        migrations.AlterField(
-            model_name='customerinvitation',
-            name='accepted_at',
-            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='accepted at'),
-        ),
-        migrations.AlterField(
-            model_name='customerinvitation',
-            name='accepted_by',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='accepted by'),
-        ),
-        migrations.AlterField(
-            model_name='customerinvitation',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='customerinvitation',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='invitations', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='customerinvitation',
-            name='email',
-            field=models.EmailField(help_text='Who is invited (the address the invitation is sent to).', max_length=254, verbose_name='email'),
-        ),
-        migrations.AlterField(
-            model_name='customerinvitation',
-            name='expires_at',
-            field=models.DateTimeField(editable=False, verbose_name='expires at'),
-        ),
-        migrations.AlterField(
-            model_name='customerinvitation',
-            name='invited_by',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='invited by'),
-        ),
-        migrations.AlterField(
-            model_name='customerinvitation',
-            name='revoked_at',
-            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='revoked at'),
-        ),
-        migrations.AlterField(
-            model_name='customerinvitation',
-            name='role',
-            field=models.CharField(choices=[('owner', 'Owner'), ('billing', 'Billing manager'), ('viewer', 'Viewer')], max_length=16, verbose_name='role'),
-        ),
-        migrations.AlterField(
-            model_name='customerinvitation',
-            name='token_hash',
-            field=models.CharField(editable=False, max_length=64, verbose_name='token hash'),
-        ),
-        migrations.AlterField(
-            model_name='customerinvitation',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='customermembership',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='customermembership',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='customermembership',
-            name='language',
-            field=models.CharField(blank=True, choices=[('en', 'English'), ('zh-hans', '简体中文')], help_text="The portal's language for this user at this customer; empty means the customer's.", max_length=8, verbose_name='language'),
-        ),
-        migrations.AlterField(
-            model_name='customermembership',
-            name='role',
-            field=models.CharField(choices=[('owner', 'Owner'), ('billing', 'Billing manager'), ('viewer', 'Viewer')], default='billing', max_length=16, verbose_name='role'),
-        ),
-        migrations.AlterField(
-            model_name='customermembership',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='customermembership',
-            name='user',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL, verbose_name='user'),
-        ),
-        migrations.AlterField(
-            model_name='portaltoken',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='portaltoken',
-            name='key_hash',
-            field=models.CharField(editable=False, max_length=64, verbose_name='key hash'),
-        ),
-        migrations.AlterField(
-            model_name='portaltoken',
-            name='last_used_at',
-            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='last used at'),
-        ),
-        migrations.AlterField(
-            model_name='portaltoken',
-            name='membership',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='portal_tokens', to='accounts.customermembership', verbose_name='membership'),
-        ),
-        migrations.AlterField(
-            model_name='portaltoken',
-            name='name',
-            field=models.CharField(help_text='What uses this token, e.g. "Accounting export".', max_length=100, verbose_name='name'),
-        ),
-        migrations.AlterField(
-            model_name='portaltoken',
-            name='prefix',
-            field=models.CharField(editable=False, help_text="The token's visible start, to recognise it.", max_length=16, verbose_name='prefix'),
-        ),
-        migrations.AlterField(
-            model_name='portaltoken',
-            name='revoked_at',
-            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='revoked at'),
-        ),
-        migrations.AlterField(
-            model_name='portaltoken',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='simulatedclock',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='simulatedclock',
-            name='frozen_at',
-            field=models.DateTimeField(help_text='The current time for the customers on this clock (UTC).', verbose_name='frozen at'),
-        ),
-        migrations.AlterField(
-            model_name='simulatedclock',
-            name='name',
-            field=models.CharField(max_length=255, verbose_name='name'),
-        ),
-        migrations.AlterField(
-            model_name='simulatedclock',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='staffpreference',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='staffpreference',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='usertoken',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='usertoken',
-            name='created_by',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
-        ),
-        migrations.AlterField(
-            model_name='usertoken',
-            name='key_hash',
-            field=models.CharField(editable=False, max_length=64, verbose_name='key hash'),
-        ),
-        migrations.AlterField(
-            model_name='usertoken',
-            name='last_used_at',
-            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='last used at'),
-        ),
-        migrations.AlterField(
-            model_name='usertoken',
-            name='name',
-            field=models.CharField(help_text='What uses this token, e.g. "ERP sync".', max_length=100, verbose_name='name'),
-        ),
-        migrations.AlterField(
-            model_name='usertoken',
-            name='prefix',
-            field=models.CharField(editable=False, help_text="The token's visible start, to recognise it.", max_length=16, verbose_name='prefix'),
-        ),
-        migrations.AlterField(
-            model_name='usertoken',
-            name='revoked_at',
-            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='revoked at'),
-        ),
-        migrations.AlterField(
-            model_name='usertoken',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='usertoken',
-            name='user',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_tokens', to=settings.AUTH_USER_MODEL, verbose_name='user'),
+        AlterLabels(
+            operations=[
+                migrations.AlterModelOptions(
+                    name='apikey',
+                    options={'ordering': ['-created_at', '-id'], 'verbose_name': 'API key', 'verbose_name_plural': 'API keys'},
+                ),
+                migrations.AlterModelOptions(
+                    name='billingcontact',
+                    options={'ordering': ['customer', 'id'], 'verbose_name': 'billing contact', 'verbose_name_plural': 'billing contacts'},
+                ),
+                migrations.AlterModelOptions(
+                    name='customer',
+                    options={'ordering': ['name', 'id'], 'permissions': [('change_customer_billing', "Can change a customer's billing terms, external ID and cards")], 'verbose_name': 'customer', 'verbose_name_plural': 'customers'},
+                ),
+                migrations.AlterModelOptions(
+                    name='customerinvitation',
+                    options={'ordering': ['-created_at', '-id'], 'verbose_name': 'portal invitation', 'verbose_name_plural': 'portal invitations'},
+                ),
+                migrations.AlterModelOptions(
+                    name='customermembership',
+                    options={'verbose_name': 'customer membership', 'verbose_name_plural': 'customer memberships'},
+                ),
+                migrations.AlterModelOptions(
+                    name='portaltoken',
+                    options={'ordering': ['-created_at', '-id'], 'verbose_name': 'customer API token', 'verbose_name_plural': 'customer API tokens'},
+                ),
+                migrations.AlterModelOptions(
+                    name='simulatedclock',
+                    options={'ordering': ['-created_at', '-id'], 'verbose_name': 'test clock', 'verbose_name_plural': 'test clocks'},
+                ),
+                migrations.AlterModelOptions(
+                    name='usertoken',
+                    options={'ordering': ['-created_at', '-id'], 'verbose_name': 'user API token', 'verbose_name_plural': 'user API tokens'},
+                ),
+                migrations.AlterField(
+                    model_name='apikey',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='apikey',
+                    name='created_by',
+                    field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
+                ),
+                migrations.AlterField(
+                    model_name='apikey',
+                    name='key_hash',
+                    field=models.CharField(editable=False, max_length=64, verbose_name='key hash'),
+                ),
+                migrations.AlterField(
+                    model_name='apikey',
+                    name='last_used_at',
+                    field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='last used at'),
+                ),
+                migrations.AlterField(
+                    model_name='apikey',
+                    name='name',
+                    field=models.CharField(help_text='What uses this key, e.g. "Metering pipeline (prod)".', max_length=255, verbose_name='name'),
+                ),
+                migrations.AlterField(
+                    model_name='apikey',
+                    name='prefix',
+                    field=models.CharField(editable=False, help_text="The key's visible start, to recognise it.", max_length=16, verbose_name='prefix'),
+                ),
+                migrations.AlterField(
+                    model_name='apikey',
+                    name='revoked_at',
+                    field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='revoked at'),
+                ),
+                migrations.AlterField(
+                    model_name='apikey',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='billingcontact',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='billingcontact',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='billing_contacts', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='billingcontact',
+                    name='email',
+                    field=models.EmailField(max_length=254, verbose_name='email'),
+                ),
+                migrations.AlterField(
+                    model_name='billingcontact',
+                    name='name',
+                    field=models.CharField(blank=True, max_length=255, verbose_name='name'),
+                ),
+                migrations.AlterField(
+                    model_name='billingcontact',
+                    name='receives_invoices',
+                    field=models.BooleanField(default=True, help_text='Bills are emailed to this contact.', verbose_name='receives invoices'),
+                ),
+                migrations.AlterField(
+                    model_name='billingcontact',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='customer',
+                    name='city',
+                    field=models.CharField(blank=True, max_length=128, verbose_name='city'),
+                ),
+                migrations.AlterField(
+                    model_name='customer',
+                    name='collection_method',
+                    field=models.CharField(choices=[('charge_automatically', 'Charge the default payment method automatically'), ('send_invoice', 'Send the invoice; the customer pays it')], default='send_invoice', help_text="Charge the customer's card automatically, or send the invoice for the customer to pay. Copied onto each invoice when it is finalized.", max_length=24, verbose_name='collection method'),
+                ),
+                migrations.AlterField(
+                    model_name='customer',
+                    name='country',
+                    field=django_countries.fields.CountryField(max_length=2, verbose_name='country'),
+                ),
+                migrations.AlterField(
+                    model_name='customer',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='customer',
+                    name='currency',
+                    field=models.CharField(choices=apps.core.money.currency_choices, help_text='The one currency this customer is billed in.', max_length=3, verbose_name='currency'),
+                ),
+                migrations.AlterField(
+                    model_name='customer',
+                    name='email',
+                    field=models.EmailField(help_text='Where bills are sent (with the billing contacts that receive invoices).', max_length=254, verbose_name='email'),
+                ),
+                migrations.AlterField(
+                    model_name='customer',
+                    name='external_id',
+                    field=models.CharField(blank=True, help_text='Your own identifier for this customer (unique when set); used by integrations.', max_length=255, verbose_name='external ID'),
+                ),
+                migrations.AlterField(
+                    model_name='customer',
+                    name='invoice_grouping',
+                    field=models.CharField(blank=True, choices=[('per_subscription', 'One invoice per subscription'), ('per_customer', 'One invoice for all subscriptions renewing on the same date')], default='', help_text="Empty means the default (the INVOICE_GROUPING setting). Applies to billing runs; a new subscription's first invoice is always its own.", max_length=16, verbose_name='invoice grouping'),
+                ),
+                migrations.AlterField(
+                    model_name='customer',
+                    name='name',
+                    field=models.CharField(max_length=255, verbose_name='name'),
+                ),
+                migrations.AlterField(
+                    model_name='customer',
+                    name='payment_terms_days',
+                    field=models.PositiveSmallIntegerField(blank=True, help_text='Days from issue to due date; empty means the default terms.', null=True, validators=[django.core.validators.MaxValueValidator(365)], verbose_name='payment terms days'),
+                ),
+                migrations.AlterField(
+                    model_name='customer',
+                    name='postal_code',
+                    field=models.CharField(blank=True, max_length=32, verbose_name='postal code'),
+                ),
+                migrations.AlterField(
+                    model_name='customer',
+                    name='preferred_language',
+                    field=models.CharField(choices=[('en', 'English'), ('zh-hans', '简体中文')], default='en', help_text="The language of the customer's portal, emails and PDF bills (each portal user may pick their own).", max_length=8, verbose_name='preferred language'),
+                ),
+                migrations.AlterField(
+                    model_name='customer',
+                    name='tax_exempt',
+                    field=models.BooleanField(default=False, help_text='Never charged tax (e.g. a registered charity).', verbose_name='tax exempt'),
+                ),
+                migrations.AlterField(
+                    model_name='customer',
+                    name='test_clock',
+                    field=models.ForeignKey(blank=True, help_text="Test customers only: their time is the clock's, and only advancing it bills them.", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='customers', to='accounts.simulatedclock', verbose_name='test clock'),
+                ),
+                migrations.AlterField(
+                    model_name='customer',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='customer',
+                    name='users',
+                    field=models.ManyToManyField(blank=True, related_name='customers', through='accounts.CustomerMembership', to=settings.AUTH_USER_MODEL, verbose_name='users'),
+                ),
+                migrations.AlterField(
+                    model_name='customerinvitation',
+                    name='accepted_at',
+                    field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='accepted at'),
+                ),
+                migrations.AlterField(
+                    model_name='customerinvitation',
+                    name='accepted_by',
+                    field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='accepted by'),
+                ),
+                migrations.AlterField(
+                    model_name='customerinvitation',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='customerinvitation',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='invitations', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='customerinvitation',
+                    name='email',
+                    field=models.EmailField(help_text='Who is invited (the address the invitation is sent to).', max_length=254, verbose_name='email'),
+                ),
+                migrations.AlterField(
+                    model_name='customerinvitation',
+                    name='expires_at',
+                    field=models.DateTimeField(editable=False, verbose_name='expires at'),
+                ),
+                migrations.AlterField(
+                    model_name='customerinvitation',
+                    name='invited_by',
+                    field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='invited by'),
+                ),
+                migrations.AlterField(
+                    model_name='customerinvitation',
+                    name='revoked_at',
+                    field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='revoked at'),
+                ),
+                migrations.AlterField(
+                    model_name='customerinvitation',
+                    name='role',
+                    field=models.CharField(choices=[('owner', 'Owner'), ('billing', 'Billing manager'), ('viewer', 'Viewer')], max_length=16, verbose_name='role'),
+                ),
+                migrations.AlterField(
+                    model_name='customerinvitation',
+                    name='token_hash',
+                    field=models.CharField(editable=False, max_length=64, verbose_name='token hash'),
+                ),
+                migrations.AlterField(
+                    model_name='customerinvitation',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='customermembership',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='customermembership',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='customermembership',
+                    name='language',
+                    field=models.CharField(blank=True, choices=[('en', 'English'), ('zh-hans', '简体中文')], help_text="The portal's language for this user at this customer; empty means the customer's.", max_length=8, verbose_name='language'),
+                ),
+                migrations.AlterField(
+                    model_name='customermembership',
+                    name='role',
+                    field=models.CharField(choices=[('owner', 'Owner'), ('billing', 'Billing manager'), ('viewer', 'Viewer')], default='billing', max_length=16, verbose_name='role'),
+                ),
+                migrations.AlterField(
+                    model_name='customermembership',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='customermembership',
+                    name='user',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL, verbose_name='user'),
+                ),
+                migrations.AlterField(
+                    model_name='portaltoken',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='portaltoken',
+                    name='key_hash',
+                    field=models.CharField(editable=False, max_length=64, verbose_name='key hash'),
+                ),
+                migrations.AlterField(
+                    model_name='portaltoken',
+                    name='last_used_at',
+                    field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='last used at'),
+                ),
+                migrations.AlterField(
+                    model_name='portaltoken',
+                    name='membership',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='portal_tokens', to='accounts.customermembership', verbose_name='membership'),
+                ),
+                migrations.AlterField(
+                    model_name='portaltoken',
+                    name='name',
+                    field=models.CharField(help_text='What uses this token, e.g. "Accounting export".', max_length=100, verbose_name='name'),
+                ),
+                migrations.AlterField(
+                    model_name='portaltoken',
+                    name='prefix',
+                    field=models.CharField(editable=False, help_text="The token's visible start, to recognise it.", max_length=16, verbose_name='prefix'),
+                ),
+                migrations.AlterField(
+                    model_name='portaltoken',
+                    name='revoked_at',
+                    field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='revoked at'),
+                ),
+                migrations.AlterField(
+                    model_name='portaltoken',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='simulatedclock',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='simulatedclock',
+                    name='frozen_at',
+                    field=models.DateTimeField(help_text='The current time for the customers on this clock (UTC).', verbose_name='frozen at'),
+                ),
+                migrations.AlterField(
+                    model_name='simulatedclock',
+                    name='name',
+                    field=models.CharField(max_length=255, verbose_name='name'),
+                ),
+                migrations.AlterField(
+                    model_name='simulatedclock',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='staffpreference',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='staffpreference',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='usertoken',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='usertoken',
+                    name='created_by',
+                    field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
+                ),
+                migrations.AlterField(
+                    model_name='usertoken',
+                    name='key_hash',
+                    field=models.CharField(editable=False, max_length=64, verbose_name='key hash'),
+                ),
+                migrations.AlterField(
+                    model_name='usertoken',
+                    name='last_used_at',
+                    field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='last used at'),
+                ),
+                migrations.AlterField(
+                    model_name='usertoken',
+                    name='name',
+                    field=models.CharField(help_text='What uses this token, e.g. "ERP sync".', max_length=100, verbose_name='name'),
+                ),
+                migrations.AlterField(
+                    model_name='usertoken',
+                    name='prefix',
+                    field=models.CharField(editable=False, help_text="The token's visible start, to recognise it.", max_length=16, verbose_name='prefix'),
+                ),
+                migrations.AlterField(
+                    model_name='usertoken',
+                    name='revoked_at',
+                    field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='revoked at'),
+                ),
+                migrations.AlterField(
+                    model_name='usertoken',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='usertoken',
+                    name='user',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_tokens', to=settings.AUTH_USER_MODEL, verbose_name='user'),
+                ),
+            ]
         ),
     ]

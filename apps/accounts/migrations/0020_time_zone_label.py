@@ -2,6 +2,7 @@
 
 import apps.accounts.models
 from django.db import migrations, models
+from apps.core.migration_operations import AlterLabels
 
 
 class Migration(migrations.Migration):
@@ -11,9 +12,13 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterField(
-            model_name='customer',
-            name='time_zone',
-            field=models.CharField(default='UTC', help_text="The customer's time zone (IANA name, e.g. Asia/Shanghai): the hours of peak and off-peak prices are counted in it.", max_length=64, validators=[apps.accounts.models.validate_time_zone], verbose_name='time zone'),
+        AlterLabels(
+            operations=[
+                migrations.AlterField(
+                    model_name='customer',
+                    name='time_zone',
+                    field=models.CharField(default='UTC', help_text="The customer's time zone (IANA name, e.g. Asia/Shanghai): the hours of peak and off-peak prices are counted in it.", max_length=64, validators=[apps.accounts.models.validate_time_zone], verbose_name='time zone'),
+                ),
+            ]
         ),
     ]

@@ -3,6 +3,7 @@
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
+from apps.core.migration_operations import AlterLabels
 
 
 class Migration(migrations.Migration):
@@ -16,109 +17,113 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterField(
-            model_name='alert',
-            name='created_by',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
-        ),
-        migrations.AlterField(
-            model_name='alert',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='alerts', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='alert',
-            name='is_active',
-            field=models.BooleanField(default=True, help_text='Inactive alerts are not evaluated.', verbose_name='is active'),
-        ),
-        migrations.AlterField(
-            model_name='alert',
-            name='is_hard_limit',
-            field=models.BooleanField(default=False, help_text="When the highest threshold is crossed, the customer's spend status says usage is blocked until the period ends (enforcing it is the seller's application's job).", verbose_name='is hard limit'),
-        ),
-        migrations.AlterField(
-            model_name='alert',
-            name='kind',
-            field=models.CharField(choices=[('usage', 'Usage of a metric'), ('spend', 'Spend (the upcoming invoice)')], max_length=16, verbose_name='kind'),
-        ),
-        migrations.AlterField(
-            model_name='alert',
-            name='metric',
-            field=models.ForeignKey(blank=True, help_text='Usage alerts: the metric whose period aggregate is watched.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.billablemetric', verbose_name='metric'),
-        ),
-        migrations.AlterField(
-            model_name='alert',
-            name='name',
-            field=models.CharField(blank=True, max_length=255, verbose_name='name'),
-        ),
-        migrations.AlterField(
-            model_name='alert',
-            name='origin',
-            field=models.CharField(choices=[('staff', 'Set by staff'), ('customer', 'Budget set by the customer')], default='staff', max_length=16, verbose_name='origin'),
-        ),
-        migrations.AlterField(
-            model_name='alert',
-            name='subscription',
-            field=models.ForeignKey(blank=True, help_text='Watch this subscription only; empty: the customer as a whole.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='alerts', to='subscriptions.subscription', verbose_name='subscription'),
-        ),
-        migrations.AlterField(
-            model_name='alert',
-            name='thresholds',
-            field=models.JSONField(default=list, help_text='Ascending decimal strings, e.g. ["100", "500"]: usage units, or money in the customer\'s currency for spend alerts.', verbose_name='thresholds'),
-        ),
-        migrations.AlterField(
-            model_name='alertcrossing',
-            name='alert',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='crossings', to='alerts.alert', verbose_name='alert'),
-        ),
-        migrations.AlterField(
-            model_name='alertcrossing',
-            name='crossed_at',
-            field=models.DateTimeField(help_text="When the evaluation found it crossed (the customer's clock).", verbose_name='crossed at'),
-        ),
-        migrations.AlterField(
-            model_name='alertcrossing',
-            name='currency',
-            field=models.CharField(blank=True, help_text="Spend alerts: the amount's currency.", max_length=3, verbose_name='currency'),
-        ),
-        migrations.AlterField(
-            model_name='alertcrossing',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='alertcrossing',
-            name='is_limit',
-            field=models.BooleanField(default=False, help_text='The hard limit of the alert was reached.', verbose_name='is limit'),
-        ),
-        migrations.AlterField(
-            model_name='alertcrossing',
-            name='notified_at',
-            field=models.DateTimeField(blank=True, help_text='When the billing contacts were emailed.', null=True, verbose_name='notified at'),
-        ),
-        migrations.AlterField(
-            model_name='alertcrossing',
-            name='period_end_at',
-            field=models.DateTimeField(verbose_name='period end at'),
-        ),
-        migrations.AlterField(
-            model_name='alertcrossing',
-            name='period_start_at',
-            field=models.DateTimeField(verbose_name='period start at'),
-        ),
-        migrations.AlterField(
-            model_name='alertcrossing',
-            name='recipients',
-            field=models.JSONField(blank=True, default=list, verbose_name='recipients'),
-        ),
-        migrations.AlterField(
-            model_name='alertcrossing',
-            name='threshold',
-            field=models.DecimalField(decimal_places=6, max_digits=24, verbose_name='threshold'),
-        ),
-        migrations.AlterField(
-            model_name='alertcrossing',
-            name='value',
-            field=models.DecimalField(decimal_places=12, help_text='The usage or spend measured when it was crossed.', max_digits=38, verbose_name='value'),
+        AlterLabels(
+            operations=[
+                migrations.AlterField(
+                    model_name='alert',
+                    name='created_by',
+                    field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
+                ),
+                migrations.AlterField(
+                    model_name='alert',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='alerts', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='alert',
+                    name='is_active',
+                    field=models.BooleanField(default=True, help_text='Inactive alerts are not evaluated.', verbose_name='is active'),
+                ),
+                migrations.AlterField(
+                    model_name='alert',
+                    name='is_hard_limit',
+                    field=models.BooleanField(default=False, help_text="When the highest threshold is crossed, the customer's spend status says usage is blocked until the period ends (enforcing it is the seller's application's job).", verbose_name='is hard limit'),
+                ),
+                migrations.AlterField(
+                    model_name='alert',
+                    name='kind',
+                    field=models.CharField(choices=[('usage', 'Usage of a metric'), ('spend', 'Spend (the upcoming invoice)')], max_length=16, verbose_name='kind'),
+                ),
+                migrations.AlterField(
+                    model_name='alert',
+                    name='metric',
+                    field=models.ForeignKey(blank=True, help_text='Usage alerts: the metric whose period aggregate is watched.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.billablemetric', verbose_name='metric'),
+                ),
+                migrations.AlterField(
+                    model_name='alert',
+                    name='name',
+                    field=models.CharField(blank=True, max_length=255, verbose_name='name'),
+                ),
+                migrations.AlterField(
+                    model_name='alert',
+                    name='origin',
+                    field=models.CharField(choices=[('staff', 'Set by staff'), ('customer', 'Budget set by the customer')], default='staff', max_length=16, verbose_name='origin'),
+                ),
+                migrations.AlterField(
+                    model_name='alert',
+                    name='subscription',
+                    field=models.ForeignKey(blank=True, help_text='Watch this subscription only; empty: the customer as a whole.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='alerts', to='subscriptions.subscription', verbose_name='subscription'),
+                ),
+                migrations.AlterField(
+                    model_name='alert',
+                    name='thresholds',
+                    field=models.JSONField(default=list, help_text='Ascending decimal strings, e.g. ["100", "500"]: usage units, or money in the customer\'s currency for spend alerts.', verbose_name='thresholds'),
+                ),
+                migrations.AlterField(
+                    model_name='alertcrossing',
+                    name='alert',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='crossings', to='alerts.alert', verbose_name='alert'),
+                ),
+                migrations.AlterField(
+                    model_name='alertcrossing',
+                    name='crossed_at',
+                    field=models.DateTimeField(help_text="When the evaluation found it crossed (the customer's clock).", verbose_name='crossed at'),
+                ),
+                migrations.AlterField(
+                    model_name='alertcrossing',
+                    name='currency',
+                    field=models.CharField(blank=True, help_text="Spend alerts: the amount's currency.", max_length=3, verbose_name='currency'),
+                ),
+                migrations.AlterField(
+                    model_name='alertcrossing',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='alertcrossing',
+                    name='is_limit',
+                    field=models.BooleanField(default=False, help_text='The hard limit of the alert was reached.', verbose_name='is limit'),
+                ),
+                migrations.AlterField(
+                    model_name='alertcrossing',
+                    name='notified_at',
+                    field=models.DateTimeField(blank=True, help_text='When the billing contacts were emailed.', null=True, verbose_name='notified at'),
+                ),
+                migrations.AlterField(
+                    model_name='alertcrossing',
+                    name='period_end_at',
+                    field=models.DateTimeField(verbose_name='period end at'),
+                ),
+                migrations.AlterField(
+                    model_name='alertcrossing',
+                    name='period_start_at',
+                    field=models.DateTimeField(verbose_name='period start at'),
+                ),
+                migrations.AlterField(
+                    model_name='alertcrossing',
+                    name='recipients',
+                    field=models.JSONField(blank=True, default=list, verbose_name='recipients'),
+                ),
+                migrations.AlterField(
+                    model_name='alertcrossing',
+                    name='threshold',
+                    field=models.DecimalField(decimal_places=6, max_digits=24, verbose_name='threshold'),
+                ),
+                migrations.AlterField(
+                    model_name='alertcrossing',
+                    name='value',
+                    field=models.DecimalField(decimal_places=12, help_text='The usage or spend measured when it was crossed.', max_digits=38, verbose_name='value'),
+                ),
+            ]
         ),
     ]

@@ -5,6 +5,7 @@ import django.core.validators
 import django.db.models.deletion
 from decimal import Decimal
 from django.db import migrations, models
+from apps.core.migration_operations import AlterLabels
 
 
 class Migration(migrations.Migration):
@@ -14,394 +15,398 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterModelOptions(
-            name='billablemetric',
-            options={'ordering': ['code', 'id'], 'verbose_name': 'billable metric', 'verbose_name_plural': 'billable metrics'},
-        ),
-        migrations.AlterModelOptions(
-            name='charge',
-            options={'ordering': ['plan_version', 'position', 'id'], 'verbose_name': 'charge', 'verbose_name_plural': 'charges'},
-        ),
-        migrations.AlterModelOptions(
-            name='coupon',
-            options={'ordering': ['-created_at', '-id'], 'verbose_name': 'coupon', 'verbose_name_plural': 'coupons'},
-        ),
-        migrations.AlterModelOptions(
-            name='couponamount',
-            options={'ordering': ['coupon', 'currency'], 'verbose_name': 'coupon amount', 'verbose_name_plural': 'coupon amounts'},
-        ),
-        migrations.AlterModelOptions(
-            name='minimumcommitment',
-            options={'ordering': ['plan_version', 'currency'], 'verbose_name': 'minimum commitment', 'verbose_name_plural': 'minimum commitments'},
-        ),
-        migrations.AlterModelOptions(
-            name='plan',
-            options={'ordering': ['product__name', 'name', 'id'], 'verbose_name': 'plan', 'verbose_name_plural': 'plans'},
-        ),
-        migrations.AlterModelOptions(
-            name='planversion',
-            options={'ordering': ['plan', '-number'], 'verbose_name': 'plan version', 'verbose_name_plural': 'plan versions'},
-        ),
-        migrations.AlterModelOptions(
-            name='price',
-            options={'ordering': ['charge', 'currency', 'id'], 'verbose_name': 'price', 'verbose_name_plural': 'prices'},
-        ),
-        migrations.AlterModelOptions(
-            name='pricetier',
-            options={'ordering': ['price', 'position', 'id'], 'verbose_name': 'price tier', 'verbose_name_plural': 'price tiers'},
-        ),
-        migrations.AlterModelOptions(
-            name='product',
-            options={'ordering': ['name', 'id'], 'verbose_name': 'product', 'verbose_name_plural': 'products'},
-        ),
-        migrations.AlterField(
-            model_name='billablemetric',
-            name='aggregation',
-            field=models.CharField(choices=[('count', 'Count of events'), ('sum', 'Sum of a property'), ('max', 'Highest value of a property'), ('unique_count', 'Number of distinct values of a property'), ('latest', 'Latest value of a property'), ('weighted_sum', 'Time-weighted sum of a gauge property'), ('percentile', 'Percentile of per-interval sums of a property')], default='count', max_length=16, verbose_name='aggregation'),
-        ),
-        migrations.AlterField(
-            model_name='billablemetric',
-            name='code',
-            field=models.CharField(help_text='What usage events name, e.g. "api_calls".', max_length=64, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9_.-]*$', "Use lower-case letters, digits, '.', '_' and '-' only.")], verbose_name='code'),
-        ),
-        migrations.AlterField(
-            model_name='billablemetric',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='billablemetric',
-            name='description',
-            field=models.TextField(blank=True, verbose_name='description'),
-        ),
-        migrations.AlterField(
-            model_name='billablemetric',
-            name='field_name',
-            field=models.CharField(blank=True, help_text='The event property aggregated (every aggregation but count).', max_length=64, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_][A-Za-z0-9_.-]*$', "Use letters, digits, '.', '_' and '-' only (no spaces).")], verbose_name='field name'),
-        ),
-        migrations.AlterField(
-            model_name='billablemetric',
-            name='filters',
-            field=models.JSONField(blank=True, default=dict, help_text='Only events whose properties have one of these values count, e.g. {"region": ["eu"]}.', verbose_name='filters'),
-        ),
-        migrations.AlterField(
-            model_name='billablemetric',
-            name='group_by',
-            field=models.CharField(blank=True, help_text='An event property whose values are aggregated and priced separately, e.g. region; or two, separated by a comma, e.g. region,tier.', max_length=129, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_][A-Za-z0-9_.-]*(,[A-Za-z0-9_][A-Za-z0-9_.-]*)?$', "Name one event property, or two separated by a comma (e.g. region,tier); letters, digits, '.', '_' and '-' only.")], verbose_name='group by'),
-        ),
-        migrations.AlterField(
-            model_name='billablemetric',
-            name='is_archived',
-            field=models.BooleanField(default=False, help_text='Archived metrics take no new events.', verbose_name='is archived'),
-        ),
-        migrations.AlterField(
-            model_name='billablemetric',
-            name='lateness_window_days',
-            field=models.PositiveSmallIntegerField(default=3, help_text="Events for a period already invoiced are accepted this many days after the period's end, and billed on the next invoice as late usage (0: never).", validators=[django.core.validators.MaxValueValidator(31)], verbose_name='lateness window days'),
-        ),
-        migrations.AlterField(
-            model_name='billablemetric',
-            name='name',
-            field=models.CharField(help_text='Shown to staff and on invoices, e.g. "API calls".', max_length=255, verbose_name='name'),
-        ),
-        migrations.AlterField(
-            model_name='billablemetric',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='charge',
-            name='billing_timing',
-            field=models.CharField(choices=[('in_advance', 'In advance (when the period begins)'), ('in_arrears', 'In arrears (when the period ends)')], default='in_advance', help_text='Recurring charges: billed when the period begins (in advance) or when it ends (in arrears). Usage charges are always billed in arrears.', max_length=16, verbose_name='billing timing'),
-        ),
-        migrations.AlterField(
-            model_name='charge',
-            name='kind',
-            field=models.CharField(choices=[('recurring', 'Recurring (a fee per period, in advance or in arrears)'), ('usage', 'Usage (billed in arrears)')], default='recurring', max_length=16, verbose_name='kind'),
-        ),
-        migrations.AlterField(
-            model_name='charge',
-            name='metric_code',
-            field=models.CharField(blank=True, help_text='Usage charges: the billable metric whose aggregate is the quantity.', max_length=64, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9_.-]*$', "Use lower-case letters, digits, '.', '_' and '-' only.")], verbose_name='metric code'),
-        ),
-        migrations.AlterField(
-            model_name='charge',
-            name='name',
-            field=models.CharField(help_text='Shown on the invoice line, e.g. "Platform fee".', max_length=255, verbose_name='name'),
-        ),
-        migrations.AlterField(
-            model_name='charge',
-            name='plan_version',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='charges', to='catalog.planversion', verbose_name='plan version'),
-        ),
-        migrations.AlterField(
-            model_name='charge',
-            name='position',
-            field=models.PositiveSmallIntegerField(default=0, verbose_name='position'),
-        ),
-        migrations.AlterField(
-            model_name='charge',
-            name='price_model',
-            field=models.CharField(choices=[('flat', 'Flat fee'), ('per_unit', 'Per unit'), ('graduated', 'Graduated tiers'), ('volume', 'Volume tiers'), ('package', 'Package'), ('percentage', 'Percentage'), ('graduated_percentage', 'Graduated percentage')], default='per_unit', max_length=32, verbose_name='price model'),
-        ),
-        migrations.AlterField(
-            model_name='coupon',
-            name='code',
-            field=models.CharField(help_text='What customers and staff type.', max_length=64, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9_.-]*$', "Use lower-case letters, digits, '.', '_' and '-' only.")], verbose_name='code'),
-        ),
-        migrations.AlterField(
-            model_name='coupon',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='coupon',
-            name='discount_type',
-            field=models.CharField(choices=[('percentage', 'Percentage off'), ('fixed_amount', 'Fixed amount off (per currency)')], default='percentage', max_length=16, verbose_name='discount type'),
-        ),
-        migrations.AlterField(
-            model_name='coupon',
-            name='duration',
-            field=models.CharField(choices=[('once', 'Once (the next invoice)'), ('repeating', 'Repeating (a number of periods)'), ('forever', 'Forever')], default='once', max_length=16, verbose_name='duration'),
-        ),
-        migrations.AlterField(
-            model_name='coupon',
-            name='duration_in_periods',
-            field=models.PositiveIntegerField(blank=True, help_text='Repeating coupons: how many invoices each redemption discounts.', null=True, validators=[django.core.validators.MinValueValidator(1)], verbose_name='duration in periods'),
-        ),
-        migrations.AlterField(
-            model_name='coupon',
-            name='is_archived',
-            field=models.BooleanField(default=False, help_text='Archived coupons cannot be redeemed; discounts already given keep applying.', verbose_name='is archived'),
-        ),
-        migrations.AlterField(
-            model_name='coupon',
-            name='max_redemptions',
-            field=models.PositiveIntegerField(blank=True, help_text='How many times the coupon can be redeemed in all; empty for no limit.', null=True, validators=[django.core.validators.MinValueValidator(1)], verbose_name='max redemptions'),
-        ),
-        migrations.AlterField(
-            model_name='coupon',
-            name='name',
-            field=models.CharField(help_text='Shown on the invoice line, e.g. "Launch offer".', max_length=255, verbose_name='name'),
-        ),
-        migrations.AlterField(
-            model_name='coupon',
-            name='percent_off',
-            field=models.DecimalField(blank=True, decimal_places=4, help_text='Percentage coupons: e.g. 25 for 25 % off (more than 0, at most 100).', max_digits=7, null=True, validators=[django.core.validators.MaxValueValidator(Decimal('100'), 'A percentage off is at most 100.')], verbose_name='percent off'),
-        ),
-        migrations.AlterField(
-            model_name='coupon',
-            name='products',
-            field=models.ManyToManyField(blank=True, help_text='The products it discounts; none selected means every product.', related_name='coupons', to='catalog.product', verbose_name='products'),
-        ),
-        migrations.AlterField(
-            model_name='coupon',
-            name='redeem_by',
-            field=models.DateTimeField(blank=True, help_text='The coupon cannot be redeemed from this moment on (UTC); empty for never.', null=True, verbose_name='redeem by'),
-        ),
-        migrations.AlterField(
-            model_name='coupon',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='couponamount',
-            name='coupon',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='amounts', to='catalog.coupon', verbose_name='coupon'),
-        ),
-        migrations.AlterField(
-            model_name='couponamount',
-            name='currency',
-            field=models.CharField(choices=apps.core.money.currency_choices, max_length=3, verbose_name='currency'),
-        ),
-        migrations.AlterField(
-            model_name='feature',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='feature',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='minimumcommitment',
-            name='amount',
-            field=models.DecimalField(decimal_places=6, help_text="The least the period's charges come to, before tax and discounts.", max_digits=19, verbose_name='amount'),
-        ),
-        migrations.AlterField(
-            model_name='minimumcommitment',
-            name='currency',
-            field=models.CharField(choices=apps.core.money.currency_choices, max_length=3, verbose_name='currency'),
-        ),
-        migrations.AlterField(
-            model_name='minimumcommitment',
-            name='plan_version',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='minimum_commitments', to='catalog.planversion', verbose_name='plan version'),
-        ),
-        migrations.AlterField(
-            model_name='plan',
-            name='code',
-            field=models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9_.-]*$', "Use lower-case letters, digits, '.', '_' and '-' only.")], verbose_name='code'),
-        ),
-        migrations.AlterField(
-            model_name='plan',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='plan',
-            name='description',
-            field=models.TextField(blank=True, verbose_name='description'),
-        ),
-        migrations.AlterField(
-            model_name='plan',
-            name='interval',
-            field=models.CharField(choices=[('day', 'Day'), ('week', 'Week'), ('month', 'Month'), ('year', 'Year')], default='month', max_length=8, verbose_name='interval'),
-        ),
-        migrations.AlterField(
-            model_name='plan',
-            name='interval_count',
-            field=models.PositiveSmallIntegerField(default=1, help_text='Bill every N intervals (e.g. 3 months).', validators=[django.core.validators.MinValueValidator(1)], verbose_name='interval count'),
-        ),
-        migrations.AlterField(
-            model_name='plan',
-            name='is_archived',
-            field=models.BooleanField(default=False, help_text='Archived plans take no new subscriptions.', verbose_name='is archived'),
-        ),
-        migrations.AlterField(
-            model_name='plan',
-            name='name',
-            field=models.CharField(max_length=255, verbose_name='name'),
-        ),
-        migrations.AlterField(
-            model_name='plan',
-            name='product',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='plans', to='catalog.product', verbose_name='product'),
-        ),
-        migrations.AlterField(
-            model_name='plan',
-            name='trial_days',
-            field=models.PositiveSmallIntegerField(default=0, help_text='Days of free trial for new subscribers (0 for none); a subscription may override it.', validators=[django.core.validators.MaxValueValidator(730)], verbose_name='trial days'),
-        ),
-        migrations.AlterField(
-            model_name='plan',
-            name='trial_usage',
-            field=models.CharField(choices=[('free', 'Free (shown at zero on the first invoice after the trial)'), ('billed_after_trial', 'Billed on the first invoice after the trial')], default='free', help_text="Usage during a trial: free (shown at zero on the first invoice after the trial), or billed on that invoice at the plan's prices.", max_length=24, verbose_name='trial usage'),
-        ),
-        migrations.AlterField(
-            model_name='plan',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='planversion',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='planversion',
-            name='notes',
-            field=models.TextField(blank=True, help_text='What changed in this version (for staff).', verbose_name='notes'),
-        ),
-        migrations.AlterField(
-            model_name='planversion',
-            name='number',
-            field=models.PositiveIntegerField(verbose_name='number'),
-        ),
-        migrations.AlterField(
-            model_name='planversion',
-            name='plan',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='versions', to='catalog.plan', verbose_name='plan'),
-        ),
-        migrations.AlterField(
-            model_name='planversion',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='price',
-            name='charge',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='prices', to='catalog.charge', verbose_name='charge'),
-        ),
-        migrations.AlterField(
-            model_name='price',
-            name='currency',
-            field=models.CharField(choices=apps.core.money.currency_choices, max_length=3, verbose_name='currency'),
-        ),
-        migrations.AlterField(
-            model_name='price',
-            name='dimension_values',
-            field=models.JSONField(blank=True, default=dict, help_text='Usage charges on a grouped metric: the group this price is for, e.g. {"region": "eu", "tier": "gold"} (a value for each property the metric groups by); empty for the default price.', verbose_name='dimension values'),
-        ),
-        migrations.AlterField(
-            model_name='price',
-            name='included_units',
-            field=models.DecimalField(decimal_places=6, default=Decimal('0'), help_text='Free units per period, taken off before pricing (percentage: free transactions).', max_digits=19, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='included units'),
-        ),
-        migrations.AlterField(
-            model_name='price',
-            name='package_rounding',
-            field=models.CharField(choices=[('up', 'Round up (a started package counts in full)'), ('down', 'Round down (a partial package is free)')], default='up', help_text='Package: count a started package in full (up) or only whole packages (down).', max_length=8, verbose_name='package rounding'),
-        ),
-        migrations.AlterField(
-            model_name='price',
-            name='package_size',
-            field=models.PositiveIntegerField(default=1, help_text='Package: units per package.', verbose_name='package size'),
-        ),
-        migrations.AlterField(
-            model_name='price',
-            name='percentage',
-            field=models.DecimalField(decimal_places=4, default=Decimal('0'), help_text='Percentage: e.g. 2.9 for 2.9 %.', max_digits=7, verbose_name='percentage'),
-        ),
-        migrations.AlterField(
-            model_name='pricetier',
-            name='percentage',
-            field=models.DecimalField(decimal_places=4, default=Decimal('0'), help_text='Graduated percentage: the share of the amount in this tier, e.g. 2 for 2 %.', max_digits=7, verbose_name='percentage'),
-        ),
-        migrations.AlterField(
-            model_name='pricetier',
-            name='position',
-            field=models.PositiveSmallIntegerField(default=0, verbose_name='position'),
-        ),
-        migrations.AlterField(
-            model_name='pricetier',
-            name='price',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tiers', to='catalog.price', verbose_name='price'),
-        ),
-        migrations.AlterField(
-            model_name='pricetier',
-            name='up_to',
-            field=models.DecimalField(blank=True, decimal_places=6, help_text='Last unit of the tier; empty = no limit.', max_digits=19, null=True, verbose_name='up to'),
-        ),
-        migrations.AlterField(
-            model_name='product',
-            name='code',
-            field=models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9_.-]*$', "Use lower-case letters, digits, '.', '_' and '-' only.")], verbose_name='code'),
-        ),
-        migrations.AlterField(
-            model_name='product',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='product',
-            name='description',
-            field=models.TextField(blank=True, verbose_name='description'),
-        ),
-        migrations.AlterField(
-            model_name='product',
-            name='is_archived',
-            field=models.BooleanField(default=False, help_text='Archived products take no new plans.', verbose_name='is archived'),
-        ),
-        migrations.AlterField(
-            model_name='product',
-            name='name',
-            field=models.CharField(max_length=255, verbose_name='name'),
-        ),
-        migrations.AlterField(
-            model_name='product',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+        AlterLabels(
+            operations=[
+                migrations.AlterModelOptions(
+                    name='billablemetric',
+                    options={'ordering': ['code', 'id'], 'verbose_name': 'billable metric', 'verbose_name_plural': 'billable metrics'},
+                ),
+                migrations.AlterModelOptions(
+                    name='charge',
+                    options={'ordering': ['plan_version', 'position', 'id'], 'verbose_name': 'charge', 'verbose_name_plural': 'charges'},
+                ),
+                migrations.AlterModelOptions(
+                    name='coupon',
+                    options={'ordering': ['-created_at', '-id'], 'verbose_name': 'coupon', 'verbose_name_plural': 'coupons'},
+                ),
+                migrations.AlterModelOptions(
+                    name='couponamount',
+                    options={'ordering': ['coupon', 'currency'], 'verbose_name': 'coupon amount', 'verbose_name_plural': 'coupon amounts'},
+                ),
+                migrations.AlterModelOptions(
+                    name='minimumcommitment',
+                    options={'ordering': ['plan_version', 'currency'], 'verbose_name': 'minimum commitment', 'verbose_name_plural': 'minimum commitments'},
+                ),
+                migrations.AlterModelOptions(
+                    name='plan',
+                    options={'ordering': ['product__name', 'name', 'id'], 'verbose_name': 'plan', 'verbose_name_plural': 'plans'},
+                ),
+                migrations.AlterModelOptions(
+                    name='planversion',
+                    options={'ordering': ['plan', '-number'], 'verbose_name': 'plan version', 'verbose_name_plural': 'plan versions'},
+                ),
+                migrations.AlterModelOptions(
+                    name='price',
+                    options={'ordering': ['charge', 'currency', 'id'], 'verbose_name': 'price', 'verbose_name_plural': 'prices'},
+                ),
+                migrations.AlterModelOptions(
+                    name='pricetier',
+                    options={'ordering': ['price', 'position', 'id'], 'verbose_name': 'price tier', 'verbose_name_plural': 'price tiers'},
+                ),
+                migrations.AlterModelOptions(
+                    name='product',
+                    options={'ordering': ['name', 'id'], 'verbose_name': 'product', 'verbose_name_plural': 'products'},
+                ),
+                migrations.AlterField(
+                    model_name='billablemetric',
+                    name='aggregation',
+                    field=models.CharField(choices=[('count', 'Count of events'), ('sum', 'Sum of a property'), ('max', 'Highest value of a property'), ('unique_count', 'Number of distinct values of a property'), ('latest', 'Latest value of a property'), ('weighted_sum', 'Time-weighted sum of a gauge property'), ('percentile', 'Percentile of per-interval sums of a property')], default='count', max_length=16, verbose_name='aggregation'),
+                ),
+                migrations.AlterField(
+                    model_name='billablemetric',
+                    name='code',
+                    field=models.CharField(help_text='What usage events name, e.g. "api_calls".', max_length=64, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9_.-]*$', "Use lower-case letters, digits, '.', '_' and '-' only.")], verbose_name='code'),
+                ),
+                migrations.AlterField(
+                    model_name='billablemetric',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='billablemetric',
+                    name='description',
+                    field=models.TextField(blank=True, verbose_name='description'),
+                ),
+                migrations.AlterField(
+                    model_name='billablemetric',
+                    name='field_name',
+                    field=models.CharField(blank=True, help_text='The event property aggregated (every aggregation but count).', max_length=64, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_][A-Za-z0-9_.-]*$', "Use letters, digits, '.', '_' and '-' only (no spaces).")], verbose_name='field name'),
+                ),
+                migrations.AlterField(
+                    model_name='billablemetric',
+                    name='filters',
+                    field=models.JSONField(blank=True, default=dict, help_text='Only events whose properties have one of these values count, e.g. {"region": ["eu"]}.', verbose_name='filters'),
+                ),
+                migrations.AlterField(
+                    model_name='billablemetric',
+                    name='group_by',
+                    field=models.CharField(blank=True, help_text='An event property whose values are aggregated and priced separately, e.g. region; or two, separated by a comma, e.g. region,tier.', max_length=129, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9_][A-Za-z0-9_.-]*(,[A-Za-z0-9_][A-Za-z0-9_.-]*)?$', "Name one event property, or two separated by a comma (e.g. region,tier); letters, digits, '.', '_' and '-' only.")], verbose_name='group by'),
+                ),
+                migrations.AlterField(
+                    model_name='billablemetric',
+                    name='is_archived',
+                    field=models.BooleanField(default=False, help_text='Archived metrics take no new events.', verbose_name='is archived'),
+                ),
+                migrations.AlterField(
+                    model_name='billablemetric',
+                    name='lateness_window_days',
+                    field=models.PositiveSmallIntegerField(default=3, help_text="Events for a period already invoiced are accepted this many days after the period's end, and billed on the next invoice as late usage (0: never).", validators=[django.core.validators.MaxValueValidator(31)], verbose_name='lateness window days'),
+                ),
+                migrations.AlterField(
+                    model_name='billablemetric',
+                    name='name',
+                    field=models.CharField(help_text='Shown to staff and on invoices, e.g. "API calls".', max_length=255, verbose_name='name'),
+                ),
+                migrations.AlterField(
+                    model_name='billablemetric',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='charge',
+                    name='billing_timing',
+                    field=models.CharField(choices=[('in_advance', 'In advance (when the period begins)'), ('in_arrears', 'In arrears (when the period ends)')], default='in_advance', help_text='Recurring charges: billed when the period begins (in advance) or when it ends (in arrears). Usage charges are always billed in arrears.', max_length=16, verbose_name='billing timing'),
+                ),
+                migrations.AlterField(
+                    model_name='charge',
+                    name='kind',
+                    field=models.CharField(choices=[('recurring', 'Recurring (a fee per period, in advance or in arrears)'), ('usage', 'Usage (billed in arrears)')], default='recurring', max_length=16, verbose_name='kind'),
+                ),
+                migrations.AlterField(
+                    model_name='charge',
+                    name='metric_code',
+                    field=models.CharField(blank=True, help_text='Usage charges: the billable metric whose aggregate is the quantity.', max_length=64, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9_.-]*$', "Use lower-case letters, digits, '.', '_' and '-' only.")], verbose_name='metric code'),
+                ),
+                migrations.AlterField(
+                    model_name='charge',
+                    name='name',
+                    field=models.CharField(help_text='Shown on the invoice line, e.g. "Platform fee".', max_length=255, verbose_name='name'),
+                ),
+                migrations.AlterField(
+                    model_name='charge',
+                    name='plan_version',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='charges', to='catalog.planversion', verbose_name='plan version'),
+                ),
+                migrations.AlterField(
+                    model_name='charge',
+                    name='position',
+                    field=models.PositiveSmallIntegerField(default=0, verbose_name='position'),
+                ),
+                migrations.AlterField(
+                    model_name='charge',
+                    name='price_model',
+                    field=models.CharField(choices=[('flat', 'Flat fee'), ('per_unit', 'Per unit'), ('graduated', 'Graduated tiers'), ('volume', 'Volume tiers'), ('package', 'Package'), ('percentage', 'Percentage'), ('graduated_percentage', 'Graduated percentage')], default='per_unit', max_length=32, verbose_name='price model'),
+                ),
+                migrations.AlterField(
+                    model_name='coupon',
+                    name='code',
+                    field=models.CharField(help_text='What customers and staff type.', max_length=64, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9_.-]*$', "Use lower-case letters, digits, '.', '_' and '-' only.")], verbose_name='code'),
+                ),
+                migrations.AlterField(
+                    model_name='coupon',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='coupon',
+                    name='discount_type',
+                    field=models.CharField(choices=[('percentage', 'Percentage off'), ('fixed_amount', 'Fixed amount off (per currency)')], default='percentage', max_length=16, verbose_name='discount type'),
+                ),
+                migrations.AlterField(
+                    model_name='coupon',
+                    name='duration',
+                    field=models.CharField(choices=[('once', 'Once (the next invoice)'), ('repeating', 'Repeating (a number of periods)'), ('forever', 'Forever')], default='once', max_length=16, verbose_name='duration'),
+                ),
+                migrations.AlterField(
+                    model_name='coupon',
+                    name='duration_in_periods',
+                    field=models.PositiveIntegerField(blank=True, help_text='Repeating coupons: how many invoices each redemption discounts.', null=True, validators=[django.core.validators.MinValueValidator(1)], verbose_name='duration in periods'),
+                ),
+                migrations.AlterField(
+                    model_name='coupon',
+                    name='is_archived',
+                    field=models.BooleanField(default=False, help_text='Archived coupons cannot be redeemed; discounts already given keep applying.', verbose_name='is archived'),
+                ),
+                migrations.AlterField(
+                    model_name='coupon',
+                    name='max_redemptions',
+                    field=models.PositiveIntegerField(blank=True, help_text='How many times the coupon can be redeemed in all; empty for no limit.', null=True, validators=[django.core.validators.MinValueValidator(1)], verbose_name='max redemptions'),
+                ),
+                migrations.AlterField(
+                    model_name='coupon',
+                    name='name',
+                    field=models.CharField(help_text='Shown on the invoice line, e.g. "Launch offer".', max_length=255, verbose_name='name'),
+                ),
+                migrations.AlterField(
+                    model_name='coupon',
+                    name='percent_off',
+                    field=models.DecimalField(blank=True, decimal_places=4, help_text='Percentage coupons: e.g. 25 for 25 % off (more than 0, at most 100).', max_digits=7, null=True, validators=[django.core.validators.MaxValueValidator(Decimal('100'), 'A percentage off is at most 100.')], verbose_name='percent off'),
+                ),
+                migrations.AlterField(
+                    model_name='coupon',
+                    name='products',
+                    field=models.ManyToManyField(blank=True, help_text='The products it discounts; none selected means every product.', related_name='coupons', to='catalog.product', verbose_name='products'),
+                ),
+                migrations.AlterField(
+                    model_name='coupon',
+                    name='redeem_by',
+                    field=models.DateTimeField(blank=True, help_text='The coupon cannot be redeemed from this moment on (UTC); empty for never.', null=True, verbose_name='redeem by'),
+                ),
+                migrations.AlterField(
+                    model_name='coupon',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='couponamount',
+                    name='coupon',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='amounts', to='catalog.coupon', verbose_name='coupon'),
+                ),
+                migrations.AlterField(
+                    model_name='couponamount',
+                    name='currency',
+                    field=models.CharField(choices=apps.core.money.currency_choices, max_length=3, verbose_name='currency'),
+                ),
+                migrations.AlterField(
+                    model_name='feature',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='feature',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='minimumcommitment',
+                    name='amount',
+                    field=models.DecimalField(decimal_places=6, help_text="The least the period's charges come to, before tax and discounts.", max_digits=19, verbose_name='amount'),
+                ),
+                migrations.AlterField(
+                    model_name='minimumcommitment',
+                    name='currency',
+                    field=models.CharField(choices=apps.core.money.currency_choices, max_length=3, verbose_name='currency'),
+                ),
+                migrations.AlterField(
+                    model_name='minimumcommitment',
+                    name='plan_version',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='minimum_commitments', to='catalog.planversion', verbose_name='plan version'),
+                ),
+                migrations.AlterField(
+                    model_name='plan',
+                    name='code',
+                    field=models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9_.-]*$', "Use lower-case letters, digits, '.', '_' and '-' only.")], verbose_name='code'),
+                ),
+                migrations.AlterField(
+                    model_name='plan',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='plan',
+                    name='description',
+                    field=models.TextField(blank=True, verbose_name='description'),
+                ),
+                migrations.AlterField(
+                    model_name='plan',
+                    name='interval',
+                    field=models.CharField(choices=[('day', 'Day'), ('week', 'Week'), ('month', 'Month'), ('year', 'Year')], default='month', max_length=8, verbose_name='interval'),
+                ),
+                migrations.AlterField(
+                    model_name='plan',
+                    name='interval_count',
+                    field=models.PositiveSmallIntegerField(default=1, help_text='Bill every N intervals (e.g. 3 months).', validators=[django.core.validators.MinValueValidator(1)], verbose_name='interval count'),
+                ),
+                migrations.AlterField(
+                    model_name='plan',
+                    name='is_archived',
+                    field=models.BooleanField(default=False, help_text='Archived plans take no new subscriptions.', verbose_name='is archived'),
+                ),
+                migrations.AlterField(
+                    model_name='plan',
+                    name='name',
+                    field=models.CharField(max_length=255, verbose_name='name'),
+                ),
+                migrations.AlterField(
+                    model_name='plan',
+                    name='product',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='plans', to='catalog.product', verbose_name='product'),
+                ),
+                migrations.AlterField(
+                    model_name='plan',
+                    name='trial_days',
+                    field=models.PositiveSmallIntegerField(default=0, help_text='Days of free trial for new subscribers (0 for none); a subscription may override it.', validators=[django.core.validators.MaxValueValidator(730)], verbose_name='trial days'),
+                ),
+                migrations.AlterField(
+                    model_name='plan',
+                    name='trial_usage',
+                    field=models.CharField(choices=[('free', 'Free (shown at zero on the first invoice after the trial)'), ('billed_after_trial', 'Billed on the first invoice after the trial')], default='free', help_text="Usage during a trial: free (shown at zero on the first invoice after the trial), or billed on that invoice at the plan's prices.", max_length=24, verbose_name='trial usage'),
+                ),
+                migrations.AlterField(
+                    model_name='plan',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='planversion',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='planversion',
+                    name='notes',
+                    field=models.TextField(blank=True, help_text='What changed in this version (for staff).', verbose_name='notes'),
+                ),
+                migrations.AlterField(
+                    model_name='planversion',
+                    name='number',
+                    field=models.PositiveIntegerField(verbose_name='number'),
+                ),
+                migrations.AlterField(
+                    model_name='planversion',
+                    name='plan',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='versions', to='catalog.plan', verbose_name='plan'),
+                ),
+                migrations.AlterField(
+                    model_name='planversion',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='price',
+                    name='charge',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='prices', to='catalog.charge', verbose_name='charge'),
+                ),
+                migrations.AlterField(
+                    model_name='price',
+                    name='currency',
+                    field=models.CharField(choices=apps.core.money.currency_choices, max_length=3, verbose_name='currency'),
+                ),
+                migrations.AlterField(
+                    model_name='price',
+                    name='dimension_values',
+                    field=models.JSONField(blank=True, default=dict, help_text='Usage charges on a grouped metric: the group this price is for, e.g. {"region": "eu", "tier": "gold"} (a value for each property the metric groups by); empty for the default price.', verbose_name='dimension values'),
+                ),
+                migrations.AlterField(
+                    model_name='price',
+                    name='included_units',
+                    field=models.DecimalField(decimal_places=6, default=Decimal('0'), help_text='Free units per period, taken off before pricing (percentage: free transactions).', max_digits=19, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='included units'),
+                ),
+                migrations.AlterField(
+                    model_name='price',
+                    name='package_rounding',
+                    field=models.CharField(choices=[('up', 'Round up (a started package counts in full)'), ('down', 'Round down (a partial package is free)')], default='up', help_text='Package: count a started package in full (up) or only whole packages (down).', max_length=8, verbose_name='package rounding'),
+                ),
+                migrations.AlterField(
+                    model_name='price',
+                    name='package_size',
+                    field=models.PositiveIntegerField(default=1, help_text='Package: units per package.', verbose_name='package size'),
+                ),
+                migrations.AlterField(
+                    model_name='price',
+                    name='percentage',
+                    field=models.DecimalField(decimal_places=4, default=Decimal('0'), help_text='Percentage: e.g. 2.9 for 2.9 %.', max_digits=7, verbose_name='percentage'),
+                ),
+                migrations.AlterField(
+                    model_name='pricetier',
+                    name='percentage',
+                    field=models.DecimalField(decimal_places=4, default=Decimal('0'), help_text='Graduated percentage: the share of the amount in this tier, e.g. 2 for 2 %.', max_digits=7, verbose_name='percentage'),
+                ),
+                migrations.AlterField(
+                    model_name='pricetier',
+                    name='position',
+                    field=models.PositiveSmallIntegerField(default=0, verbose_name='position'),
+                ),
+                migrations.AlterField(
+                    model_name='pricetier',
+                    name='price',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='tiers', to='catalog.price', verbose_name='price'),
+                ),
+                migrations.AlterField(
+                    model_name='pricetier',
+                    name='up_to',
+                    field=models.DecimalField(blank=True, decimal_places=6, help_text='Last unit of the tier; empty = no limit.', max_digits=19, null=True, verbose_name='up to'),
+                ),
+                migrations.AlterField(
+                    model_name='product',
+                    name='code',
+                    field=models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9_.-]*$', "Use lower-case letters, digits, '.', '_' and '-' only.")], verbose_name='code'),
+                ),
+                migrations.AlterField(
+                    model_name='product',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='product',
+                    name='description',
+                    field=models.TextField(blank=True, verbose_name='description'),
+                ),
+                migrations.AlterField(
+                    model_name='product',
+                    name='is_archived',
+                    field=models.BooleanField(default=False, help_text='Archived products take no new plans.', verbose_name='is archived'),
+                ),
+                migrations.AlterField(
+                    model_name='product',
+                    name='name',
+                    field=models.CharField(max_length=255, verbose_name='name'),
+                ),
+                migrations.AlterField(
+                    model_name='product',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+            ]
         ),
     ]

@@ -4,6 +4,7 @@ import django.core.validators
 import django.db.models.deletion
 from decimal import Decimal
 from django.db import migrations, models
+from apps.core.migration_operations import AlterLabels
 
 
 class Migration(migrations.Migration):
@@ -13,114 +14,118 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterField(
-            model_name='billablemetric',
-            name='interval_minutes',
-            field=models.PositiveSmallIntegerField(blank=True, help_text='Percentile metrics: the length of a sample interval in minutes (a divisor of 60, e.g. 5); each sample is the sum of the property in its interval.', null=True, verbose_name='interval minutes'),
-        ),
-        migrations.AlterField(
-            model_name='billablemetric',
-            name='percentile',
-            field=models.DecimalField(blank=True, decimal_places=2, help_text="Percentile metrics: which percentile of the period's samples is billed, above 0 and at most 100 (e.g. 95).", max_digits=5, null=True, verbose_name='percentile'),
-        ),
-        migrations.AlterField(
-            model_name='billablemetric',
-            name='time_unit',
-            field=models.CharField(blank=True, choices=[('hour', 'Hour (e.g. GB-hours)'), ('day', 'Day (e.g. GB-days)'), ('month', 'Calendar month (e.g. GB-months)')], help_text='Weighted sums: the time each level is weighted by (hour: GB-hours; month: GB-months).', max_length=8, verbose_name='time unit'),
-        ),
-        migrations.AlterField(
-            model_name='charge',
-            name='peak_end_hour',
-            field=models.PositiveSmallIntegerField(blank=True, help_text='The hour peak hours end (0–23, excluded; before the start: they run past midnight).', null=True, validators=[django.core.validators.MaxValueValidator(23)], verbose_name='peak end hour'),
-        ),
-        migrations.AlterField(
-            model_name='charge',
-            name='peak_start_hour',
-            field=models.PositiveSmallIntegerField(blank=True, help_text="Usage charges: the hour peak hours start (0–23, in the customer's time zone); usage in peak hours is priced by the charge's peak price and billed on its own line. Empty: no peak hours.", null=True, validators=[django.core.validators.MaxValueValidator(23)], verbose_name='peak start hour'),
-        ),
-        migrations.AlterField(
-            model_name='charge',
-            name='pooled_allowance',
-            field=models.DecimalField(blank=True, decimal_places=6, help_text="Usage charges: units of the metric each subscription adds to a pool shared by all of the customer's subscriptions on the same plan (e.g. 1 GB per SIM); usage beyond the pool is priced by the charge's price. Empty: no pool.", max_digits=19, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='pooled allowance'),
-        ),
-        migrations.AlterField(
-            model_name='couponamount',
-            name='amount_off',
-            field=models.DecimalField(decimal_places=12, help_text='The amount taken off an invoice in this currency.', max_digits=28, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='amount off'),
-        ),
-        migrations.AlterField(
-            model_name='feature',
-            name='code',
-            field=models.CharField(help_text='What the seller\'s application asks for, e.g. "seats".', max_length=64, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9_.-]*$', "Use lower-case letters, digits, '.', '_' and '-' only.")], verbose_name='code'),
-        ),
-        migrations.AlterField(
-            model_name='feature',
-            name='description',
-            field=models.TextField(blank=True, verbose_name='description'),
-        ),
-        migrations.AlterField(
-            model_name='feature',
-            name='kind',
-            field=models.CharField(choices=[('boolean', 'On/off'), ('limit', 'Limit (a whole number, or unlimited)'), ('value', 'Value (text)')], default='boolean', help_text='Cannot change once a plan version grants the feature.', max_length=16, verbose_name='kind'),
-        ),
-        migrations.AlterField(
-            model_name='feature',
-            name='name',
-            field=models.CharField(help_text='Shown to staff and on the portal\'s plan picker, e.g. "Seats".', max_length=255, verbose_name='name'),
-        ),
-        migrations.AlterField(
-            model_name='featuregrant',
-            name='feature',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='grants', to='catalog.feature', verbose_name='feature'),
-        ),
-        migrations.AlterField(
-            model_name='featuregrant',
-            name='plan_version',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='feature_grants', to='catalog.planversion', verbose_name='plan version'),
-        ),
-        migrations.AlterField(
-            model_name='featuregrant',
-            name='value',
-            field=models.CharField(help_text='On/off: true or false. Limit: a whole number or "unlimited". Value: the text.', max_length=255, verbose_name='value'),
-        ),
-        migrations.AlterField(
-            model_name='price',
-            name='amount',
-            field=models.DecimalField(decimal_places=12, default=Decimal('0'), help_text='Flat: the fee. Per unit: the price of one unit. Package: the price of one package.', max_digits=28, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='amount'),
-        ),
-        migrations.AlterField(
-            model_name='price',
-            name='fixed_fee',
-            field=models.DecimalField(decimal_places=12, default=Decimal('0'), help_text='Percentage: fixed fee per transaction.', max_digits=28, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='fixed fee'),
-        ),
-        migrations.AlterField(
-            model_name='price',
-            name='max_per_transaction',
-            field=models.DecimalField(blank=True, decimal_places=12, help_text='Percentage: highest fee per transaction.', max_digits=28, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='max per transaction'),
-        ),
-        migrations.AlterField(
-            model_name='price',
-            name='min_per_transaction',
-            field=models.DecimalField(blank=True, decimal_places=12, help_text='Percentage: lowest fee per transaction.', max_digits=28, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='min per transaction'),
-        ),
-        migrations.AlterField(
-            model_name='price',
-            name='minimum_amount',
-            field=models.DecimalField(blank=True, decimal_places=12, help_text='Minimum charge per period; a true-up line makes up the difference.', max_digits=28, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='minimum amount'),
-        ),
-        migrations.AlterField(
-            model_name='price',
-            name='time_window',
-            field=models.CharField(blank=True, choices=[('', 'All hours (off-peak when the charge has peak hours)'), ('peak', 'Peak hours')], default='', help_text='Usage charges with peak hours: the price of the peak hours (peak), or of every other hour (empty: the default price).', max_length=8, verbose_name='time window'),
-        ),
-        migrations.AlterField(
-            model_name='pricetier',
-            name='flat_amount',
-            field=models.DecimalField(decimal_places=12, default=Decimal('0'), help_text='Flat fee for reaching this tier.', max_digits=28, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='flat amount'),
-        ),
-        migrations.AlterField(
-            model_name='pricetier',
-            name='unit_amount',
-            field=models.DecimalField(decimal_places=12, default=Decimal('0'), help_text='Price per unit in this tier.', max_digits=28, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='unit amount'),
+        AlterLabels(
+            operations=[
+                migrations.AlterField(
+                    model_name='billablemetric',
+                    name='interval_minutes',
+                    field=models.PositiveSmallIntegerField(blank=True, help_text='Percentile metrics: the length of a sample interval in minutes (a divisor of 60, e.g. 5); each sample is the sum of the property in its interval.', null=True, verbose_name='interval minutes'),
+                ),
+                migrations.AlterField(
+                    model_name='billablemetric',
+                    name='percentile',
+                    field=models.DecimalField(blank=True, decimal_places=2, help_text="Percentile metrics: which percentile of the period's samples is billed, above 0 and at most 100 (e.g. 95).", max_digits=5, null=True, verbose_name='percentile'),
+                ),
+                migrations.AlterField(
+                    model_name='billablemetric',
+                    name='time_unit',
+                    field=models.CharField(blank=True, choices=[('hour', 'Hour (e.g. GB-hours)'), ('day', 'Day (e.g. GB-days)'), ('month', 'Calendar month (e.g. GB-months)')], help_text='Weighted sums: the time each level is weighted by (hour: GB-hours; month: GB-months).', max_length=8, verbose_name='time unit'),
+                ),
+                migrations.AlterField(
+                    model_name='charge',
+                    name='peak_end_hour',
+                    field=models.PositiveSmallIntegerField(blank=True, help_text='The hour peak hours end (0–23, excluded; before the start: they run past midnight).', null=True, validators=[django.core.validators.MaxValueValidator(23)], verbose_name='peak end hour'),
+                ),
+                migrations.AlterField(
+                    model_name='charge',
+                    name='peak_start_hour',
+                    field=models.PositiveSmallIntegerField(blank=True, help_text="Usage charges: the hour peak hours start (0–23, in the customer's time zone); usage in peak hours is priced by the charge's peak price and billed on its own line. Empty: no peak hours.", null=True, validators=[django.core.validators.MaxValueValidator(23)], verbose_name='peak start hour'),
+                ),
+                migrations.AlterField(
+                    model_name='charge',
+                    name='pooled_allowance',
+                    field=models.DecimalField(blank=True, decimal_places=6, help_text="Usage charges: units of the metric each subscription adds to a pool shared by all of the customer's subscriptions on the same plan (e.g. 1 GB per SIM); usage beyond the pool is priced by the charge's price. Empty: no pool.", max_digits=19, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='pooled allowance'),
+                ),
+                migrations.AlterField(
+                    model_name='couponamount',
+                    name='amount_off',
+                    field=models.DecimalField(decimal_places=12, help_text='The amount taken off an invoice in this currency.', max_digits=28, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='amount off'),
+                ),
+                migrations.AlterField(
+                    model_name='feature',
+                    name='code',
+                    field=models.CharField(help_text='What the seller\'s application asks for, e.g. "seats".', max_length=64, validators=[django.core.validators.RegexValidator('^[a-z0-9][a-z0-9_.-]*$', "Use lower-case letters, digits, '.', '_' and '-' only.")], verbose_name='code'),
+                ),
+                migrations.AlterField(
+                    model_name='feature',
+                    name='description',
+                    field=models.TextField(blank=True, verbose_name='description'),
+                ),
+                migrations.AlterField(
+                    model_name='feature',
+                    name='kind',
+                    field=models.CharField(choices=[('boolean', 'On/off'), ('limit', 'Limit (a whole number, or unlimited)'), ('value', 'Value (text)')], default='boolean', help_text='Cannot change once a plan version grants the feature.', max_length=16, verbose_name='kind'),
+                ),
+                migrations.AlterField(
+                    model_name='feature',
+                    name='name',
+                    field=models.CharField(help_text='Shown to staff and on the portal\'s plan picker, e.g. "Seats".', max_length=255, verbose_name='name'),
+                ),
+                migrations.AlterField(
+                    model_name='featuregrant',
+                    name='feature',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='grants', to='catalog.feature', verbose_name='feature'),
+                ),
+                migrations.AlterField(
+                    model_name='featuregrant',
+                    name='plan_version',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='feature_grants', to='catalog.planversion', verbose_name='plan version'),
+                ),
+                migrations.AlterField(
+                    model_name='featuregrant',
+                    name='value',
+                    field=models.CharField(help_text='On/off: true or false. Limit: a whole number or "unlimited". Value: the text.', max_length=255, verbose_name='value'),
+                ),
+                migrations.AlterField(
+                    model_name='price',
+                    name='amount',
+                    field=models.DecimalField(decimal_places=12, default=Decimal('0'), help_text='Flat: the fee. Per unit: the price of one unit. Package: the price of one package.', max_digits=28, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='amount'),
+                ),
+                migrations.AlterField(
+                    model_name='price',
+                    name='fixed_fee',
+                    field=models.DecimalField(decimal_places=12, default=Decimal('0'), help_text='Percentage: fixed fee per transaction.', max_digits=28, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='fixed fee'),
+                ),
+                migrations.AlterField(
+                    model_name='price',
+                    name='max_per_transaction',
+                    field=models.DecimalField(blank=True, decimal_places=12, help_text='Percentage: highest fee per transaction.', max_digits=28, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='max per transaction'),
+                ),
+                migrations.AlterField(
+                    model_name='price',
+                    name='min_per_transaction',
+                    field=models.DecimalField(blank=True, decimal_places=12, help_text='Percentage: lowest fee per transaction.', max_digits=28, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='min per transaction'),
+                ),
+                migrations.AlterField(
+                    model_name='price',
+                    name='minimum_amount',
+                    field=models.DecimalField(blank=True, decimal_places=12, help_text='Minimum charge per period; a true-up line makes up the difference.', max_digits=28, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='minimum amount'),
+                ),
+                migrations.AlterField(
+                    model_name='price',
+                    name='time_window',
+                    field=models.CharField(blank=True, choices=[('', 'All hours (off-peak when the charge has peak hours)'), ('peak', 'Peak hours')], default='', help_text='Usage charges with peak hours: the price of the peak hours (peak), or of every other hour (empty: the default price).', max_length=8, verbose_name='time window'),
+                ),
+                migrations.AlterField(
+                    model_name='pricetier',
+                    name='flat_amount',
+                    field=models.DecimalField(decimal_places=12, default=Decimal('0'), help_text='Flat fee for reaching this tier.', max_digits=28, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='flat amount'),
+                ),
+                migrations.AlterField(
+                    model_name='pricetier',
+                    name='unit_amount',
+                    field=models.DecimalField(decimal_places=12, default=Decimal('0'), help_text='Price per unit in this tier.', max_digits=28, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='unit amount'),
+                ),
+            ]
         ),
     ]

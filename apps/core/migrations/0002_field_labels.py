@@ -4,6 +4,7 @@ import django.core.serializers.json
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
+from apps.core.migration_operations import AlterLabels
 
 
 class Migration(migrations.Migration):
@@ -14,43 +15,47 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterModelOptions(
-            name='idempotencyrecord',
-            options={'verbose_name': 'idempotency record', 'verbose_name_plural': 'idempotency records'},
-        ),
-        migrations.AlterField(
-            model_name='idempotencyrecord',
-            name='completed_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='completed at'),
-        ),
-        migrations.AlterField(
-            model_name='idempotencyrecord',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='idempotencyrecord',
-            name='key',
-            field=models.CharField(max_length=255, verbose_name='key'),
-        ),
-        migrations.AlterField(
-            model_name='idempotencyrecord',
-            name='request_fingerprint',
-            field=models.CharField(help_text='SHA-256 of method, path and body.', max_length=64, verbose_name='request fingerprint'),
-        ),
-        migrations.AlterField(
-            model_name='idempotencyrecord',
-            name='response_body',
-            field=models.JSONField(blank=True, encoder=django.core.serializers.json.DjangoJSONEncoder, null=True, verbose_name='response body'),
-        ),
-        migrations.AlterField(
-            model_name='idempotencyrecord',
-            name='response_status',
-            field=models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='response status'),
-        ),
-        migrations.AlterField(
-            model_name='idempotencyrecord',
-            name='user',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='user'),
+        AlterLabels(
+            operations=[
+                migrations.AlterModelOptions(
+                    name='idempotencyrecord',
+                    options={'verbose_name': 'idempotency record', 'verbose_name_plural': 'idempotency records'},
+                ),
+                migrations.AlterField(
+                    model_name='idempotencyrecord',
+                    name='completed_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='completed at'),
+                ),
+                migrations.AlterField(
+                    model_name='idempotencyrecord',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='idempotencyrecord',
+                    name='key',
+                    field=models.CharField(max_length=255, verbose_name='key'),
+                ),
+                migrations.AlterField(
+                    model_name='idempotencyrecord',
+                    name='request_fingerprint',
+                    field=models.CharField(help_text='SHA-256 of method, path and body.', max_length=64, verbose_name='request fingerprint'),
+                ),
+                migrations.AlterField(
+                    model_name='idempotencyrecord',
+                    name='response_body',
+                    field=models.JSONField(blank=True, encoder=django.core.serializers.json.DjangoJSONEncoder, null=True, verbose_name='response body'),
+                ),
+                migrations.AlterField(
+                    model_name='idempotencyrecord',
+                    name='response_status',
+                    field=models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='response status'),
+                ),
+                migrations.AlterField(
+                    model_name='idempotencyrecord',
+                    name='user',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='user'),
+                ),
+            ]
         ),
     ]

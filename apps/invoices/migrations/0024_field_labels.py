@@ -7,6 +7,7 @@ import django_countries.fields
 import djmoney.models.fields
 from django.conf import settings
 from django.db import migrations, models
+from apps.core.migration_operations import AlterLabels
 
 
 class Migration(migrations.Migration):
@@ -20,717 +21,721 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterModelOptions(
-            name='billingrun',
-            options={'ordering': ['-started_at', '-id'], 'verbose_name': 'billing run', 'verbose_name_plural': 'billing runs'},
-        ),
-        migrations.AlterModelOptions(
-            name='creditnote',
-            options={'ordering': ['-issued_at', '-id'], 'verbose_name': 'credit note', 'verbose_name_plural': 'credit notes'},
-        ),
-        migrations.AlterModelOptions(
-            name='creditnoteline',
-            options={'ordering': ['credit_note', 'position', 'id'], 'verbose_name': 'credit note line', 'verbose_name_plural': 'credit note lines'},
-        ),
-        migrations.AlterModelOptions(
-            name='creditnotetax',
-            options={'ordering': ['credit_note', 'id'], 'verbose_name': 'credit note tax', 'verbose_name_plural': 'credit note taxes'},
-        ),
-        migrations.AlterModelOptions(
-            name='invoice',
-            options={'ordering': ['-created_at', '-id'], 'verbose_name': 'invoice', 'verbose_name_plural': 'invoices'},
-        ),
-        migrations.AlterModelOptions(
-            name='invoicedperiod',
-            options={'ordering': ['invoice_id', 'subscription_id'], 'verbose_name': 'invoiced period', 'verbose_name_plural': 'invoiced periods'},
-        ),
-        migrations.AlterModelOptions(
-            name='invoiceevent',
-            options={'ordering': ['occurred_at', 'id'], 'verbose_name': 'invoice event', 'verbose_name_plural': 'invoice events'},
-        ),
-        migrations.AlterModelOptions(
-            name='invoiceitem',
-            options={'ordering': ['created_at', 'id'], 'verbose_name': 'invoice item', 'verbose_name_plural': 'invoice items'},
-        ),
-        migrations.AlterModelOptions(
-            name='invoiceline',
-            options={'ordering': ['invoice', 'position', 'id'], 'verbose_name': 'invoice line', 'verbose_name_plural': 'invoice lines'},
-        ),
-        migrations.AlterModelOptions(
-            name='invoicenumbersequence',
-            options={'verbose_name': 'invoice number sequence', 'verbose_name_plural': 'invoice number sequences'},
-        ),
-        migrations.AlterModelOptions(
-            name='invoicetax',
-            options={'ordering': ['invoice', 'id'], 'verbose_name': 'invoice tax', 'verbose_name_plural': 'invoice taxes'},
-        ),
-        migrations.AlterModelOptions(
-            name='taxrate',
-            options={'ordering': ['country', 'region', 'name', 'id'], 'verbose_name': 'tax rate', 'verbose_name_plural': 'tax rates'},
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='as_of',
-            field=models.DateTimeField(help_text='Subscriptions due at or before this moment were billed.', verbose_name='as of'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='chunk_count',
-            field=models.PositiveIntegerField(default=0, verbose_name='chunk count'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='chunks_done',
-            field=models.PositiveIntegerField(default=0, verbose_name='chunks done'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, null=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='due_count',
-            field=models.PositiveIntegerField(default=0, help_text='Subscriptions found due.', verbose_name='due count'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='duration_ms',
-            field=models.PositiveBigIntegerField(blank=True, editable=False, null=True, verbose_name='duration (ms)'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='ended_count',
-            field=models.PositiveIntegerField(default=0, help_text='Subscriptions ended at period end.', verbose_name='ended count'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='errors',
-            field=models.JSONField(blank=True, default=list, verbose_name='errors'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='failed_count',
-            field=models.PositiveIntegerField(default=0, verbose_name='failed count'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='finalized_count',
-            field=models.PositiveIntegerField(default=0, help_text='Draft invoices finalized.', verbose_name='finalized count'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='finished_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='finished at'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='heartbeat_at',
-            field=models.DateTimeField(blank=True, editable=False, help_text='Last chunk finished.', null=True, verbose_name='heartbeat at'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='invoiced_count',
-            field=models.PositiveIntegerField(default=0, help_text='Invoices created.', verbose_name='invoiced count'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='processed_count',
-            field=models.PositiveIntegerField(default=0, help_text='Due subscriptions looked at so far.', verbose_name='processed count'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='skipped_count',
-            field=models.PositiveIntegerField(default=0, help_text='Subscriptions already billed or being billed by another run.', verbose_name='skipped count'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='started_at',
-            field=models.DateTimeField(verbose_name='started at'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='status',
-            field=models.CharField(choices=[('running', 'Running'), ('succeeded', 'Succeeded'), ('completed_with_errors', 'Completed with errors'), ('failed', 'Failed'), ('interrupted', 'Interrupted (finished by a later run)')], default='running', max_length=24, verbose_name='status'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='test_clock',
-            field=models.ForeignKey(blank=True, help_text='Runs of a test clock bill only its customers; all other runs leave them alone.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='billing_runs', to='accounts.simulatedclock', verbose_name='test clock'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='trigger',
-            field=models.CharField(choices=[('schedule', 'Schedule'), ('admin', 'Admin'), ('command', 'Command'), ('api', 'API'), ('test_clock', 'Test clock')], max_length=16, verbose_name='trigger'),
-        ),
-        migrations.AlterField(
-            model_name='billingrun',
-            name='triggered_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='triggered by'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='amount_due_reduction',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, help_text='Taken off what is still due on the (unpaid) invoice.', max_digits=19, verbose_name='amount due reduction'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='balance_item',
-            field=models.OneToOneField(blank=True, editable=False, help_text='The customer credit this note created, while some of it is waiting.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='credit_note', to='invoices.invoiceitem', verbose_name='balance item'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='credit_to_balance',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, help_text="Credited to the customer's balance, taken off their next invoices.", max_digits=19, verbose_name='credit to balance'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='credit_notes', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='customer_details',
-            field=models.JSONField(blank=True, default=dict, editable=False, verbose_name='customer details'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='invoice',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='credit_notes', to='invoices.invoice', verbose_name='invoice'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='issued_at',
-            field=models.DateTimeField(verbose_name='issued at'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='issued_by',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='issued by'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='memo',
-            field=models.TextField(blank=True, help_text='Printed on the credit note.', verbose_name='memo'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='number',
-            field=models.CharField(editable=False, max_length=64, verbose_name='number'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='reason',
-            field=models.CharField(choices=[('duplicate', 'Duplicate charge'), ('product_unsatisfactory', 'Product unsatisfactory'), ('order_change', 'Order change'), ('other', 'Other')], max_length=32, verbose_name='reason'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='refund_amount',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, help_text='Paid back to the customer (recorded here; paid outside the product).', max_digits=19, verbose_name='refund amount'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='refund_reference',
-            field=models.CharField(blank=True, help_text='E.g. the bank transfer reference.', max_length=255, verbose_name='refund reference'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='reverse_charge',
-            field=models.BooleanField(default=False, verbose_name='reverse charge'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='seller_details',
-            field=models.JSONField(blank=True, default=dict, editable=False, verbose_name='seller details'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='status',
-            field=models.CharField(choices=[('issued', 'Issued'), ('void', 'Void')], default='issued', max_length=16, verbose_name='status'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='subtotal',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='subtotal'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='tax_total',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, help_text='Tax credited on top of the lines (exclusive rates only).', max_digits=19, verbose_name='tax total'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='total',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, help_text='Everything credited: subtotal plus tax.', max_digits=19, verbose_name='total'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='creditnote',
-            name='voided_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='voided at'),
-        ),
-        migrations.AlterField(
-            model_name='creditnoteline',
-            name='amount',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='amount'),
-        ),
-        migrations.AlterField(
-            model_name='creditnoteline',
-            name='credit_note',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='invoices.creditnote', verbose_name='credit note'),
-        ),
-        migrations.AlterField(
-            model_name='creditnoteline',
-            name='description',
-            field=models.CharField(max_length=500, verbose_name='description'),
-        ),
-        migrations.AlterField(
-            model_name='creditnoteline',
-            name='explanation',
-            field=models.JSONField(blank=True, default=list, verbose_name='explanation'),
-        ),
-        migrations.AlterField(
-            model_name='creditnoteline',
-            name='invoice_line',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='credit_note_lines', to='invoices.invoiceline', verbose_name='invoice line'),
-        ),
-        migrations.AlterField(
-            model_name='creditnoteline',
-            name='kind',
-            field=models.CharField(choices=[('invoice_line', 'Invoice line'), ('adjustment', 'Amount'), ('discount_share', "Share of the invoice's discounts"), ('balance_share', 'Share of the balance applied on the invoice')], max_length=16, verbose_name='kind'),
-        ),
-        migrations.AlterField(
-            model_name='creditnoteline',
-            name='position',
-            field=models.PositiveIntegerField(default=0, verbose_name='position'),
-        ),
-        migrations.AlterField(
-            model_name='creditnoteline',
-            name='quantity',
-            field=models.DecimalField(blank=True, decimal_places=6, help_text='Units credited, when credited by quantity.', max_digits=19, null=True, verbose_name='quantity'),
-        ),
-        migrations.AlterField(
-            model_name='creditnotetax',
-            name='credit_note',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='taxes', to='invoices.creditnote', verbose_name='credit note'),
-        ),
-        migrations.AlterField(
-            model_name='creditnotetax',
-            name='inclusive',
-            field=models.BooleanField(default=False, verbose_name='inclusive'),
-        ),
-        migrations.AlterField(
-            model_name='creditnotetax',
-            name='invoice_tax',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='credit_note_taxes', to='invoices.invoicetax', verbose_name='invoice tax'),
-        ),
-        migrations.AlterField(
-            model_name='creditnotetax',
-            name='name',
-            field=models.CharField(max_length=128, verbose_name='name'),
-        ),
-        migrations.AlterField(
-            model_name='creditnotetax',
-            name='percentage',
-            field=models.DecimalField(decimal_places=4, max_digits=7, verbose_name='percentage'),
-        ),
-        migrations.AlterField(
-            model_name='creditnotetax',
-            name='tax_amount',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='tax amount'),
-        ),
-        migrations.AlterField(
-            model_name='creditnotetax',
-            name='taxable_amount',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='taxable amount'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='amount_paid',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, editable=False, help_text='Paid by the succeeded payments allocated to the invoice.', max_digits=19, verbose_name='amount paid'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='auto_finalize_at',
-            field=models.DateTimeField(blank=True, help_text='The billing run finalizes the draft from this moment on.', null=True, verbose_name='auto finalize at'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='billing_reason',
-            field=models.CharField(choices=[('subscription_cycle', 'Subscription period'), ('subscription_update', 'Subscription change'), ('manual', 'One-off invoice (issued by staff)'), ('credit_purchase', 'Credit purchase')], default='subscription_cycle', editable=False, max_length=24, verbose_name='billing reason'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='collection_method',
-            field=models.CharField(choices=[('charge_automatically', 'Charge the default payment method automatically'), ('send_invoice', 'Send the invoice; the customer pays it')], default='send_invoice', editable=False, max_length=24, verbose_name='collection method'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='invoices', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='customer_details',
-            field=models.JSONField(blank=True, default=dict, editable=False, verbose_name='customer details'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='due_on',
-            field=models.DateField(blank=True, null=True, verbose_name='due on'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='issued_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='issued at'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='marked_uncollectible_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='marked uncollectible at'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='memo',
-            field=models.TextField(blank=True, help_text='Printed on the bill.', verbose_name='memo'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='number',
-            field=models.CharField(blank=True, editable=False, max_length=64, null=True, verbose_name='number'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='paid_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='paid at'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='period_end_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='period end at'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='period_start_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='period start at'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='reverse_charge',
-            field=models.BooleanField(default=False, help_text='EU reverse charge: no VAT charged, the customer accounts for it (the bill says so).', verbose_name='reverse charge'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='seller_details',
-            field=models.JSONField(blank=True, default=dict, editable=False, verbose_name='seller details'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='status',
-            field=models.CharField(choices=[('draft', 'Draft'), ('open', 'Open'), ('paid', 'Paid'), ('void', 'Void'), ('uncollectible', 'Uncollectible')], default='draft', max_length=16, verbose_name='status'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='subscription',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='invoices', to='subscriptions.subscription', verbose_name='subscription'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='subtotal',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='subtotal'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='tax_total',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='tax total'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='total',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='total'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='invoice',
-            name='voided_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='voided at'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedperiod',
-            name='billed_at',
-            field=models.DateTimeField(blank=True, help_text='When the period was billed (set when it came to no invoice).', null=True, verbose_name='billed at'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedperiod',
-            name='invoice',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='invoiced_periods', to='invoices.invoice', verbose_name='invoice'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedperiod',
-            name='period_end_at',
-            field=models.DateTimeField(verbose_name='period end at'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedperiod',
-            name='period_start_at',
-            field=models.DateTimeField(verbose_name='period start at'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedperiod',
-            name='subscription',
-            field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='invoiced_periods', to='subscriptions.subscription', verbose_name='subscription'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceevent',
-            name='actor',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='actor'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceevent',
-            name='data',
-            field=models.JSONField(blank=True, default=dict, verbose_name='data'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceevent',
-            name='invoice',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='invoices.invoice', verbose_name='invoice'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceevent',
-            name='occurred_at',
-            field=models.DateTimeField(verbose_name='occurred at'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceevent',
-            name='type',
-            field=models.CharField(choices=[('created', 'Created'), ('updated', 'Draft updated'), ('finalized', 'Finalized'), ('paid', 'Marked paid'), ('voided', 'Voided'), ('marked_uncollectible', 'Marked uncollectible'), ('pdf_rendered', 'PDF rendered'), ('pdf_failed', 'PDF rendering failed'), ('credit_note_issued', 'Credit note issued'), ('credit_note_voided', 'Credit note voided'), ('credit_note_pdf_rendered', 'Credit note PDF rendered'), ('credit_note_pdf_failed', 'Credit note PDF rendering failed'), ('emailed', 'Emailed to the customer'), ('email_failed', 'Email failed'), ('payment_applied', 'Payment applied'), ('payment_reversed', 'Payment reversed'), ('reopened', 'Due again (payment reversed)'), ('refunded', 'Refund')], max_length=32, verbose_name='type'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceitem',
-            name='amount',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='amount'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceitem',
-            name='charge',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.charge', verbose_name='charge'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceitem',
-            name='created_at',
-            field=models.DateTimeField(verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceitem',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='invoice_items', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceitem',
-            name='description',
-            field=models.CharField(max_length=500, verbose_name='description'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceitem',
-            name='explanation',
-            field=models.JSONField(blank=True, default=list, verbose_name='explanation'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceitem',
-            name='invoice',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='items', to='invoices.invoice', verbose_name='invoice'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceitem',
-            name='kind',
-            field=models.CharField(choices=[('recurring', 'Recurring fee'), ('usage', 'Usage'), ('minimum', 'Minimum charge true-up'), ('proration', 'Proration'), ('discount', 'Discount'), ('manual', 'Manual'), ('one_off', 'One-off charge'), ('credit_note', 'Credit from a credit note'), ('payment_credit', 'Credit from a payment'), ('invoice_credit', 'Credit from an invoice'), ('prepaid_credits', 'Prepaid credits'), ('credit_purchase', 'Prepaid credits bought')], default='proration', max_length=16, verbose_name='kind'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceitem',
-            name='period_end_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='period end at'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceitem',
-            name='period_start_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='period start at'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceitem',
-            name='quantity',
-            field=models.DecimalField(decimal_places=6, default=1, max_digits=19, verbose_name='quantity'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceitem',
-            name='subscription',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='invoice_items', to='subscriptions.subscription', verbose_name='subscription'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceitem',
-            name='unit_amount',
-            field=djmoney.models.fields.MoneyField(blank=True, currency_choices=apps.core.money.currency_choices, decimal_places=12, default_currency=None, max_digits=28, null=True, verbose_name='unit amount'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceline',
-            name='amount',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='amount'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceline',
-            name='charge',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='invoice_lines', to='catalog.charge', verbose_name='charge'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceline',
-            name='description',
-            field=models.CharField(max_length=500, verbose_name='description'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceline',
-            name='explanation',
-            field=models.JSONField(blank=True, default=list, help_text='How the amount was computed, one sentence per step (printed on the bill).', verbose_name='explanation'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceline',
-            name='invoice',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='invoices.invoice', verbose_name='invoice'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceline',
-            name='kind',
-            field=models.CharField(choices=[('recurring', 'Recurring fee'), ('usage', 'Usage'), ('minimum', 'Minimum charge true-up'), ('proration', 'Proration'), ('discount', 'Discount'), ('manual', 'Manual'), ('one_off', 'One-off charge'), ('credit_note', 'Credit from a credit note'), ('payment_credit', 'Credit from a payment'), ('invoice_credit', 'Credit from an invoice'), ('prepaid_credits', 'Prepaid credits'), ('credit_purchase', 'Prepaid credits bought')], default='recurring', max_length=16, verbose_name='kind'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceline',
-            name='period_end_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='period end at'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceline',
-            name='period_start_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='period start at'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceline',
-            name='position',
-            field=models.PositiveIntegerField(default=0, verbose_name='position'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceline',
-            name='quantity',
-            field=models.DecimalField(decimal_places=6, max_digits=19, verbose_name='quantity'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceline',
-            name='subscription',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='subscriptions.subscription', verbose_name='subscription'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceline',
-            name='unit_amount',
-            field=djmoney.models.fields.MoneyField(blank=True, currency_choices=apps.core.money.currency_choices, decimal_places=12, default_currency=None, max_digits=28, null=True, verbose_name='unit amount'),
-        ),
-        migrations.AlterField(
-            model_name='invoicenumbersequence',
-            name='key',
-            field=models.CharField(max_length=64, verbose_name='key'),
-        ),
-        migrations.AlterField(
-            model_name='invoicenumbersequence',
-            name='last_value',
-            field=models.PositiveBigIntegerField(default=0, verbose_name='last value'),
-        ),
-        migrations.AlterField(
-            model_name='invoicetax',
-            name='inclusive',
-            field=models.BooleanField(default=False, verbose_name='inclusive'),
-        ),
-        migrations.AlterField(
-            model_name='invoicetax',
-            name='invoice',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='taxes', to='invoices.invoice', verbose_name='invoice'),
-        ),
-        migrations.AlterField(
-            model_name='invoicetax',
-            name='name',
-            field=models.CharField(max_length=128, verbose_name='name'),
-        ),
-        migrations.AlterField(
-            model_name='invoicetax',
-            name='percentage',
-            field=models.DecimalField(decimal_places=4, max_digits=7, verbose_name='percentage'),
-        ),
-        migrations.AlterField(
-            model_name='invoicetax',
-            name='rate',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='invoices.taxrate', verbose_name='rate'),
-        ),
-        migrations.AlterField(
-            model_name='invoicetax',
-            name='tax_amount',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='tax amount'),
-        ),
-        migrations.AlterField(
-            model_name='invoicetax',
-            name='taxable_amount',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, help_text='The net amount the tax is computed on.', max_digits=19, verbose_name='taxable amount'),
-        ),
-        migrations.AlterField(
-            model_name='taxrate',
-            name='country',
-            field=django_countries.fields.CountryField(max_length=2, verbose_name='country'),
-        ),
-        migrations.AlterField(
-            model_name='taxrate',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='taxrate',
-            name='inclusive',
-            field=models.BooleanField(default=False, help_text='Prices already include this tax.', verbose_name='inclusive'),
-        ),
-        migrations.AlterField(
-            model_name='taxrate',
-            name='is_active',
-            field=models.BooleanField(default=True, verbose_name='is active'),
-        ),
-        migrations.AlterField(
-            model_name='taxrate',
-            name='name',
-            field=models.CharField(help_text='Printed on the bill, e.g. "VAT" or "Sales tax".', max_length=128, verbose_name='name'),
-        ),
-        migrations.AlterField(
-            model_name='taxrate',
-            name='percentage',
-            field=models.DecimalField(decimal_places=4, max_digits=7, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(100)], verbose_name='percentage'),
-        ),
-        migrations.AlterField(
-            model_name='taxrate',
-            name='region',
-            field=models.CharField(blank=True, help_text='State or region code (e.g. CA); empty for the whole country.', max_length=128, verbose_name='region'),
-        ),
-        migrations.AlterField(
-            model_name='taxrate',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+        AlterLabels(
+            operations=[
+                migrations.AlterModelOptions(
+                    name='billingrun',
+                    options={'ordering': ['-started_at', '-id'], 'verbose_name': 'billing run', 'verbose_name_plural': 'billing runs'},
+                ),
+                migrations.AlterModelOptions(
+                    name='creditnote',
+                    options={'ordering': ['-issued_at', '-id'], 'verbose_name': 'credit note', 'verbose_name_plural': 'credit notes'},
+                ),
+                migrations.AlterModelOptions(
+                    name='creditnoteline',
+                    options={'ordering': ['credit_note', 'position', 'id'], 'verbose_name': 'credit note line', 'verbose_name_plural': 'credit note lines'},
+                ),
+                migrations.AlterModelOptions(
+                    name='creditnotetax',
+                    options={'ordering': ['credit_note', 'id'], 'verbose_name': 'credit note tax', 'verbose_name_plural': 'credit note taxes'},
+                ),
+                migrations.AlterModelOptions(
+                    name='invoice',
+                    options={'ordering': ['-created_at', '-id'], 'verbose_name': 'invoice', 'verbose_name_plural': 'invoices'},
+                ),
+                migrations.AlterModelOptions(
+                    name='invoicedperiod',
+                    options={'ordering': ['invoice_id', 'subscription_id'], 'verbose_name': 'invoiced period', 'verbose_name_plural': 'invoiced periods'},
+                ),
+                migrations.AlterModelOptions(
+                    name='invoiceevent',
+                    options={'ordering': ['occurred_at', 'id'], 'verbose_name': 'invoice event', 'verbose_name_plural': 'invoice events'},
+                ),
+                migrations.AlterModelOptions(
+                    name='invoiceitem',
+                    options={'ordering': ['created_at', 'id'], 'verbose_name': 'invoice item', 'verbose_name_plural': 'invoice items'},
+                ),
+                migrations.AlterModelOptions(
+                    name='invoiceline',
+                    options={'ordering': ['invoice', 'position', 'id'], 'verbose_name': 'invoice line', 'verbose_name_plural': 'invoice lines'},
+                ),
+                migrations.AlterModelOptions(
+                    name='invoicenumbersequence',
+                    options={'verbose_name': 'invoice number sequence', 'verbose_name_plural': 'invoice number sequences'},
+                ),
+                migrations.AlterModelOptions(
+                    name='invoicetax',
+                    options={'ordering': ['invoice', 'id'], 'verbose_name': 'invoice tax', 'verbose_name_plural': 'invoice taxes'},
+                ),
+                migrations.AlterModelOptions(
+                    name='taxrate',
+                    options={'ordering': ['country', 'region', 'name', 'id'], 'verbose_name': 'tax rate', 'verbose_name_plural': 'tax rates'},
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='as_of',
+                    field=models.DateTimeField(help_text='Subscriptions due at or before this moment were billed.', verbose_name='as of'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='chunk_count',
+                    field=models.PositiveIntegerField(default=0, verbose_name='chunk count'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='chunks_done',
+                    field=models.PositiveIntegerField(default=0, verbose_name='chunks done'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, null=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='due_count',
+                    field=models.PositiveIntegerField(default=0, help_text='Subscriptions found due.', verbose_name='due count'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='duration_ms',
+                    field=models.PositiveBigIntegerField(blank=True, editable=False, null=True, verbose_name='duration (ms)'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='ended_count',
+                    field=models.PositiveIntegerField(default=0, help_text='Subscriptions ended at period end.', verbose_name='ended count'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='errors',
+                    field=models.JSONField(blank=True, default=list, verbose_name='errors'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='failed_count',
+                    field=models.PositiveIntegerField(default=0, verbose_name='failed count'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='finalized_count',
+                    field=models.PositiveIntegerField(default=0, help_text='Draft invoices finalized.', verbose_name='finalized count'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='finished_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='finished at'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='heartbeat_at',
+                    field=models.DateTimeField(blank=True, editable=False, help_text='Last chunk finished.', null=True, verbose_name='heartbeat at'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='invoiced_count',
+                    field=models.PositiveIntegerField(default=0, help_text='Invoices created.', verbose_name='invoiced count'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='processed_count',
+                    field=models.PositiveIntegerField(default=0, help_text='Due subscriptions looked at so far.', verbose_name='processed count'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='skipped_count',
+                    field=models.PositiveIntegerField(default=0, help_text='Subscriptions already billed or being billed by another run.', verbose_name='skipped count'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='started_at',
+                    field=models.DateTimeField(verbose_name='started at'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='status',
+                    field=models.CharField(choices=[('running', 'Running'), ('succeeded', 'Succeeded'), ('completed_with_errors', 'Completed with errors'), ('failed', 'Failed'), ('interrupted', 'Interrupted (finished by a later run)')], default='running', max_length=24, verbose_name='status'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='test_clock',
+                    field=models.ForeignKey(blank=True, help_text='Runs of a test clock bill only its customers; all other runs leave them alone.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='billing_runs', to='accounts.simulatedclock', verbose_name='test clock'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='trigger',
+                    field=models.CharField(choices=[('schedule', 'Schedule'), ('admin', 'Admin'), ('command', 'Command'), ('api', 'API'), ('test_clock', 'Test clock')], max_length=16, verbose_name='trigger'),
+                ),
+                migrations.AlterField(
+                    model_name='billingrun',
+                    name='triggered_by',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='triggered by'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='amount_due_reduction',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, help_text='Taken off what is still due on the (unpaid) invoice.', max_digits=19, verbose_name='amount due reduction'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='balance_item',
+                    field=models.OneToOneField(blank=True, editable=False, help_text='The customer credit this note created, while some of it is waiting.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='credit_note', to='invoices.invoiceitem', verbose_name='balance item'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='credit_to_balance',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, help_text="Credited to the customer's balance, taken off their next invoices.", max_digits=19, verbose_name='credit to balance'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='credit_notes', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='customer_details',
+                    field=models.JSONField(blank=True, default=dict, editable=False, verbose_name='customer details'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='invoice',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='credit_notes', to='invoices.invoice', verbose_name='invoice'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='issued_at',
+                    field=models.DateTimeField(verbose_name='issued at'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='issued_by',
+                    field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='issued by'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='memo',
+                    field=models.TextField(blank=True, help_text='Printed on the credit note.', verbose_name='memo'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='number',
+                    field=models.CharField(editable=False, max_length=64, verbose_name='number'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='reason',
+                    field=models.CharField(choices=[('duplicate', 'Duplicate charge'), ('product_unsatisfactory', 'Product unsatisfactory'), ('order_change', 'Order change'), ('other', 'Other')], max_length=32, verbose_name='reason'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='refund_amount',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, help_text='Paid back to the customer (recorded here; paid outside the product).', max_digits=19, verbose_name='refund amount'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='refund_reference',
+                    field=models.CharField(blank=True, help_text='E.g. the bank transfer reference.', max_length=255, verbose_name='refund reference'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='reverse_charge',
+                    field=models.BooleanField(default=False, verbose_name='reverse charge'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='seller_details',
+                    field=models.JSONField(blank=True, default=dict, editable=False, verbose_name='seller details'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='status',
+                    field=models.CharField(choices=[('issued', 'Issued'), ('void', 'Void')], default='issued', max_length=16, verbose_name='status'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='subtotal',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='subtotal'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='tax_total',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, help_text='Tax credited on top of the lines (exclusive rates only).', max_digits=19, verbose_name='tax total'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='total',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, help_text='Everything credited: subtotal plus tax.', max_digits=19, verbose_name='total'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnote',
+                    name='voided_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='voided at'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnoteline',
+                    name='amount',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='amount'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnoteline',
+                    name='credit_note',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='invoices.creditnote', verbose_name='credit note'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnoteline',
+                    name='description',
+                    field=models.CharField(max_length=500, verbose_name='description'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnoteline',
+                    name='explanation',
+                    field=models.JSONField(blank=True, default=list, verbose_name='explanation'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnoteline',
+                    name='invoice_line',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='credit_note_lines', to='invoices.invoiceline', verbose_name='invoice line'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnoteline',
+                    name='kind',
+                    field=models.CharField(choices=[('invoice_line', 'Invoice line'), ('adjustment', 'Amount'), ('discount_share', "Share of the invoice's discounts"), ('balance_share', 'Share of the balance applied on the invoice')], max_length=16, verbose_name='kind'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnoteline',
+                    name='position',
+                    field=models.PositiveIntegerField(default=0, verbose_name='position'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnoteline',
+                    name='quantity',
+                    field=models.DecimalField(blank=True, decimal_places=6, help_text='Units credited, when credited by quantity.', max_digits=19, null=True, verbose_name='quantity'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnotetax',
+                    name='credit_note',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='taxes', to='invoices.creditnote', verbose_name='credit note'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnotetax',
+                    name='inclusive',
+                    field=models.BooleanField(default=False, verbose_name='inclusive'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnotetax',
+                    name='invoice_tax',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='credit_note_taxes', to='invoices.invoicetax', verbose_name='invoice tax'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnotetax',
+                    name='name',
+                    field=models.CharField(max_length=128, verbose_name='name'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnotetax',
+                    name='percentage',
+                    field=models.DecimalField(decimal_places=4, max_digits=7, verbose_name='percentage'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnotetax',
+                    name='tax_amount',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='tax amount'),
+                ),
+                migrations.AlterField(
+                    model_name='creditnotetax',
+                    name='taxable_amount',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='taxable amount'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='amount_paid',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, editable=False, help_text='Paid by the succeeded payments allocated to the invoice.', max_digits=19, verbose_name='amount paid'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='auto_finalize_at',
+                    field=models.DateTimeField(blank=True, help_text='The billing run finalizes the draft from this moment on.', null=True, verbose_name='auto finalize at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='billing_reason',
+                    field=models.CharField(choices=[('subscription_cycle', 'Subscription period'), ('subscription_update', 'Subscription change'), ('manual', 'One-off invoice (issued by staff)'), ('credit_purchase', 'Credit purchase')], default='subscription_cycle', editable=False, max_length=24, verbose_name='billing reason'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='collection_method',
+                    field=models.CharField(choices=[('charge_automatically', 'Charge the default payment method automatically'), ('send_invoice', 'Send the invoice; the customer pays it')], default='send_invoice', editable=False, max_length=24, verbose_name='collection method'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='invoices', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='customer_details',
+                    field=models.JSONField(blank=True, default=dict, editable=False, verbose_name='customer details'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='due_on',
+                    field=models.DateField(blank=True, null=True, verbose_name='due on'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='issued_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='issued at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='marked_uncollectible_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='marked uncollectible at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='memo',
+                    field=models.TextField(blank=True, help_text='Printed on the bill.', verbose_name='memo'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='number',
+                    field=models.CharField(blank=True, editable=False, max_length=64, null=True, verbose_name='number'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='paid_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='paid at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='period_end_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='period end at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='period_start_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='period start at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='reverse_charge',
+                    field=models.BooleanField(default=False, help_text='EU reverse charge: no VAT charged, the customer accounts for it (the bill says so).', verbose_name='reverse charge'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='seller_details',
+                    field=models.JSONField(blank=True, default=dict, editable=False, verbose_name='seller details'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='status',
+                    field=models.CharField(choices=[('draft', 'Draft'), ('open', 'Open'), ('paid', 'Paid'), ('void', 'Void'), ('uncollectible', 'Uncollectible')], default='draft', max_length=16, verbose_name='status'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='subscription',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='invoices', to='subscriptions.subscription', verbose_name='subscription'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='subtotal',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='subtotal'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='tax_total',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='tax total'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='total',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='total'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoice',
+                    name='voided_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='voided at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedperiod',
+                    name='billed_at',
+                    field=models.DateTimeField(blank=True, help_text='When the period was billed (set when it came to no invoice).', null=True, verbose_name='billed at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedperiod',
+                    name='invoice',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='invoiced_periods', to='invoices.invoice', verbose_name='invoice'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedperiod',
+                    name='period_end_at',
+                    field=models.DateTimeField(verbose_name='period end at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedperiod',
+                    name='period_start_at',
+                    field=models.DateTimeField(verbose_name='period start at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedperiod',
+                    name='subscription',
+                    field=models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='invoiced_periods', to='subscriptions.subscription', verbose_name='subscription'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceevent',
+                    name='actor',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='actor'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceevent',
+                    name='data',
+                    field=models.JSONField(blank=True, default=dict, verbose_name='data'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceevent',
+                    name='invoice',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='invoices.invoice', verbose_name='invoice'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceevent',
+                    name='occurred_at',
+                    field=models.DateTimeField(verbose_name='occurred at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceevent',
+                    name='type',
+                    field=models.CharField(choices=[('created', 'Created'), ('updated', 'Draft updated'), ('finalized', 'Finalized'), ('paid', 'Marked paid'), ('voided', 'Voided'), ('marked_uncollectible', 'Marked uncollectible'), ('pdf_rendered', 'PDF rendered'), ('pdf_failed', 'PDF rendering failed'), ('credit_note_issued', 'Credit note issued'), ('credit_note_voided', 'Credit note voided'), ('credit_note_pdf_rendered', 'Credit note PDF rendered'), ('credit_note_pdf_failed', 'Credit note PDF rendering failed'), ('emailed', 'Emailed to the customer'), ('email_failed', 'Email failed'), ('payment_applied', 'Payment applied'), ('payment_reversed', 'Payment reversed'), ('reopened', 'Due again (payment reversed)'), ('refunded', 'Refund')], max_length=32, verbose_name='type'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceitem',
+                    name='amount',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='amount'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceitem',
+                    name='charge',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.charge', verbose_name='charge'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceitem',
+                    name='created_at',
+                    field=models.DateTimeField(verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceitem',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='invoice_items', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceitem',
+                    name='description',
+                    field=models.CharField(max_length=500, verbose_name='description'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceitem',
+                    name='explanation',
+                    field=models.JSONField(blank=True, default=list, verbose_name='explanation'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceitem',
+                    name='invoice',
+                    field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='items', to='invoices.invoice', verbose_name='invoice'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceitem',
+                    name='kind',
+                    field=models.CharField(choices=[('recurring', 'Recurring fee'), ('usage', 'Usage'), ('minimum', 'Minimum charge true-up'), ('proration', 'Proration'), ('discount', 'Discount'), ('manual', 'Manual'), ('one_off', 'One-off charge'), ('credit_note', 'Credit from a credit note'), ('payment_credit', 'Credit from a payment'), ('invoice_credit', 'Credit from an invoice'), ('prepaid_credits', 'Prepaid credits'), ('credit_purchase', 'Prepaid credits bought')], default='proration', max_length=16, verbose_name='kind'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceitem',
+                    name='period_end_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='period end at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceitem',
+                    name='period_start_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='period start at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceitem',
+                    name='quantity',
+                    field=models.DecimalField(decimal_places=6, default=1, max_digits=19, verbose_name='quantity'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceitem',
+                    name='subscription',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='invoice_items', to='subscriptions.subscription', verbose_name='subscription'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceitem',
+                    name='unit_amount',
+                    field=djmoney.models.fields.MoneyField(blank=True, currency_choices=apps.core.money.currency_choices, decimal_places=12, default_currency=None, max_digits=28, null=True, verbose_name='unit amount'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceline',
+                    name='amount',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='amount'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceline',
+                    name='charge',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='invoice_lines', to='catalog.charge', verbose_name='charge'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceline',
+                    name='description',
+                    field=models.CharField(max_length=500, verbose_name='description'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceline',
+                    name='explanation',
+                    field=models.JSONField(blank=True, default=list, help_text='How the amount was computed, one sentence per step (printed on the bill).', verbose_name='explanation'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceline',
+                    name='invoice',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='invoices.invoice', verbose_name='invoice'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceline',
+                    name='kind',
+                    field=models.CharField(choices=[('recurring', 'Recurring fee'), ('usage', 'Usage'), ('minimum', 'Minimum charge true-up'), ('proration', 'Proration'), ('discount', 'Discount'), ('manual', 'Manual'), ('one_off', 'One-off charge'), ('credit_note', 'Credit from a credit note'), ('payment_credit', 'Credit from a payment'), ('invoice_credit', 'Credit from an invoice'), ('prepaid_credits', 'Prepaid credits'), ('credit_purchase', 'Prepaid credits bought')], default='recurring', max_length=16, verbose_name='kind'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceline',
+                    name='period_end_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='period end at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceline',
+                    name='period_start_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='period start at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceline',
+                    name='position',
+                    field=models.PositiveIntegerField(default=0, verbose_name='position'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceline',
+                    name='quantity',
+                    field=models.DecimalField(decimal_places=6, max_digits=19, verbose_name='quantity'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceline',
+                    name='subscription',
+                    field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='subscriptions.subscription', verbose_name='subscription'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceline',
+                    name='unit_amount',
+                    field=djmoney.models.fields.MoneyField(blank=True, currency_choices=apps.core.money.currency_choices, decimal_places=12, default_currency=None, max_digits=28, null=True, verbose_name='unit amount'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicenumbersequence',
+                    name='key',
+                    field=models.CharField(max_length=64, verbose_name='key'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicenumbersequence',
+                    name='last_value',
+                    field=models.PositiveBigIntegerField(default=0, verbose_name='last value'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicetax',
+                    name='inclusive',
+                    field=models.BooleanField(default=False, verbose_name='inclusive'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicetax',
+                    name='invoice',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='taxes', to='invoices.invoice', verbose_name='invoice'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicetax',
+                    name='name',
+                    field=models.CharField(max_length=128, verbose_name='name'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicetax',
+                    name='percentage',
+                    field=models.DecimalField(decimal_places=4, max_digits=7, verbose_name='percentage'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicetax',
+                    name='rate',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='invoices.taxrate', verbose_name='rate'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicetax',
+                    name='tax_amount',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='tax amount'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicetax',
+                    name='taxable_amount',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, help_text='The net amount the tax is computed on.', max_digits=19, verbose_name='taxable amount'),
+                ),
+                migrations.AlterField(
+                    model_name='taxrate',
+                    name='country',
+                    field=django_countries.fields.CountryField(max_length=2, verbose_name='country'),
+                ),
+                migrations.AlterField(
+                    model_name='taxrate',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='taxrate',
+                    name='inclusive',
+                    field=models.BooleanField(default=False, help_text='Prices already include this tax.', verbose_name='inclusive'),
+                ),
+                migrations.AlterField(
+                    model_name='taxrate',
+                    name='is_active',
+                    field=models.BooleanField(default=True, verbose_name='is active'),
+                ),
+                migrations.AlterField(
+                    model_name='taxrate',
+                    name='name',
+                    field=models.CharField(help_text='Printed on the bill, e.g. "VAT" or "Sales tax".', max_length=128, verbose_name='name'),
+                ),
+                migrations.AlterField(
+                    model_name='taxrate',
+                    name='percentage',
+                    field=models.DecimalField(decimal_places=4, max_digits=7, validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(100)], verbose_name='percentage'),
+                ),
+                migrations.AlterField(
+                    model_name='taxrate',
+                    name='region',
+                    field=models.CharField(blank=True, help_text='State or region code (e.g. CA); empty for the whole country.', max_length=128, verbose_name='region'),
+                ),
+                migrations.AlterField(
+                    model_name='taxrate',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+            ]
         ),
     ]

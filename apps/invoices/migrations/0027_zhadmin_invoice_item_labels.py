@@ -3,6 +3,7 @@
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
+from apps.core.migration_operations import AlterLabels
 
 
 class Migration(migrations.Migration):
@@ -14,24 +15,28 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterField(
-            model_name='invoiceitem',
-            name='created_by',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceitem',
-            name='product',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.product', verbose_name='product'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceitem',
-            name='tax_rate',
-            field=models.ForeignKey(blank=True, db_index=False, help_text="Taxed at this rate instead of the customer's (exempt and reverse-charged customers pay none).", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='invoices.taxrate', verbose_name='tax rate'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceitem',
-            name='updated_at',
-            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='updated at'),
+        AlterLabels(
+            operations=[
+                migrations.AlterField(
+                    model_name='invoiceitem',
+                    name='created_by',
+                    field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceitem',
+                    name='product',
+                    field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.product', verbose_name='product'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceitem',
+                    name='tax_rate',
+                    field=models.ForeignKey(blank=True, db_index=False, help_text="Taxed at this rate instead of the customer's (exempt and reverse-charged customers pay none).", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='invoices.taxrate', verbose_name='tax rate'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceitem',
+                    name='updated_at',
+                    field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='updated at'),
+                ),
+            ]
         ),
     ]

@@ -2,6 +2,7 @@
 
 import django.db.models.deletion
 from django.db import migrations, models
+from apps.core.migration_operations import AlterLabels
 
 
 class Migration(migrations.Migration):
@@ -12,14 +13,18 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterField(
-            model_name='invoiceline',
-            name='product',
-            field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.product', verbose_name='product'),
-        ),
-        migrations.AlterField(
-            model_name='invoiceline',
-            name='tax_rate',
-            field=models.ForeignKey(blank=True, db_index=False, help_text="Taxed at this rate instead of the customer's (exempt and reverse-charged customers pay none).", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='invoices.taxrate', verbose_name='tax rate'),
+        AlterLabels(
+            operations=[
+                migrations.AlterField(
+                    model_name='invoiceline',
+                    name='product',
+                    field=models.ForeignKey(blank=True, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.product', verbose_name='product'),
+                ),
+                migrations.AlterField(
+                    model_name='invoiceline',
+                    name='tax_rate',
+                    field=models.ForeignKey(blank=True, db_index=False, help_text="Taxed at this rate instead of the customer's (exempt and reverse-charged customers pay none).", null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='invoices.taxrate', verbose_name='tax rate'),
+                ),
+            ]
         ),
     ]

@@ -6,6 +6,7 @@ import django.db.models.deletion
 import djmoney.models.fields
 from django.conf import settings
 from django.db import migrations, models
+from apps.core.migration_operations import AlterLabels
 
 
 class Migration(migrations.Migration):
@@ -19,500 +20,504 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterModelOptions(
-            name='customerdunningsetting',
-            options={'ordering': ['customer', 'id'], 'verbose_name': 'customer dunning setting', 'verbose_name_plural': 'customer dunning settings'},
-        ),
-        migrations.AlterModelOptions(
-            name='dunningcampaign',
-            options={'ordering': ['name', 'id'], 'verbose_name': 'dunning campaign', 'verbose_name_plural': 'dunning campaigns'},
-        ),
-        migrations.AlterModelOptions(
-            name='invoicedunningevent',
-            options={'ordering': ['occurred_at', 'id'], 'verbose_name': 'invoice dunning event', 'verbose_name_plural': 'invoice dunning events'},
-        ),
-        migrations.AlterModelOptions(
-            name='payment',
-            options={'ordering': ['-created_at', '-id'], 'verbose_name': 'payment', 'verbose_name_plural': 'payments'},
-        ),
-        migrations.AlterModelOptions(
-            name='paymentallocation',
-            options={'ordering': ['payment', 'id'], 'verbose_name': 'payment allocation', 'verbose_name_plural': 'payment allocations'},
-        ),
-        migrations.AlterModelOptions(
-            name='paymentevent',
-            options={'ordering': ['occurred_at', 'id'], 'verbose_name': 'payment event', 'verbose_name_plural': 'payment events'},
-        ),
-        migrations.AlterModelOptions(
-            name='refund',
-            options={'ordering': ['-created_at', '-id'], 'verbose_name': 'refund', 'verbose_name_plural': 'refunds'},
-        ),
-        migrations.AlterModelOptions(
-            name='stripecustomer',
-            options={'verbose_name': 'Stripe customer', 'verbose_name_plural': 'Stripe customers'},
-        ),
-        migrations.AlterModelOptions(
-            name='stripedispute',
-            options={'verbose_name': 'Stripe dispute', 'verbose_name_plural': 'Stripe disputes'},
-        ),
-        migrations.AlterField(
-            model_name='customerdunningsetting',
-            name='campaign',
-            field=models.ForeignKey(blank=True, help_text='Empty: the default campaign.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='customer_settings', to='payments.dunningcampaign', verbose_name='campaign'),
-        ),
-        migrations.AlterField(
-            model_name='customerdunningsetting',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='customerdunningsetting',
-            name='customer',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='dunning_setting', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='customerdunningsetting',
-            name='excluded',
-            field=models.BooleanField(default=False, help_text="No reminders, retries or end actions for this customer's unpaid invoices.", verbose_name='excluded'),
-        ),
-        migrations.AlterField(
-            model_name='customerdunningsetting',
-            name='note',
-            field=models.TextField(blank=True, help_text='Why (e.g. pays by arrangement with finance).', verbose_name='note'),
-        ),
-        migrations.AlterField(
-            model_name='customerdunningsetting',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='dunningcampaign',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='dunningcampaign',
-            name='description',
-            field=models.TextField(blank=True, verbose_name='description'),
-        ),
-        migrations.AlterField(
-            model_name='dunningcampaign',
-            name='end_action',
-            field=models.CharField(choices=[('mark_uncollectible', 'Mark the invoice uncollectible'), ('cancel_subscription', 'Cancel the subscription'), ('pause_subscription', 'Pause the subscription')], max_length=24, verbose_name='end action'),
-        ),
-        migrations.AlterField(
-            model_name='dunningcampaign',
-            name='end_action_day',
-            field=models.PositiveSmallIntegerField(help_text='Days after the due date at which the end action is taken (after every other step).', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(365)], verbose_name='end action day'),
-        ),
-        migrations.AlterField(
-            model_name='dunningcampaign',
-            name='final_notice_day',
-            field=models.PositiveSmallIntegerField(blank=True, help_text='Days after the due date at which the final notice is emailed (empty: none).', null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(365)], verbose_name='final notice day'),
-        ),
-        migrations.AlterField(
-            model_name='dunningcampaign',
-            name='is_default',
-            field=models.BooleanField(default=False, help_text='Used for every customer without a campaign of its own (one campaign at most).', verbose_name='is default'),
-        ),
-        migrations.AlterField(
-            model_name='dunningcampaign',
-            name='name',
-            field=models.CharField(max_length=255, verbose_name='name'),
-        ),
-        migrations.AlterField(
-            model_name='dunningcampaign',
-            name='reminder_days_after_due',
-            field=models.JSONField(blank=True, default=list, help_text='Days after the due date at which a reminder is emailed.', verbose_name='reminder days after due'),
-        ),
-        migrations.AlterField(
-            model_name='dunningcampaign',
-            name='reminder_days_before_due',
-            field=models.JSONField(blank=True, default=list, help_text='Days before the due date at which a reminder is emailed.', verbose_name='reminder days before due'),
-        ),
-        migrations.AlterField(
-            model_name='dunningcampaign',
-            name='retry_days',
-            field=models.JSONField(blank=True, default=list, help_text='Days after the first failed payment at which the card is charged again.', verbose_name='retry days'),
-        ),
-        migrations.AlterField(
-            model_name='dunningcampaign',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunning',
-            name='amount_due_at_start',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='amount due at start'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunning',
-            name='amount_paid_at_start',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, editable=False, max_digits=19, verbose_name='amount paid at start'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunning',
-            name='amount_recovered',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, help_text='Paid on the invoice while it was in dunning.', max_digits=19, verbose_name='amount recovered'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunning',
-            name='campaign',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='dunnings', to='payments.dunningcampaign', verbose_name='campaign'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunning',
-            name='campaign_rules',
-            field=models.JSONField(editable=False, help_text="The campaign's rules when the dunning started.", verbose_name='campaign rules'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunning',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunning',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='dunnings', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunning',
-            name='ended_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='ended at'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunning',
-            name='first_failed_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='first failed at'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunning',
-            name='invoice',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='dunnings', to='invoices.invoice', verbose_name='invoice'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunning',
-            name='next_action_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='next action at'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunning',
-            name='next_action_kind',
-            field=models.CharField(blank=True, choices=[('retry', 'Payment retry'), ('overdue', 'Overdue (subscription past due)'), ('reminder_before_due', 'Reminder before the due date'), ('reminder_after_due', 'Reminder after the due date'), ('final_notice', 'Final notice'), ('end_action', 'End action')], max_length=24, verbose_name='next action kind'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunning',
-            name='plan',
-            field=models.JSONField(editable=False, help_text='Every action with its step, kind and moment.', verbose_name='plan'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunning',
-            name='start_reason',
-            field=models.CharField(choices=[('payment_failed', 'A payment failed'), ('schedule', 'First reminder or due date reached')], max_length=16, verbose_name='start reason'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunning',
-            name='started_at',
-            field=models.DateTimeField(verbose_name='started at'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunning',
-            name='status',
-            field=models.CharField(choices=[('active', 'Active'), ('recovered', 'Recovered'), ('exhausted', 'Exhausted (end action taken)'), ('excluded', 'Excluded'), ('closed', 'Closed (invoice voided)'), ('reopened', 'Reopened (dunned again)')], default='active', max_length=16, verbose_name='status'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunning',
-            name='step',
-            field=models.PositiveSmallIntegerField(default=0, help_text="The next action's step in the plan.", verbose_name='step'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunning',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunningevent',
-            name='action_kind',
-            field=models.CharField(blank=True, choices=[('retry', 'Payment retry'), ('overdue', 'Overdue (subscription past due)'), ('reminder_before_due', 'Reminder before the due date'), ('reminder_after_due', 'Reminder after the due date'), ('final_notice', 'Final notice'), ('end_action', 'End action')], max_length=24, verbose_name='action kind'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunningevent',
-            name='actor',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='actor'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunningevent',
-            name='data',
-            field=models.JSONField(blank=True, default=dict, verbose_name='data'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunningevent',
-            name='dunning',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='payments.invoicedunning', verbose_name='dunning'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunningevent',
-            name='occurred_at',
-            field=models.DateTimeField(verbose_name='occurred at'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunningevent',
-            name='scheduled_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='scheduled at'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunningevent',
-            name='step',
-            field=models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='step'),
-        ),
-        migrations.AlterField(
-            model_name='invoicedunningevent',
-            name='type',
-            field=models.CharField(choices=[('started', 'Started'), ('action_done', 'Action done'), ('action_skipped', 'Action skipped'), ('action_failed', 'Action failed'), ('payment_failed', 'Payment failed'), ('recovered', 'Recovered'), ('exhausted', 'Exhausted'), ('excluded', 'Excluded'), ('resumed', 'Resumed'), ('closed', 'Closed'), ('reopened', 'Reopened (dunned again)')], max_length=24, verbose_name='type'),
-        ),
-        migrations.AlterField(
-            model_name='payment',
-            name='amount',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='amount'),
-        ),
-        migrations.AlterField(
-            model_name='payment',
-            name='amount_refunded',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, editable=False, help_text='Refunds that succeeded.', max_digits=19, verbose_name='amount refunded'),
-        ),
-        migrations.AlterField(
-            model_name='payment',
-            name='balance_item',
-            field=models.OneToOneField(blank=True, editable=False, help_text='The customer credit made of the money not allocated to invoices, while some of it waits.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='payment', to='invoices.invoiceitem', verbose_name='balance item'),
-        ),
-        migrations.AlterField(
-            model_name='payment',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='payment',
-            name='created_by',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
-        ),
-        migrations.AlterField(
-            model_name='payment',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payments', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='payment',
-            name='failure_code',
-            field=models.CharField(blank=True, max_length=64, verbose_name='failure code'),
-        ),
-        migrations.AlterField(
-            model_name='payment',
-            name='failure_message',
-            field=models.TextField(blank=True, verbose_name='failure message'),
-        ),
-        migrations.AlterField(
-            model_name='payment',
-            name='idempotency_key',
-            field=models.CharField(blank=True, max_length=255, verbose_name='idempotency key'),
-        ),
-        migrations.AlterField(
-            model_name='payment',
-            name='method',
-            field=models.CharField(choices=[('card', 'Card'), ('bank_transfer', 'Bank transfer'), ('cheque', 'Cheque'), ('cash', 'Cash'), ('other', 'Other')], max_length=16, verbose_name='method'),
-        ),
-        migrations.AlterField(
-            model_name='payment',
-            name='next_action_url',
-            field=models.URLField(blank=True, help_text='Where the customer completes the payment (e.g. 3-D Secure).', max_length=2000, verbose_name='next action URL'),
-        ),
-        migrations.AlterField(
-            model_name='payment',
-            name='provider',
-            field=models.CharField(choices=[('stripe', 'Stripe'), ('manual', 'Manual (recorded by staff)')], max_length=16, verbose_name='provider'),
-        ),
-        migrations.AlterField(
-            model_name='payment',
-            name='received_at',
-            field=models.DateTimeField(blank=True, help_text='When the money arrived (manual payments: as told by the bank).', null=True, verbose_name='received at'),
-        ),
-        migrations.AlterField(
-            model_name='payment',
-            name='reference',
-            field=models.CharField(blank=True, help_text='Manual payments: the bank reference, cheque number or receipt. Card payments: the card charged.', max_length=255, verbose_name='reference'),
-        ),
-        migrations.AlterField(
-            model_name='payment',
-            name='reversal_reason',
-            field=models.TextField(blank=True, verbose_name='reversal reason'),
-        ),
-        migrations.AlterField(
-            model_name='payment',
-            name='reversed_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='reversed at'),
-        ),
-        migrations.AlterField(
-            model_name='payment',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Pending'), ('requires_action', 'Requires action (e.g. 3-D Secure)'), ('processing', 'Processing'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('canceled', 'Canceled'), ('reversed', 'Reversed')], default='pending', max_length=16, verbose_name='status'),
-        ),
-        migrations.AlterField(
-            model_name='payment',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='paymentallocation',
-            name='amount',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='amount'),
-        ),
-        migrations.AlterField(
-            model_name='paymentallocation',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='paymentallocation',
-            name='invoice',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payment_allocations', to='invoices.invoice', verbose_name='invoice'),
-        ),
-        migrations.AlterField(
-            model_name='paymentallocation',
-            name='payment',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='allocations', to='payments.payment', verbose_name='payment'),
-        ),
-        migrations.AlterField(
-            model_name='paymentevent',
-            name='actor',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='actor'),
-        ),
-        migrations.AlterField(
-            model_name='paymentevent',
-            name='data',
-            field=models.JSONField(blank=True, default=dict, verbose_name='data'),
-        ),
-        migrations.AlterField(
-            model_name='paymentevent',
-            name='occurred_at',
-            field=models.DateTimeField(verbose_name='occurred at'),
-        ),
-        migrations.AlterField(
-            model_name='paymentevent',
-            name='payment',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='payments.payment', verbose_name='payment'),
-        ),
-        migrations.AlterField(
-            model_name='paymentevent',
-            name='type',
-            field=models.CharField(choices=[('created', 'Created'), ('requires_action', 'Requires action'), ('processing', 'Processing'), ('succeeded', 'Succeeded'), ('succeeded_after_cancel', 'Succeeded at the provider after being canceled here'), ('failed', 'Failed'), ('canceled', 'Canceled'), ('reversed', 'Reversed'), ('allocated', 'Allocated to invoices'), ('credited_to_balance', "Credited to the customer's balance"), ('refund_created', 'Refund created'), ('refund_succeeded', 'Refund succeeded'), ('refund_failed', 'Refund failed')], max_length=32, verbose_name='type'),
-        ),
-        migrations.AlterField(
-            model_name='refund',
-            name='amount',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='amount'),
-        ),
-        migrations.AlterField(
-            model_name='refund',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='refund',
-            name='created_by',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
-        ),
-        migrations.AlterField(
-            model_name='refund',
-            name='credit_note',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='refunds', to='invoices.creditnote', verbose_name='credit note'),
-        ),
-        migrations.AlterField(
-            model_name='refund',
-            name='failed_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='failed at'),
-        ),
-        migrations.AlterField(
-            model_name='refund',
-            name='failure_code',
-            field=models.CharField(blank=True, max_length=64, verbose_name='failure code'),
-        ),
-        migrations.AlterField(
-            model_name='refund',
-            name='failure_message',
-            field=models.TextField(blank=True, verbose_name='failure message'),
-        ),
-        migrations.AlterField(
-            model_name='refund',
-            name='payment',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='refunds', to='payments.payment', verbose_name='payment'),
-        ),
-        migrations.AlterField(
-            model_name='refund',
-            name='reason',
-            field=models.TextField(blank=True, verbose_name='reason'),
-        ),
-        migrations.AlterField(
-            model_name='refund',
-            name='reference',
-            field=models.CharField(blank=True, help_text='E.g. the bank transfer reference.', max_length=255, verbose_name='reference'),
-        ),
-        migrations.AlterField(
-            model_name='refund',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Pending'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='pending', max_length=16, verbose_name='status'),
-        ),
-        migrations.AlterField(
-            model_name='refund',
-            name='succeeded_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='succeeded at'),
-        ),
-        migrations.AlterField(
-            model_name='refund',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='stripecustomer',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='stripecustomer',
-            name='customer',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='stripe_link', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='stripecustomer',
-            name='djstripe_customer',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='billing_link', to='djstripe.customer', to_field='id', verbose_name='dj-stripe customer'),
-        ),
-        migrations.AlterField(
-            model_name='stripecustomer',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='stripedispute',
-            name='amount',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='amount'),
-        ),
-        migrations.AlterField(
-            model_name='stripedispute',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='stripedispute',
-            name='payment',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='stripe_disputes', to='payments.payment', verbose_name='payment'),
-        ),
-        migrations.AlterField(
-            model_name='stripedispute',
-            name='reason',
-            field=models.CharField(blank=True, max_length=64, verbose_name='reason'),
-        ),
-        migrations.AlterField(
-            model_name='stripedispute',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+        AlterLabels(
+            operations=[
+                migrations.AlterModelOptions(
+                    name='customerdunningsetting',
+                    options={'ordering': ['customer', 'id'], 'verbose_name': 'customer dunning setting', 'verbose_name_plural': 'customer dunning settings'},
+                ),
+                migrations.AlterModelOptions(
+                    name='dunningcampaign',
+                    options={'ordering': ['name', 'id'], 'verbose_name': 'dunning campaign', 'verbose_name_plural': 'dunning campaigns'},
+                ),
+                migrations.AlterModelOptions(
+                    name='invoicedunningevent',
+                    options={'ordering': ['occurred_at', 'id'], 'verbose_name': 'invoice dunning event', 'verbose_name_plural': 'invoice dunning events'},
+                ),
+                migrations.AlterModelOptions(
+                    name='payment',
+                    options={'ordering': ['-created_at', '-id'], 'verbose_name': 'payment', 'verbose_name_plural': 'payments'},
+                ),
+                migrations.AlterModelOptions(
+                    name='paymentallocation',
+                    options={'ordering': ['payment', 'id'], 'verbose_name': 'payment allocation', 'verbose_name_plural': 'payment allocations'},
+                ),
+                migrations.AlterModelOptions(
+                    name='paymentevent',
+                    options={'ordering': ['occurred_at', 'id'], 'verbose_name': 'payment event', 'verbose_name_plural': 'payment events'},
+                ),
+                migrations.AlterModelOptions(
+                    name='refund',
+                    options={'ordering': ['-created_at', '-id'], 'verbose_name': 'refund', 'verbose_name_plural': 'refunds'},
+                ),
+                migrations.AlterModelOptions(
+                    name='stripecustomer',
+                    options={'verbose_name': 'Stripe customer', 'verbose_name_plural': 'Stripe customers'},
+                ),
+                migrations.AlterModelOptions(
+                    name='stripedispute',
+                    options={'verbose_name': 'Stripe dispute', 'verbose_name_plural': 'Stripe disputes'},
+                ),
+                migrations.AlterField(
+                    model_name='customerdunningsetting',
+                    name='campaign',
+                    field=models.ForeignKey(blank=True, help_text='Empty: the default campaign.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='customer_settings', to='payments.dunningcampaign', verbose_name='campaign'),
+                ),
+                migrations.AlterField(
+                    model_name='customerdunningsetting',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='customerdunningsetting',
+                    name='customer',
+                    field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='dunning_setting', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='customerdunningsetting',
+                    name='excluded',
+                    field=models.BooleanField(default=False, help_text="No reminders, retries or end actions for this customer's unpaid invoices.", verbose_name='excluded'),
+                ),
+                migrations.AlterField(
+                    model_name='customerdunningsetting',
+                    name='note',
+                    field=models.TextField(blank=True, help_text='Why (e.g. pays by arrangement with finance).', verbose_name='note'),
+                ),
+                migrations.AlterField(
+                    model_name='customerdunningsetting',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='dunningcampaign',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='dunningcampaign',
+                    name='description',
+                    field=models.TextField(blank=True, verbose_name='description'),
+                ),
+                migrations.AlterField(
+                    model_name='dunningcampaign',
+                    name='end_action',
+                    field=models.CharField(choices=[('mark_uncollectible', 'Mark the invoice uncollectible'), ('cancel_subscription', 'Cancel the subscription'), ('pause_subscription', 'Pause the subscription')], max_length=24, verbose_name='end action'),
+                ),
+                migrations.AlterField(
+                    model_name='dunningcampaign',
+                    name='end_action_day',
+                    field=models.PositiveSmallIntegerField(help_text='Days after the due date at which the end action is taken (after every other step).', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(365)], verbose_name='end action day'),
+                ),
+                migrations.AlterField(
+                    model_name='dunningcampaign',
+                    name='final_notice_day',
+                    field=models.PositiveSmallIntegerField(blank=True, help_text='Days after the due date at which the final notice is emailed (empty: none).', null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(365)], verbose_name='final notice day'),
+                ),
+                migrations.AlterField(
+                    model_name='dunningcampaign',
+                    name='is_default',
+                    field=models.BooleanField(default=False, help_text='Used for every customer without a campaign of its own (one campaign at most).', verbose_name='is default'),
+                ),
+                migrations.AlterField(
+                    model_name='dunningcampaign',
+                    name='name',
+                    field=models.CharField(max_length=255, verbose_name='name'),
+                ),
+                migrations.AlterField(
+                    model_name='dunningcampaign',
+                    name='reminder_days_after_due',
+                    field=models.JSONField(blank=True, default=list, help_text='Days after the due date at which a reminder is emailed.', verbose_name='reminder days after due'),
+                ),
+                migrations.AlterField(
+                    model_name='dunningcampaign',
+                    name='reminder_days_before_due',
+                    field=models.JSONField(blank=True, default=list, help_text='Days before the due date at which a reminder is emailed.', verbose_name='reminder days before due'),
+                ),
+                migrations.AlterField(
+                    model_name='dunningcampaign',
+                    name='retry_days',
+                    field=models.JSONField(blank=True, default=list, help_text='Days after the first failed payment at which the card is charged again.', verbose_name='retry days'),
+                ),
+                migrations.AlterField(
+                    model_name='dunningcampaign',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunning',
+                    name='amount_due_at_start',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='amount due at start'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunning',
+                    name='amount_paid_at_start',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, editable=False, max_digits=19, verbose_name='amount paid at start'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunning',
+                    name='amount_recovered',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, help_text='Paid on the invoice while it was in dunning.', max_digits=19, verbose_name='amount recovered'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunning',
+                    name='campaign',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='dunnings', to='payments.dunningcampaign', verbose_name='campaign'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunning',
+                    name='campaign_rules',
+                    field=models.JSONField(editable=False, help_text="The campaign's rules when the dunning started.", verbose_name='campaign rules'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunning',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunning',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='dunnings', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunning',
+                    name='ended_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='ended at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunning',
+                    name='first_failed_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='first failed at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunning',
+                    name='invoice',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='dunnings', to='invoices.invoice', verbose_name='invoice'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunning',
+                    name='next_action_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='next action at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunning',
+                    name='next_action_kind',
+                    field=models.CharField(blank=True, choices=[('retry', 'Payment retry'), ('overdue', 'Overdue (subscription past due)'), ('reminder_before_due', 'Reminder before the due date'), ('reminder_after_due', 'Reminder after the due date'), ('final_notice', 'Final notice'), ('end_action', 'End action')], max_length=24, verbose_name='next action kind'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunning',
+                    name='plan',
+                    field=models.JSONField(editable=False, help_text='Every action with its step, kind and moment.', verbose_name='plan'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunning',
+                    name='start_reason',
+                    field=models.CharField(choices=[('payment_failed', 'A payment failed'), ('schedule', 'First reminder or due date reached')], max_length=16, verbose_name='start reason'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunning',
+                    name='started_at',
+                    field=models.DateTimeField(verbose_name='started at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunning',
+                    name='status',
+                    field=models.CharField(choices=[('active', 'Active'), ('recovered', 'Recovered'), ('exhausted', 'Exhausted (end action taken)'), ('excluded', 'Excluded'), ('closed', 'Closed (invoice voided)'), ('reopened', 'Reopened (dunned again)')], default='active', max_length=16, verbose_name='status'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunning',
+                    name='step',
+                    field=models.PositiveSmallIntegerField(default=0, help_text="The next action's step in the plan.", verbose_name='step'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunning',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunningevent',
+                    name='action_kind',
+                    field=models.CharField(blank=True, choices=[('retry', 'Payment retry'), ('overdue', 'Overdue (subscription past due)'), ('reminder_before_due', 'Reminder before the due date'), ('reminder_after_due', 'Reminder after the due date'), ('final_notice', 'Final notice'), ('end_action', 'End action')], max_length=24, verbose_name='action kind'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunningevent',
+                    name='actor',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='actor'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunningevent',
+                    name='data',
+                    field=models.JSONField(blank=True, default=dict, verbose_name='data'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunningevent',
+                    name='dunning',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='payments.invoicedunning', verbose_name='dunning'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunningevent',
+                    name='occurred_at',
+                    field=models.DateTimeField(verbose_name='occurred at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunningevent',
+                    name='scheduled_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='scheduled at'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunningevent',
+                    name='step',
+                    field=models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='step'),
+                ),
+                migrations.AlterField(
+                    model_name='invoicedunningevent',
+                    name='type',
+                    field=models.CharField(choices=[('started', 'Started'), ('action_done', 'Action done'), ('action_skipped', 'Action skipped'), ('action_failed', 'Action failed'), ('payment_failed', 'Payment failed'), ('recovered', 'Recovered'), ('exhausted', 'Exhausted'), ('excluded', 'Excluded'), ('resumed', 'Resumed'), ('closed', 'Closed'), ('reopened', 'Reopened (dunned again)')], max_length=24, verbose_name='type'),
+                ),
+                migrations.AlterField(
+                    model_name='payment',
+                    name='amount',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='amount'),
+                ),
+                migrations.AlterField(
+                    model_name='payment',
+                    name='amount_refunded',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, editable=False, help_text='Refunds that succeeded.', max_digits=19, verbose_name='amount refunded'),
+                ),
+                migrations.AlterField(
+                    model_name='payment',
+                    name='balance_item',
+                    field=models.OneToOneField(blank=True, editable=False, help_text='The customer credit made of the money not allocated to invoices, while some of it waits.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='payment', to='invoices.invoiceitem', verbose_name='balance item'),
+                ),
+                migrations.AlterField(
+                    model_name='payment',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='payment',
+                    name='created_by',
+                    field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
+                ),
+                migrations.AlterField(
+                    model_name='payment',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payments', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='payment',
+                    name='failure_code',
+                    field=models.CharField(blank=True, max_length=64, verbose_name='failure code'),
+                ),
+                migrations.AlterField(
+                    model_name='payment',
+                    name='failure_message',
+                    field=models.TextField(blank=True, verbose_name='failure message'),
+                ),
+                migrations.AlterField(
+                    model_name='payment',
+                    name='idempotency_key',
+                    field=models.CharField(blank=True, max_length=255, verbose_name='idempotency key'),
+                ),
+                migrations.AlterField(
+                    model_name='payment',
+                    name='method',
+                    field=models.CharField(choices=[('card', 'Card'), ('bank_transfer', 'Bank transfer'), ('cheque', 'Cheque'), ('cash', 'Cash'), ('other', 'Other')], max_length=16, verbose_name='method'),
+                ),
+                migrations.AlterField(
+                    model_name='payment',
+                    name='next_action_url',
+                    field=models.URLField(blank=True, help_text='Where the customer completes the payment (e.g. 3-D Secure).', max_length=2000, verbose_name='next action URL'),
+                ),
+                migrations.AlterField(
+                    model_name='payment',
+                    name='provider',
+                    field=models.CharField(choices=[('stripe', 'Stripe'), ('manual', 'Manual (recorded by staff)')], max_length=16, verbose_name='provider'),
+                ),
+                migrations.AlterField(
+                    model_name='payment',
+                    name='received_at',
+                    field=models.DateTimeField(blank=True, help_text='When the money arrived (manual payments: as told by the bank).', null=True, verbose_name='received at'),
+                ),
+                migrations.AlterField(
+                    model_name='payment',
+                    name='reference',
+                    field=models.CharField(blank=True, help_text='Manual payments: the bank reference, cheque number or receipt. Card payments: the card charged.', max_length=255, verbose_name='reference'),
+                ),
+                migrations.AlterField(
+                    model_name='payment',
+                    name='reversal_reason',
+                    field=models.TextField(blank=True, verbose_name='reversal reason'),
+                ),
+                migrations.AlterField(
+                    model_name='payment',
+                    name='reversed_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='reversed at'),
+                ),
+                migrations.AlterField(
+                    model_name='payment',
+                    name='status',
+                    field=models.CharField(choices=[('pending', 'Pending'), ('requires_action', 'Requires action (e.g. 3-D Secure)'), ('processing', 'Processing'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('canceled', 'Canceled'), ('reversed', 'Reversed')], default='pending', max_length=16, verbose_name='status'),
+                ),
+                migrations.AlterField(
+                    model_name='payment',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='paymentallocation',
+                    name='amount',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='amount'),
+                ),
+                migrations.AlterField(
+                    model_name='paymentallocation',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='paymentallocation',
+                    name='invoice',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='payment_allocations', to='invoices.invoice', verbose_name='invoice'),
+                ),
+                migrations.AlterField(
+                    model_name='paymentallocation',
+                    name='payment',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='allocations', to='payments.payment', verbose_name='payment'),
+                ),
+                migrations.AlterField(
+                    model_name='paymentevent',
+                    name='actor',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='actor'),
+                ),
+                migrations.AlterField(
+                    model_name='paymentevent',
+                    name='data',
+                    field=models.JSONField(blank=True, default=dict, verbose_name='data'),
+                ),
+                migrations.AlterField(
+                    model_name='paymentevent',
+                    name='occurred_at',
+                    field=models.DateTimeField(verbose_name='occurred at'),
+                ),
+                migrations.AlterField(
+                    model_name='paymentevent',
+                    name='payment',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='payments.payment', verbose_name='payment'),
+                ),
+                migrations.AlterField(
+                    model_name='paymentevent',
+                    name='type',
+                    field=models.CharField(choices=[('created', 'Created'), ('requires_action', 'Requires action'), ('processing', 'Processing'), ('succeeded', 'Succeeded'), ('succeeded_after_cancel', 'Succeeded at the provider after being canceled here'), ('failed', 'Failed'), ('canceled', 'Canceled'), ('reversed', 'Reversed'), ('allocated', 'Allocated to invoices'), ('credited_to_balance', "Credited to the customer's balance"), ('refund_created', 'Refund created'), ('refund_succeeded', 'Refund succeeded'), ('refund_failed', 'Refund failed')], max_length=32, verbose_name='type'),
+                ),
+                migrations.AlterField(
+                    model_name='refund',
+                    name='amount',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='amount'),
+                ),
+                migrations.AlterField(
+                    model_name='refund',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='refund',
+                    name='created_by',
+                    field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
+                ),
+                migrations.AlterField(
+                    model_name='refund',
+                    name='credit_note',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='refunds', to='invoices.creditnote', verbose_name='credit note'),
+                ),
+                migrations.AlterField(
+                    model_name='refund',
+                    name='failed_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='failed at'),
+                ),
+                migrations.AlterField(
+                    model_name='refund',
+                    name='failure_code',
+                    field=models.CharField(blank=True, max_length=64, verbose_name='failure code'),
+                ),
+                migrations.AlterField(
+                    model_name='refund',
+                    name='failure_message',
+                    field=models.TextField(blank=True, verbose_name='failure message'),
+                ),
+                migrations.AlterField(
+                    model_name='refund',
+                    name='payment',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='refunds', to='payments.payment', verbose_name='payment'),
+                ),
+                migrations.AlterField(
+                    model_name='refund',
+                    name='reason',
+                    field=models.TextField(blank=True, verbose_name='reason'),
+                ),
+                migrations.AlterField(
+                    model_name='refund',
+                    name='reference',
+                    field=models.CharField(blank=True, help_text='E.g. the bank transfer reference.', max_length=255, verbose_name='reference'),
+                ),
+                migrations.AlterField(
+                    model_name='refund',
+                    name='status',
+                    field=models.CharField(choices=[('pending', 'Pending'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='pending', max_length=16, verbose_name='status'),
+                ),
+                migrations.AlterField(
+                    model_name='refund',
+                    name='succeeded_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='succeeded at'),
+                ),
+                migrations.AlterField(
+                    model_name='refund',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='stripecustomer',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='stripecustomer',
+                    name='customer',
+                    field=models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='stripe_link', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='stripecustomer',
+                    name='djstripe_customer',
+                    field=models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='billing_link', to='djstripe.customer', to_field='id', verbose_name='dj-stripe customer'),
+                ),
+                migrations.AlterField(
+                    model_name='stripecustomer',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='stripedispute',
+                    name='amount',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, max_digits=19, verbose_name='amount'),
+                ),
+                migrations.AlterField(
+                    model_name='stripedispute',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='stripedispute',
+                    name='payment',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='stripe_disputes', to='payments.payment', verbose_name='payment'),
+                ),
+                migrations.AlterField(
+                    model_name='stripedispute',
+                    name='reason',
+                    field=models.CharField(blank=True, max_length=64, verbose_name='reason'),
+                ),
+                migrations.AlterField(
+                    model_name='stripedispute',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+            ]
         ),
     ]

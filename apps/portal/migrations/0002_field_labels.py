@@ -3,6 +3,7 @@
 import apps.portal.models
 import django.core.validators
 from django.db import migrations, models
+from apps.core.migration_operations import AlterLabels
 
 
 class Migration(migrations.Migration):
@@ -13,109 +14,113 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='accent_colour',
-            field=models.CharField(default='#1d4ed8', max_length=7, validators=[django.core.validators.RegexValidator('^#[0-9a-fA-F]{6}$', 'Give a colour as #RRGGBB, e.g. #1d4ed8.')], verbose_name='accent colour'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='allowed_plans',
-            field=models.ManyToManyField(blank=True, help_text='Plans customers may switch to (in their currency). None: plan changes are off.', related_name='+', to='catalog.plan', verbose_name='allowed plans'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='billing_details_enabled',
-            field=models.BooleanField(default=True, help_text='Customers may change their address, billing emails and tax ID.', verbose_name='billing details enabled'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='business_name',
-            field=models.CharField(blank=True, help_text="Empty: the seller's name on bills.", max_length=255, verbose_name='business name'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='cancellation_mode',
-            field=models.CharField(choices=[('at_period_end', 'At the end of the billing period'), ('immediately', 'Immediately')], default='at_period_end', max_length=16, verbose_name='cancellation mode'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='cancellation_prorate',
-            field=models.BooleanField(default=True, help_text='Immediate cancellations credit the unused time already invoiced.', verbose_name='cancellation prorate'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='cancellation_reason_required',
-            field=models.BooleanField(default=False, verbose_name='cancellation reason required'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='cancellation_reasons',
-            field=models.JSONField(blank=True, default=apps.portal.models._default_reasons, help_text='The reasons customers pick from when they cancel.', verbose_name='cancellation reasons'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='invoice_history_enabled',
-            field=models.BooleanField(default=True, help_text='Customers see and download invoices.', verbose_name='invoice history enabled'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='logo_url',
-            field=models.CharField(blank=True, help_text='An image path under static/ or an https URL; empty for none.', max_length=500, verbose_name='logo URL'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='payment_methods_enabled',
-            field=models.BooleanField(default=True, help_text='When Stripe is configured.', verbose_name='payment methods enabled'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='privacy_url',
-            field=models.URLField(blank=True, verbose_name='privacy URL'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='proration_behavior',
-            field=models.CharField(choices=[('prorate', 'Prorate on the next invoice'), ('invoice_now', 'Prorate and invoice at once'), ('none', 'No proration')], default='prorate', max_length=16, verbose_name='proration behavior'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='quantity_update_enabled',
-            field=models.BooleanField(default=True, help_text='Customers may change the quantity.', verbose_name='quantity update enabled'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='subscription_cancel_enabled',
-            field=models.BooleanField(default=True, verbose_name='subscription cancel enabled'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='subscription_pause_enabled',
-            field=models.BooleanField(default=False, verbose_name='subscription pause enabled'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='subscription_update_enabled',
-            field=models.BooleanField(default=True, help_text='Customers may change plan (among the allowed plans) or quantity.', verbose_name='subscription update enabled'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='team_enabled',
-            field=models.BooleanField(default=True, help_text='Owners may invite teammates.', verbose_name='team enabled'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='terms_url',
-            field=models.URLField(blank=True, verbose_name='terms URL'),
-        ),
-        migrations.AlterField(
-            model_name='portalconfiguration',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+        AlterLabels(
+            operations=[
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='accent_colour',
+                    field=models.CharField(default='#1d4ed8', max_length=7, validators=[django.core.validators.RegexValidator('^#[0-9a-fA-F]{6}$', 'Give a colour as #RRGGBB, e.g. #1d4ed8.')], verbose_name='accent colour'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='allowed_plans',
+                    field=models.ManyToManyField(blank=True, help_text='Plans customers may switch to (in their currency). None: plan changes are off.', related_name='+', to='catalog.plan', verbose_name='allowed plans'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='billing_details_enabled',
+                    field=models.BooleanField(default=True, help_text='Customers may change their address, billing emails and tax ID.', verbose_name='billing details enabled'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='business_name',
+                    field=models.CharField(blank=True, help_text="Empty: the seller's name on bills.", max_length=255, verbose_name='business name'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='cancellation_mode',
+                    field=models.CharField(choices=[('at_period_end', 'At the end of the billing period'), ('immediately', 'Immediately')], default='at_period_end', max_length=16, verbose_name='cancellation mode'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='cancellation_prorate',
+                    field=models.BooleanField(default=True, help_text='Immediate cancellations credit the unused time already invoiced.', verbose_name='cancellation prorate'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='cancellation_reason_required',
+                    field=models.BooleanField(default=False, verbose_name='cancellation reason required'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='cancellation_reasons',
+                    field=models.JSONField(blank=True, default=apps.portal.models._default_reasons, help_text='The reasons customers pick from when they cancel.', verbose_name='cancellation reasons'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='invoice_history_enabled',
+                    field=models.BooleanField(default=True, help_text='Customers see and download invoices.', verbose_name='invoice history enabled'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='logo_url',
+                    field=models.CharField(blank=True, help_text='An image path under static/ or an https URL; empty for none.', max_length=500, verbose_name='logo URL'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='payment_methods_enabled',
+                    field=models.BooleanField(default=True, help_text='When Stripe is configured.', verbose_name='payment methods enabled'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='privacy_url',
+                    field=models.URLField(blank=True, verbose_name='privacy URL'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='proration_behavior',
+                    field=models.CharField(choices=[('prorate', 'Prorate on the next invoice'), ('invoice_now', 'Prorate and invoice at once'), ('none', 'No proration')], default='prorate', max_length=16, verbose_name='proration behavior'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='quantity_update_enabled',
+                    field=models.BooleanField(default=True, help_text='Customers may change the quantity.', verbose_name='quantity update enabled'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='subscription_cancel_enabled',
+                    field=models.BooleanField(default=True, verbose_name='subscription cancel enabled'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='subscription_pause_enabled',
+                    field=models.BooleanField(default=False, verbose_name='subscription pause enabled'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='subscription_update_enabled',
+                    field=models.BooleanField(default=True, help_text='Customers may change plan (among the allowed plans) or quantity.', verbose_name='subscription update enabled'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='team_enabled',
+                    field=models.BooleanField(default=True, help_text='Owners may invite teammates.', verbose_name='team enabled'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='terms_url',
+                    field=models.URLField(blank=True, verbose_name='terms URL'),
+                ),
+                migrations.AlterField(
+                    model_name='portalconfiguration',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+            ]
         ),
     ]

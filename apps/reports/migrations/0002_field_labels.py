@@ -3,6 +3,7 @@
 import apps.core.money
 import django.db.models.deletion
 from django.db import migrations, models
+from apps.core.migration_operations import AlterLabels
 
 
 class Migration(migrations.Migration):
@@ -15,208 +16,212 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterModelOptions(
-            name='cashmonth',
-            options={'ordering': ['currency', 'month'], 'verbose_name': 'cash month', 'verbose_name_plural': 'cash months'},
-        ),
-        migrations.AlterModelOptions(
-            name='mrrmonth',
-            options={'ordering': ['scope', 'scope_id', 'currency', 'month'], 'permissions': [('view_finance_reports', 'Can view the finance dashboard and export its reports')], 'verbose_name': 'MRR month', 'verbose_name_plural': 'MRR months'},
-        ),
-        migrations.AlterModelOptions(
-            name='mrrsegment',
-            options={'ordering': ['subscription_id', 'valid_from'], 'verbose_name': 'MRR segment', 'verbose_name_plural': 'MRR segments'},
-        ),
-        migrations.AlterModelOptions(
-            name='receivablesaging',
-            options={'ordering': ['currency', 'bucket'], 'verbose_name': 'receivables aging', 'verbose_name_plural': 'receivables aging'},
-        ),
-        migrations.AlterModelOptions(
-            name='reportrefresh',
-            options={'get_latest_by': 'started_at', 'ordering': ['-started_at', '-id'], 'verbose_name': 'report refresh', 'verbose_name_plural': 'report refreshes'},
-        ),
-        migrations.AlterModelOptions(
-            name='revenuemonth',
-            options={'ordering': ['currency', 'month', 'product_id', 'plan_id'], 'verbose_name': 'revenue month', 'verbose_name_plural': 'revenue months'},
-        ),
-        migrations.AlterField(
-            model_name='cashmonth',
-            name='collected_count',
-            field=models.PositiveIntegerField(default=0, verbose_name='collected count'),
-        ),
-        migrations.AlterField(
-            model_name='cashmonth',
-            name='currency',
-            field=models.CharField(choices=apps.core.money.currency_choices, max_length=3, verbose_name='currency'),
-        ),
-        migrations.AlterField(
-            model_name='cashmonth',
-            name='invoice_count',
-            field=models.PositiveIntegerField(default=0, verbose_name='invoice count'),
-        ),
-        migrations.AlterField(
-            model_name='cashmonth',
-            name='month',
-            field=models.DateField(verbose_name='month'),
-        ),
-        migrations.AlterField(
-            model_name='mrrmonth',
-            name='churned_customers',
-            field=models.PositiveIntegerField(default=0, verbose_name='churned customers'),
-        ),
-        migrations.AlterField(
-            model_name='mrrmonth',
-            name='currency',
-            field=models.CharField(choices=apps.core.money.currency_choices, max_length=3, verbose_name='currency'),
-        ),
-        migrations.AlterField(
-            model_name='mrrmonth',
-            name='customers',
-            field=models.PositiveIntegerField(default=0, verbose_name='customers'),
-        ),
-        migrations.AlterField(
-            model_name='mrrmonth',
-            name='month',
-            field=models.DateField(help_text='First day of the month.', verbose_name='month'),
-        ),
-        migrations.AlterField(
-            model_name='mrrmonth',
-            name='new_customers',
-            field=models.PositiveIntegerField(default=0, verbose_name='new customers'),
-        ),
-        migrations.AlterField(
-            model_name='mrrmonth',
-            name='reactivated_customers',
-            field=models.PositiveIntegerField(default=0, verbose_name='reactivated customers'),
-        ),
-        migrations.AlterField(
-            model_name='mrrmonth',
-            name='scope',
-            field=models.CharField(choices=[('all', 'Everything'), ('product', 'Product'), ('plan', 'Plan')], max_length=8, verbose_name='scope'),
-        ),
-        migrations.AlterField(
-            model_name='mrrmonth',
-            name='scope_id',
-            field=models.PositiveBigIntegerField(default=0, help_text='The product or plan id; 0 for everything.', verbose_name='scope ID'),
-        ),
-        migrations.AlterField(
-            model_name='mrrmonth',
-            name='start_customers',
-            field=models.PositiveIntegerField(default=0, verbose_name='start customers'),
-        ),
-        migrations.AlterField(
-            model_name='mrrsegment',
-            name='currency',
-            field=models.CharField(choices=apps.core.money.currency_choices, max_length=3, verbose_name='currency'),
-        ),
-        migrations.AlterField(
-            model_name='mrrsegment',
-            name='customer',
-            field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='mrrsegment',
-            name='plan',
-            field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.plan', verbose_name='plan'),
-        ),
-        migrations.AlterField(
-            model_name='mrrsegment',
-            name='product',
-            field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.product', verbose_name='product'),
-        ),
-        migrations.AlterField(
-            model_name='mrrsegment',
-            name='subscription',
-            field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='subscriptions.subscription', verbose_name='subscription'),
-        ),
-        migrations.AlterField(
-            model_name='mrrsegment',
-            name='valid_from',
-            field=models.DateTimeField(verbose_name='valid from'),
-        ),
-        migrations.AlterField(
-            model_name='mrrsegment',
-            name='valid_to',
-            field=models.DateTimeField(blank=True, help_text='Empty while the stretch goes on.', null=True, verbose_name='valid to'),
-        ),
-        migrations.AlterField(
-            model_name='receivablesaging',
-            name='as_of',
-            field=models.DateField(verbose_name='as of'),
-        ),
-        migrations.AlterField(
-            model_name='receivablesaging',
-            name='bucket',
-            field=models.CharField(max_length=8, verbose_name='bucket'),
-        ),
-        migrations.AlterField(
-            model_name='receivablesaging',
-            name='currency',
-            field=models.CharField(choices=apps.core.money.currency_choices, max_length=3, verbose_name='currency'),
-        ),
-        migrations.AlterField(
-            model_name='receivablesaging',
-            name='invoice_count',
-            field=models.PositiveIntegerField(default=0, verbose_name='invoice count'),
-        ),
-        migrations.AlterField(
-            model_name='reportrefresh',
-            name='as_of',
-            field=models.DateTimeField(help_text='Business time the figures are as of (aging, open segments).', verbose_name='as of'),
-        ),
-        migrations.AlterField(
-            model_name='reportrefresh',
-            name='duration_ms',
-            field=models.PositiveIntegerField(blank=True, null=True, verbose_name='duration (ms)'),
-        ),
-        migrations.AlterField(
-            model_name='reportrefresh',
-            name='finished_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='finished at'),
-        ),
-        migrations.AlterField(
-            model_name='reportrefresh',
-            name='from_month',
-            field=models.DateField(blank=True, help_text='Revenue and cash rebuilt from this month on.', null=True, verbose_name='from month'),
-        ),
-        migrations.AlterField(
-            model_name='reportrefresh',
-            name='full',
-            field=models.BooleanField(default=False, verbose_name='full'),
-        ),
-        migrations.AlterField(
-            model_name='reportrefresh',
-            name='last_subscription_event_id',
-            field=models.PositiveBigIntegerField(default=0, verbose_name='last subscription event ID'),
-        ),
-        migrations.AlterField(
-            model_name='reportrefresh',
-            name='started_at',
-            field=models.DateTimeField(help_text='Wall-clock time the refresh began.', verbose_name='started at'),
-        ),
-        migrations.AlterField(
-            model_name='reportrefresh',
-            name='subscriptions_resegmented',
-            field=models.PositiveIntegerField(default=0, verbose_name='subscriptions resegmented'),
-        ),
-        migrations.AlterField(
-            model_name='revenuemonth',
-            name='currency',
-            field=models.CharField(choices=apps.core.money.currency_choices, max_length=3, verbose_name='currency'),
-        ),
-        migrations.AlterField(
-            model_name='revenuemonth',
-            name='month',
-            field=models.DateField(verbose_name='month'),
-        ),
-        migrations.AlterField(
-            model_name='revenuemonth',
-            name='plan',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.plan', verbose_name='plan'),
-        ),
-        migrations.AlterField(
-            model_name='revenuemonth',
-            name='product',
-            field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.product', verbose_name='product'),
+        AlterLabels(
+            operations=[
+                migrations.AlterModelOptions(
+                    name='cashmonth',
+                    options={'ordering': ['currency', 'month'], 'verbose_name': 'cash month', 'verbose_name_plural': 'cash months'},
+                ),
+                migrations.AlterModelOptions(
+                    name='mrrmonth',
+                    options={'ordering': ['scope', 'scope_id', 'currency', 'month'], 'permissions': [('view_finance_reports', 'Can view the finance dashboard and export its reports')], 'verbose_name': 'MRR month', 'verbose_name_plural': 'MRR months'},
+                ),
+                migrations.AlterModelOptions(
+                    name='mrrsegment',
+                    options={'ordering': ['subscription_id', 'valid_from'], 'verbose_name': 'MRR segment', 'verbose_name_plural': 'MRR segments'},
+                ),
+                migrations.AlterModelOptions(
+                    name='receivablesaging',
+                    options={'ordering': ['currency', 'bucket'], 'verbose_name': 'receivables aging', 'verbose_name_plural': 'receivables aging'},
+                ),
+                migrations.AlterModelOptions(
+                    name='reportrefresh',
+                    options={'get_latest_by': 'started_at', 'ordering': ['-started_at', '-id'], 'verbose_name': 'report refresh', 'verbose_name_plural': 'report refreshes'},
+                ),
+                migrations.AlterModelOptions(
+                    name='revenuemonth',
+                    options={'ordering': ['currency', 'month', 'product_id', 'plan_id'], 'verbose_name': 'revenue month', 'verbose_name_plural': 'revenue months'},
+                ),
+                migrations.AlterField(
+                    model_name='cashmonth',
+                    name='collected_count',
+                    field=models.PositiveIntegerField(default=0, verbose_name='collected count'),
+                ),
+                migrations.AlterField(
+                    model_name='cashmonth',
+                    name='currency',
+                    field=models.CharField(choices=apps.core.money.currency_choices, max_length=3, verbose_name='currency'),
+                ),
+                migrations.AlterField(
+                    model_name='cashmonth',
+                    name='invoice_count',
+                    field=models.PositiveIntegerField(default=0, verbose_name='invoice count'),
+                ),
+                migrations.AlterField(
+                    model_name='cashmonth',
+                    name='month',
+                    field=models.DateField(verbose_name='month'),
+                ),
+                migrations.AlterField(
+                    model_name='mrrmonth',
+                    name='churned_customers',
+                    field=models.PositiveIntegerField(default=0, verbose_name='churned customers'),
+                ),
+                migrations.AlterField(
+                    model_name='mrrmonth',
+                    name='currency',
+                    field=models.CharField(choices=apps.core.money.currency_choices, max_length=3, verbose_name='currency'),
+                ),
+                migrations.AlterField(
+                    model_name='mrrmonth',
+                    name='customers',
+                    field=models.PositiveIntegerField(default=0, verbose_name='customers'),
+                ),
+                migrations.AlterField(
+                    model_name='mrrmonth',
+                    name='month',
+                    field=models.DateField(help_text='First day of the month.', verbose_name='month'),
+                ),
+                migrations.AlterField(
+                    model_name='mrrmonth',
+                    name='new_customers',
+                    field=models.PositiveIntegerField(default=0, verbose_name='new customers'),
+                ),
+                migrations.AlterField(
+                    model_name='mrrmonth',
+                    name='reactivated_customers',
+                    field=models.PositiveIntegerField(default=0, verbose_name='reactivated customers'),
+                ),
+                migrations.AlterField(
+                    model_name='mrrmonth',
+                    name='scope',
+                    field=models.CharField(choices=[('all', 'Everything'), ('product', 'Product'), ('plan', 'Plan')], max_length=8, verbose_name='scope'),
+                ),
+                migrations.AlterField(
+                    model_name='mrrmonth',
+                    name='scope_id',
+                    field=models.PositiveBigIntegerField(default=0, help_text='The product or plan id; 0 for everything.', verbose_name='scope ID'),
+                ),
+                migrations.AlterField(
+                    model_name='mrrmonth',
+                    name='start_customers',
+                    field=models.PositiveIntegerField(default=0, verbose_name='start customers'),
+                ),
+                migrations.AlterField(
+                    model_name='mrrsegment',
+                    name='currency',
+                    field=models.CharField(choices=apps.core.money.currency_choices, max_length=3, verbose_name='currency'),
+                ),
+                migrations.AlterField(
+                    model_name='mrrsegment',
+                    name='customer',
+                    field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='mrrsegment',
+                    name='plan',
+                    field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.plan', verbose_name='plan'),
+                ),
+                migrations.AlterField(
+                    model_name='mrrsegment',
+                    name='product',
+                    field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.product', verbose_name='product'),
+                ),
+                migrations.AlterField(
+                    model_name='mrrsegment',
+                    name='subscription',
+                    field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='subscriptions.subscription', verbose_name='subscription'),
+                ),
+                migrations.AlterField(
+                    model_name='mrrsegment',
+                    name='valid_from',
+                    field=models.DateTimeField(verbose_name='valid from'),
+                ),
+                migrations.AlterField(
+                    model_name='mrrsegment',
+                    name='valid_to',
+                    field=models.DateTimeField(blank=True, help_text='Empty while the stretch goes on.', null=True, verbose_name='valid to'),
+                ),
+                migrations.AlterField(
+                    model_name='receivablesaging',
+                    name='as_of',
+                    field=models.DateField(verbose_name='as of'),
+                ),
+                migrations.AlterField(
+                    model_name='receivablesaging',
+                    name='bucket',
+                    field=models.CharField(max_length=8, verbose_name='bucket'),
+                ),
+                migrations.AlterField(
+                    model_name='receivablesaging',
+                    name='currency',
+                    field=models.CharField(choices=apps.core.money.currency_choices, max_length=3, verbose_name='currency'),
+                ),
+                migrations.AlterField(
+                    model_name='receivablesaging',
+                    name='invoice_count',
+                    field=models.PositiveIntegerField(default=0, verbose_name='invoice count'),
+                ),
+                migrations.AlterField(
+                    model_name='reportrefresh',
+                    name='as_of',
+                    field=models.DateTimeField(help_text='Business time the figures are as of (aging, open segments).', verbose_name='as of'),
+                ),
+                migrations.AlterField(
+                    model_name='reportrefresh',
+                    name='duration_ms',
+                    field=models.PositiveIntegerField(blank=True, null=True, verbose_name='duration (ms)'),
+                ),
+                migrations.AlterField(
+                    model_name='reportrefresh',
+                    name='finished_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='finished at'),
+                ),
+                migrations.AlterField(
+                    model_name='reportrefresh',
+                    name='from_month',
+                    field=models.DateField(blank=True, help_text='Revenue and cash rebuilt from this month on.', null=True, verbose_name='from month'),
+                ),
+                migrations.AlterField(
+                    model_name='reportrefresh',
+                    name='full',
+                    field=models.BooleanField(default=False, verbose_name='full'),
+                ),
+                migrations.AlterField(
+                    model_name='reportrefresh',
+                    name='last_subscription_event_id',
+                    field=models.PositiveBigIntegerField(default=0, verbose_name='last subscription event ID'),
+                ),
+                migrations.AlterField(
+                    model_name='reportrefresh',
+                    name='started_at',
+                    field=models.DateTimeField(help_text='Wall-clock time the refresh began.', verbose_name='started at'),
+                ),
+                migrations.AlterField(
+                    model_name='reportrefresh',
+                    name='subscriptions_resegmented',
+                    field=models.PositiveIntegerField(default=0, verbose_name='subscriptions resegmented'),
+                ),
+                migrations.AlterField(
+                    model_name='revenuemonth',
+                    name='currency',
+                    field=models.CharField(choices=apps.core.money.currency_choices, max_length=3, verbose_name='currency'),
+                ),
+                migrations.AlterField(
+                    model_name='revenuemonth',
+                    name='month',
+                    field=models.DateField(verbose_name='month'),
+                ),
+                migrations.AlterField(
+                    model_name='revenuemonth',
+                    name='plan',
+                    field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.plan', verbose_name='plan'),
+                ),
+                migrations.AlterField(
+                    model_name='revenuemonth',
+                    name='product',
+                    field=models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.product', verbose_name='product'),
+                ),
+            ]
         ),
     ]

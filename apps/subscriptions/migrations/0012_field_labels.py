@@ -5,6 +5,7 @@ import django.core.validators
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
+from apps.core.migration_operations import AlterLabels
 
 
 class Migration(migrations.Migration):
@@ -17,294 +18,298 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterModelOptions(
-            name='discount',
-            options={'ordering': ['-starts_at', '-id'], 'verbose_name': 'discount', 'verbose_name_plural': 'discounts'},
-        ),
-        migrations.AlterModelOptions(
-            name='scheduledchange',
-            options={'ordering': ['effective_at', 'id'], 'verbose_name': 'scheduled change', 'verbose_name_plural': 'scheduled changes'},
-        ),
-        migrations.AlterModelOptions(
-            name='subscription',
-            options={'ordering': ['-started_at', '-id'], 'verbose_name': 'subscription', 'verbose_name_plural': 'subscriptions'},
-        ),
-        migrations.AlterModelOptions(
-            name='subscriptionevent',
-            options={'ordering': ['occurred_at', 'id'], 'verbose_name': 'subscription event', 'verbose_name_plural': 'subscription events'},
-        ),
-        migrations.AlterModelOptions(
-            name='subscriptionsegment',
-            options={'ordering': ['subscription', 'start_at', 'id'], 'verbose_name': 'subscription segment', 'verbose_name_plural': 'subscription segments'},
-        ),
-        migrations.AlterField(
-            model_name='discount',
-            name='coupon',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='discounts', to='catalog.coupon', verbose_name='coupon'),
-        ),
-        migrations.AlterField(
-            model_name='discount',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='discount',
-            name='created_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
-        ),
-        migrations.AlterField(
-            model_name='discount',
-            name='customer',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='discounts', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='discount',
-            name='ended_at',
-            field=models.DateTimeField(blank=True, help_text='When the discount stopped applying (its duration used up).', null=True, verbose_name='ended at'),
-        ),
-        migrations.AlterField(
-            model_name='discount',
-            name='periods_applied',
-            field=models.PositiveIntegerField(default=0, help_text='Invoices discounted so far.', verbose_name='periods applied'),
-        ),
-        migrations.AlterField(
-            model_name='discount',
-            name='starts_at',
-            field=models.DateTimeField(help_text='When the coupon was redeemed (UTC).', verbose_name='starts at'),
-        ),
-        migrations.AlterField(
-            model_name='discount',
-            name='subscription',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='discounts', to='subscriptions.subscription', verbose_name='subscription'),
-        ),
-        migrations.AlterField(
-            model_name='discount',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='scheduledchange',
-            name='applied_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='applied at'),
-        ),
-        migrations.AlterField(
-            model_name='scheduledchange',
-            name='canceled_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='canceled at'),
-        ),
-        migrations.AlterField(
-            model_name='scheduledchange',
-            name='created_at',
-            field=models.DateTimeField(verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='scheduledchange',
-            name='created_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
-        ),
-        migrations.AlterField(
-            model_name='scheduledchange',
-            name='effective_at',
-            field=models.DateTimeField(verbose_name='effective at'),
-        ),
-        migrations.AlterField(
-            model_name='scheduledchange',
-            name='plan',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.plan', verbose_name='plan'),
-        ),
-        migrations.AlterField(
-            model_name='scheduledchange',
-            name='plan_version',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='scheduled_changes', to='catalog.planversion', verbose_name='plan version'),
-        ),
-        migrations.AlterField(
-            model_name='scheduledchange',
-            name='quantity',
-            field=models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)], verbose_name='quantity'),
-        ),
-        migrations.AlterField(
-            model_name='scheduledchange',
-            name='subscription',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='scheduled_changes', to='subscriptions.subscription', verbose_name='subscription'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='billing_anchor_at',
-            field=models.DateTimeField(help_text='Periods are counted from this moment (UTC).', verbose_name='billing anchor at'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='cancel_at_period_end',
-            field=models.BooleanField(default=False, help_text='Ends when the current period ends instead of renewing.', verbose_name='cancel at period end'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='canceled_at',
-            field=models.DateTimeField(blank=True, help_text='When the cancellation was asked for.', null=True, verbose_name='canceled at'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='cancellation_reason',
-            field=models.TextField(blank=True, verbose_name='cancellation reason'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='currency',
-            field=models.CharField(choices=apps.core.money.currency_choices, editable=False, max_length=3, verbose_name='currency'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='current_period_end_at',
-            field=models.DateTimeField(verbose_name='current period end at'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='current_period_start_at',
-            field=models.DateTimeField(verbose_name='current period start at'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='subscriptions', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='ended_at',
-            field=models.DateTimeField(blank=True, help_text='When the subscription stopped.', null=True, verbose_name='ended at'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='next_billing_at',
-            field=models.DateTimeField(blank=True, help_text='When the next period begins and is invoiced; empty once nothing more will be billed.', null=True, verbose_name='next billing at'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='paused_at',
-            field=models.DateTimeField(blank=True, help_text='When the current pause began.', null=True, verbose_name='paused at'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='pending_plan_version',
-            field=models.ForeignKey(blank=True, help_text='A version migration scheduled for the start of the next period.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='pending_subscriptions', to='catalog.planversion', verbose_name='pending plan version'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='plan',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='subscriptions', to='catalog.plan', verbose_name='plan'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='plan_version',
-            field=models.ForeignKey(help_text='The prices this subscription is billed at (kept when the plan gets a new version).', on_delete=django.db.models.deletion.PROTECT, related_name='subscriptions', to='catalog.planversion', verbose_name='plan version'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='quantity',
-            field=models.PositiveIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1)], verbose_name='quantity'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='started_at',
-            field=models.DateTimeField(verbose_name='started at'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='status',
-            field=models.CharField(choices=[('incomplete', 'Incomplete'), ('trialing', 'Trialing'), ('active', 'Active'), ('past_due', 'Past due'), ('paused', 'Paused'), ('canceled', 'Canceled')], default='active', max_length=16, verbose_name='status'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='trial_end_at',
-            field=models.DateTimeField(blank=True, help_text='When the free trial ends (billing starts).', null=True, verbose_name='trial end at'),
-        ),
-        migrations.AlterField(
-            model_name='subscription',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionevent',
-            name='actor',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='actor'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionevent',
-            name='data',
-            field=models.JSONField(blank=True, default=dict, verbose_name='data'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionevent',
-            name='occurred_at',
-            field=models.DateTimeField(verbose_name='occurred at'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionevent',
-            name='subscription',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='subscriptions.subscription', verbose_name='subscription'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionevent',
-            name='type',
-            field=models.CharField(choices=[('created', 'Created'), ('cancellation_scheduled', 'Cancellation at period end scheduled'), ('cancellation_undone', 'Scheduled cancellation undone'), ('canceled', 'Canceled'), ('trial_ended', 'Trial ended'), ('paused', 'Paused'), ('resumed', 'Resumed'), ('version_migrated', 'Moved to another plan version'), ('changed', 'Plan or quantity changed'), ('change_scheduled', 'Plan or quantity change scheduled'), ('scheduled_change_canceled', 'Scheduled change withdrawn'), ('version_migration_scheduled', 'Plan version migration scheduled'), ('past_due', 'Past due (an invoice is unpaid)'), ('payment_recovered', 'Back to active (unpaid invoices paid)')], max_length=32, verbose_name='type'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionsegment',
-            name='billed_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='billed at'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionsegment',
-            name='created_at',
-            field=models.DateTimeField(verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionsegment',
-            name='end_at',
-            field=models.DateTimeField(verbose_name='end at'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionsegment',
-            name='period_end_at',
-            field=models.DateTimeField(verbose_name='period end at'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionsegment',
-            name='period_start_at',
-            field=models.DateTimeField(help_text='The billing period the stretch is a part of.', verbose_name='period start at'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionsegment',
-            name='plan',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.plan', verbose_name='plan'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionsegment',
-            name='plan_version',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='segments', to='catalog.planversion', verbose_name='plan version'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionsegment',
-            name='quantity',
-            field=models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)], verbose_name='quantity'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionsegment',
-            name='reason',
-            field=models.CharField(choices=[('change', 'Plan or quantity changed'), ('pause', 'Paused')], max_length=16, verbose_name='reason'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionsegment',
-            name='start_at',
-            field=models.DateTimeField(verbose_name='start at'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionsegment',
-            name='subscription',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='segments', to='subscriptions.subscription', verbose_name='subscription'),
+        AlterLabels(
+            operations=[
+                migrations.AlterModelOptions(
+                    name='discount',
+                    options={'ordering': ['-starts_at', '-id'], 'verbose_name': 'discount', 'verbose_name_plural': 'discounts'},
+                ),
+                migrations.AlterModelOptions(
+                    name='scheduledchange',
+                    options={'ordering': ['effective_at', 'id'], 'verbose_name': 'scheduled change', 'verbose_name_plural': 'scheduled changes'},
+                ),
+                migrations.AlterModelOptions(
+                    name='subscription',
+                    options={'ordering': ['-started_at', '-id'], 'verbose_name': 'subscription', 'verbose_name_plural': 'subscriptions'},
+                ),
+                migrations.AlterModelOptions(
+                    name='subscriptionevent',
+                    options={'ordering': ['occurred_at', 'id'], 'verbose_name': 'subscription event', 'verbose_name_plural': 'subscription events'},
+                ),
+                migrations.AlterModelOptions(
+                    name='subscriptionsegment',
+                    options={'ordering': ['subscription', 'start_at', 'id'], 'verbose_name': 'subscription segment', 'verbose_name_plural': 'subscription segments'},
+                ),
+                migrations.AlterField(
+                    model_name='discount',
+                    name='coupon',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='discounts', to='catalog.coupon', verbose_name='coupon'),
+                ),
+                migrations.AlterField(
+                    model_name='discount',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='discount',
+                    name='created_by',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
+                ),
+                migrations.AlterField(
+                    model_name='discount',
+                    name='customer',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='discounts', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='discount',
+                    name='ended_at',
+                    field=models.DateTimeField(blank=True, help_text='When the discount stopped applying (its duration used up).', null=True, verbose_name='ended at'),
+                ),
+                migrations.AlterField(
+                    model_name='discount',
+                    name='periods_applied',
+                    field=models.PositiveIntegerField(default=0, help_text='Invoices discounted so far.', verbose_name='periods applied'),
+                ),
+                migrations.AlterField(
+                    model_name='discount',
+                    name='starts_at',
+                    field=models.DateTimeField(help_text='When the coupon was redeemed (UTC).', verbose_name='starts at'),
+                ),
+                migrations.AlterField(
+                    model_name='discount',
+                    name='subscription',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='discounts', to='subscriptions.subscription', verbose_name='subscription'),
+                ),
+                migrations.AlterField(
+                    model_name='discount',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='scheduledchange',
+                    name='applied_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='applied at'),
+                ),
+                migrations.AlterField(
+                    model_name='scheduledchange',
+                    name='canceled_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='canceled at'),
+                ),
+                migrations.AlterField(
+                    model_name='scheduledchange',
+                    name='created_at',
+                    field=models.DateTimeField(verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='scheduledchange',
+                    name='created_by',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
+                ),
+                migrations.AlterField(
+                    model_name='scheduledchange',
+                    name='effective_at',
+                    field=models.DateTimeField(verbose_name='effective at'),
+                ),
+                migrations.AlterField(
+                    model_name='scheduledchange',
+                    name='plan',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.plan', verbose_name='plan'),
+                ),
+                migrations.AlterField(
+                    model_name='scheduledchange',
+                    name='plan_version',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='scheduled_changes', to='catalog.planversion', verbose_name='plan version'),
+                ),
+                migrations.AlterField(
+                    model_name='scheduledchange',
+                    name='quantity',
+                    field=models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)], verbose_name='quantity'),
+                ),
+                migrations.AlterField(
+                    model_name='scheduledchange',
+                    name='subscription',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='scheduled_changes', to='subscriptions.subscription', verbose_name='subscription'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='billing_anchor_at',
+                    field=models.DateTimeField(help_text='Periods are counted from this moment (UTC).', verbose_name='billing anchor at'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='cancel_at_period_end',
+                    field=models.BooleanField(default=False, help_text='Ends when the current period ends instead of renewing.', verbose_name='cancel at period end'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='canceled_at',
+                    field=models.DateTimeField(blank=True, help_text='When the cancellation was asked for.', null=True, verbose_name='canceled at'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='cancellation_reason',
+                    field=models.TextField(blank=True, verbose_name='cancellation reason'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='currency',
+                    field=models.CharField(choices=apps.core.money.currency_choices, editable=False, max_length=3, verbose_name='currency'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='current_period_end_at',
+                    field=models.DateTimeField(verbose_name='current period end at'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='current_period_start_at',
+                    field=models.DateTimeField(verbose_name='current period start at'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='subscriptions', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='ended_at',
+                    field=models.DateTimeField(blank=True, help_text='When the subscription stopped.', null=True, verbose_name='ended at'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='next_billing_at',
+                    field=models.DateTimeField(blank=True, help_text='When the next period begins and is invoiced; empty once nothing more will be billed.', null=True, verbose_name='next billing at'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='paused_at',
+                    field=models.DateTimeField(blank=True, help_text='When the current pause began.', null=True, verbose_name='paused at'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='pending_plan_version',
+                    field=models.ForeignKey(blank=True, help_text='A version migration scheduled for the start of the next period.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='pending_subscriptions', to='catalog.planversion', verbose_name='pending plan version'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='plan',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='subscriptions', to='catalog.plan', verbose_name='plan'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='plan_version',
+                    field=models.ForeignKey(help_text='The prices this subscription is billed at (kept when the plan gets a new version).', on_delete=django.db.models.deletion.PROTECT, related_name='subscriptions', to='catalog.planversion', verbose_name='plan version'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='quantity',
+                    field=models.PositiveIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1)], verbose_name='quantity'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='started_at',
+                    field=models.DateTimeField(verbose_name='started at'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='status',
+                    field=models.CharField(choices=[('incomplete', 'Incomplete'), ('trialing', 'Trialing'), ('active', 'Active'), ('past_due', 'Past due'), ('paused', 'Paused'), ('canceled', 'Canceled')], default='active', max_length=16, verbose_name='status'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='trial_end_at',
+                    field=models.DateTimeField(blank=True, help_text='When the free trial ends (billing starts).', null=True, verbose_name='trial end at'),
+                ),
+                migrations.AlterField(
+                    model_name='subscription',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionevent',
+                    name='actor',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='actor'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionevent',
+                    name='data',
+                    field=models.JSONField(blank=True, default=dict, verbose_name='data'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionevent',
+                    name='occurred_at',
+                    field=models.DateTimeField(verbose_name='occurred at'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionevent',
+                    name='subscription',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='subscriptions.subscription', verbose_name='subscription'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionevent',
+                    name='type',
+                    field=models.CharField(choices=[('created', 'Created'), ('cancellation_scheduled', 'Cancellation at period end scheduled'), ('cancellation_undone', 'Scheduled cancellation undone'), ('canceled', 'Canceled'), ('trial_ended', 'Trial ended'), ('paused', 'Paused'), ('resumed', 'Resumed'), ('version_migrated', 'Moved to another plan version'), ('changed', 'Plan or quantity changed'), ('change_scheduled', 'Plan or quantity change scheduled'), ('scheduled_change_canceled', 'Scheduled change withdrawn'), ('version_migration_scheduled', 'Plan version migration scheduled'), ('past_due', 'Past due (an invoice is unpaid)'), ('payment_recovered', 'Back to active (unpaid invoices paid)')], max_length=32, verbose_name='type'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionsegment',
+                    name='billed_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='billed at'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionsegment',
+                    name='created_at',
+                    field=models.DateTimeField(verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionsegment',
+                    name='end_at',
+                    field=models.DateTimeField(verbose_name='end at'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionsegment',
+                    name='period_end_at',
+                    field=models.DateTimeField(verbose_name='period end at'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionsegment',
+                    name='period_start_at',
+                    field=models.DateTimeField(help_text='The billing period the stretch is a part of.', verbose_name='period start at'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionsegment',
+                    name='plan',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='catalog.plan', verbose_name='plan'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionsegment',
+                    name='plan_version',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='segments', to='catalog.planversion', verbose_name='plan version'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionsegment',
+                    name='quantity',
+                    field=models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)], verbose_name='quantity'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionsegment',
+                    name='reason',
+                    field=models.CharField(choices=[('change', 'Plan or quantity changed'), ('pause', 'Paused')], max_length=16, verbose_name='reason'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionsegment',
+                    name='start_at',
+                    field=models.DateTimeField(verbose_name='start at'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionsegment',
+                    name='subscription',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='segments', to='subscriptions.subscription', verbose_name='subscription'),
+                ),
+            ]
         ),
     ]

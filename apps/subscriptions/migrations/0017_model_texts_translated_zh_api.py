@@ -5,6 +5,7 @@ import django.core.validators
 import django.db.models.deletion
 from decimal import Decimal
 from django.db import migrations, models
+from apps.core.migration_operations import AlterLabels
 
 
 class Migration(migrations.Migration):
@@ -16,117 +17,121 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterModelOptions(
-            name='customerentitlements',
-            options={'verbose_name': 'customer entitlements', 'verbose_name_plural': 'customer entitlements'},
-        ),
-        migrations.AlterModelOptions(
-            name='entitlementschange',
-            options={'ordering': ['occurred_at', 'id'], 'verbose_name': 'entitlements change', 'verbose_name_plural': 'entitlements changes'},
-        ),
-        migrations.AlterField(
-            model_name='customerentitlements',
-            name='customer',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='entitlements', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='customerentitlements',
-            name='updated_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='customerentitlements',
-            name='values',
-            field=models.JSONField(blank=True, default=dict, verbose_name='values'),
-        ),
-        migrations.AlterField(
-            model_name='entitlementschange',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='entitlements_changes', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='entitlementschange',
-            name='features',
-            field=models.JSONField(default=list, help_text='The entitlements after the change, feature by feature.', verbose_name='features'),
-        ),
-        migrations.AlterField(
-            model_name='entitlementschange',
-            name='occurred_at',
-            field=models.DateTimeField(verbose_name='occurred at'),
-        ),
-        migrations.AlterField(
-            model_name='entitlementschange',
-            name='previous_values',
-            field=models.JSONField(default=dict, help_text='Feature code → value before the change.', verbose_name='previous values'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionpriceoverride',
-            name='amount',
-            field=models.DecimalField(decimal_places=12, default=Decimal('0'), help_text='Flat: the fee. Per unit: the price of one unit. Package: the price of one package.', max_digits=28, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='amount'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionpriceoverride',
-            name='charge',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='subscription_price_overrides', to='catalog.charge', verbose_name='charge'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionpriceoverride',
-            name='currency',
-            field=models.CharField(choices=apps.core.money.currency_choices, max_length=3, verbose_name='currency'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionpriceoverride',
-            name='fixed_fee',
-            field=models.DecimalField(decimal_places=12, default=Decimal('0'), help_text='Percentage: fixed fee per transaction.', max_digits=28, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='fixed fee'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionpriceoverride',
-            name='included_units',
-            field=models.DecimalField(decimal_places=6, default=Decimal('0'), help_text='Free units per period, taken off before pricing (percentage: free transactions).', max_digits=19, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='included units'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionpriceoverride',
-            name='max_per_transaction',
-            field=models.DecimalField(blank=True, decimal_places=12, help_text='Percentage: highest fee per transaction.', max_digits=28, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='max per transaction'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionpriceoverride',
-            name='min_per_transaction',
-            field=models.DecimalField(blank=True, decimal_places=12, help_text='Percentage: lowest fee per transaction.', max_digits=28, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='min per transaction'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionpriceoverride',
-            name='minimum_amount',
-            field=models.DecimalField(blank=True, decimal_places=12, help_text='Minimum charge per period; a true-up line makes up the difference.', max_digits=28, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='minimum amount'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionpriceoverride',
-            name='note',
-            field=models.CharField(blank=True, help_text='Why: e.g. the contract or deal it comes from.', max_length=255, verbose_name='note'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionpriceoverride',
-            name='package_rounding',
-            field=models.CharField(choices=[('up', 'Round up (a started package counts in full)'), ('down', 'Round down (a partial package is free)')], default='up', help_text='Package: round up or down.', max_length=8, verbose_name='package rounding'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionpriceoverride',
-            name='package_size',
-            field=models.PositiveIntegerField(default=1, help_text='Package: units per package.', verbose_name='package size'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionpriceoverride',
-            name='percentage',
-            field=models.DecimalField(decimal_places=4, default=Decimal('0'), help_text='Percentage: e.g. 2.9 for 2.9 %.', max_digits=7, verbose_name='percentage'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionpriceoverride',
-            name='subscription',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='price_overrides', to='subscriptions.subscription', verbose_name='subscription'),
-        ),
-        migrations.AlterField(
-            model_name='subscriptionpriceoverride',
-            name='tiers',
-            field=models.JSONField(blank=True, default=list, help_text='Graduated, volume, graduated percentage: a list of tiers, e.g. [{"up_to": "1000", "unit_amount": "0.05"}, {"up_to": null, "unit_amount": "0.03", "flat_amount": "0"}].', verbose_name='tiers'),
+        AlterLabels(
+            operations=[
+                migrations.AlterModelOptions(
+                    name='customerentitlements',
+                    options={'verbose_name': 'customer entitlements', 'verbose_name_plural': 'customer entitlements'},
+                ),
+                migrations.AlterModelOptions(
+                    name='entitlementschange',
+                    options={'ordering': ['occurred_at', 'id'], 'verbose_name': 'entitlements change', 'verbose_name_plural': 'entitlements changes'},
+                ),
+                migrations.AlterField(
+                    model_name='customerentitlements',
+                    name='customer',
+                    field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='entitlements', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='customerentitlements',
+                    name='updated_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='customerentitlements',
+                    name='values',
+                    field=models.JSONField(blank=True, default=dict, verbose_name='values'),
+                ),
+                migrations.AlterField(
+                    model_name='entitlementschange',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='entitlements_changes', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='entitlementschange',
+                    name='features',
+                    field=models.JSONField(default=list, help_text='The entitlements after the change, feature by feature.', verbose_name='features'),
+                ),
+                migrations.AlterField(
+                    model_name='entitlementschange',
+                    name='occurred_at',
+                    field=models.DateTimeField(verbose_name='occurred at'),
+                ),
+                migrations.AlterField(
+                    model_name='entitlementschange',
+                    name='previous_values',
+                    field=models.JSONField(default=dict, help_text='Feature code → value before the change.', verbose_name='previous values'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionpriceoverride',
+                    name='amount',
+                    field=models.DecimalField(decimal_places=12, default=Decimal('0'), help_text='Flat: the fee. Per unit: the price of one unit. Package: the price of one package.', max_digits=28, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='amount'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionpriceoverride',
+                    name='charge',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='subscription_price_overrides', to='catalog.charge', verbose_name='charge'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionpriceoverride',
+                    name='currency',
+                    field=models.CharField(choices=apps.core.money.currency_choices, max_length=3, verbose_name='currency'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionpriceoverride',
+                    name='fixed_fee',
+                    field=models.DecimalField(decimal_places=12, default=Decimal('0'), help_text='Percentage: fixed fee per transaction.', max_digits=28, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='fixed fee'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionpriceoverride',
+                    name='included_units',
+                    field=models.DecimalField(decimal_places=6, default=Decimal('0'), help_text='Free units per period, taken off before pricing (percentage: free transactions).', max_digits=19, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='included units'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionpriceoverride',
+                    name='max_per_transaction',
+                    field=models.DecimalField(blank=True, decimal_places=12, help_text='Percentage: highest fee per transaction.', max_digits=28, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='max per transaction'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionpriceoverride',
+                    name='min_per_transaction',
+                    field=models.DecimalField(blank=True, decimal_places=12, help_text='Percentage: lowest fee per transaction.', max_digits=28, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='min per transaction'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionpriceoverride',
+                    name='minimum_amount',
+                    field=models.DecimalField(blank=True, decimal_places=12, help_text='Minimum charge per period; a true-up line makes up the difference.', max_digits=28, null=True, validators=[django.core.validators.MinValueValidator(Decimal('0'), 'This cannot be negative.')], verbose_name='minimum amount'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionpriceoverride',
+                    name='note',
+                    field=models.CharField(blank=True, help_text='Why: e.g. the contract or deal it comes from.', max_length=255, verbose_name='note'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionpriceoverride',
+                    name='package_rounding',
+                    field=models.CharField(choices=[('up', 'Round up (a started package counts in full)'), ('down', 'Round down (a partial package is free)')], default='up', help_text='Package: round up or down.', max_length=8, verbose_name='package rounding'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionpriceoverride',
+                    name='package_size',
+                    field=models.PositiveIntegerField(default=1, help_text='Package: units per package.', verbose_name='package size'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionpriceoverride',
+                    name='percentage',
+                    field=models.DecimalField(decimal_places=4, default=Decimal('0'), help_text='Percentage: e.g. 2.9 for 2.9 %.', max_digits=7, verbose_name='percentage'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionpriceoverride',
+                    name='subscription',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='price_overrides', to='subscriptions.subscription', verbose_name='subscription'),
+                ),
+                migrations.AlterField(
+                    model_name='subscriptionpriceoverride',
+                    name='tiers',
+                    field=models.JSONField(blank=True, default=list, help_text='Graduated, volume, graduated percentage: a list of tiers, e.g. [{"up_to": "1000", "unit_amount": "0.05"}, {"up_to": null, "unit_amount": "0.03", "flat_amount": "0"}].', verbose_name='tiers'),
+                ),
+            ]
         ),
     ]

@@ -2,6 +2,7 @@
 
 import django.db.models.deletion
 from django.db import migrations, models
+from apps.core.migration_operations import AlterLabels
 
 
 class Migration(migrations.Migration):
@@ -13,190 +14,194 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterModelOptions(
-            name='usagedistinctvalue',
-            options={'ordering': ['customer', 'metric', 'group_key', 'hour', 'value'], 'verbose_name': 'usage distinct value', 'verbose_name_plural': 'usage distinct values'},
-        ),
-        migrations.AlterModelOptions(
-            name='usageevent',
-            options={'ordering': ['occurred_at', 'id'], 'verbose_name': 'usage event', 'verbose_name_plural': 'usage events'},
-        ),
-        migrations.AlterModelOptions(
-            name='usageeventchange',
-            options={'ordering': ['-recorded_at', '-id'], 'verbose_name': 'usage event change', 'verbose_name_plural': 'usage event changes'},
-        ),
-        migrations.AlterModelOptions(
-            name='usagerollup',
-            options={'ordering': ['customer', 'metric', 'group_key', 'hour'], 'verbose_name': 'usage rollup', 'verbose_name_plural': 'usage rollups'},
-        ),
-        migrations.AlterField(
-            model_name='usagedistinctvalue',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='usagedistinctvalue',
-            name='group_key',
-            field=models.CharField(blank=True, max_length=255, verbose_name='group key'),
-        ),
-        migrations.AlterField(
-            model_name='usagedistinctvalue',
-            name='hour',
-            field=models.DateTimeField(help_text='Start of the hour (UTC).', verbose_name='hour'),
-        ),
-        migrations.AlterField(
-            model_name='usagedistinctvalue',
-            name='metric',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.billablemetric', verbose_name='metric'),
-        ),
-        migrations.AlterField(
-            model_name='usagedistinctvalue',
-            name='value',
-            field=models.CharField(max_length=255, verbose_name='value'),
-        ),
-        migrations.AlterField(
-            model_name='usageevent',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='usage_events', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='usageevent',
-            name='distinct_value',
-            field=models.CharField(blank=True, help_text="The metric's field as text (unique-count metrics).", max_length=255, verbose_name='distinct value'),
-        ),
-        migrations.AlterField(
-            model_name='usageevent',
-            name='group_key',
-            field=models.CharField(blank=True, help_text="The value of the metric's group property.", max_length=255, verbose_name='group key'),
-        ),
-        migrations.AlterField(
-            model_name='usageevent',
-            name='metric',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='usage_events', to='catalog.billablemetric', verbose_name='metric'),
-        ),
-        migrations.AlterField(
-            model_name='usageevent',
-            name='occurred_at',
-            field=models.DateTimeField(help_text='When the usage happened (UTC), as sent.', verbose_name='occurred at'),
-        ),
-        migrations.AlterField(
-            model_name='usageevent',
-            name='properties',
-            field=models.JSONField(blank=True, default=dict, verbose_name='properties'),
-        ),
-        migrations.AlterField(
-            model_name='usageevent',
-            name='received_at',
-            field=models.DateTimeField(help_text='When the event was ingested.', verbose_name='received at'),
-        ),
-        migrations.AlterField(
-            model_name='usageevent',
-            name='transaction_id',
-            field=models.CharField(help_text="The sender's idempotency key.", max_length=255, verbose_name='transaction ID'),
-        ),
-        migrations.AlterField(
-            model_name='usageeventchange',
-            name='actor',
-            field=models.CharField(blank=True, help_text='Who asked for the change (API key, staff user).', max_length=255, verbose_name='actor'),
-        ),
-        migrations.AlterField(
-            model_name='usageeventchange',
-            name='after',
-            field=models.JSONField(blank=True, help_text='The event after the change (late, replace).', null=True, verbose_name='after'),
-        ),
-        migrations.AlterField(
-            model_name='usageeventchange',
-            name='before',
-            field=models.JSONField(blank=True, help_text='The event before the change (void, replace).', null=True, verbose_name='before'),
-        ),
-        migrations.AlterField(
-            model_name='usageeventchange',
-            name='billed_period_end_at',
-            field=models.DateTimeField(blank=True, help_text='The end of the invoiced period it changes, if any: billed on the next invoice.', null=True, verbose_name='billed period end at'),
-        ),
-        migrations.AlterField(
-            model_name='usageeventchange',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='usage_changes', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='usageeventchange',
-            name='kind',
-            field=models.CharField(choices=[('late', 'Late event (period already invoiced)'), ('void', 'Event voided'), ('replace', 'Event replaced')], max_length=16, verbose_name='kind'),
-        ),
-        migrations.AlterField(
-            model_name='usageeventchange',
-            name='metric',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='usage_changes', to='catalog.billablemetric', verbose_name='metric'),
-        ),
-        migrations.AlterField(
-            model_name='usageeventchange',
-            name='occurred_at',
-            field=models.DateTimeField(help_text="When the usage changed happened (the event's time; after a replace, its new time).", verbose_name='occurred at'),
-        ),
-        migrations.AlterField(
-            model_name='usageeventchange',
-            name='previous_occurred_at',
-            field=models.DateTimeField(blank=True, help_text="A replaced event's former time.", null=True, verbose_name='previous occurred at'),
-        ),
-        migrations.AlterField(
-            model_name='usageeventchange',
-            name='reason',
-            field=models.TextField(blank=True, verbose_name='reason'),
-        ),
-        migrations.AlterField(
-            model_name='usageeventchange',
-            name='recorded_at',
-            field=models.DateTimeField(verbose_name='recorded at'),
-        ),
-        migrations.AlterField(
-            model_name='usageeventchange',
-            name='settled_at',
-            field=models.DateTimeField(blank=True, help_text='When an invoice took the difference in (null: still to bill).', null=True, verbose_name='settled at'),
-        ),
-        migrations.AlterField(
-            model_name='usageeventchange',
-            name='transaction_id',
-            field=models.CharField(max_length=255, verbose_name='transaction ID'),
-        ),
-        migrations.AlterField(
-            model_name='usagerollup',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='usagerollup',
-            name='event_count',
-            field=models.PositiveIntegerField(default=0, verbose_name='event count'),
-        ),
-        migrations.AlterField(
-            model_name='usagerollup',
-            name='group_key',
-            field=models.CharField(blank=True, max_length=255, verbose_name='group key'),
-        ),
-        migrations.AlterField(
-            model_name='usagerollup',
-            name='hour',
-            field=models.DateTimeField(help_text='Start of the hour (UTC).', verbose_name='hour'),
-        ),
-        migrations.AlterField(
-            model_name='usagerollup',
-            name='latest_at',
-            field=models.DateTimeField(verbose_name='latest at'),
-        ),
-        migrations.AlterField(
-            model_name='usagerollup',
-            name='latest_event_id',
-            field=models.BigIntegerField(verbose_name='latest event ID'),
-        ),
-        migrations.AlterField(
-            model_name='usagerollup',
-            name='metric',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.billablemetric', verbose_name='metric'),
-        ),
-        migrations.AlterField(
-            model_name='usagerollup',
-            name='value_sum',
-            field=models.DecimalField(decimal_places=6, default=0, max_digits=38, verbose_name='value sum'),
+        AlterLabels(
+            operations=[
+                migrations.AlterModelOptions(
+                    name='usagedistinctvalue',
+                    options={'ordering': ['customer', 'metric', 'group_key', 'hour', 'value'], 'verbose_name': 'usage distinct value', 'verbose_name_plural': 'usage distinct values'},
+                ),
+                migrations.AlterModelOptions(
+                    name='usageevent',
+                    options={'ordering': ['occurred_at', 'id'], 'verbose_name': 'usage event', 'verbose_name_plural': 'usage events'},
+                ),
+                migrations.AlterModelOptions(
+                    name='usageeventchange',
+                    options={'ordering': ['-recorded_at', '-id'], 'verbose_name': 'usage event change', 'verbose_name_plural': 'usage event changes'},
+                ),
+                migrations.AlterModelOptions(
+                    name='usagerollup',
+                    options={'ordering': ['customer', 'metric', 'group_key', 'hour'], 'verbose_name': 'usage rollup', 'verbose_name_plural': 'usage rollups'},
+                ),
+                migrations.AlterField(
+                    model_name='usagedistinctvalue',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='usagedistinctvalue',
+                    name='group_key',
+                    field=models.CharField(blank=True, max_length=255, verbose_name='group key'),
+                ),
+                migrations.AlterField(
+                    model_name='usagedistinctvalue',
+                    name='hour',
+                    field=models.DateTimeField(help_text='Start of the hour (UTC).', verbose_name='hour'),
+                ),
+                migrations.AlterField(
+                    model_name='usagedistinctvalue',
+                    name='metric',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.billablemetric', verbose_name='metric'),
+                ),
+                migrations.AlterField(
+                    model_name='usagedistinctvalue',
+                    name='value',
+                    field=models.CharField(max_length=255, verbose_name='value'),
+                ),
+                migrations.AlterField(
+                    model_name='usageevent',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='usage_events', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='usageevent',
+                    name='distinct_value',
+                    field=models.CharField(blank=True, help_text="The metric's field as text (unique-count metrics).", max_length=255, verbose_name='distinct value'),
+                ),
+                migrations.AlterField(
+                    model_name='usageevent',
+                    name='group_key',
+                    field=models.CharField(blank=True, help_text="The value of the metric's group property.", max_length=255, verbose_name='group key'),
+                ),
+                migrations.AlterField(
+                    model_name='usageevent',
+                    name='metric',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='usage_events', to='catalog.billablemetric', verbose_name='metric'),
+                ),
+                migrations.AlterField(
+                    model_name='usageevent',
+                    name='occurred_at',
+                    field=models.DateTimeField(help_text='When the usage happened (UTC), as sent.', verbose_name='occurred at'),
+                ),
+                migrations.AlterField(
+                    model_name='usageevent',
+                    name='properties',
+                    field=models.JSONField(blank=True, default=dict, verbose_name='properties'),
+                ),
+                migrations.AlterField(
+                    model_name='usageevent',
+                    name='received_at',
+                    field=models.DateTimeField(help_text='When the event was ingested.', verbose_name='received at'),
+                ),
+                migrations.AlterField(
+                    model_name='usageevent',
+                    name='transaction_id',
+                    field=models.CharField(help_text="The sender's idempotency key.", max_length=255, verbose_name='transaction ID'),
+                ),
+                migrations.AlterField(
+                    model_name='usageeventchange',
+                    name='actor',
+                    field=models.CharField(blank=True, help_text='Who asked for the change (API key, staff user).', max_length=255, verbose_name='actor'),
+                ),
+                migrations.AlterField(
+                    model_name='usageeventchange',
+                    name='after',
+                    field=models.JSONField(blank=True, help_text='The event after the change (late, replace).', null=True, verbose_name='after'),
+                ),
+                migrations.AlterField(
+                    model_name='usageeventchange',
+                    name='before',
+                    field=models.JSONField(blank=True, help_text='The event before the change (void, replace).', null=True, verbose_name='before'),
+                ),
+                migrations.AlterField(
+                    model_name='usageeventchange',
+                    name='billed_period_end_at',
+                    field=models.DateTimeField(blank=True, help_text='The end of the invoiced period it changes, if any: billed on the next invoice.', null=True, verbose_name='billed period end at'),
+                ),
+                migrations.AlterField(
+                    model_name='usageeventchange',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='usage_changes', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='usageeventchange',
+                    name='kind',
+                    field=models.CharField(choices=[('late', 'Late event (period already invoiced)'), ('void', 'Event voided'), ('replace', 'Event replaced')], max_length=16, verbose_name='kind'),
+                ),
+                migrations.AlterField(
+                    model_name='usageeventchange',
+                    name='metric',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='usage_changes', to='catalog.billablemetric', verbose_name='metric'),
+                ),
+                migrations.AlterField(
+                    model_name='usageeventchange',
+                    name='occurred_at',
+                    field=models.DateTimeField(help_text="When the usage changed happened (the event's time; after a replace, its new time).", verbose_name='occurred at'),
+                ),
+                migrations.AlterField(
+                    model_name='usageeventchange',
+                    name='previous_occurred_at',
+                    field=models.DateTimeField(blank=True, help_text="A replaced event's former time.", null=True, verbose_name='previous occurred at'),
+                ),
+                migrations.AlterField(
+                    model_name='usageeventchange',
+                    name='reason',
+                    field=models.TextField(blank=True, verbose_name='reason'),
+                ),
+                migrations.AlterField(
+                    model_name='usageeventchange',
+                    name='recorded_at',
+                    field=models.DateTimeField(verbose_name='recorded at'),
+                ),
+                migrations.AlterField(
+                    model_name='usageeventchange',
+                    name='settled_at',
+                    field=models.DateTimeField(blank=True, help_text='When an invoice took the difference in (null: still to bill).', null=True, verbose_name='settled at'),
+                ),
+                migrations.AlterField(
+                    model_name='usageeventchange',
+                    name='transaction_id',
+                    field=models.CharField(max_length=255, verbose_name='transaction ID'),
+                ),
+                migrations.AlterField(
+                    model_name='usagerollup',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='usagerollup',
+                    name='event_count',
+                    field=models.PositiveIntegerField(default=0, verbose_name='event count'),
+                ),
+                migrations.AlterField(
+                    model_name='usagerollup',
+                    name='group_key',
+                    field=models.CharField(blank=True, max_length=255, verbose_name='group key'),
+                ),
+                migrations.AlterField(
+                    model_name='usagerollup',
+                    name='hour',
+                    field=models.DateTimeField(help_text='Start of the hour (UTC).', verbose_name='hour'),
+                ),
+                migrations.AlterField(
+                    model_name='usagerollup',
+                    name='latest_at',
+                    field=models.DateTimeField(verbose_name='latest at'),
+                ),
+                migrations.AlterField(
+                    model_name='usagerollup',
+                    name='latest_event_id',
+                    field=models.BigIntegerField(verbose_name='latest event ID'),
+                ),
+                migrations.AlterField(
+                    model_name='usagerollup',
+                    name='metric',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.billablemetric', verbose_name='metric'),
+                ),
+                migrations.AlterField(
+                    model_name='usagerollup',
+                    name='value_sum',
+                    field=models.DecimalField(decimal_places=6, default=0, max_digits=38, verbose_name='value sum'),
+                ),
+            ]
         ),
     ]

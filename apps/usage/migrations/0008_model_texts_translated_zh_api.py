@@ -2,6 +2,7 @@
 
 import django.db.models.deletion
 from django.db import migrations, models
+from apps.core.migration_operations import AlterLabels
 
 
 class Migration(migrations.Migration):
@@ -13,82 +14,86 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterModelOptions(
-            name='usageeventkey',
-            options={'verbose_name': 'usage event key', 'verbose_name_plural': 'usage event keys'},
-        ),
-        migrations.AlterModelOptions(
-            name='usageintervalrollup',
-            options={'ordering': ['customer', 'metric', 'group_key', 'interval_start'], 'verbose_name': 'usage interval rollup', 'verbose_name_plural': 'usage interval rollups'},
-        ),
-        migrations.AlterField(
-            model_name='usageevent',
-            name='value',
-            field=models.DecimalField(blank=True, decimal_places=6, help_text="The number in the metric's field (sum, max and latest metrics).", max_digits=28, null=True, verbose_name='value'),
-        ),
-        migrations.AlterField(
-            model_name='usageeventkey',
-            name='customer',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='usageeventkey',
-            name='metric',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='catalog.billablemetric', verbose_name='metric'),
-        ),
-        migrations.AlterField(
-            model_name='usageeventkey',
-            name='occurred_at',
-            field=models.DateTimeField(help_text="The event's time (after a replace, its new time).", verbose_name='occurred at'),
-        ),
-        migrations.AlterField(
-            model_name='usageintervalrollup',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='usageintervalrollup',
-            name='event_count',
-            field=models.PositiveIntegerField(default=0, verbose_name='event count'),
-        ),
-        migrations.AlterField(
-            model_name='usageintervalrollup',
-            name='group_key',
-            field=models.CharField(blank=True, max_length=255, verbose_name='group key'),
-        ),
-        migrations.AlterField(
-            model_name='usageintervalrollup',
-            name='interval_start',
-            field=models.DateTimeField(help_text='Start of the sample interval (UTC).', verbose_name='interval start'),
-        ),
-        migrations.AlterField(
-            model_name='usageintervalrollup',
-            name='metric',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.billablemetric', verbose_name='metric'),
-        ),
-        migrations.AlterField(
-            model_name='usageintervalrollup',
-            name='value_sum',
-            field=models.DecimalField(decimal_places=6, default=0, max_digits=38, verbose_name='value sum'),
-        ),
-        migrations.AlterField(
-            model_name='usagerollup',
-            name='first_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='first at'),
-        ),
-        migrations.AlterField(
-            model_name='usagerollup',
-            name='latest_value',
-            field=models.DecimalField(blank=True, decimal_places=6, max_digits=28, null=True, verbose_name='latest value'),
-        ),
-        migrations.AlterField(
-            model_name='usagerollup',
-            name='level_seconds',
-            field=models.DecimalField(blank=True, decimal_places=12, max_digits=38, null=True, verbose_name='level seconds'),
-        ),
-        migrations.AlterField(
-            model_name='usagerollup',
-            name='value_max',
-            field=models.DecimalField(blank=True, decimal_places=6, max_digits=28, null=True, verbose_name='value max'),
+        AlterLabels(
+            operations=[
+                migrations.AlterModelOptions(
+                    name='usageeventkey',
+                    options={'verbose_name': 'usage event key', 'verbose_name_plural': 'usage event keys'},
+                ),
+                migrations.AlterModelOptions(
+                    name='usageintervalrollup',
+                    options={'ordering': ['customer', 'metric', 'group_key', 'interval_start'], 'verbose_name': 'usage interval rollup', 'verbose_name_plural': 'usage interval rollups'},
+                ),
+                migrations.AlterField(
+                    model_name='usageevent',
+                    name='value',
+                    field=models.DecimalField(blank=True, decimal_places=6, help_text="The number in the metric's field (sum, max and latest metrics).", max_digits=28, null=True, verbose_name='value'),
+                ),
+                migrations.AlterField(
+                    model_name='usageeventkey',
+                    name='customer',
+                    field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='usageeventkey',
+                    name='metric',
+                    field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='catalog.billablemetric', verbose_name='metric'),
+                ),
+                migrations.AlterField(
+                    model_name='usageeventkey',
+                    name='occurred_at',
+                    field=models.DateTimeField(help_text="The event's time (after a replace, its new time).", verbose_name='occurred at'),
+                ),
+                migrations.AlterField(
+                    model_name='usageintervalrollup',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='usageintervalrollup',
+                    name='event_count',
+                    field=models.PositiveIntegerField(default=0, verbose_name='event count'),
+                ),
+                migrations.AlterField(
+                    model_name='usageintervalrollup',
+                    name='group_key',
+                    field=models.CharField(blank=True, max_length=255, verbose_name='group key'),
+                ),
+                migrations.AlterField(
+                    model_name='usageintervalrollup',
+                    name='interval_start',
+                    field=models.DateTimeField(help_text='Start of the sample interval (UTC).', verbose_name='interval start'),
+                ),
+                migrations.AlterField(
+                    model_name='usageintervalrollup',
+                    name='metric',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='catalog.billablemetric', verbose_name='metric'),
+                ),
+                migrations.AlterField(
+                    model_name='usageintervalrollup',
+                    name='value_sum',
+                    field=models.DecimalField(decimal_places=6, default=0, max_digits=38, verbose_name='value sum'),
+                ),
+                migrations.AlterField(
+                    model_name='usagerollup',
+                    name='first_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='first at'),
+                ),
+                migrations.AlterField(
+                    model_name='usagerollup',
+                    name='latest_value',
+                    field=models.DecimalField(blank=True, decimal_places=6, max_digits=28, null=True, verbose_name='latest value'),
+                ),
+                migrations.AlterField(
+                    model_name='usagerollup',
+                    name='level_seconds',
+                    field=models.DecimalField(blank=True, decimal_places=12, max_digits=38, null=True, verbose_name='level seconds'),
+                ),
+                migrations.AlterField(
+                    model_name='usagerollup',
+                    name='value_max',
+                    field=models.DecimalField(blank=True, decimal_places=6, max_digits=28, null=True, verbose_name='value max'),
+                ),
+            ]
         ),
     ]

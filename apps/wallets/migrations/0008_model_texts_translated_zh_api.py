@@ -5,6 +5,7 @@ import django.db.models.deletion
 import djmoney.models.fields
 from django.conf import settings
 from django.db import migrations, models
+from apps.core.migration_operations import AlterLabels
 
 
 class Migration(migrations.Migration):
@@ -17,194 +18,198 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterField(
-            model_name='creditpurchase',
-            name='actor',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='actor'),
-        ),
-        migrations.AlterField(
-            model_name='creditpurchase',
-            name='credits',
-            field=models.DecimalField(decimal_places=4, max_digits=19, verbose_name='credits'),
-        ),
-        migrations.AlterField(
-            model_name='creditpurchase',
-            name='expires_on',
-            field=models.DateField(blank=True, null=True, verbose_name='expires on'),
-        ),
-        migrations.AlterField(
-            model_name='creditpurchase',
-            name='invoice',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='credit_purchase', to='invoices.invoice', verbose_name='invoice'),
-        ),
-        migrations.AlterField(
-            model_name='creditpurchase',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Waiting for payment'), ('granted', 'Credits granted'), ('canceled', 'Canceled')], default='pending', max_length=16, verbose_name='status'),
-        ),
-        migrations.AlterField(
-            model_name='creditpurchase',
-            name='trigger',
-            field=models.CharField(choices=[('staff', 'Staff'), ('api', 'API'), ('portal', 'Portal'), ('auto_top_up', 'Automatic top-up')], max_length=16, verbose_name='trigger'),
-        ),
-        migrations.AlterField(
-            model_name='creditpurchase',
-            name='wallet',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='purchases', to='wallets.wallet', verbose_name='wallet'),
-        ),
-        migrations.AlterField(
-            model_name='prepaidstatus',
-            name='changed_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='changed at'),
-        ),
-        migrations.AlterField(
-            model_name='prepaidstatus',
-            name='credits_exhausted',
-            field=models.BooleanField(help_text="Empty until the customer's ledger first changes (no transition before that).", null=True, verbose_name='credits exhausted'),
-        ),
-        migrations.AlterField(
-            model_name='prepaidstatus',
-            name='customer',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='+', serialize=False, to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='prepaidstatuschange',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='prepaidstatuschange',
-            name='credits',
-            field=models.DecimalField(decimal_places=4, help_text="The customer's usable credits after the change (all its wallets).", max_digits=19, verbose_name='credits'),
-        ),
-        migrations.AlterField(
-            model_name='prepaidstatuschange',
-            name='credits_exhausted',
-            field=models.BooleanField(help_text='True: the credits ran out; false: credits are usable again.', verbose_name='credits exhausted'),
-        ),
-        migrations.AlterField(
-            model_name='prepaidstatuschange',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='prepaid_status_changes', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='prepaidstatuschange',
-            name='entry',
-            field=models.ForeignKey(blank=True, help_text='The ledger entry that made the change.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='wallets.walletentry', verbose_name='entry'),
-        ),
-        migrations.AlterField(
-            model_name='prepaidstatuschange',
-            name='occurred_at',
-            field=models.DateTimeField(verbose_name='occurred at'),
-        ),
-        migrations.AlterField(
-            model_name='wallet',
-            name='currency',
-            field=models.CharField(choices=apps.core.money.currency_choices, editable=False, max_length=3, verbose_name='currency'),
-        ),
-        migrations.AlterField(
-            model_name='wallet',
-            name='customer',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='wallets', to='accounts.customer', verbose_name='customer'),
-        ),
-        migrations.AlterField(
-            model_name='wallet',
-            name='name',
-            field=models.CharField(max_length=100, verbose_name='name'),
-        ),
-        migrations.AlterField(
-            model_name='wallet',
-            name='priority',
-            field=models.PositiveSmallIntegerField(default=100, help_text='Among credits expiring the same day, wallets of lower priority numbers are used first.', verbose_name='priority'),
-        ),
-        migrations.AlterField(
-            model_name='wallet',
-            name='rate',
-            field=models.DecimalField(decimal_places=6, help_text="What one credit is worth, in the wallet's currency.", max_digits=19, verbose_name='rate'),
-        ),
-        migrations.AlterField(
-            model_name='wallet',
-            name='top_up_credits',
-            field=models.DecimalField(blank=True, decimal_places=4, help_text='How many credits an automatic top-up buys.', max_digits=19, null=True, verbose_name='top up credits'),
-        ),
-        migrations.AlterField(
-            model_name='wallet',
-            name='top_up_threshold',
-            field=models.DecimalField(blank=True, decimal_places=4, help_text='Buy credits automatically when the balance falls under this many credits.', max_digits=19, null=True, verbose_name='top up threshold'),
-        ),
-        migrations.AlterField(
-            model_name='wallet',
-            name='top_up_valid_days',
-            field=models.PositiveIntegerField(blank=True, help_text='Credits bought by a top-up expire this many days later (empty: never).', null=True, verbose_name='top up valid days'),
-        ),
-        migrations.AlterField(
-            model_name='walletentry',
-            name='actor',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='actor'),
-        ),
-        migrations.AlterField(
-            model_name='walletentry',
-            name='amount',
-            field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, help_text="The credits' worth in money, with the same sign.", max_digits=19, verbose_name='amount'),
-        ),
-        migrations.AlterField(
-            model_name='walletentry',
-            name='category',
-            field=models.CharField(blank=True, choices=[('promotion', 'Promotion'), ('goodwill', 'Goodwill'), ('other', 'Other')], max_length=16, verbose_name='category'),
-        ),
-        migrations.AlterField(
-            model_name='walletentry',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='walletentry',
-            name='credit_note',
-            field=models.ForeignKey(blank=True, help_text='Returns: the credit note that gave the credits back (none when the invoice was voided).', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='wallet_entries', to='invoices.creditnote', verbose_name='credit note'),
-        ),
-        migrations.AlterField(
-            model_name='walletentry',
-            name='credits',
-            field=models.DecimalField(decimal_places=4, help_text='Positive for a lot (grant, purchase), negative for a draw on a lot.', max_digits=19, verbose_name='credits'),
-        ),
-        migrations.AlterField(
-            model_name='walletentry',
-            name='expires_on',
-            field=models.DateField(blank=True, help_text='Lots: the day its credits expire (empty: never).', null=True, verbose_name='expires on'),
-        ),
-        migrations.AlterField(
-            model_name='walletentry',
-            name='invoice',
-            field=models.ForeignKey(blank=True, help_text='Consumption: the invoice the credits paid; purchase: the invoice that bought them.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='wallet_entries', to='invoices.invoice', verbose_name='invoice'),
-        ),
-        migrations.AlterField(
-            model_name='walletentry',
-            name='kind',
-            field=models.CharField(choices=[('grant', 'Grant'), ('purchase', 'Purchase'), ('return', 'Return'), ('consumption', 'Consumption'), ('expiry', 'Expiry'), ('void', 'Void')], max_length=16, verbose_name='kind'),
-        ),
-        migrations.AlterField(
-            model_name='walletentry',
-            name='lot',
-            field=models.ForeignKey(blank=True, help_text='The grant or purchase a draw takes its credits from.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='draws', to='wallets.walletentry', verbose_name='lot'),
-        ),
-        migrations.AlterField(
-            model_name='walletentry',
-            name='occurred_at',
-            field=models.DateTimeField(verbose_name='occurred at'),
-        ),
-        migrations.AlterField(
-            model_name='walletentry',
-            name='reason',
-            field=models.TextField(blank=True, verbose_name='reason'),
-        ),
-        migrations.AlterField(
-            model_name='walletentry',
-            name='returned_from',
-            field=models.ForeignKey(blank=True, help_text='Returns: the grant or purchase the returned credits first came from (its expiry is theirs).', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='returns', to='wallets.walletentry', verbose_name='returned from'),
-        ),
-        migrations.AlterField(
-            model_name='walletentry',
-            name='wallet',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='entries', to='wallets.wallet', verbose_name='wallet'),
+        AlterLabels(
+            operations=[
+                migrations.AlterField(
+                    model_name='creditpurchase',
+                    name='actor',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='actor'),
+                ),
+                migrations.AlterField(
+                    model_name='creditpurchase',
+                    name='credits',
+                    field=models.DecimalField(decimal_places=4, max_digits=19, verbose_name='credits'),
+                ),
+                migrations.AlterField(
+                    model_name='creditpurchase',
+                    name='expires_on',
+                    field=models.DateField(blank=True, null=True, verbose_name='expires on'),
+                ),
+                migrations.AlterField(
+                    model_name='creditpurchase',
+                    name='invoice',
+                    field=models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='credit_purchase', to='invoices.invoice', verbose_name='invoice'),
+                ),
+                migrations.AlterField(
+                    model_name='creditpurchase',
+                    name='status',
+                    field=models.CharField(choices=[('pending', 'Waiting for payment'), ('granted', 'Credits granted'), ('canceled', 'Canceled')], default='pending', max_length=16, verbose_name='status'),
+                ),
+                migrations.AlterField(
+                    model_name='creditpurchase',
+                    name='trigger',
+                    field=models.CharField(choices=[('staff', 'Staff'), ('api', 'API'), ('portal', 'Portal'), ('auto_top_up', 'Automatic top-up')], max_length=16, verbose_name='trigger'),
+                ),
+                migrations.AlterField(
+                    model_name='creditpurchase',
+                    name='wallet',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='purchases', to='wallets.wallet', verbose_name='wallet'),
+                ),
+                migrations.AlterField(
+                    model_name='prepaidstatus',
+                    name='changed_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='changed at'),
+                ),
+                migrations.AlterField(
+                    model_name='prepaidstatus',
+                    name='credits_exhausted',
+                    field=models.BooleanField(help_text="Empty until the customer's ledger first changes (no transition before that).", null=True, verbose_name='credits exhausted'),
+                ),
+                migrations.AlterField(
+                    model_name='prepaidstatus',
+                    name='customer',
+                    field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='+', serialize=False, to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='prepaidstatuschange',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='prepaidstatuschange',
+                    name='credits',
+                    field=models.DecimalField(decimal_places=4, help_text="The customer's usable credits after the change (all its wallets).", max_digits=19, verbose_name='credits'),
+                ),
+                migrations.AlterField(
+                    model_name='prepaidstatuschange',
+                    name='credits_exhausted',
+                    field=models.BooleanField(help_text='True: the credits ran out; false: credits are usable again.', verbose_name='credits exhausted'),
+                ),
+                migrations.AlterField(
+                    model_name='prepaidstatuschange',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='prepaid_status_changes', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='prepaidstatuschange',
+                    name='entry',
+                    field=models.ForeignKey(blank=True, help_text='The ledger entry that made the change.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='wallets.walletentry', verbose_name='entry'),
+                ),
+                migrations.AlterField(
+                    model_name='prepaidstatuschange',
+                    name='occurred_at',
+                    field=models.DateTimeField(verbose_name='occurred at'),
+                ),
+                migrations.AlterField(
+                    model_name='wallet',
+                    name='currency',
+                    field=models.CharField(choices=apps.core.money.currency_choices, editable=False, max_length=3, verbose_name='currency'),
+                ),
+                migrations.AlterField(
+                    model_name='wallet',
+                    name='customer',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='wallets', to='accounts.customer', verbose_name='customer'),
+                ),
+                migrations.AlterField(
+                    model_name='wallet',
+                    name='name',
+                    field=models.CharField(max_length=100, verbose_name='name'),
+                ),
+                migrations.AlterField(
+                    model_name='wallet',
+                    name='priority',
+                    field=models.PositiveSmallIntegerField(default=100, help_text='Among credits expiring the same day, wallets of lower priority numbers are used first.', verbose_name='priority'),
+                ),
+                migrations.AlterField(
+                    model_name='wallet',
+                    name='rate',
+                    field=models.DecimalField(decimal_places=6, help_text="What one credit is worth, in the wallet's currency.", max_digits=19, verbose_name='rate'),
+                ),
+                migrations.AlterField(
+                    model_name='wallet',
+                    name='top_up_credits',
+                    field=models.DecimalField(blank=True, decimal_places=4, help_text='How many credits an automatic top-up buys.', max_digits=19, null=True, verbose_name='top up credits'),
+                ),
+                migrations.AlterField(
+                    model_name='wallet',
+                    name='top_up_threshold',
+                    field=models.DecimalField(blank=True, decimal_places=4, help_text='Buy credits automatically when the balance falls under this many credits.', max_digits=19, null=True, verbose_name='top up threshold'),
+                ),
+                migrations.AlterField(
+                    model_name='wallet',
+                    name='top_up_valid_days',
+                    field=models.PositiveIntegerField(blank=True, help_text='Credits bought by a top-up expire this many days later (empty: never).', null=True, verbose_name='top up valid days'),
+                ),
+                migrations.AlterField(
+                    model_name='walletentry',
+                    name='actor',
+                    field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='actor'),
+                ),
+                migrations.AlterField(
+                    model_name='walletentry',
+                    name='amount',
+                    field=djmoney.models.fields.MoneyField(currency_choices=apps.core.money.currency_choices, decimal_places=4, default_currency=None, help_text="The credits' worth in money, with the same sign.", max_digits=19, verbose_name='amount'),
+                ),
+                migrations.AlterField(
+                    model_name='walletentry',
+                    name='category',
+                    field=models.CharField(blank=True, choices=[('promotion', 'Promotion'), ('goodwill', 'Goodwill'), ('other', 'Other')], max_length=16, verbose_name='category'),
+                ),
+                migrations.AlterField(
+                    model_name='walletentry',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='walletentry',
+                    name='credit_note',
+                    field=models.ForeignKey(blank=True, help_text='Returns: the credit note that gave the credits back (none when the invoice was voided).', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='wallet_entries', to='invoices.creditnote', verbose_name='credit note'),
+                ),
+                migrations.AlterField(
+                    model_name='walletentry',
+                    name='credits',
+                    field=models.DecimalField(decimal_places=4, help_text='Positive for a lot (grant, purchase), negative for a draw on a lot.', max_digits=19, verbose_name='credits'),
+                ),
+                migrations.AlterField(
+                    model_name='walletentry',
+                    name='expires_on',
+                    field=models.DateField(blank=True, help_text='Lots: the day its credits expire (empty: never).', null=True, verbose_name='expires on'),
+                ),
+                migrations.AlterField(
+                    model_name='walletentry',
+                    name='invoice',
+                    field=models.ForeignKey(blank=True, help_text='Consumption: the invoice the credits paid; purchase: the invoice that bought them.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='wallet_entries', to='invoices.invoice', verbose_name='invoice'),
+                ),
+                migrations.AlterField(
+                    model_name='walletentry',
+                    name='kind',
+                    field=models.CharField(choices=[('grant', 'Grant'), ('purchase', 'Purchase'), ('return', 'Return'), ('consumption', 'Consumption'), ('expiry', 'Expiry'), ('void', 'Void')], max_length=16, verbose_name='kind'),
+                ),
+                migrations.AlterField(
+                    model_name='walletentry',
+                    name='lot',
+                    field=models.ForeignKey(blank=True, help_text='The grant or purchase a draw takes its credits from.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='draws', to='wallets.walletentry', verbose_name='lot'),
+                ),
+                migrations.AlterField(
+                    model_name='walletentry',
+                    name='occurred_at',
+                    field=models.DateTimeField(verbose_name='occurred at'),
+                ),
+                migrations.AlterField(
+                    model_name='walletentry',
+                    name='reason',
+                    field=models.TextField(blank=True, verbose_name='reason'),
+                ),
+                migrations.AlterField(
+                    model_name='walletentry',
+                    name='returned_from',
+                    field=models.ForeignKey(blank=True, help_text='Returns: the grant or purchase the returned credits first came from (its expiry is theirs).', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='returns', to='wallets.walletentry', verbose_name='returned from'),
+                ),
+                migrations.AlterField(
+                    model_name='walletentry',
+                    name='wallet',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='entries', to='wallets.wallet', verbose_name='wallet'),
+                ),
+            ]
         ),
     ]

@@ -3,6 +3,7 @@
 import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
+from apps.core.migration_operations import AlterLabels
 
 
 class Migration(migrations.Migration):
@@ -13,239 +14,243 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AlterModelOptions(
-            name='webhookattempt',
-            options={'ordering': ['delivery', 'number'], 'verbose_name': 'webhook attempt', 'verbose_name_plural': 'webhook attempts'},
-        ),
-        migrations.AlterModelOptions(
-            name='webhookdelivery',
-            options={'ordering': ['-id'], 'verbose_name': 'webhook delivery', 'verbose_name_plural': 'webhook deliveries'},
-        ),
-        migrations.AlterModelOptions(
-            name='webhookendpoint',
-            options={'ordering': ['id'], 'verbose_name': 'webhook endpoint', 'verbose_name_plural': 'webhook endpoints'},
-        ),
-        migrations.AlterModelOptions(
-            name='webhookevent',
-            options={'ordering': ['-id'], 'verbose_name': 'webhook event', 'verbose_name_plural': 'webhook events'},
-        ),
-        migrations.AlterModelOptions(
-            name='webhooksourcecursor',
-            options={'verbose_name': 'webhook source cursor', 'verbose_name_plural': 'webhook source cursors'},
-        ),
-        migrations.AlterField(
-            model_name='webhookattempt',
-            name='attempted_at',
-            field=models.DateTimeField(verbose_name='attempted at'),
-        ),
-        migrations.AlterField(
-            model_name='webhookattempt',
-            name='delivery',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='webhooks.webhookdelivery', verbose_name='delivery'),
-        ),
-        migrations.AlterField(
-            model_name='webhookattempt',
-            name='duration_ms',
-            field=models.PositiveIntegerField(verbose_name='duration (ms)'),
-        ),
-        migrations.AlterField(
-            model_name='webhookattempt',
-            name='error',
-            field=models.CharField(blank=True, help_text='Why no response came (timeout, refused…).', max_length=500, verbose_name='error'),
-        ),
-        migrations.AlterField(
-            model_name='webhookattempt',
-            name='manual',
-            field=models.BooleanField(default=False, help_text='Sent by staff (redeliver), not by the schedule.', verbose_name='manual'),
-        ),
-        migrations.AlterField(
-            model_name='webhookattempt',
-            name='number',
-            field=models.PositiveIntegerField(verbose_name='number'),
-        ),
-        migrations.AlterField(
-            model_name='webhookattempt',
-            name='request_body',
-            field=models.TextField(verbose_name='request body'),
-        ),
-        migrations.AlterField(
-            model_name='webhookattempt',
-            name='request_headers',
-            field=models.JSONField(default=dict, verbose_name='request headers'),
-        ),
-        migrations.AlterField(
-            model_name='webhookattempt',
-            name='response_body',
-            field=models.TextField(blank=True, help_text='The start of the response body.', verbose_name='response body'),
-        ),
-        migrations.AlterField(
-            model_name='webhookattempt',
-            name='response_status',
-            field=models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='response status'),
-        ),
-        migrations.AlterField(
-            model_name='webhookattempt',
-            name='succeeded',
-            field=models.BooleanField(default=False, verbose_name='succeeded'),
-        ),
-        migrations.AlterField(
-            model_name='webhookattempt',
-            name='url',
-            field=models.URLField(max_length=2000, verbose_name='URL'),
-        ),
-        migrations.AlterField(
-            model_name='webhookdelivery',
-            name='attempt_count',
-            field=models.PositiveIntegerField(default=0, verbose_name='attempt count'),
-        ),
-        migrations.AlterField(
-            model_name='webhookdelivery',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='webhookdelivery',
-            name='delivered_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='delivered at'),
-        ),
-        migrations.AlterField(
-            model_name='webhookdelivery',
-            name='endpoint',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='webhooks.webhookendpoint', verbose_name='endpoint'),
-        ),
-        migrations.AlterField(
-            model_name='webhookdelivery',
-            name='event',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='webhooks.webhookevent', verbose_name='event'),
-        ),
-        migrations.AlterField(
-            model_name='webhookdelivery',
-            name='last_attempt_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='last attempt at'),
-        ),
-        migrations.AlterField(
-            model_name='webhookdelivery',
-            name='last_response_status',
-            field=models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='last response status'),
-        ),
-        migrations.AlterField(
-            model_name='webhookdelivery',
-            name='next_attempt_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='next attempt at'),
-        ),
-        migrations.AlterField(
-            model_name='webhookdelivery',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Pending'), ('retrying', 'Failed, will retry'), ('succeeded', 'Delivered'), ('failed', 'Failed (gave up)')], default='pending', max_length=16, verbose_name='status'),
-        ),
-        migrations.AlterField(
-            model_name='webhookendpoint',
-            name='consecutive_failures',
-            field=models.PositiveIntegerField(default=0, editable=False, verbose_name='consecutive failures'),
-        ),
-        migrations.AlterField(
-            model_name='webhookendpoint',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='webhookendpoint',
-            name='created_by',
-            field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
-        ),
-        migrations.AlterField(
-            model_name='webhookendpoint',
-            name='description',
-            field=models.CharField(blank=True, max_length=255, verbose_name='description'),
-        ),
-        migrations.AlterField(
-            model_name='webhookendpoint',
-            name='disabled_at',
-            field=models.DateTimeField(blank=True, editable=False, help_text='When it was turned off after too many failures in a row.', null=True, verbose_name='disabled at'),
-        ),
-        migrations.AlterField(
-            model_name='webhookendpoint',
-            name='event_types',
-            field=models.JSONField(blank=True, default=list, help_text='The event types sent to this endpoint; empty means every type.', verbose_name='event types'),
-        ),
-        migrations.AlterField(
-            model_name='webhookendpoint',
-            name='is_active',
-            field=models.BooleanField(default=True, help_text='Inactive endpoints receive nothing.', verbose_name='is active'),
-        ),
-        migrations.AlterField(
-            model_name='webhookendpoint',
-            name='secret',
-            field=models.CharField(editable=False, help_text='Signs every delivery; shown once.', max_length=64, verbose_name='secret'),
-        ),
-        migrations.AlterField(
-            model_name='webhookendpoint',
-            name='updated_at',
-            field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
-        ),
-        migrations.AlterField(
-            model_name='webhookevent',
-            name='created_at',
-            field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
-        ),
-        migrations.AlterField(
-            model_name='webhookevent',
-            name='data',
-            field=models.JSONField(default=dict, verbose_name='data'),
-        ),
-        migrations.AlterField(
-            model_name='webhookevent',
-            name='object_id',
-            field=models.BigIntegerField(verbose_name='object ID'),
-        ),
-        migrations.AlterField(
-            model_name='webhookevent',
-            name='object_type',
-            field=models.CharField(max_length=32, verbose_name='object type'),
-        ),
-        migrations.AlterField(
-            model_name='webhookevent',
-            name='occurred_at',
-            field=models.DateTimeField(verbose_name='occurred at'),
-        ),
-        migrations.AlterField(
-            model_name='webhookevent',
-            name='source',
-            field=models.CharField(help_text='The domain table the event comes from.', max_length=64, verbose_name='source'),
-        ),
-        migrations.AlterField(
-            model_name='webhookevent',
-            name='source_id',
-            field=models.BigIntegerField(verbose_name='source ID'),
-        ),
-        migrations.AlterField(
-            model_name='webhookevent',
-            name='type',
-            field=models.CharField(max_length=64, verbose_name='type'),
-        ),
-        migrations.AlterField(
-            model_name='webhooksourcecursor',
-            name='candidate_id',
-            field=models.BigIntegerField(default=0, help_text='Becomes settled once candidate_since is old enough.', verbose_name='candidate ID'),
-        ),
-        migrations.AlterField(
-            model_name='webhooksourcecursor',
-            name='candidate_since',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='candidate since'),
-        ),
-        migrations.AlterField(
-            model_name='webhooksourcecursor',
-            name='scanned_id',
-            field=models.BigIntegerField(default=0, help_text='The highest source id read.', verbose_name='scanned ID'),
-        ),
-        migrations.AlterField(
-            model_name='webhooksourcecursor',
-            name='settled_id',
-            field=models.BigIntegerField(default=0, help_text='Every source row up to this id was committed and read (no later commit is expected).', verbose_name='settled ID'),
-        ),
-        migrations.AlterField(
-            model_name='webhooksourcecursor',
-            name='source',
-            field=models.CharField(max_length=64, verbose_name='source'),
+        AlterLabels(
+            operations=[
+                migrations.AlterModelOptions(
+                    name='webhookattempt',
+                    options={'ordering': ['delivery', 'number'], 'verbose_name': 'webhook attempt', 'verbose_name_plural': 'webhook attempts'},
+                ),
+                migrations.AlterModelOptions(
+                    name='webhookdelivery',
+                    options={'ordering': ['-id'], 'verbose_name': 'webhook delivery', 'verbose_name_plural': 'webhook deliveries'},
+                ),
+                migrations.AlterModelOptions(
+                    name='webhookendpoint',
+                    options={'ordering': ['id'], 'verbose_name': 'webhook endpoint', 'verbose_name_plural': 'webhook endpoints'},
+                ),
+                migrations.AlterModelOptions(
+                    name='webhookevent',
+                    options={'ordering': ['-id'], 'verbose_name': 'webhook event', 'verbose_name_plural': 'webhook events'},
+                ),
+                migrations.AlterModelOptions(
+                    name='webhooksourcecursor',
+                    options={'verbose_name': 'webhook source cursor', 'verbose_name_plural': 'webhook source cursors'},
+                ),
+                migrations.AlterField(
+                    model_name='webhookattempt',
+                    name='attempted_at',
+                    field=models.DateTimeField(verbose_name='attempted at'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookattempt',
+                    name='delivery',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attempts', to='webhooks.webhookdelivery', verbose_name='delivery'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookattempt',
+                    name='duration_ms',
+                    field=models.PositiveIntegerField(verbose_name='duration (ms)'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookattempt',
+                    name='error',
+                    field=models.CharField(blank=True, help_text='Why no response came (timeout, refused…).', max_length=500, verbose_name='error'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookattempt',
+                    name='manual',
+                    field=models.BooleanField(default=False, help_text='Sent by staff (redeliver), not by the schedule.', verbose_name='manual'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookattempt',
+                    name='number',
+                    field=models.PositiveIntegerField(verbose_name='number'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookattempt',
+                    name='request_body',
+                    field=models.TextField(verbose_name='request body'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookattempt',
+                    name='request_headers',
+                    field=models.JSONField(default=dict, verbose_name='request headers'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookattempt',
+                    name='response_body',
+                    field=models.TextField(blank=True, help_text='The start of the response body.', verbose_name='response body'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookattempt',
+                    name='response_status',
+                    field=models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='response status'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookattempt',
+                    name='succeeded',
+                    field=models.BooleanField(default=False, verbose_name='succeeded'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookattempt',
+                    name='url',
+                    field=models.URLField(max_length=2000, verbose_name='URL'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookdelivery',
+                    name='attempt_count',
+                    field=models.PositiveIntegerField(default=0, verbose_name='attempt count'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookdelivery',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookdelivery',
+                    name='delivered_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='delivered at'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookdelivery',
+                    name='endpoint',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='webhooks.webhookendpoint', verbose_name='endpoint'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookdelivery',
+                    name='event',
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='webhooks.webhookevent', verbose_name='event'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookdelivery',
+                    name='last_attempt_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='last attempt at'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookdelivery',
+                    name='last_response_status',
+                    field=models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='last response status'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookdelivery',
+                    name='next_attempt_at',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='next attempt at'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookdelivery',
+                    name='status',
+                    field=models.CharField(choices=[('pending', 'Pending'), ('retrying', 'Failed, will retry'), ('succeeded', 'Delivered'), ('failed', 'Failed (gave up)')], default='pending', max_length=16, verbose_name='status'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookendpoint',
+                    name='consecutive_failures',
+                    field=models.PositiveIntegerField(default=0, editable=False, verbose_name='consecutive failures'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookendpoint',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookendpoint',
+                    name='created_by',
+                    field=models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='created by'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookendpoint',
+                    name='description',
+                    field=models.CharField(blank=True, max_length=255, verbose_name='description'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookendpoint',
+                    name='disabled_at',
+                    field=models.DateTimeField(blank=True, editable=False, help_text='When it was turned off after too many failures in a row.', null=True, verbose_name='disabled at'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookendpoint',
+                    name='event_types',
+                    field=models.JSONField(blank=True, default=list, help_text='The event types sent to this endpoint; empty means every type.', verbose_name='event types'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookendpoint',
+                    name='is_active',
+                    field=models.BooleanField(default=True, help_text='Inactive endpoints receive nothing.', verbose_name='is active'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookendpoint',
+                    name='secret',
+                    field=models.CharField(editable=False, help_text='Signs every delivery; shown once.', max_length=64, verbose_name='secret'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookendpoint',
+                    name='updated_at',
+                    field=models.DateTimeField(auto_now=True, verbose_name='updated at'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookevent',
+                    name='created_at',
+                    field=models.DateTimeField(auto_now_add=True, verbose_name='created at'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookevent',
+                    name='data',
+                    field=models.JSONField(default=dict, verbose_name='data'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookevent',
+                    name='object_id',
+                    field=models.BigIntegerField(verbose_name='object ID'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookevent',
+                    name='object_type',
+                    field=models.CharField(max_length=32, verbose_name='object type'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookevent',
+                    name='occurred_at',
+                    field=models.DateTimeField(verbose_name='occurred at'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookevent',
+                    name='source',
+                    field=models.CharField(help_text='The domain table the event comes from.', max_length=64, verbose_name='source'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookevent',
+                    name='source_id',
+                    field=models.BigIntegerField(verbose_name='source ID'),
+                ),
+                migrations.AlterField(
+                    model_name='webhookevent',
+                    name='type',
+                    field=models.CharField(max_length=64, verbose_name='type'),
+                ),
+                migrations.AlterField(
+                    model_name='webhooksourcecursor',
+                    name='candidate_id',
+                    field=models.BigIntegerField(default=0, help_text='Becomes settled once candidate_since is old enough.', verbose_name='candidate ID'),
+                ),
+                migrations.AlterField(
+                    model_name='webhooksourcecursor',
+                    name='candidate_since',
+                    field=models.DateTimeField(blank=True, null=True, verbose_name='candidate since'),
+                ),
+                migrations.AlterField(
+                    model_name='webhooksourcecursor',
+                    name='scanned_id',
+                    field=models.BigIntegerField(default=0, help_text='The highest source id read.', verbose_name='scanned ID'),
+                ),
+                migrations.AlterField(
+                    model_name='webhooksourcecursor',
+                    name='settled_id',
+                    field=models.BigIntegerField(default=0, help_text='Every source row up to this id was committed and read (no later commit is expected).', verbose_name='settled ID'),
+                ),
+                migrations.AlterField(
+                    model_name='webhooksourcecursor',
+                    name='source',
+                    field=models.CharField(max_length=64, verbose_name='source'),
+                ),
+            ]
         ),
     ]
