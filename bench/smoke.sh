@@ -33,6 +33,8 @@ run() {
 usage_db=$(fresh bp_bench_smoke)
 run "usage ingest" bench/usage_ingest.py --database-url "$usage_db" --batches 4 --batch-size 100 --warmup 1 --customers 5
 run "usage replay" bench/usage_replay.py --database-url "$usage_db" --batches 4 --batch-size 100 --customers 5
+run "usage ingest breakdown" bench/usage_ingest_breakdown.py --database-url "$usage_db" --batches 2 --batch-size 100 --warmup 1 \
+  --customers 5
 run "usage preview" bench/usage_preview.py --database-url "$usage_db" --events 5000 --days 5 --iterations 5 --warmup 1
 for aggregation in weighted_sum percentile; do
   run "usage preview ($aggregation)" bench/usage_preview.py --database-url "$usage_db" --events 5000 --days 5 \
@@ -40,6 +42,9 @@ for aggregation in weighted_sum percentile; do
 done
 run "PDF bills" bench/pdf_render.py --database-url "$usage_db" --bills 4 --workers 1
 run "billing run" bench/billing_run.py --database-url "$(fresh bp_bench_smoke_billing)" --subscriptions 60 --chunk-size 20 --concurrency 1
+profile_db=$(fresh bp_bench_smoke_profile)
+run "billing run fixtures" bench/billing_run.py --database-url "$profile_db" --subscriptions 60 --paths-only
+run "billing chunk profile" bench/billing_chunk_profile.py --database-url "$profile_db" --chunks 1 --chunk-size 20
 run "entitlements" bench/entitlements.py --database-url "$(fresh bp_bench_smoke_entitlements)" --subscriptions 2 --features 6 --iterations 20 --warmup 2
 run "reports dashboard" bench/reports_dashboard.py --database-url "$(fresh bp_bench_smoke_reports)" --subscriptions 60 --months 3 --requests 3
 run "HTTP under load" bench/http_load.py --database-url "$(fresh bp_bench_smoke_http)" --subscriptions 60 --months 3 --portal-invoices 20 --requests 4 --clients 1,2
