@@ -25,6 +25,7 @@ from apps.billing.services.progressive import (
     progressive_evaluation_request,
     subscription_progressive_evaluate,
 )
+from apps.billing.tests.services.progressive_usage import send_calls
 from apps.catalog.progressive import ThresholdSchedule
 from apps.catalog.services import (
     ChargeInput,
@@ -84,23 +85,6 @@ def _subscribe(plan, external_id: str = "acme"):
     return subscription_start(customer=customer, plan=plan, now=utc(2026, 4, 1))
 
 
-def _send(subscription, calls: int, *, day: int, key: str = "") -> None:
-    customer = subscription.customer
-    result = usage_events_ingest(
-        events=[
-            {
-                "transaction_id": f"{customer.external_id}-{day}-{key}",
-                "external_customer_id": customer.external_id,
-                "metric_code": "api_calls",
-                "timestamp": utc(2026, 4, day).isoformat(),
-                "properties": {"calls": str(calls)},
-            }
-        ],
-        now=utc(2026, 4, day, 0, 30),
-    )
-    assert result.rejected == [], result.rejected
-
-
 def _evaluate(subscription, day: int):
     return subscription_progressive_evaluate(subscription_id=subscription.pk, now=utc(2026, 4, day, 1))
 
@@ -140,8 +124,8 @@ def test_interim_invoices_and_the_final_invoice_add_up_to_the_single_invoice_wit
     assert Invoice.objects.filter(subscription=subscription).count() == 1  # April's fee, 100.00
 
     # 10 Apr: 600 calls, 600 × 1.00 = 600.00 ≥ 500.00 → interim invoice 1 bills 600.00.
-    _send(subscription, 600, day=10)
-    _send(plain, 600, day=10)
+    send_calls(subscription, 600, day=10)
+    send_calls(plain, 600, day=10)
     first = _evaluate(subscription, 10)
     assert first.billing_reason == THRESHOLD
     assert first.status == "open" and first.number
@@ -157,8 +141,8 @@ def test_interim_invoices_and_the_final_invoice_add_up_to_the_single_invoice_wit
 
     # 15 Apr: 700 more, 1,300 calls: 800 × 1.00 + 500 × 0.50 = 1,050.00 ≥ 1,000.00 (in the second tier)
     # → interim invoice 2: 1,050.00 less the 600.00 already billed = 450.00.
-    _send(subscription, 700, day=15)
-    _send(plain, 700, day=15)
+    send_calls(subscription, 700, day=15)
+    send_calls(plain, 700, day=15)
     second = _evaluate(subscription, 15)
     assert _lines(second) == [
         ("usage", "Cloud — Metered: API calls (usage)", D("1050.00")),
@@ -167,8 +151,8 @@ def test_interim_invoices_and_the_final_invoice_add_up_to_the_single_invoice_wit
     assert second.total == Money("450.00", "USD")
 
     # 20 Apr: 50 more, 1,350 calls: 800.00 + 550 × 0.50 = 1,075.00 < 1,500.00: nothing.
-    _send(subscription, 50, day=20)
-    _send(plain, 50, day=20)
+    send_calls(subscription, 50, day=20)
+    send_calls(plain, 50, day=20)
     assert _evaluate(subscription, 20) is None
 
     bill_due_subscriptions(now=utc(2026, 5, 1, 0, 5))
@@ -193,7 +177,7 @@ def test_interim_invoices_and_the_final_invoice_add_up_to_the_single_invoice_wit
 
 def test_two_thresholds_crossed_by_one_batch_make_one_interim_invoice():
     subscription = _subscribe(_plan(every="250"))
-    _send(subscription, 800, day=10)  # 800.00: 250, 500 and 750 reached at once
+    send_calls(subscription, 800, day=10)  # 800.00: 250, 500 and 750 reached at once
 
     invoice = _evaluate(subscription, 10)
 
@@ -206,17 +190,17 @@ def test_two_thresholds_crossed_by_one_batch_make_one_interim_invoice():
 
 def test_fixed_thresholds_bill_once_each_and_nothing_above_the_highest():
     subscription = _subscribe(_plan(every=None, amounts=["200", "900"]))
-    _send(subscription, 250, day=5)
+    send_calls(subscription, 250, day=5)
     assert _evaluate(subscription, 5).total == Money("250.00", "USD")
-    _send(subscription, 800, day=8)  # 1,050 calls: 800.00 + 125.00 = 925.00 ≥ 900.00
+    send_calls(subscription, 800, day=8)  # 1,050 calls: 800.00 + 125.00 = 925.00 ≥ 900.00
     assert _evaluate(subscription, 8).total == Money("675.00", "USD")  # 925.00 − 250.00
-    _send(subscription, 2000, day=9)
+    send_calls(subscription, 2000, day=9)
     assert _evaluate(subscription, 9) is None  # no threshold above 900.00
 
 
 def test_no_usage_after_the_interim_invoice_leaves_only_the_fee_on_the_final_invoice():
     subscription = _subscribe(_plan())
-    _send(subscription, 600, day=10)
+    send_calls(subscription, 600, day=10)
     interim = _evaluate(subscription, 10)
 
     bill_due_subscriptions(now=utc(2026, 5, 1, 0, 5))
@@ -232,7 +216,7 @@ def test_no_usage_after_the_interim_invoice_leaves_only_the_fee_on_the_final_inv
 
 def test_below_the_first_threshold_nothing_is_invoiced_and_the_final_invoice_is_the_usual_one():
     subscription = _subscribe(_plan())
-    _send(subscription, 499, day=10)
+    send_calls(subscription, 499, day=10)
     assert _evaluate(subscription, 10) is None
     bill_due_subscriptions(now=utc(2026, 5, 1, 0, 5))
     assert _may(subscription).total == Money("599.00", "USD")  # 499.00 + 100.00
@@ -241,7 +225,7 @@ def test_below_the_first_threshold_nothing_is_invoiced_and_the_final_invoice_is_
 
 def test_a_voided_interim_invoice_is_not_deducted_and_its_usage_is_billed_at_the_end():
     subscription = _subscribe(_plan())
-    _send(subscription, 600, day=10)
+    send_calls(subscription, 600, day=10)
     interim = _evaluate(subscription, 10)
     invoice_void(invoice_id=interim.pk, now=utc(2026, 4, 11))
 
@@ -254,7 +238,7 @@ def test_a_voided_interim_invoice_is_not_deducted_and_its_usage_is_billed_at_the
 
 def test_an_interim_invoice_deducted_by_the_final_invoice_cannot_be_voided_any_more():
     subscription = _subscribe(_plan())
-    _send(subscription, 600, day=10)
+    send_calls(subscription, 600, day=10)
     interim = _evaluate(subscription, 10)
     bill_due_subscriptions(now=utc(2026, 5, 1, 0, 5))
 
@@ -266,7 +250,7 @@ def test_an_interim_invoice_deducted_by_the_final_invoice_cannot_be_voided_any_m
 
 def test_the_upcoming_invoice_deducts_the_interim_invoices():
     subscription = _subscribe(_plan())
-    _send(subscription, 600, day=10)
+    send_calls(subscription, 600, day=10)
     _evaluate(subscription, 10)
 
     upcoming = subscription_upcoming_invoice(subscription_id=subscription.pk, now=utc(2026, 4, 12))
@@ -279,8 +263,8 @@ def test_the_upcoming_invoice_deducts_the_interim_invoices():
 def test_the_bulk_path_leaves_a_subscription_with_interim_invoices_to_the_one_by_one_path():
     plan = _plan()
     with_interim, without = _subscribe(plan, "with"), _subscribe(plan, "without")
-    _send(with_interim, 600, day=10)
-    _send(without, 100, day=10)
+    send_calls(with_interim, 600, day=10)
+    send_calls(without, 100, day=10)
     _evaluate(with_interim, 10)
     _evaluate(without, 10)
 
@@ -306,10 +290,10 @@ def test_a_plan_change_mid_period_bills_each_stretch_at_its_prices_and_deducts_t
         ),
     )
     subscription = _subscribe(plan)
-    _send(subscription, 600, day=10)
+    send_calls(subscription, 600, day=10)
     interim = _evaluate(subscription, 10)  # 600.00
     subscription_change(subscription_id=subscription.pk, plan=cheaper, proration="none", now=utc(2026, 4, 16))
-    _send(subscription, 1000, day=20)  # on the cheaper plan: 1,000 × 0.25 = 250.00
+    send_calls(subscription, 1000, day=20)  # on the cheaper plan: 1,000 × 0.25 = 250.00
     # Usage to date: 600.00 (first stretch) + 250.00 = 850.00 < 1,000.00: nothing more.
     assert _evaluate(subscription, 20) is None
 
@@ -329,9 +313,9 @@ def test_a_plan_change_mid_period_bills_each_stretch_at_its_prices_and_deducts_t
 
 def test_canceling_now_deducts_the_interim_invoices_on_the_final_invoice():
     subscription = _subscribe(_plan(charges=(CALLS,)))
-    _send(subscription, 700, day=10)
+    send_calls(subscription, 700, day=10)
     interim = _evaluate(subscription, 10)  # 700.00
-    _send(subscription, 200, day=12)  # 900 calls: 800.00 + 50.00 = 850.00
+    send_calls(subscription, 200, day=12)  # 900 calls: 800.00 + 50.00 = 850.00
 
     subscription_cancel(subscription_id=subscription.pk, when="now", now=utc(2026, 4, 13))
 
@@ -348,8 +332,8 @@ def test_subscription_thresholds_replace_the_plan_versions_and_empty_ones_turn_i
     own, off = _subscribe(plan, "own"), _subscribe(plan, "off")
     subscription_progressive_billing_set(subscription_id=own.pk, amounts=["100"], every=None, now=utc(2026, 4, 2))
     subscription_progressive_billing_set(subscription_id=off.pk, amounts=[], every=None, now=utc(2026, 4, 2))
-    _send(own, 150, day=10)
-    _send(off, 900, day=10)
+    send_calls(own, 150, day=10)
+    send_calls(off, 900, day=10)
 
     assert _evaluate(own, 10).total == Money("150.00", "USD")
     assert _evaluate(off, 10) is None
@@ -388,7 +372,7 @@ def test_usage_ingestion_asks_for_one_debounced_evaluation_of_customers_with_pro
     # Marked: a second batch within the delay asks nothing.
     assert progressive_evaluation_request(customer_ids=[subscription.customer_id]) == []
     # The task's evaluation clears the mark and bills what crossed.
-    _send(subscription, 600, day=10)
+    send_calls(subscription, 600, day=10)
     assert [invoice.total for invoice in progressive_evaluate_customer(
         customer_id=subscription.customer_id, now=utc(2026, 4, 10, 1)
     )] == [Money("600.00", "USD")]  # fmt: skip
@@ -397,7 +381,7 @@ def test_usage_ingestion_asks_for_one_debounced_evaluation_of_customers_with_pro
 
 def test_a_period_that_has_ended_is_left_to_its_renewal():
     subscription = _subscribe(_plan())
-    _send(subscription, 600, day=10)
+    send_calls(subscription, 600, day=10)
     assert subscription_progressive_evaluate(subscription_id=subscription.pk, now=utc(2026, 5, 1, 0, 1)) is None
     assert subscription_progressive_evaluate(
         subscription_id=subscription.pk, now=utc(2026, 4, 30) + timedelta(hours=23)
@@ -408,7 +392,7 @@ def test_late_usage_after_the_final_invoice_is_billed_against_the_whole_period_n
     subscription = _subscribe(_plan())
     plain = _subscribe(_plan(every=None, code="plain"), "plain")
     for each in (subscription, plain):
-        _send(each, 600, day=10)
+        send_calls(each, 600, day=10)
     _evaluate(subscription, 10)  # 600.00
     bill_due_subscriptions(now=utc(2026, 5, 1, 0, 5))  # final: 600.00 − 600.00 + 100.00
 

@@ -10,12 +10,13 @@ from djmoney.money import Money
 
 from apps.billing.services import bill_due_subscriptions
 from apps.billing.services.progressive import subscription_progressive_evaluate
+from apps.billing.tests.services.progressive_usage import send_calls
 from apps.core.tests.concurrency import run_in_threads
 from apps.invoices.constants import BillingReason
 from apps.invoices.models import Invoice, ProgressiveCrossing
 from apps.subscriptions.periods import utc
 
-from .test_progressive_billing import _plan, _send, _subscribe
+from .test_progressive_billing import _plan, _subscribe
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -34,7 +35,7 @@ def metrics():  # the module's own fixture is not imported with its helpers
 
 def test_evaluations_at_once_issue_one_interim_invoice_per_crossing():
     subscription = _subscribe(_plan())
-    _send(subscription, 600, day=10)  # 600.00 ≥ 500.00
+    send_calls(subscription, 600, day=10)  # 600.00 ≥ 500.00
 
     results = run_in_threads(
         lambda index: subscription_progressive_evaluate(subscription_id=subscription.pk, now=utc(2026, 4, 10, 1)), 6
@@ -55,7 +56,7 @@ def test_evaluations_racing_ingestion_bill_each_crossing_once_and_add_up_to_the_
     def work(index: int) -> list:
         if index == 0:
             for day in days:
-                _send(subscription, 100, day=day, key=str(day))
+                send_calls(subscription, 100, day=day, key=str(day))
             return []
         issued = []
         for _ in days:

@@ -33,6 +33,7 @@ from apps.accounts.tests.factories import CustomerFactory
 from apps.billing.services import bill_due_subscriptions, subscription_start, subscription_upcoming_invoice
 from apps.billing.services.one_off import OneOffCharge, invoice_item_create
 from apps.billing.services.progressive import subscription_progressive_evaluate
+from apps.billing.tests.services.progressive_usage import send_calls
 from apps.catalog.services import (
     ChargeInput,
     PriceInput,
@@ -47,7 +48,6 @@ from apps.invoices.pricing import TaxAmount, TaxRateSpec, tax_breakdown
 from apps.invoices.services.lifecycle import invoice_void
 from apps.subscriptions.periods import utc
 from apps.subscriptions.services import coupon_redeem
-from apps.usage.services import usage_events_ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -91,23 +91,6 @@ def _subscribe(code: str, *, progressive: bool, reduced: TaxRate):
     return subscription
 
 
-def _send(subscription, calls: int, *, day: int) -> None:
-    customer = subscription.customer
-    result = usage_events_ingest(
-        events=[
-            {
-                "transaction_id": f"{customer.external_id}-{day}",
-                "external_customer_id": customer.external_id,
-                "metric_code": "api_calls",
-                "timestamp": utc(2026, 4, day).isoformat(),
-                "properties": {"calls": str(calls)},
-            }
-        ],
-        now=utc(2026, 4, day, 0, 30),
-    )
-    assert result.rejected == [], result.rejected
-
-
 def _evaluate(subscription, day: int):
     return subscription_progressive_evaluate(subscription_id=subscription.pk, now=utc(2026, 4, day, 1))
 
@@ -125,11 +108,11 @@ def test_three_interim_invoices_and_the_final_invoice_charge_the_tax_of_a_single
     plain = _subscribe("plain", progressive=False, reduced=reduced)
     interims = []
     for day in (5, 12, 19):
-        _send(acme, 14, day=day)
-        _send(plain, 14, day=day)
+        send_calls(acme, 14, day=day)
+        send_calls(plain, 14, day=day)
         interims.append(_evaluate(acme, day))
-    _send(acme, 3, day=25)
-    _send(plain, 3, day=25)
+    send_calls(acme, 3, day=25)
+    send_calls(plain, 3, day=25)
     assert _evaluate(acme, 25) is None  # 16.65 < 20.00
 
     for interim in interims:  # 5.18 each, VAT 1.036 → 1.04, rounded on its own
@@ -176,11 +159,11 @@ def test_a_voided_interim_invoice_charges_no_tax_and_the_final_invoice_completes
     for day in (5, 12, 19):
         if day == 19:
             invoice_void(invoice_id=interims[1].pk, now=utc(2026, 4, 13))
-        _send(acme, 14, day=day)
-        _send(plain, 14, day=day)
+        send_calls(acme, 14, day=day)
+        send_calls(plain, 14, day=day)
         interims.append(_evaluate(acme, day))
-    _send(acme, 3, day=25)
-    _send(plain, 3, day=25)
+    send_calls(acme, 3, day=25)
+    send_calls(plain, 3, day=25)
     first, voided, third = interims
 
     bill_due_subscriptions(now=utc(2026, 5, 1, 0, 5))

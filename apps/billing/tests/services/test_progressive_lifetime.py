@@ -25,6 +25,7 @@ from djmoney.money import Money
 from apps.accounts.tests.factories import CustomerFactory
 from apps.billing.services import bill_due_subscriptions, subscription_start
 from apps.billing.services.progressive import subscription_progressive_evaluate
+from apps.billing.tests.services.progressive_usage import send_calls
 from apps.catalog.constants import ThresholdScope
 from apps.catalog.services import (
     ChargeInput,
@@ -39,7 +40,6 @@ from apps.invoices.constants import BillingReason
 from apps.invoices.models import Invoice
 from apps.subscriptions.periods import utc
 from apps.subscriptions.services import subscription_progressive_billing_set
-from apps.usage.services import usage_events_ingest
 
 pytestmark = pytest.mark.django_db
 
@@ -67,23 +67,6 @@ def _subscribe(code: str, scope: str):
     return subscription_start(customer=customer, plan=plan, now=utc(2026, 4, 1))
 
 
-def _send(subscription, calls: int, *, month: int, day: int) -> None:
-    customer = subscription.customer
-    result = usage_events_ingest(
-        events=[
-            {
-                "transaction_id": f"{customer.external_id}-{month}-{day}",
-                "external_customer_id": customer.external_id,
-                "metric_code": "api_calls",
-                "timestamp": utc(2026, month, day).isoformat(),
-                "properties": {"calls": str(calls)},
-            }
-        ],
-        now=utc(2026, month, day, 0, 30),
-    )
-    assert result.rejected == [], result.rejected
-
-
 def _evaluate(subscription, *, month: int, day: int):
     return subscription_progressive_evaluate(subscription_id=subscription.pk, now=utc(2026, month, day, 1))
 
@@ -104,13 +87,13 @@ def test_lifetime_thresholds_count_earlier_periods_usage_and_each_fires_once_in_
     both = (life, period)
 
     for subscription in both:
-        _send(subscription, 300, month=4, day=20)
+        send_calls(subscription, 300, month=4, day=20)
     assert [_evaluate(subscription, month=4, day=20) for subscription in both] == [None, None]  # 300 < 500
     bill_due_subscriptions(now=utc(2026, 5, 1, 0, 5))
     assert [_invoice(subscription, 5).total for subscription in both] == [Money("400.00", "USD")] * 2
 
     for subscription in both:
-        _send(subscription, 250, month=5, day=10)
+        send_calls(subscription, 250, month=5, day=10)
     first = _evaluate(life, month=5, day=10)  # lifetime 300 + 250 = 550 ≥ 500
     assert _evaluate(period, month=5, day=10) is None  # May's 250 < 500
     assert first.billing_reason == BillingReason.SUBSCRIPTION_THRESHOLD
@@ -120,7 +103,7 @@ def test_lifetime_thresholds_count_earlier_periods_usage_and_each_fires_once_in_
     )
 
     for subscription in both:
-        _send(subscription, 500, month=5, day=20)
+        send_calls(subscription, 500, month=5, day=20)
     second = _evaluate(life, month=5, day=20)  # lifetime 1,050 ≥ 1,000: May 750 − 250 = 500
     per_period = _evaluate(period, month=5, day=20)  # May 750 ≥ 500
     assert _totals(second) == [D("750.00"), D("-250.00")] and second.total == Money("500.00", "USD")
@@ -135,7 +118,7 @@ def test_lifetime_thresholds_count_earlier_periods_usage_and_each_fires_once_in_
     assert first.total + second.total + june.total == Money("850.00", "USD")
 
     for subscription in both:
-        _send(subscription, 2000, month=6, day=10)
+        send_calls(subscription, 2000, month=6, day=10)
     assert _evaluate(life, month=6, day=10) is None  # lifetime 3,050, but 500 and 1,000 fired already
     assert _evaluate(period, month=6, day=10).total == Money("2000.00", "USD")  # June's own 1,000 reached
 
@@ -147,13 +130,13 @@ def test_a_subscriptions_own_lifetime_thresholds_recur_over_its_whole_life():
     subscription_progressive_billing_set(
         subscription_id=subscription.pk, amounts=[], every="400", scope="lifetime", now=utc(2026, 4, 2)
     )
-    _send(subscription, 300, month=4, day=20)
+    send_calls(subscription, 300, month=4, day=20)
     assert _evaluate(subscription, month=4, day=20) is None
     bill_due_subscriptions(now=utc(2026, 5, 1, 0, 5))
 
-    _send(subscription, 150, month=5, day=10)
+    send_calls(subscription, 150, month=5, day=10)
     assert _evaluate(subscription, month=5, day=10).total == Money("150.00", "USD")
-    _send(subscription, 350, month=5, day=20)
+    send_calls(subscription, 350, month=5, day=20)
     assert _evaluate(subscription, month=5, day=20).total == Money("350.00", "USD")
 
 
