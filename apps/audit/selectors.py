@@ -19,6 +19,8 @@ from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils.text import capfirst
 
+from apps.core.event_details import key_label, value_text
+
 from .registration import audited_models
 
 # Domain event tables: (event model, the field pointing at the object, the object's model).
@@ -62,7 +64,10 @@ class AuditRecord:
         """The changes (field: before → after) or the event's details, one line each, by label."""
         if self.kind == "change":
             return [f"{self.label(name)}: {_pair(values)}" for name, values in self.changes.items()]
-        return [f"{self.label(name)}: {value}" for name, value in self.changes.items()]
+        return [
+            f"{self.labels.get(name) or key_label(name)}: {value_text(name, value, self.changes)}"
+            for name, value in self.changes.items()
+        ]
 
 
 def field_labels(model: Any, names: Iterable[str]) -> dict[str, str]:
