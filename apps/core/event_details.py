@@ -23,9 +23,11 @@ from apps.core.money_format import money_text
 KEY_LABELS = {
     "actor": _("actor"),
     "allocations": _("allocations"),
+    "amount_due": _("amount due"),
     "amount": _("amount"),
     "at_period_end": _("at period end"),
     "bytes": _("size (bytes)"),
+    "campaign": _("campaign"),
     "charge": _("charge"),
     "charge_id": _("charge ID"),
     "credit_note": _("credit note"),
@@ -85,6 +87,28 @@ KNOWN_TEXTS = (
     gettext_noop("zero amount"),
     gettext_noop("credited in full"),
     gettext_noop("below zero: credited to the balance"),
+    gettext_noop("invoice reopened"),
+    gettext_noop("invoice voided"),
+    gettext_noop("customer excluded from dunning"),
+    gettext_noop("excluded by staff"),
+    gettext_noop("its moment had passed when dunning started"),
+    gettext_noop("a later step was due already"),
+    gettext_noop("the invoice is paid by transfer, not by card"),
+    gettext_noop("card payments are not enabled"),
+)
+# The stored texts with a value in them: (pattern, the translatable sentence with the value by name).
+KNOWN_PATTERNS = (
+    (re.compile(r"^PaymentIntent (?P<id>\S+) was canceled\.$"), gettext_noop("PaymentIntent %(id)s was canceled.")),
+    (re.compile(r"^Invoice (?P<invoice>\S+) is unpaid\.$"), gettext_noop("Invoice %(invoice)s is unpaid.")),
+    (re.compile(r"^Invoice (?P<invoice>\S+) is paid\.$"), gettext_noop("Invoice %(invoice)s is paid.")),
+    (
+        re.compile(r"^Invoice (?P<invoice>\S+) unpaid after dunning\.$"),
+        gettext_noop("Invoice %(invoice)s unpaid after dunning."),
+    ),
+    (
+        re.compile(r"^the amount due cannot be charged by card: (?P<refusal>.+)$", re.DOTALL),
+        gettext_noop("the amount due cannot be charged by card: %(refusal)s"),
+    ),
 )
 TRANSLATED_KEYS = frozenset({"reason", "note"})
 
@@ -122,6 +146,15 @@ def _moment_text(value: str) -> str | None:
     return f"{staff_datetime(local)} {local.tzname()}"
 
 
+def stored_text(value: str) -> str:
+    """A reason or note a service stored in English, in the reader's language when it is a known one."""
+    for pattern, sentence in KNOWN_PATTERNS:
+        match = pattern.match(value)
+        if match:
+            return gettext(sentence) % match.groupdict()
+    return gettext(value) if value in KNOWN_TEXTS else value
+
+
 def value_text(key: str, value: Any, data: dict) -> str:
     """One value of an event's data, for people."""
     if isinstance(value, bool):
@@ -144,7 +177,7 @@ def value_text(key: str, value: Any, data: dict) -> str:
             if value in choices.values:
                 return str(choices(value).label)
         if key in TRANSLATED_KEYS:
-            return gettext(value)
+            return stored_text(value)
     return str(value)
 
 
@@ -162,4 +195,5 @@ def event_detail_items(data: dict | None) -> list[tuple[str, str]]:
 def event_details_text(data: dict | None) -> str:
     """ "Payment: 55, amount: €32.13, payment method: bank transfer" — or "—" for no data."""
     items = event_detail_items(data)
-    return "; ".join(f"{label}: {text}" for label, text in items) or "—"
+    pair = gettext("%(label)s: %(value)s")
+    return gettext("; ").join(pair % {"label": label, "value": text} for label, text in items) or "—"
