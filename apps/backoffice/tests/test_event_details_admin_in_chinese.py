@@ -108,3 +108,31 @@ def test_a_payment_page_shows_the_stored_english_notes_and_reasons_in_chinese(cl
     assert PaymentEvent.objects.get(type=PaymentEventType.CANCELED).data == {
         "reason": "PaymentIntent pi_123 was canceled."
     }
+
+
+@pytest.mark.parametrize(
+    ("language", "expected", "absent"),
+    [
+        ("zh-hans", ["按阈值检查每个用量和消费提醒。", "删除过期的任务结果", "每 15 分钟", "在每小时的 30 分"],
+         ["apps.alerts.tasks.alerts_evaluate_all_task</td>", "Every 15 minutes", "every 15 minutes"]),
+        ("en", ["Checks every usage and spending alert", "Deletes expired task results", "every 15 minutes",
+                "At 30 minutes past the hour"], ["每 15 分钟"]),
+    ],
+)  # fmt: skip
+def test_scheduled_work_reads_in_the_staff_language(client, superuser, language, expected, absent):
+    from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
+
+    _staff(client, superuser, language)
+    quarter = IntervalSchedule.objects.create(every=15, period=IntervalSchedule.MINUTES)
+    half_past = CrontabSchedule.objects.create(minute="30", hour="*", timezone="UTC")
+    PeriodicTask.objects.create(name="alerts-evaluate-all", task="apps.alerts.tasks.alerts_evaluate_all_task",
+                                interval=quarter)  # fmt: skip
+    PeriodicTask.objects.create(name="celery.backend_cleanup", task="celery.backend_cleanup", crontab=half_past)
+
+    url = reverse("admin:django_celery_beat_periodictask_changelist")
+    page = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    for text in expected:
+        assert text in page
+    for text in absent:
+        assert text not in page
