@@ -136,3 +136,18 @@ def test_scheduled_work_reads_in_the_staff_language(client, superuser, language,
         assert text in page
     for text in absent:
         assert text not in page
+
+
+def test_the_audit_trail_page_shows_event_details_for_people_in_chinese(client, superuser):
+    _staff(client, superuser, "zh-hans")
+    invoice = _paid_invoice()
+    InvoiceEvent.objects.create(
+        invoice=invoice, type=InvoiceEventType.PAID, occurred_at=invoice.created_at, data={"reason": "zero amount"}
+    )
+
+    url = reverse("admin:auditlog_logentry_changelist")
+    page = client.get(f"{url}?model=invoices.invoice&object_id={invoice.pk}", HTTP_ACCEPT_LANGUAGE="en")
+
+    content = page.content.decode()
+    assert "金额为零" in content
+    assert "zero amount" not in content
