@@ -12,6 +12,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Customer
@@ -93,7 +94,7 @@ class Alert(TimeStampedModel):
         indexes = [models.Index(fields=["customer", "is_active"], name="alert_customer_active_idx")]
 
     def __str__(self) -> str:
-        return self.name or f"{self.get_kind_display()} alert #{self.pk}"
+        return self.name or gettext("%(kind)s alert #%(id)s") % {"kind": self.get_kind_display(), "id": self.pk}
 
     @property
     def threshold_values(self) -> list[Decimal]:
@@ -149,7 +150,7 @@ class AlertCrossing(models.Model):
         indexes = [models.Index(fields=["customer", "period_end_at"], name="alert_crossing_customer_idx")]
 
     def __str__(self) -> str:
-        return f"{self.alert}: {self.threshold_text} crossed"
+        return gettext("%(alert)s: %(threshold)s crossed") % {"alert": self.alert, "threshold": self.threshold_text}
 
     @property
     def threshold_text(self) -> str:

@@ -18,6 +18,9 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils.text import capfirst
+from django.utils.translation import gettext
+
+from apps.core.event_details import key_label, value_text
 
 from .registration import audited_models
 
@@ -58,11 +61,21 @@ class AuditRecord:
         return self.labels.get(name) or capfirst(name.replace("_", " "))
 
     @property
+    def reason_text(self) -> str:
+        """The reason for people: an event's known stored reason in the reader's language (the CSV keeps
+        it as stored)."""
+        return value_text("reason", self.reason, self.changes) if self.kind == "event" and self.reason else self.reason
+
+    @property
     def detail_lines(self) -> list[str]:
         """The changes (field: before → after) or the event's details, one line each, by label."""
         if self.kind == "change":
             return [f"{self.label(name)}: {_pair(values)}" for name, values in self.changes.items()]
-        return [f"{self.label(name)}: {value}" for name, value in self.changes.items()]
+        return [
+            gettext("%(label)s: %(value)s")
+            % {"label": self.labels.get(name) or key_label(name), "value": value_text(name, value, self.changes)}
+            for name, value in self.changes.items()
+        ]
 
 
 def field_labels(model: Any, names: Iterable[str]) -> dict[str, str]:

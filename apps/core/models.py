@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 
@@ -38,7 +39,10 @@ class DomainEvent(models.Model):
         ordering = ["occurred_at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.get_type_display()} at {self.occurred_at:%Y-%m-%d %H:%M}"  # type: ignore[attr-defined]
+        return gettext("%(event)s at %(at)s") % {
+            "event": self.get_type_display(),  # type: ignore[attr-defined]
+            "at": f"{self.occurred_at:%Y-%m-%d %H:%M}",
+        }
 
 
 class IdempotencyRecord(models.Model):

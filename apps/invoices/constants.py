@@ -1,6 +1,6 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, pgettext_lazy
 
 
 class InvoiceStatus(models.TextChoices):
@@ -31,7 +31,7 @@ FINALIZED_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCO
 
 
 class InvoiceEventType(models.TextChoices):
-    CREATED = "created", _("Created")
+    CREATED = "created", pgettext_lazy("event", "Created")
     UPDATED = "updated", _("Draft updated")
     FINALIZED = "finalized", _("Finalized")
     PAID = "paid", _("Marked paid")
@@ -48,7 +48,7 @@ class InvoiceEventType(models.TextChoices):
     PAYMENT_APPLIED = "payment_applied", _("Payment applied")
     PAYMENT_REVERSED = "payment_reversed", _("Payment reversed")
     REOPENED = "reopened", _("Due again (payment reversed)")
-    REFUNDED = "refunded", _("Refund")
+    REFUNDED = "refunded", pgettext_lazy("event", "Refund")
 
 
 class BillingRunStatus(models.TextChoices):

@@ -16,6 +16,7 @@ from apps.accounts.constants import CollectionMethod
 from apps.accounts.models import Customer
 from apps.core.models import DomainEvent, TimeStampedModel
 from apps.core.money import currency_choices, quantize_amount
+from apps.core.money_format import money_text
 from apps.subscriptions.models import Subscription
 from apps.usage.models import UsageEventChange
 
@@ -419,7 +420,10 @@ class InvoicedPeriod(models.Model):
         verbose_name_plural = _("invoiced periods")
 
     def __str__(self) -> str:
-        return f"Subscription #{self.subscription_id} from {self.period_start_at:%Y-%m-%d}"
+        return gettext("Subscription #%(subscription)s from %(start)s") % {
+            "subscription": self.subscription_id,
+            "start": f"{self.period_start_at:%Y-%m-%d}",
+        }
 
 
 class UsageChangeSettlement(models.Model):
@@ -451,7 +455,10 @@ class UsageChangeSettlement(models.Model):
         verbose_name_plural = _("usage change settlements")
 
     def __str__(self) -> str:
-        return f"Change #{self.change_id} settled by subscription #{self.subscription_id}"
+        return gettext("Change #%(change)s settled by subscription #%(subscription)s") % {
+            "change": self.change_id,
+            "subscription": self.subscription_id,
+        }
 
 
 class ProgressiveCrossing(models.Model):
@@ -511,7 +518,10 @@ class ProgressiveCrossing(models.Model):
         verbose_name_plural = _("progressive billing crossings")
 
     def __str__(self) -> str:
-        return f"Subscription #{self.subscription_id}: {self.threshold.normalize():f} {self.currency}"
+        return gettext("Subscription #%(subscription)s: %(threshold)s") % {
+            "subscription": self.subscription_id,
+            "threshold": money_text(self.threshold, self.currency),
+        }
 
 
 class InvoiceItem(models.Model):

@@ -30,6 +30,7 @@ from apps.core.admin import (
     status_badge,
 )
 from apps.core.errors import ApplicationError
+from apps.core.event_details import event_details_text
 
 from .constants import MANUAL_METHODS, PaymentEventType, PaymentMethod, PaymentStatus, RefundStatus
 from .models import Payment, PaymentAllocation, PaymentEvent, Refund
@@ -134,8 +135,13 @@ class RefundInline(ReadOnlyInline):
 
 class PaymentEventInline(ReadOnlyInline):
     model = PaymentEvent
-    fields = ["occurred_at", "type", "actor", "data"]
+    fields = ["occurred_at", "type", "actor", "details"]
+    readonly_fields = ["details"]
     verbose_name_plural = _("history")
+
+    @admin.display(description=_("details"))
+    def details(self, event: PaymentEvent) -> str:
+        return event_details_text(event.data)
 
 
 # --- payments ----------------------------------------------------------------------------------------

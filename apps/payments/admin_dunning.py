@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.accounts.selectors import customer_now
 from apps.core.admin import ReadOnlyInline, ServiceAdminMixin, adopt, status_badge
 from apps.core.errors import ApplicationError
+from apps.core.event_details import event_details_text
 from apps.invoices.selectors import invoices_with_amount_due
 from apps.invoices.templatetags.invoice_format import money
 
@@ -154,9 +155,14 @@ class CustomerDunningSettingAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
 class DunningEventInline(ReadOnlyInline):
     model = InvoiceDunningEvent
-    fields = ["occurred_at", "type", "step", "action_kind", "scheduled_at", "actor", "data"]
+    fields = ["occurred_at", "type", "step", "action_kind", "scheduled_at", "actor", "details"]
+    readonly_fields = ["details"]
     view_permission_from_parent = True
     verbose_name_plural = _("history")
+
+    @admin.display(description=_("details"))
+    def details(self, event: InvoiceDunningEvent) -> str:
+        return event_details_text(event.data)
 
 
 class NextActionFilter(admin.SimpleListFilter):

@@ -1,5 +1,6 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class PaymentProvider(models.TextChoices):
@@ -67,12 +68,12 @@ OPEN_PAYMENT_STATUSES = (
 
 
 class PaymentEventType(models.TextChoices):
-    CREATED = "created", _("Created")
+    CREATED = "created", pgettext_lazy("event", "Created")
     REQUIRES_ACTION = "requires_action", _("Requires action")
     PROCESSING = "processing", _("Processing")
-    SUCCEEDED = "succeeded", _("Succeeded")
+    SUCCEEDED = "succeeded", pgettext_lazy("event", "Succeeded")
     SUCCEEDED_AFTER_CANCEL = "succeeded_after_cancel", _("Succeeded at the provider after being canceled here")
-    FAILED = "failed", _("Failed")
+    FAILED = "failed", pgettext_lazy("event", "Failed")
     CANCELED = "canceled", _("Canceled")
     REVERSED = "reversed", _("Reversed")
     ALLOCATED = "allocated", _("Allocated to invoices")

@@ -14,6 +14,7 @@ from djmoney.money import Money
 from apps.accounts.models import Customer
 from apps.core.models import DomainEvent, TimeStampedModel
 from apps.core.money import currency_choices
+from apps.core.money_format import money_text
 
 from .constants import (
     PaymentEventType,
@@ -177,7 +178,11 @@ class PaymentAllocation(models.Model):
         verbose_name_plural = _("payment allocations")
 
     def __str__(self) -> str:
-        return f"{self.amount} of payment #{self.payment_id} to invoice #{self.invoice_id}"
+        return gettext("%(amount)s of payment #%(payment)s to invoice #%(invoice)s") % {
+            "amount": money_text(self.amount.amount, str(self.amount.currency)),
+            "payment": self.payment_id,
+            "invoice": self.invoice_id,
+        }
 
 
 class Refund(TimeStampedModel):

@@ -1,5 +1,6 @@
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class SubscriptionStatus(models.TextChoices):
@@ -39,7 +40,7 @@ SUBSCRIPTION_TRANSITIONS: dict[str, frozenset[str]] = {
 
 
 class SubscriptionEventType(models.TextChoices):
-    CREATED = "created", _("Created")
+    CREATED = "created", pgettext_lazy("event", "Created")
     CANCELLATION_SCHEDULED = "cancellation_scheduled", _("Cancellation at period end scheduled")
     CANCELLATION_UNDONE = "cancellation_undone", _("Scheduled cancellation undone")
     CANCELED = "canceled", _("Canceled")

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import Customer
@@ -184,7 +185,11 @@ class ScheduledChange(models.Model):
         verbose_name_plural = _("scheduled changes")
 
     def __str__(self) -> str:
-        return f"{self.plan} ×{self.quantity} from {self.effective_at:%Y-%m-%d}"
+        return gettext("%(plan)s ×%(quantity)s from %(start)s") % {
+            "plan": self.plan,
+            "quantity": self.quantity,
+            "start": f"{self.effective_at:%Y-%m-%d}",
+        }
 
 
 class SubscriptionSegment(models.Model):
@@ -229,7 +234,12 @@ class SubscriptionSegment(models.Model):
         verbose_name_plural = _("subscription segments")
 
     def __str__(self) -> str:
-        return f"{self.plan} ×{self.quantity} from {self.start_at:%Y-%m-%d %H:%M} to {self.end_at:%Y-%m-%d %H:%M}"
+        return gettext("%(plan)s ×%(quantity)s from %(start)s to %(end)s") % {
+            "plan": self.plan,
+            "quantity": self.quantity,
+            "start": f"{self.start_at:%Y-%m-%d %H:%M}",
+            "end": f"{self.end_at:%Y-%m-%d %H:%M}",
+        }
 
 
 class Discount(TimeStampedModel):
@@ -299,7 +309,7 @@ class Discount(TimeStampedModel):
         verbose_name_plural = _("discounts")
 
     def __str__(self) -> str:
-        return f"{self.coupon.code} on {self.target_label}"
+        return gettext("%(coupon)s on %(target)s") % {"coupon": self.coupon.code, "target": self.target_label}
 
     @property
     def target_label(self) -> str:
@@ -329,7 +339,7 @@ class CustomerEntitlements(models.Model):
         verbose_name_plural = _("customer entitlements")
 
     def __str__(self) -> str:
-        return f"entitlements of {self.customer_id}"
+        return gettext("Entitlements of customer #%(customer)s") % {"customer": self.customer_id}
 
 
 class EntitlementsChange(models.Model):
@@ -352,7 +362,10 @@ class EntitlementsChange(models.Model):
         verbose_name_plural = _("entitlements changes")
 
     def __str__(self) -> str:
-        return f"entitlements of {self.customer_id} changed at {self.occurred_at:%Y-%m-%d %H:%M}"
+        return gettext("Entitlements of customer #%(customer)s changed at %(at)s") % {
+            "customer": self.customer_id,
+            "at": f"{self.occurred_at:%Y-%m-%d %H:%M}",
+        }
 
 
 def _override_amount_field(help_text: str = "", **kwargs: Any) -> "models.DecimalField[Any, Any]":

@@ -8,6 +8,7 @@ balance is the sum of its ledger; a lot's remaining credits are the lot plus its
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from djmoney.models.fields import MoneyField
 
@@ -202,7 +203,7 @@ class WalletEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} {self.credits} credits"
+        return gettext("%(kind)s: %(credits)s credits") % {"kind": self.get_kind_display(), "credits": self.credits}
 
     def save(self, *args, **kwargs) -> None:
         if self.pk is not None and not kwargs.get("force_insert"):
@@ -254,7 +255,7 @@ class CreditPurchase(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.credits} credits for {self.wallet}"
+        return gettext("%(credits)s credits for %(wallet)s") % {"credits": self.credits, "wallet": self.wallet}
 
 
 class PrepaidStatus(models.Model):

@@ -38,6 +38,7 @@ from apps.core.admin import (
     status_badge,
 )
 from apps.core.errors import ApplicationError
+from apps.core.event_details import event_details_text
 from apps.core.pdf import PdfIntegrity
 from apps.invoices.constants import BillingReason, BillingRunStatus, InvoiceStatus
 from apps.invoices.models import (
@@ -311,9 +312,7 @@ class InvoiceEventInline(ReadOnlyInline):
 
     @admin.display(description=_("details"))
     def details(self, event: InvoiceEvent) -> str:
-        if not event.data:
-            return "—"
-        return format_html_join(", ", "{}: {}", ((key, value) for key, value in event.data.items()))
+        return event_details_text(event.data)
 
 
 class OverdueFilter(admin.SimpleListFilter):

@@ -5,11 +5,26 @@ page replaces django-celery-beat's generic one with a read-only view that financ
 
 from datetime import datetime
 
+from cron_descriptor import (
+    ExpressionDescriptor,
+    FormatException,
+    MissingFieldException,
+    Options,
+    WrongArgumentException,
+)
 from django.contrib import admin
 from django.utils.html import format_html
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext_lazy as _
 from django_celery_beat.admin import PeriodicTaskAdmin
-from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    SolarSchedule,
+    cronexp,
+)
 
 from apps.core import clock
 from apps.core.admin import staff_datetime
@@ -24,7 +39,37 @@ JOB_DESCRIPTIONS = {
     "apps.reports.tasks.reports_refresh_task": _("Refreshes the finance dashboard's figures."),
     "apps.usage.tasks.usage_partitions_ensure_task": _("Creates next months' partitions of the usage events."),
     "apps.usage.tasks.usage_keys_rotate_task": _("Rotates the table of taken transaction ids, dropping expired ones."),
+    "apps.wallets.tasks.wallet_credits_expire_task": _("Expires prepaid credits whose validity is over."),
+    "apps.alerts.tasks.alerts_evaluate_all_task": _("Checks every usage and spending alert against its thresholds."),
+    "apps.billing.tasks.progressive_evaluate_all_task": _(
+        "Progressive billing: bills subscriptions whose usage crossed a threshold."
+    ),
+    "celery.backend_cleanup": _("Deletes expired task results (Celery's own clean-up)."),
 }
+
+# The interval units of django-celery-beat, by how the admin writes "every N <unit>".
+INTERVAL_TEXTS = {
+    "days": lambda n: ngettext("every %(n)s day", "every %(n)s days", n) % {"n": n},
+    "hours": lambda n: ngettext("every %(n)s hour", "every %(n)s hours", n) % {"n": n},
+    "minutes": lambda n: ngettext("every %(n)s minute", "every %(n)s minutes", n) % {"n": n},
+    "seconds": lambda n: ngettext("every %(n)s second", "every %(n)s seconds", n) % {"n": n},
+}
+
+
+def crontab_text(crontab: CrontabSchedule) -> str:
+    """A crontab in words, in the reader's language: cron-descriptor (which django-celery-beat uses
+    for its English text) ships a Chinese catalogue, used for staff who read Chinese."""
+    if not (get_language() or "").lower().startswith("zh"):
+        return crontab.human_readable
+    fields = (crontab.minute, crontab.hour, crontab.day_of_month, crontab.month_of_year, crontab.day_of_week)
+    options = Options()
+    options.locale_code = "zh_CN"
+    options.use_24hour_time_format = True
+    try:
+        text = ExpressionDescriptor(" ".join(cronexp(field) for field in fields), options).get_description()
+    except (FormatException, MissingFieldException, WrongArgumentException):
+        return crontab.human_readable
+    return f"{text} {crontab.timezone}"
 
 
 def next_run_at(task: PeriodicTask, *, now: datetime) -> datetime | None:
@@ -66,9 +111,10 @@ class ScheduledWorkAdmin(PeriodicTaskAdmin):
     @admin.display(description=_("runs"))
     def when(self, task: PeriodicTask) -> str:
         if task.crontab_id is not None:
-            return f"{task.crontab.human_readable} (UTC)"
+            return crontab_text(task.crontab)
         if task.interval_id is not None:
-            return f"every {task.interval.every} {task.interval.period}"
+            text = INTERVAL_TEXTS.get(task.interval.period)
+            return text(task.interval.every) if text else f"every {task.interval.every} {task.interval.period}"
         return str(task.scheduler)
 
     @admin.display(description=_("next run"))

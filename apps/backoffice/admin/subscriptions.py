@@ -38,6 +38,7 @@ from apps.core.admin import (
     status_badge,
 )
 from apps.core.errors import ApplicationError
+from apps.core.event_details import event_details_text
 from apps.invoices.admin_inlines import InvoicedPeriodInline, InvoiceSummaryInline
 from apps.invoices.selectors import subscription_invoices
 from apps.subscriptions.admin import price_override_add_url, progressive_billing_url
@@ -584,11 +585,4 @@ def subscription_timeline(subscription: Subscription) -> list[dict]:
 
 
 def _event_detail(data: dict) -> str:
-    parts = []
-    for key, value in data.items():
-        if value in (None, "", {}, []):
-            continue
-        if isinstance(value, dict):
-            value = ", ".join(f"{k} {v}" for k, v in value.items())
-        parts.append(f"{key.replace('_', ' ')}: {value}")
-    return "; ".join(parts)
+    return event_details_text(data) if data else ""
