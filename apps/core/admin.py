@@ -22,6 +22,7 @@ from django.utils.text import smart_split, unescape_string_literal
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.datetime_format import staff_datetime  # noqa: F401 - the admin's building blocks, in one place
 from apps.core.errors import ApplicationError
 from apps.core.money_format import money_text
 
@@ -33,15 +34,6 @@ BADGE_COLOURS = {
     "warning": "#b45309",
     "danger": "#b91c1c",
 }
-
-
-def staff_datetime(value, *, seconds: bool = False) -> str:
-    """A moment as the admin writes it in messages (UTC): "2026-12-07 14:00" in English,
-    "2026年12月7日 14:00" in Chinese (the portal's date style)."""
-    time = f"{value:%H:%M:%S}" if seconds else f"{value:%H:%M}"
-    if (get_language() or "").lower().startswith("zh"):
-        return f"{value.year}年{value.month}月{value.day}日 {time}"
-    return f"{value:%Y-%m-%d} {time}"
 
 
 def staff_money(amount: Decimal, currency: str) -> str:

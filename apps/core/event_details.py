@@ -17,6 +17,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.datetime_format import staff_datetime
 from apps.core.money_format import money_text
 
 # The keys of InvoiceEvent, SubscriptionEvent and PaymentEvent data, by label.
@@ -116,17 +117,20 @@ _MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 _EMPTY = (None, "", {}, [])
 
 
-def _choices() -> dict[str, list]:
-    # Imported here: apps.core imports no app at module level.
-    from apps.invoices.constants import BillingReason, CreditNoteReason, InvoiceStatus
-    from apps.payments.constants import PaymentMethod, PaymentProvider, PaymentStatus, RefundStatus
+# Which choices name a value of a key of event data ("method", "reason", "status"…): registered by the
+# apps that own them (their constants modules), since apps.core imports no app.
+_CHOICES: dict[str, list] = {}
 
-    return {
-        "method": [PaymentMethod],
-        "provider": [PaymentProvider],
-        "reason": [BillingReason, CreditNoteReason],
-        "status": [PaymentStatus, InvoiceStatus, RefundStatus],
-    }
+
+def event_choices_register(key: str, *choices) -> None:
+    """Name the values of `key` in event data by the labels of `choices` (the first registered wins
+    where two choices share a value)."""
+    known = _CHOICES.setdefault(key, [])
+    known.extend(choice for choice in choices if choice not in known)
+
+
+def _choices() -> dict[str, list]:
+    return _CHOICES
 
 
 def key_label(key: str) -> str:
@@ -141,8 +145,6 @@ def _moment_text(value: str) -> str | None:
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment, UTC)
     local = timezone.localtime(moment)
-    from apps.core.admin import staff_datetime
-
     return f"{staff_datetime(local)} {local.tzname()}"
 
 

@@ -2,6 +2,8 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop, pgettext_lazy
 
+from apps.core.event_details import event_choices_register
+
 
 class InvoiceStatus(models.TextChoices):
     DRAFT = "draft", _("Draft")
@@ -151,3 +153,8 @@ class CreditNoteLineKind(models.TextChoices):
 CREDITABLE_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.PAID, InvoiceStatus.UNCOLLECTIBLE)
 # Unpaid statuses: a credit note reduces the amount due instead of being refunded or credited.
 UNPAID_STATUSES = (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
+
+
+# Event data names billing reasons, credit-note reasons and invoice statuses by these labels (apps.core.event_details).
+event_choices_register("reason", BillingReason, CreditNoteReason)
+event_choices_register("status", InvoiceStatus)

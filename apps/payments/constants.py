@@ -2,6 +2,8 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from apps.core.event_details import event_choices_register
+
 
 class PaymentProvider(models.TextChoices):
     STRIPE = "stripe", _("Stripe")
@@ -94,3 +96,10 @@ REFUND_TRANSITIONS: dict[str, frozenset[str]] = {
     RefundStatus.SUCCEEDED: frozenset(),
     RefundStatus.FAILED: frozenset(),
 }
+
+
+# Event data names payment methods, providers and payment and refund statuses by these labels
+# (apps.core.event_details).
+event_choices_register("method", PaymentMethod)
+event_choices_register("provider", PaymentProvider)
+event_choices_register("status", PaymentStatus, RefundStatus)

@@ -280,6 +280,7 @@ def test_refunds_are_listed(api_client, superuser):
             "provider_refund_id": "",
             "failure_code": "",
             "failure_message": "",
+            "provider_failure_message": "",
             "succeeded_at": rows[0]["succeeded_at"],
             "failed_at": None,
             "created_at": rows[0]["created_at"],
