@@ -448,8 +448,8 @@ def _validate(
     group_values = []
     group_properties = scope.group_properties
     for name in group_properties:  # one property, or two (e.g. region × tier)
-        value = properties.get(name)
-        text = value if type(value) is str else _scalar_text(value) or ""
+        raw = properties.get(name)
+        text = raw if type(raw) is str else _scalar_text(raw) or ""
         if not text:
             raise _Rejected(
                 EventRejection.MISSING_GROUP,
@@ -879,8 +879,8 @@ def _json_rows(fields: "list[DjangoField[Any, Any]]", rows: list[list[Any]]) -> 
         ]
     text = orjson.dumps([dict(zip(names, row, strict=True)) for row in rows], default=_json_default).decode()
     quote = connection.ops.quote_name
-    definitions = ", ".join(f"{quote(f.column)} {f.db_type(connection)}" for f in fields)
-    columns = ", ".join(quote(f.column) for f in fields)
+    definitions = ", ".join(f"{quote(str(f.column))} {f.db_type(connection) or ''}" for f in fields)
+    columns = ", ".join(quote(str(f.column)) for f in fields)
     return (
         f"ROWS FROM (json_to_recordset(%s::json) AS ({definitions})) WITH ORDINALITY AS batch({columns}, position)",
         text,
