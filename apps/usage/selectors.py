@@ -785,19 +785,7 @@ def usage_aggregate_many(windows: list[UsageWindow]) -> list[dict[str, Decimal]]
             results[index] = totals
     if not bulk:
         return results
-    raw_spans: list[tuple[int, datetime, datetime]] = []
-    hour_spans: list[tuple[int, datetime, datetime]] = []
-    for index in bulk:
-        window = windows[index]
-        start, end = clock.ensure_aware(window.start), clock.ensure_aware(window.end)
-        if end <= start:
-            continue
-        first_hour, last_hour = _ceil_hour(start), hour_of(end)
-        if first_hour >= last_hour:
-            raw_spans.append((index, start, end))
-            continue
-        hour_spans.append((index, first_hour, last_hour))
-        raw_spans += [(index, a, b) for a, b in ((start, first_hour), (last_hour, end)) if a < b]
+    raw_spans, hour_spans = _window_spans(windows, bulk)
     parts: dict[int, list[tuple[str, Decimal | None, Decimal | None, Decimal | None]]] = {}
     sources: tuple[tuple[Source, list[tuple[int, datetime, datetime]]], ...] = (
         ("raw", raw_spans),
